@@ -1,0 +1,102 @@
+# lossd: one hand-written Makefile. `make` builds bin/lossd and bin/lossctl; `make test` runs
+# the unit and integration tests, then the same suite under AddressSanitizer and UBSan.
+
+PKGS      := libuv sqlite3 libcjson openblas
+DEB_PKGS  := build-essential pkg-config libuv1-dev libsqlite3-dev libcjson-dev libopenblas-dev \
+             libcmocka-dev tzdata socat python3 python3-numpy
+CC        ?= cc
+ARCH      ?= -march=native
+OPT       ?= -O2
+DATADIR   ?= $(CURDIR)/data
+PREFIX    ?= /usr/local
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror \
+           -Wno-unused-parameter
+SAN     ?=
+CFLAGS  := -std=gnu11 $(OPT) $(ARCH) -g -fno-math-errno $(WARN) $(PKG_CFLAGS) $(SAN) \
+           -DLOSSD_DATADIR='"$(DATADIR)"' -MMD -MP $(EXTRA_CFLAGS)
+LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)
+LDLIBS  := $(PKG_LIBS) -lm -lpthread
+
+# Every .c under the module folders goes into the library, except the two programs' mains.
+MODULES  := common search evaluator storage api daemon
+MAINS    := daemon/main.c api/lossctl.c
+LIB_SRC  := $(filter-out $(MAINS),$(wildcard $(addsuffix /*.c,$(MODULES))))
+TEST_SRC := $(wildcard tests/test_*.c)
+
+# BUILD is build/ for the normal build and build/asan/ for the sanitizer build.
+BUILD    ?= build
+BIN      ?= bin
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test unit asan bench demo install clean
+all: $(BIN)/lossd $(BIN)/lossctl
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/liblossd.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN)/lossd: $(BUILD)/daemon/main.o $(BUILD)/liblossd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BIN)/lossctl: $(BUILD)/api/lossctl.o $(BUILD)/liblossd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/liblossd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(CMOCKA_LIBS)
+
+# Installs Debian's packages when one is missing (a fresh Debian 12 machine needs root).
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+unit: all $(TESTS)
+
+# The test command: unit and integration tests, then the same suite built with sanitizers.
+# tests/run.sh prints "N passed, N failed" as its last line.
+ASAN_VARS := BUILD=build/asan BIN=build/asan/bin OPT=-O1 \
+  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+
+test: deps
+	$(MAKE) unit
+	$(MAKE) unit $(ASAN_VARS)
+	tests/run.sh
+
+asan: deps
+	$(MAKE) unit $(ASAN_VARS)
+	tests/run.sh --asan-only
+
+bench: deps
+	$(MAKE) all
+	bench/run_bench.sh
+
+demo: deps
+	$(MAKE) all
+	tests/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/lossd
+	install -m 755 bin/lossd bin/lossctl $(DESTDIR)$(PREFIX)/bin
+	install -m 644 data/*.csv $(DESTDIR)$(PREFIX)/share/lossd
+
+clean:
+	rm -rf build bin
+
+-include $(LIB_OBJ:.o=.d) $(TESTS:=.d)

@@ -1,0 +1,152 @@
+/* util.c: the shared helpers declared in lossd.h. */
+#include "lossd.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef LOSSD_DATADIR
+#define LOSSD_DATADIR "data"
+#endif
+
+int ld_err(char *err, int code, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, LD_ERR_MAX, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void rng_seed(LdRng *r, uint64_t seed) {
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t rng_next(LdRng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double rng_uniform(LdRng *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
+
+float rng_normal(LdRng *r) {
+    double u1 = rng_uniform(r), u2 = rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+uint32_t rng_below(LdRng *r, uint32_t n) {
+    /* Lemire's multiply-shift; the tiny bias is irrelevant at our n. */
+    return (uint32_t)(((rng_next(r) >> 32) * (uint64_t)n) >> 32);
+}
+
+uint64_t ld_mix64(uint64_t a, uint64_t b) {
+    uint64_t x = a ^ (b + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
+    return splitmix64(&x);
+}
+
+uint64_t ld_hash64(const void *data, size_t n) {
+    const unsigned char *p = data;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+    return splitmix64(&h);
+}
+
+double ld_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+double ld_wall_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int arena_init(LdArena *a, size_t cap) {
+    a->used = 0;
+    a->cap = (cap + 63) & ~(size_t)63;
+    a->base = aligned_alloc(64, a->cap ? a->cap : 64);
+    if (!a->base) return LD_ENOMEM;
+    memset(a->base, 0, a->cap);
+    return LD_OK;
+}
+
+void *arena_alloc(LdArena *a, size_t n) {
+    size_t need = (n + 63) & ~(size_t)63;
+    if (need > a->cap - a->used) return NULL;
+    void *p = a->base + a->used;
+    a->used += need;
+    return p;
+}
+
+void arena_reset(LdArena *a) {
+    memset(a->base, 0, a->used);
+    a->used = 0;
+}
+
+void arena_free(LdArena *a) {
+    free(a->base);
+    a->base = NULL;
+    a->cap = a->used = 0;
+}
+
+char *ld_read_file(const char *path, size_t *len, char *err) {
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    if (!f) {
+        ld_err(err, LD_EIO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fseek(f, 0, SEEK_END) != 0) goto fail;
+    long n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) goto fail;
+    buf = malloc((size_t)n + 1);
+    if (!buf) {
+        ld_err(err, LD_ENOMEM, "%s: out of memory reading %ld bytes", path, n);
+        fclose(f);
+        return NULL;
+    }
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) goto fail;
+    buf[n] = 0;
+    fclose(f);
+    if (len) *len = (size_t)n;
+    return buf;
+fail:
+    ld_err(err, LD_EIO, "%s: cannot read: %s", path, strerror(errno));
+    free(buf);
+    fclose(f);
+    return NULL;
+}
+
+const char *ld_data_dir(void) {
+    const char *d = getenv("LOSSD_DATA");
+    return (d && *d) ? d : LOSSD_DATADIR;
+}

@@ -1,0 +1,76 @@
+/* eval.h: tasks (data set + model + training recipe) and the short training run that scores a
+ * loss on a task. Everything here is thread-safe: a Task is immutable once loaded and may be
+ * shared by many evaluations running at once; each evaluation owns one arena. */
+#ifndef EVAL_H
+#define EVAL_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "../common/lossd.h"
+#include "../search/expr.h"
+
+typedef struct Task Task;
+
+/* Loads a task from its JSON spec (docs/tasks.md) or from a string: "builtin:NAME" or a path to
+ * a task JSON file. Relative data paths resolve against base_dir (NULL: the working
+ * directory). Returns LD_OK and an owned task, or a negative code and err saying what, where and
+ * why ("tasks/x.csv:17: column 3: \"abc\" is not a number"). Borrows spec. */
+int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err);
+int task_load_arg(const char *arg, Task **out, char *err);
+void task_free(Task *t);
+
+int task_family(const Task *t);
+int task_outputs(const Task *t);            /* classes, or 1 for regression/physics */
+const char *task_name(const Task *t);       /* short label, e.g. "digits" */
+const char *task_metric(const Task *t);     /* name of the selection metric, e.g. "accuracy" */
+int task_higher_better(const Task *t);      /* 1 if larger metric values are better */
+int task_steps(const Task *t);              /* default training steps */
+uint64_t task_hash(const Task *t);          /* same normalised spec => same hash */
+cJSON *task_spec(const Task *t);            /* returns owned normalised spec */
+
+#define EVAL_CURVE_MAX 64
+#define EVAL_EXTRA_MAX 8
+
+typedef struct EvalCurvePoint {
+    int step;
+    float loss; /* training loss, mean since the previous point */
+    float val;  /* task metric on the validation split */
+} EvalCurvePoint;
+
+typedef struct EvalMetric {
+    char name[24];
+    double val, test;
+} EvalMetric;
+
+typedef struct EvalResult {
+    int ok;                 /* 1: trained to the end; 0: failed, see error */
+    char error[LD_ERR_MAX]; /* "non-finite loss at step 37" */
+    char metric[24];        /* name of the task metric */
+    double val, test;       /* task metric on validation and test splits; NaN when failed */
+    int steps;              /* steps run */
+    double wall_ms;
+    double final_loss;
+    int ncurve;
+    EvalCurvePoint curve[EVAL_CURVE_MAX];
+    int nextra; /* every metric of the family, e.g. accuracy, balanced_accuracy, macro_f1, ece */
+    EvalMetric extra[EVAL_EXTRA_MAX];
+} EvalResult;
+
+typedef struct EvalOpts {
+    uint64_t seed;   /* initialisation and minibatch order */
+    int steps;       /* 0: the task's default */
+    int curve_every; /* 0: about 20 points over the run */
+} EvalOpts;
+
+/* Trains a fresh model on task under loss and fills res. Returns LD_OK whenever the run
+ * happened, including runs that failed (res->ok = 0, res->error says why); LD_EINVAL with err
+ * only when loss cannot be used for the task. Allocates one arena, frees it before returning.
+ * Borrows task and loss. */
+int eval_run(const Task *task, const Expr *loss, const EvalOpts *opt, EvalResult *res, char *err);
+
+/* Returns owned JSON: {status, metric, val, test, steps, wall_ms, final_loss, curve, metrics,
+ * error}. */
+cJSON *eval_result_json(const EvalResult *r);
+
+#endif

@@ -1,0 +1,142 @@
+/* expr.h: the loss language: expression trees, their parser and printer, canonical form and
+ * hash. Every operator, variable and named term is listed once below (X-macros); the parser,
+ * printer, interpreter (evaluator/lossprog.c) and exporters (search/export.c) expand these
+ * lists, so they cannot disagree. See docs/loss-language.md. */
+#ifndef EXPR_H
+#define EXPR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Task families. A bit mask of them says where a variable or term may be used. */
+enum { FAM_CLASSIFICATION = 0, FAM_REGRESSION = 1, FAM_PHYSICS = 2, FAM_CONTRASTIVE = 3, FAM_COUNT };
+#define FAMBIT(f) (1u << (f))
+#define FB_CLS FAMBIT(FAM_CLASSIFICATION)
+#define FB_REG FAMBIT(FAM_REGRESSION)
+#define FB_PHY FAMBIT(FAM_PHYSICS)
+#define FB_CON FAMBIT(FAM_CONTRASTIVE)
+#define FB_ALL (FB_CLS | FB_REG | FB_PHY | FB_CON)
+
+const char *family_name(int fam);      /* "classification", ... */
+int family_parse(const char *name);    /* FAM_* or -1 */
+
+/* Operators: X(ID, spelling, arity). Unary functions are written name(x); binary operators
+ * infix, except min and max which are written min(a, b). NEG is unary minus. SUM is the
+ * class-axis sum (a per-class vector to a per-sample scalar). */
+#define EXPR_OPS(X)                                                                              \
+    X(NUM, "num", 0)                                                                             \
+    X(VAR, "var", 0)                                                                             \
+    X(TERM, "term", 1)                                                                           \
+    X(ADD, "+", 2)                                                                               \
+    X(SUB, "-", 2)                                                                               \
+    X(MUL, "*", 2)                                                                               \
+    X(DIV, "/", 2)                                                                               \
+    X(POW, "^", 2)                                                                               \
+    X(NEG, "-", 1)                                                                               \
+    X(LOG, "log", 1)                                                                             \
+    X(EXP, "exp", 1)                                                                             \
+    X(SQRT, "sqrt", 1)                                                                           \
+    X(ABS, "abs", 1)                                                                             \
+    X(TANH, "tanh", 1)                                                                           \
+    X(SIGMOID, "sigmoid", 1)                                                                     \
+    X(SOFTPLUS, "softplus", 1)                                                                   \
+    X(SUM, "sum", 1)                                                                             \
+    X(MIN, "min", 2)                                                                             \
+    X(MAX, "max", 2)
+
+/* Variables: X(ID, spelling, families, per_class). per_class variables are vectors over the
+ * class axis (B x C); the others are one number per sample (B). y is per-class (one-hot) in
+ * classification and per-sample in regression/physics. t is training progress in [0, 1]. */
+#define EXPR_VARS(X)                                                                             \
+    X(Z, "z", FB_CLS, 1)                                                                         \
+    X(P, "p", FB_CLS, 1)                                                                         \
+    X(Y, "y", FB_CLS | FB_REG | FB_PHY, 1)                                                       \
+    X(PT, "pt", FB_CLS, 0)                                                                       \
+    X(F, "f", FB_REG | FB_PHY, 0)                                                            \
+    X(R, "r", FB_REG | FB_PHY, 0)                                                            \
+    X(T, "t", FB_ALL, 0)
+
+/* Named terms: X(ID, spelling, families, has_param, default_param).
+ * Batch terms (TERM_IS_BATCH) are one number per batch (contrastive, physics, weight decay); the others are
+ * one number per sample. A term's parameter may be an expression of t and numbers. */
+#define EXPR_TERMS(X)                                                                            \
+    X(CE, "ce", FB_CLS, 0, 0.0)                                                                  \
+    X(FOCAL, "focal", FB_CLS, 1, 2.0)                                                            \
+    X(HINGE, "hinge", FB_CLS, 0, 0.0)                                                            \
+    X(POLY1, "poly1", FB_CLS, 1, 1.0)                                                            \
+    X(SMOOTH, "smooth", FB_CLS, 1, 0.1)                                                          \
+    X(MSE, "mse", FB_CLS | FB_REG | FB_PHY, 0, 0.0)                                              \
+    X(MAE, "mae", FB_CLS | FB_REG | FB_PHY, 0, 0.0)                                              \
+    X(HUBER, "huber", FB_CLS | FB_REG | FB_PHY, 1, 1.0)                                          \
+    X(LOGCOSH, "logcosh", FB_CLS | FB_REG | FB_PHY, 0, 0.0)                                      \
+    X(INFONCE, "infonce", FB_CON, 1, 0.1)                                                        \
+    X(SUPCON, "supcon", FB_CON, 1, 0.1)                                                          \
+    X(PHYS, "phys", FB_PHY, 0, 0.0)                                                              \
+    X(BC, "bc", FB_PHY, 0, 0.0)                                                                  \
+    X(L2, "l2", FB_ALL, 0, 0.0)                                                                  \
+    X(ENTROPY, "entropy", FB_CLS, 0, 0.0)
+
+#define EXPR_ENUM_(id, ...) EOP_##id,
+enum { EXPR_OPS(EXPR_ENUM_) EOP_COUNT };
+#undef EXPR_ENUM_
+#define EXPR_ENUM_(id, ...) VAR_##id,
+enum { EXPR_VARS(EXPR_ENUM_) VAR_COUNT };
+#undef EXPR_ENUM_
+#define EXPR_ENUM_(id, ...) TERM_##id,
+enum { EXPR_TERMS(EXPR_ENUM_) TERM_COUNT };
+#undef EXPR_ENUM_
+
+/* Terms whose value is one number per batch. */
+#define TERM_IS_BATCH(id)                                                                        \
+    ((id) == TERM_INFONCE || (id) == TERM_SUPCON || (id) == TERM_PHYS || (id) == TERM_BC ||      \
+     (id) == TERM_L2)
+
+/* One node. a and b are owned children (NULL when unused). For EOP_TERM, a is the parameter
+ * expression or NULL for the default. */
+typedef struct Expr {
+    uint8_t op; /* EOP_* */
+    uint8_t id; /* VAR_* for EOP_VAR, TERM_* for EOP_TERM */
+    double num; /* value of EOP_NUM */
+    struct Expr *a, *b;
+} Expr;
+
+#define EXPR_TEXT_MAX 4096 /* longest printed expression the project handles */
+
+/* Constructors return owned nodes (NULL on out-of-memory); expr_op takes ownership of a, b. */
+Expr *expr_num(double v);
+Expr *expr_var(int var);
+Expr *expr_term(int term, Expr *param);
+Expr *expr_op(int op, Expr *a, Expr *b);
+
+void expr_free(Expr *e);               /* frees the whole tree; NULL is fine */
+Expr *expr_clone(const Expr *e);       /* returns owned deep copy */
+int expr_size(const Expr *e);          /* node count */
+int expr_depth(const Expr *e);         /* 1 for a leaf */
+
+/* Parses src. Returns an owned tree, or NULL with err (LD_ERR_MAX) naming the column and the
+ * problem: "column 7: unknown name 'foo'". */
+Expr *expr_parse(const char *src, char *err);
+
+/* Prints e with the fewest parentheses that parse back to the same tree: expr_parse of the
+ * output gives an equal tree, and printing that gives the same text. Returns the length, or -1
+ * when buf (size n) is too small. */
+int expr_print(const Expr *e, char *buf, size_t n);
+
+/* Checks e is a usable loss for family: every variable and term allowed, parameters are
+ * functions of t only, the result is one number per sample or per batch (a per-class vector
+ * at the top must be summed), and it depends on the model's output. LD_OK or LD_EINVAL with
+ * err naming the offending part: "term 'phys' is not available for classification tasks". */
+int expr_check(const Expr *e, int family, char *err);
+
+/* Canonical form: constants folded, commutative operands sorted, simple identities applied
+ * (x*1, x+0, x-x, --x, ...). Returns an owned tree that means the same loss. */
+Expr *expr_canonical(const Expr *e);
+/* Hash of the canonical print: equal losses written differently hash the same. */
+uint64_t expr_hash(const Expr *e);
+int expr_equal(const Expr *a, const Expr *b); /* structural equality */
+
+/* Export as source text a user can paste: format is "pytorch", "numpy", "latex" or "expr".
+ * Returns owned malloc'd text, or NULL with err set. See search/export.c. */
+char *expr_export(const Expr *e, int family, const char *format, char *err);
+
+#endif
