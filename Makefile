@@ -27,12 +27,14 @@ MODULES  := common search evaluator storage api daemon
 MAINS    := daemon/main.c api/lossctl.c
 LIB_SRC  := $(filter-out $(MAINS),$(wildcard $(addsuffix /*.c,$(MODULES))))
 TEST_SRC := $(wildcard tests/test_*.c)
+BENCH_SRC := $(wildcard bench/bench_*.c)
 
 # BUILD is build/ for the normal build and build/asan/ for the sanitizer build.
 BUILD    ?= build
 BIN      ?= bin
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all deps test unit asan bench demo install clean
 all: $(BIN)/lossd $(BIN)/lossctl
@@ -56,6 +58,9 @@ $(BIN)/lossctl: $(BUILD)/api/lossctl.o $(BUILD)/liblossd.a
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/liblossd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS) $(CMOCKA_LIBS)
 
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/liblossd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
 # Installs Debian's packages when one is missing (a fresh Debian 12 machine needs root).
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -67,7 +72,7 @@ deps:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
-unit: all $(TESTS)
+unit: all $(TESTS) $(BENCHES)
 
 # The test command: unit and integration tests, then the same suite built with sanitizers.
 # tests/run.sh prints "N passed, N failed" as its last line.
@@ -99,4 +104,4 @@ install: all
 clean:
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(TESTS:=.d)
+-include $(LIB_OBJ:.o=.d) $(TESTS:=.d) $(BENCHES:=.d)
