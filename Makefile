@@ -3,7 +3,9 @@
 
 PKGS      := libuv sqlite3 libcjson openblas
 DEB_PKGS  := build-essential pkg-config libuv1-dev libsqlite3-dev libcjson-dev libopenblas-dev \
-             libcmocka-dev tzdata socat python3 python3-numpy
+             libcmocka-dev tzdata python3 python3-numpy
+# The tests also check training and exported code against PyTorch (Debian's python3-torch).
+TEST_PKGS := $(DEB_PKGS) python3-torch socat
 CC        ?= cc
 ARCH      ?= -march=native
 OPT       ?= -O2
@@ -36,7 +38,8 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all deps test unit asan bench demo install clean
+
+.PHONY: all deps test-deps install-pkgs test unit asan bench demo install clean
 all: $(BIN)/lossd $(BIN)/lossctl
 
 $(BUILD)/%.o: %.c
@@ -63,7 +66,13 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/liblossd.a
 
 # Installs Debian's packages when one is missing (a fresh Debian 12 machine needs root).
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+	@$(MAKE) --no-print-directory install-pkgs PKGLIST="$(DEB_PKGS)"
+
+test-deps:
+	@$(MAKE) --no-print-directory install-pkgs PKGLIST="$(TEST_PKGS)"
+
+install-pkgs:
+	@missing=""; for p in $(PKGLIST); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -79,7 +88,7 @@ unit: all $(TESTS) $(BENCHES)
 ASAN_VARS := BUILD=build/asan BIN=build/asan/bin OPT=-O1 \
   SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 
-test: deps
+test: test-deps
 	$(MAKE) unit
 	$(MAKE) unit $(ASAN_VARS)
 	tests/run.sh
