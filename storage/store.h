@@ -1,0 +1,234 @@
+/* store.h: lossd's persistent state in SQLite (jobs, tasks, candidates, evaluations, search
+ * state, schedules, events). Every SQL statement of the project lives behind this header.
+ *
+ * Discipline (docs/storage.md):
+ * - One writer: a Store opened for writing is used by one thread (the daemon's loop). A second
+ *   process opening the same database for writing is refused (flock on PATH.lock).
+ * - Readers may open their own handle with STORE_READONLY (WAL: they never block the writer).
+ * - A Store is not thread-safe: one thread at a time per handle.
+ * - Every write function runs in its own BEGIN IMMEDIATE transaction and has committed when it
+ *   returns LD_OK, unless the caller opened one with store_begin: then it joins the caller's
+ *   transaction and nothing is durable until store_commit returns LD_OK.
+ * - Every function returns LD_OK or a negative LD_* code and writes "store: what: why" into err
+ *   (LD_ERR_MAX bytes, may be NULL). Write functions on a read-only handle return LD_EPERM.
+ * - JSON arguments are borrowed (const cJSON *, NULL allowed where noted); JSON results are
+ *   returned owned through cJSON **out and freed once by the caller with cJSON_Delete.
+ * - Times are wall-clock seconds since the epoch (double, ld_wall_s). 64-bit hashes appear in
+ *   JSON as 16 lowercase hex digits; seeds as numbers (strings when above 2^53). */
+#ifndef STORE_H
+#define STORE_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "../common/lossd.h"
+#include "../evaluator/eval.h"
+
+typedef struct Store Store;
+
+/* store_open flags */
+enum {
+    STORE_READONLY = 1, /* no lock, no migrations; the schema must be current; writes: LD_EPERM */
+    STORE_NOSYNC = 2,   /* synchronous=NORMAL instead of FULL: commits survive a process crash
+                         * but not a power loss (benchmarks, tests) */
+};
+
+/* Opens (creating when absent, unless STORE_READONLY) the database at path: WAL mode, foreign
+ * keys, busy_timeout, migrations applied inside one transaction when the file is older than this
+ * build. A writer takes an exclusive flock on "PATH.lock" (holding its pid); when another
+ * process holds it: LD_EBUSY "store: database x.db is in use by another lossd (pid N)".
+ * Errors: LD_EIO (cannot open or create, not a database, corrupt), LD_ESTATE (schema newer than
+ * this build), LD_EBUSY. Returns an owned store in *out. */
+int store_open(const char *path, int flags, Store **out, char *err);
+void store_close(Store *s); /* NULL is fine; an open transaction is rolled back */
+
+/* Explicit transactions (BEGIN IMMEDIATE). Not nested: store_begin inside one is LD_ESTATE.
+ * store_rollback never fails visibly (it is the error path). */
+int store_begin(Store *s, char *err);
+int store_commit(Store *s, char *err);
+void store_rollback(Store *s);
+int store_in_transaction(const Store *s);
+
+/* ---- jobs ------------------------------------------------------------------------------- */
+
+/* Job states, as stored: "queued" "running" "paused" "done" "failed" "cancelled". */
+int store_state_valid(const char *state); /* 1 if state is one of the above */
+
+typedef struct StoreJobNew {
+    const cJSON *spec;        /* normalised job (job_json); required; borrowed */
+    const char *name;         /* may be NULL */
+    int priority;             /* larger runs first */
+    uint64_t seed;
+    const char *client_token; /* NULL or "": none; else UNIQUE (idempotent submit) */
+    int64_t schedule_id;      /* 0: not made by a schedule */
+    int64_t budget_evals;     /* 0: unknown */
+} StoreJobNew;
+
+/* Inserts a job in state "queued". When client_token names an existing job nothing is written,
+ * *job_id receives the existing id and *existed is set to 1 (else 0). existed may be NULL. */
+int store_job_insert(Store *s, const StoreJobNew *j, int64_t *job_id, int *existed, char *err);
+/* Sets the state; error (may be NULL) replaces the error column. "running" sets started (first
+ * time only); "done" "failed" "cancelled" set finished. LD_ENOTFOUND, LD_EINVAL (bad state). */
+int store_job_set_state(Store *s, int64_t job_id, const char *state, const char *error,
+                        char *err);
+/* Progress counters; best_fitness NaN stores NULL; leaderboard and stats may be NULL (kept as
+ * they were). */
+int store_job_update_progress(Store *s, int64_t job_id, int64_t evals_done, double best_fitness,
+                              const cJSON *leaderboard, const cJSON *stats, char *err);
+/* Owned object with every column (spec, leaderboard, stats parsed) and "tasks": [{id, hash,
+ * family, name, metric, idx, holdout}]. LD_ENOTFOUND when absent. */
+int store_job_get(Store *s, int64_t job_id, cJSON **out, char *err);
+/* Owned array of job summaries (no spec, leaderboard or stats), newest first. state NULL: all;
+ * limit <= 0: no limit. */
+int store_job_list(Store *s, const char *state, int limit, cJSON **out, char *err);
+/* Ids of jobs in state, oldest first (recovery). *ids is owned (free()), NULL when *n is 0. */
+int store_jobs_in_state(Store *s, const char *state, int64_t **ids, int *n, char *err);
+/* Links a task to a job at position idx (selection tasks first, then holdout ones).
+ * Idempotent on (job_id, idx). */
+int store_job_add_task(Store *s, int64_t job_id, int idx, int64_t task_id, int holdout,
+                       char *err);
+
+/* ---- tasks ------------------------------------------------------------------------------ */
+
+/* Returns in *task_id the row of the task with this hash, inserting it when new. family is the
+ * family's name ("classification", ...), metric the selection metric and higher_better its
+ * direction (task_metric, task_higher_better); spec is borrowed and may be NULL. */
+int store_task_upsert(Store *s, uint64_t hash, const char *family, const char *name,
+                      const char *metric, int higher_better, const cJSON *spec, int64_t *task_id,
+                      char *err);
+
+/* ---- candidates ------------------------------------------------------------------------- */
+
+/* Stores a candidate of a job (idempotent on (job_id, cand): an existing row is kept and its id
+ * returned). expr is the canonical text, hash expr_hash, parents a JSON array of job-local cand
+ * ids (may be NULL), op the operation that made it ("init", "mutate", "crossover", "warm", ...),
+ * family the task family name. row_id may be NULL. */
+int store_candidate_put(Store *s, int64_t job_id, int64_t cand, const char *expr, uint64_t hash,
+                        int size, const cJSON *parents, const char *op, const char *family,
+                        int64_t *row_id, char *err);
+/* Sets the candidate's fitness (NaN: NULL, unranked). LD_ENOTFOUND when absent. */
+int store_candidate_set_fitness(Store *s, int64_t job_id, int64_t cand, double fitness,
+                                char *err);
+/* Owned object: {cand, expr, hash, size, op, family, fitness, parents, created,
+ * lineage: [ancestors, nearest first, each {cand, expr, op, parents, fitness}] (at most 64),
+ * evaluations: [{seq, task, task_hash, seed, steps, steps_run, status, metric, val, test,
+ * final_loss, metrics, curve, wall_ms, error}] by seq}. LD_ENOTFOUND when absent. */
+int store_candidate_get(Store *s, int64_t job_id, int64_t cand, cJSON **out, char *err);
+
+/* ---- evaluations ------------------------------------------------------------------------ */
+
+typedef struct StoreEvalKey {
+    int64_t job_id;
+    int64_t seq;     /* the engine's dense sequence number (SearchWork.seq) */
+    int64_t cand;    /* job-local candidate id; the candidate must have been stored */
+    int64_t task_id; /* from store_task_upsert */
+    uint64_t seed;
+    int steps;       /* requested fidelity (SearchWork.steps); r->steps is what ran */
+    int interrupted; /* 1: status "interrupted" (the run was stopped, not finished) */
+} StoreEvalKey;
+
+/* Stores a finished evaluation: status "ok" when r->ok, "failed" otherwise, "interrupted" when
+ * k->interrupted. Idempotent on (job_id, seq): an existing "ok" or "failed" row is kept
+ * (*inserted 0), an "interrupted" one is replaced. inserted may be NULL. Committed on return
+ * unless inside store_begin (then at store_commit): report results to clients only after.
+ * LD_ENOTFOUND when the candidate or task is not stored. Borrows r. */
+int store_eval_put(Store *s, const StoreEvalKey *k, const EvalResult *r, int *inserted,
+                   char *err);
+/* Looks up (job_id, seq) for resume: *found 1 and *out filled (metric, val, test, steps,
+ * wall_ms, final_loss, curve, extra metrics, error) when a finished ("ok" or "failed") row
+ * exists; *found 0 otherwise (interrupted rows do not count). */
+int store_eval_get_seq(Store *s, int64_t job_id, int64_t seq, int *found, EvalResult *out,
+                       char *err);
+/* Cross-job result cache: the newest finished evaluation of this (expression hash, task hash,
+ * seed, steps) in any job. *found 0 when none. */
+int store_result_lookup(Store *s, uint64_t expr_hash, uint64_t task_hash, uint64_t seed,
+                        int steps, int *found, EvalResult *out, char *err);
+/* Owned array of the job's evaluations with seq > since_seq, by seq, at most limit (<= 0: all).
+ * Each as in store_candidate_get plus "cand". */
+int store_evals_for_job(Store *s, int64_t job_id, int64_t since_seq, int limit, cJSON **out,
+                        char *err);
+/* Number of finished evaluations of a job. */
+int store_evals_count(Store *s, int64_t job_id, int64_t *n, char *err);
+
+/* ---- search state ----------------------------------------------------------------------- */
+
+/* Replaces the job's saved engine state (search_save) at a round boundary. Borrows state. */
+int store_state_put(Store *s, int64_t job_id, int64_t round, const cJSON *state, char *err);
+/* *state owned; LD_ENOTFOUND when the job has none. round may be NULL. */
+int store_state_get(Store *s, int64_t job_id, int64_t *round, cJSON **state, char *err);
+
+/* ---- leaderboards and warm starts ------------------------------------------------------- */
+
+/* The job's best k candidates (k <= 0: 10) by fitness, best first, unranked (NULL fitness)
+ * excluded. Owned array of {rank, cand, expr, hash, size, op, fitness, parents,
+ * tasks: [{task, task_hash, name, holdout, metric, steps, n, val_mean, val_std, test_mean,
+ * test_std}]}: per task, over seeds, the "ok" evaluations at the highest fidelity that candidate
+ * reached on it (std: sample standard deviation, 0 when n is 1). */
+int store_leaderboard_job(Store *s, int64_t job_id, int k, cJSON **out, char *err);
+/* The best distinct expressions across all jobs on tasks of family (k <= 0: 10). Ranking
+ * (docs/storage.md): for each task of the family, every expression's mean validation value (of
+ * metric, or of each task's selection metric when metric is NULL) over seeds at its highest
+ * fidelity is turned into a percentile rank among the expressions tried on that task (1 best,
+ * 0 worst, the task's direction); the score is the mean percentile over the tasks it was tried
+ * on. Ties: more tasks first. Owned array of {rank, expr, hash, score, tasks, jobs, evals,
+ * val_mean, test_mean}. */
+int store_leaderboard_family(Store *s, const char *family, int k, const char *metric,
+                             cJSON **out, char *err);
+/* Up to k best distinct expressions earlier jobs found for family: those tried on the task with
+ * task_hash first (0: none preferred), ranked as in store_leaderboard_family, then family-wide
+ * ones. *exprs owned (store_strv_free), NULL when *n is 0. */
+int store_warm_start(Store *s, const char *family, uint64_t task_hash, int k, char ***exprs,
+                     int *n, char *err);
+void store_strv_free(char **v, int n);
+
+/* ---- events ----------------------------------------------------------------------------- */
+
+/* Appends an event; *seq (may be NULL) receives its persistent sequence number (strictly
+ * increasing, never reused). job_id 0: not about a job. data borrowed, may be NULL. */
+int store_event_append(Store *s, int64_t job_id, const char *kind, const cJSON *data,
+                       int64_t *seq, char *err);
+/* Owned array of events with seq > since_seq, oldest first, at most limit (<= 0: 1000):
+ * {seq, time, job, kind, data}. */
+int store_events_since(Store *s, int64_t since_seq, int limit, cJSON **out, char *err);
+/* Deletes all but the newest keep events (sequence numbers are still never reused). */
+int store_events_trim(Store *s, int64_t keep, char *err);
+
+/* ---- schedules -------------------------------------------------------------------------- */
+
+typedef struct StoreSchedule {
+    int64_t id;                 /* 0 in store_schedule_put: insert a new one */
+    const char *name;           /* may be NULL */
+    const char *cron;           /* "m h dom mon dow" */
+    const char *tz;             /* may be NULL: local time */
+    double until;               /* 0: forever */
+    int catch_up;               /* 1: fire once for missed times after downtime */
+    int concurrency;            /* max jobs of this schedule running at once */
+    const cJSON *job_template;  /* borrowed; required */
+    int paused;
+    double last_fire, next_fire; /* 0: none */
+} StoreSchedule;
+
+/* Inserts (sc->id 0; the new id in *id) or replaces every field of schedule sc->id (LD_ENOTFOUND
+ * when absent). id may be NULL. */
+int store_schedule_put(Store *s, const StoreSchedule *sc, int64_t *id, char *err);
+/* Owned object {id, name, cron, tz, until, catch_up, concurrency, job (template), paused,
+ * last_fire, next_fire, created, runs (number of jobs made)}. LD_ENOTFOUND. */
+int store_schedule_get(Store *s, int64_t id, cJSON **out, char *err);
+int store_schedule_list(Store *s, cJSON **out, char *err); /* owned array, by id */
+/* Deletes the schedule; its jobs stay, with schedule_id NULL. LD_ENOTFOUND. */
+int store_schedule_delete(Store *s, int64_t id, char *err);
+int store_schedule_set_paused(Store *s, int64_t id, int paused, char *err);
+int store_schedule_set_fire(Store *s, int64_t id, double last_fire, double next_fire, char *err);
+/* Owned array of job summaries made by the schedule, newest first (limit <= 0: all). */
+int store_schedule_runs(Store *s, int64_t id, int limit, cJSON **out, char *err);
+
+/* ---- maintenance ------------------------------------------------------------------------ */
+
+/* Bytes on disk: database pages plus the WAL file. */
+int store_db_size(Store *s, int64_t *bytes, char *err);
+/* The schema version this build writes, and the migration that brings version i to i + 1
+ * (0 <= i < store_schema_version(); NULL otherwise): for tests and docs. */
+int store_schema_version(void);
+const char *store_migration_sql(int i);
+
+#endif
