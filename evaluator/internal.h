@@ -50,9 +50,54 @@ struct Task {
     uint64_t hash; /* of the normalised spec */
     struct PhysProblem *phys; /* physics family, owned by physics.c */
     struct ConSpec *con;      /* contrastive family, owned by contrastive.c */
+    float y_mean, y_std;      /* regression: training-target statistics; targets in Dataset.y
+                                 are standardised, metrics are reported in original units */
 };
 
 void dataset_free(Dataset *d);
+
+/* data.c: a loaded table before splitting. x (n, d) and y (n) are owned. For classification y
+ * holds class ids 0..nclass-1 as floats. */
+typedef struct Table {
+    int n, d;
+    float *x, *y;
+    int nclass; /* classification: number of classes; else 0 */
+} Table;
+
+/* Reads a CSV file with a header row. label: the target column's name (NULL: the last
+ * column). classify: labels become class ids (integers, or sorted unique strings). */
+int data_read_csv(const char *path, const char *label, int classify, Table *out, char *err);
+/* Reads a .npy array: ndim must be want_ndim (2: features, 1: labels). Returns owned float
+ * data in *out with its shape in rows/cols (cols = 1 for 1-D). */
+int data_read_npy(const char *path, int want_ndim, float **out, int *rows, int *cols, char *err);
+/* Turns float labels into class ids: integers 0..999 or an error naming src and the row. */
+int data_class_ids(const char *src, const float *y, int n, int *nclass, char *err);
+void table_free(Table *t);
+
+/* What task.c asks of data.c: split, transform (training split only) and standardise. */
+typedef struct DataPrep {
+    double val, test;   /* split fractions */
+    uint64_t seed;      /* split and transform seed */
+    double imbalance;   /* fraction kept of classes (nclass+1)/2 .. nclass-1; 1: off */
+    double label_noise; /* fraction of training labels flipped to another class */
+    double outliers;    /* fraction of training targets corrupted by +-(5..10) std */
+    double subsample;   /* fraction of the training split kept */
+} DataPrep;
+
+/* Splits tab (borrowed) into t->train/val/test with the transforms of p; sets y_mean/y_std for
+ * regression. classify: labels go to Dataset.label, else targets to Dataset.y. */
+int data_prepare(const Table *tab, int classify, const DataPrep *p, Task *t, char *err);
+
+/* metrics.c. Classification from logits z (n, C) and labels; regression from predictions and
+ * targets in the same units. */
+double metric_accuracy(const float *z, const int *label, int n, int C);
+double metric_balanced_accuracy(const float *z, const int *label, int n, int C);
+double metric_macro_f1(const float *z, const int *label, int n, int C);
+double metric_ece(const float *z, const int *label, int n, int C, int bins);
+double metric_mse(const float *f, const float *y, int n);
+double metric_mae(const float *f, const float *y, int n);
+/* 1 if name is a metric of family (its higher-better flag in *higher_better), else 0. */
+int metric_known(int family, const char *name, int *higher_better);
 
 /* Physics family (physics.c). phys_task_load reads the physics part of spec ("data":
  * "builtin:oscillator" or "builtin:poisson", noise, observations, collocation points) and fills

@@ -1,0 +1,173 @@
+/* mlp.c: the MLP as forward/backward layer pairs (llm.c style) on OpenBLAS sgemm, its seeded
+ * initialisation, and the process-wide one-thread BLAS setting. */
+#include "mlp.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_one_thread(void) { openblas_set_num_threads(1); }
+void mlp_blas_once(void) { pthread_once(&blas_once, blas_one_thread); }
+
+/* out (B,OC) = inp (B,C) @ w (C,OC) + b (OC) */
+void mlp_linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int C, int OC) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, OC, C, 1.0f, inp, C, w, OC, 0.0f, out, OC);
+    if (b)
+        for (int i = 0; i < B; i++) {
+            float *o = out + (size_t)i * OC;
+            for (int j = 0; j < OC; j++) o[j] += b[j];
+        }
+}
+
+/* dinp (B,C) = dout (B,OC) @ w^T (OC,C); dw (C,OC) += inp^T (C,B) @ dout (B,OC); db += colsum */
+void mlp_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                         const float *w, int B, int C, int OC) {
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, C, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, C);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, OC, B, 1.0f, inp, C, dout, OC, 1.0f, dw, OC);
+    if (db)
+        for (int i = 0; i < B; i++) {
+            const float *d = dout + (size_t)i * OC;
+            for (int j = 0; j < OC; j++) db[j] += d[j];
+        }
+}
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_A 0.044715f
+
+/* out (N) = act(inp (N)) */
+void mlp_act_forward(float *out, const float *inp, int N, int act) {
+    switch (act) {
+    case ACT_RELU:
+        for (int i = 0; i < N; i++) out[i] = inp[i] > 0 ? inp[i] : 0;
+        break;
+    case ACT_TANH:
+        for (int i = 0; i < N; i++) out[i] = tanhf(inp[i]);
+        break;
+    default:
+        for (int i = 0; i < N; i++) {
+            float x = inp[i];
+            out[i] = 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_A * x * x * x)));
+        }
+        break;
+    }
+}
+
+/* dinp (N) = dout (N) * act'(inp); out = act(inp) */
+void mlp_act_backward(float *dinp, const float *dout, const float *inp, const float *out, int N, int act) {
+    switch (act) {
+    case ACT_RELU:
+        for (int i = 0; i < N; i++) dinp[i] = out[i] > 0 ? dout[i] : 0;
+        break;
+    case ACT_TANH:
+        for (int i = 0; i < N; i++) dinp[i] = dout[i] * (1.0f - out[i] * out[i]);
+        break;
+    default:
+        for (int i = 0; i < N; i++) {
+            float x = inp[i];
+            float th = tanhf(GELU_K * (x + GELU_A * x * x * x));
+            float dth = (1.0f - th * th) * GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+            dinp[i] = dout[i] * (0.5f * (1.0f + th) + 0.5f * x * dth);
+        }
+        break;
+    }
+}
+
+size_t mlp_param_count(const ModelSpec *s, int din, int dout) {
+    size_t n = 0;
+    int prev = din;
+    for (int l = 0; l <= s->nhidden; l++) {
+        int next = l < s->nhidden ? s->hidden[l] : dout;
+        n += (size_t)prev * next + next;
+        prev = next;
+    }
+    return n;
+}
+
+void mlp_bind(Mlp *m, const ModelSpec *s, int din, int dout, float *params) {
+    memset(m, 0, sizeof *m);
+    m->nlin = s->nhidden + 1;
+    m->act = s->act;
+    m->dim[0] = din;
+    for (int l = 0; l < s->nhidden; l++) m->dim[l + 1] = s->hidden[l];
+    m->dim[m->nlin] = dout;
+    m->nparams = mlp_param_count(s, din, dout);
+    mlp_bind_like(m, m, params);
+}
+
+void mlp_bind_like(Mlp *view, const Mlp *m, float *params) {
+    if (view != m) *view = *m;
+    view->params = params;
+    float *p = params;
+    for (int l = 0; l < m->nlin; l++) {
+        view->w[l] = p;
+        p += (size_t)m->dim[l] * m->dim[l + 1];
+        view->b[l] = p;
+        p += m->dim[l + 1];
+    }
+}
+
+void mlp_init(Mlp *m, uint64_t seed) {
+    LdRng r;
+    rng_seed(&r, ld_mix64(seed, 0x1a17));
+    for (int l = 0; l < m->nlin; l++) {
+        int fin = m->dim[l], fout = m->dim[l + 1];
+        int last = l == m->nlin - 1;
+        float sd = (!last && m->act == ACT_RELU) ? sqrtf(2.0f / fin) : sqrtf(2.0f / (fin + fout));
+        size_t nw = (size_t)fin * fout;
+        for (size_t i = 0; i < nw; i++) m->w[l][i] = sd * rng_normal(&r);
+        memset(m->b[l], 0, sizeof(float) * fout);
+    }
+}
+
+size_t mlp_acts_floats(const Mlp *m, int B) {
+    size_t n = 0;
+    for (int l = 0; l < m->nlin; l++) n += 3 * (((size_t)B * m->dim[l + 1] + 15) & ~(size_t)15);
+    return n;
+}
+
+void mlp_acts_bind(MlpActs *a, const Mlp *m, int B, float *mem) {
+    memset(a, 0, sizeof *a);
+    a->maxB = B;
+    for (int l = 0; l < m->nlin; l++) {
+        size_t sz = ((size_t)B * m->dim[l + 1] + 15) & ~(size_t)15;
+        a->pre[l] = mem;
+        mem += sz;
+        a->post[l] = mem;
+        mem += sz;
+        a->dpost[l] = mem;
+        mem += sz;
+    }
+}
+
+const float *mlp_forward(const Mlp *m, MlpActs *a, const float *x, int B) {
+    const float *in = x;
+    for (int l = 0; l < m->nlin; l++) {
+        int C = m->dim[l], OC = m->dim[l + 1];
+        if (l == m->nlin - 1) {
+            mlp_linear_forward(a->post[l], in, m->w[l], m->b[l], B, C, OC);
+            return a->post[l];
+        }
+        mlp_linear_forward(a->pre[l], in, m->w[l], m->b[l], B, C, OC);
+        mlp_act_forward(a->post[l], a->pre[l], B * OC, m->act);
+        in = a->post[l];
+    }
+    return in;
+}
+
+void mlp_backward(const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const float *dz, int B) {
+    const float *dout = dz;
+    for (int l = m->nlin - 1; l >= 0; l--) {
+        int C = m->dim[l], OC = m->dim[l + 1];
+        const float *in = l > 0 ? a->post[l - 1] : x;
+        float *dinp = l > 0 ? a->dpost[l - 1] : NULL;
+        mlp_linear_backward(dinp, g->w[l], g->b[l], dout, in, m->w[l], B, C, OC);
+        if (l > 0) {
+            /* From the activation's output gradient to its input gradient, in place. */
+            mlp_act_backward(dinp, dinp, a->pre[l - 1], a->post[l - 1], B * C, m->act);
+            dout = dinp;
+        }
+    }
+}
