@@ -810,6 +810,10 @@ static void collect_prod(Expr *e, double *coef, Items *f) {
 
 static Expr *norm_sum(Expr *e);
 
+static void items_sort(Items *it) {
+    if (it->n > 1) qsort(it->v, (size_t)it->n, sizeof *it->v, item_cmp);
+}
+
 /* Builds coef * f1 * f2 * ... from sorted factors; takes the factors' trees. */
 static Expr *build_prod(double coef, Items *f) {
     Expr *acc = NULL;
@@ -836,7 +840,7 @@ static Expr *build_prod(double coef, Items *f) {
             f->v[i].text = d ? expr_text(d) : NULL;
             if (!d || !f->v[i].text) goto fail;
             coef = 1;
-            qsort(f->v, (size_t)f->n, sizeof *f->v, item_cmp);
+            items_sort(f);
             break;
         }
     }
@@ -864,7 +868,7 @@ static Expr *norm_prod(Expr *e) {
     collect_prod(e, &coef, &f);
     Expr *r = NULL;
     if (!f.oom) {
-        qsort(f.v, (size_t)f.n, sizeof *f.v, item_cmp);
+        items_sort(&f);
         r = build_prod(coef, &f);
     }
     items_free(&f);
@@ -897,7 +901,7 @@ static void collect_sum(Expr *e, double sign, double *cst, Items *terms) {
     double coef = 1;
     collect_prod(e, &coef, &f);
     if (!f.oom) {
-        qsort(f.v, (size_t)f.n, sizeof *f.v, item_cmp);
+        items_sort(&f);
         if (f.n == 0) {
             *cst += sign * coef;
         } else if (f.n == 1 && (f.v[0].e->op == EOP_ADD || f.v[0].e->op == EOP_SUB)) {
@@ -919,7 +923,7 @@ static Expr *norm_sum(Expr *e) {
     Expr *acc = NULL;
     collect_sum(e, 1, &cst, &t);
     if (t.oom) goto done;
-    qsort(t.v, (size_t)t.n, sizeof *t.v, item_cmp);
+    items_sort(&t);
     /* merge equal monomials */
     int m = 0;
     for (int i = 0; i < t.n; i++) {
