@@ -1,0 +1,751 @@
+/* physics.c: the physics task family: built-in differential-equation problems with analytic
+ * solutions, a scalar-input MLP that carries (u, u_x, u_xx) forward and back, and the short
+ * physics-informed training run that scores a loss by how close u gets to the true solution. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "mlp.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * Problems */
+
+enum { PHYS_OSCILLATOR = 0, PHYS_POISSON = 1 };
+
+#define PHYS_GRID 256          /* points of the dense validation and test grids */
+#define PHYS_MAX_POINTS 4096   /* collocation + observations, a sanity bound for specs */
+
+struct PhysProblem {
+    int kind;             /* PHYS_* */
+    double lo, hi;        /* domain */
+    double zeta, omega;   /* oscillator: damping ratio and natural angular frequency */
+    double noise;         /* sd of the observation noise */
+    uint64_t seed;        /* draws observation positions, noise and the test grid */
+    int ncol, nobs, nbc;  /* collocation, observation and boundary points */
+    int npts;             /* ncol + nobs + nbc */
+    float *x;             /* (npts) training inputs: collocation, then observations, then boundary */
+    float *y_obs;         /* (nobs) noisy observations of u at x[ncol .. ncol+nobs) */
+    float *f_col;         /* (ncol) Poisson source term at the collocation points */
+    float *x_val, *u_val; /* (PHYS_GRID) validation grid and the exact solution on it */
+    float *x_test, *u_test;
+    float in_shift, in_scale; /* network input is (x - in_shift) * in_scale, in [-1, 1] */
+    float res_scale;      /* residual divided by this so phys is O(1) at the start */
+};
+
+static double phys_exact(const struct PhysProblem *p, double x) {
+    if (p->kind == PHYS_OSCILLATOR) {
+        double a = p->zeta * p->omega, wd = p->omega * sqrt(1.0 - p->zeta * p->zeta);
+        return exp(-a * x) * (cos(wd * x) + a / wd * sin(wd * x));
+    }
+    return sin(M_PI * x) + 0.3 * sin(3.0 * M_PI * x);
+}
+
+/* Poisson: f = -u'' of the exact solution. */
+static double phys_source(double x) {
+    return M_PI * M_PI * (sin(M_PI * x) + 2.7 * sin(3.0 * M_PI * x));
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Activations with their first three derivatives: the forward pass needs two (for u_x, u_xx),
+ * the backward pass through the u_xx stream needs the third. */
+
+static inline void act_eval(int act, float a, float *s, float *d1, float *d2, float *d3) {
+    if (act == ACT_TANH) {
+        float th = tanhf(a), g = 1.0f - th * th;
+        *s = th;
+        *d1 = g;
+        *d2 = -2.0f * th * g;
+        *d3 = -2.0f * g * g + 4.0f * th * th * g;
+    } else if (act == ACT_GELU) { /* exact: a * Phi(a) */
+        float phi = 0.3989422804014327f * expf(-0.5f * a * a);
+        float cdf = 0.5f * (1.0f + erff(a * 0.7071067811865476f));
+        *s = a * cdf;
+        *d1 = cdf + a * phi;
+        *d2 = phi * (2.0f - a * a);
+        *d3 = phi * (a * a * a - 4.0f * a);
+    } else {
+        *s = a > 0 ? a : 0;
+        *d1 = a > 0 ? 1.0f : 0.0f;
+        *d2 = *d3 = 0;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The network. All three streams of n points are stacked as one (3n, C) matrix: rows [0, n) are
+ * values, [n, 2n) first derivatives d/dx, [2n, 3n) second derivatives. A linear layer acts on
+ * all three alike (its bias only on the value rows), so one sgemm serves every stream. */
+
+#define PN_MAX_LAYERS (MODEL_MAX_HIDDEN + 1)
+
+typedef struct PhysNet {
+    int nlayer;                   /* linear layers; all but the last are followed by act */
+    int dim[PN_MAX_LAYERS + 1];   /* dim[0] = 1 input, dim[nlayer] = 1 output */
+    int act;
+    float in_shift, in_scale;
+    int maxn;                     /* points per stream the buffers hold */
+    size_t nparam;
+    float *param, *grad, *m, *v;  /* (nparam) each; Adam moments m, v */
+    float *w[PN_MAX_LAYERS], *b[PN_MAX_LAYERS];   /* w (dim[l+1], dim[l]), b (dim[l+1]) */
+    float *gw[PN_MAX_LAYERS], *gb[PN_MAX_LAYERS];
+    float *h0;                    /* (3maxn, 1) input streams */
+    float *a[PN_MAX_LAYERS];      /* (3maxn, dim[l+1]) pre-activations; a[nlayer-1] is u */
+    float *s[PN_MAX_LAYERS];      /* (3maxn, dim[l+1]) post-activations of hidden layers */
+    float *ga[PN_MAX_LAYERS], *gs[PN_MAX_LAYERS];
+    float *gh0;                   /* (3maxn, 1) unused gradient of the input, keeps code uniform */
+} PhysNet;
+
+static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static void pnet_shape(PhysNet *net, const ModelSpec *m) {
+    net->nlayer = m->nhidden + 1;
+    net->dim[0] = 1;
+    for (int l = 0; l < m->nhidden; l++) net->dim[l + 1] = m->hidden[l];
+    net->dim[net->nlayer] = 1;
+    net->nparam = 0;
+    for (int l = 0; l < net->nlayer; l++)
+        net->nparam += (size_t)net->dim[l + 1] * net->dim[l] + net->dim[l + 1];
+}
+
+/* Bytes pnet_init takes from the arena. */
+static size_t pnet_bytes(const ModelSpec *m, int maxn) {
+    PhysNet net;
+    pnet_shape(&net, m);
+    size_t n = 4 * al64(net.nparam * sizeof(float)) + 2 * al64(3 * (size_t)maxn * sizeof(float));
+    for (int l = 0; l < net.nlayer; l++)
+        n += 4 * al64(3 * (size_t)maxn * net.dim[l + 1] * sizeof(float));
+    return n;
+}
+
+/* Points net into the arena and draws LeCun-normal weights from rng (zero biases). */
+static int pnet_init(PhysNet *net, const ModelSpec *m, int act, float in_shift, float in_scale,
+                     int maxn, LdArena *ar, LdRng *rng, char *err) {
+    memset(net, 0, sizeof *net);
+    pnet_shape(net, m);
+    net->act = act;
+    net->in_shift = in_shift;
+    net->in_scale = in_scale;
+    net->maxn = maxn;
+    size_t pb = net->nparam * sizeof(float), sb = 3 * (size_t)maxn * sizeof(float);
+    net->param = arena_alloc(ar, pb);
+    net->grad = arena_alloc(ar, pb);
+    net->m = arena_alloc(ar, pb);
+    net->v = arena_alloc(ar, pb);
+    net->h0 = arena_alloc(ar, sb);
+    net->gh0 = arena_alloc(ar, sb);
+    if (!net->param || !net->grad || !net->m || !net->v || !net->h0 || !net->gh0) goto full;
+    for (int l = 0; l < net->nlayer; l++) {
+        size_t lb = sb * net->dim[l + 1];
+        net->a[l] = arena_alloc(ar, lb);
+        net->s[l] = arena_alloc(ar, lb);
+        net->ga[l] = arena_alloc(ar, lb);
+        net->gs[l] = arena_alloc(ar, lb);
+        if (!net->a[l] || !net->s[l] || !net->ga[l] || !net->gs[l]) goto full;
+    }
+    float *p = net->param, *g = net->grad;
+    for (int l = 0; l < net->nlayer; l++) {
+        int in = net->dim[l], out = net->dim[l + 1];
+        net->w[l] = p;
+        net->gw[l] = g;
+        p += (size_t)in * out;
+        g += (size_t)in * out;
+        net->b[l] = p;
+        net->gb[l] = g;
+        p += out;
+        g += out;
+        float sd = 1.0f / sqrtf((float)in);
+        for (int i = 0; i < in * out; i++) net->w[l][i] = sd * rng_normal(rng);
+    }
+    return LD_OK;
+full:
+    return ld_err(err, LD_ENOMEM, "physics: evaluation arena too small for the network");
+}
+
+/* out (3n, OC) = inp (3n, C) @ w^T (C, OC); bias b (OC) added to the value rows [0, n) only. */
+static void pn_linear_forward(float *out, const float *inp, const float *w, const float *b, int n,
+                              int C, int OC) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 3 * n, OC, C, 1.0f, inp, C, w, C, 0.0f,
+                out, OC);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < OC; j++) out[(size_t)i * OC + j] += b[j];
+}
+
+/* Adds into gw (OC, C) and gb (OC); writes ginp (3n, C) when not NULL.
+ * gout (3n, OC), inp (3n, C), w (OC, C). */
+static void pn_linear_backward(float *ginp, float *gw, float *gb, const float *gout,
+                               const float *inp, const float *w, int n, int C, int OC) {
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, 3 * n, 1.0f, gout, OC, inp, C,
+                1.0f, gw, C);
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < OC; j++) gb[j] += gout[(size_t)i * OC + j];
+    if (ginp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 3 * n, C, OC, 1.0f, gout, OC, w,
+                    C, 0.0f, ginp, C);
+}
+
+/* s = act(a) on three streams: s0 = act(a0); s1 = act'(a0) a1; s2 = act''(a0) a1^2 + act'(a0) a2.
+ * s, a (3n, C). */
+static void pn_act_forward(float *s, const float *a, int n, int C, int act) {
+    size_t N = (size_t)n * C;
+    for (size_t i = 0; i < N; i++) {
+        float v, d1, d2, d3, a1 = a[N + i], a2 = a[2 * N + i];
+        act_eval(act, a[i], &v, &d1, &d2, &d3);
+        s[i] = v;
+        s[N + i] = d1 * a1;
+        s[2 * N + i] = d2 * a1 * a1 + d1 * a2;
+    }
+}
+
+/* Writes ga (3n, C) from gs (3n, C): the transpose of pn_act_forward's Jacobian. */
+static void pn_act_backward(float *ga, const float *gs, const float *a, int n, int C, int act) {
+    size_t N = (size_t)n * C;
+    for (size_t i = 0; i < N; i++) {
+        float v, d1, d2, d3, a1 = a[N + i], a2 = a[2 * N + i];
+        float g0 = gs[i], g1 = gs[N + i], g2 = gs[2 * N + i];
+        act_eval(act, a[i], &v, &d1, &d2, &d3);
+        ga[i] = g0 * d1 + g1 * d2 * a1 + g2 * (d3 * a1 * a1 + d2 * a2);
+        ga[N + i] = g1 * d1 + 2.0f * g2 * d2 * a1;
+        ga[2 * N + i] = g2 * d1;
+    }
+}
+
+/* Runs n points x (n) through the net; returns u (3n): u, u_x, u_xx (points into net). */
+static const float *pnet_forward(PhysNet *net, const float *x, int n) {
+    for (int i = 0; i < n; i++) {
+        net->h0[i] = (x[i] - net->in_shift) * net->in_scale;
+        net->h0[n + i] = net->in_scale;
+        net->h0[2 * n + i] = 0.0f;
+    }
+    const float *h = net->h0;
+    for (int l = 0; l < net->nlayer; l++) {
+        pn_linear_forward(net->a[l], h, net->w[l], net->b[l], n, net->dim[l], net->dim[l + 1]);
+        if (l == net->nlayer - 1) break;
+        pn_act_forward(net->s[l], net->a[l], n, net->dim[l + 1], net->act);
+        h = net->s[l];
+    }
+    return net->a[net->nlayer - 1];
+}
+
+/* Adds the gradient of the loss into net->grad given gu (3n), d loss / d (u, u_x, u_xx), after
+ * pnet_forward on the same n points. */
+static void pnet_backward(PhysNet *net, const float *gu, int n) {
+    int L = net->nlayer;
+    memcpy(net->ga[L - 1], gu, 3 * (size_t)n * sizeof(float));
+    for (int l = L - 1; l >= 0; l--) {
+        const float *inp = l > 0 ? net->s[l - 1] : net->h0;
+        float *ginp = l > 0 ? net->gs[l - 1] : NULL;
+        pn_linear_backward(ginp, net->gw[l], net->gb[l], net->ga[l], inp, net->w[l], n,
+                           net->dim[l], net->dim[l + 1]);
+        if (l > 0) pn_act_backward(net->ga[l - 1], net->gs[l - 1], net->a[l - 1], n, net->dim[l],
+                                   net->act);
+    }
+}
+
+/* l2 term: 0.5 * sum of squared weight-matrix entries (biases are not decayed). */
+static float pnet_l2(const PhysNet *net) {
+    double s = 0;
+    for (int l = 0; l < net->nlayer; l++)
+        for (int i = 0; i < net->dim[l] * net->dim[l + 1]; i++) s += (double)net->w[l][i] * net->w[l][i];
+    return (float)(0.5 * s);
+}
+
+static void pnet_l2_backward(PhysNet *net, float g) {
+    if (g == 0.0f) return;
+    for (int l = 0; l < net->nlayer; l++)
+        for (int i = 0; i < net->dim[l] * net->dim[l + 1]; i++) net->gw[l][i] += g * net->w[l][i];
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * One training step's loss: physics terms computed here, the loss expression by a callback
+ * (the compiled loss program in production, hand-written losses in the tests). */
+
+typedef int (*PhysLossFn)(void *ctx, const LossIn *in, LossOut *out);
+
+typedef struct PhysStep {
+    const struct PhysProblem *prob;
+    PhysNet *net;
+    float *gu;    /* (3 npts) */
+    float *res;   /* (ncol) residuals */
+    float phys, bc, l2; /* last values, for reporting */
+} PhysStep;
+
+/* Residual of the governing equation at a point given u, u_x, u_xx (and f for Poisson),
+ * divided by res_scale; dres_du[k] is its derivative w.r.t. stream k. */
+static inline float phys_residual(const struct PhysProblem *p, float u0, float u1, float u2,
+                                  float f, float dres[3]) {
+    float s = 1.0f / p->res_scale;
+    if (p->kind == PHYS_OSCILLATOR) {
+        float c1 = (float)(2.0 * p->zeta * p->omega), c0 = (float)(p->omega * p->omega);
+        dres[0] = c0 * s;
+        dres[1] = c1 * s;
+        dres[2] = s;
+        return (u2 + c1 * u1 + c0 * u0) * s;
+    }
+    dres[0] = dres[1] = 0.0f;
+    dres[2] = s;
+    return (u2 + f) * s;
+}
+
+/* Forward and backward for one step: zeroes net->grad and fills it with the gradient of the
+ * loss at progress tprog. Returns LD_OK with *loss, or LD_EFAILED when anything is not finite. */
+static int phys_step_grad(PhysStep *st, PhysLossFn fn, void *ctx, float tprog, float *loss) {
+    const struct PhysProblem *p = st->prob;
+    PhysNet *net = st->net;
+    int n = p->npts, nc = p->ncol, no = p->nobs;
+    memset(net->grad, 0, net->nparam * sizeof(float));
+    const float *u = pnet_forward(net, p->x, n);
+
+    double phys = 0;
+    float dres[3];
+    for (int i = 0; i < nc; i++) {
+        st->res[i] = phys_residual(p, u[i], u[n + i], u[2 * n + i], p->f_col ? p->f_col[i] : 0.0f,
+                                   dres);
+        phys += (double)st->res[i] * st->res[i];
+    }
+    phys /= nc;
+    int kb = nc + no; /* first boundary point */
+    double bc;
+    if (p->kind == PHYS_OSCILLATOR) {
+        double e0 = u[kb] - 1.0, e1 = u[n + kb];
+        bc = e0 * e0 + e1 * e1;
+    } else {
+        bc = (double)u[kb] * u[kb] + (double)u[kb + 1] * u[kb + 1];
+    }
+    LossIn in = {.B = no, .t = tprog, .z = u + nc, .y = p->y_obs, .l2 = pnet_l2(net),
+                 .phys = (float)phys, .bc = (float)bc};
+    st->phys = in.phys;
+    st->bc = in.bc;
+    st->l2 = in.l2;
+    LossOut out;
+    memset(&out, 0, sizeof out);
+    int rc = fn(ctx, &in, &out);
+    *loss = out.loss;
+    if (rc != LD_OK || !isfinite(out.loss)) return LD_EFAILED;
+
+    float *gu = st->gu;
+    memset(gu, 0, 3 * (size_t)n * sizeof(float));
+    for (int i = 0; i < nc; i++) {
+        float gr = out.g_phys * 2.0f * st->res[i] / nc;
+        phys_residual(p, 0, 0, 0, 0, dres);
+        gu[i] += gr * dres[0];
+        gu[n + i] += gr * dres[1];
+        gu[2 * n + i] += gr * dres[2];
+    }
+    for (int j = 0; j < no; j++) gu[nc + j] += out.dz ? out.dz[j] : 0.0f;
+    if (p->kind == PHYS_OSCILLATOR) {
+        gu[kb] += out.g_bc * 2.0f * (u[kb] - 1.0f);
+        gu[n + kb] += out.g_bc * 2.0f * u[n + kb];
+    } else {
+        gu[kb] += out.g_bc * 2.0f * u[kb];
+        gu[kb + 1] += out.g_bc * 2.0f * u[kb + 1];
+    }
+    pnet_backward(net, gu, n);
+    pnet_l2_backward(net, out.g_l2);
+    for (size_t i = 0; i < net->nparam; i++)
+        if (!isfinite(net->grad[i])) return LD_EFAILED;
+    return LD_OK;
+}
+
+/* Relative L2 error of the net against the exact solution u_ref on grid x (n <= net->maxn). */
+static double phys_solution_error(PhysNet *net, const float *x, const float *u_ref, int n) {
+    const float *u = pnet_forward(net, x, n);
+    double num = 0, den = 0;
+    for (int i = 0; i < n; i++) {
+        double d = (double)u[i] - u_ref[i];
+        num += d * d;
+        den += (double)u_ref[i] * u_ref[i];
+    }
+    return sqrt(num / (den > 0 ? den : 1.0));
+}
+
+/* Mean squared (scaled) residual of the equation on grid x: how well u satisfies the physics. */
+static double phys_grid_residual(PhysNet *net, const struct PhysProblem *p, const float *x, int n) {
+    const float *u = pnet_forward(net, x, n);
+    double s = 0;
+    float dres[3];
+    for (int i = 0; i < n; i++) {
+        float f = p->kind == PHYS_POISSON ? (float)phys_source(x[i]) : 0.0f;
+        float r = phys_residual(p, u[i], u[n + i], u[2 * n + i], f, dres);
+        s += (double)r * r;
+    }
+    return s / n;
+}
+
+static size_t phys_arena_bytes(const Task *t) {
+    const struct PhysProblem *p = t->phys;
+    int maxn = p->npts > PHYS_GRID ? p->npts : PHYS_GRID;
+    return pnet_bytes(&t->model, maxn) + al64(3 * (size_t)maxn * sizeof(float)) +
+           al64((size_t)p->ncol * sizeof(float)) + 4096;
+}
+
+/* The training run behind phys_eval_run, with the loss as a callback. */
+static int phys_train(const Task *t, PhysLossFn fn, void *ctx, const EvalOpts *opt,
+                      EvalResult *res, char *err) {
+    const struct PhysProblem *p = t->phys;
+    const TrainSpec *ts = &t->train_spec;
+    LdArena ar = {0};
+    PhysNet net;
+    PhysStep st = {.prob = p, .net = &net};
+    Optim optim;
+    int rc, maxn = p->npts > PHYS_GRID ? p->npts : PHYS_GRID;
+    int steps = opt && opt->steps > 0 ? opt->steps : ts->steps;
+    int every = opt && opt->curve_every > 0 ? opt->curve_every : (steps + 19) / 20;
+    double t0 = ld_now_ms(), loss_sum = 0;
+    int loss_n = 0;
+    LdRng rng;
+
+    if (every < 1) every = 1;
+    while ((steps + every - 1) / every > EVAL_CURVE_MAX) every++;
+    memset(res, 0, sizeof *res);
+    snprintf(res->metric, sizeof res->metric, "%s", "solution_error");
+    res->val = res->test = NAN;
+    rc = arena_init(&ar, phys_arena_bytes(t));
+    if (rc != LD_OK) {
+        ld_err(err, rc, "physics: cannot allocate the evaluation arena");
+        goto done;
+    }
+    mlp_blas_once();
+    rng_seed(&rng, ld_mix64(opt ? opt->seed : 0, 0x70687973ULL));
+    rc = pnet_init(&net, &t->model, t->model.act, p->in_shift, p->in_scale, maxn, &ar, &rng, err);
+    if (rc != LD_OK) goto done;
+    st.gu = arena_alloc(&ar, 3 * (size_t)maxn * sizeof(float));
+    st.res = arena_alloc(&ar, (size_t)p->ncol * sizeof(float));
+    if (!st.gu || !st.res) {
+        rc = ld_err(err, LD_ENOMEM, "physics: evaluation arena too small");
+        goto done;
+    }
+
+    optim_init(&optim, ts, net.nparam, net.m, net.v);
+    float loss = 0;
+    int step;
+    for (step = 0; step < steps; step++) {
+        float tprog = steps > 1 ? (float)step / (float)(steps - 1) : 0.0f;
+        int frc = phys_step_grad(&st, fn, ctx, tprog, &loss);
+        if (frc != LD_OK) {
+            snprintf(res->error, sizeof res->error, "non-finite %s at step %d",
+                     isfinite(loss) ? "gradient" : "loss", step);
+            break;
+        }
+        if (fabsf(loss) > 1e12f) {
+            snprintf(res->error, sizeof res->error, "loss diverged (%.3g) at step %d", loss, step);
+            break;
+        }
+        optim_step(&optim, net.param, net.grad);
+        loss_sum += loss;
+        loss_n++;
+        if ((step + 1) % every == 0 || step + 1 == steps) {
+            if (res->ncurve < EVAL_CURVE_MAX) {
+                EvalCurvePoint *c = &res->curve[res->ncurve++];
+                c->step = step + 1;
+                c->loss = (float)(loss_sum / loss_n);
+                c->val = (float)phys_solution_error(&net, p->x_val, p->u_val, PHYS_GRID);
+            }
+            loss_sum = 0;
+            loss_n = 0;
+        }
+    }
+    res->steps = step;
+    res->final_loss = loss;
+    if (step < steps) {
+        res->ok = 0;
+    } else {
+        double ev = phys_solution_error(&net, p->x_val, p->u_val, PHYS_GRID);
+        double et = phys_solution_error(&net, p->x_test, p->u_test, PHYS_GRID);
+        double rv = phys_grid_residual(&net, p, p->x_val, PHYS_GRID);
+        double rt = phys_grid_residual(&net, p, p->x_test, PHYS_GRID);
+        if (!isfinite(ev) || !isfinite(et)) {
+            res->ok = 0;
+            snprintf(res->error, sizeof res->error, "non-finite solution after %d steps", steps);
+        } else {
+            res->ok = 1;
+            res->val = ev;
+            res->test = et;
+        }
+        EvalMetric *m = &res->extra[res->nextra++];
+        snprintf(m->name, sizeof m->name, "solution_error");
+        m->val = ev;
+        m->test = et;
+        m = &res->extra[res->nextra++];
+        snprintf(m->name, sizeof m->name, "residual");
+        m->val = rv;
+        m->test = rt;
+    }
+    rc = LD_OK;
+done:
+    res->wall_ms = ld_now_ms() - t0;
+    arena_free(&ar);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The loss program as the step's loss callback. */
+
+/* lossprog.c has not landed yet: weak references keep the library linkable meanwhile. */
+#pragma weak lossprog_new
+#pragma weak lossprog_run
+#pragma weak lossprog_free
+
+static int phys_lossprog_fn(void *ctx, const LossIn *in, LossOut *out) {
+    return lossprog_run(ctx, in, out);
+}
+
+int phys_eval_run(const Task *t, const Expr *loss, const EvalOpts *opt, EvalResult *res,
+                  char *err) {
+    LossProg *lp = NULL;
+    if (!t || !t->phys) return ld_err(err, LD_EINVAL, "physics: task has no physics problem");
+    if (!lossprog_new) return ld_err(err, LD_ESTATE, "physics: the loss program is not built yet");
+    int rc = lossprog_new(loss, FAM_PHYSICS, t->phys->nobs, 1, 0, &lp, err);
+    if (rc != LD_OK) return rc;
+    rc = phys_train(t, phys_lossprog_fn, lp, opt, res, err);
+    lossprog_free(lp);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Loading: the spec's physics object, family defaults, the fixed points of the task. */
+
+static int spec_number(const cJSON *obj, const char *key, double lo, double hi, double *v,
+                       char *err) {
+    const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    if (!it) return LD_OK;
+    if (!cJSON_IsNumber(it))
+        return ld_err(err, LD_EINVAL, "physics.%s: expected a number", key);
+    double x = cJSON_GetNumberValue(it);
+    if (!(x >= lo && x <= hi))
+        return ld_err(err, LD_EINVAL, "physics.%s: %g is outside [%g, %g]", key, x, lo, hi);
+    *v = x;
+    return LD_OK;
+}
+
+static int spec_int(const cJSON *obj, const char *where, const char *key, int lo, int hi, int *v,
+                    char *err) {
+    const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    if (!it) return LD_OK;
+    double x = cJSON_IsNumber(it) ? cJSON_GetNumberValue(it) : NAN;
+    if (!(x == floor(x)) || x < lo || x > hi)
+        return ld_err(err, LD_EINVAL, "%s.%s: expected an integer in [%d, %d]", where, key, lo, hi);
+    *v = (int)x;
+    return LD_OK;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Reads the model and training parts a physics task cares about; relu is refused because the
+ * second derivative the residual needs is zero almost everywhere. Defaults: 1-32-32-1 tanh,
+ * Adam lr 0.01, 1000 full-batch steps. */
+static int phys_model_defaults(Task *t, const cJSON *spec, char *err) {
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(spec, "model");
+    const cJSON *train = cJSON_GetObjectItemCaseSensitive(spec, "train");
+    const cJSON *act = model ? cJSON_GetObjectItemCaseSensitive(model, "act") : NULL;
+    if (!act && model) act = cJSON_GetObjectItemCaseSensitive(model, "activation");
+    const cJSON *hid = model ? cJSON_GetObjectItemCaseSensitive(model, "hidden") : NULL;
+
+    t->model.act = ACT_TANH;
+    if (act) {
+        const char *s = cJSON_GetStringValue(act);
+        if (s && strcmp(s, "tanh") == 0) {
+            t->model.act = ACT_TANH;
+        } else if (s && strcmp(s, "gelu") == 0) {
+            t->model.act = ACT_GELU;
+        } else if (s && strcmp(s, "relu") == 0) {
+            return ld_err(err, LD_EINVAL,
+                          "model.act: relu cannot be used for a physics task (its second "
+                          "derivative is zero, so the residual u'' carries no gradient); use "
+                          "tanh or gelu");
+        } else {
+            return ld_err(err, LD_EINVAL, "model.act: expected \"tanh\" or \"gelu\"");
+        }
+    }
+    if (hid) {
+        int n = cJSON_GetArraySize(hid);
+        if (!cJSON_IsArray(hid) || n < 1 || n > MODEL_MAX_HIDDEN)
+            return ld_err(err, LD_EINVAL, "model.hidden: expected an array of 1 to %d sizes",
+                          MODEL_MAX_HIDDEN);
+        for (int i = 0; i < n; i++) {
+            const cJSON *h = cJSON_GetArrayItem(hid, i);
+            double x = cJSON_IsNumber(h) ? cJSON_GetNumberValue(h) : NAN;
+            if (!(x == floor(x)) || x < 1 || x > 1024)
+                return ld_err(err, LD_EINVAL, "model.hidden[%d]: expected an integer in [1, 1024]",
+                              i);
+            t->model.hidden[i] = (int)x;
+        }
+        t->model.nhidden = n;
+    } else {
+        t->model.nhidden = 2;
+        t->model.hidden[0] = t->model.hidden[1] = 32;
+    }
+    t->model.embed_dim = 0;
+
+    TrainSpec *ts = &t->train_spec;
+    ts->optimizer = OPT_ADAM;
+    ts->lr = 0.01f;
+    ts->momentum = 0.9f;
+    ts->beta1 = 0.9f;
+    ts->beta2 = 0.999f;
+    ts->adam_eps = 1e-8f;
+    ts->steps = 1000;
+    ts->batch = t->phys->nobs; /* full batch: every step sees every point */
+    if (train) {
+        double lr = ts->lr;
+        int rc = spec_number(train, "lr", 1e-6, 10.0, &lr, err);
+        if (rc != LD_OK) return ld_err(err, rc, "train.lr: expected a number in [1e-6, 10]");
+        ts->lr = (float)lr;
+        rc = spec_int(train, "train", "steps", 1, 1000000, &ts->steps, err);
+        if (rc != LD_OK) return rc;
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(train, "optimizer");
+        if (o) {
+            const char *s = cJSON_GetStringValue(o);
+            if (s && strcmp(s, "sgd") == 0) ts->optimizer = OPT_SGD;
+            else if (!s || strcmp(s, "adam") != 0)
+                return ld_err(err, LD_EINVAL, "train.optimizer: expected \"adam\" or \"sgd\"");
+        }
+    }
+    return LD_OK;
+}
+
+void phys_task_free(Task *t) {
+    if (!t || !t->phys) return;
+    struct PhysProblem *p = t->phys;
+    free(p->x);
+    free(p->y_obs);
+    free(p->f_col);
+    free(p->x_val);
+    free(p->u_val);
+    free(p->x_test);
+    free(p->u_test);
+    free(p);
+    t->phys = NULL;
+}
+
+int phys_task_load(Task *t, const cJSON *spec, char *err) {
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(spec, "data");
+    const char *ds = cJSON_GetStringValue(data);
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(spec, "physics");
+    struct PhysProblem *p = NULL;
+    int rc = LD_OK;
+
+    if (ps && !cJSON_IsObject(ps)) return ld_err(err, LD_EINVAL, "physics: expected an object");
+    p = calloc(1, sizeof *p);
+    if (!p) return ld_err(err, LD_ENOMEM, "physics: out of memory");
+    if (ds && strcmp(ds, "builtin:oscillator") == 0) {
+        p->kind = PHYS_OSCILLATOR;
+        p->lo = 0.0;
+        p->hi = 4.0;
+        p->zeta = 0.15;
+        p->omega = M_PI;
+    } else if (ds && strcmp(ds, "builtin:poisson") == 0) {
+        p->kind = PHYS_POISSON;
+        p->lo = 0.0;
+        p->hi = 1.0;
+    } else {
+        rc = ld_err(err, LD_EINVAL,
+                    "data: physics tasks use \"builtin:oscillator\" or \"builtin:poisson\", not %s",
+                    ds ? ds : "(missing)");
+        goto done;
+    }
+    p->noise = 0.05;
+    p->ncol = 64;
+    p->nobs = 10;
+    double seed = 1;
+    if ((rc = spec_number(ps, "noise", 0.0, 10.0, &p->noise, err)) != LD_OK) goto done;
+    if ((rc = spec_int(ps, "physics", "observations", 1, PHYS_MAX_POINTS / 2, &p->nobs, err)) !=
+        LD_OK)
+        goto done;
+    if ((rc = spec_int(ps, "physics", "collocation", 2, PHYS_MAX_POINTS / 2, &p->ncol, err)) !=
+        LD_OK)
+        goto done;
+    if ((rc = spec_number(ps, "seed", 0, 9007199254740992.0, &seed, err)) != LD_OK) goto done;
+    p->seed = (uint64_t)seed;
+    if (p->kind == PHYS_OSCILLATOR) {
+        if ((rc = spec_number(ps, "zeta", 0.0, 0.95, &p->zeta, err)) != LD_OK) goto done;
+        if ((rc = spec_number(ps, "omega", 0.01, 100.0, &p->omega, err)) != LD_OK) goto done;
+    }
+    const cJSON *dom = ps ? cJSON_GetObjectItemCaseSensitive(ps, "domain") : NULL;
+    if (dom) {
+        const cJSON *a = cJSON_GetArrayItem(dom, 0), *b = cJSON_GetArrayItem(dom, 1);
+        if (!cJSON_IsArray(dom) || cJSON_GetArraySize(dom) != 2 || !cJSON_IsNumber(a) ||
+            !cJSON_IsNumber(b) || !(cJSON_GetNumberValue(a) < cJSON_GetNumberValue(b))) {
+            rc = ld_err(err, LD_EINVAL, "physics.domain: expected [lo, hi] with lo < hi");
+            goto done;
+        }
+        if (p->kind == PHYS_POISSON &&
+            (cJSON_GetNumberValue(a) != 0.0 || cJSON_GetNumberValue(b) != 1.0)) {
+            rc = ld_err(err, LD_EINVAL, "physics.domain: the Poisson problem is posed on [0, 1]");
+            goto done;
+        }
+        if (p->kind == PHYS_OSCILLATOR && cJSON_GetNumberValue(a) != 0.0) {
+            rc = ld_err(err, LD_EINVAL,
+                        "physics.domain: the oscillator starts at t = 0 (its initial conditions)");
+            goto done;
+        }
+        p->lo = cJSON_GetNumberValue(a);
+        p->hi = cJSON_GetNumberValue(b);
+    }
+    p->nbc = p->kind == PHYS_OSCILLATOR ? 1 : 2;
+    p->npts = p->ncol + p->nobs + p->nbc;
+    p->in_shift = (float)(0.5 * (p->lo + p->hi));
+    p->in_scale = (float)(2.0 / (p->hi - p->lo));
+    p->res_scale = p->kind == PHYS_OSCILLATOR ? (float)(p->omega * p->omega) : (float)(M_PI * M_PI);
+
+    p->x = malloc(sizeof(float) * p->npts);
+    p->y_obs = malloc(sizeof(float) * p->nobs);
+    p->f_col = malloc(sizeof(float) * p->ncol);
+    p->x_val = malloc(sizeof(float) * PHYS_GRID);
+    p->u_val = malloc(sizeof(float) * PHYS_GRID);
+    p->x_test = malloc(sizeof(float) * PHYS_GRID);
+    p->u_test = malloc(sizeof(float) * PHYS_GRID);
+    if (!p->x || !p->y_obs || !p->f_col || !p->x_val || !p->u_val || !p->x_test || !p->u_test) {
+        rc = ld_err(err, LD_ENOMEM, "physics: out of memory");
+        goto done;
+    }
+    double w = p->hi - p->lo;
+    for (int i = 0; i < p->ncol; i++) {
+        p->x[i] = (float)(p->lo + w * i / (p->ncol - 1));
+        p->f_col[i] = p->kind == PHYS_POISSON ? (float)phys_source(p->x[i]) : 0.0f;
+    }
+    /* Observations: seeded positions (sorted, for readable dumps) and seeded noise, fixed per
+     * task so every loss sees the same data. */
+    LdRng rng;
+    rng_seed(&rng, ld_mix64(p->seed, 0x6f627376ULL + (uint64_t)p->kind));
+    float *xo = p->x + p->ncol;
+    for (int j = 0; j < p->nobs; j++) xo[j] = (float)(p->lo + w * rng_uniform(&rng));
+    qsort(xo, (size_t)p->nobs, sizeof(float), cmp_float);
+    for (int j = 0; j < p->nobs; j++)
+        p->y_obs[j] = (float)(phys_exact(p, xo[j]) + p->noise * rng_normal(&rng));
+    float *xb = p->x + p->ncol + p->nobs;
+    xb[0] = (float)p->lo;
+    if (p->nbc > 1) xb[1] = (float)p->hi;
+    /* Validation: a uniform grid with both ends; test: seeded uniform draws over the domain,
+     * a different set of points from the same range. */
+    for (int i = 0; i < PHYS_GRID; i++) {
+        p->x_val[i] = (float)(p->lo + w * i / (PHYS_GRID - 1));
+        p->u_val[i] = (float)phys_exact(p, p->x_val[i]);
+    }
+    rng_seed(&rng, ld_mix64(p->seed, 0x74657374ULL + (uint64_t)p->kind));
+    for (int i = 0; i < PHYS_GRID; i++) p->x_test[i] = (float)(p->lo + w * rng_uniform(&rng));
+    qsort(p->x_test, PHYS_GRID, sizeof(float), cmp_float);
+    for (int i = 0; i < PHYS_GRID; i++) p->u_test[i] = (float)phys_exact(p, p->x_test[i]);
+
+    t->phys = p;
+    p = NULL;
+    t->family = FAM_PHYSICS;
+    t->nclass = 1;
+    snprintf(t->metric, sizeof t->metric, "solution_error");
+    t->higher_better = 0;
+    if (!t->name[0])
+        snprintf(t->name, sizeof t->name, "%s",
+                 t->phys->kind == PHYS_OSCILLATOR ? "oscillator" : "poisson");
+    rc = phys_model_defaults(t, spec, err);
+    if (rc != LD_OK) phys_task_free(t);
+done:
+    if (p) {
+        Task tmp = {.phys = p};
+        phys_task_free(&tmp);
+    }
+    return rc;
+}
