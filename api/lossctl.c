@@ -1,7 +1,977 @@
-/* lossctl.c: placeholder until the client lands. */
+/* lossctl.c: the command-line client of lossd: submits jobs, watches them, reads leaderboards,
+ * shows and exports candidates, and steers jobs and the daemon (docs/cli.md). */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
-int main(void) {
-    fprintf(stderr, "lossctl: not built yet\n");
-    return 1;
+#include "client.h"
+
+static int cmd_help(Ctl *ctl, int argc, char **argv);
+static const CtlCommand *find_command(const char *name);
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+/* Columns of the terminal on stdout, or 0 when stdout is not a terminal. */
+static int term_cols(void) {
+    struct winsize ws;
+    if (!isatty(STDOUT_FILENO)) return 0;
+    if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+    return 80;
+}
+
+/* Formats a metric value: 4 decimals near 1, general form for large or tiny ones. */
+static const char *fmt_num(char *buf, size_t n, double v) {
+    if (isnan(v))
+        snprintf(buf, n, "-");
+    else if (fabs(v) >= 1e4 || (v != 0 && fabs(v) < 1e-3))
+        snprintf(buf, n, "%.4g", v);
+    else
+        snprintf(buf, n, "%.4f", v);
+    return buf;
+}
+
+/* Formats seconds as h:mm:ss or m:ss. */
+static const char *fmt_dur(char *buf, size_t n, double s) {
+    if (!isfinite(s) || s < 0) {
+        snprintf(buf, n, "-");
+        return buf;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+    return buf;
+}
+
+/* A numeric member, or NaN when missing or null. Borrows o. */
+static double num_or_nan(const cJSON *o, const char *name) {
+    return ctl_num(o, name, NAN);
+}
+
+/* Parses "JOB:CAND" or "JOB/CAND" (one argument) or "JOB" "CAND" (two). Returns the number of
+ * arguments used (1 or 2), or 0 when they do not name a candidate. */
+static int parse_cand(int argc, char **argv, int64_t *job, int64_t *cand) {
+    if (argc >= 1) {
+        const char *sep = strpbrk(argv[0], ":/");
+        if (sep) {
+            char head[32];
+            size_t n = (size_t)(sep - argv[0]);
+            if (n == 0 || n >= sizeof head) return 0;
+            memcpy(head, argv[0], n);
+            head[n] = '\0';
+            if (ctl_parse_id(head, job) != 0 || ctl_parse_id(sep + 1, cand) != 0) return 0;
+            return 1;
+        }
+    }
+    if (argc >= 2 && ctl_parse_id(argv[0], job) == 0 && ctl_parse_id(argv[1], cand) == 0) return 2;
+    return 0;
+}
+
+/* Options of one command: a tiny table-free parser. Flags with a value take it from the next
+ * argument or after '='. Positional arguments are collected in order. */
+typedef struct Args {
+    int npos;
+    char *pos[8];
+    const char *opt_name[8];
+    const char *opt_val[8];
+    int nopt;
+} Args;
+
+/* Parses argv[1..] into positionals and options. valued lists options that take a value
+ * ("--top", ...), flags those that do not. Returns 0 or -1 (message printed). */
+static int parse_args(int argc, char **argv, const char *const *valued, const char *const *flags,
+                      Args *a) {
+    memset(a, 0, sizeof *a);
+    int only_pos = 0;
+    for (int i = 1; i < argc; i++) {
+        char *s = argv[i];
+        if (!only_pos && strcmp(s, "--") == 0) {
+            only_pos = 1;
+            continue;
+        }
+        if (!only_pos && s[0] == '-' && s[1] == '-') {
+            char name[64];
+            const char *eq = strchr(s, '=');
+            size_t n = eq ? (size_t)(eq - s) : strlen(s);
+            if (n >= sizeof name) n = sizeof name - 1;
+            memcpy(name, s, n);
+            name[n] = '\0';
+            const char *match = NULL;
+            int takes = 0;
+            for (int k = 0; valued && valued[k]; k++)
+                if (strcmp(valued[k], name) == 0) match = valued[k], takes = 1;
+            for (int k = 0; flags && flags[k]; k++)
+                if (strcmp(flags[k], name) == 0) match = flags[k];
+            if (!match) {
+                ctl_fail(2, "%s: unknown option %s", argv[0], name);
+                return -1;
+            }
+            if (a->nopt >= 8) {
+                ctl_fail(2, "%s: too many options", argv[0]);
+                return -1;
+            }
+            const char *val = NULL;
+            if (takes) {
+                if (eq)
+                    val = eq + 1;
+                else if (i + 1 < argc)
+                    val = argv[++i];
+                else {
+                    ctl_fail(2, "%s: option %s needs a value", argv[0], name);
+                    return -1;
+                }
+            } else if (eq) {
+                ctl_fail(2, "%s: option %s takes no value", argv[0], name);
+                return -1;
+            }
+            a->opt_name[a->nopt] = match;
+            a->opt_val[a->nopt++] = val ? val : "";
+            continue;
+        }
+        if (a->npos >= 8) {
+            ctl_fail(2, "%s: too many arguments", argv[0]);
+            return -1;
+        }
+        a->pos[a->npos++] = s;
+    }
+    return 0;
+}
+
+/* The last value given for option name, or NULL. */
+static const char *opt(const Args *a, const char *name) {
+    const char *v = NULL;
+    for (int i = 0; i < a->nopt; i++)
+        if (strcmp(a->opt_name[i], name) == 0) v = a->opt_val[i];
+    return v;
+}
+
+/* Runs a call whose only parameter is job_id. Takes nothing; returns an exit status. */
+static int call_job(Ctl *ctl, const char *method, int64_t job, cJSON **result) {
+    char what[48];
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddNumberToObject(p, "job_id", (double)job);
+    snprintf(what, sizeof what, "job %lld", (long long)job);
+    return ctl_call(ctl, method, p, what, result);
+}
+
+/* ---- submit ------------------------------------------------------------------------------- */
+
+/* 1 if s looks like a data or task file name (so it is a path the daemon would open). */
+static int looks_like_file(const char *s) {
+    static const char *const exts[] = {".csv", ".npy", ".npz", ".json", ".tsv", ".txt", NULL};
+    size_t n = strlen(s);
+    if (n == 0 || strncmp(s, "builtin:", 8) == 0 || strchr(s, '\n')) return 0;
+    for (int i = 0; exts[i]; i++) {
+        size_t e = strlen(exts[i]);
+        if (n > e && strcasecmp(s + n - e, exts[i]) == 0) return 1;
+    }
+    return 0;
+}
+
+/* The daemon resolves relative paths against its own working directory, so every relative
+ * string in the job that names an existing file next to the job file becomes absolute. */
+static void absolutize_paths(cJSON *node, const char *base_dir) {
+    for (cJSON *it = node ? node->child : NULL; it; it = it->next) {
+        if (cJSON_IsString(it) && it->valuestring[0] != '/' && looks_like_file(it->valuestring)) {
+            char path[PATH_MAX + 8], real[PATH_MAX];
+            snprintf(path, sizeof path, "%s/%s", base_dir, it->valuestring);
+            struct stat st;
+            if (stat(path, &st) == 0 && realpath(path, real)) {
+                cJSON *abs = cJSON_CreateString(real);
+                if (abs) cJSON_ReplaceItemViaPointer(node, it, abs);
+                it = abs; /* the old item is freed; continue from its replacement */
+                if (!it) return;
+            }
+        } else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
+            absolutize_paths(it, base_dir);
+        }
+    }
+}
+
+/* Line and column of byte offset off in text (1-based). */
+static void line_col(const char *text, size_t off, int *line, int *col) {
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off && text[i]; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+static int cmd_submit(Ctl *ctl, int argc, char **argv) {
+    static const char *const valued[] = {"--token", "--priority", NULL};
+    Args a;
+    char err[LD_ERR_MAX], dir[PATH_MAX];
+    char *text = NULL;
+    cJSON *job = NULL, *params = NULL, *res = NULL;
+    int status = 0;
+    int64_t prio = 0;
+    if (parse_args(argc, argv, valued, NULL, &a) != 0) return 2;
+    if (a.npos != 1) return ctl_usage(find_command("submit"));
+    if (opt(&a, "--priority") && (ctl_parse_id(opt(&a, "--priority"), &prio) != 0 || prio > 100))
+        return ctl_fail(2, "submit: --priority must be an integer 1..100");
+
+    const char *file = a.pos[0];
+    if (strcmp(file, "-") == 0) {
+        size_t cap = 65536, len = 0;
+        text = malloc(cap);
+        while (text) {
+            size_t r = fread(text + len, 1, cap - len - 1, stdin);
+            len += r;
+            if (r == 0) break;
+            if (cap - len < 2) {
+                char *nt = realloc(text, cap * 2);
+                if (!nt) {
+                    free(text);
+                    text = NULL;
+                    break;
+                }
+                text = nt;
+                cap *= 2;
+            }
+        }
+        if (!text) return ctl_fail(1, "submit: out of memory reading stdin");
+        text[len] = '\0';
+        if (!getcwd(dir, sizeof dir)) snprintf(dir, sizeof dir, ".");
+    } else {
+        text = ld_read_file(file, NULL, err);
+        if (!text) {
+            status = ctl_fail(1, "%s", err);
+            goto done;
+        }
+        char tmp[PATH_MAX];
+        snprintf(tmp, sizeof tmp, "%s", file);
+        char *slash = strrchr(tmp, '/');
+        if (slash == tmp)
+            tmp[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            snprintf(tmp, sizeof tmp, ".");
+        if (!realpath(tmp, dir)) snprintf(dir, sizeof dir, "%s", tmp);
+    }
+    const char *end = NULL;
+    job = cJSON_ParseWithOpts(text, &end, 0);
+    if (!job) {
+        int line, col;
+        const char *at = cJSON_GetErrorPtr();
+        line_col(text, at && at >= text ? (size_t)(at - text) : 0, &line, &col);
+        status = ctl_fail(1, "%s:%d:%d: not valid JSON", file, line, col);
+        goto done;
+    }
+    if (!cJSON_IsObject(job)) {
+        status = ctl_fail(1, "%s: a job must be a JSON object", file);
+        goto done;
+    }
+    absolutize_paths(job, dir);
+    params = cJSON_CreateObject();
+    cJSON_AddItemToObject(params, "job", job);
+    job = NULL;
+    if (opt(&a, "--token")) cJSON_AddStringToObject(params, "client_token", opt(&a, "--token"));
+    if (prio) cJSON_AddNumberToObject(params, "priority", (double)prio);
+    status = ctl_call(ctl, "job.submit", params, file, &res);
+    params = NULL;
+    if (status) goto done;
+    if (ctl->json) {
+        ctl_print_json(res);
+    } else {
+        printf("%.0f\n", ctl_num(res, "job_id", 0));
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "existing")) && isatty(2))
+            fprintf(stderr, "lossctl: token already used: job %.0f was submitted before\n",
+                    ctl_num(res, "job_id", 0));
+    }
+done:
+    cJSON_Delete(res);
+    cJSON_Delete(params);
+    cJSON_Delete(job);
+    free(text);
+    return status;
+}
+
+/* ---- status, jobs ------------------------------------------------------------------------- */
+
+static int cmd_status(Ctl *ctl, int argc, char **argv) {
+    cJSON *res = NULL;
+    if (argc != 1) return ctl_usage(find_command("status"));
+    int st = ctl_call(ctl, "server.status", NULL, NULL, &res);
+    if (st) return st;
+    if (ctl->json) {
+        ctl_print_json(res);
+    } else {
+        const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(res, "jobs");
+        char b1[32], b2[32];
+        printf("lossd %s  pid %.0f  up %s  socket %s\n", ctl_str(res, "version", "?"),
+               ctl_num(res, "pid", 0), fmt_dur(b1, sizeof b1, ctl_num(res, "uptime_s", 0)),
+               ctl->socket_path);
+        printf("workers   %.0f busy of %.0f, %.0f evaluations queued, %s evals/s (last minute), "
+               "%.0f evaluations in all\n",
+               ctl_num(res, "workers_busy", 0), ctl_num(res, "workers", 0),
+               ctl_num(res, "queue_length", 0), fmt_num(b2, sizeof b2, ctl_num(res, "evals_per_s", 0)),
+               ctl_num(res, "evaluations_total", 0));
+        if (jobs)
+            printf("jobs      %.0f running, %.0f queued, %.0f paused, %.0f done, %.0f failed, "
+                   "%.0f cancelled\n",
+                   ctl_num(jobs, "running", 0), ctl_num(jobs, "queued", 0),
+                   ctl_num(jobs, "paused", 0), ctl_num(jobs, "done", 0), ctl_num(jobs, "failed", 0),
+                   ctl_num(jobs, "cancelled", 0));
+        printf("database  %s (%.1f MiB)\n", ctl_str(res, "db_path", "?"),
+               ctl_num(res, "db_bytes", 0) / 1048576.0);
+        printf("clients   %.0f%s\n", ctl_num(res, "clients", 0),
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "shutting_down"))
+                   ? "  (shutting down)"
+                   : "");
+    }
+    cJSON_Delete(res);
+    return 0;
+}
+
+static int cmd_jobs(Ctl *ctl, int argc, char **argv) {
+    static const char *const valued[] = {"--state", NULL};
+    Args a;
+    cJSON *res = NULL, *params = NULL;
+    if (parse_args(argc, argv, valued, NULL, &a) != 0) return 2;
+    const char *state = opt(&a, "--state");
+    if (a.npos == 1 && !state) state = a.pos[0];
+    else if (a.npos != 0) return ctl_usage(find_command("jobs"));
+    if (state) {
+        params = cJSON_CreateObject();
+        cJSON_AddStringToObject(params, "state", state);
+    }
+    int st = ctl_call(ctl, "job.list", params, NULL, &res);
+    if (st) return st;
+    if (ctl->json) {
+        ctl_print_json(res);
+        cJSON_Delete(res);
+        return 0;
+    }
+    const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(res, "jobs");
+    if (cJSON_GetArraySize(jobs) == 0) {
+        printf("no jobs%s%s\n", state ? " in state " : "", state ? state : "");
+        cJSON_Delete(res);
+        return 0;
+    }
+    printf("%5s  %-9s  %13s  %-9s  %8s  %-s\n", "JOB", "STATE", "EVALUATIONS", "BEST", "ELAPSED",
+           "NAME");
+    const cJSON *j;
+    cJSON_ArrayForEach(j, jobs) {
+        const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "progress");
+        char ev[40], best[32], el[32];
+        snprintf(ev, sizeof ev, "%.0f/%.0f", ctl_num(pr, "evaluations", 0), ctl_num(pr, "budget", 0));
+        printf("%5.0f  %-9s  %13s  %-9s  %8s  %s\n", ctl_num(j, "job_id", 0),
+               ctl_str(j, "state", "?"), ev, fmt_num(best, sizeof best, num_or_nan(pr, "best_fitness")),
+               fmt_dur(el, sizeof el, ctl_num(pr, "elapsed_s", 0)), ctl_str(j, "name", ""));
+    }
+    cJSON_Delete(res);
+    return 0;
+}
+
+/* ---- watch -------------------------------------------------------------------------------- */
+
+static int terminal_state(const char *s) {
+    return strcmp(s, "done") == 0 || strcmp(s, "failed") == 0 || strcmp(s, "cancelled") == 0;
+}
+
+/* Draws (TTY) or prints (otherwise) one progress report of a job summary. Borrows job. */
+static void show_progress(const cJSON *job, int tty, int utf8) {
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(job, "progress");
+    double done = ctl_num(pr, "evaluations", 0), budget = ctl_num(pr, "budget", 0);
+    double rate = ctl_num(pr, "rate", 0), elapsed = ctl_num(pr, "elapsed_s", 0);
+    double budget_s = ctl_num(pr, "budget_s", 0);
+    const char *state = ctl_str(job, "state", "?");
+    char best[32], left[32], el[32], rt[32];
+    double eta = NAN;
+    if (rate > 0 && budget > done) eta = (budget - done) / rate;
+    if (budget_s > 0 && (isnan(eta) || budget_s - elapsed < eta)) eta = fmax(0, budget_s - elapsed);
+    if (budget > 0 && done >= budget) eta = 0;
+    fmt_num(best, sizeof best, num_or_nan(pr, "best_fitness"));
+    fmt_dur(left, sizeof left, eta);
+    fmt_dur(el, sizeof el, elapsed);
+    snprintf(rt, sizeof rt, "%.2f/s", rate);
+    if (!tty) {
+        printf("job %.0f %s: %.0f/%.0f evaluations, %s, best %s, elapsed %s, left %s\n",
+               ctl_num(job, "job_id", 0), state, done, budget, rt, best, el, left);
+        fflush(stdout);
+        return;
+    }
+    int cols = term_cols();
+    int width = cols >= 100 ? 30 : cols >= 80 ? 20 : 10;
+    double frac = budget > 0 ? fmin(1.0, done / budget) : 0;
+    char bar[30 * 3 * 2 + 8];
+    size_t k = 0;
+    int eighths = (int)(frac * width * 8 + 0.5);
+    static const char *const part[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
+    for (int i = 0; i < width; i++) {
+        int fill = eighths - i * 8;
+        const char *c;
+        if (utf8)
+            c = fill >= 8 ? "█" : fill > 0 ? part[fill] : "·";
+        else
+            c = fill >= 8 ? "#" : fill >= 4 ? "+" : fill > 0 ? "-" : ".";
+        size_t n = strlen(c);
+        memcpy(bar + k, c, n);
+        k += n;
+    }
+    bar[k] = '\0';
+    printf("\r\033[Kjob %.0f %s |%s| %3.0f%%  %.0f/%.0f evals  %s  best %s  left %s",
+           ctl_num(job, "job_id", 0), state, bar, frac * 100, done, budget, rt, best, left);
+    fflush(stdout);
+}
+
+static int cmd_watch(Ctl *ctl, int argc, char **argv) {
+    static const char *const valued[] = {"--interval", NULL};
+    Args a;
+    int64_t job;
+    cJSON *res = NULL;
+    if (parse_args(argc, argv, valued, NULL, &a) != 0) return 2;
+    if (a.npos != 1 || ctl_parse_id(a.pos[0], &job) != 0) return ctl_usage(find_command("watch"));
+    double interval = opt(&a, "--interval") ? atof(opt(&a, "--interval")) : 0.5;
+    if (!(interval > 0 && interval <= 3600)) return ctl_fail(2, "watch: --interval must be > 0");
+    int tty = isatty(STDOUT_FILENO) && !ctl->json, utf8 = ctl_utf8();
+    double last_evals = -1;
+    char last_state[16] = "";
+    int status = 0;
+    for (;;) {
+        status = call_job(ctl, "job.get", job, &res);
+        if (status) {
+            if (tty) putchar('\n');
+            return status;
+        }
+        const cJSON *pr = cJSON_GetObjectItemCaseSensitive(res, "progress");
+        const char *state = ctl_str(res, "state", "?");
+        double evals = ctl_num(pr, "evaluations", 0);
+        int changed = evals != last_evals || strcmp(state, last_state) != 0;
+        if (ctl->json) {
+            if (changed) ctl_print_json(res);
+            fflush(stdout);
+        } else if (tty || changed) {
+            show_progress(res, tty, utf8);
+        }
+        last_evals = evals;
+        snprintf(last_state, sizeof last_state, "%s", state);
+        if (terminal_state(state)) break;
+        cJSON_Delete(res);
+        res = NULL;
+        struct timespec ts = {(time_t)interval, (long)((interval - (time_t)interval) * 1e9)};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
+    if (tty) putchar('\n');
+    const char *state = ctl_str(res, "state", "?");
+    if (!ctl->json) {
+        const cJSON *pr = cJSON_GetObjectItemCaseSensitive(res, "progress");
+        const char *best = ctl_str(pr, "best_expr", NULL);
+        char b[32];
+        if (best)
+            printf("job %lld %s: best %s  %s\n", (long long)job, state,
+                   fmt_num(b, sizeof b, num_or_nan(pr, "best_fitness")), best);
+    }
+    if (strcmp(state, "done") != 0) {
+        const char *why = ctl_str(res, "error", NULL);
+        status = why ? ctl_fail(1, "job %lld %s: %s", (long long)job, state, why)
+                     : ctl_fail(1, "job %lld %s", (long long)job, state);
+    }
+    cJSON_Delete(res);
+    return status;
+}
+
+/* ---- leaderboard -------------------------------------------------------------------------- */
+
+/* The main metric's mean of one task in an entry's metrics ({task: {metric: {mean,...}}}), and
+ * the metric's name. Borrows entry. */
+static double task_metric(const cJSON *task_metrics, const char **name) {
+    const cJSON *m = task_metrics ? task_metrics->child : NULL;
+    *name = m && m->string ? m->string : "";
+    if (!m) return NAN;
+    if (cJSON_IsNumber(m)) return m->valuedouble;
+    return num_or_nan(m, "mean");
+}
+
+/* Cuts s to at most width display columns (counting UTF-8 sequences as one), adding "…". */
+static void print_clipped(const char *s, int width) {
+    int cols = 0;
+    const char *p = s;
+    if (width <= 0) {
+        fputs(s, stdout);
+        return;
+    }
+    while (*p) {
+        if (((unsigned char)*p & 0xC0) != 0x80) {
+            if (cols == width - 1) {
+                const char *q = p;
+                int rest = 0;
+                while (*q) rest += (((unsigned char)*q++ & 0xC0) != 0x80);
+                if (rest > 1) {
+                    fputs(ctl_utf8() ? "…" : ">", stdout);
+                    return;
+                }
+            }
+            cols++;
+        }
+        putchar(*p++);
+    }
+}
+
+static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
+    static const char *const valued[] = {"--top", "--family", "--metric", NULL};
+    Args a;
+    int64_t job = 0, top = 10;
+    cJSON *res = NULL;
+    if (parse_args(argc, argv, valued, NULL, &a) != 0) return 2;
+    const char *family = opt(&a, "--family");
+    if (opt(&a, "--top") && ctl_parse_id(opt(&a, "--top"), &top) != 0)
+        return ctl_fail(2, "leaderboard: --top must be a positive integer");
+    if (a.npos > 1 || (a.npos == 1 && ctl_parse_id(a.pos[0], &job) != 0) ||
+        (a.npos == 0 && !family) || (a.npos == 1 && family))
+        return ctl_usage(find_command("leaderboard"));
+    cJSON *p = cJSON_CreateObject();
+    char what[48];
+    if (family) {
+        cJSON_AddStringToObject(p, "family", family);
+        snprintf(what, sizeof what, "family %s", family);
+    } else {
+        cJSON_AddNumberToObject(p, "job_id", (double)job);
+        snprintf(what, sizeof what, "job %lld", (long long)job);
+    }
+    cJSON_AddNumberToObject(p, "k", (double)top);
+    if (opt(&a, "--metric")) cJSON_AddStringToObject(p, "metric", opt(&a, "--metric"));
+    int st = ctl_call(ctl, "leaderboard.query", p, what, &res);
+    if (st) return st;
+    if (ctl->json) {
+        ctl_print_json(res);
+        cJSON_Delete(res);
+        return 0;
+    }
+    const cJSON *entries = cJSON_GetObjectItemCaseSensitive(res, "entries");
+    if (cJSON_GetArraySize(entries) == 0) {
+        printf("%s: no candidates scored yet\n", what);
+        cJSON_Delete(res);
+        return 0;
+    }
+    /* Task columns come from the first entry: one column per task, its main metric. */
+    const cJSON *first = cJSON_GetArrayItem(entries, 0);
+    const cJSON *tm0 = cJSON_GetObjectItemCaseSensitive(first, "metrics");
+    char head[512];
+    int hn = snprintf(head, sizeof head, "%4s  %-9s  %-8s  %-8s  %-7s", "RANK", "CANDIDATE",
+                      "FITNESS", "MEAN", "SPREAD");
+    int ntask = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tm0) {
+        const char *mname;
+        char label[64];
+        if (ntask >= 6 || hn >= (int)sizeof head - 40) break;
+        task_metric(t, &mname);
+        snprintf(label, sizeof label, "%s", t->string ? t->string : "?");
+        hn += snprintf(head + hn, sizeof head - (size_t)hn, "  %-10.10s", label);
+        ntask++;
+    }
+    snprintf(head + hn, sizeof head - (size_t)hn, "  %s", "EXPRESSION");
+    int cols = term_cols();
+    puts(head);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, entries) {
+        char b1[32], b2[32], b3[32], id[40];
+        double ejob = ctl_num(e, "job_id", (double)job);
+        snprintf(id, sizeof id, "%.0f:%.0f", ejob, ctl_num(e, "cand", 0));
+        int n = printf("%4.0f  %-9s  %-8s  %-8s  %-7s", ctl_num(e, "rank", 0), id,
+                       fmt_num(b1, sizeof b1, num_or_nan(e, "fitness")),
+                       fmt_num(b2, sizeof b2, num_or_nan(e, "mean")),
+                       fmt_num(b3, sizeof b3, num_or_nan(e, "spread")));
+        const cJSON *tm = cJSON_GetObjectItemCaseSensitive(e, "metrics");
+        int i = 0;
+        cJSON_ArrayForEach(t, tm0) {
+            const char *mname;
+            if (i++ >= ntask) break;
+            const cJSON *mine = cJSON_GetObjectItemCaseSensitive(tm, t->string);
+            n += printf("  %-10s", fmt_num(b1, sizeof b1, task_metric(mine, &mname)));
+        }
+        n += printf("  ");
+        print_clipped(ctl_str(e, "expr", "?"), cols ? cols - n : 0);
+        putchar('\n');
+    }
+    const char *metric = ctl_str(res, "metric", "fitness");
+    if (ntask > 0 && cols) {
+        const char *mname;
+        task_metric(tm0->child, &mname);
+        printf("(task columns: mean %s over seeds; ranked by %s)\n", mname, metric);
+    }
+    cJSON_Delete(res);
+    return 0;
+}
+
+/* ---- show ----------------------------------------------------------------------------------- */
+
+/* Draws ys[0..n) as a chart height rows tall, at most width columns, with the range labelled on
+ * the left. Unicode eighth blocks when utf8, else ASCII. */
+static void draw_chart(const double *ys, int n, int height, int width, int utf8) {
+    static const char *const blocks[] = {" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
+    static const char *const ascii[] = {" ", " ", ".", ".", ":", ":", "|", "|", "#"};
+    double lo = INFINITY, hi = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (isfinite(ys[i])) lo = fmin(lo, ys[i]), hi = fmax(hi, ys[i]);
+    if (!isfinite(lo)) {
+        printf("    (no finite points)\n");
+        return;
+    }
+    if (hi - lo < 1e-12) hi = lo + 1e-12;
+    int cols = n < width ? n : width;
+    double span = hi - lo;
+    for (int r = height - 1; r >= 0; r--) {
+        char label[32] = "";
+        if (r == height - 1) fmt_num(label, sizeof label, hi);
+        if (r == 0) fmt_num(label, sizeof label, lo);
+        printf("  %9s %s", label, utf8 ? "┤" : "|");
+        for (int c = 0; c < cols; c++) {
+            /* column c shows the point nearest to its position on the step axis */
+            int i = cols == 1 ? 0 : (int)((double)c * (n - 1) / (cols - 1) + 0.5);
+            double y = ys[i];
+            int level = isfinite(y) ? (int)((y - lo) / span * height * 8 + 0.5) : 0;
+            if (isfinite(y) && level == 0) level = 1; /* the minimum still shows */
+            int fill = level - r * 8;
+            fill = fill < 0 ? 0 : fill > 8 ? 8 : fill;
+            fputs(utf8 ? blocks[fill] : ascii[fill], stdout);
+        }
+        putchar('\n');
+    }
+}
+
+/* Draws one evaluation's learning curve ([[step, loss, val], ...]): training loss and validation
+ * metric. Borrows result. */
+static void show_curve(const cJSON *result, int utf8) {
+    const cJSON *curve = cJSON_GetObjectItemCaseSensitive(result, "curve");
+    int n = cJSON_GetArraySize(curve);
+    if (n <= 0) {
+        printf("  (no learning curve)\n");
+        return;
+    }
+    double *loss = calloc((size_t)n, sizeof *loss), *val = calloc((size_t)n, sizeof *val);
+    double last_step = 0;
+    if (!loss || !val) goto done;
+    for (int i = 0; i < n; i++) {
+        const cJSON *pt = cJSON_GetArrayItem(curve, i);
+        loss[i] = val[i] = NAN;
+        if (cJSON_IsArray(pt)) {
+            const cJSON *s = cJSON_GetArrayItem(pt, 0), *l = cJSON_GetArrayItem(pt, 1),
+                        *v = cJSON_GetArrayItem(pt, 2);
+            if (cJSON_IsNumber(s)) last_step = s->valuedouble;
+            if (cJSON_IsNumber(l)) loss[i] = l->valuedouble;
+            if (cJSON_IsNumber(v)) val[i] = v->valuedouble;
+        } else if (cJSON_IsObject(pt)) {
+            last_step = ctl_num(pt, "step", last_step);
+            loss[i] = num_or_nan(pt, "loss");
+            val[i] = num_or_nan(pt, "val");
+        }
+    }
+    int width = term_cols() ? term_cols() - 16 : 64;
+    if (width > 64) width = 64;
+    if (width < 8) width = 8;
+    printf("  validation %s over %.0f steps (%d points)\n", ctl_str(result, "metric", "metric"),
+           last_step, n);
+    draw_chart(val, n, 6, width, utf8);
+    printf("  training loss\n");
+    draw_chart(loss, n, 4, width, utf8);
+done:
+    free(loss);
+    free(val);
+}
+
+static int cmd_show(Ctl *ctl, int argc, char **argv) {
+    Args a;
+    int64_t job, cand;
+    cJSON *res = NULL;
+    if (parse_args(argc, argv, NULL, NULL, &a) != 0) return 2;
+    int used = parse_cand(a.npos, a.pos, &job, &cand);
+    if (!used || used != a.npos) return ctl_usage(find_command("show"));
+    cJSON *p = cJSON_CreateObject();
+    char what[64], b1[32], b2[32], b3[32];
+    cJSON_AddNumberToObject(p, "job_id", (double)job);
+    cJSON_AddNumberToObject(p, "cand", (double)cand);
+    snprintf(what, sizeof what, "candidate %lld:%lld", (long long)job, (long long)cand);
+    int st = ctl_call(ctl, "candidate.get", p, what, &res);
+    if (st) return st;
+    if (ctl->json) {
+        ctl_print_json(res);
+        cJSON_Delete(res);
+        return 0;
+    }
+    int utf8 = ctl_utf8();
+    printf("candidate  %lld:%lld\n", (long long)job, (long long)cand);
+    printf("expression %s\n", ctl_str(res, "expr", "?"));
+    printf("fitness    %s\n", fmt_num(b1, sizeof b1, num_or_nan(res, "fitness")));
+    const cJSON *parents = cJSON_GetObjectItemCaseSensitive(res, "parents");
+    const char *op = ctl_str(res, "op", NULL);
+    printf("lineage    %s", op ? op : (cJSON_GetArraySize(parents) ? "from" : "initial population"));
+    const cJSON *par;
+    int np = 0;
+    cJSON_ArrayForEach(par, parents) {
+        if (cJSON_IsNumber(par))
+            printf("%s%lld:%.0f", np++ ? ", " : " of ", (long long)job, par->valuedouble);
+    }
+    putchar('\n');
+    const cJSON *lin = cJSON_GetObjectItemCaseSensitive(res, "lineage");
+    if (cJSON_IsArray(lin)) { /* ancestors, when the daemon gives them: one line each */
+        const cJSON *anc;
+        cJSON_ArrayForEach(anc, lin) {
+            printf("           %s %lld:%.0f  %s\n", utf8 ? "←" : "<-", (long long)job,
+                   ctl_num(anc, "cand", 0), ctl_str(anc, "expr", ""));
+        }
+    }
+    const cJSON *evals = cJSON_GetObjectItemCaseSensitive(res, "evaluations");
+    int ne = cJSON_GetArraySize(evals);
+    printf("\nevaluations (%d)\n", ne);
+    if (ne > 0)
+        printf("  %-14s  %-20s  %6s  %-12s  %-8s  %-8s  %8s\n", "TASK", "SEED", "STEPS", "METRIC",
+               "VAL", "TEST", "WALL");
+    const cJSON *ev, *best_curve = NULL;
+    int best_steps = -1;
+    cJSON_ArrayForEach(ev, evals) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(ev, "result");
+        const cJSON *seed = cJSON_GetObjectItemCaseSensitive(ev, "seed");
+        char seedtxt[32];
+        if (cJSON_IsString(seed))
+            snprintf(seedtxt, sizeof seedtxt, "%s", seed->valuestring);
+        else
+            snprintf(seedtxt, sizeof seedtxt, "%.0f", cJSON_IsNumber(seed) ? seed->valuedouble : 0);
+        const char *status = ctl_str(r, "status", "?");
+        char wall[32];
+        snprintf(wall, sizeof wall, "%.0f ms", ctl_num(r, "wall_ms", 0));
+        printf("  %-14s  %-20s  %6.0f  %-12s  %-8s  %-8s  %8s", ctl_str(ev, "task_name", "?"),
+               seedtxt, ctl_num(ev, "steps", ctl_num(r, "steps", 0)), ctl_str(r, "metric", "?"),
+               fmt_num(b2, sizeof b2, num_or_nan(r, "val")),
+               fmt_num(b3, sizeof b3, num_or_nan(r, "test")), wall);
+        if (strcmp(status, "ok") != 0)
+            printf("  %s: %s", status, ctl_str(r, "error", ""));
+        putchar('\n');
+        /* the curve shown is the longest successful run's */
+        int steps = (int)ctl_num(r, "steps", 0);
+        if (strcmp(status, "ok") == 0 && steps > best_steps &&
+            cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(r, "curve")) > 0) {
+            best_steps = steps;
+            best_curve = r;
+        }
+    }
+    const cJSON *m = best_curve ? cJSON_GetObjectItemCaseSensitive(best_curve, "metrics") : NULL;
+    if (cJSON_IsObject(m) && m->child) {
+        printf("\nmetrics of the curve's run\n");
+        const cJSON *mm;
+        cJSON_ArrayForEach(mm, m) {
+            if (cJSON_IsNumber(mm))
+                printf("  %-20s %s\n", mm->string, fmt_num(b1, sizeof b1, mm->valuedouble));
+            else if (cJSON_IsObject(mm))
+                printf("  %-20s val %s  test %s\n", mm->string,
+                       fmt_num(b1, sizeof b1, num_or_nan(mm, "val")),
+                       fmt_num(b2, sizeof b2, num_or_nan(mm, "test")));
+        }
+    }
+    if (best_curve) {
+        printf("\nlearning curve\n");
+        show_curve(best_curve, utf8);
+    }
+    cJSON_Delete(res);
+    return 0;
+}
+
+/* ---- export --------------------------------------------------------------------------------- */
+
+static int cmd_export(Ctl *ctl, int argc, char **argv) {
+    static const char *const valued[] = {"--as", "--format", NULL};
+    Args a;
+    int64_t job, cand;
+    cJSON *res = NULL;
+    if (parse_args(argc, argv, valued, NULL, &a) != 0) return 2;
+    const char *fmt = opt(&a, "--as") ? opt(&a, "--as") : opt(&a, "--format");
+    int used = parse_cand(a.npos, a.pos, &job, &cand);
+    if (!used || used != a.npos) return ctl_usage(find_command("export"));
+    if (!fmt) fmt = "pytorch";
+    cJSON *p = cJSON_CreateObject();
+    char what[64];
+    cJSON_AddNumberToObject(p, "job_id", (double)job);
+    cJSON_AddNumberToObject(p, "cand", (double)cand);
+    cJSON_AddStringToObject(p, "format", fmt);
+    snprintf(what, sizeof what, "candidate %lld:%lld", (long long)job, (long long)cand);
+    int st = ctl_call(ctl, "candidate.export", p, what, &res);
+    if (st) return st;
+    if (ctl->json) {
+        ctl_print_json(res);
+    } else {
+        const char *text = ctl_str(res, "text", "");
+        size_t n = strlen(text);
+        fputs(text, stdout);
+        if (n == 0 || text[n - 1] != '\n') putchar('\n');
+    }
+    cJSON_Delete(res);
+    return 0;
+}
+
+/* ---- cancel, pause, resume, shutdown ------------------------------------------------------ */
+
+static int job_transition(Ctl *ctl, int argc, char **argv, const char *method) {
+    int64_t job;
+    cJSON *res = NULL;
+    if (argc != 2 || ctl_parse_id(argv[1], &job) != 0) return ctl_usage(find_command(argv[0]));
+    int st = call_job(ctl, method, job, &res);
+    if (st) return st;
+    if (ctl->json)
+        ctl_print_json(res);
+    else
+        printf("job %lld: %s\n", (long long)job, ctl_str(res, "state", "?"));
+    cJSON_Delete(res);
+    return 0;
+}
+
+static int cmd_cancel(Ctl *ctl, int argc, char **argv) {
+    return job_transition(ctl, argc, argv, "job.cancel");
+}
+static int cmd_pause(Ctl *ctl, int argc, char **argv) {
+    return job_transition(ctl, argc, argv, "job.pause");
+}
+static int cmd_resume(Ctl *ctl, int argc, char **argv) {
+    return job_transition(ctl, argc, argv, "job.resume");
+}
+
+static int cmd_shutdown(Ctl *ctl, int argc, char **argv) {
+    cJSON *res = NULL;
+    if (argc != 1) return ctl_usage(find_command("shutdown"));
+    int st = ctl_call(ctl, "server.shutdown", NULL, NULL, &res);
+    if (st) return st;
+    if (ctl->json)
+        ctl_print_json(res);
+    else
+        printf("lossd is shutting down (running evaluations finish first)\n");
+    cJSON_Delete(res);
+    return 0;
+}
+
+/* `lossctl call METHOD [PARAMS_JSON]`: any method, raw JSON in and out (for scripts and for
+ * methods lossctl has no command for). */
+static int cmd_call(Ctl *ctl, int argc, char **argv) {
+    cJSON *params = NULL, *res = NULL;
+    if (argc < 2 || argc > 3) return ctl_usage(find_command("call"));
+    if (argc == 3) {
+        params = cJSON_Parse(argv[2]);
+        if (!params) return ctl_fail(2, "call: PARAMS is not valid JSON");
+    }
+    int st = ctl_call(ctl, argv[1], params, NULL, &res);
+    if (st) return st;
+    ctl_print_json(res);
+    cJSON_Delete(res);
+    return 0;
+}
+
+/* ---- the command table ---------------------------------------------------------------------- */
+
+/* Command groups from other files (e.g. `schedule`) are one line each in this table, with
+ * their handler declared in client.h. */
+static const CtlCommand commands[] = {
+    {"submit", cmd_submit, "JOB.json [--token TOKEN] [--priority N]",
+     "submit a search job; prints its id ('-' reads stdin)"},
+    {"status", cmd_status, "", "the daemon's state: workers, queue, jobs"},
+    {"jobs", cmd_jobs, "[STATE]", "list jobs, newest first"},
+    {"watch", cmd_watch, "JOB [--interval SECONDS]", "follow a job's progress until it ends"},
+    {"leaderboard", cmd_leaderboard, "JOB | --family F  [--top N] [--metric M]",
+     "the best candidates of a job or of every job of a family"},
+    {"show", cmd_show, "JOB:CAND | JOB CAND", "a candidate: expression, lineage, metrics, curve"},
+    {"export", cmd_export, "JOB:CAND [--as pytorch|numpy|latex|expr]",
+     "a candidate as source code"},
+    {"cancel", cmd_cancel, "JOB", "cancel a job"},
+    {"pause", cmd_pause, "JOB", "pause a job"},
+    {"resume", cmd_resume, "JOB", "resume a paused job"},
+    {"shutdown", cmd_shutdown, "", "stop the daemon (it finishes running evaluations)"},
+    {"call", cmd_call, "METHOD [PARAMS_JSON]", "call any method, print the raw result"},
+    {"help", cmd_help, "[COMMAND]", "this list, or one command's usage"},
+};
+#define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static const CtlCommand *find_command(const char *name) {
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
+static void print_help(FILE *f) {
+    fprintf(f, "usage: lossctl [--socket PATH] [--json] COMMAND [ARGS]\n\ncommands:\n");
+    for (int i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\nCandidates are named JOB:CAND (e.g. 3:17). --json prints the daemon's result as "
+            "one line of JSON.\nThe socket defaults to $LOSSD_SOCKET, $XDG_RUNTIME_DIR/lossd.sock "
+            "or /tmp/lossd-$UID.sock.\nExit status: 0 ok, 1 the daemon reported an error or could "
+            "not be reached, 2 bad usage.\n");
+}
+
+static int cmd_help(Ctl *ctl, int argc, char **argv) {
+    if (argc >= 2) {
+        const CtlCommand *c = find_command(argv[1]);
+        if (!c) return ctl_fail(2, "no such command: %s", argv[1]);
+        printf("usage: lossctl %s %s\n  %s\n", c->name, c->usage, c->summary);
+        return 0;
+    }
+    print_help(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    char sockbuf[4096];
+    Ctl ctl = {0};
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    int nrest = 0, status;
+    if (!rest) return ctl_fail(1, "out of memory");
+    signal(SIGPIPE, SIG_IGN);
+    /* Global options may appear anywhere before a "--". */
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        if (strcmp(s, "--") == 0) {
+            while (i < argc) rest[nrest++] = argv[i++];
+            break;
+        }
+        if (strcmp(s, "--json") == 0) {
+            ctl.json = 1;
+        } else if (strcmp(s, "--socket") == 0 || strcmp(s, "-s") == 0) {
+            if (i + 1 >= argc) {
+                free(rest);
+                return ctl_fail(2, "--socket needs a path");
+            }
+            ctl.socket_path = argv[++i];
+        } else if (strncmp(s, "--socket=", 9) == 0) {
+            ctl.socket_path = s + 9;
+        } else if (nrest == 0 && (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0)) {
+            print_help(stdout);
+            free(rest);
+            return 0;
+        } else if (nrest == 0 && strcmp(s, "--version") == 0) {
+            printf("lossctl %s\n", LOSSD_VERSION);
+            free(rest);
+            return 0;
+        } else {
+            rest[nrest++] = argv[i];
+        }
+    }
+    if (!ctl.socket_path) ctl.socket_path = client_default_socket(sockbuf, sizeof sockbuf);
+    if (nrest == 0) {
+        print_help(stderr);
+        free(rest);
+        return 2;
+    }
+    const CtlCommand *cmd = find_command(rest[0]);
+    if (!cmd) {
+        status = ctl_fail(2, "unknown command '%s' (lossctl help lists them)", rest[0]);
+    } else {
+        status = cmd->run(&ctl, nrest, rest);
+    }
+    client_close(ctl.client);
+    free(rest);
+    fflush(stdout);
+    return status;
 }

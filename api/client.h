@@ -1,0 +1,88 @@
+/* client.h: the client side of lossd's wire protocol (newline-delimited JSON-RPC 2.0 over a Unix
+ * socket, docs/protocol.md), and the small toolkit lossctl's command groups share. */
+#ifndef CLIENT_H
+#define CLIENT_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/lossd.h"
+
+/* ---- transport ---------------------------------------------------------------------------- */
+
+typedef struct Client Client;
+
+/* The socket lossctl uses when none is given: $LOSSD_SOCKET, else $XDG_RUNTIME_DIR/lossd.sock,
+ * else /tmp/lossd-$UID.sock. Writes into buf (n bytes) and returns buf. */
+const char *client_default_socket(char *buf, size_t n);
+
+/* Connects to the daemon at path. Returns LD_OK and an owned client, or LD_EIO with err such as
+ * "cannot connect to /run/user/0/lossd.sock: no such file (is lossd serve running?)". */
+int client_connect(const char *path, Client **out, char *err);
+void client_close(Client *c);
+
+/* Sends one request and waits for its reply; notifications that arrive first are queued for
+ * client_next. Takes params (may be NULL: no params member). Returns:
+ *   LD_OK: *result is the reply's result (owned; JSON null when the reply had none);
+ *   a daemon error: the code mapped to LD_* (-32001 LD_ENOTFOUND, -32002 LD_ESTATE,
+ *     -32003 LD_EBUSY, -32004 LD_EPERM, anything else LD_EINVAL), err holds the daemon's
+ *     message, and *rpc_error (when rpc_error is not NULL) the error object (owned);
+ *   LD_EIO: the connection failed or closed (err says which). */
+int client_call(Client *c, const char *method, cJSON *params, cJSON **result, cJSON **rpc_error,
+                char *err);
+
+/* Waits up to timeout_ms (-1: forever) for the next notification (queued ones first).
+ * Returns LD_OK with *msg owned (the whole {"method","params"} object) or NULL on timeout;
+ * LD_EIO when the connection closed. */
+int client_next(Client *c, int timeout_ms, cJSON **msg, char *err);
+
+/* Maps a JSON-RPC error code to an LD_* status. */
+int client_status_of(int rpc_code);
+
+/* ---- lossctl's command toolkit ------------------------------------------------------------- */
+
+/* What every command handler gets: global options and a lazily opened connection. */
+typedef struct Ctl {
+    const char *socket_path; /* --socket, or client_default_socket */
+    int json;                /* --json: print the daemon's result as JSON instead of text */
+    Client *client;          /* opened by the first ctl_call */
+} Ctl;
+
+/* One command (or command group) of lossctl: handler gets argv starting at the command's
+ * name and returns the exit status: 0 success, 1 the daemon or connection failed, 2 bad usage. */
+typedef struct CtlCommand {
+    const char *name;
+    int (*run)(Ctl *ctl, int argc, char **argv);
+    const char *usage;   /* arguments, e.g. "JOB [--top N]" */
+    const char *summary; /* one line for `lossctl help` */
+} CtlCommand;
+
+/* Calls method on the daemon (connecting first if needed). Takes params. Returns 0 with
+ * *result owned, or 1 after printing one line to stderr: "lossctl: <daemon message>", or with
+ * --json the error object on stdout as well. what (may be NULL) prefixes the daemon's message
+ * when the message does not already name the object, e.g. "job 7" gives "lossctl: job 7: not
+ * found". */
+int ctl_call(Ctl *ctl, const char *method, cJSON *params, const char *what, cJSON **result);
+
+/* Prints one line of compact JSON to stdout (for --json). Borrows j. */
+void ctl_print_json(const cJSON *j);
+
+/* Prints "lossctl: " + message to stderr and returns status. */
+int ctl_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints "usage: lossctl NAME USAGE" to stderr and returns 2. */
+int ctl_usage(const CtlCommand *cmd);
+
+/* Parses a positive decimal id ("7"). Returns 0 or -1. */
+int ctl_parse_id(const char *s, int64_t *out);
+
+/* Small readers for result objects: a missing or mistyped member gives the default. Borrow o. */
+double ctl_num(const cJSON *o, const char *name, double dflt);
+const char *ctl_str(const cJSON *o, const char *name, const char *dflt);
+
+/* 1 when the locale speaks UTF-8 or is not set, 0 when it is set to something else or
+ * LOSSCTL_ASCII is set: whether bars and curves may use Unicode blocks. */
+int ctl_utf8(void);
+
+#endif
