@@ -88,6 +88,19 @@ typedef struct DataPrep {
  * regression. classify: labels go to Dataset.label, else targets to Dataset.y. */
 int data_prepare(const Table *tab, int classify, const DataPrep *p, Task *t, char *err);
 
+/* train.c: eval_run with a trace for PyTorch parity runs (bench/parity.py). Every buffer is
+ * caller-owned and optional (NULL: not recorded): init (eval_param_count floats) receives the
+ * initial parameters in the MLP layout (w0 (d,h1), b0, w1, ...), batches (steps * batch ints)
+ * the training-row indices of every step, losses (steps floats) every step's training loss. */
+typedef struct EvalTrace {
+    float *init;
+    int *batches;
+    float *losses;
+} EvalTrace;
+size_t eval_param_count(const Task *t);
+int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, EvalResult *res,
+                    EvalTrace *trace, char *err);
+
 /* metrics.c. Classification from logits z (n, C) and labels; regression from predictions and
  * targets in the same units. */
 double metric_accuracy(const float *z, const int *label, int n, int C);
