@@ -1,387 +1,1228 @@
-/* store.c: SQLite implementation of store.h (first stub: every call is "not implemented"). */
-#include "store.h"
+/* store.c: opening the database (lock, pragmas, migrations), transactions, the statement cache
+ * and shared helpers, and the job, task, search-state, event and schedule tables. Candidates,
+ * evaluations and leaderboards are in store_results.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Forward migrations: migrations[i] brings a database at user_version i to i + 1. Append only;
+ * never edit one that has shipped. Each runs inside the opening transaction. */
+static const char *const migrations[] = {
+    /* 1: the tables */
+    "CREATE TABLE schedules ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT,"
+    "  cron TEXT NOT NULL,"
+    "  tz TEXT,"
+    "  until REAL,"
+    "  catch_up INTEGER NOT NULL DEFAULT 0,"
+    "  concurrency INTEGER NOT NULL DEFAULT 1,"
+    "  template TEXT NOT NULL CHECK (json_valid(template)),"
+    "  paused INTEGER NOT NULL DEFAULT 0,"
+    "  last_fire REAL,"
+    "  next_fire REAL,"
+    "  created REAL NOT NULL);"
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT,"
+    "  spec TEXT NOT NULL CHECK (json_valid(spec)),"
+    "  state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN"
+    "    ('queued', 'running', 'paused', 'done', 'failed', 'cancelled')),"
+    "  priority INTEGER NOT NULL DEFAULT 0,"
+    "  seed INTEGER NOT NULL DEFAULT 0,"
+    "  created REAL NOT NULL,"
+    "  started REAL,"
+    "  finished REAL,"
+    "  schedule_id INTEGER REFERENCES schedules(id) ON DELETE SET NULL,"
+    "  client_token TEXT UNIQUE,"
+    "  error TEXT,"
+    "  evals_done INTEGER NOT NULL DEFAULT 0,"
+    "  budget_evals INTEGER NOT NULL DEFAULT 0,"
+    "  best_fitness REAL,"
+    "  leaderboard TEXT,"
+    "  stats TEXT);"
+    "CREATE INDEX jobs_state ON jobs(state, id);"
+    "CREATE INDEX jobs_schedule ON jobs(schedule_id, id);"
+    "CREATE TABLE tasks ("
+    "  id INTEGER PRIMARY KEY,"
+    "  hash INTEGER NOT NULL UNIQUE,"
+    "  family TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  metric TEXT,"
+    "  higher_better INTEGER NOT NULL DEFAULT 1,"
+    "  spec TEXT,"
+    "  created REAL NOT NULL);"
+    "CREATE INDEX tasks_family ON tasks(family, hash);"
+    "CREATE TABLE job_tasks ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  idx INTEGER NOT NULL,"
+    "  task_id INTEGER NOT NULL REFERENCES tasks(id),"
+    "  holdout INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (job_id, idx)) WITHOUT ROWID;"
+    "CREATE INDEX job_tasks_task ON job_tasks(task_id, job_id);"
+    "CREATE TABLE candidates ("
+    "  id INTEGER PRIMARY KEY,"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  cand INTEGER NOT NULL,"
+    "  expr TEXT NOT NULL,"
+    "  hash INTEGER NOT NULL,"
+    "  size INTEGER NOT NULL DEFAULT 0,"
+    "  parents TEXT,"
+    "  op TEXT,"
+    "  family TEXT,"
+    "  fitness REAL,"
+    "  created REAL NOT NULL,"
+    "  UNIQUE (job_id, cand));"
+    "CREATE INDEX candidates_rank ON candidates(job_id, fitness DESC, cand)"
+    "  WHERE fitness IS NOT NULL;"
+    "CREATE INDEX candidates_hash ON candidates(hash, job_id);"
+    "CREATE TABLE evaluations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  candidate_id INTEGER NOT NULL REFERENCES candidates(id) ON DELETE CASCADE,"
+    "  task_id INTEGER NOT NULL REFERENCES tasks(id),"
+    "  expr_hash INTEGER NOT NULL,"
+    "  seed INTEGER NOT NULL,"
+    "  steps INTEGER NOT NULL,"
+    "  steps_run INTEGER,"
+    "  status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'interrupted')),"
+    "  metric TEXT,"
+    "  val REAL,"
+    "  test REAL,"
+    "  final_loss REAL,"
+    "  metrics TEXT,"
+    "  curve TEXT,"
+    "  wall_ms REAL,"
+    "  error TEXT,"
+    "  created REAL NOT NULL,"
+    "  UNIQUE (job_id, seq));"
+    "CREATE INDEX evaluations_cand ON evaluations(candidate_id, task_id, steps);"
+    "CREATE INDEX evaluations_result ON evaluations(expr_hash, task_id, seed, steps);"
+    "CREATE TABLE search_state ("
+    "  job_id INTEGER PRIMARY KEY REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  round INTEGER NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  updated REAL NOT NULL);"
+    "CREATE TABLE events ("
+    "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    "  time REAL NOT NULL,"
+    "  job_id INTEGER,"
+    "  kind TEXT NOT NULL,"
+    "  data TEXT);",
+
+    /* 2: the cross-job results view and the covering index the family leaderboard and warm
+     * starts read (every column they touch, so the scan never visits the table) */
+    "CREATE INDEX evaluations_family ON evaluations(task_id, status, expr_hash, steps, val,"
+    "  test, metric);"
+    "CREATE VIEW results AS"
+    "  SELECT e.expr_hash, t.hash AS task_hash, e.seed, e.steps, t.family, c.expr, e.metric,"
+    "         e.val, e.test, e.final_loss, e.metrics, e.job_id, e.created"
+    "  FROM evaluations e JOIN tasks t ON t.id = e.task_id"
+    "  JOIN candidates c ON c.id = e.candidate_id WHERE e.status = 'ok';",
+};
+
+#define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
+
+static const char *const stmt_sql[ST_COUNT] = {
+#define STORE_STMT_SQL(id, sql) sql,
+    STORE_STMTS(STORE_STMT_SQL)
+#undef STORE_STMT_SQL
+};
+
+int store_schema_version(void) { return NMIGRATIONS; }
+
+const char *store_migration_sql(int i) { return i >= 0 && i < NMIGRATIONS ? migrations[i] : NULL; }
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+int store_sqlerr_(Store *s, int rc, const char *what, char *err)
+{
+    int code;
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: code = LD_EBUSY; break;
+    case SQLITE_CONSTRAINT:
+    case SQLITE_MISMATCH:
+    case SQLITE_RANGE:
+    case SQLITE_TOOBIG: code = LD_EINVAL; break;
+    case SQLITE_NOMEM: code = LD_ENOMEM; break;
+    case SQLITE_READONLY:
+    case SQLITE_PERM:
+    case SQLITE_AUTH: code = LD_EPERM; break;
+    default: code = LD_EIO; break;
+    }
+    const char *msg = s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    return ld_err(err, code, "store: %s: %s", what, msg);
+}
+
+sqlite3_stmt *store_stmt_(Store *s, int id, const char *what, char *err)
+{
+    if (!s->st[id]) {
+        int rc = sqlite3_prepare_v3(s->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &s->st[id],
+                                    NULL);
+        if (rc != SQLITE_OK) {
+            char w[128];
+            snprintf(w, sizeof w, "%s: prepare", what);
+            store_sqlerr_(s, rc, w, err);
+            s->st[id] = NULL;
+            return NULL;
+        }
+    }
+    sqlite3_reset(s->st[id]);
+    sqlite3_clear_bindings(s->st[id]);
+    return s->st[id];
+}
+
+static int exec(Store *s, const char *sql, const char *what, char *err)
+{
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+    return rc == SQLITE_OK ? LD_OK : store_sqlerr_(s, rc, what, err);
+}
+
+int store_wbegin_(Store *s, int *own, const char *what, char *err)
+{
+    *own = 0;
+    if (s->readonly)
+        return ld_err(err, LD_EPERM, "store: %s: the database is open read-only", what);
+    if (s->txn)
+        return LD_OK;
+    int rc = exec(s, "BEGIN IMMEDIATE", what, err);
+    if (rc == LD_OK)
+        *own = 1;
+    return rc;
+}
+
+int store_wend_(Store *s, int own, int rc, const char *what, char *err)
+{
+    if (!own)
+        return rc;
+    if (rc == LD_OK) {
+        rc = exec(s, "COMMIT", what, err);
+        if (rc == LD_OK)
+            return LD_OK;
+    }
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+int store_bind_json_(sqlite3_stmt *st, int i, const cJSON *json)
+{
+    if (!json)
+        return sqlite3_bind_null(st, i);
+    char *text = cJSON_PrintUnformatted(json);
+    if (!text)
+        return SQLITE_NOMEM;
+    int rc = sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
+    cJSON_free(text);
+    return rc;
+}
+
+int store_bind_text_(sqlite3_stmt *st, int i, const char *text)
+{
+    if (!text || !*text)
+        return sqlite3_bind_null(st, i);
+    return sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
+}
+
+int store_bind_real_(sqlite3_stmt *st, int i, double v)
+{
+    return isfinite(v) ? sqlite3_bind_double(st, i, v) : sqlite3_bind_null(st, i);
+}
+
+double store_col_real_(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
+}
+
+cJSON *store_col_json_(sqlite3_stmt *st, int i)
+{
+    const char *text = (const char *)sqlite3_column_text(st, i);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    return j ? j : cJSON_CreateNull();
+}
+
+cJSON *store_number_(double v) { return isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull(); }
+
+cJSON *store_col_number_(sqlite3_stmt *st, int i) { return store_number_(store_col_real_(st, i)); }
+
+cJSON *store_col_string_(sqlite3_stmt *st, int i)
+{
+    const char *text = (const char *)sqlite3_column_text(st, i);
+    return text ? cJSON_CreateString(text) : cJSON_CreateNull();
+}
+
+cJSON *store_hash_json_(uint64_t h)
+{
+    char buf[17];
+    snprintf(buf, sizeof buf, "%016llx", (unsigned long long)h);
+    return cJSON_CreateString(buf);
+}
+
+cJSON *store_seed_json_(uint64_t seed)
+{
+    if (seed <= (1ull << 53))
+        return cJSON_CreateNumber((double)seed);
+    char buf[24];
+    snprintf(buf, sizeof buf, "%llu", (unsigned long long)seed);
+    return cJSON_CreateString(buf);
+}
+
+/* ---- open and close --------------------------------------------------------------------- */
+
+/* Takes the writer lock on PATH.lock and writes our pid into it. */
+static int take_lock(Store *s, char *err)
+{
+    size_t n = strlen(s->path) + 6;
+    char *lp = malloc(n);
+    int rc = LD_OK;
+    if (!lp)
+        return ld_err(err, LD_ENOMEM, "store: open %s: out of memory", s->path);
+    snprintf(lp, n, "%s.lock", s->path);
+    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = ld_err(err, errno == EACCES || errno == EROFS ? LD_EPERM : LD_EIO,
+                    "store: open %s: %s", lp, strerror(errno));
+        goto done;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK) {
+            char buf[32] = {0};
+            ssize_t got = pread(fd, buf, sizeof buf - 1, 0);
+            long pid = got > 0 ? strtol(buf, NULL, 10) : 0;
+            if (pid > 0)
+                rc = ld_err(err, LD_EBUSY, "store: database %s is in use by another lossd (pid %ld)",
+                            s->path, pid);
+            else
+                rc = ld_err(err, LD_EBUSY, "store: database %s is in use by another lossd",
+                            s->path);
+        } else {
+            rc = ld_err(err, LD_EIO, "store: lock %s: %s", lp, strerror(errno));
+        }
+        close(fd);
+        goto done;
+    }
+    char buf[32];
+    int len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len) {
+        rc = ld_err(err, LD_EIO, "store: write %s: %s", lp, strerror(errno));
+        close(fd);
+        goto done;
+    }
+    s->lock_fd = fd;
+done:
+    free(lp);
+    return rc;
+}
+
+static int read_version(Store *s, int *version, char *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        int code = store_sqlerr_(s, rc, "read schema version", err);
+        sqlite3_finalize(st);
+        return code;
+    }
+    *version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return LD_OK;
+}
+
+static int migrate(Store *s, int from, char *err)
+{
+    char what[64];
+    int rc = exec(s, "BEGIN IMMEDIATE", "migrate: begin", err);
+    if (rc != LD_OK)
+        return rc;
+    /* Re-read inside the transaction: nobody else can migrate under our lock, but be exact. */
+    rc = read_version(s, &from, err);
+    for (int i = from; rc == LD_OK && i < NMIGRATIONS; i++) {
+        snprintf(what, sizeof what, "migrate to schema version %d", i + 1);
+        rc = exec(s, migrations[i], what, err);
+    }
+    if (rc == LD_OK) {
+        snprintf(what, sizeof what, "PRAGMA user_version = %d", NMIGRATIONS);
+        rc = exec(s, what, "migrate: set version", err);
+    }
+    if (rc == LD_OK)
+        rc = exec(s, "COMMIT", "migrate: commit", err);
+    if (rc != LD_OK && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
 
 int store_open(const char *path, int flags, Store **out, char *err)
 {
-    (void)path;
-    (void)flags;
-    (void)out;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: open: not implemented");
+    Store *s = NULL;
+    int rc = LD_OK, version = 0;
+    char what[96];
+    *out = NULL;
+    if (!path || !*path)
+        return ld_err(err, LD_EINVAL, "store: open: empty database path");
+    s = calloc(1, sizeof *s);
+    if (!s || !(s->path = strdup(path))) {
+        rc = ld_err(err, LD_ENOMEM, "store: open %s: out of memory", path);
+        goto done;
+    }
+    s->lock_fd = -1;
+    s->readonly = (flags & STORE_READONLY) != 0;
+    if (!s->readonly) {
+        rc = take_lock(s, err);
+        if (rc != LD_OK)
+            goto done;
+    }
+    int oflags = s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    int src = sqlite3_open_v2(path, &s->db, oflags, NULL);
+    if (src != SQLITE_OK) {
+        snprintf(what, sizeof what, "open %s", path);
+        rc = store_sqlerr_(s, src, what, err);
+        if (rc != LD_EPERM)
+            rc = LD_EIO;
+        goto done;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, 5000);
+    /* The first read of the header is where a file that is not a database shows itself. */
+    rc = read_version(s, &version, err);
+    if (rc != LD_OK) {
+        ld_err(err, LD_EIO, "store: open %s: %s", path, sqlite3_errmsg(s->db));
+        rc = LD_EIO;
+        goto done;
+    }
+    if (version > NMIGRATIONS) {
+        rc = ld_err(err, LD_ESTATE,
+                    "store: open %s: schema version %d is newer than this lossd reads (%d)", path,
+                    version, NMIGRATIONS);
+        goto done;
+    }
+    snprintf(what, sizeof what, "open %s", path);
+    if (!s->readonly) {
+        sqlite3_stmt *st = NULL;
+        src = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+        if (src == SQLITE_OK)
+            src = sqlite3_step(st);
+        const char *mode = src == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+        if (src != SQLITE_ROW || !mode || strcmp(mode, "wal") != 0) {
+            rc = src == SQLITE_ROW
+                     ? ld_err(err, LD_EIO, "store: open %s: cannot use WAL mode (journal_mode %s)",
+                              path, mode ? mode : "?")
+                     : store_sqlerr_(s, src, what, err);
+            if (rc == LD_EINVAL)
+                rc = LD_EIO;
+            sqlite3_finalize(st);
+            goto done;
+        }
+        sqlite3_finalize(st);
+        rc = exec(s, flags & STORE_NOSYNC ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL",
+                  what, err);
+        if (rc != LD_OK)
+            goto done;
+    }
+    rc = exec(s, "PRAGMA foreign_keys = ON", what, err);
+    if (rc != LD_OK)
+        goto done;
+    if (version < NMIGRATIONS) {
+        if (s->readonly) {
+            rc = ld_err(err, LD_ESTATE,
+                        "store: open %s: schema version %d is older than %d; open it for writing "
+                        "once (start lossd) to migrate",
+                        path, version, NMIGRATIONS);
+            goto done;
+        }
+        rc = migrate(s, version, err);
+        if (rc != LD_OK) {
+            char inner[LD_ERR_MAX];
+            snprintf(inner, sizeof inner, "%s", err ? err : "");
+            ld_err(err, rc, "store: open %s: %s", path,
+                   strncmp(inner, "store: ", 7) == 0 ? inner + 7 : inner);
+            if (rc == LD_EINVAL)
+                rc = LD_EIO;
+            goto done;
+        }
+    }
+done:
+    if (rc != LD_OK) {
+        store_close(s);
+        return rc;
+    }
+    *out = s;
+    return LD_OK;
 }
 
 void store_close(Store *s)
 {
-    (void)s;
+    if (!s)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    if (s->db) {
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        sqlite3_close_v2(s->db);
+    }
+    if (s->lock_fd >= 0)
+        close(s->lock_fd); /* releases the flock */
+    free(s->path);
+    free(s);
 }
+
+/* ---- transactions ----------------------------------------------------------------------- */
 
 int store_begin(Store *s, char *err)
 {
-    (void)s;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: begin: not implemented");
+    if (s->readonly)
+        return ld_err(err, LD_EPERM, "store: begin: the database is open read-only");
+    if (s->txn)
+        return ld_err(err, LD_ESTATE, "store: begin: a transaction is already open");
+    int rc = exec(s, "BEGIN IMMEDIATE", "begin", err);
+    if (rc == LD_OK)
+        s->txn = 1;
+    return rc;
 }
 
 int store_commit(Store *s, char *err)
 {
-    (void)s;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: commit: not implemented");
+    if (!s->txn)
+        return ld_err(err, LD_ESTATE, "store: commit: no transaction is open");
+    int rc = exec(s, "COMMIT", "commit", err);
+    if (rc != LD_OK && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->txn = 0;
+    return rc;
 }
 
 void store_rollback(Store *s)
 {
-    (void)s;
+    if (!s)
+        return;
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    s->txn = 0;
 }
 
-int store_in_transaction(const Store *s)
-{
-    (void)s;
-    return 0;
-}
+int store_in_transaction(const Store *s) { return s && s->txn; }
+
+/* ---- jobs ------------------------------------------------------------------------------- */
 
 int store_state_valid(const char *state)
 {
-    (void)state;
+    static const char *const states[] = {"queued", "running", "paused", "done", "failed", "cancelled"};
+    if (!state)
+        return 0;
+    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
+        if (strcmp(state, states[i]) == 0)
+            return 1;
     return 0;
+}
+
+/* Runs a statement that returns no rows (or ignores them); 1 changed row expected when
+ * need_change. */
+static int step_done(Store *s, sqlite3_stmt *st, int need_change, const char *what, char *err)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        rc = store_sqlerr_(s, rc, what, err);
+        sqlite3_reset(st);
+        return rc;
+    }
+    sqlite3_reset(st);
+    if (need_change && sqlite3_changes(s->db) == 0)
+        return ld_err(err, LD_ENOTFOUND, "store: %s: not found", what);
+    return LD_OK;
 }
 
 int store_job_insert(Store *s, const StoreJobNew *j, int64_t *job_id, int *existed, char *err)
 {
-    (void)s;
-    (void)j;
-    (void)job_id;
-    (void)existed;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: job_insert: not implemented");
+    const char *what = "insert job";
+    int own = 0, rc;
+    sqlite3_stmt *st;
+    if (existed)
+        *existed = 0;
+    if (!j->spec)
+        return ld_err(err, LD_EINVAL, "store: insert job: spec is required");
+    rc = store_wbegin_(s, &own, what, err);
+    if (rc != LD_OK)
+        return rc;
+    if (j->client_token && *j->client_token) {
+        if (!(st = store_stmt_(s, ST_JOB_BY_TOKEN, what, err))) {
+            rc = LD_EIO;
+            goto done;
+        }
+        sqlite3_bind_text(st, 1, j->client_token, -1, SQLITE_TRANSIENT);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            *job_id = sqlite3_column_int64(st, 0);
+            if (existed)
+                *existed = 1;
+            sqlite3_reset(st);
+            goto done;
+        }
+        sqlite3_reset(st);
+        if (src != SQLITE_DONE) {
+            rc = store_sqlerr_(s, src, what, err);
+            goto done;
+        }
+    }
+    if (!(st = store_stmt_(s, ST_JOB_INSERT, what, err))) {
+        rc = LD_EIO;
+        goto done;
+    }
+    store_bind_text_(st, 1, j->name);
+    store_bind_json_(st, 2, j->spec);
+    sqlite3_bind_int(st, 3, j->priority);
+    sqlite3_bind_int64(st, 4, (int64_t)j->seed);
+    sqlite3_bind_double(st, 5, ld_wall_s());
+    if (j->schedule_id > 0)
+        sqlite3_bind_int64(st, 6, j->schedule_id);
+    store_bind_text_(st, 7, j->client_token);
+    sqlite3_bind_int64(st, 8, j->budget_evals);
+    rc = step_done(s, st, 0, what, err);
+    if (rc == LD_OK)
+        *job_id = sqlite3_last_insert_rowid(s->db);
+done:
+    return store_wend_(s, own, rc, what, err);
 }
 
 int store_job_set_state(Store *s, int64_t job_id, const char *state, const char *error, char *err)
 {
-    (void)s;
-    (void)job_id;
-    (void)state;
-    (void)error;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: job_set_state: not implemented");
+    char what[64];
+    int own = 0, rc;
+    snprintf(what, sizeof what, "set state of job %lld", (long long)job_id);
+    if (!store_state_valid(state))
+        return ld_err(err, LD_EINVAL, "store: %s: \"%s\" is not a job state", what,
+                      state ? state : "(null)");
+    rc = store_wbegin_(s, &own, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_stmt *st = store_stmt_(s, ST_JOB_SET_STATE, what, err);
+    if (!st) {
+        rc = LD_EIO;
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_text(st, 2, state, -1, SQLITE_TRANSIENT);
+    store_bind_text_(st, 3, error);
+    sqlite3_bind_double(st, 4, ld_wall_s());
+    rc = step_done(s, st, 1, what, err);
+done:
+    return store_wend_(s, own, rc, what, err);
 }
 
-int store_job_update_progress(Store *s, int64_t job_id, int64_t evals_done, double best_fitness, const cJSON *leaderboard, const cJSON *stats, char *err)
+int store_job_update_progress(Store *s, int64_t job_id, int64_t evals_done, double best_fitness,
+                              const cJSON *leaderboard, const cJSON *stats, char *err)
 {
-    (void)s;
-    (void)job_id;
-    (void)evals_done;
-    (void)best_fitness;
-    (void)leaderboard;
-    (void)stats;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: job_update_progress: not implemented");
+    char what[64];
+    int own = 0, rc;
+    snprintf(what, sizeof what, "update progress of job %lld", (long long)job_id);
+    rc = store_wbegin_(s, &own, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_stmt *st = store_stmt_(s, ST_JOB_PROGRESS, what, err);
+    if (!st) {
+        rc = LD_EIO;
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, evals_done);
+    store_bind_real_(st, 3, best_fitness);
+    store_bind_json_(st, 4, leaderboard);
+    store_bind_json_(st, 5, stats);
+    rc = step_done(s, st, 1, what, err);
+done:
+    return store_wend_(s, own, rc, what, err);
+}
+
+/* Job summary columns in the order JOB_LIST selects them, starting at column c0. */
+static cJSON *job_summary(sqlite3_stmt *st)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+    cJSON_AddItemToObject(o, "name", store_col_string_(st, 1));
+    cJSON_AddItemToObject(o, "state", store_col_string_(st, 2));
+    cJSON_AddNumberToObject(o, "priority", sqlite3_column_int(st, 3));
+    cJSON_AddItemToObject(o, "seed", store_seed_json_((uint64_t)sqlite3_column_int64(st, 4)));
+    cJSON_AddItemToObject(o, "created", store_col_number_(st, 5));
+    cJSON_AddItemToObject(o, "started", store_col_number_(st, 6));
+    cJSON_AddItemToObject(o, "finished", store_col_number_(st, 7));
+    cJSON_AddItemToObject(o, "schedule_id", store_col_number_(st, 8));
+    cJSON_AddItemToObject(o, "client_token", store_col_string_(st, 9));
+    cJSON_AddItemToObject(o, "error", store_col_string_(st, 10));
+    cJSON_AddNumberToObject(o, "evals_done", (double)sqlite3_column_int64(st, 11));
+    cJSON_AddNumberToObject(o, "budget_evals", (double)sqlite3_column_int64(st, 12));
+    cJSON_AddItemToObject(o, "best_fitness", store_col_number_(st, 13));
+    return o;
 }
 
 int store_job_get(Store *s, int64_t job_id, cJSON **out, char *err)
 {
-    (void)s;
-    (void)job_id;
-    (void)out;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: job_get: not implemented");
+    char what[48];
+    int rc = LD_OK, src;
+    cJSON *o = NULL, *tasks = NULL;
+    *out = NULL;
+    snprintf(what, sizeof what, "get job %lld", (long long)job_id);
+    sqlite3_stmt *st = store_stmt_(s, ST_JOB_GET, what, err);
+    if (!st)
+        return LD_EIO;
+    sqlite3_bind_int64(st, 1, job_id);
+    src = sqlite3_step(st);
+    if (src == SQLITE_DONE) {
+        rc = ld_err(err, LD_ENOTFOUND, "store: %s: no such job", what);
+        goto done;
+    }
+    if (src != SQLITE_ROW) {
+        rc = store_sqlerr_(s, src, what, err);
+        goto done;
+    }
+    o = cJSON_CreateObject();
+    if (!o) {
+        rc = ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
+        goto done;
+    }
+    cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+    cJSON_AddItemToObject(o, "name", store_col_string_(st, 1));
+    cJSON_AddItemToObject(o, "spec", store_col_json_(st, 2));
+    cJSON_AddItemToObject(o, "state", store_col_string_(st, 3));
+    cJSON_AddNumberToObject(o, "priority", sqlite3_column_int(st, 4));
+    cJSON_AddItemToObject(o, "seed", store_seed_json_((uint64_t)sqlite3_column_int64(st, 5)));
+    cJSON_AddItemToObject(o, "created", store_col_number_(st, 6));
+    cJSON_AddItemToObject(o, "started", store_col_number_(st, 7));
+    cJSON_AddItemToObject(o, "finished", store_col_number_(st, 8));
+    cJSON_AddItemToObject(o, "schedule_id", store_col_number_(st, 9));
+    cJSON_AddItemToObject(o, "client_token", store_col_string_(st, 10));
+    cJSON_AddItemToObject(o, "error", store_col_string_(st, 11));
+    cJSON_AddNumberToObject(o, "evals_done", (double)sqlite3_column_int64(st, 12));
+    cJSON_AddNumberToObject(o, "budget_evals", (double)sqlite3_column_int64(st, 13));
+    cJSON_AddItemToObject(o, "best_fitness", store_col_number_(st, 14));
+    cJSON_AddItemToObject(o, "leaderboard", store_col_json_(st, 15));
+    cJSON_AddItemToObject(o, "stats", store_col_json_(st, 16));
+    sqlite3_reset(st);
+
+    st = store_stmt_(s, ST_JOB_TASKS, what, err);
+    if (!st) {
+        rc = LD_EIO;
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    tasks = cJSON_AddArrayToObject(o, "tasks");
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddItemToArray(tasks, t);
+        cJSON_AddNumberToObject(t, "id", (double)sqlite3_column_int64(st, 0));
+        cJSON_AddItemToObject(t, "hash", store_hash_json_((uint64_t)sqlite3_column_int64(st, 1)));
+        cJSON_AddItemToObject(t, "family", store_col_string_(st, 2));
+        cJSON_AddItemToObject(t, "name", store_col_string_(st, 3));
+        cJSON_AddItemToObject(t, "metric", store_col_string_(st, 4));
+        cJSON_AddNumberToObject(t, "idx", sqlite3_column_int(st, 5));
+        cJSON_AddBoolToObject(t, "holdout", sqlite3_column_int(st, 6));
+    }
+    if (src != SQLITE_DONE)
+        rc = store_sqlerr_(s, src, what, err);
+done:
+    if (st)
+        sqlite3_reset(st);
+    if (rc != LD_OK) {
+        cJSON_Delete(o);
+        return rc;
+    }
+    *out = o;
+    return LD_OK;
+}
+
+/* Collects every row of st as a job summary into an owned array. */
+static int list_jobs(Store *s, sqlite3_stmt *st, const char *what, cJSON **out, char *err)
+{
+    int src;
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr) {
+        sqlite3_reset(st);
+        return ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
+    }
+    while ((src = sqlite3_step(st)) == SQLITE_ROW)
+        cJSON_AddItemToArray(arr, job_summary(st));
+    if (src != SQLITE_DONE) {
+        int rc = store_sqlerr_(s, src, what, err);
+        sqlite3_reset(st);
+        cJSON_Delete(arr);
+        return rc;
+    }
+    sqlite3_reset(st);
+    *out = arr;
+    return LD_OK;
 }
 
 int store_job_list(Store *s, const char *state, int limit, cJSON **out, char *err)
 {
-    (void)s;
-    (void)state;
-    (void)limit;
-    (void)out;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: job_list: not implemented");
+    *out = NULL;
+    sqlite3_stmt *st = store_stmt_(s, ST_JOB_LIST, "list jobs", err);
+    if (!st)
+        return LD_EIO;
+    store_bind_text_(st, 1, state);
+    sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
+    return list_jobs(s, st, "list jobs", out, err);
 }
 
 int store_jobs_in_state(Store *s, const char *state, int64_t **ids, int *n, char *err)
 {
-    (void)s;
-    (void)state;
-    (void)ids;
-    (void)n;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: jobs_in_state: not implemented");
+    const char *what = "jobs in state";
+    int64_t *v = NULL;
+    int cnt = 0, cap = 0, src, rc = LD_OK;
+    *ids = NULL;
+    *n = 0;
+    if (!store_state_valid(state))
+        return ld_err(err, LD_EINVAL, "store: %s: \"%s\" is not a job state", what,
+                      state ? state : "(null)");
+    sqlite3_stmt *st = store_stmt_(s, ST_JOB_IN_STATE, what, err);
+    if (!st)
+        return LD_EIO;
+    sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        if (cnt == cap) {
+            cap = cap ? cap * 2 : 16;
+            int64_t *nv = realloc(v, (size_t)cap * sizeof *v);
+            if (!nv) {
+                rc = ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
+                goto done;
+            }
+            v = nv;
+        }
+        v[cnt++] = sqlite3_column_int64(st, 0);
+    }
+    if (src != SQLITE_DONE)
+        rc = store_sqlerr_(s, src, what, err);
+done:
+    sqlite3_reset(st);
+    if (rc != LD_OK) {
+        free(v);
+        return rc;
+    }
+    *ids = v;
+    *n = cnt;
+    return LD_OK;
 }
 
 int store_job_add_task(Store *s, int64_t job_id, int idx, int64_t task_id, int holdout, char *err)
 {
-    (void)s;
-    (void)job_id;
-    (void)idx;
-    (void)task_id;
-    (void)holdout;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: job_add_task: not implemented");
+    char what[64];
+    int own = 0, rc;
+    snprintf(what, sizeof what, "add task %lld to job %lld", (long long)task_id, (long long)job_id);
+    rc = store_wbegin_(s, &own, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_stmt *st = store_stmt_(s, ST_JOB_ADD_TASK, what, err);
+    if (!st) {
+        rc = LD_EIO;
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int(st, 2, idx);
+    sqlite3_bind_int64(st, 3, task_id);
+    sqlite3_bind_int(st, 4, holdout != 0);
+    rc = step_done(s, st, 0, what, err);
+done:
+    return store_wend_(s, own, rc, what, err);
 }
 
-int store_task_upsert(Store *s, uint64_t hash, const char *family, const char *name, const char *metric, int higher_better, const cJSON *spec, int64_t *task_id, char *err)
+/* ---- tasks ------------------------------------------------------------------------------ */
+
+int store_task_upsert(Store *s, uint64_t hash, const char *family, const char *name,
+                      const char *metric, int higher_better, const cJSON *spec, int64_t *task_id,
+                      char *err)
 {
-    (void)s;
-    (void)hash;
-    (void)family;
-    (void)name;
-    (void)metric;
-    (void)higher_better;
-    (void)spec;
-    (void)task_id;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: task_upsert: not implemented");
+    const char *what = "upsert task";
+    int own = 0, rc, src;
+    if (!family || !*family || !name)
+        return ld_err(err, LD_EINVAL, "store: %s: family and name are required", what);
+    rc = store_wbegin_(s, &own, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_stmt *st = store_stmt_(s, ST_TASK_BY_HASH, what, err);
+    if (!st) {
+        rc = LD_EIO;
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, (int64_t)hash);
+    src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        *task_id = sqlite3_column_int64(st, 0);
+        sqlite3_reset(st);
+        goto done;
+    }
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        rc = store_sqlerr_(s, src, what, err);
+        goto done;
+    }
+    if (!(st = store_stmt_(s, ST_TASK_INSERT, what, err))) {
+        rc = LD_EIO;
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, (int64_t)hash);
+    sqlite3_bind_text(st, 2, family, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, name, -1, SQLITE_TRANSIENT);
+    store_bind_text_(st, 4, metric);
+    sqlite3_bind_int(st, 5, higher_better != 0);
+    store_bind_json_(st, 6, spec);
+    sqlite3_bind_double(st, 7, ld_wall_s());
+    rc = step_done(s, st, 0, what, err);
+    if (rc == LD_OK)
+        *task_id = sqlite3_last_insert_rowid(s->db);
+done:
+    return store_wend_(s, own, rc, what, err);
 }
 
-int store_candidate_put(Store *s, int64_t job_id, int64_t cand, const char *expr, uint64_t hash, int size, const cJSON *parents, const char *op, const char *family, int64_t *row_id, char *err)
-{
-    (void)s;
-    (void)job_id;
-    (void)cand;
-    (void)expr;
-    (void)hash;
-    (void)size;
-    (void)parents;
-    (void)op;
-    (void)family;
-    (void)row_id;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: candidate_put: not implemented");
-}
-
-int store_candidate_set_fitness(Store *s, int64_t job_id, int64_t cand, double fitness, char *err)
-{
-    (void)s;
-    (void)job_id;
-    (void)cand;
-    (void)fitness;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: candidate_set_fitness: not implemented");
-}
-
-int store_candidate_get(Store *s, int64_t job_id, int64_t cand, cJSON **out, char *err)
-{
-    (void)s;
-    (void)job_id;
-    (void)cand;
-    (void)out;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: candidate_get: not implemented");
-}
-
-int store_eval_put(Store *s, const StoreEvalKey *k, const EvalResult *r, int *inserted, char *err)
-{
-    (void)s;
-    (void)k;
-    (void)r;
-    (void)inserted;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: eval_put: not implemented");
-}
-
-int store_eval_get_seq(Store *s, int64_t job_id, int64_t seq, int *found, EvalResult *out, char *err)
-{
-    (void)s;
-    (void)job_id;
-    (void)seq;
-    (void)found;
-    (void)out;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: eval_get_seq: not implemented");
-}
-
-int store_result_lookup(Store *s, uint64_t expr_hash, uint64_t task_hash, uint64_t seed, int steps, int *found, EvalResult *out, char *err)
-{
-    (void)s;
-    (void)expr_hash;
-    (void)task_hash;
-    (void)seed;
-    (void)steps;
-    (void)found;
-    (void)out;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: result_lookup: not implemented");
-}
-
-int store_evals_for_job(Store *s, int64_t job_id, int64_t since_seq, int limit, cJSON **out, char *err)
-{
-    (void)s;
-    (void)job_id;
-    (void)since_seq;
-    (void)limit;
-    (void)out;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: evals_for_job: not implemented");
-}
-
-int store_evals_count(Store *s, int64_t job_id, int64_t *n, char *err)
-{
-    (void)s;
-    (void)job_id;
-    (void)n;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: evals_count: not implemented");
-}
+/* ---- search state ----------------------------------------------------------------------- */
 
 int store_state_put(Store *s, int64_t job_id, int64_t round, const cJSON *state, char *err)
 {
-    (void)s;
-    (void)job_id;
-    (void)round;
-    (void)state;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: state_put: not implemented");
+    char what[64];
+    int own = 0, rc;
+    snprintf(what, sizeof what, "save search state of job %lld", (long long)job_id);
+    if (!state)
+        return ld_err(err, LD_EINVAL, "store: %s: no state", what);
+    rc = store_wbegin_(s, &own, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_stmt *st = store_stmt_(s, ST_STATE_PUT, what, err);
+    if (!st) {
+        rc = LD_EIO;
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, round);
+    if (store_bind_json_(st, 3, state) != SQLITE_OK) {
+        rc = ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
+        goto done;
+    }
+    sqlite3_bind_double(st, 4, ld_wall_s());
+    rc = step_done(s, st, 0, what, err);
+done:
+    return store_wend_(s, own, rc, what, err);
 }
 
 int store_state_get(Store *s, int64_t job_id, int64_t *round, cJSON **state, char *err)
 {
-    (void)s;
-    (void)job_id;
-    (void)round;
-    (void)state;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: state_get: not implemented");
+    char what[64];
+    int rc = LD_OK;
+    *state = NULL;
+    snprintf(what, sizeof what, "load search state of job %lld", (long long)job_id);
+    sqlite3_stmt *st = store_stmt_(s, ST_STATE_GET, what, err);
+    if (!st)
+        return LD_EIO;
+    sqlite3_bind_int64(st, 1, job_id);
+    int src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(st, 1);
+        cJSON *j = text ? cJSON_Parse(text) : NULL;
+        if (!j)
+            rc = ld_err(err, LD_EIO, "store: %s: stored state is not valid JSON", what);
+        else {
+            if (round)
+                *round = sqlite3_column_int64(st, 0);
+            *state = j;
+        }
+    } else if (src == SQLITE_DONE) {
+        rc = ld_err(err, LD_ENOTFOUND, "store: %s: none saved", what);
+    } else {
+        rc = store_sqlerr_(s, src, what, err);
+    }
+    sqlite3_reset(st);
+    return rc;
 }
 
-int store_leaderboard_job(Store *s, int64_t job_id, int k, cJSON **out, char *err)
-{
-    (void)s;
-    (void)job_id;
-    (void)k;
-    (void)out;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: leaderboard_job: not implemented");
-}
+/* ---- events ----------------------------------------------------------------------------- */
 
-int store_leaderboard_family(Store *s, const char *family, int k, const char *metric, cJSON **out, char *err)
+int store_event_append(Store *s, int64_t job_id, const char *kind, const cJSON *data, int64_t *seq,
+                       char *err)
 {
-    (void)s;
-    (void)family;
-    (void)k;
-    (void)metric;
-    (void)out;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: leaderboard_family: not implemented");
-}
-
-int store_warm_start(Store *s, const char *family, uint64_t task_hash, int k, char ***exprs, int *n, char *err)
-{
-    (void)s;
-    (void)family;
-    (void)task_hash;
-    (void)k;
-    (void)exprs;
-    (void)n;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: warm_start: not implemented");
-}
-
-void store_strv_free(char **v, int n)
-{
-    (void)v;
-    (void)n;
-}
-
-int store_event_append(Store *s, int64_t job_id, const char *kind, const cJSON *data, int64_t *seq, char *err)
-{
-    (void)s;
-    (void)job_id;
-    (void)kind;
-    (void)data;
-    (void)seq;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: event_append: not implemented");
+    const char *what = "append event";
+    int own = 0, rc;
+    if (!kind || !*kind)
+        return ld_err(err, LD_EINVAL, "store: %s: kind is required", what);
+    rc = store_wbegin_(s, &own, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_stmt *st = store_stmt_(s, ST_EVENT_APPEND, what, err);
+    if (!st) {
+        rc = LD_EIO;
+        goto done;
+    }
+    sqlite3_bind_double(st, 1, ld_wall_s());
+    if (job_id > 0)
+        sqlite3_bind_int64(st, 2, job_id);
+    sqlite3_bind_text(st, 3, kind, -1, SQLITE_TRANSIENT);
+    store_bind_json_(st, 4, data);
+    rc = step_done(s, st, 0, what, err);
+    if (rc == LD_OK && seq)
+        *seq = sqlite3_last_insert_rowid(s->db);
+done:
+    return store_wend_(s, own, rc, what, err);
 }
 
 int store_events_since(Store *s, int64_t since_seq, int limit, cJSON **out, char *err)
 {
-    (void)s;
-    (void)since_seq;
-    (void)limit;
-    (void)out;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: events_since: not implemented");
+    const char *what = "read events";
+    int src = SQLITE_DONE, rc = LD_OK;
+    *out = NULL;
+    sqlite3_stmt *st = store_stmt_(s, ST_EVENTS_SINCE, what, err);
+    if (!st)
+        return LD_EIO;
+    sqlite3_bind_int64(st, 1, since_seq);
+    sqlite3_bind_int(st, 2, limit > 0 ? limit : 1000);
+    cJSON *arr = cJSON_CreateArray();
+    while (arr && (src = sqlite3_step(st)) == SQLITE_ROW) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, e);
+        cJSON_AddNumberToObject(e, "seq", (double)sqlite3_column_int64(st, 0));
+        cJSON_AddItemToObject(e, "time", store_col_number_(st, 1));
+        cJSON_AddItemToObject(e, "job", store_col_number_(st, 2));
+        cJSON_AddItemToObject(e, "kind", store_col_string_(st, 3));
+        cJSON_AddItemToObject(e, "data", store_col_json_(st, 4));
+    }
+    if (!arr)
+        rc = ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
+    else if (src != SQLITE_DONE)
+        rc = store_sqlerr_(s, src, what, err);
+    sqlite3_reset(st);
+    if (rc != LD_OK) {
+        cJSON_Delete(arr);
+        return rc;
+    }
+    *out = arr;
+    return LD_OK;
 }
 
 int store_events_trim(Store *s, int64_t keep, char *err)
 {
-    (void)s;
-    (void)keep;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: events_trim: not implemented");
+    const char *what = "trim events";
+    int own = 0, rc;
+    rc = store_wbegin_(s, &own, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_stmt *st = store_stmt_(s, ST_EVENTS_TRIM, what, err);
+    if (!st) {
+        rc = LD_EIO;
+        goto done;
+    }
+    if (keep <= 0) {
+        rc = exec(s, "DELETE FROM events", what, err);
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, keep);
+    rc = step_done(s, st, 0, what, err);
+done:
+    return store_wend_(s, own, rc, what, err);
 }
+
+/* ---- schedules -------------------------------------------------------------------------- */
 
 int store_schedule_put(Store *s, const StoreSchedule *sc, int64_t *id, char *err)
 {
-    (void)s;
-    (void)sc;
-    (void)id;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: schedule_put: not implemented");
+    char what[64];
+    int own = 0, rc;
+    if (sc->id > 0)
+        snprintf(what, sizeof what, "update schedule %lld", (long long)sc->id);
+    else
+        snprintf(what, sizeof what, "insert schedule");
+    if (!sc->cron || !*sc->cron || !sc->job_template)
+        return ld_err(err, LD_EINVAL, "store: %s: cron and job template are required", what);
+    rc = store_wbegin_(s, &own, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_stmt *st = store_stmt_(s, sc->id > 0 ? ST_SCHED_UPDATE : ST_SCHED_INSERT, what, err);
+    if (!st) {
+        rc = LD_EIO;
+        goto done;
+    }
+    if (sc->id > 0)
+        sqlite3_bind_int64(st, 1, sc->id);
+    store_bind_text_(st, 2, sc->name);
+    sqlite3_bind_text(st, 3, sc->cron, -1, SQLITE_TRANSIENT);
+    store_bind_text_(st, 4, sc->tz);
+    if (sc->until > 0)
+        sqlite3_bind_double(st, 5, sc->until);
+    sqlite3_bind_int(st, 6, sc->catch_up != 0);
+    sqlite3_bind_int(st, 7, sc->concurrency > 0 ? sc->concurrency : 1);
+    store_bind_json_(st, 8, sc->job_template);
+    sqlite3_bind_int(st, 9, sc->paused != 0);
+    if (sc->last_fire > 0)
+        sqlite3_bind_double(st, 10, sc->last_fire);
+    if (sc->next_fire > 0)
+        sqlite3_bind_double(st, 11, sc->next_fire);
+    if (sc->id <= 0)
+        sqlite3_bind_double(st, 12, ld_wall_s());
+    rc = step_done(s, st, sc->id > 0, what, err);
+    if (rc == LD_OK && id)
+        *id = sc->id > 0 ? sc->id : sqlite3_last_insert_rowid(s->db);
+done:
+    return store_wend_(s, own, rc, what, err);
+}
+
+static cJSON *schedule_row(sqlite3_stmt *st)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+    cJSON_AddItemToObject(o, "name", store_col_string_(st, 1));
+    cJSON_AddItemToObject(o, "cron", store_col_string_(st, 2));
+    cJSON_AddItemToObject(o, "tz", store_col_string_(st, 3));
+    cJSON_AddItemToObject(o, "until", store_col_number_(st, 4));
+    cJSON_AddBoolToObject(o, "catch_up", sqlite3_column_int(st, 5));
+    cJSON_AddNumberToObject(o, "concurrency", sqlite3_column_int(st, 6));
+    cJSON_AddItemToObject(o, "job", store_col_json_(st, 7));
+    cJSON_AddBoolToObject(o, "paused", sqlite3_column_int(st, 8));
+    cJSON_AddItemToObject(o, "last_fire", store_col_number_(st, 9));
+    cJSON_AddItemToObject(o, "next_fire", store_col_number_(st, 10));
+    cJSON_AddItemToObject(o, "created", store_col_number_(st, 11));
+    cJSON_AddNumberToObject(o, "runs", (double)sqlite3_column_int64(st, 12));
+    return o;
+}
+
+/* id > 0: that schedule (LD_ENOTFOUND when absent) as an object; else all as an array. */
+static int schedules_read(Store *s, int64_t id, cJSON **out, char *err)
+{
+    char what[48];
+    int src = SQLITE_DONE, rc = LD_OK;
+    cJSON *res = NULL;
+    *out = NULL;
+    if (id > 0)
+        snprintf(what, sizeof what, "get schedule %lld", (long long)id);
+    else
+        snprintf(what, sizeof what, "list schedules");
+    sqlite3_stmt *st = store_stmt_(s, ST_SCHED_GET, what, err);
+    if (!st)
+        return LD_EIO;
+    if (id > 0)
+        sqlite3_bind_int64(st, 1, id);
+    else
+        res = cJSON_CreateArray();
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        cJSON *o = schedule_row(st);
+        if (id > 0)
+            res = o;
+        else
+            cJSON_AddItemToArray(res, o);
+    }
+    if (src != SQLITE_DONE)
+        rc = store_sqlerr_(s, src, what, err);
+    else if (!res)
+        rc = id > 0 ? ld_err(err, LD_ENOTFOUND, "store: %s: no such schedule", what)
+                    : ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
+    sqlite3_reset(st);
+    if (rc != LD_OK) {
+        cJSON_Delete(res);
+        return rc;
+    }
+    *out = res;
+    return LD_OK;
 }
 
 int store_schedule_get(Store *s, int64_t id, cJSON **out, char *err)
 {
-    (void)s;
-    (void)id;
-    (void)out;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: schedule_get: not implemented");
+    if (id <= 0) {
+        *out = NULL;
+        return ld_err(err, LD_ENOTFOUND, "store: get schedule %lld: no such schedule", (long long)id);
+    }
+    return schedules_read(s, id, out, err);
 }
 
-int store_schedule_list(Store *s, cJSON **out, char *err)
+int store_schedule_list(Store *s, cJSON **out, char *err) { return schedules_read(s, 0, out, err); }
+
+/* Runs one cached single-row update keyed by ?1 = id, with an optional int ?2 and reals ?2/?3. */
+static int schedule_update(Store *s, int stmt, int64_t id, const char *verb, int ival, double a,
+                           double b, char *err)
 {
-    (void)s;
-    (void)out;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: schedule_list: not implemented");
+    char what[64];
+    int own = 0, rc;
+    snprintf(what, sizeof what, "%s schedule %lld", verb, (long long)id);
+    rc = store_wbegin_(s, &own, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_stmt *st = store_stmt_(s, stmt, what, err);
+    if (!st) {
+        rc = LD_EIO;
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    if (stmt == ST_SCHED_PAUSE)
+        sqlite3_bind_int(st, 2, ival != 0);
+    if (stmt == ST_SCHED_FIRE) {
+        if (a > 0)
+            sqlite3_bind_double(st, 2, a);
+        if (b > 0)
+            sqlite3_bind_double(st, 3, b);
+    }
+    rc = step_done(s, st, 1, what, err);
+    if (rc == LD_ENOTFOUND)
+        ld_err(err, rc, "store: %s: no such schedule", what);
+done:
+    return store_wend_(s, own, rc, what, err);
 }
 
 int store_schedule_delete(Store *s, int64_t id, char *err)
 {
-    (void)s;
-    (void)id;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: schedule_delete: not implemented");
+    return schedule_update(s, ST_SCHED_DELETE, id, "delete", 0, 0, 0, err);
 }
 
 int store_schedule_set_paused(Store *s, int64_t id, int paused, char *err)
 {
-    (void)s;
-    (void)id;
-    (void)paused;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: schedule_set_paused: not implemented");
+    return schedule_update(s, ST_SCHED_PAUSE, id, paused ? "pause" : "resume", paused, 0, 0, err);
 }
 
 int store_schedule_set_fire(Store *s, int64_t id, double last_fire, double next_fire, char *err)
 {
-    (void)s;
-    (void)id;
-    (void)last_fire;
-    (void)next_fire;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: schedule_set_fire: not implemented");
+    return schedule_update(s, ST_SCHED_FIRE, id, "set fire times of", 0, last_fire, next_fire, err);
 }
 
 int store_schedule_runs(Store *s, int64_t id, int limit, cJSON **out, char *err)
 {
-    (void)s;
-    (void)id;
-    (void)limit;
-    (void)out;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: schedule_runs: not implemented");
+    *out = NULL;
+    sqlite3_stmt *st = store_stmt_(s, ST_JOB_LIST_SCHED, "list schedule runs", err);
+    if (!st)
+        return LD_EIO;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
+    return list_jobs(s, st, "list schedule runs", out, err);
 }
+
+/* ---- maintenance ------------------------------------------------------------------------ */
 
 int store_db_size(Store *s, int64_t *bytes, char *err)
 {
-    (void)s;
-    (void)bytes;
-    (void)err;
-    return ld_err(err, LD_ESTATE, "store: db_size: not implemented");
-}
-
-int store_schema_version(void)
-{
-    return 0;
+    *bytes = 0;
+    sqlite3_stmt *st = store_stmt_(s, ST_DB_SIZE, "database size", err);
+    if (!st)
+        return LD_EIO;
+    int src = sqlite3_step(st);
+    if (src != SQLITE_ROW) {
+        int rc = store_sqlerr_(s, src, "database size", err);
+        sqlite3_reset(st);
+        return rc;
+    }
+    *bytes = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    size_t n = strlen(s->path) + 5;
+    char *wal = malloc(n);
+    if (wal) {
+        struct stat sb;
+        snprintf(wal, n, "%s-wal", s->path);
+        if (stat(wal, &sb) == 0)
+            *bytes += (int64_t)sb.st_size;
+        free(wal);
+    }
+    return LD_OK;
 }

@@ -1,0 +1,178 @@
+/* internal.h: what the storage module's .c files share: the Store struct, the cached statement list and
+ * small helpers for binding and reading columns. Not for other modules (they use store.h). */
+#ifndef STORE_INTERNAL_H
+#define STORE_INTERNAL_H
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+/* Every cached statement: name and SQL, written once. Statements that read are listed with the
+ * ones that write; all are prepared lazily on first use and finalized by store_close. */
+#define STORE_STMTS(X)                                                                             \
+    X(JOB_INSERT, "INSERT INTO jobs(name, spec, priority, seed, created, schedule_id, "          \
+                  "client_token, budget_evals) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")            \
+    X(JOB_BY_TOKEN, "SELECT id FROM jobs WHERE client_token = ?1")                                \
+    X(JOB_SET_STATE, "UPDATE jobs SET state = ?2, error = ?3, "                                   \
+                     "started = CASE WHEN ?2 = 'running' AND started IS NULL THEN ?4 ELSE started END, " \
+                     "finished = CASE WHEN ?2 IN ('done', 'failed', 'cancelled') THEN ?4 "       \
+                     "WHEN ?2 IN ('queued', 'running', 'paused') THEN NULL ELSE finished END "   \
+                     "WHERE id = ?1")                                                              \
+    X(JOB_PROGRESS, "UPDATE jobs SET evals_done = ?2, best_fitness = ?3, "                        \
+                    "leaderboard = coalesce(?4, leaderboard), stats = coalesce(?5, stats) "     \
+                    "WHERE id = ?1")                                                               \
+    X(JOB_GET, "SELECT id, name, spec, state, priority, seed, created, started, finished, "       \
+               "schedule_id, client_token, error, evals_done, budget_evals, best_fitness, "      \
+               "leaderboard, stats FROM jobs WHERE id = ?1")                                      \
+    X(JOB_TASKS, "SELECT t.id, t.hash, t.family, t.name, t.metric, jt.idx, jt.holdout "          \
+                 "FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id WHERE jt.job_id = ?1 "     \
+                 "ORDER BY jt.idx")                                                                \
+    X(JOB_LIST, "SELECT id, name, state, priority, seed, created, started, finished, "            \
+                "schedule_id, client_token, error, evals_done, budget_evals, best_fitness "       \
+                "FROM jobs WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC LIMIT ?2")            \
+    X(JOB_LIST_SCHED, "SELECT id, name, state, priority, seed, created, started, finished, "      \
+                      "schedule_id, client_token, error, evals_done, budget_evals, best_fitness " \
+                      "FROM jobs WHERE schedule_id = ?1 ORDER BY id DESC LIMIT ?2")              \
+    X(JOB_IN_STATE, "SELECT id FROM jobs WHERE state = ?1 ORDER BY id")                          \
+    X(JOB_ADD_TASK, "INSERT INTO job_tasks(job_id, idx, task_id, holdout) VALUES(?1, ?2, ?3, ?4) " \
+                    "ON CONFLICT(job_id, idx) DO UPDATE SET task_id = excluded.task_id, "        \
+                    "holdout = excluded.holdout")                                                  \
+    X(TASK_BY_HASH, "SELECT id FROM tasks WHERE hash = ?1")                                       \
+    X(TASK_INSERT, "INSERT INTO tasks(hash, family, name, metric, higher_better, spec, created) " \
+                   "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")                                          \
+    X(STATE_PUT, "INSERT INTO search_state(job_id, round, state, updated) VALUES(?1, ?2, ?3, ?4) " \
+                 "ON CONFLICT(job_id) DO UPDATE SET round = excluded.round, "                    \
+                 "state = excluded.state, updated = excluded.updated")                            \
+    X(STATE_GET, "SELECT round, state FROM search_state WHERE job_id = ?1")                       \
+    X(EVENT_APPEND, "INSERT INTO events(time, job_id, kind, data) VALUES(?1, ?2, ?3, ?4)")       \
+    X(EVENTS_SINCE, "SELECT seq, time, job_id, kind, data FROM events WHERE seq > ?1 "            \
+                    "ORDER BY seq LIMIT ?2")                                                       \
+    X(EVENTS_TRIM, "DELETE FROM events WHERE seq <= coalesce((SELECT seq FROM events "           \
+                   "ORDER BY seq DESC LIMIT 1 OFFSET ?1), -1)")                                    \
+    X(SCHED_INSERT, "INSERT INTO schedules(name, cron, tz, until, catch_up, concurrency, "        \
+                    "template, paused, last_fire, next_fire, created) "                           \
+                    "VALUES(?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")                      \
+    X(SCHED_UPDATE, "UPDATE schedules SET name = ?2, cron = ?3, tz = ?4, until = ?5, "            \
+                    "catch_up = ?6, concurrency = ?7, template = ?8, paused = ?9, "               \
+                    "last_fire = ?10, next_fire = ?11 WHERE id = ?1")                             \
+    X(SCHED_GET, "SELECT id, name, cron, tz, until, catch_up, concurrency, template, paused, "    \
+                 "last_fire, next_fire, created, "                                                 \
+                 "(SELECT count(*) FROM jobs WHERE schedule_id = schedules.id) "                  \
+                 "FROM schedules WHERE ?1 IS NULL OR id = ?1 ORDER BY id")                        \
+    X(SCHED_DELETE, "DELETE FROM schedules WHERE id = ?1")                                        \
+    X(SCHED_PAUSE, "UPDATE schedules SET paused = ?2 WHERE id = ?1")                              \
+    X(SCHED_FIRE, "UPDATE schedules SET last_fire = ?2, next_fire = ?3 WHERE id = ?1")            \
+    X(CAND_INSERT, "INSERT INTO candidates(job_id, cand, expr, hash, size, parents, op, family, " \
+                   "created) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "                         \
+                   "ON CONFLICT(job_id, cand) DO NOTHING")                                         \
+    X(CAND_ID, "SELECT id, hash FROM candidates WHERE job_id = ?1 AND cand = ?2")                 \
+    X(CAND_FITNESS, "UPDATE candidates SET fitness = ?3 WHERE job_id = ?1 AND cand = ?2")         \
+    X(CAND_GET, "SELECT id, cand, expr, hash, size, op, family, fitness, parents, created "      \
+                "FROM candidates WHERE job_id = ?1 AND cand = ?2")                                \
+    X(EVAL_PUT, "INSERT INTO evaluations(job_id, seq, candidate_id, task_id, expr_hash, seed, "  \
+                "steps, steps_run, status, metric, val, test, final_loss, metrics, curve, "      \
+                "wall_ms, error, created) "                                                        \
+                "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, " \
+                "?17, ?18) ON CONFLICT(job_id, seq) DO UPDATE SET candidate_id = excluded.candidate_id, " \
+                "task_id = excluded.task_id, expr_hash = excluded.expr_hash, seed = excluded.seed, " \
+                "steps = excluded.steps, steps_run = excluded.steps_run, status = excluded.status, " \
+                "metric = excluded.metric, val = excluded.val, test = excluded.test, "           \
+                "final_loss = excluded.final_loss, metrics = excluded.metrics, "                 \
+                "curve = excluded.curve, wall_ms = excluded.wall_ms, error = excluded.error, "   \
+                "created = excluded.created WHERE evaluations.status = 'interrupted'")            \
+    X(TASK_EXISTS, "SELECT 1 FROM tasks WHERE id = ?1")                                           \
+    X(EVAL_BY_SEQ, "SELECT status, metric, val, test, steps_run, wall_ms, final_loss, curve, "   \
+                   "metrics, error FROM evaluations WHERE job_id = ?1 AND seq = ?2 "             \
+                   "AND status <> 'interrupted'")                                                  \
+    X(EVAL_LOOKUP, "SELECT e.status, e.metric, e.val, e.test, e.steps_run, e.wall_ms, "         \
+                   "e.final_loss, e.curve, e.metrics, e.error FROM evaluations e "               \
+                   "JOIN tasks t ON t.id = e.task_id WHERE e.expr_hash = ?1 AND t.hash = ?2 "    \
+                   "AND e.seed = ?3 AND e.steps = ?4 AND e.status <> 'interrupted' "             \
+                   "ORDER BY e.id DESC LIMIT 1")                                                   \
+    X(EVALS_OF_CAND, "SELECT e.seq, t.name, t.hash, e.seed, e.steps, e.steps_run, e.status, "    \
+                     "e.metric, e.val, e.test, e.final_loss, e.metrics, e.curve, e.wall_ms, "    \
+                     "e.error, c.cand FROM evaluations e JOIN tasks t ON t.id = e.task_id "      \
+                     "JOIN candidates c ON c.id = e.candidate_id WHERE e.candidate_id = ?1 "     \
+                     "ORDER BY e.seq")                                                             \
+    X(EVALS_OF_JOB, "SELECT e.seq, t.name, t.hash, e.seed, e.steps, e.steps_run, e.status, "     \
+                    "e.metric, e.val, e.test, e.final_loss, e.metrics, e.curve, e.wall_ms, "     \
+                    "e.error, c.cand FROM evaluations e JOIN tasks t ON t.id = e.task_id "       \
+                    "JOIN candidates c ON c.id = e.candidate_id WHERE e.job_id = ?1 "            \
+                    "AND e.seq > ?2 ORDER BY e.seq LIMIT ?3")                                     \
+    X(EVALS_COUNT, "SELECT count(*) FROM evaluations WHERE job_id = ?1 "                          \
+                   "AND status <> 'interrupted'")                                                  \
+    X(LB_JOB, "SELECT id, cand, expr, hash, size, op, fitness, parents FROM candidates "         \
+              "WHERE job_id = ?1 AND fitness IS NOT NULL ORDER BY fitness DESC, cand LIMIT ?2")  \
+    X(LB_CAND_TASKS, "SELECT e.task_id, t.hash, t.name, "                                        \
+                     "(SELECT max(jt.holdout) FROM job_tasks jt WHERE jt.job_id = e.job_id "     \
+                     "AND jt.task_id = e.task_id), e.metric, e.steps, count(e.val), "            \
+                     "sum(e.val), sum(e.val * e.val), count(e.test), sum(e.test), "              \
+                     "sum(e.test * e.test) FROM evaluations e JOIN tasks t ON t.id = e.task_id " \
+                     "WHERE e.candidate_id = ?1 AND e.status = 'ok' "                             \
+                     "GROUP BY e.task_id, e.steps ORDER BY e.task_id, e.steps DESC")             \
+    X(LB_FAMILY, STORE_SQL_FAMILY)                                                                 \
+    X(DB_SIZE, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+
+/* The family ranking (store_leaderboard_family, store_warm_start). ?1 family, ?2 metric or NULL,
+ * ?3 task hash or NULL, ?4 limit. Per (expression, task): the mean validation value over the
+ * "ok" evaluations at the highest fidelity that expression reached on that task; per task a
+ * percentile (cume_dist in the task's direction: 1 best); per expression the mean percentile. */
+#define STORE_SQL_FAMILY                                                                           \
+    "WITH fam AS (SELECT id, higher_better FROM tasks WHERE family = ?1 "                        \
+    "             AND (?3 IS NULL OR hash = ?3)), "                                               \
+    "e AS (SELECT ev.expr_hash AS h, ev.task_id AS tid, ev.steps AS st, ev.val AS v, "          \
+    "             ev.test AS te FROM fam JOIN evaluations ev ON ev.task_id = fam.id "           \
+    "      WHERE ev.status = 'ok' AND ev.val IS NOT NULL AND (?2 IS NULL OR ev.metric = ?2)), " \
+    "top AS (SELECT h, tid, max(st) AS ms FROM e GROUP BY h, tid), "                           \
+    "per AS (SELECT e.h, e.tid, avg(e.v) AS v, avg(e.te) AS te, count(*) AS n FROM e "         \
+    "        JOIN top ON top.h = e.h AND top.tid = e.tid AND e.st = top.ms GROUP BY e.h, e.tid), " \
+    "ranked AS (SELECT per.*, cume_dist() OVER (PARTITION BY per.tid ORDER BY "               \
+    "           CASE WHEN fam.higher_better THEN per.v ELSE -per.v END) AS pr "              \
+    "           FROM per JOIN fam ON fam.id = per.tid) "                                       \
+    "SELECT h, avg(pr) AS score, count(*) AS ntasks, sum(n) AS nevals, avg(v), avg(te), "     \
+    "  (SELECT expr FROM candidates WHERE hash = ranked.h LIMIT 1), "                           \
+    "  (SELECT count(DISTINCT job_id) FROM candidates WHERE hash = ranked.h) "                  \
+    "FROM ranked GROUP BY h ORDER BY score DESC, ntasks DESC, nevals DESC, h LIMIT ?4"
+
+enum {
+#define STORE_STMT_ENUM(id, sql) ST_##id,
+    STORE_STMTS(STORE_STMT_ENUM)
+#undef STORE_STMT_ENUM
+    ST_COUNT
+};
+
+struct Store {
+    sqlite3 *db;
+    char *path;
+    int readonly;
+    int txn;     /* inside store_begin */
+    int lock_fd; /* -1 for readers */
+    sqlite3_stmt *st[ST_COUNT];
+};
+
+/* Returns the cached statement id, reset and with bindings cleared, or NULL with err set
+ * ("store: what: prepare: why"). */
+sqlite3_stmt *store_stmt_(Store *s, int id, const char *what, char *err);
+/* Maps the handle's last SQLite error to an LD_* code and writes "store: what: message". */
+int store_sqlerr_(Store *s, int rc, const char *what, char *err);
+/* Opens a write transaction unless one is open (*own set to 1 when it did). LD_EPERM on a
+ * read-only handle. */
+int store_wbegin_(Store *s, int *own, const char *what, char *err);
+/* Ends what store_wbegin_ opened: commits when rc is LD_OK, else rolls back. Returns rc, or the
+ * commit's error. */
+int store_wend_(Store *s, int own, int rc, const char *what, char *err);
+
+/* Binding and reading helpers. JSON is bound as compact text (NULL json: SQL NULL); NaN doubles
+ * bind as NULL and NULL columns read back as NaN. */
+int store_bind_json_(sqlite3_stmt *st, int i, const cJSON *json);
+int store_bind_text_(sqlite3_stmt *st, int i, const char *text); /* NULL or "": SQL NULL */
+int store_bind_real_(sqlite3_stmt *st, int i, double v);
+double store_col_real_(sqlite3_stmt *st, int i);
+cJSON *store_col_json_(sqlite3_stmt *st, int i);      /* owned; JSON null for SQL NULL */
+cJSON *store_col_number_(sqlite3_stmt *st, int i);    /* owned; null for SQL NULL or NaN */
+cJSON *store_col_string_(sqlite3_stmt *st, int i);    /* owned; null for SQL NULL */
+cJSON *store_hash_json_(uint64_t h);                  /* owned; 16 hex digits */
+cJSON *store_seed_json_(uint64_t seed);               /* owned; number, string above 2^53 */
+cJSON *store_number_(double v);                       /* owned; null for NaN */
+
+#endif

@@ -1,0 +1,713 @@
+/* store_results.c: candidates, evaluations, the cross-job result cache, leaderboards and warm
+ * starts: the tables a search writes every few seconds and clients read most. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- candidates ------------------------------------------------------------------------- */
+
+/* Finds the row id and expression hash of (job_id, cand). LD_ENOTFOUND when absent. */
+static int cand_row(Store *s, int64_t job_id, int64_t cand, int64_t *row, int64_t *hash,
+                    const char *what, char *err)
+{
+    sqlite3_stmt *st = store_stmt_(s, ST_CAND_ID, what, err);
+    if (!st)
+        return LD_EIO;
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, cand);
+    int src = sqlite3_step(st), rc = LD_OK;
+    if (src == SQLITE_ROW) {
+        *row = sqlite3_column_int64(st, 0);
+        if (hash)
+            *hash = sqlite3_column_int64(st, 1);
+    } else if (src == SQLITE_DONE) {
+        rc = ld_err(err, LD_ENOTFOUND, "store: %s: candidate %lld of job %lld is not stored", what,
+                    (long long)cand, (long long)job_id);
+    } else {
+        rc = store_sqlerr_(s, src, what, err);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_candidate_put(Store *s, int64_t job_id, int64_t cand, const char *expr, uint64_t hash,
+                        int size, const cJSON *parents, const char *op, const char *family,
+                        int64_t *row_id, char *err)
+{
+    char what[64];
+    int own = 0, rc, src;
+    snprintf(what, sizeof what, "insert candidate %lld of job %lld", (long long)cand,
+             (long long)job_id);
+    if (!expr || !*expr)
+        return ld_err(err, LD_EINVAL, "store: %s: empty expression", what);
+    rc = store_wbegin_(s, &own, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_stmt *st = store_stmt_(s, ST_CAND_INSERT, what, err);
+    if (!st) {
+        rc = LD_EIO;
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, cand);
+    sqlite3_bind_text(st, 3, expr, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, (int64_t)hash);
+    sqlite3_bind_int(st, 5, size);
+    store_bind_json_(st, 6, parents);
+    store_bind_text_(st, 7, op);
+    store_bind_text_(st, 8, family);
+    sqlite3_bind_double(st, 9, ld_wall_s());
+    src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        rc = store_sqlerr_(s, src, what, err);
+        goto done;
+    }
+    if (row_id) {
+        if (sqlite3_changes(s->db) == 1)
+            *row_id = sqlite3_last_insert_rowid(s->db);
+        else
+            rc = cand_row(s, job_id, cand, row_id, NULL, what, err);
+    }
+done:
+    return store_wend_(s, own, rc, what, err);
+}
+
+int store_candidate_set_fitness(Store *s, int64_t job_id, int64_t cand, double fitness, char *err)
+{
+    char what[80];
+    int own = 0, rc;
+    snprintf(what, sizeof what, "set fitness of candidate %lld of job %lld", (long long)cand,
+             (long long)job_id);
+    rc = store_wbegin_(s, &own, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_stmt *st = store_stmt_(s, ST_CAND_FITNESS, what, err);
+    if (!st) {
+        rc = LD_EIO;
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, cand);
+    store_bind_real_(st, 3, fitness);
+    int src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE)
+        rc = store_sqlerr_(s, src, what, err);
+    else if (sqlite3_changes(s->db) == 0)
+        rc = ld_err(err, LD_ENOTFOUND, "store: %s: no such candidate", what);
+done:
+    return store_wend_(s, own, rc, what, err);
+}
+
+/* ---- evaluation rows <-> EvalResult and JSON -------------------------------------------- */
+
+static cJSON *curve_json(const EvalResult *r)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < r->ncurve && i < EVAL_CURVE_MAX; i++) {
+        cJSON *p = cJSON_CreateArray();
+        cJSON_AddItemToArray(p, cJSON_CreateNumber(r->curve[i].step));
+        cJSON_AddItemToArray(p, store_number_(r->curve[i].loss));
+        cJSON_AddItemToArray(p, store_number_(r->curve[i].val));
+        cJSON_AddItemToArray(a, p);
+    }
+    return a;
+}
+
+static cJSON *metrics_json(const EvalResult *r)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < r->nextra && i < EVAL_EXTRA_MAX; i++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "name", r->extra[i].name);
+        cJSON_AddItemToObject(m, "val", store_number_(r->extra[i].val));
+        cJSON_AddItemToObject(m, "test", store_number_(r->extra[i].test));
+        cJSON_AddItemToArray(a, m);
+    }
+    return a;
+}
+
+static double json_num(const cJSON *j)
+{
+    return cJSON_IsNumber(j) ? j->valuedouble : NAN;
+}
+
+/* Fills r from a row selected as: status, metric, val, test, steps_run, wall_ms, final_loss,
+ * curve, metrics, error. */
+static void row_to_result(sqlite3_stmt *st, EvalResult *r)
+{
+    memset(r, 0, sizeof *r);
+    const char *status = (const char *)sqlite3_column_text(st, 0);
+    r->ok = status && strcmp(status, "ok") == 0;
+    const char *metric = (const char *)sqlite3_column_text(st, 1);
+    snprintf(r->metric, sizeof r->metric, "%s", metric ? metric : "");
+    r->val = store_col_real_(st, 2);
+    r->test = store_col_real_(st, 3);
+    r->steps = sqlite3_column_int(st, 4);
+    r->wall_ms = store_col_real_(st, 5);
+    if (isnan(r->wall_ms))
+        r->wall_ms = 0;
+    r->final_loss = store_col_real_(st, 6);
+    const char *text = (const char *)sqlite3_column_text(st, 7);
+    cJSON *curve = text ? cJSON_Parse(text) : NULL, *p;
+    cJSON_ArrayForEach(p, curve)
+    {
+        if (r->ncurve >= EVAL_CURVE_MAX)
+            break;
+        EvalCurvePoint *c = &r->curve[r->ncurve++];
+        c->step = (int)json_num(cJSON_GetArrayItem(p, 0));
+        c->loss = (float)json_num(cJSON_GetArrayItem(p, 1));
+        c->val = (float)json_num(cJSON_GetArrayItem(p, 2));
+    }
+    cJSON_Delete(curve);
+    text = (const char *)sqlite3_column_text(st, 8);
+    cJSON *metrics = text ? cJSON_Parse(text) : NULL, *m;
+    cJSON_ArrayForEach(m, metrics)
+    {
+        if (r->nextra >= EVAL_EXTRA_MAX)
+            break;
+        EvalMetric *e = &r->extra[r->nextra++];
+        const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(m, "name"));
+        snprintf(e->name, sizeof e->name, "%s", name ? name : "");
+        e->val = json_num(cJSON_GetObjectItem(m, "val"));
+        e->test = json_num(cJSON_GetObjectItem(m, "test"));
+    }
+    cJSON_Delete(metrics);
+    const char *error = (const char *)sqlite3_column_text(st, 9);
+    snprintf(r->error, sizeof r->error, "%s", error ? error : "");
+}
+
+/* One evaluation as JSON from a row selected as EVALS_OF_CAND / EVALS_OF_JOB do. */
+static cJSON *eval_row_json(sqlite3_stmt *st, int with_cand)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cJSON_AddNumberToObject(o, "seq", (double)sqlite3_column_int64(st, 0));
+    if (with_cand)
+        cJSON_AddNumberToObject(o, "cand", (double)sqlite3_column_int64(st, 15));
+    cJSON_AddItemToObject(o, "task", store_col_string_(st, 1));
+    cJSON_AddItemToObject(o, "task_hash", store_hash_json_((uint64_t)sqlite3_column_int64(st, 2)));
+    cJSON_AddItemToObject(o, "seed", store_seed_json_((uint64_t)sqlite3_column_int64(st, 3)));
+    cJSON_AddNumberToObject(o, "steps", sqlite3_column_int(st, 4));
+    cJSON_AddItemToObject(o, "steps_run", store_col_number_(st, 5));
+    cJSON_AddItemToObject(o, "status", store_col_string_(st, 6));
+    cJSON_AddItemToObject(o, "metric", store_col_string_(st, 7));
+    cJSON_AddItemToObject(o, "val", store_col_number_(st, 8));
+    cJSON_AddItemToObject(o, "test", store_col_number_(st, 9));
+    cJSON_AddItemToObject(o, "final_loss", store_col_number_(st, 10));
+    cJSON_AddItemToObject(o, "metrics", store_col_json_(st, 11));
+    cJSON_AddItemToObject(o, "curve", store_col_json_(st, 12));
+    cJSON_AddItemToObject(o, "wall_ms", store_col_number_(st, 13));
+    cJSON_AddItemToObject(o, "error", store_col_string_(st, 14));
+    return o;
+}
+
+/* Appends every row of st (already bound) to arr as eval_row_json. */
+static int collect_evals(Store *s, sqlite3_stmt *st, cJSON *arr, int with_cand, const char *what,
+                         char *err)
+{
+    int src = SQLITE_DONE, rc = LD_OK;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW)
+        cJSON_AddItemToArray(arr, eval_row_json(st, with_cand));
+    if (src != SQLITE_DONE)
+        rc = store_sqlerr_(s, src, what, err);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* ---- evaluations ------------------------------------------------------------------------ */
+
+int store_eval_put(Store *s, const StoreEvalKey *k, const EvalResult *r, int *inserted, char *err)
+{
+    char what[80];
+    int own = 0, rc, src;
+    int64_t cand_id = 0, hash = 0;
+    cJSON *curve = NULL, *metrics = NULL;
+    if (inserted)
+        *inserted = 0;
+    snprintf(what, sizeof what, "insert evaluation %lld of job %lld", (long long)k->seq,
+             (long long)k->job_id);
+    rc = store_wbegin_(s, &own, what, err);
+    if (rc != LD_OK)
+        return rc;
+    rc = cand_row(s, k->job_id, k->cand, &cand_id, &hash, what, err);
+    if (rc != LD_OK)
+        goto done;
+    sqlite3_stmt *st = store_stmt_(s, ST_TASK_EXISTS, what, err);
+    if (!st) {
+        rc = LD_EIO;
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, k->task_id);
+    src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_ROW) {
+        rc = src == SQLITE_DONE ? ld_err(err, LD_ENOTFOUND, "store: %s: task %lld is not stored",
+                                         what, (long long)k->task_id)
+                                : store_sqlerr_(s, src, what, err);
+        goto done;
+    }
+    curve = curve_json(r);
+    metrics = metrics_json(r);
+    if (!curve || !metrics) {
+        rc = ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
+        goto done;
+    }
+    if (!(st = store_stmt_(s, ST_EVAL_PUT, what, err))) {
+        rc = LD_EIO;
+        goto done;
+    }
+    const char *status = k->interrupted ? "interrupted" : r->ok ? "ok" : "failed";
+    sqlite3_bind_int64(st, 1, k->job_id);
+    sqlite3_bind_int64(st, 2, k->seq);
+    sqlite3_bind_int64(st, 3, cand_id);
+    sqlite3_bind_int64(st, 4, k->task_id);
+    sqlite3_bind_int64(st, 5, hash);
+    sqlite3_bind_int64(st, 6, (int64_t)k->seed);
+    sqlite3_bind_int(st, 7, k->steps);
+    sqlite3_bind_int(st, 8, r->steps);
+    sqlite3_bind_text(st, 9, status, -1, SQLITE_STATIC);
+    store_bind_text_(st, 10, r->metric);
+    store_bind_real_(st, 11, r->val);
+    store_bind_real_(st, 12, r->test);
+    store_bind_real_(st, 13, r->final_loss);
+    store_bind_json_(st, 14, metrics);
+    store_bind_json_(st, 15, curve);
+    store_bind_real_(st, 16, r->wall_ms);
+    store_bind_text_(st, 17, r->error);
+    sqlite3_bind_double(st, 18, ld_wall_s());
+    src = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (src != SQLITE_DONE) {
+        rc = store_sqlerr_(s, src, what, err);
+        goto done;
+    }
+    if (inserted)
+        *inserted = sqlite3_changes(s->db) == 1;
+done:
+    cJSON_Delete(curve);
+    cJSON_Delete(metrics);
+    return store_wend_(s, own, rc, what, err);
+}
+
+int store_eval_get_seq(Store *s, int64_t job_id, int64_t seq, int *found, EvalResult *out,
+                       char *err)
+{
+    char what[80];
+    *found = 0;
+    snprintf(what, sizeof what, "read evaluation %lld of job %lld", (long long)seq,
+             (long long)job_id);
+    sqlite3_stmt *st = store_stmt_(s, ST_EVAL_BY_SEQ, what, err);
+    if (!st)
+        return LD_EIO;
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, seq);
+    int src = sqlite3_step(st), rc = LD_OK;
+    if (src == SQLITE_ROW) {
+        row_to_result(st, out);
+        *found = 1;
+    } else if (src != SQLITE_DONE) {
+        rc = store_sqlerr_(s, src, what, err);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_result_lookup(Store *s, uint64_t expr_hash, uint64_t task_hash, uint64_t seed, int steps,
+                        int *found, EvalResult *out, char *err)
+{
+    const char *what = "look up cached result";
+    *found = 0;
+    sqlite3_stmt *st = store_stmt_(s, ST_EVAL_LOOKUP, what, err);
+    if (!st)
+        return LD_EIO;
+    sqlite3_bind_int64(st, 1, (int64_t)expr_hash);
+    sqlite3_bind_int64(st, 2, (int64_t)task_hash);
+    sqlite3_bind_int64(st, 3, (int64_t)seed);
+    sqlite3_bind_int(st, 4, steps);
+    int src = sqlite3_step(st), rc = LD_OK;
+    if (src == SQLITE_ROW) {
+        row_to_result(st, out);
+        *found = 1;
+    } else if (src != SQLITE_DONE) {
+        rc = store_sqlerr_(s, src, what, err);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_evals_for_job(Store *s, int64_t job_id, int64_t since_seq, int limit, cJSON **out,
+                        char *err)
+{
+    char what[64];
+    *out = NULL;
+    snprintf(what, sizeof what, "list evaluations of job %lld", (long long)job_id);
+    sqlite3_stmt *st = store_stmt_(s, ST_EVALS_OF_JOB, what, err);
+    if (!st)
+        return LD_EIO;
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr)
+        return ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, since_seq);
+    sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
+    int rc = collect_evals(s, st, arr, 1, what, err);
+    if (rc != LD_OK) {
+        cJSON_Delete(arr);
+        return rc;
+    }
+    *out = arr;
+    return LD_OK;
+}
+
+int store_evals_count(Store *s, int64_t job_id, int64_t *n, char *err)
+{
+    *n = 0;
+    sqlite3_stmt *st = store_stmt_(s, ST_EVALS_COUNT, "count evaluations", err);
+    if (!st)
+        return LD_EIO;
+    sqlite3_bind_int64(st, 1, job_id);
+    int src = sqlite3_step(st), rc = LD_OK;
+    if (src == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else
+        rc = store_sqlerr_(s, src, "count evaluations", err);
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* ---- candidate detail ------------------------------------------------------------------- */
+
+#define LINEAGE_MAX 64
+
+/* Reads candidate (job_id, cand) as {cand, expr, hash, size, op, family, fitness, parents,
+ * created} into *out and its row id into *row. LD_ENOTFOUND when absent. */
+static int cand_json(Store *s, int64_t job_id, int64_t cand, int full, cJSON **out, int64_t *row,
+                     const char *what, char *err)
+{
+    *out = NULL;
+    sqlite3_stmt *st = store_stmt_(s, ST_CAND_GET, what, err);
+    if (!st)
+        return LD_EIO;
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, cand);
+    int src = sqlite3_step(st), rc = LD_OK;
+    if (src == SQLITE_ROW) {
+        cJSON *o = cJSON_CreateObject();
+        if (row)
+            *row = sqlite3_column_int64(st, 0);
+        cJSON_AddNumberToObject(o, "cand", (double)sqlite3_column_int64(st, 1));
+        cJSON_AddItemToObject(o, "expr", store_col_string_(st, 2));
+        if (full) {
+            cJSON_AddItemToObject(o, "hash", store_hash_json_((uint64_t)sqlite3_column_int64(st, 3)));
+            cJSON_AddNumberToObject(o, "size", sqlite3_column_int(st, 4));
+        }
+        cJSON_AddItemToObject(o, "op", store_col_string_(st, 5));
+        if (full)
+            cJSON_AddItemToObject(o, "family", store_col_string_(st, 6));
+        cJSON_AddItemToObject(o, "fitness", store_col_number_(st, 7));
+        cJSON *parents = store_col_json_(st, 8);
+        if (cJSON_IsNull(parents)) {
+            cJSON_Delete(parents);
+            parents = cJSON_CreateArray();
+        }
+        cJSON_AddItemToObject(o, "parents", parents);
+        if (full)
+            cJSON_AddItemToObject(o, "created", store_col_number_(st, 9));
+        *out = o;
+    } else if (src == SQLITE_DONE) {
+        rc = ld_err(err, LD_ENOTFOUND, "store: %s: no such candidate", what);
+    } else {
+        rc = store_sqlerr_(s, src, what, err);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_candidate_get(Store *s, int64_t job_id, int64_t cand, cJSON **out, char *err)
+{
+    char what[80];
+    int64_t row = 0, queue[LINEAGE_MAX + 1];
+    int nq = 0, head = 0, rc;
+    cJSON *o = NULL;
+    *out = NULL;
+    snprintf(what, sizeof what, "get candidate %lld of job %lld", (long long)cand,
+             (long long)job_id);
+    rc = cand_json(s, job_id, cand, 1, &o, &row, what, err);
+    if (rc != LD_OK)
+        return rc;
+    /* Lineage: breadth first over parents, nearest first, each ancestor once. */
+    cJSON *lineage = cJSON_AddArrayToObject(o, "lineage"), *p;
+    queue[nq++] = cand;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItem(o, "parents"))
+    {
+        if (cJSON_IsNumber(p) && nq < LINEAGE_MAX + 1)
+            queue[nq++] = (int64_t)p->valuedouble;
+    }
+    head = 1;
+    while (head < nq && cJSON_GetArraySize(lineage) < LINEAGE_MAX) {
+        int64_t c = queue[head++];
+        cJSON *a = NULL;
+        rc = cand_json(s, job_id, c, 0, &a, NULL, what, err);
+        if (rc == LD_ENOTFOUND) { /* a parent from a warm start or never stored: skip it */
+            rc = LD_OK;
+            continue;
+        }
+        if (rc != LD_OK)
+            goto done;
+        cJSON_AddItemToArray(lineage, a);
+        cJSON_ArrayForEach(p, cJSON_GetObjectItem(a, "parents"))
+        {
+            if (!cJSON_IsNumber(p) || nq >= LINEAGE_MAX + 1)
+                continue;
+            int64_t pc = (int64_t)p->valuedouble, seen = 0;
+            for (int i = 0; i < nq; i++)
+                seen |= queue[i] == pc;
+            if (!seen)
+                queue[nq++] = pc;
+        }
+    }
+    sqlite3_stmt *st = store_stmt_(s, ST_EVALS_OF_CAND, what, err);
+    if (!st) {
+        rc = LD_EIO;
+        goto done;
+    }
+    sqlite3_bind_int64(st, 1, row);
+    rc = collect_evals(s, st, cJSON_AddArrayToObject(o, "evaluations"), 0, what, err);
+done:
+    if (rc != LD_OK) {
+        cJSON_Delete(o);
+        return rc;
+    }
+    *out = o;
+    return LD_OK;
+}
+
+/* ---- leaderboards ----------------------------------------------------------------------- */
+
+static double sample_std(int64_t n, double sum, double sum2)
+{
+    if (n < 2)
+        return 0;
+    double mean = sum / (double)n, var = (sum2 - (double)n * mean * mean) / (double)(n - 1);
+    return var > 0 ? sqrt(var) : 0;
+}
+
+/* Per-task metrics of candidate row cand_id at its highest fidelity on each task. */
+static int cand_tasks(Store *s, int64_t cand_id, cJSON *tasks, const char *what, char *err)
+{
+    sqlite3_stmt *st = store_stmt_(s, ST_LB_CAND_TASKS, what, err);
+    if (!st)
+        return LD_EIO;
+    sqlite3_bind_int64(st, 1, cand_id);
+    int src = SQLITE_DONE, rc = LD_OK;
+    int64_t last_task = -1;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t task = sqlite3_column_int64(st, 0);
+        if (task == last_task)
+            continue; /* a lower fidelity of a task already reported */
+        last_task = task;
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddItemToArray(tasks, t);
+        cJSON_AddItemToObject(t, "task", store_col_string_(st, 2));
+        cJSON_AddItemToObject(t, "task_hash",
+                              store_hash_json_((uint64_t)sqlite3_column_int64(st, 1)));
+        cJSON_AddBoolToObject(t, "holdout", sqlite3_column_int(st, 3));
+        cJSON_AddItemToObject(t, "metric", store_col_string_(st, 4));
+        cJSON_AddNumberToObject(t, "steps", sqlite3_column_int(st, 5));
+        int64_t nv = sqlite3_column_int64(st, 6), nt = sqlite3_column_int64(st, 9);
+        double sv = sqlite3_column_double(st, 7), sv2 = sqlite3_column_double(st, 8);
+        double stt = sqlite3_column_double(st, 10), st2 = sqlite3_column_double(st, 11);
+        cJSON_AddNumberToObject(t, "n", (double)nv);
+        cJSON_AddItemToObject(t, "val_mean", store_number_(nv ? sv / (double)nv : NAN));
+        cJSON_AddItemToObject(t, "val_std", store_number_(nv ? sample_std(nv, sv, sv2) : NAN));
+        cJSON_AddItemToObject(t, "test_mean", store_number_(nt ? stt / (double)nt : NAN));
+        cJSON_AddItemToObject(t, "test_std", store_number_(nt ? sample_std(nt, stt, st2) : NAN));
+    }
+    if (src != SQLITE_DONE)
+        rc = store_sqlerr_(s, src, what, err);
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_leaderboard_job(Store *s, int64_t job_id, int k, cJSON **out, char *err)
+{
+    char what[64];
+    int src, rc = LD_OK, rank = 0;
+    *out = NULL;
+    snprintf(what, sizeof what, "leaderboard of job %lld", (long long)job_id);
+    sqlite3_stmt *st = store_stmt_(s, ST_LB_JOB, what, err);
+    if (!st)
+        return LD_EIO;
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr)
+        return ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int(st, 2, k > 0 ? k : 10);
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, e);
+        cJSON_AddNumberToObject(e, "rank", ++rank);
+        cJSON_AddNumberToObject(e, "cand", (double)sqlite3_column_int64(st, 1));
+        cJSON_AddItemToObject(e, "expr", store_col_string_(st, 2));
+        cJSON_AddItemToObject(e, "hash", store_hash_json_((uint64_t)sqlite3_column_int64(st, 3)));
+        cJSON_AddNumberToObject(e, "size", sqlite3_column_int(st, 4));
+        cJSON_AddItemToObject(e, "op", store_col_string_(st, 5));
+        cJSON_AddItemToObject(e, "fitness", store_col_number_(st, 6));
+        cJSON *parents = store_col_json_(st, 7);
+        if (cJSON_IsNull(parents)) {
+            cJSON_Delete(parents);
+            parents = cJSON_CreateArray();
+        }
+        cJSON_AddItemToObject(e, "parents", parents);
+        rc = cand_tasks(s, sqlite3_column_int64(st, 0), cJSON_AddArrayToObject(e, "tasks"), what,
+                        err);
+        if (rc != LD_OK)
+            break;
+    }
+    if (rc == LD_OK && src != SQLITE_DONE)
+        rc = store_sqlerr_(s, src, what, err);
+    sqlite3_reset(st);
+    if (rc != LD_OK) {
+        cJSON_Delete(arr);
+        return rc;
+    }
+    *out = arr;
+    return LD_OK;
+}
+
+/* Runs the family ranking; each row is passed to fn (stops when fn returns non-zero). */
+typedef int (*FamilyRowFn)(sqlite3_stmt *st, void *ctx);
+
+static int family_rank(Store *s, const char *family, const char *metric, uint64_t task_hash,
+                       int limit, FamilyRowFn fn, void *ctx, const char *what, char *err)
+{
+    if (!family || !*family)
+        return ld_err(err, LD_EINVAL, "store: %s: family is required", what);
+    sqlite3_stmt *st = store_stmt_(s, ST_LB_FAMILY, what, err);
+    if (!st)
+        return LD_EIO;
+    sqlite3_bind_text(st, 1, family, -1, SQLITE_TRANSIENT);
+    store_bind_text_(st, 2, metric);
+    if (task_hash)
+        sqlite3_bind_int64(st, 3, (int64_t)task_hash);
+    sqlite3_bind_int(st, 4, limit);
+    int src = SQLITE_DONE, rc = LD_OK;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW)
+        if (fn(st, ctx))
+            break;
+    if (src != SQLITE_ROW && src != SQLITE_DONE)
+        rc = store_sqlerr_(s, src, what, err);
+    sqlite3_reset(st);
+    return rc;
+}
+
+static int family_row_json(sqlite3_stmt *st, void *ctx)
+{
+    cJSON *arr = ctx, *e = cJSON_CreateObject();
+    cJSON_AddItemToArray(arr, e);
+    cJSON_AddNumberToObject(e, "rank", cJSON_GetArraySize(arr));
+    cJSON_AddItemToObject(e, "expr", store_col_string_(st, 6));
+    cJSON_AddItemToObject(e, "hash", store_hash_json_((uint64_t)sqlite3_column_int64(st, 0)));
+    cJSON_AddItemToObject(e, "score", store_col_number_(st, 1));
+    cJSON_AddNumberToObject(e, "tasks", (double)sqlite3_column_int64(st, 2));
+    cJSON_AddNumberToObject(e, "jobs", (double)sqlite3_column_int64(st, 7));
+    cJSON_AddNumberToObject(e, "evals", (double)sqlite3_column_int64(st, 3));
+    cJSON_AddItemToObject(e, "val_mean", store_col_number_(st, 4));
+    cJSON_AddItemToObject(e, "test_mean", store_col_number_(st, 5));
+    return 0;
+}
+
+int store_leaderboard_family(Store *s, const char *family, int k, const char *metric, cJSON **out,
+                             char *err)
+{
+    char what[96];
+    *out = NULL;
+    snprintf(what, sizeof what, "leaderboard of family %.40s", family ? family : "(null)");
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr)
+        return ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
+    int rc = family_rank(s, family, metric, 0, k > 0 ? k : 10, family_row_json, arr, what, err);
+    if (rc != LD_OK) {
+        cJSON_Delete(arr);
+        return rc;
+    }
+    *out = arr;
+    return LD_OK;
+}
+
+typedef struct WarmCtx {
+    char **v;
+    int64_t *hash;
+    int n, k, oom;
+} WarmCtx;
+
+static int warm_row(sqlite3_stmt *st, void *ctx)
+{
+    WarmCtx *w = ctx;
+    int64_t h = sqlite3_column_int64(st, 0);
+    const char *expr = (const char *)sqlite3_column_text(st, 6);
+    if (w->n >= w->k)
+        return 1;
+    if (!expr)
+        return 0;
+    for (int i = 0; i < w->n; i++)
+        if (w->hash[i] == h)
+            return 0;
+    char *dup = strdup(expr);
+    if (!dup) {
+        w->oom = 1;
+        return 1;
+    }
+    w->hash[w->n] = h;
+    w->v[w->n++] = dup;
+    return w->n >= w->k;
+}
+
+int store_warm_start(Store *s, const char *family, uint64_t task_hash, int k, char ***exprs, int *n,
+                     char *err)
+{
+    const char *what = "warm start";
+    WarmCtx w = {0};
+    int rc = LD_OK;
+    *exprs = NULL;
+    *n = 0;
+    if (k <= 0)
+        return LD_OK;
+    w.k = k;
+    w.v = calloc((size_t)k, sizeof *w.v);
+    w.hash = calloc((size_t)k, sizeof *w.hash);
+    if (!w.v || !w.hash) {
+        rc = ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
+        goto done;
+    }
+    if (task_hash)
+        rc = family_rank(s, family, NULL, task_hash, k, warm_row, &w, what, err);
+    if (rc == LD_OK && w.n < k && !w.oom)
+        rc = family_rank(s, family, NULL, 0, 2 * k, warm_row, &w, what, err);
+    if (rc == LD_OK && w.oom)
+        rc = ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
+done:
+    free(w.hash);
+    if (rc != LD_OK || w.n == 0) {
+        store_strv_free(w.v, w.n);
+        return rc;
+    }
+    *exprs = w.v;
+    *n = w.n;
+    return LD_OK;
+}
+
+void store_strv_free(char **v, int n)
+{
+    if (!v)
+        return;
+    for (int i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
