@@ -1,0 +1,383 @@
+#!/usr/bin/env bash
+# test_daemon.sh: integration tests of lossd serve driven through lossctl: a real daemon on a
+# temporary socket and database, small real searches on builtin:digits, crash and restart.
+# Uses $LOSSD_BIN/lossd and $LOSSD_BIN/lossctl; prints "N passed, N failed" last.
+set -u
+cd "$(dirname "$0")/.."
+BIN=${LOSSD_BIN:-bin}
+LOSSD="$PWD/$BIN/lossd"
+CTL="$PWD/$BIN/lossctl"
+case "$BIN" in /*) LOSSD="$BIN/lossd" CTL="$BIN/lossctl" ;; esac
+PY=/usr/bin/python3
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/lossd-test.XXXXXX")
+PIDS=()
+passed=0 failed=0
+
+cleanup() {
+    local p
+    for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -9 "$p" 2>/dev/null; done
+    for p in "${PIDS[@]+"${PIDS[@]}"}"; do wait "$p" 2>/dev/null; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'echo "interrupted"; exit 130' INT TERM
+
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() {
+    failed=$((failed + 1))
+    echo "FAIL $1"
+    shift
+    local line
+    for line in "$@"; do echo "     $line"; done
+}
+# check NAME COND_STATUS DETAIL...: ok when the previous test command's status is 0.
+check() {
+    local name=$1 st=$2
+    shift 2
+    if [ "$st" = 0 ]; then ok "$name"; else bad "$name" "$@"; fi
+}
+
+# A job small enough for tests: 12 evaluations of 50 steps on digits, one seed, one level.
+job_file() { # job_file PATH BUDGET SEED [NAME]
+    cat >"$1" <<EOF
+{"name": "${4:-test}", "tasks": [{"data": "builtin:digits", "train": {"steps": 50}}],
+ "budget": {"evaluations": $2}, "population": 4, "children": 4, "seeds": 1,
+ "fidelity": {"steps": [50]}, "final": {"top": 1, "seeds": 2}, "seed": $3}
+EOF
+}
+
+# json EXPR: evaluates a Python expression over the JSON document on stdin (bound to d).
+json() { "$PY" -c 'import json,sys
+d=json.load(sys.stdin)
+v=eval(sys.argv[1])
+print(json.dumps(v) if isinstance(v,(dict,list)) else v)' "$1"; }
+
+ctl() { "$CTL" --socket "$SOCK" "$@"; }
+
+# start_daemon SOCKET DB LOG: starts lossd serve in the background, waits until it answers.
+# Sets DPID. Returns non-zero if it exited or never answered (60 s).
+start_daemon() {
+    "$LOSSD" serve --socket "$1" --db "$2" --workers 2 >>"$3" 2>&1 &
+    DPID=$!
+    PIDS+=("$DPID")
+    local i
+    for i in $(seq 1 600); do
+        "$CTL" --socket "$1" status >/dev/null 2>&1 && return 0
+        kill -0 "$DPID" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# job_field JOB EXPR: a field of job.get's result (python expression over d).
+job_field() { ctl --json call job.get "{\"job_id\": $1}" | json "$2"; }
+
+# wait_state JOB STATE...: polls until the job is in one of the states (max 120 s).
+wait_state() {
+    local job=$1 i s
+    shift
+    for i in $(seq 1 1200); do
+        s=$(job_field "$job" 'd["state"]' 2>/dev/null)
+        for want in "$@"; do [ "$s" = "$want" ] && return 0; done
+        sleep 0.1
+    done
+    echo "job $job stayed $s, wanted $*" >&2
+    return 1
+}
+
+# leaderboard_key JOB: "cand expr fitness" lines of the job's leaderboard, for comparisons.
+leaderboard_key() {
+    ctl --json leaderboard "$1" --top 20 |
+        json '"\n".join("%s %s %.9g" % (e["cand"], e["expr"], e["fitness"]) for e in d["entries"])'
+}
+
+if [ ! -x "$LOSSD" ] || [ ! -x "$CTL" ]; then
+    bad "binaries exist" "missing $LOSSD or $CTL (run make)"
+    echo "$passed passed, $failed failed"
+    exit 1
+fi
+
+SOCK="$TMP/a.sock"
+DB="$TMP/a.db"
+LOG="$TMP/a.log"
+
+# ---- start, hello, status, socket mode -----------------------------------------------------
+if start_daemon "$SOCK" "$DB" "$LOG"; then ok "daemon starts and answers"; else
+    bad "daemon starts and answers" "$(tail -5 "$LOG")"
+    echo "$passed passed, $failed failed"
+    exit 1
+fi
+APID=$DPID
+
+out=$(ctl --json call server.hello '{"client":"test_daemon"}')
+[ "$(echo "$out" | json 'd["server"]')" = lossd ]
+check "server.hello names the server" $? "got: $out"
+
+out=$(ctl status)
+echo "$out" | grep -q "workers" && echo "$out" | grep -q "$DB"
+check "lossctl status shows workers and the database" $? "got: $out"
+
+mode=$(stat -c %a "$SOCK")
+[ "$mode" = 600 ]
+check "socket mode is 0600" $? "got mode $mode"
+
+# ---- submit, watch, leaderboard, show, export -----------------------------------------------
+job_file "$TMP/job1.json" 12 3 first
+J1=$(ctl submit "$TMP/job1.json")
+[[ "$J1" =~ ^[0-9]+$ ]]
+check "submit prints a job id" $? "got: $J1"
+
+out=$(ctl watch "$J1" 2>&1)
+st=$?
+[ $st = 0 ] && echo "$out" | tail -1 | grep -q "done"
+check "watch follows the job to done (plain lines off a TTY)" $? "exit $st, got: $(echo "$out" | tail -3)"
+nlines=$(echo "$out" | grep -c "evaluations")
+[ "$nlines" -ge 1 ]
+check "watch printed progress lines" $? "got $nlines lines"
+
+evals=$(job_field "$J1" 'd["progress"]["evaluations"]')
+budget=$(job_field "$J1" 'd["progress"]["budget"]')
+[ "$evals" -ge "$budget" ] 2>/dev/null
+check "a done job used its budget" $? "evaluations $evals of $budget"
+
+lb=$(ctl --json leaderboard "$J1" --top 5)
+n=$(echo "$lb" | json 'len(d["entries"])')
+ranked=$(echo "$lb" | json '[e["rank"] for e in d["entries"]] == list(range(1, len(d["entries"])+1)) and all(a["fitness"] >= b["fitness"] for a, b in zip(d["entries"], d["entries"][1:]))')
+[ "${n:-0}" -ge 2 ] && [ "$ranked" = True ]
+check "leaderboard has ranked entries, best first" $? "n=$n ranked=$ranked: $lb"
+
+out=$(ctl leaderboard "$J1" --top 3)
+[ "$(echo "$out" | head -1 | awk '{print $1}')" = RANK ] && [ "$(echo "$out" | grep -c "^ *[0-9]  *$J1:")" -ge 2 ]
+check "leaderboard prints an aligned table" $? "got: $out"
+
+CAND=$(echo "$lb" | json 'd["entries"][0]["cand"]')
+out=$(ctl show "$J1:$CAND")
+st=$?
+[ $st = 0 ] && echo "$out" | grep -q "^expression" && echo "$out" | grep -q "learning curve" &&
+    echo "$out" | grep -q "┤"
+check "show JOB:CAND prints expression, evaluations and a drawn curve" $? "exit $st, got: $out"
+out2=$(ctl show "$J1" "$CAND")
+[ "$out" = "$out2" ]
+check "show JOB CAND equals show JOB:CAND" $? "differs"
+
+ctl export "$J1:$CAND" --as pytorch >"$TMP/loss_torch.py"
+st=$?
+[ $st = 0 ] && grep -q "def " "$TMP/loss_torch.py" && grep -q "torch" "$TMP/loss_torch.py"
+check "export --as pytorch prints a torch function" $? "exit $st, got: $(head -20 "$TMP/loss_torch.py")"
+ctl export "$J1:$CAND" --as numpy >"$TMP/loss_numpy.py"
+st=$?
+[ $st = 0 ] && grep -q "def " "$TMP/loss_numpy.py" && grep -q "numpy" "$TMP/loss_numpy.py"
+check "export --as numpy prints a numpy function" $? "exit $st, got: $(head -20 "$TMP/loss_numpy.py")"
+ctl export "$J1:$CAND" --as latex >"$TMP/loss.tex"
+check "export --as latex" $? "$(cat "$TMP/loss.tex")"
+
+# run_export FILE MODULE: defines the exported function and calls it on random classification
+# data (10 classes, batch 8); it must return a finite number.
+run_export() {
+    "$PY" - "$1" "$2" <<'EOF'
+import sys, inspect, math
+src = open(sys.argv[1]).read()
+ns = {}
+exec(compile(src, sys.argv[1], "exec"), ns)
+fns = [v for k, v in ns.items()
+       if inspect.isfunction(v) and v.__code__.co_filename == sys.argv[1] and not k.startswith("_")]
+assert fns, "no function defined"
+fn = fns[-1]
+B, C = 8, 10
+if sys.argv[2] == "torch":
+    import torch
+    torch.manual_seed(0)
+    z = torch.randn(B, C, requires_grad=True)
+    labels = torch.randint(0, C, (B,))
+    conv = {"z": z, "logits": z, "y": labels, "target": labels, "targets": labels, "t": 0.5}
+else:
+    import numpy as np
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((B, C)).astype(np.float32)
+    labels = rng.integers(0, C, B)
+    conv = {"z": z, "logits": z, "y": labels, "target": labels, "targets": labels, "t": 0.5}
+sig = inspect.signature(fn)
+args = {}
+for name, p in sig.parameters.items():
+    if name in conv:
+        args[name] = conv[name]
+    elif p.default is inspect.Parameter.empty:
+        raise SystemExit("cannot guess argument %r of %s%s" % (name, fn.__name__, sig))
+v = fn(**args)
+if sys.argv[2] == "torch":
+    v.backward()
+    v = float(v)
+v = float(v)
+assert math.isfinite(v), "loss is %r" % v
+print("loss", v)
+EOF
+}
+out=$(run_export "$TMP/loss_numpy.py" numpy 2>&1)
+check "exported numpy code runs on random input" $? "$out" "code: $(cat "$TMP/loss_numpy.py")"
+if "$PY" -c "import torch" 2>/dev/null; then
+    out=$(run_export "$TMP/loss_torch.py" torch 2>&1)
+    check "exported pytorch code runs on random input (with backward)" $? "$out" "code: $(cat "$TMP/loss_torch.py")"
+else
+    echo "skip exported pytorch code run (torch is not importable)"
+fi
+
+# ---- idempotent submit -----------------------------------------------------------------------
+job_file "$TMP/job2.json" 8 5 token
+a=$(ctl submit --token tok-1 "$TMP/job2.json")
+b=$(ctl --json submit --token tok-1 "$TMP/job2.json")
+[ -n "$a" ] && [ "$(echo "$b" | json 'd["job_id"]')" = "$a" ] && [ "$(echo "$b" | json 'd["existing"]')" = True ]
+check "submit with the same client_token returns the first job" $? "first $a, second $b"
+n=$(ctl --json jobs | json 'len(d["jobs"])')
+[ "$n" = 2 ]
+check "the repeated submit started nothing" $? "jobs: $n"
+wait_state "$a" done failed cancelled >/dev/null
+
+# ---- cancel, pause, resume -------------------------------------------------------------------
+job_file "$TMP/big.json" 400 11 big
+JB=$(ctl submit "$TMP/big.json")
+wait_state "$JB" running
+out=$(ctl cancel "$JB")
+check "cancel a running job" $? "got: $out"
+wait_state "$JB" cancelled
+check "the cancelled job's state is cancelled" $? "state: $(job_field "$JB" 'd["state"]')"
+out=$(ctl cancel "$JB" 2>&1)
+st=$?
+[ $st = 1 ] && echo "$out" | grep -q "^lossctl: job $JB: "
+check "cancelling a cancelled job: exit 1, one readable line" $? "exit $st: $out"
+
+JP=$(ctl submit "$TMP/big.json")
+wait_state "$JP" running
+out=$(ctl pause "$JP")
+[ $? = 0 ] && echo "$out" | grep -q paused
+check "pause a running job" $? "got: $out"
+sleep 1
+e1=$(job_field "$JP" 'd["progress"]["evaluations"]')
+sleep 1.5
+e2=$(job_field "$JP" 'd["progress"]["evaluations"]')
+[ "$(job_field "$JP" 'd["state"]')" = paused ] && [ "$e1" = "$e2" ]
+check "a paused job stays paused and starts no evaluations" $? "evaluations $e1 then $e2"
+out=$(ctl pause "$JP" 2>&1)
+[ $? = 1 ] && echo "$out" | grep -q "cannot pause"
+check "pausing a paused job is refused" $? "got: $out"
+out=$(ctl resume "$JP")
+[ $? = 0 ] && wait_state "$JP" running done
+check "resume a paused job" $? "got: $out"
+ctl cancel "$JP" >/dev/null 2>&1
+
+# ---- bad requests ----------------------------------------------------------------------------
+out=$(ctl call job.frobnicate 2>&1)
+st=$?
+[ $st = 1 ] && echo "$out" | grep -q "method not found"
+check "unknown method: exit 1 and a message" $? "exit $st: $out"
+out=$(ctl call job.get '{"job_id":"1"}' 2>&1)
+st=$?
+[ $st = 1 ] && echo "$out" | grep -q "job_id" && echo "$out" | grep -q "integer"
+check "wrong param type: exit 1 naming the field" $? "exit $st: $out"
+out=$(ctl --json call job.get '{"job_id":"1"}' 2>/dev/null)
+[ "$(echo "$out" | json 'd["code"]')" = -32602 ]
+check "wrong param type: --json shows code -32602" $? "got: $out"
+out=$(ctl watch 9999 2>&1)
+st=$?
+[ $st = 1 ] && [ "$out" = "lossctl: job 9999: not found" ]
+check "unknown job: exit 1, 'lossctl: job 9999: not found'" $? "exit $st: $out"
+out=$(ctl show "$J1:99999" 2>&1)
+st=$?
+[ $st = 1 ] && echo "$out" | grep -q "not found"
+check "unknown candidate: exit 1" $? "exit $st: $out"
+out=$(ctl leaderboard 9999 2>&1)
+[ $? = 1 ]
+check "leaderboard of an unknown job: exit 1" $? "got: $out"
+ctl watch notanumber >/dev/null 2>&1
+check "bad usage exits 2" "$([ $? = 2 ] && echo 0 || echo 1)" "watch notanumber"
+ctl frobnicate >/dev/null 2>&1
+check "unknown command exits 2" "$([ $? = 2 ] && echo 0 || echo 1)"
+echo '{"name":"bad","budget":{"evaluations":-1}}' >"$TMP/bad.json"
+out=$(ctl submit "$TMP/bad.json" 2>&1)
+st=$?
+[ $st = 1 ] && echo "$out" | grep -q "tasks" && echo "$out" | grep -q "budget"
+check "an invalid job names every problem" $? "exit $st: $out"
+echo '{"name": "x", ' >"$TMP/broken.json"
+out=$(ctl submit "$TMP/broken.json" 2>&1)
+st=$?
+[ $st = 1 ] && echo "$out" | grep -q "broken.json:"
+check "a job file that is not JSON: file:line:col" $? "exit $st: $out"
+out=$("$CTL" --socket "$TMP/nobody.sock" status 2>&1)
+st=$?
+[ $st = 1 ] && echo "$out" | grep -q "cannot connect to $TMP/nobody.sock: no such file (is lossd serve running?)"
+check "no daemon: exit 1 and a hint" $? "exit $st: $out"
+
+# ---- a second daemon is refused ----------------------------------------------------------------
+"$LOSSD" serve --socket "$SOCK" --db "$TMP/other.db" --workers 1 >"$TMP/second.log" 2>&1 &
+p=$!
+PIDS+=("$p")
+wait "$p"
+st=$?
+[ $st != 0 ] && ctl status >/dev/null
+check "a second daemon on the same socket refuses to start" $? "exit $st: $(cat "$TMP/second.log")"
+"$LOSSD" serve --socket "$TMP/other.sock" --db "$DB" --workers 1 >"$TMP/second.log" 2>&1 &
+p=$!
+PIDS+=("$p")
+wait "$p"
+st=$?
+[ $st != 0 ] && ctl status >/dev/null
+check "a second daemon on the same database refuses to start" $? "exit $st: $(cat "$TMP/second.log")"
+
+# ---- SIGTERM exits 0 and keeps the results ---------------------------------------------------
+before=$(leaderboard_key "$J1")
+kill -TERM "$APID"
+wait "$APID"
+st=$?
+[ $st = 0 ]
+check "SIGTERM: the daemon exits 0" $? "exit $st: $(tail -5 "$LOG")"
+start_daemon "$SOCK" "$DB" "$LOG"
+APID=$DPID
+after=$(leaderboard_key "$J1")
+[ -n "$before" ] && [ "$before" = "$after" ] && [ "$(job_field "$J1" 'd["state"]')" = done ]
+check "after a restart the job and its leaderboard are kept" $? "before: $before" "after: $after"
+out=$(ctl shutdown)
+wait "$APID"
+st=$?
+[ $st = 0 ]
+check "lossctl shutdown: the daemon exits 0" $? "exit $st, got: $out"
+
+# ---- kill -9 during a search; resume gives the uninterrupted result --------------------------
+job_file "$TMP/crash.json" 24 42 crash
+SOCK="$TMP/ref.sock"
+start_daemon "$SOCK" "$TMP/ref.db" "$TMP/ref.log"
+RPID=$DPID
+JR=$(ctl submit "$TMP/crash.json")
+ctl watch "$JR" >/dev/null
+ref=$(leaderboard_key "$JR")
+ctl shutdown >/dev/null
+wait "$RPID"
+
+SOCK="$TMP/crash.sock"
+start_daemon "$SOCK" "$TMP/crash.db" "$TMP/crash.log"
+CPID=$DPID
+JC=$(ctl submit "$TMP/crash.json")
+killed_at=""
+for i in $(seq 1 2000); do
+    e=$(job_field "$JC" 'd["progress"]["evaluations"]' 2>/dev/null)
+    if [ "${e:-0}" -ge 4 ] 2>/dev/null; then
+        kill -9 "$CPID"
+        killed_at=$e
+        break
+    fi
+    sleep 0.05
+done
+wait "$CPID" 2>/dev/null
+[ -n "$killed_at" ] && [ "$killed_at" -lt 24 ]
+check "kill -9 in the middle of a search" $? "evaluations when killed: ${killed_at:-never reached 4}"
+start_daemon "$SOCK" "$TMP/crash.db" "$TMP/crash.log"
+CPID=$DPID
+check "the daemon restarts after kill -9" $? "$(tail -5 "$TMP/crash.log")"
+out=$(ctl watch "$JC" 2>&1)
+check "the interrupted job resumes and completes" $? "$(echo "$out" | tail -2)"
+got=$(leaderboard_key "$JC")
+[ -n "$ref" ] && [ "$ref" = "$got" ]
+check "its final leaderboard equals an uninterrupted run's (same seed)" $? "uninterrupted: $(echo "$ref" | head -5 | tr '\n' '|')" "resumed:       $(echo "$got" | head -5 | tr '\n' '|')"
+ctl shutdown >/dev/null
+wait "$CPID"
+
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]

@@ -1,0 +1,343 @@
+#!/usr/bin/python3
+"""test_protocol.py: abuses lossd's wire protocol (docs/protocol.md) on a real daemon: malformed
+lines, bad envelopes and params, oversized lines, half lines, clients that never read, and many
+clients at once; the daemon must answer correctly and stay up. Standard library only.
+Uses $LOSSD_BIN/lossd; prints "N passed, N failed" last."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.environ.get("LOSSD_BIN", "bin")
+LOSSD = BIN if os.path.isabs(BIN) else os.path.join(ROOT, BIN)
+LOSSD = os.path.join(LOSSD, "lossd")
+
+passed = 0
+failed = 0
+
+
+def ok(name):
+    global passed
+    passed += 1
+    print("ok   " + name, flush=True)
+
+
+def bad(name, *detail):
+    global failed
+    failed += 1
+    print("FAIL " + name, flush=True)
+    for d in detail:
+        print("     " + str(d)[:2000], flush=True)
+
+
+def check(name, cond, *detail):
+    if cond:
+        ok(name)
+    else:
+        bad(name, *detail)
+
+
+class Conn:
+    """One client connection with a line reader."""
+
+    def __init__(self, path, timeout=60):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+        self.buf = b""
+
+    def send_raw(self, data):
+        self.s.sendall(data)
+
+    def send(self, obj):
+        self.send_raw((json.dumps(obj) + "\n").encode())
+
+    def line(self):
+        while b"\n" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        ln, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(ln)
+
+    def reply(self):
+        """The next message that is not a notification."""
+        while True:
+            m = self.line()
+            if "method" not in m:
+                return m
+
+    def call(self, method, params=None, rid=1):
+        req = {"jsonrpc": "2.0", "id": rid, "method": method}
+        if params is not None:
+            req["params"] = params
+        self.send(req)
+        return self.reply()
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+def err_code(reply):
+    e = reply.get("error") if isinstance(reply, dict) else None
+    return e.get("code") if isinstance(e, dict) else None
+
+
+def err_msg(reply):
+    e = reply.get("error") if isinstance(reply, dict) else None
+    return e.get("message", "") if isinstance(e, dict) else ""
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="lossd-proto.")
+    sock = os.path.join(tmp, "p.sock")
+    db = os.path.join(tmp, "p.db")
+    log = open(os.path.join(tmp, "daemon.log"), "w")
+    proc = None
+    try:
+        if not os.access(LOSSD, os.X_OK):
+            bad("lossd exists", "missing " + LOSSD + " (run make)")
+            return
+        proc = subprocess.Popen([LOSSD, "serve", "--socket", sock, "--db", db, "--workers", "1"],
+                                stdout=log, stderr=subprocess.STDOUT)
+        up = False
+        for _ in range(600):
+            if proc.poll() is not None:
+                break
+            try:
+                c = Conn(sock, timeout=5)
+                r = c.call("server.hello")
+                c.close()
+                up = "result" in r
+                if up:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        if not up:
+            log.flush()
+            bad("daemon starts", open(os.path.join(tmp, "daemon.log")).read()[-2000:])
+            return
+        ok("daemon starts and answers server.hello")
+        run_tests(sock, proc)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                rc = proc.wait(timeout=30)
+                check("SIGTERM at the end: the daemon exits 0", rc == 0, "exit %s" % rc)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                bad("SIGTERM at the end: the daemon exits", "it did not within 30 s")
+        log.close()
+        if failed:
+            try:
+                print("---- daemon log (tail)")
+                print(open(os.path.join(tmp, "daemon.log")).read()[-3000:])
+            except OSError:
+                pass
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_tests(sock, proc):
+    # ---- malformed JSON: -32700 and the connection still serves ---------------------------
+    c = Conn(sock)
+    c.send_raw(b'{"jsonrpc": "2.0", "id": 1, "method": \n')
+    r = c.reply()
+    check("malformed JSON gets -32700 with id null", err_code(r) == -32700 and r.get("id") is None,
+          r)
+    r = c.call("server.status", rid=2)
+    check("the connection still serves the next line", "result" in r and r.get("id") == 2, r)
+    c.send_raw(b"\xff\xfe garbage \x00\n")
+    r = c.reply()
+    check("binary garbage gets -32700", err_code(r) == -32700, r)
+    c.send_raw(b"\r\n\n   \n")  # blank lines are skipped, not answered
+    r = c.call("server.hello", rid=3)
+    check("blank lines are ignored", r.get("id") == 3 and "result" in r, r)
+    c.close()
+
+    # ---- invalid request shapes: -32600 ----------------------------------------------------
+    shapes = [
+        ("an array (batch)", [{"jsonrpc": "2.0", "id": 1, "method": "server.hello"}]),
+        ("a number", 42),
+        ("a string", "hello"),
+        ("no jsonrpc member", {"id": 1, "method": "server.hello"}),
+        ("jsonrpc 1.0", {"jsonrpc": "1.0", "id": 1, "method": "server.hello"}),
+        ("method a number", {"jsonrpc": "2.0", "id": 1, "method": 7}),
+        ("no method", {"jsonrpc": "2.0", "id": 1}),
+        ("id an object", {"jsonrpc": "2.0", "id": {"a": 1}, "method": "server.hello"}),
+        ("params an array", {"jsonrpc": "2.0", "id": 1, "method": "job.get", "params": [1]}),
+        ("params a string", {"jsonrpc": "2.0", "id": 1, "method": "job.get", "params": "x"}),
+    ]
+    c = Conn(sock)
+    for name, obj in shapes:
+        c.send(obj)
+        r = c.reply()
+        check("invalid request (%s) gets -32600" % name, err_code(r) == -32600, r)
+    r = c.call("server.status", rid=99)
+    check("the connection survives invalid requests", r.get("id") == 99 and "result" in r, r)
+
+    # ---- unknown method, wrong params ------------------------------------------------------
+    r = c.call("job.frobnicate", rid=5)
+    check("unknown method gets -32601 naming it",
+          err_code(r) == -32601 and "job.frobnicate" in err_msg(r) and r.get("id") == 5, r)
+    r = c.call("job.get", {"job_id": "1"}, rid="s1")
+    check("job_id as a string gets -32602 naming the field",
+          err_code(r) == -32602 and "job_id" in err_msg(r) and r.get("id") == "s1", r)
+    r = c.call("job.get", {"job_id": 1.5})
+    check("job_id 1.5 gets -32602", err_code(r) == -32602 and "job_id" in err_msg(r), r)
+    r = c.call("job.get", {})
+    check("job_id missing gets -32602 naming it",
+          err_code(r) == -32602 and "job_id" in err_msg(r), r)
+    r = c.call("job.submit", {"job": "not an object"})
+    check("job.submit job as a string gets -32602 naming it",
+          err_code(r) == -32602 and "job" in err_msg(r), r)
+    r = c.call("job.submit", {"job": {"budget": {"evaluations": -1}}})
+    check("an invalid job gets -32602 naming every problem",
+          err_code(r) == -32602 and "tasks" in err_msg(r) and "budget" in err_msg(r), r)
+    r = c.call("leaderboard.query", {"job_id": 1, "k": "ten"})
+    check("leaderboard k as a string gets -32602", err_code(r) == -32602 and "k" in err_msg(r), r)
+    r = c.call("candidate.export", {"job_id": 1, "cand": 1, "format": 3})
+    check("export format as a number gets -32602",
+          err_code(r) == -32602 and "format" in err_msg(r), r)
+    r = c.call("job.get", {"job_id": 424242})
+    check("unknown job gets -32001", err_code(r) == -32001 and "424242" in err_msg(r), r)
+    r = c.call("job.pause", {"job_id": 424242})
+    check("pausing an unknown job gets -32001", err_code(r) == -32001, r)
+    # A notification (no id) is never answered: the next reply is for the next request.
+    c.send({"jsonrpc": "2.0", "method": "server.status"})
+    r = c.call("server.hello", rid=77)
+    check("a notification gets no reply", r.get("id") == 77, r)
+    # Replies keep request order on one connection.
+    c.send_raw(b"".join((json.dumps({"jsonrpc": "2.0", "id": i, "method": "server.status"}) +
+                         "\n").encode() for i in range(100, 150)))
+    ids = [c.reply().get("id") for _ in range(50)]
+    check("50 pipelined requests get replies in order", ids == list(range(100, 150)), ids)
+    c.close()
+
+    # ---- a line over 1 MiB is refused --------------------------------------------------------
+    c = Conn(sock)
+    big = b'{"jsonrpc":"2.0","id":1,"method":"server.hello","params":{"pad":"' + \
+        b"x" * (1 << 20) + b'"}}\n'
+    try:
+        c.send_raw(big)
+    except OSError:
+        pass  # the server may close before reading everything
+    try:
+        r = c.reply()
+        check("a line over 1 MiB gets -32600", err_code(r) == -32600 and r.get("id") is None, r)
+    except (EOFError, OSError) as e:
+        bad("a line over 1 MiB gets -32600", "no reply: %s" % e)
+    try:
+        more = c.s.recv(100)
+        closed = more == b""
+    except OSError:
+        closed = True
+    check("... and the connection is closed", closed)
+    c.close()
+    # A line of exactly 1 MiB (without its newline) is allowed.
+    c = Conn(sock)
+    head = b'{"jsonrpc":"2.0","id":2,"method":"server.hello","params":{"pad":"'
+    tail = b'"}}'
+    line = head + b"y" * ((1 << 20) - len(head) - len(tail)) + tail
+    c.send_raw(line + b"\n")
+    try:
+        r = c.reply()
+        check("a line of exactly 1 MiB is served", r.get("id") == 2 and "result" in r, r)
+    except (EOFError, OSError) as e:
+        bad("a line of exactly 1 MiB is served", e)
+    c.close()
+
+    # ---- half a line, then disconnect ---------------------------------------------------------
+    for _ in range(5):
+        c = Conn(sock)
+        c.send_raw(b'{"jsonrpc":"2.0","id":1,"meth')
+        c.close()
+    c = Conn(sock)
+    r = c.call("server.status")
+    check("clients that send half a line and leave do no harm", "result" in r, r)
+    c.close()
+
+    # ---- a client that never reads its replies ------------------------------------------------
+    flood = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    flood.connect(sock)
+    flood.setblocking(False)
+    req = (json.dumps({"jsonrpc": "2.0", "id": 1, "method": "server.status"}) + "\n").encode()
+    chunk = req * 2000
+    sent = 0
+    t_end = time.time() + 20  # bounded effort, not an assertion
+    while sent < 64 * len(chunk) and time.time() < t_end:
+        try:
+            sent += flood.send(chunk)
+        except BlockingIOError:
+            # the server stopped reading from us (backpressure): others must still be served
+            break
+        except OSError:
+            break  # the server dropped us: allowed
+    other = Conn(sock, timeout=30)
+    r = other.call("server.status", rid=11)
+    check("a client that floods requests without reading does not stall others",
+          r.get("id") == 11 and "result" in r, r)
+    other.close()
+    flood.close()
+    c = Conn(sock)
+    r = c.call("server.hello")
+    check("after the flooder closes the daemon still serves", "result" in r, r)
+    c.close()
+
+    # ---- 200 concurrent clients ------------------------------------------------------------
+    results = []
+    lock = threading.Lock()
+    start = threading.Barrier(200)
+
+    def worker(i):
+        res = "?"
+        try:
+            start.wait(timeout=60)
+            cc = Conn(sock, timeout=120)
+            a = cc.call("server.hello", {"client": "t%d" % i}, rid=1)
+            b = cc.call("server.status", rid=2)
+            cc.close()
+            res = "ok" if "result" in a and "result" in b and b.get("id") == 2 else repr((a, b))
+        except Exception as e:  # noqa: BLE001 - any failure is a test failure
+            res = "%s: %s" % (type(e).__name__, e)
+        with lock:
+            results.append(res)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    nok = sum(1 for r in results if r == "ok")
+    errors = sorted(set(r for r in results if r != "ok"))
+    check("200 concurrent clients each get hello and status answered", nok == 200,
+          "%d of 200 ok" % nok, *errors[:5])
+
+    # ---- still alive ---------------------------------------------------------------------------
+    check("the daemon process is still running", proc.poll() is None, "exit %s" % proc.poll())
+    c = Conn(sock)
+    r = c.call("server.status")
+    check("server.status works at the end", "result" in r, r)
+    c.close()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001 - report, never hide
+        bad("test harness", "%s: %s" % (type(e).__name__, e))
+    print("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)
