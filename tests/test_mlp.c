@@ -1,0 +1,255 @@
+/* test_mlp.c: finite-difference checks of every MLP layer's backward (linear, relu, tanh, gelu)
+ * and of the whole network's parameter gradient under cross-entropy, llm.c style: each check
+ * prints maxdiff against its tolerance. Also the optimisers against hand-computed updates. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../evaluator/mlp.h"
+
+static void fill(float *v, int n, LdRng *r, float scale) {
+    for (int i = 0; i < n; i++) v[i] = scale * rng_normal(r);
+}
+
+/* maxdiff of a vs b relative to max(1, |b|), printed with the tolerance. */
+static double check(const char *what, const float *a, const double *b, int n, double tol) {
+    double md = 0;
+    for (int i = 0; i < n; i++) {
+        double d = fabs(a[i] - b[i]) / fmax(1.0, fabs(b[i]));
+        if (d > md) md = d;
+    }
+    printf("%-28s maxdiff %.3e (tolerance %.1e) %s\n", what, md, tol, md <= tol ? "ok" : "FAIL");
+    return md;
+}
+
+/* Loss of the linear layer: sum(out * R). */
+static double lin_loss(const float *inp, const float *w, const float *b, const float *R, int B, int C, int OC,
+                       float *out) {
+    mlp_linear_forward(out, inp, w, b, B, C, OC);
+    double s = 0;
+    for (int i = 0; i < B * OC; i++) s += (double)out[i] * R[i];
+    return s;
+}
+
+static void test_linear_backward(void **state) {
+    (void)state;
+    enum { B = 5, C = 7, OC = 4 };
+    LdRng r;
+    rng_seed(&r, 1);
+    float inp[B * C], w[C * OC], b[OC], R[B * OC], out[B * OC];
+    float dinp[B * C], dw[C * OC], db[OC];
+    double fin[B * C], fw[C * OC], fb[OC];
+    fill(inp, B * C, &r, 1);
+    fill(w, C * OC, &r, 1);
+    fill(b, OC, &r, 1);
+    fill(R, B * OC, &r, 1);
+    memset(dw, 0, sizeof dw);
+    memset(db, 0, sizeof db);
+    mlp_linear_backward(dinp, dw, db, R, inp, w, B, C, OC);
+    const float h = 1e-2f;
+    float *vecs[3] = {inp, w, b};
+    double *fd[3] = {fin, fw, fb};
+    int ns[3] = {B * C, C * OC, OC};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < ns[k]; i++) {
+            float keep = vecs[k][i];
+            vecs[k][i] = keep + h;
+            double lp = lin_loss(inp, w, b, R, B, C, OC, out);
+            vecs[k][i] = keep - h;
+            double lm = lin_loss(inp, w, b, R, B, C, OC, out);
+            vecs[k][i] = keep;
+            fd[k][i] = (lp - lm) / (2 * h);
+        }
+    assert_true(check("linear dinp", dinp, fin, B * C, 1e-3) <= 1e-3);
+    assert_true(check("linear dw", dw, fw, C * OC, 1e-3) <= 1e-3);
+    assert_true(check("linear db", db, fb, OC, 1e-3) <= 1e-3);
+    /* Backward adds into parameter gradients: a second call doubles them. */
+    mlp_linear_backward(NULL, dw, db, R, inp, w, B, C, OC);
+    for (int i = 0; i < OC; i++) assert_float_equal(db[i], 2 * fb[i], 1e-3);
+}
+
+static void act_check(int act, const char *name) {
+    enum { N = 64 };
+    LdRng r;
+    rng_seed(&r, 2);
+    float x[N], y[N], R[N], dx[N];
+    double fd[N];
+    fill(x, N, &r, 1.5f);
+    /* Keep relu's inputs away from its kink, where the difference quotient is meaningless. */
+    for (int i = 0; i < N; i++)
+        if (fabsf(x[i]) < 0.05f) x[i] = 0.3f;
+    fill(R, N, &r, 1);
+    mlp_act_forward(y, x, N, act);
+    mlp_act_backward(dx, R, x, y, N, act);
+    const float h = 1e-3f;
+    for (int i = 0; i < N; i++) {
+        float keep = x[i], yp, ym;
+        x[i] = keep + h;
+        mlp_act_forward(&yp, &x[i], 1, act);
+        x[i] = keep - h;
+        mlp_act_forward(&ym, &x[i], 1, act);
+        x[i] = keep;
+        fd[i] = R[i] * ((double)yp - ym) / (2 * h);
+    }
+    char what[40];
+    snprintf(what, sizeof what, "%s backward", name);
+    assert_true(check(what, dx, fd, N, 2e-3) <= 2e-3);
+    /* In place (dinp == dout), as the network uses it. */
+    float d2[N];
+    memcpy(d2, R, sizeof d2);
+    mlp_act_backward(d2, d2, x, y, N, act);
+    for (int i = 0; i < N; i++) assert_float_equal(d2[i], dx[i], 0);
+}
+
+static void test_relu_backward(void **state) {
+    (void)state;
+    act_check(ACT_RELU, "relu");
+}
+static void test_tanh_backward(void **state) {
+    (void)state;
+    act_check(ACT_TANH, "tanh");
+}
+static void test_gelu_backward(void **state) {
+    (void)state;
+    act_check(ACT_GELU, "gelu");
+}
+
+/* Mean cross-entropy of logits z (B,C) with labels; gradient into dz when not NULL. */
+static double ce_loss(const float *z, const int *lab, int B, int C, float *dz) {
+    double tot = 0;
+    for (int i = 0; i < B; i++) {
+        const float *zi = z + i * C;
+        double mx = zi[0], s = 0;
+        for (int j = 1; j < C; j++) mx = fmax(mx, zi[j]);
+        for (int j = 0; j < C; j++) s += exp(zi[j] - mx);
+        tot += -(zi[lab[i]] - mx - log(s));
+        if (dz)
+            for (int j = 0; j < C; j++) dz[i * C + j] = (float)((exp(zi[j] - mx) / s - (j == lab[i])) / B);
+    }
+    return tot / B;
+}
+
+static void mlp_check(int act, const char *name, int nh, int h0, int h1) {
+    enum { B = 6, D = 5, C = 4 };
+    ModelSpec s = {.nhidden = nh, .hidden = {h0, h1}, .act = act};
+    Mlp m, g;
+    mlp_bind(&m, &s, D, C, NULL);
+    size_t P = m.nparams;
+    float *params = calloc(P, sizeof(float)), *grads = calloc(P, sizeof(float));
+    double *fd = calloc(P, sizeof(double));
+    float *acts = calloc(mlp_acts_floats(&m, B), sizeof(float));
+    mlp_bind(&m, &s, D, C, params);
+    mlp_bind_like(&g, &m, grads);
+    mlp_init(&m, 7);
+    LdRng r;
+    rng_seed(&r, 3);
+    float x[B * D], dz[B * C];
+    int lab[B];
+    fill(x, B * D, &r, 1);
+    for (int i = 0; i < B; i++) lab[i] = (int)rng_below(&r, C);
+    /* Non-zero biases so their gradients are exercised away from zero. */
+    for (int l = 0; l < m.nlin; l++) fill(m.b[l], m.dim[l + 1], &r, 0.1f);
+    MlpActs a;
+    mlp_acts_bind(&a, &m, B, acts);
+    ce_loss(mlp_forward(&m, &a, x, B), lab, B, C, dz);
+    mlp_backward(&m, &a, &g, x, dz, B);
+    const float h = 1e-3f;
+    for (size_t k = 0; k < P; k++) {
+        float keep = params[k];
+        params[k] = keep + h;
+        double lp = ce_loss(mlp_forward(&m, &a, x, B), lab, B, C, NULL);
+        params[k] = keep - h;
+        double lm = ce_loss(mlp_forward(&m, &a, x, B), lab, B, C, NULL);
+        params[k] = keep;
+        fd[k] = (lp - lm) / (2 * h);
+    }
+    char what[48];
+    snprintf(what, sizeof what, "mlp %s %d layer(s) params", name, nh);
+    double md = check(what, grads, fd, (int)P, 3e-3);
+    free(params);
+    free(grads);
+    free(fd);
+    free(acts);
+    assert_true(md <= 3e-3);
+}
+
+static void test_mlp_grad_tanh(void **state) {
+    (void)state;
+    mlp_check(ACT_TANH, "tanh", 2, 8, 6);
+}
+static void test_mlp_grad_gelu(void **state) {
+    (void)state;
+    mlp_check(ACT_GELU, "gelu", 1, 9, 0);
+}
+static void test_mlp_grad_relu(void **state) {
+    (void)state;
+    mlp_check(ACT_RELU, "relu", 2, 16, 8);
+}
+static void test_mlp_grad_linear(void **state) {
+    (void)state;
+    mlp_check(ACT_RELU, "no hidden", 0, 0, 0);
+}
+
+/* Init: He scale for relu layers, deterministic in the seed. */
+static void test_init(void **state) {
+    (void)state;
+    ModelSpec s = {.nhidden = 1, .hidden = {256}, .act = ACT_RELU};
+    Mlp m, m2;
+    mlp_bind(&m, &s, 128, 10, NULL);
+    float *p = calloc(m.nparams, sizeof(float)), *p2 = calloc(m.nparams, sizeof(float));
+    mlp_bind(&m, &s, 128, 10, p);
+    mlp_bind(&m2, &s, 128, 10, p2);
+    mlp_init(&m, 5);
+    mlp_init(&m2, 5);
+    assert_memory_equal(p, p2, m.nparams * sizeof(float));
+    double v = 0;
+    for (int i = 0; i < 128 * 256; i++) v += (double)m.w[0][i] * m.w[0][i];
+    v /= 128 * 256;
+    printf("init: relu layer variance %.5f (He: %.5f)\n", v, 2.0 / 128);
+    assert_float_equal(v, 2.0 / 128, 0.1 * 2.0 / 128);
+    for (int i = 0; i < 256; i++) assert_float_equal(m.b[0][i], 0, 0);
+    mlp_init(&m2, 6);
+    assert_true(memcmp(p, p2, m.nparams * sizeof(float)) != 0);
+    free(p);
+    free(p2);
+}
+
+/* Adam and SGD against torch's formulas computed by hand in double. */
+static void test_optim(void **state) {
+    (void)state;
+    TrainSpec ts = {.optimizer = OPT_ADAM, .lr = 0.1f, .beta1 = 0.9f, .beta2 = 0.999f, .adam_eps = 1e-8f};
+    float p[2] = {1, -2}, g[2] = {0.5f, -3}, m[2] = {0}, v[2] = {0};
+    Optim o;
+    optim_init(&o, &ts, 2, m, v);
+    optim_step(&o, p, g);
+    /* First Adam step moves each parameter by lr * sign(g). */
+    assert_float_equal(p[0], 0.9, 1e-5);
+    assert_float_equal(p[1], -1.9, 1e-5);
+    optim_step(&o, p, g);
+    assert_float_equal(p[0], 0.8, 1e-5);
+    TrainSpec sg = {.optimizer = OPT_SGD, .lr = 0.1f, .momentum = 0.5f};
+    float q[1] = {1}, gq[1] = {2}, mq[1] = {0};
+    optim_init(&o, &sg, 1, mq, NULL);
+    optim_step(&o, q, gq); /* buf 2, q 0.8 */
+    optim_step(&o, q, gq); /* buf 3, q 0.5 */
+    assert_float_equal(q[0], 0.5, 1e-6);
+}
+
+int main(void) {
+    mlp_blas_once();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_linear_backward), cmocka_unit_test(test_relu_backward),
+        cmocka_unit_test(test_tanh_backward),   cmocka_unit_test(test_gelu_backward),
+        cmocka_unit_test(test_mlp_grad_tanh),   cmocka_unit_test(test_mlp_grad_gelu),
+        cmocka_unit_test(test_mlp_grad_relu),   cmocka_unit_test(test_mlp_grad_linear),
+        cmocka_unit_test(test_init),            cmocka_unit_test(test_optim),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
