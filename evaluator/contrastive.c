@@ -1,0 +1,506 @@
+/* contrastive.c: the contrastive task family: two seeded augmented views of every sample in a
+ * batch, an MLP embedding network trained on a batch loss over both views (infonce, supcon),
+ * and k-NN accuracy of the embedding (cosine, training split as the memory bank). */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "mlp.h"
+
+#define CON_KNN_MAX 32   /* largest k */
+#define CON_CHUNK 64     /* query rows per similarity block in the k-NN metric */
+
+struct ConSpec {
+    float noise;   /* sd of Gaussian noise added to standardised features */
+    int shift;     /* 8x8 images (d == 64): random shift by up to this many pixels, zero fill */
+    float dropout; /* probability a feature is zeroed */
+    int side;      /* image side when shifts apply (8), else 0 */
+    int k;         /* neighbours of the k-NN metric */
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Augmentation */
+
+/* Writes one augmented view out (d) of x (d). Zero fill and dropout write 0, the training mean
+ * of a standardised feature. Draws from rng only, so a seed fixes every view. */
+static void con_augment(float *out, const float *x, int d, const struct ConSpec *c, LdRng *rng) {
+    if (c->side > 0 && c->shift > 0) {
+        int s = c->side, span = 2 * c->shift + 1;
+        int dx = (int)rng_below(rng, (uint32_t)span) - c->shift;
+        int dy = (int)rng_below(rng, (uint32_t)span) - c->shift;
+        for (int r = 0; r < s; r++)
+            for (int q = 0; q < s; q++) {
+                int sr = r - dy, sq = q - dx;
+                out[r * s + q] = (sr >= 0 && sr < s && sq >= 0 && sq < s) ? x[sr * s + sq] : 0.0f;
+            }
+    } else {
+        memcpy(out, x, sizeof(float) * (size_t)d);
+    }
+    if (c->dropout > 0)
+        for (int j = 0; j < d; j++)
+            if (rng_uniform(rng) < c->dropout) out[j] = 0.0f;
+    if (c->noise > 0)
+        for (int j = 0; j < d; j++) out[j] += c->noise * rng_normal(rng);
+}
+
+/* Fills views (2B, d): rows i and B+i are two independent augmentations of x[idx[i]]. */
+static void con_make_views(float *views, int *labels, const Dataset *ds, const int *idx, int B,
+                           const struct ConSpec *c, LdRng *rng) {
+    int d = ds->d;
+    for (int i = 0; i < B; i++) {
+        const float *x = ds->x + (size_t)idx[i] * d;
+        con_augment(views + (size_t)i * d, x, d, c, rng);
+        con_augment(views + (size_t)(B + i) * d, x, d, c, rng);
+        labels[i] = labels[B + i] = ds->label[idx[i]];
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * k-NN accuracy: cosine similarity against the memory bank, majority vote of the k nearest,
+ * ties broken by the larger summed similarity, then the smaller class id. */
+
+static void con_normalise(float *e, int n, int D) {
+    for (int i = 0; i < n; i++) {
+        float *r = e + (size_t)i * D;
+        double s = 0;
+        for (int j = 0; j < D; j++) s += (double)r[j] * r[j];
+        float inv = s > 1e-24 ? (float)(1.0 / sqrt(s)) : 0.0f;
+        for (int j = 0; j < D; j++) r[j] *= inv;
+    }
+}
+
+/* bank (nb, D) and q (nq, D) must be L2-normalised rows; sims is scratch of CON_CHUNK * nb
+ * floats, votes of 2 * nclass doubles. Returns the fraction of q whose vote is its label. */
+static double con_knn_accuracy(const float *bank, const int *bank_lab, int nb, const float *q,
+                               const int *q_lab, int nq, int D, int k, int nclass, float *sims,
+                               double *votes) {
+    if (nq <= 0 || nb <= 0) return NAN;
+    if (k > nb) k = nb;
+    if (k > CON_KNN_MAX) k = CON_KNN_MAX;
+    int correct = 0;
+    for (int q0 = 0; q0 < nq; q0 += CON_CHUNK) {
+        int m = nq - q0 < CON_CHUNK ? nq - q0 : CON_CHUNK;
+        /* sims (m, nb) = q (m, D) @ bank^T (D, nb) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nb, D, 1.0f, q + (size_t)q0 * D, D,
+                    bank, D, 0.0f, sims, nb);
+        for (int i = 0; i < m; i++) {
+            const float *s = sims + (size_t)i * nb;
+            float top[CON_KNN_MAX];
+            int topi[CON_KNN_MAX], nt = 0;
+            for (int j = 0; j < nb; j++) {
+                if (nt == k && s[j] <= top[nt - 1]) continue;
+                int p = nt < k ? nt++ : k - 1;
+                while (p > 0 && top[p - 1] < s[j]) {
+                    top[p] = top[p - 1];
+                    topi[p] = topi[p - 1];
+                    p--;
+                }
+                top[p] = s[j];
+                topi[p] = j;
+            }
+            memset(votes, 0, sizeof(double) * 2 * (size_t)nclass);
+            for (int j = 0; j < nt; j++) {
+                int c = bank_lab[topi[j]];
+                votes[2 * c] += 1.0;
+                votes[2 * c + 1] += top[j];
+            }
+            int best = 0;
+            for (int c = 1; c < nclass; c++)
+                if (votes[2 * c] > votes[2 * best] ||
+                    (votes[2 * c] == votes[2 * best] && votes[2 * c + 1] > votes[2 * best + 1]))
+                    best = c;
+            correct += best == q_lab[q0 + i];
+        }
+    }
+    return (double)correct / nq;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The training run */
+
+typedef int (*ConLossFn)(void *ctx, const LossIn *in, LossOut *out);
+
+typedef struct ConRun {
+    const Task *t;
+    const struct ConSpec *c;
+    int B, D, d;
+    Mlp net, grad;
+    MlpActs acts;        /* for 2B rows */
+    float *m, *v;        /* optimiser moments */
+    float *views;        /* (2B, d) */
+    int *labels;         /* (2B) */
+    int *perm;           /* (train n) epoch order */
+    int pos;             /* next position in perm */
+    float *bank, *query; /* (train n, D), (max(val n, test n), D) */
+    float *sims;         /* (CON_CHUNK, train n) */
+    double *votes;       /* (2 nclass) */
+} ConRun;
+
+static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static size_t con_arena_bytes(const Task *t, int B, size_t nparam, size_t nacts) {
+    int D = t->model.embed_dim, d = t->train.d;
+    int nq = t->val.n > t->test.n ? t->val.n : t->test.n;
+    return 4 * al64(nparam * sizeof(float)) + al64(nacts * sizeof(float)) +
+           al64(2 * (size_t)B * d * sizeof(float)) + al64(2 * (size_t)B * sizeof(int)) +
+           al64((size_t)t->train.n * sizeof(int)) + al64((size_t)t->train.n * D * sizeof(float)) +
+           al64((size_t)nq * D * sizeof(float)) +
+           al64((size_t)CON_CHUNK * t->train.n * sizeof(float)) +
+           al64(2 * (size_t)(t->nclass + 1) * sizeof(double)) + 4096;
+}
+
+/* Embeds ds (n rows) into out (n, D), normalised, in chunks of the training batch's rows. */
+static void con_embed(ConRun *r, const Dataset *ds, float *out) {
+    int chunk = 2 * r->B;
+    for (int i0 = 0; i0 < ds->n; i0 += chunk) {
+        int m = ds->n - i0 < chunk ? ds->n - i0 : chunk;
+        const float *e = mlp_forward(&r->net, &r->acts, ds->x + (size_t)i0 * ds->d, m);
+        memcpy(out + (size_t)i0 * r->D, e, sizeof(float) * (size_t)m * r->D);
+    }
+    con_normalise(out, ds->n, r->D);
+}
+
+/* k-NN accuracy of split q (val or test) against the training split. */
+static double con_eval_split(ConRun *r, const Dataset *q) {
+    con_embed(r, &r->t->train, r->bank);
+    con_embed(r, q, r->query);
+    return con_knn_accuracy(r->bank, r->t->train.label, r->t->train.n, r->query, q->label, q->n,
+                            r->D, r->c->k, r->t->nclass, r->sims, r->votes);
+}
+
+static float con_l2(const Mlp *m) {
+    double s = 0;
+    for (int l = 0; l < m->nlin; l++) {
+        size_t n = (size_t)m->dim[l] * m->dim[l + 1];
+        for (size_t i = 0; i < n; i++) s += (double)m->w[l][i] * m->w[l][i];
+    }
+    return (float)(0.5 * s);
+}
+
+static void con_l2_backward(const Mlp *m, const Mlp *g, float gl2) {
+    if (gl2 == 0.0f) return;
+    for (int l = 0; l < m->nlin; l++) {
+        size_t n = (size_t)m->dim[l] * m->dim[l + 1];
+        for (size_t i = 0; i < n; i++) g->w[l][i] += gl2 * m->w[l][i];
+    }
+}
+
+/* Next B training rows of the seeded epoch order (reshuffled each epoch). */
+static void con_next_batch(ConRun *r, int *idx, LdRng *rng) {
+    int n = r->t->train.n;
+    for (int i = 0; i < r->B; i++) {
+        if (r->pos == 0 || r->pos >= n) {
+            for (int j = n - 1; j > 0; j--) {
+                int k = (int)rng_below(rng, (uint32_t)(j + 1)), tmp = r->perm[j];
+                r->perm[j] = r->perm[k];
+                r->perm[k] = tmp;
+            }
+            r->pos = 0;
+        }
+        idx[i] = r->perm[r->pos++];
+    }
+}
+
+/* One step's forward and backward: zeroes the gradient and fills it. Returns LD_OK with
+ * *loss, or LD_EFAILED when the loss or a gradient is not finite. */
+static int con_step_grad(ConRun *r, ConLossFn fn, void *ctx, float tprog, float *loss) {
+    memset(r->grad.params, 0, sizeof(float) * r->net.nparams);
+    const float *emb = mlp_forward(&r->net, &r->acts, r->views, 2 * r->B);
+    LossIn in = {.B = r->B, .t = tprog, .emb = emb, .label = r->labels, .l2 = con_l2(&r->net)};
+    LossOut out;
+    memset(&out, 0, sizeof out);
+    int rc = fn(ctx, &in, &out);
+    *loss = out.loss;
+    if (rc != LD_OK || !isfinite(out.loss)) return LD_EFAILED;
+    if (out.demb) mlp_backward(&r->net, &r->acts, &r->grad, r->views, out.demb, 2 * r->B);
+    con_l2_backward(&r->net, &r->grad, out.g_l2);
+    for (size_t i = 0; i < r->net.nparams; i++)
+        if (!isfinite(r->grad.params[i])) return LD_EFAILED;
+    return LD_OK;
+}
+
+/* Points r into the arena and initialises the network from seed. */
+static int con_run_init(ConRun *r, const Task *t, LdArena *ar, uint64_t seed, char *err) {
+    const struct ConSpec *c = t->con;
+    memset(r, 0, sizeof *r);
+    r->t = t;
+    r->c = c;
+    r->d = t->train.d;
+    r->D = t->model.embed_dim;
+    r->B = t->train_spec.batch < t->train.n ? t->train_spec.batch : t->train.n;
+    mlp_bind(&r->net, &t->model, r->d, r->D, NULL);
+    size_t np = r->net.nparams, na = mlp_acts_floats(&r->net, 2 * r->B);
+    int nq = t->val.n > t->test.n ? t->val.n : t->test.n;
+    if (arena_init(ar, con_arena_bytes(t, r->B, np, na)) != LD_OK)
+        return ld_err(err, LD_ENOMEM, "contrastive: cannot allocate the evaluation arena");
+    float *params = arena_alloc(ar, np * sizeof(float));
+    float *grads = arena_alloc(ar, np * sizeof(float));
+    float *actmem = arena_alloc(ar, na * sizeof(float));
+    r->m = arena_alloc(ar, np * sizeof(float));
+    r->v = arena_alloc(ar, np * sizeof(float));
+    r->views = arena_alloc(ar, 2 * (size_t)r->B * r->d * sizeof(float));
+    r->labels = arena_alloc(ar, 2 * (size_t)r->B * sizeof(int));
+    r->perm = arena_alloc(ar, (size_t)t->train.n * sizeof(int));
+    r->bank = arena_alloc(ar, (size_t)t->train.n * r->D * sizeof(float));
+    r->query = arena_alloc(ar, (size_t)nq * r->D * sizeof(float));
+    r->sims = arena_alloc(ar, (size_t)CON_CHUNK * t->train.n * sizeof(float));
+    r->votes = arena_alloc(ar, 2 * (size_t)(t->nclass + 1) * sizeof(double));
+    if (!params || !grads || !actmem || !r->m || !r->v || !r->views || !r->labels || !r->perm ||
+        !r->bank || !r->query || !r->sims || !r->votes)
+        return ld_err(err, LD_ENOMEM, "contrastive: evaluation arena too small");
+    mlp_bind(&r->net, &t->model, r->d, r->D, params);
+    mlp_bind_like(&r->grad, &r->net, grads);
+    mlp_acts_bind(&r->acts, &r->net, 2 * r->B, actmem);
+    mlp_init(&r->net, seed);
+    for (int i = 0; i < t->train.n; i++) r->perm[i] = i;
+    return LD_OK;
+}
+
+/* The training run behind con_eval_run, with the loss as a callback. */
+static int con_train(const Task *t, ConLossFn fn, void *ctx, const EvalOpts *opt, EvalResult *res,
+                     char *err) {
+    LdArena ar = {0};
+    ConRun r;
+    Optim optim;
+    LdRng rng;
+    const TrainSpec *ts = &t->train_spec;
+    int steps = opt && opt->steps > 0 ? opt->steps : ts->steps;
+    int every = opt && opt->curve_every > 0 ? opt->curve_every : (steps + 19) / 20;
+    uint64_t seed = opt ? opt->seed : 0;
+    double t0 = ld_now_ms(), loss_sum = 0;
+    int loss_n = 0, rc;
+    int idx[4096];
+
+    if (every < 1) every = 1;
+    while ((steps + every - 1) / every > EVAL_CURVE_MAX) every++;
+    memset(res, 0, sizeof *res);
+    snprintf(res->metric, sizeof res->metric, "%s", "knn_accuracy");
+    res->val = res->test = NAN;
+    if (!t->con || t->train.n < 2 || !t->train.label || !t->val.label || !t->test.label) {
+        rc = ld_err(err, LD_EINVAL, "contrastive: task has no labelled splits");
+        goto done;
+    }
+    if (t->train_spec.batch > (int)(sizeof idx / sizeof idx[0])) {
+        rc = ld_err(err, LD_EINVAL, "contrastive: batch %d is above 4096", t->train_spec.batch);
+        goto done;
+    }
+    mlp_blas_once();
+    rc = con_run_init(&r, t, &ar, ld_mix64(seed, 0x636f6eULL), err);
+    if (rc != LD_OK) goto done;
+    rng_seed(&rng, ld_mix64(seed, 0x6175676dULL));
+    optim_init(&optim, ts, r.net.nparams, r.m, r.v);
+
+    float loss = 0;
+    int step;
+    for (step = 0; step < steps; step++) {
+        float tprog = steps > 1 ? (float)step / (float)(steps - 1) : 0.0f;
+        con_next_batch(&r, idx, &rng);
+        con_make_views(r.views, r.labels, &t->train, idx, r.B, t->con, &rng);
+        if (con_step_grad(&r, fn, ctx, tprog, &loss) != LD_OK) {
+            snprintf(res->error, sizeof res->error, "non-finite %s at step %d",
+                     isfinite(loss) ? "gradient" : "loss", step);
+            break;
+        }
+        if (fabsf(loss) > 1e12f) {
+            snprintf(res->error, sizeof res->error, "loss diverged (%.3g) at step %d", loss, step);
+            break;
+        }
+        optim_step(&optim, r.net.params, r.grad.params);
+        loss_sum += loss;
+        loss_n++;
+        if ((step + 1) % every == 0 || step + 1 == steps) {
+            if (res->ncurve < EVAL_CURVE_MAX) {
+                EvalCurvePoint *cp = &res->curve[res->ncurve++];
+                cp->step = step + 1;
+                cp->loss = (float)(loss_sum / loss_n);
+                cp->val = (float)con_eval_split(&r, &t->val);
+            }
+            loss_sum = 0;
+            loss_n = 0;
+        }
+    }
+    res->steps = step;
+    res->final_loss = loss;
+    if (step == steps) {
+        double av = con_eval_split(&r, &t->val), at = con_eval_split(&r, &t->test);
+        res->ok = 1;
+        res->val = av;
+        res->test = at;
+        EvalMetric *m = &res->extra[res->nextra++];
+        snprintf(m->name, sizeof m->name, "knn_accuracy");
+        m->val = av;
+        m->test = at;
+    }
+    rc = LD_OK;
+done:
+    res->wall_ms = ld_now_ms() - t0;
+    arena_free(&ar);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The loss program as the step's loss callback. */
+
+/* lossprog.c has not landed yet: weak references keep the library linkable meanwhile. */
+#pragma weak lossprog_new
+#pragma weak lossprog_run
+#pragma weak lossprog_free
+
+static int con_lossprog_fn(void *ctx, const LossIn *in, LossOut *out) {
+    return lossprog_run(ctx, in, out);
+}
+
+int con_eval_run(const Task *t, const Expr *loss, const EvalOpts *opt, EvalResult *res,
+                 char *err) {
+    LossProg *lp = NULL;
+    if (!t || !t->con) return ld_err(err, LD_EINVAL, "contrastive: task has no contrastive spec");
+    if (!lossprog_new)
+        return ld_err(err, LD_ESTATE, "contrastive: the loss program is not built yet");
+    int B = t->train_spec.batch < t->train.n ? t->train_spec.batch : t->train.n;
+    int rc = lossprog_new(loss, FAM_CONTRASTIVE, B, 1, t->model.embed_dim, &lp, err);
+    if (rc != LD_OK) return rc;
+    rc = con_train(t, con_lossprog_fn, lp, opt, res, err);
+    lossprog_free(lp);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Loading */
+
+static int num_in(const cJSON *obj, const char *where, const char *key, double lo, double hi,
+                  double *v, char *err) {
+    const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    if (!it) return 0;
+    double x = cJSON_IsNumber(it) ? cJSON_GetNumberValue(it) : NAN;
+    if (!(x >= lo && x <= hi))
+        return ld_err(err, LD_EINVAL, "%s.%s: expected a number in [%g, %g]", where, key, lo, hi);
+    *v = x;
+    return 1;
+}
+
+static int int_in(const cJSON *obj, const char *where, const char *key, int lo, int hi, int *v,
+                  char *err) {
+    double x = 0;
+    int rc = num_in(obj, where, key, lo, hi, &x, err);
+    if (rc == 1 && x != floor(x))
+        return ld_err(err, LD_EINVAL, "%s.%s: expected an integer in [%d, %d]", where, key, lo, hi);
+    if (rc == 1) *v = (int)x;
+    return rc;
+}
+
+/* Model and training defaults: d-64-32 relu embedding, Adam lr 1e-3, batch 64, 300 steps;
+ * the spec's model/train keys override them. */
+static int con_model_defaults(Task *t, const cJSON *spec, char *err) {
+    const cJSON *model = cJSON_GetObjectItemCaseSensitive(spec, "model");
+    const cJSON *train = cJSON_GetObjectItemCaseSensitive(spec, "train");
+    const cJSON *act = model ? cJSON_GetObjectItemCaseSensitive(model, "act") : NULL;
+    const cJSON *hid = model ? cJSON_GetObjectItemCaseSensitive(model, "hidden") : NULL;
+    if (!act && model) act = cJSON_GetObjectItemCaseSensitive(model, "activation");
+
+    t->model.act = ACT_RELU;
+    if (act) {
+        const char *s = cJSON_GetStringValue(act);
+        if (s && strcmp(s, "relu") == 0) t->model.act = ACT_RELU;
+        else if (s && strcmp(s, "tanh") == 0) t->model.act = ACT_TANH;
+        else if (s && strcmp(s, "gelu") == 0) t->model.act = ACT_GELU;
+        else return ld_err(err, LD_EINVAL, "model.act: expected \"relu\", \"tanh\" or \"gelu\"");
+    }
+    if (hid) {
+        int n = cJSON_GetArraySize(hid);
+        if (!cJSON_IsArray(hid) || n > MODEL_MAX_HIDDEN)
+            return ld_err(err, LD_EINVAL, "model.hidden: expected an array of 0 to %d sizes",
+                          MODEL_MAX_HIDDEN);
+        for (int i = 0; i < n; i++) {
+            const cJSON *h = cJSON_GetArrayItem(hid, i);
+            double x = cJSON_IsNumber(h) ? cJSON_GetNumberValue(h) : NAN;
+            if (!(x == floor(x)) || x < 1 || x > 4096)
+                return ld_err(err, LD_EINVAL, "model.hidden[%d]: expected an integer in [1, 4096]",
+                              i);
+            t->model.hidden[i] = (int)x;
+        }
+        t->model.nhidden = n;
+    } else {
+        t->model.nhidden = 1;
+        t->model.hidden[0] = 64;
+    }
+    t->model.embed_dim = 32;
+    if (int_in(model, "model", "embed_dim", 1, 1024, &t->model.embed_dim, err) < 0)
+        return LD_EINVAL;
+
+    TrainSpec *ts = &t->train_spec;
+    ts->optimizer = OPT_ADAM;
+    ts->lr = 1e-3f;
+    ts->momentum = 0.9f;
+    ts->beta1 = 0.9f;
+    ts->beta2 = 0.999f;
+    ts->adam_eps = 1e-8f;
+    ts->batch = 64;
+    ts->steps = 300;
+    if (train) {
+        double lr = ts->lr;
+        if (num_in(train, "train", "lr", 1e-6, 10.0, &lr, err) < 0) return LD_EINVAL;
+        ts->lr = (float)lr;
+        if (int_in(train, "train", "steps", 1, 1000000, &ts->steps, err) < 0) return LD_EINVAL;
+        if (int_in(train, "train", "batch", 2, 4096, &ts->batch, err) < 0) return LD_EINVAL;
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(train, "optimizer");
+        if (o) {
+            const char *s = cJSON_GetStringValue(o);
+            if (s && strcmp(s, "sgd") == 0) ts->optimizer = OPT_SGD;
+            else if (!s || strcmp(s, "adam") != 0)
+                return ld_err(err, LD_EINVAL, "train.optimizer: expected \"adam\" or \"sgd\"");
+        }
+    }
+    return LD_OK;
+}
+
+void con_task_free(Task *t) {
+    if (!t) return;
+    free(t->con);
+    t->con = NULL;
+}
+
+int con_task_load(Task *t, const cJSON *spec, char *err) {
+    const cJSON *aug = cJSON_GetObjectItemCaseSensitive(spec, "augment");
+    struct ConSpec *c = NULL;
+    double v;
+    int rc;
+
+    if (aug && !cJSON_IsObject(aug)) return ld_err(err, LD_EINVAL, "augment: expected an object");
+    if (!t->train.label || t->nclass < 2)
+        return ld_err(err, LD_EINVAL,
+                      "contrastive: the data set needs class labels (the k-NN metric votes on "
+                      "them); got %d classes", t->nclass);
+    c = calloc(1, sizeof *c);
+    if (!c) return ld_err(err, LD_ENOMEM, "contrastive: out of memory");
+    c->noise = 0.1f;
+    c->side = t->train.d == 64 ? 8 : 0;
+    c->shift = c->side ? 1 : 0;
+    c->dropout = c->side ? 0.0f : 0.1f;
+    c->k = 5;
+    if ((rc = num_in(aug, "augment", "noise", 0.0, 10.0, &v, err)) < 0) goto fail;
+    if (rc) c->noise = (float)v;
+    if ((rc = num_in(aug, "augment", "dropout", 0.0, 0.95, &v, err)) < 0) goto fail;
+    if (rc) c->dropout = (float)v;
+    if ((rc = int_in(aug, "augment", "shift", 0, 3, &c->shift, err)) < 0) goto fail;
+    if (c->shift > 0 && !c->side) {
+        rc = ld_err(err, LD_EINVAL,
+                    "augment.shift: pixel shifts need 8x8 images (64 features), not %d features",
+                    t->train.d);
+        goto fail;
+    }
+    const cJSON *knn = cJSON_GetObjectItemCaseSensitive(spec, "knn");
+    if ((rc = int_in(knn, "knn", "k", 1, CON_KNN_MAX, &c->k, err)) < 0) goto fail;
+    t->con = c;
+    t->family = FAM_CONTRASTIVE;
+    snprintf(t->metric, sizeof t->metric, "knn_accuracy");
+    t->higher_better = 1;
+    rc = con_model_defaults(t, spec, err);
+    if (rc != LD_OK) con_task_free(t);
+    return rc;
+fail:
+    free(c);
+    return rc;
+}

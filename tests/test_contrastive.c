@@ -1,0 +1,405 @@
+/* test_contrastive.c: the contrastive family: augmentation determinism and statistics, the
+ * k-NN metric on hand-made points, the embedding network's gradient under an InfoNCE loss
+ * against finite differences, and a short InfoNCE training run on digits that must beat the
+ * untrained network's k-NN accuracy. Includes contrastive.c to reach its static parts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../evaluator/contrastive.c"
+
+/* ---- a hand-written InfoNCE (NT-Xent) on the 2B rows: anchor a's positive is a +- B; cosine
+ * similarities over temperature tau; mean over the 2B anchors. */
+
+#define HAND_MAX 256
+typedef struct HandNce {
+    float tau;
+    int D;
+    float z[HAND_MAX * 64], nrm[HAND_MAX], dz[HAND_MAX * 64], demb[HAND_MAX * 64];
+    double p[HAND_MAX];
+} HandNce;
+
+static int hand_infonce(void *ctx, const LossIn *in, LossOut *out) {
+    HandNce *h = ctx;
+    int n = 2 * in->B, D = h->D;
+    assert_true(n <= HAND_MAX && D <= 64);
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int j = 0; j < D; j++) s += (double)in->emb[i * D + j] * in->emb[i * D + j];
+        h->nrm[i] = (float)sqrt(s);
+        for (int j = 0; j < D; j++) h->z[i * D + j] = in->emb[i * D + j] / h->nrm[i];
+    }
+    memset(h->dz, 0, sizeof(float) * n * D);
+    double loss = 0;
+    for (int a = 0; a < n; a++) {
+        int pos = a < in->B ? a + in->B : a - in->B;
+        double mx = -1e30, sum = 0;
+        for (int k = 0; k < n; k++) {
+            if (k == a) continue;
+            double s = 0;
+            for (int j = 0; j < D; j++) s += (double)h->z[a * D + j] * h->z[k * D + j];
+            h->p[k] = s / h->tau;
+            if (h->p[k] > mx) mx = h->p[k];
+        }
+        for (int k = 0; k < n; k++)
+            if (k != a) sum += exp(h->p[k] - mx);
+        loss += -(h->p[pos]) + mx + log(sum);
+        for (int k = 0; k < n; k++) {
+            if (k == a) continue;
+            double g = (exp(h->p[k] - mx) / sum - (k == pos)) / h->tau / n;
+            for (int j = 0; j < D; j++) {
+                h->dz[a * D + j] += (float)(g * h->z[k * D + j]);
+                h->dz[k * D + j] += (float)(g * h->z[a * D + j]);
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        double dot = 0;
+        for (int j = 0; j < D; j++) dot += (double)h->dz[i * D + j] * h->z[i * D + j];
+        for (int j = 0; j < D; j++)
+            h->demb[i * D + j] = (float)((h->dz[i * D + j] - dot * h->z[i * D + j]) / h->nrm[i]);
+    }
+    out->loss = (float)(loss / n);
+    out->demb = h->demb;
+    out->g_l2 = 0;
+    return isfinite(out->loss) ? LD_OK : LD_EFAILED;
+}
+
+/* ---- fixtures */
+
+static void fake_split(Dataset *ds, int n, int d, int nclass, LdRng *rng) {
+    ds->n = n;
+    ds->d = d;
+    ds->x = malloc(sizeof(float) * (size_t)n * d);
+    ds->label = malloc(sizeof(int) * (size_t)n);
+    assert_true(ds->x && ds->label);
+    for (int i = 0; i < n; i++) {
+        ds->label[i] = i % nclass;
+        for (int j = 0; j < d; j++)
+            ds->x[(size_t)i * d + j] = rng_normal(rng) + (j % nclass == ds->label[i] ? 2.0f : 0.0f);
+    }
+}
+
+/* A task over random clustered data with d features, loaded through con_task_load. */
+static Task *fake_task(int d, const char *json, char *err) {
+    LdRng rng;
+    rng_seed(&rng, 42);
+    Task *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    t->nclass = 3;
+    fake_split(&t->train, 40, d, 3, &rng);
+    fake_split(&t->val, 12, d, 3, &rng);
+    fake_split(&t->test, 12, d, 3, &rng);
+    cJSON *spec = cJSON_Parse(json);
+    assert_non_null(spec);
+    int rc = con_task_load(t, spec, err);
+    cJSON_Delete(spec);
+    if (rc != LD_OK) {
+        dataset_free(&t->train);
+        dataset_free(&t->val);
+        dataset_free(&t->test);
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void free_task(Task *t) {
+    con_task_free(t);
+    dataset_free(&t->train);
+    dataset_free(&t->val);
+    dataset_free(&t->test);
+    free(t);
+}
+
+static Task *digits_task(const char *json) {
+    char err[LD_ERR_MAX], path[512];
+    Table tab;
+    memset(&tab, 0, sizeof tab);
+    snprintf(path, sizeof path, "%s/digits.csv", ld_data_dir());
+    int rc = data_read_csv(path, "digit", 1, &tab, err);
+    if (rc != LD_OK) print_error("%s\n", err);
+    assert_int_equal(rc, LD_OK);
+    Task *t = calloc(1, sizeof *t);
+    assert_non_null(t);
+    DataPrep prep = {.val = 0.2, .test = 0.2, .seed = 1, .imbalance = 1, .subsample = 1};
+    rc = data_prepare(&tab, 1, &prep, t, err);
+    if (rc != LD_OK) print_error("%s\n", err);
+    assert_int_equal(rc, LD_OK);
+    t->nclass = tab.nclass;
+    table_free(&tab);
+    cJSON *spec = cJSON_Parse(json);
+    rc = con_task_load(t, spec, err);
+    cJSON_Delete(spec);
+    if (rc != LD_OK) print_error("%s\n", err);
+    assert_int_equal(rc, LD_OK);
+    return t;
+}
+
+/* ---- augmentation */
+
+static void test_augment(void **state) {
+    enum { D = 64, N = 4000 };
+    struct ConSpec c = {.noise = 0.1f, .shift = 1, .dropout = 0, .side = 8, .k = 5};
+    float x[D], a[D], b[D];
+    LdRng r1, r2, r3;
+    for (int j = 0; j < D; j++) x[j] = (float)j / D;
+    rng_seed(&r1, 9);
+    rng_seed(&r2, 9);
+    rng_seed(&r3, 10);
+    con_augment(a, x, D, &c, &r1);
+    con_augment(b, x, D, &c, &r2);
+    assert_memory_equal(a, b, sizeof a);
+    con_augment(b, x, D, &c, &r3);
+    assert_memory_not_equal(a, b, sizeof a);
+
+    /* Noise alone on a zero image: mean 0, sd = noise. */
+    struct ConSpec cn = {.noise = 0.1f};
+    double s = 0, s2 = 0;
+    float zero[D] = {0};
+    for (int i = 0; i < N; i++) {
+        con_augment(a, zero, D, &cn, &r1);
+        for (int j = 0; j < D; j++) {
+            s += a[j];
+            s2 += (double)a[j] * a[j];
+        }
+    }
+    double mean = s / (N * D), sd = sqrt(s2 / (N * D) - mean * mean);
+    printf("noise 0.1: mean %.5f sd %.5f (expect |mean| < 0.002, |sd - 0.1| < 0.002)\n", mean, sd);
+    assert_true(fabs(mean) < 0.002 && fabs(sd - 0.1) < 0.002);
+
+    /* Dropout alone on ones: the zeroed fraction is the dropout probability. */
+    struct ConSpec cd = {.dropout = 0.25f};
+    float ones[D];
+    for (int j = 0; j < D; j++) ones[j] = 1.0f;
+    long zeros = 0;
+    for (int i = 0; i < N; i++) {
+        con_augment(a, ones, D, &cd, &r1);
+        for (int j = 0; j < D; j++) zeros += a[j] == 0.0f;
+    }
+    double frac = (double)zeros / (N * D);
+    printf("dropout 0.25: zeroed fraction %.4f (expect 0.25 +- 0.005)\n", frac);
+    assert_true(fabs(frac - 0.25) < 0.005);
+
+    /* Shift alone: one lit pixel at (3, 4) lands on each of the 9 neighbours, about 1/9 each,
+     * and nowhere else; the image keeps one lit pixel. */
+    struct ConSpec cs = {.shift = 1, .side = 8};
+    float img[D] = {0};
+    img[3 * 8 + 4] = 1.0f;
+    int hits[9] = {0};
+    for (int i = 0; i < 900; i++) {
+        con_augment(a, img, D, &cs, &r1);
+        int lit = -1, nlit = 0;
+        for (int j = 0; j < D; j++)
+            if (a[j] != 0.0f) {
+                lit = j;
+                nlit++;
+            }
+        assert_int_equal(nlit, 1);
+        int dr = lit / 8 - 3, dc = lit % 8 - 4;
+        assert_true(abs(dr) <= 1 && abs(dc) <= 1);
+        hits[(dr + 1) * 3 + dc + 1]++;
+    }
+    for (int k = 0; k < 9; k++) {
+        printf("shift (%d,%d): %d of 900 (expect 100 +- 40)\n", k / 3 - 1, k % 3 - 1, hits[k]);
+        assert_true(hits[k] > 60 && hits[k] < 140);
+    }
+    /* Zero fill: a pixel at the border moved outward disappears. */
+    float edge[D] = {0};
+    edge[0] = 1.0f;
+    int gone = 0;
+    for (int i = 0; i < 900; i++) {
+        con_augment(a, edge, D, &cs, &r1);
+        float tot = 0;
+        for (int j = 0; j < D; j++) tot += a[j];
+        gone += tot == 0.0f;
+    }
+    printf("corner pixel shifted out: %d of 900 (expect 5/9 = 500 +- 60)\n", gone);
+    assert_true(gone > 440 && gone < 560);
+}
+
+/* ---- k-NN on hand-made points */
+
+static void test_knn(void **state) {
+    /* Bank: class 0 around +x, class 1 around +y, class 2 around -x. Cosine, so scale is
+     * irrelevant. */
+    float bank[] = {1, 0.1f, 2, -0.1f, 3, 0.2f, 0.1f, 1, -0.2f, 2, 0.1f, 3, -1, 0.1f, -2, 0};
+    int bl[] = {0, 0, 0, 1, 1, 1, 2, 2};
+    float q[] = {5, 0, 0, 5, -1, -0.1f, 1, 1.2f};
+    int ql[] = {0, 1, 2, 0};
+    float sims[CON_CHUNK * 8];
+    double votes[6];
+    con_normalise(bank, 8, 2);
+    con_normalise(q, 4, 2);
+    /* Cosines of q3 = (1, 1.2) in rank order: (0.1,1) .828 c1, (0.1,3) .789 c1, (1,0.1) .713 c0,
+     * (-0.2,2) .701 c1, (3,0.2) .690 c0. k = 1 and k = 3 vote class 1 (q3 is labelled 0: wrong).
+     * q2 = (-1,-0.1) has two class-2 neighbours, then three of class 1 (cosines 0, -.13, -.20):
+     * right for k <= 3, wrong for k = 5, which outvotes the small class. */
+    double a1 = con_knn_accuracy(bank, bl, 8, q, ql, 4, 2, 1, 3, sims, votes);
+    double a3 = con_knn_accuracy(bank, bl, 8, q, ql, 4, 2, 3, 3, sims, votes);
+    double a5 = con_knn_accuracy(bank, bl, 8, q, ql, 4, 2, 5, 3, sims, votes);
+    printf("k-NN accuracy k=1 %.3f, k=3 %.3f (expect 0.75), k=5 %.3f (expect 0.5)\n", a1, a3, a5);
+    assert_true(fabs(a1 - 0.75) < 1e-9 && fabs(a3 - 0.75) < 1e-9 && fabs(a5 - 0.5) < 1e-9);
+    /* With q3 labelled 1, every query is right. */
+    int ql2[] = {0, 1, 2, 1};
+    double all = con_knn_accuracy(bank, bl, 8, q, ql2, 4, 2, 3, 3, sims, votes);
+    assert_true(all == 1.0);
+    /* A tie of votes (k = 2, one neighbour each) goes to the larger summed similarity. */
+    float tb[] = {1, 0, 0, 1};
+    int tl[] = {1, 0};
+    float tq[] = {1, 0.5f};
+    int tql[] = {1};
+    con_normalise(tb, 2, 2);
+    con_normalise(tq, 1, 2);
+    assert_true(con_knn_accuracy(tb, tl, 2, tq, tql, 1, 2, 2, 2, sims, votes) == 1.0);
+}
+
+/* ---- the embedding network's gradient through InfoNCE, against central differences */
+
+static double run_loss(ConRun *r, HandNce *h) {
+    float loss;
+    assert_int_equal(con_step_grad(r, hand_infonce, h, 0.0f, &loss), LD_OK);
+    return loss;
+}
+
+static void check_grad(const char *json) {
+    char err[LD_ERR_MAX];
+    Task *t = fake_task(10, json, err);
+    if (!t) print_error("%s\n", err);
+    assert_non_null(t);
+    LdArena ar = {0};
+    ConRun r;
+    LdRng rng;
+    int idx[16];
+    assert_int_equal(con_run_init(&r, t, &ar, 3, err), LD_OK);
+    for (size_t i = 0; i < r.net.nparams; i++) r.net.params[i] += 0.05f * (float)((int)(i % 7) - 3) / 3;
+    rng_seed(&rng, 4);
+    con_next_batch(&r, idx, &rng);
+    con_make_views(r.views, r.labels, &t->train, idx, r.B, t->con, &rng);
+    HandNce *h = calloc(1, sizeof *h);
+    assert_non_null(h);
+    h->tau = 0.5f;
+    h->D = r.D;
+    run_loss(&r, h);
+    size_t n = r.net.nparams;
+    float *g = malloc(sizeof(float) * n);
+    memcpy(g, r.grad.params, sizeof(float) * n);
+    double maxdiff = 0, maxg = 0;
+    const float eps = 1e-3f;
+    for (size_t i = 0; i < n; i++) {
+        float keep = r.net.params[i];
+        r.net.params[i] = keep + eps;
+        double lp = run_loss(&r, h);
+        r.net.params[i] = keep - eps;
+        double lm = run_loss(&r, h);
+        r.net.params[i] = keep;
+        maxdiff = fmax(maxdiff, fabs((lp - lm) / (2 * eps) - g[i]));
+        maxg = fmax(maxg, fabs(g[i]));
+    }
+    printf("%s: %zu parameters, gradient maxdiff %.3e, max |g| %.3e, relative %.2e "
+           "(tolerance 2e-2)\n",
+           json, n, maxdiff, maxg, maxdiff / maxg);
+    assert_true(maxg > 0 && maxdiff / maxg < 2e-2);
+    free(g);
+    free(h);
+    arena_free(&ar);
+    free_task(t);
+}
+
+static void test_gradient(void **state) {
+    check_grad("{\"model\":{\"hidden\":[12],\"act\":\"tanh\",\"embed_dim\":6},"
+               "\"train\":{\"batch\":8}}");
+    check_grad("{\"model\":{\"hidden\":[12,9],\"act\":\"gelu\",\"embed_dim\":5},"
+               "\"train\":{\"batch\":6}}");
+}
+
+/* ---- spec handling */
+
+static void test_spec(void **state) {
+    char err[LD_ERR_MAX] = "";
+    Task *t = fake_task(10, "{}", err);
+    assert_non_null(t);
+    assert_int_equal(t->family, FAM_CONTRASTIVE);
+    assert_string_equal(t->metric, "knn_accuracy");
+    assert_int_equal(t->higher_better, 1);
+    assert_int_equal(t->model.embed_dim, 32);
+    assert_int_equal(t->con->shift, 0); /* not an 8x8 image: dropout instead */
+    assert_true(t->con->dropout == 0.1f && t->con->noise == 0.1f);
+    free_task(t);
+    t = fake_task(64, "{\"augment\":{\"noise\":0.3,\"dropout\":0.2}}", err);
+    assert_non_null(t);
+    assert_true(t->con->side == 8 && t->con->shift == 1 && t->con->dropout == 0.2f &&
+                t->con->noise == 0.3f);
+    free_task(t);
+    assert_null(fake_task(10, "{\"augment\":{\"shift\":1}}", err));
+    printf("shift on 10 features: %s\n", err);
+    assert_non_null(strstr(err, "augment.shift"));
+    assert_null(fake_task(10, "{\"augment\":{\"noise\":-1}}", err));
+    assert_non_null(strstr(err, "augment.noise"));
+    assert_null(fake_task(10, "{\"augment\":3}", err));
+    assert_non_null(strstr(err, "augment"));
+    assert_null(fake_task(10, "{\"knn\":{\"k\":0}}", err));
+    assert_non_null(strstr(err, "knn.k"));
+}
+
+/* ---- training: InfoNCE must lift k-NN accuracy above the untrained network's */
+
+static void test_training_improves(void **state) {
+    char err[LD_ERR_MAX];
+    Task *t = digits_task("{}");
+    HandNce *h = calloc(1, sizeof *h);
+    assert_non_null(h);
+    h->tau = 0.1f;
+    h->D = t->model.embed_dim;
+    double before = 0, after = 0;
+    for (uint64_t seed = 1; seed <= 2; seed++) {
+        LdArena ar = {0};
+        ConRun r;
+        assert_int_equal(con_run_init(&r, t, &ar, ld_mix64(seed, 0x636f6eULL), err), LD_OK);
+        double a0 = con_eval_split(&r, &t->val);
+        arena_free(&ar);
+        EvalResult res;
+        EvalOpts o = {.seed = seed};
+        assert_int_equal(con_train(t, hand_infonce, h, &o, &res, err), LD_OK);
+        assert_true(res.ok);
+        printf("digits seed %d: untrained k-NN %.4f, after %d InfoNCE steps %.4f (test %.4f), "
+               "%.0f ms, loss %.3f -> %.3f\n",
+               (int)seed, a0, res.steps, res.val, res.test, res.wall_ms, res.curve[0].loss,
+               res.curve[res.ncurve - 1].loss);
+        assert_true(res.curve[res.ncurve - 1].loss < res.curve[0].loss);
+        before += a0 / 2;
+        after += res.val / 2;
+    }
+    printf("mean k-NN accuracy: untrained %.4f, trained %.4f (need trained > untrained + 0.005)\n",
+           before, after);
+    assert_true(after > before + 0.005);
+    /* Determinism: the same seed gives the same run. */
+    EvalResult a, b;
+    EvalOpts o = {.seed = 7, .steps = 30};
+    assert_int_equal(con_train(t, hand_infonce, h, &o, &a, err), LD_OK);
+    assert_int_equal(con_train(t, hand_infonce, h, &o, &b, err), LD_OK);
+    assert_true(a.val == b.val && a.final_loss == b.final_loss);
+    free(h);
+    con_task_free(t);
+    dataset_free(&t->train);
+    dataset_free(&t->val);
+    dataset_free(&t->test);
+    free(t);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_augment),
+        cmocka_unit_test(test_knn),
+        cmocka_unit_test(test_gradient),
+        cmocka_unit_test(test_spec),
+        cmocka_unit_test(test_training_improves),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
