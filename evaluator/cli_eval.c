@@ -1,9 +1,172 @@
-/* cli_eval.c: placeholder until the subcommand lands. */
+/* cli_eval.c: `lossd eval`: scores one loss on one task and prints the result as one JSON
+ * object. Exit status: 0 when the run trained to the end, 1 when it failed (non-finite or
+ * diverging loss: the JSON still says status "failed" and why), 2 on bad input (one line on
+ * stderr naming the option and the problem). */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "../daemon/cli.h"
+#include "internal.h"
+#include "mlp.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: lossd eval --task TASK.json|builtin:NAME --loss EXPR [--seed N] [--steps K] "
+               "[--curve-every N]\n");
+}
+
+static int parse_int_arg(const char *opt, const char *s, long lo, long hi, long *v) {
+    char *end;
+    long x = strtol(s, &end, 10);
+    if (!*s || *end || x < lo || x > hi) {
+        fprintf(stderr, "lossd eval: %s: '%s' is not an integer in %ld..%ld\n", opt, s, lo, hi);
+        return -1;
+    }
+    *v = x;
+    return 0;
+}
+
+static cJSON *float_array(const float *v, size_t n) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+static cJSON *int_array(const int *v, size_t n) {
+    cJSON *a = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    return a;
+}
+
+/* The parity trace: everything bench/parity.py needs to replay the run in PyTorch. */
+static int write_trace(const char *path, const Task *t, const EvalTrace *tr, int steps, const EvalResult *res) {
+    cJSON *o = cJSON_CreateObject();
+    Mlp m;
+    mlp_bind(&m, &t->model, t->train.d, task_outputs(t), tr->init);
+    cJSON *dims = cJSON_AddArrayToObject(o, "dims");
+    for (int l = 0; l <= m.nlin; l++) cJSON_AddItemToArray(dims, cJSON_CreateNumber(m.dim[l]));
+    static const char *const acts[] = {"relu", "tanh", "gelu"};
+    cJSON_AddStringToObject(o, "activation", acts[t->model.act]);
+    cJSON_AddStringToObject(o, "family", family_name(t->family));
+    cJSON_AddStringToObject(o, "optimizer", t->train_spec.optimizer == OPT_SGD ? "sgd" : "adam");
+    cJSON_AddNumberToObject(o, "lr", t->train_spec.lr);
+    cJSON_AddNumberToObject(o, "momentum", t->train_spec.momentum);
+    cJSON_AddNumberToObject(o, "beta1", t->train_spec.beta1);
+    cJSON_AddNumberToObject(o, "beta2", t->train_spec.beta2);
+    cJSON_AddNumberToObject(o, "eps", t->train_spec.adam_eps);
+    cJSON_AddNumberToObject(o, "batch", t->train_spec.batch);
+    cJSON_AddNumberToObject(o, "steps", steps);
+    cJSON_AddItemToObject(o, "params", float_array(tr->init, m.nparams));
+    cJSON_AddItemToObject(o, "batches", int_array(tr->batches, (size_t)res->steps * t->train_spec.batch));
+    cJSON_AddItemToObject(o, "losses", float_array(tr->losses, (size_t)res->steps));
+    const Dataset *sp[2] = {&t->train, &t->val};
+    const char *nm[2] = {"train", "val"};
+    for (int s = 0; s < 2; s++) {
+        cJSON *d = cJSON_AddObjectToObject(o, nm[s]);
+        cJSON_AddItemToObject(d, "x", float_array(sp[s]->x, (size_t)sp[s]->n * sp[s]->d));
+        if (sp[s]->label) cJSON_AddItemToObject(d, "label", int_array(sp[s]->label, (size_t)sp[s]->n));
+        if (sp[s]->y) cJSON_AddItemToObject(d, "y", float_array(sp[s]->y, (size_t)sp[s]->n));
+    }
+    cJSON_AddNumberToObject(o, "val_metric", res->val);
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    FILE *f = txt ? fopen(path, "w") : NULL;
+    int ok = f && fputs(txt, f) >= 0;
+    if (f && fclose(f) != 0) ok = 0;
+    cJSON_free(txt);
+    if (!ok) fprintf(stderr, "lossd eval: --dump-trace: cannot write %s\n", path);
+    return ok ? 0 : -1;
+}
 
 int eval_main(int argc, char **argv) {
-    fprintf(stderr, "lossd %s: not built yet\n", argv[0]);
-    return 1;
+    const char *task_arg = NULL, *loss_arg = NULL, *trace_path = NULL;
+    long seed = 0, steps = 0, every = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "lossd eval: %s: %s\n", a,
+                    a[0] == '-' ? "missing value" : "unexpected argument");
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--task")) task_arg = v;
+        else if (!strcmp(a, "--loss")) loss_arg = v;
+        else if (!strcmp(a, "--dump-trace")) trace_path = v;
+        else if (!strcmp(a, "--seed")) {
+            if (parse_int_arg(a, v, 0, 0x7fffffffffffffffL, &seed)) return 2;
+        } else if (!strcmp(a, "--steps")) {
+            if (parse_int_arg(a, v, 1, 10000000, &steps)) return 2;
+        } else if (!strcmp(a, "--curve-every")) {
+            if (parse_int_arg(a, v, 1, 10000000, &every)) return 2;
+        } else {
+            fprintf(stderr, "lossd eval: %s: unknown option\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!task_arg || !loss_arg) {
+        fprintf(stderr, "lossd eval: %s is required\n", !task_arg ? "--task" : "--loss");
+        usage(stderr);
+        return 2;
+    }
+    char err[LD_ERR_MAX];
+    int status = 2;
+    Task *t = NULL;
+    Expr *e = expr_parse(loss_arg, err);
+    EvalTrace tr = {0};
+    if (!e) {
+        fprintf(stderr, "lossd eval: --loss: %s\n", err);
+        goto done;
+    }
+    if (task_load_arg(task_arg, &t, err)) {
+        fprintf(stderr, "lossd eval: --task: %s\n", err);
+        goto done;
+    }
+    if (expr_check(e, t->family, err)) {
+        fprintf(stderr, "lossd eval: --loss: %s\n", err);
+        goto done;
+    }
+    EvalOpts opt = {.seed = (uint64_t)seed, .steps = (int)steps, .curve_every = (int)every};
+    EvalResult res;
+    int rc;
+    int nsteps = steps > 0 ? (int)steps : t->train_spec.steps;
+    if (trace_path) {
+        if (t->family != FAM_CLASSIFICATION && t->family != FAM_REGRESSION) {
+            fprintf(stderr, "lossd eval: --dump-trace: only classification and regression tasks\n");
+            goto done;
+        }
+        tr.init = malloc(sizeof(float) * eval_param_count(t));
+        tr.batches = malloc(sizeof(int) * (size_t)nsteps * t->train_spec.batch);
+        tr.losses = malloc(sizeof(float) * (size_t)nsteps);
+        if (!tr.init || !tr.batches || !tr.losses) {
+            fprintf(stderr, "lossd eval: --dump-trace: out of memory\n");
+            goto done;
+        }
+        rc = eval_run_traced(t, e, &opt, &res, &tr, err);
+    } else {
+        rc = eval_run(t, e, &opt, &res, err);
+    }
+    if (rc) {
+        fprintf(stderr, "lossd eval: %s%s\n", rc == LD_EINVAL ? "--loss: " : "", err);
+        status = rc == LD_EINVAL ? 2 : 1;
+        goto done;
+    }
+    cJSON *j = eval_result_json(&res);
+    char *txt = j ? cJSON_PrintUnformatted(j) : NULL;
+    if (txt) printf("%s\n", txt);
+    cJSON_free(txt);
+    cJSON_Delete(j);
+    status = res.ok ? 0 : 1;
+    if (trace_path && write_trace(trace_path, t, &tr, nsteps, &res)) status = 1;
+done:
+    free(tr.init);
+    free(tr.batches);
+    free(tr.losses);
+    expr_free(e);
+    task_free(t);
+    return status;
 }
