@@ -14,6 +14,16 @@
 
 #include "client.h"
 
+/* The schedule command group lives in its own files (api/ctl_schedule.h declaring
+ * `int ctl_schedule_main(Ctl *ctl, int argc, char **argv);` and CTL_SCHEDULE_USAGE, and its .c
+ * in the library). It joins the table below when that header exists. */
+#if defined(__has_include)
+#if __has_include("ctl_schedule.h")
+#include "ctl_schedule.h"
+#define CTL_HAVE_SCHEDULE 1
+#endif
+#endif
+
 static int cmd_help(Ctl *ctl, int argc, char **argv);
 static const CtlCommand *find_command(const char *name);
 
@@ -602,10 +612,17 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
         putchar('\n');
     }
     const char *metric = ctl_str(res, "metric", "fitness");
-    if (ntask > 0 && cols) {
+    double base = num_or_nan(first, "baseline");
+    if (!isnan(base)) {
+        char b1[32], b2[32];
+        double lead = num_or_nan(first, "fitness");
+        printf("baseline fitness %s; the leader %s it by %s\n", fmt_num(b1, sizeof b1, base),
+               lead >= base ? "beats" : "trails", fmt_num(b2, sizeof b2, fabs(lead - base)));
+    }
+    if (ntask > 0) {
         const char *mname;
         task_metric(tm0->child, &mname);
-        printf("(task columns: mean %s over seeds; ranked by %s)\n", mname, metric);
+        printf("task columns: mean %s over seeds; ranked by %s\n", mname, metric);
     }
     cJSON_Delete(res);
     return 0;
@@ -615,7 +632,8 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
 
 /* Draws ys[0..n) as a chart height rows tall, at most width columns, with the range labelled on
  * the left. Unicode eighth blocks when utf8, else ASCII. */
-static void draw_chart(const double *ys, int n, int height, int width, int utf8) {
+static void draw_chart(const double *ys, int n, int height, int width, int utf8, double x0,
+                       double x1) {
     static const char *const blocks[] = {" ", "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
     static const char *const ascii[] = {" ", " ", ".", ".", ":", ":", "|", "|", "#"};
     double lo = INFINITY, hi = -INFINITY;
@@ -626,7 +644,9 @@ static void draw_chart(const double *ys, int n, int height, int width, int utf8)
         return;
     }
     if (hi - lo < 1e-12) hi = lo + 1e-12;
-    int cols = n < width ? n : width;
+    /* few points are stretched to up to three columns each, many are sampled */
+    int rep = n * 3 <= width ? 3 : n * 2 <= width ? 2 : 1;
+    int cols = n * rep < width ? n * rep : width;
     double span = hi - lo;
     for (int r = height - 1; r >= 0; r--) {
         char label[32] = "";
@@ -635,7 +655,7 @@ static void draw_chart(const double *ys, int n, int height, int width, int utf8)
         printf("  %9s %s", label, utf8 ? "┤" : "|");
         for (int c = 0; c < cols; c++) {
             /* column c shows the point nearest to its position on the step axis */
-            int i = cols == 1 ? 0 : (int)((double)c * (n - 1) / (cols - 1) + 0.5);
+            int i = rep > 1 ? c / rep : cols == 1 ? 0 : (int)((double)c * (n - 1) / (cols - 1) + 0.5);
             double y = ys[i];
             int level = isfinite(y) ? (int)((y - lo) / span * height * 8 + 0.5) : 0;
             if (isfinite(y) && level == 0) level = 1; /* the minimum still shows */
@@ -644,6 +664,13 @@ static void draw_chart(const double *ys, int n, int height, int width, int utf8)
             fputs(utf8 ? blocks[fill] : ascii[fill], stdout);
         }
         putchar('\n');
+    }
+    if (x1 > x0) { /* the step axis: first and last step under the ends of the plot */
+        char a[32], b[32];
+        snprintf(a, sizeof a, "%.0f", x0);
+        snprintf(b, sizeof b, "%.0f", x1);
+        int gap = cols - (int)strlen(a) - (int)strlen(b);
+        printf("  %9s  %s%*s%s  step\n", "", a, gap > 1 ? gap : 1, "", b);
     }
 }
 
@@ -657,7 +684,7 @@ static void show_curve(const cJSON *result, int utf8) {
         return;
     }
     double *loss = calloc((size_t)n, sizeof *loss), *val = calloc((size_t)n, sizeof *val);
-    double last_step = 0;
+    double last_step = 0, first_step = 0;
     if (!loss || !val) goto done;
     for (int i = 0; i < n; i++) {
         const cJSON *pt = cJSON_GetArrayItem(curve, i);
@@ -666,10 +693,12 @@ static void show_curve(const cJSON *result, int utf8) {
             const cJSON *s = cJSON_GetArrayItem(pt, 0), *l = cJSON_GetArrayItem(pt, 1),
                         *v = cJSON_GetArrayItem(pt, 2);
             if (cJSON_IsNumber(s)) last_step = s->valuedouble;
+            if (i == 0) first_step = last_step;
             if (cJSON_IsNumber(l)) loss[i] = l->valuedouble;
             if (cJSON_IsNumber(v)) val[i] = v->valuedouble;
         } else if (cJSON_IsObject(pt)) {
             last_step = ctl_num(pt, "step", last_step);
+            if (i == 0) first_step = last_step;
             loss[i] = num_or_nan(pt, "loss");
             val[i] = num_or_nan(pt, "val");
         }
@@ -679,9 +708,9 @@ static void show_curve(const cJSON *result, int utf8) {
     if (width < 8) width = 8;
     printf("  validation %s over %.0f steps (%d points)\n", ctl_str(result, "metric", "metric"),
            last_step, n);
-    draw_chart(val, n, 6, width, utf8);
+    draw_chart(val, n, 6, width, utf8, 0, 0);
     printf("  training loss\n");
-    draw_chart(loss, n, 4, width, utf8);
+    draw_chart(loss, n, 4, width, utf8, first_step, last_step);
 done:
     free(loss);
     free(val);
@@ -889,6 +918,9 @@ static const CtlCommand commands[] = {
     {"pause", cmd_pause, "JOB", "pause a job"},
     {"resume", cmd_resume, "JOB", "resume a paused job"},
     {"shutdown", cmd_shutdown, "", "stop the daemon (it finishes running evaluations)"},
+#ifdef CTL_HAVE_SCHEDULE
+    {"schedule", ctl_schedule_main, CTL_SCHEDULE_USAGE, "cron schedules of jobs (lossctl schedule help)"},
+#endif
     {"call", cmd_call, "METHOD [PARAMS_JSON]", "call any method, print the raw result"},
     {"help", cmd_help, "[COMMAND]", "this list, or one command's usage"},
 };
