@@ -88,7 +88,7 @@
                    "e.final_loss, e.curve, e.metrics, e.error FROM evaluations e "               \
                    "JOIN tasks t ON t.id = e.task_id WHERE e.expr_hash = ?1 AND t.hash = ?2 "    \
                    "AND e.seed = ?3 AND e.steps = ?4 AND e.status <> 'interrupted' "             \
-                   "ORDER BY e.id DESC LIMIT 1")                                                   \
+                   "ORDER BY e.status = 'ok' DESC, e.id DESC LIMIT 1")                                                   \
     X(EVALS_OF_CAND, "SELECT e.seq, t.name, t.hash, e.seed, e.steps, e.steps_run, e.status, "    \
                      "e.metric, e.val, e.test, e.final_loss, e.metrics, e.curve, e.wall_ms, "    \
                      "e.error, c.cand FROM evaluations e JOIN tasks t ON t.id = e.task_id "      \

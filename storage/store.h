@@ -140,7 +140,7 @@ int store_eval_put(Store *s, const StoreEvalKey *k, const EvalResult *r, int *in
 int store_eval_get_seq(Store *s, int64_t job_id, int64_t seq, int *found, EvalResult *out,
                        char *err);
 /* Cross-job result cache: the newest finished evaluation of this (expression hash, task hash,
- * seed, steps) in any job. *found 0 when none. */
+ * seed, steps) in any job, "ok" ones before "failed" ones. *found 0 when none. */
 int store_result_lookup(Store *s, uint64_t expr_hash, uint64_t task_hash, uint64_t seed,
                         int steps, int *found, EvalResult *out, char *err);
 /* Owned array of the job's evaluations with seq > since_seq, by seq, at most limit (<= 0: all).
