@@ -75,6 +75,13 @@ static int get_obj(const cJSON *spec, const char *key, const cJSON **out, char *
     return LD_OK;
 }
 
+/* A float setting as the shortest decimal that reads back to it: 0.003, not 0.0030000000260770321. */
+static double fnum(float v) {
+    char b[32];
+    snprintf(b, sizeof b, "%.7g", (double)v);
+    return strtod(b, NULL);
+}
+
 static const char *const act_names[] = {"relu", "tanh", "gelu"};
 static const char *const opt_names[] = {"adam", "sgd"};
 
@@ -349,12 +356,12 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     cJSON *jr = cJSON_AddObjectToObject(n, "train");
     const TrainSpec *ts = &t->train_spec;
     cJSON_AddStringToObject(jr, "optimizer", opt_names[ts->optimizer]);
-    cJSON_AddNumberToObject(jr, "lr", ts->lr);
-    if (ts->optimizer == OPT_SGD) cJSON_AddNumberToObject(jr, "momentum", ts->momentum);
+    cJSON_AddNumberToObject(jr, "lr", fnum(ts->lr));
+    if (ts->optimizer == OPT_SGD) cJSON_AddNumberToObject(jr, "momentum", fnum(ts->momentum));
     else {
-        cJSON_AddNumberToObject(jr, "beta1", ts->beta1);
-        cJSON_AddNumberToObject(jr, "beta2", ts->beta2);
-        cJSON_AddNumberToObject(jr, "eps", ts->adam_eps);
+        cJSON_AddNumberToObject(jr, "beta1", fnum(ts->beta1));
+        cJSON_AddNumberToObject(jr, "beta2", fnum(ts->beta2));
+        cJSON_AddNumberToObject(jr, "eps", fnum(ts->adam_eps));
     }
     cJSON_AddNumberToObject(jr, "batch", ts->batch);
     cJSON_AddNumberToObject(jr, "steps", ts->steps);

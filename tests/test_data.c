@@ -1,0 +1,443 @@
+/* test_data.c: the CSV and .npy readers (on small files this test writes, including every error
+ * message), the split (sizes, determinism), the training-split transforms (imbalance counts,
+ * label-noise fraction, outliers), standardisation, and task specs (defaults, errors, hash). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../evaluator/internal.h"
+
+static char tmpdir[256];
+
+static const char *tmp_path(const char *name) {
+    static char buf[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+static const char *write_file(const char *name, const void *data, size_t n) {
+    const char *p = tmp_path(name);
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+    return p;
+}
+
+static const char *write_text(const char *name, const char *text) { return write_file(name, text, strlen(text)); }
+
+/* err must contain want; prints both when it does not. */
+static void expect_err(const char *err, const char *want) {
+    if (!strstr(err, want)) print_error("error '%s' does not contain '%s'\n", err, want);
+    assert_non_null(strstr(err, want));
+}
+
+static void test_csv_ok(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    Table t;
+    const char *p = write_text("ok.csv", "a,b,kind\n1,2,dog\n3, 4.5,cat\r\n\n5,6,dog\n");
+    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), 0);
+    assert_int_equal(t.n, 3);
+    assert_int_equal(t.d, 2);
+    assert_int_equal(t.nclass, 2);
+    /* Sorted unique strings: cat = 0, dog = 1. */
+    assert_float_equal(t.y[0], 1, 0);
+    assert_float_equal(t.y[1], 0, 0);
+    assert_float_equal(t.x[3], 4.5, 0);
+    table_free(&t);
+    /* Label column chosen by name; numeric labels. */
+    p = write_text("ok2.csv", "y,a,b\n0,1,2\n2,3,4\n1,5,6\n");
+    assert_int_equal(data_read_csv(p, "y", 1, &t, err), 0);
+    assert_int_equal(t.nclass, 3);
+    assert_float_equal(t.x[0], 1, 0);
+    assert_float_equal(t.y[1], 2, 0);
+    table_free(&t);
+    assert_int_equal(data_read_csv(p, "y", 0, &t, err), 0);
+    table_free(&t);
+}
+
+static void test_csv_errors(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX], want[512];
+    Table t;
+    const char *p = write_text("ragged.csv", "a,b,c\n1,2,0\n1,2\n");
+    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
+    snprintf(want, sizeof want, "%s:3: expected 3 fields, found 2", p);
+    expect_err(err, want);
+    p = write_text("nan.csv", "a,p02,c\n1,2,0\n1,abc,1\n");
+    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
+    snprintf(want, sizeof want, "%s:3: column 2 (\"p02\"): \"abc\" is not a number", p);
+    expect_err(err, want);
+    p = write_text("neg.csv", "a,c\n1,0\n2,-1\n");
+    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
+    expect_err(err, "label -1 is out of range");
+    p = write_text("frac.csv", "a,c\n1,0\n2,1.5\n");
+    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
+    expect_err(err, "row 2: label 1.5 is out of range");
+    p = write_text("empty.csv", "");
+    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
+    expect_err(err, "empty file");
+    p = write_text("hdr.csv", "a,b\n");
+    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
+    expect_err(err, "no data rows");
+    assert_int_equal(data_read_csv(tmp_path("missing.csv"), NULL, 1, &t, err), LD_EIO);
+    expect_err(err, "missing.csv: cannot open");
+    p = write_text("nolab.csv", "a,b\n1,2\n");
+    assert_int_equal(data_read_csv(p, "zz", 1, &t, err), LD_EINVAL);
+    expect_err(err, "no column named 'zz'");
+    p = write_text("one.csv", "a,b\n1,0\n2,0\n");
+    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
+    expect_err(err, "needs at least 2");
+    /* Regression targets must be numbers. */
+    p = write_text("regstr.csv", "a,y\n1,2\n1,x\n");
+    assert_int_equal(data_read_csv(p, NULL, 0, &t, err), LD_EINVAL);
+    expect_err(err, ":3: column 2 (\"y\"): \"x\" is not a number");
+}
+
+/* Writes a .npy with the given header dict and raw data. */
+static const char *write_npy(const char *name, int version, const char *dict, const void *data, size_t n) {
+    char buf[4096];
+    size_t hoff = version == 1 ? 10 : 12;
+    size_t dl = strlen(dict);
+    size_t total = hoff + dl + 1;
+    size_t pad = (64 - total % 64) % 64;
+    size_t hlen = dl + pad + 1;
+    memcpy(buf, "\x93NUMPY", 6);
+    buf[6] = (char)version;
+    buf[7] = 0;
+    if (version == 1) {
+        buf[8] = (char)(hlen & 0xff);
+        buf[9] = (char)(hlen >> 8);
+    } else {
+        buf[8] = (char)(hlen & 0xff);
+        buf[9] = (char)(hlen >> 8);
+        buf[10] = buf[11] = 0;
+    }
+    memcpy(buf + hoff, dict, dl);
+    memset(buf + hoff + dl, ' ', pad);
+    buf[hoff + dl + pad] = '\n';
+    memcpy(buf + hoff + hlen, data, n);
+    return write_file(name, buf, hoff + hlen + n);
+}
+
+static void test_npy(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    float *v;
+    int r, c;
+    double d[6] = {1, 2, 3, 4, 5, 6};
+    const char *p = write_npy("f8.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3), }", d, sizeof d);
+    assert_int_equal(data_read_npy(p, 2, &v, &r, &c, err), 0);
+    assert_int_equal(r, 2);
+    assert_int_equal(c, 3);
+    assert_float_equal(v[5], 6, 0);
+    free(v);
+    float f[4] = {1.5f, 2, 3, 4};
+    p = write_npy("f4.npy", 2, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 1), }", f, sizeof f);
+    assert_int_equal(data_read_npy(p, 2, &v, &r, &c, err), 0);
+    assert_float_equal(v[0], 1.5, 0);
+    free(v);
+    int64_t l8[3] = {0, 2, 1};
+    p = write_npy("i8.npy", 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", l8, sizeof l8);
+    assert_int_equal(data_read_npy(p, 1, &v, &r, &c, err), 0);
+    assert_int_equal(r, 3);
+    assert_float_equal(v[1], 2, 0);
+    free(v);
+    int32_t l4[2] = {7, -1};
+    p = write_npy("i4.npy", 1, "{'descr': '<i4', 'fortran_order': False, 'shape': (2,), }", l4, sizeof l4);
+    assert_int_equal(data_read_npy(p, 1, &v, &r, &c, err), 0);
+    int nclass;
+    assert_int_equal(data_class_ids(p, v, r, &nclass, err), LD_EINVAL);
+    expect_err(err, "row 2: label -1 is out of range");
+    free(v);
+    unsigned char u[2] = {3, 255};
+    p = write_npy("u1.npy", 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (2,), }", u, sizeof u);
+    assert_int_equal(data_read_npy(p, 1, &v, &r, &c, err), 0);
+    assert_float_equal(v[1], 255, 0);
+    free(v);
+    /* Errors. */
+    p = write_npy("fo.npy", 1, "{'descr': '<f8', 'fortran_order': True, 'shape': (2, 3), }", d, sizeof d);
+    assert_int_equal(data_read_npy(p, 2, &v, &r, &c, err), LD_EINVAL);
+    expect_err(err, "fortran_order arrays are not supported");
+    p = write_npy("dim.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (6,), }", d, sizeof d);
+    assert_int_equal(data_read_npy(p, 2, &v, &r, &c, err), LD_EINVAL);
+    expect_err(err, "dim.npy: expected a 2-D array");
+    p = write_npy("dt.npy", 1, "{'descr': '<c16', 'fortran_order': False, 'shape': (1,), }", d, 16);
+    assert_int_equal(data_read_npy(p, 1, &v, &r, &c, err), LD_EINVAL);
+    expect_err(err, "dtype '<c16' not supported");
+    p = write_npy("short.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (9, 3), }", d, sizeof d);
+    assert_int_equal(data_read_npy(p, 2, &v, &r, &c, err), LD_EINVAL);
+    expect_err(err, "truncated");
+    p = write_text("bad.npy", "hello world, not numpy");
+    assert_int_equal(data_read_npy(p, 2, &v, &r, &c, err), LD_EINVAL);
+    expect_err(err, "bad.npy: not a .npy file");
+}
+
+/* A synthetic table: n rows, d features, 10 balanced classes (or regression targets). */
+static void make_table(Table *t, int n, int d, int classify) {
+    t->n = n;
+    t->d = d;
+    t->x = malloc(sizeof(float) * n * d);
+    t->y = malloc(sizeof(float) * n);
+    t->nclass = classify ? 10 : 0;
+    LdRng r;
+    rng_seed(&r, 9);
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < d; j++) t->x[i * d + j] = j == d - 1 ? 3.0f : 5.0f + 2.0f * rng_normal(&r);
+        t->y[i] = classify ? (float)(i % 10) : 100.0f + 10.0f * rng_normal(&r);
+    }
+}
+
+static void free_splits(Task *t) {
+    dataset_free(&t->train);
+    dataset_free(&t->val);
+    dataset_free(&t->test);
+}
+
+static void test_split(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    Table tab;
+    make_table(&tab, 1000, 4, 1);
+    DataPrep p = {.val = 0.2, .test = 0.1, .seed = 3, .imbalance = 1, .subsample = 1};
+    Task a = {0}, b = {0}, c = {0};
+    assert_int_equal(data_prepare(&tab, 1, &p, &a, err), 0);
+    assert_int_equal(a.train.n, 700);
+    assert_int_equal(a.val.n, 200);
+    assert_int_equal(a.test.n, 100);
+    assert_int_equal(data_prepare(&tab, 1, &p, &b, err), 0);
+    assert_memory_equal(a.train.x, b.train.x, sizeof(float) * 700 * 4);
+    assert_memory_equal(a.test.label, b.test.label, sizeof(int) * 100);
+    p.seed = 4;
+    assert_int_equal(data_prepare(&tab, 1, &p, &c, err), 0);
+    assert_true(memcmp(a.train.x, c.train.x, sizeof(float) * 700 * 4) != 0);
+    /* Standardised with training statistics: mean 0, std 1; the constant column is 0. */
+    for (int j = 0; j < 4; j++) {
+        double m = 0, v = 0;
+        for (int i = 0; i < 700; i++) m += a.train.x[i * 4 + j];
+        m /= 700;
+        for (int i = 0; i < 700; i++) v += (a.train.x[i * 4 + j] - m) * (a.train.x[i * 4 + j] - m);
+        v /= 700;
+        assert_float_equal(m, 0, 1e-4);
+        assert_float_equal(v, j == 3 ? 0 : 1, 1e-3);
+    }
+    assert_float_equal(a.val.x[3], 0, 0);
+    free_splits(&a);
+    free_splits(&b);
+    free_splits(&c);
+    p.val = 0.6;
+    p.test = 0.399;
+    assert_int_equal(data_prepare(&tab, 1, &p, &a, err), LD_EINVAL);
+    expect_err(err, "every split needs rows");
+    table_free(&tab);
+}
+
+static void test_transforms(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    Table tab;
+    make_table(&tab, 2000, 3, 1);
+    DataPrep p = {.val = 0.2, .test = 0.2, .seed = 1, .imbalance = 1, .subsample = 1};
+    Task clean = {0}, imb = {0}, noisy = {0}, sub = {0};
+    assert_int_equal(data_prepare(&tab, 1, &p, &clean, err), 0);
+    int cnt[10] = {0}, cnt2[10] = {0};
+    for (int i = 0; i < clean.train.n; i++) cnt[clean.train.label[i]]++;
+    p.imbalance = 0.1;
+    assert_int_equal(data_prepare(&tab, 1, &p, &imb, err), 0);
+    for (int i = 0; i < imb.train.n; i++) cnt2[imb.train.label[i]]++;
+    int maj = 0, maj0 = 0, mino = 0, mino0 = 0;
+    for (int c = 0; c < 5; c++) maj += cnt2[c], maj0 += cnt[c];
+    for (int c = 5; c < 10; c++) mino += cnt2[c], mino0 += cnt[c];
+    printf("imbalance 0.1: classes 0-4 keep %d of %d, classes 5-9 keep %d of %d\n", maj, maj0, mino, mino0);
+    assert_int_equal(maj, maj0);
+    assert_float_equal((double)mino / mino0, 0.1, 0.03);
+    /* Validation and test stay clean: the same rows as without the transform (their features
+     * differ only through the training statistics used to standardise them). */
+    assert_memory_equal(imb.val.label, clean.val.label, sizeof(int) * clean.val.n);
+    assert_memory_equal(imb.test.label, clean.test.label, sizeof(int) * clean.test.n);
+    p.imbalance = 1;
+    p.label_noise = 0.3;
+    assert_int_equal(data_prepare(&tab, 1, &p, &noisy, err), 0);
+    assert_int_equal(noisy.train.n, clean.train.n);
+    int flipped = 0;
+    for (int i = 0; i < clean.train.n; i++) flipped += noisy.train.label[i] != clean.train.label[i];
+    printf("label_noise 0.3: %d of %d labels flipped\n", flipped, clean.train.n);
+    assert_int_equal(flipped, (int)lround(clean.train.n * 0.3));
+    p.label_noise = 0;
+    p.subsample = 0.25;
+    assert_int_equal(data_prepare(&tab, 1, &p, &sub, err), 0);
+    printf("subsample 0.25: %d of %d training rows\n", sub.train.n, clean.train.n);
+    assert_float_equal((double)sub.train.n / clean.train.n, 0.25, 0.04);
+    free_splits(&clean);
+    free_splits(&imb);
+    free_splits(&noisy);
+    free_splits(&sub);
+    table_free(&tab);
+
+    /* Outliers: regression targets standardised with clean statistics; a fraction moved by
+     * 5..10 standard deviations. */
+    make_table(&tab, 1000, 3, 0);
+    DataPrep q = {.val = 0.2, .test = 0.2, .seed = 1, .imbalance = 1, .subsample = 1};
+    Task rc = {0}, ro = {0};
+    assert_int_equal(data_prepare(&tab, 0, &q, &rc, err), 0);
+    q.outliers = 0.1;
+    assert_int_equal(data_prepare(&tab, 0, &q, &ro, err), 0);
+    assert_float_equal(rc.y_std, ro.y_std, 0);
+    assert_float_equal(rc.y_std, 10, 1.5);
+    int moved = 0;
+    for (int i = 0; i < rc.train.n; i++) {
+        double dlt = fabs(ro.train.y[i] - rc.train.y[i]);
+        if (dlt > 1e-6) {
+            moved++;
+            assert_true(dlt >= 4.99 && dlt <= 10.01);
+        }
+    }
+    printf("outliers 0.1: %d of %d targets moved\n", moved, rc.train.n);
+    assert_int_equal(moved, (int)lround(rc.train.n * 0.1));
+    assert_memory_equal(rc.val.y, ro.val.y, sizeof(float) * rc.val.n);
+    free_splits(&rc);
+    free_splits(&ro);
+    table_free(&tab);
+}
+
+static Task *load_json(const char *json, char *err) {
+    cJSON *s = cJSON_Parse(json);
+    assert_non_null(s);
+    Task *t = NULL;
+    int rc = task_load(s, tmpdir, &t, err);
+    cJSON_Delete(s);
+    return rc ? NULL : t;
+}
+
+static void test_task_specs(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    Task *t = NULL;
+    assert_int_equal(task_load_arg("builtin:digits", &t, err), 0);
+    assert_int_equal(task_family(t), FAM_CLASSIFICATION);
+    assert_int_equal(task_outputs(t), 10);
+    assert_int_equal(t->train.d, 64);
+    assert_int_equal(t->train.n + t->val.n + t->test.n, 1797);
+    assert_int_equal(t->test.n, 359);
+    assert_int_equal(t->model.nhidden, 1);
+    assert_int_equal(t->model.hidden[0], 64);
+    assert_int_equal(task_steps(t), 200);
+    assert_string_equal(task_metric(t), "accuracy");
+    assert_true(task_higher_better(t));
+    uint64_t h = task_hash(t);
+    Task *t2 = load_json("{\"data\":\"builtin:digits\",\"model\":{\"hidden\":[64]},\"train\":{\"lr\":0.003}}", err);
+    assert_non_null(t2);
+    assert_true(task_hash(t2) == h); /* same normalised spec */
+    task_free(t2);
+    t2 = load_json("{\"data\":\"builtin:digits\",\"train\":{\"lr\":0.01}}", err);
+    assert_true(task_hash(t2) != h);
+    task_free(t2);
+    task_free(t);
+    assert_int_equal(task_load_arg("builtin:diabetes", &t, err), 0);
+    assert_int_equal(task_family(t), FAM_REGRESSION);
+    assert_string_equal(task_metric(t), "mse");
+    assert_false(task_higher_better(t));
+    task_free(t);
+
+    /* A task file with a relative CSV path, a label column, a metric and transforms. */
+    write_text("sm.csv", "f1,f2,cls\n1,2,a\n2,3,b\n3,1,a\n4,4,b\n5,2,a\n6,3,b\n7,1,a\n8,4,b\n9,2,a\n10,3,b\n");
+    write_text("sm.task.json", "{\"data\":\"sm.csv\",\"label\":\"cls\",\"metric\":\"macro_f1\","
+                               "\"transform\":{\"label_noise\":0.1},\"split\":{\"val\":0.2,\"test\":0.2}}");
+    assert_int_equal(task_load_arg(tmp_path("sm.task.json"), &t, err), 0);
+    assert_int_equal(task_outputs(t), 2);
+    assert_string_equal(task_name(t), "sm");
+    assert_string_equal(task_metric(t), "macro_f1");
+    cJSON *spec = task_spec(t);
+    char *txt = cJSON_PrintUnformatted(spec);
+    printf("normalised spec: %s\n", txt);
+    assert_non_null(strstr(txt, "\"label_noise\":0.1"));
+    cJSON_free(txt);
+    cJSON_Delete(spec);
+    task_free(t);
+
+    struct {
+        const char *json, *want;
+    } bad[] = {
+        {"{}", "missing \"data\""},
+        {"{\"data\":\"builtin:nope\"}", "unknown built-in 'builtin:nope'"},
+        {"{\"data\":\"builtin:digits\",\"bogus\":1}", "unknown key 'bogus'"},
+        {"{\"data\":\"builtin:digits\",\"model\":{\"activation\":\"swish\"}}", "'swish' is not relu, tanh or gelu"},
+        {"{\"data\":\"builtin:digits\",\"train\":{\"lr\":-1}}", "train.lr: -1 is out of range"},
+        {"{\"data\":\"builtin:digits\",\"train\":{\"optimizer\":\"lbfgs\"}}", "'lbfgs' is not adam or sgd"},
+        {"{\"data\":\"builtin:digits\",\"metric\":\"mse\"}", "'mse' is not a classification metric"},
+        {"{\"data\":\"builtin:diabetes\",\"transform\":{\"label_noise\":0.1}}", "need class labels"},
+        {"{\"data\":\"builtin:digits\",\"transform\":{\"outliers\":0.1}}", "corrupts regression targets"},
+        {"{\"data\":\"builtin:digits\",\"family\":\"poetry\"}", "'poetry' is not classification"},
+        {"{\"data\":\"x.npy\"}", "\"labels\" must name"},
+        {"{\"data\":\"nothere.csv\"}", "nothere.csv: cannot open"},
+        {"{\"data\":\"sm.csv\",\"label\":\"cls\",\"split\":{\"val\":0.5,\"test\":0.5}}", "leaves too little"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = 0;
+        t = load_json(bad[i].json, err);
+        if (t) print_error("spec %s loaded\n", bad[i].json);
+        assert_null(t);
+        expect_err(err, bad[i].want);
+    }
+    /* A task file that is not JSON names the file, line and column. */
+    write_text("broken.task.json", "{\n  \"data\": \n}");
+    assert_int_equal(task_load_arg(tmp_path("broken.task.json"), &t, err), LD_EINVAL);
+    expect_err(err, "broken.task.json:3:");
+}
+
+static void test_npy_task(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    float x[40 * 2];
+    int64_t y[40];
+    for (int i = 0; i < 40; i++) {
+        x[2 * i] = (float)i;
+        x[2 * i + 1] = (float)(i % 3);
+        y[i] = i % 2;
+    }
+    write_npy("fx.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (40, 2), }", x, sizeof x);
+    write_npy("fy.npy", 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (40,), }", y, sizeof y);
+    write_npy("fy3.npy", 1, "{'descr': '<i8', 'fortran_order': False, 'shape': (39,), }", y, 39 * 8);
+    Task *t = load_json("{\"data\":\"fx.npy\",\"labels\":\"fy.npy\"}", err);
+    if (!t) print_error("%s\n", err);
+    assert_non_null(t);
+    assert_int_equal(task_outputs(t), 2);
+    assert_int_equal(t->train.n + t->val.n + t->test.n, 40);
+    task_free(t);
+    t = load_json("{\"data\":\"fx.npy\",\"labels\":\"fy3.npy\"}", err);
+    assert_null(t);
+    expect_err(err, "39 labels for 40 rows");
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/lossd_test_data_XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_csv_ok),    cmocka_unit_test(test_csv_errors), cmocka_unit_test(test_npy),
+        cmocka_unit_test(test_split),     cmocka_unit_test(test_transforms), cmocka_unit_test(test_task_specs),
+        cmocka_unit_test(test_npy_task),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
