@@ -1,0 +1,75 @@
+/* internal.h: what the search module's own files share: the parsed job and the typed grammar
+ * (generation, mutation, crossover) of search/variation.c. Not for other modules (they use
+ * search.h); tests/test_search.c includes it to test the grammar directly. */
+#ifndef SEARCH_INTERNAL_H
+#define SEARCH_INTERNAL_H
+
+#include "../common/lossd.h"
+#include "search.h"
+
+#define JOB_MAX_TASKS 32
+#define JOB_MAX_LEVELS 6
+#define JOB_MAX_SEEDS 32
+
+struct SearchJob {
+    char name[64];
+    int family;                 /* FAM_*, the same for every task */
+    int ntasks, nsel;           /* tasks[0..nsel) select, tasks[nsel..ntasks) are holdout */
+    Task *tasks[JOB_MAX_TASKS]; /* owned */
+    Expr *baseline;             /* owned, canonical */
+    char baseline_text[EXPR_TEXT_MAX];
+    uint32_t terms;             /* bit TERM_* allowed in new genes */
+    uint32_t ops;               /* bit EOP_* allowed in free-form subtrees */
+    uint32_t vars;              /* bit VAR_* allowed */
+    int max_nodes, max_depth;
+    int population, children, tournament;
+    int budget_evals;
+    double budget_seconds;
+    int seeds;                        /* seeds per candidate and task at the top level */
+    int nlevels;                      /* fidelity levels */
+    int level_steps[JOB_MAX_LEVELS];  /* absolute steps, or 0: fraction of the task's steps */
+    double level_frac[JOB_MAX_LEVELS];
+    int level_seeds[JOB_MAX_LEVELS];
+    double promote;                   /* fraction of a level promoted to the next */
+    int final_top, final_seeds;       /* holdout re-evaluation */
+    uint64_t seed;
+    int warm_start;
+    double parsimony;                 /* fitness penalty per node */
+    int tune_every, tune_lambda;      /* coefficient tuning: every k rounds, lambda children */
+    double tune_sigma;
+    int init;                         /* INIT_* */
+    int nseed_losses;
+    char **seed_losses;               /* owned canonical texts */
+};
+
+enum { INIT_MIXED = 0, INIT_SCRATCH = 1, INIT_SEEDS = 2 };
+
+/* Steps of fidelity level l on task i. */
+int job_level_steps(const SearchJob *j, int level, int task);
+
+/* ---- the typed grammar (variation.c) ---- */
+
+/* Shapes, as expr_check sees them: an elementwise op's result is the larger operand's. */
+enum { SH_CONST = 0, SH_BATCH = 1, SH_SAMPLE = 2, SH_CLASS = 3 };
+
+typedef struct Grammar {
+    int family;
+    uint32_t terms, ops, vars; /* usable in this family (job's masks and the family's) */
+    int max_nodes, max_depth;
+} Grammar;
+
+void grammar_init(Grammar *g, const SearchJob *j);
+/* Shape of e in g's family. */
+int grammar_shape(const Grammar *g, const Expr *e);
+/* Every candidate a variation returns is owned, within the size limits and passes expr_check;
+ * NULL when no valid result was found in a bounded number of tries. op (may be NULL) receives
+ * the name of the operation that made it. */
+Expr *grammar_random(const Grammar *g, LdRng *r);
+Expr *grammar_mutate(const Grammar *g, const Expr *parent, LdRng *r, const char **op);
+Expr *grammar_crossover(const Grammar *g, const Expr *a, const Expr *b, LdRng *r);
+/* Multiplies every constant by exp(sigma * N(0,1)): the coefficient-tuning step. */
+Expr *grammar_perturb(const Grammar *g, const Expr *parent, double sigma, LdRng *r);
+/* 1 if e is within the limits and passes expr_check. */
+int grammar_valid(const Grammar *g, const Expr *e);
+
+#endif

@@ -1,0 +1,617 @@
+/* job.c: parses and validates a search job (docs/jobs.md): every problem is collected and named,
+ * defaults are filled in, tasks are loaded. */
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Collected problems: joined by "; " into err; when they do not fit, the first ones and a count. */
+typedef struct Problems {
+    char buf[LD_ERR_MAX];
+    int n, shown;
+    size_t len;
+} Problems;
+
+__attribute__((format(printf, 2, 3))) static void problem(Problems *p, const char *fmt, ...) {
+    char one[LD_ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(one, sizeof one, fmt, ap);
+    va_end(ap);
+    p->n++;
+    size_t need = strlen(one) + (p->shown ? 2 : 0);
+    /* keep room for " (and NNN more)" */
+    if (p->len + need + 18 >= sizeof p->buf) return;
+    p->len += (size_t)snprintf(p->buf + p->len, sizeof p->buf - p->len, "%s%s",
+                               p->shown ? "; " : "", one);
+    p->shown++;
+}
+
+static void problems_finish(Problems *p, const char *prefix, char *err) {
+    if (!err) return;
+    if (p->n > p->shown)
+        snprintf(p->buf + p->len, sizeof p->buf - p->len, " (and %d more)", p->n - p->shown);
+    if (prefix && *prefix)
+        snprintf(err, LD_ERR_MAX, "%s: %s", prefix, p->buf);
+    else
+        snprintf(err, LD_ERR_MAX, "%s", p->buf);
+}
+
+static const char *const op_names[EOP_COUNT] = {
+#define X(id, spelling, arity) spelling,
+    EXPR_OPS(X)
+#undef X
+};
+static const char *const var_names[VAR_COUNT] = {
+#define X(id, spelling, fams, pc) spelling,
+    EXPR_VARS(X)
+#undef X
+};
+static const unsigned var_fams[VAR_COUNT] = {
+#define X(id, spelling, fams, pc) fams,
+    EXPR_VARS(X)
+#undef X
+};
+static const char *const term_names[TERM_COUNT] = {
+#define X(id, spelling, fams, hp, def) spelling,
+    EXPR_TERMS(X)
+#undef X
+};
+static const unsigned term_fams[TERM_COUNT] = {
+#define X(id, spelling, fams, hp, def) fams,
+    EXPR_TERMS(X)
+#undef X
+};
+
+static const char *const known_keys[] = {
+    "name",   "tasks",    "holdout", "baseline", "space",  "population", "children",
+    "tournament", "budget", "seeds", "fidelity", "final", "seed", "warm_start",
+    "parsimony", "tune", "init", "seed_losses", "description", NULL};
+
+static int key_known(const char *k, const char *const *list) {
+    for (int i = 0; list[i]; i++)
+        if (!strcmp(k, list[i])) return 1;
+    return 0;
+}
+
+static void unknown_keys(Problems *p, const cJSON *obj, const char *where,
+                         const char *const *list) {
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj) {
+        if (it->string && !key_known(it->string, list))
+            problem(p, "%s%s%s: unknown key", where, *where ? "." : "", it->string);
+    }
+}
+
+/* Reads an integer field: absent keeps *out; present must be an integer in [lo, hi]. */
+static void get_int(Problems *p, const cJSON *obj, const char *key, const char *where, int lo,
+                    int hi, int *out) {
+    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    if (!v) return;
+    const char *dot = *where ? "." : "";
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble)) {
+        problem(p, "%s%s%s: must be an integer", where, dot, key);
+        return;
+    }
+    double d = v->valuedouble;
+    if (d < lo) {
+        problem(p, "%s%s%s: must be at least %d, got %.15g", where, dot, key, lo, d);
+        return;
+    }
+    if (d > hi) {
+        problem(p, "%s%s%s: must be at most %d, got %.15g", where, dot, key, hi, d);
+        return;
+    }
+    *out = (int)d;
+}
+
+static void get_num(Problems *p, const cJSON *obj, const char *key, const char *where, double lo,
+                    double hi, double *out) {
+    const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    if (!v) return;
+    const char *dot = *where ? "." : "";
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
+        problem(p, "%s%s%s: must be a number", where, dot, key);
+        return;
+    }
+    if (v->valuedouble < lo || v->valuedouble > hi) {
+        problem(p, "%s%s%s: must be between %g and %g, got %g", where, dot, key, lo, hi,
+                v->valuedouble);
+        return;
+    }
+    *out = v->valuedouble;
+}
+
+static const cJSON *get_obj(Problems *p, const cJSON *obj, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (v && !cJSON_IsObject(v)) {
+        problem(p, "%s: must be an object", key);
+        return NULL;
+    }
+    return v;
+}
+
+/* "data: missing" from the task loader reads best as "tasks[0].data: missing". */
+static void task_problem(Problems *p, const char *where, const char *msg) {
+    size_t k = 0;
+    while (msg[k] && (isalnum((unsigned char)msg[k]) || msg[k] == '_' || msg[k] == '.' ||
+                      msg[k] == '[' || msg[k] == ']'))
+        k++;
+    if (k > 0 && msg[k] == ':' && msg[k + 1] == ' ' && strncmp(msg, "builtin", 7) != 0)
+        problem(p, "%s.%s", where, msg);
+    else
+        problem(p, "%s: %s", where, msg);
+}
+
+static Task *load_one(Problems *p, const cJSON *spec, const char *base_dir, const char *where) {
+    char err[LD_ERR_MAX] = "";
+    Task *t = NULL;
+    int rc;
+    if (cJSON_IsString(spec)) {
+        const char *s = spec->valuestring;
+        if (!*s) {
+            problem(p, "%s: empty task name", where);
+            return NULL;
+        }
+        if (strncmp(s, "builtin:", 8) != 0 && s[0] != '/' && base_dir && *base_dir) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", base_dir, s);
+            rc = task_load_arg(path, &t, err);
+        } else {
+            rc = task_load_arg(s, &t, err);
+        }
+    } else if (cJSON_IsObject(spec)) {
+        rc = task_load(spec, base_dir, &t, err);
+    } else {
+        problem(p, "%s: must be a task object or a string such as \"builtin:digits\"", where);
+        return NULL;
+    }
+    if (rc != LD_OK) {
+        task_problem(p, where, err[0] ? err : "could not be loaded");
+        task_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void load_tasks(Problems *p, SearchJob *j, const cJSON *arr, const char *key,
+                       const char *base_dir, int holdout) {
+    if (!arr) return;
+    if (!cJSON_IsArray(arr)) {
+        problem(p, "%s: must be an array of tasks", key);
+        return;
+    }
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) {
+        char where[48];
+        snprintf(where, sizeof where, "%s[%d]", key, i++);
+        if (j->ntasks >= JOB_MAX_TASKS) {
+            problem(p, "%s: at most %d tasks in all", where, JOB_MAX_TASKS);
+            break;
+        }
+        Task *t = load_one(p, it, base_dir, where);
+        if (!t) continue;
+        j->tasks[j->ntasks++] = t;
+        if (!holdout) j->nsel++;
+    }
+}
+
+static void parse_names(Problems *p, const cJSON *arr, const char *where, int is_terms, int fam,
+                        uint32_t *terms, uint32_t *ops, uint32_t *vars) {
+    if (!cJSON_IsArray(arr)) {
+        problem(p, "%s: must be an array of names", where);
+        return;
+    }
+    int i = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) {
+        int idx = i++;
+        if (!cJSON_IsString(it)) {
+            problem(p, "%s[%d]: must be a name", where, idx);
+            continue;
+        }
+        const char *s = it->valuestring;
+        int found = 0;
+        if (is_terms) {
+            for (int k = 0; k < TERM_COUNT; k++) {
+                if (strcmp(s, term_names[k])) continue;
+                found = 1;
+                if (fam >= 0 && !(term_fams[k] & FAMBIT(fam)))
+                    problem(p, "%s[%d]: term '%s' is not available for %s tasks", where, idx, s,
+                            family_name(fam));
+                else
+                    *terms |= 1u << k;
+            }
+            if (!found) problem(p, "%s[%d]: unknown term '%s'", where, idx, s);
+            continue;
+        }
+        for (int k = EOP_ADD; k < EOP_COUNT; k++) {
+            if (!strcmp(s, op_names[k]) || (k == EOP_NEG && !strcmp(s, "neg"))) {
+                *ops |= 1u << k;
+                found = 1;
+            }
+        }
+        for (int k = 0; k < VAR_COUNT; k++) {
+            if (strcmp(s, var_names[k])) continue;
+            found = 1;
+            if (fam >= 0 && !(var_fams[k] & FAMBIT(fam)))
+                problem(p, "%s[%d]: variable '%s' is not available for %s tasks", where, idx, s,
+                        family_name(fam));
+            else
+                *vars |= 1u << k;
+        }
+        if (!found) problem(p, "%s[%d]: unknown primitive '%s'", where, idx, s);
+    }
+}
+
+static const char *default_baseline(int fam) {
+    switch (fam) {
+    case FAM_CLASSIFICATION: return "ce";
+    case FAM_CONTRASTIVE: return "infonce(0.1)";
+    default: return "mse";
+    }
+}
+
+int job_level_steps(const SearchJob *j, int level, int task) {
+    if (level < 0) level = 0;
+    if (level >= j->nlevels) level = j->nlevels - 1;
+    if (j->level_steps[level] > 0) return j->level_steps[level];
+    int s = (int)lround(j->level_frac[level] * task_steps(j->tasks[task]));
+    return s < 1 ? 1 : s;
+}
+
+static void set_defaults(SearchJob *j) {
+    snprintf(j->name, sizeof j->name, "search");
+    j->family = -1;
+    j->max_nodes = 24;
+    j->max_depth = 7;
+    j->population = 16;
+    j->children = 8;
+    j->tournament = 4;
+    j->budget_evals = 200;
+    j->seeds = 2;
+    j->nlevels = 2;
+    j->level_frac[0] = 0.25;
+    j->level_frac[1] = 1.0;
+    j->promote = 0.33;
+    j->final_top = 3;
+    j->final_seeds = 5;
+    j->seed = 1;
+    j->warm_start = 1;
+    j->parsimony = 0.001;
+    j->tune_every = 3;
+    j->tune_lambda = 2;
+    j->tune_sigma = 0.3;
+    j->init = INIT_MIXED;
+}
+
+static void parse_fidelity(Problems *p, SearchJob *j, const cJSON *f) {
+    if (!f) goto seeds;
+    unknown_keys(p, f, "fidelity", (const char *const[]){"steps", "fractions", "promote", NULL});
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(f, "steps");
+    const cJSON *fr = cJSON_GetObjectItemCaseSensitive(f, "fractions");
+    if (st && fr) problem(p, "fidelity: give steps or fractions, not both");
+    const cJSON *arr = st ? st : fr;
+    const char *key = st ? "fidelity.steps" : "fidelity.fractions";
+    if (arr) {
+        int n = cJSON_IsArray(arr) ? cJSON_GetArraySize(arr) : -1;
+        if (n < 1 || n > JOB_MAX_LEVELS) {
+            problem(p, "%s: must be an array of 1 to %d increasing numbers", key, JOB_MAX_LEVELS);
+        } else {
+            int ok = 1;
+            double prev = 0;
+            for (int i = 0; i < n; i++) {
+                const cJSON *v = cJSON_GetArrayItem(arr, i);
+                double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+                int bad = !isfinite(d) || d <= prev || (st && (d != floor(d) || d > 1e7)) ||
+                          (!st && d > 1.0);
+                if (bad) {
+                    problem(p, "%s[%d]: must be %s larger than the previous level", key, i,
+                            st ? "a whole number of steps" : "a fraction in (0, 1]");
+                    ok = 0;
+                    break;
+                }
+                prev = d;
+            }
+            if (ok) {
+                j->nlevels = n;
+                for (int i = 0; i < n; i++) {
+                    double d = cJSON_GetArrayItem(arr, i)->valuedouble;
+                    j->level_steps[i] = st ? (int)d : 0;
+                    j->level_frac[i] = st ? 0 : d;
+                }
+            }
+        }
+    }
+    get_num(p, f, "promote", "fidelity", 0.01, 1.0, &j->promote);
+seeds:
+    for (int i = 0; i < j->nlevels; i++) j->level_seeds[i] = i == j->nlevels - 1 ? j->seeds : 1;
+}
+
+int job_parse(const cJSON *json, const char *base_dir, SearchJob **out, char *err) {
+    Problems p = {0};
+    *out = NULL;
+    if (!cJSON_IsObject(json)) return ld_err(err, LD_EINVAL, "a job must be a JSON object");
+    SearchJob *j = calloc(1, sizeof *j);
+    if (!j) return ld_err(err, LD_ENOMEM, "job: out of memory");
+    set_defaults(j);
+    unknown_keys(&p, json, "", known_keys);
+
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(json, "name");
+    if (v) {
+        if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) >= sizeof j->name)
+            problem(&p, "name: must be a non-empty string of at most %zu characters",
+                    sizeof j->name - 1);
+        else
+            snprintf(j->name, sizeof j->name, "%s", v->valuestring);
+    }
+
+    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(json, "tasks");
+    if (!tasks)
+        problem(&p, "tasks: missing");
+    else if (cJSON_IsArray(tasks) && cJSON_GetArraySize(tasks) == 0)
+        problem(&p, "tasks: must list at least one task");
+    load_tasks(&p, j, tasks, "tasks", base_dir, 0);
+    load_tasks(&p, j, cJSON_GetObjectItemCaseSensitive(json, "holdout"), "holdout", base_dir, 1);
+    for (int i = 0; i < j->ntasks; i++) {
+        int f = task_family(j->tasks[i]);
+        if (j->family < 0) {
+            j->family = f;
+        } else if (f != j->family) {
+            int hold = i >= j->nsel;
+            problem(&p, "%s[%d]: family %s differs from the job's (%s): one search serves one family",
+                    hold ? "holdout" : "tasks", hold ? i - j->nsel : i, family_name(f),
+                    family_name(j->family));
+        }
+    }
+    int fam = j->family;
+
+    /* search space */
+    const cJSON *space = get_obj(&p, json, "space");
+    uint32_t terms = 0, ops = 0, vars = 0;
+    if (space) {
+        unknown_keys(&p, space, "space",
+                     (const char *const[]){"terms", "primitives", "max_nodes", "max_depth", NULL});
+        const cJSON *tl = cJSON_GetObjectItemCaseSensitive(space, "terms");
+        const cJSON *pl = cJSON_GetObjectItemCaseSensitive(space, "primitives");
+        if (tl) parse_names(&p, tl, "space.terms", 1, fam, &terms, &ops, &vars);
+        else terms = ~0u;
+        if (pl) parse_names(&p, pl, "space.primitives", 0, fam, &terms, &ops, &vars);
+        else ops = vars = ~0u;
+        get_int(&p, space, "max_nodes", "space", 3, 200, &j->max_nodes);
+        get_int(&p, space, "max_depth", "space", 2, 30, &j->max_depth);
+    } else {
+        terms = ops = vars = ~0u;
+    }
+    if (fam >= 0) {
+        uint32_t ft = 0, fv = 0;
+        for (int k = 0; k < TERM_COUNT; k++)
+            if (term_fams[k] & FAMBIT(fam)) ft |= 1u << k;
+        for (int k = 0; k < VAR_COUNT; k++)
+            if (var_fams[k] & FAMBIT(fam)) fv |= 1u << k;
+        terms &= ft;
+        vars &= fv;
+    }
+    j->terms = terms;
+    j->ops = ops & ~((1u << EOP_NUM) | (1u << EOP_VAR) | (1u << EOP_TERM));
+    j->vars = vars;
+    if (fam >= 0 && !j->terms) {
+        uint32_t out_vars = (1u << VAR_Z) | (1u << VAR_P) | (1u << VAR_PT) | (1u << VAR_F) |
+                            (1u << VAR_R);
+        if (!(j->vars & out_vars))
+            problem(&p, "space: no term and no output variable (z, p, pt, f, r) to build a loss from");
+    }
+
+    get_int(&p, json, "population", "", 2, 100000, &j->population);
+    get_int(&p, json, "children", "", 1, 10000, &j->children);
+    get_int(&p, json, "tournament", "", 1, 1000, &j->tournament);
+    const cJSON *budget = get_obj(&p, json, "budget");
+    if (budget) {
+        unknown_keys(&p, budget, "budget", (const char *const[]){"evaluations", "seconds", NULL});
+        get_int(&p, budget, "evaluations", "budget", 1, 100000000, &j->budget_evals);
+        get_num(&p, budget, "seconds", "budget", 0, 1e9, &j->budget_seconds);
+    }
+    get_int(&p, json, "seeds", "", 1, JOB_MAX_SEEDS, &j->seeds);
+    parse_fidelity(&p, j, get_obj(&p, json, "fidelity"));
+    const cJSON *fin = get_obj(&p, json, "final");
+    if (fin) {
+        unknown_keys(&p, fin, "final", (const char *const[]){"top", "seeds", NULL});
+        get_int(&p, fin, "top", "final", 0, 100, &j->final_top);
+        get_int(&p, fin, "seeds", "final", 2, JOB_MAX_SEEDS, &j->final_seeds);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(json, "seed");
+    if (v) {
+        if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble == floor(v->valuedouble) &&
+            v->valuedouble < 18446744073709551616.0)
+            j->seed = (uint64_t)v->valuedouble;
+        else if (cJSON_IsString(v) && v->valuestring[0] && strspn(v->valuestring, "0123456789") ==
+                                                                 strlen(v->valuestring))
+            j->seed = strtoull(v->valuestring, NULL, 10);
+        else
+            problem(&p, "seed: must be a non-negative integer");
+    }
+    v = cJSON_GetObjectItemCaseSensitive(json, "warm_start");
+    if (v) {
+        if (cJSON_IsBool(v)) j->warm_start = cJSON_IsTrue(v);
+        else problem(&p, "warm_start: must be true or false");
+    }
+    get_num(&p, json, "parsimony", "", 0, 1, &j->parsimony);
+    const cJSON *tune = get_obj(&p, json, "tune");
+    if (tune) {
+        unknown_keys(&p, tune, "tune", (const char *const[]){"every", "lambda", "sigma", NULL});
+        get_int(&p, tune, "every", "tune", 0, 1000, &j->tune_every);
+        get_int(&p, tune, "lambda", "tune", 1, 100, &j->tune_lambda);
+        get_num(&p, tune, "sigma", "tune", 0.001, 3, &j->tune_sigma);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(json, "init");
+    if (v) {
+        const char *s = cJSON_IsString(v) ? v->valuestring : "";
+        if (!strcmp(s, "mixed")) j->init = INIT_MIXED;
+        else if (!strcmp(s, "scratch")) j->init = INIT_SCRATCH;
+        else if (!strcmp(s, "seeds")) j->init = INIT_SEEDS;
+        else problem(&p, "init: must be \"mixed\", \"scratch\" or \"seeds\"");
+    }
+
+    /* expressions need the family to be checked */
+    v = cJSON_GetObjectItemCaseSensitive(json, "baseline");
+    const char *btext = fam >= 0 ? default_baseline(fam) : NULL;
+    if (v) {
+        if (!cJSON_IsString(v)) {
+            problem(&p, "baseline: must be a loss expression");
+            btext = NULL;
+        } else {
+            btext = v->valuestring;
+        }
+    }
+    if (btext && fam >= 0) {
+        char e2[LD_ERR_MAX];
+        Expr *b = expr_parse(btext, e2);
+        if (!b || expr_check(b, fam, e2) != LD_OK) {
+            problem(&p, "baseline: %s", e2);
+        } else {
+            j->baseline = expr_canonical(b);
+            if (!j->baseline || expr_print(j->baseline, j->baseline_text,
+                                           sizeof j->baseline_text) < 0)
+                problem(&p, "baseline: too long");
+        }
+        expr_free(b);
+    }
+    const cJSON *sl = cJSON_GetObjectItemCaseSensitive(json, "seed_losses");
+    if (sl) {
+        if (!cJSON_IsArray(sl)) {
+            problem(&p, "seed_losses: must be an array of loss expressions");
+        } else {
+            int n = cJSON_GetArraySize(sl);
+            j->seed_losses = calloc((size_t)n + 1, sizeof *j->seed_losses);
+            for (int i = 0; i < n && j->seed_losses; i++) {
+                const cJSON *it = cJSON_GetArrayItem(sl, i);
+                char e2[LD_ERR_MAX] = "not a string";
+                Expr *e = cJSON_IsString(it) ? expr_parse(it->valuestring, e2) : NULL;
+                if (e && fam >= 0 && expr_check(e, fam, e2) != LD_OK) {
+                    expr_free(e);
+                    e = NULL;
+                }
+                if (!e) {
+                    if (fam >= 0 || !cJSON_IsString(it))
+                        problem(&p, "seed_losses[%d]: %s", i, e2);
+                    continue;
+                }
+                Expr *c = expr_canonical(e);
+                char buf[EXPR_TEXT_MAX];
+                if (c && expr_print(c, buf, sizeof buf) >= 0)
+                    j->seed_losses[j->nseed_losses++] = strdup(buf);
+                expr_free(c);
+                expr_free(e);
+            }
+        }
+    }
+    if (p.n) {
+        problems_finish(&p, "", err);
+        job_free(j);
+        return LD_EINVAL;
+    }
+    *out = j;
+    return LD_OK;
+}
+
+void job_free(SearchJob *j) {
+    if (!j) return;
+    for (int i = 0; i < j->ntasks; i++) task_free(j->tasks[i]);
+    expr_free(j->baseline);
+    for (int i = 0; i < j->nseed_losses; i++) free(j->seed_losses[i]);
+    free(j->seed_losses);
+    free(j);
+}
+
+static cJSON *names_json(uint32_t mask, int n, const char *const *names, int from) {
+    cJSON *a = cJSON_CreateArray();
+    for (int k = from; k < n; k++)
+        if (mask & (1u << k)) cJSON_AddItemToArray(a, cJSON_CreateString(names[k]));
+    return a;
+}
+
+cJSON *job_json(const SearchJob *j) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "name", j->name);
+    cJSON_AddStringToObject(o, "family", family_name(j->family));
+    cJSON *ts = cJSON_AddArrayToObject(o, "tasks");
+    cJSON *hs = cJSON_AddArrayToObject(o, "holdout");
+    for (int i = 0; i < j->ntasks; i++) {
+        cJSON *spec = task_spec(j->tasks[i]);
+        if (!spec) spec = cJSON_CreateString(task_name(j->tasks[i]));
+        cJSON_AddItemToArray(i < j->nsel ? ts : hs, spec);
+    }
+    cJSON_AddStringToObject(o, "baseline", j->baseline_text);
+    cJSON *sp = cJSON_AddObjectToObject(o, "space");
+    cJSON_AddItemToObject(sp, "terms", names_json(j->terms, TERM_COUNT, term_names, 0));
+    cJSON *prim = names_json(j->ops, EOP_COUNT, op_names, EOP_ADD);
+    /* NEG and SUB share the spelling "-": print it once */
+    if ((j->ops & (1u << EOP_NEG)) && (j->ops & (1u << EOP_SUB))) {
+        int n = cJSON_GetArraySize(prim);
+        for (int i = n - 1; i >= 0; i--) {
+            const cJSON *it = cJSON_GetArrayItem(prim, i);
+            if (!strcmp(it->valuestring, "-")) {
+                cJSON_DeleteItemFromArray(prim, i);
+                break;
+            }
+        }
+    }
+    cJSON *vl = names_json(j->vars, VAR_COUNT, var_names, 0);
+    cJSON *it;
+    while ((it = cJSON_DetachItemFromArray(vl, 0))) cJSON_AddItemToArray(prim, it);
+    cJSON_Delete(vl);
+    cJSON_AddItemToObject(sp, "primitives", prim);
+    cJSON_AddNumberToObject(sp, "max_nodes", j->max_nodes);
+    cJSON_AddNumberToObject(sp, "max_depth", j->max_depth);
+    cJSON_AddNumberToObject(o, "population", j->population);
+    cJSON_AddNumberToObject(o, "children", j->children);
+    cJSON_AddNumberToObject(o, "tournament", j->tournament);
+    cJSON *b = cJSON_AddObjectToObject(o, "budget");
+    cJSON_AddNumberToObject(b, "evaluations", j->budget_evals);
+    cJSON_AddNumberToObject(b, "seconds", j->budget_seconds);
+    cJSON_AddNumberToObject(o, "seeds", j->seeds);
+    cJSON *f = cJSON_AddObjectToObject(o, "fidelity");
+    cJSON *fl = cJSON_AddArrayToObject(f, j->level_steps[0] ? "steps" : "fractions");
+    for (int i = 0; i < j->nlevels; i++)
+        cJSON_AddItemToArray(fl, cJSON_CreateNumber(j->level_steps[0] ? j->level_steps[i]
+                                                                        : j->level_frac[i]));
+    cJSON_AddNumberToObject(f, "promote", j->promote);
+    cJSON *fi = cJSON_AddObjectToObject(o, "final");
+    cJSON_AddNumberToObject(fi, "top", j->final_top);
+    cJSON_AddNumberToObject(fi, "seeds", j->final_seeds);
+    if (j->seed < (1ull << 53)) {
+        cJSON_AddNumberToObject(o, "seed", (double)j->seed);
+    } else {
+        char s[24];
+        snprintf(s, sizeof s, "%llu", (unsigned long long)j->seed);
+        cJSON_AddStringToObject(o, "seed", s);
+    }
+    cJSON_AddBoolToObject(o, "warm_start", j->warm_start);
+    cJSON_AddNumberToObject(o, "parsimony", j->parsimony);
+    cJSON *tu = cJSON_AddObjectToObject(o, "tune");
+    cJSON_AddNumberToObject(tu, "every", j->tune_every);
+    cJSON_AddNumberToObject(tu, "lambda", j->tune_lambda);
+    cJSON_AddNumberToObject(tu, "sigma", j->tune_sigma);
+    cJSON_AddStringToObject(o, "init", j->init == INIT_SCRATCH ? "scratch"
+                                        : j->init == INIT_SEEDS ? "seeds" : "mixed");
+    cJSON *sl = cJSON_AddArrayToObject(o, "seed_losses");
+    for (int i = 0; i < j->nseed_losses; i++)
+        cJSON_AddItemToArray(sl, cJSON_CreateString(j->seed_losses[i]));
+    return o;
+}
+
+int job_ntasks(const SearchJob *j) { return j->ntasks; }
+const Task *job_task(const SearchJob *j, int i) {
+    return i >= 0 && i < j->ntasks ? j->tasks[i] : NULL;
+}
+int job_is_holdout(const SearchJob *j, int i) { return i >= j->nsel; }
+int job_budget_evals(const SearchJob *j) { return j->budget_evals; }
+double job_budget_seconds(const SearchJob *j) { return j->budget_seconds; }
+uint64_t job_seed(const SearchJob *j) { return j->seed; }
+const char *job_name(const SearchJob *j) { return j->name; }

@@ -1,0 +1,1348 @@
+/* search.c: the loss search engine: regularised (aging) evolution with tournament selection,
+ * successive-halving fidelity, coefficient tuning, caching by canonical hash and gradient
+ * signature, rejection before training, baseline-normalised multi-task fitness, a final paired
+ * comparison on holdout tasks, and state that saves and restores at round boundaries. */
+#define _GNU_SOURCE /* qsort_r */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../evaluator/lossprog.h"
+#include "internal.h"
+
+#define SIG_N 256            /* length of the gradient signature */
+#define SIG_COS 0.9999       /* signatures this close are the same loss up to a positive scale */
+#define CROSSOVER_RATE 0.25
+#define MAX_REASONS 16
+
+enum { ST_ALIVE = 0, ST_BASELINE = 1, ST_REJECTED = 2, ST_ALIAS = 3 };
+enum { PH_SEARCH = 0, PH_FINAL = 1, PH_DONE = 2 };
+
+typedef struct Res {
+    double val, test;
+    uint8_t ok, have;
+} Res;
+
+typedef struct Cand {
+    int64_t id;
+    Expr *e;        /* canonical tree */
+    char *text;     /* canonical print */
+    uint64_t hash;
+    int size;
+    int64_t parents[2];
+    char op[16];
+    int status;
+    int64_t alias_of;
+    char *reason;   /* why rejected */
+    int born;       /* round */
+    int sched;      /* highest level scheduled, -1 none */
+    int sched_prev; /* sched at the start of the open round (saving mid-round) */
+    int done;       /* highest level with every result in, -1 none */
+    double fit[JOB_MAX_LEVELS];
+    Res *res;       /* [level][task][seed] over the selection tasks */
+    Res *fin;       /* [final task][seed], NULL unless chosen for the final evaluation */
+    float *sig;     /* SIG_N, for trained candidates */
+    int in_pop;
+} Cand;
+
+/* Everything a round changes besides candidates, copied at the start of each round so that a
+ * save in the middle of one describes its start. */
+typedef struct Ctr {
+    LdRng rng;
+    int64_t seq;
+    int round;
+    int phase;
+    int evals, final_evals;
+    int cache_hits, signature_hits, rejections, promotions, tuned, generated, warm_used;
+    int stopped, hard;
+    int final_issued;
+} Ctr;
+
+typedef struct WorkRef {
+    int cand;  /* index into cands */
+    int level; /* -1: final evaluation */
+    int task, k;
+} WorkRef;
+
+typedef struct Reason {
+    char text[64];
+    int n;
+} Reason;
+
+struct Search {
+    const SearchJob *job;
+    Grammar g;
+    int C;          /* outputs of the first task: the probe batch's class count */
+    int nseed_max;  /* seeds per (level, task) slot in Cand.res */
+    int nfin_tasks, fin_task0; /* final evaluation runs on tasks fin_task0 .. +nfin_tasks */
+    Ctr c, c0;      /* current counters and those at the start of the open round */
+    Cand *cands;
+    int ncand, capcand, ncand0;
+    int baseline;   /* index of the baseline candidate */
+    uint64_t *htab; /* open addressing: hash -> cand index + 1 in hidx */
+    int *hidx;
+    int hcap;
+    int *pop;       /* aging population: candidate indices, oldest first */
+    int npop;
+    SearchWork *works;
+    WorkRef *refs;
+    int nworks, capworks, round_open;
+    Reason reasons[MAX_REASONS], reasons0[MAX_REASONS];
+    int nreasons, nreasons0;
+    double engine_ms;
+    const char *const *warm;
+    int nwarm;
+};
+
+/* ---- small helpers ---- */
+
+static int lvl_seeds(const Search *s, int l) { return s->job->level_seeds[l]; }
+
+static Res *res_at(const Search *s, Cand *c, int l, int task, int k) {
+    return &c->res[((size_t)l * s->job->nsel + (size_t)task) * (size_t)s->nseed_max + (size_t)k];
+}
+
+static uint64_t eval_seed(const Search *s, int task, int k) {
+    return ld_mix64(s->job->seed, 0x5eed0000ull + (uint64_t)task * 1000u + (uint64_t)k);
+}
+
+static uint64_t final_seed(const Search *s, int task, int k) {
+    return ld_mix64(s->job->seed ^ 0xf1a1f1a1f1a1ull, (uint64_t)task * 1000u + (uint64_t)k);
+}
+
+static void add_reason(Search *s, const char *why) {
+    char key[64];
+    /* reasons group by their first words: "non-finite gradient", "does not improve ..." */
+    snprintf(key, sizeof key, "%s", why);
+    for (char *p = key; *p; p++)
+        if (*p == ':' || *p == '(') {
+            *p = 0;
+            break;
+        }
+    for (int i = 0; i < s->nreasons; i++)
+        if (!strcmp(s->reasons[i].text, key)) {
+            s->reasons[i].n++;
+            return;
+        }
+    if (s->nreasons < MAX_REASONS) {
+        snprintf(s->reasons[s->nreasons].text, sizeof s->reasons[0].text, "%s", key);
+        s->reasons[s->nreasons++].n = 1;
+    }
+}
+
+/* ---- the hash table of every candidate ever seen ---- */
+
+static int htab_find(const Search *s, uint64_t h) {
+    if (!s->hcap) return -1;
+    for (int i = (int)(h & (uint64_t)(s->hcap - 1));; i = (i + 1) & (s->hcap - 1)) {
+        if (!s->hidx[i]) return -1;
+        if (s->htab[i] == h) return s->hidx[i] - 1;
+    }
+}
+
+static int htab_put(Search *s, uint64_t h, int idx) {
+    if ((s->ncand + 1) * 2 > s->hcap) {
+        int ncap = s->hcap ? s->hcap * 2 : 256;
+        uint64_t *nt = calloc((size_t)ncap, sizeof *nt);
+        int *ni = calloc((size_t)ncap, sizeof *ni);
+        if (!nt || !ni) {
+            free(nt);
+            free(ni);
+            return LD_ENOMEM;
+        }
+        for (int i = 0; i < s->hcap; i++) {
+            if (!s->hidx[i]) continue;
+            int j = (int)(s->htab[i] & (uint64_t)(ncap - 1));
+            while (ni[j]) j = (j + 1) & (ncap - 1);
+            nt[j] = s->htab[i];
+            ni[j] = s->hidx[i];
+        }
+        free(s->htab);
+        free(s->hidx);
+        s->htab = nt;
+        s->hidx = ni;
+        s->hcap = ncap;
+    }
+    int j = (int)(h & (uint64_t)(s->hcap - 1));
+    while (s->hidx[j]) j = (j + 1) & (s->hcap - 1);
+    s->htab[j] = h;
+    s->hidx[j] = idx + 1;
+    return LD_OK;
+}
+
+/* ---- candidates ---- */
+
+static void cand_free(Cand *c) {
+    expr_free(c->e);
+    free(c->text);
+    free(c->reason);
+    free(c->res);
+    free(c->fin);
+    free(c->sig);
+}
+
+/* Appends a candidate for canonical tree e (takes e) with its text and hash. Returns its index
+ * or -1 on out-of-memory. */
+static int cand_add(Search *s, Expr *e, const char *text, uint64_t h, const int64_t *parents,
+                    const char *op) {
+    if (s->ncand == s->capcand) {
+        int ncap = s->capcand ? s->capcand * 2 : 64;
+        Cand *n = realloc(s->cands, (size_t)ncap * sizeof *n);
+        if (!n) goto fail;
+        s->cands = n;
+        s->capcand = ncap;
+    }
+    Cand *c = &s->cands[s->ncand];
+    memset(c, 0, sizeof *c);
+    c->id = s->ncand;
+    c->e = e;
+    c->text = strdup(text);
+    c->hash = h;
+    c->size = expr_size(e);
+    c->parents[0] = parents ? parents[0] : -1;
+    c->parents[1] = parents ? parents[1] : -1;
+    snprintf(c->op, sizeof c->op, "%s", op);
+    c->alias_of = -1;
+    c->born = s->c.round;
+    c->sched = c->sched_prev = c->done = -1;
+    for (int l = 0; l < JOB_MAX_LEVELS; l++) c->fit[l] = NAN;
+    c->res = calloc((size_t)s->job->nlevels * (size_t)s->job->nsel * (size_t)s->nseed_max,
+                    sizeof *c->res);
+    if (!c->text || !c->res || htab_put(s, h, s->ncand) != LD_OK) {
+        c->e = NULL; /* the caller's e is freed below */
+        cand_free(c);
+        goto fail;
+    }
+    return s->ncand++;
+fail:
+    expr_free(e);
+    return -1;
+}
+
+static double cosine(const float *a, const float *b) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int i = 0; i < SIG_N; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
+}
+
+/* Works for candidate ci at level l: every selection task and that level's seeds. */
+static int push_work(Search *s, int ci, int level, int task, int k, uint64_t seed, int steps) {
+    if (s->nworks == s->capworks) {
+        int ncap = s->capworks ? s->capworks * 2 : 64;
+        SearchWork *nw = realloc(s->works, (size_t)ncap * sizeof *nw);
+        if (!nw) return LD_ENOMEM;
+        s->works = nw;
+        WorkRef *nr = realloc(s->refs, (size_t)ncap * sizeof *nr);
+        if (!nr) return LD_ENOMEM;
+        s->refs = nr;
+        s->capworks = ncap;
+    }
+    SearchWork *w = &s->works[s->nworks];
+    memset(w, 0, sizeof *w);
+    w->seq = s->c.seq++;
+    w->cand = s->cands[ci].id;
+    w->task = task;
+    w->seed = seed;
+    w->steps = steps;
+    snprintf(w->expr, sizeof w->expr, "%s", s->cands[ci].text);
+    s->refs[s->nworks] = (WorkRef){ci, level, task, k};
+    s->nworks++;
+    return LD_OK;
+}
+
+static int level_cost(const Search *s, int l) { return s->job->nsel * lvl_seeds(s, l); }
+
+static void schedule_level(Search *s, int ci, int l) {
+    Cand *c = &s->cands[ci];
+    for (int t = 0; t < s->job->nsel; t++)
+        for (int k = 0; k < lvl_seeds(s, l); k++)
+            push_work(s, ci, l, t, k, eval_seed(s, t, k), job_level_steps(s->job, l, t));
+    c->sched = l;
+    s->c.evals += level_cost(s, l);
+}
+
+/* Runs candidate tree e (takes it) through the admission pipeline: canonical form, the cache,
+ * validity, gradient signature (reject or alias) and the pre-check. Returns the new candidate's
+ * index when it is to be trained (not yet scheduled), else -1. */
+static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
+    char err[LD_ERR_MAX], text[EXPR_TEXT_MAX];
+    s->c.generated++;
+    Expr *c = expr_canonical(e);
+    expr_free(e);
+    if (!c) return -1;
+    if (expr_print(c, text, sizeof text) < 0) {
+        expr_free(c);
+        s->c.rejections++;
+        add_reason(s, "too long to print");
+        return -1;
+    }
+    uint64_t h = expr_hash(c);
+    if (htab_find(s, h) >= 0) {
+        expr_free(c);
+        s->c.cache_hits++;
+        return -1;
+    }
+    int ci = cand_add(s, c, text, h, parents, op);
+    if (ci < 0) return -1;
+    Cand *cd = &s->cands[ci];
+    if (expr_size(cd->e) > s->job->max_nodes || expr_depth(cd->e) > s->job->max_depth) {
+        snprintf(err, sizeof err, "outside the size limits (%d nodes, depth %d)", cd->size,
+                 expr_depth(cd->e));
+        goto reject;
+    }
+    if (expr_check(cd->e, s->job->family, err) != LD_OK) goto reject;
+    cd->sig = malloc(SIG_N * sizeof *cd->sig);
+    if (!cd->sig) {
+        snprintf(err, sizeof err, "out of memory");
+        goto reject;
+    }
+    if (eval_signature(cd->e, s->job->family, s->C, cd->sig, SIG_N, err) != LD_OK) goto reject;
+    for (int i = 0; i < ci; i++) {
+        Cand *o = &s->cands[i];
+        if (!o->sig || (o->status != ST_ALIVE && o->status != ST_BASELINE)) continue;
+        if (cosine(cd->sig, o->sig) > SIG_COS) {
+            cd->status = ST_ALIAS;
+            cd->alias_of = o->id;
+            free(cd->sig);
+            cd->sig = NULL;
+            s->c.signature_hits++;
+            return -1;
+        }
+    }
+    if (eval_precheck(cd->e, s->job->family, s->C, err) != LD_OK) goto reject;
+    cd->status = ST_ALIVE;
+    return ci;
+reject:
+    cd->status = ST_REJECTED;
+    cd->reason = strdup(err);
+    free(cd->sig);
+    cd->sig = NULL;
+    s->c.rejections++;
+    add_reason(s, err);
+    return -1;
+}
+
+/* ---- fitness ---- */
+
+static double mean_metric(const Search *s, Cand *c, int l, int t, int *failed) {
+    double sum = 0;
+    int n = lvl_seeds(s, l);
+    for (int k = 0; k < n; k++) {
+        Res *r = res_at(s, c, l, t, k);
+        if (!r->ok || !isfinite(r->val)) {
+            *failed = 1;
+            return NAN;
+        }
+        sum += r->val;
+    }
+    return sum / n;
+}
+
+/* Score on one task: the improvement over the baseline, relative to it, signed so that higher
+ * is better, clamped to [-1, 1]; a failed run scores -1. */
+static double task_score(double m, double b, int higher_better) {
+    if (!isfinite(m)) return -1;
+    double d = higher_better ? m - b : b - m;
+    double sc = isfinite(b) ? d / fmax(fabs(b), 1e-9) : (higher_better ? m : -m);
+    return sc < -1 ? -1 : sc > 1 ? 1 : sc;
+}
+
+static double cand_fitness(const Search *s, Cand *c, int l) {
+    Cand *b = &s->cands[s->baseline];
+    double sum = 0;
+    for (int t = 0; t < s->job->nsel; t++) {
+        int f1 = 0, f2 = 0;
+        double m = mean_metric(s, c, l, t, &f1);
+        double bm = mean_metric(s, b, l, t, &f2);
+        sum += task_score(m, bm, task_higher_better(s->job->tasks[t]));
+    }
+    return sum / s->job->nsel - s->job->parsimony * c->size;
+}
+
+static double cur_fitness(const Cand *c) { return c->done >= 0 ? c->fit[c->done] : -INFINITY; }
+
+/* Leaderboard order: the highest fidelity level reached, then fitness, then age. */
+static int rank_cmp(const Cand *a, const Cand *b) {
+    if (a->done != b->done) return a->done > b->done ? -1 : 1;
+    double fa = cur_fitness(a), fb = cur_fitness(b);
+    if (fa != fb) return fa > fb ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static int rank_qcmp(const void *x, const void *y, void *ctx) {
+    const Search *s = ctx;
+    return rank_cmp(&s->cands[*(const int *)x], &s->cands[*(const int *)y]);
+}
+
+/* Indices of ranked candidates (trained, with a result; the baseline included), best first.
+ * Returns owned array, count in *n. */
+static int *ranked(const Search *s, int *n) {
+    int *idx = malloc(((size_t)s->ncand + 1) * sizeof *idx);
+    *n = 0;
+    if (!idx) return NULL;
+    for (int i = 0; i < s->ncand; i++) {
+        const Cand *c = &s->cands[i];
+        if ((c->status == ST_ALIVE || c->status == ST_BASELINE) && c->done >= 0) idx[(*n)++] = i;
+    }
+    qsort_r(idx, (size_t)*n, sizeof *idx, rank_qcmp, (void *)s);
+    return idx;
+}
+
+typedef struct LevelCtx {
+    const Search *s;
+    int level;
+} LevelCtx;
+
+static int level_qcmp(const void *x, const void *y, void *ctx) {
+    const LevelCtx *lc = ctx;
+    const Cand *a = &lc->s->cands[*(const int *)x], *b = &lc->s->cands[*(const int *)y];
+    double fa = a->fit[lc->level], fb = b->fit[lc->level];
+    if (fa != fb) return fa > fb ? -1 : 1;
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* ---- building rounds ---- */
+
+static int tournament(Search *s) {
+    int best = -1;
+    for (int i = 0; i < s->job->tournament; i++) {
+        int ci = s->pop[rng_below(&s->c.rng, (uint32_t)s->npop)];
+        if (best < 0 || cur_fitness(&s->cands[ci]) > cur_fitness(&s->cands[best])) best = ci;
+    }
+    return best;
+}
+
+static int can_afford(const Search *s, int cost) { return s->c.evals + cost <= s->job->budget_evals; }
+
+static void promotions(Search *s) {
+    const SearchJob *j = s->job;
+    int *idx = malloc(((size_t)s->ncand + 1) * sizeof *idx);
+    if (!idx) return;
+    for (int l = j->nlevels - 2; l >= 0; l--) {
+        int n = 0;
+        for (int i = 0; i < s->ncand; i++) {
+            Cand *c = &s->cands[i];
+            if (c->status == ST_ALIVE && c->done >= l) idx[n++] = i;
+        }
+        LevelCtx lc = {s, l};
+        qsort_r(idx, (size_t)n, sizeof *idx, level_qcmp, &lc);
+        int k = (int)floor(n * j->promote + 1e-9);
+        for (int r = 0; r < k; r++) {
+            Cand *c = &s->cands[idx[r]];
+            if (c->sched > l) continue;
+            Cand *b = &s->cands[s->baseline];
+            int cost = level_cost(s, l + 1) + (b->sched < l + 1 ? level_cost(s, l + 1) : 0);
+            if (!can_afford(s, cost)) break;
+            if (b->sched < l + 1) schedule_level(s, s->baseline, l + 1);
+            schedule_level(s, idx[r], l + 1);
+            s->c.promotions++;
+        }
+    }
+    free(idx);
+}
+
+static const char *const known_cls[] = {
+    "focal(2)", "0.5*ce + 0.5*focal(2)", "smooth(0.1)", "poly1(1)", "ce - 0.1*entropy",
+    "(1-t)*ce + t*focal(2)", "hinge", "ce + 0.5*mse", NULL};
+static const char *const known_reg[] = {"mae", "huber(1)", "logcosh", "0.5*mse + 0.5*mae",
+                                        "huber(0.3)", NULL};
+static const char *const known_phy[] = {"mse + 0.1*phys + bc", "mse + phys + bc",
+                                        "mse + 0.01*phys + 0.1*bc", "huber(1) + 0.1*phys + bc",
+                                        NULL};
+static const char *const known_con[] = {"supcon(0.1)", "infonce(0.2)", "infonce(0.05)",
+                                        "0.5*infonce(0.1) + 0.5*supcon(0.1)",
+                                        "infonce(0.1) + 0.001*l2", NULL};
+
+static int uses_allowed_terms(const Search *s, const Expr *e) {
+    if (!e) return 1;
+    if (e->op == EOP_TERM && !((s->job->terms >> e->id) & 1u)) return 0;
+    return uses_allowed_terms(s, e->a) && uses_allowed_terms(s, e->b);
+}
+
+/* Adds text as an initial candidate when it parses; returns 1 if it is to be trained. */
+static int admit_text(Search *s, const char *text, const char *op, int check_terms) {
+    Expr *e = expr_parse(text, NULL);
+    if (!e) return 0;
+    if (check_terms && !uses_allowed_terms(s, e)) {
+        expr_free(e);
+        return 0;
+    }
+    int ci = admit(s, e, NULL, op);
+    if (ci < 0) return 0;
+    schedule_level(s, ci, 0);
+    return 1;
+}
+
+static void initial_round(Search *s) {
+    const SearchJob *j = s->job;
+    int want = j->population, made = 0, cost = level_cost(s, 0);
+    schedule_level(s, s->baseline, 0);
+    if (j->warm_start)
+        for (int i = 0; i < s->nwarm && made < want && can_afford(s, cost); i++) {
+            int ok = admit_text(s, s->warm[i], "warm", 0);
+            made += ok;
+            s->c.warm_used += ok;
+        }
+    for (int i = 0; i < j->nseed_losses && made < want && can_afford(s, cost); i++)
+        made += admit_text(s, j->seed_losses[i], "seed", 0);
+    if (j->init != INIT_SCRATCH) {
+        const char *const *known = j->family == FAM_CLASSIFICATION ? known_cls
+                                   : j->family == FAM_REGRESSION   ? known_reg
+                                   : j->family == FAM_PHYSICS      ? known_phy
+                                                                   : known_con;
+        for (int i = 0; known[i] && made < want && can_afford(s, cost); i++)
+            made += admit_text(s, known[i], "known", 1);
+    }
+    /* from scratch: primitives only, named terms come later through mutation */
+    Grammar g0 = s->g;
+    if (j->init == INIT_SCRATCH && (g0.vars & ~(1u << VAR_T))) g0.terms = 0;
+    int attempts = 0;
+    while (made < want && can_afford(s, cost) && attempts++ < want * 20) {
+        Expr *e = grammar_random(&g0, &s->c.rng);
+        if (!e) continue;
+        int ci = admit(s, e, NULL, "random");
+        if (ci < 0) continue;
+        schedule_level(s, ci, 0);
+        made++;
+    }
+}
+
+static int best_alive(const Search *s) {
+    int best = -1;
+    for (int i = 0; i < s->ncand; i++) {
+        const Cand *c = &s->cands[i];
+        if (c->status != ST_ALIVE || c->done < 0) continue;
+        if (best < 0 || rank_cmp(c, &s->cands[best]) < 0) best = i;
+    }
+    return best;
+}
+
+static void children_round(Search *s) {
+    const SearchJob *j = s->job;
+    int cost = level_cost(s, 0), made = 0;
+    if (s->npop == 0) return;
+    if (j->tune_every > 0 && s->c.round % j->tune_every == 0) {
+        int b = best_alive(s);
+        for (int i = 0; b >= 0 && i < j->tune_lambda && can_afford(s, cost); i++) {
+            Expr *e = grammar_perturb(&s->g, s->cands[b].e, j->tune_sigma, &s->c.rng);
+            if (!e) break;
+            int64_t par[2] = {s->cands[b].id, -1};
+            int ci = admit(s, e, par, "tune");
+            if (ci < 0) continue;
+            schedule_level(s, ci, 0);
+            s->c.tuned++;
+            made++;
+        }
+    }
+    int attempts = 0;
+    while (made < j->children && can_afford(s, cost) && attempts++ < j->children * 10) {
+        int p1 = tournament(s);
+        Expr *e;
+        int64_t par[2] = {s->cands[p1].id, -1};
+        const char *op = "mutate";
+        if (s->npop >= 2 && rng_uniform(&s->c.rng) < CROSSOVER_RATE) {
+            int p2 = tournament(s);
+            par[1] = s->cands[p2].id;
+            e = p1 == p2 ? NULL : grammar_crossover(&s->g, s->cands[p1].e, s->cands[p2].e,
+                                                     &s->c.rng);
+            op = "crossover";
+        } else {
+            e = grammar_mutate(&s->g, s->cands[p1].e, &s->c.rng, &op);
+        }
+        if (!e) continue;
+        int ci = admit(s, e, par, op);
+        if (ci < 0) continue;
+        schedule_level(s, ci, 0);
+        made++;
+    }
+}
+
+static void final_round(Search *s) {
+    const SearchJob *j = s->job;
+    int n = 0;
+    int *idx = ranked(s, &n);
+    if (!idx) return;
+    int top = j->nlevels - 1, chosen = 0;
+    int base_done = 0;
+    for (int r = 0; r < n && chosen < j->final_top; r++) {
+        if (idx[r] == s->baseline) continue;
+        chosen++;
+        int list[2] = {idx[r], s->baseline};
+        for (int q = 0; q < 2; q++) {
+            int ci = list[q];
+            if (ci == s->baseline && base_done++) continue;
+            Cand *c = &s->cands[ci];
+            c->fin = calloc((size_t)s->nfin_tasks * (size_t)j->final_seeds, sizeof *c->fin);
+            if (!c->fin) continue;
+            for (int t = 0; t < s->nfin_tasks; t++)
+                for (int k = 0; k < j->final_seeds; k++) {
+                    int task = s->fin_task0 + t;
+                    push_work(s, ci, -1, task, k, final_seed(s, task, k),
+                              job_level_steps(j, top, task));
+                    s->c.final_evals++;
+                }
+        }
+    }
+    free(idx);
+    s->c.final_issued = 1;
+}
+
+static void open_round(Search *s) {
+    s->c0 = s->c;
+    s->ncand0 = s->ncand;
+    memcpy(s->reasons0, s->reasons, sizeof s->reasons);
+    s->nreasons0 = s->nreasons;
+    for (int i = 0; i < s->ncand; i++) s->cands[i].sched_prev = s->cands[i].sched;
+    s->nworks = 0;
+    if (s->c.phase == PH_SEARCH) {
+        if (s->c.hard) {
+            s->c.phase = PH_DONE;
+        } else if (s->c.stopped || s->c.evals >= s->job->budget_evals) {
+            s->c.phase = PH_FINAL;
+        } else {
+            if (s->c.round == 0) {
+                initial_round(s);
+            } else {
+                promotions(s);
+                children_round(s);
+            }
+            if (s->nworks == 0) s->c.phase = PH_FINAL;
+        }
+    }
+    if (s->c.phase == PH_FINAL && s->nworks == 0) {
+        if (!s->c.final_issued && !s->c.hard && s->job->final_top > 0) final_round(s);
+        if (s->nworks == 0) s->c.phase = PH_DONE;
+    }
+    s->round_open = s->nworks > 0;
+}
+
+int search_round(Search *s, const SearchWork **works) {
+    *works = NULL;
+    if (!s->round_open) {
+        if (s->c.phase == PH_DONE) return 0;
+        double t0 = ld_now_ms();
+        open_round(s);
+        s->engine_ms += ld_now_ms() - t0;
+        if (!s->round_open) return 0;
+    }
+    *works = s->works;
+    return s->nworks;
+}
+
+static int level_complete(const Search *s, Cand *c, int l) {
+    for (int t = 0; t < s->job->nsel; t++)
+        for (int k = 0; k < lvl_seeds(s, l); k++)
+            if (!res_at(s, c, l, t, k)->have) return 0;
+    return 1;
+}
+
+static void pop_add(Search *s, int ci) {
+    if (s->npop == s->job->population) {
+        s->cands[s->pop[0]].in_pop = 0;
+        memmove(s->pop, s->pop + 1, (size_t)(s->npop - 1) * sizeof *s->pop);
+        s->npop--;
+    }
+    s->pop[s->npop++] = ci;
+    s->cands[ci].in_pop = 1;
+}
+
+/* Brings done, fitness and the population up to date with the results stored so far. */
+static void settle(Search *s) {
+    Cand *b = &s->cands[s->baseline];
+    while (b->done < b->sched && level_complete(s, b, b->done + 1)) b->done++;
+    for (int i = 0; i < s->ncand; i++) {
+        Cand *c = &s->cands[i];
+        if (c->status != ST_ALIVE && c->status != ST_BASELINE) continue;
+        while (c->done < c->sched && c->done < b->done && level_complete(s, c, c->done + 1)) {
+            c->done++;
+            c->fit[c->done] = cand_fitness(s, c, c->done);
+        }
+        if (c->status == ST_BASELINE)
+            for (int l = 0; l <= c->done; l++) c->fit[l] = cand_fitness(s, c, l);
+    }
+}
+
+int search_finish_round(Search *s, const EvalResult *results, char *err) {
+    if (!s->round_open) return ld_err(err, LD_ESTATE, "search: no round is open");
+    double t0 = ld_now_ms();
+    for (int i = 0; i < s->nworks; i++) {
+        const WorkRef *w = &s->refs[i];
+        Cand *c = &s->cands[w->cand];
+        const EvalResult *r = &results[i];
+        Res *x = w->level >= 0 ? res_at(s, c, w->level, w->task, w->k)
+                               : &c->fin[(w->task - s->fin_task0) * s->job->final_seeds + w->k];
+        x->ok = r->ok ? 1 : 0;
+        x->val = r->ok ? r->val : NAN;
+        x->test = r->ok ? r->test : NAN;
+        x->have = 1;
+    }
+    int before = s->ncand;
+    int *was_done = malloc(((size_t)before + 1) * sizeof *was_done);
+    for (int i = 0; was_done && i < before; i++) was_done[i] = s->cands[i].done;
+    settle(s);
+    /* children join the population in the order they were made once their first level is in */
+    for (int i = 0; i < s->ncand; i++) {
+        Cand *c = &s->cands[i];
+        if (c->status == ST_ALIVE && !c->in_pop && c->done >= 0 &&
+            (!was_done || was_done[i] < 0))
+            pop_add(s, i);
+    }
+    free(was_done);
+    s->c.round++;
+    s->round_open = 0;
+    s->nworks = 0;
+    s->engine_ms += ld_now_ms() - t0;
+    return LD_OK;
+}
+
+int search_done(const Search *s) { return s->c.phase == PH_DONE && !s->round_open; }
+
+void search_stop(Search *s, int hard) {
+    s->c.stopped = 1;
+    if (hard) s->c.hard = 1;
+}
+
+/* ---- construction ---- */
+
+static Search *alloc_engine(const SearchJob *job, char *err) {
+    Search *s = calloc(1, sizeof *s);
+    if (!s) {
+        ld_err(err, LD_ENOMEM, "search: out of memory");
+        return NULL;
+    }
+    s->job = job;
+    grammar_init(&s->g, job);
+    s->C = task_outputs(job->tasks[0]);
+    s->nseed_max = 1;
+    for (int l = 0; l < job->nlevels; l++)
+        if (job->level_seeds[l] > s->nseed_max) s->nseed_max = job->level_seeds[l];
+    s->fin_task0 = job->ntasks > job->nsel ? job->nsel : 0;
+    s->nfin_tasks = job->ntasks > job->nsel ? job->ntasks - job->nsel : job->nsel;
+    s->pop = calloc((size_t)job->population + 1, sizeof *s->pop);
+    if (!s->pop) {
+        free(s);
+        ld_err(err, LD_ENOMEM, "search: out of memory");
+        return NULL;
+    }
+    rng_seed(&s->c.rng, ld_mix64(job->seed, 0x5ea4c4ull));
+    return s;
+}
+
+static int add_baseline(Search *s, char *err) {
+    char e2[LD_ERR_MAX];
+    Expr *b = expr_clone(s->job->baseline);
+    if (!b) return ld_err(err, LD_ENOMEM, "search: out of memory");
+    int ci = cand_add(s, b, s->job->baseline_text, expr_hash(s->job->baseline), NULL, "baseline");
+    if (ci < 0) return ld_err(err, LD_ENOMEM, "search: out of memory");
+    Cand *c = &s->cands[ci];
+    c->status = ST_BASELINE;
+    s->baseline = ci;
+    c->sig = malloc(SIG_N * sizeof *c->sig);
+    if (c->sig && eval_signature(c->e, s->job->family, s->C, c->sig, SIG_N, e2) != LD_OK) {
+        free(c->sig); /* a baseline without a usable signature still trains */
+        c->sig = NULL;
+    }
+    return LD_OK;
+}
+
+Search *search_new(const SearchJob *job, const char *const *warm, int n_warm, char *err) {
+    Search *s = alloc_engine(job, err);
+    if (!s) return NULL;
+    if (add_baseline(s, err) != LD_OK) {
+        search_free(s);
+        return NULL;
+    }
+    s->warm = warm;
+    s->nwarm = n_warm;
+    if (n_warm > 0) {
+        /* warm texts are only read in the first round: copy them so the caller may free its own */
+        char **copy = calloc((size_t)n_warm, sizeof *copy);
+        for (int i = 0; copy && i < n_warm; i++) copy[i] = strdup(warm[i] ? warm[i] : "");
+        s->warm = (const char *const *)copy;
+    }
+    return s;
+}
+
+void search_free(Search *s) {
+    if (!s) return;
+    for (int i = 0; i < s->ncand; i++) cand_free(&s->cands[i]);
+    free(s->cands);
+    free(s->htab);
+    free(s->hidx);
+    free(s->pop);
+    free(s->works);
+    free(s->refs);
+    if (s->nwarm > 0 && s->warm) {
+        for (int i = 0; i < s->nwarm; i++) free((char *)s->warm[i]);
+        free((void *)s->warm);
+    }
+    free(s);
+}
+
+/* ---- statistics for reports ---- */
+
+static double student_p(double t, int df);
+
+typedef struct Paired {
+    int n, wins, losses, ties;
+    double mean, sd, t, p;
+} Paired;
+
+static void paired(const double *d, int n, Paired *o) {
+    memset(o, 0, sizeof *o);
+    o->n = n;
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        sum += d[i];
+        o->wins += d[i] > 0;
+        o->losses += d[i] < 0;
+        o->ties += d[i] == 0;
+    }
+    o->mean = n ? sum / n : NAN;
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (d[i] - o->mean) * (d[i] - o->mean);
+    o->sd = n > 1 ? sqrt(ss / (n - 1)) : NAN;
+    if (n > 1 && o->sd > 0) {
+        o->t = o->mean / (o->sd / sqrt(n));
+        o->p = student_p(o->t, n - 1);
+    } else {
+        o->t = o->mean == 0 ? 0 : (o->mean > 0 ? INFINITY : -INFINITY);
+        o->p = o->mean == 0 ? 1 : 0;
+    }
+}
+
+/* Continued fraction of the regularised incomplete beta function (Lentz). */
+static double betacf(double a, double b, double x) {
+    double qab = a + b, qap = a + 1, qam = a - 1, c = 1, d = 1 - qab * x / qap;
+    if (fabs(d) < 1e-300) d = 1e-300;
+    d = 1 / d;
+    double h = d;
+    for (int m = 1; m <= 300; m++) {
+        int m2 = 2 * m;
+        double aa = m * (b - m) * x / ((qam + m2) * (a + m2));
+        d = 1 + aa * d;
+        if (fabs(d) < 1e-300) d = 1e-300;
+        c = 1 + aa / c;
+        if (fabs(c) < 1e-300) c = 1e-300;
+        d = 1 / d;
+        h *= d * c;
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2));
+        d = 1 + aa * d;
+        if (fabs(d) < 1e-300) d = 1e-300;
+        c = 1 + aa / c;
+        if (fabs(c) < 1e-300) c = 1e-300;
+        d = 1 / d;
+        double del = d * c;
+        h *= del;
+        if (fabs(del - 1) < 1e-14) break;
+    }
+    return h;
+}
+
+static double ibeta(double a, double b, double x) {
+    if (x <= 0) return 0;
+    if (x >= 1) return 1;
+    double bt = exp(lgamma(a + b) - lgamma(a) - lgamma(b) + a * log(x) + b * log(1 - x));
+    if (x < (a + 1) / (a + b + 2)) return bt * betacf(a, b, x) / a;
+    return 1 - bt * betacf(b, a, 1 - x) / b;
+}
+
+/* Two-sided p-value of Student's t with df degrees of freedom. */
+static double student_p(double t, int df) {
+    if (!isfinite(t)) return 0;
+    return ibeta(df / 2.0, 0.5, df / (df + t * t));
+}
+
+static void add_num(cJSON *o, const char *k, double v) {
+    if (isfinite(v)) cJSON_AddNumberToObject(o, k, v);
+    else cJSON_AddNullToObject(o, k);
+}
+
+static void mean_sd(const double *x, int n, double *mean, double *sd) {
+    double s = 0, ss = 0;
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(x[i])) {
+            s += x[i];
+            m++;
+        }
+    *mean = m ? s / m : NAN;
+    for (int i = 0; i < n; i++)
+        if (isfinite(x[i])) ss += (x[i] - *mean) * (x[i] - *mean);
+    *sd = m > 1 ? sqrt(ss / (m - 1)) : (m == 1 ? 0 : NAN);
+}
+
+static cJSON *paired_json(const Paired *p) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "n", p->n);
+    add_num(o, "mean_diff", p->mean);
+    add_num(o, "sd_diff", p->sd);
+    add_num(o, "t", p->t);
+    add_num(o, "p", p->p);
+    cJSON_AddNumberToObject(o, "wins", p->wins);
+    cJSON_AddNumberToObject(o, "losses", p->losses);
+    cJSON_AddNumberToObject(o, "ties", p->ties);
+    return o;
+}
+
+/* The final (holdout) comparison of candidate c against the baseline, paired by task and seed. */
+static cJSON *final_json(const Search *s, const Cand *c) {
+    const SearchJob *j = s->job;
+    const Cand *b = &s->cands[s->baseline];
+    int ns = j->final_seeds, nt = s->nfin_tasks;
+    if (!c->fin || !b->fin) return NULL;
+    for (int i = 0; i < nt * ns; i++)
+        if (!c->fin[i].have || !b->fin[i].have) return NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "on", j->ntasks > j->nsel ? "holdout" : "selection tasks, fresh seeds");
+    cJSON_AddStringToObject(o, "split", "test");
+    cJSON_AddNumberToObject(o, "seeds", ns);
+    cJSON *tasks = cJSON_AddArrayToObject(o, "tasks");
+    double *rel = calloc((size_t)(nt * ns) + 1, sizeof *rel);
+    double *x = calloc((size_t)ns + 1, sizeof *x), *y = calloc((size_t)ns + 1, sizeof *y),
+           *d = calloc((size_t)ns + 1, sizeof *d);
+    int nrel = 0;
+    for (int t = 0; t < nt && rel && x && y && d; t++) {
+        const Task *task = j->tasks[s->fin_task0 + t];
+        int hb = task_higher_better(task);
+        for (int k = 0; k < ns; k++) {
+            const Res *rc = &c->fin[t * ns + k], *rb = &b->fin[t * ns + k];
+            x[k] = rc->ok ? rc->test : NAN;
+            y[k] = rb->ok ? rb->test : NAN;
+        }
+        double mx, sx, my, sy;
+        mean_sd(x, ns, &mx, &sx);
+        mean_sd(y, ns, &my, &sy);
+        int nd = 0;
+        for (int k = 0; k < ns; k++) {
+            if (!isfinite(x[k]) || !isfinite(y[k])) continue;
+            d[nd] = hb ? x[k] - y[k] : y[k] - x[k];
+            rel[nrel++] = d[nd] / fmax(fabs(my), 1e-9);
+            nd++;
+        }
+        Paired p;
+        paired(d, nd, &p);
+        cJSON *tj = cJSON_CreateObject();
+        cJSON_AddStringToObject(tj, "task", task_name(task));
+        cJSON_AddStringToObject(tj, "metric", task_metric(task));
+        add_num(tj, "mean", mx);
+        add_num(tj, "sd", sx);
+        add_num(tj, "baseline_mean", my);
+        add_num(tj, "baseline_sd", sy);
+        cJSON_AddItemToObject(tj, "paired", paired_json(&p));
+        cJSON_AddItemToArray(tasks, tj);
+    }
+    Paired all;
+    paired(rel, nrel, &all);
+    cJSON *pj = paired_json(&all);
+    cJSON_AddStringToObject(pj, "test", "paired t-test over (task, seed) of the relative difference, signed so positive is better");
+    cJSON_AddItemToObject(o, "vs_baseline", pj);
+    free(rel);
+    free(x);
+    free(y);
+    free(d);
+    return o;
+}
+
+static cJSON *entry_json(const Search *s, const Cand *c, int rank) {
+    const SearchJob *j = s->job;
+    const Cand *b = &s->cands[s->baseline];
+    cJSON *o = cJSON_CreateObject();
+    if (rank > 0) cJSON_AddNumberToObject(o, "rank", rank);
+    cJSON_AddNumberToObject(o, "cand", (double)c->id);
+    cJSON_AddStringToObject(o, "expr", c->text);
+    add_num(o, "fitness", cur_fitness(c));
+    cJSON_AddNumberToObject(o, "level", c->done);
+    cJSON_AddNumberToObject(o, "size", c->size);
+    cJSON_AddBoolToObject(o, "baseline", c->status == ST_BASELINE);
+    cJSON_AddStringToObject(o, "op", c->op);
+    cJSON *par = cJSON_AddArrayToObject(o, "parents");
+    for (int q = 0; q < 2; q++)
+        if (c->parents[q] >= 0) cJSON_AddItemToArray(par, cJSON_CreateNumber((double)c->parents[q]));
+    cJSON *tasks = cJSON_AddArrayToObject(o, "tasks");
+    int l = c->done;
+    double vs = 0;
+    for (int t = 0; l >= 0 && t < j->nsel; t++) {
+        int ns = lvl_seeds(s, l);
+        double v[JOB_MAX_SEEDS], te[JOB_MAX_SEEDS], bv[JOB_MAX_SEEDS];
+        for (int k = 0; k < ns; k++) {
+            const Res *r = res_at(s, (Cand *)c, l, t, k), *rb = res_at(s, (Cand *)b, l, t, k);
+            v[k] = r->ok ? r->val : NAN;
+            te[k] = r->ok ? r->test : NAN;
+            bv[k] = rb->ok ? rb->val : NAN;
+        }
+        double mv, sv, mt, st, mb, sb;
+        mean_sd(v, ns, &mv, &sv);
+        mean_sd(te, ns, &mt, &st);
+        mean_sd(bv, ns, &mb, &sb);
+        const Task *task = j->tasks[t];
+        int failed = 0;
+        for (int k = 0; k < ns; k++) failed += !isfinite(v[k]);
+        double score = task_score(failed ? NAN : mv, mb, task_higher_better(task));
+        vs += score;
+        cJSON *tj = cJSON_CreateObject();
+        cJSON_AddStringToObject(tj, "task", task_name(task));
+        cJSON_AddStringToObject(tj, "metric", task_metric(task));
+        cJSON_AddNumberToObject(tj, "steps", job_level_steps(j, l, t));
+        cJSON_AddNumberToObject(tj, "seeds", ns);
+        add_num(tj, "val", mv);
+        add_num(tj, "val_sd", sv);
+        add_num(tj, "test", mt);
+        add_num(tj, "test_sd", st);
+        add_num(tj, "baseline_val", mb);
+        add_num(tj, "score", score);
+        if (failed) cJSON_AddNumberToObject(tj, "failed_runs", failed);
+        cJSON_AddItemToArray(tasks, tj);
+    }
+    cJSON *cmp = cJSON_AddObjectToObject(o, "vs_baseline");
+    add_num(cmp, "relative_gain", l >= 0 ? vs / j->nsel : NAN);
+    cJSON_AddStringToObject(cmp, "baseline", b->text);
+    cJSON *fin = final_json(s, c);
+    if (fin) cJSON_AddItemToObject(o, "final", fin);
+    return o;
+}
+
+cJSON *search_leaderboard(const Search *s, int k) {
+    cJSON *arr = cJSON_CreateArray();
+    int n = 0;
+    int *idx = ranked(s, &n);
+    if (!arr || !idx) {
+        free(idx);
+        return arr;
+    }
+    for (int r = 0; r < n && (k <= 0 || r < k); r++)
+        cJSON_AddItemToArray(arr, entry_json(s, &s->cands[idx[r]], r + 1));
+    free(idx);
+    return arr;
+}
+
+cJSON *search_stats(const Search *s) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "evaluations", s->c.evals);
+    cJSON_AddNumberToObject(o, "budget_evaluations", s->job->budget_evals);
+    cJSON_AddNumberToObject(o, "final_evaluations", s->c.final_evals);
+    cJSON_AddNumberToObject(o, "cache_hits", s->c.cache_hits);
+    cJSON_AddNumberToObject(o, "signature_hits", s->c.signature_hits);
+    cJSON_AddNumberToObject(o, "rejections", s->c.rejections);
+    cJSON_AddNumberToObject(o, "promotions", s->c.promotions);
+    cJSON_AddNumberToObject(o, "tuned", s->c.tuned);
+    cJSON_AddNumberToObject(o, "generated", s->c.generated);
+    cJSON_AddNumberToObject(o, "warm_used", s->c.warm_used);
+    cJSON_AddNumberToObject(o, "candidates", s->ncand);
+    int trained = 0;
+    for (int i = 0; i < s->ncand; i++) trained += s->cands[i].status == ST_ALIVE;
+    cJSON_AddNumberToObject(o, "trained_candidates", trained);
+    cJSON_AddNumberToObject(o, "rounds", s->c.round);
+    cJSON_AddStringToObject(o, "phase", s->c.phase == PH_SEARCH  ? "search"
+                                        : s->c.phase == PH_FINAL ? "final"
+                                                                 : "done");
+    cJSON_AddNumberToObject(o, "engine_s", s->engine_ms / 1000.0);
+    const Cand *b = best_alive(s) >= 0 ? &s->cands[best_alive(s)] : NULL;
+    add_num(o, "best_fitness", b ? cur_fitness(b) : NAN);
+    if (b) cJSON_AddStringToObject(o, "best_expr", b->text);
+    cJSON *rj = cJSON_AddObjectToObject(o, "rejection_reasons");
+    for (int i = 0; i < s->nreasons; i++)
+        cJSON_AddNumberToObject(rj, s->reasons[i].text, s->reasons[i].n);
+    return o;
+}
+
+cJSON *search_pareto(const Search *s) {
+    cJSON *arr = cJSON_CreateArray();
+    int n = 0;
+    int *idx = ranked(s, &n);
+    if (!idx) return arr;
+    /* by size, then fitness: keep each one that beats every smaller candidate */
+    for (int a = 1; a < n; a++)
+        for (int q = a; q > 0; q--) {
+            const Cand *x = &s->cands[idx[q - 1]], *y = &s->cands[idx[q]];
+            int swap = y->size < x->size ||
+                       (y->size == x->size && cur_fitness(y) > cur_fitness(x));
+            if (!swap) break;
+            int tmp = idx[q];
+            idx[q] = idx[q - 1];
+            idx[q - 1] = tmp;
+        }
+    double best = -INFINITY;
+    for (int r = 0; r < n; r++) {
+        const Cand *c = &s->cands[idx[r]];
+        if (!(cur_fitness(c) > best)) continue;
+        best = cur_fitness(c);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "cand", (double)c->id);
+        cJSON_AddStringToObject(o, "expr", c->text);
+        cJSON_AddNumberToObject(o, "size", c->size);
+        add_num(o, "fitness", best);
+        cJSON_AddNumberToObject(o, "level", c->done);
+        cJSON_AddBoolToObject(o, "baseline", c->status == ST_BASELINE);
+        cJSON_AddItemToArray(arr, o);
+    }
+    free(idx);
+    return arr;
+}
+
+/* ---- save and restore ---- */
+
+static void add_u64(cJSON *o, const char *k, uint64_t v) {
+    char b[24];
+    snprintf(b, sizeof b, "%016llx", (unsigned long long)v);
+    cJSON_AddStringToObject(o, k, b);
+}
+
+static cJSON *res_json(const Res *r) {
+    cJSON *a = cJSON_CreateArray();
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(r->ok));
+    cJSON_AddItemToArray(a, isfinite(r->val) ? cJSON_CreateNumber(r->val) : cJSON_CreateNull());
+    cJSON_AddItemToArray(a, isfinite(r->test) ? cJSON_CreateNumber(r->test) : cJSON_CreateNull());
+    return a;
+}
+
+cJSON *search_save(const Search *s) {
+    /* mid-round: the state at the round's start, which rebuilds the same round */
+    const Ctr *c = s->round_open ? &s->c0 : &s->c;
+    int ncand = s->round_open ? s->ncand0 : s->ncand;
+    const SearchJob *j = s->job;
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "version", 1);
+    cJSON *rng = cJSON_AddArrayToObject(o, "rng");
+    for (int i = 0; i < 4; i++) {
+        char b[24];
+        snprintf(b, sizeof b, "%016llx", (unsigned long long)c->rng.s[i]);
+        cJSON_AddItemToArray(rng, cJSON_CreateString(b));
+    }
+    cJSON *ct = cJSON_AddObjectToObject(o, "counters");
+    cJSON_AddNumberToObject(ct, "seq", (double)c->seq);
+    cJSON_AddNumberToObject(ct, "round", c->round);
+    cJSON_AddNumberToObject(ct, "phase", c->phase);
+    cJSON_AddNumberToObject(ct, "evals", c->evals);
+    cJSON_AddNumberToObject(ct, "final_evals", c->final_evals);
+    cJSON_AddNumberToObject(ct, "cache_hits", c->cache_hits);
+    cJSON_AddNumberToObject(ct, "signature_hits", c->signature_hits);
+    cJSON_AddNumberToObject(ct, "rejections", c->rejections);
+    cJSON_AddNumberToObject(ct, "promotions", c->promotions);
+    cJSON_AddNumberToObject(ct, "tuned", c->tuned);
+    cJSON_AddNumberToObject(ct, "generated", c->generated);
+    cJSON_AddNumberToObject(ct, "warm_used", c->warm_used);
+    cJSON_AddNumberToObject(ct, "stopped", s->c.stopped); /* a stop is never undone */
+    cJSON_AddNumberToObject(ct, "hard", s->c.hard);
+    cJSON_AddNumberToObject(ct, "final_issued", c->final_issued);
+    add_u64(o, "job_seed", j->seed);
+    cJSON *cs = cJSON_AddArrayToObject(o, "cands");
+    for (int i = 0; i < ncand; i++) {
+        const Cand *cd = &s->cands[i];
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddStringToObject(x, "expr", cd->text);
+        cJSON_AddNumberToObject(x, "st", cd->status);
+        cJSON_AddNumberToObject(x, "p0", (double)cd->parents[0]);
+        cJSON_AddNumberToObject(x, "p1", (double)cd->parents[1]);
+        cJSON_AddStringToObject(x, "op", cd->op);
+        cJSON_AddNumberToObject(x, "born", cd->born);
+        if (cd->alias_of >= 0) cJSON_AddNumberToObject(x, "alias", (double)cd->alias_of);
+        if (cd->reason) cJSON_AddStringToObject(x, "reason", cd->reason);
+        int sched = s->round_open ? cd->sched_prev : cd->sched;
+        cJSON_AddNumberToObject(x, "sched", sched);
+        if (cd->status == ST_ALIVE || cd->status == ST_BASELINE) {
+            cJSON *rs = cJSON_AddArrayToObject(x, "res");
+            for (int l = 0; l <= sched; l++)
+                for (int t = 0; t < j->nsel; t++)
+                    for (int k = 0; k < lvl_seeds(s, l); k++) {
+                        const Res *r = res_at(s, (Cand *)cd, l, t, k);
+                        if (r->have) cJSON_AddItemToArray(rs, res_json(r));
+                    }
+        }
+        if (cd->fin && !s->round_open) {
+            cJSON *fs = cJSON_AddArrayToObject(x, "fin");
+            for (int q = 0; q < s->nfin_tasks * j->final_seeds; q++)
+                cJSON_AddItemToArray(fs, res_json(&cd->fin[q]));
+        }
+        cJSON_AddItemToArray(cs, x);
+    }
+    cJSON *pop = cJSON_AddArrayToObject(o, "pop");
+    for (int i = 0; i < s->npop; i++) cJSON_AddItemToArray(pop, cJSON_CreateNumber(s->pop[i]));
+    cJSON *rj = cJSON_AddArrayToObject(o, "reasons");
+    const Reason *rs = s->round_open ? s->reasons0 : s->reasons;
+    int nrs = s->round_open ? s->nreasons0 : s->nreasons;
+    for (int i = 0; i < nrs; i++) {
+        cJSON *r = cJSON_CreateArray();
+        cJSON_AddItemToArray(r, cJSON_CreateString(rs[i].text));
+        cJSON_AddItemToArray(r, cJSON_CreateNumber(rs[i].n));
+        cJSON_AddItemToArray(rj, r);
+    }
+    if (c->round == 0) { /* the first round still has to read the warm starts */
+        cJSON *wj = cJSON_AddArrayToObject(o, "warm");
+        for (int i = 0; i < s->nwarm; i++) cJSON_AddItemToArray(wj, cJSON_CreateString(s->warm[i]));
+    }
+    return o;
+}
+
+static int get_i(const cJSON *o, const char *k, int *ok) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(v)) {
+        *ok = 0;
+        return 0;
+    }
+    return v->valueint;
+}
+
+static int res_from_json(const cJSON *a, Res *r) {
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != 3) return LD_EINVAL;
+    const cJSON *ok = cJSON_GetArrayItem(a, 0), *v = cJSON_GetArrayItem(a, 1),
+                *t = cJSON_GetArrayItem(a, 2);
+    r->ok = cJSON_IsNumber(ok) && ok->valueint;
+    r->val = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    r->test = cJSON_IsNumber(t) ? t->valuedouble : NAN;
+    r->have = 1;
+    return LD_OK;
+}
+
+Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
+    char e2[LD_ERR_MAX];
+    int ok = 1;
+    Search *s = NULL;
+    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(st, "counters");
+    const cJSON *rng = cJSON_GetObjectItemCaseSensitive(st, "rng");
+    const cJSON *cs = cJSON_GetObjectItemCaseSensitive(st, "cands");
+    const cJSON *pop = cJSON_GetObjectItemCaseSensitive(st, "pop");
+    if (!cJSON_IsObject(st) || !cJSON_IsObject(ct) || cJSON_GetArraySize(rng) != 4 ||
+        !cJSON_IsArray(cs) || cJSON_GetArraySize(cs) < 1 || !cJSON_IsArray(pop)) {
+        ld_err(err, LD_EINVAL, "search state: missing rng, counters, cands or pop");
+        return NULL;
+    }
+    s = alloc_engine(job, err);
+    if (!s) return NULL;
+    for (int i = 0; i < 4; i++) {
+        const cJSON *v = cJSON_GetArrayItem(rng, i);
+        if (!cJSON_IsString(v)) ok = 0;
+        else s->c.rng.s[i] = strtoull(v->valuestring, NULL, 16);
+    }
+    s->c.seq = (int64_t)(cJSON_IsNumber(cJSON_GetObjectItem(ct, "seq"))
+                             ? cJSON_GetObjectItem(ct, "seq")->valuedouble
+                             : 0);
+    s->c.round = get_i(ct, "round", &ok);
+    s->c.phase = get_i(ct, "phase", &ok);
+    s->c.evals = get_i(ct, "evals", &ok);
+    s->c.final_evals = get_i(ct, "final_evals", &ok);
+    s->c.cache_hits = get_i(ct, "cache_hits", &ok);
+    s->c.signature_hits = get_i(ct, "signature_hits", &ok);
+    s->c.rejections = get_i(ct, "rejections", &ok);
+    s->c.promotions = get_i(ct, "promotions", &ok);
+    s->c.tuned = get_i(ct, "tuned", &ok);
+    s->c.generated = get_i(ct, "generated", &ok);
+    s->c.warm_used = get_i(ct, "warm_used", &ok);
+    s->c.stopped = get_i(ct, "stopped", &ok);
+    s->c.hard = get_i(ct, "hard", &ok);
+    s->c.final_issued = get_i(ct, "final_issued", &ok);
+    if (!ok) {
+        ld_err(err, LD_EINVAL, "search state: a counter or the rng is missing");
+        goto fail;
+    }
+    int i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, cs) {
+        const cJSON *ex = cJSON_GetObjectItemCaseSensitive(x, "expr");
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(x, "op");
+        if (!cJSON_IsString(ex) || !cJSON_IsString(op)) {
+            ld_err(err, LD_EINVAL, "search state: cands[%d]: missing expr or op", i);
+            goto fail;
+        }
+        Expr *e = expr_parse(ex->valuestring, e2);
+        if (!e) {
+            ld_err(err, LD_EINVAL, "search state: cands[%d]: %s", i, e2);
+            goto fail;
+        }
+        int okc = 1;
+        int64_t par[2] = {get_i(x, "p0", &okc), get_i(x, "p1", &okc)};
+        /* the stored text is the canonical print, so its hash is that of the original */
+        int ci = cand_add(s, e, ex->valuestring, expr_hash(e), par, op->valuestring);
+        if (ci < 0) {
+            ld_err(err, LD_ENOMEM, "search state: out of memory");
+            goto fail;
+        }
+        Cand *c = &s->cands[ci];
+        c->status = get_i(x, "st", &okc);
+        c->born = get_i(x, "born", &okc);
+        c->sched = c->sched_prev = get_i(x, "sched", &okc);
+        const cJSON *al = cJSON_GetObjectItemCaseSensitive(x, "alias");
+        if (cJSON_IsNumber(al)) c->alias_of = (int64_t)al->valuedouble;
+        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(x, "reason");
+        if (cJSON_IsString(rs)) c->reason = strdup(rs->valuestring);
+        if (!okc || c->status < ST_ALIVE || c->status > ST_ALIAS ||
+            c->sched >= job->nlevels || (i == 0) != (c->status == ST_BASELINE)) {
+            ld_err(err, LD_EINVAL, "search state: cands[%d]: bad fields", i);
+            goto fail;
+        }
+        if (c->status == ST_ALIVE || c->status == ST_BASELINE) {
+            const cJSON *ra = cJSON_GetObjectItemCaseSensitive(x, "res");
+            const cJSON *r = ra ? ra->child : NULL;
+            for (int l = 0; l <= c->sched; l++)
+                for (int t = 0; t < job->nsel; t++)
+                    for (int k = 0; k < lvl_seeds(s, l); k++) {
+                        if (!r) continue; /* results still missing: the round reruns them */
+                        if (res_from_json(r, res_at(s, c, l, t, k)) != LD_OK) {
+                            ld_err(err, LD_EINVAL, "search state: cands[%d]: bad result", i);
+                            goto fail;
+                        }
+                        r = r->next;
+                    }
+            c->sig = malloc(SIG_N * sizeof *c->sig);
+            if (c->sig && eval_signature(c->e, job->family, s->C, c->sig, SIG_N, e2) != LD_OK) {
+                free(c->sig);
+                c->sig = NULL;
+            }
+        }
+        const cJSON *fs = cJSON_GetObjectItemCaseSensitive(x, "fin");
+        if (cJSON_IsArray(fs)) {
+            int n = s->nfin_tasks * job->final_seeds;
+            c->fin = calloc((size_t)n, sizeof *c->fin);
+            if (!c->fin || cJSON_GetArraySize(fs) != n) {
+                ld_err(err, LD_EINVAL, "search state: cands[%d]: bad final results", i);
+                goto fail;
+            }
+            for (int q = 0; q < n; q++) res_from_json(cJSON_GetArrayItem(fs, q), &c->fin[q]);
+        }
+        i++;
+    }
+    s->baseline = 0;
+    settle(s);
+    cJSON_ArrayForEach(x, pop) {
+        int ci = cJSON_IsNumber(x) ? x->valueint : -1;
+        if (ci < 0 || ci >= s->ncand || s->npop >= job->population) {
+            ld_err(err, LD_EINVAL, "search state: bad population entry");
+            goto fail;
+        }
+        s->pop[s->npop++] = ci;
+        s->cands[ci].in_pop = 1;
+    }
+    const cJSON *wj = cJSON_GetObjectItemCaseSensitive(st, "warm");
+    int nw = cJSON_IsArray(wj) ? cJSON_GetArraySize(wj) : 0;
+    if (nw > 0) {
+        char **copy = calloc((size_t)nw, sizeof *copy);
+        if (!copy) {
+            ld_err(err, LD_ENOMEM, "search state: out of memory");
+            goto fail;
+        }
+        for (int q = 0; q < nw; q++) {
+            const cJSON *w = cJSON_GetArrayItem(wj, q);
+            copy[q] = strdup(cJSON_IsString(w) ? w->valuestring : "");
+        }
+        s->warm = (const char *const *)copy;
+        s->nwarm = nw;
+    }
+    const cJSON *rj = cJSON_GetObjectItemCaseSensitive(st, "reasons");
+    cJSON_ArrayForEach(x, rj) {
+        if (s->nreasons >= MAX_REASONS || cJSON_GetArraySize(x) != 2) break;
+        const cJSON *t = cJSON_GetArrayItem(x, 0), *n = cJSON_GetArrayItem(x, 1);
+        if (!cJSON_IsString(t) || !cJSON_IsNumber(n)) break;
+        snprintf(s->reasons[s->nreasons].text, sizeof s->reasons[0].text, "%s", t->valuestring);
+        s->reasons[s->nreasons++].n = n->valueint;
+    }
+    return s;
+fail:
+    search_free(s);
+    return NULL;
+}
