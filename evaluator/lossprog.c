@@ -1,0 +1,914 @@
+/* lossprog.c: compiles a loss expression into a flat program (a tape) over shaped batch buffers
+ * and runs it forward and backward (reverse mode) with no allocation. See docs/loss-language.md
+ * for the term definitions and the guarded numerics, which expr.c's constant folding mirrors. */
+#include "lossprog.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/lossd.h"
+
+/* ---- guarded numerics, defined once ---- */
+
+#define G_TINY 1e-12f   /* log/sqrt/div/pow guards */
+#define G_EXP_MAX 80.0f /* exp arguments are clamped here */
+
+/* expf by range reduction and a degree-6 polynomial (Cephes); branch-free so that loops over
+ * it vectorise. Max relative error ~2e-7 (checked by tests/test_lossprog.c). */
+static inline float fexp(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float fx = floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - fx * 0.693359375f + fx * 2.12194440e-4f;
+    float y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * r * r + r + 1.0f;
+    int n = (int)fx;
+    union {
+        uint32_t u;
+        float f;
+    } s = {.u = (uint32_t)(n + 127) << 23};
+    return y * s.f;
+}
+
+/* logf for positive normal x (Cephes polynomial); branch-free. Max abs error ~1e-7 near 1,
+ * relative ~1e-7 elsewhere. */
+static inline float flog(float x) {
+    union {
+        float f;
+        uint32_t u;
+    } v = {.f = x};
+    int e = (int)((v.u >> 23) & 0xff) - 126;
+    v.u = (v.u & 0x007fffffu) | 0x3f000000u; /* mantissa in [0.5, 1) */
+    float m = v.f;
+    int small = m < 0.707106781186547524f;
+    e -= small;
+    m = small ? m + m - 1.0f : m - 1.0f;
+    float z = m * m;
+    float y = 7.0376836292e-2f;
+    y = y * m - 1.1514610310e-1f;
+    y = y * m + 1.1676998740e-1f;
+    y = y * m - 1.2420140846e-1f;
+    y = y * m + 1.4249322787e-1f;
+    y = y * m - 1.6668057665e-1f;
+    y = y * m + 2.0000714765e-1f;
+    y = y * m - 2.4999993993e-1f;
+    y = y * m + 3.3333331174e-1f;
+    y = y * m * z;
+    float fe = (float)e;
+    y += fe * -2.12194440e-4f;
+    y += -0.5f * z;
+    return m + y + fe * 0.693359375f;
+}
+
+/* log(max(x, tiny)); its gradient is that of the clamped value (0 below tiny). */
+static inline float g_log(float x) { return flog(x > G_TINY ? x : G_TINY); }
+static inline float g_dlog(float x) { return x > G_TINY ? 1.0f / x : 0.0f; }
+/* exp(min(x, 80)) */
+static inline float g_exp(float x) { return fexp(x < G_EXP_MAX ? x : G_EXP_MAX); }
+/* b with |b| >= tiny, keeping its sign (copysign(tiny, b) below) */
+static inline float g_den(float b) { return fabsf(b) < G_TINY ? copysignf(G_TINY, b) : b; }
+/* sqrt(max(x, 0)); gradient 1/(2 sqrt(max(x, tiny))) for x >= 0, 0 below */
+static inline float g_sqrt(float x) { return sqrtf(x > 0 ? x : 0); }
+static inline float g_dsqrt(float x) { return x >= 0 ? 0.5f / sqrtf(x > G_TINY ? x : G_TINY) : 0; }
+/* Odd extension of the power: s * max(|a|, tiny)^b, where s = -1 when a < 0 and b is not an even
+ * integer, so that integer exponents agree with the ordinary power; the result is capped at
+ * exp(80). */
+static inline float g_pow(float a, float b) {
+    float m = fabsf(a) > G_TINY ? fabsf(a) : G_TINY;
+    float l = b * flog(m);
+    float v = fexp(l < G_EXP_MAX ? l : G_EXP_MAX);
+    int even = b == floorf(b) && fmodf(b, 2.0f) == 0;
+    return a < 0 && !even ? -v : v;
+}
+static inline float sigm(float x) { return 1.0f / (1.0f + fexp(-x)); }
+static inline float ftanh(float x) {
+    float c = x > 20.0f ? 20.0f : (x < -20.0f ? -20.0f : x);
+    return 1.0f - 2.0f / (fexp(2.0f * c) + 1.0f);
+}
+static inline float softplus(float x) { return (x > 0 ? x : 0) + flog(1.0f + fexp(-fabsf(x))); }
+/* log cosh x = |x| + log(1 + exp(-2|x|)) - log 2, stable for large |x| */
+static inline float logcosh(float x) {
+    float a = fabsf(x);
+    return a + flog(1.0f + fexp(-2.0f * a)) - 0.69314718056f;
+}
+static inline float huber(float d, float delta) {
+    float a = fabsf(d);
+    return a <= delta ? 0.5f * d * d : delta * (a - 0.5f * delta);
+}
+static inline float dhuber(float d, float delta) {
+    return d > delta ? delta : (d < -delta ? -delta : d);
+}
+static inline float sgn(float x) { return (float)((x > 0) - (x < 0)); }
+
+/* Exposed for the tests (declared there): the fast exp and log. */
+float lossprog_fexp(float x);
+float lossprog_flog(float x);
+float lossprog_fexp(float x) { return fexp(x); }
+float lossprog_flog(float x) { return flog(x); }
+
+/* ---- the program ---- */
+
+enum { SH_CONST, SH_BATCH, SH_SAMPLE, SH_CLASS };
+
+typedef struct Ins {
+    uint8_t op, id, shape, dep; /* EOP_*, VAR_ or TERM_ id, SH_*, depends on model output */
+    int a, b;                   /* operand instruction indices, -1 when unused */
+    float *v, *g;               /* value and adjoint, sized by shape */
+    float *aux;                 /* per-row scratch (B): a term's d value / d log pt, ... */
+    float *mat;                 /* contrastive: (2B, 2B) softmax of similarities */
+    int *iaux;                  /* hinge: argmax over wrong classes (B) */
+    float num;                  /* value of a number */
+} Ins;
+
+struct LossProg {
+    int fam, maxB, C, D, n, root;
+    Ins *ins;
+    LdArena arena;
+    /* which shared quantities the program reads */
+    int need_soft, need_gp, need_y1h, need_r, need_emb, need_label;
+    /* classification: softmax p (B,C), log-sum-exp (B), pt, log pt (B), one-hot y (B,C) */
+    float *p, *lse, *pt, *logpt, *y1h;
+    /* adjoints: d/dz (B,C), d/dp (B,C), d/dpt, d/dlogpt (B) */
+    float *dz, *gp, *gpt, *glogpt;
+    float *r; /* regression: f - y (B) */
+    /* contrastive: normalised embeddings u (2B,D), norms (2B), d/du (2B,D), d/demb (2B,D) */
+    float *u, *nrm, *du, *demb;
+    float zero_adj[1]; /* adjoint sink of nodes that need none */
+};
+
+static int shape_of(const LossProg *lp, const Expr *e, const int *sa, const int *sb) {
+    switch (e->op) {
+    case EOP_NUM: return SH_CONST;
+    case EOP_VAR:
+        if (e->id == VAR_T) return SH_CONST;
+        if (lp->fam == FAM_CLASSIFICATION && (e->id == VAR_Z || e->id == VAR_P || e->id == VAR_Y))
+            return SH_CLASS;
+        return SH_SAMPLE;
+    case EOP_TERM: return TERM_IS_BATCH(e->id) ? SH_BATCH : SH_SAMPLE;
+    case EOP_SUM: return SH_SAMPLE;
+    default: {
+        int s = *sa;
+        if (sb && *sb > s) s = *sb;
+        return s;
+    }
+    }
+}
+
+/* Appends the instructions of e in post-order; returns its index or -1 when out of room. */
+static int emit(LossProg *lp, const Expr *e, int cap) {
+    int a = -1, b = -1, sa = 0, sb = 0;
+    if (e->a) {
+        if ((a = emit(lp, e->a, cap)) < 0) return -1;
+        sa = lp->ins[a].shape;
+    }
+    if (e->b) {
+        if ((b = emit(lp, e->b, cap)) < 0) return -1;
+        sb = lp->ins[b].shape;
+    }
+    if (lp->n >= cap) return -1;
+    Ins *in = &lp->ins[lp->n];
+    memset(in, 0, sizeof *in);
+    in->op = e->op;
+    in->id = e->id;
+    in->a = a;
+    in->b = b;
+    in->shape = (uint8_t)shape_of(lp, e, e->a ? &sa : NULL, e->b ? &sb : NULL);
+    if (e->op == EOP_TERM) {
+        in->dep = 1;
+        if (e->id != TERM_L2 && e->id != TERM_PHYS && e->id != TERM_BC) {
+            if (lp->fam == FAM_CLASSIFICATION) lp->need_soft = 1;
+            if (lp->fam == FAM_REGRESSION || lp->fam == FAM_PHYSICS) lp->need_r = 1;
+        }
+        if (lp->fam == FAM_CLASSIFICATION &&
+            (e->id == TERM_MSE || e->id == TERM_MAE || e->id == TERM_HUBER || e->id == TERM_LOGCOSH))
+            lp->need_gp = lp->need_y1h = 1;
+        if (e->id == TERM_INFONCE || e->id == TERM_SUPCON) lp->need_emb = 1;
+        if (e->id == TERM_SUPCON || lp->fam == FAM_CLASSIFICATION) lp->need_label = 1;
+    } else if (e->op == EOP_VAR) {
+        int v = e->id;
+        in->dep = v == VAR_Z || v == VAR_P || v == VAR_PT || v == VAR_F || v == VAR_R;
+        if (v == VAR_P || v == VAR_PT) lp->need_soft = 1;
+        if (v == VAR_P) lp->need_gp = 1;
+        if (v == VAR_Y && lp->fam == FAM_CLASSIFICATION) lp->need_y1h = lp->need_label = 1;
+        if (v == VAR_R || (v == VAR_Y && lp->fam != FAM_CLASSIFICATION)) lp->need_r = 1;
+    } else {
+        in->dep = (a >= 0 && lp->ins[a].dep) || (b >= 0 && lp->ins[b].dep);
+        if (e->op == EOP_NUM) in->num = (float)e->num;
+    }
+    return lp->n++;
+}
+
+static size_t shape_len(const LossProg *lp, int shape) {
+    return shape == SH_CLASS ? (size_t)lp->maxB * lp->C : shape == SH_SAMPLE ? (size_t)lp->maxB : 1;
+}
+
+/* Arena bytes for n floats (64-byte aligned chunks). */
+static size_t fbytes(size_t n) { return (n * sizeof(float) + 63) & ~(size_t)63; }
+
+/* Walks the buffers twice: once to size the arena (a->base NULL), once to hand them out. */
+static void *take(LdArena *a, size_t *need, size_t bytes) {
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (!a->base) {
+        *need += bytes;
+        return NULL;
+    }
+    return arena_alloc(a, bytes);
+}
+
+static void layout(LossProg *lp, LdArena *a, size_t *need) {
+    size_t B = (size_t)lp->maxB, C = (size_t)lp->C, N = 2 * B, D = (size_t)lp->D;
+    if (lp->need_soft) {
+        lp->p = take(a, need, fbytes(B * C));
+        lp->lse = take(a, need, fbytes(B));
+        lp->pt = take(a, need, fbytes(B));
+        lp->logpt = take(a, need, fbytes(B));
+        lp->gpt = take(a, need, fbytes(B));
+        lp->glogpt = take(a, need, fbytes(B));
+    }
+    if (lp->need_gp) lp->gp = take(a, need, fbytes(B * C));
+    if (lp->need_y1h) lp->y1h = take(a, need, fbytes(B * C));
+    if (lp->need_r) lp->r = take(a, need, fbytes(B));
+    lp->dz = take(a, need, fbytes(B * C));
+    if (lp->need_emb) {
+        lp->u = take(a, need, fbytes(N * D));
+        lp->nrm = take(a, need, fbytes(N));
+        lp->du = take(a, need, fbytes(N * D));
+        lp->demb = take(a, need, fbytes(N * D));
+    }
+    for (int i = 0; i < lp->n; i++) {
+        Ins *in = &lp->ins[i];
+        size_t len = shape_len(lp, in->shape);
+        int var = in->op == EOP_VAR;
+        if (!var) in->v = take(a, need, fbytes(len));
+        if (!var && in->dep) in->g = take(a, need, fbytes(len));
+        if (in->op == EOP_TERM) {
+            in->aux = take(a, need, fbytes(N));
+            if (in->id == TERM_HINGE) in->iaux = take(a, need, B * sizeof(int));
+            if (in->id == TERM_INFONCE || in->id == TERM_SUPCON)
+                in->mat = take(a, need, fbytes(N * N));
+        }
+    }
+}
+
+int lossprog_new(const Expr *e, int family, int max_batch, int C, int D, LossProg **out,
+                 char *err) {
+    LossProg *lp = NULL;
+    int rc = LD_OK;
+    *out = NULL;
+    if ((rc = expr_check(e, family, err))) return rc;
+    if (max_batch < 1) return ld_err(err, LD_EINVAL, "lossprog: max_batch %d must be >= 1", max_batch);
+    if (family == FAM_CLASSIFICATION && C < 2)
+        return ld_err(err, LD_EINVAL, "lossprog: classification needs at least 2 classes, got %d", C);
+    if (family != FAM_CLASSIFICATION && family != FAM_CONTRASTIVE && C != 1)
+        return ld_err(err, LD_EINVAL, "lossprog: %s needs C == 1, got %d", family_name(family), C);
+    if (family == FAM_CONTRASTIVE && D < 1)
+        return ld_err(err, LD_EINVAL, "lossprog: contrastive needs embedding dims D >= 1");
+    if (C < 1) C = 1;
+    lp = calloc(1, sizeof *lp);
+    if (!lp) return ld_err(err, LD_ENOMEM, "lossprog: out of memory");
+    lp->fam = family;
+    lp->maxB = max_batch;
+    lp->C = C;
+    lp->D = D > 0 ? D : 0;
+    int cap = expr_size(e);
+    lp->ins = calloc((size_t)cap, sizeof *lp->ins);
+    if (!lp->ins) {
+        rc = ld_err(err, LD_ENOMEM, "lossprog: out of memory");
+        goto done;
+    }
+    lp->root = emit(lp, e, cap);
+    if (lp->root < 0) {
+        rc = ld_err(err, LD_EINVAL, "lossprog: malformed expression");
+        goto done;
+    }
+    size_t need = 64;
+    LdArena sizing = {0};
+    layout(lp, &sizing, &need);
+    if ((rc = arena_init(&lp->arena, need))) {
+        ld_err(err, rc, "lossprog: out of memory for %zu bytes", need);
+        goto done;
+    }
+    layout(lp, &lp->arena, &need);
+    for (int i = 0; i < lp->n; i++)
+        if (lp->ins[i].op == EOP_NUM) lp->ins[i].v[0] = lp->ins[i].num;
+done:
+    if (rc) {
+        lossprog_free(lp);
+        return rc;
+    }
+    *out = lp;
+    return LD_OK;
+}
+
+void lossprog_free(LossProg *lp) {
+    if (!lp) return;
+    arena_free(&lp->arena);
+    free(lp->ins);
+    free(lp);
+}
+
+/* ---- elementwise kernels with broadcasting ---- */
+
+/* Geometry of an operand read at output position (i, j): index i*rs + j*cs. */
+typedef struct Geo {
+    int rows, cols;
+    int ars, acs, brs, bcs;
+} Geo;
+
+static void strides(int out_shape, int in_shape, int C, int *rs, int *cs) {
+    if (in_shape == SH_CLASS) {
+        *rs = C;
+        *cs = 1;
+    } else if (in_shape == SH_SAMPLE) {
+        *rs = 1;
+        *cs = 0;
+    } else {
+        *rs = 0;
+        *cs = 0;
+    }
+    (void)out_shape;
+}
+
+static Geo geo_of(const LossProg *lp, const Ins *in, int B) {
+    Geo g = {0};
+    g.rows = in->shape >= SH_SAMPLE ? B : 1;
+    g.cols = in->shape == SH_CLASS ? lp->C : 1;
+    if (in->a >= 0) strides(in->shape, lp->ins[in->a].shape, lp->C, &g.ars, &g.acs);
+    if (in->b >= 0) strides(in->shape, lp->ins[in->b].shape, lp->C, &g.brs, &g.bcs);
+    return g;
+}
+
+#define EW_FWD(EXPR)                                                                             \
+    for (int i = 0; i < G.rows; i++) {                                                           \
+        const float *ap = A + i * G.ars, *bp = Bv + i * G.brs;                                  \
+        float *op = O + i * G.cols;                                                              \
+        for (int j = 0; j < G.cols; j++) {                                                       \
+            float a = ap[j * G.acs], b = bp[j * G.bcs];                                         \
+            (void)b;                                                                             \
+            op[j] = (EXPR);                                                                      \
+        }                                                                                        \
+    }
+
+/* DA, DB: d out / d a and d out / d b at (a, b, v). */
+#define EW_BWD(DA, DB)                                                                           \
+    for (int i = 0; i < G.rows; i++) {                                                           \
+        const float *ap = A + i * G.ars, *bp = Bv + i * G.brs;                                  \
+        const float *vp = O + i * G.cols, *gp_ = GO + i * G.cols;                               \
+        float *gap = GA + i * G.ars, *gbp = GB + i * G.brs;                                      \
+        for (int j = 0; j < G.cols; j++) {                                                       \
+            float a = ap[j * G.acs], b = bp[j * G.bcs], v = vp[j], g = gp_[j];                  \
+            (void)a;                                                                             \
+            (void)b;                                                                             \
+            (void)v;                                                                             \
+            if (da_on) gap[j * G.acs] += g * (DA);                                               \
+            if (db_on) gbp[j * G.bcs] += g * (DB);                                               \
+        }                                                                                        \
+    }
+
+static float one_zero[1];
+
+static void ew_forward(LossProg *lp, Ins *in, int B) {
+    Geo G = geo_of(lp, in, B);
+    const float *A = lp->ins[in->a].v;
+    const float *Bv = in->b >= 0 ? lp->ins[in->b].v : one_zero;
+    float *O = in->v;
+    switch (in->op) {
+    case EOP_ADD: EW_FWD(a + b); break;
+    case EOP_SUB: EW_FWD(a - b); break;
+    case EOP_MUL: EW_FWD(a * b); break;
+    case EOP_DIV: EW_FWD(a / g_den(b)); break;
+    case EOP_POW: EW_FWD(g_pow(a, b)); break;
+    case EOP_NEG: EW_FWD(-a); break;
+    case EOP_LOG: EW_FWD(g_log(a)); break;
+    case EOP_EXP: EW_FWD(g_exp(a)); break;
+    case EOP_SQRT: EW_FWD(g_sqrt(a)); break;
+    case EOP_ABS: EW_FWD(fabsf(a)); break;
+    case EOP_TANH: EW_FWD(ftanh(a)); break;
+    case EOP_SIGMOID: EW_FWD(sigm(a)); break;
+    case EOP_SOFTPLUS: EW_FWD(softplus(a)); break;
+    case EOP_MIN: EW_FWD(a <= b ? a : b); break;
+    case EOP_MAX: EW_FWD(a >= b ? a : b); break;
+    default: break;
+    }
+}
+
+static void ew_backward(LossProg *lp, Ins *in, int B) {
+    Geo G = geo_of(lp, in, B);
+    const Ins *ia = &lp->ins[in->a], *ib = in->b >= 0 ? &lp->ins[in->b] : NULL;
+    const float *A = ia->v, *Bv = ib ? ib->v : one_zero, *O = in->v, *GO = in->g;
+    int da_on = ia->dep, db_on = ib && ib->dep;
+    float *GA = da_on ? ia->g : lp->zero_adj, *GB = db_on ? ib->g : lp->zero_adj;
+    switch (in->op) {
+    case EOP_ADD: EW_BWD(1.0f, 1.0f); break;
+    case EOP_SUB: EW_BWD(1.0f, -1.0f); break;
+    case EOP_MUL: EW_BWD(b, a); break;
+    case EOP_DIV: EW_BWD(1.0f / g_den(b), fabsf(b) < G_TINY ? 0.0f : -v / b); break;
+    case EOP_POW: {
+        /* v = s m^b with m = max(|a|, tiny): dv/da = b v / m sign(a) (0 when clamped),
+         * dv/db = v log m */
+        EW_BWD(fabsf(a) > G_TINY ? b * v / a : 0.0f, v * flog(fabsf(a) > G_TINY ? fabsf(a) : G_TINY));
+        break;
+    }
+    case EOP_NEG: EW_BWD(-1.0f, 0.0f); break;
+    case EOP_LOG: EW_BWD(g_dlog(a), 0.0f); break;
+    case EOP_EXP: EW_BWD(a < G_EXP_MAX ? v : 0.0f, 0.0f); break;
+    case EOP_SQRT: EW_BWD(g_dsqrt(a), 0.0f); break;
+    case EOP_ABS: EW_BWD(sgn(a), 0.0f); break;
+    case EOP_TANH: EW_BWD(1.0f - v * v, 0.0f); break;
+    case EOP_SIGMOID: EW_BWD(v * (1.0f - v), 0.0f); break;
+    case EOP_SOFTPLUS: EW_BWD(sigm(a), 0.0f); break;
+    case EOP_MIN: EW_BWD(a <= b ? 1.0f : 0.0f, a <= b ? 0.0f : 1.0f); break;
+    case EOP_MAX: EW_BWD(a >= b ? 1.0f : 0.0f, a >= b ? 0.0f : 1.0f); break;
+    default: break;
+    }
+}
+
+/* ---- shared quantities ---- */
+
+/* z (B,C) -> p (B,C), lse (B), pt, logpt (B): one stable softmax per run. */
+static void softmax_forward(LossProg *lp, const LossIn *in) {
+    int B = in->B, C = lp->C;
+    for (int i = 0; i < B; i++) {
+        const float *z = in->z + (size_t)i * C;
+        float *p = lp->p + (size_t)i * C;
+        float m = z[0];
+        for (int j = 1; j < C; j++) m = z[j] > m ? z[j] : m;
+        float s = 0;
+        for (int j = 0; j < C; j++) {
+            p[j] = fexp(z[j] - m);
+            s += p[j];
+        }
+        float inv = 1.0f / s;
+        for (int j = 0; j < C; j++) p[j] *= inv;
+        lp->lse[i] = m + flog(s);
+        int y = in->label[i];
+        lp->logpt[i] = z[y] - lp->lse[i];
+        lp->pt[i] = p[y];
+    }
+}
+
+/* 1 - pt computed from log pt so that it stays accurate (and consistent with log pt) near pt=1. */
+static inline float one_minus_pt(float L, float pt) {
+    return L > -1e-3f ? -L * (1.0f + L * (0.5f + L * (1.0f / 6.0f))) : 1.0f - pt;
+}
+
+/* ---- contrastive terms ---- */
+
+/* emb (2B,D) -> u (2B,D) rows scaled to unit norm (norm guarded at tiny). */
+static void normalise_forward(LossProg *lp, const LossIn *in) {
+    int N = 2 * in->B, D = lp->D;
+    for (int k = 0; k < N; k++) {
+        const float *e = in->emb + (size_t)k * D;
+        float s = 0;
+        for (int d = 0; d < D; d++) s += e[d] * e[d];
+        float n = sqrtf(s);
+        lp->nrm[k] = n;
+        float inv = 1.0f / (n > G_TINY ? n : G_TINY);
+        float *u = lp->u + (size_t)k * D;
+        for (int d = 0; d < D; d++) u[d] = e[d] * inv;
+    }
+}
+
+/* du (2B,D) -> demb (2B,D) through the normalisation. */
+static void normalise_backward(LossProg *lp, int B) {
+    int N = 2 * B, D = lp->D;
+    for (int k = 0; k < N; k++) {
+        const float *u = lp->u + (size_t)k * D, *du = lp->du + (size_t)k * D;
+        float *de = lp->demb + (size_t)k * D;
+        float n = lp->nrm[k];
+        if (n > G_TINY) {
+            float dot = 0;
+            for (int d = 0; d < D; d++) dot += u[d] * du[d];
+            for (int d = 0; d < D; d++) de[d] = (du[d] - u[d] * dot) / n;
+        } else {
+            for (int d = 0; d < D; d++) de[d] = du[d] / G_TINY;
+        }
+    }
+}
+
+static inline int con_label(const LossIn *in, int k) { return in->label[k % in->B]; }
+
+/* NT-Xent (supcon = 0) or supervised contrastive (supcon = 1) over the 2B rows. mat (2B,2B)
+ * receives the softmax of similarities over l != k; aux (2B) the number of positives. */
+static float contrastive_forward(LossProg *lp, Ins *ins, const LossIn *in, float tau, int supcon) {
+    int B = in->B, N = 2 * B, D = lp->D;
+    float inv_tau = 1.0f / g_den(tau);
+    float *S = ins->mat;
+    double total = 0;
+    for (int k = 0; k < N; k++) {
+        const float *uk = lp->u + (size_t)k * D;
+        float *Sk = S + (size_t)k * N;
+        float mx = -INFINITY;
+        for (int l = 0; l < N; l++) {
+            if (l == k) continue;
+            const float *ul = lp->u + (size_t)l * D;
+            float s = 0;
+            for (int d = 0; d < D; d++) s += uk[d] * ul[d];
+            Sk[l] = s * inv_tau;
+            mx = Sk[l] > mx ? Sk[l] : mx;
+        }
+        float se = 0;
+        for (int l = 0; l < N; l++)
+            if (l != k) se += fexp(Sk[l] - mx);
+        float lse = mx + flog(se);
+        float pos = 0;
+        int npos = 0;
+        if (supcon) {
+            int lk = con_label(in, k);
+            for (int l = 0; l < N; l++)
+                if (l != k && con_label(in, l) == lk) {
+                    pos += Sk[l];
+                    npos++;
+                }
+        } else {
+            pos = Sk[k < B ? k + B : k - B];
+            npos = 1;
+        }
+        ins->aux[k] = (float)npos;
+        total += lse - pos / (float)npos;
+        for (int l = 0; l < N; l++) Sk[l] = l == k ? 0.0f : fexp(Sk[l] - lse);
+    }
+    return (float)(total / N);
+}
+
+static void contrastive_backward(LossProg *lp, Ins *ins, const LossIn *in, float tau, int supcon,
+                                 float g) {
+    int B = in->B, N = 2 * B, D = lp->D;
+    float inv_tau = 1.0f / g_den(tau);
+    float *S = ins->mat;
+    float scale = g / (float)N * inv_tau;
+    for (int k = 0; k < N; k++) {
+        float *Sk = S + (size_t)k * N;
+        const float *uk = lp->u + (size_t)k * D;
+        float *duk = lp->du + (size_t)k * D;
+        int lk = supcon ? con_label(in, k) : 0, pk = k < B ? k + B : k - B;
+        float wpos = 1.0f / ins->aux[k];
+        for (int l = 0; l < N; l++) {
+            if (l == k) continue;
+            int is_pos = supcon ? con_label(in, l) == lk : l == pk;
+            float dS = scale * (Sk[l] - (is_pos ? wpos : 0.0f));
+            const float *ul = lp->u + (size_t)l * D;
+            float *dul = lp->du + (size_t)l * D;
+            for (int d = 0; d < D; d++) {
+                duk[d] += dS * ul[d];
+                dul[d] += dS * uk[d];
+            }
+        }
+    }
+}
+
+/* ---- terms ---- */
+
+static float param_of(const LossProg *lp, const Ins *in) {
+    static const double defs[TERM_COUNT] = {
+#define X_DEF(id, name, fams, hp, def) def,
+        EXPR_TERMS(X_DEF)
+#undef X_DEF
+    };
+    return in->a >= 0 ? lp->ins[in->a].v[0] : (float)defs[in->id];
+}
+
+/* q^n for a small non-negative integer n, or the guarded power otherwise. */
+static inline float qpow(float q, float gam, int ig) {
+    if (ig >= 0) {
+        float r = 1.0f;
+        for (int k = 0; k < ig; k++) r *= q;
+        return r;
+    }
+    return fexp(gam * flog(q > G_TINY ? q : G_TINY));
+}
+
+static int term_forward(LossProg *lp, Ins *ins, const LossIn *in) {
+    int B = in->B, C = lp->C, cls = lp->fam == FAM_CLASSIFICATION;
+    float *v = ins->v, *k = ins->aux;
+    float prm = param_of(lp, ins);
+    switch (ins->id) {
+    case TERM_CE:
+        for (int i = 0; i < B; i++) v[i] = -lp->logpt[i];
+        break;
+    case TERM_FOCAL: {
+        /* v = -q^g L with q = 1 - pt, L = log pt; k = dv/dL = -q^g + g q^(g-1) pt L */
+        float gam = prm;
+        int ig = (gam == floorf(gam) && gam >= 0 && gam <= 8) ? (int)gam : -1;
+        for (int i = 0; i < B; i++) {
+            float L = lp->logpt[i], pt = lp->pt[i];
+            float q = one_minus_pt(L, pt);
+            q = q > 0 ? q : 0;
+            float qg = qpow(q, gam, ig);
+            float qg1 = ig == 0 ? 0.0f : (ig > 0 ? qpow(q, gam - 1, ig - 1) : qg / (q > G_TINY ? q : G_TINY));
+            v[i] = -qg * L;
+            k[i] = -qg + gam * qg1 * pt * L;
+        }
+        break;
+    }
+    case TERM_POLY1:
+        for (int i = 0; i < B; i++) {
+            v[i] = -lp->logpt[i] + prm * (1.0f - lp->pt[i]);
+            k[i] = -1.0f - prm * lp->pt[i];
+        }
+        break;
+    case TERM_SMOOTH:
+        for (int i = 0; i < B; i++) {
+            const float *z = in->z + (size_t)i * C;
+            float sz = 0;
+            for (int j = 0; j < C; j++) sz += z[j];
+            float sum_logp = sz - (float)C * lp->lse[i];
+            v[i] = -(1.0f - prm) * lp->logpt[i] - prm / (float)C * sum_logp;
+        }
+        break;
+    case TERM_ENTROPY:
+        for (int i = 0; i < B; i++) {
+            const float *z = in->z + (size_t)i * C, *p = lp->p + (size_t)i * C;
+            float h = 0;
+            for (int j = 0; j < C; j++) h -= p[j] * (z[j] - lp->lse[i]);
+            v[i] = h;
+        }
+        break;
+    case TERM_HINGE:
+        for (int i = 0; i < B; i++) {
+            const float *z = in->z + (size_t)i * C;
+            int y = in->label[i], jm = y == 0 ? 1 : 0;
+            for (int j = 0; j < C; j++)
+                if (j != y && z[j] > z[jm]) jm = j;
+            float m = 1.0f + z[jm] - z[y];
+            ins->iaux[i] = jm;
+            v[i] = m > 0 ? m : 0;
+        }
+        break;
+    case TERM_MSE:
+    case TERM_MAE:
+    case TERM_HUBER:
+    case TERM_LOGCOSH: {
+        float delta = fabsf(prm);
+        int id = ins->id;
+        if (cls) {
+            for (int i = 0; i < B; i++) {
+                const float *p = lp->p + (size_t)i * C, *y = lp->y1h + (size_t)i * C;
+                float s = 0;
+                for (int j = 0; j < C; j++) {
+                    float d = p[j] - y[j];
+                    s += id == TERM_MSE ? d * d
+                         : id == TERM_MAE ? fabsf(d)
+                         : id == TERM_HUBER ? huber(d, delta)
+                                            : logcosh(d);
+                }
+                v[i] = s;
+            }
+        } else {
+            for (int i = 0; i < B; i++) {
+                float d = lp->r[i];
+                v[i] = id == TERM_MSE ? d * d
+                       : id == TERM_MAE ? fabsf(d)
+                       : id == TERM_HUBER ? huber(d, delta)
+                                          : logcosh(d);
+            }
+        }
+        break;
+    }
+    case TERM_L2: v[0] = in->l2; break;
+    case TERM_PHYS: v[0] = in->phys; break;
+    case TERM_BC: v[0] = in->bc; break;
+    case TERM_INFONCE: v[0] = contrastive_forward(lp, ins, in, prm, 0); break;
+    case TERM_SUPCON: v[0] = contrastive_forward(lp, ins, in, prm, 1); break;
+    default: return -1;
+    }
+    return 0;
+}
+
+static void term_backward(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out) {
+    int B = in->B, C = lp->C, cls = lp->fam == FAM_CLASSIFICATION;
+    const float *g = ins->g, *k = ins->aux;
+    float prm = param_of(lp, ins);
+    switch (ins->id) {
+    case TERM_CE:
+        for (int i = 0; i < B; i++) lp->glogpt[i] -= g[i];
+        break;
+    case TERM_FOCAL:
+    case TERM_POLY1:
+        for (int i = 0; i < B; i++) lp->glogpt[i] += g[i] * k[i];
+        break;
+    case TERM_SMOOTH:
+        /* dv/dz_j = (1-e)(p_j - [j=y]) + (e/C)(C p_j - 1) = p_j - e/C - (1-e)[j=y] */
+        for (int i = 0; i < B; i++) {
+            const float *p = lp->p + (size_t)i * C;
+            float *dz = lp->dz + (size_t)i * C, gi = g[i], ec = prm / (float)C;
+            for (int j = 0; j < C; j++) dz[j] += gi * (p[j] - ec);
+            dz[in->label[i]] -= gi * (1.0f - prm);
+        }
+        break;
+    case TERM_ENTROPY:
+        /* dH/dz_j = -p_j (log p_j + H) */
+        for (int i = 0; i < B; i++) {
+            const float *z = in->z + (size_t)i * C, *p = lp->p + (size_t)i * C;
+            float *dz = lp->dz + (size_t)i * C, gi = g[i], h = ins->v[i], lse = lp->lse[i];
+            for (int j = 0; j < C; j++) dz[j] -= gi * p[j] * (z[j] - lse + h);
+        }
+        break;
+    case TERM_HINGE:
+        for (int i = 0; i < B; i++) {
+            if (ins->v[i] <= 0) continue;
+            float *dz = lp->dz + (size_t)i * C;
+            dz[ins->iaux[i]] += g[i];
+            dz[in->label[i]] -= g[i];
+        }
+        break;
+    case TERM_MSE:
+    case TERM_MAE:
+    case TERM_HUBER:
+    case TERM_LOGCOSH: {
+        float delta = fabsf(prm);
+        int id = ins->id;
+        if (cls) {
+            for (int i = 0; i < B; i++) {
+                const float *p = lp->p + (size_t)i * C, *y = lp->y1h + (size_t)i * C;
+                float *gp = lp->gp + (size_t)i * C, gi = g[i];
+                for (int j = 0; j < C; j++) {
+                    float d = p[j] - y[j];
+                    gp[j] += gi * (id == TERM_MSE ? 2 * d
+                                   : id == TERM_MAE ? sgn(d)
+                                   : id == TERM_HUBER ? dhuber(d, delta)
+                                                      : ftanh(d));
+                }
+            }
+        } else {
+            for (int i = 0; i < B; i++) {
+                float d = lp->r[i];
+                lp->dz[i] += g[i] * (id == TERM_MSE ? 2 * d
+                                     : id == TERM_MAE ? sgn(d)
+                                     : id == TERM_HUBER ? dhuber(d, delta)
+                                                        : ftanh(d));
+            }
+        }
+        break;
+    }
+    case TERM_L2: out->g_l2 += g[0]; break;
+    case TERM_PHYS: out->g_phys += g[0]; break;
+    case TERM_BC: out->g_bc += g[0]; break;
+    case TERM_INFONCE: contrastive_backward(lp, ins, in, prm, 0, g[0]); break;
+    case TERM_SUPCON: contrastive_backward(lp, ins, in, prm, 1, g[0]); break;
+    default: break;
+    }
+}
+
+/* ---- run ---- */
+
+static void bind_var(LossProg *lp, Ins *ins, const LossIn *in) {
+    switch (ins->id) {
+    case VAR_Z:
+    case VAR_F:
+        ins->v = (float *)in->z; /* read only */
+        ins->g = lp->dz;
+        break;
+    case VAR_P:
+        ins->v = lp->p;
+        ins->g = lp->gp;
+        break;
+    case VAR_PT:
+        ins->v = lp->pt;
+        ins->g = lp->gpt;
+        break;
+    case VAR_Y:
+        ins->v = lp->fam == FAM_CLASSIFICATION ? lp->y1h : (float *)in->y;
+        ins->g = lp->zero_adj;
+        break;
+    case VAR_R:
+        ins->v = lp->r;
+        ins->g = lp->dz; /* dr/df = 1 */
+        break;
+    case VAR_T:
+    default:
+        ins->v = lp->zero_adj; /* rebound below */
+        ins->g = lp->zero_adj;
+        break;
+    }
+}
+
+int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
+    int B = in->B, C = lp->C;
+    memset(out, 0, sizeof *out);
+    if (B < 1 || B > lp->maxB || !in->z) {
+        out->loss = NAN;
+        return LD_EFAILED;
+    }
+    float tval[1] = {in->t};
+    if (lp->need_label) {
+        if (!in->label) goto bad;
+        for (int i = 0; i < B; i++)
+            if (in->label[i] < 0 || (lp->fam == FAM_CLASSIFICATION && in->label[i] >= C)) goto bad;
+    }
+    if (lp->need_r && !in->y) goto bad;
+    if (lp->need_emb && !in->emb) goto bad;
+
+    /* shared quantities */
+    if (lp->need_soft) softmax_forward(lp, in);
+    if (lp->need_y1h) {
+        memset(lp->y1h, 0, (size_t)B * C * sizeof(float));
+        for (int i = 0; i < B; i++) lp->y1h[(size_t)i * C + in->label[i]] = 1.0f;
+    }
+    if (lp->need_r)
+        for (int i = 0; i < B; i++) lp->r[i] = in->z[i] - in->y[i];
+    if (lp->need_emb) normalise_forward(lp, in);
+
+    /* forward */
+    for (int n = 0; n < lp->n; n++) {
+        Ins *ins = &lp->ins[n];
+        switch (ins->op) {
+        case EOP_NUM: break;
+        case EOP_VAR:
+            bind_var(lp, ins, in);
+            if (ins->id == VAR_T) ins->v = tval;
+            break;
+        case EOP_TERM: term_forward(lp, ins, in); break;
+        case EOP_SUM:
+            for (int i = 0; i < B; i++) {
+                const float *a = lp->ins[ins->a].v + (size_t)i * C;
+                float s = 0;
+                for (int j = 0; j < C; j++) s += a[j];
+                ins->v[i] = s;
+            }
+            break;
+        default: ew_forward(lp, ins, B); break;
+        }
+    }
+    Ins *root = &lp->ins[lp->root];
+    double loss;
+    if (root->shape == SH_SAMPLE) {
+        double s = 0;
+        for (int i = 0; i < B; i++) s += root->v[i];
+        loss = s / B;
+    } else {
+        loss = root->v[0];
+    }
+    out->loss = (float)loss;
+
+    /* backward: zero adjoints, seed the root, walk the tape in reverse */
+    for (int n = 0; n < lp->n; n++) {
+        Ins *ins = &lp->ins[n];
+        if (ins->op != EOP_VAR && ins->dep) memset(ins->g, 0, shape_len(lp, ins->shape) * sizeof(float));
+    }
+    memset(lp->dz, 0, (size_t)B * C * sizeof(float));
+    if (lp->need_soft) {
+        memset(lp->gpt, 0, (size_t)B * sizeof(float));
+        memset(lp->glogpt, 0, (size_t)B * sizeof(float));
+    }
+    if (lp->need_gp) memset(lp->gp, 0, (size_t)B * C * sizeof(float));
+    if (lp->need_emb) memset(lp->du, 0, (size_t)2 * B * lp->D * sizeof(float));
+    if (root->shape == SH_SAMPLE)
+        for (int i = 0; i < B; i++) root->g[i] = 1.0f / (float)B;
+    else
+        root->g[0] = 1.0f;
+    for (int n = lp->n - 1; n >= 0; n--) {
+        Ins *ins = &lp->ins[n];
+        if (!ins->dep) continue;
+        switch (ins->op) {
+        case EOP_VAR: break;
+        case EOP_TERM: term_backward(lp, ins, in, out); break;
+        case EOP_SUM: {
+            Ins *a = &lp->ins[ins->a];
+            for (int i = 0; i < B; i++) {
+                float *ga = a->g + (size_t)i * C, gi = ins->g[i];
+                for (int j = 0; j < C; j++) ga[j] += gi;
+            }
+            break;
+        }
+        default: ew_backward(lp, ins, B); break;
+        }
+    }
+    /* shared quantities back to z */
+    if (lp->need_soft) {
+        for (int i = 0; i < B; i++) {
+            const float *p = lp->p + (size_t)i * C;
+            float *dz = lp->dz + (size_t)i * C;
+            float gl = lp->glogpt[i] + lp->gpt[i] * lp->pt[i]; /* d pt = pt d log pt */
+            if (lp->need_gp) {
+                const float *gp = lp->gp + (size_t)i * C;
+                float dot = 0;
+                for (int j = 0; j < C; j++) dot += gp[j] * p[j];
+                for (int j = 0; j < C; j++) dz[j] += p[j] * (gp[j] - dot - gl);
+            } else {
+                for (int j = 0; j < C; j++) dz[j] -= p[j] * gl;
+            }
+            dz[in->label[i]] += gl;
+        }
+    }
+    if (lp->need_emb) normalise_backward(lp, B);
+
+    out->dz = lp->dz;
+    out->demb = lp->need_emb ? lp->demb : NULL;
+    /* any inf or nan makes the sum of x - x nan */
+    float bad = out->loss - out->loss + out->g_l2 - out->g_l2 + out->g_phys - out->g_phys +
+                out->g_bc - out->g_bc;
+    for (int k = 0; k < B * C; k++) bad += lp->dz[k] - lp->dz[k];
+    if (lp->need_emb)
+        for (int k = 0; k < 2 * B * lp->D; k++) bad += lp->demb[k] - lp->demb[k];
+    return bad == 0 ? LD_OK : LD_EFAILED;
+bad:
+    out->loss = NAN;
+    return LD_EFAILED;
+}
