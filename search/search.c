@@ -1346,3 +1346,29 @@ fail:
     search_free(s);
     return NULL;
 }
+
+/* ---- single candidates ---- */
+
+int64_t search_ncandidates(const Search *s) { return s->ncand; }
+
+cJSON *search_candidate(const Search *s, int64_t cand) {
+    static const char *const status_name[] = {"alive", "baseline", "rejected", "alias"};
+    if (cand < 0 || cand >= s->ncand) return NULL;
+    const Cand *c = &s->cands[cand];
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "cand", (double)c->id);
+    cJSON_AddStringToObject(o, "expr", c->text);
+    add_u64(o, "hash", c->hash);
+    cJSON_AddNumberToObject(o, "size", c->size);
+    cJSON_AddStringToObject(o, "op", c->op);
+    cJSON *par = cJSON_AddArrayToObject(o, "parents");
+    for (int q = 0; q < 2; q++)
+        if (c->parents[q] >= 0) cJSON_AddItemToArray(par, cJSON_CreateNumber((double)c->parents[q]));
+    cJSON_AddStringToObject(o, "status", status_name[c->status]);
+    if (c->reason) cJSON_AddStringToObject(o, "reason", c->reason);
+    if (c->alias_of >= 0) cJSON_AddNumberToObject(o, "alias_of", (double)c->alias_of);
+    cJSON_AddNumberToObject(o, "level", c->done);
+    add_num(o, "fitness", c->done >= 0 ? cur_fitness(c) : NAN);
+    return o;
+}

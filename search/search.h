@@ -72,4 +72,11 @@ cJSON *search_stats(const Search *s);
 /* Pareto front of fitness against size (owned JSON array). */
 cJSON *search_pareto(const Search *s);
 
+/* One candidate by job-local id (for storing it: the works of a round name candidates by id).
+ * Owned JSON {cand, expr, hash (16 hex digits, expr_hash), size, op, parents, status ("alive",
+ * "baseline", "rejected", "alias"), reason, alias_of, level, fitness}, or NULL when unknown. */
+cJSON *search_candidate(const Search *s, int64_t cand);
+/* Number of candidates so far (ids are 0 .. n-1; 0 is the baseline). */
+int64_t search_ncandidates(const Search *s);
+
 #endif
