@@ -1,9 +1,379 @@
-/* serve.c: placeholder until the subcommand lands. */
+/* serve.c: `lossd serve`: default paths, the daemon's start-up (socket check, store lock, worker
+ * pool, job recovery), its loop (timer, signals) and the graceful shutdown. */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "internal.h"
+
+/* ---- paths ------------------------------------------------------------------------------ */
+
+static void default_socket(char *out, size_t n) {
+    const char *rt = getenv("XDG_RUNTIME_DIR");
+    if (rt && *rt) snprintf(out, n, "%s/lossd.sock", rt);
+    else snprintf(out, n, "/tmp/lossd-%u.sock", (unsigned)getuid());
+}
+
+/* mkdir -p of the directory part of path. */
+static int mkdir_parents(const char *path, char *err) {
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash == buf) return LD_OK;
+    *slash = 0;
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return ld_err(err, LD_EIO, "mkdir %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return ld_err(err, LD_EIO, "mkdir %s: %s", buf, strerror(errno));
+    return LD_OK;
+}
+
+static void default_db(char *out, size_t n) {
+    const char *dh = getenv("XDG_DATA_HOME");
+    const char *home = getenv("HOME");
+    if (dh && *dh) snprintf(out, n, "%s/lossd/lossd.db", dh);
+    else snprintf(out, n, "%s/.local/share/lossd/lossd.db", home && *home ? home : "/tmp");
+}
+
+/* ---- loop callbacks --------------------------------------------------------------------- */
+
+void daemon_count_eval(Daemon *d) {
+    int64_t sec = (int64_t)(ld_now_ms() / 1e3);
+    int b = (int)(sec % DAEMON_RATE_BUCKETS);
+    if (d->rate_sec[b] != sec) {
+        d->rate_sec[b] = sec;
+        d->rate_count[b] = 0;
+    }
+    d->rate_count[b]++;
+}
+
+static double evals_per_s(const Daemon *d) {
+    int64_t now = (int64_t)(ld_now_ms() / 1e3);
+    double window = (ld_now_ms() - d->start_ms) / 1e3;
+    if (window > 60) window = 60;
+    if (window < 1) window = 1;
+    long n = 0;
+    for (int b = 0; b < DAEMON_RATE_BUCKETS; b++)
+        if (d->rate_sec[b] > now - 60 && d->rate_sec[b] <= now) n += d->rate_count[b];
+    return n / window;
+}
+
+static void close_all_handles(Daemon *d);
+
+#define EXIT_GRACE_MS 2000 /* how long replies may take to drain at exit */
+
+/* The shutdown ends once nothing is in flight: results are recorded, the listener closes,
+ * clients get their last replies (bounded by EXIT_GRACE_MS), then every handle closes.
+ * Runs from the timer and the pool's callback, never inside a handler (its reply is pending). */
+static void maybe_finish_shutdown(Daemon *d) {
+    if (!d->shutting_down || d->exiting) return;
+    if (d->pool && pool_pending(d->pool) > 0) return;
+    d->exiting = 1;
+    d->exit_deadline_ms = ld_now_ms() + EXIT_GRACE_MS;
+    jobs_shutdown(d);
+    char err[LD_ERR_MAX];
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ev, "pid", (double)getpid());
+    daemon_event(d, 0, "server.stop", ev, err);
+    if (d->pool) {
+        pool_close(d->pool);
+        d->pool = NULL;
+    }
+    net_close_all(d, 0);
+}
+
+static void on_timer(uv_timer_t *t) {
+    Daemon *d = t->data;
+    if (d->exiting) {
+        if (d->nclients == 0 || ld_now_ms() >= d->exit_deadline_ms) close_all_handles(d);
+        return;
+    }
+    if (d->shutting_down) {
+        maybe_finish_shutdown(d);
+        return;
+    }
+    jobs_tick(d);
+    for (int i = 0; i < d->nticks; i++) d->ticks[i].fn(d, d->ticks[i].ud);
+}
+
+static void on_signal(uv_signal_t *s, int signum) {
+    Daemon *d = s->data;
+    daemon_log("signal %d: shutting down", signum);
+    daemon_request_shutdown(d);
+}
+
+static void on_pool_done(void *ud, PoolItem *it) {
+    Daemon *d = ud;
+    jobs_on_done(d, it);
+    if (d->shutting_down) maybe_finish_shutdown(d);
+}
+
+void daemon_request_shutdown(Daemon *d) {
+    if (d->shutting_down) return;
+    d->shutting_down = 1;
+    /* items never started run again after the restart */
+    PoolItem *it = d->pool ? pool_stop(d->pool) : NULL;
+    while (it) {
+        PoolItem *next = it->next;
+        jobs_on_dropped(d, it);
+        it = next;
+    }
+    if (d->handles_open) uv_timer_start(&d->timer, on_timer, 10, 20);
+}
+
+static void close_all_handles(Daemon *d) {
+    if (d->pool) {
+        pool_close(d->pool);
+        d->pool = NULL;
+    }
+    net_close_all(d, 1);
+    if (d->handles_open) {
+        d->handles_open = 0;
+        uv_timer_stop(&d->timer);
+        uv_close((uv_handle_t *)&d->timer, NULL);
+        uv_signal_stop(&d->sigterm);
+        uv_close((uv_handle_t *)&d->sigterm, NULL);
+        uv_signal_stop(&d->sigint);
+        uv_close((uv_handle_t *)&d->sigint, NULL);
+    }
+}
+
+/* ---- handlers' view --------------------------------------------------------------------- */
+
+Store *daemon_store(Daemon *d) { return d->store; }
+int daemon_shutting_down(const Daemon *d) { return d->shutting_down; }
+
+int daemon_add_tick(Daemon *d, DaemonTickFn fn, void *ud) {
+    if (d->nticks >= DAEMON_MAX_TICKS) return LD_ENOMEM;
+    d->ticks[d->nticks].fn = fn;
+    d->ticks[d->nticks].ud = ud;
+    d->nticks++;
+    return LD_OK;
+}
+
+cJSON *daemon_status(Daemon *d) {
+    char err[LD_ERR_MAX];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "version", LOSSD_VERSION);
+    cJSON_AddNumberToObject(o, "pid", (double)getpid());
+    cJSON_AddNumberToObject(o, "uptime_s", (ld_now_ms() - d->start_ms) / 1e3);
+    int workers = d->pool ? pool_workers(d->pool) : 0;
+    int busy = d->pool ? pool_busy(d->pool) : 0;
+    int pending = d->pool ? pool_pending(d->pool) : 0;
+    cJSON_AddNumberToObject(o, "workers", workers);
+    cJSON_AddNumberToObject(o, "workers_busy", busy);
+    cJSON_AddNumberToObject(o, "queue_length", pending > busy ? pending - busy : 0);
+    cJSON_AddNumberToObject(o, "evals_per_s", evals_per_s(d));
+    cJSON_AddNumberToObject(o, "evaluations_total", (double)d->evals_total);
+    cJSON_AddStringToObject(o, "db_path", d->db_path);
+    int64_t bytes = 0;
+    store_db_size(d->store, &bytes, err);
+    cJSON_AddNumberToObject(o, "db_bytes", (double)bytes);
+    cJSON_AddStringToObject(o, "socket", d->socket_path);
+    cJSON_AddNumberToObject(o, "clients", d->nclients);
+    cJSON_AddBoolToObject(o, "shutting_down", d->shutting_down);
+    cJSON *jobs = cJSON_AddObjectToObject(o, "jobs");
+    static const char *const states[] = {"queued", "running", "paused", "done", "failed", "cancelled"};
+    cJSON *list = NULL;
+    int ok = store_job_list(d->store, NULL, 0, &list, err) == LD_OK;
+    for (int i = 0; i < 6; i++) {
+        int n = 0;
+        const cJSON *row;
+        if (ok) cJSON_ArrayForEach(row, list) {
+            const cJSON *st = cJSON_GetObjectItemCaseSensitive(row, "state");
+            if (cJSON_IsString(st) && !strcmp(st->valuestring, states[i])) n++;
+        }
+        cJSON_AddNumberToObject(jobs, states[i], n);
+    }
+    cJSON_Delete(list);
+    return o;
+}
+
+/* ---- start-up --------------------------------------------------------------------------- */
+
+static int init_last_event_seq(Daemon *d, char *err) {
+    int64_t from = 0;
+    for (;;) {
+        cJSON *evs = NULL;
+        int rc = store_events_since(d->store, from, 1000, &evs, err);
+        if (rc != LD_OK) return rc;
+        int n = cJSON_GetArraySize(evs);
+        if (n > 0) {
+            const cJSON *s = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(evs, n - 1), "seq");
+            if (cJSON_IsNumber(s)) d->last_event_seq = (int64_t)s->valuedouble;
+        }
+        cJSON_Delete(evs);
+        if (n < 1000 || d->last_event_seq <= from) break;
+        from = d->last_event_seq;
+    }
+    return LD_OK;
+}
+
+int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
+    int rc;
+    Daemon *d = calloc(1, sizeof *d);
+    if (!d) return ld_err(err, LD_ENOMEM, "out of memory");
+    d->start_ms = ld_now_ms();
+    d->uid = getuid();
+    if (cfg->socket_path) snprintf(d->socket_path, sizeof d->socket_path, "%s", cfg->socket_path);
+    else default_socket(d->socket_path, sizeof d->socket_path);
+    if (cfg->db_path) snprintf(d->db_path, sizeof d->db_path, "%s", cfg->db_path);
+    else default_db(d->db_path, sizeof d->db_path);
+    if (!getcwd(d->cwd, sizeof d->cwd)) snprintf(d->cwd, sizeof d->cwd, ".");
+    d->nworkers = cfg->workers > 0 ? cfg->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (d->nworkers < 1) d->nworkers = 1;
+    if (d->nworkers > 256) d->nworkers = 256;
+
+    rc = uv_loop_init(&d->loop);
+    if (rc != 0) {
+        free(d);
+        return ld_err(err, LD_EIO, "uv_loop_init: %s", uv_strerror(rc));
+    }
+    /* a live daemon on the socket: refuse before touching its database */
+    rc = net_check_socket(d->socket_path, err);
+    if (rc != LD_OK) goto fail;
+    rc = mkdir_parents(d->db_path, err);
+    if (rc != LD_OK) goto fail;
+    rc = store_open(d->db_path, cfg->store_flags, &d->store, err);
+    if (rc != LD_OK) goto fail;
+    rc = init_last_event_seq(d, err);
+    if (rc != LD_OK) goto fail;
+    rc = mkdir_parents(d->socket_path, err);
+    if (rc != LD_OK) goto fail;
+    rc = net_listen(d, err);
+    if (rc != LD_OK) goto fail;
+    rc = pool_start(&d->loop, d->nworkers, on_pool_done, d, &d->pool, err);
+    if (rc != LD_OK) goto fail;
+
+    uv_timer_init(&d->loop, &d->timer);
+    d->timer.data = d;
+    uv_signal_init(&d->loop, &d->sigterm);
+    d->sigterm.data = d;
+    uv_signal_init(&d->loop, &d->sigint);
+    d->sigint.data = d;
+    d->handles_open = 1;
+    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d->sigint, on_signal, SIGINT);
+    uv_timer_start(&d->timer, on_timer, 1000, 1000);
+
+    rc = jobs_recover(d, err);
+    if (rc != LD_OK) goto fail;
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ev, "pid", (double)getpid());
+    cJSON_AddStringToObject(ev, "version", LOSSD_VERSION);
+    cJSON_AddNumberToObject(ev, "resumed", jobs_count_loaded(d));
+    cJSON_AddNumberToObject(ev, "workers", d->nworkers);
+    char e2[LD_ERR_MAX];
+    daemon_event(d, 0, "server.start", ev, e2);
+    if (schedule_start) {
+        rc = schedule_start(d, e2);
+        if (rc != LD_OK) daemon_log("schedules: %s", e2);
+    }
+    *out = d;
+    return LD_OK;
+fail:
+    daemon_free(d);
+    return rc;
+}
+
+int daemon_run(Daemon *d) {
+    daemon_log("serving on %s (database %s, %d workers)", d->socket_path, d->db_path, d->nworkers);
+    jobs_pump(d);
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    return LD_OK;
+}
+
+void daemon_free(Daemon *d) {
+    if (!d) return;
+    if (!d->exiting) {
+        /* start-up failed half way, or the loop never ran: close what is open */
+        d->shutting_down = 1;
+        d->exiting = 1;
+        if (d->pool) {
+            PoolItem *it = pool_stop(d->pool);
+            while (it) {
+                PoolItem *next = it->next;
+                pool_item_free(it);
+                it = next;
+            }
+        }
+        close_all_handles(d);
+    }
+    uv_run(&d->loop, UV_RUN_DEFAULT); /* runs the close callbacks */
+    if (uv_loop_close(&d->loop) != 0) daemon_log("loop closed with handles still open");
+    jobs_free_all(d);
+    cJSON_Delete(d->pending_events);
+    store_close(d->store);
+    free(d);
+}
+
+/* ---- lossd serve ------------------------------------------------------------------------ */
+
+static void serve_usage(FILE *f) {
+    fprintf(f, "usage: lossd serve [--socket PATH] [--db FILE] [--workers N]\n"
+               "  --socket PATH  default $XDG_RUNTIME_DIR/lossd.sock, else /tmp/lossd-$UID.sock\n"
+               "  --db FILE      default $XDG_DATA_HOME/lossd/lossd.db, else ~/.local/share/lossd/lossd.db\n"
+               "  --workers N    evaluation threads (default: the number of cores)\n");
+}
 
 int serve_main(int argc, char **argv) {
-    fprintf(stderr, "lossd %s: not built yet\n", argv[0]);
-    return 1;
+    DaemonConfig cfg = {0};
+    char err[LD_ERR_MAX];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            serve_usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "lossd serve: %s: missing value\n", a);
+            serve_usage(stderr);
+            return 2;
+        }
+        if (!strcmp(a, "--socket")) cfg.socket_path = argv[++i];
+        else if (!strcmp(a, "--db")) cfg.db_path = argv[++i];
+        else if (!strcmp(a, "--workers")) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || n < 1 || n > 256) {
+                fprintf(stderr, "lossd serve: --workers: expected 1..256, got '%s'\n", argv[i]);
+                return 2;
+            }
+            cfg.workers = (int)n;
+        } else {
+            fprintf(stderr, "lossd serve: unknown option '%s'\n", a);
+            serve_usage(stderr);
+            return 2;
+        }
+    }
+    const char *nosync = getenv("LOSSD_NOSYNC");
+    if (nosync && *nosync == '1') cfg.store_flags |= STORE_NOSYNC;
+    signal(SIGPIPE, SIG_IGN);
+    /* hundreds of clients: take the hard limit of file descriptors */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    Daemon *d = NULL;
+    int rc = daemon_open(&cfg, &d, err);
+    if (rc != LD_OK) {
+        fprintf(stderr, "lossd serve: %s\n", err);
+        return 1;
+    }
+    daemon_run(d);
+    daemon_log("stopped");
+    daemon_free(d);
+    return 0;
 }

@@ -1,0 +1,421 @@
+/* methods.c: the JSON-RPC methods of lossd serve: the table (name, handler, parameter schema,
+ * flags) and the handlers, which call into daemon/ and storage/ (docs/protocol.md). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../daemon/daemon.h"
+#include "../search/expr.h"
+#include "rpc.h"
+
+#define D(call) ((Daemon *)(call)->daemon)
+
+static int need_daemon(RpcCall *call, char *err) {
+    if (!call->daemon) return ld_err(err, RPC_INTERNAL, "no daemon behind this call");
+    return RPC_OK;
+}
+
+/* An LD_* failure from daemon/ or storage/ as a JSON-RPC error (the message is kept). */
+static int fail(int ld) { return rpc_code_from_ld(ld); }
+
+/* ---- server.* --------------------------------------------------------------------------- */
+
+static int m_hello(RpcCall *call, cJSON **result, char *err) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "server", "lossd");
+    cJSON_AddStringToObject(o, "version", LOSSD_VERSION);
+    cJSON_AddNumberToObject(o, "protocol", RPC_PROTOCOL_VERSION);
+    cJSON *caps = cJSON_AddArrayToObject(o, "capabilities");
+    static const char *const base[] = {"jobs", "leaderboard", "candidates", "export", "events"};
+    for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
+        cJSON_AddItemToArray(caps, cJSON_CreateString(base[i]));
+    if (schedule_methods && schedule_methods[0].name)
+        cJSON_AddItemToArray(caps, cJSON_CreateString("schedules"));
+    cJSON *ms = cJSON_AddArrayToObject(o, "methods");
+    for (const RpcMethod *const *t = rpc_tables(); *t; t++)
+        for (const RpcMethod *m = *t; m->name; m++)
+            cJSON_AddItemToArray(ms, cJSON_CreateString(m->name));
+    *result = o;
+    return RPC_OK;
+}
+
+static int m_status(RpcCall *call, cJSON **result, char *err) {
+    int rc = need_daemon(call, err);
+    if (rc != RPC_OK) return rc;
+    *result = daemon_status(D(call));
+    return RPC_OK;
+}
+
+static int m_shutdown(RpcCall *call, cJSON **result, char *err) {
+    int rc = need_daemon(call, err);
+    if (rc != RPC_OK) return rc;
+    daemon_request_shutdown(D(call));
+    *result = cJSON_CreateObject();
+    cJSON_AddBoolToObject(*result, "ok", 1);
+    return RPC_OK;
+}
+
+/* ---- job.* ------------------------------------------------------------------------------ */
+
+static int m_submit(RpcCall *call, cJSON **result, char *err) {
+    int rc = need_daemon(call, err);
+    if (rc != RPC_OK) return rc;
+    char e2[LD_ERR_MAX];
+    int64_t prio = rpc_param_int(call->params, "priority", 1);
+    if (prio < 1 || prio > 100)
+        return ld_err(err, RPC_INVALID_PARAMS, "params.priority: must be 1..100, got %lld",
+                      (long long)prio);
+    const char *token = rpc_param_str(call->params, "client_token");
+    if (token && strlen(token) > 200)
+        return ld_err(err, RPC_INVALID_PARAMS, "params.client_token: longer than 200 bytes");
+    DaemonSubmit sub = {
+        .job = cJSON_GetObjectItemCaseSensitive(call->params, "job"),
+        .client_token = token && *token ? token : NULL,
+        .priority = (int)prio,
+    };
+    int64_t id = 0;
+    int existed = 0;
+    rc = daemon_job_submit(D(call), &sub, &id, &existed, e2);
+    if (rc == LD_EINVAL) return ld_err(err, RPC_INVALID_PARAMS, "params.job: %s", e2);
+    if (rc != LD_OK) return ld_err(err, fail(rc), "%s", e2);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "job_id", (double)id);
+    cJSON *job = NULL;
+    const char *state = "queued";
+    if (daemon_job_get(D(call), id, 0, &job, e2) == LD_OK) {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(job, "state");
+        if (cJSON_IsString(st)) state = st->valuestring;
+    }
+    cJSON_AddStringToObject(o, "state", state);
+    cJSON_AddBoolToObject(o, "existing", existed);
+    cJSON_Delete(job);
+    *result = o;
+    return RPC_OK;
+}
+
+static int job_id_param(RpcCall *call, int64_t *id, char *err) {
+    *id = rpc_param_int(call->params, "job_id", 0);
+    if (*id < 1) return ld_err(err, RPC_INVALID_PARAMS, "params.job_id: must be at least 1");
+    return RPC_OK;
+}
+
+static int m_job_get(RpcCall *call, cJSON **result, char *err) {
+    int64_t id;
+    int rc = need_daemon(call, err);
+    if (rc == RPC_OK) rc = job_id_param(call, &id, err);
+    if (rc != RPC_OK) return rc;
+    rc = daemon_job_get(D(call), id, 1, result, err);
+    return rc == LD_OK ? RPC_OK : fail(rc);
+}
+
+static int m_job_list(RpcCall *call, cJSON **result, char *err) {
+    int rc = need_daemon(call, err);
+    if (rc != RPC_OK) return rc;
+    const char *state = rpc_param_str(call->params, "state");
+    if (state && !store_state_valid(state))
+        return ld_err(err, RPC_INVALID_PARAMS,
+                      "params.state: '%.40s' is not a job state (queued, running, paused, done, "
+                      "failed, cancelled)", state);
+    cJSON *jobs = NULL;
+    rc = daemon_job_list(D(call), state, &jobs, err);
+    if (rc != LD_OK) return fail(rc);
+    *result = cJSON_CreateObject();
+    cJSON_AddItemToObject(*result, "jobs", jobs);
+    return RPC_OK;
+}
+
+static int job_control(RpcCall *call, const char *action, cJSON **result, char *err) {
+    int64_t id;
+    int rc = need_daemon(call, err);
+    if (rc == RPC_OK) rc = job_id_param(call, &id, err);
+    if (rc != RPC_OK) return rc;
+    rc = daemon_job_control(D(call), id, action, err);
+    if (rc != LD_OK) return fail(rc);
+    rc = daemon_job_get(D(call), id, 0, result, err);
+    return rc == LD_OK ? RPC_OK : fail(rc);
+}
+
+static int m_job_cancel(RpcCall *call, cJSON **result, char *err) {
+    return job_control(call, "cancel", result, err);
+}
+static int m_job_pause(RpcCall *call, cJSON **result, char *err) {
+    return job_control(call, "pause", result, err);
+}
+static int m_job_resume(RpcCall *call, cJSON **result, char *err) {
+    return job_control(call, "resume", result, err);
+}
+
+/* ---- leaderboard.query ------------------------------------------------------------------ */
+
+static double num(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* Adds "mean" and "spread" over the entry's selection tasks (val_mean, val_std) and "metrics"
+ * {task name: {metric: {mean, spread, n, test_mean}}}. metric NULL: every task's own. Returns
+ * the number of tasks that counted. */
+static int summarise_entry(cJSON *e, const char *metric) {
+    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(e, "tasks");
+    cJSON *metrics = cJSON_CreateObject();
+    double sum = 0, ssum = 0;
+    int n = 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, tasks) {
+        const cJSON *hv = cJSON_GetObjectItemCaseSensitive(t, "holdout");
+        const cJSON *mn = cJSON_GetObjectItemCaseSensitive(t, "metric");
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(t, "name");
+        const char *mname = cJSON_IsString(mn) ? mn->valuestring : "metric";
+        char tname[96];
+        snprintf(tname, sizeof tname, "%s", cJSON_IsString(nm) ? nm->valuestring : "task");
+        if (cJSON_GetObjectItemCaseSensitive(metrics, tname)) /* two tasks of one name */
+            snprintf(tname + strlen(tname), sizeof tname - strlen(tname), "#%d",
+                     (int)num(t, "task"));
+        cJSON *tm = cJSON_AddObjectToObject(metrics, tname);
+        cJSON *m = cJSON_AddObjectToObject(tm, mname);
+        double vm = num(t, "val_mean"), vs = num(t, "val_std");
+        if (isfinite(vm)) cJSON_AddNumberToObject(m, "mean", vm);
+        if (isfinite(vs)) cJSON_AddNumberToObject(m, "spread", vs);
+        double tmn = num(t, "test_mean");
+        if (isfinite(tmn)) cJSON_AddNumberToObject(m, "test_mean", tmn);
+        cJSON_AddNumberToObject(m, "n", isfinite(num(t, "n")) ? num(t, "n") : 0);
+        if (cJSON_IsTrue(hv)) continue;
+        if (metric && strcmp(metric, mname)) continue;
+        if (!isfinite(vm)) continue;
+        sum += vm;
+        ssum += isfinite(vs) ? vs : 0;
+        n++;
+    }
+    cJSON_AddItemToObject(e, "metrics", metrics);
+    if (n > 0) {
+        cJSON_AddNumberToObject(e, "mean", sum / n);
+        cJSON_AddNumberToObject(e, "spread", ssum / n);
+    } else {
+        cJSON_AddNullToObject(e, "mean");
+        cJSON_AddNullToObject(e, "spread");
+    }
+    return n;
+}
+
+static int cmp_desc_mean(const void *a, const void *b) {
+    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+    double u = num(x, "mean"), v = num(y, "mean");
+    if (!isfinite(u)) u = -INFINITY;
+    if (!isfinite(v)) v = -INFINITY;
+    return (u < v) - (u > v);
+}
+
+static int m_leaderboard(RpcCall *call, cJSON **result, char *err) {
+    int rc = need_daemon(call, err);
+    if (rc != RPC_OK) return rc;
+    const cJSON *jid = cJSON_GetObjectItemCaseSensitive(call->params, "job_id");
+    const char *family = rpc_param_str(call->params, "family");
+    const char *metric = rpc_param_str(call->params, "metric");
+    int64_t k = rpc_param_int(call->params, "k", 10);
+    if ((jid != NULL) == (family != NULL))
+        return ld_err(err, RPC_INVALID_PARAMS, "params: give exactly one of job_id and family");
+    if (k < 1 || k > 1000)
+        return ld_err(err, RPC_INVALID_PARAMS, "params.k: must be 1..1000, got %lld", (long long)k);
+    if (metric && !strcmp(metric, "fitness")) metric = NULL;
+    Store *st = daemon_store(D(call));
+    cJSON *entries = NULL, *o = cJSON_CreateObject();
+    if (family) {
+        if (family_parse(family) < 0) {
+            cJSON_Delete(o);
+            return ld_err(err, RPC_INVALID_PARAMS,
+                          "params.family: '%.40s' is not a task family (classification, "
+                          "regression, physics, contrastive)", family);
+        }
+        rc = store_leaderboard_family(st, family, (int)k, metric, &entries, err);
+        if (rc != LD_OK) {
+            cJSON_Delete(o);
+            return fail(rc);
+        }
+        cJSON_AddStringToObject(o, "family", family);
+    } else {
+        int64_t id = rpc_param_int(call->params, "job_id", 0);
+        cJSON *job = NULL;
+        rc = daemon_job_get(D(call), id, 0, &job, err);
+        cJSON_Delete(job);
+        if (rc != LD_OK) {
+            cJSON_Delete(o);
+            return fail(rc);
+        }
+        rc = store_leaderboard_job(st, id, metric ? 1000 : (int)k, &entries, err);
+        if (rc != LD_OK) {
+            cJSON_Delete(o);
+            return fail(rc);
+        }
+        int counted = 0, n = cJSON_GetArraySize(entries);
+        cJSON *e;
+        cJSON_ArrayForEach(e, entries) counted += summarise_entry(e, metric) > 0;
+        if (metric) {
+            if (n > 0 && counted == 0) {
+                cJSON_Delete(entries);
+                cJSON_Delete(o);
+                return ld_err(err, RPC_INVALID_PARAMS,
+                              "params.metric: no task of job %lld reports '%.40s'", (long long)id,
+                              metric);
+            }
+            /* re-rank by the chosen metric's mean (higher first), keep k */
+            cJSON **v = calloc((size_t)(n > 0 ? n : 1), sizeof *v);
+            cJSON *sorted = cJSON_CreateArray();
+            if (!v) {
+                cJSON_Delete(entries);
+                cJSON_Delete(o);
+                cJSON_Delete(sorted);
+                return ld_err(err, RPC_INTERNAL, "out of memory");
+            }
+            int i = 0;
+            while (cJSON_GetArraySize(entries) > 0) v[i++] = cJSON_DetachItemFromArray(entries, 0);
+            qsort(v, (size_t)n, sizeof *v, cmp_desc_mean);
+            for (i = 0; i < n; i++) {
+                if (i < k) {
+                    cJSON_DeleteItemFromObjectCaseSensitive(v[i], "rank");
+                    cJSON_AddNumberToObject(v[i], "rank", i + 1);
+                    cJSON_AddItemToArray(sorted, v[i]);
+                } else {
+                    cJSON_Delete(v[i]);
+                }
+            }
+            free(v);
+            cJSON_Delete(entries);
+            entries = sorted;
+        }
+        cJSON_AddNumberToObject(o, "job_id", (double)id);
+    }
+    cJSON_AddStringToObject(o, "metric", metric ? metric : "fitness");
+    cJSON_AddItemToObject(o, "entries", entries);
+    *result = o;
+    return RPC_OK;
+}
+
+/* ---- candidate.* ------------------------------------------------------------------------ */
+
+static int get_candidate(RpcCall *call, cJSON **cand, char *err) {
+    int64_t id = rpc_param_int(call->params, "job_id", 0);
+    int64_t c = rpc_param_int(call->params, "cand", -1);
+    if (id < 1) return ld_err(err, RPC_INVALID_PARAMS, "params.job_id: must be at least 1");
+    if (c < 0) return ld_err(err, RPC_INVALID_PARAMS, "params.cand: must be at least 0");
+    int rc = store_candidate_get(daemon_store(D(call)), id, c, cand, err);
+    if (rc == LD_ENOTFOUND)
+        return ld_err(err, RPC_NOT_FOUND, "job %lld: candidate %lld: not found", (long long)id,
+                      (long long)c);
+    return rc == LD_OK ? RPC_OK : fail(rc);
+}
+
+static int m_cand_get(RpcCall *call, cJSON **result, char *err) {
+    int rc = need_daemon(call, err);
+    if (rc == RPC_OK) rc = get_candidate(call, result, err);
+    if (rc != RPC_OK) return rc;
+    cJSON_DeleteItemFromObjectCaseSensitive(*result, "job_id");
+    cJSON_AddNumberToObject(*result, "job_id", (double)rpc_param_int(call->params, "job_id", 0));
+    return RPC_OK;
+}
+
+static int m_cand_export(RpcCall *call, cJSON **result, char *err) {
+    const char *format = rpc_param_str(call->params, "format");
+    const char *text = rpc_param_str(call->params, "expr");
+    const char *fam = rpc_param_str(call->params, "family");
+    static const char *const formats[] = {"pytorch", "numpy", "latex", "expr"};
+    int known = 0;
+    for (int i = 0; i < 4; i++) known |= !strcmp(format, formats[i]);
+    if (!known)
+        return ld_err(err, RPC_INVALID_PARAMS,
+                      "params.format: '%.40s' is not one of pytorch, numpy, latex, expr", format);
+    cJSON *cand = NULL;
+    int rc = RPC_OK;
+    char famname[32] = "";
+    char etext[EXPR_TEXT_MAX];
+    if (text) {
+        if (!fam) return ld_err(err, RPC_INVALID_PARAMS, "params.family: required with params.expr");
+        snprintf(etext, sizeof etext, "%s", text);
+        snprintf(famname, sizeof famname, "%s", fam);
+    } else {
+        if (!cJSON_GetObjectItemCaseSensitive(call->params, "job_id") ||
+            !cJSON_GetObjectItemCaseSensitive(call->params, "cand"))
+            return ld_err(err, RPC_INVALID_PARAMS,
+                          "params: give job_id and cand, or expr and family");
+        rc = need_daemon(call, err);
+        if (rc == RPC_OK) rc = get_candidate(call, &cand, err);
+        if (rc != RPC_OK) return rc;
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(cand, "expr");
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(cand, "family");
+        snprintf(etext, sizeof etext, "%s", cJSON_IsString(e) ? e->valuestring : "");
+        snprintf(famname, sizeof famname, "%s", cJSON_IsString(f) ? f->valuestring : "");
+        cJSON_Delete(cand);
+    }
+    int family = family_parse(famname);
+    if (family < 0)
+        return ld_err(err, RPC_INVALID_PARAMS, "params.family: '%.40s' is not a task family", famname);
+    char perr[LD_ERR_MAX];
+    Expr *e = expr_parse(etext, perr);
+    if (!e) return ld_err(err, RPC_INVALID_PARAMS, "params.expr: %s", perr);
+    char *out = expr_export(e, family, format, perr);
+    expr_free(e);
+    if (!out) return ld_err(err, RPC_INVALID_PARAMS, "export: %s", perr);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "format", format);
+    cJSON_AddStringToObject(o, "expr", etext);
+    cJSON_AddStringToObject(o, "family", famname);
+    cJSON_AddStringToObject(o, "text", out);
+    free(out);
+    *result = o;
+    return RPC_OK;
+}
+
+/* ---- events.subscribe ------------------------------------------------------------------- */
+
+static int m_subscribe(RpcCall *call, cJSON **result, char *err) {
+    int rc = need_daemon(call, err);
+    if (rc != RPC_OK) return rc;
+    const cJSON *sv = cJSON_GetObjectItemCaseSensitive(call->params, "since");
+    int64_t since = sv ? rpc_param_int(call->params, "since", 0) : -1;
+    if (sv && since < 0)
+        return ld_err(err, RPC_INVALID_PARAMS, "params.since: must be at least 0");
+    int64_t last = 0;
+    rc = daemon_subscribe(D(call), call->client, since, &last, err);
+    if (rc != LD_OK) return fail(rc);
+    *result = cJSON_CreateObject();
+    cJSON_AddBoolToObject(*result, "subscribed", 1);
+    cJSON_AddNumberToObject(*result, "last_seq", (double)last);
+    return RPC_OK;
+}
+
+/* ---- the table -------------------------------------------------------------------------- */
+
+static const RpcParam p_hello[] = {{"client", RPC_T_STRING, 0}, {NULL, 0, 0}};
+static const RpcParam p_submit[] = {{"job", RPC_T_OBJECT, 1},
+                                    {"client_token", RPC_T_STRING, 0},
+                                    {"priority", RPC_T_INT, 0},
+                                    {NULL, 0, 0}};
+static const RpcParam p_job[] = {{"job_id", RPC_T_INT, 1}, {NULL, 0, 0}};
+static const RpcParam p_list[] = {{"state", RPC_T_STRING, 0}, {NULL, 0, 0}};
+static const RpcParam p_lb[] = {{"job_id", RPC_T_INT, 0},
+                                {"family", RPC_T_STRING, 0},
+                                {"k", RPC_T_INT, 0},
+                                {"metric", RPC_T_STRING, 0},
+                                {NULL, 0, 0}};
+static const RpcParam p_cand[] = {{"job_id", RPC_T_INT, 1}, {"cand", RPC_T_INT, 1}, {NULL, 0, 0}};
+static const RpcParam p_export[] = {{"job_id", RPC_T_INT, 0},   {"cand", RPC_T_INT, 0},
+                                    {"expr", RPC_T_STRING, 0},  {"family", RPC_T_STRING, 0},
+                                    {"format", RPC_T_STRING, 1}, {NULL, 0, 0}};
+static const RpcParam p_sub[] = {{"since", RPC_T_INT, 0}, {NULL, 0, 0}};
+
+const RpcMethod rpc_core_methods[] = {
+    {"server.hello", m_hello, p_hello, RPC_READONLY, "protocol version and capabilities"},
+    {"server.status", m_status, NULL, RPC_READONLY, "workers, queue, rates, jobs by state"},
+    {"server.shutdown", m_shutdown, NULL, 0, "finish running evaluations and exit"},
+    {"job.submit", m_submit, p_submit, 0, "validate, store and start a job"},
+    {"job.get", m_job_get, p_job, RPC_READONLY, "a job's state, progress and spec"},
+    {"job.list", m_job_list, p_list, RPC_READONLY, "job summaries, newest first"},
+    {"job.cancel", m_job_cancel, p_job, 0, "stop a job for good"},
+    {"job.pause", m_job_pause, p_job, 0, "stop dispatching a job's evaluations"},
+    {"job.resume", m_job_resume, p_job, 0, "continue a paused job"},
+    {"leaderboard.query", m_leaderboard, p_lb, RPC_READONLY, "ranked candidates of a job or family"},
+    {"candidate.get", m_cand_get, p_cand, RPC_READONLY, "expression, lineage, evaluations, curves"},
+    {"candidate.export", m_cand_export, p_export, RPC_READONLY, "source text of a candidate's loss"},
+    {"events.subscribe", m_subscribe, p_sub, RPC_READONLY, "stored then live event notifications"},
+    {NULL, NULL, NULL, 0, NULL},
+};

@@ -1,0 +1,132 @@
+/* rpc.h: lossd's JSON-RPC 2.0 wire: newline framing, the method table with its parameter
+ * schemas, request validation, replies and error codes (docs/protocol.md). Nothing here knows
+ * about sockets: the daemon feeds bytes in and writes the returned lines out. */
+#ifndef RPC_H
+#define RPC_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/lossd.h"
+
+/* JSON-RPC error codes: the standard ones, then the project's own. */
+enum {
+    RPC_OK = 0,
+    RPC_PARSE_ERROR = -32700,
+    RPC_INVALID_REQUEST = -32600,
+    RPC_METHOD_NOT_FOUND = -32601,
+    RPC_INVALID_PARAMS = -32602,
+    RPC_INTERNAL = -32603,
+    RPC_NOT_FOUND = -32001,
+    RPC_INVALID_STATE = -32002,
+    RPC_BUSY = -32003,
+    RPC_PERMISSION = -32004,
+};
+
+#define RPC_LINE_MAX (1u << 20)   /* longest request line, without its newline */
+#define RPC_OUTBUF_MAX (8u << 20) /* pending output after which a client is dropped */
+#define RPC_PROTOCOL_VERSION 1
+
+/* Maps an LD_* status to the JSON-RPC code a handler should return for it. */
+int rpc_code_from_ld(int ld);
+
+/* ---- framing ---------------------------------------------------------------------------- */
+
+/* Splits a byte stream into lines. Bytes may arrive in any pieces. */
+typedef struct RpcFramer {
+    char *buf;
+    size_t len, cap;
+} RpcFramer;
+
+/* Called once per complete line (without '\n'; a trailing '\r' removed; NUL-terminated, so
+ * line[len] == 0). Returning non-zero stops feeding (the connection is going away). */
+typedef int (*RpcLineFn)(void *ud, char *line, size_t len);
+
+/* Feeds n bytes. Returns LD_OK, the non-zero value a callback returned, or LD_EINVAL with err
+ * when a line grows past RPC_LINE_MAX (the caller replies with rpc_error_line and closes).
+ * Empty lines are skipped. */
+int rpc_framer_feed(RpcFramer *f, const char *data, size_t n, RpcLineFn fn, void *ud, char *err);
+size_t rpc_framer_pending(const RpcFramer *f); /* bytes of an unfinished line */
+void rpc_framer_free(RpcFramer *f);
+
+/* ---- the method table ------------------------------------------------------------------- */
+
+typedef enum RpcType {
+    RPC_T_INT,    /* a JSON number with no fraction, within int64 */
+    RPC_T_NUMBER,
+    RPC_T_STRING,
+    RPC_T_BOOL,
+    RPC_T_OBJECT,
+    RPC_T_ARRAY,
+} RpcType;
+
+typedef struct RpcParam {
+    const char *name;
+    RpcType type;
+    int required;
+} RpcParam;
+
+/* What a handler gets: the daemon and the connection (opaque here), the request's params
+ * (always an object, possibly empty) and id (NULL for a notification). */
+typedef struct RpcCall {
+    void *daemon;       /* Daemon * (daemon/daemon.h) */
+    void *client;       /* DaemonClient * (the connection), NULL in unit tests */
+    const cJSON *params;
+    const cJSON *id;
+} RpcCall;
+
+/* A handler returns RPC_OK and an owned result in *result (NULL means `null`), or a negative
+ * RPC_* code with err saying what was wrong ("job 42: not found"). It runs on the loop thread. */
+typedef int (*RpcHandler)(RpcCall *call, cJSON **result, char *err);
+
+enum {
+    RPC_READONLY = 1, /* changes nothing: still served while the daemon shuts down */
+};
+
+typedef struct RpcMethod {
+    const char *name;       /* NULL ends a table */
+    RpcHandler handler;
+    const RpcParam *params; /* NULL or ended by {NULL}: checked before the handler runs */
+    int flags;
+    const char *summary;
+} RpcMethod;
+
+/* The tables the server dispatches on. rpc_core_methods is api/methods.c's. A module that adds
+ * methods (the cron schedules) defines `const RpcMethod schedule_methods[]`, ended by {NULL}:
+ * it is declared weak so the daemon links with or without it (the module's object must be
+ * pulled into the link by a strong reference from elsewhere, see daemon/daemon.h). */
+extern const RpcMethod rpc_core_methods[];
+extern const RpcMethod schedule_methods[] __attribute__((weak));
+
+/* The tables in dispatch order, NULL-terminated (static storage). */
+const RpcMethod *const *rpc_tables(void);
+/* Finds a method in the NULL-terminated list of tables; NULL when absent. */
+const RpcMethod *rpc_find(const RpcMethod *const *tables, const char *name);
+
+/* Checks params (an object) against m's schema: every required one present, every present one
+ * of its type. Returns RPC_OK or RPC_INVALID_PARAMS with err:
+ * "params.job_id: expected an integer, got string", "params.job: missing". */
+int rpc_check_params(const RpcMethod *m, const cJSON *params, char *err);
+
+/* Handles one request line: parses it, validates the envelope, finds the method, checks params,
+ * runs the handler. Returns an owned reply line ending in '\n' (*len its length), or NULL when
+ * nothing is to be sent (a notification). refuse_writes: methods without RPC_READONLY get
+ * RPC_BUSY (the daemon is shutting down). call->params and call->id are filled here. */
+char *rpc_handle_line(const RpcMethod *const *tables, const char *line, size_t n, RpcCall *call,
+                      int refuse_writes, size_t *len);
+
+/* Owned reply lines ending in '\n'. id may be NULL (sent as null). */
+char *rpc_error_line(const cJSON *id, int code, const char *msg, size_t *len);
+char *rpc_result_line(const cJSON *id, cJSON *result, size_t *len); /* takes result */
+/* A server notification {"jsonrpc":"2.0","method":method,"params":params}. Takes params. */
+char *rpc_notification_line(const char *method, cJSON *params, size_t *len);
+
+/* "integer", "string", ... for a JSON value, as used in messages. */
+const char *rpc_json_type_name(const cJSON *v);
+
+/* Helpers for handlers: read a checked param. */
+int64_t rpc_param_int(const cJSON *params, const char *name, int64_t dflt);
+const char *rpc_param_str(const cJSON *params, const char *name); /* NULL when absent */
+
+#endif

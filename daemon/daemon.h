@@ -1,0 +1,93 @@
+/* daemon.h: the lossd daemon: its libuv loop, worker pool, jobs and client connections. Every
+ * function here runs on the loop thread unless it says otherwise; api/methods.c calls these,
+ * never SQL. */
+#ifndef DAEMON_H
+#define DAEMON_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "../common/lossd.h"
+#include "../evaluator/eval.h"
+#include "../search/expr.h"
+#include "../storage/store.h"
+
+typedef struct Daemon Daemon;
+typedef struct DaemonClient DaemonClient;
+
+typedef struct DaemonConfig {
+    const char *socket_path; /* NULL: $XDG_RUNTIME_DIR/lossd.sock, else /tmp/lossd-$UID.sock */
+    const char *db_path;     /* NULL: $XDG_DATA_HOME/lossd/lossd.db, else ~/.local/share/... */
+    int workers;             /* <= 0: number of online cores */
+    int store_flags;         /* STORE_NOSYNC for tests */
+} DaemonConfig;
+
+/* Opens the store (taking its lock), binds the socket (refusing when a live daemon answers on
+ * it, removing a stale file), starts the worker pool and resumes every queued or running job.
+ * Returns LD_OK and an owned daemon; LD_EBUSY when another daemon holds the socket or the
+ * database; LD_EIO otherwise. */
+int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err);
+/* Runs the loop until shutdown (server.shutdown, SIGTERM, SIGINT): stops taking work, waits for
+ * running evaluations and records them. Returns LD_OK. */
+int daemon_run(Daemon *d);
+void daemon_free(Daemon *d); /* closes everything; NULL is fine */
+
+/* ---- for handlers (api/methods.c) ------------------------------------------------------- */
+
+Store *daemon_store(Daemon *d);
+int daemon_shutting_down(const Daemon *d);
+void daemon_request_shutdown(Daemon *d); /* begins the graceful shutdown */
+cJSON *daemon_status(Daemon *d);         /* owned server.status result */
+
+typedef struct DaemonSubmit {
+    const cJSON *job;         /* borrowed job object (docs/jobs.md) */
+    const char *client_token; /* NULL: none */
+    int priority;             /* <= 0: the job's own, else 1 */
+    int64_t schedule_id;      /* 0: submitted by a client */
+} DaemonSubmit;
+
+/* Parses, stores (state queued, with the engine's initial state) and schedules a job. An
+ * existing client_token returns its job with *existed 1. LD_EINVAL with every problem named. */
+int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *existed,
+                      char *err);
+/* Owned job summary (docs/protocol.md); full adds spec and stats. LD_ENOTFOUND. */
+int daemon_job_get(Daemon *d, int64_t job_id, int full, cJSON **out, char *err);
+/* Owned array of summaries, newest first; state NULL: all. */
+int daemon_job_list(Daemon *d, const char *state, cJSON **out, char *err);
+/* action: "pause", "resume" or "cancel". LD_ESTATE for a transition the state does not allow. */
+int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err);
+/* Number of jobs of a schedule that are queued, running or paused (schedule concurrency). */
+int daemon_schedule_active(Daemon *d, int64_t schedule_id);
+
+/* Appends an event to the store and sends it to every subscriber. Takes data (may be NULL).
+ * Inside a transaction (store_begin) the event is sent when daemon_commit commits it, and
+ * forgotten by daemon_rollback: modules that batch writes with events use these two instead of
+ * store_commit / store_rollback. */
+int daemon_event(Daemon *d, int64_t job_id, const char *kind, cJSON *data, char *err);
+int daemon_commit(Daemon *d, char *err);
+void daemon_rollback(Daemon *d);
+/* Makes c a subscriber: after the current reply is written, every stored event with
+ * seq > since (since < 0: none of the stored ones) is sent, then live ones. */
+int daemon_subscribe(Daemon *d, DaemonClient *c, int64_t since, int64_t *last_seq, char *err);
+
+/* ---- hooks for other modules ------------------------------------------------------------ */
+
+/* A function the loop calls about once a second (and once right after start-up, after job
+ * recovery), on the loop thread. */
+typedef void (*DaemonTickFn)(Daemon *d, void *ud);
+int daemon_add_tick(Daemon *d, DaemonTickFn fn, void *ud); /* at most 8; LD_ENOMEM beyond */
+
+/* The cron schedules module, when linked, defines these (its files in daemon/): schedule_start
+ * runs once after recovery (register a tick with daemon_add_tick there), schedule_methods
+ * (api/rpc.h) adds the schedule.* methods. They are weak references: the daemon links and runs
+ * without them. Because a weak reference does not pull an object out of a static library, the
+ * module's object must also be referenced strongly to be linked (see docs/architecture.md). */
+int schedule_start(Daemon *d, char *err) __attribute__((weak));
+
+/* ---- internal, shared by the daemon's files ------------------------------------------------ */
+
+/* Sends a line to a client (copied). Returns LD_OK, or LD_EIO when the client is gone or was
+ * dropped for not reading (RPC_OUTBUF_MAX pending). */
+int daemon_client_send(DaemonClient *c, const char *line, size_t len);
+
+#endif

@@ -1,0 +1,116 @@
+/* internal.h: what the daemon's own files share: the Daemon struct, the worker pool, the job
+ * scheduler and the client connections. Not for other modules (they use daemon.h). */
+#ifndef DAEMON_INTERNAL_H
+#define DAEMON_INTERNAL_H
+
+#include <limits.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "../api/rpc.h"
+#include "../search/search.h"
+#include "daemon.h"
+
+/* ---- worker pool (pool.c) --------------------------------------------------------------- */
+
+/* One evaluation travelling loop -> worker -> loop. The loop fills the request part; the
+ * worker only reads it (task is shared and immutable) and writes res, rc, err. */
+typedef struct PoolItem {
+    struct PoolItem *next;
+    int64_t job_id, round;
+    int idx;           /* index in the job's current round */
+    const Task *task;  /* borrowed from the job's SearchJob, which outlives the item */
+    Expr *loss;        /* owned by the item */
+    EvalOpts opt;
+    EvalResult res;
+    int rc;
+    char err[LD_ERR_MAX];
+} PoolItem;
+
+typedef struct Pool Pool;
+/* Called on the loop thread for every finished item, in completion order; takes the item. */
+typedef void (*PoolDoneFn)(void *ud, PoolItem *it);
+
+int pool_start(uv_loop_t *loop, int nworkers, PoolDoneFn done, void *ud, Pool **out, char *err);
+void pool_submit(Pool *p, PoolItem *it); /* takes it */
+int pool_workers(const Pool *p);
+int pool_busy(const Pool *p);   /* items being evaluated now */
+int pool_pending(const Pool *p); /* items submitted and not yet handed back */
+/* Stops taking items: workers finish the one they hold; items not started are returned (a
+ * list, owned by the caller). Finished ones still arrive through the done callback. */
+PoolItem *pool_stop(Pool *p);
+/* Joins the threads (after pool_stop and pool_pending() == 0) and closes the async handle;
+ * the pool is freed in the handle's close callback. */
+void pool_close(Pool *p);
+void pool_item_free(PoolItem *it);
+
+/* ---- jobs (jobs.c) ---------------------------------------------------------------------- */
+
+typedef struct DJob DJob;
+
+int jobs_recover(Daemon *d, char *err); /* loads queued and running jobs at start-up */
+void jobs_pump(Daemon *d);              /* activates jobs, starts rounds, feeds the pool */
+void jobs_tick(Daemon *d);              /* once a second: wall-clock budgets */
+void jobs_on_done(void *ud, PoolItem *it); /* PoolDoneFn */
+void jobs_on_dropped(Daemon *d, PoolItem *it); /* an item the pool never started; takes it */
+void jobs_shutdown(Daemon *d);          /* persists elapsed time of running jobs */
+void jobs_free_all(Daemon *d);
+int jobs_count_loaded(const Daemon *d);
+
+/* ---- clients (net.c) -------------------------------------------------------------------- */
+
+/* LD_OK when path is free or a stale socket; LD_EBUSY when a live daemon answers on it. */
+int net_check_socket(const char *path, char *err);
+int net_listen(Daemon *d, char *err);   /* binds and listens on d->socket_path */
+/* Closes the listener; clients close now (force) or once their pending replies are written. */
+void net_close_all(Daemon *d, int force);
+void net_broadcast_event(Daemon *d, const cJSON *event); /* to subscribers; borrows */
+
+/* ---- the daemon ------------------------------------------------------------------------- */
+
+#define DAEMON_MAX_TICKS 8
+#define DAEMON_RATE_BUCKETS 64
+
+struct Daemon {
+    uv_loop_t loop;
+    uv_pipe_t server;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t timer;
+    int server_open, handles_open;
+    Store *store;
+    Pool *pool;
+    char socket_path[PATH_MAX];
+    char db_path[PATH_MAX];
+    char cwd[PATH_MAX];
+    int nworkers;
+    int shutting_down;
+    int exiting; /* handles are closing: the loop ends once they are closed */
+    double exit_deadline_ms;
+    double start_ms;
+    uid_t uid;
+
+    DJob *jobs;          /* loaded jobs (queued, running, paused with an engine, draining) */
+    int64_t wrr_job;     /* weighted round-robin: the job being served and its credit */
+    int wrr_left;
+    int64_t evals_total; /* evaluations finished by this process */
+
+    /* evaluations finished per second, over the last DAEMON_RATE_BUCKETS seconds */
+    int64_t rate_sec[DAEMON_RATE_BUCKETS];
+    int rate_count[DAEMON_RATE_BUCKETS];
+
+    DaemonClient *clients;
+    int nclients;
+    int64_t last_event_seq;  /* newest stored event */
+    cJSON *pending_events;   /* appended inside the open transaction, sent at commit */
+
+    struct {
+        DaemonTickFn fn;
+        void *ud;
+    } ticks[DAEMON_MAX_TICKS];
+    int nticks;
+};
+
+void daemon_count_eval(Daemon *d); /* records one finished evaluation for the rate */
+void daemon_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

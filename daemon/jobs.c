@@ -1,0 +1,903 @@
+/* jobs.c: the daemon's jobs: submission, states, rounds of evaluations fed to the worker pool
+ * (weighted round-robin by priority across jobs), results stored before they count, engine
+ * state saved at every round boundary, recovery at start-up. Loop thread only. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define LEADERBOARD_SNAPSHOT 100 /* entries kept in the job row */
+#define FITNESS_SYNC_K 100000    /* engine leaderboard entries whose fitness is stored */
+
+enum { W_PENDING = 0, W_RUNNING = 1, W_DONE = 2 };
+
+struct DJob {
+    DJob *next;
+    int64_t id;
+    char state[12];
+    int priority;
+    int64_t schedule_id;
+    SearchJob *job;
+    Search *search;
+    int64_t *task_ids; /* store row of each of the job's tasks */
+    char family[24];
+    int warm_start;
+
+    int64_t round; /* rounds finished (the saved state is at this boundary) */
+    const SearchWork *works;
+    int nworks;
+    EvalResult *results;
+    unsigned char *wstate;
+    int cursor; /* first index that may still be W_PENDING */
+    int ndone, inflight;
+
+    int64_t evals_done;
+    double best_fitness;
+    char best_expr[EXPR_TEXT_MAX];
+    int64_t best_cand;
+    double elapsed_prev_s; /* running time before run_since_ms */
+    double run_since_ms;   /* 0 when not running */
+    int stopped;           /* search_stop called */
+    int finished;          /* terminal state reached: free once inflight is 0 */
+};
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static DJob *job_find(Daemon *d, int64_t id) {
+    for (DJob *j = d->jobs; j; j = j->next)
+        if (j->id == id) return j;
+    return NULL;
+}
+
+static double job_elapsed(const DJob *j) {
+    double e = j->elapsed_prev_s;
+    if (j->run_since_ms > 0) e += (ld_now_ms() - j->run_since_ms) / 1e3;
+    return e;
+}
+
+static void round_clear(DJob *j) {
+    free(j->results);
+    free(j->wstate);
+    j->results = NULL;
+    j->wstate = NULL;
+    j->works = NULL;
+    j->nworks = j->ndone = j->cursor = 0;
+}
+
+static void djob_free(DJob *j) {
+    if (!j) return;
+    round_clear(j);
+    search_free(j->search);
+    job_free(j->job);
+    free(j->task_ids);
+    free(j);
+}
+
+static void job_unlink(Daemon *d, DJob *j) {
+    for (DJob **p = &d->jobs; *p; p = &(*p)->next)
+        if (*p == j) {
+            *p = j->next;
+            return;
+        }
+}
+
+/* Frees a finished job once nothing of it is in flight (its tasks are borrowed by items). */
+static void job_release_if_idle(Daemon *d, DJob *j) {
+    if (j->finished && j->inflight == 0) {
+        job_unlink(d, j);
+        djob_free(j);
+    }
+}
+
+static cJSON *stats_json(const DJob *j) {
+    cJSON *st = j->search ? search_stats(j->search) : NULL;
+    if (!st) st = cJSON_CreateObject();
+    cJSON_DeleteItemFromObjectCaseSensitive(st, "elapsed_s");
+    cJSON_AddNumberToObject(st, "elapsed_s", job_elapsed(j));
+    cJSON_DeleteItemFromObjectCaseSensitive(st, "round");
+    cJSON_AddNumberToObject(st, "round", (double)j->round);
+    return st;
+}
+
+static cJSON *event_row(int64_t seq, int64_t job_id, const char *kind, cJSON *data) {
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ev, "seq", (double)seq);
+    cJSON_AddNumberToObject(ev, "time", ld_wall_s());
+    cJSON_AddNumberToObject(ev, "job", (double)job_id);
+    cJSON_AddStringToObject(ev, "kind", kind);
+    cJSON_AddItemToObject(ev, "data", data ? data : cJSON_CreateObject());
+    return ev;
+}
+
+/* Events appended inside a transaction wait in d->pending_events until it commits, so a client
+ * never hears of something a rollback undid. */
+int daemon_event(Daemon *d, int64_t job_id, const char *kind, cJSON *data, char *err) {
+    int64_t seq = 0;
+    int rc = store_event_append(d->store, job_id, kind, data, &seq, err);
+    if (rc != LD_OK) {
+        cJSON_Delete(data);
+        return rc;
+    }
+    if (seq > d->last_event_seq) d->last_event_seq = seq;
+    cJSON *ev = event_row(seq, job_id, kind, data);
+    if (store_in_transaction(d->store)) {
+        if (!d->pending_events) d->pending_events = cJSON_CreateArray();
+        cJSON_AddItemToArray(d->pending_events, ev);
+        return LD_OK;
+    }
+    net_broadcast_event(d, ev);
+    cJSON_Delete(ev);
+    return LD_OK;
+}
+
+int daemon_commit(Daemon *d, char *err) {
+    int rc = store_commit(d->store, err);
+    cJSON *pending = d->pending_events;
+    d->pending_events = NULL;
+    if (rc == LD_OK) {
+        const cJSON *ev;
+        cJSON_ArrayForEach(ev, pending) net_broadcast_event(d, ev);
+    } else {
+        store_rollback(d->store);
+    }
+    cJSON_Delete(pending);
+    return rc;
+}
+
+void daemon_rollback(Daemon *d) {
+    store_rollback(d->store);
+    cJSON_Delete(d->pending_events);
+    d->pending_events = NULL;
+}
+
+static cJSON *state_event(const char *state, const char *from, const char *error) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "state", state);
+    if (from) cJSON_AddStringToObject(o, "from", from);
+    if (error) cJSON_AddStringToObject(o, "error", error);
+    return o;
+}
+
+/* Moves a job to state in the store and announces it. */
+static int job_set_state(Daemon *d, DJob *j, const char *state, const char *error, char *err) {
+    char from[12];
+    snprintf(from, sizeof from, "%s", j->state);
+    int rc = store_job_set_state(d->store, j->id, state, error, err);
+    if (rc != LD_OK) return rc;
+    if (!strcmp(from, "running") && strcmp(state, "running")) {
+        j->elapsed_prev_s = job_elapsed(j);
+        j->run_since_ms = 0;
+    }
+    if (!strcmp(state, "running") && j->run_since_ms == 0) j->run_since_ms = ld_now_ms();
+    snprintf(j->state, sizeof j->state, "%s", state);
+    char e2[LD_ERR_MAX];
+    daemon_event(d, j->id, "job.state", state_event(state, from, error), e2);
+    return LD_OK;
+}
+
+/* Ends a job whose engine failed: the reason is kept in the job's error column. */
+static void job_fail(Daemon *d, DJob *j, const char *why) {
+    char err[LD_ERR_MAX];
+    daemon_log("job %lld failed: %s", (long long)j->id, why);
+    if (store_in_transaction(d->store)) daemon_rollback(d);
+    if (job_set_state(d, j, "failed", why, err) != LD_OK) daemon_log("job %lld: %s", (long long)j->id, err);
+    j->finished = 1;
+}
+
+/* ---- loading ---------------------------------------------------------------------------- */
+
+/* Stores the job's tasks (idempotent) and remembers their rows. */
+static int job_store_tasks(Daemon *d, DJob *j, char *err) {
+    int n = job_ntasks(j->job);
+    j->task_ids = calloc((size_t)(n > 0 ? n : 1), sizeof *j->task_ids);
+    if (!j->task_ids) return ld_err(err, LD_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        const Task *t = job_task(j->job, i);
+        cJSON *spec = task_spec(t);
+        int rc = store_task_upsert(d->store, task_hash(t), family_name(task_family(t)),
+                                   task_name(t), task_metric(t), task_higher_better(t), spec,
+                                   &j->task_ids[i], err);
+        cJSON_Delete(spec);
+        if (rc != LD_OK) return rc;
+        rc = store_job_add_task(d->store, j->id, i, j->task_ids[i], job_is_holdout(j->job, i), err);
+        if (rc != LD_OK) return rc;
+    }
+    return LD_OK;
+}
+
+static double jnum(const cJSON *o, const char *a, const char *b, double dflt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
+    if (!cJSON_IsNumber(v) && b) v = cJSON_GetObjectItemCaseSensitive(o, b);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+
+static const char *jstr(const cJSON *o, const char *a) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, a);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Loads a stored job with its engine restored from its saved state. Returns owned. */
+static int job_load(Daemon *d, int64_t id, DJob **out, char *err) {
+    cJSON *row = NULL, *state = NULL;
+    DJob *j = calloc(1, sizeof *j);
+    int rc = LD_ENOMEM;
+    if (!j) goto done;
+    j->id = id;
+    j->best_fitness = NAN;
+    rc = store_job_get(d->store, id, &row, err);
+    if (rc != LD_OK) goto done;
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(row, "spec");
+    snprintf(j->state, sizeof j->state, "%s", jstr(row, "state") ? jstr(row, "state") : "queued");
+    j->priority = (int)jnum(row, "priority", NULL, 1);
+    if (j->priority < 1) j->priority = 1;
+    j->schedule_id = (int64_t)jnum(row, "schedule_id", "schedule", 0);
+    const cJSON *stats = cJSON_GetObjectItemCaseSensitive(row, "stats");
+    j->elapsed_prev_s = jnum(stats, "elapsed_s", NULL, 0);
+    rc = job_parse(spec, d->cwd, &j->job, err);
+    if (rc != LD_OK) goto done;
+    j->family[0] = 0;
+    if (job_ntasks(j->job) > 0)
+        snprintf(j->family, sizeof j->family, "%s", family_name(task_family(job_task(j->job, 0))));
+    rc = job_store_tasks(d, j, err);
+    if (rc != LD_OK) goto done;
+    rc = store_state_get(d->store, id, &j->round, &state, err);
+    if (rc != LD_OK) goto done;
+    j->search = search_restore(j->job, state, err);
+    if (!j->search) {
+        rc = LD_EINVAL;
+        goto done;
+    }
+    rc = store_evals_count(d->store, id, &j->evals_done, err);
+    if (rc != LD_OK) goto done;
+    cJSON *lb = search_leaderboard(j->search, 1);
+    const cJSON *top = cJSON_GetArrayItem(lb, 0);
+    if (top) {
+        j->best_fitness = jnum(top, "fitness", NULL, NAN);
+        j->best_cand = (int64_t)jnum(top, "cand", NULL, 0);
+        const char *e = jstr(top, "expr");
+        snprintf(j->best_expr, sizeof j->best_expr, "%s", e ? e : "");
+    }
+    cJSON_Delete(lb);
+    if (job_budget_seconds(j->job) > 0 && j->elapsed_prev_s >= job_budget_seconds(j->job)) {
+        search_stop(j->search, 0);
+        j->stopped = 1;
+    }
+    *out = j;
+    j = NULL;
+done:
+    cJSON_Delete(row);
+    cJSON_Delete(state);
+    djob_free(j);
+    return rc;
+}
+
+int jobs_recover(Daemon *d, char *err) {
+    static const char *const states[] = {"running", "queued"};
+    for (int s = 0; s < 2; s++) {
+        int64_t *ids = NULL;
+        int n = 0;
+        int rc = store_jobs_in_state(d->store, states[s], &ids, &n, err);
+        if (rc != LD_OK) return rc;
+        for (int i = 0; i < n; i++) {
+            DJob *j = NULL;
+            char e2[LD_ERR_MAX];
+            if (job_find(d, ids[i])) continue;
+            rc = job_load(d, ids[i], &j, e2);
+            if (rc != LD_OK) {
+                /* one broken job must not keep the daemon from serving the others */
+                daemon_log("job %lld: cannot resume: %s", (long long)ids[i], e2);
+                char e3[LD_ERR_MAX];
+                store_job_set_state(d->store, ids[i], "failed", e2, e3);
+                continue;
+            }
+            if (!strcmp(j->state, "running")) j->run_since_ms = ld_now_ms();
+            j->next = d->jobs;
+            d->jobs = j;
+            daemon_log("job %lld: resuming (%s, %lld evaluations stored, round %lld)",
+                       (long long)j->id, j->state, (long long)j->evals_done, (long long)j->round);
+        }
+        free(ids);
+    }
+    return LD_OK;
+}
+
+/* ---- submission ------------------------------------------------------------------------- */
+
+int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *existed,
+                      char *err) {
+    SearchJob *sj = NULL;
+    Search *s = NULL;
+    cJSON *spec = NULL, *state0 = NULL;
+    char **warm = NULL;
+    int nwarm = 0, rc;
+    DJob *j = NULL;
+    *existed = 0;
+    if (d->shutting_down) return ld_err(err, LD_EBUSY, "the server is shutting down");
+    rc = job_parse(sub->job, d->cwd, &sj, err);
+    if (rc != LD_OK) goto done;
+    spec = job_json(sj);
+    const cJSON *ws = cJSON_GetObjectItemCaseSensitive(spec, "warm_start");
+    int want_warm = !ws || cJSON_IsTrue(ws);
+    if (want_warm && job_ntasks(sj) > 0) {
+        const Task *t0 = job_task(sj, 0);
+        char e2[LD_ERR_MAX];
+        if (store_warm_start(d->store, family_name(task_family(t0)), task_hash(t0), 8, &warm,
+                             &nwarm, e2) != LD_OK) {
+            daemon_log("warm start: %s (starting cold)", e2);
+            nwarm = 0;
+        }
+    }
+    s = search_new(sj, (const char *const *)warm, nwarm, err);
+    if (!s) {
+        rc = LD_EINVAL;
+        goto done;
+    }
+    state0 = search_save(s);
+    if (!state0) {
+        rc = ld_err(err, LD_ENOMEM, "cannot save the initial search state");
+        goto done;
+    }
+    rc = store_begin(d->store, err);
+    if (rc != LD_OK) goto done;
+    StoreJobNew nj = {
+        .spec = spec,
+        .name = job_name(sj),
+        .priority = sub->priority > 0 ? sub->priority : 1,
+        .seed = job_seed(sj),
+        .client_token = sub->client_token,
+        .schedule_id = sub->schedule_id,
+        .budget_evals = job_budget_evals(sj),
+    };
+    rc = store_job_insert(d->store, &nj, job_id, existed, err);
+    if (rc != LD_OK || *existed) {
+        daemon_rollback(d);
+        goto done;
+    }
+    j = calloc(1, sizeof *j);
+    if (!j) {
+        daemon_rollback(d);
+        rc = ld_err(err, LD_ENOMEM, "out of memory");
+        goto done;
+    }
+    j->id = *job_id;
+    snprintf(j->state, sizeof j->state, "queued");
+    j->priority = nj.priority;
+    j->schedule_id = sub->schedule_id;
+    j->job = sj;
+    j->best_fitness = NAN;
+    if (job_ntasks(sj) > 0)
+        snprintf(j->family, sizeof j->family, "%s", family_name(task_family(job_task(sj, 0))));
+    rc = job_store_tasks(d, j, err);
+    if (rc == LD_OK) rc = store_state_put(d->store, j->id, 0, state0, err);
+    if (rc == LD_OK) {
+        cJSON *ev = cJSON_CreateObject();
+        cJSON_AddStringToObject(ev, "name", job_name(sj) ? job_name(sj) : "");
+        cJSON_AddNumberToObject(ev, "priority", j->priority);
+        cJSON_AddNumberToObject(ev, "warm_started", nwarm);
+        if (sub->schedule_id) cJSON_AddNumberToObject(ev, "schedule_id", (double)sub->schedule_id);
+        rc = daemon_event(d, j->id, "job.submitted", ev, err);
+    }
+    if (rc == LD_OK) rc = daemon_commit(d, err);
+    else daemon_rollback(d);
+    if (rc != LD_OK) {
+        j->job = NULL;
+        djob_free(j);
+        j = NULL;
+        goto done;
+    }
+    j->search = s;
+    s = NULL;
+    sj = NULL;
+    j->next = d->jobs;
+    d->jobs = j;
+    daemon_log("job %lld: submitted (%s, priority %d, %d warm-start expressions)",
+               (long long)j->id, job_name(j->job) ? job_name(j->job) : "", j->priority, nwarm);
+    jobs_pump(d);
+done:
+    store_strv_free(warm, nwarm);
+    cJSON_Delete(spec);
+    cJSON_Delete(state0);
+    search_free(s);
+    job_free(sj);
+    return rc;
+}
+
+/* ---- rounds ----------------------------------------------------------------------------- */
+
+static void job_complete(Daemon *d, DJob *j);
+
+/* Starts the engine's next round: stores its candidates and takes the results already stored
+ * (a resumed round). Returns 1 when a round is open, 0 when the search is complete. */
+static int round_begin(Daemon *d, DJob *j) {
+    char err[LD_ERR_MAX];
+    const SearchWork *works = NULL;
+    int64_t budget = job_budget_evals(j->job);
+    if (!j->stopped && budget > 0 && j->evals_done >= budget) {
+        search_stop(j->search, 0);
+        j->stopped = 1;
+    }
+    if (budget > 0 && j->evals_done >= 2 * budget + 64) search_stop(j->search, 1); /* runaway guard */
+    int n = search_round(j->search, &works);
+    if (n <= 0) return 0;
+    j->results = calloc((size_t)n, sizeof *j->results);
+    j->wstate = calloc((size_t)n, 1);
+    if (!j->results || !j->wstate) {
+        round_clear(j);
+        job_fail(d, j, "out of memory starting a round");
+        return 1;
+    }
+    j->works = works;
+    j->nworks = n;
+    int rc = store_begin(d->store, err);
+    for (int i = 0; rc == LD_OK && i < n; i++) {
+        const SearchWork *w = &works[i];
+        char perr[LD_ERR_MAX];
+        Expr *e = expr_parse(w->expr, perr);
+        uint64_t h = e ? expr_hash(e) : ld_hash64(w->expr, strlen(w->expr));
+        int size = e ? expr_size(e) : 0;
+        expr_free(e);
+        rc = store_candidate_put(d->store, j->id, w->cand, w->expr, h, size, NULL, "search",
+                                 j->family, NULL, err);
+        if (rc != LD_OK) break;
+        int found = 0;
+        rc = store_eval_get_seq(d->store, j->id, w->seq, &found, &j->results[i], err);
+        if (rc == LD_OK && found) {
+            j->wstate[i] = W_DONE;
+            j->ndone++;
+        }
+    }
+    if (rc == LD_OK) rc = daemon_commit(d, err);
+    else daemon_rollback(d);
+    if (rc != LD_OK) {
+        round_clear(j);
+        job_fail(d, j, err);
+    }
+    return 1;
+}
+
+/* All results of the round are in: hand them to the engine in order, save its state with the
+ * round's bookkeeping in one transaction, then announce. */
+static void round_finish(Daemon *d, DJob *j) {
+    char err[LD_ERR_MAX];
+    cJSON *state = NULL, *lb = NULL, *stats = NULL;
+    int rc = search_finish_round(j->search, j->results, err);
+    if (rc != LD_OK) {
+        round_clear(j);
+        job_fail(d, j, err);
+        return;
+    }
+    round_clear(j);
+    j->round++;
+    state = search_save(j->search);
+    lb = search_leaderboard(j->search, FITNESS_SYNC_K);
+    double old_best = j->best_fitness;
+    const cJSON *top = cJSON_GetArrayItem(lb, 0);
+    if (top) {
+        j->best_fitness = jnum(top, "fitness", NULL, NAN);
+        j->best_cand = (int64_t)jnum(top, "cand", NULL, 0);
+        const char *e = jstr(top, "expr");
+        snprintf(j->best_expr, sizeof j->best_expr, "%s", e ? e : "");
+    }
+    stats = stats_json(j);
+    rc = store_begin(d->store, err);
+    if (rc == LD_OK && state) rc = store_state_put(d->store, j->id, j->round, state, err);
+    const cJSON *ent;
+    cJSON_ArrayForEach(ent, lb) {
+        if (rc != LD_OK) break;
+        double f = jnum(ent, "fitness", NULL, NAN);
+        int64_t cand = (int64_t)jnum(ent, "cand", NULL, -1);
+        if (cand < 0) continue;
+        int r2 = store_candidate_set_fitness(d->store, j->id, cand, f, err);
+        if (r2 != LD_OK && r2 != LD_ENOTFOUND) rc = r2;
+    }
+    /* the row keeps a short snapshot: the full ranking lives in the candidates' fitness */
+    cJSON *snap = cJSON_CreateArray();
+    int k = 0;
+    cJSON_ArrayForEach(ent, lb) {
+        if (k++ >= LEADERBOARD_SNAPSHOT) break;
+        cJSON_AddItemToArray(snap, cJSON_Duplicate(ent, 1));
+    }
+    if (rc == LD_OK)
+        rc = store_job_update_progress(d->store, j->id, j->evals_done, j->best_fitness, snap,
+                                       stats, err);
+    cJSON_Delete(snap);
+    if (rc == LD_OK) {
+        cJSON *ev = cJSON_CreateObject();
+        cJSON_AddNumberToObject(ev, "round", (double)j->round);
+        cJSON_AddNumberToObject(ev, "evaluations", (double)j->evals_done);
+        cJSON_AddNumberToObject(ev, "budget", job_budget_evals(j->job));
+        if (isfinite(j->best_fitness)) {
+            cJSON_AddNumberToObject(ev, "best_fitness", j->best_fitness);
+            cJSON_AddStringToObject(ev, "best_expr", j->best_expr);
+        }
+        rc = daemon_event(d, j->id, "job.round", ev, err);
+    }
+    if (rc == LD_OK && isfinite(j->best_fitness) &&
+        (!isfinite(old_best) || j->best_fitness != old_best)) {
+        cJSON *ev = cJSON_CreateObject();
+        cJSON_AddNumberToObject(ev, "cand", (double)j->best_cand);
+        cJSON_AddStringToObject(ev, "expr", j->best_expr);
+        cJSON_AddNumberToObject(ev, "fitness", j->best_fitness);
+        rc = daemon_event(d, j->id, "job.best", ev, err);
+    }
+    if (rc == LD_OK) rc = daemon_commit(d, err);
+    else daemon_rollback(d);
+    if (rc != LD_OK) job_fail(d, j, err);
+    cJSON_Delete(state);
+    cJSON_Delete(lb);
+    cJSON_Delete(stats);
+}
+
+/* The engine has nothing more to propose: the job is done with its final leaderboard. */
+static void job_complete(Daemon *d, DJob *j) {
+    char err[LD_ERR_MAX];
+    cJSON *stats = stats_json(j);
+    int rc = store_job_update_progress(d->store, j->id, j->evals_done, j->best_fitness, NULL,
+                                       stats, err);
+    cJSON_Delete(stats);
+    if (rc == LD_OK) rc = job_set_state(d, j, "done", NULL, err);
+    if (rc != LD_OK) daemon_log("job %lld: completing: %s", (long long)j->id, err);
+    daemon_log("job %lld: done, %lld evaluations, best %.6g %s", (long long)j->id,
+               (long long)j->evals_done, j->best_fitness, j->best_expr);
+    j->finished = 1;
+}
+
+/* ---- scheduling ------------------------------------------------------------------------- */
+
+static int job_runnable(const DJob *j) {
+    return !j->finished && !strcmp(j->state, "running") && j->works && j->cursor < j->nworks;
+}
+
+/* Next pending work of j, or -1. */
+static int job_next_work(DJob *j) {
+    while (j->cursor < j->nworks && j->wstate[j->cursor] != W_PENDING) j->cursor++;
+    return j->cursor < j->nworks ? j->cursor : -1;
+}
+
+/* Weighted round-robin: the current job keeps the turn for `priority` dispatches. */
+static DJob *pick_job(Daemon *d) {
+    DJob *cur = job_find(d, d->wrr_job);
+    if (cur && d->wrr_left > 0 && job_runnable(cur) && job_next_work(cur) >= 0) return cur;
+    /* the next runnable job after cur, circularly */
+    DJob *start = cur ? cur->next : d->jobs;
+    for (int pass = 0; pass < 2; pass++) {
+        for (DJob *j = pass ? d->jobs : start; j; j = j->next) {
+            if (pass && j == start) break;
+            if (job_runnable(j) && job_next_work(j) >= 0) {
+                d->wrr_job = j->id;
+                d->wrr_left = j->priority;
+                return j;
+            }
+        }
+        if (!start) break;
+    }
+    return NULL;
+}
+
+static int dispatch_one(Daemon *d, DJob *j) {
+    int i = job_next_work(j);
+    if (i < 0) return 0;
+    const SearchWork *w = &j->works[i];
+    PoolItem *it = calloc(1, sizeof *it);
+    if (!it) return 0;
+    it->job_id = j->id;
+    it->round = j->round;
+    it->idx = i;
+    it->task = job_task(j->job, w->task);
+    it->opt.seed = w->seed;
+    it->opt.steps = w->steps;
+    it->loss = expr_parse(w->expr, it->err);
+    j->wstate[i] = W_RUNNING;
+    j->inflight++;
+    d->wrr_left--;
+    if (!it->loss || !it->task) {
+        /* not worth a worker: hand it back as a failed result through the same path */
+        it->rc = LD_EINVAL;
+        it->res.ok = 0;
+        snprintf(it->res.error, sizeof it->res.error, "%s",
+                 it->task ? it->err : "work names a task the job does not have");
+        it->res.val = it->res.test = NAN;
+        jobs_on_done(d, it);
+        return 1;
+    }
+    pool_submit(d->pool, it);
+    return 1;
+}
+
+/* One pass over the jobs: activate queued ones, open rounds, finish rounds whose results are
+ * all stored. Returns 1 when something changed. */
+static int jobs_advance(Daemon *d) {
+    char err[LD_ERR_MAX];
+    int changed = 0;
+    for (DJob *j = d->jobs; j; j = j->next) {
+        if (j->finished) continue;
+        if (!strcmp(j->state, "queued")) {
+            if (job_set_state(d, j, "running", NULL, err) != LD_OK) {
+                daemon_log("job %lld: %s", (long long)j->id, err);
+                continue;
+            }
+            changed = 1;
+        }
+        if (strcmp(j->state, "running")) continue;
+        if (!j->works) {
+            changed = 1;
+            if (!round_begin(d, j)) {
+                job_complete(d, j);
+                continue;
+            }
+            if (j->finished || !j->works) continue;
+        }
+        if (j->ndone == j->nworks && j->inflight == 0) {
+            round_finish(d, j);
+            changed = 1;
+        }
+    }
+    return changed;
+}
+
+void jobs_pump(Daemon *d) {
+    static int depth;
+    if (d->shutting_down || depth > 0) return;
+    depth++; /* a synchronous result inside dispatch comes back here: do not recurse */
+    for (int pass = 0; pass < 1000; pass++) {
+        int changed = jobs_advance(d);
+        int cap = pool_workers(d->pool) * 2;
+        while (pool_pending(d->pool) < cap) {
+            DJob *j = pick_job(d);
+            if (!j || !dispatch_one(d, j)) break;
+            changed = 1;
+        }
+        if (!changed) break;
+    }
+    /* free jobs that reached a terminal state with nothing in flight */
+    DJob *j = d->jobs;
+    while (j) {
+        DJob *next = j->next;
+        job_release_if_idle(d, j);
+        j = next;
+    }
+    depth--;
+}
+
+void jobs_on_done(void *ud, PoolItem *it) {
+    Daemon *d = ud;
+    char err[LD_ERR_MAX];
+    DJob *j = job_find(d, it->job_id);
+    daemon_count_eval(d);
+    if (!j || it->round != j->round || !j->works || it->idx >= j->nworks) {
+        if (j) j->inflight--;
+        pool_item_free(it);
+        return;
+    }
+    j->inflight--;
+    const SearchWork *w = &j->works[it->idx];
+    StoreEvalKey key = {
+        .job_id = j->id,
+        .seq = w->seq,
+        .cand = w->cand,
+        .task_id = j->task_ids[w->task],
+        .seed = w->seed,
+        .steps = w->steps,
+    };
+    int inserted = 0;
+    /* committed before anything reports it */
+    if (store_eval_put(d->store, &key, &it->res, &inserted, err) != LD_OK)
+        daemon_log("job %lld: storing evaluation %lld: %s", (long long)j->id, (long long)w->seq, err);
+    if (inserted) j->evals_done++;
+    j->results[it->idx] = it->res;
+    j->wstate[it->idx] = W_DONE;
+    j->ndone++;
+    d->evals_total++;
+    pool_item_free(it);
+    if (j->ndone == j->nworks && j->inflight == 0 && !j->finished && !d->shutting_down &&
+        (!strcmp(j->state, "running") || !strcmp(j->state, "paused")))
+        round_finish(d, j);
+    jobs_pump(d);
+}
+
+void jobs_on_dropped(Daemon *d, PoolItem *it) {
+    DJob *j = job_find(d, it->job_id);
+    if (j) {
+        j->inflight--;
+        if (j->wstate && it->round == j->round && it->idx < j->nworks) {
+            j->wstate[it->idx] = W_PENDING;
+            if (it->idx < j->cursor) j->cursor = it->idx;
+        }
+    }
+    pool_item_free(it);
+}
+
+void jobs_tick(Daemon *d) {
+    for (DJob *j = d->jobs; j; j = j->next) {
+        if (j->finished || j->stopped || !j->search || strcmp(j->state, "running")) continue;
+        double b = job_budget_seconds(j->job);
+        if (b > 0 && job_elapsed(j) >= b) {
+            search_stop(j->search, 0);
+            j->stopped = 1;
+            daemon_log("job %lld: wall-clock budget of %.0f s reached", (long long)j->id, b);
+        }
+    }
+    jobs_pump(d);
+}
+
+void jobs_shutdown(Daemon *d) {
+    char err[LD_ERR_MAX];
+    for (DJob *j = d->jobs; j; j = j->next) {
+        if (j->finished) continue;
+        cJSON *stats = stats_json(j);
+        if (store_job_update_progress(d->store, j->id, j->evals_done, j->best_fitness, NULL,
+                                      stats, err) != LD_OK)
+            daemon_log("job %lld: %s", (long long)j->id, err);
+        cJSON_Delete(stats);
+    }
+}
+
+void jobs_free_all(Daemon *d) {
+    while (d->jobs) {
+        DJob *j = d->jobs;
+        d->jobs = j->next;
+        djob_free(j);
+    }
+}
+
+int jobs_count_loaded(const Daemon *d) {
+    int n = 0;
+    for (const DJob *j = d->jobs; j; j = j->next) n++;
+    return n;
+}
+
+/* ---- queries and control ---------------------------------------------------------------- */
+
+static void add_num_or_null(cJSON *o, const char *k, double v) {
+    if (isfinite(v) && v != 0) cJSON_AddNumberToObject(o, k, v);
+    else cJSON_AddNullToObject(o, k);
+}
+
+/* Builds the protocol's summary from a store row, overlaid with the live job when loaded. */
+static cJSON *summary_from_row(Daemon *d, const cJSON *row, int full) {
+    cJSON *o = cJSON_CreateObject();
+    int64_t id = (int64_t)jnum(row, "id", "job_id", 0);
+    DJob *j = job_find(d, id);
+    cJSON_AddNumberToObject(o, "job_id", (double)id);
+    const char *name = jstr(row, "name");
+    if (name) cJSON_AddStringToObject(o, "name", name);
+    else cJSON_AddNullToObject(o, "name");
+    const char *state = j && !j->finished ? j->state : jstr(row, "state");
+    cJSON_AddStringToObject(o, "state", state ? state : "unknown");
+    cJSON_AddNumberToObject(o, "priority", j ? j->priority : jnum(row, "priority", NULL, 1));
+    double sid = j ? (double)j->schedule_id : jnum(row, "schedule_id", "schedule", 0);
+    if (sid > 0) cJSON_AddNumberToObject(o, "schedule_id", sid);
+    else cJSON_AddNullToObject(o, "schedule_id");
+    add_num_or_null(o, "created_s", jnum(row, "created", "created_s", 0));
+    add_num_or_null(o, "started_s", jnum(row, "started", "started_s", 0));
+    add_num_or_null(o, "finished_s", jnum(row, "finished", "finished_s", 0));
+
+    const cJSON *stats = cJSON_GetObjectItemCaseSensitive(row, "stats");
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(row, "spec");
+    const cJSON *budget = cJSON_GetObjectItemCaseSensitive(spec, "budget");
+    cJSON *p = cJSON_AddObjectToObject(o, "progress");
+    double evals = j ? (double)j->evals_done : jnum(row, "evals_done", "evaluations", 0);
+    double elapsed = j ? job_elapsed(j) : jnum(stats, "elapsed_s", NULL, 0);
+    double best = j ? j->best_fitness : jnum(row, "best_fitness", NULL, NAN);
+    cJSON_AddNumberToObject(p, "evaluations", evals);
+    cJSON_AddNumberToObject(p, "budget", j ? job_budget_evals(j->job)
+                                           : jnum(row, "budget_evals", NULL,
+                                                  jnum(budget, "evaluations", NULL, 0)));
+    cJSON_AddNumberToObject(p, "budget_s", j ? job_budget_seconds(j->job)
+                                             : jnum(budget, "seconds", NULL, 0));
+    if (isfinite(best)) cJSON_AddNumberToObject(p, "best_fitness", best);
+    else cJSON_AddNullToObject(p, "best_fitness");
+    const char *bexpr = NULL;
+    if (j && j->best_expr[0]) bexpr = j->best_expr;
+    const cJSON *lb = cJSON_GetObjectItemCaseSensitive(row, "leaderboard");
+    if (!bexpr && cJSON_GetArraySize(lb) > 0) bexpr = jstr(cJSON_GetArrayItem(lb, 0), "expr");
+    if (bexpr) cJSON_AddStringToObject(p, "best_expr", bexpr);
+    else cJSON_AddNullToObject(p, "best_expr");
+    cJSON_AddNumberToObject(p, "elapsed_s", elapsed);
+    cJSON_AddNumberToObject(p, "rate", elapsed > 0 ? evals / elapsed : 0);
+    cJSON_AddNumberToObject(p, "round", j ? (double)j->round : jnum(stats, "round", NULL, 0));
+    const char *error = jstr(row, "error");
+    if (error) cJSON_AddStringToObject(o, "error", error);
+    else cJSON_AddNullToObject(o, "error");
+    if (full) {
+        cJSON_AddItemToObject(o, "spec", spec ? cJSON_Duplicate(spec, 1) : cJSON_CreateNull());
+        cJSON *st = j && j->search ? stats_json(j) : (stats ? cJSON_Duplicate(stats, 1) : NULL);
+        cJSON_AddItemToObject(o, "stats", st ? st : cJSON_CreateNull());
+        const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(row, "tasks");
+        if (tasks) cJSON_AddItemToObject(o, "tasks", cJSON_Duplicate(tasks, 1));
+    }
+    return o;
+}
+
+int daemon_job_get(Daemon *d, int64_t job_id, int full, cJSON **out, char *err) {
+    cJSON *row = NULL;
+    int rc = store_job_get(d->store, job_id, &row, err);
+    if (rc == LD_ENOTFOUND) return ld_err(err, LD_ENOTFOUND, "job %lld: not found", (long long)job_id);
+    if (rc != LD_OK) return rc;
+    *out = summary_from_row(d, row, full);
+    cJSON_Delete(row);
+    return LD_OK;
+}
+
+int daemon_job_list(Daemon *d, const char *state, cJSON **out, char *err) {
+    cJSON *rows = NULL;
+    int rc = store_job_list(d->store, state, 0, &rows, err);
+    if (rc != LD_OK) return rc;
+    cJSON *arr = cJSON_CreateArray();
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        cJSON *s = summary_from_row(d, row, 0);
+        /* the store's state can lag the loaded job's by nothing, but filter on the live one */
+        const char *st = jstr(s, "state");
+        if (state && st && strcmp(st, state)) {
+            cJSON_Delete(s);
+            continue;
+        }
+        cJSON_AddItemToArray(arr, s);
+    }
+    cJSON_Delete(rows);
+    *out = arr;
+    return LD_OK;
+}
+
+int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err) {
+    cJSON *row = NULL;
+    int rc = store_job_get(d->store, job_id, &row, err);
+    if (rc == LD_ENOTFOUND) return ld_err(err, LD_ENOTFOUND, "job %lld: not found", (long long)job_id);
+    if (rc != LD_OK) return rc;
+    char state[12];
+    DJob *j = job_find(d, job_id);
+    if (j && j->finished) j = NULL;
+    snprintf(state, sizeof state, "%s", j ? j->state : (jstr(row, "state") ? jstr(row, "state") : "?"));
+    cJSON_Delete(row);
+    int active = !strcmp(state, "queued") || !strcmp(state, "running");
+    if (!strcmp(action, "pause")) {
+        if (!active)
+            return ld_err(err, LD_ESTATE, "job %lld: cannot pause a job that is %s", (long long)job_id, state);
+    } else if (!strcmp(action, "resume")) {
+        if (strcmp(state, "paused"))
+            return ld_err(err, LD_ESTATE, "job %lld: cannot resume a job that is %s", (long long)job_id, state);
+        if (d->shutting_down) return ld_err(err, LD_EBUSY, "the server is shutting down");
+    } else if (!strcmp(action, "cancel")) {
+        if (!active && strcmp(state, "paused"))
+            return ld_err(err, LD_ESTATE, "job %lld: cannot cancel a job that is %s", (long long)job_id, state);
+    } else {
+        return ld_err(err, LD_EINVAL, "unknown action %s", action);
+    }
+    const char *to = !strcmp(action, "pause") ? "paused" : !strcmp(action, "resume") ? "queued" : "cancelled";
+    if (!j && !strcmp(action, "resume")) {
+        rc = job_load(d, job_id, &j, err);
+        if (rc != LD_OK) return ld_err(err, rc, "job %lld: cannot resume: %.200s", (long long)job_id, err);
+        j->next = d->jobs;
+        d->jobs = j;
+    }
+    if (j) {
+        rc = job_set_state(d, j, to, NULL, err);
+        if (rc != LD_OK) return rc;
+        if (!strcmp(to, "cancelled")) {
+            j->finished = 1;
+            cJSON *stats = stats_json(j);
+            char e2[LD_ERR_MAX];
+            store_job_update_progress(d->store, j->id, j->evals_done, j->best_fitness, NULL, stats, e2);
+            cJSON_Delete(stats);
+        }
+    } else {
+        /* not loaded (paused since before a restart): only the stored state changes */
+        rc = store_job_set_state(d->store, job_id, to, NULL, err);
+        if (rc != LD_OK) return rc;
+        char e2[LD_ERR_MAX];
+        daemon_event(d, job_id, "job.state", state_event(to, state, NULL), e2);
+    }
+    daemon_log("job %lld: %s -> %s", (long long)job_id, state, to);
+    jobs_pump(d);
+    return LD_OK;
+}
+
+int daemon_schedule_active(Daemon *d, int64_t schedule_id) {
+    int n = 0;
+    for (DJob *j = d->jobs; j; j = j->next)
+        if (!j->finished && j->schedule_id == schedule_id) n++;
+    return n;
+}
