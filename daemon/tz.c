@@ -378,6 +378,8 @@ static int trans_index(const TzZone *z, int64_t utc) {
 
 int tz_offset(const TzZone *z, int64_t utc) {
     int i = trans_index(z, utc);
+    if (z->n_trans == 0 && z->has_rule)
+        return rule_offset(&z->rule, utc); /* no transitions: the footer covers all time */
     if (i < 0)
         return z->off[0]; /* RFC 8536: before the first transition, type 0 */
     if (i == z->n_trans - 1 && z->has_rule)
