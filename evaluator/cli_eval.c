@@ -103,14 +103,12 @@ int eval_main(int argc, char **argv) {
         } else if (!strcmp(a, "--curve-every")) {
             if (parse_int_arg(a, v, 1, 10000000, &every)) return 2;
         } else {
-            fprintf(stderr, "lossd eval: %s: unknown option\n", a);
-            usage(stderr);
+            fprintf(stderr, "lossd eval: %s: unknown option (see lossd eval --help)\n", a);
             return 2;
         }
     }
     if (!task_arg || !loss_arg) {
-        fprintf(stderr, "lossd eval: %s is required\n", !task_arg ? "--task" : "--loss");
-        usage(stderr);
+        fprintf(stderr, "lossd eval: %s is required (see lossd eval --help)\n", !task_arg ? "--task" : "--loss");
         return 2;
     }
     char err[LD_ERR_MAX];
@@ -123,7 +121,7 @@ int eval_main(int argc, char **argv) {
         goto done;
     }
     if (task_load_arg(task_arg, &t, err)) {
-        fprintf(stderr, "lossd eval: --task: %s\n", err);
+        fprintf(stderr, "lossd eval: --task: %s\n", strncmp(err, "task: ", 6) ? err : err + 6);
         goto done;
     }
     if (expr_check(e, t->family, err)) {

@@ -89,6 +89,7 @@ int data_read_csv(const char *path, const char *label, int classify, Table *out,
     int rc = LD_OK;
     size_t len = 0;
     char *buf = NULL, **fields = NULL, **names = NULL, **labstr = NULL, **uniq = NULL;
+    int *rowline = NULL;
     char *hdr_copy = NULL;
     memset(out, 0, sizeof *out);
     buf = ld_read_file(path, &len, err);
@@ -140,7 +141,8 @@ int data_read_csv(const char *path, const char *label, int classify, Table *out,
     out->x = malloc(sizeof(float) * (size_t)nlines * (size_t)d);
     out->y = malloc(sizeof(float) * (size_t)nlines);
     labstr = calloc((size_t)nlines, sizeof *labstr);
-    if (!out->x || !out->y || !labstr) {
+    rowline = calloc((size_t)nlines, sizeof *rowline);
+    if (!out->x || !out->y || !labstr || !rowline) {
         rc = ld_err(err, LD_ENOMEM, "%s: out of memory", path);
         goto done;
     }
@@ -163,6 +165,7 @@ int data_read_csv(const char *path, const char *label, int classify, Table *out,
             k++;
         }
         labstr[n] = fields[lab];
+        rowline[n] = lineno;
         if (parse_float(fields[lab], &out->y[n]) != 0) {
             if (!classify) {
                 rc = ld_err(err, LD_EINVAL, "%s:%d: column %d (\"%s\"): \"%s\" is not a number", path,
@@ -184,10 +187,19 @@ int data_read_csv(const char *path, const char *label, int classify, Table *out,
     }
     out->n = n;
     if (classify && numeric_labels) {
-        char src[LD_ERR_MAX];
-        snprintf(src, sizeof src, "%s: column \"%s\"", path, names[lab]);
-        rc = data_class_ids(src, out->y, n, &out->nclass, err);
-        if (rc) goto done;
+        int mx = -1;
+        for (int i = 0; i < n; i++) {
+            float v = out->y[i];
+            if (!(v >= 0) || v != floorf(v) || v >= MAX_CLASSES) {
+                rc = ld_err(err, LD_EINVAL,
+                            "%s:%d: column %d (\"%s\"): label %s is out of range (class labels are "
+                            "integers 0..%d, or strings)", path, rowline[i], lab + 1, names[lab], labstr[i],
+                            MAX_CLASSES - 1);
+                goto done;
+            }
+            if ((int)v > mx) mx = (int)v;
+        }
+        out->nclass = mx + 1;
     } else if (classify) {
         /* String labels: sorted unique strings become class ids 0..K-1. */
         uniq = malloc(sizeof *uniq * (size_t)n);
@@ -223,6 +235,7 @@ done:
     free(names);
     free(hdr_copy);
     free(labstr);
+    free(rowline);
     free(uniq);
     return rc;
 }

@@ -81,10 +81,11 @@ static void test_csv_errors(void **state) {
     expect_err(err, want);
     p = write_text("neg.csv", "a,c\n1,0\n2,-1\n");
     assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
-    expect_err(err, "label -1 is out of range");
+    snprintf(want, sizeof want, "%s:3: column 2 (\"c\"): label -1 is out of range", p);
+    expect_err(err, want);
     p = write_text("frac.csv", "a,c\n1,0\n2,1.5\n");
     assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
-    expect_err(err, "row 2: label 1.5 is out of range");
+    expect_err(err, "frac.csv:3: column 2 (\"c\"): label 1.5 is out of range");
     p = write_text("empty.csv", "");
     assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
     expect_err(err, "empty file");
