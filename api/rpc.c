@@ -293,7 +293,7 @@ char *rpc_handle_line(const RpcMethod *const *tables, const char *line, size_t n
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(req, "params");
     if (params && cJSON_IsNull(params)) params = NULL;
     if (params && !cJSON_IsObject(params)) {
-        code = ld_err(err, RPC_INVALID_PARAMS, "params: expected an object, got %s",
+        code = ld_err(err, RPC_INVALID_REQUEST, "invalid request: params: expected an object, got %s",
                       rpc_json_type_name(params));
         goto done;
     }

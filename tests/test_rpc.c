@@ -1,0 +1,567 @@
+/* test_rpc.c: the JSON-RPC layer: framing across reads, envelope validation and error codes,
+ * the method table's schema checks; then a real daemon in-process on a temporary socket. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../api/rpc.h"
+#include "../daemon/daemon.h"
+
+/* ---- framing ------------------------------------------------------------------------------ */
+
+typedef struct Lines {
+    int n;
+    char *v[64];
+    size_t len[64];
+} Lines;
+
+static int collect(void *ud, char *line, size_t len) {
+    Lines *l = ud;
+    assert_true(l->n < 64);
+    assert_int_equal(line[len], 0); /* NUL-terminated */
+    l->v[l->n] = strdup(line);
+    l->len[l->n] = len;
+    l->n++;
+    return 0;
+}
+
+static void lines_free(Lines *l) {
+    for (int i = 0; i < l->n; i++) free(l->v[i]);
+    l->n = 0;
+}
+
+static void test_framing_split_across_reads(void **state) {
+    RpcFramer f = {0};
+    Lines l = {0};
+    char err[LD_ERR_MAX];
+    const char *msg = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server.hello\"}\n";
+    /* one byte at a time */
+    for (size_t i = 0; i < strlen(msg); i++)
+        assert_int_equal(rpc_framer_feed(&f, msg + i, 1, collect, &l, err), LD_OK);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.v[0], "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server.hello\"}");
+    assert_int_equal(rpc_framer_pending(&f), 0);
+    /* a line split in two, the second piece carrying the start of the next line */
+    assert_int_equal(rpc_framer_feed(&f, "abc", 3, collect, &l, err), LD_OK);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(rpc_framer_pending(&f), 3);
+    assert_int_equal(rpc_framer_feed(&f, "def\r\nxy", 7, collect, &l, err), LD_OK);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.v[1], "abcdef"); /* the \r is dropped */
+    assert_int_equal(rpc_framer_pending(&f), 2);
+    assert_int_equal(rpc_framer_feed(&f, "z\n", 2, collect, &l, err), LD_OK);
+    assert_string_equal(l.v[2], "xyz");
+    lines_free(&l);
+    rpc_framer_free(&f);
+}
+
+static void test_framing_many_in_one_read(void **state) {
+    RpcFramer f = {0};
+    Lines l = {0};
+    char err[LD_ERR_MAX];
+    const char *buf = "one\ntwo\n\n\r\nthree\nfour";
+    assert_int_equal(rpc_framer_feed(&f, buf, strlen(buf), collect, &l, err), LD_OK);
+    assert_int_equal(l.n, 3); /* blank lines are skipped; "four" waits for its newline */
+    assert_string_equal(l.v[0], "one");
+    assert_string_equal(l.v[1], "two");
+    assert_string_equal(l.v[2], "three");
+    assert_int_equal(rpc_framer_pending(&f), 4);
+    lines_free(&l);
+    rpc_framer_free(&f);
+}
+
+static int stop_after_first(void *ud, char *line, size_t len) {
+    (*(int *)ud)++;
+    return 7;
+}
+
+static void test_framing_callback_stops(void **state) {
+    RpcFramer f = {0};
+    int calls = 0;
+    char err[LD_ERR_MAX];
+    assert_int_equal(rpc_framer_feed(&f, "a\nb\nc\n", 6, stop_after_first, &calls, err), 7);
+    assert_int_equal(calls, 1);
+    rpc_framer_free(&f);
+}
+
+static void test_framing_oversized(void **state) {
+    RpcFramer f = {0};
+    Lines l = {0};
+    char err[LD_ERR_MAX] = "";
+    size_t n = RPC_LINE_MAX;
+    char *big = malloc(n + 2);
+    memset(big, 'x', n);
+    big[n] = '\n';
+    /* exactly RPC_LINE_MAX bytes, in two pieces: allowed */
+    assert_int_equal(rpc_framer_feed(&f, big, n / 2, collect, &l, err), LD_OK);
+    assert_int_equal(rpc_framer_feed(&f, big + n / 2, n - n / 2 + 1, collect, &l, err), LD_OK);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.len[0], n);
+    lines_free(&l);
+    /* one byte more: refused, whether it arrives whole or in pieces */
+    big[n] = 'x';
+    big[n + 1] = '\n';
+    int rc = rpc_framer_feed(&f, big, n + 2, collect, &l, err);
+    assert_int_equal(rc, LD_EINVAL);
+    assert_non_null(strstr(err, "exceeds"));
+    assert_int_equal(l.n, 0);
+    rpc_framer_free(&f);
+    RpcFramer g = {0};
+    err[0] = 0;
+    assert_int_equal(rpc_framer_feed(&g, big, n, collect, &l, err), LD_OK);
+    assert_int_equal(rpc_framer_feed(&g, "x", 1, collect, &l, err), LD_EINVAL);
+    assert_int_equal(l.n, 0);
+    rpc_framer_free(&g);
+    free(big);
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+static int h_echo(RpcCall *call, cJSON **result, char *err) {
+    *result = cJSON_Duplicate(call->params, 1);
+    return RPC_OK;
+}
+
+static int h_fail(RpcCall *call, cJSON **result, char *err) {
+    return ld_err(err, RPC_NOT_FOUND, "thing %d: not found", 42);
+}
+
+static int h_bad(RpcCall *call, cJSON **result, char *err) {
+    *result = cJSON_CreateObject(); /* a result with an error: the result must be dropped */
+    return 5;                       /* a positive code is a bug: sent as internal error */
+}
+
+static const RpcParam p_echo[] = {{"job_id", RPC_T_INT, 1},  {"name", RPC_T_STRING, 0},
+                                  {"x", RPC_T_NUMBER, 0},    {"flag", RPC_T_BOOL, 0},
+                                  {"obj", RPC_T_OBJECT, 0},  {"arr", RPC_T_ARRAY, 0},
+                                  {NULL, 0, 0}};
+static const RpcMethod test_methods[] = {
+    {"t.echo", h_echo, p_echo, RPC_READONLY, "echo params"},
+    {"t.write", h_echo, NULL, 0, "a method that changes things"},
+    {"t.fail", h_fail, NULL, RPC_READONLY, "fails"},
+    {"t.bad", h_bad, NULL, RPC_READONLY, "misbehaves"},
+    {NULL, NULL, NULL, 0, NULL},
+};
+static const RpcMethod *const test_tables[] = {test_methods, NULL};
+
+/* Runs one line through the dispatcher; returns the parsed reply (NULL if none). */
+static cJSON *run(const char *line, int refuse_writes) {
+    RpcCall call = {0};
+    size_t n = 0;
+    char *out = rpc_handle_line(test_tables, line, strlen(line), &call, refuse_writes, &n);
+    if (!out) return NULL;
+    assert_true(n > 0);
+    assert_int_equal(out[n - 1], '\n');
+    assert_null(memchr(out, '\n', n - 1)); /* one line */
+    cJSON *r = cJSON_Parse(out);
+    assert_non_null(r);
+    free(out);
+    return r;
+}
+
+static int code_of(const cJSON *r) {
+    const cJSON *e = cJSON_GetObjectItem(r, "error");
+    const cJSON *c = cJSON_GetObjectItem(e, "code");
+    return cJSON_IsNumber(c) ? (int)c->valuedouble : 0;
+}
+
+static const char *msg_of(const cJSON *r) {
+    const cJSON *m = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "error"), "message");
+    return cJSON_IsString(m) ? m->valuestring : "";
+}
+
+/* Expects an error reply with code and a message containing want. */
+static void expect_error(const char *line, int code, const char *want) {
+    cJSON *r = run(line, 0);
+    assert_non_null(r);
+    if (code_of(r) != code || !strstr(msg_of(r), want)) {
+        print_error("line %s: expected code %d with \"%s\", got %d \"%s\"\n", line, code, want,
+                    code_of(r), msg_of(r));
+        fail();
+    }
+    cJSON_Delete(r);
+}
+
+static void test_parse_errors(void **state) {
+    cJSON *r = run("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":", 0);
+    assert_int_equal(code_of(r), RPC_PARSE_ERROR);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(r, "id")));
+    assert_non_null(strstr(msg_of(r), "byte"));
+    cJSON_Delete(r);
+    expect_error("\xff\xfe garbage", RPC_PARSE_ERROR, "not valid JSON");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\"} {}", RPC_PARSE_ERROR,
+                 "trailing");
+}
+
+static void test_invalid_requests(void **state) {
+    expect_error("[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\"}]", RPC_INVALID_REQUEST,
+                 "batches");
+    expect_error("42", RPC_INVALID_REQUEST, "expected an object, got integer");
+    expect_error("\"hi\"", RPC_INVALID_REQUEST, "got string");
+    expect_error("{\"id\":1,\"method\":\"t.echo\"}", RPC_INVALID_REQUEST, "jsonrpc");
+    expect_error("{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"t.echo\"}", RPC_INVALID_REQUEST,
+                 "jsonrpc");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":7}", RPC_INVALID_REQUEST,
+                 "method: expected a string, got integer");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1}", RPC_INVALID_REQUEST, "method");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"t.echo\"}", RPC_INVALID_REQUEST,
+                 "id: expected a number, string or null, got object");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":[1]}",
+                 RPC_INVALID_REQUEST, "params: expected an object, got array");
+    /* an invalid envelope without id is still answered, with id null */
+    cJSON *r = run("{\"method\":\"t.echo\"}", 0);
+    assert_non_null(r);
+    assert_int_equal(code_of(r), RPC_INVALID_REQUEST);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(r, "id")));
+    cJSON_Delete(r);
+}
+
+static void test_method_not_found_and_ids(void **state) {
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"job.frobnicate\"}",
+                 RPC_METHOD_NOT_FOUND, "method not found: job.frobnicate");
+    /* string ids come back as strings, numbers as numbers */
+    cJSON *r = run("{\"jsonrpc\":\"2.0\",\"id\":\"abc\",\"method\":\"t.echo\",\"params\":{\"job_id\":3}}", 0);
+    assert_string_equal(cJSON_GetObjectItem(r, "id")->valuestring, "abc");
+    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "job_id")->valuedouble, 3);
+    assert_string_equal(cJSON_GetObjectItem(r, "jsonrpc")->valuestring, "2.0");
+    cJSON_Delete(r);
+    r = run("{\"jsonrpc\":\"2.0\",\"id\":17,\"method\":\"t.fail\"}", 0);
+    assert_int_equal((int)cJSON_GetObjectItem(r, "id")->valuedouble, 17);
+    assert_int_equal(code_of(r), RPC_NOT_FOUND);
+    assert_string_equal(msg_of(r), "thing 42: not found");
+    assert_null(cJSON_GetObjectItem(r, "result"));
+    cJSON_Delete(r);
+    r = run("{\"jsonrpc\":\"2.0\",\"id\":18,\"method\":\"t.bad\"}", 0);
+    assert_int_equal(code_of(r), RPC_INTERNAL);
+    assert_null(cJSON_GetObjectItem(r, "result"));
+    cJSON_Delete(r);
+}
+
+static void test_notifications_get_no_reply(void **state) {
+    assert_null(run("{\"jsonrpc\":\"2.0\",\"method\":\"t.echo\",\"params\":{\"job_id\":1}}", 0));
+    /* even when they fail */
+    assert_null(run("{\"jsonrpc\":\"2.0\",\"method\":\"t.fail\"}", 0));
+    assert_null(run("{\"jsonrpc\":\"2.0\",\"method\":\"nope\"}", 0));
+}
+
+static void test_schema_checks(void **state) {
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"job_id\":\"1\"}}",
+                 RPC_INVALID_PARAMS, "params.job_id: expected an integer, got string");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"job_id\":1.5}}",
+                 RPC_INVALID_PARAMS, "params.job_id: expected an integer");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"job_id\":1e30}}",
+                 RPC_INVALID_PARAMS, "params.job_id: expected an integer");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{}}",
+                 RPC_INVALID_PARAMS, "params.job_id: missing");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\"}", RPC_INVALID_PARAMS,
+                 "params.job_id: missing");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"job_id\":1,\"name\":3}}",
+                 RPC_INVALID_PARAMS, "params.name: expected a string, got integer");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"job_id\":1,\"x\":\"a\"}}",
+                 RPC_INVALID_PARAMS, "params.x: expected a number, got string");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"job_id\":1,\"flag\":1}}",
+                 RPC_INVALID_PARAMS, "params.flag: expected a boolean, got integer");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"job_id\":1,\"obj\":[]}}",
+                 RPC_INVALID_PARAMS, "params.obj: expected an object, got array");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"job_id\":1,\"arr\":{}}}",
+                 RPC_INVALID_PARAMS, "params.arr: expected an array, got object");
+    expect_error("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"job_id\":null}}",
+                 RPC_INVALID_PARAMS, "params.job_id: expected an integer, got null");
+    /* every type accepted, unknown params ignored */
+    cJSON *r = run("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"job_id\":-4,"
+                   "\"name\":\"n\",\"x\":0.5,\"flag\":true,\"obj\":{},\"arr\":[],\"zzz\":1}}", 0);
+    assert_non_null(cJSON_GetObjectItem(r, "result"));
+    assert_null(cJSON_GetObjectItem(r, "error"));
+    cJSON_Delete(r);
+}
+
+static void test_refuse_writes_while_shutting_down(void **state) {
+    cJSON *r = run("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.write\"}", 1);
+    assert_int_equal(code_of(r), RPC_BUSY);
+    assert_non_null(strstr(msg_of(r), "shutting down"));
+    cJSON_Delete(r);
+    r = run("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"job_id\":1}}", 1);
+    assert_non_null(cJSON_GetObjectItem(r, "result")); /* read-only methods still served */
+    cJSON_Delete(r);
+}
+
+static void test_core_table(void **state) {
+    const RpcMethod *const *tables = rpc_tables();
+    static const char *const required[] = {
+        "server.hello", "server.status", "server.shutdown", "job.submit", "job.get", "job.list",
+        "job.cancel", "job.pause", "job.resume", "leaderboard.query", "candidate.get",
+        "candidate.export", "events.subscribe"};
+    for (size_t i = 0; i < sizeof required / sizeof required[0]; i++) {
+        const RpcMethod *m = rpc_find(tables, required[i]);
+        if (!m) {
+            print_error("method %s missing from the table\n", required[i]);
+            fail();
+        }
+        assert_non_null(m->handler);
+    }
+    /* names are unique across tables; schemas name each parameter once */
+    for (const RpcMethod *const *t = tables; *t; t++)
+        for (const RpcMethod *m = *t; m->name; m++) {
+            assert_ptr_equal(rpc_find(tables, m->name), m);
+            for (const RpcParam *p = m->params; p && p->name; p++)
+                for (const RpcParam *q = p + 1; q->name; q++) assert_string_not_equal(p->name, q->name);
+        }
+    assert_true(rpc_find(tables, "server.hello")->flags & RPC_READONLY);
+    assert_false(rpc_find(tables, "job.submit")->flags & RPC_READONLY);
+    assert_null(rpc_find(tables, "job.frobnicate"));
+
+    /* schema checks of the real table happen before any handler (no daemon here) */
+    RpcCall call = {0};
+    size_t n;
+    const char *line = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"job.get\",\"params\":{\"job_id\":\"1\"}}";
+    char *out = rpc_handle_line(tables, line, strlen(line), &call, 0, &n);
+    cJSON *r = cJSON_Parse(out);
+    assert_int_equal(code_of(r), RPC_INVALID_PARAMS);
+    assert_string_equal(msg_of(r), "params.job_id: expected an integer, got string");
+    cJSON_Delete(r);
+    free(out);
+    line = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"job.submit\",\"params\":{\"job\":\"x\"}}";
+    out = rpc_handle_line(tables, line, strlen(line), &call, 0, &n);
+    r = cJSON_Parse(out);
+    assert_int_equal(code_of(r), RPC_INVALID_PARAMS);
+    assert_string_equal(msg_of(r), "params.job: expected an object, got string");
+    cJSON_Delete(r);
+    free(out);
+    /* server.hello needs no daemon */
+    line = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server.hello\"}";
+    out = rpc_handle_line(tables, line, strlen(line), &call, 0, &n);
+    r = cJSON_Parse(out);
+    const cJSON *res = cJSON_GetObjectItem(r, "result");
+    assert_string_equal(cJSON_GetObjectItem(res, "server")->valuestring, "lossd");
+    assert_int_equal((int)cJSON_GetObjectItem(res, "protocol")->valuedouble, RPC_PROTOCOL_VERSION);
+    assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(res, "methods")) >= 13);
+    cJSON_Delete(r);
+    free(out);
+}
+
+static void test_error_line_shape(void **state) {
+    size_t n;
+    char *s = rpc_error_line(NULL, RPC_PERMISSION, "permission denied: uid 7", &n);
+    assert_string_equal(s, "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32004,"
+                           "\"message\":\"permission denied: uid 7\"}}\n");
+    assert_int_equal(n, strlen(s));
+    free(s);
+    s = rpc_notification_line("event", cJSON_CreateObject(), &n);
+    assert_string_equal(s, "{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":{}}\n");
+    free(s);
+    assert_int_equal(rpc_code_from_ld(LD_ENOTFOUND), RPC_NOT_FOUND);
+    assert_int_equal(rpc_code_from_ld(LD_ESTATE), RPC_INVALID_STATE);
+    assert_int_equal(rpc_code_from_ld(LD_EBUSY), RPC_BUSY);
+    assert_int_equal(rpc_code_from_ld(LD_EPERM), RPC_PERMISSION);
+    assert_int_equal(rpc_code_from_ld(LD_EINVAL), RPC_INVALID_PARAMS);
+    assert_int_equal(rpc_code_from_ld(LD_EIO), RPC_INTERNAL);
+}
+
+/* ---- a real daemon, in-process ------------------------------------------------------------ */
+
+typedef struct Server {
+    char dir[128], sock[256], db[256];
+    Daemon *d;
+    pthread_t th;
+} Server;
+
+static void *run_loop(void *arg) {
+    daemon_run(arg);
+    return NULL;
+}
+
+static int connect_to(const char *path) {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    struct timeval tv = {.tv_sec = 60};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void send_all(int fd, const char *s, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        assert_true(w > 0);
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads one line (a reply or a notification); returns it parsed. */
+static cJSON *read_reply(int fd) {
+    char buf[65536];
+    size_t n = 0;
+    while (n < sizeof buf - 1) {
+        ssize_t r = read(fd, buf + n, 1);
+        if (r <= 0) break;
+        if (buf[n] == '\n') break;
+        n++;
+    }
+    buf[n] = 0;
+    cJSON *j = cJSON_Parse(buf);
+    if (!j) print_error("unparsable reply: '%s'\n", buf);
+    return j;
+}
+
+static cJSON *call(int fd, const char *line) {
+    send_all(fd, line, strlen(line));
+    return read_reply(fd);
+}
+
+static void test_real_server(void **state) {
+    Server s = {0};
+    char err[LD_ERR_MAX] = "";
+    snprintf(s.dir, sizeof s.dir, "/tmp/lossd-test-rpc.XXXXXX");
+    assert_non_null(mkdtemp(s.dir));
+    snprintf(s.sock, sizeof s.sock, "%s/d.sock", s.dir);
+    snprintf(s.db, sizeof s.db, "%s/db/lossd.db", s.dir); /* the directory is created */
+    DaemonConfig cfg = {.socket_path = s.sock, .db_path = s.db, .workers = 1,
+                        .store_flags = STORE_NOSYNC};
+    int rc = daemon_open(&cfg, &s.d, err);
+    if (rc != LD_OK) print_error("daemon_open: %s\n", err);
+    assert_int_equal(rc, LD_OK);
+    struct stat st;
+    assert_int_equal(stat(s.sock, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(pthread_create(&s.th, NULL, run_loop, s.d), 0);
+
+    int fd = connect_to(s.sock);
+    assert_true(fd >= 0);
+    cJSON *r = call(fd, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server.hello\",\"params\":{\"client\":\"test\"}}\n");
+    assert_non_null(r);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "server")->valuestring, "lossd");
+    cJSON_Delete(r);
+
+    /* a request split across two writes, then two requests in one write */
+    const char *a = "{\"jsonrpc\":\"2.0\",\"id\":2,\"meth";
+    send_all(fd, a, strlen(a));
+    usleep(20000);
+    r = call(fd, "od\":\"server.status\"}\n");
+    const cJSON *res = cJSON_GetObjectItem(r, "result");
+    assert_non_null(res);
+    assert_int_equal((int)cJSON_GetObjectItem(res, "workers")->valuedouble, 1);
+    assert_string_equal(cJSON_GetObjectItem(res, "db_path")->valuestring, s.db);
+    assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(res, "jobs"), "running"));
+    cJSON_Delete(r);
+    const char *two = "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"job.get\",\"params\":{\"job_id\":424242}}\n"
+                      "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"job.list\"}\n";
+    send_all(fd, two, strlen(two));
+    r = read_reply(fd);
+    assert_int_equal((int)cJSON_GetObjectItem(r, "id")->valuedouble, 3);
+    assert_int_equal(code_of(r), RPC_NOT_FOUND);
+    assert_non_null(strstr(msg_of(r), "424242"));
+    cJSON_Delete(r);
+    r = read_reply(fd);
+    assert_int_equal((int)cJSON_GetObjectItem(r, "id")->valuedouble, 4);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "jobs")), 0);
+    cJSON_Delete(r);
+    r = call(fd, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"job.pause\",\"params\":{\"job_id\":9}}\n");
+    assert_int_equal(code_of(r), RPC_NOT_FOUND);
+    cJSON_Delete(r);
+    r = call(fd, "{\"jsonrpc\":\"2.0\",\"id\":6,\"method\":\"job.submit\",\"params\":{\"job\":{\"budget\":{\"evaluations\":-1}}}}\n");
+    assert_int_equal(code_of(r), RPC_INVALID_PARAMS);
+    assert_non_null(strstr(msg_of(r), "params.job: "));
+    cJSON_Delete(r);
+    r = call(fd, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"leaderboard.query\",\"params\":{}}\n");
+    assert_int_equal(code_of(r), RPC_INVALID_PARAMS);
+    assert_non_null(strstr(msg_of(r), "exactly one of job_id and family"));
+    cJSON_Delete(r);
+
+    /* events: the stored server.start comes back as a notification after the reply */
+    r = call(fd, "{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"events.subscribe\",\"params\":{\"since\":0}}\n");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "subscribed")));
+    assert_true(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "last_seq")->valuedouble >= 1);
+    cJSON_Delete(r);
+    r = read_reply(fd);
+    assert_string_equal(cJSON_GetObjectItem(r, "method")->valuestring, "event");
+    assert_null(cJSON_GetObjectItem(r, "id"));
+    const cJSON *ep = cJSON_GetObjectItem(r, "params");
+    assert_string_equal(cJSON_GetObjectItem(ep, "kind")->valuestring, "server.start");
+    assert_true(cJSON_GetObjectItem(ep, "seq")->valuedouble >= 1);
+    cJSON_Delete(r);
+
+    /* a second daemon on the same socket, or on the same database, is refused */
+    Daemon *d2 = NULL;
+    DaemonConfig c2 = cfg;
+    c2.db_path = NULL;
+    char other_db[300];
+    snprintf(other_db, sizeof other_db, "%s/other.db", s.dir);
+    c2.db_path = other_db;
+    rc = daemon_open(&c2, &d2, err);
+    assert_int_equal(rc, LD_EBUSY);
+    assert_non_null(strstr(err, "already serving"));
+    char other_sock[300];
+    snprintf(other_sock, sizeof other_sock, "%s/other.sock", s.dir);
+    c2 = cfg;
+    c2.socket_path = other_sock;
+    rc = daemon_open(&c2, &d2, err);
+    assert_int_equal(rc, LD_EBUSY);
+    assert_int_equal(access(other_sock, F_OK), -1); /* it bound nothing */
+
+    /* a line over 1 MiB: an error, then the connection closes; others are unaffected */
+    int fd2 = connect_to(s.sock);
+    size_t big = RPC_LINE_MAX + 100;
+    char *buf = malloc(big);
+    memset(buf, ' ', big);
+    buf[big - 1] = '\n';
+    signal(SIGPIPE, SIG_IGN);
+    ssize_t w = 0;
+    size_t off = 0;
+    while (off < big && (w = write(fd2, buf + off, big - off)) > 0) off += (size_t)w;
+    free(buf);
+    r = read_reply(fd2);
+    assert_int_equal(code_of(r), RPC_INVALID_REQUEST);
+    assert_non_null(strstr(msg_of(r), "exceeds"));
+    cJSON_Delete(r);
+    char c;
+    assert_true(read(fd2, &c, 1) <= 0);
+    close(fd2);
+
+    r = call(fd, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"server.shutdown\"}\n");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "ok")));
+    cJSON_Delete(r);
+    pthread_join(s.th, NULL);
+    close(fd);
+    daemon_free(s.d);
+    assert_int_equal(access(s.sock, F_OK), -1); /* the socket file is gone */
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", s.dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_framing_split_across_reads),
+        cmocka_unit_test(test_framing_many_in_one_read),
+        cmocka_unit_test(test_framing_callback_stops),
+        cmocka_unit_test(test_framing_oversized),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_invalid_requests),
+        cmocka_unit_test(test_method_not_found_and_ids),
+        cmocka_unit_test(test_notifications_get_no_reply),
+        cmocka_unit_test(test_schema_checks),
+        cmocka_unit_test(test_refuse_writes_while_shutting_down),
+        cmocka_unit_test(test_core_table),
+        cmocka_unit_test(test_error_line_shape),
+        cmocka_unit_test(test_real_server),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
