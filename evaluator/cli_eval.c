@@ -68,6 +68,8 @@ static int write_trace(const char *path, const Task *t, const EvalTrace *tr, int
         if (sp[s]->y) cJSON_AddItemToObject(d, "y", float_array(sp[s]->y, (size_t)sp[s]->n));
     }
     cJSON_AddNumberToObject(o, "val_metric", res->val);
+    cJSON_AddStringToObject(o, "metric", res->metric);
+    cJSON_AddNumberToObject(o, "y_std", t->y_std);
     char *txt = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     FILE *f = txt ? fopen(path, "w") : NULL;
