@@ -1,9 +1,415 @@
-/* search_cli.c: placeholder until the subcommand lands. */
+/* search_cli.c: `lossd search JOB.json`: runs a whole search without the daemon: worker threads
+ * train the engine's rounds, progress goes to stderr, one JSON report to stdout; with --db the
+ * job, candidates, evaluations and engine state are recorded and warm starts are read. */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
+#include "../search/search.h"
+#include "../storage/store.h"
 #include "cli.h"
 
+static void usage(FILE *f) {
+    fprintf(f, "usage: lossd search JOB.json [--workers N] [--db FILE] [--seed N] [--quiet]\n"
+               "  runs a loss search (docs/jobs.md) and prints one JSON report on stdout\n"
+               "  --workers N  training threads (default: the number of cores)\n"
+               "  --db FILE    record the job, candidates, evaluations and state in FILE and\n"
+               "               warm-start from the best losses earlier searches stored there\n"
+               "  --seed N     override the job's seed\n"
+               "  --quiet      no progress lines on stderr\n");
+}
+
+/* One round handed to the workers: they take works by index, results land at the same index. */
+typedef struct Pool {
+    const SearchJob *job;
+    const SearchWork *works;
+    EvalResult *results;
+    int n, next;
+    pthread_mutex_t mu;
+} Pool;
+
+static void run_one(const Pool *p, int i) {
+    const SearchWork *w = &p->works[i];
+    EvalResult *r = &p->results[i];
+    char err[LD_ERR_MAX] = "";
+    memset(r, 0, sizeof *r);
+    Expr *e = expr_parse(w->expr, err);
+    if (!e) {
+        r->ok = 0;
+        r->val = r->test = NAN;
+        snprintf(r->error, sizeof r->error, "expression: %s", err);
+        return;
+    }
+    EvalOpts o = {.seed = w->seed, .steps = w->steps, .curve_every = 0};
+    int rc = eval_run(job_task(p->job, w->task), e, &o, r, err);
+    if (rc != LD_OK) {
+        r->ok = 0;
+        r->val = r->test = NAN;
+        snprintf(r->error, sizeof r->error, "%s", err[0] ? err : "evaluation failed");
+    }
+    expr_free(e);
+}
+
+static void *worker(void *arg) {
+    Pool *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        int i = p->next < p->n ? p->next++ : -1;
+        pthread_mutex_unlock(&p->mu);
+        if (i < 0) return NULL;
+        run_one(p, i);
+    }
+}
+
+static int run_round(Pool *p, int nworkers) {
+    pthread_t th[256];
+    int nt = nworkers < p->n ? nworkers : p->n;
+    if (nt > 256) nt = 256;
+    p->next = 0;
+    if (nt <= 1) {
+        worker(p);
+        return LD_OK;
+    }
+    int started = 0;
+    for (; started < nt; started++)
+        if (pthread_create(&th[started], NULL, worker, p) != 0) break;
+    if (started == 0) worker(p);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    return LD_OK;
+}
+
+static int ncores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+/* ---- recording in the database ---- */
+
+typedef struct Db {
+    Store *st;
+    int64_t job_id;
+    int64_t task_id[64];
+    int64_t ncand_stored;
+} Db;
+
+static int db_start(Db *d, const char *path, const SearchJob *job, char *err) {
+    int rc = store_open(path, 0, &d->st, err);
+    if (rc != LD_OK) return rc;
+    cJSON *spec = job_json(job);
+    StoreJobNew jn = {.spec = spec, .name = job_name(job), .seed = job_seed(job),
+                      .budget_evals = job_budget_evals(job)};
+    rc = store_job_insert(d->st, &jn, &d->job_id, NULL, err);
+    cJSON_Delete(spec);
+    if (rc != LD_OK) return rc;
+    for (int i = 0; i < job_ntasks(job) && i < 64; i++) {
+        const Task *t = job_task(job, i);
+        cJSON *ts = task_spec(t);
+        rc = store_task_upsert(d->st, task_hash(t), family_name(task_family(t)), task_name(t),
+                               task_metric(t), task_higher_better(t), ts, &d->task_id[i], err);
+        cJSON_Delete(ts);
+        if (rc == LD_OK) rc = store_job_add_task(d->st, d->job_id, i, d->task_id[i],
+                                                 job_is_holdout(job, i), err);
+        if (rc != LD_OK) return rc;
+    }
+    return store_job_set_state(d->st, d->job_id, "running", NULL, err);
+}
+
+static int db_candidates(Db *d, const Search *s, const char *family, char *err) {
+    int64_t n = search_ncandidates(s);
+    for (; d->ncand_stored < n; d->ncand_stored++) {
+        cJSON *c = search_candidate(s, d->ncand_stored);
+        if (!c) continue;
+        const char *expr = cJSON_GetObjectItem(c, "expr")->valuestring;
+        uint64_t h = strtoull(cJSON_GetObjectItem(c, "hash")->valuestring, NULL, 16);
+        int rc = store_candidate_put(d->st, d->job_id, d->ncand_stored, expr, h,
+                                     cJSON_GetObjectItem(c, "size")->valueint,
+                                     cJSON_GetObjectItem(c, "parents"),
+                                     cJSON_GetObjectItem(c, "op")->valuestring, family, NULL, err);
+        cJSON_Delete(c);
+        if (rc != LD_OK) return rc;
+    }
+    return LD_OK;
+}
+
+static int db_round(Db *d, const Search *s, const SearchJob *job, const SearchWork *w,
+                    const EvalResult *r, int n, char *err) {
+    int rc = store_begin(d->st, err);
+    if (rc != LD_OK) return rc;
+    rc = db_candidates(d, s, family_name(task_family(job_task(job, 0))), err);
+    for (int i = 0; rc == LD_OK && i < n; i++) {
+        StoreEvalKey k = {.job_id = d->job_id, .seq = w[i].seq, .cand = w[i].cand,
+                          .task_id = d->task_id[w[i].task], .seed = w[i].seed,
+                          .steps = w[i].steps};
+        rc = store_eval_put(d->st, &k, &r[i], NULL, err);
+    }
+    if (rc != LD_OK) {
+        store_rollback(d->st);
+        return rc;
+    }
+    return store_commit(d->st, err);
+}
+
+static int db_after_round(Db *d, const Search *s, int64_t round, char *err) {
+    int rc = store_begin(d->st, err);
+    if (rc != LD_OK) return rc;
+    cJSON *state = search_save(s);
+    rc = store_state_put(d->st, d->job_id, round, state, err);
+    cJSON_Delete(state);
+    cJSON *stats = search_stats(s);
+    cJSON *best = cJSON_GetObjectItem(stats, "best_fitness");
+    double bf = cJSON_IsNumber(best) ? best->valuedouble : NAN;
+    cJSON *ev = cJSON_GetObjectItem(stats, "evaluations");
+    if (rc == LD_OK)
+        rc = store_job_update_progress(d->st, d->job_id, (int64_t)ev->valuedouble, bf, NULL,
+                                       stats, err);
+    cJSON_Delete(stats);
+    /* fitness of every candidate with a result, for the store's own leaderboard */
+    for (int64_t i = 0; rc == LD_OK && i < search_ncandidates(s); i++) {
+        cJSON *c = search_candidate(s, i);
+        cJSON *f = c ? cJSON_GetObjectItem(c, "fitness") : NULL;
+        if (cJSON_IsNumber(f)) rc = store_candidate_set_fitness(d->st, d->job_id, i, f->valuedouble, err);
+        cJSON_Delete(c);
+    }
+    if (rc != LD_OK) {
+        store_rollback(d->st);
+        return rc;
+    }
+    return store_commit(d->st, err);
+}
+
+/* ---- the command ---- */
+
+static char *dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    if (slash == path) return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
 int search_main(int argc, char **argv) {
-    fprintf(stderr, "lossd %s: not built yet\n", argv[0]);
-    return 1;
+    const char *job_path = NULL, *db_path = NULL;
+    int nworkers = ncores(), quiet = 0, have_seed = 0, status = 1;
+    unsigned long long seed = 0;
+    char err[LD_ERR_MAX] = "";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--workers") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 256) {
+                fprintf(stderr, "lossd search: --workers: must be 1 to 256, got \"%s\"\n", argv[i]);
+                return 2;
+            }
+            nworkers = (int)v;
+        } else if (!strcmp(a, "--db") && i + 1 < argc) {
+            db_path = argv[++i];
+        } else if (!strcmp(a, "--seed") && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            seed = strtoull(argv[++i], &end, 10);
+            if (*end || errno || argv[i][0] == '-' || !argv[i][0]) {
+                fprintf(stderr, "lossd search: --seed: not a non-negative integer: \"%s\"\n", argv[i]);
+                return 2;
+            }
+            have_seed = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (a[0] == '-' || job_path) {
+            fprintf(stderr, "lossd search: unexpected argument \"%s\"\n", a);
+            usage(stderr);
+            return 2;
+        } else {
+            job_path = a;
+        }
+    }
+    if (!job_path) {
+        usage(stderr);
+        return 2;
+    }
+
+    SearchJob *job = NULL;
+    Search *s = NULL;
+    Db db = {0};
+    cJSON *json = NULL;
+    char *text = NULL, *base = NULL, **warm = NULL;
+    int nwarm = 0;
+    EvalResult *results = NULL;
+    int cap_results = 0;
+
+    text = ld_read_file(job_path, NULL, err);
+    if (!text) {
+        fprintf(stderr, "lossd search: %s\n", err);
+        status = 2;
+        goto done;
+    }
+    json = cJSON_Parse(text);
+    if (!json) {
+        const char *at = cJSON_GetErrorPtr();
+        fprintf(stderr, "%s: not valid JSON near offset %ld\n", job_path,
+                at ? (long)(at - text) : 0L);
+        status = 2;
+        goto done;
+    }
+    if (have_seed && cJSON_IsObject(json)) {
+        char b[24];
+        snprintf(b, sizeof b, "%llu", seed);
+        cJSON_DeleteItemFromObjectCaseSensitive(json, "seed");
+        cJSON_AddStringToObject(json, "seed", b);
+    }
+    base = dir_of(job_path);
+    if (job_parse(json, base, &job, err) != LD_OK) {
+        fprintf(stderr, "%s: %s\n", job_path, err);
+        status = 2;
+        goto done;
+    }
+
+    if (db_path) {
+        if (db_start(&db, db_path, job, err) != LD_OK) {
+            fprintf(stderr, "lossd search: %s\n", err);
+            goto done;
+        }
+        cJSON *spec = job_json(job);
+        cJSON *ws = cJSON_GetObjectItem(spec, "warm_start");
+        int want_warm = cJSON_IsTrue(ws);
+        cJSON *pop = cJSON_GetObjectItem(spec, "population");
+        int k = cJSON_IsNumber(pop) ? pop->valueint / 2 : 8;
+        cJSON_Delete(spec);
+        if (want_warm && store_warm_start(db.st, family_name(task_family(job_task(job, 0))),
+                                          task_hash(job_task(job, 0)), k < 1 ? 1 : k, &warm,
+                                          &nwarm, err) != LD_OK) {
+            fprintf(stderr, "lossd search: warm start: %s (continuing without)\n", err);
+            nwarm = 0;
+            warm = NULL;
+        }
+    }
+
+    double t_start = ld_now_ms(), overhead_ms = 0, t0;
+    t0 = ld_now_ms();
+    s = search_new(job, (const char *const *)warm, nwarm, err);
+    overhead_ms += ld_now_ms() - t0;
+    if (!s) {
+        fprintf(stderr, "lossd search: %s\n", err);
+        goto done;
+    }
+    Pool pool = {.job = job};
+    pthread_mutex_init(&pool.mu, NULL);
+    double budget_s = job_budget_seconds(job);
+    int budget = job_budget_evals(job);
+    int64_t round = 0;
+    for (;;) {
+        if (budget_s > 0 && (ld_now_ms() - t_start) / 1000.0 >= budget_s) search_stop(s, 0);
+        const SearchWork *works;
+        t0 = ld_now_ms();
+        int n = search_round(s, &works);
+        overhead_ms += ld_now_ms() - t0;
+        if (n <= 0) break;
+        if (n > cap_results) {
+            EvalResult *nr = realloc(results, (size_t)n * sizeof *nr);
+            if (!nr) {
+                fprintf(stderr, "lossd search: out of memory\n");
+                goto done;
+            }
+            results = nr;
+            cap_results = n;
+        }
+        pool.works = works;
+        pool.results = results;
+        pool.n = n;
+        run_round(&pool, nworkers);
+        if (db.st && db_round(&db, s, job, works, results, n, err) != LD_OK)
+            fprintf(stderr, "lossd search: recording round %lld: %s\n", (long long)round, err);
+        t0 = ld_now_ms();
+        int rc = search_finish_round(s, results, err);
+        overhead_ms += ld_now_ms() - t0;
+        if (rc != LD_OK) {
+            fprintf(stderr, "lossd search: %s\n", err);
+            goto done;
+        }
+        round++;
+        if (db.st && db_after_round(&db, s, round, err) != LD_OK)
+            fprintf(stderr, "lossd search: recording state: %s\n", err);
+        if (!quiet) {
+            t0 = ld_now_ms();
+            cJSON *st = search_stats(s);
+            overhead_ms += ld_now_ms() - t0;
+            double el = (ld_now_ms() - t_start) / 1000.0;
+            int ev = cJSON_GetObjectItem(st, "evaluations")->valueint;
+            int fe = cJSON_GetObjectItem(st, "final_evaluations")->valueint;
+            cJSON *bf = cJSON_GetObjectItem(st, "best_fitness");
+            cJSON *be = cJSON_GetObjectItem(st, "best_expr");
+            fprintf(stderr,
+                    "[search] round %lld  evals %d/%d (+%d final)  best %+.4f %s  %.2f evals/s  "
+                    "%.1fs\n",
+                    (long long)round, ev, budget, fe, cJSON_IsNumber(bf) ? bf->valuedouble : NAN,
+                    cJSON_IsString(be) ? be->valuestring : "-", el > 0 ? (ev + fe) / el : 0, el);
+            cJSON_Delete(st);
+        }
+    }
+    pthread_mutex_destroy(&pool.mu);
+    double wall_s = (ld_now_ms() - t_start) / 1000.0;
+
+    t0 = ld_now_ms();
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "job", job_name(job));
+    cJSON_AddStringToObject(out, "family", family_name(task_family(job_task(job, 0))));
+    cJSON *lb = search_leaderboard(s, 10);
+    cJSON_AddItemToObject(out, "leaderboard", lb);
+    cJSON_AddItemToObject(out, "pareto", search_pareto(s));
+    cJSON *stats = search_stats(s);
+    static const char *const copy[] = {"evaluations", "final_evaluations", "cache_hits",
+                                       "signature_hits", "rejections", "promotions", NULL};
+    for (int i = 0; copy[i]; i++) {
+        cJSON *v = cJSON_GetObjectItem(stats, copy[i]);
+        cJSON_AddNumberToObject(out, copy[i], cJSON_IsNumber(v) ? v->valuedouble : 0);
+    }
+    overhead_ms += ld_now_ms() - t0;
+    cJSON_AddNumberToObject(out, "workers", nworkers);
+    cJSON_AddNumberToObject(out, "wall_s", wall_s);
+    cJSON_AddNumberToObject(out, "search_overhead_s", overhead_ms / 1000.0);
+    cJSON_AddNumberToObject(out, "search_overhead_share",
+                            wall_s > 0 ? overhead_ms / 1000.0 / wall_s : 0);
+    cJSON_AddItemToObject(out, "stats", stats);
+    if (db.st) {
+        cJSON_AddNumberToObject(out, "db_job", (double)db.job_id);
+        cJSON *st2 = search_stats(s);
+        cJSON *bf = cJSON_GetObjectItem(st2, "best_fitness");
+        if (store_job_update_progress(db.st, db.job_id,
+                                      (int64_t)cJSON_GetObjectItem(st2, "evaluations")->valuedouble,
+                                      cJSON_IsNumber(bf) ? bf->valuedouble : NAN, lb, st2,
+                                      err) != LD_OK ||
+            store_job_set_state(db.st, db.job_id, "done", NULL, err) != LD_OK)
+            fprintf(stderr, "lossd search: recording the result: %s\n", err);
+        cJSON_Delete(st2);
+    }
+    char *printed = cJSON_Print(out);
+    if (printed) {
+        fputs(printed, stdout);
+        fputc('\n', stdout);
+        free(printed);
+    }
+    cJSON_Delete(out);
+    if (!quiet)
+        fprintf(stderr, "[search] done in %.1fs; engine overhead %.3fs (%.2f%% of wall time)\n",
+                wall_s, overhead_ms / 1000.0, wall_s > 0 ? 100.0 * overhead_ms / 1000.0 / wall_s : 0);
+    status = 0;
+done:
+    if (db.st && status != 0 && db.job_id)
+        store_job_set_state(db.st, db.job_id, "failed", err[0] ? err : "search failed", NULL);
+    search_free(s);
+    job_free(job);
+    store_close(db.st);
+    if (warm) store_strv_free(warm, nwarm);
+    cJSON_Delete(json);
+    free(results);
+    free(text);
+    free(base);
+    return status;
 }

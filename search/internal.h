@@ -47,6 +47,9 @@ enum { INIT_MIXED = 0, INIT_SCRATCH = 1, INIT_SEEDS = 2 };
 /* Steps of fidelity level l on task i. */
 int job_level_steps(const SearchJob *j, int level, int task);
 
+/* Two-sided p-value of Student's t with df degrees of freedom (search.c). */
+double search_student_p(double t, int df);
+
 /* ---- the typed grammar (variation.c) ---- */
 
 /* Shapes, as expr_check sees them: an elementwise op's result is the larger operand's. */

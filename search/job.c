@@ -70,7 +70,7 @@ static const unsigned term_fams[TERM_COUNT] = {
 static const char *const known_keys[] = {
     "name",   "tasks",    "holdout", "baseline", "space",  "population", "children",
     "tournament", "budget", "seeds", "fidelity", "final", "seed", "warm_start",
-    "parsimony", "tune", "init", "seed_losses", "description", NULL};
+    "parsimony", "tune", "init", "seed_losses", "description", "family", NULL};
 
 static int key_known(const char *k, const char *const *list) {
     for (int i = 0; list[i]; i++)
@@ -137,6 +137,7 @@ static const cJSON *get_obj(Problems *p, const cJSON *obj, const char *key) {
 
 /* "data: missing" from the task loader reads best as "tasks[0].data: missing". */
 static void task_problem(Problems *p, const char *where, const char *msg) {
+    if (!strncmp(msg, "task: ", 6)) msg += 6;
     size_t k = 0;
     while (msg[k] && (isalnum((unsigned char)msg[k]) || msg[k] == '_' || msg[k] == '.' ||
                       msg[k] == '[' || msg[k] == ']'))
@@ -370,6 +371,14 @@ int job_parse(const cJSON *json, const char *base_dir, SearchJob **out, char *er
         }
     }
     int fam = j->family;
+    v = cJSON_GetObjectItemCaseSensitive(json, "family");
+    if (v) { /* optional: when given it must agree with the tasks */
+        int f = cJSON_IsString(v) ? family_parse(v->valuestring) : -1;
+        if (f < 0)
+            problem(&p, "family: unknown family");
+        else if (fam >= 0 && f != fam)
+            problem(&p, "family: %s, but the tasks are %s", family_name(f), family_name(fam));
+    }
 
     /* search space */
     const cJSON *space = get_obj(&p, json, "space");

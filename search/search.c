@@ -786,7 +786,6 @@ void search_free(Search *s) {
 
 /* ---- statistics for reports ---- */
 
-static double student_p(double t, int df);
 
 typedef struct Paired {
     int n, wins, losses, ties;
@@ -809,7 +808,7 @@ static void paired(const double *d, int n, Paired *o) {
     o->sd = n > 1 ? sqrt(ss / (n - 1)) : NAN;
     if (n > 1 && o->sd > 0) {
         o->t = o->mean / (o->sd / sqrt(n));
-        o->p = student_p(o->t, n - 1);
+        o->p = search_student_p(o->t, n - 1);
     } else {
         o->t = o->mean == 0 ? 0 : (o->mean > 0 ? INFINITY : -INFINITY);
         o->p = o->mean == 0 ? 1 : 0;
@@ -853,7 +852,7 @@ static double ibeta(double a, double b, double x) {
 }
 
 /* Two-sided p-value of Student's t with df degrees of freedom. */
-static double student_p(double t, int df) {
+double search_student_p(double t, int df) {
     if (!isfinite(t)) return 0;
     return ibeta(df / 2.0, 0.5, df / (df + t * t));
 }
@@ -1093,11 +1092,26 @@ static void add_u64(cJSON *o, const char *k, uint64_t v) {
     cJSON_AddStringToObject(o, k, b);
 }
 
+/* Metrics are stored as %.17g strings: cJSON's own number printing may drop the last bit, and a
+ * restored engine must rank exactly as the saved one did. */
+static cJSON *exact_num(double v) {
+    char b[40];
+    if (!isfinite(v)) return cJSON_CreateNull();
+    snprintf(b, sizeof b, "%.17g", v);
+    return cJSON_CreateString(b);
+}
+
+static double exact_get(const cJSON *v) {
+    if (cJSON_IsString(v)) return strtod(v->valuestring, NULL);
+    if (cJSON_IsNumber(v)) return v->valuedouble;
+    return NAN;
+}
+
 static cJSON *res_json(const Res *r) {
     cJSON *a = cJSON_CreateArray();
     cJSON_AddItemToArray(a, cJSON_CreateNumber(r->ok));
-    cJSON_AddItemToArray(a, isfinite(r->val) ? cJSON_CreateNumber(r->val) : cJSON_CreateNull());
-    cJSON_AddItemToArray(a, isfinite(r->test) ? cJSON_CreateNumber(r->test) : cJSON_CreateNull());
+    cJSON_AddItemToArray(a, exact_num(r->val));
+    cJSON_AddItemToArray(a, exact_num(r->test));
     return a;
 }
 
@@ -1194,8 +1208,8 @@ static int res_from_json(const cJSON *a, Res *r) {
     const cJSON *ok = cJSON_GetArrayItem(a, 0), *v = cJSON_GetArrayItem(a, 1),
                 *t = cJSON_GetArrayItem(a, 2);
     r->ok = cJSON_IsNumber(ok) && ok->valueint;
-    r->val = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-    r->test = cJSON_IsNumber(t) ? t->valuedouble : NAN;
+    r->val = exact_get(v);
+    r->test = exact_get(t);
     r->have = 1;
     return LD_OK;
 }

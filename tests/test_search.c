@@ -1,0 +1,418 @@
+/* test_search.c: the search engine: job validation, the typed grammar, canonical dedup,
+ * determinism and save/restore, selection and successive halving.
+ *
+ * The engine tests use a FAKE evaluator: a cheap deterministic function of the expression text,
+ * seed and steps stands in for eval_run. That is deliberate and only here: it makes the engine's
+ * logic (selection, promotion, determinism) testable in milliseconds; real training is tested in
+ * the evaluator's tests and in tests/test_search_cli.sh. The gradient signature and pre-check
+ * inside the engine are the real ones (evaluator/probe.c). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../search/internal.h"
+
+static SearchJob *job_from(const char *text) {
+    char err[LD_ERR_MAX] = "";
+    cJSON *j = cJSON_Parse(text);
+    if (!j) fail_msg("test job is not JSON: %s", text);
+    SearchJob *job = NULL;
+    int rc = job_parse(j, NULL, &job, err);
+    cJSON_Delete(j);
+    if (rc != LD_OK) fail_msg("job_parse failed: %s", err);
+    return job;
+}
+
+static void expect_problems(const char *text, const char *const *want) {
+    char err[LD_ERR_MAX] = "";
+    cJSON *j = cJSON_Parse(text);
+    assert_non_null(j);
+    SearchJob *job = NULL;
+    int rc = job_parse(j, NULL, &job, err);
+    cJSON_Delete(j);
+    if (rc != LD_EINVAL) fail_msg("expected LD_EINVAL for %s, got %d", text, rc);
+    assert_null(job);
+    for (int i = 0; want[i]; i++)
+        if (!strstr(err, want[i])) fail_msg("error \"%s\" does not name \"%s\"", err, want[i]);
+}
+
+/* ---- job validation ---- */
+
+static void test_job_every_problem_named(void **state) {
+    (void)state;
+    expect_problems("{}", (const char *const[]){"tasks: missing", NULL});
+    expect_problems(
+        "{\"tasks\":[{\"family\":\"classification\"}],\"space\":{\"max_nodes\":1,\"max_depth\":"
+        "2.5},\"budget\":{\"evaluations\":0},\"populaton\":3}",
+        (const char *const[]){"tasks[0]: missing", "space.max_nodes: must be at least 3, got 1",
+                              "space.max_depth: must be an integer",
+                              "budget.evaluations: must be at least 1, got 0",
+                              "populaton: unknown key", NULL});
+    expect_problems("{\"tasks\":[\"builtin:digits\"],\"fidelity\":{\"steps\":[100,50],"
+                    "\"promote\":2},\"final\":{\"seeds\":1},\"init\":\"random\"}",
+                    (const char *const[]){"fidelity.steps[1]", "fidelity.promote: must be between",
+                                          "final.seeds: must be at least 2, got 1",
+                                          "init: must be", NULL});
+    /* more problems than fit: the first ones and a count */
+    expect_problems("{\"a1\":1,\"a2\":1,\"a3\":1,\"a4\":1,\"a5\":1,\"a6\":1,\"a7\":1,\"a8\":1,"
+                    "\"a9\":1,\"b1\":1,\"b2\":1,\"b3\":1,\"b4\":1,\"b5\":1,\"b6\":1,\"b7\":1,"
+                    "\"b8\":1,\"b9\":1,\"c1\":1,\"c2\":1,\"c3\":1,\"c4\":1,\"c5\":1}",
+                    (const char *const[]){"a1: unknown key", "more)", NULL});
+    expect_problems("{\"tasks\":[\"builtin:digits\"],\"baseline\":\"mse + phys\","
+                    "\"space\":{\"terms\":[\"ce\",\"nosuch\"],\"primitives\":[\"log\",\"f\"]}}",
+                    (const char *const[]){"baseline: ", "phys",
+                                          "space.terms[1]: unknown term 'nosuch'",
+                                          "space.primitives[1]: variable 'f' is not available",
+                                          NULL});
+    expect_problems("{\"tasks\":[\"builtin:digits\", \"builtin:diabetes\"]}",
+                    (const char *const[]){"tasks[1]: family regression differs", NULL});
+    expect_problems("{\"tasks\":\"builtin:digits\",\"seed\":-1,\"warm_start\":1}",
+                    (const char *const[]){"tasks: must be an array", "seed: must be",
+                                          "warm_start: must be true or false", NULL});
+}
+
+static void test_job_defaults(void **state) {
+    (void)state;
+    SearchJob *j = job_from("{\"tasks\":[\"builtin:wine\"],\"holdout\":[\"builtin:breast_cancer\"]}");
+    assert_int_equal(job_ntasks(j), 2);
+    assert_int_equal(j->nsel, 1);
+    assert_true(job_is_holdout(j, 1));
+    assert_false(job_is_holdout(j, 0));
+    assert_string_equal(j->baseline_text, "ce");
+    assert_int_equal(j->family, FAM_CLASSIFICATION);
+    cJSON *n = job_json(j);
+    assert_non_null(n);
+    /* the normalised job parses back to the same settings */
+    char err[LD_ERR_MAX] = "";
+    SearchJob *j2 = NULL;
+    int rc = job_parse(n, NULL, &j2, err);
+    if (rc != LD_OK) fail_msg("normalised job does not parse back: %s", err);
+    assert_int_equal(j2->max_nodes, j->max_nodes);
+    assert_int_equal(j2->nlevels, j->nlevels);
+    assert_int_equal(j2->budget_evals, j->budget_evals);
+    assert_int_equal(j2->ntasks, 2);
+    job_free(j2);
+    cJSON_Delete(n);
+    job_free(j);
+}
+
+/* ---- the grammar ---- */
+
+static void check_valid(const Grammar *g, const Expr *e, const char *what) {
+    char err[LD_ERR_MAX] = "", text[EXPR_TEXT_MAX] = "?";
+    expr_print(e, text, sizeof text);
+    if (expr_size(e) > g->max_nodes || expr_depth(e) > g->max_depth)
+        fail_msg("%s: %s has %d nodes, depth %d (limits %d, %d)", what, text, expr_size(e),
+                 expr_depth(e), g->max_nodes, g->max_depth);
+    if (expr_check(e, g->family, err) != LD_OK) fail_msg("%s: %s: %s", what, text, err);
+}
+
+static void grammar_family(const char *job_text, int n) {
+    SearchJob *j = job_from(job_text);
+    Grammar g;
+    grammar_init(&g, j);
+    LdRng r;
+    rng_seed(&r, 42);
+    Expr **pool = calloc((size_t)n, sizeof *pool);
+    int made = 0, mutated = 0, crossed = 0, tuned = 0;
+    for (int i = 0; i < n; i++) {
+        pool[i] = grammar_random(&g, &r);
+        if (!pool[i]) continue;
+        check_valid(&g, pool[i], "random");
+        made++;
+    }
+    for (int i = 0; i < 4 * n; i++) {
+        Expr *p = pool[rng_below(&r, (uint32_t)n)], *q = pool[rng_below(&r, (uint32_t)n)];
+        if (!p || !q) continue;
+        const char *op = NULL;
+        Expr *c = grammar_mutate(&g, p, &r, &op);
+        if (c) {
+            check_valid(&g, c, op);
+            mutated++;
+            /* chains of mutations stay valid too */
+            int k = (int)rng_below(&r, (uint32_t)n);
+            expr_free(pool[k]);
+            pool[k] = c;
+        }
+        Expr *x = grammar_crossover(&g, p, q, &r);
+        if (x) {
+            check_valid(&g, x, "crossover");
+            crossed++;
+            expr_free(x);
+        }
+        Expr *t = grammar_perturb(&g, p, 0.3, &r);
+        if (t) {
+            check_valid(&g, t, "perturb");
+            tuned++;
+            expr_free(t);
+        }
+    }
+    printf("# %s: %d random, %d mutated, %d crossed, %d perturbed, all valid\n", job_text, made,
+           mutated, crossed, tuned);
+    if (made < n * 9 / 10) fail_msg("only %d of %d random candidates were made", made, n);
+    if (mutated < n) fail_msg("only %d mutations succeeded of %d tries", mutated, 4 * n);
+    if (crossed < n / 4) fail_msg("only %d crossovers succeeded of %d tries", crossed, 4 * n);
+    for (int i = 0; i < n; i++) expr_free(pool[i]);
+    free(pool);
+    job_free(j);
+}
+
+static void test_grammar_valid(void **state) {
+    (void)state;
+    grammar_family("{\"tasks\":[\"builtin:digits\"]}", 1000);
+    grammar_family("{\"tasks\":[\"builtin:diabetes\"],\"space\":{\"max_nodes\":12,\"max_depth\":5}}",
+                   1000);
+    grammar_family("{\"tasks\":[\"builtin:digits\"],\"space\":{\"terms\":[],\"primitives\":"
+                   "[\"+\",\"*\",\"log\",\"sum\",\"p\",\"y\",\"pt\",\"t\"],\"max_nodes\":10}}",
+                   500);
+}
+
+/* ---- the fake evaluator ---- */
+
+/* A deterministic stand-in for training: accuracy rewards focal-like terms, the pt variable
+ * and, most, a coefficient near 0.37 somewhere in the loss; plus seed noise that shrinks with
+ * more steps. Never used outside this test. */
+static void fake_eval(const SearchWork *w, EvalResult *r) {
+    memset(r, 0, sizeof *r);
+    r->ok = 1;
+    snprintf(r->metric, sizeof r->metric, "accuracy");
+    double v = 0.6;
+    if (strstr(w->expr, "focal")) v += 0.05;
+    if (strstr(w->expr, "pt")) v += 0.03;
+    double best = 1;
+    for (const char *p = w->expr; *p; p++) {
+        if ((*p >= '0' && *p <= '9') && (p == w->expr || !(p[-1] >= '0' && p[-1] <= '9') ) &&
+            (p == w->expr || p[-1] != '.')) {
+            double c = strtod(p, NULL);
+            if (fabs(c - 0.37) < best) best = fabs(c - 0.37);
+        }
+    }
+    v += 0.1 * exp(-best * 10);
+    v -= 0.002 * (double)strlen(w->expr) / 10;
+    uint64_t h = ld_mix64(ld_hash64(w->expr, strlen(w->expr)), w->seed);
+    v += ((double)(h % 1000) / 1000.0 - 0.5) * 0.02 * 100.0 / (w->steps + 50);
+    r->val = v;
+    r->test = v - 0.01;
+    r->steps = w->steps;
+}
+
+static const char *job_small =
+    "{\"tasks\":[\"builtin:digits\"],\"population\":12,\"children\":6,\"budget\":{\"evaluations\":"
+    "120},\"fidelity\":{\"steps\":[50,200],\"promote\":0.34},\"seeds\":2,\"final\":{\"top\":2,"
+    "\"seeds\":3},\"seed\":7}";
+
+/* Runs up to max_rounds rounds with the fake evaluator; returns the rounds run. */
+static int run_rounds(Search *s, int max_rounds) {
+    int r = 0;
+    for (; r < max_rounds; r++) {
+        const SearchWork *w;
+        int n = search_round(s, &w);
+        if (n == 0) break;
+        EvalResult *res = calloc((size_t)n, sizeof *res);
+        for (int i = 0; i < n; i++) fake_eval(&w[i], &res[i]);
+        char err[LD_ERR_MAX] = "";
+        int rc = search_finish_round(s, res, err);
+        free(res);
+        if (rc != LD_OK) fail_msg("finish_round: %s", err);
+    }
+    return r;
+}
+
+static char *print_json(cJSON *j) {
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+static double stat(const Search *s, const char *k) {
+    cJSON *st = search_stats(s);
+    cJSON *v = cJSON_GetObjectItem(st, k);
+    double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    cJSON_Delete(st);
+    return d;
+}
+
+static void test_determinism_and_restore(void **state) {
+    (void)state;
+    SearchJob *j = job_from(job_small);
+    char err[LD_ERR_MAX] = "";
+    Search *a = search_new(j, NULL, 0, err), *b = search_new(j, NULL, 0, err);
+    assert_non_null(a);
+    assert_non_null(b);
+    /* same seed, same proposals */
+    for (int r = 0; r < 4; r++) {
+        const SearchWork *wa, *wb;
+        int na = search_round(a, &wa), nb = search_round(b, &wb);
+        assert_int_equal(na, nb);
+        assert_true(na > 0);
+        if (memcmp(wa, wb, (size_t)na * sizeof *wa) != 0) fail_msg("round %d differs", r);
+        run_rounds(a, 1);
+        run_rounds(b, 1);
+    }
+    search_free(b);
+    /* save at a boundary, restore into a fresh engine, compare the next rounds byte for byte */
+    cJSON *st = search_save(a);
+    char *st_text = cJSON_PrintUnformatted(st);
+    cJSON_Delete(st);
+    cJSON *st2 = cJSON_Parse(st_text);
+    Search *c = search_restore(j, st2, err);
+    cJSON_Delete(st2);
+    if (!c) fail_msg("restore: %s", err);
+    /* and a save taken mid-round describes the round's start */
+    const SearchWork *w0;
+    int n0 = search_round(a, &w0);
+    assert_true(n0 > 0);
+    cJSON *mid = search_save(a);
+    char *mid_text = cJSON_PrintUnformatted(mid);
+    cJSON_Delete(mid);
+    if (strcmp(mid_text, st_text) != 0) fail_msg("a save taken mid-round differs from the one at its start");
+    int rounds = 0;
+    for (;; rounds++) {
+        const SearchWork *wa, *wc;
+        int na = search_round(a, &wa), nc = search_round(c, &wc);
+        if (na != nc) fail_msg("after restore, round %d: %d works vs %d", rounds, na, nc);
+        if (na == 0) break;
+        if (memcmp(wa, wc, (size_t)na * sizeof *wa) != 0)
+            fail_msg("after restore, round %d differs", rounds);
+        run_rounds(a, 1);
+        run_rounds(c, 1);
+    }
+    assert_true(search_done(a));
+    assert_true(search_done(c));
+    char *la = print_json(search_leaderboard(a, 0)), *lc = print_json(search_leaderboard(c, 0));
+    if (strcmp(la, lc) != 0) {
+        size_t k = 0;
+        while (la[k] && la[k] == lc[k]) k++;
+        size_t from = k > 120 ? k - 120 : 0;
+        fail_msg("leaderboards differ at byte %zu:\n  %.200s\n  %.200s", k, la + from, lc + from);
+    }
+    printf("# %d rounds after restore matched; leaderboard %zu bytes identical\n", rounds,
+           strlen(la));
+    free(la);
+    free(lc);
+    free(st_text);
+    free(mid_text);
+    search_free(a);
+    search_free(c);
+    job_free(j);
+}
+
+static void test_selection_and_halving(void **state) {
+    (void)state;
+    SearchJob *j = job_from(
+        "{\"tasks\":[\"builtin:digits\"],\"population\":16,\"children\":8,\"budget\":"
+        "{\"evaluations\":400},\"fidelity\":{\"steps\":[50,200],\"promote\":0.25},\"seeds\":1,"
+        "\"final\":{\"top\":3,\"seeds\":4},\"init\":\"scratch\",\"seed\":3}");
+    char err[LD_ERR_MAX] = "";
+    Search *s = search_new(j, NULL, 0, err);
+    assert_non_null(s);
+    run_rounds(s, 1);
+    double first = stat(s, "best_fitness");
+    run_rounds(s, 1000);
+    assert_true(search_done(s));
+    double last = stat(s, "best_fitness");
+    printf("# best fitness after the first round %.4f, at the end %.4f\n", first, last);
+    if (!(last > first + 0.02))
+        fail_msg("selection did not improve fitness: %.4f -> %.4f", first, last);
+    int evals = (int)stat(s, "evaluations");
+    if (evals > 400) fail_msg("budget exceeded: %d evaluations", evals);
+    /* successive halving: the candidates promoted to level 1 are the better ones */
+    double sum_hi = 0, sum_lo = 0;
+    int n_hi = 0, n_lo = 0;
+    for (int64_t i = 1; i < search_ncandidates(s); i++) {
+        cJSON *c = search_candidate(s, i);
+        cJSON *f = cJSON_GetObjectItem(c, "fitness");
+        int lvl = cJSON_GetObjectItem(c, "level")->valueint;
+        if (cJSON_IsNumber(f)) {
+            if (lvl >= 1) {
+                sum_hi += f->valuedouble;
+                n_hi++;
+            } else if (lvl == 0) {
+                sum_lo += f->valuedouble;
+                n_lo++;
+            }
+        }
+        cJSON_Delete(c);
+    }
+    int promos = (int)stat(s, "promotions");
+    printf("# %d promoted (mean fitness %.4f) vs %d not (mean %.4f); promotions %d\n", n_hi,
+           n_hi ? sum_hi / n_hi : NAN, n_lo, n_lo ? sum_lo / n_lo : NAN, promos);
+    if (n_hi < 2 || n_lo < 2) fail_msg("too few candidates on a level: %d, %d", n_hi, n_lo);
+    if (!(sum_hi / n_hi > sum_lo / n_lo + 0.005))
+        fail_msg("promoted candidates are not better: %.4f vs %.4f", sum_hi / n_hi, sum_lo / n_lo);
+    assert_int_equal(promos, n_hi);
+    /* the leaderboard leads with level-1 candidates and carries the final paired comparison */
+    cJSON *lb = search_leaderboard(s, 5);
+    cJSON *top = cJSON_GetArrayItem(lb, 0);
+    assert_int_equal(cJSON_GetObjectItem(top, "level")->valueint, 1);
+    cJSON *fin = cJSON_GetObjectItem(top, "final");
+    if (!cJSON_IsObject(fin)) fail_msg("the top entry has no final comparison");
+    cJSON *vs = cJSON_GetObjectItem(fin, "vs_baseline");
+    assert_int_equal(cJSON_GetObjectItem(vs, "n")->valueint, 4);
+    cJSON_Delete(lb);
+    cJSON *par = search_pareto(s);
+    assert_true(cJSON_GetArraySize(par) >= 1);
+    cJSON_Delete(par);
+    search_free(s);
+    job_free(j);
+}
+
+static void test_canonical_dedup(void **state) {
+    (void)state;
+    /* five ways to write two losses: one of each is trained, the rest are cache hits */
+    SearchJob *j = job_from(
+        "{\"tasks\":[\"builtin:digits\"],\"population\":6,\"init\":\"seeds\",\"seed_losses\":"
+        "[\"focal(2)\",\"1*focal(2)\",\"focal(2) + 0\",\"0.5*ce + 0.5*focal(2)\","
+        "\"0.5*focal(2) + ce*0.5\"],\"budget\":{\"evaluations\":40}}");
+    char err[LD_ERR_MAX] = "";
+    Search *s = search_new(j, NULL, 0, err);
+    const SearchWork *w;
+    int n = search_round(s, &w);
+    assert_true(n > 0);
+    int hits = (int)stat(s, "cache_hits");
+    printf("# cache hits in the first round: %d\n", hits);
+    if (hits < 3) fail_msg("expected at least 3 cache hits from the seed losses, got %d", hits);
+    /* no expression appears twice among the works of a round at the same seed */
+    for (int a = 0; a < n; a++)
+        for (int b = a + 1; b < n; b++)
+            if (w[a].seed == w[b].seed && w[a].task == w[b].task && w[a].steps == w[b].steps &&
+                !strcmp(w[a].expr, w[b].expr))
+                fail_msg("%s is trained twice", w[a].expr);
+    search_free(s);
+    job_free(j);
+}
+
+static void test_student_p(void **state) {
+    (void)state;
+    /* reference values of the two-sided t distribution */
+    static const struct {
+        double t;
+        int df;
+        double p;
+    } ref[] = {{2.228, 10, 0.0500}, {12.706, 1, 0.0500}, {0.0, 5, 1.0}, {3.169, 10, 0.0100},
+               {-2.571, 5, 0.0500}, {1.0, 30, 0.3253}};
+    for (size_t i = 0; i < sizeof ref / sizeof ref[0]; i++) {
+        double p = search_student_p(ref[i].t, ref[i].df);
+        if (fabs(p - ref[i].p) > 5e-4)
+            fail_msg("p(t=%g, df=%d) = %.5f, expected %.4f", ref[i].t, ref[i].df, p, ref[i].p);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_job_every_problem_named),
+        cmocka_unit_test(test_job_defaults),
+        cmocka_unit_test(test_grammar_valid),
+        cmocka_unit_test(test_canonical_dedup),
+        cmocka_unit_test(test_determinism_and_restore),
+        cmocka_unit_test(test_selection_and_halving),
+        cmocka_unit_test(test_student_p),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
