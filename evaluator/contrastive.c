@@ -19,13 +19,20 @@ struct ConSpec {
     float dropout; /* probability a feature is zeroed */
     int side;      /* image side when shifts apply (8), else 0 */
     int k;         /* neighbours of the k-NN metric */
+    /* Per-pixel minimum and maximum over the training split. Features arrive standardised per
+     * column, so moving a value to another pixel would carry one pixel's scale into another's
+     * (a rare-ink border pixel becomes a huge outlier). Shifts therefore move intensities
+     * (x - lo) / (hi - lo), which are raw intensities over their range, and a blank pixel
+     * (the column minimum) fills what moves in from outside. */
+    float lo[64], hi[64];
 };
 
 /* ---------------------------------------------------------------------------------------------
  * Augmentation */
 
-/* Writes one augmented view out (d) of x (d). Zero fill and dropout write 0, the training mean
- * of a standardised feature. Draws from rng only, so a seed fixes every view. */
+/* Writes one augmented view out (d) of x (d). Shifts fill with the blank pixel value; dropout
+ * writes 0, the training mean of a standardised feature. Draws from rng only, so a seed fixes
+ * every view. */
 static void con_augment(float *out, const float *x, int d, const struct ConSpec *c, LdRng *rng) {
     if (c->side > 0 && c->shift > 0) {
         int s = c->side, span = 2 * c->shift + 1;
@@ -33,8 +40,14 @@ static void con_augment(float *out, const float *x, int d, const struct ConSpec 
         int dy = (int)rng_below(rng, (uint32_t)span) - c->shift;
         for (int r = 0; r < s; r++)
             for (int q = 0; q < s; q++) {
-                int sr = r - dy, sq = q - dx;
-                out[r * s + q] = (sr >= 0 && sr < s && sq >= 0 && sq < s) ? x[sr * s + sq] : 0.0f;
+                int sr = r - dy, sq = q - dx, o = r * s + q;
+                float u = 0.0f; /* intensity in [0, 1] over the pixel's range; 0 is blank */
+                if (sr >= 0 && sr < s && sq >= 0 && sq < s) {
+                    int i = sr * s + sq;
+                    float span_i = c->hi[i] - c->lo[i];
+                    u = span_i > 0 ? (x[i] - c->lo[i]) / span_i : 0.0f;
+                }
+                out[o] = c->lo[o] + u * (c->hi[o] - c->lo[o]);
             }
     } else {
         memcpy(out, x, sizeof(float) * (size_t)d);
@@ -209,7 +222,10 @@ static void con_next_batch(ConRun *r, int *idx, LdRng *rng) {
 static int con_step_grad(ConRun *r, ConLossFn fn, void *ctx, float tprog, float *loss) {
     memset(r->grad.params, 0, sizeof(float) * r->net.nparams);
     const float *emb = mlp_forward(&r->net, &r->acts, r->views, 2 * r->B);
-    LossIn in = {.B = r->B, .t = tprog, .emb = emb, .label = r->labels, .l2 = con_l2(&r->net)};
+    /* z: the loss program wants a non-NULL output block even when no per-sample variable of
+     * the contrastive family reads it; the embeddings serve (B floats, never read). */
+    LossIn in = {.B = r->B, .t = tprog, .z = emb, .emb = emb, .label = r->labels,
+                 .l2 = con_l2(&r->net)};
     LossOut out;
     memset(&out, 0, sizeof out);
     int rc = fn(ctx, &in, &out);
@@ -344,10 +360,6 @@ done:
 /* ---------------------------------------------------------------------------------------------
  * The loss program as the step's loss callback. */
 
-/* lossprog.c has not landed yet: weak references keep the library linkable meanwhile. */
-#pragma weak lossprog_new
-#pragma weak lossprog_run
-#pragma weak lossprog_free
 
 static int con_lossprog_fn(void *ctx, const LossIn *in, LossOut *out) {
     return lossprog_run(ctx, in, out);
@@ -357,8 +369,6 @@ int con_eval_run(const Task *t, const Expr *loss, const EvalOpts *opt, EvalResul
                  char *err) {
     LossProg *lp = NULL;
     if (!t || !t->con) return ld_err(err, LD_EINVAL, "contrastive: task has no contrastive spec");
-    if (!lossprog_new)
-        return ld_err(err, LD_ESTATE, "contrastive: the loss program is not built yet");
     int B = t->train_spec.batch < t->train.n ? t->train_spec.batch : t->train.n;
     int rc = lossprog_new(loss, FAM_CONTRASTIVE, B, 1, t->model.embed_dim, &lp, err);
     if (rc != LD_OK) return rc;
@@ -475,10 +485,14 @@ int con_task_load(Task *t, const cJSON *spec, char *err) {
                       "them); got %d classes", t->nclass);
     c = calloc(1, sizeof *c);
     if (!c) return ld_err(err, LD_ENOMEM, "contrastive: out of memory");
-    c->noise = 0.1f;
+    /* Defaults measured on digits with the default d-64-32 relu encoder (docs/families.md):
+     * noise 0.2 + dropout 0.3 lifts k-NN accuracy from 0.89 (untrained) to 0.93, while 1-pixel
+     * shifts pull it below the untrained network's (an MLP cannot learn shift invariance from
+     * 300 steps), so shifts are opt-in. */
+    c->noise = 0.2f;
     c->side = t->train.d == 64 ? 8 : 0;
-    c->shift = c->side ? 1 : 0;
-    c->dropout = c->side ? 0.0f : 0.1f;
+    c->shift = 0;
+    c->dropout = 0.3f;
     c->k = 5;
     if ((rc = num_in(aug, "augment", "noise", 0.0, 10.0, &v, err)) < 0) goto fail;
     if (rc) c->noise = (float)v;
@@ -490,6 +504,16 @@ int con_task_load(Task *t, const cJSON *spec, char *err) {
                     "augment.shift: pixel shifts need 8x8 images (64 features), not %d features",
                     t->train.d);
         goto fail;
+    }
+    if (c->side) {
+        const Dataset *tr = &t->train;
+        for (int j = 0; j < 64; j++) c->lo[j] = c->hi[j] = tr->x[j];
+        for (int i = 1; i < tr->n; i++)
+            for (int j = 0; j < 64; j++) {
+                float xv = tr->x[(size_t)i * 64 + j];
+                if (xv < c->lo[j]) c->lo[j] = xv;
+                if (xv > c->hi[j]) c->hi[j] = xv;
+            }
     }
     const cJSON *knn = cJSON_GetObjectItemCaseSensitive(spec, "knn");
     if ((rc = int_in(knn, "knn", "k", 1, CON_KNN_MAX, &c->k, err)) < 0) goto fail;

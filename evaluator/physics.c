@@ -482,10 +482,6 @@ done:
 /* ---------------------------------------------------------------------------------------------
  * The loss program as the step's loss callback. */
 
-/* lossprog.c has not landed yet: weak references keep the library linkable meanwhile. */
-#pragma weak lossprog_new
-#pragma weak lossprog_run
-#pragma weak lossprog_free
 
 static int phys_lossprog_fn(void *ctx, const LossIn *in, LossOut *out) {
     return lossprog_run(ctx, in, out);
@@ -495,7 +491,8 @@ int phys_eval_run(const Task *t, const Expr *loss, const EvalOpts *opt, EvalResu
                   char *err) {
     LossProg *lp = NULL;
     if (!t || !t->phys) return ld_err(err, LD_EINVAL, "physics: task has no physics problem");
-    if (!lossprog_new) return ld_err(err, LD_ESTATE, "physics: the loss program is not built yet");
+    if (t->model.act != ACT_TANH && t->model.act != ACT_GELU)
+        return ld_err(err, LD_EINVAL, "physics: the network needs tanh or gelu (relu has no u'')");
     int rc = lossprog_new(loss, FAM_PHYSICS, t->phys->nobs, 1, 0, &lp, err);
     if (rc != LD_OK) return rc;
     rc = phys_train(t, phys_lossprog_fn, lp, opt, res, err);

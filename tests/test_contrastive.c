@@ -147,6 +147,8 @@ static Task *digits_task(const char *json) {
 static void test_augment(void **state) {
     enum { D = 64, N = 4000 };
     struct ConSpec c = {.noise = 0.1f, .shift = 1, .dropout = 0, .side = 8, .k = 5};
+    struct ConSpec cs = {.shift = 1, .side = 8}; /* pixel ranges [0, 1]: blank is 0 */
+    for (int j = 0; j < D; j++) c.hi[j] = cs.hi[j] = 1.0f;
     float x[D], a[D], b[D];
     LdRng r1, r2, r3;
     for (int j = 0; j < D; j++) x[j] = (float)j / D;
@@ -189,7 +191,6 @@ static void test_augment(void **state) {
 
     /* Shift alone: one lit pixel at (3, 4) lands on each of the 9 neighbours, about 1/9 each,
      * and nowhere else; the image keeps one lit pixel. */
-    struct ConSpec cs = {.shift = 1, .side = 8};
     float img[D] = {0};
     img[3 * 8 + 4] = 1.0f;
     int hits[9] = {0};
@@ -329,10 +330,10 @@ static void test_spec(void **state) {
     assert_string_equal(t->metric, "knn_accuracy");
     assert_int_equal(t->higher_better, 1);
     assert_int_equal(t->model.embed_dim, 32);
-    assert_int_equal(t->con->shift, 0); /* not an 8x8 image: dropout instead */
-    assert_true(t->con->dropout == 0.1f && t->con->noise == 0.1f);
+    assert_int_equal(t->con->shift, 0);
+    assert_true(t->con->dropout == 0.3f && t->con->noise == 0.2f);
     free_task(t);
-    t = fake_task(64, "{\"augment\":{\"noise\":0.3,\"dropout\":0.2}}", err);
+    t = fake_task(64, "{\"augment\":{\"noise\":0.3,\"dropout\":0.2,\"shift\":1}}", err);
     assert_non_null(t);
     assert_true(t->con->side == 8 && t->con->shift == 1 && t->con->dropout == 0.2f &&
                 t->con->noise == 0.3f);

@@ -327,6 +327,122 @@ static void test_physics_helps(void **state) {
     check_physics_helps("{\"data\":\"builtin:poisson\"}", 2.0);
 }
 
+/* ---- through the loss program and the public task API */
+
+static EvalResult run_expr(const Task *t, const char *src, uint64_t seed, int steps) {
+    char err[LD_ERR_MAX];
+    Expr *e = expr_parse(src, err);
+    if (!e) print_error("parse '%s': %s\n", src, err);
+    assert_non_null(e);
+    EvalResult r;
+    EvalOpts o = {.seed = seed, .steps = steps};
+    int rc = phys_eval_run(t, e, &o, &r, err);
+    if (rc != LD_OK) print_error("eval '%s': %s\n", src, err);
+    assert_int_equal(rc, LD_OK);
+    expr_free(e);
+    return r;
+}
+
+/* The compiled loss and the hand-written one are the same function: same run, same numbers
+ * up to float rounding. */
+static void test_lossprog_matches_hand(void **state) {
+    char err[LD_ERR_MAX];
+    Task *t = load_task("{\"data\":\"builtin:oscillator\"}", err);
+    assert_non_null(t);
+    HandLoss h = {.w_mse = 1, .w_phys = 0.1f, .w_bc = 1, .w_l2 = 1e-4f, .nan_at = -1};
+    EvalResult a = run_hand(t, h, 3, 100), b = run_expr(t, "mse + 0.1*phys + bc + 0.0001*l2", 3, 100);
+    printf("hand %.6f (loss %.6f), lossprog %.6f (loss %.6f)\n", a.val, a.final_loss, b.val,
+           b.final_loss);
+    assert_true(a.ok && b.ok);
+    assert_true(fabs(a.val - b.val) < 1e-3 * fmax(1.0, a.val));
+    assert_true(fabs(a.final_loss - b.final_loss) < 1e-3 * fmax(1.0, fabs(a.final_loss)));
+    free_task(t);
+}
+
+static void test_lossprog_failures(void **state) {
+    char err[LD_ERR_MAX] = "";
+    Task *t = load_task("{\"data\":\"builtin:poisson\"}", err);
+    assert_non_null(t);
+    /* The loss program guards log, division and powers (a NaN run is tested with the hand loss
+     * above); a negative power of a zero base still passes the divergence bound. */
+    EvalResult r = run_expr(t, "(0*mse)^(0-10)", 1, 50);
+    printf("(0*mse)^(0-10): ok %d, error '%s'\n", r.ok, r.error);
+    assert_int_equal(r.ok, 0);
+    assert_true(strncmp(r.error, "loss diverged (", 15) == 0 && strstr(r.error, ") at step 0"));
+    assert_true(isnan(r.val));
+
+    Expr *e = expr_parse("ce", err);
+    assert_non_null(e);
+    EvalOpts o = {.seed = 1};
+    int rc = phys_eval_run(t, e, &o, &r, err);
+    printf("ce on a physics task: %d '%s'\n", rc, err);
+    assert_int_equal(rc, LD_EINVAL);
+    expr_free(e);
+    free_task(t);
+
+    /* The public loader calls the hook: relu is refused there too. */
+    Task *pt = NULL;
+    cJSON *spec = cJSON_Parse("{\"data\":\"builtin:oscillator\",\"model\":{\"activation\":\"relu\"}}");
+    rc = task_load(spec, NULL, &pt, err);
+    printf("task_load relu: %d '%s'\n", rc, err);
+    assert_int_equal(rc, LD_EINVAL);
+    assert_non_null(strstr(err, "relu"));
+    cJSON_Delete(spec);
+}
+
+/* The public path: task_load + eval_run for both problems. */
+static void test_public_api(void **state) {
+    const char *specs[] = {"{\"data\":\"builtin:oscillator\",\"train\":{\"steps\":50}}",
+                           "{\"data\":\"builtin:poisson\",\"physics\":{\"noise\":0.1},"
+                           "\"train\":{\"steps\":50}}"};
+    for (int i = 0; i < 2; i++) {
+        char err[LD_ERR_MAX];
+        Task *t = NULL;
+        cJSON *spec = cJSON_Parse(specs[i]);
+        int rc = task_load(spec, NULL, &t, err);
+        cJSON_Delete(spec);
+        if (rc != LD_OK) print_error("task_load %s: %s\n", specs[i], err);
+        assert_int_equal(rc, LD_OK);
+        assert_int_equal(task_family(t), FAM_PHYSICS);
+        assert_string_equal(task_metric(t), "solution_error");
+        assert_int_equal(task_higher_better(t), 0);
+        assert_int_equal(task_steps(t), 50);
+        Expr *e = expr_parse("mse + phys + bc", err);
+        EvalResult r;
+        EvalOpts o = {.seed = 2};
+        assert_int_equal(eval_run(t, e, &o, &r, err), LD_OK);
+        printf("%s: ok %d val %.4f test %.4f steps %d curve %d\n", task_name(t), r.ok, r.val, r.test,
+               r.steps, r.ncurve);
+        assert_true(r.ok && r.steps == 50 && r.ncurve > 0 && isfinite(r.val));
+        expr_free(e);
+        task_free(t);
+    }
+}
+
+/* The evidence with compiled expressions, as the search will run them. */
+static void check_expr_helps(const char *json, const char *base, const char *better,
+                             double min_factor) {
+    char err[LD_ERR_MAX];
+    Task *t = load_task(json, err);
+    assert_non_null(t);
+    double e0 = 0, e1 = 0;
+    for (uint64_t s = 1; s <= 3; s++) {
+        EvalResult a = run_expr(t, base, s, 0), b = run_expr(t, better, s, 0);
+        assert_true(a.ok && b.ok);
+        e0 += a.val / 3;
+        e1 += b.val / 3;
+    }
+    printf("%s: solution_error '%s' %.4f, '%s' %.4f, factor %.1f (need >= %.1f)\n", t->name, base,
+           e0, better, e1, e0 / e1, min_factor);
+    assert_true(e0 / e1 >= min_factor);
+    free_task(t);
+}
+
+static void test_lossprog_evidence(void **state) {
+    check_expr_helps("{\"data\":\"builtin:poisson\"}", "mse", "mse + phys + bc", 3.0);
+    check_expr_helps("{\"data\":\"builtin:oscillator\"}", "mse", "mse + phys + bc", 1.5);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_activation_derivatives),
@@ -335,6 +451,10 @@ int main(void) {
         cmocka_unit_test(test_spec),
         cmocka_unit_test(test_determinism_and_failure),
         cmocka_unit_test(test_physics_helps),
+        cmocka_unit_test(test_lossprog_matches_hand),
+        cmocka_unit_test(test_lossprog_failures),
+        cmocka_unit_test(test_public_api),
+        cmocka_unit_test(test_lossprog_evidence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
