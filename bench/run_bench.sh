@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# run_bench.sh: what `make bench` runs. The proxy evaluation's speed (bin/lossd bench) next to
+# the peers when they are present: the PyTorch reference (/work/shared/peer/torch_proxy.py) and
+# the OpenBLAS sgemm peak (/work/shared/peer/gemm_peak.c). Prints each JSON and the ratios.
+# The machine may be shared: each side reports the best of several rounds.
+set -u
+cd "$(dirname "$0")/.."
+PEER=${LOSSD_PEER:-/work/shared/peer}
+EVALS=${BENCH_EVALS:-40}
+tmp=$(mktemp -d /tmp/lossd_bench.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "== lossd bench (digits, MLP 64-64-10 relu, Adam 3e-3, batch 64, 200 steps, 0.7*ce + 0.3*focal(2))"
+bin/lossd bench --evals "$EVALS" | tee "$tmp/ours.json" || { echo "lossd bench failed"; exit 1; }
+
+if [ -f "$PEER/gemm_peak.c" ]; then
+    echo "== peer: OpenBLAS sgemm peak (gemm_peak.c)"
+    if cc -O2 -o "$tmp/gemm_peak" "$PEER/gemm_peak.c" $(pkg-config --cflags --libs openblas) 2>"$tmp/cc.err"; then
+        "$tmp/gemm_peak" | head -3
+    else
+        echo "(gemm_peak.c did not build: $(head -1 "$tmp/cc.err"))"
+    fi
+fi
+
+if [ -f "$PEER/torch_proxy.py" ] && /usr/bin/python3 -c "import torch, sklearn" 2>/dev/null; then
+    echo "== peer: PyTorch reference (torch_proxy.py, one thread)"
+    /usr/bin/python3 "$PEER/torch_proxy.py" 200 20 | tee "$tmp/torch.json"
+    /usr/bin/python3 - "$tmp/ours.json" "$tmp/torch.json" <<'PY'
+import json, sys
+ours, ref = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+print(json.dumps({
+    "speedup_vs_torch_evals": round(ours["evals_per_s"] / ref["evals_per_s"], 2),
+    "speedup_vs_torch_step": round(ref["us_per_step"] / ours["us_per_step"], 2),
+    "target_speedup": 20,
+    "thread_scaling": ours["thread_scaling"], "target_thread_scaling": 1.8,
+    "fraction_of_sgemm_peak": round(ours["gflops"] / ours["sgemm_peak_gflops"], 3)}))
+PY
+else
+    echo "== peer: PyTorch reference not available (needs $PEER/torch_proxy.py, python3-torch, python3-sklearn)"
+fi
