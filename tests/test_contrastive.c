@@ -394,6 +394,74 @@ static void test_training_improves(void **state) {
     free(t);
 }
 
+/* ---- through the loss program and the public task API */
+
+static EvalResult run_expr(const Task *t, const char *src, uint64_t seed, int steps) {
+    char err[LD_ERR_MAX];
+    Expr *e = expr_parse(src, err);
+    if (!e) print_error("parse '%s': %s\n", src, err);
+    assert_non_null(e);
+    EvalResult r;
+    EvalOpts o = {.seed = seed, .steps = steps};
+    int rc = con_eval_run(t, e, &o, &r, err);
+    if (rc != LD_OK) print_error("eval '%s': %s\n", src, err);
+    assert_int_equal(rc, LD_OK);
+    expr_free(e);
+    return r;
+}
+
+static void test_lossprog(void **state) {
+    char err[LD_ERR_MAX];
+    Task *t = NULL;
+    cJSON *spec = cJSON_Parse("{\"data\":\"builtin:digits\",\"family\":\"contrastive\"}");
+    int rc = task_load(spec, NULL, &t, err);
+    cJSON_Delete(spec);
+    if (rc != LD_OK) print_error("task_load: %s\n", err);
+    assert_int_equal(rc, LD_OK);
+    assert_int_equal(task_family(t), FAM_CONTRASTIVE);
+    assert_string_equal(task_metric(t), "knn_accuracy");
+
+    /* The compiled infonce and the hand-written one give the same run. */
+    HandNce *h = calloc(1, sizeof *h);
+    assert_non_null(h);
+    h->tau = 0.1f;
+    h->D = t->model.embed_dim;
+    EvalResult hr;
+    EvalOpts o = {.seed = 3, .steps = 40};
+    assert_int_equal(con_train(t, hand_infonce, h, &o, &hr, err), LD_OK);
+    EvalResult pr = run_expr(t, "infonce(0.1)", 3, 40);
+    printf("40 steps: hand loss %.5f k-NN %.4f; lossprog loss %.5f k-NN %.4f\n", hr.final_loss,
+           hr.val, pr.final_loss, pr.val);
+    assert_true(hr.ok && pr.ok);
+    assert_true(fabs(hr.final_loss - pr.final_loss) < 1e-3 * fmax(1.0, fabs(hr.final_loss)));
+    free(h);
+
+    /* Full default runs: the untrained network's k-NN accuracy against trained ones. */
+    LdArena ar = {0};
+    ConRun r;
+    assert_int_equal(con_run_init(&r, t, &ar, ld_mix64(1, 0x636f6eULL), err), LD_OK);
+    double a0 = con_eval_split(&r, &t->val);
+    arena_free(&ar);
+    const char *losses[] = {"infonce(0.1)", "supcon(0.1)", "0.5*infonce(0.2) + supcon(0.1)"};
+    for (int i = 0; i < 3; i++) {
+        EvalResult er = run_expr(t, losses[i], 1, 0);
+        printf("%-32s k-NN val %.4f test %.4f (untrained %.4f), %d steps, %.0f ms, %d curve points\n",
+               losses[i], er.val, er.test, a0, er.steps, er.wall_ms, er.ncurve);
+        assert_true(er.ok);
+        assert_true(er.val > a0 + 0.005);
+    }
+    /* l2 alone has no gradient through the embeddings, and shrinks the weights: a valid run. */
+    EvalResult lr = run_expr(t, "infonce(0.1) + 0.001*l2", 1, 30);
+    assert_true(lr.ok);
+    Expr *e = expr_parse("mse", err);
+    assert_non_null(e);
+    rc = con_eval_run(t, e, &o, &hr, err);
+    printf("mse on a contrastive task: %d '%s'\n", rc, err);
+    assert_int_equal(rc, LD_EINVAL);
+    expr_free(e);
+    task_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_augment),
@@ -401,6 +469,7 @@ int main(void) {
         cmocka_unit_test(test_gradient),
         cmocka_unit_test(test_spec),
         cmocka_unit_test(test_training_improves),
+        cmocka_unit_test(test_lossprog),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
