@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cron.h"
@@ -507,10 +508,30 @@ static TzZone *zone_new(const char *name) {
 
 /* Loads the TZif file at path under the given name; -1 when it is missing or not TZif,
  * LD_ENOMEM. */
+/* Reads a zone file: a regular file of at most 1 MiB (a name such as "Europe" is a directory,
+ * which fopen accepts and ftell sizes as huge). Returns owned bytes or NULL. */
+static unsigned char *read_zone_file(const char *path, size_t *len) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+        st.st_size > (1 << 20))
+        return NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    unsigned char *buf = malloc((size_t)st.st_size);
+    size_t n = buf ? fread(buf, 1, (size_t)st.st_size, f) : 0;
+    fclose(f);
+    if (!buf || n == 0) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
 static int load_file(const char *path, const char *name, TzZone **out) {
     size_t len = 0;
-    char ebuf[LD_ERR_MAX];
-    char *buf = ld_read_file(path, &len, ebuf);
+    unsigned char *buf = read_zone_file(path, &len);
     if (!buf)
         return -1;
     TzZone *z = zone_new(name);
@@ -519,7 +540,7 @@ static int load_file(const char *path, const char *name, TzZone **out) {
         rc = LD_ENOMEM;
         goto done;
     }
-    if (tzif_parse((const unsigned char *)buf, len, z) != 0)
+    if (tzif_parse(buf, len, z) != 0)
         goto done;
     if (zone_finish(z) != 0) {
         rc = LD_ENOMEM;
