@@ -118,21 +118,25 @@
  * "ok" evaluations at the highest fidelity that expression reached on that task; per task a
  * percentile (cume_dist in the task's direction: 1 best); per expression the mean percentile. */
 #define STORE_SQL_FAMILY                                                                           \
-    "WITH fam AS (SELECT id, higher_better FROM tasks WHERE family = ?1 "                        \
-    "             AND (?3 IS NULL OR hash = ?3)), "                                               \
-    "e AS (SELECT ev.expr_hash AS h, ev.task_id AS tid, ev.steps AS st, ev.val AS v, "          \
-    "             ev.test AS te FROM fam JOIN evaluations ev ON ev.task_id = fam.id "           \
-    "      WHERE ev.status = 'ok' AND ev.val IS NOT NULL AND (?2 IS NULL OR ev.metric = ?2)), " \
-    "top AS (SELECT h, tid, max(st) AS ms FROM e GROUP BY h, tid), "                           \
-    "per AS (SELECT e.h, e.tid, avg(e.v) AS v, avg(e.te) AS te, count(*) AS n FROM e "         \
-    "        JOIN top ON top.h = e.h AND top.tid = e.tid AND e.st = top.ms GROUP BY e.h, e.tid), " \
+    /* SQLite: with one max(), bare columns come from the row holding the maximum. The IN list \
+     * walks result_stats in key order, so the first GROUP BY needs no sort. */                  \
+    "WITH per AS (SELECT rs.expr_hash AS h, rs.task_id AS tid, max(rs.steps) AS st, "           \
+    "        rs.sum_val / rs.n AS v, "                                                            \
+    "        CASE WHEN rs.n_test > 0 THEN rs.sum_test / rs.n_test END AS te, rs.n AS n "         \
+    "        FROM result_stats rs WHERE rs.task_id IN (SELECT id FROM tasks WHERE family = ?1 "  \
+    "        AND (?3 IS NULL OR hash = ?3)) AND (?2 IS NULL OR rs.metric = ?2) "                 \
+    "        GROUP BY rs.task_id, rs.expr_hash), "                                                \
     "ranked AS (SELECT per.*, cume_dist() OVER (PARTITION BY per.tid ORDER BY "               \
-    "           CASE WHEN fam.higher_better THEN per.v ELSE -per.v END) AS pr "              \
-    "           FROM per JOIN fam ON fam.id = per.tid) "                                       \
-    "SELECT h, avg(pr) AS score, count(*) AS ntasks, sum(n) AS nevals, avg(v), avg(te), "     \
-    "  (SELECT expr FROM candidates WHERE hash = ranked.h LIMIT 1), "                           \
-    "  (SELECT count(DISTINCT job_id) FROM candidates WHERE hash = ranked.h) "                  \
-    "FROM ranked GROUP BY h ORDER BY score DESC, ntasks DESC, nevals DESC, h LIMIT ?4"
+    "           CASE WHEN t.higher_better THEN per.v ELSE -per.v END) AS pr "                 \
+    "           FROM per JOIN tasks t ON t.id = per.tid), "                                    \
+    "best AS (SELECT h, avg(pr) AS score, count(*) AS ntasks, sum(n) AS nevals, avg(v) AS v, " \
+    "         avg(te) AS te FROM ranked GROUP BY h "                                              \
+    "         ORDER BY score DESC, ntasks DESC, nevals DESC, h LIMIT ?4) "                        \
+    /* the expression text and job count only for the k rows kept */                             \
+    "SELECT h, score, ntasks, nevals, v, te, "                                                     \
+    "  (SELECT expr FROM candidates WHERE hash = best.h LIMIT 1), "                             \
+    "  (SELECT count(DISTINCT job_id) FROM candidates WHERE hash = best.h) "                    \
+    "FROM best ORDER BY score DESC, ntasks DESC, nevals DESC, h"
 
 enum {
 #define STORE_STMT_ENUM(id, sql) ST_##id,

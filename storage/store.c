@@ -128,6 +128,60 @@ static const char *const migrations[] = {
     "         e.val, e.test, e.final_loss, e.metrics, e.job_id, e.created"
     "  FROM evaluations e JOIN tasks t ON t.id = e.task_id"
     "  JOIN candidates c ON c.id = e.candidate_id WHERE e.status = 'ok';",
+
+    /* 3: per (task, expression, fidelity, metric) running sums of the "ok" evaluations, kept
+     * by triggers, so the family leaderboard and warm starts read one row per expression and
+     * fidelity instead of every seed's evaluation (backfilled from what is stored). It
+     * replaces the covering index of version 2. */
+    "CREATE TABLE result_stats ("
+    "  task_id INTEGER NOT NULL REFERENCES tasks(id),"
+    "  expr_hash INTEGER NOT NULL,"
+    "  steps INTEGER NOT NULL,"
+    "  metric TEXT NOT NULL,"
+    "  n INTEGER NOT NULL,"
+    "  sum_val REAL NOT NULL,"
+    "  n_test INTEGER NOT NULL,"
+    "  sum_test REAL NOT NULL,"
+    "  PRIMARY KEY (task_id, expr_hash, steps, metric)) WITHOUT ROWID;"
+    "INSERT INTO result_stats"
+    "  SELECT task_id, expr_hash, steps, coalesce(metric, ''), count(*), sum(val), count(test),"
+    "         coalesce(sum(test), 0) FROM evaluations"
+    "  WHERE status = 'ok' AND val IS NOT NULL GROUP BY 1, 2, 3, 4;"
+    "CREATE TRIGGER result_stats_add_ins AFTER INSERT ON evaluations"
+    "  WHEN new.status = 'ok' AND new.val IS NOT NULL BEGIN"
+    "  INSERT INTO result_stats VALUES (new.task_id, new.expr_hash, new.steps,"
+    "    coalesce(new.metric, ''), 1, new.val, new.test IS NOT NULL, coalesce(new.test, 0))"
+    "  ON CONFLICT (task_id, expr_hash, steps, metric) DO UPDATE SET n = n + 1,"
+    "    sum_val = sum_val + excluded.sum_val, n_test = n_test + excluded.n_test,"
+    "    sum_test = sum_test + excluded.sum_test;"
+    "END;"
+    "CREATE TRIGGER result_stats_add_upd AFTER UPDATE ON evaluations"
+    "  WHEN new.status = 'ok' AND new.val IS NOT NULL BEGIN"
+    "  INSERT INTO result_stats VALUES (new.task_id, new.expr_hash, new.steps,"
+    "    coalesce(new.metric, ''), 1, new.val, new.test IS NOT NULL, coalesce(new.test, 0))"
+    "  ON CONFLICT (task_id, expr_hash, steps, metric) DO UPDATE SET n = n + 1,"
+    "    sum_val = sum_val + excluded.sum_val, n_test = n_test + excluded.n_test,"
+    "    sum_test = sum_test + excluded.sum_test;"
+    "END;"
+    "CREATE TRIGGER result_stats_sub_upd BEFORE UPDATE ON evaluations"
+    "  WHEN old.status = 'ok' AND old.val IS NOT NULL BEGIN"
+    "  UPDATE result_stats SET n = n - 1, sum_val = sum_val - old.val,"
+    "    n_test = n_test - (old.test IS NOT NULL), sum_test = sum_test - coalesce(old.test, 0)"
+    "  WHERE task_id = old.task_id AND expr_hash = old.expr_hash AND steps = old.steps"
+    "    AND metric = coalesce(old.metric, '');"
+    "  DELETE FROM result_stats WHERE task_id = old.task_id AND expr_hash = old.expr_hash"
+    "    AND steps = old.steps AND metric = coalesce(old.metric, '') AND n <= 0;"
+    "END;"
+    "CREATE TRIGGER result_stats_sub_del AFTER DELETE ON evaluations"
+    "  WHEN old.status = 'ok' AND old.val IS NOT NULL BEGIN"
+    "  UPDATE result_stats SET n = n - 1, sum_val = sum_val - old.val,"
+    "    n_test = n_test - (old.test IS NOT NULL), sum_test = sum_test - coalesce(old.test, 0)"
+    "  WHERE task_id = old.task_id AND expr_hash = old.expr_hash AND steps = old.steps"
+    "    AND metric = coalesce(old.metric, '');"
+    "  DELETE FROM result_stats WHERE task_id = old.task_id AND expr_hash = old.expr_hash"
+    "    AND steps = old.steps AND metric = coalesce(old.metric, '') AND n <= 0;"
+    "END;"
+    "DROP INDEX evaluations_family;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -136,6 +190,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 #define STORE_STMT_SQL(id, sql) sql,
     STORE_STMTS(STORE_STMT_SQL)
 #undef STORE_STMT_SQL
+};
+
+static const char *const stmt_name[ST_COUNT] = {
+#define STORE_STMT_NAME(id, sql) #id,
+    STORE_STMTS(STORE_STMT_NAME)
+#undef STORE_STMT_NAME
 };
 
 int store_schema_version(void) { return NMIGRATIONS; }
@@ -291,7 +351,7 @@ static int take_lock(Store *s, char *err)
     int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         rc = ld_err(err, errno == EACCES || errno == EROFS ? LD_EPERM : LD_EIO,
-                    "store: open %s: %s", lp, strerror(errno));
+                    "store: open %s: lock file %s: %s", s->path, lp, strerror(errno));
         goto done;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -430,7 +490,8 @@ int store_open(const char *path, int flags, Store **out, char *err)
         if (rc != LD_OK)
             goto done;
     }
-    rc = exec(s, "PRAGMA foreign_keys = ON", what, err);
+    /* 32 MiB of page cache: the leaderboards revisit the same index pages */
+    rc = exec(s, "PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768", what, err);
     if (rc != LD_OK)
         goto done;
     if (version < NMIGRATIONS) {
@@ -1224,5 +1285,68 @@ int store_db_size(Store *s, int64_t *bytes, char *err)
             *bytes += (int64_t)sb.st_size;
         free(wal);
     }
+    return LD_OK;
+}
+
+int store_query_plan(Store *s, const char *name, char **plan, char *err)
+{
+    int id = -1, rc = LD_OK, src;
+    sqlite3_stmt *st = NULL;
+    char *sql = NULL, *buf = NULL;
+    size_t len = 0, cap = 0;
+    int64_t parents[64];
+    int depth[64], nparents = 0;
+    *plan = NULL;
+    for (int i = 0; name && i < ST_COUNT; i++)
+        if (strcmp(name, stmt_name[i]) == 0)
+            id = i;
+    if (id < 0)
+        return ld_err(err, LD_ENOTFOUND, "store: query plan: no statement named %s",
+                      name ? name : "(null)");
+    size_t n = strlen(stmt_sql[id]) + 32;
+    sql = malloc(n);
+    if (!sql) {
+        rc = ld_err(err, LD_ENOMEM, "store: query plan %s: out of memory", name);
+        goto done;
+    }
+    snprintf(sql, n, "EXPLAIN QUERY PLAN %s", stmt_sql[id]);
+    src = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    if (src != SQLITE_OK) {
+        rc = store_sqlerr_(s, src, "query plan: prepare", err);
+        goto done;
+    }
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t node = sqlite3_column_int64(st, 0), parent = sqlite3_column_int64(st, 1);
+        const char *detail = (const char *)sqlite3_column_text(st, 3);
+        int d = 0;
+        for (int i = 0; i < nparents; i++)
+            if (parents[i] == parent)
+                d = depth[i] + 1;
+        if (nparents < 64) {
+            parents[nparents] = node;
+            depth[nparents++] = d;
+        }
+        size_t need = len + (size_t)d * 2 + strlen(detail ? detail : "") + 2;
+        if (need + 1 > cap) {
+            cap = need * 2 + 256;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                rc = ld_err(err, LD_ENOMEM, "store: query plan %s: out of memory", name);
+                goto done;
+            }
+            buf = nb;
+        }
+        len += (size_t)snprintf(buf + len, cap - len, "%*s%s\n", d * 2, "", detail ? detail : "");
+    }
+    if (src != SQLITE_DONE)
+        rc = store_sqlerr_(s, src, "query plan", err);
+done:
+    sqlite3_finalize(st);
+    free(sql);
+    if (rc != LD_OK) {
+        free(buf);
+        return rc;
+    }
+    *plan = buf ? buf : strdup("");
     return LD_OK;
 }

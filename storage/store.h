@@ -226,6 +226,10 @@ int store_schedule_runs(Store *s, int64_t id, int limit, cJSON **out, char *err)
 
 /* Bytes on disk: database pages plus the WAL file. */
 int store_db_size(Store *s, int64_t *bytes, char *err);
+/* EXPLAIN QUERY PLAN of a cached statement named as in storage/internal.h ("LB_JOB",
+ * "LB_CAND_TASKS", "LB_FAMILY", "EVAL_LOOKUP", ...), one line per plan step, indented by depth:
+ * to show which indexes a query uses. *plan owned (free()). LD_ENOTFOUND for an unknown name. */
+int store_query_plan(Store *s, const char *name, char **plan, char *err);
 /* The schema version this build writes, and the migration that brings version i to i + 1
  * (0 <= i < store_schema_version(); NULL otherwise): for tests and docs. */
 int store_schema_version(void);

@@ -338,6 +338,25 @@ static void test_evaluations(void **state)
     cJSON_Delete(arr);
 
     assert_int_equal(store_candidate_set_fitness(s, job, 999, 1.0, err), LD_ENOTFOUND);
+
+    /* only the "ok" row counts in the family statistics (interrupted, then failed, do not) */
+    OK(store_leaderboard_family(s, "classification", 5, NULL, &arr, E));
+    assert_int_equal(cJSON_GetArraySize(arr), 1);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "evals")->valueint, 1);
+    NEAR(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "val_mean")->valuedouble, 0.9, 1e-12);
+    cJSON_Delete(arr);
+    /* an interrupted row replaced by an ok one is counted once */
+    k.seq = 5;
+    k.task_id = task;
+    k.interrupted = 1;
+    OK(store_eval_put(s, &k, &r2, &inserted, E));
+    k.interrupted = 0;
+    OK(store_eval_put(s, &k, &r2, &inserted, E));
+    assert_int_equal(inserted, 1);
+    OK(store_leaderboard_family(s, "classification", 5, NULL, &arr, E));
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "evals")->valueint, 2);
+    NEAR(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "val_mean")->valuedouble, 0.5, 1e-12);
+    cJSON_Delete(arr);
     store_close(s);
 }
 
@@ -802,12 +821,14 @@ static void test_migration(void **state)
     sqlite3_stmt *st;
     sqlite3_prepare_v2(db, "SELECT (SELECT user_version FROM pragma_user_version), "
                            "(SELECT count(*) FROM results), "
+                           "(SELECT n FROM result_stats WHERE expr_hash = 77), "
                            "(SELECT count(*) FROM sqlite_master WHERE name = 'evaluations_family')",
                        -1, &st, NULL);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(st, 0), store_schema_version());
-    assert_int_equal(sqlite3_column_int(st, 1), 1);
-    assert_int_equal(sqlite3_column_int(st, 2), 1);
+    assert_int_equal(sqlite3_column_int(st, 1), 1); /* the results view */
+    assert_int_equal(sqlite3_column_int(st, 2), 1); /* result_stats backfilled */
+    assert_int_equal(sqlite3_column_int(st, 3), 0); /* version 2's index dropped by version 3 */
     sqlite3_finalize(st);
     /* a database from a newer lossd is refused, untouched */
     sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL);
