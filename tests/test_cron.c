@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -270,6 +271,68 @@ static void test_tz_default(void **state) {
     }
 }
 
+
+/* Mutated copies of a real TZif file (through $TZDIR) either load or are refused; a loaded one
+ * answers offsets and next fires without crashing or hanging. */
+static void test_tz_fuzz(void **state) {
+    (void)state;
+    FILE *f = fopen("/usr/share/zoneinfo/Europe/Berlin", "rb");
+    if (!f)
+        skip();
+    unsigned char orig[8192];
+    size_t n = fread(orig, 1, sizeof orig, f);
+    fclose(f);
+    assert_true(n > 100);
+    char dir[] = "/tmp/lossd_tzfuzz_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/Fuzz", dir);
+    char *old = getenv("TZDIR") ? strdup(getenv("TZDIR")) : NULL;
+    setenv("TZDIR", dir, 1);
+    LdRng r;
+    rng_seed(&r, 7);
+    Cron c;
+    char err[LD_ERR_MAX];
+    assert_int_equal(cron_parse("*/30 1-3 * * *", &c, err), LD_OK);
+    int loaded = 0;
+    for (int k = 0; k < 400; k++) {
+        unsigned char buf[8192];
+        memcpy(buf, orig, n);
+        size_t len = n;
+        int edits = 1 + (int)rng_below(&r, 4);
+        for (int e = 0; e < edits; e++) {
+            switch (rng_below(&r, 3)) {
+            case 0: buf[rng_below(&r, (uint32_t)len)] = (unsigned char)rng_below(&r, 256); break;
+            case 1: len = 1 + rng_below(&r, (uint32_t)len); break; /* truncate */
+            default: buf[len - 1 - rng_below(&r, (uint32_t)(len < 60 ? len : 60))] ^= 0x20; break;
+            }
+        }
+        FILE *w = fopen(path, "wb");
+        assert_non_null(w);
+        fwrite(buf, 1, len, w);
+        fclose(w);
+        TzZone *z = NULL;
+        if (tz_load("Fuzz", &z, err) != LD_OK) {
+            assert_null(z);
+            continue;
+        }
+        loaded++;
+        for (int64_t t = 1700000000; t < 1900000000; t += 86400 * 37)
+            (void)tz_offset(z, t);
+        (void)cron_next(&c, z, 1790000000);
+        tz_free(z);
+    }
+    unlink(path);
+    rmdir(dir);
+    if (old) {
+        setenv("TZDIR", old, 1);
+        free(old);
+    } else {
+        unsetenv("TZDIR");
+    }
+    assert_true(loaded > 0); /* some mutations (footer letters, late bytes) still load */
+}
+
 /* ---- next fire ----------------------------------------------------------------------------- */
 
 /* Expected values from the Python reference (brute force over UTC minutes with zoneinfo; a
@@ -489,7 +552,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_valid),  cmocka_unit_test(test_parse_invalid),
         cmocka_unit_test(test_parse_fuzz),   cmocka_unit_test(test_tz_basics),
-        cmocka_unit_test(test_tz_errors),    cmocka_unit_test(test_tz_default),
+        cmocka_unit_test(test_tz_errors),    cmocka_unit_test(test_tz_default),     cmocka_unit_test(test_tz_fuzz),
         cmocka_unit_test(test_next_table),   cmocka_unit_test(test_next_random),
         cmocka_unit_test(test_next_n),       cmocka_unit_test(test_clock_jump),
         cmocka_unit_test(test_next_consistent),
