@@ -105,14 +105,25 @@ done:
 
 /* ---- evaluation rows <-> EvalResult and JSON -------------------------------------------- */
 
+/* A float as a JSON number with the float's own 7 significant digits: the double it widens to
+ * would print 17 and triple the size of every stored curve. */
+static cJSON *float_json(float f)
+{
+    char buf[32];
+    if (!isfinite(f))
+        return cJSON_CreateNull();
+    snprintf(buf, sizeof buf, "%.7g", (double)f);
+    return cJSON_CreateNumber(strtod(buf, NULL));
+}
+
 static cJSON *curve_json(const EvalResult *r)
 {
     cJSON *a = cJSON_CreateArray();
     for (int i = 0; a && i < r->ncurve && i < EVAL_CURVE_MAX; i++) {
         cJSON *p = cJSON_CreateArray();
         cJSON_AddItemToArray(p, cJSON_CreateNumber(r->curve[i].step));
-        cJSON_AddItemToArray(p, store_number_(r->curve[i].loss));
-        cJSON_AddItemToArray(p, store_number_(r->curve[i].val));
+        cJSON_AddItemToArray(p, float_json(r->curve[i].loss));
+        cJSON_AddItemToArray(p, float_json(r->curve[i].val));
         cJSON_AddItemToArray(a, p);
     }
     return a;
