@@ -19,7 +19,8 @@
 static inline float fexp(float x) {
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
-    float fx = floorf(x * 1.44269504088896341f + 0.5f);
+    /* round to nearest by adding and removing 1.5 * 2^23 (floorf would block vectorising) */
+    float fx = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - fx * 0.693359375f + fx * 2.12194440e-4f;
     float y = 1.9875691500e-4f;
     y = y * r + 1.3981999507e-3f;
@@ -344,8 +345,17 @@ static Geo geo_of(const LossProg *lp, const Ins *in, int B) {
     return g;
 }
 
+/* Flat loops for the common case where each operand is either the output's shape or a single
+ * number (ainc/binc 1 or 0); the row/column walk below handles per-sample into per-class. */
 #define EW_FWD(EXPR)                                                                             \
-    for (int i = 0; i < G.rows; i++) {                                                           \
+    if (flat) {                                                                                  \
+        for (int k = 0; k < n; k++) {                                                            \
+            float a = A[k * ainc], b = Bv[k * binc];                                             \
+            (void)b;                                                                             \
+            O[k] = (EXPR);                                                                       \
+        }                                                                                        \
+    } else                                                                                       \
+        for (int i = 0; i < G.rows; i++) {                                                           \
         const float *ap = A + i * G.ars, *bp = Bv + i * G.brs;                                  \
         float *op = O + i * G.cols;                                                              \
         for (int j = 0; j < G.cols; j++) {                                                       \
@@ -357,15 +367,45 @@ static Geo geo_of(const LossProg *lp, const Ins *in, int B) {
 
 /* DA, DB: d out / d a and d out / d b at (a, b, v). */
 #define EW_BWD(DA, DB)                                                                           \
-    for (int i = 0; i < G.rows; i++) {                                                           \
+    if (flat) {                                                                                  \
+        if (da_on && ainc) {                                                                     \
+            for (int k = 0; k < n; k++) {                                                        \
+                float a = A[k], b = Bv[k * binc], v = O[k]; \
+                (void)a; (void)b; (void)v; \
+                GA[k] += GO[k] * (DA);                                                           \
+            }                                                                                    \
+        } else if (da_on) {                                                                      \
+            float s_ = 0;                                                                        \
+            for (int k = 0; k < n; k++) {                                                        \
+                float a = A[0], b = Bv[k * binc], v = O[k]; \
+                (void)a; (void)b; (void)v; \
+                s_ += GO[k] * (DA);                                                              \
+            }                                                                                    \
+            GA[0] += s_;                                                                         \
+        }                                                                                        \
+        if (db_on && binc) {                                                                     \
+            for (int k = 0; k < n; k++) {                                                        \
+                float a = A[k * ainc], b = Bv[k], v = O[k]; \
+                (void)a; (void)b; (void)v; \
+                GB[k] += GO[k] * (DB);                                                           \
+            }                                                                                    \
+        } else if (db_on) {                                                                      \
+            float s_ = 0;                                                                        \
+            for (int k = 0; k < n; k++) {                                                        \
+                float a = A[k * ainc], b = Bv[0], v = O[k]; \
+                (void)a; (void)b; (void)v; \
+                s_ += GO[k] * (DB);                                                              \
+            }                                                                                    \
+            GB[0] += s_;                                                                         \
+        }                                                                                        \
+    } else                                                                                       \
+        for (int i = 0; i < G.rows; i++) {                                                           \
         const float *ap = A + i * G.ars, *bp = Bv + i * G.brs;                                  \
         const float *vp = O + i * G.cols, *gp_ = GO + i * G.cols;                               \
         float *gap = GA + i * G.ars, *gbp = GB + i * G.brs;                                      \
         for (int j = 0; j < G.cols; j++) {                                                       \
-            float a = ap[j * G.acs], b = bp[j * G.bcs], v = vp[j], g = gp_[j];                  \
-            (void)a;                                                                             \
-            (void)b;                                                                             \
-            (void)v;                                                                             \
+            float a = ap[j * G.acs], b = bp[j * G.bcs], v = vp[j], g = gp_[j]; \
+                (void)a; (void)b; (void)v; \
             if (da_on) gap[j * G.acs] += g * (DA);                                               \
             if (db_on) gbp[j * G.bcs] += g * (DB);                                               \
         }                                                                                        \
@@ -373,11 +413,20 @@ static Geo geo_of(const LossProg *lp, const Ins *in, int B) {
 
 static float one_zero[1];
 
+/* flat: no operand is per-sample under a per-class output; n elements; ainc/binc: 1 when the
+ * operand has the output's shape, 0 when it is one number. */
+#define FLAT_SETUP                                                                               \
+    int sa_ = lp->ins[in->a].shape, sb_ = in->b >= 0 ? lp->ins[in->b].shape : SH_CONST;         \
+    int n = G.rows * G.cols;                                                                     \
+    int ainc = sa_ == in->shape && n > 1, binc = sb_ == in->shape && n > 1;                      \
+    int flat = (ainc || sa_ <= SH_BATCH) && (binc || sb_ <= SH_BATCH)
+
 static void ew_forward(LossProg *lp, Ins *in, int B) {
     Geo G = geo_of(lp, in, B);
     const float *A = lp->ins[in->a].v;
     const float *Bv = in->b >= 0 ? lp->ins[in->b].v : one_zero;
     float *O = in->v;
+    FLAT_SETUP;
     switch (in->op) {
     case EOP_ADD: EW_FWD(a + b); break;
     case EOP_SUB: EW_FWD(a - b); break;
@@ -404,6 +453,7 @@ static void ew_backward(LossProg *lp, Ins *in, int B) {
     const float *A = ia->v, *Bv = ib ? ib->v : one_zero, *O = in->v, *GO = in->g;
     int da_on = ia->dep, db_on = ib && ib->dep;
     float *GA = da_on ? ia->g : lp->zero_adj, *GB = db_on ? ib->g : lp->zero_adj;
+    FLAT_SETUP;
     switch (in->op) {
     case EOP_ADD: EW_BWD(1.0f, 1.0f); break;
     case EOP_SUB: EW_BWD(1.0f, -1.0f); break;
@@ -433,23 +483,33 @@ static void ew_backward(LossProg *lp, Ins *in, int B) {
 
 /* z (B,C) -> p (B,C), lse (B), pt, logpt (B): one stable softmax per run. */
 static void softmax_forward(LossProg *lp, const LossIn *in) {
-    int B = in->B, C = lp->C;
+    int B = in->B, C = lp->C, n = B * C;
+    float *restrict p = lp->p, *restrict m = lp->gpt, *restrict s = lp->glogpt; /* scratch */
+    const float *restrict z = in->z;
+    /* the class loops run outside the batch loops: B independent chains instead of one
+     * dependent chain per row */
+    for (int i = 0; i < B; i++) m[i] = z[i * C];
+    for (int j = 1; j < C; j++)
+        for (int i = 0; i < B; i++) m[i] = z[i * C + j] > m[i] ? z[i * C + j] : m[i];
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < C; j++) p[i * C + j] = z[i * C + j] - m[i];
+    /* one flat loop in chunks of 16 (buffers are padded to 16 floats) so that GCC's -O2 cost
+     * model vectorises it */
+    for (int c = 0; c < (n + 15) / 16; c++)
+        for (int l = 0; l < 16; l++) p[c * 16 + l] = fexp(p[c * 16 + l]);
+    for (int i = 0; i < B; i++) s[i] = p[i * C];
+    for (int j = 1; j < C; j++)
+        for (int i = 0; i < B; i++) s[i] += p[i * C + j];
+    for (int i = B; i < (B + 15) / 16 * 16; i++) s[i] = 1.0f; /* padding */
+    for (int c = 0; c < (B + 15) / 16; c++)
+        for (int l = 0; l < 16; l++) lp->lse[c * 16 + l] = m[c * 16 + l] + flog(s[c * 16 + l]);
+    for (int i = 0; i < B; i++) s[i] = 1.0f / s[i];
+    for (int j = 0; j < C; j++)
+        for (int i = 0; i < B; i++) p[i * C + j] *= s[i];
     for (int i = 0; i < B; i++) {
-        const float *z = in->z + (size_t)i * C;
-        float *p = lp->p + (size_t)i * C;
-        float m = z[0];
-        for (int j = 1; j < C; j++) m = z[j] > m ? z[j] : m;
-        float s = 0;
-        for (int j = 0; j < C; j++) {
-            p[j] = fexp(z[j] - m);
-            s += p[j];
-        }
-        float inv = 1.0f / s;
-        for (int j = 0; j < C; j++) p[j] *= inv;
-        lp->lse[i] = m + flog(s);
         int y = in->label[i];
-        lp->logpt[i] = z[y] - lp->lse[i];
-        lp->pt[i] = p[y];
+        lp->logpt[i] = z[i * C + y] - lp->lse[i];
+        lp->pt[i] = p[i * C + y];
     }
 }
 
@@ -596,8 +656,19 @@ static int term_forward(LossProg *lp, Ins *ins, const LossIn *in) {
         /* v = -q^g L with q = 1 - pt, L = log pt; k = dv/dL = -q^g + g q^(g-1) pt L */
         float gam = prm;
         int ig = (gam == floorf(gam) && gam >= 0 && gam <= 8) ? (int)gam : -1;
+        const float *restrict lpt = lp->logpt, *restrict ppt = lp->pt;
+        if (ig == 2) { /* the common case, kept branch-free so that it vectorises */
+            for (int i = 0; i < B; i++) {
+                float L = lpt[i], pt = ppt[i];
+                float q = one_minus_pt(L, pt);
+                q = q > 0 ? q : 0;
+                v[i] = -q * q * L;
+                k[i] = -q * q + 2.0f * q * pt * L;
+            }
+            break;
+        }
         for (int i = 0; i < B; i++) {
-            float L = lp->logpt[i], pt = lp->pt[i];
+            float L = lpt[i], pt = ppt[i];
             float q = one_minus_pt(L, pt);
             q = q > 0 ? q : 0;
             float qg = qpow(q, gam, ig);
@@ -758,6 +829,24 @@ static void term_backward(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out
 
 /* ---- run ---- */
 
+/* Whether no element is inf or nan (exponent bits all ones); an integer OR, so it vectorises. */
+static int all_finite(const float *x, int n) {
+    uint32_t acc = 0;
+    int full = n / 16 * 16;
+    /* exponent bits all ones carry into the sign bit: integer-only, so it vectorises */
+    for (int c = 0; c < full / 16; c++) {
+        uint32_t u[16];
+        memcpy(u, x + c * 16, sizeof u);
+        for (int l = 0; l < 16; l++) acc |= ((u[l] & 0x7f800000u) + 0x00800000u) & 0x80000000u;
+    }
+    for (int k = full; k < n; k++) {
+        uint32_t u;
+        memcpy(&u, &x[k], sizeof u);
+        acc |= ((u & 0x7f800000u) + 0x00800000u) & 0x80000000u;
+    }
+    return acc == 0;
+}
+
 static void bind_var(LossProg *lp, Ins *ins, const LossIn *in) {
     switch (ins->id) {
     case VAR_Z:
@@ -901,13 +990,10 @@ int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
 
     out->dz = lp->dz;
     out->demb = lp->need_emb ? lp->demb : NULL;
-    /* any inf or nan makes the sum of x - x nan */
-    float bad = out->loss - out->loss + out->g_l2 - out->g_l2 + out->g_phys - out->g_phys +
-                out->g_bc - out->g_bc;
-    for (int k = 0; k < B * C; k++) bad += lp->dz[k] - lp->dz[k];
-    if (lp->need_emb)
-        for (int k = 0; k < 2 * B * lp->D; k++) bad += lp->demb[k] - lp->demb[k];
-    return bad == 0 ? LD_OK : LD_EFAILED;
+    int bad = !isfinite(out->loss) || !isfinite(out->g_l2) || !isfinite(out->g_phys) ||
+              !isfinite(out->g_bc) || !all_finite(lp->dz, B * C) ||
+              (lp->need_emb && !all_finite(lp->demb, 2 * B * lp->D));
+    return bad ? LD_EFAILED : LD_OK;
 bad:
     out->loss = NAN;
     return LD_EFAILED;
