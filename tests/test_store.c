@@ -938,6 +938,85 @@ static void test_open_errors(void **state)
     }
 }
 
+/* A reader process polls while the writer commits: in WAL mode neither waits for the other,
+ * and the reader sees a growing, never partial, job count. */
+static void test_reader_during_writes(void **state)
+{
+    char path[300];
+    Store *s = open_new(path, sizeof path);
+    add_job(s, NULL);
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        Store *r = NULL;
+        char err[LD_ERR_MAX], go;
+        close(pipefd[1]);
+        if (read(pipefd[0], &go, 1) != 1 || store_open(path, STORE_READONLY, &r, err) != LD_OK)
+            _exit(20);
+        int last = 0, bad = 0;
+        for (int i = 0; i < 300 && !bad; i++) {
+            cJSON *o = NULL;
+            if (store_job_list(r, NULL, 0, &o, err) != LD_OK) {
+                fprintf(stderr, "reader: %s\n", err);
+                bad = 21;
+            } else {
+                int n = cJSON_GetArraySize(o);
+                if (n < last || n % 2 != 1) /* jobs are added two per transaction */
+                    bad = 22;
+                last = n;
+            }
+            cJSON_Delete(o);
+        }
+        store_close(r);
+        _exit(bad);
+    }
+    close(pipefd[0]);
+    assert_int_equal(write(pipefd[1], "g", 1), 1);
+    for (int i = 0; i < 200; i++) {
+        OK(store_begin(s, E));
+        add_job(s, NULL);
+        add_job(s, NULL);
+        OK(store_commit(s, E));
+    }
+    close(pipefd[1]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("reader exited with status %d (21: read error, 22: partial or shrinking view)",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    store_close(s);
+}
+
+/* The queries that must stay fast use their indexes (a dropped or renamed index shows here
+ * before it shows as a slow leaderboard). */
+static void test_query_plans(void **state)
+{
+    char path[300], err[LD_ERR_MAX];
+    Store *s = open_new(path, sizeof path);
+    const char *want[][2] = {
+        {"LB_JOB", "USING INDEX candidates_rank"},
+        {"LB_CAND_TASKS", "USING INDEX evaluations_cand"},
+        {"LB_FAMILY", "SEARCH rs USING PRIMARY KEY (task_id=?)"},
+        {"EVAL_LOOKUP", "USING INDEX evaluations_result"},
+        {"EVAL_BY_SEQ", "USING INDEX sqlite_autoindex_evaluations_1"},
+        {"JOB_IN_STATE", "USING COVERING INDEX jobs_state"},
+        {"EVENTS_SINCE", "USING INTEGER PRIMARY KEY"},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        char *plan = NULL;
+        OK(store_query_plan(s, want[i][0], &plan, E));
+        if (!strstr(plan, want[i][1]))
+            fail_msg("%s: plan lacks \"%s\":\n%s", want[i][0], want[i][1], plan);
+        free(plan);
+    }
+    char *plan = NULL;
+    assert_int_equal(store_query_plan(s, "NO_SUCH", &plan, err), LD_ENOTFOUND);
+    assert_null(plan);
+    store_close(s);
+}
+
 static int setup(void **state)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_store.XXXXXX");
@@ -973,6 +1052,8 @@ int main(void)
         cmocka_unit_test(test_writer_lock),
         cmocka_unit_test(test_migration),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_reader_during_writes),
+        cmocka_unit_test(test_query_plans),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
