@@ -182,6 +182,23 @@ static int db_after_round(Db *d, const Search *s, int64_t round, char *err) {
     return store_commit(d->st, err);
 }
 
+/* The database's cross-job result cache: a run of the same loss on the same task with the same
+ * seed and steps, in this job or an earlier one, is not trained again. */
+typedef struct LookupCtx {
+    Db *db;
+    const SearchJob *job;
+} LookupCtx;
+
+static int db_lookup(void *ctx, const SearchWork *w, uint64_t expr_hash, EvalResult *out) {
+    LookupCtx *lc = ctx;
+    int found = 0;
+    char err[LD_ERR_MAX];
+    if (store_result_lookup(lc->db->st, expr_hash, task_hash(job_task(lc->job, w->task)), w->seed,
+                            w->steps, &found, out, err) != LD_OK)
+        return 0;
+    return found ? 1 : 0;
+}
+
 /* ---- the command ---- */
 
 static char *dir_of(const char *path) {
@@ -299,6 +316,8 @@ int search_main(int argc, char **argv) {
         fprintf(stderr, "lossd search: %s\n", err);
         goto done;
     }
+    LookupCtx lctx = {&db, job};
+    if (db.st) search_set_lookup(s, db_lookup, &lctx);
     Pool pool = {.job = job};
     pthread_mutex_init(&pool.mu, NULL);
     double budget_s = job_budget_seconds(job);
@@ -365,7 +384,8 @@ int search_main(int argc, char **argv) {
     cJSON_AddItemToObject(out, "pareto", search_pareto(s));
     cJSON *stats = search_stats(s);
     static const char *const copy[] = {"evaluations", "final_evaluations", "cache_hits",
-                                       "signature_hits", "rejections", "promotions", NULL};
+                                       "signature_hits", "result_cache_hits", "rejections",
+                                       "promotions", NULL};
     for (int i = 0; copy[i]; i++) {
         cJSON *v = cJSON_GetObjectItem(stats, copy[i]);
         cJSON_AddNumberToObject(out, copy[i], cJSON_IsNumber(v) ? v->valuedouble : 0);

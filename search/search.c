@@ -55,6 +55,7 @@ typedef struct Ctr {
     int phase;
     int evals, final_evals;
     int cache_hits, signature_hits, rejections, promotions, tuned, generated, warm_used;
+    int result_hits; /* results the caller's lookup already had (not trained) */
     int stopped, hard;
     int final_issued;
 } Ctr;
@@ -91,6 +92,9 @@ struct Search {
     Reason reasons[MAX_REASONS], reasons0[MAX_REASONS];
     int nreasons, nreasons0;
     double engine_ms;
+    SearchLookupFn lookup;
+    void *lookup_ctx;
+    int round_hits; /* lookup hits while building the open round */
     const char *const *warm;
     int nwarm;
 };
@@ -231,7 +235,34 @@ static double cosine(const float *a, const float *b) {
 }
 
 /* Works for candidate ci at level l: every selection task and that level's seeds. */
+static Res *ref_res(Search *s, const WorkRef *w);
+static void apply_round(Search *s);
+
+/* Returns 1 when the caller's lookup had the result (stored, no work made), else 0. */
 static int push_work(Search *s, int ci, int level, int task, int k, uint64_t seed, int steps) {
+    if (s->lookup) {
+        SearchWork q;
+        EvalResult r;
+        memset(&q, 0, sizeof q);
+        memset(&r, 0, sizeof r);
+        q.seq = -1;
+        q.cand = s->cands[ci].id;
+        q.task = task;
+        q.seed = seed;
+        q.steps = steps;
+        snprintf(q.expr, sizeof q.expr, "%s", s->cands[ci].text);
+        if (s->lookup(s->lookup_ctx, &q, s->cands[ci].hash, &r) == 1) {
+            WorkRef ref = {ci, level, task, k};
+            Res *x = ref_res(s, &ref);
+            x->ok = r.ok ? 1 : 0;
+            x->val = r.ok ? r.val : NAN;
+            x->test = r.ok ? r.test : NAN;
+            x->have = 1;
+            s->c.result_hits++;
+            s->round_hits++;
+            return 1;
+        }
+    }
     if (s->nworks == s->capworks) {
         int ncap = s->capworks ? s->capworks * 2 : 64;
         SearchWork *nw = realloc(s->works, (size_t)ncap * sizeof *nw);
@@ -252,7 +283,7 @@ static int push_work(Search *s, int ci, int level, int task, int k, uint64_t see
     snprintf(w->expr, sizeof w->expr, "%s", s->cands[ci].text);
     s->refs[s->nworks] = (WorkRef){ci, level, task, k};
     s->nworks++;
-    return LD_OK;
+    return 0;
 }
 
 static int level_cost(const Search *s, int l) { return s->job->nsel * lvl_seeds(s, l); }
@@ -261,9 +292,9 @@ static void schedule_level(Search *s, int ci, int l) {
     Cand *c = &s->cands[ci];
     for (int t = 0; t < s->job->nsel; t++)
         for (int k = 0; k < lvl_seeds(s, l); k++)
-            push_work(s, ci, l, t, k, eval_seed(s, t, k), job_level_steps(s->job, l, t));
+            if (!push_work(s, ci, l, t, k, eval_seed(s, t, k), job_level_steps(s->job, l, t)))
+                s->c.evals++;
     c->sched = l;
-    s->c.evals += level_cost(s, l);
 }
 
 /* Runs candidate tree e (takes it) through the admission pipeline: canonical form, the cache,
@@ -582,9 +613,9 @@ static void final_round(Search *s) {
             for (int t = 0; t < s->nfin_tasks; t++)
                 for (int k = 0; k < j->final_seeds; k++) {
                     int task = s->fin_task0 + t;
-                    push_work(s, ci, -1, task, k, final_seed(s, task, k),
-                              job_level_steps(j, top, task));
-                    s->c.final_evals++;
+                    if (!push_work(s, ci, -1, task, k, final_seed(s, task, k),
+                                   job_level_steps(j, top, task)))
+                        s->c.final_evals++;
                 }
         }
     }
@@ -592,17 +623,20 @@ static void final_round(Search *s) {
     s->c.final_issued = 1;
 }
 
-static void open_round(Search *s) {
+static void build_round(Search *s) {
     s->c0 = s->c;
     s->ncand0 = s->ncand;
     memcpy(s->reasons0, s->reasons, sizeof s->reasons);
     s->nreasons0 = s->nreasons;
     for (int i = 0; i < s->ncand; i++) s->cands[i].sched_prev = s->cands[i].sched;
     s->nworks = 0;
+    s->round_hits = 0;
     if (s->c.phase == PH_SEARCH) {
         if (s->c.hard) {
             s->c.phase = PH_DONE;
-        } else if (s->c.stopped || s->c.evals >= s->job->budget_evals) {
+        } else if (s->c.stopped || s->c.evals >= s->job->budget_evals ||
+                   s->c.evals + s->c.result_hits >= 10 * s->job->budget_evals) {
+            /* results from the lookup are free, but a search still ends */
             s->c.phase = PH_FINAL;
         } else {
             if (s->c.round == 0) {
@@ -611,12 +645,21 @@ static void open_round(Search *s) {
                 promotions(s);
                 children_round(s);
             }
-            if (s->nworks == 0) s->c.phase = PH_FINAL;
+            if (s->nworks == 0 && s->round_hits == 0) s->c.phase = PH_FINAL;
         }
     }
-    if (s->c.phase == PH_FINAL && s->nworks == 0) {
+    if (s->c.phase == PH_FINAL && s->nworks == 0 && s->round_hits == 0) {
         if (!s->c.final_issued && !s->c.hard && s->job->final_top > 0) final_round(s);
-        if (s->nworks == 0) s->c.phase = PH_DONE;
+        if (s->nworks == 0 && s->round_hits == 0) s->c.phase = PH_DONE;
+    }
+}
+
+static void open_round(Search *s) {
+    /* a round whose every result the lookup already had is applied at once */
+    for (;;) {
+        build_round(s);
+        if (s->nworks > 0 || s->round_hits == 0) break;
+        apply_round(s);
     }
     s->round_open = s->nworks > 0;
 }
@@ -667,20 +710,14 @@ static void settle(Search *s) {
     }
 }
 
-int search_finish_round(Search *s, const EvalResult *results, char *err) {
-    if (!s->round_open) return ld_err(err, LD_ESTATE, "search: no round is open");
-    double t0 = ld_now_ms();
-    for (int i = 0; i < s->nworks; i++) {
-        const WorkRef *w = &s->refs[i];
-        Cand *c = &s->cands[w->cand];
-        const EvalResult *r = &results[i];
-        Res *x = w->level >= 0 ? res_at(s, c, w->level, w->task, w->k)
-                               : &c->fin[(w->task - s->fin_task0) * s->job->final_seeds + w->k];
-        x->ok = r->ok ? 1 : 0;
-        x->val = r->ok ? r->val : NAN;
-        x->test = r->ok ? r->test : NAN;
-        x->have = 1;
-    }
+static Res *ref_res(Search *s, const WorkRef *w) {
+    Cand *c = &s->cands[w->cand];
+    return w->level >= 0 ? res_at(s, c, w->level, w->task, w->k)
+                         : &c->fin[(w->task - s->fin_task0) * s->job->final_seeds + w->k];
+}
+
+/* With every result of the round stored: levels, fitness, the population, the next round. */
+static void apply_round(Search *s) {
     int before = s->ncand;
     int *was_done = malloc(((size_t)before + 1) * sizeof *was_done);
     for (int i = 0; was_done && i < before; i++) was_done[i] = s->cands[i].done;
@@ -696,8 +733,27 @@ int search_finish_round(Search *s, const EvalResult *results, char *err) {
     s->c.round++;
     s->round_open = 0;
     s->nworks = 0;
+}
+
+int search_finish_round(Search *s, const EvalResult *results, char *err) {
+    if (!s->round_open) return ld_err(err, LD_ESTATE, "search: no round is open");
+    double t0 = ld_now_ms();
+    for (int i = 0; i < s->nworks; i++) {
+        Res *x = ref_res(s, &s->refs[i]);
+        const EvalResult *r = &results[i];
+        x->ok = r->ok ? 1 : 0;
+        x->val = r->ok ? r->val : NAN;
+        x->test = r->ok ? r->test : NAN;
+        x->have = 1;
+    }
+    apply_round(s);
     s->engine_ms += ld_now_ms() - t0;
     return LD_OK;
+}
+
+void search_set_lookup(Search *s, SearchLookupFn fn, void *ctx) {
+    s->lookup = fn;
+    s->lookup_ctx = ctx;
 }
 
 int search_done(const Search *s) { return s->c.phase == PH_DONE && !s->round_open; }
@@ -1032,6 +1088,7 @@ cJSON *search_stats(const Search *s) {
     cJSON_AddNumberToObject(o, "tuned", s->c.tuned);
     cJSON_AddNumberToObject(o, "generated", s->c.generated);
     cJSON_AddNumberToObject(o, "warm_used", s->c.warm_used);
+    cJSON_AddNumberToObject(o, "result_cache_hits", s->c.result_hits);
     cJSON_AddNumberToObject(o, "candidates", s->ncand);
     int trained = 0;
     for (int i = 0; i < s->ncand; i++) trained += s->cands[i].status == ST_ALIVE;
@@ -1142,6 +1199,7 @@ cJSON *search_save(const Search *s) {
     cJSON_AddNumberToObject(ct, "tuned", c->tuned);
     cJSON_AddNumberToObject(ct, "generated", c->generated);
     cJSON_AddNumberToObject(ct, "warm_used", c->warm_used);
+    cJSON_AddNumberToObject(ct, "result_hits", c->result_hits);
     cJSON_AddNumberToObject(ct, "stopped", s->c.stopped); /* a stop is never undone */
     cJSON_AddNumberToObject(ct, "hard", s->c.hard);
     cJSON_AddNumberToObject(ct, "final_issued", c->final_issued);
@@ -1248,6 +1306,8 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
     s->c.tuned = get_i(ct, "tuned", &ok);
     s->c.generated = get_i(ct, "generated", &ok);
     s->c.warm_used = get_i(ct, "warm_used", &ok);
+    int ok_rh = 1;
+    s->c.result_hits = get_i(ct, "result_hits", &ok_rh);
     s->c.stopped = get_i(ct, "stopped", &ok);
     s->c.hard = get_i(ct, "hard", &ok);
     s->c.final_issued = get_i(ct, "final_issued", &ok);

@@ -54,6 +54,15 @@ int search_round(Search *s, const SearchWork **works);
 /* Hands back results[i] for works[i] of the current round, all of them, in order. */
 int search_finish_round(Search *s, const EvalResult *results, char *err);
 int search_done(const Search *s);
+
+/* Optional: results the caller already has (e.g. the database's cross-job result cache,
+ * store_result_lookup). While building a round the engine calls fn for each evaluation it is
+ * about to schedule (w->seq is -1 then; expr_hash is expr_hash of w->expr); when fn returns 1
+ * and fills *out, that result is used as if it had been trained: it is not returned as work and
+ * does not count against budget.evaluations (reported as result_cache_hits). fn runs on the
+ * caller's thread, inside search_round. Set it right after search_new / search_restore. */
+typedef int (*SearchLookupFn)(void *ctx, const SearchWork *w, uint64_t expr_hash, EvalResult *out);
+void search_set_lookup(Search *s, SearchLookupFn fn, void *ctx);
 /* The caller stops the search early (wall-clock budget, cancel): final re-evaluation on the
  * holdout tasks still happens in the rounds that follow unless hard is set. */
 void search_stop(Search *s, int hard);

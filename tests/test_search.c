@@ -404,6 +404,37 @@ static void test_student_p(void **state) {
     }
 }
 
+/* A lookup standing in for the database's result cache: it knows the fake results of every
+ * short (level-0) run of candidates with an even id, or of everything when ctx says so. */
+static int fake_lookup(void *ctx, const SearchWork *w, uint64_t h, EvalResult *out) {
+    int all = *(int *)ctx;
+    if (!all && (w->steps != 50 || w->cand % 2)) return 0;
+    if (w->seq != -1) fail_msg("lookup saw seq %lld, expected -1", (long long)w->seq);
+    fake_eval(w, out);
+    return 1;
+}
+
+static void test_result_lookup(void **state) {
+    (void)state;
+    SearchJob *j = job_from(job_small);
+    char err[LD_ERR_MAX] = "";
+    for (int all = 0; all < 2; all++) {
+        Search *s = search_new(j, NULL, 0, err);
+        search_set_lookup(s, fake_lookup, &all);
+        int rounds = run_rounds(s, 10000);
+        assert_true(search_done(s));
+        int hits = (int)stat(s, "result_cache_hits"), evals = (int)stat(s, "evaluations");
+        printf("# lookup of %s: %d rounds, %d results from the lookup, %d trained\n",
+               all ? "everything" : "even level-0 runs", rounds, hits, evals);
+        if (hits < 5) fail_msg("only %d lookup hits", hits);
+        if (evals > 120) fail_msg("budget exceeded: %d", evals);
+        if (all && evals != 0) fail_msg("everything was known, yet %d runs were trained", evals);
+        if (all && hits > 10 * 120 + 200) fail_msg("the search did not stop: %d hits", hits);
+        search_free(s);
+    }
+    job_free(j);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_job_every_problem_named),
@@ -413,6 +444,7 @@ int main(void) {
         cmocka_unit_test(test_determinism_and_restore),
         cmocka_unit_test(test_selection_and_halving),
         cmocka_unit_test(test_student_p),
+        cmocka_unit_test(test_result_lookup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,6 +81,8 @@ if [ "${warm:-0}" -ge 1 ] && [ "$(json_get "$tmp/db2.json" "d['db_job']")" = 2 ]
 else
     bad "warm start: warm_used=$warm, stderr: $(tail -3 "$tmp/db2.err")"
 fi
+hits=$(json_get "$tmp/db2.json" "d['result_cache_hits']")
+if [ "${hits:-0}" -ge 1 ]; then ok "second search reused $hits stored results"; else bad "no stored result reused ($hits)"; fi
 if command -v sqlite3 >/dev/null 2>&1; then
     n=$(sqlite3 "$tmp/x.db" "select count(*) from evaluations" 2>/dev/null)
     if [ "${n:-0}" -ge 24 ]; then ok "evaluations stored: $n"; else bad "evaluations stored: $n"; fi
