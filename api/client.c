@@ -315,13 +315,10 @@ void ctl_print_json(const cJSON *j) {
     }
 }
 
-/* 1 when the message already names what it is about (so "job 7: job 7 not found" is avoided). */
+/* 1 when the message already says where it applies. lossd's messages read "where: what"
+ * ("job 7: not found", "params.k: ..."), so a colon means the place is named. */
 static int names_object(const char *msg, const char *what) {
-    if (!what) return 1;
-    if (strstr(msg, what)) return 1;
-    /* "job 7" is named by "job_id 7", "job 7" or "job #7" as well */
-    const char *sp = strchr(what, ' ');
-    return sp && strstr(msg, sp + 1) && strncmp(msg, what, (size_t)(sp - what)) == 0;
+    return !what || strchr(msg, ':') || strstr(msg, what);
 }
 
 int ctl_call(Ctl *ctl, const char *method, cJSON *params, const char *what, cJSON **result) {

@@ -61,7 +61,8 @@ typedef struct CtlCommand {
 /* Calls method on the daemon (connecting first if needed). Takes params. Returns 0 with
  * *result owned, or 1 after printing one line to stderr: "lossctl: <daemon message>", or with
  * --json the error object on stdout as well. what (may be NULL) prefixes the daemon's message
- * when the message does not already name the object, e.g. "job 7" gives "lossctl: job 7: not
+ * when the message does not already say where it applies (lossd's say "where: what", so only
+ * messages without a colon get it), e.g. "job 7" and "not found" give "lossctl: job 7: not
  * found". */
 int ctl_call(Ctl *ctl, const char *method, cJSON *params, const char *what, cJSON **result);
 

@@ -67,6 +67,15 @@ static double num_or_nan(const cJSON *o, const char *name) {
     return ctl_num(o, name, NAN);
 }
 
+/* Parses a candidate number: 0 or more. */
+static int parse_cand_id(const char *s, int64_t *out) {
+    if (strcmp(s, "0") == 0) {
+        *out = 0;
+        return 0;
+    }
+    return ctl_parse_id(s, out);
+}
+
 /* Parses "JOB:CAND" or "JOB/CAND" (one argument) or "JOB" "CAND" (two). Returns the number of
  * arguments used (1 or 2), or 0 when they do not name a candidate. */
 static int parse_cand(int argc, char **argv, int64_t *job, int64_t *cand) {
@@ -78,11 +87,11 @@ static int parse_cand(int argc, char **argv, int64_t *job, int64_t *cand) {
             if (n == 0 || n >= sizeof head) return 0;
             memcpy(head, argv[0], n);
             head[n] = '\0';
-            if (ctl_parse_id(head, job) != 0 || ctl_parse_id(sep + 1, cand) != 0) return 0;
+            if (ctl_parse_id(head, job) != 0 || parse_cand_id(sep + 1, cand) != 0) return 0;
             return 1;
         }
     }
-    if (argc >= 2 && ctl_parse_id(argv[0], job) == 0 && ctl_parse_id(argv[1], cand) == 0) return 2;
+    if (argc >= 2 && ctl_parse_id(argv[0], job) == 0 && parse_cand_id(argv[1], cand) == 0) return 2;
     return 0;
 }
 
@@ -815,21 +824,29 @@ static int cmd_show(Ctl *ctl, int argc, char **argv) {
 /* ---- export --------------------------------------------------------------------------------- */
 
 static int cmd_export(Ctl *ctl, int argc, char **argv) {
-    static const char *const valued[] = {"--as", "--format", NULL};
+    static const char *const valued[] = {"--as", "--format", "--expr", "--family", NULL};
     Args a;
-    int64_t job, cand;
+    int64_t job = 0, cand = 0;
     cJSON *res = NULL;
     if (parse_args(argc, argv, valued, NULL, &a) != 0) return 2;
     const char *fmt = opt(&a, "--as") ? opt(&a, "--as") : opt(&a, "--format");
-    int used = parse_cand(a.npos, a.pos, &job, &cand);
-    if (!used || used != a.npos) return ctl_usage(find_command("export"));
+    const char *expr = opt(&a, "--expr"), *family = opt(&a, "--family");
+    int used = expr ? 0 : parse_cand(a.npos, a.pos, &job, &cand);
+    if (expr ? (a.npos != 0 || !family) : (!used || used != a.npos || family))
+        return ctl_usage(find_command("export"));
     if (!fmt) fmt = "pytorch";
     cJSON *p = cJSON_CreateObject();
     char what[64];
-    cJSON_AddNumberToObject(p, "job_id", (double)job);
-    cJSON_AddNumberToObject(p, "cand", (double)cand);
+    if (expr) {
+        cJSON_AddStringToObject(p, "expr", expr);
+        cJSON_AddStringToObject(p, "family", family);
+        snprintf(what, sizeof what, "expression");
+    } else {
+        cJSON_AddNumberToObject(p, "job_id", (double)job);
+        cJSON_AddNumberToObject(p, "cand", (double)cand);
+        snprintf(what, sizeof what, "candidate %lld:%lld", (long long)job, (long long)cand);
+    }
     cJSON_AddStringToObject(p, "format", fmt);
-    snprintf(what, sizeof what, "candidate %lld:%lld", (long long)job, (long long)cand);
     int st = ctl_call(ctl, "candidate.export", p, what, &res);
     if (st) return st;
     if (ctl->json) {
@@ -912,8 +929,9 @@ static const CtlCommand commands[] = {
     {"leaderboard", cmd_leaderboard, "JOB | --family F  [--top N] [--metric M]",
      "the best candidates of a job or of every job of a family"},
     {"show", cmd_show, "JOB:CAND | JOB CAND", "a candidate: expression, lineage, metrics, curve"},
-    {"export", cmd_export, "JOB:CAND [--as pytorch|numpy|latex|expr]",
-     "a candidate as source code"},
+    {"export", cmd_export,
+     "JOB:CAND | --expr EXPR --family F  [--as pytorch|numpy|latex|expr]",
+     "a candidate (or any expression) as source code"},
     {"cancel", cmd_cancel, "JOB", "cancel a job"},
     {"pause", cmd_pause, "JOB", "pause a job"},
     {"resume", cmd_resume, "JOB", "resume a paused job"},
