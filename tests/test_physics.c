@@ -440,7 +440,7 @@ static void check_expr_helps(const char *json, const char *base, const char *bet
 
 static void test_lossprog_evidence(void **state) {
     check_expr_helps("{\"data\":\"builtin:poisson\"}", "mse", "mse + phys + bc", 3.0);
-    check_expr_helps("{\"data\":\"builtin:oscillator\"}", "mse", "mse + phys + bc", 1.5);
+    check_expr_helps("{\"data\":\"builtin:oscillator\"}", "mse", "mse + phys + bc", 2.0);
 }
 
 int main(void) {
