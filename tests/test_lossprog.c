@@ -525,6 +525,107 @@ static void test_speed(void **state) {
     free(pb);
 }
 
+
+/* ---- probes (evaluator/probe.c) ---- */
+
+static int precheck(const char *src, int fam, char *err) {
+    Expr *e = expr_parse(src, err);
+    assert_non_null(e);
+    int rc = eval_precheck(e, fam, 10, err);
+    expr_free(e);
+    return rc;
+}
+
+static void test_precheck(void **state) {
+    (void)state;
+    static const struct {
+        int fam;
+        const char *src;
+        int ok;
+    } cases[] = {
+        {FAM_CLASSIFICATION, "ce", 1},
+        {FAM_CLASSIFICATION, "focal(2)", 1},
+        {FAM_CLASSIFICATION, "mse", 1},
+        {FAM_CLASSIFICATION, "0.7*ce + 0.3*focal(2)", 1},
+        {FAM_CLASSIFICATION, "hinge", 1},
+        {FAM_CLASSIFICATION, "poly1(1) + 0.1*entropy", 1},
+        {FAM_CLASSIFICATION, "(1 - t)*ce + t*focal(2*(1 - t))", 1},
+        {FAM_CLASSIFICATION, "-ce", 0},
+        {FAM_CLASSIFICATION, "pt", 0},
+        {FAM_CLASSIFICATION, "sum(exp(z))", 0},
+        {FAM_CLASSIFICATION, "sum(z)", 0},
+        {FAM_CLASSIFICATION, "ce - 0.1*l2", 0},
+        {FAM_REGRESSION, "mse", 1},
+        {FAM_REGRESSION, "mae", 1},
+        {FAM_REGRESSION, "huber(0.5) + logcosh", 1},
+        {FAM_REGRESSION, "-mse", 0},
+        {FAM_REGRESSION, "f", 0},
+        {FAM_PHYSICS, "mse + 0.1*phys + bc", 1},
+        {FAM_PHYSICS, "phys", 1},
+        {FAM_PHYSICS, "mse - phys", 0},
+        {FAM_CONTRASTIVE, "infonce(0.1)", 1},
+        {FAM_CONTRASTIVE, "supcon(0.2) + 1e-4*l2", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char err[LD_ERR_MAX] = "";
+        int rc = precheck(cases[i].src, cases[i].fam, err);
+        print_message("precheck %-14s %-34s -> %s %s\n", family_name(cases[i].fam), cases[i].src,
+                      rc == LD_OK ? "accepted" : "rejected:", rc == LD_OK ? "" : err);
+        if (cases[i].ok)
+            assert_int_equal(rc, LD_OK);
+        else
+            assert_int_equal(rc, LD_EFAILED);
+    }
+    /* an expression the family cannot use is an input error, not a failed check */
+    char err[LD_ERR_MAX];
+    assert_int_equal(precheck("phys", FAM_CLASSIFICATION, err), LD_EINVAL);
+}
+
+static int signature(const char *src, int fam, float *sig, int n, char *err) {
+    Expr *e = expr_parse(src, err);
+    assert_non_null(e);
+    int rc = eval_signature(e, fam, 10, sig, n, err);
+    expr_free(e);
+    return rc;
+}
+
+static void test_signature(void **state) {
+    (void)state;
+    enum { N = 64 };
+    float a[N], b[N], c[N];
+    char err[LD_ERR_MAX];
+    assert_int_equal(signature("ce", FAM_CLASSIFICATION, a, N, err), LD_OK);
+    assert_int_equal(signature("3*ce", FAM_CLASSIFICATION, b, N, err), LD_OK);
+    assert_int_equal(signature("focal(2)", FAM_CLASSIFICATION, c, N, err), LD_OK);
+    double dab = 0, dac = 0, na = 0;
+    for (int k = 0; k < N; k++) {
+        dab = fmax(dab, fabs(a[k] - b[k]));
+        dac = fmax(dac, fabs(a[k] - c[k]));
+        na += a[k] * a[k];
+    }
+    print_message("signature: |ce - 3*ce| %.3g, |ce - focal(2)| %.3g\n", dab, dac);
+    assert_true(dab < 1e-6);
+    assert_true(dac > 1e-3);
+    assert_true(na > 0 && na <= 1.0 + 1e-5);
+    /* deterministic, padded with zeros past the gradient's length */
+    float big[1000];
+    assert_int_equal(signature("mse", FAM_REGRESSION, big, 1000, err), LD_OK);
+    float again[1000];
+    assert_int_equal(signature("mse", FAM_REGRESSION, again, 1000, err), LD_OK);
+    assert_memory_equal(big, again, sizeof big);
+    double norm = 0;
+    for (int k = 0; k < 1000; k++) norm += (double)big[k] * big[k];
+    assert_true(fabs(norm - 1) < 1e-4);
+    assert_true(big[999] == 0.0f);
+    /* zero gradient and non-finite gradient are failures with a reason */
+    assert_int_equal(signature("sum(z - z)", FAM_CLASSIFICATION, a, N, err), LD_EFAILED);
+    assert_string_equal(err, "gradient is zero on the probe batch");
+    assert_int_equal(signature("sum(exp(100*z))*exp(80)*exp(80)", FAM_CLASSIFICATION, a, N, err),
+                     LD_EFAILED);
+    assert_int_equal(signature("infonce", FAM_CONTRASTIVE, a, N, err), LD_OK);
+    assert_int_equal(signature("mse + phys", FAM_PHYSICS, a, N, err), LD_OK);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fast_math),
@@ -539,6 +640,8 @@ int main(void) {
         cmocka_unit_test(test_property_regression),
         cmocka_unit_test(test_property_physics),
         cmocka_unit_test(test_property_contrastive),
+        cmocka_unit_test(test_precheck),
+        cmocka_unit_test(test_signature),
         cmocka_unit_test(test_speed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

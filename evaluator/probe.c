@@ -1,0 +1,178 @@
+/* probe.c: cheap looks at a loss before the search spends a training run on it: its gradient
+ * signature on a fixed probe batch (to spot losses that behave alike) and a precheck that
+ * optimises the predictions directly and asks whether the task's metric gets better. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/lossd.h"
+#include "lossprog.h"
+
+#define PROBE_SEED 0x9e0be5eedULL
+#define PROBE_B 32
+#define PROBE_D 8
+#define PRE_B 64
+#define PRE_STEPS 50
+#define PRE_LR 0.1f
+
+/* The probe inputs for one family; buffers owned by the struct. */
+typedef struct Batch {
+    int fam, B, C, D;
+    float *z, *y, *emb;
+    int *label;
+    LossIn in;
+} Batch;
+
+static void batch_free(Batch *b) {
+    free(b->z);
+    free(b->y);
+    free(b->emb);
+    free(b->label);
+}
+
+/* Fills a seeded batch: logits N(0, sd^2) and labels (classification), predictions and targets
+ * N(0, 1) (regression/physics, with phys = bc = 1), or embeddings N(0, 1) with labels in 0..3
+ * (contrastive). l2 is 1 for the signature and 0 for the precheck. */
+static int batch_init(Batch *b, int fam, int B, int C, float sd, float l2, uint64_t seed, char *err) {
+    LdRng r;
+    rng_seed(&r, seed);
+    memset(b, 0, sizeof *b);
+    b->fam = fam;
+    b->B = B;
+    b->C = fam == FAM_CLASSIFICATION ? (C >= 2 ? C : 10) : 1;
+    b->D = fam == FAM_CONTRASTIVE ? PROBE_D : 0;
+    size_t nz = (size_t)B * b->C;
+    b->z = calloc(nz, sizeof *b->z);
+    b->y = calloc((size_t)B, sizeof *b->y);
+    b->label = calloc((size_t)B, sizeof *b->label);
+    b->emb = b->D ? calloc((size_t)2 * B * b->D, sizeof *b->emb) : NULL;
+    if (!b->z || !b->y || !b->label || (b->D && !b->emb)) {
+        batch_free(b);
+        return ld_err(err, LD_ENOMEM, "probe: out of memory");
+    }
+    for (size_t k = 0; k < nz; k++) b->z[k] = sd * rng_normal(&r);
+    for (int i = 0; i < B; i++) {
+        b->y[i] = rng_normal(&r);
+        b->label[i] = (int)rng_below(&r, fam == FAM_CONTRASTIVE ? 4 : (uint32_t)b->C);
+    }
+    for (int k = 0; k < 2 * B * b->D; k++) b->emb[k] = rng_normal(&r);
+    int reg = fam == FAM_REGRESSION || fam == FAM_PHYSICS;
+    b->in = (LossIn){.B = B, .t = 0.5f, .z = b->z, .label = reg ? NULL : b->label,
+                     .y = reg ? b->y : NULL, .emb = b->emb, .l2 = l2,
+                     .phys = fam == FAM_PHYSICS ? 1.0f : 0.0f, .bc = fam == FAM_PHYSICS ? 1.0f : 0.0f};
+    return LD_OK;
+}
+
+int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *err) {
+    Batch b;
+    LossProg *lp = NULL;
+    double *vec = NULL;
+    int rc = batch_init(&b, family, PROBE_B, C, 2.0f, 1.0f, PROBE_SEED, err);
+    if (rc) return rc;
+    if ((rc = lossprog_new(e, family, b.B, b.C, b.D, &lp, err))) goto done;
+    LossOut out;
+    if (lossprog_run(lp, &b.in, &out) != LD_OK) {
+        rc = ld_err(err, LD_EFAILED, "the loss or its gradient is not finite on the probe batch");
+        goto done;
+    }
+    /* layout: dz (B*C), demb (2B*D), then g_l2, g_phys, g_bc */
+    int nz = b.B * b.C, ne = out.demb ? 2 * b.B * b.D : 0, len = nz + ne + 3;
+    vec = malloc((size_t)len * sizeof *vec);
+    if (!vec) {
+        rc = ld_err(err, LD_ENOMEM, "probe: out of memory");
+        goto done;
+    }
+    for (int k = 0; k < nz; k++) vec[k] = out.dz[k];
+    for (int k = 0; k < ne; k++) vec[nz + k] = out.demb[k];
+    vec[nz + ne] = out.g_l2;
+    vec[nz + ne + 1] = out.g_phys;
+    vec[nz + ne + 2] = out.g_bc;
+    double norm = 0;
+    for (int k = 0; k < len; k++) norm += vec[k] * vec[k];
+    norm = sqrt(norm);
+    if (!(norm > 1e-30) || !isfinite(norm)) {
+        rc = ld_err(err, LD_EFAILED, "gradient is zero on the probe batch");
+        goto done;
+    }
+    for (int k = 0; k < n; k++) sig[k] = k < len ? (float)(vec[k] / norm) : 0.0f;
+done:
+    free(vec);
+    lossprog_free(lp);
+    batch_free(&b);
+    return rc;
+}
+
+static double accuracy(const Batch *b) {
+    int hit = 0;
+    for (int i = 0; i < b->B; i++) {
+        const float *z = b->z + (size_t)i * b->C;
+        int best = 0;
+        for (int j = 1; j < b->C; j++)
+            if (z[j] > z[best]) best = j;
+        hit += best == b->label[i];
+    }
+    return (double)hit / b->B;
+}
+
+static double mse(const Batch *b) {
+    double s = 0;
+    for (int i = 0; i < b->B; i++) s += (double)(b->z[i] - b->y[i]) * (b->z[i] - b->y[i]);
+    return s / b->B;
+}
+
+int eval_precheck(const Expr *e, int family, int C, char *err) {
+    Batch b;
+    LossProg *lp = NULL;
+    int rc = batch_init(&b, family, PRE_B, C, 1.0f, 0.0f, PROBE_SEED + 1, err);
+    if (rc) return rc;
+    if ((rc = lossprog_new(e, family, b.B, b.C, b.D, &lp, err))) goto done;
+    int direct = family == FAM_CLASSIFICATION || family == FAM_REGRESSION;
+    double m0 = family == FAM_CLASSIFICATION ? accuracy(&b) : mse(&b), m1 = m0;
+    int nz = b.B * b.C, ne = 2 * b.B * b.D;
+    LossOut out;
+    for (int step = 0; step < PRE_STEPS; step++) {
+        b.in.t = (float)step / (PRE_STEPS - 1);
+        if (lossprog_run(lp, &b.in, &out) != LD_OK) {
+            rc = ld_err(err, LD_EFAILED,
+                        "the loss or its gradient is not finite at step %d of direct optimisation",
+                        step);
+            goto done;
+        }
+        if (out.g_l2 < 0 || out.g_phys < 0 || out.g_bc < 0) {
+            rc = ld_err(err, LD_EFAILED, "the loss rewards a larger %s term",
+                        out.g_l2 < 0 ? "l2" : out.g_phys < 0 ? "phys" : "bc");
+            goto done;
+        }
+        /* a step of fixed RMS size along the negative gradient */
+        float *x = b.fam == FAM_CONTRASTIVE ? b.emb : b.z;
+        const float *g = b.fam == FAM_CONTRASTIVE ? out.demb : out.dz;
+        int nx = b.fam == FAM_CONTRASTIVE ? ne : nz;
+        double ss = 0;
+        for (int k = 0; k < nx; k++) ss += (double)g[k] * g[k];
+        if (!(ss > 0)) {
+            if (step == 0 && (direct || !(out.g_l2 + out.g_phys + out.g_bc > 0))) {
+                rc = ld_err(err, LD_EFAILED, "gradient is zero on the probe batch");
+                goto done;
+            }
+            break; /* physics terms alone: nothing to move here */
+        }
+        float scale = PRE_LR / (float)sqrt(ss / nx);
+        for (int k = 0; k < nx; k++) x[k] -= scale * g[k];
+    }
+    if (family == FAM_CLASSIFICATION) {
+        m1 = accuracy(&b);
+        if (!(m1 >= m0 + 0.1))
+            rc = ld_err(err, LD_EFAILED,
+                        "does not improve accuracy when optimised directly (%.2f -> %.2f)", m0, m1);
+    } else if (family == FAM_REGRESSION) {
+        m1 = mse(&b);
+        if (!(m1 <= 0.9 * m0))
+            rc = ld_err(err, LD_EFAILED,
+                        "does not reduce the squared error when optimised directly (%.3g -> %.3g)",
+                        m0, m1);
+    }
+done:
+    lossprog_free(lp);
+    batch_free(&b);
+    return rc;
+}

@@ -1,0 +1,1 @@
+/* export.c: expressions as PyTorch, NumPy, LaTeX or plain text (in progress). */
