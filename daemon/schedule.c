@@ -445,9 +445,88 @@ int schedule_until_from_store(double until) {
 }
 
 int schedule_concurrency_to_store(ScheduleConcurrency c) {
-    return c == SCHEDULE_ALLOW ? 0 : 1;
+    /* the store reads 0 as 1, so "no limit" is a limit no schedule reaches */
+    return c == SCHEDULE_ALLOW ? SCHEDULE_STORE_NO_LIMIT : 1;
 }
 
 ScheduleConcurrency schedule_concurrency_from_store(int max_running) {
     return max_running == 1 ? SCHEDULE_FORBID : SCHEDULE_ALLOW;
+}
+
+/* ---- storage ---------------------------------------------------------------------------- */
+
+static double row_num(const cJSON *row, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, key);
+    if (cJSON_IsNumber(v))
+        return v->valuedouble;
+    if (cJSON_IsBool(v))
+        return cJSON_IsTrue(v) ? 1 : 0;
+    return 0;
+}
+
+int schedule_from_row(const cJSON *row, Schedule *out, char *err) {
+    char e2[LD_ERR_MAX];
+    int rc;
+    memset(out, 0, sizeof *out);
+    out->spec.until_min = -1;
+    out->id = (int64_t)row_num(row, "id");
+    const cJSON *cron = cJSON_GetObjectItemCaseSensitive(row, "cron");
+    const cJSON *tz = cJSON_GetObjectItemCaseSensitive(row, "tz");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(row, "name");
+    const cJSON *job = cJSON_GetObjectItemCaseSensitive(row, "job");
+    if (!cJSON_IsString(cron) || strlen(cron->valuestring) >= SCHEDULE_CRON_MAX) {
+        rc = ld_err(err, LD_EINVAL, "schedule %lld: no cron expression", (long long)out->id);
+        goto fail;
+    }
+    snprintf(out->spec.cron_expr, sizeof out->spec.cron_expr, "%s", cron->valuestring);
+    if ((rc = cron_parse(out->spec.cron_expr, &out->spec.cron, e2)) != LD_OK) {
+        ld_err(err, rc, "schedule %lld: %s", (long long)out->id, e2);
+        goto fail;
+    }
+    if ((rc = tz_load(cJSON_IsString(tz) ? tz->valuestring : NULL, &out->spec.zone, e2)) !=
+        LD_OK) {
+        ld_err(err, rc, "schedule %lld: %s", (long long)out->id, e2);
+        goto fail;
+    }
+    snprintf(out->spec.tz, sizeof out->spec.tz, "%s", tz_name(out->spec.zone));
+    out->spec.until_min = schedule_until_from_store(row_num(row, "until"));
+    out->spec.catch_up = row_num(row, "catch_up") != 0 ? SCHEDULE_CATCHUP_ONCE
+                                                       : SCHEDULE_CATCHUP_SKIP;
+    out->spec.concurrency = schedule_concurrency_from_store((int)row_num(row, "concurrency"));
+    if (cJSON_IsString(name))
+        snprintf(out->spec.name, sizeof out->spec.name, "%s", name->valuestring);
+    if (!cJSON_IsObject(job)) {
+        rc = ld_err(err, LD_EINVAL, "schedule %lld: no job template", (long long)out->id);
+        goto fail;
+    }
+    out->spec.job = cJSON_Duplicate(job, 1);
+    if (!out->spec.job) {
+        rc = ld_err(err, LD_ENOMEM, "schedule %lld: out of memory", (long long)out->id);
+        goto fail;
+    }
+    out->paused = row_num(row, "paused") != 0;
+    out->created = (int64_t)row_num(row, "created");
+    out->last_fire = (int64_t)row_num(row, "last_fire");
+    out->next_fire = (int64_t)row_num(row, "next_fire");
+    return LD_OK;
+fail:
+    schedule_spec_free(&out->spec);
+    memset(out, 0, sizeof *out);
+    out->spec.until_min = -1;
+    return rc;
+}
+
+void schedule_to_store(const Schedule *s, StoreSchedule *out) {
+    memset(out, 0, sizeof *out);
+    out->id = s->id;
+    out->name = s->spec.name[0] ? s->spec.name : NULL;
+    out->cron = s->spec.cron_expr;
+    out->tz = s->spec.tz;
+    out->until = schedule_until_to_store(s->spec.until_min);
+    out->catch_up = s->spec.catch_up == SCHEDULE_CATCHUP_ONCE;
+    out->concurrency = schedule_concurrency_to_store(s->spec.concurrency);
+    out->job_template = s->spec.job;
+    out->paused = s->paused;
+    out->last_fire = (double)s->last_fire;
+    out->next_fire = (double)s->next_fire;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "../common/lossd.h"
+#include "../storage/store.h"
 #include "cron.h"
 
 #define SCHEDULE_CRON_MAX 128 /* longest cron expression, with its NUL */
@@ -121,11 +122,21 @@ int schedule_parse_until(const char *s);
 
 /* The storage encoding (storage/store.h StoreSchedule): until as seconds after local midnight
  * in (0, 86400] (00:00 stored as 86400), 0 for none; concurrency as the number of runs allowed
- * at once (forbid 1, allow 0 = no limit). */
+ * at once (forbid 1, allow SCHEDULE_STORE_NO_LIMIT; any value but 1 reads back as allow). */
+#define SCHEDULE_STORE_NO_LIMIT 1000000
 double schedule_until_to_store(int until_min);
 int schedule_until_from_store(double until);
 int schedule_concurrency_to_store(ScheduleConcurrency c);
 ScheduleConcurrency schedule_concurrency_from_store(int max_running);
+
+/* Rebuilds a Schedule from a store_schedule_get / store_schedule_list row ({id, name, cron, tz,
+ * until, catch_up, concurrency, job, paused, last_fire, next_fire, created}): parses the cron,
+ * loads the zone (tz null: the daemon's zone). The job is copied, not re-parsed. LD_EINVAL with
+ * "schedule 3: ..." when the row no longer parses (a zone removed from tzdata). Borrows row;
+ * out is owned by the caller (schedule_spec_free(&out->spec)), zeroed on failure. */
+int schedule_from_row(const cJSON *row, Schedule *out, char *err);
+/* Fills a StoreSchedule for store_schedule_put; its strings and template borrow from s. */
+void schedule_to_store(const Schedule *s, StoreSchedule *out);
 
 const char *schedule_action_name(ScheduleAction a); /* "fire", "skip-running", ... */
 

@@ -463,13 +463,74 @@ static void test_fire_job(void **state) {
     schedule_spec_free(&s.spec);
 }
 
+
+/* ---- storage round trip --------------------------------------------------------------------- */
+
+/* A schedule written with schedule_to_store and read back with schedule_from_row through a real
+ * SQLite store keeps every field (the until and concurrency encodings included). */
+static void test_store_roundtrip(void **state) {
+    (void)state;
+    char dir[] = "/tmp/lossd_sched_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], err[LD_ERR_MAX];
+    snprintf(path, sizeof path, "%s/t.db", dir);
+    Store *st = NULL;
+    if (store_open(path, STORE_NOSYNC, &st, err) != LD_OK)
+        fail_msg("store_open: %s", err);
+    static const char *params[] = {
+        "{\"cron\":\"0 23 * * *\",\"tz\":\"Europe/Berlin\",\"until\":\"07:00\",\"catch_up\":"
+        "\"once\",\"concurrency\":\"allow\",\"name\":\"nightly\",\"job\":" JOB "}",
+        "{\"cron\":\"*/15 1-5 * * MON-FRI\",\"tz\":\"America/New_York\",\"until\":\"00:00\","
+        "\"job\":" JOB "}",
+        "{\"cron\":\"@weekly\",\"tz\":\"UTC\",\"job\":" JOB "}",
+    };
+    for (int i = 0; i < 3; i++) {
+        Schedule s, back;
+        make(&s, params[i], 0);
+        s.id = 0;
+        s.paused = i == 1;
+        s.last_fire = i ? 0 : utc("2026-11-27T22:00:00Z");
+        s.next_fire = utc("2026-11-28T22:00:00Z");
+        StoreSchedule sc;
+        schedule_to_store(&s, &sc);
+        int64_t id = 0;
+        if (store_schedule_put(st, &sc, &id, err) != LD_OK)
+            fail_msg("store_schedule_put: %s", err);
+        cJSON *row = NULL;
+        if (store_schedule_get(st, id, &row, err) != LD_OK)
+            fail_msg("store_schedule_get: %s", err);
+        if (schedule_from_row(row, &back, err) != LD_OK)
+            fail_msg("schedule_from_row: %s", err);
+        cJSON_Delete(row);
+        assert_int_equal(back.id, id);
+        assert_string_equal(back.spec.cron_expr, s.spec.cron_expr);
+        assert_memory_equal(&back.spec.cron, &s.spec.cron, sizeof(Cron));
+        assert_string_equal(back.spec.tz, s.spec.tz);
+        assert_int_equal(back.spec.until_min, s.spec.until_min);
+        assert_int_equal(back.spec.catch_up, s.spec.catch_up);
+        assert_int_equal(back.spec.concurrency, s.spec.concurrency);
+        assert_string_equal(back.spec.name, s.spec.name);
+        assert_true(cJSON_Compare(back.spec.job, s.spec.job, 1));
+        assert_int_equal(back.paused, s.paused);
+        assert_int_equal(back.last_fire, s.last_fire);
+        assert_int_equal(back.next_fire, s.next_fire);
+        assert_true(back.created > 0);
+        schedule_spec_free(&back.spec);
+        schedule_spec_free(&s.spec);
+    }
+    store_close(st);
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validate_errors),     cmocka_unit_test(test_validate_defaults),
         cmocka_unit_test(test_until_parse_and_store), cmocka_unit_test(test_catch_up_once_vs_skip),
         cmocka_unit_test(test_sleep_is_a_miss),     cmocka_unit_test(test_not_due),
         cmocka_unit_test(test_concurrency),         cmocka_unit_test(test_until_deadlines),
-        cmocka_unit_test(test_fire_job),
+        cmocka_unit_test(test_fire_job),            cmocka_unit_test(test_store_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
