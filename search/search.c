@@ -11,7 +11,6 @@
 #include "../evaluator/lossprog.h"
 #include "internal.h"
 
-#define SIG_N 256            /* length of the gradient signature */
 #define SIG_COS 0.9999       /* signatures this close are the same loss up to a positive scale */
 #define CROSSOVER_RATE 0.25
 #define MAX_REASONS 16
@@ -42,7 +41,7 @@ typedef struct Cand {
     double fit[JOB_MAX_LEVELS];
     Res *res;       /* [level][task][seed] over the selection tasks */
     Res *fin;       /* [final task][seed], NULL unless chosen for the final evaluation */
-    float *sig;     /* SIG_N, for trained candidates */
+    float *sig;     /* sig_n floats, for trained candidates */
     int in_pop;
 } Cand;
 
@@ -75,6 +74,7 @@ struct Search {
     const SearchJob *job;
     Grammar g;
     int C;          /* outputs of the first task: the probe batch's class count */
+    int sig_n;      /* length of a gradient signature */
     int nseed_max;  /* seeds per (level, task) slot in Cand.res */
     int nfin_tasks, fin_task0; /* final evaluation runs on tasks fin_task0 .. +nfin_tasks */
     Ctr c, c0;      /* current counters and those at the start of the open round */
@@ -224,9 +224,25 @@ fail:
     return -1;
 }
 
-static double cosine(const float *a, const float *b) {
+/* The probe batch's gradient (evaluator/probe.c) is laid out as dz (B x C), demb (2B x D), then
+ * the l2, phys and bc gradients; room for B <= 64 and D <= 16 keeps every part of it. */
+static int sig_len(int family, int C) {
+    if (family == FAM_CLASSIFICATION) return 64 * (C < 2 ? 10 : C) + 16;
+    if (family == FAM_CONTRASTIVE) return 64 + 2 * 64 * 16 + 16;
+    return 64 + 16;
+}
+
+/* Whether e depends on t: the probe sees one t, so such losses are never merged by signature
+ * (t*ce + (1-t)*focal(2) and 0.5*ce + 0.5*focal(2) agree at t = 0.5 only). */
+static int uses_t(const Expr *e) {
+    if (!e) return 0;
+    if (e->op == EOP_VAR && e->id == VAR_T) return 1;
+    return uses_t(e->a) || uses_t(e->b);
+}
+
+static double cosine(const float *a, const float *b, int n) {
     double ab = 0, aa = 0, bb = 0;
-    for (int i = 0; i < SIG_N; i++) {
+    for (int i = 0; i < n; i++) {
         ab += (double)a[i] * b[i];
         aa += (double)a[i] * a[i];
         bb += (double)b[i] * b[i];
@@ -327,16 +343,17 @@ static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
         goto reject;
     }
     if (expr_check(cd->e, s->job->family, err) != LD_OK) goto reject;
-    cd->sig = malloc(SIG_N * sizeof *cd->sig);
+    cd->sig = malloc((size_t)s->sig_n * sizeof *cd->sig);
     if (!cd->sig) {
         snprintf(err, sizeof err, "out of memory");
         goto reject;
     }
-    if (eval_signature(cd->e, s->job->family, s->C, cd->sig, SIG_N, err) != LD_OK) goto reject;
-    for (int i = 0; i < ci; i++) {
+    if (eval_signature(cd->e, s->job->family, s->C, cd->sig, s->sig_n, err) != LD_OK) goto reject;
+    for (int i = 0; i < ci && !uses_t(cd->e); i++) {
         Cand *o = &s->cands[i];
-        if (!o->sig || (o->status != ST_ALIVE && o->status != ST_BASELINE)) continue;
-        if (cosine(cd->sig, o->sig) > SIG_COS) {
+        if (!o->sig || (o->status != ST_ALIVE && o->status != ST_BASELINE) || uses_t(o->e))
+            continue;
+        if (cosine(cd->sig, o->sig, s->sig_n) > SIG_COS) {
             cd->status = ST_ALIAS;
             cd->alias_of = o->id;
             free(cd->sig);
@@ -774,6 +791,7 @@ static Search *alloc_engine(const SearchJob *job, char *err) {
     s->job = job;
     grammar_init(&s->g, job);
     s->C = task_outputs(job->tasks[0]);
+    s->sig_n = sig_len(job->family, s->C);
     s->nseed_max = 1;
     for (int l = 0; l < job->nlevels; l++)
         if (job->level_seeds[l] > s->nseed_max) s->nseed_max = job->level_seeds[l];
@@ -798,8 +816,8 @@ static int add_baseline(Search *s, char *err) {
     Cand *c = &s->cands[ci];
     c->status = ST_BASELINE;
     s->baseline = ci;
-    c->sig = malloc(SIG_N * sizeof *c->sig);
-    if (c->sig && eval_signature(c->e, s->job->family, s->C, c->sig, SIG_N, e2) != LD_OK) {
+    c->sig = malloc((size_t)s->sig_n * sizeof *c->sig);
+    if (c->sig && eval_signature(c->e, s->job->family, s->C, c->sig, s->sig_n, e2) != LD_OK) {
         free(c->sig); /* a baseline without a usable signature still trains */
         c->sig = NULL;
     }
@@ -1363,8 +1381,8 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
                         }
                         r = r->next;
                     }
-            c->sig = malloc(SIG_N * sizeof *c->sig);
-            if (c->sig && eval_signature(c->e, job->family, s->C, c->sig, SIG_N, e2) != LD_OK) {
+            c->sig = malloc((size_t)s->sig_n * sizeof *c->sig);
+            if (c->sig && eval_signature(c->e, job->family, s->C, c->sig, s->sig_n, e2) != LD_OK) {
                 free(c->sig);
                 c->sig = NULL;
             }
