@@ -17,8 +17,9 @@ typedef struct TzZone TzZone;
 
 /* Loads the zone called name ("Europe/Berlin", "UTC") from $TZDIR or /usr/share/zoneinfo (TZif
  * v1-v4, the v2+ 64-bit section and its POSIX TZ footer for times after the last transition).
- * name NULL or "": the daemon's local zone ($TZ, else /etc/localtime, else UTC); tz_name then
- * says which zone that resolved to. Errors: LD_EINVAL "unknown time zone 'Europe/Berln'" (also
+ * A POSIX TZ rule ("CET-1CEST,M3.5.0,M10.5.0/3") is accepted too. name NULL or "": the
+ * daemon's local zone ($TZ, else /etc/localtime, else UTC); tz_name then says which zone that
+ * resolved to, and tz_load(tz_name(z)) loads the same zone again. Errors: LD_EINVAL "unknown time zone 'Europe/Berln'" (also
  * for names with "..", a leading '/', or files that are not TZif), LD_ENOMEM.
  * Returns an owned zone in *out (tz_free). */
 int tz_load(const char *name, TzZone **out, char *err);

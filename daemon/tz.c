@@ -643,6 +643,10 @@ int tz_load(const char *name, TzZone **out, char *err) {
             return ld_err(err, LD_EINVAL, "cannot load the local time zone");
     } else {
         rc = name_ok(name) ? load_named(name, out) : -1;
+        /* a POSIX TZ rule such as "CET-1CEST,M3.5.0,M10.5.0/3" (what a default zone taken from
+         * $TZ resolves to, so it must load again from the stored name) */
+        if (rc == -1 && strlen(name) < TZ_NAME_MAX)
+            rc = load_posix(name, name, out);
         if (rc == -1)
             return ld_err(err, LD_EINVAL, "unknown time zone '%.*s'", TZ_NAME_MAX, name);
     }

@@ -259,6 +259,11 @@ static void test_tz_default(void **state) {
     for (int64_t t = utc("2026-01-01T00:00:00Z"); t < utc("2029-01-01T00:00:00Z"); t += 3600)
         if (tz_offset(z, t) != tz_offset(b, t))
             fail_msg("POSIX rule differs from Europe/Berlin at %lld", (long long)t);
+    /* the resolved name loads the same zone again (it is what a schedule stores) */
+    TzZone *again = zone(tz_name(z));
+    assert_string_equal(tz_name(again), "CET-1CEST,M3.5.0,M10.5.0/3");
+    assert_int_equal(tz_offset(again, utc("2026-07-01T00:00:00Z")), 7200);
+    tz_free(again);
     tz_free(b);
     tz_free(z);
     unsetenv("TZ");
