@@ -1,1 +1,681 @@
-/* export.c: expressions as PyTorch, NumPy, LaTeX or plain text (in progress). */
+/* export.c: a loss expression as source a user can paste: a PyTorch function (value and autograd
+ * gradient with the interpreter's guarded numerics), a NumPy function (value), a LaTeX formula,
+ * or the canonical text. Names come from the X-macro lists in expr.h; this file supplies only
+ * each operator's and term's spelling in the target language. */
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/lossd.h"
+#include "expr.h"
+
+#define X_TNAME(id, name, fams, hp, def) name,
+#define X_TDEF(id, name, fams, hp, def) def,
+static const char *const term_name[TERM_COUNT] = {EXPR_TERMS(X_TNAME)};
+static const double term_def[TERM_COUNT] = {EXPR_TERMS(X_TDEF)};
+#define X_VNAME(id, name, fams, pc) name,
+static const char *const var_name[VAR_COUNT] = {EXPR_VARS(X_VNAME)};
+#define X_ONAME(id, name, arity) name,
+static const char *const op_name[EOP_COUNT] = {EXPR_OPS(X_ONAME)};
+
+/* ---- a growing string ---- */
+
+typedef struct Sb {
+    char *s;
+    size_t len, cap;
+    int oom;
+} Sb;
+
+static void sb_printf(Sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(Sb *b, const char *fmt, ...) {
+    if (b->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = b->cap - b->len;
+        int n = vsnprintf(b->s ? b->s + b->len : NULL, b->s ? room : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->s && (size_t)n < room) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        while (cap < b->len + (size_t)n + 1) cap *= 2;
+        char *s = realloc(b->s, cap);
+        if (!s) {
+            b->oom = 1;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+}
+
+/* Shortest text that reads back as the same double (at least %.6g's digits). */
+static void fmt_num(double v, char *buf, size_t n) {
+    if (v == 0) v = 0;
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v) {
+            if (prec < 6) snprintf(buf, n, "%.6g", v);
+            return;
+        }
+    }
+}
+
+/* ---- shapes (as in expr_check) ---- */
+
+enum { SH_CONST, SH_BATCH, SH_SAMPLE, SH_CLASS };
+
+static int shape(const Expr *e, int fam) {
+    switch (e->op) {
+    case EOP_NUM: return SH_CONST;
+    case EOP_VAR:
+        if (e->id == VAR_T) return SH_CONST;
+        return fam == FAM_CLASSIFICATION && (e->id == VAR_Z || e->id == VAR_P || e->id == VAR_Y)
+                   ? SH_CLASS
+                   : SH_SAMPLE;
+    case EOP_TERM: return TERM_IS_BATCH(e->id) ? SH_BATCH : SH_SAMPLE;
+    case EOP_SUM: return SH_SAMPLE;
+    default: {
+        int a = shape(e->a, fam), b = e->b ? shape(e->b, fam) : SH_CONST;
+        return a > b ? a : b;
+    }
+    }
+}
+
+/* ---- Python (torch and numpy share the expression syntax; helpers differ) ---- */
+
+enum { PY_TORCH, PY_NUMPY };
+
+static void py_expr(Sb *b, const Expr *e, int fam, int lang);
+
+/* Operand of an elementwise op whose result is per-class: a per-sample value gets a class axis. */
+static void py_operand(Sb *b, const Expr *e, int fam, int lang, int out_shape) {
+    int s = shape(e, fam);
+    if (out_shape == SH_CLASS && s == SH_SAMPLE) {
+        sb_printf(b, "(");
+        py_expr(b, e, fam, lang);
+        sb_printf(b, ")[:, None]");
+    } else {
+        py_expr(b, e, fam, lang);
+    }
+}
+
+static void py_param(Sb *b, const Expr *e, int fam, int lang) {
+    char num[40];
+    if (e->a) {
+        py_expr(b, e->a, fam, lang);
+    } else {
+        fmt_num(term_def[e->id], num, sizeof num);
+        sb_printf(b, "%s", num);
+    }
+}
+
+/* The per-class difference the regression-style terms apply to: p - y, or r. */
+static const char *py_diff(int fam) { return fam == FAM_CLASSIFICATION ? "(p - y)" : "r"; }
+
+static void py_term(Sb *b, const Expr *e, int fam, int lang) {
+    int cls = fam == FAM_CLASSIFICATION;
+    const char *sum = cls ? (lang == PY_TORCH ? ".sum(dim=1)" : ".sum(axis=1)") : "";
+    switch (e->id) {
+    case TERM_CE: sb_printf(b, "(-logpt)"); return;
+    case TERM_FOCAL:
+        sb_printf(b, "_focal(logpt, ");
+        py_param(b, e, fam, lang);
+        sb_printf(b, ")");
+        return;
+    case TERM_HINGE: sb_printf(b, "_hinge(z, target)"); return;
+    case TERM_POLY1:
+        sb_printf(b, "(-logpt + (");
+        py_param(b, e, fam, lang);
+        sb_printf(b, ") * (1 - pt))");
+        return;
+    case TERM_SMOOTH:
+        sb_printf(b, "_smooth(logp, logpt, ");
+        py_param(b, e, fam, lang);
+        sb_printf(b, ")");
+        return;
+    case TERM_ENTROPY: sb_printf(b, "(-(p * logp)%s)", lang == PY_TORCH ? ".sum(dim=1)" : ".sum(axis=1)"); return;
+    case TERM_MSE: sb_printf(b, "(%s ** 2)%s", py_diff(fam), sum); return;
+    case TERM_MAE: sb_printf(b, "_abs(%s)%s", py_diff(fam), sum); return;
+    case TERM_HUBER:
+        sb_printf(b, "_huber(%s, ", py_diff(fam));
+        py_param(b, e, fam, lang);
+        sb_printf(b, ")%s", sum);
+        return;
+    case TERM_LOGCOSH: sb_printf(b, "_logcosh(%s)%s", py_diff(fam), sum); return;
+    case TERM_INFONCE:
+    case TERM_SUPCON:
+        sb_printf(b, "_nce(emb, ");
+        py_param(b, e, fam, lang);
+        sb_printf(b, "%s)", e->id == TERM_SUPCON ? ", target" : "");
+        return;
+    default: sb_printf(b, "%s", term_name[e->id]); return; /* l2, phys, bc: arguments */
+    }
+}
+
+static void py_expr(Sb *b, const Expr *e, int fam, int lang) {
+    char num[40];
+    int out = shape(e, fam);
+    switch (e->op) {
+    case EOP_NUM:
+        fmt_num(e->num, num, sizeof num);
+        sb_printf(b, e->num < 0 ? "(%s)" : "%s", num);
+        return;
+    case EOP_VAR: sb_printf(b, "%s", var_name[e->id]); return;
+    case EOP_TERM: py_term(b, e, fam, lang); return;
+    case EOP_ADD:
+    case EOP_SUB:
+    case EOP_MUL:
+        sb_printf(b, "(");
+        py_operand(b, e->a, fam, lang, out);
+        sb_printf(b, " %s ", op_name[e->op]);
+        py_operand(b, e->b, fam, lang, out);
+        sb_printf(b, ")");
+        return;
+    case EOP_NEG:
+        sb_printf(b, "(-");
+        py_expr(b, e->a, fam, lang);
+        sb_printf(b, ")");
+        return;
+    case EOP_SUM:
+        sb_printf(b, "(");
+        py_expr(b, e->a, fam, lang);
+        sb_printf(b, ")%s", lang == PY_TORCH ? ".sum(dim=1)" : ".sum(axis=1)");
+        return;
+    default: break;
+    }
+    /* functions: a helper of the same name with a leading underscore, guarded where needed */
+    static const char *const helper[EOP_COUNT] = {
+        [EOP_DIV] = "_gdiv", [EOP_POW] = "_gpow", [EOP_LOG] = "_glog", [EOP_EXP] = "_gexp",
+        [EOP_SQRT] = "_gsqrt", [EOP_MIN] = "_min", [EOP_MAX] = "_max",
+    };
+    if (helper[e->op])
+        sb_printf(b, "%s(", helper[e->op]);
+    else
+        sb_printf(b, "_%s(", op_name[e->op]);
+    py_operand(b, e->a, fam, lang, out);
+    if (e->b) {
+        sb_printf(b, ", ");
+        py_operand(b, e->b, fam, lang, out);
+    }
+    sb_printf(b, ")");
+}
+
+static const char torch_prelude[] =
+    "import math\n"
+    "\n"
+    "import torch\n"
+    "import torch.nn.functional as F\n"
+    "\n"
+    "# Guarded numerics, as in lossd's interpreter (docs/loss-language.md).\n"
+    "TINY = 1e-12\n"
+    "EXP_MAX = 80.0\n"
+    "\n"
+    "\n"
+    "def _tt(*xs):\n"
+    "    ref = next((x for x in xs if torch.is_tensor(x)), None)\n"
+    "    dt = ref.dtype if ref is not None else torch.get_default_dtype()\n"
+    "    return [x if torch.is_tensor(x) else torch.tensor(float(x), dtype=dt) for x in xs]\n"
+    "\n"
+    "\n"
+    "def _glog(x):\n"
+    "    (x,) = _tt(x)\n"
+    "    return torch.log(torch.clamp(x, min=TINY))\n"
+    "\n"
+    "\n"
+    "def _gexp(x):\n"
+    "    (x,) = _tt(x)\n"
+    "    return torch.exp(torch.clamp(x, max=EXP_MAX))\n"
+    "\n"
+    "\n"
+    "def _gden(b):\n"
+    "    (b,) = _tt(b)\n"
+    "    return torch.where(b.abs() < TINY, torch.copysign(torch.full_like(b, TINY), b), b)\n"
+    "\n"
+    "\n"
+    "def _gdiv(a, b):\n"
+    "    a, b = _tt(a, b)\n"
+    "    return a / _gden(b)\n"
+    "\n"
+    "\n"
+    "def _gsqrt(x):\n"
+    "    # sqrt(max(x, 0)) with slope 1/(2 sqrt(max(x, TINY))) for x >= 0\n"
+    "    (x,) = _tt(x)\n"
+    "    xs = torch.clamp(x, min=0.0)\n"
+    "    slope = 0.5 / torch.sqrt(torch.clamp(x.detach(), min=TINY))\n"
+    "    return torch.sqrt(xs.detach()) + (xs - xs.detach()) * slope\n"
+    "\n"
+    "\n"
+    "def _gpow(a, b):\n"
+    "    # sign * max(|a|, TINY)^b, negative only for a < 0 and b not an even integer\n"
+    "    a, b = _tt(a, b)\n"
+    "    m = torch.clamp(a.abs(), min=TINY)\n"
+    "    v = torch.exp(torch.clamp(b * torch.log(m), max=EXP_MAX))\n"
+    "    even = (b == torch.floor(b)) & (torch.remainder(b, 2.0) == 0)\n"
+    "    return torch.where((a < 0) & ~even, -v, v)\n"
+    "\n"
+    "\n"
+    "def _min(a, b):\n"
+    "    a, b = _tt(a, b)\n"
+    "    return torch.where(a <= b, a, b)\n"
+    "\n"
+    "\n"
+    "def _max(a, b):\n"
+    "    a, b = _tt(a, b)\n"
+    "    return torch.where(a >= b, a, b)\n"
+    "\n"
+    "\n"
+    "def _abs(x):\n"
+    "    return torch.abs(_tt(x)[0])\n"
+    "\n"
+    "\n"
+    "def _tanh(x):\n"
+    "    return torch.tanh(_tt(x)[0])\n"
+    "\n"
+    "\n"
+    "def _sigmoid(x):\n"
+    "    return torch.sigmoid(_tt(x)[0])\n"
+    "\n"
+    "\n"
+    "def _softplus(x):\n"
+    "    return F.softplus(_tt(x)[0])\n"
+    "\n"
+    "\n"
+    "def _huber(d, delta):\n"
+    "    delta = abs(float(delta))\n"
+    "    return torch.where(d.abs() <= delta, 0.5 * d * d, delta * (d.abs() - 0.5 * delta))\n"
+    "\n"
+    "\n"
+    "def _logcosh(d):\n"
+    "    return d.abs() + F.softplus(-2.0 * d.abs()) - math.log(2.0)\n"
+    "\n"
+    "\n"
+    "def _focal(logpt, gamma):\n"
+    "    gamma = float(gamma)\n"
+    "    q = torch.clamp(-torch.expm1(logpt), min=0.0)\n"
+    "    if gamma == math.floor(gamma) and 0 <= gamma <= 8:\n"
+    "        qg = q ** int(gamma)\n"
+    "    else:\n"
+    "        qg = torch.clamp(q, min=TINY) ** gamma\n"
+    "    return -qg * logpt\n"
+    "\n"
+    "\n"
+    "def _hinge(z, target):\n"
+    "    zy = z.gather(1, target[:, None])[:, 0]\n"
+    "    mask = F.one_hot(target, z.shape[1]).bool()\n"
+    "    zo = z.masked_fill(mask, float(\"-inf\")).max(dim=1).values\n"
+    "    return torch.clamp(1.0 + zo - zy, min=0.0)\n"
+    "\n"
+    "\n"
+    "def _smooth(logp, logpt, eps):\n"
+    "    return -(1 - eps) * logpt - eps / logp.shape[1] * logp.sum(dim=1)\n"
+    "\n"
+    "\n"
+    "def _nce(emb, tau, labels=None):\n"
+    "    # NT-Xent (labels None) or supervised contrastive over 2B rows; rows i and B+i pair\n"
+    "    n = emb.shape[0]\n"
+    "    u = emb / torch.clamp(emb.norm(dim=1, keepdim=True), min=TINY)\n"
+    "    s = (u @ u.T) / _gden(tau)\n"
+    "    eye = torch.eye(n, dtype=torch.bool, device=emb.device)\n"
+    "    s = s.masked_fill(eye, float(\"-inf\"))\n"
+    "    logprob = s - torch.logsumexp(s, dim=1, keepdim=True)\n"
+    "    if labels is None:\n"
+    "        idx = torch.arange(n, device=emb.device)\n"
+    "        return -logprob[idx, (idx + n // 2) % n].mean()\n"
+    "    lab = torch.cat([labels, labels])\n"
+    "    pos = (lab[:, None] == lab[None, :]) & ~eye\n"
+    "    return -(logprob.masked_fill(~pos, 0.0).sum(dim=1) / pos.sum(dim=1)).mean()\n";
+
+static const char numpy_prelude[] =
+    "import math\n"
+    "\n"
+    "import numpy as np\n"
+    "\n"
+    "# Guarded numerics, as in lossd's interpreter (docs/loss-language.md).\n"
+    "TINY = 1e-12\n"
+    "EXP_MAX = 80.0\n"
+    "\n"
+    "\n"
+    "def _glog(x):\n"
+    "    return np.log(np.maximum(x, TINY))\n"
+    "\n"
+    "\n"
+    "def _gexp(x):\n"
+    "    return np.exp(np.minimum(x, EXP_MAX))\n"
+    "\n"
+    "\n"
+    "def _gden(b):\n"
+    "    b = np.asarray(b, dtype=np.float64)\n"
+    "    return np.where(np.abs(b) < TINY, np.copysign(TINY, b), b)\n"
+    "\n"
+    "\n"
+    "def _gdiv(a, b):\n"
+    "    return a / _gden(b)\n"
+    "\n"
+    "\n"
+    "def _gsqrt(x):\n"
+    "    return np.sqrt(np.maximum(x, 0.0))\n"
+    "\n"
+    "\n"
+    "def _gpow(a, b):\n"
+    "    a = np.asarray(a, dtype=np.float64)\n"
+    "    b = np.asarray(b, dtype=np.float64)\n"
+    "    v = np.exp(np.minimum(b * np.log(np.maximum(np.abs(a), TINY)), EXP_MAX))\n"
+    "    even = (b == np.floor(b)) & (np.mod(b, 2.0) == 0)\n"
+    "    return np.where((a < 0) & ~even, -v, v)\n"
+    "\n"
+    "\n"
+    "def _min(a, b):\n"
+    "    return np.where(a <= b, a, b)\n"
+    "\n"
+    "\n"
+    "def _max(a, b):\n"
+    "    return np.where(a >= b, a, b)\n"
+    "\n"
+    "\n"
+    "_abs = np.abs\n"
+    "_tanh = np.tanh\n"
+    "\n"
+    "\n"
+    "def _sigmoid(x):\n"
+    "    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))\n"
+    "\n"
+    "\n"
+    "def _softplus(x):\n"
+    "    return np.logaddexp(0.0, x)\n"
+    "\n"
+    "\n"
+    "def _huber(d, delta):\n"
+    "    delta = abs(float(delta))\n"
+    "    return np.where(np.abs(d) <= delta, 0.5 * d * d, delta * (np.abs(d) - 0.5 * delta))\n"
+    "\n"
+    "\n"
+    "def _logcosh(d):\n"
+    "    return np.abs(d) + np.logaddexp(0.0, -2.0 * np.abs(d)) - math.log(2.0)\n"
+    "\n"
+    "\n"
+    "def _focal(logpt, gamma):\n"
+    "    gamma = float(gamma)\n"
+    "    q = np.maximum(-np.expm1(logpt), 0.0)\n"
+    "    if not (gamma == math.floor(gamma) and 0 <= gamma <= 8):\n"
+    "        q = np.maximum(q, TINY)\n"
+    "    return -(q ** gamma) * logpt\n"
+    "\n"
+    "\n"
+    "def _hinge(z, target):\n"
+    "    rows = np.arange(z.shape[0])\n"
+    "    zy = z[rows, target]\n"
+    "    zo = z.copy()\n"
+    "    zo[rows, target] = -np.inf\n"
+    "    return np.maximum(1.0 + zo.max(axis=1) - zy, 0.0)\n"
+    "\n"
+    "\n"
+    "def _smooth(logp, logpt, eps):\n"
+    "    return -(1 - eps) * logpt - eps / logp.shape[1] * logp.sum(axis=1)\n"
+    "\n"
+    "\n"
+    "def _nce(emb, tau, labels=None):\n"
+    "    n = emb.shape[0]\n"
+    "    u = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), TINY)\n"
+    "    s = (u @ u.T) / _gden(tau)\n"
+    "    np.fill_diagonal(s, -np.inf)\n"
+    "    m = s.max(axis=1, keepdims=True)\n"
+    "    logprob = s - (m + np.log(np.exp(s - m).sum(axis=1, keepdims=True)))\n"
+    "    if labels is None:\n"
+    "        idx = np.arange(n)\n"
+    "        return -logprob[idx, (idx + n // 2) % n].mean()\n"
+    "    lab = np.concatenate([labels, labels])\n"
+    "    pos = (lab[:, None] == lab[None, :]) & ~np.eye(n, dtype=bool)\n"
+    "    return -(np.where(pos, logprob, 0.0).sum(axis=1) / pos.sum(axis=1)).mean()\n";
+
+static void py_function(Sb *b, const Expr *e, int fam, int lang, const char *canon) {
+    int torch = lang == PY_TORCH;
+    sb_printf(b, "%s\n\n", torch ? torch_prelude : numpy_prelude);
+    const char *fn = torch ? "" : "_value";
+    switch (fam) {
+    case FAM_CLASSIFICATION:
+        sb_printf(b, "def lossd_loss%s(z, target, t=0.0, l2=0.0):\n", fn);
+        sb_printf(b, "    \"\"\"%s\n\n    classification: z logits (B, C), target class indices (B); "
+                     "returns the batch mean%s.\"\"\"\n",
+                  canon, torch ? " (differentiable)" : "");
+        if (torch) {
+            sb_printf(b, "    t = torch.as_tensor(t, dtype=z.dtype)\n"
+                         "    l2 = torch.as_tensor(l2, dtype=z.dtype)\n"
+                         "    target = target.long()\n"
+                         "    logp = F.log_softmax(z, dim=1)\n"
+                         "    p = logp.exp()\n"
+                         "    y = F.one_hot(target, z.shape[1]).to(z.dtype)\n"
+                         "    logpt = logp.gather(1, target[:, None])[:, 0]\n"
+                         "    pt = logpt.exp()\n");
+        } else {
+            sb_printf(b, "    z = np.asarray(z, dtype=np.float64)\n"
+                         "    target = np.asarray(target).astype(np.int64)\n"
+                         "    m = z.max(axis=1, keepdims=True)\n"
+                         "    logp = z - (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))\n"
+                         "    p = np.exp(logp)\n"
+                         "    y = np.eye(z.shape[1])[target]\n"
+                         "    logpt = logp[np.arange(z.shape[0]), target]\n"
+                         "    pt = np.exp(logpt)\n");
+        }
+        break;
+    case FAM_REGRESSION:
+    case FAM_PHYSICS:
+        sb_printf(b, "def lossd_loss%s(f, target, t=0.0, l2=0.0%s):\n", fn,
+                  fam == FAM_PHYSICS ? ", phys=0.0, bc=0.0" : "");
+        sb_printf(b, "    \"\"\"%s\n\n    %s: f predictions (B) or (B, 1), target (B)%s; returns the "
+                     "batch mean%s.\"\"\"\n",
+                  canon, family_name(fam),
+                  fam == FAM_PHYSICS ? ", phys and bc the residual and boundary losses" : "",
+                  torch ? " (differentiable)" : "");
+        if (torch) {
+            sb_printf(b, "    f = f.reshape(-1)\n"
+                         "    y = torch.as_tensor(target, dtype=f.dtype).reshape(-1)\n"
+                         "    t = torch.as_tensor(t, dtype=f.dtype)\n"
+                         "    l2 = torch.as_tensor(l2, dtype=f.dtype)\n");
+            if (fam == FAM_PHYSICS)
+                sb_printf(b, "    phys = torch.as_tensor(phys, dtype=f.dtype)\n"
+                             "    bc = torch.as_tensor(bc, dtype=f.dtype)\n");
+        } else {
+            sb_printf(b, "    f = np.asarray(f, dtype=np.float64).reshape(-1)\n"
+                         "    y = np.asarray(target, dtype=np.float64).reshape(-1)\n");
+        }
+        sb_printf(b, "    r = f - y\n");
+        break;
+    default:
+        sb_printf(b, "def lossd_loss%s(emb, target=None, t=0.0, l2=0.0):\n", fn);
+        sb_printf(b, "    \"\"\"%s\n\n    contrastive: emb (2B, D) embeddings of two views (rows i "
+                     "and B+i pair), target (B) labels for supcon.\"\"\"\n",
+                  canon);
+        if (torch)
+            sb_printf(b, "    t = torch.as_tensor(t, dtype=emb.dtype)\n"
+                         "    l2 = torch.as_tensor(l2, dtype=emb.dtype)\n");
+        else
+            sb_printf(b, "    emb = np.asarray(emb, dtype=np.float64)\n");
+        break;
+    }
+    int s = shape(e, fam);
+    sb_printf(b, "    loss = ");
+    py_expr(b, e, fam, lang);
+    sb_printf(b, "\n    return %s\n", s == SH_SAMPLE ? "loss.mean()" : "loss");
+}
+
+/* ---- LaTeX ---- */
+
+static void tex(Sb *b, const Expr *e, int fam);
+
+static int tex_prec(const Expr *e) {
+    switch (e->op) {
+    case EOP_ADD:
+    case EOP_SUB: return 1;
+    case EOP_MUL: return 2;
+    case EOP_NEG: return 3;
+    case EOP_NUM: return e->num < 0 ? 3 : 5;
+    case EOP_POW: return 4;
+    default: return 5; /* \frac and functions are atoms */
+    }
+}
+
+static void tex_child(Sb *b, const Expr *c, int need, int fam) {
+    int paren = tex_prec(c) < need;
+    sb_printf(b, paren ? "\\left(" : "");
+    tex(b, c, fam);
+    sb_printf(b, paren ? "\\right)" : "");
+}
+
+static void tex(Sb *b, const Expr *e, int fam) {
+    /* the symbol of each term's parameter */
+    static const char *const psym[TERM_COUNT] = {
+        [TERM_FOCAL] = "\\gamma", [TERM_POLY1] = "\\epsilon", [TERM_SMOOTH] = "\\epsilon",
+        [TERM_HUBER] = "\\delta", [TERM_INFONCE] = "\\tau",   [TERM_SUPCON] = "\\tau",
+    };
+    static const char *const tvar[VAR_COUNT] = {[VAR_PT] = "p_t"};
+    static const char *const fn[EOP_COUNT] = {
+        [EOP_LOG] = "\\log",       [EOP_EXP] = "\\exp",   [EOP_TANH] = "\\tanh",
+        [EOP_SIGMOID] = "\\sigma", [EOP_MIN] = "\\min", [EOP_MAX] = "\\max",
+        [EOP_SOFTPLUS] = "\\operatorname{softplus}",
+    };
+    char num[40];
+    switch (e->op) {
+    case EOP_NUM:
+        fmt_num(e->num, num, sizeof num);
+        sb_printf(b, "%s", num);
+        return;
+    case EOP_VAR: sb_printf(b, "%s", tvar[e->id] ? tvar[e->id] : var_name[e->id]); return;
+    case EOP_TERM: {
+        const char *n = term_name[e->id];
+        char up[16];
+        size_t k = 0;
+        /* the acronyms print in capitals: CE, MSE, MAE */
+        int acronym = e->id == TERM_CE || e->id == TERM_MSE || e->id == TERM_MAE;
+        for (; n[k] && k + 1 < sizeof up; k++) up[k] = acronym ? (char)toupper((unsigned char)n[k]) : n[k];
+        up[k] = 0;
+        sb_printf(b, "\\mathrm{%s}", up);
+        if (psym[e->id]) {
+            sb_printf(b, "_{%s=", psym[e->id]);
+            if (e->a)
+                tex(b, e->a, fam);
+            else {
+                fmt_num(term_def[e->id], num, sizeof num);
+                sb_printf(b, "%s", num);
+            }
+            sb_printf(b, "}");
+        }
+        return;
+    }
+    case EOP_ADD:
+    case EOP_SUB:
+        tex_child(b, e->a, 1, fam);
+        sb_printf(b, " %s ", e->op == EOP_ADD ? "+" : "-");
+        tex_child(b, e->b, 2, fam);
+        return;
+    case EOP_MUL:
+        tex_child(b, e->a, 2, fam);
+        sb_printf(b, " \\cdot ");
+        tex_child(b, e->b, 3, fam);
+        return;
+    case EOP_DIV:
+        sb_printf(b, "\\frac{");
+        tex(b, e->a, fam);
+        sb_printf(b, "}{");
+        tex(b, e->b, fam);
+        sb_printf(b, "}");
+        return;
+    case EOP_POW:
+        if (e->a->op == EOP_TERM && psym[e->a->id]) {
+            sb_printf(b, "\\left(");
+            tex(b, e->a, fam);
+            sb_printf(b, "\\right)");
+        } else {
+            tex_child(b, e->a, 5, fam);
+        }
+        sb_printf(b, "^{");
+        tex(b, e->b, fam);
+        sb_printf(b, "}");
+        return;
+    case EOP_NEG:
+        sb_printf(b, "-");
+        tex_child(b, e->a, 3, fam);
+        return;
+    case EOP_SQRT:
+        sb_printf(b, "\\sqrt{");
+        tex(b, e->a, fam);
+        sb_printf(b, "}");
+        return;
+    case EOP_ABS:
+        sb_printf(b, "\\left|");
+        tex(b, e->a, fam);
+        sb_printf(b, "\\right|");
+        return;
+    case EOP_SUM:
+        sb_printf(b, "\\sum_{j} ");
+        tex_child(b, e->a, 2, fam);
+        return;
+    default:
+        sb_printf(b, "%s\\left(", fn[e->op] ? fn[e->op] : op_name[e->op]);
+        tex(b, e->a, fam);
+        if (e->b) {
+            sb_printf(b, ", ");
+            tex(b, e->b, fam);
+        }
+        sb_printf(b, "\\right)");
+        return;
+    }
+}
+
+char *expr_export(const Expr *e, int family, const char *format, char *err) {
+    Sb b = {0};
+    char *canon_text = NULL;
+    Expr *c = NULL;
+    if (!e || !format) {
+        ld_err(err, LD_EINVAL, "export: no expression or format");
+        return NULL;
+    }
+    int rc = expr_check(e, family, err);
+    if (rc) return NULL;
+    c = expr_canonical(e);
+    {
+        /* canonical text, grown until it fits */
+        size_t cap = 256;
+        for (;;) {
+            char *t = realloc(canon_text, cap);
+            if (!t) goto oom;
+            canon_text = t;
+            if (!c || expr_print(c, canon_text, cap) >= 0) break;
+            cap *= 2;
+        }
+        if (!c) goto oom;
+    }
+    if (strcmp(format, "pytorch") == 0 || strcmp(format, "torch") == 0) {
+        py_function(&b, e, family, PY_TORCH, canon_text);
+    } else if (strcmp(format, "numpy") == 0) {
+        py_function(&b, e, family, PY_NUMPY, canon_text);
+    } else if (strcmp(format, "latex") == 0) {
+        tex(&b, e, family);
+        sb_printf(&b, "\n");
+    } else if (strcmp(format, "expr") == 0) {
+        sb_printf(&b, "%s\n", canon_text);
+    } else {
+        ld_err(err, LD_EINVAL, "export: unknown format '%s' (pytorch, numpy, latex or expr)", format);
+        goto fail;
+    }
+    if (b.oom) goto oom;
+    free(canon_text);
+    expr_free(c);
+    return b.s;
+oom:
+    ld_err(err, LD_ENOMEM, "export: out of memory");
+fail:
+    free(b.s);
+    free(canon_text);
+    expr_free(c);
+    return NULL;
+}
