@@ -221,6 +221,11 @@ int store_sqlerr_(Store *s, int rc, const char *what, char *err)
     default: code = LD_EIO; break;
     }
     const char *msg = s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    /* "disk I/O error" alone does not say that the disk is full or the file too large */
+    int sys = s && s->db ? sqlite3_system_errno(s->db) : 0;
+    if (sys && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CANTOPEN ||
+                (rc & 0xff) == SQLITE_FULL))
+        return ld_err(err, code, "store: %s: %s (%s)", what, msg, strerror(sys));
     return ld_err(err, code, "store: %s: %s", what, msg);
 }
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -926,6 +927,14 @@ static void test_open_errors(void **state)
     if (!strstr(err, "malformed") && !strstr(err, "not a database"))
         fail_msg("corrupt database message: %s", err);
 
+    /* a directory nobody may create files in: sysfs refuses even root */
+    rc = store_open("/sys/lossd_test_store.db", 0, &s, err);
+    if (rc == LD_OK)
+        fail_msg("opening a database in /sys succeeded");
+    if (!strstr(err, "/sys/lossd_test_store.db"))
+        fail_msg("read-only place message: %s", err);
+    assert_null(s);
+
     /* a read-only directory (meaningless for root, who may write anywhere) */
     if (geteuid() != 0) {
         char dir[280];
@@ -936,6 +945,78 @@ static void test_open_errors(void **state)
         assert_int_equal(rc, LD_EPERM);
         assert_non_null(strstr(err, "x.db.lock"));
     }
+}
+
+/* The disk fills up under a child (RLIMIT_FSIZE): its writes fail with a clear error, not a
+ * crash, and everything it committed before is there when the parent reopens. */
+static void test_disk_full(void **state)
+{
+    char path[300];
+    newpath(path, sizeof path);
+    int pipefd[2];
+    assert_int_equal(pipe(pipefd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        Store *s = NULL;
+        char err[LD_ERR_MAX];
+        int64_t job = 0, task = 0, committed = 0;
+        close(pipefd[0]);
+        cJSON *spec = cJSON_CreateObject();
+        StoreJobNew j = {.spec = spec};
+        if (store_open(path, 0, &s, err) || store_job_insert(s, &j, &job, NULL, err) ||
+            store_task_upsert(s, 5, "classification", "digits", "accuracy", 1, NULL, &task, err) ||
+            store_candidate_put(s, job, 1, "ce", 1, 1, NULL, "init", "classification", NULL, err))
+            _exit(30);
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit rl = {.rlim_cur = 2 * 1024 * 1024, .rlim_max = RLIM_INFINITY};
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+            _exit(31);
+        int rc = LD_OK;
+        for (int seq = 0; seq < 100000 && rc == LD_OK; seq++) {
+            StoreEvalKey k = {.job_id = job, .seq = seq, .cand = 1, .task_id = task, .seed = 1,
+                              .steps = 10};
+            EvalResult r = result(0.5, 0.5);
+            r.ncurve = EVAL_CURVE_MAX;
+            for (int i = 0; i < EVAL_CURVE_MAX; i++)
+                r.curve[i] = (EvalCurvePoint){.step = i, .loss = 1.0f / (float)(i + 3), .val = 0.123456f};
+            rc = store_eval_put(s, &k, &r, NULL, err);
+            if (rc == LD_OK)
+                committed++;
+        }
+        /* the failure is named, and the handle still answers reads */
+        int64_t n = -1;
+        int named = rc == LD_EIO && strstr(err, "insert evaluation") &&
+                    (strstr(err, "full") || strstr(err, "I/O"));
+        fprintf(stderr, "disk full after %lld evaluations: rc %d: %s\n", (long long)committed, rc,
+                err);
+        if (store_evals_count(s, job, &n, err) != LD_OK || n != committed)
+            named = 0;
+        if (write(pipefd[1], &committed, sizeof committed) != sizeof committed)
+            _exit(32);
+        store_close(s);
+        _exit(named ? 0 : 33);
+    }
+    close(pipefd[1]);
+    int64_t committed = -1;
+    assert_int_equal(read(pipefd[0], &committed, sizeof committed), (ssize_t)sizeof committed);
+    close(pipefd[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("disk-full child: status %d (33: error not named or reads failed)",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    if (committed < 10)
+        fail_msg("disk-full child committed only %lld evaluations", (long long)committed);
+    Store *s = NULL;
+    OK(store_open(path, 0, &s, E));
+    int64_t n = -1;
+    OK(store_evals_count(s, 1, &n, E));
+    if (n != committed)
+        fail_msg("after disk full: %lld evaluations, the child committed %lld", (long long)n,
+                 (long long)committed);
+    put_eval(s, 1, committed, 1, 1, 2, 10, 0.6, 0.6); /* and writing works again */
+    store_close(s);
 }
 
 /* A reader process polls while the writer commits: in WAL mode neither waits for the other,
@@ -1052,6 +1133,7 @@ int main(void)
         cmocka_unit_test(test_writer_lock),
         cmocka_unit_test(test_migration),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_reader_during_writes),
         cmocka_unit_test(test_query_plans),
     };
