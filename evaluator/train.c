@@ -9,7 +9,7 @@
 #include "internal.h"
 #include "mlp.h"
 
-#define EVAL_CHUNK 256 /* rows per forward when scoring a split */
+#define EVAL_CHUNK 128 /* rows per forward when scoring a split */
 #define ECE_BINS 15
 
 static int has_term(const Expr *e, int term) {
@@ -130,7 +130,8 @@ int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, Eva
     Optim o;
     optim_init(&o, ts, P, mom1, mom2);
 
-    int every = opt && opt->curve_every > 0 ? opt->curve_every : (steps + 19) / 20;
+    /* About 10 curve points: each scores the whole validation split, which costs ~6 steps. */
+    int every = opt && opt->curve_every > 0 ? opt->curve_every : (steps + 9) / 10;
     if ((steps + every - 1) / every > EVAL_CURVE_MAX) every = (steps + EVAL_CURVE_MAX - 1) / EVAL_CURVE_MAX;
     const int use_l2 = has_term(loss, TERM_L2);
     const int classify = fam == FAM_CLASSIFICATION;

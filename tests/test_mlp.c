@@ -29,6 +29,61 @@ static double check(const char *what, const float *a, const double *b, int n, do
     return md;
 }
 
+/* The matrix products against a naive double-precision reference at many shapes: odd sizes hit
+ * the small kernel's row and column tails, large ones the OpenBLAS path. */
+static void test_linear_shapes(void **state) {
+    (void)state;
+    const int shapes[][3] = {{1, 1, 1},    {3, 5, 7},     {64, 64, 64}, {64, 64, 10}, {64, 10, 64},
+                             {7, 33, 9},   {13, 40, 17},  {6, 24, 31},  {65, 70, 3},  {300, 300, 300},
+                             {2, 600, 5},  {64, 1, 64},   {128, 32, 8}};
+    LdRng r;
+    rng_seed(&r, 4);
+    double worst = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int B = shapes[s][0], C = shapes[s][1], OC = shapes[s][2];
+        float *inp = malloc(sizeof(float) * B * C), *w = malloc(sizeof(float) * C * OC);
+        float *b = malloc(sizeof(float) * OC), *out = malloc(sizeof(float) * B * OC);
+        float *dinp = malloc(sizeof(float) * B * C), *dw = malloc(sizeof(float) * C * OC);
+        fill(inp, B * C, &r, 1);
+        fill(w, C * OC, &r, 1);
+        fill(b, OC, &r, 1);
+        for (int i = 0; i < C * OC; i++) dw[i] = 0.5f;
+        mlp_linear_forward(out, inp, w, b, B, C, OC);
+        /* Reuse out as dout for the backward. */
+        mlp_linear_backward(dinp, dw, NULL, out, inp, w, B, C, OC);
+        double md = 0;
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < OC; j++) {
+                double ref = b[j];
+                for (int k = 0; k < C; k++) ref += (double)inp[i * C + k] * w[k * OC + j];
+                md = fmax(md, fabs(out[i * OC + j] - ref) / fmax(1.0, fabs(ref)));
+            }
+        for (int i = 0; i < B; i++)
+            for (int k = 0; k < C; k++) {
+                double ref = 0;
+                for (int j = 0; j < OC; j++) ref += (double)out[i * OC + j] * w[k * OC + j];
+                md = fmax(md, fabs(dinp[i * C + k] - ref) / fmax(1.0, fabs(ref)));
+            }
+        for (int k = 0; k < C; k++)
+            for (int j = 0; j < OC; j++) {
+                double ref = 0.5;
+                for (int i = 0; i < B; i++) ref += (double)inp[i * C + k] * out[i * OC + j];
+                md = fmax(md, fabs(dw[k * OC + j] - ref) / fmax(1.0, fabs(ref)));
+            }
+        if (md > 1e-3) printf("shape B=%d C=%d OC=%d: maxdiff %.3e\n", B, C, OC, md);
+        worst = fmax(worst, md);
+        free(inp);
+        free(w);
+        free(b);
+        free(out);
+        free(dinp);
+        free(dw);
+    }
+    printf("%-28s maxdiff %.3e (tolerance 1.0e-03) %s\n", "linear products, 13 shapes", worst,
+           worst <= 1e-3 ? "ok" : "FAIL");
+    assert_true(worst <= 1e-3);
+}
+
 /* Loss of the linear layer: sum(out * R). */
 static double lin_loss(const float *inp, const float *w, const float *b, const float *R, int B, int C, int OC,
                        float *out) {
@@ -245,7 +300,8 @@ static void test_optim(void **state) {
 int main(void) {
     mlp_blas_once();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_linear_backward), cmocka_unit_test(test_relu_backward),
+        cmocka_unit_test(test_linear_shapes),   cmocka_unit_test(test_linear_backward),
+        cmocka_unit_test(test_relu_backward),
         cmocka_unit_test(test_tanh_backward),   cmocka_unit_test(test_gelu_backward),
         cmocka_unit_test(test_mlp_grad_tanh),   cmocka_unit_test(test_mlp_grad_gelu),
         cmocka_unit_test(test_mlp_grad_relu),   cmocka_unit_test(test_mlp_grad_linear),
