@@ -462,6 +462,27 @@ static void test_lossprog(void **state) {
     task_free(t);
 }
 
+/* The shipped example task file loads and trains. */
+static void test_example(void **state) {
+    char err[LD_ERR_MAX];
+    Task *t = NULL;
+    int rc = task_load_arg("examples/contrastive.task.json", &t, err);
+    if (rc != LD_OK) print_error("examples/contrastive.task.json: %s\n", err);
+    assert_int_equal(rc, LD_OK);
+    assert_int_equal(task_family(t), FAM_CONTRASTIVE);
+    assert_int_equal(t->model.embed_dim, 32);
+    assert_int_equal(t->train_spec.batch, 64);
+    assert_true(t->con->noise == 0.2f && t->con->dropout == 0.3f && t->con->shift == 0);
+    Expr *e = expr_parse("infonce(0.1)", err);
+    EvalResult r;
+    EvalOpts o = {.seed = 1, .steps = 20};
+    assert_int_equal(eval_run(t, e, &o, &r, err), LD_OK);
+    printf("examples/contrastive.task.json: 20 steps, ok %d, knn_accuracy %.4f\n", r.ok, r.val);
+    assert_true(r.ok);
+    expr_free(e);
+    task_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_augment),
@@ -470,6 +491,7 @@ int main(void) {
         cmocka_unit_test(test_spec),
         cmocka_unit_test(test_training_improves),
         cmocka_unit_test(test_lossprog),
+        cmocka_unit_test(test_example),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -443,6 +443,29 @@ static void test_lossprog_evidence(void **state) {
     check_expr_helps("{\"data\":\"builtin:oscillator\"}", "mse", "mse + phys + bc", 2.0);
 }
 
+/* The shipped example task files load and train. */
+static void test_examples(void **state) {
+    const char *files[] = {"examples/oscillator.task.json", "examples/poisson.task.json"};
+    for (int i = 0; i < 2; i++) {
+        char err[LD_ERR_MAX];
+        Task *t = NULL;
+        int rc = task_load_arg(files[i], &t, err);
+        if (rc != LD_OK) print_error("%s: %s\n", files[i], err);
+        assert_int_equal(rc, LD_OK);
+        assert_int_equal(task_family(t), FAM_PHYSICS);
+        assert_int_equal(t->model.act, ACT_TANH);
+        assert_int_equal(task_steps(t), 1000);
+        Expr *e = expr_parse("mse + phys + bc", err);
+        EvalResult r;
+        EvalOpts o = {.seed = 1, .steps = 20};
+        assert_int_equal(eval_run(t, e, &o, &r, err), LD_OK);
+        printf("%s: 20 steps, ok %d, solution_error %.4f\n", files[i], r.ok, r.val);
+        assert_true(r.ok);
+        expr_free(e);
+        task_free(t);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_activation_derivatives),
@@ -455,6 +478,7 @@ int main(void) {
         cmocka_unit_test(test_lossprog_failures),
         cmocka_unit_test(test_public_api),
         cmocka_unit_test(test_lossprog_evidence),
+        cmocka_unit_test(test_examples),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
