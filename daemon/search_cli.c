@@ -33,27 +33,7 @@ typedef struct Pool {
     pthread_mutex_t mu;
 } Pool;
 
-static void run_one(const Pool *p, int i) {
-    const SearchWork *w = &p->works[i];
-    EvalResult *r = &p->results[i];
-    char err[LD_ERR_MAX] = "";
-    memset(r, 0, sizeof *r);
-    Expr *e = expr_parse(w->expr, err);
-    if (!e) {
-        r->ok = 0;
-        r->val = r->test = NAN;
-        snprintf(r->error, sizeof r->error, "expression: %s", err);
-        return;
-    }
-    EvalOpts o = {.seed = w->seed, .steps = w->steps, .curve_every = 0};
-    int rc = eval_run(job_task(p->job, w->task), e, &o, r, err);
-    if (rc != LD_OK) {
-        r->ok = 0;
-        r->val = r->test = NAN;
-        snprintf(r->error, sizeof r->error, "%s", err[0] ? err : "evaluation failed");
-    }
-    expr_free(e);
-}
+static void run_one(const Pool *p, int i) { search_run_work(p->job, &p->works[i], &p->results[i]); }
 
 static void *worker(void *arg) {
     Pool *p = arg;
@@ -142,6 +122,8 @@ static int db_round(Db *d, const Search *s, const SearchJob *job, const SearchWo
     if (rc != LD_OK) return rc;
     rc = db_candidates(d, s, family_name(task_family(job_task(job, 0))), err);
     for (int i = 0; rc == LD_OK && i < n; i++) {
+        if (w[i].precheck && !r[i].ok && !strncmp(r[i].error, SEARCH_REJECTED, strlen(SEARCH_REJECTED)))
+            continue; /* not a training run */
         StoreEvalKey k = {.job_id = d->job_id, .seq = w[i].seq, .cand = w[i].cand,
                           .task_id = d->task_id[w[i].task], .seed = w[i].seed,
                           .steps = w[i].steps};

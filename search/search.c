@@ -43,6 +43,7 @@ typedef struct Cand {
     Res *fin;       /* [final task][seed], NULL unless chosen for the final evaluation */
     float *sig;     /* sig_n floats, for trained candidates */
     int in_pop;
+    int need_pre;   /* its level-0 works carry the pre-check */
 } Cand;
 
 /* Everything a round changes besides candidates, copied at the start of each round so that a
@@ -91,7 +92,7 @@ struct Search {
     int nworks, capworks, round_open;
     Reason reasons[MAX_REASONS], reasons0[MAX_REASONS];
     int nreasons, nreasons0;
-    double engine_ms;
+    double engine_ms, sig_ms; /* time in the engine, of it in signatures */
     SearchLookupFn lookup;
     void *lookup_ctx;
     int round_hits; /* lookup hits while building the open round */
@@ -297,6 +298,7 @@ static int push_work(Search *s, int ci, int level, int task, int k, uint64_t see
     w->seed = seed;
     w->steps = steps;
     snprintf(w->expr, sizeof w->expr, "%s", s->cands[ci].text);
+    w->precheck = level == 0 && s->cands[ci].need_pre;
     s->refs[s->nworks] = (WorkRef){ci, level, task, k};
     s->nworks++;
     return 0;
@@ -348,7 +350,10 @@ static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
         snprintf(err, sizeof err, "out of memory");
         goto reject;
     }
-    if (eval_signature(cd->e, s->job->family, s->C, cd->sig, s->sig_n, err) != LD_OK) goto reject;
+    double t0 = ld_now_ms();
+    int src = eval_signature(cd->e, s->job->family, s->C, cd->sig, s->sig_n, err);
+    s->sig_ms += ld_now_ms() - t0;
+    if (src != LD_OK) goto reject;
     for (int i = 0; i < ci && !uses_t(cd->e); i++) {
         Cand *o = &s->cands[i];
         if (!o->sig || (o->status != ST_ALIVE && o->status != ST_BASELINE) || uses_t(o->e))
@@ -362,7 +367,9 @@ static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
             return -1;
         }
     }
-    if (eval_precheck(cd->e, s->job->family, s->C, err) != LD_OK) goto reject;
+    /* the pre-check runs in the worker with the candidate's first works (SearchWork.precheck):
+     * it costs as much as a few hundred signatures and would otherwise hold up the round */
+    cd->need_pre = 1;
     cd->status = ST_ALIVE;
     return ci;
 reject:
@@ -758,6 +765,21 @@ int search_finish_round(Search *s, const EvalResult *results, char *err) {
     for (int i = 0; i < s->nworks; i++) {
         Res *x = ref_res(s, &s->refs[i]);
         const EvalResult *r = &results[i];
+        Cand *c = &s->cands[s->refs[i].cand];
+        if (s->works[i].precheck) {
+            c->need_pre = 0;
+            if (!r->ok && !strncmp(r->error, SEARCH_REJECTED, strlen(SEARCH_REJECTED))) {
+                s->c.evals--; /* not trained: the budget gets it back */
+                if (c->status == ST_ALIVE) {
+                    const char *why = r->error + strlen(SEARCH_REJECTED);
+                    c->status = ST_REJECTED;
+                    free(c->reason);
+                    c->reason = strdup(why);
+                    s->c.rejections++;
+                    add_reason(s, why);
+                }
+            }
+        }
         x->ok = r->ok ? 1 : 0;
         x->val = r->ok ? r->val : NAN;
         x->test = r->ok ? r->test : NAN;
@@ -1116,6 +1138,7 @@ cJSON *search_stats(const Search *s) {
                                         : s->c.phase == PH_FINAL ? "final"
                                                                  : "done");
     cJSON_AddNumberToObject(o, "engine_s", s->engine_ms / 1000.0);
+    cJSON_AddNumberToObject(o, "engine_signature_s", s->sig_ms / 1000.0);
     const Cand *b = best_alive(s) >= 0 ? &s->cands[best_alive(s)] : NULL;
     add_num(o, "best_fitness", b ? cur_fitness(b) : NAN);
     if (b) cJSON_AddStringToObject(o, "best_expr", b->text);
@@ -1463,4 +1486,32 @@ cJSON *search_candidate(const Search *s, int64_t cand) {
     cJSON_AddNumberToObject(o, "level", c->done);
     add_num(o, "fitness", c->done >= 0 ? cur_fitness(c) : NAN);
     return o;
+}
+
+/* ---- running a work ---- */
+
+void search_run_work(const SearchJob *job, const SearchWork *w, EvalResult *res) {
+    char err[LD_ERR_MAX] = "";
+    memset(res, 0, sizeof *res);
+    res->val = res->test = res->final_loss = NAN;
+    const Task *task = job_task(job, w->task);
+    Expr *e = task ? expr_parse(w->expr, err) : NULL;
+    if (!task) snprintf(err, sizeof err, "work names task %d, the job has %d", w->task, job->ntasks);
+    if (!e) {
+        snprintf(res->error, sizeof res->error, "%s", err);
+        return;
+    }
+    if (w->precheck && eval_precheck(e, job->family, task_outputs(job->tasks[0]), err) != LD_OK) {
+        snprintf(res->error, sizeof res->error, "%s%s", SEARCH_REJECTED, err);
+        snprintf(res->metric, sizeof res->metric, "%s", task_metric(task));
+        expr_free(e);
+        return;
+    }
+    EvalOpts o = {.seed = w->seed, .steps = w->steps, .curve_every = 0};
+    if (eval_run(task, e, &o, res, err) != LD_OK) {
+        res->ok = 0;
+        res->val = res->test = NAN;
+        snprintf(res->error, sizeof res->error, "%s", err[0] ? err : "evaluation failed");
+    }
+    expr_free(e);
 }

@@ -37,7 +37,16 @@ typedef struct SearchWork {
     uint64_t seed;              /* EvalOpts.seed */
     int steps;                  /* EvalOpts.steps (fidelity) */
     char expr[EXPR_TEXT_MAX];   /* canonical expression text */
+    int precheck;               /* 1: run eval_precheck before training (see search_run_work) */
 } SearchWork;
+
+/* Runs one work (thread-safe, no engine state): parses w->expr and, when w->precheck is set,
+ * runs eval_precheck first; a loss that fails it is not trained and res gets ok = 0, steps = 0
+ * and an error starting with SEARCH_REJECTED ("rejected before training: ..."), which the
+ * engine counts as a rejection, not as an evaluation. Otherwise eval_run. Always fills res.
+ * Callers that run works themselves should do the same (or call this). Borrows job and w. */
+#define SEARCH_REJECTED "rejected before training: "
+void search_run_work(const SearchJob *job, const SearchWork *w, EvalResult *res);
 
 typedef struct Search Search;
 

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "../evaluator/lossprog.h"
 #include "../search/internal.h"
 
 static SearchJob *job_from(const char *text) {
@@ -207,6 +208,8 @@ static const char *job_small =
     "120},\"fidelity\":{\"steps\":[50,200],\"promote\":0.34},\"seeds\":2,\"final\":{\"top\":2,"
     "\"seeds\":3},\"seed\":7}";
 
+static int n_prechecked_out; /* works the pre-check turned away */
+
 /* Runs up to max_rounds rounds with the fake evaluator; returns the rounds run. */
 static int run_rounds(Search *s, int max_rounds) {
     int r = 0;
@@ -215,7 +218,19 @@ static int run_rounds(Search *s, int max_rounds) {
         int n = search_round(s, &w);
         if (n == 0) break;
         EvalResult *res = calloc((size_t)n, sizeof *res);
-        for (int i = 0; i < n; i++) fake_eval(&w[i], &res[i]);
+        for (int i = 0; i < n; i++) {
+            /* the pre-check is the real one, as search_run_work does it */
+            char perr[LD_ERR_MAX] = "";
+            Expr *e = w[i].precheck ? expr_parse(w[i].expr, perr) : NULL;
+            if (e && eval_precheck(e, FAM_CLASSIFICATION, 10, perr) != LD_OK) {
+                memset(&res[i], 0, sizeof res[i]);
+                snprintf(res[i].error, sizeof res[i].error, "%s%s", SEARCH_REJECTED, perr);
+                n_prechecked_out++;
+            } else {
+                fake_eval(&w[i], &res[i]);
+            }
+            expr_free(e);
+        }
         char err[LD_ERR_MAX] = "";
         int rc = search_finish_round(s, res, err);
         free(res);
@@ -312,6 +327,7 @@ static void test_selection_and_halving(void **state) {
     char err[LD_ERR_MAX] = "";
     Search *s = search_new(j, NULL, 0, err);
     assert_non_null(s);
+    n_prechecked_out = 0;
     run_rounds(s, 1);
     double first = stat(s, "best_fitness");
     run_rounds(s, 1000);
@@ -322,6 +338,20 @@ static void test_selection_and_halving(void **state) {
         fail_msg("selection did not improve fitness: %.4f -> %.4f", first, last);
     int evals = (int)stat(s, "evaluations");
     if (evals > 400) fail_msg("budget exceeded: %d evaluations", evals);
+    /* works the pre-check turned away are rejections, not evaluations */
+    int rej = (int)stat(s, "rejections");
+    printf("# %d rejections; the pre-check in the workers turned away %d works\n", rej, n_prechecked_out);
+    if (n_prechecked_out > 0 && rej < 1) fail_msg("pre-check failures were not counted");
+    cJSON *lb0 = search_leaderboard(s, 0);
+    cJSON *it;
+    cJSON_ArrayForEach(it, lb0) {
+        const char *ex = cJSON_GetObjectItem(it, "expr")->valuestring;
+        Expr *e = expr_parse(ex, err);
+        if (eval_precheck(e, FAM_CLASSIFICATION, 10, err) != LD_OK && strcmp(ex, "ce") != 0)
+            fail_msg("%s failed the pre-check but is on the leaderboard", ex);
+        expr_free(e);
+    }
+    cJSON_Delete(lb0);
     /* successive halving: the candidates promoted to level 1 are the better ones */
     double sum_hi = 0, sum_lo = 0;
     int n_hi = 0, n_lo = 0;
@@ -419,6 +449,7 @@ static void test_result_lookup(void **state) {
     SearchJob *j = job_from(job_small);
     char err[LD_ERR_MAX] = "";
     for (int all = 0; all < 2; all++) {
+        n_prechecked_out = 0;
         Search *s = search_new(j, NULL, 0, err);
         search_set_lookup(s, fake_lookup, &all);
         int rounds = run_rounds(s, 10000);
