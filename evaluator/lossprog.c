@@ -87,6 +87,15 @@ static inline float g_pow(float a, float b) {
     int even = b == floorf(b) && fmodf(b, 2.0f) == 0;
     return a < 0 && !even ? -v : v;
 }
+/* Its gradient, 0 where a clamp is active (|a| < tiny for d/da, the exp(80) cap for both). */
+static inline float g_dpow_a(float a, float b, float v) {
+    float m = fabsf(a) > G_TINY ? fabsf(a) : G_TINY;
+    return fabsf(a) > G_TINY && b * flog(m) < G_EXP_MAX ? b * v / a : 0.0f;
+}
+static inline float g_dpow_b(float a, float b, float v) {
+    float l = flog(fabsf(a) > G_TINY ? fabsf(a) : G_TINY);
+    return b * l < G_EXP_MAX ? v * l : 0.0f;
+}
 static inline float sigm(float x) { return 1.0f / (1.0f + fexp(-x)); }
 static inline float ftanh(float x) {
     float c = x > 20.0f ? 20.0f : (x < -20.0f ? -20.0f : x);
@@ -462,7 +471,7 @@ static void ew_backward(LossProg *lp, Ins *in, int B) {
     case EOP_POW: {
         /* v = s m^b with m = max(|a|, tiny): dv/da = b v / m sign(a) (0 when clamped),
          * dv/db = v log m */
-        EW_BWD(fabsf(a) > G_TINY ? b * v / a : 0.0f, v * flog(fabsf(a) > G_TINY ? fabsf(a) : G_TINY));
+        EW_BWD(g_dpow_a(a, b, v), g_dpow_b(a, b, v));
         break;
     }
     case EOP_NEG: EW_BWD(-1.0f, 0.0f); break;
