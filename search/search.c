@@ -1502,7 +1502,7 @@ void search_run_work(const SearchJob *job, const SearchWork *w, EvalResult *res)
         return;
     }
     if (w->precheck && eval_precheck(e, job->family, task_outputs(job->tasks[0]), err) != LD_OK) {
-        snprintf(res->error, sizeof res->error, "%s%s", SEARCH_REJECTED, err);
+        snprintf(res->error, sizeof res->error, "%s%.200s", SEARCH_REJECTED, err);
         snprintf(res->metric, sizeof res->metric, "%s", task_metric(task));
         expr_free(e);
         return;

@@ -224,7 +224,7 @@ static int run_rounds(Search *s, int max_rounds) {
             Expr *e = w[i].precheck ? expr_parse(w[i].expr, perr) : NULL;
             if (e && eval_precheck(e, FAM_CLASSIFICATION, 10, perr) != LD_OK) {
                 memset(&res[i], 0, sizeof res[i]);
-                snprintf(res[i].error, sizeof res[i].error, "%s%s", SEARCH_REJECTED, perr);
+                snprintf(res[i].error, sizeof res[i].error, "%s%.200s", SEARCH_REJECTED, perr);
                 n_prechecked_out++;
             } else {
                 fake_eval(&w[i], &res[i]);
