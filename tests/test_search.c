@@ -136,10 +136,6 @@ static void grammar_family(const char *job_text, int n) {
         if (c) {
             check_valid(&g, c, op);
             mutated++;
-            /* chains of mutations stay valid too */
-            int k = (int)rng_below(&r, (uint32_t)n);
-            expr_free(pool[k]);
-            pool[k] = c;
         }
         Expr *x = grammar_crossover(&g, p, q, &r);
         if (x) {
@@ -152,6 +148,11 @@ static void grammar_family(const char *job_text, int n) {
             check_valid(&g, t, "perturb");
             tuned++;
             expr_free(t);
+        }
+        if (c) { /* chains of mutations stay valid too */
+            int k = (int)rng_below(&r, (uint32_t)n);
+            expr_free(pool[k]);
+            pool[k] = c;
         }
     }
     printf("# %s: %d random, %d mutated, %d crossed, %d perturbed, all valid\n", job_text, made,
