@@ -1,0 +1,418 @@
+/* test_export.c: exported PyTorch and NumPy code computes the same loss (and, for PyTorch, the
+ * same autograd gradient) as the compiled program, for every term and random trees; LaTeX and
+ * canonical text exports; error paths. The Python half is skipped when python3 or torch is
+ * missing. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../common/lossd.h"
+#include "../evaluator/lossprog.h"
+
+#define PY "/usr/bin/python3"
+#define MAXCASE 160
+#define NB 6
+#define NC 4
+#define ND 5
+
+static const struct {
+    int fam;
+    const char *src;
+} fixed[] = {
+    {FAM_CLASSIFICATION, "ce"},
+    {FAM_CLASSIFICATION, "focal(2)"},
+    {FAM_CLASSIFICATION, "focal(0.5)"},
+    {FAM_CLASSIFICATION, "focal(2*(1 - t))"},
+    {FAM_CLASSIFICATION, "hinge"},
+    {FAM_CLASSIFICATION, "poly1(1)"},
+    {FAM_CLASSIFICATION, "smooth(0.1)"},
+    {FAM_CLASSIFICATION, "entropy"},
+    {FAM_CLASSIFICATION, "mse"},
+    {FAM_CLASSIFICATION, "mae"},
+    {FAM_CLASSIFICATION, "huber(0.3)"},
+    {FAM_CLASSIFICATION, "logcosh"},
+    {FAM_CLASSIFICATION, "0.7*ce + 0.3*focal(2) + 0.01*l2"},
+    {FAM_CLASSIFICATION, "-sum(y*log(p)) + sum(sqrt(p))/4"},
+    {FAM_CLASSIFICATION, "(1 - pt)^2*ce + sum(exp(z - 3))/(1 + pt)"},
+    {FAM_CLASSIFICATION, "sum(tanh(z) + sigmoid(z) + softplus(z) + abs(z))"},
+    {FAM_CLASSIFICATION, "min(ce, 2) + max(pt, 0.2) + sum(min(z, 0.5))"},
+    {FAM_CLASSIFICATION, "(-pt)^1.5 + ce^0.5 + pt^-2/100"},
+    {FAM_REGRESSION, "mse"},
+    {FAM_REGRESSION, "mae"},
+    {FAM_REGRESSION, "huber(0.5)"},
+    {FAM_REGRESSION, "huber(1 + t)"},
+    {FAM_REGRESSION, "logcosh"},
+    {FAM_REGRESSION, "log(1 + r^2) + 0.1*abs(f) + l2"},
+    {FAM_REGRESSION, "sqrt(r^2 + 1) + exp(r/4) + r^3/3"},
+    {FAM_PHYSICS, "mse + 0.1*phys + bc"},
+    {FAM_PHYSICS, "mse*(1 + phys) + bc^2 + l2*phys"},
+    {FAM_CONTRASTIVE, "infonce(0.5)"},
+    {FAM_CONTRASTIVE, "supcon(0.3) + 0.5*infonce + 0.1*l2"},
+};
+
+/* The same bounded random trees as test_lossprog.c. */
+static Expr *rand_leaf(LdRng *r, int fam) {
+    for (;;) {
+        uint32_t k = rng_below(r, 3);
+        if (k == 0) return expr_num((double)(1 + (int)rng_below(r, 8)) / 4.0);
+        char err[LD_ERR_MAX];
+        Expr *e;
+        if (k == 1) {
+            e = expr_var((int)rng_below(r, VAR_COUNT));
+        } else {
+            Expr *param = rng_below(r, 3) == 0 ? expr_num(0.25 + 0.25 * rng_below(r, 8)) : NULL;
+            e = expr_term((int)rng_below(r, TERM_COUNT), param);
+        }
+        int rc = expr_check(e, fam, err);
+        if (rc == LD_OK || strstr(err, "does not depend") || (k == 1 && strstr(err, "per-class")))
+            return e;
+        expr_free(e);
+    }
+}
+
+static Expr *rand_tree(LdRng *r, int fam, int depth) {
+    if (depth <= 0 || rng_below(r, 4) == 0) return rand_leaf(r, fam);
+    static const int ops[] = {EOP_ADD, EOP_SUB, EOP_MUL, EOP_DIV, EOP_POW, EOP_NEG, EOP_LOG,
+                              EOP_EXP, EOP_SQRT, EOP_ABS, EOP_TANH, EOP_SIGMOID, EOP_SOFTPLUS,
+                              EOP_SUM, EOP_MIN, EOP_MAX};
+    int op = ops[rng_below(r, sizeof ops / sizeof *ops)];
+    Expr *a = rand_tree(r, fam, depth - 1), *b = NULL;
+    switch (op) {
+    case EOP_DIV:
+        b = expr_op(EOP_ADD, expr_num(1.5), expr_op(EOP_ABS, rand_tree(r, fam, depth - 1), NULL));
+        break;
+    case EOP_POW: b = expr_num((double)(1 + (int)rng_below(r, 3))); break;
+    case EOP_LOG: a = expr_op(EOP_ADD, expr_num(1), expr_op(EOP_ABS, a, NULL)); break;
+    case EOP_EXP: a = expr_op(EOP_TANH, a, NULL); break;
+    case EOP_SQRT: a = expr_op(EOP_ADD, expr_num(0.5), expr_op(EOP_ABS, a, NULL)); break;
+    case EOP_ADD:
+    case EOP_SUB:
+    case EOP_MUL:
+    case EOP_MIN:
+    case EOP_MAX: b = rand_tree(r, fam, depth - 1); break;
+    default: break;
+    }
+    return expr_op(op, a, b);
+}
+
+/* Inputs per family, shared by C and Python. */
+typedef struct Data {
+    float z[NB * NC], y[NB], emb[2 * NB * ND];
+    int label[NB];
+} Data;
+
+static Data data[FAM_COUNT];
+static const float T = 0.3f, L2 = 0.7f, PHYS = 0.4f, BC = 0.2f;
+
+static void make_data(void) {
+    LdRng r;
+    rng_seed(&r, 99);
+    for (int f = 0; f < FAM_COUNT; f++) {
+        Data *d = &data[f];
+        for (int k = 0; k < NB * NC; k++) d->z[k] = 1.5f * rng_normal(&r);
+        for (int i = 0; i < NB; i++) {
+            d->y[i] = rng_normal(&r);
+            d->label[i] = (int)rng_below(&r, f == FAM_CONTRASTIVE ? 3 : NC);
+        }
+        for (int k = 0; k < 2 * NB * ND; k++) d->emb[k] = rng_normal(&r);
+    }
+}
+
+typedef struct Case {
+    int fam;
+    char src[EXPR_TEXT_MAX];
+    double loss, grad[2 * NB * ND + 3];
+    int ngrad;
+} Case;
+
+/* Runs the compiled program; returns 0 when the loss is finite. */
+static int run_case(Case *c) {
+    char err[LD_ERR_MAX];
+    Expr *e = expr_parse(c->src, err);
+    assert_non_null(e);
+    int fam = c->fam, C = fam == FAM_CLASSIFICATION ? NC : 1, D = fam == FAM_CONTRASTIVE ? ND : 0;
+    LossProg *lp = NULL;
+    assert_int_equal(lossprog_new(e, fam, NB, C, D, &lp, err), LD_OK);
+    Data *d = &data[fam];
+    int reg = fam == FAM_REGRESSION || fam == FAM_PHYSICS;
+    LossIn in = {.B = NB, .t = T, .z = d->z, .label = reg ? NULL : d->label, .y = reg ? d->y : NULL,
+                 .emb = fam == FAM_CONTRASTIVE ? d->emb : NULL, .l2 = L2, .phys = PHYS, .bc = BC};
+    LossOut out;
+    int rc = lossprog_run(lp, &in, &out);
+    c->loss = out.loss;
+    int n = fam == FAM_CONTRASTIVE ? 2 * NB * ND : NB * C;
+    const float *g = fam == FAM_CONTRASTIVE ? out.demb : out.dz;
+    for (int k = 0; k < n && rc == LD_OK; k++) c->grad[k] = g[k];
+    c->grad[n] = out.g_l2;
+    c->grad[n + 1] = out.g_phys;
+    c->grad[n + 2] = out.g_bc;
+    c->ngrad = n + 3;
+    lossprog_free(lp);
+    expr_free(e);
+    return rc;
+}
+
+static int have_torch(void) {
+    if (access(PY, X_OK) != 0) return 0;
+    return system(PY " -c 'import torch, numpy' >/dev/null 2>&1") == 0;
+}
+
+static void write_floats(FILE *f, const char *name, const float *x, int n) {
+    fprintf(f, "%s=[", name);
+    for (int k = 0; k < n; k++) fprintf(f, "%s%.9g", k ? "," : "", x[k]);
+    fprintf(f, "],");
+}
+
+/* Appends the exported function for case k, renamed lossd_loss[_value]_k. */
+static void write_export(FILE *f, const Case *c, int k, const char *format) {
+    char err[LD_ERR_MAX];
+    Expr *e = expr_parse(c->src, err);
+    char *code = expr_export(e, c->fam, format, err);
+    if (!code) print_error("export '%s' as %s: %s\n", c->src, format, err);
+    assert_non_null(code);
+    const char *def = strcmp(format, "pytorch") == 0 ? "def lossd_loss(" : "def lossd_loss_value(";
+    char *at = strstr(code, def);
+    assert_non_null(at);
+    size_t head = (size_t)(at - code) + strlen(def) - 1;
+    fwrite(code, 1, head, f);
+    fprintf(f, "_%d%s\n\n", k, at + strlen(def) - 1);
+    free(code);
+    expr_free(e);
+}
+
+static const char driver[] =
+    "import sys\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "import torch\n"
+    "torch.set_default_dtype(torch.float64)\n"
+    "import numpy as np\n"
+    "import lossd_torch, lossd_numpy, lossd_data\n"
+    "D = lossd_data\n"
+    "for k, fam in enumerate(D.CASES):\n"
+    "    d = D.DATA[fam]\n"
+    "    try:\n"
+    "        kw = dict(t=D.T, l2=torch.tensor(D.L2, requires_grad=True))\n"
+    "        nkw = dict(t=D.T, l2=D.L2)\n"
+    "        if fam == 2:\n"
+    "            kw.update(phys=torch.tensor(D.PHYS, requires_grad=True), bc=torch.tensor(D.BC, requires_grad=True))\n"
+    "            nkw.update(phys=D.PHYS, bc=D.BC)\n"
+    "        lab = torch.tensor(d['label'])\n"
+    "        if fam == 3:\n"
+    "            x = torch.tensor(d['emb']).reshape(2 * D.B, D.D)\n"
+    "            tgt = lab\n"
+    "        elif fam == 0:\n"
+    "            x = torch.tensor(d['z']).reshape(D.B, D.C)\n"
+    "            tgt = lab\n"
+    "        else:\n"
+    "            x = torch.tensor(d['z'])\n"
+    "            tgt = torch.tensor(d['y'])\n"
+    "        nx = x.numpy().copy()\n"
+    "        x.requires_grad_()\n"
+    "        loss = getattr(lossd_torch, 'lossd_loss_%d' % k)(x, tgt, **kw)\n"
+    "        loss.backward()\n"
+    "        g = (x.grad if x.grad is not None else torch.zeros_like(x)).reshape(-1).tolist()\n"
+    "        for name in ('l2', 'phys', 'bc'):\n"
+    "            v = kw.get(name)\n"
+    "            g.append(float(v.grad) if v is not None and v.grad is not None else 0.0)\n"
+    "        nv = getattr(lossd_numpy, 'lossd_loss_value_%d' % k)(nx, tgt.numpy(), **nkw)\n"
+    "        print(k, repr(float(loss)), repr(float(nv)), ' '.join(repr(v) for v in g))\n"
+    "    except Exception as ex:\n"
+    "        print(k, 'ERROR', type(ex).__name__, str(ex).replace('\\n', ' '))\n";
+
+static void test_python_parity(void **state) {
+    (void)state;
+    if (!have_torch()) {
+        print_message("skipping: " PY " with torch and numpy is not available\n");
+        skip();
+    }
+    make_data();
+    static Case cases[MAXCASE];
+    int n = 0;
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
+        cases[n].fam = fixed[i].fam;
+        snprintf(cases[n].src, sizeof cases[n].src, "%s", fixed[i].src);
+        assert_int_equal(run_case(&cases[n]), LD_OK);
+        n++;
+    }
+    /* random trees: 25 per family that run finite */
+    LdRng r;
+    rng_seed(&r, 2024);
+    for (int fam = 0; fam < FAM_COUNT; fam++) {
+        int got = 0, tries = 0;
+        while (got < 25 && tries++ < 5000 && n < MAXCASE) {
+            char err[LD_ERR_MAX];
+            Expr *e = rand_tree(&r, fam, 1 + (int)rng_below(&r, 4));
+            if (expr_check(e, fam, err) != LD_OK && strstr(err, "per-class"))
+                e = expr_op(EOP_SUM, e, NULL);
+            if (expr_check(e, fam, err) == LD_OK) {
+                cases[n].fam = fam;
+                expr_print(e, cases[n].src, sizeof cases[n].src);
+                if (run_case(&cases[n]) == LD_OK && fabs(cases[n].loss) < 1e6) {
+                    n++;
+                    got++;
+                }
+            }
+            expr_free(e);
+        }
+    }
+
+    char dir[] = "/tmp/lossd_export_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[512];
+    snprintf(path, sizeof path, "%s/lossd_torch.py", dir);
+    FILE *ft = fopen(path, "w");
+    snprintf(path, sizeof path, "%s/lossd_numpy.py", dir);
+    FILE *fn = fopen(path, "w");
+    snprintf(path, sizeof path, "%s/lossd_data.py", dir);
+    FILE *fd = fopen(path, "w");
+    snprintf(path, sizeof path, "%s/driver.py", dir);
+    FILE *fdr = fopen(path, "w");
+    assert_true(ft && fn && fd && fdr);
+    for (int k = 0; k < n; k++) {
+        write_export(ft, &cases[k], k, "pytorch");
+        write_export(fn, &cases[k], k, "numpy");
+    }
+    fprintf(fd, "B = %d\nC = %d\nD = %d\nT = %.9g\nL2 = %.9g\nPHYS = %.9g\nBC = %.9g\nDATA = {}\n", NB,
+            NC, ND, T, L2, PHYS, BC);
+    for (int f = 0; f < FAM_COUNT; f++) {
+        fprintf(fd, "DATA[%d] = dict(", f);
+        write_floats(fd, "z", data[f].z, f == FAM_CLASSIFICATION ? NB * NC : NB);
+        write_floats(fd, "y", data[f].y, NB);
+        write_floats(fd, "emb", data[f].emb, 2 * NB * ND);
+        fprintf(fd, "label=[");
+        for (int i = 0; i < NB; i++) fprintf(fd, "%s%d", i ? "," : "", data[f].label[i]);
+        fprintf(fd, "])\n");
+    }
+    fprintf(fd, "CASES = [");
+    for (int k = 0; k < n; k++) fprintf(fd, "%s%d", k ? "," : "", cases[k].fam);
+    fprintf(fd, "]\n");
+    fputs(driver, fdr);
+    fclose(ft);
+    fclose(fn);
+    fclose(fd);
+    fclose(fdr);
+
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, PY " %s/driver.py %s 2>&1", dir, dir);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    static char line[1 << 16];
+    int seen = 0, bad = 0;
+    double worst_l = 0, worst_g = 0;
+    while (fgets(line, sizeof line, p)) {
+        char *s = line;
+        int k = (int)strtol(s, &s, 10);
+        if (k < 0 || k >= n || strstr(line, "ERROR") || strstr(line, "Error")) {
+            print_error("python: %s", line);
+            bad++;
+            continue;
+        }
+        Case *c = &cases[k];
+        double lt = strtod(s, &s), ln = strtod(s, &s);
+        double gmax = 0, gdiff = 0;
+        for (int j = 0; j < c->ngrad; j++) {
+            double g = strtod(s, &s);
+            gmax = fmax(gmax, fabs(g));
+            gdiff = fmax(gdiff, fabs(g - c->grad[j]));
+        }
+        /* gradients below 1e-3 are compared at float precision, not relative to themselves */
+        double scale = fmax(gmax, 1e-3);
+        double el = fabs(lt - c->loss) / fmax(1.0, fabs(lt)), en = fabs(ln - lt) / fmax(1.0, fabs(lt));
+        double eg = gdiff / scale;
+        worst_l = fmax(worst_l, fmax(el, en));
+        worst_g = fmax(worst_g, eg);
+        seen++;
+        if (el > 1e-4 || en > 1e-6 || eg > 1e-4 || !isfinite(lt)) {
+            print_error("%s (%s): lossprog %.9g, torch %.9g, numpy %.9g, gradient max diff %.3g of "
+                        "%.3g\n",
+                        c->src, family_name(c->fam), c->loss, lt, ln, gdiff, gmax);
+            bad++;
+        }
+    }
+    int st = pclose(p);
+    print_message("python parity: %d of %d expressions compared, %d mismatches; worst loss rel "
+                  "%.3g, worst scaled gradient diff %.3g (tolerance 1e-4)\n",
+                  seen, n, bad, worst_l, worst_g);
+    if (bad == 0 && st == 0) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        (void)system(cmd);
+    } else {
+        print_message("files kept in %s\n", dir);
+    }
+    assert_int_equal(st, 0);
+    assert_int_equal(seen, n);
+    assert_int_equal(bad, 0);
+}
+
+static char *export_of(const char *src, int fam, const char *format) {
+    char err[LD_ERR_MAX];
+    Expr *e = expr_parse(src, err);
+    assert_non_null(e);
+    char *s = expr_export(e, fam, format, err);
+    if (!s) print_error("export: %s\n", err);
+    assert_non_null(s);
+    expr_free(e);
+    return s;
+}
+
+static void test_text_formats(void **state) {
+    (void)state;
+    char *s = export_of("0.3*focal(2) + 0.7*ce", FAM_CLASSIFICATION, "expr");
+    assert_string_equal(s, "0.7*ce + 0.3*focal(2)\n");
+    free(s);
+    s = export_of("0.7*ce + 0.3*focal(2)", FAM_CLASSIFICATION, "latex");
+    assert_string_equal(s, "0.7 \\cdot \\mathrm{CE} + 0.3 \\cdot \\mathrm{focal}_{\\gamma=2}\n");
+    free(s);
+    s = export_of("sum(p^2)/(1 - t) + sqrt(abs(pt)) - log(pt)", FAM_CLASSIFICATION, "latex");
+    assert_string_equal(s, "\\frac{\\sum_{j} p^{2}}{1 - t} + \\sqrt{\\left|p_t\\right|} - "
+                           "\\log\\left(p_t\\right)\n");
+    free(s);
+    s = export_of("huber(1 + t) + mse", FAM_REGRESSION, "latex");
+    assert_string_equal(s, "\\mathrm{huber}_{\\delta=1 + t} + \\mathrm{MSE}\n");
+    free(s);
+    s = export_of("0.7*ce + 0.3*focal(2)", FAM_CLASSIFICATION, "pytorch");
+    assert_non_null(strstr(s, "import torch\nimport torch.nn.functional as F\n"));
+    assert_non_null(strstr(s, "def lossd_loss(z, target, t=0.0, l2=0.0):\n    \"\"\"0.7*ce + 0.3*focal(2)"));
+    free(s);
+    s = export_of("mse + phys", FAM_PHYSICS, "numpy");
+    assert_non_null(strstr(s, "def lossd_loss_value(f, target, t=0.0, l2=0.0, phys=0.0, bc=0.0):"));
+    free(s);
+    /* every operator has a spelling in each format */
+    for (int op = EOP_LOG; op < EOP_COUNT; op++) {
+        Expr *e = expr_op(op, expr_var(op == EOP_SUM ? VAR_Z : VAR_PT),
+                          op == EOP_MIN || op == EOP_MAX ? expr_term(TERM_CE, NULL) : NULL);
+        const char *formats[] = {"pytorch", "numpy", "latex", "expr"};
+        for (int f = 0; f < 4; f++) {
+            char err[LD_ERR_MAX];
+            char *t = expr_export(e, FAM_CLASSIFICATION, formats[f], err);
+            assert_non_null(t);
+            assert_null(strstr(t, "(null)"));
+            free(t);
+        }
+        expr_free(e);
+    }
+    /* errors */
+    char err[LD_ERR_MAX];
+    Expr *e = expr_parse("ce", err);
+    assert_null(expr_export(e, FAM_CLASSIFICATION, "fortran", err));
+    assert_string_equal(err, "export: unknown format 'fortran' (pytorch, numpy, latex or expr)");
+    assert_null(expr_export(e, FAM_REGRESSION, "pytorch", err));
+    assert_string_equal(err, "term 'ce' is not available for regression tasks");
+    expr_free(e);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_text_formats),
+        cmocka_unit_test(test_python_parity),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
