@@ -284,7 +284,7 @@ static void set_defaults(SearchJob *j) {
     j->final_seeds = 5;
     j->seed = 1;
     j->warm_start = 1;
-    j->parsimony = 0.001;
+    j->parsimony = 0.0005;
     j->tune_every = 3;
     j->tune_lambda = 2;
     j->tune_sigma = 0.3;
