@@ -380,6 +380,18 @@ int con_eval_run(const Task *t, const Expr *loss, const EvalOpts *opt, EvalResul
 /* ---------------------------------------------------------------------------------------------
  * Loading */
 
+/* LD_OK, or LD_EINVAL naming the first key of obj not in keys (NULL-terminated). */
+static int known_keys(const cJSON *obj, const char *where, const char *const *keys, char *err) {
+    const cJSON *it;
+    if (!obj) return LD_OK;
+    cJSON_ArrayForEach(it, obj) {
+        int k = 0;
+        while (keys[k] && strcmp(it->string, keys[k]) != 0) k++;
+        if (!keys[k]) return ld_err(err, LD_EINVAL, "%s.%s: unknown key", where, it->string);
+    }
+    return LD_OK;
+}
+
 static int num_in(const cJSON *obj, const char *where, const char *key, double lo, double hi,
                   double *v, char *err) {
     const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
@@ -478,7 +490,14 @@ int con_task_load(Task *t, const cJSON *spec, char *err) {
     double v;
     int rc;
 
+    const cJSON *knn = cJSON_GetObjectItemCaseSensitive(spec, "knn");
+    static const char *const aug_keys[] = {"noise", "dropout", "shift", NULL};
+    static const char *const knn_keys[] = {"k", NULL};
     if (aug && !cJSON_IsObject(aug)) return ld_err(err, LD_EINVAL, "augment: expected an object");
+    if (knn && !cJSON_IsObject(knn)) return ld_err(err, LD_EINVAL, "knn: expected an object");
+    if ((rc = known_keys(aug, "augment", aug_keys, err)) != LD_OK ||
+        (rc = known_keys(knn, "knn", knn_keys, err)) != LD_OK)
+        return rc;
     if (!t->train.label || t->nclass < 2)
         return ld_err(err, LD_EINVAL,
                       "contrastive: the data set needs class labels (the k-NN metric votes on "
@@ -515,7 +534,6 @@ int con_task_load(Task *t, const cJSON *spec, char *err) {
                 if (xv > c->hi[j]) c->hi[j] = xv;
             }
     }
-    const cJSON *knn = cJSON_GetObjectItemCaseSensitive(spec, "knn");
     if ((rc = int_in(knn, "knn", "k", 1, CON_KNN_MAX, &c->k, err)) < 0) goto fail;
     t->con = c;
     t->family = FAM_CONTRASTIVE;

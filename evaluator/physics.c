@@ -642,6 +642,20 @@ int phys_task_load(Task *t, const cJSON *spec, char *err) {
     int rc = LD_OK;
 
     if (ps && !cJSON_IsObject(ps)) return ld_err(err, LD_EINVAL, "physics: expected an object");
+    if (ps) {
+        static const char *const keys[] = {"observations", "noise", "collocation", "domain",
+                                           "zeta", "omega", "seed"};
+        const cJSON *it;
+        cJSON_ArrayForEach(it, ps) {
+            size_t k = 0;
+            while (k < sizeof keys / sizeof keys[0] && strcmp(it->string, keys[k]) != 0) k++;
+            if (k == sizeof keys / sizeof keys[0])
+                return ld_err(err, LD_EINVAL,
+                              "physics.%s: unknown key (observations, noise, collocation, domain, "
+                              "zeta, omega, seed)",
+                              it->string);
+        }
+    }
     p = calloc(1, sizeof *p);
     if (!p) return ld_err(err, LD_ENOMEM, "physics: out of memory");
     if (ds && strcmp(ds, "builtin:oscillator") == 0) {

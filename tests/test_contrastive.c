@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "../evaluator/contrastive.c"
 
@@ -347,6 +348,10 @@ static void test_spec(void **state) {
     assert_non_null(strstr(err, "augment"));
     assert_null(fake_task(10, "{\"knn\":{\"k\":0}}", err));
     assert_non_null(strstr(err, "knn.k"));
+    assert_null(fake_task(10, "{\"augment\":{\"jitter\":1}}", err));
+    assert_non_null(strstr(err, "augment.jitter: unknown key"));
+    assert_null(fake_task(10, "{\"knn\":5}", err));
+    assert_non_null(strstr(err, "knn: expected an object"));
 }
 
 /* ---- training: InfoNCE must lift k-NN accuracy above the untrained network's */
@@ -483,6 +488,51 @@ static void test_example(void **state) {
     task_free(t);
 }
 
+/* Two evaluations of one task in two threads give what they give one after the other: no
+ * shared mutable state. */
+typedef struct ThreadRun {
+    const Task *t;
+    const Expr *e;
+    uint64_t seed;
+    EvalResult r;
+    int rc;
+} ThreadRun;
+
+static void *thread_run(void *arg) {
+    ThreadRun *a = arg;
+    char err[LD_ERR_MAX];
+    EvalOpts o = {.seed = a->seed, .steps = 40};
+    a->rc = con_eval_run(a->t, a->e, &o, &a->r, err);
+    return NULL;
+}
+
+static void check_threads(const Task *t) {
+    char err[LD_ERR_MAX];
+    Expr *e = expr_parse("infonce(0.1)", err);
+    assert_non_null(e);
+    ThreadRun par[2] = {{.t = t, .e = e, .seed = 1}, {.t = t, .e = e, .seed = 2}};
+    ThreadRun ser[2] = {{.t = t, .e = e, .seed = 1}, {.t = t, .e = e, .seed = 2}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, thread_run, &par[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++) thread_run(&ser[i]);
+    for (int i = 0; i < 2; i++) {
+        printf("seed %d: threaded %.6f, serial %.6f\n", i + 1, par[i].r.val, ser[i].r.val);
+        assert_int_equal(par[i].rc, LD_OK);
+        assert_true(par[i].r.ok && ser[i].r.ok);
+        assert_true(par[i].r.val == ser[i].r.val && par[i].r.final_loss == ser[i].r.final_loss);
+    }
+    expr_free(e);
+}
+
+static void test_threads(void **state) {
+    char err[LD_ERR_MAX];
+    Task *t = NULL;
+    assert_int_equal(task_load_arg("examples/contrastive.task.json", &t, err), LD_OK);
+    check_threads(t);
+    task_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_augment),
@@ -492,6 +542,7 @@ int main(void) {
         cmocka_unit_test(test_training_improves),
         cmocka_unit_test(test_lossprog),
         cmocka_unit_test(test_example),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 
 #include "../evaluator/physics.c"
 
@@ -261,6 +262,8 @@ static void test_spec(void **state) {
     expect_load_error("{\"data\":\"builtin:oscillator\",\"physics\":{\"domain\":[3,2]}}",
                       "physics.domain");
     expect_load_error("{\"data\":\"builtin:oscillator\",\"physics\":[1]}", "physics");
+    expect_load_error("{\"data\":\"builtin:poisson\",\"physics\":{\"noize\":0.1}}",
+                      "physics.noize: unknown key");
 }
 
 /* ---- training runs with the hand-written loss */
@@ -466,6 +469,51 @@ static void test_examples(void **state) {
     }
 }
 
+/* Two evaluations of one task in two threads give what they give one after the other: no
+ * shared mutable state. */
+typedef struct ThreadRun {
+    const Task *t;
+    const Expr *e;
+    uint64_t seed;
+    EvalResult r;
+    int rc;
+} ThreadRun;
+
+static void *thread_run(void *arg) {
+    ThreadRun *a = arg;
+    char err[LD_ERR_MAX];
+    EvalOpts o = {.seed = a->seed, .steps = 200};
+    a->rc = phys_eval_run(a->t, a->e, &o, &a->r, err);
+    return NULL;
+}
+
+static void check_threads(const Task *t) {
+    char err[LD_ERR_MAX];
+    Expr *e = expr_parse("mse + phys + bc", err);
+    assert_non_null(e);
+    ThreadRun par[2] = {{.t = t, .e = e, .seed = 1}, {.t = t, .e = e, .seed = 2}};
+    ThreadRun ser[2] = {{.t = t, .e = e, .seed = 1}, {.t = t, .e = e, .seed = 2}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, thread_run, &par[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 2; i++) thread_run(&ser[i]);
+    for (int i = 0; i < 2; i++) {
+        printf("seed %d: threaded %.6f, serial %.6f\n", i + 1, par[i].r.val, ser[i].r.val);
+        assert_int_equal(par[i].rc, LD_OK);
+        assert_true(par[i].r.ok && ser[i].r.ok);
+        assert_true(par[i].r.val == ser[i].r.val && par[i].r.final_loss == ser[i].r.final_loss);
+    }
+    expr_free(e);
+}
+
+static void test_threads(void **state) {
+    char err[LD_ERR_MAX];
+    Task *t = load_task("{\"data\":\"builtin:oscillator\"}", err);
+    assert_non_null(t);
+    check_threads(t);
+    free_task(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_activation_derivatives),
@@ -479,6 +527,7 @@ int main(void) {
         cmocka_unit_test(test_public_api),
         cmocka_unit_test(test_lossprog_evidence),
         cmocka_unit_test(test_examples),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
