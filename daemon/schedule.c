@@ -76,7 +76,8 @@ int schedule_validate(const cJSON *params, const char *base_dir, ScheduleSpec *o
         rc = ld_err(err, LD_EINVAL, "params.cron: missing");
         goto fail;
     }
-    if ((rc = opt_string(params, "cron", &str, err)) != LD_OK)
+    rc = opt_string(params, "cron", &str, err);
+    if (rc != LD_OK)
         goto fail;
     if (!str) {
         rc = ld_err(err, LD_EINVAL, "params.cron: expected a string, got null");
@@ -94,26 +95,30 @@ int schedule_validate(const cJSON *params, const char *base_dir, ScheduleSpec *o
     }
     memcpy(out->cron_expr, str, n);
     out->cron_expr[n] = 0;
-    if ((rc = cron_parse(out->cron_expr, &out->cron, e2)) != LD_OK) {
+    rc = cron_parse(out->cron_expr, &out->cron, e2);
+    if (rc != LD_OK) {
         ld_err(err, rc, "params.cron: %s", e2);
         goto fail;
     }
 
     /* tz */
-    if ((rc = opt_string(params, "tz", &str, err)) != LD_OK)
+    rc = opt_string(params, "tz", &str, err);
+    if (rc != LD_OK)
         goto fail;
     if (str && !*str) {
         rc = ld_err(err, LD_EINVAL, "params.tz: empty (leave it out for the daemon's zone)");
         goto fail;
     }
-    if ((rc = tz_load(str, &out->zone, e2)) != LD_OK) {
+    rc = tz_load(str, &out->zone, e2);
+    if (rc != LD_OK) {
         ld_err(err, rc, "params.tz: %s", e2);
         goto fail;
     }
     snprintf(out->tz, sizeof out->tz, "%s", tz_name(out->zone));
 
     /* until */
-    if ((rc = opt_string(params, "until", &str, err)) != LD_OK)
+    rc = opt_string(params, "until", &str, err);
+    if (rc != LD_OK)
         goto fail;
     if (str) {
         out->until_min = schedule_parse_until(str);
@@ -134,7 +139,8 @@ int schedule_validate(const cJSON *params, const char *base_dir, ScheduleSpec *o
     }
 
     /* catch_up, concurrency, name */
-    if ((rc = opt_string(params, "catch_up", &str, err)) != LD_OK)
+    rc = opt_string(params, "catch_up", &str, err);
+    if (rc != LD_OK)
         goto fail;
     if (!str || !strcmp(str, "skip")) {
         out->catch_up = SCHEDULE_CATCHUP_SKIP;
@@ -145,7 +151,8 @@ int schedule_validate(const cJSON *params, const char *base_dir, ScheduleSpec *o
                     str);
         goto fail;
     }
-    if ((rc = opt_string(params, "concurrency", &str, err)) != LD_OK)
+    rc = opt_string(params, "concurrency", &str, err);
+    if (rc != LD_OK)
         goto fail;
     if (!str || !strcmp(str, "forbid")) {
         out->concurrency = SCHEDULE_FORBID;
@@ -156,7 +163,8 @@ int schedule_validate(const cJSON *params, const char *base_dir, ScheduleSpec *o
                     "params.concurrency: expected \"forbid\" or \"allow\", got '%.32s'", str);
         goto fail;
     }
-    if ((rc = opt_string(params, "name", &str, err)) != LD_OK)
+    rc = opt_string(params, "name", &str, err);
+    if (rc != LD_OK)
         goto fail;
     if (str) {
         if (strlen(str) >= sizeof out->name) {
@@ -177,7 +185,8 @@ int schedule_validate(const cJSON *params, const char *base_dir, ScheduleSpec *o
         rc = ld_err(err, LD_EINVAL, "params.job: expected an object, got %s", json_type(job));
         goto fail;
     }
-    if ((rc = job_parse(job, base_dir, &sj, e2)) != LD_OK) {
+    rc = job_parse(job, base_dir, &sj, e2);
+    if (rc != LD_OK) {
         ld_err(err, rc, "params.job: %s", e2);
         goto fail;
     }
@@ -479,12 +488,13 @@ int schedule_from_row(const cJSON *row, Schedule *out, char *err) {
         goto fail;
     }
     snprintf(out->spec.cron_expr, sizeof out->spec.cron_expr, "%s", cron->valuestring);
-    if ((rc = cron_parse(out->spec.cron_expr, &out->spec.cron, e2)) != LD_OK) {
+    rc = cron_parse(out->spec.cron_expr, &out->spec.cron, e2);
+    if (rc != LD_OK) {
         ld_err(err, rc, "schedule %lld: %s", (long long)out->id, e2);
         goto fail;
     }
-    if ((rc = tz_load(cJSON_IsString(tz) ? tz->valuestring : NULL, &out->spec.zone, e2)) !=
-        LD_OK) {
+    rc = tz_load(cJSON_IsString(tz) ? tz->valuestring : NULL, &out->spec.zone, e2);
+    if (rc != LD_OK) {
         ld_err(err, rc, "schedule %lld: %s", (long long)out->id, e2);
         goto fail;
     }
