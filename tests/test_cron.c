@@ -2,6 +2,7 @@
  * TZif zone reader and next-fire computation, including DST nights, against tables whose
  * expected values were computed independently with /usr/bin/python3 and zoneinfo (a brute-force
  * minute-by-minute reference, not this code). No test waits for real time. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -553,6 +554,47 @@ static void test_next_consistent(void **state) {
     }
 }
 
+
+/* Zones are immutable after tz_load: two threads computing fires in different zones at once
+ * get what one thread gets (the reason for not using setenv("TZ") + localtime). */
+typedef struct ThreadArg {
+    const TzZone *z;
+    const Cron *c;
+    int64_t out[200];
+} ThreadArg;
+
+static void *fire_thread(void *p) {
+    ThreadArg *a = p;
+    cron_next_n(a->c, a->z, 1790000000, 200, a->out);
+    return NULL;
+}
+
+static void test_threads(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    Cron c;
+    assert_int_equal(cron_parse("*/20 0-3 * * *", &c, err), LD_OK);
+    TzZone *b = zone("Europe/Berlin"), *ny = zone("America/New_York");
+    static ThreadArg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i].z = i % 2 ? ny : b;
+        a[i].c = &c;
+    }
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, fire_thread, &a[i]), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    int64_t ref[200];
+    for (int i = 0; i < 4; i++) {
+        cron_next_n(&c, a[i].z, 1790000000, 200, ref);
+        assert_memory_equal(ref, a[i].out, sizeof ref);
+    }
+    assert_true(memcmp(a[0].out, a[1].out, sizeof ref) != 0); /* the zones differ */
+    tz_free(b);
+    tz_free(ny);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_valid),  cmocka_unit_test(test_parse_invalid),
@@ -560,7 +602,7 @@ int main(void) {
         cmocka_unit_test(test_tz_errors),    cmocka_unit_test(test_tz_default),     cmocka_unit_test(test_tz_fuzz),
         cmocka_unit_test(test_next_table),   cmocka_unit_test(test_next_random),
         cmocka_unit_test(test_next_n),       cmocka_unit_test(test_clock_jump),
-        cmocka_unit_test(test_next_consistent),
+        cmocka_unit_test(test_next_consistent), cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
