@@ -50,7 +50,9 @@ $(BUILD)/liblossd.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BIN)/lossd: $(BUILD)/daemon/main.o $(BUILD)/liblossd.a
+# lossd links every object (not the archive): modules that register themselves through weak
+# hooks (schedules, for one) must not be dropped by the archive's on-demand linking.
+$(BIN)/lossd: $(BUILD)/daemon/main.o $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #ifndef LOSSD_DATADIR
@@ -123,6 +124,13 @@ char *ld_read_file(const char *path, size_t *len, char *err) {
     char *buf = NULL;
     if (!f) {
         ld_err(err, LD_EIO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) goto fail;
+    if (!S_ISREG(st.st_mode)) {
+        ld_err(err, LD_EIO, "%s: not a regular file", path);
+        fclose(f);
         return NULL;
     }
     if (fseek(f, 0, SEEK_END) != 0) goto fail;
