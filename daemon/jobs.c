@@ -560,18 +560,17 @@ static int job_next_work(DJob *j) {
 static DJob *pick_job(Daemon *d) {
     DJob *cur = job_find(d, d->wrr_job);
     if (cur && d->wrr_left > 0 && job_runnable(cur) && job_next_work(cur) >= 0) return cur;
-    /* the next runnable job after cur, circularly */
-    DJob *start = cur ? cur->next : d->jobs;
-    for (int pass = 0; pass < 2; pass++) {
-        for (DJob *j = pass ? d->jobs : start; j; j = j->next) {
-            if (pass && j == start) break;
-            if (job_runnable(j) && job_next_work(j) >= 0) {
-                d->wrr_job = j->id;
-                d->wrr_left = j->priority;
-                return j;
-            }
+    /* the next runnable job after cur, circularly (cur itself last) */
+    int n = 0;
+    for (DJob *k = d->jobs; k; k = k->next) n++;
+    DJob *j = cur && cur->next ? cur->next : d->jobs;
+    for (int i = 0; i < n && j; i++) {
+        if (job_runnable(j) && job_next_work(j) >= 0) {
+            d->wrr_job = j->id;
+            d->wrr_left = j->priority;
+            return j;
         }
-        if (!start) break;
+        j = j->next ? j->next : d->jobs;
     }
     return NULL;
 }
