@@ -142,8 +142,9 @@ struct LossProg {
     LdArena arena;
     /* which shared quantities the program reads */
     int need_soft, need_gp, need_y1h, need_r, need_emb, need_label;
+    int need_pnorm; /* p itself is read (else p holds exp(z - max) and sinv scales it) */
     /* classification: softmax p (B,C), log-sum-exp (B), pt, log pt (B), one-hot y (B,C) */
-    float *p, *lse, *pt, *logpt, *y1h;
+    float *p, *lse, *pt, *logpt, *y1h, *sinv;
     /* adjoints: d/dz (B,C), d/dp (B,C), d/dpt, d/dlogpt (B) */
     float *dz, *gp, *gpt, *glogpt;
     float *r; /* regression: f - y (B) */
@@ -193,6 +194,9 @@ static int emit(LossProg *lp, const Expr *e, int cap) {
         in->dep = 1;
         if (e->id != TERM_L2 && e->id != TERM_PHYS && e->id != TERM_BC) {
             if (lp->fam == FAM_CLASSIFICATION) lp->need_soft = 1;
+            if (lp->fam == FAM_CLASSIFICATION && e->id != TERM_CE && e->id != TERM_FOCAL &&
+                e->id != TERM_POLY1 && e->id != TERM_HINGE)
+                lp->need_pnorm = 1;
             if (lp->fam == FAM_REGRESSION || lp->fam == FAM_PHYSICS) lp->need_r = 1;
         }
         if (lp->fam == FAM_CLASSIFICATION &&
@@ -204,7 +208,7 @@ static int emit(LossProg *lp, const Expr *e, int cap) {
         int v = e->id;
         in->dep = v == VAR_Z || v == VAR_P || v == VAR_PT || v == VAR_F || v == VAR_R;
         if (v == VAR_P || v == VAR_PT) lp->need_soft = 1;
-        if (v == VAR_P) lp->need_gp = 1;
+        if (v == VAR_P) lp->need_gp = lp->need_pnorm = 1;
         if (v == VAR_Y && lp->fam == FAM_CLASSIFICATION) lp->need_y1h = lp->need_label = 1;
         if (v == VAR_R || (v == VAR_Y && lp->fam != FAM_CLASSIFICATION)) lp->need_r = 1;
     } else {
@@ -236,6 +240,7 @@ static void layout(LossProg *lp, LdArena *a, size_t *need) {
     if (lp->need_soft) {
         lp->p = take(a, need, fbytes(B * C));
         lp->lse = take(a, need, fbytes(B));
+        lp->sinv = take(a, need, fbytes(B));
         lp->pt = take(a, need, fbytes(B));
         lp->logpt = take(a, need, fbytes(B));
         lp->gpt = take(a, need, fbytes(B));
@@ -512,13 +517,15 @@ static void softmax_forward(LossProg *lp, const LossIn *in) {
     for (int i = B; i < (B + 15) / 16 * 16; i++) s[i] = 1.0f; /* padding */
     for (int c = 0; c < (B + 15) / 16; c++)
         for (int l = 0; l < 16; l++) lp->lse[c * 16 + l] = m[c * 16 + l] + flog(s[c * 16 + l]);
-    for (int i = 0; i < B; i++) s[i] = 1.0f / s[i];
-    for (int j = 0; j < C; j++)
-        for (int i = 0; i < B; i++) p[i * C + j] *= s[i];
+    float *restrict sinv = lp->sinv;
+    for (int i = 0; i < B; i++) sinv[i] = 1.0f / s[i];
+    if (lp->need_pnorm)
+        for (int j = 0; j < C; j++)
+            for (int i = 0; i < B; i++) p[i * C + j] *= sinv[i];
     for (int i = 0; i < B; i++) {
         int y = in->label[i];
         lp->logpt[i] = z[i * C + y] - lp->lse[i];
-        lp->pt[i] = p[i * C + y];
+        lp->pt[i] = p[i * C + y] * (lp->need_pnorm ? 1.0f : sinv[i]);
     }
 }
 
@@ -984,7 +991,10 @@ int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
             const float *p = lp->p + (size_t)i * C;
             float *dz = lp->dz + (size_t)i * C;
             float gl = lp->glogpt[i] + lp->gpt[i] * lp->pt[i]; /* d pt = pt d log pt */
-            if (lp->need_gp) {
+            if (!lp->need_pnorm) {
+                float gs = gl * lp->sinv[i]; /* p holds exp(z - max) */
+                for (int j = 0; j < C; j++) dz[j] -= p[j] * gs;
+            } else if (lp->need_gp) {
                 const float *gp = lp->gp + (size_t)i * C;
                 float dot = 0;
                 for (int j = 0; j < C; j++) dot += gp[j] * p[j];

@@ -507,10 +507,12 @@ static void test_speed(void **state) {
     prob_init(pb, FAM_CLASSIFICATION, B, C, 0, 11);
     LossProg *lp = compile("0.7*ce + 0.3*focal(2)", FAM_CLASSIFICATION, B, C, 0);
     LossOut out;
-    int iters = 20000;
+    /* many short repetitions, keeping the best: the machine is shared, so the minimum is the
+     * number that says what the code costs */
+    int iters = 1000;
     for (int k = 0; k < 1000; k++) lossprog_run(lp, &pb->in, &out);
     double best = 1e9;
-    for (int rep = 0; rep < 5; rep++) {
+    for (int rep = 0; rep < 200; rep++) {
         double t0 = ld_now_ms();
         for (int k = 0; k < iters; k++) {
             pb->in.t = (float)k / iters;
@@ -519,7 +521,7 @@ static void test_speed(void **state) {
         double us = (ld_now_ms() - t0) * 1000.0 / iters;
         best = us < best ? us : best;
     }
-    print_message("speed: 0.7*ce + 0.3*focal(2) at B=64, C=10: %.3f us per run (best of 5)\n", best);
+    print_message("speed: 0.7*ce + 0.3*focal(2) at B=64, C=10: %.3f us per run (best of 200 x 1000)\n", best);
     assert_true(isfinite(out.loss));
     lossprog_free(lp);
     free(pb);
