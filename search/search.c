@@ -241,6 +241,25 @@ static int uses_t(const Expr *e) {
     return uses_t(e->a) || uses_t(e->b);
 }
 
+static double cosine(const float *a, const float *b, int n);
+
+/* Scales sig to unit length, so that the prefilter in same_direction is exact. */
+static void unit(float *sig, int n) {
+    double nn = 0;
+    for (int i = 0; i < n; i++) nn += (double)sig[i] * sig[i];
+    if (nn > 0)
+        for (int i = 0; i < n; i++) sig[i] = (float)(sig[i] / sqrt(nn));
+}
+
+/* Unit vectors with cosine > SIG_COS are closer than sqrt(2 - 2 SIG_COS) = 0.0141 in every
+ * coordinate: checking a few coordinates first skips almost every full comparison. */
+static int same_direction(const float *a, const float *b, int n) {
+    const float lim = (float)sqrt(2 - 2 * SIG_COS) + 1e-4f;
+    for (int i = 0; i < 16 && i < n; i++)
+        if (fabsf(a[i] - b[i]) > lim) return 0;
+    return cosine(a, b, n) > SIG_COS;
+}
+
 static double cosine(const float *a, const float *b, int n) {
     double ab = 0, aa = 0, bb = 0;
     for (int i = 0; i < n; i++) {
@@ -354,11 +373,12 @@ static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
     int src = eval_signature(cd->e, s->job->family, s->C, cd->sig, s->sig_n, err);
     s->sig_ms += ld_now_ms() - t0;
     if (src != LD_OK) goto reject;
+    unit(cd->sig, s->sig_n);
     for (int i = 0; i < ci && !uses_t(cd->e); i++) {
         Cand *o = &s->cands[i];
         if (!o->sig || (o->status != ST_ALIVE && o->status != ST_BASELINE) || uses_t(o->e))
             continue;
-        if (cosine(cd->sig, o->sig, s->sig_n) > SIG_COS) {
+        if (same_direction(cd->sig, o->sig, s->sig_n)) {
             cd->status = ST_ALIAS;
             cd->alias_of = o->id;
             free(cd->sig);
@@ -580,7 +600,18 @@ static int best_alive(const Search *s) {
 static void children_round(Search *s) {
     const SearchJob *j = s->job;
     int cost = level_cost(s, 0), made = 0;
-    if (s->npop == 0) return;
+    if (s->npop == 0) {
+        /* every earlier candidate was turned away: start over from random ones */
+        int attempts = 0;
+        while (made < j->children && can_afford(s, cost) && attempts++ < j->children * 20) {
+            Expr *e = grammar_random(&s->g, &s->c.rng);
+            int ci = e ? admit(s, e, NULL, "random") : -1;
+            if (ci < 0) continue;
+            schedule_level(s, ci, 0);
+            made++;
+        }
+        return;
+    }
     if (j->tune_every > 0 && s->c.round % j->tune_every == 0) {
         int b = best_alive(s);
         for (int i = 0; b >= 0 && i < j->tune_lambda && can_afford(s, cost); i++) {
@@ -843,6 +874,7 @@ static int add_baseline(Search *s, char *err) {
         free(c->sig); /* a baseline without a usable signature still trains */
         c->sig = NULL;
     }
+    if (c->sig) unit(c->sig, s->sig_n);
     return LD_OK;
 }
 
@@ -1409,6 +1441,7 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
                 free(c->sig);
                 c->sig = NULL;
             }
+            if (c->sig) unit(c->sig, s->sig_n);
         }
         const cJSON *fs = cJSON_GetObjectItemCaseSensitive(x, "fin");
         if (cJSON_IsArray(fs)) {

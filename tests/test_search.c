@@ -417,6 +417,32 @@ static void test_canonical_dedup(void **state) {
                 fail_msg("%s is trained twice", w[a].expr);
     search_free(s);
     job_free(j);
+
+    /* the same loss up to a positive scale is not trained twice (gradient signature), but a
+     * loss that depends on t is never merged: the probe sees a single t */
+    j = job_from("{\"tasks\":[\"builtin:digits\"],\"population\":6,\"init\":\"seeds\","
+                 "\"seed_losses\":[\"3*ce\",\"0.5*ce\",\"(1-t)*ce + t*ce*2\",\"2*focal(2)\","
+                 "\"focal(2)\"],\"budget\":{\"evaluations\":40}}");
+    s = search_new(j, NULL, 0, err);
+    n = search_round(s, &w);
+    int sig = (int)stat(s, "signature_hits");
+    char tloss[EXPR_TEXT_MAX];
+    Expr *te = expr_parse("(1-t)*ce + t*ce*2", err), *tc = expr_canonical(te);
+    expr_print(tc, tloss, sizeof tloss);
+    expr_free(te);
+    expr_free(tc);
+    int t_trained = 0, ce_scaled = 0;
+    for (int a = 0; a < n; a++) {
+        t_trained += !strcmp(w[a].expr, tloss);
+        if (!strcmp(w[a].expr, "3*ce") || !strcmp(w[a].expr, "0.5*ce")) ce_scaled++;
+    }
+    printf("# signature hits %d; scaled copies of ce trained: %d; %s trained: %d\n", sig,
+           ce_scaled, tloss, t_trained);
+    if (sig < 3) fail_msg("expected 3*ce, 0.5*ce and focal(2) to share signatures, got %d hits", sig);
+    if (ce_scaled != 0) fail_msg("a scaled copy of the baseline was trained");
+    if (t_trained < 1) fail_msg("the t-dependent loss was merged by signature");
+    search_free(s);
+    job_free(j);
 }
 
 static void test_student_p(void **state) {
