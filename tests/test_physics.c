@@ -93,6 +93,10 @@ static void netfix_init(NetFix *f, const Task *t, uint64_t seed) {
 /* ---- activations: d1, d2, d3 against central differences of the level below */
 
 static void test_activation_derivatives(void **state) {
+    double tmax = 0;
+    for (double x = -12; x <= 12; x += 1e-3) tmax = fmax(tmax, fabs(pn_tanh((float)x) - tanh(x)));
+    printf("pn_tanh vs tanh on [-12, 12]: max abs error %.2e (tolerance 1e-6)\n", tmax);
+    assert_true(tmax < 1e-6);
     int acts[] = {ACT_TANH, ACT_GELU};
     for (int k = 0; k < 2; k++) {
         double maxdiff = 0;
@@ -326,8 +330,10 @@ static void check_physics_helps(const char *json, double min_factor) {
 }
 
 static void test_physics_helps(void **state) {
-    check_physics_helps("{\"data\":\"builtin:oscillator\"}", 2.0);
-    check_physics_helps("{\"data\":\"builtin:poisson\"}", 2.0);
+    /* Measured 2.3 and 9.6 (docs/families.md); the oscillator's bound leaves room for float
+     * differences between builds (-O1 sanitizer build, other CPUs). */
+    check_physics_helps("{\"data\":\"builtin:oscillator\"}", 1.8);
+    check_physics_helps("{\"data\":\"builtin:poisson\"}", 3.0);
 }
 
 /* ---- through the loss program and the public task API */
@@ -443,7 +449,7 @@ static void check_expr_helps(const char *json, const char *base, const char *bet
 
 static void test_lossprog_evidence(void **state) {
     check_expr_helps("{\"data\":\"builtin:poisson\"}", "mse", "mse + phys + bc", 3.0);
-    check_expr_helps("{\"data\":\"builtin:oscillator\"}", "mse", "mse + phys + bc", 2.0);
+    check_expr_helps("{\"data\":\"builtin:oscillator\"}", "mse", "mse + phys + bc", 1.8);
 }
 
 /* The shipped example task files load and train. */
