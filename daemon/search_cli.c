@@ -298,6 +298,7 @@ int search_main(int argc, char **argv) {
         fprintf(stderr, "lossd search: %s\n", err);
         goto done;
     }
+    search_set_worker_precheck(s, 1); /* run_one honours SearchWork.precheck */
     LookupCtx lctx = {&db, job};
     if (db.st) search_set_lookup(s, db_lookup, &lctx);
     Pool pool = {.job = job};

@@ -92,7 +92,8 @@ struct Search {
     int nworks, capworks, round_open;
     Reason reasons[MAX_REASONS], reasons0[MAX_REASONS];
     int nreasons, nreasons0;
-    double engine_ms, sig_ms; /* time in the engine, of it in signatures */
+    double engine_ms, sig_ms, pre_ms; /* time in the engine, of it in the probes */
+    int worker_precheck; /* the caller runs pre-checks (SearchWork.precheck) */
     SearchLookupFn lookup;
     void *lookup_ctx;
     int round_hits; /* lookup hits while building the open round */
@@ -387,9 +388,16 @@ static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
             return -1;
         }
     }
-    /* the pre-check runs in the worker with the candidate's first works (SearchWork.precheck):
-     * it costs as much as a few hundred signatures and would otherwise hold up the round */
-    cd->need_pre = 1;
+    if (s->worker_precheck) {
+        /* in the worker with the candidate's first works (SearchWork.precheck): it costs as
+         * much as a few hundred signatures and would otherwise hold up the round */
+        cd->need_pre = 1;
+    } else {
+        t0 = ld_now_ms();
+        int prc = eval_precheck(cd->e, s->job->family, s->C, err);
+        s->pre_ms += ld_now_ms() - t0;
+        if (prc != LD_OK) goto reject;
+    }
     cd->status = ST_ALIVE;
     return ci;
 reject:
@@ -821,6 +829,8 @@ int search_finish_round(Search *s, const EvalResult *results, char *err) {
     return LD_OK;
 }
 
+void search_set_worker_precheck(Search *s, int on) { s->worker_precheck = on ? 1 : 0; }
+
 void search_set_lookup(Search *s, SearchLookupFn fn, void *ctx) {
     s->lookup = fn;
     s->lookup_ctx = ctx;
@@ -1171,6 +1181,7 @@ cJSON *search_stats(const Search *s) {
                                                                  : "done");
     cJSON_AddNumberToObject(o, "engine_s", s->engine_ms / 1000.0);
     cJSON_AddNumberToObject(o, "engine_signature_s", s->sig_ms / 1000.0);
+    cJSON_AddNumberToObject(o, "engine_precheck_s", s->pre_ms / 1000.0);
     const Cand *b = best_alive(s) >= 0 ? &s->cands[best_alive(s)] : NULL;
     add_num(o, "best_fitness", b ? cur_fitness(b) : NAN);
     if (b) cJSON_AddStringToObject(o, "best_expr", b->text);

@@ -70,6 +70,14 @@ int search_done(const Search *s);
  * and fills *out, that result is used as if it had been trained: it is not returned as work and
  * does not count against budget.evaluations (reported as result_cache_hits). fn runs on the
  * caller's thread, inside search_round. Set it right after search_new / search_restore. */
+/* Where eval_precheck runs. Off (the default): inside the engine, before a candidate is
+ * scheduled, and works never carry precheck. On: the caller promises to honour
+ * SearchWork.precheck in its workers (search_run_work does), which keeps the pre-check's cost
+ * (about 0.5 ms a candidate) off the caller's loop. The two settings make different, each
+ * deterministic, searches; set it right after search_new / search_restore, the same way every
+ * time for a given job. */
+void search_set_worker_precheck(Search *s, int on);
+
 typedef int (*SearchLookupFn)(void *ctx, const SearchWork *w, uint64_t expr_hash, EvalResult *out);
 void search_set_lookup(Search *s, SearchLookupFn fn, void *ctx);
 /* The caller stops the search early (wall-clock budget, cancel): final re-evaluation on the

@@ -328,6 +328,7 @@ static void test_selection_and_halving(void **state) {
     char err[LD_ERR_MAX] = "";
     Search *s = search_new(j, NULL, 0, err);
     assert_non_null(s);
+    search_set_worker_precheck(s, 1); /* run_rounds honours SearchWork.precheck */
     n_prechecked_out = 0;
     run_rounds(s, 1);
     double first = stat(s, "best_fitness");
