@@ -1,0 +1,636 @@
+/* schedule_daemon.c: wires the cron schedules (daemon/schedule.h) into the running daemon: the
+ * start-up catch-up, the once-a-second tick that fires schedules and enforces their `until`
+ * deadlines, warm starts from a schedule's own earlier runs, and the schedule.* methods
+ * (docs/schedules.md). Everything here runs on the loop thread. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../api/rpc.h"
+#include "../evaluator/eval.h"
+#include "../search/expr.h"
+#include "../search/search.h"
+#include "daemon.h"
+#include "internal.h"
+#include "schedule.h"
+
+#define SEED_RUNS 5   /* earlier runs whose leaderboards seed a new run */
+#define SEED_MAX 8    /* expressions taken from them (and as many from store_warm_start) */
+#define RUNS_SHOWN 50 /* runs schedule.get reports */
+
+/* A run made by a schedule that has an `until` deadline, watched by the tick so a run that
+ * waited in the queue still stops at its deadline (budget.seconds only counts running time). */
+typedef struct Watch {
+    int64_t job_id, schedule_id, deadline;
+} Watch;
+
+/* The loop thread owns this; one daemon per process. The store is the source of truth: the
+ * list is reloaded after every schedule.* write (dirty). */
+static struct {
+    Schedule *v;
+    int n;
+    int dirty;
+    Watch *w;
+    int nw, capw;
+    int clock_warned;
+} reg;
+
+/* ---- the clock ---------------------------------------------------------------------------- */
+
+/* The wall clock, read afresh at every use (never an accumulated interval). Test hook: when
+ * $LOSSD_FAKE_CLOCK_FILE names a file holding epoch seconds, that file is the clock, so tests
+ * can move time without waiting; an unreadable file falls back to the real clock. */
+static int64_t sched_now(void) {
+    const char *path = getenv("LOSSD_FAKE_CLOCK_FILE");
+    if (path && *path) {
+        FILE *f = fopen(path, "r");
+        long long v = 0;
+        int ok = f && fscanf(f, "%lld", &v) == 1 && v > 0;
+        if (f)
+            fclose(f);
+        if (ok)
+            return (int64_t)v;
+        if (!reg.clock_warned)
+            daemon_log("schedules: cannot read a time from $LOSSD_FAKE_CLOCK_FILE %s; using the "
+                       "wall clock", path);
+        reg.clock_warned = 1;
+    }
+    return (int64_t)ld_wall_s();
+}
+
+/* ---- the registry ----------------------------------------------------------------------- */
+
+static void reg_clear(void) {
+    for (int i = 0; i < reg.n; i++)
+        schedule_spec_free(&reg.v[i].spec);
+    free(reg.v);
+    reg.v = NULL;
+    reg.n = 0;
+}
+
+static int reg_load(Daemon *d, char *err) {
+    cJSON *rows = NULL;
+    int rc = store_schedule_list(daemon_store(d), &rows, err);
+    if (rc != LD_OK)
+        return rc;
+    reg_clear();
+    int n = cJSON_GetArraySize(rows);
+    reg.v = calloc(n > 0 ? (size_t)n : 1, sizeof *reg.v);
+    if (!reg.v) {
+        rc = ld_err(err, LD_ENOMEM, "schedules: out of memory loading %d schedules", n);
+        goto done;
+    }
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        char e2[LD_ERR_MAX];
+        if (schedule_from_row(row, &reg.v[reg.n], e2) != LD_OK) {
+            daemon_log("schedules: %s (ignored)", e2);
+            continue;
+        }
+        reg.n++;
+    }
+    reg.dirty = 0;
+done:
+    cJSON_Delete(rows);
+    return rc;
+}
+
+static int reg_fresh(Daemon *d, char *err) {
+    char e2[LD_ERR_MAX];
+    if (reg.dirty && reg_load(d, e2) != LD_OK)
+        return ld_err(err, LD_EIO, "%s", e2);
+    return LD_OK;
+}
+
+static Schedule *reg_find(int64_t id) {
+    for (int i = 0; i < reg.n; i++)
+        if (reg.v[i].id == id)
+            return &reg.v[i];
+    return NULL;
+}
+
+static void watch_add(int64_t job_id, int64_t schedule_id, int64_t deadline) {
+    if (deadline <= 0 || job_id <= 0)
+        return;
+    for (int i = 0; i < reg.nw; i++)
+        if (reg.w[i].job_id == job_id)
+            return;
+    if (reg.nw == reg.capw) {
+        int cap = reg.capw ? reg.capw * 2 : 8;
+        Watch *w = realloc(reg.w, (size_t)cap * sizeof *w);
+        if (!w) {
+            daemon_log("schedule %" PRId64 ": out of memory watching job %" PRId64
+                       "'s deadline (its budget.seconds still applies)", schedule_id, job_id);
+            return;
+        }
+        reg.w = w;
+        reg.capw = cap;
+    }
+    reg.w[reg.nw++] = (Watch){job_id, schedule_id, deadline};
+}
+
+/* A job summary's id and state (store rows say "id", protocol summaries "job_id"). */
+static int64_t row_id(const cJSON *row) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(row, "job_id");
+    if (!cJSON_IsNumber(v))
+        v = cJSON_GetObjectItemCaseSensitive(row, "id");
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+}
+
+static int state_active(const char *st) {
+    return st && (!strcmp(st, "queued") || !strcmp(st, "running") || !strcmp(st, "paused"));
+}
+
+/* ---- warm starts -------------------------------------------------------------------------- */
+
+typedef struct Seed {
+    double fitness;
+    char *expr;
+} Seed;
+
+static int seed_cmp(const void *a, const void *b) {
+    double fa = ((const Seed *)a)->fitness, fb = ((const Seed *)b)->fitness;
+    return fa > fb ? -1 : fa < fb ? 1 : 0; /* higher fitness first */
+}
+
+/* Appends text to arr when it parses, passes the family's checks and is not there yet. */
+static void seed_push(cJSON *arr, const char *text, int family, int *n, int max) {
+    if (!text || *n >= max)
+        return;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr) {
+        if (cJSON_IsString(it) && !strcmp(it->valuestring, text))
+            return;
+    }
+    char e2[LD_ERR_MAX];
+    Expr *e = expr_parse(text, e2);
+    if (!e)
+        return;
+    if (expr_check(e, family, e2) == LD_OK) {
+        cJSON_AddItemToArray(arr, cJSON_CreateString(text));
+        (*n)++;
+    }
+    expr_free(e);
+}
+
+/* Seeds job (a schedule_job result, modified in place) from the best expressions of the
+ * schedule's own earlier runs, then store_warm_start's, then the template's seed_losses, in
+ * that order, as seed_losses with warm_start off (the daemon's own warm start would put
+ * store_warm_start's first). With no earlier results the job is left as it is: warm_start true,
+ * the daemon seeds it from store_warm_start. Returns how many came from earlier runs. */
+static int seed_from_runs(Daemon *d, const Schedule *s, cJSON *job) {
+    char e2[LD_ERR_MAX];
+    Store *st = daemon_store(d);
+    cJSON *runs = NULL, *seeds = NULL;
+    SearchJob *sj = NULL;
+    Seed *v = NULL;
+    char **warm = NULL;
+    int nv = 0, capv = 0, nwarm = 0, own = 0;
+    if (store_schedule_runs(st, s->id, SEED_RUNS, &runs, e2) != LD_OK)
+        goto done;
+    const cJSON *run;
+    cJSON_ArrayForEach(run, runs) {
+        cJSON *lb = NULL;
+        if (store_leaderboard_job(st, row_id(run), SEED_MAX, &lb, e2) != LD_OK)
+            continue;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, lb) {
+            const cJSON *ex = cJSON_GetObjectItemCaseSensitive(c, "expr");
+            const cJSON *fi = cJSON_GetObjectItemCaseSensitive(c, "fitness");
+            if (!cJSON_IsString(ex) || !cJSON_IsNumber(fi))
+                continue;
+            if (nv == capv) {
+                int cap = capv ? capv * 2 : 16;
+                Seed *nvv = realloc(v, (size_t)cap * sizeof *nvv);
+                if (!nvv)
+                    break;
+                v = nvv;
+                capv = cap;
+            }
+            v[nv].fitness = fi->valuedouble;
+            v[nv].expr = strdup(ex->valuestring);
+            if (v[nv].expr)
+                nv++;
+        }
+        cJSON_Delete(lb);
+    }
+    if (nv == 0)
+        goto done;
+    qsort(v, (size_t)nv, sizeof *v, seed_cmp);
+    if (job_parse(job, d->cwd, &sj, e2) != LD_OK || job_ntasks(sj) < 1)
+        goto done;
+    const Task *t0 = job_task(sj, 0);
+    int fam = task_family(t0);
+    seeds = cJSON_CreateArray();
+    if (!seeds)
+        goto done;
+    for (int i = 0; i < nv; i++)
+        seed_push(seeds, v[i].expr, fam, &own, SEED_MAX);
+    if (own == 0)
+        goto done;
+    if (store_warm_start(st, family_name(fam), task_hash(t0), SEED_MAX, &warm, &nwarm, e2) ==
+        LD_OK) {
+        int k = 0;
+        for (int i = 0; i < nwarm; i++)
+            seed_push(seeds, warm[i], fam, &k, SEED_MAX);
+    }
+    const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(job, "seed_losses");
+    const cJSON *it;
+    int k2 = 0;
+    cJSON_ArrayForEach(it, tmpl) {
+        if (cJSON_IsString(it))
+            seed_push(seeds, it->valuestring, fam, &k2, 1 << 20);
+    }
+    if (cJSON_GetObjectItemCaseSensitive(job, "seed_losses"))
+        cJSON_ReplaceItemInObjectCaseSensitive(job, "seed_losses", seeds);
+    else
+        cJSON_AddItemToObject(job, "seed_losses", seeds);
+    seeds = NULL;
+    cJSON_ReplaceItemInObjectCaseSensitive(job, "warm_start", cJSON_CreateFalse());
+done:
+    for (int i = 0; i < nv; i++)
+        free(v[i].expr);
+    free(v);
+    store_strv_free(warm, nwarm);
+    job_free(sj);
+    cJSON_Delete(seeds);
+    cJSON_Delete(runs);
+    return own;
+}
+
+/* ---- firing ------------------------------------------------------------------------------- */
+
+/* Submits the run of a fire at fire_time starting now; returns LD_OK and the job id. */
+static int fire(Daemon *d, Schedule *s, int64_t fire_time, int64_t now, int64_t deadline,
+                int64_t *job_id, char *err) {
+    char e2[LD_ERR_MAX];
+    int existed = 0, rc;
+    cJSON *job = schedule_job(s, fire_time, now, deadline);
+    if (!job)
+        return ld_err(err, LD_ENOMEM, "schedule %" PRId64 ": out of memory building the job",
+                      s->id);
+    int own = seed_from_runs(d, s, job);
+    DaemonSubmit sub = {.job = job, .schedule_id = s->id};
+    rc = daemon_job_submit(d, &sub, job_id, &existed, e2);
+    if (rc != LD_OK && own > 0) {
+        /* the seeds should never make a job invalid; if they do, run it as the template says */
+        daemon_log("schedule %" PRId64 ": submit with %d seeds from earlier runs failed: %s; "
+                   "retrying without them", s->id, own, e2);
+        cJSON_Delete(job);
+        job = schedule_job(s, fire_time, now, deadline);
+        own = 0;
+        sub.job = job;
+        rc = job ? daemon_job_submit(d, &sub, job_id, &existed, e2) : LD_ENOMEM;
+    }
+    cJSON_Delete(job);
+    if (rc != LD_OK)
+        return ld_err(err, rc, "schedule %" PRId64 ": submitting the run failed: %.180s", s->id,
+                      e2);
+    watch_add(*job_id, s->id, deadline);
+    daemon_log("schedule %" PRId64 ": job %" PRId64 " seeded with %d expressions from earlier "
+               "runs", s->id, *job_id, own);
+    return LD_OK;
+}
+
+static void emit(Daemon *d, const Schedule *s, const char *kind, int64_t job_id,
+                 int64_t fire_time, int64_t deadline, const char *reason, const char *message) {
+    char e2[LD_ERR_MAX], iso[TZ_ISO_MAX];
+    cJSON *ev = cJSON_CreateObject();
+    if (!ev)
+        return;
+    cJSON_AddNumberToObject(ev, "schedule_id", (double)s->id);
+    if (job_id > 0)
+        cJSON_AddNumberToObject(ev, "job_id", (double)job_id);
+    if (fire_time > 0) {
+        tz_format_iso(s->spec.zone, fire_time, iso);
+        cJSON_AddStringToObject(ev, "fire_time", iso);
+    }
+    if (deadline > 0) {
+        tz_format_iso(s->spec.zone, deadline, iso);
+        cJSON_AddStringToObject(ev, "deadline", iso);
+    } else if (!strcmp(kind, "schedule.fired")) {
+        cJSON_AddNullToObject(ev, "deadline");
+    }
+    if (reason)
+        cJSON_AddStringToObject(ev, "reason", reason);
+    if (message)
+        cJSON_AddStringToObject(ev, "message", message);
+    if (daemon_event(d, job_id, kind, ev, e2) != LD_OK)
+        daemon_log("schedule %" PRId64 ": event %s: %s", s->id, kind, e2);
+}
+
+/* Carries out a decision of schedule_due / schedule_startup and stores the new fire times. */
+static void apply(Daemon *d, Schedule *s, const ScheduleDecision *dec, int64_t now) {
+    char e2[LD_ERR_MAX];
+    if (dec->action == SCHEDULE_FIRE) {
+        int64_t job_id = 0;
+        daemon_log("%s", dec->log);
+        if (fire(d, s, dec->fire_time, now, dec->deadline, &job_id, e2) == LD_OK) {
+            emit(d, s, "schedule.fired", job_id, dec->fire_time, dec->deadline, NULL, dec->log);
+        } else {
+            daemon_log("%s", e2);
+            emit(d, s, "schedule.skipped", 0, dec->fire_time, 0, "submit-failed", e2);
+        }
+    } else if (dec->action != SCHEDULE_NOTHING) {
+        daemon_log("%s", dec->log);
+        emit(d, s, "schedule.skipped", 0, dec->fire_time, 0, schedule_action_name(dec->action),
+             dec->log);
+    }
+    if (dec->last_fire != s->last_fire || dec->next_fire != s->next_fire) {
+        s->last_fire = dec->last_fire;
+        s->next_fire = dec->next_fire;
+        if (store_schedule_set_fire(daemon_store(d), s->id, (double)s->last_fire,
+                                    (double)s->next_fire, e2) != LD_OK)
+            daemon_log("schedule %" PRId64 ": %s", s->id, e2);
+    }
+}
+
+/* Runs past their `until` deadline that are still queued, running or paused are cancelled
+ * (their results so far stay in the store); finished ones leave the watch list. */
+static void enforce_deadlines(Daemon *d, int64_t now) {
+    char e2[LD_ERR_MAX];
+    int k = 0;
+    for (int i = 0; i < reg.nw; i++) {
+        Watch w = reg.w[i];
+        cJSON *sum = NULL;
+        int keep = 0;
+        if (daemon_job_get(d, w.job_id, 0, &sum, e2) == LD_OK) {
+            const cJSON *st = cJSON_GetObjectItemCaseSensitive(sum, "state");
+            if (state_active(cJSON_IsString(st) ? st->valuestring : NULL)) {
+                keep = 1;
+                if (now >= w.deadline) {
+                    if (daemon_job_control(d, w.job_id, "cancel", e2) == LD_OK) {
+                        daemon_log("schedule %" PRId64 ": job %" PRId64 " reached its until "
+                                   "deadline while %s: cancelled (its results so far are kept)",
+                                   w.schedule_id, w.job_id, st->valuestring);
+                        keep = 0;
+                    } else {
+                        daemon_log("schedule %" PRId64 ": job %" PRId64 ": %s", w.schedule_id,
+                                   w.job_id, e2);
+                    }
+                }
+            }
+        }
+        cJSON_Delete(sum);
+        if (keep)
+            reg.w[k++] = w;
+    }
+    reg.nw = k;
+}
+
+static void tick(Daemon *d, void *ud) {
+    (void)ud;
+    char e2[LD_ERR_MAX];
+    if (daemon_shutting_down(d))
+        return;
+    if (reg_fresh(d, e2) != LD_OK) {
+        daemon_log("schedules: %s", e2);
+        return;
+    }
+    int64_t now = sched_now();
+    for (int i = 0; i < reg.n; i++) {
+        ScheduleDecision dec;
+        schedule_due(&reg.v[i], now, daemon_schedule_active(d, reg.v[i].id), &dec);
+        apply(d, &reg.v[i], &dec, now);
+    }
+    if (reg.nw > 0)
+        enforce_deadlines(d, now);
+}
+
+/* After a restart: runs still going get their deadline back, counted from their creation. */
+static void rewatch(Daemon *d, const Schedule *s) {
+    char e2[LD_ERR_MAX];
+    cJSON *runs = NULL;
+    if (s->spec.until_min < 0 || daemon_schedule_active(d, s->id) == 0)
+        return;
+    if (store_schedule_runs(daemon_store(d), s->id, 20, &runs, e2) != LD_OK)
+        return;
+    const cJSON *run;
+    cJSON_ArrayForEach(run, runs) {
+        int64_t id = row_id(run);
+        cJSON *sum = NULL;
+        if (daemon_job_get(d, id, 0, &sum, e2) != LD_OK)
+            continue;
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(sum, "state");
+        const cJSON *cr = cJSON_GetObjectItemCaseSensitive(sum, "created_s");
+        if (cJSON_IsString(st) && state_active(st->valuestring) && cJSON_IsNumber(cr))
+            watch_add(id, s->id, schedule_deadline(&s->spec, (int64_t)cr->valuedouble));
+        cJSON_Delete(sum);
+    }
+    cJSON_Delete(runs);
+}
+
+int schedule_start(Daemon *d, char *err) {
+    int rc = reg_load(d, err);
+    if (rc != LD_OK)
+        return rc;
+    int64_t now = sched_now();
+    for (int i = 0; i < reg.n; i++) {
+        ScheduleDecision dec;
+        rewatch(d, &reg.v[i]);
+        schedule_startup(&reg.v[i], now, daemon_schedule_active(d, reg.v[i].id), &dec);
+        apply(d, &reg.v[i], &dec, now);
+    }
+    if (reg.n > 0)
+        daemon_log("schedules: %d loaded", reg.n);
+    rc = daemon_add_tick(d, tick, NULL);
+    if (rc != LD_OK)
+        return ld_err(err, rc, "schedules: no tick slot left (at most %d)", DAEMON_MAX_TICKS);
+    return LD_OK;
+}
+
+/* ---- methods ------------------------------------------------------------------------------ */
+
+#define D(call) ((Daemon *)(call)->daemon)
+
+/* The schedule named by params.schedule_id, from a fresh registry. */
+static int need(RpcCall *call, int64_t *id, Schedule **s, char *err) {
+    if (!call->daemon)
+        return ld_err(err, RPC_INTERNAL, "no daemon behind this call");
+    if (reg_fresh(D(call), err) != LD_OK)
+        return RPC_INTERNAL;
+    *id = rpc_param_int(call->params, "schedule_id", 0);
+    *s = reg_find(*id);
+    if (!*s)
+        return ld_err(err, RPC_NOT_FOUND, "schedule %" PRId64 ": not found", *id);
+    return RPC_OK;
+}
+
+static int m_create(RpcCall *call, cJSON **result, char *err) {
+    char e2[LD_ERR_MAX];
+    ScheduleSpec sp;
+    int code = RPC_OK;
+    cJSON *o = NULL;
+    if (!call->daemon)
+        return ld_err(err, RPC_INTERNAL, "no daemon behind this call");
+    Daemon *d = D(call);
+    if (schedule_validate(call->params, d->cwd, &sp, err) != LD_OK)
+        return RPC_INVALID_PARAMS;
+    int64_t now = sched_now();
+    Schedule s = {.spec = sp, .created = now};
+    s.next_fire = cron_next(&sp.cron, sp.zone, now);
+    StoreSchedule sc;
+    schedule_to_store(&s, &sc);
+    int64_t id = 0;
+    int rc = store_schedule_put(daemon_store(d), &sc, &id, e2);
+    if (rc != LD_OK) {
+        code = ld_err(err, rpc_code_from_ld(rc), "%s", e2);
+        goto done;
+    }
+    reg.dirty = 1;
+    o = cJSON_CreateObject();
+    if (!o) {
+        code = ld_err(err, RPC_INTERNAL, "out of memory");
+        goto done;
+    }
+    cJSON_AddNumberToObject(o, "schedule_id", (double)id);
+    cJSON_AddItemToObject(o, "next_runs", schedule_next_runs(&sp, now, 5));
+    daemon_log("schedule %" PRId64 ": created (cron '%s', zone %s)", id, sp.cron_expr, sp.tz);
+    *result = o;
+done:
+    schedule_spec_free(&sp);
+    return code;
+}
+
+static int m_list(RpcCall *call, cJSON **result, char *err) {
+    if (!call->daemon)
+        return ld_err(err, RPC_INTERNAL, "no daemon behind this call");
+    if (reg_fresh(D(call), err) != LD_OK)
+        return RPC_INTERNAL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(o, "schedules");
+    if (!arr) {
+        cJSON_Delete(o);
+        return ld_err(err, RPC_INTERNAL, "out of memory");
+    }
+    for (int i = 0; i < reg.n; i++) {
+        cJSON *sj = schedule_json(&reg.v[i]);
+        cJSON_AddNumberToObject(sj, "active_runs",
+                                daemon_schedule_active(D(call), reg.v[i].id));
+        cJSON_AddItemToArray(arr, sj);
+    }
+    *result = o;
+    return RPC_OK;
+}
+
+static int m_get(RpcCall *call, cJSON **result, char *err) {
+    char e2[LD_ERR_MAX];
+    int64_t id;
+    Schedule *s;
+    cJSON *rows = NULL;
+    int rc = need(call, &id, &s, err);
+    if (rc != RPC_OK)
+        return rc;
+    if (store_schedule_runs(daemon_store(D(call)), id, RUNS_SHOWN, &rows, e2) != LD_OK)
+        return ld_err(err, RPC_INTERNAL, "schedule %" PRId64 ": %s", id, e2);
+    cJSON *o = schedule_json(s);
+    cJSON_AddNumberToObject(o, "active_runs", daemon_schedule_active(D(call), id));
+    cJSON_AddItemToObject(o, "next_runs",
+                          s->paused ? cJSON_CreateArray()
+                                    : schedule_next_runs(&s->spec, sched_now(), 5));
+    cJSON *runs = cJSON_AddArrayToObject(o, "runs");
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        cJSON *sum = NULL;
+        if (daemon_job_get(D(call), row_id(row), 0, &sum, e2) == LD_OK)
+            cJSON_AddItemToArray(runs, sum);
+    }
+    cJSON_Delete(rows);
+    *result = o;
+    return RPC_OK;
+}
+
+static int m_delete(RpcCall *call, cJSON **result, char *err) {
+    char e2[LD_ERR_MAX];
+    int64_t id;
+    Schedule *s;
+    int rc = need(call, &id, &s, err);
+    if (rc != RPC_OK)
+        return rc;
+    rc = store_schedule_delete(daemon_store(D(call)), id, e2);
+    if (rc != LD_OK)
+        return ld_err(err, rpc_code_from_ld(rc), "%s", e2);
+    reg.dirty = 1;
+    daemon_log("schedule %" PRId64 ": deleted (its jobs stay)", id);
+    *result = cJSON_CreateObject();
+    cJSON_AddBoolToObject(*result, "deleted", 1);
+    return RPC_OK;
+}
+
+static int set_paused(RpcCall *call, int paused, cJSON **result, char *err) {
+    char e2[LD_ERR_MAX];
+    int64_t id;
+    Schedule *s;
+    int rc = need(call, &id, &s, err);
+    if (rc != RPC_OK)
+        return rc;
+    rc = store_schedule_set_paused(daemon_store(D(call)), id, paused, e2);
+    if (rc != LD_OK)
+        return ld_err(err, rpc_code_from_ld(rc), "%s", e2);
+    s->paused = paused;
+    if (!paused) { /* no backlog from the paused period: the next fire counts from now */
+        s->next_fire = cron_next(&s->spec.cron, s->spec.zone, sched_now());
+        rc = store_schedule_set_fire(daemon_store(D(call)), id, (double)s->last_fire,
+                                     (double)s->next_fire, e2);
+        if (rc != LD_OK)
+            return ld_err(err, rpc_code_from_ld(rc), "%s", e2);
+    }
+    daemon_log("schedule %" PRId64 ": %s", id, paused ? "paused" : "resumed");
+    *result = schedule_json(s);
+    return RPC_OK;
+}
+
+static int m_pause(RpcCall *call, cJSON **result, char *err) {
+    return set_paused(call, 1, result, err);
+}
+
+static int m_resume(RpcCall *call, cJSON **result, char *err) {
+    return set_paused(call, 0, result, err);
+}
+
+static int m_trigger(RpcCall *call, cJSON **result, char *err) {
+    char e2[LD_ERR_MAX];
+    int64_t id, job_id = 0;
+    Schedule *s;
+    int rc = need(call, &id, &s, err);
+    if (rc != RPC_OK)
+        return rc;
+    int active = daemon_schedule_active(D(call), id);
+    if (s->spec.concurrency == SCHEDULE_FORBID && active > 0)
+        return ld_err(err, RPC_INVALID_STATE,
+                      "schedule %" PRId64 ": a run is still going (concurrency forbid)", id);
+    int64_t now = sched_now();
+    int64_t deadline = schedule_deadline(&s->spec, now);
+    if (deadline > 0 && deadline - now < 60)
+        return ld_err(err, RPC_INVALID_STATE,
+                      "schedule %" PRId64 ": until leaves under a minute from now", id);
+    rc = fire(D(call), s, now, now, deadline, &job_id, e2);
+    if (rc != LD_OK)
+        return ld_err(err, rpc_code_from_ld(rc), "%s", e2);
+    char msg[LD_ERR_MAX];
+    snprintf(msg, sizeof msg, "schedule %" PRId64 ": triggered by a client: job %" PRId64, id,
+             job_id);
+    daemon_log("%s", msg);
+    emit(D(call), s, "schedule.fired", job_id, now, deadline, "trigger", msg);
+    *result = cJSON_CreateObject();
+    cJSON_AddNumberToObject(*result, "job_id", (double)job_id);
+    return RPC_OK;
+}
+
+static const RpcParam p_create[] = {
+    {"cron", RPC_T_STRING, 1},        {"tz", RPC_T_STRING, 0},   {"catch_up", RPC_T_STRING, 0},
+    {"concurrency", RPC_T_STRING, 0}, {"name", RPC_T_STRING, 0}, {"job", RPC_T_OBJECT, 1},
+    {NULL, 0, 0}};
+static const RpcParam p_id[] = {{"schedule_id", RPC_T_INT, 1}, {NULL, 0, 0}};
+
+const RpcMethod schedule_methods[] = {
+    {"schedule.create", m_create, p_create, 0, "a cron schedule of a job template"},
+    {"schedule.list", m_list, NULL, RPC_READONLY, "every schedule"},
+    {"schedule.get", m_get, p_id, RPC_READONLY, "a schedule, its next fires and its runs"},
+    {"schedule.delete", m_delete, p_id, 0, "remove a schedule (its jobs stay)"},
+    {"schedule.pause", m_pause, p_id, 0, "stop firing"},
+    {"schedule.resume", m_resume, p_id, 0, "fire again, from now on"},
+    {"schedule.trigger", m_trigger, p_id, 0, "fire now; returns the job id"},
+    {NULL, NULL, NULL, 0, NULL},
+};
