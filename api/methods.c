@@ -166,12 +166,14 @@ static int summarise_entry(cJSON *e, const char *metric) {
         const cJSON *hv = cJSON_GetObjectItemCaseSensitive(t, "holdout");
         const cJSON *mn = cJSON_GetObjectItemCaseSensitive(t, "metric");
         const cJSON *nm = cJSON_GetObjectItemCaseSensitive(t, "name");
+        if (!cJSON_IsString(nm)) nm = cJSON_GetObjectItemCaseSensitive(t, "task");
         const char *mname = cJSON_IsString(mn) ? mn->valuestring : "metric";
         char tname[96];
         snprintf(tname, sizeof tname, "%s", cJSON_IsString(nm) ? nm->valuestring : "task");
-        if (cJSON_GetObjectItemCaseSensitive(metrics, tname)) /* two tasks of one name */
-            snprintf(tname + strlen(tname), sizeof tname - strlen(tname), "#%d",
-                     (int)num(t, "task"));
+        for (int dup = 2; cJSON_GetObjectItemCaseSensitive(metrics, tname) && dup < 100; dup++) {
+            const char *base = cJSON_IsString(nm) ? nm->valuestring : "task";
+            snprintf(tname, sizeof tname, "%.80s#%d", base, dup); /* two tasks of one name */
+        }
         cJSON *tm = cJSON_AddObjectToObject(metrics, tname);
         cJSON *m = cJSON_AddObjectToObject(tm, mname);
         double vm = num(t, "val_mean"), vs = num(t, "val_std");
@@ -305,12 +307,34 @@ static int get_candidate(RpcCall *call, cJSON **cand, char *err) {
     return rc == LD_OK ? RPC_OK : fail(rc);
 }
 
+/* The store's flat evaluation row gets the protocol's shape: {seq, task, task_name, seed, steps,
+ * result: {status, metric, val, test, steps, wall_ms, final_loss, curve, metrics, error}}; the
+ * flat fields stay too. */
+static void shape_evaluation(cJSON *ev) {
+    static const char *const moved[] = {"status", "metric", "val",  "test",    "wall_ms",
+                                        "final_loss", "curve", "metrics", "error"};
+    cJSON *r = cJSON_CreateObject();
+    for (size_t i = 0; i < sizeof moved / sizeof moved[0]; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, moved[i]);
+        if (v) cJSON_AddItemToObject(r, moved[i], cJSON_Duplicate(v, 1));
+    }
+    const cJSON *sr = cJSON_GetObjectItemCaseSensitive(ev, "steps_run");
+    if (!sr) sr = cJSON_GetObjectItemCaseSensitive(ev, "steps");
+    if (sr) cJSON_AddItemToObject(r, "steps", cJSON_Duplicate(sr, 1));
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(ev, "task");
+    if (cJSON_IsString(t) && !cJSON_GetObjectItemCaseSensitive(ev, "task_name"))
+        cJSON_AddStringToObject(ev, "task_name", t->valuestring);
+    cJSON_AddItemToObject(ev, "result", r);
+}
+
 static int m_cand_get(RpcCall *call, cJSON **result, char *err) {
     int rc = need_daemon(call, err);
     if (rc == RPC_OK) rc = get_candidate(call, result, err);
     if (rc != RPC_OK) return rc;
     cJSON_DeleteItemFromObjectCaseSensitive(*result, "job_id");
     cJSON_AddNumberToObject(*result, "job_id", (double)rpc_param_int(call->params, "job_id", 0));
+    cJSON *ev;
+    cJSON_ArrayForEach(ev, cJSON_GetObjectItemCaseSensitive(*result, "evaluations")) shape_evaluation(ev);
     return RPC_OK;
 }
 

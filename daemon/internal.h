@@ -18,10 +18,9 @@
 typedef struct PoolItem {
     struct PoolItem *next;
     int64_t job_id, round;
-    int idx;           /* index in the job's current round */
-    const Task *task;  /* borrowed from the job's SearchJob, which outlives the item */
-    Expr *loss;        /* owned by the item */
-    EvalOpts opt;
+    int idx;              /* index in the job's current round */
+    const SearchJob *job; /* borrowed: the job outlives its items in flight */
+    SearchWork work;      /* a copy: the engine's array is freed when the round ends */
     EvalResult res;
     int rc;
     char err[LD_ERR_MAX];

@@ -91,6 +91,30 @@ static void job_release_if_idle(Daemon *d, DJob *j) {
     }
 }
 
+/* A work the engine's pre-check refused: stored, but not an evaluation of the budget. */
+static int is_rejected(const EvalResult *r) {
+    return !r->ok && !strncmp(r->error, SEARCH_REJECTED, strlen(SEARCH_REJECTED));
+}
+
+/* Finished evaluations of a stored job, rejections excluded. */
+static int count_evals(Daemon *d, int64_t job_id, int64_t *n, char *err) {
+    cJSON *evs = NULL;
+    int rc = store_evals_for_job(d->store, job_id, -1, 0, &evs, err);
+    if (rc != LD_OK) return rc;
+    *n = 0;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, evs) {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(ev, "status");
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(ev, "error");
+        if (cJSON_IsString(st) && !strcmp(st->valuestring, "interrupted")) continue;
+        if (cJSON_IsString(e) && !strncmp(e->valuestring, SEARCH_REJECTED, strlen(SEARCH_REJECTED)))
+            continue;
+        (*n)++;
+    }
+    cJSON_Delete(evs);
+    return LD_OK;
+}
+
 static cJSON *stats_json(const DJob *j) {
     cJSON *st = j->search ? search_stats(j->search) : NULL;
     if (!st) st = cJSON_CreateObject();
@@ -249,7 +273,7 @@ static int job_load(Daemon *d, int64_t id, DJob **out, char *err) {
         rc = LD_EINVAL;
         goto done;
     }
-    rc = store_evals_count(d->store, id, &j->evals_done, err);
+    rc = count_evals(d, id, &j->evals_done, err);
     if (rc != LD_OK) goto done;
     cJSON *lb = search_leaderboard(j->search, 1);
     const cJSON *top = cJSON_GetArrayItem(lb, 0);
@@ -413,12 +437,10 @@ static void job_complete(Daemon *d, DJob *j);
 static int round_begin(Daemon *d, DJob *j) {
     char err[LD_ERR_MAX];
     const SearchWork *works = NULL;
+    /* the engine spends budget.evaluations itself (it knows what a final re-evaluation costs);
+     * this only guards against a runaway engine */
     int64_t budget = job_budget_evals(j->job);
-    if (!j->stopped && budget > 0 && j->evals_done >= budget) {
-        search_stop(j->search, 0);
-        j->stopped = 1;
-    }
-    if (budget > 0 && j->evals_done >= 2 * budget + 64) search_stop(j->search, 1); /* runaway guard */
+    if (budget > 0 && j->evals_done >= 3 * budget + 64) search_stop(j->search, 1);
     int n = search_round(j->search, &works);
     if (n <= 0) return 0;
     j->results = calloc((size_t)n, sizeof *j->results);
@@ -438,8 +460,12 @@ static int round_begin(Daemon *d, DJob *j) {
         uint64_t h = e ? expr_hash(e) : ld_hash64(w->expr, strlen(w->expr));
         int size = e ? expr_size(e) : 0;
         expr_free(e);
-        rc = store_candidate_put(d->store, j->id, w->cand, w->expr, h, size, NULL, "search",
-                                 j->family, NULL, err);
+        cJSON *cj = search_candidate(j->search, w->cand);
+        const char *op = jstr(cj, "op");
+        const cJSON *parents = cJSON_GetObjectItemCaseSensitive(cj, "parents");
+        rc = store_candidate_put(d->store, j->id, w->cand, w->expr, h, size, parents,
+                                 op ? op : "search", j->family, NULL, err);
+        cJSON_Delete(cj);
         if (rc != LD_OK) break;
         int found = 0;
         rc = store_eval_get_seq(d->store, j->id, w->seq, &found, &j->results[i], err);
@@ -578,29 +604,16 @@ static DJob *pick_job(Daemon *d) {
 static int dispatch_one(Daemon *d, DJob *j) {
     int i = job_next_work(j);
     if (i < 0) return 0;
-    const SearchWork *w = &j->works[i];
     PoolItem *it = calloc(1, sizeof *it);
     if (!it) return 0;
     it->job_id = j->id;
     it->round = j->round;
     it->idx = i;
-    it->task = job_task(j->job, w->task);
-    it->opt.seed = w->seed;
-    it->opt.steps = w->steps;
-    it->loss = expr_parse(w->expr, it->err);
+    it->job = j->job;
+    it->work = j->works[i];
     j->wstate[i] = W_RUNNING;
     j->inflight++;
     d->wrr_left--;
-    if (!it->loss || !it->task) {
-        /* not worth a worker: hand it back as a failed result through the same path */
-        it->rc = LD_EINVAL;
-        it->res.ok = 0;
-        snprintf(it->res.error, sizeof it->res.error, "%s",
-                 it->task ? it->err : "work names a task the job does not have");
-        it->res.val = it->res.test = NAN;
-        jobs_on_done(d, it);
-        return 1;
-    }
     pool_submit(d->pool, it);
     return 1;
 }
@@ -684,7 +697,7 @@ void jobs_on_done(void *ud, PoolItem *it) {
     /* committed before anything reports it */
     if (store_eval_put(d->store, &key, &it->res, &inserted, err) != LD_OK)
         daemon_log("job %lld: storing evaluation %lld: %s", (long long)j->id, (long long)w->seq, err);
-    if (inserted) j->evals_done++;
+    if (inserted && !is_rejected(&it->res)) j->evals_done++;
     j->results[it->idx] = it->res;
     j->wstate[it->idx] = W_DONE;
     j->ndone++;

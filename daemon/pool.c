@@ -23,11 +23,7 @@ struct Pool {
     void *ud;
 };
 
-void pool_item_free(PoolItem *it) {
-    if (!it) return;
-    expr_free(it->loss);
-    free(it);
-}
+void pool_item_free(PoolItem *it) { free(it); }
 
 static void *worker_main(void *arg) {
     Pool *p = arg;
@@ -45,16 +41,10 @@ static void *worker_main(void *arg) {
         p->busy++;
         pthread_mutex_unlock(&p->mu);
 
-        /* An evaluation that cannot use the loss is a failed result, not an error: the engine
-         * must see every work of its round. */
+        /* the engine's own runner: pre-check, then training; failures are results (ok 0) */
         memset(&it->res, 0, sizeof it->res);
-        it->err[0] = 0;
-        it->rc = eval_run(it->task, it->loss, &it->opt, &it->res, it->err);
-        if (it->rc != LD_OK) {
-            it->res.ok = 0;
-            snprintf(it->res.error, sizeof it->res.error, "%s",
-                     it->err[0] ? it->err : "evaluation failed");
-        }
+        search_run_work(it->job, &it->work, &it->res);
+        it->rc = LD_OK;
 
         pthread_mutex_lock(&p->mu);
         p->busy--;
