@@ -1,0 +1,404 @@
+/* ctl_schedule.c: `lossctl schedule add|list|show|rm|pause|resume|run`: cron schedules of search
+ * jobs over the schedule.* methods (docs/schedules.md). */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl_schedule.h"
+
+static const char usage_text[] =
+    "usage: lossctl schedule add --cron EXPR [--tz ZONE] [--until HH:MM] [--catch-up once|skip]\n"
+    "                            [--concurrency forbid|allow] [--allow-overlap] [--name NAME]\n"
+    "                            JOB.json        ('-' reads stdin)\n"
+    "       lossctl schedule list\n"
+    "       lossctl schedule show ID         the schedule, its next runs, its runs\n"
+    "       lossctl schedule rm ID\n"
+    "       lossctl schedule pause ID\n"
+    "       lossctl schedule resume ID\n"
+    "       lossctl schedule run ID          fire now; prints the job id\n"
+    "EXPR is a 5-field cron expression (\"0 1 * * *\") or @hourly, @daily, @weekly, @monthly,\n"
+    "@yearly. Times are the zone's wall clock (default: the daemon's zone).\n";
+
+static int usage(void) {
+    fputs(usage_text, stderr);
+    return 2;
+}
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+/* 1 if s looks like a data or task file name, a path the daemon would open (as lossctl submit). */
+static int looks_like_file(const char *s) {
+    static const char *const exts[] = {".csv", ".npy", ".npz", ".json", ".tsv", ".txt", NULL};
+    size_t n = strlen(s);
+    if (n == 0 || strncmp(s, "builtin:", 8) == 0 || strchr(s, '\n'))
+        return 0;
+    for (int i = 0; exts[i]; i++) {
+        size_t e = strlen(exts[i]);
+        if (n > e && strcasecmp(s + n - e, exts[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* The daemon resolves relative paths against its own working directory and a schedule's job
+ * runs long after this command ends, so relative file names next to the job file become
+ * absolute now. */
+static void absolutize(cJSON *node, const char *base_dir) {
+    for (cJSON *it = node ? node->child : NULL; it; it = it->next) {
+        if (cJSON_IsString(it) && it->valuestring[0] != '/' && looks_like_file(it->valuestring)) {
+            char path[PATH_MAX + 8], real[PATH_MAX];
+            snprintf(path, sizeof path, "%s/%s", base_dir, it->valuestring);
+            struct stat st;
+            if (stat(path, &st) == 0 && realpath(path, real)) {
+                cJSON *abs = cJSON_CreateString(real);
+                if (abs)
+                    cJSON_ReplaceItemViaPointer(node, it, abs);
+                it = abs;
+                if (!it)
+                    return;
+            }
+        } else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
+            absolutize(it, base_dir);
+        }
+    }
+}
+
+/* Reads the whole of stdin. Returns owned text or NULL (out of memory). */
+static char *read_stdin(void) {
+    size_t cap = 65536, len = 0;
+    char *text = malloc(cap);
+    while (text) {
+        size_t r = fread(text + len, 1, cap - len - 1, stdin);
+        len += r;
+        if (r == 0)
+            break;
+        if (cap - len < 2) {
+            char *nt = realloc(text, cap * 2);
+            if (!nt) {
+                free(text);
+                return NULL;
+            }
+            text = nt;
+            cap *= 2;
+        }
+    }
+    if (text)
+        text[len] = '\0';
+    return text;
+}
+
+/* Reads and parses the job template file (or stdin for "-"). Returns 0 and an owned object,
+ * or the exit status after printing why. */
+static int read_job(const char *file, cJSON **out) {
+    char err[LD_ERR_MAX], dir[PATH_MAX], tmp[PATH_MAX];
+    char *text = NULL;
+    int status = 0;
+    *out = NULL;
+    if (!strcmp(file, "-")) {
+        text = read_stdin();
+        if (!text)
+            return ctl_fail(1, "schedule add: out of memory reading stdin");
+        if (!getcwd(dir, sizeof dir))
+            snprintf(dir, sizeof dir, ".");
+    } else {
+        text = ld_read_file(file, NULL, err);
+        if (!text)
+            return ctl_fail(1, "%s", err);
+        snprintf(tmp, sizeof tmp, "%s", file);
+        char *slash = strrchr(tmp, '/');
+        if (slash == tmp)
+            tmp[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            snprintf(tmp, sizeof tmp, ".");
+        if (!realpath(tmp, dir))
+            snprintf(dir, sizeof dir, "%s", tmp);
+    }
+    cJSON *job = cJSON_Parse(text);
+    if (!job) {
+        status = ctl_fail(1, "%s: not valid JSON", file);
+        goto done;
+    }
+    if (!cJSON_IsObject(job)) {
+        cJSON_Delete(job);
+        status = ctl_fail(1, "%s: a job must be a JSON object", file);
+        goto done;
+    }
+    absolutize(job, dir);
+    *out = job;
+done:
+    free(text);
+    return status;
+}
+
+/* Calls a method whose only parameter is schedule_id. */
+static int call_id(Ctl *ctl, const char *method, const char *arg, cJSON **res) {
+    int64_t id;
+    char what[48];
+    if (ctl_parse_id(arg, &id) != 0)
+        return ctl_fail(2, "schedule: '%s' is not a schedule id", arg);
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddNumberToObject(p, "schedule_id", (double)id);
+    snprintf(what, sizeof what, "schedule %lld", (long long)id);
+    return ctl_call(ctl, method, p, what, res);
+}
+
+static const char *str_or(const cJSON *o, const char *name, const char *dflt) {
+    const char *s = ctl_str(o, name, NULL);
+    return s ? s : dflt;
+}
+
+/* Formats a metric value as lossctl's tables do. */
+static const char *fmt_num(char *buf, size_t n, double v) {
+    if (isnan(v))
+        snprintf(buf, n, "-");
+    else if (fabs(v) >= 1e4 || (v != 0 && fabs(v) < 1e-3))
+        snprintf(buf, n, "%.4g", v);
+    else
+        snprintf(buf, n, "%.4f", v);
+    return buf;
+}
+
+/* Epoch seconds as local "YYYY-MM-DD HH:MM", "-" for none. */
+static const char *fmt_time(char *buf, size_t n, double t) {
+    if (!(t > 0) || !isfinite(t)) {
+        snprintf(buf, n, "-");
+        return buf;
+    }
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!localtime_r(&tt, &tm) || !strftime(buf, n, "%Y-%m-%d %H:%M", &tm))
+        snprintf(buf, n, "%.0f", t);
+    return buf;
+}
+
+/* The one-line description of a schedule used by list and show. */
+static void print_line(const cJSON *s) {
+    const cJSON *until = cJSON_GetObjectItemCaseSensitive(s, "until");
+    int paused = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "paused"));
+    printf("%4.0f  %-16s  %-14s  %-6s  %-7s  %-7s  %-25s  %s\n", ctl_num(s, "schedule_id", 0),
+           str_or(s, "cron", "?"), str_or(s, "tz", "-"),
+           cJSON_IsString(until) ? until->valuestring : "-", str_or(s, "catch_up", "?"),
+           paused ? "paused" : str_or(s, "concurrency", "?"),
+           paused ? "-" : str_or(s, "next_fire", "-"), str_or(s, "name", ""));
+}
+
+static void print_header(void) {
+    printf("%4s  %-16s  %-14s  %-6s  %-7s  %-7s  %-25s  %s\n", "ID", "CRON", "ZONE", "UNTIL",
+           "CATCHUP", "OVERLAP", "NEXT FIRE", "NAME");
+}
+
+/* ---- commands ----------------------------------------------------------------------------- */
+
+/* The value of option name at argv[*i] ("--name V" or "--name=V"), advancing *i; NULL when
+ * argv[*i] is another option. *bad is set when the option lacks its value. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name, int *bad) {
+    size_t n = strlen(name);
+    const char *s = argv[*i];
+    if (strncmp(s, name, n) != 0)
+        return NULL;
+    if (s[n] == '=')
+        return s + n + 1;
+    if (s[n] != '\0')
+        return NULL;
+    if (*i + 1 >= argc) {
+        *bad = 1;
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+static int cmd_add(Ctl *ctl, int argc, char **argv) {
+    static const char *const keys[] = {"--cron", "--tz", "--until", "--catch-up",
+                                       "--concurrency", "--name", NULL};
+    static const char *const params_of[] = {"cron", "tz", "until", "catch_up", "concurrency",
+                                            "name", NULL};
+    const char *val[6] = {0};
+    const char *file = NULL;
+    int allow_overlap = 0, status;
+    cJSON *params = NULL, *job = NULL, *res = NULL;
+    for (int i = 2; i < argc; i++) {
+        const char *s = argv[i];
+        int bad = 0, matched = 0;
+        for (int k = 0; keys[k]; k++) {
+            const char *v = opt_value(argc, argv, &i, keys[k], &bad);
+            if (bad)
+                return ctl_fail(2, "schedule add: %s needs a value", keys[k]);
+            if (v) {
+                val[k] = v;
+                matched = 1;
+                break;
+            }
+        }
+        if (matched)
+            continue;
+        if (!strcmp(s, "--allow-overlap")) {
+            allow_overlap = 1;
+        } else if (s[0] == '-' && s[1] != '\0') {
+            return ctl_fail(2, "schedule add: unknown option %s", s);
+        } else if (!file) {
+            file = s;
+        } else {
+            return ctl_fail(2, "schedule add: one JOB.json only (got '%s' and '%s')", file, s);
+        }
+    }
+    if (!val[0] || !file)
+        return usage();
+    if (allow_overlap && val[4] && strcmp(val[4], "allow"))
+        return ctl_fail(2, "schedule add: --allow-overlap contradicts --concurrency %s", val[4]);
+    status = read_job(file, &job);
+    if (status)
+        return status;
+    params = cJSON_CreateObject();
+    for (int k = 0; params_of[k]; k++)
+        if (val[k])
+            cJSON_AddStringToObject(params, params_of[k], val[k]);
+    if (allow_overlap && !val[4])
+        cJSON_AddStringToObject(params, "concurrency", "allow");
+    cJSON_AddItemToObject(params, "job", job);
+    status = ctl_call(ctl, "schedule.create", params, file, &res);
+    if (status)
+        return status;
+    if (ctl->json) {
+        ctl_print_json(res);
+    } else {
+        printf("%.0f\n", ctl_num(res, "schedule_id", 0));
+        if (isatty(STDOUT_FILENO)) {
+            const cJSON *r;
+            printf("next runs:\n");
+            cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(res, "next_runs"))
+                printf("  %s\n", cJSON_IsString(r) ? r->valuestring : "?");
+        }
+    }
+    cJSON_Delete(res);
+    return 0;
+}
+
+static int cmd_list(Ctl *ctl, int argc, char **argv) {
+    cJSON *res = NULL;
+    if (argc != 2)
+        return usage();
+    int st = ctl_call(ctl, "schedule.list", NULL, NULL, &res);
+    if (st)
+        return st;
+    if (ctl->json) {
+        ctl_print_json(res);
+    } else {
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(res, "schedules"), *s;
+        if (cJSON_GetArraySize(arr) == 0) {
+            printf("no schedules\n");
+        } else {
+            print_header();
+            cJSON_ArrayForEach(s, arr) print_line(s);
+        }
+    }
+    cJSON_Delete(res);
+    return 0;
+}
+
+static int cmd_show(Ctl *ctl, int argc, char **argv) {
+    cJSON *res = NULL;
+    if (argc != 3)
+        return usage();
+    int st = call_id(ctl, "schedule.get", argv[2], &res);
+    if (st)
+        return st;
+    if (ctl->json) {
+        ctl_print_json(res);
+        cJSON_Delete(res);
+        return 0;
+    }
+    const cJSON *until = cJSON_GetObjectItemCaseSensitive(res, "until");
+    int paused = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "paused"));
+    printf("schedule %.0f%s%s%s\n", ctl_num(res, "schedule_id", 0),
+           ctl_str(res, "name", NULL) ? "  " : "", str_or(res, "name", ""),
+           paused ? "  (paused)" : "");
+    printf("  cron         %s  (%s)\n", str_or(res, "cron", "?"), str_or(res, "tz", "?"));
+    printf("  until        %s\n", cJSON_IsString(until) ? until->valuestring : "-");
+    printf("  catch-up     %s\n", str_or(res, "catch_up", "?"));
+    printf("  concurrency  %s  (%.0f run(s) going)\n", str_or(res, "concurrency", "?"),
+           ctl_num(res, "active_runs", 0));
+    printf("  created      %s\n", str_or(res, "created", "-"));
+    printf("  last fire    %s\n", str_or(res, "last_fire", "-"));
+    const cJSON *nr = cJSON_GetObjectItemCaseSensitive(res, "next_runs"), *r;
+    printf("  next runs    %s\n", cJSON_GetArraySize(nr) ? "" : "- (paused)");
+    cJSON_ArrayForEach(r, nr) printf("               %s\n", cJSON_IsString(r) ? r->valuestring : "?");
+    const cJSON *runs = cJSON_GetObjectItemCaseSensitive(res, "runs"), *j;
+    if (cJSON_GetArraySize(runs) == 0) {
+        printf("runs: none yet\n");
+    } else {
+        printf("runs (newest first):\n");
+        printf("%6s  %-9s  %-16s  %11s  %-9s  %s\n", "JOB", "STATE", "CREATED", "EVALUATIONS",
+               "BEST", "BEST LOSS");
+        cJSON_ArrayForEach(j, runs) {
+            const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "progress");
+            char ev[40], best[32], when[40];
+            snprintf(ev, sizeof ev, "%.0f/%.0f", ctl_num(pr, "evaluations", 0),
+                     ctl_num(pr, "budget", 0));
+            printf("%6.0f  %-9s  %-16s  %11s  %-9s  %s\n", ctl_num(j, "job_id", 0),
+                   str_or(j, "state", "?"), fmt_time(when, sizeof when, ctl_num(j, "created_s", 0)),
+                   ev, fmt_num(best, sizeof best, ctl_num(pr, "best_fitness", NAN)),
+                   str_or(pr, "best_expr", "-"));
+        }
+    }
+    cJSON_Delete(res);
+    return 0;
+}
+
+/* rm, pause, resume, run: one id in, a short confirmation out. */
+static int cmd_simple(Ctl *ctl, int argc, char **argv, const char *method) {
+    cJSON *res = NULL;
+    if (argc != 3)
+        return usage();
+    int st = call_id(ctl, method, argv[2], &res);
+    if (st)
+        return st;
+    if (ctl->json) {
+        ctl_print_json(res);
+    } else if (!strcmp(method, "schedule.trigger")) {
+        printf("%.0f\n", ctl_num(res, "job_id", 0));
+    } else if (!strcmp(method, "schedule.delete")) {
+        printf("schedule %s deleted (its jobs stay)\n", argv[2]);
+    } else {
+        int paused = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(res, "paused"));
+        if (paused)
+            printf("schedule %s paused\n", argv[2]);
+        else
+            printf("schedule %s active, next fire %s\n", argv[2], str_or(res, "next_fire", "-"));
+    }
+    cJSON_Delete(res);
+    return 0;
+}
+
+int ctl_schedule_main(Ctl *ctl, int argc, char **argv) {
+    if (argc < 2)
+        return usage();
+    const char *sub = argv[1];
+    if (!strcmp(sub, "help") || !strcmp(sub, "--help") || !strcmp(sub, "-h")) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (!strcmp(sub, "add"))
+        return cmd_add(ctl, argc, argv);
+    if (!strcmp(sub, "list") || !strcmp(sub, "ls"))
+        return cmd_list(ctl, argc, argv);
+    if (!strcmp(sub, "show") || !strcmp(sub, "get"))
+        return cmd_show(ctl, argc, argv);
+    if (!strcmp(sub, "rm") || !strcmp(sub, "delete"))
+        return cmd_simple(ctl, argc, argv, "schedule.delete");
+    if (!strcmp(sub, "pause"))
+        return cmd_simple(ctl, argc, argv, "schedule.pause");
+    if (!strcmp(sub, "resume"))
+        return cmd_simple(ctl, argc, argv, "schedule.resume");
+    if (!strcmp(sub, "run") || !strcmp(sub, "trigger"))
+        return cmd_simple(ctl, argc, argv, "schedule.trigger");
+    ctl_fail(2, "schedule: unknown subcommand '%s'", sub);
+    return usage();
+}
