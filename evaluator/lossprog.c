@@ -500,15 +500,41 @@ static void softmax_forward(LossProg *lp, const LossIn *in) {
     int B = in->B, C = lp->C, n = B * C;
     float *restrict p = lp->p, *restrict m = lp->gpt, *restrict s = lp->glogpt; /* scratch */
     const float *restrict z = in->z;
-    /* the class loops run outside the batch loops: B independent chains instead of one
-     * dependent chain per row */
-    for (int i = 0; i < B; i++) m[i] = z[i * C];
-    for (int j = 1; j < C; j++)
-        for (int i = 0; i < B; i++) m[i] = z[i * C + j] > m[i] ? z[i * C + j] : m[i];
-    for (int i = 0; i < B; i++)
-        for (int j = 0; j < C; j++) p[i * C + j] = z[i * C + j] - m[i];
-    /* one flat loop in chunks of 16 (buffers are padded to 16 floats) so that GCC's -O2 cost
-     * model vectorises it */
+    /* Loops run in chunks of 16 lanes (our buffers are padded to 16 floats; z is the caller's,
+     * so it gets a scalar tail) so that GCC's -O2 cost model vectorises them. */
+    int full = n / 16 * 16;
+    float lo = z[0], hi = z[0];
+    {
+        float vlo[16], vhi[16];
+        for (int l = 0; l < 16; l++) vlo[l] = vhi[l] = z[0];
+        for (int c = 0; c < full / 16; c++)
+            for (int l = 0; l < 16; l++) {
+                float x = z[c * 16 + l];
+                vlo[l] = x < vlo[l] ? x : vlo[l];
+                vhi[l] = x > vhi[l] ? x : vhi[l];
+            }
+        for (int l = 0; l < 16; l++) {
+            lo = vlo[l] < lo ? vlo[l] : lo;
+            hi = vhi[l] > hi ? vhi[l] : hi;
+        }
+        for (int k = full; k < n; k++) {
+            lo = z[k] < lo ? z[k] : lo;
+            hi = z[k] > hi ? z[k] : hi;
+        }
+    }
+    if (lo >= -80.0f && hi <= 80.0f) {
+        /* every exp(z) is a normal float and no row sum overflows: no shift needed */
+        for (int i = 0; i < B; i++) m[i] = 0;
+        memcpy(p, z, (size_t)n * sizeof *p); /* in place, the exp loop vectorises */
+    } else {
+        /* subtract each row's max; the class loops run outside the batch loops: B independent
+         * chains instead of one dependent chain per row */
+        for (int i = 0; i < B; i++) m[i] = z[i * C];
+        for (int j = 1; j < C; j++)
+            for (int i = 0; i < B; i++) m[i] = z[i * C + j] > m[i] ? z[i * C + j] : m[i];
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < C; j++) p[i * C + j] = z[i * C + j] - m[i];
+    }
     for (int c = 0; c < (n + 15) / 16; c++)
         for (int l = 0; l < 16; l++) p[c * 16 + l] = fexp(p[c * 16 + l]);
     for (int i = 0; i < B; i++) s[i] = p[i * C];
@@ -992,7 +1018,7 @@ int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
             float *dz = lp->dz + (size_t)i * C;
             float gl = lp->glogpt[i] + lp->gpt[i] * lp->pt[i]; /* d pt = pt d log pt */
             if (!lp->need_pnorm) {
-                float gs = gl * lp->sinv[i]; /* p holds exp(z - max) */
+                float gs = gl * lp->sinv[i]; /* p holds exp(z - shift) */
                 for (int j = 0; j < C; j++) dz[j] -= p[j] * gs;
             } else if (lp->need_gp) {
                 const float *gp = lp->gp + (size_t)i * C;

@@ -415,6 +415,32 @@ static double ref_contrastive(const Prob *pb, double tau, int supcon) {
     return total / N;
 }
 
+
+/* Logits beyond +-80 take the softmax path that subtracts each row's max. */
+static void test_large_logits(void **state) {
+    (void)state;
+    Prob pb;
+    prob_init(&pb, FAM_CLASSIFICATION, 2, 3, 0, 1);
+    float z[6] = {100, 200, 300, -100, -200, 0};
+    memcpy(pb.z, z, sizeof z);
+    pb.label[0] = 1;
+    pb.label[1] = 0;
+    double ce0 = 300 + log1p(exp(-100.0) + exp(-200.0)) - 200;
+    double ce1 = 0 + log1p(exp(-100.0) + exp(-200.0)) + 100;
+    ASSERT_CLOSE(loss_of("ce", &pb), (ce0 + ce1) / 2, 1e-6);
+    ASSERT_CLOSE(loss_of("-log(pt)", &pb), (log(1e12) + log(1e12)) / 2, 1e-5); /* guarded log */
+    static const char *const cases[] = {"ce", "focal(2)", "entropy + ce", "mse", "smooth(0.2)"};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        prob_init(&pb, FAM_CLASSIFICATION, 4, 5, 0, 500 + i);
+        for (int k = 0; k < 20; k++) pb.z[k] *= 0.02f; /* small spread, then shift far out */
+        for (int k = 0; k < 20; k++) pb.z[k] += k < 10 ? 150.0f : -150.0f;
+        LossProg *lp = compile(cases[i], FAM_CLASSIFICATION, 4, 5, 0);
+        int kinks = 0;
+        assert_int_equal(fd_check(lp, &pb, cases[i], 2e-2, 1, &kinks), 0);
+        lossprog_free(lp);
+    }
+}
+
 static void test_contrastive_values(void **state) {
     (void)state;
     Prob pb;
@@ -632,6 +658,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fast_math),
         cmocka_unit_test(test_known_values),
+        cmocka_unit_test(test_large_logits),
         cmocka_unit_test(test_contrastive_values),
         cmocka_unit_test(test_guards_and_errors),
         cmocka_unit_test(test_fd_classification),
