@@ -38,7 +38,9 @@ static int framer_append(RpcFramer *f, const char *data, size_t n) {
 /* Delivers one line held in line[0..n) (writable, one byte past it available for the NUL). */
 static int deliver(char *line, size_t n, RpcLineFn fn, void *ud) {
     if (n > 0 && line[n - 1] == '\r') n--;
-    if (n == 0) return 0;
+    size_t i = 0;
+    while (i < n && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
+    if (i == n) return 0; /* blank lines (whitespace only) are skipped, not answered */
     line[n] = 0;
     return fn(ud, line, n);
 }

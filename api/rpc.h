@@ -45,7 +45,7 @@ typedef int (*RpcLineFn)(void *ud, char *line, size_t len);
 
 /* Feeds n bytes. Returns LD_OK, the non-zero value a callback returned, or LD_EINVAL with err
  * when a line grows past RPC_LINE_MAX (the caller replies with rpc_error_line and closes).
- * Empty lines are skipped. */
+ * Blank lines (only spaces, tabs, CR) are skipped. */
 int rpc_framer_feed(RpcFramer *f, const char *data, size_t n, RpcLineFn fn, void *ud, char *err);
 size_t rpc_framer_pending(const RpcFramer *f); /* bytes of an unfinished line */
 void rpc_framer_free(RpcFramer *f);

@@ -72,7 +72,7 @@ static void test_framing_many_in_one_read(void **state) {
     RpcFramer f = {0};
     Lines l = {0};
     char err[LD_ERR_MAX];
-    const char *buf = "one\ntwo\n\n\r\nthree\nfour";
+    const char *buf = "one\ntwo\n\n\r\n  \t \nthree\nfour";
     assert_int_equal(rpc_framer_feed(&f, buf, strlen(buf), collect, &l, err), LD_OK);
     assert_int_equal(l.n, 3); /* blank lines are skipped; "four" waits for its newline */
     assert_string_equal(l.v[0], "one");
