@@ -148,7 +148,7 @@ typedef struct ConRun {
     int *perm;           /* (train n) epoch order */
     int pos;             /* next position in perm */
     float *bank, *query; /* (train n, D), (max(val n, test n), D) */
-    float *sims;         /* (CON_CHUNK, train n) */
+    float *sims;         /* (CON_CHUNK, max(train n, val n, test n)) */
     double *votes;       /* (2 nclass) */
 } ConRun;
 
@@ -161,7 +161,7 @@ static size_t con_arena_bytes(const Task *t, int B, size_t nparam, size_t nacts)
            al64(2 * (size_t)B * d * sizeof(float)) + al64(2 * (size_t)B * sizeof(int)) +
            al64((size_t)t->train.n * sizeof(int)) + al64((size_t)t->train.n * D * sizeof(float)) +
            al64((size_t)nq * D * sizeof(float)) +
-           al64((size_t)CON_CHUNK * t->train.n * sizeof(float)) +
+           al64((size_t)CON_CHUNK * (t->train.n > nq ? t->train.n : nq) * sizeof(float)) +
            al64(2 * (size_t)(t->nclass + 1) * sizeof(double)) + 4096;
 }
 
@@ -182,6 +182,53 @@ static double con_eval_split(ConRun *r, const Dataset *q) {
     con_embed(r, q, r->query);
     return con_knn_accuracy(r->bank, r->t->train.label, r->t->train.n, r->query, q->label, q->n,
                             r->D, r->c->k, r->t->nclass, r->sims, r->votes);
+}
+
+/* Wang and Isola's embedding diagnostics (ICML 2020), reported next to the k-NN accuracy.
+ * uniformity: log of the mean over pairs i != j of exp(-2 |z_i - z_j|^2) over the n normalised
+ * rows of r->query that con_eval_split left there (lower: spread more evenly on the sphere). */
+static double con_uniformity(ConRun *r, int n) {
+    const float *z = r->query;
+    double s = 0;
+    if (n < 2) return NAN;
+    for (int q0 = 0; q0 < n; q0 += CON_CHUNK) {
+        int m = n - q0 < CON_CHUNK ? n - q0 : CON_CHUNK;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, r->D, 1.0f,
+                    z + (size_t)q0 * r->D, r->D, z, r->D, 0.0f, r->sims, n);
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                if (q0 + i != j) s += exp(4.0 * r->sims[(size_t)i * n + j] - 4.0);
+    }
+    return log(s / ((double)n * (n - 1)));
+}
+
+/* alignment: mean over the rows of q of |z(view 1) - z(view 2)|^2, two fresh augmentations of
+ * each row drawn from a stream of its own (lower: the two views agree). idx holds B ints. */
+static double con_alignment(ConRun *r, const Dataset *q, int *idx, uint64_t seed) {
+    LdRng rng;
+    double s = 0;
+    int D = r->D;
+    if (q->n < 1) return NAN;
+    rng_seed(&rng, seed);
+    for (int i0 = 0; i0 < q->n; i0 += r->B) {
+        int m = q->n - i0 < r->B ? q->n - i0 : r->B;
+        for (int j = 0; j < m; j++) idx[j] = i0 + j;
+        con_make_views(r->views, r->labels, q, idx, m, r->c, &rng);
+        const float *e = mlp_forward(&r->net, &r->acts, r->views, 2 * m);
+        for (int j = 0; j < m; j++) {
+            const float *a = e + (size_t)j * D, *b = e + (size_t)(m + j) * D;
+            double na = 0, nb = 0, ab = 0;
+            for (int k = 0; k < D; k++) {
+                na += (double)a[k] * a[k];
+                nb += (double)b[k] * b[k];
+                ab += (double)a[k] * b[k];
+            }
+            /* |a/|a| - b/|b||^2 = 2 - 2 cos(a, b); a zero embedding counts as orthogonal */
+            double den = sqrt(na * nb);
+            s += 2.0 - 2.0 * (den > 1e-24 ? ab / den : 0.0);
+        }
+    }
+    return s / q->n;
 }
 
 static float con_l2(const Mlp *m) {
@@ -262,7 +309,7 @@ static int con_run_init(ConRun *r, const Task *t, LdArena *ar, uint64_t seed, ch
     r->perm = arena_alloc(ar, (size_t)t->train.n * sizeof(int));
     r->bank = arena_alloc(ar, (size_t)t->train.n * r->D * sizeof(float));
     r->query = arena_alloc(ar, (size_t)nq * r->D * sizeof(float));
-    r->sims = arena_alloc(ar, (size_t)CON_CHUNK * t->train.n * sizeof(float));
+    r->sims = arena_alloc(ar, (size_t)CON_CHUNK * (t->train.n > nq ? t->train.n : nq) * sizeof(float));
     r->votes = arena_alloc(ar, 2 * (size_t)(t->nclass + 1) * sizeof(double));
     if (!params || !grads || !actmem || !r->m || !r->v || !r->views || !r->labels || !r->perm ||
         !r->bank || !r->query || !r->sims || !r->votes)
@@ -349,6 +396,17 @@ static int con_train(const Task *t, ConLossFn fn, void *ctx, const EvalOpts *opt
         snprintf(m->name, sizeof m->name, "knn_accuracy");
         m->val = av;
         m->test = at;
+        /* con_eval_split(test) left the test embeddings in r.query; the validation ones are
+         * recomputed for uniformity. */
+        m = &res->extra[res->nextra++];
+        snprintf(m->name, sizeof m->name, "uniformity");
+        m->test = con_uniformity(&r, t->test.n);
+        con_embed(&r, &t->val, r.query);
+        m->val = con_uniformity(&r, t->val.n);
+        m = &res->extra[res->nextra++];
+        snprintf(m->name, sizeof m->name, "alignment");
+        m->val = con_alignment(&r, &t->val, idx, ld_mix64(seed, 0x616c6976ULL));
+        m->test = con_alignment(&r, &t->test, idx, ld_mix64(seed, 0x616c6974ULL));
     }
     rc = LD_OK;
 done:

@@ -260,6 +260,16 @@ static void test_knn(void **state) {
     con_normalise(tb, 2, 2);
     con_normalise(tq, 1, 2);
     assert_true(con_knn_accuracy(tb, tl, 2, tq, tql, 1, 2, 2, 2, sims, votes) == 1.0);
+
+    /* Uniformity by hand: two antipodal points, |zi - zj|^2 = 4, log exp(-8) = -8; three points,
+     * two equal and one orthogonal: pairs (0 twice, 2 four times) give log((2 + 4 e^-4) / 6). */
+    float anti[] = {1, 0, -1, 0}, tri[] = {1, 0, 1, 0, 0, 1};
+    ConRun ur = {.D = 2, .sims = sims, .query = anti};
+    double u2 = con_uniformity(&ur, 2);
+    ur.query = tri;
+    double u3 = con_uniformity(&ur, 3), want3 = log((2 + 4 * exp(-4.0)) / 6);
+    printf("uniformity: antipodal %.6f (expect -8), three points %.6f (expect %.6f)\n", u2, u3, want3);
+    assert_true(fabs(u2 + 8) < 1e-5 && fabs(u3 - want3) < 1e-5);
 }
 
 /* ---- the embedding network's gradient through InfoNCE, against central differences */
@@ -319,6 +329,29 @@ static void test_gradient(void **state) {
                "\"train\":{\"batch\":8}}");
     check_grad("{\"model\":{\"hidden\":[12,9],\"act\":\"gelu\",\"embed_dim\":5},"
                "\"train\":{\"batch\":6}}");
+}
+
+/* ---- alignment: identical views give 0, noisy views more */
+
+static void test_alignment(void **state) {
+    char err[LD_ERR_MAX];
+    double al[2];
+    const char *specs[] = {"{\"augment\":{\"noise\":0,\"dropout\":0}}",
+                           "{\"augment\":{\"noise\":1,\"dropout\":0}}"};
+    for (int i = 0; i < 2; i++) {
+        Task *t = fake_task(10, specs[i], err);
+        assert_non_null(t);
+        LdArena ar = {0};
+        ConRun r;
+        int idx[64];
+        assert_int_equal(con_run_init(&r, t, &ar, 5, err), LD_OK);
+        al[i] = con_alignment(&r, &t->val, idx, 1);
+        arena_free(&ar);
+        free_task(t);
+    }
+    printf("alignment: identical views %.2e (expect < 1e-6), noise 1 %.4f (expect > 0.05)\n", al[0],
+           al[1]);
+    assert_true(al[0] < 1e-6 && al[1] > 0.05);
 }
 
 /* ---- spec handling */
@@ -454,6 +487,19 @@ static void test_lossprog(void **state) {
                losses[i], er.val, er.test, a0, er.steps, er.wall_ms, er.ncurve);
         assert_true(er.ok);
         assert_true(er.val > a0 + 0.005);
+        assert_int_equal(er.nextra, 3);
+        printf("  extras:");
+        for (int k = 0; k < er.nextra; k++)
+            printf(" %s %.3f/%.3f", er.extra[k].name, er.extra[k].val, er.extra[k].test);
+        printf("\n");
+        assert_string_equal(er.extra[1].name, "uniformity");
+        assert_string_equal(er.extra[2].name, "alignment");
+        for (int k = 1; k < 3; k++) {
+            /* uniformity in [-8, 0], alignment in [0, 4] on the unit sphere */
+            double lo = k == 1 ? -8.0 : 0.0, hi = k == 1 ? 0.0 : 4.0;
+            assert_true(er.extra[k].val >= lo && er.extra[k].val <= hi);
+            assert_true(er.extra[k].test >= lo && er.extra[k].test <= hi);
+        }
     }
     /* l2 alone has no gradient through the embeddings, and shrinks the weights: a valid run. */
     EvalResult lr = run_expr(t, "infonce(0.1) + 0.001*l2", 1, 30);
@@ -538,6 +584,7 @@ int main(void) {
         cmocka_unit_test(test_augment),
         cmocka_unit_test(test_knn),
         cmocka_unit_test(test_gradient),
+        cmocka_unit_test(test_alignment),
         cmocka_unit_test(test_spec),
         cmocka_unit_test(test_training_improves),
         cmocka_unit_test(test_lossprog),
