@@ -1395,8 +1395,9 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
     s->c.stopped = get_i(ct, "stopped", &ok);
     s->c.hard = get_i(ct, "hard", &ok);
     s->c.final_issued = get_i(ct, "final_issued", &ok);
-    if (!ok) {
-        ld_err(err, LD_EINVAL, "search state: a counter or the rng is missing");
+    if (!ok || s->c.phase < PH_SEARCH || s->c.phase > PH_DONE || s->c.round < 0 ||
+        s->c.evals < 0 || s->c.seq < 0) {
+        ld_err(err, LD_EINVAL, "search state: a counter or the rng is missing or out of range");
         goto fail;
     }
     int i = 0;

@@ -494,6 +494,116 @@ static void test_result_lookup(void **state) {
     job_free(j);
 }
 
+/* Mutates a JSON tree at random: deletes members, replaces values with other types. */
+static void mangle(cJSON *j, LdRng *r, int depth) {
+    cJSON *it = j->child;
+    while (it) {
+        cJSON *next = it->next;
+        double u = rng_uniform(r);
+        if (u < 0.08) {
+            cJSON_DetachItemViaPointer(j, it);
+            cJSON_Delete(it);
+        } else if (u < 0.16) {
+            static const char *const repl[] = {"-1", "0", "1e9", "\"x\"", "[]", "{}", "null",
+                                               "true", "2.5", "[1,\"a\"]"};
+            cJSON *n = cJSON_Parse(repl[rng_below(r, 10)]);
+            cJSON_ReplaceItemViaPointer(j, it, n);
+        } else if (depth < 6 && (cJSON_IsObject(it) || cJSON_IsArray(it))) {
+            mangle(it, r, depth + 1);
+        }
+        it = next;
+    }
+}
+
+/* Replaces one value, chosen uniformly among every node of the tree, with another. */
+static int count_nodes(const cJSON *j) {
+    int n = 1;
+    for (const cJSON *c = j->child; c; c = c->next) n += count_nodes(c);
+    return n;
+}
+
+static void mangle_one(cJSON *root, LdRng *r) {
+    int target = 1 + (int)rng_below(r, (uint32_t)(count_nodes(root) - 1)), seen = 0;
+    cJSON *stack[64];
+    int depth = 0;
+    cJSON *it = root->child;
+    cJSON *parent = root;
+    while (it) {
+        if (++seen == target) {
+            static const char *const repl[] = {"-1", "0", "1e9", "\"x\"", "[]", "{}", "null",
+                                               "3", "2.5", "[1,\"a\"]", "\"0.5\""};
+            cJSON_ReplaceItemViaPointer(parent, it, cJSON_Parse(repl[rng_below(r, 11)]));
+            return;
+        }
+        if (it->child && depth < 64) {
+            stack[depth++] = parent;
+            parent = it;
+            it = it->child;
+            continue;
+        }
+        while (!it->next && depth > 0) {
+            it = parent;
+            parent = stack[--depth];
+        }
+        it = it->next;
+    }
+}
+
+static void test_fuzz_job_and_state(void **state) {
+    (void)state;
+    /* job_parse takes any JSON: it succeeds or names a problem, never crashes */
+    const char *good =
+        "{\"name\":\"f\",\"tasks\":[\"builtin:wine\"],\"holdout\":[\"builtin:breast_cancer\"],"
+        "\"space\":{\"terms\":[\"ce\",\"focal\"],\"primitives\":[\"log\",\"pt\",\"t\",\"+\"],"
+        "\"max_nodes\":12,\"max_depth\":5},\"population\":4,\"budget\":{\"evaluations\":20},"
+        "\"fidelity\":{\"steps\":[10,20],\"promote\":0.5},\"final\":{\"top\":1,\"seeds\":2},"
+        "\"seed_losses\":[\"focal(2)\"],\"tune\":{\"every\":1}}";
+    LdRng r;
+    rng_seed(&r, 99);
+    int ok = 0, refused = 0;
+    for (int i = 0; i < 300; i++) {
+        cJSON *j = cJSON_Parse(good);
+        mangle(j, &r, 0);
+        char err[LD_ERR_MAX] = "";
+        SearchJob *job = NULL;
+        int rc = job_parse(j, NULL, &job, err);
+        if (rc == LD_OK) {
+            ok++;
+            job_free(job);
+        } else {
+            refused++;
+            if (!err[0]) fail_msg("refused without a message: rc %d", rc);
+        }
+        cJSON_Delete(j);
+    }
+    printf("# mangled jobs: %d accepted, %d refused with a message\n", ok, refused);
+    assert_true(refused > 0);
+    /* search_restore takes any state: it restores or refuses, never crashes */
+    SearchJob *job = job_from(job_small);
+    char err[LD_ERR_MAX] = "";
+    Search *s = search_new(job, NULL, 0, err);
+    run_rounds(s, 3);
+    cJSON *st = search_save(s);
+    search_free(s);
+    int restored = 0, rrefused = 0;
+    for (int i = 0; i < 200; i++) {
+        cJSON *m = cJSON_Duplicate(st, 1);
+        mangle_one(m, &r);
+        Search *x = search_restore(job, m, err);
+        if (x) {
+            restored++;
+            run_rounds(x, 2); /* and it can go on */
+            search_free(x);
+        } else {
+            rrefused++;
+        }
+        cJSON_Delete(m);
+    }
+    printf("# mangled states: %d restored, %d refused\n", restored, rrefused);
+    cJSON_Delete(st);
+    job_free(job);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_job_every_problem_named),
@@ -504,6 +614,7 @@ int main(void) {
         cmocka_unit_test(test_selection_and_halving),
         cmocka_unit_test(test_student_p),
         cmocka_unit_test(test_result_lookup),
+        cmocka_unit_test(test_fuzz_job_and_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
