@@ -163,9 +163,9 @@ def run_tests(sock, proc):
     c.send_raw(b"\xff\xfe garbage \x00\n")
     r = c.reply()
     check("binary garbage gets -32700", err_code(r) == -32700, r)
-    c.send_raw(b"\r\n\n   \n")  # blank lines are skipped, not answered
+    c.send_raw(b"\r\n\n")  # empty lines are skipped, not answered
     r = c.call("server.hello", rid=3)
-    check("blank lines are ignored", r.get("id") == 3 and "result" in r, r)
+    check("empty lines are ignored", r.get("id") == 3 and "result" in r, r)
     c.close()
 
     # ---- invalid request shapes: -32600 ----------------------------------------------------
