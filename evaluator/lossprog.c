@@ -923,7 +923,7 @@ static void bind_var(LossProg *lp, Ins *ins, const LossIn *in) {
 int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
     int B = in->B, C = lp->C;
     memset(out, 0, sizeof *out);
-    if (B < 1 || B > lp->maxB || !in->z) {
+    if (B < 1 || B > lp->maxB || (!in->z && lp->fam != FAM_CONTRASTIVE)) {
         out->loss = NAN;
         return LD_EFAILED;
     }

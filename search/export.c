@@ -506,6 +506,25 @@ static void py_function(Sb *b, const Expr *e, int fam, int lang, const char *can
     sb_printf(b, "    loss = ");
     py_expr(b, e, fam, lang);
     sb_printf(b, "\n    return %s\n", s == SH_SAMPLE ? "loss.mean()" : "loss");
+    if (!torch) {
+        const char *x = fam == FAM_CLASSIFICATION ? "z" : fam == FAM_CONTRASTIVE ? "emb" : "f";
+        sb_printf(b,
+                  "\n\n"
+                  "def lossd_grad(%s, *args, h=1e-6, **kwargs):\n"
+                  "    \"\"\"d loss / d %s by central differences of lossd_loss_value (float64).\"\"\"\n"
+                  "    x = np.array(%s, dtype=np.float64)\n"
+                  "    g = np.zeros_like(x)\n"
+                  "    for i in np.ndindex(x.shape):\n"
+                  "        old = x[i]\n"
+                  "        x[i] = old + h\n"
+                  "        up = lossd_loss_value(x, *args, **kwargs)\n"
+                  "        x[i] = old - h\n"
+                  "        down = lossd_loss_value(x, *args, **kwargs)\n"
+                  "        x[i] = old\n"
+                  "        g[i] = (up - down) / (2 * h)\n"
+                  "    return g\n",
+                  x, x, x);
+    }
 }
 
 /* ---- LaTeX ---- */

@@ -178,12 +178,18 @@ static void write_export(FILE *f, const Case *c, int k, const char *format) {
     char *code = expr_export(e, c->fam, format, err);
     if (!code) print_error("export '%s' as %s: %s\n", c->src, format, err);
     assert_non_null(code);
-    const char *def = strcmp(format, "pytorch") == 0 ? "def lossd_loss(" : "def lossd_loss_value(";
-    char *at = strstr(code, def);
-    assert_non_null(at);
-    size_t head = (size_t)(at - code) + strlen(def) - 1;
-    fwrite(code, 1, head, f);
-    fprintf(f, "_%d%s\n\n", k, at + strlen(def) - 1);
+    /* rename every lossd_ function of the module with the suffix _k */
+    const char *s = code;
+    for (;;) {
+        const char *at = strstr(s, "lossd_");
+        if (!at) break;
+        const char *end = at;
+        while ((*end >= 'a' && *end <= 'z') || *end == '_') end++;
+        fwrite(s, 1, (size_t)(end - s), f);
+        if (*end == '(') fprintf(f, "_%d", k);
+        s = end;
+    }
+    fprintf(f, "%s\n\n", s);
     free(code);
     expr_free(e);
 }
@@ -223,7 +229,9 @@ static const char driver[] =
     "            v = kw.get(name)\n"
     "            g.append(float(v.grad) if v is not None and v.grad is not None else 0.0)\n"
     "        nv = getattr(lossd_numpy, 'lossd_loss_value_%d' % k)(nx, tgt.numpy(), **nkw)\n"
-    "        print(k, repr(float(loss)), repr(float(nv)), ' '.join(repr(v) for v in g))\n"
+    "        ng = getattr(lossd_numpy, 'lossd_grad_%d' % k)(nx, tgt.numpy(), **nkw).reshape(-1)\n"
+    "        gd = float(np.max(np.abs(ng - np.array(g[:ng.size])))) / max(float(np.max(np.abs(ng))), 1e-3)\n"
+    "        print(k, repr(float(loss)), repr(float(nv)), repr(gd), ' '.join(repr(v) for v in g))\n"
     "    except Exception as ex:\n"
     "        print(k, 'ERROR', type(ex).__name__, str(ex).replace('\\n', ' '))\n";
 
@@ -306,7 +314,8 @@ static void test_python_parity(void **state) {
     assert_non_null(p);
     static char line[1 << 16];
     int seen = 0, bad = 0;
-    double worst_l = 0, worst_g = 0;
+    double worst_l = 0, worst_g = 0, worst_ng = 0;
+    int ng_kinks = 0;
     while (fgets(line, sizeof line, p)) {
         char *s = line;
         int k = (int)strtol(s, &s, 10);
@@ -316,7 +325,7 @@ static void test_python_parity(void **state) {
             continue;
         }
         Case *c = &cases[k];
-        double lt = strtod(s, &s), ln = strtod(s, &s);
+        double lt = strtod(s, &s), ln = strtod(s, &s), ngd = strtod(s, &s);
         double gmax = 0, gdiff = 0;
         for (int j = 0; j < c->ngrad; j++) {
             double g = strtod(s, &s);
@@ -329,18 +338,23 @@ static void test_python_parity(void **state) {
         double eg = gdiff / scale;
         worst_l = fmax(worst_l, fmax(el, en));
         worst_g = fmax(worst_g, eg);
+        worst_ng = fmax(worst_ng, ngd);
         seen++;
-        if (el > 1e-4 || en > 1e-6 || eg > 1e-4 || !isfinite(lt)) {
+        /* the NumPy gradient is a numerical one: allowed to miss only at a kink */
+        if (ngd > 1e-3) ng_kinks++;
+        if (el > 1e-4 || en > 1e-6 || eg > 1e-4 || !isfinite(lt) || !(ngd < 1e-1)) {
             print_error("%s (%s): lossprog %.9g, torch %.9g, numpy %.9g, gradient max diff %.3g of "
-                        "%.3g\n",
-                        c->src, family_name(c->fam), c->loss, lt, ln, gdiff, gmax);
+                        "%.3g, numpy gradient scaled diff %.3g\n",
+                        c->src, family_name(c->fam), c->loss, lt, ln, gdiff, gmax, ngd);
             bad++;
         }
     }
     int st = pclose(p);
     print_message("python parity: %d of %d expressions compared, %d mismatches; worst loss rel "
-                  "%.3g, worst scaled gradient diff %.3g (tolerance 1e-4)\n",
-                  seen, n, bad, worst_l, worst_g);
+                  "%.3g, worst scaled gradient diff %.3g (tolerance 1e-4); numpy numerical "
+                  "gradient: worst scaled diff %.3g, %d above 1e-3\n",
+                  seen, n, bad, worst_l, worst_g, worst_ng, ng_kinks);
+    assert_true(ng_kinks <= n / 20);
     if (bad == 0 && st == 0) {
         snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
         (void)system(cmd);
