@@ -51,6 +51,9 @@ static void client_close(DaemonClient *c) {
     uv_close((uv_handle_t *)&c->pipe, client_closed);
 }
 
+static void send_backlog(DaemonClient *c);
+#define BACKLOG_LOW_WATER (1u << 20) /* send the next page once output drains below this */
+
 static void on_write(uv_write_t *req, int status) {
     WriteReq *w = (WriteReq *)req;
     DaemonClient *c = w->c;
@@ -58,6 +61,7 @@ static void on_write(uv_write_t *req, int status) {
     free(w);
     if (status < 0 && status != UV_ECANCELED) client_close(c);
     else if (c->close_after_write && c->out_pending == 0) client_close(c);
+    else if (c->backlog_due && !c->closing && c->out_pending < BACKLOG_LOW_WATER) send_backlog(c);
 }
 
 int daemon_client_send(DaemonClient *c, const char *line, size_t len) {
@@ -124,30 +128,32 @@ static int send_event(DaemonClient *c, const cJSON *ev) {
     return rc;
 }
 
+#define BACKLOG_PAGE 500
+
+/* Sends one page of stored events after c->since. The next page follows from on_write once the
+ * client has read most of this one, so a long history never trips RPC_OUTBUF_MAX. The last
+ * (short) page makes c a live subscriber: events are appended on this thread, so nothing falls
+ * between the stored pages and the live stream. */
 static void send_backlog(DaemonClient *c) {
     Daemon *d = c->d;
     char err[LD_ERR_MAX];
+    cJSON *evs = NULL;
     c->backlog_due = 0;
-    for (;;) {
-        cJSON *evs = NULL;
-        if (store_events_since(d->store, c->since, 1000, &evs, err) != LD_OK) {
-            daemon_log("events backlog: %s", err);
-            return;
-        }
-        int n = cJSON_GetArraySize(evs);
-        const cJSON *ev;
-        cJSON_ArrayForEach(ev, evs) {
-            const cJSON *seq = cJSON_GetObjectItemCaseSensitive(ev, "seq");
-            if (cJSON_IsNumber(seq)) c->since = (int64_t)seq->valuedouble;
-            if (send_event(c, ev) != LD_OK) {
-                cJSON_Delete(evs);
-                return;
-            }
-        }
-        cJSON_Delete(evs);
-        if (n < 1000) break;
+    if (store_events_since(d->store, c->since, BACKLOG_PAGE, &evs, err) != LD_OK) {
+        daemon_log("events backlog: %s", err);
+        c->subscribed = 1;
+        return;
     }
-    c->subscribed = 1;
+    int n = cJSON_GetArraySize(evs);
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, evs) {
+        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(ev, "seq");
+        if (cJSON_IsNumber(seq)) c->since = (int64_t)seq->valuedouble;
+        if (send_event(c, ev) != LD_OK) break;
+    }
+    cJSON_Delete(evs);
+    if (n < BACKLOG_PAGE) c->subscribed = 1;
+    else c->backlog_due = 1;
 }
 
 void net_broadcast_event(Daemon *d, const cJSON *event) {
@@ -165,26 +171,9 @@ void net_broadcast_event(Daemon *d, const cJSON *event) {
 }
 
 int daemon_subscribe(Daemon *d, DaemonClient *c, int64_t since, int64_t *last_seq, char *err) {
-    cJSON *evs = NULL;
-    int64_t last = 0;
-    /* the newest stored seq: read the tail in pages (events are trimmed, so this is short) */
-    int64_t from = 0;
-    for (;;) {
-        int rc = store_events_since(d->store, from, 1000, &evs, err);
-        if (rc != LD_OK) return rc;
-        int n = cJSON_GetArraySize(evs);
-        if (n > 0) {
-            const cJSON *seq = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(evs, n - 1), "seq");
-            if (cJSON_IsNumber(seq)) last = (int64_t)seq->valuedouble;
-        }
-        cJSON_Delete(evs);
-        evs = NULL;
-        if (n < 1000 || last <= from) break;
-        from = last;
-    }
-    *last_seq = last;
+    *last_seq = d->last_event_seq;
     if (!c) return LD_OK; /* unit tests call handlers without a connection */
-    c->since = since < 0 ? last : since;
+    c->since = since < 0 ? d->last_event_seq : since;
     c->backlog_due = 1;
     return LD_OK;
 }
@@ -200,7 +189,7 @@ static int on_line(void *ud, char *line, size_t len) {
         daemon_client_send(c, reply, n);
         free(reply);
     }
-    if (c->backlog_due && !c->closing) send_backlog(c);
+    if (c->backlog_due && !c->closing && c->out_pending < BACKLOG_LOW_WATER) send_backlog(c);
     return c->closing ? 1 : 0;
 }
 

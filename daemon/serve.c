@@ -202,24 +202,6 @@ cJSON *daemon_status(Daemon *d) {
 
 /* ---- start-up --------------------------------------------------------------------------- */
 
-static int init_last_event_seq(Daemon *d, char *err) {
-    int64_t from = 0;
-    for (;;) {
-        cJSON *evs = NULL;
-        int rc = store_events_since(d->store, from, 1000, &evs, err);
-        if (rc != LD_OK) return rc;
-        int n = cJSON_GetArraySize(evs);
-        if (n > 0) {
-            const cJSON *s = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(evs, n - 1), "seq");
-            if (cJSON_IsNumber(s)) d->last_event_seq = (int64_t)s->valuedouble;
-        }
-        cJSON_Delete(evs);
-        if (n < 1000 || d->last_event_seq <= from) break;
-        from = d->last_event_seq;
-    }
-    return LD_OK;
-}
-
 int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
     int rc;
     Daemon *d = calloc(1, sizeof *d);
@@ -247,8 +229,9 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
     if (rc != LD_OK) goto fail;
     rc = store_open(d->db_path, cfg->store_flags, &d->store, err);
     if (rc != LD_OK) goto fail;
-    rc = init_last_event_seq(d, err);
-    if (rc != LD_OK) goto fail;
+    /* the events table is a log, not the record: keep the newest ones for reconnecting clients */
+    char e0[LD_ERR_MAX];
+    if (store_events_trim(d->store, DAEMON_EVENTS_KEEP, e0) != LD_OK) daemon_log("events: %s", e0);
     rc = mkdir_parents(d->socket_path, err);
     if (rc != LD_OK) goto fail;
     rc = net_listen(d, err);
@@ -275,7 +258,9 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
     cJSON_AddNumberToObject(ev, "resumed", jobs_count_loaded(d));
     cJSON_AddNumberToObject(ev, "workers", d->nworkers);
     char e2[LD_ERR_MAX];
-    daemon_event(d, 0, "server.start", ev, e2);
+    /* appended before any client is served: its seq is d->last_event_seq from here on */
+    rc = daemon_event(d, 0, "server.start", ev, err);
+    if (rc != LD_OK) goto fail;
     if (schedule_start) {
         rc = schedule_start(d, e2);
         if (rc != LD_OK) daemon_log("schedules: %s", e2);

@@ -441,6 +441,13 @@ static void test_real_server(void **state) {
     struct stat st;
     assert_int_equal(stat(s.sock, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
+    /* a history longer than one backlog page, appended before the loop runs (loop thread
+     * only afterwards) */
+    for (int i = 0; i < 1200; i++) {
+        cJSON *data = cJSON_CreateObject();
+        cJSON_AddNumberToObject(data, "i", i);
+        assert_int_equal(daemon_event(s.d, 0, "test.ping", data, err), LD_OK);
+    }
     assert_int_equal(pthread_create(&s.th, NULL, run_loop, s.d), 0);
 
     int fd = connect_to(s.sock);
@@ -490,12 +497,72 @@ static void test_real_server(void **state) {
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "subscribed")));
     assert_true(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "last_seq")->valuedouble >= 1);
     cJSON_Delete(r);
-    r = read_reply(fd);
-    assert_string_equal(cJSON_GetObjectItem(r, "method")->valuestring, "event");
-    assert_null(cJSON_GetObjectItem(r, "id"));
-    const cJSON *ep = cJSON_GetObjectItem(r, "params");
-    assert_string_equal(cJSON_GetObjectItem(ep, "kind")->valuestring, "server.start");
-    assert_true(cJSON_GetObjectItem(ep, "seq")->valuedouble >= 1);
+    double prev = 0;
+    for (int i = 0; i < 1201; i++) {
+        r = read_reply(fd);
+        assert_non_null(r);
+        assert_string_equal(cJSON_GetObjectItem(r, "method")->valuestring, "event");
+        assert_null(cJSON_GetObjectItem(r, "id"));
+        const cJSON *ep = cJSON_GetObjectItem(r, "params");
+        double seq = cJSON_GetObjectItem(ep, "seq")->valuedouble;
+        if (seq <= prev) {
+            print_error("event %d: seq %.0f after %.0f\n", i, seq, prev);
+            fail();
+        }
+        prev = seq;
+        const char *kind = cJSON_GetObjectItem(ep, "kind")->valuestring;
+        if (i == 0) {
+            assert_string_equal(kind, "server.start"); /* appended at the end of daemon_open */
+        } else {
+            assert_string_equal(kind, "test.ping");
+            assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetObjectItem(ep, "data"), "i")->valuedouble, i - 1);
+        }
+        cJSON_Delete(r);
+    }
+
+    /* a real (tiny) job: idempotent submit, then its events arrive live on the subscription */
+    const char *job = "{\"jsonrpc\":\"2.0\",\"id\":20,\"method\":\"job.submit\",\"params\":{"
+                      "\"client_token\":\"tok\",\"job\":{\"name\":\"tiny\",\"tasks\":[{\"data\":"
+                      "\"builtin:digits\",\"train\":{\"steps\":10}}],\"budget\":{\"evaluations\":4},"
+                      "\"population\":4,\"children\":4,\"seeds\":1,\"fidelity\":{\"steps\":[10]},"
+                      "\"final\":{\"top\":1,\"seeds\":2},\"seed\":1}}}\n";
+    send_all(fd, job, strlen(job));
+    int64_t job_id = 0;
+    int seen_reply = 0, seen_submitted = 0, seen_running = 0;
+    for (int i = 0; i < 50 && !(seen_reply && seen_submitted && seen_running); i++) {
+        r = read_reply(fd);
+        assert_non_null(r);
+        const cJSON *res2 = cJSON_GetObjectItem(r, "result");
+        if (res2) {
+            job_id = (int64_t)cJSON_GetObjectItem(res2, "job_id")->valuedouble;
+            assert_false(cJSON_IsTrue(cJSON_GetObjectItem(res2, "existing")));
+            seen_reply = 1;
+        } else {
+            const cJSON *ep = cJSON_GetObjectItem(r, "params");
+            if (!ep) {
+                print_error("job.submit: %s\n", msg_of(r));
+                fail();
+            }
+            const char *kind = cJSON_GetObjectItem(ep, "kind")->valuestring;
+            assert_true(cJSON_GetObjectItem(ep, "seq")->valuedouble > prev);
+            prev = cJSON_GetObjectItem(ep, "seq")->valuedouble;
+            if (!strcmp(kind, "job.submitted")) seen_submitted = 1;
+            const cJSON *st2 = cJSON_GetObjectItem(cJSON_GetObjectItem(ep, "data"), "state");
+            if (!strcmp(kind, "job.state") && cJSON_IsString(st2) && !strcmp(st2->valuestring, "running"))
+                seen_running = 1;
+        }
+        cJSON_Delete(r);
+    }
+    assert_true(seen_reply && seen_submitted && seen_running);
+    assert_true(job_id >= 1);
+    close(fd); /* the subscription ends with the connection */
+    fd = connect_to(s.sock);
+    r = call(fd, job); /* the same client_token: the same job, nothing new started */
+    assert_int_equal((int64_t)cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "job_id")->valuedouble, job_id);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "existing")));
+    cJSON_Delete(r);
+    r = call(fd, "{\"jsonrpc\":\"2.0\",\"id\":21,\"method\":\"job.list\"}\n");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "jobs")), 1);
     cJSON_Delete(r);
 
     /* a second daemon on the same socket, or on the same database, is refused */
