@@ -379,6 +379,35 @@ static void enforce_deadlines(Daemon *d, int64_t now) {
     reg.nw = k;
 }
 
+/* The wall clock went back (an NTP step, a manual change): the pending fire was computed from
+ * a later time and would leave a hole, so it is recomputed from now. As in Vixie cron, a step
+ * back of under 3 hours does not repeat a fire already decided on. next_fire is always
+ * cron_next of an earlier reading of the clock, so it can only exceed cron_next(now) when the
+ * clock went backwards. */
+#define BACKSTEP_NO_REPEAT_S (3 * 3600)
+static void clock_went_back(Daemon *d, Schedule *s, int64_t now) {
+    char e2[LD_ERR_MAX], was[TZ_ISO_MAX], iso[TZ_ISO_MAX];
+    if (s->paused || s->next_fire <= 0)
+        return;
+    int64_t expect = cron_next(&s->spec.cron, s->spec.zone, now);
+    if (expect <= 0 || expect >= s->next_fire)
+        return;
+    int64_t anchor = now;
+    if (s->last_fire > now && s->last_fire - now < BACKSTEP_NO_REPEAT_S)
+        anchor = s->last_fire;
+    int64_t nf = cron_next(&s->spec.cron, s->spec.zone, anchor);
+    if (nf <= 0 || nf >= s->next_fire)
+        return;
+    tz_format_iso(s->spec.zone, s->next_fire, was);
+    tz_format_iso(s->spec.zone, nf, iso);
+    daemon_log("schedule %" PRId64 ": the wall clock went back; next fire %s (was %s)", s->id,
+               iso, was);
+    s->next_fire = nf;
+    if (store_schedule_set_fire(daemon_store(d), s->id, (double)s->last_fire,
+                                (double)s->next_fire, e2) != LD_OK)
+        daemon_log("schedule %" PRId64 ": %s", s->id, e2);
+}
+
 static void tick(Daemon *d, void *ud) {
     (void)ud;
     char e2[LD_ERR_MAX];
@@ -391,6 +420,7 @@ static void tick(Daemon *d, void *ud) {
     int64_t now = sched_now();
     for (int i = 0; i < reg.n; i++) {
         ScheduleDecision dec;
+        clock_went_back(d, &reg.v[i], now);
         schedule_due(&reg.v[i], now, daemon_schedule_active(d, reg.v[i].id), &dec);
         apply(d, &reg.v[i], &dec, now);
     }
@@ -429,6 +459,7 @@ int schedule_start(Daemon *d, char *err) {
     for (int i = 0; i < reg.n; i++) {
         ScheduleDecision dec;
         rewatch(d, &reg.v[i]);
+        clock_went_back(d, &reg.v[i], now);
         schedule_startup(&reg.v[i], now, daemon_schedule_active(d, reg.v[i].id), &dec);
         apply(d, &reg.v[i], &dec, now);
     }

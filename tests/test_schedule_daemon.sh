@@ -336,5 +336,20 @@ n=$(ctl --json schedule list | json 'len(d["schedules"])')
 [ "$n" = 5 ]
 check "the others remain" $? "got $n (S2 S4 S5 S6 and $SB expected)"
 
+# ---- the wall clock going back ----------------------------------------------------------------
+SM=$(ctl schedule add --cron "0 * * * *" --tz UTC "$TMP/tiny.json") # next fire 04:00
+set_clock $((T0 + 4 * 86400 + 3600 + 600)) # 2030-01-19 02:00: 1 h 50 min back
+wait_for log_has "schedule $SM: the wall clock went back; next fire 2030-01-19T03:00:00+00:00"
+check "a clock stepped back: the next fire is recomputed from the clock" $? \
+    "$(grep "schedule $SM" "$LOG" | tail -2)"
+nf=$(sched_field "$S5" 'd["next_fire"]')
+[ "$nf" = "2030-01-20T03:00:00+00:00" ] && [ "$(nruns "$S5")" = 1 ]
+check "a step back of under 3 h does not repeat a fire already made" $? "next $nf, runs $(runs "$S5")"
+set_clock $((T0 + 2 * 86400 + 11 * 3600 + 600)) # 2030-01-17 12:00: two days back
+wait_for log_has "schedule $S6: the wall clock went back; next fire 2030-01-18T03:00:00+00:00"
+check "a clock stepped back by days: the next night fires (no hole)" $? \
+    "$(grep "schedule $S6" "$LOG" | tail -2)"
+ctl schedule rm "$SM" >/dev/null
+
 stop_daemon
 finish
