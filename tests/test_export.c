@@ -250,12 +250,12 @@ static void test_python_parity(void **state) {
         assert_int_equal(run_case(&cases[n]), LD_OK);
         n++;
     }
-    /* random trees: 25 per family that run finite */
+    /* random trees: 15 per family that run finite */
     LdRng r;
     rng_seed(&r, 2024);
     for (int fam = 0; fam < FAM_COUNT; fam++) {
         int got = 0, tries = 0;
-        while (got < 25 && tries++ < 5000 && n < MAXCASE) {
+        while (got < 15 && tries++ < 5000 && n < MAXCASE) {
             char err[LD_ERR_MAX];
             Expr *e = rand_tree(&r, fam, 1 + (int)rng_below(&r, 4));
             if (expr_check(e, fam, err) != LD_OK && strstr(err, "per-class"))
