@@ -69,7 +69,7 @@ void net_broadcast_event(Daemon *d, const cJSON *event); /* to subscribers; borr
 
 #define DAEMON_MAX_TICKS 8
 #define DAEMON_RATE_BUCKETS 64
-#define DAEMON_EVENTS_KEEP 200000 /* events kept at start-up (older ones are trimmed) */
+#define DAEMON_EVENTS_KEEP 100000 /* events kept at start-up (older ones are trimmed) */
 
 struct Daemon {
     uv_loop_t loop;
