@@ -41,8 +41,8 @@ static int term_cols(void) {
 static const char *fmt_num(char *buf, size_t n, double v) {
     if (isnan(v))
         snprintf(buf, n, "-");
-    else if (fabs(v) >= 1e4 || (v != 0 && fabs(v) < 1e-3))
-        snprintf(buf, n, "%.4g", v);
+    else if (fabs(v) >= 1e4 || (v != 0 && fabs(v) < 1e-4))
+        snprintf(buf, n, "%.2e", v);
     else
         snprintf(buf, n, "%.4f", v);
     return buf;
@@ -759,11 +759,14 @@ static int cmd_show(Ctl *ctl, int argc, char **argv) {
     }
     putchar('\n');
     const cJSON *lin = cJSON_GetObjectItemCaseSensitive(res, "lineage");
-    if (cJSON_IsArray(lin)) { /* ancestors, when the daemon gives them: one line each */
+    if (cJSON_IsArray(lin)) { /* ancestors, nearest first: one line each */
         const cJSON *anc;
         cJSON_ArrayForEach(anc, lin) {
-            printf("           %s %lld:%.0f  %s\n", utf8 ? "←" : "<-", (long long)job,
-                   ctl_num(anc, "cand", 0), ctl_str(anc, "expr", ""));
+            char id[40];
+            snprintf(id, sizeof id, "%lld:%.0f", (long long)job, ctl_num(anc, "cand", 0));
+            printf("           %s %-8s %-10s %-9s %s\n", utf8 ? "←" : "<-", id,
+                   ctl_str(anc, "op", ""), fmt_num(b1, sizeof b1, num_or_nan(anc, "fitness")),
+                   ctl_str(anc, "expr", ""));
         }
     }
     const cJSON *evals = cJSON_GetObjectItemCaseSensitive(res, "evaluations");
@@ -801,15 +804,16 @@ static int cmd_show(Ctl *ctl, int argc, char **argv) {
         }
     }
     const cJSON *m = best_curve ? cJSON_GetObjectItemCaseSensitive(best_curve, "metrics") : NULL;
-    if (cJSON_IsObject(m) && m->child) {
-        printf("\nmetrics of the curve's run\n");
+    if ((cJSON_IsObject(m) || cJSON_IsArray(m)) && m->child) {
+        /* {name: {val, test}} or [{name, val, test}] */
+        printf("\nmetrics of the curve's run\n  %-20s %-8s  %-8s\n", "METRIC", "VAL", "TEST");
         const cJSON *mm;
         cJSON_ArrayForEach(mm, m) {
+            const char *name = mm->string ? mm->string : ctl_str(mm, "name", "?");
             if (cJSON_IsNumber(mm))
-                printf("  %-20s %s\n", mm->string, fmt_num(b1, sizeof b1, mm->valuedouble));
+                printf("  %-20s %-8s\n", name, fmt_num(b1, sizeof b1, mm->valuedouble));
             else if (cJSON_IsObject(mm))
-                printf("  %-20s val %s  test %s\n", mm->string,
-                       fmt_num(b1, sizeof b1, num_or_nan(mm, "val")),
+                printf("  %-20s %-8s  %-8s\n", name, fmt_num(b1, sizeof b1, num_or_nan(mm, "val")),
                        fmt_num(b2, sizeof b2, num_or_nan(mm, "test")));
         }
     }
