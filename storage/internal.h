@@ -111,32 +111,23 @@
                      "WHERE e.candidate_id = ?1 AND e.status = 'ok' "                             \
                      "GROUP BY e.task_id, e.steps ORDER BY e.task_id, e.steps DESC")             \
     X(LB_FAMILY, STORE_SQL_FAMILY)                                                                 \
+    X(LB_FAMILY_EXPR, "SELECT (SELECT expr FROM candidates WHERE hash = ?1 LIMIT 1), "             \
+                      "(SELECT count(DISTINCT job_id) FROM candidates WHERE hash = ?1)")          \
     X(DB_SIZE, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
 
-/* The family ranking (store_leaderboard_family, store_warm_start). ?1 family, ?2 metric or NULL,
- * ?3 task hash or NULL, ?4 limit. Per (expression, task): the mean validation value over the
- * "ok" evaluations at the highest fidelity that expression reached on that task; per task a
- * percentile (cume_dist in the task's direction: 1 best); per expression the mean percentile. */
+/* What the family ranking reads (store_leaderboard_family, store_warm_start; the ranking
+ * itself is computed in store_results.c). ?1 family, ?2 metric or NULL, ?3 task hash or NULL.
+ * One row per (task, expression): the mean validation and test values over the "ok"
+ * evaluations at the highest fidelity that expression reached on that task. SQLite: with one
+ * max(), bare columns come from the row holding the maximum. The IN list walks result_stats in
+ * key order, so the GROUP BY needs no sort. */
 #define STORE_SQL_FAMILY                                                                           \
-    /* SQLite: with one max(), bare columns come from the row holding the maximum. The IN list \
-     * walks result_stats in key order, so the first GROUP BY needs no sort. */                  \
-    "WITH per AS (SELECT rs.expr_hash AS h, rs.task_id AS tid, max(rs.steps) AS st, "           \
-    "        rs.sum_val / rs.n AS v, "                                                            \
-    "        CASE WHEN rs.n_test > 0 THEN rs.sum_test / rs.n_test END AS te, rs.n AS n "         \
-    "        FROM result_stats rs WHERE rs.task_id IN (SELECT id FROM tasks WHERE family = ?1 "  \
-    "        AND (?3 IS NULL OR hash = ?3)) AND (?2 IS NULL OR rs.metric = ?2) "                 \
-    "        GROUP BY rs.task_id, rs.expr_hash), "                                                \
-    "ranked AS (SELECT per.*, cume_dist() OVER (PARTITION BY per.tid ORDER BY "               \
-    "           CASE WHEN t.higher_better THEN per.v ELSE -per.v END) AS pr "                 \
-    "           FROM per JOIN tasks t ON t.id = per.tid), "                                    \
-    "best AS (SELECT h, avg(pr) AS score, count(*) AS ntasks, sum(n) AS nevals, avg(v) AS v, " \
-    "         avg(te) AS te FROM ranked GROUP BY h "                                              \
-    "         ORDER BY score DESC, ntasks DESC, nevals DESC, h LIMIT ?4) "                        \
-    /* the expression text and job count only for the k rows kept */                             \
-    "SELECT h, score, ntasks, nevals, v, te, "                                                     \
-    "  (SELECT expr FROM candidates WHERE hash = best.h LIMIT 1), "                             \
-    "  (SELECT count(DISTINCT job_id) FROM candidates WHERE hash = best.h) "                    \
-    "FROM best ORDER BY score DESC, ntasks DESC, nevals DESC, h"
+    "SELECT rs.task_id, rs.expr_hash, max(rs.steps), rs.sum_val / rs.n, "                        \
+    "  CASE WHEN rs.n_test > 0 THEN rs.sum_test / rs.n_test END, rs.n, "                        \
+    "  (SELECT higher_better FROM tasks WHERE id = rs.task_id) "                                  \
+    "FROM result_stats rs WHERE rs.task_id IN (SELECT id FROM tasks WHERE family = ?1 "         \
+    "  AND (?3 IS NULL OR hash = ?3)) AND (?2 IS NULL OR rs.metric = ?2) "                       \
+    "GROUP BY rs.task_id, rs.expr_hash"
 
 enum {
 #define STORE_STMT_ENUM(id, sql) ST_##id,
