@@ -358,6 +358,20 @@ static void test_evaluations(void **state)
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "evals")->valueint, 2);
     NEAR(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "val_mean")->valuedouble, 0.5, 1e-12);
     cJSON_Delete(arr);
+
+    /* expression hashes with the top bit set survive the signed column, both ways */
+    const uint64_t big = 0xfedcba9876543210ull;
+    OK(store_candidate_put(s, job, 2, "mse", big, 1, NULL, "init", "classification", NULL, E));
+    k = (StoreEvalKey){.job_id = job, .seq = 6, .cand = 2, .task_id = task, .seed = 8, .steps = 100};
+    EvalResult r3 = result(0.95, 0.9);
+    OK(store_eval_put(s, &k, &r3, NULL, E));
+    OK(store_result_lookup(s, big, 9, 8, 100, &found, &back, E));
+    assert_int_equal(found, 1);
+    NEAR(back.val, 0.95, 1e-12);
+    OK(store_leaderboard_family(s, "classification", 1, NULL, &arr, E));
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "hash")),
+                        "fedcba9876543210");
+    cJSON_Delete(arr);
     store_close(s);
 }
 
