@@ -936,28 +936,33 @@ static Expr *norm_sum(Expr *e) {
         }
     }
     t.n = m;
-    for (int i = 0; i < t.n; i++) {
-        Item *it = &t.v[i];
-        if (it->coef == 0 && is_safe(it->e)) continue;
-        double c = it->coef;
-        int sub = acc && c < 0;
-        if (sub) c = -c;
-        Items f = {0};
-        double one = 1;
-        collect_prod(it->e, &one, &f);
-        it->e = NULL;
-        Expr *term = f.oom ? NULL : build_prod(c * one, &f);
-        items_free(&f);
-        if (!term) goto fail;
-        acc = acc ? expr_op(sub ? EOP_SUB : EOP_ADD, acc, term) : term;
-        if (!acc) goto done;
+    /* Summands in text order, the number last, but those added before those subtracted:
+     * "1 - t" rather than "-t + 1". */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < t.n; i++) {
+            Item *it = &t.v[i];
+            if (!it->e || (it->coef < 0) != pass) continue;
+            if (it->coef == 0 && is_safe(it->e)) continue;
+            double c = it->coef;
+            int sub = acc && c < 0;
+            if (sub) c = -c;
+            Items f = {0};
+            double one = 1;
+            collect_prod(it->e, &one, &f);
+            it->e = NULL;
+            Expr *term = f.oom ? NULL : build_prod(c * one, &f);
+            items_free(&f);
+            if (!term) goto fail;
+            acc = acc ? expr_op(sub ? EOP_SUB : EOP_ADD, acc, term) : term;
+            if (!acc) goto done;
+        }
+        if (cst != 0 && (cst < 0) == pass) {
+            Expr *n = expr_num(acc ? fabs(cst) : cst);
+            acc = acc ? expr_op(cst < 0 ? EOP_SUB : EOP_ADD, acc, n) : n;
+            if (!acc) goto done;
+        }
     }
-    if (!acc) {
-        acc = expr_num(cst == 0 ? 0 : cst);
-    } else if (cst != 0) {
-        Expr *n = expr_num(fabs(cst));
-        acc = expr_op(cst < 0 ? EOP_SUB : EOP_ADD, acc, n);
-    }
+    if (!acc) acc = expr_num(0);
     goto done;
 fail:
     expr_free(acc);

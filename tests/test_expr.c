@@ -340,6 +340,14 @@ static void test_canonical(void **state) {
     assert_string_equal(b0, "ce + 0*exp(z)");
     canon_text("log(1) + 2^10*ce", b0);
     assert_string_equal(b0, "1024*ce");
+    canon_text("(1-t)*ce + t*focal(2*(1-t))", b0);
+    assert_string_equal(b0, "(1 - t)*ce + focal(2 - 2*t)*t");
+    canon_text("2 - pt + ce", b0);
+    assert_string_equal(b0, "ce + 2 - pt");
+    canon_text("-3 - pt - ce", b0);
+    assert_string_equal(b0, "-ce - pt - 3");
+    canon_text("0.5*(ce + focal)", b0);
+    assert_string_equal(b0, "0.5*ce + 0.5*focal(2)");
 
     size_t nd = sizeof different / sizeof *different;
     uint64_t h[64];
