@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../api/rpc.h"
@@ -601,6 +602,32 @@ static void test_real_server(void **state) {
     char c;
     assert_true(read(fd2, &c, 1) <= 0);
     close(fd2);
+
+    /* another uid is refused with -32004 (needs root to become someone else; the socket's
+     * 0600 mode would stop it first, so it is opened up for this check) */
+    if (geteuid() == 0) {
+        chmod(s.sock, 0666);
+        chmod(s.dir, 0755);
+        pid_t pid = fork();
+        if (pid == 0) {
+            if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
+            /* no malloc here: the parent has threads, one may have held its lock at fork */
+            int cfd = connect_to(s.sock);
+            if (cfd < 0) _exit(4);
+            char rb[512];
+            size_t got = 0;
+            ssize_t k;
+            while (got < sizeof rb - 1 && (k = read(cfd, rb + got, sizeof rb - 1 - got)) > 0)
+                got += (size_t)k;
+            rb[got] = 0;
+            _exit(strstr(rb, "\"code\":-32004") && strstr(rb, "uid 65534") ? 0 : 5);
+        }
+        int status = -1;
+        waitpid(pid, &status, 0);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        chmod(s.sock, 0600);
+    }
 
     r = call(fd, "{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"server.shutdown\"}\n");
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "ok")));
