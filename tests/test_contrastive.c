@@ -397,7 +397,7 @@ static void test_training_improves(void **state) {
     h->tau = 0.1f;
     h->D = t->model.embed_dim;
     double before = 0, after = 0;
-    for (uint64_t seed = 1; seed <= 2; seed++) {
+    for (uint64_t seed = 1; seed <= 1; seed++) {
         LdArena ar = {0};
         ConRun r;
         assert_int_equal(con_run_init(&r, t, &ar, ld_mix64(seed, 0x636f6eULL), err), LD_OK);
@@ -412,10 +412,10 @@ static void test_training_improves(void **state) {
                (int)seed, a0, res.steps, res.val, res.test, res.wall_ms, res.curve[0].loss,
                res.curve[res.ncurve - 1].loss);
         assert_true(res.curve[res.ncurve - 1].loss < res.curve[0].loss);
-        before += a0 / 2;
-        after += res.val / 2;
+        before += a0;
+        after += res.val;
     }
-    printf("mean k-NN accuracy: untrained %.4f, trained %.4f (need trained > untrained + 0.005)\n",
+    printf("k-NN accuracy: untrained %.4f, trained %.4f (need trained > untrained + 0.005)\n",
            before, after);
     assert_true(after > before + 0.005);
     /* Determinism: the same seed gives the same run. */

@@ -330,9 +330,8 @@ static void check_physics_helps(const char *json, double min_factor) {
 }
 
 static void test_physics_helps(void **state) {
-    /* Measured 2.3 and 9.6 (docs/families.md); the oscillator's bound leaves room for float
-     * differences between builds (-O1 sanitizer build, other CPUs). */
-    check_physics_helps("{\"data\":\"builtin:oscillator\"}", 1.8);
+    /* The hand-written loss on Poisson only; test_lossprog_evidence runs both problems through
+     * the compiled loss (3 seeds each), so the sanitizer build stays affordable. */
     check_physics_helps("{\"data\":\"builtin:poisson\"}", 3.0);
 }
 
@@ -447,6 +446,8 @@ static void check_expr_helps(const char *json, const char *base, const char *bet
     free_task(t);
 }
 
+/* Measured 2.3 (oscillator) and 9.6 (Poisson), docs/families.md; the oscillator's bound leaves
+ * room for float differences between builds (-O1 sanitizer build, other CPUs). */
 static void test_lossprog_evidence(void **state) {
     check_expr_helps("{\"data\":\"builtin:poisson\"}", "mse", "mse + phys + bc", 3.0);
     check_expr_helps("{\"data\":\"builtin:oscillator\"}", "mse", "mse + phys + bc", 1.8);
