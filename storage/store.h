@@ -161,16 +161,16 @@ int store_state_get(Store *s, int64_t job_id, int64_t *round, cJSON **state, cha
 
 /* The job's best k candidates (k <= 0: 10) by fitness, best first, unranked (NULL fitness)
  * excluded. Owned array of {rank, cand, expr, hash, size, op, fitness, parents,
- * tasks: [{task, task_hash, name, holdout, metric, steps, n, val_mean, val_std, test_mean,
- * test_std}]}: per task, over seeds, the "ok" evaluations at the highest fidelity that candidate
+ * tasks: [{task (its name), task_hash, holdout, metric, steps, n, val_mean, val_std,
+ * test_mean, test_std}]}: per task, over seeds, the "ok" evaluations at the highest fidelity that candidate
  * reached on it (std: sample standard deviation, 0 when n is 1). */
 int store_leaderboard_job(Store *s, int64_t job_id, int k, cJSON **out, char *err);
 /* The best distinct expressions across all jobs on tasks of family (k <= 0: 10). Ranking
  * (docs/storage.md): for each task of the family, every expression's mean validation value (of
  * metric, or of each task's selection metric when metric is NULL) over seeds at its highest
- * fidelity is turned into a percentile rank among the expressions tried on that task (1 best,
- * 0 worst, the task's direction); the score is the mean percentile over the tasks it was tried
- * on. Ties: more tasks first. Owned array of {rank, expr, hash, score, tasks, jobs, evals,
+ * fidelity is turned into a percentile rank among the expressions tried on that task (cume_dist
+ * in the task's direction: 1 best, 1/n worst); the score is the mean percentile over the tasks
+ * it was tried on. Ties: more tasks first, then more evaluations. Owned array of {rank, expr, hash, score, tasks, jobs, evals,
  * val_mean, test_mean}. */
 int store_leaderboard_family(Store *s, const char *family, int k, const char *metric,
                              cJSON **out, char *err);
