@@ -42,7 +42,7 @@ cJSON *daemon_status(Daemon *d);         /* owned server.status result */
 typedef struct DaemonSubmit {
     const cJSON *job;         /* borrowed job object (docs/jobs.md) */
     const char *client_token; /* NULL: none */
-    int priority;             /* <= 0: the job's own, else 1 */
+    int priority;             /* 1..100, larger gets more of the workers; <= 0: 1 */
     int64_t schedule_id;      /* 0: submitted by a client */
 } DaemonSubmit;
 

@@ -41,6 +41,10 @@ struct DJob {
     double run_since_ms;   /* 0 when not running */
     int stopped;           /* search_stop called */
     int finished;          /* terminal state reached: free once inflight is 0 */
+
+    /* the fitness last written for each candidate id, so a round writes only changes */
+    double *fit_synced;
+    int64_t nfit_synced;
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -72,6 +76,7 @@ static void djob_free(DJob *j) {
     search_free(j->search);
     job_free(j->job);
     free(j->task_ids);
+    free(j->fit_synced);
     free(j);
 }
 
@@ -483,6 +488,23 @@ static int round_begin(Daemon *d, DJob *j) {
     return 1;
 }
 
+/* 1 when cand's stored fitness is already f; else remembers f (the caller writes it). A NaN
+ * slot means "never written" (an unranked candidate is not in the leaderboard anyway). */
+static int fitness_synced(DJob *j, int64_t cand, double f) {
+    if (cand >= j->nfit_synced) {
+        int64_t n = j->nfit_synced ? j->nfit_synced : 64;
+        while (n <= cand) n *= 2;
+        double *v = realloc(j->fit_synced, (size_t)n * sizeof *v);
+        if (!v) return 0; /* write it: correctness does not depend on this cache */
+        for (int64_t i = j->nfit_synced; i < n; i++) v[i] = NAN;
+        j->fit_synced = v;
+        j->nfit_synced = n;
+    }
+    if (j->fit_synced[cand] == f) return 1;
+    j->fit_synced[cand] = f;
+    return 0;
+}
+
 /* All results of the round are in: hand them to the engine in order, save its state with the
  * round's bookkeeping in one transaction, then announce. */
 static void round_finish(Daemon *d, DJob *j) {
@@ -515,6 +537,7 @@ static void round_finish(Daemon *d, DJob *j) {
         double f = jnum(ent, "fitness", NULL, NAN);
         int64_t cand = (int64_t)jnum(ent, "cand", NULL, -1);
         if (cand < 0) continue;
+        if (fitness_synced(j, cand, f)) continue;
         int r2 = store_candidate_set_fitness(d->store, j->id, cand, f, err);
         if (r2 != LD_OK && r2 != LD_ENOTFOUND) rc = r2;
     }
