@@ -352,4 +352,6 @@ check "a clock stepped back by days: the next night fires (no hole)" $? \
 ctl schedule rm "$SM" >/dev/null
 
 stop_daemon
+! grep -qE "Sanitizer|runtime error" "$LOG"
+check "no sanitizer reports in the daemon's log" $? "$(grep -A5 -E "Sanitizer|runtime error" "$LOG" | head -20)"
 finish
