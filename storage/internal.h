@@ -29,7 +29,10 @@
                  "ORDER BY jt.idx")                                                                \
     X(JOB_LIST, "SELECT id, name, state, priority, seed, created, started, finished, "            \
                 "schedule_id, client_token, error, evals_done, budget_evals, best_fitness "       \
-                "FROM jobs WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC LIMIT ?2")            \
+                "FROM jobs ORDER BY id DESC LIMIT ?2")                                            \
+    X(JOB_LIST_STATE, "SELECT id, name, state, priority, seed, created, started, finished, "      \
+                      "schedule_id, client_token, error, evals_done, budget_evals, best_fitness " \
+                      "FROM jobs WHERE state = ?1 ORDER BY id DESC LIMIT ?2")                     \
     X(JOB_LIST_SCHED, "SELECT id, name, state, priority, seed, created, started, finished, "      \
                       "schedule_id, client_token, error, evals_done, budget_evals, best_fitness " \
                       "FROM jobs WHERE schedule_id = ?1 ORDER BY id DESC LIMIT ?2")              \

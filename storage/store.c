@@ -833,10 +833,12 @@ static int list_jobs(Store *s, sqlite3_stmt *st, const char *what, cJSON **out, 
 int store_job_list(Store *s, const char *state, int limit, cJSON **out, char *err)
 {
     *out = NULL;
-    sqlite3_stmt *st = store_stmt_(s, ST_JOB_LIST, "list jobs", err);
+    /* two statements, so that a state filter reads the jobs_state index */
+    sqlite3_stmt *st = store_stmt_(s, state ? ST_JOB_LIST_STATE : ST_JOB_LIST, "list jobs", err);
     if (!st)
         return LD_EIO;
-    store_bind_text_(st, 1, state);
+    if (state)
+        sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
     return list_jobs(s, st, "list jobs", out, err);
 }

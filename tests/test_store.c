@@ -1097,6 +1097,8 @@ static void test_query_plans(void **state)
         {"EVAL_LOOKUP", "USING INDEX evaluations_result"},
         {"EVAL_BY_SEQ", "USING INDEX sqlite_autoindex_evaluations_1"},
         {"JOB_IN_STATE", "USING COVERING INDEX jobs_state"},
+        {"JOB_LIST_STATE", "USING INDEX jobs_state"},
+        {"EVAL_LOOKUP", "evaluations_result (expr_hash=? AND task_id=? AND seed=? AND steps=?)"},
         {"EVENTS_SINCE", "USING INTEGER PRIMARY KEY"},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
