@@ -55,6 +55,7 @@ void jobs_on_dropped(Daemon *d, PoolItem *it); /* an item the pool never started
 void jobs_shutdown(Daemon *d);          /* persists elapsed time of running jobs */
 void jobs_free_all(Daemon *d);
 int jobs_count_loaded(const Daemon *d);
+int jobs_pending_works(const Daemon *d); /* works of running jobs' open rounds not yet dispatched */
 
 /* ---- clients (net.c) -------------------------------------------------------------------- */
 

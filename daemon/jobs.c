@@ -777,6 +777,15 @@ void jobs_free_all(Daemon *d) {
     }
 }
 
+int jobs_pending_works(const Daemon *d) {
+    int n = 0;
+    for (const DJob *j = d->jobs; j; j = j->next) {
+        if (j->finished || strcmp(j->state, "running") || !j->wstate) continue;
+        for (int i = j->cursor; i < j->nworks; i++) n += j->wstate[i] == W_PENDING;
+    }
+    return n;
+}
+
 int jobs_count_loaded(const Daemon *d) {
     int n = 0;
     for (const DJob *j = d->jobs; j; j = j->next) n++;
