@@ -21,6 +21,7 @@ struct DaemonClient {
     size_t out_pending; /* bytes handed to uv_write and not yet written */
     int closing;        /* uv_close called */
     int close_after_write;
+    int read_paused; /* too many replies unread: stop reading its requests for a while */
     int subscribed;
     int backlog_due; /* send stored events after the current reply */
     int64_t since;
@@ -52,16 +53,34 @@ static void client_close(DaemonClient *c) {
 }
 
 static void send_backlog(DaemonClient *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 #define BACKLOG_LOW_WATER (1u << 20) /* send the next page once output drains below this */
+/* Backpressure: a client with this much unread output is not read from until it drains to
+ * READ_RESUME, so a pipelining client is slowed, not dropped; RPC_OUTBUF_MAX (reached only by
+ * notifications then) drops it. */
+#define READ_PAUSE (1u << 20)
+#define READ_RESUME (256u << 10)
 
 static void on_write(uv_write_t *req, int status) {
     WriteReq *w = (WriteReq *)req;
     DaemonClient *c = w->c;
     c->out_pending -= w->len;
     free(w);
-    if (status < 0 && status != UV_ECANCELED) client_close(c);
-    else if (c->close_after_write && c->out_pending == 0) client_close(c);
-    else if (c->backlog_due && !c->closing && c->out_pending < BACKLOG_LOW_WATER) send_backlog(c);
+    if (status < 0 && status != UV_ECANCELED) {
+        client_close(c);
+        return;
+    }
+    if (c->close_after_write && c->out_pending == 0) {
+        client_close(c);
+        return;
+    }
+    if (c->closing || c->close_after_write) return;
+    if (c->backlog_due && c->out_pending < BACKLOG_LOW_WATER) send_backlog(c);
+    if (c->read_paused && c->out_pending < READ_RESUME) {
+        c->read_paused = 0;
+        uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+    }
 }
 
 int daemon_client_send(DaemonClient *c, const char *line, size_t len) {
@@ -87,6 +106,10 @@ int daemon_client_send(DaemonClient *c, const char *line, size_t len) {
         return LD_EIO;
     }
     c->out_pending += len;
+    if (!c->read_paused && c->out_pending > READ_PAUSE && !c->close_after_write) {
+        c->read_paused = 1;
+        uv_read_stop((uv_stream_t *)&c->pipe);
+    }
     return LD_OK;
 }
 

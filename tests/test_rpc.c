@@ -427,6 +427,60 @@ static cJSON *call(int fd, const char *line) {
     return read_reply(fd);
 }
 
+typedef struct Writer {
+    int fd;
+    const char *buf;
+    size_t n;
+} Writer;
+
+static void *writer_main(void *arg) {
+    Writer *w = arg;
+    size_t off = 0;
+    while (off < w->n) {
+        ssize_t k = write(w->fd, w->buf + off, w->n - off);
+        if (k <= 0) break;
+        off += (size_t)k;
+    }
+    return NULL;
+}
+
+/* 20000 pipelined requests (about 10 MB of replies, more than RPC_OUTBUF_MAX) from a client
+ * that reads them more slowly than the server writes: backpressure, not a drop. */
+static void check_pipelining(const char *sock) {
+    int fd = connect_to(sock);
+    assert_true(fd >= 0);
+    enum { N = 20000 };
+    size_t cap = (size_t)N * 64, n = 0;
+    char *buf = malloc(cap);
+    for (int i = 0; i < N; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "{\"jsonrpc\":\"2.0\",\"id\":%d,\"method\":\"server.hello\"}\n", i);
+    Writer w = {fd, buf, n};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, writer_main, &w), 0);
+    FILE *in = fdopen(dup(fd), "r");
+    char *line = NULL;
+    size_t lcap = 0;
+    int got = 0;
+    for (int i = 0; i < N; i++) {
+        if (getline(&line, &lcap, in) <= 0) break;
+        if (i % 97 == 0) usleep(100); /* a slow reader */
+        cJSON *r = cJSON_Parse(line);
+        int id = r ? (int)cJSON_GetObjectItem(r, "id")->valuedouble : -1;
+        cJSON_Delete(r);
+        if (id != i) {
+            print_error("reply %d has id %d\n", i, id);
+            break;
+        }
+        got++;
+    }
+    pthread_join(th, NULL);
+    assert_int_equal(got, N);
+    free(line);
+    fclose(in);
+    close(fd);
+    free(buf);
+}
+
 static void test_real_server(void **state) {
     Server s = {0};
     char err[LD_ERR_MAX] = "";
@@ -602,6 +656,8 @@ static void test_real_server(void **state) {
     char c;
     assert_true(read(fd2, &c, 1) <= 0);
     close(fd2);
+
+    check_pipelining(s.sock);
 
     /* another uid is refused with -32004 (needs root to become someone else; the socket's
      * 0600 mode would stop it first, so it is opened up for this check) */
