@@ -14,6 +14,8 @@
 
 #include "client.h"
 
+#define EXPR_SHOW_MAX 4096 /* longest expression text shown in a table row */
+
 /* The schedule command group lives in its own files (api/ctl_schedule.h declaring
  * `int ctl_schedule_main(Ctl *ctl, int argc, char **argv);` and CTL_SCHEDULE_USAGE, and its .c
  * in the library). It joins the table below when that header exists. */
@@ -331,14 +333,14 @@ static int cmd_status(Ctl *ctl, int argc, char **argv) {
         ctl_print_json(res);
     } else {
         const cJSON *jobs = cJSON_GetObjectItemCaseSensitive(res, "jobs");
-        char b1[32], b2[32];
+        char b1[32];
         printf("lossd %s  pid %.0f  up %s  socket %s\n", ctl_str(res, "version", "?"),
                ctl_num(res, "pid", 0), fmt_dur(b1, sizeof b1, ctl_num(res, "uptime_s", 0)),
                ctl->socket_path);
-        printf("workers   %.0f busy of %.0f, %.0f evaluations queued, %s evals/s (last minute), "
+        printf("workers   %.0f busy of %.0f, %.0f evaluations queued, %.1f evals/s (last minute), "
                "%.0f evaluations in all\n",
                ctl_num(res, "workers_busy", 0), ctl_num(res, "workers", 0),
-               ctl_num(res, "queue_length", 0), fmt_num(b2, sizeof b2, ctl_num(res, "evals_per_s", 0)),
+               ctl_num(res, "queue_length", 0), ctl_num(res, "evals_per_s", 0),
                ctl_num(res, "evaluations_total", 0));
         if (jobs)
             printf("jobs      %.0f running, %.0f queued, %.0f paused, %.0f done, %.0f failed, "
@@ -543,6 +545,61 @@ static void print_clipped(const char *s, int width) {
     }
 }
 
+/* A leaderboard table: columns fixed by the first entry's tasks. */
+typedef struct Table {
+    int64_t job;        /* job of the query (entries of a family query carry their own) */
+    int cols;           /* terminal width, 0: not a terminal (nothing clipped) */
+    const cJSON *tasks; /* first entry's metrics: {task: {metric: {...}}} */
+    int ntask;
+    int width[6];
+    const char *metric; /* first task's metric name */
+} Table;
+
+static void table_header(Table *tb) {
+    const cJSON *t;
+    tb->metric = "";
+    printf("%4s  %-10s  %-8s  %-8s  %-7s", "RANK", "CANDIDATE", "FITNESS", "MEAN", "SPREAD");
+    cJSON_ArrayForEach(t, tb->tasks) {
+        const char *mname;
+        if (tb->ntask >= 6) break;
+        task_metric(t, &mname);
+        if (tb->ntask == 0) tb->metric = mname;
+        int w = t->string ? (int)strlen(t->string) : 1;
+        w = w < 8 ? 8 : w > 16 ? 16 : w;
+        tb->width[tb->ntask++] = w;
+        printf("  %-*.*s", w, w, t->string ? t->string : "?");
+    }
+    printf("  EXPRESSION\n");
+}
+
+static void table_row(const Table *tb, const cJSON *e) {
+    char b1[32], b2[32], b3[32], id[48];
+    const cJSON *t;
+    snprintf(id, sizeof id, "%.0f:%.0f", ctl_num(e, "job_id", (double)tb->job), ctl_num(e, "cand", 0));
+    double fit = num_or_nan(e, "fitness");
+    if (!isnan(fit) && fabs(fit) < 1e4)
+        snprintf(b1, sizeof b1, "%+.4f", fit);
+    else
+        fmt_num(b1, sizeof b1, fit);
+    int n = printf("%4.0f  %-10s  %-8s  %-8s  %-7s", ctl_num(e, "rank", 0), id, b1,
+                   fmt_num(b2, sizeof b2, num_or_nan(e, "mean")),
+                   fmt_num(b3, sizeof b3, num_or_nan(e, "spread")));
+    const cJSON *tm = cJSON_GetObjectItemCaseSensitive(e, "metrics");
+    int i = 0;
+    cJSON_ArrayForEach(t, tb->tasks) {
+        const char *mname;
+        if (i >= tb->ntask) break;
+        const cJSON *mine = cJSON_GetObjectItemCaseSensitive(tm, t->string);
+        n += printf("  %-*s", tb->width[i++], fmt_num(b1, sizeof b1, task_metric(mine, &mname)));
+    }
+    n += printf("  ");
+    char expr[EXPR_SHOW_MAX];
+    int base = strcmp(ctl_str(e, "op", ""), "baseline") == 0;
+    snprintf(expr, sizeof expr, "%s%s", ctl_str(e, "expr", "?"), base ? "  (baseline)" : "");
+    print_clipped(expr, tb->cols ? tb->cols - n : 0);
+    putchar('\n');
+}
+
 static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
     static const char *const valued[] = {"--top", "--family", "--metric", NULL};
     Args a;
@@ -580,59 +637,41 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
         return 0;
     }
     /* Task columns come from the first entry: one column per task, its main metric. */
-    const cJSON *first = cJSON_GetArrayItem(entries, 0);
-    const cJSON *tm0 = cJSON_GetObjectItemCaseSensitive(first, "metrics");
-    char head[512];
-    int hn = snprintf(head, sizeof head, "%4s  %-9s  %-8s  %-8s  %-7s", "RANK", "CANDIDATE",
-                      "FITNESS", "MEAN", "SPREAD");
-    int ntask = 0;
-    const cJSON *t;
-    cJSON_ArrayForEach(t, tm0) {
-        const char *mname;
-        char label[64];
-        if (ntask >= 6 || hn >= (int)sizeof head - 40) break;
-        task_metric(t, &mname);
-        snprintf(label, sizeof label, "%s", t->string ? t->string : "?");
-        hn += snprintf(head + hn, sizeof head - (size_t)hn, "  %-10.10s", label);
-        ntask++;
-    }
-    snprintf(head + hn, sizeof head - (size_t)hn, "  %s", "EXPRESSION");
-    int cols = term_cols();
-    puts(head);
+    Table tb = {.job = job, .cols = term_cols(), .tasks = cJSON_GetObjectItemCaseSensitive(
+                                                     cJSON_GetArrayItem(entries, 0), "metrics")};
+    table_header(&tb);
     const cJSON *e;
+    int have_baseline = 0, n = 0;
     cJSON_ArrayForEach(e, entries) {
-        char b1[32], b2[32], b3[32], id[40];
-        double ejob = ctl_num(e, "job_id", (double)job);
-        snprintf(id, sizeof id, "%.0f:%.0f", ejob, ctl_num(e, "cand", 0));
-        int n = printf("%4.0f  %-9s  %-8s  %-8s  %-7s", ctl_num(e, "rank", 0), id,
-                       fmt_num(b1, sizeof b1, num_or_nan(e, "fitness")),
-                       fmt_num(b2, sizeof b2, num_or_nan(e, "mean")),
-                       fmt_num(b3, sizeof b3, num_or_nan(e, "spread")));
-        const cJSON *tm = cJSON_GetObjectItemCaseSensitive(e, "metrics");
-        int i = 0;
-        cJSON_ArrayForEach(t, tm0) {
-            const char *mname;
-            if (i++ >= ntask) break;
-            const cJSON *mine = cJSON_GetObjectItemCaseSensitive(tm, t->string);
-            n += printf("  %-10s", fmt_num(b1, sizeof b1, task_metric(mine, &mname)));
+        table_row(&tb, e);
+        have_baseline |= strcmp(ctl_str(e, "op", ""), "baseline") == 0;
+        n++;
+    }
+    /* The baseline is what every fitness is measured against: show it even when it ranks
+     * below the top N (one more query; candidates past the first 1000 are not looked at). */
+    if (!family && !have_baseline && n >= top && top < 1000) {
+        cJSON *p2 = cJSON_CreateObject(), *all = NULL;
+        cJSON_AddNumberToObject(p2, "job_id", (double)job);
+        cJSON_AddNumberToObject(p2, "k", 1000);
+        if (opt(&a, "--metric")) cJSON_AddStringToObject(p2, "metric", opt(&a, "--metric"));
+        if (ctl_call(ctl, "leaderboard.query", p2, what, &all) == 0) {
+            const cJSON *ae;
+            cJSON_ArrayForEach(ae, cJSON_GetObjectItemCaseSensitive(all, "entries")) {
+                if (strcmp(ctl_str(ae, "op", ""), "baseline") != 0) continue;
+                printf("%4s\n", ctl_utf8() ? "⋮" : "...");
+                table_row(&tb, ae);
+                break;
+            }
         }
-        n += printf("  ");
-        print_clipped(ctl_str(e, "expr", "?"), cols ? cols - n : 0);
-        putchar('\n');
+        cJSON_Delete(all);
     }
     const char *metric = ctl_str(res, "metric", "fitness");
-    double base = num_or_nan(first, "baseline");
-    if (!isnan(base)) {
-        char b1[32], b2[32];
-        double lead = num_or_nan(first, "fitness");
-        printf("baseline fitness %s; the leader %s it by %s\n", fmt_num(b1, sizeof b1, base),
-               lead >= base ? "beats" : "trails", fmt_num(b2, sizeof b2, fabs(lead - base)));
-    }
-    if (ntask > 0) {
-        const char *mname;
-        task_metric(tm0->child, &mname);
-        printf("task columns: mean %s over seeds; ranked by %s\n", mname, metric);
-    }
+    if (strcmp(metric, "fitness") == 0)
+        printf("fitness: mean relative gain over the baseline's validation %s, less a size "
+               "penalty (+0.02 = 2%% better)\n",
+               tb.ntask ? tb.metric : "metric");
+    if (tb.ntask > 0) printf("task columns: mean validation %s over seeds; ranked by %s\n",
+                             tb.metric, metric);
     cJSON_Delete(res);
     return 0;
 }
