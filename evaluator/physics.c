@@ -706,6 +706,14 @@ int phys_task_load(Task *t, const cJSON *spec, char *err) {
     if ((rc = spec_int(ps, "physics", "collocation", 2, PHYS_MAX_POINTS / 2, &p->ncol, err)) !=
         LD_OK)
         goto done;
+    /* The data seed: physics.seed, else the task's split.seed (the other families' data seed),
+     * else 1. */
+    const cJSON *split = cJSON_GetObjectItemCaseSensitive(spec, "split");
+    const cJSON *split_seed = cJSON_IsObject(split) ? cJSON_GetObjectItemCaseSensitive(split, "seed")
+                                                    : NULL;
+    if (cJSON_IsNumber(split_seed) && cJSON_GetNumberValue(split_seed) >= 0 &&
+        cJSON_GetNumberValue(split_seed) <= 9007199254740992.0)
+        seed = floor(cJSON_GetNumberValue(split_seed));
     if ((rc = spec_number(ps, "seed", 0, 9007199254740992.0, &seed, err)) != LD_OK) goto done;
     p->seed = (uint64_t)seed;
     if (p->kind == PHYS_OSCILLATOR) {

@@ -256,6 +256,22 @@ static void test_spec(void **state) {
     assert_true(fabs(sd - 0.2) < 0.03);
     free_task(t);
 
+    /* The data seed: physics.seed, else split.seed, else 1. */
+    Task *ta = load_task("{\"data\":\"builtin:poisson\"}", err);
+    Task *tb = load_task("{\"data\":\"builtin:poisson\",\"split\":{\"seed\":1}}", err);
+    Task *tc = load_task("{\"data\":\"builtin:poisson\",\"split\":{\"seed\":7}}", err);
+    Task *td = load_task("{\"data\":\"builtin:poisson\",\"split\":{\"seed\":7},"
+                         "\"physics\":{\"seed\":1}}", err);
+    assert_true(ta && tb && tc && td);
+    size_t ob = sizeof(float) * (size_t)ta->phys->nobs;
+    assert_memory_equal(ta->phys->y_obs, tb->phys->y_obs, ob);
+    assert_memory_not_equal(ta->phys->y_obs, tc->phys->y_obs, ob);
+    assert_memory_equal(ta->phys->y_obs, td->phys->y_obs, ob);
+    free_task(ta);
+    free_task(tb);
+    free_task(tc);
+    free_task(td);
+
     expect_load_error("{\"data\":\"builtin:oscillator\",\"model\":{\"act\":\"relu\"}}", "relu");
     expect_load_error("{\"data\":\"builtin:heat\"}", "builtin:oscillator");
     expect_load_error("{\"data\":\"builtin:poisson\",\"physics\":{\"noise\":-1}}", "physics.noise");
