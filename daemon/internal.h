@@ -93,6 +93,7 @@ struct Daemon {
     DJob *jobs;          /* loaded jobs (queued, running, paused with an engine, draining) */
     int64_t wrr_job;     /* weighted round-robin: the job being served and its credit */
     int wrr_left;
+    int pump_depth;      /* jobs_pump is running (it is not re-entered) */
     int64_t evals_total; /* evaluations finished by this process */
 
     /* evaluations finished per second, over the last DAEMON_RATE_BUCKETS seconds */

@@ -673,9 +673,9 @@ static int jobs_advance(Daemon *d) {
 }
 
 void jobs_pump(Daemon *d) {
-    static int depth;
-    if (d->shutting_down || depth > 0) return;
-    depth++; /* a synchronous result inside dispatch comes back here: do not recurse */
+    /* jobs_on_done and job control call this; never re-enter a pass already running */
+    if (d->shutting_down || d->pump_depth > 0) return;
+    d->pump_depth++;
     for (int pass = 0; pass < 1000; pass++) {
         int changed = jobs_advance(d);
         int cap = pool_workers(d->pool) * 2;
@@ -693,7 +693,7 @@ void jobs_pump(Daemon *d) {
         job_release_if_idle(d, j);
         j = next;
     }
-    depth--;
+    d->pump_depth--;
 }
 
 void jobs_on_done(void *ud, PoolItem *it) {
