@@ -94,8 +94,9 @@ typedef struct RpcMethod {
 
 /* The tables the server dispatches on. rpc_core_methods is api/methods.c's. A module that adds
  * methods (the cron schedules) defines `const RpcMethod schedule_methods[]`, ended by {NULL}:
- * it is declared weak so the daemon links with or without it (the module's object must be
- * pulled into the link by a strong reference from elsewhere, see daemon/daemon.h). */
+ * it is declared weak so the daemon links with or without it. A weak reference does not pull an
+ * object out of a static library: bin/lossd links every object directly, so it is kept there;
+ * programs linked against build/liblossd.a (unit tests) run without it. */
 extern const RpcMethod rpc_core_methods[];
 extern const RpcMethod schedule_methods[] __attribute__((weak));
 

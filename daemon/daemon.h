@@ -80,8 +80,7 @@ int daemon_add_tick(Daemon *d, DaemonTickFn fn, void *ud); /* at most 8; LD_ENOM
 /* The cron schedules module, when linked, defines these (its files in daemon/): schedule_start
  * runs once after recovery (register a tick with daemon_add_tick there), schedule_methods
  * (api/rpc.h) adds the schedule.* methods. They are weak references: the daemon links and runs
- * without them. Because a weak reference does not pull an object out of a static library, the
- * module's object must also be referenced strongly to be linked (see docs/architecture.md). */
+ * without them (bin/lossd links every object, so the module is kept there). */
 int schedule_start(Daemon *d, char *err) __attribute__((weak));
 
 /* ---- internal, shared by the daemon's files ------------------------------------------------ */
