@@ -275,8 +275,8 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
         (rc = get_obj(spec, "model", &model, err)) || (rc = get_obj(spec, "train", &train, err)))
         goto done;
     if (family == FAM_CLASSIFICATION || family == FAM_REGRESSION) {
-        static const char *const keys[] = {"name", "data", "labels", "family", "label", "transform",
-                                           "split", "model", "train", "metric", NULL};
+        static const char *const keys[] = {"name", "description", "data", "labels", "family", "label",
+                                           "transform", "split", "model", "train", "metric", NULL};
         if ((rc = check_keys(spec, "", keys, err))) goto done;
     }
     DataPrep prep = {.val = 0.2, .test = 0.2, .seed = 0, .imbalance = 1, .label_noise = 0, .outliers = 0,
@@ -372,7 +372,8 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
         const char *extra[64];
         int ne = 0;
         cJSON_ArrayForEach(it, spec) {
-            if (cJSON_GetObjectItemCaseSensitive(n, it->string) || !strcmp(it->string, "name") || ne == 64)
+            if (cJSON_GetObjectItemCaseSensitive(n, it->string) || !strcmp(it->string, "name") ||
+                !strcmp(it->string, "description") || ne == 64)
                 continue;
             int k = ne++;
             while (k > 0 && strcmp(extra[k - 1], it->string) > 0) {
