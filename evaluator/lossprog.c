@@ -762,6 +762,17 @@ static int term_forward(LossProg *lp, Ins *ins, const LossIn *in) {
             }
             break;
         }
+        if (ig < 0) { /* a schedule such as focal(2*(1 - t)): the guarded power, branch-free */
+            for (int i = 0; i < B; i++) {
+                float L = lpt[i], pt = ppt[i];
+                float q = one_minus_pt(L, pt);
+                float m = q > G_TINY ? q : G_TINY;
+                float qg = fexp(gam * flog(m));
+                v[i] = -qg * L;
+                k[i] = -qg + gam * (qg / m) * pt * L;
+            }
+            break;
+        }
         for (int i = 0; i < B; i++) {
             float L = lpt[i], pt = ppt[i];
             float q = one_minus_pt(L, pt);
