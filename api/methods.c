@@ -69,10 +69,15 @@ static int m_submit(RpcCall *call, cJSON **result, char *err) {
     const char *token = rpc_param_str(call->params, "client_token");
     if (token && strlen(token) > 200)
         return ld_err(err, RPC_INVALID_PARAMS, "params.client_token: longer than 200 bytes");
+    const char *base = rpc_param_str(call->params, "base_dir");
+    if (base && base[0] != '/')
+        return ld_err(err, RPC_INVALID_PARAMS, "params.base_dir: must be an absolute path, got '%.100s'",
+                      base);
     DaemonSubmit sub = {
         .job = cJSON_GetObjectItemCaseSensitive(call->params, "job"),
         .client_token = token && *token ? token : NULL,
         .priority = (int)prio,
+        .base_dir = base,
     };
     int64_t id = 0;
     int existed = 0;
@@ -413,6 +418,7 @@ static const RpcParam p_hello[] = {{"client", RPC_T_STRING, 0}, {NULL, 0, 0}};
 static const RpcParam p_submit[] = {{"job", RPC_T_OBJECT, 1},
                                     {"client_token", RPC_T_STRING, 0},
                                     {"priority", RPC_T_INT, 0},
+                                    {"base_dir", RPC_T_STRING, 0},
                                     {NULL, 0, 0}};
 static const RpcParam p_job[] = {{"job_id", RPC_T_INT, 1}, {NULL, 0, 0}};
 static const RpcParam p_list[] = {{"state", RPC_T_STRING, 0}, {NULL, 0, 0}};

@@ -44,6 +44,7 @@ typedef struct DaemonSubmit {
     const char *client_token; /* NULL: none */
     int priority;             /* 1..100, larger gets more of the workers; <= 0: 1 */
     int64_t schedule_id;      /* 0: submitted by a client */
+    const char *base_dir;     /* relative data paths resolve here; NULL: the daemon's cwd */
 } DaemonSubmit;
 
 /* Parses, stores (state queued, with the engine's initial state) and schedules a job. An

@@ -344,7 +344,7 @@ int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *
     DJob *j = NULL;
     *existed = 0;
     if (d->shutting_down) return ld_err(err, LD_EBUSY, "the server is shutting down");
-    rc = job_parse(sub->job, d->cwd, &sj, err);
+    rc = job_parse(sub->job, sub->base_dir ? sub->base_dir : d->cwd, &sj, err);
     if (rc != LD_OK) goto done;
     spec = job_json(sj);
     const cJSON *ws = cJSON_GetObjectItemCaseSensitive(spec, "warm_start");
