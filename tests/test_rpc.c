@@ -481,6 +481,97 @@ static void check_pipelining(const char *sock) {
     free(buf);
 }
 
+/* Sends line (printf format) and returns the parsed reply. */
+static cJSON *callf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static cJSON *callf(int fd, const char *fmt, ...) {
+    char line[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    return call(fd, line);
+}
+
+static const char *state_of(const cJSON *r) {
+    const cJSON *st = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "state");
+    return cJSON_IsString(st) ? st->valuestring : "?";
+}
+
+/* Pause, resume and cancel on a job too long to finish during the test; invalid transitions. */
+static void check_job_control(int fd) {
+    cJSON *r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":30,\"method\":\"job.submit\",\"params\":{"
+                         "\"priority\":2,\"job\":{\"name\":\"long\",\"tasks\":[{\"data\":\"builtin:digits\","
+                         "\"train\":{\"steps\":10}}],\"budget\":{\"evaluations\":100000},\"seeds\":1,"
+                         "\"fidelity\":{\"steps\":[10]},\"seed\":5}}}\n");
+    const cJSON *res = cJSON_GetObjectItem(r, "result");
+    assert_non_null(res);
+    int id = (int)cJSON_GetObjectItem(res, "job_id")->valuedouble;
+    cJSON_Delete(r);
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":31,\"method\":\"job.pause\",\"params\":{\"job_id\":%d}}\n", id);
+    assert_string_equal(state_of(r), "paused");
+    cJSON_Delete(r);
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":32,\"method\":\"job.pause\",\"params\":{\"job_id\":%d}}\n", id);
+    assert_int_equal(code_of(r), RPC_INVALID_STATE);
+    assert_non_null(strstr(msg_of(r), "cannot pause a job that is paused"));
+    cJSON_Delete(r);
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":33,\"method\":\"job.list\",\"params\":{\"state\":\"paused\"}}\n");
+    const cJSON *jobs = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "result"), "jobs");
+    assert_int_equal(cJSON_GetArraySize(jobs), 1);
+    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(jobs, 0), "job_id")->valuedouble, id);
+    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetArrayItem(jobs, 0), "priority")->valuedouble, 2);
+    cJSON_Delete(r);
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":34,\"method\":\"job.list\",\"params\":{\"state\":\"sleeping\"}}\n");
+    assert_int_equal(code_of(r), RPC_INVALID_PARAMS);
+    assert_non_null(strstr(msg_of(r), "params.state"));
+    cJSON_Delete(r);
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":35,\"method\":\"job.resume\",\"params\":{\"job_id\":%d}}\n", id);
+    assert_true(!strcmp(state_of(r), "running") || !strcmp(state_of(r), "queued"));
+    cJSON_Delete(r);
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":36,\"method\":\"job.resume\",\"params\":{\"job_id\":%d}}\n", id);
+    assert_int_equal(code_of(r), RPC_INVALID_STATE);
+    cJSON_Delete(r);
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":37,\"method\":\"job.cancel\",\"params\":{\"job_id\":%d}}\n", id);
+    assert_string_equal(state_of(r), "cancelled");
+    cJSON_Delete(r);
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":38,\"method\":\"job.cancel\",\"params\":{\"job_id\":%d}}\n", id);
+    assert_int_equal(code_of(r), RPC_INVALID_STATE);
+    assert_non_null(strstr(msg_of(r), "cannot cancel a job that is cancelled"));
+    cJSON_Delete(r);
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":39,\"method\":\"job.get\",\"params\":{\"job_id\":%d}}\n", id);
+    res = cJSON_GetObjectItem(r, "result");
+    assert_string_equal(cJSON_GetObjectItem(res, "state")->valuestring, "cancelled");
+    assert_non_null(cJSON_GetObjectItem(res, "spec"));
+    assert_non_null(cJSON_GetObjectItem(cJSON_GetObjectItem(res, "progress"), "budget"));
+    cJSON_Delete(r);
+    /* candidates and exports */
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":40,\"method\":\"candidate.get\",\"params\":{\"job_id\":%d,\"cand\":99999}}\n", id);
+    assert_int_equal(code_of(r), RPC_NOT_FOUND);
+    assert_non_null(strstr(msg_of(r), "candidate 99999: not found"));
+    cJSON_Delete(r);
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":41,\"method\":\"candidate.export\",\"params\":{\"expr\":\"ce\",\"family\":\"classification\",\"format\":\"expr\"}}\n");
+    res = cJSON_GetObjectItem(r, "result");
+    assert_non_null(res);
+    assert_non_null(strstr(cJSON_GetObjectItem(res, "text")->valuestring, "ce"));
+    cJSON_Delete(r);
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":42,\"method\":\"candidate.export\",\"params\":{\"expr\":\"ce\",\"family\":\"classification\",\"format\":\"fortran\"}}\n");
+    assert_int_equal(code_of(r), RPC_INVALID_PARAMS);
+    assert_non_null(strstr(msg_of(r), "params.format"));
+    cJSON_Delete(r);
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":43,\"method\":\"leaderboard.query\",\"params\":{\"job_id\":%d,\"k\":0}}\n", id);
+    assert_int_equal(code_of(r), RPC_INVALID_PARAMS);
+    assert_non_null(strstr(msg_of(r), "params.k"));
+    cJSON_Delete(r);
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":44,\"method\":\"leaderboard.query\",\"params\":{\"family\":\"poetry\"}}\n");
+    assert_int_equal(code_of(r), RPC_INVALID_PARAMS);
+    cJSON_Delete(r);
+    r = callf(fd, "{\"jsonrpc\":\"2.0\",\"id\":45,\"method\":\"leaderboard.query\",\"params\":{\"job_id\":%d,\"k\":3}}\n", id);
+    res = cJSON_GetObjectItem(r, "result");
+    assert_non_null(res);
+    assert_true(cJSON_IsArray(cJSON_GetObjectItem(res, "entries")));
+    assert_true(cJSON_GetArraySize(cJSON_GetObjectItem(res, "entries")) <= 3);
+    cJSON_Delete(r);
+}
+
 static void test_real_server(void **state) {
     Server s = {0};
     char err[LD_ERR_MAX] = "";
@@ -658,6 +749,7 @@ static void test_real_server(void **state) {
     close(fd2);
 
     check_pipelining(s.sock);
+    check_job_control(fd);
 
     /* another uid is refused with -32004 (needs root to become someone else; the socket's
      * 0600 mode would stop it first, so it is opened up for this check) */
