@@ -208,9 +208,16 @@ static void absolutize_paths(cJSON *node, const char *base_dir) {
             struct stat st;
             if (stat(path, &st) == 0 && realpath(path, real)) {
                 cJSON *abs = cJSON_CreateString(real);
-                if (abs) cJSON_ReplaceItemViaPointer(node, it, abs);
+                if (!abs) return;
+                if (it->string) { /* an object member keeps its key */
+                    abs->string = strdup(it->string);
+                    if (!abs->string) {
+                        cJSON_Delete(abs);
+                        return;
+                    }
+                }
+                cJSON_ReplaceItemViaPointer(node, it, abs);
                 it = abs; /* the old item is freed; continue from its replacement */
-                if (!it) return;
             }
         } else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
             absolutize_paths(it, base_dir);
