@@ -3,12 +3,15 @@
 #include "client.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -341,6 +344,43 @@ int ctl_call(Ctl *ctl, const char *method, cJSON *params, const char *what, cJSO
         return ctl_fail(1, "%s: %s", what, err);
     }
     return ctl_fail(1, "%s", err);
+}
+
+/* 1 if s looks like a data or task file name (so it is a path the daemon would open). */
+static int looks_like_file(const char *s) {
+    static const char *const exts[] = {".csv", ".npy", ".npz", ".json", ".tsv", ".txt", NULL};
+    size_t n = strlen(s);
+    if (n == 0 || strncmp(s, "builtin:", 8) == 0 || strchr(s, '\n')) return 0;
+    for (int i = 0; exts[i]; i++) {
+        size_t e = strlen(exts[i]);
+        if (n > e && strcasecmp(s + n - e, exts[i]) == 0) return 1;
+    }
+    return 0;
+}
+
+void ctl_resolve_paths(cJSON *node, const char *base_dir) {
+    for (cJSON *it = node ? node->child : NULL; it; it = it->next) {
+        if (cJSON_IsString(it) && it->valuestring[0] != '/' && looks_like_file(it->valuestring)) {
+            char path[PATH_MAX + 8], real[PATH_MAX];
+            snprintf(path, sizeof path, "%s/%s", base_dir, it->valuestring);
+            struct stat st;
+            if (stat(path, &st) == 0 && realpath(path, real)) {
+                cJSON *abs = cJSON_CreateString(real);
+                if (!abs) return;
+                if (it->string) { /* an object member keeps its key */
+                    abs->string = strdup(it->string);
+                    if (!abs->string) {
+                        cJSON_Delete(abs);
+                        return;
+                    }
+                }
+                cJSON_ReplaceItemViaPointer(node, it, abs);
+                it = abs; /* the old item is freed; continue from its replacement */
+            }
+        } else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
+            ctl_resolve_paths(it, base_dir);
+        }
+    }
 }
 
 int ctl_parse_id(const char *s, int64_t *out) {

@@ -75,6 +75,12 @@ int ctl_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 
 /* Prints "usage: lossctl NAME USAGE" to stderr and returns 2. */
 int ctl_usage(const CtlCommand *cmd);
 
+/* The daemon resolves relative paths against its own working directory, so a client makes
+ * them absolute first: every relative string under node that ends like a data or task file
+ * (.csv .npy .npz .json .tsv .txt) and names an existing file under base_dir is replaced by
+ * its real path (object members keep their key). Modifies node in place (borrows it). */
+void ctl_resolve_paths(cJSON *node, const char *base_dir);
+
 /* Parses a positive decimal id ("7"). Returns 0 or -1. */
 int ctl_parse_id(const char *s, int64_t *out);
 

@@ -186,45 +186,6 @@ static int call_job(Ctl *ctl, const char *method, int64_t job, cJSON **result) {
 
 /* ---- submit ------------------------------------------------------------------------------- */
 
-/* 1 if s looks like a data or task file name (so it is a path the daemon would open). */
-static int looks_like_file(const char *s) {
-    static const char *const exts[] = {".csv", ".npy", ".npz", ".json", ".tsv", ".txt", NULL};
-    size_t n = strlen(s);
-    if (n == 0 || strncmp(s, "builtin:", 8) == 0 || strchr(s, '\n')) return 0;
-    for (int i = 0; exts[i]; i++) {
-        size_t e = strlen(exts[i]);
-        if (n > e && strcasecmp(s + n - e, exts[i]) == 0) return 1;
-    }
-    return 0;
-}
-
-/* The daemon resolves relative paths against its own working directory, so every relative
- * string in the job that names an existing file next to the job file becomes absolute. */
-static void absolutize_paths(cJSON *node, const char *base_dir) {
-    for (cJSON *it = node ? node->child : NULL; it; it = it->next) {
-        if (cJSON_IsString(it) && it->valuestring[0] != '/' && looks_like_file(it->valuestring)) {
-            char path[PATH_MAX + 8], real[PATH_MAX];
-            snprintf(path, sizeof path, "%s/%s", base_dir, it->valuestring);
-            struct stat st;
-            if (stat(path, &st) == 0 && realpath(path, real)) {
-                cJSON *abs = cJSON_CreateString(real);
-                if (!abs) return;
-                if (it->string) { /* an object member keeps its key */
-                    abs->string = strdup(it->string);
-                    if (!abs->string) {
-                        cJSON_Delete(abs);
-                        return;
-                    }
-                }
-                cJSON_ReplaceItemViaPointer(node, it, abs);
-                it = abs; /* the old item is freed; continue from its replacement */
-            }
-        } else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
-            absolutize_paths(it, base_dir);
-        }
-    }
-}
-
 /* Line and column of byte offset off in text (1-based). */
 static void line_col(const char *text, size_t off, int *line, int *col) {
     *line = 1;
@@ -304,7 +265,7 @@ static int cmd_submit(Ctl *ctl, int argc, char **argv) {
         status = ctl_fail(1, "%s: a job must be a JSON object", file);
         goto done;
     }
-    absolutize_paths(job, dir);
+    ctl_resolve_paths(job, dir);
     params = cJSON_CreateObject();
     cJSON_AddItemToObject(params, "job", job);
     job = NULL;
