@@ -326,6 +326,46 @@ def run_tests(sock, proc):
     check("200 concurrent clients each get hello and status answered", nok == 200,
           "%d of 200 ok" % nok, *errors[:5])
 
+    # ---- events.subscribe: stored events, then live ones ------------------------------------
+    sub = Conn(sock)
+    r = sub.call("events.subscribe", {"since": 0}, rid=1)
+    res = r.get("result") or {}
+    check("events.subscribe replies subscribed with last_seq",
+          res.get("subscribed") is True and isinstance(res.get("last_seq"), int), r)
+    other = Conn(sock)
+    job = {"name": "events", "tasks": [{"data": "builtin:digits", "train": {"steps": 20}}],
+           "budget": {"evaluations": 4}, "population": 2, "children": 2, "seeds": 1,
+           "fidelity": {"steps": [20]}, "final": {"top": 0, "seeds": 2}}
+    r = other.call("job.submit", {"job": job}, rid=2)
+    jid = (r.get("result") or {}).get("job_id")
+    check("job.submit over the socket", isinstance(jid, int), r)
+    other.close()
+    seen, seqs, kinds = [], [], []
+    try:
+        while True:  # ends at the job's final state (the socket timeout bounds a hang)
+            m = sub.line()
+            if m.get("method") != "event":
+                continue
+            ev = m.get("params") or {}
+            seqs.append(ev.get("seq"))
+            kinds.append(ev.get("kind"))
+            if ev.get("job_id") == jid:
+                seen.append(ev)
+                if ev.get("kind") == "job.state" and \
+                        (ev.get("data") or {}).get("state") in ("done", "failed", "cancelled"):
+                    break
+    except (OSError, EOFError) as e:
+        bad("events arrive until the job ends", "%s; kinds so far: %s" % (e, kinds))
+    mine = [e.get("kind") for e in seen]
+    check("stored events come first (server.start)", "server.start" in kinds, kinds[:10])
+    check("live events for the job: submitted, state changes, done",
+          "job.submitted" in mine and "job.state" in mine and
+          (seen[-1].get("data") or {}).get("state") == "done" if seen else False, mine)
+    check("event seqs strictly increase",
+          all(isinstance(a, int) and isinstance(b, int) and a < b for a, b in zip(seqs, seqs[1:])),
+          seqs)
+    sub.close()
+
     # ---- still alive ---------------------------------------------------------------------------
     check("the daemon process is still running", proc.poll() is None, "exit %s" % proc.poll())
     c = Conn(sock)
