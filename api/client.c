@@ -227,7 +227,7 @@ int client_call(Client *c, const char *method, cJSON *params, cJSON **result, cJ
         if (!msg || !cJSON_IsObject(msg)) {
             cJSON_Delete(msg);
             msg = NULL;
-            continue; /* not ours to judge; a reply we can't read is reported below by timeout */
+            continue; /* a line that is not a JSON object answers nothing we asked: skip it */
         }
         cJSON *mid = cJSON_GetObjectItemCaseSensitive(msg, "id");
         if (!mid || cJSON_IsNull(mid)) {
