@@ -196,7 +196,8 @@ void net_broadcast_event(Daemon *d, const cJSON *event) {
 int daemon_subscribe(Daemon *d, DaemonClient *c, int64_t since, int64_t *last_seq, char *err) {
     *last_seq = d->last_event_seq;
     if (!c) return LD_OK; /* unit tests call handlers without a connection */
-    c->since = since < 0 ? d->last_event_seq : since;
+    /* a since beyond the newest event (a client of an older database) must not hide new ones */
+    c->since = since < 0 || since > d->last_event_seq ? d->last_event_seq : since;
     c->backlog_due = 1;
     return LD_OK;
 }
