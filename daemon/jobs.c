@@ -278,6 +278,7 @@ static int job_load(Daemon *d, int64_t id, DJob **out, char *err) {
         rc = LD_EINVAL;
         goto done;
     }
+    search_set_worker_precheck(j->search, 1); /* as at submit: the same search either way */
     rc = count_evals(d, id, &j->evals_done, err);
     if (rc != LD_OK) goto done;
     cJSON *lb = search_leaderboard(j->search, 1);
@@ -363,6 +364,9 @@ int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *
         rc = LD_EINVAL;
         goto done;
     }
+    /* pre-checks run in the workers (search_run_work honours SearchWork.precheck), off the
+     * loop; lossd search does the same, so a job gives the same result in both */
+    search_set_worker_precheck(s, 1);
     state0 = search_save(s);
     if (!state0) {
         rc = ld_err(err, LD_ENOMEM, "cannot save the initial search state");
