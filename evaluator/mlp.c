@@ -25,7 +25,6 @@ void mlp_blas_once(void) { pthread_once(&blas_once, blas_one_thread); }
 
 typedef float vf8 __attribute__((vector_size(32)));
 typedef float vf8u __attribute__((vector_size(32), aligned(4)));
-typedef int vi8 __attribute__((vector_size(32)));
 
 #ifndef KR
 #define KR 6 /* rows of C per block: 6 x 4 accumulators + 4 B vectors fit 32 registers */
@@ -34,7 +33,6 @@ typedef int vi8 __attribute__((vector_size(32)));
 #define KV 4 /* vectors of 8 columns per block */
 #endif
 #define SMALL_MAX_K 512
-enum { OP_NONE = 0, OP_RELU = 1, OP_MASK = 2 }; /* what the kernel applies as it stores C */
 #define SMALL_FLOPS (2.0 * 256 * 256 * 256)
 #define SMALL_MAX_T 16384 /* floats of a transposed weight matrix kept on the stack */
 
@@ -44,7 +42,7 @@ enum { OP_NONE = 0, OP_RELU = 1, OP_MASK = 2 }; /* what the kernel applies as it
 static inline __attribute__((always_inline)) void kern(const int R, const int NV, float *c, int ldc,
                                                        const float *a, int ars, int acs, const float *b,
                                                        int ldb, int K, const float *bias, int mode,
-                                                       int wlast, int op, const float *m) {
+                                                       int wlast) {
     vf8 acc[KR][KV];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++)
@@ -78,51 +76,33 @@ static inline __attribute__((always_inline)) void kern(const int R, const int NV
         for (int v = 0; v < NV; v++) {
             int w = v == NV - 1 ? wlast : 8;
             float *dst = c + (size_t)r * ldc + 8 * v;
-            vf8 x = acc[r][v];
-            if (op == OP_RELU) x = (vf8)((vi8)x & (x > 0)); /* comparisons give lanes of 0 / -1 */
-            else if (op == OP_MASK) {
-                /* m holds a relu's outputs (same layout as c): pass x where they are positive. */
-                vf8 mv;
-                if (w == 8) mv = *(const vf8u *)(m + (size_t)r * ldc + 8 * v);
-                else {
-                    mv = (vf8){0};
-                    for (int j = 0; j < w; j++) mv[j] = m[(size_t)r * ldc + 8 * v + j];
-                }
-                x = (vf8)((vi8)x & (mv > 0));
-            }
-            if (w == 8) *(vf8u *)dst = x;
+            if (w == 8) *(vf8u *)dst = acc[r][v];
             else
-                for (int j = 0; j < w; j++) dst[j] = x[j];
+                for (int j = 0; j < w; j++) dst[j] = acc[r][v][j];
         }
 }
 
-/* C (M,N) = or += A (M,K) @ B (K,N) (+ bias (N) when mode 0). a(i, k) = a[i*ars + k*acs].
- * op OP_RELU stores relu(C); OP_MASK stores C where m (M,N, stride ldc) is positive, else 0:
- * fusing the activation saves a pass over the activations in forward and backward. */
+/* C (M,N) = or += A (M,K) @ B (K,N) (+ bias (N) when mode 0). a(i, k) = a[i*ars + k*acs]. */
 static void gemm_small(float *c, int ldc, const float *a, int ars, int acs, const float *b, int ldb,
-                       const float *bias, int M, int N, int K, int mode, int op, const float *m) {
+                       const float *bias, int M, int N, int K, int mode) {
     int n = 0;
     for (; n + 8 * KV <= N; n += 8 * KV) {
         int i = 0;
         for (; i + KR <= M; i += KR)
             kern(KR, KV, c + (size_t)i * ldc + n, ldc, a + (size_t)i * ars, ars, acs, b + n, ldb, K,
-                 bias ? bias + n : NULL, mode, 8, op,
-                 m ? m + (size_t)i * ldc + n : NULL);
+                 bias ? bias + n : NULL, mode, 8);
         for (; i < M; i++)
             kern(1, KV, c + (size_t)i * ldc + n, ldc, a + (size_t)i * ars, ars, acs, b + n, ldb, K,
-                 bias ? bias + n : NULL, mode, 8, op,
-                 m ? m + (size_t)i * ldc + n : NULL);
+                 bias ? bias + n : NULL, mode, 8);
     }
     for (; n + 8 <= N; n += 8) {
         int i = 0;
         for (; i + KR <= M; i += KR)
             kern(KR, 1, c + (size_t)i * ldc + n, ldc, a + (size_t)i * ars, ars, acs, b + n, ldb, K,
-                 bias ? bias + n : NULL, mode, 8, op,
-                 m ? m + (size_t)i * ldc + n : NULL);
+                 bias ? bias + n : NULL, mode, 8);
         for (; i < M; i++)
             kern(1, 1, c + (size_t)i * ldc + n, ldc, a + (size_t)i * ars, ars, acs, b + n, ldb, K,
-                 bias ? bias + n : NULL, mode, 8, op,
-                 m ? m + (size_t)i * ldc + n : NULL);
+                 bias ? bias + n : NULL, mode, 8);
     }
     if (n < N) {
         /* The last few columns: zero-padded to one vector, so the kernel reads no further. */
@@ -133,12 +113,10 @@ static void gemm_small(float *c, int ldc, const float *a, int ars, int acs, cons
         int i = 0;
         for (; i + KR <= M; i += KR)
             kern(KR, 1, c + (size_t)i * ldc + n, ldc, a + (size_t)i * ars, ars, acs, tb, 8, K,
-                 bias ? bias + n : NULL, mode, w, op,
-                 m ? m + (size_t)i * ldc + n : NULL);
+                 bias ? bias + n : NULL, mode, w);
         for (; i < M; i++)
             kern(1, 1, c + (size_t)i * ldc + n, ldc, a + (size_t)i * ars, ars, acs, tb, 8, K,
-                 bias ? bias + n : NULL, mode, w, op,
-                 m ? m + (size_t)i * ldc + n : NULL);
+                 bias ? bias + n : NULL, mode, w);
     }
 }
 
@@ -148,46 +126,36 @@ static int use_small(int M, int N, int K) { return K <= SMALL_MAX_K && 2.0 * M *
 static int use_small(int M, int N, int K) { return 0; }
 #endif
 
-/* out (B,OC) = inp (B,C) @ w (C,OC) + b (OC), then relu when relu is set */
-static void linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int C, int OC,
-                           int relu) {
+/* out (B,OC) = inp (B,C) @ w (C,OC) + b (OC) */
+void mlp_linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int C, int OC) {
     if (use_small(B, OC, C)) {
-        gemm_small(out, OC, inp, C, 1, w, OC, b, B, OC, C, 0, relu ? OP_RELU : OP_NONE, NULL);
+        gemm_small(out, OC, inp, C, 1, w, OC, b, B, OC, C, 0);
         return;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, OC, C, 1.0f, inp, C, w, OC, 0.0f, out, OC);
-    for (int i = 0; i < B; i++) {
-        float *o = out + (size_t)i * OC;
-        if (b)
+    if (b)
+        for (int i = 0; i < B; i++) {
+            float *o = out + (size_t)i * OC;
             for (int j = 0; j < OC; j++) o[j] += b[j];
-        if (relu)
-            for (int j = 0; j < OC; j++) o[j] = o[j] > 0.0f ? o[j] : 0.0f;
-    }
+        }
 }
 
-void mlp_linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int C, int OC) {
-    linear_forward(out, inp, w, b, B, C, OC, 0);
-}
-
-/* mlp_linear_backward; with relu_out (B,C) set, dinp is also passed back through the relu that
- * produced inp (dinp = 0 where relu_out is not positive). */
-static void linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                            const float *w, int B, int C, int OC, const float *relu_out) {
+/* dinp (B,C) = dout (B,OC) @ w^T (OC,C); dw (C,OC) += inp^T (C,B) @ dout (B,OC); db += colsum */
+void mlp_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                         const float *w, int B, int C, int OC) {
     if (dinp) {
         if (use_small(B, C, OC) && (size_t)C * OC <= SMALL_MAX_T) {
             /* w^T as rows, so the product streams contiguous rows like the forward. */
             float wt[SMALL_MAX_T] __attribute__((aligned(32)));
             for (int c = 0; c < C; c++)
                 for (int j = 0; j < OC; j++) wt[(size_t)j * C + c] = w[(size_t)c * OC + j];
-            gemm_small(dinp, C, dout, OC, 1, wt, C, NULL, B, C, OC, 0, relu_out ? OP_MASK : OP_NONE, relu_out);
+            gemm_small(dinp, C, dout, OC, 1, wt, C, NULL, B, C, OC, 0);
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, C, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, C);
-            if (relu_out)
-                for (size_t i = 0; i < (size_t)B * C; i++) dinp[i] = relu_out[i] > 0 ? dinp[i] : 0.0f;
         }
     }
     if (use_small(C, OC, B))
-        gemm_small(dw, OC, inp, 1, C, dout, OC, NULL, C, OC, B, 1, OP_NONE, NULL);
+        gemm_small(dw, OC, inp, 1, C, dout, OC, NULL, C, OC, B, 1);
     else
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, OC, B, 1.0f, inp, C, dout, OC, 1.0f, dw, OC);
     if (db)
@@ -195,12 +163,6 @@ static void linear_backward(float *dinp, float *dw, float *db, const float *dout
             const float *d = dout + (size_t)i * OC;
             for (int j = 0; j < OC; j++) db[j] += d[j];
         }
-}
-
-/* dinp (B,C) = dout (B,OC) @ w^T (OC,C); dw (C,OC) += inp^T (C,B) @ dout (B,OC); db += colsum */
-void mlp_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                         const float *w, int B, int C, int OC) {
-    linear_backward(dinp, dw, db, dout, inp, w, B, C, OC, NULL);
 }
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
@@ -317,16 +279,11 @@ const float *mlp_forward(const Mlp *m, MlpActs *a, const float *x, int B) {
     for (int l = 0; l < m->nlin; l++) {
         int C = m->dim[l], OC = m->dim[l + 1];
         if (l == m->nlin - 1) {
-            linear_forward(a->post[l], in, m->w[l], m->b[l], B, C, OC, 0);
+            mlp_linear_forward(a->post[l], in, m->w[l], m->b[l], B, C, OC);
             return a->post[l];
         }
-        if (m->act == ACT_RELU) {
-            /* relu fused into the product; its backward needs only the outputs (pre unused). */
-            linear_forward(a->post[l], in, m->w[l], m->b[l], B, C, OC, 1);
-        } else {
-            linear_forward(a->pre[l], in, m->w[l], m->b[l], B, C, OC, 0);
-            mlp_act_forward(a->post[l], a->pre[l], B * OC, m->act);
-        }
+        mlp_linear_forward(a->pre[l], in, m->w[l], m->b[l], B, C, OC);
+        mlp_act_forward(a->post[l], a->pre[l], B * OC, m->act);
         in = a->post[l];
     }
     return in;
@@ -338,12 +295,10 @@ void mlp_backward(const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const 
         int C = m->dim[l], OC = m->dim[l + 1];
         const float *in = l > 0 ? a->post[l - 1] : x;
         float *dinp = l > 0 ? a->dpost[l - 1] : NULL;
-        int relu = l > 0 && m->act == ACT_RELU;
-        linear_backward(dinp, g->w[l], g->b[l], dout, in, m->w[l], B, C, OC, relu ? a->post[l - 1] : NULL);
+        mlp_linear_backward(dinp, g->w[l], g->b[l], dout, in, m->w[l], B, C, OC);
         if (l > 0) {
-            /* From the activation's output gradient to its input gradient, in place (fused
-             * into the product above for relu). */
-            if (!relu) mlp_act_backward(dinp, dinp, a->pre[l - 1], a->post[l - 1], B * C, m->act);
+            /* From the activation's output gradient to its input gradient, in place. */
+            mlp_act_backward(dinp, dinp, a->pre[l - 1], a->post[l - 1], B * C, m->act);
             dout = dinp;
         }
     }
