@@ -208,7 +208,8 @@ int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, Eva
     if (res->ok) {
         const char *names[EVAL_EXTRA_MAX];
         double vv[EVAL_EXTRA_MAX], vt[EVAL_EXTRA_MAX];
-        predict(&m, &eacts, &task->val, zall, C);
+        /* The last curve point scored the final model on the validation split: zall holds it. */
+        if (!(res->ncurve > 0 && res->curve[res->ncurve - 1].step == steps)) predict(&m, &eacts, &task->val, zall, C);
         int n = all_metrics(task, &task->val, zall, names, vv);
         res->val = task_metric_value(task, &task->val, zall);
         predict(&m, &eacts, &task->test, zall, C);
