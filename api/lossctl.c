@@ -549,7 +549,10 @@ static void table_row(const Table *tb, const cJSON *e) {
         snprintf(b1, sizeof b1, "%+.4f", fit);
     else
         fmt_num(b1, sizeof b1, fit);
-    int n = printf("%4.0f  %-10s  %-8s  %-8s  %-7s", ctl_num(e, "rank", 0), id, b1,
+    char rank[16] = "-";
+    if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "rank")))
+        snprintf(rank, sizeof rank, "%.0f", ctl_num(e, "rank", 0));
+    int n = printf("%4s  %-10s  %-8s  %-8s  %-7s", rank, id, b1,
                    fmt_num(b2, sizeof b2, num_or_nan(e, "mean")),
                    fmt_num(b3, sizeof b3, num_or_nan(e, "spread")));
     const cJSON *tm = cJSON_GetObjectItemCaseSensitive(e, "metrics");
@@ -566,6 +569,62 @@ static void table_row(const Table *tb, const cJSON *e) {
     snprintf(expr, sizeof expr, "%s%s", ctl_str(e, "expr", "?"), base ? "  (baseline)" : "");
     print_clipped(expr, tb->cols ? tb->cols - n : 0);
     putchar('\n');
+}
+
+/* A leaderboard entry for the job's baseline (candidate 0) built from its evaluations, for
+ * when it ranks too low to be in a leaderboard reply: per task, the mean and spread of the
+ * validation metric over its runs at the most steps. No rank. Returns owned or NULL. */
+static cJSON *baseline_entry(Ctl *ctl, int64_t job) {
+    cJSON *p = cJSON_CreateObject(), *cand = NULL, *e = NULL;
+    cJSON_AddNumberToObject(p, "job_id", (double)job);
+    cJSON_AddNumberToObject(p, "cand", 0);
+    if (client_call(ctl->client, "candidate.get", p, &cand, NULL, (char[LD_ERR_MAX]){0}) != LD_OK)
+        goto done;
+    if (strcmp(ctl_str(cand, "op", ""), "baseline") != 0) goto done;
+    e = cJSON_CreateObject();
+    cJSON_AddNumberToObject(e, "cand", 0);
+    cJSON_AddStringToObject(e, "expr", ctl_str(cand, "expr", "?"));
+    cJSON_AddStringToObject(e, "op", "baseline");
+    cJSON_AddNumberToObject(e, "fitness", ctl_num(cand, "fitness", NAN));
+    cJSON *metrics = cJSON_AddObjectToObject(e, "metrics");
+    const cJSON *evals = cJSON_GetObjectItemCaseSensitive(cand, "evaluations"), *ev, *ev2;
+    double msum = 0, ssum = 0;
+    int ntask = 0;
+    cJSON_ArrayForEach(ev, evals) {
+        const char *task = ctl_str(ev, "task_name", ctl_str(ev, "task", "?"));
+        if (cJSON_GetObjectItemCaseSensitive(metrics, task)) continue; /* task done already */
+        double top_steps = 0, sum = 0, sq = 0;
+        int k = 0;
+        cJSON_ArrayForEach(ev2, evals) {
+            if (strcmp(ctl_str(ev2, "task_name", ctl_str(ev2, "task", "?")), task) == 0)
+                top_steps = fmax(top_steps, ctl_num(ev2, "steps", 0));
+        }
+        cJSON_ArrayForEach(ev2, evals) {
+            double v = ctl_num(ev2, "val", NAN);
+            if (strcmp(ctl_str(ev2, "task_name", ctl_str(ev2, "task", "?")), task) != 0 ||
+                ctl_num(ev2, "steps", 0) != top_steps || !isfinite(v))
+                continue;
+            sum += v;
+            sq += v * v;
+            k++;
+        }
+        if (k == 0) continue;
+        double mean = sum / k, sd = sqrt(fmax(0, sq / k - mean * mean));
+        cJSON *m = cJSON_AddObjectToObject(cJSON_AddObjectToObject(metrics, task),
+                                           ctl_str(ev, "metric", "metric"));
+        cJSON_AddNumberToObject(m, "mean", mean);
+        cJSON_AddNumberToObject(m, "spread", sd);
+        msum += mean;
+        ssum += sd;
+        ntask++;
+    }
+    if (ntask > 0) {
+        cJSON_AddNumberToObject(e, "mean", msum / ntask);
+        cJSON_AddNumberToObject(e, "spread", ssum / ntask);
+    }
+done:
+    cJSON_Delete(cand);
+    return e;
 }
 
 static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
@@ -616,22 +675,31 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
         n++;
     }
     /* The baseline is what every fitness is measured against: show it even when it ranks
-     * below the top N (one more query; candidates past the first 1000 are not looked at). */
-    if (!family && !have_baseline && n >= top && top < 1000) {
-        cJSON *p2 = cJSON_CreateObject(), *all = NULL;
-        cJSON_AddNumberToObject(p2, "job_id", (double)job);
-        cJSON_AddNumberToObject(p2, "k", 1000);
-        if (opt(&a, "--metric")) cJSON_AddStringToObject(p2, "metric", opt(&a, "--metric"));
-        if (ctl_call(ctl, "leaderboard.query", p2, what, &all) == 0) {
-            const cJSON *ae;
-            cJSON_ArrayForEach(ae, cJSON_GetObjectItemCaseSensitive(all, "entries")) {
-                if (strcmp(ctl_str(ae, "op", ""), "baseline") != 0) continue;
-                printf("%4s\n", ctl_utf8() ? "⋮" : "...");
-                table_row(&tb, ae);
-                break;
+     * below the top N, with its rank when it is among the first 1000. */
+    if (!family && !have_baseline && n >= top) {
+        cJSON *all = NULL, *own = NULL;
+        const cJSON *found = NULL, *ae;
+        if (top < 1000) {
+            cJSON *p2 = cJSON_CreateObject();
+            cJSON_AddNumberToObject(p2, "job_id", (double)job);
+            cJSON_AddNumberToObject(p2, "k", 1000);
+            if (opt(&a, "--metric")) cJSON_AddStringToObject(p2, "metric", opt(&a, "--metric"));
+            if (ctl_call(ctl, "leaderboard.query", p2, what, &all) == 0) {
+                cJSON_ArrayForEach(ae, cJSON_GetObjectItemCaseSensitive(all, "entries")) {
+                    if (strcmp(ctl_str(ae, "op", ""), "baseline") == 0) {
+                        found = ae;
+                        break;
+                    }
+                }
             }
         }
+        if (!found) found = own = baseline_entry(ctl, job);
+        if (found) {
+            printf("%4s\n", ctl_utf8() ? "⋮" : "...");
+            table_row(&tb, found);
+        }
         cJSON_Delete(all);
+        cJSON_Delete(own);
     }
     const char *metric = ctl_str(res, "metric", "fitness");
     if (strcmp(metric, "fitness") == 0)
@@ -768,10 +836,16 @@ static int cmd_show(Ctl *ctl, int argc, char **argv) {
     const cJSON *lin = cJSON_GetObjectItemCaseSensitive(res, "lineage");
     if (cJSON_IsArray(lin)) { /* ancestors, nearest first: one line each */
         const cJSON *anc;
+        int shown = 0, nlin = cJSON_GetArraySize(lin);
         cJSON_ArrayForEach(anc, lin) {
             char id[40];
+            if (shown++ == 8 && nlin > 9) { /* the nearest ones tell the story */
+                printf("           %s (%d older ancestors: lossctl --json show %lld:%lld)\n",
+                       utf8 ? "…" : "...", nlin - 8, (long long)job, (long long)cand);
+                break;
+            }
             snprintf(id, sizeof id, "%lld:%.0f", (long long)job, ctl_num(anc, "cand", 0));
-            printf("           %s %-8s %-10s %-9s %s\n", utf8 ? "←" : "<-", id,
+            printf("           %s %-8s %-11s %-9s %s\n", utf8 ? "←" : "<-", id,
                    ctl_str(anc, "op", ""), fmt_num(b1, sizeof b1, num_or_nan(anc, "fitness")),
                    ctl_str(anc, "expr", ""));
         }
