@@ -39,7 +39,7 @@ static int term_cols(void) {
     return 80;
 }
 
-/* Formats a metric value: 4 decimals near 1, general form for large or tiny ones. */
+/* Formats a metric value: 4 decimals, exponent form for large or tiny ones; "-" for NaN. */
 static const char *fmt_num(char *buf, size_t n, double v) {
     if (isnan(v))
         snprintf(buf, n, "-");

@@ -13,6 +13,8 @@ case "$BIN" in /*) ;; *) BIN="$PWD/$BIN" ;; esac
 LOSSD="$BIN/lossd"
 CTL="$BIN/lossctl"
 JOB_FILE=examples/demo.job.json
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/lossd-demo.XXXXXX")
 SOCK="$TMP/lossd.sock"
 DPID=""
@@ -54,7 +56,7 @@ ctl status
 # A smaller budget for a quick check: rewrite a copy of the job (its data is built in, so the
 # copy needs no relative paths).
 if [ -n "${LOSSD_DEMO_BUDGET:-}${LOSSD_DEMO_SECONDS:-}" ]; then
-    /usr/bin/env python3 - "$JOB_FILE" "$TMP/demo.job.json" <<'PY'
+    "$PY" - "$JOB_FILE" "$TMP/demo.job.json" <<'PY'
 import json, os, sys
 job = json.load(open(sys.argv[1]))
 b = job.setdefault("budget", {})
@@ -82,7 +84,22 @@ say "the winner, $WIN"
 ctl show "$WIN"
 
 say "the winner as PyTorch code (lossctl export $WIN --as pytorch)"
-ctl export "$WIN" --as pytorch
+ctl export "$WIN" --as pytorch >"$TMP/winner.py"
+cat "$TMP/winner.py"
+if "$PY" -c "import torch" 2>/dev/null; then
+    say "the exported loss on a random batch (64 samples, 10 classes), with its gradient"
+    "$PY" - "$TMP/winner.py" <<'PY'
+import sys, torch
+ns = {}
+exec(open(sys.argv[1]).read(), ns)
+torch.manual_seed(0)
+z = torch.randn(64, 10, requires_grad=True)
+target = torch.randint(0, 10, (64,))
+loss = ns["lossd_loss"](z, target, t=1.0)
+loss.backward()
+print("lossd_loss = %.6f, |grad| = %.6f" % (loss.item(), z.grad.norm().item()))
+PY
+fi
 
 say "shutting down"
 ctl shutdown
