@@ -58,6 +58,11 @@ typedef struct Ctr {
     int result_hits; /* results the caller's lookup already had (not trained) */
     int stopped, hard;
     int final_issued;
+    /* The first time a non-baseline candidate's fitness at its highest finished level was at
+     * least the baseline's at that level: trainings spent by the end of that round (-1: never)
+     * and the candidate; the _top pair counts only candidates at the top fidelity level. */
+    int to_base, to_base_top;
+    int64_t to_base_cand, to_base_top_cand;
 } Ctr;
 
 typedef struct WorkRef {
@@ -779,6 +784,27 @@ static Res *ref_res(Search *s, const WorkRef *w) {
                          : &c->fin[(w->task - s->fin_task0) * s->job->final_seeds + w->k];
 }
 
+/* Records when a trained candidate first matched the baseline's fitness (evals_to_baseline):
+ * checked once per round, in candidate order, so it is deterministic. */
+static void note_reached_baseline(Search *s) {
+    if (s->c.to_base >= 0 && s->c.to_base_top >= 0) return;
+    const Cand *b = &s->cands[s->baseline];
+    int top = s->job->nlevels - 1;
+    for (int i = 0; i < s->ncand; i++) {
+        const Cand *c = &s->cands[i];
+        if (c->status != ST_ALIVE || c->done < 0 || b->done < c->done) continue;
+        if (!(c->fit[c->done] >= b->fit[c->done])) continue;
+        if (s->c.to_base < 0) {
+            s->c.to_base = s->c.evals;
+            s->c.to_base_cand = c->id;
+        }
+        if (c->done == top && s->c.to_base_top < 0) {
+            s->c.to_base_top = s->c.evals;
+            s->c.to_base_top_cand = c->id;
+        }
+    }
+}
+
 /* With every result of the round stored: levels, fitness, the population, the next round. */
 static void apply_round(Search *s) {
     int before = s->ncand;
@@ -793,6 +819,7 @@ static void apply_round(Search *s) {
             pop_add(s, i);
     }
     free(was_done);
+    if (s->c.phase == PH_SEARCH) note_reached_baseline(s);
     s->c.round++;
     s->round_open = 0;
     s->nworks = 0;
@@ -867,6 +894,8 @@ static Search *alloc_engine(const SearchJob *job, char *err) {
         return NULL;
     }
     rng_seed(&s->c.rng, ld_mix64(job->seed, 0x5ea4c4ull));
+    s->c.to_base = s->c.to_base_top = -1;
+    s->c.to_base_cand = s->c.to_base_top_cand = -1;
     return s;
 }
 
@@ -1176,6 +1205,10 @@ cJSON *search_stats(const Search *s) {
     for (int i = 0; i < s->ncand; i++) trained += s->cands[i].status == ST_ALIVE;
     cJSON_AddNumberToObject(o, "trained_candidates", trained);
     cJSON_AddNumberToObject(o, "rounds", s->c.round);
+    cJSON_AddNumberToObject(o, "evals_to_baseline", s->c.to_base);
+    cJSON_AddNumberToObject(o, "evals_to_baseline_cand", (double)s->c.to_base_cand);
+    cJSON_AddNumberToObject(o, "evals_to_baseline_top", s->c.to_base_top);
+    cJSON_AddNumberToObject(o, "evals_to_baseline_top_cand", (double)s->c.to_base_top_cand);
     cJSON_AddStringToObject(o, "phase", s->c.phase == PH_SEARCH  ? "search"
                                         : s->c.phase == PH_FINAL ? "final"
                                                                  : "done");
@@ -1287,6 +1320,10 @@ cJSON *search_save(const Search *s) {
     cJSON_AddNumberToObject(ct, "stopped", s->c.stopped); /* a stop is never undone */
     cJSON_AddNumberToObject(ct, "hard", s->c.hard);
     cJSON_AddNumberToObject(ct, "final_issued", c->final_issued);
+    cJSON_AddNumberToObject(ct, "to_base", c->to_base);
+    cJSON_AddNumberToObject(ct, "to_base_top", c->to_base_top);
+    cJSON_AddNumberToObject(ct, "to_base_cand", (double)c->to_base_cand);
+    cJSON_AddNumberToObject(ct, "to_base_top_cand", (double)c->to_base_top_cand);
     add_u64(o, "job_seed", j->seed);
     cJSON *cs = cJSON_AddArrayToObject(o, "cands");
     for (int i = 0; i < ncand; i++) {
@@ -1395,6 +1432,16 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
     s->c.stopped = get_i(ct, "stopped", &ok);
     s->c.hard = get_i(ct, "hard", &ok);
     s->c.final_issued = get_i(ct, "final_issued", &ok);
+    /* states saved before evals_to_baseline existed lack these: "never" */
+    int ok_tb = 1;
+    s->c.to_base = get_i(ct, "to_base", &ok_tb);
+    s->c.to_base_top = get_i(ct, "to_base_top", &ok_tb);
+    s->c.to_base_cand = get_i(ct, "to_base_cand", &ok_tb);
+    s->c.to_base_top_cand = get_i(ct, "to_base_top_cand", &ok_tb);
+    if (!ok_tb) {
+        s->c.to_base = s->c.to_base_top = -1;
+        s->c.to_base_cand = s->c.to_base_top_cand = -1;
+    }
     if (!ok || s->c.phase < PH_SEARCH || s->c.phase > PH_DONE || s->c.round < 0 ||
         s->c.evals < 0 || s->c.seq < 0) {
         ld_err(err, LD_EINVAL, "search state: a counter or the rng is missing or out of range");
