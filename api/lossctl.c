@@ -419,6 +419,14 @@ static void show_progress(const cJSON *job, int tty, int utf8) {
     fflush(stdout);
 }
 
+/* Set by SIGINT during watch: the bar line is finished before exiting, so the shell prompt
+ * does not land on it. */
+static volatile sig_atomic_t watch_interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    watch_interrupted = 1;
+}
+
 static int cmd_watch(Ctl *ctl, int argc, char **argv) {
     static const char *const valued[] = {"--interval", NULL};
     Args a;
@@ -432,7 +440,16 @@ static int cmd_watch(Ctl *ctl, int argc, char **argv) {
     double last_evals = -1;
     char last_state[16] = "";
     int status = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint; /* no SA_RESTART: the sleep below wakes up */
+    sigaction(SIGINT, &sa, NULL);
     for (;;) {
+        if (watch_interrupted) {
+            if (tty) putchar('\n');
+            fflush(stdout);
+            return 130;
+        }
         status = call_job(ctl, "job.get", job, &res);
         if (status) {
             if (tty) putchar('\n');
@@ -454,7 +471,7 @@ static int cmd_watch(Ctl *ctl, int argc, char **argv) {
         cJSON_Delete(res);
         res = NULL;
         struct timespec ts = {(time_t)interval, (long)((interval - (time_t)interval) * 1e9)};
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR && !watch_interrupted) {
         }
     }
     if (tty) putchar('\n');
