@@ -375,6 +375,9 @@ def run_tests(sock, proc):
 
 
 if __name__ == "__main__":
+    # A timeout's SIGTERM must still stop the daemon: turn it into SystemExit so main's
+    # finally block runs.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     try:
         main()
     except Exception as e:  # noqa: BLE001 - report, never hide
