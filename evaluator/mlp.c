@@ -120,49 +120,212 @@ static void gemm_small(float *c, int ldc, const float *a, int ars, int acs, cons
     }
 }
 
+/* ---- the AVX-512 kernel
+ * On a CPU with full-width AVX-512 FMA units (this project's Zen 5 machine: 166 GFLOP/s with 16-wide
+ * FMAs against 83 with 8-wide, the rate the Debian OpenBLAS Haswell kernel tops out at) the
+ * products of a step run at twice the 8-wide kernel's speed. Blocks of up to 8 rows x 4 vectors of
+ * 16 columns; the columns' tail is a load/store mask, so N = 10 (the output layer) is one masked
+ * vector and nothing is read past a row. The epilogue is applied as the block is stored, so the
+ * bias, relu and the relu mask of the backward cost no extra pass over memory. Chosen at run time
+ * (__builtin_cpu_supports); the 8-wide kernel above is the fallback. */
+
+/* What a product does with its result, block by block. */
+enum { EP_STORE, /* C = A@B (+ bias) */
+       EP_ADD,   /* C += A@B */
+       EP_RELU,  /* C = max(A@B + bias, 0) */
+       EP_MASK   /* C = A@B where aux (same layout as C) > 0, else 0: relu's backward */
+};
+
+#ifndef NO_AVX512
+#pragma GCC push_options
+#pragma GCC target("avx512f,fma")
+#include <immintrin.h>
+
+static inline __attribute__((always_inline)) void kern16(const int R, const int NV, float *c, int ldc,
+                                                         const float *a, int ars, int acs,
+                                                         const float *b, int ldb, int K,
+                                                         const float *bias, const int ep,
+                                                         const float *aux, __mmask16 last) {
+    __m512 acc[8][4];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            __mmask16 mk = v == NV - 1 ? last : 0xffff;
+            if (ep == EP_ADD) acc[r][v] = _mm512_maskz_loadu_ps(mk, c + (size_t)r * ldc + 16 * v);
+            else if (bias) acc[r][v] = _mm512_maskz_loadu_ps(mk, bias + 16 * v);
+            else acc[r][v] = _mm512_setzero_ps();
+        }
+    for (int k = 0; k < K; k++) {
+        __m512 bv[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++)
+            bv[v] = _mm512_maskz_loadu_ps(v == NV - 1 ? last : 0xffff, b + (size_t)k * ldb + 16 * v);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            __m512 av = _mm512_set1_ps(a[(size_t)r * ars + (size_t)k * acs]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) {
+            __mmask16 mk = v == NV - 1 ? last : 0xffff;
+            float *dst = c + (size_t)r * ldc + 16 * v;
+            __m512 x = acc[r][v];
+            if (ep == EP_RELU) x = _mm512_max_ps(x, _mm512_setzero_ps());
+            if (ep == EP_MASK) {
+                __m512 g = _mm512_maskz_loadu_ps(mk, aux + (size_t)r * ldc + 16 * v);
+                x = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_GT_OQ), x);
+            }
+            _mm512_mask_storeu_ps(dst, mk, x);
+        }
+}
+
+/* All row blocks of one column panel of NV vectors: RB rows at a time, then 4, 2, 1. */
+#define PANEL16(NV, RB)                                                                             \
+    do {                                                                                            \
+        int i = 0;                                                                                  \
+        for (; i + (RB) <= M; i += (RB))                                                            \
+            kern16(RB, NV, c + (size_t)i * ldc + n, ldc, a + (size_t)i * ars, ars, acs, b + n, ldb, \
+                   K, bn, ep, aux ? aux + (size_t)i * ldc + n : NULL, last);                        \
+        if (M - i >= 4) {                                                                           \
+            kern16(4, NV, c + (size_t)i * ldc + n, ldc, a + (size_t)i * ars, ars, acs, b + n, ldb,  \
+                   K, bn, ep, aux ? aux + (size_t)i * ldc + n : NULL, last);                        \
+            i += 4;                                                                                 \
+        }                                                                                           \
+        if (M - i >= 2) {                                                                           \
+            kern16(2, NV, c + (size_t)i * ldc + n, ldc, a + (size_t)i * ars, ars, acs, b + n, ldb,  \
+                   K, bn, ep, aux ? aux + (size_t)i * ldc + n : NULL, last);                        \
+            i += 2;                                                                                 \
+        }                                                                                           \
+        if (M - i >= 1)                                                                             \
+            kern16(1, NV, c + (size_t)i * ldc + n, ldc, a + (size_t)i * ars, ars, acs, b + n, ldb,  \
+                   K, bn, ep, aux ? aux + (size_t)i * ldc + n : NULL, last);                        \
+    } while (0)
+
+#ifndef KR16
+#define KR16 6 /* rows per block of 4 vectors: 24 accumulators + 4 B vectors of 32 registers */
+#endif
+
+static inline __attribute__((always_inline)) void gemm16_ep(float *c, int ldc, const float *a, int ars,
+                                                            int acs, const float *b, int ldb,
+                                                            const float *bias, int M, int N, int K,
+                                                            const int ep, const float *aux) {
+    for (int n = 0; n < N; n += 64) {
+        int w = N - n < 64 ? N - n : 64, nv = (w + 15) / 16;
+        __mmask16 last = (__mmask16)(w % 16 ? (1u << (w % 16)) - 1 : 0xffff);
+        const float *bn = bias ? bias + n : NULL;
+        switch (nv) {
+        case 4: PANEL16(4, KR16); break;
+        case 3: PANEL16(3, 8); break;
+        case 2: PANEL16(2, 8); break;
+        default: PANEL16(1, 8); break;
+        }
+    }
+}
+
+/* One copy per epilogue, so the epilogue's branches fold away inside the blocks. */
+static void gemm16(float *c, int ldc, const float *a, int ars, int acs, const float *b, int ldb,
+                   const float *bias, int M, int N, int K, int ep, const float *aux) {
+    switch (ep) {
+    case EP_STORE: gemm16_ep(c, ldc, a, ars, acs, b, ldb, bias, M, N, K, EP_STORE, NULL); break;
+    case EP_ADD: gemm16_ep(c, ldc, a, ars, acs, b, ldb, NULL, M, N, K, EP_ADD, NULL); break;
+    case EP_RELU: gemm16_ep(c, ldc, a, ars, acs, b, ldb, bias, M, N, K, EP_RELU, NULL); break;
+    default: gemm16_ep(c, ldc, a, ars, acs, b, ldb, NULL, M, N, K, EP_MASK, aux); break;
+    }
+}
+#pragma GCC pop_options
+
+static int have_avx512(void) { return __builtin_cpu_supports("avx512f"); }
+#else
+static void gemm16(float *c, int ldc, const float *a, int ars, int acs, const float *b, int ldb,
+                   const float *bias, int M, int N, int K, int ep, const float *aux) {}
+static int have_avx512(void) { return 0; }
+#endif
+
+/* C (M,N) from A (M,K) @ B (K,N) per the epilogue; bias only with EP_STORE / EP_RELU, aux only
+ * with EP_MASK. Small products only (use_small). */
+static void gemm(float *c, int ldc, const float *a, int ars, int acs, const float *b, int ldb,
+                 const float *bias, int M, int N, int K, int ep, const float *aux) {
+    if (have_avx512()) {
+        gemm16(c, ldc, a, ars, acs, b, ldb, bias, M, N, K, ep, aux);
+        return;
+    }
+    gemm_small(c, ldc, a, ars, acs, b, ldb, ep == EP_ADD ? NULL : bias, M, N, K, ep == EP_ADD);
+    if (ep == EP_RELU || ep == EP_MASK)
+        for (int i = 0; i < M; i++) {
+            float *o = c + (size_t)i * ldc;
+            const float *g = ep == EP_MASK ? aux + (size_t)i * ldc : o;
+            for (int j = 0; j < N; j++) o[j] = g[j] > 0.0f ? o[j] : 0.0f;
+        }
+}
+
 #ifndef NO_SMALL
 static int use_small(int M, int N, int K) { return K <= SMALL_MAX_K && 2.0 * M * N * K <= SMALL_FLOPS; }
 #else
 static int use_small(int M, int N, int K) { return 0; }
 #endif
 
-/* out (B,OC) = inp (B,C) @ w (C,OC) + b (OC) */
-void mlp_linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int C, int OC) {
+/* out (B,OC) = inp (B,C) @ w (C,OC) + b (OC), then relu when ep is EP_RELU */
+static void linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int C,
+                           int OC, int ep) {
     if (use_small(B, OC, C)) {
-        gemm_small(out, OC, inp, C, 1, w, OC, b, B, OC, C, 0);
+        gemm(out, OC, inp, C, 1, w, OC, b, B, OC, C, ep, NULL);
         return;
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, OC, C, 1.0f, inp, C, w, OC, 0.0f, out, OC);
-    if (b)
-        for (int i = 0; i < B; i++) {
-            float *o = out + (size_t)i * OC;
+    for (int i = 0; i < B; i++) {
+        float *o = out + (size_t)i * OC;
+        if (b)
             for (int j = 0; j < OC; j++) o[j] += b[j];
+        if (ep == EP_RELU)
+            for (int j = 0; j < OC; j++) o[j] = o[j] > 0.0f ? o[j] : 0.0f;
+    }
+}
+
+void mlp_linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int C, int OC) {
+    linear_forward(out, inp, w, b, B, C, OC, EP_STORE);
+}
+
+/* dinp (B,C) = dout (B,OC) @ w^T (OC,C), masked by relu_out > 0 when relu_out is given;
+ * dw (C,OC) = or += inp^T (C,B) @ dout (B,OC) (add: EP_ADD, else EP_STORE); db likewise with
+ * the column sums of dout. */
+static void linear_backward(float *dinp, const float *relu_out, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, int B, int C, int OC, int add) {
+    if (dinp) {
+        if (use_small(B, C, OC) && (size_t)C * OC <= SMALL_MAX_T) {
+            /* w^T as rows, so the product streams contiguous rows like the forward. */
+            float wt[SMALL_MAX_T] __attribute__((aligned(64)));
+            for (int c = 0; c < C; c++)
+                for (int j = 0; j < OC; j++) wt[(size_t)j * C + c] = w[(size_t)c * OC + j];
+            gemm(dinp, C, dout, OC, 1, wt, C, NULL, B, C, OC, relu_out ? EP_MASK : EP_STORE, relu_out);
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, C, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, C);
+            if (relu_out)
+                for (size_t i = 0; i < (size_t)B * C; i++) dinp[i] = relu_out[i] > 0.0f ? dinp[i] : 0.0f;
         }
+    }
+    if (use_small(C, OC, B))
+        gemm(dw, OC, inp, 1, C, dout, OC, NULL, C, OC, B, add ? EP_ADD : EP_STORE, NULL);
+    else
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, OC, B, 1.0f, inp, C, dout, OC, add ? 1.0f : 0.0f,
+                    dw, OC);
+    if (db) {
+        if (!add) memset(db, 0, sizeof(float) * (size_t)OC);
+        for (int i = 0; i < B; i++) {
+            const float *d = dout + (size_t)i * OC;
+            for (int j = 0; j < OC; j++) db[j] += d[j];
+        }
+    }
 }
 
 /* dinp (B,C) = dout (B,OC) @ w^T (OC,C); dw (C,OC) += inp^T (C,B) @ dout (B,OC); db += colsum */
 void mlp_linear_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                          const float *w, int B, int C, int OC) {
-    if (dinp) {
-        if (use_small(B, C, OC) && (size_t)C * OC <= SMALL_MAX_T) {
-            /* w^T as rows, so the product streams contiguous rows like the forward. */
-            float wt[SMALL_MAX_T] __attribute__((aligned(32)));
-            for (int c = 0; c < C; c++)
-                for (int j = 0; j < OC; j++) wt[(size_t)j * C + c] = w[(size_t)c * OC + j];
-            gemm_small(dinp, C, dout, OC, 1, wt, C, NULL, B, C, OC, 0);
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, C, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, C);
-        }
-    }
-    if (use_small(C, OC, B))
-        gemm_small(dw, OC, inp, 1, C, dout, OC, NULL, C, OC, B, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, OC, B, 1.0f, inp, C, dout, OC, 1.0f, dw, OC);
-    if (db)
-        for (int i = 0; i < B; i++) {
-            const float *d = dout + (size_t)i * OC;
-            for (int j = 0; j < OC; j++) db[j] += d[j];
-        }
+    linear_backward(dinp, NULL, dw, db, dout, inp, w, B, C, OC, 1);
 }
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
@@ -290,11 +453,16 @@ const float *mlp_forward(const Mlp *m, MlpActs *a, const float *x, int B) {
     for (int l = 0; l < m->nlin; l++) {
         int C = m->dim[l], OC = m->dim[l + 1];
         if (l == m->nlin - 1) {
-            mlp_linear_forward(a->post[l], in, m->w[l], m->b[l], B, C, OC);
+            linear_forward(a->post[l], in, m->w[l], m->b[l], B, C, OC, EP_STORE);
             return a->post[l];
         }
-        mlp_linear_forward(a->pre[l], in, m->w[l], m->b[l], B, C, OC);
-        mlp_act_forward(a->post[l], a->pre[l], B * OC, m->act);
+        if (m->act == ACT_RELU) {
+            /* relu's backward needs only its output: pre is not written. */
+            linear_forward(a->post[l], in, m->w[l], m->b[l], B, C, OC, EP_RELU);
+        } else {
+            linear_forward(a->pre[l], in, m->w[l], m->b[l], B, C, OC, EP_STORE);
+            mlp_act_forward(a->post[l], a->pre[l], B * OC, m->act);
+        }
         in = a->post[l];
     }
     return in;
@@ -306,10 +474,11 @@ void mlp_backward(const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const 
         int C = m->dim[l], OC = m->dim[l + 1];
         const float *in = l > 0 ? a->post[l - 1] : x;
         float *dinp = l > 0 ? a->dpost[l - 1] : NULL;
-        mlp_linear_backward(dinp, g->w[l], g->b[l], dout, in, m->w[l], B, C, OC);
+        int relu = l > 0 && m->act == ACT_RELU;
+        linear_backward(dinp, relu ? a->post[l - 1] : NULL, g->w[l], g->b[l], dout, in, m->w[l], B, C, OC, 0);
         if (l > 0) {
             /* From the activation's output gradient to its input gradient, in place. */
-            mlp_act_backward(dinp, dinp, a->pre[l - 1], a->post[l - 1], B * C, m->act);
+            if (!relu) mlp_act_backward(dinp, dinp, a->pre[l - 1], a->post[l - 1], B * C, m->act);
             dout = dinp;
         }
     }

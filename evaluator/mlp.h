@@ -54,8 +54,9 @@ void mlp_acts_bind(MlpActs *a, const Mlp *m, int B, float *mem);
 
 /* Forward of x (B,dim0) into a; returns the outputs (B, dim[nlin]) inside a. */
 const float *mlp_forward(const Mlp *m, MlpActs *a, const float *x, int B);
-/* Backward from dz (B, outputs), after mlp_forward of the same x: adds into g (a view bound
- * with mlp_bind_like). The input gradient is not computed. */
+/* Backward from dz (B, outputs), after mlp_forward of the same x: OVERWRITES every gradient in
+ * g (a view bound with mlp_bind_like; no need to zero it first). The input gradient is not
+ * computed. With relu, the forward leaves pre[] unwritten (the backward needs only post[]). */
 void mlp_backward(const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const float *dz, int B);
 
 /* ---- optimisers (optim.c) */

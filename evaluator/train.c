@@ -175,8 +175,7 @@ int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, Eva
             res->steps = step;
             break;
         }
-        memset(grads, 0, P * sizeof(float));
-        mlp_backward(&m, &acts, &g, xb, out.dz, B);
+        mlp_backward(&m, &acts, &g, xb, out.dz, B); /* overwrites every gradient */
         if (use_l2 && out.g_l2 != 0) {
             for (int l = 0; l < m.nlin; l++) {
                 size_t nw = (size_t)m.dim[l] * m.dim[l + 1];
