@@ -32,43 +32,6 @@ static int usage(void) {
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-/* 1 if s looks like a data or task file name, a path the daemon would open (as lossctl submit). */
-static int looks_like_file(const char *s) {
-    static const char *const exts[] = {".csv", ".npy", ".npz", ".json", ".tsv", ".txt", NULL};
-    size_t n = strlen(s);
-    if (n == 0 || strncmp(s, "builtin:", 8) == 0 || strchr(s, '\n'))
-        return 0;
-    for (int i = 0; exts[i]; i++) {
-        size_t e = strlen(exts[i]);
-        if (n > e && strcasecmp(s + n - e, exts[i]) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* The daemon resolves relative paths against its own working directory and a schedule's job
- * runs long after this command ends, so relative file names next to the job file become
- * absolute now. */
-static void absolutize(cJSON *node, const char *base_dir) {
-    for (cJSON *it = node ? node->child : NULL; it; it = it->next) {
-        if (cJSON_IsString(it) && it->valuestring[0] != '/' && looks_like_file(it->valuestring)) {
-            char path[PATH_MAX + 8], real[PATH_MAX];
-            snprintf(path, sizeof path, "%s/%s", base_dir, it->valuestring);
-            struct stat st;
-            if (stat(path, &st) == 0 && realpath(path, real)) {
-                cJSON *abs = cJSON_CreateString(real);
-                if (abs)
-                    cJSON_ReplaceItemViaPointer(node, it, abs);
-                it = abs;
-                if (!it)
-                    return;
-            }
-        } else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
-            absolutize(it, base_dir);
-        }
-    }
-}
-
 /* Reads the whole of stdin. Returns owned text or NULL (out of memory). */
 static char *read_stdin(void) {
     size_t cap = 65536, len = 0;
@@ -131,7 +94,7 @@ static int read_job(const char *file, cJSON **out) {
         status = ctl_fail(1, "%s: a job must be a JSON object", file);
         goto done;
     }
-    absolutize(job, dir);
+    ctl_resolve_paths(job, dir);
     *out = job;
 done:
     free(text);

@@ -8,30 +8,39 @@ set -u
 cd "$(dirname "$0")/.."
 passed=0 failed=0 failures=()
 
-# count_cmocka LOGFILE: adds the counts a cmocka program printed.
+# count_cmocka LOGFILE: sets P and F to the counts a cmocka program printed.
 count_cmocka() {
-    local p f
-    p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$1" | tail -1 | grep -oE '[0-9]+' | head -1)
-    f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$1" | tail -1 | grep -oE '[0-9]+' | head -1)
-    passed=$((passed + ${p:-0}))
-    failed=$((failed + ${f:-0}))
-    echo "${p:-0} ${f:-0}"
+    P=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$1" | tail -1 | grep -oE '[0-9]+' | head -1)
+    F=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$1" | tail -1 | grep -oE '[0-9]+' | head -1)
+    P=${P:-0} F=${F:-0}
 }
 
-# count_plain LOGFILE: adds the counts from a closing "N passed, N failed" line.
+# count_plain LOGFILE: sets P and F from a closing "N passed, N failed" line.
 count_plain() {
-    local line p f
+    local line
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
-    p=$(echo "$line" | grep -oE '^[0-9]+')
-    f=$(echo "$line" | sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/')
-    passed=$((passed + ${p:-0}))
-    failed=$((failed + ${f:-0}))
-    echo "${p:-0} ${f:-0}"
+    P=$(echo "$line" | grep -oE '^[0-9]+' | head -1)
+    F=$(echo "$line" | sed -nE 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/p')
+    P=${P:-0} F=${F:-0}
+}
+
+# record LABEL NAME RC LOG: adds P and F to the totals; a non-zero exit, or a program that
+# reported nothing, counts as one more failure.
+record() {
+    if [ "$3" != 0 ] && [ "$F" = 0 ]; then F=1; fi
+    if [ "$P" = 0 ] && [ "$F" = 0 ]; then F=1; fi
+    passed=$((passed + P))
+    failed=$((failed + F))
+    if [ "$F" != 0 ]; then
+        failures+=("$1 $2 (exit $3, see $4)")
+        tail -30 "$4"
+    fi
+    echo "$1 $2: $P passed, $F failed"
 }
 
 # suite LABEL BUILD BIN: unit programs under BUILD/tests, then integration scripts against BIN.
 suite() {
-    local label=$1 build=$2 bin=$3 t log counts rc
+    local label=$1 build=$2 bin=$3 t log rc
     mkdir -p "$build/logs"
     for t in "$build"/tests/test_*; do
         [ -x "$t" ] || continue
@@ -39,26 +48,16 @@ suite() {
         log="$build/logs/$(basename "$t").log"
         LOSSD_BIN="$bin" timeout 600 "$t" >"$log" 2>&1
         rc=$?
-        counts=$(count_cmocka "$log")
-        if [ "$rc" != 0 ] || [ "${counts#* }" != 0 ] || [ "${counts% *}" = 0 ]; then
-            [ "$rc" != 0 ] && [ "${counts#* }" = 0 ] && { failed=$((failed + 1)); }
-            failures+=("$label $(basename "$t") (exit $rc, see $log)")
-            tail -30 "$log"
-        fi
-        echo "$label $(basename "$t"): ${counts% *} passed, ${counts#* } failed"
+        count_cmocka "$log"
+        record "$label" "$(basename "$t")" "$rc" "$log"
     done
     for t in tests/test_*.sh tests/test_*.py; do
         [ -e "$t" ] || continue
         log="$build/logs/$(basename "$t").log"
         LOSSD_BIN="$bin" LOSSD_SUITE="$label" timeout 900 "$t" >"$log" 2>&1
         rc=$?
-        counts=$(count_plain "$log")
-        if [ "$rc" != 0 ] || [ "${counts#* }" != 0 ]; then
-            [ "$rc" != 0 ] && [ "${counts#* }" = 0 ] && { failed=$((failed + 1)); }
-            failures+=("$label $(basename "$t") (exit $rc, see $log)")
-            tail -30 "$log"
-        fi
-        echo "$label $(basename "$t"): ${counts% *} passed, ${counts#* } failed"
+        count_plain "$log"
+        record "$label" "$(basename "$t")" "$rc" "$log"
     done
 }
 
