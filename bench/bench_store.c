@@ -1,7 +1,11 @@
 /* bench_store.c: fills a temporary database with 100,000 evaluations (200 jobs x 50 candidates x
  * 10 evaluations, one transaction per job) and times the two leaderboard queries (median and
  * p99 over repeated calls). Prints the query plans to stderr and one JSON line to stdout.
- * Usage: bench_store [jobs [queries]]   (defaults 200 and 200) */
+ * Usage: bench_store [--keep PATH] [jobs [queries]]   (defaults 200 and 200)
+ * --keep PATH: build the database at PATH (which must not exist) and keep it, every job marked
+ * "done" so that a daemon started on it serves the jobs without trying to resume them
+ * (bench/bench_daemon.py). Without it the database lives in a temporary directory removed at
+ * the end (BENCH_STORE_KEEP=1 keeps that directory). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,11 +49,28 @@ static int die(const char *what, const char *err)
 
 int main(int argc, char **argv)
 {
-    int njobs = argc > 1 ? atoi(argv[1]) : 200, nq = argc > 2 ? atoi(argv[2]) : 200;
-    char dir[] = "/tmp/bench_store.XXXXXX", path[64], err[LD_ERR_MAX];
+    const char *keep = NULL, *pos[2] = {NULL, NULL};
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--keep") && i + 1 < argc)
+            keep = argv[++i];
+        else if (npos < 2 && argv[i][0] != '-')
+            pos[npos++] = argv[i];
+        else
+            return die("usage", "bench_store [--keep PATH] [jobs [queries]]");
+    }
+    int njobs = pos[0] ? atoi(pos[0]) : 200, nq = pos[1] ? atoi(pos[1]) : 200;
+    char dir[] = "/tmp/bench_store.XXXXXX", path[4096], err[LD_ERR_MAX];
     if (njobs < 1 || nq < 1 || !mkdtemp(dir))
         return die("setup", "bad arguments or no temp directory");
-    snprintf(path, sizeof path, "%s/bench.db", dir);
+    if (keep && access(keep, F_OK) == 0) {
+        rmdir(dir);
+        return die(keep, "already exists (--keep makes a new database)");
+    }
+    if (keep)
+        snprintf(path, sizeof path, "%s", keep);
+    else
+        snprintf(path, sizeof path, "%s/bench.db", dir);
     Store *s = NULL;
     if (store_open(path, 0, &s, err))
         return die("open", err);
@@ -169,6 +190,15 @@ int main(int argc, char **argv)
     }
     int64_t bytes = 0;
     store_db_size(s, &bytes, err);
+    if (keep) { /* finished jobs: a daemon on this database serves them and resumes none */
+        if (store_begin(s, err))
+            return die("mark done", err);
+        for (int64_t j = 1; j <= njobs; j++)
+            if (store_job_set_state(s, j, "done", NULL, err))
+                return die("mark done", err);
+        if (store_commit(s, err))
+            return die("mark done", err);
+    }
     store_close(s);
     printf("{\"bench\":\"store\",\"evaluations\":%lld,\"jobs\":%d,\"fill_ms\":%.0f,"
            "\"fill_evals_per_s\":%.0f,\"db_bytes\":%lld,\"queries\":%d,"
@@ -182,6 +212,10 @@ int main(int argc, char **argv)
     free(tf);
     free(cj);
     free(cf);
+    if (keep) {
+        fprintf(stderr, "kept %s\n", keep);
+        return rmdir(dir) != 0;
+    }
     if (getenv("BENCH_STORE_KEEP")) { /* keep the database to inspect it */
         fprintf(stderr, "kept %s\n", path);
         return 0;
