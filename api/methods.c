@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../daemon/daemon.h"
+#include "../evaluator/internal.h" /* metric_known: the direction of a named metric */
 #include "../search/expr.h"
 #include "rpc.h"
 
@@ -205,12 +206,31 @@ static int summarise_entry(cJSON *e, const char *metric) {
     return n;
 }
 
-static int cmp_desc_mean(const void *a, const void *b) {
-    const cJSON *x = *(const cJSON *const *)a, *y = *(const cJSON *const *)b;
+/* Best first by "mean"; entries without one last. */
+static int cmp_mean(const cJSON *x, const cJSON *y, int higher_better) {
     double u = num(x, "mean"), v = num(y, "mean");
-    if (!isfinite(u)) u = -INFINITY;
-    if (!isfinite(v)) v = -INFINITY;
+    int fu = isfinite(u), fv = isfinite(v);
+    if (fu != fv) return fv - fu;
+    if (!fu) return 0;
+    if (!higher_better) {
+        u = -u;
+        v = -v;
+    }
     return (u < v) - (u > v);
+}
+static int cmp_mean_hb(const void *a, const void *b) {
+    return cmp_mean(*(const cJSON *const *)a, *(const cJSON *const *)b, 1);
+}
+static int cmp_mean_lb(const void *a, const void *b) {
+    return cmp_mean(*(const cJSON *const *)a, *(const cJSON *const *)b, 0);
+}
+
+/* Whether larger values of metric are better for a job of family (the evaluator's table;
+ * physics metrics are residuals, contrastive ones accuracies). */
+static int metric_higher_better(const char *family, const char *metric) {
+    int fam = family ? family_parse(family) : -1, hb = 1;
+    if (fam >= 0 && metric_known(fam, metric, &hb)) return hb;
+    return fam != FAM_PHYSICS && fam != FAM_REGRESSION;
 }
 
 static int m_leaderboard(RpcCall *call, cJSON **result, char *err) {
@@ -243,7 +263,10 @@ static int m_leaderboard(RpcCall *call, cJSON **result, char *err) {
     } else {
         int64_t id = rpc_param_int(call->params, "job_id", 0);
         cJSON *job = NULL;
-        rc = daemon_job_get(D(call), id, 0, &job, err);
+        rc = daemon_job_get(D(call), id, 1, &job, err);
+        char job_family[32] = "";
+        const cJSON *fam = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(job, "spec"), "family");
+        if (cJSON_IsString(fam)) snprintf(job_family, sizeof job_family, "%s", fam->valuestring);
         cJSON_Delete(job);
         if (rc != LD_OK) {
             cJSON_Delete(o);
@@ -265,7 +288,7 @@ static int m_leaderboard(RpcCall *call, cJSON **result, char *err) {
                               "params.metric: no task of job %lld reports '%.40s'", (long long)id,
                               metric);
             }
-            /* re-rank by the chosen metric's mean (higher first), keep k */
+            /* re-rank by the chosen metric's mean, best first in its direction, keep k */
             cJSON **v = calloc((size_t)(n > 0 ? n : 1), sizeof *v);
             cJSON *sorted = cJSON_CreateArray();
             if (!v) {
@@ -276,7 +299,8 @@ static int m_leaderboard(RpcCall *call, cJSON **result, char *err) {
             }
             int i = 0;
             while (cJSON_GetArraySize(entries) > 0) v[i++] = cJSON_DetachItemFromArray(entries, 0);
-            qsort(v, (size_t)n, sizeof *v, cmp_desc_mean);
+            qsort(v, (size_t)n, sizeof *v,
+                  metric_higher_better(job_family, metric) ? cmp_mean_hb : cmp_mean_lb);
             for (i = 0; i < n; i++) {
                 if (i < k) {
                     cJSON_DeleteItemFromObjectCaseSensitive(v[i], "rank");
