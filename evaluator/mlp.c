@@ -313,7 +313,12 @@ static void linear_backward(float *dinp, const float *relu_out, float *dw, float
     else
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, C, OC, B, 1.0f, inp, C, dout, OC, add ? 1.0f : 0.0f,
                     dw, OC);
-    if (db) {
+    if (db && use_small(1, OC, B)) {
+        /* Column sums as the product 1 (1,B) @ dout: the sums stay in registers (a loop adding
+         * into db stalls on store-to-load forwarding); the order of the additions is the same. */
+        static const float one = 1.0f;
+        gemm(db, OC, &one, 0, 0, dout, OC, NULL, 1, OC, B, add ? EP_ADD : EP_STORE, NULL);
+    } else if (db) {
         if (!add) memset(db, 0, sizeof(float) * (size_t)OC);
         for (int i = 0; i < B; i++) {
             const float *d = dout + (size_t)i * OC;
