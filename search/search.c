@@ -44,6 +44,7 @@ typedef struct Cand {
     float *sig;     /* sig_n floats, for trained candidates */
     int in_pop;
     int need_pre;   /* its level-0 works carry the pre-check */
+    int has_t;      /* the expression uses t (never merged by signature) */
 } Cand;
 
 /* Everything a round changes besides candidates, copied at the start of each round so that a
@@ -193,6 +194,8 @@ static void cand_free(Cand *c) {
     free(c->sig);
 }
 
+static int uses_t(const Expr *e);
+
 /* Appends a candidate for canonical tree e (takes e) with its text and hash. Returns its index
  * or -1 on out-of-memory. */
 static int cand_add(Search *s, Expr *e, const char *text, uint64_t h, const int64_t *parents,
@@ -211,6 +214,7 @@ static int cand_add(Search *s, Expr *e, const char *text, uint64_t h, const int6
     c->text = strdup(text);
     c->hash = h;
     c->size = expr_size(e);
+    c->has_t = uses_t(e); /* once: the signature loop asks it of every pair */
     c->parents[0] = parents ? parents[0] : -1;
     c->parents[1] = parents ? parents[1] : -1;
     snprintf(c->op, sizeof c->op, "%s", op);
@@ -380,9 +384,9 @@ static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
     s->sig_ms += ld_now_ms() - t0;
     if (src != LD_OK) goto reject;
     unit(cd->sig, s->sig_n);
-    for (int i = 0; i < ci && !uses_t(cd->e); i++) {
+    for (int i = 0; i < ci && !cd->has_t; i++) {
         Cand *o = &s->cands[i];
-        if (!o->sig || (o->status != ST_ALIVE && o->status != ST_BASELINE) || uses_t(o->e))
+        if (!o->sig || (o->status != ST_ALIVE && o->status != ST_BASELINE) || o->has_t)
             continue;
         if (same_direction(cd->sig, o->sig, s->sig_n)) {
             cd->status = ST_ALIAS;
