@@ -6,12 +6,13 @@
 set -u
 cd "$(dirname "$0")/.."
 PEER=${LOSSD_PEER:-/work/shared/peer}
-EVALS=${BENCH_EVALS:-40}
+EVALS=${BENCH_EVALS:-20}
+ROUNDS=${BENCH_ROUNDS:-15}
 tmp=$(mktemp -d /tmp/lossd_bench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
 echo "== lossd bench (digits, MLP 64-64-10 relu, Adam 3e-3, batch 64, 200 steps, 0.7*ce + 0.3*focal(2))"
-bin/lossd bench --evals "$EVALS" | tee "$tmp/ours.json" || { echo "lossd bench failed"; exit 1; }
+bin/lossd bench --evals "$EVALS" --rounds "$ROUNDS" | tee "$tmp/ours.json" || { echo "lossd bench failed"; exit 1; }
 
 if [ -f "$PEER/gemm_peak.c" ]; then
     echo "== peer: OpenBLAS sgemm peak (gemm_peak.c)"
