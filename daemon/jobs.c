@@ -827,7 +827,7 @@ static cJSON *summary_from_row(Daemon *d, const cJSON *row, int full) {
     const cJSON *budget = cJSON_GetObjectItemCaseSensitive(spec, "budget");
     cJSON *p = cJSON_AddObjectToObject(o, "progress");
     double evals = j ? (double)j->evals_done : jnum(row, "evals_done", "evaluations", 0);
-    double elapsed = j ? job_elapsed(j) : jnum(stats, "elapsed_s", NULL, 0);
+    double elapsed = j ? job_elapsed(j) : jnum(stats, "elapsed_s", NULL, jnum(row, "elapsed_s", NULL, 0));
     double best = j ? j->best_fitness : jnum(row, "best_fitness", NULL, NAN);
     cJSON_AddNumberToObject(p, "evaluations", evals);
     cJSON_AddNumberToObject(p, "budget", j ? job_budget_evals(j->job)
@@ -841,6 +841,7 @@ static cJSON *summary_from_row(Daemon *d, const cJSON *row, int full) {
     if (j && j->best_expr[0]) bexpr = j->best_expr;
     const cJSON *lb = cJSON_GetObjectItemCaseSensitive(row, "leaderboard");
     if (!bexpr && cJSON_GetArraySize(lb) > 0) bexpr = jstr(cJSON_GetArrayItem(lb, 0), "expr");
+    if (!bexpr) bexpr = jstr(row, "best_expr"); /* job.list rows carry only the winner */
     if (bexpr) cJSON_AddStringToObject(p, "best_expr", bexpr);
     else cJSON_AddNullToObject(p, "best_expr");
     cJSON_AddNumberToObject(p, "elapsed_s", elapsed);

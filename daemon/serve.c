@@ -15,8 +15,10 @@
 /* ---- paths ------------------------------------------------------------------------------ */
 
 static void default_socket(char *out, size_t n) {
+    const char *env = getenv("LOSSD_SOCKET"); /* the same variable lossctl reads */
     const char *rt = getenv("XDG_RUNTIME_DIR");
-    if (rt && *rt) snprintf(out, n, "%s/lossd.sock", rt);
+    if (env && *env) snprintf(out, n, "%s", env);
+    else if (rt && *rt) snprintf(out, n, "%s/lossd.sock", rt);
     else snprintf(out, n, "/tmp/lossd-%u.sock", (unsigned)getuid());
 }
 
@@ -308,7 +310,7 @@ void daemon_free(Daemon *d) {
 
 static void serve_usage(FILE *f) {
     fprintf(f, "usage: lossd serve [--socket PATH] [--db FILE] [--workers N]\n"
-               "  --socket PATH  default $XDG_RUNTIME_DIR/lossd.sock, else /tmp/lossd-$UID.sock\n"
+               "  --socket PATH  default $LOSSD_SOCKET, else $XDG_RUNTIME_DIR/lossd.sock, else /tmp/lossd-$UID.sock\n"
                "  --db FILE      default $XDG_DATA_HOME/lossd/lossd.db, else ~/.local/share/lossd/lossd.db\n"
                "  --workers N    evaluation threads (default: the number of cores)\n");
 }

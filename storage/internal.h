@@ -28,13 +28,16 @@
                  "FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id WHERE jt.job_id = ?1 "     \
                  "ORDER BY jt.idx")                                                                \
     X(JOB_LIST, "SELECT id, name, state, priority, seed, created, started, finished, "            \
-                "schedule_id, client_token, error, evals_done, budget_evals, best_fitness "       \
+                "schedule_id, client_token, error, evals_done, budget_evals, best_fitness, "     \
+                "json_extract(leaderboard, '$[0].expr'), json_extract(stats, '$.elapsed_s') "       \
                 "FROM jobs ORDER BY id DESC LIMIT ?2")                                            \
     X(JOB_LIST_STATE, "SELECT id, name, state, priority, seed, created, started, finished, "      \
-                      "schedule_id, client_token, error, evals_done, budget_evals, best_fitness " \
+                      "schedule_id, client_token, error, evals_done, budget_evals, best_fitness, "     \
+                "json_extract(leaderboard, '$[0].expr'), json_extract(stats, '$.elapsed_s') " \
                       "FROM jobs WHERE state = ?1 ORDER BY id DESC LIMIT ?2")                     \
     X(JOB_LIST_SCHED, "SELECT id, name, state, priority, seed, created, started, finished, "      \
-                      "schedule_id, client_token, error, evals_done, budget_evals, best_fitness " \
+                      "schedule_id, client_token, error, evals_done, budget_evals, best_fitness, "     \
+                "json_extract(leaderboard, '$[0].expr'), json_extract(stats, '$.elapsed_s') " \
                       "FROM jobs WHERE schedule_id = ?1 ORDER BY id DESC LIMIT ?2")              \
     X(JOB_IN_STATE, "SELECT id FROM jobs WHERE state = ?1 ORDER BY id")                          \
     X(JOB_ADD_TASK, "INSERT INTO job_tasks(job_id, idx, task_id, holdout) VALUES(?1, ?2, ?3, ?4) " \

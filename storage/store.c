@@ -730,6 +730,8 @@ static cJSON *job_summary(sqlite3_stmt *st)
     cJSON_AddNumberToObject(o, "evals_done", (double)sqlite3_column_int64(st, 11));
     cJSON_AddNumberToObject(o, "budget_evals", (double)sqlite3_column_int64(st, 12));
     cJSON_AddItemToObject(o, "best_fitness", store_col_number_(st, 13));
+    cJSON_AddItemToObject(o, "best_expr", store_col_string_(st, 14));
+    cJSON_AddItemToObject(o, "elapsed_s", store_col_number_(st, 15));
     return o;
 }
 

@@ -257,6 +257,9 @@ check "jobs --json is one JSON document" $? "got: $out"
 out=$(ctl jobs)
 echo "$out" | head -1 | grep -q "STATE" && echo "$out" | grep -q "^ *$J1  *done"
 check "jobs lists the finished job" $? "got: $out"
+out=$(ctl --json jobs)
+echo "$out" | json '[j for j in d["jobs"] if j["job_id"] == '"$J1"'][0]["progress"]["best_expr"] is not None and [j for j in d["jobs"] if j["job_id"] == '"$J1"'][0]["progress"]["elapsed_s"] > 0' | grep -q True
+check "job.list reports a finished job's winner and elapsed time" $? "got: $out"
 
 # ---- idempotent submit -----------------------------------------------------------------------
 job_file "$TMP/job2.json" 8 5 token
