@@ -15,6 +15,9 @@ Usage: bench/bench_daemon.py [--jobs 200] [--queries 300] [--clients 100] [--sec
                              [--kind-seconds 3] [--workers 2] [--steps 1000] [--bin DIR]
                              [--store-bench PATH]
 Small sizes for a quick check: --jobs 10 --queries 30 --clients 10 --seconds 2 --kind-seconds 1
+--growth SECONDS (with --jobs 2, say) measures something else: one fast job (50-step digits) on an
+otherwise idle daemon, and per --window seconds how the loop thread's CPU per search round and a
+client's server.hello latency grow with the job's candidates and saved search state.
 """
 import argparse
 import json
@@ -24,6 +27,7 @@ import random
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -299,6 +303,63 @@ class Bench:
 
     # ---- the run -----------------------------------------------------------------------
 
+    def growth(self):
+        """--growth: one fast job (50-step digits) on an otherwise idle daemon for a.growth
+        seconds; per window: the job's candidates, its saved search state, rounds, the loop
+        thread's CPU per round and server.hello latency (what the loop's stalls cost a client)."""
+        a = self.a
+        self.tmp = tempfile.mkdtemp(prefix="lossd_bench_daemon.")
+        print("== growth: filling %d jobs, then one 50-step digits job for %g s"
+              % (a.jobs, a.growth), flush=True)
+        db, store, fill_s = self.fill()
+        sock = self.start_daemon(db)
+        c = self.connect(sock)
+        job = {"name": "bench-growth", "seed": 7, "warm_start": False,
+               "tasks": [{"data": "builtin:digits", "train": {"steps": 50}}],
+               "budget": {"evaluations": 1000000}}
+        live = c.call("job.submit", {"job": job})["job_id"]
+        ro = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
+        windows, prev = [], None
+        t_end = time.monotonic() + a.growth
+        while time.monotonic() < t_end:
+            s0, w0, lat = schedstat(self.proc.pid), time.monotonic(), []
+            while time.monotonic() < w0 + a.window:
+                t0 = time.perf_counter()
+                c.call("server.hello")
+                lat.append((time.perf_counter() - t0) * 1e3)
+                time.sleep(0.005)
+            s1, w1 = schedstat(self.proc.pid), time.monotonic()
+            g = c.call("job.get", {"job_id": live})["progress"]
+            row = ro.execute("SELECT (SELECT length(state) FROM search_state WHERE job_id = ?),"
+                             " (SELECT count(*) FROM candidates WHERE job_id = ?)",
+                             (live, live)).fetchone()
+            ev, rd = g["evaluations"], g["round"]
+            if prev:
+                dr, de = rd - prev[1], ev - prev[0]
+                windows.append({
+                    "candidates": row[1], "state_bytes": row[0], "evaluations": ev,
+                    "rounds_per_s": round(dr / (w1 - w0), 2),
+                    "evals_per_s": round(de / (w1 - w0), 1),
+                    "loop_cpu": round((s1[0] - s0[0]) / (w1 - w0), 3),
+                    "loop_cpu_ms_per_round": round(1e3 * (s1[0] - s0[0]) / dr, 1) if dr else None,
+                    "hello_ms": {"p50": round(quantile(lat, 0.5), 2),
+                                 "p99": round(quantile(lat, 0.99), 2),
+                                 "max": round(max(lat), 2)}})
+                print("  %6d candidates, state %8d bytes: %5.1f rounds/s, %6.1f evals/s, loop CPU"
+                      " %5.1f ms per round (%3.0f%% busy), server.hello p50 %6.2f p99 %7.2f max"
+                      " %7.2f ms" % (row[1], row[0] or 0, windows[-1]["rounds_per_s"],
+                                     windows[-1]["evals_per_s"],
+                                     windows[-1]["loop_cpu_ms_per_round"] or 0,
+                                     100 * windows[-1]["loop_cpu"], quantile(lat, 0.5),
+                                     quantile(lat, 0.99), max(lat)), flush=True)
+            prev = (ev, rd)
+        ro.close()
+        if self.proc.poll() is not None:
+            raise RuntimeError("lossd exited during the benchmark (%d):\n%s"
+                               % (self.proc.returncode, self.daemon_log_tail()))
+        return {"bench": "daemon_growth", "workers": a.workers, "seconds": a.growth,
+                "windows": windows}
+
     def run(self):
         a = self.a
         self.tmp = tempfile.mkdtemp(prefix="lossd_bench_daemon.")
@@ -446,6 +507,9 @@ def main():
     p.add_argument("--kind-seconds", type=float, default=3, help="each kind alone (0: skip)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--steps", type=int, default=1000, help="training steps of the live job")
+    p.add_argument("--growth", type=float, default=0,
+                   help="instead: watch one fast job grow for this many seconds")
+    p.add_argument("--window", type=float, default=5, help="--growth: seconds per line")
     p.add_argument("--bin", default=os.path.join(ROOT, os.environ.get("LOSSD_BIN", "bin")))
     p.add_argument("--store-bench", default=os.path.join(ROOT, "build", "bench", "bench_store"))
     args = p.parse_args()
@@ -462,6 +526,11 @@ def main():
     signal.signal(signal.SIGHUP, on_signal)
     b = Bench(args)
     try:
+        if args.growth > 0:
+            out = b.growth()
+            b.cleanup()
+            print(json.dumps(out, separators=(",", ":")))
+            return 0
         out = b.run()
     except (RuntimeError, RpcError, OSError, ValueError, KeyError) as e:
         print("bench_daemon: %s" % e, file=sys.stderr)
