@@ -247,6 +247,17 @@ static const char *jstr(const cJSON *o, const char *a) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* Takes the job's best fitness, candidate and expression from the first entry of a search
+ * leaderboard (borrowed); leaves them as they are when the leaderboard is empty. */
+static void take_best(DJob *j, const cJSON *lb) {
+    const cJSON *top = cJSON_GetArrayItem(lb, 0);
+    if (!top) return;
+    j->best_fitness = jnum(top, "fitness", NULL, NAN);
+    j->best_cand = (int64_t)jnum(top, "cand", NULL, 0);
+    const char *e = jstr(top, "expr");
+    snprintf(j->best_expr, sizeof j->best_expr, "%s", e ? e : "");
+}
+
 /* Loads a stored job with its engine restored from its saved state. Returns owned. */
 static int job_load(Daemon *d, int64_t id, DJob **out, char *err) {
     cJSON *row = NULL, *state = NULL;
@@ -282,13 +293,7 @@ static int job_load(Daemon *d, int64_t id, DJob **out, char *err) {
     rc = count_evals(d, id, &j->evals_done, err);
     if (rc != LD_OK) goto done;
     cJSON *lb = search_leaderboard(j->search, 1);
-    const cJSON *top = cJSON_GetArrayItem(lb, 0);
-    if (top) {
-        j->best_fitness = jnum(top, "fitness", NULL, NAN);
-        j->best_cand = (int64_t)jnum(top, "cand", NULL, 0);
-        const char *e = jstr(top, "expr");
-        snprintf(j->best_expr, sizeof j->best_expr, "%s", e ? e : "");
-    }
+    take_best(j, lb);
     cJSON_Delete(lb);
     if (job_budget_seconds(j->job) > 0 && j->elapsed_prev_s >= job_budget_seconds(j->job)) {
         search_stop(j->search, 0);
@@ -525,13 +530,7 @@ static void round_finish(Daemon *d, DJob *j) {
     state = search_save(j->search);
     lb = search_leaderboard(j->search, FITNESS_SYNC_K);
     double old_best = j->best_fitness;
-    const cJSON *top = cJSON_GetArrayItem(lb, 0);
-    if (top) {
-        j->best_fitness = jnum(top, "fitness", NULL, NAN);
-        j->best_cand = (int64_t)jnum(top, "cand", NULL, 0);
-        const char *e = jstr(top, "expr");
-        snprintf(j->best_expr, sizeof j->best_expr, "%s", e ? e : "");
-    }
+    take_best(j, lb);
     stats = stats_json(j);
     rc = store_begin(d->store, err);
     if (rc == LD_OK && state) rc = store_state_put(d->store, j->id, j->round, state, err);
