@@ -115,7 +115,7 @@ int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, Eva
     size_t P = m.nparams;
     int nbig = task->val.n > task->test.n ? task->val.n : task->test.n;
     size_t need = 4 * (P * sizeof(float) + 64) + (mlp_acts_floats(&m, B) + mlp_acts_floats(&m, EVAL_CHUNK)) * sizeof(float) +
-                  ((size_t)B * d + B + (size_t)nbig * C + 64) * sizeof(float) + (size_t)B * sizeof(int) + 64 * 16;
+                  ((size_t)B * d + B + (size_t)nbig * C + 64) * sizeof(float) + 2 * (size_t)B * sizeof(int) + 64 * 16;
     if ((rc = arena_init(&arena, need))) {
         rc = ld_err(err, LD_ENOMEM, "eval: out of memory for a %zu-byte arena", need);
         goto done;
@@ -129,6 +129,7 @@ int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, Eva
     float *xb = arena_alloc(&arena, (size_t)B * d * sizeof(float));
     float *yb = arena_alloc(&arena, (size_t)B * sizeof(float));
     int *lb = arena_alloc(&arena, (size_t)B * sizeof(int));
+    int *bidx = arena_alloc(&arena, (size_t)B * sizeof(int));
     float *zall = arena_alloc(&arena, ((size_t)nbig * C + 1) * sizeof(float));
     if (!zall) {
         rc = ld_err(err, LD_ENOMEM, "eval: arena too small (internal sizing error)");
@@ -163,14 +164,17 @@ int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, Eva
 
     res->ok = 1;
     for (int step = 0; step < steps; step++) {
-        /* Gather the minibatch into contiguous rows. */
+        /* Gather the minibatch into contiguous rows: draw every row first and prefetch it, then
+         * copy, so the rows' cache misses overlap instead of following each RNG call. */
         for (int i = 0; i < B; i++) {
             int r = (int)rng_below(&rng, (uint32_t)tr->n);
             if (trace && trace->batches) trace->batches[(size_t)step * B + i] = r;
-            copy_row(xb + (size_t)i * d, tr->x + (size_t)r * d, d);
+            bidx[i] = r;
+            for (int k = 0; k < d; k += 16) __builtin_prefetch(tr->x + (size_t)r * d + k);
             if (classify) lb[i] = tr->label[r];
             else yb[i] = tr->y[r];
         }
+        for (int i = 0; i < B; i++) copy_row(xb + (size_t)i * d, tr->x + (size_t)bidx[i] * d, d);
         in.z = mlp_forward(&m, &acts, xb, B);
         in.t = steps > 1 ? (float)step / (float)(steps - 1) : 0.0f;
         if (use_l2) {
