@@ -1,6 +1,7 @@
 /* mlp.c: the MLP as forward/backward layer pairs (llm.c style): small products in a
- * register-blocked kernel, large ones on OpenBLAS sgemm; the seeded initialisation and the
- * process-wide one-thread BLAS setting. */
+ * register-blocked kernel (AVX-512 when the CPU has it, 8-wide vectors otherwise) with the bias,
+ * relu and relu-mask fused into its stores, large ones on OpenBLAS sgemm; the seeded
+ * initialisation and the process-wide one-thread BLAS setting. */
 /* The Makefile builds with -O2, where GCC 12 vectorises only trivially cheap loops; these
  * element-wise loops are a large part of a 64-row training step, so ask for full vectorisation. */
 #pragma GCC optimize("tree-vectorize")
