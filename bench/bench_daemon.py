@@ -417,19 +417,36 @@ class Bench:
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
+
+        def timed(fn, *args):
+            """fn's result with the training rate over its run (evaluations_total's change)."""
+            e0, t0 = mon.call("server.status")["evaluations_total"], time.monotonic()
+            r = fn(*args)
+            e1, t1 = mon.call("server.status")["evaluations_total"], time.monotonic()
+            r["training_evals_per_s"] = round((e1 - e0) / (t1 - t0), 1)
+            return r
+
+        def quiet(seconds):
+            s0, w0 = schedstat(self.proc.pid), time.monotonic()
+            time.sleep(seconds)
+            return {"daemon_threads": sched_delta(s0, schedstat(self.proc.pid),
+                                                  time.monotonic() - w0)}
+
         try:
+            print("== training alone, 3 s", flush=True)
+            out["training_alone"] = timed(quiet, 3)
             print("== (a) busy: %d x leaderboard.query (job, family), one client" % a.queries,
                   flush=True)
-            out["busy"] = self.single_client(sock, rng)
+            out["busy"] = timed(self.single_client, sock, rng)
             print("== (b) %d clients, mixed requests, %g s" % (a.clients, a.seconds), flush=True)
-            out["concurrent"] = self.concurrent(sock, "mix", a.seconds, live)
+            out["concurrent"] = timed(self.concurrent, sock, "mix", a.seconds, live)
             out["concurrent_by_kind"] = {}
             if a.kind_seconds > 0:
                 for kind in ("server.status", "job.get", "leaderboard.job", "leaderboard.family"):
                     print("== (b) %d clients, %s only, %g s" % (a.clients, kind, a.kind_seconds),
                           flush=True)
-                    out["concurrent_by_kind"][kind] = self.concurrent(sock, kind, a.kind_seconds,
-                                                                      live)
+                    out["concurrent_by_kind"][kind] = timed(self.concurrent, sock, kind,
+                                                            a.kind_seconds, live)
         finally:
             stop_mon.set()
             watcher.join(timeout=30)
@@ -437,7 +454,6 @@ class Bench:
         good = [s for s in samples if s[0] != "error"]
         out["workers_busy_fraction"] = round(
             sum(s[0] for s in good) / (a.workers * len(good)), 3) if good else None
-        out["training_evals_per_s"] = round(sum(s[1] for s in good) / len(good), 1) if good else None
         out["monitor_errors"] = len(errs)
         final = mon.call("server.status")
         out["job_evaluations"] = mon.call("job.get", {"job_id": live})["progress"]["evaluations"]
@@ -467,34 +483,38 @@ def table(out):
           (out["evaluations_stored"], out["workers"]))
     for r in rows:
         print("  %-*s %10s %10s %10s" % (w, r[0], r[1], r[2], r[3]))
-    for phase in ("idle", "busy"):
+    for phase in ("idle", "busy", "training_alone"):
         t = out[phase]["daemon_threads"]
-        print("  daemon threads, workers %s: loop on CPU %.0f%%, loop waiting for a CPU %.0f%%, "
-              "workers on CPU %.2f cores" % (phase, 100 * t["loop_cpu"],
-                                            100 * t["loop_runqueue_wait"], t["workers_cpu"]))
+        print("  daemon threads, %-21s loop on CPU %3.0f%%, waiting for a CPU %3.0f%%; workers on"
+              " CPU %.2f cores%s" % ({"idle": "workers idle:", "busy": "workers busy:",
+                                      "training_alone": "training, no queries:"}[phase],
+                                     100 * t["loop_cpu"], 100 * t["loop_runqueue_wait"],
+                                     t["workers_cpu"],
+                                     ", %s evals/s" % out[phase]["training_evals_per_s"]
+                                     if "training_evals_per_s" in out[phase] else ""))
     print()
-    print("(b) %d clients at once, each its own connection, workers training (%.0f%% of status "
-          "samples busy, %s evals/s)" % (out["concurrent"]["clients"],
-                                         100 * (out["workers_busy_fraction"] or 0),
-                                         out["training_evals_per_s"]))
+    print("(b) %d clients at once, each its own connection, a job training (%.0f%% of status "
+          "samples: every worker busy)" % (out["concurrent"]["clients"],
+                                           100 * (out["workers_busy_fraction"] or 0)))
     rows = [("requests", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "loop cpu", "loop wait",
-             "workers", "client")]
+             "workers", "client", "evals/s")]
     runs = [("mix", out["concurrent"])] + list(out["concurrent_by_kind"].items())
     for name, r in runs:
         t = r["daemon_threads"]
         rows.append((name, r["requests_per_s"], r["latency_ms"]["p50"], r["latency_ms"]["p99"],
                      r["latency_ms"]["max"], r["errors"], "%.0f%%" % (100 * t["loop_cpu"]),
                      "%.0f%%" % (100 * t["loop_runqueue_wait"]), t["workers_cpu"],
-                     r["client_cpu_s_per_s"]))
+                     r["client_cpu_s_per_s"], r["training_evals_per_s"]))
         if name == "mix":
             for m, v in r["by_method"].items():
-                rows.append(("  mix: " + m, v["n"], v["p50"], v["p99"], "", "", "", "", "", ""))
+                rows.append(("  mix: " + m, v["n"], v["p50"], v["p99"], "", "", "", "", "", "",
+                             ""))
     w = max(len(str(r[0])) for r in rows)
     for r in rows:
-        print("  %-*s %9s %9s %9s %9s %6s %8s %9s %7s %6s" % ((w,) + tuple(str(x) for x in r)))
+        print("  %-*s %9s %9s %9s %9s %6s %8s %9s %7s %6s %7s" % ((w,) + tuple(str(x) for x in r)))
     print("  loop cpu / loop wait: share of the time the daemon's loop thread ran / was runnable but"
           " waiting for a CPU;\n  workers, client: CPU cores used by the worker threads and by this"
-          " Python client (mix rows: request counts)")
+          " Python client;\n  evals/s: the job's training rate meanwhile (mix rows: request counts)")
     print()
 
 
@@ -535,6 +555,9 @@ def main():
     except (RuntimeError, RpcError, OSError, ValueError, KeyError) as e:
         print("bench_daemon: %s" % e, file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("bench_daemon: interrupted", file=sys.stderr)
+        return 130
     finally:
         b.cleanup()
     table(out)
