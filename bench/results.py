@@ -13,6 +13,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,12 +39,19 @@ JOBS = [
     ("poisson", "Poisson, 10 noisy observations (solution error)", "solution_error", False),
     ("oscillator", "Oscillator, 10 noisy observations (solution error)", "solution_error", False),
 ]
-# the noisy-digits winners, unchanged, on other data sets with the same label noise
+# winners of a digits search, unchanged, on other data sets with the same corruption:
+# (source job, data set label, task, metric)
 TRANSFER = [
-    ("wine-noisy", {"name": "wine-noisy", "data": "builtin:wine",
-                    "transform": {"label_noise": 0.3}, "train": {"steps": 300}}),
-    ("breast_cancer-noisy", {"name": "breast_cancer-noisy", "data": "builtin:breast_cancer",
-                             "transform": {"label_noise": 0.3}, "train": {"steps": 300}}),
+    ("noisy_labels", "wine-noisy", {"name": "wine-noisy", "data": "builtin:wine",
+                                    "transform": {"label_noise": 0.3}, "train": {"steps": 300}},
+     "accuracy"),
+    ("noisy_labels", "breast_cancer-noisy",
+     {"name": "breast_cancer-noisy", "data": "builtin:breast_cancer",
+      "transform": {"label_noise": 0.3}, "train": {"steps": 300}}, "accuracy"),
+    ("imbalanced", "breast_cancer-imbalanced",
+     {"name": "breast_cancer-imbalanced", "data": "builtin:breast_cancer",
+      "transform": {"imbalance": 0.1}, "metric": "balanced_accuracy", "train": {"steps": 300}},
+     "balanced_accuracy"),
 ]
 
 
@@ -115,8 +123,11 @@ def paired(cand, base, higher_better):
 
 # ---- running lossd ----
 
+LOSSD = os.path.join(BIN, "lossd")  # replaced by a private copy in main()
+
+
 def run_search(job, seed):
-    cmd = NICE + [os.path.join(BIN, "lossd"), "search", job, "--workers", str(WORKERS),
+    cmd = NICE + [LOSSD, "search", job, "--workers", str(WORKERS),
                   "--quiet", "--seed", str(seed)]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if r.returncode != 0:
@@ -125,11 +136,10 @@ def run_search(job, seed):
 
 
 def run_eval(task_file, loss, seed, metric):
-    cmd = NICE + [os.path.join(BIN, "lossd"), "eval", "--task", task_file, "--loss", loss,
-                  "--seed", str(seed)]
+    cmd = NICE + [LOSSD, "eval", "--task", task_file, "--loss", loss, "--seed", str(seed)]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if r.returncode == 2:
-        sys.exit(f"results.py: {' '.join(cmd)}: {r.stderr.strip()}")
+    if r.returncode not in (0, 1) or not r.stdout.strip():
+        sys.exit(f"results.py: {' '.join(cmd)}: exit {r.returncode}: {r.stderr.strip()[-400:]}")
     d = json.loads(r.stdout)
     if d.get("status") != "ok":
         return None, d.get("error", "failed")
@@ -198,13 +208,17 @@ def code(s):
 
 
 def main():
+    global LOSSD
     started = time.time()
     tmp = tempfile.mkdtemp(prefix="lossd_results.")
+    # a private copy: a rebuild of bin/ during the run must not change or break the binary
+    LOSSD = os.path.join(tmp, "lossd")
+    shutil.copy2(os.path.join(BIN, "lossd"), LOSSD)
     if RAW:
         os.makedirs(RAW, exist_ok=True)
     pool = cf.ThreadPoolExecutor(max_workers=WORKERS)
     rows, details, eff = [], {}, []
-    transfer_in = []  # (search seed, winner expr) of the noisy-digits searches
+    winners = {}  # job -> [(search seed, winner expr)]
     for key, title, metric, hb in JOBS:
         job = os.path.join("bench", "jobs", key + ".json")
         spec = json.load(open(os.path.join(ROOT, job)))
@@ -234,8 +248,7 @@ def main():
                         "to_base": st.get("evals_to_baseline"),
                         "to_base_top": st.get("evals_to_baseline_top"),
                         "evals": rep["evaluations"], "wall": time.time() - t0})
-            if key == "noisy_labels":
-                transfer_in.append((ss, best["expr"]))
+            winners.setdefault(key, []).append((ss, best["expr"]))
             print(f"[results] {key} seed {ss}: {best['expr']}  "
                   f"{metric} {g(pc and pc['cand_mean'])} vs {g(pc and pc['base_mean'])}  "
                   f"wins {pc and pc['wins']}/{pc and pc['n']}", file=sys.stderr)
@@ -243,21 +256,22 @@ def main():
         rows.append((key, title, metric, hb, baseline, pooled, per))
         details[key] = per
 
-    # transfer: each noisy-digits winner unchanged on each other data set
+    # transfer: each digits winner unchanged on each other data set
     trows = []
-    for tname, tspec in TRANSFER:
+    for src, tname, tspec, metric in TRANSFER:
         tf = write_task(tmp, os.path.join(ROOT, "bench", "jobs", "x.json"), tspec, tname)
         allc, allb, per = [], [], []
-        for ss, expr in transfer_in:
+        for ss, expr in winners.get(src, []):
             seeds = [100 * ss + k for k in range(EVAL_SEEDS)]
-            pc, c, b, fails = compare(pool, tf, expr, "ce", seeds, "accuracy", True)
+            pc, c, b, fails = compare(pool, tf, expr, "ce", seeds, metric, True)
             allc += c
             allb += b
             per.append({"seed": ss, "expr": expr, "paired": pc, "fails": fails})
-        trows.append((tname, paired(allc, allb, True), per))
+        trows.append((tname, src, metric, paired(allc, allb, True), per))
         print(f"[results] transfer {tname} done", file=sys.stderr)
     pool.shutdown()
     write_md(rows, trows, eff, time.time() - started)
+    shutil.rmtree(tmp, ignore_errors=True)
     print(f"[results] wrote {OUT} in {time.time() - started:.0f}s", file=sys.stderr)
 
 
@@ -302,7 +316,7 @@ def write_md(rows, trows, eff, elapsed):
     L.append("")
     L.append("## Results")
     L.append("")
-    L.append("| # | task (metric, test split) | baseline | winner (search seed 1) | winner mean ± sd | "
+    L.append("| # | task (metric, test split) | baseline | winner of search seed 1 (all searches pooled) | winner mean ± sd | "
              "baseline mean ± sd | paired diff (+ = better) | t | p | wins |")
     L.append("|---|---|---|---|---|---|---|---|---|---|")
     num = {"primitives": 1, "imbalanced": 2, "noisy_labels": 3, "outliers": 4, "poisson": 5,
@@ -312,8 +326,8 @@ def write_md(rows, trows, eff, elapsed):
                  f"{g(pc['cand_mean'])} ± {g(pc['cand_sd'], 2)} | {g(pc['base_mean'])} ± "
                  f"{g(pc['base_sd'], 2)} | {g(pc['diff'], 3)} | {ft(pc['t'])} | {fp(pc['p'])} | "
                  f"{pc['wins']}/{pc['n']} |")
-    for tname, pc, per in trows:
-        L.append(f"| 6 | transfer: noisy-digits winners on {tname} (accuracy) | `ce` | "
+    for tname, src, metric, pc, per in trows:
+        L.append(f"| 6 | transfer: {src} winners on {tname} ({metric}) | `ce` | "
                  f"{code(per[0]['expr'])} | {g(pc['cand_mean'])} ± {g(pc['cand_sd'], 2)} | "
                  f"{g(pc['base_mean'])} ± {g(pc['base_sd'], 2)} | {g(pc['diff'], 3)} | "
                  f"{ft(pc['t'])} | {fp(pc['p'])} | {pc['wins']}/{pc['n']} |")
@@ -372,17 +386,19 @@ def write_md(rows, trows, eff, elapsed):
             L.append("Failed runs (left out of the pairs): " + "; ".join(fails) + ".")
         L.append("")
 
-    L.append("### 6. Transfer: the noisy-digits winners, unchanged, on other data sets")
+    L.append("### 6. Transfer: digits winners, unchanged, on other data sets")
     L.append("")
     L.append("Each winner of the noisy-labels search (row 3) is trained as it is on a data set the "
-             "search never saw, with the same 30% label noise on its training split, 300 steps, "
-             "against `ce` on the same seeds.")
+             "search never saw, with the same 30% label noise on its training split, 300 steps; "
+             "each winner of the imbalanced search (row 2) likewise on breast cancer with its "
+             "second class kept at 10%. Against `ce` on the same seeds, test split.")
     L.append("")
-    L.append("| data set | search seed | winner | winner vs ce, test accuracy | t | p | wins |")
-    L.append("|---|---|---|---|---|---|---|")
-    for tname, pc, per in trows:
+    L.append("| data set | from | search seed | winner | winner vs ce (test) | t | p | wins |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    for tname, src, metric, pc, per in trows:
         for d in per:
-            L.append(f"| {tname} | {d['seed']} | {code(d['expr'])} | {pair_txt(d['paired'])} |")
+            L.append(f"| {tname} ({metric}) | {src} | {d['seed']} | {code(d['expr'])} | "
+                     f"{pair_txt(d['paired'])} |")
     L.append("")
 
     # efficiency
