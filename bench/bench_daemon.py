@@ -20,6 +20,7 @@ otherwise idle daemon, and per --window seconds how the loop thread's CPU per se
 client's server.hello latency grow with the job's candidates and saved search state.
 """
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -35,6 +36,15 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def die_with_parent():
+    """In the daemon's child before exec: SIGTERM when this script dies, even by SIGKILL
+    (Linux prctl PR_SET_PDEATHSIG), so no daemon outlives its benchmark."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 class RpcError(Exception):
@@ -167,7 +177,8 @@ class Bench:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen([lossd, "serve", "--socket", sock, "--db", db,
                                           "--workers", str(self.a.workers)],
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         preexec_fn=die_with_parent)
         deadline = time.monotonic() + 30
         while True:
             if self.proc.poll() is not None:
