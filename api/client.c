@@ -383,6 +383,50 @@ void ctl_resolve_paths(cJSON *node, const char *base_dir) {
     }
 }
 
+/* Reads the whole of stdin. Returns owned text or NULL (out of memory). */
+static char *read_stdin(void) {
+    size_t cap = 65536, len = 0;
+    char *text = malloc(cap);
+    while (text) {
+        size_t r = fread(text + len, 1, cap - len - 1, stdin);
+        len += r;
+        if (r == 0) break;
+        if (cap - len < 2) {
+            char *nt = realloc(text, cap * 2);
+            if (!nt) {
+                free(text);
+                return NULL;
+            }
+            text = nt;
+            cap *= 2;
+        }
+    }
+    if (text) text[len] = '\0';
+    return text;
+}
+
+int ctl_read_job_text(const char *file, const char *cmd, char **text, char *dir) {
+    char err[LD_ERR_MAX], tmp[PATH_MAX];
+    if (strcmp(file, "-") == 0) {
+        *text = read_stdin();
+        if (!*text) return ctl_fail(1, "%s: out of memory reading stdin", cmd);
+        if (!getcwd(dir, PATH_MAX)) snprintf(dir, PATH_MAX, ".");
+        return 0;
+    }
+    *text = ld_read_file(file, NULL, err);
+    if (!*text) return ctl_fail(1, "%s", err);
+    snprintf(tmp, sizeof tmp, "%s", file);
+    char *slash = strrchr(tmp, '/');
+    if (slash == tmp)
+        tmp[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(tmp, sizeof tmp, ".");
+    if (!realpath(tmp, dir)) snprintf(dir, PATH_MAX, "%s", tmp);
+    return 0;
+}
+
 int ctl_parse_id(const char *s, int64_t *out) {
     char *end = NULL;
     if (!s || !*s || *s == '-' || *s == '+') return -1;

@@ -81,6 +81,12 @@ int ctl_usage(const CtlCommand *cmd);
  * its real path (object members keep their key). Modifies node in place (borrows it). */
 void ctl_resolve_paths(cJSON *node, const char *base_dir);
 
+/* Reads the job file a command names, or the whole of stdin for "-". Returns 0 with *text
+ * owned and dir (PATH_MAX bytes) set to the directory its relative paths resolve against (the
+ * file's real directory; the working directory for stdin), or 1 after printing why: the read
+ * error, or "CMD: out of memory reading stdin". */
+int ctl_read_job_text(const char *file, const char *cmd, char **text, char *dir);
+
 /* Parses a positive decimal id ("7"). Returns 0 or -1. */
 int ctl_parse_id(const char *s, int64_t *out);
 

@@ -32,58 +32,15 @@ static int usage(void) {
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
-/* Reads the whole of stdin. Returns owned text or NULL (out of memory). */
-static char *read_stdin(void) {
-    size_t cap = 65536, len = 0;
-    char *text = malloc(cap);
-    while (text) {
-        size_t r = fread(text + len, 1, cap - len - 1, stdin);
-        len += r;
-        if (r == 0)
-            break;
-        if (cap - len < 2) {
-            char *nt = realloc(text, cap * 2);
-            if (!nt) {
-                free(text);
-                return NULL;
-            }
-            text = nt;
-            cap *= 2;
-        }
-    }
-    if (text)
-        text[len] = '\0';
-    return text;
-}
-
 /* Reads and parses the job template file (or stdin for "-"). Returns 0 and an owned object,
  * or the exit status after printing why. */
 static int read_job(const char *file, cJSON **out) {
-    char err[LD_ERR_MAX], dir[PATH_MAX], tmp[PATH_MAX];
+    char dir[PATH_MAX];
     char *text = NULL;
-    int status = 0;
     *out = NULL;
-    if (!strcmp(file, "-")) {
-        text = read_stdin();
-        if (!text)
-            return ctl_fail(1, "schedule add: out of memory reading stdin");
-        if (!getcwd(dir, sizeof dir))
-            snprintf(dir, sizeof dir, ".");
-    } else {
-        text = ld_read_file(file, NULL, err);
-        if (!text)
-            return ctl_fail(1, "%s", err);
-        snprintf(tmp, sizeof tmp, "%s", file);
-        char *slash = strrchr(tmp, '/');
-        if (slash == tmp)
-            tmp[1] = '\0';
-        else if (slash)
-            *slash = '\0';
-        else
-            snprintf(tmp, sizeof tmp, ".");
-        if (!realpath(tmp, dir))
-            snprintf(dir, sizeof dir, "%s", tmp);
-    }
+    int status = ctl_read_job_text(file, "schedule add", &text, dir);
+    if (status != 0)
+        return status;
     cJSON *job = cJSON_Parse(text);
     if (!job) {
         status = ctl_fail(1, "%s: not valid JSON", file);

@@ -203,7 +203,7 @@ static void line_col(const char *text, size_t off, int *line, int *col) {
 static int cmd_submit(Ctl *ctl, int argc, char **argv) {
     static const char *const valued[] = {"--token", "--priority", NULL};
     Args a;
-    char err[LD_ERR_MAX], dir[PATH_MAX];
+    char dir[PATH_MAX];
     char *text = NULL;
     cJSON *job = NULL, *params = NULL, *res = NULL;
     int status = 0;
@@ -214,44 +214,8 @@ static int cmd_submit(Ctl *ctl, int argc, char **argv) {
         return ctl_fail(2, "submit: --priority must be an integer 1..100");
 
     const char *file = a.pos[0];
-    if (strcmp(file, "-") == 0) {
-        size_t cap = 65536, len = 0;
-        text = malloc(cap);
-        while (text) {
-            size_t r = fread(text + len, 1, cap - len - 1, stdin);
-            len += r;
-            if (r == 0) break;
-            if (cap - len < 2) {
-                char *nt = realloc(text, cap * 2);
-                if (!nt) {
-                    free(text);
-                    text = NULL;
-                    break;
-                }
-                text = nt;
-                cap *= 2;
-            }
-        }
-        if (!text) return ctl_fail(1, "submit: out of memory reading stdin");
-        text[len] = '\0';
-        if (!getcwd(dir, sizeof dir)) snprintf(dir, sizeof dir, ".");
-    } else {
-        text = ld_read_file(file, NULL, err);
-        if (!text) {
-            status = ctl_fail(1, "%s", err);
-            goto done;
-        }
-        char tmp[PATH_MAX];
-        snprintf(tmp, sizeof tmp, "%s", file);
-        char *slash = strrchr(tmp, '/');
-        if (slash == tmp)
-            tmp[1] = '\0';
-        else if (slash)
-            *slash = '\0';
-        else
-            snprintf(tmp, sizeof tmp, ".");
-        if (!realpath(tmp, dir)) snprintf(dir, sizeof dir, "%s", tmp);
-    }
+    status = ctl_read_job_text(file, "submit", &text, dir);
+    if (status != 0) return status;
     const char *end = NULL;
     job = cJSON_ParseWithOpts(text, &end, 0);
     if (!job) {
