@@ -107,7 +107,7 @@
                     "AND e.seq > ?2 ORDER BY e.seq LIMIT ?3")                                     \
     X(EVALS_COUNT, "SELECT count(*) FROM evaluations WHERE job_id = ?1 "                          \
                    "AND status <> 'interrupted'")                                                  \
-    X(LB_JOB, "SELECT id, cand, expr, hash, size, op, fitness, parents FROM candidates "         \
+    X(LB_JOB, "SELECT id, cand, expr, hash, size, op, family, fitness, parents FROM candidates " \
               "WHERE job_id = ?1 AND fitness IS NOT NULL ORDER BY fitness DESC, cand LIMIT ?2")  \
     X(LB_CAND_TASKS, "SELECT e.task_id, t.hash, t.name, "                                        \
                      "(SELECT max(jt.holdout) FROM job_tasks jt WHERE jt.job_id = e.job_id "     \
@@ -163,6 +163,24 @@ int store_wbegin_(Store *s, int *own, const char *what, char *err);
  * commit's error. */
 int store_wend_(Store *s, int own, int rc, const char *what, char *err);
 
+/* Opens a write transaction (store_wbegin_) and gives the cached statement id in *st; when the
+ * statement cannot be had, ends what it opened and returns LD_EIO. */
+int store_wstmt_(Store *s, int id, int *own, sqlite3_stmt **st, const char *what, char *err);
+/* Runs a statement that returns no rows (or ignores them) and resets it; 1 changed row
+ * expected when need_change (LD_ENOTFOUND "store: what: not found" otherwise). */
+int store_step_done_(Store *s, sqlite3_stmt *st, int need_change, const char *what, char *err);
+/* Steps a statement that selects an id in column 0 once and resets it: *found 1 and *id set
+ * when a row came, *found 0 when none. */
+int store_step_id_(Store *s, sqlite3_stmt *st, int64_t *id, int *found, const char *what,
+                   char *err);
+/* Steps st (bound) to its end, appending row(st) for every row to arr (borrowed; NULL: out of
+ * memory), and resets it. */
+int store_rows_(Store *s, sqlite3_stmt *st, cJSON *(*row)(sqlite3_stmt *), cJSON *arr,
+                const char *what, char *err);
+/* store_rows_ into a new array: *out owned on LD_OK, NULL otherwise. */
+int store_rows_array_(Store *s, sqlite3_stmt *st, cJSON *(*row)(sqlite3_stmt *), cJSON **out,
+                      const char *what, char *err);
+
 /* Binding and reading helpers. JSON is bound as compact text (NULL json: SQL NULL); NaN doubles
  * bind as NULL and NULL columns read back as NaN. */
 int store_bind_json_(sqlite3_stmt *st, int i, const cJSON *json);
@@ -172,6 +190,7 @@ double store_col_real_(sqlite3_stmt *st, int i);
 cJSON *store_col_json_(sqlite3_stmt *st, int i);      /* owned; JSON null for SQL NULL */
 cJSON *store_col_number_(sqlite3_stmt *st, int i);    /* owned; null for SQL NULL or NaN */
 cJSON *store_col_string_(sqlite3_stmt *st, int i);    /* owned; null for SQL NULL */
+cJSON *store_col_array_(sqlite3_stmt *st, int i);     /* owned JSON; [] for SQL NULL */
 cJSON *store_hash_json_(uint64_t h);                  /* owned; 16 hex digits */
 cJSON *store_seed_json_(uint64_t seed);               /* owned; number, string above 2^53 */
 cJSON *store_number_(double v);                       /* owned; null for NaN */

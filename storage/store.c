@@ -280,6 +280,70 @@ int store_wend_(Store *s, int own, int rc, const char *what, char *err)
     return rc;
 }
 
+int store_wstmt_(Store *s, int id, int *own, sqlite3_stmt **st, const char *what, char *err)
+{
+    *st = NULL;
+    int rc = store_wbegin_(s, own, what, err);
+    if (rc != LD_OK)
+        return rc;
+    *st = store_stmt_(s, id, what, err);
+    return *st ? LD_OK : store_wend_(s, *own, LD_EIO, what, err);
+}
+
+int store_step_done_(Store *s, sqlite3_stmt *st, int need_change, const char *what, char *err)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        rc = store_sqlerr_(s, rc, what, err);
+        sqlite3_reset(st);
+        return rc;
+    }
+    sqlite3_reset(st);
+    if (need_change && sqlite3_changes(s->db) == 0)
+        return ld_err(err, LD_ENOTFOUND, "store: %s: not found", what);
+    return LD_OK;
+}
+
+int store_step_id_(Store *s, sqlite3_stmt *st, int64_t *id, int *found, const char *what,
+                   char *err)
+{
+    int src = sqlite3_step(st);
+    *found = src == SQLITE_ROW;
+    if (*found)
+        *id = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return *found || src == SQLITE_DONE ? LD_OK : store_sqlerr_(s, src, what, err);
+}
+
+int store_rows_(Store *s, sqlite3_stmt *st, cJSON *(*row)(sqlite3_stmt *), cJSON *arr,
+                const char *what, char *err)
+{
+    int src, rc = LD_OK;
+    if (!arr) {
+        sqlite3_reset(st);
+        return ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
+    }
+    while ((src = sqlite3_step(st)) == SQLITE_ROW)
+        cJSON_AddItemToArray(arr, row(st));
+    if (src != SQLITE_DONE)
+        rc = store_sqlerr_(s, src, what, err);
+    sqlite3_reset(st);
+    return rc;
+}
+
+int store_rows_array_(Store *s, sqlite3_stmt *st, cJSON *(*row)(sqlite3_stmt *), cJSON **out,
+                      const char *what, char *err)
+{
+    cJSON *arr = cJSON_CreateArray();
+    int rc = store_rows_(s, st, row, arr, what, err);
+    if (rc != LD_OK) {
+        cJSON_Delete(arr);
+        arr = NULL;
+    }
+    *out = arr;
+    return rc;
+}
+
 int store_bind_json_(sqlite3_stmt *st, int i, const cJSON *json)
 {
     if (!json)
@@ -324,6 +388,16 @@ cJSON *store_col_string_(sqlite3_stmt *st, int i)
 {
     const char *text = (const char *)sqlite3_column_text(st, i);
     return text ? cJSON_CreateString(text) : cJSON_CreateNull();
+}
+
+cJSON *store_col_array_(sqlite3_stmt *st, int i)
+{
+    cJSON *j = store_col_json_(st, i);
+    if (cJSON_IsNull(j)) {
+        cJSON_Delete(j);
+        j = cJSON_CreateArray();
+    }
+    return j;
 }
 
 cJSON *store_hash_json_(uint64_t h)
@@ -593,22 +667,6 @@ int store_state_valid(const char *state)
     return 0;
 }
 
-/* Runs a statement that returns no rows (or ignores them); 1 changed row expected when
- * need_change. */
-static int step_done(Store *s, sqlite3_stmt *st, int need_change, const char *what, char *err)
-{
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        rc = store_sqlerr_(s, rc, what, err);
-        sqlite3_reset(st);
-        return rc;
-    }
-    sqlite3_reset(st);
-    if (need_change && sqlite3_changes(s->db) == 0)
-        return ld_err(err, LD_ENOTFOUND, "store: %s: not found", what);
-    return LD_OK;
-}
-
 int store_job_insert(Store *s, const StoreJobNew *j, int64_t *job_id, int *existed, char *err)
 {
     const char *what = "insert job";
@@ -627,19 +685,12 @@ int store_job_insert(Store *s, const StoreJobNew *j, int64_t *job_id, int *exist
             goto done;
         }
         sqlite3_bind_text(st, 1, j->client_token, -1, SQLITE_TRANSIENT);
-        int src = sqlite3_step(st);
-        if (src == SQLITE_ROW) {
-            *job_id = sqlite3_column_int64(st, 0);
-            if (existed)
-                *existed = 1;
-            sqlite3_reset(st);
+        int found = 0;
+        rc = store_step_id_(s, st, job_id, &found, what, err);
+        if (found && existed)
+            *existed = 1;
+        if (rc != LD_OK || found)
             goto done;
-        }
-        sqlite3_reset(st);
-        if (src != SQLITE_DONE) {
-            rc = store_sqlerr_(s, src, what, err);
-            goto done;
-        }
     }
     if (!(st = store_stmt_(s, ST_JOB_INSERT, what, err))) {
         rc = LD_EIO;
@@ -654,7 +705,7 @@ int store_job_insert(Store *s, const StoreJobNew *j, int64_t *job_id, int *exist
         sqlite3_bind_int64(st, 6, j->schedule_id);
     store_bind_text_(st, 7, j->client_token);
     sqlite3_bind_int64(st, 8, j->budget_evals);
-    rc = step_done(s, st, 0, what, err);
+    rc = store_step_done_(s, st, 0, what, err);
     if (rc == LD_OK)
         *job_id = sqlite3_last_insert_rowid(s->db);
 done:
@@ -669,20 +720,15 @@ int store_job_set_state(Store *s, int64_t job_id, const char *state, const char 
     if (!store_state_valid(state))
         return ld_err(err, LD_EINVAL, "store: %s: \"%s\" is not a job state", what,
                       state ? state : "(null)");
-    rc = store_wbegin_(s, &own, what, err);
+    sqlite3_stmt *st;
+    rc = store_wstmt_(s, ST_JOB_SET_STATE, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
-    sqlite3_stmt *st = store_stmt_(s, ST_JOB_SET_STATE, what, err);
-    if (!st) {
-        rc = LD_EIO;
-        goto done;
-    }
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_text(st, 2, state, -1, SQLITE_TRANSIENT);
     store_bind_text_(st, 3, error);
     sqlite3_bind_double(st, 4, ld_wall_s());
-    rc = step_done(s, st, 1, what, err);
-done:
+    rc = store_step_done_(s, st, 1, what, err);
     return store_wend_(s, own, rc, what, err);
 }
 
@@ -692,25 +738,38 @@ int store_job_update_progress(Store *s, int64_t job_id, int64_t evals_done, doub
     char what[64];
     int own = 0, rc;
     snprintf(what, sizeof what, "update progress of job %lld", (long long)job_id);
-    rc = store_wbegin_(s, &own, what, err);
+    sqlite3_stmt *st;
+    rc = store_wstmt_(s, ST_JOB_PROGRESS, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
-    sqlite3_stmt *st = store_stmt_(s, ST_JOB_PROGRESS, what, err);
-    if (!st) {
-        rc = LD_EIO;
-        goto done;
-    }
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int64(st, 2, evals_done);
     store_bind_real_(st, 3, best_fitness);
     store_bind_json_(st, 4, leaderboard);
     store_bind_json_(st, 5, stats);
-    rc = step_done(s, st, 1, what, err);
-done:
+    rc = store_step_done_(s, st, 1, what, err);
     return store_wend_(s, own, rc, what, err);
 }
 
-/* Job summary columns in the order JOB_LIST selects them, starting at column c0. */
+/* Adds the job columns JOB_GET and JOB_LIST both select, state through best_fitness, read
+ * from column c on. */
+static void job_columns(cJSON *o, sqlite3_stmt *st, int c)
+{
+    cJSON_AddItemToObject(o, "state", store_col_string_(st, c));
+    cJSON_AddNumberToObject(o, "priority", sqlite3_column_int(st, c + 1));
+    cJSON_AddItemToObject(o, "seed", store_seed_json_((uint64_t)sqlite3_column_int64(st, c + 2)));
+    cJSON_AddItemToObject(o, "created", store_col_number_(st, c + 3));
+    cJSON_AddItemToObject(o, "started", store_col_number_(st, c + 4));
+    cJSON_AddItemToObject(o, "finished", store_col_number_(st, c + 5));
+    cJSON_AddItemToObject(o, "schedule_id", store_col_number_(st, c + 6));
+    cJSON_AddItemToObject(o, "client_token", store_col_string_(st, c + 7));
+    cJSON_AddItemToObject(o, "error", store_col_string_(st, c + 8));
+    cJSON_AddNumberToObject(o, "evals_done", (double)sqlite3_column_int64(st, c + 9));
+    cJSON_AddNumberToObject(o, "budget_evals", (double)sqlite3_column_int64(st, c + 10));
+    cJSON_AddItemToObject(o, "best_fitness", store_col_number_(st, c + 11));
+}
+
+/* A job summary from a row in the order JOB_LIST selects. */
 static cJSON *job_summary(sqlite3_stmt *st)
 {
     cJSON *o = cJSON_CreateObject();
@@ -718,18 +777,7 @@ static cJSON *job_summary(sqlite3_stmt *st)
         return NULL;
     cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
     cJSON_AddItemToObject(o, "name", store_col_string_(st, 1));
-    cJSON_AddItemToObject(o, "state", store_col_string_(st, 2));
-    cJSON_AddNumberToObject(o, "priority", sqlite3_column_int(st, 3));
-    cJSON_AddItemToObject(o, "seed", store_seed_json_((uint64_t)sqlite3_column_int64(st, 4)));
-    cJSON_AddItemToObject(o, "created", store_col_number_(st, 5));
-    cJSON_AddItemToObject(o, "started", store_col_number_(st, 6));
-    cJSON_AddItemToObject(o, "finished", store_col_number_(st, 7));
-    cJSON_AddItemToObject(o, "schedule_id", store_col_number_(st, 8));
-    cJSON_AddItemToObject(o, "client_token", store_col_string_(st, 9));
-    cJSON_AddItemToObject(o, "error", store_col_string_(st, 10));
-    cJSON_AddNumberToObject(o, "evals_done", (double)sqlite3_column_int64(st, 11));
-    cJSON_AddNumberToObject(o, "budget_evals", (double)sqlite3_column_int64(st, 12));
-    cJSON_AddItemToObject(o, "best_fitness", store_col_number_(st, 13));
+    job_columns(o, st, 2);
     cJSON_AddItemToObject(o, "best_expr", store_col_string_(st, 14));
     cJSON_AddItemToObject(o, "elapsed_s", store_col_number_(st, 15));
     return o;
@@ -763,18 +811,7 @@ int store_job_get(Store *s, int64_t job_id, cJSON **out, char *err)
     cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
     cJSON_AddItemToObject(o, "name", store_col_string_(st, 1));
     cJSON_AddItemToObject(o, "spec", store_col_json_(st, 2));
-    cJSON_AddItemToObject(o, "state", store_col_string_(st, 3));
-    cJSON_AddNumberToObject(o, "priority", sqlite3_column_int(st, 4));
-    cJSON_AddItemToObject(o, "seed", store_seed_json_((uint64_t)sqlite3_column_int64(st, 5)));
-    cJSON_AddItemToObject(o, "created", store_col_number_(st, 6));
-    cJSON_AddItemToObject(o, "started", store_col_number_(st, 7));
-    cJSON_AddItemToObject(o, "finished", store_col_number_(st, 8));
-    cJSON_AddItemToObject(o, "schedule_id", store_col_number_(st, 9));
-    cJSON_AddItemToObject(o, "client_token", store_col_string_(st, 10));
-    cJSON_AddItemToObject(o, "error", store_col_string_(st, 11));
-    cJSON_AddNumberToObject(o, "evals_done", (double)sqlite3_column_int64(st, 12));
-    cJSON_AddNumberToObject(o, "budget_evals", (double)sqlite3_column_int64(st, 13));
-    cJSON_AddItemToObject(o, "best_fitness", store_col_number_(st, 14));
+    job_columns(o, st, 3);
     cJSON_AddItemToObject(o, "leaderboard", store_col_json_(st, 15));
     cJSON_AddItemToObject(o, "stats", store_col_json_(st, 16));
     sqlite3_reset(st);
@@ -810,28 +847,6 @@ done:
     return LD_OK;
 }
 
-/* Collects every row of st as a job summary into an owned array. */
-static int list_jobs(Store *s, sqlite3_stmt *st, const char *what, cJSON **out, char *err)
-{
-    int src;
-    cJSON *arr = cJSON_CreateArray();
-    if (!arr) {
-        sqlite3_reset(st);
-        return ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
-    }
-    while ((src = sqlite3_step(st)) == SQLITE_ROW)
-        cJSON_AddItemToArray(arr, job_summary(st));
-    if (src != SQLITE_DONE) {
-        int rc = store_sqlerr_(s, src, what, err);
-        sqlite3_reset(st);
-        cJSON_Delete(arr);
-        return rc;
-    }
-    sqlite3_reset(st);
-    *out = arr;
-    return LD_OK;
-}
-
 int store_job_list(Store *s, const char *state, int limit, cJSON **out, char *err)
 {
     *out = NULL;
@@ -842,7 +857,7 @@ int store_job_list(Store *s, const char *state, int limit, cJSON **out, char *er
     if (state)
         sqlite3_bind_text(st, 1, state, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
-    return list_jobs(s, st, "list jobs", out, err);
+    return store_rows_array_(s, st, job_summary, out, "list jobs", err);
 }
 
 int store_jobs_in_state(Store *s, const char *state, int64_t **ids, int *n, char *err)
@@ -889,20 +904,15 @@ int store_job_add_task(Store *s, int64_t job_id, int idx, int64_t task_id, int h
     char what[64];
     int own = 0, rc;
     snprintf(what, sizeof what, "add task %lld to job %lld", (long long)task_id, (long long)job_id);
-    rc = store_wbegin_(s, &own, what, err);
+    sqlite3_stmt *st;
+    rc = store_wstmt_(s, ST_JOB_ADD_TASK, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
-    sqlite3_stmt *st = store_stmt_(s, ST_JOB_ADD_TASK, what, err);
-    if (!st) {
-        rc = LD_EIO;
-        goto done;
-    }
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int(st, 2, idx);
     sqlite3_bind_int64(st, 3, task_id);
     sqlite3_bind_int(st, 4, holdout != 0);
-    rc = step_done(s, st, 0, what, err);
-done:
+    rc = store_step_done_(s, st, 0, what, err);
     return store_wend_(s, own, rc, what, err);
 }
 
@@ -913,29 +923,17 @@ int store_task_upsert(Store *s, uint64_t hash, const char *family, const char *n
                       char *err)
 {
     const char *what = "upsert task";
-    int own = 0, rc, src;
+    int own = 0, rc, found = 0;
     if (!family || !*family || !name)
         return ld_err(err, LD_EINVAL, "store: %s: family and name are required", what);
-    rc = store_wbegin_(s, &own, what, err);
+    sqlite3_stmt *st;
+    rc = store_wstmt_(s, ST_TASK_BY_HASH, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
-    sqlite3_stmt *st = store_stmt_(s, ST_TASK_BY_HASH, what, err);
-    if (!st) {
-        rc = LD_EIO;
-        goto done;
-    }
     sqlite3_bind_int64(st, 1, (int64_t)hash);
-    src = sqlite3_step(st);
-    if (src == SQLITE_ROW) {
-        *task_id = sqlite3_column_int64(st, 0);
-        sqlite3_reset(st);
+    rc = store_step_id_(s, st, task_id, &found, what, err);
+    if (rc != LD_OK || found)
         goto done;
-    }
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE) {
-        rc = store_sqlerr_(s, src, what, err);
-        goto done;
-    }
     if (!(st = store_stmt_(s, ST_TASK_INSERT, what, err))) {
         rc = LD_EIO;
         goto done;
@@ -947,7 +945,7 @@ int store_task_upsert(Store *s, uint64_t hash, const char *family, const char *n
     sqlite3_bind_int(st, 5, higher_better != 0);
     store_bind_json_(st, 6, spec);
     sqlite3_bind_double(st, 7, ld_wall_s());
-    rc = step_done(s, st, 0, what, err);
+    rc = store_step_done_(s, st, 0, what, err);
     if (rc == LD_OK)
         *task_id = sqlite3_last_insert_rowid(s->db);
 done:
@@ -963,14 +961,10 @@ int store_state_put(Store *s, int64_t job_id, int64_t round, const cJSON *state,
     snprintf(what, sizeof what, "save search state of job %lld", (long long)job_id);
     if (!state)
         return ld_err(err, LD_EINVAL, "store: %s: no state", what);
-    rc = store_wbegin_(s, &own, what, err);
+    sqlite3_stmt *st;
+    rc = store_wstmt_(s, ST_STATE_PUT, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
-    sqlite3_stmt *st = store_stmt_(s, ST_STATE_PUT, what, err);
-    if (!st) {
-        rc = LD_EIO;
-        goto done;
-    }
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int64(st, 2, round);
     if (store_bind_json_(st, 3, state) != SQLITE_OK) {
@@ -978,7 +972,7 @@ int store_state_put(Store *s, int64_t job_id, int64_t round, const cJSON *state,
         goto done;
     }
     sqlite3_bind_double(st, 4, ld_wall_s());
-    rc = step_done(s, st, 0, what, err);
+    rc = store_step_done_(s, st, 0, what, err);
 done:
     return store_wend_(s, own, rc, what, err);
 }
@@ -1022,77 +1016,59 @@ int store_event_append(Store *s, int64_t job_id, const char *kind, const cJSON *
     int own = 0, rc;
     if (!kind || !*kind)
         return ld_err(err, LD_EINVAL, "store: %s: kind is required", what);
-    rc = store_wbegin_(s, &own, what, err);
+    sqlite3_stmt *st;
+    rc = store_wstmt_(s, ST_EVENT_APPEND, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
-    sqlite3_stmt *st = store_stmt_(s, ST_EVENT_APPEND, what, err);
-    if (!st) {
-        rc = LD_EIO;
-        goto done;
-    }
     sqlite3_bind_double(st, 1, ld_wall_s());
     if (job_id > 0)
         sqlite3_bind_int64(st, 2, job_id);
     sqlite3_bind_text(st, 3, kind, -1, SQLITE_TRANSIENT);
     store_bind_json_(st, 4, data);
-    rc = step_done(s, st, 0, what, err);
+    rc = store_step_done_(s, st, 0, what, err);
     if (rc == LD_OK && seq)
         *seq = sqlite3_last_insert_rowid(s->db);
-done:
     return store_wend_(s, own, rc, what, err);
+}
+
+static cJSON *event_row(sqlite3_stmt *st)
+{
+    cJSON *e = cJSON_CreateObject();
+    if (!e)
+        return NULL;
+    cJSON_AddNumberToObject(e, "seq", (double)sqlite3_column_int64(st, 0));
+    cJSON_AddItemToObject(e, "time", store_col_number_(st, 1));
+    cJSON_AddItemToObject(e, "job", store_col_number_(st, 2));
+    cJSON_AddItemToObject(e, "kind", store_col_string_(st, 3));
+    cJSON_AddItemToObject(e, "data", store_col_json_(st, 4));
+    return e;
 }
 
 int store_events_since(Store *s, int64_t since_seq, int limit, cJSON **out, char *err)
 {
-    const char *what = "read events";
-    int src = SQLITE_DONE, rc = LD_OK;
     *out = NULL;
-    sqlite3_stmt *st = store_stmt_(s, ST_EVENTS_SINCE, what, err);
+    sqlite3_stmt *st = store_stmt_(s, ST_EVENTS_SINCE, "read events", err);
     if (!st)
         return LD_EIO;
     sqlite3_bind_int64(st, 1, since_seq);
     sqlite3_bind_int(st, 2, limit > 0 ? limit : 1000);
-    cJSON *arr = cJSON_CreateArray();
-    while (arr && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddItemToArray(arr, e);
-        cJSON_AddNumberToObject(e, "seq", (double)sqlite3_column_int64(st, 0));
-        cJSON_AddItemToObject(e, "time", store_col_number_(st, 1));
-        cJSON_AddItemToObject(e, "job", store_col_number_(st, 2));
-        cJSON_AddItemToObject(e, "kind", store_col_string_(st, 3));
-        cJSON_AddItemToObject(e, "data", store_col_json_(st, 4));
-    }
-    if (!arr)
-        rc = ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
-    else if (src != SQLITE_DONE)
-        rc = store_sqlerr_(s, src, what, err);
-    sqlite3_reset(st);
-    if (rc != LD_OK) {
-        cJSON_Delete(arr);
-        return rc;
-    }
-    *out = arr;
-    return LD_OK;
+    return store_rows_array_(s, st, event_row, out, "read events", err);
 }
 
 int store_events_trim(Store *s, int64_t keep, char *err)
 {
     const char *what = "trim events";
     int own = 0, rc;
-    rc = store_wbegin_(s, &own, what, err);
+    sqlite3_stmt *st;
+    rc = store_wstmt_(s, ST_EVENTS_TRIM, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
-    sqlite3_stmt *st = store_stmt_(s, ST_EVENTS_TRIM, what, err);
-    if (!st) {
-        rc = LD_EIO;
-        goto done;
-    }
     if (keep <= 0) {
         rc = exec(s, "DELETE FROM events", what, err);
         goto done;
     }
     sqlite3_bind_int64(st, 1, keep);
-    rc = step_done(s, st, 0, what, err);
+    rc = store_step_done_(s, st, 0, what, err);
 done:
     return store_wend_(s, own, rc, what, err);
 }
@@ -1109,14 +1085,10 @@ int store_schedule_put(Store *s, const StoreSchedule *sc, int64_t *id, char *err
         snprintf(what, sizeof what, "insert schedule");
     if (!sc->cron || !*sc->cron || !sc->job_template)
         return ld_err(err, LD_EINVAL, "store: %s: cron and job template are required", what);
-    rc = store_wbegin_(s, &own, what, err);
+    sqlite3_stmt *st;
+    rc = store_wstmt_(s, sc->id > 0 ? ST_SCHED_UPDATE : ST_SCHED_INSERT, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
-    sqlite3_stmt *st = store_stmt_(s, sc->id > 0 ? ST_SCHED_UPDATE : ST_SCHED_INSERT, what, err);
-    if (!st) {
-        rc = LD_EIO;
-        goto done;
-    }
     if (sc->id > 0)
         sqlite3_bind_int64(st, 1, sc->id);
     store_bind_text_(st, 2, sc->name);
@@ -1134,10 +1106,9 @@ int store_schedule_put(Store *s, const StoreSchedule *sc, int64_t *id, char *err
         sqlite3_bind_double(st, 11, sc->next_fire);
     if (sc->id <= 0)
         sqlite3_bind_double(st, 12, ld_wall_s());
-    rc = step_done(s, st, sc->id > 0, what, err);
+    rc = store_step_done_(s, st, sc->id > 0, what, err);
     if (rc == LD_OK && id)
         *id = sc->id > 0 ? sc->id : sqlite3_last_insert_rowid(s->db);
-done:
     return store_wend_(s, own, rc, what, err);
 }
 
@@ -1219,14 +1190,10 @@ static int schedule_update(Store *s, int stmt, int64_t id, const char *verb, int
     char what[64];
     int own = 0, rc;
     snprintf(what, sizeof what, "%s schedule %lld", verb, (long long)id);
-    rc = store_wbegin_(s, &own, what, err);
+    sqlite3_stmt *st;
+    rc = store_wstmt_(s, stmt, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
-    sqlite3_stmt *st = store_stmt_(s, stmt, what, err);
-    if (!st) {
-        rc = LD_EIO;
-        goto done;
-    }
     sqlite3_bind_int64(st, 1, id);
     if (stmt == ST_SCHED_PAUSE)
         sqlite3_bind_int(st, 2, ival != 0);
@@ -1236,10 +1203,9 @@ static int schedule_update(Store *s, int stmt, int64_t id, const char *verb, int
         if (b > 0)
             sqlite3_bind_double(st, 3, b);
     }
-    rc = step_done(s, st, 1, what, err);
+    rc = store_step_done_(s, st, 1, what, err);
     if (rc == LD_ENOTFOUND)
         ld_err(err, rc, "store: %s: no such schedule", what);
-done:
     return store_wend_(s, own, rc, what, err);
 }
 
@@ -1266,7 +1232,7 @@ int store_schedule_runs(Store *s, int64_t id, int limit, cJSON **out, char *err)
         return LD_EIO;
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, limit > 0 ? limit : -1);
-    return list_jobs(s, st, "list schedule runs", out, err);
+    return store_rows_array_(s, st, job_summary, out, "list schedule runs", err);
 }
 
 /* ---- maintenance ------------------------------------------------------------------------ */

@@ -38,19 +38,15 @@ int store_candidate_put(Store *s, int64_t job_id, int64_t cand, const char *expr
                         int64_t *row_id, char *err)
 {
     char what[64];
-    int own = 0, rc, src;
+    int own = 0, rc;
     snprintf(what, sizeof what, "insert candidate %lld of job %lld", (long long)cand,
              (long long)job_id);
     if (!expr || !*expr)
         return ld_err(err, LD_EINVAL, "store: %s: empty expression", what);
-    rc = store_wbegin_(s, &own, what, err);
+    sqlite3_stmt *st;
+    rc = store_wstmt_(s, ST_CAND_INSERT, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
-    sqlite3_stmt *st = store_stmt_(s, ST_CAND_INSERT, what, err);
-    if (!st) {
-        rc = LD_EIO;
-        goto done;
-    }
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int64(st, 2, cand);
     sqlite3_bind_text(st, 3, expr, -1, SQLITE_TRANSIENT);
@@ -60,19 +56,13 @@ int store_candidate_put(Store *s, int64_t job_id, int64_t cand, const char *expr
     store_bind_text_(st, 7, op);
     store_bind_text_(st, 8, family);
     sqlite3_bind_double(st, 9, ld_wall_s());
-    src = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE) {
-        rc = store_sqlerr_(s, src, what, err);
-        goto done;
-    }
-    if (row_id) {
+    rc = store_step_done_(s, st, 0, what, err);
+    if (rc == LD_OK && row_id) {
         if (sqlite3_changes(s->db) == 1)
             *row_id = sqlite3_last_insert_rowid(s->db);
         else
             rc = cand_row(s, job_id, cand, row_id, NULL, what, err);
     }
-done:
     return store_wend_(s, own, rc, what, err);
 }
 
@@ -82,24 +72,16 @@ int store_candidate_set_fitness(Store *s, int64_t job_id, int64_t cand, double f
     int own = 0, rc;
     snprintf(what, sizeof what, "set fitness of candidate %lld of job %lld", (long long)cand,
              (long long)job_id);
-    rc = store_wbegin_(s, &own, what, err);
+    sqlite3_stmt *st;
+    rc = store_wstmt_(s, ST_CAND_FITNESS, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
-    sqlite3_stmt *st = store_stmt_(s, ST_CAND_FITNESS, what, err);
-    if (!st) {
-        rc = LD_EIO;
-        goto done;
-    }
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int64(st, 2, cand);
     store_bind_real_(st, 3, fitness);
-    int src = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE)
-        rc = store_sqlerr_(s, src, what, err);
-    else if (sqlite3_changes(s->db) == 0)
-        rc = ld_err(err, LD_ENOTFOUND, "store: %s: no such candidate", what);
-done:
+    rc = store_step_done_(s, st, 1, what, err);
+    if (rc == LD_ENOTFOUND)
+        ld_err(err, rc, "store: %s: no such candidate", what);
     return store_wend_(s, own, rc, what, err);
 }
 
@@ -192,6 +174,22 @@ static void row_to_result(sqlite3_stmt *st, EvalResult *r)
     snprintf(r->error, sizeof r->error, "%s", error ? error : "");
 }
 
+/* Steps st (bound, selecting as row_to_result reads) once: *found set and out filled when a
+ * row came. Resets st. */
+static int read_result(Store *s, sqlite3_stmt *st, int *found, EvalResult *out, const char *what,
+                       char *err)
+{
+    int src = sqlite3_step(st), rc = LD_OK;
+    if (src == SQLITE_ROW) {
+        row_to_result(st, out);
+        *found = 1;
+    } else if (src != SQLITE_DONE) {
+        rc = store_sqlerr_(s, src, what, err);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
 /* One evaluation as JSON from a row selected as EVALS_OF_CAND / EVALS_OF_JOB do. */
 static cJSON *eval_row_json(sqlite3_stmt *st, int with_cand)
 {
@@ -218,25 +216,16 @@ static cJSON *eval_row_json(sqlite3_stmt *st, int with_cand)
     return o;
 }
 
-/* Appends every row of st (already bound) to arr as eval_row_json. */
-static int collect_evals(Store *s, sqlite3_stmt *st, cJSON *arr, int with_cand, const char *what,
-                         char *err)
-{
-    int src = SQLITE_DONE, rc = LD_OK;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW)
-        cJSON_AddItemToArray(arr, eval_row_json(st, with_cand));
-    if (src != SQLITE_DONE)
-        rc = store_sqlerr_(s, src, what, err);
-    sqlite3_reset(st);
-    return rc;
-}
+static cJSON *eval_row(sqlite3_stmt *st) { return eval_row_json(st, 0); }
+
+static cJSON *eval_row_cand(sqlite3_stmt *st) { return eval_row_json(st, 1); }
 
 /* ---- evaluations ------------------------------------------------------------------------ */
 
 int store_eval_put(Store *s, const StoreEvalKey *k, const EvalResult *r, int *inserted, char *err)
 {
     char what[80];
-    int own = 0, rc, src;
+    int own = 0, rc;
     int64_t cand_id = 0, hash = 0;
     cJSON *curve = NULL, *metrics = NULL;
     if (inserted)
@@ -255,14 +244,14 @@ int store_eval_put(Store *s, const StoreEvalKey *k, const EvalResult *r, int *in
         goto done;
     }
     sqlite3_bind_int64(st, 1, k->task_id);
-    src = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (src != SQLITE_ROW) {
-        rc = src == SQLITE_DONE ? ld_err(err, LD_ENOTFOUND, "store: %s: task %lld is not stored",
-                                         what, (long long)k->task_id)
-                                : store_sqlerr_(s, src, what, err);
+    int64_t one;
+    int found = 0;
+    rc = store_step_id_(s, st, &one, &found, what, err);
+    if (rc == LD_OK && !found)
+        rc = ld_err(err, LD_ENOTFOUND, "store: %s: task %lld is not stored", what,
+                    (long long)k->task_id);
+    if (rc != LD_OK)
         goto done;
-    }
     curve = curve_json(r);
     metrics = metrics_json(r);
     if (!curve || !metrics) {
@@ -292,13 +281,8 @@ int store_eval_put(Store *s, const StoreEvalKey *k, const EvalResult *r, int *in
     store_bind_real_(st, 16, r->wall_ms);
     store_bind_text_(st, 17, r->error);
     sqlite3_bind_double(st, 18, ld_wall_s());
-    src = sqlite3_step(st);
-    sqlite3_reset(st);
-    if (src != SQLITE_DONE) {
-        rc = store_sqlerr_(s, src, what, err);
-        goto done;
-    }
-    if (inserted)
+    rc = store_step_done_(s, st, 0, what, err);
+    if (rc == LD_OK && inserted)
         *inserted = sqlite3_changes(s->db) == 1;
 done:
     cJSON_Delete(curve);
@@ -318,15 +302,7 @@ int store_eval_get_seq(Store *s, int64_t job_id, int64_t seq, int *found, EvalRe
         return LD_EIO;
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int64(st, 2, seq);
-    int src = sqlite3_step(st), rc = LD_OK;
-    if (src == SQLITE_ROW) {
-        row_to_result(st, out);
-        *found = 1;
-    } else if (src != SQLITE_DONE) {
-        rc = store_sqlerr_(s, src, what, err);
-    }
-    sqlite3_reset(st);
-    return rc;
+    return read_result(s, st, found, out, what, err);
 }
 
 int store_result_lookup(Store *s, uint64_t expr_hash, uint64_t task_hash, uint64_t seed, int steps,
@@ -341,15 +317,7 @@ int store_result_lookup(Store *s, uint64_t expr_hash, uint64_t task_hash, uint64
     sqlite3_bind_int64(st, 2, (int64_t)task_hash);
     sqlite3_bind_int64(st, 3, (int64_t)seed);
     sqlite3_bind_int(st, 4, steps);
-    int src = sqlite3_step(st), rc = LD_OK;
-    if (src == SQLITE_ROW) {
-        row_to_result(st, out);
-        *found = 1;
-    } else if (src != SQLITE_DONE) {
-        rc = store_sqlerr_(s, src, what, err);
-    }
-    sqlite3_reset(st);
-    return rc;
+    return read_result(s, st, found, out, what, err);
 }
 
 int store_evals_for_job(Store *s, int64_t job_id, int64_t since_seq, int limit, cJSON **out,
@@ -361,19 +329,10 @@ int store_evals_for_job(Store *s, int64_t job_id, int64_t since_seq, int limit, 
     sqlite3_stmt *st = store_stmt_(s, ST_EVALS_OF_JOB, what, err);
     if (!st)
         return LD_EIO;
-    cJSON *arr = cJSON_CreateArray();
-    if (!arr)
-        return ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int64(st, 2, since_seq);
     sqlite3_bind_int(st, 3, limit > 0 ? limit : -1);
-    int rc = collect_evals(s, st, arr, 1, what, err);
-    if (rc != LD_OK) {
-        cJSON_Delete(arr);
-        return rc;
-    }
-    *out = arr;
-    return LD_OK;
+    return store_rows_array_(s, st, eval_row_cand, out, what, err);
 }
 
 int store_evals_count(Store *s, int64_t job_id, int64_t *n, char *err)
@@ -396,6 +355,29 @@ int store_evals_count(Store *s, int64_t job_id, int64_t *n, char *err)
 
 #define LINEAGE_MAX 64
 
+enum { CAND_HASH = 1, CAND_FAMILY = 2 };
+
+/* Adds a candidate's fields from a row selected as CAND_GET and LB_JOB do (id, cand, expr,
+ * hash, size, op, family, fitness, parents[, created]): cand, expr, op, fitness and parents
+ * (an empty array for none) always; hash and size with CAND_HASH; family and created with
+ * CAND_FAMILY. */
+static void cand_fields(cJSON *o, sqlite3_stmt *st, int with)
+{
+    cJSON_AddNumberToObject(o, "cand", (double)sqlite3_column_int64(st, 1));
+    cJSON_AddItemToObject(o, "expr", store_col_string_(st, 2));
+    if (with & CAND_HASH) {
+        cJSON_AddItemToObject(o, "hash", store_hash_json_((uint64_t)sqlite3_column_int64(st, 3)));
+        cJSON_AddNumberToObject(o, "size", sqlite3_column_int(st, 4));
+    }
+    cJSON_AddItemToObject(o, "op", store_col_string_(st, 5));
+    if (with & CAND_FAMILY)
+        cJSON_AddItemToObject(o, "family", store_col_string_(st, 6));
+    cJSON_AddItemToObject(o, "fitness", store_col_number_(st, 7));
+    cJSON_AddItemToObject(o, "parents", store_col_array_(st, 8));
+    if (with & CAND_FAMILY)
+        cJSON_AddItemToObject(o, "created", store_col_number_(st, 9));
+}
+
 /* Reads candidate (job_id, cand) as {cand, expr, hash, size, op, family, fitness, parents,
  * created} into *out and its row id into *row. LD_ENOTFOUND when absent. */
 static int cand_json(Store *s, int64_t job_id, int64_t cand, int full, cJSON **out, int64_t *row,
@@ -412,24 +394,7 @@ static int cand_json(Store *s, int64_t job_id, int64_t cand, int full, cJSON **o
         cJSON *o = cJSON_CreateObject();
         if (row)
             *row = sqlite3_column_int64(st, 0);
-        cJSON_AddNumberToObject(o, "cand", (double)sqlite3_column_int64(st, 1));
-        cJSON_AddItemToObject(o, "expr", store_col_string_(st, 2));
-        if (full) {
-            cJSON_AddItemToObject(o, "hash", store_hash_json_((uint64_t)sqlite3_column_int64(st, 3)));
-            cJSON_AddNumberToObject(o, "size", sqlite3_column_int(st, 4));
-        }
-        cJSON_AddItemToObject(o, "op", store_col_string_(st, 5));
-        if (full)
-            cJSON_AddItemToObject(o, "family", store_col_string_(st, 6));
-        cJSON_AddItemToObject(o, "fitness", store_col_number_(st, 7));
-        cJSON *parents = store_col_json_(st, 8);
-        if (cJSON_IsNull(parents)) {
-            cJSON_Delete(parents);
-            parents = cJSON_CreateArray();
-        }
-        cJSON_AddItemToObject(o, "parents", parents);
-        if (full)
-            cJSON_AddItemToObject(o, "created", store_col_number_(st, 9));
+        cand_fields(o, st, full ? CAND_HASH | CAND_FAMILY : 0);
         *out = o;
     } else if (src == SQLITE_DONE) {
         rc = ld_err(err, LD_ENOTFOUND, "store: %s: no such candidate", what);
@@ -489,7 +454,7 @@ int store_candidate_get(Store *s, int64_t job_id, int64_t cand, cJSON **out, cha
         goto done;
     }
     sqlite3_bind_int64(st, 1, row);
-    rc = collect_evals(s, st, cJSON_AddArrayToObject(o, "evaluations"), 0, what, err);
+    rc = store_rows_(s, st, eval_row, cJSON_AddArrayToObject(o, "evaluations"), what, err);
 done:
     if (rc != LD_OK) {
         cJSON_Delete(o);
@@ -564,18 +529,7 @@ int store_leaderboard_job(Store *s, int64_t job_id, int k, cJSON **out, char *er
         cJSON *e = cJSON_CreateObject();
         cJSON_AddItemToArray(arr, e);
         cJSON_AddNumberToObject(e, "rank", ++rank);
-        cJSON_AddNumberToObject(e, "cand", (double)sqlite3_column_int64(st, 1));
-        cJSON_AddItemToObject(e, "expr", store_col_string_(st, 2));
-        cJSON_AddItemToObject(e, "hash", store_hash_json_((uint64_t)sqlite3_column_int64(st, 3)));
-        cJSON_AddNumberToObject(e, "size", sqlite3_column_int(st, 4));
-        cJSON_AddItemToObject(e, "op", store_col_string_(st, 5));
-        cJSON_AddItemToObject(e, "fitness", store_col_number_(st, 6));
-        cJSON *parents = store_col_json_(st, 7);
-        if (cJSON_IsNull(parents)) {
-            cJSON_Delete(parents);
-            parents = cJSON_CreateArray();
-        }
-        cJSON_AddItemToObject(e, "parents", parents);
+        cand_fields(e, st, CAND_HASH);
         rc = cand_tasks(s, sqlite3_column_int64(st, 0), cJSON_AddArrayToObject(e, "tasks"), what,
                         err);
         if (rc != LD_OK)
