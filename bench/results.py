@@ -247,6 +247,7 @@ def main():
                         "baseline_rank": brank, "final": fin, "paired": pc, "fails": fails,
                         "to_base": st.get("evals_to_baseline"),
                         "to_base_top": st.get("evals_to_baseline_top"),
+                        "to_base_top_expr": st.get("evals_to_baseline_top_expr"),
                         "evals": rep["evaluations"], "wall": time.time() - t0})
             winners.setdefault(key, []).append((ss, best["expr"]))
             print(f"[results] {key} seed {ss}: {best['expr']}  "
@@ -343,11 +344,13 @@ def write_md(rows, trows, eff, elapsed):
              "counts only candidates at the top level (full steps, all seeds). -1: never within "
              "the budget.")
     L.append("")
-    L.append("| search seed | evals_to_baseline | evals_to_baseline_top | budget | winner | "
-             "final re-evaluation (engine) | re-trained: winner vs ce, test accuracy | t | p | wins |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| search seed | evals_to_baseline | evals_to_baseline_top | first to match at the top "
+             "level | budget | winner | final re-evaluation (engine) | re-trained: winner vs ce, "
+             "test accuracy | t | p | wins |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for d in prim[6]:
-        L.append(f"| {d['seed']} | {d['to_base']} | {d['to_base_top']} | {d['evals']} | "
+        first = code(d["to_base_top_expr"]) if d.get("to_base_top_expr") else "-"
+        L.append(f"| {d['seed']} | {d['to_base']} | {d['to_base_top']} | {first} | {d['evals']} | "
                  f"{code(d['expr'])} | {final_txt(d['final'])} | {pair_txt(d['paired'])} |")
     tops = [d["to_base_top"] for d in prim[6] if d["to_base_top"] is not None and d["to_base_top"] >= 0]
     L.append("")

@@ -1215,6 +1215,11 @@ cJSON *search_stats(const Search *s) {
     cJSON_AddNumberToObject(o, "evals_to_baseline_cand", (double)s->c.to_base_cand);
     cJSON_AddNumberToObject(o, "evals_to_baseline_top", s->c.to_base_top);
     cJSON_AddNumberToObject(o, "evals_to_baseline_top_cand", (double)s->c.to_base_top_cand);
+    if (s->c.to_base_cand >= 0 && s->c.to_base_cand < s->ncand)
+        cJSON_AddStringToObject(o, "evals_to_baseline_expr", s->cands[s->c.to_base_cand].text);
+    if (s->c.to_base_top_cand >= 0 && s->c.to_base_top_cand < s->ncand)
+        cJSON_AddStringToObject(o, "evals_to_baseline_top_expr",
+                                s->cands[s->c.to_base_top_cand].text);
     cJSON_AddStringToObject(o, "phase", s->c.phase == PH_SEARCH  ? "search"
                                         : s->c.phase == PH_FINAL ? "final"
                                                                  : "done");
