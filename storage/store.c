@@ -667,6 +667,15 @@ int store_state_valid(const char *state)
     return 0;
 }
 
+/* Runs an INSERT (store_step_done_); *id (when not NULL) gets the new row's id. */
+static int step_insert(Store *s, sqlite3_stmt *st, int64_t *id, const char *what, char *err)
+{
+    int rc = store_step_done_(s, st, 0, what, err);
+    if (rc == LD_OK && id)
+        *id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
 int store_job_insert(Store *s, const StoreJobNew *j, int64_t *job_id, int *existed, char *err)
 {
     const char *what = "insert job";
@@ -705,9 +714,7 @@ int store_job_insert(Store *s, const StoreJobNew *j, int64_t *job_id, int *exist
         sqlite3_bind_int64(st, 6, j->schedule_id);
     store_bind_text_(st, 7, j->client_token);
     sqlite3_bind_int64(st, 8, j->budget_evals);
-    rc = store_step_done_(s, st, 0, what, err);
-    if (rc == LD_OK)
-        *job_id = sqlite3_last_insert_rowid(s->db);
+    rc = step_insert(s, st, job_id, what, err);
 done:
     return store_wend_(s, own, rc, what, err);
 }
@@ -945,9 +952,7 @@ int store_task_upsert(Store *s, uint64_t hash, const char *family, const char *n
     sqlite3_bind_int(st, 5, higher_better != 0);
     store_bind_json_(st, 6, spec);
     sqlite3_bind_double(st, 7, ld_wall_s());
-    rc = store_step_done_(s, st, 0, what, err);
-    if (rc == LD_OK)
-        *task_id = sqlite3_last_insert_rowid(s->db);
+    rc = step_insert(s, st, task_id, what, err);
 done:
     return store_wend_(s, own, rc, what, err);
 }
@@ -1025,9 +1030,7 @@ int store_event_append(Store *s, int64_t job_id, const char *kind, const cJSON *
         sqlite3_bind_int64(st, 2, job_id);
     sqlite3_bind_text(st, 3, kind, -1, SQLITE_TRANSIENT);
     store_bind_json_(st, 4, data);
-    rc = store_step_done_(s, st, 0, what, err);
-    if (rc == LD_OK && seq)
-        *seq = sqlite3_last_insert_rowid(s->db);
+    rc = step_insert(s, st, seq, what, err);
     return store_wend_(s, own, rc, what, err);
 }
 

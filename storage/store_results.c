@@ -9,15 +9,26 @@
 
 /* ---- candidates ------------------------------------------------------------------------- */
 
+/* The cached statement id (one keyed by ?1 job_id, ?2 cand) with both bound, or NULL with err
+ * set. */
+static sqlite3_stmt *cand_stmt(Store *s, int id, int64_t job_id, int64_t cand, const char *what,
+                               char *err)
+{
+    sqlite3_stmt *st = store_stmt_(s, id, what, err);
+    if (st) {
+        sqlite3_bind_int64(st, 1, job_id);
+        sqlite3_bind_int64(st, 2, cand);
+    }
+    return st;
+}
+
 /* Finds the row id and expression hash of (job_id, cand). LD_ENOTFOUND when absent. */
 static int cand_row(Store *s, int64_t job_id, int64_t cand, int64_t *row, int64_t *hash,
                     const char *what, char *err)
 {
-    sqlite3_stmt *st = store_stmt_(s, ST_CAND_ID, what, err);
+    sqlite3_stmt *st = cand_stmt(s, ST_CAND_ID, job_id, cand, what, err);
     if (!st)
         return LD_EIO;
-    sqlite3_bind_int64(st, 1, job_id);
-    sqlite3_bind_int64(st, 2, cand);
     int src = sqlite3_step(st), rc = LD_OK;
     if (src == SQLITE_ROW) {
         *row = sqlite3_column_int64(st, 0);
@@ -384,11 +395,9 @@ static int cand_json(Store *s, int64_t job_id, int64_t cand, int full, cJSON **o
                      const char *what, char *err)
 {
     *out = NULL;
-    sqlite3_stmt *st = store_stmt_(s, ST_CAND_GET, what, err);
+    sqlite3_stmt *st = cand_stmt(s, ST_CAND_GET, job_id, cand, what, err);
     if (!st)
         return LD_EIO;
-    sqlite3_bind_int64(st, 1, job_id);
-    sqlite3_bind_int64(st, 2, cand);
     int src = sqlite3_step(st), rc = LD_OK;
     if (src == SQLITE_ROW) {
         cJSON *o = cJSON_CreateObject();
