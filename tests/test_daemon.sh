@@ -2,40 +2,7 @@
 # test_daemon.sh: integration tests of lossd serve driven through lossctl: a real daemon on a
 # temporary socket and database, small real searches on builtin:digits, crash and restart.
 # Uses $LOSSD_BIN/lossd and $LOSSD_BIN/lossctl; prints "N passed, N failed" last.
-set -u
-cd "$(dirname "$0")/.."
-BIN=${LOSSD_BIN:-bin}
-LOSSD="$PWD/$BIN/lossd"
-CTL="$PWD/$BIN/lossctl"
-case "$BIN" in /*) LOSSD="$BIN/lossd" CTL="$BIN/lossctl" ;; esac
-PY=/usr/bin/python3
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/lossd-test.XXXXXX")
-PIDS=()
-passed=0 failed=0
-
-cleanup() {
-    local p
-    for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -9 "$p" 2>/dev/null; done
-    for p in "${PIDS[@]+"${PIDS[@]}"}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'echo "interrupted"; exit 130' INT TERM
-
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL $1"
-    shift
-    local line
-    for line in "$@"; do echo "     $line"; done
-}
-# check NAME COND_STATUS DETAIL...: ok when the previous test command's status is 0.
-check() {
-    local name=$1 st=$2
-    shift 2
-    if [ "$st" = 0 ]; then ok "$name"; else bad "$name" "$@"; fi
-}
+. "$(dirname "$0")/lib.sh" lossd-test
 
 # A job small enough for tests: 12 evaluations of 50 steps on digits, one seed, one level.
 job_file() { # job_file PATH BUDGET SEED [NAME]
@@ -45,32 +12,6 @@ job_file() { # job_file PATH BUDGET SEED [NAME]
  "fidelity": {"steps": [50]}, "final": {"top": 1, "seeds": 2}, "seed": $3}
 EOF
 }
-
-# json EXPR: evaluates a Python expression over the JSON document on stdin (bound to d).
-json() { "$PY" -c 'import json,sys
-d=json.load(sys.stdin)
-v=eval(sys.argv[1])
-print(json.dumps(v) if isinstance(v,(dict,list)) else v)' "$1"; }
-
-ctl() { "$CTL" --socket "$SOCK" "$@"; }
-
-# start_daemon SOCKET DB LOG: starts lossd serve in the background, waits until it answers.
-# Sets DPID. Returns non-zero if it exited or never answered (60 s).
-start_daemon() {
-    "$LOSSD" serve --socket "$1" --db "$2" --workers 2 >>"$3" 2>&1 &
-    DPID=$!
-    PIDS+=("$DPID")
-    local i
-    for i in $(seq 1 600); do
-        "$CTL" --socket "$1" status >/dev/null 2>&1 && return 0
-        kill -0 "$DPID" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-
-# job_field JOB EXPR: a field of job.get's result (python expression over d).
-job_field() { ctl --json call job.get "{\"job_id\": $1}" | json "$2"; }
 
 # wait_state JOB STATE...: polls until the job is in one of the states (max 120 s).
 wait_state() {
@@ -91,11 +32,7 @@ leaderboard_key() {
         json '"\n".join("%s %s %.9g" % (e["cand"], e["expr"], e["fitness"]) for e in d["entries"])'
 }
 
-if [ ! -x "$LOSSD" ] || [ ! -x "$CTL" ]; then
-    bad "binaries exist" "missing $LOSSD or $CTL (run make)"
-    echo "$passed passed, $failed failed"
-    exit 1
-fi
+need_binaries
 
 SOCK="$TMP/a.sock"
 DB="$TMP/a.db"
@@ -104,8 +41,7 @@ LOG="$TMP/a.log"
 # ---- start, hello, status, socket mode -----------------------------------------------------
 if start_daemon "$SOCK" "$DB" "$LOG"; then ok "daemon starts and answers"; else
     bad "daemon starts and answers" "$(tail -5 "$LOG")"
-    echo "$passed passed, $failed failed"
-    exit 1
+    finish
 fi
 APID=$DPID
 
@@ -420,5 +356,4 @@ check "its final leaderboard equals an uninterrupted run's (same seed)" $? "unin
 ctl shutdown >/dev/null
 wait "$CPID"
 
-echo "$passed passed, $failed failed"
-[ "$failed" = 0 ]
+finish

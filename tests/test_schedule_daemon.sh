@@ -5,85 +5,20 @@
 # catch_up across a restart, concurrency forbid, until deadlines, trigger, pause/resume,
 # delete, validation errors, schedules surviving a restart. Tiny jobs on builtin:digits.
 # Uses $LOSSD_BIN/lossd and $LOSSD_BIN/lossctl; prints "N passed, N failed" last.
-set -u
-cd "$(dirname "$0")/.."
-BIN=${LOSSD_BIN:-bin}
-LOSSD="$PWD/$BIN/lossd"
-CTL="$PWD/$BIN/lossctl"
-case "$BIN" in /*) LOSSD="$BIN/lossd" CTL="$BIN/lossctl" ;; esac
-PY=/usr/bin/python3
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/lossd-sched.XXXXXX")
-PIDS=()
-passed=0 failed=0
-
-cleanup() {
-    local p
-    for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill -9 "$p" 2>/dev/null; done
-    for p in "${PIDS[@]+"${PIDS[@]}"}"; do wait "$p" 2>/dev/null; done
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'echo "interrupted"; exit 130' INT TERM
-
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL $1"
-    shift
-    local line
-    for line in "$@"; do echo "     $line"; done
-}
-check() {
-    local name=$1 st=$2
-    shift 2
-    if [ "$st" = 0 ]; then ok "$name"; else bad "$name" "$@"; fi
-}
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" = 0 ]
-    exit $?
-}
-
-# json EXPR: evaluates a Python expression over the JSON document on stdin (bound to d).
-json() { "$PY" -c 'import json,sys
-d=json.load(sys.stdin)
-v=eval(sys.argv[1])
-print(json.dumps(v) if isinstance(v,(dict,list)) else v)' "$1"; }
+. "$(dirname "$0")/lib.sh" lossd-sched
 
 SOCK="$TMP/s.sock"
 DB="$TMP/s.db"
 LOG="$TMP/s.log"
 CLOCK="$TMP/clock"
-ctl() { "$CTL" --socket "$SOCK" "$@"; }
 
 # The fake clock. T0 = 2030-01-15T00:50:00Z.
 T0=1894668600
 set_clock() { echo "$1" >"$CLOCK.tmp" && mv "$CLOCK.tmp" "$CLOCK"; }
 set_clock "$T0"
 
-start_daemon() {
-    LOSSD_FAKE_CLOCK_FILE="$CLOCK" "$LOSSD" serve --socket "$SOCK" --db "$DB" --workers 2 \
-        >>"$LOG" 2>&1 &
-    DPID=$!
-    PIDS+=("$DPID")
-    local i
-    for i in $(seq 1 600); do
-        ctl status >/dev/null 2>&1 && return 0
-        kill -0 "$DPID" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    return 1
-}
-stop_daemon() {
-    ctl shutdown >/dev/null 2>&1
-    local i
-    for i in $(seq 1 600); do
-        kill -0 "$DPID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$DPID" 2>/dev/null
-    wait "$DPID" 2>/dev/null
-}
+# start_fake_clock_daemon: lossd serve on $SOCK, $DB, $LOG reading the fake clock.
+start_fake_clock_daemon() { LOSSD_FAKE_CLOCK_FILE="$CLOCK" start_daemon "$SOCK" "$DB" "$LOG"; }
 
 # job_file PATH EVALS: a tiny search on digits (30 steps, one seed).
 job_file() {
@@ -100,7 +35,6 @@ job_file "$TMP/long.json" 100000
 runs() { ctl --json schedule show "$1" | json '" ".join(str(int(r["job_id"])) for r in d["runs"])'; }
 nruns() { ctl --json schedule show "$1" | json 'len(d["runs"])'; }
 sched_field() { ctl --json schedule show "$1" | json "$2"; }
-job_field() { ctl --json call job.get "{\"job_id\": $1}" | json "$2"; }
 # wait_for CMD...: polls (max 60 s) until the command succeeds.
 wait_for() {
     local i
@@ -141,11 +75,8 @@ for line in buf.split(b"\n"):
 EOF
 }
 
-if [ ! -x "$LOSSD" ] || [ ! -x "$CTL" ]; then
-    bad "binaries exist" "missing $LOSSD or $CTL (run make)"
-    finish
-fi
-if start_daemon; then ok "daemon starts with the fake clock"; else
+need_binaries
+if start_fake_clock_daemon; then ok "daemon starts with the fake clock"; else
     bad "daemon starts with the fake clock" "$(tail -5 "$LOG")"
     finish
 fi
@@ -293,7 +224,7 @@ S6=$(ctl schedule add --cron "0 3 * * *" --tz UTC --catch-up skip "$TMP/tiny.jso
 before=$(ctl --json schedule list | json '[[s["schedule_id"], s["cron"], s["tz"], s["until"], s["catch_up"], s["concurrency"], s["paused"]] for s in d["schedules"]]')
 stop_daemon
 set_clock $((T0 + 86400 + 3 * 86400 + 3 * 3600)) # 2030-01-19 03:50: the 03:00 fires of the 16th to the 19th missed
-if start_daemon; then ok "daemon restarts"; else
+if start_fake_clock_daemon; then ok "daemon restarts"; else
     bad "daemon restarts" "$(tail -5 "$LOG")"
     finish
 fi
