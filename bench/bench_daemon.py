@@ -5,9 +5,13 @@ evaluations), starts `lossd serve --workers 2` on it, then measures over the soc
   (a) leaderboard.query latency (one client, back to back) for a filled job and for the
       classification family, once with the workers idle and once while a real search job keeps
       both workers training;
-  (b) 100 concurrent clients (threads, one connection each) sending server.status, job.get and
-      leaderboard.query back to back for ~10 s: requests/s, p50/p99 latency, errors; then each
-      kind alone for a shorter time.
+  (b) 100 concurrent clients (threads, one connection each) sending server.status, job.get (a
+      filled job or the live one, at random) and leaderboard.query (a random filled job, and the
+      classification family) in turn, back to back for ~10 s: requests/s, p50/p99 latency,
+      errors; then each kind alone for a shorter time.
+Beside the latencies it reports what the daemon's threads did (from /proc/PID/task/*/schedstat:
+the loop thread's CPU and run-queue wait, the workers' CPU) and the job's training rate in each
+phase, so a slow phase says whether the loop was saturated, starved of CPU, or blocked.
 Prints a table, then one JSON line. Exits non-zero when a request failed or the daemon died.
 The daemon and every temporary file are removed on every exit path. Standard library only.
 
