@@ -475,6 +475,12 @@ int schedule_start(Daemon *d, char *err) {
 
 #define D(call) ((Daemon *)(call)->daemon)
 
+/* Passes a store or daemon failure (rc, message e2) on to the client as the RPC error its
+ * LD_* status maps to. */
+static int store_failed(int rc, const char *e2, char *err) {
+    return ld_err(err, rpc_code_from_ld(rc), "%s", e2);
+}
+
 /* The schedule named by params.schedule_id, from a fresh registry. */
 static int need(RpcCall *call, int64_t *id, Schedule **s, char *err) {
     if (!call->daemon)
@@ -506,7 +512,7 @@ static int m_create(RpcCall *call, cJSON **result, char *err) {
     int64_t id = 0;
     int rc = store_schedule_put(daemon_store(d), &sc, &id, e2);
     if (rc != LD_OK) {
-        code = ld_err(err, rpc_code_from_ld(rc), "%s", e2);
+        code = store_failed(rc, e2, err);
         goto done;
     }
     reg.dirty = 1;
@@ -581,7 +587,7 @@ static int m_delete(RpcCall *call, cJSON **result, char *err) {
         return rc;
     rc = store_schedule_delete(daemon_store(D(call)), id, e2);
     if (rc != LD_OK)
-        return ld_err(err, rpc_code_from_ld(rc), "%s", e2);
+        return store_failed(rc, e2, err);
     reg.dirty = 1;
     daemon_log("schedule %" PRId64 ": deleted (its jobs stay)", id);
     *result = cJSON_CreateObject();
@@ -598,14 +604,14 @@ static int set_paused(RpcCall *call, int paused, cJSON **result, char *err) {
         return rc;
     rc = store_schedule_set_paused(daemon_store(D(call)), id, paused, e2);
     if (rc != LD_OK)
-        return ld_err(err, rpc_code_from_ld(rc), "%s", e2);
+        return store_failed(rc, e2, err);
     s->paused = paused;
     if (!paused) { /* no backlog from the paused period: the next fire counts from now */
         s->next_fire = cron_next(&s->spec.cron, s->spec.zone, sched_now());
         rc = store_schedule_set_fire(daemon_store(D(call)), id, (double)s->last_fire,
                                      (double)s->next_fire, e2);
         if (rc != LD_OK)
-            return ld_err(err, rpc_code_from_ld(rc), "%s", e2);
+            return store_failed(rc, e2, err);
     }
     daemon_log("schedule %" PRId64 ": %s", id, paused ? "paused" : "resumed");
     *result = schedule_json(s);
@@ -638,7 +644,7 @@ static int m_trigger(RpcCall *call, cJSON **result, char *err) {
                       "schedule %" PRId64 ": until leaves under a minute from now", id);
     rc = fire(D(call), s, now, now, deadline, &job_id, e2);
     if (rc != LD_OK)
-        return ld_err(err, rpc_code_from_ld(rc), "%s", e2);
+        return store_failed(rc, e2, err);
     char msg[LD_ERR_MAX];
     snprintf(msg, sizeof msg, "schedule %" PRId64 ": triggered by a client: job %" PRId64, id,
              job_id);
