@@ -284,20 +284,19 @@ st=$?
 check "no daemon: exit 1 and a hint" $? "exit $st: $out"
 
 # ---- a second daemon is refused ----------------------------------------------------------------
-"$LOSSD" serve --socket "$SOCK" --db "$TMP/other.db" --workers 1 >"$TMP/second.log" 2>&1 &
-p=$!
-PIDS+=("$p")
-wait "$p"
-st=$?
-[ $st != 0 ] && ctl status >/dev/null
-check "a second daemon on the same socket refuses to start" $? "exit $st: $(cat "$TMP/second.log")"
-"$LOSSD" serve --socket "$TMP/other.sock" --db "$DB" --workers 1 >"$TMP/second.log" 2>&1 &
-p=$!
-PIDS+=("$p")
-wait "$p"
-st=$?
-[ $st != 0 ] && ctl status >/dev/null
-check "a second daemon on the same database refuses to start" $? "exit $st: $(cat "$TMP/second.log")"
+# second_daemon_refused NAME SOCKET DB: another lossd serve on SOCKET and DB exits non-zero and
+# the first one keeps answering.
+second_daemon_refused() {
+    "$LOSSD" serve --socket "$2" --db "$3" --workers 1 >"$TMP/second.log" 2>&1 &
+    local p=$! st
+    PIDS+=("$p")
+    wait "$p"
+    st=$?
+    [ $st != 0 ] && ctl status >/dev/null
+    check "$1" $? "exit $st: $(cat "$TMP/second.log")"
+}
+second_daemon_refused "a second daemon on the same socket refuses to start" "$SOCK" "$TMP/other.db"
+second_daemon_refused "a second daemon on the same database refuses to start" "$TMP/other.sock" "$DB"
 
 # ---- SIGTERM exits 0 and keeps the results ---------------------------------------------------
 before=$(leaderboard_key "$J1")
