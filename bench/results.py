@@ -33,8 +33,9 @@ NICE = ["nice", "-n", "19"]
 # row, job file, metric read from `lossd eval` (test split), whether higher is better
 # The best-known hand-written loss for each problem: the winners are compared with it too, so
 # that a gain over a weak baseline is not mistaken for a discovery.
-REFERENCE = {"imbalanced": "smooth(0.1)", "noisy_labels": "mae", "outliers": "mae",
-             "poisson": "mse + phys + bc", "oscillator": "mse + phys + bc"}
+REFERENCE = {"imbalanced": ["smooth(0.1)", "focal(2)"], "noisy_labels": ["mae"],
+             "outliers": ["mae"], "poisson": ["mse + phys + bc"],
+             "oscillator": ["mse + phys + bc"]}
 JOBS = [
     ("primitives", "Digits, primitives only (no named terms)", "accuracy", True),
     ("imbalanced", "Digits, classes 5-9 at 10% (balanced accuracy)", "balanced_accuracy", True),
@@ -248,8 +249,11 @@ def main():
             allc.update(c)
             allb += b
             fin = (best.get("final") or {}).get("vs_baseline")
+            fin_on = best.get("final") and "%s (%s)" % (
+                best["final"]["on"], ", ".join(t["task"] for t in best["final"]["tasks"]))
             per.append({"seed": ss, "expr": best["expr"], "fitness": best["fitness"],
-                        "baseline_rank": brank, "final": fin, "paired": pc, "fails": fails,
+                        "baseline_rank": brank, "final": fin, "final_on": fin_on,
+                        "paired": pc, "fails": fails,
                         "to_base": st.get("evals_to_baseline"),
                         "to_base_top": st.get("evals_to_baseline_top"),
                         "to_base_top_expr": st.get("evals_to_baseline_top_expr"),
@@ -259,13 +263,13 @@ def main():
                   f"{metric} {g(pc and pc['cand_mean'])} vs {g(pc and pc['base_mean'])}  "
                   f"wins {pc and pc['wins']}/{pc and pc['n']}", file=sys.stderr)
         pooled = paired(list(allc.values()), allb, hb)
-        ref = None
-        if key in REFERENCE:
+        ref = []
+        for name in REFERENCE.get(key, []):
             # the reference loss on the winners' seeds, paired with them
-            futs = {sd: pool.submit(run_eval, task_file, REFERENCE[key], sd, metric) for sd in allc}
+            futs = {sd: pool.submit(run_eval, task_file, name, sd, metric) for sd in allc}
             rv = {sd: f.result()[0] for sd, f in futs.items()}
             ok = [sd for sd in allc if rv[sd] is not None]
-            ref = (REFERENCE[key], paired([allc[sd] for sd in ok], [rv[sd] for sd in ok], hb))
+            ref.append((name, paired([allc[sd] for sd in ok], [rv[sd] for sd in ok], hb)))
         rows.append((key, title, metric, hb, baseline, pooled, per, ref))
         details[key] = per
 
@@ -356,12 +360,10 @@ def write_md(rows, trows, eff, elapsed):
              "winners better) | t | p | wins |")
     L.append("|---|---|---|---|---|---|---|---|---|")
     for key, title, metric, hb, baseline, pc, per, ref in rows:
-        if not ref:
-            continue
-        name, rp = ref
-        L.append(f"| {num[key]} | {title} | {code(name)} | {g(rp['cand_mean'])} ± {g(rp['cand_sd'], 2)} | "
-                 f"{g(rp['base_mean'])} ± {g(rp['base_sd'], 2)} | {g(rp['diff'], 3)} | {ft(rp['t'])} | "
-                 f"{fp(rp['p'])} | {rp['wins']}/{rp['n']} |")
+        for name, rp in ref:
+            L.append(f"| {num[key]} | {title} | {code(name)} | {g(rp['cand_mean'])} ± {g(rp['cand_sd'], 2)} | "
+                     f"{g(rp['base_mean'])} ± {g(rp['base_sd'], 2)} | {g(rp['diff'], 3)} | "
+                     f"{ft(rp['t'])} | {fp(rp['p'])} | {rp['wins']}/{rp['n']} |")
     L.append("")
 
     # row 1: trainings to reach cross-entropy
@@ -397,7 +399,8 @@ def write_md(rows, trows, eff, elapsed):
             continue
         L.append(f"### {num[key]}. {title}: per search")
         L.append("")
-        L.append(f"Baseline `{baseline}`; `bench/jobs/{key}.json`.")
+        L.append(f"Baseline `{baseline}`; `bench/jobs/{key}.json`. The engine's final "
+                 f"re-evaluation ran on: {per[0]['final_on'] or '-'}.")
         L.append("")
         L.append("| search seed | winner | baseline's rank | evals_to_baseline_top | final re-evaluation "
                  f"(engine) | re-trained: winner vs baseline, test {metric} | t | p | wins |")
