@@ -2,7 +2,9 @@
 # search_results.sh: runs `lossd search` on each benchmark job (bench/jobs/*.json, or the files
 # given) and prints what the searches found and what they cost: the best loss, its final paired
 # comparison with the baseline (holdout tasks when the job has them), the counts of trainings,
-# cache and signature hits and rejections, and the engine's share of the wall time.
+# cache and signature hits and rejections, when a candidate first matched the baseline
+# (evals_to_baseline), and the engine's share of the wall time. bench/results.sh writes the full
+# evidence table (several search seeds, paired tests) to docs/results.md.
 #   bench/search_results.sh                      every job, 2 workers
 #   WORKERS=1 bench/search_results.sh bench/jobs/outliers.json
 # The machine may be shared: wall times vary; the counts and the leaderboard do not.
@@ -36,6 +38,10 @@ def fmt(x, n=4):
 print(f"trainings {d['evaluations']} (+{d['final_evaluations']} final), cache hits {d['cache_hits']}, "
       f"signature hits {d['signature_hits']}, known results {d.get('result_cache_hits', 0)}, "
       f"rejections {d['rejections']}, promotions {d['promotions']}")
+st = d.get("stats", {})
+if "evals_to_baseline_top" in st:
+    print(f"first matched the baseline after {st['evals_to_baseline']} trainings "
+          f"({st['evals_to_baseline_top']} at the top level; -1: never)")
 print(f"wall {d['wall_s']:.1f}s, engine {d['search_overhead_s']:.3f}s "
       f"({100 * d['search_overhead_share']:.2f}% of wall time)")
 if base:
