@@ -2,6 +2,7 @@
  * signature on a fixed probe batch (to spot losses that behave alike) and a precheck that
  * optimises the predictions directly and asks whether the task's metric gets better. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,12 +64,46 @@ static int batch_init(Batch *b, int fam, int B, int C, float sd, float l2, uint6
     return LD_OK;
 }
 
+/* The signature's probe batches are the same for every call with the same family and class
+ * count, and the search asks for thousands of signatures: each batch is built once, under a
+ * lock, and only read afterwards. A full cache falls back to a batch of the caller's own. */
+#define PROBE_CACHE 16
+static struct {
+    pthread_mutex_t lock;
+    int n;
+    Batch b[PROBE_CACHE];
+} probe_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Returns the shared batch for (family, C), or NULL when the cache is full or out of memory. */
+static const Batch *probe_batch(int family, int C) {
+    const Batch *found = NULL;
+    pthread_mutex_lock(&probe_cache.lock);
+    for (int i = 0; i < probe_cache.n && !found; i++)
+        if (probe_cache.b[i].fam == family && probe_cache.b[i].C == C) found = &probe_cache.b[i];
+    if (!found && probe_cache.n < PROBE_CACHE &&
+        batch_init(&probe_cache.b[probe_cache.n], family, PROBE_B, C, 2.0f, 1.0f, PROBE_SEED,
+                   NULL) == LD_OK) {
+        Batch *nb = &probe_cache.b[probe_cache.n];
+        if (nb->C == C) {
+            found = nb;
+            probe_cache.n++;
+        } else {
+            batch_free(nb); /* the family normalised C: cache under the caller's C is wrong */
+        }
+    }
+    pthread_mutex_unlock(&probe_cache.lock);
+    return found;
+}
+
 int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *err) {
-    Batch b;
+    Batch own = {0};
+    const Batch *shared = probe_batch(family, C);
     LossProg *lp = NULL;
     double *vec = NULL;
-    int rc = batch_init(&b, family, PROBE_B, C, 2.0f, 1.0f, PROBE_SEED, err);
-    if (rc) return rc;
+    int rc = LD_OK;
+    if (!shared && (rc = batch_init(&own, family, PROBE_B, C, 2.0f, 1.0f, PROBE_SEED, err)))
+        return rc;
+    const Batch b = shared ? *shared : own;
     if ((rc = lossprog_new(e, family, b.B, b.C, b.D, &lp, err))) goto done;
     LossOut out;
     if (lossprog_run(lp, &b.in, &out) != LD_OK) {
@@ -98,7 +133,7 @@ int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *er
 done:
     free(vec);
     lossprog_free(lp);
-    batch_free(&b);
+    batch_free(&own);
     return rc;
 }
 
