@@ -291,6 +291,18 @@ static int cmd_status(Ctl *ctl, int argc, char **argv) {
     return 0;
 }
 
+
+/* "done/budget" of a job's progress, the search's own evaluations against its budget, with the
+ * final re-evaluations of the top candidates (which come after the budget) shown apart. */
+static const char *fmt_evals(char *buf, size_t n, const cJSON *pr) {
+    double done = ctl_num(pr, "evaluations", 0), fin = ctl_num(pr, "final_evaluations", 0);
+    if (fin > 0 && fin <= done)
+        snprintf(buf, n, "%.0f/%.0f (+%.0f final)", done - fin, ctl_num(pr, "budget", 0), fin);
+    else
+        snprintf(buf, n, "%.0f/%.0f", done, ctl_num(pr, "budget", 0));
+    return buf;
+}
+
 static int cmd_jobs(Ctl *ctl, int argc, char **argv) {
     static const char *const valued[] = {"--state", NULL};
     Args a;
@@ -316,14 +328,14 @@ static int cmd_jobs(Ctl *ctl, int argc, char **argv) {
         cJSON_Delete(res);
         return 0;
     }
-    printf("%5s  %-9s  %13s  %-9s  %8s  %-s\n", "JOB", "STATE", "EVALUATIONS", "BEST", "ELAPSED",
+    printf("%5s  %-9s  %-20s  %-9s  %8s  %-s\n", "JOB", "STATE", "EVALUATIONS", "BEST", "ELAPSED",
            "NAME");
     const cJSON *j;
     cJSON_ArrayForEach(j, jobs) {
         const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "progress");
-        char ev[40], best[32], el[32];
-        snprintf(ev, sizeof ev, "%.0f/%.0f", ctl_num(pr, "evaluations", 0), ctl_num(pr, "budget", 0));
-        printf("%5.0f  %-9s  %13s  %-9s  %8s  %s\n", ctl_num(j, "job_id", 0),
+        char ev[48], best[32], el[32];
+        fmt_evals(ev, sizeof ev, pr);
+        printf("%5.0f  %-9s  %-20s  %-9s  %8s  %s\n", ctl_num(j, "job_id", 0),
                ctl_str(j, "state", "?"), ev, fmt_num(best, sizeof best, num_or_nan(pr, "best_fitness")),
                fmt_dur(el, sizeof el, ctl_num(pr, "elapsed_s", 0)), ctl_str(j, "name", ""));
     }
@@ -342,6 +354,8 @@ static void show_progress(const cJSON *job, int tty, int utf8) {
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(job, "progress");
     double done = ctl_num(pr, "evaluations", 0), budget = ctl_num(pr, "budget", 0);
     double rate = ctl_num(pr, "rate", 0), elapsed = ctl_num(pr, "elapsed_s", 0);
+    char evs[48];
+    fmt_evals(evs, sizeof evs, pr);
     double budget_s = ctl_num(pr, "budget_s", 0);
     const char *state = ctl_str(job, "state", "?");
     char best[32], left[32], el[32], rt[32];
@@ -354,8 +368,8 @@ static void show_progress(const cJSON *job, int tty, int utf8) {
     fmt_dur(el, sizeof el, elapsed);
     snprintf(rt, sizeof rt, "%.2f/s", rate);
     if (!tty) {
-        printf("job %.0f %s: %.0f/%.0f evaluations, %s, best %s, elapsed %s, left %s\n",
-               ctl_num(job, "job_id", 0), state, done, budget, rt, best, el, left);
+        printf("job %.0f %s: evaluations %s, %s, best %s, elapsed %s, left %s\n",
+               ctl_num(job, "job_id", 0), state, evs, rt, best, el, left);
         fflush(stdout);
         return;
     }
@@ -378,8 +392,8 @@ static void show_progress(const cJSON *job, int tty, int utf8) {
         k += n;
     }
     bar[k] = '\0';
-    printf("\r\033[Kjob %.0f %s |%s| %3.0f%%  %.0f/%.0f evals  %s  best %s  left %s",
-           ctl_num(job, "job_id", 0), state, bar, frac * 100, done, budget, rt, best, left);
+    printf("\r\033[Kjob %.0f %s |%s| %3.0f%%  evals %s  %s  best %s  left %s",
+           ctl_num(job, "job_id", 0), state, bar, frac * 100, evs, rt, best, left);
     fflush(stdout);
 }
 

@@ -7,6 +7,15 @@
 
 #include "store.h"
 
+
+/* The columns of a job summary (job_summary() in store.c reads them in this order): the job row,
+ * then its winner, elapsed time and final re-evaluation count from the stored JSON. */
+#define JOB_LIST_COLS                                                                              \
+    "SELECT id, name, state, priority, seed, created, started, finished, schedule_id, "            \
+    "client_token, error, evals_done, budget_evals, best_fitness, "                                \
+    "json_extract(leaderboard, '$[0].expr'), json_extract(stats, '$.elapsed_s'), "                \
+    "json_extract(stats, '$.final_evaluations') "
+
 /* Every cached statement: name and SQL, written once. Statements that read are listed with the
  * ones that write; all are prepared lazily on first use and finalized by store_close. */
 #define STORE_STMTS(X)                                                                             \
@@ -27,18 +36,9 @@
     X(JOB_TASKS, "SELECT t.id, t.hash, t.family, t.name, t.metric, jt.idx, jt.holdout "          \
                  "FROM job_tasks jt JOIN tasks t ON t.id = jt.task_id WHERE jt.job_id = ?1 "     \
                  "ORDER BY jt.idx")                                                                \
-    X(JOB_LIST, "SELECT id, name, state, priority, seed, created, started, finished, "            \
-                "schedule_id, client_token, error, evals_done, budget_evals, best_fitness, "     \
-                "json_extract(leaderboard, '$[0].expr'), json_extract(stats, '$.elapsed_s') "       \
-                "FROM jobs ORDER BY id DESC LIMIT ?2")                                            \
-    X(JOB_LIST_STATE, "SELECT id, name, state, priority, seed, created, started, finished, "      \
-                      "schedule_id, client_token, error, evals_done, budget_evals, best_fitness, "     \
-                "json_extract(leaderboard, '$[0].expr'), json_extract(stats, '$.elapsed_s') " \
-                      "FROM jobs WHERE state = ?1 ORDER BY id DESC LIMIT ?2")                     \
-    X(JOB_LIST_SCHED, "SELECT id, name, state, priority, seed, created, started, finished, "      \
-                      "schedule_id, client_token, error, evals_done, budget_evals, best_fitness, "     \
-                "json_extract(leaderboard, '$[0].expr'), json_extract(stats, '$.elapsed_s') " \
-                      "FROM jobs WHERE schedule_id = ?1 ORDER BY id DESC LIMIT ?2")              \
+    X(JOB_LIST, JOB_LIST_COLS "FROM jobs ORDER BY id DESC LIMIT ?2")                              \
+    X(JOB_LIST_STATE, JOB_LIST_COLS "FROM jobs WHERE state = ?1 ORDER BY id DESC LIMIT ?2")       \
+    X(JOB_LIST_SCHED, JOB_LIST_COLS "FROM jobs WHERE schedule_id = ?1 ORDER BY id DESC LIMIT ?2") \
     X(JOB_IN_STATE, "SELECT id FROM jobs WHERE state = ?1 ORDER BY id")                          \
     X(JOB_ADD_TASK, "INSERT INTO job_tasks(job_id, idx, task_id, holdout) VALUES(?1, ?2, ?3, ?4) " \
                     "ON CONFLICT(job_id, idx) DO UPDATE SET task_id = excluded.task_id, "        \

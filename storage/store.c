@@ -787,6 +787,7 @@ static cJSON *job_summary(sqlite3_stmt *st)
     job_columns(o, st, 2);
     cJSON_AddItemToObject(o, "best_expr", store_col_string_(st, 14));
     cJSON_AddItemToObject(o, "elapsed_s", store_col_number_(st, 15));
+    cJSON_AddItemToObject(o, "final_evaluations", store_col_number_(st, 16));
     return o;
 }
 
