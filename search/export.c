@@ -437,9 +437,55 @@ static const char numpy_prelude[] =
     "    pos = (lab[:, None] == lab[None, :]) & ~np.eye(n, dtype=bool)\n"
     "    return -(np.where(pos, logprob, 0.0).sum(axis=1) / pos.sum(axis=1)).mean()\n";
 
-static void py_function(Sb *b, const Expr *e, int fam, int lang, const char *canon) {
+/* 1 if text calls the function named by the def at name (up to its '('): "NAME(" with no
+ * identifier character before it. */
+static int py_calls(const char *text, size_t len, const char *name, size_t nlen) {
+    for (const char *p = text; p + nlen < text + len; p++) {
+        if (memcmp(p, name, nlen) || p[nlen] != '(') continue;
+        if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_')) continue;
+        return 1;
+    }
+    return 0;
+}
+
+#define PY_MAX_HELPERS 32
+
+/* Writes the prelude's header (imports, constants) and only the helper functions the loss
+ * needs, directly or through other helpers, then body. The prelude is split at its "def"s, so
+ * the helper list stays written once, as Python. */
+static void py_emit(Sb *b, const char *prelude, const Sb *body) {
+    static const char sep[] = "\n\n\ndef ";
+    const char *start[PY_MAX_HELPERS + 1], *end[PY_MAX_HELPERS + 1];
+    int n = 0, need[PY_MAX_HELPERS + 1] = {0};
+    const char *p = prelude, *q;
+    while (n < PY_MAX_HELPERS && (q = strstr(p, sep))) {
+        start[n] = p;
+        end[n++] = q;
+        p = q + 3; /* the next chunk starts at its "def " */
+    }
+    start[n] = p;
+    end[n++] = p + strlen(p);
+    need[0] = 1;
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int i = 1; i < n; i++) {
+            if (need[i]) continue;
+            const char *name = start[i] + 4, *paren = strchr(name, '(');
+            size_t nlen = (size_t)(paren - name);
+            int used = py_calls(body->s ? body->s : "", body->len, name, nlen);
+            for (int k = 1; k < n && !used; k++)
+                if (need[k]) used = py_calls(start[k], (size_t)(end[k] - start[k]), name, nlen);
+            if (used) need[i] = changed = 1;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (need[i]) sb_printf(b, "%.*s\n\n\n", (int)(end[i] - start[i]), start[i]);
+    sb_printf(b, "%s", body->s ? body->s : "");
+}
+
+static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *canon) {
     int torch = lang == PY_TORCH;
-    sb_printf(b, "%s\n\n", torch ? torch_prelude : numpy_prelude);
+    Sb body = {0}, *b = &body;
     const char *fn = torch ? "" : "_value";
     switch (fam) {
     case FAM_CLASSIFICATION:
@@ -525,6 +571,9 @@ static void py_function(Sb *b, const Expr *e, int fam, int lang, const char *can
                   "    return g\n",
                   x, x, x);
     }
+    py_emit(out, torch ? torch_prelude : numpy_prelude, &body);
+    if (body.oom) out->oom = 1;
+    free(body.s);
 }
 
 /* ---- LaTeX ---- */
