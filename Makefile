@@ -100,7 +100,7 @@ asan: deps
 	tests/run.sh --asan-only
 
 bench: deps
-	$(MAKE) all
+	$(MAKE) all $(BENCHES)
 	bench/run_bench.sh
 
 demo: deps

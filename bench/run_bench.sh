@@ -39,3 +39,9 @@ PY
 else
     echo "== peer: PyTorch reference not available (needs $PEER/torch_proxy.py, python3-torch, python3-sklearn)"
 fi
+
+echo "== storage: leaderboard queries over 100,000 stored evaluations (bench_store)"
+build/bench/bench_store || echo "bench_store failed (exit $?)"
+
+echo "== lossd serve: leaderboard.query latency and 100 clients with 100,000 stored evaluations (bench/bench_daemon.py)"
+/usr/bin/python3 bench/bench_daemon.py || echo "bench_daemon.py failed (exit $?)"
