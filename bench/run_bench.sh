@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # run_bench.sh: what `make bench` runs. The proxy evaluation's speed (bin/lossd bench) next to
-# the peers when they are present: the PyTorch reference (/work/shared/peer/torch_proxy.py) and
-# the OpenBLAS sgemm peak (/work/shared/peer/gemm_peak.c). Prints each JSON and the ratios.
+# the peers when they are present: the PyTorch reference (shared/peer/torch_proxy.py beside the
+# checkout, or $LOSSD_PEER) and the OpenBLAS sgemm peak (gemm_peak.c there). Prints each JSON and
+# the ratios, then the storage and daemon benchmarks.
 # The machine may be shared: each side reports the best of several rounds.
 set -u
 cd "$(dirname "$0")/.."
-PEER=${LOSSD_PEER:-/work/shared/peer}
+PEER=${LOSSD_PEER:-$(cd .. && pwd)/shared/peer}
 EVALS=${BENCH_EVALS:-20}
 ROUNDS=${BENCH_ROUNDS:-15}
 tmp=$(mktemp -d /tmp/lossd_bench.XXXXXX)
