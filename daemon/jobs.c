@@ -1,6 +1,8 @@
 /* jobs.c: the daemon's jobs: submission, states, rounds of evaluations fed to the worker pool
  * (weighted round-robin by priority across jobs), results stored before they count, engine
- * state saved at every round boundary, recovery at start-up. Loop thread only. */
+ * state saved at a round boundary every few seconds and whenever a job stops, recovery at
+ * start-up (the rounds after the saved one are replayed from the stored results). Loop thread
+ * only. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,11 @@
 
 #define LEADERBOARD_SNAPSHOT 100 /* entries kept in the job row */
 #define FITNESS_SYNC_K 100000    /* engine leaderboard entries whose fitness is stored */
+/* The engine's state grows with the job (~200 bytes a candidate) and saving it is the loop's
+ * biggest cost per round, so it is saved at most this often; a restart replays the rounds after
+ * the saved one, every evaluation of them already stored (store_eval_get_seq), none re-run. */
+#define STATE_SAVE_MS 2000.0
+#define POOL_INFLIGHT_PER_WORKER 8 /* items queued per worker: they stay busy between passes */
 
 enum { W_PENDING = 0, W_RUNNING = 1, W_DONE = 2 };
 
@@ -45,6 +52,10 @@ struct DJob {
     /* the fitness last written for each candidate id, so a round writes only changes */
     double *fit_synced;
     int64_t nfit_synced;
+
+    int64_t state_round;   /* the round of the engine state last stored (-1: unknown) */
+    double state_saved_ms; /* when it was stored (ld_now_ms) */
+    int save_due;          /* store the state at the next round boundary whatever the time */
 };
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -258,6 +269,31 @@ static void take_best(DJob *j, const cJSON *lb) {
     snprintf(j->best_expr, sizeof j->best_expr, "%s", e ? e : "");
 }
 
+/* Stores the engine's state at the last finished round (j->round): search_save gives the
+ * state at the open round's start when one is open, which is that same boundary. Inside the
+ * caller's transaction when there is one. */
+static int job_save_state(Daemon *d, DJob *j, char *err) {
+    if (!j->search) return LD_OK;
+    if (j->state_round == j->round && !j->save_due) return LD_OK;
+    cJSON *state = search_save(j->search);
+    if (!state) return ld_err(err, LD_ENOMEM, "job %lld: cannot save the search state", (long long)j->id);
+    int rc = store_state_put(d->store, j->id, j->round, state, err);
+    cJSON_Delete(state);
+    if (rc != LD_OK) return rc;
+    j->state_round = j->round;
+    j->state_saved_ms = ld_now_ms();
+    j->save_due = 0;
+    return LD_OK;
+}
+
+/* Saves the state of a job that stops running (pause, cancel, shutdown, end), logging a failure:
+ * the saved state is then older and a restart replays more rounds, which stays correct. */
+static void job_save_state_now(Daemon *d, DJob *j) {
+    char err[LD_ERR_MAX];
+    if (job_save_state(d, j, err) != LD_OK)
+        daemon_log("job %lld: saving the search state: %s", (long long)j->id, err);
+}
+
 /* Loads a stored job with its engine restored from its saved state. Returns owned. */
 static int job_load(Daemon *d, int64_t id, DJob **out, char *err) {
     cJSON *row = NULL, *state = NULL;
@@ -284,6 +320,8 @@ static int job_load(Daemon *d, int64_t id, DJob **out, char *err) {
     if (rc != LD_OK) goto done;
     rc = store_state_get(d->store, id, &j->round, &state, err);
     if (rc != LD_OK) goto done;
+    j->state_round = j->round;
+    j->state_saved_ms = ld_now_ms();
     j->search = search_restore(j->job, state, err);
     if (!j->search) {
         rc = LD_EINVAL;
@@ -409,6 +447,8 @@ int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *
         snprintf(j->family, sizeof j->family, "%s", family_name(task_family(job_task(sj, 0))));
     rc = job_store_tasks(d, j, err);
     if (rc == LD_OK) rc = store_state_put(d->store, j->id, 0, state0, err);
+    j->state_round = 0;
+    j->state_saved_ms = ld_now_ms();
     if (rc == LD_OK) {
         cJSON *ev = cJSON_CreateObject();
         cJSON_AddStringToObject(ev, "name", job_name(sj) ? job_name(sj) : "");
@@ -454,7 +494,10 @@ static int round_begin(Daemon *d, DJob *j) {
     /* the engine spends budget.evaluations itself (it knows what a final re-evaluation costs);
      * this only guards against a runaway engine */
     int64_t budget = job_budget_evals(j->job);
-    if (budget > 0 && j->evals_done >= 3 * budget + 64) search_stop(j->search, 1);
+    if (budget > 0 && j->evals_done >= 3 * budget + 64) {
+        search_stop(j->search, 1);
+        j->save_due = 1;
+    }
     int n = search_round(j->search, &works);
     if (n <= 0) return 0;
     j->results = calloc((size_t)n, sizeof *j->results);
@@ -514,36 +557,82 @@ static int fitness_synced(DJob *j, int64_t cand, double f) {
     return 0;
 }
 
-/* All results of the round are in: hand them to the engine in order, save its state with the
- * round's bookkeeping in one transaction, then announce. */
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The distinct candidates of the open round's works, sorted. Returns owned (NULL when out of
+ * memory: the caller then syncs every candidate), count in *n. */
+static int64_t *round_cands(const DJob *j, int *n) {
+    *n = 0;
+    int64_t *c = malloc((size_t)(j->nworks > 0 ? j->nworks : 1) * sizeof *c);
+    if (!c) return NULL;
+    for (int i = 0; i < j->nworks; i++) c[i] = j->works[i].cand;
+    qsort(c, (size_t)j->nworks, sizeof *c, cmp_i64);
+    for (int i = 0; i < j->nworks; i++)
+        if (*n == 0 || c[*n - 1] != c[i]) c[(*n)++] = c[i];
+    return c;
+}
+
+/* Writes the fitness of cand when the engine ranks it (alive or baseline, trained) and it
+ * differs from what was last written: the store then ranks exactly the engine's candidates. */
+static int sync_one_fitness(Daemon *d, DJob *j, int64_t cand, char *err) {
+    cJSON *cj = search_candidate(j->search, cand);
+    if (!cj) return LD_OK;
+    const char *st = jstr(cj, "status");
+    double level = jnum(cj, "level", NULL, -1);
+    double f = jnum(cj, "fitness", NULL, NAN);
+    int ranked = st && (!strcmp(st, "alive") || !strcmp(st, "baseline")) && level >= 0;
+    cJSON_Delete(cj);
+    if (!ranked || fitness_synced(j, cand, f)) return LD_OK;
+    int rc = store_candidate_set_fitness(d->store, j->id, cand, f, err);
+    return rc == LD_ENOTFOUND ? LD_OK : rc;
+}
+
+/* All results of the round are in: hand them to the engine in order, store the round's
+ * bookkeeping in one transaction (with the engine's state when one is due), then announce.
+ * Stored fitness: a candidate's fitness changes only when one of its levels completes, which
+ * takes a result of its own in this round, or, for a candidate waiting on the baseline's level,
+ * a result of the baseline (candidate 0); so a round without the baseline syncs its own
+ * candidates, and one with it (few: one per level) or the first after loading syncs all. */
 static void round_finish(Daemon *d, DJob *j) {
     char err[LD_ERR_MAX];
-    cJSON *state = NULL, *lb = NULL, *stats = NULL;
+    cJSON *lb = NULL, *stats = NULL;
+    int ncands = 0;
+    int64_t *cands = round_cands(j, &ncands);
+    int sync_all = !cands || j->nfit_synced == 0 || (ncands > 0 && cands[0] == 0);
     int rc = search_finish_round(j->search, j->results, err);
     if (rc != LD_OK) {
+        free(cands);
         round_clear(j);
         job_fail(d, j, err);
         return;
     }
     round_clear(j);
     j->round++;
-    state = search_save(j->search);
-    lb = search_leaderboard(j->search, FITNESS_SYNC_K);
+    lb = search_leaderboard(j->search, sync_all ? FITNESS_SYNC_K : LEADERBOARD_SNAPSHOT);
     double old_best = j->best_fitness;
     take_best(j, lb);
     stats = stats_json(j);
     rc = store_begin(d->store, err);
-    if (rc == LD_OK && state) rc = store_state_put(d->store, j->id, j->round, state, err);
+    if (rc == LD_OK && (j->save_due || ld_now_ms() - j->state_saved_ms >= STATE_SAVE_MS))
+        rc = job_save_state(d, j, err);
     const cJSON *ent;
-    cJSON_ArrayForEach(ent, lb) {
-        if (rc != LD_OK) break;
-        double f = jnum(ent, "fitness", NULL, NAN);
-        int64_t cand = (int64_t)jnum(ent, "cand", NULL, -1);
-        if (cand < 0) continue;
-        if (fitness_synced(j, cand, f)) continue;
-        int r2 = store_candidate_set_fitness(d->store, j->id, cand, f, err);
-        if (r2 != LD_OK && r2 != LD_ENOTFOUND) rc = r2;
+    if (sync_all) {
+        cJSON_ArrayForEach(ent, lb) {
+            if (rc != LD_OK) break;
+            double f = jnum(ent, "fitness", NULL, NAN);
+            int64_t cand = (int64_t)jnum(ent, "cand", NULL, -1);
+            if (cand < 0) continue;
+            if (fitness_synced(j, cand, f)) continue;
+            int r2 = store_candidate_set_fitness(d->store, j->id, cand, f, err);
+            if (r2 != LD_OK && r2 != LD_ENOTFOUND) rc = r2;
+        }
+    } else {
+        for (int i = 0; rc == LD_OK && i < ncands; i++) rc = sync_one_fitness(d, j, cands[i], err);
     }
+    free(cands);
     /* the row keeps a short snapshot: the full ranking lives in the candidates' fitness */
     cJSON *snap = cJSON_CreateArray();
     int k = 0;
@@ -576,8 +665,14 @@ static void round_finish(Daemon *d, DJob *j) {
     }
     if (rc == LD_OK) rc = daemon_commit(d, err);
     else daemon_rollback(d);
-    if (rc != LD_OK) job_fail(d, j, err);
-    cJSON_Delete(state);
+    if (rc != LD_OK) {
+        /* what this process remembers as stored was rolled back with the rest */
+        j->state_round = -1;
+        j->nfit_synced = 0;
+        free(j->fit_synced);
+        j->fit_synced = NULL;
+        job_fail(d, j, err);
+    }
     cJSON_Delete(lb);
     cJSON_Delete(stats);
 }
@@ -585,6 +680,7 @@ static void round_finish(Daemon *d, DJob *j) {
 /* The engine has nothing more to propose: the job is done with its final leaderboard. */
 static void job_complete(Daemon *d, DJob *j) {
     char err[LD_ERR_MAX];
+    job_save_state_now(d, j);
     cJSON *stats = stats_json(j);
     int rc = store_job_update_progress(d->store, j->id, j->evals_done, j->best_fitness, NULL,
                                        stats, err);
@@ -681,7 +777,7 @@ void jobs_pump(Daemon *d) {
     d->pump_depth++;
     for (int pass = 0; pass < 1000; pass++) {
         int changed = jobs_advance(d);
-        int cap = pool_workers(d->pool) * 2;
+        int cap = pool_workers(d->pool) * POOL_INFLIGHT_PER_WORKER;
         while (pool_pending(d->pool) < cap) {
             DJob *j = pick_job(d);
             if (!j || !dispatch_one(d, j)) break;
@@ -754,6 +850,7 @@ void jobs_tick(Daemon *d) {
         if (b > 0 && job_elapsed(j) >= b) {
             search_stop(j->search, 0);
             j->stopped = 1;
+            j->save_due = 1; /* a replay must not cross the stop: see round_finish */
             daemon_log("job %lld: wall-clock budget of %.0f s reached", (long long)j->id, b);
         }
     }
@@ -764,6 +861,7 @@ void jobs_shutdown(Daemon *d) {
     char err[LD_ERR_MAX];
     for (DJob *j = d->jobs; j; j = j->next) {
         if (j->finished) continue;
+        job_save_state_now(d, j);
         cJSON *stats = stats_json(j);
         if (store_job_update_progress(d->store, j->id, j->evals_done, j->best_fitness, NULL,
                                       stats, err) != LD_OK)
@@ -930,6 +1028,8 @@ int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err)
         d->jobs = j;
     }
     if (j) {
+        /* a job that stops running keeps its latest round boundary (no replay on resume) */
+        if (strcmp(to, "queued")) job_save_state_now(d, j);
         rc = job_set_state(d, j, to, NULL, err);
         if (rc != LD_OK) return rc;
         if (!strcmp(to, "cancelled")) {
