@@ -1,8 +1,12 @@
 /* pool.c: the worker pool: N threads run eval_run on items the loop hands them and give the
  * results back through a mutex-protected done queue and uv_async_send. Workers never touch the
  * store, the engines or any libuv handle other than the async. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,8 +29,18 @@ struct Pool {
 
 void pool_item_free(PoolItem *it) { free(it); }
 
+/* Workers run at a lower priority than the loop (Linux nice values are per thread; this is
+ * added to the process's own): with as many workers as cores, the loop would otherwise wait
+ * for a CPU behind the training it feeds, and clients with it. */
+#define POOL_WORKER_NICE 5
+
 static void *worker_main(void *arg) {
     Pool *p = arg;
+    /* best effort: a worker at the loop's priority is slower to answer clients, not wrong */
+    id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int prio = getpriority(PRIO_PROCESS, tid);
+    if (errno == 0) (void)setpriority(PRIO_PROCESS, tid, prio + POOL_WORKER_NICE);
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!p->stop && !p->todo_head) pthread_cond_wait(&p->cv, &p->mu);
