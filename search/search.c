@@ -344,6 +344,23 @@ static void schedule_level(Search *s, int ci, int l) {
     c->sched = l;
 }
 
+/* Rounds every number in e to 6 significant digits, so a candidate's constants read as a person
+ * would write them. Returns 1 if any number changed. */
+static int round_consts(Expr *e) {
+    if (!e) return 0;
+    int changed = round_consts(e->a) | round_consts(e->b);
+    if (e->op == EOP_NUM && isfinite(e->num)) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.6g", e->num);
+        double v = strtod(buf, NULL);
+        if (v != e->num) {
+            e->num = v;
+            changed = 1;
+        }
+    }
+    return changed;
+}
+
 /* Runs candidate tree e (takes it) through the admission pipeline: canonical form, the cache,
  * validity, gradient signature (reject or alias) and the pre-check. Returns the new candidate's
  * index when it is to be trained (not yet scheduled), else -1. */
@@ -352,6 +369,11 @@ static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
     s->c.generated++;
     Expr *c = expr_canonical(e);
     expr_free(e);
+    if (c && round_consts(c)) { /* folding can leave 0.30000000000000004: keep 6 digits */
+        Expr *again = expr_canonical(c);
+        expr_free(c);
+        c = again;
+    }
     if (!c) return -1;
     if (expr_print(c, text, sizeof text) < 0) {
         expr_free(c);
