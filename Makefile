@@ -24,10 +24,13 @@ CFLAGS  := -std=gnu11 $(OPT) $(ARCH) -g -fno-math-errno $(WARN) $(PKG_CFLAGS) $(
 LDFLAGS := $(SAN) $(EXTRA_LDFLAGS)
 LDLIBS  := $(PKG_LIBS) -lm -lpthread
 
-# Every .c under the module folders goes into the library, except the two programs' mains.
+# Every .c under the module folders goes into the library. The programs (their mains, the lossd
+# subcommands and lossctl's command groups) live in cmd/, outside it: cmd/lossctl*.c and
+# cmd/ctl_*.c make bin/lossctl, the rest of cmd/ makes bin/lossd.
 MODULES  := common search evaluator storage api daemon
-MAINS    := daemon/main.c api/lossctl.c
-LIB_SRC  := $(filter-out $(MAINS),$(wildcard $(addsuffix /*.c,$(MODULES))))
+LIB_SRC  := $(wildcard $(addsuffix /*.c,$(MODULES)))
+CTL_SRC  := cmd/lossctl.c $(wildcard cmd/ctl_*.c)
+LOSSD_SRC := $(filter-out $(CTL_SRC),$(wildcard cmd/*.c))
 TEST_SRC := $(wildcard tests/test_*.c)
 BENCH_SRC := $(wildcard bench/bench_*.c)
 
@@ -35,6 +38,8 @@ BENCH_SRC := $(wildcard bench/bench_*.c)
 BUILD    ?= build
 BIN      ?= bin
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CTL_OBJ  := $(CTL_SRC:%.c=$(BUILD)/%.o)
+LOSSD_OBJ := $(LOSSD_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
@@ -50,13 +55,13 @@ $(BUILD)/liblossd.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-# lossd links every object (not the archive): modules that register themselves through weak
-# hooks (schedules, for one) must not be dropped by the archive's on-demand linking.
-$(BIN)/lossd: $(BUILD)/daemon/main.o $(LIB_OBJ)
+# Both programs link the archive: nothing registers itself (the composition root in cmd/ names
+# every table it uses), so on-demand linking keeps exactly what the program calls.
+$(BIN)/lossd: $(LOSSD_OBJ) $(BUILD)/liblossd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
-$(BIN)/lossctl: $(BUILD)/api/lossctl.o $(BUILD)/liblossd.a
+$(BIN)/lossctl: $(CTL_OBJ) $(BUILD)/liblossd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
@@ -115,4 +120,4 @@ install: all
 clean:
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(TESTS:=.d) $(BENCHES:=.d)
+-include $(LIB_OBJ:.o=.d) $(CTL_OBJ:.o=.d) $(LOSSD_OBJ:.o=.d) $(TESTS:=.d) $(BENCHES:=.d)

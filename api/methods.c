@@ -31,7 +31,7 @@ static int m_hello(RpcCall *call, cJSON **result, char *err) {
     static const char *const base[] = {"jobs", "leaderboard", "candidates", "export", "events"};
     for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
         cJSON_AddItemToArray(caps, cJSON_CreateString(base[i]));
-    if (schedule_methods && schedule_methods[0].name)
+    if (rpc_find(rpc_tables(), "schedule.create"))
         cJSON_AddItemToArray(caps, cJSON_CreateString("schedules"));
     cJSON *ms = cJSON_AddArrayToObject(o, "methods");
     for (const RpcMethod *const *t = rpc_tables(); *t; t++)

@@ -159,14 +159,14 @@ int rpc_check_params(const RpcMethod *m, const cJSON *params, char *err) {
 
 /* ---- tables ----------------------------------------------------------------------------- */
 
-const RpcMethod *const *rpc_tables(void) {
-    static const RpcMethod *tables[3];
-    int n = 0;
-    tables[n++] = rpc_core_methods;
-    if (schedule_methods) tables[n++] = schedule_methods;
-    tables[n] = NULL;
-    return tables;
+static const RpcMethod *const rpc_default_tables[] = {rpc_core_methods, NULL};
+static const RpcMethod *const *rpc_registered = rpc_default_tables;
+
+void rpc_set_tables(const RpcMethod *const *tables) {
+    rpc_registered = tables ? tables : rpc_default_tables;
 }
+
+const RpcMethod *const *rpc_tables(void) { return rpc_registered; }
 
 const RpcMethod *rpc_find(const RpcMethod *const *tables, const char *name) {
     for (; *tables; tables++)

@@ -92,14 +92,15 @@ typedef struct RpcMethod {
     const char *summary;
 } RpcMethod;
 
-/* The tables the server dispatches on. rpc_core_methods is api/methods.c's. A module that adds
- * methods (the cron schedules) defines `const RpcMethod schedule_methods[]`, ended by {NULL}:
- * it is declared weak so the daemon links with or without it. A weak reference does not pull an
- * object out of a static library: bin/lossd links every object directly, so it is kept there;
- * programs linked against build/liblossd.a (unit tests) run without it. */
+/* The tables the server dispatches on. rpc_core_methods is api/methods.c's, schedule_methods
+ * the cron schedules' (each ended by {NULL}). The composition root (cmd/serve.c) registers the
+ * tables it serves with rpc_set_tables, explicitly: nothing registers itself. */
 extern const RpcMethod rpc_core_methods[];
-extern const RpcMethod schedule_methods[] __attribute__((weak));
+extern const RpcMethod schedule_methods[];
 
+/* Sets the NULL-terminated list of tables, in dispatch order (borrowed: static storage). Until
+ * it is called, rpc_tables() is {rpc_core_methods, NULL}. */
+void rpc_set_tables(const RpcMethod *const *tables);
 /* The tables in dispatch order, NULL-terminated (static storage). */
 const RpcMethod *const *rpc_tables(void);
 /* Finds a method in the NULL-terminated list of tables; NULL when absent. */

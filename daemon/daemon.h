@@ -78,11 +78,13 @@ int daemon_subscribe(Daemon *d, DaemonClient *c, int64_t since, int64_t *last_se
 typedef void (*DaemonTickFn)(Daemon *d, void *ud);
 int daemon_add_tick(Daemon *d, DaemonTickFn fn, void *ud); /* at most 8; LD_ENOMEM beyond */
 
-/* The cron schedules module, when linked, defines these (its files in daemon/): schedule_start
- * runs once after recovery (register a tick with daemon_add_tick there), schedule_methods
- * (api/rpc.h) adds the schedule.* methods. They are weak references: the daemon links and runs
- * without them (bin/lossd links every object, so the module is kept there). */
-int schedule_start(Daemon *d, char *err) __attribute__((weak));
+/* The cron schedules (daemon/schedule_daemon.c): loads them and registers their tick with
+ * daemon_add_tick. The composition root (cmd/serve.c) calls it once after daemon_open (after job
+ * recovery), before daemon_run. */
+int schedule_start(Daemon *d, char *err);
+
+/* A line on stderr with the time, from the loop thread. */
+void daemon_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* ---- internal, shared by the daemon's files ------------------------------------------------ */
 

@@ -113,6 +113,5 @@ struct Daemon {
 };
 
 void daemon_count_eval(Daemon *d); /* records one finished evaluation for the rate */
-void daemon_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -1,5 +1,6 @@
-/* serve.c: `lossd serve`: default paths, the daemon's start-up (socket check, store lock, worker
- * pool, job recovery), its loop (timer, signals) and the graceful shutdown. */
+/* serve.c: the daemon's default paths, its start-up (socket check, store lock, worker pool, job
+ * recovery), its loop (timer, signals) and the graceful shutdown. `lossd serve` (cmd/serve.c)
+ * composes it with the wire and the schedules. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -9,7 +10,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
 #include "internal.h"
 
 /* ---- paths ------------------------------------------------------------------------------ */
@@ -260,14 +260,9 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
     cJSON_AddStringToObject(ev, "version", LOSSD_VERSION);
     cJSON_AddNumberToObject(ev, "resumed", jobs_count_loaded(d));
     cJSON_AddNumberToObject(ev, "workers", d->nworkers);
-    char e2[LD_ERR_MAX];
     /* appended before any client is served: its seq is d->last_event_seq from here on */
     rc = daemon_event(d, 0, "server.start", ev, err);
     if (rc != LD_OK) goto fail;
-    if (schedule_start) {
-        rc = schedule_start(d, e2);
-        if (rc != LD_OK) daemon_log("schedules: %s", e2);
-    }
     *out = d;
     return LD_OK;
 fail:
@@ -304,64 +299,4 @@ void daemon_free(Daemon *d) {
     cJSON_Delete(d->pending_events);
     store_close(d->store);
     free(d);
-}
-
-/* ---- lossd serve ------------------------------------------------------------------------ */
-
-static void serve_usage(FILE *f) {
-    fprintf(f, "usage: lossd serve [--socket PATH] [--db FILE] [--workers N]\n"
-               "  --socket PATH  default $LOSSD_SOCKET, else $XDG_RUNTIME_DIR/lossd.sock, else /tmp/lossd-$UID.sock\n"
-               "  --db FILE      default $XDG_DATA_HOME/lossd/lossd.db, else ~/.local/share/lossd/lossd.db\n"
-               "  --workers N    evaluation threads (default: the number of cores)\n");
-}
-
-int serve_main(int argc, char **argv) {
-    DaemonConfig cfg = {0};
-    char err[LD_ERR_MAX];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            serve_usage(stdout);
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "lossd serve: %s: missing value\n", a);
-            serve_usage(stderr);
-            return 2;
-        }
-        if (!strcmp(a, "--socket")) cfg.socket_path = argv[++i];
-        else if (!strcmp(a, "--db")) cfg.db_path = argv[++i];
-        else if (!strcmp(a, "--workers")) {
-            char *end;
-            long n = strtol(argv[++i], &end, 10);
-            if (*end || n < 1 || n > 256) {
-                fprintf(stderr, "lossd serve: --workers: expected 1..256, got '%s'\n", argv[i]);
-                return 2;
-            }
-            cfg.workers = (int)n;
-        } else {
-            fprintf(stderr, "lossd serve: unknown option '%s'\n", a);
-            serve_usage(stderr);
-            return 2;
-        }
-    }
-    const char *nosync = getenv("LOSSD_NOSYNC");
-    if (nosync && *nosync == '1') cfg.store_flags |= STORE_NOSYNC;
-    signal(SIGPIPE, SIG_IGN);
-    /* hundreds of clients: take the hard limit of file descriptors */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    Daemon *d = NULL;
-    int rc = daemon_open(&cfg, &d, err);
-    if (rc != LD_OK) {
-        fprintf(stderr, "lossd serve: %s\n", err);
-        return 1;
-    }
-    daemon_run(d);
-    daemon_log("stopped");
-    daemon_free(d);
-    return 0;
 }

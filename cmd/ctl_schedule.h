@@ -3,7 +3,7 @@
 #ifndef CTL_SCHEDULE_H
 #define CTL_SCHEDULE_H
 
-#include "client.h"
+#include "../api/client.h"
 
 #define CTL_SCHEDULE_USAGE                                                                    \
     "add --cron EXPR [--tz ZONE] [--until HH:MM] [--catch-up once|skip] "                      \

@@ -12,11 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "client.h"
+#include "../api/client.h"
 
 #define EXPR_SHOW_MAX 4096 /* longest expression text shown in a table row */
 
-/* The schedule command group lives in its own files (api/ctl_schedule.h declaring
+/* The schedule command group lives in its own files (cmd/ctl_schedule.h declaring
  * `int ctl_schedule_main(Ctl *ctl, int argc, char **argv);` and CTL_SCHEDULE_USAGE, and its .c
  * in the library). It joins the table below when that header exists. */
 #if defined(__has_include)

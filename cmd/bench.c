@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../daemon/cli.h"
-#include "internal.h"
-#include "mlp.h"
+#include "cli.h"
+#include "../evaluator/internal.h"
+#include "../evaluator/mlp.h"
 
 #define BENCH_LOSS "0.7*ce + 0.3*focal(2)"
 

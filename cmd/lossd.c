@@ -1,4 +1,4 @@
-/* main.c: bin/lossd, the loss-function search daemon and its offline subcommands. */
+/* lossd.c: bin/lossd, the loss-function search daemon and its offline subcommands. */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* search_cli.c: `lossd search JOB.json`: runs a whole search without the daemon: worker threads
+/* search.c: `lossd search JOB.json`: runs a whole search without the daemon: worker threads
  * train the engine's rounds, progress goes to stderr, one JSON report to stdout; with --db the
  * job, candidates, evaluations and engine state are recorded and warm starts are read. */
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* cli_eval.c: `lossd eval`: scores one loss on one task and prints the result as one JSON
+/* eval.c: `lossd eval`: scores one loss on one task and prints the result as one JSON
  * object. Exit status: 0 when the run trained to the end, 1 when it failed (non-finite or
  * diverging loss: the JSON still says status "failed" and why), 2 on bad input (one line on
  * stderr naming the option and the problem). */
@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../daemon/cli.h"
-#include "internal.h"
-#include "mlp.h"
+#include "cli.h"
+#include "../evaluator/internal.h"
+#include "../evaluator/mlp.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: lossd eval --task TASK.json|builtin:NAME --loss EXPR [--seed N] [--steps K] "

@@ -1,0 +1,77 @@
+/* serve.c: `lossd serve`: the composition root of the daemon. It registers the method tables
+ * (the core ones and the schedules'), opens the daemon, starts the schedules and runs the loop. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "../api/rpc.h"
+#include "../daemon/daemon.h"
+#include "cli.h"
+
+/* ---- lossd serve ------------------------------------------------------------------------ */
+
+static void serve_usage(FILE *f) {
+    fprintf(f, "usage: lossd serve [--socket PATH] [--db FILE] [--workers N]\n"
+               "  --socket PATH  default $LOSSD_SOCKET, else $XDG_RUNTIME_DIR/lossd.sock, else /tmp/lossd-$UID.sock\n"
+               "  --db FILE      default $XDG_DATA_HOME/lossd/lossd.db, else ~/.local/share/lossd/lossd.db\n"
+               "  --workers N    evaluation threads (default: the number of cores)\n");
+}
+
+int serve_main(int argc, char **argv) {
+    DaemonConfig cfg = {0};
+    char err[LD_ERR_MAX];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            serve_usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "lossd serve: %s: missing value\n", a);
+            serve_usage(stderr);
+            return 2;
+        }
+        if (!strcmp(a, "--socket")) cfg.socket_path = argv[++i];
+        else if (!strcmp(a, "--db")) cfg.db_path = argv[++i];
+        else if (!strcmp(a, "--workers")) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || n < 1 || n > 256) {
+                fprintf(stderr, "lossd serve: --workers: expected 1..256, got '%s'\n", argv[i]);
+                return 2;
+            }
+            cfg.workers = (int)n;
+        } else {
+            fprintf(stderr, "lossd serve: unknown option '%s'\n", a);
+            serve_usage(stderr);
+            return 2;
+        }
+    }
+    const char *nosync = getenv("LOSSD_NOSYNC");
+    if (nosync && *nosync == '1') cfg.store_flags |= STORE_NOSYNC;
+    signal(SIGPIPE, SIG_IGN);
+    /* hundreds of clients: take the hard limit of file descriptors */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    /* the method tables the wire dispatches on, in order: registered here, explicitly */
+    static const RpcMethod *const tables[] = {rpc_core_methods, schedule_methods, NULL};
+    rpc_set_tables(tables);
+    Daemon *d = NULL;
+    int rc = daemon_open(&cfg, &d, err);
+    if (rc != LD_OK) {
+        fprintf(stderr, "lossd serve: %s\n", err);
+        return 1;
+    }
+    /* after job recovery, before the loop runs: the schedules register their tick */
+    rc = schedule_start(d, err);
+    if (rc != LD_OK) daemon_log("schedules: %s", err);
+    daemon_run(d);
+    daemon_log("stopped");
+    daemon_free(d);
+    return 0;
+}
