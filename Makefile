@@ -5,7 +5,7 @@ PKGS      := libuv sqlite3 libcjson openblas
 DEB_PKGS  := build-essential pkg-config libuv1-dev libsqlite3-dev libcjson-dev libopenblas-dev \
              libcmocka-dev tzdata python3 python3-numpy
 # The tests also check training and exported code against PyTorch (Debian's python3-torch).
-TEST_PKGS := $(DEB_PKGS) python3-torch socat
+TEST_PKGS := $(DEB_PKGS) python3-torch socat python3-pip python3-setuptools
 CC        ?= cc
 ARCH      ?= -march=native
 OPT       ?= -O2
