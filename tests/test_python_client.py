@@ -12,38 +12,12 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("LOSSD_BIN", "bin")
-BIN = BIN if os.path.isabs(BIN) else os.path.join(ROOT, BIN)
-LOSSD = os.path.join(BIN, "lossd")
-LOSSCTL = os.path.join(BIN, "lossctl")
-sys.path.insert(0, os.path.join(ROOT, "api", "python"))  # used from the checkout
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import LOSSCTL, LOSSD, ROOT, bad, check, ok  # noqa: E402
+import lib  # noqa: E402
 
+sys.path.insert(0, os.path.join(ROOT, "api", "python"))  # the client, used from the checkout
 import lossd  # noqa: E402
-
-passed = 0
-failed = 0
-
-
-def ok(name):
-    global passed
-    passed += 1
-    print("ok   " + name, flush=True)
-
-
-def bad(name, *detail):
-    global failed
-    failed += 1
-    print("FAIL " + name, flush=True)
-    for d in detail:
-        print("     " + str(d)[:2000], flush=True)
-
-
-def check(name, cond, *detail):
-    if cond:
-        ok(name)
-    else:
-        bad(name, *detail)
 
 
 def raises(fn):
@@ -102,7 +76,7 @@ def main():
                 proc.kill()
                 proc.wait()
         log.close()
-        if failed:
+        if lib.failed:
             print("---- daemon log (tail)")
             print(open(logpath).read()[-3000:])
         shutil.rmtree(tmp, ignore_errors=True)
@@ -351,5 +325,4 @@ if __name__ == "__main__":
         import traceback
         traceback.print_exc()
         bad("the test ran to its end", repr(ex))
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    lib.finish()
