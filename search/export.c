@@ -382,8 +382,12 @@ static const char numpy_prelude[] =
     "    return np.where(a >= b, a, b)\n"
     "\n"
     "\n"
-    "_abs = np.abs\n"
-    "_tanh = np.tanh\n"
+    "def _abs(x):\n"
+    "    return np.abs(x)\n"
+    "\n"
+    "\n"
+    "def _tanh(x):\n"
+    "    return np.tanh(x)\n"
     "\n"
     "\n"
     "def _sigmoid(x):\n"
@@ -452,7 +456,9 @@ static int py_calls(const char *text, size_t len, const char *name, size_t nlen)
 
 /* Writes the prelude's header (imports, constants) and only the helper functions the loss
  * needs, directly or through other helpers, then body. The prelude is split at its "def"s, so
- * the helper list stays written once, as Python. */
+ * the helper list stays written once, as Python: every helper must be a "def" preceded by two
+ * blank lines (a one-line alias such as "_abs = np.abs" would ride along with the def above
+ * it and be missing whenever that def is not needed). */
 static void py_emit(Sb *b, const char *prelude, const Sb *body) {
     static const char sep[] = "\n\n\ndef ";
     const char *start[PY_MAX_HELPERS + 1], *end[PY_MAX_HELPERS + 1];

@@ -16,9 +16,10 @@
 
 #include "../common/lossd.h"
 #include "../evaluator/lossprog.h"
+#include "../search/internal.h"
 
 #define PY "/usr/bin/python3"
-#define MAXCASE 160
+#define MAXCASE 480
 #define NB 6
 #define NC 4
 #define ND 5
@@ -160,6 +161,165 @@ static int run_case(Case *c) {
     return rc;
 }
 
+/* Adds the case (fam, src) when it parses, checks and runs finite; required cases must. */
+static void add_case(Case *cases, int *n, int fam, const char *src, int required) {
+    char err[LD_ERR_MAX];
+    if (*n >= MAXCASE) {
+        assert_false(required);
+        return;
+    }
+    Case *c = &cases[*n];
+    c->fam = fam;
+    snprintf(c->src, sizeof c->src, "%s", src);
+    Expr *e = expr_parse(src, err);
+    int ok = e && expr_check(e, fam, err) == LD_OK;
+    expr_free(e);
+    if (ok) ok = run_case(c) == LD_OK && fabs(c->loss) < 1e6;
+    if (!ok && required) print_error("case '%s' (%s) does not run: %s\n", src, family_name(fam), err);
+    assert_true(ok || !required);
+    if (ok) (*n)++;
+}
+
+/* Every term of the language, with its default and with a given parameter, and every operator
+ * on each family's operands: nothing in EXPR_TERMS or EXPR_OPS ships without an export that
+ * runs and agrees. */
+static void add_every_term_and_op(Case *cases, int *n) {
+    static const char *const samp[FAM_COUNT][2] = {
+        [FAM_CLASSIFICATION] = {"pt", "ce"},
+        [FAM_REGRESSION] = {"r", "f"},
+        [FAM_PHYSICS] = {"r", "phys"},
+        [FAM_CONTRASTIVE] = {"infonce", "supcon(0.5)"},
+    };
+    static const char *const tname[TERM_COUNT] = {
+#define X(id, spelling, fams, hp, def) spelling,
+        EXPR_TERMS(X)
+#undef X
+    };
+    static const unsigned tfams[TERM_COUNT] = {
+#define X(id, spelling, fams, hp, def) fams,
+        EXPR_TERMS(X)
+#undef X
+    };
+    static const int thp[TERM_COUNT] = {
+#define X(id, spelling, fams, hp, def) hp,
+        EXPR_TERMS(X)
+#undef X
+    };
+    static const char *const oname[EOP_COUNT] = {
+#define X(id, spelling, arity) spelling,
+        EXPR_OPS(X)
+#undef X
+    };
+    static const int oar[EOP_COUNT] = {
+#define X(id, spelling, arity) arity,
+        EXPR_OPS(X)
+#undef X
+    };
+    char src[512];
+    int nterm = 0, nop[EOP_COUNT] = {0};
+    for (int fam = 0; fam < FAM_COUNT; fam++) {
+        for (int k = 0; k < TERM_COUNT; k++) {
+            if (!(tfams[k] & FAMBIT(fam))) continue;
+            /* a batch term alone does not depend on the output: add the family's own */
+            const char *plus = k == TERM_L2 || (TERM_IS_BATCH(k) && fam != FAM_CONTRASTIVE) ? " + " : "";
+            const char *base = *plus ? samp[fam][0] : "";
+            snprintf(src, sizeof src, "%s%s%s", tname[k], plus, base);
+            add_case(cases, n, fam, src, 1);
+            if (thp[k]) {
+                snprintf(src, sizeof src, "%s(0.7)", tname[k]);
+                add_case(cases, n, fam, src, 1);
+                snprintf(src, sizeof src, "%s(0.5 + 0.5*t)", tname[k]);
+                add_case(cases, n, fam, src, 1);
+            }
+            nterm++;
+        }
+        const char *a = samp[fam][0], *b = samp[fam][1];
+        for (int op = EOP_ADD; op < EOP_COUNT; op++) {
+            int before = *n;
+            if (op == EOP_SUM) {
+                if (fam != FAM_CLASSIFICATION) continue;
+                add_case(cases, n, fam, "sum(z)", 1);
+                add_case(cases, n, fam, "sum(p*y) + sum(z^2)/10", 1);
+            } else if (op == EOP_NEG) {
+                snprintf(src, sizeof src, "-(%s) + 2*%s", a, b);
+                add_case(cases, n, fam, src, 1);
+            } else if (oar[op] == 1) {
+                snprintf(src, sizeof src, "%s(%s)", oname[op], a);
+                add_case(cases, n, fam, src, 1);
+                snprintf(src, sizeof src, "%s(%s - 0.5)", oname[op], b);
+                add_case(cases, n, fam, src, 1);
+                if (fam == FAM_CLASSIFICATION) {
+                    snprintf(src, sizeof src, "sum(%s(z)) + sum(%s(p - y))", oname[op], oname[op]);
+                    add_case(cases, n, fam, src, 1);
+                }
+            } else if (op == EOP_MIN || op == EOP_MAX) {
+                snprintf(src, sizeof src, "%s(%s, %s) + %s(0.5, %s)", oname[op], a, b, oname[op], a);
+                add_case(cases, n, fam, src, 1);
+                if (fam == FAM_CLASSIFICATION) {
+                    snprintf(src, sizeof src, "sum(%s(p, y)) + sum(%s(z, pt))", oname[op], oname[op]);
+                    add_case(cases, n, fam, src, 1);
+                }
+            } else {
+                snprintf(src, sizeof src, "(%s) %s (%s)", a, oname[op], b);
+                add_case(cases, n, fam, src, 1);
+                snprintf(src, sizeof src, "(%s) %s (0.5 + t) + 0.25 %s (%s)", a, oname[op], oname[op], b);
+                add_case(cases, n, fam, src, 1);
+                if (fam == FAM_CLASSIFICATION) {
+                    snprintf(src, sizeof src, "sum((p %s (1 + y)) + (z %s pt))", oname[op], oname[op]);
+                    add_case(cases, n, fam, src, 1);
+                }
+            }
+            nop[op] += *n - before;
+        }
+    }
+    assert_true(nterm >= TERM_COUNT);
+    for (int op = EOP_ADD; op < EOP_COUNT; op++) {
+        if (!nop[op]) print_error("operator '%s' has no export case\n", oname[op]);
+        assert_true(nop[op] > 0);
+    }
+}
+
+/* Candidates as the search makes them: the typed grammar's random trees and their mutations,
+ * with every term, operator and variable of the family allowed. Non-finite ones are skipped. */
+static void add_grammar_cases(Case *cases, int *n, int per_family) {
+    LdRng r;
+    rng_seed(&r, 77);
+    for (int fam = 0; fam < FAM_COUNT; fam++) {
+        Grammar g = {.family = fam, .ops = 0, .max_nodes = 24, .max_depth = 7};
+        for (int k = 0; k < TERM_COUNT; k++) {
+            Expr *e = expr_term(k, NULL);
+            char err[LD_ERR_MAX];
+            if (expr_check(e, fam, err) == LD_OK || strstr(err, "does not depend")) g.terms |= 1u << k;
+            expr_free(e);
+        }
+        for (int v = 0; v < VAR_COUNT; v++) {
+            static const unsigned vf[VAR_COUNT] = {
+#define X(id, spelling, fams, pc) fams,
+                EXPR_VARS(X)
+#undef X
+            };
+            if (vf[v] & FAMBIT(fam)) g.vars |= 1u << v;
+        }
+        for (int op = EOP_ADD; op < EOP_COUNT; op++) g.ops |= 1u << op;
+        int got = 0;
+        for (int tries = 0; got < per_family && tries < 50 * per_family; tries++) {
+            Expr *e = grammar_random(&g, &r);
+            if (!e) continue;
+            for (int m = 0; m < 2 && e; m++) {
+                char src[EXPR_TEXT_MAX];
+                expr_print(e, src, sizeof src);
+                int before = *n;
+                add_case(cases, n, fam, src, 0);
+                got += *n - before;
+                Expr *child = grammar_mutate(&g, e, &r, NULL);
+                expr_free(e);
+                e = child;
+            }
+            expr_free(e);
+        }
+    }
+}
+
 static int have_torch(void) {
     if (access(PY, X_OK) != 0) return 0;
     return system(PY " -c 'import torch, numpy' >/dev/null 2>&1") == 0;
@@ -171,7 +331,9 @@ static void write_floats(FILE *f, const char *name, const float *x, int n) {
     fprintf(f, "],");
 }
 
-/* Appends the exported function for case k, renamed lossd_loss[_value]_k. */
+/* Writes the exported module of case k, its functions renamed lossd_loss[_value]_k. Each case
+ * is a module of its own, as a user pastes it: a helper one export omits cannot be supplied by
+ * another case's export. */
 static void write_export(FILE *f, const Case *c, int k, const char *format) {
     char err[LD_ERR_MAX];
     Expr *e = expr_parse(c->src, err);
@@ -200,11 +362,14 @@ static const char driver[] =
     "import torch\n"
     "torch.set_default_dtype(torch.float64)\n"
     "import numpy as np\n"
-    "import lossd_torch, lossd_numpy, lossd_data\n"
+    "import importlib\n"
+    "import lossd_data\n"
     "D = lossd_data\n"
     "for k, fam in enumerate(D.CASES):\n"
     "    d = D.DATA[fam]\n"
     "    try:\n"
+    "        lossd_torch = importlib.import_module('lossd_torch_%d' % k)\n"
+    "        lossd_numpy = importlib.import_module('lossd_numpy_%d' % k)\n"
     "        kw = dict(t=D.T, l2=torch.tensor(D.L2, requires_grad=True))\n"
     "        nkw = dict(t=D.T, l2=D.L2)\n"
     "        if fam == 2:\n"
@@ -250,6 +415,12 @@ static void test_python_parity(void **state) {
         assert_int_equal(run_case(&cases[n]), LD_OK);
         n++;
     }
+    add_every_term_and_op(cases, &n);
+    int nsystematic = n;
+    add_grammar_cases(cases, &n, 30);
+    print_message("export cases: %d fixed, %d for every term and operator, %d from the search's "
+                  "grammar\n", (int)(sizeof fixed / sizeof *fixed), nsystematic - (int)(sizeof fixed / sizeof *fixed),
+                  n - nsystematic);
     /* random trees: 15 per family that run finite */
     LdRng r;
     rng_seed(&r, 2024);
@@ -275,19 +446,21 @@ static void test_python_parity(void **state) {
     char dir[] = "/tmp/lossd_export_XXXXXX";
     assert_non_null(mkdtemp(dir));
     char path[512];
-    snprintf(path, sizeof path, "%s/lossd_torch.py", dir);
-    FILE *ft = fopen(path, "w");
-    snprintf(path, sizeof path, "%s/lossd_numpy.py", dir);
-    FILE *fn = fopen(path, "w");
+    for (int k = 0; k < n; k++) {
+        const char *formats[2] = {"pytorch", "numpy"}, *mods[2] = {"torch", "numpy"};
+        for (int f = 0; f < 2; f++) {
+            snprintf(path, sizeof path, "%s/lossd_%s_%d.py", dir, mods[f], k);
+            FILE *fm = fopen(path, "w");
+            assert_non_null(fm);
+            write_export(fm, &cases[k], k, formats[f]);
+            fclose(fm);
+        }
+    }
     snprintf(path, sizeof path, "%s/lossd_data.py", dir);
     FILE *fd = fopen(path, "w");
     snprintf(path, sizeof path, "%s/driver.py", dir);
     FILE *fdr = fopen(path, "w");
-    assert_true(ft && fn && fd && fdr);
-    for (int k = 0; k < n; k++) {
-        write_export(ft, &cases[k], k, "pytorch");
-        write_export(fn, &cases[k], k, "numpy");
-    }
+    assert_true(fd && fdr);
     fprintf(fd, "B = %d\nC = %d\nD = %d\nT = %.9g\nL2 = %.9g\nPHYS = %.9g\nBC = %.9g\nDATA = {}\n", NB,
             NC, ND, T, L2, PHYS, BC);
     for (int f = 0; f < FAM_COUNT; f++) {
@@ -303,8 +476,6 @@ static void test_python_parity(void **state) {
     for (int k = 0; k < n; k++) fprintf(fd, "%s%d", k ? "," : "", cases[k].fam);
     fprintf(fd, "]\n");
     fputs(driver, fdr);
-    fclose(ft);
-    fclose(fn);
     fclose(fd);
     fclose(fdr);
 
