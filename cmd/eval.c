@@ -7,12 +7,18 @@
 #include <string.h>
 
 #include "cli.h"
+#include "eval_batch.h"
 #include "../evaluator/internal.h"
 #include "../evaluator/mlp.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: lossd eval --task TASK.json|builtin:NAME --loss EXPR [--seed N] [--steps K] "
-               "[--curve-every N]\n");
+               "[--curve-every N]\n"
+               "       lossd eval --task TASK.json|builtin:NAME --batch FILE|- [--workers N] "
+               "[--steps K] [--curve-every N]\n"
+               "  --batch reads JSON lines {\"loss\": EXPR, \"seed\": N, \"steps\": K, \"id\": ANY}"
+               " and prints one\n"
+               "  JSON line per input line, in input order (docs/cli.md)\n");
 }
 
 static int parse_int_arg(const char *opt, const char *s, long lo, long hi, long *v) {
@@ -80,9 +86,34 @@ static int write_trace(const char *path, const Task *t, const EvalTrace *tr, int
     return ok ? 0 : -1;
 }
 
+/* lossd eval --batch: the task loaded once, every line of the input through eval_batch. */
+static int batch_main(const char *task_arg, const char *loss_arg, const char *trace_path,
+                      const char *path, int workers, long steps, long every) {
+    char err[LD_ERR_MAX];
+    if (!task_arg || loss_arg || trace_path) {
+        fprintf(stderr, "lossd eval: --batch: %s\n",
+                !task_arg ? "--task is required" : "the losses come from the batch: no --loss or --dump-trace");
+        return 2;
+    }
+    Task *t = NULL;
+    if (task_load_arg(task_arg, &t, err)) {
+        fprintf(stderr, "lossd eval: --task: %s\n", strncmp(err, "task: ", 6) ? err : err + 6);
+        return 2;
+    }
+    FILE *in = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    int status = 2;
+    if (!in)
+        fprintf(stderr, "lossd eval: --batch: %s: cannot open\n", path);
+    else
+        status = eval_batch(t, in, stdout, workers, steps, every);
+    if (in && in != stdin) fclose(in);
+    task_free(t);
+    return status;
+}
+
 int eval_main(int argc, char **argv) {
-    const char *task_arg = NULL, *loss_arg = NULL, *trace_path = NULL;
-    long seed = 0, steps = 0, every = 0;
+    const char *task_arg = NULL, *loss_arg = NULL, *trace_path = NULL, *batch_path = NULL;
+    long seed = 0, steps = 0, every = 0, workers = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -98,6 +129,10 @@ int eval_main(int argc, char **argv) {
         if (!strcmp(a, "--task")) task_arg = v;
         else if (!strcmp(a, "--loss")) loss_arg = v;
         else if (!strcmp(a, "--dump-trace")) trace_path = v;
+        else if (!strcmp(a, "--batch")) batch_path = v;
+        else if (!strcmp(a, "--workers")) {
+            if (parse_int_arg(a, v, 1, 64, &workers)) return 2;
+        }
         else if (!strcmp(a, "--seed")) {
             if (parse_int_arg(a, v, 0, 0x7fffffffffffffffL, &seed)) return 2;
         } else if (!strcmp(a, "--steps")) {
@@ -109,6 +144,7 @@ int eval_main(int argc, char **argv) {
             return 2;
         }
     }
+    if (batch_path) return batch_main(task_arg, loss_arg, trace_path, batch_path, (int)workers, steps, every);
     if (!task_arg || !loss_arg) {
         fprintf(stderr, "lossd eval: %s is required (see lossd eval --help)\n", !task_arg ? "--task" : "--loss");
         return 2;
