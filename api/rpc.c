@@ -36,8 +36,10 @@ static int framer_append(RpcFramer *f, const char *data, size_t n) {
 }
 
 /* Delivers one line held in line[0..n) (writable, one byte past it available for the NUL). */
-static int deliver(char *line, size_t n, RpcLineFn fn, void *ud) {
-    if (n > 0 && line[n - 1] == '\r') n--;
+static int deliver(char *line, size_t n, RpcLineFn fn, void *ud, char *err) {
+    if (n > 0 && line[n - 1] == '\r') n--; /* CRLF: the CR is not part of the line's length */
+    if (n > RPC_LINE_MAX)
+        return ld_err(err, LD_EINVAL, "request line exceeds %u bytes", RPC_LINE_MAX);
     size_t i = 0;
     while (i < n && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) i++;
     if (i == n) return 0; /* blank lines (whitespace only) are skipped, not answered */
@@ -45,11 +47,26 @@ static int deliver(char *line, size_t n, RpcLineFn fn, void *ud) {
     return fn(ud, line, n);
 }
 
+/* Keeps data[0..n) (lines not yet delivered) for rpc_framer_resume. f->len is 0 here. */
+static int framer_hold(RpcFramer *f, const char *data, size_t n, char *err) {
+    if (n > 0 && framer_append(f, data, n) != LD_OK)
+        return ld_err(err, LD_ENOMEM, "out of memory holding request lines");
+    f->held = n > 0;
+    return RPC_FRAMER_PAUSE;
+}
+
 int rpc_framer_feed(RpcFramer *f, const char *data, size_t n, RpcLineFn fn, void *ud, char *err) {
+    if (f->held) {
+        /* lines held by a pause come first: append, then deliver from the start */
+        if (n > 0 && framer_append(f, data, n) != LD_OK)
+            return ld_err(err, LD_ENOMEM, "out of memory buffering request lines");
+        return rpc_framer_resume(f, fn, ud, err);
+    }
     while (n > 0) {
         const char *nl = memchr(data, '\n', n);
         size_t take = nl ? (size_t)(nl - data) : n;
-        if (f->len + take > RPC_LINE_MAX)
+        /* one byte of slack: a line of RPC_LINE_MAX bytes may end in CR LF */
+        if (f->len + take > RPC_LINE_MAX + 1)
             return ld_err(err, LD_EINVAL, "request line exceeds %u bytes", RPC_LINE_MAX);
         if (!nl) {
             if (framer_append(f, data, take) != LD_OK)
@@ -62,26 +79,41 @@ int rpc_framer_feed(RpcFramer *f, const char *data, size_t n, RpcLineFn fn, void
             char *line = malloc(take + 1);
             if (!line) return ld_err(err, LD_ENOMEM, "out of memory reading a request line");
             memcpy(line, data, take);
-            rc = deliver(line, take, fn, ud);
+            rc = deliver(line, take, fn, ud, err);
             free(line);
         } else {
             if (framer_append(f, data, take) != LD_OK)
                 return ld_err(err, LD_ENOMEM, "out of memory buffering a request line");
             size_t len = f->len;
             f->len = 0; /* reset first: the callback may feed again (it must not, but be safe) */
-            rc = deliver(f->buf, len, fn, ud);
+            rc = deliver(f->buf, len, fn, ud, err);
             if (f->cap > 65536) { /* do not keep a huge buffer for a long-lived client */
                 free(f->buf);
                 f->buf = NULL;
                 f->cap = 0;
             }
         }
-        if (rc != 0) return rc;
         data += take + 1;
         n -= take + 1;
+        if (rc == RPC_FRAMER_PAUSE) return framer_hold(f, data, n, err);
+        if (rc != 0) return rc;
     }
     return LD_OK;
 }
+
+int rpc_framer_resume(RpcFramer *f, RpcLineFn fn, void *ud, char *err) {
+    if (!f->held) return LD_OK;
+    char *data = f->buf;
+    size_t n = f->len;
+    f->buf = NULL;
+    f->len = f->cap = 0;
+    f->held = 0;
+    int rc = rpc_framer_feed(f, data, n, fn, ud, err);
+    free(data);
+    return rc;
+}
+
+int rpc_framer_held(const RpcFramer *f) { return f->held; }
 
 size_t rpc_framer_pending(const RpcFramer *f) { return f->len; }
 
@@ -89,6 +121,248 @@ void rpc_framer_free(RpcFramer *f) {
     free(f->buf);
     f->buf = NULL;
     f->len = f->cap = 0;
+    f->held = 0;
+}
+
+/* ---- text: UTF-8, NUL, the raw id ------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 when it is not one (overlong forms,
+ * surrogates and code points past U+10FFFF are not). */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t len;
+    unsigned cp, min;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07, min = 0x10000;
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return len;
+}
+
+size_t rpc_utf8_prefix(const char *s, size_t max) {
+    size_t n = strnlen(s, max + 4), i = 0;
+    while (i < n) {
+        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+        if (k == 0) k = 1; /* an invalid byte is one unit: never a reason to stop early */
+        if (i + k > max) break;
+        i += k;
+    }
+    return i;
+}
+
+/* Copies s into a new string that is valid UTF-8: a sequence cut short (a truncated message)
+ * is dropped, any other invalid byte becomes U+FFFD. NULL when s already is valid (nothing to
+ * do) or out of memory. */
+static char *utf8_repair(const char *s) {
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+        if (!k) break;
+        i += k;
+    }
+    if (i == n) return NULL;
+    char *o = malloc(3 * n + 1);
+    if (!o) return NULL;
+    size_t m = 0;
+    for (i = 0; i < n;) {
+        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+        if (k) {
+            memcpy(o + m, s + i, k);
+            m += k, i += k;
+            continue;
+        }
+        /* a lead byte whose continuation bytes run out at the end: a cut, dropped */
+        size_t j = i + 1;
+        while (j < n && ((unsigned char)s[j] & 0xc0) == 0x80) j++;
+        if (j == n && (unsigned char)s[i] >= 0xc2) break;
+        memcpy(o + m, "\xef\xbf\xbd", 3);
+        m += 3, i++;
+    }
+    o[m] = 0;
+    return o;
+}
+
+/* Walks a request's text (already parsed by cJSON, so well-formed) checking every string, keys
+ * included: no NUL (\u0000, which C strings would silently cut at) and only valid UTF-8. Notes
+ * the first problem with the path of the value ("params.job.name") and the raw text of the
+ * top-level "id" (first occurrence, as cJSON reads it). */
+typedef struct TextWalk {
+    const char *p, *start, *end;
+    int depth;
+    char path[160];
+    size_t plen;
+    int bad;             /* a problem was found: msg holds it */
+    char msg[LD_ERR_MAX];
+    const char *id, *id_end;
+} TextWalk;
+
+static void walk_ws(TextWalk *w) {
+    while (w->p < w->end && (*w->p == ' ' || *w->p == '\t' || *w->p == '\r' || *w->p == '\n')) w->p++;
+}
+
+static void walk_problem(TextWalk *w, const char *what, const char *at) {
+    if (w->bad) return;
+    w->bad = 1;
+    snprintf(w->msg, sizeof w->msg, "%s%s%s at byte %zu", w->plen ? w->path : "", w->plen ? ": " : "",
+             what, (size_t)(at - w->start));
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* At the opening quote. Decodes (ASCII only, the rest as '?') into key when given. */
+static void walk_string(TextWalk *w, char *key, size_t cap) {
+    size_t kn = 0;
+    w->p++;
+    while (w->p < w->end && *w->p != '"') {
+        const char *at = w->p;
+        unsigned char c = (unsigned char)*w->p;
+        char out = '?';
+        if (c == '\\') {
+            if (w->p + 1 >= w->end) break;
+            char e = w->p[1];
+            w->p += 2;
+            if (e == 'u' && w->p + 4 <= w->end) {
+                unsigned cp = 0;
+                for (int i = 0; i < 4; i++) cp = cp << 4 | (unsigned)(hexval(w->p[i]) & 15);
+                w->p += 4;
+                if (cp == 0) walk_problem(w, "a string holding a NUL character (\\u0000)", at);
+                out = cp < 0x80 ? (char)cp : '?';
+            } else {
+                out = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == 'b' ? '\b' : e == 'f' ? '\f' : e;
+            }
+        } else if (c == 0) {
+            walk_problem(w, "a string holding a NUL byte", at);
+            w->p++;
+        } else {
+            size_t k = utf8_seq((const unsigned char *)w->p, (size_t)(w->end - w->p));
+            if (!k) {
+                walk_problem(w, "a string that is not valid UTF-8", at);
+                k = 1;
+            }
+            out = k == 1 ? (char)c : '?';
+            w->p += k;
+        }
+        if (key && kn + 1 < cap) key[kn++] = out;
+    }
+    if (key) key[kn] = 0;
+    if (w->p < w->end) w->p++; /* the closing quote */
+}
+
+static void walk_value(TextWalk *w);
+
+static void walk_container(TextWalk *w, char close) {
+    size_t plen0 = w->plen;
+    int idx = 0;
+    w->p++;
+    w->depth++;
+    walk_ws(w);
+    while (w->p < w->end && *w->p != close) {
+        if (close == '}') {
+            char key[64];
+            walk_string(w, key, sizeof key);
+            if (plen0 < sizeof w->path)
+                w->plen = plen0 + (size_t)snprintf(w->path + plen0, sizeof w->path - plen0, "%s%s",
+                                                   plen0 ? "." : "", key);
+            walk_ws(w);
+            if (w->p < w->end && *w->p == ':') w->p++;
+            walk_ws(w);
+            int is_id = w->depth == 1 && !strcmp(key, "id") && !w->id;
+            const char *v0 = w->p;
+            walk_value(w);
+            if (is_id) {
+                w->id = v0;
+                w->id_end = w->p;
+                while (w->id_end > w->id && (w->id_end[-1] == ' ' || w->id_end[-1] == '\t' ||
+                                             w->id_end[-1] == '\r' || w->id_end[-1] == '\n'))
+                    w->id_end--;
+            }
+        } else {
+            if (plen0 < sizeof w->path)
+                w->plen = plen0 + (size_t)snprintf(w->path + plen0, sizeof w->path - plen0, "[%d]", idx++);
+            walk_value(w);
+        }
+        if (w->plen >= sizeof w->path) w->plen = sizeof w->path - 1;
+        w->plen = plen0;
+        w->path[plen0] = 0;
+        walk_ws(w);
+        if (w->p < w->end && *w->p == ',') w->p++;
+        walk_ws(w);
+    }
+    if (w->p < w->end) w->p++;
+    w->depth--;
+}
+
+static void walk_value(TextWalk *w) {
+    walk_ws(w);
+    if (w->p >= w->end) return;
+    if (*w->p == '{') walk_container(w, '}');
+    else if (*w->p == '[') walk_container(w, ']');
+    else if (*w->p == '"') walk_string(w, NULL, 0);
+    else
+        while (w->p < w->end && !strchr(",]} \t\r\n", *w->p)) w->p++;
+}
+
+/* ---- numbers printed exactly ------------------------------------------------------------ */
+
+/* The shortest of %.15g, %.16g, %.17g that reads back as exactly d (17 digits always do);
+ * integers below 1e17 in full; non-finite values as null (JSON has no spelling for them). */
+static void print_double(char *buf, size_t n, double d) {
+    if (!isfinite(d)) {
+        snprintf(buf, n, "null");
+        return;
+    }
+    if (floor(d) == d && fabs(d) < 1e17) {
+        snprintf(buf, n, "%.0f", d);
+        return;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, n, "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) return;
+    }
+}
+
+/* Prepares a reply tree for printing: numbers become raw text that round-trips exactly (cJSON
+ * prints 15 digits when a 17-digit value is within a few ulps), strings that are not valid
+ * UTF-8 are repaired. Returns LD_OK or LD_ENOMEM. */
+static int exact_tree(cJSON *o) {
+    for (cJSON *c = o; c; c = c->next) {
+        if (cJSON_IsNumber(c)) {
+            char buf[40];
+            print_double(buf, sizeof buf, c->valuedouble);
+            char *t = strdup(buf);
+            if (!t) return LD_ENOMEM;
+            c->type = cJSON_Raw | (c->type & cJSON_StringIsConst); /* that flag is the key's */
+            c->valuestring = t;
+        } else if (cJSON_IsString(c) && c->valuestring && !(c->type & cJSON_IsReference)) {
+            char *t = utf8_repair(c->valuestring);
+            if (t) {
+                free(c->valuestring);
+                c->valuestring = t;
+            }
+        }
+        if (c->string && !(c->type & cJSON_StringIsConst)) {
+            char *t = utf8_repair(c->string);
+            if (t) {
+                free(c->string);
+                c->string = t;
+            }
+        }
+        if (c->child && !(c->type & cJSON_IsReference) && exact_tree(c->child) != LD_OK)
+            return LD_ENOMEM;
+    }
+    return LD_OK;
 }
 
 /* ---- schema ----------------------------------------------------------------------------- */
@@ -179,6 +453,10 @@ const RpcMethod *rpc_find(const RpcMethod *const *tables, const char *name) {
 
 /* Prints obj on one line with '\n' appended; takes obj. */
 static char *finish_line(cJSON *obj, size_t *len) {
+    if (exact_tree(obj) != LD_OK) {
+        cJSON_Delete(obj);
+        return NULL;
+    }
     char *s = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
     if (!s) return NULL;
@@ -194,11 +472,13 @@ static char *finish_line(cJSON *obj, size_t *len) {
     return t;
 }
 
+/* id: a parsed id, a raw one (cJSON_Raw: the request's own text, echoed byte for byte) or NULL. */
 static cJSON *envelope(const cJSON *id) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     cJSON_AddStringToObject(o, "jsonrpc", "2.0");
     cJSON *idc = id ? cJSON_Duplicate(id, 1) : cJSON_CreateNull();
+    /* a raw id stays raw: exact_tree must not reprint it */
     cJSON_AddItemToObject(o, "id", idc ? idc : cJSON_CreateNull());
     return o;
 }
@@ -208,7 +488,7 @@ char *rpc_error_line(const cJSON *id, int code, const char *msg, size_t *len) {
     if (!o) return NULL;
     cJSON *e = cJSON_AddObjectToObject(o, "error");
     cJSON_AddNumberToObject(e, "code", code);
-    cJSON_AddStringToObject(e, "message", msg && *msg ? msg : "error");
+    cJSON_AddStringToObject(e, "message", msg && *msg ? msg : "error"); /* repaired if cut */
     return finish_line(o, len);
 }
 
@@ -239,10 +519,10 @@ char *rpc_notification_line(const char *method, cJSON *params, size_t *len) {
 /* ---- dispatch --------------------------------------------------------------------------- */
 
 char *rpc_handle_line(const RpcMethod *const *tables, const char *line, size_t n, RpcCall *call,
-                      int refuse_writes, size_t *len) {
+                      const char *refuse_writes, size_t *len) {
     char err[LD_ERR_MAX] = "";
     char *reply = NULL;
-    cJSON *empty = NULL, *result = NULL;
+    cJSON *empty = NULL, *result = NULL, *raw_id = NULL;
     const char *end = NULL;
     int code = RPC_OK;
     int notification = 0; /* a well-formed request without id: never answered */
@@ -272,6 +552,8 @@ char *rpc_handle_line(const RpcMethod *const *tables, const char *line, size_t n
                       rpc_json_type_name(req));
         goto done;
     }
+    TextWalk w = {.p = line, .start = line, .end = line + n};
+    walk_value(&w);
     const cJSON *idv = cJSON_GetObjectItemCaseSensitive(req, "id");
     if (idv && !cJSON_IsNumber(idv) && !cJSON_IsString(idv) && !cJSON_IsNull(idv)) {
         code = ld_err(err, RPC_INVALID_REQUEST,
@@ -280,6 +562,19 @@ char *rpc_handle_line(const RpcMethod *const *tables, const char *line, size_t n
         goto done;
     }
     id = idv;
+    /* the id goes back as sent, byte for byte (2^53 + 1 and 1e400 stay what they were) */
+    if (idv && w.id && w.id_end > w.id && !(w.bad && !strncmp(w.msg, "id:", 3))) {
+        char *t = strndup(w.id, (size_t)(w.id_end - w.id));
+        raw_id = t ? cJSON_CreateRaw(t) : NULL;
+        free(t);
+        if (raw_id) id = raw_id;
+    }
+    if (w.bad) {
+        if (!strncmp(w.msg, "id:", 3)) id = NULL;
+        code = ld_err(err, strncmp(w.msg, "params", 6) ? RPC_INVALID_REQUEST : RPC_INVALID_PARAMS,
+                      "invalid request: %s", w.msg);
+        goto done;
+    }
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(req, "jsonrpc");
     if (!cJSON_IsString(ver) || strcmp(ver->valuestring, "2.0")) {
         code = ld_err(err, RPC_INVALID_REQUEST, "invalid request: jsonrpc: expected \"2.0\"");
@@ -302,11 +597,12 @@ char *rpc_handle_line(const RpcMethod *const *tables, const char *line, size_t n
     if (!params) params = empty = cJSON_CreateObject();
     const RpcMethod *m = rpc_find(tables, meth->valuestring);
     if (!m) {
-        code = ld_err(err, RPC_METHOD_NOT_FOUND, "method not found: %.200s", meth->valuestring);
+        code = ld_err(err, RPC_METHOD_NOT_FOUND, "method not found: %.*s",
+                      (int)rpc_utf8_prefix(meth->valuestring, 200), meth->valuestring);
         goto done;
     }
     if (refuse_writes && !(m->flags & RPC_READONLY)) {
-        code = ld_err(err, RPC_BUSY, "%s: the server is shutting down", m->name);
+        code = ld_err(err, RPC_BUSY, "%s: %s", m->name, refuse_writes);
         goto done;
     }
     code = rpc_check_params(m, params, err);
@@ -334,6 +630,7 @@ done:
     call->params = NULL;
     call->id = NULL;
     cJSON_Delete(empty);
+    cJSON_Delete(raw_id);
     cJSON_Delete(req);
     return reply;
 }

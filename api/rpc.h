@@ -37,16 +37,24 @@ int rpc_code_from_ld(int ld);
 typedef struct RpcFramer {
     char *buf;
     size_t len, cap;
+    int held; /* buf holds lines not yet delivered (a pause), not only an unfinished one */
 } RpcFramer;
 
 /* Called once per complete line (without '\n'; a trailing '\r' removed; NUL-terminated, so
- * line[len] == 0). Returning non-zero stops feeding (the connection is going away). */
+ * line[len] == 0). Returning RPC_FRAMER_PAUSE keeps the lines after this one in the framer
+ * (backpressure: the caller stops reading and calls rpc_framer_resume later); any other
+ * non-zero value stops feeding (the connection is going away). */
 typedef int (*RpcLineFn)(void *ud, char *line, size_t len);
+#define RPC_FRAMER_PAUSE 1
 
-/* Feeds n bytes. Returns LD_OK, the non-zero value a callback returned, or LD_EINVAL with err
- * when a line grows past RPC_LINE_MAX (the caller replies with rpc_error_line and closes).
- * Blank lines (only spaces, tabs, CR) are skipped. */
+/* Feeds n bytes. Returns LD_OK, RPC_FRAMER_PAUSE (lines are held), the non-zero value a
+ * callback returned, or LD_EINVAL with err when a line grows past RPC_LINE_MAX (a CR before the
+ * newline not counted; the caller replies with rpc_error_line and closes). Blank lines (only
+ * spaces, tabs, CR) are skipped. Bytes fed while lines are held queue behind them. */
 int rpc_framer_feed(RpcFramer *f, const char *data, size_t n, RpcLineFn fn, void *ud, char *err);
+/* Delivers the lines a pause held, as rpc_framer_feed does (it may pause again). */
+int rpc_framer_resume(RpcFramer *f, RpcLineFn fn, void *ud, char *err);
+int rpc_framer_held(const RpcFramer *f); /* 1 while paused lines wait */
 size_t rpc_framer_pending(const RpcFramer *f); /* bytes of an unfinished line */
 void rpc_framer_free(RpcFramer *f);
 
@@ -113,10 +121,19 @@ int rpc_check_params(const RpcMethod *m, const cJSON *params, char *err);
 
 /* Handles one request line: parses it, validates the envelope, finds the method, checks params,
  * runs the handler. Returns an owned reply line ending in '\n' (*len its length), or NULL when
- * nothing is to be sent (a notification). refuse_writes: methods without RPC_READONLY get
- * RPC_BUSY (the daemon is shutting down). call->params and call->id are filled here. */
+ * nothing is to be sent (a notification). refuse_writes: when not NULL, methods without
+ * RPC_READONLY get RPC_BUSY "method: <refuse_writes>" (the daemon is shutting down, or its
+ * database is gone). call->params and call->id are filled here.
+ * Every string of the request, keys included, must be valid UTF-8 without NUL (\u0000):
+ * otherwise "invalid request: params.job.name: a string holding a NUL character (\u0000) at
+ * byte 57". The reply's id is the request's id text, byte for byte; numbers in replies
+ * round-trip exactly (the shortest of 15 to 17 significant digits that reads back the same);
+ * reply strings are valid UTF-8 (a message cut inside a character loses the partial one). */
 char *rpc_handle_line(const RpcMethod *const *tables, const char *line, size_t n, RpcCall *call,
-                      int refuse_writes, size_t *len);
+                      const char *refuse_writes, size_t *len);
+
+/* Bytes of s that fit in max without cutting a UTF-8 character: for "%.*s" in messages. */
+size_t rpc_utf8_prefix(const char *s, size_t max);
 
 /* Owned reply lines ending in '\n'. id may be NULL (sent as null). */
 char *rpc_error_line(const cJSON *id, int code, const char *msg, size_t *len);

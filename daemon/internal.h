@@ -85,6 +85,7 @@ struct Daemon {
     char cwd[PATH_MAX];
     int nworkers;
     int shutting_down;
+    char store_dead[LD_ERR_MAX]; /* the database file was deleted or replaced: writes refused */
     int exiting; /* handles are closing: the loop ends once they are closed */
     double exit_deadline_ms;
     double start_ms;

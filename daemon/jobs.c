@@ -56,7 +56,16 @@ struct DJob {
     int64_t state_round;   /* the round of the engine state last stored (-1: unknown) */
     double state_saved_ms; /* when it was stored (ld_now_ms) */
     int save_due;          /* store the state at the next round boundary whatever the time */
+
+    /* A storage fault (disk full, database locked or deleted) stopped the job: it shows as
+     * "paused" with this reason and is reloaded from the store, as a restart would, once a
+     * retry's writes succeed. Empty while the job runs normally. */
+    char stall[LD_ERR_MAX];
+    double stall_retry_ms; /* next reload attempt (ld_now_ms) */
+    double stall_wait_ms;  /* the back-off: 1 s doubling to STALL_RETRY_MAX_MS */
 };
+
+#define STALL_RETRY_MAX_MS 16000.0
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -217,12 +226,38 @@ static int job_set_state(Daemon *d, DJob *j, const char *state, const char *erro
     return LD_OK;
 }
 
+/* Stops a job whose writes met a storage fault: what was not committed is dropped with its round
+ * (the engine may be ahead of the store, so the retry reloads the job from the store, replaying
+ * stored evaluations as a restart does, and re-runs only evaluations that were never stored). */
+static void job_stall(Daemon *d, DJob *j, const char *why) {
+    if (store_in_transaction(d->store)) daemon_rollback(d);
+    if (!j->stall[0]) {
+        daemon_log("job %lld: paused: %s (resumes by itself when writes succeed again)",
+                   (long long)j->id, why);
+        j->stall_wait_ms = 1000;
+    }
+    snprintf(j->stall, sizeof j->stall, "%s", why);
+    j->stall_retry_ms = ld_now_ms() + j->stall_wait_ms;
+    round_clear(j);
+}
+
+/* 1 when the store met a storage fault since `before` (a store_faults value). */
+static int store_faulted(Daemon *d, uint64_t before) { return store_faults(d->store) != before; }
+
 /* Ends a job whose engine failed: the reason is kept in the job's error column. */
 static void job_fail(Daemon *d, DJob *j, const char *why) {
     char err[LD_ERR_MAX];
     daemon_log("job %lld failed: %s", (long long)j->id, why);
     if (store_in_transaction(d->store)) daemon_rollback(d);
-    if (job_set_state(d, j, "failed", why, err) != LD_OK) daemon_log("job %lld: %s", (long long)j->id, err);
+    uint64_t f0 = store_faults(d->store);
+    if (job_set_state(d, j, "failed", why, err) != LD_OK) {
+        daemon_log("job %lld: %s", (long long)j->id, err);
+        /* not stored: stall, so the failure is stored when the retry replays it */
+        if (store_faulted(d, f0)) {
+            job_stall(d, j, err);
+            return;
+        }
+    }
     j->finished = 1;
 }
 
@@ -509,6 +544,7 @@ static int round_begin(Daemon *d, DJob *j) {
     }
     j->works = works;
     j->nworks = n;
+    uint64_t f0 = store_faults(d->store);
     int rc = store_begin(d->store, err);
     for (int i = 0; rc == LD_OK && i < n; i++) {
         const SearchWork *w = &works[i];
@@ -535,7 +571,8 @@ static int round_begin(Daemon *d, DJob *j) {
     else daemon_rollback(d);
     if (rc != LD_OK) {
         round_clear(j);
-        job_fail(d, j, err);
+        if (store_faulted(d, f0)) job_stall(d, j, err);
+        else job_fail(d, j, err);
     }
     return 1;
 }
@@ -615,6 +652,7 @@ static void round_finish(Daemon *d, DJob *j) {
     double old_best = j->best_fitness;
     take_best(j, lb);
     stats = stats_json(j);
+    uint64_t f0 = store_faults(d->store);
     rc = store_begin(d->store, err);
     if (rc == LD_OK && (j->save_due || ld_now_ms() - j->state_saved_ms >= STATE_SAVE_MS))
         rc = job_save_state(d, j, err);
@@ -671,7 +709,8 @@ static void round_finish(Daemon *d, DJob *j) {
         j->nfit_synced = 0;
         free(j->fit_synced);
         j->fit_synced = NULL;
-        job_fail(d, j, err);
+        if (store_faulted(d, f0)) job_stall(d, j, err);
+        else job_fail(d, j, err);
     }
     cJSON_Delete(lb);
     cJSON_Delete(stats);
@@ -680,6 +719,7 @@ static void round_finish(Daemon *d, DJob *j) {
 /* The engine has nothing more to propose: the job is done with its final leaderboard. */
 static void job_complete(Daemon *d, DJob *j) {
     char err[LD_ERR_MAX];
+    uint64_t f0 = store_faults(d->store);
     job_save_state_now(d, j);
     cJSON *stats = stats_json(j);
     int rc = store_job_update_progress(d->store, j->id, j->evals_done, j->best_fitness, NULL,
@@ -687,6 +727,10 @@ static void job_complete(Daemon *d, DJob *j) {
     cJSON_Delete(stats);
     if (rc == LD_OK) rc = job_set_state(d, j, "done", NULL, err);
     if (rc != LD_OK) daemon_log("job %lld: completing: %s", (long long)j->id, err);
+    if (store_faulted(d, f0)) {
+        job_stall(d, j, err); /* "done" is stored by the retry, which finds the search complete */
+        return;
+    }
     daemon_log("job %lld: done, %lld evaluations, best %.6g %s", (long long)j->id,
                (long long)j->evals_done, j->best_fitness, j->best_expr);
     j->finished = 1;
@@ -695,7 +739,7 @@ static void job_complete(Daemon *d, DJob *j) {
 /* ---- scheduling ------------------------------------------------------------------------- */
 
 static int job_runnable(const DJob *j) {
-    return !j->finished && !strcmp(j->state, "running") && j->works && j->cursor < j->nworks;
+    return !j->finished && !j->stall[0] && !strcmp(j->state, "running") && j->works && j->cursor < j->nworks;
 }
 
 /* Next pending work of j, or -1. */
@@ -746,10 +790,12 @@ static int jobs_advance(Daemon *d) {
     char err[LD_ERR_MAX];
     int changed = 0;
     for (DJob *j = d->jobs; j; j = j->next) {
-        if (j->finished) continue;
+        if (j->finished || j->stall[0]) continue;
         if (!strcmp(j->state, "queued")) {
+            uint64_t f0 = store_faults(d->store);
             if (job_set_state(d, j, "running", NULL, err) != LD_OK) {
                 daemon_log("job %lld: %s", (long long)j->id, err);
+                if (store_faulted(d, f0)) job_stall(d, j, err);
                 continue;
             }
             changed = 1;
@@ -816,9 +862,14 @@ void jobs_on_done(void *ud, PoolItem *it) {
         .steps = w->steps,
     };
     int inserted = 0;
-    /* committed before anything reports it */
-    if (store_eval_put(d->store, &key, &it->res, &inserted, err) != LD_OK)
+    /* committed before anything reports it: a result that cannot be stored is not used */
+    if (store_eval_put(d->store, &key, &it->res, &inserted, err) != LD_OK) {
         daemon_log("job %lld: storing evaluation %lld: %s", (long long)j->id, (long long)w->seq, err);
+        pool_item_free(it);
+        job_stall(d, j, err);
+        jobs_pump(d);
+        return;
+    }
     if (inserted && !is_rejected(&it->res)) j->evals_done++;
     j->results[it->idx] = it->res;
     j->wstate[it->idx] = W_DONE;
@@ -843,7 +894,45 @@ void jobs_on_dropped(Daemon *d, PoolItem *it) {
     pool_item_free(it);
 }
 
+/* Retries a stalled job whose evaluations in flight are all back: reloads it from the store
+ * (which writes its tasks: the probe that writes succeed again) in place of the stalled copy. */
+static void job_retry_stalled(Daemon *d, DJob *j) {
+    char err[LD_ERR_MAX];
+    DJob *nj = NULL;
+    uint64_t f0 = store_faults(d->store);
+    int rc = job_load(d, j->id, &nj, err);
+    if (rc != LD_OK) {
+        if (store_faulted(d, f0)) {
+            snprintf(j->stall, sizeof j->stall, "%s", err);
+            j->stall_wait_ms = fmin(2 * j->stall_wait_ms, STALL_RETRY_MAX_MS);
+            j->stall_retry_ms = ld_now_ms() + j->stall_wait_ms;
+            return;
+        }
+        j->stall[0] = 0;
+        job_fail(d, j, err);
+        return;
+    }
+    daemon_log("job %lld: writes succeed again; resuming (%lld evaluations stored, round %lld)",
+               (long long)j->id, (long long)nj->evals_done, (long long)nj->round);
+    nj->elapsed_prev_s = job_elapsed(j);
+    if (!strcmp(nj->state, "running")) nj->run_since_ms = ld_now_ms();
+    /* in j's place in the list */
+    for (DJob **p = &d->jobs; *p; p = &(*p)->next)
+        if (*p == j) {
+            nj->next = j->next;
+            *p = nj;
+            break;
+        }
+    djob_free(j);
+}
+
 void jobs_tick(Daemon *d) {
+    for (DJob *j = d->jobs; j;) {
+        DJob *next = j->next;
+        if (j->stall[0] && j->inflight == 0 && !j->finished && ld_now_ms() >= j->stall_retry_ms)
+            job_retry_stalled(d, j);
+        j = next;
+    }
     for (DJob *j = d->jobs; j; j = j->next) {
         if (j->finished || j->stopped || !j->search || strcmp(j->state, "running")) continue;
         double b = job_budget_seconds(j->job);
@@ -909,7 +998,7 @@ static cJSON *summary_from_row(Daemon *d, const cJSON *row, int full) {
     const char *name = jstr(row, "name");
     if (name) cJSON_AddStringToObject(o, "name", name);
     else cJSON_AddNullToObject(o, "name");
-    const char *state = j && !j->finished ? j->state : jstr(row, "state");
+    const char *state = j && !j->finished ? (j->stall[0] ? "paused" : j->state) : jstr(row, "state");
     cJSON_AddStringToObject(o, "state", state ? state : "unknown");
     cJSON_AddNumberToObject(o, "priority", j ? j->priority : jnum(row, "priority", NULL, 1));
     double sid = j ? (double)j->schedule_id : jnum(row, "schedule_id", "schedule", 0);
@@ -953,6 +1042,12 @@ static cJSON *summary_from_row(Daemon *d, const cJSON *row, int full) {
     cJSON_AddNumberToObject(p, "rate", elapsed > 0 ? evals / elapsed : 0);
     cJSON_AddNumberToObject(p, "round", j ? (double)j->round : jnum(stats, "round", NULL, 0));
     const char *error = jstr(row, "error");
+    char stalled[LD_ERR_MAX + 64];
+    if (j && !j->finished && j->stall[0]) {
+        snprintf(stalled, sizeof stalled, "paused: %s (resumes by itself when writes succeed)",
+                 j->stall);
+        error = stalled;
+    }
     if (error) cJSON_AddStringToObject(o, "error", error);
     else cJSON_AddNullToObject(o, "error");
     if (full) {

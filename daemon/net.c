@@ -55,10 +55,14 @@ static void client_close(DaemonClient *c) {
 static void send_backlog(DaemonClient *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static int on_line(void *ud, char *line, size_t len);
+static void client_fail(DaemonClient *c, int code, const char *msg);
 #define BACKLOG_LOW_WATER (1u << 20) /* send the next page once output drains below this */
 /* Backpressure: a client with this much unread output is not read from until it drains to
- * READ_RESUME, so a pipelining client is slowed, not dropped; RPC_OUTBUF_MAX (reached only by
- * notifications then) drops it. */
+ * READ_RESUME, so a pipelining client is slowed, not dropped. The pause takes effect between
+ * two requests, also inside one read: the requests after it wait in the framer (at most one
+ * read's worth) until the client has read its replies. RPC_OUTBUF_MAX (reached only by
+ * notifications to a client that does not read) drops it. */
 #define READ_PAUSE (1u << 20)
 #define READ_RESUME (256u << 10)
 
@@ -78,7 +82,15 @@ static void on_write(uv_write_t *req, int status) {
     if (c->closing || c->close_after_write) return;
     if (c->backlog_due && c->out_pending < BACKLOG_LOW_WATER) send_backlog(c);
     if (c->read_paused && c->out_pending < READ_RESUME) {
+        char err[LD_ERR_MAX];
         c->read_paused = 0;
+        /* the requests a pause held first: answering them may pause again */
+        int rc = rpc_framer_resume(&c->framer, on_line, c, err);
+        if (rc == LD_EINVAL || rc == LD_ENOMEM) {
+            client_fail(c, RPC_INVALID_REQUEST, err);
+            return;
+        }
+        if (c->closing || c->close_after_write || c->read_paused) return;
         uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
     }
 }
@@ -205,16 +217,20 @@ int daemon_subscribe(Daemon *d, DaemonClient *c, int64_t since, int64_t *last_se
 static int on_line(void *ud, char *line, size_t len) {
     DaemonClient *c = ud;
     Daemon *d = c->d;
-    if (c->closing || c->close_after_write) return 1;
+    if (c->closing || c->close_after_write) return 2;
     RpcCall call = {.daemon = d, .client = c};
     size_t n = 0;
-    char *reply = rpc_handle_line(rpc_tables(), line, len, &call, d->shutting_down, &n);
+    const char *refuse = d->shutting_down ? "the server is shutting down"
+                         : d->store_dead[0] ? d->store_dead
+                                            : NULL;
+    char *reply = rpc_handle_line(rpc_tables(), line, len, &call, refuse, &n);
     if (reply) {
         daemon_client_send(c, reply, n);
         free(reply);
     }
     if (c->backlog_due && !c->closing && c->out_pending < BACKLOG_LOW_WATER) send_backlog(c);
-    return c->closing ? 1 : 0;
+    if (c->closing || c->close_after_write) return 2; /* stop: the connection is going away */
+    return c->read_paused ? RPC_FRAMER_PAUSE : 0;
 }
 
 static char read_buf[65536]; /* the loop is single-threaded and each read is consumed at once */

@@ -105,6 +105,8 @@ static void on_timer(uv_timer_t *t) {
         maybe_finish_shutdown(d);
         return;
     }
+    if (!d->store_dead[0] && store_check_alive(d->store, d->store_dead) != LD_OK)
+        daemon_log("%s", d->store_dead); /* once: every write request then gets the message */
     jobs_tick(d);
     for (int i = 0; i < d->nticks; i++) d->ticks[i].fn(d, d->ticks[i].ud);
 }
@@ -186,6 +188,7 @@ cJSON *daemon_status(Daemon *d) {
     cJSON_AddStringToObject(o, "socket", d->socket_path);
     cJSON_AddNumberToObject(o, "clients", d->nclients);
     cJSON_AddBoolToObject(o, "shutting_down", d->shutting_down);
+    if (d->store_dead[0]) cJSON_AddStringToObject(o, "storage_error", d->store_dead);
     cJSON *jobs = cJSON_AddObjectToObject(o, "jobs");
     static const char *const states[] = {"queued", "running", "paused", "done", "failed", "cancelled"};
     cJSON *list = NULL;

@@ -25,7 +25,18 @@ __attribute__((format(printf, 2, 3))) static void problem(Problems *p, const cha
     p->n++;
     size_t need = strlen(one) + (p->shown ? 2 : 0);
     /* keep room for " (and NNN more)" */
-    if (p->len + need + 18 >= sizeof p->buf) return;
+    if (p->len + need + 18 >= sizeof p->buf) {
+        if (p->shown) return;
+        /* the first problem alone is too long: keep its start (never half a UTF-8 character)
+         * rather than nothing */
+        size_t k = sizeof p->buf - 18 - 4;
+        while (k > 0 && ((unsigned char)one[k] & 0xc0) == 0x80) k--;
+        memcpy(p->buf, one, k);
+        memcpy(p->buf + k, "...", 4);
+        p->len = k + 3;
+        p->shown = 1;
+        return;
+    }
     p->len += (size_t)snprintf(p->buf + p->len, sizeof p->buf - p->len, "%s%s",
                                p->shown ? "; " : "", one);
     p->shown++;

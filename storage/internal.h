@@ -4,6 +4,7 @@
 #define STORE_INTERNAL_H
 
 #include <sqlite3.h>
+#include <sys/types.h>
 
 #include "store.h"
 
@@ -147,13 +148,20 @@ struct Store {
     char *path;
     int readonly;
     int txn;     /* inside store_begin */
-    int lock_fd; /* -1 for readers */
+    char *real;  /* path with symlinks resolved: what SQLite opens and the lock is on */
+    int lock_fd; /* a descriptor of the database file holding the writer's flock; -1 for readers */
+    dev_t dev;   /* the locked file's identity, to notice it unlinked or replaced */
+    ino_t ino;
+    uint64_t faults; /* storage failures so far (store_faults) */
     sqlite3_stmt *st[ST_COUNT];
 };
 
 /* Returns the cached statement id, reset and with bindings cleared, or NULL with err set
  * ("store: what: prepare: why"). */
 sqlite3_stmt *store_stmt_(Store *s, int id, const char *what, char *err);
+/* The fault-injection VFS's name when LOSSD_FAULT or LOSSD_FAULT_FILE is set (registered on the
+ * first call), else NULL: a test hook (faultvfs.c, docs/reliability.md). */
+const char *store_faultvfs_(void);
 /* Maps the handle's last SQLite error to an LD_* code and writes "store: what: message". */
 int store_sqlerr_(Store *s, int rc, const char *what, char *err);
 /* Opens a write transaction unless one is open (*own set to 1 when it did). LD_EPERM on a

@@ -220,6 +220,19 @@ int store_sqlerr_(Store *s, int rc, const char *what, char *err)
     case SQLITE_AUTH: code = LD_EPERM; break;
     default: code = LD_EIO; break;
     }
+    switch (rc & 0xff) {
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOMEM:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+        if (s)
+            s->faults++; /* the storage failed, not the request: see store_faults */
+        break;
+    default: break;
+    }
     const char *msg = s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
     /* "disk I/O error" alone does not say that the disk is full or the file too large */
     int sys = s && s->db ? sqlite3_system_errno(s->db) : 0;
@@ -260,7 +273,10 @@ int store_wbegin_(Store *s, int *own, const char *what, char *err)
         return ld_err(err, LD_EPERM, "store: %s: the database is open read-only", what);
     if (s->txn)
         return LD_OK;
-    int rc = exec(s, "BEGIN IMMEDIATE", what, err);
+    int rc = store_check_alive(s, err);
+    if (rc != LD_OK)
+        return rc;
+    rc = exec(s, "BEGIN IMMEDIATE", what, err);
     if (rc == LD_OK)
         *own = 1;
     return rc;
@@ -418,50 +434,146 @@ cJSON *store_seed_json_(uint64_t seed)
 
 /* ---- open and close --------------------------------------------------------------------- */
 
-/* Takes the writer lock on PATH.lock and writes our pid into it. */
-static int take_lock(Store *s, char *err)
+/* The database's real name: symlinks in path (and path itself, when it exists) resolved, so the
+ * lock and SQLite's -wal and -shm files belong to the file, not to one of its names. Returns
+ * owned. */
+static char *resolve_path(const char *path, char *err)
 {
-    size_t n = strlen(s->path) + 6;
-    char *lp = malloc(n);
-    int rc = LD_OK;
-    if (!lp)
-        return ld_err(err, LD_ENOMEM, "store: open %s: out of memory", s->path);
-    snprintf(lp, n, "%s.lock", s->path);
-    int fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = ld_err(err, errno == EACCES || errno == EROFS ? LD_EPERM : LD_EIO,
-                    "store: open %s: lock file %s: %s", s->path, lp, strerror(errno));
-        goto done;
+    char *real = realpath(path, NULL);
+    if (real)
+        return real;
+    if (errno != ENOENT) {
+        ld_err(err, errno == EACCES ? LD_EPERM : LD_EIO, "store: open %s: %s", path, strerror(errno));
+        return NULL;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EWOULDBLOCK) {
-            char buf[32] = {0};
-            ssize_t got = pread(fd, buf, sizeof buf - 1, 0);
-            long pid = got > 0 ? strtol(buf, NULL, 10) : 0;
-            if (pid > 0)
-                rc = ld_err(err, LD_EBUSY, "store: database %s is in use by another lossd (pid %ld)",
-                            s->path, pid);
-            else
-                rc = ld_err(err, LD_EBUSY, "store: database %s is in use by another lossd",
-                            s->path);
-        } else {
-            rc = ld_err(err, LD_EIO, "store: lock %s: %s", lp, strerror(errno));
+    /* a new database: resolve its directory, keep its name */
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char *dir = slash ? strndup(path, (size_t)(slash - path) + (slash == path)) : strdup(".");
+    char *rdir = dir ? realpath(dir, NULL) : NULL;
+    if (!rdir) {
+        ld_err(err, errno == EACCES ? LD_EPERM : LD_EIO, "store: open %s: directory %s: %s", path,
+               dir ? dir : "?", strerror(errno));
+        free(dir);
+        return NULL;
+    }
+    size_t n = strlen(rdir) + strlen(base) + 2;
+    real = malloc(n);
+    if (real)
+        snprintf(real, n, "%s%s%s", rdir, strcmp(rdir, "/") ? "/" : "", base);
+    else
+        ld_err(err, LD_ENOMEM, "store: open %s: out of memory", path);
+    free(dir);
+    free(rdir);
+    return real;
+}
+
+/* Writes our pid into REAL.lock for the message a second writer gets; the lock itself is the
+ * flock on the database file. Best effort: the file is informative only. */
+static void write_pid_file(const Store *s)
+{
+    size_t n = strlen(s->real) + 6;
+    char *lp = malloc(n);
+    if (!lp)
+        return;
+    snprintf(lp, n, "%s.lock", s->real);
+    int fd = open(lp, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        char buf[32];
+        int len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len) {
+            /* informative only */
         }
         close(fd);
-        goto done;
     }
-    char buf[32];
-    int len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len) {
-        rc = ld_err(err, LD_EIO, "store: write %s: %s", lp, strerror(errno));
+    free(lp);
+}
+
+static long read_pid_file(const Store *s)
+{
+    size_t n = strlen(s->real) + 6;
+    char *lp = malloc(n), buf[32] = {0};
+    long pid = 0;
+    if (!lp)
+        return 0;
+    snprintf(lp, n, "%s.lock", s->real);
+    int fd = open(lp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        if (pread(fd, buf, sizeof buf - 1, 0) > 0)
+            pid = strtol(buf, NULL, 10);
         close(fd);
-        goto done;
+    }
+    free(lp);
+    return pid;
+}
+
+/* Takes the single-writer lock on the database file itself: an exclusive flock on a descriptor
+ * of the file, kept open until store_close. The lock belongs to the inode, so a second writer
+ * through a hard link, a symlink or a deleted PATH.lock meets it too. A database with more than
+ * one link is refused: SQLite keeps one WAL per name, and two names of one file corrupt it. */
+static int take_lock(Store *s, char *err)
+{
+    int fd = open(s->real, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return ld_err(err, errno == EACCES || errno == EROFS ? LD_EPERM : LD_EIO,
+                      "store: open %s: %s", s->path, strerror(errno));
+    struct stat st, now;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int busy = errno == EWOULDBLOCK;
+        long pid = busy ? read_pid_file(s) : 0;
+        int rc = !busy ? ld_err(err, LD_EIO, "store: lock %s: %s", s->path, strerror(errno))
+                 : pid > 0 ? ld_err(err, LD_EBUSY, "store: database %s is in use by another lossd (pid %ld)",
+                                    s->path, pid)
+                           : ld_err(err, LD_EBUSY, "store: database %s is in use by another lossd",
+                                    s->path);
+        close(fd);
+        return rc;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return ld_err(err, LD_EIO, "store: open %s: not a regular file", s->path);
+    }
+    if (st.st_nlink > 1) {
+        close(fd);
+        return ld_err(err, LD_ESTATE,
+                      "store: open %s: the database file has %ld hard links; refusing it (SQLite "
+                      "keeps one WAL per name, so two names of one database corrupt it): remove "
+                      "the other links",
+                      s->path, (long)st.st_nlink);
+    }
+    /* the name may have been replaced between open and flock: then this is not the file */
+    if (stat(s->real, &now) != 0 || now.st_dev != st.st_dev || now.st_ino != st.st_ino) {
+        close(fd);
+        return ld_err(err, LD_EBUSY, "store: open %s: the file was replaced while opening it",
+                      s->path);
     }
     s->lock_fd = fd;
-done:
-    free(lp);
-    return rc;
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    write_pid_file(s);
+    return LD_OK;
 }
+
+int store_check_alive(Store *s, char *err)
+{
+    if (!s || s->lock_fd < 0)
+        return LD_OK;
+    struct stat st, now;
+    const char *why = NULL;
+    if (fstat(s->lock_fd, &st) != 0 || st.st_nlink == 0)
+        why = "was deleted (its directory removed?)";
+    else if (stat(s->real, &now) != 0 || now.st_dev != s->dev || now.st_ino != s->ino)
+        why = "was moved or replaced";
+    if (!why)
+        return LD_OK;
+    s->faults++;
+    return ld_err(err, LD_EIO,
+                  "store: the database file %s %s while lossd had it open: writes are refused "
+                  "(they would be lost); restart lossd",
+                  s->path, why);
+}
+
+uint64_t store_faults(const Store *s) { return s ? s->faults : 0; }
 
 static int read_version(Store *s, int *version, char *err)
 {
@@ -517,13 +629,20 @@ int store_open(const char *path, int flags, Store **out, char *err)
     }
     s->lock_fd = -1;
     s->readonly = (flags & STORE_READONLY) != 0;
+    s->real = resolve_path(path, err);
+    if (!s->real) {
+        rc = err && strstr(err, "out of memory") ? LD_ENOMEM : LD_EIO;
+        if (err && strstr(err, "Permission denied"))
+            rc = LD_EPERM;
+        goto done;
+    }
     if (!s->readonly) {
         rc = take_lock(s, err);
         if (rc != LD_OK)
             goto done;
     }
     int oflags = s->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
-    int src = sqlite3_open_v2(path, &s->db, oflags, NULL);
+    int src = sqlite3_open_v2(s->real, &s->db, oflags, s->readonly ? NULL : store_faultvfs_());
     if (src != SQLITE_OK) {
         snprintf(what, sizeof what, "open %s", path);
         rc = store_sqlerr_(s, src, what, err);
@@ -613,8 +732,9 @@ void store_close(Store *s)
         sqlite3_close_v2(s->db);
     }
     if (s->lock_fd >= 0)
-        close(s->lock_fd); /* releases the flock */
+        close(s->lock_fd); /* after SQLite's close: closing it drops this process's fcntl locks */
     free(s->path);
+    free(s->real);
     free(s);
 }
 
@@ -626,7 +746,10 @@ int store_begin(Store *s, char *err)
         return ld_err(err, LD_EPERM, "store: begin: the database is open read-only");
     if (s->txn)
         return ld_err(err, LD_ESTATE, "store: begin: a transaction is already open");
-    int rc = exec(s, "BEGIN IMMEDIATE", "begin", err);
+    int rc = store_check_alive(s, err);
+    if (rc != LD_OK)
+        return rc;
+    rc = exec(s, "BEGIN IMMEDIATE", "begin", err);
     if (rc == LD_OK)
         s->txn = 1;
     return rc;
@@ -1255,11 +1378,11 @@ int store_db_size(Store *s, int64_t *bytes, char *err)
     }
     *bytes = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
-    size_t n = strlen(s->path) + 5;
+    size_t n = strlen(s->real) + 5;
     char *wal = malloc(n);
     if (wal) {
         struct stat sb;
-        snprintf(wal, n, "%s-wal", s->path);
+        snprintf(wal, n, "%s-wal", s->real);
         if (stat(wal, &sb) == 0)
             *bytes += (int64_t)sb.st_size;
         free(wal);

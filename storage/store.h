@@ -35,10 +35,13 @@ enum {
 
 /* Opens (creating when absent, unless STORE_READONLY) the database at path: WAL mode, foreign
  * keys, busy_timeout, migrations applied inside one transaction when the file is older than this
- * build. A writer takes an exclusive flock on "PATH.lock" (holding its pid); when another
- * process holds it: LD_EBUSY "store: database x.db is in use by another lossd (pid N)".
+ * build. Symlinks in path are resolved first. A writer takes an exclusive flock on the database
+ * file itself (held on an open descriptor, so it follows the inode whatever name reaches it) and
+ * writes its pid into "PATH.lock" for the message; when another process holds it: LD_EBUSY
+ * "store: database x.db is in use by another lossd (pid N)". A file with more than one hard link
+ * is refused (LD_ESTATE): SQLite keeps one WAL per name.
  * Errors: LD_EIO (cannot open or create, not a database, corrupt), LD_ESTATE (schema newer than
- * this build), LD_EBUSY. Returns an owned store in *out. */
+ * this build, hard links), LD_EBUSY. Returns an owned store in *out. */
 int store_open(const char *path, int flags, Store **out, char *err);
 void store_close(Store *s); /* NULL is fine; an open transaction is rolled back */
 
@@ -48,6 +51,15 @@ int store_begin(Store *s, char *err);
 int store_commit(Store *s, char *err);
 void store_rollback(Store *s);
 int store_in_transaction(const Store *s);
+
+/* LD_OK while the writer's database file is still where it was opened; LD_EIO with err when it
+ * was deleted (its directory removed) or replaced, after which every write is refused with that
+ * message (every write transaction checks first). Readers: always LD_OK. */
+int store_check_alive(Store *s, char *err);
+/* How many storage failures (disk full, I/O error, locked, out of memory, deleted file) this
+ * handle has met: a caller compares it before and after a failing call to tell a storage fault,
+ * which passes, from a refused request, which does not. */
+uint64_t store_faults(const Store *s);
 
 /* ---- jobs ------------------------------------------------------------------------------- */
 

@@ -131,6 +131,8 @@ def main():
             return
         ok("daemon starts and answers server.hello")
         run_tests(sock, proc)
+        run_exactness_tests(sock)
+        run_pipelining_test(sock)
     finally:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -149,6 +151,114 @@ def main():
             except OSError:
                 pass
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def raw_call(sock, line):
+    """Sends one raw request line; returns the raw reply line (bytes, without newline)."""
+    c = Conn(sock)
+    c.send_raw(line + b"\n")
+    while b"\n" not in c.buf:
+        chunk = c.s.recv(65536)
+        if not chunk:
+            break
+        c.buf += chunk
+    c.close()
+    return c.buf.split(b"\n", 1)[0]
+
+
+def run_exactness_tests(sock):
+    """Issue 16: ids byte for byte, numbers that round-trip, strings with NUL or invalid UTF-8
+    refused naming where, long problem messages kept, a 1 MiB line with CRLF."""
+    for rid in (b"9007199254740993", b"1e400", b"12345678901234567890123", b"-0", b'"\\u00e9"'):
+        out = raw_call(sock, b'{"jsonrpc":"2.0","id":' + rid + b',"method":"server.hello"}')
+        check("id %s is echoed byte for byte" % rid.decode(), out.startswith(
+            b'{"jsonrpc":"2.0","id":' + rid + b","), out[:200])
+    out = raw_call(sock, b'{"jsonrpc":"2.0","id":1,"method":"server.status\\u0000x"}')
+    r = json.loads(out)
+    check("a method name with \\u0000 is refused, naming the method",
+          err_code(r) == -32600 and "method: a string holding a NUL" in err_msg(r), r)
+    job = {"name": "a\u0000b", "tasks": [{"data": "builtin:digits"}]}
+    c = Conn(sock)
+    r = c.call("job.submit", {"job": job})
+    check("a job name with \\u0000 is refused, naming params.job.name",
+          err_code(r) == -32602 and "params.job.name: a string holding a NUL" in err_msg(r), r)
+    c.close()
+    out = raw_call(sock, b'{"jsonrpc":"2.0","id":1,"method":"job.submit","params":{"job":'
+                   b'{"name":"\xff\xfe","tasks":[]}}}')
+    r = json.loads(out)
+    check("a job name that is not UTF-8 is refused, naming params.job.name",
+          err_code(r) == -32602 and "params.job.name: a string that is not valid UTF-8" in err_msg(r),
+          out[:300])
+    c = Conn(sock)
+    r = c.call("job.submit", {"job": {"tasks": [{"data": "builtin:digits"}], "k" * 300: 1}})
+    m = err_msg(r)
+    check("a problem message over 256 bytes is kept (cut), not replaced by '(and 1 more)'",
+          err_code(r) == -32602 and "kkkkkkkk" in m and "(and 1 more)" not in m, r)
+    # the cut never splits a character: a 300-character key of two-byte letters
+    r = c.call("job.submit", {"job": {"tasks": [{"data": "builtin:digits"}], "\u00e9" * 300: 1}})
+    check("... and cutting it keeps whole UTF-8 characters", err_code(r) == -32602 and "\u00e9\u00e9" in err_msg(r), r)
+    c.close()
+    # A line of exactly 1 MiB (without CR LF) ending in CR LF: the CR is ignored, as documented.
+    c = Conn(sock)
+    head = b'{"jsonrpc":"2.0","id":3,"method":"server.hello","params":{"pad":"'
+    tail = b'"}}'
+    line = head + b"y" * ((1 << 20) - len(head) - len(tail)) + tail
+    c.send_raw(line + b"\r\n")
+    try:
+        r = c.reply()
+        check("a line of exactly 1 MiB ending in CR LF is served", r.get("id") == 3 and "result" in r, r)
+    except (EOFError, OSError) as e:
+        bad("a line of exactly 1 MiB ending in CR LF is served", e)
+    c.close()
+
+
+def run_pipelining_test(sock):
+    """2,000 pipelined requests with ~20 KB replies each (40 MB in all, 5x the output bound; one
+    64 KB read holds ~750 of them), read as fast as the client can: every one is answered, the
+    client is slowed, never dropped. The replies: candidate.get of a baseline evaluated 30 times."""
+    c = Conn(sock, timeout=120)
+    r = c.call("job.submit", {"job": {"name": "big-replies",
+                                      "tasks": [{"data": "builtin:digits", "train": {"steps": 30}}],
+                                      "budget": {"evaluations": 30}, "seeds": 3, "population": 4,
+                                      "children": 2, "final": {"top": 2, "seeds": 10}}})
+    if "result" not in r:
+        bad("pipelining: the job is accepted", r)
+        return
+    jid = r["result"]["job_id"]
+    t_end = time.time() + 300
+    while time.time() < t_end:
+        g = c.call("job.get", {"job_id": jid})
+        if g.get("result", {}).get("state") in ("done", "failed", "cancelled"):
+            break
+        time.sleep(0.2)
+    probe = c.call("candidate.get", {"job_id": jid, "cand": 0}, rid=7)
+    size = len(json.dumps(probe))
+    n = 2000
+    reqs = b"".join((json.dumps({"jsonrpc": "2.0", "id": i, "method": "candidate.get",
+                                 "params": {"job_id": jid, "cand": 0}}) + "\n").encode()
+                    for i in range(n))
+    got = set()
+    err = None
+
+    def sender():
+        try:
+            c.s.sendall(reqs)
+        except OSError:
+            pass
+
+    th = threading.Thread(target=sender)
+    th.start()
+    try:
+        while len(got) < n:
+            m = c.line()
+            if "id" in m and "result" in m:
+                got.add(m["id"])
+    except (EOFError, OSError, ValueError) as e:
+        err = e
+    th.join(timeout=60)
+    check("2,000 pipelined requests with %d-byte replies are all answered (backpressure, no drop)"
+          % size, len(got) == n and size > 10000, "%d of %d answered; %s" % (len(got), n, err))
+    c.close()
 
 
 def run_tests(sock, proc):

@@ -123,10 +123,71 @@ static void test_framing_oversized(void **state) {
     RpcFramer g = {0};
     err[0] = 0;
     assert_int_equal(rpc_framer_feed(&g, big, n, collect, &l, err), LD_OK);
-    assert_int_equal(rpc_framer_feed(&g, "x", 1, collect, &l, err), LD_EINVAL);
+    /* one byte of slack for a CR; the newline then shows the line was one byte too long */
+    assert_int_equal(rpc_framer_feed(&g, "x", 1, collect, &l, err), LD_OK);
+    assert_int_equal(rpc_framer_feed(&g, "\n", 1, collect, &l, err), LD_EINVAL);
     assert_int_equal(l.n, 0);
     rpc_framer_free(&g);
+    RpcFramer h = {0};
+    assert_int_equal(rpc_framer_feed(&h, big, n + 1, collect, &l, err), LD_OK);
+    assert_int_equal(rpc_framer_feed(&h, "x", 1, collect, &l, err), LD_EINVAL);
+    rpc_framer_free(&h);
     free(big);
+}
+
+/* A line of exactly RPC_LINE_MAX bytes ending in CR LF is accepted (docs/protocol.md: a
+ * trailing CR is ignored), whole or in pieces. */
+static void test_framing_max_line_crlf(void **state) {
+    char err[LD_ERR_MAX] = "";
+    size_t n = RPC_LINE_MAX;
+    char *big = malloc(n + 2);
+    memset(big, 'x', n);
+    big[n] = '\r';
+    big[n + 1] = '\n';
+    for (int pieces = 1; pieces <= 2; pieces++) {
+        RpcFramer f = {0};
+        Lines l = {0};
+        if (pieces == 1) {
+            assert_int_equal(rpc_framer_feed(&f, big, n + 2, collect, &l, err), LD_OK);
+        } else {
+            assert_int_equal(rpc_framer_feed(&f, big, n + 1, collect, &l, err), LD_OK);
+            assert_int_equal(rpc_framer_feed(&f, big + n + 1, 1, collect, &l, err), LD_OK);
+        }
+        if (l.n != 1 || l.len[0] != n) fail_msg("%d pieces: %d lines, %s", pieces, l.n, err);
+        lines_free(&l);
+        rpc_framer_free(&f);
+    }
+    free(big);
+}
+
+/* Backpressure inside one read: a callback that pauses keeps the remaining lines (and the
+ * unfinished one) in the framer until rpc_framer_resume; bytes fed meanwhile queue behind. */
+static int pause_each(void *ud, char *line, size_t len) {
+    collect(ud, line, len);
+    return RPC_FRAMER_PAUSE;
+}
+
+static void test_framing_pause_resume(void **state) {
+    RpcFramer f = {0};
+    Lines l = {0};
+    char err[LD_ERR_MAX] = "";
+    const char *buf = "one\ntwo\nthree\nfo";
+    assert_int_equal(rpc_framer_feed(&f, buf, strlen(buf), pause_each, &l, err), RPC_FRAMER_PAUSE);
+    assert_int_equal(l.n, 1);
+    assert_true(rpc_framer_held(&f));
+    assert_int_equal(rpc_framer_feed(&f, "ur\nfive\n", 8, pause_each, &l, err), RPC_FRAMER_PAUSE);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.v[1], "two");
+    assert_int_equal(rpc_framer_resume(&f, collect, &l, err), LD_OK);
+    assert_false(rpc_framer_held(&f));
+    assert_int_equal(l.n, 5);
+    assert_string_equal(l.v[2], "three");
+    assert_string_equal(l.v[3], "four");
+    assert_string_equal(l.v[4], "five");
+    assert_int_equal(rpc_framer_pending(&f), 0);
+    assert_int_equal(rpc_framer_resume(&f, collect, &l, err), LD_OK); /* nothing held */
+    lines_free(&l);
+    rpc_framer_free(&f);
 }
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
@@ -162,7 +223,8 @@ static const RpcMethod *const test_tables[] = {test_methods, NULL};
 static cJSON *run(const char *line, int refuse_writes) {
     RpcCall call = {0};
     size_t n = 0;
-    char *out = rpc_handle_line(test_tables, line, strlen(line), &call, refuse_writes, &n);
+    char *out = rpc_handle_line(test_tables, line, strlen(line), &call,
+                                refuse_writes ? "the server is shutting down" : NULL, &n);
     if (!out) return NULL;
     assert_true(n > 0);
     assert_int_equal(out[n - 1], '\n');
@@ -328,14 +390,14 @@ static void test_core_table(void **state) {
     RpcCall call = {0};
     size_t n;
     const char *line = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"job.get\",\"params\":{\"job_id\":\"1\"}}";
-    char *out = rpc_handle_line(tables, line, strlen(line), &call, 0, &n);
+    char *out = rpc_handle_line(tables, line, strlen(line), &call, NULL, &n);
     cJSON *r = cJSON_Parse(out);
     assert_int_equal(code_of(r), RPC_INVALID_PARAMS);
     assert_string_equal(msg_of(r), "params.job_id: expected an integer, got string");
     cJSON_Delete(r);
     free(out);
     line = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"job.submit\",\"params\":{\"job\":\"x\"}}";
-    out = rpc_handle_line(tables, line, strlen(line), &call, 0, &n);
+    out = rpc_handle_line(tables, line, strlen(line), &call, NULL, &n);
     r = cJSON_Parse(out);
     assert_int_equal(code_of(r), RPC_INVALID_PARAMS);
     assert_string_equal(msg_of(r), "params.job: expected an object, got string");
@@ -343,7 +405,7 @@ static void test_core_table(void **state) {
     free(out);
     /* server.hello needs no daemon */
     line = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"server.hello\"}";
-    out = rpc_handle_line(tables, line, strlen(line), &call, 0, &n);
+    out = rpc_handle_line(tables, line, strlen(line), &call, NULL, &n);
     r = cJSON_Parse(out);
     const cJSON *res = cJSON_GetObjectItem(r, "result");
     assert_string_equal(cJSON_GetObjectItem(res, "server")->valuestring, "lossd");
@@ -789,12 +851,121 @@ static void test_real_server(void **state) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* ---- exactness: ids, numbers, strings ------------------------------------------------- */
+
+/* The raw reply line for one request. Returns owned. */
+static char *run_raw(const char *line) {
+    RpcCall call = {0};
+    size_t n = 0;
+    char *out = rpc_handle_line(test_tables, line, strlen(line), &call, NULL, &n);
+    assert_non_null(out);
+    return out;
+}
+
+static void test_ids_echoed_exactly(void **state) {
+    static const char *const ids[] = {"9007199254740993", "1e400", "-0", "1.50", "0.1e1",
+                                      "\"\\u00e9t\\u00e9\"", "\"a b\"", "12345678901234567890123"};
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
+        char line[256], want[128];
+        snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"id\": %s ,\"method\":\"t.echo\"}", ids[i]);
+        snprintf(want, sizeof want, "\"id\":%s,", ids[i]);
+        char *out = run_raw(line);
+        if (!strstr(out, want)) fail_msg("id %s came back as: %s", ids[i], out);
+        free(out);
+        /* errors echo it too */
+        snprintf(line, sizeof line, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"t.nope\"}", ids[i]);
+        out = run_raw(line);
+        if (!strstr(out, want)) fail_msg("error reply: id %s came back as: %s", ids[i], out);
+        free(out);
+    }
+}
+
+static void test_numbers_round_trip(void **state) {
+    static const double vals[] = {0.1, 1.0 / 3.0, 0.30000000000000004, 2.0 / 3.0 * 1e-300,
+                                  123456.78901234567, 9007199254740993.0, 1e21, -2.5e-8,
+                                  0.028143376857042313, 5e-324, 1.7976931348623157e308};
+    for (size_t i = 0; i < sizeof vals / sizeof *vals; i++) {
+        cJSON *res = cJSON_CreateObject();
+        cJSON_AddNumberToObject(res, "v", vals[i]);
+        size_t n = 0;
+        char *line = rpc_result_line(NULL, res, &n);
+        const char *at = strstr(line, "\"v\":");
+        assert_non_null(at);
+        double back = strtod(at + 4, NULL);
+        if (back != vals[i]) fail_msg("%.17g printed as %s", vals[i], line);
+        free(line);
+    }
+    /* integers stay integers, short values stay short */
+    cJSON *res = cJSON_CreateObject();
+    cJSON_AddNumberToObject(res, "a", 42);
+    cJSON_AddNumberToObject(res, "b", 0.5);
+    cJSON_AddNumberToObject(res, "c", 1e300 * 1e300);
+    char *line = rpc_result_line(NULL, res, NULL);
+    if (!strstr(line, "\"a\":42,\"b\":0.5,\"c\":null")) fail_msg("printed: %s", line);
+    free(line);
+}
+
+static void test_strings_nul_and_utf8_refused(void **state) {
+    static const struct {
+        const char *line, *where;
+        int code;
+    } cases[] = {
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\\u0000x\"}", "method: a string holding a NUL", RPC_INVALID_REQUEST},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"s\":\"a\\u0000b\"}}", "params.s: a string holding a NUL", RPC_INVALID_PARAMS},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"obj\":{\"tz\":\"UTC\\u0000junk\"}}}", "params.obj.tz: a string holding a NUL", RPC_INVALID_PARAMS},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"arr\":[\"x\",\"\xff\"]}}", "params.arr[1]: a string that is not valid UTF-8", RPC_INVALID_PARAMS},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.\xc3\"}", "method: a string that is not valid UTF-8", RPC_INVALID_REQUEST},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"k\\u0000\":1}}", "params: a string holding a NUL", RPC_INVALID_PARAMS},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"s\":\"\xed\xa0\x80\"}}", "params.s: a string that is not valid UTF-8", RPC_INVALID_PARAMS},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *out = run_raw(cases[i].line);
+        cJSON *r = cJSON_Parse(out);
+        if (!r || code_of(r) != cases[i].code || !strstr(out, cases[i].where))
+            fail_msg("case %zu: %s (want code %d and \"%s\")", i, out, cases[i].code, cases[i].where);
+        assert_non_null(strstr(out, "\"id\":1,"));
+        cJSON_Delete(r);
+        free(out);
+    }
+    /* valid non-ASCII text passes untouched */
+    char *out = run_raw("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"t.echo\",\"params\":{\"job_id\":1,\"s\":\"\xc3\xa9\\u00e9\xf0\x9f\x98\x80\"}}");
+    if (!strstr(out, "\"s\":\"\xc3\xa9\xc3\xa9\xf0\x9f\x98\x80\"")) fail_msg("echoed: %s", out);
+    free(out);
+}
+
+static void test_messages_not_cut_inside_a_character(void **state) {
+    /* a method name of 150 two-byte characters: the message keeps whole characters only */
+    char line[1024] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x";
+    for (int i = 0; i < 150; i++) strcat(line, "\xc3\xa9");
+    strcat(line, "\"}");
+    char *out = run_raw(line);
+    const char *m = strstr(out, "method not found: x");
+    assert_non_null(m);
+    const char *e = strchr(m, '"');
+    assert_int_equal((e - m - (int)strlen("method not found: x")) % 2, 0);
+    free(out);
+    assert_int_equal(rpc_utf8_prefix("ab\xc3\xa9", 3), 2);
+    assert_int_equal(rpc_utf8_prefix("ab\xc3\xa9", 4), 4);
+    assert_int_equal(rpc_utf8_prefix("\xf0\x9f\x98\x80z", 3), 0);
+    /* a message already cut inside a character loses the partial one, not the reply */
+    char msg[8] = {'c', 'u', 't', ' ', '\xc3', 0};
+    char *el = rpc_error_line(NULL, RPC_INTERNAL, msg, NULL);
+    if (!strstr(el, "\"message\":\"cut \"")) fail_msg("error line: %s", el);
+    free(el);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_framing_split_across_reads),
         cmocka_unit_test(test_framing_many_in_one_read),
         cmocka_unit_test(test_framing_callback_stops),
         cmocka_unit_test(test_framing_oversized),
+        cmocka_unit_test(test_framing_max_line_crlf),
+        cmocka_unit_test(test_framing_pause_resume),
+        cmocka_unit_test(test_ids_echoed_exactly),
+        cmocka_unit_test(test_numbers_round_trip),
+        cmocka_unit_test(test_strings_nul_and_utf8_refused),
+        cmocka_unit_test(test_messages_not_cut_inside_a_character),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_invalid_requests),
         cmocka_unit_test(test_method_not_found_and_ids),
