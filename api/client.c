@@ -1,6 +1,7 @@
 /* client.c: the client side of lossd's wire protocol (one JSON-RPC message per line over a Unix
  * socket) and the helpers lossctl's command handlers share. */
 #include "client.h"
+#include "rpc.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -311,7 +312,7 @@ int ctl_usage(const CtlCommand *cmd) {
 }
 
 void ctl_print_json(const cJSON *j) {
-    char *s = cJSON_PrintUnformatted(j);
+    char *s = rpc_print_exact(j); /* the daemon's digits, all of them */
     if (s) {
         puts(s);
         free(s);

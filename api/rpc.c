@@ -451,6 +451,14 @@ const RpcMethod *rpc_find(const RpcMethod *const *tables, const char *name) {
 
 /* ---- replies ---------------------------------------------------------------------------- */
 
+char *rpc_print_exact(const cJSON *obj) {
+    cJSON *dup = cJSON_Duplicate(obj, 1);
+    char *s = NULL;
+    if (dup && exact_tree(dup) == LD_OK) s = cJSON_PrintUnformatted(dup);
+    cJSON_Delete(dup);
+    return s;
+}
+
 /* Prints obj on one line with '\n' appended; takes obj. */
 static char *finish_line(cJSON *obj, size_t *len) {
     if (exact_tree(obj) != LD_OK) {

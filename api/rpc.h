@@ -132,6 +132,10 @@ int rpc_check_params(const RpcMethod *m, const cJSON *params, char *err);
 char *rpc_handle_line(const RpcMethod *const *tables, const char *line, size_t n, RpcCall *call,
                       const char *refuse_writes, size_t *len);
 
+/* obj printed on one line as replies are: numbers that round-trip exactly, valid UTF-8. Borrows
+ * obj; returns an owned string (NULL when out of memory). */
+char *rpc_print_exact(const cJSON *obj);
+
 /* Bytes of s that fit in max without cutting a UTF-8 character: for "%.*s" in messages. */
 size_t rpc_utf8_prefix(const char *s, size_t max);
 
