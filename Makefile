@@ -6,6 +6,8 @@ DEB_PKGS  := build-essential pkg-config libuv1-dev libsqlite3-dev libcjson-dev l
              libcmocka-dev tzdata python3 python3-numpy
 # The tests also check training and exported code against PyTorch (Debian's python3-torch).
 TEST_PKGS := $(DEB_PKGS) python3-torch socat python3-pip python3-setuptools
+# The benchmarks only (never the tests): the Optuna TPE peer of bench/vs_optuna.sh.
+BENCH_PKGS := $(DEB_PKGS) python3-optuna
 CC        ?= cc
 ARCH      ?= -march=native
 OPT       ?= -O2
@@ -44,7 +46,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 
-.PHONY: all deps test-deps install-pkgs test unit asan bench demo install clean
+.PHONY: all deps test-deps bench-deps bench-optuna install-pkgs test unit asan bench demo install clean
 all: $(BIN)/lossd $(BIN)/lossctl
 
 $(BUILD)/%.o: %.c
@@ -78,6 +80,9 @@ deps:
 test-deps:
 	@$(MAKE) --no-print-directory install-pkgs PKGLIST="$(TEST_PKGS)"
 
+bench-deps:
+	@$(MAKE) --no-print-directory install-pkgs PKGLIST="$(BENCH_PKGS)"
+
 install-pkgs:
 	@missing=""; for p in $(PKGLIST); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
@@ -104,9 +109,15 @@ asan: deps
 	$(MAKE) unit $(ASAN_VARS)
 	tests/run.sh --asan-only
 
-bench: deps
+bench: bench-deps
 	$(MAKE) all $(BENCHES)
 	bench/run_bench.sh
+
+# lossd's search against Optuna TPE over a textbook mixture (docs/results.md, "Against a tuned
+# mixture"); ROWS and SEARCH_SEEDS choose rows and seeds (bench/vs_optuna.py). Tens of minutes.
+bench-optuna: bench-deps
+	$(MAKE) all
+	bench/vs_optuna.sh
 
 demo: deps
 	$(MAKE) all

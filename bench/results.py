@@ -483,6 +483,10 @@ def write_md(rows, trows, eff, elapsed):
              "report), `OUT`. The searches are deterministic (same build, job and seed give the same "
              "leaderboard); only the wall times and the overhead shares vary with the machine's load.")
     L.append("")
+    tpe = load_tpe_section()
+    if tpe:
+        L.append(tpe)
+        L.append("")
     L.append(READING_MARK)
     L.append("")
     reading = load_reading()
@@ -503,6 +507,22 @@ def load_reading():
         return ""
     i = text.find(READING_MARK + "\n")
     return text[i + len(READING_MARK) + 1:].strip() if i >= 0 else ""
+
+
+TPE_MARK = "## Against a tuned mixture: Optuna TPE"
+
+
+def load_tpe_section():
+    """The section bench/vs_optuna.py writes (lossd against Optuna TPE), kept across reruns."""
+    try:
+        text = open(OUT).read()
+    except OSError:
+        return ""
+    i = text.find(TPE_MARK + "\n")
+    if i < 0:
+        return ""
+    j = text.find("\n## ", i + len(TPE_MARK))
+    return text[i:j if j >= 0 else len(text)].strip()
 
 
 def final_txt(f):
