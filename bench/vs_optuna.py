@@ -32,6 +32,7 @@ WORKERS = int(os.environ.get("WORKERS", "2"))
 ROWS = os.environ.get("ROWS", "").split() or [j[0] for j in results.JOBS]
 OUT = os.environ.get("OUT", os.path.join(ROOT, "docs", "results.md"))
 RAW = os.environ.get("RAW_DIR")
+TPE_FROM = os.environ.get("TPE_FROM")  # reuse the peer's reports from an earlier RAW_DIR
 MARK = results.TPE_MARK
 
 
@@ -79,7 +80,11 @@ def main():
             rep = results.run_search(os.path.relpath(job, ROOT), ss)
             lw = time.time() - t0
             lp = lossd_pick(rep)
-            tp = optuna_peer.tpe_search(job, ss, lossd, WORKERS, None, tmp)
+            cached = TPE_FROM and os.path.join(TPE_FROM, f"{key}.seed{ss}.tpe.json")
+            if cached and os.path.exists(cached):  # the peer does not depend on lossd's search
+                tp = json.load(open(cached))
+            else:
+                tp = optuna_peer.tpe_search(job, ss, lossd, WORKERS, None, tmp)
             if RAW:
                 os.makedirs(RAW, exist_ok=True)
                 with open(os.path.join(RAW, f"{key}.seed{ss}.lossd.json"), "w") as f:

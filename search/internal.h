@@ -75,4 +75,46 @@ Expr *grammar_perturb(const Grammar *g, const Expr *parent, double sigma, LdRng 
 /* 1 if e is within the limits and passes expr_check. */
 int grammar_valid(const Grammar *g, const Expr *e);
 
+/* ---- stable winners (stable.c) ---- */
+
+/* A seed of a final re-evaluation has collapsed when its metric is worse than the candidate's
+ * own median over its final seeds by more than STABLE_COLLAPSE_REL of that median and by more
+ * than STABLE_COLLAPSE_RSD robust standard deviations (1.4826 x the median absolute deviation),
+ * or when the run failed. Needs 3 finite runs to call a finished one collapsed. */
+#define STABLE_COLLAPSE_REL 0.2
+#define STABLE_COLLAPSE_RSD 5.0
+#define STABLE_MAX_SEEDS 64
+/* The final re-evaluation adds seeds for a candidate when a seed collapsed, or when its spread
+ * over seeds is above both STABLE_MORE_VS_BASE times the baseline's on the same seeds and
+ * STABLE_MORE_REL of its mean. */
+#define STABLE_MORE_VS_BASE 2.0
+#define STABLE_MORE_REL 0.01
+
+/* Number of collapsed values among v[0..n) (one per seed; NaN: a failed run); which (may be
+ * NULL) gets 1 for each collapsed one. */
+int stable_collapsed(const double *v, int n, int higher_better, int *which);
+/* 1 when the candidate's values cand[0..n) call for more seeds (see above); base: the
+ * baseline's on the same seeds. */
+int stable_needs_more(const double *cand, const double *base, int n, int higher_better);
+
+/* ---- the model-based tuner and the panel mixtures (tune.c) ---- */
+
+#define TUNE_MAX_CONSTS 32
+#define TUNE_MAX_HIST 256   /* candidates of one shape the model is fit to, best first */
+#define TUNE_LEADS 2        /* distinct leading shapes tuned per tuning round */
+#define TUNE_START_SD 0.7   /* log-scale spread with one elite (a factor of about 2) */
+#define TUNE_MIN_SD 0.05
+
+/* Hash of e's shape: operators, variables and terms, numbers left out. */
+uint64_t tune_shape(const Expr *e);
+/* e's constants in a fixed (pre-order) walk into v; their count, or -1 when more than max. */
+int tune_consts(const Expr *e, double *v, int max);
+/* A child of lead (borrowed) with new constants sampled from a diagonal Gaussian over log|c|
+ * fit to hist (nhist rows of nconst constants: candidates of lead's shape, best first; lead's
+ * signs kept). Owned and valid in g, or NULL. */
+Expr *tune_propose(const Grammar *g, const Expr *lead, const double *hist, int nhist, int nconst,
+                   LdRng *r);
+/* NULL-terminated mixtures of the family's textbook losses for the first population. */
+const char *const *tune_panel(int family);
+
 #endif

@@ -40,7 +40,9 @@ typedef struct Cand {
     int done;       /* highest level with every result in, -1 none */
     double fit[JOB_MAX_LEVELS];
     Res *res;       /* [level][task][seed] over the selection tasks */
-    Res *fin;       /* [final task][seed], NULL unless chosen for the final evaluation */
+    Res *fin;       /* [final task][seed < fin_cap], NULL unless chosen for the final evaluation */
+    int fin_n;      /* final seeds issued per final task */
+    int collapsed;  /* seeds of the final evaluation that collapsed (stable.c): never the winner */
     float *sig;     /* sig_n floats, for trained candidates */
     int in_pop;
     int need_pre;   /* its level-0 works carry the pre-check */
@@ -59,6 +61,7 @@ typedef struct Ctr {
     int result_hits; /* results the caller's lookup already had (not trained) */
     int stopped, hard;
     int final_issued;
+    int final_more; /* the final evaluation's added seeds were issued (stable.c) */
     /* The first time a non-baseline candidate's fitness at its highest finished level was at
      * least the baseline's at that level: trainings spent by the end of that round (-1: never)
      * and the candidate; the _top pair counts only candidates at the top fidelity level. */
@@ -84,6 +87,7 @@ struct Search {
     int sig_n;      /* length of a gradient signature */
     int nseed_max;  /* seeds per (level, task) slot in Cand.res */
     int nfin_tasks, fin_task0; /* final evaluation runs on tasks fin_task0 .. +nfin_tasks */
+    int fin_cap;    /* final seeds room per task: final.seeds, and as many again when added */
     Ctr c, c0;      /* current counters and those at the start of the open round */
     Cand *cands;
     int ncand, capcand, ncand0;
@@ -485,6 +489,7 @@ static double cur_fitness(const Cand *c) { return c->done >= 0 ? c->fit[c->done]
 /* Leaderboard order: the highest fidelity level reached, then fitness, then age. */
 static int rank_cmp(const Cand *a, const Cand *b) {
     if (a->done != b->done) return a->done > b->done ? -1 : 1;
+    if (!a->collapsed != !b->collapsed) return a->collapsed ? 1 : -1;
     double fa = cur_fitness(a), fb = cur_fitness(b);
     if (fa != fb) return fa > fb ? -1 : 1;
     return a->id < b->id ? -1 : a->id > b->id;
@@ -606,6 +611,9 @@ static void initial_round(Search *s) {
         }
     for (int i = 0; i < j->nseed_losses && made < want && can_afford(s, cost); i++)
         made += admit_text(s, j->seed_losses[i], "seed", 0);
+    if (j->init != INIT_SCRATCH)
+        for (const char *const *p = tune_panel(j->family); *p && made < want && can_afford(s, cost); p++)
+            made += admit_text(s, *p, "panel", 1);
     if (j->init != INIT_SCRATCH) {
         const char *const *known = j->family == FAM_CLASSIFICATION ? known_cls
                                    : j->family == FAM_REGRESSION   ? known_reg
@@ -638,6 +646,49 @@ static int best_alive(const Search *s) {
     return best;
 }
 
+/* Coefficient tuning: for each of the TUNE_LEADS best distinct shapes, tune.lambda children whose
+ * constants come from the model fit to every trained candidate of that shape (tune.c); a shape
+ * with a single candidate gets the (1+lambda)-ES step instead (each constant times
+ * exp(sigma N(0,1))). Returns the children scheduled. */
+static int tune_round(Search *s, int cost) {
+    const SearchJob *j = s->job;
+    int n = 0, made = 0, nlead = 0;
+    uint64_t leads[TUNE_LEADS];
+    int *idx = ranked(s, &n);
+    double *hist = malloc(sizeof *hist * TUNE_MAX_HIST * TUNE_MAX_CONSTS);
+    uint64_t *shape = malloc(sizeof *shape * ((size_t)n + 1));
+    for (int r = 0; idx && hist && shape && r < n; r++) shape[r] = tune_shape(s->cands[idx[r]].e);
+    for (int r = 0; idx && hist && shape && r < n && nlead < TUNE_LEADS; r++) {
+        Cand *lead = &s->cands[idx[r]];
+        int seen = lead->status != ST_ALIVE;
+        for (int q = 0; q < nlead; q++) seen |= leads[q] == shape[r];
+        if (seen) continue;
+        leads[nlead++] = shape[r];
+        double v[TUNE_MAX_CONSTS];
+        int nc = tune_consts(lead->e, v, TUNE_MAX_CONSTS), nh = 0;
+        if (nc <= 0) continue; /* nothing to tune */
+        for (int q = r; q < n && nh < TUNE_MAX_HIST; q++)
+            if (shape[q] == shape[r] && s->cands[idx[q]].status == ST_ALIVE &&
+                tune_consts(s->cands[idx[q]].e, hist + (size_t)nh * nc, nc) == nc)
+                nh++;
+        for (int i = 0; i < j->tune_lambda && can_afford(s, cost); i++) {
+            Expr *e = nh >= 2 ? tune_propose(&s->g, lead->e, hist, nh, nc, &s->c.rng)
+                              : grammar_perturb(&s->g, lead->e, j->tune_sigma, &s->c.rng);
+            if (!e) break;
+            int64_t par[2] = {lead->id, -1};
+            int ci = admit(s, e, par, "tune");
+            if (ci < 0) continue;
+            schedule_level(s, ci, 0);
+            s->c.tuned++;
+            made++;
+        }
+    }
+    free(idx);
+    free(hist);
+    free(shape);
+    return made;
+}
+
 static void children_round(Search *s) {
     const SearchJob *j = s->job;
     int cost = level_cost(s, 0), made = 0;
@@ -653,19 +704,7 @@ static void children_round(Search *s) {
         }
         return;
     }
-    if (j->tune_every > 0 && s->c.round % j->tune_every == 0) {
-        int b = best_alive(s);
-        for (int i = 0; b >= 0 && i < j->tune_lambda && can_afford(s, cost); i++) {
-            Expr *e = grammar_perturb(&s->g, s->cands[b].e, j->tune_sigma, &s->c.rng);
-            if (!e) break;
-            int64_t par[2] = {s->cands[b].id, -1};
-            int ci = admit(s, e, par, "tune");
-            if (ci < 0) continue;
-            schedule_level(s, ci, 0);
-            s->c.tuned++;
-            made++;
-        }
-    }
+    if (j->tune_every > 0 && s->c.round % j->tune_every == 0) made += tune_round(s, cost);
     int attempts = 0;
     while (made < j->children && can_afford(s, cost) && attempts++ < j->children * 10) {
         int p1 = tournament(s);
@@ -704,8 +743,9 @@ static void final_round(Search *s) {
             int ci = list[q];
             if (ci == s->baseline && base_done++) continue;
             Cand *c = &s->cands[ci];
-            c->fin = calloc((size_t)s->nfin_tasks * (size_t)j->final_seeds, sizeof *c->fin);
+            c->fin = calloc((size_t)s->nfin_tasks * (size_t)s->fin_cap, sizeof *c->fin);
             if (!c->fin) continue;
+            c->fin_n = j->final_seeds;
             for (int t = 0; t < s->nfin_tasks; t++)
                 for (int k = 0; k < j->final_seeds; k++) {
                     int task = s->fin_task0 + t;
@@ -717,6 +757,51 @@ static void final_round(Search *s) {
     }
     free(idx);
     s->c.final_issued = 1;
+}
+
+/* The final evaluation's values of candidate c on final task t (val split), one per seed. */
+static int final_vals(const Search *s, const Cand *c, int t, double *v) {
+    for (int k = 0; k < c->fin_n; k++) {
+        const Res *r = &c->fin[t * s->fin_cap + k];
+        v[k] = r->have && r->ok ? r->val : NAN;
+    }
+    return c->fin_n;
+}
+
+/* Once the final evaluation is in: final.seeds more seeds for each candidate whose seeds
+ * collapsed or spread much more than the baseline's (stable_needs_more), and for the baseline
+ * so that the comparison stays paired. */
+static void final_more_round(Search *s) {
+    const SearchJob *j = s->job;
+    Cand *b = &s->cands[s->baseline];
+    int top = j->nlevels - 1, any = 0;
+    s->c.final_more = 1;
+    if (!b->fin || s->fin_cap <= j->final_seeds) return;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < s->ncand; i++) {
+            Cand *c = &s->cands[i];
+            if (!c->fin || c->fin_n != j->final_seeds) continue;
+            int more = 0;
+            if (pass == 0 && i != s->baseline) {
+                for (int t = 0; t < s->nfin_tasks && !more; t++) {
+                    double v[STABLE_MAX_SEEDS], bv[STABLE_MAX_SEEDS];
+                    int n = final_vals(s, c, t, v);
+                    final_vals(s, b, t, bv);
+                    more = stable_needs_more(v, bv, n, task_higher_better(j->tasks[s->fin_task0 + t]));
+                }
+            } else if (pass == 1 && i == s->baseline) {
+                more = any;
+            }
+            if (!more) continue;
+            any = 1;
+            for (int t = 0; t < s->nfin_tasks; t++)
+                for (int k = j->final_seeds; k < s->fin_cap; k++) {
+                    int task = s->fin_task0 + t;
+                    if (!push_work(s, i, -1, task, k, final_seed(s, task, k), job_level_steps(j, top, task)))
+                        s->c.final_evals++;
+                }
+            c->fin_n = s->fin_cap;
+        }
 }
 
 static void build_round(Search *s) {
@@ -746,6 +831,7 @@ static void build_round(Search *s) {
     }
     if (s->c.phase == PH_FINAL && s->nworks == 0 && s->round_hits == 0) {
         if (!s->c.final_issued && !s->c.hard && s->job->final_top > 0) final_round(s);
+        else if (s->c.final_issued && !s->c.final_more && !s->c.hard) final_more_round(s);
         if (s->nworks == 0 && s->round_hits == 0) s->c.phase = PH_DONE;
     }
 }
@@ -803,13 +889,20 @@ static void settle(Search *s) {
         }
         if (c->status == ST_BASELINE)
             for (int l = 0; l <= c->done; l++) c->fit[l] = cand_fitness(s, c, l);
+        c->collapsed = 0;
+        for (int t = 0; c->fin && c->status == ST_ALIVE && t < s->nfin_tasks; t++) {
+            double v[STABLE_MAX_SEEDS];
+            int n = final_vals(s, c, t, v), have = 1;
+            for (int k = 0; k < n; k++) have &= c->fin[t * s->fin_cap + k].have;
+            if (have) c->collapsed += stable_collapsed(v, n, task_higher_better(s->job->tasks[s->fin_task0 + t]), NULL);
+        }
     }
 }
 
 static Res *ref_res(Search *s, const WorkRef *w) {
     Cand *c = &s->cands[w->cand];
     return w->level >= 0 ? res_at(s, c, w->level, w->task, w->k)
-                         : &c->fin[(w->task - s->fin_task0) * s->job->final_seeds + w->k];
+                         : &c->fin[(w->task - s->fin_task0) * s->fin_cap + w->k];
 }
 
 /* Records when a trained candidate first matched the baseline's fitness (evals_to_baseline):
@@ -915,6 +1008,7 @@ static Search *alloc_engine(const SearchJob *job, char *err) {
         if (job->level_seeds[l] > s->nseed_max) s->nseed_max = job->level_seeds[l];
     s->fin_task0 = job->ntasks > job->nsel ? job->nsel : 0;
     s->nfin_tasks = job->ntasks > job->nsel ? job->ntasks - job->nsel : job->nsel;
+    s->fin_cap = 2 * job->final_seeds < STABLE_MAX_SEEDS ? 2 * job->final_seeds : STABLE_MAX_SEEDS;
     s->pop = calloc((size_t)job->population + 1, sizeof *s->pop);
     if (!s->pop) {
         free(s);
@@ -1088,10 +1182,12 @@ static cJSON *paired_json(const Paired *p) {
 static cJSON *final_json(const Search *s, const Cand *c) {
     const SearchJob *j = s->job;
     const Cand *b = &s->cands[s->baseline];
-    int ns = j->final_seeds, nt = s->nfin_tasks;
+    int nt = s->nfin_tasks, cap = s->fin_cap;
     if (!c->fin || !b->fin) return NULL;
-    for (int i = 0; i < nt * ns; i++)
-        if (!c->fin[i].have || !b->fin[i].have) return NULL;
+    int ns = c->fin_n < b->fin_n ? c->fin_n : b->fin_n;
+    for (int t = 0; t < nt; t++)
+        for (int k = 0; k < ns; k++)
+            if (!c->fin[t * cap + k].have || !b->fin[t * cap + k].have) return NULL;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "on", j->ntasks > j->nsel ? "holdout" : "selection tasks, fresh seeds");
     cJSON_AddStringToObject(o, "split", "test");
@@ -1105,7 +1201,7 @@ static cJSON *final_json(const Search *s, const Cand *c) {
         const Task *task = j->tasks[s->fin_task0 + t];
         int hb = task_higher_better(task);
         for (int k = 0; k < ns; k++) {
-            const Res *rc = &c->fin[t * ns + k], *rb = &b->fin[t * ns + k];
+            const Res *rc = &c->fin[t * cap + k], *rb = &b->fin[t * cap + k];
             x[k] = rc->ok ? rc->test : NAN;
             y[k] = rb->ok ? rb->test : NAN;
         }
@@ -1198,6 +1294,10 @@ static cJSON *entry_json(const Search *s, const Cand *c, int rank) {
     cJSON_AddStringToObject(cmp, "baseline", b->text);
     cJSON *fin = final_json(s, c);
     if (fin) cJSON_AddItemToObject(o, "final", fin);
+    if (c->collapsed) { /* never the winner: see rank_cmp */
+        cJSON_AddBoolToObject(o, "collapsed", 1);
+        cJSON_AddNumberToObject(o, "collapsed_seeds", c->collapsed);
+    }
     return o;
 }
 
@@ -1353,6 +1453,7 @@ cJSON *search_save(const Search *s) {
     cJSON_AddNumberToObject(ct, "stopped", s->c.stopped); /* a stop is never undone */
     cJSON_AddNumberToObject(ct, "hard", s->c.hard);
     cJSON_AddNumberToObject(ct, "final_issued", c->final_issued);
+    cJSON_AddNumberToObject(ct, "final_more", c->final_more);
     cJSON_AddNumberToObject(ct, "to_base", c->to_base);
     cJSON_AddNumberToObject(ct, "to_base_top", c->to_base_top);
     cJSON_AddNumberToObject(ct, "to_base_cand", (double)c->to_base_cand);
@@ -1381,10 +1482,15 @@ cJSON *search_save(const Search *s) {
                         if (r->have) cJSON_AddItemToArray(rs, res_json(r));
                     }
         }
-        if (cd->fin && !s->round_open) {
+        /* mid-round, the final results are those from before the open round: none while the
+         * first final round is open, final.seeds per task while the added seeds' round is */
+        int fin_n = !s->round_open ? cd->fin_n : c->final_issued ? j->final_seeds : 0;
+        if (cd->fin && fin_n > 0) {
             cJSON *fs = cJSON_AddArrayToObject(x, "fin");
-            for (int q = 0; q < s->nfin_tasks * j->final_seeds; q++)
-                cJSON_AddItemToArray(fs, res_json(&cd->fin[q]));
+            for (int t = 0; t < s->nfin_tasks; t++)
+                for (int k = 0; k < fin_n; k++)
+                    cJSON_AddItemToArray(fs, res_json(&cd->fin[t * s->fin_cap + k]));
+            if (fin_n != j->final_seeds) cJSON_AddNumberToObject(x, "fin_n", fin_n);
         }
         cJSON_AddItemToArray(cs, x);
     }
@@ -1465,6 +1571,8 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
     s->c.stopped = get_i(ct, "stopped", &ok);
     s->c.hard = get_i(ct, "hard", &ok);
     s->c.final_issued = get_i(ct, "final_issued", &ok);
+    int ok_fm = 1; /* states saved before added final seeds existed lack it */
+    s->c.final_more = get_i(ct, "final_more", &ok_fm);
     /* states saved before evals_to_baseline existed lack these: "never" */
     int ok_tb = 1;
     s->c.to_base = get_i(ct, "to_base", &ok_tb);
@@ -1537,13 +1645,18 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
         }
         const cJSON *fs = cJSON_GetObjectItemCaseSensitive(x, "fin");
         if (cJSON_IsArray(fs)) {
-            int n = s->nfin_tasks * job->final_seeds;
-            c->fin = calloc((size_t)n, sizeof *c->fin);
-            if (!c->fin || cJSON_GetArraySize(fs) != n) {
+            const cJSON *fn = cJSON_GetObjectItemCaseSensitive(x, "fin_n");
+            c->fin_n = cJSON_IsNumber(fn) ? fn->valueint : job->final_seeds;
+            c->fin = calloc((size_t)s->nfin_tasks * (size_t)s->fin_cap, sizeof *c->fin);
+            if (!c->fin || c->fin_n < 1 || c->fin_n > s->fin_cap ||
+                cJSON_GetArraySize(fs) != s->nfin_tasks * c->fin_n) {
                 ld_err(err, LD_EINVAL, "search state: cands[%d]: bad final results", i);
                 goto fail;
             }
-            for (int q = 0; q < n; q++) res_from_json(cJSON_GetArrayItem(fs, q), &c->fin[q]);
+            const cJSON *r = fs->child;
+            for (int t = 0; t < s->nfin_tasks; t++)
+                for (int k = 0; k < c->fin_n; k++, r = r->next)
+                    res_from_json(r, &c->fin[t * s->fin_cap + k]);
         }
         i++;
     }

@@ -1,0 +1,102 @@
+/* tune.c: the model-based tuner on the constants of the leading expressions, and the mixtures of
+ * each family's textbook losses that join the first population. The tuner fits, for one
+ * expression shape (the tree with its numbers left out), a diagonal Gaussian over log|c| of
+ * each constant to the best trained candidates of that shape (the cross-entropy method: a
+ * diagonal CMA-ES without the covariance), and samples new constants from it. It keeps no state
+ * of its own: the model is refit from the engine's candidates each time, so the engine's saved
+ * state is the tuner's, and the same job, seed and results give the same proposals. */
+#include <math.h>
+#include <stdlib.h>
+
+#include "internal.h"
+
+uint64_t tune_shape(const Expr *e) {
+    if (!e) return 0x51ull;
+    uint64_t h = ld_mix64(e->op, e->op == EOP_NUM ? 0 : e->id);
+    h = ld_mix64(h, tune_shape(e->a));
+    return ld_mix64(h, tune_shape(e->b));
+}
+
+static void consts_walk(Expr *e, Expr **out, int max, int *n) {
+    if (!e) return;
+    if (e->op == EOP_NUM) {
+        if (*n < max) out[*n] = e;
+        (*n)++;
+    }
+    consts_walk(e->a, out, max, n);
+    consts_walk(e->b, out, max, n);
+}
+
+int tune_consts(const Expr *e, double *v, int max) {
+    Expr *nodes[TUNE_MAX_CONSTS];
+    int n = 0;
+    consts_walk((Expr *)e, nodes, TUNE_MAX_CONSTS, &n);
+    if (n > TUNE_MAX_CONSTS || n > max) return -1;
+    for (int i = 0; i < n; i++) v[i] = nodes[i]->num;
+    return n;
+}
+
+/* Three significant digits: a tuned constant reads as a person would write it. */
+static double sig3(double v) {
+    if (v == 0 || !isfinite(v)) return 0;
+    double m = pow(10.0, 2 - floor(log10(fabs(v))));
+    return round(v * m) / m;
+}
+
+Expr *tune_propose(const Grammar *g, const Expr *lead, const double *hist, int nhist, int nconst,
+                   LdRng *r) {
+    double mu[TUNE_MAX_CONSTS], sd[TUNE_MAX_CONSTS], lead_v[TUNE_MAX_CONSTS];
+    if (nconst < 1 || nconst > TUNE_MAX_CONSTS || nhist < 1) return NULL;
+    if (tune_consts(lead, lead_v, TUNE_MAX_CONSTS) != nconst) return NULL;
+    /* the elite: the best third, at least 2 when there are 2; weights as CMA-ES's */
+    int k = nhist / 3 > 2 ? nhist / 3 : nhist < 2 ? nhist : 2;
+    double w[TUNE_MAX_HIST], wsum = 0;
+    for (int q = 0; q < k; q++) wsum += w[q] = log(k + 0.5) - log(q + 1.0);
+    for (int i = 0; i < nconst; i++) {
+        double m = 0, ss = 0;
+        for (int q = 0; q < k; q++) m += w[q] / wsum * log(fmax(fabs(hist[q * nconst + i]), 1e-12));
+        for (int q = 0; q < k; q++) {
+            double d = log(fmax(fabs(hist[q * nconst + i]), 1e-12)) - m;
+            ss += w[q] / wsum * d * d;
+        }
+        mu[i] = m;
+        /* a lone elite explores by a factor of about 2; the floor shrinks as evidence grows */
+        double floor_sd = fmax(TUNE_MIN_SD, TUNE_START_SD / sqrt((double)nhist));
+        sd[i] = k < 2 ? TUNE_START_SD : fmax(sqrt(ss), floor_sd);
+    }
+    for (int tries = 0; tries < 8; tries++) {
+        Expr *c = expr_clone(lead);
+        if (!c) return NULL;
+        Expr *nodes[TUNE_MAX_CONSTS];
+        int n = 0, changed = 0;
+        consts_walk(c, nodes, TUNE_MAX_CONSTS, &n);
+        for (int i = 0; i < n; i++) {
+            if (lead_v[i] == 0) continue; /* a zero has no scale to tune */
+            double v = sig3(copysign(exp(mu[i] + sd[i] * rng_normal(r)), lead_v[i]));
+            changed |= v != nodes[i]->num;
+            nodes[i]->num = v;
+        }
+        if (changed && grammar_valid(g, c)) return c;
+        expr_free(c);
+    }
+    return NULL;
+}
+
+/* Mixtures of each family's textbook panel, weighted the way tuned mixtures often end up
+ * (mostly one robust term with a little of another), for the first population. */
+static const char *const panel_cls[] = {
+    "mae", "0.1*ce + mae", "0.01*ce + mae + 0.1*smooth(0.1)", "0.5*ce + 0.5*mae",
+    "0.5*focal(1) + 0.5*smooth(0.05)", "0.5*poly1(2) + 0.5*smooth(0.1)", NULL};
+static const char *const panel_reg[] = {"0.1*mse + mae", "mae + 0.1*huber(1)",
+                                        "0.5*mae + 0.5*logcosh", "mae + 0.3*huber(0.1)", NULL};
+static const char *const panel_phy[] = {"mae + 0.1*phys + bc", "logcosh + phys + bc",
+                                        "huber(0.1) + 0.3*phys + bc", NULL};
+static const char *const panel_con[] = {"infonce(0.1) + supcon(0.1)",
+                                        "0.3*infonce(0.2) + supcon(0.1)", NULL};
+
+const char *const *tune_panel(int family) {
+    return family == FAM_CLASSIFICATION ? panel_cls
+           : family == FAM_REGRESSION   ? panel_reg
+           : family == FAM_PHYSICS      ? panel_phy
+                                        : panel_con;
+}
