@@ -499,14 +499,22 @@ def write_md(rows, trows, eff, elapsed):
 READING_MARK = "## Reading"
 
 
-def load_reading():
-    """The hand-written reading of the previous docs/results.md, kept across regenerations."""
+def load_section(mark, with_heading=False):
+    """A section of the previous docs/results.md, up to the next heading of its level."""
     try:
         text = open(OUT).read()
     except OSError:
         return ""
-    i = text.find(READING_MARK + "\n")
-    return text[i + len(READING_MARK) + 1:].strip() if i >= 0 else ""
+    i = text.find(mark + "\n")
+    if i < 0:
+        return ""
+    j = text.find("\n## ", i + len(mark))
+    return text[i if with_heading else i + len(mark) + 1:j if j >= 0 else len(text)].strip()
+
+
+def load_reading():
+    """The hand-written reading of the previous docs/results.md, kept across regenerations."""
+    return load_section(READING_MARK)
 
 
 TPE_MARK = "## Against a tuned mixture: Optuna TPE"
@@ -514,15 +522,7 @@ TPE_MARK = "## Against a tuned mixture: Optuna TPE"
 
 def load_tpe_section():
     """The section bench/vs_optuna.py writes (lossd against Optuna TPE), kept across reruns."""
-    try:
-        text = open(OUT).read()
-    except OSError:
-        return ""
-    i = text.find(TPE_MARK + "\n")
-    if i < 0:
-        return ""
-    j = text.find("\n## ", i + len(TPE_MARK))
-    return text[i:j if j >= 0 else len(text)].strip()
+    return load_section(TPE_MARK, True)
 
 
 def final_txt(f):

@@ -128,26 +128,20 @@ def main():
                     base.append(tp[s][1])
         bs = J[best_single]
         bs_test = mean([x[1] for x in bs.values() if x])
-        # lossd vs the best single loss, paired by judging seed, pooled over search seeds
-        c2, b2 = [], []
-        for d in per:
-            lo = J[d["lossd"]]
-            for s in JUDGE_SEEDS:
-                if lo[s] and bs[s]:
-                    c2.append(lo[s][1])
-                    b2.append(bs[s][1])
-        c3, b3 = [], []
-        for d in per:
-            tp = J[d["tpe"]]
-            for s in JUDGE_SEEDS:
-                if tp[s] and bs[s]:
-                    c3.append(tp[s][1])
-                    b3.append(bs[s][1])
+        # each side against the best single loss, paired by judging seed, pooled over searches
+        def vs_single(side):
+            c, b = [], []
+            for d in per:
+                x = J[d[side]]
+                for s in JUDGE_SEEDS:
+                    if x[s] and bs[s]:
+                        c.append(x[s][1])
+                        b.append(bs[s][1])
+            return results.paired(c, b, hb) if len(c) > 1 else None
         rows.append({"key": key, "title": title, "metric": metric, "hb": hb, "per": per,
                      "pooled": results.paired(cand, base, hb), "best_single": best_single,
                      "best_single_test": bs_test,
-                     "lossd_vs_single": results.paired(c2, b2, hb) if len(c2) > 1 else None,
-                     "tpe_vs_single": results.paired(c3, b3, hb) if len(c3) > 1 else None,
+                     "lossd_vs_single": vs_single("lossd"), "tpe_vs_single": vs_single("tpe"),
                      "singles": {l: mean([x[1] for x in J[l].values() if x]) for l in singles}})
         print(f"[vs_optuna] {key} judged", file=sys.stderr)
     write(rows, time.time() - t_start)
