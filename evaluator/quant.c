@@ -1,0 +1,353 @@
+/* quant.c: deployment precisions of a trained MLP: fp16/bf16 rounding, int8 post-training
+ * quantisation (symmetric per-channel weights, affine per-tensor activations calibrated by
+ * min/max, int32 accumulation) and the fake-quantisation ops with a straight-through estimator.
+ * The formulas follow PyTorch's observers and fake-quantise kernels so tests can compare. */
+#pragma GCC optimize("tree-vectorize")
+
+#include "quant.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const prec_names[] = {
+#define QUANT_NAME(e, s) s,
+    QUANT_PRECISIONS(QUANT_NAME)
+#undef QUANT_NAME
+};
+
+int quant_precision_parse(const char *s, int *out, char *err) {
+    for (int i = 0; i < QUANT_NPREC; i++)
+        if (s && strcmp(s, prec_names[i]) == 0) {
+            *out = i;
+            return LD_OK;
+        }
+    char known[64] = "";
+    for (int i = 0; i < QUANT_NPREC; i++) {
+        size_t len = strlen(known);
+        snprintf(known + len, sizeof known - len, "%s\"%s\"", i ? ", " : "", prec_names[i]);
+    }
+    return ld_err(err, LD_EINVAL, "precision \"%s\": unknown (expected one of %s)", s ? s : "(null)", known);
+}
+
+const char *quant_precision_name(int precision) {
+    return precision >= 0 && precision < QUANT_NPREC ? prec_names[precision] : "?";
+}
+
+/* ---- element rounding */
+
+static uint32_t f2u(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+static float u2f(uint32_t u) {
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+float quant_fp16(float x) {
+    uint32_t u = f2u(x), sign = u & 0x80000000u, a = u & 0x7fffffffu;
+    if (a >= 0x7f800000u) return x;                            /* inf, NaN */
+    if (a >= 0x477ff000u) return sign ? -INFINITY : INFINITY;  /* >= 65520: past 65504 */
+    float r;
+    if (a < 0x38800000u) /* below 2^-14: fp16's subnormals, a grid of 2^-24 */
+        r = nearbyintf(u2f(a) * 0x1p24f) * 0x1p-24f;
+    else /* 10 of float's 23 mantissa bits kept, ties to even */
+        r = u2f((a + 0xfffu + ((a >> 13) & 1u)) & ~0x1fffu);
+    return sign ? -r : r;
+}
+
+float quant_bf16(float x) {
+    uint32_t u = f2u(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return x; /* NaN (rounding could turn it into inf) */
+    return u2f((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
+}
+
+void quant_round(float *x, size_t n, int precision) {
+    if (precision == QUANT_FP16)
+        for (size_t i = 0; i < n; i++) x[i] = quant_fp16(x[i]);
+    else if (precision == QUANT_BF16)
+        for (size_t i = 0; i < n; i++) x[i] = quant_bf16(x[i]);
+}
+
+/* ---- int8 pieces */
+
+/* zero + rne(x * inv), unclamped, as PyTorch's kernels compute it (float multiply, nearbyint) */
+static inline float qcode(float x, float inv, int32_t zero) { return (float)zero + nearbyintf(x * inv); }
+
+static inline float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+void quant_weights_int8(int8_t *q, float *scale, const float *w, int C, int OC) {
+    for (int j = 0; j < OC; j++) {
+        float amax = 0;
+        for (int c = 0; c < C; c++) amax = fmaxf(amax, fabsf(w[(size_t)c * OC + j]));
+        scale[j] = fmaxf(amax / 127.0f, FLT_EPSILON);
+    }
+    for (int c = 0; c < C; c++)
+        for (int j = 0; j < OC; j++) {
+            float inv = 1.0f / scale[j];
+            q[(size_t)c * OC + j] = (int8_t)clampf(qcode(w[(size_t)c * OC + j], inv, 0), -127.0f, 127.0f);
+        }
+}
+
+QuantAffine quant_affine_params(float lo, float hi) {
+    lo = fminf(lo, 0.0f);
+    hi = fmaxf(hi, 0.0f);
+    QuantAffine a;
+    a.scale = fmaxf((hi - lo) / 255.0f, FLT_EPSILON);
+    a.zero = (int32_t)clampf(0.0f - nearbyintf(lo / a.scale), 0.0f, 255.0f);
+    return a;
+}
+
+void quant_affine_u8(uint8_t *q, const float *x, size_t n, QuantAffine a) {
+    float inv = 1.0f / a.scale;
+    for (size_t i = 0; i < n; i++) q[i] = (uint8_t)clampf(qcode(x[i], inv, a.zero), 0.0f, 255.0f);
+}
+
+void quant_fake_forward(float *out, const float *inp, size_t n, float scale, int32_t zero, int qmin, int qmax) {
+    float inv = 1.0f / scale;
+    for (size_t i = 0; i < n; i++)
+        out[i] = (clampf(qcode(inp[i], inv, zero), (float)qmin, (float)qmax) - (float)zero) * scale;
+}
+
+void quant_fake_backward(float *dinp, const float *dout, const float *inp, size_t n, float scale, int32_t zero,
+                         int qmin, int qmax) {
+    float inv = 1.0f / scale;
+    for (size_t i = 0; i < n; i++) {
+        float c = qcode(inp[i], inv, zero);
+        dinp[i] = c >= (float)qmin && c <= (float)qmax ? dout[i] : 0.0f;
+    }
+}
+
+void quant_fake_channel_forward(float *out, const float *w, const float *scale, int C, int OC, int qmax) {
+    for (int c = 0; c < C; c++)
+        for (int j = 0; j < OC; j++) {
+            size_t i = (size_t)c * OC + j;
+            out[i] = clampf(qcode(w[i], 1.0f / scale[j], 0), (float)-qmax, (float)qmax) * scale[j];
+        }
+}
+
+void quant_fake_channel_backward(float *dw, const float *dout, const float *w, const float *scale, int C, int OC,
+                                 int qmax) {
+    for (int c = 0; c < C; c++)
+        for (int j = 0; j < OC; j++) {
+            size_t i = (size_t)c * OC + j;
+            float code = qcode(w[i], 1.0f / scale[j], 0);
+            dw[i] = code >= (float)-qmax && code <= (float)qmax ? dout[i] : 0.0f;
+        }
+}
+
+/* ---- the deployed model */
+
+/* int32 biases are clamped to +-2^30, so the sum with at most 2^30 / (255 * 127) = 33000
+ * products of codes cannot overflow int32. */
+#define BIAS_MAX 1073741824.0f
+
+/* One layout pass serves both sizing (t->a NULL: count only) and building. */
+typedef struct Take {
+    LdArena *a;
+    size_t bytes;
+    int fail;
+} Take;
+
+static void *take(Take *t, size_t n) {
+    t->bytes += (n + 63) & ~(size_t)63;
+    if (!t->a) return NULL;
+    void *p = arena_alloc(t->a, n);
+    if (!p) t->fail = 1;
+    return p;
+}
+
+static int max_dim(const Mlp *m) {
+    int d = 0;
+    for (int l = 0; l <= m->nlin; l++) d = m->dim[l] > d ? m->dim[l] : d;
+    return d;
+}
+
+static void layout(QuantMlp *q, const Mlp *m, int precision, int maxB, Take *t) {
+    size_t row = (size_t)maxB * (size_t)max_dim(m);
+    float *acts = take(t, sizeof(float) * mlp_acts_floats(m, maxB));
+    if (acts) mlp_acts_bind(&q->acts, m, maxB, acts);
+    q->buf[0] = take(t, sizeof(float) * row);
+    q->buf[1] = take(t, sizeof(float) * row);
+    q->r = *m;
+    if (precision == QUANT_FP32) return;
+    float *params = take(t, sizeof(float) * m->nparams);
+    if (params) mlp_bind_like(&q->r, m, params);
+    if (precision != QUANT_INT8) return;
+    q->codes = take(t, row);
+    q->acc = take(t, sizeof(int32_t) * (size_t)max_dim(m));
+    for (int l = 0; l < m->nlin; l++) {
+        q->wq[l] = take(t, (size_t)m->dim[l] * m->dim[l + 1]);
+        q->wscale[l] = take(t, sizeof(float) * m->dim[l + 1]);
+        q->bq[l] = take(t, sizeof(int32_t) * m->dim[l + 1]);
+    }
+}
+
+size_t quant_mlp_arena_bytes(const Mlp *m, int precision, int maxB) {
+    QuantMlp scratch;
+    Take t = {NULL, 0, 0};
+    memset(&scratch, 0, sizeof scratch);
+    layout(&scratch, m, precision, maxB, &t);
+    return t.bytes;
+}
+
+/* Widens [lo, hi] of each linear layer's input over n rows of calib, through the fp32 model. */
+static int calibrate(QuantMlp *q, const float *calib, int n, char *err) {
+    const Mlp *m = q->m;
+    for (int l = 0; l < m->nlin; l++) q->lo[l] = INFINITY, q->hi[l] = -INFINITY;
+    for (int i0 = 0; i0 < n; i0 += q->maxB) {
+        int nb = n - i0 < q->maxB ? n - i0 : q->maxB;
+        const float *x = calib + (size_t)i0 * m->dim[0];
+        for (size_t i = 0; i < (size_t)nb * m->dim[0]; i++)
+            if (!isfinite(x[i]))
+                return ld_err(err, LD_EINVAL, "int8 calibration: row %d column %d is not finite",
+                              i0 + (int)(i / m->dim[0]), (int)(i % m->dim[0]));
+        mlp_forward(m, &q->acts, x, nb);
+        for (int l = 0; l < m->nlin; l++) {
+            const float *in = l == 0 ? x : q->acts.post[l - 1];
+            for (size_t i = 0; i < (size_t)nb * m->dim[l]; i++) {
+                if (!isfinite(in[i]))
+                    return ld_err(err, LD_EINVAL, "int8 calibration: layer %d's input is not finite (row %d)", l,
+                                  i0 + (int)(i / m->dim[l]));
+                q->lo[l] = fminf(q->lo[l], in[i]);
+                q->hi[l] = fmaxf(q->hi[l], in[i]);
+            }
+        }
+    }
+    return LD_OK;
+}
+
+/* Sets up q's fields and scratch from the arena; LD_OK or an error. */
+static int setup(QuantMlp *q, const Mlp *m, int precision, int maxB, LdArena *a, char *err) {
+    memset(q, 0, sizeof *q);
+    if (precision < 0 || precision >= QUANT_NPREC)
+        return ld_err(err, LD_EINVAL, "quantise: precision %d is not one of the %d known", precision, QUANT_NPREC);
+    if (maxB < 1) return ld_err(err, LD_EINVAL, "quantise: maxB %d must be at least 1", maxB);
+    q->m = m;
+    q->precision = precision;
+    q->maxB = maxB;
+    Take t = {a, 0, 0};
+    size_t free_bytes = a->cap - a->used;
+    layout(q, m, precision, maxB, &t);
+    if (t.fail)
+        return ld_err(err, LD_ENOMEM, "quantise to %s: the arena has %zu bytes free, %zu needed",
+                      quant_precision_name(precision), free_bytes, t.bytes);
+    return LD_OK;
+}
+
+/* int8: codes, scales and biases of every layer from the ranges in q->lo / q->hi. */
+static void quantise_int8(QuantMlp *q) {
+    const Mlp *m = q->m;
+    for (int l = 0; l < m->nlin; l++) {
+        int C = m->dim[l], OC = m->dim[l + 1];
+        q->in[l] = quant_affine_params(q->lo[l], q->hi[l]);
+        quant_weights_int8(q->wq[l], q->wscale[l], m->w[l], C, OC);
+        for (int j = 0; j < OC; j++) {
+            float s = q->in[l].scale * q->wscale[l][j];
+            q->bq[l][j] = (int32_t)clampf(nearbyintf(m->b[l][j] / s), -BIAS_MAX, BIAS_MAX);
+            q->r.b[l][j] = (float)q->bq[l][j] * s;
+            for (int c = 0; c < C; c++)
+                q->r.w[l][(size_t)c * OC + j] = (float)q->wq[l][(size_t)c * OC + j] * q->wscale[l][j];
+        }
+    }
+}
+
+int quant_mlp_build(QuantMlp *q, const Mlp *m, int precision, const float *calib, int n, int maxB, LdArena *a,
+                    char *err) {
+    if (precision == QUANT_INT8 && (!calib || n < 1))
+        return ld_err(err, LD_EINVAL, "quantise to int8: no calibration rows (%d given)", n);
+    int rc = setup(q, m, precision, maxB, a, err);
+    if (rc != LD_OK) return rc;
+    if (precision == QUANT_FP16 || precision == QUANT_BF16) {
+        memcpy(q->r.params, m->params, sizeof(float) * m->nparams);
+        quant_round(q->r.params, m->nparams, precision);
+    } else if (precision == QUANT_INT8) {
+        rc = calibrate(q, calib, n, err);
+        if (rc != LD_OK) return rc;
+        quantise_int8(q);
+    }
+    return LD_OK;
+}
+
+int quant_mlp_build_ranges(QuantMlp *q, const Mlp *m, const float *lo, const float *hi, int maxB, LdArena *a,
+                           char *err) {
+    for (int l = 0; l < m->nlin; l++)
+        if (!isfinite(lo[l]) || !isfinite(hi[l]) || lo[l] > hi[l])
+            return ld_err(err, LD_EINVAL, "quantise to int8: layer %d's input range [%g, %g] is not a finite range",
+                          l, lo[l], hi[l]);
+    int rc = setup(q, m, QUANT_INT8, maxB, a, err);
+    if (rc != LD_OK) return rc;
+    memcpy(q->lo, lo, sizeof(float) * (size_t)m->nlin);
+    memcpy(q->hi, hi, sizeof(float) * (size_t)m->nlin);
+    quantise_int8(q);
+    return LD_OK;
+}
+
+/* out (B,OC) = dequantised (codes (B,C) - zero) @ wq (C,OC) + bq, summed in int32 */
+static void linear_int8(float *out, int32_t *acc, const uint8_t *codes, int32_t zero, float sx, const int8_t *wq,
+                        const float *wscale, const int32_t *bq, int B, int C, int OC) {
+    for (int b = 0; b < B; b++) {
+        memcpy(acc, bq, sizeof(int32_t) * (size_t)OC);
+        const uint8_t *xr = codes + (size_t)b * C;
+        for (int k = 0; k < C; k++) {
+            int32_t xv = (int32_t)xr[k] - zero;
+            if (xv == 0) continue; /* relu's zeros (zero point 0) cost nothing */
+            const int8_t *w = wq + (size_t)k * OC;
+            for (int j = 0; j < OC; j++) acc[j] += xv * (int32_t)w[j];
+        }
+        float *o = out + (size_t)b * OC;
+        for (int j = 0; j < OC; j++) o[j] = (float)acc[j] * (sx * wscale[j]);
+    }
+}
+
+const float *quant_mlp_forward(QuantMlp *q, const float *x, int B) {
+    const Mlp *m = q->m;
+    if (q->precision == QUANT_FP32) return mlp_forward(m, &q->acts, x, B);
+    const float *in = x;
+    if (q->precision != QUANT_INT8) {
+        memcpy(q->buf[0], x, sizeof(float) * (size_t)B * m->dim[0]);
+        quant_round(q->buf[0], (size_t)B * m->dim[0], q->precision);
+        in = q->buf[0];
+    }
+    for (int l = 0; l < m->nlin; l++) {
+        int C = m->dim[l], OC = m->dim[l + 1];
+        size_t n = (size_t)B * OC;
+        float *out = q->acts.post[l];
+        if (q->precision == QUANT_INT8) {
+            quant_affine_u8(q->codes, in, (size_t)B * C, q->in[l]);
+            linear_int8(out, q->acc, q->codes, q->in[l].zero, q->in[l].scale, q->wq[l], q->wscale[l], q->bq[l], B,
+                        C, OC);
+            if (l < m->nlin - 1) mlp_act_forward(out, out, (int)n, m->act);
+        } else {
+            /* half precision: every stored tensor rounded, products summed in float */
+            mlp_linear_forward(out, in, q->r.w[l], q->r.b[l], B, C, OC);
+            quant_round(out, n, q->precision);
+            if (l < m->nlin - 1) {
+                mlp_act_forward(out, out, (int)n, m->act);
+                quant_round(out, n, q->precision);
+            }
+        }
+        in = out;
+    }
+    return in;
+}
+
+const float *quant_mlp_forward_sim(QuantMlp *q, const float *x, int B) {
+    const Mlp *m = q->m;
+    if (q->precision != QUANT_INT8) return quant_mlp_forward(q, x, B);
+    const float *in = x;
+    for (int l = 0; l < m->nlin; l++) {
+        int C = m->dim[l], OC = m->dim[l + 1];
+        float *out = q->acts.post[l];
+        quant_fake_forward(q->buf[0], in, (size_t)B * C, q->in[l].scale, q->in[l].zero, 0, 255);
+        mlp_linear_forward(out, q->buf[0], q->r.w[l], q->r.b[l], B, C, OC);
+        if (l < m->nlin - 1) mlp_act_forward(out, out, B * OC, m->act);
+        in = out;
+    }
+    return in;
+}
