@@ -52,8 +52,10 @@ static int parse_value(int i, const char *s, size_t n, int *out, char *err) {
             if (v < 100000)
                 v = v * 10 + (s[k] - '0');
         }
+        /* quoted as written: a saturated v would say 999999 for 99999999999999999999 */
         if (v < f->lo || v > f->hi)
-            FIELD_ERR(i, "%ld is out of range %d-%d", v, f->lo, f->hi);
+            FIELD_ERR(i, "%.*s%s is out of range %d-%d", (int)(n > 40 ? 40 : n), s,
+                      n > 40 ? "..." : "", f->lo, f->hi);
         *out = (int)v;
         return LD_OK;
     }
@@ -109,7 +111,8 @@ static int parse_item(int i, const char *s, size_t n, uint64_t *bits, char *err)
         }
         int max_step = f->hi - f->lo + (i == 4 ? 0 : 1);
         if (v < 1 || v > max_step)
-            FIELD_ERR(i, "step %ld is out of range 1-%d", v, max_step);
+            FIELD_ERR(i, "step %.*s%s is out of range 1-%d", (int)(sn > 40 ? 40 : sn), slash + 1,
+                      sn > 40 ? "..." : "", max_step);
         step = (int)v;
     }
     for (int v = a; v <= b; v += step)
@@ -278,6 +281,9 @@ static int64_t next_local_match(const Cron *c, int64_t local, int64_t limit) {
 #define CRON_HORIZON_S ((int64_t)50 * 366 * 86400) /* Feb 29 on a given weekday: < 50 years */
 
 int64_t cron_next(const Cron *c, const TzZone *z, int64_t after_utc) {
+    /* years 1 to 9999 only: beyond them the local-time arithmetic would overflow */
+    if (after_utc < CRON_TIME_MIN || after_utc > CRON_TIME_MAX)
+        return -1;
     /* Any instant t > after has local time t + off(t) with off within [lo, hi] (the offsets in
      * effect from `after` on), so scanning local minutes from after + lo finds every candidate,
      * and once a local minute reaches best + hi no earlier instant can follow. */

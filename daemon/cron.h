@@ -76,10 +76,15 @@ typedef struct Cron {
  * "cron field 3 (day-of-month): no selected day exists in a selected month (31 APR)". */
 int cron_parse(const char *expr, Cron *out, char *err);
 
+/* The instants cron_next accepts: 0001-01-01 to 9999-12-31 (UTC). */
+#define CRON_TIME_MIN ((int64_t)-62135596800)
+#define CRON_TIME_MAX ((int64_t)253402300799)
+
 /* The first fire instant strictly after after_utc, in zone z. Matching is on local wall-clock
  * time: a local time inside a spring-forward gap does not fire; a local time that occurs twice
  * fires at its first occurrence only, unless the expression is CRON_WILD (then at both).
- * Returns -1 when nothing fires within ~9 years (cannot happen for a parsed expression). */
+ * Returns -1 when nothing fires within ~9 years (cannot happen for a parsed expression) or
+ * after_utc is outside [CRON_TIME_MIN, CRON_TIME_MAX]. */
 int64_t cron_next(const Cron *c, const TzZone *z, int64_t after_utc);
 /* The next n fire instants after after_utc into out[0..n-1]; returns how many were found. */
 int cron_next_n(const Cron *c, const TzZone *z, int64_t after_utc, int n, int64_t *out);

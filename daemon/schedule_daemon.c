@@ -3,6 +3,7 @@
  * deadlines, warm starts from a schedule's own earlier runs, and the schedule.* methods
  * (docs/schedules.md). Everything here runs on the loop thread. */
 #include <inttypes.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,10 +46,14 @@ static int64_t sched_now(void) {
     const char *path = getenv("LOSSD_FAKE_CLOCK_FILE");
     if (path && *path) {
         FILE *f = fopen(path, "r");
-        long long v = 0;
-        int ok = f && fscanf(f, "%lld", &v) == 1 && v > 0;
+        char buf[64] = "", *end = NULL;
+        int ok = f && fgets(buf, sizeof buf, f) != NULL;
         if (f)
             fclose(f);
+        /* range-checked: 99999999999999999999 must not overflow anything downstream */
+        errno = 0;
+        long long v = ok ? strtoll(buf, &end, 10) : 0;
+        ok = ok && end != buf && errno == 0 && v > 0 && v <= CRON_TIME_MAX - 400 * 86400;
         if (ok)
             return (int64_t)v;
         if (!reg.clock_warned)

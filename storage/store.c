@@ -651,7 +651,10 @@ int store_open(const char *path, int flags, Store **out, char *err)
         goto done;
     }
     sqlite3_extended_result_codes(s->db, 1);
-    sqlite3_busy_timeout(s->db, 5000);
+    /* The writer holds the file's flock, so only a foreign process (an sqlite3 shell) can hold
+     * SQLite's write lock: wait briefly, then fail with "database is locked" rather than block
+     * the daemon's loop for seconds on every write (the job pauses and retries by itself). */
+    sqlite3_busy_timeout(s->db, s->readonly ? 5000 : 250);
     /* The first read of the header is where a file that is not a database shows itself. */
     rc = read_version(s, &version, err);
     if (rc != LD_OK) {

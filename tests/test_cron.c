@@ -113,6 +113,9 @@ static const struct {
     {"0 MON * * *", "cron field 2 (hour): 'MON' is not a number"},
     {"*/0 * * * *", "cron field 1 (minute): step 0 is out of range 1-60"},
     {"*/61 * * * *", "cron field 1 (minute): step 61 is out of range 1-60"},
+    /* quoted as written, not as a saturated 999999 */
+    {"99999999999999999999 * * * *", "cron field 1 (minute): 99999999999999999999 is out of range 0-59"},
+    {"*/99999999999999999999 * * * *", "cron field 1 (minute): step 99999999999999999999 is out of range 1-60"},
     {"*/ * * * *", "cron field 1 (minute): a step is missing after '/'"},
     {"*/x * * * *", "cron field 1 (minute): step 'x' is not a number"},
     {"0 5-1 * * *", "cron field 2 (hour): range 5-1 goes backwards"},
@@ -569,6 +572,24 @@ static void *fire_thread(void *p) {
     return NULL;
 }
 
+/* Instants far outside years 1-9999 (a hostile fake clock) give -1, not signed overflow (the
+ * sanitizer build runs this). */
+static void test_next_extreme_times(void **state) {
+    char err[LD_ERR_MAX];
+    Cron c;
+    assert_int_equal(cron_parse("*/5 * * * *", &c, err), LD_OK);
+    TzZone *z = zone("Europe/Berlin");
+    static const int64_t bad[] = {INT64_MAX, INT64_MAX - 1, INT64_MIN, CRON_TIME_MAX + 1,
+                                  CRON_TIME_MIN - 1, (int64_t)9223372036854775000LL};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(cron_next(&c, z, bad[i]), -1);
+    int64_t out[3];
+    assert_int_equal(cron_next_n(&c, z, INT64_MAX, 3, out), 0);
+    /* the edges themselves still work */
+    assert_true(cron_next(&c, z, utc("9999-12-30T00:00:00Z")) > 0);
+    tz_free(z);
+}
+
 static void test_threads(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
@@ -603,6 +624,7 @@ int main(void) {
         cmocka_unit_test(test_next_table),   cmocka_unit_test(test_next_random),
         cmocka_unit_test(test_next_n),       cmocka_unit_test(test_clock_jump),
         cmocka_unit_test(test_next_consistent), cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_next_extreme_times),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
