@@ -49,29 +49,33 @@ static float u2f(uint32_t u) {
     return x;
 }
 
-float quant_fp16(float x) {
+/* Branch-free (both roundings computed, one selected) so quant_round's loop vectorises. */
+static inline float fp16_round(float x) {
     uint32_t u = f2u(x), sign = u & 0x80000000u, a = u & 0x7fffffffu;
-    if (a >= 0x7f800000u) return x;                            /* inf, NaN */
-    if (a >= 0x477ff000u) return sign ? -INFINITY : INFINITY;  /* >= 65520: past 65504 */
-    float r;
-    if (a < 0x38800000u) /* below 2^-14: fp16's subnormals, a grid of 2^-24 */
-        r = nearbyintf(u2f(a) * 0x1p24f) * 0x1p-24f;
-    else /* 10 of float's 23 mantissa bits kept, ties to even */
-        r = u2f((a + 0xfffu + ((a >> 13) & 1u)) & ~0x1fffu);
-    return sign ? -r : r;
+    /* 10 of float's 23 mantissa bits kept, ties to even */
+    uint32_t norm = (a + 0xfffu + ((a >> 13) & 1u)) & ~0x1fffu;
+    /* below 2^-14: fp16's subnormals, a grid of 2^-24 */
+    uint32_t sub = f2u(nearbyintf(u2f(a) * 0x1p24f) * 0x1p-24f);
+    uint32_t r = a < 0x38800000u ? sub : norm;
+    r = a >= 0x477ff000u ? 0x7f800000u : r; /* >= 65520 rounds past 65504: inf (inf stays) */
+    r = a > 0x7f800000u ? a : r;            /* NaN stays */
+    return u2f(r | sign);
 }
 
-float quant_bf16(float x) {
-    uint32_t u = f2u(x);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return x; /* NaN (rounding could turn it into inf) */
-    return u2f((u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u);
+float quant_fp16(float x) { return fp16_round(x); }
+
+static inline float bf16_round(float x) {
+    uint32_t u = f2u(x), r = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    return u2f((u & 0x7fffffffu) > 0x7f800000u ? u : r); /* NaN stays (rounding could make it inf) */
 }
+
+float quant_bf16(float x) { return bf16_round(x); }
 
 void quant_round(float *x, size_t n, int precision) {
     if (precision == QUANT_FP16)
-        for (size_t i = 0; i < n; i++) x[i] = quant_fp16(x[i]);
+        for (size_t i = 0; i < n; i++) x[i] = fp16_round(x[i]);
     else if (precision == QUANT_BF16)
-        for (size_t i = 0; i < n; i++) x[i] = quant_bf16(x[i]);
+        for (size_t i = 0; i < n; i++) x[i] = bf16_round(x[i]);
 }
 
 /* ---- int8 pieces */
@@ -80,12 +84,15 @@ void quant_round(float *x, size_t n, int precision) {
 static inline float qcode(float x, float inv, int32_t zero) { return (float)zero + nearbyintf(x * inv); }
 
 static inline float clampf(float v, float lo, float hi) { return v < lo ? lo : v > hi ? hi : v; }
+/* max/min of non-NaN floats, inline (fmaxf is a libm call unless NaNs are ruled out) */
+static inline float maxf(float a, float b) { return a > b ? a : b; }
+static inline float minf(float a, float b) { return a < b ? a : b; }
 
 void quant_weights_int8(int8_t *q, float *scale, const float *w, int C, int OC) {
     for (int j = 0; j < OC; j++) {
         float amax = 0;
-        for (int c = 0; c < C; c++) amax = fmaxf(amax, fabsf(w[(size_t)c * OC + j]));
-        scale[j] = fmaxf(amax / 127.0f, FLT_EPSILON);
+        for (int c = 0; c < C; c++) amax = maxf(amax, fabsf(w[(size_t)c * OC + j]));
+        scale[j] = maxf(amax / 127.0f, FLT_EPSILON);
     }
     for (int c = 0; c < C; c++)
         for (int j = 0; j < OC; j++) {
@@ -95,10 +102,10 @@ void quant_weights_int8(int8_t *q, float *scale, const float *w, int C, int OC) 
 }
 
 QuantAffine quant_affine_params(float lo, float hi) {
-    lo = fminf(lo, 0.0f);
-    hi = fmaxf(hi, 0.0f);
+    lo = minf(lo, 0.0f);
+    hi = maxf(hi, 0.0f);
     QuantAffine a;
-    a.scale = fmaxf((hi - lo) / 255.0f, FLT_EPSILON);
+    a.scale = maxf((hi - lo) / 255.0f, FLT_EPSILON);
     a.zero = (int32_t)clampf(0.0f - nearbyintf(lo / a.scale), 0.0f, 255.0f);
     return a;
 }
@@ -162,6 +169,8 @@ static void *take(Take *t, size_t n) {
     return p;
 }
 
+#define PAD16(n) (((n) + 15) & ~15)
+
 static int max_dim(const Mlp *m) {
     int d = 0;
     for (int l = 0; l <= m->nlin; l++) d = m->dim[l] > d ? m->dim[l] : d;
@@ -172,19 +181,20 @@ static void layout(QuantMlp *q, const Mlp *m, int precision, int maxB, Take *t) 
     size_t row = (size_t)maxB * (size_t)max_dim(m);
     float *acts = take(t, sizeof(float) * mlp_acts_floats(m, maxB));
     if (acts) mlp_acts_bind(&q->acts, m, maxB, acts);
-    q->buf[0] = take(t, sizeof(float) * row);
-    q->buf[1] = take(t, sizeof(float) * row);
+    q->buf = take(t, sizeof(float) * row);
     q->r = *m;
     if (precision == QUANT_FP32) return;
     float *params = take(t, sizeof(float) * m->nparams);
     if (params) mlp_bind_like(&q->r, m, params);
     if (precision != QUANT_INT8) return;
     q->codes = take(t, row);
-    q->acc = take(t, sizeof(int32_t) * (size_t)max_dim(m));
     for (int l = 0; l < m->nlin; l++) {
-        q->wq[l] = take(t, (size_t)m->dim[l] * m->dim[l + 1]);
-        q->wscale[l] = take(t, sizeof(float) * m->dim[l + 1]);
-        q->bq[l] = take(t, sizeof(int32_t) * m->dim[l + 1]);
+        size_t ocp = (size_t)PAD16(m->dim[l + 1]);
+        q->wq[l] = take(t, (size_t)m->dim[l] * ocp);
+        q->wq32[l] = take(t, sizeof(int32_t) * (size_t)m->dim[l] * ocp);
+        q->wqf[l] = take(t, sizeof(float) * (size_t)m->dim[l] * m->dim[l + 1]);
+        q->wscale[l] = take(t, sizeof(float) * ocp);
+        q->bq[l] = take(t, sizeof(int32_t) * ocp);
     }
 }
 
@@ -196,6 +206,31 @@ size_t quant_mlp_arena_bytes(const Mlp *m, int precision, int maxB) {
     return t.bytes;
 }
 
+/* Floats as int32 that sort as the floats do (for non-NaN values): min/max reductions on them
+ * vectorise without fast-math flags. */
+static inline int32_t sortable(float x) {
+    int32_t i = (int32_t)f2u(x);
+    return i ^ ((i >> 31) & 0x7fffffff);
+}
+
+static inline float unsortable(int32_t i) { return u2f((uint32_t)(i ^ ((i >> 31) & 0x7fffffff))); }
+
+/* *lo, *hi = the range of x (n > 0); LD_EINVAL if any element is inf or NaN. */
+static int range_of(const float *x, size_t n, float *lo, float *hi) {
+    int32_t mn = INT32_MAX, mx = INT32_MIN;
+    uint32_t nonfinite = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = f2u(x[i]);
+        nonfinite |= (u & 0x7f800000u) == 0x7f800000u;
+        int32_t k = sortable(x[i]);
+        mn = k < mn ? k : mn;
+        mx = k > mx ? k : mx;
+    }
+    *lo = unsortable(mn);
+    *hi = unsortable(mx);
+    return nonfinite ? LD_EINVAL : LD_OK;
+}
+
 /* Widens [lo, hi] of each linear layer's input over n rows of calib, through the fp32 model. */
 static int calibrate(QuantMlp *q, const float *calib, int n, char *err) {
     const Mlp *m = q->m;
@@ -203,20 +238,20 @@ static int calibrate(QuantMlp *q, const float *calib, int n, char *err) {
     for (int i0 = 0; i0 < n; i0 += q->maxB) {
         int nb = n - i0 < q->maxB ? n - i0 : q->maxB;
         const float *x = calib + (size_t)i0 * m->dim[0];
-        for (size_t i = 0; i < (size_t)nb * m->dim[0]; i++)
-            if (!isfinite(x[i]))
-                return ld_err(err, LD_EINVAL, "int8 calibration: row %d column %d is not finite",
-                              i0 + (int)(i / m->dim[0]), (int)(i % m->dim[0]));
-        mlp_forward(m, &q->acts, x, nb);
         for (int l = 0; l < m->nlin; l++) {
+            if (l == 1) mlp_forward(m, &q->acts, x, nb); /* after the rows are known finite */
             const float *in = l == 0 ? x : q->acts.post[l - 1];
-            for (size_t i = 0; i < (size_t)nb * m->dim[l]; i++) {
-                if (!isfinite(in[i]))
-                    return ld_err(err, LD_EINVAL, "int8 calibration: layer %d's input is not finite (row %d)", l,
-                                  i0 + (int)(i / m->dim[l]));
-                q->lo[l] = fminf(q->lo[l], in[i]);
-                q->hi[l] = fmaxf(q->hi[l], in[i]);
+            size_t cnt = (size_t)nb * m->dim[l];
+            float lo, hi;
+            if (range_of(in, cnt, &lo, &hi) != LD_OK) {
+                size_t i = 0;
+                while (isfinite(in[i])) i++;
+                int row = i0 + (int)(i / m->dim[l]), col = (int)(i % m->dim[l]);
+                if (l == 0) return ld_err(err, LD_EINVAL, "int8 calibration: row %d column %d is not finite", row, col);
+                return ld_err(err, LD_EINVAL, "int8 calibration: layer %d's input is not finite (row %d)", l, row);
             }
+            q->lo[l] = minf(lo, q->lo[l]);
+            q->hi[l] = maxf(hi, q->hi[l]);
         }
     }
     return LD_OK;
@@ -240,19 +275,30 @@ static int setup(QuantMlp *q, const Mlp *m, int precision, int maxB, LdArena *a,
     return LD_OK;
 }
 
-/* int8: codes, scales and biases of every layer from the ranges in q->lo / q->hi. */
+/* int8: codes, scales and biases of every layer from the ranges in q->lo / q->hi. The codes'
+ * rows, the scales and the biases are padded with zeros to PAD16(OC) columns for the kernel. */
 static void quantise_int8(QuantMlp *q) {
     const Mlp *m = q->m;
+    q->int_kernel = 0;
     for (int l = 0; l < m->nlin; l++) {
-        int C = m->dim[l], OC = m->dim[l + 1];
+        if (m->dim[l] > QUANT_FLOAT_EXACT_C) q->int_kernel = 1;
+        int C = m->dim[l], OC = m->dim[l + 1], OCP = PAD16(OC);
         q->in[l] = quant_affine_params(q->lo[l], q->hi[l]);
         quant_weights_int8(q->wq[l], q->wscale[l], m->w[l], C, OC);
+        for (int c = C - 1; c >= 0; c--) { /* (C,OC) -> (C,OCP), from the last row back */
+            memmove(q->wq[l] + (size_t)c * OCP, q->wq[l] + (size_t)c * OC, (size_t)OC);
+            memset(q->wq[l] + (size_t)c * OCP + OC, 0, (size_t)(OCP - OC));
+        }
+        for (size_t i = 0; i < (size_t)C * OCP; i++) q->wq32[l][i] = q->wq[l][i];
+        for (int j = OC; j < OCP; j++) q->wscale[l][j] = 0, q->bq[l][j] = 0;
         for (int j = 0; j < OC; j++) {
             float s = q->in[l].scale * q->wscale[l][j];
             q->bq[l][j] = (int32_t)clampf(nearbyintf(m->b[l][j] / s), -BIAS_MAX, BIAS_MAX);
             q->r.b[l][j] = (float)q->bq[l][j] * s;
-            for (int c = 0; c < C; c++)
-                q->r.w[l][(size_t)c * OC + j] = (float)q->wq[l][(size_t)c * OC + j] * q->wscale[l][j];
+            for (int c = 0; c < C; c++) {
+                q->wqf[l][(size_t)c * OC + j] = (float)q->wq[l][(size_t)c * OCP + j];
+                q->r.w[l][(size_t)c * OC + j] = q->wqf[l][(size_t)c * OC + j] * q->wscale[l][j];
+            }
         }
     }
 }
@@ -288,20 +334,64 @@ int quant_mlp_build_ranges(QuantMlp *q, const Mlp *m, const float *lo, const flo
     return LD_OK;
 }
 
-/* out (B,OC) = dequantised (codes (B,C) - zero) @ wq (C,OC) + bq, summed in int32 */
-static void linear_int8(float *out, int32_t *acc, const uint8_t *codes, int32_t zero, float sx, const int8_t *wq,
+/* The integer product on GCC's generic vectors (AVX-512, AVX2 or SSE as the target allows):
+ * 16 int32 accumulators per row, 4 rows at a time. The weight codes are read from their copy
+ * widened to int32 at build time (GCC 12 widens an int8 vector lane by lane, which cost 10x). */
+typedef int32_t v16i __attribute__((vector_size(64)));
+
+static inline v16i load_w(const int32_t *w) {
+    v16i v;
+    memcpy(&v, w, sizeof v);
+    return v;
+}
+
+/* out (B,OC) = dequantised((codes (B,C) - zero) @ wq (C,OCP) + bq (OCP)), summed in int32;
+ * wq holds int8 codes widened to int32 */
+static void linear_int8(float *out, const uint8_t *codes, int32_t zero, float sx, const int32_t *wq,
                         const float *wscale, const int32_t *bq, int B, int C, int OC) {
-    for (int b = 0; b < B; b++) {
-        memcpy(acc, bq, sizeof(int32_t) * (size_t)OC);
-        const uint8_t *xr = codes + (size_t)b * C;
-        for (int k = 0; k < C; k++) {
-            int32_t xv = (int32_t)xr[k] - zero;
-            if (xv == 0) continue; /* relu's zeros (zero point 0) cost nothing */
-            const int8_t *w = wq + (size_t)k * OC;
-            for (int j = 0; j < OC; j++) acc[j] += xv * (int32_t)w[j];
+    int OCP = PAD16(OC);
+    for (int j0 = 0; j0 < OC; j0 += 16) {
+        int w = OC - j0 < 16 ? OC - j0 : 16;
+        v16i bias;
+        memcpy(&bias, bq + j0, sizeof bias);
+        float s[16];
+        for (int j = 0; j < 16; j++) s[j] = sx * wscale[j0 + j];
+        for (int b = 0; b < B; b += 4) {
+            int R = B - b < 4 ? B - b : 4;
+            v16i acc[4] = {bias, bias, bias, bias};
+            const uint8_t *x = codes + (size_t)b * C;
+            if (R == 4)
+                for (int k = 0; k < C; k++) {
+                    v16i wk = load_w(wq + (size_t)k * OCP + j0);
+                    acc[0] += wk * ((int32_t)x[k] - zero);
+                    acc[1] += wk * ((int32_t)x[C + k] - zero);
+                    acc[2] += wk * ((int32_t)x[2 * C + k] - zero);
+                    acc[3] += wk * ((int32_t)x[3 * C + k] - zero);
+                }
+            else
+                for (int r = 0; r < R; r++)
+                    for (int k = 0; k < C; k++)
+                        acc[r] += load_w(wq + (size_t)k * OCP + j0) * ((int32_t)x[(size_t)r * C + k] - zero);
+            for (int r = 0; r < R; r++) {
+                float *o = out + (size_t)(b + r) * OC + j0;
+                for (int j = 0; j < w; j++) o[j] = (float)acc[r][j] * s[j];
+            }
         }
+    }
+}
+
+/* The same layer with the integer sums on the float kernel (C <= QUANT_FLOAT_EXACT_C): the
+ * centred codes (code - zero, |.| <= 255) and weight codes (|.| <= 127) are small integers, so
+ * every product and partial sum is an integer below 2^24 and exact in float whatever the order;
+ * the int32 bias is added to the exact sum as an integer. xc (B,C) is scratch. */
+static void linear_int8_float(float *out, float *xc, const float *in, QuantAffine a, const float *wqf,
+                              const float *wscale, const int32_t *bq, int B, int C, int OC) {
+    float inv = 1.0f / a.scale;
+    for (size_t i = 0; i < (size_t)B * C; i++) xc[i] = clampf(qcode(in[i], inv, a.zero), 0.0f, 255.0f) - (float)a.zero;
+    mlp_linear_forward(out, xc, wqf, NULL, B, C, OC);
+    for (int b = 0; b < B; b++) {
         float *o = out + (size_t)b * OC;
-        for (int j = 0; j < OC; j++) o[j] = (float)acc[j] * (sx * wscale[j]);
+        for (int j = 0; j < OC; j++) o[j] = (float)((int32_t)o[j] + bq[j]) * (a.scale * wscale[j]);
     }
 }
 
@@ -310,18 +400,21 @@ const float *quant_mlp_forward(QuantMlp *q, const float *x, int B) {
     if (q->precision == QUANT_FP32) return mlp_forward(m, &q->acts, x, B);
     const float *in = x;
     if (q->precision != QUANT_INT8) {
-        memcpy(q->buf[0], x, sizeof(float) * (size_t)B * m->dim[0]);
-        quant_round(q->buf[0], (size_t)B * m->dim[0], q->precision);
-        in = q->buf[0];
+        memcpy(q->buf, x, sizeof(float) * (size_t)B * m->dim[0]);
+        quant_round(q->buf, (size_t)B * m->dim[0], q->precision);
+        in = q->buf;
     }
     for (int l = 0; l < m->nlin; l++) {
         int C = m->dim[l], OC = m->dim[l + 1];
         size_t n = (size_t)B * OC;
         float *out = q->acts.post[l];
         if (q->precision == QUANT_INT8) {
-            quant_affine_u8(q->codes, in, (size_t)B * C, q->in[l]);
-            linear_int8(out, q->acc, q->codes, q->in[l].zero, q->in[l].scale, q->wq[l], q->wscale[l], q->bq[l], B,
-                        C, OC);
+            if (q->int_kernel) {
+                quant_affine_u8(q->codes, in, (size_t)B * C, q->in[l]);
+                linear_int8(out, q->codes, q->in[l].zero, q->in[l].scale, q->wq32[l], q->wscale[l], q->bq[l], B, C,
+                            OC);
+            } else
+                linear_int8_float(out, q->buf, in, q->in[l], q->wqf[l], q->wscale[l], q->bq[l], B, C, OC);
             if (l < m->nlin - 1) mlp_act_forward(out, out, (int)n, m->act);
         } else {
             /* half precision: every stored tensor rounded, products summed in float */
@@ -344,8 +437,8 @@ const float *quant_mlp_forward_sim(QuantMlp *q, const float *x, int B) {
     for (int l = 0; l < m->nlin; l++) {
         int C = m->dim[l], OC = m->dim[l + 1];
         float *out = q->acts.post[l];
-        quant_fake_forward(q->buf[0], in, (size_t)B * C, q->in[l].scale, q->in[l].zero, 0, 255);
-        mlp_linear_forward(out, q->buf[0], q->r.w[l], q->r.b[l], B, C, OC);
+        quant_fake_forward(q->buf, in, (size_t)B * C, q->in[l].scale, q->in[l].zero, 0, 255);
+        mlp_linear_forward(out, q->buf, q->r.w[l], q->r.b[l], B, C, OC);
         if (l < m->nlin - 1) mlp_act_forward(out, out, B * OC, m->act);
         in = out;
     }

@@ -63,22 +63,31 @@ void quant_fake_channel_backward(float *dw, const float *dout, const float *w, c
                                  int qmax);
 
 /* ---- the deployed model. Built from a trained Mlp; the fp32 model is borrowed, not changed. */
+
+/* Inputs of a layer up to which int8 sums are exact in float: 518 * 255 * 127 < 2^24. */
+#define QUANT_FLOAT_EXACT_C 518
 typedef struct QuantMlp {
     const Mlp *m;  /* borrowed */
     int precision; /* QUANT_* */
     int maxB;      /* rows a forward may take */
     Mlp r;         /* fp16/bf16: rounded weights; int8: dequantised weights and biases (the
                       simulated forward's); fp32: m's own */
-    int8_t *wq[MLP_MAX_LIN];      /* int8: (dim[l], dim[l+1]) codes */
-    float *wscale[MLP_MAX_LIN];   /* int8: (dim[l+1]) per output channel */
-    int32_t *bq[MLP_MAX_LIN];     /* int8: (dim[l+1]) at scale in[l].scale * wscale[l][j] */
+    /* int8, each padded with zeros to OCP = dim[l+1] rounded up to 16 columns: */
+    int8_t *wq[MLP_MAX_LIN];      /* (dim[l], OCP) weight codes */
+    int32_t *wq32[MLP_MAX_LIN];   /* the same codes widened, as the int32 kernel reads them */
+    float *wqf[MLP_MAX_LIN];      /* (dim[l], dim[l+1]) the same codes as floats, unpadded */
+    int int_kernel; /* int8: 1 sums on the int32 vector kernel; 0 (when every layer has at most
+                       QUANT_FLOAT_EXACT_C inputs) sums the same integers on the float matrix
+                       kernel, exactly: every partial sum is an integer below 2^24. Same results;
+                       a test may set it to compare the two. */
+    float *wscale[MLP_MAX_LIN];   /* (OCP) per output channel */
+    int32_t *bq[MLP_MAX_LIN];     /* (OCP) at scale in[l].scale * wscale[l][j] */
     QuantAffine in[MLP_MAX_LIN];  /* int8: linear layer l's input */
     float lo[MLP_MAX_LIN], hi[MLP_MAX_LIN]; /* int8: the calibrated ranges */
     /* scratch of one forward (maxB rows), in the same arena */
     MlpActs acts;
-    float *buf[2];
+    float *buf; /* (maxB, max dim) */
     uint8_t *codes;
-    int32_t *acc;
 } QuantMlp;
 
 /* Bytes of arena quant_mlp_build takes for m at precision with forwards of up to maxB rows and

@@ -206,6 +206,11 @@ static void test_mlp_reference(void **state) {
         double t8 = k == 0 ? 0 : 1e-2;
         snprintf(what, sizeof what, "%s int8", kinds[k]);
         fails += compare(what, y8, out8[k], nout, t8) > t8;
+        /* the other kernel: the same integers summed on the int32 vector loop */
+        assert_int_equal(q8.int_kernel, 0);
+        q8.int_kernel = 1;
+        snprintf(what, sizeof what, "%s int8, int32 kernel", kinds[k]);
+        fails += compare(what, quant_mlp_forward(&q8, ref_xeval, B), y8, nout, 0) > 0;
         memcpy(ysim, quant_mlp_forward_sim(&q8, ref_xeval, B), sizeof ysim);
         snprintf(what, sizeof what, "%s int8 simulated in float", kinds[k]);
         fails += compare(what, ysim, y8, nout, 1e-2) > 1e-2;
@@ -245,6 +250,15 @@ static void test_error_scale(void **state) {
             memcpy(y32, y, sizeof(float) * 5120);
             continue;
         }
+        if (pr == QUANT_INT8) { /* both kernels, to the bit */
+            float *yf = malloc(sizeof(float) * 5120);
+            assert_non_null(yf);
+            memcpy(yf, y, sizeof(float) * 5120);
+            q.int_kernel = 1;
+            y = quant_mlp_forward(&q, x, 512);
+            assert_memory_equal(y, yf, sizeof(float) * 5120);
+            free(yf);
+        }
         double md = 0, ymax = 0;
         for (int i = 0; i < 5120; i++) {
             md = fmax(md, fabs(y[i] - y32[i]));
@@ -258,6 +272,36 @@ static void test_error_scale(void **state) {
     free(p);
     free(x);
     free(y32);
+}
+
+/* A layer wider than QUANT_FLOAT_EXACT_C inputs takes the int32 kernel; it still agrees with the
+ * model simulated in float (700 -> 16 -> 4, tanh, 64 rows; tolerance one code step's effect). */
+static void test_wide_layer(void **state) {
+    (void)state;
+    ModelSpec ms = {.nhidden = 1, .hidden = {16}, .act = ACT_TANH};
+    Mlp m;
+    size_t np = mlp_param_count(&ms, 700, 4);
+    float *p = malloc(sizeof(float) * np), *x = malloc(sizeof(float) * 64 * 700);
+    assert_non_null(p);
+    assert_non_null(x);
+    mlp_bind(&m, &ms, 700, 4, p);
+    mlp_init(&m, 5);
+    LdRng r;
+    rng_seed(&r, 6);
+    for (int i = 0; i < 64 * 700; i++) x[i] = rng_normal(&r);
+    LdArena a;
+    assert_int_equal(arena_init(&a, quant_mlp_arena_bytes(&m, QUANT_INT8, 64)), LD_OK);
+    char err[LD_ERR_MAX];
+    QuantMlp q;
+    assert_int_equal(quant_mlp_build(&q, &m, QUANT_INT8, x, 64, 64, &a, err), LD_OK);
+    assert_int_equal(q.int_kernel, 1);
+    float y[256];
+    memcpy(y, quant_mlp_forward(&q, x, 64), sizeof y);
+    double md = compare("700-16-4 int8 vs simulated", quant_mlp_forward_sim(&q, x, 64), y, 256, 1e-2);
+    assert_true(md <= 1e-2);
+    arena_free(&a);
+    free(p);
+    free(x);
 }
 
 /* Tried as a new user would: an unknown precision, int8 without calibration rows, a NaN among
@@ -311,7 +355,7 @@ int main(void) {
         cmocka_unit_test(test_rounding_reference), cmocka_unit_test(test_rounding_exhaustive),
         cmocka_unit_test(test_weights_int8),       cmocka_unit_test(test_affine_and_fake),
         cmocka_unit_test(test_mlp_reference),      cmocka_unit_test(test_error_scale),
-        cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_wide_layer),         cmocka_unit_test(test_bad_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
