@@ -1,11 +1,12 @@
 # lossd: one hand-written Makefile. `make` builds bin/lossd and bin/lossctl; `make test` runs
 # the unit and integration tests, then the same suite under AddressSanitizer and UBSan.
 
-PKGS      := libuv sqlite3 libcjson openblas
+PKGS      := libuv sqlite3 libcjson openblas libpq
 DEB_PKGS  := build-essential pkg-config libuv1-dev libsqlite3-dev libcjson-dev libopenblas-dev \
-             libcmocka-dev tzdata python3 python3-numpy
-# The tests also check training and exported code against PyTorch (Debian's python3-torch).
-TEST_PKGS := $(DEB_PKGS) python3-torch socat python3-pip python3-setuptools
+             libcmocka-dev libpq-dev tzdata python3 python3-numpy
+# The tests also check training and exported code against PyTorch (Debian's python3-torch), and
+# the PostgreSQL queue against a throwaway cluster (Debian's postgresql: initdb, pg_ctl).
+TEST_PKGS := $(DEB_PKGS) python3-torch socat python3-pip python3-setuptools postgresql
 # The benchmarks only (never the tests): the Optuna TPE peer of bench/vs_optuna.sh.
 BENCH_PKGS := $(DEB_PKGS) python3-optuna
 CC        ?= cc

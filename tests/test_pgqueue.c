@@ -1,0 +1,850 @@
+/* test_pgqueue.c: storage/pgqueue against a throwaway PostgreSQL cluster (tests/pg_cluster.sh:
+ * initdb + pg_ctl in a temporary directory, Unix socket only, an unprivileged user when run as
+ * root): schema creation twice and from four connections at once, publish/lease/complete, four
+ * concurrent leasers never sharing an item, expired leases re-leased, late duplicates ignored
+ * and mismatches recorded, cancel, malformed rows and results, task data by SHA-256, the workers
+ * listing. Without PostgreSQL's server binaries it says SKIPPED and counts one pass. Each test
+ * uses its own schema, so they do not see each other's rows. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../storage/pgqueue.h"
+
+static char cluster_dir[256];
+static char conninfo[512];
+static PGconn *raw; /* for what a test does behind the queue's back (a hostile or broken peer) */
+
+#define OK(call)                                                                                  \
+    do {                                                                                          \
+        char err_[LD_ERR_MAX] = "";                                                               \
+        int rc_ = (call);                                                                         \
+        if (rc_ != LD_OK)                                                                         \
+            fail_msg("%s -> %d: %s", #call, rc_, err_);                                           \
+    } while (0)
+#define E err_
+
+#define EQ_I(seen, want)                                                                          \
+    do {                                                                                          \
+        long long s_ = (long long)(seen), w_ = (long long)(want);                                 \
+        if (s_ != w_)                                                                             \
+            fail_msg("%s = %lld, want %lld", #seen, s_, w_);                                      \
+    } while (0)
+
+#define HAS(text, part)                                                                           \
+    do {                                                                                          \
+        const char *t_ = (text);                                                                  \
+        if (!t_ || !strstr(t_, (part)))                                                           \
+            fail_msg("%s = \"%s\", want it to contain \"%s\"", #text, t_ ? t_ : "(null)", (part)); \
+    } while (0)
+
+/* Runs SQL (printf-style) on the raw connection in schema, failing the test when it fails. */
+__attribute__((format(printf, 2, 3))) static void sql(const char *schema, const char *fmt, ...)
+{
+    char q[2048], full[2200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, sizeof q, fmt, ap);
+    va_end(ap);
+    snprintf(full, sizeof full, "SET search_path = \"%s\"; %s", schema, q);
+    PGresult *r = PQexec(raw, full);
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK)
+        fail_msg("SQL %s: %s", q, PQerrorMessage(raw));
+    PQclear(r);
+}
+
+/* One integer that a query returns (first row, first column). */
+__attribute__((format(printf, 2, 3))) static long long sql_int(const char *schema,
+                                                               const char *fmt, ...)
+{
+    char q[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, sizeof q, fmt, ap);
+    va_end(ap);
+    char path[128];
+    snprintf(path, sizeof path, "SET search_path = \"%s\"", schema);
+    PGresult *r = PQexec(raw, path);
+    PQclear(r);
+    r = PQexec(raw, q);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
+        fail_msg("SQL %s: %s", q, PQerrorMessage(raw));
+    long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+static Pgq *open_q(const char *schema, int flags, double lease_s, int max_attempts)
+{
+    PgqOpts o = {.schema = schema, .flags = flags, .lease_s = lease_s,
+                 .max_attempts = max_attempts};
+    Pgq *q = NULL;
+    OK(pgq_open(conninfo, &o, &q, E));
+    return q;
+}
+
+/* n items of job: seq i has item {"seq": i, "expr": "ce"} and one task hash. */
+static void publish_n(Pgq *q, int64_t job, int from, int n, int *published)
+{
+    PgqWork *w = calloc((size_t)n, sizeof *w);
+    char(*items)[64] = calloc((size_t)n, sizeof *items);
+    assert_non_null(w);
+    assert_non_null(items);
+    for (int i = 0; i < n; i++) {
+        snprintf(items[i], sizeof items[i], "{\"seq\": %d, \"expr\": \"ce\"}", from + i);
+        w[i] = (PgqWork){job, from + i, "00112233445566778899aabbccddeeff", items[i]};
+    }
+    OK(pgq_publish(q, w, n, published, E));
+    free(items);
+    free(w);
+}
+
+/* Leases exactly one item (the test expects one to be there). */
+static PgqItem *lease1(Pgq *q, int64_t worker)
+{
+    PgqItem *it = NULL;
+    int n = 0;
+    OK(pgq_lease(q, worker, 1, &it, &n, E));
+    if (n != 1)
+        fail_msg("lease: %d items, want 1", n);
+    return it;
+}
+
+static int64_t register_worker(Pgq *q, const char *host)
+{
+    int64_t id = 0;
+    OK(pgq_worker_register(q, host, (int)getpid(), 2, &id, E));
+    assert_true(id > 0);
+    return id;
+}
+
+/* A queue as most tests use it: the daemon's handle d (migrates), a worker's handle w, and two
+ * registered workers a ("hostA") and b ("hostB"). */
+typedef struct Fix {
+    Pgq *d, *w;
+    int64_t a, b;
+} Fix;
+
+static Fix fixture(const char *schema, int max_attempts)
+{
+    Fix f;
+    f.d = open_q(schema, PGQ_MIGRATE, 0, max_attempts);
+    f.w = open_q(schema, PGQ_WORKER, 0, max_attempts);
+    f.a = register_worker(f.w, "hostA");
+    f.b = register_worker(f.w, "hostB");
+    return f;
+}
+
+static void fixture_close(Fix *f)
+{
+    pgq_close(f->w);
+    pgq_close(f->d);
+}
+
+/* ---- schema ------------------------------------------------------------------------------ */
+
+static void test_schema_twice(void **state)
+{
+    int v = -1;
+    Pgq *q = open_q("s_twice", PGQ_MIGRATE, 0, 0);
+    OK(pgq_schema_version(q, &v, E));
+    EQ_I(v, PGQ_SCHEMA_VERSION);
+    OK(pgq_migrate(q, &v, E)); /* again on the same connection: nothing to do */
+    EQ_I(v, PGQ_SCHEMA_VERSION);
+    pgq_close(q);
+    q = open_q("s_twice", PGQ_MIGRATE, 0, 0); /* and from a new one */
+    pgq_close(q);
+    EQ_I(sql_int("s_twice", "SELECT count(*) FROM schema_version"), PGQ_SCHEMA_VERSION);
+    EQ_I(sql_int("s_twice", "SELECT count(*) FROM pg_tables WHERE schemaname = 's_twice'"), 6);
+
+    /* a worker (no PGQ_MIGRATE) on a schema nobody created, and on one from a newer build */
+    PgqOpts o = {.schema = "s_absent"};
+    char err[LD_ERR_MAX] = "";
+    q = NULL;
+    EQ_I(pgq_open(conninfo, &o, &q, err), LD_ENOTFOUND);
+    HAS(err, "has no queue");
+    assert_null(q);
+    sql("s_twice", "INSERT INTO schema_version (version) VALUES (%d)", PGQ_SCHEMA_VERSION + 1);
+    o.schema = "s_twice";
+    EQ_I(pgq_open(conninfo, &o, &q, err), LD_ESTATE);
+    HAS(err, "this build needs");
+    o.flags = PGQ_MIGRATE;
+    EQ_I(pgq_open(conninfo, &o, &q, err), LD_ESTATE);
+    HAS(err, "newer than this build");
+
+    o = (PgqOpts){.schema = "Bad-Name"};
+    EQ_I(pgq_open(conninfo, &o, &q, err), LD_EINVAL);
+    HAS(err, "schema name");
+}
+
+typedef struct Migrator {
+    pthread_barrier_t *go;
+    int rc, version;
+    char err[LD_ERR_MAX];
+} Migrator;
+
+static void *migrate_thread(void *arg)
+{
+    Migrator *m = arg;
+    PgqOpts o = {.schema = "s_concurrent", .flags = PGQ_MIGRATE};
+    Pgq *q = NULL;
+    pthread_barrier_wait(m->go);
+    m->rc = pgq_open(conninfo, &o, &q, m->err);
+    if (m->rc == LD_OK)
+        m->rc = pgq_schema_version(q, &m->version, m->err);
+    pgq_close(q);
+    return NULL;
+}
+
+static void test_schema_concurrent(void **state)
+{
+    enum { N = 4 };
+    pthread_barrier_t go;
+    pthread_t t[N];
+    Migrator m[N];
+    pthread_barrier_init(&go, NULL, N);
+    for (int i = 0; i < N; i++) {
+        memset(&m[i], 0, sizeof m[i]);
+        m[i].go = &go;
+        assert_int_equal(pthread_create(&t[i], NULL, migrate_thread, &m[i]), 0);
+    }
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+    for (int i = 0; i < N; i++) {
+        if (m[i].rc != LD_OK)
+            fail_msg("migrator %d: %d: %s", i, m[i].rc, m[i].err);
+        EQ_I(m[i].version, PGQ_SCHEMA_VERSION);
+    }
+    EQ_I(sql_int("s_concurrent", "SELECT count(*) FROM schema_version"), PGQ_SCHEMA_VERSION);
+}
+
+/* ---- the round trip ---------------------------------------------------------------------- */
+
+static void test_publish_lease_complete(void **state)
+{
+    Fix f = fixture("s_trip", 0);
+    Pgq *d = f.d, *w = f.w;
+    int64_t wid = f.a;
+    int published = 0, n = 0;
+    publish_n(d, 3, 0, 5, &published);
+    EQ_I(published, 5);
+
+    PgqItem *it = NULL;
+    OK(pgq_lease(w, wid, 2, &it, &n, E));
+    EQ_I(n, 2);
+    for (int i = 0; i < 2; i++) {
+        EQ_I(it[i].job_id, 3);
+        EQ_I(it[i].seq, i);
+        EQ_I(it[i].attempts, 1);
+        assert_string_equal(it[i].bad, "");
+        assert_string_equal(it[i].task_hash, "00112233445566778899aabbccddeeff");
+        char want[64];
+        snprintf(want, sizeof want, "{\"seq\": %d, \"expr\": \"ce\"}", i);
+        assert_string_equal(it[i].item, want);
+    }
+    assert_true(it[0].id < it[1].id);
+
+    int64_t held[8];
+    int nh = 0;
+    OK(pgq_heartbeat(w, wid, held, 8, &nh, E));
+    EQ_I(nh, 2);
+
+    PgqCompletion c;
+    OK(pgq_complete(w, wid, it[1].id, "{\"status\": \"ok\", \"val\": 0.5}", "v=0.5", &c, E));
+    EQ_I(c.outcome, PGQ_DONE);
+    OK(pgq_complete(w, wid, it[0].id, "{\"status\": \"ok\", \"val\": 0.25}", "v=0.25", &c, E));
+    EQ_I(c.outcome, PGQ_DONE);
+
+    PgqResult *r = NULL;
+    OK(pgq_results(d, 10, &r, &n, E));
+    EQ_I(n, 2);
+    EQ_I(r[0].seq, 0);
+    EQ_I(r[1].seq, 1);
+    EQ_I(r[0].worker_id, wid);
+    assert_string_equal(r[0].result, "{\"status\": \"ok\", \"val\": 0.25}");
+    assert_null(r[0].error);
+    int64_t ack[2] = {r[0].work_id, r[1].work_id};
+    pgq_results_free(r, n);
+    /* unacknowledged results are delivered again (the daemon acks after storing them) */
+    OK(pgq_results(d, 10, &r, &n, E));
+    EQ_I(n, 2);
+    pgq_results_free(r, n);
+    OK(pgq_results_ack(d, ack, 2, E));
+    OK(pgq_results(d, 10, &r, &n, E));
+    EQ_I(n, 0);
+    pgq_results_free(r, n);
+
+    /* republishing (a restarted daemon) adds nothing: 2 have results, 3 are queued */
+    publish_n(d, 3, 0, 5, &published);
+    EQ_I(published, 0);
+    cJSON *counts = NULL;
+    OK(pgq_counts(d, &counts, E));
+    EQ_I(cJSON_GetObjectItem(counts, "pending")->valueint, 3);
+    EQ_I(cJSON_GetObjectItem(counts, "leased")->valueint, 0);
+    EQ_I(cJSON_GetObjectItem(counts, "results")->valueint, 2);
+    EQ_I(cJSON_GetObjectItem(counts, "unacked")->valueint, 0);
+    cJSON_Delete(counts);
+    EQ_I(sql_int("s_trip", "SELECT evals_done FROM workers WHERE id = %lld", (long long)wid), 2);
+
+    pgq_items_free(it, 2);
+    fixture_close(&f);
+}
+
+/* ---- concurrency ------------------------------------------------------------------------- */
+
+enum { LEASERS = 4, CONC_ITEMS = 200 };
+
+typedef struct Leaser {
+    int64_t got[CONC_ITEMS];
+    int ngot, rc, done;
+    char err[LD_ERR_MAX];
+    pthread_barrier_t *go;
+} Leaser;
+
+static void *leaser_thread(void *arg)
+{
+    Leaser *l = arg;
+    PgqOpts o = {.schema = "s_conc", .flags = PGQ_WORKER};
+    Pgq *q = NULL;
+    int64_t wid = 0;
+    l->rc = pgq_open(conninfo, &o, &q, l->err);
+    if (l->rc == LD_OK)
+        l->rc = pgq_worker_register(q, "leaser", (int)getpid(), 1, &wid, l->err);
+    pthread_barrier_wait(l->go);
+    for (int k = 1; l->rc == LD_OK; k++) {
+        PgqItem *it = NULL;
+        int n = 0;
+        l->rc = pgq_lease(q, wid, 1 + k % 3, &it, &n, l->err);
+        if (l->rc != LD_OK || n == 0) {
+            pgq_items_free(it, n);
+            break;
+        }
+        for (int i = 0; i < n && l->rc == LD_OK; i++) {
+            PgqCompletion c;
+            if (l->ngot < CONC_ITEMS)
+                l->got[l->ngot++] = it[i].seq;
+            l->rc = pgq_complete(q, wid, it[i].id, "{\"status\": \"ok\"}", NULL, &c, l->err);
+            l->done += l->rc == LD_OK && c.outcome == PGQ_DONE;
+        }
+        pgq_items_free(it, n);
+    }
+    pgq_close(q);
+    return NULL;
+}
+
+static void test_concurrent_leasers(void **state)
+{
+    Pgq *d = open_q("s_conc", PGQ_MIGRATE, 0, 0);
+    int published = 0;
+    publish_n(d, 1, 0, CONC_ITEMS, &published);
+    EQ_I(published, CONC_ITEMS);
+
+    static Leaser l[LEASERS];
+    pthread_t t[LEASERS];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, LEASERS);
+    for (int i = 0; i < LEASERS; i++) {
+        memset(&l[i], 0, sizeof l[i]);
+        l[i].go = &go;
+        assert_int_equal(pthread_create(&t[i], NULL, leaser_thread, &l[i]), 0);
+    }
+    for (int i = 0; i < LEASERS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+
+    int seen[CONC_ITEMS] = {0}, total = 0, done = 0;
+    for (int i = 0; i < LEASERS; i++) {
+        if (l[i].rc != LD_OK)
+            fail_msg("leaser %d: %d: %s", i, l[i].rc, l[i].err);
+        print_message("leaser %d took %d items\n", i, l[i].ngot);
+        for (int k = 0; k < l[i].ngot; k++) {
+            int64_t s = l[i].got[k];
+            assert_true(s >= 0 && s < CONC_ITEMS);
+            if (seen[s]++)
+                fail_msg("item seq %lld was leased twice", (long long)s);
+            total++;
+        }
+        done += l[i].done;
+    }
+    EQ_I(total, CONC_ITEMS);
+    EQ_I(done, CONC_ITEMS);
+    EQ_I(sql_int("s_conc", "SELECT count(*) FROM results"), CONC_ITEMS);
+    EQ_I(sql_int("s_conc", "SELECT count(*) FROM mismatches"), 0);
+    EQ_I(sql_int("s_conc", "SELECT sum(evals_done) FROM workers"), CONC_ITEMS);
+    pgq_close(d);
+}
+
+/* ---- faults ------------------------------------------------------------------------------ */
+
+/* A worker that died holding item id: its lease runs out (moved into the past). */
+static void lease_runs_out(const char *schema, int64_t id)
+{
+    sql(schema, "UPDATE work SET leased_until = clock_timestamp() - interval '1 second' "
+                "WHERE id = %lld",
+        (long long)id);
+}
+
+static void test_expired_lease(void **state)
+{
+    Fix f = fixture("s_expire", 2);
+    Pgq *d = f.d, *w = f.w;
+    int64_t a = f.a, b = f.b;
+    int published = 0;
+    publish_n(d, 5, 0, 1, &published);
+
+    PgqItem *ia = lease1(w, a);
+    PgqItem *none = NULL;
+    int n = 0;
+    OK(pgq_lease(w, b, 4, &none, &n, E)); /* held: nothing for b */
+    EQ_I(n, 0);
+    lease_runs_out("s_expire", ia->id);
+    PgqItem *ib = lease1(w, b); /* no sweep needed: the lease query takes expired items */
+    EQ_I(ib->id, ia->id);
+    EQ_I(ib->attempts, 2);
+    int64_t held[4];
+    int nh = -1;
+    OK(pgq_heartbeat(w, a, held, 4, &nh, E)); /* a learns that the item is no longer its */
+    EQ_I(nh, 0);
+    OK(pgq_heartbeat(w, b, held, 4, &nh, E));
+    EQ_I(nh, 1);
+    EQ_I(held[0], ib->id);
+
+    /* the slow first worker finishes first: its result counts; the re-leased run agrees */
+    PgqCompletion c;
+    OK(pgq_complete(w, a, ia->id, "{\"val\": 0.75, \"wall_ms\": 51}", "val=0.75", &c, E));
+    EQ_I(c.outcome, PGQ_DONE);
+    OK(pgq_complete(w, b, ib->id, "{\"val\": 0.75, \"wall_ms\": 48}", "val=0.75", &c, E));
+    EQ_I(c.outcome, PGQ_DUPLICATE);
+    HAS(c.detail, "agrees");
+    EQ_I(sql_int("s_expire", "SELECT count(*) FROM results"), 1);
+    pgq_items_free(ia, 1);
+    pgq_items_free(ib, 1);
+
+    /* the sweep: an expired lease goes back to pending; after max_attempts (2) it is abandoned */
+    publish_n(d, 5, 1, 1, &published);
+    ia = lease1(w, a);
+    lease_runs_out("s_expire", ia->id);
+    int rq = -1, ab = -1;
+    OK(pgq_expire(d, &rq, &ab, E));
+    EQ_I(rq, 1);
+    EQ_I(ab, 0);
+    EQ_I(sql_int("s_expire", "SELECT count(*) FROM work WHERE worker_id IS NULL AND "
+                             "leased_until IS NULL"),
+         1);
+    ib = lease1(w, b);
+    EQ_I(ib->attempts, 2);
+    lease_runs_out("s_expire", ib->id);
+    OK(pgq_lease(w, a, 4, &none, &n, E)); /* out of attempts: not leased again */
+    EQ_I(n, 0);
+    OK(pgq_expire(d, &rq, &ab, E));
+    EQ_I(rq, 0);
+    EQ_I(ab, 1);
+    PgqResult *r = NULL;
+    OK(pgq_results(d, 10, &r, &n, E));
+    EQ_I(n, 2);
+    EQ_I(r[1].seq, 1);
+    assert_null(r[1].result);
+    HAS(r[1].error, "abandoned");
+    EQ_I(r[1].worker_id, 0);
+    pgq_results_free(r, n);
+    /* the abandoned item's worker comes back late: ignored */
+    OK(pgq_complete(w, b, ib->id, "{\"val\": 0.5}", NULL, &c, E));
+    EQ_I(c.outcome, PGQ_GONE);
+    pgq_items_free(ia, 1);
+    pgq_items_free(ib, 1);
+
+    /* in real time: a 0.2 s lease without a heartbeat is free again after 0.3 s */
+    pgq_close(w);
+    w = f.w = open_q("s_expire", PGQ_WORKER, 0.2, 2);
+    publish_n(d, 5, 2, 1, &published);
+    ia = lease1(w, a);
+    OK(pgq_lease(w, b, 1, &none, &n, E));
+    EQ_I(n, 0);
+    struct timespec ts = {0, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    ib = lease1(w, b);
+    EQ_I(ib->id, ia->id);
+    pgq_items_free(ia, 1);
+    pgq_items_free(ib, 1);
+    fixture_close(&f);
+}
+
+static void test_late_mismatch(void **state)
+{
+    Fix f = fixture("s_mismatch", 0);
+    Pgq *d = f.d, *w = f.w;
+    int64_t a = f.a, b = f.b;
+    int published = 0;
+    publish_n(d, 9, 4, 1, &published);
+    PgqItem *ia = lease1(w, a);
+    lease_runs_out("s_mismatch", ia->id);
+    PgqItem *ib = lease1(w, b);
+    PgqCompletion c;
+    OK(pgq_complete(w, b, ib->id, "{\"val\": 0.91}", "val=0.91", &c, E));
+    EQ_I(c.outcome, PGQ_DONE);
+    OK(pgq_complete(w, a, ia->id, "{\"val\": 0.93}", "val=0.93", &c, E));
+    EQ_I(c.outcome, PGQ_MISMATCH);
+    HAS(c.detail, "MISMATCH: job 9 seq 4");
+    HAS(c.detail, "val=0.93");
+    cJSON *m = NULL;
+    OK(pgq_mismatches(d, &m, E));
+    EQ_I(cJSON_GetArraySize(m), 1);
+    cJSON *m0 = cJSON_GetArrayItem(m, 0);
+    EQ_I(cJSON_GetObjectItem(m0, "job_id")->valueint, 9);
+    EQ_I(cJSON_GetObjectItem(m0, "seq")->valueint, 4);
+    EQ_I(cJSON_GetObjectItem(m0, "first_worker")->valueint, b);
+    EQ_I(cJSON_GetObjectItem(m0, "late_worker")->valueint, a);
+    assert_string_equal(cJSON_GetObjectItem(m0, "first")->valuestring, "val=0.91");
+    assert_string_equal(cJSON_GetObjectItem(m0, "late")->valuestring, "val=0.93");
+    cJSON_Delete(m);
+    /* the stored result is the first one */
+    PgqResult *r = NULL;
+    int n = 0;
+    OK(pgq_results(d, 10, &r, &n, E));
+    EQ_I(n, 1);
+    assert_string_equal(r[0].result, "{\"val\": 0.91}");
+    pgq_results_free(r, n);
+    /* without fingerprints the result texts are compared */
+    publish_n(d, 9, 5, 1, &published);
+    pgq_items_free(ia, 1);
+    pgq_items_free(ib, 1);
+    ia = lease1(w, a);
+    OK(pgq_complete(w, a, ia->id, "{\"val\": 1}", NULL, &c, E));
+    OK(pgq_complete(w, b, ia->id, "{\"val\": 1}", NULL, &c, E));
+    EQ_I(c.outcome, PGQ_DUPLICATE);
+    OK(pgq_complete(w, b, ia->id, "{\"val\": 2}", NULL, &c, E));
+    EQ_I(c.outcome, PGQ_MISMATCH);
+    pgq_items_free(ia, 1);
+    fixture_close(&f);
+}
+
+static void test_cancel(void **state)
+{
+    Fix f = fixture("s_cancel", 0);
+    Pgq *d = f.d, *w = f.w;
+    int64_t a = f.a;
+    int published = 0, n = 0, cancelled = -1;
+    publish_n(d, 7, 0, 5, &published);
+    publish_n(d, 8, 0, 2, &published);
+    PgqItem *held = lease1(w, a);
+    EQ_I(held->job_id, 7);
+    OK(pgq_cancel_job(d, 7, &cancelled, E));
+    EQ_I(cancelled, 5);
+    PgqItem *it = NULL;
+    OK(pgq_lease(w, a, 10, &it, &n, E));
+    EQ_I(n, 2);
+    for (int i = 0; i < n; i++)
+        EQ_I(it[i].job_id, 8);
+    int64_t ids[4];
+    int nh = 0;
+    OK(pgq_heartbeat(w, a, ids, 4, &nh, E)); /* the cancelled item is no longer held */
+    EQ_I(nh, 2);
+    assert_true(ids[0] != held->id && ids[1] != held->id);
+    PgqCompletion c;
+    OK(pgq_complete(w, a, held->id, "{\"val\": 1}", NULL, &c, E));
+    EQ_I(c.outcome, PGQ_GONE);
+    EQ_I(sql_int("s_cancel", "SELECT count(*) FROM results WHERE job_id = 7"), 0);
+    /* a resumed job may publish the same evaluations again */
+    publish_n(d, 7, 0, 5, &published);
+    EQ_I(published, 5);
+    OK(pgq_complete(w, a, it[0].id, "{\"val\": 1}", NULL, &c, E));
+    OK(pgq_purge_job(d, 8, E));
+    EQ_I(sql_int("s_cancel", "SELECT count(*) FROM results WHERE job_id = 8"), 0);
+    EQ_I(sql_int("s_cancel", "SELECT count(*) FROM work WHERE job_id = 8"), 0);
+    pgq_items_free(it, n);
+    pgq_items_free(held, 1);
+    fixture_close(&f);
+}
+
+static void test_malformed(void **state)
+{
+    Fix f = fixture("s_bad", 0);
+    Pgq *d = f.d, *w = f.w;
+    int64_t a = f.a;
+    char err[LD_ERR_MAX];
+    const char *h = "00112233445566778899aabbccddeeff";
+    /* what the daemon publishes is checked before anything is written */
+    struct {
+        PgqWork w;
+        const char *why;
+    } refused[] = {
+        {{1, -1, h, "{}"}, "negative"},
+        {{1, 0, "0011", "{}"}, "task hash"},
+        {{1, 0, "../../etc/passwd0123456789", "{}"}, "task hash"},
+        {{1, 0, h, "[1, 2]"}, "not an object"},
+        {{1, 0, h, "{\"expr\": "}, "not JSON"},
+        {{1, 0, h, "{} {}"}, "not JSON"},
+        {{1, 0, h, NULL}, "no item"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        PgqWork two[2] = {{1, 100, h, "{}"}, refused[i].w};
+        EQ_I(pgq_publish(d, two, 2, NULL, err), LD_EINVAL);
+        HAS(err, refused[i].why);
+    }
+    EQ_I(sql_int("s_bad", "SELECT count(*) FROM work"), 0);
+
+    /* rows written behind the queue's back (a broken or hostile peer): each fails alone */
+    int published = 0;
+    publish_n(d, 2, 0, 1, &published);
+    sql("s_bad", "INSERT INTO work (job_id, seq, task_hash, item) VALUES "
+                 "(2, 1, '%s', 'rm -rf /'), (2, 2, '%s', '[1]'), (2, 3, '../../etc/passwd', '{}'),"
+                 "(2, 4, '%s', '\"str\"'), (-2, 5, '%s', '{}'), (2, 6, '%s', repeat('x', %d)),"
+                 "(2, 7, '%s', '{\"ok\": true}')",
+        h, h, h, h, h, PGQ_ITEM_MAX + 1, h);
+    PgqItem *it = NULL;
+    int n = 0;
+    OK(pgq_lease(w, a, 20, &it, &n, E));
+    EQ_I(n, 8);
+    const char *want[] = {"", "not JSON", "not an object", "task hash", "not an object",
+                          "job -2", "bytes (at most", ""};
+    for (int i = 0; i < n; i++) {
+        if (!*want[i]) {
+            assert_string_equal(it[i].bad, "");
+            assert_non_null(it[i].item);
+            PgqCompletion c;
+            OK(pgq_complete(w, a, it[i].id, "{\"status\": \"ok\"}", NULL, &c, E));
+            continue;
+        }
+        HAS(it[i].bad, want[i]);
+        HAS(it[i].bad, "malformed work item");
+        assert_null(it[i].item);
+        PgqCompletion c;
+        OK(pgq_fail(w, a, it[i].id, it[i].bad, &c, E));
+        EQ_I(c.outcome, PGQ_DONE);
+    }
+    pgq_items_free(it, n);
+    /* a worker's result is checked too: on completion, and again when the daemon reads it */
+    PgqCompletion c;
+    EQ_I(pgq_complete(w, a, 1, "not json", NULL, &c, err), LD_EINVAL);
+    HAS(err, "not JSON");
+    sql("s_bad", "UPDATE results SET result = '{\"unterminated' WHERE seq = 7");
+
+    PgqResult *r = NULL;
+    OK(pgq_results(d, 20, &r, &n, E));
+    EQ_I(n, 8);
+    assert_non_null(r[0].result);
+    for (int i = 1; i < 7; i++) {
+        assert_null(r[i].result);
+        HAS(r[i].error, want[i]);
+    }
+    assert_null(r[7].result);
+    HAS(r[7].error, "malformed result from worker");
+    pgq_results_free(r, n);
+    fixture_close(&f);
+}
+
+/* ---- task data --------------------------------------------------------------------------- */
+
+static void test_data(void **state)
+{
+    static const struct {
+        const char *in, *hex;
+    } vec[] = {
+        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+    };
+    char hex[65];
+    for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++) {
+        pgq_sha256_hex(vec[i].in, strlen(vec[i].in), hex);
+        assert_string_equal(hex, vec[i].hex);
+    }
+
+    Fix f = fixture("s_data", 0);
+    Pgq *d = f.d, *w = f.w;
+    /* every length around the block and padding boundaries, binary bytes included; the server
+     * checks each hash on insert (task_data_hash) with its own sha256() */
+    size_t big = 200001;
+    unsigned char *bytes = malloc(big);
+    assert_non_null(bytes);
+    for (size_t i = 0; i < big; i++)
+        bytes[i] = (unsigned char)(i * 7 + (i >> 8));
+    size_t lens[] = {0, 1, 55, 56, 63, 64, 65, 119, 120, 128, 4096, big};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        OK(pgq_data_put(d, bytes, lens[k], hex, E));
+        void *got = NULL;
+        size_t n = 0;
+        OK(pgq_data_get(w, hex, &got, &n, E));
+        EQ_I(n, lens[k]);
+        assert_true(n == 0 || memcmp(got, bytes, n) == 0);
+        free(got);
+    }
+    const char *csv = "x,y\n1,2\n3,4\n";
+    OK(pgq_data_put(d, csv, strlen(csv), hex, E));
+    char again[65];
+    OK(pgq_data_put(d, csv, strlen(csv), again, E)); /* stored once */
+    assert_string_equal(hex, again);
+    EQ_I(sql_int("s_data", "SELECT count(*) FROM task_data"), 13);
+
+    char err[LD_ERR_MAX];
+    void *got = NULL;
+    size_t n = 0;
+    EQ_I(pgq_data_get(w, "ab", &got, &n, err), LD_EINVAL);
+    EQ_I(pgq_data_get(w, "../../../../etc/passwd", &got, &n, err), LD_EINVAL);
+    EQ_I(pgq_data_get(w, "0000000000000000000000000000000000000000000000000000000000000000",
+                      &got, &n, err),
+         LD_ENOTFOUND);
+    /* bytes changed behind the queue's back are refused by the reader */
+    sql("s_data", "ALTER TABLE task_data DROP CONSTRAINT task_data_hash");
+    sql("s_data", "UPDATE task_data SET bytes = 'x,y\n1,9\n' WHERE hash = '%s'", hex);
+    EQ_I(pgq_data_get(w, hex, &got, &n, err), LD_EINVAL);
+    HAS(err, "hash to");
+    assert_null(got);
+    free(bytes);
+    fixture_close(&f);
+}
+
+/* ---- workers, connections ---------------------------------------------------------------- */
+
+static void test_workers(void **state)
+{
+    Fix f = fixture("s_workers", 0);
+    Pgq *d = f.d, *w = f.w;
+    int64_t a = f.a, b = f.b;
+    int published = 0;
+    publish_n(d, 4, 0, 2, &published);
+    PgqItem *it = lease1(w, a);
+    PgqCompletion c;
+    PgqItem *it2 = lease1(w, a);
+    OK(pgq_complete(w, a, it2->id, "{}", NULL, &c, E));
+    OK(pgq_worker_stop(w, b, E));
+
+    cJSON *ws = NULL;
+    OK(pgq_workers(d, &ws, E));
+    EQ_I(cJSON_GetArraySize(ws), 2);
+    cJSON *wb = cJSON_GetArrayItem(ws, 0), *wa = cJSON_GetArrayItem(ws, 1); /* newest first */
+    EQ_I(cJSON_GetObjectItem(wa, "id")->valueint, a);
+    assert_string_equal(cJSON_GetObjectItem(wa, "host")->valuestring, "hostA");
+    EQ_I(cJSON_GetObjectItem(wa, "pid")->valueint, getpid());
+    EQ_I(cJSON_GetObjectItem(wa, "threads")->valueint, 2);
+    EQ_I(cJSON_GetObjectItem(wa, "evals_done")->valueint, 1);
+    assert_string_equal(cJSON_GetObjectItem(wa, "state")->valuestring, "alive");
+    cJSON *leases = cJSON_GetObjectItem(wa, "leases");
+    EQ_I(cJSON_GetArraySize(leases), 1);
+    EQ_I(cJSON_GetObjectItem(cJSON_GetArrayItem(leases, 0), "seq")->valueint, it->seq);
+    double expires = cJSON_GetObjectItem(cJSON_GetArrayItem(leases, 0), "expires_in")->valuedouble;
+    if (!(expires > 0 && expires <= 30))
+        fail_msg("expires_in = %g, want in (0, 30]", expires);
+    assert_string_equal(cJSON_GetObjectItem(wb, "state")->valuestring, "stopped");
+    EQ_I(cJSON_GetArraySize(cJSON_GetObjectItem(wb, "leases")), 0);
+    cJSON_Delete(ws);
+
+    /* no heartbeat for a lease period: lost; a clean stop hands the lease back at once */
+    sql("s_workers", "UPDATE workers SET last_seen = clock_timestamp() - interval '1 hour' "
+                     "WHERE id = %lld",
+        (long long)a);
+    OK(pgq_workers(d, &ws, E));
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(ws, 1), "state")->valuestring, "lost");
+    cJSON_Delete(ws);
+    OK(pgq_worker_stop(w, a, E));
+    PgqItem *again = lease1(w, register_worker(w, "host-c"));
+    EQ_I(again->id, it->id);
+    EQ_I(again->attempts, 1); /* a lease handed back is not counted as an attempt */
+    pgq_items_free(again, 1);
+    pgq_items_free(it, 1);
+    pgq_items_free(it2, 1);
+    fixture_close(&f);
+}
+
+static void test_conninfo(void **state)
+{
+    EQ_I(pgq_conninfo_has_password("host=/tmp dbname=x password=secret"), 1);
+    EQ_I(pgq_conninfo_has_password("postgresql://u:secret@db.example/lossd"), 1);
+    EQ_I(pgq_conninfo_has_password("postgresql://u@db.example/lossd?sslmode=verify-full"), 0);
+    EQ_I(pgq_conninfo_has_password("service=lossd"), 0);
+    EQ_I(pgq_conninfo_has_password("host='unterminated"), -1);
+
+    char err[LD_ERR_MAX] = "";
+    Pgq *q = NULL;
+    char bad[600];
+    snprintf(bad, sizeof bad, "host=%s/nonexistent dbname=postgres user=lossd connect_timeout=2",
+             cluster_dir);
+    EQ_I(pgq_open(bad, NULL, &q, err), LD_EIO);
+    HAS(err, "pgqueue: connect");
+    assert_null(q);
+    assert_null(strstr(err, "\n"));
+}
+
+/* ---- the cluster ------------------------------------------------------------------------- */
+
+static const char *script(void)
+{
+    const char *s = getenv("LOSSD_PG_CLUSTER");
+    return s ? s : "tests/pg_cluster.sh";
+}
+
+static int start_cluster(void **state)
+{
+    char cmd[800];
+    snprintf(cluster_dir, sizeof cluster_dir, "%s/lossd-pgq.%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             (int)getpid());
+    snprintf(cmd, sizeof cmd, "%s start %s %d", script(), cluster_dir, (int)getpid());
+    FILE *p = popen(cmd, "r");
+    if (!p || !fgets(conninfo, sizeof conninfo, p)) {
+        if (p)
+            pclose(p);
+        fprintf(stderr, "could not start a PostgreSQL cluster: %s\n", cmd);
+        return -1;
+    }
+    if (pclose(p) != 0)
+        return -1;
+    conninfo[strcspn(conninfo, "\n")] = 0;
+    raw = PQconnectdb(conninfo);
+    if (PQstatus(raw) != CONNECTION_OK) {
+        fprintf(stderr, "connect %s: %s\n", conninfo, PQerrorMessage(raw));
+        return -1;
+    }
+    PQclear(PQexec(raw, "SET client_min_messages = warning"));
+    return 0;
+}
+
+static int stop_cluster(void **state)
+{
+    char cmd[800];
+    if (raw)
+        PQfinish(raw);
+    raw = NULL;
+    snprintf(cmd, sizeof cmd, "%s stop %s", script(), cluster_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_skipped(void **state)
+{
+    print_message("SKIPPED: no PostgreSQL server binaries (initdb, pg_ctl); install Debian's "
+                  "postgresql package to run the queue's tests\n");
+}
+
+int main(void)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "%s bindir >/dev/null 2>&1", script());
+    if (system(cmd) != 0) {
+        printf("SKIPPED: test_pgqueue: PostgreSQL's server binaries were not found\n");
+        const struct CMUnitTest skip[] = {cmocka_unit_test(test_skipped)};
+        return cmocka_run_group_tests_name("pgqueue (skipped)", skip, NULL, NULL);
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_schema_twice),     cmocka_unit_test(test_schema_concurrent),
+        cmocka_unit_test(test_publish_lease_complete), cmocka_unit_test(test_concurrent_leasers),
+        cmocka_unit_test(test_expired_lease),    cmocka_unit_test(test_late_mismatch),
+        cmocka_unit_test(test_cancel),           cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_data),             cmocka_unit_test(test_workers),
+        cmocka_unit_test(test_conninfo),
+    };
+    return cmocka_run_group_tests_name("pgqueue", tests, start_cluster, stop_cluster);
+}
