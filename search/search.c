@@ -659,23 +659,24 @@ static int tune_round(Search *s, int cost) {
     uint64_t *shape = malloc(sizeof *shape * ((size_t)n + 1));
     for (int r = 0; idx && hist && shape && r < n; r++) shape[r] = tune_shape(s->cands[idx[r]].e);
     for (int r = 0; idx && hist && shape && r < n && nlead < TUNE_LEADS; r++) {
-        Cand *lead = &s->cands[idx[r]];
-        int seen = lead->status != ST_ALIVE;
+        int li = idx[r]; /* an index: admit() may move the candidates */
+        int seen = s->cands[li].status != ST_ALIVE;
         for (int q = 0; q < nlead; q++) seen |= leads[q] == shape[r];
         if (seen) continue;
         leads[nlead++] = shape[r];
         double v[TUNE_MAX_CONSTS];
-        int nc = tune_consts(lead->e, v, TUNE_MAX_CONSTS), nh = 0;
+        int nc = tune_consts(s->cands[li].e, v, TUNE_MAX_CONSTS), nh = 0;
         if (nc <= 0) continue; /* nothing to tune */
         for (int q = r; q < n && nh < TUNE_MAX_HIST; q++)
             if (shape[q] == shape[r] && s->cands[idx[q]].status == ST_ALIVE &&
                 tune_consts(s->cands[idx[q]].e, hist + (size_t)nh * nc, nc) == nc)
                 nh++;
         for (int i = 0; i < j->tune_lambda && can_afford(s, cost); i++) {
-            Expr *e = nh >= 2 ? tune_propose(&s->g, lead->e, hist, nh, nc, &s->c.rng)
-                              : grammar_perturb(&s->g, lead->e, j->tune_sigma, &s->c.rng);
+            const Expr *le = s->cands[li].e;
+            Expr *e = nh >= 2 ? tune_propose(&s->g, le, hist, nh, nc, &s->c.rng)
+                              : grammar_perturb(&s->g, le, j->tune_sigma, &s->c.rng);
             if (!e) break;
-            int64_t par[2] = {lead->id, -1};
+            int64_t par[2] = {s->cands[li].id, -1};
             int ci = admit(s, e, par, "tune");
             if (ci < 0) continue;
             schedule_level(s, ci, 0);
