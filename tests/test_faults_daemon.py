@@ -157,10 +157,11 @@ def db_facts(db, jid):
     return integ, n, cands
 
 
-def undisturbed(tmp):
-    """The reference run: its leaderboard and the number of I/O operations it counted."""
-    db = os.path.join(tmp, "ref.db")
-    d = Daemon(tmp, db, {"LOSSD_FAULT": "count"}, tag="ref")
+def undisturbed(tmp, spec="count", tag="ref"):
+    """The reference run: its leaderboard and the number of I/O operations (or, with spec
+    "0,alloc", SQLite allocations) it counted."""
+    db = os.path.join(tmp, tag + ".db")
+    d = Daemon(tmp, db, {"LOSSD_FAULT": spec}, tag=tag)
     if not d.up():
         lib.bad("the reference daemon starts", d.logtext()[-2000:])
         return None, 0
@@ -178,10 +179,11 @@ def undisturbed(tmp):
     return ref, ops
 
 
-def run_fault(tmp, ref, n, persist, tag):
-    """One fault-injection run; returns a list of problems (empty: it passed)."""
+def run_fault(tmp, ref, n, persist, tag, kind=""):
+    """One fault-injection run; returns a list of problems (empty: it passed). kind: "" (I/O
+    operations) or "alloc" (SQLite's allocations)."""
     db = os.path.join(tmp, tag + ".db")
-    spec = "%d,persist" % n if persist else "%d" % n
+    spec = ("%d,persist" % n if persist else "%d" % n) + ("," + kind if kind else "")
     d = Daemon(tmp, db, {"LOSSD_FAULT": spec}, tag=tag)
     problems = []
     if not d.up():
@@ -476,6 +478,22 @@ def main():
         print("fault injection: %d N values of %d operations, %d runs, %d restarts after kill -9, "
               "%d leaderboards of %d entries compared, %d failed, %.0f s"
               % (len(ns), ops, runs, restarts, runs, len(ref), fails, time.time() - t0), flush=True)
+        # allocation failures: the Nth SQLite allocation fails once
+        aref, allocs = undisturbed(tmp, "0,alloc", "aref")
+        step_a = int(sys.argv[sys.argv.index("--alloc-step") + 1]) if "--alloc-step" in sys.argv else 0
+        nas = list(range(1, allocs + 1, step_a)) if step_a else sample(allocs, 3)
+        afails = 0
+        t0 = time.time()
+        for n in nas:
+            probs = run_fault(tmp, ref, n, False, "a%d" % n, "alloc")
+            if probs:
+                afails += 1
+                lib.bad("allocation %d fails" % n, *probs)
+            elif not full:
+                lib.ok("allocation %d fails (once): nothing lost, integrity ok, same leaderboard" % n)
+        print("allocation faults: %d N values of %d allocations, %d failed, %.0f s"
+              % (len(nas), allocs, afails, time.time() - t0), flush=True)
+        fails += afails
         # kill -9 at moments spread over the search, no fault: the bar every fault must meet
         nk = int(sys.argv[sys.argv.index("--kill9") + 1]) if "--kill9" in sys.argv else 2
         kfails = 0
