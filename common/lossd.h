@@ -60,8 +60,11 @@ void *arena_alloc(LdArena *a, size_t n);
 void arena_reset(LdArena *a);
 void arena_free(LdArena *a);
 
-/* Reads a whole file into a NUL-terminated malloc'd buffer (returns owned; NULL and err set
- * on failure). *len receives the size when len is not NULL. */
+/* Reads a whole regular file of at most LD_FILE_MAX bytes into a NUL-terminated malloc'd buffer
+ * (returns owned; NULL and err set on failure: "x.csv: not a regular file", "x.csv: 1073741824
+ * bytes, more than the 256 MiB a file may have"). Never blocks on a FIFO. *len receives the size
+ * when len is not NULL. */
+#define LD_FILE_MAX (256 << 20)
 char *ld_read_file(const char *path, size_t *len, char *err);
 
 /* Directory holding the shipped data sets: $LOSSD_DATA, else the compiled-in default. */

@@ -2,6 +2,7 @@
 #include "lossd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef LOSSD_DATADIR
 #define LOSSD_DATADIR "data"
@@ -120,16 +122,26 @@ void arena_free(LdArena *a) {
 }
 
 char *ld_read_file(const char *path, size_t *len, char *err) {
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK: opening a FIFO named x.csv must not wait for a writer (the daemon's loop
+     * calls this); the type is checked before anything is read */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
     char *buf = NULL;
     if (!f) {
         ld_err(err, LD_EIO, "%s: cannot open: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
         return NULL;
     }
     struct stat st;
     if (fstat(fileno(f), &st) != 0) goto fail;
     if (!S_ISREG(st.st_mode)) {
         ld_err(err, LD_EIO, "%s: not a regular file", path);
+        fclose(f);
+        return NULL;
+    }
+    if (st.st_size > LD_FILE_MAX) {
+        ld_err(err, LD_EINVAL, "%s: %lld bytes, more than the %d MiB a file may have", path,
+               (long long)st.st_size, LD_FILE_MAX >> 20);
         fclose(f);
         return NULL;
     }

@@ -132,6 +132,7 @@ def main():
         ok("daemon starts and answers server.hello")
         run_tests(sock, proc)
         run_exactness_tests(sock)
+        run_hostile_data_tests(sock, tmp)
         run_pipelining_test(sock)
     finally:
         if proc is not None and proc.poll() is None:
@@ -210,6 +211,30 @@ def run_exactness_tests(sock):
     except (EOFError, OSError) as e:
         bad("a line of exactly 1 MiB ending in CR LF is served", e)
     c.close()
+
+
+def run_hostile_data_tests(sock, tmp):
+    """A task whose data is a FIFO named x.csv, or a 1 GB (sparse) file: refused at once with a
+    clear error, and the daemon keeps serving (the FIFO used to freeze every client)."""
+    fifo = os.path.join(tmp, "x.csv")
+    os.mkfifo(fifo)
+    big = os.path.join(tmp, "big.csv")
+    with open(big, "wb") as f:
+        f.truncate(1 << 30)
+    c = Conn(sock, timeout=20)
+    try:
+        r = c.call("job.submit", {"job": {"tasks": [{"data": fifo}]}})
+        check("a FIFO named x.csv as data: refused, not a freeze",
+              err_code(r) == -32602 and "not a regular file" in err_msg(r), r)
+        r = c.call("job.submit", {"job": {"tasks": [{"data": big}]}})
+        check("a 1 GB data file: refused with the documented limit",
+              err_code(r) == -32602 and "more than the 256 MiB" in err_msg(r), r)
+        r = c.call("server.status")
+        check("... and the daemon serves", "result" in r, r)
+    except (OSError, EOFError) as e:
+        bad("a FIFO or a 1 GB file as data", e)
+    c.close()
+    os.unlink(big)
 
 
 def run_pipelining_test(sock):
