@@ -27,13 +27,15 @@ static void usage(FILE *f) {
 /* One round handed to the workers: they take works by index, results land at the same index. */
 typedef struct Pool {
     const SearchJob *job;
-    const SearchWork *works;
-    EvalResult *results;
+    const WorkItem *works;
+    WorkOutcome *results;
     int n, next;
     pthread_mutex_t mu;
 } Pool;
 
-static void run_one(const Pool *p, int i) { search_run_work(p->job, &p->works[i], &p->results[i]); }
+static void run_one(const Pool *p, int i) {
+    eval_work(job_task(p->job, p->works[i].task), &p->works[i], &p->results[i]);
+}
 
 static void *worker(void *arg) {
     Pool *p = arg;
@@ -116,18 +118,17 @@ static int db_candidates(Db *d, const Search *s, const char *family, char *err) 
     return LD_OK;
 }
 
-static int db_round(Db *d, const Search *s, const SearchJob *job, const SearchWork *w,
-                    const EvalResult *r, int n, char *err) {
+static int db_round(Db *d, const Search *s, const SearchJob *job, const WorkItem *w,
+                    const WorkOutcome *r, int n, char *err) {
     int rc = store_begin(d->st, err);
     if (rc != LD_OK) return rc;
     rc = db_candidates(d, s, family_name(task_family(job_task(job, 0))), err);
     for (int i = 0; rc == LD_OK && i < n; i++) {
-        if (w[i].precheck && !r[i].ok && !strncmp(r[i].error, SEARCH_REJECTED, strlen(SEARCH_REJECTED)))
-            continue; /* not a training run */
+        if (r[i].status == WORK_REJECTED) continue; /* not a training run */
         StoreEvalKey k = {.job_id = d->job_id, .seq = w[i].seq, .cand = w[i].cand,
                           .task_id = d->task_id[w[i].task], .seed = w[i].seed,
                           .steps = w[i].steps};
-        rc = store_eval_put(d->st, &k, &r[i], NULL, err);
+        rc = store_outcome_put(d->st, &k, &r[i], NULL, err);
     }
     if (rc != LD_OK) {
         store_rollback(d->st);
@@ -171,7 +172,7 @@ typedef struct LookupCtx {
     const SearchJob *job;
 } LookupCtx;
 
-static int db_lookup(void *ctx, const SearchWork *w, uint64_t expr_hash, EvalResult *out) {
+static int db_lookup(void *ctx, const WorkItem *w, uint64_t expr_hash, EvalResult *out) {
     LookupCtx *lc = ctx;
     int found = 0;
     char err[LD_ERR_MAX];
@@ -259,7 +260,7 @@ int search_main(int argc, char **argv) {
     cJSON *json = NULL;
     char *text = NULL, *base = NULL, **warm = NULL;
     int nwarm = 0;
-    EvalResult *results = NULL;
+    WorkOutcome *results = NULL;
     int cap_results = 0;
 
     text = ld_read_file(job_path, NULL, err);
@@ -317,7 +318,7 @@ int search_main(int argc, char **argv) {
         fprintf(stderr, "lossd search: %s\n", err);
         goto done;
     }
-    search_set_worker_precheck(s, 1); /* run_one honours SearchWork.precheck */
+    search_set_worker_precheck(s, 1); /* run_one honours WorkItem.precheck */
     LookupCtx lctx = {&db, job};
     if (db.st) search_set_lookup(s, db_lookup, &lctx);
     Pool pool = {.job = job};
@@ -327,13 +328,13 @@ int search_main(int argc, char **argv) {
     int64_t round = 0;
     for (;;) {
         if (budget_s > 0 && (ld_now_ms() - t_start) / 1000.0 >= budget_s) search_stop(s, 0);
-        const SearchWork *works;
+        const WorkItem *works;
         t0 = ld_now_ms();
         int n = search_round(s, &works);
         overhead_ms += ld_now_ms() - t0;
         if (n <= 0) break;
         if (n > cap_results) {
-            EvalResult *nr = realloc(results, (size_t)n * sizeof *nr);
+            WorkOutcome *nr = realloc(results, (size_t)n * sizeof *nr);
             if (!nr) {
                 fprintf(stderr, "lossd search: out of memory\n");
                 goto done;
@@ -348,7 +349,7 @@ int search_main(int argc, char **argv) {
         if (db.st && db_round(&db, s, job, works, results, n, err) != LD_OK)
             fprintf(stderr, "lossd search: recording round %lld: %s\n", (long long)round, err);
         t0 = ld_now_ms();
-        int rc = search_finish_round(s, results, err);
+        int rc = search_finish_round(s, results, n, err);
         overhead_ms += ld_now_ms() - t0;
         if (rc != LD_OK) {
             fprintf(stderr, "lossd search: %s\n", err);

@@ -19,9 +19,9 @@ typedef struct PoolItem {
     struct PoolItem *next;
     int64_t job_id, round;
     int idx;              /* index in the job's current round */
-    const SearchJob *job; /* borrowed: the job outlives its items in flight */
-    SearchWork work;      /* a copy: the engine's array is freed when the round ends */
-    EvalResult res;
+    const Task *task;     /* borrowed: the job (owning it) outlives its items in flight */
+    WorkItem work;        /* a copy: the engine's array is freed when the round ends */
+    WorkOutcome out;
     int rc;
     char err[LD_ERR_MAX];
 } PoolItem;

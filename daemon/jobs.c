@@ -23,7 +23,7 @@ enum { W_PENDING = 0, W_RUNNING = 1, W_DONE = 2 };
 struct DJob {
     DJob *next;
     int64_t id;
-    char state[12];
+    JobState state;
     int priority;
     int64_t schedule_id;
     SearchJob *job;
@@ -33,9 +33,9 @@ struct DJob {
     int warm_start;
 
     int64_t round; /* rounds finished (the saved state is at this boundary) */
-    const SearchWork *works;
+    const WorkItem *works;
     int nworks;
-    EvalResult *results;
+    WorkOutcome *results; /* by index in the round */
     unsigned char *wstate;
     int cursor; /* first index that may still be W_PENDING */
     int ndone, inflight;
@@ -116,30 +116,6 @@ static void job_release_if_idle(Daemon *d, DJob *j) {
     }
 }
 
-/* A work the engine's pre-check refused: stored, but not an evaluation of the budget. */
-static int is_rejected(const EvalResult *r) {
-    return !r->ok && !strncmp(r->error, SEARCH_REJECTED, strlen(SEARCH_REJECTED));
-}
-
-/* Finished evaluations of a stored job, rejections excluded. */
-static int count_evals(Daemon *d, int64_t job_id, int64_t *n, char *err) {
-    cJSON *evs = NULL;
-    int rc = store_evals_for_job(d->store, job_id, -1, 0, &evs, err);
-    if (rc != LD_OK) return rc;
-    *n = 0;
-    const cJSON *ev;
-    cJSON_ArrayForEach(ev, evs) {
-        const cJSON *st = cJSON_GetObjectItemCaseSensitive(ev, "status");
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(ev, "error");
-        if (cJSON_IsString(st) && !strcmp(st->valuestring, "interrupted")) continue;
-        if (cJSON_IsString(e) && !strncmp(e->valuestring, SEARCH_REJECTED, strlen(SEARCH_REJECTED)))
-            continue;
-        (*n)++;
-    }
-    cJSON_Delete(evs);
-    return LD_OK;
-}
-
 static cJSON *stats_json(const DJob *j) {
     cJSON *st = j->search ? search_stats(j->search) : NULL;
     if (!st) st = cJSON_CreateObject();
@@ -210,19 +186,19 @@ static cJSON *state_event(const char *state, const char *from, const char *error
 }
 
 /* Moves a job to state in the store and announces it. */
-static int job_set_state(Daemon *d, DJob *j, const char *state, const char *error, char *err) {
-    char from[12];
-    snprintf(from, sizeof from, "%s", j->state);
-    int rc = store_job_set_state(d->store, j->id, state, error, err);
+static int job_set_state(Daemon *d, DJob *j, JobState state, const char *error, char *err) {
+    JobState from = j->state;
+    int rc = store_job_set_state(d->store, j->id, job_state_name(state), error, err);
     if (rc != LD_OK) return rc;
-    if (!strcmp(from, "running") && strcmp(state, "running")) {
+    if (from == JOB_RUNNING && state != JOB_RUNNING) {
         j->elapsed_prev_s = job_elapsed(j);
         j->run_since_ms = 0;
     }
-    if (!strcmp(state, "running") && j->run_since_ms == 0) j->run_since_ms = ld_now_ms();
-    snprintf(j->state, sizeof j->state, "%s", state);
+    if (state == JOB_RUNNING && j->run_since_ms == 0) j->run_since_ms = ld_now_ms();
+    j->state = state;
     char e2[LD_ERR_MAX];
-    daemon_event(d, j->id, "job.state", state_event(state, from, error), e2);
+    daemon_event(d, j->id, "job.state",
+                 state_event(job_state_name(state), job_state_name(from), error), e2);
     return LD_OK;
 }
 
@@ -250,7 +226,7 @@ static void job_fail(Daemon *d, DJob *j, const char *why) {
     daemon_log("job %lld failed: %s", (long long)j->id, why);
     if (store_in_transaction(d->store)) daemon_rollback(d);
     uint64_t f0 = store_faults(d->store);
-    if (job_set_state(d, j, "failed", why, err) != LD_OK) {
+    if (job_set_state(d, j, JOB_FAILED, why, err) != LD_OK) {
         daemon_log("job %lld: %s", (long long)j->id, err);
         /* not stored: stall, so the failure is stored when the retry replays it */
         if (store_faulted(d, f0)) {
@@ -340,7 +316,7 @@ static int job_load(Daemon *d, int64_t id, DJob **out, char *err) {
     rc = store_job_get(d->store, id, &row, err);
     if (rc != LD_OK) goto done;
     const cJSON *spec = cJSON_GetObjectItemCaseSensitive(row, "spec");
-    snprintf(j->state, sizeof j->state, "%s", jstr(row, "state") ? jstr(row, "state") : "queued");
+    if (job_state_parse(jstr(row, "state"), &j->state) != LD_OK) j->state = JOB_QUEUED;
     j->priority = (int)jnum(row, "priority", NULL, 1);
     if (j->priority < 1) j->priority = 1;
     j->schedule_id = (int64_t)jnum(row, "schedule_id", "schedule", 0);
@@ -363,7 +339,7 @@ static int job_load(Daemon *d, int64_t id, DJob **out, char *err) {
         goto done;
     }
     search_set_worker_precheck(j->search, 1); /* as at submit: the same search either way */
-    rc = count_evals(d, id, &j->evals_done, err);
+    rc = store_count_evals(d->store, id, &j->evals_done, err);
     if (rc != LD_OK) goto done;
     cJSON *lb = search_leaderboard(j->search, 1);
     take_best(j, lb);
@@ -400,11 +376,11 @@ int jobs_recover(Daemon *d, char *err) {
                 store_job_set_state(d->store, ids[i], "failed", e2, e3);
                 continue;
             }
-            if (!strcmp(j->state, "running")) j->run_since_ms = ld_now_ms();
+            if (j->state == JOB_RUNNING) j->run_since_ms = ld_now_ms();
             j->next = d->jobs;
             d->jobs = j;
             daemon_log("job %lld: resuming (%s, %lld evaluations stored, round %lld)",
-                       (long long)j->id, j->state, (long long)j->evals_done, (long long)j->round);
+                       (long long)j->id, job_state_name(j->state), (long long)j->evals_done, (long long)j->round);
         }
         free(ids);
     }
@@ -442,7 +418,7 @@ int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *
         rc = LD_EINVAL;
         goto done;
     }
-    /* pre-checks run in the workers (search_run_work honours SearchWork.precheck), off the
+    /* pre-checks run in the workers (search_run_work honours WorkItem.precheck), off the
      * loop; lossd search does the same, so a job gives the same result in both */
     search_set_worker_precheck(s, 1);
     state0 = search_save(s);
@@ -473,7 +449,7 @@ int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *
         goto done;
     }
     j->id = *job_id;
-    snprintf(j->state, sizeof j->state, "queued");
+    j->state = JOB_QUEUED;
     j->priority = nj.priority;
     j->schedule_id = sub->schedule_id;
     j->job = sj;
@@ -525,7 +501,7 @@ static void job_complete(Daemon *d, DJob *j);
  * (a resumed round). Returns 1 when a round is open, 0 when the search is complete. */
 static int round_begin(Daemon *d, DJob *j) {
     char err[LD_ERR_MAX];
-    const SearchWork *works = NULL;
+    const WorkItem *works = NULL;
     /* the engine spends budget.evaluations itself (it knows what a final re-evaluation costs);
      * this only guards against a runaway engine */
     int64_t budget = job_budget_evals(j->job);
@@ -547,7 +523,7 @@ static int round_begin(Daemon *d, DJob *j) {
     uint64_t f0 = store_faults(d->store);
     int rc = store_begin(d->store, err);
     for (int i = 0; rc == LD_OK && i < n; i++) {
-        const SearchWork *w = &works[i];
+        const WorkItem *w = &works[i];
         char perr[LD_ERR_MAX];
         Expr *e = expr_parse(w->expr, perr);
         uint64_t h = e ? expr_hash(e) : ld_hash64(w->expr, strlen(w->expr));
@@ -561,7 +537,7 @@ static int round_begin(Daemon *d, DJob *j) {
         cJSON_Delete(cj);
         if (rc != LD_OK) break;
         int found = 0;
-        rc = store_eval_get_seq(d->store, j->id, w->seq, &found, &j->results[i], err);
+        rc = store_outcome_get_seq(d->store, j->id, w->seq, &found, &j->results[i], err);
         if (rc == LD_OK && found) {
             j->wstate[i] = W_DONE;
             j->ndone++;
@@ -639,7 +615,7 @@ static void round_finish(Daemon *d, DJob *j) {
     int ncands = 0;
     int64_t *cands = round_cands(j, &ncands);
     int sync_all = !cands || j->nfit_synced == 0 || (ncands > 0 && cands[0] == 0);
-    int rc = search_finish_round(j->search, j->results, err);
+    int rc = search_finish_round(j->search, j->results, j->nworks, err);
     if (rc != LD_OK) {
         free(cands);
         round_clear(j);
@@ -725,7 +701,7 @@ static void job_complete(Daemon *d, DJob *j) {
     int rc = store_job_update_progress(d->store, j->id, j->evals_done, j->best_fitness, NULL,
                                        stats, err);
     cJSON_Delete(stats);
-    if (rc == LD_OK) rc = job_set_state(d, j, "done", NULL, err);
+    if (rc == LD_OK) rc = job_set_state(d, j, JOB_DONE, NULL, err);
     if (rc != LD_OK) daemon_log("job %lld: completing: %s", (long long)j->id, err);
     if (store_faulted(d, f0)) {
         job_stall(d, j, err); /* "done" is stored by the retry, which finds the search complete */
@@ -739,7 +715,7 @@ static void job_complete(Daemon *d, DJob *j) {
 /* ---- scheduling ------------------------------------------------------------------------- */
 
 static int job_runnable(const DJob *j) {
-    return !j->finished && !j->stall[0] && !strcmp(j->state, "running") && j->works && j->cursor < j->nworks;
+    return !j->finished && !j->stall[0] && j->state == JOB_RUNNING && j->works && j->cursor < j->nworks;
 }
 
 /* Next pending work of j, or -1. */
@@ -775,8 +751,9 @@ static int dispatch_one(Daemon *d, DJob *j) {
     it->job_id = j->id;
     it->round = j->round;
     it->idx = i;
-    it->job = j->job;
     it->work = j->works[i];
+    it->work.job_id = j->id;
+    it->task = job_task(j->job, it->work.task);
     j->wstate[i] = W_RUNNING;
     j->inflight++;
     d->wrr_left--;
@@ -791,16 +768,16 @@ static int jobs_advance(Daemon *d) {
     int changed = 0;
     for (DJob *j = d->jobs; j; j = j->next) {
         if (j->finished || j->stall[0]) continue;
-        if (!strcmp(j->state, "queued")) {
+        if (j->state == JOB_QUEUED) {
             uint64_t f0 = store_faults(d->store);
-            if (job_set_state(d, j, "running", NULL, err) != LD_OK) {
+            if (job_set_state(d, j, JOB_RUNNING, NULL, err) != LD_OK) {
                 daemon_log("job %lld: %s", (long long)j->id, err);
                 if (store_faulted(d, f0)) job_stall(d, j, err);
                 continue;
             }
             changed = 1;
         }
-        if (strcmp(j->state, "running")) continue;
+        if (j->state != JOB_RUNNING) continue;
         if (!j->works) {
             changed = 1;
             if (!round_begin(d, j)) {
@@ -852,7 +829,7 @@ void jobs_on_done(void *ud, PoolItem *it) {
         return;
     }
     j->inflight--;
-    const SearchWork *w = &j->works[it->idx];
+    const WorkItem *w = &j->works[it->idx];
     StoreEvalKey key = {
         .job_id = j->id,
         .seq = w->seq,
@@ -863,21 +840,21 @@ void jobs_on_done(void *ud, PoolItem *it) {
     };
     int inserted = 0;
     /* committed before anything reports it: a result that cannot be stored is not used */
-    if (store_eval_put(d->store, &key, &it->res, &inserted, err) != LD_OK) {
+    if (store_outcome_put(d->store, &key, &it->out, &inserted, err) != LD_OK) {
         daemon_log("job %lld: storing evaluation %lld: %s", (long long)j->id, (long long)w->seq, err);
         pool_item_free(it);
         job_stall(d, j, err);
         jobs_pump(d);
         return;
     }
-    if (inserted && !is_rejected(&it->res)) j->evals_done++;
-    j->results[it->idx] = it->res;
+    if (inserted && it->out.status != WORK_REJECTED) j->evals_done++;
+    j->results[it->idx] = it->out;
     j->wstate[it->idx] = W_DONE;
     j->ndone++;
     d->evals_total++;
     pool_item_free(it);
     if (j->ndone == j->nworks && j->inflight == 0 && !j->finished && !d->shutting_down &&
-        (!strcmp(j->state, "running") || !strcmp(j->state, "paused")))
+        (j->state == JOB_RUNNING || j->state == JOB_PAUSED))
         round_finish(d, j);
     jobs_pump(d);
 }
@@ -915,7 +892,7 @@ static void job_retry_stalled(Daemon *d, DJob *j) {
     daemon_log("job %lld: writes succeed again; resuming (%lld evaluations stored, round %lld)",
                (long long)j->id, (long long)nj->evals_done, (long long)nj->round);
     nj->elapsed_prev_s = job_elapsed(j);
-    if (!strcmp(nj->state, "running")) nj->run_since_ms = ld_now_ms();
+    if (nj->state == JOB_RUNNING) nj->run_since_ms = ld_now_ms();
     /* in j's place in the list */
     for (DJob **p = &d->jobs; *p; p = &(*p)->next)
         if (*p == j) {
@@ -934,7 +911,7 @@ void jobs_tick(Daemon *d) {
         j = next;
     }
     for (DJob *j = d->jobs; j; j = j->next) {
-        if (j->finished || j->stopped || !j->search || strcmp(j->state, "running")) continue;
+        if (j->finished || j->stopped || !j->search || j->state != JOB_RUNNING) continue;
         double b = job_budget_seconds(j->job);
         if (b > 0 && job_elapsed(j) >= b) {
             search_stop(j->search, 0);
@@ -970,7 +947,7 @@ void jobs_free_all(Daemon *d) {
 int jobs_pending_works(const Daemon *d) {
     int n = 0;
     for (const DJob *j = d->jobs; j; j = j->next) {
-        if (j->finished || strcmp(j->state, "running") || !j->wstate) continue;
+        if (j->finished || j->state != JOB_RUNNING || !j->wstate) continue;
         for (int i = j->cursor; i < j->nworks; i++) n += j->wstate[i] == W_PENDING;
     }
     return n;
@@ -998,7 +975,8 @@ static cJSON *summary_from_row(Daemon *d, const cJSON *row, int full) {
     const char *name = jstr(row, "name");
     if (name) cJSON_AddStringToObject(o, "name", name);
     else cJSON_AddNullToObject(o, "name");
-    const char *state = j && !j->finished ? (j->stall[0] ? "paused" : j->state) : jstr(row, "state");
+    const char *state = j && !j->finished ? (j->stall[0] ? "paused" : job_state_name(j->state))
+                                          : jstr(row, "state");
     cJSON_AddStringToObject(o, "state", state ? state : "unknown");
     cJSON_AddNumberToObject(o, "priority", j ? j->priority : jnum(row, "priority", NULL, 1));
     double sid = j ? (double)j->schedule_id : jnum(row, "schedule_id", "schedule", 0);
@@ -1096,27 +1074,32 @@ int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err)
     int rc = store_job_get(d->store, job_id, &row, err);
     if (rc == LD_ENOTFOUND) return ld_err(err, LD_ENOTFOUND, "job %lld: not found", (long long)job_id);
     if (rc != LD_OK) return rc;
-    char state[12];
     DJob *j = job_find(d, job_id);
     if (j && j->finished) j = NULL;
-    snprintf(state, sizeof state, "%s", j ? j->state : (jstr(row, "state") ? jstr(row, "state") : "?"));
+    JobState state = JOB_NSTATES; /* unknown */
+    if (j) state = j->state;
+    else if (job_state_parse(jstr(row, "state"), &state) != LD_OK) state = JOB_NSTATES;
     cJSON_Delete(row);
-    int active = !strcmp(state, "queued") || !strcmp(state, "running");
+    const char *sname = state == JOB_NSTATES ? "?" : job_state_name(state);
+    int active = state == JOB_QUEUED || state == JOB_RUNNING;
+    JobState to;
     if (!strcmp(action, "pause")) {
         if (!active)
-            return ld_err(err, LD_ESTATE, "job %lld: cannot pause a job that is %s", (long long)job_id, state);
+            return ld_err(err, LD_ESTATE, "job %lld: cannot pause a job that is %s", (long long)job_id, sname);
+        to = JOB_PAUSED;
     } else if (!strcmp(action, "resume")) {
-        if (strcmp(state, "paused"))
-            return ld_err(err, LD_ESTATE, "job %lld: cannot resume a job that is %s", (long long)job_id, state);
+        if (state != JOB_PAUSED)
+            return ld_err(err, LD_ESTATE, "job %lld: cannot resume a job that is %s", (long long)job_id, sname);
         if (d->shutting_down) return ld_err(err, LD_EBUSY, "the server is shutting down");
+        to = JOB_QUEUED;
     } else if (!strcmp(action, "cancel")) {
-        if (!active && strcmp(state, "paused"))
-            return ld_err(err, LD_ESTATE, "job %lld: cannot cancel a job that is %s", (long long)job_id, state);
+        if (!active && state != JOB_PAUSED)
+            return ld_err(err, LD_ESTATE, "job %lld: cannot cancel a job that is %s", (long long)job_id, sname);
+        to = JOB_CANCELLED;
     } else {
         return ld_err(err, LD_EINVAL, "unknown action %s", action);
     }
-    const char *to = !strcmp(action, "pause") ? "paused" : !strcmp(action, "resume") ? "queued" : "cancelled";
-    if (!j && !strcmp(action, "resume")) {
+    if (!j && to == JOB_QUEUED) {
         rc = job_load(d, job_id, &j, err);
         if (rc != LD_OK) return ld_err(err, rc, "job %lld: cannot resume: %.200s", (long long)job_id, err);
         j->next = d->jobs;
@@ -1124,10 +1107,10 @@ int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err)
     }
     if (j) {
         /* a job that stops running keeps its latest round boundary (no replay on resume) */
-        if (strcmp(to, "queued")) job_save_state_now(d, j);
+        if (to != JOB_QUEUED) job_save_state_now(d, j);
         rc = job_set_state(d, j, to, NULL, err);
         if (rc != LD_OK) return rc;
-        if (!strcmp(to, "cancelled")) {
+        if (to == JOB_CANCELLED) {
             j->finished = 1;
             cJSON *stats = stats_json(j);
             char e2[LD_ERR_MAX];
@@ -1136,12 +1119,12 @@ int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err)
         }
     } else {
         /* not loaded (paused since before a restart): only the stored state changes */
-        rc = store_job_set_state(d->store, job_id, to, NULL, err);
+        rc = store_job_set_state(d->store, job_id, job_state_name(to), NULL, err);
         if (rc != LD_OK) return rc;
         char e2[LD_ERR_MAX];
-        daemon_event(d, job_id, "job.state", state_event(to, state, NULL), e2);
+        daemon_event(d, job_id, "job.state", state_event(job_state_name(to), sname, NULL), e2);
     }
-    daemon_log("job %lld: %s -> %s", (long long)job_id, state, to);
+    daemon_log("job %lld: %s -> %s", (long long)job_id, sname, job_state_name(to));
     jobs_pump(d);
     return LD_OK;
 }

@@ -55,9 +55,8 @@ static void *worker_main(void *arg) {
         p->busy++;
         pthread_mutex_unlock(&p->mu);
 
-        /* the engine's own runner: pre-check, then training; failures are results (ok 0) */
-        memset(&it->res, 0, sizeof it->res);
-        search_run_work(it->job, &it->work, &it->res);
+        /* pre-check, then training; failures are typed outcomes */
+        eval_work(it->task, &it->work, &it->out);
         it->rc = LD_OK;
 
         pthread_mutex_lock(&p->mu);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "../common/lossd.h"
+#include "../common/work.h"
 #include "../search/expr.h"
 
 typedef struct Task Task;
@@ -29,33 +30,8 @@ int task_steps(const Task *t);              /* default training steps */
 uint64_t task_hash(const Task *t);          /* same normalised spec => same hash */
 cJSON *task_spec(const Task *t);            /* returns owned normalised spec */
 
-#define EVAL_CURVE_MAX 64
-#define EVAL_EXTRA_MAX 8
-
-typedef struct EvalCurvePoint {
-    int step;
-    float loss; /* training loss, mean since the previous point */
-    float val;  /* task metric on the validation split */
-} EvalCurvePoint;
-
-typedef struct EvalMetric {
-    char name[24];
-    double val, test;
-} EvalMetric;
-
-typedef struct EvalResult {
-    int ok;                 /* 1: trained to the end; 0: failed, see error */
-    char error[LD_ERR_MAX]; /* "non-finite loss at step 37" */
-    char metric[24];        /* name of the task metric */
-    double val, test;       /* task metric on validation and test splits; NaN when failed */
-    int steps;              /* steps run */
-    double wall_ms;
-    double final_loss;
-    int ncurve;
-    EvalCurvePoint curve[EVAL_CURVE_MAX];
-    int nextra; /* every metric of the family, e.g. accuracy, balanced_accuracy, macro_f1, ece */
-    EvalMetric extra[EVAL_EXTRA_MAX];
-} EvalResult;
+/* EvalResult (the numbers of one run) lives in common/work.h, beside the work item and its
+ * outcome, so search/ sees it without including the evaluator. */
 
 typedef struct EvalOpts {
     uint64_t seed;   /* initialisation and minibatch order */
@@ -68,6 +44,12 @@ typedef struct EvalOpts {
  * only when loss cannot be used for the task. Allocates one arena, frees it before returning.
  * Borrows task and loss. */
 int eval_run(const Task *task, const Expr *loss, const EvalOpts *opt, EvalResult *res, char *err);
+
+/* Evaluates one work item on task (the task whose hash the item names; borrowed): the
+ * pre-check first when w->precheck (a loss failing it is WORK_REJECTED, not trained), then
+ * eval_run. Always fills out: WORK_OK, or WORK_FAILED / WORK_REJECTED with the reason in
+ * out->res.error. Thread-safe; this is a worker's only call. */
+void eval_work(const Task *task, const WorkItem *w, WorkOutcome *out);
 
 /* Returns owned JSON: {status, metric, val, test, steps, wall_ms, final_loss, curve, metrics,
  * error}. */

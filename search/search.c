@@ -97,13 +97,13 @@ struct Search {
     int hcap;
     int *pop;       /* aging population: candidate indices, oldest first */
     int npop;
-    SearchWork *works;
+    WorkItem *works;
     WorkRef *refs;
     int nworks, capworks, round_open;
     Reason reasons[MAX_REASONS], reasons0[MAX_REASONS];
     int nreasons, nreasons0;
     double engine_ms, sig_ms, pre_ms; /* time in the engine, of it in the probes */
-    int worker_precheck; /* the caller runs pre-checks (SearchWork.precheck) */
+    int worker_precheck; /* the caller runs pre-checks (WorkItem.precheck) */
     SearchLookupFn lookup;
     void *lookup_ctx;
     int round_hits; /* lookup hits while building the open round */
@@ -291,7 +291,7 @@ static void apply_round(Search *s);
 /* Returns 1 when the caller's lookup had the result (stored, no work made), else 0. */
 static int push_work(Search *s, int ci, int level, int task, int k, uint64_t seed, int steps) {
     if (s->lookup) {
-        SearchWork q;
+        WorkItem q;
         EvalResult r;
         memset(&q, 0, sizeof q);
         memset(&r, 0, sizeof r);
@@ -315,7 +315,7 @@ static int push_work(Search *s, int ci, int level, int task, int k, uint64_t see
     }
     if (s->nworks == s->capworks) {
         int ncap = s->capworks ? s->capworks * 2 : 64;
-        SearchWork *nw = realloc(s->works, (size_t)ncap * sizeof *nw);
+        WorkItem *nw = realloc(s->works, (size_t)ncap * sizeof *nw);
         if (!nw) return LD_ENOMEM;
         s->works = nw;
         WorkRef *nr = realloc(s->refs, (size_t)ncap * sizeof *nr);
@@ -323,7 +323,7 @@ static int push_work(Search *s, int ci, int level, int task, int k, uint64_t see
         s->refs = nr;
         s->capworks = ncap;
     }
-    SearchWork *w = &s->works[s->nworks];
+    WorkItem *w = &s->works[s->nworks];
     memset(w, 0, sizeof *w);
     w->seq = s->c.seq++;
     w->cand = s->cands[ci].id;
@@ -331,7 +331,9 @@ static int push_work(Search *s, int ci, int level, int task, int k, uint64_t see
     w->seed = seed;
     w->steps = steps;
     snprintf(w->expr, sizeof w->expr, "%s", s->cands[ci].text);
+    w->task_hash = task_hash(s->job->tasks[task]);
     w->precheck = level == 0 && s->cands[ci].need_pre;
+    w->precheck_outputs = s->C;
     s->refs[s->nworks] = (WorkRef){ci, level, task, k};
     s->nworks++;
     return 0;
@@ -426,7 +428,7 @@ static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
         }
     }
     if (s->worker_precheck) {
-        /* in the worker with the candidate's first works (SearchWork.precheck): it costs as
+        /* in the worker with the candidate's first works (WorkItem.precheck): it costs as
          * much as a few hundred signatures and would otherwise hold up the round */
         cd->need_pre = 1;
     } else {
@@ -847,7 +849,7 @@ static void open_round(Search *s) {
     s->round_open = s->nworks > 0;
 }
 
-int search_round(Search *s, const SearchWork **works) {
+int search_round(Search *s, const WorkItem **works) {
     *works = NULL;
     if (!s->round_open) {
         if (s->c.phase == PH_DONE) return 0;
@@ -947,32 +949,65 @@ static void apply_round(Search *s) {
     s->nworks = 0;
 }
 
-int search_finish_round(Search *s, const EvalResult *results, char *err) {
+/* Index of the open round's work with this seq, or -1 (works are in increasing seq order). */
+static int work_index(const Search *s, int64_t seq) {
+    int lo = 0, hi = s->nworks - 1;
+    while (lo <= hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (s->works[mid].seq == seq) return mid;
+        if (s->works[mid].seq < seq) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
+}
+
+int search_finish_round(Search *s, const WorkOutcome *outs, int n, char *err) {
     if (!s->round_open) return ld_err(err, LD_ESTATE, "search: no round is open");
+    if (n != s->nworks)
+        return ld_err(err, LD_EINVAL, "search: %d outcomes for a round of %d works", n, s->nworks);
+    /* outcomes arrive in any order: place each at its work, then apply in the round's order */
+    const WorkOutcome **by = calloc((size_t)(n > 0 ? n : 1), sizeof *by);
+    if (!by) return ld_err(err, LD_ENOMEM, "search: out of memory");
+    for (int k = 0; k < n; k++) {
+        int i = work_index(s, outs[k].seq);
+        if (i < 0 || by[i]) {
+            free(by);
+            return ld_err(err, LD_EINVAL, "search: outcome seq %lld %s", (long long)outs[k].seq,
+                          i < 0 ? "names no work of the round" : "comes twice");
+        }
+        if (outs[k].status == WORK_CANCELLED) {
+            free(by);
+            return ld_err(err, LD_EINVAL, "search: work seq %lld was cancelled: run it again",
+                          (long long)outs[k].seq);
+        }
+        by[i] = &outs[k];
+    }
     double t0 = ld_now_ms();
     for (int i = 0; i < s->nworks; i++) {
         Res *x = ref_res(s, &s->refs[i]);
-        const EvalResult *r = &results[i];
+        const WorkOutcome *o = by[i];
+        const EvalResult *r = &o->res;
+        int ok = o->status == WORK_OK;
         Cand *c = &s->cands[s->refs[i].cand];
         if (s->works[i].precheck) {
             c->need_pre = 0;
-            if (!r->ok && !strncmp(r->error, SEARCH_REJECTED, strlen(SEARCH_REJECTED))) {
+            if (o->status == WORK_REJECTED) {
                 s->c.evals--; /* not trained: the budget gets it back */
                 if (c->status == ST_ALIVE) {
-                    const char *why = r->error + strlen(SEARCH_REJECTED);
                     c->status = ST_REJECTED;
                     free(c->reason);
-                    c->reason = strdup(why);
+                    c->reason = strdup(r->error);
                     s->c.rejections++;
-                    add_reason(s, why);
+                    add_reason(s, r->error);
                 }
             }
         }
-        x->ok = r->ok ? 1 : 0;
-        x->val = r->ok ? r->val : NAN;
-        x->test = r->ok ? r->test : NAN;
+        x->ok = ok;
+        x->val = ok ? r->val : NAN;
+        x->test = ok ? r->test : NAN;
         x->have = 1;
     }
+    free(by);
     apply_round(s);
     s->engine_ms += ld_now_ms() - t0;
     return LD_OK;
@@ -1727,30 +1762,3 @@ cJSON *search_candidate(const Search *s, int64_t cand) {
     return o;
 }
 
-/* ---- running a work ---- */
-
-void search_run_work(const SearchJob *job, const SearchWork *w, EvalResult *res) {
-    char err[LD_ERR_MAX] = "";
-    memset(res, 0, sizeof *res);
-    res->val = res->test = res->final_loss = NAN;
-    const Task *task = job_task(job, w->task);
-    Expr *e = task ? expr_parse(w->expr, err) : NULL;
-    if (!task) snprintf(err, sizeof err, "work names task %d, the job has %d", w->task, job->ntasks);
-    if (!e) {
-        snprintf(res->error, sizeof res->error, "%s", err);
-        return;
-    }
-    if (w->precheck && eval_precheck(e, job->family, task_outputs(job->tasks[0]), err) != LD_OK) {
-        snprintf(res->error, sizeof res->error, "%s%.200s", SEARCH_REJECTED, err);
-        snprintf(res->metric, sizeof res->metric, "%s", task_metric(task));
-        expr_free(e);
-        return;
-    }
-    EvalOpts o = {.seed = w->seed, .steps = w->steps, .curve_every = 0};
-    if (eval_run(task, e, &o, res, err) != LD_OK) {
-        res->ok = 0;
-        res->val = res->test = NAN;
-        snprintf(res->error, sizeof res->error, "%s", err[0] ? err : "evaluation failed");
-    }
-    expr_free(e);
-}

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
+#include "../common/work.h"
 #include "../evaluator/eval.h"
 #include "expr.h"
 
@@ -29,24 +30,9 @@ double job_budget_seconds(const SearchJob *j); /* 0: none */
 uint64_t job_seed(const SearchJob *j);
 const char *job_name(const SearchJob *j);
 
-/* One evaluation the engine wants run. */
-typedef struct SearchWork {
-    int64_t seq;                /* dense sequence number over the whole search */
-    int64_t cand;               /* job-local candidate id */
-    int task;                   /* index into the job's tasks */
-    uint64_t seed;              /* EvalOpts.seed */
-    int steps;                  /* EvalOpts.steps (fidelity) */
-    char expr[EXPR_TEXT_MAX];   /* canonical expression text */
-    int precheck;               /* 1: run eval_precheck before training (see search_run_work) */
-} SearchWork;
-
-/* Runs one work (thread-safe, no engine state): parses w->expr and, when w->precheck is set,
- * runs eval_precheck first; a loss that fails it is not trained and res gets ok = 0, steps = 0
- * and an error starting with SEARCH_REJECTED ("rejected before training: ..."), which the
- * engine counts as a rejection, not as an evaluation. Otherwise eval_run. Always fills res.
- * Callers that run works themselves should do the same (or call this). Borrows job and w. */
-#define SEARCH_REJECTED "rejected before training: "
-void search_run_work(const SearchJob *job, const SearchWork *w, EvalResult *res);
+/* The engine's works are WorkItems (common/work.h): task index and hash, canonical expression,
+ * seed, steps, and whether the pre-check runs first (precheck, with precheck_outputs). job_id is
+ * left 0 for the caller to stamp. The evaluator runs them (eval_work). */
 
 typedef struct Search Search;
 
@@ -59,9 +45,13 @@ void search_free(Search *s);
 /* The next round of evaluations. Returns the number of works in *works (owned by the engine,
  * valid until search_finish_round), or 0 when the search is complete. Calling it again without
  * finishing the round returns the same round. */
-int search_round(Search *s, const SearchWork **works);
-/* Hands back results[i] for works[i] of the current round, all of them, in order. */
-int search_finish_round(Search *s, const EvalResult *results, char *err);
+int search_round(Search *s, const WorkItem **works);
+/* Hands back the outcomes of the current round's works: all n of them, in any order (each names
+ * its work by seq). The engine applies them in the round's order, so the search is the same
+ * whatever order the workers finished in. A WORK_REJECTED outcome rejects the candidate and
+ * gives the evaluation back to the budget. LD_EINVAL when an outcome is missing, doubled or
+ * names no work of the round; LD_ESTATE when no round is open. */
+int search_finish_round(Search *s, const WorkOutcome *outs, int n, char *err);
 int search_done(const Search *s);
 
 /* Optional: results the caller already has (e.g. the database's cross-job result cache,
@@ -72,13 +62,13 @@ int search_done(const Search *s);
  * caller's thread, inside search_round. Set it right after search_new / search_restore. */
 /* Where eval_precheck runs. Off (the default): inside the engine, before a candidate is
  * scheduled, and works never carry precheck. On: the caller promises to honour
- * SearchWork.precheck in its workers (search_run_work does), which keeps the pre-check's cost
+ * WorkItem.precheck in its workers (eval_work does), which keeps the pre-check's cost
  * (about 0.5 ms a candidate) off the caller's loop. The two settings make different, each
  * deterministic, searches; set it right after search_new / search_restore, the same way every
  * time for a given job. */
 void search_set_worker_precheck(Search *s, int on);
 
-typedef int (*SearchLookupFn)(void *ctx, const SearchWork *w, uint64_t expr_hash, EvalResult *out);
+typedef int (*SearchLookupFn)(void *ctx, const WorkItem *w, uint64_t expr_hash, EvalResult *out);
 void search_set_lookup(Search *s, SearchLookupFn fn, void *ctx);
 /* The caller stops the search early (wall-clock budget, cancel): final re-evaluation on the
  * holdout tasks still happens in the rounds that follow unless hard is set. */

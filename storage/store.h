@@ -151,6 +151,31 @@ int store_eval_put(Store *s, const StoreEvalKey *k, const EvalResult *r, int *in
  * exists; *found 0 otherwise (interrupted rows do not count). */
 int store_eval_get_seq(Store *s, int64_t job_id, int64_t seq, int *found, EvalResult *out,
                        char *err);
+/* A job's state: an enum in memory, its name in the store and on the wire (docs/jobs.md). */
+#define JOB_STATE_LIST(X) \
+    X(JOB_QUEUED, "queued") X(JOB_RUNNING, "running") X(JOB_PAUSED, "paused") \
+    X(JOB_DONE, "done") X(JOB_FAILED, "failed") X(JOB_CANCELLED, "cancelled")
+typedef enum JobState {
+#define JOB_STATE_ENUM(e, s) e,
+    JOB_STATE_LIST(JOB_STATE_ENUM)
+#undef JOB_STATE_ENUM
+    JOB_NSTATES
+} JobState;
+const char *job_state_name(JobState s);            /* "queued", ...; "unknown" out of range */
+int job_state_parse(const char *name, JobState *out); /* LD_OK or LD_EINVAL */
+
+/* The same for typed outcomes (common/work.h), as the daemon and `lossd search` store them:
+ * WORK_OK and WORK_FAILED as "ok" / "failed"; WORK_REJECTED as "failed" with the reason after
+ * STORE_REJECTED_PREFIX (the schema's status column predates typed outcomes, and the prefix is
+ * what users already read in candidate.get); WORK_CANCELLED as "interrupted". Reading back
+ * decodes the same way. */
+#define STORE_REJECTED_PREFIX "rejected before training: "
+int store_outcome_put(Store *s, const StoreEvalKey *k, const WorkOutcome *o, int *inserted,
+                      char *err);
+int store_outcome_get_seq(Store *s, int64_t job_id, int64_t seq, int *found, WorkOutcome *out,
+                          char *err);
+/* Evaluations of a job that count against its budget: finished ones, rejections excluded. */
+int store_count_evals(Store *s, int64_t job_id, int64_t *n, char *err);
 /* Cross-job result cache: the newest finished evaluation of this (expression hash, task hash,
  * seed, steps) in any job, "ok" ones before "failed" ones. *found 0 when none. */
 int store_result_lookup(Store *s, uint64_t expr_hash, uint64_t task_hash, uint64_t seed,

@@ -316,6 +316,90 @@ int store_eval_get_seq(Store *s, int64_t job_id, int64_t seq, int *found, EvalRe
     return read_result(s, st, found, out, what, err);
 }
 
+static const char *const job_state_names[] = {
+#define JOB_STATE_NAME(e, s) s,
+    JOB_STATE_LIST(JOB_STATE_NAME)
+#undef JOB_STATE_NAME
+};
+
+const char *job_state_name(JobState s)
+{
+    return (int)s >= 0 && s < JOB_NSTATES ? job_state_names[s] : "unknown";
+}
+
+int job_state_parse(const char *name, JobState *out)
+{
+    for (int i = 0; name && i < JOB_NSTATES; i++)
+        if (!strcmp(name, job_state_names[i])) {
+            *out = (JobState)i;
+            return LD_OK;
+        }
+    return LD_EINVAL;
+}
+
+int store_outcome_put(Store *s, const StoreEvalKey *k, const WorkOutcome *o, int *inserted,
+                      char *err)
+{
+    if (o->status == WORK_OK || o->status == WORK_FAILED)
+        return store_eval_put(s, k, &o->res, inserted, err);
+    StoreEvalKey k2 = *k;
+    EvalResult *r = malloc(sizeof *r);
+    if (!r)
+        return ld_err(err, LD_ENOMEM, "store: out of memory");
+    *r = o->res;
+    r->ok = 0;
+    if (o->status == WORK_CANCELLED)
+        k2.interrupted = 1;
+    else
+        snprintf(r->error, sizeof r->error, "%s%.200s", STORE_REJECTED_PREFIX, o->res.error);
+    int rc = store_eval_put(s, &k2, r, inserted, err);
+    free(r);
+    return rc;
+}
+
+int store_outcome_get_seq(Store *s, int64_t job_id, int64_t seq, int *found, WorkOutcome *out,
+                          char *err)
+{
+    memset(out, 0, sizeof *out);
+    int rc = store_eval_get_seq(s, job_id, seq, found, &out->res, err);
+    if (rc != LD_OK || !*found)
+        return rc;
+    out->job_id = job_id;
+    out->seq = seq;
+    size_t np = strlen(STORE_REJECTED_PREFIX);
+    if (out->res.ok) {
+        out->status = WORK_OK;
+    } else if (!strncmp(out->res.error, STORE_REJECTED_PREFIX, np)) {
+        out->status = WORK_REJECTED;
+        memmove(out->res.error, out->res.error + np, strlen(out->res.error + np) + 1);
+    } else {
+        out->status = WORK_FAILED;
+    }
+    return LD_OK;
+}
+
+int store_count_evals(Store *s, int64_t job_id, int64_t *n, char *err)
+{
+    cJSON *evs = NULL;
+    int rc = store_evals_for_job(s, job_id, -1, 0, &evs, err);
+    if (rc != LD_OK)
+        return rc;
+    size_t np = strlen(STORE_REJECTED_PREFIX);
+    *n = 0;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, evs) {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(ev, "status");
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(ev, "error");
+        if (cJSON_IsString(st) && !strcmp(st->valuestring, "interrupted"))
+            continue;
+        if (cJSON_IsString(e) && !strncmp(e->valuestring, STORE_REJECTED_PREFIX, np))
+            continue;
+        (*n)++;
+    }
+    cJSON_Delete(evs);
+    return LD_OK;
+}
+
 int store_result_lookup(Store *s, uint64_t expr_hash, uint64_t task_hash, uint64_t seed, int steps,
                         int *found, EvalResult *out, char *err)
 {

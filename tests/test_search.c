@@ -180,7 +180,7 @@ static void test_grammar_valid(void **state) {
 /* A deterministic stand-in for training: accuracy rewards focal-like terms, the pt variable
  * and, most, a coefficient near 0.37 somewhere in the loss; plus seed noise that shrinks with
  * more steps. Never used outside this test. */
-static void fake_eval(const SearchWork *w, EvalResult *r) {
+static void fake_eval(const WorkItem *w, EvalResult *r) {
     memset(r, 0, sizeof *r);
     r->ok = 1;
     snprintf(r->metric, sizeof r->metric, "accuracy");
@@ -210,30 +210,39 @@ static const char *job_small =
     "\"seeds\":3},\"seed\":7}";
 
 static int n_prechecked_out; /* works the pre-check turned away */
+static int reverse_outcomes;  /* hand outcomes back last first, as workers may finish them */
 
 /* Runs up to max_rounds rounds with the fake evaluator; returns the rounds run. */
 static int run_rounds(Search *s, int max_rounds) {
     int r = 0;
     for (; r < max_rounds; r++) {
-        const SearchWork *w;
+        const WorkItem *w;
         int n = search_round(s, &w);
         if (n == 0) break;
-        EvalResult *res = calloc((size_t)n, sizeof *res);
+        WorkOutcome *res = calloc((size_t)n, sizeof *res);
         for (int i = 0; i < n; i++) {
-            /* the pre-check is the real one, as search_run_work does it */
+            /* the pre-check is the real one, as eval_work does it */
             char perr[LD_ERR_MAX] = "";
             Expr *e = w[i].precheck ? expr_parse(w[i].expr, perr) : NULL;
+            res[i].seq = w[i].seq;
             if (e && eval_precheck(e, FAM_CLASSIFICATION, 10, perr) != LD_OK) {
-                memset(&res[i], 0, sizeof res[i]);
-                snprintf(res[i].error, sizeof res[i].error, "%s%.200s", SEARCH_REJECTED, perr);
+                res[i].status = WORK_REJECTED;
+                snprintf(res[i].res.error, sizeof res[i].res.error, "%.200s", perr);
                 n_prechecked_out++;
             } else {
-                fake_eval(&w[i], &res[i]);
+                fake_eval(&w[i], &res[i].res);
+                res[i].status = res[i].res.ok ? WORK_OK : WORK_FAILED;
             }
             expr_free(e);
         }
+        if (reverse_outcomes)
+            for (int i = 0, k = n - 1; i < k; i++, k--) {
+                WorkOutcome t = res[i];
+                res[i] = res[k];
+                res[k] = t;
+            }
         char err[LD_ERR_MAX] = "";
-        int rc = search_finish_round(s, res, err);
+        int rc = search_finish_round(s, res, n, err);
         free(res);
         if (rc != LD_OK) fail_msg("finish_round: %s", err);
     }
@@ -263,7 +272,7 @@ static void test_determinism_and_restore(void **state) {
     assert_non_null(b);
     /* same seed, same proposals */
     for (int r = 0; r < 4; r++) {
-        const SearchWork *wa, *wb;
+        const WorkItem *wa, *wb;
         int na = search_round(a, &wa), nb = search_round(b, &wb);
         assert_int_equal(na, nb);
         assert_true(na > 0);
@@ -281,7 +290,7 @@ static void test_determinism_and_restore(void **state) {
     cJSON_Delete(st2);
     if (!c) fail_msg("restore: %s", err);
     /* and a save taken mid-round describes the round's start */
-    const SearchWork *w0;
+    const WorkItem *w0;
     int n0 = search_round(a, &w0);
     assert_true(n0 > 0);
     cJSON *mid = search_save(a);
@@ -290,7 +299,7 @@ static void test_determinism_and_restore(void **state) {
     if (strcmp(mid_text, st_text) != 0) fail_msg("a save taken mid-round differs from the one at its start");
     int rounds = 0;
     for (;; rounds++) {
-        const SearchWork *wa, *wc;
+        const WorkItem *wa, *wc;
         int na = search_round(a, &wa), nc = search_round(c, &wc);
         if (na != nc) fail_msg("after restore, round %d: %d works vs %d", rounds, na, nc);
         if (na == 0) break;
@@ -319,6 +328,49 @@ static void test_determinism_and_restore(void **state) {
     job_free(j);
 }
 
+/* Outcomes may come back in any order: the engine applies them in the round's order, so a
+ * search fed last-first ends on the same leaderboard; a missing or doubled outcome is refused. */
+static void test_outcomes_any_order(void **state) {
+    (void)state;
+    SearchJob *j = job_from(job_small);
+    char err[LD_ERR_MAX] = "";
+    Search *a = search_new(j, NULL, 0, err), *b = search_new(j, NULL, 0, err);
+    assert_non_null(a);
+    assert_non_null(b);
+    search_set_worker_precheck(a, 1);
+    search_set_worker_precheck(b, 1);
+    run_rounds(a, 1000);
+    reverse_outcomes = 1;
+    run_rounds(b, 1000);
+    reverse_outcomes = 0;
+    char *la = print_json(search_leaderboard(a, 0)), *lb = print_json(search_leaderboard(b, 0));
+    if (strcmp(la, lb) != 0) fail_msg("in order and reversed differ:\n  %.300s\n  %.300s", la, lb);
+    free(la);
+    free(lb);
+    search_free(a);
+    search_free(b);
+
+    Search *c = search_new(j, NULL, 0, err);
+    const WorkItem *w;
+    int n = search_round(c, &w);
+    assert_true(n >= 2);
+    WorkOutcome *o = calloc((size_t)n, sizeof *o);
+    for (int i = 0; i < n; i++) {
+        o[i].seq = w[i].seq;
+        fake_eval(&w[i], &o[i].res);
+        o[i].status = WORK_OK;
+    }
+    o[1].seq = o[0].seq; /* doubled, so one is missing */
+    assert_int_equal(search_finish_round(c, o, n, err), LD_EINVAL);
+    printf("# doubled outcome refused: %s\n", err);
+    assert_int_equal(search_finish_round(c, o, n - 1, err), LD_EINVAL);
+    o[1].seq = w[1].seq;
+    assert_int_equal(search_finish_round(c, o, n, err), LD_OK);
+    free(o);
+    search_free(c);
+    job_free(j);
+}
+
 static void test_selection_and_halving(void **state) {
     (void)state;
     SearchJob *j = job_from(
@@ -328,7 +380,7 @@ static void test_selection_and_halving(void **state) {
     char err[LD_ERR_MAX] = "";
     Search *s = search_new(j, NULL, 0, err);
     assert_non_null(s);
-    search_set_worker_precheck(s, 1); /* run_rounds honours SearchWork.precheck */
+    search_set_worker_precheck(s, 1); /* run_rounds honours WorkItem.precheck */
     n_prechecked_out = 0;
     run_rounds(s, 1);
     double first = stat(s, "best_fitness");
@@ -404,7 +456,7 @@ static void test_canonical_dedup(void **state) {
         "\"0.5*focal(2) + ce*0.5\"],\"budget\":{\"evaluations\":40}}");
     char err[LD_ERR_MAX] = "";
     Search *s = search_new(j, NULL, 0, err);
-    const SearchWork *w;
+    const WorkItem *w;
     int n = search_round(s, &w);
     assert_true(n > 0);
     int hits = (int)stat(s, "cache_hits");
@@ -464,7 +516,7 @@ static void test_student_p(void **state) {
 
 /* A lookup standing in for the database's result cache: it knows the fake results of every
  * short (level-0) run of candidates with an even id, or of everything when ctx says so. */
-static int fake_lookup(void *ctx, const SearchWork *w, uint64_t h, EvalResult *out) {
+static int fake_lookup(void *ctx, const WorkItem *w, uint64_t h, EvalResult *out) {
     int all = *(int *)ctx;
     if (!all && (w->steps != 50 || w->cand % 2)) return 0;
     if (w->seq != -1) fail_msg("lookup saw seq %lld, expected -1", (long long)w->seq);
@@ -611,6 +663,7 @@ int main(void) {
         cmocka_unit_test(test_grammar_valid),
         cmocka_unit_test(test_canonical_dedup),
         cmocka_unit_test(test_determinism_and_restore),
+        cmocka_unit_test(test_outcomes_any_order),
         cmocka_unit_test(test_selection_and_halving),
         cmocka_unit_test(test_student_p),
         cmocka_unit_test(test_result_lookup),
