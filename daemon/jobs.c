@@ -418,7 +418,7 @@ int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *
         rc = LD_EINVAL;
         goto done;
     }
-    /* pre-checks run in the workers (search_run_work honours WorkItem.precheck), off the
+    /* pre-checks run in the workers (eval_work honours WorkItem.precheck), off the
      * loop; lossd search does the same, so a job gives the same result in both */
     search_set_worker_precheck(s, 1);
     state0 = search_save(s);

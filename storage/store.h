@@ -131,11 +131,11 @@ int store_candidate_get(Store *s, int64_t job_id, int64_t cand, cJSON **out, cha
 
 typedef struct StoreEvalKey {
     int64_t job_id;
-    int64_t seq;     /* the engine's dense sequence number (SearchWork.seq) */
+    int64_t seq;     /* the engine's dense sequence number (WorkItem.seq) */
     int64_t cand;    /* job-local candidate id; the candidate must have been stored */
     int64_t task_id; /* from store_task_upsert */
     uint64_t seed;
-    int steps;       /* requested fidelity (SearchWork.steps); r->steps is what ran */
+    int steps;       /* requested fidelity (WorkItem.steps); r->steps is what ran */
     int interrupted; /* 1: status "interrupted" (the run was stopped, not finished) */
 } StoreEvalKey;
 

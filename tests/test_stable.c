@@ -63,7 +63,7 @@ static void test_needs_more(void **state) {
 
 /* accuracy 0.6 plus a bonus for focal; on the holdout task (index 1) a loss with "focal"
  * collapses to 0.15 on seeds whose hash is 0 mod 4 */
-static void fake_train(const SearchWork *w, EvalResult *r) {
+static void fake_train(const WorkItem *w, EvalResult *r) {
     memset(r, 0, sizeof *r);
     r->ok = 1;
     snprintf(r->metric, sizeof r->metric, "accuracy");
@@ -79,13 +79,17 @@ static void fake_train(const SearchWork *w, EvalResult *r) {
 static int drive(Search *s, int max_rounds) {
     int r = 0;
     for (; r < max_rounds; r++) {
-        const SearchWork *w;
+        const WorkItem *w;
         int n = search_round(s, &w);
         if (n == 0) break;
-        EvalResult *res = calloc((size_t)n, sizeof *res);
-        for (int i = 0; i < n; i++) fake_train(&w[i], &res[i]);
+        WorkOutcome *res = calloc((size_t)n, sizeof *res);
+        for (int i = 0; i < n; i++) {
+            fake_train(&w[i], &res[i].res);
+            res[i].seq = w[i].seq;
+            res[i].status = WORK_OK;
+        }
         char err[LD_ERR_MAX] = "";
-        if (search_finish_round(s, res, err) != LD_OK) fail_msg("finish_round: %s", err);
+        if (search_finish_round(s, res, n, err) != LD_OK) fail_msg("finish_round: %s", err);
         free(res);
     }
     return r;
@@ -123,7 +127,7 @@ static void test_collapsed_never_wins(void **state) {
     cJSON *saved = search_save(a);
     char *at_boundary = cJSON_PrintUnformatted(saved);
     /* the added seeds' round, open: a save now still describes its start */
-    const SearchWork *w;
+    const WorkItem *w;
     if (search_round(a, &w) < 1) fail_msg("no added seeds were asked for");
     cJSON *mid = search_save(a);
     char *mid_text = cJSON_PrintUnformatted(mid);
