@@ -7,8 +7,9 @@ DEB_PKGS  := build-essential pkg-config libuv1-dev libsqlite3-dev libcjson-dev l
 # The tests also check training and exported code against PyTorch (Debian's python3-torch), and
 # the PostgreSQL queue against a throwaway cluster (Debian's postgresql: initdb, pg_ctl).
 TEST_PKGS := $(DEB_PKGS) python3-torch socat python3-pip python3-setuptools postgresql
-# The benchmarks only (never the tests): the Optuna TPE peer of bench/vs_optuna.sh.
-BENCH_PKGS := $(DEB_PKGS) python3-optuna
+# The benchmarks only (never the tests): the Optuna TPE peer of bench/vs_optuna.sh; postgresql
+# for the queue benchmark (bench/pgqueue.sh).
+BENCH_PKGS := $(DEB_PKGS) python3-optuna postgresql
 CC        ?= cc
 ARCH      ?= -march=native
 OPT       ?= -O2

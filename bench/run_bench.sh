@@ -49,3 +49,6 @@ echo "== lossd serve: leaderboard.query latency and 100 clients with 100,000 sto
 
 echo "== deployed precision: a 360-row digits split through the fp16/bf16/int8 model against fp32 (bench_quant)"
 build/bench/bench_quant || echo "bench_quant failed (exit $?)"
+
+echo "== PostgreSQL queue: lease round trip and queue cost per evaluation against a 50 ms evaluation (bench/pgqueue.sh)"
+bench/pgqueue.sh || echo "pgqueue.sh failed (exit $?)"
