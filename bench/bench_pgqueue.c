@@ -129,7 +129,8 @@ static double self_cpu_s(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 /* CPU seconds used so far by every process of the server, read from /proc (the pids from
@@ -158,7 +159,8 @@ static double server_cpu_s(PGconn *c)
         buf[n] = 0;
         const char *p = strrchr(buf, ')'); /* the command may contain spaces */
         unsigned long ut = 0, st = 0;
-        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2) {
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2) {
             total += (double)(ut + st) / (double)tick;
             found++;
         }
@@ -175,8 +177,8 @@ typedef struct Worker {
     /* the prefetching worker's hand-over between its I/O thread and its evaluator */
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    PgqItem *next;     /* leased, not yet taken by the evaluator */
-    int64_t finished;  /* id of an evaluated item to complete, or 0 */
+    PgqItem *next;    /* leased, not yet taken by the evaluator */
+    int64_t finished; /* id of an evaluated item to complete, or 0 */
     int finished_seq;
     int stop;
 } Worker;

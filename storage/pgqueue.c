@@ -21,7 +21,9 @@
  *           and an error when the queue failed it. acked once the daemon stored it.
  * mismatches  late duplicates whose fingerprint differed from the stored result's.
  * workers   one row per worker process: host, pid, threads, evaluations done, liveness.
- * task_data bytes stored once under their SHA-256, checked by the server on insert. */
+ * task_data bytes stored once under their SHA-256, checked by the server on insert.
+ * tasks     (2) a task's normalised spec under the task hash work items carry; its CSV or .npy
+ *           contents are referenced by SHA-256 into task_data. */
 static const char *const migrations[] = {
     /* 1: the tables */
     "CREATE TABLE work ("
@@ -72,6 +74,11 @@ static const char *const migrations[] = {
     "  bytes bytea NOT NULL,"
     "  created_at timestamptz NOT NULL DEFAULT clock_timestamp(),"
     "  CONSTRAINT task_data_hash CHECK (hash = encode(sha256(bytes), 'hex')));",
+    /* 2: tasks by content hash, so a worker finds the spec a work item names */
+    "CREATE TABLE tasks ("
+    "  hash text PRIMARY KEY,"
+    "  spec text NOT NULL,"
+    "  created_at timestamptz NOT NULL DEFAULT clock_timestamp());",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 _Static_assert(NMIGRATIONS == PGQ_SCHEMA_VERSION, "PGQ_SCHEMA_VERSION must match migrations");
@@ -86,99 +93,102 @@ _Static_assert(NMIGRATIONS == PGQ_SCHEMA_VERSION, "PGQ_SCHEMA_VERSION must match
  * commit). Expired leases are taken here too, so a dead worker's items come back even when no
  * sweep runs; attempts bounds how often. */
 #define PGQ_LEASE_SQL                                                                              \
-    "WITH next AS (SELECT id FROM work"                                                           \
-    "  WHERE (leased_until IS NULL OR leased_until < clock_timestamp()) AND attempts < $3"       \
-    "  ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) "                                             \
-    "UPDATE work w SET worker_id = $1, attempts = w.attempts + 1,"                                \
-    "  leased_until = clock_timestamp() + $4::float8 * interval '1 second' "                      \
-    "FROM next WHERE w.id = next.id "                                                             \
+    "WITH next AS (SELECT id FROM work"                                                            \
+    "  WHERE (leased_until IS NULL OR leased_until < clock_timestamp()) AND attempts < $3"         \
+    "  ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED) "                                              \
+    "UPDATE work w SET worker_id = $1, attempts = w.attempts + 1,"                                 \
+    "  leased_until = clock_timestamp() + $4::float8 * interval '1 second' "                       \
+    "FROM next WHERE w.id = next.id "                                                              \
     "RETURNING w.id, w.job_id, w.seq, w.task_hash, w.item, w.attempts"
 
 /* A completion moves the row from work to results in one statement: concurrent completions of
  * the same item serialise on the row lock, and the loser finds the winner's result committed. */
 #define PGQ_COMPLETE_SQL                                                                           \
-    "WITH done AS (DELETE FROM work WHERE id = $1 RETURNING id, job_id, seq),"                   \
-    " ins AS (INSERT INTO results (work_id, job_id, seq, worker_id, result, fingerprint, error)" \
-    "   SELECT id, job_id, seq, $2::bigint, $3::text, $4::text, $5::text FROM done"                 \
-    "   ON CONFLICT DO NOTHING"                 \
-    "   RETURNING work_id),"                                                                      \
-    " seen AS (UPDATE workers SET evals_done = evals_done + 1, last_seen = clock_timestamp()"    \
-    "   WHERE id = $2::bigint AND EXISTS (SELECT 1 FROM ins)) "                                           \
-    "SELECT (SELECT count(*) FROM ins), d.job_id, d.seq FROM (SELECT 1) one "                    \
+    "WITH done AS (DELETE FROM work WHERE id = $1 RETURNING id, job_id, seq),"                     \
+    " ins AS (INSERT INTO results (work_id, job_id, seq, worker_id, result, fingerprint, error)"   \
+    "   SELECT id, job_id, seq, $2::bigint, $3::text, $4::text, $5::text FROM done"                \
+    "   ON CONFLICT DO NOTHING"                                                                    \
+    "   RETURNING work_id),"                                                                       \
+    " seen AS (UPDATE workers SET evals_done = evals_done + 1, last_seen = clock_timestamp()"      \
+    "   WHERE id = $2::bigint AND EXISTS (SELECT 1 FROM ins)) "                                    \
+    "SELECT (SELECT count(*) FROM ins), d.job_id, d.seq FROM (SELECT 1) one "                      \
     "LEFT JOIN done d ON true"
 
 #define PGQ_ABANDON_REASON                                                                         \
-    "'abandoned: its lease ran out ' || attempts || ' times (the workers died, hung or lost "    \
+    "'abandoned: its lease ran out ' || attempts || ' times (the workers died, hung or lost "      \
     "the network)'"
 
 /* Every prepared statement: name, number of parameters, SQL. Prepared on first use. */
 #define PGQ_STMTS(X)                                                                               \
-    X(VERSION_TABLE, 0, "SELECT to_regclass('schema_version') IS NOT NULL")                       \
-    X(VERSION_GET, 0, "SELECT coalesce(max(version), 0) FROM schema_version")                     \
+    X(VERSION_TABLE, 0, "SELECT to_regclass('schema_version') IS NOT NULL")                        \
+    X(VERSION_GET, 0, "SELECT coalesce(max(version), 0) FROM schema_version")                      \
     X(PUBLISH, 4,                                                                                  \
-      "INSERT INTO work (job_id, seq, task_hash, item) SELECT u.j, u.s, u.h, u.i "               \
-      "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS u(j, s, h, i) "        \
-      "WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.job_id = u.j AND r.seq = u.s) "         \
-      "ON CONFLICT (job_id, seq) DO NOTHING")                                                     \
-    X(CANCEL, 1, "DELETE FROM work WHERE job_id = $1")                                            \
+      "INSERT INTO work (job_id, seq, task_hash, item) SELECT u.j, u.s, u.h, u.i "                 \
+      "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS u(j, s, h, i) "          \
+      "WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.job_id = u.j AND r.seq = u.s) "           \
+      "ON CONFLICT (job_id, seq) DO NOTHING")                                                      \
+    X(CANCEL, 1, "DELETE FROM work WHERE job_id = $1")                                             \
     X(PURGE, 1,                                                                                    \
-      "WITH a AS (DELETE FROM work WHERE job_id = $1), b AS (DELETE FROM results WHERE "         \
-      "job_id = $1) DELETE FROM mismatches WHERE job_id = $1")                                    \
+      "WITH a AS (DELETE FROM work WHERE job_id = $1), b AS (DELETE FROM results WHERE "           \
+      "job_id = $1) DELETE FROM mismatches WHERE job_id = $1")                                     \
     X(REQUEUE, 1,                                                                                  \
-      "UPDATE work SET worker_id = NULL, leased_until = NULL "                                    \
-      "WHERE leased_until < clock_timestamp() AND attempts < $1")                                 \
+      "UPDATE work SET worker_id = NULL, leased_until = NULL "                                     \
+      "WHERE leased_until < clock_timestamp() AND attempts < $1")                                  \
     X(ABANDON, 1,                                                                                  \
-      "WITH gone AS (DELETE FROM work WHERE leased_until < clock_timestamp() AND attempts >= $1 " \
-      "  RETURNING id, job_id, seq, attempts) "                                                   \
-      "INSERT INTO results (work_id, job_id, seq, worker_id, result, fingerprint, error) "        \
-      "SELECT id, job_id, seq, NULL, NULL, NULL, " PGQ_ABANDON_REASON " FROM gone "               \
-      "ON CONFLICT DO NOTHING")                                                                   \
+      "WITH gone AS (DELETE FROM work WHERE leased_until < clock_timestamp() AND attempts >= $1 "  \
+      "  RETURNING id, job_id, seq, attempts) "                                                    \
+      "INSERT INTO results (work_id, job_id, seq, worker_id, result, fingerprint, error) "         \
+      "SELECT id, job_id, seq, NULL, NULL, NULL, " PGQ_ABANDON_REASON " FROM gone "                \
+      "ON CONFLICT DO NOTHING")                                                                    \
     X(PRUNE_WORKERS, 0,                                                                            \
-      "DELETE FROM workers WHERE coalesce(stopped_at, last_seen) < "                              \
-      "clock_timestamp() - interval '1 day'")                                                     \
+      "DELETE FROM workers WHERE coalesce(stopped_at, last_seen) < "                               \
+      "clock_timestamp() - interval '1 day'")                                                      \
     X(RESULTS, 1,                                                                                  \
-      "SELECT work_id, job_id, seq, coalesce(worker_id, 0), result, error FROM results "         \
-      "WHERE NOT acked ORDER BY work_id LIMIT $1")                                                \
-    X(ACK, 1, "UPDATE results SET acked = true WHERE work_id = ANY($1::bigint[])")              \
-    X(REGISTER, 3, "INSERT INTO workers (host, pid, threads) VALUES ($1, $2, $3) RETURNING id")  \
+      "SELECT work_id, job_id, seq, coalesce(worker_id, 0), result, error FROM results "           \
+      "WHERE NOT acked ORDER BY work_id LIMIT $1")                                                 \
+    X(ACK, 1, "UPDATE results SET acked = true WHERE work_id = ANY($1::bigint[])")                 \
+    X(REGISTER, 3, "INSERT INTO workers (host, pid, threads) VALUES ($1, $2, $3) RETURNING id")    \
     X(STOP, 1,                                                                                     \
-      "WITH s AS (UPDATE workers SET stopped_at = clock_timestamp(), "                           \
-      "  last_seen = clock_timestamp() WHERE id = $1) "                                           \
-      "UPDATE work SET worker_id = NULL, leased_until = NULL, "                                   \
-      "  attempts = greatest(attempts - 1, 0) WHERE worker_id = $1 AND leased_until IS NOT NULL") \
+      "WITH s AS (UPDATE workers SET stopped_at = clock_timestamp(), "                             \
+      "  last_seen = clock_timestamp() WHERE id = $1) "                                            \
+      "UPDATE work SET worker_id = NULL, leased_until = NULL, "                                    \
+      "  attempts = greatest(attempts - 1, 0) WHERE worker_id = $1 AND leased_until IS NOT NULL")  \
     X(LEASE, 4, PGQ_LEASE_SQL)                                                                     \
     X(HEARTBEAT, 2,                                                                                \
-      "WITH alive AS (UPDATE workers SET last_seen = clock_timestamp() WHERE id = $1) "          \
-      "UPDATE work SET leased_until = clock_timestamp() + $2::float8 * interval '1 second' "     \
-      "WHERE worker_id = $1 AND leased_until IS NOT NULL RETURNING id")                           \
+      "WITH alive AS (UPDATE workers SET last_seen = clock_timestamp() WHERE id = $1) "            \
+      "UPDATE work SET leased_until = clock_timestamp() + $2::float8 * interval '1 second' "       \
+      "WHERE worker_id = $1 AND leased_until IS NOT NULL RETURNING id")                            \
     X(COMPLETE, 5, PGQ_COMPLETE_SQL)                                                               \
     X(STORED, 3,                                                                                   \
-      "SELECT worker_id, coalesce(fingerprint, result), error, job_id, seq FROM results "                     \
-      "WHERE work_id = $1 OR (job_id = $2 AND seq = $3) LIMIT 1")                                 \
+      "SELECT worker_id, coalesce(fingerprint, result), error, job_id, seq FROM results "          \
+      "WHERE work_id = $1 OR (job_id = $2 AND seq = $3) LIMIT 1")                                  \
     X(MISMATCH, 7,                                                                                 \
-      "INSERT INTO mismatches (work_id, job_id, seq, first_worker, late_worker, first, late) "   \
-      "SELECT $1::bigint, coalesce(r.job_id, $2::bigint), coalesce(r.seq, $3::bigint), $4::bigint, "   \
-      "$5::bigint, $6::text, $7::text "                 \
-      "FROM (SELECT 1) one LEFT JOIN results r ON r.work_id = $1::bigint")                                \
-    X(DATA_HAS, 1, "SELECT 1 FROM task_data WHERE hash = $1")                                     \
+      "INSERT INTO mismatches (work_id, job_id, seq, first_worker, late_worker, first, late) "     \
+      "SELECT $1::bigint, coalesce(r.job_id, $2::bigint), coalesce(r.seq, $3::bigint), "           \
+      "$4::bigint, "                                                                               \
+      "$5::bigint, $6::text, $7::text "                                                            \
+      "FROM (SELECT 1) one LEFT JOIN results r ON r.work_id = $1::bigint")                         \
+    X(DATA_HAS, 1, "SELECT 1 FROM task_data WHERE hash = $1")                                      \
+    X(TASK_PUT, 2, "INSERT INTO tasks (hash, spec) VALUES ($1, $2) ON CONFLICT (hash) DO NOTHING") \
+    X(TASK_GET, 1, "SELECT spec FROM tasks WHERE hash = $1")                                       \
     X(WORKERS, 1,                                                                                  \
-      "SELECT w.id, w.host, w.pid, w.threads, w.evals_done, extract(epoch FROM w.started_at),"  \
-      " extract(epoch FROM w.last_seen),"                                                         \
-      " CASE WHEN w.stopped_at IS NOT NULL THEN 'stopped'"                                       \
-      "  WHEN w.last_seen < clock_timestamp() - $1::float8 * interval '1 second' THEN 'lost'"    \
-      "  ELSE 'alive' END,"                                                                       \
-      " coalesce((SELECT json_agg(json_build_object('job_id', k.job_id, 'seq', k.seq,"           \
-      "   'attempts', k.attempts, 'expires_in',"                                                  \
-      "   round(extract(epoch FROM k.leased_until - clock_timestamp())::numeric, 3))"            \
-      "   ORDER BY k.id) FROM work k WHERE k.worker_id = w.id AND k.leased_until IS NOT NULL),"  \
-      "  '[]') FROM workers w ORDER BY w.id DESC LIMIT 1000")                                     \
+      "SELECT w.id, w.host, w.pid, w.threads, w.evals_done, extract(epoch FROM w.started_at),"     \
+      " extract(epoch FROM w.last_seen),"                                                          \
+      " CASE WHEN w.stopped_at IS NOT NULL THEN 'stopped'"                                         \
+      "  WHEN w.last_seen < clock_timestamp() - $1::float8 * interval '1 second' THEN 'lost'"      \
+      "  ELSE 'alive' END,"                                                                        \
+      " coalesce((SELECT json_agg(json_build_object('job_id', k.job_id, 'seq', k.seq,"             \
+      "   'attempts', k.attempts, 'expires_in',"                                                   \
+      "   round(extract(epoch FROM k.leased_until - clock_timestamp())::numeric, 3))"              \
+      "   ORDER BY k.id) FROM work k WHERE k.worker_id = w.id AND k.leased_until IS NOT NULL),"    \
+      "  '[]') FROM workers w ORDER BY w.id DESC LIMIT 1000")                                      \
     X(COUNTS, 0,                                                                                   \
-      "SELECT (SELECT count(*) FROM work WHERE leased_until IS NULL),"                           \
-      " (SELECT count(*) FROM work WHERE leased_until IS NOT NULL),"                              \
-      " (SELECT count(*) FROM results), (SELECT count(*) FROM results WHERE NOT acked),"         \
-      " (SELECT count(*) FROM mismatches)")                                                       \
+      "SELECT (SELECT count(*) FROM work WHERE leased_until IS NULL),"                             \
+      " (SELECT count(*) FROM work WHERE leased_until IS NOT NULL),"                               \
+      " (SELECT count(*) FROM results), (SELECT count(*) FROM results WHERE NOT acked),"           \
+      " (SELECT count(*) FROM mismatches)")                                                        \
     X(MISMATCHES, 0,                                                                               \
-      "SELECT job_id, seq, work_id, coalesce(first_worker, 0), coalesce(late_worker, 0), "       \
+      "SELECT job_id, seq, work_id, coalesce(first_worker, 0), coalesce(late_worker, 0), "         \
       "first, late, extract(epoch FROM at) FROM mismatches ORDER BY id LIMIT 1000")
 
 enum {
@@ -486,10 +496,11 @@ int pgq_open(const char *conninfo, const PgqOpts *opts, Pgq **out, char *err)
     q->max_attempts = o.max_attempts;
 
     /* Defaults first, the caller's conninfo last: its keywords win (libpq keeps the last). */
-    const char *keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
-                          "keepalives_count", "fallback_application_name", "client_encoding",
-                          "dbname", NULL};
-    const char *vals[] = {"10", "20", "10", "4", "lossd", "UTF8", conninfo ? conninfo : "", NULL};
+    const char *keys[] = {"connect_timeout",  "keepalives_idle",  "keepalives_interval",
+                          "keepalives_count", "tcp_user_timeout", "fallback_application_name",
+                          "client_encoding",  "dbname",           NULL};
+    const char *vals[] = {"10", "20", "10", "4", "60000", "lossd", "UTF8", conninfo ? conninfo : "",
+                          NULL};
     q->conn = PQconnectdbParams(keys, vals, 1);
     int rc;
     if (!q->conn) {
@@ -864,8 +875,7 @@ void pgq_items_free(PgqItem *items, int n)
     free(items);
 }
 
-int pgq_heartbeat(Pgq *q, int64_t worker_id, int64_t *held, int max_held, int *n_held,
-                  char *err)
+int pgq_heartbeat(Pgq *q, int64_t worker_id, int64_t *held, int max_held, int *n_held, char *err)
 {
     char wid[24], lease[32];
     PGresult *r;
@@ -887,8 +897,7 @@ int pgq_heartbeat(Pgq *q, int64_t worker_id, int64_t *held, int max_held, int *n
 }
 
 /* The comparison key of a result: its fingerprint, else its text, else "error: reason". */
-static void result_key(const char *fp, const char *result, const char *error, char *key,
-                       size_t n)
+static void result_key(const char *fp, const char *result, const char *error, char *key, size_t n)
 {
     if (fp || result)
         snprintf(key, n, "%s", fp ? fp : result);
@@ -1001,20 +1010,18 @@ int pgq_fail(Pgq *q, int64_t worker_id, int64_t work_id, const char *reason, Pgq
     return finish(q, worker_id, work_id, NULL, NULL, r, c, err);
 }
 
-/* ---- task data by content ---------------------------------------------------------------- */
+/* ---- tasks and their data, by content ---------------------------------------------------- */
 
 /* SHA-256 (FIPS 180-4), small and portable: task data is hashed once per upload and fetch. */
 static const uint32_t sha_k[64] = {
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-    0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-    0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-    0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-    0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-    0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-    0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-    0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-    0xc67178f2};
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 
 #define ROR32(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
@@ -1110,8 +1117,8 @@ int pgq_data_get(Pgq *q, const char *hash, void **bytes, size_t *n, char *err)
         goto done;
     }
     if (PQntuples(r) == 0) {
-        rc = ld_err(err, LD_ENOTFOUND, "pgqueue: task data %.16s...: not stored in the queue",
-                    hash);
+        rc =
+            ld_err(err, LD_ENOTFOUND, "pgqueue: task data %.16s...: not stored in the queue", hash);
         goto done;
     }
     size_t len = (size_t)PQgetlength(r, 0, 0);
@@ -1126,13 +1133,61 @@ int pgq_data_get(Pgq *q, const char *hash, void **bytes, size_t *n, char *err)
     pgq_sha256_hex(buf, len, got);
     if (strcmp(got, hash)) {
         free(buf);
-        rc = ld_err(err, LD_EINVAL, "pgqueue: task data %.16s...: the stored bytes hash to %.16s...",
-                    hash, got);
+        rc = ld_err(err, LD_EINVAL,
+                    "pgqueue: task data %.16s...: the stored bytes hash to %.16s...", hash, got);
         goto done;
     }
     *bytes = buf;
     *n = len;
 done:
+    PQclear(r);
+    return rc;
+}
+
+int pgq_task_put(Pgq *q, const char *task_hash, const char *spec, char *err)
+{
+    char why[LD_ERR_MAX];
+    if (!task_hash || !valid_hash(task_hash, strlen(task_hash)))
+        return ld_err(err, LD_EINVAL,
+                      "pgqueue: task \"%.70s\": expected 16-64 lowercase hex digits",
+                      task_hash ? task_hash : "(null)");
+    if (!spec || !check_object(spec, strlen(spec), "the task's spec", why))
+        return ld_err(err, LD_EINVAL, "pgqueue: task %s: %s", task_hash, spec ? why : "no spec");
+    const char *p[] = {task_hash, spec};
+    int added = 0;
+    int rc = run_cmd(q, ST_TASK_PUT, p, &added, "task: store", err);
+    if (rc != LD_OK || added)
+        return rc;
+    char *stored = NULL;
+    rc = pgq_task_get(q, task_hash, &stored, err);
+    if (rc == LD_OK && strcmp(stored, spec))
+        rc = ld_err(err, LD_ESTATE,
+                    "pgqueue: task %s: a different spec is stored under this hash (two lossd "
+                    "versions normalising it differently, or a collision)",
+                    task_hash);
+    free(stored);
+    return rc;
+}
+
+int pgq_task_get(Pgq *q, const char *task_hash, char **spec, char *err)
+{
+    char why[LD_ERR_MAX];
+    PGresult *r;
+    *spec = NULL;
+    if (!task_hash || !valid_hash(task_hash, strlen(task_hash)))
+        return ld_err(err, LD_EINVAL,
+                      "pgqueue: task \"%.70s\": expected 16-64 lowercase hex digits",
+                      task_hash ? task_hash : "(null)");
+    const char *p[] = {task_hash};
+    int rc = run(q, ST_TASK_GET, p, &r, "task: fetch", err);
+    if (rc != LD_OK)
+        return rc;
+    if (PQntuples(r) == 0)
+        rc = ld_err(err, LD_ENOTFOUND, "pgqueue: task %s: not stored in the queue", task_hash);
+    else if (!check_object(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), "its spec", why))
+        rc = ld_err(err, LD_EINVAL, "pgqueue: task %s: %s", task_hash, why);
+    else if (!(*spec = strdup(PQgetvalue(r, 0, 0))))
+        rc = ld_err(err, LD_ENOMEM, "pgqueue: task %s: out of memory", task_hash);
     PQclear(r);
     return rc;
 }

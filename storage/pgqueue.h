@@ -23,10 +23,10 @@
 
 #include "../common/lossd.h"
 
-#define PGQ_SCHEMA_VERSION 1        /* what this build creates and expects */
-#define PGQ_ITEM_MAX (1 << 20)      /* bytes of a work item or a result */
-#define PGQ_HASH_MAX 64             /* task hashes: 16 to 64 lowercase hex digits */
-#define PGQ_FINGERPRINT_MAX 1024    /* bytes of a result's fingerprint */
+#define PGQ_SCHEMA_VERSION 2     /* what this build creates and expects */
+#define PGQ_ITEM_MAX (1 << 20)   /* bytes of a work item or a result */
+#define PGQ_HASH_MAX 64          /* task hashes: 16 to 64 lowercase hex digits */
+#define PGQ_FINGERPRINT_MAX 1024 /* bytes of a result's fingerprint */
 
 typedef struct Pgq Pgq;
 
@@ -40,20 +40,21 @@ enum {
 typedef struct PgqOpts {
     const char *schema; /* PostgreSQL schema holding the tables; NULL: "lossd" ([a-z_][a-z0-9_]*) */
     int flags;
-    double lease_s;     /* how long a lease lasts without a heartbeat; 0: 30 s */
-    int max_attempts;   /* leases an item may have before it is abandoned as failed; 0: 3 */
+    double lease_s;   /* how long a lease lasts without a heartbeat; 0: 30 s */
+    int max_attempts; /* leases an item may have before it is abandoned as failed; 0: 3 */
 } PgqOpts;
 
 /* Connects with a libpq conninfo string or postgresql:// URI (passwords belong in PGPASSFILE
  * or a PGSERVICE entry, not here: see pgq_conninfo_has_password), sets the session up (schema,
- * UTF-8, TCP keepalives that notice a lost network within about a minute unless the conninfo
- * says otherwise) and, with PGQ_MIGRATE, creates or migrates the schema (pgq_migrate). Without
- * it the schema must be at PGQ_SCHEMA_VERSION: LD_ENOTFOUND when absent, LD_ESTATE when older
- * or newer. Errors: LD_EIO (cannot connect), LD_EINVAL (bad options). Returns owned *out. */
+ * UTF-8, TCP keepalives and a TCP user timeout that notice a lost network within about a
+ * minute unless the conninfo says otherwise) and, with PGQ_MIGRATE, creates or migrates the schema
+ * (pgq_migrate). Without it the schema must be at PGQ_SCHEMA_VERSION: LD_ENOTFOUND when absent,
+ * LD_ESTATE when older or newer. Errors: LD_EIO (cannot connect), LD_EINVAL (bad options). Returns
+ * owned *out. */
 int pgq_open(const char *conninfo, const PgqOpts *opts, Pgq **out, char *err);
 void pgq_close(Pgq *q); /* NULL is fine */
 
-/* Creates the schema or applies the migrations it lacks, each in one transaction holding an
+/* Creates the schema or applies the migrations it lacks, all in one transaction holding an
  * advisory lock, so running it twice or from many processes at once is safe. *version (may be
  * NULL) receives the version now in place. LD_ESTATE when the schema is newer than this build. */
 int pgq_migrate(Pgq *q, int *version, char *err);
@@ -113,12 +114,12 @@ int pgq_worker_register(Pgq *q, const char *host, int pid, int threads, int64_t 
 int pgq_worker_stop(Pgq *q, int64_t worker_id, char *err);
 
 typedef struct PgqItem {
-    int64_t id;            /* the queue's row id: what complete, fail and heartbeat name */
+    int64_t id; /* the queue's row id: what complete, fail and heartbeat name */
     int64_t job_id, seq;
-    int attempts;          /* leases so far, this one included */
+    int attempts; /* leases so far, this one included */
     char task_hash[PGQ_HASH_MAX + 1];
-    char *item;            /* the work item, checked to be a JSON object (owned); NULL if bad */
-    char bad[LD_ERR_MAX];  /* non-empty: the row is malformed and why; pgq_fail it */
+    char *item;           /* the work item, checked to be a JSON object (owned); NULL if bad */
+    char bad[LD_ERR_MAX]; /* non-empty: the row is malformed and why; pgq_fail it */
 } PgqItem;
 
 /* Leases up to max items, oldest first, for lease_s seconds: pending items and items whose
@@ -131,8 +132,7 @@ void pgq_items_free(PgqItem *items, int n);
 /* Extends every lease the worker still holds by lease_s and records that it is alive. The ids
  * still held go to held[0..max_held) (may be NULL) and their count to *n_held: an item missing
  * from them was cancelled or re-leased, and its work can stop. */
-int pgq_heartbeat(Pgq *q, int64_t worker_id, int64_t *held, int max_held, int *n_held,
-                  char *err);
+int pgq_heartbeat(Pgq *q, int64_t worker_id, int64_t *held, int max_held, int *n_held, char *err);
 
 /* What a completion did. */
 typedef enum PgqOutcome {
@@ -159,7 +159,7 @@ int pgq_complete(Pgq *q, int64_t worker_id, int64_t work_id, const char *result,
 int pgq_fail(Pgq *q, int64_t worker_id, int64_t work_id, const char *reason, PgqCompletion *c,
              char *err);
 
-/* ---- task data by content ---------------------------------------------------------------- */
+/* ---- tasks and their data, by content ---------------------------------------------------- */
 
 /* Stores bytes (a user's CSV or .npy) once under their SHA-256 (64 hex digits into hash), so a
  * worker on another host never needs a path on the daemon's host. Sends the bytes only when the
@@ -169,6 +169,13 @@ int pgq_data_put(Pgq *q, const void *bytes, size_t n, char hash[65], char *err);
  * NUL-terminated for convenience) and *n. LD_ENOTFOUND when absent, LD_EINVAL for a bad hash
  * or bytes that do not match it. */
 int pgq_data_get(Pgq *q, const char *hash, void **bytes, size_t *n, char *err);
+/* Stores a task's normalised spec (a JSON object; its CSV or .npy contents referenced by
+ * SHA-256, stored with pgq_data_put) under the task hash that work items carry, once. Putting
+ * the same spec again does nothing; a different spec under a stored hash is LD_ESTATE. */
+int pgq_task_put(Pgq *q, const char *task_hash, const char *spec, char *err);
+/* The spec stored under task_hash, checked to be one JSON object: owned *spec (free()).
+ * LD_ENOTFOUND when absent, LD_EINVAL for a bad hash or a malformed spec. */
+int pgq_task_get(Pgq *q, const char *task_hash, char **spec, char *err);
 /* SHA-256 of bytes as 64 lowercase hex digits and a NUL. */
 void pgq_sha256_hex(const void *bytes, size_t n, char out[65]);
 

@@ -1,10 +1,11 @@
 /* test_pgqueue.c: storage/pgqueue against a throwaway PostgreSQL cluster (tests/pg_cluster.sh:
  * initdb + pg_ctl in a temporary directory, Unix socket only, an unprivileged user when run as
- * root): schema creation twice and from four connections at once, publish/lease/complete, four
- * concurrent leasers never sharing an item, expired leases re-leased, late duplicates ignored
- * and mismatches recorded, cancel, malformed rows and results, task data by SHA-256, the workers
- * listing. Without PostgreSQL's server binaries it says SKIPPED and counts one pass. Each test
- * uses its own schema, so they do not see each other's rows. */
+ * root): schema creation twice and from four connections at once, migrating a version 1 queue,
+ * publish/lease/complete, four concurrent leasers never sharing an item, expired leases
+ * re-leased, late duplicates ignored and mismatches recorded, cancel, malformed rows and results,
+ * tasks by hash and their data by SHA-256, the workers listing. Without PostgreSQL's server
+ * binaries it says SKIPPED and counts one pass. Each test uses its own schema, so they do not
+ * see each other's rows. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,26 +27,26 @@ static char cluster_dir[256];
 static char conninfo[512];
 static PGconn *raw; /* for what a test does behind the queue's back (a hostile or broken peer) */
 
-#define OK(call)                                                                                  \
-    do {                                                                                          \
-        char err_[LD_ERR_MAX] = "";                                                               \
-        int rc_ = (call);                                                                         \
-        if (rc_ != LD_OK)                                                                         \
-            fail_msg("%s -> %d: %s", #call, rc_, err_);                                           \
+#define OK(call)                                                                                   \
+    do {                                                                                           \
+        char err_[LD_ERR_MAX] = "";                                                                \
+        int rc_ = (call);                                                                          \
+        if (rc_ != LD_OK)                                                                          \
+            fail_msg("%s -> %d: %s", #call, rc_, err_);                                            \
     } while (0)
 #define E err_
 
-#define EQ_I(seen, want)                                                                          \
-    do {                                                                                          \
-        long long s_ = (long long)(seen), w_ = (long long)(want);                                 \
-        if (s_ != w_)                                                                             \
-            fail_msg("%s = %lld, want %lld", #seen, s_, w_);                                      \
+#define EQ_I(seen, want)                                                                           \
+    do {                                                                                           \
+        long long s_ = (long long)(seen), w_ = (long long)(want);                                  \
+        if (s_ != w_)                                                                              \
+            fail_msg("%s = %lld, want %lld", #seen, s_, w_);                                       \
     } while (0)
 
-#define HAS(text, part)                                                                           \
-    do {                                                                                          \
-        const char *t_ = (text);                                                                  \
-        if (!t_ || !strstr(t_, (part)))                                                           \
+#define HAS(text, part)                                                                            \
+    do {                                                                                           \
+        const char *t_ = (text);                                                                   \
+        if (!t_ || !strstr(t_, (part)))                                                            \
             fail_msg("%s = \"%s\", want it to contain \"%s\"", #text, t_ ? t_ : "(null)", (part)); \
     } while (0)
 
@@ -66,8 +67,8 @@ __attribute__((format(printf, 2, 3))) static void sql(const char *schema, const 
 }
 
 /* One integer that a query returns (first row, first column). */
-__attribute__((format(printf, 2, 3))) static long long sql_int(const char *schema,
-                                                               const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static long long sql_int(const char *schema, const char *fmt,
+                                                               ...)
 {
     char q[2048];
     va_list ap;
@@ -88,8 +89,8 @@ __attribute__((format(printf, 2, 3))) static long long sql_int(const char *schem
 
 static Pgq *open_q(const char *schema, int flags, double lease_s, int max_attempts)
 {
-    PgqOpts o = {.schema = schema, .flags = flags, .lease_s = lease_s,
-                 .max_attempts = max_attempts};
+    PgqOpts o = {
+        .schema = schema, .flags = flags, .lease_s = lease_s, .max_attempts = max_attempts};
     Pgq *q = NULL;
     OK(pgq_open(conninfo, &o, &q, E));
     return q;
@@ -167,7 +168,7 @@ static void test_schema_twice(void **state)
     q = open_q("s_twice", PGQ_MIGRATE, 0, 0); /* and from a new one */
     pgq_close(q);
     EQ_I(sql_int("s_twice", "SELECT count(*) FROM schema_version"), PGQ_SCHEMA_VERSION);
-    EQ_I(sql_int("s_twice", "SELECT count(*) FROM pg_tables WHERE schemaname = 's_twice'"), 6);
+    EQ_I(sql_int("s_twice", "SELECT count(*) FROM pg_tables WHERE schemaname = 's_twice'"), 7);
 
     /* a worker (no PGQ_MIGRATE) on a schema nobody created, and on one from a newer build */
     PgqOpts o = {.schema = "s_absent"};
@@ -187,6 +188,28 @@ static void test_schema_twice(void **state)
     o = (PgqOpts){.schema = "Bad-Name"};
     EQ_I(pgq_open(conninfo, &o, &q, err), LD_EINVAL);
     HAS(err, "schema name");
+}
+
+/* A queue made by the first release (version 1) is migrated in place: its rows stay. */
+static void test_migrate_from_v1(void **state)
+{
+    Pgq *q = open_q("s_v1", PGQ_MIGRATE, 0, 0);
+    int published = 0;
+    publish_n(q, 1, 0, 3, &published);
+    pgq_close(q);
+    sql("s_v1", "DROP TABLE tasks; DELETE FROM schema_version WHERE version > 1");
+
+    PgqOpts o = {.schema = "s_v1"};
+    char err[LD_ERR_MAX] = "";
+    EQ_I(pgq_open(conninfo, &o, &q, err), LD_ESTATE); /* a worker does not migrate */
+    HAS(err, "at version 1");
+    q = open_q("s_v1", PGQ_MIGRATE, 0, 0);
+    int v = 0;
+    OK(pgq_schema_version(q, &v, E));
+    EQ_I(v, PGQ_SCHEMA_VERSION);
+    EQ_I(sql_int("s_v1", "SELECT count(*) FROM work"), 3);
+    OK(pgq_task_put(q, "0123456789abcdef", "{\"family\": \"classification\"}", E));
+    pgq_close(q);
 }
 
 typedef struct Migrator {
@@ -392,8 +415,9 @@ static void test_concurrent_leasers(void **state)
 /* A worker that died holding item id: its lease runs out (moved into the past). */
 static void lease_runs_out(const char *schema, int64_t id)
 {
-    sql(schema, "UPDATE work SET leased_until = clock_timestamp() - interval '1 second' "
-                "WHERE id = %lld",
+    sql(schema,
+        "UPDATE work SET leased_until = clock_timestamp() - interval '1 second' "
+        "WHERE id = %lld",
         (long long)id);
 }
 
@@ -599,17 +623,19 @@ static void test_malformed(void **state)
     /* rows written behind the queue's back (a broken or hostile peer): each fails alone */
     int published = 0;
     publish_n(d, 2, 0, 1, &published);
-    sql("s_bad", "INSERT INTO work (job_id, seq, task_hash, item) VALUES "
-                 "(2, 1, '%s', 'rm -rf /'), (2, 2, '%s', '[1]'), (2, 3, '../../etc/passwd', '{}'),"
-                 "(2, 4, '%s', '\"str\"'), (-2, 5, '%s', '{}'), (2, 6, '%s', repeat('x', %d)),"
-                 "(2, 7, '%s', '{\"ok\": true}')",
+    sql("s_bad",
+        "INSERT INTO work (job_id, seq, task_hash, item) VALUES "
+        "(2, 1, '%s', 'rm -rf /'), (2, 2, '%s', '[1]'), (2, 3, '../../etc/passwd', '{}'),"
+        "(2, 4, '%s', '\"str\"'), (-2, 5, '%s', '{}'), (2, 6, '%s', repeat('x', %d)),"
+        "(2, 7, '%s', '{\"ok\": true}')",
         h, h, h, h, h, PGQ_ITEM_MAX + 1, h);
     PgqItem *it = NULL;
     int n = 0;
     OK(pgq_lease(w, a, 20, &it, &n, E));
     EQ_I(n, 8);
-    const char *want[] = {"", "not JSON", "not an object", "task hash", "not an object",
-                          "job -2", "bytes (at most", ""};
+    const char *want[] = {
+        "", "not JSON", "not an object", "task hash", "not an object", "job -2", "bytes (at most",
+        ""};
     for (int i = 0; i < n; i++) {
         if (!*want[i]) {
             assert_string_equal(it[i].bad, "");
@@ -690,13 +716,34 @@ static void test_data(void **state)
     assert_string_equal(hex, again);
     EQ_I(sql_int("s_data", "SELECT count(*) FROM task_data"), 13);
 
+    /* a task's spec by the hash work items carry, its data referenced by SHA-256 */
+    char spec[256], *spec_got = NULL;
+    snprintf(spec, sizeof spec, "{\"family\": \"regression\", \"data\": {\"csv_sha256\": \"%s\"}}",
+             hex);
+    const char *th = "a1b2c3d4e5f60718";
+    OK(pgq_task_put(d, th, spec, E));
+    OK(pgq_task_put(d, th, spec, E)); /* again: nothing to do */
+    OK(pgq_task_get(w, th, &spec_got, E));
+    assert_string_equal(spec_got, spec);
+    free(spec_got);
     char err[LD_ERR_MAX];
+    EQ_I(pgq_task_put(d, th, "{\"family\": \"physics\"}", err), LD_ESTATE);
+    HAS(err, "different spec");
+    EQ_I(pgq_task_put(d, th, "[1]", err), LD_EINVAL);
+    EQ_I(pgq_task_put(d, "../x", spec, err), LD_EINVAL);
+    EQ_I(pgq_task_get(w, "ffffffffffffffff", &spec_got, err), LD_ENOTFOUND);
+    EQ_I(pgq_task_get(w, "not-a-hash", &spec_got, err), LD_EINVAL);
+    sql("s_data", "INSERT INTO tasks (hash, spec) VALUES ('eeeeeeeeeeeeeeee', 'import os')");
+    EQ_I(pgq_task_get(w, "eeeeeeeeeeeeeeee", &spec_got, err), LD_EINVAL);
+    HAS(err, "not JSON");
+    assert_null(spec_got);
+
     void *got = NULL;
     size_t n = 0;
     EQ_I(pgq_data_get(w, "ab", &got, &n, err), LD_EINVAL);
     EQ_I(pgq_data_get(w, "../../../../etc/passwd", &got, &n, err), LD_EINVAL);
-    EQ_I(pgq_data_get(w, "0000000000000000000000000000000000000000000000000000000000000000",
-                      &got, &n, err),
+    EQ_I(pgq_data_get(w, "0000000000000000000000000000000000000000000000000000000000000000", &got,
+                      &n, err),
          LD_ENOTFOUND);
     /* bytes changed behind the queue's back are refused by the reader */
     sql("s_data", "ALTER TABLE task_data DROP CONSTRAINT task_data_hash");
@@ -744,12 +791,13 @@ static void test_workers(void **state)
     cJSON_Delete(ws);
 
     /* no heartbeat for a lease period: lost; a clean stop hands the lease back at once */
-    sql("s_workers", "UPDATE workers SET last_seen = clock_timestamp() - interval '1 hour' "
-                     "WHERE id = %lld",
+    sql("s_workers",
+        "UPDATE workers SET last_seen = clock_timestamp() - interval '1 hour' "
+        "WHERE id = %lld",
         (long long)a);
     OK(pgq_workers(d, &ws, E));
-    assert_string_equal(
-        cJSON_GetObjectItem(cJSON_GetArrayItem(ws, 1), "state")->valuestring, "lost");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(ws, 1), "state")->valuestring,
+                        "lost");
     cJSON_Delete(ws);
     OK(pgq_worker_stop(w, a, E));
     PgqItem *again = lease1(w, register_worker(w, "host-c"));
@@ -791,8 +839,8 @@ static const char *script(void)
 static int start_cluster(void **state)
 {
     char cmd[800];
-    snprintf(cluster_dir, sizeof cluster_dir, "%s/lossd-pgq.%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
-             (int)getpid());
+    snprintf(cluster_dir, sizeof cluster_dir, "%s/lossd-pgq.%d",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
     snprintf(cmd, sizeof cmd, "%s start %s %d", script(), cluster_dir, (int)getpid());
     FILE *p = popen(cmd, "r");
     if (!p || !fgets(conninfo, sizeof conninfo, p)) {
@@ -839,11 +887,17 @@ int main(void)
         return cmocka_run_group_tests_name("pgqueue (skipped)", skip, NULL, NULL);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_schema_twice),     cmocka_unit_test(test_schema_concurrent),
-        cmocka_unit_test(test_publish_lease_complete), cmocka_unit_test(test_concurrent_leasers),
-        cmocka_unit_test(test_expired_lease),    cmocka_unit_test(test_late_mismatch),
-        cmocka_unit_test(test_cancel),           cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_data),             cmocka_unit_test(test_workers),
+        cmocka_unit_test(test_schema_twice),
+        cmocka_unit_test(test_migrate_from_v1),
+        cmocka_unit_test(test_schema_concurrent),
+        cmocka_unit_test(test_publish_lease_complete),
+        cmocka_unit_test(test_concurrent_leasers),
+        cmocka_unit_test(test_expired_lease),
+        cmocka_unit_test(test_late_mismatch),
+        cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_data),
+        cmocka_unit_test(test_workers),
         cmocka_unit_test(test_conninfo),
     };
     return cmocka_run_group_tests_name("pgqueue", tests, start_cluster, stop_cluster);
