@@ -192,6 +192,9 @@ int eval_main(int argc, char **argv) {
         goto done;
     }
     cJSON *j = eval_result_json(&res);
+    cJSON *data_info = task_data_json(t); /* rows dropped, values filled, categories encoded */
+    if (j && data_info) cJSON_AddItemToObject(j, "data", data_info);
+    else cJSON_Delete(data_info);
     char *txt = j ? cJSON_PrintUnformatted(j) : NULL;
     if (txt) printf("%s\n", txt);
     cJSON_free(txt);

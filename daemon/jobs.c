@@ -483,6 +483,10 @@ int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *
     d->jobs = j;
     daemon_log("job %lld: submitted (%s, priority %d, %d warm-start expressions)",
                (long long)j->id, job_name(j->job) ? job_name(j->job) : "", j->priority, nwarm);
+    for (int i = 0; i < job_ntasks(j->job); i++) /* what loading its data dropped or filled */
+        if (task_data_note(job_task(j->job, i))[0])
+            daemon_log("job %lld: task %s: %s", (long long)j->id, task_name(job_task(j->job, i)),
+                       task_data_note(job_task(j->job, i)));
     jobs_pump(d);
 done:
     store_strv_free(warm, nwarm);

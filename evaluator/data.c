@@ -2,10 +2,12 @@
  * training-split transforms (imbalance, label noise, outliers, subsample) and standardisation. */
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "internal.h"
 
@@ -28,47 +30,83 @@ void dataset_free(Dataset *d) {
 
 /* ---- CSV ---------------------------------------------------------------------------------- */
 
-/* Splits line (modified in place) at commas into fields; strips spaces and one pair of double
- * quotes. Returns the number of fields, or more than max when the row is longer. */
-static int split_fields(char *line, char **fields, int max) {
-    int n = 0;
-    char *p = line;
+/* A CSV scanner over a buffer it decodes in place (RFC 4180: fields in double quotes may hold
+ * commas, newlines and doubled quotes). Decoded text is never longer than its source, so each
+ * field is written over its own bytes and NUL-terminated where its separator was. */
+typedef struct CsvScan {
+    const char *path;
+    char *p, *end; /* next byte to read; end of the data (end[0] is writable: the buffer's NUL) */
+    int line;      /* line of p, 1-based */
+} CsvScan;
+
+/* Reads one record into *fields (grown as needed, *cap entries): returns its number of fields,
+ * 0 at the end of the input, or a negative code with err. *blank: the record is an empty or
+ * all-blank line. *start: the line it starts on. Unquoted fields lose surrounding blanks. */
+static int csv_record(CsvScan *s, char ***fields, int *cap, int *blank, int *start, char *err) {
+    int nf = 0, quoted_any = 0;
+    if (s->p >= s->end) return 0;
+    *start = s->line;
     for (;;) {
-        char *end = strchr(p, ',');
-        if (end) *end = 0;
-        while (*p == ' ' || *p == '\t') p++;
-        size_t len = strlen(p);
-        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t' || p[len - 1] == '\r')) p[--len] = 0;
-        if (len >= 2 && p[0] == '"' && p[len - 1] == '"') {
-            p[len - 1] = 0;
-            p++;
+        char *r = s->p, *w = s->p, *f = s->p;
+        while (r < s->end && (*r == ' ' || *r == '\t')) r++;
+        if (r < s->end && *r == '"') {
+            int qline = s->line;
+            quoted_any = 1;
+            for (r++;; r++) {
+                if (r >= s->end)
+                    return ld_err(err, LD_EINVAL, "%s:%d: column %d: a quoted field is never closed",
+                                  s->path, qline, nf + 1);
+                if (*r == '"') {
+                    if (r + 1 < s->end && r[1] == '"') {
+                        *w++ = '"';
+                        r++;
+                        continue;
+                    }
+                    r++;
+                    break;
+                }
+                if (*r == '\0') break; /* refused below */
+                if (*r == '\n') s->line++;
+                *w++ = *r;
+            }
+            while (r < s->end && (*r == ' ' || *r == '\t' || (*r == '\r' && (r + 1 == s->end || r[1] == '\n'))))
+                r++;
+            if (r < s->end && *r != ',' && *r != '\n' && *r != '\0')
+                return ld_err(err, LD_EINVAL,
+                              "%s:%d: column %d: text after a closing quote (a quote inside a quoted "
+                              "field is written twice: \"\")", s->path, s->line, nf + 1);
+        } else {
+            while (r < s->end && *r != ',' && *r != '\n' && *r != '\0') *w++ = *r++;
+            while (w > f && (w[-1] == ' ' || w[-1] == '\t' || w[-1] == '\r')) w--;
         }
-        if (n < max) fields[n] = p;
-        n++;
-        if (!end) break;
-        p = end + 1;
+        if (r < s->end && *r == '\0')
+            return ld_err(err, LD_EINVAL, "%s:%d: a NUL byte: this is not a text CSV file", s->path, s->line);
+        char c = r < s->end ? *r : '\n';
+        *w = '\0';
+        if (nf == *cap) {
+            int ncap = *cap ? *cap * 2 : 16;
+            char **nfields = realloc(*fields, sizeof **fields * (size_t)ncap);
+            if (!nfields) return ld_err(err, LD_ENOMEM, "%s: out of memory", s->path);
+            *fields = nfields;
+            *cap = ncap;
+        }
+        (*fields)[nf++] = f;
+        s->p = r < s->end ? r + 1 : s->end;
+        if (c == '\n') {
+            if (r < s->end) s->line++;
+            break;
+        }
     }
-    return n;
+    *blank = nf == 1 && !quoted_any && (*fields)[0][0] == '\0';
+    return nf;
 }
 
-static char *next_line(char **cur, int *lineno) {
-    char *p = *cur;
-    if (!p) return NULL;
-    char *nl = strchr(p, '\n');
-    if (nl) {
-        *nl = 0;
-        *cur = nl + 1;
-    } else {
-        *cur = NULL;
-        if (!*p) return NULL;
-    }
-    (*lineno)++;
-    return p;
-}
-
-static int is_blank(const char *s) {
-    while (*s == ' ' || *s == '\t' || *s == '\r') s++;
-    return *s == 0;
+/* A missing value: an empty field, NA, N/A, NaN or NULL (any case). */
+static int is_missing(const char *s) {
+    static const char *const na[] = {"", "na", "n/a", "nan", "null", NULL};
+    for (int i = 0; na[i]; i++)
+        if (strcasecmp(s, na[i]) == 0) return 1;
+    return 0;
 }
 
 static int parse_float(const char *s, float *out) {
@@ -76,7 +114,7 @@ static int parse_float(const char *s, float *out) {
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (*end != 0 || !isfinite(v)) return -1;
+    if (*end != 0 || !isfinite(v) || fabs(v) > FLT_MAX) return -1;
     *out = (float)v;
     return 0;
 }
@@ -85,141 +123,257 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int data_read_csv(const char *path, const char *label, int classify, Table *out, char *err) {
-    int rc = LD_OK;
-    size_t len = 0;
-    char *buf = NULL, **fields = NULL, **names = NULL, **labstr = NULL, **uniq = NULL;
-    int *rowline = NULL;
-    char *hdr_copy = NULL;
-    memset(out, 0, sizeof *out);
-    buf = ld_read_file(path, &len, err);
-    if (!buf) return LD_EIO;
+/* Sorted distinct strings of v[0..n) (v is sorted in place); returns their number, at most
+ * n, written to the front of v. */
+static int distinct(char **v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_str);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (k == 0 || strcmp(v[k - 1], v[i]) != 0) v[k++] = v[i];
+    return k;
+}
 
-    /* Count lines (upper bound on rows) and find the header. */
-    int nlines = 0;
-    for (size_t i = 0; i < len; i++)
-        if (buf[i] == '\n') nlines++;
-    nlines++;
-    /* Lines are cut in place; next_line returns NULL at the end and counts line numbers. */
-    char *cur = buf;
-    int lineno = 0;
-    char *line = next_line(&cur, &lineno);
-    while (line && is_blank(line)) line = next_line(&cur, &lineno);
-    if (!line) {
+const char *data_missing_name(int missing) {
+    static const char *const names[] = {"error", "drop_rows", "mean"};
+    return missing >= 0 && missing < 3 ? names[missing] : "?";
+}
+
+/* Per feature column while reading: numbers, or text one-hot encoded over its levels. */
+typedef struct CsvCol {
+    int text;       /* 1: categorical (no value of the column is a number) */
+    int nlevel;     /* categorical: distinct values of the kept rows */
+    char **level;   /* categorical: sorted distinct values (pointers into the buffer), owned array */
+    int off;        /* first feature of this column in Table.x */
+} CsvCol;
+
+int data_parse_csv(const char *path, char *buf, size_t len, const char *label, int classify, int missing,
+                   Table *out, char *err) {
+    int rc = LD_OK, nf = 0, cap = 0, blank = 0, start = 0, ncol = 0, nrow = 0, rowcap = 0;
+    char **fields = NULL, **names = NULL, **cells = NULL, **tmp = NULL;
+    int *rowline = NULL;
+    CsvCol *col = NULL;
+    memset(out, 0, sizeof *out);
+    if (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) { /* a UTF-8 byte-order mark */
+        buf += 3;
+        len -= 3;
+    }
+    CsvScan s = {path, buf, buf + len, 1};
+    /* Header: the first non-blank record. */
+    do {
+        nf = csv_record(&s, &fields, &cap, &blank, &start, err);
+    } while (nf > 0 && blank);
+    if (nf < 0) {
+        rc = nf;
+        goto done;
+    }
+    if (nf == 0) {
         rc = ld_err(err, LD_EINVAL, "%s: empty file: expected a header row and data rows", path);
         goto done;
     }
-    /* Header. */
-    int ncol = 1;
-    for (const char *c = line; *c; c++)
-        if (*c == ',') ncol++;
-    fields = calloc((size_t)ncol + 1, sizeof *fields);
-    names = calloc((size_t)ncol, sizeof *names);
-    hdr_copy = strdup(line);
-    if (!fields || !names || !hdr_copy) {
-        rc = ld_err(err, LD_ENOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    split_fields(hdr_copy, names, ncol);
+    ncol = nf;
+    int hline = start;
     if (ncol < 2) {
         rc = ld_err(err, LD_EINVAL, "%s:%d: expected at least 2 columns (features and a label), found %d",
-                    path, lineno, ncol);
+                    path, hline, ncol);
         goto done;
     }
+    names = malloc(sizeof *names * (size_t)ncol);
+    col = calloc((size_t)ncol, sizeof *col);
+    if (!names || !col) goto oom;
+    memcpy(names, fields, sizeof *names * (size_t)ncol);
     int lab = ncol - 1;
     if (label && *label) {
         lab = -1;
         for (int j = 0; j < ncol; j++)
             if (strcmp(names[j], label) == 0) lab = j;
         if (lab < 0) {
-            rc = ld_err(err, LD_EINVAL, "%s:%d: no column named '%s' in the header", path, lineno, label);
+            rc = ld_err(err, LD_EINVAL, "%s:%d: no column named '%s' in the header", path, hline, label);
             goto done;
         }
     }
-    int d = ncol - 1;
-    out->d = d;
-    out->x = malloc(sizeof(float) * (size_t)nlines * (size_t)d);
-    out->y = malloc(sizeof(float) * (size_t)nlines);
-    labstr = calloc((size_t)nlines, sizeof *labstr);
-    rowline = calloc((size_t)nlines, sizeof *rowline);
-    if (!out->x || !out->y || !labstr || !rowline) {
-        rc = ld_err(err, LD_ENOMEM, "%s: out of memory", path);
-        goto done;
-    }
-    int n = 0, numeric_labels = 1;
-    for (line = next_line(&cur, &lineno); line; line = next_line(&cur, &lineno)) {
-        if (is_blank(line)) continue;
-        int nf = split_fields(line, fields, ncol);
+    /* Every data record's fields, row-major, pointing into buf. */
+    for (;;) {
+        nf = csv_record(&s, &fields, &cap, &blank, &start, err);
+        if (nf < 0) {
+            rc = nf;
+            goto done;
+        }
+        if (nf == 0) break;
+        if (blank) continue;
         if (nf != ncol) {
-            rc = ld_err(err, LD_EINVAL, "%s:%d: expected %d fields, found %d", path, lineno, ncol, nf);
+            rc = ld_err(err, LD_EINVAL, "%s:%d: expected %d fields, found %d", path, start, ncol, nf);
             goto done;
         }
-        int k = 0;
-        for (int j = 0; j < ncol; j++) {
-            if (j == lab) continue;
-            if (parse_float(fields[j], &out->x[(size_t)n * d + k]) != 0) {
-                rc = ld_err(err, LD_EINVAL, "%s:%d: column %d (\"%s\"): \"%s\" is not a number", path,
-                            lineno, j + 1, names[j], fields[j]);
-                goto done;
-            }
-            k++;
+        if (nrow == rowcap) {
+            rowcap = rowcap ? rowcap * 2 : 256;
+            char **nc = realloc(cells, sizeof *cells * (size_t)rowcap * (size_t)ncol);
+            int *nl = realloc(rowline, sizeof *rowline * (size_t)rowcap);
+            if (nc) cells = nc;
+            if (nl) rowline = nl;
+            if (!nc || !nl) goto oom;
         }
-        labstr[n] = fields[lab];
-        rowline[n] = lineno;
-        if (parse_float(fields[lab], &out->y[n]) != 0) {
-            if (!classify) {
-                rc = ld_err(err, LD_EINVAL, "%s:%d: column %d (\"%s\"): \"%s\" is not a number", path,
-                            lineno, lab + 1, names[lab], fields[lab]);
-                goto done;
-            }
-            if (!fields[lab][0]) {
-                rc = ld_err(err, LD_EINVAL, "%s:%d: column %d (\"%s\"): empty label", path, lineno,
-                            lab + 1, names[lab]);
-                goto done;
-            }
-            numeric_labels = 0;
-        }
-        n++;
+        memcpy(cells + (size_t)nrow * ncol, fields, sizeof *cells * (size_t)ncol);
+        rowline[nrow++] = start;
     }
-    if (n == 0) {
+    if (nrow == 0) {
         rc = ld_err(err, LD_EINVAL, "%s: no data rows after the header", path);
         goto done;
     }
-    out->n = n;
+    out->rows_read = nrow;
+    /* Column kinds: a feature column none of whose values is a number is categorical; one that
+     * mixes numbers and text is an error (a typo in a number column, most likely). */
+    for (int j = 0; j < ncol; j++) {
+        int num = -1, txt = -1;
+        float v;
+        if (j == lab) continue;
+        for (int i = 0; i < nrow && (num < 0 || txt < 0); i++) {
+            const char *c = cells[(size_t)i * ncol + j];
+            if (is_missing(c)) continue;
+            if (parse_float(c, &v) == 0) {
+                if (num < 0) num = i;
+            } else if (txt < 0) {
+                txt = i;
+            }
+        }
+        if (txt >= 0 && num >= 0) {
+            rc = ld_err(err, LD_EINVAL,
+                        "%s:%d: column %d (\"%s\"): \"%s\" is not a number (line %d has the number \"%s\"; "
+                        "a column holds numbers or text categories, not both)",
+                        path, rowline[txt], j + 1, names[j], cells[(size_t)txt * ncol + j], rowline[num],
+                        cells[(size_t)num * ncol + j]);
+            goto done;
+        }
+        col[j].text = txt >= 0;
+    }
+    /* Missing values: refused, or their rows dropped, or (features only) left as NaN for
+     * data_prepare to fill with the training split's mean. A missing label drops its row
+     * under "mean" too: a label is never invented. */
+    int kept = 0, filled = 0;
+    for (int i = 0; i < nrow; i++) {
+        int drop = 0, nmiss = 0;
+        for (int j = 0; j < ncol; j++) {
+            const char *c = cells[(size_t)i * ncol + j];
+            if (!is_missing(c)) continue;
+            if (missing == DATA_MISSING_ERROR) {
+                rc = ld_err(err, LD_EINVAL,
+                            "%s:%d: column %d (\"%s\"): missing value \"%s\" (the task key \"missing\": "
+                            "\"drop_rows\" or \"mean\" accepts missing values)",
+                            path, rowline[i], j + 1, names[j], c);
+                goto done;
+            }
+            if (missing == DATA_MISSING_DROP_ROWS || j == lab) drop = 1;
+            nmiss++;
+        }
+        if (drop) continue;
+        filled += nmiss;
+        memmove(cells + (size_t)kept * ncol, cells + (size_t)i * ncol, sizeof *cells * (size_t)ncol);
+        rowline[kept++] = rowline[i];
+    }
+    out->rows_dropped = nrow - kept;
+    out->values_filled = filled;
+    nrow = kept;
+    if (nrow == 0) {
+        rc = ld_err(err, LD_EINVAL, "%s: no data rows left after dropping %d with missing values", path,
+                    out->rows_dropped);
+        goto done;
+    }
+    /* Categorical levels over the kept rows; feature offsets. */
+    tmp = malloc(sizeof *tmp * (size_t)nrow);
+    if (!tmp) goto oom;
+    int d = 0;
+    for (int j = 0; j < ncol; j++) {
+        if (j == lab) continue;
+        col[j].off = d;
+        if (!col[j].text) {
+            d++;
+            continue;
+        }
+        int k = 0;
+        for (int i = 0; i < nrow; i++) {
+            char *c = cells[(size_t)i * ncol + j];
+            if (!is_missing(c)) tmp[k++] = c;
+        }
+        k = distinct(tmp, k);
+        if (k > DATA_MAX_LEVELS) {
+            rc = ld_err(err, LD_EINVAL,
+                        "%s: column %d (\"%s\"): %d distinct text values; a categorical column is one-hot "
+                        "encoded with at most %d levels (drop the column, or encode it as numbers)",
+                        path, j + 1, names[j], k, DATA_MAX_LEVELS);
+            goto done;
+        }
+        col[j].nlevel = k;
+        col[j].level = malloc(sizeof(char *) * (size_t)(k ? k : 1));
+        if (!col[j].level) goto oom;
+        memcpy(col[j].level, tmp, sizeof(char *) * (size_t)k);
+        d += k;
+        out->ncategorical++;
+        int used = (int)strlen(out->categorical);
+        if (used < (int)sizeof out->categorical - 1)
+            snprintf(out->categorical + used, sizeof out->categorical - (size_t)used, "%s%s (%d levels)",
+                     used ? ", " : "", names[j], k);
+    }
+    if (d == 0) {
+        rc = ld_err(err, LD_EINVAL, "%s: no feature columns (every column but the label has no levels)", path);
+        goto done;
+    }
+    out->d = d;
+    out->x = malloc(sizeof(float) * (size_t)nrow * (size_t)d);
+    out->y = malloc(sizeof(float) * (size_t)nrow);
+    if (!out->x || !out->y) goto oom;
+    for (int i = 0; i < nrow; i++) {
+        float *x = out->x + (size_t)i * d;
+        for (int j = 0; j < ncol; j++) {
+            char *c = cells[(size_t)i * ncol + j];
+            if (j == lab) continue;
+            if (!col[j].text) {
+                if (is_missing(c)) x[col[j].off] = NAN;
+                else parse_float(c, &x[col[j].off]);
+                continue;
+            }
+            char **hit = is_missing(c) ? NULL : bsearch(&c, col[j].level, (size_t)col[j].nlevel, sizeof(char *), cmp_str);
+            for (int k = 0; k < col[j].nlevel; k++)
+                x[col[j].off + k] = hit ? (float)(hit - col[j].level == k) : NAN;
+        }
+    }
+    /* Labels: numbers, or (classification) text turned into class ids by sorted order. */
+    int numeric_labels = 1;
+    for (int i = 0; i < nrow; i++) {
+        const char *c = cells[(size_t)i * ncol + lab];
+        if (parse_float(c, &out->y[i]) == 0) continue;
+        if (!classify) {
+            rc = ld_err(err, LD_EINVAL, "%s:%d: column %d (\"%s\"): \"%s\" is not a number", path, rowline[i],
+                        lab + 1, names[lab], c);
+            goto done;
+        }
+        numeric_labels = 0;
+    }
+    out->n = nrow;
     if (classify && numeric_labels) {
         int mx = -1;
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < nrow; i++) {
             float v = out->y[i];
             if (!(v >= 0) || v != floorf(v) || v >= MAX_CLASSES) {
                 rc = ld_err(err, LD_EINVAL,
                             "%s:%d: column %d (\"%s\"): label %s is out of range (class labels are "
-                            "integers 0..%d, or strings)", path, rowline[i], lab + 1, names[lab], labstr[i],
-                            MAX_CLASSES - 1);
+                            "integers 0..%d, or strings)", path, rowline[i], lab + 1, names[lab],
+                            cells[(size_t)i * ncol + lab], MAX_CLASSES - 1);
                 goto done;
             }
             if ((int)v > mx) mx = (int)v;
         }
         out->nclass = mx + 1;
     } else if (classify) {
-        /* String labels: sorted unique strings become class ids 0..K-1. */
-        uniq = malloc(sizeof *uniq * (size_t)n);
-        if (!uniq) {
-            rc = ld_err(err, LD_ENOMEM, "%s: out of memory", path);
-            goto done;
-        }
-        memcpy(uniq, labstr, sizeof *uniq * (size_t)n);
-        qsort(uniq, (size_t)n, sizeof *uniq, cmp_str);
-        int k = 0;
-        for (int i = 0; i < n; i++)
-            if (k == 0 || strcmp(uniq[k - 1], uniq[i]) != 0) uniq[k++] = uniq[i];
+        for (int i = 0; i < nrow; i++) tmp[i] = cells[(size_t)i * ncol + lab];
+        int k = distinct(tmp, nrow);
         if (k > MAX_CLASSES) {
             rc = ld_err(err, LD_EINVAL, "%s: column \"%s\" has %d distinct labels (at most %d)", path,
                         names[lab], k, MAX_CLASSES);
             goto done;
         }
-        for (int i = 0; i < n; i++) {
-            char **hit = bsearch(&labstr[i], uniq, (size_t)k, sizeof *uniq, cmp_str);
-            out->y[i] = (float)(hit - uniq);
+        for (int i = 0; i < nrow; i++) {
+            char *c = cells[(size_t)i * ncol + lab];
+            char **hit = bsearch(&c, tmp, (size_t)k, sizeof *tmp, cmp_str);
+            out->y[i] = (float)(hit - tmp);
         }
         out->nclass = k;
     }
@@ -228,15 +382,28 @@ int data_read_csv(const char *path, const char *label, int classify, Table *out,
                     path, names[lab], out->nclass);
         goto done;
     }
+    goto done;
+oom:
+    rc = ld_err(err, LD_ENOMEM, "%s: out of memory", path);
 done:
     if (rc) table_free(out);
-    free(buf);
+    for (int j = 0; col && j < ncol; j++) free(col[j].level);
+    free(col);
     free(fields);
     free(names);
-    free(hdr_copy);
-    free(labstr);
+    free(cells);
     free(rowline);
-    free(uniq);
+    free(tmp);
+    return rc;
+}
+
+int data_read_csv(const char *path, const char *label, int classify, int missing, Table *out, char *err) {
+    size_t len = 0;
+    char *buf = ld_read_file(path, &len, err);
+    memset(out, 0, sizeof *out);
+    if (!buf) return LD_EIO;
+    int rc = data_parse_csv(path, buf, len, label, classify, missing, out, err);
+    free(buf);
     return rc;
 }
 
@@ -508,13 +675,23 @@ int data_prepare(const Table *tab, int classify, const DataPrep *p, Task *t, cha
         t->y_mean = 0;
         t->y_std = 1;
     }
-    /* Feature standardisation with training statistics; constant columns get std 1. */
-    for (int i = 0; i < nk; i++)
-        for (int j = 0; j < d; j++) mean[j] += trn->x[(size_t)i * d + j];
-    for (int j = 0; j < d; j++) mean[j] /= nk;
+    /* Feature standardisation with training statistics; constant columns get std 1. A missing
+     * value (NaN, kept by the CSV reader under missing: "mean") is filled with its column's
+     * training mean, so it standardises to 0; the statistics are those of the filled column. */
+    for (int j = 0; j < d; j++) sd[j] = 0; /* sd counts a column's present values first */
     for (int i = 0; i < nk; i++)
         for (int j = 0; j < d; j++) {
-            double e = trn->x[(size_t)i * d + j] - mean[j];
+            float v = trn->x[(size_t)i * d + j];
+            if (isnan(v)) continue;
+            mean[j] += v;
+            sd[j] += 1;
+        }
+    for (int j = 0; j < d; j++) mean[j] = sd[j] > 0 ? mean[j] / sd[j] : 0;
+    for (int j = 0; j < d; j++) sd[j] = 0;
+    for (int i = 0; i < nk; i++)
+        for (int j = 0; j < d; j++) {
+            float v = trn->x[(size_t)i * d + j];
+            double e = isnan(v) ? 0 : v - mean[j];
             sd[j] += e * e;
         }
     for (int j = 0; j < d; j++) {
@@ -527,7 +704,7 @@ int data_prepare(const Table *tab, int classify, const DataPrep *p, Task *t, cha
             for (int i = 0; i < all[s]->n; i++)
                 for (int j = 0; j < d; j++) {
                     float *v = &all[s]->x[(size_t)i * d + j];
-                    *v = (float)((*v - mean[j]) / sd[j]);
+                    *v = isnan(*v) ? 0.0f : (float)((*v - mean[j]) / sd[j]);
                 }
     }
     goto done;

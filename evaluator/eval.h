@@ -29,6 +29,13 @@ int task_higher_better(const Task *t);      /* 1 if larger metric values are bet
 int task_steps(const Task *t);              /* default training steps */
 uint64_t task_hash(const Task *t);          /* same normalised spec => same hash */
 cJSON *task_spec(const Task *t);            /* returns owned normalised spec */
+/* What loading the task's table did: {rows, features, missing, rows_dropped, values_filled,
+ * categorical}; returns owned JSON, or NULL for a task without a table (physics). It is also the
+ * normalised spec's "data_info" (outside the hash). */
+cJSON *task_data_json(const Task *t);
+/* The same as one line for logs ("x.csv: 3 of 100 rows dropped (missing values)"); "" when
+ * loading dropped, filled and encoded nothing. */
+const char *task_data_note(const Task *t);
 
 /* EvalResult (the numbers of one run) lives in common/work.h, beside the work item and its
  * outcome, so search/ sees it without including the evaluator. */

@@ -52,21 +52,44 @@ struct Task {
     struct ConSpec *con;      /* contrastive family, owned by contrastive.c */
     float y_mean, y_std;      /* regression: training-target statistics; targets in Dataset.y
                                  are standardised, metrics are reported in original units */
+    cJSON *data_info;         /* what loading the table did (task_data_json), owned; NULL: none */
+    char data_note[320];      /* the same as one line for logs, "" when loading changed nothing */
 };
 
 void dataset_free(Dataset *d);
 
 /* data.c: a loaded table before splitting. x (n, d) and y (n) are owned. For classification y
- * holds class ids 0..nclass-1 as floats. */
+ * holds class ids 0..nclass-1 as floats. A missing feature value kept under DATA_MISSING_MEAN is
+ * NaN in x (data_prepare fills it). */
 typedef struct Table {
     int n, d;
     float *x, *y;
     int nclass; /* classification: number of classes; else 0 */
+    /* What loading did, for the task's data report (CSV only; 0 otherwise). */
+    int rows_read;          /* data rows in the file */
+    int rows_dropped;       /* rows dropped for a missing value (or a missing label) */
+    int values_filled;      /* missing feature values kept, to be filled with the training mean */
+    int ncategorical;       /* text columns one-hot encoded */
+    char categorical[160];  /* "color (3 levels), city (12 levels)", cut when long */
 } Table;
 
-/* Reads a CSV file with a header row. label: the target column's name (NULL: the last
- * column). classify: labels become class ids (integers, or sorted unique strings). */
-int data_read_csv(const char *path, const char *label, int classify, Table *out, char *err);
+/* What a CSV's missing values do (the task key "missing"). */
+enum { DATA_MISSING_ERROR = 0, DATA_MISSING_DROP_ROWS = 1, DATA_MISSING_MEAN = 2 };
+/* A text (categorical) feature column is one-hot encoded over at most this many distinct values. */
+#define DATA_MAX_LEVELS 32
+const char *data_missing_name(int missing); /* "error", "drop_rows", "mean" */
+
+/* Reads a CSV file with a header row (RFC 4180 quoting; a UTF-8 byte-order mark is skipped).
+ * label: the target column's name (NULL: the last column). classify: labels become class ids
+ * (integers, or sorted unique strings). missing: DATA_MISSING_*; a missing value is an empty
+ * field, NA, N/A, NaN or NULL (any case). A feature column with no number in it is categorical
+ * and one-hot encoded (levels sorted, at most DATA_MAX_LEVELS); mixing numbers and text in a
+ * column is an error naming both. */
+int data_read_csv(const char *path, const char *label, int classify, int missing, Table *out, char *err);
+/* The same over len bytes of buf (path names it in errors), decoded in place: buf is modified
+ * and must hold len + 1 bytes. Borrows buf; out's arrays are owned by the caller. */
+int data_parse_csv(const char *path, char *buf, size_t len, const char *label, int classify, int missing,
+                   Table *out, char *err);
 /* Reads a .npy array: ndim must be want_ndim (2: features, 1: labels). Returns owned float
  * data in *out with its shape in rows/cols (cols = 1 for 1-D). */
 int data_read_npy(const char *path, int want_ndim, float **out, int *rows, int *cols, char *err);

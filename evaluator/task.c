@@ -172,15 +172,15 @@ static int parse_transform(const cJSON *tf, int family, DataPrep *p, char *err) 
 
 /* Loads the table named by data (and labels) for a classification/regression-style task. */
 static int load_table(const char *data, const char *labels, const char *label_col, const char *base_dir,
-                      int classify, Table *tab, char *err) {
+                      int classify, int missing, Table *tab, char *err) {
     char path[1024];
     int rc;
     if (!strncmp(data, "builtin:", 8)) {
         snprintf(path, sizeof path, "%s/%s.csv", ld_data_dir(), data + 8);
-        return data_read_csv(path, label_col, classify, tab, err);
+        return data_read_csv(path, label_col, classify, missing, tab, err);
     }
     resolve_path(path, sizeof path, base_dir, data);
-    if (ends_with(data, ".csv")) return data_read_csv(path, label_col, classify, tab, err);
+    if (ends_with(data, ".csv")) return data_read_csv(path, label_col, classify, missing, tab, err);
     if (!ends_with(data, ".npy"))
         return ld_err(err, LD_EINVAL, "task: data: '%s' is not builtin:NAME, a .csv or a .npy path", data);
     if (!labels)
@@ -211,6 +211,40 @@ fail:
     return rc;
 }
 
+/* The task's data report: {rows, rows_dropped, values_filled, missing, features, categorical}.
+ * Returns owned JSON (NULL when out of memory). */
+static cJSON *data_info_json(const Table *tab, int missing) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "rows", tab->n);
+    cJSON_AddNumberToObject(o, "features", tab->d);
+    cJSON_AddStringToObject(o, "missing", data_missing_name(missing));
+    cJSON_AddNumberToObject(o, "rows_dropped", tab->rows_dropped);
+    cJSON_AddNumberToObject(o, "values_filled", tab->values_filled);
+    if (tab->ncategorical) cJSON_AddStringToObject(o, "categorical", tab->categorical);
+    return o;
+}
+
+/* One line saying what loading changed, for logs; empty when it changed nothing. */
+static void data_note(Task *t, const Table *tab, const char *data) {
+    char *p = t->data_note;
+    size_t n = sizeof t->data_note, k = 0;
+    p[0] = '\0';
+    if (tab->rows_dropped)
+        k += (size_t)snprintf(p + k, n - k, "; %d of %d rows dropped (missing values)", tab->rows_dropped,
+                              tab->rows_read);
+    if (tab->values_filled && k < n)
+        k += (size_t)snprintf(p + k, n - k, "; %d missing values filled with the training mean",
+                              tab->values_filled);
+    if (tab->ncategorical && k < n)
+        k += (size_t)snprintf(p + k, n - k, "; one-hot encoded: %s", tab->categorical);
+    if (k) {
+        char tmp[sizeof t->data_note];
+        snprintf(tmp, sizeof tmp, "%s: %s", data, p + 2);
+        snprintf(p, n, "%s", tmp);
+    }
+}
+
 static int is_physics_data(const char *data) {
     return !strcmp(data, "builtin:oscillator") || !strcmp(data, "builtin:poisson");
 }
@@ -221,11 +255,21 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     Task *t = NULL;
     *out = NULL;
     if (!cJSON_IsObject(spec)) return ld_err(err, LD_EINVAL, "task: expected a JSON object");
-    const char *data = NULL, *labels = NULL, *label_col = NULL, *fam_s = NULL, *metric = NULL, *name = NULL;
+    const char *data = NULL, *labels = NULL, *label_col = NULL, *fam_s = NULL, *metric = NULL, *name = NULL,
+               *missing_s = NULL;
     if ((rc = get_str(spec, "", "data", &data, err)) || (rc = get_str(spec, "", "labels", &labels, err)) ||
         (rc = get_str(spec, "", "label", &label_col, err)) || (rc = get_str(spec, "", "family", &fam_s, err)) ||
-        (rc = get_str(spec, "", "metric", &metric, err)) || (rc = get_str(spec, "", "name", &name, err)))
+        (rc = get_str(spec, "", "metric", &metric, err)) || (rc = get_str(spec, "", "name", &name, err)) ||
+        (rc = get_str(spec, "", "missing", &missing_s, err)))
         return rc;
+    int missing = DATA_MISSING_ERROR;
+    if (missing_s) {
+        missing = -1;
+        for (int k = DATA_MISSING_ERROR; k <= DATA_MISSING_MEAN; k++)
+            if (!strcmp(missing_s, data_missing_name(k))) missing = k;
+        if (missing < 0)
+            return ld_err(err, LD_EINVAL, "task: missing: '%s' is not error, drop_rows or mean", missing_s);
+    }
     if (!data) return ld_err(err, LD_EINVAL, "task: missing \"data\" (builtin:NAME, a .csv or a .npy path)");
     if (!strncmp(data, "builtin:", 8) && !is_physics_data(data)) {
         int ok = 0;
@@ -276,7 +320,8 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
         goto done;
     if (family == FAM_CLASSIFICATION || family == FAM_REGRESSION) {
         static const char *const keys[] = {"name", "description", "data", "labels", "family", "label",
-                                           "transform", "split", "model", "train", "metric", NULL};
+                                           "transform", "split", "model", "train", "metric", "missing",
+                                           "data_info", NULL};
         if ((rc = check_keys(spec, "", keys, err))) goto done;
     }
     DataPrep prep = {.val = 0.2, .test = 0.2, .seed = 0, .imbalance = 1, .label_noise = 0, .outliers = 0,
@@ -302,8 +347,10 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
         if ((rc = phys_task_load(t, spec, err))) goto done;
     } else {
         int classify = family != FAM_REGRESSION;
-        if ((rc = load_table(data, labels, label_col, base_dir, classify, &tab, err))) goto done;
+        if ((rc = load_table(data, labels, label_col, base_dir, classify, missing, &tab, err))) goto done;
         t->nclass = classify ? tab.nclass : 1;
+        t->data_info = data_info_json(&tab, missing);
+        data_note(t, &tab, data);
         if ((rc = data_prepare(&tab, classify, &prep, t, err))) goto done;
         if (family == FAM_CONTRASTIVE && (rc = con_task_load(t, spec, err))) goto done;
     }
@@ -339,6 +386,7 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     }
     cJSON_AddStringToObject(n, "family", family_name(family));
     if (label_col) cJSON_AddStringToObject(n, "label", label_col);
+    if (missing != DATA_MISSING_ERROR) cJSON_AddStringToObject(n, "missing", data_missing_name(missing));
     cJSON *jt = cJSON_AddObjectToObject(n, "transform");
     if (prep.imbalance < 1) cJSON_AddNumberToObject(jt, "imbalance", prep.imbalance);
     if (prep.label_noise > 0) cJSON_AddNumberToObject(jt, "label_noise", prep.label_noise);
@@ -373,7 +421,7 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
         int ne = 0;
         cJSON_ArrayForEach(it, spec) {
             if (cJSON_GetObjectItemCaseSensitive(n, it->string) || !strcmp(it->string, "name") ||
-                !strcmp(it->string, "description") || ne == 64)
+                !strcmp(it->string, "description") || !strcmp(it->string, "data_info") || ne == 64)
                 continue;
             int k = ne++;
             while (k > 0 && strcmp(extra[k - 1], it->string) > 0) {
@@ -394,6 +442,8 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     t->hash = ld_hash64(txt, strlen(txt));
     cJSON_free(txt);
     cJSON_AddStringToObject(n, "name", t->name);
+    /* What loading did; like the name, not part of the hash (it follows from the data). */
+    if (t->data_info) cJSON_AddItemToObject(n, "data_info", cJSON_Duplicate(t->data_info, 1));
 done:
     table_free(&tab);
     if (rc) {
@@ -453,6 +503,7 @@ void task_free(Task *t) {
     dataset_free(&t->val);
     dataset_free(&t->test);
     cJSON_Delete(t->spec);
+    cJSON_Delete(t->data_info);
     free(t);
 }
 
@@ -466,3 +517,5 @@ int task_higher_better(const Task *t) { return t->higher_better; }
 int task_steps(const Task *t) { return t->train_spec.steps; }
 uint64_t task_hash(const Task *t) { return t->hash; }
 cJSON *task_spec(const Task *t) { return cJSON_Duplicate(t->spec, 1); }
+cJSON *task_data_json(const Task *t) { return t->data_info ? cJSON_Duplicate(t->data_info, 1) : NULL; }
+const char *task_data_note(const Task *t) { return t->data_note; }

@@ -124,7 +124,7 @@ static Task *digits_task(const char *json) {
     Table tab;
     memset(&tab, 0, sizeof tab);
     snprintf(path, sizeof path, "%s/digits.csv", ld_data_dir());
-    int rc = data_read_csv(path, "digit", 1, &tab, err);
+    int rc = data_read_csv(path, "digit", 1, DATA_MISSING_ERROR, &tab, err);
     if (rc != LD_OK) print_error("%s\n", err);
     assert_int_equal(rc, LD_OK);
     Task *t = calloc(1, sizeof *t);

@@ -47,7 +47,7 @@ static void test_csv_ok(void **state) {
     char err[LD_ERR_MAX];
     Table t;
     const char *p = write_text("ok.csv", "a,b,kind\n1,2,dog\n3, 4.5,cat\r\n\n5,6,dog\n");
-    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), 0);
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), 0);
     assert_int_equal(t.n, 3);
     assert_int_equal(t.d, 2);
     assert_int_equal(t.nclass, 2);
@@ -58,12 +58,12 @@ static void test_csv_ok(void **state) {
     table_free(&t);
     /* Label column chosen by name; numeric labels. */
     p = write_text("ok2.csv", "y,a,b\n0,1,2\n2,3,4\n1,5,6\n");
-    assert_int_equal(data_read_csv(p, "y", 1, &t, err), 0);
+    assert_int_equal(data_read_csv(p, "y", 1, DATA_MISSING_ERROR, &t, err), 0);
     assert_int_equal(t.nclass, 3);
     assert_float_equal(t.x[0], 1, 0);
     assert_float_equal(t.y[1], 2, 0);
     table_free(&t);
-    assert_int_equal(data_read_csv(p, "y", 0, &t, err), 0);
+    assert_int_equal(data_read_csv(p, "y", 0, DATA_MISSING_ERROR, &t, err), 0);
     table_free(&t);
 }
 
@@ -72,38 +72,150 @@ static void test_csv_errors(void **state) {
     char err[LD_ERR_MAX], want[512];
     Table t;
     const char *p = write_text("ragged.csv", "a,b,c\n1,2,0\n1,2\n");
-    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
     snprintf(want, sizeof want, "%s:3: expected 3 fields, found 2", p);
     expect_err(err, want);
     p = write_text("nan.csv", "a,p02,c\n1,2,0\n1,abc,1\n");
-    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
     snprintf(want, sizeof want, "%s:3: column 2 (\"p02\"): \"abc\" is not a number", p);
     expect_err(err, want);
     p = write_text("neg.csv", "a,c\n1,0\n2,-1\n");
-    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
     snprintf(want, sizeof want, "%s:3: column 2 (\"c\"): label -1 is out of range", p);
     expect_err(err, want);
     p = write_text("frac.csv", "a,c\n1,0\n2,1.5\n");
-    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
     expect_err(err, "frac.csv:3: column 2 (\"c\"): label 1.5 is out of range");
     p = write_text("empty.csv", "");
-    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
     expect_err(err, "empty file");
     p = write_text("hdr.csv", "a,b\n");
-    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
     expect_err(err, "no data rows");
-    assert_int_equal(data_read_csv(tmp_path("missing.csv"), NULL, 1, &t, err), LD_EIO);
+    assert_int_equal(data_read_csv(tmp_path("missing.csv"), NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EIO);
     expect_err(err, "missing.csv: cannot open");
     p = write_text("nolab.csv", "a,b\n1,2\n");
-    assert_int_equal(data_read_csv(p, "zz", 1, &t, err), LD_EINVAL);
+    assert_int_equal(data_read_csv(p, "zz", 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
     expect_err(err, "no column named 'zz'");
     p = write_text("one.csv", "a,b\n1,0\n2,0\n");
-    assert_int_equal(data_read_csv(p, NULL, 1, &t, err), LD_EINVAL);
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
     expect_err(err, "needs at least 2");
     /* Regression targets must be numbers. */
     p = write_text("regstr.csv", "a,y\n1,2\n1,x\n");
-    assert_int_equal(data_read_csv(p, NULL, 0, &t, err), LD_EINVAL);
+    assert_int_equal(data_read_csv(p, NULL, 0, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
     expect_err(err, ":3: column 2 (\"y\"): \"x\" is not a number");
+}
+
+/* RFC 4180 as real exports write it: quoted fields holding commas, doubled quotes and newlines;
+ * CRLF line ends; a UTF-8 byte-order mark before the header. */
+static void test_csv_quoting(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    Table t;
+    const char *p = write_text("q.csv", "\xEF\xBB\xBF\"size\",\"note, with comma\",kind\r\n"
+                                        "1,\"2\",\"a, \"\"quoted\"\" cat\"\r\n"
+                                        "3,\"4\",\"a dog\nover two lines\"\r\n"
+                                        "\"5\" , 6 ,\"a, \"\"quoted\"\" cat\"\r\n");
+    int rc = data_read_csv(p, "kind", 1, DATA_MISSING_ERROR, &t, err);
+    if (rc) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(t.n, 3);
+    assert_int_equal(t.d, 2);
+    assert_int_equal(t.nclass, 2); /* sorted: "a dog\nover two lines" = 0, "a, \"quoted\" cat" = 1 */
+    assert_float_equal(t.y[0], 1, 0);
+    assert_float_equal(t.y[1], 0, 0);
+    assert_float_equal(t.y[2], 1, 0);
+    assert_float_equal(t.x[0], 1, 0);
+    assert_float_equal(t.x[4], 5, 0);
+    assert_float_equal(t.x[5], 6, 0);
+    table_free(&t);
+    /* The BOM no longer hides the first column's name. */
+    p = write_text("bom.csv", "\xEF\xBB\xBFlabel,a\n0,1\n1,2\n");
+    rc = data_read_csv(p, "label", 1, DATA_MISSING_ERROR, &t, err);
+    if (rc) print_error("%s\n", err);
+    assert_int_equal(rc, 0);
+    assert_int_equal(t.nclass, 2);
+    table_free(&t);
+    /* Line numbers count the lines inside quoted fields. */
+    p = write_text("qline.csv", "a,b,c\n1,\"x\ny\",0\n1,2\n");
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
+    expect_err(err, "qline.csv:4: expected 3 fields, found 2");
+    p = write_text("open.csv", "a,b\n1,\"2\n3,4\n");
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
+    expect_err(err, "open.csv:2: column 2: a quoted field is never closed");
+    p = write_text("after.csv", "a,b\n1,\"2\"x,0\n");
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
+    expect_err(err, "after.csv:2: column 2: text after a closing quote");
+    p = write_file("nul.csv", "a,b\n1,\0\n", 8);
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
+    expect_err(err, "nul.csv:2: a NUL byte");
+    /* Numbers beyond float range are not numbers (they were infinities). */
+    p = write_text("big.csv", "a,b\n1e39,0\n1,1\n");
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
+    expect_err(err, "\"1e39\" is not a number");
+}
+
+/* Missing values: refused by default naming line and column, rows dropped, or features filled
+ * with the training mean (labels are never filled); the counts are reported. */
+static void test_csv_missing(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    Table t;
+    const char *text = "a,b,y\n1,2,0\n,3,1\n4,NA,0\n5,nan,1\n6,7,\n8,\"\",1\n9,10,0\n11,12,1\n";
+    const char *p = write_text("miss.csv", text);
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
+    expect_err(err, "miss.csv:3: column 1 (\"a\"): missing value \"\" (the task key \"missing\"");
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_DROP_ROWS, &t, err), 0);
+    printf("drop_rows: %d of %d rows kept, %d dropped\n", t.n, t.rows_read, t.rows_dropped);
+    assert_int_equal(t.rows_read, 8);
+    assert_int_equal(t.rows_dropped, 5);
+    assert_int_equal(t.n, 3);
+    assert_int_equal(t.values_filled, 0);
+    assert_float_equal(t.x[2], 9, 0);
+    table_free(&t);
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_MEAN, &t, err), 0);
+    printf("mean: %d rows, %d dropped (missing label), %d values filled\n", t.n, t.rows_dropped,
+           t.values_filled);
+    assert_int_equal(t.n, 7);
+    assert_int_equal(t.rows_dropped, 1); /* 6,7,<no label> */
+    assert_int_equal(t.values_filled, 4);
+    assert_true(isnan(t.x[2]));  /* row ",3,1": a */
+    assert_true(isnan(t.x[5]));  /* row "4,NA,0": b */
+    assert_float_equal(t.x[4], 4, 0);
+    table_free(&t);
+    p = write_text("allmiss.csv", "a,y\nNA,0\n,1\n");
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_DROP_ROWS, &t, err), LD_EINVAL);
+    expect_err(err, "no data rows left after dropping 2 with missing values");
+}
+
+/* Text feature columns are one-hot encoded over their sorted levels, up to DATA_MAX_LEVELS;
+ * a column mixing numbers and text names both. */
+static void test_csv_categorical(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    Table t;
+    const char *p = write_text("cat.csv", "x,color,y\n1,red,0\n2,blue,1\n3,\"green\",0\n4,red,1\n5,NA,0\n");
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_MEAN, &t, err), 0);
+    printf("categorical: d %d, %s\n", t.d, t.categorical);
+    assert_int_equal(t.d, 4); /* x, color=blue, color=green, color=red */
+    assert_int_equal(t.ncategorical, 1);
+    assert_string_equal(t.categorical, "color (3 levels)");
+    float want[] = {1, 0, 0, 1, 2, 1, 0, 0, 3, 0, 1, 0, 4, 0, 0, 1};
+    for (int i = 0; i < 16; i++) assert_float_equal(t.x[i], want[i], 0);
+    for (int k = 1; k < 4; k++) assert_true(isnan(t.x[16 + k])); /* a missing level */
+    assert_int_equal(t.values_filled, 1);
+    table_free(&t);
+    /* 33 levels: over the cap. */
+    char big[4096];
+    int k = snprintf(big, sizeof big, "c,y\n");
+    for (int i = 0; i < DATA_MAX_LEVELS + 1; i++) k += snprintf(big + k, sizeof big - (size_t)k, "v%02d,%d\n", i, i % 2);
+    p = write_text("many.csv", big);
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
+    expect_err(err, "column 1 (\"c\"): 33 distinct text values; a categorical column is one-hot encoded "
+                    "with at most 32 levels");
+    p = write_text("mixed.csv", "a,y\n1,0\n2,1\nthree,0\n");
+    assert_int_equal(data_read_csv(p, NULL, 1, DATA_MISSING_ERROR, &t, err), LD_EINVAL);
+    expect_err(err, "mixed.csv:4: column 1 (\"a\"): \"three\" is not a number (line 2 has the number \"1\"");
 }
 
 /* Writes a .npy with the given header dict and raw data. */
@@ -421,6 +533,77 @@ static void test_npy_task(void **state) {
     expect_err(err, "39 labels for 40 rows");
 }
 
+/* The task key "missing" end to end: the report in the normalised spec (outside the hash), the
+ * log line, and mean filling with the training split's statistics (a filled value standardises
+ * to 0). */
+static void test_task_missing(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX], text[8192];
+    int k = snprintf(text, sizeof text, "a,b,color,y\n");
+    for (int i = 0; i < 60; i++) {
+        if (i % 10 == 3) k += snprintf(text + k, sizeof text - (size_t)k, "NA,%d,red,%d\n", i, i % 2);
+        else if (i % 10 == 7) k += snprintf(text + k, sizeof text - (size_t)k, "%d,%d,blue,\n", i, i);
+        else k += snprintf(text + k, sizeof text - (size_t)k, "%d,%d,%s,%d\n", i, i % 7, i % 3 ? "red" : "blue", i % 2);
+    }
+    write_text("tm.csv", text);
+    Task *t = load_json("{\"data\":\"tm.csv\"}", err);
+    assert_null(t);
+    expect_err(err, "tm.csv:5: column 1 (\"a\"): missing value \"NA\"");
+    t = load_json("{\"data\":\"tm.csv\",\"missing\":\"sometimes\"}", err);
+    assert_null(t);
+    expect_err(err, "missing: 'sometimes' is not error, drop_rows or mean");
+    Task *drop = load_json("{\"data\":\"tm.csv\",\"missing\":\"drop_rows\"}", err);
+    if (!drop) print_error("%s\n", err);
+    assert_non_null(drop);
+    assert_int_equal(drop->train.n + drop->val.n + drop->test.n, 48);
+    printf("drop_rows note: %s\n", task_data_note(drop));
+    assert_string_equal(task_data_note(drop) + strlen(task_data_note(drop)) - strlen(
+                            "12 of 60 rows dropped (missing values); one-hot encoded: color (2 levels)"),
+                        "12 of 60 rows dropped (missing values); one-hot encoded: color (2 levels)");
+    Task *mean = load_json("{\"data\":\"tm.csv\",\"missing\":\"mean\"}", err);
+    if (!mean) print_error("%s\n", err);
+    assert_non_null(mean);
+    assert_int_equal(mean->train.n + mean->val.n + mean->test.n, 54); /* 6 missing labels dropped */
+    assert_int_equal(mean->train.d, 4);
+    assert_true(task_hash(mean) != task_hash(drop));
+    cJSON *info = task_data_json(mean);
+    char *txt = cJSON_PrintUnformatted(info);
+    printf("data_info: %s\nnote: %s\n", txt, task_data_note(mean));
+    assert_string_equal(txt, "{\"rows\":54,\"features\":4,\"missing\":\"mean\",\"rows_dropped\":6,"
+                             "\"values_filled\":6,\"categorical\":\"color (2 levels)\"}");
+    cJSON_free(txt);
+    cJSON_Delete(info);
+    /* Every split is finite; a filled value is exactly 0 after standardisation. */
+    const Dataset *sp[3] = {&mean->train, &mean->val, &mean->test};
+    int zeros = 0;
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < sp[s]->n * sp[s]->d; i++) {
+            assert_true(isfinite(sp[s]->x[i]));
+            zeros += sp[s]->x[i] == 0.0f && i % sp[s]->d == 0;
+        }
+    assert_true(zeros >= 6);
+    /* The spec carries data_info outside the hash: reloading the normalised spec (as a restart
+     * does) accepts it and gives the same hash. */
+    cJSON *spec = task_spec(mean);
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(spec, "data_info"));
+    assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(spec, "missing")), "mean");
+    Task *again = NULL;
+    assert_int_equal(task_load(spec, NULL, &again, err), 0);
+    assert_true(task_hash(again) == task_hash(mean));
+    cJSON_Delete(spec);
+    task_free(again);
+    /* A default task's spec has no "missing" key: hashes of existing tasks do not move. */
+    Task *dig = NULL;
+    assert_int_equal(task_load_arg("builtin:wine", &dig, err), 0);
+    spec = task_spec(dig);
+    assert_null(cJSON_GetObjectItemCaseSensitive(spec, "missing"));
+    assert_string_equal(task_data_note(dig), "");
+    cJSON_Delete(spec);
+    task_free(dig);
+    task_free(mean);
+    task_free(drop);
+}
+
 static int setup(void **state) {
     (void)state;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/lossd_test_data_XXXXXX");
@@ -438,7 +621,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_ok),    cmocka_unit_test(test_csv_errors), cmocka_unit_test(test_npy),
         cmocka_unit_test(test_split),     cmocka_unit_test(test_transforms), cmocka_unit_test(test_task_specs),
-        cmocka_unit_test(test_npy_task),
+        cmocka_unit_test(test_npy_task),  cmocka_unit_test(test_csv_quoting), cmocka_unit_test(test_csv_missing),
+        cmocka_unit_test(test_csv_categorical), cmocka_unit_test(test_task_missing),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

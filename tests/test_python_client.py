@@ -3,6 +3,7 @@
 temporary socket and database: submit, watch, leaderboard (the same numbers lossctl prints),
 export, errors as LossdError, jobs' and schedules' calls, and `pip install` of the package.
 Standard library only. Uses $LOSSD_BIN/lossd and lossctl; prints "N passed, N failed" last."""
+import csv
 import json
 import os
 import shutil
@@ -258,6 +259,30 @@ def run_tests(c, sock, tmp):
           data == os.path.realpath(os.path.join(folder, "wine.csv")), got.get("spec"))
     fin = c.wait(j2, timeout=300)
     check("wait(): the file job ends done", fin["state"] == "done", fin.get("error"))
+
+    # A CSV as real files have it (quoted fields, a BOM, missing values, a text column): what
+    # loading did is in the job's spec and in the daemon's log.
+    with open(os.path.join(folder, "real.csv"), "w", encoding="utf-8-sig", newline="") as f:
+        w = csv.writer(f, quoting=csv.QUOTE_NONNUMERIC)  # a BOM, CRLF, every text quoted
+        w.writerow(["size", "colour, as named", "y"])
+        for i in range(40):
+            w.writerow(["NA" if i % 10 == 4 else i, "dark, red" if i % 3 else 'light "blue"', i % 2])
+    spec = small_job("py-csv", budget=4)
+    spec["tasks"] = [{"data": "real.csv", "missing": "drop_rows", "train": {"steps": 20}}]
+    spec["fidelity"] = {"steps": [20]}
+    with open(os.path.join(folder, "real.job.json"), "w") as f:
+        json.dump(spec, f)
+    j5 = c.submit(os.path.join(folder, "real.job.json"))
+    info = c.job(j5)["spec"]["tasks"][0].get("data_info", {})
+    check("a quoted CSV with a BOM, NA and a text column: data_info counts what was dropped",
+          info.get("rows") == 36 and info.get("rows_dropped") == 4
+          and info.get("categorical") == "colour, as named (2 levels)" and info.get("features") == 3,
+          info)
+    with open(os.path.join(tmp, "daemon.log")) as f:
+        logged = [ln for ln in f if "job %d: task" % j5 in ln]
+    check("the daemon's log says what loading dropped",
+          any("4 of 40 rows dropped" in ln for ln in logged), logged)
+    c.wait(j5, timeout=300)
 
     j4 = c.submit(small_job("py-cancel", budget=2000))
     st = c.cancel(j4)
