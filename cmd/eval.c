@@ -192,9 +192,8 @@ int eval_main(int argc, char **argv) {
         goto done;
     }
     cJSON *j = eval_result_json(&res);
-    cJSON *data_info = task_data_json(t); /* rows dropped, values filled, categories encoded */
-    if (j && data_info) cJSON_AddItemToObject(j, "data", data_info);
-    else cJSON_Delete(data_info);
+    if (j && task_data_note(t)[0]) /* loading dropped rows, filled values or encoded categories */
+        cJSON_AddItemToObject(j, "data", task_data_json(t));
     char *txt = j ? cJSON_PrintUnformatted(j) : NULL;
     if (txt) printf("%s\n", txt);
     cJSON_free(txt);
