@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
     char err[LD_ERR_MAX], path[1024];
     snprintf(path, sizeof path, "%s/digits.csv", ld_data_dir());
     Table t;
-    if (data_read_csv(path, NULL, 1, &t, err) != LD_OK) {
+    if (data_read_csv(path, NULL, 1, DATA_MISSING_ERROR, &t, err) != LD_OK) {
         fprintf(stderr, "bench_quant: %s\n", err);
         return 1;
     }
