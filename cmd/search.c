@@ -155,7 +155,8 @@ static int db_after_round(Db *d, const Search *s, int64_t round, char *err) {
     for (int64_t i = 0; rc == LD_OK && i < search_ncandidates(s); i++) {
         cJSON *c = search_candidate(s, i);
         cJSON *f = c ? cJSON_GetObjectItem(c, "fitness") : NULL;
-        if (cJSON_IsNumber(f)) rc = store_candidate_set_fitness(d->st, d->job_id, i, f->valuedouble, err);
+        if (cJSON_IsNumber(f))
+            rc = store_candidate_set_rank(d->st, d->job_id, i, f->valuedouble, search_tier(s, i), err);
         cJSON_Delete(c);
     }
     if (rc != LD_OK) {

@@ -51,6 +51,7 @@ struct DJob {
 
     /* the fitness last written for each candidate id, so a round writes only changes */
     double *fit_synced;
+    int *tier_synced; /* and the rank tier (search_tier) */
     int64_t nfit_synced;
 
     int64_t state_round;   /* the round of the engine state last stored (-1: unknown) */
@@ -97,6 +98,7 @@ static void djob_free(DJob *j) {
     job_free(j->job);
     free(j->task_ids);
     free(j->fit_synced);
+    free(j->tier_synced);
     free(j);
 }
 
@@ -559,18 +561,25 @@ static int round_begin(Daemon *d, DJob *j) {
 
 /* 1 when cand's stored fitness is already f; else remembers f (the caller writes it). A NaN
  * slot means "never written" (an unranked candidate is not in the leaderboard anyway). */
-static int fitness_synced(DJob *j, int64_t cand, double f) {
+static int fitness_synced(DJob *j, int64_t cand, double f, int tier) {
     if (cand >= j->nfit_synced) {
         int64_t n = j->nfit_synced ? j->nfit_synced : 64;
         while (n <= cand) n *= 2;
         double *v = realloc(j->fit_synced, (size_t)n * sizeof *v);
         if (!v) return 0; /* write it: correctness does not depend on this cache */
-        for (int64_t i = j->nfit_synced; i < n; i++) v[i] = NAN;
         j->fit_synced = v;
+        int *t = realloc(j->tier_synced, (size_t)n * sizeof *t);
+        if (!t) return 0;
+        j->tier_synced = t;
+        for (int64_t i = j->nfit_synced; i < n; i++) {
+            v[i] = NAN;
+            t[i] = -2;
+        }
         j->nfit_synced = n;
     }
-    if (j->fit_synced[cand] == f) return 1;
+    if (j->fit_synced[cand] == f && j->tier_synced[cand] == tier) return 1;
     j->fit_synced[cand] = f;
+    j->tier_synced[cand] = tier;
     return 0;
 }
 
@@ -602,8 +611,9 @@ static int sync_one_fitness(Daemon *d, DJob *j, int64_t cand, char *err) {
     double f = jnum(cj, "fitness", NULL, NAN);
     int ranked = st && (!strcmp(st, "alive") || !strcmp(st, "baseline")) && level >= 0;
     cJSON_Delete(cj);
-    if (!ranked || fitness_synced(j, cand, f)) return LD_OK;
-    int rc = store_candidate_set_fitness(d->store, j->id, cand, f, err);
+    int tier = search_tier(j->search, cand);
+    if (!ranked || fitness_synced(j, cand, f, tier)) return LD_OK;
+    int rc = store_candidate_set_rank(d->store, j->id, cand, f, tier, err);
     return rc == LD_ENOTFOUND ? LD_OK : rc;
 }
 
@@ -643,8 +653,9 @@ static void round_finish(Daemon *d, DJob *j) {
             double f = jnum(ent, "fitness", NULL, NAN);
             int64_t cand = (int64_t)jnum(ent, "cand", NULL, -1);
             if (cand < 0) continue;
-            if (fitness_synced(j, cand, f)) continue;
-            int r2 = store_candidate_set_fitness(d->store, j->id, cand, f, err);
+            int tier = search_tier(j->search, cand);
+            if (fitness_synced(j, cand, f, tier)) continue;
+            int r2 = store_candidate_set_rank(d->store, j->id, cand, f, tier, err);
             if (r2 != LD_OK && r2 != LD_ENOTFOUND) rc = r2;
         }
     } else {
@@ -689,6 +700,8 @@ static void round_finish(Daemon *d, DJob *j) {
         j->nfit_synced = 0;
         free(j->fit_synced);
         j->fit_synced = NULL;
+        free(j->tier_synced);
+        j->tier_synced = NULL;
         if (store_faulted(d, f0)) job_stall(d, j, err);
         else job_fail(d, j, err);
     }

@@ -1,6 +1,7 @@
 /* job.c: parses and validates a search job (docs/jobs.md): every problem is collected and named,
  * defaults are filled in, tasks are loaded. */
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -446,12 +447,22 @@ int job_parse(const cJSON *json, const char *base_dir, SearchJob **out, char *er
     }
     v = cJSON_GetObjectItemCaseSensitive(json, "seed");
     if (v) {
+        /* two different seeds must never give the same search: refuse what cannot be read
+         * exactly (a JSON number from 2^53 on, a string above 2^64-1) instead of rounding it */
+        errno = 0;
         if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble == floor(v->valuedouble) &&
-            v->valuedouble < 18446744073709551616.0)
+            v->valuedouble < 9007199254740992.0)
             j->seed = (uint64_t)v->valuedouble;
-        else if (cJSON_IsString(v) && v->valuestring[0] && strspn(v->valuestring, "0123456789") ==
-                                                                 strlen(v->valuestring))
-            j->seed = strtoull(v->valuestring, NULL, 10);
+        else if (cJSON_IsNumber(v) && v->valuedouble >= 9007199254740992.0 &&
+                 v->valuedouble == floor(v->valuedouble))
+            problem(&p, "seed: %.17g is at or above 2^53, where JSON numbers are not exact: write it as "
+                        "a string of digits (up to 18446744073709551615)", v->valuedouble);
+        else if (cJSON_IsString(v) && v->valuestring[0] &&
+                 strspn(v->valuestring, "0123456789") == strlen(v->valuestring) &&
+                 (j->seed = strtoull(v->valuestring, NULL, 10), errno != ERANGE))
+            ;
+        else if (cJSON_IsString(v) && errno == ERANGE)
+            problem(&p, "seed: %.40s is above 2^64-1 (18446744073709551615)", v->valuestring);
         else
             problem(&p, "seed: must be a non-negative integer");
     }

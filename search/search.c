@@ -488,7 +488,14 @@ static double cand_fitness(const Search *s, Cand *c, int l) {
 
 static double cur_fitness(const Cand *c) { return c->done >= 0 ? c->fit[c->done] : -INFINITY; }
 
-/* Leaderboard order: the highest fidelity level reached, then fitness, then age. */
+int search_tier(const Search *s, int64_t cand) {
+    if (cand < 0 || cand >= s->ncand) return -1;
+    const Cand *c = &s->cands[cand];
+    return c->done >= 0 ? 2 * c->done + (c->collapsed ? 0 : 1) : -1;
+}
+
+/* Leaderboard order: the highest fidelity level reached, then fitness, then age (search_tier
+ * and the store's job leaderboard follow the same key). */
 static int rank_cmp(const Cand *a, const Cand *b) {
     if (a->done != b->done) return a->done > b->done ? -1 : 1;
     if (!a->collapsed != !b->collapsed) return a->collapsed ? 1 : -1;

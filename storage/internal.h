@@ -73,7 +73,7 @@
                    "created) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "                         \
                    "ON CONFLICT(job_id, cand) DO NOTHING")                                         \
     X(CAND_ID, "SELECT id, hash FROM candidates WHERE job_id = ?1 AND cand = ?2")                 \
-    X(CAND_FITNESS, "UPDATE candidates SET fitness = ?3 WHERE job_id = ?1 AND cand = ?2")         \
+    X(CAND_FITNESS, "UPDATE candidates SET fitness = ?3, tier = ?4 WHERE job_id = ?1 AND cand = ?2") \
     X(CAND_GET, "SELECT id, cand, expr, hash, size, op, family, fitness, parents, created "      \
                 "FROM candidates WHERE job_id = ?1 AND cand = ?2")                                \
     X(EVAL_PUT, "INSERT INTO evaluations(job_id, seq, candidate_id, task_id, expr_hash, seed, "  \
@@ -109,7 +109,7 @@
     X(EVALS_COUNT, "SELECT count(*) FROM evaluations WHERE job_id = ?1 "                          \
                    "AND status <> 'interrupted'")                                                  \
     X(LB_JOB, "SELECT id, cand, expr, hash, size, op, family, fitness, parents FROM candidates " \
-              "WHERE job_id = ?1 AND fitness IS NOT NULL ORDER BY fitness DESC, cand LIMIT ?2")  \
+              "WHERE job_id = ?1 AND fitness IS NOT NULL ORDER BY tier DESC, fitness DESC, cand LIMIT ?2")  \
     X(LB_CAND_TASKS, "SELECT e.task_id, t.hash, t.name, "                                        \
                      "(SELECT max(jt.holdout) FROM job_tasks jt WHERE jt.job_id = e.job_id "     \
                      "AND jt.task_id = e.task_id), e.metric, e.steps, count(e.val), "            \

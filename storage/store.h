@@ -118,7 +118,12 @@ int store_task_upsert(Store *s, uint64_t hash, const char *family, const char *n
 int store_candidate_put(Store *s, int64_t job_id, int64_t cand, const char *expr, uint64_t hash,
                         int size, const cJSON *parents, const char *op, const char *family,
                         int64_t *row_id, char *err);
-/* Sets the candidate's fitness (NaN: NULL, unranked). LD_ENOTFOUND when absent. */
+/* Sets the candidate's fitness (NaN: NULL, unranked) and its rank tier (search_tier: higher
+ * ranks first; -1: NULL, ranked after every tier). A job's leaderboard orders by tier, then
+ * fitness, then cand: the engine's ranking (highest fidelity level reached first). set_fitness
+ * leaves the tier NULL. LD_ENOTFOUND when absent. */
+int store_candidate_set_rank(Store *s, int64_t job_id, int64_t cand, double fitness, int tier,
+                             char *err);
 int store_candidate_set_fitness(Store *s, int64_t job_id, int64_t cand, double fitness,
                                 char *err);
 /* Owned object: {cand, expr, hash, size, op, family, fitness, parents, created,

@@ -79,6 +79,12 @@ int store_candidate_put(Store *s, int64_t job_id, int64_t cand, const char *expr
 
 int store_candidate_set_fitness(Store *s, int64_t job_id, int64_t cand, double fitness, char *err)
 {
+    return store_candidate_set_rank(s, job_id, cand, fitness, -1, err);
+}
+
+int store_candidate_set_rank(Store *s, int64_t job_id, int64_t cand, double fitness, int tier,
+                             char *err)
+{
     char what[80];
     int own = 0, rc;
     snprintf(what, sizeof what, "set fitness of candidate %lld of job %lld", (long long)cand,
@@ -90,6 +96,10 @@ int store_candidate_set_fitness(Store *s, int64_t job_id, int64_t cand, double f
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int64(st, 2, cand);
     store_bind_real_(st, 3, fitness);
+    if (tier >= 0)
+        sqlite3_bind_int(st, 4, tier);
+    else
+        sqlite3_bind_null(st, 4);
     rc = store_step_done_(s, st, 1, what, err);
     if (rc == LD_ENOTFOUND)
         ld_err(err, rc, "store: %s: no such candidate", what);

@@ -328,6 +328,40 @@ static void test_determinism_and_restore(void **state) {
     job_free(j);
 }
 
+/* Seeds are read exactly or refused: above 2^64-1 (as a string) or from 2^53 on (as a JSON
+ * number, which is not exact there) used to be clamped or rounded, so two seeds gave one search. */
+static void test_seed_exact_or_refused(void **state) {
+    (void)state;
+    static const struct {
+        const char *seed;
+        int ok;
+        const char *msg;
+    } cases[] = {
+        {"\"18446744073709551615\"", 1, NULL},
+        {"\"18446744073709551616\"", 0, "above 2^64-1"},
+        {"\"99999999999999999999999\"", 0, "above 2^64-1"},
+        {"9007199254740991", 1, NULL},
+        {"9007199254740993", 0, "above 2^53"}, /* reads as ...992: which seed was meant? */
+        {"1e30", 0, "above 2^53"},
+        {"42", 1, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[256], err[LD_ERR_MAX] = "";
+        snprintf(text, sizeof text, "{\"tasks\":[\"builtin:wine\"],\"seed\":%s}", cases[i].seed);
+        cJSON *j = cJSON_Parse(text);
+        SearchJob *job = NULL;
+        int rc = job_parse(j, NULL, &job, err);
+        cJSON_Delete(j);
+        if ((rc == LD_OK) != cases[i].ok)
+            fail_msg("seed %s: expected %s, got rc %d (%s)", cases[i].seed,
+                     cases[i].ok ? "accepted" : "refused", rc, err);
+        if (!cases[i].ok && !strstr(err, cases[i].msg))
+            fail_msg("seed %s: message \"%s\" lacks \"%s\"", cases[i].seed, err, cases[i].msg);
+        if (rc == LD_OK && i == 0) assert_true(job_seed(job) == UINT64_MAX);
+        job_free(job);
+    }
+}
+
 /* Outcomes may come back in any order: the engine applies them in the round's order, so a
  * search fed last-first ends on the same leaderboard; a missing or doubled outcome is refused. */
 static void test_outcomes_any_order(void **state) {
@@ -664,6 +698,7 @@ int main(void) {
         cmocka_unit_test(test_canonical_dedup),
         cmocka_unit_test(test_determinism_and_restore),
         cmocka_unit_test(test_outcomes_any_order),
+        cmocka_unit_test(test_seed_exact_or_refused),
         cmocka_unit_test(test_selection_and_halving),
         cmocka_unit_test(test_student_p),
         cmocka_unit_test(test_result_lookup),
