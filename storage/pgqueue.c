@@ -123,8 +123,11 @@ _Static_assert(NMIGRATIONS == PGQ_SCHEMA_VERSION, "PGQ_SCHEMA_VERSION must match
     X(VERSION_TABLE, 0, "SELECT to_regclass('schema_version') IS NOT NULL")                        \
     X(VERSION_GET, 0, "SELECT coalesce(max(version), 0) FROM schema_version")                      \
     X(PUBLISH, 4,                                                                                  \
-      "INSERT INTO work (job_id, seq, task_hash, item) SELECT u.j, u.s, u.h, u.i "                 \
-      "FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) AS u(j, s, h, i) "          \
+      "WITH u AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) "       \
+      "  AS u(j, s, h, i)),"                                                                       \
+      " rearm AS (UPDATE results r SET acked = false FROM u "                                      \
+      "  WHERE r.job_id = u.j AND r.seq = u.s AND r.acked) "                                       \
+      "INSERT INTO work (job_id, seq, task_hash, item) SELECT u.j, u.s, u.h, u.i FROM u "          \
       "WHERE NOT EXISTS (SELECT 1 FROM results r WHERE r.job_id = u.j AND r.seq = u.s) "           \
       "ON CONFLICT (job_id, seq) DO NOTHING")                                                      \
     X(CANCEL, 1, "DELETE FROM work WHERE job_id = $1")                                             \
@@ -548,6 +551,8 @@ fail:
     return rc;
 }
 
+double pgq_lease_seconds(const Pgq *q) { return q->lease_s; }
+
 void pgq_close(Pgq *q)
 {
     if (!q)
@@ -610,6 +615,22 @@ static void buf_i64(Buf *b, int64_t v)
     buf_put(b, num, (size_t)n);
 }
 
+int pgq_work_check(const PgqWork *w, char *err)
+{
+    char why[LD_ERR_MAX];
+    if (w->job_id < 0 || w->seq < 0)
+        return ld_err(err, LD_EINVAL, "job %lld seq %lld: negative", (long long)w->job_id,
+                      (long long)w->seq);
+    if (!w->task_hash || !valid_hash(w->task_hash, strlen(w->task_hash)))
+        return ld_err(err, LD_EINVAL, "task hash \"%.70s\": expected 16-64 lowercase hex digits",
+                      w->task_hash ? w->task_hash : "(null)");
+    if (!w->item)
+        return ld_err(err, LD_EINVAL, "no item");
+    if (!check_object(w->item, strlen(w->item), "the item", why))
+        return ld_err(err, LD_EINVAL, "%s", why);
+    return LD_OK;
+}
+
 int pgq_publish(Pgq *q, const PgqWork *w, int n, int *published, char *err)
 {
     Buf a[4] = {{0}};
@@ -622,21 +643,8 @@ int pgq_publish(Pgq *q, const PgqWork *w, int n, int *published, char *err)
         buf_put(&a[k], "{", 1);
     for (int i = 0; i < n; i++) {
         char why[LD_ERR_MAX];
-        if (w[i].job_id < 0 || w[i].seq < 0) {
-            rc = ld_err(err, LD_EINVAL, "pgqueue: publish: item %d: job %lld seq %lld: negative", i,
-                        (long long)w[i].job_id, (long long)w[i].seq);
-            goto done;
-        }
-        if (!w[i].task_hash || !valid_hash(w[i].task_hash, strlen(w[i].task_hash))) {
-            rc = ld_err(err, LD_EINVAL,
-                        "pgqueue: publish: item %d: task hash \"%.70s\": expected 16-64 "
-                        "lowercase hex digits",
-                        i, w[i].task_hash ? w[i].task_hash : "(null)");
-            goto done;
-        }
-        if (!w[i].item || !check_object(w[i].item, strlen(w[i].item), "the item", why)) {
-            rc = ld_err(err, LD_EINVAL, "pgqueue: publish: item %d: %s", i,
-                        w[i].item ? why : "no item");
+        if (pgq_work_check(&w[i], why) != LD_OK) {
+            rc = ld_err(err, LD_EINVAL, "pgqueue: publish: item %d: %s", i, why);
             goto done;
         }
         buf_i64(&a[0], w[i].job_id);

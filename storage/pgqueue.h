@@ -54,6 +54,9 @@ typedef struct PgqOpts {
 int pgq_open(const char *conninfo, const PgqOpts *opts, Pgq **out, char *err);
 void pgq_close(Pgq *q); /* NULL is fine */
 
+/* The lease duration this handle uses (PgqOpts.lease_s or its default), in seconds. */
+double pgq_lease_seconds(const Pgq *q);
+
 /* Creates the schema or applies the migrations it lacks, all in one transaction holding an
  * advisory lock, so running it twice or from many processes at once is safe. *version (may be
  * NULL) receives the version now in place. LD_ESTATE when the schema is newer than this build. */
@@ -72,10 +75,14 @@ typedef struct PgqWork {
     const char *item;      /* the work item: a JSON object, at most PGQ_ITEM_MAX bytes */
 } PgqWork;
 
+/* Checks one item as pgq_publish will: LD_OK, or LD_EINVAL with err saying what is wrong. */
+int pgq_work_check(const PgqWork *w, char *err);
+
 /* Publishes n items in one transaction (one durable commit). An item whose (job_id, seq) is
- * already queued or has a result is skipped, so republishing after a restart is safe.
- * *published (may be NULL) counts the rows added. LD_EINVAL (nothing written) when an item
- * is malformed. Borrows w. */
+ * already queued is skipped; one that already has a result is not queued again, but that result
+ * is delivered again (unacknowledged), so a daemon that lost results it had acknowledged gets
+ * them back by republishing what it lacks. *published (may be NULL) counts the rows added.
+ * LD_EINVAL (nothing written) when an item is malformed. Borrows w. */
 int pgq_publish(Pgq *q, const PgqWork *w, int n, int *published, char *err);
 
 /* Deletes a job's queued and leased items (a worker holding one finds it gone when it

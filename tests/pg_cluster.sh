@@ -10,6 +10,8 @@
 #                                       cluster and removes DIR when process PID exits, so a
 #                                       crashed test leaves nothing running. "durable" keeps
 #                                       fsync on (benchmarks); tests run with fsync off.
+#   tests/pg_cluster.sh restart DIR     restarts the server (fast shutdown): clients lose their
+#                                       connections, the data stays
 #   tests/pg_cluster.sh stop DIR        stops the cluster (immediate) and removes DIR
 #
 # As root the cluster runs as $LOSSD_PG_USER (default nobody) and DIR is given to that user;
@@ -85,9 +87,16 @@ EOF
     echo "host=$dir dbname=postgres user=lossd"
 }
 
+restart() {
+    local bin
+    bin=$(bindir) || return 1
+    as_owner "$bin/pg_ctl" -D "$1/data" -l "$1/server.log" -m fast -w -t 60 restart >/dev/null 2>&1
+}
+
 case "${1:-}" in
 bindir) bindir ;;
+restart) [ $# -ge 2 ] || { echo "usage: $0 restart DIR" >&2; exit 2; }; restart "$2" ;;
 start) [ $# -ge 3 ] || { echo "usage: $0 start DIR PID [durable]" >&2; exit 2; }; start "$2" "$3" "${4:-}" ;;
 stop) [ $# -ge 2 ] || { echo "usage: $0 stop DIR" >&2; exit 2; }; stop "$2" ;;
-*) echo "usage: $0 bindir | start DIR PID [durable] | stop DIR" >&2; exit 2 ;;
+*) echo "usage: $0 bindir | start DIR PID [durable] | restart DIR | stop DIR" >&2; exit 2 ;;
 esac

@@ -14,6 +14,7 @@
 
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +22,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../daemon/pgexec.h"
+#include "../daemon/pgworker.h"
 #include "../storage/pgqueue.h"
 
 static char cluster_dir[256];
 static char conninfo[512];
 static PGconn *raw; /* for what a test does behind the queue's back (a hostile or broken peer) */
+static const char *script(void);
 
 #define OK(call)                                                                                   \
     do {                                                                                           \
@@ -310,9 +314,14 @@ static void test_publish_lease_complete(void **state)
     EQ_I(n, 0);
     pgq_results_free(r, n);
 
-    /* republishing (a restarted daemon) adds nothing: 2 have results, 3 are queued */
+    /* republishing (a restarted daemon) adds nothing: 2 have results, 3 are queued; the two
+     * results are delivered again (that daemon may have lost them after acknowledging) */
     publish_n(d, 3, 0, 5, &published);
     EQ_I(published, 0);
+    OK(pgq_results(d, 10, &r, &n, E));
+    EQ_I(n, 2);
+    pgq_results_free(r, n);
+    OK(pgq_results_ack(d, ack, 2, E));
     cJSON *counts = NULL;
     OK(pgq_counts(d, &counts, E));
     EQ_I(cJSON_GetObjectItem(counts, "pending")->valueint, 3);
@@ -828,6 +837,352 @@ static void test_conninfo(void **state)
     assert_null(strstr(err, "\n"));
 }
 
+/* ---- the worker loop (daemon/pgworker) ----------------------------------------------------- */
+
+/* A stand-in evaluation: a result and a fingerprint from the item's seq, after sleep_ms; seq
+ * fail_seq fails with a reason, bad_seq returns a result that is not an object, and race_seq
+ * has its result written first by someone else with another fingerprint (a mismatch). */
+typedef struct FakeEval {
+    int sleep_ms, fail_seq, bad_seq, race_seq;
+    const char *schema;
+} FakeEval;
+
+static int fake_eval(void *ctx, const PgqItem *it, char **result, char **fp, char *reason)
+{
+    const FakeEval *f = ctx;
+    struct timespec ts = {0, (long)f->sleep_ms * 1000000L};
+    nanosleep(&ts, NULL);
+    if (it->seq == f->fail_seq) {
+        snprintf(reason, LD_ERR_MAX, "non-finite loss at step 7");
+        return LD_EFAILED;
+    }
+    char buf[128];
+    if (it->seq == f->race_seq) {
+        PgqOpts o = {.schema = f->schema, .flags = PGQ_WORKER};
+        Pgq *q = NULL;
+        PgqCompletion c;
+        char err[LD_ERR_MAX];
+        if (pgq_open(conninfo, &o, &q, err) != LD_OK ||
+            pgq_complete(q, 0, it->id, "{\"val\": 0}", "val=0", &c, err) != LD_OK)
+            fprintf(stderr, "race: %s\n", err);
+        pgq_close(q);
+    }
+    snprintf(buf, sizeof buf, it->seq == f->bad_seq ? "[%lld]" : "{\"seq\": %lld}",
+             (long long)it->seq);
+    *result = strdup(buf);
+    snprintf(buf, sizeof buf, "seq=%lld", (long long)it->seq);
+    *fp = strdup(buf);
+    return LD_OK;
+}
+
+/* Results of a job by seq: result text or "error: reason" into out[seq] (owned). */
+static int job_results(Pgq *d, char **out, int max)
+{
+    PgqResult *r = NULL;
+    int n = 0, total = 0;
+    OK(pgq_results(d, 1000, &r, &n, E));
+    for (int i = 0; i < n; i++) {
+        if (r[i].seq < 0 || r[i].seq >= max)
+            fail_msg("result for seq %lld", (long long)r[i].seq);
+        char buf[LD_ERR_MAX + 16];
+        snprintf(buf, sizeof buf, "%s%s",
+                 r[i].result ? "" : "error: ", r[i].result ? r[i].result : r[i].error);
+        out[r[i].seq] = strdup(buf);
+        total++;
+    }
+    pgq_results_free(r, n);
+    return total;
+}
+
+static void test_worker_loop(void **state)
+{
+    Fix f = fixture("s_wloop", 0);
+    int published = 0;
+    publish_n(f.d, 1, 0, 30, &published);
+    sql("s_wloop", "INSERT INTO work (job_id, seq, task_hash, item) VALUES "
+                   "(1, 30, '00112233445566778899aabbccddeeff', 'rm -rf /')");
+    FakeEval fe = {.sleep_ms = 2, .fail_seq = 5, .bad_seq = 6, .race_seq = 7, .schema = "s_wloop"};
+    FILE *log = tmpfile();
+    assert_non_null(log);
+    PgwOpts o = {.host = "loop-host", .threads = 2, .idle_exit_s = 0.5, .log = log};
+    PgqOpts qo = {.schema = "s_wloop"};
+    PgwStats st;
+    OK(pgw_run(conninfo, &qo, &o, fake_eval, &fe, &st, E));
+    print_message("worker: done %ld failed %ld dup %ld mismatch %ld gone %ld\n", st.done, st.failed,
+                  st.duplicates, st.mismatches, st.gone);
+    EQ_I(st.done, 30); /* 29 evaluated (seq 7's result came from elsewhere) + the malformed row */
+    EQ_I(st.failed, 3);
+    EQ_I(st.mismatches, 1);
+
+    char *res[31] = {0};
+    EQ_I(job_results(f.d, res, 31), 31);
+    assert_string_equal(res[0], "{\"seq\": 0}");
+    assert_string_equal(res[29], "{\"seq\": 29}");
+    HAS(res[5], "error: non-finite loss at step 7");
+    HAS(res[6], "the evaluation's result was refused");
+    assert_string_equal(res[7], "{\"val\": 0}"); /* the first result stays */
+    HAS(res[30], "malformed work item");
+    for (int i = 0; i < 31; i++)
+        free(res[i]);
+
+    char text[4096] = "";
+    rewind(log);
+    size_t n = fread(text, 1, sizeof text - 1, log);
+    text[n] = 0;
+    fclose(log);
+    HAS(text, "lossd worker: MISMATCH: job 1 seq 7");
+
+    cJSON *ws = NULL;
+    OK(pgq_workers(f.d, &ws, E));
+    cJSON *w0 = cJSON_GetArrayItem(ws, 0); /* the loop's worker, newest */
+    assert_string_equal(cJSON_GetObjectItem(w0, "host")->valuestring, "loop-host");
+    assert_string_equal(cJSON_GetObjectItem(w0, "state")->valuestring, "stopped");
+    EQ_I(cJSON_GetObjectItem(w0, "evals_done")->valueint, 30);
+    EQ_I(cJSON_GetObjectItem(w0, "threads")->valueint, 2);
+    cJSON_Delete(ws);
+    EQ_I(sql_int("s_wloop", "SELECT count(*) FROM work"), 0);
+    fixture_close(&f);
+}
+
+/* A worker process killed with SIGKILL mid-item: its leases run out (1 s) and another worker
+ * finishes the job; every evaluation has exactly one result. */
+static void test_worker_killed(void **state)
+{
+    Pgq *d = open_q("s_wkill", PGQ_MIGRATE, 1.0, 0);
+    int published = 0;
+    publish_n(d, 2, 0, 8, &published);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        FakeEval slow = {.sleep_ms = 300, .fail_seq = -1, .bad_seq = -1, .race_seq = -1};
+        PgwOpts o = {.host = "doomed", .threads = 1, .idle_exit_s = 10};
+        PgqOpts qo = {.schema = "s_wkill", .lease_s = 1.0};
+        pgw_run(conninfo, &qo, &o, fake_eval, &slow, NULL, NULL);
+        _exit(0);
+    }
+    int before = 0;
+    for (int i = 0; i < 600 && before < 2; i++) { /* up to a minute on a loaded machine */
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        before = (int)sql_int("s_wkill", "SELECT count(*) FROM results");
+    }
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    before = (int)sql_int("s_wkill", "SELECT count(*) FROM results");
+    assert_true(before >= 2 && before < 8);
+    long held =
+        (long)sql_int("s_wkill", "SELECT count(*) FROM work WHERE leased_until IS NOT NULL");
+    if (held < 1 || held > 2) /* the running item, and maybe the one leased ahead */
+        fail_msg("the killed worker held %ld leases, want 1 or 2", held);
+
+    FakeEval quick = {.sleep_ms = 1, .fail_seq = -1, .bad_seq = -1, .race_seq = -1};
+    PgwOpts o = {.host = "heir", .threads = 2, .idle_exit_s = 2.5};
+    PgqOpts qo = {.schema = "s_wkill", .lease_s = 1.0};
+    PgwStats st;
+    OK(pgw_run(conninfo, &qo, &o, fake_eval, &quick, &st, E));
+    EQ_I(st.done, 8 - before);
+    char *res[8] = {0};
+    EQ_I(job_results(d, res, 8), 8);
+    for (int i = 0; i < 8; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "{\"seq\": %d}", i);
+        assert_string_equal(res[i], want);
+        free(res[i]);
+    }
+    EQ_I(sql_int("s_wkill", "SELECT count(*) FROM work"), 0);
+    EQ_I(sql_int("s_wkill", "SELECT count(*) FROM workers WHERE host = 'doomed' AND "
+                            "stopped_at IS NULL"),
+         1);
+    pgq_close(d);
+}
+
+typedef struct StopRun {
+    volatile sig_atomic_t stop;
+    PgwStats st;
+    int rc;
+} StopRun;
+
+static void *stop_run_main(void *arg)
+{
+    StopRun *r = arg;
+    FakeEval slow = {.sleep_ms = 200, .fail_seq = -1, .bad_seq = -1, .race_seq = -1};
+    PgwOpts o = {.threads = 1, .stop = &r->stop};
+    PgqOpts qo = {.schema = "s_wstop"};
+    r->rc = pgw_run(conninfo, &qo, &o, fake_eval, &slow, &r->st, NULL);
+    return NULL;
+}
+
+/* A stop (SIGTERM's flag): what runs is finished and written, what was leased ahead is handed
+ * back at once (not after the lease runs out). */
+static void test_worker_stop(void **state)
+{
+    Pgq *d = open_q("s_wstop", PGQ_MIGRATE, 0, 0);
+    int published = 0;
+    publish_n(d, 3, 0, 6, &published);
+    StopRun r = {0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, stop_run_main, &r), 0);
+    for (int i = 0; i < 600 && sql_int("s_wstop", "SELECT count(*) FROM results") < 1; i++) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    r.stop = 1;
+    pthread_join(t, NULL);
+    EQ_I(r.rc, LD_OK);
+    long got = (long)sql_int("s_wstop", "SELECT count(*) FROM results");
+    assert_true(got >= 1 && got < 6);
+    EQ_I(r.st.done, got);
+    EQ_I(sql_int("s_wstop", "SELECT count(*) FROM work WHERE leased_until IS NOT NULL"), 0);
+    EQ_I(sql_int("s_wstop", "SELECT count(*) FROM work"), 6 - got);
+    pgq_close(d);
+}
+
+typedef struct BgRun {
+    const char *schema;
+    PgwStats st;
+    int rc;
+    FILE *log;
+} BgRun;
+
+static void *bg_run_main(void *arg)
+{
+    BgRun *r = arg;
+    FakeEval slow = {.sleep_ms = 150, .fail_seq = -1, .bad_seq = -1, .race_seq = -1};
+    PgwOpts o = {.threads = 1, .idle_exit_s = 3, .log = r->log};
+    PgqOpts qo = {.schema = r->schema};
+    r->rc = pgw_run(conninfo, &qo, &o, fake_eval, &slow, &r->st, NULL);
+    return NULL;
+}
+
+/* The server restarts under a running worker: it reconnects, writes the results it was holding
+ * and finishes the job. */
+static void test_worker_reconnect(void **state)
+{
+    Pgq *d = open_q("s_wrestart", PGQ_MIGRATE, 0, 0);
+    int published = 0;
+    publish_n(d, 4, 0, 6, &published);
+    pgq_close(d);
+    BgRun r = {.schema = "s_wrestart", .log = tmpfile()};
+    assert_non_null(r.log);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, bg_run_main, &r), 0);
+    for (int i = 0; i < 600 && sql_int("s_wrestart", "SELECT count(*) FROM results") < 1; i++) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    char cmd[800];
+    snprintf(cmd, sizeof cmd, "%s restart %s", script(), cluster_dir);
+    assert_int_equal(system(cmd), 0);
+    PQreset(raw);
+    assert_int_equal(PQstatus(raw), CONNECTION_OK);
+    pthread_join(t, NULL);
+    fclose(r.log);
+    EQ_I(r.rc, LD_OK);
+    if (r.st.reconnects < 1)
+        fail_msg("reconnects = %ld, want at least 1", r.st.reconnects);
+    EQ_I(sql_int("s_wrestart", "SELECT count(*) FROM results"), 6);
+    EQ_I(sql_int("s_wrestart", "SELECT count(*) FROM work"), 0);
+}
+
+/* ---- the daemon's queue thread (daemon/pgexec) ------------------------------------------- */
+
+typedef struct Collected {
+    pthread_mutex_t mu;
+    char *by_seq[64];
+    int n, again;
+} Collected;
+
+static void collect_result(void *ud, const PgqResult *r)
+{
+    Collected *c = ud;
+    pthread_mutex_lock(&c->mu);
+    if (r->seq >= 0 && r->seq < 64) {
+        c->again += c->by_seq[r->seq] != NULL;
+        free(c->by_seq[r->seq]);
+        c->by_seq[r->seq] = strdup(r->result ? r->result : r->error);
+        c->n++;
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static int collected(Collected *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int n = c->n;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+/* Waits (up to a minute on a loaded machine) until c has n results. */
+static void wait_collected(Collected *c, int n)
+{
+    for (int i = 0; i < 1200 && collected(c) < n; i++) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    EQ_I(collected(c), n);
+}
+
+static void test_executor(void **state)
+{
+    Collected c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    PgqOpts qo = {.schema = "s_exec"};
+    PgxOpts xo = {.poll_s = 0.02};
+    Pgx *x = NULL;
+    OK(pgx_start(conninfo, &qo, &xo, collect_result, &c, &x, E));
+    const char *h = "00112233445566778899aabbccddeeff";
+    char item[64], err[LD_ERR_MAX];
+    for (int i = 0; i < 20; i++) {
+        snprintf(item, sizeof item, "{\"seq\": %d}", i);
+        OK(pgx_submit(x, 5, i, h, item, E));
+    }
+    EQ_I(pgx_submit(x, 5, 20, "nothex", "{}", err), LD_EINVAL);
+    HAS(err, "task hash");
+
+    /* a worker process's loop evaluates them; the executor hands the results over */
+    FakeEval fe = {.sleep_ms = 1, .fail_seq = 3, .bad_seq = -1, .race_seq = -1};
+    PgwOpts o = {.threads = 2, .idle_exit_s = 0.5};
+    PgwStats st;
+    OK(pgw_run(conninfo, &qo, &o, fake_eval, &fe, &st, E));
+    EQ_I(st.done, 20);
+    wait_collected(&c, 20);
+    EQ_I(c.again, 0);
+    assert_string_equal(c.by_seq[0], "{\"seq\": 0}");
+    assert_string_equal(c.by_seq[3], "non-finite loss at step 7");
+    assert_string_equal(c.by_seq[19], "{\"seq\": 19}");
+
+    /* cancel: what was not published is dropped, what was is deleted */
+    for (int i = 0; i < 10; i++) {
+        snprintf(item, sizeof item, "{\"seq\": %d}", i);
+        OK(pgx_submit(x, 6, i, h, item, E));
+    }
+    pgx_cancel_job(x, 6);
+    PgxStats xs;
+    pgx_close(x); /* publishes nothing of job 6, carries out the cancel */
+    EQ_I(sql_int("s_exec", "SELECT count(*) FROM work WHERE job_id = 6"), 0);
+
+    /* a daemon that died after acknowledging results it never stored: it publishes the items it
+     * lacks again and gets the stored results back, without a second evaluation */
+    Collected c2 = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    OK(pgx_start(conninfo, &qo, &xo, collect_result, &c2, &x, E));
+    for (int i = 0; i < 20; i++) {
+        snprintf(item, sizeof item, "{\"seq\": %d}", i);
+        OK(pgx_submit(x, 5, i, h, item, E));
+    }
+    wait_collected(&c2, 20);
+    pgx_stats(x, &xs);
+    EQ_I(xs.submitted, 20);
+    EQ_I(xs.published, 0); /* nothing queued again: the results were there */
+    EQ_I(xs.results, 20);
+    assert_string_equal(c2.by_seq[7], "{\"seq\": 7}");
+    pgx_close(x);
+    EQ_I(sql_int("s_exec", "SELECT count(*) FROM work"), 0);
+    for (int i = 0; i < 64; i++) {
+        free(c.by_seq[i]);
+        free(c2.by_seq[i]);
+    }
+}
+
 /* ---- the cluster ------------------------------------------------------------------------- */
 
 static const char *script(void)
@@ -899,6 +1254,10 @@ int main(void)
         cmocka_unit_test(test_data),
         cmocka_unit_test(test_workers),
         cmocka_unit_test(test_conninfo),
+        cmocka_unit_test(test_worker_loop),
+        cmocka_unit_test(test_worker_killed),
+        cmocka_unit_test(test_worker_stop),
+        cmocka_unit_test(test_worker_reconnect), cmocka_unit_test(test_executor),
     };
     return cmocka_run_group_tests_name("pgqueue", tests, start_cluster, stop_cluster);
 }

@@ -1,0 +1,327 @@
+/* pgexec.c: the daemon's queue thread (pgexec.h). Submissions and cancels go into lists under a
+ * mutex; the thread takes them, talks to the server, and sleeps on a condition variable between
+ * polls. Only that thread touches the Pgq handle. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pgexec.h"
+
+#define PGX_BATCH 64 /* items per publish, results per read */
+
+typedef struct Sub {
+    int64_t job_id, seq;
+    char *task_hash, *item;
+} Sub;
+
+struct Pgx {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t th;
+    Sub *subs; /* submitted, not yet published */
+    int nsubs, capsubs;
+    int publishing;   /* subs[0..publishing) are being published: cancel leaves them alone */
+    int64_t *cancels; /* jobs to cancel in the queue */
+    int ncancels, capcancels;
+    int closing;
+    PgxStats st;
+    /* the thread's own */
+    Pgq *q;
+    char *conninfo;
+    PgqOpts qo;
+    char schema[64];
+    double poll_s, sweep_s;
+    FILE *log;
+    PgxResultFn fn;
+    void *ud;
+};
+
+static void sub_free(Sub *s)
+{
+    free(s->task_hash);
+    free(s->item);
+}
+
+static void wait_s(Pgx *x, double s) /* caller holds mu */
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long ns = ts.tv_nsec + (long)(s * 1e9);
+    ts.tv_sec += ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
+    pthread_cond_timedwait(&x->cv, &x->mu, &ts);
+}
+
+/* Reopens the queue after a lost connection, backing off up to 10 s, until it works or the
+ * executor closes. */
+static int reconnect(Pgx *x)
+{
+    char err[LD_ERR_MAX];
+    pgq_close(x->q);
+    x->q = NULL;
+    double wait = 0.5;
+    pthread_mutex_lock(&x->mu);
+    while (!x->closing) {
+        wait_s(x, wait);
+        pthread_mutex_unlock(&x->mu);
+        int rc = pgq_open(x->conninfo, &x->qo, &x->q, err);
+        pthread_mutex_lock(&x->mu);
+        if (rc == LD_OK) {
+            x->st.reconnects++;
+            pthread_mutex_unlock(&x->mu);
+            fprintf(x->log, "lossd: the queue is back\n");
+            return LD_OK;
+        }
+        fprintf(x->log, "lossd: %s (retrying in %.1f s)\n", err, wait);
+        wait = wait < 5 ? wait * 2 : 10;
+    }
+    pthread_mutex_unlock(&x->mu);
+    return LD_EIO;
+}
+
+/* One pass: cancels, publishes, results. Returns the first queue error's code. */
+static int pass(Pgx *x)
+{
+    char err[LD_ERR_MAX];
+    int rc = LD_OK;
+    /* cancels first, so a cancelled job's submissions (already dropped) are not published */
+    pthread_mutex_lock(&x->mu);
+    int64_t cancels[64];
+    int nc = x->ncancels < 64 ? x->ncancels : 64;
+    for (int i = 0; i < nc; i++)
+        cancels[i] = x->cancels[i];
+    pthread_mutex_unlock(&x->mu);
+    for (int i = 0; i < nc && rc == LD_OK; i++) {
+        int k = 0;
+        rc = pgq_cancel_job(x->q, cancels[i], &k, err);
+        pthread_mutex_lock(&x->mu);
+        if (rc == LD_OK) {
+            x->st.cancelled += k;
+            memmove(x->cancels, x->cancels + 1, (size_t)--x->ncancels * sizeof *x->cancels);
+        }
+        pthread_mutex_unlock(&x->mu);
+    }
+    /* publish in batches; a batch is removed from the list only once it is in the queue */
+    while (rc == LD_OK) {
+        PgqWork w[PGX_BATCH];
+        pthread_mutex_lock(&x->mu);
+        int n = x->nsubs < PGX_BATCH ? x->nsubs : PGX_BATCH;
+        for (int i = 0; i < n; i++) /* the strings stay owned by the list while we publish */
+            w[i] =
+                (PgqWork){x->subs[i].job_id, x->subs[i].seq, x->subs[i].task_hash, x->subs[i].item};
+        x->publishing = n;
+        pthread_mutex_unlock(&x->mu);
+        if (n == 0)
+            break;
+        int added = 0;
+        rc = pgq_publish(x->q, w, n, &added, err);
+        pthread_mutex_lock(&x->mu);
+        x->publishing = 0;
+        if (rc == LD_OK || rc == LD_EINVAL) { /* EINVAL cannot happen: submit checked each */
+            for (int i = 0; i < n; i++)
+                sub_free(&x->subs[i]);
+            x->nsubs -= n;
+            memmove(x->subs, x->subs + n, (size_t)x->nsubs * sizeof *x->subs);
+            x->st.published += added;
+        }
+        pthread_mutex_unlock(&x->mu);
+        if (rc == LD_EINVAL) {
+            fprintf(x->log, "lossd: %s\n", err);
+            rc = LD_OK;
+        }
+    }
+    /* results: handed over, then acknowledged */
+    while (rc == LD_OK) {
+        PgqResult *r = NULL;
+        int n = 0;
+        rc = pgq_results(x->q, PGX_BATCH, &r, &n, err);
+        int64_t ids[PGX_BATCH];
+        for (int i = 0; i < n; i++) {
+            x->fn(x->ud, &r[i]);
+            ids[i] = r[i].work_id;
+        }
+        pgq_results_free(r, n);
+        if (rc == LD_OK && n > 0)
+            rc = pgq_results_ack(x->q, ids, n, err);
+        pthread_mutex_lock(&x->mu);
+        x->st.results += n;
+        pthread_mutex_unlock(&x->mu);
+        if (n < PGX_BATCH)
+            break;
+    }
+    if (rc != LD_OK) {
+        pthread_mutex_lock(&x->mu);
+        x->st.errors++;
+        pthread_mutex_unlock(&x->mu);
+        fprintf(x->log, "lossd: %s\n", err);
+    }
+    return rc;
+}
+
+static void *pgx_main(void *arg)
+{
+    Pgx *x = arg;
+    char err[LD_ERR_MAX];
+    double last_sweep = 0;
+    for (;;) {
+        int rc = x->q ? pass(x) : LD_EIO;
+        double now = ld_now_ms() / 1000;
+        if (rc == LD_OK && now - last_sweep >= x->sweep_s) {
+            int rq = 0, ab = 0;
+            rc = pgq_expire(x->q, &rq, &ab, err);
+            last_sweep = now;
+            if (rc != LD_OK)
+                fprintf(x->log, "lossd: %s\n", err);
+            else if (rq || ab)
+                fprintf(x->log, "lossd: queue sweep: %d expired leases requeued, %d abandoned\n",
+                        rq, ab);
+            pthread_mutex_lock(&x->mu);
+            x->st.requeued += rq;
+            x->st.abandoned += ab;
+            pthread_mutex_unlock(&x->mu);
+        }
+        if (rc == LD_EIO && reconnect(x) != LD_OK)
+            break; /* closing while the server is away: what is unpublished is lost */
+        pthread_mutex_lock(&x->mu);
+        int done = x->closing && (rc != LD_OK || (x->nsubs == 0 && x->ncancels == 0));
+        if (!done && x->nsubs == 0 && x->ncancels == 0 && !x->closing)
+            wait_s(x, x->poll_s);
+        pthread_mutex_unlock(&x->mu);
+        if (done)
+            break;
+    }
+    return NULL;
+}
+
+int pgx_start(const char *conninfo, const PgqOpts *qopts, const PgxOpts *o, PgxResultFn fn,
+              void *ud, Pgx **out, char *err)
+{
+    *out = NULL;
+    if (!fn)
+        return ld_err(err, LD_EINVAL, "queue executor: no result callback");
+    Pgx *x = calloc(1, sizeof *x);
+    if (!x || !(x->conninfo = strdup(conninfo ? conninfo : ""))) {
+        free(x);
+        return ld_err(err, LD_ENOMEM, "queue executor: out of memory");
+    }
+    x->qo = qopts ? *qopts : (PgqOpts){0};
+    x->qo.flags |= PGQ_MIGRATE;
+    x->qo.flags &= ~PGQ_WORKER; /* the daemon's commits are durable */
+    if (x->qo.schema) {         /* keep our own copy for reconnects */
+        snprintf(x->schema, sizeof x->schema, "%s", x->qo.schema);
+        x->qo.schema = x->schema;
+    }
+    x->poll_s = o && o->poll_s > 0 ? o->poll_s : 0.02;
+    x->sweep_s = o && o->sweep_s > 0 ? o->sweep_s : 1;
+    x->log = o && o->log ? o->log : stderr;
+    x->fn = fn;
+    x->ud = ud;
+    int rc = pgq_open(x->conninfo, &x->qo, &x->q, err);
+    if (rc != LD_OK) {
+        free(x->conninfo);
+        free(x);
+        return rc;
+    }
+    pthread_mutex_init(&x->mu, NULL);
+    pthread_cond_init(&x->cv, NULL);
+    if (pthread_create(&x->th, NULL, pgx_main, x)) {
+        pgq_close(x->q);
+        pthread_cond_destroy(&x->cv);
+        pthread_mutex_destroy(&x->mu);
+        free(x->conninfo);
+        free(x);
+        return ld_err(err, LD_ENOMEM, "queue executor: cannot start its thread");
+    }
+    *out = x;
+    return LD_OK;
+}
+
+int pgx_submit(Pgx *x, int64_t job_id, int64_t seq, const char *task_hash, const char *item,
+               char *err)
+{
+    PgqWork w = {job_id, seq, task_hash, item};
+    int rc = pgq_work_check(&w, err);
+    if (rc != LD_OK)
+        return rc;
+    Sub s = {job_id, seq, strdup(task_hash), strdup(item)};
+    if (!s.task_hash || !s.item) {
+        sub_free(&s);
+        return ld_err(err, LD_ENOMEM, "queue executor: out of memory");
+    }
+    pthread_mutex_lock(&x->mu);
+    if (x->closing)
+        rc = ld_err(err, LD_ESTATE, "queue executor: closing");
+    else if (x->nsubs == x->capsubs) {
+        int cap = x->capsubs ? 2 * x->capsubs : 64;
+        Sub *p = realloc(x->subs, (size_t)cap * sizeof *p);
+        if (p) {
+            x->subs = p;
+            x->capsubs = cap;
+        } else {
+            rc = ld_err(err, LD_ENOMEM, "queue executor: out of memory");
+        }
+    }
+    if (rc == LD_OK) {
+        x->subs[x->nsubs++] = s;
+        x->st.submitted++;
+        pthread_cond_signal(&x->cv);
+    }
+    pthread_mutex_unlock(&x->mu);
+    if (rc != LD_OK)
+        sub_free(&s);
+    return rc;
+}
+
+void pgx_cancel_job(Pgx *x, int64_t job_id)
+{
+    pthread_mutex_lock(&x->mu);
+    int k = x->publishing;               /* those are in flight: the queued cancel deletes them */
+    for (int i = k; i < x->nsubs; i++) { /* not yet published: dropped here */
+        if (x->subs[i].job_id == job_id)
+            sub_free(&x->subs[i]);
+        else
+            x->subs[k++] = x->subs[i];
+    }
+    x->st.cancelled += x->nsubs - k;
+    x->nsubs = k;
+    if (x->ncancels == x->capcancels) {
+        int cap = x->capcancels ? 2 * x->capcancels : 8;
+        int64_t *p = realloc(x->cancels, (size_t)cap * sizeof *p);
+        if (p) {
+            x->cancels = p;
+            x->capcancels = cap;
+        }
+    }
+    if (x->ncancels < x->capcancels) /* out of memory: the items run, their results are ignored */
+        x->cancels[x->ncancels++] = job_id;
+    pthread_cond_signal(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+}
+
+void pgx_stats(Pgx *x, PgxStats *st)
+{
+    pthread_mutex_lock(&x->mu);
+    *st = x->st;
+    pthread_mutex_unlock(&x->mu);
+}
+
+void pgx_close(Pgx *x)
+{
+    if (!x)
+        return;
+    pthread_mutex_lock(&x->mu);
+    x->closing = 1;
+    pthread_cond_signal(&x->cv);
+    pthread_mutex_unlock(&x->mu);
+    pthread_join(x->th, NULL);
+    for (int i = 0; i < x->nsubs; i++)
+        sub_free(&x->subs[i]);
+    free(x->subs);
+    free(x->cancels);
+    pgq_close(x->q);
+    pthread_cond_destroy(&x->cv);
+    pthread_mutex_destroy(&x->mu);
+    free(x->conninfo);
+    free(x);
+}

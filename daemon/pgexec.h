@@ -1,0 +1,49 @@
+/* pgexec.h: the daemon's side of the PostgreSQL queue (issue 11), on a thread of its own so the
+ * loop never waits for the server: work items submitted from any thread are published in
+ * batches, results are collected and handed to a callback, expired leases are swept, and a
+ * job's work is cancelled. Meant as the backend that the executor interface of issue 15 selects
+ * with `lossd serve --queue`; the worker side is pgworker.h. */
+#ifndef PGEXEC_H
+#define PGEXEC_H
+
+#include <stdio.h>
+
+#include "../storage/pgqueue.h"
+
+typedef struct Pgx Pgx;
+
+/* Called on the executor's thread for each result, in the queue's order (not seq order: the
+ * engine orders them); r is borrowed, copy what you keep. A result is acknowledged once this
+ * returns; one the daemon loses afterwards (it dies before storing it) is delivered again when
+ * the daemon publishes that item again (pgq_publish re-arms stored results). */
+typedef void (*PgxResultFn)(void *ud, const PgqResult *r);
+
+typedef struct PgxOpts {
+    double poll_s;  /* how often the results are read when nothing wakes the thread; 0: 0.02 */
+    double sweep_s; /* how often expired leases are swept (pgq_expire); 0: 1 */
+    FILE *log;      /* reconnects, sweeps that found something, errors; NULL: stderr */
+} PgxOpts;
+
+typedef struct PgxStats {
+    long submitted, published, results, requeued, abandoned, cancelled, reconnects, errors;
+} PgxStats;
+
+/* Opens the queue (qopts; PGQ_MIGRATE added: the daemon creates and migrates the schema) and
+ * starts the thread. Returns LD_OK and an owned *out, or a code with err (the queue cannot be
+ * opened). Borrows conninfo, qopts and o only during the call; fn and ud until pgx_close. */
+int pgx_start(const char *conninfo, const PgqOpts *qopts, const PgxOpts *o, PgxResultFn fn,
+              void *ud, Pgx **out, char *err);
+/* Queues an item to publish (copied; never waits for the server; any thread). LD_EINVAL with
+ * err when malformed (as pgq_publish checks), LD_ESTATE after pgx_close began. */
+int pgx_submit(Pgx *x, int64_t job_id, int64_t seq, const char *task_hash, const char *item,
+               char *err);
+/* Cancels a job's work: items not yet published are dropped, published ones deleted from the
+ * queue (a worker running one finds it gone). Any thread. */
+void pgx_cancel_job(Pgx *x, int64_t job_id);
+/* Counters so far. Any thread. */
+void pgx_stats(Pgx *x, PgxStats *st);
+/* Publishes what was submitted, stops the thread, closes the queue, frees x (NULL is fine).
+ * Results not yet read stay in the queue for the next start. */
+void pgx_close(Pgx *x);
+
+#endif
