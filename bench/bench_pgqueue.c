@@ -4,12 +4,14 @@
  *      p99), the daemon's publish (batches of 16, durable commits) and collect + ack (batches of
  *      64) per item, and the CPU all of it used per evaluation: this process plus, when the
  *      server runs on this host, every server process (read from /proc);
- *   2. end to end, one worker "evaluating" --evals items (sleeping --eval-ms each) while the
- *      daemon collects, against the same sleeps without a queue: a serial worker (lease,
- *      evaluate, complete), and a prefetching one (an I/O thread leases the next item and
- *      completes the last while the evaluator runs).
- * Worker handles run with synchronous_commit off (PGQ_WORKER), as lossd's workers will; --sync
- * makes their commits durable too. Prints lines for people, then one JSON line.
+ *   2. end to end, --evals simulated evaluations (sleeping --eval-ms each) against the same
+ *      sleeps without a queue: a serial worker written here (lease, evaluate, complete, while
+ *      the daemon collects), then lossd's own pieces, the daemon's queue thread
+ *      (daemon/pgexec.h) publishing and collecting and a worker loop (daemon/pgworker.h) with
+ *      one evaluator thread, which leases ahead and completes behind.
+ * Worker handles run with synchronous_commit off (PGQ_WORKER), as lossd's workers do; --sync
+ * makes them durable in part 1 and for the serial worker. Prints lines for people, then one JSON
+ * line.
  *
  *   bench_pgqueue CONNINFO [--rt N] [--evals N] [--eval-ms MS] [--sync] */
 #include <libpq-fe.h>
@@ -22,6 +24,8 @@
 #include <unistd.h>
 
 #include "../common/lossd.h"
+#include "../daemon/pgexec.h"
+#include "../daemon/pgworker.h"
 #include "../storage/pgqueue.h"
 
 #define TASK_HASH "5f1d0c7e2a9b8c4d3e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6b7c8d"
@@ -172,15 +176,8 @@ static double server_cpu_s(PGconn *c)
 /* ---- end to end -------------------------------------------------------------------------- */
 
 typedef struct Worker {
-    int evals, eval_ms, flags, prefetch;
+    int evals, eval_ms, flags;
     double wait_ms, wall_ms;
-    /* the prefetching worker's hand-over between its I/O thread and its evaluator */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    PgqItem *next;    /* leased, not yet taken by the evaluator */
-    int64_t finished; /* id of an evaluated item to complete, or 0 */
-    int finished_seq;
-    int stop;
 } Worker;
 
 static Pgq *worker_open(const Worker *w, int64_t *id)
@@ -246,91 +243,75 @@ static void *serial_main(void *arg)
     return NULL;
 }
 
-/* The prefetching worker's I/O thread: keeps one leased item ready and completes what the
- * evaluator finished, so the evaluator only waits when the queue is slower than an evaluation. */
-static void *io_main(void *arg)
+/* lossd's worker loop evaluates by sleeping and answers with a result of the usual size. */
+static int sleep_eval(void *ctx, const PgqItem *it, char **result, char **fp, char *reason)
 {
-    Worker *w = arg;
-    int64_t id;
-    Pgq *q = worker_open(w, &id);
-    int leased = 0;
-    pthread_mutex_lock(&w->mu);
-    while (!w->stop) {
-        if (!w->next && leased < w->evals) {
-            pthread_mutex_unlock(&w->mu);
-            PgqItem *it = lease_one(q, id);
-            pthread_mutex_lock(&w->mu);
-            w->next = it;
-            leased++;
-            pthread_cond_broadcast(&w->cv);
-        } else if (w->finished) {
-            int64_t item = w->finished;
-            int seq = w->finished_seq;
-            w->finished = 0;
-            pthread_cond_broadcast(&w->cv);
-            pthread_mutex_unlock(&w->mu);
-            complete_one(q, id, item, seq);
-            pthread_mutex_lock(&w->mu);
-        } else {
-            pthread_cond_wait(&w->cv, &w->mu);
-        }
-    }
-    pthread_mutex_unlock(&w->mu);
-    char err[LD_ERR_MAX];
-    pgq_worker_stop(q, id, err);
-    pgq_close(q);
-    return NULL;
+    char res[2048];
+    evaluate(*(const int *)ctx);
+    make_result(res, sizeof res, (int)it->seq);
+    *result = strdup(res);
+    return *result ? LD_OK : ld_err(reason, LD_ENOMEM, "out of memory");
 }
 
-static void *prefetch_main(void *arg)
+typedef struct Counter {
+    pthread_mutex_t mu;
+    int n;
+} Counter;
+
+static void count_result(void *ud, const PgqResult *r)
 {
-    Worker *w = arg;
-    pthread_t io;
-    if (pthread_create(&io, NULL, io_main, w))
-        die("thread", "cannot start the I/O thread");
-    double t_start = ld_now_ms();
-    for (int k = 0; k < w->evals; k++) {
-        double t0 = ld_now_ms();
-        pthread_mutex_lock(&w->mu);
-        while (!w->next)
-            pthread_cond_wait(&w->cv, &w->mu);
-        PgqItem *it = w->next;
-        w->next = NULL;
-        pthread_cond_broadcast(&w->cv);
-        pthread_mutex_unlock(&w->mu);
-        w->wait_ms += ld_now_ms() - t0;
-        evaluate(w->eval_ms);
-        t0 = ld_now_ms();
-        pthread_mutex_lock(&w->mu);
-        while (w->finished) /* the previous completion is still on its way */
-            pthread_cond_wait(&w->cv, &w->mu);
-        w->finished = it->id;
-        w->finished_seq = (int)it->seq;
-        pthread_cond_broadcast(&w->cv);
-        pthread_mutex_unlock(&w->mu);
-        w->wait_ms += ld_now_ms() - t0;
-        pgq_items_free(it, 1);
-    }
-    pthread_mutex_lock(&w->mu);
-    while (w->finished)
-        pthread_cond_wait(&w->cv, &w->mu);
-    w->stop = 1;
-    pthread_cond_broadcast(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    w->wall_ms = ld_now_ms() - t_start;
-    pthread_join(io, NULL);
-    return NULL;
+    Counter *c = ud;
+    pthread_mutex_lock(&c->mu);
+    c->n++;
+    pthread_mutex_unlock(&c->mu);
 }
 
-/* Publishes evals items after from, runs one worker over them while this thread collects like
- * the daemon would, and fills w's times. */
+/* lossd's pieces end to end: the daemon's queue thread publishes items [from, from + evals) and
+ * collects, a worker loop with one evaluator thread runs them. Returns the loop's wall time. */
+static double loop_end_to_end(int from, int evals, int eval_ms)
+{
+    char err[LD_ERR_MAX], item[512];
+    Counter c = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    PgqOpts qo = {.schema = schema};
+    Pgx *x = NULL;
+    if (pgx_start(conninfo, &qo, NULL, count_result, &c, &x, err) != LD_OK)
+        die("executor", err);
+    for (int i = 0; i < evals; i++) {
+        make_item(item, sizeof item, from + i);
+        if (pgx_submit(x, 1, from + i, TASK_HASH, item, err) != LD_OK)
+            die("submit", err);
+    }
+    for (int i = 0; i < 600; i++) { /* published, so the worker starts on a full queue */
+        PgxStats xs;
+        pgx_stats(x, &xs);
+        if (xs.published + xs.errors >= evals)
+            break;
+        evaluate(10);
+    }
+    PgwOpts o = {.host = "bench", .threads = 1, .max_evals = evals};
+    double t0 = ld_now_ms();
+    if (pgw_run(conninfo, &qo, &o, sleep_eval, &eval_ms, NULL, err) != LD_OK)
+        die("worker", err);
+    double wall = ld_now_ms() - t0;
+    for (int i = 0; i < 600; i++) { /* the executor's last poll */
+        pthread_mutex_lock(&c.mu);
+        int n = c.n;
+        pthread_mutex_unlock(&c.mu);
+        if (n >= evals)
+            break;
+        evaluate(10);
+    }
+    pgx_close(x);
+    return wall;
+}
+
+/* Publishes evals items after from, runs the serial worker over them while this thread
+ * collects like the daemon would, and fills w's times. */
 static void end_to_end(Pgq *d, int from, Worker *w)
 {
     publish(d, from, w->evals);
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->cv, NULL);
     pthread_t th;
-    if (pthread_create(&th, NULL, w->prefetch ? prefetch_main : serial_main, w))
+    if (pthread_create(&th, NULL, serial_main, w))
         die("thread", "cannot start the worker");
     int collected = 0;
     while (collected < w->evals) {
@@ -338,8 +319,6 @@ static void end_to_end(Pgq *d, int from, Worker *w)
         collected += collect(d);
     }
     pthread_join(th, NULL);
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->mu);
 }
 
 int main(int argc, char **argv)
@@ -431,30 +410,27 @@ int main(int argc, char **argv)
     printf("without a queue: %d evaluations of %d ms in %.2f s (%.2f/s)\n", evals, eval_ms,
            base_ms / 1000, 1000 * evals / base_ms);
     Worker ser = {.evals = evals, .eval_ms = eval_ms, .flags = wflags};
-    Worker pre = {.evals = evals, .eval_ms = eval_ms, .flags = wflags, .prefetch = 1};
     end_to_end(d, rt, &ser);
-    end_to_end(d, rt + evals, &pre);
-    const Worker *ws[2] = {&ser, &pre};
-    for (int k = 0; k < 2; k++)
-        printf("end to end, %s worker: %d evaluations of %d ms in %.2f s (%.2f/s, ideal %.2f); "
-               "%.2f%% slower than without a queue; the evaluator waited %.3f ms per "
-               "evaluation\n",
-               k ? "prefetching" : "serial", evals, eval_ms, ws[k]->wall_ms / 1000,
-               1000 * evals / ws[k]->wall_ms, 1000.0 / eval_ms,
-               100 * (ws[k]->wall_ms - base_ms) / base_ms, ws[k]->wait_ms / evals);
+    double loop_ms = loop_end_to_end(rt + evals, evals, eval_ms);
+    printf("end to end, a serial worker: %d evaluations of %d ms in %.2f s (%.2f/s, ideal %.2f), "
+           "%.2f%% slower than without a queue; it waited %.3f ms per evaluation\n",
+           evals, eval_ms, ser.wall_ms / 1000, 1000 * evals / ser.wall_ms, 1000.0 / eval_ms,
+           100 * (ser.wall_ms - base_ms) / base_ms, ser.wait_ms / evals);
+    printf("end to end, lossd's queue thread and worker loop: %d evaluations of %d ms in %.2f s "
+           "(%.2f/s), %.2f%% slower than without a queue\n",
+           evals, eval_ms, loop_ms / 1000, 1000 * evals / loop_ms,
+           100 * (loop_ms - base_ms) / base_ms);
     printf("{\"eval_ms\": %d, \"worker_sync_commit\": %s, \"lease_rt_ms_median\": %.3f, "
            "\"lease_rt_ms_p99\": %.3f, \"complete_ms_median\": %.3f, \"complete_ms_p99\": %.3f, "
            "\"publish_ms_per_item\": %.3f, \"collect_ms_per_item\": %.3f, "
            "\"queue_ms_per_eval\": %.3f, \"queue_pct\": %.2f, \"client_cpu_ms_per_eval\": %.3f, "
-           "\"server_cpu_ms_per_eval\": %.3f, \"serial_wait_pct\": %.2f, "
-           "\"prefetch_wait_pct\": %.2f, \"serial_evals_per_s\": %.2f, "
-           "\"prefetch_evals_per_s\": %.2f, \"serial_slowdown_pct\": %.2f, "
-           "\"prefetch_slowdown_pct\": %.2f}\n",
+           "\"server_cpu_ms_per_eval\": %.3f, \"no_queue_evals_per_s\": %.2f, "
+           "\"serial_evals_per_s\": %.2f, \"serial_slowdown_pct\": %.2f, "
+           "\"loop_evals_per_s\": %.2f, \"loop_slowdown_pct\": %.2f}\n",
            eval_ms, sync ? "true" : "false", lease_med, lease_p99, done_med, done_p99, pub_ms,
-           col_ms, per_eval, 100 * per_eval / eval_ms, cpu_ms, srv_ms,
-           100 * ser.wait_ms / evals / eval_ms, 100 * pre.wait_ms / evals / eval_ms,
-           1000 * evals / ser.wall_ms, 1000 * evals / pre.wall_ms,
-           100 * (ser.wall_ms - base_ms) / base_ms, 100 * (pre.wall_ms - base_ms) / base_ms);
+           col_ms, per_eval, 100 * per_eval / eval_ms, cpu_ms, srv_ms, 1000 * evals / base_ms,
+           1000 * evals / ser.wall_ms, 100 * (ser.wall_ms - base_ms) / base_ms,
+           1000 * evals / loop_ms, 100 * (loop_ms - base_ms) / base_ms);
 
     pgq_close(w);
     pgq_close(d);
