@@ -7,5 +7,6 @@ int eval_main(int argc, char **argv);   /* cmd/eval.c: lossd eval */
 int bench_main(int argc, char **argv);  /* cmd/bench.c: lossd bench */
 int search_main(int argc, char **argv); /* cmd/search.c: lossd search */
 int serve_main(int argc, char **argv);  /* cmd/serve.c: lossd serve */
+int worker_main(int argc, char **argv); /* cmd/worker.c: lossd worker */
 
 #endif

@@ -14,6 +14,7 @@ static const struct {
     {"search", search_main, "search JOB.json [--workers N] [--db FILE]        run one search, no daemon"},
     {"eval", eval_main, "eval --task TASK --loss EXPR [--seed N] [--steps K]  score one loss"},
     {"bench", bench_main, "bench [--evals N]                                 time the standard proxy"},
+    {"worker", worker_main, "worker --queue CONNINFO [--threads N]             evaluate for a daemon through PostgreSQL"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -22,7 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/work.h"
 #include "../daemon/pgexec.h"
+#include "../evaluator/eval.h"
 #include "../daemon/pgworker.h"
 #include "../storage/pgqueue.h"
 
@@ -1183,6 +1185,103 @@ static void test_executor(void **state)
     }
 }
 
+/* ---- lossd worker ----------------------------------------------------------------------------- */
+
+/* Runs bin/lossd (of the suite: $LOSSD_BIN) with args, output to log; returns its exit status. */
+static int run_lossd(const char *args, const char *log)
+{
+    const char *bin = getenv("LOSSD_BIN") ? getenv("LOSSD_BIN") : "bin";
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s/lossd %s >%s 2>&1", bin, args, log);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Work items as the daemon will publish them, run by `lossd worker` processes: every outcome
+ * equals the same item evaluated here (evaluations are deterministic), a loss that does not
+ * parse and a task nobody stored fail alone, and a password in --queue is refused. */
+static void test_worker_command(void **state)
+{
+    Task *t = NULL;
+    OK(task_load_arg("builtin:digits", &t, E));
+    char hex[17];
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)task_hash(t));
+    cJSON *spec = task_spec(t);
+    char *spec_text = cJSON_PrintUnformatted(spec);
+    cJSON_Delete(spec);
+    Pgq *d = open_q("s_cmd", PGQ_MIGRATE, 0, 0);
+    OK(pgq_task_put(d, hex, spec_text, E));
+    free(spec_text);
+
+    static const char *const exprs[] = {"ce", "0.7*ce + 0.3*focal(2)", "ce + (", "mse",
+                                        "smooth(0.1)", "ce"};
+    enum { N = 6 };
+    static WorkItem items[N];
+    char *texts[N];
+    PgqWork pw[N];
+    for (int i = 0; i < N; i++) {
+        items[i] = (WorkItem){.job_id = 9, .seq = i, .cand = i, .task_hash = task_hash(t),
+                              .seed = 100 + (uint64_t)i, .steps = 40};
+        snprintf(items[i].expr, sizeof items[i].expr, "%s", exprs[i]);
+        if (i == N - 1)
+            items[i].task_hash ^= 1; /* a task the daemon never stored */
+        cJSON *j = work_item_json(&items[i]);
+        texts[i] = cJSON_PrintUnformatted(j);
+        cJSON_Delete(j);
+        static char th[N][17];
+        snprintf(th[i], sizeof th[i], "%016llx", (unsigned long long)items[i].task_hash);
+        pw[i] = (PgqWork){9, i, th[i], texts[i]};
+    }
+    OK(pgq_publish(d, pw, N, NULL, E));
+    for (int i = 0; i < N; i++)
+        free(texts[i]);
+
+    char args[1024], log[300];
+    snprintf(log, sizeof log, "%s/worker.log", cluster_dir);
+    snprintf(args, sizeof args, "worker --queue 'host=%s dbname=postgres user=lossd password=x'",
+             cluster_dir);
+    EQ_I(run_lossd(args, log), 2);
+    snprintf(args, sizeof args,
+             "worker --queue '%s' --schema s_cmd --threads 2 --idle-exit 0.5", conninfo);
+    EQ_I(run_lossd(args, log), 0);
+
+    PgqResult *r = NULL;
+    int n = 0;
+    OK(pgq_results(d, 20, &r, &n, E));
+    EQ_I(n, N);
+    for (int i = 0; i < n; i++) {
+        int s = (int)r[i].seq;
+        if (s == N - 1) {
+            assert_null(r[i].result);
+            HAS(r[i].error, "not stored in the queue");
+            continue;
+        }
+        assert_non_null(r[i].result);
+        cJSON *j = cJSON_Parse(r[i].result);
+        WorkOutcome got, want;
+        char err[LD_ERR_MAX];
+        if (work_outcome_from_json(j, &got, err) != LD_OK)
+            fail_msg("seq %d: %s: %s", s, err, r[i].result);
+        cJSON_Delete(j);
+        eval_work(t, &items[s], &want);
+        EQ_I(got.status, want.status);
+        EQ_I(got.res.steps, want.res.steps);
+        if (want.status == WORK_OK) {
+            if (got.res.val != want.res.val || got.res.test != want.res.test)
+                fail_msg("seq %d (%s): the worker's val %.17g test %.17g, here %.17g %.17g", s,
+                         exprs[s], got.res.val, got.res.test, want.res.val, want.res.test);
+        } else {
+            print_message("seq %d (%s): %s: %s\n", s, exprs[s], work_status_name(got.status),
+                          got.res.error);
+            assert_string_equal(got.res.error, want.res.error);
+        }
+    }
+    EQ_I(items[2].seq, 2);
+    pgq_results_free(r, n);
+    pgq_close(d);
+    task_free(t);
+}
+
 /* ---- the cluster ------------------------------------------------------------------------- */
 
 static const char *script(void)
@@ -1258,6 +1357,7 @@ int main(void)
         cmocka_unit_test(test_worker_killed),
         cmocka_unit_test(test_worker_stop),
         cmocka_unit_test(test_worker_reconnect), cmocka_unit_test(test_executor),
+        cmocka_unit_test(test_worker_command),
     };
     return cmocka_run_group_tests_name("pgqueue", tests, start_cluster, stop_cluster);
 }
