@@ -8,5 +8,6 @@ int bench_main(int argc, char **argv);  /* cmd/bench.c: lossd bench */
 int search_main(int argc, char **argv); /* cmd/search.c: lossd search */
 int serve_main(int argc, char **argv);  /* cmd/serve.c: lossd serve */
 int worker_main(int argc, char **argv); /* cmd/worker.c: lossd worker */
+int workers_main(int argc, char **argv); /* cmd/worker.c: lossd workers */
 
 #endif

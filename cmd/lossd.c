@@ -15,6 +15,7 @@ static const struct {
     {"eval", eval_main, "eval --task TASK --loss EXPR [--seed N] [--steps K]  score one loss"},
     {"bench", bench_main, "bench [--evals N]                                 time the standard proxy"},
     {"worker", worker_main, "worker --queue CONNINFO [--threads N]             evaluate for a daemon through PostgreSQL"},
+    {"workers", workers_main, "workers --queue CONNINFO [--json]                 list the queue's workers"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -1,5 +1,5 @@
 /* worker.c: `lossd worker`: evaluates for a lossd daemon on any host, through the PostgreSQL
- * queue (issue 11, docs/scale-out.md). Each leased item is decoded (work_item_from_json), its
+ * queue (issue 11, docs/scale-out.md); and `lossd workers`, which lists the queue's workers. Each leased item is decoded (work_item_from_json), its
  * task found by the hash it names (the normalised spec the daemon stored with pgq_task_put,
  * loaded once per process and checked to hash the same here), evaluated with eval_work, and
  * answered with work_outcome_json. Everything read from the queue is checked; a bad item fails
@@ -284,4 +284,123 @@ int worker_main(int argc, char **argv)
             (long long)st.worker_id, st.done, st.failed, st.duplicates, st.mismatches, st.gone,
             st.reconnects);
     return 0;
+}
+
+/* ---- lossd workers ------------------------------------------------------------------------- */
+
+static void workers_usage(FILE *f)
+{
+    fprintf(f, "usage: lossd workers --queue CONNINFO [--schema NAME] [--json]\n"
+               "  lists the queue's worker processes (host, pid, threads, evaluations done, state,\n"
+               "  current leases), the queue's counts and any result mismatches\n");
+}
+
+static double num(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItem(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static void print_workers(const cJSON *ws, const cJSON *counts, const cJSON *mm)
+{
+    printf("%-6s %-24s %-8s %-7s %-8s %-8s %-10s %s\n", "ID", "HOST", "PID", "THREADS", "EVALS",
+           "STATE", "LAST SEEN", "LEASES");
+    double now = ld_wall_s();
+    const cJSON *w;
+    cJSON_ArrayForEach(w, ws)
+    {
+        char leases[256] = "-";
+        int k = 0, n = cJSON_GetArraySize(cJSON_GetObjectItem(w, "leases"));
+        const cJSON *l;
+        cJSON_ArrayForEach(l, cJSON_GetObjectItem(w, "leases"))
+        {
+            if (k >= 3)
+                break;
+            int at = k ? (int)strlen(leases) : 0;
+            snprintf(leases + at, sizeof leases - (size_t)at, "%sjob %.0f seq %.0f (%.0f s left)",
+                     k ? ", " : "", num(l, "job_id"), num(l, "seq"), num(l, "expires_in"));
+            k++;
+        }
+        if (n > k) {
+            int at = (int)strlen(leases);
+            snprintf(leases + at, sizeof leases - (size_t)at, ", and %d more", n - k);
+        }
+        printf("%-6.0f %-24.24s %-8.0f %-7.0f %-8.0f %-8s %6.0f s ago %s\n", num(w, "id"),
+               str(w, "host"), num(w, "pid"), num(w, "threads"), num(w, "evals_done"),
+               str(w, "state"), now - num(w, "last_seen"), leases);
+    }
+    printf("queue: %.0f pending, %.0f leased, %.0f results (%.0f not yet read by the daemon), "
+           "%.0f mismatches\n",
+           num(counts, "pending"), num(counts, "leased"), num(counts, "results"),
+           num(counts, "unacked"), num(counts, "mismatches"));
+    const cJSON *m;
+    cJSON_ArrayForEach(m, mm)
+    {
+        printf("MISMATCH: job %.0f seq %.0f: worker %.0f gave \"%s\", worker %.0f \"%s\"\n",
+               num(m, "job_id"), num(m, "seq"), num(m, "first_worker"), str(m, "first"),
+               num(m, "late_worker"), str(m, "late"));
+    }
+}
+
+int workers_main(int argc, char **argv)
+{
+    const char *conninfo = getenv("LOSSD_QUEUE"), *schema = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            workers_usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if ((!strcmp(argv[i], "--queue") || !strcmp(argv[i], "--schema")) && i + 1 < argc) {
+            *(argv[i][2] == 'q' ? &conninfo : &schema) = argv[i + 1];
+            i++;
+        } else {
+            fprintf(stderr, "lossd workers: %s: unknown option or missing value\n", argv[i]);
+            workers_usage(stderr);
+            return 2;
+        }
+    }
+    if (!conninfo || !*conninfo || pgq_conninfo_has_password(conninfo) != 0) {
+        fprintf(stderr, "lossd workers: --queue CONNINFO (or $LOSSD_QUEUE) is required, without "
+                        "a password (~/.pgpass, $PGPASSFILE or $PGSERVICE)\n");
+        return 2;
+    }
+    PgqOpts qo = {.schema = schema};
+    Pgq *q = NULL;
+    cJSON *ws = NULL, *counts = NULL, *mm = NULL;
+    char err[LD_ERR_MAX];
+    int rc = pgq_open(conninfo, &qo, &q, err);
+    if (rc == LD_OK)
+        rc = pgq_workers(q, &ws, err);
+    if (rc == LD_OK)
+        rc = pgq_counts(q, &counts, err);
+    if (rc == LD_OK)
+        rc = pgq_mismatches(q, &mm, err);
+    pgq_close(q);
+    if (rc != LD_OK) {
+        fprintf(stderr, "lossd workers: %s\n", err);
+    } else if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToObject(o, "workers", ws);
+        cJSON_AddItemToObject(o, "queue", counts);
+        cJSON_AddItemToObject(o, "mismatches", mm);
+        ws = counts = mm = NULL;
+        char *text = cJSON_PrintUnformatted(o);
+        printf("%s\n", text ? text : "{}");
+        free(text);
+        cJSON_Delete(o);
+    } else {
+        print_workers(ws, counts, mm);
+    }
+    cJSON_Delete(ws);
+    cJSON_Delete(counts);
+    cJSON_Delete(mm);
+    return rc == LD_OK ? 0 : 1;
 }

@@ -1276,8 +1276,30 @@ static void test_worker_command(void **state)
             assert_string_equal(got.res.error, want.res.error);
         }
     }
-    EQ_I(items[2].seq, 2);
     pgq_results_free(r, n);
+
+    /* lossd workers: the listing a future lossctl workers will show */
+    char out[300];
+    snprintf(out, sizeof out, "%s/workers.json", cluster_dir);
+    snprintf(args, sizeof args, "workers --queue '%s' --schema s_cmd --json", conninfo);
+    EQ_I(run_lossd(args, out), 0);
+    char *text = ld_read_file(out, NULL, NULL);
+    cJSON *j = text ? cJSON_Parse(text) : NULL;
+    if (!j)
+        fail_msg("lossd workers --json printed: %s", text ? text : "(nothing)");
+    cJSON *w0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "workers"), 0);
+    EQ_I(cJSON_GetObjectItem(w0, "evals_done")->valueint, N);
+    EQ_I(cJSON_GetObjectItem(w0, "threads")->valueint, 2);
+    assert_string_equal(cJSON_GetObjectItem(w0, "state")->valuestring, "stopped");
+    EQ_I(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "queue"), "unacked")->valueint, N);
+    cJSON_Delete(j);
+    free(text);
+    snprintf(args, sizeof args, "workers --queue '%s' --schema s_cmd", conninfo);
+    EQ_I(run_lossd(args, out), 0);
+    text = ld_read_file(out, NULL, NULL);
+    HAS(text, "stopped");
+    HAS(text, "queue: 0 pending, 0 leased, 6 results");
+    free(text);
     pgq_close(d);
     task_free(t);
 }
