@@ -444,3 +444,101 @@ const float *quant_mlp_forward_sim(QuantMlp *q, const float *x, int B) {
     }
     return in;
 }
+
+/* ---- quantisation-aware training */
+
+/* The observers' moving averages compute as PyTorch's do, a + c (b - a) in two roundings: no
+ * fused multiply-adds from here on. */
+#pragma GCC optimize("fp-contract=off")
+
+static void qat_layout(QuantQat *qat, const Mlp *m, int maxB, Take *t) {
+    float *acts = take(t, sizeof(float) * mlp_acts_floats(m, maxB));
+    if (acts) mlp_acts_bind(&qat->acts, m, maxB, acts);
+    qat->wfq = *m;
+    float *w = take(t, sizeof(float) * m->nparams);
+    if (w) mlp_bind_like(&qat->wfq, m, w);
+    for (int l = 0; l < m->nlin; l++) {
+        qat->wscale[l] = take(t, sizeof(float) * m->dim[l + 1]);
+        qat->xfq[l] = take(t, sizeof(float) * (size_t)maxB * m->dim[l]);
+    }
+    qat->dx = take(t, sizeof(float) * (size_t)maxB * max_dim(m));
+}
+
+size_t quant_qat_arena_bytes(const Mlp *m, int maxB) {
+    QuantQat scratch;
+    Take t = {NULL, 0, 0};
+    memset(&scratch, 0, sizeof scratch);
+    qat_layout(&scratch, m, maxB, &t);
+    return t.bytes;
+}
+
+int quant_qat_init(QuantQat *qat, const Mlp *m, int maxB, float momentum, LdArena *a, char *err) {
+    memset(qat, 0, sizeof *qat);
+    if (maxB < 1) return ld_err(err, LD_EINVAL, "quantisation-aware training: maxB %d must be at least 1", maxB);
+    if (!(momentum > 0 && momentum <= 1))
+        return ld_err(err, LD_EINVAL, "quantisation-aware training: momentum %g is outside (0, 1]", momentum);
+    qat->m = m;
+    qat->maxB = maxB;
+    qat->momentum = momentum;
+    Take t = {a, 0, 0};
+    size_t free_bytes = a->cap - a->used;
+    qat_layout(qat, m, maxB, &t);
+    if (t.fail)
+        return ld_err(err, LD_ENOMEM, "quantisation-aware training: the arena has %zu bytes free, %zu needed",
+                      free_bytes, t.bytes);
+    return LD_OK;
+}
+
+const float *quant_qat_forward(QuantQat *qat, const float *x, int B, int observe) {
+    const Mlp *m = qat->m;
+    if (qat->updates == 0) observe = 1;
+    const float *in = x;
+    for (int l = 0; l < m->nlin; l++) {
+        int C = m->dim[l], OC = m->dim[l + 1];
+        size_t n = (size_t)B * C;
+        if (observe) { /* non-finite inputs leave the range as it was */
+            float lo, hi;
+            if (range_of(in, n, &lo, &hi) == LD_OK) {
+                if (qat->updates == 0) qat->lo[l] = lo, qat->hi[l] = hi;
+                else {
+                    qat->lo[l] = qat->lo[l] + qat->momentum * (lo - qat->lo[l]);
+                    qat->hi[l] = qat->hi[l] + qat->momentum * (hi - qat->hi[l]);
+                }
+            }
+        }
+        qat->in[l] = quant_affine_params(qat->lo[l], qat->hi[l]);
+        quant_fake_forward(qat->xfq[l], in, n, qat->in[l].scale, qat->in[l].zero, 0, 255);
+        for (int j = 0; j < OC; j++) {
+            float amax = 0;
+            for (int c = 0; c < C; c++) amax = maxf(amax, fabsf(m->w[l][(size_t)c * OC + j]));
+            qat->wscale[l][j] = maxf(amax / 127.0f, FLT_EPSILON);
+        }
+        quant_fake_channel_forward(qat->wfq.w[l], m->w[l], qat->wscale[l], C, OC, 127);
+        float *z = l < m->nlin - 1 ? qat->acts.pre[l] : qat->acts.post[l];
+        mlp_linear_forward(z, qat->xfq[l], qat->wfq.w[l], m->b[l], B, C, OC);
+        if (l < m->nlin - 1) mlp_act_forward(qat->acts.post[l], z, B * OC, m->act);
+        in = qat->acts.post[l];
+    }
+    if (observe) qat->updates++;
+    return in;
+}
+
+void quant_qat_backward(QuantQat *qat, const Mlp *g, const float *dz, int B) {
+    const Mlp *m = qat->m;
+    const float *dout = dz;
+    for (int l = m->nlin - 1; l >= 0; l--) {
+        int C = m->dim[l], OC = m->dim[l + 1];
+        memset(g->w[l], 0, sizeof(float) * (size_t)C * OC);
+        memset(g->b[l], 0, sizeof(float) * (size_t)OC);
+        float *dxfq = l > 0 ? qat->dx : NULL;
+        mlp_linear_backward(dxfq, g->w[l], g->b[l], dout, qat->xfq[l], qat->wfq.w[l], B, C, OC);
+        quant_fake_channel_backward(g->w[l], g->w[l], m->w[l], qat->wscale[l], C, OC, 127);
+        if (l == 0) break;
+        /* through the input's fake quantisation (STE), then the previous layer's activation */
+        size_t n = (size_t)B * C;
+        float *da = qat->acts.dpost[l - 1];
+        quant_fake_backward(da, dxfq, qat->acts.post[l - 1], n, qat->in[l].scale, qat->in[l].zero, 0, 255);
+        mlp_act_backward(da, da, qat->acts.pre[l - 1], qat->acts.post[l - 1], (int)n, m->act);
+        dout = da;
+    }
+}

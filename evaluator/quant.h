@@ -114,4 +114,38 @@ const float *quant_mlp_forward(QuantMlp *q, const float *x, int B);
  * float summation order. Other precisions: quant_mlp_forward. */
 const float *quant_mlp_forward_sim(QuantMlp *q, const float *x, int B);
 
+/* ---- quantisation-aware training: the int8 model's forward simulated in float on the trainer's
+ * fp32 weights, and its backward with the straight-through estimator. Each linear layer's input
+ * is fake-quantised (uint8, affine) with ranges tracked by an exponential moving average of the
+ * batches' min/max (PyTorch's MovingAverageMinMaxObserver: the first batch sets the range, later
+ * ones move it by momentum, 0.01 there); the weights are fake-quantised per output channel with
+ * scales from their current max |w| / 127 (what the deployed model will use), the biases stay
+ * float. At deployment quant_mlp_build_ranges(lo, hi) makes the int8 model these ranges trained. */
+typedef struct QuantQat {
+    const Mlp *m; /* borrowed: the trainer's fp32 weights */
+    int maxB;
+    float momentum;
+    int updates;                           /* observer updates so far */
+    float lo[MLP_MAX_LIN], hi[MLP_MAX_LIN]; /* tracked input ranges */
+    QuantAffine in[MLP_MAX_LIN];           /* of the last forward */
+    Mlp wfq;                               /* fake-quantised weights; biases are m's */
+    float *wscale[MLP_MAX_LIN];            /* (dim[l+1]) of the last forward */
+    float *xfq[MLP_MAX_LIN];               /* (maxB, dim[l]) each layer's fake-quantised input */
+    MlpActs acts;                          /* pre and post activations; dpost as gradients */
+    float *dx;                             /* (maxB, max dim) scratch */
+} QuantQat;
+
+size_t quant_qat_arena_bytes(const Mlp *m, int maxB);
+/* Binds qat to m with memory from a (quant_qat_arena_bytes); momentum in (0, 1]. LD_EINVAL for
+ * a bad maxB or momentum, LD_ENOMEM for a small arena. */
+int quant_qat_init(QuantQat *qat, const Mlp *m, int maxB, float momentum, LdArena *a, char *err);
+/* The fake-quantised forward of x (B, dim[0]), B <= maxB: outputs (B, dim[nlin]) inside qat.
+ * observe: update the tracked ranges with this batch first (training); 0 uses them as they are
+ * (evaluation), except that a forward before any observation observes. */
+const float *quant_qat_forward(QuantQat *qat, const float *x, int B, int observe);
+/* Backward from dz (B, outputs) after quant_qat_forward of the same x: OVERWRITES the gradients
+ * in g (a view bound with mlp_bind_like) with those of the fp32 weights through the
+ * straight-through estimator (zero where a weight's or an input's code was clamped). */
+void quant_qat_backward(QuantQat *qat, const Mlp *g, const float *dz, int B);
+
 #endif

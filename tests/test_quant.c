@@ -2,7 +2,8 @@
  * written by tests/gen_quant_ref.py and checked there against PyTorch's observers and
  * fake-quantise kernels): fp16/bf16 rounding (also exhaustively over every 16-bit pattern),
  * int8 per-channel weights, affine activation parameters and codes, fake quantisation and its
- * straight-through gradient, the deployed MLP at each precision, and refused inputs. */
+ * straight-through gradient, the deployed MLP at each precision, quantisation-aware training's
+ * forward and backward against PyTorch (tests/qat_ref.h), and refused inputs. */
 #include <float.h>
 #include <math.h>
 #include <setjmp.h>
@@ -17,6 +18,7 @@
 
 #include "../evaluator/quant.h"
 #include "quant_ref.h"
+#include "qat_ref.h"
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -31,6 +33,9 @@ static float from_bits(uint32_t u) {
     memcpy(&x, &u, sizeof x);
     return x;
 }
+
+/* zero + rne(x / scale), unclamped: where x's code falls */
+static float qcode_of(float x, QuantAffine a) { return (float)a.zero + nearbyintf(x * (1.0f / a.scale)); }
 
 /* Same float, bit for bit, or both NaN. */
 static int same(float a, float b) { return (isnan(a) && isnan(b)) || bits(a) == bits(b); }
@@ -304,6 +309,65 @@ static void test_wide_layer(void **state) {
     free(x);
 }
 
+/* Quantisation-aware training against PyTorch (tests/qat_ref.h): two observed batches move the
+ * ranges (momentum 0.1), the second 3x wider so some inputs clamp; outputs and every weight's and
+ * bias's gradient of sum(y * dz). The products sum in another order than PyTorch's: outputs and
+ * gradients agree to float rounding (1e-5) unless a rounding moves an activation code, which did
+ * not happen here (maxdiff printed). The ranges go through the same float operations: 1e-6. Then
+ * the int8 model deployed from the trained ranges reproduces the QAT forward up to its int32
+ * bias rounding (at most half a step s_x s_w per output, 1e-3 here). */
+static void test_qat(void **state) {
+    (void)state;
+    ModelSpec ms = {.nhidden = 2, .hidden = {8, 6}, .act = ACT_TANH};
+    Mlp m, g;
+    float p[N_OF(qat_params)], gp[N_OF(qat_params)];
+    assert_int_equal(mlp_param_count(&ms, 5, 3), N_OF(p));
+    memcpy(p, qat_params, sizeof p);
+    mlp_bind(&m, &ms, 5, 3, p);
+    mlp_bind_like(&g, &m, gp);
+    LdArena a;
+    assert_int_equal(arena_init(&a, quant_qat_arena_bytes(&m, 16) + quant_mlp_arena_bytes(&m, QUANT_INT8, 16)), LD_OK);
+    char err[LD_ERR_MAX];
+    QuantQat qat;
+    assert_int_equal(quant_qat_init(&qat, &m, 16, QAT_MOMENTUM, &a, err), LD_OK);
+    quant_qat_forward(&qat, qat_x1, 16, 1);
+    float y[48];
+    memcpy(y, quant_qat_forward(&qat, qat_x2, 16, 1), sizeof y);
+    for (size_t i = 0; i < N_OF(gp); i++) gp[i] = 99.0f; /* the backward overwrites */
+    quant_qat_backward(&qat, &g, qat_dz, 16);
+    int fails = 0;
+    double rd = 0;
+    for (int l = 0; l < 3; l++) {
+        rd = fmax(rd, fabs(qat.lo[l] - qat_lo[l]) / fmax(1.0, fabs(qat_lo[l])));
+        rd = fmax(rd, fabs(qat.hi[l] - qat_hi[l]) / fmax(1.0, fabs(qat_hi[l])));
+    }
+    printf("%-34s maxdiff %.3e (tolerance 1.0e-06) %s\n", "qat tracked ranges", rd, rd <= 1e-6 ? "ok" : "FAIL");
+    fails += rd > 1e-6;
+    fails += compare("qat outputs vs torch", y, qat_y, 48, 1e-5) > 1e-5;
+    fails += compare("qat gradients vs torch autograd", gp, qat_grads, (int)N_OF(gp), 1e-5) > 1e-5;
+    int clamped = 0; /* hidden activations past the tracked range: the estimator cuts them */
+    for (int l = 1; l < 3; l++)
+        for (int i = 0; i < 16 * m.dim[l]; i++) {
+            float c = qcode_of(qat.acts.post[l - 1][i], qat.in[l]);
+            clamped += c < 0 || c > 255;
+        }
+    printf("qat: %d of 224 hidden activations of the second batch clamped (gradient cut there)\n", clamped);
+    assert_true(clamped > 0);
+    /* an evaluation forward does not move the ranges */
+    float lo0 = qat.lo[0];
+    quant_qat_forward(&qat, qat_x1, 16, 0);
+    assert_true(qat.lo[0] == lo0);
+    /* deploy with the trained ranges: the simulated int8 model matches the QAT forward */
+    QuantMlp q;
+    assert_int_equal(quant_mlp_build_ranges(&q, &m, qat.lo, qat.hi, 16, &a, err), LD_OK);
+    memcpy(y, quant_qat_forward(&qat, qat_x2, 16, 0), sizeof y);
+    fails += compare("int8 deployed vs qat forward", quant_mlp_forward(&q, qat_x2, 16), y, 48, 1e-3) > 1e-3;
+    assert_int_equal(quant_qat_init(&qat, &m, 16, 0.0f, &a, err), LD_EINVAL);
+    printf("momentum: %s\n", err);
+    arena_free(&a);
+    assert_int_equal(fails, 0);
+}
+
 /* Tried as a new user would: an unknown precision, int8 without calibration rows, a NaN among
  * them, an inverted range, and an arena too small. */
 static void test_bad_inputs(void **state) {
@@ -355,7 +419,8 @@ int main(void) {
         cmocka_unit_test(test_rounding_reference), cmocka_unit_test(test_rounding_exhaustive),
         cmocka_unit_test(test_weights_int8),       cmocka_unit_test(test_affine_and_fake),
         cmocka_unit_test(test_mlp_reference),      cmocka_unit_test(test_error_scale),
-        cmocka_unit_test(test_wide_layer),         cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_wide_layer),         cmocka_unit_test(test_qat),
+        cmocka_unit_test(test_bad_inputs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
