@@ -97,7 +97,7 @@ int stable_collapsed(const double *v, int n, int higher_better, int *which);
  * baseline's on the same seeds. */
 int stable_needs_more(const double *cand, const double *base, int n, int higher_better);
 
-/* ---- the model-based tuner and the panel mixtures (tune.c) ---- */
+/* ---- the model-based tuner (tune.c) ---- */
 
 #define TUNE_MAX_CONSTS 32
 #define TUNE_MAX_HIST 256   /* candidates of one shape the model is fit to, best first */
@@ -114,7 +114,5 @@ int tune_consts(const Expr *e, double *v, int max);
  * signs kept). Owned and valid in g, or NULL. */
 Expr *tune_propose(const Grammar *g, const Expr *lead, const double *hist, int nhist, int nconst,
                    LdRng *r);
-/* NULL-terminated mixtures of the family's textbook losses for the first population. */
-const char *const *tune_panel(int family);
 
 #endif

@@ -620,9 +620,6 @@ static void initial_round(Search *s) {
         }
     for (int i = 0; i < j->nseed_losses && made < want && can_afford(s, cost); i++)
         made += admit_text(s, j->seed_losses[i], "seed", 0);
-    if (j->init != INIT_SCRATCH)
-        for (const char *const *p = tune_panel(j->family); *p && made < want && can_afford(s, cost); p++)
-            made += admit_text(s, *p, "panel", 1);
     if (j->init != INIT_SCRATCH) {
         const char *const *known = j->family == FAM_CLASSIFICATION ? known_cls
                                    : j->family == FAM_REGRESSION   ? known_reg

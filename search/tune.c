@@ -1,5 +1,4 @@
-/* tune.c: the model-based tuner on the constants of the leading expressions, and the mixtures of
- * each family's textbook losses that join the first population. The tuner fits, for one
+/* tune.c: the model-based tuner on the constants of the leading expressions. It fits, for one
  * expression shape (the tree with its numbers left out), a diagonal Gaussian over log|c| of
  * each constant to the best trained candidates of that shape (the cross-entropy method: a
  * diagonal CMA-ES without the covariance), and samples new constants from it. It keeps no state
@@ -80,23 +79,4 @@ Expr *tune_propose(const Grammar *g, const Expr *lead, const double *hist, int n
         expr_free(c);
     }
     return NULL;
-}
-
-/* Mixtures of each family's textbook panel, weighted the way tuned mixtures often end up
- * (mostly one robust term with a little of another), for the first population. */
-static const char *const panel_cls[] = {
-    "mae", "0.1*ce + mae", "0.01*ce + mae + 0.1*smooth(0.1)", "0.5*ce + 0.5*mae",
-    "0.5*focal(1) + 0.5*smooth(0.05)", "0.5*poly1(2) + 0.5*smooth(0.1)", NULL};
-static const char *const panel_reg[] = {"0.1*mse + mae", "mae + 0.1*huber(1)",
-                                        "0.5*mae + 0.5*logcosh", "mae + 0.3*huber(0.1)", NULL};
-static const char *const panel_phy[] = {"mae + 0.1*phys + bc", "logcosh + phys + bc",
-                                        "huber(0.1) + 0.3*phys + bc", NULL};
-static const char *const panel_con[] = {"infonce(0.1) + supcon(0.1)",
-                                        "0.3*infonce(0.2) + supcon(0.1)", NULL};
-
-const char *const *tune_panel(int family) {
-    return family == FAM_CLASSIFICATION ? panel_cls
-           : family == FAM_REGRESSION   ? panel_reg
-           : family == FAM_PHYSICS      ? panel_phy
-                                        : panel_con;
 }
