@@ -114,5 +114,9 @@ int tune_consts(const Expr *e, double *v, int max);
  * signs kept). Owned and valid in g, or NULL. */
 Expr *tune_propose(const Grammar *g, const Expr *lead, const double *hist, int nhist, int nconst,
                    LdRng *r);
+/* A child of lead (borrowed) with one of its mixture terms (top-level sum operands) scaled by 10
+ * or 0.1: the log-scale jump that local tuning takes many rounds to make. Owned and valid in g,
+ * or NULL (also when lead has a single term). */
+Expr *tune_decade(const Grammar *g, const Expr *lead, LdRng *r);
 
 #endif

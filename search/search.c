@@ -655,7 +655,8 @@ static int best_alive(const Search *s) {
 /* Coefficient tuning: for each of the TUNE_LEADS best distinct shapes, tune.lambda children whose
  * constants come from the model fit to every trained candidate of that shape (tune.c); a shape
  * with a single candidate gets the (1+lambda)-ES step instead (each constant times
- * exp(sigma N(0,1))). Returns the children scheduled. */
+ * exp(sigma N(0,1))); and one child with a mixture term scaled by 10 or 0.1 (tune_decade).
+ * Returns the children scheduled. */
 static int tune_round(Search *s, int cost) {
     const SearchJob *j = s->job;
     int n = 0, made = 0, nlead = 0;
@@ -685,6 +686,14 @@ static int tune_round(Search *s, int cost) {
             int64_t par[2] = {s->cands[li].id, -1};
             int ci = admit(s, e, par, "tune");
             if (ci < 0) continue;
+            schedule_level(s, ci, 0);
+            s->c.tuned++;
+            made++;
+        }
+        Expr *e = can_afford(s, cost) ? tune_decade(&s->g, s->cands[li].e, &s->c.rng) : NULL;
+        int64_t par[2] = {s->cands[li].id, -1};
+        int ci = e ? admit(s, e, par, "tune") : -1;
+        if (ci >= 0) {
             schedule_level(s, ci, 0);
             s->c.tuned++;
             made++;

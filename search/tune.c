@@ -80,3 +80,43 @@ Expr *tune_propose(const Grammar *g, const Expr *lead, const double *hist, int n
     }
     return NULL;
 }
+
+/* The operands of e's top-level sums (its mixture terms), as the pointers that hold them. */
+static void genes_walk(Expr **at, Expr ***out, int max, int *n) {
+    if ((*at)->op == EOP_ADD) {
+        genes_walk(&(*at)->a, out, max, n);
+        genes_walk(&(*at)->b, out, max, n);
+        return;
+    }
+    if (*n < max) out[(*n)++] = at;
+}
+
+Expr *tune_decade(const Grammar *g, const Expr *lead, LdRng *r) {
+    for (int tries = 0; tries < 8; tries++) {
+        Expr *c = expr_clone(lead);
+        Expr **genes[TUNE_MAX_CONSTS];
+        int n = 0;
+        if (!c) return NULL;
+        genes_walk(&c, genes, TUNE_MAX_CONSTS, &n);
+        if (n < 2) { /* one term: its scale alone hardly matters to Adam */
+            expr_free(c);
+            return NULL;
+        }
+        Expr **at = genes[rng_below(r, (uint32_t)n)], *gene = *at;
+        double f = rng_uniform(r) < 0.5 ? 10 : 0.1;
+        if (gene->op == EOP_MUL && gene->a->op == EOP_NUM) {
+            gene->a->num = sig3(gene->a->num * f);
+        } else if (gene->op == EOP_MUL && gene->b->op == EOP_NUM) {
+            gene->b->num = sig3(gene->b->num * f);
+        } else {
+            *at = expr_op(EOP_MUL, expr_num(f), gene); /* on out-of-memory both are freed */
+            if (!*at) {
+                expr_free(c);
+                return NULL;
+            }
+        }
+        if (grammar_valid(g, c)) return c;
+        expr_free(c);
+    }
+    return NULL;
+}

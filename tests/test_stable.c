@@ -217,6 +217,32 @@ static void test_tuner(void **state) {
     double g0 = exp(lsum[0] / n), g1 = exp(lsum[1] / n);
     printf("# geometric means of 50 proposals: %.3g (elite ~0.5), %.3g (elite ~0.01)\n", g0, g1);
     if (g0 < 0.35 || g0 > 0.7 || g1 < 0.007 || g1 > 0.014) fail_msg("proposals left the elite: %g %g", g0, g1);
+    /* the decade jump: one term of the mixture scaled by 10 or 0.1, the rest unchanged */
+    Expr *mix = expr_parse("bc + huber(1) + phys", err);
+    cJSON *pj = cJSON_Parse("{\"tasks\":[{\"data\":\"builtin:poisson\",\"family\":\"physics\"}],"
+                            "\"budget\":{\"evaluations\":10}}");
+    SearchJob *pjob = NULL;
+    if (job_parse(pj, NULL, &pjob, err) != LD_OK) fail_msg("physics job: %s", err);
+    cJSON_Delete(pj);
+    Grammar pg;
+    grammar_init(&pg, pjob);
+    int seen10 = 0, seen01 = 0;
+    for (int i = 0; i < 20; i++) {
+        Expr *c = tune_decade(&pg, mix, &r1);
+        assert_non_null(c);
+        char tc[EXPR_TEXT_MAX];
+        expr_print(c, tc, sizeof tc);
+        seen10 |= strstr(tc, "10*") != NULL;
+        seen01 |= strstr(tc, "0.1*") != NULL;
+        if (!strstr(tc, "huber(1)")) fail_msg("decade jump changed a term's parameter: %s", tc);
+        expr_free(c);
+    }
+    if (!seen10 || !seen01) fail_msg("decade jumps: x10 %d, x0.1 %d (want both)", seen10, seen01);
+    Expr *one = expr_parse("0.5*ce", err);
+    assert_null(tune_decade(&g, one, &r1));
+    expr_free(one);
+    expr_free(mix);
+    job_free(pjob);
     expr_free(lead);
     expr_free(other);
     expr_free(shape2);
