@@ -943,7 +943,8 @@ void jobs_tick(Daemon *d) {
 void jobs_shutdown(Daemon *d) {
     char err[LD_ERR_MAX];
     for (DJob *j = d->jobs; j; j = j->next) {
-        if (j->finished) continue;
+        /* a stalled job's engine may be ahead of the store: the restart replays from the store */
+        if (j->finished || j->stall[0]) continue;
         job_save_state_now(d, j);
         cJSON *stats = stats_json(j);
         if (store_job_update_progress(d->store, j->id, j->evals_done, j->best_fitness, NULL,
@@ -1105,6 +1106,10 @@ int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err)
             return ld_err(err, LD_ESTATE, "job %lld: cannot pause a job that is %s", (long long)job_id, sname);
         to = JOB_PAUSED;
     } else if (!strcmp(action, "resume")) {
+        if (j && j->stall[0])
+            return ld_err(err, LD_ESTATE,
+                          "job %lld: paused by a storage fault; it resumes by itself when writes "
+                          "succeed", (long long)job_id);
         if (state != JOB_PAUSED)
             return ld_err(err, LD_ESTATE, "job %lld: cannot resume a job that is %s", (long long)job_id, sname);
         if (d->shutting_down) return ld_err(err, LD_EBUSY, "the server is shutting down");

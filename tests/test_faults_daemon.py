@@ -305,6 +305,9 @@ def test_disk_full_flag(tmp, ref):
     lib.check("disk full: a submit gets a clear error", "full" in msg, r)
     r = d.call("server.status")
     lib.check("disk full: reads are still answered", "result" in r, r)
+    r = d.call("job.resume", {"job_id": jid})
+    lib.check("disk full: job.resume says it resumes by itself",
+              "resumes by itself" in (r.get("error") or {}).get("message", ""), r)
     os.unlink(flag)  # space returns
     s = wait_state(d, jid, ("done", "failed"), timeout=120)
     got = board(d, jid)
