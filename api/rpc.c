@@ -451,6 +451,12 @@ const RpcMethod *rpc_find(const RpcMethod *const *tables, const char *name) {
 
 /* ---- replies ---------------------------------------------------------------------------- */
 
+int rpc_check_text(const char *text, size_t n, char *err) {
+    TextWalk w = {.p = text, .start = text, .end = text + n};
+    walk_value(&w);
+    return w.bad ? ld_err(err, LD_EINVAL, "%s", w.msg) : LD_OK;
+}
+
 char *rpc_print_exact(const cJSON *obj) {
     cJSON *dup = cJSON_Duplicate(obj, 1);
     char *s = NULL;

@@ -132,6 +132,10 @@ int rpc_check_params(const RpcMethod *m, const cJSON *params, char *err);
 char *rpc_handle_line(const RpcMethod *const *tables, const char *line, size_t n, RpcCall *call,
                       const char *refuse_writes, size_t *len);
 
+/* Checks every string of a JSON text that cJSON parsed (a job file) as requests are checked: LD_OK,
+ * or LD_EINVAL with "name: a string holding a NUL character (\u0000) at byte 10". */
+int rpc_check_text(const char *text, size_t n, char *err);
+
 /* obj printed on one line as replies are: numbers that round-trip exactly, valid UTF-8. Borrows
  * obj; returns an owned string (NULL when out of memory). */
 char *rpc_print_exact(const cJSON *obj);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../api/rpc.h"
 #include "../search/search.h"
 #include "../storage/store.h"
 #include "cli.h"
@@ -275,6 +276,12 @@ int search_main(int argc, char **argv) {
         const char *at = cJSON_GetErrorPtr();
         fprintf(stderr, "%s: not valid JSON near offset %ld\n", job_path,
                 at ? (long)(at - text) : 0L);
+        status = 2;
+        goto done;
+    }
+    /* a NUL or invalid UTF-8 in a name would be cut silently: refused as over the socket */
+    if (rpc_check_text(text, strlen(text), err) != LD_OK) {
+        fprintf(stderr, "%s: %s\n", job_path, err);
         status = 2;
         goto done;
     }

@@ -235,6 +235,13 @@ def run_hostile_data_tests(sock, tmp):
         bad("a FIFO or a 1 GB file as data", e)
     c.close()
     os.unlink(big)
+    # the same rule for a job file given to lossd search
+    jf = os.path.join(tmp, "nul.job.json")
+    with open(jf, "w") as f:
+        f.write('{"name":"a\\u0000b","tasks":[{"data":"builtin:digits"}]}')
+    p = subprocess.run([LOSSD, "search", jf], capture_output=True, text=True, timeout=60)
+    check("lossd search: a job file with \\u0000 in a name is refused, naming it",
+          p.returncode == 2 and "name: a string holding a NUL" in p.stderr, p.returncode, p.stderr)
 
 
 def run_pipelining_test(sock):
