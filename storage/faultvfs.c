@@ -152,10 +152,14 @@ static void report(void) {
                 F.ops, F.alloc ? "allocations" : "writes, syncs and truncates", F.fired);
 }
 
+int store_fault_arm(long long n) {
+    if (!F.active) return LD_ESTATE;
+    F.at = n > 0 ? F.ops + n : 0;
+    return LD_OK;
+}
+
 const char *store_faultvfs_(void) {
-    static int done;
-    if (done) return F.active ? "lossd-fault" : NULL;
-    done = 1;
+    if (F.active) return "lossd-fault"; /* set up once; until then the environment is read */
     const char *spec = getenv("LOSSD_FAULT");
     F.flag = getenv("LOSSD_FAULT_FILE");
     if (F.flag && !*F.flag) F.flag = NULL;

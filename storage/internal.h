@@ -159,6 +159,18 @@ struct Store {
 /* Returns the cached statement id, reset and with bindings cleared, or NULL with err set
  * ("store: what: prepare: why"). */
 sqlite3_stmt *store_stmt_(Store *s, int id, const char *what, char *err);
+/* A bind that fails (SQLite could not copy the text: out of memory) must fail the statement, not
+ * leave NULL in the parameter (a NOT NULL error at best, a NULL stored or a lookup that finds
+ * nothing at worst). Every text bind in storage/ goes through store_bind_text_checked_, which
+ * remembers a failure; every step through store_step_checked_, which then fails with
+ * SQLITE_NOMEM without running. store_stmt_ clears the mark. (Found by the allocation-fault
+ * sweep: tests/test_faults_daemon.py.) */
+int store_bind_text_checked_(sqlite3_stmt *st, int i, const char *text, int n, void (*del)(void *));
+int store_step_checked_(sqlite3_stmt *st);
+void store_bind_mark_(int failed);
+#define sqlite3_bind_text(st, i, text, n, del) store_bind_text_checked_(st, i, text, n, del)
+#define sqlite3_step(st) store_step_checked_(st)
+
 /* The fault-injection VFS's name when LOSSD_FAULT or LOSSD_FAULT_FILE is set (registered on the
  * first call), else NULL: a test hook (faultvfs.c, docs/reliability.md). */
 const char *store_faultvfs_(void);

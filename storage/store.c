@@ -208,6 +208,27 @@ const char *store_migration_sql(int i) { return i >= 0 && i < NMIGRATIONS ? migr
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
+static _Thread_local int bind_failed; /* a text bind failed since the statement was fetched */
+
+void store_bind_mark_(int failed) { bind_failed = failed; }
+
+int store_bind_text_checked_(sqlite3_stmt *st, int i, const char *text, int n, void (*del)(void *))
+{
+    int rc = (sqlite3_bind_text)(st, i, text, n, del);
+    if (rc != SQLITE_OK)
+        bind_failed = 1;
+    return rc;
+}
+
+int store_step_checked_(sqlite3_stmt *st)
+{
+    if (bind_failed) {
+        bind_failed = 0;
+        return SQLITE_NOMEM;
+    }
+    return (sqlite3_step)(st);
+}
+
 int store_sqlerr_(Store *s, int rc, const char *what, char *err)
 {
     int code;
@@ -237,7 +258,8 @@ int store_sqlerr_(Store *s, int rc, const char *what, char *err)
         break;
     default: break;
     }
-    const char *msg = s && s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
+    /* a failed bind leaves no message on the handle: the code's own text then */
+    const char *msg = s && s->db && (rc & 0xff) != SQLITE_NOMEM ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc);
     /* "disk I/O error" alone does not say that the disk is full or the file too large */
     int sys = s && s->db ? sqlite3_system_errno(s->db) : 0;
     if (sys && ((rc & 0xff) == SQLITE_IOERR || (rc & 0xff) == SQLITE_CANTOPEN ||
@@ -261,6 +283,7 @@ sqlite3_stmt *store_stmt_(Store *s, int id, const char *what, char *err)
     }
     sqlite3_reset(s->st[id]);
     sqlite3_clear_bindings(s->st[id]);
+    bind_failed = 0;
     return s->st[id];
 }
 
@@ -369,8 +392,10 @@ int store_bind_json_(sqlite3_stmt *st, int i, const cJSON *json)
     if (!json)
         return sqlite3_bind_null(st, i);
     char *text = cJSON_PrintUnformatted(json);
-    if (!text)
+    if (!text) {
+        bind_failed = 1;
         return SQLITE_NOMEM;
+    }
     int rc = sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
     cJSON_free(text);
     return rc;

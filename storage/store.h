@@ -60,6 +60,9 @@ int store_check_alive(Store *s, char *err);
  * handle has met: a caller compares it before and after a failing call to tell a storage fault,
  * which passes, from a refused request, which does not. */
 uint64_t store_faults(const Store *s);
+/* Test hook (storage/faultvfs.c, active only under $LOSSD_FAULT): makes the nth counted operation
+ * from now fail (n <= 0: none). LD_ESTATE when fault injection is off. */
+int store_fault_arm(long long n);
 
 /* ---- jobs ------------------------------------------------------------------------------- */
 

@@ -5,7 +5,7 @@
 # restart without faults); each run must lose nothing acknowledged, pass integrity_check and end
 # on the undisturbed leaderboard. Prints the counts last. Takes ~1.5 s a run.
 #   tests/fault_sweep.sh            every N
-#   tests/fault_sweep.sh --step 5   every 5th N
+#   tests/fault_sweep.sh --step 5   every 5th N (--step 0: no I/O faults)
 #   ... --alloc-step K              every Kth SQLite allocation fails once (default: 3 samples)
 #   ... --kill9 K                   also K kill -9 runs at moments spread over the search (default 2)
 cd "$(dirname "$0")/.." || exit 1

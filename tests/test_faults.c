@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,77 @@ static void test_replaced_database_refuses_writes(void **state)
     store_close(s);
 }
 
+/* The Nth SQLite allocation (N = 1..200 after the store is open) fails (storage/faultvfs.c, in a
+ * child: the allocator is process-wide) while three candidates with text columns are stored: the call fails, or every column is what was
+ * given. Before, a text bind that could not copy its value left NULL behind: a NOT NULL error,
+ * or a NULL stored silently in a nullable column (op, family, parents). */
+static void test_alloc_failure_never_stores_null(void **state)
+{
+    char path[300];
+    /* values longer than SQLite's lookaside slots, so their copies come from the allocator */
+    static char expr[2100], op[1600], fam[1600];
+    strcpy(expr, "ce");
+    while (strlen(expr) < 2000) strcat(expr, " + ce");
+    memset(op, 'o', sizeof op - 1);
+    memset(fam, 'f', sizeof fam - 1);
+    int bad = 0, failed_calls = 0, ok_calls = 0, n;
+    for (n = 1; n <= 200; n++) {
+        snprintf(path, sizeof path, "%s/alloc%d.db", tmpdir, n);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            char spec[32], err[LD_ERR_MAX];
+            snprintf(spec, sizeof spec, "0,alloc"); /* counting; armed below */
+            setenv("LOSSD_FAULT", spec, 1);
+            Store *s = NULL;
+            int64_t job = 0;
+            cJSON *spec_json = cJSON_CreateObject();
+            StoreJobNew j = {.spec = spec_json, .name = "alloc"};
+            cJSON *parents = cJSON_CreateArray();
+            cJSON_AddItemToArray(parents, cJSON_CreateNumber(3));
+            int rc = store_open(path, STORE_NOSYNC, &s, err);
+            if (rc == LD_OK) rc = store_job_insert(s, &j, &job, NULL, err);
+            if (rc == LD_OK) rc = store_fault_arm(n); /* the nth allocation from here fails */
+            for (int c = 1; rc == LD_OK && c <= 3; c++)
+                rc = store_candidate_put(s, job, c, expr, 42, 3, parents, op, fam, NULL, err);
+            store_close(s);
+            _exit(rc == LD_OK ? 0 : 1);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (!WIFEXITED(status)) fail_msg("N=%d: the child crashed (status %d)", n, status);
+        failed_calls += WEXITSTATUS(status) != 0;
+        ok_calls += WEXITSTATUS(status) == 0;
+        /* whatever was committed is whole */
+        sqlite3 *db = NULL;
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+            sqlite3_close(db);
+            continue; /* the fault hit the creation of the file */
+        }
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, "SELECT expr, op, family, parents FROM candidates", -1, &st,
+                               NULL) == SQLITE_OK) {
+            while (sqlite3_step(st) == SQLITE_ROW) {
+                const char *e = (const char *)sqlite3_column_text(st, 0);
+                const char *o = (const char *)sqlite3_column_text(st, 1);
+                const char *fa = (const char *)sqlite3_column_text(st, 2);
+                const char *par = (const char *)sqlite3_column_text(st, 3);
+                if (!e || strcmp(e, expr) || !o || strcmp(o, op) || !fa || strcmp(fa, fam) ||
+                    !par || strcmp(par, "[3]")) {
+                    print_error("N=%d: stored %.10s %.10s %.10s %.10s\n", n, e ? e : "NULL",
+                                o ? o : "NULL", fa ? fa : "NULL", par ? par : "NULL");
+                    bad++;
+                }
+            }
+        }
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
+    assert_int_equal(bad, 0);
+    if (failed_calls == 0 || ok_calls == 0) /* the faults hit, and the last N were past them */
+        fail_msg("%d calls failed, %d succeeded", failed_calls, ok_calls);
+}
+
 static int setup(void **state)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/test_faults.XXXXXX");
@@ -178,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_symlink_and_deleted_lock_file),
         cmocka_unit_test(test_deleted_database_refuses_writes),
         cmocka_unit_test(test_replaced_database_refuses_writes),
+        cmocka_unit_test(test_alloc_failure_never_stores_null),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

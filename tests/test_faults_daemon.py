@@ -463,7 +463,7 @@ def main():
         test_fake_clock_overflow(tmp)
         # fault injection: every N (--all) or a sample; persistent faults end in kill -9 and a
         # restart, one-shot faults must be recovered from without one
-        ns = list(range(1, ops + 1, step)) if full else sample(ops, 4)
+        ns = (list(range(1, ops + 1, step)) if step > 0 else []) if full else sample(ops, 4)
         t0 = time.time()
         runs = restarts = fails = 0
         for persist in (True, False):
@@ -501,7 +501,7 @@ def main():
         nk = int(sys.argv[sys.argv.index("--kill9") + 1]) if "--kill9" in sys.argv else 2
         kfails = 0
         for i in range(nk):
-            delay = 0.1 + 1.2 * i / max(nk - 1, 1)
+            delay = 0.1 + 1.2 * i / max(nk - 1, 1)  # noqa: E226
             probs = run_kill9(tmp, ref, delay, "k%d" % i)
             if probs:
                 kfails += 1
