@@ -15,7 +15,8 @@ typedef struct Pgx Pgx;
 /* Called on the executor's thread for each result, in the queue's order (not seq order: the
  * engine orders them); r is borrowed, copy what you keep. A result is acknowledged once this
  * returns; one the daemon loses afterwards (it dies before storing it) is delivered again when
- * the daemon publishes that item again (pgq_publish re-arms stored results). */
+ * the daemon publishes that item again (pgq_publish re-arms stored results). A result may also
+ * come twice (an acknowledgement lost with the connection): keep the first per (job_id, seq). */
 typedef void (*PgxResultFn)(void *ud, const PgqResult *r);
 
 typedef struct PgxOpts {
