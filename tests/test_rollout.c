@@ -1,7 +1,9 @@
 /* test_rollout.c: returns, TD errors and GAE over a rollout with terminated and truncated
  * episode ends, and the categorical policy (log-softmax, entropy, their gradient, sampling),
  * against tests/rollout_ref.h (tests/gen_rollout_ref.py: the defining forward sums in float64,
- * gradients by central differences), plus the GAE identities at lambda 0 and 1. */
+ * gradients by central differences), plus the GAE identities at lambda 0 and 1; and the pieces
+ * composed (environment, MLP policy, returns, policy gradient, Adam) into REINFORCE, which must
+ * learn CartPole. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "../evaluator/env.h"
+#include "../evaluator/mlp.h"
 #include "../evaluator/rollout.h"
 #include "rollout_ref.h"
 
@@ -113,11 +117,123 @@ static void test_sampling(void **state) {
     assert_int_equal(g[1], 2);
 }
 
+
+#define MAXT 500
+
+/* Mean undiscounted return of the greedy policy over episodes seeded 10000.. (disjoint from the
+ * training seeds). */
+static double greedy_return(const Mlp *m, MlpActs *acts, int episodes) {
+    Env e;
+    char err[LD_ERR_MAX];
+    assert_int_equal(env_init(&e, "cartpole", err), LD_OK);
+    double total = 0;
+    for (int ep = 0; ep < episodes; ep++) {
+        float obs[ENV_MAX_OBS], lsm[2];
+        env_reset(&e, 10000 + (uint64_t)ep, obs);
+        EnvStep st = {0};
+        while (!st.terminated && !st.truncated) {
+            int a, dummy = 0;
+            rl_policy_forward(lsm, NULL, NULL, mlp_forward(m, acts, obs, 1), &dummy, 1, 2);
+            rl_policy_greedy(&a, lsm, 1, 2);
+            assert_int_equal(env_step(&e, a, obs, &st, err), LD_OK);
+            total += st.reward;
+        }
+    }
+    return total / episodes;
+}
+
+/* One seeded REINFORCE run (Williams 1992) on CartPole-v1 from these pieces alone: a 4-32-2
+ * tanh policy, one episode per update, loss -mean_t(logp_t * G_t) with the returns standardised
+ * per episode, Adam 1e-2, 300 episodes. Returns the greedy policy's mean return over 20 held-out
+ * episodes after training; *before gets it for the untrained policy. */
+static double reinforce_run(uint64_t seed, double *before, double *late) {
+    ModelSpec ms = {.nhidden = 1, .hidden = {32}, .act = ACT_TANH};
+    Mlp m, g;
+    size_t np = mlp_param_count(&ms, 4, 2);
+    static float params[4096], grads[4096], mom[4096], vel[4096], actmem[1 << 16];
+    static float xs[MAXT * 4], lsm[MAXT * 2], logp[MAXT], ret[MAXT], dlogp[MAXT], dlog[MAXT * 2], nextv[MAXT];
+    static int acts_taken[MAXT];
+    static uint8_t term[MAXT], trunc[MAXT];
+    assert_true(np <= 4096);
+    mlp_bind(&m, &ms, 4, 2, params);
+    mlp_bind_like(&g, &m, grads);
+    mlp_init(&m, 11 + seed);
+    MlpActs acts;
+    assert_true(mlp_acts_floats(&m, MAXT) <= sizeof actmem / sizeof actmem[0]);
+    mlp_acts_bind(&acts, &m, MAXT, actmem);
+    TrainSpec ts = {.optimizer = OPT_ADAM, .lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.999f, .adam_eps = 1e-8f};
+    Optim opt;
+    memset(mom, 0, sizeof mom); /* Adam's moments start at zero in every run */
+    memset(vel, 0, sizeof vel);
+    optim_init(&opt, &ts, np, mom, vel);
+    *before = greedy_return(&m, &acts, 20);
+    Env e;
+    char err[LD_ERR_MAX];
+    assert_int_equal(env_init(&e, "cartpole", err), LD_OK);
+    LdRng r;
+    rng_seed(&r, 5 + seed);
+    *late = 0;
+    for (int ep = 0; ep < 300; ep++) {
+        float obs[ENV_MAX_OBS];
+        env_reset(&e, (uint64_t)ep, obs);
+        EnvStep st = {0};
+        int T = 0;
+        float rew[MAXT];
+        while (!st.terminated && !st.truncated) {
+            memcpy(xs + T * 4, obs, sizeof(float) * 4);
+            float l[2];
+            int dummy = 0;
+            rl_policy_forward(l, NULL, NULL, mlp_forward(&m, &acts, obs, 1), &dummy, 1, 2);
+            rl_policy_sample(&acts_taken[T], l, 1, 2, &r);
+            assert_int_equal(env_step(&e, acts_taken[T], obs, &st, err), LD_OK);
+            rew[T] = st.reward;
+            term[T] = (uint8_t)st.terminated;
+            trunc[T] = (uint8_t)st.truncated;
+            nextv[T] = 0; /* no critic: a truncated end bootstraps from 0 */
+            T++;
+        }
+        if (ep >= 250) *late += T / 50.0;
+        rl_returns(ret, rew, nextv, term, trunc, 0.99f, T);
+        double mean = 0, var = 0;
+        for (int t = 0; t < T; t++) mean += ret[t] / T;
+        for (int t = 0; t < T; t++) var += (ret[t] - mean) * (ret[t] - mean) / T;
+        double sd = sqrt(var) + 1e-8;
+        for (int t = 0; t < T; t++) dlogp[t] = (float)(-((ret[t] - mean) / sd) / T); /* d loss / d logp_t */
+        rl_policy_forward(lsm, logp, NULL, mlp_forward(&m, &acts, xs, T), acts_taken, T, 2);
+        rl_policy_backward(dlog, dlogp, NULL, lsm, acts_taken, T, 2);
+        mlp_backward(&m, &acts, &g, xs, dlog, T);
+        optim_step(&opt, params, grads);
+    }
+    return greedy_return(&m, &acts, 20);
+}
+
+/* Three seeded runs: the median greedy return must reach 100 (random actions last about 22
+ * steps; an untrained policy's greedy return is typically about 10). Trajectories are chaotic in
+ * the last bits of the arithmetic, so builds differ: over seeds 0-8, this -O2 build reached
+ * 459-500 and the -O1 sanitizer build 136-500, except seed 1, which collapses to one action in
+ * both (9.6; a known failure mode of REINFORCE without an entropy bonus) and is among the three.
+ * A check that the signs and shapes compose, not a benchmark of the algorithm. */
+static void test_reinforce_learns(void **state) {
+    (void)state;
+    mlp_blas_once();
+    double after[3], before, late;
+    for (int s = 0; s < 3; s++) {
+        after[s] = reinforce_run((uint64_t)s, &before, &late);
+        printf("REINFORCE on CartPole-v1, seed %d: greedy return %.1f untrained, %.1f after 300 episodes; "
+               "episodes 250-299 lasted %.1f steps\n", s, before, after[s], late);
+    }
+    double lo = fmin(after[0], fmin(after[1], after[2])), hi = fmax(after[0], fmax(after[1], after[2]));
+    double median = after[0] + after[1] + after[2] - lo - hi;
+    printf("median %.1f (bound >= 100)\n", median);
+    assert_true(median >= 100);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_returns_td_gae),
         cmocka_unit_test(test_policy),
         cmocka_unit_test(test_sampling),
+        cmocka_unit_test(test_reinforce_learns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
