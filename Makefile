@@ -6,7 +6,7 @@ DEB_PKGS  := build-essential pkg-config libuv1-dev libsqlite3-dev libcjson-dev l
              libcmocka-dev libpq-dev tzdata python3 python3-numpy
 # The tests also check training and exported code against PyTorch (Debian's python3-torch), and
 # the PostgreSQL queue against a throwaway cluster (Debian's postgresql: initdb, pg_ctl).
-TEST_PKGS := $(DEB_PKGS) python3-torch socat python3-pip python3-setuptools postgresql
+TEST_PKGS := $(DEB_PKGS) python3-torch socat python3-pip python3-setuptools postgresql chromium
 # The benchmarks only (never the tests): the Optuna TPE peer of bench/vs_optuna.sh; postgresql
 # for the queue benchmark (bench/pgqueue.sh).
 BENCH_PKGS := $(DEB_PKGS) python3-optuna postgresql
@@ -46,9 +46,18 @@ CTL_OBJ  := $(CTL_SRC:%.c=$(BUILD)/%.o)
 LOSSD_OBJ := $(LOSSD_SRC:%.c=$(BUILD)/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+# Fuzz harnesses (tests/fuzz/fuzz_NAME.c, seed corpora in tests/fuzz/corpus/NAME/). `make unit`
+# links each with tests/fuzz/driver.c (the regular compiler, the sanitizers of the build), and
+# tests/test_fuzz_corpus.sh runs every corpus through them once; `make fuzz` links them with
+# clang's libFuzzer and runs each for FUZZ_SECONDS (docs/reliability.md, "Fuzzing").
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_DRIVERS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/tests/fuzz/%)
+FUZZ_SECONDS ?= 60
+FUZZ_VARS := BUILD=build/fuzz BIN=build/fuzz/bin CC=clang OPT=-O1 EXTRA_CFLAGS=-Wno-error \
+  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 
 
-.PHONY: all deps test-deps bench-deps bench-optuna install-pkgs test unit asan bench demo install clean
+.PHONY: fuzz fuzz-bins all deps test-deps bench-deps bench-optuna install-pkgs test unit asan bench demo install clean
 all: $(BIN)/lossd $(BIN)/lossctl
 
 $(BUILD)/%.o: %.c
@@ -75,6 +84,21 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/liblossd.a
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(BUILD)/liblossd.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
+$(BUILD)/tests/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/driver.o $(BUILD)/liblossd.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/libfuzzer/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/liblossd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+fuzz-bins: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/libfuzzer/%)
+
+# Builds the harnesses with libFuzzer (clang, ASan, UBSan) and runs each for FUZZ_SECONDS on a
+# copy of its seed corpus (build/fuzz/corpus/NAME); crashes land in build/fuzz/crash-NAME-*.
+fuzz:
+	$(MAKE) $(FUZZ_VARS) fuzz-bins
+	tests/fuzz/run.sh build/fuzz/libfuzzer $(FUZZ_SECONDS)
+
 # Installs Debian's packages when one is missing (a fresh Debian 12 machine needs root).
 deps:
 	@$(MAKE) --no-print-directory install-pkgs PKGLIST="$(DEB_PKGS)"
@@ -95,7 +119,7 @@ install-pkgs:
 	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
 	fi
 
-unit: all $(TESTS) $(BENCHES)
+unit: all $(TESTS) $(BENCHES) $(BUILD)/tests/fuzz/driver.o $(FUZZ_DRIVERS)
 
 # The test command: unit and integration tests, then the same suite built with sanitizers.
 # tests/run.sh prints "N passed, N failed" as its last line.
@@ -133,4 +157,4 @@ install: all
 clean:
 	rm -rf build bin
 
--include $(LIB_OBJ:.o=.d) $(CTL_OBJ:.o=.d) $(LOSSD_OBJ:.o=.d) $(TESTS:=.d) $(BENCHES:=.d)
+-include $(LIB_OBJ:.o=.d) $(CTL_OBJ:.o=.d) $(LOSSD_OBJ:.o=.d) $(TESTS:=.d) $(BENCHES:=.d) $(FUZZ_DRIVERS:=.d)

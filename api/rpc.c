@@ -203,8 +203,10 @@ typedef struct TextWalk {
     const char *id, *id_end;
 } TextWalk;
 
+/* Skips what cJSON skips between tokens: every byte up to the space, control bytes and NUL
+ * included (found by tests/fuzz/fuzz_rpc.c: `"id"\x01:"a"` made the raw id "\x01"). */
 static void walk_ws(TextWalk *w) {
-    while (w->p < w->end && (*w->p == ' ' || *w->p == '\t' || *w->p == '\r' || *w->p == '\n')) w->p++;
+    while (w->p < w->end && (unsigned char)*w->p <= ' ') w->p++;
 }
 
 static void walk_problem(TextWalk *w, const char *what, const char *at) {
@@ -284,9 +286,7 @@ static void walk_container(TextWalk *w, char close) {
             if (is_id) {
                 w->id = v0;
                 w->id_end = w->p;
-                while (w->id_end > w->id && (w->id_end[-1] == ' ' || w->id_end[-1] == '\t' ||
-                                             w->id_end[-1] == '\r' || w->id_end[-1] == '\n'))
-                    w->id_end--;
+                while (w->id_end > w->id && (unsigned char)w->id_end[-1] <= ' ') w->id_end--;
             }
         } else {
             if (plen0 < sizeof w->path)
@@ -311,7 +311,7 @@ static void walk_value(TextWalk *w) {
     else if (*w->p == '[') walk_container(w, ']');
     else if (*w->p == '"') walk_string(w, NULL, 0);
     else
-        while (w->p < w->end && !strchr(",]} \t\r\n", *w->p)) w->p++;
+        while (w->p < w->end && (unsigned char)*w->p > ' ' && !strchr(",]}", *w->p)) w->p++;
 }
 
 /* ---- numbers printed exactly ------------------------------------------------------------ */

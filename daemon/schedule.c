@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../search/search.h"
 #include "schedule.h"
@@ -115,6 +116,14 @@ int schedule_validate(const cJSON *params, const char *base_dir, ScheduleSpec *o
         goto fail;
     }
     snprintf(out->tz, sizeof out->tz, "%s", tz_name(out->zone));
+    /* A parsed cron can still never fire in a zone: 02:02 on 31 March when that is a Sunday
+     * (day-of-week "*" stepped by 7, so both days must match) is, in Europe/Berlin, always on
+     * the last Sunday of March, inside the spring-forward gap (found by tests/fuzz/fuzz_cron.c). */
+    if (cron_next(&out->cron, out->zone, (int64_t)time(NULL)) < 0) {
+        rc = ld_err(err, LD_EINVAL, "params.cron: '%s' never fires in %s (every time it names falls "
+                                    "in a daylight-saving gap)", out->cron_expr, out->tz);
+        goto fail;
+    }
 
     /* until */
     rc = opt_string(params, "until", &str, err);

@@ -424,12 +424,20 @@ int data_class_ids(const char *src, const float *y, int n, int *nclass, char *er
 /* ---- .npy --------------------------------------------------------------------------------- */
 
 int data_read_npy(const char *path, int want_ndim, float **out, int *rows, int *cols, char *err) {
-    int rc = LD_OK;
     size_t len = 0;
     char *buf = ld_read_file(path, &len, err);
     *out = NULL;
     if (!buf) return LD_EIO;
-    unsigned char *u = (unsigned char *)buf;
+    int rc = data_parse_npy(path, buf, len, want_ndim, out, rows, cols, err);
+    free(buf);
+    return rc;
+}
+
+int data_parse_npy(const char *path, const char *buf, size_t len, int want_ndim, float **out, int *rows,
+                   int *cols, char *err) {
+    int rc = LD_OK;
+    *out = NULL;
+    const unsigned char *u = (const unsigned char *)buf;
     if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) {
         rc = ld_err(err, LD_EINVAL, "%s: not a .npy file (bad magic)", path);
         goto done;
@@ -554,7 +562,6 @@ int data_read_npy(const char *path, int want_ndim, float **out, int *rows, int *
     *rows = (int)r;
     *cols = (int)c;
 done:
-    free(buf);
     return rc;
 }
 

@@ -93,6 +93,9 @@ int data_parse_csv(const char *path, char *buf, size_t len, const char *label, i
 /* Reads a .npy array: ndim must be want_ndim (2: features, 1: labels). Returns owned float
  * data in *out with its shape in rows/cols (cols = 1 for 1-D). */
 int data_read_npy(const char *path, int want_ndim, float **out, int *rows, int *cols, char *err);
+/* The same over len bytes of buf (path names it in errors). Borrows buf. */
+int data_parse_npy(const char *path, const char *buf, size_t len, int want_ndim, float **out, int *rows,
+                   int *cols, char *err);
 /* Turns float labels into class ids: integers 0..999 or an error naming src and the row. */
 int data_class_ids(const char *src, const float *y, int n, int *nclass, char *err);
 void table_free(Table *t);

@@ -380,7 +380,7 @@ static Expr *parse_unary(Parser *p) {
                     goto done;
                 }
                 advance(p);
-                e = expr_num(-next.num);
+                e = expr_num(next.num == 0 ? 0 : -next.num); /* "-0" is 0: -0.0 prints as "-0" */
                 if (!e) oom(p);
                 goto done;
             }
@@ -1056,7 +1056,23 @@ static Expr *canon(const Expr *e) {
     }
 }
 
-Expr *expr_canonical(const Expr *e) { return canon(e); }
+/* 1 when a number in e is not finite. */
+static int has_nonfinite(const Expr *e) {
+    if (!e) return 0;
+    if (e->op == EOP_NUM && !isfinite(e->num)) return 1;
+    return has_nonfinite(e->a) || has_nonfinite(e->b);
+}
+
+/* Merging coefficients may overflow (1e308*1e308*ce): such a loss keeps its written form,
+ * which means the same and prints as something that parses again. */
+Expr *expr_canonical(const Expr *e) {
+    Expr *c = canon(e);
+    if (c && has_nonfinite(c)) {
+        expr_free(c);
+        return expr_clone(e);
+    }
+    return c;
+}
 
 uint64_t expr_hash(const Expr *e) {
     Expr *c = expr_canonical(e);

@@ -312,6 +312,9 @@ def run_tests(c, sock, tmp):
     check("schedule_delete", c.schedule_delete(sid).get("deleted") is True)
     e = raises(lambda: c.schedule(sid))
     check("a deleted schedule: -32001", e is not None and e.code == -32001, repr(e))
+    e = raises(lambda: c.schedule_create("2 2 31 3 */7", small_job("x"), tz="Europe/Berlin"))
+    check("a cron that never fires in its zone is refused (found by fuzz_cron)",
+          e is not None and e.code == -32602 and "never fires" in e.message, repr(e))
     e = raises(lambda: c.schedule_create("0 25 * * *", small_job("x")))
     check("a bad cron: -32602 naming the field", e is not None and e.code == -32602
           and "hour" in e.message, repr(e))
