@@ -26,6 +26,8 @@
 #endif
 #endif
 
+#include "ctl_report.h" /* lossctl report: the HTML report of a job */
+
 static int cmd_help(Ctl *ctl, int argc, char **argv);
 static const CtlCommand *find_command(const char *name);
 
@@ -1019,6 +1021,7 @@ static const CtlCommand commands[] = {
 #ifdef CTL_HAVE_SCHEDULE
     {"schedule", ctl_schedule_main, CTL_SCHEDULE_USAGE, "cron schedules of jobs (lossctl schedule help)"},
 #endif
+    {"report", ctl_report_main, CTL_REPORT_USAGE, "a job's HTML report: plots, leaderboard, final test"},
     {"call", cmd_call, "METHOD [PARAMS_JSON]", "call any method, print the raw result"},
     {"help", cmd_help, "[COMMAND]", "this list, or one command's usage"},
 };
