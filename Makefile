@@ -10,6 +10,9 @@ TEST_PKGS := $(DEB_PKGS) python3-torch socat python3-pip python3-setuptools post
 # The benchmarks only (never the tests): the Optuna TPE peer of bench/vs_optuna.sh; postgresql
 # for the queue benchmark (bench/pgqueue.sh).
 BENCH_PKGS := $(DEB_PKGS) python3-optuna postgresql
+# What `make demo` installs: the demo and the README's other commands (make bench's PyTorch
+# reference, pip install ./api/python).
+DEMO_PKGS := $(DEB_PKGS) python3-torch python3-pip python3-setuptools
 CC        ?= cc
 ARCH      ?= -march=native
 OPT       ?= -O2
@@ -145,7 +148,8 @@ bench-optuna: bench-deps
 	$(MAKE) all
 	bench/vs_optuna.sh
 
-demo: deps
+demo:
+	@$(MAKE) --no-print-directory install-pkgs PKGLIST="$(DEMO_PKGS)"
 	$(MAKE) all
 	tests/demo.sh
 

@@ -26,6 +26,7 @@
 #endif
 #endif
 
+#include "ctl_format.h" /* lossctl leaderboard --format csv|jsonl */
 #include "ctl_report.h" /* lossctl report: the HTML report of a job */
 
 static int cmd_help(Ctl *ctl, int argc, char **argv);
@@ -625,7 +626,7 @@ done:
 }
 
 static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
-    static const char *const valued[] = {"--top", "--family", "--metric", NULL};
+    static const char *const valued[] = {"--top", "--family", "--metric", "--format", NULL};
     Args a;
     int64_t job = 0, top = 10;
     cJSON *res = NULL;
@@ -653,6 +654,11 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
         ctl_print_json(res);
         cJSON_Delete(res);
         return 0;
+    }
+    if (opt(&a, "--format")) { /* csv or jsonl, for spreadsheets and scripts */
+        st = ctl_format_entries(res, job, opt(&a, "--format"));
+        cJSON_Delete(res);
+        return st;
     }
     const cJSON *entries = cJSON_GetObjectItemCaseSensitive(res, "entries");
     if (cJSON_GetArraySize(entries) == 0) {
@@ -1008,7 +1014,7 @@ static const CtlCommand commands[] = {
     {"status", cmd_status, "", "the daemon's state: workers, queue, jobs"},
     {"jobs", cmd_jobs, "[STATE]", "list jobs, newest first"},
     {"watch", cmd_watch, "JOB [--interval SECONDS]", "follow a job's progress until it ends"},
-    {"leaderboard", cmd_leaderboard, "JOB | --family F  [--top N] [--metric M]",
+    {"leaderboard", cmd_leaderboard, "JOB | --family F  [--top N] [--metric M] [--format csv|jsonl]",
      "the best candidates of a job or of every job of a family"},
     {"show", cmd_show, "JOB:CAND | JOB CAND", "a candidate: expression, lineage, metrics, curve"},
     {"export", cmd_export,

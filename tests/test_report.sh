@@ -2,7 +2,8 @@
 # test_report.sh: `lossctl report` on a real daemon: a small search with a holdout task, then the
 # report's HTML: self-contained (no script, nothing fetched), every section present with the
 # job's numbers, and rendered by a real browser (Debian's chromium, headless): its DOM keeps the
-# four plots and their marks. Uses $LOSSD_BIN/lossd and lossctl; prints "N passed, N failed" last.
+# plots and their marks. Also `lossctl leaderboard --format csv|jsonl` on the same job.
+# Uses $LOSSD_BIN/lossd and lossctl; prints "N passed, N failed" last.
 . "$(dirname "$0")/lib.sh" lossd-report
 need_binaries
 
@@ -79,6 +80,29 @@ else
     echo "$dom" | grep -qF -- ">$best_fit<"
     check "the rendered page shows the best fitness $best_fit" $?
 fi
+
+# The same leaderboard as CSV and JSON lines: every entry, the same expressions and numbers.
+ctl leaderboard "$J" --top 1000 --format csv >"$TMP/lb.csv"
+check "leaderboard --format csv: exit 0" $?
+ctl leaderboard "$J" --top 1000 --format jsonl >"$TMP/lb.jsonl"
+check "leaderboard --format jsonl: exit 0" $?
+"$PY" - "$TMP/lb.csv" "$TMP/lb.jsonl" "$J" <<'PY' >"$TMP/fmt.out" 2>&1
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline="")))
+lines = [json.loads(l) for l in open(sys.argv[2])]
+ok = len(rows) == len(lines) > 0
+for r, l in zip(rows, lines):
+    ok &= r["expr"] == l["expr"] and float(r["fitness"]) == l["fitness"] and int(r["cand"]) == l["cand"]
+    ok &= int(r["job_id"]) == int(sys.argv[3]) == l["job_id"] and r["digits.accuracy"] != ""
+print("rows", len(rows), "lines", len(lines), "ok", ok)
+sys.exit(0 if ok else 1)
+PY
+check "CSV rows and JSON lines agree: every entry, expression, fitness and job id" $? "$(cat "$TMP/fmt.out")"
+[ "$(wc -l <"$TMP/lb.jsonl")" = "$n_entries" ]
+check "one JSON line per entry ($n_entries)" $? "$(wc -l <"$TMP/lb.jsonl")"
+ctl leaderboard "$J" --format xml >/dev/null 2>&1
+[ $? = 2 ]
+check "--format xml: exit 2" $?
 
 ctl report 99999 -o "$TMP/x.html" 2>"$TMP/err"
 [ $? = 1 ] && grep -q "not found" "$TMP/err" && [ ! -e "$TMP/x.html" ]
