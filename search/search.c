@@ -1020,6 +1020,27 @@ int search_finish_round(Search *s, const WorkOutcome *outs, int n, char *err) {
         x->test = ok ? r->test : NAN;
         x->have = 1;
     }
+    /* fitness is measured against the baseline: a baseline that failed every run of its first
+     * level on a selection task leaves nothing to measure against, so the search ends there */
+    Cand *b = &s->cands[s->baseline];
+    for (int t = 0; t < s->job->nsel; t++) {
+        int have = 1, okn = 0;
+        const char *why = NULL;
+        for (int k = 0; k < lvl_seeds(s, 0); k++) {
+            const Res *x = res_at(s, b, 0, t, k);
+            have &= x->have;
+            okn += x->ok;
+        }
+        if (!have || okn > 0) continue;
+        for (int i = 0; i < s->nworks && !why; i++)
+            if (s->refs[i].cand == s->baseline && s->refs[i].level == 0 && s->refs[i].task == t)
+                why = by[i]->res.error;
+        if (!why) continue; /* failed in an earlier round, already reported */
+        int rc = ld_err(err, LD_EFAILED, "the baseline %.60s failed on every run of task %d (%.40s): %.100s",
+                        b->text, t, task_name(s->job->tasks[t]), why[0] ? why : "no reason given");
+        free(by);
+        return rc;
+    }
     free(by);
     apply_round(s);
     s->engine_ms += ld_now_ms() - t0;

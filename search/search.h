@@ -50,7 +50,9 @@ int search_round(Search *s, const WorkItem **works);
  * its work by seq). The engine applies them in the round's order, so the search is the same
  * whatever order the workers finished in. A WORK_REJECTED outcome rejects the candidate and
  * gives the evaluation back to the budget. LD_EINVAL when an outcome is missing, doubled or
- * names no work of the round; LD_ESTATE when no round is open. */
+ * names no work of the round; LD_ESTATE when no round is open; LD_EFAILED with the baseline's
+ * error when the baseline failed every run of its first level on a selection task (fitness is
+ * relative to the baseline: the search cannot go on). */
 int search_finish_round(Search *s, const WorkOutcome *outs, int n, char *err);
 int search_done(const Search *s);
 

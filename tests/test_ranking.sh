@@ -57,5 +57,22 @@ bexpr=${best%|*}
 echo "$row1" | grep -qF -- "$bexpr"
 check "lossctl's rank 1 row is the same expression" $? "row: $row1; best: $bexpr"
 
+# a job whose baseline fails every run fails with the baseline's error (it ended done before)
+cat >"$TMP/bfail.json" <<'EOF2'
+{"name": "bfail", "tasks": [{"data": "builtin:digits", "train": {"steps": 30}}],
+ "baseline": "focal(-1e30)", "seed": 1, "budget": {"evaluations": 24}, "population": 4,
+ "children": 4, "seeds": 1, "fidelity": {"steps": [30]}, "final": {"top": 1, "seeds": 2},
+ "warm_start": false}
+EOF2
+BJ=$(ctl --json submit "$TMP/bfail.json" | json 'd["job_id"]')
+for i in $(seq 1 600); do
+    s=$(job_field "$BJ" 'd["state"]' 2>/dev/null)
+    [ "$s" = done ] || [ "$s" = failed ] && break
+    sleep 0.1
+done
+why=$(job_field "$BJ" 'd["error"]')
+[ "$s" = failed ] && echo "$why" | grep -q "baseline .* failed on every run"
+check "a job whose baseline fails every run fails with its error" $? "state $s, error $why"
+
 stop_daemon
 finish

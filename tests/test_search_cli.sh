@@ -101,4 +101,22 @@ if [ "$rc" = 2 ]; then ok "missing file: exit 2 ($(cat "$TMP/m.err"))"; else bad
 rc=$?
 if [ "$rc" = 2 ]; then ok "--workers 0: exit 2"; else bad "--workers 0: exit $rc"; fi
 
+
+# 6. a baseline that fails every run leaves fitness meaningless: the search fails with its error
+# (both used to end "done" with a best fitness of 0.854)
+for base in '1e308*1e308*ce' 'focal(-1e30)'; do
+    cat >"$TMP/bfail.json" <<EOF
+{"tasks": [{"data": "builtin:digits", "train": {"steps": 30}}], "baseline": "$base", "seed": 1,
+ "budget": {"evaluations": 24}, "population": 4, "children": 4, "seeds": 1,
+ "fidelity": {"steps": [30]}, "final": {"top": 1, "seeds": 2}, "warm_start": false}
+EOF
+    "$LOSSD" search "$TMP/bfail.json" --quiet >"$TMP/bf.out" 2>"$TMP/bf.err"
+    rc=$?
+    if [ "$rc" = 1 ] && grep -q "the baseline .* failed on every run" "$TMP/bf.err"; then
+        ok "baseline $base failing every run: exit 1 ($(cat "$TMP/bf.err"))"
+    else
+        bad "baseline $base failing every run: exit $rc, stderr: $(cat "$TMP/bf.err")"
+    fi
+done
+
 finish
