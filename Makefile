@@ -34,7 +34,7 @@ LDLIBS  := $(PKG_LIBS) -lm -lpthread
 # Every .c under the module folders goes into the library. The programs (their mains, the lossd
 # subcommands and lossctl's command groups) live in cmd/, outside it: cmd/lossctl*.c and
 # cmd/ctl_*.c make bin/lossctl, the rest of cmd/ makes bin/lossd.
-MODULES  := common search evaluator storage api daemon
+MODULES  := common lang search evaluator storage api daemon
 LIB_SRC  := $(wildcard $(addsuffix /*.c,$(MODULES)))
 CTL_SRC  := cmd/lossctl.c $(wildcard cmd/ctl_*.c)
 LOSSD_SRC := $(filter-out $(CTL_SRC),$(wildcard cmd/*.c))

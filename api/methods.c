@@ -7,7 +7,7 @@
 
 #include "../daemon/daemon.h"
 #include "../evaluator/internal.h" /* metric_known: the direction of a named metric */
-#include "../search/expr.h"
+#include "../lang/expr.h"
 #include "rpc.h"
 
 #define D(call) ((Daemon *)(call)->daemon)

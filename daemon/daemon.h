@@ -9,7 +9,7 @@
 
 #include "../common/lossd.h"
 #include "../evaluator/eval.h"
-#include "../search/expr.h"
+#include "../lang/expr.h"
 #include "../storage/store.h"
 
 typedef struct Daemon Daemon;

@@ -10,7 +10,7 @@
 
 #include "../api/rpc.h"
 #include "../evaluator/eval.h"
-#include "../search/expr.h"
+#include "../lang/expr.h"
 #include "../search/search.h"
 #include "daemon.h"
 #include "internal.h"

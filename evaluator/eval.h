@@ -9,7 +9,7 @@
 
 #include "../common/lossd.h"
 #include "../common/work.h"
-#include "../search/expr.h"
+#include "../lang/expr.h"
 
 typedef struct Task Task;
 
@@ -61,5 +61,15 @@ void eval_work(const Task *task, const WorkItem *w, WorkOutcome *out);
 /* Returns owned JSON: {status, metric, val, test, steps, wall_ms, final_loss, curve, metrics,
  * error}. */
 cJSON *eval_result_json(const EvalResult *r);
+
+/* Probes used by the search before spending a training run (probe.c).
+ * eval_signature: the gradient of e with respect to the model outputs on a fixed, seeded probe
+ * batch, scaled to unit L2 norm, written to sig[0..n). LD_EFAILED with a reason when the
+ * gradient is non-finite or zero.
+ * eval_precheck: optimises random predictions directly under e for a few dozen steps; LD_EFAILED
+ * with a reason ("does not improve accuracy when optimised directly") when the family's metric
+ * does not improve. */
+int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *err);
+int eval_precheck(const Expr *e, int family, int C, char *err);
 
 #endif

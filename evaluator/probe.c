@@ -7,7 +7,8 @@
 #include <string.h>
 
 #include "../common/lossd.h"
-#include "lossprog.h"
+#include "../lang/lossprog.h"
+#include "eval.h"
 
 #define PROBE_SEED 0x9e0be5eedULL
 #define PROBE_B 32

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../evaluator/lossprog.h"
+#include "../evaluator/eval.h"
 #include "internal.h"
 
 #define SIG_COS 0.9999       /* signatures this close are the same loss up to a positive scale */

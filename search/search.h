@@ -10,7 +10,7 @@
 
 #include "../common/work.h"
 #include "../evaluator/eval.h"
-#include "expr.h"
+#include "../lang/expr.h"
 
 /* A parsed, validated job (docs/jobs.md). */
 typedef struct SearchJob SearchJob;

@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "../common/lossd.h"
-#include "../evaluator/lossprog.h"
+#include "../lang/lossprog.h"
 #include "../search/internal.h"
 
 #define PY "/usr/bin/python3"

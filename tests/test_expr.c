@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "../common/lossd.h"
-#include "../search/expr.h"
+#include "../lang/expr.h"
 
 static Expr *parse_ok(const char *s) {
     char err[LD_ERR_MAX];

@@ -13,9 +13,10 @@
 #include <cmocka.h>
 
 #include "../common/lossd.h"
-#include "../evaluator/lossprog.h"
+#include "../evaluator/eval.h"
+#include "../lang/lossprog.h"
 
-float lossprog_fexp(float x); /* evaluator/lossprog.c, exposed for this test */
+float lossprog_fexp(float x); /* lang/lossprog.c, exposed for this test */
 float lossprog_flog(float x);
 
 /* One problem: inputs for a family, with room to perturb them. */

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "../evaluator/lossprog.h"
+#include "../evaluator/eval.h"
 #include "../search/internal.h"
 
 static SearchJob *job_from(const char *text) {

@@ -672,7 +672,7 @@ int expr_check(const Expr *e, int family, char *err) {
 
 /* ---- canonical form ---- */
 
-/* Guarded numerics in double, the same rules as the interpreter (evaluator/lossprog.c), so that
+/* Guarded numerics in double, the same rules as the interpreter (lang/lossprog.c), so that
  * folding constants never changes what a loss computes. */
 #define G_TINY 1e-12
 #define G_EXP_MAX 80.0

@@ -1,6 +1,6 @@
 /* expr.h: the loss language: expression trees, their parser and printer, canonical form and
  * hash. Every operator, variable and named term is listed once below (X-macros); the parser,
- * printer, interpreter (evaluator/lossprog.c) and exporters (search/export.c) expand these
+ * printer, interpreter (lang/lossprog.c) and exporters (lang/export.c) expand these
  * lists, so they cannot disagree. See docs/loss-language.md. */
 #ifndef EXPR_H
 #define EXPR_H
@@ -136,7 +136,7 @@ uint64_t expr_hash(const Expr *e);
 int expr_equal(const Expr *a, const Expr *b); /* structural equality */
 
 /* Export as source text a user can paste: format is "pytorch", "numpy", "latex" or "expr".
- * Returns owned malloc'd text, or NULL with err set. See search/export.c. */
+ * Returns owned malloc'd text, or NULL with err set. See lang/export.c. */
 char *expr_export(const Expr *e, int family, const char *format, char *err);
 
 #endif

@@ -4,7 +4,7 @@
 #ifndef LOSSPROG_H
 #define LOSSPROG_H
 
-#include "../search/expr.h"
+#include "expr.h"
 
 typedef struct LossProg LossProg;
 
@@ -38,15 +38,5 @@ void lossprog_free(LossProg *p);
 /* Runs forward and backward. Returns LD_OK, or LD_EFAILED when the loss or gradient is not
  * finite (out->loss then holds the bad value). Never allocates. */
 int lossprog_run(LossProg *p, const LossIn *in, LossOut *out);
-
-/* Probes used by the search before spending a training run (evaluator/probe.c).
- * eval_signature: the gradient of e with respect to the model outputs on a fixed, seeded probe
- * batch, scaled to unit L2 norm, written to sig[0..n). LD_EFAILED with a reason when the
- * gradient is non-finite or zero.
- * eval_precheck: optimises random predictions directly under e for a few dozen steps; LD_EFAILED
- * with a reason ("does not improve accuracy when optimised directly") when the family's metric
- * does not improve. */
-int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *err);
-int eval_precheck(const Expr *e, int family, int C, char *err);
 
 #endif
