@@ -380,10 +380,10 @@ static int m_cand_export(RpcCall *call, cJSON **result, char *err) {
     cJSON *cand = NULL;
     int rc = RPC_OK;
     char famname[32] = "";
-    char etext[EXPR_TEXT_MAX];
+    char *etext = NULL; /* owned copy: a loss text of any length, never cut */
     if (text) {
         if (!fam) return ld_err(err, RPC_INVALID_PARAMS, "params.family: required with params.expr");
-        snprintf(etext, sizeof etext, "%s", text);
+        etext = strdup(text);
         snprintf(famname, sizeof famname, "%s", fam);
     } else {
         if (!cJSON_GetObjectItemCaseSensitive(call->params, "job_id") ||
@@ -395,27 +395,38 @@ static int m_cand_export(RpcCall *call, cJSON **result, char *err) {
         if (rc != RPC_OK) return rc;
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(cand, "expr");
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(cand, "family");
-        snprintf(etext, sizeof etext, "%s", cJSON_IsString(e) ? e->valuestring : "");
+        etext = strdup(cJSON_IsString(e) ? e->valuestring : "");
         snprintf(famname, sizeof famname, "%s", cJSON_IsString(f) ? f->valuestring : "");
         cJSON_Delete(cand);
     }
+    if (!etext) return ld_err(err, RPC_INTERNAL, "export: out of memory");
     int family = family_parse(famname);
-    if (family < 0)
-        return ld_err(err, RPC_INVALID_PARAMS, "params.family: '%.40s' is not a task family", famname);
     char perr[LD_ERR_MAX];
-    Expr *e = expr_parse(etext, perr);
-    if (!e) return ld_err(err, RPC_INVALID_PARAMS, "params.expr: %s", perr);
-    char *out = expr_export(e, family, format, perr);
-    expr_free(e);
-    if (!out) return ld_err(err, RPC_INVALID_PARAMS, "export: %s", perr);
+    Expr *e = NULL;
+    char *out = NULL;
+    if (family < 0) {
+        rc = ld_err(err, RPC_INVALID_PARAMS, "params.family: '%.40s' is not a task family", famname);
+        goto done;
+    }
+    if (!(e = expr_parse(etext, perr))) {
+        rc = ld_err(err, RPC_INVALID_PARAMS, "params.expr: %s", perr);
+        goto done;
+    }
+    if (!(out = expr_export(e, family, format, perr))) {
+        rc = ld_err(err, RPC_INVALID_PARAMS, "export: %s", perr);
+        goto done;
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "format", format);
     cJSON_AddStringToObject(o, "expr", etext);
     cJSON_AddStringToObject(o, "family", famname);
     cJSON_AddStringToObject(o, "text", out);
-    free(out);
     *result = o;
-    return RPC_OK;
+done:
+    free(out);
+    expr_free(e);
+    free(etext);
+    return rc;
 }
 
 /* ---- events.subscribe ------------------------------------------------------------------- */

@@ -201,14 +201,17 @@ static Tok lex_at(const char *s, int pos) {
 
 /* ---- parser: recursive descent, one token of lookahead (two for negative literals) ---- */
 
-#define PARSE_MAX_DEPTH 200
+/* Nesting: parentheses, function calls, unary minus and exponents, each one level. */
+#define PARSE_MAX_NEST 200
 
 typedef struct Parser {
     const char *src;
     Tok tok;
     char *err;
     int failed;
-    int depth;
+    int nest;  /* current nesting level */
+    int nodes; /* nodes built so far */
+    int dep;   /* tree depth of the subtree the last parse_* returned */
 } Parser;
 
 static void advance(Parser *p) { p->tok = lex_at(p->src, p->tok.pos + p->tok.len); }
@@ -251,13 +254,32 @@ static Expr *parse_unary(Parser *p);
 
 static Expr *oom(Parser *p) { return perr(p, p->tok.pos, "%sout of memory", ""); }
 
+/* Every node the parser builds passes here: counts it, records its subtree's depth in p->dep
+ * and enforces EXPR_MAX_NODES and EXPR_MAX_DEPTH, so no tree that a recursive walk could not
+ * handle (a 100,000-term flat sum is 100,000 levels deep) is ever built. Takes e. */
+static Expr *grown(Parser *p, Expr *e, int depth) {
+    if (!e) return oom(p);
+    p->dep = depth;
+    if (++p->nodes > EXPR_MAX_NODES || depth > EXPR_MAX_DEPTH) {
+        expr_free(e);
+        char msg[96];
+        if (p->nodes > EXPR_MAX_NODES)
+            snprintf(msg, sizeof msg, "expression too large: more than %d nodes", EXPR_MAX_NODES);
+        else
+            snprintf(msg, sizeof msg, "expression too deep: more than %d levels", EXPR_MAX_DEPTH);
+        return perr(p, p->tok.pos, "%s", msg);
+    }
+    return e;
+}
+
+static int imax(int a, int b) { return a > b ? a : b; }
+
 static Expr *parse_primary(Parser *p) {
     Tok t = p->tok;
     if (t.kind == TK_NUM) {
         if (!isfinite(t.num)) return perr(p, t.pos, "%snumber out of range", "");
         advance(p);
-        Expr *e = expr_num(t.num);
-        return e ? e : oom(p);
+        return grown(p, expr_num(t.num), 1);
     }
     if (tok_is(p, '(')) {
         advance(p);
@@ -285,18 +307,19 @@ static Expr *parse_primary(Parser *p) {
     for (int v = 0; v < VAR_COUNT; v++) {
         if (strcmp(name, var_name[v]) != 0) continue;
         if (has_paren) return perr(p, t.pos, "'%s' is a variable, not a function", name);
-        Expr *e = expr_var(v);
-        return e ? e : oom(p);
+        return grown(p, expr_var(v), 1);
     }
     for (int k = 0; k < TERM_COUNT; k++) {
         if (strcmp(name, term_name[k]) != 0) continue;
         Expr *param = NULL;
+        int dp = 0;
         if (has_paren) {
             if (!term_hp[k]) return perr(p, p->tok.pos, "term '%s' takes no parameter", name);
             advance(p);
             if (tok_is(p, ')')) return perr(p, p->tok.pos, "term '%s' takes one parameter", name);
             param = parse_sum(p);
             if (!param) return NULL;
+            dp = p->dep;
             if (tok_is(p, ',')) {
                 expr_free(param);
                 return perr(p, p->tok.pos, "term '%s' takes one parameter", name);
@@ -308,7 +331,7 @@ static Expr *parse_primary(Parser *p) {
             advance(p);
         }
         Expr *e = expr_term(k, param);
-        return e ? e : oom(p);
+        return grown(p, e, 1 + dp);
     }
     for (int op = 0; op < EOP_COUNT; op++) {
         if (!is_func_op(op) || strcmp(name, op_name[op]) != 0) continue;
@@ -317,6 +340,7 @@ static Expr *parse_primary(Parser *p) {
         advance(p);
         Expr *a = parse_sum(p), *b = NULL;
         if (!a) return NULL;
+        int da = p->dep, db = 0;
         if (arity == 2) {
             if (!tok_is(p, ',')) {
                 expr_free(a);
@@ -330,6 +354,7 @@ static Expr *parse_primary(Parser *p) {
                 expr_free(a);
                 return NULL;
             }
+            db = p->dep;
         }
         if (!tok_is(p, ')')) {
             int comma = tok_is(p, ',');
@@ -342,8 +367,7 @@ static Expr *parse_primary(Parser *p) {
             return parse_err_tok(p, "expected ')'");
         }
         advance(p);
-        Expr *e = expr_op(op, a, b);
-        return e ? e : oom(p);
+        return grown(p, expr_op(op, a, b), 1 + imax(da, db));
     }
     return perr(p, t.pos, "unknown name '%s'", name);
 }
@@ -353,20 +377,22 @@ static Expr *parse_primary(Parser *p) {
 static Expr *parse_power(Parser *p) {
     Expr *a = parse_primary(p);
     if (!a || !tok_is(p, '^')) return a;
+    int da = p->dep;
     advance(p);
     Expr *b = parse_unary(p);
     if (!b) {
         expr_free(a);
         return NULL;
     }
-    Expr *e = expr_op(EOP_POW, a, b);
-    return e ? e : oom(p);
+    return grown(p, expr_op(EOP_POW, a, b), 1 + imax(da, p->dep));
 }
 
 /* unary := '-' unary | power. A minus directly before a number literal that is not the base of
- * a power is part of the literal: "-2*x" holds the number -2, while "-2^x" is -(2^x). */
+ * a power is part of the literal: "-2*x" holds the number -2, while "-2^x" is -(2^x). Every
+ * operand passes here, so this is where nesting is counted (PARSE_MAX_NEST levels below the
+ * top one). */
 static Expr *parse_unary(Parser *p) {
-    if (++p->depth > PARSE_MAX_DEPTH) return perr(p, p->tok.pos, "%sexpression nested too deeply", "");
+    if (++p->nest > PARSE_MAX_NEST + 1) return perr(p, p->tok.pos, "%sexpression nested too deeply", "");
     Expr *e = NULL;
     if (tok_is(p, '-')) {
         Tok minus = p->tok;
@@ -380,46 +406,42 @@ static Expr *parse_unary(Parser *p) {
                     goto done;
                 }
                 advance(p);
-                e = expr_num(next.num == 0 ? 0 : -next.num); /* "-0" is 0: -0.0 prints as "-0" */
-                if (!e) oom(p);
+                e = grown(p, expr_num(next.num == 0 ? 0 : -next.num), 1); /* "-0" is 0: -0.0 prints as "-0" */
                 goto done;
             }
         }
         advance(p);
         Expr *a = parse_unary(p);
-        if (a) {
-            e = expr_op(EOP_NEG, a, NULL);
-            if (!e) oom(p);
-        }
+        if (a) e = grown(p, expr_op(EOP_NEG, a, NULL), 1 + p->dep);
         goto done;
     }
     e = parse_power(p);
 done:
-    p->depth--;
+    p->nest--;
     return e;
 }
 
 static Expr *parse_product(Parser *p) {
     Expr *a = parse_unary(p);
     while (a && (tok_is(p, '*') || tok_is(p, '/'))) {
-        int op = tok_is(p, '*') ? EOP_MUL : EOP_DIV;
+        int op = tok_is(p, '*') ? EOP_MUL : EOP_DIV, da = p->dep;
         advance(p);
         Expr *b = parse_unary(p);
         if (!b) {
             expr_free(a);
             return NULL;
         }
-        a = expr_op(op, a, b);
-        if (!a) return oom(p);
+        a = grown(p, expr_op(op, a, b), 1 + imax(da, p->dep));
     }
     return a;
 }
 
+/* Sums and products are built as left-deep chains in a loop, so their length is bounded by
+ * EXPR_MAX_DEPTH (checked in grown), not by the C stack. */
 static Expr *parse_sum(Parser *p) {
-    if (++p->depth > PARSE_MAX_DEPTH) return perr(p, p->tok.pos, "%sexpression nested too deeply", "");
     Expr *a = parse_product(p);
     while (a && (tok_is(p, '+') || tok_is(p, '-'))) {
-        int op = tok_is(p, '+') ? EOP_ADD : EOP_SUB;
+        int op = tok_is(p, '+') ? EOP_ADD : EOP_SUB, da = p->dep;
         advance(p);
         Expr *b = parse_product(p);
         if (!b) {
@@ -427,13 +449,8 @@ static Expr *parse_sum(Parser *p) {
             a = NULL;
             break;
         }
-        a = expr_op(op, a, b);
-        if (!a) {
-            oom(p);
-            break;
-        }
+        a = grown(p, expr_op(op, a, b), 1 + imax(da, p->dep));
     }
-    p->depth--;
     return a;
 }
 

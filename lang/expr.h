@@ -101,6 +101,13 @@ typedef struct Expr {
 } Expr;
 
 #define EXPR_TEXT_MAX 4096 /* longest printed expression the project handles */
+/* Limits on a parsed tree, so that every recursive walk (printer, checker, canonical form,
+ * compiler, exporters) stays far from the C stack's end, also in 8 MB worker threads under
+ * AddressSanitizer: expr_parse refuses larger or deeper trees with a clear error. A flat sum
+ * of n terms is n levels deep, so at most EXPR_MAX_DEPTH terms; nesting (parentheses, calls,
+ * unary minus, exponents) is limited to 200 levels. */
+#define EXPR_MAX_NODES 10000
+#define EXPR_MAX_DEPTH 1000
 
 /* Constructors return owned nodes (NULL on out-of-memory); expr_op takes ownership of a, b. */
 Expr *expr_num(double v);

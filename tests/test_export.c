@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "../api/rpc.h"
 #include "../common/lossd.h"
 #include "../lang/lossprog.h"
 #include "../search/internal.h"
@@ -594,10 +595,47 @@ static void test_text_formats(void **state) {
     expr_free(e);
 }
 
+/* Issue 16: candidate.export handles a loss text longer than 4,095 bytes whole (it was cut
+ * there silently); no daemon is needed when the expression is given. */
+static void test_export_long_text(void **state) {
+    (void)state;
+    const char *item = "0.123456789012*ce";
+    size_t n = 300, li = strlen(item);
+    char *src = malloc(n * (li + 3) + 1), *q = src;
+    for (size_t i = 0; i < n; i++) q += sprintf(q, "%s%s", i ? " + " : "", item);
+    assert_true(strlen(src) > 5000);
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "jsonrpc", "2.0");
+    cJSON_AddNumberToObject(req, "id", 1);
+    cJSON_AddStringToObject(req, "method", "candidate.export");
+    cJSON *pa = cJSON_AddObjectToObject(req, "params");
+    cJSON_AddStringToObject(pa, "expr", src);
+    cJSON_AddStringToObject(pa, "family", "classification");
+    cJSON_AddStringToObject(pa, "format", "expr");
+    char *line = cJSON_PrintUnformatted(req);
+    const RpcMethod *const tables[] = {rpc_core_methods, NULL};
+    RpcCall call = {0};
+    size_t len;
+    char *out = rpc_handle_line(tables, line, strlen(line), &call, NULL, &len);
+    cJSON *r = cJSON_Parse(out);
+    const cJSON *res = cJSON_GetObjectItem(r, "result");
+    if (!res) print_error("candidate.export: %s\n", out);
+    assert_non_null(res);
+    assert_string_equal(cJSON_GetObjectItem(res, "expr")->valuestring, src);
+    /* 300 x 0.123456789012 = 37.0370367036 (up to the last bits of the sum) */
+    assert_true(strncmp(cJSON_GetObjectItem(res, "text")->valuestring, "37.0370367036", 13) == 0);
+    cJSON_Delete(r);
+    free(out);
+    free(line);
+    cJSON_Delete(req);
+    free(src);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_formats),
         cmocka_unit_test(test_python_parity),
+        cmocka_unit_test(test_export_long_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

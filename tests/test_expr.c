@@ -490,12 +490,116 @@ static void test_fuzz(void **state) {
     assert_true(parsed > 100);
 }
 
+/* Issue 16: hostile sizes. A 100,000-term flat sum (300 KB) or product is refused with a clear
+ * error instead of overflowing the stack in the parser's callers' recursive walks; the largest
+ * accepted flat sum still prints, checks, folds, exports and compiles; nesting is limited at
+ * exactly the documented 200 levels; folding never produces inf (1e308*1e308*ce). */
+static char *repeat_join(const char *item, const char *sep, int n) {
+    size_t li = strlen(item), ls = strlen(sep);
+    char *s = malloc((size_t)n * (li + ls) + 1), *q = s;
+    assert_non_null(s);
+    for (int i = 0; i < n; i++) {
+        if (i) memcpy(q, sep, ls), q += ls;
+        memcpy(q, item, li);
+        q += li;
+    }
+    *q = 0;
+    return s;
+}
+
+static void test_limits(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    const struct { const char *item, *sep; } big[] = {{"ce", "+"}, {"pt", "*"}, {"ce", "-"}, {"pt", "/"}};
+    for (size_t k = 0; k < sizeof big / sizeof big[0]; k++) {
+        char *s = repeat_join(big[k].item, big[k].sep, 100000);
+        err[0] = 0;
+        Expr *e = expr_parse(s, err);
+        if (e || !strstr(err, "expression too deep")) print_error("100,000 x '%s': %s\n", big[k].sep, err);
+        assert_null(e);
+        assert_non_null(strstr(err, "expression too deep: more than 1000 levels"));
+        free(s);
+    }
+    /* a balanced tree of more than EXPR_MAX_NODES nodes: ((ce+ce)+(ce+ce))+... */
+    char *bal = strdup("ce");
+    for (int lv = 0; lv < 14; lv++) {
+        size_t n = strlen(bal);
+        char *b2 = malloc(2 * n + 8);
+        snprintf(b2, 2 * n + 8, "(%s)+(%s)", bal, bal);
+        free(bal);
+        bal = b2;
+    }
+    assert_null(expr_parse(bal, err));
+    assert_non_null(strstr(err, "expression too large: more than 10000 nodes"));
+    free(bal);
+    /* the largest flat sum accepted: every walk handles it */
+    char *ok = repeat_join("ce", "+", 500);
+    Expr *e = expr_parse(ok, err);
+    assert_non_null(e);
+    assert_int_equal(expr_check(e, FAM_CLASSIFICATION, err), LD_OK);
+    Expr *c = expr_canonical(e);
+    assert_non_null(c);
+    char buf[64];
+    assert_true(expr_print(c, buf, sizeof buf) >= 0);
+    assert_string_equal(buf, "500*ce");
+    char *py = expr_export(e, FAM_CLASSIFICATION, "pytorch", err);
+    assert_non_null(py);
+    free(py);
+    expr_free(c);
+    expr_free(e);
+    free(ok);
+    /* nesting: 200 levels parse, 201 do not, whichever way they nest */
+    const char *open[] = {"(", "-", "sqrt(", "abs("};
+    const char *close[] = {")", "", ")", ")"};
+    for (int k = 0; k < 4; k++) {
+        for (int n = 200; n <= 201; n++) {
+            size_t lo = strlen(open[k]), lc = strlen(close[k]);
+            char *s = malloc((size_t)n * (lo + lc) + 8), *q = s;
+            for (int i = 0; i < n; i++) memcpy(q, open[k], lo), q += lo;
+            q += sprintf(q, "pt");
+            for (int i = 0; i < n; i++) memcpy(q, close[k], lc), q += lc;
+            *q = 0;
+            err[0] = 0;
+            e = expr_parse(s, err);
+            if ((e != NULL) != (n == 200)) print_error("%d x '%s': %s\n", n, open[k], e ? "parsed" : err);
+            assert_true((e != NULL) == (n == 200));
+            if (!e) assert_non_null(strstr(err, "nested too deeply"));
+            expr_free(e);
+            free(s);
+        }
+    }
+    /* folding never makes inf or nan */
+    const char *huge[] = {"1e308*1e308*ce", "1e308*ce + 1e308*ce", "1e308 + 1e308 + ce", "-1e308*ce - 1e308*ce",
+                          "ce*1e308/1e-308", "(1e308*1e308 - 1e308*1e308)*ce"};
+    for (size_t k = 0; k < sizeof huge / sizeof huge[0]; k++) {
+        e = expr_parse(huge[k], err);
+        assert_non_null(e);
+        c = expr_canonical(e);
+        assert_non_null(c);
+        char t[256];
+        assert_true(expr_print(c, t, sizeof t) >= 0);
+        for (const char *f = "expr\0pytorch\0numpy\0latex\0"; *f; f += strlen(f) + 1) {
+            char *x = expr_export(e, FAM_CLASSIFICATION, f, err);
+            assert_non_null(x);
+            if (strstr(x, "inf") || strstr(x, "nan") || strstr(t, "inf") || strstr(t, "nan"))
+                print_error("'%s' as %s: canonical '%s', export:\n%s\n", huge[k], f, t, x);
+            assert_null(strstr(t, "inf"));
+            assert_null(strstr(t, "nan"));
+            assert_null(strstr(x, "inf"));
+            assert_null(strstr(x, "nan"));
+            free(x);
+        }
+        expr_free(c);
+        expr_free(e);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),        cmocka_unit_test(test_structure),
         cmocka_unit_test(test_parse_errors),     cmocka_unit_test(test_check),
         cmocka_unit_test(test_canonical),        cmocka_unit_test(test_random_roundtrip),
-        cmocka_unit_test(test_fuzz),
+        cmocka_unit_test(test_fuzz),             cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
