@@ -58,6 +58,11 @@ struct Task {
 
 void dataset_free(Dataset *d);
 
+/* spec.c: validates every key of a task spec for family once, from one table (type, range,
+ * families): unknown keys are refused with the full path and a "did you mean" hint ("task:
+ * transform: unknown key 'flip'"), as are split.val = 0 and values out of range. Borrows spec. */
+int spec_check(const cJSON *spec, int family, char *err);
+
 /* data.c: a loaded table before splitting. x (n, d) and y (n) are owned. For classification y
  * holds class ids 0..nclass-1 as floats. A missing feature value kept under DATA_MISSING_MEAN is
  * NaN in x (data_prepare fills it). */

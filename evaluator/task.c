@@ -54,18 +54,6 @@ static int get_str(const cJSON *obj, const char *where, const char *key, const c
     return LD_OK;
 }
 
-/* Rejects keys of obj not in allowed (NULL-terminated). */
-static int check_keys(const cJSON *obj, const char *where, const char *const *allowed, char *err) {
-    const cJSON *it;
-    cJSON_ArrayForEach(it, obj) {
-        int ok = 0;
-        for (int i = 0; allowed[i]; i++)
-            if (!strcmp(it->string, allowed[i])) ok = 1;
-        if (!ok) return ld_err(err, LD_EINVAL, "task: %sunknown key '%s'", where, it->string);
-    }
-    return LD_OK;
-}
-
 static int get_obj(const cJSON *spec, const char *key, const cJSON **out, char *err) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(spec, key);
     *out = NULL;
@@ -86,10 +74,8 @@ static const char *const act_names[] = {"relu", "tanh", "gelu"};
 static const char *const opt_names[] = {"adam", "sgd"};
 
 static int parse_model(Task *t, const cJSON *m, char *err) {
-    static const char *const keys[] = {"hidden", "activation", "act", "embed_dim", NULL};
     int rc;
     if (!m) return LD_OK;
-    if ((rc = check_keys(m, "model.", keys, err))) return rc;
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(m, "hidden");
     if (h) {
         int n = cJSON_IsArray(h) ? cJSON_GetArraySize(h) : -1;
@@ -120,11 +106,8 @@ static int parse_model(Task *t, const cJSON *m, char *err) {
 }
 
 static int parse_train(Task *t, const cJSON *tr, char *err) {
-    static const char *const keys[] = {"optimizer", "lr", "momentum", "beta1", "beta2", "eps",
-                                       "batch", "steps", NULL};
     int rc;
     if (!tr) return LD_OK;
-    if ((rc = check_keys(tr, "train.", keys, err))) return rc;
     TrainSpec *ts = &t->train_spec;
     const char *opt = NULL;
     if ((rc = get_str(tr, "train.", "optimizer", &opt, err))) return rc;
@@ -151,10 +134,8 @@ static int parse_train(Task *t, const cJSON *tr, char *err) {
 }
 
 static int parse_transform(const cJSON *tf, int family, DataPrep *p, char *err) {
-    static const char *const keys[] = {"imbalance", "label_noise", "outliers", "subsample", NULL};
     int rc;
     if (!tf) return LD_OK;
-    if ((rc = check_keys(tf, "transform.", keys, err))) return rc;
     if ((rc = get_num(tf, "transform.", "imbalance", 0.001, 1, &p->imbalance, err)) ||
         (rc = get_num(tf, "transform.", "label_noise", 0, 0.9, &p->label_noise, err)) ||
         (rc = get_num(tf, "transform.", "outliers", 0, 0.5, &p->outliers, err)) ||
@@ -291,6 +272,8 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     if (is_physics_data(data) && family != FAM_PHYSICS)
         return ld_err(err, LD_EINVAL, "task: data '%s' is a physics problem; family must be physics", data);
 
+    if ((rc = spec_check(spec, family, err))) return rc;
+
     t = calloc(1, sizeof *t);
     if (!t) return ld_err(err, LD_ENOMEM, "task: out of memory");
     t->family = family;
@@ -318,19 +301,11 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     if ((rc = get_obj(spec, "split", &split, err)) || (rc = get_obj(spec, "transform", &tf, err)) ||
         (rc = get_obj(spec, "model", &model, err)) || (rc = get_obj(spec, "train", &train, err)))
         goto done;
-    if (family == FAM_CLASSIFICATION || family == FAM_REGRESSION) {
-        static const char *const keys[] = {"name", "description", "data", "labels", "family", "label",
-                                           "transform", "split", "model", "train", "metric", "missing",
-                                           "data_info", NULL};
-        if ((rc = check_keys(spec, "", keys, err))) goto done;
-    }
     DataPrep prep = {.val = 0.2, .test = 0.2, .seed = 0, .imbalance = 1, .label_noise = 0, .outliers = 0,
                      .subsample = 1};
     if (split) {
-        static const char *const keys[] = {"val", "test", "seed", NULL};
         double seed = 0;
-        if ((rc = check_keys(split, "split.", keys, err)) ||
-            (rc = get_num(split, "split.", "val", 0, 0.9, &prep.val, err)) ||
+        if ((rc = get_num(split, "split.", "val", 0, 0.9, &prep.val, err)) ||
             (rc = get_num(split, "split.", "test", 0, 0.9, &prep.test, err)) ||
             (rc = get_num(split, "split.", "seed", 0, 9007199254740991.0, &seed, err)))
             goto done;

@@ -99,7 +99,8 @@ static Task *fake_task(int d, const char *json, char *err) {
     fake_split(&t->test, 12, d, 3, &rng);
     cJSON *spec = cJSON_Parse(json);
     assert_non_null(spec);
-    int rc = con_task_load(t, spec, err);
+    int rc = spec_check(spec, FAM_CONTRASTIVE, err); /* as task_load does */
+    if (rc == LD_OK) rc = con_task_load(t, spec, err);
     cJSON_Delete(spec);
     if (rc != LD_OK) {
         dataset_free(&t->train);
@@ -382,7 +383,7 @@ static void test_spec(void **state) {
     assert_null(fake_task(10, "{\"knn\":{\"k\":0}}", err));
     assert_non_null(strstr(err, "knn.k"));
     assert_null(fake_task(10, "{\"augment\":{\"jitter\":1}}", err));
-    assert_non_null(strstr(err, "augment.jitter: unknown key"));
+    assert_non_null(strstr(err, "augment: unknown key 'jitter'"));
     assert_null(fake_task(10, "{\"knn\":5}", err));
     assert_non_null(strstr(err, "knn: expected an object"));
 }
