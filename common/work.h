@@ -41,6 +41,7 @@ typedef struct EvalResult {
     double final_loss;
     int ncurve;
     EvalCurvePoint curve[EVAL_CURVE_MAX];
+    int cancelled; /* 1: stopped through EvalOpts.cancel (ok is 0, error "cancelled at step N") */
     int nextra; /* every metric of the family, e.g. accuracy, balanced_accuracy, macro_f1, ece */
     EvalMetric extra[EVAL_EXTRA_MAX];
 } EvalResult;

@@ -348,14 +348,12 @@ static int con_train(const Task *t, ConLossFn fn, void *ctx, const EvalOpts *opt
     LdRng rng;
     const TrainSpec *ts = &t->train_spec;
     int steps = opt && opt->steps > 0 ? opt->steps : ts->steps;
-    int every = opt && opt->curve_every > 0 ? opt->curve_every : (steps + 19) / 20;
+    int every = train_curve_every(opt, steps);
     uint64_t seed = opt ? opt->seed : 0;
-    double t0 = ld_now_ms(), loss_sum = 0;
+    double t0 = ld_now_ms(), loss_sum = 0, first_loss = 0;
     int loss_n = 0, rc;
     int idx[4096];
 
-    if (every < 1) every = 1;
-    while ((steps + every - 1) / every > EVAL_CURVE_MAX) every++;
     memset(res, 0, sizeof *res);
     snprintf(res->metric, sizeof res->metric, "%s", "knn_accuracy");
     res->val = res->test = NAN;
@@ -379,13 +377,10 @@ static int con_train(const Task *t, ConLossFn fn, void *ctx, const EvalOpts *opt
         float tprog = steps > 1 ? (float)step / (float)(steps - 1) : 0.0f;
         con_next_batch(&r, idx, &rng);
         con_make_views(r.views, r.labels, &t->train, idx, r.B, t->con, &rng);
-        if (con_step_grad(&r, fn, ctx, tprog, &loss) != LD_OK) {
-            snprintf(res->error, sizeof res->error, "non-finite %s at step %d",
-                     isfinite(loss) ? "gradient" : "loss", step);
-            break;
-        }
-        if (fabsf(loss) > 1e12f) {
-            snprintf(res->error, sizeof res->error, "loss diverged (%.3g) at step %d", loss, step);
+        int grc = con_step_grad(&r, fn, ctx, tprog, &loss);
+        if (train_stop(res, opt, step, grc != LD_OK ? NAN : loss, &first_loss)) {
+            if (grc != LD_OK && isfinite(loss) && !res->cancelled)
+                snprintf(res->error, sizeof res->error, "non-finite gradient at step %d", step);
             break;
         }
         optim_step(&optim, r.net.params, r.grad.params);
@@ -405,6 +400,7 @@ static int con_train(const Task *t, ConLossFn fn, void *ctx, const EvalOpts *opt
     res->steps = step;
     res->final_loss = loss;
     if (step == steps) {
+        /* PRECISION HOOK: a precision transform quantises r.net here, scores, restores. */
         EvalMetric *knn = &res->extra[res->nextra++], *uni = &res->extra[res->nextra++];
         snprintf(knn->name, sizeof knn->name, "knn_accuracy");
         snprintf(uni->name, sizeof uni->name, "uniformity");

@@ -43,7 +43,11 @@ const char *task_data_note(const Task *t);
 typedef struct EvalOpts {
     uint64_t seed;   /* initialisation and minibatch order */
     int steps;       /* 0: the task's default */
-    int curve_every; /* 0: about 20 points over the run */
+    int curve_every; /* 0: TRAIN_CURVE_POINTS (10) points over the run */
+    /* NULL, or a flag another thread sets to stop the run (a job's cancel, the daemon's
+     * shutdown): every family's loop reads it once per training step (well under 100 ms of
+     * work on every built-in task), and a stopped run ends with res->cancelled = 1. */
+    const volatile int *cancel;
 } EvalOpts;
 
 /* Trains a fresh model on task under loss and fills res. Returns LD_OK whenever the run

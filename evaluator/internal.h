@@ -119,6 +119,23 @@ typedef struct DataPrep {
  * regression. classify: labels go to Dataset.label, else targets to Dataset.y. */
 int data_prepare(const Table *tab, int classify, const DataPrep *p, Task *t, char *err);
 
+/* train.c: the one training policy every family's loop follows (classification and regression
+ * in train.c, physics.c, contrastive.c):
+ * - curve: TRAIN_CURVE_POINTS points over the run (or one every opt->curve_every steps), at most
+ *   EVAL_CURVE_MAX; train_curve_every gives the spacing.
+ * - stop rules, checked by train_stop after every step's loss, in this order: the cancel flag
+ *   ("cancelled at step N", res->cancelled), a non-finite loss ("non-finite loss at step N (v)"),
+ *   divergence: |loss| > 1e12 at any step, or > 1e6 and > 1e3 x max(|first loss|, 1e-3) ("loss
+ *   diverged at step N (v)"). A loss that starts large (1e9*mse) is not divergence until 1e12;
+ *   one that grows a thousandfold past 1e6 is. (The union of the two rules the loops had:
+ *   classification's ratio and physics/contrastive's 1e12.) train_stop returns 1 with
+ *   res->ok = 0 and res->error set, else 0.
+ * - precision: the one place a later precision transform (quantise the parameters, score,
+ *   restore) goes is the final scoring after the loop, marked PRECISION HOOK in each family. */
+#define TRAIN_CURVE_POINTS 10
+int train_curve_every(const EvalOpts *opt, int steps);
+int train_stop(EvalResult *res, const EvalOpts *opt, int step, double loss, double *first_loss);
+
 /* train.c: eval_run with a trace for PyTorch parity runs (bench/parity.py). Every buffer is
  * caller-owned and optional (NULL: not recorded): init (eval_param_count floats) receives the
  * initial parameters in the MLP layout (w0 (d,h1), b0, w1, ...), batches (steps * batch ints)

@@ -417,13 +417,11 @@ static int phys_train(const Task *t, PhysLossFn fn, void *ctx, const EvalOpts *o
     Optim optim;
     int rc, maxn = p->npts > PHYS_GRID ? p->npts : PHYS_GRID;
     int steps = opt && opt->steps > 0 ? opt->steps : ts->steps;
-    int every = opt && opt->curve_every > 0 ? opt->curve_every : (steps + 19) / 20;
-    double t0 = ld_now_ms(), loss_sum = 0;
+    int every = train_curve_every(opt, steps);
+    double t0 = ld_now_ms(), loss_sum = 0, first_loss = 0;
     int loss_n = 0;
     LdRng rng;
 
-    if (every < 1) every = 1;
-    while ((steps + every - 1) / every > EVAL_CURVE_MAX) every++;
     memset(res, 0, sizeof *res);
     snprintf(res->metric, sizeof res->metric, "%s", "solution_error");
     res->val = res->test = NAN;
@@ -449,13 +447,9 @@ static int phys_train(const Task *t, PhysLossFn fn, void *ctx, const EvalOpts *o
     for (step = 0; step < steps; step++) {
         float tprog = steps > 1 ? (float)step / (float)(steps - 1) : 0.0f;
         int frc = phys_step_grad(&st, fn, ctx, tprog, &loss);
-        if (frc != LD_OK) {
-            snprintf(res->error, sizeof res->error, "non-finite %s at step %d",
-                     isfinite(loss) ? "gradient" : "loss", step);
-            break;
-        }
-        if (fabsf(loss) > 1e12f) {
-            snprintf(res->error, sizeof res->error, "loss diverged (%.3g) at step %d", loss, step);
+        if (train_stop(res, opt, step, frc != LD_OK ? NAN : loss, &first_loss)) {
+            if (frc != LD_OK && isfinite(loss) && !res->cancelled)
+                snprintf(res->error, sizeof res->error, "non-finite gradient at step %d", step);
             break;
         }
         /* Cosine decay to a tenth of the peak: at a constant rate Adam keeps spiking, and a run
@@ -480,6 +474,7 @@ static int phys_train(const Task *t, PhysLossFn fn, void *ctx, const EvalOpts *o
     if (step < steps) {
         res->ok = 0;
     } else {
+        /* PRECISION HOOK: a precision transform quantises net.param here, scores, restores. */
         double ev = phys_solution_error(&net, p->x_val, p->u_val, PHYS_GRID);
         double et = phys_solution_error(&net, p->x_test, p->u_test, PHYS_GRID);
         double rv = phys_grid_residual(&net, p, p->x_val, PHYS_GRID);

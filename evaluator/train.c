@@ -11,7 +11,6 @@
 
 #define EVAL_CHUNK 128 /* rows per forward when scoring a split */
 #define ECE_BINS 15
-#define CURVE_POINTS 10 /* default learning-curve points per run */
 #define CURVE_ROWS 128  /* validation rows scored by the curve points before the last */
 
 static int has_term(const Expr *e, int term) {
@@ -80,6 +79,13 @@ static double task_metric_value(const Task *t, const Dataset *ds, const float *z
     return metric_accuracy(z, ds->label, ds->n, C);
 }
 
+int train_curve_every(const EvalOpts *opt, int steps) {
+    int every = opt && opt->curve_every > 0 ? opt->curve_every : (steps + TRAIN_CURVE_POINTS - 1) / TRAIN_CURVE_POINTS;
+    if (every < 1) every = 1;
+    if ((steps + every - 1) / every > EVAL_CURVE_MAX) every = (steps + EVAL_CURVE_MAX - 1) / EVAL_CURVE_MAX;
+    return every;
+}
+
 /* fmt takes the step (%d) and then the loss value (%g), or only the step. */
 static void fail(EvalResult *res, int step, const char *fmt, double v) {
     res->ok = 0;
@@ -88,6 +94,24 @@ static void fail(EvalResult *res, int step, const char *fmt, double v) {
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
     snprintf(res->error, sizeof res->error, fmt, step, v);
 #pragma GCC diagnostic pop
+}
+
+int train_stop(EvalResult *res, const EvalOpts *opt, int step, double loss, double *first_loss) {
+    if (opt && opt->cancel && *opt->cancel) {
+        fail(res, step, "cancelled at step %d", 0);
+        res->cancelled = 1;
+        return 1;
+    }
+    if (!isfinite(loss)) {
+        fail(res, step, "non-finite loss at step %d (%g)", loss);
+        return 1;
+    }
+    if (step == 0) *first_loss = loss;
+    if (fabs(loss) > 1e12 || (fabs(loss) > 1e6 && fabs(loss) > 1e3 * fmax(fabs(*first_loss), 1e-3))) {
+        fail(res, step, "loss diverged at step %d (%g)", loss);
+        return 1;
+    }
+    return 0;
 }
 
 int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, EvalResult *res,
@@ -149,10 +173,9 @@ int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, Eva
      * two steps, so ten points were ~10% of a 200-step run: the points before the last score a
      * fixed sample of the split (its first CURVE_ROWS rows; the split is shuffled), the last one
      * the whole split, and that forward is reused for the final metrics. */
-    int every = opt && opt->curve_every > 0 ? opt->curve_every : (steps + CURVE_POINTS - 1) / CURVE_POINTS;
+    int every = train_curve_every(opt, steps);
     Dataset vsample = task->val;
     if (vsample.n > CURVE_ROWS) vsample.n = CURVE_ROWS;
-    if ((steps + every - 1) / every > EVAL_CURVE_MAX) every = (steps + EVAL_CURVE_MAX - 1) / EVAL_CURVE_MAX;
     const int use_l2 = has_term(loss, TERM_L2);
     const int classify = fam == FAM_CLASSIFICATION;
     LdRng rng;
@@ -187,14 +210,9 @@ int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, Eva
         }
         int lrc = lossprog_run(lp, &in, &out);
         if (trace && trace->losses) trace->losses[step] = out.loss;
-        if (lrc != LD_OK || !isfinite(out.loss)) {
-            fail(res, step, "non-finite loss at step %d (%g)", out.loss);
-            res->steps = step;
-            break;
-        }
-        if (step == 0) first_loss = out.loss;
-        if (fabs(out.loss) > 1e6 && fabs(out.loss) > 1e3 * fmax(fabs(first_loss), 1e-3)) {
-            fail(res, step, "loss diverged at step %d (%g)", out.loss);
+        if (train_stop(res, opt, step, lrc != LD_OK ? NAN : out.loss, &first_loss)) {
+            if (lrc != LD_OK && isfinite(out.loss) && !res->cancelled) /* a non-finite gradient */
+                snprintf(res->error, sizeof res->error, "non-finite loss at step %d (%g)", step, out.loss);
             res->steps = step;
             break;
         }
@@ -228,6 +246,7 @@ int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, Eva
                 break;
             }
     }
+    /* PRECISION HOOK: a precision transform quantises params here, scores, then restores. */
     if (res->ok) {
         const char *names[EVAL_EXTRA_MAX];
         double vv[EVAL_EXTRA_MAX], vt[EVAL_EXTRA_MAX];
@@ -267,7 +286,7 @@ static void add_num(cJSON *o, const char *k, double v) {
 cJSON *eval_result_json(const EvalResult *r) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
-    cJSON_AddStringToObject(o, "status", r->ok ? "ok" : "failed");
+    cJSON_AddStringToObject(o, "status", r->ok ? "ok" : r->cancelled ? "cancelled" : "failed");
     cJSON_AddStringToObject(o, "metric", r->metric);
     add_num(o, "val", r->val);
     add_num(o, "test", r->test);

@@ -308,7 +308,7 @@ static void test_determinism_and_failure(void **state) {
     assert_true(a.ok && b.ok && c.ok);
     assert_true(a.val == b.val && a.test == b.test && a.final_loss == b.final_loss);
     assert_true(a.val != c.val);
-    assert_int_equal(a.ncurve, 20);
+    assert_int_equal(a.ncurve, 10); /* TRAIN_CURVE_POINTS */
     assert_int_equal(a.curve[a.ncurve - 1].step, 200);
     assert_string_equal(a.metric, "solution_error");
     assert_true(a.nextra == 2);
@@ -317,7 +317,7 @@ static void test_determinism_and_failure(void **state) {
     EvalResult f = run_hand(t, h, 5, 200);
     printf("failing run: ok %d, error '%s', steps %d\n", f.ok, f.error, f.steps);
     assert_int_equal(f.ok, 0);
-    assert_string_equal(f.error, "non-finite loss at step 37");
+    assert_string_equal(f.error, "non-finite loss at step 37 (nan)");
     assert_int_equal(f.steps, 37);
     assert_true(isnan(f.val));
     free_task(t);
@@ -394,7 +394,7 @@ static void test_lossprog_failures(void **state) {
     EvalResult r = run_expr(t, "(0*mse)^(0-10)", 1, 50);
     printf("(0*mse)^(0-10): ok %d, error '%s'\n", r.ok, r.error);
     assert_int_equal(r.ok, 0);
-    assert_true(strncmp(r.error, "loss diverged (", 15) == 0 && strstr(r.error, ") at step 0"));
+    assert_true(strncmp(r.error, "loss diverged at step 0 (", 25) == 0);
     assert_true(isnan(r.val));
 
     Expr *e = expr_parse("ce", err);

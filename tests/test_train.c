@@ -178,6 +178,65 @@ static void test_regression_and_l2(void **state) {
     task_free(t);
 }
 
+/* The cancel flag: a run of every family stops at the next step once another thread sets it,
+ * and says so (status "cancelled"); with the flag clear nothing changes. */
+typedef struct CancelArg {
+    volatile int flag;
+    double after_ms;
+} CancelArg;
+
+static void *set_flag(void *p) {
+    CancelArg *c = p;
+    double t0 = ld_now_ms();
+    while (ld_now_ms() - t0 < c->after_ms) {
+    }
+    c->flag = 1;
+    return NULL;
+}
+
+static void test_cancel(void **state) {
+    (void)state;
+    const char *specs[] = {"{\"data\":\"builtin:digits\"}",
+                           "{\"data\":\"builtin:oscillator\",\"family\":\"physics\"}",
+                           "{\"data\":\"builtin:digits\",\"family\":\"contrastive\"}"};
+    const char *losses[] = {"ce", "mse + phys + bc", "infonce(0.1)"};
+    for (int k = 0; k < 3; k++) {
+        char err[LD_ERR_MAX];
+        cJSON *spec = cJSON_Parse(specs[k]);
+        Task *t = NULL;
+        assert_int_equal(task_load(spec, NULL, &t, err), LD_OK);
+        cJSON_Delete(spec);
+        Expr *e = expr_parse(losses[k], err);
+        assert_non_null(e);
+        CancelArg c = {.flag = 1};
+        EvalOpts o = {.seed = 1, .steps = 1000000, .cancel = &c.flag};
+        EvalResult r;
+        /* already set: stops at step 0 */
+        assert_int_equal(eval_run(t, e, &o, &r, err), LD_OK);
+        assert_int_equal(r.ok, 0);
+        assert_int_equal(r.cancelled, 1);
+        assert_int_equal(r.steps, 0);
+        assert_string_equal(r.error, "cancelled at step 0");
+        cJSON *j = eval_result_json(&r);
+        assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(j, "status")), "cancelled");
+        cJSON_Delete(j);
+        /* set by another thread 30 ms into a million-step run: the run ends soon after */
+        c.flag = 0;
+        c.after_ms = 30;
+        pthread_t th;
+        double t0 = ld_now_ms();
+        pthread_create(&th, NULL, set_flag, &c);
+        assert_int_equal(eval_run(t, e, &o, &r, err), LD_OK);
+        double ms = ld_now_ms() - t0;
+        pthread_join(th, NULL);
+        printf("%s: cancelled after %d steps, %.1f ms\n", losses[k], r.steps, ms);
+        assert_int_equal(r.cancelled, 1);
+        assert_true(r.steps > 0 && r.steps < 1000000);
+        expr_free(e);
+        task_free(t);
+    }
+}
+
 int main(void) {
     char err[LD_ERR_MAX];
     if (task_load_arg("builtin:digits", &digits, err)) {
@@ -188,6 +247,7 @@ int main(void) {
         cmocka_unit_test(test_deterministic),  cmocka_unit_test(test_threads_match_sequential),
         cmocka_unit_test(test_failures),       cmocka_unit_test(test_digits_accuracy),
         cmocka_unit_test(test_curve_and_json), cmocka_unit_test(test_regression_and_l2),
+        cmocka_unit_test(test_cancel),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     task_free(digits);
