@@ -597,3 +597,14 @@ fail:
     free(c);
     return rc;
 }
+
+const EvalFamily family_contrastive = {
+    .name = "contrastive",
+    .metrics = {{"knn_accuracy", 1}, {"uniformity", 0}, {"alignment", 0}},
+    .baseline = "infonce(0.1)",
+    .data_set = 1,
+    .classify = 1,
+    .load = con_task_load,
+    .unload = con_task_free,
+    .run = con_eval_run,
+};

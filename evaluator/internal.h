@@ -5,6 +5,7 @@
 
 #include "../common/lossd.h"
 #include "eval.h"
+#include "family.h"
 #include "../lang/lossprog.h"
 
 /* A split of a data set. Features are standardised with training statistics. */

@@ -112,18 +112,10 @@ double metric_mae(const float *f, const float *y, int n) {
 }
 
 int metric_known(int family, const char *name, int *higher_better) {
-    static const struct {
-        int fam;
-        const char *name;
-        int hb;
-    } table[] = {
-        {FAM_CLASSIFICATION, "accuracy", 1}, {FAM_CLASSIFICATION, "balanced_accuracy", 1},
-        {FAM_CLASSIFICATION, "macro_f1", 1}, {FAM_CLASSIFICATION, "ece", 0},
-        {FAM_REGRESSION, "mse", 0},          {FAM_REGRESSION, "mae", 0},
-    };
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (table[i].fam == family && !strcmp(table[i].name, name)) {
-            if (higher_better) *higher_better = table[i].hb;
+    const EvalFamily *f = eval_family(family);
+    for (int i = 0; f && f->metrics[i].name; i++)
+        if (!strcmp(f->metrics[i].name, name)) {
+            if (higher_better) *higher_better = f->metrics[i].higher_better;
             return 1;
         }
     return 0;

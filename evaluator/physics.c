@@ -524,6 +524,16 @@ int phys_eval_run(const Task *t, const Expr *loss, const EvalOpts *opt, EvalResu
     return rc;
 }
 
+const EvalFamily family_physics = {
+    .name = "physics",
+    .metrics = {{"solution_error", 0}, {"residual", 0}},
+    .baseline = "mse",
+    .data_set = 0,
+    .load = phys_task_load,
+    .unload = phys_task_free,
+    .run = phys_eval_run,
+};
+
 /* ---------------------------------------------------------------------------------------------
  * Loading: the spec's physics object, family defaults, the fixed points of the task. */
 

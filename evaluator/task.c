@@ -141,7 +141,7 @@ static int parse_transform(const cJSON *tf, int family, DataPrep *p, char *err) 
         (rc = get_num(tf, "transform.", "outliers", 0, 0.5, &p->outliers, err)) ||
         (rc = get_num(tf, "transform.", "subsample", 0.001, 1, &p->subsample, err)))
         return rc;
-    int cls = family == FAM_CLASSIFICATION || family == FAM_CONTRASTIVE;
+    int cls = eval_family(family)->classify;
     if (!cls && (p->imbalance < 1 || p->label_noise > 0))
         return ld_err(err, LD_EINVAL, "task: transform: imbalance and label_noise need class labels; "
                                       "this is a %s task", family_name(family));
@@ -294,8 +294,8 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     t->model.act = ACT_RELU;
     t->train_spec = (TrainSpec){.optimizer = OPT_ADAM, .lr = 3e-3f, .momentum = 0.9f, .beta1 = 0.9f,
                                 .beta2 = 0.999f, .adam_eps = 1e-8f, .batch = 64, .steps = 200};
-    snprintf(t->metric, sizeof t->metric, "%s", family == FAM_REGRESSION ? "mse" : "accuracy");
-    t->higher_better = family != FAM_REGRESSION;
+    snprintf(t->metric, sizeof t->metric, "%s", eval_family(family)->metrics[0].name);
+    t->higher_better = eval_family(family)->metrics[0].higher_better;
 
     const cJSON *split = NULL, *tf = NULL, *model = NULL, *train = NULL;
     if ((rc = get_obj(spec, "split", &split, err)) || (rc = get_obj(spec, "transform", &tf, err)) ||
@@ -318,27 +318,25 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     }
     if ((rc = parse_transform(tf, family, &prep, err))) goto done;
 
-    if (family == FAM_PHYSICS) {
-        if ((rc = phys_task_load(t, spec, err))) goto done;
-    } else {
-        int classify = family != FAM_REGRESSION;
-        if ((rc = load_table(data, labels, label_col, base_dir, classify, missing, &tab, err))) goto done;
-        t->nclass = classify ? tab.nclass : 1;
+    const EvalFamily *fam = eval_family(family);
+    if (fam->data_set) {
+        if ((rc = load_table(data, labels, label_col, base_dir, fam->classify, missing, &tab, err))) goto done;
+        t->nclass = fam->classify ? tab.nclass : 1;
         t->data_info = data_info_json(&tab, missing);
         data_note(t, &tab, data);
-        if ((rc = data_prepare(&tab, classify, &prep, t, err))) goto done;
-        if (family == FAM_CONTRASTIVE && (rc = con_task_load(t, spec, err))) goto done;
+        if ((rc = data_prepare(&tab, fam->classify, &prep, t, err))) goto done;
     }
+    if (fam->load && (rc = fam->load(t, spec, err))) goto done;
     if ((rc = parse_model(t, model, err)) || (rc = parse_train(t, train, err))) goto done;
     if (metric) {
-        if (family == FAM_CLASSIFICATION || family == FAM_REGRESSION) {
-            if (!metric_known(family, metric, &t->higher_better)) {
-                rc = ld_err(err, LD_EINVAL, "task: metric: '%s' is not a %s metric (%s)", metric,
-                            family_name(family),
-                            family == FAM_CLASSIFICATION ? "accuracy, balanced_accuracy, macro_f1, ece"
-                                                         : "mse, mae");
-                goto done;
-            }
+        if (!metric_known(family, metric, &t->higher_better)) {
+            char names[160] = "";
+            for (int i = 0; fam->metrics[i].name; i++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
+                         fam->metrics[i].name);
+            rc = ld_err(err, LD_EINVAL, "task: metric: '%s' is not a %s metric (%s)", metric,
+                        family_name(family), names);
+            goto done;
         }
         snprintf(t->metric, sizeof t->metric, "%s", metric);
     }
@@ -472,8 +470,8 @@ int task_load_arg(const char *arg, Task **out, char *err) {
 
 void task_free(Task *t) {
     if (!t) return;
-    if (t->phys) phys_task_free(t);
-    if (t->con) con_task_free(t);
+    const EvalFamily *f = eval_family(t->family);
+    if (f && f->unload) f->unload(t);
     dataset_free(&t->train);
     dataset_free(&t->val);
     dataset_free(&t->test);
