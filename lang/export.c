@@ -79,7 +79,7 @@ static int shape(const Expr *e, int fam) {
     case EOP_NUM: return SH_CONST;
     case EOP_VAR:
         if (e->id == VAR_T) return SH_CONST;
-        return fam == FAM_CLASSIFICATION && (e->id == VAR_Z || e->id == VAR_P || e->id == VAR_Y)
+        return (lang_vocab(fam).inputs & LIN_CLASS) && (e->id == VAR_Z || e->id == VAR_P || e->id == VAR_Y)
                    ? SH_CLASS
                    : SH_SAMPLE;
     case EOP_TERM: return TERM_IS_BATCH(e->id) ? SH_BATCH : SH_SAMPLE;
@@ -120,10 +120,10 @@ static void py_param(Sb *b, const Expr *e, int fam, int lang) {
 }
 
 /* The per-class difference the regression-style terms apply to: p - y, or r. */
-static const char *py_diff(int fam) { return fam == FAM_CLASSIFICATION ? "(p - y)" : "r"; }
+static const char *py_diff(int fam) { return (lang_vocab(fam).inputs & LIN_CLASS) ? "(p - y)" : "r"; }
 
 static void py_term(Sb *b, const Expr *e, int fam, int lang) {
-    int cls = fam == FAM_CLASSIFICATION;
+    int cls = (lang_vocab(fam).inputs & LIN_CLASS) != 0;
     const char *sum = cls ? (lang == PY_TORCH ? ".sum(dim=1)" : ".sum(axis=1)") : "";
     switch (e->id) {
     case TERM_CE: sb_printf(b, "(-logpt)"); return;
@@ -493,8 +493,9 @@ static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *c
     int torch = lang == PY_TORCH;
     Sb body = {0}, *b = &body;
     const char *fn = torch ? "" : "_value";
-    switch (fam) {
-    case FAM_CLASSIFICATION:
+    unsigned in = lang_vocab(fam).inputs; /* the function's arguments follow the family's inputs */
+    int phys = (in & LIN_PHYS) != 0;
+    if (in & LIN_CLASS) {
         sb_printf(b, "def lossd_loss%s(z, target, t=0.0, l2=0.0):\n", fn);
         sb_printf(b, "    \"\"\"%s\n\n    classification: z logits (B, C), target class indices (B); "
                      "returns the batch mean%s.\"\"\"\n",
@@ -518,22 +519,20 @@ static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *c
                          "    logpt = logp[np.arange(z.shape[0]), target]\n"
                          "    pt = np.exp(logpt)\n");
         }
-        break;
-    case FAM_REGRESSION:
-    case FAM_PHYSICS:
+    } else if (in & LIN_PRED) {
         sb_printf(b, "def lossd_loss%s(f, target, t=0.0, l2=0.0%s):\n", fn,
-                  fam == FAM_PHYSICS ? ", phys=0.0, bc=0.0" : "");
+                  phys ? ", phys=0.0, bc=0.0" : "");
         sb_printf(b, "    \"\"\"%s\n\n    %s: f predictions (B) or (B, 1), target (B)%s; returns the "
                      "batch mean%s.\"\"\"\n",
                   canon, family_name(fam),
-                  fam == FAM_PHYSICS ? ", phys and bc the residual and boundary losses" : "",
+                  phys ? ", phys and bc the residual and boundary losses" : "",
                   torch ? " (differentiable)" : "");
         if (torch) {
             sb_printf(b, "    f = f.reshape(-1)\n"
                          "    y = torch.as_tensor(target, dtype=f.dtype).reshape(-1)\n"
                          "    t = torch.as_tensor(t, dtype=f.dtype)\n"
                          "    l2 = torch.as_tensor(l2, dtype=f.dtype)\n");
-            if (fam == FAM_PHYSICS)
+            if (phys)
                 sb_printf(b, "    phys = torch.as_tensor(phys, dtype=f.dtype)\n"
                              "    bc = torch.as_tensor(bc, dtype=f.dtype)\n");
         } else {
@@ -541,8 +540,7 @@ static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *c
                          "    y = np.asarray(target, dtype=np.float64).reshape(-1)\n");
         }
         sb_printf(b, "    r = f - y\n");
-        break;
-    default:
+    } else {
         sb_printf(b, "def lossd_loss%s(emb, target=None, t=0.0, l2=0.0):\n", fn);
         sb_printf(b, "    \"\"\"%s\n\n    contrastive: emb (2B, D) embeddings of two views (rows i "
                      "and B+i pair), target (B) labels for supcon.\"\"\"\n",
@@ -552,14 +550,13 @@ static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *c
                          "    l2 = torch.as_tensor(l2, dtype=emb.dtype)\n");
         else
             sb_printf(b, "    emb = np.asarray(emb, dtype=np.float64)\n");
-        break;
     }
     int s = shape(e, fam);
     sb_printf(b, "    loss = ");
     py_expr(b, e, fam, lang);
     sb_printf(b, "\n    return %s\n", s == SH_SAMPLE ? "loss.mean()" : "loss");
     if (!torch) {
-        const char *x = fam == FAM_CLASSIFICATION ? "z" : fam == FAM_CONTRASTIVE ? "emb" : "f";
+        const char *x = (in & LIN_CLASS) ? "z" : (in & LIN_EMB) ? "emb" : "f";
         sb_printf(b,
                   "\n\n"
                   "def lossd_grad(%s, *args, h=1e-6, **kwargs):\n"

@@ -17,22 +17,39 @@
 static const char *const op_name[EOP_COUNT] = {EXPR_OPS(X_OPNAME)};
 static const int op_arity[EOP_COUNT] = {EXPR_OPS(X_OPARITY)};
 #define X_VARNAME(id, name, fams, pc) name,
-#define X_VARFAMS(id, name, fams, pc) fams,
+#define X_VARREADS(id, name, reads, pc) reads,
 #define X_VARPC(id, name, fams, pc) pc,
 static const char *const var_name[VAR_COUNT] = {EXPR_VARS(X_VARNAME)};
-static const unsigned var_fams[VAR_COUNT] = {EXPR_VARS(X_VARFAMS)};
+static const unsigned var_reads[VAR_COUNT] = {EXPR_VARS(X_VARREADS)};
 static const int var_pc[VAR_COUNT] = {EXPR_VARS(X_VARPC)};
 #define X_TERMNAME(id, name, fams, hp, def) name,
-#define X_TERMFAMS(id, name, fams, hp, def) fams,
+#define X_TERMREADS(id, name, reads, hp, def) reads,
 #define X_TERMHP(id, name, fams, hp, def) hp,
 #define X_TERMDEF(id, name, fams, hp, def) def,
 static const char *const term_name[TERM_COUNT] = {EXPR_TERMS(X_TERMNAME)};
-static const unsigned term_fams[TERM_COUNT] = {EXPR_TERMS(X_TERMFAMS)};
+static const unsigned term_reads[TERM_COUNT] = {EXPR_TERMS(X_TERMREADS)};
 static const int term_hp[TERM_COUNT] = {EXPR_TERMS(X_TERMHP)};
 static const double term_def[TERM_COUNT] = {EXPR_TERMS(X_TERMDEF)};
 
-static const char *const fam_names[FAM_COUNT] = {"classification", "regression", "physics",
-                                                 "contrastive"};
+#define X_FAMNAME(id, name, inputs) name,
+#define X_FAMIN(id, name, inputs) inputs,
+static const char *const fam_names[FAM_COUNT] = {LANG_FAMILIES(X_FAMNAME)};
+static const unsigned fam_inputs[FAM_COUNT] = {LANG_FAMILIES(X_FAMIN)};
+
+/* A variable or term reading inputs is usable where the family provides one of them. */
+static int provides(unsigned fam_in, unsigned reads) { return reads == LIN_ANY || (reads & fam_in) != 0; }
+
+LangVocab lang_vocab(int fam) {
+    LangVocab v = {0};
+    if (fam < 0 || fam >= FAM_COUNT) return v;
+    v.name = fam_names[fam];
+    v.inputs = fam_inputs[fam];
+    for (int k = 0; k < VAR_COUNT; k++)
+        if (provides(v.inputs, var_reads[k])) v.vars |= 1u << k;
+    for (int k = 0; k < TERM_COUNT; k++)
+        if (provides(v.inputs, term_reads[k])) v.terms |= 1u << k;
+    return v;
+}
 
 const char *family_name(int fam) {
     if (fam < 0 || fam >= FAM_COUNT) return "unknown";
@@ -625,18 +642,18 @@ static int check_rec(const Expr *e, int fam, int *shape, int *dep, char *err) {
         return LD_OK;
     case EOP_VAR:
         if (e->id >= VAR_COUNT) return ld_err(err, LD_EINVAL, "malformed variable");
-        if (!(var_fams[e->id] & FAMBIT(fam)))
+        if (!provides(fam_inputs[fam], var_reads[e->id]))
             return ld_err(err, LD_EINVAL, "variable '%s' is not available for %s tasks",
                           var_name[e->id], family_name(fam));
         if (e->id == VAR_T)
             *shape = SH_CONST;
         else
-            *shape = (var_pc[e->id] && fam == FAM_CLASSIFICATION) ? SH_CLASS : SH_SAMPLE;
+            *shape = (var_pc[e->id] && (fam_inputs[fam] & LIN_CLASS)) ? SH_CLASS : SH_SAMPLE;
         if (is_output_var(e->id)) *dep = 1;
         return LD_OK;
     case EOP_TERM:
         if (e->id >= TERM_COUNT) return ld_err(err, LD_EINVAL, "malformed term");
-        if (!(term_fams[e->id] & FAMBIT(fam)))
+        if (!provides(fam_inputs[fam], term_reads[e->id]))
             return ld_err(err, LD_EINVAL, "term '%s' is not available for %s tasks",
                           term_name[e->id], family_name(fam));
         if (e->a) {

@@ -8,8 +8,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Task families. A bit mask of them says where a variable or term may be used. */
-enum { FAM_CLASSIFICATION = 0, FAM_REGRESSION = 1, FAM_PHYSICS = 2, FAM_CONTRASTIVE = 3, FAM_COUNT };
+/* What a task family provides to the loss language, as bits: the variables and terms it may use
+ * follow from them, since every variable and term row below says which inputs it reads. */
+#define LIN_CLASS 1u /* logits z (B, C) and class labels: z p pt, y per class */
+#define LIN_PRED 2u  /* a prediction and a target per sample: f r, y per sample */
+#define LIN_EMB 4u   /* embeddings of two views (2B, D) and labels */
+#define LIN_PHYS 8u  /* the family's own batch terms: physics residual and boundary losses */
+#define LIN_ANY 0u   /* read by every family: t; l2 comes from the trainer */
+
+/* The task families as the loss language sees them: X(ID, name, inputs provided). The family's
+ * full description (metrics, loader, training run) is evaluator/family.h's table. */
+#define LANG_FAMILIES(X)                                                                         \
+    X(CLASSIFICATION, "classification", LIN_CLASS)                                               \
+    X(REGRESSION, "regression", LIN_PRED)                                                        \
+    X(PHYSICS, "physics", LIN_PRED | LIN_PHYS)                                                   \
+    X(CONTRASTIVE, "contrastive", LIN_EMB)
+
+#define LANG_FAM_ENUM_(id, ...) FAM_##id,
+enum { LANG_FAMILIES(LANG_FAM_ENUM_) FAM_COUNT };
+#undef LANG_FAM_ENUM_
+/* Sets of families (spec tables use them). */
 #define FAMBIT(f) (1u << (f))
 #define FB_CLS FAMBIT(FAM_CLASSIFICATION)
 #define FB_REG FAMBIT(FAM_REGRESSION)
@@ -19,6 +37,16 @@ enum { FAM_CLASSIFICATION = 0, FAM_REGRESSION = 1, FAM_PHYSICS = 2, FAM_CONTRAST
 
 const char *family_name(int fam);      /* "classification", ... */
 int family_parse(const char *name);    /* FAM_* or -1 */
+
+/* A family's vocabulary: what search/ (grammar, job checks) and the checker, compiler and
+ * exporters know of a family. vars and terms are bit masks (bit VAR_*, bit TERM_*) of what it may
+ * use, derived from inputs. name is NULL for an unknown family. */
+typedef struct LangVocab {
+    const char *name;
+    unsigned inputs; /* LIN_* */
+    uint32_t vars, terms;
+} LangVocab;
+LangVocab lang_vocab(int fam);
 
 /* Operators: X(ID, spelling, arity). Unary functions are written name(x); binary operators
  * infix, except min and max which are written min(a, b). NEG is unary minus. SUM is the
@@ -44,37 +72,38 @@ int family_parse(const char *name);    /* FAM_* or -1 */
     X(MIN, "min", 2)                                                                             \
     X(MAX, "max", 2)
 
-/* Variables: X(ID, spelling, families, per_class). per_class variables are vectors over the
- * class axis (B x C); the others are one number per sample (B). y is per-class (one-hot) in
- * classification and per-sample in regression/physics. t is training progress in [0, 1]. */
+/* Variables: X(ID, spelling, inputs read, per_class). per_class variables are vectors over the
+ * class axis (B x C) in a family that provides class logits; the others are one number per
+ * sample (B). y is per-class (one-hot) with class logits and per-sample with predictions. t is
+ * training progress in [0, 1]. */
 #define EXPR_VARS(X)                                                                             \
-    X(Z, "z", FB_CLS, 1)                                                                         \
-    X(P, "p", FB_CLS, 1)                                                                         \
-    X(Y, "y", FB_CLS | FB_REG | FB_PHY, 1)                                                       \
-    X(PT, "pt", FB_CLS, 0)                                                                       \
-    X(F, "f", FB_REG | FB_PHY, 0)                                                            \
-    X(R, "r", FB_REG | FB_PHY, 0)                                                            \
-    X(T, "t", FB_ALL, 0)
+    X(Z, "z", LIN_CLASS, 1)                                                                      \
+    X(P, "p", LIN_CLASS, 1)                                                                      \
+    X(Y, "y", LIN_CLASS | LIN_PRED, 1)                                                           \
+    X(PT, "pt", LIN_CLASS, 0)                                                                    \
+    X(F, "f", LIN_PRED, 0)                                                                       \
+    X(R, "r", LIN_PRED, 0)                                                                       \
+    X(T, "t", LIN_ANY, 0)
 
-/* Named terms: X(ID, spelling, families, has_param, default_param).
+/* Named terms: X(ID, spelling, inputs read, has_param, default_param).
  * Batch terms (TERM_IS_BATCH) are one number per batch (contrastive, physics, weight decay); the others are
  * one number per sample. A term's parameter may be an expression of t and numbers. */
 #define EXPR_TERMS(X)                                                                            \
-    X(CE, "ce", FB_CLS, 0, 0.0)                                                                  \
-    X(FOCAL, "focal", FB_CLS, 1, 2.0)                                                            \
-    X(HINGE, "hinge", FB_CLS, 0, 0.0)                                                            \
-    X(POLY1, "poly1", FB_CLS, 1, 1.0)                                                            \
-    X(SMOOTH, "smooth", FB_CLS, 1, 0.1)                                                          \
-    X(MSE, "mse", FB_CLS | FB_REG | FB_PHY, 0, 0.0)                                              \
-    X(MAE, "mae", FB_CLS | FB_REG | FB_PHY, 0, 0.0)                                              \
-    X(HUBER, "huber", FB_CLS | FB_REG | FB_PHY, 1, 1.0)                                          \
-    X(LOGCOSH, "logcosh", FB_CLS | FB_REG | FB_PHY, 0, 0.0)                                      \
-    X(INFONCE, "infonce", FB_CON, 1, 0.1)                                                        \
-    X(SUPCON, "supcon", FB_CON, 1, 0.1)                                                          \
-    X(PHYS, "phys", FB_PHY, 0, 0.0)                                                              \
-    X(BC, "bc", FB_PHY, 0, 0.0)                                                                  \
-    X(L2, "l2", FB_ALL, 0, 0.0)                                                                  \
-    X(ENTROPY, "entropy", FB_CLS, 0, 0.0)
+    X(CE, "ce", LIN_CLASS, 0, 0.0)                                                               \
+    X(FOCAL, "focal", LIN_CLASS, 1, 2.0)                                                         \
+    X(HINGE, "hinge", LIN_CLASS, 0, 0.0)                                                         \
+    X(POLY1, "poly1", LIN_CLASS, 1, 1.0)                                                         \
+    X(SMOOTH, "smooth", LIN_CLASS, 1, 0.1)                                                       \
+    X(MSE, "mse", LIN_CLASS | LIN_PRED, 0, 0.0)                                                  \
+    X(MAE, "mae", LIN_CLASS | LIN_PRED, 0, 0.0)                                                  \
+    X(HUBER, "huber", LIN_CLASS | LIN_PRED, 1, 1.0)                                              \
+    X(LOGCOSH, "logcosh", LIN_CLASS | LIN_PRED, 0, 0.0)                                          \
+    X(INFONCE, "infonce", LIN_EMB, 1, 0.1)                                                       \
+    X(SUPCON, "supcon", LIN_EMB, 1, 0.1)                                                         \
+    X(PHYS, "phys", LIN_PHYS, 0, 0.0)                                                            \
+    X(BC, "bc", LIN_PHYS, 0, 0.0)                                                                \
+    X(L2, "l2", LIN_ANY, 0, 0.0)                                                                 \
+    X(ENTROPY, "entropy", LIN_CLASS, 0, 0.0)
 
 #define EXPR_ENUM_(id, ...) EOP_##id,
 enum { EXPR_OPS(EXPR_ENUM_) EOP_COUNT };

@@ -144,7 +144,8 @@ typedef struct Ins {
 } Ins;
 
 struct LossProg {
-    int fam, maxB, C, D, n, root;
+    unsigned in; /* LIN_*: the inputs the family provides */
+    int maxB, C, D, n, root;
     Ins *ins;
     LdArena arena;
     /* which shared quantities the program reads */
@@ -165,7 +166,7 @@ static int shape_of(const LossProg *lp, const Expr *e, const int *sa, const int 
     case EOP_NUM: return SH_CONST;
     case EOP_VAR:
         if (e->id == VAR_T) return SH_CONST;
-        if (lp->fam == FAM_CLASSIFICATION && (e->id == VAR_Z || e->id == VAR_P || e->id == VAR_Y))
+        if ((lp->in & LIN_CLASS) && (e->id == VAR_Z || e->id == VAR_P || e->id == VAR_Y))
             return SH_CLASS;
         return SH_SAMPLE;
     case EOP_TERM: return TERM_IS_BATCH(e->id) ? SH_BATCH : SH_SAMPLE;
@@ -200,24 +201,24 @@ static int emit(LossProg *lp, const Expr *e, int cap) {
     if (e->op == EOP_TERM) {
         in->dep = 1;
         if (e->id != TERM_L2 && e->id != TERM_PHYS && e->id != TERM_BC) {
-            if (lp->fam == FAM_CLASSIFICATION) lp->need_soft = 1;
-            if (lp->fam == FAM_CLASSIFICATION && e->id != TERM_CE && e->id != TERM_FOCAL &&
+            if ((lp->in & LIN_CLASS)) lp->need_soft = 1;
+            if ((lp->in & LIN_CLASS) && e->id != TERM_CE && e->id != TERM_FOCAL &&
                 e->id != TERM_POLY1 && e->id != TERM_HINGE)
                 lp->need_pnorm = 1;
-            if (lp->fam == FAM_REGRESSION || lp->fam == FAM_PHYSICS) lp->need_r = 1;
+            if ((lp->in & LIN_PRED)) lp->need_r = 1;
         }
-        if (lp->fam == FAM_CLASSIFICATION &&
+        if ((lp->in & LIN_CLASS) &&
             (e->id == TERM_MSE || e->id == TERM_MAE || e->id == TERM_HUBER || e->id == TERM_LOGCOSH))
             lp->need_gp = lp->need_y1h = 1;
         if (e->id == TERM_INFONCE || e->id == TERM_SUPCON) lp->need_emb = 1;
-        if (e->id == TERM_SUPCON || lp->fam == FAM_CLASSIFICATION) lp->need_label = 1;
+        if (e->id == TERM_SUPCON || (lp->in & LIN_CLASS)) lp->need_label = 1;
     } else if (e->op == EOP_VAR) {
         int v = e->id;
         in->dep = v == VAR_Z || v == VAR_P || v == VAR_PT || v == VAR_F || v == VAR_R;
         if (v == VAR_P || v == VAR_PT) lp->need_soft = 1;
         if (v == VAR_P) lp->need_gp = lp->need_pnorm = 1;
-        if (v == VAR_Y && lp->fam == FAM_CLASSIFICATION) lp->need_y1h = lp->need_label = 1;
-        if (v == VAR_R || (v == VAR_Y && lp->fam != FAM_CLASSIFICATION)) lp->need_r = 1;
+        if (v == VAR_Y && (lp->in & LIN_CLASS)) lp->need_y1h = lp->need_label = 1;
+        if (v == VAR_R || (v == VAR_Y && !(lp->in & LIN_CLASS))) lp->need_r = 1;
     } else {
         in->dep = (a >= 0 && lp->ins[a].dep) || (b >= 0 && lp->ins[b].dep);
         if (e->op == EOP_NUM) in->num = (float)e->num;
@@ -285,16 +286,17 @@ int lossprog_new(const Expr *e, int family, int max_batch, int C, int D, LossPro
     *out = NULL;
     if ((rc = expr_check(e, family, err))) return rc;
     if (max_batch < 1) return ld_err(err, LD_EINVAL, "lossprog: max_batch %d must be >= 1", max_batch);
-    if (family == FAM_CLASSIFICATION && C < 2)
-        return ld_err(err, LD_EINVAL, "lossprog: classification needs at least 2 classes, got %d", C);
-    if (family != FAM_CLASSIFICATION && family != FAM_CONTRASTIVE && C != 1)
+    unsigned inputs = lang_vocab(family).inputs; /* what the family feeds the program */
+    if ((inputs & LIN_CLASS) && C < 2)
+        return ld_err(err, LD_EINVAL, "lossprog: %s needs at least 2 classes, got %d", family_name(family), C);
+    if (!(inputs & (LIN_CLASS | LIN_EMB)) && C != 1)
         return ld_err(err, LD_EINVAL, "lossprog: %s needs C == 1, got %d", family_name(family), C);
-    if (family == FAM_CONTRASTIVE && D < 1)
-        return ld_err(err, LD_EINVAL, "lossprog: contrastive needs embedding dims D >= 1");
+    if ((inputs & LIN_EMB) && D < 1)
+        return ld_err(err, LD_EINVAL, "lossprog: %s needs embedding dims D >= 1", family_name(family));
     if (C < 1) C = 1;
     lp = calloc(1, sizeof *lp);
     if (!lp) return ld_err(err, LD_ENOMEM, "lossprog: out of memory");
-    lp->fam = family;
+    lp->in = inputs;
     lp->maxB = max_batch;
     lp->C = C;
     lp->D = D > 0 ? D : 0;
@@ -722,7 +724,7 @@ static void contrastive_backward(LossProg *lp, Ins *ins, const LossIn *in, float
 
 static float param_of(const LossProg *lp, const Ins *in) {
     static const double defs[TERM_COUNT] = {
-#define X_DEF(id, name, fams, hp, def) def,
+#define X_DEF(id, name, reads, hp, def) def,
         EXPR_TERMS(X_DEF)
 #undef X_DEF
     };
@@ -740,7 +742,7 @@ static inline float qpow(float q, float gam, int ig) {
 }
 
 static int term_forward(LossProg *lp, Ins *ins, const LossIn *in) {
-    int B = in->B, C = lp->C, cls = lp->fam == FAM_CLASSIFICATION;
+    int B = in->B, C = lp->C, cls = (lp->in & LIN_CLASS);
     float *v = ins->v, *k = ins->aux;
     float prm = param_of(lp, ins);
     switch (ins->id) {
@@ -859,7 +861,7 @@ static int term_forward(LossProg *lp, Ins *ins, const LossIn *in) {
 }
 
 static void term_backward(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out) {
-    int B = in->B, C = lp->C, cls = lp->fam == FAM_CLASSIFICATION;
+    int B = in->B, C = lp->C, cls = (lp->in & LIN_CLASS);
     const float *g = ins->g, *k = ins->aux;
     float prm = param_of(lp, ins);
     switch (ins->id) {
@@ -969,7 +971,7 @@ static void bind_var(LossProg *lp, Ins *ins, const LossIn *in) {
         ins->g = lp->gpt;
         break;
     case VAR_Y:
-        ins->v = lp->fam == FAM_CLASSIFICATION ? lp->y1h : (float *)in->y;
+        ins->v = (lp->in & LIN_CLASS) ? lp->y1h : (float *)in->y;
         ins->g = lp->zero_adj;
         break;
     case VAR_R:
@@ -987,7 +989,7 @@ static void bind_var(LossProg *lp, Ins *ins, const LossIn *in) {
 int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
     int B = in->B, C = lp->C;
     memset(out, 0, sizeof *out);
-    if (B < 1 || B > lp->maxB || (!in->z && lp->fam != FAM_CONTRASTIVE)) {
+    if (B < 1 || B > lp->maxB || (!in->z && !(lp->in & LIN_EMB))) {
         out->loss = NAN;
         return LD_EFAILED;
     }
@@ -995,7 +997,7 @@ int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
     if (lp->need_label) {
         if (!in->label) goto bad;
         for (int i = 0; i < B; i++)
-            if (in->label[i] < 0 || (lp->fam == FAM_CLASSIFICATION && in->label[i] >= C)) goto bad;
+            if (in->label[i] < 0 || ((lp->in & LIN_CLASS) && in->label[i] >= C)) goto bad;
     }
     if (lp->need_r && !in->y) goto bad;
     if (lp->need_emb && !in->emb) goto bad;

@@ -63,18 +63,8 @@ static const char *const var_names[VAR_COUNT] = {
     EXPR_VARS(X)
 #undef X
 };
-static const unsigned var_fams[VAR_COUNT] = {
-#define X(id, spelling, fams, pc) fams,
-    EXPR_VARS(X)
-#undef X
-};
 static const char *const term_names[TERM_COUNT] = {
 #define X(id, spelling, fams, hp, def) spelling,
-    EXPR_TERMS(X)
-#undef X
-};
-static const unsigned term_fams[TERM_COUNT] = {
-#define X(id, spelling, fams, hp, def) fams,
     EXPR_TERMS(X)
 #undef X
 };
@@ -234,7 +224,7 @@ static void parse_names(Problems *p, const cJSON *arr, const char *where, int is
             for (int k = 0; k < TERM_COUNT; k++) {
                 if (strcmp(s, term_names[k])) continue;
                 found = 1;
-                if (fam >= 0 && !(term_fams[k] & FAMBIT(fam)))
+                if (fam >= 0 && !(lang_vocab(fam).terms & (1u << k)))
                     problem(p, "%s[%d]: term '%s' is not available for %s tasks", where, idx, s,
                             family_name(fam));
                 else
@@ -252,7 +242,7 @@ static void parse_names(Problems *p, const cJSON *arr, const char *where, int is
         for (int k = 0; k < VAR_COUNT; k++) {
             if (strcmp(s, var_names[k])) continue;
             found = 1;
-            if (fam >= 0 && !(var_fams[k] & FAMBIT(fam)))
+            if (fam >= 0 && !(lang_vocab(fam).vars & (1u << k)))
                 problem(p, "%s[%d]: variable '%s' is not available for %s tasks", where, idx, s,
                         family_name(fam));
             else
@@ -410,13 +400,9 @@ int job_parse(const cJSON *json, const char *base_dir, SearchJob **out, char *er
         terms = ops = vars = ~0u;
     }
     if (fam >= 0) {
-        uint32_t ft = 0, fv = 0;
-        for (int k = 0; k < TERM_COUNT; k++)
-            if (term_fams[k] & FAMBIT(fam)) ft |= 1u << k;
-        for (int k = 0; k < VAR_COUNT; k++)
-            if (var_fams[k] & FAMBIT(fam)) fv |= 1u << k;
-        terms &= ft;
-        vars &= fv;
+        LangVocab voc = lang_vocab(fam); /* what the family provides */
+        terms &= voc.terms;
+        vars &= voc.vars;
     }
     j->terms = terms;
     j->ops = ops & ~((1u << EOP_NUM) | (1u << EOP_VAR) | (1u << EOP_TERM));

@@ -36,7 +36,7 @@ void grammar_init(Grammar *g, const SearchJob *j) {
 
 static int var_shape(int fam, int v) {
     if (v == VAR_T) return SH_CONST;
-    return var_pc[v] && fam == FAM_CLASSIFICATION ? SH_CLASS : SH_SAMPLE;
+    return var_pc[v] && (lang_vocab(fam).inputs & LIN_CLASS) ? SH_CLASS : SH_SAMPLE;
 }
 
 int grammar_shape(const Grammar *g, const Expr *e) {

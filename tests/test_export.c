@@ -196,11 +196,6 @@ static void add_every_term_and_op(Case *cases, int *n) {
         EXPR_TERMS(X)
 #undef X
     };
-    static const unsigned tfams[TERM_COUNT] = {
-#define X(id, spelling, fams, hp, def) fams,
-        EXPR_TERMS(X)
-#undef X
-    };
     static const int thp[TERM_COUNT] = {
 #define X(id, spelling, fams, hp, def) hp,
         EXPR_TERMS(X)
@@ -220,7 +215,7 @@ static void add_every_term_and_op(Case *cases, int *n) {
     int nterm = 0, nop[EOP_COUNT] = {0};
     for (int fam = 0; fam < FAM_COUNT; fam++) {
         for (int k = 0; k < TERM_COUNT; k++) {
-            if (!(tfams[k] & FAMBIT(fam))) continue;
+            if (!(lang_vocab(fam).terms & (1u << k))) continue;
             /* a batch term alone does not depend on the output: add the family's own */
             const char *plus = k == TERM_L2 || (TERM_IS_BATCH(k) && fam != FAM_CONTRASTIVE) ? " + " : "";
             const char *base = *plus ? samp[fam][0] : "";
@@ -293,14 +288,7 @@ static void add_grammar_cases(Case *cases, int *n, int per_family) {
             if (expr_check(e, fam, err) == LD_OK || strstr(err, "does not depend")) g.terms |= 1u << k;
             expr_free(e);
         }
-        for (int v = 0; v < VAR_COUNT; v++) {
-            static const unsigned vf[VAR_COUNT] = {
-#define X(id, spelling, fams, pc) fams,
-                EXPR_VARS(X)
-#undef X
-            };
-            if (vf[v] & FAMBIT(fam)) g.vars |= 1u << v;
-        }
+        g.vars = lang_vocab(fam).vars;
         for (int op = EOP_ADD; op < EOP_COUNT; op++) g.ops |= 1u << op;
         int got = 0;
         for (int tries = 0; got < per_family && tries < 50 * per_family; tries++) {
