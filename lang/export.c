@@ -70,26 +70,9 @@ static void fmt_num(double v, char *buf, size_t n) {
     }
 }
 
-/* ---- shapes (as in expr_check) ---- */
+/* ---- shapes: lang/expr.c's one rule ---- */
 
-enum { SH_CONST, SH_BATCH, SH_SAMPLE, SH_CLASS };
-
-static int shape(const Expr *e, int fam) {
-    switch (e->op) {
-    case EOP_NUM: return SH_CONST;
-    case EOP_VAR:
-        if (e->id == VAR_T) return SH_CONST;
-        return (lang_vocab(fam).inputs & LIN_CLASS) && (e->id == VAR_Z || e->id == VAR_P || e->id == VAR_Y)
-                   ? SH_CLASS
-                   : SH_SAMPLE;
-    case EOP_TERM: return TERM_IS_BATCH(e->id) ? SH_BATCH : SH_SAMPLE;
-    case EOP_SUM: return SH_SAMPLE;
-    default: {
-        int a = shape(e->a, fam), b = e->b ? shape(e->b, fam) : SH_CONST;
-        return a > b ? a : b;
-    }
-    }
-}
+static int shape(const Expr *e, int fam) { return expr_shape(e, fam); }
 
 /* ---- Python (torch and numpy share the expression syntax; helpers differ) ---- */
 

@@ -618,7 +618,6 @@ int expr_print(const Expr *e, char *buf, size_t n) {
 /* ---- checker ---- */
 
 /* Shapes, ordered so that an elementwise op's result is the larger of its operands'. */
-enum { SH_CONST, SH_BATCH, SH_SAMPLE, SH_CLASS };
 
 static int is_output_var(int v) {
     return v == VAR_Z || v == VAR_P || v == VAR_PT || v == VAR_F || v == VAR_R;
@@ -631,6 +630,26 @@ static int only_t_and_numbers(const Expr *e) {
     if (e->op == EOP_VAR && e->id != VAR_T) return 0;
     return only_t_and_numbers(e->a) && only_t_and_numbers(e->b);
 }
+
+int expr_node_shape(const Expr *e, unsigned inputs, int sa, int sb) {
+    switch (e->op) {
+    case EOP_NUM: return SH_CONST;
+    case EOP_VAR:
+        if (e->id == VAR_T) return SH_CONST;
+        return var_pc[e->id] && (inputs & LIN_CLASS) ? SH_CLASS : SH_SAMPLE;
+    case EOP_TERM: return TERM_IS_BATCH(e->id) ? SH_BATCH : SH_SAMPLE;
+    case EOP_SUM: return SH_SAMPLE;
+    default: return sa > sb ? sa : sb;
+    }
+}
+
+static int shape_rec(const Expr *e, unsigned inputs) {
+    if (!e) return SH_CONST;
+    int sa = e->op == EOP_TERM ? SH_CONST : shape_rec(e->a, inputs), sb = shape_rec(e->b, inputs);
+    return expr_node_shape(e, inputs, sa, sb);
+}
+
+int expr_shape(const Expr *e, int family) { return shape_rec(e, lang_vocab(family).inputs); }
 
 static int check_rec(const Expr *e, int fam, int *shape, int *dep, char *err) {
     int rc, sa = SH_CONST, sb = SH_CONST;
@@ -645,10 +664,7 @@ static int check_rec(const Expr *e, int fam, int *shape, int *dep, char *err) {
         if (!provides(fam_inputs[fam], var_reads[e->id]))
             return ld_err(err, LD_EINVAL, "variable '%s' is not available for %s tasks",
                           var_name[e->id], family_name(fam));
-        if (e->id == VAR_T)
-            *shape = SH_CONST;
-        else
-            *shape = (var_pc[e->id] && (fam_inputs[fam] & LIN_CLASS)) ? SH_CLASS : SH_SAMPLE;
+        *shape = expr_node_shape(e, fam_inputs[fam], SH_CONST, SH_CONST);
         if (is_output_var(e->id)) *dep = 1;
         return LD_OK;
     case EOP_TERM:
@@ -667,7 +683,7 @@ static int check_rec(const Expr *e, int fam, int *shape, int *dep, char *err) {
             rc = check_rec(e->a, fam, &sa, &pdep, err);
             if (rc) return rc;
         }
-        *shape = TERM_IS_BATCH(e->id) ? SH_BATCH : SH_SAMPLE;
+        *shape = expr_node_shape(e, fam_inputs[fam], SH_CONST, SH_CONST);
         if (e->id != TERM_L2) *dep = 1;
         return LD_OK;
     default: break;
@@ -684,10 +700,8 @@ static int check_rec(const Expr *e, int fam, int *shape, int *dep, char *err) {
         if (sa != SH_CLASS)
             return ld_err(err, LD_EINVAL,
                           "sum() adds over classes and needs a per-class argument (z, p or y)");
-        *shape = SH_SAMPLE;
-        return LD_OK;
     }
-    *shape = sa > sb ? sa : sb;
+    *shape = expr_node_shape(e, fam_inputs[fam], sa, sb);
     return LD_OK;
 }
 

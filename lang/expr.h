@@ -120,6 +120,19 @@ enum { EXPR_TERMS(EXPR_ENUM_) TERM_COUNT };
     ((id) == TERM_INFONCE || (id) == TERM_SUPCON || (id) == TERM_PHYS || (id) == TERM_BC ||      \
      (id) == TERM_L2)
 
+/* Shapes, the one rule (checker, grammar, compiler and exporters all use it): numbers and t
+ * are constants; batch terms one number per batch; per-sample terms and variables one number per
+ * sample; per-class variables (z p y with class logits) a vector over classes; sum() gives one
+ * number per sample; any other operator has the larger shape of its operands. */
+enum { SH_CONST = 0, SH_BATCH = 1, SH_SAMPLE = 2, SH_CLASS = 3 };
+
+struct Expr;
+/* Shape of node e for a family providing inputs (LIN_*), given its operands' shapes sa and sb
+ * (SH_CONST where absent). */
+int expr_node_shape(const struct Expr *e, unsigned inputs, int sa, int sb);
+/* Shape of the whole tree e in family (walks expr_node_shape). */
+int expr_shape(const struct Expr *e, int family);
+
 /* One node. a and b are owned children (NULL when unused). For EOP_TERM, a is the parameter
  * expression or NULL for the default. */
 typedef struct Expr {

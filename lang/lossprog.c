@@ -131,7 +131,6 @@ float lossprog_flog(float x) { return flog(x); }
 
 /* ---- the program ---- */
 
-enum { SH_CONST, SH_BATCH, SH_SAMPLE, SH_CLASS };
 
 typedef struct Ins {
     uint8_t op, id, shape, dep; /* EOP_*, VAR_ or TERM_ id, SH_*, depends on model output */
@@ -162,21 +161,7 @@ struct LossProg {
 };
 
 static int shape_of(const LossProg *lp, const Expr *e, const int *sa, const int *sb) {
-    switch (e->op) {
-    case EOP_NUM: return SH_CONST;
-    case EOP_VAR:
-        if (e->id == VAR_T) return SH_CONST;
-        if ((lp->in & LIN_CLASS) && (e->id == VAR_Z || e->id == VAR_P || e->id == VAR_Y))
-            return SH_CLASS;
-        return SH_SAMPLE;
-    case EOP_TERM: return TERM_IS_BATCH(e->id) ? SH_BATCH : SH_SAMPLE;
-    case EOP_SUM: return SH_SAMPLE;
-    default: {
-        int s = *sa;
-        if (sb && *sb > s) s = *sb;
-        return s;
-    }
-    }
+    return expr_node_shape(e, lp->in, sa ? *sa : SH_CONST, sb ? *sb : SH_CONST);
 }
 
 /* Appends the instructions of e in post-order; returns its index or -1 when out of room. */

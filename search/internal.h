@@ -52,8 +52,7 @@ double search_student_p(double t, int df);
 
 /* ---- the typed grammar (variation.c) ---- */
 
-/* Shapes, as expr_check sees them: an elementwise op's result is the larger operand's. */
-enum { SH_CONST = 0, SH_BATCH = 1, SH_SAMPLE = 2, SH_CLASS = 3 };
+/* Shapes: SH_* and the one rule are lang/expr.h's (expr_node_shape, expr_shape). */
 
 typedef struct Grammar {
     int family;

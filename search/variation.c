@@ -9,11 +9,6 @@
 
 #define TRIES 24
 
-static const int var_pc[VAR_COUNT] = {
-#define X(id, spelling, fams, pc) pc,
-    EXPR_VARS(X)
-#undef X
-};
 static const int term_hp[TERM_COUNT] = {
 #define X(id, spelling, fams, hp, def) hp,
     EXPR_TERMS(X)
@@ -35,23 +30,11 @@ void grammar_init(Grammar *g, const SearchJob *j) {
 }
 
 static int var_shape(int fam, int v) {
-    if (v == VAR_T) return SH_CONST;
-    return var_pc[v] && (lang_vocab(fam).inputs & LIN_CLASS) ? SH_CLASS : SH_SAMPLE;
+    Expr node = {.op = EOP_VAR, .id = (uint8_t)v};
+    return expr_node_shape(&node, lang_vocab(fam).inputs, SH_CONST, SH_CONST);
 }
 
-int grammar_shape(const Grammar *g, const Expr *e) {
-    if (!e) return SH_CONST;
-    switch (e->op) {
-    case EOP_NUM: return SH_CONST;
-    case EOP_VAR: return var_shape(g->family, e->id);
-    case EOP_TERM: return TERM_IS_BATCH(e->id) ? SH_BATCH : SH_SAMPLE;
-    case EOP_SUM: return SH_SAMPLE;
-    default: {
-        int a = grammar_shape(g, e->a), b = grammar_shape(g, e->b);
-        return a > b ? a : b;
-    }
-    }
-}
+int grammar_shape(const Grammar *g, const Expr *e) { return expr_shape(e, g->family); }
 
 int grammar_valid(const Grammar *g, const Expr *e) {
     if (!e || expr_size(e) > g->max_nodes || expr_depth(e) > g->max_depth) return 0;
