@@ -289,14 +289,14 @@ static int con_step_grad(ConRun *r, ConLossFn fn, void *ctx, float tprog, float 
     /* z: the loss program wants a non-NULL output block even when no per-sample variable of
      * the contrastive family reads it; the embeddings serve (B floats, never read). */
     LossIn in = {.B = r->B, .t = tprog, .z = emb, .emb = emb, .label = r->labels,
-                 .l2 = con_l2(&r->net)};
+                 .term[TERM_L2] = con_l2(&r->net)};
     LossOut out;
     memset(&out, 0, sizeof out);
     int rc = fn(ctx, &in, &out);
     *loss = out.loss;
     if (rc != LD_OK || !isfinite(out.loss)) return LD_EFAILED;
     if (out.demb) mlp_backward(&r->net, &r->acts, &r->grad, r->views, out.demb, 2 * r->B);
-    con_l2_backward(&r->net, &r->grad, out.g_l2);
+    con_l2_backward(&r->net, &r->grad, out.g_term[TERM_L2]);
     for (size_t i = 0; i < r->net.nparams; i++)
         if (!isfinite(r->grad.params[i])) return LD_EFAILED;
     return LD_OK;

@@ -339,11 +339,11 @@ static int phys_step_grad(PhysStep *st, PhysLossFn fn, void *ctx, float tprog, f
     } else {
         bc = (double)u[kb] * u[kb] + (double)u[kb + 1] * u[kb + 1];
     }
-    LossIn in = {.B = no, .t = tprog, .z = u + nc, .y = p->y_obs, .l2 = pnet_l2(net),
-                 .phys = (float)phys, .bc = (float)bc};
-    st->phys = in.phys;
-    st->bc = in.bc;
-    st->l2 = in.l2;
+    LossIn in = {.B = no, .t = tprog, .z = u + nc, .y = p->y_obs, .term[TERM_L2] = pnet_l2(net),
+                 .term[TERM_PHYS] = (float)phys, .term[TERM_BC] = (float)bc};
+    st->phys = in.term[TERM_PHYS];
+    st->bc = in.term[TERM_BC];
+    st->l2 = in.term[TERM_L2];
     LossOut out;
     memset(&out, 0, sizeof out);
     int rc = fn(ctx, &in, &out);
@@ -353,7 +353,7 @@ static int phys_step_grad(PhysStep *st, PhysLossFn fn, void *ctx, float tprog, f
     float *gu = st->gu;
     memset(gu, 0, 3 * (size_t)n * sizeof(float));
     for (int i = 0; i < nc; i++) {
-        float gr = out.g_phys * 2.0f * st->res[i] / nc;
+        float gr = out.g_term[TERM_PHYS] * 2.0f * st->res[i] / nc;
         phys_residual(p, 0, 0, 0, 0, dres);
         gu[i] += gr * dres[0];
         gu[n + i] += gr * dres[1];
@@ -361,14 +361,14 @@ static int phys_step_grad(PhysStep *st, PhysLossFn fn, void *ctx, float tprog, f
     }
     for (int j = 0; j < no; j++) gu[nc + j] += out.dz ? out.dz[j] : 0.0f;
     if (p->kind == PHYS_OSCILLATOR) {
-        gu[kb] += out.g_bc * 2.0f * (u[kb] - 1.0f);
-        gu[n + kb] += out.g_bc * 2.0f * u[n + kb];
+        gu[kb] += out.g_term[TERM_BC] * 2.0f * (u[kb] - 1.0f);
+        gu[n + kb] += out.g_term[TERM_BC] * 2.0f * u[n + kb];
     } else {
-        gu[kb] += out.g_bc * 2.0f * u[kb];
-        gu[kb + 1] += out.g_bc * 2.0f * u[kb + 1];
+        gu[kb] += out.g_term[TERM_BC] * 2.0f * u[kb];
+        gu[kb + 1] += out.g_term[TERM_BC] * 2.0f * u[kb + 1];
     }
     pnet_backward(net, gu, n);
-    pnet_l2_backward(net, out.g_l2);
+    pnet_l2_backward(net, out.g_term[TERM_L2]);
     for (size_t i = 0; i < net->nparam; i++)
         if (!isfinite(net->grad[i])) return LD_EFAILED;
     return LD_OK;

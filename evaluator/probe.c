@@ -60,8 +60,8 @@ static int batch_init(Batch *b, int fam, int B, int C, float sd, float l2, uint6
     for (int k = 0; k < 2 * B * b->D; k++) b->emb[k] = rng_normal(&r);
     int reg = fam == FAM_REGRESSION || fam == FAM_PHYSICS;
     b->in = (LossIn){.B = B, .t = 0.5f, .z = b->z, .label = reg ? NULL : b->label,
-                     .y = reg ? b->y : NULL, .emb = b->emb, .l2 = l2,
-                     .phys = fam == FAM_PHYSICS ? 1.0f : 0.0f, .bc = fam == FAM_PHYSICS ? 1.0f : 0.0f};
+                     .y = reg ? b->y : NULL, .emb = b->emb, .term[TERM_L2] = l2,
+                     .term[TERM_PHYS] = fam == FAM_PHYSICS ? 1.0f : 0.0f, .term[TERM_BC] = fam == FAM_PHYSICS ? 1.0f : 0.0f};
     return LD_OK;
 }
 
@@ -120,9 +120,9 @@ int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *er
     }
     for (int k = 0; k < nz; k++) vec[k] = out.dz[k];
     for (int k = 0; k < ne; k++) vec[nz + k] = out.demb[k];
-    vec[nz + ne] = out.g_l2;
-    vec[nz + ne + 1] = out.g_phys;
-    vec[nz + ne + 2] = out.g_bc;
+    vec[nz + ne] = out.g_term[TERM_L2];
+    vec[nz + ne + 1] = out.g_term[TERM_PHYS];
+    vec[nz + ne + 2] = out.g_term[TERM_BC];
     double norm = 0;
     for (int k = 0; k < len; k++) norm += vec[k] * vec[k];
     norm = sqrt(norm);
@@ -174,9 +174,9 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
                         step);
             goto done;
         }
-        if (out.g_l2 < 0 || out.g_phys < 0 || out.g_bc < 0) {
+        if (out.g_term[TERM_L2] < 0 || out.g_term[TERM_PHYS] < 0 || out.g_term[TERM_BC] < 0) {
             rc = ld_err(err, LD_EFAILED, "the loss rewards a larger %s term",
-                        out.g_l2 < 0 ? "l2" : out.g_phys < 0 ? "phys" : "bc");
+                        out.g_term[TERM_L2] < 0 ? "l2" : out.g_term[TERM_PHYS] < 0 ? "phys" : "bc");
             goto done;
         }
         /* a step of fixed RMS size along the negative gradient */
@@ -186,7 +186,7 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
         double ss = 0;
         for (int k = 0; k < nx; k++) ss += (double)g[k] * g[k];
         if (!(ss > 0)) {
-            if (step == 0 && (direct || !(out.g_l2 + out.g_phys + out.g_bc > 0))) {
+            if (step == 0 && (direct || !(out.g_term[TERM_L2] + out.g_term[TERM_PHYS] + out.g_term[TERM_BC] > 0))) {
                 rc = ld_err(err, LD_EFAILED, "gradient is zero on the probe batch");
                 goto done;
             }

@@ -206,7 +206,7 @@ int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, Eva
                 size_t nw = (size_t)m.dim[l] * m.dim[l + 1];
                 for (size_t k = 0; k < nw; k++) s += m.w[l][k] * m.w[l][k];
             }
-            in.l2 = (float)(0.5 * s);
+            in.term[TERM_L2] = (float)(0.5 * s);
         }
         int lrc = lossprog_run(lp, &in, &out);
         if (trace && trace->losses) trace->losses[step] = out.loss;
@@ -217,10 +217,10 @@ int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, Eva
             break;
         }
         mlp_backward(&m, &acts, &g, xb, out.dz, B); /* overwrites every gradient */
-        if (use_l2 && out.g_l2 != 0) {
+        if (use_l2 && out.g_term[TERM_L2] != 0) {
             for (int l = 0; l < m.nlin; l++) {
                 size_t nw = (size_t)m.dim[l] * m.dim[l + 1];
-                for (size_t k = 0; k < nw; k++) g.w[l][k] += out.g_l2 * m.w[l][k];
+                for (size_t k = 0; k < nw; k++) g.w[l][k] += out.g_term[TERM_L2] * m.w[l][k];
             }
         }
         optim_step(&o, params, grads);

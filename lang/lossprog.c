@@ -835,9 +835,9 @@ static int term_forward(LossProg *lp, Ins *ins, const LossIn *in) {
         }
         break;
     }
-    case TERM_L2: v[0] = in->l2; break;
-    case TERM_PHYS: v[0] = in->phys; break;
-    case TERM_BC: v[0] = in->bc; break;
+    case TERM_L2: v[0] = in->term[TERM_L2]; break;
+    case TERM_PHYS: v[0] = in->term[TERM_PHYS]; break;
+    case TERM_BC: v[0] = in->term[TERM_BC]; break;
     case TERM_INFONCE: v[0] = contrastive_forward(lp, ins, in, prm, 0); break;
     case TERM_SUPCON: v[0] = contrastive_forward(lp, ins, in, prm, 1); break;
     default: return -1;
@@ -911,9 +911,9 @@ static void term_backward(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out
         }
         break;
     }
-    case TERM_L2: out->g_l2 += g[0]; break;
-    case TERM_PHYS: out->g_phys += g[0]; break;
-    case TERM_BC: out->g_bc += g[0]; break;
+    case TERM_L2: out->g_term[TERM_L2] += g[0]; break;
+    case TERM_PHYS: out->g_term[TERM_PHYS] += g[0]; break;
+    case TERM_BC: out->g_term[TERM_BC] += g[0]; break;
     case TERM_INFONCE: contrastive_backward(lp, ins, in, prm, 0, g[0]); break;
     case TERM_SUPCON: contrastive_backward(lp, ins, in, prm, 1, g[0]); break;
     default: break;
@@ -1086,8 +1086,8 @@ int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
 
     out->dz = lp->dz;
     out->demb = lp->need_emb ? lp->demb : NULL;
-    int bad = !isfinite(out->loss) || !isfinite(out->g_l2) || !isfinite(out->g_phys) ||
-              !isfinite(out->g_bc) || !all_finite(lp->dz, B * C) ||
+    int bad = !isfinite(out->loss) || !isfinite(out->g_term[TERM_L2]) || !isfinite(out->g_term[TERM_PHYS]) ||
+              !isfinite(out->g_term[TERM_BC]) || !all_finite(lp->dz, B * C) ||
               (lp->need_emb && !all_finite(lp->demb, 2 * B * lp->D));
     return bad ? LD_EFAILED : LD_OK;
 bad:

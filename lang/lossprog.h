@@ -8,25 +8,29 @@
 
 typedef struct LossProg LossProg;
 
-/* What one step feeds the program. Pointers are borrowed for the call. */
+/* What one step feeds the program. Pointers are borrowed for the call. Which of z, label, y, emb
+ * a family fills follows from the inputs it provides (LIN_*, lang/expr.h); the batch terms it
+ * computes itself (the trainer's l2, a family's own terms such as physics' phys and bc) are
+ * values in term[], indexed by TERM_*, and their adjoints come back in LossOut.g_term[]: the
+ * program has no field of its own for any family. */
 typedef struct LossIn {
     int B;              /* rows in this batch (<= max_batch given to lossprog_new) */
     float t;            /* training progress in [0, 1] */
-    const float *z;     /* (B, C) model outputs: logits, or predictions f when C == 1 */
-    const int *label;   /* (B) class labels, classification and contrastive (supcon); else NULL */
-    const float *y;     /* (B) targets, regression/physics; else NULL */
-    const float *emb;   /* (2B, D) embeddings of two views, contrastive: rows i and B+i pair */
-    float l2;           /* value of the l2 term: 0.5 * sum of squared weights */
-    float phys, bc;     /* values of the physics terms, computed by the physics task */
+    const float *z;     /* (B, C) model outputs: logits (LIN_CLASS), or predictions f when C == 1 (LIN_PRED) */
+    const int *label;   /* (B) class labels (LIN_CLASS, LIN_EMB for supcon); else NULL */
+    const float *y;     /* (B) targets (LIN_PRED); else NULL */
+    const float *emb;   /* (2B, D) embeddings of two views (LIN_EMB): rows i and B+i pair */
+    float term[TERM_COUNT]; /* values of caller-computed batch terms: term[TERM_L2] = 0.5 * sum of
+                               squared weights, term[TERM_PHYS], term[TERM_BC], ... */
 } LossIn;
 
 /* What it returns. dz and demb point into the program's own memory, valid until the next run. */
 typedef struct LossOut {
     float loss;         /* mean over the batch of the per-sample expression (+ batch terms) */
     const float *dz;    /* (B, C) d loss / d z */
-    const float *demb;  /* (2B, D) d loss / d emb, contrastive */
-    float g_l2;         /* d loss / d l2: the caller adds g_l2 * w to each weight's gradient */
-    float g_phys, g_bc; /* d loss / d phys, d loss / d bc */
+    const float *demb;  /* (2B, D) d loss / d emb */
+    float g_term[TERM_COUNT]; /* d loss / d term[k]; the caller adds g_term[TERM_L2] * w to each
+                                 weight's gradient */
 } LossOut;
 
 /* Compiles e for family with at most max_batch rows, C classes (1 for regression/physics) and

@@ -68,7 +68,7 @@ static int hand_infonce(void *ctx, const LossIn *in, LossOut *out) {
     }
     out->loss = (float)(loss / n);
     out->demb = h->demb;
-    out->g_l2 = 0;
+    out->g_term[TERM_L2] = 0;
     return isfinite(out->loss) ? LD_OK : LD_EFAILED;
 }
 

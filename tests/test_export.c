@@ -146,16 +146,16 @@ static int run_case(Case *c) {
     Data *d = &data[fam];
     int reg = fam == FAM_REGRESSION || fam == FAM_PHYSICS;
     LossIn in = {.B = NB, .t = T, .z = d->z, .label = reg ? NULL : d->label, .y = reg ? d->y : NULL,
-                 .emb = fam == FAM_CONTRASTIVE ? d->emb : NULL, .l2 = L2, .phys = PHYS, .bc = BC};
+                 .emb = fam == FAM_CONTRASTIVE ? d->emb : NULL, .term[TERM_L2] = L2, .term[TERM_PHYS] = PHYS, .term[TERM_BC] = BC};
     LossOut out;
     int rc = lossprog_run(lp, &in, &out);
     c->loss = out.loss;
     int n = fam == FAM_CONTRASTIVE ? 2 * NB * ND : NB * C;
     const float *g = fam == FAM_CONTRASTIVE ? out.demb : out.dz;
     for (int k = 0; k < n && rc == LD_OK; k++) c->grad[k] = g[k];
-    c->grad[n] = out.g_l2;
-    c->grad[n + 1] = out.g_phys;
-    c->grad[n + 2] = out.g_bc;
+    c->grad[n] = out.g_term[TERM_L2];
+    c->grad[n + 1] = out.g_term[TERM_PHYS];
+    c->grad[n + 2] = out.g_term[TERM_BC];
     c->ngrad = n + 3;
     lossprog_free(lp);
     expr_free(e);

@@ -42,7 +42,7 @@ static void prob_init(Prob *pb, int fam, int B, int C, int D, uint64_t seed) {
     }
     for (int k = 0; k < 2 * B * D; k++) pb->emb[k] = rng_normal(&r);
     pb->in = (LossIn){.B = B, .t = 0.3f, .z = pb->z, .label = pb->label, .y = pb->y,
-                      .emb = pb->emb, .l2 = 0.7f, .phys = 0.4f, .bc = 0.2f};
+                      .emb = pb->emb, .term[TERM_L2] = 0.7f, .term[TERM_PHYS] = 0.4f, .term[TERM_BC] = 0.2f};
     if (fam == FAM_REGRESSION || fam == FAM_PHYSICS) pb->in.label = NULL;
     if (fam != FAM_CONTRASTIVE) pb->in.emb = NULL;
 }
@@ -87,15 +87,15 @@ static int fd_check(LossProg *lp, Prob *pb, const char *name, double rtol, int v
         an[k] = g[k];
         gmax = fmax(gmax, fabs(g[k]));
     }
-    an[n] = out.g_l2;
-    an[n + 1] = out.g_phys;
-    an[n + 2] = out.g_bc;
+    an[n] = out.g_term[TERM_L2];
+    an[n + 1] = out.g_term[TERM_PHYS];
+    an[n + 2] = out.g_term[TERM_BC];
     for (int k = n; k < n + 3; k++) gmax = fmax(gmax, fabs(an[k]));
     double L0 = fabs(out.loss);
     int bad = 0;
     double maxdiff = 0;
     for (int k = 0; k < n + 3; k++) {
-        float *px = k < n ? &x[k] : k == n ? &pb->in.l2 : k == n + 1 ? &pb->in.phys : &pb->in.bc;
+        float *px = k < n ? &x[k] : k == n ? &pb->in.term[TERM_L2] : k == n + 1 ? &pb->in.term[TERM_PHYS] : &pb->in.term[TERM_BC];
         double fd[2];
         for (int pass = 0; pass < 2; pass++) {
             float h = pass == 0 ? 2e-3f : 5e-4f;

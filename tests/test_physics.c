@@ -54,14 +54,14 @@ static int hand_loss(void *ctx, const LossIn *in, LossOut *out) {
         s += r * r;
         h->dz[i] = (float)(h->w_mse * 2.0 * r / in->B);
     }
-    out->loss = (float)(h->w_mse * s / in->B + h->w_phys * in->phys + h->w_bc * in->bc +
-                        h->w_l2 * in->l2);
+    out->loss = (float)(h->w_mse * s / in->B + h->w_phys * in->term[TERM_PHYS] + h->w_bc * in->term[TERM_BC] +
+                        h->w_l2 * in->term[TERM_L2]);
     if (h->nan_at >= 0 && h->calls >= h->nan_at) out->loss = NAN;
     h->calls++;
     out->dz = h->dz;
-    out->g_phys = h->w_phys;
-    out->g_bc = h->w_bc;
-    out->g_l2 = h->w_l2;
+    out->g_term[TERM_PHYS] = h->w_phys;
+    out->g_term[TERM_BC] = h->w_bc;
+    out->g_term[TERM_L2] = h->w_l2;
     return isfinite(out->loss) ? LD_OK : LD_EFAILED;
 }
 
