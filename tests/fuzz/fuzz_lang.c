@@ -5,7 +5,7 @@
 #include <stdio.h>
 
 #include "../../common/lossd.h"
-#include "../../search/expr.h"
+#include "../../lang/expr.h"
 #include "fuzz.h"
 
 static void roundtrip(const Expr *e, const char *what) {
