@@ -36,7 +36,9 @@ static const SpecKey spec_keys[] = {
     {"", "missing", SK_STR, 0, 0, FB_SUP, NULL},
     {"", "data_info", SK_ANY, 0, 0, FB_SUP, NULL}, /* written by lossd, ignored when read back */
     {"", "split", SK_OBJ, 0, 0, FB_ALL, NULL},
-    {"", "transform", SK_OBJ, 0, 0, FB_SUP, NULL},
+    /* transform and split appear in every family's normalised spec (physics: transform {} and
+     * the default split), which must parse again: they are keys of every family. */
+    {"", "transform", SK_OBJ, 0, 0, FB_ALL, NULL},
     {"", "model", SK_OBJ, 0, 0, FB_ALL, NULL},
     {"", "train", SK_OBJ, 0, 0, FB_ALL, NULL},
     {"", "physics", SK_OBJ, 0, 0, FB_PHY, NULL},
@@ -44,14 +46,15 @@ static const SpecKey spec_keys[] = {
     {"", "knn", SK_OBJ, 0, 0, FB_CON, NULL},
 
     /* split.val > 0: a task without validation rows has no fitness (checked below). */
-    {"split", "val", SK_NUM, 0, 0.9, FB_SUP, NULL},
-    {"split", "test", SK_NUM, 0, 0.9, FB_SUP, NULL},
+    {"split", "val", SK_NUM, 0, 0.9, FB_ALL, NULL},
+    {"split", "test", SK_NUM, 0, 0.9, FB_ALL, NULL},
     {"split", "seed", SK_NUM, 0, SEED_MAX, FB_ALL, NULL},
 
-    {"transform", "imbalance", SK_NUM, 0.001, 1, FB_SUP, NULL},
-    {"transform", "label_noise", SK_NUM, 0, 0.9, FB_SUP, NULL},
-    {"transform", "outliers", SK_NUM, 0, 0.5, FB_SUP, NULL},
-    {"transform", "subsample", SK_NUM, 0.001, 1, FB_SUP, NULL},
+    /* which transform fits which family (class labels or targets) is parse_transform's check */
+    {"transform", "imbalance", SK_NUM, 0.001, 1, FB_ALL, NULL},
+    {"transform", "label_noise", SK_NUM, 0, 0.9, FB_ALL, NULL},
+    {"transform", "outliers", SK_NUM, 0, 0.5, FB_ALL, NULL},
+    {"transform", "subsample", SK_NUM, 0.001, 1, FB_ALL, NULL},
 
     {"model", "hidden", SK_ARR, 0, 0, FB_ALL, NULL},
     {"model", "activation", SK_STR, 0, 0, FB_ALL, NULL},

@@ -46,8 +46,11 @@ run "trian" 2 "unknown key 'trian' (did you mean 'train'?)" '{"data":"builtin:di
 run "train.setps" 2 "train: unknown key 'setps' (did you mean 'steps'?)" '{"data":"builtin:digits","train":{"setps":3}}' ce
 run "augment in a classification task" 2 "unknown key 'augment' for a classification task (only contrastive tasks read it)" \
     '{"data":"builtin:digits","augment":{"noise":0.1}}' ce
-run "transform in a physics task" 2 "unknown key 'transform' for a physics task" \
-    '{"data":"builtin:poisson","family":"physics","transform":{"outliers":0.1}}' mse
+run "transform.flip in a physics task" 2 "transform: unknown key 'flip'" \
+    '{"data":"builtin:poisson","family":"physics","transform":{"flip":0.1}}' mse
+# a normalised spec parses again in every family (physics writes transform {} and the split)
+run "physics normalised keys" 0 "" \
+    '{"data":"builtin:poisson","family":"physics","transform":{},"split":{"val":0.2,"test":0.2,"seed":0}}' mse
 
 # split.val = 0 is refused; a small validation split is fine
 run "split.val 0" 2 "split.val: 0 leaves no validation rows" '{"data":"builtin:digits","split":{"val":0}}' ce
