@@ -32,17 +32,19 @@ static void batch_free(Batch *b) {
     free(b->label);
 }
 
-/* Fills a seeded batch: logits N(0, sd^2) and labels (classification), predictions and targets
- * N(0, 1) (regression/physics, with phys = bc = 1), or embeddings N(0, 1) with labels in 0..3
- * (contrastive). l2 is 1 for the signature and 0 for the precheck. */
+/* Fills a seeded batch from the inputs the family provides (lang_vocab): logits N(0, sd^2) and
+ * labels (LIN_CLASS), predictions and targets N(0, 1) (LIN_PRED), embeddings N(0, 1) with labels
+ * in 0..3 (LIN_EMB), and the family's own batch terms at 1 (LIN_PHYS: phys = bc = 1). l2 is 1 for
+ * the signature and 0 for the precheck. */
 static int batch_init(Batch *b, int fam, int B, int C, float sd, float l2, uint64_t seed, char *err) {
     LdRng r;
     rng_seed(&r, seed);
     memset(b, 0, sizeof *b);
     b->fam = fam;
     b->B = B;
-    b->C = fam == FAM_CLASSIFICATION ? (C >= 2 ? C : 10) : 1;
-    b->D = fam == FAM_CONTRASTIVE ? PROBE_D : 0;
+    unsigned in = lang_vocab(fam).inputs;
+    b->C = (in & LIN_CLASS) ? (C >= 2 ? C : 10) : 1;
+    b->D = (in & LIN_EMB) ? PROBE_D : 0;
     size_t nz = (size_t)B * b->C;
     b->z = calloc(nz, sizeof *b->z);
     b->y = calloc((size_t)B, sizeof *b->y);
@@ -55,13 +57,14 @@ static int batch_init(Batch *b, int fam, int B, int C, float sd, float l2, uint6
     for (size_t k = 0; k < nz; k++) b->z[k] = sd * rng_normal(&r);
     for (int i = 0; i < B; i++) {
         b->y[i] = rng_normal(&r);
-        b->label[i] = (int)rng_below(&r, fam == FAM_CONTRASTIVE ? 4 : (uint32_t)b->C);
+        b->label[i] = (int)rng_below(&r, (in & LIN_EMB) ? 4 : (uint32_t)b->C);
     }
     for (int k = 0; k < 2 * B * b->D; k++) b->emb[k] = rng_normal(&r);
-    int reg = fam == FAM_REGRESSION || fam == FAM_PHYSICS;
+    int reg = (in & LIN_PRED) != 0;
+    float own = (in & LIN_PHYS) ? 1.0f : 0.0f;
     b->in = (LossIn){.B = B, .t = 0.5f, .z = b->z, .label = reg ? NULL : b->label,
                      .y = reg ? b->y : NULL, .emb = b->emb, .term[TERM_L2] = l2,
-                     .term[TERM_PHYS] = fam == FAM_PHYSICS ? 1.0f : 0.0f, .term[TERM_BC] = fam == FAM_PHYSICS ? 1.0f : 0.0f};
+                     .term[TERM_PHYS] = own, .term[TERM_BC] = own};
     return LD_OK;
 }
 
@@ -162,8 +165,11 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
     int rc = batch_init(&b, family, PRE_B, C, 1.0f, 0.0f, PROBE_SEED + 1, err);
     if (rc) return rc;
     if ((rc = lossprog_new(e, family, b.B, b.C, b.D, &lp, err))) goto done;
-    int direct = family == FAM_CLASSIFICATION || family == FAM_REGRESSION;
-    double m0 = family == FAM_CLASSIFICATION ? accuracy(&b) : mse(&b), m1 = m0;
+    /* Direct optimisation of the outputs means something where the outputs alone decide the
+     * metric: class logits (accuracy) or predictions without the family's own batch terms (mse). */
+    unsigned in = lang_vocab(family).inputs;
+    int cls = (in & LIN_CLASS) != 0, reg = (in & LIN_PRED) && !(in & LIN_PHYS), direct = cls || reg;
+    double m0 = cls ? accuracy(&b) : mse(&b), m1 = m0;
     int nz = b.B * b.C, ne = 2 * b.B * b.D;
     LossOut out;
     for (int step = 0; step < PRE_STEPS; step++) {
@@ -180,9 +186,10 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
             goto done;
         }
         /* a step of fixed RMS size along the negative gradient */
-        float *x = b.fam == FAM_CONTRASTIVE ? b.emb : b.z;
-        const float *g = b.fam == FAM_CONTRASTIVE ? out.demb : out.dz;
-        int nx = b.fam == FAM_CONTRASTIVE ? ne : nz;
+        int emb = (in & LIN_EMB) != 0;
+        float *x = emb ? b.emb : b.z;
+        const float *g = emb ? out.demb : out.dz;
+        int nx = emb ? ne : nz;
         double ss = 0;
         for (int k = 0; k < nx; k++) ss += (double)g[k] * g[k];
         if (!(ss > 0)) {
@@ -195,12 +202,12 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
         float scale = PRE_LR / (float)sqrt(ss / nx);
         for (int k = 0; k < nx; k++) x[k] -= scale * g[k];
     }
-    if (family == FAM_CLASSIFICATION) {
+    if (cls) {
         m1 = accuracy(&b);
         if (!(m1 >= m0 + 0.1))
             rc = ld_err(err, LD_EFAILED,
                         "does not improve accuracy when optimised directly (%.2f -> %.2f)", m0, m1);
-    } else if (family == FAM_REGRESSION) {
+    } else if (reg) {
         m1 = mse(&b);
         if (!(m1 <= 0.9 * m0))
             rc = ld_err(err, LD_EFAILED,
