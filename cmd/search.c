@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +11,7 @@
 
 #include "../api/rpc.h"
 #include "../search/search.h"
+#include "../daemon/executor.h"
 #include "../storage/store.h"
 #include "cli.h"
 
@@ -25,44 +25,27 @@ static void usage(FILE *f) {
                "  --quiet      no progress lines on stderr\n");
 }
 
-/* One round handed to the workers: they take works by index, results land at the same index. */
-typedef struct Pool {
-    const SearchJob *job;
-    const WorkItem *works;
-    WorkOutcome *results;
-    int n, next;
-    pthread_mutex_t mu;
-} Pool;
-
-static void run_one(const Pool *p, int i) {
-    eval_work(job_task(p->job, p->works[i].task), &p->works[i], &p->results[i]);
+/* Finished items land at their index of the round's outcomes (executor.h, loop-less). */
+static void on_done(void *ud, ExecItem *it) {
+    WorkOutcome *results = *(WorkOutcome **)ud; /* the caller's array, wherever it now is */
+    results[it->idx] = it->out;
+    exec_item_free(it);
 }
 
-static void *worker(void *arg) {
-    Pool *p = arg;
-    for (;;) {
-        pthread_mutex_lock(&p->mu);
-        int i = p->next < p->n ? p->next++ : -1;
-        pthread_mutex_unlock(&p->mu);
-        if (i < 0) return NULL;
-        run_one(p, i);
+/* Runs one round through the executor: every work submitted, every outcome swept back. */
+static int run_round(Executor *x, const SearchJob *job, const WorkItem *works, int n, char *err) {
+    for (int i = 0; i < n; i++) {
+        ExecItem *it = calloc(1, sizeof *it);
+        if (!it) {
+            while (exec_pending(x) > 0) exec_sweep(x, 1);
+            return ld_err(err, LD_ENOMEM, "out of memory");
+        }
+        it->work = works[i];
+        it->task = job_task(job, works[i].task);
+        it->idx = i;
+        exec_submit(x, it);
     }
-}
-
-static int run_round(Pool *p, int nworkers) {
-    pthread_t th[256];
-    int nt = nworkers < p->n ? nworkers : p->n;
-    if (nt > 256) nt = 256;
-    p->next = 0;
-    if (nt <= 1) {
-        worker(p);
-        return LD_OK;
-    }
-    int started = 0;
-    for (; started < nt; started++)
-        if (pthread_create(&th[started], NULL, worker, p) != 0) break;
-    if (started == 0) worker(p);
-    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    while (exec_pending(x) > 0) exec_sweep(x, 1);
     return LD_OK;
 }
 
@@ -258,6 +241,7 @@ int search_main(int argc, char **argv) {
 
     SearchJob *job = NULL;
     Search *s = NULL;
+    Executor *exec = NULL;
     Db db = {0};
     cJSON *json = NULL;
     char *text = NULL, *base = NULL, **warm = NULL;
@@ -329,8 +313,6 @@ int search_main(int argc, char **argv) {
     search_set_worker_precheck(s, 1); /* run_one honours WorkItem.precheck */
     LookupCtx lctx = {&db, job};
     if (db.st) search_set_lookup(s, db_lookup, &lctx);
-    Pool pool = {.job = job};
-    pthread_mutex_init(&pool.mu, NULL);
     double budget_s = job_budget_seconds(job);
     int budget = job_budget_evals(job);
     int64_t round = 0;
@@ -350,10 +332,17 @@ int search_main(int argc, char **argv) {
             results = nr;
             cap_results = n;
         }
-        pool.works = works;
-        pool.results = results;
-        pool.n = n;
-        run_round(&pool, nworkers);
+        if (!exec) {
+            ExecConfig xc = {.loop = NULL, .workers = nworkers, .done = on_done, .ud = &results};
+            if (exec_open("threads", &xc, &exec, err) != LD_OK) {
+                fprintf(stderr, "lossd search: %s\n", err);
+                goto done;
+            }
+        }
+        if (run_round(exec, job, works, n, err) != LD_OK) {
+            fprintf(stderr, "lossd search: %s\n", err);
+            goto done;
+        }
         if (db.st && db_round(&db, s, job, works, results, n, err) != LD_OK)
             fprintf(stderr, "lossd search: recording round %lld: %s\n", (long long)round, err);
         t0 = ld_now_ms();
@@ -383,7 +372,6 @@ int search_main(int argc, char **argv) {
             cJSON_Delete(st);
         }
     }
-    pthread_mutex_destroy(&pool.mu);
     double wall_s = (ld_now_ms() - t_start) / 1000.0;
 
     t0 = ld_now_ms();
@@ -433,6 +421,10 @@ int search_main(int argc, char **argv) {
                 wall_s, overhead_ms / 1000.0, wall_s > 0 ? 100.0 * overhead_ms / 1000.0 / wall_s : 0);
     status = 0;
 done:
+    if (exec) {
+        exec_items_free(exec_stop(exec));
+        exec_close(exec);
+    }
     if (db.st && status != 0 && db.job_id)
         store_job_set_state(db.st, db.job_id, "failed", err[0] ? err : "search failed", NULL);
     search_free(s);

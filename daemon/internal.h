@@ -10,38 +10,7 @@
 #include "../api/rpc.h"
 #include "../search/search.h"
 #include "daemon.h"
-
-/* ---- worker pool (pool.c) --------------------------------------------------------------- */
-
-/* One evaluation travelling loop -> worker -> loop. The loop fills the request part; the
- * worker only reads it (task is shared and immutable) and writes res, rc, err. */
-typedef struct PoolItem {
-    struct PoolItem *next;
-    int64_t job_id, round;
-    int idx;              /* index in the job's current round */
-    const Task *task;     /* borrowed: the job (owning it) outlives its items in flight */
-    WorkItem work;        /* a copy: the engine's array is freed when the round ends */
-    WorkOutcome out;
-    int rc;
-    char err[LD_ERR_MAX];
-} PoolItem;
-
-typedef struct Pool Pool;
-/* Called on the loop thread for every finished item, in completion order; takes the item. */
-typedef void (*PoolDoneFn)(void *ud, PoolItem *it);
-
-int pool_start(uv_loop_t *loop, int nworkers, PoolDoneFn done, void *ud, Pool **out, char *err);
-void pool_submit(Pool *p, PoolItem *it); /* takes it */
-int pool_workers(const Pool *p);
-int pool_busy(const Pool *p);   /* items being evaluated now */
-int pool_pending(const Pool *p); /* items submitted and not yet handed back */
-/* Stops taking items: workers finish the one they hold; items not started are returned (a
- * list, owned by the caller). Finished ones still arrive through the done callback. */
-PoolItem *pool_stop(Pool *p);
-/* Joins the threads (after pool_stop and pool_pending() == 0) and closes the async handle;
- * the pool is freed in the handle's close callback. */
-void pool_close(Pool *p);
-void pool_item_free(PoolItem *it);
+#include "executor.h"
 
 /* ---- jobs (jobs.c) ---------------------------------------------------------------------- */
 
@@ -50,8 +19,8 @@ typedef struct DJob DJob;
 int jobs_recover(Daemon *d, char *err); /* loads queued and running jobs at start-up */
 void jobs_pump(Daemon *d);              /* activates jobs, starts rounds, feeds the pool */
 void jobs_tick(Daemon *d);              /* once a second: wall-clock budgets */
-void jobs_on_done(void *ud, PoolItem *it); /* PoolDoneFn */
-void jobs_on_dropped(Daemon *d, PoolItem *it); /* an item the pool never started; takes it */
+void jobs_on_done(void *ud, ExecItem *it); /* ExecDoneFn */
+void jobs_on_dropped(Daemon *d, ExecItem *it); /* an item the pool never started; takes it */
 void jobs_shutdown(Daemon *d);          /* persists elapsed time of running jobs */
 void jobs_free_all(Daemon *d);
 int jobs_count_loaded(const Daemon *d);
@@ -79,7 +48,7 @@ struct Daemon {
     uv_timer_t timer;
     int server_open, handles_open;
     Store *store;
-    Pool *pool;
+    Executor *pool; /* the executor (executor.h): "threads" */
     char socket_path[PATH_MAX];
     char db_path[PATH_MAX];
     char cwd[PATH_MAX];

@@ -763,9 +763,8 @@ static DJob *pick_job(Daemon *d) {
 static int dispatch_one(Daemon *d, DJob *j) {
     int i = job_next_work(j);
     if (i < 0) return 0;
-    PoolItem *it = calloc(1, sizeof *it);
+    ExecItem *it = calloc(1, sizeof *it);
     if (!it) return 0;
-    it->job_id = j->id;
     it->round = j->round;
     it->idx = i;
     it->work = j->works[i];
@@ -774,7 +773,7 @@ static int dispatch_one(Daemon *d, DJob *j) {
     j->wstate[i] = W_RUNNING;
     j->inflight++;
     d->wrr_left--;
-    pool_submit(d->pool, it);
+    exec_submit(d->pool, it);
     return 1;
 }
 
@@ -817,8 +816,8 @@ void jobs_pump(Daemon *d) {
     d->pump_depth++;
     for (int pass = 0; pass < 1000; pass++) {
         int changed = jobs_advance(d);
-        int cap = pool_workers(d->pool) * POOL_INFLIGHT_PER_WORKER;
-        while (pool_pending(d->pool) < cap) {
+        int cap = exec_workers(d->pool) * POOL_INFLIGHT_PER_WORKER;
+        while (exec_pending(d->pool) < cap) {
             DJob *j = pick_job(d);
             if (!j || !dispatch_one(d, j)) break;
             changed = 1;
@@ -835,14 +834,14 @@ void jobs_pump(Daemon *d) {
     d->pump_depth--;
 }
 
-void jobs_on_done(void *ud, PoolItem *it) {
+void jobs_on_done(void *ud, ExecItem *it) {
     Daemon *d = ud;
     char err[LD_ERR_MAX];
-    DJob *j = job_find(d, it->job_id);
+    DJob *j = job_find(d, it->work.job_id);
     daemon_count_eval(d);
     if (!j || it->round != j->round || !j->works || it->idx >= j->nworks) {
         if (j) j->inflight--;
-        pool_item_free(it);
+        exec_item_free(it);
         return;
     }
     j->inflight--;
@@ -859,7 +858,7 @@ void jobs_on_done(void *ud, PoolItem *it) {
     /* committed before anything reports it: a result that cannot be stored is not used */
     if (store_outcome_put(d->store, &key, &it->out, &inserted, err) != LD_OK) {
         daemon_log("job %lld: storing evaluation %lld: %s", (long long)j->id, (long long)w->seq, err);
-        pool_item_free(it);
+        exec_item_free(it);
         job_stall(d, j, err);
         jobs_pump(d);
         return;
@@ -869,15 +868,15 @@ void jobs_on_done(void *ud, PoolItem *it) {
     j->wstate[it->idx] = W_DONE;
     j->ndone++;
     d->evals_total++;
-    pool_item_free(it);
+    exec_item_free(it);
     if (j->ndone == j->nworks && j->inflight == 0 && !j->finished && !d->shutting_down &&
         (j->state == JOB_RUNNING || j->state == JOB_PAUSED))
         round_finish(d, j);
     jobs_pump(d);
 }
 
-void jobs_on_dropped(Daemon *d, PoolItem *it) {
-    DJob *j = job_find(d, it->job_id);
+void jobs_on_dropped(Daemon *d, ExecItem *it) {
+    DJob *j = job_find(d, it->work.job_id);
     if (j) {
         j->inflight--;
         if (j->wstate && it->round == j->round && it->idx < j->nworks) {
@@ -885,7 +884,7 @@ void jobs_on_dropped(Daemon *d, PoolItem *it) {
             if (it->idx < j->cursor) j->cursor = it->idx;
         }
     }
-    pool_item_free(it);
+    exec_item_free(it);
 }
 
 /* Retries a stalled job whose evaluations in flight are all back: reloads it from the store
@@ -1134,6 +1133,13 @@ int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err)
         if (rc != LD_OK) return rc;
         if (to == JOB_CANCELLED) {
             j->finished = 1;
+            /* the executor gives back the job's items no worker has started */
+            ExecItem *it = d->pool ? exec_cancel_job(d->pool, j->id) : NULL;
+            while (it) {
+                ExecItem *next = it->next;
+                jobs_on_dropped(d, it);
+                it = next;
+            }
             cJSON *stats = stats_json(j);
             char e2[LD_ERR_MAX];
             store_job_update_progress(d->store, j->id, j->evals_done, j->best_fitness, NULL, stats, e2);

@@ -1,33 +1,45 @@
-/* pool.c: the worker pool: N threads run eval_run on items the loop hands them and give the
- * results back through a mutex-protected done queue and uv_async_send. Workers never touch the
- * store, the engines or any libuv handle other than the async. */
+/* pool.c: the "threads" executor (executor.h): N worker threads run eval_work on the items they
+ * are handed and give them back through a mutex-protected done queue: on a libuv loop through
+ * uv_async_send, without one through exec_sweep. Workers never touch the store, the engines or
+ * any libuv handle other than the async. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "internal.h"
+#include "executor.h"
 
-struct Pool {
+typedef struct Pool {
+    Executor base;
     uv_async_t async;
+    int has_async;
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv;      /* workers wait for items */
+    pthread_cond_t done_cv; /* a loop-less sweep waits for finished items */
     pthread_t *threads;
     int nthreads, started;
-    PoolItem *todo_head, *todo_tail; /* submitted, not yet taken by a worker */
-    PoolItem *done_head, *done_tail; /* finished, not yet handed to the loop */
+    ExecItem *todo_head, *todo_tail; /* submitted, not yet taken by a worker */
+    ExecItem *done_head, *done_tail; /* finished, not yet handed back */
     int busy;    /* items a worker holds */
-    int pending; /* submitted and not yet handed back to the loop (loop thread only) */
+    int pending; /* submitted and not yet handed back (caller's thread only) */
     int stop;
-    PoolDoneFn done;
+    ExecDoneFn done;
     void *ud;
-};
+} Pool;
 
-void pool_item_free(PoolItem *it) { free(it); }
+void exec_item_free(ExecItem *it) { free(it); }
+
+void exec_items_free(ExecItem *list) {
+    while (list) {
+        ExecItem *next = list->next;
+        free(list);
+        list = next;
+    }
+}
 
 /* Workers run at a lower priority than the loop (Linux nice values are per thread; this is
  * added to the process's own): with as many workers as cores, the loop would otherwise wait
@@ -48,7 +60,7 @@ static void *worker_main(void *arg) {
             pthread_mutex_unlock(&p->mu);
             return NULL;
         }
-        PoolItem *it = p->todo_head;
+        ExecItem *it = p->todo_head;
         p->todo_head = it->next;
         if (!p->todo_head) p->todo_tail = NULL;
         it->next = NULL;
@@ -57,69 +69,93 @@ static void *worker_main(void *arg) {
 
         /* pre-check, then training; failures are typed outcomes */
         eval_work(it->task, &it->work, &it->out);
-        it->rc = LD_OK;
 
         pthread_mutex_lock(&p->mu);
         p->busy--;
         if (p->done_tail) p->done_tail->next = it;
         else p->done_head = it;
         p->done_tail = it;
+        pthread_cond_signal(&p->done_cv);
         pthread_mutex_unlock(&p->mu);
-        uv_async_send(&p->async);
+        if (p->has_async) uv_async_send(&p->async);
     }
 }
 
-static void on_async(uv_async_t *h) {
-    Pool *p = h->data;
+static int pool_sweep(Executor *x, int wait) {
+    Pool *p = (Pool *)x;
     pthread_mutex_lock(&p->mu);
-    PoolItem *list = p->done_head;
+    while (wait && !p->done_head && p->pending > 0 && (p->busy > 0 || p->todo_head))
+        pthread_cond_wait(&p->done_cv, &p->mu);
+    ExecItem *list = p->done_head;
     p->done_head = p->done_tail = NULL;
     pthread_mutex_unlock(&p->mu);
+    int n = 0;
     while (list) {
-        PoolItem *next = list->next;
+        ExecItem *next = list->next;
         list->next = NULL;
         p->pending--;
+        n++;
         p->done(p->ud, list);
         list = next;
     }
+    return n;
 }
 
-int pool_start(uv_loop_t *loop, int nworkers, PoolDoneFn done, void *ud, Pool **out, char *err) {
+static void on_async(uv_async_t *h) { pool_sweep(h->data, 0); }
+
+static void pool_free(Pool *p) {
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->done_cv);
+    free(p->threads);
+    free(p);
+}
+
+static int pool_open(const ExecConfig *cfg, Executor **out, char *err) {
     Pool *p = calloc(1, sizeof *p);
-    if (!p) return ld_err(err, LD_ENOMEM, "pool: out of memory");
-    p->done = done;
-    p->ud = ud;
-    p->nthreads = nworkers;
+    if (!p) return ld_err(err, LD_ENOMEM, "threads: out of memory");
+    p->base.m = &exec_threads;
+    p->done = cfg->done;
+    p->ud = cfg->ud;
+    int nworkers = cfg->workers > 0 ? cfg->workers : 1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
     p->threads = calloc((size_t)nworkers, sizeof *p->threads);
     if (!p->threads) {
-        free(p);
-        return ld_err(err, LD_ENOMEM, "pool: out of memory");
+        pool_free(p);
+        return ld_err(err, LD_ENOMEM, "threads: out of memory");
     }
-    int rc = uv_async_init(loop, &p->async, on_async);
-    if (rc != 0) {
-        free(p->threads);
-        free(p);
-        return ld_err(err, LD_EIO, "pool: uv_async_init: %s", uv_strerror(rc));
+    if (cfg->loop) {
+        int rc = uv_async_init(cfg->loop, &p->async, on_async);
+        if (rc != 0) {
+            pool_free(p);
+            return ld_err(err, LD_EIO, "threads: uv_async_init: %s", uv_strerror(rc));
+        }
+        p->async.data = p;
+        p->has_async = 1;
     }
-    p->async.data = p;
     for (int i = 0; i < nworkers; i++) {
         if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) break;
         p->started++;
     }
     if (p->started == 0) {
-        uv_close((uv_handle_t *)&p->async, NULL);
-        /* the handle is closed on the next loop turn; leak the small struct rather than free
-         * memory libuv still references */
-        return ld_err(err, LD_EIO, "pool: cannot start any worker thread");
+        if (p->has_async) {
+            uv_close((uv_handle_t *)&p->async, NULL);
+            /* the handle is closed on the next loop turn; leak the small struct rather than
+             * free memory libuv still references */
+        } else {
+            pool_free(p);
+        }
+        return ld_err(err, LD_EIO, "threads: cannot start any worker thread");
     }
     p->nthreads = p->started;
-    *out = p;
+    *out = &p->base;
     return LD_OK;
 }
 
-void pool_submit(Pool *p, PoolItem *it) {
+static void pool_submit(Executor *x, ExecItem *it) {
+    Pool *p = (Pool *)x;
     it->next = NULL;
     p->pending++;
     pthread_mutex_lock(&p->mu);
@@ -130,49 +166,89 @@ void pool_submit(Pool *p, PoolItem *it) {
     pthread_mutex_unlock(&p->mu);
 }
 
-int pool_workers(const Pool *p) { return p->nthreads; }
+static ExecItem *pool_cancel_job(Executor *x, int64_t job_id) {
+    Pool *p = (Pool *)x;
+    ExecItem *out = NULL, **tail = &out;
+    pthread_mutex_lock(&p->mu);
+    ExecItem **pp = &p->todo_head;
+    p->todo_tail = NULL;
+    while (*pp) {
+        ExecItem *it = *pp;
+        if (it->work.job_id == job_id) {
+            *pp = it->next;
+            it->next = NULL;
+            *tail = it;
+            tail = &it->next;
+            p->pending--;
+        } else {
+            p->todo_tail = it;
+            pp = &it->next;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return out;
+}
 
-int pool_busy(const Pool *p) {
-    Pool *q = (Pool *)p;
-    pthread_mutex_lock(&q->mu);
-    int b = q->busy;
-    pthread_mutex_unlock(&q->mu);
+static int pool_workers(const Executor *x) { return ((const Pool *)x)->nthreads; }
+
+static int pool_busy(const Executor *x) {
+    Pool *p = (Pool *)x;
+    pthread_mutex_lock(&p->mu);
+    int b = p->busy;
+    pthread_mutex_unlock(&p->mu);
     return b;
 }
 
-int pool_pending(const Pool *p) { return p->pending; }
+static int pool_pending(const Executor *x) { return ((const Pool *)x)->pending; }
 
-PoolItem *pool_stop(Pool *p) {
+static ExecItem *pool_stop(Executor *x) {
+    Pool *p = (Pool *)x;
     pthread_mutex_lock(&p->mu);
     p->stop = 1;
-    PoolItem *list = p->todo_head;
+    ExecItem *list = p->todo_head;
     p->todo_head = p->todo_tail = NULL;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    for (PoolItem *it = list; it; it = it->next) p->pending--;
+    for (ExecItem *it = list; it; it = it->next) p->pending--;
     return list;
 }
 
-static void on_async_closed(uv_handle_t *h) {
-    Pool *p = h->data;
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    free(p->threads);
-    free(p);
+static void on_async_closed(uv_handle_t *h) { pool_free(h->data); }
+
+static void pool_close(Executor *x) {
+    Pool *p = (Pool *)x;
+    if (!p) return;
+    if (!p->stop) exec_items_free(pool_stop(x)); /* not expected: callers stop first */
+    for (int i = 0; i < p->started; i++) pthread_join(p->threads[i], NULL);
+    /* results that raced with the stop are handed over before the executor goes */
+    pool_sweep(x, 0);
+    if (p->has_async) uv_close((uv_handle_t *)&p->async, on_async_closed);
+    else pool_free(p);
 }
 
-void pool_close(Pool *p) {
-    if (!p) return;
-    if (!p->stop) { /* not expected: callers stop first */
-        PoolItem *it = pool_stop(p);
-        while (it) {
-            PoolItem *next = it->next;
-            pool_item_free(it);
-            it = next;
-        }
-    }
-    for (int i = 0; i < p->started; i++) pthread_join(p->threads[i], NULL);
-    /* results that raced with the stop are handed over before the handle goes */
-    on_async(&p->async);
-    uv_close((uv_handle_t *)&p->async, on_async_closed);
+const ExecutorMethods exec_threads = {
+    .name = "threads",
+    .open = pool_open,
+    .submit = pool_submit,
+    .cancel_job = pool_cancel_job,
+    .sweep = pool_sweep,
+    .stop = pool_stop,
+    .close = pool_close,
+    .workers = pool_workers,
+    .busy = pool_busy,
+    .pending = pool_pending,
+};
+
+static const ExecutorMethods *const backends[] = {&exec_threads, NULL};
+
+const ExecutorMethods *exec_find(const char *name) {
+    for (int i = 0; backends[i]; i++)
+        if (name && !strcmp(backends[i]->name, name)) return backends[i];
+    return NULL;
+}
+
+int exec_open(const char *name, const ExecConfig *cfg, Executor **out, char *err) {
+    const ExecutorMethods *m = exec_find(name);
+    if (!m) return ld_err(err, LD_EINVAL, "executor \"%.40s\": unknown (known: threads)", name ? name : "");
+    return m->open(cfg, out, err);
 }

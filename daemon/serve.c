@@ -80,7 +80,7 @@ static void close_all_handles(Daemon *d);
  * Runs from the timer and the pool's callback, never inside a handler (its reply is pending). */
 static void maybe_finish_shutdown(Daemon *d) {
     if (!d->shutting_down || d->exiting) return;
-    if (d->pool && pool_pending(d->pool) > 0) return;
+    if (d->pool && exec_pending(d->pool) > 0) return;
     d->exiting = 1;
     d->exit_deadline_ms = ld_now_ms() + EXIT_GRACE_MS;
     jobs_shutdown(d);
@@ -89,7 +89,7 @@ static void maybe_finish_shutdown(Daemon *d) {
     cJSON_AddNumberToObject(ev, "pid", (double)getpid());
     daemon_event(d, 0, "server.stop", ev, err);
     if (d->pool) {
-        pool_close(d->pool);
+        exec_close(d->pool);
         d->pool = NULL;
     }
     net_close_all(d, 0);
@@ -117,7 +117,7 @@ static void on_signal(uv_signal_t *s, int signum) {
     daemon_request_shutdown(d);
 }
 
-static void on_pool_done(void *ud, PoolItem *it) {
+static void on_pool_done(void *ud, ExecItem *it) {
     Daemon *d = ud;
     jobs_on_done(d, it);
     if (d->shutting_down) maybe_finish_shutdown(d);
@@ -127,9 +127,9 @@ void daemon_request_shutdown(Daemon *d) {
     if (d->shutting_down) return;
     d->shutting_down = 1;
     /* items never started run again after the restart */
-    PoolItem *it = d->pool ? pool_stop(d->pool) : NULL;
+    ExecItem *it = d->pool ? exec_stop(d->pool) : NULL;
     while (it) {
-        PoolItem *next = it->next;
+        ExecItem *next = it->next;
         jobs_on_dropped(d, it);
         it = next;
     }
@@ -138,7 +138,7 @@ void daemon_request_shutdown(Daemon *d) {
 
 static void close_all_handles(Daemon *d) {
     if (d->pool) {
-        pool_close(d->pool);
+        exec_close(d->pool);
         d->pool = NULL;
     }
     net_close_all(d, 1);
@@ -172,9 +172,9 @@ cJSON *daemon_status(Daemon *d) {
     cJSON_AddStringToObject(o, "version", LOSSD_VERSION);
     cJSON_AddNumberToObject(o, "pid", (double)getpid());
     cJSON_AddNumberToObject(o, "uptime_s", (ld_now_ms() - d->start_ms) / 1e3);
-    int workers = d->pool ? pool_workers(d->pool) : 0;
-    int busy = d->pool ? pool_busy(d->pool) : 0;
-    int pending = d->pool ? pool_pending(d->pool) : 0;
+    int workers = d->pool ? exec_workers(d->pool) : 0;
+    int busy = d->pool ? exec_busy(d->pool) : 0;
+    int pending = d->pool ? exec_pending(d->pool) : 0;
     cJSON_AddNumberToObject(o, "workers", workers);
     cJSON_AddNumberToObject(o, "workers_busy", busy);
     /* waiting for a worker: handed to the pool but not started, plus not yet handed over */
@@ -242,7 +242,8 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
     if (rc != LD_OK) goto fail;
     rc = net_listen(d, err);
     if (rc != LD_OK) goto fail;
-    rc = pool_start(&d->loop, d->nworkers, on_pool_done, d, &d->pool, err);
+    ExecConfig xc = {.loop = &d->loop, .workers = d->nworkers, .done = on_pool_done, .ud = d};
+    rc = exec_open("threads", &xc, &d->pool, err);
     if (rc != LD_OK) goto fail;
 
     uv_timer_init(&d->loop, &d->timer);
@@ -287,10 +288,10 @@ void daemon_free(Daemon *d) {
         d->shutting_down = 1;
         d->exiting = 1;
         if (d->pool) {
-            PoolItem *it = pool_stop(d->pool);
+            ExecItem *it = exec_stop(d->pool);
             while (it) {
-                PoolItem *next = it->next;
-                pool_item_free(it);
+                ExecItem *next = it->next;
+                exec_item_free(it);
                 it = next;
             }
         }
