@@ -221,6 +221,11 @@ def section(rows, elapsed):
     L.append("nice -n 19 bin/lossd eval --task TASK.json --batch - --workers 2       # every pick and single loss, seeds 101-110")
     L.append("```")
     L.append("")
+    if TPE_FROM:
+        L.append(f"This run read the TPE picks from an earlier run's reports (`TPE_FROM`): the peer "
+                 "does not depend on lossd's search, so the same job, sampler seed and budget give "
+                 "the same pick; its wall times are those of that run.")
+        L.append("")
     return "\n".join(L)
 
 
