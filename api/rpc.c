@@ -314,6 +314,14 @@ static void walk_value(TextWalk *w) {
         while (w->p < w->end && (unsigned char)*w->p > ' ' && !strchr(",]}", *w->p)) w->p++;
 }
 
+/* 1 when [p, end) holds a byte below the space: raw text that cannot go back as JSON (a NUL
+ * would also cut it short; found by tests/fuzz/fuzz_rpc.c), so the parsed id is sent instead. */
+static int raw_has_control(const char *p, const char *end) {
+    for (; p < end; p++)
+        if ((unsigned char)*p < ' ') return 1;
+    return 0;
+}
+
 /* ---- numbers printed exactly ------------------------------------------------------------ */
 
 /* The shortest of %.15g, %.16g, %.17g that reads back as exactly d (17 digits always do);
@@ -577,7 +585,8 @@ char *rpc_handle_line(const RpcMethod *const *tables, const char *line, size_t n
     }
     id = idv;
     /* the id goes back as sent, byte for byte (2^53 + 1 and 1e400 stay what they were) */
-    if (idv && w.id && w.id_end > w.id && !(w.bad && !strncmp(w.msg, "id:", 3))) {
+    if (idv && w.id && w.id_end > w.id && !(w.bad && !strncmp(w.msg, "id:", 3)) &&
+        !raw_has_control(w.id, w.id_end)) {
         char *t = strndup(w.id, (size_t)(w.id_end - w.id));
         raw_id = t ? cJSON_CreateRaw(t) : NULL;
         free(t);
