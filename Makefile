@@ -99,6 +99,7 @@ fuzz-bins: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/libfuzzer/%)
 # Builds the harnesses with libFuzzer (clang, ASan, UBSan) and runs each for FUZZ_SECONDS on a
 # copy of its seed corpus (build/fuzz/corpus/NAME); crashes land in build/fuzz/crash-NAME-*.
 fuzz:
+	@$(MAKE) --no-print-directory install-pkgs PKGLIST="$(DEB_PKGS) clang"
 	$(MAKE) $(FUZZ_VARS) fuzz-bins
 	tests/fuzz/run.sh build/fuzz/libfuzzer $(FUZZ_SECONDS)
 
