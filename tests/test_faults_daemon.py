@@ -338,7 +338,7 @@ def test_disk_full_tmpfs(tmp, ref):
         jid = d.call("job.submit", {"job": JOB})["result"]["job_id"]
         # filled as soon as the submit is acknowledged (see test_disk_full_flag)
         filler = os.path.join(mnt, "filler")
-        with open(filler, "wb") as f:
+        with open(filler, "wb", buffering=0) as f:  # unbuffered: closing must not flush into a full disk
             try:
                 while True:
                     f.write(b"\0" * 65536)
