@@ -335,7 +335,7 @@ def test_disk_full_tmpfs(tmp, ref):
         if not d.up():
             lib.bad("daemon on a tmpfs starts", d.logtext()[-1000:])
             return
-        jid = d.call("job.submit", {"job": JOB})["result"]["job_id"]
+        jid = d.call("job.submit", {"job": LONG_JOB})["result"]["job_id"]
         # filled as soon as the submit is acknowledged (see test_disk_full_flag)
         filler = os.path.join(mnt, "filler")
         with open(filler, "wb", buffering=0) as f:  # unbuffered: closing must not flush into a full disk
@@ -358,6 +358,24 @@ def test_disk_full_tmpfs(tmp, ref):
         subprocess.run(["umount", "-l", mnt], capture_output=True)
 
 
+# The locked-database case needs a job that cannot end before another process takes the lock:
+# the 24-evaluation JOB ends in ~50 ms on an idle machine, sooner than sqlite3 gets its lock.
+LONG_JOB = dict(JOB, name="faults-long", tasks=[{"data": "builtin:digits", "train": {"steps": 400}}],
+                budget={"evaluations": 80}, population=8, children=4)
+
+
+def long_reference(tmp):
+    """The long job's leaderboard, undisturbed."""
+    d = Daemon(tmp, os.path.join(tmp, "longref.db"), tag="longref")
+    if not d.up():
+        return None
+    jid = d.call("job.submit", {"job": LONG_JOB})["result"]["job_id"]
+    wait_state(d, jid, ("done", "failed"))
+    got = board(d, jid)
+    d.stop()
+    return got
+
+
 def test_locked_database(tmp, ref):
     """Another process holds SQLite's write lock for a while: the job pauses with "database is
     locked", requests that write get that error, reads are answered, and the job resumes."""
@@ -366,7 +384,7 @@ def test_locked_database(tmp, ref):
     if not d.up():
         lib.bad("daemon for the locked-database test starts", d.logtext()[-1000:])
         return
-    jid = d.call("job.submit", {"job": JOB})["result"]["job_id"]
+    jid = d.call("job.submit", {"job": LONG_JOB})["result"]["job_id"]
     # The lock is taken as soon as the submit is acknowledged: the job cannot end without
     # storing its results, so it must meet the lock (waiting for a few evaluations first let a
     # fast run finish before the lock, and the test raced the search).
@@ -459,8 +477,9 @@ def main():
             return
         print("undisturbed run: %d writes, syncs and truncates" % ops, flush=True)
         test_disk_full_flag(tmp, ref)
-        test_disk_full_tmpfs(tmp, ref)
-        test_locked_database(tmp, ref)
+        long_ref = long_reference(tmp)  # the tmpfs and locked cases use the longer job
+        test_disk_full_tmpfs(tmp, long_ref)
+        test_locked_database(tmp, long_ref)
         test_deleted_database(tmp)
         test_fake_clock_overflow(tmp)
         # fault injection: every N (--all) or a sample; persistent faults end in kill -9 and a
