@@ -428,6 +428,28 @@ int ctl_read_job_text(const char *file, const char *cmd, char **text, char *dir)
     return 0;
 }
 
+int ctl_read_job(const char *file, const char *cmd, cJSON **job) {
+    char dir[PATH_MAX], why[160];
+    char *text = NULL;
+    const char *end = NULL;
+    *job = NULL;
+    int status = ctl_read_job_text(file, cmd, &text, dir);
+    if (status != 0) return status;
+    cJSON *j = cJSON_ParseWithOpts(text, &end, 1);
+    if (!j) {
+        ld_json_error(text, cJSON_GetErrorPtr(), why, sizeof why);
+        status = ctl_fail(1, "%s:%s", file, why);
+    } else if (!cJSON_IsObject(j)) {
+        status = ctl_fail(1, "%s: a job must be a JSON object", file);
+        cJSON_Delete(j);
+    } else {
+        ctl_resolve_paths(j, dir);
+        *job = j;
+    }
+    free(text);
+    return status;
+}
+
 int ctl_parse_id(const char *s, int64_t *out) {
     char *end = NULL;
     if (!s || !*s || *s == '-' || *s == '+') return -1;

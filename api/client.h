@@ -56,6 +56,8 @@ typedef struct CtlCommand {
     int (*run)(Ctl *ctl, int argc, char **argv);
     const char *usage;   /* arguments, e.g. "JOB [--top N]" */
     const char *summary; /* one line for `lossctl help` */
+    const char *help;    /* `lossctl help NAME`, `NAME --help`: options, defaults, an example
+                          * (NULL: usage and summary only) */
 } CtlCommand;
 
 /* Calls method on the daemon (connecting first if needed). Takes params. Returns 0 with
@@ -86,6 +88,12 @@ void ctl_resolve_paths(cJSON *node, const char *base_dir);
  * file's real directory; the working directory for stdin), or 1 after printing why: the read
  * error, or "CMD: out of memory reading stdin". */
 int ctl_read_job_text(const char *file, const char *cmd, char **text, char *dir);
+
+/* Reads the job file (or stdin for "-") with ctl_read_job_text, parses it and resolves its
+ * relative paths (ctl_resolve_paths). Returns 0 with *job owned (a JSON object), or the exit
+ * status after printing why: "FILE:LINE:COL: not valid JSON: WHY" (ld_json_error), or "FILE: a
+ * job must be a JSON object". */
+int ctl_read_job(const char *file, const char *cmd, cJSON **job);
 
 /* Parses a positive decimal id ("7"). Returns 0 or -1. */
 int ctl_parse_id(const char *s, int64_t *out);

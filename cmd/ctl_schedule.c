@@ -35,27 +35,7 @@ static int usage(void) {
 /* Reads and parses the job template file (or stdin for "-"). Returns 0 and an owned object,
  * or the exit status after printing why. */
 static int read_job(const char *file, cJSON **out) {
-    char dir[PATH_MAX];
-    char *text = NULL;
-    *out = NULL;
-    int status = ctl_read_job_text(file, "schedule add", &text, dir);
-    if (status != 0)
-        return status;
-    cJSON *job = cJSON_Parse(text);
-    if (!job) {
-        status = ctl_fail(1, "%s: not valid JSON", file);
-        goto done;
-    }
-    if (!cJSON_IsObject(job)) {
-        cJSON_Delete(job);
-        status = ctl_fail(1, "%s: a job must be a JSON object", file);
-        goto done;
-    }
-    ctl_resolve_paths(job, dir);
-    *out = job;
-done:
-    free(text);
-    return status;
+    return ctl_read_job(file, "schedule add", out);
 }
 
 /* Calls a method whose only parameter is schedule_id. */

@@ -100,6 +100,16 @@ static int parse_cand(int argc, char **argv, int64_t *job, int64_t *cand) {
     return 0;
 }
 
+/* Bad usage that names what was wrong: prints "CMD: 'ARG' is not WHAT" and the command's usage
+ * line; returns 2. */
+static int bad_arg(const char *cmd, const char *arg, const char *what) {
+    ctl_fail(2, "%s: '%s' is not %s", cmd, arg, what);
+    return ctl_usage(find_command(cmd));
+}
+
+#define A_JOB "a job id (a positive integer such as 3)"
+#define A_CAND "a candidate (JOB:CAND such as 3:17)"
+
 /* Options of one command: a tiny table-free parser. Flags with a value take it from the next
  * argument or after '='. Positional arguments are collected in order. */
 typedef struct Args {
@@ -189,25 +199,9 @@ static int call_job(Ctl *ctl, const char *method, int64_t job, cJSON **result) {
 
 /* ---- submit ------------------------------------------------------------------------------- */
 
-/* Line and column of byte offset off in text (1-based). */
-static void line_col(const char *text, size_t off, int *line, int *col) {
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < off && text[i]; i++) {
-        if (text[i] == '\n') {
-            (*line)++;
-            *col = 1;
-        } else {
-            (*col)++;
-        }
-    }
-}
-
 static int cmd_submit(Ctl *ctl, int argc, char **argv) {
     static const char *const valued[] = {"--token", "--priority", NULL};
     Args a;
-    char dir[PATH_MAX];
-    char *text = NULL;
     cJSON *job = NULL, *params = NULL, *res = NULL;
     int status = 0;
     int64_t prio = 0;
@@ -217,22 +211,8 @@ static int cmd_submit(Ctl *ctl, int argc, char **argv) {
         return ctl_fail(2, "submit: --priority must be an integer 1..100");
 
     const char *file = a.pos[0];
-    status = ctl_read_job_text(file, "submit", &text, dir);
+    status = ctl_read_job(file, "submit", &job);
     if (status != 0) return status;
-    const char *end = NULL;
-    job = cJSON_ParseWithOpts(text, &end, 0);
-    if (!job) {
-        int line, col;
-        const char *at = cJSON_GetErrorPtr();
-        line_col(text, at && at >= text ? (size_t)(at - text) : 0, &line, &col);
-        status = ctl_fail(1, "%s:%d:%d: not valid JSON", file, line, col);
-        goto done;
-    }
-    if (!cJSON_IsObject(job)) {
-        status = ctl_fail(1, "%s: a job must be a JSON object", file);
-        goto done;
-    }
-    ctl_resolve_paths(job, dir);
     params = cJSON_CreateObject();
     cJSON_AddItemToObject(params, "job", job);
     job = NULL;
@@ -253,7 +233,6 @@ done:
     cJSON_Delete(res);
     cJSON_Delete(params);
     cJSON_Delete(job);
-    free(text);
     return status;
 }
 
@@ -314,6 +293,11 @@ static int cmd_jobs(Ctl *ctl, int argc, char **argv) {
     const char *state = opt(&a, "--state");
     if (a.npos == 1 && !state) state = a.pos[0];
     else if (a.npos != 0) return ctl_usage(find_command("jobs"));
+    static const char *const states[] = {"queued", "running", "paused", "done", "failed", "cancelled", NULL};
+    int known = !state;
+    for (int i = 0; states[i] && !known; i++) known = !strcmp(state, states[i]);
+    if (!known)
+        return bad_arg("jobs", state, "a state (queued, running, paused, done, failed, cancelled)");
     if (state) {
         params = cJSON_CreateObject();
         cJSON_AddStringToObject(params, "state", state);
@@ -414,7 +398,8 @@ static int cmd_watch(Ctl *ctl, int argc, char **argv) {
     int64_t job;
     cJSON *res = NULL;
     if (parse_args(argc, argv, valued, NULL, &a) != 0) return 2;
-    if (a.npos != 1 || ctl_parse_id(a.pos[0], &job) != 0) return ctl_usage(find_command("watch"));
+    if (a.npos != 1) return ctl_usage(find_command("watch"));
+    if (ctl_parse_id(a.pos[0], &job) != 0) return bad_arg("watch", a.pos[0], A_JOB);
     double interval = opt(&a, "--interval") ? atof(opt(&a, "--interval")) : 0.5;
     if (!(interval > 0 && interval <= 3600)) return ctl_fail(2, "watch: --interval must be > 0");
     int tty = isatty(STDOUT_FILENO) && !ctl->json, utf8 = ctl_utf8();
@@ -634,9 +619,9 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
     const char *family = opt(&a, "--family");
     if (opt(&a, "--top") && ctl_parse_id(opt(&a, "--top"), &top) != 0)
         return ctl_fail(2, "leaderboard: --top must be a positive integer");
-    if (a.npos > 1 || (a.npos == 1 && ctl_parse_id(a.pos[0], &job) != 0) ||
-        (a.npos == 0 && !family) || (a.npos == 1 && family))
+    if (a.npos > 1 || (a.npos == 0 && !family) || (a.npos == 1 && family))
         return ctl_usage(find_command("leaderboard"));
+    if (a.npos == 1 && ctl_parse_id(a.pos[0], &job) != 0) return bad_arg("leaderboard", a.pos[0], A_JOB);
     cJSON *p = cJSON_CreateObject();
     char what[48];
     if (family) {
@@ -809,6 +794,7 @@ static int cmd_show(Ctl *ctl, int argc, char **argv) {
     cJSON *res = NULL;
     if (parse_args(argc, argv, NULL, NULL, &a) != 0) return 2;
     int used = parse_cand(a.npos, a.pos, &job, &cand);
+    if (a.npos >= 1 && !used) return bad_arg("show", a.pos[0], A_CAND);
     if (!used || used != a.npos) return ctl_usage(find_command("show"));
     cJSON *p = cJSON_CreateObject();
     char what[64], b1[32], b2[32], b3[32];
@@ -920,6 +906,7 @@ static int cmd_export(Ctl *ctl, int argc, char **argv) {
     const char *fmt = opt(&a, "--as") ? opt(&a, "--as") : opt(&a, "--format");
     const char *expr = opt(&a, "--expr"), *family = opt(&a, "--family");
     int used = expr ? 0 : parse_cand(a.npos, a.pos, &job, &cand);
+    if (!expr && a.npos >= 1 && !used) return bad_arg("export", a.pos[0], A_CAND);
     if (expr ? (a.npos != 0 || !family) : (!used || used != a.npos || family))
         return ctl_usage(find_command("export"));
     if (!fmt) fmt = "pytorch";
@@ -954,7 +941,8 @@ static int cmd_export(Ctl *ctl, int argc, char **argv) {
 static int job_transition(Ctl *ctl, int argc, char **argv, const char *method) {
     int64_t job;
     cJSON *res = NULL;
-    if (argc != 2 || ctl_parse_id(argv[1], &job) != 0) return ctl_usage(find_command(argv[0]));
+    if (argc != 2) return ctl_usage(find_command(argv[0]));
+    if (ctl_parse_id(argv[1], &job) != 0) return bad_arg(argv[0], argv[1], A_JOB);
     int st = call_job(ctl, method, job, &res);
     if (st) return st;
     if (ctl->json)
@@ -1010,26 +998,98 @@ static int cmd_call(Ctl *ctl, int argc, char **argv) {
  * their handler declared in client.h. */
 static const CtlCommand commands[] = {
     {"submit", cmd_submit, "JOB.json [--token TOKEN] [--priority N]",
-     "submit a search job; prints its id ('-' reads stdin)"},
-    {"status", cmd_status, "", "the daemon's state: workers, queue, jobs"},
-    {"jobs", cmd_jobs, "[STATE]", "list jobs, newest first"},
-    {"watch", cmd_watch, "JOB [--interval SECONDS]", "follow a job's progress until it ends"},
+     "submit a search job; prints its id ('-' reads stdin)",
+     "  Reads a job file (docs/jobs.md), makes its relative data paths absolute against the\n"
+     "  file's folder, sends it with job.submit and prints the new job's id.\n"
+     "options:\n"
+     "  --token TOKEN  client_token: the same token again returns the first job, starts nothing\n"
+     "  --priority N   1..100, the job's weight when jobs share the workers (default 1)\n"
+     "example:\n"
+     "  JOB=$(lossctl submit examples/demo.job.json)\n"},
+    {"status", cmd_status, "", "the daemon's state: workers, queue, jobs",
+     "  Workers busy, evaluations queued and per second, jobs per state, database and clients.\n"
+     "example:\n"
+     "  lossctl status\n"},
+    {"jobs", cmd_jobs, "[STATE]", "list jobs, newest first",
+     "  Job id, state, evaluations done of the budget (final re-evaluations apart), best\n"
+     "  fitness, elapsed time, name, and why a failed job failed.\n"
+     "options:\n"
+     "  STATE, --state STATE  only jobs in STATE: queued running paused done failed cancelled\n"
+     "                        (default: every job)\n"
+     "example:\n"
+     "  lossctl jobs running\n"},
+    {"watch", cmd_watch, "JOB [--interval SECONDS]", "follow a job's progress until it ends",
+     "  A progress line (a bar on a terminal, a line per change otherwise) until the job is\n"
+     "  done, failed or cancelled; exits 0 for done, 1 otherwise, 130 on Ctrl-C (the job goes on).\n"
+     "options:\n"
+     "  --interval SECONDS  how often to ask the daemon, > 0 (default 0.5)\n"
+     "example:\n"
+     "  lossctl watch 3 --interval 2\n"},
     {"leaderboard", cmd_leaderboard, "JOB | --family F  [--top N] [--metric M] [--format csv|jsonl]",
-     "the best candidates of a job or of every job of a family"},
-    {"show", cmd_show, "JOB:CAND | JOB CAND", "a candidate: expression, lineage, metrics, curve"},
+     "the best candidates of a job or of every job of a family",
+     "  Rank, candidate (JOB:CAND), fitness, mean and spread of the selection metric over the\n"
+     "  tasks, one column per task, the expression.\n"
+     "options:\n"
+     "  --family F   every job of family F (classification, regression, physics, contrastive)\n"
+     "  --top N      how many rows (default 10)\n"
+     "  --metric M   rank by metric M's mean over seeds, e.g. accuracy, balanced_accuracy\n"
+     "               (default: fitness)\n"
+     "  --format F   csv or jsonl: every field, one row per line, for scripts (default: a table)\n"
+     "example:\n"
+     "  lossctl leaderboard 1 --top 5 --metric accuracy\n"},
+    {"show", cmd_show, "JOB:CAND | JOB CAND", "a candidate: expression, lineage, metrics, curve",
+     "  The expression, its fitness, how it was made and its ancestors, every evaluation (task,\n"
+     "  seed, steps, metric, val, test, wall time), every metric and the learning curve.\n"
+     "example:\n"
+     "  lossctl show 1:17\n"},
     {"export", cmd_export,
      "JOB:CAND | --expr EXPR --family F  [--as pytorch|numpy|latex|expr]",
-     "a candidate (or any expression) as source code"},
-    {"cancel", cmd_cancel, "JOB", "cancel a job"},
-    {"pause", cmd_pause, "JOB", "pause a job"},
-    {"resume", cmd_resume, "JOB", "resume a paused job"},
-    {"shutdown", cmd_shutdown, "", "stop the daemon (it finishes running evaluations)"},
+     "a candidate (or any expression) as source code",
+     "  Source a user can paste: a PyTorch function (differentiable), a NumPy function (value,\n"
+     "  and a numerical gradient), a LaTeX formula or the canonical expression.\n"
+     "options:\n"
+     "  --as FORMAT      pytorch, numpy, latex or expr (default pytorch; --format is the same)\n"
+     "  --expr EXPR      export this expression instead of a stored candidate (needs --family)\n"
+     "  --family F       the expression's family: classification, regression, physics,\n"
+     "                   contrastive\n"
+     "example:\n"
+     "  lossctl export 1:17 --as numpy > loss.py\n"
+     "  lossctl export --expr 'mae + tanh(r)' --family regression --as latex\n"},
+    {"cancel", cmd_cancel, "JOB", "cancel a job",
+     "  Stops a queued, running or paused job for good; its candidates stay readable.\n"
+     "example:\n"
+     "  lossctl cancel 3\n"},
+    {"pause", cmd_pause, "JOB", "pause a job",
+     "  Stops handing out the job's evaluations (running ones finish); resume goes on.\n"
+     "example:\n"
+     "  lossctl pause 3\n"},
+    {"resume", cmd_resume, "JOB", "resume a paused job",
+     "  A paused job goes on where it stopped.\n"
+     "example:\n"
+     "  lossctl resume 3\n"},
+    {"shutdown", cmd_shutdown, "", "stop the daemon (it finishes running evaluations)",
+     "  Running jobs resume when the daemon starts again.\n"
+     "example:\n"
+     "  lossctl shutdown\n"},
 #ifdef CTL_HAVE_SCHEDULE
-    {"schedule", ctl_schedule_main, CTL_SCHEDULE_USAGE, "cron schedules of jobs (lossctl schedule help)"},
+    {"schedule", ctl_schedule_main, CTL_SCHEDULE_USAGE, "cron schedules of jobs (lossctl schedule help)",
+     NULL},
 #endif
-    {"report", ctl_report_main, CTL_REPORT_USAGE, "a job's HTML report: plots, leaderboard, final test"},
-    {"call", cmd_call, "METHOD [PARAMS_JSON]", "call any method, print the raw result"},
-    {"help", cmd_help, "[COMMAND]", "this list, or one command's usage"},
+    {"report", ctl_report_main, CTL_REPORT_USAGE, "a job's HTML report: plots, leaderboard, final test",
+     "  One self-contained HTML page of a job: its plots, leaderboard and final test.\n"
+     "options:\n"
+     "  -o FILE.html  where to write it (default lossd-report-JOB.html; '-' for stdout)\n"
+     "example:\n"
+     "  lossctl report 3 -o report.html\n"},
+    {"call", cmd_call, "METHOD [PARAMS_JSON]", "call any method, print the raw result",
+     "  Any JSON-RPC method of docs/protocol.md; the result is printed as one line of JSON.\n"
+     "example:\n"
+     "  lossctl call job.get '{\"job_id\": 1}'\n"},
+    {"help", cmd_help, "[COMMAND]", "this list, or one command's usage",
+     "  `lossctl help COMMAND` and `lossctl COMMAND --help` (or -h anywhere before a \"--\")\n"
+     "  print a command's options, defaults and an example.\n"
+     "example:\n"
+     "  lossctl help leaderboard\n"},
 };
 #define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
@@ -1044,18 +1104,33 @@ static void print_help(FILE *f) {
     for (int i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
-            "\nCandidates are named JOB:CAND (e.g. 3:17). --json prints the daemon's result as "
+            "\n`lossctl help COMMAND` (or COMMAND --help) shows a command's options and an example.\n"
+            "Candidates are named JOB:CAND (e.g. 3:17). --json prints the daemon's result as "
             "one line of JSON.\nThe socket defaults to $LOSSD_SOCKET, $XDG_RUNTIME_DIR/lossd.sock "
             "or /tmp/lossd-$UID.sock.\nExit status: 0 ok, 1 the daemon reported an error or could "
             "not be reached, 2 bad usage.\n");
 }
 
+/* Prints one command's help on stdout: its usage, summary and long help. A command group
+ * (schedule) prints its own. */
+static int command_help(Ctl *ctl, const CtlCommand *c) {
+#ifdef CTL_HAVE_SCHEDULE
+    if (c->run == ctl_schedule_main) {
+        char *argv[] = {"schedule", "help", NULL};
+        return ctl_schedule_main(ctl, 2, argv);
+    }
+#endif
+    printf("usage: lossctl %s %s\n  %s\n", c->name, c->usage, c->summary);
+    if (c->help) printf("\n%s", c->help);
+    return 0;
+}
+
 static int cmd_help(Ctl *ctl, int argc, char **argv) {
-    if (argc >= 2) {
+    if (argc > 2) return ctl_usage(find_command("help"));
+    if (argc == 2) {
         const CtlCommand *c = find_command(argv[1]);
-        if (!c) return ctl_fail(2, "no such command: %s", argv[1]);
-        printf("usage: lossctl %s %s\n  %s\n", c->name, c->usage, c->summary);
-        return 0;
+        if (!c) return ctl_fail(2, "help: no such command '%s' (lossctl help lists them)", argv[1]);
+        return command_help(ctl, c);
     }
     print_help(stdout);
     return 0;
@@ -1104,8 +1179,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     const CtlCommand *cmd = find_command(rest[0]);
+    int help = 0;
+    for (int i = 1; i < nrest && strcmp(rest[i], "--"); i++)
+        help |= !strcmp(rest[i], "-h") || !strcmp(rest[i], "--help");
     if (!cmd) {
         status = ctl_fail(2, "unknown command '%s' (lossctl help lists them)", rest[0]);
+    } else if (help) { /* before anything opens a file or connects */
+        status = command_help(&ctl, cmd);
     } else {
         status = cmd->run(&ctl, nrest, rest);
     }

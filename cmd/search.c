@@ -257,9 +257,9 @@ int search_main(int argc, char **argv) {
     }
     json = cJSON_Parse(text);
     if (!json) {
-        const char *at = cJSON_GetErrorPtr();
-        fprintf(stderr, "%s: not valid JSON near offset %ld\n", job_path,
-                at ? (long)(at - text) : 0L);
+        char why[160];
+        ld_json_error(text, cJSON_GetErrorPtr(), why, sizeof why);
+        fprintf(stderr, "%s:%s\n", job_path, why);
         status = 2;
         goto done;
     }

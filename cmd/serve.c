@@ -28,6 +28,10 @@ int serve_main(int argc, char **argv) {
             serve_usage(stdout);
             return 0;
         }
+        if (strcmp(a, "--socket") && strcmp(a, "--db") && strcmp(a, "--workers")) {
+            fprintf(stderr, "lossd serve: unknown option '%s' (lossd serve --help)\n", a);
+            return 2;
+        }
         if (i + 1 >= argc) {
             fprintf(stderr, "lossd serve: %s: missing value\n", a);
             serve_usage(stderr);

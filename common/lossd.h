@@ -67,6 +67,11 @@ void arena_free(LdArena *a);
 #define LD_FILE_MAX (256 << 20)
 char *ld_read_file(const char *path, size_t *len, char *err);
 
+/* Where and why text does not parse as JSON, for a message "FILE:" + out: "LINE:COL: not valid
+ * JSON: WHY" (WHY e.g. "a comma before '}'", "the text ends inside an object"). at is where the
+ * parser stopped (cJSON_GetErrorPtr, or the parse end); NULL means the start. Borrows both. */
+void ld_json_error(const char *text, const char *at, char *out, size_t n);
+
 /* Directory holding the shipped data sets: $LOSSD_DATA, else the compiled-in default. */
 const char *ld_data_dir(void);
 

@@ -170,3 +170,98 @@ const char *ld_data_dir(void) {
     const char *d = getenv("LOSSD_DATA");
     return (d && *d) ? d : LOSSD_DATADIR;
 }
+
+/* Line and column (1-based) of p in text. */
+static void json_line_col(const char *text, const char *p, int *line, int *col) {
+    *line = *col = 1;
+    for (const char *q = text; *q && q < p; q++) {
+        if (*q == '\n') (*line)++, *col = 1;
+        else (*col)++;
+    }
+}
+
+static int json_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+void ld_json_error(const char *text, const char *at, char *out, size_t n) {
+    int depth_obj = 0, depth_arr = 0, in_str = 0, line, col;
+    const char *p, *last = NULL, *str_start = NULL; /* last non-blank before at */
+    char why[112];
+    if (!at || at < text) at = text;
+    /* a trailing comma anywhere up to where the parser stopped is the likeliest culprit (cJSON
+     * may stop after it) */
+    for (p = text; *p && p <= at; p++) {
+        if (in_str) {
+            if (*p == '\\' && p[1]) p++;
+            else if (*p == '"') in_str = 0;
+            continue;
+        }
+        if (*p == '"') {
+            in_str = 1;
+            str_start = p;
+        } else if (*p == ',') {
+            const char *q = p + 1;
+            while (json_blank(*q)) q++;
+            if (*q == '}' || *q == ']') {
+                json_line_col(text, p, &line, &col);
+                snprintf(out, n, "%d:%d: not valid JSON: a comma before '%c' (JSON has no trailing "
+                                 "commas)", line, col, *q);
+                return;
+            }
+        }
+    }
+    in_str = 0;
+    for (p = text; *p && p < at; p++) {
+        if (in_str) {
+            if (*p == '\\' && p[1] && p + 1 < at) p++;
+            else if (*p == '"') in_str = 0;
+            continue;
+        }
+        if (*p == '"') in_str = 1, str_start = p;
+        else if (*p == '{') depth_obj++;
+        else if (*p == '}') depth_obj--;
+        else if (*p == '[') depth_arr++;
+        else if (*p == ']') depth_arr--;
+        if (!json_blank(*p)) last = p;
+    }
+    /* cJSON stops at the start of the value it could not read; step over blanks to the culprit */
+    const char *c = at;
+    while (json_blank(*c)) c++;
+    if (in_str) {
+        c = str_start;
+        const char *q = str_start + 1;
+        while (*q && *q != '"' && *q != '\n') q += (*q == '\\' && q[1]) ? 2 : 1;
+        snprintf(why, sizeof why, *q == '"' ? "a string with a bad escape or control character"
+                                            : "a string that never ends (a missing '\"')");
+    } else if (!*c && (depth_obj > 0 || depth_arr > 0))
+        snprintf(why, sizeof why, "the text ends inside %s (a missing '%c')",
+                 depth_obj > 0 ? "an object" : "an array", depth_obj > 0 ? '}' : ']');
+    else if (!*c)
+        snprintf(why, sizeof why, "the text ends where a value should follow");
+    else if (last && depth_obj == 0 && depth_arr == 0)
+        snprintf(why, sizeof why, "more text after the end of the JSON value");
+    else if (*c == '\'' || (c > text && c[-1] == '\'')) {
+        c -= *c != '\'';
+        snprintf(why, sizeof why, "strings and keys take double quotes, not '");
+    } else if (*c == '/' || *c == '#')
+        snprintf(why, sizeof why, "JSON has no comments");
+    else if (*c == '}' && depth_arr > 0)
+        snprintf(why, sizeof why, "'}' while an array is open (a missing ']')");
+    else if (*c == ']' && depth_obj > 0 && depth_arr == 0)
+        snprintf(why, sizeof why, "']' while an object is open (a missing '}')");
+    else if (last && *last == ':' && !((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')))
+        snprintf(why, sizeof why, "a value is missing after ':'");
+    else if (last && (*last == '"' || *last == '}' || *last == ']' || (*last >= '0' && *last <= '9')) &&
+             (*c == '"' || *c == '{' || *c == '['))
+        snprintf(why, sizeof why, "a missing comma before '%c'", *c);
+    else if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '_') {
+        int k = 0;
+        while (k < 24 && ((c[k] >= 'a' && c[k] <= 'z') || (c[k] >= 'A' && c[k] <= 'Z') ||
+                          (c[k] >= '0' && c[k] <= '9') || c[k] == '_'))
+            k++;
+        snprintf(why, sizeof why, "unexpected '%.*s' (keys and strings take double quotes; "
+                                  "true, false, null are lowercase)", k, c);
+    } else
+        snprintf(why, sizeof why, "unexpected '%c'", *c);
+    json_line_col(text, c, &line, &col);
+    snprintf(out, n, "%d:%d: not valid JSON: %s", line, col, why);
+}

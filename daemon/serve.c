@@ -41,6 +41,23 @@ static int mkdir_parents(const char *path, char *err) {
     return LD_OK;
 }
 
+/* The socket's directory: used when it exists, created (0700) when only its last component is
+ * missing, refused otherwise: a mistyped --socket must not build a tree of folders. */
+static int socket_dir(const char *path, char *err) {
+    char buf[PATH_MAX];
+    struct stat st;
+    snprintf(buf, sizeof buf, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash == buf) return LD_OK;
+    *slash = 0;
+    if (stat(buf, &st) == 0)
+        return S_ISDIR(st.st_mode) ? LD_OK : ld_err(err, LD_EIO, "socket %s: %s is not a directory", path, buf);
+    if (mkdir(buf, 0700) == 0) return LD_OK;
+    return ld_err(err, LD_EIO, "socket %s: cannot create its directory %s: %s (lossd creates only the "
+                               "socket's own folder, inside an existing one)",
+                  path, buf, strerror(errno));
+}
+
 static void default_db(char *out, size_t n) {
     const char *dh = getenv("XDG_DATA_HOME");
     const char *home = getenv("HOME");
@@ -231,6 +248,8 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
     /* a live daemon on the socket: refuse before touching its database */
     rc = net_check_socket(d->socket_path, err);
     if (rc != LD_OK) goto fail;
+    rc = socket_dir(d->socket_path, err);
+    if (rc != LD_OK) goto fail;
     rc = mkdir_parents(d->db_path, err);
     if (rc != LD_OK) goto fail;
     rc = store_open(d->db_path, cfg->store_flags, &d->store, err);
@@ -238,8 +257,6 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
     /* the events table is a log, not the record: keep the newest ones for reconnecting clients */
     char e0[LD_ERR_MAX];
     if (store_events_trim(d->store, DAEMON_EVENTS_KEEP, e0) != LD_OK) daemon_log("events: %s", e0);
-    rc = mkdir_parents(d->socket_path, err);
-    if (rc != LD_OK) goto fail;
     rc = net_listen(d, err);
     if (rc != LD_OK) goto fail;
     ExecConfig xc = {.loop = &d->loop, .workers = d->nworkers, .done = on_pool_done, .ud = d};

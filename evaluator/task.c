@@ -444,15 +444,10 @@ int task_load_arg(const char *arg, Task **out, char *err) {
     const char *ep = NULL;
     cJSON *s = cJSON_ParseWithOpts(txt, &ep, 1);
     if (!s) {
-        int line = 1, col = 1;
-        for (const char *c = txt; ep && c < ep; c++) {
-            if (*c == '\n') {
-                line++;
-                col = 1;
-            } else col++;
-        }
+        char why[160];
+        ld_json_error(txt, cJSON_GetErrorPtr(), why, sizeof why);
         free(txt);
-        return ld_err(err, LD_EINVAL, "%s:%d:%d: not valid JSON", arg, line, col);
+        return ld_err(err, LD_EINVAL, "%s:%s", arg, why);
     }
     free(txt);
     char dir[1024];
