@@ -152,6 +152,170 @@ static int m_job_resume(RpcCall *call, cJSON **result, char *err) {
     return job_control(call, "resume", result, err);
 }
 
+static double num(const cJSON *o, const char *k);
+
+static int m_job_delete(RpcCall *call, cJSON **result, char *err) {
+    int64_t id;
+    int rc = need_daemon(call, err);
+    if (rc == RPC_OK) rc = job_id_param(call, &id, err);
+    if (rc != RPC_OK) return rc;
+    rc = daemon_job_delete(D(call), id, err);
+    if (rc != LD_OK) return fail(rc);
+    *result = cJSON_CreateObject();
+    cJSON_AddNumberToObject(*result, "job_id", (double)id);
+    cJSON_AddBoolToObject(*result, "deleted", 1);
+    return RPC_OK;
+}
+
+static int m_job_rename(RpcCall *call, cJSON **result, char *err) {
+    int64_t id;
+    int rc = need_daemon(call, err);
+    if (rc == RPC_OK) rc = job_id_param(call, &id, err);
+    if (rc != RPC_OK) return rc;
+    const char *name = rpc_param_str(call->params, "name");
+    if (name && strlen(name) > 200)
+        return ld_err(err, RPC_INVALID_PARAMS, "params.name: longer than 200 bytes");
+    rc = daemon_job_rename(D(call), id, name, err);
+    if (rc != LD_OK) return fail(rc);
+    rc = daemon_job_get(D(call), id, 0, result, err);
+    return rc == LD_OK ? RPC_OK : fail(rc);
+}
+
+/* The reason an evaluation failed, grouped as the engine's counts are: the text up to the first
+ * ':' or '(' ("non-finite loss at step 12: ..." and "... step 40: ..." differ only after it),
+ * with the rejection prefix taken off and "rejected: " put before it. */
+static void failure_key(const char *error, char *key, size_t n) {
+    size_t pl = strlen(STORE_REJECTED_PREFIX);
+    int rejected = !strncmp(error, STORE_REJECTED_PREFIX, pl);
+    snprintf(key, n, "%s%s", rejected ? "rejected: " : "", rejected ? error + pl : error);
+    for (char *p = key + (rejected ? 10 : 0); *p; p++)
+        if (*p == ':' || *p == '(') {
+            *p = 0;
+            break;
+        }
+    /* numbers vary within a reason ("at step 47", "at step 12"): one group */
+    char *w = key;
+    for (const char *r = key; *r; r++) {
+        if (*r >= '0' && *r <= '9') {
+            if (w == key || w[-1] != 'N') *w++ = 'N';
+            while (r[1] == '.' || (r[1] >= '0' && r[1] <= '9')) r++;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = 0;
+    size_t len = strlen(key);
+    while (len > 0 && key[len - 1] == ' ') key[--len] = 0;
+    if (!len) snprintf(key, n, "%s", rejected ? "rejected" : "failed");
+}
+
+/* job.failures: the job's failed and rejected evaluations grouped by reason, most frequent
+ * first: {reason, count, examples: [{cand, expr, task, seed, steps, error}]} (up to examples
+ * per reason), with the engine's counts of candidates refused before any evaluation. */
+static int m_job_failures(RpcCall *call, cJSON **result, char *err) {
+    int64_t id;
+    int rc = need_daemon(call, err);
+    if (rc == RPC_OK) rc = job_id_param(call, &id, err);
+    if (rc != RPC_OK) return rc;
+    int64_t nex = rpc_param_int(call->params, "examples", 3);
+    if (nex < 0 || nex > 100)
+        return ld_err(err, RPC_INVALID_PARAMS, "params.examples: must be 0..100, got %lld", (long long)nex);
+    cJSON *job = NULL, *evs = NULL;
+    rc = daemon_job_get(D(call), id, 1, &job, err);
+    if (rc != LD_OK) return fail(rc);
+    Store *st = daemon_store(D(call));
+    rc = store_evals_for_job(st, id, -1, 0, &evs, err);
+    if (rc != LD_OK) {
+        cJSON_Delete(job);
+        return fail(rc);
+    }
+    cJSON *reasons = cJSON_CreateArray();
+    int total = 0, nevals = cJSON_GetArraySize(evs);
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, evs) {
+        const cJSON *status = cJSON_GetObjectItemCaseSensitive(ev, "status");
+        if (cJSON_IsString(status) && !strcmp(status->valuestring, "ok")) continue;
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(ev, "error");
+        const char *error = cJSON_IsString(e) ? e->valuestring
+                                              : (cJSON_IsString(status) ? status->valuestring : "failed");
+        char key[160];
+        failure_key(error, key, sizeof key);
+        cJSON *r = NULL, *x;
+        cJSON_ArrayForEach(x, reasons) {
+            if (!strcmp(cJSON_GetObjectItemCaseSensitive(x, "reason")->valuestring, key)) {
+                r = x;
+                break;
+            }
+        }
+        if (!r) {
+            r = cJSON_CreateObject();
+            cJSON_AddStringToObject(r, "reason", key);
+            cJSON_AddNumberToObject(r, "count", 0);
+            cJSON_AddArrayToObject(r, "examples");
+            cJSON_AddItemToArray(reasons, r);
+        }
+        cJSON *cnt = cJSON_GetObjectItemCaseSensitive(r, "count");
+        cJSON_SetNumberValue(cnt, cnt->valuedouble + 1);
+        total++;
+        cJSON *exs = cJSON_GetObjectItemCaseSensitive(r, "examples");
+        if (cJSON_GetArraySize(exs) >= nex) continue;
+        cJSON *ex = cJSON_CreateObject();
+        double cand = num(ev, "cand");
+        cJSON_AddNumberToObject(ex, "cand", cand);
+        cJSON *c = NULL;
+        char e2[LD_ERR_MAX];
+        if (isfinite(cand) && store_candidate_get(st, id, (int64_t)cand, &c, e2) == LD_OK) {
+            const cJSON *ce = cJSON_GetObjectItemCaseSensitive(c, "expr");
+            if (cJSON_IsString(ce)) cJSON_AddStringToObject(ex, "expr", ce->valuestring);
+        }
+        cJSON_Delete(c);
+        const char *keys[] = {"task", "seed", "steps"};
+        for (int k = 0; k < 3; k++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(ev, keys[k]);
+            if (v) cJSON_AddItemToObject(ex, keys[k], cJSON_Duplicate(v, 1));
+        }
+        cJSON_AddStringToObject(ex, "error", error);
+        cJSON_AddItemToArray(exs, ex);
+    }
+    /* most frequent first (a stable insertion sort: few reasons) */
+    int nr = cJSON_GetArraySize(reasons);
+    cJSON **v = calloc((size_t)(nr > 0 ? nr : 1), sizeof *v);
+    if (v) {
+        for (int i = 0; i < nr; i++) v[i] = cJSON_DetachItemFromArray(reasons, 0);
+        for (int i = 1; i < nr; i++)
+            for (int k = i; k > 0 && num(v[k], "count") > num(v[k - 1], "count"); k--) {
+                cJSON *t = v[k];
+                v[k] = v[k - 1];
+                v[k - 1] = t;
+            }
+        for (int i = 0; i < nr; i++) cJSON_AddItemToArray(reasons, v[i]);
+        free(v);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "job_id", (double)id);
+    cJSON_AddNumberToObject(o, "evaluations", nevals);
+    cJSON_AddNumberToObject(o, "failed", total);
+    cJSON_AddItemToObject(o, "reasons", reasons);
+    /* the engine's counts of refused candidates, less those stored as rejected evaluations */
+    const cJSON *stats = cJSON_GetObjectItemCaseSensitive(job, "stats");
+    const cJSON *rr = cJSON_GetObjectItemCaseSensitive(stats, "rejection_reasons"), *x;
+    cJSON *refused = cJSON_AddObjectToObject(o, "refused_candidates");
+    cJSON_ArrayForEach(x, rr) {
+        char key[160], full[200];
+        snprintf(full, sizeof full, "%s%s", STORE_REJECTED_PREFIX, x->string ? x->string : "");
+        failure_key(full, key, sizeof key);
+        int stored = 0;
+        const cJSON *r;
+        cJSON_ArrayForEach(r, reasons) /* the engine keeps 63 bytes of a reason: a prefix */
+            stored |= !strncmp(cJSON_GetObjectItemCaseSensitive(r, "reason")->valuestring, key, strlen(key));
+        if (!stored && cJSON_IsNumber(x)) cJSON_AddNumberToObject(refused, key + 10, x->valuedouble);
+    }
+    cJSON_Delete(job);
+    cJSON_Delete(evs);
+    *result = o;
+    return RPC_OK;
+}
+
 /* ---- leaderboard.query ------------------------------------------------------------------ */
 
 static double num(const cJSON *o, const char *k) {
@@ -456,6 +620,8 @@ static const RpcParam p_submit[] = {{"job", RPC_T_OBJECT, 1},
                                     {"base_dir", RPC_T_STRING, 0},
                                     {NULL, 0, 0}};
 static const RpcParam p_job[] = {{"job_id", RPC_T_INT, 1}, {NULL, 0, 0}};
+static const RpcParam p_rename[] = {{"job_id", RPC_T_INT, 1}, {"name", RPC_T_STRING, 1}, {NULL, 0, 0}};
+static const RpcParam p_failures[] = {{"job_id", RPC_T_INT, 1}, {"examples", RPC_T_INT, 0}, {NULL, 0, 0}};
 static const RpcParam p_list[] = {{"state", RPC_T_STRING, 0}, {NULL, 0, 0}};
 static const RpcParam p_lb[] = {{"job_id", RPC_T_INT, 0},
                                 {"family", RPC_T_STRING, 0},
@@ -477,7 +643,11 @@ const RpcMethod rpc_core_methods[] = {
     {"job.list", m_job_list, p_list, RPC_READONLY, "job summaries, newest first"},
     {"job.cancel", m_job_cancel, p_job, 0, "stop a job for good"},
     {"job.pause", m_job_pause, p_job, 0, "stop dispatching a job's evaluations"},
-    {"job.resume", m_job_resume, p_job, 0, "continue a paused job"},
+    {"job.resume", m_job_resume, p_job, 0, "continue a paused job, or retry a failed one"},
+    {"job.delete", m_job_delete, p_job, 0, "delete a finished job with its evaluations"},
+    {"job.rename", m_job_rename, p_rename, 0, "set a job's name"},
+    {"job.failures", m_job_failures, p_failures, RPC_READONLY,
+     "a job's failed and rejected evaluations by reason, with examples"},
     {"leaderboard.query", m_leaderboard, p_lb, RPC_READONLY, "ranked candidates of a job or family"},
     {"candidate.get", m_cand_get, p_cand, RPC_READONLY, "expression, lineage, evaluations, curves"},
     {"candidate.export", m_cand_export, p_export, RPC_READONLY, "source text of a candidate's loss"},

@@ -30,6 +30,7 @@
 #include "ctl_report.h" /* lossctl report: the HTML report of a job */
 
 static int cmd_help(Ctl *ctl, int argc, char **argv);
+static void print_clipped(const char *s, int width);
 static const CtlCommand *find_command(const char *name);
 
 /* ---- small helpers ------------------------------------------------------------------------- */
@@ -315,16 +316,31 @@ static int cmd_jobs(Ctl *ctl, int argc, char **argv) {
         cJSON_Delete(res);
         return 0;
     }
-    printf("%5s  %-9s  %-20s  %-9s  %8s  %-s\n", "JOB", "STATE", "EVALUATIONS", "BEST", "ELAPSED",
-           "NAME");
+    /* the name column is as wide as the longest name; ERROR (why a job failed or is held)
+     * comes last, cut to the terminal's width */
+    int namew = 4, any_error = 0, cols = term_cols();
     const cJSON *j;
+    cJSON_ArrayForEach(j, jobs) {
+        int w = (int)strlen(ctl_str(j, "name", ""));
+        namew = w > namew ? (w > 40 ? 40 : w) : namew;
+        any_error |= ctl_str(j, "error", NULL) != NULL;
+    }
+    printf("%5s  %-9s  %-20s  %-9s  %8s  %-*s%s\n", "JOB", "STATE", "EVALUATIONS", "BEST", "ELAPSED",
+           any_error ? namew : 0, "NAME", any_error ? "  ERROR" : "");
     cJSON_ArrayForEach(j, jobs) {
         const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "progress");
         char ev[48], best[32], el[32];
         fmt_evals(ev, sizeof ev, pr);
-        printf("%5.0f  %-9s  %-20s  %-9s  %8s  %s\n", ctl_num(j, "job_id", 0),
-               ctl_str(j, "state", "?"), ev, fmt_num(best, sizeof best, num_or_nan(pr, "best_fitness")),
-               fmt_dur(el, sizeof el, ctl_num(pr, "elapsed_s", 0)), ctl_str(j, "name", ""));
+        const char *error = ctl_str(j, "error", NULL);
+        int n = printf("%5.0f  %-9s  %-20s  %-9s  %8s  %-*s", ctl_num(j, "job_id", 0),
+                       ctl_str(j, "state", "?"), ev, fmt_num(best, sizeof best, num_or_nan(pr, "best_fitness")),
+                       fmt_dur(el, sizeof el, ctl_num(pr, "elapsed_s", 0)), error ? namew : 0,
+                       ctl_str(j, "name", ""));
+        if (error) {
+            n += printf("  ");
+            print_clipped(error, cols ? cols - n : 0);
+        }
+        putchar('\n');
     }
     cJSON_Delete(res);
     return 0;
@@ -963,6 +979,91 @@ static int cmd_resume(Ctl *ctl, int argc, char **argv) {
     return job_transition(ctl, argc, argv, "job.resume");
 }
 
+static int cmd_delete(Ctl *ctl, int argc, char **argv) {
+    int64_t job;
+    cJSON *res = NULL;
+    if (argc != 2) return ctl_usage(find_command("delete"));
+    if (ctl_parse_id(argv[1], &job) != 0) return bad_arg("delete", argv[1], A_JOB);
+    int st = call_job(ctl, "job.delete", job, &res);
+    if (st) return st;
+    if (ctl->json)
+        ctl_print_json(res);
+    else
+        printf("job %lld: deleted\n", (long long)job);
+    cJSON_Delete(res);
+    return 0;
+}
+
+static int cmd_rename(Ctl *ctl, int argc, char **argv) {
+    int64_t job;
+    cJSON *res = NULL;
+    if (argc != 3) return ctl_usage(find_command("rename"));
+    if (ctl_parse_id(argv[1], &job) != 0) return bad_arg("rename", argv[1], A_JOB);
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddNumberToObject(p, "job_id", (double)job);
+    cJSON_AddStringToObject(p, "name", argv[2]);
+    char what[48];
+    snprintf(what, sizeof what, "job %lld", (long long)job);
+    int st = ctl_call(ctl, "job.rename", p, what, &res);
+    if (st) return st;
+    if (ctl->json)
+        ctl_print_json(res);
+    else
+        printf("job %lld: %s\n", (long long)job, ctl_str(res, "name", "(no name)"));
+    cJSON_Delete(res);
+    return 0;
+}
+
+static int cmd_failures(Ctl *ctl, int argc, char **argv) {
+    static const char *const valued[] = {"--examples", NULL};
+    Args a;
+    int64_t job, nex = 3;
+    cJSON *res = NULL;
+    if (parse_args(argc, argv, valued, NULL, &a) != 0) return 2;
+    if (a.npos != 1) return ctl_usage(find_command("failures"));
+    if (ctl_parse_id(a.pos[0], &job) != 0) return bad_arg("failures", a.pos[0], A_JOB);
+    const char *ex = opt(&a, "--examples");
+    if (ex && (strcmp(ex, "0") && (ctl_parse_id(ex, &nex) != 0 || nex > 100)))
+        return bad_arg("failures", ex, "a number of examples (0..100)");
+    if (ex && !strcmp(ex, "0")) nex = 0;
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddNumberToObject(p, "job_id", (double)job);
+    cJSON_AddNumberToObject(p, "examples", (double)nex);
+    char what[48];
+    snprintf(what, sizeof what, "job %lld", (long long)job);
+    int st = ctl_call(ctl, "job.failures", p, what, &res);
+    if (st) return st;
+    if (ctl->json) {
+        ctl_print_json(res);
+        cJSON_Delete(res);
+        return 0;
+    }
+    int cols = term_cols();
+    printf("job %lld: %.0f of %.0f stored evaluations failed or were rejected\n", (long long)job,
+           ctl_num(res, "failed", 0), ctl_num(res, "evaluations", 0));
+    const cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(res, "reasons")) {
+        printf("\n%6.0f  %s\n", ctl_num(r, "count", 0), ctl_str(r, "reason", "?"));
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r, "examples")) {
+            char id[48];
+            snprintf(id, sizeof id, "%lld:%.0f", (long long)job, ctl_num(e, "cand", 0));
+            int n = printf("        %-9s %-14s ", id, ctl_str(e, "task", "?"));
+            print_clipped(ctl_str(e, "expr", "?"), cols ? cols - n : 0);
+            n = printf("\n%18s", "");
+            print_clipped(ctl_str(e, "error", ""), cols ? cols - 18 : 0);
+            putchar('\n');
+        }
+    }
+    const cJSON *rr = cJSON_GetObjectItemCaseSensitive(res, "refused_candidates");
+    if (rr && rr->child) {
+        printf("\ncandidates refused before any evaluation, not stored (counts only)\n");
+        cJSON_ArrayForEach(r, rr) printf("%6.0f  %s\n", cJSON_IsNumber(r) ? r->valuedouble : 0, r->string);
+    }
+    cJSON_Delete(res);
+    return 0;
+}
+
 static int cmd_shutdown(Ctl *ctl, int argc, char **argv) {
     cJSON *res = NULL;
     if (argc != 1) return ctl_usage(find_command("shutdown"));
@@ -1063,10 +1164,30 @@ static const CtlCommand commands[] = {
      "  Stops handing out the job's evaluations (running ones finish); resume goes on.\n"
      "example:\n"
      "  lossctl pause 3\n"},
-    {"resume", cmd_resume, "JOB", "resume a paused job",
-     "  A paused job goes on where it stopped.\n"
+    {"resume", cmd_resume, "JOB", "resume a paused job, or retry a failed one",
+     "  A paused job goes on where it stopped. A failed job (say its data file was missing) is\n"
+     "  loaded again from its last saved state once the cause is fixed; if it still cannot\n"
+     "  run it stays failed with the new reason (lossctl jobs shows it).\n"
      "example:\n"
      "  lossctl resume 3\n"},
+    {"delete", cmd_delete, "JOB", "delete a finished job with its evaluations",
+     "  Deletes a done, failed or cancelled job with its candidates, evaluations, saved state\n"
+     "  and events (cancel a queued, running or paused job first). Its results no longer\n"
+     "  count in family leaderboards or warm starts. Cannot be undone.\n"
+     "example:\n"
+     "  lossctl delete 3\n"},
+    {"rename", cmd_rename, "JOB NAME", "set a job's name",
+     "  The name lossctl jobs shows; an empty NAME removes it.\n"
+     "example:\n"
+     "  lossctl rename 3 digits-baseline-v2\n"},
+    {"failures", cmd_failures, "JOB [--examples N]", "a job's failed and rejected evaluations by reason",
+     "  Every stored evaluation that did not finish, grouped by reason (most frequent first),\n"
+     "  with a few examples each: candidate, task, expression and the full message; then the\n"
+     "  counts of candidates the engine refused without storing them (too large, say).\n"
+     "options:\n"
+     "  --examples N  examples per reason, 0..100 (default 3)\n"
+     "example:\n"
+     "  lossctl failures 3 --examples 1\n"},
     {"shutdown", cmd_shutdown, "", "stop the daemon (it finishes running evaluations)",
      "  Running jobs resume when the daemon starts again.\n"
      "example:\n"

@@ -55,8 +55,16 @@ int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *
 int daemon_job_get(Daemon *d, int64_t job_id, int full, cJSON **out, char *err);
 /* Owned array of summaries, newest first; state NULL: all. */
 int daemon_job_list(Daemon *d, const char *state, cJSON **out, char *err);
-/* action: "pause", "resume" or "cancel". LD_ESTATE for a transition the state does not allow. */
+/* action: "pause", "resume" or "cancel". LD_ESTATE for a transition the state does not allow.
+ * resume also takes a failed job: it is loaded again from its stored state, as a restart would
+ * (the job stays failed, with the new reason, when the cause persists). */
 int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err);
+/* Deletes a job that is done, failed or cancelled, with its candidates, evaluations, state and
+ * events. LD_ESTATE for a queued, running or paused job (cancel it first), LD_EBUSY while its
+ * last evaluations are still in flight, LD_ENOTFOUND. */
+int daemon_job_delete(Daemon *d, int64_t job_id, char *err);
+/* Renames a job (name NULL or empty: no name). LD_ENOTFOUND. */
+int daemon_job_rename(Daemon *d, int64_t job_id, const char *name, char *err);
 /* Number of jobs of a schedule that are queued, running or paused (schedule concurrency). */
 int daemon_schedule_active(Daemon *d, int64_t schedule_id);
 

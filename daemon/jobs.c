@@ -1109,9 +1109,20 @@ int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err)
             return ld_err(err, LD_ESTATE,
                           "job %lld: paused by a storage fault; it resumes by itself when writes "
                           "succeed", (long long)job_id);
-        if (state != JOB_PAUSED)
+        if (state != JOB_PAUSED && state != JOB_FAILED)
             return ld_err(err, LD_ESTATE, "job %lld: cannot resume a job that is %s", (long long)job_id, sname);
         if (d->shutting_down) return ld_err(err, LD_EBUSY, "the server is shutting down");
+        if (state == JOB_FAILED) {
+            /* the failed run's engine is dropped once idle; the job reloads from the store */
+            DJob *old = job_find(d, job_id);
+            if (old && old->inflight > 0)
+                return ld_err(err, LD_EBUSY, "job %lld: its last evaluations are still running; "
+                                             "try again in a moment", (long long)job_id);
+            if (old) {
+                job_unlink(d, old);
+                djob_free(old);
+            }
+        }
         to = JOB_QUEUED;
     } else if (!strcmp(action, "cancel")) {
         if (!active && state != JOB_PAUSED)
@@ -1122,7 +1133,13 @@ int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err)
     }
     if (!j && to == JOB_QUEUED) {
         rc = job_load(d, job_id, &j, err);
-        if (rc != LD_OK) return ld_err(err, rc, "job %lld: cannot resume: %.200s", (long long)job_id, err);
+        if (rc != LD_OK) {
+            char why[LD_ERR_MAX], e2[LD_ERR_MAX];
+            snprintf(why, sizeof why, "%s", err);
+            if (state == JOB_FAILED) /* the reason shown is the latest one */
+                store_job_set_state(d->store, job_id, "failed", why, e2);
+            return ld_err(err, rc, "job %lld: cannot resume: %.200s", (long long)job_id, why);
+        }
         j->next = d->jobs;
         d->jobs = j;
     }
@@ -1154,6 +1171,45 @@ int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err)
     }
     daemon_log("job %lld: %s -> %s", (long long)job_id, sname, job_state_name(to));
     jobs_pump(d);
+    return LD_OK;
+}
+
+int daemon_job_delete(Daemon *d, int64_t job_id, char *err) {
+    cJSON *row = NULL;
+    int rc = store_job_get(d->store, job_id, &row, err);
+    if (rc == LD_ENOTFOUND) return ld_err(err, LD_ENOTFOUND, "job %lld: not found", (long long)job_id);
+    if (rc != LD_OK) return rc;
+    DJob *j = job_find(d, job_id);
+    JobState state = JOB_NSTATES;
+    if (j && !j->finished) state = j->state;
+    else if (job_state_parse(jstr(row, "state"), &state) != LD_OK) state = JOB_NSTATES;
+    cJSON_Delete(row);
+    if (state == JOB_QUEUED || state == JOB_RUNNING || state == JOB_PAUSED)
+        return ld_err(err, LD_ESTATE, "job %lld: cannot delete a job that is %s (cancel it first)",
+                      (long long)job_id, job_state_name(state));
+    if (j && j->inflight > 0)
+        return ld_err(err, LD_EBUSY, "job %lld: its last evaluations are still running; try again "
+                                     "in a moment", (long long)job_id);
+    if (j) {
+        job_unlink(d, j);
+        djob_free(j);
+    }
+    rc = store_job_delete(d->store, job_id, err);
+    if (rc != LD_OK) return rc;
+    char e2[LD_ERR_MAX];
+    daemon_event(d, job_id, "job.deleted", NULL, e2);
+    daemon_log("job %lld: deleted", (long long)job_id);
+    return LD_OK;
+}
+
+int daemon_job_rename(Daemon *d, int64_t job_id, const char *name, char *err) {
+    int rc = store_job_rename(d->store, job_id, name && *name ? name : NULL, err);
+    if (rc != LD_OK) return rc;
+    char e2[LD_ERR_MAX];
+    cJSON *ev = cJSON_CreateObject();
+    if (name && *name) cJSON_AddStringToObject(ev, "name", name);
+    else cJSON_AddNullToObject(ev, "name");
+    daemon_event(d, job_id, "job.renamed", ev, e2);
     return LD_OK;
 }
 

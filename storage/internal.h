@@ -23,6 +23,9 @@
     X(JOB_INSERT, "INSERT INTO jobs(name, spec, priority, seed, created, schedule_id, "          \
                   "client_token, budget_evals) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")            \
     X(JOB_BY_TOKEN, "SELECT id FROM jobs WHERE client_token = ?1")                                \
+    X(JOB_DELETE, "DELETE FROM jobs WHERE id = ?1")                                               \
+    X(JOB_EVENTS_DELETE, "DELETE FROM events WHERE job_id = ?1")                                  \
+    X(JOB_RENAME, "UPDATE jobs SET name = ?2 WHERE id = ?1")                                      \
     X(JOB_SET_STATE, "UPDATE jobs SET state = ?2, error = ?3, "                                   \
                      "started = CASE WHEN ?2 = 'running' AND started IS NULL THEN ?4 ELSE started END, " \
                      "finished = CASE WHEN ?2 IN ('done', 'failed', 'cancelled') THEN ?4 "       \

@@ -894,6 +894,47 @@ int store_job_set_state(Store *s, int64_t job_id, const char *state, const char 
     return store_wend_(s, own, rc, what, err);
 }
 
+int store_job_delete(Store *s, int64_t job_id, char *err)
+{
+    char what[64];
+    int own = 0, rc;
+    sqlite3_stmt *st;
+    snprintf(what, sizeof what, "delete job %lld", (long long)job_id);
+    rc = store_wstmt_(s, ST_JOB_EVENTS_DELETE, &own, &st, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, job_id);
+    rc = store_step_done_(s, st, 0, what, err);
+    if (rc == LD_OK) {
+        st = store_stmt_(s, ST_JOB_DELETE, what, err); /* in the transaction opened above */
+        rc = st ? LD_OK : LD_EIO;
+        if (rc == LD_OK) {
+            sqlite3_bind_int64(st, 1, job_id);
+            rc = store_step_done_(s, st, 1, what, err);
+            if (rc == LD_ENOTFOUND)
+                ld_err(err, rc, "job %lld: not found", (long long)job_id);
+        }
+    }
+    return store_wend_(s, own, rc, what, err);
+}
+
+int store_job_rename(Store *s, int64_t job_id, const char *name, char *err)
+{
+    char what[64];
+    int own = 0, rc;
+    sqlite3_stmt *st;
+    snprintf(what, sizeof what, "rename job %lld", (long long)job_id);
+    rc = store_wstmt_(s, ST_JOB_RENAME, &own, &st, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, job_id);
+    store_bind_text_(st, 2, name);
+    rc = store_step_done_(s, st, 1, what, err);
+    if (rc == LD_ENOTFOUND)
+        ld_err(err, rc, "job %lld: not found", (long long)job_id);
+    return store_wend_(s, own, rc, what, err);
+}
+
 int store_job_update_progress(Store *s, int64_t job_id, int64_t evals_done, double best_fitness,
                               const cJSON *leaderboard, const cJSON *stats, char *err)
 {

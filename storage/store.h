@@ -84,6 +84,12 @@ typedef struct StoreJobNew {
 int store_job_insert(Store *s, const StoreJobNew *j, int64_t *job_id, int *existed, char *err);
 /* Sets the state; error (may be NULL) replaces the error column. "running" sets started (first
  * time only); "done" "failed" "cancelled" set finished. LD_ENOTFOUND, LD_EINVAL (bad state). */
+/* Deletes a job with everything stored under it: its candidates, evaluations (the cross-job
+ * result sums drop them), saved engine state, task links and events. LD_ENOTFOUND. The caller
+ * makes sure the job is not running. */
+int store_job_delete(Store *s, int64_t job_id, char *err);
+/* Sets a job's name (NULL: none). LD_ENOTFOUND. */
+int store_job_rename(Store *s, int64_t job_id, const char *name, char *err);
 int store_job_set_state(Store *s, int64_t job_id, const char *state, const char *error,
                         char *err);
 /* Progress counters; best_fitness NaN stores NULL; leaderboard and stats may be NULL (kept as
