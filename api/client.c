@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -480,4 +481,32 @@ int ctl_utf8(void) {
                             strstr(v, "utf-8");
     }
     return 1; /* no locale set at all: today's terminals speak UTF-8 */
+}
+
+const char *ctl_fmt_evals(char *buf, size_t n, const cJSON *pr, double floor) {
+    double done = ctl_num(pr, "evaluations", 0), fin = ctl_num(pr, "final_evaluations", 0);
+    double budget = ctl_num(pr, "budget", 0);
+    if (fin > 0 && fin <= done) {
+        double search = done - fin;
+        if (search < floor) search = floor;
+        snprintf(buf, n, "%.0f/%.0f (+%.0f final)", search, budget, fin);
+    } else {
+        snprintf(buf, n, "%.0f/%.0f", done > floor ? done : floor, budget);
+    }
+    return buf;
+}
+
+const char *ctl_fmt_num(char *buf, size_t n, double v) {
+    double a = fabs(v);
+    if (isnan(v))
+        snprintf(buf, n, "-");
+    else if (a >= 1e5 || (v != 0 && a < 1e-4))
+        snprintf(buf, n, "%.2e", v);
+    else if (a >= 1e3)
+        snprintf(buf, n, "%.1f", v);
+    else if (a >= 100)
+        snprintf(buf, n, "%.2f", v);
+    else
+        snprintf(buf, n, "%.4f", v);
+    return buf;
 }

@@ -102,6 +102,16 @@ int ctl_parse_id(const char *s, int64_t *out);
 double ctl_num(const cJSON *o, const char *name, double dflt);
 const char *ctl_str(const cJSON *o, const char *name, const char *dflt);
 
+/* A job's progress (borrows pr) as "done/budget": the search's own evaluations against its
+ * budget, the final re-evaluations of the top candidates apart: "192/200 (+20 final)". The
+ * search's count is at least floor (watch passes the largest it showed, so the count never
+ * goes back when the final phase starts and reuses stored results). Returns buf. */
+const char *ctl_fmt_evals(char *buf, size_t n, const cJSON *pr, double floor);
+
+/* A metric value in at most 9 columns: 4 decimals below 100, fewer above (1234.6), exponent
+ * form from 1e5 or below 1e-4; "-" for NaN. Returns buf. */
+const char *ctl_fmt_num(char *buf, size_t n, double v);
+
 /* 1 when the locale speaks UTF-8 or is not set, 0 when it is set to something else or
  * LOSSCTL_ASCII is set: whether bars and curves may use Unicode blocks. */
 int ctl_utf8(void);

@@ -329,7 +329,7 @@ static double num(const cJSON *o, const char *k) {
 static int summarise_entry(cJSON *e, const char *metric) {
     const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(e, "tasks");
     cJSON *metrics = cJSON_CreateObject();
-    double sum = 0, ssum = 0;
+    double sum = 0, ssum = 0, runs = -1; /* runs: the fewest runs of a counted task */
     int n = 0;
     const cJSON *t;
     cJSON_ArrayForEach(t, tasks) {
@@ -357,17 +357,80 @@ static int summarise_entry(cJSON *e, const char *metric) {
         if (!isfinite(vm)) continue;
         sum += vm;
         ssum += isfinite(vs) ? vs : 0;
+        double tn = num(t, "n");
+        if (!(runs >= 0) || tn < runs) runs = isfinite(tn) ? tn : 0;
         n++;
     }
     cJSON_AddItemToObject(e, "metrics", metrics);
     if (n > 0) {
         cJSON_AddNumberToObject(e, "mean", sum / n);
-        cJSON_AddNumberToObject(e, "spread", ssum / n);
+        /* one run has no spread: null, not 0 ("runs" says how many there were) */
+        if (runs >= 2) cJSON_AddNumberToObject(e, "spread", ssum / n);
+        else cJSON_AddNullToObject(e, "spread");
+        cJSON_AddNumberToObject(e, "runs", runs);
     } else {
         cJSON_AddNullToObject(e, "mean");
         cJSON_AddNullToObject(e, "spread");
     }
     return n;
+}
+
+/* For --metric naming one of the extra metrics every evaluation stores (balanced_accuracy,
+ * macro_f1, ...): rewrites the entry's tasks whose main metric is another one with that
+ * metric's mean, spread and count over the candidate's successful runs at its most steps on
+ * the task. Borrows st; modifies e. */
+static void use_extra_metric(Store *st, int64_t job, cJSON *e, const char *metric) {
+    cJSON *cand = NULL;
+    char err[LD_ERR_MAX];
+    const cJSON *t;
+    if (store_candidate_get(st, job, (int64_t)num(e, "cand"), &cand, err) != LD_OK) return;
+    const cJSON *evs = cJSON_GetObjectItemCaseSensitive(cand, "evaluations");
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(e, "tasks")) {
+        const cJSON *mn = cJSON_GetObjectItemCaseSensitive(t, "metric");
+        const cJSON *tn = cJSON_GetObjectItemCaseSensitive(t, "task");
+        if (!cJSON_IsString(tn) || (cJSON_IsString(mn) && !strcmp(mn->valuestring, metric))) continue;
+        double top = -1, sum = 0, sq = 0;
+        int k = 0;
+        const cJSON *ev;
+        for (int pass = 0; pass < 2; pass++) {
+            cJSON_ArrayForEach(ev, evs) {
+                const cJSON *task = cJSON_GetObjectItemCaseSensitive(ev, "task");
+                const cJSON *status = cJSON_GetObjectItemCaseSensitive(ev, "status");
+                if (!cJSON_IsString(task) || strcmp(task->valuestring, tn->valuestring) ||
+                    !cJSON_IsString(status) || strcmp(status->valuestring, "ok"))
+                    continue;
+                double steps = num(ev, "steps");
+                if (pass == 0) {
+                    if (steps > top) top = steps;
+                    continue;
+                }
+                if (steps != top) continue;
+                const cJSON *m;
+                cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(ev, "metrics")) {
+                    const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
+                    double v = num(m, "val");
+                    if (cJSON_IsString(name) && !strcmp(name->valuestring, metric) && isfinite(v)) {
+                        sum += v;
+                        sq += v * v;
+                        k++;
+                    }
+                }
+            }
+        }
+        if (k == 0) continue;
+        cJSON *tm = (cJSON *)t;
+        double mean = sum / k, sd = k > 1 ? sqrt(fmax(0, (sq - k * mean * mean) / (k - 1))) : NAN;
+        cJSON_DeleteItemFromObjectCaseSensitive(tm, "metric");
+        cJSON_AddStringToObject(tm, "metric", metric);
+        cJSON_DeleteItemFromObjectCaseSensitive(tm, "val_mean");
+        cJSON_AddNumberToObject(tm, "val_mean", mean);
+        cJSON_DeleteItemFromObjectCaseSensitive(tm, "val_std");
+        if (isfinite(sd)) cJSON_AddNumberToObject(tm, "val_std", sd);
+        cJSON_DeleteItemFromObjectCaseSensitive(tm, "test_mean");
+        cJSON_DeleteItemFromObjectCaseSensitive(tm, "n");
+        cJSON_AddNumberToObject(tm, "n", k);
+    }
+    cJSON_Delete(cand);
 }
 
 /* Best first by "mean"; entries without one last. */
@@ -443,7 +506,10 @@ static int m_leaderboard(RpcCall *call, cJSON **result, char *err) {
         }
         int counted = 0, n = cJSON_GetArraySize(entries);
         cJSON *e;
-        cJSON_ArrayForEach(e, entries) counted += summarise_entry(e, metric) > 0;
+        cJSON_ArrayForEach(e, entries) {
+            if (metric) use_extra_metric(st, id, e, metric);
+            counted += summarise_entry(e, metric) > 0;
+        }
         if (metric) {
             if (n > 0 && counted == 0) {
                 cJSON_Delete(entries);

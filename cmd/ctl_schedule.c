@@ -56,15 +56,7 @@ static const char *str_or(const cJSON *o, const char *name, const char *dflt) {
 }
 
 /* Formats a metric value as lossctl's tables do. */
-static const char *fmt_num(char *buf, size_t n, double v) {
-    if (isnan(v))
-        snprintf(buf, n, "-");
-    else if (fabs(v) >= 1e4 || (v != 0 && fabs(v) < 1e-3))
-        snprintf(buf, n, "%.4g", v);
-    else
-        snprintf(buf, n, "%.4f", v);
-    return buf;
-}
+static const char *fmt_num(char *buf, size_t n, double v) { return ctl_fmt_num(buf, n, v); }
 
 /* Epoch seconds as local "YYYY-MM-DD HH:MM", "-" for none. */
 static const char *fmt_time(char *buf, size_t n, double t) {
@@ -79,20 +71,39 @@ static const char *fmt_time(char *buf, size_t n, double t) {
     return buf;
 }
 
+/* Column widths of the schedule list: cron expressions and zone names as long as the longest
+ * listed (America/Argentina/Buenos_Aires is 30 columns), never narrower than their heading. */
+typedef struct Widths {
+    int cron, tz, next;
+} Widths;
+
+static Widths list_widths(const cJSON *arr) {
+    Widths w = {16, 14, 25};
+    const cJSON *s;
+    cJSON_ArrayForEach(s, arr) {
+        int c = (int)strlen(str_or(s, "cron", "?")), z = (int)strlen(str_or(s, "tz", "-")),
+            nf = (int)strlen(str_or(s, "next_fire", "-"));
+        w.cron = c > w.cron ? c : w.cron;
+        w.tz = z > w.tz ? z : w.tz;
+        w.next = nf > w.next ? nf : w.next;
+    }
+    return w;
+}
+
 /* The one-line description of a schedule used by list and show. */
-static void print_line(const cJSON *s) {
+static void print_line(const cJSON *s, Widths w) {
     const cJSON *until = cJSON_GetObjectItemCaseSensitive(s, "until");
     int paused = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "paused"));
-    printf("%4.0f  %-16s  %-14s  %-6s  %-7s  %-7s  %-25s  %s\n", ctl_num(s, "schedule_id", 0),
-           str_or(s, "cron", "?"), str_or(s, "tz", "-"),
+    printf("%4.0f  %-*s  %-*s  %-6s  %-7s  %-7s  %-*s  %s\n", ctl_num(s, "schedule_id", 0), w.cron,
+           str_or(s, "cron", "?"), w.tz, str_or(s, "tz", "-"),
            cJSON_IsString(until) ? until->valuestring : "-", str_or(s, "catch_up", "?"),
-           paused ? "paused" : str_or(s, "concurrency", "?"),
+           paused ? "paused" : str_or(s, "concurrency", "?"), w.next,
            paused ? "-" : str_or(s, "next_fire", "-"), str_or(s, "name", ""));
 }
 
-static void print_header(void) {
-    printf("%4s  %-16s  %-14s  %-6s  %-7s  %-7s  %-25s  %s\n", "ID", "CRON", "ZONE", "UNTIL",
-           "CATCHUP", "OVERLAP", "NEXT FIRE", "NAME");
+static void print_header(Widths w) {
+    printf("%4s  %-*s  %-*s  %-6s  %-7s  %-7s  %-*s  %s\n", "ID", w.cron, "CRON", w.tz, "ZONE", "UNTIL",
+           "CATCHUP", "OVERLAP", w.next, "NEXT FIRE", "NAME");
 }
 
 /* ---- commands ----------------------------------------------------------------------------- */
@@ -195,8 +206,9 @@ static int cmd_list(Ctl *ctl, int argc, char **argv) {
         if (cJSON_GetArraySize(arr) == 0) {
             printf("no schedules\n");
         } else {
-            print_header();
-            cJSON_ArrayForEach(s, arr) print_line(s);
+            Widths w = list_widths(arr);
+            print_header(w);
+            cJSON_ArrayForEach(s, arr) print_line(s, w);
         }
     }
     cJSON_Delete(res);
@@ -235,14 +247,13 @@ static int cmd_show(Ctl *ctl, int argc, char **argv) {
         printf("runs: none yet\n");
     } else {
         printf("runs (newest first):\n");
-        printf("%6s  %-9s  %-16s  %11s  %-9s  %s\n", "JOB", "STATE", "CREATED", "EVALUATIONS",
+        printf("%6s  %-9s  %-16s  %-20s  %-9s  %s\n", "JOB", "STATE", "CREATED", "EVALUATIONS",
                "BEST", "BEST LOSS");
         cJSON_ArrayForEach(j, runs) {
             const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "progress");
-            char ev[40], best[32], when[40];
-            snprintf(ev, sizeof ev, "%.0f/%.0f", ctl_num(pr, "evaluations", 0),
-                     ctl_num(pr, "budget", 0));
-            printf("%6.0f  %-9s  %-16s  %11s  %-9s  %s\n", ctl_num(j, "job_id", 0),
+            char ev[48], best[32], when[40];
+            ctl_fmt_evals(ev, sizeof ev, pr, 0); /* "30/30 (+20 final)", as lossctl jobs */
+            printf("%6.0f  %-9s  %-16s  %-20s  %-9s  %s\n", ctl_num(j, "job_id", 0),
                    str_or(j, "state", "?"), fmt_time(when, sizeof when, ctl_num(j, "created_s", 0)),
                    ev, fmt_num(best, sizeof best, ctl_num(pr, "best_fitness", NAN)),
                    str_or(pr, "best_expr", "-"));

@@ -43,16 +43,8 @@ static int term_cols(void) {
     return 80;
 }
 
-/* Formats a metric value: 4 decimals, exponent form for large or tiny ones; "-" for NaN. */
-static const char *fmt_num(char *buf, size_t n, double v) {
-    if (isnan(v))
-        snprintf(buf, n, "-");
-    else if (fabs(v) >= 1e4 || (v != 0 && fabs(v) < 1e-4))
-        snprintf(buf, n, "%.2e", v);
-    else
-        snprintf(buf, n, "%.4f", v);
-    return buf;
-}
+/* Formats a metric value (ctl_fmt_num): at most 9 columns; "-" for NaN. */
+static const char *fmt_num(char *buf, size_t n, double v) { return ctl_fmt_num(buf, n, v); }
 
 /* Formats seconds as h:mm:ss or m:ss. */
 static const char *fmt_dur(char *buf, size_t n, double s) {
@@ -275,16 +267,6 @@ static int cmd_status(Ctl *ctl, int argc, char **argv) {
 }
 
 
-/* "done/budget" of a job's progress, the search's own evaluations against its budget, with the
- * final re-evaluations of the top candidates (which come after the budget) shown apart. */
-static const char *fmt_evals(char *buf, size_t n, const cJSON *pr) {
-    double done = ctl_num(pr, "evaluations", 0), fin = ctl_num(pr, "final_evaluations", 0);
-    if (fin > 0 && fin <= done)
-        snprintf(buf, n, "%.0f/%.0f (+%.0f final)", done - fin, ctl_num(pr, "budget", 0), fin);
-    else
-        snprintf(buf, n, "%.0f/%.0f", done, ctl_num(pr, "budget", 0));
-    return buf;
-}
 
 static int cmd_jobs(Ctl *ctl, int argc, char **argv) {
     static const char *const valued[] = {"--state", NULL};
@@ -330,7 +312,7 @@ static int cmd_jobs(Ctl *ctl, int argc, char **argv) {
     cJSON_ArrayForEach(j, jobs) {
         const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "progress");
         char ev[48], best[32], el[32];
-        fmt_evals(ev, sizeof ev, pr);
+        ctl_fmt_evals(ev, sizeof ev, pr, 0);
         const char *error = ctl_str(j, "error", NULL);
         int n = printf("%5.0f  %-9s  %-20s  %-9s  %8s  %-*s", ctl_num(j, "job_id", 0),
                        ctl_str(j, "state", "?"), ev, fmt_num(best, sizeof best, num_or_nan(pr, "best_fitness")),
@@ -353,12 +335,14 @@ static int terminal_state(const char *s) {
 }
 
 /* Draws (TTY) or prints (otherwise) one progress report of a job summary. Borrows job. */
-static void show_progress(const cJSON *job, int tty, int utf8) {
+static void show_progress(const cJSON *job, int tty, int utf8, double *shown) {
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(job, "progress");
     double done = ctl_num(pr, "evaluations", 0), budget = ctl_num(pr, "budget", 0);
     double rate = ctl_num(pr, "rate", 0), elapsed = ctl_num(pr, "elapsed_s", 0);
     char evs[48];
-    fmt_evals(evs, sizeof evs, pr);
+    ctl_fmt_evals(evs, sizeof evs, pr, *shown);
+    double fin = ctl_num(pr, "final_evaluations", 0), search = fin > 0 && fin <= done ? done - fin : done;
+    if (search > *shown) *shown = search;
     double budget_s = ctl_num(pr, "budget_s", 0);
     const char *state = ctl_str(job, "state", "?");
     char best[32], left[32], el[32], rt[32];
@@ -419,7 +403,7 @@ static int cmd_watch(Ctl *ctl, int argc, char **argv) {
     double interval = opt(&a, "--interval") ? atof(opt(&a, "--interval")) : 0.5;
     if (!(interval > 0 && interval <= 3600)) return ctl_fail(2, "watch: --interval must be > 0");
     int tty = isatty(STDOUT_FILENO) && !ctl->json, utf8 = ctl_utf8();
-    double last_evals = -1;
+    double last_evals = -1, shown = 0; /* shown: the largest search count printed */
     char last_state[16] = "";
     int status = 0;
     struct sigaction sa;
@@ -445,7 +429,7 @@ static int cmd_watch(Ctl *ctl, int argc, char **argv) {
             if (changed) ctl_print_json(res);
             fflush(stdout);
         } else if (tty || changed) {
-            show_progress(res, tty, utf8);
+            show_progress(res, tty, utf8, &shown);
         }
         last_evals = evals;
         snprintf(last_state, sizeof last_state, "%s", state);
@@ -525,14 +509,14 @@ typedef struct Table {
 static void table_header(Table *tb) {
     const cJSON *t;
     tb->metric = "";
-    printf("%4s  %-10s  %-8s  %-8s  %-7s", "RANK", "CANDIDATE", "FITNESS", "MEAN", "SPREAD");
+    printf("%4s  %-10s  %-9s  %-9s  %-9s  %4s", "RANK", "CANDIDATE", "FITNESS", "MEAN", "SPREAD", "RUNS");
     cJSON_ArrayForEach(t, tb->tasks) {
         const char *mname;
         if (tb->ntask >= 6) break;
         task_metric(t, &mname);
         if (tb->ntask == 0) tb->metric = mname;
         int w = t->string ? (int)strlen(t->string) : 1;
-        w = w < 8 ? 8 : w > 16 ? 16 : w;
+        w = w < 9 ? 9 : w > 16 ? 16 : w;
         tb->width[tb->ntask++] = w;
         printf("  %-*.*s", w, w, t->string ? t->string : "?");
     }
@@ -551,9 +535,12 @@ static void table_row(const Table *tb, const cJSON *e) {
     char rank[16] = "-";
     if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "rank")))
         snprintf(rank, sizeof rank, "%.0f", ctl_num(e, "rank", 0));
-    int n = printf("%4s  %-10s  %-8s  %-8s  %-7s", rank, id, b1,
+    char runs[16] = "-";
+    if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(e, "runs")))
+        snprintf(runs, sizeof runs, "%.0f", ctl_num(e, "runs", 0));
+    int n = printf("%4s  %-10s  %-9s  %-9s  %-9s  %4s", rank, id, b1,
                    fmt_num(b2, sizeof b2, num_or_nan(e, "mean")),
-                   fmt_num(b3, sizeof b3, num_or_nan(e, "spread")));
+                   fmt_num(b3, sizeof b3, num_or_nan(e, "spread")), runs);
     const cJSON *tm = cJSON_GetObjectItemCaseSensitive(e, "metrics");
     int i = 0;
     cJSON_ArrayForEach(t, tb->tasks) {
@@ -664,6 +651,28 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
     const cJSON *entries = cJSON_GetObjectItemCaseSensitive(res, "entries");
     if (cJSON_GetArraySize(entries) == 0) {
         printf("%s: no candidates scored yet\n", what);
+        cJSON_Delete(res);
+        return 0;
+    }
+    if (family) { /* expressions across jobs: no candidate id, fitness or per-task columns */
+        int cols = term_cols();
+        printf("%4s  %-6s  %-9s  %-9s  %5s  %4s  %5s  EXPRESSION\n", "RANK", "SCORE", "VAL", "TEST",
+               "TASKS", "JOBS", "EVALS");
+        const cJSON *fe;
+        cJSON_ArrayForEach(fe, entries) {
+            char b1[32], b2[32];
+            int n = printf("%4.0f  %-6.3f  %-9s  %-9s  %5.0f  %4.0f  %5.0f  ", ctl_num(fe, "rank", 0),
+                           ctl_num(fe, "score", NAN), fmt_num(b1, sizeof b1, num_or_nan(fe, "val_mean")),
+                           fmt_num(b2, sizeof b2, num_or_nan(fe, "test_mean")), ctl_num(fe, "tasks", 0),
+                           ctl_num(fe, "jobs", 0), ctl_num(fe, "evals", 0));
+            print_clipped(ctl_str(fe, "expr", "?"), cols ? cols - n : 0);
+            putchar('\n');
+        }
+        printf("score: mean over the tasks an expression was tried on of the share of that task's "
+               "expressions it is at least as good as (1 = the best everywhere);\nVAL, TEST: mean "
+               "%s over those tasks; ranked by %s\n",
+               strcmp(ctl_str(res, "metric", "fitness"), "fitness") ? ctl_str(res, "metric", "") : "main metric",
+               strcmp(ctl_str(res, "metric", "fitness"), "fitness") ? ctl_str(res, "metric", "") : "score");
         cJSON_Delete(res);
         return 0;
     }

@@ -44,6 +44,33 @@ timeout 300 "$CTL" --socket "$SOCK" watch "$J" --interval 0.5 >"$TMP/watch.txt" 
 check "the resumed job finishes (watch exits 0)" $? "$(tail -3 "$TMP/watch.txt")"
 [ "$(job_field "$J" 'd["error"]')" = None ] && ok "the error is cleared" || bad "error cleared" "$(job_field "$J" 'd["error"]')"
 
+# leaderboard options (issue 19): the family table, an extra metric, one-seed rows
+awk '/evaluations/ {for (i = 1; i <= NF; i++) if ($i == "evaluations") {split($(i+1), a, "/"); print a[1]}}' \
+    "$TMP/watch.txt" >"$TMP/counts"
+if [ -s "$TMP/counts" ] && sort -n -c "$TMP/counts" 2>/dev/null; then
+    ok "watch's search count never goes back ($(tr '\n' ' ' <"$TMP/counts" | cut -c1-80))"
+else
+    bad "watch's search count never goes back" "$(cat "$TMP/counts" | tr '\n' ' ')" "$(cat "$TMP/watch.txt")"
+fi
+ctl leaderboard --family classification --top 5 >"$TMP/fam.txt"
+check "leaderboard --family classification" $? "$(cat "$TMP/fam.txt")"
+if head -1 "$TMP/fam.txt" | grep -q "SCORE" && ! grep -q " 0:0 " "$TMP/fam.txt" &&
+    [ "$(sed -n 2p "$TMP/fam.txt" | awk '{print $3}')" != "-" ]; then
+    ok "family rows have a score, values and an expression"
+else
+    bad "family rows" "$(cat "$TMP/fam.txt")"
+fi
+ctl leaderboard "$J" --metric balanced_accuracy --top 3 >"$TMP/ba.txt" 2>&1
+check "leaderboard --metric balanced_accuracy (listed by show)" $? "$(cat "$TMP/ba.txt")"
+grep -q "ranked by balanced_accuracy" "$TMP/ba.txt" && ok "ranked by balanced_accuracy" || bad "ranked by" "$(cat "$TMP/ba.txt")"
+ctl --json leaderboard "$J" --top 50 >"$TMP/lb.json"
+one=$(json_get "$TMP/lb.json" 'sum(1 for e in d["entries"] if e.get("runs") == 1)')
+okspread=$(json_get "$TMP/lb.json" 'all(e["spread"] is None for e in d["entries"] if e.get("runs") == 1)')
+[ "${one:-0}" -gt 0 ] && [ "$okspread" = True ] && ok "one-run rows ($one) have no spread (null), with runs 1" ||
+    bad "one-run rows" "one=$one spread-null=$okspread"
+ctl leaderboard "$J" --top 50 | awk 'NR > 1 && $6 == "1" && $5 != "-"' >"$TMP/bad_rows"
+[ ! -s "$TMP/bad_rows" ] && ok "lossctl shows '-' spread for one-run rows" || bad "one-run rows show '-'" "$(cat "$TMP/bad_rows")"
+
 # rename
 out=$(ctl rename "$J" wine-renamed)
 check "rename" $? "$out"
@@ -85,6 +112,6 @@ check "the family leaderboard still answers" $?
 ctl delete abc >/dev/null 2>&1
 [ $? = 2 ] && ok "delete abc: bad usage" || bad "delete abc"
 
-[ -n "${SHOW:-}" ] && { cat "$TMP/jobs.txt" "$TMP/f.txt"; }
+[ -n "${SHOW:-}" ] && { cat "$TMP/jobs.txt" "$TMP/f.txt" "$TMP/fam.txt" "$TMP/ba.txt"; ctl leaderboard "$J" --top 4; }
 stop_daemon
 finish
