@@ -60,7 +60,7 @@ FUZZ_VARS := BUILD=build/fuzz BIN=build/fuzz/bin CC=clang OPT=-O1 EXTRA_CFLAGS=-
   SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 
 
-.PHONY: fuzz fuzz-bins all deps test-deps bench-deps bench-optuna install-pkgs test unit asan bench demo install clean
+.PHONY: fuzz fuzz-bins all deps test-deps bench-deps bench-optuna install-pkgs test unit asan bench demo install clean docs-check
 all: $(BIN)/lossd $(BIN)/lossctl
 
 $(BUILD)/%.o: %.c
@@ -153,6 +153,11 @@ demo:
 	@$(MAKE) --no-print-directory install-pkgs PKGLIST="$(DEMO_PKGS)"
 	$(MAKE) all
 	tests/demo.sh
+
+# Runs the command examples of README.md and docs/ (tests/docs_check.py); `make test` runs the
+# same through tests/test_docs.sh.
+docs-check: all
+	tests/docs_check.py -v
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/lossd
