@@ -22,6 +22,9 @@ typedef struct ExecItem {
     int64_t round;        /* the caller's bookkeeping (the daemon: the job's round) */
     int idx;              /* the caller's bookkeeping (index in that round) */
     WorkOutcome out;      /* written by the worker */
+    /* Set (by the executor only) when the item's job is cancelled or the executor stops while a
+     * worker runs it: the training stops within a step and the outcome is WORK_CANCELLED. */
+    volatile int cancel;
 } ExecItem;
 
 /* Called for every finished item, in completion order, on the loop thread (or inside
@@ -43,13 +46,15 @@ typedef struct ExecutorMethods {
     int (*open)(const ExecConfig *cfg, Executor **out, char *err);
     void (*submit)(Executor *x, ExecItem *it); /* takes it */
     /* Takes back the items of job_id no worker has started (a list, owned by the caller; the
-     * done callback never sees them). Items being evaluated finish and come back as usual. */
+     * done callback never sees them). Items being evaluated are told to stop: they come back
+     * through the done callback as usual, WORK_CANCELLED unless they had just finished. */
     ExecItem *(*cancel_job)(Executor *x, int64_t job_id);
     /* Hands finished items to the done callback; wait: first block until at least one is
      * finished (when any is pending). Returns the number handed over. */
     int (*sweep)(Executor *x, int wait);
-    /* Stops taking items: workers finish what they hold; items not started are returned (a
-     * list, owned by the caller). Finished ones still arrive through the done callback. */
+    /* Stops taking items; items not started are returned (a list, owned by the caller), items
+     * being evaluated are told to stop (as cancel_job) and still arrive through the done
+     * callback, like those that finished. */
     ExecItem *(*stop)(Executor *x);
     /* After stop and pending() == 0: joins the workers and frees the executor (on a loop,
      * once its handles are closed). */

@@ -863,6 +863,18 @@ void jobs_on_done(void *ud, ExecItem *it) {
         jobs_pump(d);
         return;
     }
+    if (it->out.status == WORK_CANCELLED) {
+        /* stopped by the job's cancel or the shutdown: stored as "interrupted" (never a
+         * failure, never a cached result), and the work is pending again (a restart runs it) */
+        daemon_log("job %lld: evaluation %lld stopped after %d of %d steps (%s)", (long long)j->id,
+                   (long long)w->seq, it->out.res.steps, w->steps,
+                   d->shutting_down ? "shutdown" : "cancel");
+        j->wstate[it->idx] = W_PENDING;
+        if (it->idx < j->cursor) j->cursor = it->idx;
+        exec_item_free(it);
+        jobs_pump(d);
+        return;
+    }
     if (inserted && it->out.status != WORK_REJECTED) j->evals_done++;
     j->results[it->idx] = it->out;
     j->wstate[it->idx] = W_DONE;

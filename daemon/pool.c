@@ -1,7 +1,8 @@
 /* pool.c: the "threads" executor (executor.h): N worker threads run eval_work on the items they
  * are handed and give them back through a mutex-protected done queue: on a libuv loop through
  * uv_async_send, without one through exec_sweep. Workers never touch the store, the engines or
- * any libuv handle other than the async. */
+ * any libuv handle other than the async. A cancel or a stop sets the running items' cancel
+ * flags, which the trainer reads every step: the workers are free again within milliseconds. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@ typedef struct Pool {
     pthread_cond_t cv;      /* workers wait for items */
     pthread_cond_t done_cv; /* a loop-less sweep waits for finished items */
     pthread_t *threads;
+    ExecItem **held; /* held[i]: the item worker i evaluates, or NULL (under mu) */
     int nthreads, started;
     ExecItem *todo_head, *todo_tail; /* submitted, not yet taken by a worker */
     ExecItem *done_head, *done_tail; /* finished, not yet handed back */
@@ -46,6 +48,9 @@ void exec_items_free(ExecItem *list) {
  * for a CPU behind the training it feeds, and clients with it. */
 #define POOL_WORKER_NICE 5
 
+/* Tells the item a worker holds to stop; under mu. The flag is only ever raised. */
+static void item_cancel(ExecItem *it) { __atomic_store_n(&it->cancel, 1, __ATOMIC_RELAXED); }
+
 static void *worker_main(void *arg) {
     Pool *p = arg;
     /* best effort: a worker at the loop's priority is slower to answer clients, not wrong */
@@ -64,13 +69,17 @@ static void *worker_main(void *arg) {
         p->todo_head = it->next;
         if (!p->todo_head) p->todo_tail = NULL;
         it->next = NULL;
+        int slot = 0;
+        while (p->held[slot]) slot++; /* busy < nthreads: a free slot exists */
+        p->held[slot] = it;
         p->busy++;
         pthread_mutex_unlock(&p->mu);
 
         /* pre-check, then training; failures are typed outcomes */
-        eval_work(it->task, &it->work, &it->out);
+        eval_work_cancel(it->task, &it->work, &it->cancel, &it->out);
 
         pthread_mutex_lock(&p->mu);
+        p->held[slot] = NULL;
         p->busy--;
         if (p->done_tail) p->done_tail->next = it;
         else p->done_head = it;
@@ -108,6 +117,7 @@ static void pool_free(Pool *p) {
     pthread_cond_destroy(&p->cv);
     pthread_cond_destroy(&p->done_cv);
     free(p->threads);
+    free(p->held);
     free(p);
 }
 
@@ -122,7 +132,8 @@ static int pool_open(const ExecConfig *cfg, Executor **out, char *err) {
     pthread_cond_init(&p->cv, NULL);
     pthread_cond_init(&p->done_cv, NULL);
     p->threads = calloc((size_t)nworkers, sizeof *p->threads);
-    if (!p->threads) {
+    p->held = calloc((size_t)nworkers, sizeof *p->held);
+    if (!p->threads || !p->held) {
         pool_free(p);
         return ld_err(err, LD_ENOMEM, "threads: out of memory");
     }
@@ -185,6 +196,8 @@ static ExecItem *pool_cancel_job(Executor *x, int64_t job_id) {
             pp = &it->next;
         }
     }
+    for (int i = 0; i < p->started; i++)
+        if (p->held[i] && p->held[i]->work.job_id == job_id) item_cancel(p->held[i]);
     pthread_mutex_unlock(&p->mu);
     return out;
 }
@@ -207,6 +220,8 @@ static ExecItem *pool_stop(Executor *x) {
     p->stop = 1;
     ExecItem *list = p->todo_head;
     p->todo_head = p->todo_tail = NULL;
+    for (int i = 0; i < p->started; i++)
+        if (p->held[i]) item_cancel(p->held[i]);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     for (ExecItem *it = list; it; it = it->next) p->pending--;

@@ -61,6 +61,11 @@ int eval_run(const Task *task, const Expr *loss, const EvalOpts *opt, EvalResult
  * eval_run. Always fills out: WORK_OK, or WORK_FAILED / WORK_REJECTED with the reason in
  * out->res.error. Thread-safe; this is a worker's only call. */
 void eval_work(const Task *task, const WorkItem *w, WorkOutcome *out);
+/* The same, stopping the training when *cancel becomes non-zero (NULL: never): such a run is
+ * WORK_CANCELLED ("cancelled at step N", res.steps the steps run), never WORK_FAILED. An
+ * executor sets the flag for a job's cancel and for a shutdown. */
+void eval_work_cancel(const Task *task, const WorkItem *w, const volatile int *cancel,
+                      WorkOutcome *out);
 
 /* Returns owned JSON: {status, metric, val, test, steps, wall_ms, final_loss, curve, metrics,
  * error}. */

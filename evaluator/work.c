@@ -7,6 +7,11 @@
 #include "internal.h"
 
 void eval_work(const Task *task, const WorkItem *w, WorkOutcome *out) {
+    eval_work_cancel(task, w, NULL, out);
+}
+
+void eval_work_cancel(const Task *task, const WorkItem *w, const volatile int *cancel,
+                      WorkOutcome *out) {
     char err[LD_ERR_MAX] = "";
     if (!task) {
         work_outcome_fail(out, w, WORK_FAILED, "work seq %lld: task %016llx is not loaded",
@@ -28,12 +33,12 @@ void eval_work(const Task *task, const WorkItem *w, WorkOutcome *out) {
     out->job_id = w->job_id;
     out->seq = w->seq;
     out->res.val = out->res.test = out->res.final_loss = NAN;
-    EvalOpts o = {.seed = w->seed, .steps = w->steps, .curve_every = 0};
+    EvalOpts o = {.seed = w->seed, .steps = w->steps, .curve_every = 0, .cancel = cancel};
     if (eval_run(task, e, &o, &out->res, err) != LD_OK) {
         out->res.ok = 0;
         out->res.val = out->res.test = NAN;
         snprintf(out->res.error, sizeof out->res.error, "%s", err[0] ? err : "evaluation failed");
     }
-    out->status = out->res.ok ? WORK_OK : WORK_FAILED;
+    out->status = out->res.ok ? WORK_OK : out->res.cancelled ? WORK_CANCELLED : WORK_FAILED;
     expr_free(e);
 }
