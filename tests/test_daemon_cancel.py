@@ -63,11 +63,17 @@ def rows(db, jid):
     return ev, cands
 
 
+def start(tmp, tag):
+    """A daemon on tmp/TAG.db, or None (counted as a failure)."""
+    db = os.path.join(tmp, tag + ".db")
+    d = Daemon(tmp, db, tag=tag)
+    lib.check("daemon %s starts" % tag, d.up(), d.logtext())
+    return (d, db) if d.up() else (None, db)
+
+
 def test_cancel(tmp):
-    db = os.path.join(tmp, "c.db")
-    d = Daemon(tmp, db, tag="c")
-    lib.check("daemon starts", d.up(), d.logtext())
-    if not d.up():
+    d, db = start(tmp, "c")
+    if not d:
         return
     lat = []
     for k in range(REPEATS):
@@ -111,10 +117,8 @@ def test_cancel(tmp):
 
 
 def test_sigterm(tmp):
-    db = os.path.join(tmp, "t.db")
-    d = Daemon(tmp, db, tag="t")
-    lib.check("daemon starts", d.up(), d.logtext())
-    if not d.up():
+    d, db = start(tmp, "t")
+    if not d:
         return
     r = d.call("job.submit", {"job": JOB})
     jid = (r.get("result") or {}).get("job_id")
