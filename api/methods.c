@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "../daemon/daemon.h"
-#include "../evaluator/internal.h" /* metric_known: the direction of a named metric */
 #include "../lang/expr.h"
 #include "rpc.h"
 
@@ -456,7 +455,7 @@ static int cmp_mean_lb(const void *a, const void *b) {
  * physics metrics are residuals, contrastive ones accuracies). */
 static int metric_higher_better(const char *family, const char *metric) {
     int fam = family ? family_parse(family) : -1, hb = 1;
-    if (fam >= 0 && metric_known(fam, metric, &hb)) return hb;
+    if (eval_metric_direction(family, metric, &hb)) return hb;
     return fam != FAM_PHYSICS && fam != FAM_REGRESSION;
 }
 

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "../evaluator/internal.h"
+#include "../evaluator/eval.h"
 #include "../evaluator/mlp.h"
 
 #define BENCH_LOSS "0.7*ce + 0.3*focal(2)"
@@ -59,19 +59,6 @@ done:
     free(b);
     free(c);
     return best;
-}
-
-/* Matrix-product flops of one training step: forward, weight gradients, input gradients of
- * every layer but the first. */
-static double step_flops(const Task *t) {
-    Mlp m;
-    mlp_bind(&m, &t->model, t->train.d, task_outputs(t), NULL);
-    double f = 0, B = t->train_spec.batch;
-    for (int l = 0; l < m.nlin; l++) {
-        double mn = 2.0 * B * m.dim[l] * m.dim[l + 1];
-        f += 2 * mn + (l > 0 ? mn : 0);
-    }
-    return f;
 }
 
 static double run_threads(const Task *t, const Expr *e, int nthreads, int evals, int *bad, double *acc) {
@@ -132,13 +119,13 @@ int bench_main(int argc, char **argv) {
         double s2 = run_threads(t, e, 2, evals, &bad, &dummy);
         if (s2 < best2) best2 = s2;
     }
-    int steps = t->train_spec.steps;
+    int steps = task_steps(t);
     double us_step = best1 / evals / steps * 1e6;
     printf("{\"bench\":\"digits mlp 64-64-10 relu adam batch 64, %d steps, loss %s\","
            "\"evals\":%d,\"rounds\":%d,\"evals_per_s\":%.2f,\"us_per_step\":%.2f,\"gflops\":%.2f,"
            "\"sgemm_peak_gflops\":%.2f,\"evals_per_s_2threads\":%.2f,\"thread_scaling\":%.3f,"
            "\"mean_val_acc\":%.4f,\"ok\":%s}\n",
-           steps, BENCH_LOSS, evals, rounds, evals / best1, us_step, step_flops(t) / (us_step * 1e3), peak,
+           steps, BENCH_LOSS, evals, rounds, evals / best1, us_step, eval_step_flops(t) / (us_step * 1e3), peak,
            2.0 * evals / best2, (2.0 * evals / best2) / (evals / best1), acc / ((double)evals * rounds),
            bad ? "false" : "true");
     expr_free(e);

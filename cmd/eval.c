@@ -8,8 +8,7 @@
 
 #include "cli.h"
 #include "eval_batch.h"
-#include "../evaluator/internal.h"
-#include "../evaluator/mlp.h"
+#include "../evaluator/eval.h"
 
 static void usage(FILE *f) {
     fprintf(f, "usage: lossd eval --task TASK.json|builtin:NAME --loss EXPR [--seed N] [--steps K] "
@@ -32,52 +31,9 @@ static int parse_int_arg(const char *opt, const char *s, long lo, long hi, long 
     return 0;
 }
 
-static cJSON *float_array(const float *v, size_t n) {
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
-    return a;
-}
-
-static cJSON *int_array(const int *v, size_t n) {
-    cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
-    return a;
-}
-
-/* The parity trace: everything bench/parity.py needs to replay the run in PyTorch. */
-static int write_trace(const char *path, const Task *t, const EvalTrace *tr, int steps, const EvalResult *res) {
-    cJSON *o = cJSON_CreateObject();
-    Mlp m;
-    mlp_bind(&m, &t->model, t->train.d, task_outputs(t), tr->init);
-    cJSON *dims = cJSON_AddArrayToObject(o, "dims");
-    for (int l = 0; l <= m.nlin; l++) cJSON_AddItemToArray(dims, cJSON_CreateNumber(m.dim[l]));
-    static const char *const acts[] = {"relu", "tanh", "gelu"};
-    cJSON_AddStringToObject(o, "activation", acts[t->model.act]);
-    cJSON_AddStringToObject(o, "family", family_name(t->family));
-    cJSON_AddStringToObject(o, "optimizer", t->train_spec.optimizer == OPT_SGD ? "sgd" : "adam");
-    cJSON_AddNumberToObject(o, "lr", t->train_spec.lr);
-    cJSON_AddNumberToObject(o, "momentum", t->train_spec.momentum);
-    cJSON_AddNumberToObject(o, "beta1", t->train_spec.beta1);
-    cJSON_AddNumberToObject(o, "beta2", t->train_spec.beta2);
-    cJSON_AddNumberToObject(o, "eps", t->train_spec.adam_eps);
-    cJSON_AddNumberToObject(o, "batch", t->train_spec.batch);
-    cJSON_AddNumberToObject(o, "steps", steps);
-    cJSON_AddItemToObject(o, "params", float_array(tr->init, m.nparams));
-    cJSON_AddItemToObject(o, "batches", int_array(tr->batches, (size_t)res->steps * t->train_spec.batch));
-    cJSON_AddItemToObject(o, "losses", float_array(tr->losses, (size_t)res->steps));
-    const Dataset *sp[2] = {&t->train, &t->val};
-    const char *nm[2] = {"train", "val"};
-    for (int s = 0; s < 2; s++) {
-        cJSON *d = cJSON_AddObjectToObject(o, nm[s]);
-        cJSON_AddItemToObject(d, "x", float_array(sp[s]->x, (size_t)sp[s]->n * sp[s]->d));
-        if (sp[s]->label) cJSON_AddItemToObject(d, "label", int_array(sp[s]->label, (size_t)sp[s]->n));
-        if (sp[s]->y) cJSON_AddItemToObject(d, "y", float_array(sp[s]->y, (size_t)sp[s]->n));
-    }
-    cJSON_AddNumberToObject(o, "val_metric", res->val);
-    cJSON_AddStringToObject(o, "metric", res->metric);
-    cJSON_AddNumberToObject(o, "y_std", t->y_std);
-    char *txt = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
+/* The parity trace (eval_run_trace) written to path for bench/parity.py. */
+static int write_trace(const char *path, const cJSON *trace) {
+    char *txt = cJSON_PrintUnformatted(trace);
     FILE *f = txt ? fopen(path, "w") : NULL;
     int ok = f && fputs(txt, f) >= 0;
     if (f && fclose(f) != 0) ok = 0;
@@ -153,7 +109,7 @@ int eval_main(int argc, char **argv) {
     int status = 2;
     Task *t = NULL;
     Expr *e = expr_parse(loss_arg, err);
-    EvalTrace tr = {0};
+    cJSON *trace = NULL;
     if (!e) {
         fprintf(stderr, "lossd eval: --loss: %s\n", err);
         goto done;
@@ -162,27 +118,19 @@ int eval_main(int argc, char **argv) {
         fprintf(stderr, "lossd eval: --task: %s\n", strncmp(err, "task: ", 6) ? err : err + 6);
         goto done;
     }
-    if (expr_check(e, t->family, err)) {
+    if (expr_check(e, task_family(t), err)) {
         fprintf(stderr, "lossd eval: --loss: %s\n", err);
         goto done;
     }
     EvalOpts opt = {.seed = (uint64_t)seed, .steps = (int)steps, .curve_every = (int)every};
     EvalResult res;
     int rc;
-    int nsteps = steps > 0 ? (int)steps : t->train_spec.steps;
     if (trace_path) {
-        if (t->family != FAM_CLASSIFICATION && t->family != FAM_REGRESSION) {
+        if (task_family(t) != FAM_CLASSIFICATION && task_family(t) != FAM_REGRESSION) {
             fprintf(stderr, "lossd eval: --dump-trace: only classification and regression tasks\n");
             goto done;
         }
-        tr.init = malloc(sizeof(float) * eval_param_count(t));
-        tr.batches = malloc(sizeof(int) * (size_t)nsteps * t->train_spec.batch);
-        tr.losses = malloc(sizeof(float) * (size_t)nsteps);
-        if (!tr.init || !tr.batches || !tr.losses) {
-            fprintf(stderr, "lossd eval: --dump-trace: out of memory\n");
-            goto done;
-        }
-        rc = eval_run_traced(t, e, &opt, &res, &tr, err);
+        rc = eval_run_trace(t, e, &opt, &res, &trace, err);
     } else {
         rc = eval_run(t, e, &opt, &res, err);
     }
@@ -199,11 +147,9 @@ int eval_main(int argc, char **argv) {
     cJSON_free(txt);
     cJSON_Delete(j);
     status = res.ok ? 0 : 1;
-    if (trace_path && write_trace(trace_path, t, &tr, nsteps, &res)) status = 1;
+    if (trace && write_trace(trace_path, trace)) status = 1;
 done:
-    free(tr.init);
-    free(tr.batches);
-    free(tr.losses);
+    cJSON_Delete(trace);
     expr_free(e);
     task_free(t);
     return status;

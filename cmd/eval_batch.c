@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../evaluator/internal.h"
+#include "../evaluator/eval.h"
 #include "eval_batch.h"
 
 #define BATCH_MAX_WORKERS 64

@@ -71,6 +71,20 @@ void eval_work_cancel(const Task *task, const WorkItem *w, const volatile int *c
  * error}. */
 cJSON *eval_result_json(const EvalResult *r);
 
+/* What the programs read of tasks and families (inspect.c), so none includes internal.h. */
+
+/* 1 when metric is one of family's metrics ("classification", "balanced_accuracy"), its
+ * direction in *higher_better (1: larger is better); 0 when either name is unknown. */
+int eval_metric_direction(const char *family, const char *metric, int *higher_better);
+/* Matrix-product flops of one training step of t's model (forward, weight gradients, input
+ * gradients of every layer but the first): the benchmark's GFLOP/s. */
+double eval_step_flops(const Task *t);
+/* eval_run with the parity trace bench/parity.py replays in PyTorch (classification and
+ * regression only, else LD_EINVAL): on LD_OK *trace is owned JSON {dims, activation, family,
+ * optimizer, lr, ..., params, batches, losses, train, val, val_metric, metric, y_std}. */
+int eval_run_trace(const Task *t, const Expr *loss, const EvalOpts *opt, EvalResult *res,
+                   cJSON **trace, char *err);
+
 /* Probes used by the search before spending a training run (probe.c).
  * eval_signature: the gradient of e with respect to the model outputs on a fixed, seeded probe
  * batch, scaled to unit L2 norm, written to sig[0..n). LD_EFAILED with a reason when the

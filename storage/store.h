@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "../common/lossd.h"
-#include "../evaluator/eval.h"
+#include "../common/work.h"
 
 typedef struct Store Store;
 
