@@ -356,7 +356,7 @@ static int con_train(const Task *t, ConLossFn fn, void *ctx, const EvalOpts *opt
 
     memset(res, 0, sizeof *res);
     snprintf(res->metric, sizeof res->metric, "%s", "knn_accuracy");
-    res->val = res->test = NAN;
+    res->val = res->test = res->final_loss = NAN;
     if (!t->con || t->train.n < 2 || !t->train.label || !t->val.label || !t->test.label) {
         rc = ld_err(err, LD_EINVAL, "contrastive: task has no labelled splits");
         goto done;
@@ -392,13 +392,13 @@ static int con_train(const Task *t, ConLossFn fn, void *ctx, const EvalOpts *opt
                 cp->step = step + 1;
                 cp->loss = (float)(loss_sum / loss_n);
                 cp->val = (float)con_eval_split(&r, &t->val);
+                res->final_loss = cp->loss;
             }
             loss_sum = 0;
             loss_n = 0;
         }
     }
     res->steps = step;
-    res->final_loss = loss;
     if (step == steps) {
         /* PRECISION HOOK: a precision transform quantises r.net here, scores, restores. */
         EvalMetric *knn = &res->extra[res->nextra++], *uni = &res->extra[res->nextra++];

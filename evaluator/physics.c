@@ -424,7 +424,7 @@ static int phys_train(const Task *t, PhysLossFn fn, void *ctx, const EvalOpts *o
 
     memset(res, 0, sizeof *res);
     snprintf(res->metric, sizeof res->metric, "%s", "solution_error");
-    res->val = res->test = NAN;
+    res->val = res->test = res->final_loss = NAN;
     rc = arena_init(&ar, phys_arena_bytes(t));
     if (rc != LD_OK) {
         ld_err(err, rc, "physics: cannot allocate the evaluation arena");
@@ -464,13 +464,13 @@ static int phys_train(const Task *t, PhysLossFn fn, void *ctx, const EvalOpts *o
                 c->step = step + 1;
                 c->loss = (float)(loss_sum / loss_n);
                 c->val = (float)phys_solution_error(&net, p->x_val, p->u_val, PHYS_GRID);
+                res->final_loss = c->loss;
             }
             loss_sum = 0;
             loss_n = 0;
         }
     }
     res->steps = step;
-    res->final_loss = loss;
     if (step < steps) {
         res->ok = 0;
     } else {
