@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "mlp.h"
+#include "train.h"
 
 #define CON_KNN_MAX 32   /* largest k */
 #define CON_CHUNK 64     /* query rows per similarity block in the k-NN metric */
@@ -145,19 +144,17 @@ static double con_knn_accuracy(const float *bank, const int *bank_lab, int nb, c
 /* ---------------------------------------------------------------------------------------------
  * The training run */
 
-typedef int (*ConLossFn)(void *ctx, const LossIn *in, LossOut *out);
-
 typedef struct ConRun {
     const Task *t;
     const struct ConSpec *c;
     int B, D, d;
     Mlp net, grad;
     MlpActs acts;        /* for 2B rows */
-    float *m, *v;        /* optimiser moments */
     float *views;        /* (2B, d) */
     int *labels;         /* (2B) */
     int *perm;           /* (train n) epoch order */
     int pos;             /* next position in perm */
+    int *idx;            /* (B) the batch's rows */
     float *bank, *query; /* (train n, D), (max(val n, test n), D) */
     float *sims;         /* (CON_CHUNK, max(train n, val n, test n)) */
     double *votes;       /* (2 nclass) */
@@ -165,15 +162,22 @@ typedef struct ConRun {
 
 static size_t al64(size_t n) { return (n + 63) & ~(size_t)63; }
 
-static size_t con_arena_bytes(const Task *t, int B, size_t nparam, size_t nacts) {
-    int D = t->model.embed_dim, d = t->train.d;
+static int con_batch(const Task *t) { return t->train_spec.batch < t->train.n ? t->train_spec.batch : t->train.n; }
+
+/* Arena bytes of a run's state (ConRun and everything it points to). */
+static size_t con_run_bytes(const Task *t, size_t *nparams) {
+    int B = con_batch(t), D = t->model.embed_dim, d = t->train.d;
     int nq = t->val.n > t->test.n ? t->val.n : t->test.n;
-    return 4 * al64(nparam * sizeof(float)) + al64(nacts * sizeof(float)) +
-           al64(2 * (size_t)B * d * sizeof(float)) + al64(2 * (size_t)B * sizeof(int)) +
+    Mlp net;
+    mlp_bind(&net, &t->model, d, D, NULL);
+    *nparams = net.nparams;
+    return al64(sizeof(ConRun)) + 2 * al64(net.nparams * sizeof(float)) +
+           al64(mlp_acts_floats(&net, 2 * B) * sizeof(float)) + al64(2 * (size_t)B * d * sizeof(float)) +
+           al64(2 * (size_t)B * sizeof(int)) + al64((size_t)B * sizeof(int)) +
            al64((size_t)t->train.n * sizeof(int)) + al64((size_t)t->train.n * D * sizeof(float)) +
            al64((size_t)nq * D * sizeof(float)) +
            al64((size_t)CON_CHUNK * (t->train.n > nq ? t->train.n : nq) * sizeof(float)) +
-           al64(2 * (size_t)(t->nclass + 1) * sizeof(double)) + 4096;
+           al64(2 * (size_t)(t->nclass + 1) * sizeof(double));
 }
 
 /* Embeds ds (n rows) into out (n, D), normalised, in chunks of the training batch's rows. */
@@ -283,7 +287,7 @@ static void con_next_batch(ConRun *r, int *idx, LdRng *rng) {
 
 /* One step's forward and backward: zeroes the gradient and fills it. Returns LD_OK with
  * *loss, or LD_EFAILED when the loss or a gradient is not finite. */
-static int con_step_grad(ConRun *r, ConLossFn fn, void *ctx, float tprog, float *loss) {
+static int con_step_grad(ConRun *r, TrainLossFn fn, void *ctx, float tprog, float *loss) {
     memset(r->grad.params, 0, sizeof(float) * r->net.nparams);
     const float *emb = mlp_forward(&r->net, &r->acts, r->views, 2 * r->B);
     /* z: the loss program wants a non-NULL output block even when no per-sample variable of
@@ -302,146 +306,89 @@ static int con_step_grad(ConRun *r, ConLossFn fn, void *ctx, float tprog, float 
     return LD_OK;
 }
 
-/* Points r into the arena and initialises the network from seed. */
-static int con_run_init(ConRun *r, const Task *t, LdArena *ar, uint64_t seed, char *err) {
+/* Points r into ar (sized by con_run_bytes) and initialises the network from seed. Returns
+ * the parameters and gradients in *params, *grads. */
+static int con_run_bind(ConRun *r, const Task *t, LdArena *ar, uint64_t seed, float **params, float **grads,
+                        char *err) {
     const struct ConSpec *c = t->con;
     memset(r, 0, sizeof *r);
     r->t = t;
     r->c = c;
     r->d = t->train.d;
     r->D = t->model.embed_dim;
-    r->B = t->train_spec.batch < t->train.n ? t->train_spec.batch : t->train.n;
+    r->B = con_batch(t);
     mlp_bind(&r->net, &t->model, r->d, r->D, NULL);
     size_t np = r->net.nparams, na = mlp_acts_floats(&r->net, 2 * r->B);
     int nq = t->val.n > t->test.n ? t->val.n : t->test.n;
-    if (arena_init(ar, con_arena_bytes(t, r->B, np, na)) != LD_OK)
-        return ld_err(err, LD_ENOMEM, "contrastive: cannot allocate the evaluation arena");
-    float *params = arena_alloc(ar, np * sizeof(float));
-    float *grads = arena_alloc(ar, np * sizeof(float));
+    *params = arena_alloc(ar, np * sizeof(float));
+    *grads = arena_alloc(ar, np * sizeof(float));
     float *actmem = arena_alloc(ar, na * sizeof(float));
-    r->m = arena_alloc(ar, np * sizeof(float));
-    r->v = arena_alloc(ar, np * sizeof(float));
     r->views = arena_alloc(ar, 2 * (size_t)r->B * r->d * sizeof(float));
     r->labels = arena_alloc(ar, 2 * (size_t)r->B * sizeof(int));
+    r->idx = arena_alloc(ar, (size_t)r->B * sizeof(int));
     r->perm = arena_alloc(ar, (size_t)t->train.n * sizeof(int));
     r->bank = arena_alloc(ar, (size_t)t->train.n * r->D * sizeof(float));
     r->query = arena_alloc(ar, (size_t)nq * r->D * sizeof(float));
     r->sims = arena_alloc(ar, (size_t)CON_CHUNK * (t->train.n > nq ? t->train.n : nq) * sizeof(float));
     r->votes = arena_alloc(ar, 2 * (size_t)(t->nclass + 1) * sizeof(double));
-    if (!params || !grads || !actmem || !r->m || !r->v || !r->views || !r->labels || !r->perm ||
-        !r->bank || !r->query || !r->sims || !r->votes)
+    if (!*params || !*grads || !actmem || !r->views || !r->labels || !r->idx || !r->perm || !r->bank ||
+        !r->query || !r->sims || !r->votes)
         return ld_err(err, LD_ENOMEM, "contrastive: evaluation arena too small");
-    mlp_bind(&r->net, &t->model, r->d, r->D, params);
-    mlp_bind_like(&r->grad, &r->net, grads);
+    mlp_bind(&r->net, &t->model, r->d, r->D, *params);
+    mlp_bind_like(&r->grad, &r->net, *grads);
     mlp_acts_bind(&r->acts, &r->net, 2 * r->B, actmem);
     mlp_init(&r->net, seed);
     for (int i = 0; i < t->train.n; i++) r->perm[i] = i;
     return LD_OK;
 }
 
-/* The training run behind con_eval_run, with the loss as a callback. */
-static int con_train(const Task *t, ConLossFn fn, void *ctx, const EvalOpts *opt, EvalResult *res,
-                     char *err) {
-    LdArena ar = {0};
-    ConRun r;
-    Optim optim;
-    LdRng rng;
-    const TrainSpec *ts = &t->train_spec;
-    int steps = opt && opt->steps > 0 ? opt->steps : ts->steps;
-    int every = train_curve_every(opt, steps);
-    uint64_t seed = opt ? opt->seed : 0;
-    double t0 = ld_now_ms(), loss_sum = 0, first_loss = 0;
-    int loss_n = 0, rc;
-    int idx[4096];
-
-    memset(res, 0, sizeof *res);
-    snprintf(res->metric, sizeof res->metric, "%s", "knn_accuracy");
-    res->val = res->test = res->final_loss = NAN;
-    if (!t->con || t->train.n < 2 || !t->train.label || !t->val.label || !t->test.label) {
-        rc = ld_err(err, LD_EINVAL, "contrastive: task has no labelled splits");
-        goto done;
-    }
-    if (t->train_spec.batch > (int)(sizeof idx / sizeof idx[0])) {
-        rc = ld_err(err, LD_EINVAL, "contrastive: batch %d is above 4096", t->train_spec.batch);
-        goto done;
-    }
-    mlp_blas_once();
-    rc = con_run_init(&r, t, &ar, ld_mix64(seed, 0x636f6eULL), err);
-    if (rc != LD_OK) goto done;
-    rng_seed(&rng, ld_mix64(seed, 0x6175676dULL));
-    optim_init(&optim, ts, r.net.nparams, r.m, r.v);
-
-    float loss = 0;
-    int step;
-    for (step = 0; step < steps; step++) {
-        float tprog = steps > 1 ? (float)step / (float)(steps - 1) : 0.0f;
-        con_next_batch(&r, idx, &rng);
-        con_make_views(r.views, r.labels, &t->train, idx, r.B, t->con, &rng);
-        int grc = con_step_grad(&r, fn, ctx, tprog, &loss);
-        if (train_stop(res, opt, step, grc != LD_OK ? NAN : loss, &first_loss)) {
-            if (grc != LD_OK && isfinite(loss) && !res->cancelled)
-                snprintf(res->error, sizeof res->error, "non-finite gradient at step %d", step);
-            break;
-        }
-        optim_step(&optim, r.net.params, r.grad.params);
-        loss_sum += loss;
-        loss_n++;
-        if ((step + 1) % every == 0 || step + 1 == steps) {
-            if (res->ncurve < EVAL_CURVE_MAX) {
-                EvalCurvePoint *cp = &res->curve[res->ncurve++];
-                cp->step = step + 1;
-                cp->loss = (float)(loss_sum / loss_n);
-                cp->val = (float)con_eval_split(&r, &t->val);
-                res->final_loss = cp->loss;
-            }
-            loss_sum = 0;
-            loss_n = 0;
-        }
-    }
-    res->steps = step;
-    if (step == steps) {
-        /* PRECISION HOOK: a precision transform quantises r.net here, scores, restores. */
-        EvalMetric *knn = &res->extra[res->nextra++], *uni = &res->extra[res->nextra++];
-        snprintf(knn->name, sizeof knn->name, "knn_accuracy");
-        snprintf(uni->name, sizeof uni->name, "uniformity");
-        con_embed(&r, &t->train, r.bank);
-        knn->val = con_eval_query(&r, &t->val);
-        uni->val = con_uniformity(&r, t->val.n);
-        knn->test = con_eval_query(&r, &t->test);
-        uni->test = con_uniformity(&r, t->test.n);
-        res->ok = 1;
-        res->val = knn->val;
-        res->test = knn->test;
-        EvalMetric *m = &res->extra[res->nextra++];
-        snprintf(m->name, sizeof m->name, "alignment");
-        m->val = con_alignment(&r, &t->val, idx, ld_mix64(seed, 0x616c6976ULL));
-        m->test = con_alignment(&r, &t->test, idx, ld_mix64(seed, 0x616c6974ULL));
-    }
-    rc = LD_OK;
-done:
-    res->wall_ms = ld_now_ms() - t0;
-    arena_free(&ar);
-    return rc;
-}
-
 /* ---------------------------------------------------------------------------------------------
- * The loss program as the step's loss callback. */
+ * The family's training hooks (the one trainer, train.c, runs them). */
 
-
-static int con_lossprog_fn(void *ctx, const LossIn *in, LossOut *out) {
-    return lossprog_run(ctx, in, out);
+static void con_loss_shape(const Task *t, int *B, int *C, int *D) {
+    *B = con_batch(t);
+    *C = 1;
+    *D = t->model.embed_dim;
 }
 
-int con_eval_run(const Task *t, const Expr *loss, const EvalOpts *opt, EvalResult *res,
-                 char *err) {
-    LossProg *lp = NULL;
-    if (!t || !t->con) return ld_err(err, LD_EINVAL, "contrastive: task has no contrastive spec");
-    int B = t->train_spec.batch < t->train.n ? t->train_spec.batch : t->train.n;
-    int rc = lossprog_new(loss, FAM_CONTRASTIVE, B, 1, t->model.embed_dim, &lp, err);
+static int con_setup(Trainer *tr, char *err) {
+    const Task *t = tr->task;
+    if (!t->con || t->train.n < 2 || !t->train.label || !t->val.label || !t->test.label)
+        return ld_err(err, LD_EINVAL, "contrastive: task has no labelled splits");
+    ConRun *r = arena_alloc(&tr->arena, sizeof *r);
+    float *params, *grads;
+    if (!r) return ld_err(err, LD_ENOMEM, "contrastive: evaluation arena too small");
+    int rc = con_run_bind(r, t, &tr->arena, ld_mix64(tr->seed, 0x636f6eULL), &params, &grads, err);
     if (rc != LD_OK) return rc;
-    rc = con_train(t, con_lossprog_fn, lp, opt, res, err);
-    lossprog_free(lp);
-    return rc;
+    tr->state = r;
+    return train_group(tr, params, grads, r->net.nparams, NULL, err);
+}
+
+/* The next B rows of the epoch order, two augmented views of each, forward and backward. */
+static int con_step(Trainer *tr, float *loss) {
+    ConRun *r = tr->state;
+    con_next_batch(r, r->idx, &tr->rng);
+    con_make_views(r->views, r->labels, &r->t->train, r->idx, r->B, r->c, &tr->rng);
+    return con_step_grad(r, tr->loss.fn, tr->loss.ctx, tr->t, loss);
+}
+
+static double con_curve_val(Trainer *tr, int last) { return con_eval_split(tr->state, &tr->task->val); }
+
+static void con_score(Trainer *tr, EvalResult *res) {
+    ConRun *r = tr->state;
+    const Task *t = tr->task;
+    EvalMetric *knn = &res->extra[res->nextra++], *uni = &res->extra[res->nextra++];
+    snprintf(knn->name, sizeof knn->name, "knn_accuracy");
+    snprintf(uni->name, sizeof uni->name, "uniformity");
+    con_embed(r, &t->train, r->bank);
+    knn->val = con_eval_query(r, &t->val);
+    uni->val = con_uniformity(r, t->val.n);
+    knn->test = con_eval_query(r, &t->test);
+    uni->test = con_uniformity(r, t->test.n);
+    EvalMetric *m = &res->extra[res->nextra++];
+    snprintf(m->name, sizeof m->name, "alignment");
+    m->val = con_alignment(r, &t->val, r->idx, ld_mix64(tr->seed, 0x616c6976ULL));
+    m->test = con_alignment(r, &t->test, r->idx, ld_mix64(tr->seed, 0x616c6974ULL));
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -606,5 +553,12 @@ const EvalFamily family_contrastive = {
     .classify = 1,
     .load = con_task_load,
     .unload = con_task_free,
-    .run = con_eval_run,
+    .rng_salt = 0x6175676dULL,
+    .lr_schedule = TRAIN_LR_CONSTANT,
+    .loss_shape = con_loss_shape,
+    .run_bytes = con_run_bytes,
+    .setup = con_setup,
+    .step = con_step,
+    .curve_val = con_curve_val,
+    .score = con_score,
 };

@@ -1,8 +1,9 @@
 /* family.h: the family interface. A task family is one file that fills one EvalFamily (its
  * name, metrics with their direction, default baseline, whether it trains on a data set's rows,
- * its loader and its run) plus one line in family.c's table. The evaluator reaches a family only
- * through this table: task.c loads through it, eval_run dispatches through it, metric_known reads
- * it. See docs/architecture.md, "Families". */
+ * its loader, and the hooks the one trainer calls: its state, a training step, scoring) plus one
+ * line in family.c's table. The evaluator reaches a family only through this table: task.c loads
+ * through it, the trainer trains through it, metric_known reads it. See docs/architecture.md,
+ * "Families". */
 #ifndef EVAL_FAMILY_H
 #define EVAL_FAMILY_H
 
@@ -16,6 +17,8 @@ typedef struct EvalMetricDef {
 } EvalMetricDef;
 
 #define FAMILY_METRICS_MAX 6
+
+struct Trainer; /* train.h: one run, as the hooks below see it */
 
 typedef struct EvalFamily {
     const char *name;  /* as in a task spec's "family", = family_name(id) */
@@ -31,16 +34,39 @@ typedef struct EvalFamily {
      * on failure. */
     int (*load)(Task *t, const cJSON *spec, char *err);
     void (*unload)(Task *t); /* NULL: nothing to free */
-    /* Trains a fresh model on t under loss with the one training policy (internal.h,
-     * train_stop / train_curve_every) and fills res, as eval_run. */
-    int (*run)(const Task *t, const Expr *loss, const EvalOpts *opt, EvalResult *res, char *err);
+
+    /* ---- training, under the one trainer (train.h, train.c) */
+    uint64_t rng_salt; /* the run's RNG stream is seeded with ld_mix64(seed, rng_salt) */
+    int lr_schedule;   /* TRAIN_LR_* */
+    /* The loss program's shape on t: rows per step B, outputs per row C (classes, or 1),
+     * embedding dims D (0: none). */
+    void (*loss_shape)(const Task *t, int *B, int *C, int *D);
+    /* Arena bytes the family's run state takes on t (parameters and gradients included, the
+     * optimisers' moments not); *nparams: its parameters over every group. */
+    size_t (*run_bytes)(const Task *t, size_t *nparams);
+    /* Points its state into tr->arena (tr->state), initialises the parameters (from tr->seed or
+     * tr->rng) and registers every parameter group with train_group. LD_OK, or an error with
+     * err (the run does not happen). */
+    int (*setup)(struct Trainer *tr, char *err);
+    /* One training step at tr->step: a batch (or a rollout), forward, the loss (train_loss),
+     * backward into every group's grads. LD_OK with *loss, or LD_EFAILED when the loss or a
+     * gradient is not finite (*loss then holds the loss). Allocates nothing. */
+    int (*step)(struct Trainer *tr, float *loss);
+    /* The value a curve point shows: the selection metric on the validation split (or a
+     * sample of it); last: the model is final, so the family may keep what it computed for
+     * score. */
+    double (*curve_val)(struct Trainer *tr, int last);
+    /* Scores the trained model: every metric on val and test into res->extra, in metrics[]
+     * order. The trainer then takes val and test from the task's metric. It may fail the run
+     * (res->ok = 0 with res->error). */
+    void (*score)(struct Trainer *tr, EvalResult *res);
 } EvalFamily;
 
 /* The family with id fam (FAM_*), or NULL. */
 const EvalFamily *eval_family(int fam);
 
-/* The families' own descriptions, each in its family's file (train.c holds the two that share
- * the MLP trainer). */
+/* The families' own descriptions, each in its family's file (supervised.c holds the two that
+ * train an MLP on a data set's rows). */
 extern const EvalFamily family_classification, family_regression, family_physics, family_contrastive;
 
 #endif

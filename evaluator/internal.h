@@ -1,5 +1,6 @@
-/* internal.h: what the evaluator's own files share: the Task struct, data sets and the hooks
- * of the physics and contrastive families. Not for other modules (they use eval.h). */
+/* internal.h: what the evaluator's own files share: the Task struct, data sets, the training
+ * policy and the loaders of the physics and contrastive families. Not for other modules (they
+ * use eval.h). */
 #ifndef EVAL_INTERNAL_H
 #define EVAL_INTERNAL_H
 
@@ -120,22 +121,22 @@ typedef struct DataPrep {
  * regression. classify: labels go to Dataset.label, else targets to Dataset.y. */
 int data_prepare(const Table *tab, int classify, const DataPrep *p, Task *t, char *err);
 
-/* train.c: the one training policy every family's loop follows (classification and regression
- * in train.c, physics.c, contrastive.c):
+/* train.c: the one training policy, applied by the one trainer (train.h) to every family:
  * - curve: TRAIN_CURVE_POINTS points over the run (or one every opt->curve_every steps), at most
- *   EVAL_CURVE_MAX; train_curve_every gives the spacing.
+ *   EVAL_CURVE_MAX; train_curve_every gives the spacing. A point shows the mean training loss
+ *   since the previous point and the family's curve_val; final_loss is the last point's loss.
  * - stop rules, checked by train_stop after every step's loss, in this order: the cancel flag
- *   ("cancelled at step N", res->cancelled), a non-finite loss ("non-finite loss at step N (v)"),
- *   divergence: |loss| > 1e12 at any step, or > 1e6 and > 1e3 x max(|first loss|, 1e-3) ("loss
- *   diverged at step N (v)"). A loss that starts large (1e9*mse) is not divergence until 1e12;
- *   one that grows a thousandfold past 1e6 is. (The union of the two rules the loops had:
- *   classification's ratio and physics/contrastive's 1e12.) train_stop returns 1 with
- *   res->ok = 0 and res->error set, else 0.
- * - precision: the one place a later precision transform (quantise the parameters, score,
- *   restore) goes is the final scoring after the loop, marked PRECISION HOOK in each family. */
+ *   ("cancelled at step N", res->cancelled), a non-finite loss ("non-finite loss at step N (v)";
+ *   a finite loss whose gradient is not finite: "non-finite gradient at step N"), divergence:
+ *   |loss| > 1e12 at any step, or > 1e6 and > 1e3 x max(|first loss|, 1e-3) ("loss diverged at
+ *   step N (v)"). A loss that starts large (1e9*mse) is not divergence until 1e12; one that
+ *   grows a thousandfold past 1e6 is. After the last step, non-finite parameters fail the run
+ *   ("non-finite weights after step N"). train_stop returns 1 with res->ok = 0 and res->error
+ *   set, else 0.
+ * - learning rate: the family's schedule (TRAIN_LR_*) over each parameter group's peak rate.
+ * - precision: the one place a precision transform (quantise the parameters, score, restore)
+ *   goes is train_score in train.c, the final scoring after the loop. */
 #define TRAIN_CURVE_POINTS 10
-int train_curve_every(const EvalOpts *opt, int steps);
-int train_stop(EvalResult *res, const EvalOpts *opt, int step, double loss, double *first_loss);
 
 /* train.c: eval_run with a trace for PyTorch parity runs (bench/parity.py). Every buffer is
  * caller-owned and optional (NULL: not recorded): init (eval_param_count floats) receives the
@@ -166,12 +167,10 @@ int metric_known(int family, const char *name, int *higher_better);
  * t->phys and the family defaults (model, training, metric). */
 int phys_task_load(Task *t, const cJSON *spec, char *err);
 void phys_task_free(Task *t);
-int phys_eval_run(const Task *t, const Expr *loss, const EvalOpts *opt, EvalResult *res, char *err);
 
 /* Contrastive family (contrastive.c). The data set is loaded by task.c as for classification;
  * con_task_load reads the augmentation settings and fills t->con and the family defaults. */
 int con_task_load(Task *t, const cJSON *spec, char *err);
 void con_task_free(Task *t);
-int con_eval_run(const Task *t, const Expr *loss, const EvalOpts *opt, EvalResult *res, char *err);
 
 #endif

@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "mlp.h"
+#include "train.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Problems */
@@ -107,7 +106,7 @@ typedef struct PhysNet {
     float in_shift, in_scale;
     int maxn;                     /* points per stream the buffers hold */
     size_t nparam;
-    float *param, *grad, *m, *v;  /* (nparam) each; Adam moments m, v */
+    float *param, *grad;          /* (nparam) each */
     float *w[PN_MAX_LAYERS], *b[PN_MAX_LAYERS];   /* w (dim[l], dim[l+1]), b (dim[l+1]) */
     float *gw[PN_MAX_LAYERS], *gb[PN_MAX_LAYERS];
     float *h0;                    /* (3maxn, 1) input streams */
@@ -135,7 +134,7 @@ static void pnet_shape(PhysNet *net, const ModelSpec *m) {
 static size_t pnet_bytes(const ModelSpec *m, int maxn) {
     PhysNet net;
     pnet_shape(&net, m);
-    size_t n = 4 * al64(net.nparam * sizeof(float)) + 2 * al64(3 * (size_t)maxn * sizeof(float));
+    size_t n = 2 * al64(net.nparam * sizeof(float)) + 2 * al64(3 * (size_t)maxn * sizeof(float));
     for (int l = 0; l < net.nlayer; l++)
         n += 5 * al64(3 * (size_t)maxn * net.dim[l + 1] * sizeof(float));
     return n;
@@ -153,11 +152,9 @@ static int pnet_init(PhysNet *net, const ModelSpec *m, int act, float in_shift, 
     size_t pb = net->nparam * sizeof(float), sb = 3 * (size_t)maxn * sizeof(float);
     net->param = arena_alloc(ar, pb);
     net->grad = arena_alloc(ar, pb);
-    net->m = arena_alloc(ar, pb);
-    net->v = arena_alloc(ar, pb);
     net->h0 = arena_alloc(ar, sb);
     net->gh0 = arena_alloc(ar, sb);
-    if (!net->param || !net->grad || !net->m || !net->v || !net->h0 || !net->gh0) goto full;
+    if (!net->param || !net->grad || !net->h0 || !net->gh0) goto full;
     for (int l = 0; l < net->nlayer; l++) {
         size_t lb = sb * net->dim[l + 1];
         net->a[l] = arena_alloc(ar, lb);
@@ -287,8 +284,6 @@ static void pnet_l2_backward(PhysNet *net, float g) {
  * One training step's loss: physics terms computed here, the loss expression by a callback
  * (the compiled loss program in production, hand-written losses in the tests). */
 
-typedef int (*PhysLossFn)(void *ctx, const LossIn *in, LossOut *out);
-
 typedef struct PhysStep {
     const struct PhysProblem *prob;
     PhysNet *net;
@@ -316,7 +311,7 @@ static inline float phys_residual(const struct PhysProblem *p, float u0, float u
 
 /* Forward and backward for one step: zeroes net->grad and fills it with the gradient of the
  * loss at progress tprog. Returns LD_OK with *loss, or LD_EFAILED when anything is not finite. */
-static int phys_step_grad(PhysStep *st, PhysLossFn fn, void *ctx, float tprog, float *loss) {
+static int phys_step_grad(PhysStep *st, TrainLossFn fn, void *ctx, float tprog, float *loss) {
     const struct PhysProblem *p = st->prob;
     PhysNet *net = st->net;
     int n = p->npts, nc = p->ncol, no = p->nobs;
@@ -399,129 +394,79 @@ static double phys_grid_residual(PhysNet *net, const struct PhysProblem *p, cons
     return s / n;
 }
 
-static size_t phys_arena_bytes(const Task *t) {
+/* A run's state, in the trainer's arena. */
+typedef struct PhysRun {
+    PhysNet net;
+    PhysStep st;
+} PhysRun;
+
+static void phys_loss_shape(const Task *t, int *B, int *C, int *D) {
+    *B = t->phys->nobs;
+    *C = 1;
+    *D = 0;
+}
+
+static size_t phys_run_bytes(const Task *t, size_t *nparams) {
     const struct PhysProblem *p = t->phys;
     int maxn = p->npts > PHYS_GRID ? p->npts : PHYS_GRID;
-    return pnet_bytes(&t->model, maxn) + al64(3 * (size_t)maxn * sizeof(float)) +
-           al64((size_t)p->ncol * sizeof(float)) + 4096;
-}
-
-/* The training run behind phys_eval_run, with the loss as a callback. */
-static int phys_train(const Task *t, PhysLossFn fn, void *ctx, const EvalOpts *opt,
-                      EvalResult *res, char *err) {
-    const struct PhysProblem *p = t->phys;
-    const TrainSpec *ts = &t->train_spec;
-    LdArena ar = {0};
     PhysNet net;
-    PhysStep st = {.prob = p, .net = &net};
-    Optim optim;
-    int rc, maxn = p->npts > PHYS_GRID ? p->npts : PHYS_GRID;
-    int steps = opt && opt->steps > 0 ? opt->steps : ts->steps;
-    int every = train_curve_every(opt, steps);
-    double t0 = ld_now_ms(), loss_sum = 0, first_loss = 0;
-    int loss_n = 0;
-    LdRng rng;
-
-    memset(res, 0, sizeof *res);
-    snprintf(res->metric, sizeof res->metric, "%s", "solution_error");
-    res->val = res->test = res->final_loss = NAN;
-    rc = arena_init(&ar, phys_arena_bytes(t));
-    if (rc != LD_OK) {
-        ld_err(err, rc, "physics: cannot allocate the evaluation arena");
-        goto done;
-    }
-    mlp_blas_once();
-    rng_seed(&rng, ld_mix64(opt ? opt->seed : 0, 0x70687973ULL));
-    rc = pnet_init(&net, &t->model, t->model.act, p->in_shift, p->in_scale, maxn, &ar, &rng, err);
-    if (rc != LD_OK) goto done;
-    st.gu = arena_alloc(&ar, 3 * (size_t)maxn * sizeof(float));
-    st.res = arena_alloc(&ar, (size_t)p->ncol * sizeof(float));
-    if (!st.gu || !st.res) {
-        rc = ld_err(err, LD_ENOMEM, "physics: evaluation arena too small");
-        goto done;
-    }
-
-    optim_init(&optim, ts, net.nparam, net.m, net.v);
-    float loss = 0;
-    int step;
-    for (step = 0; step < steps; step++) {
-        float tprog = steps > 1 ? (float)step / (float)(steps - 1) : 0.0f;
-        int frc = phys_step_grad(&st, fn, ctx, tprog, &loss);
-        if (train_stop(res, opt, step, frc != LD_OK ? NAN : loss, &first_loss)) {
-            if (frc != LD_OK && isfinite(loss) && !res->cancelled)
-                snprintf(res->error, sizeof res->error, "non-finite gradient at step %d", step);
-            break;
-        }
-        /* Cosine decay to a tenth of the peak: at a constant rate Adam keeps spiking, and a run
-         * that ends on a spike (1 seed in 6 on Poisson) scores 7x worse than its curve. */
-        optim.lr = ts->lr * (0.1f + 0.45f * (1.0f + cosf((float)M_PI * step / steps)));
-        optim_step(&optim, net.param, net.grad);
-        loss_sum += loss;
-        loss_n++;
-        if ((step + 1) % every == 0 || step + 1 == steps) {
-            if (res->ncurve < EVAL_CURVE_MAX) {
-                EvalCurvePoint *c = &res->curve[res->ncurve++];
-                c->step = step + 1;
-                c->loss = (float)(loss_sum / loss_n);
-                c->val = (float)phys_solution_error(&net, p->x_val, p->u_val, PHYS_GRID);
-                res->final_loss = c->loss;
-            }
-            loss_sum = 0;
-            loss_n = 0;
-        }
-    }
-    res->steps = step;
-    if (step < steps) {
-        res->ok = 0;
-    } else {
-        /* PRECISION HOOK: a precision transform quantises net.param here, scores, restores. */
-        double ev = phys_solution_error(&net, p->x_val, p->u_val, PHYS_GRID);
-        double et = phys_solution_error(&net, p->x_test, p->u_test, PHYS_GRID);
-        double rv = phys_grid_residual(&net, p, p->x_val, PHYS_GRID);
-        double rt = phys_grid_residual(&net, p, p->x_test, PHYS_GRID);
-        if (!isfinite(ev) || !isfinite(et)) {
-            res->ok = 0;
-            snprintf(res->error, sizeof res->error, "non-finite solution after %d steps", steps);
-        } else {
-            res->ok = 1;
-            res->val = ev;
-            res->test = et;
-        }
-        EvalMetric *m = &res->extra[res->nextra++];
-        snprintf(m->name, sizeof m->name, "solution_error");
-        m->val = ev;
-        m->test = et;
-        m = &res->extra[res->nextra++];
-        snprintf(m->name, sizeof m->name, "residual");
-        m->val = rv;
-        m->test = rt;
-    }
-    rc = LD_OK;
-done:
-    res->wall_ms = ld_now_ms() - t0;
-    arena_free(&ar);
-    return rc;
+    pnet_shape(&net, &t->model);
+    *nparams = net.nparam;
+    return al64(sizeof(PhysRun)) + pnet_bytes(&t->model, maxn) + al64(3 * (size_t)maxn * sizeof(float)) +
+           al64((size_t)p->ncol * sizeof(float));
 }
 
-/* ---------------------------------------------------------------------------------------------
- * The loss program as the step's loss callback. */
-
-
-static int phys_lossprog_fn(void *ctx, const LossIn *in, LossOut *out) {
-    return lossprog_run(ctx, in, out);
-}
-
-int phys_eval_run(const Task *t, const Expr *loss, const EvalOpts *opt, EvalResult *res,
-                  char *err) {
-    LossProg *lp = NULL;
-    if (!t || !t->phys) return ld_err(err, LD_EINVAL, "physics: task has no physics problem");
+/* The network from the run's RNG (LeCun-normal weights), its one parameter group. */
+static int phys_setup(Trainer *tr, char *err) {
+    const Task *t = tr->task;
+    const struct PhysProblem *p = t->phys;
+    if (!p) return ld_err(err, LD_EINVAL, "physics: task has no physics problem");
     if (t->model.act != ACT_TANH && t->model.act != ACT_GELU)
         return ld_err(err, LD_EINVAL, "physics: the network needs tanh or gelu (relu has no u'')");
-    int rc = lossprog_new(loss, FAM_PHYSICS, t->phys->nobs, 1, 0, &lp, err);
+    int maxn = p->npts > PHYS_GRID ? p->npts : PHYS_GRID;
+    PhysRun *s = arena_alloc(&tr->arena, sizeof *s);
+    if (!s) return ld_err(err, LD_ENOMEM, "physics: evaluation arena too small");
+    int rc = pnet_init(&s->net, &t->model, t->model.act, p->in_shift, p->in_scale, maxn, &tr->arena, &tr->rng, err);
     if (rc != LD_OK) return rc;
-    rc = phys_train(t, phys_lossprog_fn, lp, opt, res, err);
-    lossprog_free(lp);
-    return rc;
+    s->st = (PhysStep){.prob = p, .net = &s->net};
+    s->st.gu = arena_alloc(&tr->arena, 3 * (size_t)maxn * sizeof(float));
+    s->st.res = arena_alloc(&tr->arena, (size_t)p->ncol * sizeof(float));
+    if (!s->st.gu || !s->st.res) return ld_err(err, LD_ENOMEM, "physics: evaluation arena too small");
+    tr->state = s;
+    return train_group(tr, s->net.param, s->net.grad, s->net.nparam, NULL, err);
+}
+
+/* Full batch: every step sees every collocation, observation and boundary point. */
+static int phys_step(Trainer *tr, float *loss) {
+    PhysRun *s = tr->state;
+    return phys_step_grad(&s->st, tr->loss.fn, tr->loss.ctx, tr->t, loss);
+}
+
+static double phys_curve_val(Trainer *tr, int last) {
+    PhysRun *s = tr->state;
+    const struct PhysProblem *p = tr->task->phys;
+    return phys_solution_error(&s->net, p->x_val, p->u_val, PHYS_GRID);
+}
+
+static void phys_score(Trainer *tr, EvalResult *res) {
+    PhysRun *s = tr->state;
+    const struct PhysProblem *p = tr->task->phys;
+    double ev = phys_solution_error(&s->net, p->x_val, p->u_val, PHYS_GRID);
+    double et = phys_solution_error(&s->net, p->x_test, p->u_test, PHYS_GRID);
+    double rv = phys_grid_residual(&s->net, p, p->x_val, PHYS_GRID);
+    double rt = phys_grid_residual(&s->net, p, p->x_test, PHYS_GRID);
+    if (!isfinite(ev) || !isfinite(et)) {
+        res->ok = 0;
+        snprintf(res->error, sizeof res->error, "non-finite solution after %d steps", tr->steps);
+    }
+    EvalMetric *m = &res->extra[res->nextra++];
+    snprintf(m->name, sizeof m->name, "solution_error");
+    m->val = ev;
+    m->test = et;
+    m = &res->extra[res->nextra++];
+    snprintf(m->name, sizeof m->name, "residual");
+    m->val = rv;
+    m->test = rt;
 }
 
 const EvalFamily family_physics = {
@@ -531,7 +476,14 @@ const EvalFamily family_physics = {
     .data_set = 0,
     .load = phys_task_load,
     .unload = phys_task_free,
-    .run = phys_eval_run,
+    .rng_salt = 0x70687973ULL,
+    .lr_schedule = TRAIN_LR_COSINE,
+    .loss_shape = phys_loss_shape,
+    .run_bytes = phys_run_bytes,
+    .setup = phys_setup,
+    .step = phys_step,
+    .curve_val = phys_curve_val,
+    .score = phys_score,
 };
 
 /* ---------------------------------------------------------------------------------------------

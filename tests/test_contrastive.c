@@ -273,6 +273,21 @@ static void test_knn(void **state) {
     assert_true(fabs(u2 + 8) < 1e-5 && fabs(u3 - want3) < 1e-5);
 }
 
+/* ---- a run's state in an arena of its own (as the trainer's setup makes it), and training
+ * runs under a hand-written loss through the one trainer */
+
+static int con_run_init(ConRun *r, const Task *t, LdArena *ar, uint64_t seed, char *err) {
+    size_t np;
+    float *params, *grads;
+    if (arena_init(ar, con_run_bytes(t, &np)) != LD_OK) return LD_ENOMEM;
+    return con_run_bind(r, t, ar, seed, &params, &grads, err);
+}
+
+static int con_train(const Task *t, TrainLossFn fn, void *ctx, const EvalOpts *o, EvalResult *res, char *err) {
+    TrainLoss l = {.fn = fn, .ctx = ctx, .use_l2 = 1};
+    return train_run(t, &l, o, res, NULL, err);
+}
+
 /* ---- the embedding network's gradient through InfoNCE, against central differences */
 
 static double run_loss(ConRun *r, HandNce *h) {
@@ -442,7 +457,7 @@ static EvalResult run_expr(const Task *t, const char *src, uint64_t seed, int st
     assert_non_null(e);
     EvalResult r;
     EvalOpts o = {.seed = seed, .steps = steps};
-    int rc = con_eval_run(t, e, &o, &r, err);
+    int rc = eval_run(t, e, &o, &r, err);
     if (rc != LD_OK) print_error("eval '%s': %s\n", src, err);
     assert_int_equal(rc, LD_OK);
     expr_free(e);
@@ -507,7 +522,7 @@ static void test_lossprog(void **state) {
     assert_true(lr.ok);
     Expr *e = expr_parse("mse", err);
     assert_non_null(e);
-    rc = con_eval_run(t, e, &o, &hr, err);
+    rc = eval_run(t, e, &o, &hr, err);
     printf("mse on a contrastive task: %d '%s'\n", rc, err);
     assert_int_equal(rc, LD_EINVAL);
     expr_free(e);
@@ -549,7 +564,7 @@ static void *thread_run(void *arg) {
     ThreadRun *a = arg;
     char err[LD_ERR_MAX];
     EvalOpts o = {.seed = a->seed, .steps = 40};
-    a->rc = con_eval_run(a->t, a->e, &o, &a->r, err);
+    a->rc = eval_run(a->t, a->e, &o, &a->r, err);
     return NULL;
 }
 

@@ -77,7 +77,8 @@ static void netfix_init(NetFix *f, const Task *t, uint64_t seed) {
     LdRng rng;
     const struct PhysProblem *p = t->phys;
     int maxn = p->npts > PHYS_GRID ? p->npts : PHYS_GRID;
-    assert_int_equal(arena_init(&f->ar, phys_arena_bytes(t)), LD_OK);
+    size_t np;
+    assert_int_equal(arena_init(&f->ar, phys_run_bytes(t, &np)), LD_OK);
     rng_seed(&rng, seed);
     assert_int_equal(pnet_init(&f->net, &t->model, t->model.act, p->in_shift, p->in_scale, maxn,
                                &f->ar, &rng, err),
@@ -294,7 +295,8 @@ static EvalResult run_hand(const Task *t, HandLoss h, uint64_t seed, int steps) 
     EvalResult r;
     char err[LD_ERR_MAX];
     EvalOpts o = {.seed = seed, .steps = steps};
-    assert_int_equal(phys_train(t, hand_loss, &h, &o, &r, err), LD_OK);
+    TrainLoss l = {.fn = hand_loss, .ctx = &h, .use_l2 = 1};
+    assert_int_equal(train_run(t, &l, &o, &r, NULL, err), LD_OK);
     return r;
 }
 
@@ -362,7 +364,7 @@ static EvalResult run_expr(const Task *t, const char *src, uint64_t seed, int st
     assert_non_null(e);
     EvalResult r;
     EvalOpts o = {.seed = seed, .steps = steps};
-    int rc = phys_eval_run(t, e, &o, &r, err);
+    int rc = eval_run(t, e, &o, &r, err);
     if (rc != LD_OK) print_error("eval '%s': %s\n", src, err);
     assert_int_equal(rc, LD_OK);
     expr_free(e);
@@ -400,7 +402,7 @@ static void test_lossprog_failures(void **state) {
     Expr *e = expr_parse("ce", err);
     assert_non_null(e);
     EvalOpts o = {.seed = 1};
-    int rc = phys_eval_run(t, e, &o, &r, err);
+    int rc = eval_run(t, e, &o, &r, err);
     printf("ce on a physics task: %d '%s'\n", rc, err);
     assert_int_equal(rc, LD_EINVAL);
     expr_free(e);
@@ -508,7 +510,7 @@ static void *thread_run(void *arg) {
     ThreadRun *a = arg;
     char err[LD_ERR_MAX];
     EvalOpts o = {.seed = a->seed, .steps = 200};
-    a->rc = phys_eval_run(a->t, a->e, &o, &a->r, err);
+    a->rc = eval_run(a->t, a->e, &o, &a->r, err);
     return NULL;
 }
 
