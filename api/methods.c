@@ -8,6 +8,7 @@
 #include "../daemon/daemon.h"
 #include "../lang/expr.h"
 #include "rpc.h"
+#include "server.h"
 
 #define D(call) ((Daemon *)(call)->daemon)
 
@@ -667,9 +668,8 @@ static int m_subscribe(RpcCall *call, cJSON **result, char *err) {
     int64_t since = sv ? rpc_param_int(call->params, "since", 0) : -1;
     if (sv && since < 0)
         return ld_err(err, RPC_INVALID_PARAMS, "params.since: must be at least 0");
-    int64_t last = 0;
-    rc = daemon_subscribe(D(call), call->client, since, &last, err);
-    if (rc != LD_OK) return fail(rc);
+    int64_t last = daemon_last_event_seq(D(call));
+    rpc_client_subscribe(call->client, since, last);
     *result = cJSON_CreateObject();
     cJSON_AddBoolToObject(*result, "subscribed", 1);
     cJSON_AddNumberToObject(*result, "last_seq", (double)last);

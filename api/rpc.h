@@ -79,7 +79,7 @@ typedef struct RpcParam {
  * (always an object, possibly empty) and id (NULL for a notification). */
 typedef struct RpcCall {
     void *daemon;       /* Daemon * (daemon/daemon.h) */
-    void *client;       /* DaemonClient * (the connection), NULL in unit tests */
+    void *client;       /* RpcClient * (server.h: the connection), NULL in unit tests */
     const cJSON *params;
     const cJSON *id;
 } RpcCall;

@@ -1,5 +1,6 @@
 /* serve.c: `lossd serve`: the composition root of the daemon. It registers the method tables
- * (the core ones and the schedules'), opens the daemon, starts the schedules and runs the loop. */
+ * (the core ones and the schedules'), makes the wire (api/server.h) and hands it to the daemon,
+ * opens the daemon, starts the schedules and runs the loop. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <sys/resource.h>
 
 #include "../api/rpc.h"
+#include "../api/server.h"
 #include "../daemon/daemon.h"
 #include "cli.h"
 
@@ -65,10 +67,19 @@ int serve_main(int argc, char **argv) {
     /* the method tables the wire dispatches on, in order: registered here, explicitly */
     static const RpcMethod *const tables[] = {rpc_core_methods, schedule_methods, NULL};
     rpc_set_tables(tables);
-    Daemon *d = NULL;
-    int rc = daemon_open(&cfg, &d, err);
+    /* the wire: the daemon reports events and asks for its clients through it */
+    RpcServer *srv = NULL;
+    int rc = rpc_server_new(&srv, err);
     if (rc != LD_OK) {
         fprintf(stderr, "lossd serve: %s\n", err);
+        return 1;
+    }
+    cfg.wire = rpc_server_wire(srv);
+    Daemon *d = NULL;
+    rc = daemon_open(&cfg, &d, err);
+    if (rc != LD_OK) {
+        fprintf(stderr, "lossd serve: %s\n", err);
+        rpc_server_free(srv);
         return 1;
     }
     /* after job recovery, before the loop runs: the schedules register their tick */
@@ -77,5 +88,6 @@ int serve_main(int argc, char **argv) {
     daemon_run(d);
     daemon_log("stopped");
     daemon_free(d);
+    rpc_server_free(srv);
     return 0;
 }

@@ -1,11 +1,13 @@
-/* daemon.h: the lossd daemon: its libuv loop, worker pool, jobs and client connections. Every
- * function here runs on the loop thread unless it says otherwise; api/methods.c calls these,
- * never SQL. */
+/* daemon.h: the lossd daemon: its libuv loop, worker pool, jobs and schedules. Every function
+ * here runs on the loop thread unless it says otherwise; api/ calls these, never SQL. The wire
+ * (client connections) sits above, in api/: the daemon reaches it only through the DaemonWire
+ * the composition root hands to daemon_open. */
 #ifndef DAEMON_H
 #define DAEMON_H
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
+#include <uv.h>
 
 #include "../common/lossd.h"
 #include "../evaluator/eval.h"
@@ -13,17 +15,31 @@
 #include "../storage/store.h"
 
 typedef struct Daemon Daemon;
-typedef struct DaemonClient DaemonClient;
+
+/* What the daemon needs of the wire above it (api/server.c: rpc_server_wire). Called on the
+ * loop thread; the daemon never includes the wire's headers, so the arrow points one way. */
+typedef struct DaemonWire {
+    void *ud;
+    /* Binds path (free: daemon_open has checked it and removed a stale socket) and listens on
+     * loop; requests reach the daemon's handlers with d. */
+    int (*listen)(void *ud, Daemon *d, uv_loop_t *loop, const char *path, char *err);
+    void (*event)(void *ud, const cJSON *event); /* a committed event, to subscribers; borrows */
+    /* Closes the listener; clients close now (force) or once their pending replies are written. */
+    void (*close)(void *ud, int force);
+    int (*clients)(void *ud); /* connections open */
+} DaemonWire;
 
 typedef struct DaemonConfig {
     const char *socket_path; /* NULL: $XDG_RUNTIME_DIR/lossd.sock, else /tmp/lossd-$UID.sock */
     const char *db_path;     /* NULL: $XDG_DATA_HOME/lossd/lossd.db, else ~/.local/share/... */
     int workers;             /* <= 0: number of online cores */
     int store_flags;         /* STORE_NOSYNC for tests */
+    const DaemonWire *wire;  /* borrowed, outlives the daemon; NULL: no socket, no clients */
 } DaemonConfig;
 
-/* Opens the store (taking its lock), binds the socket (refusing when a live daemon answers on
- * it, removing a stale file), starts the worker pool and resumes every queued or running job.
+/* Opens the store (taking its lock), binds the socket through the wire (refusing when a live
+ * daemon answers on it, removing a stale file), starts the worker pool and resumes every queued
+ * or running job.
  * Returns LD_OK and an owned daemon; LD_EBUSY when another daemon holds the socket or the
  * database; LD_EIO otherwise. */
 int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err);
@@ -32,10 +48,14 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err);
 int daemon_run(Daemon *d);
 void daemon_free(Daemon *d); /* closes everything; NULL is fine */
 
-/* ---- for handlers (api/methods.c) ------------------------------------------------------- */
+/* ---- for handlers (api/) ------------------------------------------------------------------ */
 
 Store *daemon_store(Daemon *d);
 int daemon_shutting_down(const Daemon *d);
+/* Why requests that change something are refused now ("the server is shutting down", or the
+ * database was deleted or replaced), or NULL when they are served. */
+const char *daemon_refuse_writes(const Daemon *d);
+int64_t daemon_last_event_seq(const Daemon *d); /* newest stored event */
 void daemon_request_shutdown(Daemon *d); /* begins the graceful shutdown */
 cJSON *daemon_status(Daemon *d);         /* owned server.status result */
 
@@ -75,9 +95,6 @@ int daemon_schedule_active(Daemon *d, int64_t schedule_id);
 int daemon_event(Daemon *d, int64_t job_id, const char *kind, cJSON *data, char *err);
 int daemon_commit(Daemon *d, char *err);
 void daemon_rollback(Daemon *d);
-/* Makes c a subscriber: after the current reply is written, every stored event with
- * seq > since (since < 0: none of the stored ones) is sent, then live ones. */
-int daemon_subscribe(Daemon *d, DaemonClient *c, int64_t since, int64_t *last_seq, char *err);
 
 /* ---- hooks for other modules ------------------------------------------------------------ */
 
@@ -91,13 +108,18 @@ int daemon_add_tick(Daemon *d, DaemonTickFn fn, void *ud); /* at most 8; LD_ENOM
  * recovery), before daemon_run. */
 int schedule_start(Daemon *d, char *err);
 
+/* What the schedule.* methods do (docs/schedules.md; api/methods_schedule.c is their wire side).
+ * LD_EINVAL (params checked by schedule_validate, every problem named), LD_ENOTFOUND (no such
+ * schedule), LD_ESTATE (trigger: a run still going under concurrency forbid, or until leaves
+ * under a minute), LD_EIO. Results are owned. */
+int daemon_schedule_create(Daemon *d, const cJSON *params, cJSON **out, char *err); /* {schedule_id, next_runs} */
+int daemon_schedule_list(Daemon *d, cJSON **out, char *err);                        /* {schedules} */
+int daemon_schedule_get(Daemon *d, int64_t id, cJSON **out, char *err); /* with next_runs, runs */
+int daemon_schedule_delete(Daemon *d, int64_t id, char *err);           /* its jobs stay */
+int daemon_schedule_set_paused(Daemon *d, int64_t id, int paused, cJSON **out, char *err);
+int daemon_schedule_trigger(Daemon *d, int64_t id, int64_t *job_id, char *err); /* fires now */
+
 /* A line on stderr with the time, from the loop thread. */
 void daemon_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* ---- internal, shared by the daemon's files ------------------------------------------------ */
-
-/* Sends a line to a client (copied). Returns LD_OK, or LD_EIO when the client is gone or was
- * dropped for not reading (RPC_OUTBUF_MAX pending). */
-int daemon_client_send(DaemonClient *c, const char *line, size_t len);
 
 #endif

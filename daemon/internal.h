@@ -1,5 +1,9 @@
-/* internal.h: what the daemon's own files share: the Daemon struct, the worker pool, the job
- * scheduler and the client connections. Not for other modules (they use daemon.h). */
+/* internal.h: what the daemon's own files share: the Daemon struct, the worker pool and the job
+ * scheduler. Not for other modules (they use daemon.h). Calls between the files go one way:
+ * serve.c (start-up, loop, shutdown) and schedule_daemon.c (cron) call jobs.c (jobs and
+ * rounds), and all three call events.c (events and log lines), which calls none of them;
+ * schedule_daemon.c also uses serve.c's accessors (daemon_store, daemon_add_tick), and serve.c
+ * never calls the schedules (the composition root starts them). */
 #ifndef DAEMON_INTERNAL_H
 #define DAEMON_INTERNAL_H
 
@@ -7,7 +11,6 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#include "../api/rpc.h"
 #include "../search/search.h"
 #include "daemon.h"
 #include "executor.h"
@@ -26,15 +29,6 @@ void jobs_free_all(Daemon *d);
 int jobs_count_loaded(const Daemon *d);
 int jobs_pending_works(const Daemon *d); /* works of running jobs' open rounds not yet dispatched */
 
-/* ---- clients (net.c) -------------------------------------------------------------------- */
-
-/* LD_OK when path is free or a stale socket; LD_EBUSY when a live daemon answers on it. */
-int net_check_socket(const char *path, char *err);
-int net_listen(Daemon *d, char *err);   /* binds and listens on d->socket_path */
-/* Closes the listener; clients close now (force) or once their pending replies are written. */
-void net_close_all(Daemon *d, int force);
-void net_broadcast_event(Daemon *d, const cJSON *event); /* to subscribers; borrows */
-
 /* ---- the daemon ------------------------------------------------------------------------- */
 
 #define DAEMON_MAX_TICKS 8
@@ -43,10 +37,11 @@ void net_broadcast_event(Daemon *d, const cJSON *event); /* to subscribers; borr
 
 struct Daemon {
     uv_loop_t loop;
-    uv_pipe_t server;
     uv_signal_t sigterm, sigint;
     uv_timer_t timer;
-    int server_open, handles_open;
+    int handles_open;
+    DaemonWire wire; /* a copy of the config's; all NULL without one */
+    int listening;   /* wire.listen was called: the wire is this daemon's to close */
     Store *store;
     Executor *pool; /* the executor (executor.h): "threads" */
     char socket_path[PATH_MAX];
@@ -58,7 +53,6 @@ struct Daemon {
     int exiting; /* handles are closing: the loop ends once they are closed */
     double exit_deadline_ms;
     double start_ms;
-    uid_t uid;
 
     DJob *jobs;          /* loaded jobs (queued, running, paused with an engine, draining) */
     int64_t wrr_job;     /* weighted round-robin: the job being served and its credit */
@@ -70,8 +64,6 @@ struct Daemon {
     int64_t rate_sec[DAEMON_RATE_BUCKETS];
     int rate_count[DAEMON_RATE_BUCKETS];
 
-    DaemonClient *clients;
-    int nclients;
     int64_t last_event_seq;  /* newest stored event */
     cJSON *pending_events;   /* appended inside the open transaction, sent at commit */
 
@@ -82,6 +74,5 @@ struct Daemon {
     int nticks;
 };
 
-void daemon_count_eval(Daemon *d); /* records one finished evaluation for the rate */
 
 #endif

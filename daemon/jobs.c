@@ -128,57 +128,6 @@ static cJSON *stats_json(const DJob *j) {
     return st;
 }
 
-static cJSON *event_row(int64_t seq, int64_t job_id, const char *kind, cJSON *data) {
-    cJSON *ev = cJSON_CreateObject();
-    cJSON_AddNumberToObject(ev, "seq", (double)seq);
-    cJSON_AddNumberToObject(ev, "time", ld_wall_s());
-    cJSON_AddNumberToObject(ev, "job", (double)job_id);
-    cJSON_AddStringToObject(ev, "kind", kind);
-    cJSON_AddItemToObject(ev, "data", data ? data : cJSON_CreateObject());
-    return ev;
-}
-
-/* Events appended inside a transaction wait in d->pending_events until it commits, so a client
- * never hears of something a rollback undid. */
-int daemon_event(Daemon *d, int64_t job_id, const char *kind, cJSON *data, char *err) {
-    int64_t seq = 0;
-    int rc = store_event_append(d->store, job_id, kind, data, &seq, err);
-    if (rc != LD_OK) {
-        cJSON_Delete(data);
-        return rc;
-    }
-    if (seq > d->last_event_seq) d->last_event_seq = seq;
-    cJSON *ev = event_row(seq, job_id, kind, data);
-    if (store_in_transaction(d->store)) {
-        if (!d->pending_events) d->pending_events = cJSON_CreateArray();
-        cJSON_AddItemToArray(d->pending_events, ev);
-        return LD_OK;
-    }
-    net_broadcast_event(d, ev);
-    cJSON_Delete(ev);
-    return LD_OK;
-}
-
-int daemon_commit(Daemon *d, char *err) {
-    int rc = store_commit(d->store, err);
-    cJSON *pending = d->pending_events;
-    d->pending_events = NULL;
-    if (rc == LD_OK) {
-        const cJSON *ev;
-        cJSON_ArrayForEach(ev, pending) net_broadcast_event(d, ev);
-    } else {
-        store_rollback(d->store);
-    }
-    cJSON_Delete(pending);
-    return rc;
-}
-
-void daemon_rollback(Daemon *d) {
-    store_rollback(d->store);
-    cJSON_Delete(d->pending_events);
-    d->pending_events = NULL;
-}
-
 static cJSON *state_event(const char *state, const char *from, const char *error) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "state", state);
@@ -838,7 +787,6 @@ void jobs_on_done(void *ud, ExecItem *it) {
     Daemon *d = ud;
     char err[LD_ERR_MAX];
     DJob *j = job_find(d, it->work.job_id);
-    daemon_count_eval(d);
     if (!j || it->round != j->round || !j->works || it->idx >= j->nworks) {
         if (j) j->inflight--;
         exec_item_free(it);

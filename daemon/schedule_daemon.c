@@ -1,14 +1,14 @@
 /* schedule_daemon.c: wires the cron schedules (daemon/schedule.h) into the running daemon: the
  * start-up catch-up, the once-a-second tick that fires schedules and enforces their `until`
- * deadlines, warm starts from a schedule's own earlier runs, and the schedule.* methods
- * (docs/schedules.md). Everything here runs on the loop thread. */
+ * deadlines, warm starts from a schedule's own earlier runs, and what the schedule.* methods do
+ * (docs/schedules.md; their wire side is api/methods_schedule.c). Everything here runs on the
+ * loop thread. */
 #include <inttypes.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../api/rpc.h"
 #include "../evaluator/eval.h"
 #include "../lang/expr.h"
 #include "../search/search.h"
@@ -476,98 +476,77 @@ int schedule_start(Daemon *d, char *err) {
     return LD_OK;
 }
 
-/* ---- methods ------------------------------------------------------------------------------ */
+/* ---- what the schedule.* methods do (api/methods_schedule.c) ------------------------------- */
 
-#define D(call) ((Daemon *)(call)->daemon)
-
-/* Passes a store or daemon failure (rc, message e2) on to the client as the RPC error its
- * LD_* status maps to. */
-static int store_failed(int rc, const char *e2, char *err) {
-    return ld_err(err, rpc_code_from_ld(rc), "%s", e2);
-}
-
-/* The schedule named by params.schedule_id, from a fresh registry. */
-static int need(RpcCall *call, int64_t *id, Schedule **s, char *err) {
-    if (!call->daemon)
-        return ld_err(err, RPC_INTERNAL, "no daemon behind this call");
-    if (reg_fresh(D(call), err) != LD_OK)
-        return RPC_INTERNAL;
-    *id = rpc_param_int(call->params, "schedule_id", 0);
-    *s = reg_find(*id);
+/* The schedule with this id, from a fresh registry. */
+static int need(Daemon *d, int64_t id, Schedule **s, char *err) {
+    if (reg_fresh(d, err) != LD_OK)
+        return LD_EIO;
+    *s = reg_find(id);
     if (!*s)
-        return ld_err(err, RPC_NOT_FOUND, "schedule %" PRId64 ": not found", *id);
-    return RPC_OK;
+        return ld_err(err, LD_ENOTFOUND, "schedule %" PRId64 ": not found", id);
+    return LD_OK;
 }
 
-static int m_create(RpcCall *call, cJSON **result, char *err) {
-    char e2[LD_ERR_MAX];
+int daemon_schedule_create(Daemon *d, const cJSON *params, cJSON **out, char *err) {
     ScheduleSpec sp;
-    int code = RPC_OK;
     cJSON *o = NULL;
-    if (!call->daemon)
-        return ld_err(err, RPC_INTERNAL, "no daemon behind this call");
-    Daemon *d = D(call);
-    if (schedule_validate(call->params, d->cwd, &sp, err) != LD_OK)
-        return RPC_INVALID_PARAMS;
+    int rc = schedule_validate(params, d->cwd, &sp, err);
+    if (rc != LD_OK)
+        return LD_EINVAL;
     int64_t now = sched_now();
     Schedule s = {.spec = sp, .created = now};
     s.next_fire = cron_next(&sp.cron, sp.zone, now);
     StoreSchedule sc;
     schedule_to_store(&s, &sc);
     int64_t id = 0;
-    int rc = store_schedule_put(daemon_store(d), &sc, &id, e2);
-    if (rc != LD_OK) {
-        code = store_failed(rc, e2, err);
+    rc = store_schedule_put(daemon_store(d), &sc, &id, err);
+    if (rc != LD_OK)
         goto done;
-    }
     reg.dirty = 1;
     o = cJSON_CreateObject();
     if (!o) {
-        code = ld_err(err, RPC_INTERNAL, "out of memory");
+        rc = ld_err(err, LD_ENOMEM, "out of memory");
         goto done;
     }
     cJSON_AddNumberToObject(o, "schedule_id", (double)id);
     cJSON_AddItemToObject(o, "next_runs", schedule_next_runs(&sp, now, 5));
     daemon_log("schedule %" PRId64 ": created (cron '%s', zone %s)", id, sp.cron_expr, sp.tz);
-    *result = o;
+    *out = o;
 done:
     schedule_spec_free(&sp);
-    return code;
+    return rc;
 }
 
-static int m_list(RpcCall *call, cJSON **result, char *err) {
-    if (!call->daemon)
-        return ld_err(err, RPC_INTERNAL, "no daemon behind this call");
-    if (reg_fresh(D(call), err) != LD_OK)
-        return RPC_INTERNAL;
+int daemon_schedule_list(Daemon *d, cJSON **out, char *err) {
+    if (reg_fresh(d, err) != LD_OK)
+        return LD_EIO;
     cJSON *o = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(o, "schedules");
     if (!arr) {
         cJSON_Delete(o);
-        return ld_err(err, RPC_INTERNAL, "out of memory");
+        return ld_err(err, LD_ENOMEM, "out of memory");
     }
     for (int i = 0; i < reg.n; i++) {
         cJSON *sj = schedule_json(&reg.v[i]);
-        cJSON_AddNumberToObject(sj, "active_runs",
-                                daemon_schedule_active(D(call), reg.v[i].id));
+        cJSON_AddNumberToObject(sj, "active_runs", daemon_schedule_active(d, reg.v[i].id));
         cJSON_AddItemToArray(arr, sj);
     }
-    *result = o;
-    return RPC_OK;
+    *out = o;
+    return LD_OK;
 }
 
-static int m_get(RpcCall *call, cJSON **result, char *err) {
+int daemon_schedule_get(Daemon *d, int64_t id, cJSON **out, char *err) {
     char e2[LD_ERR_MAX];
-    int64_t id;
     Schedule *s;
     cJSON *rows = NULL;
-    int rc = need(call, &id, &s, err);
-    if (rc != RPC_OK)
+    int rc = need(d, id, &s, err);
+    if (rc != LD_OK)
         return rc;
-    if (store_schedule_runs(daemon_store(D(call)), id, RUNS_SHOWN, &rows, e2) != LD_OK)
-        return ld_err(err, RPC_INTERNAL, "schedule %" PRId64 ": %s", id, e2);
+    if (store_schedule_runs(daemon_store(d), id, RUNS_SHOWN, &rows, e2) != LD_OK)
+        return ld_err(err, LD_EIO, "schedule %" PRId64 ": %s", id, e2);
     cJSON *o = schedule_json(s);
-    cJSON_AddNumberToObject(o, "active_runs", daemon_schedule_active(D(call), id));
+    cJSON_AddNumberToObject(o, "active_runs", daemon_schedule_active(d, id));
     cJSON_AddItemToObject(o, "next_runs",
                           s->paused ? cJSON_CreateArray()
                                     : schedule_next_runs(&s->spec, sched_now(), 5));
@@ -575,104 +554,69 @@ static int m_get(RpcCall *call, cJSON **result, char *err) {
     const cJSON *row;
     cJSON_ArrayForEach(row, rows) {
         cJSON *sum = NULL;
-        if (daemon_job_get(D(call), row_id(row), 0, &sum, e2) == LD_OK)
+        if (daemon_job_get(d, row_id(row), 0, &sum, e2) == LD_OK)
             cJSON_AddItemToArray(runs, sum);
     }
     cJSON_Delete(rows);
-    *result = o;
-    return RPC_OK;
+    *out = o;
+    return LD_OK;
 }
 
-static int m_delete(RpcCall *call, cJSON **result, char *err) {
-    char e2[LD_ERR_MAX];
-    int64_t id;
+int daemon_schedule_delete(Daemon *d, int64_t id, char *err) {
     Schedule *s;
-    int rc = need(call, &id, &s, err);
-    if (rc != RPC_OK)
-        return rc;
-    rc = store_schedule_delete(daemon_store(D(call)), id, e2);
+    int rc = need(d, id, &s, err);
     if (rc != LD_OK)
-        return store_failed(rc, e2, err);
+        return rc;
+    rc = store_schedule_delete(daemon_store(d), id, err);
+    if (rc != LD_OK)
+        return rc;
     reg.dirty = 1;
     daemon_log("schedule %" PRId64 ": deleted (its jobs stay)", id);
-    *result = cJSON_CreateObject();
-    cJSON_AddBoolToObject(*result, "deleted", 1);
-    return RPC_OK;
+    return LD_OK;
 }
 
-static int set_paused(RpcCall *call, int paused, cJSON **result, char *err) {
-    char e2[LD_ERR_MAX];
-    int64_t id;
+int daemon_schedule_set_paused(Daemon *d, int64_t id, int paused, cJSON **out, char *err) {
     Schedule *s;
-    int rc = need(call, &id, &s, err);
-    if (rc != RPC_OK)
-        return rc;
-    rc = store_schedule_set_paused(daemon_store(D(call)), id, paused, e2);
+    int rc = need(d, id, &s, err);
     if (rc != LD_OK)
-        return store_failed(rc, e2, err);
+        return rc;
+    rc = store_schedule_set_paused(daemon_store(d), id, paused, err);
+    if (rc != LD_OK)
+        return rc;
     s->paused = paused;
     if (!paused) { /* no backlog from the paused period: the next fire counts from now */
         s->next_fire = cron_next(&s->spec.cron, s->spec.zone, sched_now());
-        rc = store_schedule_set_fire(daemon_store(D(call)), id, (double)s->last_fire,
-                                     (double)s->next_fire, e2);
+        rc = store_schedule_set_fire(daemon_store(d), id, (double)s->last_fire,
+                                     (double)s->next_fire, err);
         if (rc != LD_OK)
-            return store_failed(rc, e2, err);
+            return rc;
     }
     daemon_log("schedule %" PRId64 ": %s", id, paused ? "paused" : "resumed");
-    *result = schedule_json(s);
-    return RPC_OK;
+    *out = schedule_json(s);
+    return LD_OK;
 }
 
-static int m_pause(RpcCall *call, cJSON **result, char *err) {
-    return set_paused(call, 1, result, err);
-}
-
-static int m_resume(RpcCall *call, cJSON **result, char *err) {
-    return set_paused(call, 0, result, err);
-}
-
-static int m_trigger(RpcCall *call, cJSON **result, char *err) {
-    char e2[LD_ERR_MAX];
-    int64_t id, job_id = 0;
+int daemon_schedule_trigger(Daemon *d, int64_t id, int64_t *job_id, char *err) {
     Schedule *s;
-    int rc = need(call, &id, &s, err);
-    if (rc != RPC_OK)
+    int rc = need(d, id, &s, err);
+    if (rc != LD_OK)
         return rc;
-    int active = daemon_schedule_active(D(call), id);
+    int active = daemon_schedule_active(d, id);
     if (s->spec.concurrency == SCHEDULE_FORBID && active > 0)
-        return ld_err(err, RPC_INVALID_STATE,
+        return ld_err(err, LD_ESTATE,
                       "schedule %" PRId64 ": a run is still going (concurrency forbid)", id);
     int64_t now = sched_now();
     int64_t deadline = schedule_deadline(&s->spec, now);
     if (deadline > 0 && deadline - now < 60)
-        return ld_err(err, RPC_INVALID_STATE,
+        return ld_err(err, LD_ESTATE,
                       "schedule %" PRId64 ": until leaves under a minute from now", id);
-    rc = fire(D(call), s, now, now, deadline, &job_id, e2);
+    rc = fire(d, s, now, now, deadline, job_id, err);
     if (rc != LD_OK)
-        return store_failed(rc, e2, err);
+        return rc;
     char msg[LD_ERR_MAX];
     snprintf(msg, sizeof msg, "schedule %" PRId64 ": triggered by a client: job %" PRId64, id,
-             job_id);
+             *job_id);
     daemon_log("%s", msg);
-    emit(D(call), s, "schedule.fired", job_id, now, deadline, "trigger", msg);
-    *result = cJSON_CreateObject();
-    cJSON_AddNumberToObject(*result, "job_id", (double)job_id);
-    return RPC_OK;
+    emit(d, s, "schedule.fired", *job_id, now, deadline, "trigger", msg);
+    return LD_OK;
 }
-
-static const RpcParam p_create[] = {
-    {"cron", RPC_T_STRING, 1},        {"tz", RPC_T_STRING, 0},   {"catch_up", RPC_T_STRING, 0},
-    {"concurrency", RPC_T_STRING, 0}, {"name", RPC_T_STRING, 0}, {"job", RPC_T_OBJECT, 1},
-    {NULL, 0, 0}};
-static const RpcParam p_id[] = {{"schedule_id", RPC_T_INT, 1}, {NULL, 0, 0}};
-
-const RpcMethod schedule_methods[] = {
-    {"schedule.create", m_create, p_create, 0, "a cron schedule of a job template"},
-    {"schedule.list", m_list, NULL, RPC_READONLY, "every schedule"},
-    {"schedule.get", m_get, p_id, RPC_READONLY, "a schedule, its next fires and its runs"},
-    {"schedule.delete", m_delete, p_id, 0, "remove a schedule (its jobs stay)"},
-    {"schedule.pause", m_pause, p_id, 0, "stop firing"},
-    {"schedule.resume", m_resume, p_id, 0, "fire again, from now on"},
-    {"schedule.trigger", m_trigger, p_id, 0, "fire now; returns the job id"},
-    {NULL, NULL, NULL, 0, NULL},
-};

@@ -1,13 +1,15 @@
-/* serve.c: the daemon's default paths, its start-up (socket check, store lock, worker pool, job
- * recovery), its loop (timer, signals) and the graceful shutdown. `lossd serve` (cmd/serve.c)
- * composes it with the wire and the schedules. */
+/* serve.c: the daemon's default paths, its start-up (socket check, store lock, the wire's
+ * listener, worker pool, job recovery), its loop (timer, signals) and the graceful shutdown.
+ * `lossd serve` (cmd/serve.c) composes it with the wire and the schedules. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -58,6 +60,48 @@ static int socket_dir(const char *path, char *err) {
                   path, buf, strerror(errno));
 }
 
+/* 1 when something accepts connections on path. */
+static int socket_alive(const char *path) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int alive = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return alive;
+}
+
+/* LD_OK when path is free or a stale socket; LD_EBUSY when a live daemon answers on it. */
+static int socket_check(const char *path, char *err) {
+    struct sockaddr_un sa;
+    if (strlen(path) >= sizeof sa.sun_path)
+        return ld_err(err, LD_EINVAL, "socket path %s: longer than %zu bytes", path,
+                      sizeof sa.sun_path - 1);
+    struct stat st;
+    if (lstat(path, &st) != 0) return LD_OK;
+    if (!S_ISSOCK(st.st_mode))
+        return ld_err(err, LD_EIO, "%s: exists and is not a socket; not removing it", path);
+    if (socket_alive(path))
+        return ld_err(err, LD_EBUSY, "another lossd is already serving on %s", path);
+    return LD_OK;
+}
+
+/* The wire listens on the socket, once it is checked again and a stale file removed. */
+static int socket_listen(Daemon *d, char *err) {
+    if (!d->wire.listen) return LD_OK;
+    int rc = socket_check(d->socket_path, err);
+    if (rc != LD_OK) return rc;
+    if (unlink(d->socket_path) == 0) daemon_log("removed stale socket %s", d->socket_path);
+    d->listening = 1; /* from here on the wire holds handles of this loop, even half-opened */
+    return d->wire.listen(d->wire.ud, d, &d->loop, d->socket_path, err);
+}
+
+static void wire_close(Daemon *d, int force) {
+    if (d->listening && d->wire.close) d->wire.close(d->wire.ud, force);
+}
+
+static int wire_clients(Daemon *d) { return d->wire.clients ? d->wire.clients(d->wire.ud) : 0; }
+
 static void default_db(char *out, size_t n) {
     const char *dh = getenv("XDG_DATA_HOME");
     const char *home = getenv("HOME");
@@ -67,7 +111,8 @@ static void default_db(char *out, size_t n) {
 
 /* ---- loop callbacks --------------------------------------------------------------------- */
 
-void daemon_count_eval(Daemon *d) {
+/* Records one finished evaluation for the rate. */
+static void count_eval(Daemon *d) {
     int64_t sec = (int64_t)(ld_now_ms() / 1e3);
     int b = (int)(sec % DAEMON_RATE_BUCKETS);
     if (d->rate_sec[b] != sec) {
@@ -109,13 +154,13 @@ static void maybe_finish_shutdown(Daemon *d) {
         exec_close(d->pool);
         d->pool = NULL;
     }
-    net_close_all(d, 0);
+    wire_close(d, 0);
 }
 
 static void on_timer(uv_timer_t *t) {
     Daemon *d = t->data;
     if (d->exiting) {
-        if (d->nclients == 0 || ld_now_ms() >= d->exit_deadline_ms) close_all_handles(d);
+        if (wire_clients(d) == 0 || ld_now_ms() >= d->exit_deadline_ms) close_all_handles(d);
         return;
     }
     if (d->shutting_down) {
@@ -136,6 +181,7 @@ static void on_signal(uv_signal_t *s, int signum) {
 
 static void on_pool_done(void *ud, ExecItem *it) {
     Daemon *d = ud;
+    count_eval(d);
     jobs_on_done(d, it);
     if (d->shutting_down) maybe_finish_shutdown(d);
 }
@@ -158,7 +204,7 @@ static void close_all_handles(Daemon *d) {
         exec_close(d->pool);
         d->pool = NULL;
     }
-    net_close_all(d, 1);
+    wire_close(d, 1);
     if (d->handles_open) {
         d->handles_open = 0;
         uv_timer_stop(&d->timer);
@@ -174,6 +220,10 @@ static void close_all_handles(Daemon *d) {
 
 Store *daemon_store(Daemon *d) { return d->store; }
 int daemon_shutting_down(const Daemon *d) { return d->shutting_down; }
+
+const char *daemon_refuse_writes(const Daemon *d) {
+    return d->shutting_down ? "the server is shutting down" : d->store_dead[0] ? d->store_dead : NULL;
+}
 
 int daemon_add_tick(Daemon *d, DaemonTickFn fn, void *ud) {
     if (d->nticks >= DAEMON_MAX_TICKS) return LD_ENOMEM;
@@ -203,7 +253,7 @@ cJSON *daemon_status(Daemon *d) {
     store_db_size(d->store, &bytes, err);
     cJSON_AddNumberToObject(o, "db_bytes", (double)bytes);
     cJSON_AddStringToObject(o, "socket", d->socket_path);
-    cJSON_AddNumberToObject(o, "clients", d->nclients);
+    cJSON_AddNumberToObject(o, "clients", wire_clients(d));
     cJSON_AddBoolToObject(o, "shutting_down", d->shutting_down);
     if (d->store_dead[0]) cJSON_AddStringToObject(o, "storage_error", d->store_dead);
     cJSON *jobs = cJSON_AddObjectToObject(o, "jobs");
@@ -230,7 +280,7 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
     Daemon *d = calloc(1, sizeof *d);
     if (!d) return ld_err(err, LD_ENOMEM, "out of memory");
     d->start_ms = ld_now_ms();
-    d->uid = getuid();
+    if (cfg->wire) d->wire = *cfg->wire;
     if (cfg->socket_path) snprintf(d->socket_path, sizeof d->socket_path, "%s", cfg->socket_path);
     else default_socket(d->socket_path, sizeof d->socket_path);
     if (cfg->db_path) snprintf(d->db_path, sizeof d->db_path, "%s", cfg->db_path);
@@ -246,7 +296,7 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
         return ld_err(err, LD_EIO, "uv_loop_init: %s", uv_strerror(rc));
     }
     /* a live daemon on the socket: refuse before touching its database */
-    rc = net_check_socket(d->socket_path, err);
+    rc = socket_check(d->socket_path, err);
     if (rc != LD_OK) goto fail;
     rc = socket_dir(d->socket_path, err);
     if (rc != LD_OK) goto fail;
@@ -257,7 +307,7 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
     /* the events table is a log, not the record: keep the newest ones for reconnecting clients */
     char e0[LD_ERR_MAX];
     if (store_events_trim(d->store, DAEMON_EVENTS_KEEP, e0) != LD_OK) daemon_log("events: %s", e0);
-    rc = net_listen(d, err);
+    rc = socket_listen(d, err);
     if (rc != LD_OK) goto fail;
     ExecConfig xc = {.loop = &d->loop, .workers = d->nworkers, .done = on_pool_done, .ud = d};
     rc = exec_open("threads", &xc, &d->pool, err);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../api/rpc.h"
+#include "../api/server.h"
 #include "../daemon/daemon.h"
 
 /* ---- framing ------------------------------------------------------------------------------ */
@@ -641,8 +642,10 @@ static void test_real_server(void **state) {
     assert_non_null(mkdtemp(s.dir));
     snprintf(s.sock, sizeof s.sock, "%s/d.sock", s.dir);
     snprintf(s.db, sizeof s.db, "%s/db/lossd.db", s.dir); /* the directory is created */
+    RpcServer *srv = NULL;
+    assert_int_equal(rpc_server_new(&srv, err), LD_OK);
     DaemonConfig cfg = {.socket_path = s.sock, .db_path = s.db, .workers = 1,
-                        .store_flags = STORE_NOSYNC};
+                        .store_flags = STORE_NOSYNC, .wire = rpc_server_wire(srv)};
     int rc = daemon_open(&cfg, &s.d, err);
     if (rc != LD_OK) print_error("daemon_open: %s\n", err);
     assert_int_equal(rc, LD_OK);
@@ -845,6 +848,7 @@ static void test_real_server(void **state) {
     pthread_join(s.th, NULL);
     close(fd);
     daemon_free(s.d);
+    rpc_server_free(srv);
     assert_int_equal(access(s.sock, F_OK), -1); /* the socket file is gone */
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", s.dir);

@@ -1,8 +1,9 @@
-/* net.c: the daemon's Unix socket: accepting clients (owner uid only), reading request lines,
- * writing replies and event notifications with a bound on what a client may leave unread. */
+/* server.c: the wire's server side (server.h): the daemon's Unix socket, accepting clients
+ * (owner uid only), reading request lines, writing replies and event notifications with a bound
+ * on what a client may leave unread. */
 #define _GNU_SOURCE /* struct ucred */
 #include <errno.h>
-#include <stdarg.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +12,25 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "rpc.h"
+#include "server.h"
 
-struct DaemonClient {
+struct RpcServer {
+    DaemonWire wire; /* ud is the server itself */
+    Daemon *d;       /* set by listen */
+    uv_loop_t *loop;
+    uv_pipe_t pipe;  /* the listener */
+    int open;        /* the listener is open */
+    char path[PATH_MAX];
+    uid_t uid;       /* the only uid served */
+    RpcClient *clients;
+    int nclients;
+};
+
+struct RpcClient {
     uv_pipe_t pipe; /* first: the handle's address is the client's */
-    Daemon *d;
-    DaemonClient *prev, *next;
+    RpcServer *srv;
+    RpcClient *prev, *next;
     RpcFramer framer;
     size_t out_pending; /* bytes handed to uv_write and not yet written */
     int closing;        /* uv_close called */
@@ -29,34 +43,34 @@ struct DaemonClient {
 
 typedef struct WriteReq {
     uv_write_t req;
-    DaemonClient *c;
+    RpcClient *c;
     size_t len;
     char data[];
 } WriteReq;
 
 static void client_closed(uv_handle_t *h) {
-    DaemonClient *c = (DaemonClient *)h;
-    Daemon *d = c->d;
+    RpcClient *c = (RpcClient *)h;
+    RpcServer *srv = c->srv;
     if (c->prev) c->prev->next = c->next;
-    else d->clients = c->next;
+    else srv->clients = c->next;
     if (c->next) c->next->prev = c->prev;
-    d->nclients--;
+    srv->nclients--;
     rpc_framer_free(&c->framer);
     free(c);
 }
 
-static void client_close(DaemonClient *c) {
+static void client_close(RpcClient *c) {
     if (c->closing) return;
     c->closing = 1;
     uv_read_stop((uv_stream_t *)&c->pipe);
     uv_close((uv_handle_t *)&c->pipe, client_closed);
 }
 
-static void send_backlog(DaemonClient *c);
+static void send_backlog(RpcClient *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static int on_line(void *ud, char *line, size_t len);
-static void client_fail(DaemonClient *c, int code, const char *msg);
+static void client_fail(RpcClient *c, int code, const char *msg);
 #define BACKLOG_LOW_WATER (1u << 20) /* send the next page once output drains below this */
 /* Backpressure: a client with this much unread output is not read from until it drains to
  * READ_RESUME, so a pipelining client is slowed, not dropped. The pause takes effect between
@@ -68,7 +82,7 @@ static void client_fail(DaemonClient *c, int code, const char *msg);
 
 static void on_write(uv_write_t *req, int status) {
     WriteReq *w = (WriteReq *)req;
-    DaemonClient *c = w->c;
+    RpcClient *c = w->c;
     c->out_pending -= w->len;
     free(w);
     if (status < 0 && status != UV_ECANCELED) {
@@ -95,7 +109,9 @@ static void on_write(uv_write_t *req, int status) {
     }
 }
 
-int daemon_client_send(DaemonClient *c, const char *line, size_t len) {
+/* Sends a line to a client (copied). Returns LD_OK, or LD_EIO when the client is gone or was
+ * dropped for not reading (RPC_OUTBUF_MAX pending). */
+static int client_send(RpcClient *c, const char *line, size_t len) {
     if (!c || c->closing) return LD_EIO;
     if (c->out_pending + len > RPC_OUTBUF_MAX) {
         daemon_log("dropping a client: %zu bytes of replies unread", c->out_pending);
@@ -126,11 +142,11 @@ int daemon_client_send(DaemonClient *c, const char *line, size_t len) {
 }
 
 /* Sends an error and closes once it is written. */
-static void client_fail(DaemonClient *c, int code, const char *msg) {
+static void client_fail(RpcClient *c, int code, const char *msg) {
     size_t n = 0;
     char *line = rpc_error_line(NULL, code, msg, &n);
     uv_read_stop((uv_stream_t *)&c->pipe);
-    if (line && daemon_client_send(c, line, n) == LD_OK) c->close_after_write = 1;
+    if (line && client_send(c, line, n) == LD_OK) c->close_after_write = 1;
     else client_close(c);
     free(line);
 }
@@ -154,11 +170,11 @@ static cJSON *event_params(const cJSON *ev) {
     return p;
 }
 
-static int send_event(DaemonClient *c, const cJSON *ev) {
+static int send_event(RpcClient *c, const cJSON *ev) {
     size_t n = 0;
     char *line = rpc_notification_line("event", event_params(ev), &n);
     if (!line) return LD_ENOMEM;
-    int rc = daemon_client_send(c, line, n);
+    int rc = client_send(c, line, n);
     free(line);
     return rc;
 }
@@ -169,12 +185,11 @@ static int send_event(DaemonClient *c, const cJSON *ev) {
  * client has read most of this one, so a long history never trips RPC_OUTBUF_MAX. The last
  * (short) page makes c a live subscriber: events are appended on this thread, so nothing falls
  * between the stored pages and the live stream. */
-static void send_backlog(DaemonClient *c) {
-    Daemon *d = c->d;
+static void send_backlog(RpcClient *c) {
     char err[LD_ERR_MAX];
     cJSON *evs = NULL;
     c->backlog_due = 0;
-    if (store_events_since(d->store, c->since, BACKLOG_PAGE, &evs, err) != LD_OK) {
+    if (store_events_since(daemon_store(c->srv->d), c->since, BACKLOG_PAGE, &evs, err) != LD_OK) {
         daemon_log("events backlog: %s", err);
         c->subscribed = 1;
         return;
@@ -191,12 +206,14 @@ static void send_backlog(DaemonClient *c) {
     else c->backlog_due = 1;
 }
 
-void net_broadcast_event(Daemon *d, const cJSON *event) {
+/* DaemonWire.event: a stored event to every subscriber that has not had it. */
+static void srv_event(void *ud, const cJSON *event) {
+    RpcServer *srv = ud;
     const cJSON *seq = cJSON_GetObjectItemCaseSensitive(event, "seq");
     int64_t s = cJSON_IsNumber(seq) ? (int64_t)seq->valuedouble : 0;
-    DaemonClient *c = d->clients;
+    RpcClient *c = srv->clients;
     while (c) {
-        DaemonClient *next = c->next; /* send may close c (closing is deferred, but be safe) */
+        RpcClient *next = c->next; /* send may close c (closing is deferred, but be safe) */
         if (c->subscribed && !c->closing && s > c->since) {
             c->since = s;
             send_event(c, event);
@@ -205,27 +222,22 @@ void net_broadcast_event(Daemon *d, const cJSON *event) {
     }
 }
 
-int daemon_subscribe(Daemon *d, DaemonClient *c, int64_t since, int64_t *last_seq, char *err) {
-    *last_seq = d->last_event_seq;
-    if (!c) return LD_OK; /* unit tests call handlers without a connection */
+void rpc_client_subscribe(RpcClient *c, int64_t since, int64_t last_seq) {
+    if (!c) return; /* unit tests call handlers without a connection */
     /* a since beyond the newest event (a client of an older database) must not hide new ones */
-    c->since = since < 0 || since > d->last_event_seq ? d->last_event_seq : since;
+    c->since = since < 0 || since > last_seq ? last_seq : since;
     c->backlog_due = 1;
-    return LD_OK;
 }
 
 static int on_line(void *ud, char *line, size_t len) {
-    DaemonClient *c = ud;
-    Daemon *d = c->d;
+    RpcClient *c = ud;
     if (c->closing || c->close_after_write) return 2;
-    RpcCall call = {.daemon = d, .client = c};
+    RpcCall call = {.daemon = c->srv->d, .client = c};
     size_t n = 0;
-    const char *refuse = d->shutting_down ? "the server is shutting down"
-                         : d->store_dead[0] ? d->store_dead
-                                            : NULL;
+    const char *refuse = daemon_refuse_writes(c->srv->d);
     char *reply = rpc_handle_line(rpc_tables(), line, len, &call, refuse, &n);
     if (reply) {
-        daemon_client_send(c, reply, n);
+        client_send(c, reply, n);
         free(reply);
     }
     if (c->backlog_due && !c->closing && c->out_pending < BACKLOG_LOW_WATER) send_backlog(c);
@@ -240,7 +252,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-    DaemonClient *c = (DaemonClient *)s;
+    RpcClient *c = (RpcClient *)s;
     char err[LD_ERR_MAX];
     if (nread < 0) {
         client_close(c); /* EOF or error: a half line is dropped with the client */
@@ -252,19 +264,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 }
 
 static void on_connection(uv_stream_t *server, int status) {
-    Daemon *d = server->data;
+    RpcServer *srv = server->data;
     if (status < 0) {
         daemon_log("accept: %s", uv_strerror(status));
         return;
     }
-    DaemonClient *c = calloc(1, sizeof *c);
+    RpcClient *c = calloc(1, sizeof *c);
     if (!c) return;
-    c->d = d;
-    uv_pipe_init(&d->loop, &c->pipe, 0);
-    c->next = d->clients;
-    if (d->clients) d->clients->prev = c;
-    d->clients = c;
-    d->nclients++;
+    c->srv = srv;
+    uv_pipe_init(srv->loop, &c->pipe, 0);
+    c->next = srv->clients;
+    if (srv->clients) srv->clients->prev = c;
+    srv->clients = c;
+    srv->nclients++;
     if (uv_accept(server, (uv_stream_t *)&c->pipe) != 0) {
         client_close(c);
         return;
@@ -278,66 +290,48 @@ static void on_connection(uv_stream_t *server, int status) {
         client_fail(c, RPC_PERMISSION, "permission denied: cannot read the peer's credentials");
         return;
     }
-    if (cred.uid != d->uid) {
+    if (cred.uid != srv->uid) {
         char msg[128];
         snprintf(msg, sizeof msg, "permission denied: uid %u is not the daemon owner (uid %u)",
-                 (unsigned)cred.uid, (unsigned)d->uid);
+                 (unsigned)cred.uid, (unsigned)srv->uid);
         client_fail(c, RPC_PERMISSION, msg);
         return;
     }
     uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
 }
 
-/* 1 when something accepts connections on path. */
-static int socket_alive(const char *path) {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return 0;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-    int alive = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-    close(fd);
-    return alive;
-}
-
-int net_check_socket(const char *path, char *err) {
-    struct sockaddr_un sa;
-    if (strlen(path) >= sizeof sa.sun_path)
-        return ld_err(err, LD_EINVAL, "socket path %s: longer than %zu bytes", path,
-                      sizeof sa.sun_path - 1);
-    struct stat st;
-    if (lstat(path, &st) != 0) return LD_OK;
-    if (!S_ISSOCK(st.st_mode))
-        return ld_err(err, LD_EIO, "%s: exists and is not a socket; not removing it", path);
-    if (socket_alive(path))
-        return ld_err(err, LD_EBUSY, "another lossd is already serving on %s", path);
-    return LD_OK;
-}
-
-int net_listen(Daemon *d, char *err) {
-    int rc = net_check_socket(d->socket_path, err);
-    if (rc != LD_OK) return rc;
-    if (unlink(d->socket_path) == 0) daemon_log("removed stale socket %s", d->socket_path);
-    rc = uv_pipe_init(&d->loop, &d->server, 0);
+/* DaemonWire.listen: binds path (free: daemon_open checked it and removed a stale socket) and
+ * listens on the daemon's loop. */
+static int srv_listen(void *ud, Daemon *d, uv_loop_t *loop, const char *path, char *err) {
+    RpcServer *srv = ud;
+    srv->d = d;
+    srv->loop = loop;
+    srv->uid = getuid();
+    snprintf(srv->path, sizeof srv->path, "%s", path);
+    int rc = uv_pipe_init(loop, &srv->pipe, 0);
     if (rc != 0) return ld_err(err, LD_EIO, "uv_pipe_init: %s", uv_strerror(rc));
-    d->server.data = d;
-    d->server_open = 1;
+    srv->pipe.data = srv;
+    srv->open = 1;
     mode_t old = umask(0177); /* the socket is born 0600: no window where others may connect */
-    rc = uv_pipe_bind(&d->server, d->socket_path);
+    rc = uv_pipe_bind(&srv->pipe, path);
     umask(old);
-    if (rc != 0) return ld_err(err, LD_EIO, "bind %s: %s", d->socket_path, uv_strerror(rc));
-    chmod(d->socket_path, 0600);
-    rc = uv_listen((uv_stream_t *)&d->server, 512, on_connection);
-    if (rc != 0) return ld_err(err, LD_EIO, "listen %s: %s", d->socket_path, uv_strerror(rc));
+    if (rc != 0) return ld_err(err, LD_EIO, "bind %s: %s", path, uv_strerror(rc));
+    chmod(path, 0600);
+    rc = uv_listen((uv_stream_t *)&srv->pipe, 512, on_connection);
+    if (rc != 0) return ld_err(err, LD_EIO, "listen %s: %s", path, uv_strerror(rc));
     return LD_OK;
 }
 
-void net_close_all(Daemon *d, int force) {
-    if (d->server_open) {
-        d->server_open = 0;
-        uv_close((uv_handle_t *)&d->server, NULL);
-        unlink(d->socket_path);
+/* DaemonWire.close: closes the listener; clients close now (force) or once their pending
+ * replies are written. */
+static void srv_close(void *ud, int force) {
+    RpcServer *srv = ud;
+    if (srv->open) {
+        srv->open = 0;
+        uv_close((uv_handle_t *)&srv->pipe, NULL);
+        unlink(srv->path);
     }
-    for (DaemonClient *c = d->clients; c; c = c->next) {
+    for (RpcClient *c = srv->clients; c; c = c->next) {
         if (force || c->out_pending == 0) {
             client_close(c);
         } else {
@@ -347,11 +341,17 @@ void net_close_all(Daemon *d, int force) {
     }
 }
 
-void daemon_log(const char *fmt, ...) {
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "lossd[%d]: %s\n", (int)getpid(), buf);
+static int srv_clients(void *ud) { return ((RpcServer *)ud)->nclients; }
+
+int rpc_server_new(RpcServer **out, char *err) {
+    RpcServer *srv = calloc(1, sizeof *srv);
+    if (!srv) return ld_err(err, LD_ENOMEM, "out of memory");
+    srv->wire = (DaemonWire){.ud = srv, .listen = srv_listen, .event = srv_event,
+                             .close = srv_close, .clients = srv_clients};
+    *out = srv;
+    return LD_OK;
 }
+
+const DaemonWire *rpc_server_wire(RpcServer *s) { return &s->wire; }
+
+void rpc_server_free(RpcServer *s) { free(s); }
