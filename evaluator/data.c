@@ -605,6 +605,19 @@ int data_prepare(const Table *tab, int classify, const DataPrep *p, Task *t, cha
     for (int i = 0; i < n; i++) idx[i] = i;
     shuffle(idx, n, &rng);
     int ntest = (int)lround(n * p->test), nval = (int)lround(n * p->val);
+    if (p->folds > 1) {
+        /* Cross-validation: the test rows stay; the rest is shuffled once per repeat and fold
+         * `fold` of it validates. The fold's rows move to the front of the rest. */
+        int nrest = n - ntest, *rest = idx + ntest;
+        LdRng fr;
+        rng_seed(&fr, ld_mix64(p->seed, 0xf01d0000ull + (uint64_t)p->repeat));
+        shuffle(rest, nrest, &fr);
+        int lo = (int)((long)nrest * p->fold / p->folds), hi = (int)((long)nrest * (p->fold + 1) / p->folds);
+        nval = hi - lo;
+        memcpy(keep, rest + lo, sizeof(int) * (size_t)nval);
+        memmove(rest + nval, rest, sizeof(int) * (size_t)lo);
+        memcpy(rest, keep, sizeof(int) * (size_t)nval);
+    }
     int ntrain = n - ntest - nval;
     if (ntrain < 2 || (p->test > 0 && ntest < 1) || (p->val > 0 && nval < 1)) {
         rc = ld_err(err, LD_EINVAL,

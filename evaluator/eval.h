@@ -28,6 +28,9 @@ const char *task_metric(const Task *t);     /* name of the selection metric, e.g
 int task_higher_better(const Task *t);      /* 1 if larger metric values are better */
 int task_steps(const Task *t);              /* default training steps */
 uint64_t task_hash(const Task *t);          /* same normalised spec => same hash */
+/* Train/validation splits of a cross-validated task (split.folds x split.repeats), else 1. A run
+ * with seed s trains on split s % task_nfold(t); the test rows are the same in every split. */
+int task_nfold(const Task *t);
 cJSON *task_spec(const Task *t);            /* returns owned normalised spec */
 /* What loading the task's table did: {rows, features, missing, rows_dropped, values_filled,
  * categorical}; returns owned JSON, or NULL for a task without a table (physics). It is also the

@@ -56,7 +56,16 @@ struct Task {
                                  are standardised, metrics are reported in original units */
     cJSON *data_info;         /* what loading the table did (task_data_json), owned; NULL: none */
     char data_note[320];      /* the same as one line for logs, "" when loading changed nothing */
+    /* split.folds x split.repeats > 1: the task is a family of train/validation splits of the
+     * same non-test rows (the test rows never change). This Task holds split 0; folds[i - 1]
+     * split i, a copy of this Task that owns only its train, val and test Datasets. */
+    int nfold;
+    struct Task *folds;
 };
+
+#define TASK_MAX_FOLDS 10 /* split.folds and split.repeats at most; their product at most 32 */
+/* The split a run with this seed trains on (task.c): task itself, or split seed % nfold. */
+const Task *task_fold(const Task *t, uint64_t seed);
 
 void dataset_free(Dataset *d);
 
@@ -115,6 +124,8 @@ typedef struct DataPrep {
     double label_noise; /* fraction of training labels flipped to another class */
     double outliers;    /* fraction of training targets corrupted by +-(5..10) std */
     double subsample;   /* fraction of the training split kept */
+    int folds;          /* > 1: validation is fold `fold` of `folds` over the non-test rows */
+    int fold, repeat;   /* which fold, and which shuffle of the non-test rows (repeat) */
 } DataPrep;
 
 /* Splits tab (borrowed) into t->train/val/test with the transforms of p; sets y_mean/y_std for

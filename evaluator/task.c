@@ -230,6 +230,38 @@ static int is_physics_data(const char *data) {
     return !strcmp(data, "builtin:oscillator") || !strcmp(data, "builtin:poisson");
 }
 
+/* The other splits of a cross-validated task: copies of t (sharing its spec and hooks) that own
+ * their Datasets, split i being fold i % folds of shuffle i / folds. t holds split 0. */
+static int make_folds(Task *t, const Table *tab, const DataPrep *prep, int repeats, char *err) {
+    int nf = prep->folds * repeats;
+    t->folds = calloc((size_t)nf - 1, sizeof *t->folds);
+    if (!t->folds) return ld_err(err, LD_ENOMEM, "task: out of memory for %d folds", nf);
+    for (int i = 1; i < nf; i++) {
+        Task *v = &t->folds[i - 1];
+        *v = *t;
+        v->folds = NULL;
+        v->nfold = 0;
+        memset(&v->train, 0, sizeof v->train);
+        memset(&v->val, 0, sizeof v->val);
+        memset(&v->test, 0, sizeof v->test);
+        DataPrep p = *prep;
+        p.fold = i % prep->folds;
+        p.repeat = i / prep->folds;
+        t->nfold = i + 1; /* task_free frees the splits made so far */
+        int rc = data_prepare(tab, eval_family(t->family)->classify, &p, v, err);
+        if (rc) return rc;
+    }
+    return LD_OK;
+}
+
+const Task *task_fold(const Task *t, uint64_t seed) {
+    if (t->nfold < 2) return t;
+    int i = (int)(seed % (uint64_t)t->nfold);
+    return i == 0 ? t : &t->folds[i - 1];
+}
+
+int task_nfold(const Task *t) { return t->nfold > 1 ? t->nfold : 1; }
+
 int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     int rc = LD_OK;
     Table tab = {0};
@@ -303,12 +335,23 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
         goto done;
     DataPrep prep = {.val = 0.2, .test = 0.2, .seed = 0, .imbalance = 1, .label_noise = 0, .outliers = 0,
                      .subsample = 1};
+    int repeats = 1;
     if (split) {
         double seed = 0;
         if ((rc = get_num(split, "split.", "val", 0, 0.9, &prep.val, err)) ||
             (rc = get_num(split, "split.", "test", 0, 0.9, &prep.test, err)) ||
-            (rc = get_num(split, "split.", "seed", 0, 9007199254740991.0, &seed, err)))
+            (rc = get_num(split, "split.", "seed", 0, 9007199254740991.0, &seed, err)) ||
+            (rc = get_int(split, "split.", "folds", 2, TASK_MAX_FOLDS, &prep.folds, err)) ||
+            (rc = get_int(split, "split.", "repeats", 1, TASK_MAX_FOLDS, &repeats, err)))
             goto done;
+        if (prep.folds * repeats > 32) {
+            rc = ld_err(err, LD_EINVAL, "task: split: folds x repeats = %d is above 32", prep.folds * repeats);
+            goto done;
+        }
+        if (cJSON_GetObjectItemCaseSensitive(split, "repeats") && prep.folds < 2) {
+            rc = ld_err(err, LD_EINVAL, "task: split.repeats: needs split.folds");
+            goto done;
+        }
         if (prep.val + prep.test > 0.95) {
             rc = ld_err(err, LD_EINVAL, "task: split: val + test = %g leaves too little training data",
                         prep.val + prep.test);
@@ -365,10 +408,15 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     if (prep.label_noise > 0) cJSON_AddNumberToObject(jt, "label_noise", prep.label_noise);
     if (prep.outliers > 0) cJSON_AddNumberToObject(jt, "outliers", prep.outliers);
     if (prep.subsample < 1) cJSON_AddNumberToObject(jt, "subsample", prep.subsample);
+    t->nfold = prep.folds > 1 ? prep.folds * repeats : 0; /* the other splits: make_folds */
     cJSON *js = cJSON_AddObjectToObject(n, "split");
     cJSON_AddNumberToObject(js, "val", prep.val);
     cJSON_AddNumberToObject(js, "test", prep.test);
     cJSON_AddNumberToObject(js, "seed", (double)prep.seed);
+    if (prep.folds > 1) { /* absent otherwise: the hashes of existing tasks do not change */
+        cJSON_AddNumberToObject(js, "folds", prep.folds);
+        cJSON_AddNumberToObject(js, "repeats", repeats);
+    }
     cJSON *jm = cJSON_AddObjectToObject(n, "model");
     cJSON *jh = cJSON_AddArrayToObject(jm, "hidden");
     for (int i = 0; i < t->model.nhidden; i++) cJSON_AddItemToArray(jh, cJSON_CreateNumber(t->model.hidden[i]));
@@ -417,6 +465,7 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     cJSON_AddStringToObject(n, "name", t->name);
     /* What loading did; like the name, not part of the hash (it follows from the data). */
     if (t->data_info) cJSON_AddItemToObject(n, "data_info", cJSON_Duplicate(t->data_info, 1));
+    if (prep.folds > 1 && (rc = make_folds(t, &tab, &prep, repeats, err))) goto done;
 done:
     table_free(&tab);
     if (rc) {
@@ -465,6 +514,12 @@ int task_load_arg(const char *arg, Task **out, char *err) {
 
 void task_free(Task *t) {
     if (!t) return;
+    for (int i = 0; t->folds && i < t->nfold - 1; i++) {
+        dataset_free(&t->folds[i].train);
+        dataset_free(&t->folds[i].val);
+        dataset_free(&t->folds[i].test);
+    }
+    free(t->folds);
     const EvalFamily *f = eval_family(t->family);
     if (f && f->unload) f->unload(t);
     dataset_free(&t->train);

@@ -189,6 +189,7 @@ int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, Eva
 }
 
 int eval_run(const Task *task, const Expr *loss, const EvalOpts *opt, EvalResult *res, char *err) {
+    task = task_fold(task, opt ? opt->seed : 0); /* cross-validated tasks: the seed's split */
     return eval_run_traced(task, loss, opt, res, NULL, err);
 }
 

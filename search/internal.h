@@ -96,6 +96,11 @@ int stable_collapsed(const double *v, int n, int higher_better, int *which);
  * baseline's on the same seeds. */
 int stable_needs_more(const double *cand, const double *base, int n, int higher_better);
 
+/* The 95% confidence interval of the mean of the n paired differences d (positive: the candidate
+ * is better) into [*lo, *hi], by Student's t; returns the verdict: "better" when the interval lies
+ * above 0, "worse" below, "within noise" when it holds 0 (also for n < 2, interval NaN). */
+const char *stable_ci95(const double *d, int n, double *lo, double *hi);
+
 /* ---- the model-based tuner (tune.c) ---- */
 
 #define TUNE_MAX_CONSTS 32
@@ -103,6 +108,7 @@ int stable_needs_more(const double *cand, const double *base, int n, int higher_
 #define TUNE_LEADS 2        /* distinct leading shapes tuned per tuning round */
 #define TUNE_START_SD 0.7   /* log-scale spread with one elite (a factor of about 2) */
 #define TUNE_MIN_SD 0.05
+#define TUNE_DECADES 3      /* the decade jump scales a mixture term by 10^k, k = 1..TUNE_DECADES */
 
 /* Hash of e's shape: operators, variables and terms, numbers left out. */
 uint64_t tune_shape(const Expr *e);
@@ -113,9 +119,9 @@ int tune_consts(const Expr *e, double *v, int max);
  * signs kept). Owned and valid in g, or NULL. */
 Expr *tune_propose(const Grammar *g, const Expr *lead, const double *hist, int nhist, int nconst,
                    LdRng *r);
-/* A child of lead (borrowed) with one of its mixture terms (top-level sum operands) scaled by 10
- * or 0.1: the log-scale jump that local tuning takes many rounds to make. Owned and valid in g,
- * or NULL (also when lead has a single term). */
+/* A child of lead (borrowed) with one of its mixture terms (top-level sum operands) scaled by
+ * 10^k or 10^-k, k uniform in 1..TUNE_DECADES: the log-scale jump that local tuning takes many
+ * rounds to make. Owned and valid in g, or NULL (also when lead has a single term). */
 Expr *tune_decade(const Grammar *g, const Expr *lead, LdRng *r);
 
 #endif

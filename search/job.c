@@ -425,6 +425,10 @@ int job_parse(const cJSON *json, const char *base_dir, SearchJob **out, char *er
     }
     get_int(&p, json, "seeds", "", 1, JOB_MAX_SEEDS, &j->seeds);
     parse_fidelity(&p, j, get_obj(&p, json, "fidelity"));
+    /* A cross-validated selection task (split.folds): the top level trains every split. */
+    for (int i = 0; i < j->nsel; i++)
+        if (j->tasks[i] && task_nfold(j->tasks[i]) > j->level_seeds[j->nlevels - 1])
+            j->level_seeds[j->nlevels - 1] = task_nfold(j->tasks[i]);
     const cJSON *fin = get_obj(&p, json, "final");
     if (fin) {
         unknown_keys(&p, fin, "final", (const char *const[]){"top", "seeds", NULL});

@@ -119,12 +119,19 @@ static Res *res_at(const Search *s, Cand *c, int l, int task, int k) {
     return &c->res[((size_t)l * s->job->nsel + (size_t)task) * (size_t)s->nseed_max + (size_t)k];
 }
 
+/* A cross-validated task trains seed v on split v % nfold (task_fold): seed k of a level or of the
+ * final evaluation takes split k % nfold, so k = 0 .. nfold-1 cover every split once. */
+static uint64_t fold_seed(const Search *s, int task, int k, uint64_t v) {
+    uint64_t nf = (uint64_t)task_nfold(job_task(s->job, task));
+    return nf > 1 ? v - v % nf + (uint64_t)k % nf : v;
+}
+
 static uint64_t eval_seed(const Search *s, int task, int k) {
-    return ld_mix64(s->job->seed, 0x5eed0000ull + (uint64_t)task * 1000u + (uint64_t)k);
+    return fold_seed(s, task, k, ld_mix64(s->job->seed, 0x5eed0000ull + (uint64_t)task * 1000u + (uint64_t)k));
 }
 
 static uint64_t final_seed(const Search *s, int task, int k) {
-    return ld_mix64(s->job->seed ^ 0xf1a1f1a1f1a1ull, (uint64_t)task * 1000u + (uint64_t)k);
+    return fold_seed(s, task, k, ld_mix64(s->job->seed ^ 0xf1a1f1a1f1a1ull, (uint64_t)task * 1000u + (uint64_t)k));
 }
 
 static void add_reason(Search *s, const char *why) {
@@ -1301,6 +1308,12 @@ static cJSON *final_json(const Search *s, const Cand *c) {
     paired(rel, nrel, &all);
     cJSON *pj = paired_json(&all);
     cJSON_AddStringToObject(pj, "test", "paired t-test over (task, seed) of the relative difference, signed so positive is better");
+    double lo, hi; /* the interval of the mean relative difference, and what it says (stable.c) */
+    const char *verdict = stable_ci95(rel, nrel, &lo, &hi);
+    cJSON *ci = cJSON_AddArrayToObject(pj, "ci95");
+    cJSON_AddItemToArray(ci, isfinite(lo) ? cJSON_CreateNumber(lo) : cJSON_CreateNull());
+    cJSON_AddItemToArray(ci, isfinite(hi) ? cJSON_CreateNumber(hi) : cJSON_CreateNull());
+    cJSON_AddStringToObject(pj, "verdict", verdict);
     cJSON_AddItemToObject(o, "vs_baseline", pj);
     free(rel);
     free(x);

@@ -68,3 +68,28 @@ int stable_needs_more(const double *cand, const double *base, int n, int higher_
     if (!isfinite(mc)) return 0;
     return sc > STABLE_MORE_VS_BASE * sb && sc > STABLE_MORE_REL * fabs(mc);
 }
+
+/* The 0.975 quantile of Student's t with df degrees of freedom: the t whose two-sided p is 0.05,
+ * by bisection on search_student_p (decreasing in t). */
+static double t975(int df) {
+    double lo = 0, hi = 1000;
+    for (int i = 0; i < 80; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (search_student_p(mid, df) > 0.05) lo = mid;
+        else hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+const char *stable_ci95(const double *d, int n, double *lo, double *hi) {
+    *lo = *hi = NAN;
+    if (n < 2) return "within noise";
+    double m = 0, ss = 0;
+    for (int i = 0; i < n; i++) m += d[i];
+    m /= n;
+    for (int i = 0; i < n; i++) ss += (d[i] - m) * (d[i] - m);
+    double half = t975(n - 1) * sqrt(ss / (n - 1)) / sqrt((double)n);
+    *lo = m - half;
+    *hi = m + half;
+    return *lo > 0 ? "better" : *hi < 0 ? "worse" : "within noise";
+}

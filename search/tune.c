@@ -103,7 +103,9 @@ Expr *tune_decade(const Grammar *g, const Expr *lead, LdRng *r) {
             return NULL;
         }
         Expr **at = genes[rng_below(r, (uint32_t)n)], *gene = *at;
-        double f = rng_uniform(r) < 0.5 ? 10 : 0.1;
+        /* 10, 100 or 1000 times up or down: physics mixtures want data terms 100-1000x lighter */
+        double f = pow(10.0, (double)(1 + rng_below(r, TUNE_DECADES)));
+        if (rng_uniform(r) < 0.5) f = 1 / f;
         if (gene->op == EOP_MUL && gene->a->op == EOP_NUM) {
             gene->a->num = sig3(gene->a->num * f);
         } else if (gene->op == EOP_MUL && gene->b->op == EOP_NUM) {

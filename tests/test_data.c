@@ -617,12 +617,62 @@ static int teardown(void **state) {
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* split.folds / split.repeats: every split keeps the same test rows, the validation folds of one
+ * shuffle partition the other rows, and a task without folds keeps its hash. */
+static void test_folds(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    Task *t = load_json("{\"data\": \"builtin:wine\", \"split\": {\"folds\": 5, \"repeats\": 2}}", err);
+    if (!t) fail_msg("folds task: %s", err);
+    assert_int_equal(task_nfold(t), 10);
+    const Task *f0 = task_fold(t, 0);
+    assert_ptr_equal(f0, t);
+    int nrest = t->train.n + t->val.n, vsum = 0;
+    for (uint64_t i = 0; i < 10; i++) {
+        const Task *f = task_fold(t, 1000 + i); /* seed s trains on split s % 10 */
+        assert_ptr_equal(f, task_fold(t, i));
+        assert_int_equal(f->test.n, t->test.n);
+        assert_memory_equal(f->test.label, t->test.label, sizeof(int) * (size_t)t->test.n);
+        assert_int_equal(f->train.n + f->val.n, nrest);
+        if (i < 5) vsum += f->val.n;
+        if (i > 0 && f->val.n == t->val.n &&
+            !memcmp(f->val.label, t->val.label, sizeof(int) * (size_t)t->val.n) &&
+            !memcmp(f->val.x, t->val.x, sizeof(float) * (size_t)t->val.n * (size_t)t->val.d))
+            fail_msg("split %d validates on the same rows as split 0", (int)i);
+    }
+    assert_int_equal(vsum, nrest); /* the five folds of a shuffle cover the non-test rows */
+    cJSON *spec = task_spec(t);
+    cJSON *sp = cJSON_GetObjectItemCaseSensitive(spec, "split");
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(sp, "folds")->valueint, 5);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(sp, "repeats")->valueint, 2);
+    Task *again = NULL;
+    assert_int_equal(task_load(spec, NULL, &again, err), 0);
+    assert_int_equal(task_hash(again), task_hash(t));
+    cJSON_Delete(spec);
+    task_free(again);
+    task_free(t);
+    /* without folds: no new keys in the normalised spec, one split */
+    t = load_json("{\"data\": \"builtin:wine\"}", err);
+    assert_non_null(t);
+    assert_int_equal(task_nfold(t), 1);
+    assert_ptr_equal(task_fold(t, 7), t);
+    spec = task_spec(t);
+    assert_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "split"), "folds"));
+    cJSON_Delete(spec);
+    task_free(t);
+    assert_null(load_json("{\"data\": \"builtin:wine\", \"split\": {\"repeats\": 2}}", err));
+    expect_err(err, "needs split.folds");
+    assert_null(load_json("{\"data\": \"builtin:wine\", \"split\": {\"folds\": 10, \"repeats\": 4}}", err));
+    expect_err(err, "above 32");
+    assert_null(load_json("{\"data\": \"builtin:poisson\", \"family\": \"physics\", \"split\": {\"folds\": 3}}", err));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_ok),    cmocka_unit_test(test_csv_errors), cmocka_unit_test(test_npy),
         cmocka_unit_test(test_split),     cmocka_unit_test(test_transforms), cmocka_unit_test(test_task_specs),
         cmocka_unit_test(test_npy_task),  cmocka_unit_test(test_csv_quoting), cmocka_unit_test(test_csv_missing),
-        cmocka_unit_test(test_csv_categorical), cmocka_unit_test(test_task_missing),
+        cmocka_unit_test(test_csv_categorical), cmocka_unit_test(test_task_missing), cmocka_unit_test(test_folds),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -217,7 +217,7 @@ static void test_tuner(void **state) {
     double g0 = exp(lsum[0] / n), g1 = exp(lsum[1] / n);
     printf("# geometric means of 50 proposals: %.3g (elite ~0.5), %.3g (elite ~0.01)\n", g0, g1);
     if (g0 < 0.35 || g0 > 0.7 || g1 < 0.007 || g1 > 0.014) fail_msg("proposals left the elite: %g %g", g0, g1);
-    /* the decade jump: one term of the mixture scaled by 10 or 0.1, the rest unchanged */
+    /* the decade jump: one term of the mixture scaled by 10, 100 or 1000 up or down, the rest unchanged */
     Expr *mix = expr_parse("bc + huber(1) + phys", err);
     cJSON *pj = cJSON_Parse("{\"tasks\":[{\"data\":\"builtin:poisson\",\"family\":\"physics\"}],"
                             "\"budget\":{\"evaluations\":10}}");
@@ -226,18 +226,22 @@ static void test_tuner(void **state) {
     cJSON_Delete(pj);
     Grammar pg;
     grammar_init(&pg, pjob);
-    int seen10 = 0, seen01 = 0;
-    for (int i = 0; i < 20; i++) {
+    int seen[6] = {0};
+    static const char *const factors[6] = {"10*", "100*", "1000*", "0.1*", "0.01*", "0.001*"};
+    for (int i = 0; i < 80; i++) {
         Expr *c = tune_decade(&pg, mix, &r1);
         assert_non_null(c);
         char tc[EXPR_TEXT_MAX];
         expr_print(c, tc, sizeof tc);
-        seen10 |= strstr(tc, "10*") != NULL;
-        seen01 |= strstr(tc, "0.1*") != NULL;
+        for (int f = 0; f < 6; f++) {
+            const char *at = strstr(tc, factors[f]);
+            seen[f] |= at && (at == tc || at[-1] == ' '); /* the factor itself, not a number's tail */
+        }
         if (!strstr(tc, "huber(1)")) fail_msg("decade jump changed a term's parameter: %s", tc);
         expr_free(c);
     }
-    if (!seen10 || !seen01) fail_msg("decade jumps: x10 %d, x0.1 %d (want both)", seen10, seen01);
+    for (int f = 0; f < 6; f++)
+        if (!seen[f]) fail_msg("decade jumps: no %s in 80 draws (want every factor)", factors[f]);
     Expr *one = expr_parse("0.5*ce", err);
     assert_null(tune_decade(&g, one, &r1));
     expr_free(one);
@@ -249,12 +253,81 @@ static void test_tuner(void **state) {
     job_free(job);
 }
 
+/* A cross-validated selection task (split.folds 4): level 0 trains split 0; the top level (and the
+ * final evaluation) trains every split once per candidate, whatever the job's seeds. */
+static void test_folds_seeds(void **state) {
+    (void)state;
+    const char *text =
+        "{\"tasks\":[{\"data\":\"builtin:wine\",\"split\":{\"folds\":4}}],\"population\":6,"
+        "\"children\":3,\"budget\":{\"evaluations\":60},\"fidelity\":{\"steps\":[10,30],"
+        "\"promote\":0.5},\"seeds\":2,\"final\":{\"top\":1,\"seeds\":4},\"seed\":3}";
+    cJSON *jj = cJSON_Parse(text);
+    SearchJob *job = NULL;
+    char err[LD_ERR_MAX] = "";
+    if (job_parse(jj, NULL, &job, err) != LD_OK) fail_msg("job: %s", err);
+    cJSON_Delete(jj);
+    assert_int_equal(job->level_seeds[0], 1);
+    assert_int_equal(job->level_seeds[1], 4);
+    Search *s = search_new(job, NULL, 0, err);
+    assert_non_null(s);
+    int top_seen = 0;
+    for (int r = 0; r < 100; r++) {
+        const WorkItem *w;
+        int n = search_round(s, &w);
+        if (n == 0) break;
+        unsigned folds_of[64][2] = {{0}}; /* per candidate: splits seen at the top level */
+        for (int i = 0; i < n; i++) {
+            unsigned f = (unsigned)(w[i].seed % 4);
+            if (w[i].steps == 10 && f != 0) fail_msg("level 0 trained split %u", f);
+            if (w[i].steps == 30 && w[i].cand < 64) {
+                folds_of[w[i].cand][0] |= 1u << f;
+                folds_of[w[i].cand][1]++;
+                top_seen++;
+            }
+        }
+        for (int c = 0; c < 64; c++)
+            if (folds_of[c][1] && (folds_of[c][0] != 0xf || folds_of[c][1] % 4))
+                fail_msg("candidate %d: top-level splits %#x over %u runs (want each of 4)", c, folds_of[c][0],
+                         folds_of[c][1]);
+        WorkOutcome *res = calloc((size_t)n, sizeof *res);
+        for (int i = 0; i < n; i++) {
+            fake_train(&w[i], &res[i].res);
+            res[i].seq = w[i].seq;
+            res[i].status = WORK_OK;
+        }
+        if (search_finish_round(s, res, n, err) != LD_OK) fail_msg("finish_round: %s", err);
+        free(res);
+    }
+    if (top_seen == 0) fail_msg("no top-level runs");
+    search_free(s);
+    job_free(job);
+}
+
+/* The final comparison's 95% interval and verdict: t(0.975, 4) = 2.776. */
+static void test_ci95(void **state) {
+    (void)state;
+    double lo, hi;
+    const double up[5] = {1, 2, 3, 4, 5};
+    assert_string_equal(stable_ci95(up, 5, &lo, &hi), "better");
+    double half = 2.776445 * sqrt(2.5) / sqrt(5.0);
+    if (fabs(lo - (3 - half)) > 1e-4 || fabs(hi - (3 + half)) > 1e-4)
+        fail_msg("ci95 of 1..5: [%g, %g], want [%g, %g]", lo, hi, 3 - half, 3 + half);
+    const double mixed[4] = {-0.02, 0.03, 0.01, -0.01};
+    assert_string_equal(stable_ci95(mixed, 4, &lo, &hi), "within noise");
+    const double down[3] = {-0.05, -0.06, -0.04};
+    assert_string_equal(stable_ci95(down, 3, &lo, &hi), "worse");
+    assert_string_equal(stable_ci95(down, 1, &lo, &hi), "within noise");
+    assert_true(isnan(lo) && isnan(hi));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_collapsed_rule),
         cmocka_unit_test(test_needs_more),
         cmocka_unit_test(test_collapsed_never_wins),
         cmocka_unit_test(test_tuner),
+        cmocka_unit_test(test_folds_seeds),
+        cmocka_unit_test(test_ci95),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
