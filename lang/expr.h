@@ -85,7 +85,10 @@ LangVocab lang_vocab(int fam);
     X(R, "r", LIN_PRED, 0)                                                                       \
     X(T, "t", LIN_ANY, 0)
 
-/* Named terms: X(ID, spelling, inputs read, has_param, default_param).
+/* Named terms: X(ID, spelling, inputs read, has_param, default_param). Each row's interpreter
+ * kernels are lang/lossprog.c's term_k_ID (forward, backward, and the shared quantities it reads);
+ * the dispatch table is expanded from this list, so a row without its kernels does not compile.
+ * Adding a term is one row here plus its kernel pair there (and its lines in the exporters).
  * Batch terms (TERM_IS_BATCH) are one number per batch (contrastive, physics, weight decay); the others are
  * one number per sample. A term's parameter may be an expression of t and numbers. */
 #define EXPR_TERMS(X)                                                                            \

@@ -160,6 +160,28 @@ struct LossProg {
     float zero_adj[1]; /* adjoint sink of nodes that need none */
 };
 
+/* A term's kernels. forward writes ins->v (B values, or one for a batch term) and may keep what
+ * the backward needs in ins->aux (2B floats), ins->iaux (TK_IAUX: B ints) or ins->mat (TK_MAT:
+ * (2B, 2B)); backward adds ins->g times the term's derivative into the shared adjoints (glogpt,
+ * gp, dz, du) or into out->g_term. prm is the term's parameter at this step. needs: TK_* bits,
+ * the shared quantities the term reads. */
+typedef struct TermKernel {
+    void (*forward)(LossProg *lp, Ins *ins, const LossIn *in, float prm);
+    void (*backward)(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm);
+    unsigned needs;
+} TermKernel;
+
+#define TK_OUT 1u   /* reads the model output: softmax with class logits, r with predictions */
+#define TK_PNORM 2u /* class logits: reads the normalised p (not only log pt) */
+#define TK_PY 4u    /* class logits: reads p - y (one-hot y), its adjoint goes through gp */
+#define TK_EMB 8u   /* reads the normalised embeddings */
+#define TK_LABEL 16u /* reads labels (always read with class logits) */
+#define TK_IAUX 32u /* keeps B ints in ins->iaux */
+#define TK_MAT 64u  /* keeps a (2B, 2B) matrix in ins->mat */
+
+/* Every row's kernels, by TERM_* (defined with the kernels below). */
+static const TermKernel *const term_kernel[TERM_COUNT];
+
 static int shape_of(const LossProg *lp, const Expr *e, const int *sa, const int *sb) {
     return expr_node_shape(e, lp->in, sa ? *sa : SH_CONST, sb ? *sb : SH_CONST);
 }
@@ -184,19 +206,16 @@ static int emit(LossProg *lp, const Expr *e, int cap) {
     in->b = b;
     in->shape = (uint8_t)shape_of(lp, e, e->a ? &sa : NULL, e->b ? &sb : NULL);
     if (e->op == EOP_TERM) {
+        unsigned needs = term_kernel[e->id]->needs, cls = lp->in & LIN_CLASS;
         in->dep = 1;
-        if (e->id != TERM_L2 && e->id != TERM_PHYS && e->id != TERM_BC) {
-            if ((lp->in & LIN_CLASS)) lp->need_soft = 1;
-            if ((lp->in & LIN_CLASS) && e->id != TERM_CE && e->id != TERM_FOCAL &&
-                e->id != TERM_POLY1 && e->id != TERM_HINGE)
-                lp->need_pnorm = 1;
+        if (needs & TK_OUT) {
+            if (cls) lp->need_soft = 1;
             if ((lp->in & LIN_PRED)) lp->need_r = 1;
         }
-        if ((lp->in & LIN_CLASS) &&
-            (e->id == TERM_MSE || e->id == TERM_MAE || e->id == TERM_HUBER || e->id == TERM_LOGCOSH))
-            lp->need_gp = lp->need_y1h = 1;
-        if (e->id == TERM_INFONCE || e->id == TERM_SUPCON) lp->need_emb = 1;
-        if (e->id == TERM_SUPCON || (lp->in & LIN_CLASS)) lp->need_label = 1;
+        if (cls && (needs & TK_PNORM)) lp->need_pnorm = 1;
+        if (cls && (needs & TK_PY)) lp->need_gp = lp->need_y1h = 1;
+        if (needs & TK_EMB) lp->need_emb = 1;
+        if ((needs & TK_LABEL) || cls) lp->need_label = 1;
     } else if (e->op == EOP_VAR) {
         int v = e->id;
         in->dep = v == VAR_Z || v == VAR_P || v == VAR_PT || v == VAR_F || v == VAR_R;
@@ -257,9 +276,9 @@ static void layout(LossProg *lp, LdArena *a, size_t *need) {
         if (!var && in->dep) in->g = take(a, need, fbytes(len));
         if (in->op == EOP_TERM) {
             in->aux = take(a, need, fbytes(N));
-            if (in->id == TERM_HINGE) in->iaux = take(a, need, B * sizeof(int));
-            if (in->id == TERM_INFONCE || in->id == TERM_SUPCON)
-                in->mat = take(a, need, fbytes(N * N));
+            unsigned needs = term_kernel[in->id]->needs;
+            if (needs & TK_IAUX) in->iaux = take(a, need, B * sizeof(int));
+            if (needs & TK_MAT) in->mat = take(a, need, fbytes(N * N));
         }
     }
 }
@@ -705,7 +724,7 @@ static void contrastive_backward(LossProg *lp, Ins *ins, const LossIn *in, float
     }
 }
 
-/* ---- terms ---- */
+/* ---- terms: one kernel pair per row of EXPR_TERMS ---- */
 
 static float param_of(const LossProg *lp, const Ins *in) {
     static const double defs[TERM_COUNT] = {
@@ -726,199 +745,226 @@ static inline float qpow(float q, float gam, int ig) {
     return fexp(gam * flog(q > G_TINY ? q : G_TINY));
 }
 
-static int term_forward(LossProg *lp, Ins *ins, const LossIn *in) {
-    int B = in->B, C = lp->C, cls = (lp->in & LIN_CLASS);
+/* ce = -log pt */
+static void ce_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
+    for (int i = 0; i < in->B; i++) ins->v[i] = -lp->logpt[i];
+}
+static void ce_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
+    for (int i = 0; i < in->B; i++) lp->glogpt[i] -= ins->g[i];
+}
+
+/* Terms that are a function of log pt whose derivative the forward left in aux. */
+static void logpt_aux_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
+    for (int i = 0; i < in->B; i++) lp->glogpt[i] += ins->g[i] * ins->aux[i];
+}
+
+/* focal(g) = -(1 - pt)^g log pt */
+static void focal_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
+    /* v = -q^g L with q = 1 - pt, L = log pt; k = dv/dL = -q^g + g q^(g-1) pt L */
+    int B = in->B;
     float *v = ins->v, *k = ins->aux;
-    float prm = param_of(lp, ins);
-    switch (ins->id) {
-    case TERM_CE:
-        for (int i = 0; i < B; i++) v[i] = -lp->logpt[i];
-        break;
-    case TERM_FOCAL: {
-        /* v = -q^g L with q = 1 - pt, L = log pt; k = dv/dL = -q^g + g q^(g-1) pt L */
-        float gam = prm;
-        int ig = (gam == floorf(gam) && gam >= 0 && gam <= 8) ? (int)gam : -1;
-        const float *restrict lpt = lp->logpt, *restrict ppt = lp->pt;
-        if (ig == 2) { /* the common case, kept branch-free so that it vectorises */
-            for (int i = 0; i < B; i++) {
-                float L = lpt[i], pt = ppt[i];
-                float q = one_minus_pt(L, pt);
-                q = q > 0 ? q : 0;
-                v[i] = -q * q * L;
-                k[i] = -q * q + 2.0f * q * pt * L;
-            }
-            break;
-        }
-        if (ig < 0) { /* a schedule such as focal(2*(1 - t)): the guarded power, branch-free */
-            for (int i = 0; i < B; i++) {
-                float L = lpt[i], pt = ppt[i];
-                float q = one_minus_pt(L, pt);
-                float m = q > G_TINY ? q : G_TINY;
-                float qg = fexp(gam * flog(m));
-                v[i] = -qg * L;
-                k[i] = -qg + gam * (qg / m) * pt * L;
-            }
-            break;
-        }
+    float gam = prm;
+    int ig = (gam == floorf(gam) && gam >= 0 && gam <= 8) ? (int)gam : -1;
+    const float *restrict lpt = lp->logpt, *restrict ppt = lp->pt;
+    if (ig == 2) { /* the common case, kept branch-free so that it vectorises */
         for (int i = 0; i < B; i++) {
             float L = lpt[i], pt = ppt[i];
             float q = one_minus_pt(L, pt);
             q = q > 0 ? q : 0;
-            float qg = qpow(q, gam, ig);
-            float qg1 = ig == 0 ? 0.0f : (ig > 0 ? qpow(q, gam - 1, ig - 1) : qg / (q > G_TINY ? q : G_TINY));
+            v[i] = -q * q * L;
+            k[i] = -q * q + 2.0f * q * pt * L;
+        }
+        return;
+    }
+    if (ig < 0) { /* a schedule such as focal(2*(1 - t)): the guarded power, branch-free */
+        for (int i = 0; i < B; i++) {
+            float L = lpt[i], pt = ppt[i];
+            float q = one_minus_pt(L, pt);
+            float m = q > G_TINY ? q : G_TINY;
+            float qg = fexp(gam * flog(m));
             v[i] = -qg * L;
-            k[i] = -qg + gam * qg1 * pt * L;
+            k[i] = -qg + gam * (qg / m) * pt * L;
         }
-        break;
+        return;
     }
-    case TERM_POLY1:
-        for (int i = 0; i < B; i++) {
-            v[i] = -lp->logpt[i] + prm * (1.0f - lp->pt[i]);
-            k[i] = -1.0f - prm * lp->pt[i];
-        }
-        break;
-    case TERM_SMOOTH:
-        for (int i = 0; i < B; i++) {
-            const float *z = in->z + (size_t)i * C;
-            float sz = 0;
-            for (int j = 0; j < C; j++) sz += z[j];
-            float sum_logp = sz - (float)C * lp->lse[i];
-            v[i] = -(1.0f - prm) * lp->logpt[i] - prm / (float)C * sum_logp;
-        }
-        break;
-    case TERM_ENTROPY:
-        for (int i = 0; i < B; i++) {
-            const float *z = in->z + (size_t)i * C, *p = lp->p + (size_t)i * C;
-            float h = 0;
-            for (int j = 0; j < C; j++) h -= p[j] * (z[j] - lp->lse[i]);
-            v[i] = h;
-        }
-        break;
-    case TERM_HINGE:
-        for (int i = 0; i < B; i++) {
-            const float *z = in->z + (size_t)i * C;
-            int y = in->label[i], jm = y == 0 ? 1 : 0;
-            for (int j = 0; j < C; j++)
-                if (j != y && z[j] > z[jm]) jm = j;
-            float m = 1.0f + z[jm] - z[y];
-            ins->iaux[i] = jm;
-            v[i] = m > 0 ? m : 0;
-        }
-        break;
-    case TERM_MSE:
-    case TERM_MAE:
-    case TERM_HUBER:
-    case TERM_LOGCOSH: {
-        float delta = fabsf(prm);
-        int id = ins->id;
-        if (cls) {
-            for (int i = 0; i < B; i++) {
-                const float *p = lp->p + (size_t)i * C, *y = lp->y1h + (size_t)i * C;
-                float s = 0;
-                for (int j = 0; j < C; j++) {
-                    float d = p[j] - y[j];
-                    s += id == TERM_MSE ? d * d
-                         : id == TERM_MAE ? fabsf(d)
-                         : id == TERM_HUBER ? huber(d, delta)
-                                            : logcosh(d);
-                }
-                v[i] = s;
-            }
-        } else {
-            for (int i = 0; i < B; i++) {
-                float d = lp->r[i];
-                v[i] = id == TERM_MSE ? d * d
-                       : id == TERM_MAE ? fabsf(d)
-                       : id == TERM_HUBER ? huber(d, delta)
-                                          : logcosh(d);
-            }
-        }
-        break;
+    for (int i = 0; i < B; i++) {
+        float L = lpt[i], pt = ppt[i];
+        float q = one_minus_pt(L, pt);
+        q = q > 0 ? q : 0;
+        float qg = qpow(q, gam, ig);
+        float qg1 = ig == 0 ? 0.0f : (ig > 0 ? qpow(q, gam - 1, ig - 1) : qg / (q > G_TINY ? q : G_TINY));
+        v[i] = -qg * L;
+        k[i] = -qg + gam * qg1 * pt * L;
     }
-    case TERM_L2: v[0] = in->term[TERM_L2]; break;
-    case TERM_PHYS: v[0] = in->term[TERM_PHYS]; break;
-    case TERM_BC: v[0] = in->term[TERM_BC]; break;
-    case TERM_INFONCE: v[0] = contrastive_forward(lp, ins, in, prm, 0); break;
-    case TERM_SUPCON: v[0] = contrastive_forward(lp, ins, in, prm, 1); break;
-    default: return -1;
-    }
-    return 0;
 }
 
-static void term_backward(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out) {
-    int B = in->B, C = lp->C, cls = (lp->in & LIN_CLASS);
-    const float *g = ins->g, *k = ins->aux;
-    float prm = param_of(lp, ins);
-    switch (ins->id) {
-    case TERM_CE:
-        for (int i = 0; i < B; i++) lp->glogpt[i] -= g[i];
-        break;
-    case TERM_FOCAL:
-    case TERM_POLY1:
-        for (int i = 0; i < B; i++) lp->glogpt[i] += g[i] * k[i];
-        break;
-    case TERM_SMOOTH:
-        /* dv/dz_j = (1-e)(p_j - [j=y]) + (e/C)(C p_j - 1) = p_j - e/C - (1-e)[j=y] */
-        for (int i = 0; i < B; i++) {
-            const float *p = lp->p + (size_t)i * C;
-            float *dz = lp->dz + (size_t)i * C, gi = g[i], ec = prm / (float)C;
-            for (int j = 0; j < C; j++) dz[j] += gi * (p[j] - ec);
-            dz[in->label[i]] -= gi * (1.0f - prm);
-        }
-        break;
-    case TERM_ENTROPY:
-        /* dH/dz_j = -p_j (log p_j + H) */
-        for (int i = 0; i < B; i++) {
-            const float *z = in->z + (size_t)i * C, *p = lp->p + (size_t)i * C;
-            float *dz = lp->dz + (size_t)i * C, gi = g[i], h = ins->v[i], lse = lp->lse[i];
-            for (int j = 0; j < C; j++) dz[j] -= gi * p[j] * (z[j] - lse + h);
-        }
-        break;
-    case TERM_HINGE:
-        for (int i = 0; i < B; i++) {
-            if (ins->v[i] <= 0) continue;
-            float *dz = lp->dz + (size_t)i * C;
-            dz[ins->iaux[i]] += g[i];
-            dz[in->label[i]] -= g[i];
-        }
-        break;
-    case TERM_MSE:
-    case TERM_MAE:
-    case TERM_HUBER:
-    case TERM_LOGCOSH: {
-        float delta = fabsf(prm);
-        int id = ins->id;
-        if (cls) {
-            for (int i = 0; i < B; i++) {
-                const float *p = lp->p + (size_t)i * C, *y = lp->y1h + (size_t)i * C;
-                float *gp = lp->gp + (size_t)i * C, gi = g[i];
-                for (int j = 0; j < C; j++) {
-                    float d = p[j] - y[j];
-                    gp[j] += gi * (id == TERM_MSE ? 2 * d
-                                   : id == TERM_MAE ? sgn(d)
-                                   : id == TERM_HUBER ? dhuber(d, delta)
-                                                      : ftanh(d));
-                }
-            }
-        } else {
-            for (int i = 0; i < B; i++) {
-                float d = lp->r[i];
-                lp->dz[i] += g[i] * (id == TERM_MSE ? 2 * d
-                                     : id == TERM_MAE ? sgn(d)
-                                     : id == TERM_HUBER ? dhuber(d, delta)
-                                                        : ftanh(d));
-            }
-        }
-        break;
-    }
-    case TERM_L2: out->g_term[TERM_L2] += g[0]; break;
-    case TERM_PHYS: out->g_term[TERM_PHYS] += g[0]; break;
-    case TERM_BC: out->g_term[TERM_BC] += g[0]; break;
-    case TERM_INFONCE: contrastive_backward(lp, ins, in, prm, 0, g[0]); break;
-    case TERM_SUPCON: contrastive_backward(lp, ins, in, prm, 1, g[0]); break;
-    default: break;
+/* poly1(e) = -log pt + e (1 - pt) */
+static void poly1_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
+    for (int i = 0; i < in->B; i++) {
+        ins->v[i] = -lp->logpt[i] + prm * (1.0f - lp->pt[i]);
+        ins->aux[i] = -1.0f - prm * lp->pt[i];
     }
 }
+
+/* smooth(e): cross-entropy against (1 - e) one-hot + e / C uniform */
+static void smooth_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
+    int C = lp->C;
+    for (int i = 0; i < in->B; i++) {
+        const float *z = in->z + (size_t)i * C;
+        float sz = 0;
+        for (int j = 0; j < C; j++) sz += z[j];
+        float sum_logp = sz - (float)C * lp->lse[i];
+        ins->v[i] = -(1.0f - prm) * lp->logpt[i] - prm / (float)C * sum_logp;
+    }
+}
+static void smooth_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
+    /* dv/dz_j = (1-e)(p_j - [j=y]) + (e/C)(C p_j - 1) = p_j - e/C - (1-e)[j=y] */
+    int C = lp->C;
+    for (int i = 0; i < in->B; i++) {
+        const float *p = lp->p + (size_t)i * C;
+        float *dz = lp->dz + (size_t)i * C, gi = ins->g[i], ec = prm / (float)C;
+        for (int j = 0; j < C; j++) dz[j] += gi * (p[j] - ec);
+        dz[in->label[i]] -= gi * (1.0f - prm);
+    }
+}
+
+/* entropy = -sum_j p_j log p_j */
+static void entropy_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
+    int C = lp->C;
+    for (int i = 0; i < in->B; i++) {
+        const float *z = in->z + (size_t)i * C, *p = lp->p + (size_t)i * C;
+        float h = 0;
+        for (int j = 0; j < C; j++) h -= p[j] * (z[j] - lp->lse[i]);
+        ins->v[i] = h;
+    }
+}
+static void entropy_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
+    /* dH/dz_j = -p_j (log p_j + H) */
+    int C = lp->C;
+    for (int i = 0; i < in->B; i++) {
+        const float *z = in->z + (size_t)i * C, *p = lp->p + (size_t)i * C;
+        float *dz = lp->dz + (size_t)i * C, gi = ins->g[i], h = ins->v[i], lse = lp->lse[i];
+        for (int j = 0; j < C; j++) dz[j] -= gi * p[j] * (z[j] - lse + h);
+    }
+}
+
+/* hinge = max(0, 1 + max_{j != y} z_j - z_y); iaux keeps the arg max */
+static void hinge_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
+    int C = lp->C;
+    for (int i = 0; i < in->B; i++) {
+        const float *z = in->z + (size_t)i * C;
+        int y = in->label[i], jm = y == 0 ? 1 : 0;
+        for (int j = 0; j < C; j++)
+            if (j != y && z[j] > z[jm]) jm = j;
+        float m = 1.0f + z[jm] - z[y];
+        ins->iaux[i] = jm;
+        ins->v[i] = m > 0 ? m : 0;
+    }
+}
+static void hinge_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
+    int C = lp->C;
+    for (int i = 0; i < in->B; i++) {
+        if (ins->v[i] <= 0) continue;
+        float *dz = lp->dz + (size_t)i * C;
+        dz[ins->iaux[i]] += ins->g[i];
+        dz[in->label[i]] -= ins->g[i];
+    }
+}
+
+/* The distance terms: a function of d = p - y summed over classes (class logits), or of
+ * d = r = f - y (predictions). FN(d, delta) is the value, DFN(d, delta) its derivative. */
+#define DISTANCE_KERNELS(name, FN, DFN)                                                          \
+    static void name##_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {                \
+        int B = in->B, C = lp->C;                                                                \
+        float delta = fabsf(prm), *v = ins->v;                                                   \
+        (void)delta;                                                                             \
+        if (lp->in & LIN_CLASS) {                                                                \
+            for (int i = 0; i < B; i++) {                                                        \
+                const float *p = lp->p + (size_t)i * C, *y = lp->y1h + (size_t)i * C;            \
+                float s = 0;                                                                     \
+                for (int j = 0; j < C; j++) {                                                    \
+                    float d = p[j] - y[j];                                                       \
+                    s += FN;                                                                     \
+                }                                                                                \
+                v[i] = s;                                                                        \
+            }                                                                                    \
+        } else {                                                                                 \
+            for (int i = 0; i < B; i++) {                                                        \
+                float d = lp->r[i];                                                              \
+                v[i] = FN;                                                                       \
+            }                                                                                    \
+        }                                                                                        \
+    }                                                                                            \
+    static void name##_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {  \
+        int B = in->B, C = lp->C;                                                                \
+        float delta = fabsf(prm);                                                                \
+        const float *g = ins->g;                                                                 \
+        (void)delta;                                                                             \
+        if (lp->in & LIN_CLASS) {                                                                \
+            for (int i = 0; i < B; i++) {                                                        \
+                const float *p = lp->p + (size_t)i * C, *y = lp->y1h + (size_t)i * C;            \
+                float *gp = lp->gp + (size_t)i * C, gi = g[i];                                   \
+                for (int j = 0; j < C; j++) {                                                    \
+                    float d = p[j] - y[j];                                                       \
+                    gp[j] += gi * (DFN);                                                         \
+                }                                                                                \
+            }                                                                                    \
+        } else {                                                                                 \
+            for (int i = 0; i < B; i++) {                                                        \
+                float d = lp->r[i];                                                              \
+                lp->dz[i] += g[i] * (DFN);                                                       \
+            }                                                                                    \
+        }                                                                                        \
+    }
+DISTANCE_KERNELS(mse, d * d, 2 * d)
+DISTANCE_KERNELS(mae, fabsf(d), sgn(d))
+DISTANCE_KERNELS(huber, huber(d, delta), dhuber(d, delta))
+DISTANCE_KERNELS(logcosh, logcosh(d), ftanh(d))
+#undef DISTANCE_KERNELS
+
+/* Batch terms the caller computes (l2, a family's own terms): the value in in->term[id], the
+ * adjoint out to out->g_term[id]. */
+static void given_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) { ins->v[0] = in->term[ins->id]; }
+static void given_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
+    out->g_term[ins->id] += ins->g[0];
+}
+
+static void infonce_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
+    ins->v[0] = contrastive_forward(lp, ins, in, prm, 0);
+}
+static void infonce_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
+    contrastive_backward(lp, ins, in, prm, 0, ins->g[0]);
+}
+static void supcon_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
+    ins->v[0] = contrastive_forward(lp, ins, in, prm, 1);
+}
+static void supcon_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
+    contrastive_backward(lp, ins, in, prm, 1, ins->g[0]);
+}
+
+/* The kernels of each row of EXPR_TERMS, found by the row's ID: term_k_ID. A row without its
+ * kernels does not compile. */
+static const TermKernel term_k_CE = {ce_fwd, ce_bwd, TK_OUT};
+static const TermKernel term_k_FOCAL = {focal_fwd, logpt_aux_bwd, TK_OUT};
+static const TermKernel term_k_HINGE = {hinge_fwd, hinge_bwd, TK_OUT | TK_IAUX};
+static const TermKernel term_k_POLY1 = {poly1_fwd, logpt_aux_bwd, TK_OUT};
+static const TermKernel term_k_SMOOTH = {smooth_fwd, smooth_bwd, TK_OUT | TK_PNORM};
+static const TermKernel term_k_MSE = {mse_fwd, mse_bwd, TK_OUT | TK_PNORM | TK_PY};
+static const TermKernel term_k_MAE = {mae_fwd, mae_bwd, TK_OUT | TK_PNORM | TK_PY};
+static const TermKernel term_k_HUBER = {huber_fwd, huber_bwd, TK_OUT | TK_PNORM | TK_PY};
+static const TermKernel term_k_LOGCOSH = {logcosh_fwd, logcosh_bwd, TK_OUT | TK_PNORM | TK_PY};
+static const TermKernel term_k_INFONCE = {infonce_fwd, infonce_bwd, TK_EMB | TK_MAT};
+static const TermKernel term_k_SUPCON = {supcon_fwd, supcon_bwd, TK_EMB | TK_LABEL | TK_MAT};
+static const TermKernel term_k_PHYS = {given_fwd, given_bwd, 0};
+static const TermKernel term_k_BC = {given_fwd, given_bwd, 0};
+static const TermKernel term_k_L2 = {given_fwd, given_bwd, 0};
+static const TermKernel term_k_ENTROPY = {entropy_fwd, entropy_bwd, TK_OUT | TK_PNORM};
+
+static const TermKernel *const term_kernel[TERM_COUNT] = {
+#define X_KERNEL(id, ...) [TERM_##id] = &term_k_##id,
+    EXPR_TERMS(X_KERNEL)
+#undef X_KERNEL
+};
 
 /* ---- run ---- */
 
@@ -1006,7 +1052,7 @@ int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
             bind_var(lp, ins, in);
             if (ins->id == VAR_T) ins->v = tval;
             break;
-        case EOP_TERM: term_forward(lp, ins, in); break;
+        case EOP_TERM: term_kernel[ins->id]->forward(lp, ins, in, param_of(lp, ins)); break;
         case EOP_SUM:
             for (int i = 0; i < B; i++) {
                 const float *a = lp->ins[ins->a].v + (size_t)i * C;
@@ -1050,7 +1096,7 @@ int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
         if (!ins->dep) continue;
         switch (ins->op) {
         case EOP_VAR: break;
-        case EOP_TERM: term_backward(lp, ins, in, out); break;
+        case EOP_TERM: term_kernel[ins->id]->backward(lp, ins, in, out, param_of(lp, ins)); break;
         case EOP_SUM: {
             Ins *a = &lp->ins[ins->a];
             for (int i = 0; i < B; i++) {
@@ -1086,8 +1132,7 @@ int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
 
     out->dz = lp->dz;
     out->demb = lp->need_emb ? lp->demb : NULL;
-    int bad = !isfinite(out->loss) || !isfinite(out->g_term[TERM_L2]) || !isfinite(out->g_term[TERM_PHYS]) ||
-              !isfinite(out->g_term[TERM_BC]) || !all_finite(lp->dz, B * C) ||
+    int bad = !isfinite(out->loss) || !all_finite(out->g_term, TERM_COUNT) || !all_finite(lp->dz, B * C) ||
               (lp->need_emb && !all_finite(lp->demb, 2 * B * lp->D));
     return bad ? LD_EFAILED : LD_OK;
 bad:
