@@ -12,6 +12,7 @@
 #include "../api/rpc.h"
 #include "../search/search.h"
 #include "../daemon/executor.h"
+#include "../daemon/rounds.h"
 #include "../storage/store.h"
 #include "cli.h"
 
@@ -60,7 +61,8 @@ typedef struct Db {
     Store *st;
     int64_t job_id;
     int64_t task_id[64];
-    int64_t ncand_stored;
+    char family[24];
+    RoundBook book; /* the daemon's round bookkeeping (daemon/rounds.h): one path for both */
 } Db;
 
 static int db_start(Db *d, const char *path, const SearchJob *job, char *err) {
@@ -82,72 +84,49 @@ static int db_start(Db *d, const char *path, const SearchJob *job, char *err) {
                                                  job_is_holdout(job, i), err);
         if (rc != LD_OK) return rc;
     }
+    snprintf(d->family, sizeof d->family, "%s", family_name(task_family(job_task(job, 0))));
+    d->book = (RoundBook){.store = d->st, .job_id = d->job_id, .task_ids = d->task_id,
+                          .family = d->family};
     return store_job_set_state(d->st, d->job_id, "running", NULL, err);
 }
 
-static int db_candidates(Db *d, const Search *s, const char *family, char *err) {
-    int64_t n = search_ncandidates(s);
-    for (; d->ncand_stored < n; d->ncand_stored++) {
-        cJSON *c = search_candidate(s, d->ncand_stored);
-        if (!c) continue;
-        const char *expr = cJSON_GetObjectItem(c, "expr")->valuestring;
-        uint64_t h = strtoull(cJSON_GetObjectItem(c, "hash")->valuestring, NULL, 16);
-        int rc = store_candidate_put(d->st, d->job_id, d->ncand_stored, expr, h,
-                                     cJSON_GetObjectItem(c, "size")->valueint,
-                                     cJSON_GetObjectItem(c, "parents"),
-                                     cJSON_GetObjectItem(c, "op")->valuestring, family, NULL, err);
-        cJSON_Delete(c);
-        if (rc != LD_OK) return rc;
-    }
-    return LD_OK;
-}
-
-static int db_round(Db *d, const Search *s, const SearchJob *job, const WorkItem *w,
-                    const WorkOutcome *r, int n, char *err) {
-    int rc = store_begin(d->st, err);
-    if (rc != LD_OK) return rc;
-    rc = db_candidates(d, s, family_name(task_family(job_task(job, 0))), err);
-    for (int i = 0; rc == LD_OK && i < n; i++) {
-        if (r[i].status == WORK_REJECTED) continue; /* not a training run */
-        StoreEvalKey k = {.job_id = d->job_id, .seq = w[i].seq, .cand = w[i].cand,
-                          .task_id = d->task_id[w[i].task], .seed = w[i].seed,
-                          .steps = w[i].steps};
-        rc = store_outcome_put(d->st, &k, &r[i], NULL, err);
-    }
+/* Ends one of the round's transactions: committed, or rolled back with what the book
+ * remembers as written. */
+static int db_end(Db *d, int rc, char *err) {
+    if (rc == LD_OK) rc = store_commit(d->st, err);
     if (rc != LD_OK) {
-        store_rollback(d->st);
-        return rc;
+        if (store_in_transaction(d->st)) store_rollback(d->st);
+        round_book_forget(&d->book);
     }
-    return store_commit(d->st, err);
+    return rc;
 }
 
-static int db_after_round(Db *d, const Search *s, int64_t round, char *err) {
+/* A round is recorded as the daemon records it: its candidates before it runs, */
+static int db_open_round(Db *d, const Search *s, const WorkItem *w, int n, char *err) {
     int rc = store_begin(d->st, err);
-    if (rc != LD_OK) return rc;
-    cJSON *state = search_save(s);
-    rc = store_state_put(d->st, d->job_id, round, state, err);
-    cJSON_Delete(state);
-    cJSON *stats = search_stats(s);
-    cJSON *best = cJSON_GetObjectItem(stats, "best_fitness");
-    double bf = cJSON_IsNumber(best) ? best->valuedouble : NAN;
-    cJSON *ev = cJSON_GetObjectItem(stats, "evaluations");
+    if (rc == LD_OK) rc = round_book_candidates(&d->book, s, w, n, err);
+    return db_end(d, rc, err);
+}
+
+/* its outcomes (rejections too, as the daemon stores them), */
+static int db_outcomes(Db *d, const WorkItem *w, const WorkOutcome *r, int n, char *err) {
+    int rc = store_begin(d->st, err);
+    for (int i = 0; rc == LD_OK && i < n; i++) rc = round_book_outcome(&d->book, &w[i], &r[i], NULL, err);
+    return db_end(d, rc, err);
+}
+
+/* and, once the engine took them, its state (every round), fitness and progress. */
+static int db_close_round(Db *d, const Search *s, int64_t round, const int64_t *cands, int ncands,
+                          char *err) {
+    cJSON *stats = search_stats(s), *lb = NULL;
+    const cJSON *ev = cJSON_GetObjectItem(stats, "evaluations");
+    int rc = store_begin(d->st, err);
     if (rc == LD_OK)
-        rc = store_job_update_progress(d->st, d->job_id, (int64_t)ev->valuedouble, bf, NULL,
-                                       stats, err);
+        rc = round_book_close(&d->book, s, round, 1, cands, ncands,
+                              cJSON_IsNumber(ev) ? (int64_t)ev->valuedouble : 0, NAN, stats, &lb, err);
+    cJSON_Delete(lb);
     cJSON_Delete(stats);
-    /* fitness of every candidate with a result, for the store's own leaderboard */
-    for (int64_t i = 0; rc == LD_OK && i < search_ncandidates(s); i++) {
-        cJSON *c = search_candidate(s, i);
-        cJSON *f = c ? cJSON_GetObjectItem(c, "fitness") : NULL;
-        if (cJSON_IsNumber(f))
-            rc = store_candidate_set_rank(d->st, d->job_id, i, f->valuedouble, search_tier(s, i), err);
-        cJSON_Delete(c);
-    }
-    if (rc != LD_OK) {
-        store_rollback(d->st);
-        return rc;
-    }
-    return store_commit(d->st, err);
+    return db_end(d, rc, err);
 }
 
 /* The database's cross-job result cache: a run of the same loss on the same task with the same
@@ -163,6 +142,9 @@ static int db_lookup(void *ctx, const WorkItem *w, uint64_t expr_hash, EvalResul
     char err[LD_ERR_MAX];
     if (store_result_lookup(lc->db->st, expr_hash, task_hash(job_task(lc->job, w->task)), w->seed,
                             w->steps, &found, out, err) != LD_OK)
+        return 0;
+    /* a stored rejection is not a training result: the pre-check runs again */
+    if (found && !out->ok && !strncmp(out->error, STORE_REJECTED_PREFIX, strlen(STORE_REJECTED_PREFIX)))
         return 0;
     return found ? 1 : 0;
 }
@@ -339,22 +321,28 @@ int search_main(int argc, char **argv) {
                 goto done;
             }
         }
+        if (db.st && db_open_round(&db, s, works, n, err) != LD_OK)
+            fprintf(stderr, "lossd search: recording round %lld: %s\n", (long long)round, err);
         if (run_round(exec, job, works, n, err) != LD_OK) {
             fprintf(stderr, "lossd search: %s\n", err);
             goto done;
         }
-        if (db.st && db_round(&db, s, job, works, results, n, err) != LD_OK)
+        if (db.st && db_outcomes(&db, works, results, n, err) != LD_OK)
             fprintf(stderr, "lossd search: recording round %lld: %s\n", (long long)round, err);
+        int ncands = 0;
+        int64_t *cands = db.st ? round_book_cands(works, n, &ncands) : NULL;
         t0 = ld_now_ms();
         int rc = search_finish_round(s, results, n, err);
         overhead_ms += ld_now_ms() - t0;
         if (rc != LD_OK) {
+            free(cands);
             fprintf(stderr, "lossd search: %s\n", err);
             goto done;
         }
         round++;
-        if (db.st && db_after_round(&db, s, round, err) != LD_OK)
+        if (db.st && db_close_round(&db, s, round, cands, ncands, err) != LD_OK)
             fprintf(stderr, "lossd search: recording state: %s\n", err);
+        free(cands);
         if (!quiet) {
             t0 = ld_now_ms();
             cJSON *st = search_stats(s);
@@ -429,6 +417,7 @@ done:
         store_job_set_state(db.st, db.job_id, "failed", err[0] ? err : "search failed", NULL);
     search_free(s);
     job_free(job);
+    round_book_free(&db.book);
     store_close(db.st);
     if (warm) store_strv_free(warm, nwarm);
     cJSON_Delete(json);

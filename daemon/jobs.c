@@ -9,9 +9,8 @@
 #include <string.h>
 
 #include "internal.h"
+#include "rounds.h"
 
-#define LEADERBOARD_SNAPSHOT 100 /* entries kept in the job row */
-#define FITNESS_SYNC_K 100000    /* engine leaderboard entries whose fitness is stored */
 /* The engine's state grows with the job (~200 bytes a candidate) and saving it is the loop's
  * biggest cost per round, so it is saved at most this often; a restart replays the rounds after
  * the saved one, every evaluation of them already stored (store_eval_get_seq), none re-run. */
@@ -49,10 +48,7 @@ struct DJob {
     int stopped;           /* search_stop called */
     int finished;          /* terminal state reached: free once inflight is 0 */
 
-    /* the fitness last written for each candidate id, so a round writes only changes */
-    double *fit_synced;
-    int *tier_synced; /* and the rank tier (search_tier) */
-    int64_t nfit_synced;
+    RoundBook book; /* the round's bookkeeping in the store (rounds.h), shared with lossd search */
 
     int64_t state_round;   /* the round of the engine state last stored (-1: unknown) */
     double state_saved_ms; /* when it was stored (ld_now_ms) */
@@ -97,8 +93,7 @@ static void djob_free(DJob *j) {
     search_free(j->search);
     job_free(j->job);
     free(j->task_ids);
-    free(j->fit_synced);
-    free(j->tier_synced);
+    round_book_free(&j->book);
     free(j);
 }
 
@@ -206,6 +201,8 @@ static int job_store_tasks(Daemon *d, DJob *j, char *err) {
         rc = store_job_add_task(d->store, j->id, i, j->task_ids[i], job_is_holdout(j->job, i), err);
         if (rc != LD_OK) return rc;
     }
+    j->book = (RoundBook){.store = d->store, .job_id = j->id, .task_ids = j->task_ids,
+                          .family = j->family};
     return LD_OK;
 }
 
@@ -237,10 +234,7 @@ static void take_best(DJob *j, const cJSON *lb) {
 static int job_save_state(Daemon *d, DJob *j, char *err) {
     if (!j->search) return LD_OK;
     if (j->state_round == j->round && !j->save_due) return LD_OK;
-    cJSON *state = search_save(j->search);
-    if (!state) return ld_err(err, LD_ENOMEM, "job %lld: cannot save the search state", (long long)j->id);
-    int rc = store_state_put(d->store, j->id, j->round, state, err);
-    cJSON_Delete(state);
+    int rc = round_book_state(&j->book, j->search, j->round, err);
     if (rc != LD_OK) return rc;
     j->state_round = j->round;
     j->state_saved_ms = ld_now_ms();
@@ -477,22 +471,10 @@ static int round_begin(Daemon *d, DJob *j) {
     j->nworks = n;
     uint64_t f0 = store_faults(d->store);
     int rc = store_begin(d->store, err);
+    if (rc == LD_OK) rc = round_book_candidates(&j->book, j->search, works, n, err);
     for (int i = 0; rc == LD_OK && i < n; i++) {
-        const WorkItem *w = &works[i];
-        char perr[LD_ERR_MAX];
-        Expr *e = expr_parse(w->expr, perr);
-        uint64_t h = e ? expr_hash(e) : ld_hash64(w->expr, strlen(w->expr));
-        int size = e ? expr_size(e) : 0;
-        expr_free(e);
-        cJSON *cj = search_candidate(j->search, w->cand);
-        const char *op = jstr(cj, "op");
-        const cJSON *parents = cJSON_GetObjectItemCaseSensitive(cj, "parents");
-        rc = store_candidate_put(d->store, j->id, w->cand, w->expr, h, size, parents,
-                                 op ? op : "search", j->family, NULL, err);
-        cJSON_Delete(cj);
-        if (rc != LD_OK) break;
         int found = 0;
-        rc = store_outcome_get_seq(d->store, j->id, w->seq, &found, &j->results[i], err);
+        rc = store_outcome_get_seq(d->store, j->id, works[i].seq, &found, &j->results[i], err);
         if (rc == LD_OK && found) {
             j->wstate[i] = W_DONE;
             j->ndone++;
@@ -508,76 +490,14 @@ static int round_begin(Daemon *d, DJob *j) {
     return 1;
 }
 
-/* 1 when cand's stored fitness is already f; else remembers f (the caller writes it). A NaN
- * slot means "never written" (an unranked candidate is not in the leaderboard anyway). */
-static int fitness_synced(DJob *j, int64_t cand, double f, int tier) {
-    if (cand >= j->nfit_synced) {
-        int64_t n = j->nfit_synced ? j->nfit_synced : 64;
-        while (n <= cand) n *= 2;
-        double *v = realloc(j->fit_synced, (size_t)n * sizeof *v);
-        if (!v) return 0; /* write it: correctness does not depend on this cache */
-        j->fit_synced = v;
-        int *t = realloc(j->tier_synced, (size_t)n * sizeof *t);
-        if (!t) return 0;
-        j->tier_synced = t;
-        for (int64_t i = j->nfit_synced; i < n; i++) {
-            v[i] = NAN;
-            t[i] = -2;
-        }
-        j->nfit_synced = n;
-    }
-    if (j->fit_synced[cand] == f && j->tier_synced[cand] == tier) return 1;
-    j->fit_synced[cand] = f;
-    j->tier_synced[cand] = tier;
-    return 0;
-}
-
-static int cmp_i64(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The distinct candidates of the open round's works, sorted. Returns owned (NULL when out of
- * memory: the caller then syncs every candidate), count in *n. */
-static int64_t *round_cands(const DJob *j, int *n) {
-    *n = 0;
-    int64_t *c = malloc((size_t)(j->nworks > 0 ? j->nworks : 1) * sizeof *c);
-    if (!c) return NULL;
-    for (int i = 0; i < j->nworks; i++) c[i] = j->works[i].cand;
-    qsort(c, (size_t)j->nworks, sizeof *c, cmp_i64);
-    for (int i = 0; i < j->nworks; i++)
-        if (*n == 0 || c[*n - 1] != c[i]) c[(*n)++] = c[i];
-    return c;
-}
-
-/* Writes the fitness of cand when the engine ranks it (alive or baseline, trained) and it
- * differs from what was last written: the store then ranks exactly the engine's candidates. */
-static int sync_one_fitness(Daemon *d, DJob *j, int64_t cand, char *err) {
-    cJSON *cj = search_candidate(j->search, cand);
-    if (!cj) return LD_OK;
-    const char *st = jstr(cj, "status");
-    double level = jnum(cj, "level", NULL, -1);
-    double f = jnum(cj, "fitness", NULL, NAN);
-    int ranked = st && (!strcmp(st, "alive") || !strcmp(st, "baseline")) && level >= 0;
-    cJSON_Delete(cj);
-    int tier = search_tier(j->search, cand);
-    if (!ranked || fitness_synced(j, cand, f, tier)) return LD_OK;
-    int rc = store_candidate_set_rank(d->store, j->id, cand, f, tier, err);
-    return rc == LD_ENOTFOUND ? LD_OK : rc;
-}
-
 /* All results of the round are in: hand them to the engine in order, store the round's
- * bookkeeping in one transaction (with the engine's state when one is due), then announce.
- * Stored fitness: a candidate's fitness changes only when one of its levels completes, which
- * takes a result of its own in this round, or, for a candidate waiting on the baseline's level,
- * a result of the baseline (candidate 0); so a round without the baseline syncs its own
- * candidates, and one with it (few: one per level) or the first after loading syncs all. */
+ * bookkeeping (round_book_close: the engine's state when one is due, the fitness that changed,
+ * the progress) and announce it, in one transaction. */
 static void round_finish(Daemon *d, DJob *j) {
     char err[LD_ERR_MAX];
     cJSON *lb = NULL, *stats = NULL;
     int ncands = 0;
-    int64_t *cands = round_cands(j, &ncands);
-    int sync_all = !cands || j->nfit_synced == 0 || (ncands > 0 && cands[0] == 0);
+    int64_t *cands = round_book_cands(j->works, j->nworks, &ncands);
     int rc = search_finish_round(j->search, j->results, j->nworks, err);
     if (rc != LD_OK) {
         free(cands);
@@ -587,41 +507,21 @@ static void round_finish(Daemon *d, DJob *j) {
     }
     round_clear(j);
     j->round++;
-    lb = search_leaderboard(j->search, sync_all ? FITNESS_SYNC_K : LEADERBOARD_SNAPSHOT);
     double old_best = j->best_fitness;
-    take_best(j, lb);
     stats = stats_json(j);
     uint64_t f0 = store_faults(d->store);
+    int save = j->save_due || ld_now_ms() - j->state_saved_ms >= STATE_SAVE_MS;
     rc = store_begin(d->store, err);
-    if (rc == LD_OK && (j->save_due || ld_now_ms() - j->state_saved_ms >= STATE_SAVE_MS))
-        rc = job_save_state(d, j, err);
-    const cJSON *ent;
-    if (sync_all) {
-        cJSON_ArrayForEach(ent, lb) {
-            if (rc != LD_OK) break;
-            double f = jnum(ent, "fitness", NULL, NAN);
-            int64_t cand = (int64_t)jnum(ent, "cand", NULL, -1);
-            if (cand < 0) continue;
-            int tier = search_tier(j->search, cand);
-            if (fitness_synced(j, cand, f, tier)) continue;
-            int r2 = store_candidate_set_rank(d->store, j->id, cand, f, tier, err);
-            if (r2 != LD_OK && r2 != LD_ENOTFOUND) rc = r2;
-        }
-    } else {
-        for (int i = 0; rc == LD_OK && i < ncands; i++) rc = sync_one_fitness(d, j, cands[i], err);
-    }
-    free(cands);
-    /* the row keeps a short snapshot: the full ranking lives in the candidates' fitness */
-    cJSON *snap = cJSON_CreateArray();
-    int k = 0;
-    cJSON_ArrayForEach(ent, lb) {
-        if (k++ >= LEADERBOARD_SNAPSHOT) break;
-        cJSON_AddItemToArray(snap, cJSON_Duplicate(ent, 1));
-    }
     if (rc == LD_OK)
-        rc = store_job_update_progress(d->store, j->id, j->evals_done, j->best_fitness, snap,
-                                       stats, err);
-    cJSON_Delete(snap);
+        rc = round_book_close(&j->book, j->search, j->round, save, cands, ncands, j->evals_done,
+                              j->best_fitness, stats, &lb, err);
+    free(cands);
+    take_best(j, lb);
+    if (rc == LD_OK && save) {
+        j->state_round = j->round;
+        j->state_saved_ms = ld_now_ms();
+        j->save_due = 0;
+    }
     if (rc == LD_OK) {
         cJSON *ev = cJSON_CreateObject();
         cJSON_AddNumberToObject(ev, "round", (double)j->round);
@@ -646,11 +546,7 @@ static void round_finish(Daemon *d, DJob *j) {
     if (rc != LD_OK) {
         /* what this process remembers as stored was rolled back with the rest */
         j->state_round = -1;
-        j->nfit_synced = 0;
-        free(j->fit_synced);
-        j->fit_synced = NULL;
-        free(j->tier_synced);
-        j->tier_synced = NULL;
+        round_book_forget(&j->book);
         if (store_faulted(d, f0)) job_stall(d, j, err);
         else job_fail(d, j, err);
     }
@@ -794,17 +690,9 @@ void jobs_on_done(void *ud, ExecItem *it) {
     }
     j->inflight--;
     const WorkItem *w = &j->works[it->idx];
-    StoreEvalKey key = {
-        .job_id = j->id,
-        .seq = w->seq,
-        .cand = w->cand,
-        .task_id = j->task_ids[w->task],
-        .seed = w->seed,
-        .steps = w->steps,
-    };
     int inserted = 0;
     /* committed before anything reports it: a result that cannot be stored is not used */
-    if (store_outcome_put(d->store, &key, &it->out, &inserted, err) != LD_OK) {
+    if (round_book_outcome(&j->book, w, &it->out, &inserted, err) != LD_OK) {
         daemon_log("job %lld: storing evaluation %lld: %s", (long long)j->id, (long long)w->seq, err);
         exec_item_free(it);
         job_stall(d, j, err);
