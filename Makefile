@@ -6,7 +6,8 @@ DEB_PKGS  := build-essential pkg-config libuv1-dev libsqlite3-dev libcjson-dev l
              libcmocka-dev libpq-dev tzdata python3 python3-numpy
 # The tests also check training and exported code against PyTorch (Debian's python3-torch), and
 # the PostgreSQL queue against a throwaway cluster (Debian's postgresql: initdb, pg_ctl).
-TEST_PKGS := $(DEB_PKGS) python3-torch socat python3-pip python3-setuptools postgresql chromium
+# jq: a documented lossctl example pipes into it (tests/docs_check.py runs it).
+TEST_PKGS := $(DEB_PKGS) python3-torch socat jq python3-pip python3-setuptools postgresql chromium
 # The benchmarks only (never the tests): the Optuna TPE peer of bench/vs_optuna.sh; postgresql
 # for the queue benchmark (bench/pgqueue.sh).
 BENCH_PKGS := $(DEB_PKGS) python3-optuna postgresql
@@ -154,8 +155,9 @@ demo:
 	$(MAKE) all
 	tests/demo.sh
 
-# Runs the command examples of README.md and docs/ (tests/docs_check.py); `make test` runs the
-# same through tests/test_docs.sh.
+# Runs the command examples of README.md and docs/ (tests/docs_check.py): the lossctl ones against
+# a daemon holding the documented jobs (about 15 s); `make test` runs the same through
+# tests/test_docs.sh. `tests/docs_check.py --update docs/cli.md` rewrites the examples' output.
 docs-check: all
 	tests/docs_check.py -v
 

@@ -988,12 +988,30 @@ static int cmd_resume(Ctl *ctl, int argc, char **argv) {
     return job_transition(ctl, argc, argv, "job.resume");
 }
 
+/* job.delete, waiting up to 5 s while the daemon answers busy: a job just cancelled is still
+ * finishing the evaluations in flight (they stop within a training step), so the documented
+ * `lossctl cancel 2 && lossctl delete 2` would otherwise fail now and then with "try again". */
+static int delete_when_idle(Ctl *ctl, int64_t job, cJSON **result) {
+    char err[LD_ERR_MAX];
+    for (int i = 0; i < 100; i++) {
+        if (!ctl->client && client_connect(ctl->socket_path, &ctl->client, err) != LD_OK) break;
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddNumberToObject(p, "job_id", (double)job);
+        int rc = client_call(ctl->client, "job.delete", p, result, NULL, err);
+        if (rc == LD_OK) return 0;
+        if (rc != LD_EBUSY) break;
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return call_job(ctl, "job.delete", job, result); /* reports the error as every command does */
+}
+
 static int cmd_delete(Ctl *ctl, int argc, char **argv) {
     int64_t job;
     cJSON *res = NULL;
     if (argc != 2) return ctl_usage(find_command("delete"));
     if (ctl_parse_id(argv[1], &job) != 0) return bad_arg("delete", argv[1], A_JOB);
-    int st = call_job(ctl, "job.delete", job, &res);
+    int st = delete_when_idle(ctl, job, &res);
     if (st) return st;
     if (ctl->json)
         ctl_print_json(res);

@@ -12,14 +12,30 @@ line or the end of the block, are its documented output. For each example that c
   - a figure the example states in a comment, "# test mae 59.52" or "# mean test accuracy
     0.955", equals the program's to the digits written. "{0..2}" in a command runs it once per
     value and compares the mean.
-Examples that need a daemon holding particular jobs, or that run for minutes, are counted as
-skipped and listed with -v. Usage: tests/docs_check.py [--bin DIR] [-v] [FILE.md ...]
+A lossctl example runs against a real daemon (temporary socket and database) that first is put
+in the state the file's examples describe (FIXTURES below: the documented job files and small
+stand-ins in tests/docs_jobs/, submitted in the order that gives the documented job ids, waited
+for until they are done, running, paused or failed as the examples assume). Before each daemon
+example the checker waits until no job is queued and every running job has a best fitness, so
+the states the output shows do not depend on timing. `lossctl watch` of a running job runs on a
+terminal (a pty): its first progress line is checked, then Ctrl-C (exit 130) as a user would;
+`lossctl shutdown` is followed by a restart on the same database; a "cannot connect" example runs
+against a socket no daemon listens on; "$ echo $?" checks the previous example's exit status.
+Examples run in a temporary folder holding examples/ and data/, so files they write stay there.
+Examples that run for minutes (a whole search) or are not lossd commands are counted as skipped
+and listed with -v. Usage: tests/docs_check.py [--bin DIR] [-v] [--fast] [FILE.md ...]
+(--fast: only the examples that need no daemon state; --update: write each example's printed
+output into the file in place of the documented one, where the block has no elision).
 Prints "N passed, N failed" last; exit status 1 when anything failed.
 """
 import json
 import os
+import pty
 import re
+import select
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,6 +43,17 @@ import time
 
 ROOT = os.environ.get("DOCS_ROOT") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ELLIPSIS = ("...", "⋮", "…")
+DOCS_JOBS = os.path.join(ROOT, "tests", "docs_jobs")
+# loss-language names an expression may hold without parentheses (functions are any name followed
+# by "(")
+LOSS_NAMES = set("ce focal hinge poly1 smooth mse mae huber logcosh infonce supcon phys bc l2 entropy "
+                 "z p y pt f r t e".split())
+# schedules.md's story: the schedule is created at 00:50 and fires at 01:00 on 2030-01-15 (UTC)
+CLOCK_CREATED, CLOCK_FIRE = 1894668600, 1894669200
+
+
+class FixtureError(Exception):
+    pass
 
 
 def examples(path):
@@ -65,12 +92,15 @@ def split_comment(cmd):
 
 
 def runnable(cmd):
-    """'fast' when the example runs here in a moment, else the reason it is skipped."""
+    """'fast' when the example runs here in a moment without daemon state, 'daemon' when it needs
+    the daemon holding the documented jobs, 'status' for "echo $?", else the reason it is skipped."""
     words = cmd.split()
     if not words:
         return "empty"
     prog = os.path.basename(words[0])
     rest = words[1:]
+    if prog == "echo" and rest == ["$?"]:
+        return "status"
     if prog == "lossd":
         if not rest or rest[0] in ("help", "--help", "-h", "--version") or "--help" in rest or "-h" in rest:
             return "fast"
@@ -82,20 +112,41 @@ def runnable(cmd):
             return "fast"
         if "--expr" in rest and "export" in rest:
             return "fast"  # an empty daemon answers it
-        return "needs a daemon holding the documented jobs"
+        return "daemon"
     return "not a lossd command"
 
 
+def is_expression(cell):
+    """A leaderboard, lineage or failures cell holding a loss expression: only loss-language
+    names, numbers and operators, with at least one name."""
+    if not re.fullmatch(r"[-+*/^().,0-9a-z_ ]+", cell):
+        return False
+    names = re.findall(r"[a-z_][a-z_0-9]*(\()?", cell)
+    idents = re.findall(r"[a-z_][a-z_0-9]*", cell)
+    if not idents:
+        return False
+    return all(i in LOSS_NAMES or call for i, call in zip(idents, names))
+
+
 def skeleton(line):
-    """A line's shape: numbers, durations, ids, paths and quoted names stand for any."""
+    """A line's shape: numbers, durations, ids, paths, progress bars, chart rows and loss
+    expressions (cells of loss-language text between runs of two spaces) stand for any."""
     out = []
-    for tok in line.split():
-        if "/" in tok and not re.fullmatch(r"[\d.:+\-()/,]+(final\))?", tok):
-            out.append("PATH")
-        elif re.search(r"\d", tok):
-            out.append("N" + ("," if tok.endswith(",") else ""))
-        else:
-            out.append(tok)
+    for cell in re.split(r"\s{2,}", line.strip()):
+        if is_expression(cell):
+            out.append("EXPR")
+            continue
+        for tok in cell.split():
+            if re.fullmatch(r"\|[^|]*\|", tok):
+                out.append("BAR")
+            elif re.fullmatch(r"[┤▁▂▃▄▅▆▇█▌·#=.:|-]*[┤▁▂▃▄▅▆▇█▌]+[┤▁▂▃▄▅▆▇█▌·#=.:|-]*", tok):
+                out.append("CHART")
+            elif "/" in tok and not re.fullmatch(r"[\d.:+\-()/,]+(final\))?", tok):
+                out.append("PATH")
+            elif re.search(r"\d", tok):
+                out.append("N" + ("," if tok.endswith(",") else ""))
+            else:
+                out.append(tok)
     return " ".join(out)
 
 
@@ -119,15 +170,191 @@ def figure(comment):
     return (m.group(1), m.group(2)) if m else None
 
 
+def segments(doc):
+    """The documented lines split at elisions ("...", "⋮"): lists of lines that must appear in
+    order, the first at the start of the output and the last at its end (unless the block begins
+    or ends with an elision)."""
+    segs, cur = [], []
+    for l in doc:
+        if l.strip() in ELLIPSIS or l.strip().startswith(ELLIPSIS):
+            segs.append(cur)
+            cur = []
+        else:
+            cur.append(l)
+    segs.append(cur)
+    return segs
+
+
+def strip_tty(text):
+    """A terminal's output as its lines: escape sequences dropped, each carriage-return redraw
+    a line of its own."""
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    return [l for l in re.split(r"[\r\n]+", text) if l.strip()]
+
+
+class Daemon:
+    """lossd serve on a temporary socket and database, and lossctl against it."""
+
+    def __init__(self, bindir, tmp):
+        self.bindir, self.tmp = bindir, tmp
+        self.sock = os.path.join(tmp, "s.sock")
+        self.db = os.path.join(tmp, "db")
+        self.log = os.path.join(tmp, "daemon.log")
+        self.clock = os.path.join(tmp, "clock")  # absent: the real clock
+        self.proc = None
+        self.env = dict(os.environ, LOSSD_NOSYNC="1", LOSSD_SOCKET=self.sock, LOSSD_FAKE_CLOCK_FILE=self.clock)
+
+    def start(self):
+        if self.proc and self.proc.poll() is None:
+            return
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(
+                [os.path.join(self.bindir, "lossd"), "serve", "--socket", self.sock, "--db", self.db,
+                 "--workers", "2"], stdout=log, stderr=log, env=self.env)
+        for _ in range(200):
+            if os.path.exists(self.sock):
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise FixtureError("lossd serve did not start:\n" + self.tail())
+
+    def exited(self, timeout=60):
+        """Waits for the daemon to exit (after a shutdown); False when it did not."""
+        try:
+            self.proc.wait(timeout=timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def tail(self):
+        try:
+            return "".join(open(self.log).readlines()[-8:])
+        except OSError:
+            return ""
+
+    def ctl(self, *args):
+        p = subprocess.run([os.path.join(self.bindir, "lossctl")] + list(args), capture_output=True,
+                           text=True, env=self.env, timeout=60)
+        return p.returncode, p.stdout + p.stderr
+
+    def call(self, method, params=None):
+        st, out = self.ctl("call", method, json.dumps(params or {}))
+        if st != 0:
+            raise FixtureError("lossctl call %s: %s" % (method, out.strip()))
+        return json.loads(out)
+
+    def submit(self, path, want_id):
+        st, out = self.ctl("submit", path)
+        if st != 0 or out.strip() != str(want_id):
+            raise FixtureError("submit %s: expected job %d, got exit %d: %s" % (path, want_id, st, out.strip()))
+
+    def wait(self, what, pred, timeout=120):
+        end = time.time() + timeout
+        while True:
+            got = pred()
+            if got:
+                return got
+            if time.time() > end:
+                raise FixtureError("gave up waiting for %s\n%s" % (what, self.tail()))
+            time.sleep(0.1)
+
+    def state(self, job):
+        return self.call("job.get", {"job_id": job})["state"]
+
+    def wait_state(self, job, state):
+        self.wait("job %d to be %s" % (job, state), lambda: self.state(job) == state)
+
+    def settle(self):
+        """Waits until no job is queued and every running job has a best fitness, the states the
+        examples' output shows."""
+        def settled():
+            return all(j["state"] not in ("queued", "running") or
+                       (j["state"] == "running" and j["progress"].get("best_fitness") is not None)
+                       for j in self.call("job.list")["jobs"])
+        self.wait("the jobs to settle", settled, timeout=60)
+
+    def shutdown(self):
+        self.ctl("shutdown")
+        if not self.exited():
+            raise FixtureError("lossd did not exit after lossctl shutdown\n" + self.tail())
+
+
+def fixture_cli(d):
+    """docs/cli.md's jobs: 1 "test" done, 2 the demo job running, 3 "nightly" done, 4 running
+    (paused and resumed by the examples), 5 "wine-small" failed because its data file vanished
+    while the daemon was down."""
+    d.submit(os.path.join(DOCS_JOBS, "test.job.json"), 1)
+    d.wait_state(1, "done")
+    d.submit(os.path.join(ROOT, "examples", "demo.job.json"), 2)
+    d.ctl("pause", "2")  # resumed last, so its 160 s are spent while the examples run
+    d.submit(os.path.join(DOCS_JOBS, "nightly.job.json"), 3)
+    d.wait_state(3, "done")
+    d.submit(os.path.join(DOCS_JOBS, "long.job.json"), 4)
+    d.ctl("pause", "4")
+    folder = os.path.join(d.tmp, "wine-small")
+    os.makedirs(folder, exist_ok=True)
+    shutil.copy(os.path.join(DOCS_JOBS, "wine-small.job.json"), folder)
+    shutil.copy(os.path.join(ROOT, "data", "wine.csv"), folder)
+    d.submit(os.path.join(folder, "wine-small.job.json"), 5)
+    d.wait("job 5 to have a best fitness",
+           lambda: d.call("job.get", {"job_id": 5})["progress"].get("best_fitness") is not None)
+    d.shutdown()
+    os.unlink(os.path.join(folder, "wine.csv"))
+    d.start()
+    d.wait_state(5, "failed")
+    d.ctl("resume", "2")
+    d.ctl("resume", "4")
+
+
+def fixture_schedules(d):
+    """docs/schedules.md's schedule 1 "nightly": created at 00:50, fired at 01:00 (the fake clock
+    of tests/test_schedule_daemon.sh), its run done."""
+    def set_clock(t):
+        with open(d.clock + ".tmp", "w") as f:
+            f.write("%d\n" % t)
+        os.rename(d.clock + ".tmp", d.clock)
+    for j in d.call("job.list")["jobs"]:  # the earlier files' jobs stop taking the workers
+        if j["state"] in ("queued", "running", "paused"):
+            d.ctl("cancel", str(j["job_id"]))
+    set_clock(CLOCK_CREATED)
+    st, out = d.ctl("schedule", "add", "--cron", "0 1 * * *", "--tz", "UTC", "--name", "nightly",
+                    os.path.join(DOCS_JOBS, "digits-nightly.job.json"))
+    if st != 0 or out.strip() != "1":
+        raise FixtureError("schedule add: expected schedule 1, got exit %d: %s" % (st, out.strip()))
+    set_clock(CLOCK_FIRE)
+    runs = d.wait("schedule 1 to fire", lambda: d.call("schedule.get", {"schedule_id": 1})["runs"])
+    d.wait_state(runs[0]["job_id"], "done")
+
+
+FIXTURES = {"cli.md": fixture_cli, "schedules.md": fixture_schedules}
+
+
 class Checker:
-    def __init__(self, bindir, verbose):
+    def __init__(self, bindir, verbose, fast):
         self.bindir = bindir
         self.verbose = verbose
+        self.fast = fast
+        self.update = False
+        self.updates = {}
         self.passed = self.failed = 0
         self.skipped = {}
         self.tmp = tempfile.mkdtemp(prefix="lossd_docs_")
-        self.sock = os.path.join(self.tmp, "s.sock")
-        self.daemon = None
+        self.work = os.path.join(self.tmp, "work")  # the examples' current folder
+        os.makedirs(self.work)
+        for name in ("examples", "data"):
+            os.symlink(os.path.join(ROOT, name), os.path.join(self.work, name))
+        self.daemon = Daemon(bindir, self.tmp)
+        self.fixtures_done = set()
+        self.fixture_failed = None
+        self.last_status = None
 
     def ok(self, what):
         self.passed += 1
@@ -140,50 +367,127 @@ class Checker:
             for l in str(d).splitlines()[:12]:
                 print("     " + l)
 
-    def ensure_daemon(self):
-        if self.daemon:
-            return
-        self.daemon = subprocess.Popen(
-            [os.path.join(self.bindir, "lossd"), "serve", "--socket", self.sock, "--db",
-             os.path.join(self.tmp, "db"), "--workers", "1"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ, LOSSD_NOSYNC="1"))
-        for _ in range(100):
-            if os.path.exists(self.sock):
-                return
-            time.sleep(0.05)
+    def skip(self, why, rel, lineno, cmd):
+        self.skipped.setdefault(why, []).append("%s:%d: %s" % (rel, lineno, cmd))
 
-    def run(self, cmd):
+    def command_line(self, cmd):
+        """cmd with every lossd and lossctl (also after &&, ; and |) the project's binaries."""
+        return re.sub(r"(^|&&\s*|;\s*|\|\s*)\S*?\b(lossd|lossctl)\b",
+                      lambda m: m.group(1) + shlex.quote(os.path.join(self.bindir, m.group(2))), cmd)
+
+    def run(self, cmd, socket=None):
         """Runs one command line with the project's binaries; returns (status, stdout+stderr)."""
-        prog = os.path.basename(cmd.split()[0])
-        line = re.sub(r"^\S*(lossd|lossctl)\b", lambda m: shlex.quote(os.path.join(self.bindir, m.group(1))), cmd)
-        if prog == "lossctl":
-            self.ensure_daemon()
-            line = re.sub(r"^(\S+)", lambda m: m.group(1) + " --socket " + shlex.quote(self.sock), line, count=1)
-        p = subprocess.run(["bash", "-o", "pipefail", "-c", line], cwd=ROOT, capture_output=True, text=True,
-                           timeout=300)
+        env = dict(self.daemon.env, LOSSD_SOCKET=socket or self.daemon.sock)
+        p = subprocess.run(["bash", "-o", "pipefail", "-c", self.command_line(cmd)], cwd=self.work,
+                           capture_output=True, text=True, timeout=300, env=env)
         return p.returncode, p.stdout + p.stderr
+
+    def run_tty(self, cmd, seconds=1.5):
+        """Runs cmd on a pseudo-terminal until it has drawn for `seconds`, then presses Ctrl-C;
+        returns (status, the lines it drew)."""
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.chdir(self.work)
+            os.execve("/bin/bash", ["bash", "-c", "exec " + self.command_line(cmd)], self.daemon.env)
+        data, end, sent = b"", time.time() + seconds, False
+        while True:
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            if not sent and time.time() > end:
+                os.kill(pid, signal.SIGINT)
+                sent, end = True, time.time() + 10
+            elif sent and time.time() > end:
+                os.kill(pid, signal.SIGKILL)
+                end += 60
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+        st = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+        return st, strip_tty(data.decode("utf-8", "replace"))
+
+    def fixture(self, rel):
+        """Starts the daemon and puts it in the state of rel's examples (once per file)."""
+        self.daemon.start()
+        name = os.path.basename(rel)
+        if name in self.fixtures_done:
+            return
+        self.fixtures_done.add(name)
+        if name in FIXTURES:
+            t = time.time()
+            FIXTURES[name](self.daemon)
+            print("     (%s: the daemon holds the documented jobs after %.1f s)" % (rel, time.time() - t))
 
     def check(self, path, lineno, cmd, doc):
         rel = os.path.relpath(path, ROOT)
         cmd, comment = split_comment(cmd)
+        where = "%s:%d: $ %s" % (rel, lineno, cmd)
         why = runnable(cmd)
+        if why == "status":
+            want = next((l.strip() for l in doc if l.strip()), "")
+            if self.last_status is None:
+                self.skip("the example before it did not run", rel, lineno, cmd)
+            elif want != str(self.last_status):
+                self.bad(where + ": documents %s, the example before it exited %d" % (want, self.last_status))
+            else:
+                self.ok(where)
+            return
+        self.last_status = None
         if why.startswith("needs minutes") and is_error(doc):
             why = "fast"  # an invalid job is refused at once
-        # an error a daemon with no jobs gives the same way ("job 77: not found", bad usage)
-        if why.startswith("needs a daemon") and is_error(doc) and "cannot connect" not in doc[0]:
-            st, out = self.run(cmd)
-            if "not found" in out and "not found" not in doc[0]:
-                self.skipped.setdefault(why, []).append("%s:%d: %s" % (rel, lineno, cmd))
-                return
-            why = "fast"
-        if why != "fast":
-            self.skipped.setdefault(why, []).append("%s:%d: %s" % (rel, lineno, cmd))
+        if why == "daemon" and self.fast:
+            # with --fast only what an empty daemon answers the same way (bad usage, "not found")
+            why = "needs a daemon holding the documented jobs (make docs-check)"
+            if is_error(doc) and "cannot connect" not in doc[0] and re.search(r"\b77\b|usage|expected", " ".join(doc)):
+                why = "fast"
+        if why not in ("fast", "daemon"):
+            self.skip(why, rel, lineno, cmd)
             return
-        where = "%s:%d: $ %s" % (rel, lineno, cmd)
-        runs = [self.run(c) for c in expand(cmd)]
-        want_error = is_error(doc)
+        words = cmd.split()
+        socket = None
+        tty = False
+        if why == "fast" and os.path.basename(words[0]) == "lossctl":
+            self.daemon.start()  # an empty daemon answers the same way
+        if why == "daemon":
+            if self.fixture_failed:
+                self.bad(where + ": the daemon could not be put in the documented state", self.fixture_failed)
+                return
+            if doc and "cannot connect" in doc[0]:
+                socket = os.path.join(self.tmp, "nobody-listens.sock")
+            else:
+                try:
+                    self.fixture(rel)
+                    self.daemon.settle()
+                except (FixtureError, OSError, ValueError, KeyError) as e:
+                    self.fixture_failed = str(e)
+                    self.bad(where + ": the daemon could not be put in the documented state", e)
+                    return
+                # watch of a running job: on a terminal, as its documented line is drawn
+                tty = words[1:2] == ["watch"] and not is_error(doc) and len(words) > 2 and \
+                    self.daemon.state(int(words[2])) == "running"
+        if tty:
+            st, lines = self.run_tty(cmd)
+            if st != 130:
+                self.bad(where + ": Ctrl-C on watch exits %d, documented 130" % st, *lines[-4:])
+                return
+            self.compare(where, doc, lines[-1:], comment)
+            self.record(path, lineno, doc, lines[-1:])
+            return
+        runs = [self.run(c, socket) for c in expand(cmd)]
         st, out = runs[0]
-        if want_error != (st != 0) or any((s != 0) != want_error for s, _ in runs):
+        self.last_status = st
+        if words[1:2] == ["shutdown"] and why == "daemon":
+            if not self.daemon.exited():
+                self.bad(where + ": the daemon did not exit", self.daemon.tail())
+                return
+            self.daemon.start()  # the next examples find it running again, as after a restart
+        want_error = is_error(doc)
+        if any((s != 0) != want_error for s, _ in runs):
             self.bad(where + ": exit %d, documented %s" % (st, "an error" if want_error else "success"), out)
             return
         fig = figure(comment)
@@ -201,42 +505,87 @@ class Checker:
             if round(got, decimals) != round(float(text), decimals):
                 self.bad(where + ": documents %s %s, the program gives %.*f (%.6g)" % (field, text, decimals, got, got))
                 return
+            where += " (figure %s)" % comment
+        got = [l for l in out.splitlines() if l.strip()]
+        self.compare(where, doc, got, comment)
+        if len(runs) == 1:
+            self.record(path, lineno, doc, out.rstrip().split("\n"))
+
+    def record(self, path, lineno, doc, got):
+        """--update: the printed lines replace the documented ones (not where the documented
+        output is elided, JSON of which only the keys are checked, or absent)."""
+        lines = [l for l in doc if l.strip()]
+        if not self.update or not lines or lines[0].lstrip().startswith("{") or len(segments(lines)) > 1:
+            return
+        subst = [(os.path.join(self.tmp, "wine-small"), "/home/u/wine-small"),
+                 (self.daemon.sock, "/run/user/1000/lossd.sock"),
+                 (os.path.join(self.tmp, "nobody-listens.sock"), "/run/user/1000/lossd.sock"),
+                 (self.daemon.db, "/home/u/.local/share/lossd/lossd.db")]
+        new = []
+        for g in got:
+            for a, b in subst:
+                g = g.replace(a, b)
+            new.append(g.rstrip())
+        self.updates.setdefault(path, []).append((lineno, len(doc), new))
+
+    def write_updates(self):
+        for path, ups in self.updates.items():
+            lines = open(path, encoding="utf-8").read().split("\n")
+            for lineno, n, new in sorted(ups, reverse=True):
+                old = lines[lineno:lineno + n]
+                trail = len(old) - len("\n".join(old).rstrip().split("\n")) if "\n".join(old).strip() else 0
+                lines[lineno:lineno + n - trail] = new
+            open(path, "w", encoding="utf-8").write("\n".join(lines))
+            print("updated %s (%d examples' output)" % (os.path.relpath(path, ROOT), len(ups)))
+
+    def compare(self, where, doc, got, comment=""):
+        """The printed lines against the documented ones: JSON keys, or each line's shape."""
         doc = [l for l in doc if l.strip()]
         if not doc:
-            self.ok(where + (" (figure %s)" % comment if fig else ""))
+            self.ok(where)
             return
-        got = [l for l in out.splitlines() if l.strip()]
         if doc[0].lstrip().startswith("{"):
             try:
-                want_keys = set(json.loads(doc[0]).keys())
+                # the documented object may elide a value: "methods":[...] or "x":{...}
+                want_keys = set(json.loads(re.sub(r"\[\.\.\.\]|\{\.\.\.\}", "null", doc[0])).keys())
                 have_keys = set(json.loads(got[-1]).keys())
             except (ValueError, IndexError) as e:
-                self.bad(where + ": JSON expected (%s)" % e, out)
+                self.bad(where + ": JSON expected (%s)" % e, *got)
                 return
             if not want_keys <= have_keys:
-                self.bad(where + ": keys documented but missing: %s" % sorted(want_keys - have_keys), out)
+                self.bad(where + ": keys documented but missing: %s" % sorted(want_keys - have_keys), *got)
                 return
             self.ok(where)
             return
-        elided = any(l.strip() in ELLIPSIS or l.strip().startswith(ELLIPSIS) for l in doc)
-        if not elided and len(doc) != len(got):
+        segs = segments(doc)
+        if len(segs) == 1 and len(doc) != len(got):
             self.bad(where + ": %d lines documented, %d printed" % (len(doc), len(got)),
                      "documented:", *doc, "printed:", *got)
             return
-        if not elided:
-            for d, g in zip(doc, got):
+        # the first segment at the start, the last at the end, the others in order between
+        pos, last = 0, len(segs) - 1
+        for k, seg in enumerate(segs):
+            if not seg:
+                continue
+            if k == 0:
+                at = 0
+            elif k == last:
+                at = len(got) - len(seg)
+            else:
+                at = next((i for i in range(pos, len(got) - len(seg) + 1)
+                           if skeleton(got[i]) == skeleton(seg[0])), -1)
+            if at < pos:
+                self.bad(where + ": documented lines not found in order", "documented: " + seg[0], "printed:", *got)
+                return
+            for d, g in zip(seg, got[at:at + len(seg)]):
                 if skeleton(d) != skeleton(g):
                     self.bad(where + ": a line changed shape", "documented: " + d, "printed:    " + g)
                     return
-        elif skeleton(doc[0]) != skeleton(got[0]):
-            self.bad(where + ": the first line changed shape", "documented: " + doc[0], "printed:    " + got[0])
-            return
+            pos = at + len(seg)
         self.ok(where)
 
     def close(self):
-        if self.daemon:
-            self.daemon.kill()
-            self.daemon.wait()
+        self.daemon.kill()
         subprocess.run(["rm", "-rf", self.tmp])
 
 
@@ -250,15 +599,19 @@ def main():
     if not files:
         files = [os.path.join(ROOT, "README.md")] + sorted(
             os.path.join(ROOT, "docs", f) for f in os.listdir(os.path.join(ROOT, "docs")) if f.endswith(".md"))
-    c = Checker(bindir, verbose)
+    c = Checker(bindir, verbose, "--fast" in args)
+    c.update = "--update" in args
+    t = time.time()
     try:
         for f in files:
             for lineno, cmd, doc in examples(f):
                 c.check(f, lineno, cmd, doc)
+        c.write_updates()
     finally:
         c.close()
     nskip = sum(len(v) for v in c.skipped.values())
-    print("skipped %d examples: %s" % (nskip, "; ".join("%d %s" % (len(v), k) for k, v in c.skipped.items())))
+    print("ran %d examples in %.0f s; skipped %d: %s" % (c.passed + c.failed, time.time() - t, nskip,
+          "; ".join("%d %s" % (len(v), k) for k, v in c.skipped.items())))
     if verbose:
         for k, v in c.skipped.items():
             for e in v:

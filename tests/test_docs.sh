@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# test_docs.sh: the fast part of `make docs-check`: every command example of README.md and docs/
-# that runs in a moment (lossd eval, help texts, lossctl export --expr, errors an empty daemon
-# gives) exits as documented and prints output of the documented shape and figures.
+# test_docs.sh: `make docs-check` inside `make test`: every command example of README.md and docs/
+# that does not run for minutes (lossd eval, help texts, and every lossctl example against a
+# daemon put in the state the docs describe, about 15 s) exits as documented and prints output of
+# the documented shape and figures.
 cd "$(dirname "$0")/.." || exit 1
 exec /usr/bin/python3 tests/docs_check.py --bin "${LOSSD_BIN:-bin}"
