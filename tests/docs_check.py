@@ -28,6 +28,7 @@ and listed with -v. Usage: tests/docs_check.py [--bin DIR] [-v] [--fast] [FILE.m
 output into the file in place of the documented one, where the block has no elision).
 Prints "N passed, N failed" last; exit status 1 when anything failed.
 """
+import csv
 import json
 import os
 import pty
@@ -128,25 +129,57 @@ def is_expression(cell):
     return all(i in LOSS_NAMES or call for i, call in zip(idents, names))
 
 
+def is_latex(cell):
+    """An expression exported as LaTeX: control words, numbers, operators and loss names."""
+    toks = cell.split()
+    return any("\\" in t for t in toks) and all(
+        "\\" in t or t in LOSS_NAMES or re.fullmatch(r"[-+*/^()0-9.]+", t) for t in toks)
+
+
+# the operations that made a candidate (docs/cli.md, "show"): they follow the search, not the format
+OPS = set("baseline known seed warm random subtree point insert delete hoist const add_term remove_term "
+          "crossover tune".split())
+
+
+def token_shape(tok, ops):
+    if tok == "-":
+        return "N"  # an empty value column ("-" for no best yet, no spread of one run)
+    if ops and tok in OPS:
+        return "OP"
+    if re.fullmatch(r"\|[^|]*\|", tok):
+        return "BAR"
+    if re.fullmatch(r"[┤▁▂▃▄▅▆▇█▌·#=.:|-]*[┤▁▂▃▄▅▆▇█▌]+[┤▁▂▃▄▅▆▇█▌·#=.:|-]*", tok):
+        return "CHART"
+    if "/" in tok and not re.fullmatch(r"[\d.:+\-()/,]+(final\))?", tok):
+        return "PATH"
+    if re.search(r"\d", tok):
+        return "N" + ("," if tok.endswith(",") else "")
+    return tok
+
+
 def skeleton(line):
-    """A line's shape: numbers, durations, ids, paths, progress bars, chart rows and loss
-    expressions (cells of loss-language text between runs of two spaces) stand for any."""
+    """A line's shape: numbers, durations, ids, paths, progress bars, chart rows, candidates'
+    operations and loss expressions (cells of loss-language or LaTeX text between runs of two
+    spaces, or CSV fields) stand for any, so the shape follows the output's format and not what
+    a search found."""
+    line = line.strip()
     out = []
-    for cell in re.split(r"\s{2,}", line.strip()):
+    if line.count(",") >= 5 and "  " not in line:  # a CSV row
+        for field in next(csv.reader([line])):
+            out.append("EXPR" if is_expression(field) and not re.fullmatch(r"[-+0-9.e]+", field)
+                       else token_shape(field, True))
+        return ",".join(out)
+    ops = re.search(r"\b\d+:\d+\b", line) is not None  # a line naming a candidate
+    for cell in re.split(r"\s{2,}", line):
         if is_expression(cell):
-            out.append("EXPR")
-            continue
-        for tok in cell.split():
-            if re.fullmatch(r"\|[^|]*\|", tok):
-                out.append("BAR")
-            elif re.fullmatch(r"[┤▁▂▃▄▅▆▇█▌·#=.:|-]*[┤▁▂▃▄▅▆▇█▌]+[┤▁▂▃▄▅▆▇█▌·#=.:|-]*", tok):
-                out.append("CHART")
-            elif "/" in tok and not re.fullmatch(r"[\d.:+\-()/,]+(final\))?", tok):
-                out.append("PATH")
-            elif re.search(r"\d", tok):
-                out.append("N" + ("," if tok.endswith(",") else ""))
-            else:
-                out.append(tok)
+            shapes = ["EXPR"]
+        elif is_latex(cell):
+            shapes = ["TEX"]
+        else:
+            shapes = [token_shape(t, ops) for t in cell.split()]
+        for sh in shapes:
+            if not (out and sh in ("EXPR", "TEX", "CHART") and out[-1] == sh):
+                out.append(sh)
     return " ".join(out)
 
 
@@ -171,18 +204,41 @@ def figure(comment):
 
 
 def segments(doc):
-    """The documented lines split at elisions ("...", "⋮"): lists of lines that must appear in
-    order, the first at the start of the output and the last at its end (unless the block begins
-    or ends with an elision)."""
+    """The documented lines split at elisions ("...", "⋮"): lists of (index in doc, line) of the
+    non-blank lines, which must appear in order, the first at the start of the output and the
+    last at its end (unless the block begins or ends with an elision)."""
     segs, cur = [], []
-    for l in doc:
+    for i, l in enumerate(doc):
         if l.strip() in ELLIPSIS or l.strip().startswith(ELLIPSIS):
             segs.append(cur)
             cur = []
-        else:
-            cur.append(l)
+        elif l.strip():
+            cur.append((i, l))
     segs.append(cur)
     return segs
+
+
+def runs_of(lines):
+    """Consecutive lines of one shape as (shape, lines): a documented table row stands for one or
+    more printed rows of its shape (how many follows the search, not the format)."""
+    out = []
+    for l in lines:
+        sh = skeleton(l)
+        if out and out[-1][0] == sh:
+            out[-1][1].append(l)
+        else:
+            out.append((sh, [l]))
+    return out
+
+
+def match_at(runs, got, i):
+    """Where the printed lines from i on stop matching the documented runs, or -1."""
+    for sh, _ in runs:
+        if i >= len(got) or skeleton(got[i]) != sh:
+            return -1
+        while i < len(got) and skeleton(got[i]) == sh:
+            i += 1
+    return i
 
 
 def strip_tty(text):
@@ -475,8 +531,7 @@ class Checker:
             if st != 130:
                 self.bad(where + ": Ctrl-C on watch exits %d, documented 130" % st, *lines[-4:])
                 return
-            self.compare(where, doc, lines[-1:], comment)
-            self.record(path, lineno, doc, lines[-1:])
+            self.record(path, lineno, doc, self.compare(where, doc, lines[-1:], comment), lines[-1:])
             return
         runs = [self.run(c, socket) for c in expand(cmd)]
         st, out = runs[0]
@@ -506,83 +561,90 @@ class Checker:
                 self.bad(where + ": documents %s %s, the program gives %.*f (%.6g)" % (field, text, decimals, got, got))
                 return
             where += " (figure %s)" % comment
-        got = [l for l in out.splitlines() if l.strip()]
-        self.compare(where, doc, got, comment)
+        spans = self.compare(where, doc, [l for l in out.splitlines() if l.strip()], comment)
         if len(runs) == 1:
-            self.record(path, lineno, doc, out.rstrip().split("\n"))
+            self.record(path, lineno, doc, spans, out.rstrip("\n").split("\n"))
 
-    def record(self, path, lineno, doc, got):
-        """--update: the printed lines replace the documented ones (not where the documented
-        output is elided, JSON of which only the keys are checked, or absent)."""
-        lines = [l for l in doc if l.strip()]
-        if not self.update or not lines or lines[0].lstrip().startswith("{") or len(segments(lines)) > 1:
+    def compare(self, where, doc, got, comment=""):
+        """The printed lines against the documented ones: JSON keys, or each line's shape.
+        Returns, when they agree, the printed lines standing for each documented segment (None
+        for JSON, and when they do not agree)."""
+        text = [l for l in doc if l.strip()]
+        if not text:
+            self.ok(where)
+            return None
+        if text[0].lstrip().startswith("{"):
+            try:
+                # the documented object may elide a value: "methods":[...] or "x":{...}
+                want_keys = set(json.loads(re.sub(r"\[\.\.\.\]|\{\.\.\.\}", "null", text[0])).keys())
+                have_keys = set(json.loads(got[-1]).keys())
+            except (ValueError, IndexError) as e:
+                self.bad(where + ": JSON expected (%s)" % e, *got)
+                return None
+            if not want_keys <= have_keys:
+                self.bad(where + ": keys documented but missing: %s" % sorted(want_keys - have_keys), *got)
+                return None
+            self.ok(where)
+            return None
+        segs = [runs_of([l for _, l in seg]) for seg in segments(doc)]
+        # the first segment at the start, the last at the end, the others in order between
+        pos, last, spans = 0, len(segs) - 1, []
+        for k, runs in enumerate(segs):
+            if not runs:
+                spans.append(None)
+                continue
+            starts = [0] if k == 0 else range(pos, len(got) + 1)
+            at, end = -1, -1
+            for i in starts:
+                end = match_at(runs, got, i)
+                if end >= 0 and (k < last or end == len(got)):
+                    at = i
+                    break
+            if at < 0:
+                want = [l for _, ls in runs for l in ls]
+                self.bad(where + (": the output changed shape" if len(segs) == 1 else
+                                  ": documented lines not found in order"),
+                         "documented:", *want, "printed:", *got)
+                return None
+            spans.append((at, end))
+            pos = end
+        self.ok(where)
+        return spans
+
+    def record(self, path, lineno, doc, spans, raw):
+        """--update: each documented segment (from its first to its last non-blank line) is
+        replaced by the printed lines it matched, blank lines included; the elisions stay. Where
+        the output changed shape and nothing is elided, the whole printed output replaces it."""
+        if not self.update:
             return
+        segs = segments(doc)
+        text = [l for l in doc if l.strip()]
+        nonblank = [i for i, l in enumerate(raw) if l.strip()]  # printed line -> raw index
+        if spans is None:
+            if not text or text[0].lstrip().startswith("{") or len(segs) > 1 or not nonblank:
+                return
+            spans = [(0, len(nonblank))]
         subst = [(os.path.join(self.tmp, "wine-small"), "/home/u/wine-small"),
                  (self.daemon.sock, "/run/user/1000/lossd.sock"),
                  (os.path.join(self.tmp, "nobody-listens.sock"), "/run/user/1000/lossd.sock"),
                  (self.daemon.db, "/home/u/.local/share/lossd/lossd.db")]
-        new = []
-        for g in got:
+        new = list(doc)
+        for seg, span in reversed(list(zip(segs, spans))):
+            if not seg or not span or span[0] == span[1]:
+                continue
+            lines = raw[nonblank[span[0]]:nonblank[span[1] - 1] + 1]
             for a, b in subst:
-                g = g.replace(a, b)
-            new.append(g.rstrip())
+                lines = [l.replace(a, b) for l in lines]
+            new[seg[0][0]:seg[-1][0] + 1] = [l.rstrip() for l in lines]
         self.updates.setdefault(path, []).append((lineno, len(doc), new))
 
     def write_updates(self):
         for path, ups in self.updates.items():
             lines = open(path, encoding="utf-8").read().split("\n")
             for lineno, n, new in sorted(ups, reverse=True):
-                old = lines[lineno:lineno + n]
-                trail = len(old) - len("\n".join(old).rstrip().split("\n")) if "\n".join(old).strip() else 0
-                lines[lineno:lineno + n - trail] = new
+                lines[lineno:lineno + n] = new
             open(path, "w", encoding="utf-8").write("\n".join(lines))
             print("updated %s (%d examples' output)" % (os.path.relpath(path, ROOT), len(ups)))
-
-    def compare(self, where, doc, got, comment=""):
-        """The printed lines against the documented ones: JSON keys, or each line's shape."""
-        doc = [l for l in doc if l.strip()]
-        if not doc:
-            self.ok(where)
-            return
-        if doc[0].lstrip().startswith("{"):
-            try:
-                # the documented object may elide a value: "methods":[...] or "x":{...}
-                want_keys = set(json.loads(re.sub(r"\[\.\.\.\]|\{\.\.\.\}", "null", doc[0])).keys())
-                have_keys = set(json.loads(got[-1]).keys())
-            except (ValueError, IndexError) as e:
-                self.bad(where + ": JSON expected (%s)" % e, *got)
-                return
-            if not want_keys <= have_keys:
-                self.bad(where + ": keys documented but missing: %s" % sorted(want_keys - have_keys), *got)
-                return
-            self.ok(where)
-            return
-        segs = segments(doc)
-        if len(segs) == 1 and len(doc) != len(got):
-            self.bad(where + ": %d lines documented, %d printed" % (len(doc), len(got)),
-                     "documented:", *doc, "printed:", *got)
-            return
-        # the first segment at the start, the last at the end, the others in order between
-        pos, last = 0, len(segs) - 1
-        for k, seg in enumerate(segs):
-            if not seg:
-                continue
-            if k == 0:
-                at = 0
-            elif k == last:
-                at = len(got) - len(seg)
-            else:
-                at = next((i for i in range(pos, len(got) - len(seg) + 1)
-                           if skeleton(got[i]) == skeleton(seg[0])), -1)
-            if at < pos:
-                self.bad(where + ": documented lines not found in order", "documented: " + seg[0], "printed:", *got)
-                return
-            for d, g in zip(seg, got[at:at + len(seg)]):
-                if skeleton(d) != skeleton(g):
-                    self.bad(where + ": a line changed shape", "documented: " + d, "printed:    " + g)
-                    return
-            pos = at + len(seg)
-        self.ok(where)
 
     def close(self):
         self.daemon.kill()
