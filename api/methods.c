@@ -59,6 +59,47 @@ static int m_shutdown(RpcCall *call, cJSON **result, char *err) {
 
 /* ---- job.* ------------------------------------------------------------------------------ */
 
+/* job.submit's reply: {job_id, state, existing}. Returns owned. */
+static cJSON *submit_result(Daemon *d, int64_t id, int existed) {
+    char e2[LD_ERR_MAX];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "job_id", (double)id);
+    cJSON *job = NULL;
+    const char *state = "queued";
+    if (daemon_job_get(d, id, 0, &job, e2) == LD_OK) {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(job, "state");
+        if (cJSON_IsString(st)) state = st->valuestring;
+    }
+    cJSON_AddStringToObject(o, "state", state);
+    cJSON_AddBoolToObject(o, "existing", existed);
+    cJSON_Delete(job);
+    return o;
+}
+
+static int submit_error(int rc, const char *e2, char *err) {
+    if (rc == LD_EINVAL) return ld_err(err, RPC_INVALID_PARAMS, "params.job: %s", e2);
+    return ld_err(err, fail(rc), "%s", e2);
+}
+
+/* A job.submit answered once its data is loaded (daemon_job_submit_async). */
+typedef struct SubmitReply {
+    Daemon *d;
+    cJSON *id;      /* the request's id, raw text kept (owned) */
+    RpcDeferred wait; /* the connection the reply goes to */
+} SubmitReply;
+
+static void submit_done(void *ud, int rc, int64_t job_id, int existed, const char *e2) {
+    SubmitReply *r = ud;
+    char err[LD_ERR_MAX];
+    size_t n = 0;
+    char *line = rc == LD_OK ? rpc_result_line(r->id, submit_result(r->d, job_id, existed), &n)
+                             : rpc_error_line(r->id, submit_error(rc, e2, err), err, &n);
+    rpc_deferred_answer(r->wait, line, n);
+    free(line);
+    cJSON_Delete(r->id);
+    free(r);
+}
+
 static int m_submit(RpcCall *call, cJSON **result, char *err) {
     int rc = need_daemon(call, err);
     if (rc != RPC_OK) return rc;
@@ -80,23 +121,28 @@ static int m_submit(RpcCall *call, cJSON **result, char *err) {
         .priority = (int)prio,
         .base_dir = base,
     };
+    if (call->client && call->id) {
+        /* the job's data is read and parsed off the loop; the reply follows when it is done */
+        SubmitReply *r = calloc(1, sizeof *r);
+        if (!r || !(r->id = cJSON_Duplicate(call->id, 1))) {
+            free(r);
+            return ld_err(err, RPC_INTERNAL, "job.submit: out of memory");
+        }
+        r->d = D(call);
+        rc = daemon_job_submit_async(D(call), &sub, submit_done, r, e2);
+        if (rc != LD_OK) {
+            cJSON_Delete(r->id);
+            free(r);
+            return submit_error(rc, e2, err);
+        }
+        r->wait = rpc_client_defer(call->client);
+        return RPC_DEFERRED;
+    }
     int64_t id = 0;
     int existed = 0;
     rc = daemon_job_submit(D(call), &sub, &id, &existed, e2);
-    if (rc == LD_EINVAL) return ld_err(err, RPC_INVALID_PARAMS, "params.job: %s", e2);
-    if (rc != LD_OK) return ld_err(err, fail(rc), "%s", e2);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "job_id", (double)id);
-    cJSON *job = NULL;
-    const char *state = "queued";
-    if (daemon_job_get(D(call), id, 0, &job, e2) == LD_OK) {
-        const cJSON *st = cJSON_GetObjectItemCaseSensitive(job, "state");
-        if (cJSON_IsString(st)) state = st->valuestring;
-    }
-    cJSON_AddStringToObject(o, "state", state);
-    cJSON_AddBoolToObject(o, "existing", existed);
-    cJSON_Delete(job);
-    *result = o;
+    if (rc != LD_OK) return submit_error(rc, e2, err);
+    *result = submit_result(D(call), id, existed);
     return RPC_OK;
 }
 

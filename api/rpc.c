@@ -634,7 +634,10 @@ char *rpc_handle_line(const RpcMethod *const *tables, const char *line, size_t n
     call->id = id;
     err[0] = 0;
     code = m->handler(call, &result, err);
-    if (code != RPC_OK) {
+    if (code == RPC_DEFERRED) {
+        notification = 1; /* answered later: nothing now */
+        code = RPC_OK;
+    } else if (code != RPC_OK) {
         cJSON_Delete(result);
         result = NULL;
         if (code > 0) code = RPC_INTERNAL; /* a handler bug: never send a positive code */

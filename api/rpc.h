@@ -85,7 +85,10 @@ typedef struct RpcCall {
 } RpcCall;
 
 /* A handler returns RPC_OK and an owned result in *result (NULL means `null`), or a negative
- * RPC_* code with err saying what was wrong ("job 42: not found"). It runs on the loop thread. */
+ * RPC_* code with err saying what was wrong ("job 42: not found"). It runs on the loop thread.
+ * RPC_DEFERRED: nothing is sent now; the handler has arranged to answer later on the same
+ * connection (rpc_client_defer, api/server.h: job.submit while the job's data loads). */
+#define RPC_DEFERRED 2
 typedef int (*RpcHandler)(RpcCall *call, cJSON **result, char *err);
 
 enum {

@@ -25,6 +25,7 @@ struct RpcServer {
     uid_t uid;       /* the only uid served */
     RpcClient *clients;
     int nclients;
+    uint64_t serials; /* the last client's serial */
 };
 
 struct RpcClient {
@@ -39,6 +40,8 @@ struct RpcClient {
     int subscribed;
     int backlog_due; /* send stored events after the current reply */
     int64_t since;
+    uint64_t serial;  /* unique over the server's life: what an RpcDeferred names */
+    int deferred;     /* a request is answered later: the next ones wait in the framer */
 };
 
 typedef struct WriteReq {
@@ -71,6 +74,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static int on_line(void *ud, char *line, size_t len);
 static void client_fail(RpcClient *c, int code, const char *msg);
+static void client_resume(RpcClient *c);
+static int client_send(RpcClient *c, const char *line, size_t len);
 #define BACKLOG_LOW_WATER (1u << 20) /* send the next page once output drains below this */
 /* Backpressure: a client with this much unread output is not read from until it drains to
  * READ_RESUME, so a pipelining client is slowed, not dropped. The pause takes effect between
@@ -96,17 +101,38 @@ static void on_write(uv_write_t *req, int status) {
     if (c->closing || c->close_after_write) return;
     if (c->backlog_due && c->out_pending < BACKLOG_LOW_WATER) send_backlog(c);
     if (c->read_paused && c->out_pending < READ_RESUME) {
-        char err[LD_ERR_MAX];
         c->read_paused = 0;
-        /* the requests a pause held first: answering them may pause again */
-        int rc = rpc_framer_resume(&c->framer, on_line, c, err);
-        if (rc == LD_EINVAL || rc == LD_ENOMEM) {
-            client_fail(c, RPC_INVALID_REQUEST, err);
-            return;
-        }
-        if (c->closing || c->close_after_write || c->read_paused) return;
-        uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+        client_resume(c);
     }
+}
+
+/* Reads c's requests again after a pause or a deferred answer: first the lines the framer
+ * held (answering them may pause again), then the socket. */
+static void client_resume(RpcClient *c) {
+    char err[LD_ERR_MAX];
+    if (c->closing || c->close_after_write || c->read_paused || c->deferred) return;
+    int rc = rpc_framer_resume(&c->framer, on_line, c, err);
+    if (rc == LD_EINVAL || rc == LD_ENOMEM) {
+        client_fail(c, RPC_INVALID_REQUEST, err);
+        return;
+    }
+    if (c->closing || c->close_after_write || c->read_paused || c->deferred) return;
+    uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+RpcDeferred rpc_client_defer(RpcClient *c) {
+    c->deferred = 1;
+    uv_read_stop((uv_stream_t *)&c->pipe);
+    return (RpcDeferred){.srv = c->srv, .serial = c->serial};
+}
+
+void rpc_deferred_answer(RpcDeferred r, const char *line, size_t len) {
+    RpcClient *c = r.srv->clients;
+    while (c && c->serial != r.serial) c = c->next;
+    if (!c || c->closing) return;
+    c->deferred = 0;
+    if (line) client_send(c, line, len);
+    client_resume(c);
 }
 
 /* Sends a line to a client (copied). Returns LD_OK, or LD_EIO when the client is gone or was
@@ -242,7 +268,7 @@ static int on_line(void *ud, char *line, size_t len) {
     }
     if (c->backlog_due && !c->closing && c->out_pending < BACKLOG_LOW_WATER) send_backlog(c);
     if (c->closing || c->close_after_write) return 2; /* stop: the connection is going away */
-    return c->read_paused ? RPC_FRAMER_PAUSE : 0;
+    return c->read_paused || c->deferred ? RPC_FRAMER_PAUSE : 0;
 }
 
 static char read_buf[65536]; /* the loop is single-threaded and each read is consumed at once */
@@ -272,6 +298,7 @@ static void on_connection(uv_stream_t *server, int status) {
     RpcClient *c = calloc(1, sizeof *c);
     if (!c) return;
     c->srv = srv;
+    c->serial = ++srv->serials;
     uv_pipe_init(srv->loop, &c->pipe, 0);
     c->next = srv->clients;
     if (srv->clients) srv->clients->prev = c;

@@ -27,4 +27,16 @@ void rpc_server_free(RpcServer *s);
  * connection, in unit tests) does nothing. */
 void rpc_client_subscribe(RpcClient *c, int64_t since, int64_t last_seq);
 
+/* A request of c answered later (its handler returns RPC_DEFERRED: job.submit while the job's
+ * data loads): c's next requests wait, unread, so its replies keep their order. The handle names
+ * the connection, which may be gone when the answer comes. */
+typedef struct RpcDeferred {
+    RpcServer *srv;
+    uint64_t serial;
+} RpcDeferred;
+RpcDeferred rpc_client_defer(RpcClient *c); /* c not NULL */
+/* Sends the deferred reply (copied) if the client is still connected, and reads its next
+ * requests again. */
+void rpc_deferred_answer(RpcDeferred r, const char *line, size_t len);
+
 #endif

@@ -71,6 +71,13 @@ typedef struct DaemonSubmit {
  * existing client_token returns its job with *existed 1. LD_EINVAL with every problem named. */
 int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *existed,
                       char *err);
+/* The same, with the job's data read and parsed off the loop (libuv's thread pool), so a large
+ * CSV does not hold up other clients: returns LD_OK once the load is queued (done is then
+ * called exactly once, on the loop, with what daemon_job_submit would have returned: rc, the
+ * job's id and existed, err "" on success) or an error without calling done. */
+typedef void (*DaemonSubmitDone)(void *ud, int rc, int64_t job_id, int existed, const char *err);
+int daemon_job_submit_async(Daemon *d, const DaemonSubmit *sub, DaemonSubmitDone done, void *ud,
+                            char *err);
 /* Owned job summary (docs/protocol.md); full adds spec and stats. LD_ENOTFOUND. */
 int daemon_job_get(Daemon *d, int64_t job_id, int full, cJSON **out, char *err);
 /* Owned array of summaries, newest first; state NULL: all. */

@@ -59,6 +59,7 @@ struct Daemon {
     int wrr_left;
     int pump_depth;      /* jobs_pump is running (it is not re-entered) */
     int64_t evals_total; /* evaluations finished by this process */
+    int loads;           /* submits whose data is being parsed off the loop */
 
     /* evaluations finished per second, over the last DAEMON_RATE_BUCKETS seconds */
     int64_t rate_sec[DAEMON_RATE_BUCKETS];

@@ -334,18 +334,20 @@ int jobs_recover(Daemon *d, char *err) {
 
 /* ---- submission ------------------------------------------------------------------------- */
 
-int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *existed,
-                      char *err) {
-    SearchJob *sj = NULL;
+/* The second half of a submit, on the loop: sj is the parsed job with its data loaded (taken,
+ * whatever the outcome). Warm starts, the engine, the stored rows, the event. */
+static int submit_finish(Daemon *d, const DaemonSubmit *sub, SearchJob *sj, int64_t *job_id,
+                         int *existed, char *err) {
     Search *s = NULL;
     cJSON *spec = NULL, *state0 = NULL;
     char **warm = NULL;
-    int nwarm = 0, rc;
+    int nwarm = 0, rc = LD_OK;
     DJob *j = NULL;
     *existed = 0;
-    if (d->shutting_down) return ld_err(err, LD_EBUSY, "the server is shutting down");
-    rc = job_parse(sub->job, sub->base_dir ? sub->base_dir : d->cwd, &sj, err);
-    if (rc != LD_OK) goto done;
+    if (d->shutting_down) {
+        rc = ld_err(err, LD_EBUSY, "the server is shutting down");
+        goto done;
+    }
     spec = job_json(sj);
     const cJSON *ws = cJSON_GetObjectItemCaseSensitive(spec, "warm_start");
     int want_warm = !ws || cJSON_IsTrue(ws);
@@ -440,6 +442,96 @@ done:
     search_free(s);
     job_free(sj);
     return rc;
+}
+
+int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *existed,
+                      char *err) {
+    SearchJob *sj = NULL;
+    *existed = 0;
+    if (d->shutting_down) return ld_err(err, LD_EBUSY, "the server is shutting down");
+    int rc = job_parse(sub->job, sub->base_dir ? sub->base_dir : d->cwd, &sj, err);
+    if (rc != LD_OK) return rc;
+    return submit_finish(d, sub, sj, job_id, existed, err);
+}
+
+/* A submit whose job is parsed (its data read and parsed) on libuv's thread pool. The worker
+ * reads only job, base_dir and writes sj, rc, err; everything else is the loop's. */
+typedef struct SubmitLoad {
+    uv_work_t req;
+    Daemon *d;
+    cJSON *job;                /* owned copy of the submitted job */
+    char base_dir[PATH_MAX];
+    char *client_token;        /* owned copy, or NULL */
+    int priority;
+    int64_t schedule_id;
+    SearchJob *sj;             /* the worker's result (owned until submit_finish takes it) */
+    int rc;
+    char err[LD_ERR_MAX];
+    DaemonSubmitDone done;
+    void *ud;
+} SubmitLoad;
+
+static void submit_load_work(uv_work_t *req) {
+    SubmitLoad *l = req->data;
+    l->rc = job_parse(l->job, l->base_dir, &l->sj, l->err);
+}
+
+static void submit_load_after(uv_work_t *req, int status) {
+    SubmitLoad *l = req->data;
+    Daemon *d = l->d;
+    int64_t id = 0;
+    int existed = 0;
+    d->loads--;
+    if (status == UV_ECANCELED && l->rc == LD_OK)
+        l->rc = ld_err(l->err, LD_EBUSY, "the server is shutting down");
+    if (l->rc == LD_OK) {
+        DaemonSubmit sub = {
+            .job = l->job,
+            .client_token = l->client_token,
+            .priority = l->priority,
+            .schedule_id = l->schedule_id,
+            .base_dir = l->base_dir,
+        };
+        l->rc = submit_finish(d, &sub, l->sj, &id, &existed, l->err);
+        l->sj = NULL;
+    }
+    l->done(l->ud, l->rc, id, existed, l->rc == LD_OK ? "" : l->err);
+    job_free(l->sj);
+    cJSON_Delete(l->job);
+    free(l->client_token);
+    free(l);
+}
+
+int daemon_job_submit_async(Daemon *d, const DaemonSubmit *sub, DaemonSubmitDone done, void *ud,
+                            char *err) {
+    if (d->shutting_down) return ld_err(err, LD_EBUSY, "the server is shutting down");
+    const char *base = sub->base_dir ? sub->base_dir : d->cwd;
+    SubmitLoad *l = calloc(1, sizeof *l);
+    if (!l) return ld_err(err, LD_ENOMEM, "out of memory");
+    l->d = d;
+    l->job = sub->job ? cJSON_Duplicate(sub->job, 1) : NULL;
+    l->client_token = sub->client_token ? strdup(sub->client_token) : NULL;
+    l->priority = sub->priority;
+    l->schedule_id = sub->schedule_id;
+    l->done = done;
+    l->ud = ud;
+    l->req.data = l;
+    snprintf(l->base_dir, sizeof l->base_dir, "%s", base);
+    int rc = LD_OK;
+    if ((sub->job && !l->job) || (sub->client_token && !l->client_token))
+        rc = ld_err(err, LD_ENOMEM, "out of memory");
+    else if (strlen(base) >= sizeof l->base_dir)
+        rc = ld_err(err, LD_EINVAL, "base_dir: longer than %zu bytes", sizeof l->base_dir - 1);
+    else if ((rc = uv_queue_work(&d->loop, &l->req, submit_load_work, submit_load_after)) != 0)
+        rc = ld_err(err, LD_EIO, "cannot queue the job's loading: %s", uv_strerror(rc));
+    if (rc != LD_OK) {
+        cJSON_Delete(l->job);
+        free(l->client_token);
+        free(l);
+        return rc;
+    }
+    d->loads++;
+    return LD_OK;
 }
 
 /* ---- rounds ----------------------------------------------------------------------------- */

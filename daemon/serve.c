@@ -246,6 +246,7 @@ cJSON *daemon_status(Daemon *d) {
     cJSON_AddNumberToObject(o, "workers_busy", busy);
     /* waiting for a worker: handed to the pool but not started, plus not yet handed over */
     cJSON_AddNumberToObject(o, "queue_length", (pending > busy ? pending - busy : 0) + jobs_pending_works(d));
+    cJSON_AddNumberToObject(o, "submits_loading", d->loads);
     cJSON_AddNumberToObject(o, "evals_per_s", evals_per_s(d));
     cJSON_AddNumberToObject(o, "evaluations_total", (double)d->evals_total);
     cJSON_AddStringToObject(o, "db_path", d->db_path);
