@@ -18,6 +18,16 @@ typedef struct EvalMetricDef {
 
 #define FAMILY_METRICS_MAX 6
 
+/* A spec key a family reads beyond the common ones of spec.c's table: its section ("" for the
+ * top level, else an object key of the top level), name, type (SK_*) and range (numbers). The
+ * one spec reader (spec_check) checks it like the table's rows. */
+enum { SK_OBJ, SK_NUM, SK_INT, SK_STR, SK_ARR, SK_ANY };
+typedef struct EvalSpecKey {
+    const char *sect, *key;
+    int type;
+    double lo, hi;
+} EvalSpecKey;
+
 struct Trainer; /* train.h: one run, as the hooks below see it */
 
 typedef struct EvalFamily {
@@ -29,6 +39,11 @@ typedef struct EvalFamily {
     /* 1: the task is rows of a data set that task.c loads, splits and transforms (classify: the
      * target is a class label); 0: the family builds its own data in load. */
     int data_set, classify;
+    /* A family added at run time (eval_family_add): the inputs it provides to the loss language
+     * (LIN_*, lang/expr.h) and its own spec keys (NULL key ends; NULL: none). The built-in
+     * families give their inputs in LANG_FAMILIES and their keys in spec.c's table. */
+    unsigned inputs;
+    const EvalSpecKey *keys;
     /* After the data set (if any) is loaded: reads the family's own spec keys (already checked
      * by spec_check) into t and sets its defaults. NULL: nothing to read. Frees what it made
      * on failure. */
@@ -62,8 +77,16 @@ typedef struct EvalFamily {
     void (*score)(struct Trainer *tr, EvalResult *res);
 } EvalFamily;
 
-/* The family with id fam (FAM_*), or NULL. */
+/* The family with id fam (FAM_*, or an id eval_family_add returned), or NULL. */
 const EvalFamily *eval_family(int fam);
+
+/* Adds a family at run time, the one line a family outside the built-in table needs (a test's
+ * family; tests/family_toy.c): registers f->name and f->inputs with the loss language and f in
+ * the table. Returns the family's id, or -1 (name taken, table full). Call at start-up, before
+ * any task loads or other thread runs: the table is written once, then only read. No weak
+ * symbols: whoever composes the program (a main, a test) makes the call. Borrows f for the
+ * life of the process. */
+int eval_family_add(const EvalFamily *f);
 
 /* The families' own descriptions, each in its family's file (supervised.c holds the two that
  * train an MLP on a data set's rows). */

@@ -52,6 +52,7 @@ struct Task {
     uint64_t hash; /* of the normalised spec */
     struct PhysProblem *phys; /* physics family, owned by physics.c */
     struct ConSpec *con;      /* contrastive family, owned by contrastive.c */
+    void *own;                /* a family's own loaded data (its load/unload), NULL: none */
     float y_mean, y_std;      /* regression: training-target statistics; targets in Dataset.y
                                  are standardised, metrics are reported in original units */
     cJSON *data_info;         /* what loading the table did (task_data_json), owned; NULL: none */

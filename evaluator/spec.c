@@ -8,8 +8,6 @@
 
 #include "internal.h"
 
-enum { SK_OBJ, SK_NUM, SK_INT, SK_STR, SK_ARR, SK_ANY };
-
 #define FB_SUP (FB_CLS | FB_REG | FB_CON) /* families trained on a data set's rows */
 
 /* One key: its section ("" for the top level), name, type, range (numbers), the families that
@@ -114,12 +112,22 @@ static int edit_distance(const char *a, const char *b) {
     return d[la][lb];
 }
 
-static const SpecKey *find_key(const char *sect, const char *key, int family) {
+/* The row for sect.key in family, from the table or the family's own keys, into *out; 0 when
+ * there is none. */
+static int find_key(const char *sect, const char *key, int family, SpecKey *out) {
     for (size_t i = 0; i < NKEYS; i++)
         if (!strcmp(spec_keys[i].sect, sect) && !strcmp(spec_keys[i].key, key) &&
-            (spec_keys[i].fams & FAMBIT(family)))
-            return &spec_keys[i];
-    return NULL;
+            (spec_keys[i].fams & FAMBIT(family))) {
+            *out = spec_keys[i];
+            return 1;
+        }
+    const EvalFamily *f = eval_family(family);
+    for (const EvalSpecKey *k = f ? f->keys : NULL; k && k->key; k++)
+        if (!strcmp(k->sect, sect) && !strcmp(k->key, key)) {
+            *out = (SpecKey){k->sect, k->key, k->type, k->lo, k->hi, FAMBIT(family), NULL};
+            return 1;
+        }
+    return 0;
 }
 
 /* "task: transform: unknown key 'flip'", with the closest key of the section for this family
@@ -138,15 +146,20 @@ static int unknown_key(const char *sect, const char *key, int family, char *err)
         int d = edit_distance(key, k->key);
         if (d < bd) bd = d, best = k->key;
     }
+    const EvalFamily *f = eval_family(family);
+    for (const EvalSpecKey *k = f ? f->keys : NULL; k && k->key; k++) {
+        int d = strcmp(k->sect, sect) ? 99 : edit_distance(key, k->key);
+        if (d < bd) bd = d, best = k->key;
+    }
     char where[48] = "";
     if (*sect) snprintf(where, sizeof where, "%s: ", sect);
     int limit = (int)strlen(key) / 3 > 2 ? (int)strlen(key) / 3 : 2;
     if (others) {
         char fams[96] = "";
-        for (int f = 0; f < FAM_COUNT; f++)
-            if (others & FAMBIT(f))
+        for (int fi = 0; fi < FAM_COUNT; fi++)
+            if (others & FAMBIT(fi))
                 snprintf(fams + strlen(fams), sizeof fams - strlen(fams), "%s%s", fams[0] ? ", " : "",
-                         family_name(f));
+                         family_name(fi));
         return ld_err(err, LD_EINVAL, "task: %sunknown key '%.64s' for a %s task (only %s tasks read it)",
                       where, key, family_name(family), fams);
     }
@@ -182,18 +195,17 @@ static int check_value(const SpecKey *k, const cJSON *v, const char *path, int f
 int spec_check(const cJSON *spec, int family, char *err) {
     const cJSON *it;
     cJSON_ArrayForEach(it, spec) {
-        const SpecKey *k = find_key("", it->string, family);
-        if (!k) return unknown_key("", it->string, family, err);
-        int rc = check_value(k, it, it->string, family, err);
+        SpecKey k, s;
+        if (!find_key("", it->string, family, &k)) return unknown_key("", it->string, family, err);
+        int rc = check_value(&k, it, it->string, family, err);
         if (rc) return rc;
-        if (k->type != SK_OBJ || !cJSON_IsObject(it)) continue;
+        if (k.type != SK_OBJ || !cJSON_IsObject(it)) continue;
         const cJSON *sub;
         cJSON_ArrayForEach(sub, it) {
-            const SpecKey *s = find_key(it->string, sub->string, family);
-            if (!s) return unknown_key(it->string, sub->string, family, err);
+            if (!find_key(it->string, sub->string, family, &s)) return unknown_key(it->string, sub->string, family, err);
             char path[160];
             snprintf(path, sizeof path, "%s.%.64s", it->string, sub->string);
-            if ((rc = check_value(s, sub, path, family, err))) return rc;
+            if ((rc = check_value(&s, sub, path, family, err))) return rc;
         }
     }
     const cJSON *val = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, "split"), "val");

@@ -435,8 +435,8 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     cJSON_AddNumberToObject(jr, "batch", ts->batch);
     cJSON_AddNumberToObject(jr, "steps", ts->steps);
     cJSON_AddStringToObject(n, "metric", t->metric);
-    if (family == FAM_PHYSICS || family == FAM_CONTRASTIVE) {
-        /* Keys only the family hook understands, sorted by name so the hash is stable. */
+    if (fam->load) {
+        /* Keys only the family's loader understands, sorted by name so the hash is stable. */
         const cJSON *it;
         const char *extra[64];
         int ne = 0;

@@ -33,15 +33,27 @@ static const double term_def[TERM_COUNT] = {EXPR_TERMS(X_TERMDEF)};
 
 #define X_FAMNAME(id, name, inputs) name,
 #define X_FAMIN(id, name, inputs) inputs,
-static const char *const fam_names[FAM_COUNT] = {LANG_FAMILIES(X_FAMNAME)};
-static const unsigned fam_inputs[FAM_COUNT] = {LANG_FAMILIES(X_FAMIN)};
+/* The built-in families, then those added at run time (lang_family_add): written at start-up,
+ * only read afterwards. */
+static const char *fam_names[FAM_COUNT + LANG_FAMILIES_MAX] = {LANG_FAMILIES(X_FAMNAME)};
+static unsigned fam_inputs[FAM_COUNT + LANG_FAMILIES_MAX] = {LANG_FAMILIES(X_FAMIN)};
+static int fam_count = FAM_COUNT;
+
+int lang_family_count(void) { return fam_count; }
+
+int lang_family_add(const char *name, unsigned inputs) {
+    if (!name || family_parse(name) >= 0 || fam_count >= FAM_COUNT + LANG_FAMILIES_MAX) return -1;
+    fam_names[fam_count] = name;
+    fam_inputs[fam_count] = inputs;
+    return fam_count++;
+}
 
 /* A variable or term reading inputs is usable where the family provides one of them. */
 static int provides(unsigned fam_in, unsigned reads) { return reads == LIN_ANY || (reads & fam_in) != 0; }
 
 LangVocab lang_vocab(int fam) {
     LangVocab v = {0};
-    if (fam < 0 || fam >= FAM_COUNT) return v;
+    if (fam < 0 || fam >= fam_count) return v;
     v.name = fam_names[fam];
     v.inputs = fam_inputs[fam];
     for (int k = 0; k < VAR_COUNT; k++)
@@ -52,13 +64,13 @@ LangVocab lang_vocab(int fam) {
 }
 
 const char *family_name(int fam) {
-    if (fam < 0 || fam >= FAM_COUNT) return "unknown";
+    if (fam < 0 || fam >= fam_count) return "unknown";
     return fam_names[fam];
 }
 
 int family_parse(const char *name) {
     if (!name) return -1;
-    for (int f = 0; f < FAM_COUNT; f++)
+    for (int f = 0; f < fam_count; f++)
         if (strcmp(name, fam_names[f]) == 0) return f;
     return -1;
 }
@@ -706,7 +718,7 @@ static int check_rec(const Expr *e, int fam, int *shape, int *dep, char *err) {
 }
 
 int expr_check(const Expr *e, int family, char *err) {
-    if (family < 0 || family >= FAM_COUNT)
+    if (family < 0 || family >= fam_count)
         return ld_err(err, LD_EINVAL, "unknown task family %d", family);
     int shape = SH_CONST, dep = 0;
     int rc = check_rec(e, family, &shape, &dep, err);

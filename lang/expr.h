@@ -33,7 +33,15 @@ enum { LANG_FAMILIES(LANG_FAM_ENUM_) FAM_COUNT };
 #define FB_REG FAMBIT(FAM_REGRESSION)
 #define FB_PHY FAMBIT(FAM_PHYSICS)
 #define FB_CON FAMBIT(FAM_CONTRASTIVE)
-#define FB_ALL (FB_CLS | FB_REG | FB_PHY | FB_CON)
+#define FB_ALL (~0u) /* every family, also those added at run time */
+
+/* A family added at run time (a test's or an out-of-tree family; evaluator/family.h's
+ * eval_family_add calls this): its name and the inputs it provides (LIN_*). Returns its id
+ * (FAM_COUNT and up), or -1 when the name is taken or LANG_FAMILIES_MAX were added. Call at
+ * start-up, before other threads use lang/: the table is written once, then only read. */
+#define LANG_FAMILIES_MAX 16
+int lang_family_add(const char *name, unsigned inputs);
+int lang_family_count(void); /* FAM_COUNT plus the families added */
 
 const char *family_name(int fam);      /* "classification", ... */
 int family_parse(const char *name);    /* FAM_* or -1 */
