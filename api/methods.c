@@ -369,143 +369,16 @@ static double num(const cJSON *o, const char *k) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* Adds "mean" and "spread" over the entry's selection tasks (val_mean, val_std) and "metrics"
- * {task name: {metric: {mean, spread, n, test_mean}}}. metric NULL: every task's own. Returns
- * the number of tasks that counted. */
-static int summarise_entry(cJSON *e, const char *metric) {
-    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(e, "tasks");
-    cJSON *metrics = cJSON_CreateObject();
-    double sum = 0, ssum = 0, runs = -1; /* runs: the fewest runs of a counted task */
-    int n = 0;
-    const cJSON *t;
-    cJSON_ArrayForEach(t, tasks) {
-        const cJSON *hv = cJSON_GetObjectItemCaseSensitive(t, "holdout");
-        const cJSON *mn = cJSON_GetObjectItemCaseSensitive(t, "metric");
-        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(t, "name");
-        if (!cJSON_IsString(nm)) nm = cJSON_GetObjectItemCaseSensitive(t, "task");
-        const char *mname = cJSON_IsString(mn) ? mn->valuestring : "metric";
-        char tname[96];
-        snprintf(tname, sizeof tname, "%s", cJSON_IsString(nm) ? nm->valuestring : "task");
-        for (int dup = 2; cJSON_GetObjectItemCaseSensitive(metrics, tname) && dup < 100; dup++) {
-            const char *base = cJSON_IsString(nm) ? nm->valuestring : "task";
-            snprintf(tname, sizeof tname, "%.80s#%d", base, dup); /* two tasks of one name */
-        }
-        cJSON *tm = cJSON_AddObjectToObject(metrics, tname);
-        cJSON *m = cJSON_AddObjectToObject(tm, mname);
-        double vm = num(t, "val_mean"), vs = num(t, "val_std");
-        if (isfinite(vm)) cJSON_AddNumberToObject(m, "mean", vm);
-        if (isfinite(vs)) cJSON_AddNumberToObject(m, "spread", vs);
-        double tmn = num(t, "test_mean");
-        if (isfinite(tmn)) cJSON_AddNumberToObject(m, "test_mean", tmn);
-        cJSON_AddNumberToObject(m, "n", isfinite(num(t, "n")) ? num(t, "n") : 0);
-        if (cJSON_IsTrue(hv)) continue;
-        if (metric && strcmp(metric, mname)) continue;
-        if (!isfinite(vm)) continue;
-        sum += vm;
-        ssum += isfinite(vs) ? vs : 0;
-        double tn = num(t, "n");
-        if (!(runs >= 0) || tn < runs) runs = isfinite(tn) ? tn : 0;
-        n++;
-    }
-    cJSON_AddItemToObject(e, "metrics", metrics);
-    if (n > 0) {
-        cJSON_AddNumberToObject(e, "mean", sum / n);
-        /* one run has no spread: null, not 0 ("runs" says how many there were) */
-        if (runs >= 2) cJSON_AddNumberToObject(e, "spread", ssum / n);
-        else cJSON_AddNullToObject(e, "spread");
-        cJSON_AddNumberToObject(e, "runs", runs);
-    } else {
-        cJSON_AddNullToObject(e, "mean");
-        cJSON_AddNullToObject(e, "spread");
-    }
-    return n;
-}
-
-/* For --metric naming one of the extra metrics every evaluation stores (balanced_accuracy,
- * macro_f1, ...): rewrites the entry's tasks whose main metric is another one with that
- * metric's mean, spread and count over the candidate's successful runs at its most steps on
- * the task. Borrows st; modifies e. */
-static void use_extra_metric(Store *st, int64_t job, cJSON *e, const char *metric) {
-    cJSON *cand = NULL;
-    char err[LD_ERR_MAX];
-    const cJSON *t;
-    if (store_candidate_get(st, job, (int64_t)num(e, "cand"), &cand, err) != LD_OK) return;
-    const cJSON *evs = cJSON_GetObjectItemCaseSensitive(cand, "evaluations");
-    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(e, "tasks")) {
-        const cJSON *mn = cJSON_GetObjectItemCaseSensitive(t, "metric");
-        const cJSON *tn = cJSON_GetObjectItemCaseSensitive(t, "task");
-        if (!cJSON_IsString(tn) || (cJSON_IsString(mn) && !strcmp(mn->valuestring, metric))) continue;
-        double top = -1, sum = 0, sq = 0;
-        int k = 0;
-        const cJSON *ev;
-        for (int pass = 0; pass < 2; pass++) {
-            cJSON_ArrayForEach(ev, evs) {
-                const cJSON *task = cJSON_GetObjectItemCaseSensitive(ev, "task");
-                const cJSON *status = cJSON_GetObjectItemCaseSensitive(ev, "status");
-                if (!cJSON_IsString(task) || strcmp(task->valuestring, tn->valuestring) ||
-                    !cJSON_IsString(status) || strcmp(status->valuestring, "ok"))
-                    continue;
-                double steps = num(ev, "steps");
-                if (pass == 0) {
-                    if (steps > top) top = steps;
-                    continue;
-                }
-                if (steps != top) continue;
-                const cJSON *m;
-                cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(ev, "metrics")) {
-                    const cJSON *name = cJSON_GetObjectItemCaseSensitive(m, "name");
-                    double v = num(m, "val");
-                    if (cJSON_IsString(name) && !strcmp(name->valuestring, metric) && isfinite(v)) {
-                        sum += v;
-                        sq += v * v;
-                        k++;
-                    }
-                }
-            }
-        }
-        if (k == 0) continue;
-        cJSON *tm = (cJSON *)t;
-        double mean = sum / k, sd = k > 1 ? sqrt(fmax(0, (sq - k * mean * mean) / (k - 1))) : NAN;
-        cJSON_DeleteItemFromObjectCaseSensitive(tm, "metric");
-        cJSON_AddStringToObject(tm, "metric", metric);
-        cJSON_DeleteItemFromObjectCaseSensitive(tm, "val_mean");
-        cJSON_AddNumberToObject(tm, "val_mean", mean);
-        cJSON_DeleteItemFromObjectCaseSensitive(tm, "val_std");
-        if (isfinite(sd)) cJSON_AddNumberToObject(tm, "val_std", sd);
-        cJSON_DeleteItemFromObjectCaseSensitive(tm, "test_mean");
-        cJSON_DeleteItemFromObjectCaseSensitive(tm, "n");
-        cJSON_AddNumberToObject(tm, "n", k);
-    }
-    cJSON_Delete(cand);
-}
-
-/* Best first by "mean"; entries without one last. */
-static int cmp_mean(const cJSON *x, const cJSON *y, int higher_better) {
-    double u = num(x, "mean"), v = num(y, "mean");
-    int fu = isfinite(u), fv = isfinite(v);
-    if (fu != fv) return fv - fu;
-    if (!fu) return 0;
-    if (!higher_better) {
-        u = -u;
-        v = -v;
-    }
-    return (u < v) - (u > v);
-}
-static int cmp_mean_hb(const void *a, const void *b) {
-    return cmp_mean(*(const cJSON *const *)a, *(const cJSON *const *)b, 1);
-}
-static int cmp_mean_lb(const void *a, const void *b) {
-    return cmp_mean(*(const cJSON *const *)a, *(const cJSON *const *)b, 0);
-}
-
-/* Whether larger values of metric are better for a job of family (the evaluator's table;
- * physics metrics are residuals, contrastive ones accuracies). */
+/* The direction of metric for a job or family (the evaluator's table; a metric it does not
+ * know: lower is better for physics and regression, whose metrics are errors). */
 static int metric_higher_better(const char *family, const char *metric) {
     int fam = family ? family_parse(family) : -1, hb = 1;
     if (eval_metric_direction(family, metric, &hb)) return hb;
     return fam != FAM_PHYSICS && fam != FAM_REGRESSION;
 }
 
+/* Parameters checked here, the rest (ranking, direction, spread, the baseline's row) is the
+ * store's leaderboard (store_leaderboard). */
 static int m_leaderboard(RpcCall *call, cJSON **result, char *err) {
     int rc = need_daemon(call, err);
     if (rc != RPC_OK) return rc;
@@ -518,84 +391,27 @@ static int m_leaderboard(RpcCall *call, cJSON **result, char *err) {
     if (k < 1 || k > 1000)
         return ld_err(err, RPC_INVALID_PARAMS, "params.k: must be 1..1000, got %lld", (long long)k);
     if (metric && !strcmp(metric, "fitness")) metric = NULL;
-    Store *st = daemon_store(D(call));
-    cJSON *entries = NULL, *o = cJSON_CreateObject();
+    StoreLbQuery q = {.family = family, .k = (int)k, .metric = metric};
     if (family) {
-        if (family_parse(family) < 0) {
-            cJSON_Delete(o);
+        if (family_parse(family) < 0)
             return ld_err(err, RPC_INVALID_PARAMS,
                           "params.family: '%.40s' is not a task family (classification, "
                           "regression, physics, contrastive)", family);
-        }
-        rc = store_leaderboard_family(st, family, (int)k, metric, &entries, err);
-        if (rc != LD_OK) {
-            cJSON_Delete(o);
-            return fail(rc);
-        }
-        cJSON_AddStringToObject(o, "family", family);
     } else {
-        int64_t id = rpc_param_int(call->params, "job_id", 0);
+        q.job_id = rpc_param_int(call->params, "job_id", 0);
         cJSON *job = NULL;
-        rc = daemon_job_get(D(call), id, 1, &job, err);
+        rc = daemon_job_get(D(call), q.job_id, 1, &job, err);
         char job_family[32] = "";
         const cJSON *fam = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(job, "spec"), "family");
         if (cJSON_IsString(fam)) snprintf(job_family, sizeof job_family, "%s", fam->valuestring);
         cJSON_Delete(job);
-        if (rc != LD_OK) {
-            cJSON_Delete(o);
-            return fail(rc);
-        }
-        rc = store_leaderboard_job(st, id, metric ? 1000 : (int)k, &entries, err);
-        if (rc != LD_OK) {
-            cJSON_Delete(o);
-            return fail(rc);
-        }
-        int counted = 0, n = cJSON_GetArraySize(entries);
-        cJSON *e;
-        cJSON_ArrayForEach(e, entries) {
-            if (metric) use_extra_metric(st, id, e, metric);
-            counted += summarise_entry(e, metric) > 0;
-        }
-        if (metric) {
-            if (n > 0 && counted == 0) {
-                cJSON_Delete(entries);
-                cJSON_Delete(o);
-                return ld_err(err, RPC_INVALID_PARAMS,
-                              "params.metric: no task of job %lld reports '%.40s'", (long long)id,
-                              metric);
-            }
-            /* re-rank by the chosen metric's mean, best first in its direction, keep k */
-            cJSON **v = calloc((size_t)(n > 0 ? n : 1), sizeof *v);
-            cJSON *sorted = cJSON_CreateArray();
-            if (!v) {
-                cJSON_Delete(entries);
-                cJSON_Delete(o);
-                cJSON_Delete(sorted);
-                return ld_err(err, RPC_INTERNAL, "out of memory");
-            }
-            int i = 0;
-            while (cJSON_GetArraySize(entries) > 0) v[i++] = cJSON_DetachItemFromArray(entries, 0);
-            qsort(v, (size_t)n, sizeof *v,
-                  metric_higher_better(job_family, metric) ? cmp_mean_hb : cmp_mean_lb);
-            for (i = 0; i < n; i++) {
-                if (i < k) {
-                    cJSON_DeleteItemFromObjectCaseSensitive(v[i], "rank");
-                    cJSON_AddNumberToObject(v[i], "rank", i + 1);
-                    cJSON_AddItemToArray(sorted, v[i]);
-                } else {
-                    cJSON_Delete(v[i]);
-                }
-            }
-            free(v);
-            cJSON_Delete(entries);
-            entries = sorted;
-        }
-        cJSON_AddNumberToObject(o, "job_id", (double)id);
+        if (rc != LD_OK) return fail(rc);
+        family = job_family[0] ? job_family : NULL;
+        if (metric) q.higher_better = metric_higher_better(family, metric);
     }
-    cJSON_AddStringToObject(o, "metric", metric ? metric : "fitness");
-    cJSON_AddItemToObject(o, "entries", entries);
-    *result = o;
-    return RPC_OK;
+    if (q.family && metric) q.higher_better = metric_higher_better(q.family, metric);
+    rc = store_leaderboard(daemon_store(D(call)), &q, result, err);
+    return rc == LD_OK ? RPC_OK : fail(rc);
 }
 
 /* ---- candidate.* ------------------------------------------------------------------------ */

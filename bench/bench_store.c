@@ -180,7 +180,7 @@ int main(int argc, char **argv)
         cJSON_Delete(lb);
         a = ld_now_ms();
         c = cpu_ms();
-        if (store_leaderboard_family(s, q % 2 ? "regression" : "classification", 10, NULL, &lb,
+        if (store_leaderboard_family(s, q % 2 ? "regression" : "classification", 10, NULL, 1, &lb,
                                      err))
             return die("leaderboard family", err);
         tf[q] = ld_now_ms() - a;

@@ -82,11 +82,25 @@ static void cell(FILE *f, const Col *col, const cJSON *e) {
     }
 }
 
+static int format_rows(const cJSON *entries, int64_t job, int csv);
+
 int ctl_format_entries(const cJSON *res, int64_t job, const char *format) {
-    const cJSON *entries = cJSON_GetObjectItemCaseSensitive(res, "entries"), *e, *it;
     int csv = strcmp(format, "csv") == 0;
     if (!csv && strcmp(format, "jsonl") != 0)
         return ctl_fail(2, "leaderboard: --format must be csv or jsonl, not '%s'", format);
+    /* the entries, then the baseline's row when the reply carries it apart (store_leaderboard) */
+    cJSON *rows = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(res, "entries"), 1);
+    const cJSON *base = cJSON_GetObjectItemCaseSensitive(res, "baseline");
+    if (!rows) rows = cJSON_CreateArray();
+    if (!rows) return ctl_fail(1, "out of memory");
+    if (cJSON_IsObject(base)) cJSON_AddItemToArray(rows, cJSON_Duplicate(base, 1));
+    int rc = format_rows(rows, job, csv);
+    cJSON_Delete(rows);
+    return rc;
+}
+
+static int format_rows(const cJSON *entries, int64_t job, int csv) {
+    const cJSON *e, *it;
     if (!csv) {
         cJSON_ArrayForEach(e, entries) {
             cJSON *copy = cJSON_Duplicate(e, 1);

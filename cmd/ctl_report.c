@@ -43,15 +43,6 @@ static double jnum(const cJSON *o, const char *k) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* Lower-is-better metrics (docs/tasks.md, docs/families.md): everything else is higher-better. */
-static int lower_better(const char *metric) {
-    static const char *const low[] = {"mse", "mae", "ece", "rmse", "solution_error", "residual",
-                                      "bc_error", "error", NULL};
-    for (int i = 0; low[i]; i++)
-        if (strcmp(metric, low[i]) == 0 || strstr(metric, "_error")) return 1;
-    return 0;
-}
-
 /* ---- SVG plots ----------------------------------------------------------------------------- */
 
 typedef struct Plot {
@@ -157,6 +148,20 @@ typedef struct Report {
     const char *metric; /* the first selection task's metric */
     const char *task;   /* its name */
 } Report;
+
+/* Whether lower values of task's metric are better, as the leaderboard reply says (each
+ * entry's tasks carry their metric's direction: store_leaderboard); higher when it does not. */
+static int lower_better(const Report *r, const char *task) {
+    const cJSON *e, *t;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(r->board, "entries")) {
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(e, "tasks")) {
+            const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(t, "task"));
+            const cJSON *hb = cJSON_GetObjectItemCaseSensitive(t, "higher_better");
+            if (nm && task && !strcmp(nm, task) && cJSON_IsBool(hb)) return cJSON_IsFalse(hb);
+        }
+    }
+    return 0;
+}
 
 /* candidate.get of cand, or NULL (quietly: a report without one curve is still a report). */
 static cJSON *get_candidate(Report *r, int64_t cand) {
@@ -392,7 +397,7 @@ static void section_curves(Report *r, FILE *f) {
     char ylabel[96], title[160];
     snprintf(ylabel, sizeof ylabel, "validation %s", r->metric);
     snprintf(title, sizeof title, "Validation %s on %s during training (%s is better)", r->metric, r->task,
-             lower_better(r->metric) ? "lower" : "higher");
+             lower_better(r, r->task) ? "lower" : "higher");
     Plot p = {f, x0, x1, y0, y1, 640, 320, 64, 16, 12, 40};
     plot_begin(&p, "curves", title, "training step", ylabel);
     for (int i = 0; i < n; i++) {
@@ -446,9 +451,11 @@ static void section_table(Report *r, FILE *f) {
         const char *op = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "op"));
         int base = op && strcmp(op, "baseline") == 0;
         if (i++ >= REPORT_TOP && !base) continue;
-        fprintf(f, "<tr%s><td>%.0f</td><td>%.0f:%.0f</td><td class=\"num\">%s</td><td class=\"num\">%s</td>"
+        char rank[16] = "-"; /* the baseline's row apart has none when it is not ranked */
+        if (isfinite(jnum(e, "rank"))) snprintf(rank, sizeof rank, "%.0f", jnum(e, "rank"));
+        fprintf(f, "<tr%s><td>%s</td><td>%.0f:%.0f</td><td class=\"num\">%s</td><td class=\"num\">%s</td>"
                    "<td class=\"num\">%s</td><td class=\"num\">%.0f</td><td>",
-                base ? " class=\"base\"" : "", jnum(e, "rank"), (double)r->job, jnum(e, "cand"),
+                base ? " class=\"base\"" : "", rank, (double)r->job, jnum(e, "cand"),
                 num(b1, sizeof b1, jnum(e, "fitness")), num(b2, sizeof b2, jnum(e, "mean")),
                 num(b3, sizeof b3, jnum(e, "spread")), jnum(e, "size"));
         esc(f, op ? op : "");
@@ -487,13 +494,11 @@ static int paired_row(Report *r, FILE *f, const cJSON *cand, const cJSON *base, 
         const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "status"));
         if (!tn || !seed || !st || strcmp(st, "ok") != 0 || n >= 512) continue;
         int is_hold = 0;
-        const char *metric = "";
         const cJSON *tk;
         cJSON_ArrayForEach(tk, tasks) {
             const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tk, "name"));
             if (nm && strcmp(nm, tn) == 0) {
                 is_hold = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tk, "holdout"));
-                metric = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tk, "metric"));
             }
         }
         if (holdout_only != is_hold) continue;
@@ -505,7 +510,7 @@ static int paired_row(Report *r, FILE *f, const cJSON *cand, const cJSON *base, 
                 jnum(g, "steps") != jnum(e, "steps"))
                 continue;
             double diff = jnum(e, "test") - jnum(g, "test");
-            if (metric && lower_better(metric)) diff = -diff;
+            if (lower_better(r, tn)) diff = -diff;
             if (!isfinite(diff)) break;
             d[n++] = diff;
             sum += diff;
@@ -647,6 +652,9 @@ int ctl_report_main(Ctl *ctl, int argc, char **argv) {
     cJSON_AddNumberToObject(p, "job_id", (double)r.job);
     cJSON_AddNumberToObject(p, "k", 1000);
     if ((status = ctl_call(ctl, "leaderboard.query", p, what, &r.board))) goto done;
+    /* the baseline's row, when it ranks below the first 1000 or not at all, joins the table */
+    cJSON *brow = cJSON_DetachItemFromObjectCaseSensitive(r.board, "baseline");
+    if (brow) cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(r.board, "entries"), brow);
     /* The first selection task names the metric and the curves' task. */
     const cJSON *tk;
     cJSON_ArrayForEach(tk, cJSON_GetObjectItemCaseSensitive(r.info, "tasks")) {

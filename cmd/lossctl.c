@@ -557,62 +557,6 @@ static void table_row(const Table *tb, const cJSON *e) {
     putchar('\n');
 }
 
-/* A leaderboard entry for the job's baseline (candidate 0) built from its evaluations, for
- * when it ranks too low to be in a leaderboard reply: per task, the mean and spread of the
- * validation metric over its runs at the most steps. No rank. Returns owned or NULL. */
-static cJSON *baseline_entry(Ctl *ctl, int64_t job) {
-    cJSON *p = cJSON_CreateObject(), *cand = NULL, *e = NULL;
-    cJSON_AddNumberToObject(p, "job_id", (double)job);
-    cJSON_AddNumberToObject(p, "cand", 0);
-    if (client_call(ctl->client, "candidate.get", p, &cand, NULL, (char[LD_ERR_MAX]){0}) != LD_OK)
-        goto done;
-    if (strcmp(ctl_str(cand, "op", ""), "baseline") != 0) goto done;
-    e = cJSON_CreateObject();
-    cJSON_AddNumberToObject(e, "cand", 0);
-    cJSON_AddStringToObject(e, "expr", ctl_str(cand, "expr", "?"));
-    cJSON_AddStringToObject(e, "op", "baseline");
-    cJSON_AddNumberToObject(e, "fitness", ctl_num(cand, "fitness", NAN));
-    cJSON *metrics = cJSON_AddObjectToObject(e, "metrics");
-    const cJSON *evals = cJSON_GetObjectItemCaseSensitive(cand, "evaluations"), *ev, *ev2;
-    double msum = 0, ssum = 0;
-    int ntask = 0;
-    cJSON_ArrayForEach(ev, evals) {
-        const char *task = ctl_str(ev, "task_name", ctl_str(ev, "task", "?"));
-        if (cJSON_GetObjectItemCaseSensitive(metrics, task)) continue; /* task done already */
-        double top_steps = 0, sum = 0, sq = 0;
-        int k = 0;
-        cJSON_ArrayForEach(ev2, evals) {
-            if (strcmp(ctl_str(ev2, "task_name", ctl_str(ev2, "task", "?")), task) == 0)
-                top_steps = fmax(top_steps, ctl_num(ev2, "steps", 0));
-        }
-        cJSON_ArrayForEach(ev2, evals) {
-            double v = ctl_num(ev2, "val", NAN);
-            if (strcmp(ctl_str(ev2, "task_name", ctl_str(ev2, "task", "?")), task) != 0 ||
-                ctl_num(ev2, "steps", 0) != top_steps || !isfinite(v))
-                continue;
-            sum += v;
-            sq += v * v;
-            k++;
-        }
-        if (k == 0) continue;
-        double mean = sum / k, sd = sqrt(fmax(0, sq / k - mean * mean));
-        cJSON *m = cJSON_AddObjectToObject(cJSON_AddObjectToObject(metrics, task),
-                                           ctl_str(ev, "metric", "metric"));
-        cJSON_AddNumberToObject(m, "mean", mean);
-        cJSON_AddNumberToObject(m, "spread", sd);
-        msum += mean;
-        ssum += sd;
-        ntask++;
-    }
-    if (ntask > 0) {
-        cJSON_AddNumberToObject(e, "mean", msum / ntask);
-        cJSON_AddNumberToObject(e, "spread", ssum / ntask);
-    }
-done:
-    cJSON_Delete(cand);
-    return e;
-}
-
 static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
     static const char *const valued[] = {"--top", "--family", "--metric", "--format", NULL};
     Args a;
@@ -681,38 +625,17 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
                                                      cJSON_GetArrayItem(entries, 0), "metrics")};
     table_header(&tb);
     const cJSON *e;
-    int have_baseline = 0, n = 0;
+    int have_baseline = 0;
     cJSON_ArrayForEach(e, entries) {
         table_row(&tb, e);
         have_baseline |= strcmp(ctl_str(e, "op", ""), "baseline") == 0;
-        n++;
     }
-    /* The baseline is what every fitness is measured against: show it even when it ranks
-     * below the top N, with its rank when it is among the first 1000. */
-    if (!family && !have_baseline && n >= top) {
-        cJSON *all = NULL, *own = NULL;
-        const cJSON *found = NULL, *ae;
-        if (top < 1000) {
-            cJSON *p2 = cJSON_CreateObject();
-            cJSON_AddNumberToObject(p2, "job_id", (double)job);
-            cJSON_AddNumberToObject(p2, "k", 1000);
-            if (opt(&a, "--metric")) cJSON_AddStringToObject(p2, "metric", opt(&a, "--metric"));
-            if (ctl_call(ctl, "leaderboard.query", p2, what, &all) == 0) {
-                cJSON_ArrayForEach(ae, cJSON_GetObjectItemCaseSensitive(all, "entries")) {
-                    if (strcmp(ctl_str(ae, "op", ""), "baseline") == 0) {
-                        found = ae;
-                        break;
-                    }
-                }
-            }
-        }
-        if (!found) found = own = baseline_entry(ctl, job);
-        if (found) {
-            printf("%4s\n", ctl_utf8() ? "⋮" : "...");
-            table_row(&tb, found);
-        }
-        cJSON_Delete(all);
-        cJSON_Delete(own);
+    /* The baseline is what every fitness is measured against: the reply carries its row when
+     * it is not among the entries (with its rank when it has one, store_leaderboard). */
+    const cJSON *base = cJSON_GetObjectItemCaseSensitive(res, "baseline");
+    if (!have_baseline && cJSON_IsObject(base)) {
+        printf("%4s\n", ctl_utf8() ? "⋮" : "...");
+        table_row(&tb, base);
     }
     const char *metric = ctl_str(res, "metric", "fitness");
     if (strcmp(metric, "fitness") == 0)

@@ -45,7 +45,8 @@ void exec_items_free(ExecItem *list) {
 
 /* Workers run at a lower priority than the loop (Linux nice values are per thread; this is
  * added to the process's own): with as many workers as cores, the loop would otherwise wait
- * for a CPU behind the training it feeds, and clients with it. */
+ * for a CPU behind the training it feeds, and clients with it. Without a loop (lossd search,
+ * lossd bench) the caller only waits for them, so they keep the process's priority. */
 #define POOL_WORKER_NICE 5
 
 /* Tells the item a worker holds to stop; under mu. The flag is only ever raised. */
@@ -57,7 +58,7 @@ static void *worker_main(void *arg) {
     id_t tid = (id_t)syscall(SYS_gettid);
     errno = 0;
     int prio = getpriority(PRIO_PROCESS, tid);
-    if (errno == 0) (void)setpriority(PRIO_PROCESS, tid, prio + POOL_WORKER_NICE);
+    if (p->has_async && errno == 0) (void)setpriority(PRIO_PROCESS, tid, prio + POOL_WORKER_NICE);
     for (;;) {
         pthread_mutex_lock(&p->mu);
         while (!p->stop && !p->todo_head) pthread_cond_wait(&p->cv, &p->mu);

@@ -117,10 +117,11 @@
                      "(SELECT max(jt.holdout) FROM job_tasks jt WHERE jt.job_id = e.job_id "     \
                      "AND jt.task_id = e.task_id), e.metric, e.steps, count(e.val), "            \
                      "sum(e.val), sum(e.val * e.val), count(e.test), sum(e.test), "              \
-                     "sum(e.test * e.test) FROM evaluations e JOIN tasks t ON t.id = e.task_id " \
-                     "WHERE e.candidate_id = ?1 AND e.status = 'ok' "                             \
+                     "sum(e.test * e.test), t.higher_better FROM evaluations e "                 \
+                     "JOIN tasks t ON t.id = e.task_id WHERE e.candidate_id = ?1 AND e.status = 'ok' " \
                      "GROUP BY e.task_id, e.steps ORDER BY e.task_id, e.steps DESC")             \
     X(LB_FAMILY, STORE_SQL_FAMILY)                                                                 \
+    X(LB_FAMILY_METRIC, STORE_SQL_FAMILY_METRIC)                                                   \
     X(LB_FAMILY_EXPR, "SELECT (SELECT expr FROM candidates WHERE hash = ?1 LIMIT 1), "             \
                       "(SELECT count(DISTINCT job_id) FROM candidates WHERE hash = ?1)")          \
     X(DB_SIZE, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
@@ -138,6 +139,28 @@
     "FROM result_stats rs WHERE rs.task_id IN (SELECT id FROM tasks WHERE family = ?1 "         \
     "  AND (?3 IS NULL OR hash = ?3)) AND (?2 IS NULL OR rs.metric = ?2) "                       \
     "GROUP BY rs.task_id, rs.expr_hash"
+
+/* The same rows for one named metric (?2, its direction ?4): tasks whose own metric it is from
+ * result_stats as above; the others from the metric's entry in the "ok" evaluations' metrics
+ * (every metric of the family: balanced_accuracy, macro_f1, ece, ...) at the highest fidelity
+ * that expression reached on the task. */
+#define STORE_SQL_FAMILY_METRIC                                                                    \
+    "SELECT rs.task_id, rs.expr_hash, max(rs.steps), rs.sum_val / rs.n, "                        \
+    "  CASE WHEN rs.n_test > 0 THEN rs.sum_test / rs.n_test END, rs.n, "                        \
+    "  (SELECT higher_better FROM tasks WHERE id = rs.task_id) "                                  \
+    "FROM result_stats rs WHERE rs.task_id IN (SELECT id FROM tasks WHERE family = ?1 "         \
+    "  AND (?3 IS NULL OR hash = ?3)) AND rs.metric = ?2 "                                       \
+    "GROUP BY rs.task_id, rs.expr_hash "                                                          \
+    "UNION ALL "                                                                                  \
+    "SELECT task_id, expr_hash, steps, avg(v), avg(te), count(*), ?4 FROM ("                     \
+    "  SELECT e.task_id, e.expr_hash, e.steps, json_extract(m.value, '$.val') AS v, "           \
+    "    json_extract(m.value, '$.test') AS te, "                                                 \
+    "    max(e.steps) OVER (PARTITION BY e.task_id, e.expr_hash) AS top "                        \
+    "  FROM evaluations e JOIN tasks t ON t.id = e.task_id, json_each(e.metrics) m "             \
+    "  WHERE t.family = ?1 AND (?3 IS NULL OR t.hash = ?3) AND coalesce(t.metric, '') <> ?2 "    \
+    "    AND e.status = 'ok' AND json_extract(m.value, '$.name') = ?2 "                          \
+    "    AND json_extract(m.value, '$.val') IS NOT NULL) "                                         \
+    "WHERE steps = top GROUP BY task_id, expr_hash"
 
 enum {
 #define STORE_STMT_ENUM(id, sql) ST_##id,

@@ -218,13 +218,38 @@ int store_state_get(Store *s, int64_t job_id, int64_t *round, cJSON **state, cha
 int store_leaderboard_job(Store *s, int64_t job_id, int k, cJSON **out, char *err);
 /* The best distinct expressions across all jobs on tasks of family (k <= 0: 10). Ranking
  * (docs/storage.md): for each task of the family, every expression's mean validation value (of
- * metric, or of each task's selection metric when metric is NULL) over seeds at its highest
+ * metric, or of each task's selection metric when metric is NULL; metric may be any metric the
+ * family's evaluations store, e.g. balanced_accuracy, ranked in direction higher_better on the
+ * tasks whose own metric it is not) over seeds at its highest
  * fidelity is turned into a percentile rank among the expressions tried on that task (cume_dist
  * in the task's direction: 1 best, 1/n worst); the score is the mean percentile over the tasks
  * it was tried on. Ties: more tasks first, then more evaluations. Owned array of {rank, expr, hash, score, tasks, jobs, evals,
  * val_mean, test_mean}. */
 int store_leaderboard_family(Store *s, const char *family, int k, const char *metric,
-                             cJSON **out, char *err);
+                             int higher_better, cJSON **out, char *err);
+/* The leaderboard's semantics in one place (storage/leaderboard.c): what the RPC handler,
+ * lossctl, the HTML report and the Python client show, computed here and nowhere else. */
+typedef struct StoreLbQuery {
+    int64_t job_id;     /* a job's leaderboard (0: a family's, below) */
+    const char *family; /* every job's expressions on tasks of this family */
+    int k;              /* entries (<= 0: 10) */
+    const char *metric; /* NULL: rank by fitness (a job) or each task's own metric (a family) */
+    int higher_better;  /* metric's direction (1: larger is better); unused without metric */
+} StoreLbQuery;
+/* A leaderboard as the wire sends it: owned {job_id | family, metric ("fitness" when none),
+ * higher_better (of what "mean" and the ranking read), entries, baseline?}.
+ * A job's entries are store_leaderboard_job's with, each, "mean" and "spread" over its
+ * selection tasks (the sample standard deviation of its runs on a task, n - 1, averaged over
+ * the tasks; null when a task has one run: one run has no spread), "runs" (the fewest runs of a
+ * counted task) and "metrics" {task: {metric: {mean, spread, test_mean, n}}}. With a metric
+ * (one of the tasks' own or any the runs store), those numbers are that metric's over the runs
+ * at each task's most steps, and the first 1000 by fitness are re-ranked by its mean in its
+ * direction (ties keep the fitness order); LD_EINVAL "params.metric: no task of job N reports
+ * 'M'" when no entry has it. "baseline": the baseline's row (candidate 0, op "baseline") when
+ * it is not among the entries: with its rank when among the first 1000, else built from its
+ * runs with rank null. A family's entries are store_leaderboard_family's. */
+int store_leaderboard(Store *s, const StoreLbQuery *q, cJSON **out, char *err);
+
 /* Up to k best distinct expressions earlier jobs found for family: those tried on the task with
  * task_hash first (0: none preferred), ranked as in store_leaderboard_family, then family-wide
  * ones. *exprs owned (store_strv_free), NULL when *n is 0. */

@@ -607,6 +607,7 @@ static int cand_tasks(Store *s, int64_t cand_id, cJSON *tasks, const char *what,
         cJSON_AddItemToObject(t, "val_std", store_number_(nv ? sample_std(nv, sv, sv2) : NAN));
         cJSON_AddItemToObject(t, "test_mean", store_number_(nt ? stt / (double)nt : NAN));
         cJSON_AddItemToObject(t, "test_std", store_number_(nt ? sample_std(nt, stt, st2) : NAN));
+        cJSON_AddBoolToObject(t, "higher_better", sqlite3_column_int(st, 12));
     }
     if (src != SQLITE_DONE)
         rc = store_sqlerr_(s, src, what, err);
@@ -691,8 +692,9 @@ static int cmp_rank(const void *a, const void *b)
 
 /* Ranks the expressions of family (only those tried on the task with task_hash when it is not
  * 0): *out owned, the best min(limit, all) first. */
-static int family_rank(Store *s, const char *family, const char *metric, uint64_t task_hash,
-                       int limit, FamRow **out, int *nout, const char *what, char *err)
+static int family_rank(Store *s, const char *family, const char *metric, int higher_better,
+                       uint64_t task_hash, int limit, FamRow **out, int *nout, const char *what,
+                       char *err)
 {
     FamPer *per = NULL;
     FamRow *rows = NULL;
@@ -701,13 +703,15 @@ static int family_rank(Store *s, const char *family, const char *metric, uint64_
     *nout = 0;
     if (!family || !*family)
         return ld_err(err, LD_EINVAL, "store: %s: family is required", what);
-    sqlite3_stmt *st = store_stmt_(s, ST_LB_FAMILY, what, err);
+    sqlite3_stmt *st = store_stmt_(s, metric ? ST_LB_FAMILY_METRIC : ST_LB_FAMILY, what, err);
     if (!st)
         return LD_EIO;
     sqlite3_bind_text(st, 1, family, -1, SQLITE_TRANSIENT);
     store_bind_text_(st, 2, metric);
     if (task_hash)
         sqlite3_bind_int64(st, 3, (int64_t)task_hash);
+    if (metric)
+        sqlite3_bind_int(st, 4, higher_better != 0);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         if (nper == cap) {
             cap = cap ? 2 * cap : 1024;
@@ -808,15 +812,15 @@ static int family_expr(Store *s, int64_t h, char **expr, int64_t *jobs, const ch
     return rc;
 }
 
-int store_leaderboard_family(Store *s, const char *family, int k, const char *metric, cJSON **out,
-                             char *err)
+int store_leaderboard_family(Store *s, const char *family, int k, const char *metric,
+                             int higher_better, cJSON **out, char *err)
 {
     char what[96];
     FamRow *rows = NULL;
     int n = 0;
     *out = NULL;
     snprintf(what, sizeof what, "leaderboard of family %.40s", family ? family : "(null)");
-    int rc = family_rank(s, family, metric, 0, k > 0 ? k : 10, &rows, &n, what, err);
+    int rc = family_rank(s, family, metric, higher_better, 0, k > 0 ? k : 10, &rows, &n, what, err);
     if (rc != LD_OK)
         return rc;
     cJSON *arr = cJSON_CreateArray();
@@ -892,14 +896,14 @@ int store_warm_start(Store *s, const char *family, uint64_t task_hash, int k, ch
         goto done;
     }
     if (task_hash) {
-        rc = family_rank(s, family, NULL, task_hash, k, &rows, &nrows, what, err);
+        rc = family_rank(s, family, NULL, 1, task_hash, k, &rows, &nrows, what, err);
         if (rc == LD_OK)
             rc = warm_add(s, rows, nrows, v, hash, &cnt, k, what, err);
         free(rows);
         rows = NULL;
     }
     if (rc == LD_OK && cnt < k) {
-        rc = family_rank(s, family, NULL, 0, 2 * k, &rows, &nrows, what, err);
+        rc = family_rank(s, family, NULL, 1, 0, 2 * k, &rows, &nrows, what, err);
         if (rc == LD_OK)
             rc = warm_add(s, rows, nrows, v, hash, &cnt, k, what, err);
         free(rows);

@@ -7,8 +7,12 @@ test_*, so this module is imported, never run.
     ...
     lib.finish()          # prints the counts, exits non-zero when anything failed
 """
+import contextlib
 import os
+import signal
+import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("LOSSD_BIN", "bin")
@@ -40,6 +44,44 @@ def check(name, cond, *detail):
         ok(name)
     else:
         bad(name, *detail)
+
+
+@contextlib.contextmanager
+def serving(tmp, client, workers=2, name="d"):
+    """Runs `lossd serve` on tmp/NAME.sock and tmp/NAME.db (its log: tmp/daemon.log); yields (process, socket path) once
+    client(sock) answers hello, or (process, None) when the daemon exited. Stops it with SIGTERM
+    (kill after 60 s); on a failure of the test the daemon's log tail is printed."""
+    sock = os.path.join(tmp, name + ".sock")
+    logpath = os.path.join(tmp, "daemon.log")
+    log = open(logpath, "w")
+    proc = subprocess.Popen([LOSSD, "serve", "--socket", sock, "--db", os.path.join(tmp, name + ".db"),
+                             "--workers", str(workers)], stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
+    try:
+        for _ in range(600):
+            if proc.poll() is not None:
+                break
+            try:
+                client(sock).hello()
+                break
+            except Exception:
+                time.sleep(0.1)
+        if proc.poll() is not None:
+            bad("daemon starts", open(logpath).read()[-2000:])
+            yield proc, None
+        else:
+            yield proc, sock
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+        if failed:
+            print("---- daemon log (tail)")
+            print(open(logpath).read()[-3000:])
 
 
 def finish():

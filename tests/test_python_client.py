@@ -39,47 +39,18 @@ def small_job(name, budget=18, seed=7):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="lossd-py.")
-    sock = os.path.join(tmp, "p.sock")
-    logpath = os.path.join(tmp, "daemon.log")
-    log = open(logpath, "w")
-    proc = None
     try:
         if not os.access(LOSSD, os.X_OK):
             bad("lossd exists", "missing " + LOSSD + " (run make)")
             return
         no_daemon(tmp)
-        proc = subprocess.Popen([LOSSD, "serve", "--socket", sock, "--db",
-                                 os.path.join(tmp, "p.db"), "--workers", "2"],
-                                stdout=log, stderr=subprocess.STDOUT, cwd=tmp)
-        c = lossd.Client(sock, timeout=120)
-        for _ in range(600):
-            if proc.poll() is not None:
-                break
-            try:
-                c.hello()
-                break
-            except lossd.LossdConnectionError:
-                time.sleep(0.1)
-        else:
-            pass
-        if proc.poll() is not None:
-            bad("daemon starts", open(logpath).read()[-2000:])
-            return
-        run_tests(c, sock, tmp)
-        c.close()
-        pip_install(tmp)
+        with lib.serving(tmp, lambda sock: lossd.Client(sock, timeout=120), name="p") as (proc, sock):
+            if sock:
+                c = lossd.Client(sock, timeout=120)
+                run_tests(c, sock, tmp)
+                c.close()
+                pip_install(tmp)
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
-        if lib.failed:
-            print("---- daemon log (tail)")
-            print(open(logpath).read()[-3000:])
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -341,7 +341,7 @@ static void test_evaluations(void **state)
     assert_int_equal(store_candidate_set_fitness(s, job, 999, 1.0, err), LD_ENOTFOUND);
 
     /* only the "ok" row counts in the family statistics (interrupted, then failed, do not) */
-    OK(store_leaderboard_family(s, "classification", 5, NULL, &arr, E));
+    OK(store_leaderboard_family(s, "classification", 5, NULL, 1, &arr, E));
     assert_int_equal(cJSON_GetArraySize(arr), 1);
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "evals")->valueint, 1);
     NEAR(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "val_mean")->valuedouble, 0.9, 1e-12);
@@ -354,7 +354,7 @@ static void test_evaluations(void **state)
     k.interrupted = 0;
     OK(store_eval_put(s, &k, &r2, &inserted, E));
     assert_int_equal(inserted, 1);
-    OK(store_leaderboard_family(s, "classification", 5, NULL, &arr, E));
+    OK(store_leaderboard_family(s, "classification", 5, NULL, 1, &arr, E));
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "evals")->valueint, 2);
     NEAR(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "val_mean")->valuedouble, 0.5, 1e-12);
     cJSON_Delete(arr);
@@ -368,7 +368,7 @@ static void test_evaluations(void **state)
     OK(store_result_lookup(s, big, 9, 8, 100, &found, &back, E));
     assert_int_equal(found, 1);
     NEAR(back.val, 0.95, 1e-12);
-    OK(store_leaderboard_family(s, "classification", 1, NULL, &arr, E));
+    OK(store_leaderboard_family(s, "classification", 1, NULL, 1, &arr, E));
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "hash")),
                         "fedcba9876543210");
     cJSON_Delete(arr);
@@ -480,7 +480,7 @@ static void test_leaderboard_family_and_warm(void **state)
     OK(store_commit(s, E));
 
     cJSON *lb = NULL;
-    OK(store_leaderboard_family(s, "classification", 10, NULL, &lb, E));
+    OK(store_leaderboard_family(s, "classification", 10, NULL, 1, &lb, E));
     /* digits cume_dist (ascending val): hinge 1/3, ce 2/3, focal 1.
      * wine: ce 1/3, hinge 2/3, focal (0.99 at its highest fidelity 10) 1.
      * scores: focal 1, hinge 0.5, ce 0.5 (ties: both two tasks, then evals: ce 3 > hinge 2) */
@@ -498,17 +498,17 @@ static void test_leaderboard_family_and_warm(void **state)
     NEAR(cJSON_GetObjectItem(cJSON_GetArrayItem(lb, 1), "val_mean")->valuedouble, (0.7 + 0.85) / 2, 1e-9);
     cJSON_Delete(lb);
 
-    OK(store_leaderboard_family(s, "regression", 10, NULL, &lb, E));
+    OK(store_leaderboard_family(s, "regression", 10, NULL, 1, &lb, E));
     assert_int_equal(cJSON_GetArraySize(lb), 2);
     assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(lb, 0), "expr")), "mae");
     cJSON_Delete(lb);
-    OK(store_leaderboard_family(s, "regression", 10, "accuracy", &lb, E));
+    OK(store_leaderboard_family(s, "regression", 10, "accuracy", 1, &lb, E));
     assert_int_equal(cJSON_GetArraySize(lb), 2); /* every row was stored with metric accuracy */
     cJSON_Delete(lb);
-    OK(store_leaderboard_family(s, "regression", 10, "r2", &lb, E));
+    OK(store_leaderboard_family(s, "regression", 10, "r2", 1, &lb, E));
     assert_int_equal(cJSON_GetArraySize(lb), 0);
     cJSON_Delete(lb);
-    OK(store_leaderboard_family(s, "physics", 10, NULL, &lb, E));
+    OK(store_leaderboard_family(s, "physics", 10, NULL, 1, &lb, E));
     assert_int_equal(cJSON_GetArraySize(lb), 0);
     cJSON_Delete(lb);
 

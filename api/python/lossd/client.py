@@ -329,7 +329,12 @@ class Client:
     def leaderboard(self, job_id=None, top=10, metric=None, family=None, as_frame=False):
         """leaderboard.query: the best candidates of a job (job_id) or of every job of a family
         (family=...), best first, as a list of plain dicts; each entry of a job's leaderboard
-        carries its job_id, so it can be passed to export() or candidate().
+        carries its job_id, so it can be passed to export() or candidate(). Everything is what the
+        daemon's store computed (ranks, mean, spread: the sample standard deviation of the runs,
+        None for one run); nothing is recomputed here. The list's .baseline is the reply's
+        baseline row (with its rank, or rank None) when the job's baseline is not among the
+        entries, else None (lossctl prints it under the table); .metric and .higher_better say
+        what "mean" reads and its direction.
 
         as_frame=True returns a pandas DataFrame instead (pandas must be importable): one row
         per entry with rank, job_id, cand, expr, fitness, mean, spread, size, op, and one
@@ -339,9 +344,12 @@ class Client:
             raise ValueError("leaderboard: give job_id or family (one of them)")
         res = self.call("leaderboard.query", job_id=None if job_id is None else int(job_id),
                         family=family, k=int(top), metric=metric)
-        entries = res.get("entries", [])
+        entries = Leaderboard(res.get("entries", []))
+        entries.baseline = res.get("baseline")
+        entries.metric = res.get("metric")
+        entries.higher_better = res.get("higher_better")
         if job_id is not None:
-            for e in entries:
+            for e in entries + ([entries.baseline] if entries.baseline else []):
                 e.setdefault("job_id", int(job_id))
         if not as_frame:
             return entries
@@ -422,6 +430,14 @@ class Client:
     def schedule_trigger(self, schedule_id):
         """schedule.trigger: fires now; returns the new job's id."""
         return int(self.call("schedule.trigger", schedule_id=int(schedule_id))["job_id"])
+
+
+class Leaderboard(list):
+    """Client.leaderboard's entries, best first (a list), with the reply's .baseline row (None
+    when the baseline is among the entries), .metric and .higher_better."""
+    baseline = None
+    metric = None
+    higher_better = None
 
 
 def flatten_entry(e):
