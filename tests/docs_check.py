@@ -21,7 +21,8 @@ the states the output shows do not depend on timing. `lossctl watch` of a runnin
 terminal (a pty): its first progress line is checked, then Ctrl-C (exit 130) as a user would;
 `lossctl shutdown` is followed by a restart on the same database; a "cannot connect" example runs
 against a socket no daemon listens on; "$ echo $?" checks the previous example's exit status.
-Examples run in a temporary folder holding examples/ and data/, so files they write stay there.
+Examples run in a temporary folder holding examples/, data/ and tests/ (links), so files they
+write stay there.
 Examples that run for minutes (a whole search) or are not lossd commands are counted as skipped
 and listed with -v. Usage: tests/docs_check.py [--bin DIR] [-v] [--fast] [FILE.md ...]
 (--fast: only the examples that need no daemon state; --update: write each example's printed
@@ -98,15 +99,18 @@ def runnable(cmd):
     words = cmd.split()
     if not words:
         return "empty"
-    prog = os.path.basename(words[0])
-    rest = words[1:]
-    if prog == "echo" and rest == ["$?"]:
+    if words == ["echo", "$?"]:
         return "status"
+    words = lossd_part(cmd)
+    prog = os.path.basename(words[0]) if words else ""
+    rest = words[1:]
     if prog == "lossd":
         if not rest or rest[0] in ("help", "--help", "-h", "--version") or "--help" in rest or "-h" in rest:
             return "fast"
-        if rest[0] == "eval" and "--batch" not in rest:
-            return "fast"
+        if rest[0] == "eval" and ("--batch" not in rest or rest[rest.index("--batch") + 1:][:1] == ["-"]):
+            return "fast"  # one run, or the runs piped into it
+        if rest[0] == "search" and rest[1:2] and rest[1].startswith("tests/docs_jobs/"):
+            return "fast"  # the docs' own small jobs end in a moment
         return "needs minutes (a whole search or a daemon)"
     if prog == "lossctl":
         if "--help" in rest or "-h" in rest or (rest and rest[0] == "help"):
@@ -115,6 +119,15 @@ def runnable(cmd):
             return "fast"  # an empty daemon answers it
         return "daemon"
     return "not a lossd command"
+
+
+def lossd_part(cmd):
+    """The words of the first part of a pipeline that runs lossd or lossctl ([] if none)."""
+    for part in re.split(r"\s\|\s", cmd):
+        words = part.split()
+        if words and os.path.basename(words[0]) in ("lossd", "lossctl"):
+            return words
+    return []
 
 
 def is_expression(cell):
@@ -171,16 +184,184 @@ def skeleton(line):
         return ",".join(out)
     ops = re.search(r"\b\d+:\d+\b", line) is not None  # a line naming a candidate
     for cell in re.split(r"\s{2,}", line):
-        if is_expression(cell):
-            shapes = ["EXPR"]
-        elif is_latex(cell):
+        toks = cell.split()
+        if is_latex(cell):
             shapes = ["TEX"]
         else:
-            shapes = [token_shape(t, ops) for t in cell.split()]
+            # the longest run of tokens at the cell's end that is a loss expression ("best 0.1 ce")
+            k = next((k for k in range(len(toks)) if is_expression(" ".join(toks[k:]))), len(toks))
+            shapes = [token_shape(t, ops) for t in toks[:k]] + (["EXPR"] if k < len(toks) else [])
         for sh in shapes:
             if not (out and sh in ("EXPR", "TEX", "CHART") and out[-1] == sh):
                 out.append(sh)
     return " ".join(out)
+
+
+class DocJSON:
+    """A documented JSON value as written: elisions ("...", "[...]", "{...}", a trailing ", ...")
+    allowed, and where each number's text sits (for --update)."""
+
+    def __init__(self, text):
+        self.text, self.i, self.numbers = text, 0, []  # numbers: (start, end, path)
+        self.value = self.parse(())
+        self.ws()
+        if self.i != len(text):
+            raise ValueError("text after the value at %d" % self.i)
+
+    def ws(self):
+        while self.i < len(self.text) and self.text[self.i] in " \t\r\n":
+            self.i += 1
+
+    def elision(self):
+        self.ws()
+        for e in ELLIPSIS:
+            if self.text.startswith(e, self.i):
+                self.i += len(e)
+                return True
+        return False
+
+    def parse(self, path):
+        self.ws()
+        t, i = self.text, self.i
+        if t.startswith("{", i):
+            self.i += 1
+            out = {}
+            while True:
+                if self.elision():
+                    pass
+                self.ws()
+                if t.startswith("}", self.i):
+                    self.i += 1
+                    return out
+                m = re.compile(r'"((?:[^"\\]|\\.)*)"\s*:').match(t, self.i)
+                if not m:
+                    raise ValueError("a key expected at %d" % self.i)
+                key = json.loads('"%s"' % m.group(1))
+                self.i = m.end()
+                out[key] = self.parse(path + (key,))
+                self.ws()
+                if t.startswith(",", self.i):
+                    self.i += 1
+        if t.startswith("[", i):
+            self.i += 1
+            out = []
+            while True:
+                if self.elision():
+                    out.append(Ellipsis)
+                self.ws()
+                if t.startswith("]", self.i):
+                    self.i += 1
+                    return [v for v in out if v is not Ellipsis]
+                out.append(self.parse(path + (len(out),)))
+                self.ws()
+                if t.startswith(",", self.i):
+                    self.i += 1
+        if self.elision():
+            return Ellipsis
+        m = re.compile(r'"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null').match(t, i)
+        if not m:
+            raise ValueError("a value expected at %d" % i)
+        self.i = m.end()
+        if m.group(0)[0] in "-0123456789":
+            self.numbers.append((m.start(), m.end(), path))
+            return DocNumber(m.group(0))
+        return json.loads(m.group(0))
+
+
+class DocNumber(str):
+    """A number as the docs write it (its digits say how exactly it is stated)."""
+
+
+# values that change from run to run (time, machine, process), never compared
+VOLATILE = {"wall_ms", "wall_s", "search_overhead_s", "search_overhead_share", "elapsed_s", "rate",
+            "evals_per_s", "created_s", "started_s", "finished_s", "uptime_s", "pid", "time_s"}
+
+
+def json_diff(doc, got, path=""):
+    """Where the printed JSON lacks a documented key, or (numbers=True) states a number other than
+    the documented one to its digits; None when it agrees. Lists: element by element as far as
+    both go."""
+    if isinstance(doc, dict):
+        if not isinstance(got, dict):
+            return "%s: an object documented, %s printed" % (path or "the value", type(got).__name__)
+        for k, v in doc.items():
+            if k in ELLIPSIS:
+                continue
+            if k not in got:
+                return "%s: documented key missing" % (path + "." + k).lstrip(".")
+            d = json_diff(v, got[k], (path + "." + k).lstrip("."))
+            if d:
+                return d
+    elif isinstance(doc, list):
+        if not isinstance(got, list):
+            return "%s: a list documented, %s printed" % (path, type(got).__name__)
+        for k, (dv, gv) in enumerate(zip(doc, got)):
+            d = json_diff(dv, gv, "%s[%d]" % (path, k))
+            if d:
+                return d
+    return None
+
+
+def number_diff(doc, got, path=""):
+    """The first documented number (outside VOLATILE keys) the printed JSON states otherwise, to
+    the documented digits."""
+    if isinstance(doc, dict) and isinstance(got, dict):
+        for k, v in doc.items():
+            if k in got and k not in VOLATILE:
+                d = number_diff(v, got[k], (path + "." + k).lstrip("."))
+                if d:
+                    return d
+    elif isinstance(doc, list) and isinstance(got, list):
+        for k, (dv, gv) in enumerate(zip(doc, got)):
+            d = number_diff(dv, gv, "%s[%d]" % (path, k))
+            if d:
+                return d
+    elif isinstance(doc, DocNumber) and isinstance(got, (int, float)) and not isinstance(got, bool):
+        decimals = len(doc.split(".")[1]) if "." in doc and "e" not in doc.lower() else 0
+        if "e" in doc.lower() or round(float(got), decimals) != round(float(doc), decimals):
+            if "e" not in doc.lower() or abs(float(got) - float(doc)) > 1e-3 * abs(float(doc)):
+                return "%s: documented %s, the program gives %s" % (path, doc, got)
+    return None
+
+
+def format_like(doc_text, value):
+    """value written with as many decimals as doc_text has."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return doc_text
+    if "e" in doc_text.lower():
+        return "%.*g" % (max(1, len(re.sub(r"[^0-9]", "", doc_text.lower().split("e")[0]).lstrip("0"))), value)
+    decimals = len(doc_text.split(".")[1]) if "." in doc_text else 0
+    return "%.*f" % (decimals, value) if decimals else str(int(round(value)))
+
+
+def lookup(value, path):
+    for k in path:
+        if isinstance(value, dict) and k in value:
+            value = value[k]
+        elif isinstance(value, list) and isinstance(k, int) and k < len(value):
+            value = value[k]
+        else:
+            return None
+    return value
+
+
+def printed_json(got):
+    """The last printed line that is a JSON object (progress lines on stderr come first), else
+    the object printed over the last lines."""
+    for l in reversed(got):
+        try:
+            v = json.loads(l)
+        except ValueError:
+            continue
+        if isinstance(v, dict):
+            return v
+    for k, l in enumerate(got):  # an object printed over several lines
+        if l.startswith("{"):
+            try:
+                return json.loads("\n".join(got[k:]))
+            except ValueError:
+                continue
+    raise ValueError("no JSON object printed")
 
 
 def is_error(doc):
@@ -405,7 +586,7 @@ class Checker:
         self.tmp = tempfile.mkdtemp(prefix="lossd_docs_")
         self.work = os.path.join(self.tmp, "work")  # the examples' current folder
         os.makedirs(self.work)
-        for name in ("examples", "data"):
+        for name in ("examples", "data", "tests"):
             os.symlink(os.path.join(ROOT, name), os.path.join(self.work, name))
         self.daemon = Daemon(bindir, self.tmp)
         self.fixtures_done = set()
@@ -561,12 +742,47 @@ class Checker:
                 self.bad(where + ": documents %s %s, the program gives %.*f (%.6g)" % (field, text, decimals, got, got))
                 return
             where += " (figure %s)" % comment
-        spans = self.compare(where, doc, [l for l in out.splitlines() if l.strip()], comment)
+        # training is deterministic: a documented lossd eval result states its figures
+        part = lossd_part(cmd)
+        numbers = bool(part) and os.path.basename(part[0]) == "lossd" and part[1:2] == ["eval"]
+        spans = self.compare(where, doc, [l for l in out.splitlines() if l.strip()], comment, numbers)
         if len(runs) == 1:
             self.record(path, lineno, doc, spans, out.rstrip("\n").split("\n"))
 
-    def compare(self, where, doc, got, comment=""):
-        """The printed lines against the documented ones: JSON keys, or each line's shape.
+    def compare_json(self, where, doc, got, numbers):
+        """Documented JSON (one object per line, or one written over several lines with
+        elisions): every documented key is printed; with numbers, every documented number but
+        time and machine ones equals the program's to its digits. Returns ("json", the documented
+        objects, the printed ones) for --update."""
+        text = "\n".join(doc).strip()
+        lines = [l for l in doc if l.strip()]
+        try:
+            if all(l.lstrip().startswith("{") and l.rstrip().endswith("}") for l in lines):
+                docs = [DocJSON(l) for l in lines]  # one object per line: one per printed line
+                outs = [printed_json([g]) for g in got if g.lstrip().startswith("{")][-len(docs):]
+            else:
+                docs, outs = [DocJSON(text)], [printed_json(got)]
+        except ValueError as e:
+            self.bad(where + ": JSON expected (%s)" % e, *got)
+            return None
+        if len(outs) != len(docs):
+            self.bad(where + ": %d JSON lines documented, %d printed" % (len(docs), len(outs)), *got)
+            return None
+        for d, o in zip(docs, outs):
+            diff = json_diff(d.value, o)
+            if diff:
+                self.bad(where + ": " + diff, *got)
+                return None
+        for d, o in zip(docs, outs):
+            diff = numbers and number_diff(d.value, o)
+            if diff:
+                self.bad(where + ": " + diff, *got)
+                return ("json", docs, outs)  # --update can write the program's numbers
+        self.ok(where + (" (figures)" if numbers else ""))
+        return ("json", docs, outs)
+
+    def compare(self, where, doc, got, comment="", numbers=False):
+        """The printed lines against the documented ones: JSON (compare_json), or each line's shape.
         Returns, when they agree, the printed lines standing for each documented segment (None
         for JSON, and when they do not agree)."""
         text = [l for l in doc if l.strip()]
@@ -574,18 +790,7 @@ class Checker:
             self.ok(where)
             return None
         if text[0].lstrip().startswith("{"):
-            try:
-                # the documented object may elide a value: "methods":[...] or "x":{...}
-                want_keys = set(json.loads(re.sub(r"\[\.\.\.\]|\{\.\.\.\}", "null", text[0])).keys())
-                have_keys = set(json.loads(got[-1]).keys())
-            except (ValueError, IndexError) as e:
-                self.bad(where + ": JSON expected (%s)" % e, *got)
-                return None
-            if not want_keys <= have_keys:
-                self.bad(where + ": keys documented but missing: %s" % sorted(want_keys - have_keys), *got)
-                return None
-            self.ok(where)
-            return None
+            return self.compare_json(where, doc, got, numbers)
         segs = [runs_of([l for _, l in seg]) for seg in segments(doc)]
         # the first segment at the start, the last at the end, the others in order between
         pos, last, spans = 0, len(segs) - 1, []
@@ -617,6 +822,9 @@ class Checker:
         the output changed shape and nothing is elided, the whole printed output replaces it."""
         if not self.update:
             return
+        if spans and spans[0] == "json":
+            self.record_json(path, lineno, doc, spans[1], spans[2])
+            return
         segs = segments(doc)
         text = [l for l in doc if l.strip()]
         nonblank = [i for i, l in enumerate(raw) if l.strip()]  # printed line -> raw index
@@ -636,6 +844,27 @@ class Checker:
             for a, b in subst:
                 lines = [l.replace(a, b) for l in lines]
             new[seg[0][0]:seg[-1][0] + 1] = [l.rstrip() for l in lines]
+        self.updates.setdefault(path, []).append((lineno, len(doc), new))
+
+    def record_json(self, path, lineno, doc, docs, outs):
+        """--update for JSON: each documented number takes the program's value, written with the
+        same number of decimals; keys, layout and elisions stay as written."""
+        lines = [l for l in doc if l.strip()]
+        if len(docs) == 1 and len(lines) > 1:
+            text = "\n".join(doc).strip()
+            first = next(i for i, l in enumerate(doc) if l.strip())
+            last = max(i for i, l in enumerate(doc) if l.strip())
+            targets = [(first, last, text, docs[0], outs[0])]
+        else:
+            idx = [i for i, l in enumerate(doc) if l.strip()]
+            targets = [(i, i, doc[i].strip(), d, o) for i, d, o in zip(idx, docs, outs)]
+        new = list(doc)
+        for first, last, text, d, o in reversed(targets):
+            for start, end, jpath in reversed(d.numbers):
+                v = lookup(o, jpath)
+                if v is not None:
+                    text = text[:start] + format_like(text[start:end], v) + text[end:]
+            new[first:last + 1] = text.split("\n")
         self.updates.setdefault(path, []).append((lineno, len(doc), new))
 
     def write_updates(self):
