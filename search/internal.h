@@ -10,6 +10,7 @@
 #define JOB_MAX_TASKS 32
 #define JOB_MAX_LEVELS 6
 #define JOB_MAX_SEEDS 32
+#define JOB_MAX_PANEL 8 /* losses in a baseline list */
 
 struct SearchJob {
     char name[64];
@@ -18,6 +19,8 @@ struct SearchJob {
     Task *tasks[JOB_MAX_TASKS]; /* owned */
     Expr *baseline;             /* owned, canonical */
     char baseline_text[EXPR_TEXT_MAX];
+    int npanel;                       /* baseline given as a list: the entries after the first */
+    char **panel;                     /* owned canonical texts (docs/jobs.md, "Panel baseline") */
     uint32_t terms;             /* bit TERM_* allowed in new genes */
     uint32_t ops;               /* bit EOP_* allowed in free-form subtrees */
     uint32_t vars;              /* bit VAR_* allowed */
@@ -100,6 +103,15 @@ int stable_needs_more(const double *cand, const double *base, int n, int higher_
  * is better) into [*lo, *hi], by Student's t; returns the verdict: "better" when the interval lies
  * above 0, "worse" below, "within noise" when it holds 0 (also for n < 2, interval NaN). */
 const char *stable_ci95(const double *d, int n, double *lo, double *hi);
+
+/* ---- fewer wasted trainings (screen.c) ---- */
+
+/* The rung bar: a candidate in the top `fidelity.promote` fraction of level l goes on to level
+ * l + 1 only when its fitness at level l reaches the SCREEN_RUNG_QUANTILE quantile of the level-l
+ * fitness of the candidates already promoted from l (none promoted yet: no bar). */
+#define SCREEN_RUNG_QUANTILE 0.8
+/* The bar over fit[0..n) (reordered; non-finite values left out); -INFINITY when n is 0. */
+double screen_rung_bar(double *fit, int n);
 
 /* ---- the model-based tuner (tune.c) ---- */
 

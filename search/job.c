@@ -481,9 +481,25 @@ int job_parse(const cJSON *json, const char *base_dir, SearchJob **out, char *er
     /* expressions need the family to be checked */
     v = cJSON_GetObjectItemCaseSensitive(json, "baseline");
     const char *btext = fam >= 0 ? default_baseline(fam) : NULL;
+    if (cJSON_IsArray(v)) { /* a panel: the first is the baseline, the rest compete with it */
+        int n = cJSON_GetArraySize(v);
+        if (n < 1 || n > JOB_MAX_PANEL) problem(&p, "baseline: a list of 1 to %d losses, got %d", JOB_MAX_PANEL, n);
+        j->panel = calloc((size_t)n + 1, sizeof *j->panel);
+        for (int i = 1; i < n && i < JOB_MAX_PANEL && j->panel && fam >= 0; i++) {
+            const cJSON *it = cJSON_GetArrayItem(v, i);
+            char e2[LD_ERR_MAX] = "not a string", txt[EXPR_TEXT_MAX];
+            Expr *e = cJSON_IsString(it) ? expr_parse(it->valuestring, e2) : NULL;
+            Expr *ce = e && expr_check(e, fam, e2) == LD_OK ? expr_canonical(e) : NULL;
+            if (!ce || expr_print(ce, txt, sizeof txt) < 0) problem(&p, "baseline[%d]: %s", i, e2);
+            else j->panel[j->npanel++] = strdup(txt);
+            expr_free(ce);
+            expr_free(e);
+        }
+        v = n >= 1 ? cJSON_GetArrayItem(v, 0) : NULL;
+    }
     if (v) {
         if (!cJSON_IsString(v)) {
-            problem(&p, "baseline: must be a loss expression");
+            problem(&p, "baseline: must be a loss expression or a list of them");
             btext = NULL;
         } else {
             btext = v->valuestring;
@@ -544,6 +560,8 @@ void job_free(SearchJob *j) {
     if (!j) return;
     for (int i = 0; i < j->ntasks; i++) task_free(j->tasks[i]);
     expr_free(j->baseline);
+    for (int i = 0; i < j->npanel; i++) free(j->panel[i]);
+    free(j->panel);
     for (int i = 0; i < j->nseed_losses; i++) free(j->seed_losses[i]);
     free(j->seed_losses);
     free(j);
@@ -568,7 +586,13 @@ cJSON *job_json(const SearchJob *j) {
         if (!spec) spec = cJSON_CreateString(task_name(j->tasks[i]));
         cJSON_AddItemToArray(i < j->nsel ? ts : hs, spec);
     }
-    cJSON_AddStringToObject(o, "baseline", j->baseline_text);
+    if (j->npanel > 0) {
+        cJSON *pa = cJSON_AddArrayToObject(o, "baseline");
+        cJSON_AddItemToArray(pa, cJSON_CreateString(j->baseline_text));
+        for (int i = 0; i < j->npanel; i++) cJSON_AddItemToArray(pa, cJSON_CreateString(j->panel[i]));
+    } else {
+        cJSON_AddStringToObject(o, "baseline", j->baseline_text);
+    }
     cJSON *sp = cJSON_AddObjectToObject(o, "space");
     cJSON_AddItemToObject(sp, "terms", names_json(j->terms, TERM_COUNT, term_names, 0));
     cJSON *prim = names_json(j->ops, EOP_COUNT, op_names, EOP_ADD);

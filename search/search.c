@@ -92,6 +92,8 @@ struct Search {
     Cand *cands;
     int ncand, capcand, ncand0;
     int baseline;   /* index of the baseline candidate */
+    int npanel;     /* the rest of a baseline list (op "panel"): run wherever the baseline runs */
+    int panel[JOB_MAX_PANEL];
     uint64_t *htab; /* open addressing: hash -> cand index + 1 in hidx */
     int *hidx;
     int hcap;
@@ -481,13 +483,32 @@ static double task_score(double m, double b, int higher_better) {
     return sc < -1 ? -1 : sc > 1 ? 1 : sc;
 }
 
+/* What fitness at level l on task t is measured against: the baseline's mean, or with a panel
+ * the best mean of the baseline and the panel losses that finished the level (on validation).
+ * *who (may be NULL) gets the candidate index of that loss. */
+static double ref_metric(const Search *s, int l, int t, int *who) {
+    int f = 0, hb = task_higher_better(s->job->tasks[t]), w = s->baseline;
+    double r = mean_metric(s, &s->cands[s->baseline], l, t, &f);
+    for (int q = 0; q < s->npanel; q++) {
+        Cand *p = &s->cands[s->panel[q]];
+        int fp = 0;
+        if (p->status != ST_ALIVE || p->sched < l) continue;
+        double m = mean_metric(s, p, l, t, &fp);
+        if (isfinite(m) && (!isfinite(r) || (hb ? m > r : m < r))) {
+            r = m;
+            w = s->panel[q];
+        }
+    }
+    if (who) *who = w;
+    return r;
+}
+
 static double cand_fitness(const Search *s, Cand *c, int l) {
-    Cand *b = &s->cands[s->baseline];
     double sum = 0;
     for (int t = 0; t < s->job->nsel; t++) {
-        int f1 = 0, f2 = 0;
+        int f1 = 0;
         double m = mean_metric(s, c, l, t, &f1);
-        double bm = mean_metric(s, b, l, t, &f2);
+        double bm = ref_metric(s, l, t, NULL);
         sum += task_score(m, bm, task_higher_better(s->job->tasks[t]));
     }
     return sum / s->job->nsel - s->job->parsimony * c->size;
@@ -559,28 +580,43 @@ static int can_afford(const Search *s, int cost) { return s->c.evals + cost <= s
 static void promotions(Search *s) {
     const SearchJob *j = s->job;
     int *idx = malloc(((size_t)s->ncand + 1) * sizeof *idx);
-    if (!idx) return;
+    double *fp = malloc(((size_t)s->ncand + 1) * sizeof *fp);
+    if (!idx || !fp) {
+        free(idx);
+        free(fp);
+        return;
+    }
     for (int l = j->nlevels - 2; l >= 0; l--) {
-        int n = 0;
+        int n = 0, np = 0;
         for (int i = 0; i < s->ncand; i++) {
             Cand *c = &s->cands[i];
             if (c->status == ST_ALIVE && c->done >= l) idx[n++] = i;
+            if (c->status == ST_ALIVE && c->done >= l && c->sched > l) fp[np++] = c->fit[l];
         }
+        double bar = screen_rung_bar(fp, np); /* fixed for the round: promotions below do not move it */
         LevelCtx lc = {s, l};
         qsort_r(idx, (size_t)n, sizeof *idx, level_qcmp, &lc);
         int k = (int)floor(n * j->promote + 1e-9);
         for (int r = 0; r < k; r++) {
             Cand *c = &s->cands[idx[r]];
             if (c->sched > l) continue;
+            if (c->fit[l] < bar) continue; /* the rung bar (screen.c) */
             Cand *b = &s->cands[s->baseline];
             int cost = level_cost(s, l + 1) + (b->sched < l + 1 ? level_cost(s, l + 1) : 0);
+            for (int q = 0; q < s->npanel; q++)
+                cost += s->cands[s->panel[q]].status == ST_ALIVE && s->cands[s->panel[q]].sched < l + 1
+                            ? level_cost(s, l + 1) : 0;
             if (!can_afford(s, cost)) break;
             if (b->sched < l + 1) schedule_level(s, s->baseline, l + 1);
+            for (int q = 0; q < s->npanel; q++) /* the panel runs wherever the baseline runs */
+                if (s->cands[s->panel[q]].status == ST_ALIVE && s->cands[s->panel[q]].sched < l + 1)
+                    schedule_level(s, s->panel[q], l + 1);
             schedule_level(s, idx[r], l + 1);
             s->c.promotions++;
         }
     }
     free(idx);
+    free(fp);
 }
 
 static const char *const known_cls[] = {
@@ -619,6 +655,13 @@ static void initial_round(Search *s) {
     const SearchJob *j = s->job;
     int want = j->population, made = 0, cost = level_cost(s, 0);
     schedule_level(s, s->baseline, 0);
+    for (int i = 0; i < j->npanel && s->npanel < JOB_MAX_PANEL; i++) {
+        Expr *e = expr_parse(j->panel[i], NULL);
+        int ci = e ? admit(s, e, NULL, "panel") : -1;
+        if (ci < 0) continue; /* the same loss as the baseline, or refused */
+        schedule_level(s, ci, 0);
+        s->panel[s->npanel++] = ci;
+    }
     if (j->warm_start)
         for (int i = 0; i < s->nwarm && made < want && can_afford(s, cost); i++) {
             int ok = admit_text(s, s->warm[i], "warm", 0);
@@ -751,20 +794,35 @@ static void children_round(Search *s) {
     }
 }
 
+/* The panel loss (the baseline included) with the best fitness at the highest level any of them
+ * finished: the textbook loss to beat, chosen on validation; -1 without a panel. */
+static int panel_best(const Search *s) {
+    int best = -1;
+    for (int q = -1; s->npanel > 0 && q < s->npanel; q++) {
+        int ci = q < 0 ? s->baseline : s->panel[q];
+        const Cand *c = &s->cands[ci];
+        if (c->status != ST_ALIVE && c->status != ST_BASELINE) continue;
+        if (best < 0 || c->done > s->cands[best].done ||
+            (c->done == s->cands[best].done && cur_fitness(c) > cur_fitness(&s->cands[best])))
+            best = ci;
+    }
+    return best;
+}
+
 static void final_round(Search *s) {
     const SearchJob *j = s->job;
     int n = 0;
     int *idx = ranked(s, &n);
     if (!idx) return;
     int top = j->nlevels - 1, chosen = 0;
-    int base_done = 0;
     for (int r = 0; r < n && chosen < j->final_top; r++) {
         if (idx[r] == s->baseline) continue;
         chosen++;
-        int list[2] = {idx[r], s->baseline};
-        for (int q = 0; q < 2; q++) {
+        int pb = panel_best(s);
+        int list[3] = {idx[r], s->baseline, pb >= 0 && pb != s->baseline ? pb : -1};
+        for (int q = 0; q < 3; q++) {
             int ci = list[q];
-            if (ci == s->baseline && base_done++) continue;
+            if (ci < 0 || s->cands[ci].fin) continue; /* each loss once */
             Cand *c = &s->cands[ci];
             c->fin = calloc((size_t)s->nfin_tasks * (size_t)s->fin_cap, sizeof *c->fin);
             if (!c->fin) continue;
@@ -1256,9 +1314,8 @@ static cJSON *paired_json(const Paired *p) {
 }
 
 /* The final (holdout) comparison of candidate c against the baseline, paired by task and seed. */
-static cJSON *final_json(const Search *s, const Cand *c) {
+static cJSON *final_json(const Search *s, const Cand *c, const Cand *b) {
     const SearchJob *j = s->job;
-    const Cand *b = &s->cands[s->baseline];
     int nt = s->nfin_tasks, cap = s->fin_cap;
     if (!c->fin || !b->fin) return NULL;
     int ns = c->fin_n < b->fin_n ? c->fin_n : b->fin_n;
@@ -1356,7 +1413,9 @@ static cJSON *entry_json(const Search *s, const Cand *c, int rank) {
         const Task *task = j->tasks[t];
         int failed = 0;
         for (int k = 0; k < ns; k++) failed += !isfinite(v[k]);
-        double score = task_score(failed ? NAN : mv, mb, task_higher_better(task));
+        int who = s->baseline;
+        double ref = ref_metric(s, l, t, &who);
+        double score = task_score(failed ? NAN : mv, ref, task_higher_better(task));
         vs += score;
         cJSON *tj = cJSON_CreateObject();
         cJSON_AddStringToObject(tj, "task", task_name(task));
@@ -1368,6 +1427,10 @@ static cJSON *entry_json(const Search *s, const Cand *c, int rank) {
         add_num(tj, "test", mt);
         add_num(tj, "test_sd", st);
         add_num(tj, "baseline_val", mb);
+        if (who != s->baseline) { /* a panel loss did best on this task: scores are against it */
+            cJSON_AddStringToObject(tj, "reference", s->cands[who].text);
+            add_num(tj, "reference_val", ref);
+        }
         add_num(tj, "score", score);
         if (failed) cJSON_AddNumberToObject(tj, "failed_runs", failed);
         cJSON_AddItemToArray(tasks, tj);
@@ -1375,7 +1438,15 @@ static cJSON *entry_json(const Search *s, const Cand *c, int rank) {
     cJSON *cmp = cJSON_AddObjectToObject(o, "vs_baseline");
     add_num(cmp, "relative_gain", l >= 0 ? vs / j->nsel : NAN);
     cJSON_AddStringToObject(cmp, "baseline", b->text);
-    cJSON *fin = final_json(s, c);
+    cJSON *fin = final_json(s, c, b);
+    int pb = panel_best(s);
+    cJSON *pf = fin && pb >= 0 && &s->cands[pb] != c ? final_json(s, c, &s->cands[pb]) : NULL;
+    if (pf) { /* the same comparison against the best panel loss (chosen on validation) */
+        cJSON *vp = cJSON_DetachItemFromObject(pf, "vs_baseline");
+        cJSON_AddStringToObject(vp, "loss", s->cands[pb].text);
+        cJSON_AddItemToObject(fin, "vs_panel", vp);
+        cJSON_Delete(pf);
+    }
     if (fin) cJSON_AddItemToObject(o, "final", fin);
     if (c->collapsed) { /* never the winner: see rank_cmp */
         cJSON_AddBoolToObject(o, "collapsed", 1);
@@ -1415,6 +1486,14 @@ cJSON *search_stats(const Search *s) {
     int trained = 0;
     for (int i = 0; i < s->ncand; i++) trained += s->cands[i].status == ST_ALIVE;
     cJSON_AddNumberToObject(o, "trained_candidates", trained);
+    /* Fewer wasted trainings: candidates that got a full-fidelity (top-level) run, and the share
+     * of the proposed ones that never did (cache, signature, rejection, or stopped below). */
+    int full = 0;
+    for (int i = 0; i < s->ncand; i++)
+        full += i != s->baseline && s->cands[i].status == ST_ALIVE && s->cands[i].sched >= s->job->nlevels - 1;
+    cJSON_AddNumberToObject(o, "full_candidates", full);
+    add_num(o, "filtered_share", s->c.generated > 0 ? 1.0 - (double)full / s->c.generated : NAN);
+    cJSON_AddNumberToObject(o, "stopped_below_top", trained - full - 1); /* trained, less the baseline */
     cJSON_AddNumberToObject(o, "rounds", s->c.round);
     cJSON_AddNumberToObject(o, "evals_to_baseline", s->c.to_base);
     cJSON_AddNumberToObject(o, "evals_to_baseline_cand", (double)s->c.to_base_cand);
@@ -1744,6 +1823,8 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
         i++;
     }
     s->baseline = 0;
+    for (int q = 0; q < s->ncand && s->npanel < JOB_MAX_PANEL; q++)
+        if (!strcmp(s->cands[q].op, "panel")) s->panel[s->npanel++] = q;
     settle(s);
     cJSON_ArrayForEach(x, pop) {
         int ci = cJSON_IsNumber(x) ? x->valueint : -1;

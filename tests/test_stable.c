@@ -76,12 +76,14 @@ static void fake_train(const WorkItem *w, EvalResult *r) {
     r->steps = w->steps;
 }
 
-static int drive(Search *s, int max_rounds) {
+/* Runs up to max_rounds rounds with fake_train; see (may be NULL) looks at each round's works. */
+static int drive_with(Search *s, int max_rounds, void (*see)(const WorkItem *w, int n)) {
     int r = 0;
     for (; r < max_rounds; r++) {
         const WorkItem *w;
         int n = search_round(s, &w);
         if (n == 0) break;
+        if (see) see(w, n);
         WorkOutcome *res = calloc((size_t)n, sizeof *res);
         for (int i = 0; i < n; i++) {
             fake_train(&w[i], &res[i].res);
@@ -95,11 +97,22 @@ static int drive(Search *s, int max_rounds) {
     return r;
 }
 
+static int drive(Search *s, int max_rounds) { return drive_with(s, max_rounds, NULL); }
+
 static char *lb_text(const Search *s) {
     cJSON *lb = search_leaderboard(s, 0);
     char *t = cJSON_PrintUnformatted(lb);
     cJSON_Delete(lb);
     return t;
+}
+
+static SearchJob *parse_job(const char *text) {
+    cJSON *jj = cJSON_Parse(text);
+    SearchJob *job = NULL;
+    char err[LD_ERR_MAX] = "";
+    if (job_parse(jj, NULL, &job, err) != LD_OK) fail_msg("job: %s", err);
+    cJSON_Delete(jj);
+    return job;
 }
 
 static void test_collapsed_never_wins(void **state) {
@@ -108,11 +121,8 @@ static void test_collapsed_never_wins(void **state) {
         "{\"tasks\":[\"builtin:digits\"],\"holdout\":[\"builtin:wine\"],\"population\":10,"
         "\"children\":5,\"budget\":{\"evaluations\":60},\"fidelity\":{\"steps\":[50,200],"
         "\"promote\":0.5},\"seeds\":1,\"final\":{\"top\":4,\"seeds\":6},\"seed\":11}";
-    cJSON *jj = cJSON_Parse(text);
-    SearchJob *job = NULL;
+    SearchJob *job = parse_job(text);
     char err[LD_ERR_MAX] = "";
-    if (job_parse(jj, NULL, &job, err) != LD_OK) fail_msg("job: %s", err);
-    cJSON_Delete(jj);
     Search *a = search_new(job, NULL, 0, err);
     assert_non_null(a);
     /* up to the end of the search and the first final round, then save and restore */
@@ -255,50 +265,40 @@ static void test_tuner(void **state) {
 
 /* A cross-validated selection task (split.folds 4): level 0 trains split 0; the top level (and the
  * final evaluation) trains every split once per candidate, whatever the job's seeds. */
+static int folds_top_runs;
+
+static void see_folds(const WorkItem *w, int n) {
+    unsigned folds_of[64][2] = {{0}}; /* per candidate: splits seen at the top level, runs */
+    for (int i = 0; i < n; i++) {
+        unsigned f = (unsigned)(w[i].seed % 4);
+        if (w[i].steps == 10 && f != 0) fail_msg("level 0 trained split %u", f);
+        if (w[i].steps == 30 && w[i].cand < 64) {
+            folds_of[w[i].cand][0] |= 1u << f;
+            folds_of[w[i].cand][1]++;
+            folds_top_runs++;
+        }
+    }
+    for (int c = 0; c < 64; c++)
+        if (folds_of[c][1] && (folds_of[c][0] != 0xf || folds_of[c][1] % 4))
+            fail_msg("candidate %d: top-level splits %#x over %u runs (want each of 4)", c, folds_of[c][0],
+                     folds_of[c][1]);
+}
+
 static void test_folds_seeds(void **state) {
     (void)state;
     const char *text =
         "{\"tasks\":[{\"data\":\"builtin:wine\",\"split\":{\"folds\":4}}],\"population\":6,"
         "\"children\":3,\"budget\":{\"evaluations\":60},\"fidelity\":{\"steps\":[10,30],"
         "\"promote\":0.5},\"seeds\":2,\"final\":{\"top\":1,\"seeds\":4},\"seed\":3}";
-    cJSON *jj = cJSON_Parse(text);
-    SearchJob *job = NULL;
+    SearchJob *job = parse_job(text);
     char err[LD_ERR_MAX] = "";
-    if (job_parse(jj, NULL, &job, err) != LD_OK) fail_msg("job: %s", err);
-    cJSON_Delete(jj);
     assert_int_equal(job->level_seeds[0], 1);
     assert_int_equal(job->level_seeds[1], 4);
     Search *s = search_new(job, NULL, 0, err);
     assert_non_null(s);
-    int top_seen = 0;
-    for (int r = 0; r < 100; r++) {
-        const WorkItem *w;
-        int n = search_round(s, &w);
-        if (n == 0) break;
-        unsigned folds_of[64][2] = {{0}}; /* per candidate: splits seen at the top level */
-        for (int i = 0; i < n; i++) {
-            unsigned f = (unsigned)(w[i].seed % 4);
-            if (w[i].steps == 10 && f != 0) fail_msg("level 0 trained split %u", f);
-            if (w[i].steps == 30 && w[i].cand < 64) {
-                folds_of[w[i].cand][0] |= 1u << f;
-                folds_of[w[i].cand][1]++;
-                top_seen++;
-            }
-        }
-        for (int c = 0; c < 64; c++)
-            if (folds_of[c][1] && (folds_of[c][0] != 0xf || folds_of[c][1] % 4))
-                fail_msg("candidate %d: top-level splits %#x over %u runs (want each of 4)", c, folds_of[c][0],
-                         folds_of[c][1]);
-        WorkOutcome *res = calloc((size_t)n, sizeof *res);
-        for (int i = 0; i < n; i++) {
-            fake_train(&w[i], &res[i].res);
-            res[i].seq = w[i].seq;
-            res[i].status = WORK_OK;
-        }
-        if (search_finish_round(s, res, n, err) != LD_OK) fail_msg("finish_round: %s", err);
-        free(res);
-    }
-    if (top_seen == 0) fail_msg("no top-level runs");
+    folds_top_runs = 0;
+    drive_with(s, 100, see_folds);
+    if (folds_top_runs == 0) fail_msg("no top-level runs");
     search_free(s);
     job_free(job);
 }
@@ -320,6 +320,57 @@ static void test_ci95(void **state) {
     assert_true(isnan(lo) && isnan(hi));
 }
 
+/* A panel baseline (["ce", "focal(2)", "smooth(0.1)"]): the panel losses run wherever the baseline
+ * runs, fitness is measured against the best of them (focal scores best under fake_train, so no
+ * focal-free candidate has positive fitness), the final evaluation compares with the best panel
+ * loss, and a restored engine proposes the same rounds. */
+static void test_panel(void **state) {
+    (void)state;
+    const char *text =
+        "{\"tasks\":[\"builtin:wine\"],\"baseline\":[\"ce\",\"focal(2)\",\"smooth(0.1)\"],"
+        "\"population\":8,\"children\":4,\"budget\":{\"evaluations\":50},\"fidelity\":{\"steps\":[10,30],"
+        "\"promote\":0.5},\"seeds\":2,\"final\":{\"top\":2,\"seeds\":3},\"seed\":5}";
+    SearchJob *job = parse_job(text);
+    char err[LD_ERR_MAX] = "";
+    assert_int_equal(job->npanel, 2);
+    cJSON *norm = job_json(job);
+    cJSON *bl = cJSON_GetObjectItem(norm, "baseline");
+    assert_true(cJSON_IsArray(bl) && cJSON_GetArraySize(bl) == 3);
+    cJSON_Delete(norm);
+    Search *a = search_new(job, NULL, 0, err);
+    assert_non_null(a);
+    drive(a, 3);
+    cJSON *saved = search_save(a);
+    Search *b = search_restore(job, saved, err);
+    cJSON_Delete(saved);
+    if (!b) fail_msg("restore: %s", err);
+    drive(a, 200);
+    drive(b, 200);
+    char *ta = lb_text(a), *tb = lb_text(b);
+    if (strcmp(ta, tb)) fail_msg("restored panel search differs:\n%s\n%s", ta, tb);
+    free(ta);
+    free(tb);
+    cJSON *lb = search_leaderboard(a, 0);
+    int saw_panel_final = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, lb) {
+        const char *ex = cJSON_GetObjectItem(e, "expr")->valuestring;
+        double fit = cJSON_GetObjectItem(e, "fitness")->valuedouble;
+        if (!strstr(ex, "focal") && fit > 0) fail_msg("%s has fitness %g above the panel's best (focal)", ex, fit);
+        const cJSON *vp = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "final"), "vs_panel");
+        if (vp) {
+            saw_panel_final = 1;
+            if (!strstr(cJSON_GetObjectItem(vp, "loss")->valuestring, "focal"))
+                fail_msg("final compared with %s, not the best panel loss", cJSON_GetObjectItem(vp, "loss")->valuestring);
+        }
+    }
+    if (!saw_panel_final) fail_msg("no final comparison against the panel");
+    cJSON_Delete(lb);
+    search_free(a);
+    search_free(b);
+    job_free(job);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_collapsed_rule),
@@ -328,6 +379,7 @@ int main(void) {
         cmocka_unit_test(test_tuner),
         cmocka_unit_test(test_folds_seeds),
         cmocka_unit_test(test_ci95),
+        cmocka_unit_test(test_panel),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
