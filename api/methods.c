@@ -369,12 +369,12 @@ static double num(const cJSON *o, const char *k) {
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* The direction of metric for a job or family (the evaluator's table; a metric it does not
- * know: lower is better for physics and regression, whose metrics are errors). */
+/* The direction of metric for a job or family, from the evaluator's family table (a metric the
+ * family does not have is in no run either: the store finds no entry for it). */
 static int metric_higher_better(const char *family, const char *metric) {
-    int fam = family ? family_parse(family) : -1, hb = 1;
-    if (eval_metric_direction(family, metric, &hb)) return hb;
-    return fam != FAM_PHYSICS && fam != FAM_REGRESSION;
+    int hb = 1;
+    eval_metric_direction(family, metric, &hb);
+    return hb;
 }
 
 /* Parameters checked here, the rest (ranking, direction, spread, the baseline's row) is the

@@ -76,6 +76,16 @@ def report_rows(text):
     return rows
 
 
+def check_rows(view, got_rows, rows):
+    """A view's printed (rank, fitness, mean, spread) of every row of the reply (rows)."""
+    for cand, e in rows.items():
+        got = got_rows.get(cand)
+        want = (e.get("rank"), e.get("fitness"), e.get("mean"), e.get("spread"))
+        check("%s: cand %d rank, fitness, mean, spread" % (view, cand),
+              got is not None and got[0] == want[0] and near(got[1], want[1], 6e-5)
+              and near(got[2], want[2], 6e-5) and near(got[3], want[3], 6e-5), got, want)
+
+
 def sample_sd(xs):
     if len(xs) < 2:
         return None
@@ -129,12 +139,7 @@ def run_tests(c, sock, tmp):
     rc, out, err = ctl(sock, "leaderboard", str(job), "--top", str(k))
     t = table_rows(out)
     check("lossctl table: exit 0", rc == 0, err)
-    for cand, e in rows.items():
-        got = t.get(cand)
-        want = (e.get("rank"), e.get("fitness"), e.get("mean"), e.get("spread"))
-        check("lossctl table: cand %d rank, fitness, mean, spread" % cand,
-              got is not None and got[0] == want[0] and near(got[1], want[1], 6e-5)
-              and near(got[2], want[2], 6e-5) and near(got[3], want[3], 6e-5), got, want)
+    check_rows("lossctl table", t, rows)
     check("lossctl table: no other rows", set(t) == set(rows), sorted(t), sorted(rows))
 
     # lossctl --format jsonl: the reply's rows, exactly
@@ -157,12 +162,7 @@ def run_tests(c, sock, tmp):
     rc, out, err = ctl(sock, "report", str(job), "-o", path)
     check("lossctl report: exit 0", rc == 0, err)
     rr = report_rows(open(path).read()) if rc == 0 else {}
-    for cand, e in rows.items():
-        got = rr.get(cand)
-        want1 = (e.get("rank"), e.get("fitness"), e.get("mean"), e.get("spread"))
-        check("report: cand %d rank, fitness, mean, spread" % cand,
-              got is not None and got[0] == want1[0] and near(got[1], want1[1], 6e-5)
-              and near(got[2], want1[2], 6e-5) and near(got[3], want1[3], 6e-5), got, want1)
+    check_rows("report", rr, rows)
 
     # --family with a metric beyond the family's own
     fam = c.call("leaderboard.query", family="classification", k=5, metric="balanced_accuracy")
