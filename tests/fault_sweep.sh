@@ -8,6 +8,7 @@
 #   tests/fault_sweep.sh --step 5   every 5th N (--step 0: no I/O faults)
 #   ... --alloc-step K              every Kth SQLite allocation fails once (default: 3 samples)
 #   ... --kill9 K                   also K kill -9 runs at moments spread over the search (default 2)
+#   ... --time-limit S              stop the I/O sweep after S seconds, saying how far it got
 cd "$(dirname "$0")/.." || exit 1
 if [ $# -eq 0 ]; then set -- --all; fi
 exec nice -n 5 tests/test_faults_daemon.py "$@"

@@ -485,10 +485,16 @@ def main():
         # fault injection: every N (--all) or a sample; persistent faults end in kill -9 and a
         # restart, one-shot faults must be recovered from without one
         ns = (list(range(1, ops + 1, step)) if step > 0 else []) if full else sample(ops, 4)
+        # --time-limit S: stop the I/O sweep after S seconds and say how far it got
+        limit = float(sys.argv[sys.argv.index("--time-limit") + 1]) if "--time-limit" in sys.argv else 0
         t0 = time.time()
-        runs = restarts = fails = 0
-        for persist in (True, False):
-            for n in ns:
+        runs = restarts = fails = done_n = 0
+        for n in ns:
+            if limit and time.time() - t0 > limit:
+                print("time limit of %.0f s reached: stopped after %d of %d N values (up to N=%d)"
+                      % (limit, done_n, len(ns), ns[done_n - 1] if done_n else 0), flush=True)
+                break
+            for persist in (True, False):
                 probs = run_fault(tmp, ref, n, persist, "f%d%s" % (n, "p" if persist else "t"))
                 runs += 1
                 restarts += 1 if persist else 0
@@ -499,9 +505,14 @@ def main():
                 elif not full:
                     lib.ok("fault at operation %d (%s): nothing lost, integrity ok, same leaderboard"
                            % (n, "from then on, kill -9, restart" if persist else "once, recovered"))
-        print("fault injection: %d N values of %d operations, %d runs, %d restarts after kill -9, "
-              "%d leaderboards of %d entries compared, %d failed, %.0f s"
-              % (len(ns), ops, runs, restarts, runs, len(ref), fails, time.time() - t0), flush=True)
+            done_n += 1
+            if full and done_n % 50 == 0:
+                print("... %d of %d N values, %d failed, %.0f s" % (done_n, len(ns), fails,
+                                                                    time.time() - t0), flush=True)
+        print("fault injection: %d N values of %d operations (every %d from 1), %d runs, %d restarts "
+              "after kill -9, %d leaderboards of %d entries compared, %d failed, %.0f s"
+              % (done_n, ops, step, runs, restarts, runs, len(ref), fails, time.time() - t0),
+              flush=True)
         # allocation failures: the Nth SQLite allocation fails once
         aref, allocs = undisturbed(tmp, "0,alloc", "aref")
         step_a = int(sys.argv[sys.argv.index("--alloc-step") + 1]) if "--alloc-step" in sys.argv else 0
