@@ -6,8 +6,10 @@ DEB_PKGS  := build-essential pkg-config libuv1-dev libsqlite3-dev libcjson-dev l
              libcmocka-dev libpq-dev tzdata python3 python3-numpy
 # The tests also check training and exported code against PyTorch (Debian's python3-torch), and
 # the PostgreSQL queue against a throwaway cluster (Debian's postgresql: initdb, pg_ctl).
-# jq: a documented lossctl example pipes into it (tests/docs_check.py runs it).
-TEST_PKGS := $(DEB_PKGS) python3-torch socat jq python3-pip python3-setuptools postgresql chromium
+# jq: a documented lossctl example pipes into it (tests/docs_check.py runs it). python3-pandas:
+# the Python client's leaderboard(as_frame=True) (tests/test_python_client.py; ~1 s of import).
+TEST_PKGS := $(DEB_PKGS) python3-torch socat jq python3-pip python3-setuptools postgresql chromium \
+             python3-pandas
 # The benchmarks only (never the tests): the Optuna TPE peer of bench/vs_optuna.sh; postgresql
 # for the queue benchmark (bench/pgqueue.sh).
 BENCH_PKGS := $(DEB_PKGS) python3-optuna postgresql

@@ -165,11 +165,21 @@ def run_tests(c, sock, tmp):
     check("leaderboard top out of range: LossdError -32602", e is not None and e.code == -32602,
           repr(e))
     try:
-        import pandas  # noqa: F401
+        import pandas
         df = c.leaderboard(job, top=5, as_frame=True)
-        check("as_frame: a DataFrame with task metric columns",
-              len(df) == len(top) and "fitness" in df.columns
-              and any(col.endswith(".accuracy") for col in df.columns), list(df.columns))
+        check("as_frame: a pandas DataFrame with task metric columns",
+              isinstance(df, pandas.DataFrame) and len(df) == len(top) and "fitness" in df.columns
+              and "digits.accuracy" in df.columns and "digits.accuracy.test" in df.columns,
+              type(df), list(df.columns))
+        flat = [lossd.flatten_entry(e) for e in top]
+        check("as_frame: one row per entry, best first, the numbers of the dict entries",
+              list(df["cand"]) == [e["cand"] for e in top]
+              and list(df["expr"]) == [e["expr"] for e in top]
+              and all(abs(a - b) <= 1e-12 for a, b in zip(df["fitness"], [e["fitness"] for e in top]))
+              and all(abs(a - r["digits.accuracy"]) <= 1e-12
+                      for a, r in zip(df["digits.accuracy"], flat))
+              and str(df["digits.accuracy"].dtype) == "float64",
+              df.head(3).to_dict("records"), flat[:3])
     except ImportError:
         try:
             c.leaderboard(job, top=5, as_frame=True)
