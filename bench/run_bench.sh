@@ -47,6 +47,9 @@ build/bench/bench_store || echo "bench_store failed (exit $?)"
 echo "== lossd serve: leaderboard.query latency and 100 clients with 100,000 stored evaluations (bench/bench_daemon.py)"
 /usr/bin/python3 bench/bench_daemon.py || echo "bench_daemon.py failed (exit $?)"
 
+echo "== lossd serve: pipelined small requests (server.status, leaderboard.query) per second while a search trains (bench/bench_small.py)"
+/usr/bin/python3 bench/bench_small.py || echo "bench_small.py failed (exit $?)"
+
 echo "== deployed precision: a 360-row digits split through the fp16/bf16/int8 model against fp32 (bench_quant)"
 build/bench/bench_quant || echo "bench_quant failed (exit $?)"
 

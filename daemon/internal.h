@@ -60,6 +60,8 @@ struct Daemon {
     int pump_depth;      /* jobs_pump is running (it is not re-entered) */
     int64_t evals_total; /* evaluations finished by this process */
     int loads;           /* submits whose data is being parsed off the loop */
+    int64_t db_bytes;    /* server.status's database size, measured at db_bytes_ms */
+    double db_bytes_ms;
 
     /* evaluations finished per second, over the last DAEMON_RATE_BUCKETS seconds */
     int64_t rate_sec[DAEMON_RATE_BUCKETS];

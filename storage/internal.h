@@ -42,6 +42,7 @@
                  "ORDER BY jt.idx")                                                                \
     X(JOB_LIST, JOB_LIST_COLS "FROM jobs ORDER BY id DESC LIMIT ?2")                              \
     X(JOB_LIST_STATE, JOB_LIST_COLS "FROM jobs WHERE state = ?1 ORDER BY id DESC LIMIT ?2")       \
+    X(JOB_COUNTS, "SELECT state, count(*) FROM jobs GROUP BY state")                              \
     X(JOB_LIST_SCHED, JOB_LIST_COLS "FROM jobs WHERE schedule_id = ?1 ORDER BY id DESC LIMIT ?2") \
     X(JOB_IN_STATE, "SELECT id FROM jobs WHERE state = ?1 ORDER BY id")                          \
     X(JOB_ADD_TASK, "INSERT INTO job_tasks(job_id, idx, task_id, holdout) VALUES(?1, ?2, ?3, ?4) " \

@@ -1064,6 +1064,25 @@ int store_job_list(Store *s, const char *state, int limit, cJSON **out, char *er
     return store_rows_array_(s, st, job_summary, out, "list jobs", err);
 }
 
+int store_job_counts(Store *s, int64_t counts[JOB_NSTATES], char *err)
+{
+    const char *what = "count jobs";
+    int src;
+    for (int i = 0; i < JOB_NSTATES; i++)
+        counts[i] = 0;
+    sqlite3_stmt *st = store_stmt_(s, ST_JOB_COUNTS, what, err);
+    if (!st)
+        return LD_EIO;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        JobState js;
+        if (job_state_parse((const char *)sqlite3_column_text(st, 0), &js) == LD_OK)
+            counts[js] = sqlite3_column_int64(st, 1);
+    }
+    int rc = src == SQLITE_DONE ? LD_OK : store_sqlerr_(s, src, what, err);
+    sqlite3_reset(st);
+    return rc;
+}
+
 int store_jobs_in_state(Store *s, const char *state, int64_t **ids, int *n, char *err)
 {
     const char *what = "jobs in state";

@@ -177,6 +177,8 @@ typedef enum JobState {
 } JobState;
 const char *job_state_name(JobState s);            /* "queued", ...; "unknown" out of range */
 int job_state_parse(const char *name, JobState *out); /* LD_OK or LD_EINVAL */
+/* The number of stored jobs in each state (one indexed query: server.status asks it often). */
+int store_job_counts(Store *s, int64_t counts[JOB_NSTATES], char *err);
 
 /* The same for typed outcomes (common/work.h), as the daemon and `lossd search` store them:
  * WORK_OK and WORK_FAILED as "ok" / "failed"; WORK_REJECTED as "failed" with the reason after

@@ -178,6 +178,12 @@ static void test_jobs(void **state)
     cJSON_Delete(lb);
     OK(store_job_set_state(s, id1, "failed", "out of budget", E));
 
+    int64_t counts[JOB_NSTATES]; /* server.status's: id1 failed, id2 queued */
+    OK(store_job_counts(s, counts, E));
+    assert_int_equal(counts[JOB_FAILED], 1);
+    assert_int_equal(counts[JOB_QUEUED], 1);
+    assert_int_equal(counts[JOB_RUNNING] + counts[JOB_PAUSED] + counts[JOB_DONE] + counts[JOB_CANCELLED], 0);
+
     int64_t tid = add_task(s, 42, "classification", "digits", 1);
     OK(store_job_add_task(s, id1, 0, tid, 0, E));
     OK(store_job_add_task(s, id1, 0, tid, 1, E)); /* idempotent on (job, idx): replaces */
