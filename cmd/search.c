@@ -11,6 +11,7 @@
 
 #include "../api/rpc.h"
 #include "../search/search.h"
+#include "../daemon/engine.h"
 #include "../daemon/executor.h"
 #include "../daemon/rounds.h"
 #include "../storage/store.h"
@@ -42,7 +43,7 @@ static int run_round(Executor *x, const SearchJob *job, const WorkItem *works, i
             return ld_err(err, LD_ENOMEM, "out of memory");
         }
         it->work = works[i];
-        it->task = job_task(job, works[i].task);
+        it->task = engine_task(job, works[i].task);
         it->idx = i;
         exec_submit(x, it);
     }
@@ -75,7 +76,7 @@ static int db_start(Db *d, const char *path, const SearchJob *job, char *err) {
     cJSON_Delete(spec);
     if (rc != LD_OK) return rc;
     for (int i = 0; i < job_ntasks(job) && i < 64; i++) {
-        const Task *t = job_task(job, i);
+        const Task *t = engine_task(job, i);
         cJSON *ts = task_spec(t);
         rc = store_task_upsert(d->st, task_hash(t), family_name(task_family(t)), task_name(t),
                                task_metric(t), task_higher_better(t), ts, &d->task_id[i], err);
@@ -84,7 +85,7 @@ static int db_start(Db *d, const char *path, const SearchJob *job, char *err) {
                                                  job_is_holdout(job, i), err);
         if (rc != LD_OK) return rc;
     }
-    snprintf(d->family, sizeof d->family, "%s", family_name(task_family(job_task(job, 0))));
+    snprintf(d->family, sizeof d->family, "%s", family_name(task_family(engine_task(job, 0))));
     d->book = (RoundBook){.store = d->st, .job_id = d->job_id, .task_ids = d->task_id,
                           .family = d->family};
     return store_job_set_state(d->st, d->job_id, "running", NULL, err);
@@ -140,7 +141,7 @@ static int db_lookup(void *ctx, const WorkItem *w, uint64_t expr_hash, EvalResul
     LookupCtx *lc = ctx;
     int found = 0;
     char err[LD_ERR_MAX];
-    if (store_result_lookup(lc->db->st, expr_hash, task_hash(job_task(lc->job, w->task)), w->seed,
+    if (store_result_lookup(lc->db->st, expr_hash, task_hash(engine_task(lc->job, w->task)), w->seed,
                             w->steps, &found, out, err) != LD_OK)
         return 0;
     /* a stored rejection is not a training result: the pre-check runs again */
@@ -258,7 +259,7 @@ int search_main(int argc, char **argv) {
         cJSON_AddStringToObject(json, "seed", b);
     }
     base = dir_of(job_path);
-    if (job_parse(json, base, &job, err) != LD_OK) {
+    if (job_parse(json, base, engine_env(), &job, err) != LD_OK) {
         fprintf(stderr, "%s: %s\n", job_path, err);
         status = 2;
         goto done;
@@ -275,8 +276,8 @@ int search_main(int argc, char **argv) {
         cJSON *pop = cJSON_GetObjectItem(spec, "population");
         int k = cJSON_IsNumber(pop) ? pop->valueint / 2 : 8;
         cJSON_Delete(spec);
-        if (want_warm && store_warm_start(db.st, family_name(task_family(job_task(job, 0))),
-                                          task_hash(job_task(job, 0)), k < 1 ? 1 : k, &warm,
+        if (want_warm && store_warm_start(db.st, family_name(task_family(engine_task(job, 0))),
+                                          task_hash(engine_task(job, 0)), k < 1 ? 1 : k, &warm,
                                           &nwarm, err) != LD_OK) {
             fprintf(stderr, "lossd search: warm start: %s (continuing without)\n", err);
             nwarm = 0;
@@ -365,7 +366,7 @@ int search_main(int argc, char **argv) {
     t0 = ld_now_ms();
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "job", job_name(job));
-    cJSON_AddStringToObject(out, "family", family_name(task_family(job_task(job, 0))));
+    cJSON_AddStringToObject(out, "family", family_name(task_family(engine_task(job, 0))));
     cJSON *lb = search_leaderboard(s, 10);
     append_baseline(s, lb);
     cJSON_AddItemToObject(out, "leaderboard", lb);

@@ -13,6 +13,7 @@
 
 #include "../search/search.h"
 #include "daemon.h"
+#include "engine.h"
 #include "executor.h"
 
 /* ---- jobs (jobs.c) ---------------------------------------------------------------------- */

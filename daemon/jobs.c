@@ -191,7 +191,7 @@ static int job_store_tasks(Daemon *d, DJob *j, char *err) {
     j->task_ids = calloc((size_t)(n > 0 ? n : 1), sizeof *j->task_ids);
     if (!j->task_ids) return ld_err(err, LD_ENOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
-        const Task *t = job_task(j->job, i);
+        const Task *t = engine_task(j->job, i);
         cJSON *spec = task_spec(t);
         int rc = store_task_upsert(d->store, task_hash(t), family_name(task_family(t)),
                                    task_name(t), task_metric(t), task_higher_better(t), spec,
@@ -267,11 +267,11 @@ static int job_load(Daemon *d, int64_t id, DJob **out, char *err) {
     j->schedule_id = (int64_t)jnum(row, "schedule_id", "schedule", 0);
     const cJSON *stats = cJSON_GetObjectItemCaseSensitive(row, "stats");
     j->elapsed_prev_s = jnum(stats, "elapsed_s", NULL, 0);
-    rc = job_parse(spec, d->cwd, &j->job, err);
+    rc = job_parse(spec, d->cwd, engine_env(), &j->job, err);
     if (rc != LD_OK) goto done;
     j->family[0] = 0;
     if (job_ntasks(j->job) > 0)
-        snprintf(j->family, sizeof j->family, "%s", family_name(task_family(job_task(j->job, 0))));
+        snprintf(j->family, sizeof j->family, "%s", family_name(task_family(engine_task(j->job, 0))));
     rc = job_store_tasks(d, j, err);
     if (rc != LD_OK) goto done;
     rc = store_state_get(d->store, id, &j->round, &state, err);
@@ -352,7 +352,7 @@ static int submit_finish(Daemon *d, const DaemonSubmit *sub, SearchJob *sj, int6
     const cJSON *ws = cJSON_GetObjectItemCaseSensitive(spec, "warm_start");
     int want_warm = !ws || cJSON_IsTrue(ws);
     if (want_warm && job_ntasks(sj) > 0) {
-        const Task *t0 = job_task(sj, 0);
+        const Task *t0 = engine_task(sj, 0);
         char e2[LD_ERR_MAX];
         if (store_warm_start(d->store, family_name(task_family(t0)), task_hash(t0), 8, &warm,
                              &nwarm, e2) != LD_OK) {
@@ -402,7 +402,7 @@ static int submit_finish(Daemon *d, const DaemonSubmit *sub, SearchJob *sj, int6
     j->job = sj;
     j->best_fitness = NAN;
     if (job_ntasks(sj) > 0)
-        snprintf(j->family, sizeof j->family, "%s", family_name(task_family(job_task(sj, 0))));
+        snprintf(j->family, sizeof j->family, "%s", family_name(task_family(engine_task(sj, 0))));
     rc = job_store_tasks(d, j, err);
     if (rc == LD_OK) rc = store_state_put(d->store, j->id, 0, state0, err);
     j->state_round = 0;
@@ -431,9 +431,9 @@ static int submit_finish(Daemon *d, const DaemonSubmit *sub, SearchJob *sj, int6
     daemon_log("job %lld: submitted (%s, priority %d, %d warm-start expressions)",
                (long long)j->id, job_name(j->job) ? job_name(j->job) : "", j->priority, nwarm);
     for (int i = 0; i < job_ntasks(j->job); i++) /* what loading its data dropped or filled */
-        if (task_data_note(job_task(j->job, i))[0])
-            daemon_log("job %lld: task %s: %s", (long long)j->id, task_name(job_task(j->job, i)),
-                       task_data_note(job_task(j->job, i)));
+        if (task_data_note(engine_task(j->job, i))[0])
+            daemon_log("job %lld: task %s: %s", (long long)j->id, task_name(engine_task(j->job, i)),
+                       task_data_note(engine_task(j->job, i)));
     jobs_pump(d);
 done:
     store_strv_free(warm, nwarm);
@@ -449,7 +449,7 @@ int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *
     SearchJob *sj = NULL;
     *existed = 0;
     if (d->shutting_down) return ld_err(err, LD_EBUSY, "the server is shutting down");
-    int rc = job_parse(sub->job, sub->base_dir ? sub->base_dir : d->cwd, &sj, err);
+    int rc = job_parse(sub->job, sub->base_dir ? sub->base_dir : d->cwd, engine_env(), &sj, err);
     if (rc != LD_OK) return rc;
     return submit_finish(d, sub, sj, job_id, existed, err);
 }
@@ -473,7 +473,7 @@ typedef struct SubmitLoad {
 
 static void submit_load_work(uv_work_t *req) {
     SubmitLoad *l = req->data;
-    l->rc = job_parse(l->job, l->base_dir, &l->sj, l->err);
+    l->rc = job_parse(l->job, l->base_dir, engine_env(), &l->sj, l->err);
 }
 
 static void submit_load_after(uv_work_t *req, int status) {
@@ -706,7 +706,7 @@ static int dispatch_one(Daemon *d, DJob *j) {
     it->idx = i;
     it->work = j->works[i];
     it->work.job_id = j->id;
-    it->task = job_task(j->job, it->work.task);
+    it->task = engine_task(j->job, it->work.task);
     j->wstate[i] = W_RUNNING;
     j->inflight++;
     d->wrr_left--;

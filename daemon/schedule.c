@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "../search/search.h"
+#include "engine.h"
 #include "schedule.h"
 
 static const char *json_type(const cJSON *v) {
@@ -194,7 +195,7 @@ int schedule_validate(const cJSON *params, const char *base_dir, ScheduleSpec *o
         rc = ld_err(err, LD_EINVAL, "params.job: expected an object, got %s", json_type(job));
         goto fail;
     }
-    rc = job_parse(job, base_dir, &sj, e2);
+    rc = job_parse(job, base_dir, engine_env(), &sj, e2);
     if (rc != LD_OK) {
         ld_err(err, rc, "params.job: %s", e2);
         goto fail;

@@ -13,6 +13,7 @@
 #include "../lang/expr.h"
 #include "../search/search.h"
 #include "daemon.h"
+#include "engine.h"
 #include "internal.h"
 #include "schedule.h"
 
@@ -223,9 +224,9 @@ static int seed_from_runs(Daemon *d, const Schedule *s, cJSON *job) {
     if (nv == 0)
         goto done;
     qsort(v, (size_t)nv, sizeof *v, seed_cmp);
-    if (job_parse(job, d->cwd, &sj, e2) != LD_OK || job_ntasks(sj) < 1)
+    if (job_parse(job, d->cwd, engine_env(), &sj, e2) != LD_OK || job_ntasks(sj) < 1)
         goto done;
-    const Task *t0 = job_task(sj, 0);
+    const Task *t0 = engine_task(sj, 0);
     int fam = task_family(t0);
     seeds = cJSON_CreateArray();
     if (!seeds)

@@ -545,10 +545,17 @@ fail:
     return rc;
 }
 
+static const char *const con_known[] = {"supcon(0.1)", "infonce(0.2)", "infonce(0.05)",
+                                        "0.5*infonce(0.1) + 0.5*supcon(0.1)",
+                                        "infonce(0.1) + 0.001*l2", NULL};
+static const char *const con_panel[] = {"infonce(0.1)", "supcon(0.1)", "l2", NULL};
+
 const EvalFamily family_contrastive = {
     .name = "contrastive",
     .metrics = {{"knn_accuracy", 1}, {"uniformity", 0}, {"alignment", 0}},
     .baseline = "infonce(0.1)",
+    .known = con_known,
+    .panel = con_panel,
     .data_set = 1,
     .classify = 1,
     .load = con_task_load,

@@ -96,6 +96,9 @@ int eval_run_trace(const Task *t, const Expr *loss, const EvalOpts *opt, EvalRes
  * with a reason ("does not improve accuracy when optimised directly") when the family's metric
  * does not improve. */
 int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *err);
+/* The length of eval_signature's gradient for family and C (the layout probe.c writes): a
+ * larger n is padded with zeros. */
+int eval_signature_len(int family, int C);
 int eval_precheck(const Expr *e, int family, int C, char *err);
 
 #endif

@@ -36,6 +36,11 @@ typedef struct EvalFamily {
      * ends the list. */
     EvalMetricDef metrics[FAMILY_METRICS_MAX + 1];
     const char *baseline; /* the loss a search compares against by default */
+    /* For the search (search.h's SearchFamily): textbook losses its first population tries,
+     * and the terms of the family's textbook mixture (the tuner's panel). NULL-ended lists of
+     * loss expressions; NULL: none. */
+    const char *const *known;
+    const char *const *panel;
     /* 1: the task is rows of a data set that task.c loads, splits and transforms (classify: the
      * target is a class label); 0: the family builds its own data in load. */
     int data_set, classify;

@@ -469,10 +469,17 @@ static void phys_score(Trainer *tr, EvalResult *res) {
     m->test = rt;
 }
 
+static const char *const phys_known[] = {"mse + 0.1*phys + bc", "mse + phys + bc",
+                                         "mse + 0.01*phys + 0.1*bc", "huber(1) + 0.1*phys + bc",
+                                         NULL};
+static const char *const phys_panel[] = {"mse", "phys", "bc", "huber(1)", NULL};
+
 const EvalFamily family_physics = {
     .name = "physics",
     .metrics = {{"solution_error", 0}, {"residual", 0}},
     .baseline = "mse",
+    .known = phys_known,
+    .panel = phys_panel,
     .data_set = 0,
     .load = phys_task_load,
     .unload = phys_task_free,

@@ -99,6 +99,12 @@ static const Batch *probe_batch(int family, int C) {
     return found;
 }
 
+int eval_signature_len(int family, int C) {
+    unsigned in = lang_vocab(family).inputs; /* the batch's shape, as batch_init makes it */
+    int c = (in & LIN_CLASS) ? (C >= 2 ? C : 10) : 1, d = (in & LIN_EMB) ? PROBE_D : 0;
+    return PROBE_B * c + 2 * PROBE_B * d + 3;
+}
+
 int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *err) {
     Batch own = {0};
     const Batch *shared = probe_batch(family, C);

@@ -206,10 +206,20 @@ static void sup_score(Trainer *tr, EvalResult *res) {
     .run_bytes = sup_run_bytes, .setup = sup_setup, .step = sup_step, .curve_val = sup_curve_val,   \
     .score = sup_score
 
+static const char *const cls_known[] = {
+    "focal(2)", "0.5*ce + 0.5*focal(2)", "smooth(0.1)", "poly1(1)", "ce - 0.1*entropy",
+    "(1-t)*ce + t*focal(2)", "hinge", "ce + 0.5*mse", NULL};
+static const char *const cls_panel[] = {"ce", "mae", "focal(2)", "smooth(0.1)", "poly1(1)", NULL};
+static const char *const reg_known[] = {"mae", "huber(1)", "logcosh", "0.5*mse + 0.5*mae",
+                                        "huber(0.3)", NULL};
+static const char *const reg_panel[] = {"mse", "mae", "huber(1)", "logcosh", NULL};
+
 const EvalFamily family_classification = {
     .name = "classification",
     .metrics = {{"accuracy", 1}, {"balanced_accuracy", 1}, {"macro_f1", 1}, {"ece", 0}},
     .baseline = "ce",
+    .known = cls_known,
+    .panel = cls_panel,
     .data_set = 1,
     .classify = 1,
     SUPERVISED_HOOKS,
@@ -219,6 +229,8 @@ const EvalFamily family_regression = {
     .name = "regression",
     .metrics = {{"mse", 0}, {"mae", 0}},
     .baseline = "mse",
+    .known = reg_known,
+    .panel = reg_panel,
     .data_set = 1,
     .classify = 0,
     SUPERVISED_HOOKS,

@@ -14,9 +14,11 @@
 
 struct SearchJob {
     char name[64];
-    int family;                 /* FAM_*, the same for every task */
+    const SearchEnv *env;       /* borrowed: loads tasks, probes losses */
+    int family;                 /* family id (lang/expr.h), the same for every task */
+    SearchFamily fam;           /* the family's own lists (SearchEnv.family) */
     int ntasks, nsel;           /* tasks[0..nsel) select, tasks[nsel..ntasks) are holdout */
-    Task *tasks[JOB_MAX_TASKS]; /* owned */
+    SearchTask tasks[JOB_MAX_TASKS]; /* each freed through env->task_free */
     Expr *baseline;             /* owned, canonical */
     char baseline_text[EXPR_TEXT_MAX];
     int npanel;                       /* baseline given as a list: the entries after the first */

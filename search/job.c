@@ -1,5 +1,5 @@
 /* job.c: parses and validates a search job (docs/jobs.md): every problem is collected and named,
- * defaults are filled in, tasks are loaded. */
+ * defaults are filled in, tasks are loaded through the caller's SearchEnv (search.h). */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -150,35 +150,26 @@ static void task_problem(Problems *p, const char *where, const char *msg) {
         problem(p, "%s: %s", where, msg);
 }
 
-static Task *load_one(Problems *p, const cJSON *spec, const char *base_dir, const char *where) {
+/* Loads one task through the env into *out; 1 on success. */
+static int load_one(Problems *p, const SearchEnv *env, const cJSON *spec, const char *base_dir,
+                    const char *where, SearchTask *out) {
     char err[LD_ERR_MAX] = "";
-    Task *t = NULL;
-    int rc;
-    if (cJSON_IsString(spec)) {
-        const char *s = spec->valuestring;
-        if (!*s) {
-            problem(p, "%s: empty task name", where);
-            return NULL;
-        }
-        if (strncmp(s, "builtin:", 8) != 0 && s[0] != '/' && base_dir && *base_dir) {
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s", base_dir, s);
-            rc = task_load_arg(path, &t, err);
-        } else {
-            rc = task_load_arg(s, &t, err);
-        }
-    } else if (cJSON_IsObject(spec)) {
-        rc = task_load(spec, base_dir, &t, err);
-    } else {
+    memset(out, 0, sizeof *out);
+    if (cJSON_IsString(spec) && !spec->valuestring[0]) {
+        problem(p, "%s: empty task name", where);
+        return 0;
+    }
+    if (!cJSON_IsString(spec) && !cJSON_IsObject(spec)) {
         problem(p, "%s: must be a task object or a string such as \"builtin:digits\"", where);
-        return NULL;
+        return 0;
     }
-    if (rc != LD_OK) {
+    if (env->task_load(env->ctx, spec, base_dir, out, err) != LD_OK) {
         task_problem(p, where, err[0] ? err : "could not be loaded");
-        task_free(t);
-        return NULL;
+        env->task_free(env->ctx, out);
+        memset(out, 0, sizeof *out);
+        return 0;
     }
-    return t;
+    return 1;
 }
 
 static void load_tasks(Problems *p, SearchJob *j, const cJSON *arr, const char *key,
@@ -197,9 +188,8 @@ static void load_tasks(Problems *p, SearchJob *j, const cJSON *arr, const char *
             problem(p, "%s: at most %d tasks in all", where, JOB_MAX_TASKS);
             break;
         }
-        Task *t = load_one(p, it, base_dir, where);
-        if (!t) continue;
-        j->tasks[j->ntasks++] = t;
+        if (!load_one(p, j->env, it, base_dir, where, &j->tasks[j->ntasks])) continue;
+        j->ntasks++;
         if (!holdout) j->nsel++;
     }
 }
@@ -252,19 +242,11 @@ static void parse_names(Problems *p, const cJSON *arr, const char *where, int is
     }
 }
 
-static const char *default_baseline(int fam) {
-    switch (fam) {
-    case FAM_CLASSIFICATION: return "ce";
-    case FAM_CONTRASTIVE: return "infonce(0.1)";
-    default: return "mse";
-    }
-}
-
 int job_level_steps(const SearchJob *j, int level, int task) {
     if (level < 0) level = 0;
     if (level >= j->nlevels) level = j->nlevels - 1;
     if (j->level_steps[level] > 0) return j->level_steps[level];
-    int s = (int)lround(j->level_frac[level] * task_steps(j->tasks[task]));
+    int s = (int)lround(j->level_frac[level] * j->tasks[task].steps);
     return s < 1 ? 1 : s;
 }
 
@@ -336,13 +318,15 @@ seeds:
     for (int i = 0; i < j->nlevels; i++) j->level_seeds[i] = i == j->nlevels - 1 ? j->seeds : 1;
 }
 
-int job_parse(const cJSON *json, const char *base_dir, SearchJob **out, char *err) {
+int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, SearchJob **out,
+              char *err) {
     Problems p = {0};
     *out = NULL;
     if (!cJSON_IsObject(json)) return ld_err(err, LD_EINVAL, "a job must be a JSON object");
     SearchJob *j = calloc(1, sizeof *j);
     if (!j) return ld_err(err, LD_ENOMEM, "job: out of memory");
     set_defaults(j);
+    j->env = env;
     unknown_keys(&p, json, "", known_keys);
 
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(json, "name");
@@ -362,7 +346,7 @@ int job_parse(const cJSON *json, const char *base_dir, SearchJob **out, char *er
     load_tasks(&p, j, tasks, "tasks", base_dir, 0);
     load_tasks(&p, j, cJSON_GetObjectItemCaseSensitive(json, "holdout"), "holdout", base_dir, 1);
     for (int i = 0; i < j->ntasks; i++) {
-        int f = task_family(j->tasks[i]);
+        int f = j->tasks[i].family;
         if (j->family < 0) {
             j->family = f;
         } else if (f != j->family) {
@@ -373,6 +357,10 @@ int job_parse(const cJSON *json, const char *base_dir, SearchJob **out, char *er
         }
     }
     int fam = j->family;
+    if (fam >= 0 && env->family(env->ctx, fam, &j->fam) != LD_OK) {
+        problem(&p, "family: %s is not a family the search can serve", family_name(fam));
+        fam = j->family = -1;
+    }
     v = cJSON_GetObjectItemCaseSensitive(json, "family");
     if (v) { /* optional: when given it must agree with the tasks */
         int f = cJSON_IsString(v) ? family_parse(v->valuestring) : -1;
@@ -427,8 +415,8 @@ int job_parse(const cJSON *json, const char *base_dir, SearchJob **out, char *er
     parse_fidelity(&p, j, get_obj(&p, json, "fidelity"));
     /* A cross-validated selection task (split.folds): the top level trains every split. */
     for (int i = 0; i < j->nsel; i++)
-        if (j->tasks[i] && task_nfold(j->tasks[i]) > j->level_seeds[j->nlevels - 1])
-            j->level_seeds[j->nlevels - 1] = task_nfold(j->tasks[i]);
+        if (j->tasks[i].nfold > j->level_seeds[j->nlevels - 1])
+            j->level_seeds[j->nlevels - 1] = j->tasks[i].nfold;
     const cJSON *fin = get_obj(&p, json, "final");
     if (fin) {
         unknown_keys(&p, fin, "final", (const char *const[]){"top", "seeds", NULL});
@@ -480,7 +468,7 @@ int job_parse(const cJSON *json, const char *base_dir, SearchJob **out, char *er
 
     /* expressions need the family to be checked */
     v = cJSON_GetObjectItemCaseSensitive(json, "baseline");
-    const char *btext = fam >= 0 ? default_baseline(fam) : NULL;
+    const char *btext = fam >= 0 ? j->fam.baseline : NULL;
     if (cJSON_IsArray(v)) { /* a panel: the first is the baseline, the rest compete with it */
         int n = cJSON_GetArraySize(v);
         if (n < 1 || n > JOB_MAX_PANEL) problem(&p, "baseline: a list of 1 to %d losses, got %d", JOB_MAX_PANEL, n);
@@ -505,6 +493,8 @@ int job_parse(const cJSON *json, const char *base_dir, SearchJob **out, char *er
             btext = v->valuestring;
         }
     }
+    if (!btext && !v && fam >= 0)
+        problem(&p, "baseline: %s tasks have no default baseline: name one", family_name(fam));
     if (btext && fam >= 0) {
         char e2[LD_ERR_MAX];
         Expr *b = expr_parse(btext, e2);
@@ -558,7 +548,7 @@ int job_parse(const cJSON *json, const char *base_dir, SearchJob **out, char *er
 
 void job_free(SearchJob *j) {
     if (!j) return;
-    for (int i = 0; i < j->ntasks; i++) task_free(j->tasks[i]);
+    for (int i = 0; i < j->ntasks; i++) j->env->task_free(j->env->ctx, &j->tasks[i]);
     expr_free(j->baseline);
     for (int i = 0; i < j->npanel; i++) free(j->panel[i]);
     free(j->panel);
@@ -582,8 +572,8 @@ cJSON *job_json(const SearchJob *j) {
     cJSON *ts = cJSON_AddArrayToObject(o, "tasks");
     cJSON *hs = cJSON_AddArrayToObject(o, "holdout");
     for (int i = 0; i < j->ntasks; i++) {
-        cJSON *spec = task_spec(j->tasks[i]);
-        if (!spec) spec = cJSON_CreateString(task_name(j->tasks[i]));
+        const SearchTask *t = &j->tasks[i];
+        cJSON *spec = t->spec ? cJSON_Duplicate(t->spec, 1) : cJSON_CreateString(t->name);
         cJSON_AddItemToArray(i < j->nsel ? ts : hs, spec);
     }
     if (j->npanel > 0) {
@@ -652,8 +642,8 @@ cJSON *job_json(const SearchJob *j) {
 }
 
 int job_ntasks(const SearchJob *j) { return j->ntasks; }
-const Task *job_task(const SearchJob *j, int i) {
-    return i >= 0 && i < j->ntasks ? j->tasks[i] : NULL;
+const SearchTask *job_task(const SearchJob *j, int i) {
+    return i >= 0 && i < j->ntasks ? &j->tasks[i] : NULL;
 }
 int job_is_holdout(const SearchJob *j, int i) { return i >= j->nsel; }
 int job_budget_evals(const SearchJob *j) { return j->budget_evals; }

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../evaluator/eval.h"
 #include "internal.h"
 
 #define SIG_COS 0.9999       /* signatures this close are the same loss up to a positive scale */
@@ -124,7 +123,7 @@ static Res *res_at(const Search *s, Cand *c, int l, int task, int k) {
 /* A cross-validated task trains seed v on split v % nfold (task_fold): seed k of a level or of the
  * final evaluation takes split k % nfold, so k = 0 .. nfold-1 cover every split once. */
 static uint64_t fold_seed(const Search *s, int task, int k, uint64_t v) {
-    uint64_t nf = (uint64_t)task_nfold(job_task(s->job, task));
+    uint64_t nf = (uint64_t)s->job->tasks[task].nfold;
     return nf > 1 ? v - v % nf + (uint64_t)k % nf : v;
 }
 
@@ -248,14 +247,6 @@ fail:
     return -1;
 }
 
-/* The probe batch's gradient (evaluator/probe.c) is laid out as dz (B x C), demb (2B x D), then
- * the l2, phys and bc gradients; room for B <= 64 and D <= 16 keeps every part of it. */
-static int sig_len(int family, int C) {
-    if (family == FAM_CLASSIFICATION) return 64 * (C < 2 ? 10 : C) + 16;
-    if (family == FAM_CONTRASTIVE) return 64 + 2 * 64 * 16 + 16;
-    return 64 + 16;
-}
-
 /* Whether e depends on t: the probe sees one t, so such losses are never merged by signature
  * (t*ce + (1-t)*focal(2) and 0.5*ce + 0.5*focal(2) agree at t = 0.5 only). */
 static int uses_t(const Expr *e) {
@@ -291,6 +282,12 @@ static double cosine(const float *a, const float *b, int n) {
         bb += (double)b[i] * b[i];
     }
     return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
+}
+
+/* The gradient signature of e through the env, into sig[0..sig_n). */
+static int signature(const Search *s, const Expr *e, float *sig, char *err) {
+    const SearchEnv *env = s->job->env;
+    return env->signature(env->ctx, e, s->job->family, s->C, sig, s->sig_n, err);
 }
 
 /* Works for candidate ci at level l: every selection task and that level's seeds. */
@@ -340,7 +337,7 @@ static int push_work(Search *s, int ci, int level, int task, int k, uint64_t see
     w->seed = seed;
     w->steps = steps;
     snprintf(w->expr, sizeof w->expr, "%s", s->cands[ci].text);
-    w->task_hash = task_hash(s->job->tasks[task]);
+    w->task_hash = s->job->tasks[task].hash;
     w->precheck = level == 0 && s->cands[ci].need_pre;
     w->precheck_outputs = s->C;
     s->refs[s->nworks] = (WorkRef){ci, level, task, k};
@@ -419,7 +416,7 @@ static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
         goto reject;
     }
     double t0 = ld_now_ms();
-    int src = eval_signature(cd->e, s->job->family, s->C, cd->sig, s->sig_n, err);
+    int src = signature(s, cd->e, cd->sig, err);
     s->sig_ms += ld_now_ms() - t0;
     if (src != LD_OK) goto reject;
     unit(cd->sig, s->sig_n);
@@ -442,7 +439,8 @@ static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
         cd->need_pre = 1;
     } else {
         t0 = ld_now_ms();
-        int prc = eval_precheck(cd->e, s->job->family, s->C, err);
+        const SearchEnv *env = s->job->env;
+        int prc = env->precheck(env->ctx, cd->e, s->job->family, s->C, err);
         s->pre_ms += ld_now_ms() - t0;
         if (prc != LD_OK) goto reject;
     }
@@ -487,7 +485,7 @@ static double task_score(double m, double b, int higher_better) {
  * the best mean of the baseline and the panel losses that finished the level (on validation).
  * *who (may be NULL) gets the candidate index of that loss. */
 static double ref_metric(const Search *s, int l, int t, int *who) {
-    int f = 0, hb = task_higher_better(s->job->tasks[t]), w = s->baseline;
+    int f = 0, hb = s->job->tasks[t].higher_better, w = s->baseline;
     double r = mean_metric(s, &s->cands[s->baseline], l, t, &f);
     for (int q = 0; q < s->npanel; q++) {
         Cand *p = &s->cands[s->panel[q]];
@@ -509,7 +507,7 @@ static double cand_fitness(const Search *s, Cand *c, int l) {
         int f1 = 0;
         double m = mean_metric(s, c, l, t, &f1);
         double bm = ref_metric(s, l, t, NULL);
-        sum += task_score(m, bm, task_higher_better(s->job->tasks[t]));
+        sum += task_score(m, bm, s->job->tasks[t].higher_better);
     }
     return sum / s->job->nsel - s->job->parsimony * c->size;
 }
@@ -619,18 +617,6 @@ static void promotions(Search *s) {
     free(fp);
 }
 
-static const char *const known_cls[] = {
-    "focal(2)", "0.5*ce + 0.5*focal(2)", "smooth(0.1)", "poly1(1)", "ce - 0.1*entropy",
-    "(1-t)*ce + t*focal(2)", "hinge", "ce + 0.5*mse", NULL};
-static const char *const known_reg[] = {"mae", "huber(1)", "logcosh", "0.5*mse + 0.5*mae",
-                                        "huber(0.3)", NULL};
-static const char *const known_phy[] = {"mse + 0.1*phys + bc", "mse + phys + bc",
-                                        "mse + 0.01*phys + 0.1*bc", "huber(1) + 0.1*phys + bc",
-                                        NULL};
-static const char *const known_con[] = {"supcon(0.1)", "infonce(0.2)", "infonce(0.05)",
-                                        "0.5*infonce(0.1) + 0.5*supcon(0.1)",
-                                        "infonce(0.1) + 0.001*l2", NULL};
-
 static int uses_allowed_terms(const Search *s, const Expr *e) {
     if (!e) return 1;
     if (e->op == EOP_TERM && !((s->job->terms >> e->id) & 1u)) return 0;
@@ -671,11 +657,8 @@ static void initial_round(Search *s) {
     for (int i = 0; i < j->nseed_losses && made < want && can_afford(s, cost); i++)
         made += admit_text(s, j->seed_losses[i], "seed", 0);
     if (j->init != INIT_SCRATCH) {
-        const char *const *known = j->family == FAM_CLASSIFICATION ? known_cls
-                                   : j->family == FAM_REGRESSION   ? known_reg
-                                   : j->family == FAM_PHYSICS      ? known_phy
-                                                                   : known_con;
-        for (int i = 0; known[i] && made < want && can_afford(s, cost); i++)
+        const char *const *known = j->fam.known; /* the family's textbook losses */
+        for (int i = 0; known && known[i] && made < want && can_afford(s, cost); i++)
             made += admit_text(s, known[i], "known", 1);
     }
     /* from scratch: primitives only, named terms come later through mutation */
@@ -868,7 +851,7 @@ static void final_more_round(Search *s) {
                     double v[STABLE_MAX_SEEDS], bv[STABLE_MAX_SEEDS];
                     int n = final_vals(s, c, t, v);
                     final_vals(s, b, t, bv);
-                    more = stable_needs_more(v, bv, n, task_higher_better(j->tasks[s->fin_task0 + t]));
+                    more = stable_needs_more(v, bv, n, j->tasks[s->fin_task0 + t].higher_better);
                 }
             } else if (pass == 1 && i == s->baseline) {
                 more = any;
@@ -975,7 +958,7 @@ static void settle(Search *s) {
             double v[STABLE_MAX_SEEDS];
             int n = final_vals(s, c, t, v), have = 1;
             for (int k = 0; k < n; k++) have &= c->fin[t * s->fin_cap + k].have;
-            if (have) c->collapsed += stable_collapsed(v, n, task_higher_better(s->job->tasks[s->fin_task0 + t]), NULL);
+            if (have) c->collapsed += stable_collapsed(v, n, s->job->tasks[s->fin_task0 + t].higher_better, NULL);
         }
     }
 }
@@ -1102,7 +1085,7 @@ int search_finish_round(Search *s, const WorkOutcome *outs, int n, char *err) {
                 why = by[i]->res.error;
         if (!why) continue; /* failed in an earlier round, already reported */
         int rc = ld_err(err, LD_EFAILED, "the baseline %.60s failed on every run of task %d (%.40s): %.100s",
-                        b->text, t, task_name(s->job->tasks[t]), why[0] ? why : "no reason given");
+                        b->text, t, s->job->tasks[t].name, why[0] ? why : "no reason given");
         free(by);
         return rc;
     }
@@ -1136,8 +1119,8 @@ static Search *alloc_engine(const SearchJob *job, char *err) {
     }
     s->job = job;
     grammar_init(&s->g, job);
-    s->C = task_outputs(job->tasks[0]);
-    s->sig_n = sig_len(job->family, s->C);
+    s->C = job->tasks[0].outputs;
+    s->sig_n = job->tasks[0].sig_len > 0 ? job->tasks[0].sig_len : 1;
     s->nseed_max = 1;
     for (int l = 0; l < job->nlevels; l++)
         if (job->level_seeds[l] > s->nseed_max) s->nseed_max = job->level_seeds[l];
@@ -1166,7 +1149,7 @@ static int add_baseline(Search *s, char *err) {
     c->status = ST_BASELINE;
     s->baseline = ci;
     c->sig = malloc((size_t)s->sig_n * sizeof *c->sig);
-    if (c->sig && eval_signature(c->e, s->job->family, s->C, c->sig, s->sig_n, e2) != LD_OK) {
+    if (c->sig && signature(s, c->e, c->sig, e2) != LD_OK) {
         free(c->sig); /* a baseline without a usable signature still trains */
         c->sig = NULL;
     }
@@ -1332,8 +1315,8 @@ static cJSON *final_json(const Search *s, const Cand *c, const Cand *b) {
            *d = calloc((size_t)ns + 1, sizeof *d);
     int nrel = 0;
     for (int t = 0; t < nt && rel && x && y && d; t++) {
-        const Task *task = j->tasks[s->fin_task0 + t];
-        int hb = task_higher_better(task);
+        const SearchTask *task = &j->tasks[s->fin_task0 + t];
+        int hb = task->higher_better;
         for (int k = 0; k < ns; k++) {
             const Res *rc = &c->fin[t * cap + k], *rb = &b->fin[t * cap + k];
             x[k] = rc->ok ? rc->test : NAN;
@@ -1352,8 +1335,8 @@ static cJSON *final_json(const Search *s, const Cand *c, const Cand *b) {
         Paired p;
         paired(d, nd, &p);
         cJSON *tj = cJSON_CreateObject();
-        cJSON_AddStringToObject(tj, "task", task_name(task));
-        cJSON_AddStringToObject(tj, "metric", task_metric(task));
+        cJSON_AddStringToObject(tj, "task", task->name);
+        cJSON_AddStringToObject(tj, "metric", task->metric);
         add_num(tj, "mean", mx);
         add_num(tj, "sd", sx);
         add_num(tj, "baseline_mean", my);
@@ -1410,16 +1393,16 @@ static cJSON *entry_json(const Search *s, const Cand *c, int rank) {
         mean_sd(v, ns, &mv, &sv);
         mean_sd(te, ns, &mt, &st);
         mean_sd(bv, ns, &mb, &sb);
-        const Task *task = j->tasks[t];
+        const SearchTask *task = &j->tasks[t];
         int failed = 0;
         for (int k = 0; k < ns; k++) failed += !isfinite(v[k]);
         int who = s->baseline;
         double ref = ref_metric(s, l, t, &who);
-        double score = task_score(failed ? NAN : mv, ref, task_higher_better(task));
+        double score = task_score(failed ? NAN : mv, ref, task->higher_better);
         vs += score;
         cJSON *tj = cJSON_CreateObject();
-        cJSON_AddStringToObject(tj, "task", task_name(task));
-        cJSON_AddStringToObject(tj, "metric", task_metric(task));
+        cJSON_AddStringToObject(tj, "task", task->name);
+        cJSON_AddStringToObject(tj, "metric", task->metric);
         cJSON_AddNumberToObject(tj, "steps", job_level_steps(j, l, t));
         cJSON_AddNumberToObject(tj, "seeds", ns);
         add_num(tj, "val", mv);
@@ -1799,7 +1782,7 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
                         r = r->next;
                     }
             c->sig = malloc((size_t)s->sig_n * sizeof *c->sig);
-            if (c->sig && eval_signature(c->e, job->family, s->C, c->sig, s->sig_n, e2) != LD_OK) {
+            if (c->sig && signature(s, c->e, c->sig, e2) != LD_OK) {
                 free(c->sig);
                 c->sig = NULL;
             }

@@ -1,7 +1,10 @@
-/* search.h: the loss search engine. Pure and deterministic: it never touches a socket, a thread
- * or a file. The caller (lossd search, or the daemon) asks for a round of evaluations, runs them
- * however it likes (any number of worker threads), and hands the results back in the round's
- * order. The same job, seed and results give the same proposals, whatever the worker count. */
+/* search.h: the loss search engine. Pure and deterministic: it never touches a socket, a thread,
+ * a file or training code. The caller (lossd search, or the daemon) asks for a round of
+ * evaluations, runs them however it likes (any number of worker threads), and hands the results
+ * back in the round's order. The same job, seed and results give the same proposals, whatever the
+ * worker count. What the engine needs from tasks and training (loading a task, its family's
+ * textbook losses, gradient signatures, pre-checks) reaches it through a SearchEnv that the
+ * program's composition fills (daemon/engine.c for the evaluator; tests use stubs). */
 #ifndef SEARCH_H
 #define SEARCH_H
 
@@ -9,21 +12,68 @@
 #include <stdint.h>
 
 #include "../common/work.h"
-#include "../evaluator/eval.h"
 #include "../lang/expr.h"
+
+/* What the engine knows of one task: a description, no data. Filled by SearchEnv.task_load. */
+typedef struct SearchTask {
+    int family;        /* family id (lang/expr.h: family_parse) */
+    int outputs;       /* classes, or 1: the probes' class count (WorkItem.precheck_outputs) */
+    int steps;         /* the task's default training steps (fidelity fractions scale them) */
+    int higher_better; /* of its selection metric */
+    int nfold;         /* cross-validation splits (1: one split); seed s trains split s % nfold */
+    int sig_len;       /* floats in one gradient signature of this task's family and outputs */
+    uint64_t hash;     /* names the task in work items (WorkItem.task_hash) */
+    char name[64];     /* short label, e.g. "digits" */
+    char metric[32];   /* the selection metric, e.g. "accuracy" */
+    cJSON *spec;       /* owned: the normalised spec job_json writes, or NULL (then the name) */
+    void *handle;      /* the caller's own loaded task, freed by SearchEnv.task_free */
+} SearchTask;
+
+/* What the engine knows of a task family beyond its vocabulary (lang_vocab): the family's own
+ * declarations, e.g. evaluator/family.h's EvalFamily. Static strings, borrowed. */
+typedef struct SearchFamily {
+    const char *baseline;      /* the loss fitness is measured against when a job names none */
+    const char *const *known;  /* textbook losses tried in the first population; NULL-ended */
+    const char *const *panel;  /* the textbook mixture's terms (e.g. "ce", "focal(2)"); NULL-ended */
+} SearchFamily;
+
+/* The engine's interface to tasks and training, filled by the composition. Every function gets
+ * ctx; each must be safe to call from any one thread at a time per job (the daemon may parse a
+ * job off its loop). A job borrows its env: it must outlive the job and its engines. */
+typedef struct SearchEnv {
+    void *ctx;
+    /* Loads the task spec names (a task object, or a string: "builtin:NAME" or a path, relative
+     * ones against base_dir, which may be NULL) and fills *out (out->spec and out->handle
+     * owned). LD_OK, or a negative code with err saying what, where and why ("data: missing"). */
+    int (*task_load)(void *ctx, const cJSON *spec, const char *base_dir, SearchTask *out,
+                     char *err);
+    void (*task_free)(void *ctx, SearchTask *t); /* frees what task_load made in t */
+    /* Fills *out for family id fam; LD_EINVAL when the env does not know it. */
+    int (*family)(void *ctx, int fam, SearchFamily *out);
+    /* The gradient of e on the family's fixed probe batch (outputs classes), unit length, into
+     * sig[0..n); LD_EFAILED with a reason when it is non-finite or zero. Used to merge losses
+     * that train alike before they are trained. */
+    int (*signature)(void *ctx, const Expr *e, int fam, int outputs, float *sig, int n,
+                     char *err);
+    /* Whether e improves the family's metric when the predictions are optimised directly;
+     * LD_EFAILED with a reason when it does not (the candidate is rejected untrained). */
+    int (*precheck)(void *ctx, const Expr *e, int fam, int outputs, char *err);
+} SearchEnv;
 
 /* A parsed, validated job (docs/jobs.md). */
 typedef struct SearchJob SearchJob;
 
 /* Parses and validates a job. Every problem is named, joined by "; " in err (LD_ERR_MAX; when
  * they do not fit, the first ones and a count): "tasks: missing; space.max_nodes: must be at
- * least 3". Tasks are loaded here (data files read), relative paths against base_dir.
- * Returns LD_OK and an owned job, or LD_EINVAL. Borrows json. */
-int job_parse(const cJSON *json, const char *base_dir, SearchJob **out, char *err);
+ * least 3". Tasks are loaded through env->task_load, relative paths against base_dir.
+ * Returns LD_OK and an owned job, or LD_EINVAL. Borrows json and env (env must outlive the
+ * job: the job's engines call it). */
+int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, SearchJob **out,
+              char *err);
 void job_free(SearchJob *j);
 cJSON *job_json(const SearchJob *j); /* returns owned normalised job (defaults filled in) */
 int job_ntasks(const SearchJob *j);  /* selection tasks followed by holdout tasks */
-const Task *job_task(const SearchJob *j, int i);
+const SearchTask *job_task(const SearchJob *j, int i); /* NULL when i is out of range */
 int job_is_holdout(const SearchJob *j, int i);
 int job_budget_evals(const SearchJob *j);
 double job_budget_seconds(const SearchJob *j); /* 0: none */
@@ -32,7 +82,7 @@ const char *job_name(const SearchJob *j);
 
 /* The engine's works are WorkItems (common/work.h): task index and hash, canonical expression,
  * seed, steps, and whether the pre-check runs first (precheck, with precheck_outputs). job_id is
- * left 0 for the caller to stamp. The evaluator runs them (eval_work). */
+ * left 0 for the caller to stamp. The caller runs them (the daemon's workers call eval_work). */
 
 typedef struct Search Search;
 
@@ -62,8 +112,8 @@ int search_done(const Search *s);
  * and fills *out, that result is used as if it had been trained: it is not returned as work and
  * does not count against budget.evaluations (reported as result_cache_hits). fn runs on the
  * caller's thread, inside search_round. Set it right after search_new / search_restore. */
-/* Where eval_precheck runs. Off (the default): inside the engine, before a candidate is
- * scheduled, and works never carry precheck. On: the caller promises to honour
+/* Where the pre-check runs. Off (the default): inside the engine (SearchEnv.precheck), before a
+ * candidate is scheduled, and works never carry precheck. On: the caller promises to honour
  * WorkItem.precheck in its workers (eval_work does), which keeps the pre-check's cost
  * (about 0.5 ms a candidate) off the caller's loop. The two settings make different, each
  * deterministic, searches; set it right after search_new / search_restore, the same way every

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "../common/lossd.h"
+#include "../daemon/engine.h"
 #include "../daemon/schedule.h"
 #include "../search/search.h"
 
@@ -423,7 +424,7 @@ static void test_fire_job(void **state) {
     /* the result is a valid job */
     char err[LD_ERR_MAX];
     SearchJob *sj = NULL;
-    if (job_parse(job, NULL, &sj, err) != LD_OK)
+    if (job_parse(job, NULL, engine_env(), &sj, err) != LD_OK)
         fail_msg("schedule_job made an invalid job: %s", err);
     job_free(sj);
     /* the template is untouched */

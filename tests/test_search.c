@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "../daemon/engine.h"
 #include "../evaluator/eval.h"
 #include "../search/internal.h"
 
@@ -24,7 +25,7 @@ static SearchJob *job_from(const char *text) {
     cJSON *j = cJSON_Parse(text);
     if (!j) fail_msg("test job is not JSON: %s", text);
     SearchJob *job = NULL;
-    int rc = job_parse(j, NULL, &job, err);
+    int rc = job_parse(j, NULL, engine_env(), &job, err);
     cJSON_Delete(j);
     if (rc != LD_OK) fail_msg("job_parse failed: %s", err);
     return job;
@@ -35,7 +36,7 @@ static void expect_problems(const char *text, const char *const *want) {
     cJSON *j = cJSON_Parse(text);
     assert_non_null(j);
     SearchJob *job = NULL;
-    int rc = job_parse(j, NULL, &job, err);
+    int rc = job_parse(j, NULL, engine_env(), &job, err);
     cJSON_Delete(j);
     if (rc != LD_EINVAL) fail_msg("expected LD_EINVAL for %s, got %d", text, rc);
     assert_null(job);
@@ -92,7 +93,7 @@ static void test_job_defaults(void **state) {
     /* the normalised job parses back to the same settings */
     char err[LD_ERR_MAX] = "";
     SearchJob *j2 = NULL;
-    int rc = job_parse(n, NULL, &j2, err);
+    int rc = job_parse(n, NULL, engine_env(), &j2, err);
     if (rc != LD_OK) fail_msg("normalised job does not parse back: %s", err);
     assert_int_equal(j2->max_nodes, j->max_nodes);
     assert_int_equal(j2->nlevels, j->nlevels);
@@ -350,7 +351,7 @@ static void test_seed_exact_or_refused(void **state) {
         snprintf(text, sizeof text, "{\"tasks\":[\"builtin:wine\"],\"seed\":%s}", cases[i].seed);
         cJSON *j = cJSON_Parse(text);
         SearchJob *job = NULL;
-        int rc = job_parse(j, NULL, &job, err);
+        int rc = job_parse(j, NULL, engine_env(), &job, err);
         cJSON_Delete(j);
         if ((rc == LD_OK) != cases[i].ok)
             fail_msg("seed %s: expected %s, got rc %d (%s)", cases[i].seed,
@@ -652,7 +653,7 @@ static void test_fuzz_job_and_state(void **state) {
         mangle(j, &r, 0);
         char err[LD_ERR_MAX] = "";
         SearchJob *job = NULL;
-        int rc = job_parse(j, NULL, &job, err);
+        int rc = job_parse(j, NULL, engine_env(), &job, err);
         if (rc == LD_OK) {
             ok++;
             job_free(job);

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "../daemon/engine.h"
 #include "../search/internal.h"
 
 static void test_collapsed_rule(void **state) {
@@ -110,7 +111,7 @@ static SearchJob *parse_job(const char *text) {
     cJSON *jj = cJSON_Parse(text);
     SearchJob *job = NULL;
     char err[LD_ERR_MAX] = "";
-    if (job_parse(jj, NULL, &job, err) != LD_OK) fail_msg("job: %s", err);
+    if (job_parse(jj, NULL, engine_env(), &job, err) != LD_OK) fail_msg("job: %s", err);
     cJSON_Delete(jj);
     return job;
 }
@@ -192,7 +193,7 @@ static void test_tuner(void **state) {
     char err[LD_ERR_MAX] = "";
     cJSON *jj = cJSON_Parse("{\"tasks\":[\"builtin:digits\"],\"budget\":{\"evaluations\":10}}");
     SearchJob *job = NULL;
-    if (job_parse(jj, NULL, &job, err) != LD_OK) fail_msg("job: %s", err);
+    if (job_parse(jj, NULL, engine_env(), &job, err) != LD_OK) fail_msg("job: %s", err);
     cJSON_Delete(jj);
     Grammar g;
     grammar_init(&g, job);
@@ -232,7 +233,7 @@ static void test_tuner(void **state) {
     cJSON *pj = cJSON_Parse("{\"tasks\":[{\"data\":\"builtin:poisson\",\"family\":\"physics\"}],"
                             "\"budget\":{\"evaluations\":10}}");
     SearchJob *pjob = NULL;
-    if (job_parse(pj, NULL, &pjob, err) != LD_OK) fail_msg("physics job: %s", err);
+    if (job_parse(pj, NULL, engine_env(), &pjob, err) != LD_OK) fail_msg("physics job: %s", err);
     cJSON_Delete(pj);
     Grammar pg;
     grammar_init(&pg, pjob);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "../../evaluator/eval.h"
+#include "../../daemon/engine.h"
 #include "../../search/search.h"
 #include "fuzz.h"
 
@@ -65,11 +66,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cJSON *j = cJSON_ParseWithLength((const char *)data, size);
     if (!j) return 0;
     SearchJob *job = NULL;
-    if (job_parse(j, dir, &job, err) == LD_OK) {
+    if (job_parse(j, dir, engine_env(), &job, err) == LD_OK) {
         cJSON *n = job_json(job);
         /* the normalised job parses again (a restart reloads it) */
         SearchJob *again = NULL;
-        if (n && job_parse(n, dir, &again, err) != LD_OK) {
+        if (n && job_parse(n, dir, engine_env(), &again, err) != LD_OK) {
             char *t = cJSON_PrintUnformatted(n);
             fprintf(stderr, "normalised job does not parse again: %s\n%s\n", err, t ? t : "");
             abort();
