@@ -8,6 +8,7 @@ static const EvalFamily *const families[FAM_COUNT] = {
     [FAM_REGRESSION] = &family_regression,
     [FAM_PHYSICS] = &family_physics,
     [FAM_CONTRASTIVE] = &family_contrastive,
+    [FAM_RL] = &family_rl,
 };
 
 /* Families added at run time (eval_family_add), by id - FAM_COUNT. */

@@ -95,6 +95,7 @@ int eval_family_add(const EvalFamily *f);
 
 /* The families' own descriptions, each in its family's file (supervised.c holds the two that
  * train an MLP on a data set's rows). */
-extern const EvalFamily family_classification, family_regression, family_physics, family_contrastive;
+extern const EvalFamily family_classification, family_regression, family_physics, family_contrastive,
+    family_rl;
 
 #endif

@@ -42,6 +42,7 @@ static const SpecKey spec_keys[] = {
     {"", "physics", SK_OBJ, 0, 0, FB_PHY, NULL},
     {"", "augment", SK_OBJ, 0, 0, FB_CON, NULL},
     {"", "knn", SK_OBJ, 0, 0, FB_CON, NULL},
+    {"", "rl", SK_OBJ, 0, 0, FB_RL, NULL},
 
     /* split.val > 0: a task without validation rows has no fitness (checked below). */
     {"split", "val", SK_NUM, 0, 0.9, FB_ALL, NULL},
@@ -72,7 +73,8 @@ static const SpecKey spec_keys[] = {
     {"train", "batch", SK_INT, 2, 4096, FB_CON,
      "a contrastive batch needs a second sample for negatives, and its 2B x 2B similarity matrix "
      "bounds it at 4096"},
-    {"train", "batch", SK_INT, 1, 65536, FB_ALL, NULL},
+    /* rl: a batch is the rollout, rl.envs x rl.rollout transitions */
+    {"train", "batch", SK_INT, 1, 65536, FB_ALL & ~FB_RL, NULL},
     {"train", "steps", SK_INT, 1, 10000000, FB_ALL, NULL},
 
     {"physics", "observations", SK_INT, 1, 2048, FB_PHY, NULL},
@@ -87,6 +89,14 @@ static const SpecKey spec_keys[] = {
     {"augment", "dropout", SK_NUM, 0, 0.95, FB_CON, NULL},
     {"augment", "shift", SK_INT, 0, 3, FB_CON, NULL},
     {"knn", "k", SK_INT, 1, 32, FB_CON, NULL},
+
+    {"rl", "gamma", SK_NUM, 0, 1, FB_RL, NULL},
+    {"rl", "lambda", SK_NUM, 0, 1, FB_RL, NULL},
+    {"rl", "envs", SK_INT, 1, 64, FB_RL, NULL},
+    {"rl", "rollout", SK_INT, 1, 1024, FB_RL, NULL},
+    {"rl", "val_episodes", SK_INT, 1, 1000, FB_RL, NULL},
+    {"rl", "test_episodes", SK_INT, 1, 1000, FB_RL, NULL},
+    {"rl", "threshold", SK_NUM, -1e6, 1e6, FB_RL, NULL},
 };
 #define NKEYS (sizeof spec_keys / sizeof spec_keys[0])
 

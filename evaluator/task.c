@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "env.h"
 #include "internal.h"
 
 static const char *const builtin_tables[] = {"digits", "wine", "breast_cancer", "diabetes"};
@@ -262,6 +263,8 @@ const Task *task_fold(const Task *t, uint64_t seed) {
 
 int task_nfold(const Task *t) { return t->nfold > 1 ? t->nfold : 1; }
 
+static int is_env_data(const char *data) { return env_find(data) != NULL; }
+
 int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     int rc = LD_OK;
     Table tab = {0};
@@ -284,25 +287,30 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
             return ld_err(err, LD_EINVAL, "task: missing: '%s' is not error, drop_rows or mean", missing_s);
     }
     if (!data) return ld_err(err, LD_EINVAL, "task: missing \"data\" (builtin:NAME, a .csv or a .npy path)");
-    if (!strncmp(data, "builtin:", 8) && !is_physics_data(data)) {
+    if (!strncmp(data, "builtin:", 8) && !is_physics_data(data) && !is_env_data(data)) {
         int ok = 0;
         for (size_t i = 0; i < sizeof builtin_tables / sizeof builtin_tables[0]; i++)
             if (!strcmp(data + 8, builtin_tables[i])) ok = 1;
         if (!ok)
             return ld_err(err, LD_ENOTFOUND, "task: data: unknown built-in '%s' (digits, wine, breast_cancer, "
-                                             "diabetes, oscillator, poisson)", data);
+                                             "diabetes, oscillator, poisson, cartpole, acrobot)", data);
     }
     int family = !strcmp(data, "builtin:diabetes") ? FAM_REGRESSION
                  : is_physics_data(data)           ? FAM_PHYSICS
+                 : is_env_data(data)               ? FAM_RL
                                                    : FAM_CLASSIFICATION;
     if (fam_s) {
         family = family_parse(fam_s);
         if (family < 0)
-            return ld_err(err, LD_EINVAL, "task: family: '%s' is not classification, regression, physics "
-                                          "or contrastive", fam_s);
+            return ld_err(err, LD_EINVAL, "task: family: '%s' is not classification, regression, physics, "
+                                          "contrastive or rl", fam_s);
     }
     if (is_physics_data(data) && family != FAM_PHYSICS)
         return ld_err(err, LD_EINVAL, "task: data '%s' is a physics problem; family must be physics", data);
+    if (is_env_data(data) != (family == FAM_RL))
+        return ld_err(err, LD_EINVAL, "task: data '%s' %s", data,
+                      family == FAM_RL ? "is not an environment; rl tasks use builtin:cartpole or builtin:acrobot"
+                                       : "is an environment; family must be rl");
 
     if ((rc = spec_check(spec, family, err))) return rc;
 
@@ -432,7 +440,7 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
         cJSON_AddNumberToObject(jr, "beta2", fnum(ts->beta2));
         cJSON_AddNumberToObject(jr, "eps", fnum(ts->adam_eps));
     }
-    cJSON_AddNumberToObject(jr, "batch", ts->batch);
+    if (family != FAM_RL) cJSON_AddNumberToObject(jr, "batch", ts->batch); /* rl: rl.envs x rl.rollout */
     cJSON_AddNumberToObject(jr, "steps", ts->steps);
     cJSON_AddStringToObject(n, "metric", t->metric);
     if (fam->load) {

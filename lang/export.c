@@ -126,7 +126,13 @@ static void py_term(Sb *b, const Expr *e, int fam, int lang) {
         py_param(b, e, fam, lang);
         sb_printf(b, ")");
         return;
-    case TERM_ENTROPY: sb_printf(b, "(-(p * logp)%s)", lang == PY_TORCH ? ".sum(dim=1)" : ".sum(axis=1)"); return;
+    case TERM_ENTROPY:
+        if (lang_vocab(fam).inputs & LIN_RL) sb_printf(b, "ent"); /* the policy's entropy */
+        else sb_printf(b, "(-(p * logp)%s)", lang == PY_TORCH ? ".sum(dim=1)" : ".sum(axis=1)");
+        return;
+    case TERM_REINFORCE: sb_printf(b, "(-logp * ret)"); return;
+    case TERM_A2C: sb_printf(b, "(-logp * adv)"); return;
+    case TERM_TD2: sb_printf(b, "(td ** 2)"); return;
     case TERM_MSE: sb_printf(b, "(%s ** 2)%s", py_diff(fam), sum); return;
     case TERM_MAE: sb_printf(b, "_abs(%s)%s", py_diff(fam), sum); return;
     case TERM_HUBER:
@@ -523,6 +529,21 @@ static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *c
                          "    y = np.asarray(target, dtype=np.float64).reshape(-1)\n");
         }
         sb_printf(b, "    r = f - y\n");
+    } else if (in & LIN_RL) {
+        sb_printf(b, "def lossd_loss%s(logp, ret, adv, v, td, ent, t=0.0, l2=0.0):\n", fn);
+        sb_printf(b, "    \"\"\"%s\n\n    rl: per-transition tensors (B): logp log-probability of the taken "
+                     "action, ret discounted return, adv advantage, v value estimate, td TD error "
+                     "r + gamma V(s') - V(s) (V(s') held fixed), ent policy entropy; ret and adv are "
+                     "targets (no gradient flows through them). Returns the batch mean%s.\"\"\"\n",
+                  canon, torch ? " (differentiable)" : "");
+        if (torch)
+            sb_printf(b, "    ret = torch.as_tensor(ret).detach()\n"
+                         "    adv = torch.as_tensor(adv).detach()\n"
+                         "    t = torch.as_tensor(t, dtype=logp.dtype)\n"
+                         "    l2 = torch.as_tensor(l2, dtype=logp.dtype)\n");
+        else
+            sb_printf(b, "    logp, ret, adv, v, td, ent = (np.asarray(a, dtype=np.float64) for a in "
+                         "(logp, ret, adv, v, td, ent))\n");
     } else {
         sb_printf(b, "def lossd_loss%s(emb, target=None, t=0.0, l2=0.0):\n", fn);
         sb_printf(b, "    \"\"\"%s\n\n    contrastive: emb (2B, D) embeddings of two views (rows i "
@@ -538,7 +559,26 @@ static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *c
     sb_printf(b, "    loss = ");
     py_expr(b, e, fam, lang);
     sb_printf(b, "\n    return %s\n", s == SH_SAMPLE ? "loss.mean()" : "loss");
-    if (!torch) {
+    if (!torch && (in & LIN_RL)) {
+        sb_printf(b, "\n\n"
+                     "def lossd_grad(logp, ret, adv, v, td, ent, h=1e-6, **kwargs):\n"
+                     "    \"\"\"(6, B): d loss / d logp, ret, adv, v, td, ent by central differences of "
+                     "lossd_loss_value\n    (float64); the rows of ret and adv are 0: they are targets, "
+                     "held fixed.\"\"\"\n"
+                     "    x = np.array([logp, ret, adv, v, td, ent], dtype=np.float64)\n"
+                     "    g = np.zeros_like(x)\n"
+                     "    for i in np.ndindex(x.shape):\n"
+                     "        if i[0] in (1, 2):\n"
+                     "            continue\n"
+                     "        old = x[i]\n"
+                     "        x[i] = old + h\n"
+                     "        up = lossd_loss_value(*x, **kwargs)\n"
+                     "        x[i] = old - h\n"
+                     "        down = lossd_loss_value(*x, **kwargs)\n"
+                     "        x[i] = old\n"
+                     "        g[i] = (up - down) / (2 * h)\n"
+                     "    return g\n");
+    } else if (!torch) {
         const char *x = (in & LIN_CLASS) ? "z" : (in & LIN_EMB) ? "emb" : "f";
         sb_printf(b,
                   "\n\n"

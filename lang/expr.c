@@ -631,10 +631,6 @@ int expr_print(const Expr *e, char *buf, size_t n) {
 
 /* Shapes, ordered so that an elementwise op's result is the larger of its operands'. */
 
-static int is_output_var(int v) {
-    return v == VAR_Z || v == VAR_P || v == VAR_PT || v == VAR_F || v == VAR_R;
-}
-
 /* Parameters may use numbers, t and operators only. */
 static int only_t_and_numbers(const Expr *e) {
     if (!e) return 1;
@@ -677,7 +673,7 @@ static int check_rec(const Expr *e, int fam, int *shape, int *dep, char *err) {
             return ld_err(err, LD_EINVAL, "variable '%s' is not available for %s tasks",
                           var_name[e->id], family_name(fam));
         *shape = expr_node_shape(e, fam_inputs[fam], SH_CONST, SH_CONST);
-        if (is_output_var(e->id)) *dep = 1;
+        if (VAR_IS_OUTPUT(e->id)) *dep = 1;
         return LD_OK;
     case EOP_TERM:
         if (e->id >= TERM_COUNT) return ld_err(err, LD_EINVAL, "malformed term");

@@ -14,6 +14,8 @@
 #define LIN_PRED 2u  /* a prediction and a target per sample: f r, y per sample */
 #define LIN_EMB 4u   /* embeddings of two views (2B, D) and labels */
 #define LIN_PHYS 8u  /* the family's own batch terms: physics residual and boundary losses */
+#define LIN_RL 16u   /* per-sample rollout quantities a family computes and feeds as data (LossIn.var):
+                        a policy's logp and ent, a critic's v, and ret, adv, td */
 #define LIN_ANY 0u   /* read by every family: t; l2 comes from the trainer */
 
 /* The task families as the loss language sees them: X(ID, name, inputs provided). The family's
@@ -22,7 +24,8 @@
     X(CLASSIFICATION, "classification", LIN_CLASS)                                               \
     X(REGRESSION, "regression", LIN_PRED)                                                        \
     X(PHYSICS, "physics", LIN_PRED | LIN_PHYS)                                                   \
-    X(CONTRASTIVE, "contrastive", LIN_EMB)
+    X(CONTRASTIVE, "contrastive", LIN_EMB)                                                       \
+    X(RL, "rl", LIN_RL)
 
 #define LANG_FAM_ENUM_(id, ...) FAM_##id,
 enum { LANG_FAMILIES(LANG_FAM_ENUM_) FAM_COUNT };
@@ -33,6 +36,7 @@ enum { LANG_FAMILIES(LANG_FAM_ENUM_) FAM_COUNT };
 #define FB_REG FAMBIT(FAM_REGRESSION)
 #define FB_PHY FAMBIT(FAM_PHYSICS)
 #define FB_CON FAMBIT(FAM_CONTRASTIVE)
+#define FB_RL FAMBIT(FAM_RL)
 #define FB_ALL (~0u) /* every family, also those added at run time */
 
 /* A family added at run time (a test's or an out-of-tree family; evaluator/family.h's
@@ -91,7 +95,13 @@ LangVocab lang_vocab(int fam);
     X(PT, "pt", LIN_CLASS, 0)                                                                    \
     X(F, "f", LIN_PRED, 0)                                                                       \
     X(R, "r", LIN_PRED, 0)                                                                       \
-    X(T, "t", LIN_ANY, 0)
+    X(T, "t", LIN_ANY, 0)                                                                        \
+    X(LOGP, "logp", LIN_RL, 0)                                                                   \
+    X(RET, "ret", LIN_RL, 0)                                                                     \
+    X(ADV, "adv", LIN_RL, 0)                                                                     \
+    X(V, "v", LIN_RL, 0)                                                                         \
+    X(TD, "td", LIN_RL, 0)                                                                       \
+    X(ENT, "ent", LIN_RL, 0)
 
 /* Named terms: X(ID, spelling, inputs read, has_param, default_param). Each row's interpreter
  * kernels are lang/lossprog.c's term_k_ID (forward, backward, and the shared quantities it reads);
@@ -114,7 +124,10 @@ LangVocab lang_vocab(int fam);
     X(PHYS, "phys", LIN_PHYS, 0, 0.0)                                                            \
     X(BC, "bc", LIN_PHYS, 0, 0.0)                                                                \
     X(L2, "l2", LIN_ANY, 0, 0.0)                                                                 \
-    X(ENTROPY, "entropy", LIN_CLASS, 0, 0.0)
+    X(ENTROPY, "entropy", LIN_CLASS | LIN_RL, 0, 0.0)                                            \
+    X(REINFORCE, "reinforce", LIN_RL, 0, 0.0)                                                    \
+    X(A2C, "a2c", LIN_RL, 0, 0.0)                                                                \
+    X(TD2, "td2", LIN_RL, 0, 0.0)
 
 #define EXPR_ENUM_(id, ...) EOP_##id,
 enum { EXPR_OPS(EXPR_ENUM_) EOP_COUNT };
@@ -125,6 +138,16 @@ enum { EXPR_VARS(EXPR_ENUM_) VAR_COUNT };
 #define EXPR_ENUM_(id, ...) TERM_##id,
 enum { EXPR_TERMS(EXPR_ENUM_) TERM_COUNT };
 #undef EXPR_ENUM_
+
+/* Variables that depend on the model's outputs (their adjoints flow back to it). The rl family's
+ * logp and ent (policy), v and td (critic: td = r + gamma V(s') - V(s) with V(s') held fixed) do;
+ * ret and adv are data: targets computed from the rollout, held fixed (detached). */
+#define VAR_IS_OUTPUT(v)                                                                         \
+    ((v) == VAR_Z || (v) == VAR_P || (v) == VAR_PT || (v) == VAR_F || (v) == VAR_R ||            \
+     (v) == VAR_LOGP || (v) == VAR_V || (v) == VAR_TD || (v) == VAR_ENT)
+/* Variables a family feeds as per-sample data (LossIn.var) rather than the program deriving them
+ * from z, y or labels. */
+#define VAR_IS_FED(v) ((v) >= VAR_LOGP && (v) <= VAR_ENT)
 
 /* Terms whose value is one number per batch. */
 #define TERM_IS_BATCH(id)                                                                        \

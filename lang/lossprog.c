@@ -108,6 +108,12 @@ static inline float ftanh(float x) {
     float c = x > 20.0f ? 20.0f : (x < -20.0f ? -20.0f : x);
     return 1.0f - 2.0f / (fexp(2.0f * c) + 1.0f);
 }
+/* 1 - tanh(x)^2 as 4e/(1+e)^2 with e = exp(-2|x|): no cancellation where tanh saturates (1 - v*v
+ * from v = tanh(x) keeps only float's absolute precision, 1e-7 against a slope of 1e-4). */
+static inline float dtanh(float x) {
+    float e = fexp(-2.0f * fabsf(x));
+    return 4.0f * e / ((1.0f + e) * (1.0f + e));
+}
 static inline float softplus(float x) { return (x > 0 ? x : 0) + flog(1.0f + fexp(-fabsf(x))); }
 /* log cosh x = |x| + log(1 + exp(-2|x|)) - log 2, stable for large |x| */
 static inline float logcosh(float x) {
@@ -155,6 +161,8 @@ struct LossProg {
     /* adjoints: d/dz (B,C), d/dp (B,C), d/dpt, d/dlogpt (B) */
     float *dz, *gp, *gpt, *glogpt;
     float *r; /* regression: f - y (B) */
+    unsigned need_var;      /* bits VAR_*: fed variables the program reads */
+    float *gvar[VAR_COUNT]; /* (B) adjoints of the fed variables that depend on the model */
     /* contrastive: normalised embeddings u (2B,D), norms (2B), d/du (2B,D), d/demb (2B,D) */
     float *u, *nrm, *du, *demb;
     float zero_adj[1]; /* adjoint sink of nodes that need none */
@@ -169,6 +177,7 @@ typedef struct TermKernel {
     void (*forward)(LossProg *lp, Ins *ins, const LossIn *in, float prm);
     void (*backward)(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm);
     unsigned needs;
+    unsigned vars; /* bits VAR_*: the fed per-sample variables (VAR_IS_FED) it reads */
 } TermKernel;
 
 #define TK_OUT 1u   /* reads the model output: softmax with class logits, r with predictions */
@@ -216,9 +225,11 @@ static int emit(LossProg *lp, const Expr *e, int cap) {
         if (cls && (needs & TK_PY)) lp->need_gp = lp->need_y1h = 1;
         if (needs & TK_EMB) lp->need_emb = 1;
         if ((needs & TK_LABEL) || cls) lp->need_label = 1;
+        if (lp->in & LIN_RL) lp->need_var |= term_kernel[e->id]->vars;
     } else if (e->op == EOP_VAR) {
         int v = e->id;
-        in->dep = v == VAR_Z || v == VAR_P || v == VAR_PT || v == VAR_F || v == VAR_R;
+        in->dep = VAR_IS_OUTPUT(v);
+        if (VAR_IS_FED(v)) lp->need_var |= 1u << v;
         if (v == VAR_P || v == VAR_PT) lp->need_soft = 1;
         if (v == VAR_P) lp->need_gp = lp->need_pnorm = 1;
         if (v == VAR_Y && (lp->in & LIN_CLASS)) lp->need_y1h = lp->need_label = 1;
@@ -262,6 +273,8 @@ static void layout(LossProg *lp, LdArena *a, size_t *need) {
     if (lp->need_y1h) lp->y1h = take(a, need, fbytes(B * C));
     if (lp->need_r) lp->r = take(a, need, fbytes(B));
     lp->dz = take(a, need, fbytes(B * C));
+    for (int v = 0; v < VAR_COUNT; v++)
+        if (((lp->need_var >> v) & 1u) && VAR_IS_OUTPUT(v)) lp->gvar[v] = take(a, need, fbytes(B));
     if (lp->need_emb) {
         lp->u = take(a, need, fbytes(N * D));
         lp->nrm = take(a, need, fbytes(N));
@@ -543,7 +556,7 @@ static void ew_backward(LossProg *lp, Ins *in, int B) {
     case EOP_EXP: EW_BWD(a < G_EXP_MAX ? v : 0.0f, 0.0f); break;
     case EOP_SQRT: EW_BWD(g_dsqrt(a), 0.0f); break;
     case EOP_ABS: EW_BWD(sgn(a), 0.0f); break;
-    case EOP_TANH: EW_BWD(1.0f - v * v, 0.0f); break;
+    case EOP_TANH: EW_BWD(dtanh(a), 0.0f); break;
     case EOP_SIGMOID: EW_BWD(v * (1.0f - v), 0.0f); break;
     case EOP_SOFTPLUS: EW_BWD(sigm(a), 0.0f); break;
     case EOP_MIN: EW_BWD(a <= b ? 1.0f : 0.0f, a <= b ? 0.0f : 1.0f); break;
@@ -828,9 +841,35 @@ static void smooth_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, f
     }
 }
 
-/* entropy = -sum_j p_j log p_j */
+/* The rl terms, over the fed per-sample variables (docs/rl.md, "Loss terms"): reinforce =
+ * -logp ret, a2c = -logp adv (ret and adv are data: no gradient flows through them), td2 = td^2
+ * (semi-gradient: the family applies dtd/dv = -1), and entropy = ent, the policy's entropy. */
+static void reinforce_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
+    for (int i = 0; i < in->B; i++) ins->v[i] = -in->var[VAR_LOGP][i] * in->var[VAR_RET][i];
+}
+static void reinforce_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
+    for (int i = 0; i < in->B; i++) lp->gvar[VAR_LOGP][i] -= ins->g[i] * in->var[VAR_RET][i];
+}
+static void a2c_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
+    for (int i = 0; i < in->B; i++) ins->v[i] = -in->var[VAR_LOGP][i] * in->var[VAR_ADV][i];
+}
+static void a2c_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
+    for (int i = 0; i < in->B; i++) lp->gvar[VAR_LOGP][i] -= ins->g[i] * in->var[VAR_ADV][i];
+}
+static void td2_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
+    for (int i = 0; i < in->B; i++) ins->v[i] = in->var[VAR_TD][i] * in->var[VAR_TD][i];
+}
+static void td2_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
+    for (int i = 0; i < in->B; i++) lp->gvar[VAR_TD][i] += 2.0f * ins->g[i] * in->var[VAR_TD][i];
+}
+
+/* entropy = -sum_j p_j log p_j; in rl the policy's entropy ent, fed by the family */
 static void entropy_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
     int C = lp->C;
+    if (lp->in & LIN_RL) {
+        for (int i = 0; i < in->B; i++) ins->v[i] = in->var[VAR_ENT][i];
+        return;
+    }
     for (int i = 0; i < in->B; i++) {
         const float *z = in->z + (size_t)i * C, *p = lp->p + (size_t)i * C;
         float h = 0;
@@ -841,6 +880,10 @@ static void entropy_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
 static void entropy_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
     /* dH/dz_j = -p_j (log p_j + H) */
     int C = lp->C;
+    if (lp->in & LIN_RL) {
+        for (int i = 0; i < in->B; i++) lp->gvar[VAR_ENT][i] += ins->g[i];
+        return;
+    }
     for (int i = 0; i < in->B; i++) {
         const float *z = in->z + (size_t)i * C, *p = lp->p + (size_t)i * C;
         float *dz = lp->dz + (size_t)i * C, gi = ins->g[i], h = ins->v[i], lse = lp->lse[i];
@@ -944,21 +987,24 @@ static void supcon_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, f
 
 /* The kernels of each row of EXPR_TERMS, found by the row's ID: term_k_ID. A row without its
  * kernels does not compile. */
-static const TermKernel term_k_CE = {ce_fwd, ce_bwd, TK_OUT};
-static const TermKernel term_k_FOCAL = {focal_fwd, logpt_aux_bwd, TK_OUT};
-static const TermKernel term_k_HINGE = {hinge_fwd, hinge_bwd, TK_OUT | TK_IAUX};
-static const TermKernel term_k_POLY1 = {poly1_fwd, logpt_aux_bwd, TK_OUT};
-static const TermKernel term_k_SMOOTH = {smooth_fwd, smooth_bwd, TK_OUT | TK_PNORM};
-static const TermKernel term_k_MSE = {mse_fwd, mse_bwd, TK_OUT | TK_PNORM | TK_PY};
-static const TermKernel term_k_MAE = {mae_fwd, mae_bwd, TK_OUT | TK_PNORM | TK_PY};
-static const TermKernel term_k_HUBER = {huber_fwd, huber_bwd, TK_OUT | TK_PNORM | TK_PY};
-static const TermKernel term_k_LOGCOSH = {logcosh_fwd, logcosh_bwd, TK_OUT | TK_PNORM | TK_PY};
-static const TermKernel term_k_INFONCE = {infonce_fwd, infonce_bwd, TK_EMB | TK_MAT};
-static const TermKernel term_k_SUPCON = {supcon_fwd, supcon_bwd, TK_EMB | TK_LABEL | TK_MAT};
-static const TermKernel term_k_PHYS = {given_fwd, given_bwd, 0};
-static const TermKernel term_k_BC = {given_fwd, given_bwd, 0};
-static const TermKernel term_k_L2 = {given_fwd, given_bwd, 0};
-static const TermKernel term_k_ENTROPY = {entropy_fwd, entropy_bwd, TK_OUT | TK_PNORM};
+static const TermKernel term_k_CE = {ce_fwd, ce_bwd, TK_OUT, 0};
+static const TermKernel term_k_FOCAL = {focal_fwd, logpt_aux_bwd, TK_OUT, 0};
+static const TermKernel term_k_HINGE = {hinge_fwd, hinge_bwd, TK_OUT | TK_IAUX, 0};
+static const TermKernel term_k_POLY1 = {poly1_fwd, logpt_aux_bwd, TK_OUT, 0};
+static const TermKernel term_k_SMOOTH = {smooth_fwd, smooth_bwd, TK_OUT | TK_PNORM, 0};
+static const TermKernel term_k_MSE = {mse_fwd, mse_bwd, TK_OUT | TK_PNORM | TK_PY, 0};
+static const TermKernel term_k_MAE = {mae_fwd, mae_bwd, TK_OUT | TK_PNORM | TK_PY, 0};
+static const TermKernel term_k_HUBER = {huber_fwd, huber_bwd, TK_OUT | TK_PNORM | TK_PY, 0};
+static const TermKernel term_k_LOGCOSH = {logcosh_fwd, logcosh_bwd, TK_OUT | TK_PNORM | TK_PY, 0};
+static const TermKernel term_k_INFONCE = {infonce_fwd, infonce_bwd, TK_EMB | TK_MAT, 0};
+static const TermKernel term_k_SUPCON = {supcon_fwd, supcon_bwd, TK_EMB | TK_LABEL | TK_MAT, 0};
+static const TermKernel term_k_PHYS = {given_fwd, given_bwd, 0, 0};
+static const TermKernel term_k_BC = {given_fwd, given_bwd, 0, 0};
+static const TermKernel term_k_L2 = {given_fwd, given_bwd, 0, 0};
+static const TermKernel term_k_ENTROPY = {entropy_fwd, entropy_bwd, TK_OUT | TK_PNORM, 1u << VAR_ENT};
+static const TermKernel term_k_REINFORCE = {reinforce_fwd, reinforce_bwd, 0, 1u << VAR_LOGP | 1u << VAR_RET};
+static const TermKernel term_k_A2C = {a2c_fwd, a2c_bwd, 0, 1u << VAR_LOGP | 1u << VAR_ADV};
+static const TermKernel term_k_TD2 = {td2_fwd, td2_bwd, 0, 1u << VAR_TD};
 
 static const TermKernel *const term_kernel[TERM_COUNT] = {
 #define X_KERNEL(id, ...) [TERM_##id] = &term_k_##id,
@@ -1010,9 +1056,12 @@ static void bind_var(LossProg *lp, Ins *ins, const LossIn *in) {
         ins->g = lp->dz; /* dr/df = 1 */
         break;
     case VAR_T:
-    default:
         ins->v = lp->zero_adj; /* rebound below */
         ins->g = lp->zero_adj;
+        break;
+    default: /* a fed variable (VAR_IS_FED) */
+        ins->v = (float *)in->var[ins->id]; /* read only */
+        ins->g = lp->gvar[ins->id] ? lp->gvar[ins->id] : lp->zero_adj;
         break;
     }
 }
@@ -1020,7 +1069,7 @@ static void bind_var(LossProg *lp, Ins *ins, const LossIn *in) {
 int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
     int B = in->B, C = lp->C;
     memset(out, 0, sizeof *out);
-    if (B < 1 || B > lp->maxB || (!in->z && !(lp->in & LIN_EMB))) {
+    if (B < 1 || B > lp->maxB || (!in->z && !(lp->in & (LIN_EMB | LIN_RL)))) {
         out->loss = NAN;
         return LD_EFAILED;
     }
@@ -1032,6 +1081,8 @@ int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
     }
     if (lp->need_r && !in->y) goto bad;
     if (lp->need_emb && !in->emb) goto bad;
+    for (int v = 0; v < VAR_COUNT; v++)
+        if (((lp->need_var >> v) & 1u) && !in->var[v]) goto bad;
 
     /* shared quantities */
     if (lp->need_soft) softmax_forward(lp, in);
@@ -1087,6 +1138,8 @@ int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
     }
     if (lp->need_gp) memset(lp->gp, 0, (size_t)B * C * sizeof(float));
     if (lp->need_emb) memset(lp->du, 0, (size_t)2 * B * lp->D * sizeof(float));
+    for (int v = 0; v < VAR_COUNT; v++)
+        if (lp->gvar[v]) memset(lp->gvar[v], 0, (size_t)B * sizeof(float));
     if (root->shape == SH_SAMPLE)
         for (int i = 0; i < B; i++) root->g[i] = 1.0f / (float)B;
     else
@@ -1132,7 +1185,13 @@ int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
 
     out->dz = lp->dz;
     out->demb = lp->need_emb ? lp->demb : NULL;
-    int bad = !isfinite(out->loss) || !all_finite(out->g_term, TERM_COUNT) || !all_finite(lp->dz, B * C) ||
+    int bad_var = 0;
+    for (int v = 0; v < VAR_COUNT; v++)
+        if (lp->gvar[v]) {
+            out->g_var[v] = lp->gvar[v];
+            bad_var |= !all_finite(lp->gvar[v], B);
+        }
+    int bad = bad_var || !isfinite(out->loss) || !all_finite(out->g_term, TERM_COUNT) || !all_finite(lp->dz, B * C) ||
               (lp->need_emb && !all_finite(lp->demb, 2 * B * lp->D));
     return bad ? LD_EFAILED : LD_OK;
 bad:

@@ -22,6 +22,8 @@ typedef struct LossIn {
     const float *emb;   /* (2B, D) embeddings of two views (LIN_EMB): rows i and B+i pair */
     float term[TERM_COUNT]; /* values of caller-computed batch terms: term[TERM_L2] = 0.5 * sum of
                                squared weights, term[TERM_PHYS], term[TERM_BC], ... */
+    const float *var[VAR_COUNT]; /* (B) per-sample variables the family feeds as data (VAR_IS_FED:
+                                    the rl family's logp ret adv v td ent); NULL where unused */
 } LossIn;
 
 /* What it returns. dz and demb point into the program's own memory, valid until the next run. */
@@ -31,6 +33,9 @@ typedef struct LossOut {
     const float *demb;  /* (2B, D) d loss / d emb */
     float g_term[TERM_COUNT]; /* d loss / d term[k]; the caller adds g_term[TERM_L2] * w to each
                                  weight's gradient */
+    const float *g_var[VAR_COUNT]; /* (B) d loss / d var[k] for the fed variables that depend on the
+                                      model (VAR_IS_OUTPUT) and the loss reads; NULL otherwise. The
+                                      family chains them into its model (rl: td's into v, -1). */
 } LossOut;
 
 /* Compiles e for family with at most max_batch rows, C classes (1 for regression/physics) and

@@ -108,6 +108,7 @@ static Expr *rand_tree(LdRng *r, int fam, int depth) {
 /* Inputs per family, shared by C and Python. */
 typedef struct Data {
     float z[NB * NC], y[NB], emb[2 * NB * ND];
+    float rl[6 * NB]; /* rl: logp, ret, adv, v, td, ent (VAR_LOGP..VAR_ENT), NB each */
     int label[NB];
 } Data;
 
@@ -125,13 +126,18 @@ static void make_data(void) {
             d->label[i] = (int)rng_below(&r, f == FAM_CONTRASTIVE ? 3 : NC);
         }
         for (int k = 0; k < 2 * NB * ND; k++) d->emb[k] = rng_normal(&r);
+        for (int k = 0; k < 6 * NB; k++) d->rl[k] = rng_normal(&r);
+        for (int i = 0; i < NB; i++) {
+            d->rl[i] = -0.1f - 2.0f * (float)rng_uniform(&r);        /* logp < 0 */
+            d->rl[5 * NB + i] = 0.1f + 0.6f * (float)rng_uniform(&r); /* ent > 0 */
+        }
     }
 }
 
 typedef struct Case {
     int fam;
     char src[EXPR_TEXT_MAX];
-    double loss, grad[2 * NB * ND + 3];
+    double loss, grad[2 * NB * ND + 6 * NB + 3];
     int ngrad;
 } Case;
 
@@ -147,12 +153,19 @@ static int run_case(Case *c) {
     int reg = fam == FAM_REGRESSION || fam == FAM_PHYSICS;
     LossIn in = {.B = NB, .t = T, .z = d->z, .label = reg ? NULL : d->label, .y = reg ? d->y : NULL,
                  .emb = fam == FAM_CONTRASTIVE ? d->emb : NULL, .term[TERM_L2] = L2, .term[TERM_PHYS] = PHYS, .term[TERM_BC] = BC};
+    for (int v = VAR_LOGP; v <= VAR_ENT; v++) in.var[v] = d->rl + (v - VAR_LOGP) * NB;
     LossOut out;
     int rc = lossprog_run(lp, &in, &out);
     c->loss = out.loss;
-    int n = fam == FAM_CONTRASTIVE ? 2 * NB * ND : NB * C;
+    int n = fam == FAM_CONTRASTIVE ? 2 * NB * ND : fam == FAM_RL ? 6 * NB : NB * C;
     const float *g = fam == FAM_CONTRASTIVE ? out.demb : out.dz;
-    for (int k = 0; k < n && rc == LD_OK; k++) c->grad[k] = g[k];
+    for (int k = 0; k < n && rc == LD_OK; k++) {
+        if (fam != FAM_RL) c->grad[k] = g[k];
+        else { /* d/d(logp ret adv v td ent); none for the targets ret and adv */
+            const float *gv = out.g_var[VAR_LOGP + k / NB];
+            c->grad[k] = gv ? gv[k % NB] : 0.0;
+        }
+    }
     c->grad[n] = out.g_term[TERM_L2];
     c->grad[n + 1] = out.g_term[TERM_PHYS];
     c->grad[n + 2] = out.g_term[TERM_BC];
@@ -190,6 +203,7 @@ static void add_every_term_and_op(Case *cases, int *n) {
         [FAM_REGRESSION] = {"r", "f"},
         [FAM_PHYSICS] = {"r", "phys"},
         [FAM_CONTRASTIVE] = {"infonce", "supcon(0.5)"},
+        [FAM_RL] = {"v", "a2c"},
     };
     static const char *const tname[TERM_COUNT] = {
 #define X(id, spelling, fams, hp, def) spelling,
@@ -365,7 +379,10 @@ static const char driver[] =
     "            kw.update(phys=torch.tensor(D.PHYS, requires_grad=True), bc=torch.tensor(D.BC, requires_grad=True))\n"
     "            nkw.update(phys=D.PHYS, bc=D.BC)\n"
     "        lab = torch.tensor(d['label'])\n"
-    "        if fam == 3:\n"
+    "        if fam == D.RL:\n"
+    "            x = torch.tensor(d['rl']).reshape(6, D.B)\n"
+    "            tgt = None\n"
+    "        elif fam == 3:\n"
     "            x = torch.tensor(d['emb']).reshape(2 * D.B, D.D)\n"
     "            tgt = lab\n"
     "        elif fam == 0:\n"
@@ -376,14 +393,16 @@ static const char driver[] =
     "            tgt = torch.tensor(d['y'])\n"
     "        nx = x.numpy().copy()\n"
     "        x.requires_grad_()\n"
-    "        loss = getattr(lossd_torch, 'lossd_loss_%d' % k)(x, tgt, **kw)\n"
+    "        args = list(x.unbind(0)) if fam == D.RL else [x, tgt]\n"
+    "        nargs = list(nx) if fam == D.RL else [nx, tgt.numpy()]\n"
+    "        loss = getattr(lossd_torch, 'lossd_loss_%d' % k)(*args, **kw)\n"
     "        loss.backward()\n"
     "        g = (x.grad if x.grad is not None else torch.zeros_like(x)).reshape(-1).tolist()\n"
     "        for name in ('l2', 'phys', 'bc'):\n"
     "            v = kw.get(name)\n"
     "            g.append(float(v.grad) if v is not None and v.grad is not None else 0.0)\n"
-    "        nv = getattr(lossd_numpy, 'lossd_loss_value_%d' % k)(nx, tgt.numpy(), **nkw)\n"
-    "        ng = getattr(lossd_numpy, 'lossd_grad_%d' % k)(nx, tgt.numpy(), **nkw).reshape(-1)\n"
+    "        nv = getattr(lossd_numpy, 'lossd_loss_value_%d' % k)(*nargs, **nkw)\n"
+    "        ng = getattr(lossd_numpy, 'lossd_grad_%d' % k)(*nargs, **nkw).reshape(-1)\n"
     "        gd = float(np.max(np.abs(ng - np.array(g[:ng.size])))) / max(float(np.max(np.abs(ng))), 1e-3)\n"
     "        print(k, repr(float(loss)), repr(float(nv)), repr(gd), ' '.join(repr(v) for v in g))\n"
     "    except Exception as ex:\n"
@@ -450,13 +469,14 @@ static void test_python_parity(void **state) {
     snprintf(path, sizeof path, "%s/driver.py", dir);
     FILE *fdr = fopen(path, "w");
     assert_true(fd && fdr);
-    fprintf(fd, "B = %d\nC = %d\nD = %d\nT = %.9g\nL2 = %.9g\nPHYS = %.9g\nBC = %.9g\nDATA = {}\n", NB,
-            NC, ND, T, L2, PHYS, BC);
+    fprintf(fd, "B = %d\nC = %d\nD = %d\nT = %.9g\nL2 = %.9g\nPHYS = %.9g\nBC = %.9g\nRL = %d\nDATA = {}\n", NB,
+            NC, ND, T, L2, PHYS, BC, FAM_RL);
     for (int f = 0; f < FAM_COUNT; f++) {
         fprintf(fd, "DATA[%d] = dict(", f);
         write_floats(fd, "z", data[f].z, f == FAM_CLASSIFICATION ? NB * NC : NB);
         write_floats(fd, "y", data[f].y, NB);
         write_floats(fd, "emb", data[f].emb, 2 * NB * ND);
+        write_floats(fd, "rl", data[f].rl, 6 * NB);
         fprintf(fd, "label=[");
         for (int i = 0; i < NB; i++) fprintf(fd, "%s%d", i ? "," : "", data[f].label[i]);
         fprintf(fd, "])\n");

@@ -1,0 +1,243 @@
+/* test_rl.c: the rl family: tasks load from the one spec reader (and refuse bad keys and
+ * environments), a run is deterministic in its seed and learns CartPole well above a random
+ * policy, the rl variables and terms have exact gradients (central differences) and are refused
+ * in other families, as other families' terms are in rl. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../evaluator/eval.h"
+#include "../lang/lossprog.h"
+
+static Task *load(const char *json, char *err) {
+    cJSON *s = cJSON_Parse(json);
+    assert_non_null(s);
+    Task *t = NULL;
+    int rc = task_load(s, NULL, &t, err);
+    cJSON_Delete(s);
+    return rc == LD_OK ? t : NULL;
+}
+
+static EvalResult run(const Task *t, const char *loss, uint64_t seed, int steps) {
+    char err[LD_ERR_MAX];
+    Expr *e = expr_parse(loss, err);
+    assert_non_null(e);
+    EvalOpts o = {.seed = seed, .steps = steps};
+    EvalResult r;
+    int rc = eval_run(t, e, &o, &r, err);
+    if (rc) printf("eval_run: %s\n", err);
+    assert_int_equal(rc, LD_OK);
+    expr_free(e);
+    return r;
+}
+
+static void test_load_and_defaults(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    Task *t = load("{\"data\": \"builtin:cartpole\"}", err);
+    assert_non_null(t);
+    assert_int_equal(task_family(t), FAM_RL);
+    assert_string_equal(task_metric(t), "return");
+    assert_int_equal(task_higher_better(t), 1);
+    assert_int_equal(task_steps(t), 400);
+    task_free(t);
+    t = load("{\"data\": \"builtin:acrobot\", \"family\": \"rl\", \"metric\": \"steps_to_threshold\", "
+             "\"rl\": {\"gamma\": 0.98, \"lambda\": 1, \"envs\": 4, \"rollout\": 8, \"val_episodes\": 3, "
+             "\"test_episodes\": 5, \"threshold\": -150}}",
+             err);
+    if (!t) printf("%s\n", err);
+    assert_non_null(t);
+    assert_int_equal(task_higher_better(t), 0);
+    /* the normalised spec reads back to the same task */
+    cJSON *n = task_spec(t);
+    Task *t2 = NULL;
+    assert_int_equal(task_load(n, NULL, &t2, err), LD_OK);
+    assert_true(task_hash(t2) == task_hash(t));
+    cJSON_Delete(n);
+    task_free(t2);
+    task_free(t);
+}
+
+static void test_bad_specs(void **state) {
+    (void)state;
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {"{\"data\": \"builtin:cartpole\", \"rl\": {\"gama\": 0.9}}", "did you mean 'gamma'"},
+        {"{\"data\": \"builtin:cartpole\", \"rl\": {\"gamma\": 1.5}}", "rl.gamma: 1.5 is out of range"},
+        {"{\"data\": \"builtin:cartpole\", \"rl\": {\"envs\": 2.5}}", "expected an integer"},
+        {"{\"data\": \"builtin:cartpole\", \"train\": {\"batch\": 32}}", "only classification"},
+        {"{\"data\": \"builtin:digits\", \"family\": \"rl\"}", "not an environment"},
+        {"{\"data\": \"builtin:cartpole\", \"family\": \"classification\"}", "family must be rl"},
+        {"{\"data\": \"builtin:mountaincar\"}", "unknown built-in"},
+        {"{\"data\": \"builtin:digits\", \"rl\": {}}", "only rl tasks read it"},
+        {"{\"data\": \"builtin:cartpole\", \"metric\": \"accuracy\"}", "not a rl metric"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[LD_ERR_MAX] = "";
+        Task *t = load(cases[i].json, err);
+        if (t || !strstr(err, cases[i].want)) printf("case %zu: %s -> '%s', want '%s'\n", i, cases[i].json, err, cases[i].want);
+        assert_null(t);
+        assert_non_null(strstr(err, cases[i].want));
+    }
+}
+
+static void test_deterministic(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    Task *t = load("{\"data\": \"builtin:cartpole\", \"rl\": {\"val_episodes\": 3, \"test_episodes\": 4}}", err);
+    assert_non_null(t);
+    EvalResult a = run(t, "a2c - 0.01*ent + 0.5*td2", 3, 40);
+    EvalResult b = run(t, "a2c - 0.01*ent + 0.5*td2", 3, 40);
+    EvalResult c = run(t, "a2c - 0.01*ent + 0.5*td2", 4, 40);
+    assert_true(a.ok && b.ok && c.ok);
+    printf("seed 3: val %g test %g loss %.9g; seed 4: loss %.9g\n", a.val, a.test, a.final_loss, c.final_loss);
+    assert_true(a.val == b.val && a.test == b.test && a.final_loss == b.final_loss);
+    assert_true(a.final_loss != c.final_loss);
+    assert_int_equal(a.steps, 40);
+    assert_int_equal(a.nextra, 2);
+    assert_string_equal(a.extra[0].name, "return");
+    assert_string_equal(a.extra[1].name, "steps_to_threshold");
+    /* not reached within 40 x 128 steps: the number of environment steps trained */
+    assert_true(a.extra[1].val == 40 * 128);
+    /* a return is at least 1 step and at most the time limit */
+    assert_true(a.val >= 1 && a.val <= 500 && a.test >= 1 && a.test <= 500);
+    task_free(t);
+}
+
+/* The textbook actor-critic learns: random CartPole lasts about 22 steps. */
+static void test_learns(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    Task *t = load("{\"data\": \"builtin:cartpole\"}", err);
+    assert_non_null(t);
+    EvalResult r = run(t, "a2c - 0.01*ent + 0.5*td2", 2, 0);
+    printf("a2c baseline, seed 2, 400 updates: val %.1f test %.1f, steps_to_threshold %g, %.0f ms\n", r.val,
+           r.test, r.extra[1].val, r.wall_ms);
+    assert_true(r.ok);
+    assert_true(r.val > 100 && r.test > 100);
+    task_free(t);
+}
+
+static void test_vocabulary(void **state) {
+    (void)state;
+    static const struct {
+        const char *loss;
+        int fam;
+        const char *want; /* NULL: accepted */
+    } cases[] = {
+        {"reinforce - 0.01*ent + 0.5*td2", FAM_RL, NULL},
+        {"(1 - t)*a2c - 0.01*(1 - t)*entropy + 0.5*td2", FAM_RL, NULL},
+        {"-logp*adv + 0.5*(ret - v)^2", FAM_RL, NULL},
+        {"reinforce", FAM_CLASSIFICATION, "term 'reinforce' is not available for classification tasks"},
+        {"ce + td2", FAM_CLASSIFICATION, "term 'td2' is not available for classification tasks"},
+        {"mse + 0.1*logp", FAM_REGRESSION, "variable 'logp' is not available for regression tasks"},
+        {"ce", FAM_RL, "term 'ce' is not available for rl tasks"},
+        {"a2c + mse", FAM_RL, "term 'mse' is not available for rl tasks"},
+        {"a2c + pt", FAM_RL, "variable 'pt' is not available for rl tasks"},
+        {"ret + adv", FAM_RL, "does not depend on the model's output"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[LD_ERR_MAX] = "";
+        Expr *e = expr_parse(cases[i].loss, err);
+        assert_non_null(e);
+        int rc = expr_check(e, cases[i].fam, err);
+        if ((rc == LD_OK) != (cases[i].want == NULL) || (cases[i].want && !strstr(err, cases[i].want)))
+            printf("case %zu: %s -> rc %d '%s'\n", i, cases[i].loss, rc, err);
+        if (cases[i].want) assert_non_null(strstr(err, cases[i].want));
+        else assert_int_equal(rc, LD_OK);
+        expr_free(e);
+    }
+    LangVocab v = lang_vocab(FAM_RL);
+    assert_true(v.vars & (1u << VAR_LOGP));
+    assert_false(v.vars & (1u << VAR_Z));
+    assert_true(v.terms & (1u << TERM_A2C));
+    assert_true(v.terms & (1u << TERM_ENTROPY));
+    assert_false(lang_vocab(FAM_CLASSIFICATION).terms & (1u << TERM_TD2));
+}
+
+/* Gradients of the loss program with respect to the fed variables against central differences
+ * in double precision of the program's own forward (the program runs in float: h = 1e-2 on
+ * values of order 1, tolerance 2e-3 relative to the largest gradient). */
+#define GB 16
+static double loss_at(LossProg *lp, LossIn *in) {
+    LossOut o;
+    lossprog_run(lp, in, &o);
+    return o.loss;
+}
+
+static void test_gradients(void **state) {
+    (void)state;
+    static const char *const losses[] = {
+        "reinforce - 0.01*ent + 0.5*td2",
+        "a2c - 0.01*entropy + 0.5*td2",
+        "-logp*adv + 0.5*(ret - v)^2 - 0.02*(1 - t)*ent",
+        "exp(-t)*reinforce + log(1 + td^2) + abs(v)*0.1",
+        "tanh(a2c) + sqrt(1 + td2)*0.3 - ent*ent",
+    };
+    float val[VAR_COUNT][GB];
+    LdRng r;
+    rng_seed(&r, 11);
+    for (int k = 0; k < VAR_COUNT; k++)
+        for (int i = 0; i < GB; i++) val[k][i] = (float)rng_normal(&r);
+    for (int i = 0; i < GB; i++) {
+        val[VAR_LOGP][i] = -0.1f - (float)rng_uniform(&r) * 2; /* log-probabilities */
+        val[VAR_ENT][i] = 0.1f + (float)rng_uniform(&r) * 0.6f;
+    }
+    double worst = 0;
+    for (size_t c = 0; c < sizeof losses / sizeof losses[0]; c++) {
+        char err[LD_ERR_MAX];
+        Expr *e = expr_parse(losses[c], err);
+        assert_non_null(e);
+        LossProg *lp = NULL;
+        assert_int_equal(lossprog_new(e, FAM_RL, GB, 1, 0, &lp, err), LD_OK);
+        LossIn in = {.B = GB, .t = 0.3f};
+        for (int k = VAR_LOGP; k <= VAR_ENT; k++) in.var[k] = val[k];
+        LossOut o;
+        assert_int_equal(lossprog_run(lp, &in, &o), LD_OK);
+        float g[VAR_COUNT][GB] = {{0}};
+        for (int k = VAR_LOGP; k <= VAR_ENT; k++)
+            if (o.g_var[k]) memcpy(g[k], o.g_var[k], sizeof g[k]);
+        /* ret and adv are data: no gradient comes back for them */
+        assert_null(o.g_var[VAR_RET]);
+        assert_null(o.g_var[VAR_ADV]);
+        double gmax = 1e-6, diff = 0;
+        for (int k = VAR_LOGP; k <= VAR_ENT; k++)
+            for (int i = 0; i < GB; i++) gmax = fmax(gmax, fabs(g[k][i]));
+        for (int k = VAR_LOGP; k <= VAR_ENT; k++) {
+            if (k == VAR_RET || k == VAR_ADV) continue;
+            for (int i = 0; i < GB; i++) {
+                float x = val[k][i], h = 1e-2f;
+                val[k][i] = x + h;
+                double up = loss_at(lp, &in);
+                val[k][i] = x - h;
+                double down = loss_at(lp, &in);
+                val[k][i] = x;
+                double fd = (up - down) / (2 * (double)h);
+                diff = fmax(diff, fabs(fd - g[k][i]));
+            }
+        }
+        printf("%-50s maxdiff %.2e (max |g| %.2e)\n", losses[c], diff, gmax);
+        assert_true(diff <= 2e-3 * gmax + 1e-5);
+        worst = fmax(worst, diff / gmax);
+        lossprog_free(lp);
+        expr_free(e);
+    }
+    printf("worst relative maxdiff %.2e (tolerance 2e-3)\n", worst);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_load_and_defaults), cmocka_unit_test(test_bad_specs),
+        cmocka_unit_test(test_deterministic),     cmocka_unit_test(test_vocabulary),
+        cmocka_unit_test(test_gradients),         cmocka_unit_test(test_learns),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
