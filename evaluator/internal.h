@@ -48,6 +48,8 @@ struct Task {
     TrainSpec train_spec;
     char metric[24];
     int higher_better;
+    int deploy;    /* QUANT_* (quant.h): the precision the trained model is scored at
+                      (deploy.precision; QUANT_FP32 by default) */
     cJSON *spec;   /* owned normalised spec */
     uint64_t hash; /* of the normalised spec */
     struct PhysProblem *phys; /* physics family, owned by physics.c */
@@ -156,6 +158,7 @@ int data_prepare(const Table *tab, int classify, const DataPrep *p, Task *t, cha
  * the training-row indices of every step, losses (steps floats) every step's training loss. */
 typedef struct EvalTrace {
     float *init;
+    float *final; /* eval_param_count floats: the trained parameters (group 0), before scoring */
     int *batches;
     float *losses;
 } EvalTrace;

@@ -84,6 +84,7 @@ static void rl_task_free(Task *t) {
 
 typedef struct RlEval {
     const RlSpec *s;
+    Trainer *tr;
     const Mlp *actor;
     MlpActs *acts; /* for up to n rows */
     float *obs;    /* (n, obs_dim) */
@@ -112,7 +113,7 @@ static double rl_evaluate(RlEval *ev, int n, int test) {
                 ev->row[m++] = i;
             }
         if (!m) break;
-        const float *z = mlp_forward(ev->actor, ev->acts, ev->obs, m);
+        const float *z = train_forward(ev->tr, ev->actor, ev->acts, ev->obs, m);
         rl_policy_forward(ev->lsm, NULL, NULL, z, NULL, m, A);
         rl_policy_greedy(ev->act, ev->lsm, m, A);
         for (int k = 0; k < m; k++) {
@@ -244,7 +245,8 @@ static int rl_setup(Trainer *tr, char *err) {
         r->epret[e] = 0;
     }
     tr->state = r;
-    int rc = train_group(tr, r->params_a, r->grads_a, r->actor.nparams, NULL, err);
+    int rc = train_deployable(tr, &r->actor, r->obs, r->N, r->R, err);
+    if (!rc) rc = train_group(tr, r->params_a, r->grads_a, r->actor.nparams, NULL, err);
     return rc ? rc : train_group(tr, r->params_c, r->grads_c, r->critic.nparams, NULL, err);
 }
 
@@ -343,8 +345,8 @@ static int rl_step(Trainer *tr, float *loss) {
     return LD_OK;
 }
 
-static RlEval rl_eval_of(RlRun *r) {
-    return (RlEval){.s = r->s, .actor = &r->actor, .acts = &r->acts_s, .obs = r->vobs, .lsm = r->slsm,
+static RlEval rl_eval_of(Trainer *tr, RlRun *r) {
+    return (RlEval){.s = r->s, .tr = tr, .actor = &r->actor, .acts = &r->acts_s, .obs = r->vobs, .lsm = r->slsm,
                     .act = r->sact, .row = r->srow, .env = r->venv, .ret = r->vret};
 }
 
@@ -353,14 +355,14 @@ static double steps_to_threshold(const RlRun *r) { return (double)(r->reached < 
 static double rl_curve_val(Trainer *tr, int last) {
     RlRun *r = tr->state;
     if (!strcmp(tr->task->metric, "steps_to_threshold")) return steps_to_threshold(r);
-    RlEval ev = rl_eval_of(r);
+    RlEval ev = rl_eval_of(tr, r);
     int n = last || r->s->val_episodes < RL_CURVE_EPISODES ? r->s->val_episodes : RL_CURVE_EPISODES;
     return rl_evaluate(&ev, n, 0);
 }
 
 static void rl_score(Trainer *tr, EvalResult *res) {
     RlRun *r = tr->state;
-    RlEval ev = rl_eval_of(r);
+    RlEval ev = rl_eval_of(tr, r);
     res->nextra = 2;
     snprintf(res->extra[0].name, sizeof res->extra[0].name, "return");
     res->extra[0].val = rl_evaluate(&ev, r->s->val_episodes, 0);

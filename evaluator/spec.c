@@ -42,6 +42,7 @@ static const SpecKey spec_keys[] = {
     {"", "physics", SK_OBJ, 0, 0, FB_PHY, NULL},
     {"", "augment", SK_OBJ, 0, 0, FB_CON, NULL},
     {"", "knn", SK_OBJ, 0, 0, FB_CON, NULL},
+    {"", "deploy", SK_OBJ, 0, 0, FB_ALL, NULL},
     {"", "rl", SK_OBJ, 0, 0, FB_RL, NULL},
 
     /* split.val > 0: a task without validation rows has no fitness (checked below). */
@@ -89,6 +90,10 @@ static const SpecKey spec_keys[] = {
     {"augment", "dropout", SK_NUM, 0, 0.95, FB_CON, NULL},
     {"augment", "shift", SK_INT, 0, 3, FB_CON, NULL},
     {"knn", "k", SK_INT, 1, 32, FB_CON, NULL},
+
+    /* deploy.precision: fp32 fp16 bf16 int8 (quant_precision_parse); qat is refused in task.c */
+    {"deploy", "precision", SK_STR, 0, 0, FB_ALL, NULL},
+    {"deploy", "qat", SK_ANY, 0, 0, FB_ALL, NULL},
 
     {"rl", "gamma", SK_NUM, 0, 1, FB_RL, NULL},
     {"rl", "lambda", SK_NUM, 0, 1, FB_RL, NULL},

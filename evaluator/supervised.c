@@ -28,10 +28,10 @@ size_t eval_param_count(const Task *t) {
 }
 
 /* Outputs of the model on every row of ds into z (n, C), EVAL_CHUNK rows at a time. */
-static void predict(const Mlp *m, MlpActs *a, const Dataset *ds, float *z, int C) {
+static void predict(Trainer *tr, const Mlp *m, MlpActs *a, const Dataset *ds, float *z, int C) {
     for (int i = 0; i < ds->n; i += EVAL_CHUNK) {
         int B = ds->n - i < EVAL_CHUNK ? ds->n - i : EVAL_CHUNK;
-        const float *out = mlp_forward(m, a, ds->x + (size_t)i * ds->d, B);
+        const float *out = train_forward(tr, m, a, ds->x + (size_t)i * ds->d, B);
         memcpy(z + (size_t)i * C, out, sizeof(float) * (size_t)B * C);
     }
 }
@@ -130,7 +130,8 @@ static int sup_setup(Trainer *tr, char *err) {
     s->vsample = t->val;
     if (s->vsample.n > CURVE_ROWS) s->vsample.n = CURVE_ROWS;
     tr->state = s;
-    return train_group(tr, params, grads, P, NULL, err);
+    int rc = train_deployable(tr, &s->m, t->train.x, t->train.n, EVAL_CHUNK, err);
+    return rc ? rc : train_group(tr, params, grads, P, NULL, err);
 }
 
 static int sup_step(Trainer *tr, float *loss) {
@@ -177,7 +178,7 @@ static int sup_step(Trainer *tr, float *loss) {
 static double sup_curve_val(Trainer *tr, int last) {
     SupRun *s = tr->state;
     const Dataset *vs = last ? &tr->task->val : &s->vsample;
-    predict(&s->m, &s->eacts, vs, s->zall, s->C);
+    predict(tr, &s->m, &s->eacts, vs, s->zall, s->C);
     s->zall_final = last;
     return task_metric_value(tr->task, vs, s->zall);
 }
@@ -188,9 +189,9 @@ static void sup_score(Trainer *tr, EvalResult *res) {
     const EvalFamily *f = eval_family(t->family);
     double vv[EVAL_EXTRA_MAX], vt[EVAL_EXTRA_MAX];
     /* The last curve point scored the final model on the validation split: zall holds it. */
-    if (!s->zall_final) predict(&s->m, &s->eacts, &t->val, s->zall, s->C);
+    if (!s->zall_final) predict(tr, &s->m, &s->eacts, &t->val, s->zall, s->C);
     int n = all_metrics(t, &t->val, s->zall, vv);
-    predict(&s->m, &s->eacts, &t->test, s->zall, s->C);
+    predict(tr, &s->m, &s->eacts, &t->test, s->zall, s->C);
     s->zall_final = 0;
     all_metrics(t, &t->test, s->zall, vt);
     res->nextra = n;

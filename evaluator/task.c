@@ -9,6 +9,7 @@
 
 #include "env.h"
 #include "internal.h"
+#include "quant.h"
 
 static const char *const builtin_tables[] = {"digits", "wine", "breast_cancer", "diabetes"};
 
@@ -131,6 +132,23 @@ static int parse_train(Task *t, const cJSON *tr, char *err) {
     ts->beta1 = (float)b1;
     ts->beta2 = (float)b2;
     ts->adam_eps = (float)eps;
+    return LD_OK;
+}
+
+/* deploy: {"precision": "fp32" | "fp16" | "bf16" | "int8"} (docs/rl.md, "Deployment precision").
+ * Quantisation-aware training (qat: true) is refused: it is not implemented. */
+static int parse_deploy(Task *t, const cJSON *d, char *err) {
+    t->deploy = QUANT_FP32;
+    if (!cJSON_IsObject(d)) return LD_OK;
+    const cJSON *qat = cJSON_GetObjectItemCaseSensitive(d, "qat");
+    if (qat && !cJSON_IsBool(qat)) return ld_err(err, LD_EINVAL, "task: deploy.qat: expected true or false");
+    if (cJSON_IsTrue(qat))
+        return ld_err(err, LD_EINVAL, "task: deploy.qat: quantisation-aware training is not implemented; "
+                                      "deploy.precision alone scores the trained model quantised (post-training "
+                                      "quantisation)");
+    const char *p = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "precision"));
+    char why[LD_ERR_MAX];
+    if (p && quant_precision_parse(p, &t->deploy, why)) return ld_err(err, LD_EINVAL, "task: deploy.%s", why);
     return LD_OK;
 }
 
@@ -379,6 +397,7 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     }
     if (fam->load && (rc = fam->load(t, spec, err))) goto done;
     if ((rc = parse_model(t, model, err)) || (rc = parse_train(t, train, err))) goto done;
+    if ((rc = parse_deploy(t, cJSON_GetObjectItemCaseSensitive(spec, "deploy"), err))) goto done;
     if (metric) {
         if (!metric_known(family, metric, &t->higher_better)) {
             char names[160] = "";
@@ -443,6 +462,8 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     if (family != FAM_RL) cJSON_AddNumberToObject(jr, "batch", ts->batch); /* rl: rl.envs x rl.rollout */
     cJSON_AddNumberToObject(jr, "steps", ts->steps);
     cJSON_AddStringToObject(n, "metric", t->metric);
+    if (t->deploy != QUANT_FP32)
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(n, "deploy"), "precision", quant_precision_name(t->deploy));
     if (fam->load) {
         /* Keys only the family's loader understands, sorted by name so the hash is stable. */
         const cJSON *it;

@@ -80,8 +80,62 @@ static float train_lr(int schedule, float lr, int step, int steps) {
  * is scored at fp32, as trained. A precision transform goes here and nowhere else: quantise
  * every group's params (tr->group[i].params, n floats; keep a copy to restore), call
  * f->score, restore the params. */
+int train_deployable(Trainer *tr, const Mlp *m, const float *calib, int ncalib, int maxB, char *err) {
+    if (tr->ndeploy >= TRAIN_MAX_DEPLOY)
+        return ld_err(err, LD_EINVAL, "train: more than %d deployable models", TRAIN_MAX_DEPLOY);
+    tr->deploy[tr->ndeploy++] = (TrainDeploy){.m = m, .calib = calib, .ncalib = ncalib, .maxB = maxB};
+    return LD_OK;
+}
+
+const float *train_forward(Trainer *tr, const Mlp *m, MlpActs *a, const float *x, int B) {
+    for (int i = 0; i < tr->ndeploy; i++)
+        if (tr->deploy[i].m == m && tr->deploy[i].q) return quant_mlp_forward(tr->deploy[i].q, x, B);
+    return mlp_forward(m, a, x, B);
+}
+
+/* At task->deploy other than fp32: scores at fp32, builds each deployable model's quantised copy
+ * (quant.h; the trained parameters are not changed, so nothing needs restoring), scores again
+ * through it, and keeps both: the deployed metrics under their names (so val and test, and the
+ * selection, are the deployed ones) and the fp32 ones as NAME_fp32. */
+static void train_score_deployed(const EvalFamily *f, Trainer *tr, EvalResult *res) {
+    const int prec = tr->task->deploy;
+    EvalMetric fp32[EVAL_EXTRA_MAX];
+    int n = res->nextra;
+    memcpy(fp32, res->extra, sizeof fp32);
+    LdArena qa = {0};
+    char err[LD_ERR_MAX] = "";
+    size_t need = 4096;
+    for (int i = 0; i < tr->ndeploy; i++)
+        need += quant_mlp_arena_bytes(tr->deploy[i].m, prec, tr->deploy[i].maxB) + train_al64(sizeof(QuantMlp));
+    int rc = tr->ndeploy ? arena_init(&qa, need) : LD_EINVAL;
+    if (!tr->ndeploy)
+        snprintf(err, sizeof err, "the %s family declares no deployable model", f->name);
+    for (int i = 0; i < tr->ndeploy && rc == LD_OK; i++) {
+        TrainDeploy *d = &tr->deploy[i];
+        QuantMlp *q = arena_alloc(&qa, sizeof *q);
+        rc = q ? quant_mlp_build(q, d->m, prec, d->calib, d->ncalib, d->maxB, &qa, err) : LD_ENOMEM;
+        if (rc == LD_OK) d->q = q;
+    }
+    if (rc == LD_OK) f->score(tr, res);
+    for (int i = 0; i < tr->ndeploy; i++) tr->deploy[i].q = NULL;
+    arena_free(&qa);
+    if (rc != LD_OK) {
+        res->ok = 0;
+        res->val = res->test = NAN;
+        snprintf(res->error, sizeof res->error, "deploy.precision %s: %s", quant_precision_name(prec),
+                 *err ? err : "out of memory");
+        return;
+    }
+    for (int i = 0; i < n && res->nextra < EVAL_EXTRA_MAX; i++) {
+        EvalMetric *e = &res->extra[res->nextra++];
+        *e = fp32[i];
+        snprintf(e->name, sizeof e->name, "%.18s_fp32", fp32[i].name);
+    }
+}
+
 static void train_score(const EvalFamily *f, Trainer *tr, EvalResult *res) {
     f->score(tr, res);
+    if (tr->task->deploy != QUANT_FP32 && res->ok) train_score_deployed(f, tr, res);
 }
 
 int train_run(const Task *task, const TrainLoss *loss, const EvalOpts *opt, EvalResult *res,
@@ -159,6 +213,8 @@ int train_run(const Task *task, const TrainLoss *loss, const EvalOpts *opt, Eval
                 fail(res, steps - 1, "non-finite weights after step %d", 0);
                 break;
             }
+    if (trace && trace->final && res->ok)
+        memcpy(trace->final, tr.group[0].params, tr.group[0].n * sizeof(float));
     if (res->ok) train_score(f, &tr, res);
     /* val and test are the task's selection metric among the family's metrics */
     for (int i = 0; i < res->nextra && res->ok; i++)

@@ -7,6 +7,7 @@
 
 #include "internal.h"
 #include "mlp.h"
+#include "quant.h"
 
 /* The loss a step runs: the compiled loss program in production (lossprog_run), a hand-written
  * loss in the tests. Returns LD_OK, or LD_EFAILED when the loss or its gradient is not finite
@@ -19,6 +20,17 @@ typedef struct TrainLoss {
 } TrainLoss;
 
 #define TRAIN_MAX_GROUPS 4
+#define TRAIN_MAX_DEPLOY 4
+
+/* A model the family deploys (train_deployable): an MLP whose outputs its score reads through
+ * train_forward, the rows int8 calibrates its activation ranges on, and the most rows a forward
+ * takes. q is the quantised model while the precision hook scores, else NULL. */
+typedef struct TrainDeploy {
+    const Mlp *m;
+    const float *calib; /* (ncalib, m->dim[0]) */
+    int ncalib, maxB;
+    QuantMlp *q;
+} TrainDeploy;
 
 /* One parameter group: a vector the family lays out as it likes (an MLP's weights and biases, a
  * GAN's generator or its discriminator), its gradient, and an optimiser of its own. */
@@ -53,7 +65,19 @@ typedef struct Trainer {
     int ngroups;
     TrainGroup group[TRAIN_MAX_GROUPS];
     TrainLoss loss;
+    int ndeploy;
+    TrainDeploy deploy[TRAIN_MAX_DEPLOY];
 } Trainer;
+
+/* For a family's setup: m is a model the task deploys (the policy, the classifier). At
+ * task->deploy other than fp32 the precision hook quantises it (int8: activation ranges calibrated
+ * on the ncalib rows of calib, read at scoring time) and scores the run again, with every
+ * train_forward of m going through the quantised model; forwards take at most maxB rows.
+ * LD_OK, or LD_EINVAL with err when TRAIN_MAX_DEPLOY are registered. */
+int train_deployable(Trainer *tr, const Mlp *m, const float *calib, int ncalib, int maxB, char *err);
+/* For a family's curve_val and score: m's outputs (B, outputs) on x, B <= a->maxB: mlp_forward,
+ * or the deployed model's forward while the precision hook scores. */
+const float *train_forward(Trainer *tr, const Mlp *m, MlpActs *a, const float *x, int B);
 
 /* For a family's setup: registers params/grads (n floats each, in the arena) as a parameter
  * group with its own optimiser (ts: its optimiser settings; NULL: the task's train_spec). The
