@@ -21,6 +21,7 @@
 typedef struct Batch {
     int fam, B, C, D;
     float *z, *y, *emb;
+    float *fed; /* (6, B) rl: logp, ret, adv, v, td, ent (VAR_LOGP..VAR_ENT) */
     int *label;
     LossIn in;
 } Batch;
@@ -30,6 +31,7 @@ static void batch_free(Batch *b) {
     free(b->y);
     free(b->emb);
     free(b->label);
+    free(b->fed);
 }
 
 /* Fills a seeded batch from the inputs the family provides (lang_vocab): logits N(0, sd^2) and
@@ -60,11 +62,23 @@ static int batch_init(Batch *b, int fam, int B, int C, float sd, float l2, uint6
         b->label[i] = (int)rng_below(&r, (in & LIN_EMB) ? 4 : (uint32_t)b->C);
     }
     for (int k = 0; k < 2 * B * b->D; k++) b->emb[k] = rng_normal(&r);
+    if (in & LIN_RL) { /* log-probabilities in [log 0.05, 0], entropies in [0.1, 0.7], the rest N(0, 1) */
+        if (!(b->fed = calloc((size_t)6 * B, sizeof *b->fed))) {
+            batch_free(b);
+            return ld_err(err, LD_ENOMEM, "probe: out of memory");
+        }
+        for (int k = 0; k < 6 * B; k++) b->fed[k] = rng_normal(&r);
+        for (int i = 0; i < B; i++) {
+            b->fed[i] = logf(0.05f + 0.95f * (float)rng_uniform(&r));
+            b->fed[5 * B + i] = 0.1f + 0.6f * (float)rng_uniform(&r);
+        }
+    }
     int reg = (in & LIN_PRED) != 0;
     float own = (in & LIN_PHYS) ? 1.0f : 0.0f;
     b->in = (LossIn){.B = B, .t = 0.5f, .z = b->z, .label = reg ? NULL : b->label,
                      .y = reg ? b->y : NULL, .emb = b->emb, .term[TERM_L2] = l2,
                      .term[TERM_PHYS] = own, .term[TERM_BC] = own};
+    for (int v = VAR_LOGP; v <= VAR_ENT && b->fed; v++) b->in.var[v] = b->fed + (size_t)(v - VAR_LOGP) * B;
     return LD_OK;
 }
 
@@ -102,6 +116,7 @@ static const Batch *probe_batch(int family, int C) {
 int eval_signature_len(int family, int C) {
     unsigned in = lang_vocab(family).inputs; /* the batch's shape, as batch_init makes it */
     int c = (in & LIN_CLASS) ? (C >= 2 ? C : 10) : 1, d = (in & LIN_EMB) ? PROBE_D : 0;
+    if (in & LIN_RL) c = 4; /* d/d(logp v td ent) per row */
     return PROBE_B * c + 2 * PROBE_B * d + 3;
 }
 
@@ -128,6 +143,20 @@ int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *er
         goto done;
     }
     for (int k = 0; k < nz; k++) vec[k] = out.dz[k];
+    if (b.fed) { /* rl: d/d(logp v td ent) instead of the (absent) outputs' gradient */
+        double *gv = malloc((size_t)(4 * b.B + ne + 3) * sizeof *gv);
+        if (!gv) {
+            rc = ld_err(err, LD_ENOMEM, "probe: out of memory");
+            goto done;
+        }
+        static const int dep[4] = {VAR_LOGP, VAR_V, VAR_TD, VAR_ENT};
+        for (int j = 0; j < 4; j++)
+            for (int i = 0; i < b.B; i++) gv[j * b.B + i] = out.g_var[dep[j]] ? out.g_var[dep[j]][i] : 0.0;
+        free(vec);
+        vec = gv;
+        nz = 4 * b.B;
+        len = nz + ne + 3;
+    }
     for (int k = 0; k < ne; k++) vec[nz + k] = out.demb[k];
     vec[nz + ne] = out.g_term[TERM_L2];
     vec[nz + ne + 1] = out.g_term[TERM_PHYS];
@@ -174,6 +203,24 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
     /* Direct optimisation of the outputs means something where the outputs alone decide the
      * metric: class logits (accuracy) or predictions without the family's own batch terms (mse). */
     unsigned in = lang_vocab(family).inputs;
+    if (in & LIN_RL) { /* a policy loss must move logp: up where the return or advantage is high */
+        LossOut o;
+        if (lossprog_run(lp, &b.in, &o) != LD_OK) {
+            rc = ld_err(err, LD_EFAILED, "the loss or its gradient is not finite on the probe batch");
+            goto done;
+        }
+        const float *gl = o.g_var[VAR_LOGP], *ret = b.in.var[VAR_RET], *adv = b.in.var[VAR_ADV];
+        double sr = 0, sa = 0, ss = 0;
+        for (int i = 0; gl && i < b.B; i++) {
+            sr -= (double)gl[i] * ret[i];
+            sa -= (double)gl[i] * adv[i];
+            ss += (double)gl[i] * gl[i];
+        }
+        if (!(ss > 0)) rc = ld_err(err, LD_EFAILED, "does not train the policy (no gradient through logp)");
+        else if (!(sr > 0 || sa > 0))
+            rc = ld_err(err, LD_EFAILED, "makes actions with a higher return or advantage less likely");
+        goto done;
+    }
     int cls = (in & LIN_CLASS) != 0, reg = (in & LIN_PRED) && !(in & LIN_PHYS), direct = cls || reg;
     double m0 = cls ? accuracy(&b) : mse(&b), m1 = m0;
     int nz = b.B * b.C, ne = 2 * b.B * b.D;

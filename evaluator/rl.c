@@ -371,10 +371,15 @@ static void rl_score(Trainer *tr, EvalResult *res) {
     res->extra[1].val = res->extra[1].test = steps_to_threshold(r);
 }
 
+/* The textbook losses the search's first population tries. */
+static const char *const rl_known[] = {"reinforce - 0.01*ent + 0.5*td2", "a2c + 0.5*td2",
+                                       "a2c - 0.01*(1 - t)*ent + 0.5*td2", "reinforce", NULL};
+
 const EvalFamily family_rl = {
     .name = "rl",
     .metrics = {{"return", 1}, {"steps_to_threshold", 0}},
     .baseline = "a2c - 0.01*ent + 0.5*td2",
+    .known = rl_known,
     .data_set = 0,
     .classify = 0,
     .load = rl_task_load,

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# test_rl_daemon.sh: an rl job through the real daemon, tried as a new user would: lossctl
+# submits a short CartPole search (and an int8-deployed one), watch follows it to done, the
+# leaderboard ranks its candidates, show prints one, the PyTorch and NumPy exports are functions
+# of logp, ret, adv, v, td, ent that run and agree; an rl term in a classification job and an
+# unknown deploy precision are refused at submit with the reason.
+. "$(dirname "$0")/lib.sh" lossd_rl_daemon
+need_binaries
+SOCK="$TMP/s.sock"
+start_daemon "$SOCK" "$TMP/db.sqlite" "$TMP/daemon.log"
+check "daemon starts" $? "$(tail -5 "$TMP/daemon.log")"
+
+cat >"$TMP/cartpole.task.json" <<'JSON'
+{"data": "builtin:cartpole", "train": {"steps": 60}, "rl": {"val_episodes": 4, "test_episodes": 6}}
+JSON
+cat >"$TMP/rl.job.json" <<'JSON'
+{"name": "cartpole-short", "tasks": ["cartpole.task.json"], "population": 6, "children": 4,
+ "budget": {"evaluations": 20}, "seeds": 1, "final": {"top": 2, "seeds": 2}, "seed": 3}
+JSON
+J=$(ctl submit "$TMP/rl.job.json")
+[[ "$J" =~ ^[0-9]+$ ]]
+check "submit an rl job prints a job id" $? "got: $J"
+out=$(ctl watch "$J" 2>&1)
+st=$?
+[ $st = 0 ] && echo "$out" | tail -1 | grep -q "done"
+check "watch follows the rl job to done" $? "exit $st: $(echo "$out" | tail -3)"
+fam=$(job_field "$J" 'd["spec"]["family"]')
+[ "$fam" = rl ]
+check "the job's family is rl" $? "got: $fam"
+
+lb=$(ctl --json leaderboard "$J" --top 5)
+n=$(echo "$lb" | json 'len(d["entries"])')
+base=$(echo "$lb" | json '[e["expr"] for e in d["entries"] if e.get("baseline")]')
+[ "${n:-0}" -ge 2 ]
+check "leaderboard ranks rl candidates" $? "n=$n: $lb"
+echo "$lb" | grep -q 'a2c - 0.01\*ent + 0.5\*td2\|0.5\*td2 + a2c - 0.01\*ent\|a2c + 0.5\*td2 - 0.01\*ent'
+check "the family's baseline a2c - 0.01*ent + 0.5*td2 is on the leaderboard" $? "baseline: $base"
+out=$(ctl leaderboard "$J" --top 3)
+echo "$out" | head -1 | grep -q RANK
+check "leaderboard prints a table" $? "$out"
+CAND=$(echo "$lb" | json 'd["entries"][0]["cand"]')
+out=$(ctl show "$J:$CAND")
+echo "$out" | grep -q "^expression" && echo "$out" | grep -q "return"
+check "show prints the candidate with its return" $? "$out"
+
+ctl export "$J:$CAND" --as pytorch >"$TMP/t.py"
+grep -q "def lossd_loss(logp, ret, adv, v, td, ent, t=0.0, l2=0.0):" "$TMP/t.py"
+check "pytorch export is a function of logp, ret, adv, v, td, ent" $? "$(head -30 "$TMP/t.py")"
+ctl export "$J:$CAND" --as numpy >"$TMP/n.py"
+grep -q "def lossd_loss_value(logp, ret, adv, v, td, ent, t=0.0, l2=0.0):" "$TMP/n.py"
+check "numpy export is a function of logp, ret, adv, v, td, ent" $? "$(head -30 "$TMP/n.py")"
+out=$("$PY" - "$TMP" <<'PY' 2>&1
+import sys, importlib.util
+import numpy as np
+def load(name, path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+n = load("n", sys.argv[1] + "/n.py")
+rng = np.random.default_rng(1)
+B = 8
+x = [np.log(rng.uniform(0.05, 1, B)), rng.normal(size=B), rng.normal(size=B), rng.normal(size=B),
+     rng.normal(size=B), rng.uniform(0.1, 0.7, B)]
+v = n.lossd_loss_value(*x, t=0.3)
+try:
+    import torch
+    tm = load("t", sys.argv[1] + "/t.py")
+    tx = [torch.tensor(a, requires_grad=True) for a in x]
+    tv = tm.lossd_loss(*tx, t=0.3)
+    tv.backward()
+    assert abs(float(tv) - v) < 1e-9 * max(1, abs(v)), (float(tv), v)
+    assert tx[1].grad is None or float(tx[1].grad.abs().max()) == 0  # ret is a target
+    g = n.lossd_grad(*x, t=0.3)
+    tg = np.stack([a.grad.numpy() if a.grad is not None else np.zeros(B) for a in tx])
+    assert np.max(np.abs(g - tg)) < 1e-5, np.max(np.abs(g - tg))
+    print("torch and numpy agree:", float(tv))
+except ImportError:
+    print("numpy only:", v)
+PY
+)
+st=$?
+[ $st = 0 ]
+check "the exported loss runs (numpy value = torch value, gradients agree)" $? "$out"
+
+# int8 deployment of the same task: the deployed return selects, the fp32 one is kept
+cat >"$TMP/cartpole_int8.task.json" <<'JSON'
+{"data": "builtin:cartpole", "train": {"steps": 60}, "rl": {"val_episodes": 4, "test_episodes": 6},
+ "deploy": {"precision": "int8"}}
+JSON
+sed 's/cartpole.task.json/cartpole_int8.task.json/; s/cartpole-short/cartpole-int8/; s/"evaluations": 20/"evaluations": 8/' \
+    "$TMP/rl.job.json" >"$TMP/rl8.job.json"
+J8=$(ctl submit "$TMP/rl8.job.json")
+out=$(ctl watch "$J8" 2>&1)
+st=$?
+[ $st = 0 ] && echo "$out" | tail -1 | grep -q "done"
+check "an int8-deployed rl job runs to done" $? "exit $st: $(echo "$out" | tail -3)"
+C8=$(ctl --json leaderboard "$J8" --top 1 | json 'd["entries"][0]["cand"]')
+out=$(ctl show "$J8:$C8")
+echo "$out" | grep -q "return_fp32"
+check "its evaluations carry the fp32 return beside the deployed one" $? "$out"
+
+# refusals at submit
+cat >"$TMP/bad.job.json" <<'JSON'
+{"name": "bad", "tasks": ["builtin:digits"], "seed_losses": ["ce + reinforce"], "budget": {"evaluations": 4}}
+JSON
+out=$(ctl submit "$TMP/bad.job.json" 2>&1)
+st=$?
+[ $st != 0 ] && echo "$out" | grep -q "reinforce"
+check "an rl term in a classification job is refused, naming it" $? "exit $st: $out"
+cat >"$TMP/bad8.task.json" <<'JSON'
+{"data": "builtin:digits", "deploy": {"precision": "int4"}}
+JSON
+sed 's/cartpole.task.json/bad8.task.json/' "$TMP/rl.job.json" >"$TMP/bad8.job.json"
+out=$(ctl submit "$TMP/bad8.job.json" 2>&1)
+st=$?
+[ $st != 0 ] && echo "$out" | grep -q 'int4'
+check "an unknown deploy precision is refused at submit" $? "exit $st: $out"
+
+stop_daemon
+finish
