@@ -122,7 +122,7 @@ static void train_score_deployed(const EvalFamily *f, Trainer *tr, EvalResult *r
     if (rc != LD_OK) {
         res->ok = 0;
         res->val = res->test = NAN;
-        snprintf(res->error, sizeof res->error, "deploy.precision %s: %s", quant_precision_name(prec),
+        snprintf(res->error, sizeof res->error, "deploy.precision %s: %.200s", quant_precision_name(prec),
                  *err ? err : "out of memory");
         return;
     }

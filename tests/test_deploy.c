@@ -89,7 +89,7 @@ static void test_int8_classification(void **state) {
     assert_non_null(f);
     fprintf(f, "{\n\"dims\": [%d, %d, %d],\n", m.dim[0], m.dim[1], m.dim[2]);
     for (int l = 0; l < m.nlin; l++) {
-        char nm[8];
+        char nm[16];
         snprintf(nm, sizeof nm, "w%d", l);
         write_floats(f, nm, m.w[l], (size_t)m.dim[l] * m.dim[l + 1]);
         snprintf(nm, sizeof nm, "b%d", l);
