@@ -10,15 +10,21 @@
 #include "../api/rpc.h"
 #include "../api/server.h"
 #include "../daemon/daemon.h"
+#include "../daemon/pgexec.h"
 #include "cli.h"
 
 /* ---- lossd serve ------------------------------------------------------------------------ */
 
 static void serve_usage(FILE *f) {
-    fprintf(f, "usage: lossd serve [--socket PATH] [--db FILE] [--workers N]\n"
+    fprintf(f, "usage: lossd serve [--socket PATH] [--db FILE] [--workers N] [--queue CONNINFO]\n"
                "  --socket PATH  default $LOSSD_SOCKET, else $XDG_RUNTIME_DIR/lossd.sock, else /tmp/lossd-$UID.sock\n"
                "  --db FILE      default $XDG_DATA_HOME/lossd/lossd.db, else ~/.local/share/lossd/lossd.db\n"
-               "  --workers N    evaluation threads (default: the number of cores)\n");
+               "  --workers N    evaluation threads (default: the number of cores); with --queue,\n"
+               "                 8 x N evaluations are kept in the queue at once\n"
+               "  --queue CONNINFO  evaluate through a PostgreSQL queue (libpq conninfo or\n"
+               "                 postgresql:// URI) by `lossd worker` processes\n"
+               "                 on any host (docs/scale-out.md); keep passwords in ~/.pgpass,\n"
+               "                 $PGPASSFILE or a $PGSERVICE entry, never here\n");
 }
 
 int serve_main(int argc, char **argv) {
@@ -30,7 +36,8 @@ int serve_main(int argc, char **argv) {
             serve_usage(stdout);
             return 0;
         }
-        if (strcmp(a, "--socket") && strcmp(a, "--db") && strcmp(a, "--workers")) {
+        if (strcmp(a, "--socket") && strcmp(a, "--db") && strcmp(a, "--workers") &&
+            strcmp(a, "--queue")) {
             fprintf(stderr, "lossd serve: unknown option '%s' (lossd serve --help)\n", a);
             return 2;
         }
@@ -41,6 +48,7 @@ int serve_main(int argc, char **argv) {
         }
         if (!strcmp(a, "--socket")) cfg.socket_path = argv[++i];
         else if (!strcmp(a, "--db")) cfg.db_path = argv[++i];
+        else if (!strcmp(a, "--queue")) cfg.queue = argv[++i];
         else if (!strcmp(a, "--workers")) {
             char *end;
             long n = strtol(argv[++i], &end, 10);
@@ -55,6 +63,16 @@ int serve_main(int argc, char **argv) {
             return 2;
         }
     }
+    if (cfg.queue && !*cfg.queue) {
+        fprintf(stderr, "lossd serve: --queue: empty conninfo\n");
+        return 2;
+    }
+    const char *why = cfg.queue ? pgq_conninfo_problem(cfg.queue) : NULL;
+    if (why) {
+        fprintf(stderr, "lossd serve: --queue: %s\n", why);
+        return 2;
+    }
+    if (cfg.queue) cfg.executor = &exec_queue;
     const char *nosync = getenv("LOSSD_NOSYNC");
     if (nosync && *nosync == '1') cfg.store_flags |= STORE_NOSYNC;
     signal(SIGPIPE, SIG_IGN);

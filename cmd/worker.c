@@ -245,12 +245,9 @@ int worker_main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    int pw = pgq_conninfo_has_password(conninfo);
-    if (pw != 0) {
-        fprintf(stderr, "lossd worker: --queue: %s\n",
-                pw < 0 ? "not a libpq conninfo or postgresql:// URI"
-                       : "holds a password, which would show in process listings: put it in "
-                         "~/.pgpass, $PGPASSFILE or a $PGSERVICE entry");
+    const char *why = pgq_conninfo_problem(conninfo);
+    if (why) {
+        fprintf(stderr, "lossd worker: --queue: %s\n", why);
         return 2;
     }
     long online = sysconf(_SC_NPROCESSORS_ONLN);

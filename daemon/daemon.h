@@ -35,6 +35,8 @@ typedef struct DaemonConfig {
     int workers;             /* <= 0: number of online cores */
     int store_flags;         /* STORE_NOSYNC for tests */
     const DaemonWire *wire;  /* borrowed, outlives the daemon; NULL: no socket, no clients */
+    const struct ExecutorMethods *executor; /* NULL: "threads" (executor.h) */
+    const char *queue;       /* the executor's conninfo ("queue": lossd serve --queue) */
 } DaemonConfig;
 
 /* Opens the store (taking its lock), binds the socket through the wire (refusing when a live

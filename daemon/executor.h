@@ -36,6 +36,7 @@ typedef struct ExecConfig {
     int workers;     /* >= 1 */
     ExecDoneFn done;
     void *ud;
+    const char *queue; /* the "queue" backend (daemon/pgexec.h): its libpq conninfo or URI */
 } ExecConfig;
 
 typedef struct Executor Executor;

@@ -15,6 +15,10 @@ typedef struct Sub {
     char *task_hash, *item;
 } Sub;
 
+typedef struct TaskPut {
+    char *hash, *spec;
+} TaskPut;
+
 struct Pgx {
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -24,6 +28,8 @@ struct Pgx {
     int publishing;   /* subs[0..publishing) are being published: cancel leaves them alone */
     int64_t *cancels; /* jobs to cancel in the queue */
     int ncancels, capcancels;
+    TaskPut *tasks; /* task specs to store (pgq_task_put) before the items naming them */
+    int ntasks, captasks;
     int closing;
     PgxStats st;
     /* the thread's own */
@@ -101,6 +107,27 @@ static int pass(Pgx *x)
             memmove(x->cancels, x->cancels + 1, (size_t)--x->ncancels * sizeof *x->cancels);
         }
         pthread_mutex_unlock(&x->mu);
+    }
+    /* task specs before the items that name them; an entry leaves the list once stored */
+    while (rc == LD_OK) {
+        pthread_mutex_lock(&x->mu);
+        TaskPut t = x->ntasks ? x->tasks[0] : (TaskPut){0}; /* only this thread removes */
+        pthread_mutex_unlock(&x->mu);
+        if (!t.hash)
+            break;
+        rc = pgq_task_put(x->q, t.hash, t.spec, err);
+        if (rc != LD_OK && rc != LD_EIO) { /* refused for good: say so, items then fail */
+            fprintf(x->log, "lossd: %s\n", err);
+            rc = LD_OK;
+        }
+        if (rc == LD_OK) {
+            pthread_mutex_lock(&x->mu);
+            free(x->tasks[0].hash);
+            free(x->tasks[0].spec);
+            x->ntasks--;
+            memmove(x->tasks, x->tasks + 1, (size_t)x->ntasks * sizeof *x->tasks);
+            pthread_mutex_unlock(&x->mu);
+        }
     }
     /* publish in batches; a batch is removed from the list only once it is in the queue */
     while (rc == LD_OK) {
@@ -184,8 +211,9 @@ static void *pgx_main(void *arg)
         if (rc == LD_EIO && reconnect(x) != LD_OK)
             break; /* closing while the server is away: what is unpublished is lost */
         pthread_mutex_lock(&x->mu);
-        int done = x->closing && (rc != LD_OK || (x->nsubs == 0 && x->ncancels == 0));
-        if (!done && x->nsubs == 0 && x->ncancels == 0 && !x->closing)
+        int idle = x->nsubs == 0 && x->ncancels == 0 && x->ntasks == 0;
+        int done = x->closing && (rc != LD_OK || idle);
+        if (!done && idle && !x->closing)
             wait_s(x, x->poll_s);
         pthread_mutex_unlock(&x->mu);
         if (done)
@@ -273,6 +301,35 @@ int pgx_submit(Pgx *x, int64_t job_id, int64_t seq, const char *task_hash, const
     return rc;
 }
 
+int pgx_task_put(Pgx *x, const char *task_hash, const char *spec, char *err)
+{
+    TaskPut t = {strdup(task_hash), strdup(spec)};
+    int rc = t.hash && t.spec ? LD_OK : ld_err(err, LD_ENOMEM, "queue executor: out of memory");
+    pthread_mutex_lock(&x->mu);
+    if (rc == LD_OK && x->closing)
+        rc = ld_err(err, LD_ESTATE, "queue executor: closing");
+    if (rc == LD_OK && x->ntasks == x->captasks) {
+        int cap = x->captasks ? 2 * x->captasks : 8;
+        TaskPut *p = realloc(x->tasks, (size_t)cap * sizeof *p);
+        if (p) {
+            x->tasks = p;
+            x->captasks = cap;
+        } else {
+            rc = ld_err(err, LD_ENOMEM, "queue executor: out of memory");
+        }
+    }
+    if (rc == LD_OK) {
+        x->tasks[x->ntasks++] = t;
+        pthread_cond_signal(&x->cv);
+    }
+    pthread_mutex_unlock(&x->mu);
+    if (rc != LD_OK) {
+        free(t.hash);
+        free(t.spec);
+    }
+    return rc;
+}
+
 void pgx_cancel_job(Pgx *x, int64_t job_id)
 {
     pthread_mutex_lock(&x->mu);
@@ -319,6 +376,11 @@ void pgx_close(Pgx *x)
         sub_free(&x->subs[i]);
     free(x->subs);
     free(x->cancels);
+    for (int i = 0; i < x->ntasks; i++) {
+        free(x->tasks[i].hash);
+        free(x->tasks[i].spec);
+    }
+    free(x->tasks);
     pgq_close(x->q);
     pthread_cond_destroy(&x->cv);
     pthread_mutex_destroy(&x->mu);

@@ -1,14 +1,16 @@
 /* pgexec.h: the daemon's side of the PostgreSQL queue (issue 11), on a thread of its own so the
  * loop never waits for the server: work items submitted from any thread are published in
  * batches, results are collected and handed to a callback, expired leases are swept, and a
- * job's work is cancelled. Meant as the backend that the executor interface of issue 15 selects
- * with `lossd serve --queue`; the worker side is pgworker.h. */
+ * job's work is cancelled. Under the executor interface (executor.h) as the "queue" backend
+ * (exec_queue, daemon/pgexec_queue.c) that `lossd serve --queue` selects; the worker side is
+ * pgworker.h. */
 #ifndef PGEXEC_H
 #define PGEXEC_H
 
 #include <stdio.h>
 
 #include "../storage/pgqueue.h"
+#include "executor.h"
 
 typedef struct Pgx Pgx;
 
@@ -38,6 +40,10 @@ int pgx_start(const char *conninfo, const PgqOpts *qopts, const PgxOpts *o, PgxR
  * err when malformed (as pgq_publish checks), LD_ESTATE after pgx_close began. */
 int pgx_submit(Pgx *x, int64_t job_id, int64_t seq, const char *task_hash, const char *item,
                char *err);
+/* Queues a task's normalised spec to store under its hash (pgq_task_put) before any item
+ * submitted after this call is published, so workers find the task the items name. Copied;
+ * any thread. LD_ESTATE after pgx_close began. */
+int pgx_task_put(Pgx *x, const char *task_hash, const char *spec, char *err);
 /* Cancels a job's work: items not yet published are dropped, published ones deleted from the
  * queue (a worker running one finds it gone). Any thread. */
 void pgx_cancel_job(Pgx *x, int64_t job_id);
@@ -46,5 +52,14 @@ void pgx_stats(Pgx *x, PgxStats *st);
 /* Publishes what was submitted, stops the thread, closes the queue, frees x (NULL is fine).
  * Results not yet read stay in the queue for the next start. */
 void pgx_close(Pgx *x);
+
+/* The "queue" executor (executor.h) over this thread, for `lossd serve --queue`: items are
+ * published (their task's spec stored once per task) for `lossd worker` processes on any host,
+ * outcomes come back on the loop as they arrive; cfg->queue is the conninfo. cancel_job and
+ * stop take back every item of the job (every item) not yet handed back and delete the job's
+ * rows (cancel only; after a stop, workers keep going and a restart collects their results);
+ * a result arriving for an item taken back is ignored. workers() is cfg->workers (the daemon
+ * keeps that many times its per-worker depth in the queue); busy() the items in the queue. */
+extern const ExecutorMethods exec_queue;
 
 #endif

@@ -308,8 +308,9 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
     if (store_events_trim(d->store, DAEMON_EVENTS_KEEP, e0) != LD_OK) daemon_log("events: %s", e0);
     rc = socket_listen(d, err);
     if (rc != LD_OK) goto fail;
-    ExecConfig xc = {.loop = &d->loop, .workers = d->nworkers, .done = on_pool_done, .ud = d};
-    rc = exec_open("threads", &xc, &d->pool, err);
+    ExecConfig xc = {.loop = &d->loop, .workers = d->nworkers, .done = on_pool_done, .ud = d,
+                     .queue = cfg->queue};
+    rc = cfg->executor ? cfg->executor->open(&xc, &d->pool, err) : exec_open("threads", &xc, &d->pool, err);
     if (rc != LD_OK) goto fail;
 
     uv_timer_init(&d->loop, &d->timer);

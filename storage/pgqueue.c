@@ -374,6 +374,17 @@ static int check_object(const char *text, size_t n, const char *what, char *why)
 
 /* ---- opening ---------------------------------------------------------------------------- */
 
+const char *pgq_conninfo_problem(const char *conninfo)
+{
+    int pw = pgq_conninfo_has_password(conninfo);
+    if (pw < 0)
+        return "not a libpq conninfo or postgresql:// URI";
+    if (pw > 0)
+        return "holds a password, which would show in process listings: put it in ~/.pgpass, "
+               "$PGPASSFILE or a $PGSERVICE entry";
+    return NULL;
+}
+
 int pgq_conninfo_has_password(const char *conninfo)
 {
     char *msg = NULL;

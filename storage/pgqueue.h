@@ -66,6 +66,9 @@ int pgq_schema_version(Pgq *q, int *version, char *err);
 
 /* 1 when conninfo (keywords or URI) carries a password, 0 when not, -1 when it does not parse. */
 int pgq_conninfo_has_password(const char *conninfo);
+/* Why conninfo must not be used from a command line (it does not parse, or holds a password,
+ * which would show in process listings), or NULL when it is fine. */
+const char *pgq_conninfo_problem(const char *conninfo);
 
 /* ---- the daemon's side ------------------------------------------------------------------ */
 

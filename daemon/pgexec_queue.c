@@ -1,0 +1,273 @@
+/* pgexec_queue.c: the "queue" executor (executor.h) over the daemon's queue thread (pgexec.h):
+ * submit publishes the item as work_item_json (the task's normalised spec stored first, once),
+ * results arrive on the queue thread, are decoded there (work_outcome_from_json) and handed to
+ * the loop through a uv_async, where each is matched with its item by (job_id, seq). The items
+ * themselves stay on the loop thread; only decoded outcomes cross threads. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pgexec.h"
+
+typedef struct QDone {
+    struct QDone *next;
+    WorkOutcome out;
+} QDone;
+
+typedef struct QExec {
+    Executor base;
+    uv_async_t async;
+    int has_async;
+    Pgx *x;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;               /* a loop-less sweep waits for outcomes */
+    QDone *done_head, *done_tail;    /* decoded outcomes not yet matched (under mu) */
+    ExecItem *items;                 /* submitted, not handed back (caller's thread only) */
+    int pending, nworkers, stopped;  /* caller's thread only */
+    uint64_t *tasks;                 /* task hashes whose spec was queued (caller's thread) */
+    int ntasks, captasks;
+    ExecDoneFn done;
+    void *ud;
+} QExec;
+
+static void push_done(QExec *q, QDone *d)
+{
+    pthread_mutex_lock(&q->mu);
+    if (q->done_tail)
+        q->done_tail->next = d;
+    else
+        q->done_head = d;
+    q->done_tail = d;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+    if (q->has_async)
+        uv_async_send(&q->async);
+}
+
+/* On the queue thread: a result row becomes an outcome (a row the queue failed, or one that
+ * does not decode, becomes a failed outcome with the reason). */
+static void on_result(void *ud, const PgqResult *r)
+{
+    QExec *q = ud;
+    QDone *d = calloc(1, sizeof *d);
+    if (!d)
+        return; /* delivered again when the item is published again */
+    WorkItem *w = calloc(1, sizeof *w);
+    if (!w) {
+        free(d);
+        return;
+    }
+    w->job_id = r->job_id;
+    w->seq = r->seq;
+    char err[LD_ERR_MAX];
+    cJSON *j = r->result ? cJSON_Parse(r->result) : NULL;
+    if (!r->result)
+        work_outcome_fail(&d->out, w, WORK_FAILED, "%s", r->error ? r->error : "failed in the queue");
+    else if (!j || work_outcome_from_json(j, &d->out, err) != LD_OK)
+        work_outcome_fail(&d->out, w, WORK_FAILED, "worker %lld sent a result that does not decode: %.200s",
+                          (long long)r->worker_id, j ? err : "not JSON");
+    else if (d->out.job_id != r->job_id || d->out.seq != r->seq)
+        work_outcome_fail(&d->out, w, WORK_FAILED, "worker %lld answered job %lld seq %lld for job %lld seq %lld",
+                          (long long)r->worker_id, (long long)d->out.job_id, (long long)d->out.seq,
+                          (long long)r->job_id, (long long)r->seq);
+    cJSON_Delete(j);
+    free(w);
+    push_done(q, d);
+}
+
+static int q_sweep(Executor *x, int wait)
+{
+    QExec *q = (QExec *)x;
+    pthread_mutex_lock(&q->mu);
+    while (wait && !q->done_head && q->pending > 0)
+        pthread_cond_wait(&q->cv, &q->mu);
+    QDone *list = q->done_head;
+    q->done_head = q->done_tail = NULL;
+    pthread_mutex_unlock(&q->mu);
+    int n = 0;
+    while (list) {
+        QDone *next = list->next;
+        ExecItem **pp = &q->items;
+        while (*pp && !((*pp)->work.job_id == list->out.job_id && (*pp)->work.seq == list->out.seq))
+            pp = &(*pp)->next;
+        ExecItem *it = *pp;
+        if (it) { /* else taken back (cancel, stop) or a duplicate: ignored */
+            *pp = it->next;
+            it->next = NULL;
+            it->out = list->out;
+            q->pending--;
+            n++;
+            q->done(q->ud, it);
+        }
+        free(list);
+        list = next;
+    }
+    return n;
+}
+
+static void on_async(uv_async_t *h) { q_sweep(h->data, 0); }
+
+static void q_free(QExec *q)
+{
+    while (q->done_head) {
+        QDone *next = q->done_head->next;
+        free(q->done_head);
+        q->done_head = next;
+    }
+    exec_items_free(q->items);
+    free(q->tasks);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->cv);
+    free(q);
+}
+
+static void on_closed(uv_handle_t *h) { q_free(h->data); }
+
+static int q_open(const ExecConfig *cfg, Executor **out, char *err)
+{
+    if (!cfg->queue || !*cfg->queue)
+        return ld_err(err, LD_EINVAL, "queue executor: no conninfo");
+    QExec *q = calloc(1, sizeof *q);
+    if (!q)
+        return ld_err(err, LD_ENOMEM, "queue executor: out of memory");
+    q->base.m = &exec_queue;
+    q->done = cfg->done;
+    q->ud = cfg->ud;
+    q->nworkers = cfg->workers > 0 ? cfg->workers : 1;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->cv, NULL);
+    int rc = pgx_start(cfg->queue, NULL, NULL, on_result, q, &q->x, err);
+    if (rc != LD_OK) {
+        q_free(q);
+        return rc;
+    }
+    if (cfg->loop) {
+        int urc = uv_async_init(cfg->loop, &q->async, on_async);
+        if (urc != 0) {
+            pgx_close(q->x);
+            q_free(q);
+            return ld_err(err, LD_EIO, "queue executor: uv_async_init: %s", uv_strerror(urc));
+        }
+        q->async.data = q;
+        q->has_async = 1;
+    }
+    *out = &q->base;
+    return LD_OK;
+}
+
+/* Queues the spec of the item's task once per task; LD_OK when it is (or was) queued. */
+static int task_once(QExec *q, const ExecItem *it, const char *hex, char *err)
+{
+    for (int i = 0; i < q->ntasks; i++)
+        if (q->tasks[i] == it->work.task_hash)
+            return LD_OK;
+    if (!it->task)
+        return ld_err(err, LD_EINVAL, "task %s: not loaded in the daemon", hex);
+    if (q->ntasks == q->captasks) {
+        int cap = q->captasks ? 2 * q->captasks : 8;
+        uint64_t *p = realloc(q->tasks, (size_t)cap * sizeof *p);
+        if (!p)
+            return ld_err(err, LD_ENOMEM, "queue executor: out of memory");
+        q->tasks = p;
+        q->captasks = cap;
+    }
+    cJSON *spec = task_spec(it->task);
+    char *text = spec ? cJSON_PrintUnformatted(spec) : NULL;
+    cJSON_Delete(spec);
+    int rc = text ? pgx_task_put(q->x, hex, text, err)
+                  : ld_err(err, LD_ENOMEM, "queue executor: out of memory");
+    free(text);
+    if (rc == LD_OK)
+        q->tasks[q->ntasks++] = it->work.task_hash;
+    return rc;
+}
+
+static void q_submit(Executor *x, ExecItem *it)
+{
+    QExec *q = (QExec *)x;
+    char err[LD_ERR_MAX], hex[17];
+    it->next = q->items;
+    q->items = it;
+    q->pending++;
+    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)it->work.task_hash);
+    int rc = task_once(q, it, hex, err);
+    cJSON *j = rc == LD_OK ? work_item_json(&it->work) : NULL;
+    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (rc == LD_OK && !text)
+        rc = ld_err(err, LD_ENOMEM, "queue executor: out of memory");
+    if (rc == LD_OK)
+        rc = pgx_submit(q->x, it->work.job_id, it->work.seq, hex, text, err);
+    free(text);
+    if (rc == LD_OK)
+        return;
+    /* not publishable: the item fails with the reason, through the done callback as usual */
+    QDone *d = calloc(1, sizeof *d);
+    if (!d)
+        return; /* stays pending until a cancel or stop takes it back */
+    work_outcome_fail(&d->out, &it->work, WORK_FAILED, "queue: %.200s", err);
+    push_done(q, d);
+}
+
+/* Takes back the items of job_id (all of them when job_id < 0) not yet handed back. */
+static ExecItem *take_back(QExec *q, int64_t job_id)
+{
+    ExecItem *out = NULL, **tail = &out, **pp = &q->items;
+    while (*pp) {
+        ExecItem *it = *pp;
+        if (job_id < 0 || it->work.job_id == job_id) {
+            *pp = it->next;
+            it->next = NULL;
+            *tail = it;
+            tail = &it->next;
+            q->pending--;
+        } else {
+            pp = &it->next;
+        }
+    }
+    return out;
+}
+
+static ExecItem *q_cancel_job(Executor *x, int64_t job_id)
+{
+    QExec *q = (QExec *)x;
+    pgx_cancel_job(q->x, job_id);
+    return take_back(q, job_id);
+}
+
+static ExecItem *q_stop(Executor *x)
+{
+    QExec *q = (QExec *)x;
+    q->stopped = 1;
+    return take_back(q, -1);
+}
+
+static void q_close(Executor *x)
+{
+    QExec *q = (QExec *)x;
+    if (!q)
+        return;
+    pgx_close(q->x); /* publishes what was submitted: a restart finds it there */
+    q->x = NULL;
+    if (q->has_async)
+        uv_close((uv_handle_t *)&q->async, on_closed);
+    else
+        q_free(q);
+}
+
+static int q_workers(const Executor *x) { return ((const QExec *)x)->nworkers; }
+static int q_pending(const Executor *x) { return ((const QExec *)x)->pending; }
+
+const ExecutorMethods exec_queue = {
+    .name = "queue",
+    .open = q_open,
+    .submit = q_submit,
+    .cancel_job = q_cancel_job,
+    .sweep = q_sweep,
+    .stop = q_stop,
+    .close = q_close,
+    .workers = q_workers,
+    .busy = q_pending,
+    .pending = q_pending,
+};
