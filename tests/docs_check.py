@@ -155,8 +155,8 @@ OPS = set("baseline known seed warm random subtree point insert delete hoist con
 
 
 def token_shape(tok, ops):
-    if tok == "-":
-        return "N"  # an empty value column ("-" for no best yet, no spread of one run)
+    if tok.rstrip(",") == "-":
+        return "N" + tok[1:]  # an empty value ("-" for no best yet, no spread of one run)
     if ops and tok in OPS:
         return "OP"
     if re.fullmatch(r"\|[^|]*\|", tok):
@@ -648,6 +648,21 @@ class Checker:
         st = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
         return st, strip_tty(data.decode("utf-8", "replace"))
 
+    def run_interrupted(self, words, seconds=1.6):
+        """Runs a lossctl command off a terminal for `seconds`, then sends it SIGINT (Ctrl-C);
+        returns (status, its non-blank output lines)."""
+        p = subprocess.Popen([os.path.join(self.bindir, "lossctl")] + words[1:], cwd=self.work, env=self.daemon.env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        time.sleep(seconds)
+        p.send_signal(signal.SIGINT)
+        try:
+            out, _ = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+        st = p.returncode if p.returncode >= 0 else 128 - p.returncode
+        return st, [l for l in out.splitlines() if l.strip()]
+
     def fixture(self, rel):
         """Starts the daemon and puts it in the state of rel's examples (once per file)."""
         self.daemon.start()
@@ -704,9 +719,17 @@ class Checker:
                     self.fixture_failed = str(e)
                     self.bad(where + ": the daemon could not be put in the documented state", e)
                     return
-                # watch of a running job: on a terminal, as its documented line is drawn
+                # watch of a running job: on a terminal, as its documented line is drawn, or
+                # piped ("| cat"); either way Ctrl-C after a moment
                 tty = words[1:2] == ["watch"] and not is_error(doc) and len(words) > 2 and \
                     self.daemon.state(int(words[2])) == "running"
+        if tty and words[-2:] == ["|", "cat"]:
+            st, lines = self.run_interrupted(words[:-2])
+            if st != 130:
+                self.bad(where + ": Ctrl-C on watch exits %d, documented 130" % st, *lines[-4:])
+                return
+            self.record(path, lineno, doc, self.compare(where, doc, lines, comment), lines)
+            return
         if tty:
             st, lines = self.run_tty(cmd)
             if st != 130:
