@@ -158,7 +158,7 @@ demo:
 	tests/demo.sh
 
 # Runs the command examples of README.md and docs/ (tests/docs_check.py): the lossctl ones against
-# a daemon holding the documented jobs (about 15 s); `make test` runs the same through
+# a daemon holding the documented jobs, and docs/protocol.md's requests (about 20 s); `make test` runs the same through
 # tests/test_docs.sh. `tests/docs_check.py --update docs/cli.md` rewrites the examples' output.
 docs-check: all
 	tests/docs_check.py -v

@@ -23,10 +23,14 @@ terminal (a pty): its first progress line is checked, then Ctrl-C (exit 130) as 
 against a socket no daemon listens on; "$ echo $?" checks the previous example's exit status.
 Examples run in a temporary folder holding examples/, data/ and tests/ (links), so files they
 write stay there.
+docs/protocol.md's ```json blocks (and its socat session) are transcripts: each documented
+request is sent to the daemon in order and its reply compared (an error's code and message shape,
+or the documented keys of the result); the daemon then holds cli.md's jobs (fixture_protocol).
 Examples that run for minutes (a whole search) or are not lossd commands are counted as skipped
 and listed with -v. Usage: tests/docs_check.py [--bin DIR] [-v] [--fast] [FILE.md ...]
-(--fast: only the examples that need no daemon state; --update: write each example's printed
-output into the file in place of the documented one, where the block has no elision).
+(--fast: only the examples that need no daemon state; --update: write the program's output into
+the files in place of the documented one: lines of text segment by segment, the numbers (and a
+reply's strings) of documented JSON in place, keeping its layout and elisions).
 Prints "N passed, N failed" last; exit status 1 when anything failed.
 """
 import csv
@@ -38,6 +42,7 @@ import select
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -77,6 +82,37 @@ def examples(path):
             cur = (i, line[2:], [])
         elif cur:
             cur[2].append(line)
+
+
+def transcripts(path):
+    """Yields (line number, [(line number, documented JSON value), ...]) for each ```json block
+    of path holding a JSON-RPC request, and each session typed into socat: the protocol's own
+    examples, request then reply."""
+    lines = open(path, encoding="utf-8").read().split("\n")
+    i = 0
+    while i < len(lines):
+        # a ```json block, or a session typed into socat (the "$ socat" line is not JSON)
+        socat = lines[i].strip() == "```" and i + 1 < len(lines) and lines[i + 1].startswith("$ socat ")
+        if lines[i].strip() != "```json" and not socat:
+            i += 1
+            continue
+        start, values, acc, at = i + 1, [], "", None
+        i += 2 if socat else 1
+        while i < len(lines) and lines[i].strip() != "```":
+            if lines[i].strip():
+                if not acc:
+                    at = i + 1
+                acc += lines[i] + "\n"
+                try:
+                    values.append((at, DocJSON(acc.strip())))
+                    values[-1][1].lines = (at, i + 1)  # its first and last line
+                    acc = ""
+                except ValueError:
+                    pass  # a value written over several lines: read on
+            i += 1
+        if any(isinstance(v.value, dict) and "method" in v.value and "id" in v.value for _, v in values):
+            yield start, values
+        i += 1
 
 
 def split_comment(cmd):
@@ -202,7 +238,7 @@ class DocJSON:
     allowed, and where each number's text sits (for --update)."""
 
     def __init__(self, text):
-        self.text, self.i, self.numbers = text, 0, []  # numbers: (start, end, path)
+        self.text, self.i, self.numbers, self.strings = text, 0, [], []  # (start, end, path)
         self.value = self.parse(())
         self.ws()
         if self.i != len(text):
@@ -265,11 +301,24 @@ class DocJSON:
         if m.group(0)[0] in "-0123456789":
             self.numbers.append((m.start(), m.end(), path))
             return DocNumber(m.group(0))
+        if m.group(0)[0] == '"' and m.group(0) not in ('"..."', '"…"'):
+            self.strings.append((m.start(), m.end(), path))
         return json.loads(m.group(0))
 
 
 class DocNumber(str):
     """A number as the docs write it (its digits say how exactly it is stated)."""
+
+
+def plain(v):
+    """A documented JSON value with its numbers as numbers again."""
+    if isinstance(v, DocNumber):
+        return json.loads(v)
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [plain(x) for x in v]
+    return v
 
 
 # values that change from run to run (time, machine, process), never compared
@@ -571,7 +620,19 @@ def fixture_schedules(d):
     d.wait_state(runs[0]["job_id"], "done")
 
 
-FIXTURES = {"cli.md": fixture_cli, "schedules.md": fixture_schedules}
+def fixture_protocol(d):
+    """docs/protocol.md continues docs/cli.md's story (job 1 and 3 done, 4 running, 2 deleted,
+    the next job 8); checked alone, the daemon gets there the way cli.md's examples take it."""
+    if d.call("job.list")["jobs"]:
+        return
+    fixture_cli(d)
+    for want in (6, 7):
+        d.submit(os.path.join(ROOT, "examples", "demo.job.json"), want)
+    d.ctl("cancel", "2")
+    d.ctl("delete", "2")
+
+
+FIXTURES = {"cli.md": fixture_cli, "protocol.md": fixture_protocol, "schedules.md": fixture_schedules}
 
 
 class Checker:
@@ -580,7 +641,8 @@ class Checker:
         self.verbose = verbose
         self.fast = fast
         self.update = False
-        self.updates = {}
+        self.updates = {}  # path: [(index of the first line replaced, how many, new lines)]
+        self.line_updates = {}
         self.passed = self.failed = 0
         self.skipped = {}
         self.tmp = tempfile.mkdtemp(prefix="lossd_docs_")
@@ -680,6 +742,8 @@ class Checker:
         cmd, comment = split_comment(cmd)
         where = "%s:%d: $ %s" % (rel, lineno, cmd)
         why = runnable(cmd)
+        if cmd.startswith("socat ") and not self.fast:
+            return  # the session is checked as a transcript (check_transcript)
         if why == "status":
             want = next((l.strip() for l in doc if l.strip()), "")
             if self.last_status is None:
@@ -855,10 +919,7 @@ class Checker:
             if not text or text[0].lstrip().startswith("{") or len(segs) > 1 or not nonblank:
                 return
             spans = [(0, len(nonblank))]
-        subst = [(os.path.join(self.tmp, "wine-small"), "/home/u/wine-small"),
-                 (self.daemon.sock, "/run/user/1000/lossd.sock"),
-                 (os.path.join(self.tmp, "nobody-listens.sock"), "/run/user/1000/lossd.sock"),
-                 (self.daemon.db, "/home/u/.local/share/lossd/lossd.db")]
+        subst = self.substitutions()
         new = list(doc)
         for seg, span in reversed(list(zip(segs, spans))):
             if not seg or not span or span[0] == span[1]:
@@ -868,6 +929,13 @@ class Checker:
                 lines = [l.replace(a, b) for l in lines]
             new[seg[0][0]:seg[-1][0] + 1] = [l.rstrip() for l in lines]
         self.updates.setdefault(path, []).append((lineno, len(doc), new))
+
+    def substitutions(self):
+        """--update: the temporary folder's paths as a user's would read."""
+        return [(os.path.join(self.tmp, "wine-small"), "/home/u/wine-small"),
+                (self.daemon.sock, "/run/user/1000/lossd.sock"),
+                (os.path.join(self.tmp, "nobody-listens.sock"), "/run/user/1000/lossd.sock"),
+                (self.daemon.db, "/home/u/.local/share/lossd/lossd.db")]
 
     def record_json(self, path, lineno, doc, docs, outs):
         """--update for JSON: each documented number takes the program's value, written with the
@@ -890,13 +958,95 @@ class Checker:
             new[first:last + 1] = text.split("\n")
         self.updates.setdefault(path, []).append((lineno, len(doc), new))
 
+    def record_reply(self, path, d, got):
+        """--update for a documented reply: each documented number and string takes the
+        printed value at the same place; keys, layout and elisions stay."""
+        text = d.text
+        for start, end, jpath in sorted(d.numbers + d.strings, reverse=True):
+            v = lookup(got, jpath)
+            if v is None or isinstance(v, (dict, list)):
+                continue
+            old = text[start:end]
+            if any(e in old for e in ELLIPSIS):
+                continue  # an elided string ("import torch\n...") stays as written
+            new = json.dumps(v) if old.startswith('"') or not isinstance(v, (int, float)) or isinstance(v, bool) \
+                else format_like(old, v)
+            text = text[:start] + new + text[end:]
+        for a, b in self.substitutions():
+            text = text.replace(a, b)
+        first, last = d.lines
+        self.line_updates.setdefault(path, []).append((first, last, text.split("\n")))
+
     def write_updates(self):
+        for path, ups in self.line_updates.items():  # replies: lines first..last (from 1)
+            for first, last, new in ups:
+                self.updates.setdefault(path, []).append((first - 1, last - first + 1, new))
         for path, ups in self.updates.items():
             lines = open(path, encoding="utf-8").read().split("\n")
             for lineno, n, new in sorted(ups, reverse=True):
                 lines[lineno:lineno + n] = new
             open(path, "w", encoding="utf-8").write("\n".join(lines))
             print("updated %s (%d examples' output)" % (os.path.relpath(path, ROOT), len(ups)))
+
+    def check_transcript(self, path, values):
+        """Sends each documented request of a ```json block to the daemon (one connection per
+        block, in order) and compares the reply: an error's code and the shape of its message,
+        or the documented keys of the result. server.shutdown is followed by a restart."""
+        rel = os.path.relpath(path, ROOT)
+        try:
+            self.fixture(rel)
+            self.daemon.settle()
+        except (FixtureError, OSError, ValueError, KeyError) as e:
+            self.bad("%s: the daemon could not be put in the documented state" % rel, e)
+            return
+        conn = None
+        for k, (lineno, req) in enumerate(values):
+            r = plain(req.value)
+            if not (isinstance(r, dict) and "method" in r and "id" in r):
+                continue
+            where = "%s:%d: %s" % (rel, lineno, r["method"])
+            want_doc = next((v for _, v in values[k + 1:] if isinstance(v.value, dict) and
+                             plain(v.value).get("id") == r["id"] and "method" not in v.value), None)
+            if want_doc is None:
+                continue
+            want = plain(want_doc.value)
+            try:
+                if conn is None:
+                    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    conn.settimeout(60)
+                    conn.connect(self.daemon.sock)
+                    reader = conn.makefile("r", encoding="utf-8")
+                conn.sendall((json.dumps(r) + "\n").encode())
+                while True:
+                    got = json.loads(reader.readline())
+                    if got.get("id") == r["id"]:
+                        break
+            except (OSError, ValueError) as e:
+                self.bad(where + ": no reply (%s)" % e, self.daemon.tail())
+                return
+            if "error" in want:
+                ge = got.get("error") or {}
+                if ge.get("code") != want["error"].get("code") or \
+                        skeleton(ge.get("message", "")) != skeleton(want["error"].get("message", "")):
+                    self.bad(where + ": documented error %s" % json.dumps(want["error"]), "printed: " + json.dumps(got)[:600])
+                    continue
+            else:
+                diff = "error" in got and "an error instead of the result" or json_diff(want.get("result"), got.get("result"))
+                if diff:
+                    self.bad(where + ": " + diff, "printed: " + json.dumps(got)[:600])
+                    continue
+            self.ok(where)
+            if self.update:
+                self.record_reply(path, want_doc, got)
+            if r["method"] == "server.shutdown":
+                conn.close()
+                conn = None
+                if not self.daemon.exited():
+                    self.bad(where + ": the daemon did not exit", self.daemon.tail())
+                    return
+                self.daemon.start()
+        if conn:
+            conn.close()
 
     def close(self):
         self.daemon.kill()
@@ -918,8 +1068,14 @@ def main():
     t = time.time()
     try:
         for f in files:
-            for lineno, cmd, doc in examples(f):
-                c.check(f, lineno, cmd, doc)
+            items = [(n, "example", (cmd, doc)) for n, cmd, doc in examples(f)]
+            if not c.fast:
+                items += [(n, "transcript", vals) for n, vals in transcripts(f) if f.endswith("protocol.md")]
+            for lineno, kind, what in sorted(items, key=lambda x: x[0]):
+                if kind == "example":
+                    c.check(f, lineno, *what)
+                else:
+                    c.check_transcript(f, what)
         c.write_updates()
     finally:
         c.close()
