@@ -157,9 +157,10 @@ demo:
 	$(MAKE) all
 	tests/demo.sh
 
-# Runs the command examples of README.md and docs/ (tests/docs_check.py): the lossctl ones against
-# a daemon holding the documented jobs, and docs/protocol.md's requests (about 20 s); `make test` runs the same through
-# tests/test_docs.sh. `tests/docs_check.py --update docs/cli.md` rewrites the examples' output.
+# Runs the command examples of README.md and docs/ (tests/docs_check.py): the lossctl ones and
+# docs/protocol.md's requests against a daemon holding the documented jobs (about 20 s); `make
+# test` runs the same through tests/test_docs.sh. `tests/docs_check.py --update` rewrites the
+# documented output from the program's.
 docs-check: all
 	tests/docs_check.py -v
 
