@@ -415,8 +415,15 @@ static int submit_finish(Daemon *d, const DaemonSubmit *sub, SearchJob *sj, int6
         if (sub->schedule_id) cJSON_AddNumberToObject(ev, "schedule_id", (double)sub->schedule_id);
         rc = daemon_event(d, j->id, "job.submitted", ev, err);
     }
-    if (rc == LD_OK) rc = daemon_commit(d, err);
-    else daemon_rollback(d);
+    if (rc == LD_OK && (rc = daemon_commit(d, err)) != LD_OK) {
+        /* a commit whose fsync failed may still be durable (its WAL frames were written): after
+         * a crash the job can be there. A retry with the same client_token finds it. */
+        size_t n = strlen(err);
+        snprintf(err + n, LD_ERR_MAX - n, " (the job may still have been stored: retry with the "
+                 "same client_token)");
+    } else if (rc != LD_OK) {
+        daemon_rollback(d);
+    }
     if (rc != LD_OK) {
         j->job = NULL;
         djob_free(j);

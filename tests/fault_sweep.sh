@@ -9,6 +9,7 @@
 #   ... --alloc-step K              every Kth SQLite allocation fails once (default: 3 samples)
 #   ... --kill9 K                   also K kill -9 runs at moments spread over the search (default 2)
 #   ... --time-limit S              stop the I/O sweep after S seconds, saying how far it got
+#   ... --from N                    start the I/O sweep at N (to finish a sweep a time limit cut)
 cd "$(dirname "$0")/.." || exit 1
 if [ $# -eq 0 ]; then set -- --all; fi
 exec nice -n 5 tests/test_faults_daemon.py "$@"
