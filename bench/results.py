@@ -483,10 +483,10 @@ def write_md(rows, trows, eff, elapsed):
              "report), `OUT`. The searches are deterministic (same build, job and seed give the same "
              "leaderboard); only the wall times and the overhead shares vary with the machine's load.")
     L.append("")
-    tpe = load_tpe_section()
-    if tpe:
-        L.append(tpe)
-        L.append("")
+    for kept in (load_tpe_section(), load_section(SMALL_MARK, True)):
+        if kept:
+            L.append(kept)
+            L.append("")
     L.append(READING_MARK)
     L.append("")
     reading = load_reading()
@@ -518,6 +518,11 @@ def load_reading():
 
 
 TPE_MARK = "## Against a tuned mixture: Optuna TPE"
+
+
+# The section of issue 12's measurements (bench/small/run.py and the rung bar's A/B), written by
+# hand from their output and kept across reruns like the TPE section.
+SMALL_MARK = "## Small data and fewer wasted trainings"
 
 
 def load_tpe_section():

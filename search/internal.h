@@ -112,6 +112,7 @@ const char *stable_ci95(const double *d, int n, double *lo, double *hi);
  * l + 1 only when its fitness at level l reaches the SCREEN_RUNG_QUANTILE quantile of the level-l
  * fitness of the candidates already promoted from l (none promoted yet: no bar). */
 #define SCREEN_RUNG_QUANTILE 0.8
+#define SCREEN_RUNG_MIN 8 /* no bar until this many were promoted from the level */
 /* The bar over fit[0..n) (reordered; non-finite values left out); -INFINITY when n is 0. */
 double screen_rung_bar(double *fit, int n);
 
@@ -134,7 +135,8 @@ int tune_consts(const Expr *e, double *v, int max);
 Expr *tune_propose(const Grammar *g, const Expr *lead, const double *hist, int nhist, int nconst,
                    LdRng *r);
 /* A child of lead (borrowed) with one of its mixture terms (top-level sum operands) scaled by
- * 10^k or 10^-k, k uniform in 1..TUNE_DECADES: the log-scale jump that local tuning takes many
+ * 10^k or 10^-k, k uniform in 1..TUNE_DECADES when the term holds a named term (k = 1 for a
+ * free-form subtree): the log-scale jump that local tuning takes many
  * rounds to make. Owned and valid in g, or NULL (also when lead has a single term). */
 Expr *tune_decade(const Grammar *g, const Expr *lead, LdRng *r);
 

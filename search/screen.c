@@ -15,7 +15,7 @@ double screen_rung_bar(double *fit, int n) {
     int m = 0;
     for (int i = 0; i < n; i++)
         if (isfinite(fit[i])) fit[m++] = fit[i];
-    if (m == 0) return -INFINITY;
+    if (m < SCREEN_RUNG_MIN) return -INFINITY; /* too few promoted to say what "good" is */
     qsort(fit, (size_t)m, sizeof *fit, dcmp);
     double q = SCREEN_RUNG_QUANTILE * (m - 1); /* interpolated quantile */
     int lo = (int)floor(q);

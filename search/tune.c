@@ -91,6 +91,10 @@ static void genes_walk(Expr **at, Expr ***out, int max, int *n) {
     if (*n < max) out[(*n)++] = at;
 }
 
+static int uses_term(const Expr *e) {
+    return e && (e->op == EOP_TERM || uses_term(e->a) || uses_term(e->b));
+}
+
 Expr *tune_decade(const Grammar *g, const Expr *lead, LdRng *r) {
     for (int tries = 0; tries < 8; tries++) {
         Expr *c = expr_clone(lead);
@@ -103,8 +107,11 @@ Expr *tune_decade(const Grammar *g, const Expr *lead, LdRng *r) {
             return NULL;
         }
         Expr **at = genes[rng_below(r, (uint32_t)n)], *gene = *at;
-        /* 10, 100 or 1000 times up or down: physics mixtures want data terms 100-1000x lighter */
-        double f = pow(10.0, (double)(1 + rng_below(r, TUNE_DECADES)));
+        /* 10, 100 or 1000 times up or down for a weighted named term (physics mixtures want data
+         * terms 100-1000x lighter); 10 for a free-form subtree, whose scale is part of its shape
+         * (digits from primitives lost 0.007 accuracy to the larger jumps) */
+        int k = 1 + (int)rng_below(r, TUNE_DECADES);
+        double f = pow(10.0, (double)(uses_term(gene) ? k : 1));
         if (rng_uniform(r) < 0.5) f = 1 / f;
         if (gene->op == EOP_MUL && gene->a->op == EOP_NUM) {
             gene->a->num = sig3(gene->a->num * f);

@@ -372,6 +372,16 @@ static void test_panel(void **state) {
     job_free(job);
 }
 
+/* The rung bar: no bar below SCREEN_RUNG_MIN promoted, then the interpolated quantile. */
+static void test_rung_bar(void **state) {
+    (void)state;
+    double few[3] = {0.1, 0.2, 0.3};
+    assert_true(isinf(screen_rung_bar(few, 3)));
+    double v[12] = {10, 1, 9, 2, 8, 3, 7, 4, 6, 5, NAN, INFINITY}; /* non-finite values left out */
+    double want = 1 + SCREEN_RUNG_QUANTILE * 9, got = screen_rung_bar(v, 12);
+    if (fabs(got - want) > 1e-12) fail_msg("bar of 1..10: %g, want %g", got, want);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_collapsed_rule),
@@ -381,6 +391,7 @@ int main(void) {
         cmocka_unit_test(test_folds_seeds),
         cmocka_unit_test(test_ci95),
         cmocka_unit_test(test_panel),
+        cmocka_unit_test(test_rung_bar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
