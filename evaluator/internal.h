@@ -50,6 +50,7 @@ struct Task {
     int higher_better;
     int deploy;    /* QUANT_* (quant.h): the precision the trained model is scored at
                       (deploy.precision; QUANT_FP32 by default) */
+    int deploy_qat; /* deploy.qat: int8 with quantisation-aware training over the last quarter */
     cJSON *spec;   /* owned normalised spec */
     uint64_t hash; /* of the normalised spec */
     struct PhysProblem *phys; /* physics family, owned by physics.c */

@@ -75,6 +75,8 @@ typedef struct SupRun {
     float *zall;         /* (max(val n, test n), C) outputs on a split */
     int zall_final;      /* zall holds the final model's outputs on the whole validation split */
     Dataset vsample;     /* the curve's sample of the validation split */
+    QuantQat qat;        /* deploy.qat: the int8 forward/backward of the last qat_steps steps */
+    int qat_steps;
 } SupRun;
 
 static void sup_loss_shape(const Task *t, int *B, int *C, int *D) {
@@ -93,7 +95,8 @@ static size_t sup_run_bytes(const Task *t, size_t *nparams) {
            train_al64(mlp_acts_floats(&m, B) * sizeof(float)) +
            train_al64(mlp_acts_floats(&m, EVAL_CHUNK) * sizeof(float)) +
            train_al64((size_t)B * d * sizeof(float)) + train_al64((size_t)B * sizeof(float)) +
-           2 * train_al64((size_t)B * sizeof(int)) + train_al64(((size_t)nbig * C + 1) * sizeof(float));
+           2 * train_al64((size_t)B * sizeof(int)) + train_al64(((size_t)nbig * C + 1) * sizeof(float)) +
+           (t->deploy_qat ? quant_qat_arena_bytes(&m, B) : 0);
 }
 
 static int sup_setup(Trainer *tr, char *err) {
@@ -131,6 +134,12 @@ static int sup_setup(Trainer *tr, char *err) {
     if (s->vsample.n > CURVE_ROWS) s->vsample.n = CURVE_ROWS;
     tr->state = s;
     int rc = train_deployable(tr, &s->m, t->train.x, t->train.n, EVAL_CHUNK, err);
+    if (!rc && t->deploy_qat) { /* the last quarter of the steps trains the int8 model (STE) */
+        rc = quant_qat_init(&s->qat, &s->m, s->B, 0.01f, ar, err);
+        s->qat_steps = tr->steps / 4 > 1 ? tr->steps / 4 : 1;
+        tr->deploy[tr->ndeploy - 1].lo = s->qat.lo;
+        tr->deploy[tr->ndeploy - 1].hi = s->qat.hi;
+    }
     return rc ? rc : train_group(tr, params, grads, P, NULL, err);
 }
 
@@ -153,7 +162,8 @@ static int sup_step(Trainer *tr, float *loss) {
     const Mlp *m = &s->m;
     LossIn in = {.B = B, .t = tr->t, .label = s->classify ? s->lb : NULL, .y = s->classify ? NULL : s->yb};
     LossOut out;
-    in.z = mlp_forward(m, &s->acts, s->xb, B);
+    const int qat = s->qat_steps && tr->step >= tr->steps - s->qat_steps;
+    in.z = qat ? quant_qat_forward(&s->qat, s->xb, B, 1) : mlp_forward(m, &s->acts, s->xb, B);
     if (tr->use_l2) {
         double sum = 0;
         for (int l = 0; l < m->nlin; l++) {
@@ -165,7 +175,8 @@ static int sup_step(Trainer *tr, float *loss) {
     int rc = train_loss(tr, &in, &out);
     *loss = out.loss;
     if (rc != LD_OK) return LD_EFAILED;
-    mlp_backward(m, &s->acts, &s->g, s->xb, out.dz, B); /* overwrites every gradient */
+    if (qat) quant_qat_backward(&s->qat, &s->g, out.dz, B); /* overwrites every gradient */
+    else mlp_backward(m, &s->acts, &s->g, s->xb, out.dz, B); /* overwrites every gradient */
     if (tr->use_l2 && out.g_term[TERM_L2] != 0) {
         for (int l = 0; l < m->nlin; l++) {
             size_t nw = (size_t)m->dim[l] * m->dim[l + 1];

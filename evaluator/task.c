@@ -135,20 +135,23 @@ static int parse_train(Task *t, const cJSON *tr, char *err) {
     return LD_OK;
 }
 
-/* deploy: {"precision": "fp32" | "fp16" | "bf16" | "int8"} (docs/rl.md, "Deployment precision").
- * Quantisation-aware training (qat: true) is refused: it is not implemented. */
+/* deploy: {"precision": "fp32" | "fp16" | "bf16" | "int8", "qat": false | true} (docs/rl.md,
+ * "Deployment precision"); qat needs int8. */
 static int parse_deploy(Task *t, const cJSON *d, char *err) {
     t->deploy = QUANT_FP32;
     if (!cJSON_IsObject(d)) return LD_OK;
     const cJSON *qat = cJSON_GetObjectItemCaseSensitive(d, "qat");
     if (qat && !cJSON_IsBool(qat)) return ld_err(err, LD_EINVAL, "task: deploy.qat: expected true or false");
-    if (cJSON_IsTrue(qat))
-        return ld_err(err, LD_EINVAL, "task: deploy.qat: quantisation-aware training is not implemented; "
-                                      "deploy.precision alone scores the trained model quantised (post-training "
-                                      "quantisation)");
     const char *p = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(d, "precision"));
     char why[LD_ERR_MAX];
     if (p && quant_precision_parse(p, &t->deploy, why)) return ld_err(err, LD_EINVAL, "task: deploy.%s", why);
+    t->deploy_qat = cJSON_IsTrue(qat);
+    if (t->deploy_qat && t->deploy != QUANT_INT8)
+        return ld_err(err, LD_EINVAL, "task: deploy.qat: quantisation-aware training simulates int8; it needs "
+                                      "deploy.precision \"int8\", not \"%s\"", quant_precision_name(t->deploy));
+    if (t->deploy_qat && !(t->family == FAM_CLASSIFICATION || t->family == FAM_REGRESSION))
+        return ld_err(err, LD_EINVAL, "task: deploy.qat: quantisation-aware training is implemented for "
+                                      "classification and regression tasks only, not %s", family_name(t->family));
     return LD_OK;
 }
 
@@ -462,8 +465,11 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     if (family != FAM_RL) cJSON_AddNumberToObject(jr, "batch", ts->batch); /* rl: rl.envs x rl.rollout */
     cJSON_AddNumberToObject(jr, "steps", ts->steps);
     cJSON_AddStringToObject(n, "metric", t->metric);
-    if (t->deploy != QUANT_FP32)
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(n, "deploy"), "precision", quant_precision_name(t->deploy));
+    if (t->deploy != QUANT_FP32) {
+        cJSON *jd = cJSON_AddObjectToObject(n, "deploy");
+        cJSON_AddStringToObject(jd, "precision", quant_precision_name(t->deploy));
+        if (t->deploy_qat) cJSON_AddTrueToObject(jd, "qat");
+    }
     if (fam->load) {
         /* Keys only the family's loader understands, sorted by name so the hash is stable. */
         const cJSON *it;

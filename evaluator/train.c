@@ -113,7 +113,9 @@ static void train_score_deployed(const EvalFamily *f, Trainer *tr, EvalResult *r
     for (int i = 0; i < tr->ndeploy && rc == LD_OK; i++) {
         TrainDeploy *d = &tr->deploy[i];
         QuantMlp *q = arena_alloc(&qa, sizeof *q);
-        rc = q ? quant_mlp_build(q, d->m, prec, d->calib, d->ncalib, d->maxB, &qa, err) : LD_ENOMEM;
+        rc = !q    ? LD_ENOMEM
+             : d->lo ? quant_mlp_build_ranges(q, d->m, d->lo, d->hi, d->maxB, &qa, err)
+                     : quant_mlp_build(q, d->m, prec, d->calib, d->ncalib, d->maxB, &qa, err);
         if (rc == LD_OK) d->q = q;
     }
     if (rc == LD_OK) f->score(tr, res);

@@ -29,6 +29,8 @@ typedef struct TrainDeploy {
     const Mlp *m;
     const float *calib; /* (ncalib, m->dim[0]) */
     int ncalib, maxB;
+    const float *lo, *hi; /* int8: input ranges of each linear layer tracked by quantisation-aware
+                             training (the family sets them); NULL: calibrate on calib */
     QuantMlp *q;
 } TrainDeploy;
 
