@@ -144,4 +144,7 @@ stop_daemon
 for w in 2 3; do kill "${WPID[$w]}" 2>/dev/null; done
 for w in 2 3; do wait "${WPID[$w]}" 2>/dev/null; done
 tests/pg_cluster.sh stop "$TMP/pg"
+# sanitizer builds (LOSSD_BIN=build/asan/bin) report into the logs
+! grep -h -m3 -E "AddressSanitizer|LeakSanitizer|runtime error" "$TMP"/*.log
+check "no sanitizer reports in the daemons' and workers' logs" $?
 finish
