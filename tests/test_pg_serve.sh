@@ -126,10 +126,13 @@ check "its leaderboard still equals the local thread pool's" $? "local:" "$REF" 
 echo "     (the killed worker held ${held:-?} leases; the job was $at evaluations)"
 
 # ---- kill -9 the daemon mid-job, restart it on the same database and queue ---------------------
+# one worker runs (the other held), so the job is slow enough to be killed in the middle
+kill -STOP "${WPID[3]}"
 J3=$(ctl submit "$TMP/job.json")
-wait_evals "$J3" 3
+wait_evals "$J3" 1
 kill -9 "$DPID"
 wait "$DPID" 2>/dev/null
+kill -CONT "${WPID[3]}"
 start_queue_daemon
 check "the daemon restarts on the same queue" $? "$(tail -5 "$LOG")"
 grep -q "job $J3: resuming" "$LOG"
