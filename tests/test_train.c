@@ -231,7 +231,9 @@ static void test_cancel(void **state) {
         pthread_join(th, NULL);
         printf("%s: cancelled after %d steps, %.1f ms\n", losses[k], r.steps, ms);
         assert_int_equal(r.cancelled, 1);
-        assert_true(r.steps > 0 && r.steps < 1000000);
+        /* not steps > 0: on a loaded machine (a sanitizer build beside a test suite) the
+         * 30 ms may pass before the first step, and the flag then stops it at step 0 */
+        assert_true(r.steps >= 0 && r.steps < 1000000);
         expr_free(e);
         task_free(t);
     }
