@@ -550,6 +550,19 @@ static const char *const con_known[] = {"supcon(0.1)", "infonce(0.2)", "infonce(
                                         "infonce(0.1) + 0.001*l2", NULL};
 static const char *const con_panel[] = {"infonce(0.1)", "supcon(0.1)", "l2", NULL};
 
+/* The contrastive task's own keys (the one spec reader checks them; con_task_load and
+ * con_model_defaults read them). train.batch's contrastive range is spec.c's, with its reason. */
+static const EvalSpecKey con_keys[] = {
+    {"", "augment", SK_OBJ, 0, 0},
+    {"", "knn", SK_OBJ, 0, 0},
+    {"augment", "noise", SK_NUM, 0, 10},
+    {"augment", "dropout", SK_NUM, 0, 0.95},
+    {"augment", "shift", SK_INT, 0, 3},
+    {"knn", "k", SK_INT, 1, CON_KNN_MAX},
+    {"model", "embed_dim", SK_INT, 1, 1024},
+    {NULL, NULL, 0, 0, 0},
+};
+
 const EvalFamily family_contrastive = {
     .name = "contrastive",
     .metrics = {{"knn_accuracy", 1}, {"uniformity", 0}, {"alignment", 0}},
@@ -558,6 +571,7 @@ const EvalFamily family_contrastive = {
     .panel = con_panel,
     .data_set = 1,
     .classify = 1,
+    .keys = con_keys,
     .load = con_task_load,
     .unload = con_task_free,
     .rng_salt = 0x6175676dULL,

@@ -44,9 +44,10 @@ typedef struct EvalFamily {
     /* 1: the task is rows of a data set that task.c loads, splits and transforms (classify: the
      * target is a class label); 0: the family builds its own data in load. */
     int data_set, classify;
-    /* A family added at run time (eval_family_add): the inputs it provides to the loss language
-     * (LIN_*, lang/expr.h) and its own spec keys (NULL key ends; NULL: none). The built-in
-     * families give their inputs in LANG_FAMILIES and their keys in spec.c's table. */
+    /* inputs: for a family added at run time (eval_family_add), what it provides to the loss
+     * language (LIN_*, lang/expr.h); the built-in families give theirs in LANG_FAMILIES.
+     * keys: the spec keys only this family reads (NULL key ends; NULL: none), checked by the one
+     * spec reader after spec.c's table of the keys families share. */
     unsigned inputs;
     const EvalSpecKey *keys;
     /* After the data set (if any) is loaded: reads the family's own spec keys (already checked

@@ -474,6 +474,19 @@ static const char *const phys_known[] = {"mse + 0.1*phys + bc", "mse + phys + bc
                                          NULL};
 static const char *const phys_panel[] = {"mse", "phys", "bc", "huber(1)", NULL};
 
+/* The physics task's own keys (the one spec reader checks them; phys_task_load reads them). */
+static const EvalSpecKey phys_keys[] = {
+    {"", "physics", SK_OBJ, 0, 0},
+    {"physics", "observations", SK_INT, 1, 2048},
+    {"physics", "noise", SK_NUM, 0, 10},
+    {"physics", "collocation", SK_INT, 2, 2048},
+    {"physics", "domain", SK_ARR, 0, 0},
+    {"physics", "zeta", SK_NUM, 0, 0.95},
+    {"physics", "omega", SK_NUM, 0.01, 100},
+    {"physics", "seed", SK_NUM, 0, 9007199254740992.0},
+    {NULL, NULL, 0, 0, 0},
+};
+
 const EvalFamily family_physics = {
     .name = "physics",
     .metrics = {{"solution_error", 0}, {"residual", 0}},
@@ -481,6 +494,7 @@ const EvalFamily family_physics = {
     .known = phys_known,
     .panel = phys_panel,
     .data_set = 0,
+    .keys = phys_keys,
     .load = phys_task_load,
     .unload = phys_task_free,
     .rng_salt = 0x70687973ULL,

@@ -39,9 +39,6 @@ static const SpecKey spec_keys[] = {
     {"", "transform", SK_OBJ, 0, 0, FB_ALL, NULL},
     {"", "model", SK_OBJ, 0, 0, FB_ALL, NULL},
     {"", "train", SK_OBJ, 0, 0, FB_ALL, NULL},
-    {"", "physics", SK_OBJ, 0, 0, FB_PHY, NULL},
-    {"", "augment", SK_OBJ, 0, 0, FB_CON, NULL},
-    {"", "knn", SK_OBJ, 0, 0, FB_CON, NULL},
     {"", "deploy", SK_OBJ, 0, 0, FB_ALL, NULL},
     {"", "rl", SK_OBJ, 0, 0, FB_RL, NULL},
 
@@ -63,7 +60,6 @@ static const SpecKey spec_keys[] = {
     {"model", "hidden", SK_ARR, 0, 0, FB_ALL, NULL},
     {"model", "activation", SK_STR, 0, 0, FB_ALL, NULL},
     {"model", "act", SK_STR, 0, 0, FB_ALL, NULL},
-    {"model", "embed_dim", SK_INT, 1, 1024, FB_CON, NULL},
 
     {"train", "optimizer", SK_STR, 0, 0, FB_ALL, NULL},
     {"train", "lr", SK_NUM, 1e-8, 10, FB_ALL, NULL},
@@ -77,19 +73,6 @@ static const SpecKey spec_keys[] = {
     /* rl: a batch is the rollout, rl.envs x rl.rollout transitions */
     {"train", "batch", SK_INT, 1, 65536, FB_ALL & ~FB_RL, NULL},
     {"train", "steps", SK_INT, 1, 10000000, FB_ALL, NULL},
-
-    {"physics", "observations", SK_INT, 1, 2048, FB_PHY, NULL},
-    {"physics", "noise", SK_NUM, 0, 10, FB_PHY, NULL},
-    {"physics", "collocation", SK_INT, 2, 2048, FB_PHY, NULL},
-    {"physics", "domain", SK_ARR, 0, 0, FB_PHY, NULL},
-    {"physics", "zeta", SK_NUM, 0, 0.95, FB_PHY, NULL},
-    {"physics", "omega", SK_NUM, 0.01, 100, FB_PHY, NULL},
-    {"physics", "seed", SK_NUM, 0, SEED_MAX + 1, FB_PHY, NULL},
-
-    {"augment", "noise", SK_NUM, 0, 10, FB_CON, NULL},
-    {"augment", "dropout", SK_NUM, 0, 0.95, FB_CON, NULL},
-    {"augment", "shift", SK_INT, 0, 3, FB_CON, NULL},
-    {"knn", "k", SK_INT, 1, 32, FB_CON, NULL},
 
     /* deploy.precision: fp32 fp16 bf16 int8 (quant_precision_parse); qat is refused in task.c */
     {"deploy", "precision", SK_STR, 0, 0, FB_ALL, NULL},
@@ -161,17 +144,24 @@ static int unknown_key(const char *sect, const char *key, int family, char *err)
         int d = edit_distance(key, k->key);
         if (d < bd) bd = d, best = k->key;
     }
-    const EvalFamily *f = eval_family(family);
-    for (const EvalSpecKey *k = f ? f->keys : NULL; k && k->key; k++) {
-        int d = strcmp(k->sect, sect) ? 99 : edit_distance(key, k->key);
-        if (d < bd) bd = d, best = k->key;
+    for (int fi = 0; fi < lang_family_count(); fi++) {
+        const EvalFamily *f = eval_family(fi);
+        for (const EvalSpecKey *k = f ? f->keys : NULL; k && k->key; k++) {
+            if (strcmp(k->sect, sect) != 0) continue;
+            if (fi != family) {
+                if (!strcmp(k->key, key)) others |= FAMBIT(fi);
+                continue;
+            }
+            int d = edit_distance(key, k->key);
+            if (d < bd) bd = d, best = k->key;
+        }
     }
     char where[48] = "";
     if (*sect) snprintf(where, sizeof where, "%s: ", sect);
     int limit = (int)strlen(key) / 3 > 2 ? (int)strlen(key) / 3 : 2;
     if (others) {
         char fams[96] = "";
-        for (int fi = 0; fi < FAM_COUNT; fi++)
+        for (int fi = 0; fi < lang_family_count(); fi++)
             if (others & FAMBIT(fi))
                 snprintf(fams + strlen(fams), sizeof fams - strlen(fams), "%s%s", fams[0] ? ", " : "",
                          family_name(fi));
