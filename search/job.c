@@ -194,6 +194,24 @@ static void load_tasks(Problems *p, SearchJob *j, const cJSON *arr, const char *
     }
 }
 
+/* Sets the bit of s in *mask when s is one of names[0..n) (a term or a variable, kind says which)
+ * that the family provides (avail; fam < 0: not known yet, anything goes); returns 1 when s is
+ * one of names. */
+static int name_bit(Problems *p, const char *s, const char *const *names, int n, uint32_t avail,
+                    const char *kind, const char *where, int idx, int fam, uint32_t *mask) {
+    int found = 0;
+    for (int k = 0; k < n; k++) {
+        if (strcmp(s, names[k])) continue;
+        found = 1;
+        if (fam >= 0 && !(avail & (1u << k)))
+            problem(p, "%s[%d]: %s '%s' is not available for %s tasks", where, idx, kind, s,
+                    family_name(fam));
+        else
+            *mask |= 1u << k;
+    }
+    return found;
+}
+
 static void parse_names(Problems *p, const cJSON *arr, const char *where, int is_terms, int fam,
                         uint32_t *terms, uint32_t *ops, uint32_t *vars) {
     if (!cJSON_IsArray(arr)) {
@@ -209,35 +227,20 @@ static void parse_names(Problems *p, const cJSON *arr, const char *where, int is
             continue;
         }
         const char *s = it->valuestring;
-        int found = 0;
+        LangVocab voc = lang_vocab(fam);
         if (is_terms) {
-            for (int k = 0; k < TERM_COUNT; k++) {
-                if (strcmp(s, term_names[k])) continue;
-                found = 1;
-                if (fam >= 0 && !(lang_vocab(fam).terms & (1u << k)))
-                    problem(p, "%s[%d]: term '%s' is not available for %s tasks", where, idx, s,
-                            family_name(fam));
-                else
-                    *terms |= 1u << k;
-            }
-            if (!found) problem(p, "%s[%d]: unknown term '%s'", where, idx, s);
+            if (!name_bit(p, s, term_names, TERM_COUNT, voc.terms, "term", where, idx, fam, terms))
+                problem(p, "%s[%d]: unknown term '%s'", where, idx, s);
             continue;
         }
+        int found = 0;
         for (int k = EOP_ADD; k < EOP_COUNT; k++) {
             if (!strcmp(s, op_names[k]) || (k == EOP_NEG && !strcmp(s, "neg"))) {
                 *ops |= 1u << k;
                 found = 1;
             }
         }
-        for (int k = 0; k < VAR_COUNT; k++) {
-            if (strcmp(s, var_names[k])) continue;
-            found = 1;
-            if (fam >= 0 && !(lang_vocab(fam).vars & (1u << k)))
-                problem(p, "%s[%d]: variable '%s' is not available for %s tasks", where, idx, s,
-                        family_name(fam));
-            else
-                *vars |= 1u << k;
-        }
+        found |= name_bit(p, s, var_names, VAR_COUNT, voc.vars, "variable", where, idx, fam, vars);
         if (!found) problem(p, "%s[%d]: unknown primitive '%s'", where, idx, s);
     }
 }

@@ -1269,7 +1269,7 @@ static void add_num(cJSON *o, const char *k, double v) {
     else cJSON_AddNullToObject(o, k);
 }
 
-static void mean_sd(const double *x, int n, double *mean, double *sd) {
+void search_mean_sd(const double *x, int n, double *mean, double *sd) {
     double s = 0, ss = 0;
     int m = 0;
     for (int i = 0; i < n; i++)
@@ -1323,8 +1323,8 @@ static cJSON *final_json(const Search *s, const Cand *c, const Cand *b) {
             y[k] = rb->ok ? rb->test : NAN;
         }
         double mx, sx, my, sy;
-        mean_sd(x, ns, &mx, &sx);
-        mean_sd(y, ns, &my, &sy);
+        search_mean_sd(x, ns, &mx, &sx);
+        search_mean_sd(y, ns, &my, &sy);
         int nd = 0;
         for (int k = 0; k < ns; k++) {
             if (!isfinite(x[k]) || !isfinite(y[k])) continue;
@@ -1390,9 +1390,9 @@ static cJSON *entry_json(const Search *s, const Cand *c, int rank) {
             bv[k] = rb->ok ? rb->val : NAN;
         }
         double mv, sv, mt, st, mb, sb;
-        mean_sd(v, ns, &mv, &sv);
-        mean_sd(te, ns, &mt, &st);
-        mean_sd(bv, ns, &mb, &sb);
+        search_mean_sd(v, ns, &mv, &sv);
+        search_mean_sd(te, ns, &mt, &st);
+        search_mean_sd(bv, ns, &mb, &sb);
         const SearchTask *task = &j->tasks[t];
         int failed = 0;
         for (int k = 0; k < ns; k++) failed += !isfinite(v[k]);

@@ -46,26 +46,13 @@ int stable_collapsed(const double *v, int n, int higher_better, int *which) {
     return count;
 }
 
-static void mean_sd(const double *v, int n, double *mean, double *sd) {
-    double s = 0, ss = 0;
-    int m = 0;
-    for (int i = 0; i < n; i++)
-        if (isfinite(v[i])) {
-            s += v[i];
-            m++;
-        }
-    *mean = m ? s / m : NAN;
-    for (int i = 0; i < n; i++)
-        if (isfinite(v[i])) ss += (v[i] - *mean) * (v[i] - *mean);
-    *sd = m > 1 ? sqrt(ss / (m - 1)) : 0;
-}
-
 int stable_needs_more(const double *cand, const double *base, int n, int higher_better) {
     if (stable_collapsed(cand, n, higher_better, NULL) > 0) return 1;
     double mc, sc, mb, sb;
-    mean_sd(cand, n, &mc, &sc);
-    mean_sd(base, n, &mb, &sb);
+    search_mean_sd(cand, n, &mc, &sc);
+    search_mean_sd(base, n, &mb, &sb);
     if (!isfinite(mc)) return 0;
+    if (!isfinite(sb)) sb = 0; /* no finite baseline run: any spread of the candidate's is more */
     return sc > STABLE_MORE_VS_BASE * sb && sc > STABLE_MORE_REL * fabs(mc);
 }
 
