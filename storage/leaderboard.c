@@ -133,8 +133,10 @@ static void tasks_from_runs(const cJSON *evs, cJSON *tasks, const char *metric) 
         }
         if (k == 0) continue;
         cJSON *tm = (cJSON *)t;
-        cJSON_DeleteItemFromObjectCaseSensitive(tm, "metric");
-        cJSON_AddStringToObject(tm, "metric", want);
+        if (metric) { /* with metric NULL, want is the row's own "metric" string: keep it */
+            cJSON_DeleteItemFromObjectCaseSensitive(tm, "metric");
+            cJSON_AddStringToObject(tm, "metric", metric);
+        }
         set_num(tm, "val_mean", sum / k);
         set_num(tm, "val_std", spread(k, sum, sq));
         set_num(tm, "test_mean", kt ? tsum / kt : NAN);
