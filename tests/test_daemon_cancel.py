@@ -98,9 +98,11 @@ def test_cancel(tmp):
                   % (k, dt * 1000, n),
                   "error" not in r and st.get("state") == "cancelled" and busy(d) == 0,
                   r, st)
-        lib.check("cancel %d: the 2 runs in flight stopped early and are stored as interrupted"
+        # both workers were busy, but on a loaded machine the second may still be between
+        # taking its item and its first step: a run not yet started is handed back unstored
+        lib.check("cancel %d: the runs in flight (1 or 2) stopped early and are stored as interrupted"
                   % k,
-                  len(stopped) == 2 and all(e[3] < STEPS // 4 for e in stopped)
+                  1 <= len(stopped) <= 2 and all(e[3] < STEPS // 4 for e in stopped)
                   and not long_ok and all("cancelled at step" in (e[4] or "") for e in stopped),
                   stopped, long_ok)
         lib.check("cancel %d: no failed evaluation, the stopped runs not counted" % k,
