@@ -28,6 +28,7 @@
 
 #include "ctl_format.h" /* lossctl leaderboard --format csv|jsonl */
 #include "ctl_report.h" /* lossctl report: the HTML report of a job */
+#include "ctl_mcp.h"    /* lossctl mcp: a Model Context Protocol server on stdio */
 
 static int cmd_help(Ctl *ctl, int argc, char **argv);
 static void print_clipped(const char *s, int width);
@@ -1152,6 +1153,13 @@ static const CtlCommand commands[] = {
      "  -o FILE.html  where to write it (default lossd-report-JOB.html; '-' for stdout)\n"
      "example:\n"
      "  lossctl report 3 -o report.html\n"},
+    {"mcp", ctl_mcp_main, CTL_MCP_USAGE, "a Model Context Protocol server on stdin/stdout",
+     "  Serves MCP (JSON-RPC 2.0, one message per line) so an assistant can list jobs, read\n"
+     "  leaderboards, show candidates and export losses through this daemon (docs/mcp.md).\n"
+     "options:\n"
+     "  --allow-write  also offer submit_job and propose_candidates (default: read-only)\n"
+     "example:\n"
+     "  lossctl mcp --allow-write\n"},
     {"call", cmd_call, "METHOD [PARAMS_JSON]", "call any method, print the raw result",
      "  Any JSON-RPC method of docs/protocol.md; the result is printed as one line of JSON.\n"
      "example:\n"
