@@ -1,7 +1,8 @@
 /* export.c: a loss expression as source a user can paste: a PyTorch function (value and autograd
  * gradient with the interpreter's guarded numerics), a NumPy function (value), a LaTeX formula,
- * or the canonical text. Names come from the X-macro lists in expr.h; this file supplies only
- * each operator's and term's spelling in the target language. */
+ * or the canonical text. Names come from the X-macro lists in expr.h, and so does each term's text
+ * in Python and LaTeX (the python and latex columns of EXPR_TERMS, expanded by term_text); this
+ * file supplies each operator's spelling, the preludes' helpers and the function around the loss. */
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -12,10 +13,12 @@
 #include "../common/lossd.h"
 #include "expr.h"
 
-#define X_TNAME(id, name, fams, hp, def) name,
-#define X_TDEF(id, name, fams, hp, def) def,
-static const char *const term_name[TERM_COUNT] = {EXPR_TERMS(X_TNAME)};
+#define X_TDEF(id, name, fams, hp, def, ...) def,
+#define X_TPY(id, name, fams, hp, def, batch, py, tex) py,
+#define X_TTEX(id, name, fams, hp, def, batch, py, tex) tex,
 static const double term_def[TERM_COUNT] = {EXPR_TERMS(X_TDEF)};
+static const char *const term_py[TERM_COUNT] = {EXPR_TERMS(X_TPY)};
+static const char *const term_tex[TERM_COUNT] = {EXPR_TERMS(X_TTEX)};
 #define X_VNAME(id, name, fams, pc) name,
 static const char *const var_name[VAR_COUNT] = {EXPR_VARS(X_VNAME)};
 #define X_ONAME(id, name, arity) name,
@@ -76,7 +79,7 @@ static int shape(const Expr *e, int fam) { return expr_shape(e, fam); }
 
 /* ---- Python (torch and numpy share the expression syntax; helpers differ) ---- */
 
-enum { PY_TORCH, PY_NUMPY };
+enum { PY_TORCH, PY_NUMPY, TEX };
 
 static void py_expr(Sb *b, const Expr *e, int fam, int lang);
 
@@ -92,62 +95,34 @@ static void py_operand(Sb *b, const Expr *e, int fam, int lang, int out_shape) {
     }
 }
 
-static void py_param(Sb *b, const Expr *e, int fam, int lang) {
-    char num[40];
-    if (e->a) {
-        py_expr(b, e->a, fam, lang);
-    } else {
-        fmt_num(term_def[e->id], num, sizeof num);
-        sb_printf(b, "%s", num);
-    }
-}
+/* Prints the parameter of term node e: its expression, or the term's default. */
+static void param_text(Sb *b, const Expr *e, int fam, int lang);
 
-/* The per-class difference the regression-style terms apply to: p - y, or r. */
-static const char *py_diff(int fam) { return (lang_vocab(fam).inputs & LIN_CLASS) ? "(p - y)" : "r"; }
-
-static void py_term(Sb *b, const Expr *e, int fam, int lang) {
+/* Prints term node e from its row's template tpl (the python or latex column of EXPR_TERMS; the
+ * escapes are listed there): "A$|B" reads A where the family provides class logits, B elsewhere;
+ * $p the parameter, $d the per-class difference (p - y, or r), $s the class-axis sum with class
+ * logits, $S the class-axis sum. lang is PY_TORCH, PY_NUMPY or TEX. */
+static void term_text(Sb *b, const Expr *e, int fam, int lang, const char *tpl) {
     int cls = (lang_vocab(fam).inputs & LIN_CLASS) != 0;
-    const char *sum = cls ? (lang == PY_TORCH ? ".sum(dim=1)" : ".sum(axis=1)") : "";
-    switch (e->id) {
-    case TERM_CE: sb_printf(b, "(-logpt)"); return;
-    case TERM_FOCAL:
-        sb_printf(b, "_focal(logpt, ");
-        py_param(b, e, fam, lang);
-        sb_printf(b, ")");
-        return;
-    case TERM_HINGE: sb_printf(b, "_hinge(z, target)"); return;
-    case TERM_POLY1:
-        sb_printf(b, "(-logpt + (");
-        py_param(b, e, fam, lang);
-        sb_printf(b, ") * (1 - pt))");
-        return;
-    case TERM_SMOOTH:
-        sb_printf(b, "_smooth(logp, logpt, ");
-        py_param(b, e, fam, lang);
-        sb_printf(b, ")");
-        return;
-    case TERM_ENTROPY:
-        if (lang_vocab(fam).inputs & LIN_RL) sb_printf(b, "ent"); /* the policy's entropy */
-        else sb_printf(b, "(-(p * logp)%s)", lang == PY_TORCH ? ".sum(dim=1)" : ".sum(axis=1)");
-        return;
-    case TERM_REINFORCE: sb_printf(b, "(-logp * ret)"); return;
-    case TERM_A2C: sb_printf(b, "(-logp * adv)"); return;
-    case TERM_TD2: sb_printf(b, "(td ** 2)"); return;
-    case TERM_MSE: sb_printf(b, "(%s ** 2)%s", py_diff(fam), sum); return;
-    case TERM_MAE: sb_printf(b, "_abs(%s)%s", py_diff(fam), sum); return;
-    case TERM_HUBER:
-        sb_printf(b, "_huber(%s, ", py_diff(fam));
-        py_param(b, e, fam, lang);
-        sb_printf(b, ")%s", sum);
-        return;
-    case TERM_LOGCOSH: sb_printf(b, "_logcosh(%s)%s", py_diff(fam), sum); return;
-    case TERM_INFONCE:
-    case TERM_SUPCON:
-        sb_printf(b, "_nce(emb, ");
-        py_param(b, e, fam, lang);
-        sb_printf(b, "%s)", e->id == TERM_SUPCON ? ", target" : "");
-        return;
-    default: sb_printf(b, "%s", term_name[e->id]); return; /* l2, phys, bc: arguments */
+    const char *sum = lang == PY_TORCH ? ".sum(dim=1)" : ".sum(axis=1)";
+    const char *alt = strstr(tpl, "$|"), *end = alt ? alt : tpl + strlen(tpl);
+    if (alt && !cls) {
+        tpl = alt + 2;
+        end = tpl + strlen(tpl);
+    }
+    for (const char *p = tpl; p < end;) {
+        const char *q = p;
+        while (q < end && *q != '$') q++;
+        sb_printf(b, "%.*s", (int)(q - p), p);
+        if (q + 1 >= end) break;
+        switch (q[1]) {
+        case 'p': param_text(b, e, fam, lang); break;
+        case 'd': sb_printf(b, "%s", cls ? "(p - y)" : "r"); break;
+        case 's': sb_printf(b, "%s", cls ? sum : ""); break;
+        case 'S': sb_printf(b, "%s", sum); break;
+        default: sb_printf(b, "%.2s", q); break;
+        }
+        p = q + 2;
     }
 }
 
@@ -160,7 +135,7 @@ static void py_expr(Sb *b, const Expr *e, int fam, int lang) {
         sb_printf(b, e->num < 0 ? "(%s)" : "%s", num);
         return;
     case EOP_VAR: sb_printf(b, "%s", var_name[e->id]); return;
-    case EOP_TERM: py_term(b, e, fam, lang); return;
+    case EOP_TERM: term_text(b, e, fam, lang, term_py[e->id]); return;
     case EOP_ADD:
     case EOP_SUB:
     case EOP_MUL:
@@ -626,11 +601,6 @@ static void tex_child(Sb *b, const Expr *c, int need, int fam) {
 }
 
 static void tex(Sb *b, const Expr *e, int fam) {
-    /* the symbol of each term's parameter */
-    static const char *const psym[TERM_COUNT] = {
-        [TERM_FOCAL] = "\\gamma", [TERM_POLY1] = "\\epsilon", [TERM_SMOOTH] = "\\epsilon",
-        [TERM_HUBER] = "\\delta", [TERM_INFONCE] = "\\tau",   [TERM_SUPCON] = "\\tau",
-    };
     static const char *const tvar[VAR_COUNT] = {[VAR_PT] = "p_t"};
     static const char *const fn[EOP_COUNT] = {
         [EOP_LOG] = "\\log",       [EOP_EXP] = "\\exp",   [EOP_TANH] = "\\tanh",
@@ -644,27 +614,7 @@ static void tex(Sb *b, const Expr *e, int fam) {
         sb_printf(b, "%s", num);
         return;
     case EOP_VAR: sb_printf(b, "%s", tvar[e->id] ? tvar[e->id] : var_name[e->id]); return;
-    case EOP_TERM: {
-        const char *n = term_name[e->id];
-        char up[16];
-        size_t k = 0;
-        /* the acronyms print in capitals: CE, MSE, MAE */
-        int acronym = e->id == TERM_CE || e->id == TERM_MSE || e->id == TERM_MAE;
-        for (; n[k] && k + 1 < sizeof up; k++) up[k] = acronym ? (char)toupper((unsigned char)n[k]) : n[k];
-        up[k] = 0;
-        sb_printf(b, "\\mathrm{%s}", up);
-        if (psym[e->id]) {
-            sb_printf(b, "_{%s=", psym[e->id]);
-            if (e->a)
-                tex(b, e->a, fam);
-            else {
-                fmt_num(term_def[e->id], num, sizeof num);
-                sb_printf(b, "%s", num);
-            }
-            sb_printf(b, "}");
-        }
-        return;
-    }
+    case EOP_TERM: term_text(b, e, fam, TEX, term_tex[e->id]); return;
     case EOP_ADD:
     case EOP_SUB:
         tex_child(b, e->a, 1, fam);
@@ -684,7 +634,7 @@ static void tex(Sb *b, const Expr *e, int fam) {
         sb_printf(b, "}");
         return;
     case EOP_POW:
-        if (e->a->op == EOP_TERM && psym[e->a->id]) {
+        if (e->a->op == EOP_TERM && strstr(term_tex[e->a->id], "$p")) { /* a subscript */
             sb_printf(b, "\\left(");
             tex(b, e->a, fam);
             sb_printf(b, "\\right)");
@@ -722,6 +672,18 @@ static void tex(Sb *b, const Expr *e, int fam) {
         }
         sb_printf(b, "\\right)");
         return;
+    }
+}
+
+static void param_text(Sb *b, const Expr *e, int fam, int lang) {
+    char num[40];
+    if (e->a && lang == TEX) {
+        tex(b, e->a, fam);
+    } else if (e->a) {
+        py_expr(b, e->a, fam, lang);
+    } else {
+        fmt_num(term_def[e->id], num, sizeof num);
+        sb_printf(b, "%s", num);
     }
 }
 

@@ -22,10 +22,10 @@ static const int op_arity[EOP_COUNT] = {EXPR_OPS(X_OPARITY)};
 static const char *const var_name[VAR_COUNT] = {EXPR_VARS(X_VARNAME)};
 static const unsigned var_reads[VAR_COUNT] = {EXPR_VARS(X_VARREADS)};
 static const int var_pc[VAR_COUNT] = {EXPR_VARS(X_VARPC)};
-#define X_TERMNAME(id, name, fams, hp, def) name,
-#define X_TERMREADS(id, name, reads, hp, def) reads,
-#define X_TERMHP(id, name, fams, hp, def) hp,
-#define X_TERMDEF(id, name, fams, hp, def) def,
+#define X_TERMNAME(id, name, ...) name,
+#define X_TERMREADS(id, name, reads, ...) reads,
+#define X_TERMHP(id, name, fams, hp, ...) hp,
+#define X_TERMDEF(id, name, fams, hp, def, ...) def,
 static const char *const term_name[TERM_COUNT] = {EXPR_TERMS(X_TERMNAME)};
 static const unsigned term_reads[TERM_COUNT] = {EXPR_TERMS(X_TERMREADS)};
 static const int term_hp[TERM_COUNT] = {EXPR_TERMS(X_TERMHP)};

@@ -103,31 +103,60 @@ LangVocab lang_vocab(int fam);
     X(TD, "td", LIN_RL, 0)                                                                       \
     X(ENT, "ent", LIN_RL, 0)
 
-/* Named terms: X(ID, spelling, inputs read, has_param, default_param). Each row's interpreter
- * kernels are lang/lossprog.c's term_k_ID (forward, backward, and the shared quantities it reads);
- * the dispatch table is expanded from this list, so a row without its kernels does not compile.
- * Adding a term is one row here plus its kernel pair there (and its lines in the exporters).
- * Batch terms (TERM_IS_BATCH) are one number per batch (contrastive, physics, weight decay); the others are
- * one number per sample. A term's parameter may be an expression of t and numbers. */
+/* Named terms: X(ID, spelling, inputs read, has_param, default_param, batch, python, latex).
+ * One row is everything the language knows of a term; every table of terms is expanded from here:
+ * - batch: 1 if the term's value is one number per batch (contrastive, physics, weight decay; the
+ *   shape rule and the grammar read it as TERM_IS_BATCH), 0 if it is one number per sample.
+ * - python: the term in an exported PyTorch or NumPy function (lang/export.c), the same text for
+ *   both: where the two differ, the text calls a helper that each prelude defines its own way
+ *   (_focal, _nce, ...). In it $p is the parameter (its expression, or the default), $d the
+ *   difference the regression-style terms apply to ("(p - y)" with class logits, "r" with
+ *   predictions), $s the class-axis sum with class logits (nothing otherwise), $S the class-axis
+ *   sum always (".sum(dim=1)" / ".sum(axis=1)"), and "A$|B" reads A in a family with class logits
+ *   and B in any other. The exported function's arguments and locals (z target logp logpt p pt y,
+ *   f r, emb, logp ret adv v td ent, t l2 phys bc) follow the family's inputs.
+ * - latex: the term in an exported LaTeX formula; $p is the parameter there too.
+ * Each row's interpreter kernels are lang/lossprog.c's term_k_ID (forward, backward, and the shared
+ * quantities it reads); the dispatch table is expanded from this list, so a row without its kernels
+ * does not compile. Adding a term is one row here plus its kernel pair there (and a prelude helper
+ * when its export text calls a new one). A term's parameter may be an expression of t and numbers. */
 #define EXPR_TERMS(X)                                                                            \
-    X(CE, "ce", LIN_CLASS, 0, 0.0)                                                               \
-    X(FOCAL, "focal", LIN_CLASS, 1, 2.0)                                                         \
-    X(HINGE, "hinge", LIN_CLASS, 0, 0.0)                                                         \
-    X(POLY1, "poly1", LIN_CLASS, 1, 1.0)                                                         \
-    X(SMOOTH, "smooth", LIN_CLASS, 1, 0.1)                                                       \
-    X(MSE, "mse", LIN_CLASS | LIN_PRED, 0, 0.0)                                                  \
-    X(MAE, "mae", LIN_CLASS | LIN_PRED, 0, 0.0)                                                  \
-    X(HUBER, "huber", LIN_CLASS | LIN_PRED, 1, 1.0)                                              \
-    X(LOGCOSH, "logcosh", LIN_CLASS | LIN_PRED, 0, 0.0)                                          \
-    X(INFONCE, "infonce", LIN_EMB, 1, 0.1)                                                       \
-    X(SUPCON, "supcon", LIN_EMB, 1, 0.1)                                                         \
-    X(PHYS, "phys", LIN_PHYS, 0, 0.0)                                                            \
-    X(BC, "bc", LIN_PHYS, 0, 0.0)                                                                \
-    X(L2, "l2", LIN_ANY, 0, 0.0)                                                                 \
-    X(ENTROPY, "entropy", LIN_CLASS | LIN_RL, 0, 0.0)                                            \
-    X(REINFORCE, "reinforce", LIN_RL, 0, 0.0)                                                    \
-    X(A2C, "a2c", LIN_RL, 0, 0.0)                                                                \
-    X(TD2, "td2", LIN_RL, 0, 0.0)
+    X(CE, "ce", LIN_CLASS, 0, 0.0, 0,                                                            \
+      "(-logpt)", "\\mathrm{CE}")                                                                \
+    X(FOCAL, "focal", LIN_CLASS, 1, 2.0, 0,                                                      \
+      "_focal(logpt, $p)", "\\mathrm{focal}_{\\gamma=$p}")                                       \
+    X(HINGE, "hinge", LIN_CLASS, 0, 0.0, 0,                                                      \
+      "_hinge(z, target)", "\\mathrm{hinge}")                                                    \
+    X(POLY1, "poly1", LIN_CLASS, 1, 1.0, 0,                                                      \
+      "(-logpt + ($p) * (1 - pt))", "\\mathrm{poly1}_{\\epsilon=$p}")                            \
+    X(SMOOTH, "smooth", LIN_CLASS, 1, 0.1, 0,                                                    \
+      "_smooth(logp, logpt, $p)", "\\mathrm{smooth}_{\\epsilon=$p}")                             \
+    X(MSE, "mse", LIN_CLASS | LIN_PRED, 0, 0.0, 0,                                               \
+      "($d ** 2)$s", "\\mathrm{MSE}")                                                            \
+    X(MAE, "mae", LIN_CLASS | LIN_PRED, 0, 0.0, 0,                                               \
+      "_abs($d)$s", "\\mathrm{MAE}")                                                             \
+    X(HUBER, "huber", LIN_CLASS | LIN_PRED, 1, 1.0, 0,                                           \
+      "_huber($d, $p)$s", "\\mathrm{huber}_{\\delta=$p}")                                        \
+    X(LOGCOSH, "logcosh", LIN_CLASS | LIN_PRED, 0, 0.0, 0,                                       \
+      "_logcosh($d)$s", "\\mathrm{logcosh}")                                                     \
+    X(INFONCE, "infonce", LIN_EMB, 1, 0.1, 1,                                                    \
+      "_nce(emb, $p)", "\\mathrm{infonce}_{\\tau=$p}")                                           \
+    X(SUPCON, "supcon", LIN_EMB, 1, 0.1, 1,                                                      \
+      "_nce(emb, $p, target)", "\\mathrm{supcon}_{\\tau=$p}")                                    \
+    X(PHYS, "phys", LIN_PHYS, 0, 0.0, 1,                                                         \
+      "phys", "\\mathrm{phys}")                                                                  \
+    X(BC, "bc", LIN_PHYS, 0, 0.0, 1,                                                             \
+      "bc", "\\mathrm{bc}")                                                                      \
+    X(L2, "l2", LIN_ANY, 0, 0.0, 1,                                                              \
+      "l2", "\\mathrm{l2}")                                                                      \
+    X(ENTROPY, "entropy", LIN_CLASS | LIN_RL, 0, 0.0, 0,                                         \
+      "(-(p * logp)$S)$|ent", "\\mathrm{entropy}")                                               \
+    X(REINFORCE, "reinforce", LIN_RL, 0, 0.0, 0,                                                 \
+      "(-logp * ret)", "\\mathrm{reinforce}")                                                    \
+    X(A2C, "a2c", LIN_RL, 0, 0.0, 0,                                                             \
+      "(-logp * adv)", "\\mathrm{a2c}")                                                          \
+    X(TD2, "td2", LIN_RL, 0, 0.0, 0,                                                             \
+      "(td ** 2)", "\\mathrm{td2}")
 
 #define EXPR_ENUM_(id, ...) EOP_##id,
 enum { EXPR_OPS(EXPR_ENUM_) EOP_COUNT };
@@ -149,10 +178,12 @@ enum { EXPR_TERMS(EXPR_ENUM_) TERM_COUNT };
  * from z, y or labels. */
 #define VAR_IS_FED(v) ((v) >= VAR_LOGP && (v) <= VAR_ENT)
 
-/* Terms whose value is one number per batch. */
-#define TERM_IS_BATCH(id)                                                                        \
-    ((id) == TERM_INFONCE || (id) == TERM_SUPCON || (id) == TERM_PHYS || (id) == TERM_BC ||      \
-     (id) == TERM_L2)
+/* Terms whose value is one number per batch: the rows' batch column, as a bit mask known at
+ * compile time (a term mask is 32 bits: LangVocab.terms, the grammar's). */
+_Static_assert(TERM_COUNT <= 32, "term masks are 32 bits");
+#define EXPR_TERM_BATCHBIT_(id, name, reads, hp, def, batch, ...) | ((uint32_t)(batch) << TERM_##id)
+#define TERM_BATCH_MASK (0u EXPR_TERMS(EXPR_TERM_BATCHBIT_))
+#define TERM_IS_BATCH(id) ((int)((TERM_BATCH_MASK >> (id)) & 1u))
 
 /* Shapes, the one rule (checker, grammar, compiler and exporters all use it): numbers and t
  * are constants; batch terms one number per batch; per-sample terms and variables one number per

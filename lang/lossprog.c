@@ -741,7 +741,7 @@ static void contrastive_backward(LossProg *lp, Ins *ins, const LossIn *in, float
 
 static float param_of(const LossProg *lp, const Ins *in) {
     static const double defs[TERM_COUNT] = {
-#define X_DEF(id, name, reads, hp, def) def,
+#define X_DEF(id, name, reads, hp, def, ...) def,
         EXPR_TERMS(X_DEF)
 #undef X_DEF
     };

@@ -64,7 +64,7 @@ static const char *const var_names[VAR_COUNT] = {
 #undef X
 };
 static const char *const term_names[TERM_COUNT] = {
-#define X(id, spelling, fams, hp, def) spelling,
+#define X(id, spelling, ...) spelling,
     EXPR_TERMS(X)
 #undef X
 };

@@ -10,7 +10,7 @@
 #define TRIES 24
 
 static const int term_hp[TERM_COUNT] = {
-#define X(id, spelling, fams, hp, def) hp,
+#define X(id, spelling, fams, hp, ...) hp,
     EXPR_TERMS(X)
 #undef X
 };

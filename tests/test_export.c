@@ -206,12 +206,12 @@ static void add_every_term_and_op(Case *cases, int *n) {
         [FAM_RL] = {"v", "a2c"},
     };
     static const char *const tname[TERM_COUNT] = {
-#define X(id, spelling, fams, hp, def) spelling,
+#define X(id, spelling, ...) spelling,
         EXPR_TERMS(X)
 #undef X
     };
     static const int thp[TERM_COUNT] = {
-#define X(id, spelling, fams, hp, def) hp,
+#define X(id, spelling, fams, hp, ...) hp,
         EXPR_TERMS(X)
 #undef X
     };
