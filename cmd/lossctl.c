@@ -643,8 +643,9 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
         printf("fitness: mean relative gain over the baseline's validation %s, less a size "
                "penalty (+0.02 = 2%% better)\n",
                tb.ntask ? tb.metric : "metric");
-    if (tb.ntask > 0) printf("task columns: mean validation %s over seeds; ranked by %s\n",
-                             tb.metric, metric);
+    if (tb.ntask > 0) /* fitness: search_tier's order (docs/jobs.md, "Final selection") */
+        printf("task columns: mean validation %s over seeds; ranked by %s%s\n", tb.metric, metric,
+               strcmp(metric, "fitness") ? "" : ", candidates re-checked on fresh seeds first");
     cJSON_Delete(res);
     return 0;
 }

@@ -42,6 +42,7 @@ typedef struct Cand {
     Res *fin;       /* [final task][seed < fin_cap], NULL unless chosen for the final evaluation */
     int fin_n;      /* final seeds issued per final task */
     int collapsed;  /* seeds of the final evaluation that collapsed (stable.c): never the winner */
+    double ffit;    /* fitness on the final seeds (final_fitness): what ranks it; NaN when none */
     float *sig;     /* sig_n floats, for trained candidates */
     int in_pop;
     int need_pre;   /* its level-0 works carry the pre-check */
@@ -234,6 +235,7 @@ static int cand_add(Search *s, Expr *e, const char *text, uint64_t h, const int6
     c->born = s->c.round;
     c->sched = c->sched_prev = c->done = -1;
     for (int l = 0; l < JOB_MAX_LEVELS; l++) c->fit[l] = NAN;
+    c->ffit = NAN;
     c->res = calloc((size_t)s->job->nlevels * (size_t)s->job->nsel * (size_t)s->nseed_max,
                     sizeof *c->res);
     if (!c->text || !c->res || htab_put(s, h, s->ncand) != LD_OK) {
@@ -514,18 +516,24 @@ static double cand_fitness(const Search *s, Cand *c, int l) {
 
 static double cur_fitness(const Cand *c) { return c->done >= 0 ? c->fit[c->done] : -INFINITY; }
 
+/* What ranks a candidate: its fitness on the final seeds once it has one (final_fitness), else
+ * its fitness at its highest level. */
+static double rank_fitness(const Cand *c) { return isnan(c->ffit) ? cur_fitness(c) : c->ffit; }
+
 int search_tier(const Search *s, int64_t cand) {
     if (cand < 0 || cand >= s->ncand) return -1;
     const Cand *c = &s->cands[cand];
-    return c->done >= 0 ? 2 * c->done + (c->collapsed ? 0 : 1) : -1;
+    return c->done >= 0 ? 4 * c->done + (c->collapsed ? 0 : 2) + !isnan(c->ffit) : -1;
 }
 
-/* Leaderboard order: the highest fidelity level reached, then fitness, then age (search_tier
- * and the store's job leaderboard follow the same key). */
+/* Leaderboard order: the highest fidelity level reached, candidates without a collapsed seed
+ * first, then those measured on the final seeds, then fitness (rank_fitness), then age
+ * (search_tier and the store's job leaderboard follow the same key). */
 static int rank_cmp(const Cand *a, const Cand *b) {
     if (a->done != b->done) return a->done > b->done ? -1 : 1;
     if (!a->collapsed != !b->collapsed) return a->collapsed ? 1 : -1;
-    double fa = cur_fitness(a), fb = cur_fitness(b);
+    if (isnan(a->ffit) != isnan(b->ffit)) return isnan(a->ffit) ? 1 : -1;
+    double fa = rank_fitness(a), fb = rank_fitness(b);
     if (fa != fb) return fa > fb ? -1 : 1;
     return a->id < b->id ? -1 : a->id > b->id;
 }
@@ -940,6 +948,48 @@ static void pop_add(Search *s, int ci) {
     s->cands[ci].in_pop = 1;
 }
 
+/* Seeds of c's final evaluation whose results are all in, on every final task (0: not yet). */
+static int final_have(const Search *s, const Cand *c) {
+    int n = c->fin ? c->fin_n : 0;
+    for (int t = 0; t < s->nfin_tasks; t++)
+        for (int k = 0; k < n; k++)
+            if (!c->fin[t * s->fin_cap + k].have) return 0;
+    return n;
+}
+
+/* The final selection (docs/jobs.md, "Final selection"): the fitness of a candidate the final
+ * evaluation re-trained, as cand_fitness but on its final seeds (fresh seeds at the top level,
+ * validation split), against the baseline, or with a panel the better of the baseline and the
+ * best panel loss, on the same seeds. The candidates of the top level were chosen on the few
+ * seeds of that level, so their fitness there is biased up by the choosing; fresh seeds are not.
+ * NaN when the final evaluation ran on holdout tasks (a check, never selection), or is not in. */
+static double final_fitness(const Search *s, const Cand *c) {
+    const SearchJob *j = s->job;
+    const Cand *b = &s->cands[s->baseline];
+    int pb = panel_best(s);
+    const Cand *p = pb >= 0 && pb != s->baseline ? &s->cands[pb] : NULL;
+    int nc = final_have(s, c), nb = final_have(s, b), np = p ? final_have(s, p) : 0;
+    if (j->ntasks > j->nsel || nc == 0 || nb == 0) return NAN;
+    int ns = nc < nb ? nc : nb;
+    if (np > 0 && np < ns) ns = np;
+    double sum = 0;
+    for (int t = 0; t < s->nfin_tasks; t++) {
+        int hb = j->tasks[s->fin_task0 + t].higher_better;
+        double v[STABLE_MAX_SEEDS], m = 0, r = 0, rp = 0;
+        final_vals(s, c, t, v);
+        for (int k = 0; k < ns; k++) m += v[k] / ns; /* a failed run (NaN) scores the task -1 */
+        final_vals(s, b, t, v);
+        for (int k = 0; k < ns; k++) r += v[k] / ns;
+        if (np > 0) {
+            final_vals(s, p, t, v);
+            for (int k = 0; k < ns; k++) rp += v[k] / ns;
+            if (isfinite(rp) && (!isfinite(r) || (hb ? rp > r : rp < r))) r = rp;
+        }
+        sum += task_score(m, r, hb);
+    }
+    return sum / s->nfin_tasks - j->parsimony * c->size;
+}
+
 /* Brings done, fitness and the population up to date with the results stored so far. */
 static void settle(Search *s) {
     Cand *b = &s->cands[s->baseline];
@@ -960,6 +1010,10 @@ static void settle(Search *s) {
             for (int k = 0; k < n; k++) have &= c->fin[t * s->fin_cap + k].have;
             if (have) c->collapsed += stable_collapsed(v, n, s->job->tasks[s->fin_task0 + t].higher_better, NULL);
         }
+    }
+    for (int i = 0; i < s->ncand; i++) { /* once every final result of the round is in */
+        Cand *c = &s->cands[i];
+        c->ffit = (c->status == ST_ALIVE || c->status == ST_BASELINE) && c->fin ? final_fitness(s, c) : NAN;
     }
 }
 
@@ -1369,7 +1423,8 @@ static cJSON *entry_json(const Search *s, const Cand *c, int rank) {
     if (rank > 0) cJSON_AddNumberToObject(o, "rank", rank);
     cJSON_AddNumberToObject(o, "cand", (double)c->id);
     cJSON_AddStringToObject(o, "expr", c->text);
-    add_num(o, "fitness", cur_fitness(c));
+    add_num(o, "fitness", rank_fitness(c));
+    if (!isnan(c->ffit)) add_num(o, "search_fitness", cur_fitness(c)); /* at its top level */
     cJSON_AddNumberToObject(o, "level", c->done);
     cJSON_AddNumberToObject(o, "size", c->size);
     cJSON_AddBoolToObject(o, "baseline", c->status == ST_BASELINE);
@@ -1494,7 +1549,7 @@ cJSON *search_stats(const Search *s) {
     cJSON_AddNumberToObject(o, "engine_signature_s", s->sig_ms / 1000.0);
     cJSON_AddNumberToObject(o, "engine_precheck_s", s->pre_ms / 1000.0);
     const Cand *b = best_alive(s) >= 0 ? &s->cands[best_alive(s)] : NULL;
-    add_num(o, "best_fitness", b ? cur_fitness(b) : NAN);
+    add_num(o, "best_fitness", b ? rank_fitness(b) : NAN);
     if (b) cJSON_AddStringToObject(o, "best_expr", b->text);
     cJSON *rj = cJSON_AddObjectToObject(o, "rejection_reasons");
     for (int i = 0; i < s->nreasons; i++)
@@ -1869,7 +1924,7 @@ cJSON *search_candidate(const Search *s, int64_t cand) {
     if (c->reason) cJSON_AddStringToObject(o, "reason", c->reason);
     if (c->alias_of >= 0) cJSON_AddNumberToObject(o, "alias_of", (double)c->alias_of);
     cJSON_AddNumberToObject(o, "level", c->done);
-    add_num(o, "fitness", c->done >= 0 ? cur_fitness(c) : NAN);
+    add_num(o, "fitness", c->done >= 0 ? rank_fitness(c) : NAN);
     return o;
 }
 

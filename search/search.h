@@ -144,9 +144,10 @@ cJSON *search_pareto(const Search *s);
  * Owned JSON {cand, expr, hash (16 hex digits, expr_hash), size, op, parents, status ("alive",
  * "baseline", "rejected", "alias"), reason, alias_of, level, fitness}, or NULL when unknown. */
 cJSON *search_candidate(const Search *s, int64_t cand);
-/* The candidate's rank tier: 2 x the highest fidelity level it completed, plus 1 unless its final
- * seeds collapsed; -1 when it is not ranked. The leaderboard orders by tier, then fitness, then
- * id: the store sorts on the same key (store_candidate_set_rank). */
+/* The candidate's rank tier: 4 x the highest fidelity level it completed, plus 2 unless its final
+ * seeds collapsed, plus 1 when its fitness was measured on its final seeds (the final
+ * selection); -1 when it is not ranked. The leaderboard orders by tier, then fitness, then id:
+ * the store sorts on the same key (store_candidate_set_rank). */
 int search_tier(const Search *s, int64_t cand);
 /* Number of candidates so far (ids are 0 .. n-1; 0 is the baseline). */
 int64_t search_ncandidates(const Search *s);

@@ -182,9 +182,10 @@ static const char *const migrations[] = {
     "    AND steps = old.steps AND metric = coalesce(old.metric, '') AND n <= 0;"
     "END;"
     "DROP INDEX evaluations_family;",
-    /* 3: the engine's rank tier of a candidate (2 x the highest fidelity level reached, +1 unless
-     * its final seeds collapsed): a job's leaderboard orders by tier, then fitness, as the engine
-     * ranks (docs/jobs.md), so rank 1 is job.get's best */
+    /* 3: the engine's rank tier of a candidate (search_tier: from the highest fidelity level
+     * reached, whether its final seeds collapsed, whether it was measured on them): a job's
+     * leaderboard orders by tier, then fitness, as the engine ranks (docs/jobs.md), so rank 1 is
+     * job.get's best */
     "ALTER TABLE candidates ADD COLUMN tier INTEGER;",
 };
 

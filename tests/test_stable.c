@@ -1,6 +1,7 @@
 /* test_stable.c: stable winners and the model-based tuner: the collapsed-seed rule, when the
  * final re-evaluation adds seeds, a collapsed candidate never leading the leaderboard and
- * labelled there, the engine saved and restored in the final phase, and the tuner's proposals.
+ * labelled there, the engine saved and restored in the final phase, the final selection (finalists
+ * ranked by their fresh seeds), and the tuner's proposals.
  *
  * The engine test uses a FAKE evaluator (as test_search.c does): a cheap deterministic function
  * of the expression text, task and seed stands in for training, so the final phase's rules can
@@ -62,6 +63,11 @@ static void test_needs_more(void **state) {
     assert_int_equal(stable_needs_more(c0, b0, 5, 0), 0);
 }
 
+/* test_final_selection's lucky losses: with g_lucky, focal is +0.05 during the search and -0.1
+ * on the final's fresh seeds (g_final_phase, set by see_phase from g_search) */
+static int g_lucky, g_final_phase;
+static const Search *g_search;
+
 /* accuracy 0.6 plus a bonus for focal; on the holdout task (index 1) a loss with "focal"
  * collapses to 0.15 on seeds whose hash is 0 mod 4 */
 static void fake_train(const WorkItem *w, EvalResult *r) {
@@ -72,6 +78,7 @@ static void fake_train(const WorkItem *w, EvalResult *r) {
     double v = 0.6 + (strstr(w->expr, "focal") ? 0.05 : 0) + (double)(h % 100) / 10000.0;
     v -= 0.001 * (double)strlen(w->expr) / 10;
     if (w->task == 1 && strstr(w->expr, "focal") && ld_mix64(w->seed, 7) % 4 == 0) v = 0.15;
+    if (g_lucky && strstr(w->expr, "focal")) v += g_final_phase ? -0.1 : 0.05;
     r->val = v;
     r->test = v;
     r->steps = w->steps;
@@ -180,6 +187,62 @@ static void test_collapsed_never_wins(void **state) {
            ncollapsed, extra, top);
     if (ncollapsed < 1) fail_msg("no candidate collapsed: the test did not exercise the rule");
     if (extra != ncollapsed) fail_msg("%d of %d collapsed candidates got added seeds", extra, ncollapsed);
+    cJSON_Delete(lb);
+    free(ta);
+    free(tb);
+    search_free(a);
+    search_free(b);
+    job_free(job);
+}
+
+/* The final selection: a loss that is lucky on the search's seeds (g_lucky) is ranked by its final
+ * seeds, so it falls below the baseline, its fitness says it loses, and search_fitness keeps
+ * what the search saw; restored after the search, the engine ranks the same. */
+static void see_phase(const WorkItem *w, int n) {
+    (void)w;
+    (void)n;
+    cJSON *st = search_stats(g_search); /* the phase of the round just built */
+    g_final_phase = strcmp(cJSON_GetObjectItem(st, "phase")->valuestring, "search") != 0;
+    cJSON_Delete(st);
+}
+
+static void test_final_selection(void **state) {
+    (void)state;
+    SearchJob *job = parse_job(
+        "{\"tasks\":[\"builtin:digits\"],\"population\":10,\"children\":5,"
+        "\"budget\":{\"evaluations\":60},\"fidelity\":{\"steps\":[50,200],\"promote\":0.5},"
+        "\"seeds\":1,\"final\":{\"top\":3,\"seeds\":4},\"seed\":11}");
+    char err[LD_ERR_MAX] = "";
+    Search *a = search_new(job, NULL, 0, err);
+    assert_non_null(a);
+    g_lucky = 1;
+    g_search = a;
+    drive_with(a, 300, see_phase);
+    g_lucky = 0;
+    assert_true(search_done(a));
+    cJSON *saved = search_save(a);
+    Search *b = search_restore(job, saved, err);
+    cJSON_Delete(saved);
+    if (!b) fail_msg("restore after the final evaluation: %s", err);
+    char *ta = lb_text(a), *tb = lb_text(b);
+    if (strcmp(ta, tb) != 0) fail_msg("restored after the final evaluation, the leaderboards differ");
+    cJSON *lb = cJSON_Parse(ta);
+    int rank_base = 0, lucky = 0, r = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, lb) {
+        r++;
+        const char *expr = cJSON_GetObjectItem(e, "expr")->valuestring;
+        const cJSON *fin = cJSON_GetObjectItem(e, "final"), *sf = cJSON_GetObjectItem(e, "search_fitness");
+        double f = cJSON_GetObjectItem(e, "fitness")->valuedouble;
+        if (cJSON_IsTrue(cJSON_GetObjectItem(e, "baseline"))) rank_base = r;
+        if (!!fin != !!sf) fail_msg("%s: final %d, search_fitness %d: both or neither", expr, !!fin, !!sf);
+        if (!fin || !strstr(expr, "focal")) continue;
+        lucky++;
+        printf("# rank %d %s: fitness %.4f on the final seeds, %.4f in the search\n", r, expr, f, sf->valuedouble);
+        if (!(sf->valuedouble > 0) || !(f < 0)) fail_msg("%s: fitness %g, search_fitness %g", expr, f, sf->valuedouble);
+        if (rank_base == 0) fail_msg("%s (rank %d) is above the baseline", expr, r);
+    }
+    if (lucky < 1) fail_msg("no lucky finalist: the test did not exercise the rule");
     cJSON_Delete(lb);
     free(ta);
     free(tb);
@@ -387,6 +450,7 @@ int main(void) {
         cmocka_unit_test(test_collapsed_rule),
         cmocka_unit_test(test_needs_more),
         cmocka_unit_test(test_collapsed_never_wins),
+        cmocka_unit_test(test_final_selection),
         cmocka_unit_test(test_tuner),
         cmocka_unit_test(test_folds_seeds),
         cmocka_unit_test(test_ci95),
