@@ -297,7 +297,20 @@ static const char torch_prelude[] =
     "        return -logprob[idx, (idx + n // 2) % n].mean()\n"
     "    lab = torch.cat([labels, labels])\n"
     "    pos = (lab[:, None] == lab[None, :]) & ~eye\n"
-    "    return -(logprob.masked_fill(~pos, 0.0).sum(dim=1) / pos.sum(dim=1)).mean()\n";
+    "    return -(logprob.masked_fill(~pos, 0.0).sum(dim=1) / pos.sum(dim=1)).mean()\n"
+    "\n"
+    "\n"
+    "def _adv(name, dx, dgz, side):\n"
+    "    # an adversarial term: the textbook loss of the side (network) the loss trains\n"
+    "    if side == \"generator\":\n"
+    "        return {\"gan\": -F.softplus(dgz), \"nsgan\": F.softplus(-dgz)}.get(name, -dgz)\n"
+    "    if side != \"discriminator\":\n"
+    "        raise ValueError(\"side must be 'generator' or 'discriminator', not %r\" % (side,))\n"
+    "    if name == \"wgan\":\n"
+    "        return dgz - dx\n"
+    "    if name == \"hinge_gan\":\n"
+    "        return torch.clamp(1.0 - dx, min=0.0) + torch.clamp(1.0 + dgz, min=0.0)\n"
+    "    return F.softplus(-dx) + F.softplus(dgz)\n";
 
 static const char numpy_prelude[] =
     "import math\n"
@@ -403,7 +416,20 @@ static const char numpy_prelude[] =
     "        return -logprob[idx, (idx + n // 2) % n].mean()\n"
     "    lab = np.concatenate([labels, labels])\n"
     "    pos = (lab[:, None] == lab[None, :]) & ~np.eye(n, dtype=bool)\n"
-    "    return -(np.where(pos, logprob, 0.0).sum(axis=1) / pos.sum(axis=1)).mean()\n";
+    "    return -(np.where(pos, logprob, 0.0).sum(axis=1) / pos.sum(axis=1)).mean()\n"
+    "\n"
+    "\n"
+    "def _adv(name, dx, dgz, side):\n"
+    "    # an adversarial term: the textbook loss of the side (network) the loss trains\n"
+    "    if side == \"generator\":\n"
+    "        return {\"gan\": -np.logaddexp(0.0, dgz), \"nsgan\": np.logaddexp(0.0, -dgz)}.get(name, -dgz)\n"
+    "    if side != \"discriminator\":\n"
+    "        raise ValueError(\"side must be 'generator' or 'discriminator', not %r\" % (side,))\n"
+    "    if name == \"wgan\":\n"
+    "        return dgz - dx\n"
+    "    if name == \"hinge_gan\":\n"
+    "        return np.maximum(1.0 - dx, 0.0) + np.maximum(1.0 + dgz, 0.0)\n"
+    "    return np.logaddexp(0.0, -dx) + np.logaddexp(0.0, dgz)\n";
 
 /* 1 if text calls the function named by the def at name (up to its '('): "NAME(" with no
  * identifier character before it. */
@@ -453,13 +479,41 @@ static void py_emit(Sb *b, const char *prelude, const Sb *body) {
     sb_printf(b, "%s", body->s ? body->s : "");
 }
 
+#define X_VREADS(id, name, reads, pc) reads,
+#define X_TREADS(id, name, reads, ...) reads,
+static const unsigned var_reads[VAR_COUNT] = {EXPR_VARS(X_VREADS)};
+static const unsigned term_reads[TERM_COUNT] = {EXPR_TERMS(X_TREADS)};
+
+/* Whether e reads a variable or term of the inputs bits (LIN_*). */
+static int reads_input(const Expr *e, unsigned bits) {
+    if (!e) return 0;
+    if ((e->op == EOP_VAR && (var_reads[e->id] & bits)) || (e->op == EOP_TERM && (term_reads[e->id] & bits)))
+        return 1;
+    return reads_input(e->a, bits) || reads_input(e->b, bits);
+}
+
 static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *canon) {
     int torch = lang == PY_TORCH;
     Sb body = {0}, *b = &body;
     const char *fn = torch ? "" : "_value";
     unsigned in = lang_vocab(fam).inputs; /* the function's arguments follow the family's inputs */
     int phys = (in & LIN_PHYS) != 0;
-    if (in & LIN_CLASS) {
+    /* a GAN's loss: over the discriminator's logits, for one side (the family may provide other
+     * inputs for its other model kinds: the loss's own variables and terms decide) */
+    int gan = (in & LIN_GAN) && (!(in & ~LIN_GAN) || reads_input(e, LIN_GAN));
+    if (gan) {
+        sb_printf(b, "def lossd_loss%s(dx, dgz, t=0.0, l2=0.0, side=\"generator\"):\n", fn);
+        sb_printf(b, "    \"\"\"%s\n\n    GAN: dx the discriminator's logits on real samples (B), dgz on "
+                     "generated samples G(z) (B);\n    side \"generator\" or \"discriminator\": the network "
+                     "this loss trains (gan, nsgan, wgan and hinge_gan\n    are that side's loss). Returns the "
+                     "batch mean%s.\"\"\"\n",
+                  canon, torch ? " (differentiable)" : "");
+        if (torch)
+            sb_printf(b, "    t = torch.as_tensor(t, dtype=dgz.dtype)\n"
+                         "    l2 = torch.as_tensor(l2, dtype=dgz.dtype)\n");
+        else
+            sb_printf(b, "    dx, dgz = (np.asarray(a, dtype=np.float64) for a in (dx, dgz))\n");
+    } else if (in & LIN_CLASS) {
         sb_printf(b, "def lossd_loss%s(z, target, t=0.0, l2=0.0):\n", fn);
         sb_printf(b, "    \"\"\"%s\n\n    classification: z logits (B, C), target class indices (B); "
                      "returns the batch mean%s.\"\"\"\n",
@@ -534,7 +588,23 @@ static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *c
     sb_printf(b, "    loss = ");
     py_expr(b, e, fam, lang);
     sb_printf(b, "\n    return %s\n", s == SH_SAMPLE ? "loss.mean()" : "loss");
-    if (!torch && (in & LIN_RL)) {
+    if (!torch && gan) {
+        sb_printf(b, "\n\n"
+                     "def lossd_grad(dx, dgz, h=1e-6, **kwargs):\n"
+                     "    \"\"\"(2, B): d loss / d dx, dgz by central differences of lossd_loss_value "
+                     "(float64).\"\"\"\n"
+                     "    x = np.array([dx, dgz], dtype=np.float64)\n"
+                     "    g = np.zeros_like(x)\n"
+                     "    for i in np.ndindex(x.shape):\n"
+                     "        old = x[i]\n"
+                     "        x[i] = old + h\n"
+                     "        up = lossd_loss_value(*x, **kwargs)\n"
+                     "        x[i] = old - h\n"
+                     "        down = lossd_loss_value(*x, **kwargs)\n"
+                     "        x[i] = old\n"
+                     "        g[i] = (up - down) / (2 * h)\n"
+                     "    return g\n");
+    } else if (!torch && (in & LIN_RL)) {
         sb_printf(b, "\n\n"
                      "def lossd_grad(logp, ret, adv, v, td, ent, h=1e-6, **kwargs):\n"
                      "    \"\"\"(6, B): d loss / d logp, ret, adv, v, td, ent by central differences of "

@@ -16,6 +16,8 @@
 #define LIN_PHYS 8u  /* the family's own batch terms: physics residual and boundary losses */
 #define LIN_RL 16u   /* per-sample rollout quantities a family computes and feeds as data (LossIn.var):
                         a policy's logp and ent, a critic's v, and ret, adv, td */
+#define LIN_GAN 32u  /* a GAN's discriminator logits on a real sample (dx) and a generated one (dgz), fed
+                        per sample (LossIn.var); the adversarial terms read LossIn.side */
 #define LIN_ANY 0u   /* read by every family: t; l2 comes from the trainer */
 
 /* The task families as the loss language sees them: X(ID, name, inputs provided). The family's
@@ -101,7 +103,9 @@ LangVocab lang_vocab(int fam);
     X(ADV, "adv", LIN_RL, 0)                                                                     \
     X(V, "v", LIN_RL, 0)                                                                         \
     X(TD, "td", LIN_RL, 0)                                                                       \
-    X(ENT, "ent", LIN_RL, 0)
+    X(ENT, "ent", LIN_RL, 0)                                                                     \
+    X(DX, "dx", LIN_GAN, 0)                                                                      \
+    X(DGZ, "dgz", LIN_GAN, 0)
 
 /* Named terms: X(ID, spelling, inputs read, has_param, default_param, batch, python, latex).
  * One row is everything the language knows of a term; every table of terms is expanded from here:
@@ -156,7 +160,15 @@ LangVocab lang_vocab(int fam);
     X(A2C, "a2c", LIN_RL, 0, 0.0, 0,                                                             \
       "(-logp * adv)", "\\mathrm{a2c}")                                                          \
     X(TD2, "td2", LIN_RL, 0, 0.0, 0,                                                             \
-      "(td ** 2)", "\\mathrm{td2}")
+      "(td ** 2)", "\\mathrm{td2}")                                                              \
+    X(GAN, "gan", LIN_GAN, 0, 0.0, 0,                                                            \
+      "_adv('gan', dx, dgz, side)", "\\mathrm{gan}")                                             \
+    X(NSGAN, "nsgan", LIN_GAN, 0, 0.0, 0,                                                        \
+      "_adv('nsgan', dx, dgz, side)", "\\mathrm{nsgan}")                                         \
+    X(WGAN, "wgan", LIN_GAN, 0, 0.0, 0,                                                          \
+      "_adv('wgan', dx, dgz, side)", "\\mathrm{wgan}")                                           \
+    X(HINGE_GAN, "hinge_gan", LIN_GAN, 0, 0.0, 0,                                                \
+      "_adv('hinge_gan', dx, dgz, side)", "\\mathrm{hinge\\_gan}")
 
 #define EXPR_ENUM_(id, ...) EOP_##id,
 enum { EXPR_OPS(EXPR_ENUM_) EOP_COUNT };
@@ -170,13 +182,19 @@ enum { EXPR_TERMS(EXPR_ENUM_) TERM_COUNT };
 
 /* Variables that depend on the model's outputs (their adjoints flow back to it). The rl family's
  * logp and ent (policy), v and td (critic: td = r + gamma V(s') - V(s) with V(s') held fixed) do;
- * ret and adv are data: targets computed from the rollout, held fixed (detached). */
+ * ret and adv are data: targets computed from the rollout, held fixed (detached). A GAN's dx and
+ * dgz do (dgz through the generator too; the family uses the adjoints the side it trains needs). */
 #define VAR_IS_OUTPUT(v)                                                                         \
     ((v) == VAR_Z || (v) == VAR_P || (v) == VAR_PT || (v) == VAR_F || (v) == VAR_R ||            \
-     (v) == VAR_LOGP || (v) == VAR_V || (v) == VAR_TD || (v) == VAR_ENT)
+     (v) == VAR_LOGP || (v) == VAR_V || (v) == VAR_TD || (v) == VAR_ENT || (v) == VAR_DX ||      \
+     (v) == VAR_DGZ)
 /* Variables a family feeds as per-sample data (LossIn.var) rather than the program deriving them
  * from z, y or labels. */
-#define VAR_IS_FED(v) ((v) >= VAR_LOGP && (v) <= VAR_ENT)
+#define VAR_IS_FED(v) (((v) >= VAR_LOGP && (v) <= VAR_ENT) || (v) == VAR_DX || (v) == VAR_DGZ)
+/* Terms whose meaning depends on the side a GAN's loss trains (LossIn.side): each is that side's
+ * textbook loss (docs/loss-language.md, "Adversarial terms"). */
+#define TERM_IS_ADVERSARIAL(id)                                                                  \
+    ((id) == TERM_GAN || (id) == TERM_NSGAN || (id) == TERM_WGAN || (id) == TERM_HINGE_GAN)
 
 /* Terms whose value is one number per batch: the rows' batch column, as a bit mask known at
  * compile time (a term mask is 32 bits: LangVocab.terms, the grammar's). */

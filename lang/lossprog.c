@@ -225,7 +225,7 @@ static int emit(LossProg *lp, const Expr *e, int cap) {
         if (cls && (needs & TK_PY)) lp->need_gp = lp->need_y1h = 1;
         if (needs & TK_EMB) lp->need_emb = 1;
         if ((needs & TK_LABEL) || cls) lp->need_label = 1;
-        if (lp->in & LIN_RL) lp->need_var |= term_kernel[e->id]->vars;
+        if (lp->in & (LIN_RL | LIN_GAN)) lp->need_var |= term_kernel[e->id]->vars;
     } else if (e->op == EOP_VAR) {
         int v = e->id;
         in->dep = VAR_IS_OUTPUT(v);
@@ -863,6 +863,57 @@ static void td2_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, floa
     for (int i = 0; i < in->B; i++) lp->gvar[VAR_TD][i] += 2.0f * ins->g[i] * in->var[VAR_TD][i];
 }
 
+/* The adversarial terms over a GAN's fed discriminator logits dx (real sample) and dgz
+ * (generated sample), each the textbook loss of the side in->side trains (docs/loss-language.md,
+ * "Adversarial terms"):
+ *   generator:     gan = log(1 - sigmoid(dgz)) = -softplus(dgz)   (minimax, Goodfellow et al. 2014)
+ *                  nsgan = -log sigmoid(dgz) = softplus(-dgz)     (non-saturating)
+ *                  wgan = hinge_gan = -dgz                         (Arjovsky et al.; Lim & Ye)
+ *   discriminator: gan = nsgan = softplus(-dx) + softplus(dgz)    (binary cross-entropy)
+ *                  wgan = dgz - dx                                 (the critic; the family clips
+ *                                                                   its weights, docs/families.md)
+ *                  hinge_gan = max(0, 1 - dx) + max(0, 1 + dgz)
+ * Kernel k: 0 gan, 1 nsgan, 2 wgan, 3 hinge_gan. */
+static void adv_forward(Ins *ins, const LossIn *in, int k) {
+    const float *dx = in->var[VAR_DX], *dg = in->var[VAR_DGZ];
+    float *v = ins->v;
+    if (in->side == LOSS_SIDE_D) {
+        for (int i = 0; i < in->B; i++) {
+            float a = dx[i], b = dg[i];
+            v[i] = k <= 1   ? softplus(-a) + softplus(b)
+                   : k == 2 ? b - a
+                            : (1.0f - a > 0 ? 1.0f - a : 0.0f) + (1.0f + b > 0 ? 1.0f + b : 0.0f);
+        }
+        return;
+    }
+    for (int i = 0; i < in->B; i++) v[i] = k == 0 ? -softplus(dg[i]) : k == 1 ? softplus(-dg[i]) : -dg[i];
+}
+static void adv_backward(LossProg *lp, Ins *ins, const LossIn *in, int k) {
+    const float *dx = in->var[VAR_DX], *dg = in->var[VAR_DGZ], *g = ins->g;
+    float *gx = lp->gvar[VAR_DX], *gg = lp->gvar[VAR_DGZ];
+    if (in->side == LOSS_SIDE_D) {
+        for (int i = 0; i < in->B; i++) {
+            float a = dx[i], b = dg[i];
+            float da = k <= 1 ? sigm(a) - 1.0f : k == 2 ? -1.0f : (1.0f - a > 0 ? -1.0f : 0.0f);
+            float db = k <= 1 ? sigm(b) : k == 2 ? 1.0f : (1.0f + b > 0 ? 1.0f : 0.0f);
+            gx[i] += g[i] * da;
+            gg[i] += g[i] * db;
+        }
+        return;
+    }
+    for (int i = 0; i < in->B; i++) gg[i] += g[i] * (k == 0 ? -sigm(dg[i]) : k == 1 ? sigm(dg[i]) - 1.0f : -1.0f);
+}
+#define ADV_KERNELS(name, k)                                                                     \
+    static void name##_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) { adv_forward(ins, in, k); } \
+    static void name##_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {  \
+        adv_backward(lp, ins, in, k);                                                            \
+    }
+ADV_KERNELS(gan, 0)
+ADV_KERNELS(nsgan, 1)
+ADV_KERNELS(wgan, 2)
+ADV_KERNELS(hinge_gan, 3)
+#undef ADV_KERNELS
+
 /* entropy = -sum_j p_j log p_j; in rl the policy's entropy ent, fed by the family */
 static void entropy_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
     int C = lp->C;
@@ -1005,6 +1056,11 @@ static const TermKernel term_k_ENTROPY = {entropy_fwd, entropy_bwd, TK_OUT | TK_
 static const TermKernel term_k_REINFORCE = {reinforce_fwd, reinforce_bwd, 0, 1u << VAR_LOGP | 1u << VAR_RET};
 static const TermKernel term_k_A2C = {a2c_fwd, a2c_bwd, 0, 1u << VAR_LOGP | 1u << VAR_ADV};
 static const TermKernel term_k_TD2 = {td2_fwd, td2_bwd, 0, 1u << VAR_TD};
+#define ADV_VARS (1u << VAR_DX | 1u << VAR_DGZ)
+static const TermKernel term_k_GAN = {gan_fwd, gan_bwd, 0, ADV_VARS};
+static const TermKernel term_k_NSGAN = {nsgan_fwd, nsgan_bwd, 0, ADV_VARS};
+static const TermKernel term_k_WGAN = {wgan_fwd, wgan_bwd, 0, ADV_VARS};
+static const TermKernel term_k_HINGE_GAN = {hinge_gan_fwd, hinge_gan_bwd, 0, ADV_VARS};
 
 static const TermKernel *const term_kernel[TERM_COUNT] = {
 #define X_KERNEL(id, ...) [TERM_##id] = &term_k_##id,
@@ -1069,7 +1125,7 @@ static void bind_var(LossProg *lp, Ins *ins, const LossIn *in) {
 int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
     int B = in->B, C = lp->C;
     memset(out, 0, sizeof *out);
-    if (B < 1 || B > lp->maxB || (!in->z && !(lp->in & (LIN_EMB | LIN_RL)))) {
+    if (B < 1 || B > lp->maxB || (!in->z && !(lp->in & (LIN_EMB | LIN_RL | LIN_GAN)))) {
         out->loss = NAN;
         return LD_EFAILED;
     }

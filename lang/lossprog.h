@@ -23,8 +23,14 @@ typedef struct LossIn {
     float term[TERM_COUNT]; /* values of caller-computed batch terms: term[TERM_L2] = 0.5 * sum of
                                squared weights, term[TERM_PHYS], term[TERM_BC], ... */
     const float *var[VAR_COUNT]; /* (B) per-sample variables the family feeds as data (VAR_IS_FED:
-                                    the rl family's logp ret adv v td ent); NULL where unused */
+                                    the rl family's logp ret adv v td ent, a GAN's dx dgz); NULL
+                                    where unused */
+    int side;           /* LOSS_SIDE_*: which of a GAN's networks this loss trains; the
+                           adversarial terms (TERM_IS_ADVERSARIAL) are that side's loss */
 } LossIn;
+
+/* The sides of a GAN (LossIn.side). 0, the default of a zeroed LossIn, is the generator. */
+enum { LOSS_SIDE_G = 0, LOSS_SIDE_D = 1 };
 
 /* What it returns. dz and demb point into the program's own memory, valid until the next run. */
 typedef struct LossOut {
