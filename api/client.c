@@ -496,6 +496,42 @@ const char *ctl_fmt_evals(char *buf, size_t n, const cJSON *pr, double floor) {
     return buf;
 }
 
+const char *ctl_fmt_gain(char *buf, size_t n, const cJSON *g) {
+    const cJSON *ci = cJSON_GetObjectItemCaseSensitive(g, "ci95");
+    const cJSON *lo = cJSON_GetArrayItem(ci, 0), *hi = cJSON_GetArrayItem(ci, 1);
+    double m = ctl_num(g, "mean", NAN);
+    if (!cJSON_IsObject(g) || !isfinite(m)) {
+        snprintf(buf, n, "-");
+        return buf;
+    }
+    if (cJSON_IsNumber(lo) && cJSON_IsNumber(hi))
+        snprintf(buf, n, "%+.2f%% [%+.2f%%, %+.2f%%]", 100 * m, 100 * lo->valuedouble,
+                 100 * hi->valuedouble);
+    else
+        snprintf(buf, n, "%+.2f%% [-]", 100 * m);
+    return buf;
+}
+
+const char *ctl_fmt_recipe(char *buf, size_t n, const cJSON *g) {
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(g, "steps"), *s, *model;
+    size_t len = 0;
+    buf[0] = 0;
+    cJSON_ArrayForEach(s, steps) {
+        if (len < n && cJSON_IsNumber(s))
+            len += (size_t)snprintf(buf + len, n - len, "%s%.0f", len ? "/" : "", s->valuedouble);
+    }
+    if (len < n) len += (size_t)snprintf(buf + len, n - len, "%ssteps", len ? " " : "");
+    model = cJSON_GetObjectItemCaseSensitive(g, "model");
+    if (cJSON_IsObject(model) && len < n) {
+        char *txt = cJSON_PrintUnformatted(model);
+        if (txt) {
+            snprintf(buf + len, n - len, ", model %s", txt);
+            free(txt);
+        }
+    }
+    return buf;
+}
+
 const char *ctl_fmt_num(char *buf, size_t n, double v) {
     double a = fabs(v);
     if (isnan(v))

@@ -112,6 +112,14 @@ const char *ctl_fmt_evals(char *buf, size_t n, const cJSON *pr, double floor);
  * form from 1e5 or below 1e-4; "-" for NaN. Returns buf. */
 const char *ctl_fmt_num(char *buf, size_t n, double v);
 
+/* One side of an entry's final gains (store_final_gains: {mean, ci95, verdict}, borrowed) as
+ * "+1.23% [-0.40%, +2.86%]" (relative gain over the baseline, its 95% interval); "-" when g is
+ * not a gain. Returns buf. */
+const char *ctl_fmt_gain(char *buf, size_t n, const cJSON *g);
+
+/* The recipe of a horizon gain (its steps and model) as "200 steps, hidden [128]". Returns buf. */
+const char *ctl_fmt_recipe(char *buf, size_t n, const cJSON *g);
+
 /* 1 when the locale speaks UTF-8 or is not set, 0 when it is set to something else or
  * LOSSCTL_ASCII is set: whether bars and curves may use Unicode blocks. */
 int ctl_utf8(void);

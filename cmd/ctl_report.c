@@ -493,6 +493,8 @@ static int paired_row(Report *r, FILE *f, const cJSON *cand, const cJSON *base, 
         const char *seed = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "seed"));
         const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "status"));
         if (!tn || !seed || !st || strcmp(st, "ok") != 0 || n >= 512) continue;
+        size_t tl = strlen(tn);
+        if (tl > 8 && !strcmp(tn + tl - 8, "@horizon")) continue; /* the user's recipe: section_horizon */
         int is_hold = 0;
         const cJSON *tk;
         cJSON_ArrayForEach(tk, tasks) {
@@ -568,6 +570,44 @@ static void section_final(Report *r, FILE *f) {
     if (!rows) fprintf(f, "<p class=\"note\">No candidate shares task, seed and steps with the baseline yet.</p>\n");
 }
 
+/* The final checks at the user's horizon (final.horizon): each re-evaluated leader's gain over
+ * the baseline at the search's recipe and at the user's, side by side with their intervals and
+ * the store's label (store_final_gains). */
+static void section_horizon(Report *r, FILE *f) {
+    const cJSON *c;
+    int rows = 0;
+    char b1[64], b2[64], recipe[160] = "";
+    cJSON_ArrayForEach(c, r->detail) {
+        const cJSON *g = cJSON_GetObjectItemCaseSensitive(c, "gains");
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(g, "horizon");
+        if (!cJSON_IsObject(h)) continue;
+        if (!rows++) {
+            fprintf(f, "<h2>At your recipe</h2>\n<p>Relative test gain of each re-evaluated leader over the "
+                       "baseline, mean and 95%% interval over fresh seeds paired with the baseline's: at the "
+                       "search's recipe and at yours (<code>final.horizon</code>). <em>vanishes</em>: a gain at "
+                       "the search's recipe that is within noise at yours; <em>reverses</em>: worse at yours.</p>\n"
+                       "<table class=\"horizon\">\n<tr><th>candidate</th><th>expression</th><th>search recipe</th>"
+                       "<th>your recipe</th><th>at your recipe</th></tr>\n");
+        }
+        if (!recipe[0]) ctl_fmt_recipe(recipe, sizeof recipe, h);
+        fprintf(f, "<tr><td>%lld:%.0f</td><td><code>", (long long)r->job, jnum(c, "cand"));
+        esc(f, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "expr")));
+        const char *label = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(g, "label"));
+        fprintf(f, "</code></td><td class=\"num\">%s</td><td class=\"num\">%s</td><td class=\"label\">",
+                ctl_fmt_gain(b1, sizeof b1, cJSON_GetObjectItemCaseSensitive(g, "search")),
+                ctl_fmt_gain(b2, sizeof b2, h));
+        esc(f, label ? label : "?");
+        fprintf(f, "</td></tr>\n");
+    }
+    if (!rows) return;
+    fprintf(f, "</table>\n");
+    if (recipe[0]) {
+        fprintf(f, "<p class=\"note\">Your recipe: ");
+        esc(f, recipe);
+        fprintf(f, ".</p>\n");
+    }
+}
+
 static const char *const css =
     "body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:980px;color:#222;padding:0 1em}"
     "h1{font-size:1.5em}h2{font-size:1.15em;margin-top:2em;border-bottom:1px solid #ddd}"
@@ -625,6 +665,7 @@ static void write_html(Report *r, FILE *f) {
     section_curves(r, f);
     section_table(r, f);
     section_final(r, f);
+    section_horizon(r, f);
     fprintf(f, "<p class=\"note\">Written by lossctl report from the daemon's store; self-contained (no "
                "script, nothing fetched).</p>\n</body></html>\n");
 }

@@ -558,6 +558,31 @@ static void table_row(const Table *tb, const cJSON *e) {
     putchar('\n');
 }
 
+/* The final checks of entries that have them (store_final_gains): each one's gain over the
+ * baseline at the search's recipe and at the user's, side by side with their 95% intervals,
+ * and what the horizon says of it. Borrows entries. */
+static void print_gains(const cJSON *entries, long long job) {
+    const cJSON *e, *g;
+    int any = 0;
+    char b1[64], b2[64], recipe[160] = "";
+    cJSON_ArrayForEach(e, entries) {
+        g = cJSON_GetObjectItemCaseSensitive(e, "gains");
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(g, "horizon");
+        if (!cJSON_IsObject(h)) continue; /* no check at the user's recipe: the table says it all */
+        if (!any++) {
+            printf("\nfinal checks: relative test gain over the baseline, mean [95%% interval] over fresh seeds\n");
+            printf("  %-10s  %-28s  %-28s  %s\n", "CANDIDATE", "SEARCH RECIPE", "YOUR RECIPE", "AT YOUR RECIPE");
+        }
+        char id[40];
+        snprintf(id, sizeof id, "%lld:%.0f", job, ctl_num(e, "cand", 0));
+        printf("  %-10s  %-28s  %-28s  %s\n", id,
+               ctl_fmt_gain(b1, sizeof b1, cJSON_GetObjectItemCaseSensitive(g, "search")),
+               ctl_fmt_gain(b2, sizeof b2, h), ctl_str(g, "label", "?"));
+        if (!recipe[0]) ctl_fmt_recipe(recipe, sizeof recipe, h);
+    }
+    if (recipe[0]) printf("your recipe: %s (final.horizon)\n", recipe);
+}
+
 static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
     static const char *const valued[] = {"--top", "--family", "--metric", "--format", NULL};
     Args a;
@@ -646,6 +671,7 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
     if (tb.ntask > 0) /* fitness: search_tier's order (docs/jobs.md, "Final selection") */
         printf("task columns: mean validation %s over seeds; ranked by %s%s\n", tb.metric, metric,
                strcmp(metric, "fitness") ? "" : ", candidates re-checked on fresh seeds first");
+    print_gains(entries, (long long)job);
     cJSON_Delete(res);
     return 0;
 }
@@ -788,6 +814,15 @@ static int cmd_show(Ctl *ctl, int argc, char **argv) {
                    ctl_str(anc, "op", ""), fmt_num(b1, sizeof b1, num_or_nan(anc, "fitness")),
                    ctl_str(anc, "expr", ""));
         }
+    }
+    const cJSON *gains = cJSON_GetObjectItemCaseSensitive(res, "gains");
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(gains, "horizon");
+    if (cJSON_IsObject(h)) { /* the final checks: the search's recipe, then the user's */
+        char g1[64], g2[160];
+        printf("final      %s at the search's recipe (test, relative to the baseline, 95%% interval)\n",
+               ctl_fmt_gain(g1, sizeof g1, cJSON_GetObjectItemCaseSensitive(gains, "search")));
+        printf("           %s at your recipe (%s): %s\n", ctl_fmt_gain(g1, sizeof g1, h),
+               ctl_fmt_recipe(g2, sizeof g2, h), ctl_str(gains, "label", "?"));
     }
     const cJSON *evals = cJSON_GetObjectItemCaseSensitive(res, "evaluations");
     int ne = cJSON_GetArraySize(evals);

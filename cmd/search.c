@@ -350,7 +350,8 @@ int search_main(int argc, char **argv) {
             overhead_ms += ld_now_ms() - t0;
             double el = (ld_now_ms() - t_start) / 1000.0;
             int ev = cJSON_GetObjectItem(st, "evaluations")->valueint;
-            int fe = cJSON_GetObjectItem(st, "final_evaluations")->valueint;
+            int fe = cJSON_GetObjectItem(st, "final_evaluations")->valueint +
+                     cJSON_GetObjectItem(st, "horizon_evaluations")->valueint; /* both after the budget */
             cJSON *bf = cJSON_GetObjectItem(st, "best_fitness");
             cJSON *be = cJSON_GetObjectItem(st, "best_expr");
             fprintf(stderr,

@@ -958,11 +958,13 @@ static cJSON *summary_from_row(Daemon *d, const cJSON *row, int full) {
     double elapsed = j ? job_elapsed(j) : jnum(stats, "elapsed_s", NULL, jnum(row, "elapsed_s", NULL, 0));
     double best = j ? j->best_fitness : jnum(row, "best_fitness", NULL, NAN);
     cJSON_AddNumberToObject(p, "evaluations", evals);
-    /* the final re-evaluations of the top candidates come after the search's budget is spent */
-    double final_evals = jnum(stats, "final_evaluations", NULL, jnum(row, "final_evaluations", NULL, 0));
+    /* the final re-evaluations of the top candidates (and their runs at the user's horizon)
+     * come after the search's budget is spent */
+    double final_evals = jnum(stats, "final_evaluations", NULL, jnum(row, "final_evaluations", NULL, 0)) +
+                         jnum(stats, "horizon_evaluations", NULL, 0);
     if (j && j->search) {
         cJSON *live = search_stats(j->search);
-        final_evals = jnum(live, "final_evaluations", NULL, 0);
+        final_evals = jnum(live, "final_evaluations", NULL, 0) + jnum(live, "horizon_evaluations", NULL, 0);
         cJSON_Delete(live);
     }
     cJSON_AddNumberToObject(p, "final_evaluations", final_evals);

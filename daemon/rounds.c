@@ -163,6 +163,15 @@ int round_book_close(RoundBook *b, const Search *s, int64_t round, int save_stat
     } else {
         for (int i = 0; rc == LD_OK && i < ncands; i++) rc = sync_one_fitness(b, s, cands[i], err);
     }
+    /* the final comparisons (search and horizon recipes) go with their candidates: few, and
+     * only once the final evaluation is in */
+    cJSON_ArrayForEach(ent, lb) {
+        const cJSON *fin = cJSON_GetObjectItemCaseSensitive(ent, "final");
+        int64_t cand = (int64_t)jnum(ent, "cand", -1);
+        if (rc != LD_OK || !fin || cand < 0) continue;
+        rc = store_candidate_set_final(b->store, b->job_id, cand, fin, err);
+        if (rc == LD_ENOTFOUND) rc = LD_OK;
+    }
     /* the job's row keeps a short snapshot: the full ranking lives in the candidates' fitness */
     cJSON *snap = cJSON_CreateArray();
     int k = 0;

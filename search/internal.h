@@ -37,6 +37,17 @@ struct SearchJob {
     int level_seeds[JOB_MAX_LEVELS];
     double promote;                   /* fraction of a level promoted to the next */
     int final_top, final_seeds;       /* holdout re-evaluation */
+    /* Final checks at the user's horizon (docs/jobs.md, "At your horizon"): after the final
+     * re-evaluation its losses train again on fresh seeds under the user's recipe. hor[t] is
+     * final task t (holdout, else selection) with train.steps and model replaced; job_task
+     * numbers them after the job's tasks (ntasks + t). */
+    int hor_mode;                     /* HOR_* */
+    int hor_steps;                    /* absolute steps, or 0: hor_factor x the top level's */
+    int hor_factor;
+    int hor_seeds;
+    cJSON *hor_model;                 /* owned: keys replacing the tasks' model's, or NULL */
+    int nhor;
+    SearchTask hor[JOB_MAX_TASKS];    /* each freed through env->task_free */
     uint64_t seed;
     int warm_start;
     double parsimony;                 /* fitness penalty per node */
@@ -48,6 +59,17 @@ struct SearchJob {
 };
 
 enum { INIT_MIXED = 0, INIT_SCRATCH = 1, INIT_SEEDS = 2 };
+/* final.horizon: off (false, or a small job left at the default), the default (5x the steps),
+ * or given in the job. */
+enum { HOR_OFF = 0, HOR_DEFAULT = 1, HOR_GIVEN = 2 };
+#define HOR_DEFAULT_FACTOR 5
+#define HOR_DEFAULT_MIN_BUDGET 200 /* budget.evaluations from which the default applies */
+
+/* Steps of horizon task t (final task t under the user's recipe). */
+int job_horizon_steps(const SearchJob *j, int t);
+/* The first final task: holdout tasks when the job has them, else the selection tasks. */
+int job_final_task0(const SearchJob *j);
+int job_nfinal_tasks(const SearchJob *j);
 
 /* Steps of fidelity level l on task i. */
 int job_level_steps(const SearchJob *j, int level, int task);

@@ -321,6 +321,107 @@ seeds:
     for (int i = 0; i < j->nlevels; i++) j->level_seeds[i] = i == j->nlevels - 1 ? j->seeds : 1;
 }
 
+int job_final_task0(const SearchJob *j) { return j->ntasks > j->nsel ? j->nsel : 0; }
+int job_nfinal_tasks(const SearchJob *j) { return j->ntasks > j->nsel ? j->ntasks - j->nsel : j->nsel; }
+
+int job_horizon_steps(const SearchJob *j, int t) {
+    if (j->hor_steps > 0) return j->hor_steps;
+    return j->hor_factor * job_level_steps(j, j->nlevels - 1, job_final_task0(j) + t);
+}
+
+/* final.horizon: false, or {steps | steps_factor, model, seeds}. Absent: the default (5x the
+ * top level's steps, the same model) for jobs of HOR_DEFAULT_MIN_BUDGET evaluations or more
+ * with a final re-evaluation; smaller jobs (tests, quick tries) go without unless they ask. */
+static void parse_horizon(Problems *p, SearchJob *j, const cJSON *fin) {
+    const cJSON *h = fin ? cJSON_GetObjectItemCaseSensitive(fin, "horizon") : NULL;
+    j->hor_factor = HOR_DEFAULT_FACTOR;
+    j->hor_seeds = j->final_seeds;
+    if (!h) {
+        j->hor_mode = j->final_top > 0 && j->budget_evals >= HOR_DEFAULT_MIN_BUDGET ? HOR_DEFAULT : HOR_OFF;
+        return;
+    }
+    if (cJSON_IsFalse(h)) return;
+    if (!cJSON_IsObject(h)) {
+        problem(p, "final.horizon: must be an object such as {\"steps\": 4000, \"model\": {\"hidden\": [256, 256]}}, or false");
+        return;
+    }
+    unknown_keys(p, h, "final.horizon", (const char *const[]){"steps", "steps_factor", "model", "seeds", NULL});
+    if (cJSON_GetObjectItemCaseSensitive(h, "steps") && cJSON_GetObjectItemCaseSensitive(h, "steps_factor"))
+        problem(p, "final.horizon: give steps or steps_factor, not both");
+    get_int(p, h, "steps", "final.horizon", 1, 10000000, &j->hor_steps);
+    get_int(p, h, "steps_factor", "final.horizon", 1, 1000, &j->hor_factor);
+    get_int(p, h, "seeds", "final.horizon", 2, JOB_MAX_SEEDS, &j->hor_seeds);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(h, "model");
+    if (m && !cJSON_IsObject(m)) problem(p, "final.horizon.model: must be an object such as {\"hidden\": [256, 256]}");
+    else if (m) j->hor_model = cJSON_Duplicate(m, 1);
+    if (j->final_top == 0) problem(p, "final.horizon: needs final.top of at least 1 (it re-trains the final evaluation's losses)");
+    j->hor_mode = HOR_GIVEN;
+}
+
+/* Loads the horizon tasks: each final task's normalised spec with train.steps and the model's
+ * keys replaced, named NAME@horizon. A task without a spec (a test's stub) cannot be rebuilt:
+ * the default is then dropped, a horizon the job asks for is a problem. */
+static void load_horizon(Problems *p, SearchJob *j) {
+    if (j->hor_mode == HOR_OFF || p->n) return;
+    int t0 = job_final_task0(j), n = job_nfinal_tasks(j);
+    for (int t = 0; t < n; t++) {
+        const SearchTask *base = &j->tasks[t0 + t];
+        char where[96];
+        snprintf(where, sizeof where, "final.horizon (%s)", base->name);
+        if (!cJSON_IsObject(base->spec)) {
+            if (j->hor_mode == HOR_GIVEN) problem(p, "%s: the task has no spec to re-train under", where);
+            break;
+        }
+        cJSON *spec = cJSON_Duplicate(base->spec, 1), *o;
+        char name[64];
+        snprintf(name, sizeof name, "%.55s@horizon", base->name);
+        cJSON_DeleteItemFromObjectCaseSensitive(spec, "name");
+        cJSON_AddStringToObject(spec, "name", name);
+        cJSON *train = cJSON_GetObjectItemCaseSensitive(spec, "train");
+        if (!cJSON_IsObject(train)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(spec, "train");
+            train = cJSON_AddObjectToObject(spec, "train");
+        }
+        int steps = job_horizon_steps(j, t);
+        cJSON_DeleteItemFromObjectCaseSensitive(train, "steps");
+        cJSON_AddNumberToObject(train, "steps", steps);
+        o = cJSON_GetObjectItemCaseSensitive(spec, "model");
+        if (j->hor_model && !cJSON_IsObject(o)) {
+            cJSON_DeleteItemFromObjectCaseSensitive(spec, "model");
+            o = cJSON_AddObjectToObject(spec, "model");
+        }
+        const cJSON *k;
+        cJSON_ArrayForEach(k, j->hor_model) {
+            cJSON_DeleteItemFromObjectCaseSensitive(o, k->string);
+            cJSON_AddItemToObject(o, k->string, cJSON_Duplicate(k, 1));
+        }
+        int ok = load_one(p, j->env, spec, NULL, where, &j->hor[j->nhor]);
+        if (ok && j->hor[j->nhor].hash == base->hash) {
+            j->env->task_free(j->env->ctx, &j->hor[j->nhor]);
+            ok = 0;
+            if (steps == job_level_steps(j, j->nlevels - 1, t0 + t)) {
+                if (j->hor_mode == HOR_GIVEN)
+                    problem(p, "%s: the same recipe as the search's (give more steps or another model)", where);
+            } else {
+                /* The task's own default steps are the horizon's: the store names a task by its
+                 * hash, and the search's runs (at fewer steps) must not share it with these, so
+                 * the spec says one step more. The runs train the horizon's steps (WorkItem.steps). */
+                cJSON_DeleteItemFromObjectCaseSensitive(train, "steps");
+                cJSON_AddNumberToObject(train, "steps", steps + 1);
+                ok = load_one(p, j->env, spec, NULL, where, &j->hor[j->nhor]);
+            }
+        }
+        cJSON_Delete(spec);
+        if (!ok) continue;
+        j->nhor++;
+    }
+    if (j->nhor < n) { /* all or nothing */
+        for (int t = 0; t < j->nhor; t++) j->env->task_free(j->env->ctx, &j->hor[t]);
+        j->nhor = 0;
+        j->hor_mode = HOR_OFF;
+    }
+}
+
 int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, SearchJob **out,
               char *err) {
     Problems p = {0};
@@ -422,10 +523,11 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
             j->level_seeds[j->nlevels - 1] = j->tasks[i].nfold;
     const cJSON *fin = get_obj(&p, json, "final");
     if (fin) {
-        unknown_keys(&p, fin, "final", (const char *const[]){"top", "seeds", NULL});
+        unknown_keys(&p, fin, "final", (const char *const[]){"top", "seeds", "horizon", NULL});
         get_int(&p, fin, "top", "final", 0, 100, &j->final_top);
         get_int(&p, fin, "seeds", "final", 2, JOB_MAX_SEEDS, &j->final_seeds);
     }
+    parse_horizon(&p, j, fin);
     v = cJSON_GetObjectItemCaseSensitive(json, "seed");
     if (v) {
         /* two different seeds must never give the same search: refuse what cannot be read
@@ -540,6 +642,7 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
             }
         }
     }
+    if (fam >= 0) load_horizon(&p, j); /* last: it reads data, so only for an otherwise valid job */
     if (p.n) {
         problems_finish(&p, "", err);
         job_free(j);
@@ -552,6 +655,8 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
 void job_free(SearchJob *j) {
     if (!j) return;
     for (int i = 0; i < j->ntasks; i++) j->env->task_free(j->env->ctx, &j->tasks[i]);
+    for (int i = 0; i < j->nhor; i++) j->env->task_free(j->env->ctx, &j->hor[i]);
+    cJSON_Delete(j->hor_model);
     expr_free(j->baseline);
     for (int i = 0; i < j->npanel; i++) free(j->panel[i]);
     free(j->panel);
@@ -623,6 +728,15 @@ cJSON *job_json(const SearchJob *j) {
     cJSON *fi = cJSON_AddObjectToObject(o, "final");
     cJSON_AddNumberToObject(fi, "top", j->final_top);
     cJSON_AddNumberToObject(fi, "seeds", j->final_seeds);
+    if (j->hor_mode == HOR_OFF) {
+        cJSON_AddFalseToObject(fi, "horizon");
+    } else {
+        cJSON *h = cJSON_AddObjectToObject(fi, "horizon");
+        if (j->hor_steps > 0) cJSON_AddNumberToObject(h, "steps", j->hor_steps);
+        else cJSON_AddNumberToObject(h, "steps_factor", j->hor_factor);
+        if (j->hor_model) cJSON_AddItemToObject(h, "model", cJSON_Duplicate(j->hor_model, 1));
+        cJSON_AddNumberToObject(h, "seeds", j->hor_seeds);
+    }
     if (j->seed < (1ull << 53)) {
         cJSON_AddNumberToObject(o, "seed", (double)j->seed);
     } else {
@@ -644,11 +758,13 @@ cJSON *job_json(const SearchJob *j) {
     return o;
 }
 
-int job_ntasks(const SearchJob *j) { return j->ntasks; }
+int job_ntasks(const SearchJob *j) { return j->ntasks + j->nhor; }
 const SearchTask *job_task(const SearchJob *j, int i) {
+    if (i >= j->ntasks && i < j->ntasks + j->nhor) return &j->hor[i - j->ntasks];
     return i >= 0 && i < j->ntasks ? &j->tasks[i] : NULL;
 }
 int job_is_holdout(const SearchJob *j, int i) { return i >= j->nsel; }
+int job_is_horizon(const SearchJob *j, int i) { return i >= j->ntasks && i < j->ntasks + j->nhor; }
 int job_budget_evals(const SearchJob *j) { return j->budget_evals; }
 double job_budget_seconds(const SearchJob *j) { return j->budget_seconds; }
 uint64_t job_seed(const SearchJob *j) { return j->seed; }

@@ -16,6 +16,7 @@
 
 enum { ST_ALIVE = 0, ST_BASELINE = 1, ST_REJECTED = 2, ST_ALIAS = 3 };
 enum { PH_SEARCH = 0, PH_FINAL = 1, PH_DONE = 2 };
+#define LEVEL_HORIZON (-2)
 
 typedef struct Res {
     double val, test;
@@ -41,6 +42,7 @@ typedef struct Cand {
     Res *res;       /* [level][task][seed] over the selection tasks */
     Res *fin;       /* [final task][seed < fin_cap], NULL unless chosen for the final evaluation */
     int fin_n;      /* final seeds issued per final task */
+    Res *hor;       /* [horizon task][seed < hor_seeds]: the final losses at the user's horizon */
     int collapsed;  /* seeds of the final evaluation that collapsed (stable.c): never the winner */
     double ffit;    /* fitness on the final seeds (final_fitness): what ranks it; NaN when none */
     float *sig;     /* sig_n floats, for trained candidates */
@@ -62,6 +64,7 @@ typedef struct Ctr {
     int stopped, hard;
     int final_issued;
     int final_more; /* the final evaluation's added seeds were issued (stable.c) */
+    int horizon_issued, horizon_evals; /* final checks at the user's horizon (job.hor) */
     /* The first time a non-baseline candidate's fitness at its highest finished level was at
      * least the baseline's at that level: trainings spent by the end of that round (-1: never)
      * and the candidate; the _top pair counts only candidates at the top fidelity level. */
@@ -71,7 +74,7 @@ typedef struct Ctr {
 
 typedef struct WorkRef {
     int cand;  /* index into cands */
-    int level; /* -1: final evaluation */
+    int level; /* -1: final evaluation, LEVEL_HORIZON: at the user's horizon */
     int task, k;
 } WorkRef;
 
@@ -134,6 +137,13 @@ static uint64_t eval_seed(const Search *s, int task, int k) {
 
 static uint64_t final_seed(const Search *s, int task, int k) {
     return fold_seed(s, task, k, ld_mix64(s->job->seed ^ 0xf1a1f1a1f1a1ull, (uint64_t)task * 1000u + (uint64_t)k));
+}
+
+/* Seed k at the horizon of final task t: fresh (neither the search's nor the final's), on the
+ * final task's splits. */
+static uint64_t horizon_seed(const Search *s, int t, int k) {
+    return fold_seed(s, s->fin_task0 + t, k,
+                     ld_mix64(s->job->seed ^ 0x4012150a4012ull, (uint64_t)t * 1000u + (uint64_t)k));
 }
 
 static void add_reason(Search *s, const char *why) {
@@ -204,6 +214,7 @@ static void cand_free(Cand *c) {
     free(c->reason);
     free(c->res);
     free(c->fin);
+    free(c->hor);
     free(c->sig);
 }
 
@@ -339,7 +350,7 @@ static int push_work(Search *s, int ci, int level, int task, int k, uint64_t see
     w->seed = seed;
     w->steps = steps;
     snprintf(w->expr, sizeof w->expr, "%s", s->cands[ci].text);
-    w->task_hash = s->job->tasks[task].hash;
+    w->task_hash = job_task(s->job, task)->hash;
     w->precheck = level == 0 && s->cands[ci].need_pre;
     w->precheck_outputs = s->C;
     s->refs[s->nworks] = (WorkRef){ci, level, task, k};
@@ -876,6 +887,25 @@ static void final_more_round(Search *s) {
         }
 }
 
+/* Once the final evaluation (and its added seeds) is in: each of its losses (the leaders, the
+ * baseline, the best panel loss) trains again on fresh seeds under the user's recipe, on every
+ * final task's horizon task. */
+static void horizon_round(Search *s) {
+    const SearchJob *j = s->job;
+    s->c.horizon_issued = 1;
+    for (int i = 0; i < s->ncand && j->nhor > 0; i++) {
+        Cand *c = &s->cands[i];
+        if (!c->fin || c->hor) continue;
+        c->hor = calloc((size_t)j->nhor * (size_t)j->hor_seeds, sizeof *c->hor);
+        if (!c->hor) continue;
+        for (int t = 0; t < j->nhor; t++)
+            for (int k = 0; k < j->hor_seeds; k++)
+                if (!push_work(s, i, LEVEL_HORIZON, j->ntasks + t, k, horizon_seed(s, t, k),
+                               job_horizon_steps(j, t)))
+                    s->c.horizon_evals++;
+    }
+}
+
 static void build_round(Search *s) {
     s->c0 = s->c;
     s->ncand0 = s->ncand;
@@ -904,6 +934,8 @@ static void build_round(Search *s) {
     if (s->c.phase == PH_FINAL && s->nworks == 0 && s->round_hits == 0) {
         if (!s->c.final_issued && !s->c.hard && s->job->final_top > 0) final_round(s);
         else if (s->c.final_issued && !s->c.final_more && !s->c.hard) final_more_round(s);
+        if (s->nworks == 0 && s->round_hits == 0 && s->c.final_more && !s->c.horizon_issued && !s->c.hard)
+            horizon_round(s);
         if (s->nworks == 0 && s->round_hits == 0) s->c.phase = PH_DONE;
     }
 }
@@ -1019,6 +1051,7 @@ static void settle(Search *s) {
 
 static Res *ref_res(Search *s, const WorkRef *w) {
     Cand *c = &s->cands[w->cand];
+    if (w->level == LEVEL_HORIZON) return &c->hor[(w->task - s->job->ntasks) * s->job->hor_seeds + w->k];
     return w->level >= 0 ? res_at(s, c, w->level, w->task, w->k)
                          : &c->fin[(w->task - s->fin_task0) * s->fin_cap + w->k];
 }
@@ -1350,29 +1383,26 @@ static cJSON *paired_json(const Paired *p) {
     return o;
 }
 
-/* The final (holdout) comparison of candidate c against the baseline, paired by task and seed. */
-static cJSON *final_json(const Search *s, const Cand *c, const Cand *b) {
-    const SearchJob *j = s->job;
-    int nt = s->nfin_tasks, cap = s->fin_cap;
-    if (!c->fin || !b->fin) return NULL;
-    int ns = c->fin_n < b->fin_n ? c->fin_n : b->fin_n;
+/* Candidate results cr against the baseline's br, both laid out [task][seed < cap], paired by
+ * task and seed over the first ns seeds of the tasks tasks[0..nt): per task the means, spreads
+ * and paired test; overall (vs_baseline) the paired t-test of the relative differences, its 95%
+ * interval and verdict (stable.c). Adds them to o; 0 until every pair is in. */
+static int compare_into(cJSON *o, const SearchTask *tasks, int nt, const Res *cr, const Res *br,
+                        int cap, int ns) {
     for (int t = 0; t < nt; t++)
         for (int k = 0; k < ns; k++)
-            if (!c->fin[t * cap + k].have || !b->fin[t * cap + k].have) return NULL;
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "on", j->ntasks > j->nsel ? "holdout" : "selection tasks, fresh seeds");
-    cJSON_AddStringToObject(o, "split", "test");
+            if (!cr[t * cap + k].have || !br[t * cap + k].have) return 0;
     cJSON_AddNumberToObject(o, "seeds", ns);
-    cJSON *tasks = cJSON_AddArrayToObject(o, "tasks");
+    cJSON *jt = cJSON_AddArrayToObject(o, "tasks");
     double *rel = calloc((size_t)(nt * ns) + 1, sizeof *rel);
     double *x = calloc((size_t)ns + 1, sizeof *x), *y = calloc((size_t)ns + 1, sizeof *y),
            *d = calloc((size_t)ns + 1, sizeof *d);
     int nrel = 0;
     for (int t = 0; t < nt && rel && x && y && d; t++) {
-        const SearchTask *task = &j->tasks[s->fin_task0 + t];
+        const SearchTask *task = &tasks[t];
         int hb = task->higher_better;
         for (int k = 0; k < ns; k++) {
-            const Res *rc = &c->fin[t * cap + k], *rb = &b->fin[t * cap + k];
+            const Res *rc = &cr[t * cap + k], *rb = &br[t * cap + k];
             x[k] = rc->ok ? rc->test : NAN;
             y[k] = rb->ok ? rb->test : NAN;
         }
@@ -1396,7 +1426,7 @@ static cJSON *final_json(const Search *s, const Cand *c, const Cand *b) {
         add_num(tj, "baseline_mean", my);
         add_num(tj, "baseline_sd", sy);
         cJSON_AddItemToObject(tj, "paired", paired_json(&p));
-        cJSON_AddItemToArray(tasks, tj);
+        cJSON_AddItemToArray(jt, tj);
     }
     Paired all;
     paired(rel, nrel, &all);
@@ -1413,7 +1443,65 @@ static cJSON *final_json(const Search *s, const Cand *c, const Cand *b) {
     free(x);
     free(y);
     free(d);
+    return 1;
+}
+
+/* The final (holdout) comparison of candidate c against the baseline, paired by task and seed. */
+static cJSON *final_json(const Search *s, const Cand *c, const Cand *b) {
+    const SearchJob *j = s->job;
+    if (!c->fin || !b->fin) return NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "on", j->ntasks > j->nsel ? "holdout" : "selection tasks, fresh seeds");
+    cJSON_AddStringToObject(o, "split", "test");
+    int ns = c->fin_n < b->fin_n ? c->fin_n : b->fin_n;
+    if (!compare_into(o, &j->tasks[s->fin_task0], s->nfin_tasks, c->fin, b->fin, s->fin_cap, ns)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
     return o;
+}
+
+/* The same comparison at the user's horizon (final.horizon): steps, model, fresh seeds. */
+static cJSON *horizon_json(const Search *s, const Cand *c, const Cand *b) {
+    const SearchJob *j = s->job;
+    if (!c->hor || !b->hor) return NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *st = cJSON_AddArrayToObject(o, "steps");
+    for (int t = 0; t < j->nhor; t++) cJSON_AddItemToArray(st, cJSON_CreateNumber(job_horizon_steps(j, t)));
+    if (j->hor_model) cJSON_AddItemToObject(o, "model", cJSON_Duplicate(j->hor_model, 1));
+    cJSON_AddStringToObject(o, "split", "test");
+    if (!compare_into(o, j->hor, j->nhor, c->hor, b->hor, j->hor_seeds, j->hor_seeds)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The final comparisons of c: against the baseline and the best panel loss, at the search's
+ * recipe and (under "horizon") at the user's. NULL before the final evaluation is in. */
+static cJSON *final_all_json(const Search *s, const Cand *c) {
+    const Cand *b = &s->cands[s->baseline];
+    int pb = panel_best(s);
+    const Cand *pc = pb >= 0 && &s->cands[pb] != c ? &s->cands[pb] : NULL;
+    cJSON *fin = final_json(s, c, b);
+    if (!fin) return NULL;
+    cJSON *pf = pc ? final_json(s, c, pc) : NULL;
+    if (pf) { /* the same comparison against the best panel loss (chosen on validation) */
+        cJSON *vp = cJSON_DetachItemFromObject(pf, "vs_baseline");
+        cJSON_AddStringToObject(vp, "loss", pc->text);
+        cJSON_AddItemToObject(fin, "vs_panel", vp);
+        cJSON_Delete(pf);
+    }
+    cJSON *hz = horizon_json(s, c, b);
+    cJSON *hp = hz && pc ? horizon_json(s, c, pc) : NULL;
+    if (hp) {
+        cJSON *vp = cJSON_DetachItemFromObject(hp, "vs_baseline");
+        cJSON_AddStringToObject(vp, "loss", pc->text);
+        cJSON_AddItemToObject(hz, "vs_panel", vp);
+        cJSON_Delete(hp);
+    }
+    if (hz) cJSON_AddItemToObject(fin, "horizon", hz);
+    return fin;
 }
 
 static cJSON *entry_json(const Search *s, const Cand *c, int rank) {
@@ -1476,15 +1564,7 @@ static cJSON *entry_json(const Search *s, const Cand *c, int rank) {
     cJSON *cmp = cJSON_AddObjectToObject(o, "vs_baseline");
     add_num(cmp, "relative_gain", l >= 0 ? vs / j->nsel : NAN);
     cJSON_AddStringToObject(cmp, "baseline", b->text);
-    cJSON *fin = final_json(s, c, b);
-    int pb = panel_best(s);
-    cJSON *pf = fin && pb >= 0 && &s->cands[pb] != c ? final_json(s, c, &s->cands[pb]) : NULL;
-    if (pf) { /* the same comparison against the best panel loss (chosen on validation) */
-        cJSON *vp = cJSON_DetachItemFromObject(pf, "vs_baseline");
-        cJSON_AddStringToObject(vp, "loss", s->cands[pb].text);
-        cJSON_AddItemToObject(fin, "vs_panel", vp);
-        cJSON_Delete(pf);
-    }
+    cJSON *fin = final_all_json(s, c);
     if (fin) cJSON_AddItemToObject(o, "final", fin);
     if (c->collapsed) { /* never the winner: see rank_cmp */
         cJSON_AddBoolToObject(o, "collapsed", 1);
@@ -1512,6 +1592,7 @@ cJSON *search_stats(const Search *s) {
     cJSON_AddNumberToObject(o, "evaluations", s->c.evals);
     cJSON_AddNumberToObject(o, "budget_evaluations", s->job->budget_evals);
     cJSON_AddNumberToObject(o, "final_evaluations", s->c.final_evals);
+    cJSON_AddNumberToObject(o, "horizon_evaluations", s->c.horizon_evals);
     cJSON_AddNumberToObject(o, "cache_hits", s->c.cache_hits);
     cJSON_AddNumberToObject(o, "signature_hits", s->c.signature_hits);
     cJSON_AddNumberToObject(o, "rejections", s->c.rejections);
@@ -1654,6 +1735,8 @@ cJSON *search_save(const Search *s) {
     cJSON_AddNumberToObject(ct, "hard", s->c.hard);
     cJSON_AddNumberToObject(ct, "final_issued", c->final_issued);
     cJSON_AddNumberToObject(ct, "final_more", c->final_more);
+    cJSON_AddNumberToObject(ct, "horizon_issued", c->horizon_issued);
+    cJSON_AddNumberToObject(ct, "horizon_evals", c->horizon_evals);
     cJSON_AddNumberToObject(ct, "to_base", c->to_base);
     cJSON_AddNumberToObject(ct, "to_base_top", c->to_base_top);
     cJSON_AddNumberToObject(ct, "to_base_cand", (double)c->to_base_cand);
@@ -1691,6 +1774,10 @@ cJSON *search_save(const Search *s) {
                 for (int k = 0; k < fin_n; k++)
                     cJSON_AddItemToArray(fs, res_json(&cd->fin[t * s->fin_cap + k]));
             if (fin_n != j->final_seeds) cJSON_AddNumberToObject(x, "fin_n", fin_n);
+        }
+        if (cd->hor && c->horizon_issued) { /* mid-round of the horizon round: none yet */
+            cJSON *hs = cJSON_AddArrayToObject(x, "hor");
+            for (int q = 0; q < j->nhor * j->hor_seeds; q++) cJSON_AddItemToArray(hs, res_json(&cd->hor[q]));
         }
         cJSON_AddItemToArray(cs, x);
     }
@@ -1773,6 +1860,10 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
     s->c.final_issued = get_i(ct, "final_issued", &ok);
     int ok_fm = 1; /* states saved before added final seeds existed lack it */
     s->c.final_more = get_i(ct, "final_more", &ok_fm);
+    int ok_hz = 1; /* states saved before the horizon existed lack them: not issued */
+    s->c.horizon_issued = get_i(ct, "horizon_issued", &ok_hz);
+    s->c.horizon_evals = get_i(ct, "horizon_evals", &ok_hz);
+    if (!ok_hz) s->c.horizon_issued = s->c.horizon_evals = 0;
     /* states saved before evals_to_baseline existed lack these: "never" */
     int ok_tb = 1;
     s->c.to_base = get_i(ct, "to_base", &ok_tb);
@@ -1857,6 +1948,17 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
             for (int t = 0; t < s->nfin_tasks; t++)
                 for (int k = 0; k < c->fin_n; k++, r = r->next)
                     res_from_json(r, &c->fin[t * s->fin_cap + k]);
+        }
+        const cJSON *hs = cJSON_GetObjectItemCaseSensitive(x, "hor");
+        if (cJSON_IsArray(hs)) {
+            int nh = job->nhor * job->hor_seeds;
+            c->hor = calloc((size_t)(nh > 0 ? nh : 1), sizeof *c->hor);
+            if (!c->hor || cJSON_GetArraySize(hs) != nh) {
+                ld_err(err, LD_EINVAL, "search state: cands[%d]: bad horizon results", i);
+                goto fail;
+            }
+            const cJSON *r = hs->child;
+            for (int q = 0; q < nh; q++, r = r->next) res_from_json(r, &c->hor[q]);
         }
         i++;
     }

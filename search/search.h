@@ -72,9 +72,12 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
               char *err);
 void job_free(SearchJob *j);
 cJSON *job_json(const SearchJob *j); /* returns owned normalised job (defaults filled in) */
-int job_ntasks(const SearchJob *j);  /* selection tasks followed by holdout tasks */
-const SearchTask *job_task(const SearchJob *j, int i); /* NULL when i is out of range */
-int job_is_holdout(const SearchJob *j, int i);
+/* Selection tasks, then holdout tasks, then the horizon tasks (each final task under the user's
+ * recipe: final.horizon); job_task(j, i) for i < job_ntasks(j), NULL out of range. */
+int job_ntasks(const SearchJob *j);
+const SearchTask *job_task(const SearchJob *j, int i);
+int job_is_holdout(const SearchJob *j, int i); /* holdout and horizon tasks: never selected on */
+int job_is_horizon(const SearchJob *j, int i);
 int job_budget_evals(const SearchJob *j);
 double job_budget_seconds(const SearchJob *j); /* 0: none */
 uint64_t job_seed(const SearchJob *j);

@@ -78,6 +78,8 @@
                    "ON CONFLICT(job_id, cand) DO NOTHING")                                         \
     X(CAND_ID, "SELECT id, hash FROM candidates WHERE job_id = ?1 AND cand = ?2")                 \
     X(CAND_FITNESS, "UPDATE candidates SET fitness = ?3, tier = ?4 WHERE job_id = ?1 AND cand = ?2") \
+    X(CAND_SET_FINAL, "UPDATE candidates SET final = ?3 WHERE job_id = ?1 AND cand = ?2")        \
+    X(CAND_FINAL, "SELECT final FROM candidates WHERE job_id = ?1 AND cand = ?2")                 \
     X(CAND_GET, "SELECT id, cand, expr, hash, size, op, family, fitness, parents, created "      \
                 "FROM candidates WHERE job_id = ?1 AND cand = ?2")                                \
     X(EVAL_PUT, "INSERT INTO evaluations(job_id, seq, candidate_id, task_id, expr_hash, seed, "  \

@@ -41,6 +41,61 @@ static void set_num(cJSON *o, const char *k, double v) {
     else cJSON_AddNullToObject(o, k);
 }
 
+/* One side of the gains: the relative gain's mean, its 95% interval, the verdict and the pairs
+ * of a final comparison (cmp: search.c's vs_baseline or vs_panel), plus, with against, the loss
+ * it was measured against. NULL when cmp is not a comparison. */
+static cJSON *gain_json(const cJSON *cmp, const char *against) {
+    const cJSON *ci = cJSON_GetObjectItemCaseSensitive(cmp, "ci95");
+    if (!cJSON_IsObject(cmp) || !str(cmp, "verdict")) return NULL;
+    cJSON *g = cJSON_CreateObject();
+    set_num(g, "mean", num(cmp, "mean_diff"));
+    cJSON *c = cJSON_AddArrayToObject(g, "ci95");
+    for (int i = 0; i < 2; i++) {
+        const cJSON *v = cJSON_GetArrayItem(ci, i);
+        cJSON_AddItemToArray(c, cJSON_IsNumber(v) ? cJSON_CreateNumber(v->valuedouble) : cJSON_CreateNull());
+    }
+    cJSON_AddStringToObject(g, "verdict", str(cmp, "verdict"));
+    set_num(g, "n", num(cmp, "n"));
+    if (against) cJSON_AddStringToObject(g, "against", against);
+    return g;
+}
+
+/* Whether a gain holds at the user's horizon, from the two verdicts (each "better", "within
+ * noise" or "worse": its interval above, around or below 0): "holds" (better there), "reverses"
+ * (worse there), "vanishes" (better at the search's recipe, within noise there), "no gain"
+ * (within noise at both). */
+static const char *horizon_label(const char *search, const char *horizon) {
+    if (!search || !horizon) return NULL;
+    if (!strcmp(horizon, "better")) return "holds";
+    if (!strcmp(horizon, "worse")) return "reverses";
+    return !strcmp(search, "better") ? "vanishes" : "no gain";
+}
+
+void store_final_gains(cJSON *o, const cJSON *final) {
+    const cJSON *hz = cJSON_GetObjectItemCaseSensitive(final, "horizon");
+    cJSON *s = gain_json(cJSON_GetObjectItemCaseSensitive(final, "vs_baseline"), NULL);
+    if (!s) return;
+    cJSON *g = cJSON_CreateObject();
+    cJSON_AddItemToObject(g, "search", s);
+    cJSON *h = gain_json(cJSON_GetObjectItemCaseSensitive(hz, "vs_baseline"), NULL);
+    if (h) {
+        const cJSON *steps = cJSON_GetObjectItemCaseSensitive(hz, "steps");
+        const cJSON *model = cJSON_GetObjectItemCaseSensitive(hz, "model");
+        if (steps) cJSON_AddItemToObject(h, "steps", cJSON_Duplicate(steps, 1));
+        if (model) cJSON_AddItemToObject(h, "model", cJSON_Duplicate(model, 1));
+        cJSON_AddItemToObject(g, "horizon", h);
+        cJSON_AddStringToObject(g, "label", horizon_label(str(s, "verdict"), str(h, "verdict")));
+    }
+    const cJSON *vp = cJSON_GetObjectItemCaseSensitive(final, "vs_panel");
+    cJSON *sp = gain_json(vp, str(vp, "loss")); /* against the best textbook loss of a panel */
+    if (sp) cJSON_AddItemToObject(g, "search_vs_panel", sp);
+    const cJSON *hp = cJSON_GetObjectItemCaseSensitive(hz, "vs_panel");
+    cJSON *hpj = gain_json(hp, str(hp, "loss"));
+    if (hpj) cJSON_AddItemToObject(g, "horizon_vs_panel", hpj);
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "gains");
+    cJSON_AddItemToObject(o, "gains", g);
+}
+
 /* Adds "mean" and "spread" over the entry's selection tasks (val_mean, val_std), "runs" (the
  * fewest runs of a counted task) and "metrics" {task name: {metric: {mean, spread, n,
  * test_mean}}}. metric NULL: every task's own. Returns 0 when no task counted, else 2 + the
@@ -242,6 +297,11 @@ int store_leaderboard(Store *s, const StoreLbQuery *q, cJSON **out, char *err) {
         }
         int sr = summarise_entry(e, q->metric);
         counted += sr > 0;
+        cJSON *fin = NULL; /* the final comparisons' gains, side by side */
+        char e3[LD_ERR_MAX];
+        if (!is_baseline(e) && store_candidate_final(s, q->job_id, (int64_t)num(e, "cand"), &fin, e3) == LD_OK && fin)
+            store_final_gains(e, fin);
+        cJSON_Delete(fin);
         if (mean_hb < 0 && sr >= 2) mean_hb = sr - 2;
     }
     int hb = 1; /* fitness: larger is better */

@@ -187,6 +187,10 @@ static const char *const migrations[] = {
      * leaderboard orders by tier, then fitness, as the engine ranks (docs/jobs.md), so rank 1 is
      * job.get's best */
     "ALTER TABLE candidates ADD COLUMN tier INTEGER;",
+    /* 5: the engine's final comparisons of a candidate re-evaluated at the end (search_leaderboard's
+     * "final": at the search's recipe and, under "horizon", at the user's), which the
+     * leaderboard and candidate.get show side by side (storage/leaderboard.c) */
+    "ALTER TABLE candidates ADD COLUMN final TEXT;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

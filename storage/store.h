@@ -135,6 +135,16 @@ int store_candidate_set_rank(Store *s, int64_t job_id, int64_t cand, double fitn
                              char *err);
 int store_candidate_set_fitness(Store *s, int64_t job_id, int64_t cand, double fitness,
                                 char *err);
+/* The engine's final comparisons of a candidate (search_leaderboard's "final"; borrowed), kept
+ * with it; store_candidate_final reads them back (*out owned, NULL when none). LD_ENOTFOUND when
+ * the candidate is absent. */
+int store_candidate_set_final(Store *s, int64_t job_id, int64_t cand, const cJSON *final,
+                              char *err);
+int store_candidate_final(Store *s, int64_t job_id, int64_t cand, cJSON **out, char *err);
+/* Adds "gains" to o (a leaderboard entry or a candidate) from its stored final comparisons:
+ * {"search": {...}, "horizon": {...}, "label": ...} (docs/jobs.md, "At your horizon"); nothing
+ * when final is NULL or has no comparison. Borrows final. */
+void store_final_gains(cJSON *o, const cJSON *final);
 /* Owned object: {cand, expr, hash, size, op, family, fitness, parents, created,
  * lineage: [ancestors, nearest first, each {cand, expr, op, parents, fitness}] (at most 64),
  * evaluations: [{seq, task, task_hash, seed, steps, steps_run, status, metric, val, test,

@@ -106,6 +106,51 @@ int store_candidate_set_rank(Store *s, int64_t job_id, int64_t cand, double fitn
     return store_wend_(s, own, rc, what, err);
 }
 
+int store_candidate_set_final(Store *s, int64_t job_id, int64_t cand, const cJSON *final,
+                              char *err)
+{
+    char what[80];
+    int own = 0, rc;
+    snprintf(what, sizeof what, "set final comparison of candidate %lld of job %lld",
+             (long long)cand, (long long)job_id);
+    sqlite3_stmt *st;
+    rc = store_wstmt_(s, ST_CAND_SET_FINAL, &own, &st, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, cand);
+    store_bind_json_(st, 3, final);
+    rc = store_step_done_(s, st, 1, what, err);
+    if (rc == LD_ENOTFOUND)
+        ld_err(err, rc, "store: %s: no such candidate", what);
+    return store_wend_(s, own, rc, what, err);
+}
+
+int store_candidate_final(Store *s, int64_t job_id, int64_t cand, cJSON **out, char *err)
+{
+    char what[80];
+    *out = NULL;
+    snprintf(what, sizeof what, "final comparison of candidate %lld of job %lld", (long long)cand,
+             (long long)job_id);
+    sqlite3_stmt *st = cand_stmt(s, ST_CAND_FINAL, job_id, cand, what, err);
+    if (!st)
+        return LD_EIO;
+    int src = sqlite3_step(st), rc = LD_OK;
+    if (src == SQLITE_ROW) {
+        cJSON *f = store_col_json_(st, 0);
+        if (cJSON_IsObject(f))
+            *out = f;
+        else
+            cJSON_Delete(f);
+    } else if (src == SQLITE_DONE) {
+        rc = ld_err(err, LD_ENOTFOUND, "store: %s: no such candidate", what);
+    } else {
+        rc = store_sqlerr_(s, src, what, err);
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
 /* ---- evaluation rows <-> EvalResult and JSON -------------------------------------------- */
 
 /* A float as a JSON number with the float's own 7 significant digits: the double it widens to
@@ -558,6 +603,16 @@ int store_candidate_get(Store *s, int64_t job_id, int64_t cand, cJSON **out, cha
     }
     sqlite3_bind_int64(st, 1, row);
     rc = store_rows_(s, st, eval_row, cJSON_AddArrayToObject(o, "evaluations"), what, err);
+    if (rc != LD_OK)
+        goto done;
+    cJSON *fin = NULL; /* the final comparisons, with their gains side by side */
+    rc = store_candidate_final(s, job_id, cand, &fin, err);
+    if (rc == LD_OK && fin) {
+        const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "op");
+        if (!cJSON_IsString(op) || strcmp(op->valuestring, "baseline"))
+            store_final_gains(o, fin);
+        cJSON_AddItemToObject(o, "final", fin);
+    }
 done:
     if (rc != LD_OK) {
         cJSON_Delete(o);

@@ -82,10 +82,15 @@ static void test_job_every_problem_named(void **state) {
 static void test_job_defaults(void **state) {
     (void)state;
     SearchJob *j = job_from("{\"tasks\":[\"builtin:wine\"],\"holdout\":[\"builtin:breast_cancer\"]}");
-    assert_int_equal(job_ntasks(j), 2);
+    assert_int_equal(j->ntasks, 2);
     assert_int_equal(j->nsel, 1);
     assert_true(job_is_holdout(j, 1));
     assert_false(job_is_holdout(j, 0));
+    /* the default budget (200) brings the default horizon: the holdout task at 5x the steps,
+     * numbered after the job's tasks */
+    assert_int_equal(job_ntasks(j), 3);
+    assert_true(job_is_horizon(j, 2) && !job_is_horizon(j, 1));
+    assert_string_equal(job_task(j, 2)->name, "breast_cancer@horizon");
     assert_string_equal(j->baseline_text, "ce");
     assert_int_equal(j->family, FAM_CLASSIFICATION);
     cJSON *n = job_json(j);
