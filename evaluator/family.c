@@ -1,15 +1,11 @@
-/* family.c: the table of task families, one line each. A new built-in family is its own file
- * (an EvalFamily, family.h) plus one line here (and its LANG_FAMILIES row); a family outside the
- * tree is its own file plus one eval_family_add call. */
+/* family.c: the table of task families. A built-in family is its own file (an EvalFamily,
+ * family.h) plus its one row in LANG_FAMILIES (lang/expr.h), from which this table is expanded; a
+ * family outside the tree is its own file plus one eval_family_add call. */
 #include "family.h"
 
-static const EvalFamily *const families[FAM_COUNT] = {
-    [FAM_CLASSIFICATION] = &family_classification,
-    [FAM_REGRESSION] = &family_regression,
-    [FAM_PHYSICS] = &family_physics,
-    [FAM_CONTRASTIVE] = &family_contrastive,
-    [FAM_RL] = &family_rl,
-};
+#define X_FAMILY(id, name, inputs) [FAM_##id] = &family_##name,
+static const EvalFamily *const families[FAM_COUNT] = {LANG_FAMILIES(X_FAMILY)};
+#undef X_FAMILY
 
 /* Families added at run time (eval_family_add), by id - FAM_COUNT. */
 static const EvalFamily *added[LANG_FAMILIES_MAX];

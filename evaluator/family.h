@@ -1,7 +1,7 @@
 /* family.h: the family interface. A task family is one file that fills one EvalFamily (its
  * name, metrics with their direction, default baseline, whether it trains on a data set's rows,
  * its loader, and the hooks the one trainer calls: its state, a training step, scoring) plus one
- * line in family.c's table. The evaluator reaches a family only through this table: task.c loads
+ * row in LANG_FAMILIES (lang/expr.h), from which family.c's table is expanded. The evaluator reaches a family only through this table: task.c loads
  * through it, the trainer trains through it, metric_known reads it. See docs/architecture.md,
  * "Families". */
 #ifndef EVAL_FAMILY_H
@@ -45,7 +45,8 @@ typedef struct EvalFamily {
      * target is a class label); 0: the family builds its own data in load. */
     int data_set, classify;
     /* inputs: for a family added at run time (eval_family_add), what it provides to the loss
-     * language (LIN_*, lang/expr.h); the built-in families give theirs in LANG_FAMILIES.
+     * language (LIN_*, lang/expr.h); a built-in family's name and inputs are its LANG_FAMILIES
+     * row's (name must be the row's name).
      * keys: the spec keys only this family reads (NULL key ends; NULL: none), checked by the one
      * spec reader after spec.c's table of the keys families share. */
     unsigned inputs;
@@ -94,9 +95,10 @@ const EvalFamily *eval_family(int fam);
  * life of the process. */
 int eval_family_add(const EvalFamily *f);
 
-/* The families' own descriptions, each in its family's file (supervised.c holds the two that
- * train an MLP on a data set's rows). */
-extern const EvalFamily family_classification, family_regression, family_physics, family_contrastive,
-    family_rl;
+/* The built-in families' own descriptions, family_<name> for each LANG_FAMILIES row, each in
+ * its family's file (supervised.c holds the two that train an MLP on a data set's rows). */
+#define EVAL_FAMILY_DECL_(id, name, inputs) extern const EvalFamily family_##name;
+LANG_FAMILIES(EVAL_FAMILY_DECL_)
+#undef EVAL_FAMILY_DECL_
 
 #endif

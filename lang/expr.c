@@ -31,7 +31,7 @@ static const unsigned term_reads[TERM_COUNT] = {EXPR_TERMS(X_TERMREADS)};
 static const int term_hp[TERM_COUNT] = {EXPR_TERMS(X_TERMHP)};
 static const double term_def[TERM_COUNT] = {EXPR_TERMS(X_TERMDEF)};
 
-#define X_FAMNAME(id, name, inputs) name,
+#define X_FAMNAME(id, name, inputs) #name,
 #define X_FAMIN(id, name, inputs) inputs,
 /* The built-in families, then those added at run time (lang_family_add): written at start-up,
  * only read afterwards. */

@@ -20,14 +20,19 @@
                         per sample (LossIn.var); the adversarial terms read LossIn.side */
 #define LIN_ANY 0u   /* read by every family: t; l2 comes from the trainer */
 
-/* The task families as the loss language sees them: X(ID, name, inputs provided). The family's
- * full description (metrics, loader, training run) is evaluator/family.h's table. */
+/* The built-in task families: X(ID, name, inputs provided). A built-in family is its own file,
+ * which defines `const EvalFamily family_<name>` (evaluator/family.h: metrics, spec keys, loader,
+ * training hooks), plus this one row: the row gives the loss language the family's id (FAM_ID),
+ * name and inputs at compile time, and evaluator/family.c's table and family.h's declarations
+ * are expanded from it, so nothing else lists the family. lang/ itself never reads the
+ * family_<name> objects (it only knows the name); a family added at run time has no row
+ * (lang_family_add below). */
 #define LANG_FAMILIES(X)                                                                         \
-    X(CLASSIFICATION, "classification", LIN_CLASS)                                               \
-    X(REGRESSION, "regression", LIN_PRED)                                                        \
-    X(PHYSICS, "physics", LIN_PRED | LIN_PHYS)                                                   \
-    X(CONTRASTIVE, "contrastive", LIN_EMB)                                                       \
-    X(RL, "rl", LIN_RL)
+    X(CLASSIFICATION, classification, LIN_CLASS)                                                 \
+    X(REGRESSION, regression, LIN_PRED)                                                          \
+    X(PHYSICS, physics, LIN_PRED | LIN_PHYS)                                                     \
+    X(CONTRASTIVE, contrastive, LIN_EMB)                                                         \
+    X(RL, rl, LIN_RL)
 
 #define LANG_FAM_ENUM_(id, ...) FAM_##id,
 enum { LANG_FAMILIES(LANG_FAM_ENUM_) FAM_COUNT };

@@ -96,6 +96,22 @@ static void test_language_and_spec(void **state) {
     task_free(t);
 }
 
+/* A built-in family is its file plus its LANG_FAMILIES row: the table is expanded from the
+ * rows, and each family's own name is its row's, so the language and the evaluator agree. */
+static void test_builtin_rows(void **state) {
+    (void)state;
+    for (int f = 0; f < FAM_COUNT; f++) {
+        const EvalFamily *ef = eval_family(f);
+        assert_non_null(ef);
+        if (strcmp(ef->name, family_name(f)) != 0)
+            fail_msg("family %d: its file names it '%s', its LANG_FAMILIES row '%s'", f, ef->name,
+                     family_name(f));
+        assert_int_equal(family_parse(ef->name), f);
+    }
+    assert_true(eval_family(toy) == &family_toy);
+    assert_string_equal(family_name(toy), "toy");
+}
+
 int main(void) {
     toy = eval_family_add(&family_toy); /* the one line */
     if (toy < 0) {
@@ -105,6 +121,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_trains),
         cmocka_unit_test(test_language_and_spec),
+        cmocka_unit_test(test_builtin_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
