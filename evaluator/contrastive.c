@@ -582,4 +582,5 @@ const EvalFamily family_contrastive = {
     .step = con_step,
     .curve_val = con_curve_val,
     .score = con_score,
+    .probe = eval_probe_std,
 };

@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../lang/lossprog.h"
 #include "eval.h"
 
 typedef struct EvalMetricDef {
@@ -29,6 +30,21 @@ typedef struct EvalSpecKey {
 } EvalSpecKey;
 
 struct Trainer; /* train.h: one run, as the hooks below see it */
+
+/* A probe batch (evaluator/probe.c): seeded loss inputs of B rows on which the search's gradient
+ * signatures and pre-check run a loss program without a model. A family's probe hook fills it:
+ * the shape of the loss program (B rows, C outputs per row, D embedding dims), the buffers
+ * (calloc'd by the hook, freed by probe.c, also when the hook fails part way), in pointing into
+ * them, and sig_vars. */
+typedef struct EvalProbe {
+    int B, C, D;
+    float *z, *y, *emb, *fed; /* outputs (B, C), targets (B), embeddings (2B, D), fed variables */
+    int *label;               /* (B) */
+    /* 0: the signature reads d loss / d z; else d loss / d var (B each, in VAR_ order) for each
+     * VAR_ bit: the fed variables that depend on the family's model (rl: logp v td ent). */
+    uint32_t sig_vars;
+    LossIn in;
+} EvalProbe;
 
 typedef struct EvalFamily {
     const char *name;  /* as in a task spec's "family", = family_name(id) */
@@ -82,7 +98,22 @@ typedef struct EvalFamily {
      * order. The trainer then takes val and test from the task's metric. It may fail the run
      * (res->ok = 0 with res->error). */
     void (*score)(struct Trainer *tr, EvalResult *res);
+
+    /* ---- the search's probes (probe.c) */
+    /* Fills b with a probe batch of B rows for C outputs (the task's; the family may normalise
+     * it) from r: the inputs it gives its loss programs, with outputs spread sd (a signature
+     * uses 2, the pre-check 1) and the trainer's l2 term at l2. in: the family's inputs (LIN_*).
+     * LD_OK, or an error with err (err may be NULL). The built-in families use eval_probe_std;
+     * NULL: no probe batch, so the search rejects every candidate of the family. */
+    int (*probe)(EvalProbe *b, unsigned in, int B, int C, float sd, float l2, LdRng *r, char *err);
 } EvalFamily;
+
+/* The probe batch of the built-in families, built from the inputs in they provide: logits
+ * N(0, sd^2) and labels (LIN_CLASS; C < 2 becomes 10), predictions and targets N(0, 1)
+ * (LIN_PRED), embeddings N(0, 1) of 8 dims with labels in 0..3 (LIN_EMB), the family's batch
+ * terms phys = bc = 1 (LIN_PHYS), and rl's fed variables (LIN_RL: logp in [log 0.05, 0], ent in
+ * [0.1, 0.7], the rest N(0, 1); the signature reads logp v td ent). */
+int eval_probe_std(EvalProbe *b, unsigned in, int B, int C, float sd, float l2, LdRng *r, char *err);
 
 /* The family with id fam (FAM_*, or an id eval_family_add returned), or NULL. */
 const EvalFamily *eval_family(int fam);

@@ -505,6 +505,7 @@ const EvalFamily family_physics = {
     .step = phys_step,
     .curve_val = phys_curve_val,
     .score = phys_score,
+    .probe = eval_probe_std,
 };
 
 /* ---------------------------------------------------------------------------------------------

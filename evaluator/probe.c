@@ -1,6 +1,7 @@
 /* probe.c: cheap looks at a loss before the search spends a training run on it: its gradient
  * signature on a fixed probe batch (to spot losses that behave alike) and a precheck that
- * optimises the predictions directly and asks whether the task's metric gets better. */
+ * optimises the predictions directly and asks whether the task's metric gets better. The probe
+ * batches are the family's (EvalFamily.probe); eval_probe_std is the built-in families' one. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -8,7 +9,7 @@
 
 #include "../common/lossd.h"
 #include "../lang/lossprog.h"
-#include "eval.h"
+#include "family.h"
 
 #define PROBE_SEED 0x9e0be5eedULL
 #define PROBE_B 32
@@ -17,34 +18,24 @@
 #define PRE_STEPS 50
 #define PRE_LR 0.1f
 
-/* The probe inputs for one family; buffers owned by the struct. */
+/* One family's probe inputs: the family's hook (EvalFamily.probe) filled p; probe.c frees it. */
 typedef struct Batch {
-    int fam, B, C, D;
-    float *z, *y, *emb;
-    float *fed; /* (6, B) rl: logp, ret, adv, v, td, ent (VAR_LOGP..VAR_ENT) */
-    int *label;
-    LossIn in;
+    int fam;
+    EvalProbe p;
 } Batch;
 
 static void batch_free(Batch *b) {
-    free(b->z);
-    free(b->y);
-    free(b->emb);
-    free(b->label);
-    free(b->fed);
+    free(b->p.z);
+    free(b->p.y);
+    free(b->p.emb);
+    free(b->p.label);
+    free(b->p.fed);
+    memset(&b->p, 0, sizeof b->p);
 }
 
-/* Fills a seeded batch from the inputs the family provides (lang_vocab): logits N(0, sd^2) and
- * labels (LIN_CLASS), predictions and targets N(0, 1) (LIN_PRED), embeddings N(0, 1) with labels
- * in 0..3 (LIN_EMB), and the family's own batch terms at 1 (LIN_PHYS: phys = bc = 1). l2 is 1 for
- * the signature and 0 for the precheck. */
-static int batch_init(Batch *b, int fam, int B, int C, float sd, float l2, uint64_t seed, char *err) {
-    LdRng r;
-    rng_seed(&r, seed);
+int eval_probe_std(EvalProbe *b, unsigned in, int B, int C, float sd, float l2, LdRng *r, char *err) {
     memset(b, 0, sizeof *b);
-    b->fam = fam;
     b->B = B;
-    unsigned in = lang_vocab(fam).inputs;
     b->C = (in & LIN_CLASS) ? (C >= 2 ? C : 10) : 1;
     b->D = (in & LIN_EMB) ? PROBE_D : 0;
     size_t nz = (size_t)B * b->C;
@@ -52,26 +43,22 @@ static int batch_init(Batch *b, int fam, int B, int C, float sd, float l2, uint6
     b->y = calloc((size_t)B, sizeof *b->y);
     b->label = calloc((size_t)B, sizeof *b->label);
     b->emb = b->D ? calloc((size_t)2 * B * b->D, sizeof *b->emb) : NULL;
-    if (!b->z || !b->y || !b->label || (b->D && !b->emb)) {
-        batch_free(b);
-        return ld_err(err, LD_ENOMEM, "probe: out of memory");
-    }
-    for (size_t k = 0; k < nz; k++) b->z[k] = sd * rng_normal(&r);
+    if (!b->z || !b->y || !b->label || (b->D && !b->emb)) return ld_err(err, LD_ENOMEM, "probe: out of memory");
+    for (size_t k = 0; k < nz; k++) b->z[k] = sd * rng_normal(r);
     for (int i = 0; i < B; i++) {
-        b->y[i] = rng_normal(&r);
-        b->label[i] = (int)rng_below(&r, (in & LIN_EMB) ? 4 : (uint32_t)b->C);
+        b->y[i] = rng_normal(r);
+        b->label[i] = (int)rng_below(r, (in & LIN_EMB) ? 4 : (uint32_t)b->C);
     }
-    for (int k = 0; k < 2 * B * b->D; k++) b->emb[k] = rng_normal(&r);
+    for (int k = 0; k < 2 * B * b->D; k++) b->emb[k] = rng_normal(r);
     if (in & LIN_RL) { /* log-probabilities in [log 0.05, 0], entropies in [0.1, 0.7], the rest N(0, 1) */
-        if (!(b->fed = calloc((size_t)6 * B, sizeof *b->fed))) {
-            batch_free(b);
-            return ld_err(err, LD_ENOMEM, "probe: out of memory");
-        }
-        for (int k = 0; k < 6 * B; k++) b->fed[k] = rng_normal(&r);
+        if (!(b->fed = calloc((size_t)6 * B, sizeof *b->fed))) return ld_err(err, LD_ENOMEM, "probe: out of memory");
+        for (int k = 0; k < 6 * B; k++) b->fed[k] = rng_normal(r);
         for (int i = 0; i < B; i++) {
-            b->fed[i] = logf(0.05f + 0.95f * (float)rng_uniform(&r));
-            b->fed[5 * B + i] = 0.1f + 0.6f * (float)rng_uniform(&r);
+            b->fed[i] = logf(0.05f + 0.95f * (float)rng_uniform(r));
+            b->fed[5 * B + i] = 0.1f + 0.6f * (float)rng_uniform(r);
         }
+        /* the signature: d/d(logp v td ent), the fed variables that depend on the model */
+        b->sig_vars = 1u << VAR_LOGP | 1u << VAR_V | 1u << VAR_TD | 1u << VAR_ENT;
     }
     int reg = (in & LIN_PRED) != 0;
     float own = (in & LIN_PHYS) ? 1.0f : 0.0f;
@@ -80,6 +67,20 @@ static int batch_init(Batch *b, int fam, int B, int C, float sd, float l2, uint6
                      .term[TERM_PHYS] = own, .term[TERM_BC] = own};
     for (int v = VAR_LOGP; v <= VAR_ENT && b->fed; v++) b->in.var[v] = b->fed + (size_t)(v - VAR_LOGP) * B;
     return LD_OK;
+}
+
+/* The family's probe batch: its hook fills b->p from a generator seeded with seed. */
+static int batch_init(Batch *b, int fam, int B, int C, float sd, float l2, uint64_t seed, char *err) {
+    const EvalFamily *f = eval_family(fam);
+    memset(b, 0, sizeof *b);
+    b->fam = fam;
+    if (!f || !f->probe)
+        return ld_err(err, LD_EINVAL, "the %s family has no probe batch (EvalFamily.probe)", family_name(fam));
+    LdRng r;
+    rng_seed(&r, seed);
+    int rc = f->probe(&b->p, lang_vocab(fam).inputs, B, C, sd, l2, &r, err);
+    if (rc) batch_free(b);
+    return rc;
 }
 
 /* The signature's probe batches are the same for every call with the same family and class
@@ -97,12 +98,12 @@ static const Batch *probe_batch(int family, int C) {
     const Batch *found = NULL;
     pthread_mutex_lock(&probe_cache.lock);
     for (int i = 0; i < probe_cache.n && !found; i++)
-        if (probe_cache.b[i].fam == family && probe_cache.b[i].C == C) found = &probe_cache.b[i];
+        if (probe_cache.b[i].fam == family && probe_cache.b[i].p.C == C) found = &probe_cache.b[i];
     if (!found && probe_cache.n < PROBE_CACHE &&
         batch_init(&probe_cache.b[probe_cache.n], family, PROBE_B, C, 2.0f, 1.0f, PROBE_SEED,
                    NULL) == LD_OK) {
         Batch *nb = &probe_cache.b[probe_cache.n];
-        if (nb->C == C) {
+        if (nb->p.C == C) {
             found = nb;
             probe_cache.n++;
         } else {
@@ -113,11 +114,20 @@ static const Batch *probe_batch(int family, int C) {
     return found;
 }
 
+/* Floats in the signature on probe batch b: d loss / d z (B*C) or the B rows of each variable
+ * in sig_vars, d loss / d emb (2B*D), then l2, phys and bc's. */
+static int sig_layout(const EvalProbe *b, int *nz) {
+    *nz = b->sig_vars ? b->B * __builtin_popcount(b->sig_vars) : b->B * b->C;
+    return *nz + 2 * b->B * b->D + 3;
+}
+
 int eval_signature_len(int family, int C) {
-    unsigned in = lang_vocab(family).inputs; /* the batch's shape, as batch_init makes it */
-    int c = (in & LIN_CLASS) ? (C >= 2 ? C : 10) : 1, d = (in & LIN_EMB) ? PROBE_D : 0;
-    if (in & LIN_RL) c = 4; /* d/d(logp v td ent) per row */
-    return PROBE_B * c + 2 * PROBE_B * d + 3;
+    Batch own = {0};
+    const Batch *shared = probe_batch(family, C);
+    if (!shared && batch_init(&own, family, PROBE_B, C, 2.0f, 1.0f, PROBE_SEED, NULL) != LD_OK) return 0;
+    int nz, len = sig_layout(shared ? &shared->p : &own.p, &nz);
+    batch_free(&own);
+    return len;
 }
 
 int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *err) {
@@ -128,34 +138,31 @@ int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *er
     int rc = LD_OK;
     if (!shared && (rc = batch_init(&own, family, PROBE_B, C, 2.0f, 1.0f, PROBE_SEED, err)))
         return rc;
-    const Batch b = shared ? *shared : own;
-    if ((rc = lossprog_new(e, family, b.B, b.C, b.D, &lp, err))) goto done;
+    const EvalProbe *b = shared ? &shared->p : &own.p;
+    if ((rc = lossprog_new(e, family, b->B, b->C, b->D, &lp, err))) goto done;
     LossOut out;
-    if (lossprog_run(lp, &b.in, &out) != LD_OK) {
+    if (lossprog_run(lp, &b->in, &out) != LD_OK) {
         rc = ld_err(err, LD_EFAILED, "the loss or its gradient is not finite on the probe batch");
         goto done;
     }
-    /* layout: dz (B*C), demb (2B*D), then g_l2, g_phys, g_bc */
-    int nz = b.B * b.C, ne = out.demb ? 2 * b.B * b.D : 0, len = nz + ne + 3;
+    /* layout (sig_layout): dz (B*C) or the sig_vars' gradients (B each), demb (2B*D), then
+     * g_l2, g_phys, g_bc */
+    int nz, len = sig_layout(b, &nz), ne = out.demb ? 2 * b->B * b->D : 0;
+    len -= 2 * b->B * b->D - ne;
     vec = malloc((size_t)len * sizeof *vec);
     if (!vec) {
         rc = ld_err(err, LD_ENOMEM, "probe: out of memory");
         goto done;
     }
-    for (int k = 0; k < nz; k++) vec[k] = out.dz[k];
-    if (b.fed) { /* rl: d/d(logp v td ent) instead of the (absent) outputs' gradient */
-        double *gv = malloc((size_t)(4 * b.B + ne + 3) * sizeof *gv);
-        if (!gv) {
-            rc = ld_err(err, LD_ENOMEM, "probe: out of memory");
-            goto done;
+    if (b->sig_vars) { /* gradients of the fed variables the family names, in VAR_ order */
+        int row = 0;
+        for (int v = 0; v < VAR_COUNT; v++) {
+            if (!(b->sig_vars >> v & 1u)) continue;
+            for (int i = 0; i < b->B; i++) vec[row * b->B + i] = out.g_var[v] ? out.g_var[v][i] : 0.0;
+            row++;
         }
-        static const int dep[4] = {VAR_LOGP, VAR_V, VAR_TD, VAR_ENT};
-        for (int j = 0; j < 4; j++)
-            for (int i = 0; i < b.B; i++) gv[j * b.B + i] = out.g_var[dep[j]] ? out.g_var[dep[j]][i] : 0.0;
-        free(vec);
-        vec = gv;
-        nz = 4 * b.B;
-        len = nz + ne + 3;
+    } else {
+        for (int k = 0; k < nz; k++) vec[k] = out.dz[k];
     }
     for (int k = 0; k < ne; k++) vec[nz + k] = out.demb[k];
     vec[nz + ne] = out.g_term[TERM_L2];
@@ -176,7 +183,7 @@ done:
     return rc;
 }
 
-static double accuracy(const Batch *b) {
+static double accuracy(const EvalProbe *b) {
     int hit = 0;
     for (int i = 0; i < b->B; i++) {
         const float *z = b->z + (size_t)i * b->C;
@@ -188,30 +195,31 @@ static double accuracy(const Batch *b) {
     return (double)hit / b->B;
 }
 
-static double mse(const Batch *b) {
+static double mse(const EvalProbe *b) {
     double s = 0;
     for (int i = 0; i < b->B; i++) s += (double)(b->z[i] - b->y[i]) * (b->z[i] - b->y[i]);
     return s / b->B;
 }
 
 int eval_precheck(const Expr *e, int family, int C, char *err) {
-    Batch b;
+    Batch own;
+    EvalProbe *b = &own.p;
     LossProg *lp = NULL;
-    int rc = batch_init(&b, family, PRE_B, C, 1.0f, 0.0f, PROBE_SEED + 1, err);
+    int rc = batch_init(&own, family, PRE_B, C, 1.0f, 0.0f, PROBE_SEED + 1, err);
     if (rc) return rc;
-    if ((rc = lossprog_new(e, family, b.B, b.C, b.D, &lp, err))) goto done;
+    if ((rc = lossprog_new(e, family, b->B, b->C, b->D, &lp, err))) goto done;
     /* Direct optimisation of the outputs means something where the outputs alone decide the
      * metric: class logits (accuracy) or predictions without the family's own batch terms (mse). */
     unsigned in = lang_vocab(family).inputs;
     if (in & LIN_RL) { /* a policy loss must move logp: up where the return or advantage is high */
         LossOut o;
-        if (lossprog_run(lp, &b.in, &o) != LD_OK) {
+        if (lossprog_run(lp, &b->in, &o) != LD_OK) {
             rc = ld_err(err, LD_EFAILED, "the loss or its gradient is not finite on the probe batch");
             goto done;
         }
-        const float *gl = o.g_var[VAR_LOGP], *ret = b.in.var[VAR_RET], *adv = b.in.var[VAR_ADV];
+        const float *gl = o.g_var[VAR_LOGP], *ret = b->in.var[VAR_RET], *adv = b->in.var[VAR_ADV];
         double sr = 0, sa = 0, ss = 0;
-        for (int i = 0; gl && i < b.B; i++) {
+        for (int i = 0; gl && i < b->B; i++) {
             sr -= (double)gl[i] * ret[i];
             sa -= (double)gl[i] * adv[i];
             ss += (double)gl[i] * gl[i];
@@ -222,12 +230,12 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
         goto done;
     }
     int cls = (in & LIN_CLASS) != 0, reg = (in & LIN_PRED) && !(in & LIN_PHYS), direct = cls || reg;
-    double m0 = cls ? accuracy(&b) : mse(&b), m1 = m0;
-    int nz = b.B * b.C, ne = 2 * b.B * b.D;
+    double m0 = cls ? accuracy(b) : mse(b), m1 = m0;
+    int nz = b->B * b->C, ne = 2 * b->B * b->D;
     LossOut out;
     for (int step = 0; step < PRE_STEPS; step++) {
-        b.in.t = (float)step / (PRE_STEPS - 1);
-        if (lossprog_run(lp, &b.in, &out) != LD_OK) {
+        b->in.t = (float)step / (PRE_STEPS - 1);
+        if (lossprog_run(lp, &b->in, &out) != LD_OK) {
             rc = ld_err(err, LD_EFAILED,
                         "the loss or its gradient is not finite at step %d of direct optimisation",
                         step);
@@ -240,7 +248,7 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
         }
         /* a step of fixed RMS size along the negative gradient */
         int emb = (in & LIN_EMB) != 0;
-        float *x = emb ? b.emb : b.z;
+        float *x = emb ? b->emb : b->z;
         const float *g = emb ? out.demb : out.dz;
         int nx = emb ? ne : nz;
         double ss = 0;
@@ -256,12 +264,12 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
         for (int k = 0; k < nx; k++) x[k] -= scale * g[k];
     }
     if (cls) {
-        m1 = accuracy(&b);
+        m1 = accuracy(b);
         if (!(m1 >= m0 + 0.1))
             rc = ld_err(err, LD_EFAILED,
                         "does not improve accuracy when optimised directly (%.2f -> %.2f)", m0, m1);
     } else if (reg) {
-        m1 = mse(&b);
+        m1 = mse(b);
         if (!(m1 <= 0.9 * m0))
             rc = ld_err(err, LD_EFAILED,
                         "does not reduce the squared error when optimised directly (%.3g -> %.3g)",
@@ -269,6 +277,6 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
     }
 done:
     lossprog_free(lp);
-    batch_free(&b);
+    batch_free(&own);
     return rc;
 }

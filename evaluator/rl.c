@@ -392,4 +392,5 @@ const EvalFamily family_rl = {
     .step = rl_step,
     .curve_val = rl_curve_val,
     .score = rl_score,
+    .probe = eval_probe_std,
 };

@@ -216,7 +216,7 @@ static void sup_score(Trainer *tr, EvalResult *res) {
 #define SUPERVISED_HOOKS                                                                           \
     .rng_salt = 0xba7c, .lr_schedule = TRAIN_LR_CONSTANT, .loss_shape = sup_loss_shape,             \
     .run_bytes = sup_run_bytes, .setup = sup_setup, .step = sup_step, .curve_val = sup_curve_val,   \
-    .score = sup_score
+    .score = sup_score, .probe = eval_probe_std
 
 static const char *const cls_known[] = {
     "focal(2)", "0.5*ce + 0.5*focal(2)", "smooth(0.1)", "poly1(1)", "ce - 0.1*entropy",

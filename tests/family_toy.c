@@ -170,4 +170,5 @@ const EvalFamily family_toy = {
     .step = toy_step,
     .curve_val = toy_curve_val,
     .score = toy_score,
+    .probe = eval_probe_std, /* the probe batch of its inputs: f and y */
 };
