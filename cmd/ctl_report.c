@@ -4,6 +4,8 @@
  * leaderboard and the final paired test of the re-evaluated leaders against the baseline. */
 #include "ctl_report.h"
 
+#include "../storage/store.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -466,74 +468,44 @@ static void section_table(Report *r, FILE *f) {
     fprintf(f, "</table>\n");
 }
 
-/* Exact two-sided sign-test p-value of w wins and l losses (ties dropped). */
-static double sign_test(int w, int l) {
-    int n = w + l, k = w < l ? w : l;
-    if (n == 0) return NAN;
-    double p = 0, c = 1; /* c = C(n, i) / 2^n, built up in the loop */
-    for (int i = 0; i < n; i++) c /= 2;
-    for (int i = 0; i <= k; i++) {
-        p += c;
-        c = c * (n - i) / (i + 1);
+/* Which tasks the final test counts (the holdout ones when the job has them, else the
+ * selection ones; never the runs at the user's horizon) and their metric's direction, for
+ * store_paired_test. */
+typedef struct PairCtx {
+    Report *r;
+    int holdout_only;
+} PairCtx;
+
+static int pair_keep(void *ctx, const char *task, int *lower) {
+    PairCtx *pc = ctx;
+    int is_hold = 0;
+    const cJSON *tk;
+    size_t tl = strlen(task);
+    if (tl > 8 && !strcmp(task + tl - 8, "@horizon")) return 0; /* the user's recipe: section_horizon */
+    cJSON_ArrayForEach(tk, cJSON_GetObjectItemCaseSensitive(pc->r->info, "tasks")) {
+        const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tk, "name"));
+        if (nm && strcmp(nm, task) == 0) is_hold = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tk, "holdout"));
     }
-    p *= 2;
-    return p > 1 ? 1 : p;
+    *lower = lower_better(pc->r, task);
+    return pc->holdout_only == is_hold;
 }
 
-/* Paired comparison of cand's test metric with the baseline's over evaluations that share task,
- * seed and steps; on holdout tasks when the job has them (the final re-evaluation), else on
- * the selection tasks. Writes one table row; returns 1 when there was anything to pair. */
+/* One row of the final paired test of cand against the baseline (store_paired_test's numbers:
+ * the leaderboard's semantics, storage/leaderboard.c). Returns 1 when there was anything to
+ * pair. */
 static int paired_row(Report *r, FILE *f, const cJSON *cand, const cJSON *base, int holdout_only) {
-    const cJSON *e, *g;
-    double d[512], sum = 0;
-    int n = 0, w = 0, l = 0, t = 0;
-    const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(r->info, "tasks");
-    cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(cand, "evaluations")) {
-        const char *tn = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "task_name"));
-        const char *seed = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "seed"));
-        const char *st = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "status"));
-        if (!tn || !seed || !st || strcmp(st, "ok") != 0 || n >= 512) continue;
-        size_t tl = strlen(tn);
-        if (tl > 8 && !strcmp(tn + tl - 8, "@horizon")) continue; /* the user's recipe: section_horizon */
-        int is_hold = 0;
-        const cJSON *tk;
-        cJSON_ArrayForEach(tk, tasks) {
-            const char *nm = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tk, "name"));
-            if (nm && strcmp(nm, tn) == 0) {
-                is_hold = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tk, "holdout"));
-            }
-        }
-        if (holdout_only != is_hold) continue;
-        cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(base, "evaluations")) {
-            const char *gt = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(g, "task_name"));
-            const char *gs = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(g, "seed"));
-            const char *gst = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(g, "status"));
-            if (!gt || !gs || !gst || strcmp(gt, tn) || strcmp(gs, seed) || strcmp(gst, "ok") ||
-                jnum(g, "steps") != jnum(e, "steps"))
-                continue;
-            double diff = jnum(e, "test") - jnum(g, "test");
-            if (lower_better(r, tn)) diff = -diff;
-            if (!isfinite(diff)) break;
-            d[n++] = diff;
-            sum += diff;
-            w += diff > 1e-12;
-            l += diff < -1e-12;
-            t += fabs(diff) <= 1e-12;
-            break;
-        }
-    }
-    if (n == 0) return 0;
-    double mean = sum / n, ss = 0;
-    for (int i = 0; i < n; i++) ss += (d[i] - mean) * (d[i] - mean);
-    double sd = n > 1 ? sqrt(ss / (n - 1)) : NAN, tstat = sd > 0 ? mean / (sd / sqrt(n)) : NAN;
-    char b1[32], b2[32], b3[32], b4[32];
+    PairCtx pc = {r, holdout_only};
+    StorePaired sp;
+    if (!store_paired_test(cJSON_GetObjectItemCaseSensitive(cand, "evaluations"),
+                           cJSON_GetObjectItemCaseSensitive(base, "evaluations"), pair_keep, &pc, &sp))
+        return 0;
+    char b1[32], b2[32], b3[32];
     fprintf(f, "<tr><td>%.0f:%.0f</td><td><code>", (double)r->job, jnum(cand, "cand"));
     esc(f, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(cand, "expr")));
     fprintf(f, "</code></td><td class=\"num\">%d</td><td class=\"num diff\">%+.4g</td><td class=\"num\">%s</td>"
                "<td class=\"num\">%s</td><td class=\"num\">%d / %d / %d</td><td class=\"num\">%s</td></tr>\n",
-            n, mean, num(b1, sizeof b1, sd), n > 1 ? num(b2, sizeof b2, tstat) : "-", w, l, t,
-            num(b3, sizeof b3, sign_test(w, l)));
-    (void)b4;
+            sp.n, sp.mean, num(b1, sizeof b1, sp.sd), sp.n > 1 ? num(b2, sizeof b2, sp.t) : "-", sp.wins,
+            sp.losses, sp.ties, num(b3, sizeof b3, sp.p));
     return 1;
 }
 

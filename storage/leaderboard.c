@@ -1,8 +1,9 @@
 /* leaderboard.c: the leaderboard's semantics in one place (store.h, store_leaderboard): what a
  * job's entries show (mean and spread of the selection metric, or of any metric the runs
  * report, over the candidate's runs; a single run has no spread), how they rank (fitness, or
- * the chosen metric in its direction), and the baseline's row. The RPC handler, lossctl, the
- * HTML report and the Python client all show these numbers and compute none of them. */
+ * the chosen metric in its direction), the baseline's row, and the final paired test against
+ * the baseline (store_paired_test). The RPC handler, lossctl, the HTML report and the Python
+ * client all show these numbers and compute none of them. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -354,4 +355,57 @@ done:
     cJSON_Delete(entries);
     cJSON_Delete(all);
     return rc;
+}
+
+/* The exact two-sided sign test: P(a split at least as uneven as w : l) under a fair coin. */
+static double sign_test(int w, int l) {
+    int n = w + l, k = w < l ? w : l;
+    if (n == 0) return NAN;
+    double p = 0, c = 1; /* c = C(n, i) / 2^n, built up in the loop */
+    for (int i = 0; i < n; i++) c /= 2;
+    for (int i = 0; i <= k; i++) {
+        p += c;
+        c = c * (n - i) / (i + 1);
+    }
+    p *= 2;
+    return p > 1 ? 1 : p;
+}
+
+int store_paired_test(const cJSON *cand_evs, const cJSON *base_evs,
+                      int (*keep)(void *ctx, const char *task, int *lower_better), void *ctx,
+                      StorePaired *out) {
+    double d[STORE_PAIRED_MAX], sum = 0;
+    int n = 0;
+    const cJSON *e, *g;
+    memset(out, 0, sizeof *out);
+    cJSON_ArrayForEach(e, cand_evs) {
+        const char *tn = str(e, "task_name"), *seed = str(e, "seed"), *st = str(e, "status");
+        int lower = 0;
+        if (!tn || !seed || !st || strcmp(st, "ok") != 0 || n >= STORE_PAIRED_MAX) continue;
+        if (!keep(ctx, tn, &lower)) continue;
+        cJSON_ArrayForEach(g, base_evs) {
+            const char *gt = str(g, "task_name"), *gs = str(g, "seed"), *gst = str(g, "status");
+            if (!gt || !gs || !gst || strcmp(gt, tn) || strcmp(gs, seed) || strcmp(gst, "ok") ||
+                num(g, "steps") != num(e, "steps"))
+                continue;
+            double diff = num(e, "test") - num(g, "test");
+            if (lower) diff = -diff;
+            if (!isfinite(diff)) break;
+            d[n++] = diff;
+            sum += diff;
+            out->wins += diff > 1e-12;
+            out->losses += diff < -1e-12;
+            out->ties += fabs(diff) <= 1e-12;
+            break;
+        }
+    }
+    out->n = n;
+    if (n == 0) return 0;
+    double mean = sum / n, ss = 0;
+    for (int i = 0; i < n; i++) ss += (d[i] - mean) * (d[i] - mean);
+    out->mean = mean;
+    out->sd = n > 1 ? sqrt(ss / (n - 1)) : NAN;
+    out->t = out->sd > 0 ? mean / (out->sd / sqrt(n)) : NAN;
+    out->p = sign_test(out->wins, out->losses);
+    return n;
 }

@@ -262,6 +262,24 @@ typedef struct StoreLbQuery {
  * runs with rank null. A family's entries are store_leaderboard_family's. */
 int store_leaderboard(Store *s, const StoreLbQuery *q, cJSON **out, char *err);
 
+/* The final paired test of a candidate against the baseline (`lossctl report`'s last section;
+ * its numbers are computed here, not by the report). cand_evs and base_evs are candidate.get's
+ * "evaluations" (borrowed). A pair is an "ok" evaluation of each with the same task_name, seed
+ * and steps, on a task keep accepts (keep(ctx, task name, &lower_better) returns 1 to count the
+ * task and says its metric's direction); its difference is the test metric, candidate minus
+ * baseline, negated where lower is better (positive: the candidate is better). At most
+ * STORE_PAIRED_MAX pairs. mean; sd the sample deviation (NaN for one pair); t = mean / (sd /
+ * sqrt(n)) (NaN when sd is NaN or 0); wins, losses and ties (|difference| <= 1e-12); p the exact
+ * two-sided sign test over wins and losses (NaN without any). Returns n (0: nothing pairs). */
+#define STORE_PAIRED_MAX 512
+typedef struct StorePaired {
+    int n, wins, losses, ties;
+    double mean, sd, t, p;
+} StorePaired;
+int store_paired_test(const cJSON *cand_evs, const cJSON *base_evs,
+                      int (*keep)(void *ctx, const char *task, int *lower_better), void *ctx,
+                      StorePaired *out);
+
 /* Up to k best distinct expressions earlier jobs found for family: those tried on the task with
  * task_hash first (0: none preferred), ranked as in store_leaderboard_family, then family-wide
  * ones. *exprs owned (store_strv_free), NULL when *n is 0. */
