@@ -4,6 +4,7 @@
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -678,6 +679,29 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
 
 /* ---- show ----------------------------------------------------------------------------------- */
 
+/* printf of whole lines (fmt ends in "\n") without the spaces that padding a last column or an
+ * empty end of a chart row leaves before the newline. */
+static void outf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void outf(const char *fmt, ...) {
+    char small[1024], *buf = small;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n >= sizeof small) {
+        if (!(buf = malloc((size_t)n + 1))) return;
+        va_start(ap, fmt);
+        vsnprintf(buf, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    int end = n;
+    while (end > 0 && (buf[end - 1] == '\n' || buf[end - 1] == ' ')) end--;
+    fwrite(buf, 1, (size_t)end, stdout);
+    putchar('\n');
+    if (buf != small) free(buf);
+}
+
 /* Draws ys[0..n) as a chart height rows tall, at most width columns, with the range labelled on
  * the left. Unicode eighth blocks when utf8, else ASCII. */
 static void draw_chart(const double *ys, int n, int height, int width, int utf8, double x0,
@@ -688,7 +712,7 @@ static void draw_chart(const double *ys, int n, int height, int width, int utf8,
     for (int i = 0; i < n; i++)
         if (isfinite(ys[i])) lo = fmin(lo, ys[i]), hi = fmax(hi, ys[i]);
     if (!isfinite(lo)) {
-        printf("    (no finite points)\n");
+        outf("    (no finite points)\n");
         return;
     }
     if (hi - lo < 1e-12) hi = lo + 1e-12;
@@ -700,7 +724,8 @@ static void draw_chart(const double *ys, int n, int height, int width, int utf8,
         char label[32] = "";
         if (r == height - 1) fmt_num(label, sizeof label, hi);
         if (r == 0) fmt_num(label, sizeof label, lo);
-        printf("  %9s %s", label, utf8 ? "┤" : "|");
+        char row[64 * 3 * 4 + 64];
+        size_t len = (size_t)snprintf(row, sizeof row, "  %9s %s", label, utf8 ? "┤" : "|");
         for (int c = 0; c < cols; c++) {
             /* column c shows the point nearest to its position on the step axis */
             int i = rep > 1 ? c / rep : cols == 1 ? 0 : (int)((double)c * (n - 1) / (cols - 1) + 0.5);
@@ -709,16 +734,18 @@ static void draw_chart(const double *ys, int n, int height, int width, int utf8,
             if (isfinite(y) && level == 0) level = 1; /* the minimum still shows */
             int fill = level - r * 8;
             fill = fill < 0 ? 0 : fill > 8 ? 8 : fill;
-            fputs(utf8 ? blocks[fill] : ascii[fill], stdout);
+            const char *b = utf8 ? blocks[fill] : ascii[fill];
+            size_t bl = strlen(b);
+            if (len + bl < sizeof row) memcpy(row + len, b, bl + 1), len += bl;
         }
-        putchar('\n');
+        outf("%s\n", row);
     }
     if (x1 > x0) { /* the step axis: first and last step under the ends of the plot */
         char a[32], b[32];
         snprintf(a, sizeof a, "%.0f", x0);
         snprintf(b, sizeof b, "%.0f", x1);
         int gap = cols - (int)strlen(a) - (int)strlen(b);
-        printf("  %9s  %s%*s%s  step\n", "", a, gap > 1 ? gap : 1, "", b);
+        outf("  %9s  %s%*s%s  step\n", "", a, gap > 1 ? gap : 1, "", b);
     }
 }
 
@@ -728,7 +755,7 @@ static void show_curve(const cJSON *result, int utf8) {
     const cJSON *curve = cJSON_GetObjectItemCaseSensitive(result, "curve");
     int n = cJSON_GetArraySize(curve);
     if (n <= 0) {
-        printf("  (no learning curve)\n");
+        outf("  (no learning curve)\n");
         return;
     }
     double *loss = calloc((size_t)n, sizeof *loss), *val = calloc((size_t)n, sizeof *val);
@@ -754,10 +781,10 @@ static void show_curve(const cJSON *result, int utf8) {
     int width = term_cols() ? term_cols() - 16 : 64;
     if (width > 64) width = 64;
     if (width < 8) width = 8;
-    printf("  validation %s over %.0f steps (%d points)\n", ctl_str(result, "metric", "metric"),
+    outf("  validation %s over %.0f steps (%d points)\n", ctl_str(result, "metric", "metric"),
            last_step, n);
     draw_chart(val, n, 6, width, utf8, 0, 0);
-    printf("  training loss\n");
+    outf("  training loss\n");
     draw_chart(loss, n, 4, width, utf8, first_step, last_step);
 done:
     free(loss);
@@ -785,9 +812,9 @@ static int cmd_show(Ctl *ctl, int argc, char **argv) {
         return 0;
     }
     int utf8 = ctl_utf8();
-    printf("candidate  %lld:%lld\n", (long long)job, (long long)cand);
-    printf("expression %s\n", ctl_str(res, "expr", "?"));
-    printf("fitness    %s\n", fmt_num(b1, sizeof b1, num_or_nan(res, "fitness")));
+    outf("candidate  %lld:%lld\n", (long long)job, (long long)cand);
+    outf("expression %s\n", ctl_str(res, "expr", "?"));
+    outf("fitness    %s\n", fmt_num(b1, sizeof b1, num_or_nan(res, "fitness")));
     const cJSON *parents = cJSON_GetObjectItemCaseSensitive(res, "parents");
     const char *op = ctl_str(res, "op", NULL);
     printf("lineage    %s", op ? op : (cJSON_GetArraySize(parents) ? "from" : "initial population"));
@@ -805,12 +832,12 @@ static int cmd_show(Ctl *ctl, int argc, char **argv) {
         cJSON_ArrayForEach(anc, lin) {
             char id[40];
             if (shown++ == 8 && nlin > 9) { /* the nearest ones tell the story */
-                printf("           %s (%d older ancestors: lossctl --json show %lld:%lld)\n",
+                outf("           %s (%d older ancestors: lossctl --json show %lld:%lld)\n",
                        utf8 ? "…" : "...", nlin - 8, (long long)job, (long long)cand);
                 break;
             }
             snprintf(id, sizeof id, "%lld:%.0f", (long long)job, ctl_num(anc, "cand", 0));
-            printf("           %s %-8s %-11s %-9s %s\n", utf8 ? "←" : "<-", id,
+            outf("           %s %-8s %-11s %-9s %s\n", utf8 ? "←" : "<-", id,
                    ctl_str(anc, "op", ""), fmt_num(b1, sizeof b1, num_or_nan(anc, "fitness")),
                    ctl_str(anc, "expr", ""));
         }
@@ -826,9 +853,9 @@ static int cmd_show(Ctl *ctl, int argc, char **argv) {
     }
     const cJSON *evals = cJSON_GetObjectItemCaseSensitive(res, "evaluations");
     int ne = cJSON_GetArraySize(evals);
-    printf("\nevaluations (%d)\n", ne);
+    outf("\nevaluations (%d)\n", ne);
     if (ne > 0)
-        printf("  %-14s  %-20s  %6s  %-12s  %-8s  %-8s  %8s\n", "TASK", "SEED", "STEPS", "METRIC",
+        outf("  %-14s  %-20s  %6s  %-12s  %-8s  %-8s  %8s\n", "TASK", "SEED", "STEPS", "METRIC",
                "VAL", "TEST", "WALL");
     const cJSON *ev, *best_curve = NULL;
     int best_steps = -1;
@@ -861,19 +888,19 @@ static int cmd_show(Ctl *ctl, int argc, char **argv) {
     const cJSON *m = best_curve ? cJSON_GetObjectItemCaseSensitive(best_curve, "metrics") : NULL;
     if ((cJSON_IsObject(m) || cJSON_IsArray(m)) && m->child) {
         /* {name: {val, test}} or [{name, val, test}] */
-        printf("\nmetrics of the curve's run\n  %-20s %-8s  %-8s\n", "METRIC", "VAL", "TEST");
+        outf("\nmetrics of the curve's run\n  %-20s %-8s  %-8s\n", "METRIC", "VAL", "TEST");
         const cJSON *mm;
         cJSON_ArrayForEach(mm, m) {
             const char *name = mm->string ? mm->string : ctl_str(mm, "name", "?");
             if (cJSON_IsNumber(mm))
-                printf("  %-20s %-8s\n", name, fmt_num(b1, sizeof b1, mm->valuedouble));
+                outf("  %-20s %-8s\n", name, fmt_num(b1, sizeof b1, mm->valuedouble));
             else if (cJSON_IsObject(mm))
-                printf("  %-20s %-8s  %-8s\n", name, fmt_num(b1, sizeof b1, num_or_nan(mm, "val")),
+                outf("  %-20s %-8s  %-8s\n", name, fmt_num(b1, sizeof b1, num_or_nan(mm, "val")),
                        fmt_num(b2, sizeof b2, num_or_nan(mm, "test")));
         }
     }
     if (best_curve) {
-        printf("\nlearning curve\n");
+        outf("\nlearning curve\n");
         show_curve(best_curve, utf8);
     }
     cJSON_Delete(res);

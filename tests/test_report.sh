@@ -60,6 +60,23 @@ for name, ok, detail in res:
 PY
 )
 
+# The leaderboard's lineage is the candidate's own (issue 19: an add_term child once read
+# "parents": [] in leaderboard.query while show traced its ancestors), and show's lines end
+# without padding.
+mism=""; notrail=0
+for c in $(echo "$lb" | json '" ".join(str(e["cand"]) for e in d["entries"])'); do
+    lp=$(echo "$lb" | json "[e['parents'] for e in d['entries'] if e['cand'] == $c][0]")
+    sp=$(ctl --json show "$J:$c" | json 'd["parents"]')
+    op=$(echo "$lb" | json "[e['op'] for e in d['entries'] if e['cand'] == $c][0]")
+    case "$op" in known|baseline|seed|warm|random|panel) ;; *) [ "$lp" != "[]" ] || mism="$mism $c($op: no parents)" ;; esac
+    [ "$lp" = "$sp" ] || mism="$mism $c(leaderboard $lp, show $sp)"
+    ctl show "$J:$c" | grep -q ' $' && notrail=$((notrail + 1))
+done
+[ -z "$mism" ]
+check "every leaderboard entry's parents are show's, and a made candidate has some" $? "$mism"
+[ "$notrail" = 0 ]
+check "show pads no line with trailing spaces" $? "$notrail candidates' show output had some"
+
 # A real browser renders it: its DOM still holds the plots and their marks.
 CHROME=$(command -v chromium || command -v chromium-browser || command -v google-chrome || true)
 if [ -z "$CHROME" ]; then
