@@ -254,19 +254,13 @@ static double con_alignment(ConRun *r, const Dataset *q, int *idx, uint64_t seed
 
 static float con_l2(const Mlp *m) {
     double s = 0;
-    for (int l = 0; l < m->nlin; l++) {
-        size_t n = (size_t)m->dim[l] * m->dim[l + 1];
-        for (size_t i = 0; i < n; i++) s += (double)m->w[l][i] * m->w[l][i];
-    }
+    for (int l = 0; l < m->nlin; l++) s = train_l2_add(s, m->w[l], (size_t)m->dim[l] * m->dim[l + 1]);
     return (float)(0.5 * s);
 }
 
 static void con_l2_backward(const Mlp *m, const Mlp *g, float gl2) {
     if (gl2 == 0.0f) return;
-    for (int l = 0; l < m->nlin; l++) {
-        size_t n = (size_t)m->dim[l] * m->dim[l + 1];
-        for (size_t i = 0; i < n; i++) g->w[l][i] += gl2 * m->w[l][i];
-    }
+    for (int l = 0; l < m->nlin; l++) train_l2_backward(g->w[l], m->w[l], (size_t)m->dim[l] * m->dim[l + 1], gl2);
 }
 
 /* Next B training rows of the seeded epoch order (reshuffled each epoch). */

@@ -269,15 +269,13 @@ static void pnet_backward(PhysNet *net, const float *gu, int n) {
 /* l2 term: 0.5 * sum of squared weight-matrix entries (biases are not decayed). */
 static float pnet_l2(const PhysNet *net) {
     double s = 0;
-    for (int l = 0; l < net->nlayer; l++)
-        for (int i = 0; i < net->dim[l] * net->dim[l + 1]; i++) s += (double)net->w[l][i] * net->w[l][i];
+    for (int l = 0; l < net->nlayer; l++) s = train_l2_add(s, net->w[l], (size_t)net->dim[l] * net->dim[l + 1]);
     return (float)(0.5 * s);
 }
 
 static void pnet_l2_backward(PhysNet *net, float g) {
     if (g == 0.0f) return;
-    for (int l = 0; l < net->nlayer; l++)
-        for (int i = 0; i < net->dim[l] * net->dim[l + 1]; i++) net->gw[l][i] += g * net->w[l][i];
+    for (int l = 0; l < net->nlayer; l++) train_l2_backward(net->gw[l], net->w[l], (size_t)net->dim[l] * net->dim[l + 1], g);
 }
 
 /* ---------------------------------------------------------------------------------------------

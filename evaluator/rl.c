@@ -295,10 +295,8 @@ static double weights_l2(const Mlp *m, const Mlp *g, float coef) {
     double sum = 0;
     for (int l = 0; l < m->nlin; l++) {
         size_t nw = (size_t)m->dim[l] * m->dim[l + 1];
-        for (size_t k = 0; k < nw; k++) {
-            if (g) g->w[l][k] += coef * m->w[l][k];
-            else sum += (double)m->w[l][k] * m->w[l][k];
-        }
+        if (g) train_l2_backward(g->w[l], m->w[l], nw, coef);
+        else sum = train_l2_add(sum, m->w[l], nw);
     }
     return 0.5 * sum;
 }

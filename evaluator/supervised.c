@@ -166,10 +166,7 @@ static int sup_step(Trainer *tr, float *loss) {
     in.z = qat ? quant_qat_forward(&s->qat, s->xb, B, 1) : mlp_forward(m, &s->acts, s->xb, B);
     if (tr->use_l2) {
         double sum = 0;
-        for (int l = 0; l < m->nlin; l++) {
-            size_t nw = (size_t)m->dim[l] * m->dim[l + 1];
-            for (size_t k = 0; k < nw; k++) sum += m->w[l][k] * m->w[l][k];
-        }
+        for (int l = 0; l < m->nlin; l++) sum = train_l2_add(sum, m->w[l], (size_t)m->dim[l] * m->dim[l + 1]);
         in.term[TERM_L2] = (float)(0.5 * sum);
     }
     int rc = train_loss(tr, &in, &out);
@@ -177,12 +174,9 @@ static int sup_step(Trainer *tr, float *loss) {
     if (rc != LD_OK) return LD_EFAILED;
     if (qat) quant_qat_backward(&s->qat, &s->g, out.dz, B); /* overwrites every gradient */
     else mlp_backward(m, &s->acts, &s->g, s->xb, out.dz, B); /* overwrites every gradient */
-    if (tr->use_l2 && out.g_term[TERM_L2] != 0) {
-        for (int l = 0; l < m->nlin; l++) {
-            size_t nw = (size_t)m->dim[l] * m->dim[l + 1];
-            for (size_t k = 0; k < nw; k++) s->g.w[l][k] += out.g_term[TERM_L2] * m->w[l][k];
-        }
-    }
+    if (tr->use_l2 && out.g_term[TERM_L2] != 0)
+        for (int l = 0; l < m->nlin; l++)
+            train_l2_backward(s->g.w[l], m->w[l], (size_t)m->dim[l] * m->dim[l + 1], out.g_term[TERM_L2]);
     return LD_OK;
 }
 

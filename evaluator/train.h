@@ -86,6 +86,18 @@ const float *train_forward(Trainer *tr, const Mlp *m, MlpActs *a, const float *x
  * moments come from tr->arena. LD_OK, or LD_ENOMEM with err. */
 int train_group(Trainer *tr, float *params, float *grads, size_t n, const TrainSpec *ts, char *err);
 
+/* The l2 term (weight decay), computed one way in every family: train_l2_add returns acc plus the
+ * sum of the squares of the n weights w, each product and the running sum in double (the term is
+ * then (float)(0.5 * the sum over the family's weight blocks)); train_l2_backward adds g * w to
+ * their gradients gw (g: LossOut.g_term[TERM_L2]). */
+static inline double train_l2_add(double acc, const float *w, size_t n) {
+    for (size_t k = 0; k < n; k++) acc += (double)w[k] * w[k];
+    return acc;
+}
+static inline void train_l2_backward(float *gw, const float *w, size_t n, float g) {
+    for (size_t k = 0; k < n; k++) gw[k] += g * w[k];
+}
+
 /* For a family's step: runs the run's loss on in. */
 static inline int train_loss(Trainer *tr, const LossIn *in, LossOut *out) {
     return tr->loss.fn(tr->loss.ctx, in, out);
