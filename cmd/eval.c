@@ -126,10 +126,6 @@ int eval_main(int argc, char **argv) {
     EvalResult res;
     int rc;
     if (trace_path) {
-        if (task_family(t) != FAM_CLASSIFICATION && task_family(t) != FAM_REGRESSION) {
-            fprintf(stderr, "lossd eval: --dump-trace: only classification and regression tasks\n");
-            goto done;
-        }
         rc = eval_run_trace(t, e, &opt, &res, &trace, err);
     } else {
         rc = eval_run(t, e, &opt, &res, err);

@@ -82,9 +82,12 @@ int eval_metric_direction(const char *family, const char *metric, int *higher_be
 /* Matrix-product flops of one training step of t's model (forward, weight gradients, input
  * gradients of every layer but the first): the benchmark's GFLOP/s. */
 double eval_step_flops(const Task *t);
-/* eval_run with the parity trace bench/parity.py replays in PyTorch (classification and
- * regression only, else LD_EINVAL): on LD_OK *trace is owned JSON {dims, activation, family,
- * optimizer, lr, ..., params, batches, losses, train, val, val_metric, metric, y_std}. */
+/* eval_run with a trace of the run, for every family: on LD_OK *trace is owned JSON. The MLP
+ * families (classification, regression) give the parity trace bench/parity.py replays in
+ * PyTorch {dims, activation, family, optimizer, lr, ..., params, batches, losses, train, val,
+ * val_metric, metric, y_std}; the others the common one {family, optimizer, lr, momentum,
+ * beta1, beta2, eps, batch, steps, groups: [{n, params, final}], losses, curve: [[step, loss,
+ * val]], val_metric, metric} (EvalFamily.trace). */
 int eval_run_trace(const Task *t, const Expr *loss, const EvalOpts *opt, EvalResult *res,
                    cJSON **trace, char *err);
 

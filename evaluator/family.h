@@ -29,7 +29,8 @@ typedef struct EvalSpecKey {
     double lo, hi;
 } EvalSpecKey;
 
-struct Trainer; /* train.h: one run, as the hooks below see it */
+struct Trainer;    /* train.h: one run, as the hooks below see it */
+struct EvalTrace;  /* internal.h: what a traced run recorded */
 
 /* A probe batch (evaluator/probe.c): seeded loss inputs of B rows on which the search's gradient
  * signatures and pre-check run a loss program without a model. A family's probe hook fills it:
@@ -106,6 +107,13 @@ typedef struct EvalFamily {
      * LD_OK, or an error with err (err may be NULL). The built-in families use eval_probe_std;
      * NULL: no probe batch, so the search rejects every candidate of the family. */
     int (*probe)(EvalProbe *b, unsigned in, int B, int C, float sd, float l2, LdRng *r, char *err);
+
+    /* ---- `lossd eval --dump-trace` (inspect.c) */
+    /* The family's own trace of a finished run of steps steps (owned JSON), for a replay
+     * elsewhere (the MLP families': bench/parity.py's layout). NULL: the common trace every
+     * family gets (inspect.c: settings, every parameter group's initial and final values,
+     * every step's loss, the curve). */
+    cJSON *(*trace)(const Task *t, const struct EvalTrace *tr, int steps, const EvalResult *res);
 } EvalFamily;
 
 /* The probe batch of the built-in families, built from the inputs in they provide: logits

@@ -24,27 +24,19 @@ double eval_step_flops(const Task *t) {
     return f;
 }
 
-static cJSON *float_array(const float *v, size_t n) {
+cJSON *eval_json_floats(const float *v, size_t n) {
     cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    for (size_t i = 0; v && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
     return a;
 }
 
-static cJSON *int_array(const int *v, size_t n) {
+cJSON *eval_json_ints(const int *v, size_t n) {
     cJSON *a = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
+    for (size_t i = 0; v && i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(v[i]));
     return a;
 }
 
-/* The parity trace: everything bench/parity.py needs to replay the run in PyTorch. */
-static cJSON *trace_json(const Task *t, const EvalTrace *tr, int steps, const EvalResult *res) {
-    cJSON *o = cJSON_CreateObject();
-    Mlp m;
-    mlp_bind(&m, &t->model, t->train.d, task_outputs(t), tr->init);
-    cJSON *dims = cJSON_AddArrayToObject(o, "dims");
-    for (int l = 0; l <= m.nlin; l++) cJSON_AddItemToArray(dims, cJSON_CreateNumber(m.dim[l]));
-    static const char *const acts[] = {"relu", "tanh", "gelu"};
-    cJSON_AddStringToObject(o, "activation", acts[t->model.act]);
+void eval_trace_settings(cJSON *o, const Task *t) {
     cJSON_AddStringToObject(o, "family", family_name(t->family));
     cJSON_AddStringToObject(o, "optimizer", t->train_spec.optimizer == OPT_SGD ? "sgd" : "adam");
     cJSON_AddNumberToObject(o, "lr", t->train_spec.lr);
@@ -53,43 +45,53 @@ static cJSON *trace_json(const Task *t, const EvalTrace *tr, int steps, const Ev
     cJSON_AddNumberToObject(o, "beta2", t->train_spec.beta2);
     cJSON_AddNumberToObject(o, "eps", t->train_spec.adam_eps);
     cJSON_AddNumberToObject(o, "batch", t->train_spec.batch);
-    cJSON_AddNumberToObject(o, "steps", steps);
-    cJSON_AddItemToObject(o, "params", float_array(tr->init, m.nparams));
-    cJSON_AddItemToObject(o, "batches", int_array(tr->batches, (size_t)res->steps * t->train_spec.batch));
-    cJSON_AddItemToObject(o, "losses", float_array(tr->losses, (size_t)res->steps));
-    const Dataset *sp[2] = {&t->train, &t->val};
-    const char *nm[2] = {"train", "val"};
-    for (int s = 0; s < 2; s++) {
-        cJSON *d = cJSON_AddObjectToObject(o, nm[s]);
-        cJSON_AddItemToObject(d, "x", float_array(sp[s]->x, (size_t)sp[s]->n * sp[s]->d));
-        if (sp[s]->label) cJSON_AddItemToObject(d, "label", int_array(sp[s]->label, (size_t)sp[s]->n));
-        if (sp[s]->y) cJSON_AddItemToObject(d, "y", float_array(sp[s]->y, (size_t)sp[s]->n));
+}
+
+/* The trace every family gets (EvalFamily.trace NULL): the training settings, every parameter
+ * group's initial and final values (in the family's own layout), every step's loss and the
+ * curve, the selection metric on val. */
+static cJSON *trace_common(const Task *t, const EvalTrace *tr, const EvalResult *res) {
+    cJSON *o = cJSON_CreateObject();
+    eval_trace_settings(o, t);
+    cJSON_AddNumberToObject(o, "steps", res->steps);
+    cJSON *groups = cJSON_AddArrayToObject(o, "groups");
+    for (int g = 0; g < tr->ngroups; g++) {
+        cJSON *gj = cJSON_CreateObject();
+        cJSON_AddItemToArray(groups, gj);
+        cJSON_AddNumberToObject(gj, "n", (double)tr->group_n[g]);
+        cJSON_AddItemToObject(gj, "params", eval_json_floats(tr->group_init[g], tr->group_n[g]));
+        cJSON_AddItemToObject(gj, "final", eval_json_floats(tr->group_final[g], tr->group_n[g]));
+    }
+    cJSON_AddItemToObject(o, "losses", eval_json_floats(tr->losses, (size_t)res->steps));
+    cJSON *curve = cJSON_AddArrayToObject(o, "curve");
+    for (int i = 0; i < res->ncurve; i++) {
+        const float pt[3] = {(float)res->curve[i].step, res->curve[i].loss, res->curve[i].val};
+        cJSON_AddItemToArray(curve, eval_json_floats(pt, 3));
     }
     cJSON_AddNumberToObject(o, "val_metric", res->val);
     cJSON_AddStringToObject(o, "metric", res->metric);
-    cJSON_AddNumberToObject(o, "y_std", t->y_std);
     return o;
 }
 
 int eval_run_trace(const Task *t, const Expr *loss, const EvalOpts *opt, EvalResult *res,
                    cJSON **trace, char *err) {
     *trace = NULL;
-    if (t->family != FAM_CLASSIFICATION && t->family != FAM_REGRESSION)
-        return ld_err(err, LD_EINVAL, "--dump-trace: only classification and regression tasks");
-    int nsteps = opt->steps > 0 ? opt->steps : t->train_spec.steps;
-    EvalTrace tr = {0};
+    const EvalFamily *f = eval_family(t->family);
+    int nsteps = opt->steps > 0 ? opt->steps : t->train_spec.steps, B = t->train_spec.batch;
+    EvalTrace tr = {.all_groups = 1};
     int rc;
-    tr.init = malloc(sizeof(float) * eval_param_count(t));
-    tr.batches = malloc(sizeof(int) * (size_t)nsteps * t->train_spec.batch);
-    tr.losses = malloc(sizeof(float) * (size_t)nsteps);
-    if (!tr.init || !tr.batches || !tr.losses) {
+    tr.batches = B > 0 ? malloc(sizeof(int) * (size_t)nsteps * B) : NULL;
+    tr.losses = malloc(sizeof(float) * (size_t)(nsteps > 0 ? nsteps : 1));
+    if ((B > 0 && !tr.batches) || !tr.losses) {
         rc = ld_err(err, LD_ENOMEM, "--dump-trace: out of memory");
         goto done;
     }
     rc = eval_run_traced(t, loss, opt, res, &tr, err);
-    if (rc == LD_OK) *trace = trace_json(t, &tr, nsteps, res);
+    if (rc == LD_OK && res->ok && (tr.ngroups < 1 || !tr.group_init[0] || !tr.group_final[0]))
+        rc = ld_err(err, LD_ENOMEM, "--dump-trace: out of memory for the parameters' copies");
+    if (rc == LD_OK) *trace = f && f->trace ? f->trace(t, &tr, nsteps, res) : trace_common(t, &tr, res);
 done:
-    free(tr.init);
+    eval_trace_free(&tr);
     free(tr.batches);
     free(tr.losses);
     return rc;

@@ -153,16 +153,31 @@ int data_prepare(const Table *tab, int classify, const DataPrep *p, Task *t, cha
  *   goes is train_score in train.c, the final scoring after the loop. */
 #define TRAIN_CURVE_POINTS 10
 
-/* train.c: eval_run with a trace for PyTorch parity runs (bench/parity.py). Every buffer is
- * caller-owned and optional (NULL: not recorded): init (eval_param_count floats) receives the
- * initial parameters in the MLP layout (w0 (d,h1), b0, w1, ...), batches (steps * batch ints)
- * the training-row indices of every step, losses (steps floats) every step's training loss. */
+/* train.c: eval_run with a trace (`lossd eval --dump-trace`; bench/parity.py replays the MLP
+ * families' in PyTorch). The buffers init, final, batches and losses are caller-owned and
+ * optional (NULL: not recorded): init (eval_param_count floats) receives the initial parameters
+ * of group 0 in the MLP layout (w0 (d,h1), b0, w1, ...), final the trained ones (before
+ * scoring), batches (steps * batch ints) the training-row indices of every step (the families
+ * that draw rows of a data set), losses (steps floats) every step's training loss. With
+ * all_groups, train_run also copies every parameter group's initial and final values into
+ * group_init and group_final (group_n floats each, malloc'd by train_run outside the training
+ * loop; eval_trace_free frees them). */
+#define EVAL_TRACE_GROUPS 4 /* = TRAIN_MAX_GROUPS */
 typedef struct EvalTrace {
     float *init;
-    float *final; /* eval_param_count floats: the trained parameters (group 0), before scoring */
+    float *final;
     int *batches;
     float *losses;
+    int all_groups, ngroups;
+    size_t group_n[EVAL_TRACE_GROUPS];
+    float *group_init[EVAL_TRACE_GROUPS], *group_final[EVAL_TRACE_GROUPS];
 } EvalTrace;
+void eval_trace_free(EvalTrace *tr); /* the group copies; not the caller's buffers */
+/* A JSON array of n numbers (owned), for the traces' JSON. */
+cJSON *eval_json_floats(const float *v, size_t n);
+cJSON *eval_json_ints(const int *v, size_t n);
+/* Adds a trace's settings to o: family, optimizer, lr, momentum, beta1, beta2, eps, batch. */
+void eval_trace_settings(cJSON *o, const Task *t);
 size_t eval_param_count(const Task *t);
 int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, EvalResult *res,
                     EvalTrace *trace, char *err);

@@ -207,10 +207,38 @@ static void sup_score(Trainer *tr, EvalResult *res) {
     }
 }
 
+/* The MLP families' trace: everything bench/parity.py needs to replay the run in PyTorch. */
+static cJSON *sup_trace(const Task *t, const EvalTrace *tr, int steps, const EvalResult *res) {
+    cJSON *o = cJSON_CreateObject();
+    Mlp m;
+    mlp_bind(&m, &t->model, t->train.d, task_outputs(t), tr->group_init[0]);
+    cJSON *dims = cJSON_AddArrayToObject(o, "dims");
+    for (int l = 0; l <= m.nlin; l++) cJSON_AddItemToArray(dims, cJSON_CreateNumber(m.dim[l]));
+    static const char *const acts[] = {"relu", "tanh", "gelu"};
+    cJSON_AddStringToObject(o, "activation", acts[t->model.act]);
+    eval_trace_settings(o, t);
+    cJSON_AddNumberToObject(o, "steps", steps);
+    cJSON_AddItemToObject(o, "params", eval_json_floats(tr->group_init[0], m.nparams));
+    cJSON_AddItemToObject(o, "batches", eval_json_ints(tr->batches, (size_t)res->steps * t->train_spec.batch));
+    cJSON_AddItemToObject(o, "losses", eval_json_floats(tr->losses, (size_t)res->steps));
+    const Dataset *sp[2] = {&t->train, &t->val};
+    const char *nm[2] = {"train", "val"};
+    for (int s = 0; s < 2; s++) {
+        cJSON *d = cJSON_AddObjectToObject(o, nm[s]);
+        cJSON_AddItemToObject(d, "x", eval_json_floats(sp[s]->x, (size_t)sp[s]->n * sp[s]->d));
+        if (sp[s]->label) cJSON_AddItemToObject(d, "label", eval_json_ints(sp[s]->label, (size_t)sp[s]->n));
+        if (sp[s]->y) cJSON_AddItemToObject(d, "y", eval_json_floats(sp[s]->y, (size_t)sp[s]->n));
+    }
+    cJSON_AddNumberToObject(o, "val_metric", res->val);
+    cJSON_AddStringToObject(o, "metric", res->metric);
+    cJSON_AddNumberToObject(o, "y_std", t->y_std);
+    return o;
+}
+
 #define SUPERVISED_HOOKS                                                                           \
     .rng_salt = 0xba7c, .lr_schedule = TRAIN_LR_CONSTANT, .loss_shape = sup_loss_shape,             \
     .run_bytes = sup_run_bytes, .setup = sup_setup, .step = sup_step, .curve_val = sup_curve_val,   \
-    .score = sup_score, .probe = eval_probe_std
+    .score = sup_score, .probe = eval_probe_std, .trace = sup_trace
 
 static const char *const cls_known[] = {
     "focal(2)", "0.5*ce + 0.5*focal(2)", "smooth(0.1)", "poly1(1)", "ce - 0.1*entropy",

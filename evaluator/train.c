@@ -4,6 +4,7 @@
  * hook before the final scoring. Also the result as JSON. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "train.h"
@@ -140,6 +141,28 @@ static void train_score(const EvalFamily *f, Trainer *tr, EvalResult *res) {
     if (tr->task->deploy != QUANT_FP32 && res->ok) train_score_deployed(f, tr, res);
 }
 
+_Static_assert(TRAIN_MAX_GROUPS == EVAL_TRACE_GROUPS, "a trace holds every parameter group");
+
+/* Copies every group's parameters into to[] (malloc'd here; a copy that cannot be made stays
+ * NULL and the trace shows it as missing). */
+static void trace_groups(EvalTrace *trace, const Trainer *tr, float **to) {
+    trace->ngroups = tr->ngroups;
+    for (int i = 0; i < tr->ngroups; i++) {
+        trace->group_n[i] = tr->group[i].n;
+        free(to[i]);
+        if ((to[i] = malloc(tr->group[i].n * sizeof(float) + 1)))
+            memcpy(to[i], tr->group[i].params, tr->group[i].n * sizeof(float));
+    }
+}
+
+void eval_trace_free(EvalTrace *trace) {
+    for (int i = 0; i < EVAL_TRACE_GROUPS; i++) {
+        free(trace->group_init[i]);
+        free(trace->group_final[i]);
+        trace->group_init[i] = trace->group_final[i] = NULL;
+    }
+}
+
 int train_run(const Task *task, const TrainLoss *loss, const EvalOpts *opt, EvalResult *res,
               EvalTrace *trace, char *err) {
     double t0 = ld_now_ms();
@@ -175,6 +198,7 @@ int train_run(const Task *task, const TrainLoss *loss, const EvalOpts *opt, Eval
     }
     if ((rc = f->setup(&tr, err))) goto done;
     if (trace && trace->init) memcpy(trace->init, tr.group[0].params, tr.group[0].n * sizeof(float));
+    if (trace && trace->all_groups) trace_groups(trace, &tr, trace->group_init);
 
     int every = train_curve_every(opt, steps);
     double seg_loss = 0, first_loss = 0;
@@ -217,6 +241,7 @@ int train_run(const Task *task, const TrainLoss *loss, const EvalOpts *opt, Eval
             }
     if (trace && trace->final && res->ok)
         memcpy(trace->final, tr.group[0].params, tr.group[0].n * sizeof(float));
+    if (trace && trace->all_groups && res->ok) trace_groups(trace, &tr, trace->group_final);
     if (res->ok) train_score(f, &tr, res);
     /* val and test are the task's selection metric among the family's metrics */
     for (int i = 0; i < res->nextra && res->ok; i++)

@@ -108,6 +108,41 @@ expect_fail "label out of range" 2 'neg.csv:3: column 2 ("c"): label -3 is out o
 echo '{"data": "gone.csv"}' >"$TMP/gone.task.json"
 expect_fail "missing data file" 2 "gone.csv: cannot open" --task "$TMP/gone.task.json" --loss ce
 
+# --dump-trace for every family: the MLP families' parity trace (bench/parity.py, checked by
+# test_parity.py), the others' common one: every parameter group before and after, every step's
+# loss and the curve, agreeing with the run's own result; and tracing changes no number.
+for spec in "examples/oscillator.task.json|mse + 0.1*phys + bc|40|1" \
+            "examples/contrastive.task.json|infonce(0.1) + 0.0001*l2|20|1" \
+            "examples/cartpole.task.json|a2c - 0.01*ent + 0.5*td2|10|2"; do
+    IFS='|' read -r task loss steps ngroups <<<"$spec"
+    "$LOSSD" eval --task "$task" --loss "$loss" --steps "$steps" >"$TMP/plain.json" 2>"$TMP/err"
+    "$LOSSD" eval --task "$task" --loss "$loss" --steps "$steps" --dump-trace "$TMP/trace.json" >"$TMP/traced.json" 2>>"$TMP/err"
+    rc=$?
+    got=$("$PY" - "$TMP/plain.json" "$TMP/traced.json" "$TMP/trace.json" "$steps" "$ngroups" <<'PY' 2>&1
+import json, sys
+plain, traced, t = (json.load(open(p)) for p in sys.argv[1:4])
+steps, ngroups = int(sys.argv[4]), int(sys.argv[5])
+for r in (plain, traced):
+    r.pop("wall_ms", None)
+probs = []
+if plain != traced: probs.append("tracing changed the result")
+if t["steps"] != steps or len(t["losses"]) != steps: probs.append("steps %s, %d losses" % (t["steps"], len(t["losses"])))
+if len(t["groups"]) != ngroups: probs.append("%d groups" % len(t["groups"]))
+for g in t["groups"]:
+    if not (len(g["params"]) == len(g["final"]) == g["n"] > 0) or g["params"] == g["final"]:
+        probs.append("a group's params/final are not n values that training moved")
+if abs(t["curve"][-1][1] - traced["final_loss"]) > 1e-6 or t["val_metric"] != traced["val"]:
+    probs.append("the curve's last loss or val_metric is not the run's")
+print("; ".join(probs) if probs else "ok")
+PY
+)
+    if [ "$rc" = 0 ] && [ "$got" = ok ]; then
+        ok "--dump-trace on $(basename "$task" .task.json): $steps losses, $ngroups parameter group(s) before and after, the run's curve, same result as untraced"
+    else
+        bad "--dump-trace on $task: exit $rc, $got $(cat "$TMP/err")"
+    fi
+done
+
 echo '{"data": "builtin:digits", "model": {"hidden": [0]}}' >"$TMP/badmodel.task.json"
 expect_fail "bad model spec" 2 "model.hidden[0]" --task "$TMP/badmodel.task.json" --loss ce
 
