@@ -213,6 +213,42 @@ def write_session(sock, tmp):
     return job
 
 
+def propose_session(sock):
+    """propose_candidates through MCP into a running job (when the daemon has candidate.propose)."""
+    c = lossd.Client(sock)
+    if "candidate.propose" not in c.hello().get("methods", []):
+        print("     (this daemon has no candidate.propose: propose_candidates not exercised)")
+        return
+    job = c.submit(dict(JOB, name="mcp-propose", budget={"evaluations": 4000}, seed=6))
+    s = Session(sock, "--allow-write")
+    handshake(s, "propose")
+    names = {t["name"] for t in s.call("tools/list")["result"]["tools"]}
+    check("--allow-write with a daemon that takes proposals lists propose_candidates",
+          "propose_candidates" in names, sorted(names))
+    for _ in range(300):  # proposals go into a running job
+        if c.call("job.get", job_id=job)["state"] == "running":
+            break
+        time.sleep(0.05)
+    res, text = s.tool("propose_candidates", job_id=job, exprs=["0.3*ce + 0.7*mae", "2*ce", "foo(1)"],
+                       source="mcp", note="tried as an assistant would")
+    props = res.get("structuredContent", {}).get("proposals", [])
+    check("propose_candidates: per expression accepted, duplicate or refused",
+          not res.get("isError") and [p.get("status") for p in props] == ["accepted", "duplicate", "refused"],
+          res)
+    res, text = s.tool("propose_candidates", job_id=job, exprs="ce")
+    check("propose_candidates with exprs not an array: a tool error", res.get("isError") is True
+          and "arguments.exprs" in text, res)
+    try:
+        c.cancel(job)
+    except lossd.LossdError:
+        pass
+    s.close()
+    r = Session(sock)
+    res, text = r.tool("propose_candidates", job_id=job, exprs=["ce"])
+    check("read-only: propose_candidates is refused", res.get("isError") is True and "read-only" in text, res)
+    r.close()
+
+
 def no_daemon(tmp):
     s = Session(os.path.join(tmp, "nobody.sock"))
     handshake(s, "no daemon")
@@ -229,6 +265,7 @@ def main():
             if sock:
                 read_only_session(sock)
                 write_session(sock, tmp)
+                propose_session(sock)
         no_daemon(tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
