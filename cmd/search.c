@@ -368,6 +368,10 @@ int search_main(int argc, char **argv) {
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "job", job_name(job));
     cJSON_AddStringToObject(out, "family", family_name(task_family(engine_task(job, 0))));
+    cJSON *norm = job_json(job); /* what parsing decided for the user, e.g. the small-data rule */
+    cJSON *notes = norm ? cJSON_DetachItemFromObject(norm, "notes") : NULL;
+    if (notes) cJSON_AddItemToObject(out, "notes", notes);
+    cJSON_Delete(norm);
     cJSON *lb = search_leaderboard(s, 10);
     append_baseline(s, lb);
     cJSON_AddItemToObject(out, "leaderboard", lb);

@@ -54,7 +54,8 @@ static int env_family(void *ctx, int fam, SearchFamily *out) {
     (void)ctx;
     const EvalFamily *f = eval_family(fam);
     if (!f) return LD_EINVAL;
-    *out = (SearchFamily){.baseline = f->baseline, .known = f->known, .panel = f->panel};
+    *out = (SearchFamily){.baseline = f->baseline, .known = f->known, .panel = f->panel,
+                          .baselines = f->baselines};
     return LD_OK;
 }
 

@@ -543,6 +543,7 @@ static const char *const con_known[] = {"supcon(0.1)", "infonce(0.2)", "infonce(
                                         "0.5*infonce(0.1) + 0.5*supcon(0.1)",
                                         "infonce(0.1) + 0.001*l2", NULL};
 static const char *const con_panel[] = {"infonce(0.1)", "supcon(0.1)", "l2", NULL};
+static const char *const con_baselines[] = {"infonce(0.1)", "supcon(0.1)", "infonce(0.2)", NULL};
 
 /* The contrastive task's own keys (the one spec reader checks them; con_task_load and
  * con_model_defaults read them). train.batch's contrastive range is spec.c's, with its reason. */
@@ -561,6 +562,7 @@ const EvalFamily family_contrastive = {
     .name = "contrastive",
     .metrics = {{"knn_accuracy", 1}, {"uniformity", 0}, {"alignment", 0}},
     .baseline = "infonce(0.1)",
+    .baselines = con_baselines,
     .known = con_known,
     .panel = con_panel,
     .data_set = 1,

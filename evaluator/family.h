@@ -53,6 +53,9 @@ typedef struct EvalFamily {
      * ends the list. */
     EvalMetricDef metrics[FAMILY_METRICS_MAX + 1];
     const char *baseline; /* the loss a search compares against by default */
+    /* The default baseline of a job that names none: this panel, the baseline first (docs/jobs.md,
+     * "Panel baseline"); NULL-ended; NULL: the baseline alone. */
+    const char *const *baselines;
     /* For the search (search.h's SearchFamily): textbook losses its first population tries,
      * and the terms of the family's textbook mixture (the tuner's panel). NULL-ended lists of
      * loss expressions; NULL: none. */

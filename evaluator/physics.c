@@ -471,6 +471,7 @@ static const char *const phys_known[] = {"mse + 0.1*phys + bc", "mse + phys + bc
                                          "mse + 0.01*phys + 0.1*bc", "huber(1) + 0.1*phys + bc",
                                          NULL};
 static const char *const phys_panel[] = {"mse", "phys", "bc", "huber(1)", NULL};
+static const char *const phys_baselines[] = {"mse", "mse + phys + bc", "mse + 0.1*phys + bc", NULL};
 
 /* The physics task's own keys (the one spec reader checks them; phys_task_load reads them). */
 static const EvalSpecKey phys_keys[] = {
@@ -489,6 +490,7 @@ const EvalFamily family_physics = {
     .name = "physics",
     .metrics = {{"solution_error", 0}, {"residual", 0}},
     .baseline = "mse",
+    .baselines = phys_baselines,
     .known = phys_known,
     .panel = phys_panel,
     .data_set = 0,

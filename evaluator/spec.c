@@ -48,7 +48,7 @@ static const SpecKey spec_keys[] = {
     {"split", "seed", SK_NUM, 0, SEED_MAX, FB_ALL, NULL},
     /* cross-validation over train+validation rows (docs/tasks.md "Small data"): only the
      * families trained on a table's rows with no loader of their own */
-    {"split", "folds", SK_INT, 2, TASK_MAX_FOLDS, FB_CLS | FB_REG, NULL},
+    {"split", "folds", SK_INT, 1, TASK_MAX_FOLDS, FB_CLS | FB_REG, NULL},
     {"split", "repeats", SK_INT, 1, TASK_MAX_FOLDS, FB_CLS | FB_REG, NULL},
 
     /* which transform fits which family (class labels or targets) is parse_transform's check */

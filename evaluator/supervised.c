@@ -247,11 +247,14 @@ static const char *const cls_panel[] = {"ce", "mae", "focal(2)", "smooth(0.1)", 
 static const char *const reg_known[] = {"mae", "huber(1)", "logcosh", "0.5*mse + 0.5*mae",
                                         "huber(0.3)", NULL};
 static const char *const reg_panel[] = {"mse", "mae", "huber(1)", "logcosh", NULL};
+static const char *const cls_baselines[] = {"ce", "focal(2)", "smooth(0.1)", "poly1(1)", NULL};
+static const char *const reg_baselines[] = {"mse", "mae", "huber(1)", "logcosh", NULL};
 
 const EvalFamily family_classification = {
     .name = "classification",
     .metrics = {{"accuracy", 1}, {"balanced_accuracy", 1}, {"macro_f1", 1}, {"ece", 0}},
     .baseline = "ce",
+    .baselines = cls_baselines,
     .known = cls_known,
     .panel = cls_panel,
     .data_set = 1,
@@ -263,6 +266,7 @@ const EvalFamily family_regression = {
     .name = "regression",
     .metrics = {{"mse", 0}, {"mae", 0}},
     .baseline = "mse",
+    .baselines = reg_baselines,
     .known = reg_known,
     .panel = reg_panel,
     .data_set = 1,

@@ -370,7 +370,7 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
         if ((rc = get_num(split, "split.", "val", 0, 0.9, &prep.val, err)) ||
             (rc = get_num(split, "split.", "test", 0, 0.9, &prep.test, err)) ||
             (rc = get_num(split, "split.", "seed", 0, 9007199254740991.0, &seed, err)) ||
-            (rc = get_int(split, "split.", "folds", 2, TASK_MAX_FOLDS, &prep.folds, err)) ||
+            (rc = get_int(split, "split.", "folds", 1, TASK_MAX_FOLDS, &prep.folds, err)) ||
             (rc = get_int(split, "split.", "repeats", 1, TASK_MAX_FOLDS, &repeats, err)))
             goto done;
         if (prep.folds * repeats > 32) {
@@ -446,6 +446,8 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     if (prep.folds > 1) { /* absent otherwise: the hashes of existing tasks do not change */
         cJSON_AddNumberToObject(js, "folds", prep.folds);
         cJSON_AddNumberToObject(js, "repeats", repeats);
+    } else if (prep.folds == 1) { /* one split asked for: a job's small-data rule leaves it */
+        cJSON_AddNumberToObject(js, "folds", 1);
     }
     cJSON *jm = cJSON_AddObjectToObject(n, "model");
     cJSON *jh = cJSON_AddArrayToObject(jm, "hidden");

@@ -11,6 +11,12 @@
 #define JOB_MAX_LEVELS 6
 #define JOB_MAX_SEEDS 32
 #define JOB_MAX_PANEL 8 /* losses in a baseline list */
+#define JOB_MAX_NOTES 8
+/* Small data (docs/jobs.md): a classification or regression selection task with fewer rows than
+ * this (after transform.subsample) and no split.folds of its own is cross-validated with
+ * JOB_SMALL_FOLDS folds; split.folds 1 keeps one split. */
+#define JOB_SMALL_ROWS 500
+#define JOB_SMALL_FOLDS 5
 
 struct SearchJob {
     char name[64];
@@ -56,6 +62,8 @@ struct SearchJob {
     int init;                         /* INIT_* */
     int nseed_losses;
     char **seed_losses;               /* owned canonical texts */
+    int nnotes;                       /* what parsing decided for the user (job_json's "notes") */
+    char notes[JOB_MAX_NOTES][256];
 };
 
 enum { INIT_MIXED = 0, INIT_SCRATCH = 1, INIT_SEEDS = 2 };

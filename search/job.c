@@ -72,7 +72,7 @@ static const char *const term_names[TERM_COUNT] = {
 static const char *const known_keys[] = {
     "name",   "tasks",    "holdout", "baseline", "space",  "population", "children",
     "tournament", "budget", "seeds", "fidelity", "final", "seed", "warm_start",
-    "parsimony", "tune", "init", "seed_losses", "description", "family", NULL};
+    "parsimony", "tune", "init", "seed_losses", "description", "family", "notes", NULL};
 
 static int key_known(const char *k, const char *const *list) {
     for (int i = 0; list[i]; i++)
@@ -172,6 +172,42 @@ static int load_one(Problems *p, const SearchEnv *env, const cJSON *spec, const 
     return 1;
 }
 
+static void add_note(SearchJob *j, const char *text) {
+    for (int i = 0; i < j->nnotes; i++)
+        if (!strcmp(j->notes[i], text)) return;
+    if (j->nnotes < JOB_MAX_NOTES) snprintf(j->notes[j->nnotes++], sizeof j->notes[0], "%s", text);
+}
+
+/* The small-data rule (JOB_SMALL_ROWS): reloads selection task t cross-validated when it is a
+ * classification or regression table of few rows whose spec does not name split.folds, and says
+ * so in the job's notes. One validation split of a few dozen rows picks the loss that fits those
+ * rows (docs/results.md, "Small data"). */
+static void small_data_folds(Problems *p, SearchJob *j, SearchTask *t, const char *where) {
+    const cJSON *di = t->spec ? cJSON_GetObjectItemCaseSensitive(t->spec, "data_info") : NULL;
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(di, "rows");
+    const cJSON *split = t->spec ? cJSON_GetObjectItemCaseSensitive(t->spec, "split") : NULL;
+    const cJSON *tf = t->spec ? cJSON_GetObjectItemCaseSensitive(t->spec, "transform") : NULL;
+    const cJSON *sub = cJSON_GetObjectItemCaseSensitive(tf, "subsample");
+    if ((t->family != FAM_CLASSIFICATION && t->family != FAM_REGRESSION) || t->nfold > 1 ||
+        !cJSON_IsNumber(rows) || !cJSON_IsObject(split) || cJSON_GetObjectItemCaseSensitive(split, "folds"))
+        return;
+    int n = (int)(rows->valuedouble * (cJSON_IsNumber(sub) ? sub->valuedouble : 1) + 0.5);
+    if (n >= JOB_SMALL_ROWS) return;
+    cJSON *spec = cJSON_Duplicate(t->spec, 1);
+    SearchTask cv;
+    if (!spec) return;
+    cJSON_AddNumberToObject(cJSON_GetObjectItemCaseSensitive(spec, "split"), "folds", JOB_SMALL_FOLDS);
+    if (load_one(p, j->env, spec, NULL, where, &cv)) {
+        char note[sizeof j->notes[0]];
+        snprintf(note, sizeof note, "%s %s: %d rows (under %d): cross-validated, split.folds %d "
+                 "(split.folds 1 keeps one split)", where, cv.name, n, JOB_SMALL_ROWS, JOB_SMALL_FOLDS);
+        add_note(j, note);
+        j->env->task_free(j->env->ctx, t);
+        *t = cv;
+    }
+    cJSON_Delete(spec);
+}
+
 static void load_tasks(Problems *p, SearchJob *j, const cJSON *arr, const char *key,
                        const char *base_dir, int holdout) {
     if (!arr) return;
@@ -189,6 +225,7 @@ static void load_tasks(Problems *p, SearchJob *j, const cJSON *arr, const char *
             break;
         }
         if (!load_one(p, j->env, it, base_dir, where, &j->tasks[j->ntasks])) continue;
+        if (!holdout) small_data_folds(p, j, &j->tasks[j->ntasks], where);
         j->ntasks++;
         if (!holdout) j->nsel++;
     }
@@ -442,6 +479,10 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
             snprintf(j->name, sizeof j->name, "%s", v->valuestring);
     }
 
+    const cJSON *notes = cJSON_GetObjectItemCaseSensitive(json, "notes"), *nt;
+    if (cJSON_IsArray(notes)) /* a stored job's, read back */
+        cJSON_ArrayForEach(nt, notes)
+            if (cJSON_IsString(nt)) add_note(j, nt->valuestring);
     const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(json, "tasks");
     if (!tasks)
         problem(&p, "tasks: missing");
@@ -574,6 +615,12 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
     /* expressions need the family to be checked */
     v = cJSON_GetObjectItemCaseSensitive(json, "baseline");
     const char *btext = fam >= 0 ? j->fam.baseline : NULL;
+    cJSON *dflt = NULL; /* a job naming no baseline gets the family's panel (docs/jobs.md) */
+    for (int n = 0; !v && fam >= 0 && j->fam.baselines && j->fam.baselines[n]; n++) {
+        if (!dflt) dflt = cJSON_CreateArray();
+        if (dflt) cJSON_AddItemToArray(dflt, cJSON_CreateString(j->fam.baselines[n]));
+    }
+    if (dflt) v = dflt;
     if (cJSON_IsArray(v)) { /* a panel: the first is the baseline, the rest compete with it */
         int n = cJSON_GetArraySize(v);
         if (n < 1 || n > JOB_MAX_PANEL) problem(&p, "baseline: a list of 1 to %d losses, got %d", JOB_MAX_PANEL, n);
@@ -613,6 +660,7 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
         }
         expr_free(b);
     }
+    cJSON_Delete(dflt); /* btext pointed into it */
     const cJSON *sl = cJSON_GetObjectItemCaseSensitive(json, "seed_losses");
     if (sl) {
         if (!cJSON_IsArray(sl)) {
@@ -683,6 +731,10 @@ cJSON *job_json(const SearchJob *j) {
         const SearchTask *t = &j->tasks[i];
         cJSON *spec = t->spec ? cJSON_Duplicate(t->spec, 1) : cJSON_CreateString(t->name);
         cJSON_AddItemToArray(i < j->nsel ? ts : hs, spec);
+    }
+    if (j->nnotes > 0) {
+        cJSON *na = cJSON_AddArrayToObject(o, "notes");
+        for (int i = 0; i < j->nnotes; i++) cJSON_AddItemToArray(na, cJSON_CreateString(j->notes[i]));
     }
     if (j->npanel > 0) {
         cJSON *pa = cJSON_AddArrayToObject(o, "baseline");

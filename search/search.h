@@ -35,6 +35,7 @@ typedef struct SearchFamily {
     const char *baseline;      /* the loss fitness is measured against when a job names none */
     const char *const *known;  /* textbook losses tried in the first population; NULL-ended */
     const char *const *panel;  /* the textbook mixture's terms (e.g. "ce", "focal(2)"); NULL-ended */
+    const char *const *baselines; /* a job's default baseline panel, the baseline first; or NULL */
 } SearchFamily;
 
 /* The engine's interface to tasks and training, filled by the composition. Every function gets

@@ -416,7 +416,7 @@ static void test_selection_and_halving(void **state) {
     SearchJob *j = job_from(
         "{\"tasks\":[\"builtin:digits\"],\"population\":16,\"children\":8,\"budget\":"
         "{\"evaluations\":400},\"fidelity\":{\"steps\":[50,200],\"promote\":0.25},\"seeds\":1,"
-        "\"final\":{\"top\":3,\"seeds\":4},\"init\":\"scratch\",\"seed\":3}");
+        "\"final\":{\"top\":3,\"seeds\":4},\"init\":\"scratch\",\"seed\":3,\"baseline\":\"ce\"}");
     char err[LD_ERR_MAX] = "";
     Search *s = search_new(j, NULL, 0, err);
     assert_non_null(s);

@@ -7,7 +7,7 @@
 cat >"$TMP/tiny.json" <<'EOF'
 {"name": "tiny", "tasks": ["builtin:digits"], "population": 6, "children": 4,
  "budget": {"evaluations": 12}, "fidelity": {"steps": [30, 60], "promote": 0.5},
- "seeds": 1, "final": {"top": 2, "seeds": 2}, "seed": 5}
+ "seeds": 1, "final": {"top": 2, "seeds": 2}, "seed": 5, "baseline": "ce"}
 EOF
 
 # 1. a whole search, one worker

@@ -211,7 +211,7 @@ static void test_final_selection(void **state) {
     SearchJob *job = parse_job(
         "{\"tasks\":[\"builtin:digits\"],\"population\":10,\"children\":5,"
         "\"budget\":{\"evaluations\":60},\"fidelity\":{\"steps\":[50,200],\"promote\":0.5},"
-        "\"seeds\":1,\"final\":{\"top\":3,\"seeds\":4},\"seed\":11}");
+        "\"seeds\":1,\"final\":{\"top\":3,\"seeds\":4},\"seed\":11,\"baseline\":\"ce\"}");
     char err[LD_ERR_MAX] = "";
     Search *a = search_new(job, NULL, 0, err);
     assert_non_null(a);
@@ -248,6 +248,52 @@ static void test_final_selection(void **state) {
     free(tb);
     search_free(a);
     search_free(b);
+    job_free(job);
+}
+
+/* The defaults of issue 12: a small selection task is cross-validated (and the job says so), a job
+ * naming no baseline gets its family's panel; both are written into the normalised job, which
+ * parses back to the same. */
+static void test_defaults(void **state) {
+    (void)state;
+    SearchJob *job = parse_job("{\"tasks\":[\"builtin:wine\"],\"holdout\":[\"builtin:wine\"]}");
+    cJSON *norm = job_json(job);
+    char *text = cJSON_PrintUnformatted(norm);
+    const cJSON *notes = cJSON_GetObjectItem(norm, "notes");
+    const cJSON *t0 = cJSON_GetArrayItem(cJSON_GetObjectItem(norm, "tasks"), 0);
+    const cJSON *h0 = cJSON_GetArrayItem(cJSON_GetObjectItem(norm, "holdout"), 0);
+    const cJSON *bl = cJSON_GetObjectItem(norm, "baseline");
+    printf("# notes %s\n", notes ? cJSON_PrintUnformatted(notes) : "none");
+    if (cJSON_GetArraySize(notes) != 1 || !strstr(cJSON_GetArrayItem(notes, 0)->valuestring, "178 rows"))
+        fail_msg("wine (178 rows): want one note on the small-data rule: %s", text);
+    if (cJSON_GetObjectItem(cJSON_GetObjectItem(t0, "split"), "folds")->valueint != 5)
+        fail_msg("wine: want split.folds 5: %s", text);
+    if (cJSON_GetObjectItem(cJSON_GetObjectItem(h0, "split"), "folds"))
+        fail_msg("the holdout task is not for selection: want it as written: %s", text);
+    if (job->level_seeds[job->nlevels - 1] != 5) fail_msg("top level seeds %d, want 5 (one per fold)",
+                                                          job->level_seeds[job->nlevels - 1]);
+    if (cJSON_GetArraySize(bl) != 4 || strcmp(cJSON_GetArrayItem(bl, 1)->valuestring, "focal(2)"))
+        fail_msg("no baseline named: want the classification panel: %s", text);
+    SearchJob *again = parse_job(text); /* a stored job read back: the same */
+    cJSON *norm2 = job_json(again);
+    char *text2 = cJSON_PrintUnformatted(norm2);
+    if (strcmp(text, text2)) fail_msg("parsed back, the job differs:\n%s\n%s", text, text2);
+    free(text2);
+    cJSON_Delete(norm2);
+    job_free(again);
+    free(text);
+    cJSON_Delete(norm);
+    job_free(job);
+    /* split.folds 1 keeps one split; a named baseline is used alone; digits is not small */
+    job = parse_job("{\"tasks\":[{\"data\":\"builtin:wine\",\"split\":{\"folds\":1}}, \"builtin:digits\"],"
+                    "\"baseline\":\"ce\"}");
+    norm = job_json(job);
+    text = cJSON_PrintUnformatted(norm);
+    if (cJSON_GetObjectItem(norm, "notes") || job->npanel != 0 || job->tasks[0].nfold != 1 ||
+        job->tasks[1].nfold != 1)
+        fail_msg("folds 1, a named baseline, digits: want them as written: %s", text);
+    free(text);
+    cJSON_Delete(norm);
     job_free(job);
 }
 
@@ -451,6 +497,7 @@ int main(void) {
         cmocka_unit_test(test_needs_more),
         cmocka_unit_test(test_collapsed_never_wins),
         cmocka_unit_test(test_final_selection),
+        cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_tuner),
         cmocka_unit_test(test_folds_seeds),
         cmocka_unit_test(test_ci95),
