@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """run.py: issue 12's small-data check. For each job of bench/small/ and each way of selecting
-(`split`: one validation split as written; `folds`: 5-fold cross-validation of the
-train+validation rows, split.folds; `folds_panel`: the same with the textbook panel as the
-baseline list, so fitness is against the best of it), search with seeds SEARCH_SEEDS; take the search's pick (the best non-baseline
+(`split`: one validation split, split.folds 1, against ce; `folds`: 5-fold cross-validation of
+the train+validation rows, split.folds, against ce; `folds_panel`: the same with the textbook panel
+as the baseline list, so fitness is against the best of it; `default`: the job as written, with
+lossd's defaults: 5 folds under 500 rows and the family's panel), search with seeds SEARCH_SEEDS; take the search's pick (the best non-baseline
 leaderboard entry that is not labelled collapsed) and its leaderboard fitness; re-train the pick
 and the textbook panel on the judging seeds 101-110 with the task as written (one fixed training
 split, so both ways are judged alike) and compare on the test split. The gap between the
@@ -26,7 +27,7 @@ import results  # noqa: E402
 
 ROOT = results.ROOT
 JOBS = os.environ.get("JOBS", "noisy208 imbalanced214").split()
-MODES = os.environ.get("MODES", "split folds folds_panel").split()
+MODES = os.environ.get("MODES", "split folds folds_panel default").split()
 SEARCH_SEEDS = [int(x) for x in os.environ.get("SEARCH_SEEDS", "1 2 3 4 5 6 7 8 9 10").split()]
 JUDGE = list(range(101, 111))
 FOLDS = int(os.environ.get("FOLDS", "5"))
@@ -72,10 +73,16 @@ def main():
         panel_best = max(PANEL, key=lambda l: (1 if hb else -1) * mean([v[0] for v in base[l].values() if v]))
         for mode in MODES:
             js = json.loads(json.dumps(spec))
+            if mode == "split":  # the behaviour before the defaults: one split, ce alone
+                js["tasks"][0]["split"] = {"folds": 1}
             if mode.startswith("folds"):
                 js["tasks"][0]["split"] = {"folds": FOLDS}
+            if mode in ("split", "folds"):
+                js["baseline"] = "ce"
             if mode.endswith("panel"):
                 js["baseline"] = PANEL
+            # "default": the job as written, with lossd's defaults (5 folds under 500 rows, the
+            # family's panel ce, focal(2), smooth(0.1), poly1(1))
             jp = os.path.join(tmp, f"{name}.{mode}.job.json")
             js["tasks"][0]["data"] = os.path.join(HERE, js["tasks"][0]["data"])
             json.dump(js, open(jp, "w"))
@@ -95,7 +102,8 @@ def main():
                 gain = sign * (pt - ct) / abs(ct)
                 gain_p = sign * (pt - bt) / abs(bt)
                 wins = sum(sign * (j[s][1] - base["ce"][s][1]) > 0 for s in ok)
-                fv = e.get("final", {}).get("vs_panel" if mode.endswith("panel") else "vs_baseline", {})
+                panelled = mode.endswith("panel") or mode == "default"
+                fv = e.get("final", {}).get("vs_panel" if panelled else "vs_baseline", {})
                 ftxt = (f"{fv.get('mean_diff', float('nan')):+.3f}"
                         + (f" [{fv['ci95'][0]:+.3f}, {fv['ci95'][1]:+.3f}]" if fv.get("ci95") else "")
                         + (f" {fv['verdict']}" if fv.get("verdict") else "")) if fv else "-"
@@ -103,7 +111,7 @@ def main():
                 fits.append(fit)
                 gains.append(gain)
                 gains_p.append(gain_p)
-                gap = fit - (gain_p if mode.endswith("panel") else gain)
+                gap = fit - (gain_p if panelled else gain)
                 gaps.append(gap)
                 print(f"| {name} | {mode} | {ss} | `{e['expr']}` | {fit:+.3f} | {ftxt} | {pt:.4f} | "
                       f"{ct:.4f} | {gain:+.3f} | {gap:+.3f} | `{panel_best}` {bt:.4f} | "
