@@ -263,7 +263,9 @@ static void test_defaults(void **state) {
     const cJSON *t0 = cJSON_GetArrayItem(cJSON_GetObjectItem(norm, "tasks"), 0);
     const cJSON *h0 = cJSON_GetArrayItem(cJSON_GetObjectItem(norm, "holdout"), 0);
     const cJSON *bl = cJSON_GetObjectItem(norm, "baseline");
-    printf("# notes %s\n", notes ? cJSON_PrintUnformatted(notes) : "none");
+    char *nt = notes ? cJSON_PrintUnformatted(notes) : NULL;
+    printf("# notes %s\n", nt ? nt : "none");
+    free(nt);
     if (cJSON_GetArraySize(notes) != 1 || !strstr(cJSON_GetArrayItem(notes, 0)->valuestring, "178 rows"))
         fail_msg("wine (178 rows): want one note on the small-data rule: %s", text);
     if (cJSON_GetObjectItem(cJSON_GetObjectItem(t0, "split"), "folds")->valueint != 5)
