@@ -513,8 +513,14 @@ def load_section(mark, with_heading=False):
 
 
 def load_reading():
-    """The hand-written reading of the previous docs/results.md, kept across regenerations."""
-    return load_section(READING_MARK)
+    """The hand-written reading of the previous docs/results.md and every section after it (written
+    by hand too: RL and deployment), kept across regenerations."""
+    try:
+        text = open(OUT).read()
+    except OSError:
+        return ""
+    i = text.find(READING_MARK + "\n")
+    return text[i + len(READING_MARK) + 1:].strip() if i >= 0 else ""
 
 
 TPE_MARK = "## Against a tuned mixture: Optuna TPE"
