@@ -23,7 +23,7 @@ cat >"$TMP/job.json" <<'JOB'
 {"name": "pg-serve", "tasks": [{"name": "digits", "data": "builtin:digits", "model": {"hidden": [128, 128]},
              "train": {"steps": 300}}],
  "budget": {"evaluations": 9}, "population": 6, "children": 3, "seeds": 1,
- "final": {"top": 1, "seeds": 2}, "seed": 5, "warm_start": false}
+ "final": {"top": 1, "seeds": 2}, "seed": 5, "warm_start": false, "baseline": "ce"}
 JOB
 
 # wait_state JOB STATE: waits (up to 3 min) for the job to reach STATE.
