@@ -194,8 +194,47 @@ static int m_job_cancel(RpcCall *call, cJSON **result, char *err) {
 static int m_job_pause(RpcCall *call, cJSON **result, char *err) {
     return job_control(call, "pause", result, err);
 }
+/* A job.resume answered once the job is loaded (daemon_job_resume_async). */
+static void resume_done(void *ud, int rc, int64_t job_id, int existed, const char *e2) {
+    SubmitReply *r = ud;
+    char err[LD_ERR_MAX];
+    cJSON *res = NULL;
+    size_t n = 0;
+    (void)existed;
+    if (rc == LD_OK) rc = daemon_job_get(r->d, job_id, 0, &res, err);
+    else snprintf(err, sizeof err, "%s", e2);
+    char *line = rc == LD_OK ? rpc_result_line(r->id, res, &n)
+                             : rpc_error_line(r->id, fail(rc), err, &n);
+    rpc_deferred_answer(r->wait, line, n);
+    free(line);
+    cJSON_Delete(r->id);
+    free(r);
+}
+
 static int m_job_resume(RpcCall *call, cJSON **result, char *err) {
-    return job_control(call, "resume", result, err);
+    int64_t id;
+    int rc = need_daemon(call, err);
+    if (rc == RPC_OK) rc = job_id_param(call, &id, err);
+    if (rc != RPC_OK) return rc;
+    if (!call->client || !call->id) return job_control(call, "resume", result, err);
+    /* a job loaded from the store has its data read and parsed off the loop */
+    SubmitReply *r = calloc(1, sizeof *r);
+    if (!r || !(r->id = cJSON_Duplicate(call->id, 1))) {
+        free(r);
+        return ld_err(err, RPC_INTERNAL, "job.resume: out of memory");
+    }
+    r->d = D(call);
+    int deferred = 0;
+    rc = daemon_job_resume_async(D(call), id, resume_done, r, &deferred, err);
+    if (rc == LD_OK && deferred) {
+        r->wait = rpc_client_defer(call->client);
+        return RPC_DEFERRED;
+    }
+    cJSON_Delete(r->id);
+    free(r);
+    if (rc != LD_OK) return fail(rc);
+    rc = daemon_job_get(D(call), id, 0, result, err);
+    return rc == LD_OK ? RPC_OK : fail(rc);
 }
 
 static double num(const cJSON *o, const char *k);

@@ -1,9 +1,11 @@
 /* methods_schedule.c: the schedule.* methods (docs/schedules.md): parameters checked by the
  * table, the work done by the daemon's schedules (daemon_schedule_* in daemon/daemon.h). */
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "../daemon/daemon.h"
 #include "rpc.h"
+#include "server.h"
 
 #define D(call) ((Daemon *)(call)->daemon)
 
@@ -48,14 +50,50 @@ static int m_resume(RpcCall *call, cJSON **result, char *err) {
     return code(daemon_schedule_set_paused(D(call), id_of(call), 0, result, err));
 }
 
+/* A schedule.trigger answered once its run's job is submitted (its data is loaded off the
+ * loop). */
+typedef struct TriggerReply {
+    cJSON *id;        /* the request's id, raw text kept (owned) */
+    RpcDeferred wait; /* the connection the reply goes to */
+} TriggerReply;
+
+static void trigger_done(void *ud, int rc, int64_t job_id, int existed, const char *e2) {
+    TriggerReply *r = ud;
+    char err[LD_ERR_MAX];
+    size_t n = 0;
+    char *line = NULL;
+    (void)existed;
+    if (rc == LD_OK) {
+        cJSON *res = cJSON_CreateObject();
+        cJSON_AddNumberToObject(res, "job_id", (double)job_id);
+        line = rpc_result_line(r->id, res, &n);
+    } else {
+        line = rpc_error_line(r->id, ld_err(err, code(rc), "%s", e2), err, &n);
+    }
+    rpc_deferred_answer(r->wait, line, n);
+    free(line);
+    cJSON_Delete(r->id);
+    free(r);
+}
+
 static int m_trigger(RpcCall *call, cJSON **result, char *err) {
+    (void)result;
     if (!call->daemon) return no_daemon(err);
-    int64_t job_id = 0;
-    int rc = daemon_schedule_trigger(D(call), id_of(call), &job_id, err);
-    if (rc != LD_OK) return code(rc);
-    *result = cJSON_CreateObject();
-    cJSON_AddNumberToObject(*result, "job_id", (double)job_id);
-    return RPC_OK;
+    if (!call->client || !call->id)
+        return ld_err(err, RPC_INVALID_REQUEST, "schedule.trigger: needs a connection to answer on");
+    TriggerReply *r = calloc(1, sizeof *r);
+    if (!r || !(r->id = cJSON_Duplicate(call->id, 1))) {
+        free(r);
+        return ld_err(err, RPC_INTERNAL, "schedule.trigger: out of memory");
+    }
+    int rc = daemon_schedule_trigger(D(call), id_of(call), trigger_done, r, err);
+    if (rc != LD_OK) {
+        cJSON_Delete(r->id);
+        free(r);
+        return code(rc);
+    }
+    r->wait = rpc_client_defer(call->client);
+    return RPC_DEFERRED;
 }
 
 static const RpcParam p_create[] = {

@@ -88,6 +88,13 @@ int daemon_job_list(Daemon *d, const char *state, cJSON **out, char *err);
  * resume also takes a failed job: it is loaded again from its stored state, as a restart would
  * (the job stays failed, with the new reason, when the cause persists). */
 int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err);
+/* job.resume with the job's data read and parsed off the loop: when the job must be loaded from
+ * the store (paused before a restart, or failed) sets *deferred, returns LD_OK and calls done
+ * later on the loop, exactly once, with daemon_job_control's status (job_id, existed 0, err ""
+ * on success). Otherwise *deferred is 0 and it returns what daemon_job_control would, without
+ * calling done. */
+int daemon_job_resume_async(Daemon *d, int64_t job_id, DaemonSubmitDone done, void *ud,
+                            int *deferred, char *err);
 /* Deletes a job that is done, failed or cancelled, with its candidates, evaluations, state and
  * events. LD_ESTATE for a queued, running or paused job (cancel it first), LD_EBUSY while its
  * last evaluations are still in flight, LD_ENOTFOUND. */
@@ -126,7 +133,10 @@ int daemon_schedule_list(Daemon *d, cJSON **out, char *err);                    
 int daemon_schedule_get(Daemon *d, int64_t id, cJSON **out, char *err); /* with next_runs, runs */
 int daemon_schedule_delete(Daemon *d, int64_t id, char *err);           /* its jobs stay */
 int daemon_schedule_set_paused(Daemon *d, int64_t id, int paused, cJSON **out, char *err);
-int daemon_schedule_trigger(Daemon *d, int64_t id, int64_t *job_id, char *err); /* fires now */
+/* Fires now: the run's job is prepared and submitted off the loop (daemon_job_submit_async), so
+ * it returns LD_OK and calls done later with the submit's outcome (the job's id), or an error
+ * without calling done. */
+int daemon_schedule_trigger(Daemon *d, int64_t id, DaemonSubmitDone done, void *ud, char *err);
 
 /* A line on stderr with the time, from the loop thread. */
 void daemon_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -19,6 +19,7 @@
 /* ---- jobs (jobs.c) ---------------------------------------------------------------------- */
 
 typedef struct DJob DJob;
+typedef struct JobLoad JobLoad; /* a stored job being loaded off the loop (jobs.c) */
 
 int jobs_recover(Daemon *d, char *err); /* loads queued and running jobs at start-up */
 void jobs_pump(Daemon *d);              /* activates jobs, starts rounds, feeds the pool */
@@ -29,6 +30,17 @@ void jobs_shutdown(Daemon *d);          /* persists elapsed time of running jobs
 void jobs_free_all(Daemon *d);
 int jobs_count_loaded(const Daemon *d);
 int jobs_pending_works(const Daemon *d); /* works of running jobs' open rounds not yet dispatched */
+
+/* Parses a job (reading its data) on libuv's thread pool, and, given a saved engine state,
+ * restores its engine there too, so a large data file never holds up the loop. Takes job and
+ * state (NULL: parse only); base_dir NULL is the daemon's cwd. Returns LD_OK and calls then on
+ * the loop later, exactly once, with the parsed job and engine (taken by then; NULL unless rc is
+ * LD_OK, err then says why), or returns an error without calling it. Counted in
+ * server.status's submits_loading meanwhile. */
+typedef void (*JobParseThen)(Daemon *d, void *ud, int rc, SearchJob *sj, Search *s,
+                             const char *err);
+int jobs_parse_async(Daemon *d, cJSON *job, const char *base_dir, cJSON *state,
+                     JobParseThen then, void *ud, char *err);
 
 /* ---- the daemon ------------------------------------------------------------------------- */
 
@@ -60,7 +72,8 @@ struct Daemon {
     int wrr_left;
     int pump_depth;      /* jobs_pump is running (it is not re-entered) */
     int64_t evals_total; /* evaluations finished by this process */
-    int loads;           /* submits whose data is being parsed off the loop */
+    int loads;           /* jobs whose data is being parsed off the loop (jobs_parse_async) */
+    JobLoad *loading;    /* stored jobs being loaded: recovered, resumed, retried */
     int64_t db_bytes;    /* server.status's database size, measured at db_bytes_ms */
     double db_bytes_ms;
 

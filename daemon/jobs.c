@@ -60,6 +60,7 @@ struct DJob {
     char stall[LD_ERR_MAX];
     double stall_retry_ms; /* next reload attempt (ld_now_ms) */
     double stall_wait_ms;  /* the back-off: 1 s doubling to STALL_RETRY_MAX_MS */
+    int reloading;         /* the retry's reload is under way (job_load_async) */
 };
 
 #define STALL_RETRY_MAX_MS 16000.0
@@ -250,42 +251,143 @@ static void job_save_state_now(Daemon *d, DJob *j) {
         daemon_log("job %lld: saving the search state: %s", (long long)j->id, err);
 }
 
-/* Loads a stored job with its engine restored from its saved state. Returns owned. */
-static int job_load(Daemon *d, int64_t id, DJob **out, char *err) {
-    cJSON *row = NULL, *state = NULL;
+/* ---- loading off the loop ---------------------------------------------------------------- */
+
+/* What a load's worker does: parses the job (reading its data) and, given a saved state,
+ * restores its engine. Pure (it touches neither the store nor the daemon), so it runs on
+ * libuv's thread pool; job_parse and search_restore are thread-safe. */
+static int parse_restore(const cJSON *job, const char *base_dir, const cJSON *state,
+                         SearchJob **sj, Search **s, char *err) {
+    *sj = NULL;
+    *s = NULL;
+    int rc = job_parse(job, base_dir, engine_env(), sj, err);
+    if (rc != LD_OK || !state) return rc;
+    *s = search_restore(*sj, state, err);
+    if (!*s) return LD_EINVAL;
+    search_set_worker_precheck(*s, 1); /* as at submit: the same search either way */
+    return LD_OK;
+}
+
+/* A parse on libuv's thread pool. The worker reads only job, state and base_dir and writes sj,
+ * s, rc and err; everything else is the loop's. */
+typedef struct JobParse {
+    uv_work_t req;
+    Daemon *d;
+    cJSON *job;   /* owned */
+    cJSON *state; /* owned; NULL: parse only */
+    char base_dir[PATH_MAX];
+    SearchJob *sj; /* the worker's results, owned until `then` takes them */
+    Search *s;
+    int rc;
+    char err[LD_ERR_MAX];
+    JobParseThen then;
+    void *ud;
+} JobParse;
+
+static void parse_work(uv_work_t *req) {
+    JobParse *p = req->data;
+    p->rc = parse_restore(p->job, p->base_dir, p->state, &p->sj, &p->s, p->err);
+}
+
+static void parse_after(uv_work_t *req, int status) {
+    JobParse *p = req->data;
+    p->d->loads--;
+    if (status == UV_ECANCELED && p->rc == LD_OK)
+        p->rc = ld_err(p->err, LD_EBUSY, "the server is shutting down");
+    if (p->rc != LD_OK) {
+        search_free(p->s);
+        job_free(p->sj);
+        p->s = NULL;
+        p->sj = NULL;
+    }
+    p->then(p->d, p->ud, p->rc, p->sj, p->s, p->rc == LD_OK ? "" : p->err);
+    cJSON_Delete(p->job);
+    cJSON_Delete(p->state);
+    free(p);
+}
+
+int jobs_parse_async(Daemon *d, cJSON *job, const char *base_dir, cJSON *state,
+                     JobParseThen then, void *ud, char *err) {
+    const char *base = base_dir ? base_dir : d->cwd;
+    JobParse *p = calloc(1, sizeof *p);
+    int rc = LD_OK;
+    if (!p) rc = ld_err(err, LD_ENOMEM, "out of memory");
+    else if (strlen(base) >= sizeof p->base_dir)
+        rc = ld_err(err, LD_EINVAL, "base_dir: longer than %zu bytes", sizeof p->base_dir - 1);
+    if (rc != LD_OK) goto fail;
+    p->d = d;
+    p->job = job;
+    p->state = state;
+    p->then = then;
+    p->ud = ud;
+    p->req.data = p;
+    snprintf(p->base_dir, sizeof p->base_dir, "%s", base);
+    if ((rc = uv_queue_work(&d->loop, &p->req, parse_work, parse_after)) != 0) {
+        rc = ld_err(err, LD_EIO, "cannot queue the job's loading: %s", uv_strerror(rc));
+        goto fail;
+    }
+    d->loads++;
+    return LD_OK;
+fail:
+    free(p);
+    cJSON_Delete(job);
+    cJSON_Delete(state);
+    return rc;
+}
+
+/* Loading a stored job is three steps: load_begin reads its row and saved state on the loop
+ * (the store is the loop's), parse_restore parses it and restores the engine (off the loop, or
+ * inline in job_load), load_finish stores its tasks and counts its evaluations on the loop. */
+
+/* A DJob from the job's row (owned in *out), with its spec and saved engine state (owned). */
+static int load_begin(Daemon *d, int64_t id, DJob **out, cJSON **spec, cJSON **state, char *err) {
+    cJSON *row = NULL;
     DJob *j = calloc(1, sizeof *j);
     int rc = LD_ENOMEM;
-    if (!j) goto done;
+    *spec = *state = NULL;
+    if (!j) {
+        ld_err(err, rc, "out of memory");
+        goto done;
+    }
     j->id = id;
     j->best_fitness = NAN;
     rc = store_job_get(d->store, id, &row, err);
     if (rc != LD_OK) goto done;
-    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(row, "spec");
+    *spec = cJSON_DetachItemFromObjectCaseSensitive(row, "spec");
     if (job_state_parse(jstr(row, "state"), &j->state) != LD_OK) j->state = JOB_QUEUED;
     j->priority = (int)jnum(row, "priority", NULL, 1);
     if (j->priority < 1) j->priority = 1;
     j->schedule_id = (int64_t)jnum(row, "schedule_id", "schedule", 0);
     const cJSON *stats = cJSON_GetObjectItemCaseSensitive(row, "stats");
     j->elapsed_prev_s = jnum(stats, "elapsed_s", NULL, 0);
-    rc = job_parse(spec, d->cwd, engine_env(), &j->job, err);
+    rc = store_state_get(d->store, id, &j->round, state, err);
     if (rc != LD_OK) goto done;
+    j->state_round = j->round;
+    *out = j;
+    j = NULL;
+done:
+    cJSON_Delete(row);
+    if (j) {
+        cJSON_Delete(*spec);
+        cJSON_Delete(*state);
+        *spec = *state = NULL;
+        djob_free(j);
+    }
+    return rc;
+}
+
+/* Takes sj and s (the parsed job and its restored engine) into j. */
+static int load_finish(Daemon *d, DJob *j, SearchJob *sj, Search *s, char *err) {
+    j->job = sj;
+    j->search = s;
     j->family[0] = 0;
     if (job_ntasks(j->job) > 0)
         snprintf(j->family, sizeof j->family, "%s", family_name(task_family(engine_task(j->job, 0))));
-    rc = job_store_tasks(d, j, err);
-    if (rc != LD_OK) goto done;
-    rc = store_state_get(d->store, id, &j->round, &state, err);
-    if (rc != LD_OK) goto done;
-    j->state_round = j->round;
+    int rc = job_store_tasks(d, j, err);
+    if (rc != LD_OK) return rc;
     j->state_saved_ms = ld_now_ms();
-    j->search = search_restore(j->job, state, err);
-    if (!j->search) {
-        rc = LD_EINVAL;
-        goto done;
-    }
-    search_set_worker_precheck(j->search, 1); /* as at submit: the same search either way */
-    rc = store_count_evals(d->store, id, &j->evals_done, err);
-    if (rc != LD_OK) goto done;
+    rc = store_count_evals(d->store, j->id, &j->evals_done, err);
+    if (rc != LD_OK) return rc;
     cJSON *lb = search_leaderboard(j->search, 1);
     take_best(j, lb);
     cJSON_Delete(lb);
@@ -293,13 +395,153 @@ static int job_load(Daemon *d, int64_t id, DJob **out, char *err) {
         search_stop(j->search, 0);
         j->stopped = 1;
     }
-    *out = j;
-    j = NULL;
-done:
-    cJSON_Delete(row);
+    return LD_OK;
+}
+
+/* Loads a stored job with its engine restored from its saved state, on the loop (for callers
+ * without a loop to come back to). Returns owned. */
+static int job_load(Daemon *d, int64_t id, DJob **out, char *err) {
+    cJSON *spec = NULL, *state = NULL;
+    DJob *j = NULL;
+    SearchJob *sj = NULL;
+    Search *s = NULL;
+    int rc = load_begin(d, id, &j, &spec, &state, err);
+    if (rc == LD_OK) rc = parse_restore(spec, d->cwd, state, &sj, &s, err);
+    if (rc == LD_OK) {
+        rc = load_finish(d, j, sj, s, err); /* j owns them now */
+        sj = NULL;
+        s = NULL;
+    }
+    cJSON_Delete(spec);
     cJSON_Delete(state);
-    djob_free(j);
+    search_free(s);
+    job_free(sj);
+    if (rc != LD_OK) {
+        djob_free(j);
+        return rc;
+    }
+    *out = j;
+    return LD_OK;
+}
+
+/* Why a stored job is loaded: what may happen to it meanwhile differs (see job_control). */
+typedef enum { LOAD_RECOVER, LOAD_RESUME, LOAD_RETRY } LoadWhy;
+
+/* Called on the loop when an asynchronous load ends: j is the loaded job (owned; NULL when rc is
+ * not LD_OK, err then says why). */
+typedef void (*LoadThen)(Daemon *d, int64_t id, DJob *j, int rc, const char *err, void *ud);
+
+/* A stored job being loaded off the loop; listed in d->loading until it ends. */
+struct JobLoad {
+    JobLoad *next;
+    int64_t id, schedule_id;
+    LoadWhy why;
+    DJob *j; /* from load_begin */
+    LoadThen then;
+    void *ud;
+};
+
+static JobLoad *job_loading(Daemon *d, int64_t id) {
+    for (JobLoad *l = d->loading; l; l = l->next)
+        if (l->id == id) return l;
+    return NULL;
+}
+
+static void load_parsed(Daemon *d, void *ud, int rc, SearchJob *sj, Search *s, const char *e) {
+    JobLoad *l = ud;
+    char err[LD_ERR_MAX];
+    snprintf(err, sizeof err, "%s", e);
+    for (JobLoad **p = &d->loading; *p; p = &(*p)->next)
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
+    if (rc == LD_OK && d->shutting_down) rc = ld_err(err, LD_EBUSY, "the server is shutting down");
+    if (rc == LD_OK) {
+        rc = load_finish(d, l->j, sj, s, err);
+        sj = NULL;
+        s = NULL;
+    }
+    search_free(s);
+    job_free(sj);
+    if (rc != LD_OK) {
+        djob_free(l->j);
+        l->j = NULL;
+    }
+    l->then(d, l->id, l->j, rc, rc == LD_OK ? "" : err, l->ud);
+    free(l);
+}
+
+/* Loads stored job id off the loop: returns LD_OK and calls then later, exactly once, or an
+ * error without calling it. */
+static int job_load_async(Daemon *d, int64_t id, LoadWhy why, LoadThen then, void *ud, char *err) {
+    JobLoad *l = calloc(1, sizeof *l);
+    cJSON *spec = NULL, *state = NULL;
+    if (!l) return ld_err(err, LD_ENOMEM, "out of memory");
+    int rc = load_begin(d, id, &l->j, &spec, &state, err);
+    if (rc != LD_OK) {
+        free(l);
+        return rc;
+    }
+    l->id = id;
+    l->schedule_id = l->j->schedule_id;
+    l->why = why;
+    l->then = then;
+    l->ud = ud;
+    rc = jobs_parse_async(d, spec, d->cwd, state, load_parsed, l, err);
+    if (rc != LD_OK) {
+        djob_free(l->j);
+        free(l);
+        return rc;
+    }
+    l->next = d->loading;
+    d->loading = l;
+    return LD_OK;
+}
+
+/* The state a job has in the store (a client may change it while the job loads). */
+static int stored_state(Daemon *d, int64_t id, JobState *st, char *err) {
+    cJSON *row = NULL;
+    int rc = store_job_get(d->store, id, &row, err);
+    if (rc == LD_OK && job_state_parse(jstr(row, "state"), st) != LD_OK)
+        rc = ld_err(err, LD_EINVAL, "job %lld: unknown state", (long long)id);
+    cJSON_Delete(row);
     return rc;
+}
+
+static void recover_fail(Daemon *d, int64_t id, const char *why) {
+    /* one broken job must not keep the daemon from serving the others */
+    char e3[LD_ERR_MAX];
+    daemon_log("job %lld: cannot resume: %s", (long long)id, why);
+    store_job_set_state(d->store, id, "failed", why, e3);
+}
+
+static void recovered(Daemon *d, int64_t id, DJob *j, int rc, const char *err, void *ud) {
+    (void)ud;
+    char e2[LD_ERR_MAX];
+    JobState now = JOB_QUEUED;
+    if (d->shutting_down) { /* it stays as stored and resumes at the next start */
+        djob_free(j);
+        return;
+    }
+    if (rc != LD_OK) {
+        recover_fail(d, id, err);
+        return;
+    }
+    /* a client may have paused or cancelled it while it loaded: the store says */
+    if (stored_state(d, id, &now, e2) != LD_OK || (now != JOB_QUEUED && now != JOB_RUNNING)) {
+        daemon_log("job %lld: %s while it loaded; not resumed", (long long)id,
+                   job_state_name(now));
+        djob_free(j);
+        return;
+    }
+    j->state = now;
+    if (j->state == JOB_RUNNING) j->run_since_ms = ld_now_ms();
+    j->next = d->jobs;
+    d->jobs = j;
+    daemon_log("job %lld: resuming (%s, %lld evaluations stored, round %lld)", (long long)j->id,
+               job_state_name(j->state), (long long)j->evals_done, (long long)j->round);
+    jobs_pump(d);
 }
 
 int jobs_recover(Daemon *d, char *err) {
@@ -310,22 +552,11 @@ int jobs_recover(Daemon *d, char *err) {
         int rc = store_jobs_in_state(d->store, states[s], &ids, &n, err);
         if (rc != LD_OK) return rc;
         for (int i = 0; i < n; i++) {
-            DJob *j = NULL;
             char e2[LD_ERR_MAX];
-            if (job_find(d, ids[i])) continue;
-            rc = job_load(d, ids[i], &j, e2);
-            if (rc != LD_OK) {
-                /* one broken job must not keep the daemon from serving the others */
-                daemon_log("job %lld: cannot resume: %s", (long long)ids[i], e2);
-                char e3[LD_ERR_MAX];
-                store_job_set_state(d->store, ids[i], "failed", e2, e3);
-                continue;
-            }
-            if (j->state == JOB_RUNNING) j->run_since_ms = ld_now_ms();
-            j->next = d->jobs;
-            d->jobs = j;
-            daemon_log("job %lld: resuming (%s, %lld evaluations stored, round %lld)",
-                       (long long)j->id, job_state_name(j->state), (long long)j->evals_done, (long long)j->round);
+            if (job_find(d, ids[i]) || job_loading(d, ids[i])) continue;
+            /* its data is read and parsed off the loop: the daemon serves meanwhile */
+            if (job_load_async(d, ids[i], LOAD_RECOVER, recovered, NULL, e2) != LD_OK)
+                recover_fail(d, ids[i], e2);
         }
         free(ids);
     }
@@ -461,84 +692,66 @@ int daemon_job_submit(Daemon *d, const DaemonSubmit *sub, int64_t *job_id, int *
     return submit_finish(d, sub, sj, job_id, existed, err);
 }
 
-/* A submit whose job is parsed (its data read and parsed) on libuv's thread pool. The worker
- * reads only job, base_dir and writes sj, rc, err; everything else is the loop's. */
+/* A submit whose job is parsed (its data read and parsed) on libuv's thread pool. */
 typedef struct SubmitLoad {
-    uv_work_t req;
-    Daemon *d;
-    cJSON *job;                /* owned copy of the submitted job */
-    char base_dir[PATH_MAX];
-    char *client_token;        /* owned copy, or NULL */
+    char *base_dir;     /* owned copy, or NULL */
+    char *client_token; /* owned copy, or NULL */
     int priority;
     int64_t schedule_id;
-    SearchJob *sj;             /* the worker's result (owned until submit_finish takes it) */
-    int rc;
-    char err[LD_ERR_MAX];
     DaemonSubmitDone done;
     void *ud;
 } SubmitLoad;
 
-static void submit_load_work(uv_work_t *req) {
-    SubmitLoad *l = req->data;
-    l->rc = job_parse(l->job, l->base_dir, engine_env(), &l->sj, l->err);
+static void submit_load_free(SubmitLoad *l) {
+    free(l->base_dir);
+    free(l->client_token);
+    free(l);
 }
 
-static void submit_load_after(uv_work_t *req, int status) {
-    SubmitLoad *l = req->data;
-    Daemon *d = l->d;
+static void submit_parsed(Daemon *d, void *ud, int rc, SearchJob *sj, Search *s, const char *e) {
+    SubmitLoad *l = ud;
+    char err[LD_ERR_MAX];
     int64_t id = 0;
     int existed = 0;
-    d->loads--;
-    if (status == UV_ECANCELED && l->rc == LD_OK)
-        l->rc = ld_err(l->err, LD_EBUSY, "the server is shutting down");
-    if (l->rc == LD_OK) {
+    snprintf(err, sizeof err, "%s", e);
+    search_free(s); /* none: parse only */
+    if (rc == LD_OK) {
         DaemonSubmit sub = {
-            .job = l->job,
             .client_token = l->client_token,
             .priority = l->priority,
             .schedule_id = l->schedule_id,
             .base_dir = l->base_dir,
         };
-        l->rc = submit_finish(d, &sub, l->sj, &id, &existed, l->err);
-        l->sj = NULL;
+        rc = submit_finish(d, &sub, sj, &id, &existed, err); /* takes sj */
     }
-    l->done(l->ud, l->rc, id, existed, l->rc == LD_OK ? "" : l->err);
-    job_free(l->sj);
-    cJSON_Delete(l->job);
-    free(l->client_token);
-    free(l);
+    l->done(l->ud, rc, id, existed, rc == LD_OK ? "" : err);
+    submit_load_free(l);
 }
 
 int daemon_job_submit_async(Daemon *d, const DaemonSubmit *sub, DaemonSubmitDone done, void *ud,
                             char *err) {
     if (d->shutting_down) return ld_err(err, LD_EBUSY, "the server is shutting down");
-    const char *base = sub->base_dir ? sub->base_dir : d->cwd;
     SubmitLoad *l = calloc(1, sizeof *l);
     if (!l) return ld_err(err, LD_ENOMEM, "out of memory");
-    l->d = d;
-    l->job = sub->job ? cJSON_Duplicate(sub->job, 1) : NULL;
+    l->base_dir = sub->base_dir ? strdup(sub->base_dir) : NULL;
     l->client_token = sub->client_token ? strdup(sub->client_token) : NULL;
     l->priority = sub->priority;
     l->schedule_id = sub->schedule_id;
     l->done = done;
     l->ud = ud;
-    l->req.data = l;
-    snprintf(l->base_dir, sizeof l->base_dir, "%s", base);
-    int rc = LD_OK;
-    if ((sub->job && !l->job) || (sub->client_token && !l->client_token))
-        rc = ld_err(err, LD_ENOMEM, "out of memory");
-    else if (strlen(base) >= sizeof l->base_dir)
-        rc = ld_err(err, LD_EINVAL, "base_dir: longer than %zu bytes", sizeof l->base_dir - 1);
-    else if ((rc = uv_queue_work(&d->loop, &l->req, submit_load_work, submit_load_after)) != 0)
-        rc = ld_err(err, LD_EIO, "cannot queue the job's loading: %s", uv_strerror(rc));
-    if (rc != LD_OK) {
-        cJSON_Delete(l->job);
-        free(l->client_token);
-        free(l);
-        return rc;
+    if ((sub->base_dir && !l->base_dir) ||
+        (sub->client_token && !l->client_token)) {
+        submit_load_free(l);
+        return ld_err(err, LD_ENOMEM, "out of memory");
     }
-    d->loads++;
-    return LD_OK;
+    cJSON *job = sub->job ? cJSON_Duplicate(sub->job, 1) : NULL; /* the worker's (taken) */
+    if (sub->job && !job) {
+        submit_load_free(l);
+        return ld_err(err, LD_ENOMEM, "out of memory");
+    }
+    int rc = jobs_parse_async(d, job, sub->base_dir, NULL, submit_parsed, l, err);
+    if (rc != LD_OK) submit_load_free(l);
+    return rc;
 }
 
 /* ---- rounds ----------------------------------------------------------------------------- */
@@ -834,13 +1047,10 @@ void jobs_on_dropped(Daemon *d, ExecItem *it) {
     exec_item_free(it);
 }
 
-/* Retries a stalled job whose evaluations in flight are all back: reloads it from the store
- * (which writes its tasks: the probe that writes succeed again) in place of the stalled copy. */
-static void job_retry_stalled(Daemon *d, DJob *j) {
-    char err[LD_ERR_MAX];
-    DJob *nj = NULL;
-    uint64_t f0 = store_faults(d->store);
-    int rc = job_load(d, j->id, &nj, err);
+/* How a stalled job's reload ended: nj (owned, NULL when rc is not LD_OK) takes j's place, or
+ * j waits longer when the store faulted again since f0, or fails when the cause is not the
+ * store's. */
+static void retry_outcome(Daemon *d, DJob *j, DJob *nj, int rc, const char *err, uint64_t f0) {
     if (rc != LD_OK) {
         if (store_faulted(d, f0)) {
             snprintf(j->stall, sizeof j->stall, "%s", err);
@@ -866,10 +1076,52 @@ static void job_retry_stalled(Daemon *d, DJob *j) {
     djob_free(j);
 }
 
+/* The store's fault count when a retry's reload began (its ud). */
+typedef struct RetryLoad {
+    uint64_t faults;
+} RetryLoad;
+
+static void retry_loaded(Daemon *d, int64_t id, DJob *nj, int rc, const char *err, void *ud) {
+    RetryLoad *r = ud;
+    uint64_t f0 = r->faults;
+    free(r);
+    DJob *j = job_find(d, id);
+    if (j) j->reloading = 0;
+    /* cancelled, or the daemon stopping, while it loaded: the store has what counts */
+    if (!j || !j->stall[0] || j->finished || d->shutting_down) {
+        djob_free(nj);
+        return;
+    }
+    retry_outcome(d, j, nj, rc, err, f0);
+    jobs_pump(d);
+}
+
+/* Retries a stalled job whose evaluations in flight are all back: reloads it from the store
+ * (which writes its tasks: the probe that writes succeed again) in place of the stalled copy.
+ * Its data is read and parsed off the loop; the stalled copy waits in the list meanwhile. */
+static void job_retry_stalled(Daemon *d, DJob *j) {
+    char err[LD_ERR_MAX];
+    RetryLoad *r = malloc(sizeof *r);
+    uint64_t f0 = store_faults(d->store);
+    if (!r) {
+        j->stall_retry_ms = ld_now_ms() + j->stall_wait_ms;
+        return;
+    }
+    r->faults = f0;
+    int rc = job_load_async(d, j->id, LOAD_RETRY, retry_loaded, r, err);
+    if (rc != LD_OK) {
+        free(r);
+        retry_outcome(d, j, NULL, rc, err, f0);
+        return;
+    }
+    j->reloading = 1;
+}
+
 void jobs_tick(Daemon *d) {
     for (DJob *j = d->jobs; j;) {
         DJob *next = j->next;
-        if (j->stall[0] && j->inflight == 0 && !j->finished && ld_now_ms() >= j->stall_retry_ms)
+        if (j->stall[0] && !j->reloading && j->inflight == 0 && !j->finished &&
+            ld_now_ms() >= j->stall_retry_ms)
             job_retry_stalled(d, j);
         j = next;
     }
@@ -920,6 +1172,7 @@ int jobs_pending_works(const Daemon *d) {
 int jobs_count_loaded(const Daemon *d) {
     int n = 0;
     for (const DJob *j = d->jobs; j; j = j->next) n++;
+    for (const JobLoad *l = d->loading; l; l = l->next) n++;
     return n;
 }
 
@@ -1035,7 +1288,11 @@ int daemon_job_list(Daemon *d, const char *state, cJSON **out, char *err) {
     return LD_OK;
 }
 
-int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err) {
+/* A control action checked against the job's state: the state it leaves (*from) and the one it
+ * goes to (*to), and the loaded job (*jp, NULL when not loaded). A failed job's resume drops its
+ * idle engine: it is loaded again from the store. */
+static int control_check(Daemon *d, int64_t job_id, const char *action, JobState *from,
+                         JobState *to, DJob **jp, char *err) {
     cJSON *row = NULL;
     int rc = store_job_get(d->store, job_id, &row, err);
     if (rc == LD_ENOTFOUND) return ld_err(err, LD_ENOTFOUND, "job %lld: not found", (long long)job_id);
@@ -1048,11 +1305,16 @@ int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err)
     cJSON_Delete(row);
     const char *sname = state == JOB_NSTATES ? "?" : job_state_name(state);
     int active = state == JOB_QUEUED || state == JOB_RUNNING;
-    JobState to;
+    JobLoad *l = job_loading(d, job_id);
+    /* a resume's load ends in queued: nothing else may change the job meanwhile (a recovery's
+     * load checks the stored state when it ends, so pause and cancel act on the store) */
+    if (l && l->why == LOAD_RESUME)
+        return ld_err(err, LD_EBUSY, "job %lld: being loaded for a resume; try again in a moment",
+                      (long long)job_id);
     if (!strcmp(action, "pause")) {
         if (!active)
             return ld_err(err, LD_ESTATE, "job %lld: cannot pause a job that is %s", (long long)job_id, sname);
-        to = JOB_PAUSED;
+        *to = JOB_PAUSED;
     } else if (!strcmp(action, "resume")) {
         if (j && j->stall[0])
             return ld_err(err, LD_ESTATE,
@@ -1071,27 +1333,36 @@ int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err)
                 job_unlink(d, old);
                 djob_free(old);
             }
+            j = NULL;
         }
-        to = JOB_QUEUED;
+        *to = JOB_QUEUED;
     } else if (!strcmp(action, "cancel")) {
         if (!active && state != JOB_PAUSED)
             return ld_err(err, LD_ESTATE, "job %lld: cannot cancel a job that is %s", (long long)job_id, sname);
-        to = JOB_CANCELLED;
+        *to = JOB_CANCELLED;
     } else {
         return ld_err(err, LD_EINVAL, "unknown action %s", action);
     }
-    if (!j && to == JOB_QUEUED) {
-        rc = job_load(d, job_id, &j, err);
-        if (rc != LD_OK) {
-            char why[LD_ERR_MAX], e2[LD_ERR_MAX];
-            snprintf(why, sizeof why, "%s", err);
-            if (state == JOB_FAILED) /* the reason shown is the latest one */
-                store_job_set_state(d->store, job_id, "failed", why, e2);
-            return ld_err(err, rc, "job %lld: cannot resume: %.200s", (long long)job_id, why);
-        }
-        j->next = d->jobs;
-        d->jobs = j;
-    }
+    *from = state;
+    *jp = j;
+    return LD_OK;
+}
+
+/* A resume whose load failed: the job stays failed with the new reason (the latest one). */
+static int resume_failed(Daemon *d, int64_t job_id, JobState from, int rc, const char *why,
+                         char *err) {
+    char e2[LD_ERR_MAX];
+    if (from == JOB_FAILED && !d->shutting_down)
+        store_job_set_state(d->store, job_id, "failed", why, e2);
+    return ld_err(err, rc, "job %lld: cannot resume: %.200s", (long long)job_id, why);
+}
+
+/* Carries out a checked action (control_check) on job j (loaded, or NULL: only the stored state
+ * changes). */
+static int control_apply(Daemon *d, int64_t job_id, DJob *j, JobState from, JobState to,
+                         char *err) {
+    int rc;
+    const char *sname = from == JOB_NSTATES ? "?" : job_state_name(from);
     if (j) {
         /* a job that stops running keeps its latest round boundary (no replay on resume) */
         if (to != JOB_QUEUED) job_save_state_now(d, j);
@@ -1112,7 +1383,7 @@ int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err)
             cJSON_Delete(stats);
         }
     } else {
-        /* not loaded (paused since before a restart): only the stored state changes */
+        /* not loaded (paused since before a restart, or still loading): the stored state */
         rc = store_job_set_state(d->store, job_id, job_state_name(to), NULL, err);
         if (rc != LD_OK) return rc;
         char e2[LD_ERR_MAX];
@@ -1120,6 +1391,66 @@ int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err)
     }
     daemon_log("job %lld: %s -> %s", (long long)job_id, sname, job_state_name(to));
     jobs_pump(d);
+    return LD_OK;
+}
+
+int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err) {
+    JobState from, to;
+    DJob *j = NULL;
+    int rc = control_check(d, job_id, action, &from, &to, &j, err);
+    if (rc != LD_OK) return rc;
+    if (!j && to == JOB_QUEUED) {
+        char why[LD_ERR_MAX];
+        rc = job_load(d, job_id, &j, why);
+        if (rc != LD_OK) return resume_failed(d, job_id, from, rc, why, err);
+        j->next = d->jobs;
+        d->jobs = j;
+    }
+    return control_apply(d, job_id, j, from, to, err);
+}
+
+/* A resume waiting for its job's load (job_load_async's ud). */
+typedef struct ResumeWait {
+    JobState from;
+    DaemonSubmitDone done;
+    void *ud;
+} ResumeWait;
+
+static void resume_loaded(Daemon *d, int64_t id, DJob *j, int rc, const char *why, void *ud) {
+    ResumeWait *w = ud;
+    char err[LD_ERR_MAX];
+    if (rc == LD_OK && d->shutting_down) {
+        djob_free(j);
+        rc = ld_err(err, LD_EBUSY, "the server is shutting down");
+    } else if (rc != LD_OK) {
+        rc = resume_failed(d, id, w->from, rc, why, err);
+    } else {
+        j->next = d->jobs;
+        d->jobs = j;
+        rc = control_apply(d, id, j, w->from, JOB_QUEUED, err);
+    }
+    w->done(w->ud, rc, id, 0, rc == LD_OK ? "" : err);
+    free(w);
+}
+
+int daemon_job_resume_async(Daemon *d, int64_t job_id, DaemonSubmitDone done, void *ud,
+                            int *deferred, char *err) {
+    JobState from, to;
+    DJob *j = NULL;
+    *deferred = 0;
+    int rc = control_check(d, job_id, "resume", &from, &to, &j, err);
+    if (rc != LD_OK) return rc;
+    if (j) return control_apply(d, job_id, j, from, to, err); /* loaded: nothing to read */
+    ResumeWait *w = malloc(sizeof *w);
+    if (!w) return ld_err(err, LD_ENOMEM, "out of memory");
+    *w = (ResumeWait){.from = from, .done = done, .ud = ud};
+    char why[LD_ERR_MAX];
+    rc = job_load_async(d, job_id, LOAD_RESUME, resume_loaded, w, why);
+    if (rc != LD_OK) {
+        free(w);
+        return resume_failed(d, job_id, from, rc, why, err);
+    }
+    *deferred = 1;
     return LD_OK;
 }
 
@@ -1139,6 +1470,8 @@ int daemon_job_delete(Daemon *d, int64_t job_id, char *err) {
     if (j && j->inflight > 0)
         return ld_err(err, LD_EBUSY, "job %lld: its last evaluations are still running; try again "
                                      "in a moment", (long long)job_id);
+    if (job_loading(d, job_id))
+        return ld_err(err, LD_EBUSY, "job %lld: being loaded; try again in a moment", (long long)job_id);
     if (j) {
         job_unlink(d, j);
         djob_free(j);
@@ -1166,5 +1499,7 @@ int daemon_schedule_active(Daemon *d, int64_t schedule_id) {
     int n = 0;
     for (DJob *j = d->jobs; j; j = j->next)
         if (!j->finished && j->schedule_id == schedule_id) n++;
+    for (JobLoad *l = d->loading; l; l = l->next) /* resumed or recovered, not yet loaded */
+        if (l->schedule_id == schedule_id && !job_find(d, l->id)) n++;
     return n;
 }

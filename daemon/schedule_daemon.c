@@ -180,20 +180,15 @@ static void seed_push(cJSON *arr, const char *text, int family, int *n, int max)
     expr_free(e);
 }
 
-/* Seeds job (a schedule_job result, modified in place) from the best expressions of the
- * schedule's own earlier runs, then store_warm_start's, then the template's seed_losses, in
- * that order, as seed_losses with warm_start off (the daemon's own warm start would put
- * store_warm_start's first). With no earlier results the job is left as it is: warm_start true,
- * the daemon seeds it from store_warm_start. Returns how many came from earlier runs. */
-static int seed_from_runs(Daemon *d, const Schedule *s, cJSON *job) {
+/* The best expressions of the schedule's own earlier runs (owned in *out, best first), read
+ * from the store on the loop; their number. */
+static int seeds_collect(Daemon *d, int64_t schedule_id, Seed **out) {
     char e2[LD_ERR_MAX];
     Store *st = daemon_store(d);
-    cJSON *runs = NULL, *seeds = NULL;
-    SearchJob *sj = NULL;
+    cJSON *runs = NULL;
     Seed *v = NULL;
-    char **warm = NULL;
-    int nv = 0, capv = 0, nwarm = 0, own = 0;
-    if (store_schedule_runs(st, s->id, SEED_RUNS, &runs, e2) != LD_OK)
+    int nv = 0, capv = 0;
+    if (store_schedule_runs(st, schedule_id, SEED_RUNS, &runs, e2) != LD_OK)
         goto done;
     const cJSON *run;
     cJSON_ArrayForEach(run, runs) {
@@ -221,11 +216,32 @@ static int seed_from_runs(Daemon *d, const Schedule *s, cJSON *job) {
         }
         cJSON_Delete(lb);
     }
-    if (nv == 0)
-        goto done;
-    qsort(v, (size_t)nv, sizeof *v, seed_cmp);
-    if (job_parse(job, d->cwd, engine_env(), &sj, e2) != LD_OK || job_ntasks(sj) < 1)
-        goto done;
+    if (nv > 0)
+        qsort(v, (size_t)nv, sizeof *v, seed_cmp);
+done:
+    cJSON_Delete(runs);
+    *out = v;
+    return nv;
+}
+
+static void seeds_free(Seed *v, int nv) {
+    for (int i = 0; i < nv; i++)
+        free(v[i].expr);
+    free(v);
+}
+
+/* Seeds job (a schedule_job result, modified in place; sj is it parsed, borrowed) with v (the
+ * earlier runs' expressions, best first), then store_warm_start's, then the template's
+ * seed_losses, in that order, as seed_losses with warm_start off (the daemon's own warm start
+ * would put store_warm_start's first). When none of v suits the task the job is left as it is:
+ * warm_start true, the daemon seeds it from store_warm_start. Returns how many came from v. */
+static int seeds_apply(Daemon *d, const SearchJob *sj, const Seed *v, int nv, cJSON *job) {
+    char e2[LD_ERR_MAX];
+    cJSON *seeds = NULL;
+    char **warm = NULL;
+    int own = 0, nwarm = 0;
+    if (job_ntasks(sj) < 1)
+        return 0;
     const Task *t0 = engine_task(sj, 0);
     int fam = task_family(t0);
     seeds = cJSON_CreateArray();
@@ -235,8 +251,8 @@ static int seed_from_runs(Daemon *d, const Schedule *s, cJSON *job) {
         seed_push(seeds, v[i].expr, fam, &own, SEED_MAX);
     if (own == 0)
         goto done;
-    if (store_warm_start(st, family_name(fam), task_hash(t0), SEED_MAX, &warm, &nwarm, e2) ==
-        LD_OK) {
+    if (store_warm_start(daemon_store(d), family_name(fam), task_hash(t0), SEED_MAX, &warm,
+                         &nwarm, e2) == LD_OK) {
         int k = 0;
         for (int i = 0; i < nwarm; i++)
             seed_push(seeds, warm[i], fam, &k, SEED_MAX);
@@ -255,47 +271,166 @@ static int seed_from_runs(Daemon *d, const Schedule *s, cJSON *job) {
     seeds = NULL;
     cJSON_ReplaceItemInObjectCaseSensitive(job, "warm_start", cJSON_CreateFalse());
 done:
-    for (int i = 0; i < nv; i++)
-        free(v[i].expr);
-    free(v);
     store_strv_free(warm, nwarm);
-    job_free(sj);
     cJSON_Delete(seeds);
-    cJSON_Delete(runs);
     return own;
 }
 
 /* ---- firing ------------------------------------------------------------------------------- */
 
-/* Submits the run of a fire at fire_time starting now; returns LD_OK and the job id. */
+/* A fire whose run is being prepared and submitted. Its job's data is read and parsed off the
+ * loop (jobs_parse_async, daemon_job_submit_async): once to learn the task when earlier runs
+ * seed it, once as submitted. Counted as an active run of its schedule meanwhile. */
+typedef struct Firing {
+    struct Firing *next;
+    Daemon *d;
+    int64_t schedule_id, fire_time, deadline;
+    cJSON *job;   /* as it is submitted (owned) */
+    cJSON *plain; /* the template's job without seeds, for the retry (owned; NULL: none) */
+    Seed *v;      /* the earlier runs' expressions, best first */
+    int nv, own;
+    const char *reason;       /* schedule.fired's reason: NULL, or "trigger" */
+    char log[LD_ERR_MAX];     /* the decision's log line, the event's message */
+    DaemonSubmitDone done;    /* a trigger's reply (NULL: a fire of the tick) */
+    void *ud;
+} Firing;
+
+static Firing *firing; /* the loop's, like reg */
+
+static int firing_count(int64_t schedule_id) {
+    int n = 0;
+    for (const Firing *f = firing; f; f = f->next)
+        n += f->schedule_id == schedule_id;
+    return n;
+}
+
+/* A schedule's runs that are queued, running or paused, or being prepared. */
+static int active_runs(Daemon *d, int64_t schedule_id) {
+    return daemon_schedule_active(d, schedule_id) + firing_count(schedule_id);
+}
+
+static void emit(Daemon *d, const Schedule *s, const char *kind, int64_t job_id,
+                 int64_t fire_time, int64_t deadline, const char *reason, const char *message);
+
+static void firing_free(Firing *f) {
+    cJSON_Delete(f->job);
+    cJSON_Delete(f->plain);
+    seeds_free(f->v, f->nv);
+    free(f);
+}
+
+/* The end of a fire: the run is watched for its deadline and announced, or the failure is. */
+static void fire_finish(Daemon *d, Firing *f, int rc, int64_t job_id, const char *e2) {
+    char err[LD_ERR_MAX], e3[LD_ERR_MAX];
+    for (Firing **p = &firing; *p; p = &(*p)->next)
+        if (*p == f) {
+            *p = f->next;
+            break;
+        }
+    Schedule *s = reg_fresh(d, e3) == LD_OK ? reg_find(f->schedule_id) : NULL;
+    if (rc == LD_OK) {
+        char msg[LD_ERR_MAX + 32];
+        watch_add(job_id, f->schedule_id, f->deadline);
+        daemon_log("schedule %" PRId64 ": job %" PRId64 " seeded with %d expressions from "
+                   "earlier runs", f->schedule_id, job_id, f->own);
+        snprintf(msg, sizeof msg, "%s", f->log);
+        if (f->done) { /* a trigger's message names its job */
+            snprintf(msg, sizeof msg, "%s: job %" PRId64, f->log, job_id);
+            daemon_log("%s", msg);
+        }
+        if (s && !daemon_shutting_down(d))
+            emit(d, s, "schedule.fired", job_id, f->fire_time, f->deadline, f->reason, msg);
+    } else {
+        ld_err(err, rc, "schedule %" PRId64 ": submitting the run failed: %.180s", f->schedule_id,
+               e2);
+        daemon_log("%s", err);
+        if (!f->done && s && !daemon_shutting_down(d))
+            emit(d, s, "schedule.skipped", 0, f->fire_time, 0, "submit-failed", err);
+    }
+    if (f->done)
+        f->done(f->ud, rc, job_id, 0, rc == LD_OK ? "" : err);
+    firing_free(f);
+}
+
+static int fire_submit(Daemon *d, Firing *f, char *err);
+
+static void fire_submitted(void *ud, int rc, int64_t job_id, int existed, const char *e2) {
+    Firing *f = ud;
+    Daemon *d = f->d;
+    (void)existed;
+    if (rc != LD_OK && f->own > 0 && f->plain && !daemon_shutting_down(d)) {
+        /* the seeds should never make a job invalid; if they do, run it as the template says */
+        char e3[LD_ERR_MAX];
+        daemon_log("schedule %" PRId64 ": submit with %d seeds from earlier runs failed: %s; "
+                   "retrying without them", f->schedule_id, f->own, e2);
+        cJSON_Delete(f->job);
+        f->job = f->plain;
+        f->plain = NULL;
+        f->own = 0;
+        if ((rc = fire_submit(d, f, e3)) == LD_OK)
+            return;
+        fire_finish(d, f, rc, 0, e3);
+        return;
+    }
+    fire_finish(d, f, rc, job_id, e2);
+}
+
+static int fire_submit(Daemon *d, Firing *f, char *err) {
+    DaemonSubmit sub = {.job = f->job, .schedule_id = f->schedule_id};
+    return daemon_job_submit_async(d, &sub, fire_submitted, f, err);
+}
+
+static void fire_parsed(Daemon *d, void *ud, int rc, SearchJob *sj, Search *s, const char *e2) {
+    Firing *f = ud;
+    char err[LD_ERR_MAX];
+    search_free(s); /* none: parse only */
+    if (rc == LD_OK)
+        f->own = seeds_apply(d, sj, f->v, f->nv, f->job);
+    job_free(sj);
+    (void)e2; /* a job that does not parse fails its submit, with the reason */
+    if (f->own == 0) { /* unseeded: the job as the template says */
+        cJSON_Delete(f->plain);
+        f->plain = NULL;
+    }
+    if ((rc = fire_submit(d, f, err)) != LD_OK)
+        fire_finish(d, f, rc, 0, err);
+}
+
+/* Starts the run of a fire at fire_time (now for a trigger): returns LD_OK and finishes it
+ * later (fire_finish: the schedule.fired or schedule.skipped event, a trigger's done), or an
+ * error without doing either. */
 static int fire(Daemon *d, Schedule *s, int64_t fire_time, int64_t now, int64_t deadline,
-                int64_t *job_id, char *err) {
+                const char *reason, const char *log, DaemonSubmitDone done, void *ud, char *err) {
     char e2[LD_ERR_MAX];
-    int existed = 0, rc;
-    cJSON *job = schedule_job(s, fire_time, now, deadline);
-    if (!job)
+    int rc;
+    Firing *f = calloc(1, sizeof *f);
+    if (!f)
+        return ld_err(err, LD_ENOMEM, "schedule %" PRId64 ": out of memory", s->id);
+    *f = (Firing){.d = d, .schedule_id = s->id, .fire_time = fire_time, .deadline = deadline,
+                  .reason = reason, .done = done, .ud = ud};
+    snprintf(f->log, sizeof f->log, "%s", log ? log : "");
+    f->job = schedule_job(s, fire_time, now, deadline);
+    if (!f->job) {
+        firing_free(f);
         return ld_err(err, LD_ENOMEM, "schedule %" PRId64 ": out of memory building the job",
                       s->id);
-    int own = seed_from_runs(d, s, job);
-    DaemonSubmit sub = {.job = job, .schedule_id = s->id};
-    rc = daemon_job_submit(d, &sub, job_id, &existed, e2);
-    if (rc != LD_OK && own > 0) {
-        /* the seeds should never make a job invalid; if they do, run it as the template says */
-        daemon_log("schedule %" PRId64 ": submit with %d seeds from earlier runs failed: %s; "
-                   "retrying without them", s->id, own, e2);
-        cJSON_Delete(job);
-        job = schedule_job(s, fire_time, now, deadline);
-        own = 0;
-        sub.job = job;
-        rc = job ? daemon_job_submit(d, &sub, job_id, &existed, e2) : LD_ENOMEM;
     }
-    cJSON_Delete(job);
-    if (rc != LD_OK)
+    f->nv = seeds_collect(d, s->id, &f->v);
+    cJSON *copy = f->nv > 0 ? cJSON_Duplicate(f->job, 1) : NULL;
+    f->plain = f->nv > 0 ? cJSON_Duplicate(f->job, 1) : NULL;
+    if (f->nv > 0 && copy && f->plain)
+        rc = jobs_parse_async(d, copy, NULL, NULL, fire_parsed, f, e2); /* to learn the task */
+    else {
+        cJSON_Delete(copy);
+        rc = fire_submit(d, f, e2);
+    }
+    if (rc != LD_OK) {
+        firing_free(f);
         return ld_err(err, rc, "schedule %" PRId64 ": submitting the run failed: %.180s", s->id,
                       e2);
-    watch_add(*job_id, s->id, deadline);
-    daemon_log("schedule %" PRId64 ": job %" PRId64 " seeded with %d expressions from earlier "
-               "runs", s->id, *job_id, own);
+    }
+    f->next = firing;
+    firing = f;
     return LD_OK;
 }
 
@@ -330,11 +465,10 @@ static void emit(Daemon *d, const Schedule *s, const char *kind, int64_t job_id,
 static void apply(Daemon *d, Schedule *s, const ScheduleDecision *dec, int64_t now) {
     char e2[LD_ERR_MAX];
     if (dec->action == SCHEDULE_FIRE) {
-        int64_t job_id = 0;
         daemon_log("%s", dec->log);
-        if (fire(d, s, dec->fire_time, now, dec->deadline, &job_id, e2) == LD_OK) {
-            emit(d, s, "schedule.fired", job_id, dec->fire_time, dec->deadline, NULL, dec->log);
-        } else {
+        /* schedule.fired follows once the run's job is submitted (fire_finish) */
+        if (fire(d, s, dec->fire_time, now, dec->deadline, NULL, dec->log, NULL, NULL, e2) !=
+            LD_OK) {
             daemon_log("%s", e2);
             emit(d, s, "schedule.skipped", 0, dec->fire_time, 0, "submit-failed", e2);
         }
@@ -427,7 +561,7 @@ static void tick(Daemon *d, void *ud) {
     for (int i = 0; i < reg.n; i++) {
         ScheduleDecision dec;
         clock_went_back(d, &reg.v[i], now);
-        schedule_due(&reg.v[i], now, daemon_schedule_active(d, reg.v[i].id), &dec);
+        schedule_due(&reg.v[i], now, active_runs(d, reg.v[i].id), &dec);
         apply(d, &reg.v[i], &dec, now);
     }
     if (reg.nw > 0)
@@ -438,7 +572,7 @@ static void tick(Daemon *d, void *ud) {
 static void rewatch(Daemon *d, const Schedule *s) {
     char e2[LD_ERR_MAX];
     cJSON *runs = NULL;
-    if (s->spec.until_min < 0 || daemon_schedule_active(d, s->id) == 0)
+    if (s->spec.until_min < 0 || active_runs(d, s->id) == 0)
         return;
     if (store_schedule_runs(daemon_store(d), s->id, 20, &runs, e2) != LD_OK)
         return;
@@ -466,7 +600,7 @@ int schedule_start(Daemon *d, char *err) {
         ScheduleDecision dec;
         rewatch(d, &reg.v[i]);
         clock_went_back(d, &reg.v[i], now);
-        schedule_startup(&reg.v[i], now, daemon_schedule_active(d, reg.v[i].id), &dec);
+        schedule_startup(&reg.v[i], now, active_runs(d, reg.v[i].id), &dec);
         apply(d, &reg.v[i], &dec, now);
     }
     if (reg.n > 0)
@@ -530,7 +664,7 @@ int daemon_schedule_list(Daemon *d, cJSON **out, char *err) {
     }
     for (int i = 0; i < reg.n; i++) {
         cJSON *sj = schedule_json(&reg.v[i]);
-        cJSON_AddNumberToObject(sj, "active_runs", daemon_schedule_active(d, reg.v[i].id));
+        cJSON_AddNumberToObject(sj, "active_runs", active_runs(d, reg.v[i].id));
         cJSON_AddItemToArray(arr, sj);
     }
     *out = o;
@@ -547,7 +681,7 @@ int daemon_schedule_get(Daemon *d, int64_t id, cJSON **out, char *err) {
     if (store_schedule_runs(daemon_store(d), id, RUNS_SHOWN, &rows, e2) != LD_OK)
         return ld_err(err, LD_EIO, "schedule %" PRId64 ": %s", id, e2);
     cJSON *o = schedule_json(s);
-    cJSON_AddNumberToObject(o, "active_runs", daemon_schedule_active(d, id));
+    cJSON_AddNumberToObject(o, "active_runs", active_runs(d, id));
     cJSON_AddItemToObject(o, "next_runs",
                           s->paused ? cJSON_CreateArray()
                                     : schedule_next_runs(&s->spec, sched_now(), 5));
@@ -597,12 +731,12 @@ int daemon_schedule_set_paused(Daemon *d, int64_t id, int paused, cJSON **out, c
     return LD_OK;
 }
 
-int daemon_schedule_trigger(Daemon *d, int64_t id, int64_t *job_id, char *err) {
+int daemon_schedule_trigger(Daemon *d, int64_t id, DaemonSubmitDone done, void *ud, char *err) {
     Schedule *s;
     int rc = need(d, id, &s, err);
     if (rc != LD_OK)
         return rc;
-    int active = daemon_schedule_active(d, id);
+    int active = active_runs(d, id);
     if (s->spec.concurrency == SCHEDULE_FORBID && active > 0)
         return ld_err(err, LD_ESTATE,
                       "schedule %" PRId64 ": a run is still going (concurrency forbid)", id);
@@ -611,13 +745,7 @@ int daemon_schedule_trigger(Daemon *d, int64_t id, int64_t *job_id, char *err) {
     if (deadline > 0 && deadline - now < 60)
         return ld_err(err, LD_ESTATE,
                       "schedule %" PRId64 ": until leaves under a minute from now", id);
-    rc = fire(d, s, now, now, deadline, job_id, err);
-    if (rc != LD_OK)
-        return rc;
     char msg[LD_ERR_MAX];
-    snprintf(msg, sizeof msg, "schedule %" PRId64 ": triggered by a client: job %" PRId64, id,
-             *job_id);
-    daemon_log("%s", msg);
-    emit(d, s, "schedule.fired", *job_id, now, deadline, "trigger", msg);
-    return LD_OK;
+    snprintf(msg, sizeof msg, "schedule %" PRId64 ": triggered by a client", id);
+    return fire(d, s, now, now, deadline, "trigger", msg, done, ud, err);
 }
