@@ -63,7 +63,7 @@ FUZZ_VARS := BUILD=build/fuzz BIN=build/fuzz/bin CC=clang OPT=-O1 EXTRA_CFLAGS=-
   SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 
 
-.PHONY: fuzz fuzz-bins all deps test-deps bench-deps bench-optuna install-pkgs test unit asan bench demo install clean docs-check
+.PHONY: fuzz fuzz-bins all deps test-deps bench-deps bench-optuna install-pkgs test unit asan bench demo install clean docs-check doc-figures
 all: $(BIN)/lossd $(BIN)/lossctl
 
 $(BUILD)/%.o: %.c
@@ -145,6 +145,14 @@ asan: deps
 bench: bench-deps
 	$(MAKE) all $(BENCHES)
 	bench/run_bench.sh
+
+# The measured figures of README.md and docs/ (<!--fig:KEY--> markers): rerun the measurements
+# into bench/measured.json and write them into the docs (bench/doc_figures.py; a few minutes).
+# `make test` checks the docs against the recorded file (tests/test_doc_figures.sh).
+doc-figures:
+	$(MAKE) all $(BENCHES)
+	nice -n 2 bench/doc_figures.py record
+	bench/doc_figures.py write
 
 # lossd's search against Optuna TPE over a textbook mixture (docs/results.md, "Against a tuned
 # mixture"); ROWS and SEARCH_SEEDS choose rows and seeds (bench/vs_optuna.py). Tens of minutes.
