@@ -158,6 +158,8 @@ int store_fault_arm(long long n) {
     return LD_OK;
 }
 
+long long store_fault_fired(void) { return F.fired; }
+
 const char *store_faultvfs_(void) {
     if (F.active) return "lossd-fault"; /* set up once; until then the environment is read */
     const char *spec = getenv("LOSSD_FAULT");

@@ -63,6 +63,7 @@ uint64_t store_faults(const Store *s);
 /* Test hook (storage/faultvfs.c, active only under $LOSSD_FAULT): makes the nth counted operation
  * from now fail (n <= 0: none). LD_ESTATE when fault injection is off. */
 int store_fault_arm(long long n);
+long long store_fault_fired(void); /* operations failed by it so far (0 when inactive) */
 
 /* ---- jobs ------------------------------------------------------------------------------- */
 
