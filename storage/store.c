@@ -225,6 +225,17 @@ int store_bind_text_checked_(sqlite3_stmt *st, int i, const char *text, int n, v
     return rc;
 }
 
+/* Prepares a statement outside the cache (store_stmt_). A new statement has no binds, so a flag
+ * left by an operation that failed at a bind and never stepped (it rolled back instead) is stale:
+ * cleared here, or the new statement's first step would fail with SQLITE_NOMEM (found by
+ * tests/test_alloc_sweep.c: after a failed bind in store_state_put, reopening the store in the
+ * same process failed with "out of memory"). */
+static int prepare_fresh(sqlite3 *db, const char *sql, sqlite3_stmt **st)
+{
+    bind_failed = 0;
+    return sqlite3_prepare_v2(db, sql, -1, st, NULL);
+}
+
 int store_step_checked_(sqlite3_stmt *st)
 {
     if (bind_failed) {
@@ -237,6 +248,14 @@ int store_step_checked_(sqlite3_stmt *st)
 int store_sqlerr_(Store *s, int rc, const char *what, char *err)
 {
     int code;
+    /* The JSON columns are written from cJSON's printer, so they always pass their
+     * json_valid() CHECK: when one fails, SQLite could not run json_valid (out of memory: found
+     * by tests/test_alloc_sweep.c, the job's insert failing as "CHECK constraint failed:
+     * json_valid(spec)"). That is a storage fault, not the request's. */
+    if (rc == SQLITE_CONSTRAINT_CHECK && s && s->db && strstr(sqlite3_errmsg(s->db), "json_valid")) {
+        s->faults++;
+        return ld_err(err, LD_ENOMEM, "store: %s: out of memory (checking a JSON column)", what);
+    }
     switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED: code = LD_EBUSY; break;
@@ -316,6 +335,10 @@ int store_wbegin_(Store *s, int *own, const char *what, char *err)
 
 int store_wend_(Store *s, int own, int rc, const char *what, char *err)
 {
+    /* an allocation that failed outside SQLite's calls (a bind's copy, a JSON text) is a storage
+     * fault too: the daemon retries the write instead of failing the job (tests/test_alloc_sweep.c) */
+    if (rc == LD_ENOMEM)
+        s->faults++;
     if (!own)
         return rc;
     if (rc == LD_OK) {
@@ -612,7 +635,7 @@ uint64_t store_faults(const Store *s) { return s ? s->faults : 0; }
 static int read_version(Store *s, int *version, char *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+    int rc = prepare_fresh(s->db, "PRAGMA user_version", &st);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
@@ -705,7 +728,7 @@ int store_open(const char *path, int flags, Store **out, char *err)
     snprintf(what, sizeof what, "open %s", path);
     if (!s->readonly) {
         sqlite3_stmt *st = NULL;
-        src = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+        src = prepare_fresh(s->db, "PRAGMA journal_mode = WAL", &st);
         if (src == SQLITE_OK)
             src = sqlite3_step(st);
         const char *mode = src == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
@@ -1509,7 +1532,7 @@ int store_query_plan(Store *s, const char *name, char **plan, char *err)
         goto done;
     }
     snprintf(sql, n, "EXPLAIN QUERY PLAN %s", stmt_sql[id]);
-    src = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    src = prepare_fresh(s->db, sql, &st);
     if (src != SQLITE_OK) {
         rc = store_sqlerr_(s, src, "query plan: prepare", err);
         goto done;

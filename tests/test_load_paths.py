@@ -3,7 +3,7 @@
 the daemon's loop (issue 16), as job.submit does (tests/test_submit_load.py): a run fired by a
 schedule's tick, schedule.trigger, the reload after a storage fault (disk full, then space
 again), start-up recovery, and job.resume of a failed job (its data file was gone at a restart). For each, one client polls
-server.status in a loop on its own connection while a 16 MB CSV ($LOAD_MB) loads; the test counts
+server.status in a loop on its own connection while an 8 MB CSV ($LOAD_MB) loads; the test counts
 the replies that report the load in flight (submits_loading) and prints the worst latency seen.
 Also: the triggered and resumed jobs hold the whole table, a resume's reply comes after the load,
 a schedule's run being prepared counts as active, and the recovered job resumes.
@@ -21,7 +21,7 @@ from test_faults_daemon import Conn, Daemon  # noqa: E402
 from test_submit_load import write_csv  # noqa: E402
 import test_submit_load  # noqa: E402
 
-test_submit_load.TARGET_BYTES = int(float(os.environ.get("LOAD_MB", "16")) * (1 << 20))
+test_submit_load.TARGET_BYTES = int(float(os.environ.get("LOAD_MB", "8")) * (1 << 20))
 T0 = calendar.timegm((2026, 1, 1, 2, 59, 50, 0, 0, 0))  # the fake clock: 10 s before 03:00 UTC
 
 
