@@ -135,6 +135,8 @@ wait "$DPID" 2>/dev/null
 kill -CONT "${WPID[3]}"
 start_queue_daemon
 check "the daemon restarts on the same queue" $? "$(tail -5 "$LOG")"
+# recovery loads the job off the loop, so the line follows the first answer: wait for it
+for _ in $(seq 1 200); do grep -q "job $J3: resuming" "$LOG" && break; sleep 0.05; done
 grep -q "job $J3: resuming" "$LOG"
 check "it resumes the job it was killed in" $? "$(tail -5 "$LOG")"
 wait_state "$J3" done
