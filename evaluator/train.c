@@ -77,6 +77,12 @@ static float train_lr(int schedule, float lr, int step, int steps) {
     return lr;
 }
 
+void train_group_step(Trainer *tr, int g) {
+    TrainGroup *tg = &tr->group[g];
+    tg->optim.lr = train_lr(eval_family(tr->task->family)->lr_schedule, tg->lr, tr->step, tr->steps);
+    optim_step(&tg->optim, tg->params, tg->grads);
+}
+
 /* THE PRECISION HOOK: scores the trained parameters as they would be deployed. Today every run
  * is scored at fp32, as trained. A precision transform goes here and nowhere else: quantise
  * every group's params (tr->group[i].params, n floats; keep a copy to restore), call
@@ -217,6 +223,7 @@ int train_run(const Task *task, const TrainLoss *loss, const EvalOpts *opt, Eval
         }
         for (int i = 0; i < tr.ngroups; i++) {
             TrainGroup *g = &tr.group[i];
+            if (g->manual) continue;
             g->optim.lr = train_lr(f->lr_schedule, g->lr, step, steps);
             optim_step(&g->optim, g->params, g->grads);
         }

@@ -41,6 +41,9 @@ typedef struct TrainGroup {
     size_t n;
     float lr;              /* peak learning rate; the schedule scales it each step */
     Optim optim;           /* its moments live in the trainer's arena */
+    int manual;            /* the family steps it itself inside its step (train_group_step: a GAN's
+                              discriminator, train.d_steps times per generator step); the trainer's
+                              update after each step leaves it alone */
 } TrainGroup;
 
 /* How the learning rate moves over a run (EvalFamily.lr_schedule). */
@@ -97,6 +100,11 @@ static inline double train_l2_add(double acc, const float *w, size_t n) {
 static inline void train_l2_backward(float *gw, const float *w, size_t n, float g) {
     for (size_t k = 0; k < n; k++) gw[k] += g * w[k];
 }
+
+/* For a family's step: applies group g's optimiser to its gradient now, at the schedule's rate
+ * for this step. For a group the family marked manual (set tr->group[g].manual after
+ * train_group), which the trainer then does not step. */
+void train_group_step(Trainer *tr, int g);
 
 /* For a family's step: runs the run's loss on in. */
 static inline int train_loss(Trainer *tr, const LossIn *in, LossOut *out) {

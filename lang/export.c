@@ -479,19 +479,6 @@ static void py_emit(Sb *b, const char *prelude, const Sb *body) {
     sb_printf(b, "%s", body->s ? body->s : "");
 }
 
-#define X_VREADS(id, name, reads, pc) reads,
-#define X_TREADS(id, name, reads, ...) reads,
-static const unsigned var_reads[VAR_COUNT] = {EXPR_VARS(X_VREADS)};
-static const unsigned term_reads[TERM_COUNT] = {EXPR_TERMS(X_TREADS)};
-
-/* Whether e reads a variable or term of the inputs bits (LIN_*). */
-static int reads_input(const Expr *e, unsigned bits) {
-    if (!e) return 0;
-    if ((e->op == EOP_VAR && (var_reads[e->id] & bits)) || (e->op == EOP_TERM && (term_reads[e->id] & bits)))
-        return 1;
-    return reads_input(e->a, bits) || reads_input(e->b, bits);
-}
-
 static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *canon) {
     int torch = lang == PY_TORCH;
     Sb body = {0}, *b = &body;
@@ -500,7 +487,7 @@ static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *c
     int phys = (in & LIN_PHYS) != 0;
     /* a GAN's loss: over the discriminator's logits, for one side (the family may provide other
      * inputs for its other model kinds: the loss's own variables and terms decide) */
-    int gan = (in & LIN_GAN) && (!(in & ~LIN_GAN) || reads_input(e, LIN_GAN));
+    int gan = (in & LIN_GAN) && (!(in & ~LIN_GAN) || (expr_inputs(e) & LIN_GAN));
     if (gan) {
         sb_printf(b, "def lossd_loss%s(dx, dgz, t=0.0, l2=0.0, side=\"generator\"):\n", fn);
         sb_printf(b, "    \"\"\"%s\n\n    GAN: dx the discriminator's logits on real samples (B), dgz on "

@@ -51,6 +51,12 @@ int lang_family_add(const char *name, unsigned inputs) {
 /* A variable or term reading inputs is usable where the family provides one of them. */
 static int provides(unsigned fam_in, unsigned reads) { return reads == LIN_ANY || (reads & fam_in) != 0; }
 
+unsigned expr_inputs(const Expr *e) {
+    if (!e) return 0;
+    unsigned own = e->op == EOP_VAR ? var_reads[e->id] : e->op == EOP_TERM ? term_reads[e->id] : 0;
+    return own | expr_inputs(e->a) | expr_inputs(e->b);
+}
+
 LangVocab lang_vocab(int fam) {
     LangVocab v = {0};
     if (fam < 0 || fam >= fam_count) return v;

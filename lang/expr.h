@@ -265,6 +265,10 @@ int expr_print(const Expr *e, char *buf, size_t n);
  * err naming the offending part: "term 'phys' is not available for classification tasks". */
 int expr_check(const Expr *e, int family, char *err);
 
+/* The inputs e reads (LIN_* bits of its variables and terms; LIN_ANY ones add nothing): which of
+ * a family's inputs a loss uses (a GAN loss reads LIN_GAN). */
+unsigned expr_inputs(const Expr *e);
+
 /* Canonical form: constants folded, commutative operands sorted, simple identities applied
  * (x*1, x+0, x-x, --x, ...). Returns an owned tree that means the same loss. */
 Expr *expr_canonical(const Expr *e);

@@ -137,6 +137,8 @@ float lossprog_flog(float x) { return flog(x); }
 
 /* ---- the program ---- */
 
+static int all_finite(const float *x, int n);
+
 
 typedef struct Ins {
     uint8_t op, id, shape, dep; /* EOP_*, VAR_ or TERM_ id, SH_*, depends on model output */
@@ -874,34 +876,50 @@ static void td2_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, floa
  *                                                                   its weights, docs/families.md)
  *                  hinge_gan = max(0, 1 - dx) + max(0, 1 + dgz)
  * Kernel k: 0 gan, 1 nsgan, 2 wgan, 3 hinge_gan. */
-static void adv_forward(Ins *ins, const LossIn *in, int k) {
-    const float *dx = in->var[VAR_DX], *dg = in->var[VAR_DGZ];
-    float *v = ins->v;
-    if (in->side == LOSS_SIDE_D) {
-        for (int i = 0; i < in->B; i++) {
-            float a = dx[i], b = dg[i];
-            v[i] = k <= 1   ? softplus(-a) + softplus(b)
-                   : k == 2 ? b - a
-                            : (1.0f - a > 0 ? 1.0f - a : 0.0f) + (1.0f + b > 0 ? 1.0f + b : 0.0f);
-        }
+static inline void adv_one(int k, int side, float a, float b, float *v, float *da, float *db) {
+    if (side == LOSS_SIDE_D) {
+        *v = k <= 1   ? softplus(-a) + softplus(b)
+             : k == 2 ? b - a
+                      : (1.0f - a > 0 ? 1.0f - a : 0.0f) + (1.0f + b > 0 ? 1.0f + b : 0.0f);
+        *da = k <= 1 ? sigm(a) - 1.0f : k == 2 ? -1.0f : (1.0f - a > 0 ? -1.0f : 0.0f);
+        *db = k <= 1 ? sigm(b) : k == 2 ? 1.0f : (1.0f + b > 0 ? 1.0f : 0.0f);
         return;
     }
-    for (int i = 0; i < in->B; i++) v[i] = k == 0 ? -softplus(dg[i]) : k == 1 ? softplus(-dg[i]) : -dg[i];
+    *v = k == 0 ? -softplus(b) : k == 1 ? softplus(-b) : -b;
+    *da = 0.0f;
+    *db = k == 0 ? -sigm(b) : k == 1 ? sigm(b) - 1.0f : -1.0f;
+}
+static void adv_forward(Ins *ins, const LossIn *in, int k) {
+    const float *dx = in->var[VAR_DX], *dg = in->var[VAR_DGZ];
+    float da, db;
+    for (int i = 0; i < in->B; i++) adv_one(k, in->side, dx[i], dg[i], &ins->v[i], &da, &db);
 }
 static void adv_backward(LossProg *lp, Ins *ins, const LossIn *in, int k) {
     const float *dx = in->var[VAR_DX], *dg = in->var[VAR_DGZ], *g = ins->g;
-    float *gx = lp->gvar[VAR_DX], *gg = lp->gvar[VAR_DGZ];
-    if (in->side == LOSS_SIDE_D) {
-        for (int i = 0; i < in->B; i++) {
-            float a = dx[i], b = dg[i];
-            float da = k <= 1 ? sigm(a) - 1.0f : k == 2 ? -1.0f : (1.0f - a > 0 ? -1.0f : 0.0f);
-            float db = k <= 1 ? sigm(b) : k == 2 ? 1.0f : (1.0f + b > 0 ? 1.0f : 0.0f);
-            gx[i] += g[i] * da;
-            gg[i] += g[i] * db;
-        }
-        return;
+    float v, da, db;
+    for (int i = 0; i < in->B; i++) {
+        adv_one(k, in->side, dx[i], dg[i], &v, &da, &db);
+        lp->gvar[VAR_DX][i] += g[i] * da;
+        lp->gvar[VAR_DGZ][i] += g[i] * db;
     }
-    for (int i = 0; i < in->B; i++) gg[i] += g[i] * (k == 0 ? -sigm(dg[i]) : k == 1 ? sigm(dg[i]) - 1.0f : -1.0f);
+}
+
+int lossprog_adversarial(int term, int side, const float *dx, const float *dgz, int B, float *loss, float *gdx,
+                         float *gdgz) {
+    int k = term == TERM_GAN ? 0 : term == TERM_NSGAN ? 1 : term == TERM_WGAN ? 2 : term == TERM_HINGE_GAN ? 3 : -1;
+    double sum = 0;
+    *loss = NAN;
+    if (k < 0 || B < 1) return LD_EINVAL;
+    for (int i = 0; i < B; i++) {
+        float v, da, db;
+        adv_one(k, side, dx[i], dgz[i], &v, &da, &db);
+        sum += v;
+        gdx[i] = da / (float)B;
+        gdgz[i] = db / (float)B;
+    }
+    *loss = (float)(sum / B);
+    int ok = isfinite(*loss) && all_finite(gdx, B) && all_finite(gdgz, B);
+    return ok ? LD_OK : LD_EFAILED;
 }
 #define ADV_KERNELS(name, k)                                                                     \
     static void name##_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) { adv_forward(ins, in, k); } \

@@ -50,6 +50,14 @@ typedef struct LossOut {
 int lossprog_new(const Expr *e, int family, int max_batch, int C, int D, LossProg **out, char *err);
 void lossprog_free(LossProg *p);
 
+/* A named adversarial term (TERM_GAN, TERM_NSGAN, TERM_WGAN, TERM_HINGE_GAN) of side (LOSS_SIDE_*) on
+ * B logit pairs without a program, with the program's kernels: the batch mean in *loss, its
+ * gradient with respect to dx and dgz in gdx and gdgz (B each, OVERWRITTEN; gdx is 0 on the
+ * generator's side). For a GAN side that trains on a textbook loss while the task's loss trains
+ * the other. LD_OK, LD_EFAILED when not finite, LD_EINVAL for another term. Never allocates. */
+int lossprog_adversarial(int term, int side, const float *dx, const float *dgz, int B, float *loss, float *gdx,
+                         float *gdgz);
+
 /* Runs forward and backward. Returns LD_OK, or LD_EFAILED when the loss or gradient is not
  * finite (out->loss then holds the bad value). Never allocates. */
 int lossprog_run(LossProg *p, const LossIn *in, LossOut *out);

@@ -179,6 +179,41 @@ static void test_vocabulary(void **state) {
     assert_false(lang_vocab(FAM_RL).terms & (1u << TERM_GAN));
 }
 
+/* lossprog_adversarial (a named term without a program: the GAN side that is not searched) gives
+ * the compiled term's value and gradients on both sides, and refuses other terms; expr_inputs
+ * names what a loss reads. */
+static void test_adversarial_direct(void **state) {
+    (void)state;
+    static const int terms[4] = {TERM_GAN, TERM_NSGAN, TERM_WGAN, TERM_HINGE_GAN};
+    static const char *const names[4] = {"gan", "nsgan", "wgan", "hinge_gan"};
+    float gx[GREF_B], gz[GREF_B], loss;
+    for (int k = 0; k < 4; k++)
+        for (int side = LOSS_SIDE_G; side <= LOSS_SIDE_D; side++) {
+            LossProg *lp = compile(names[k]);
+            LossIn in = {.B = GREF_B, .side = side};
+            in.var[VAR_DX] = gref_dx;
+            in.var[VAR_DGZ] = gref_dgz;
+            LossOut o;
+            assert_int_equal(lossprog_run(lp, &in, &o), LD_OK);
+            assert_int_equal(lossprog_adversarial(terms[k], side, gref_dx, gref_dgz, GREF_B, &loss, gx, gz), LD_OK);
+            double d = fabs(loss - o.loss);
+            for (int i = 0; i < GREF_B; i++)
+                d = fmax(d, fmax(fabs(gx[i] - o.g_var[VAR_DX][i]), fabs(gz[i] - o.g_var[VAR_DGZ][i])));
+            printf("%-9s %-13s direct %.7g, program %.7g, max difference %.1e\n", names[k],
+                   side ? "discriminator" : "generator", loss, o.loss, d);
+            assert_true(d <= 1e-6);
+            lossprog_free(lp);
+        }
+    assert_int_equal(lossprog_adversarial(TERM_CE, LOSS_SIDE_G, gref_dx, gref_dgz, GREF_B, &loss, gx, gz), LD_EINVAL);
+    char err[LD_ERR_MAX];
+    Expr *e = expr_parse("nsgan + 0.1*t*dgz^2", err);
+    assert_int_equal(expr_inputs(e), LIN_GAN);
+    expr_free(e);
+    e = expr_parse("ce + mse", err);
+    assert_int_equal(expr_inputs(e), LIN_CLASS | LIN_PRED);
+    expr_free(e);
+}
+
 #define PY "/usr/bin/python3"
 
 static const char export_driver[] =
@@ -303,6 +338,7 @@ int main(void) {
         cmocka_unit_test(test_finite_differences),
         cmocka_unit_test(test_default_side),
         cmocka_unit_test(test_vocabulary),
+        cmocka_unit_test(test_adversarial_direct),
         cmocka_unit_test(test_export_parity),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
