@@ -560,6 +560,58 @@ done:
     return rc;
 }
 
+/* job.finish (daemon_job_finish), answered with the job summary. */
+static int m_job_finish(RpcCall *call, cJSON **result, char *err) {
+    int64_t id;
+    int rc = need_daemon(call, err);
+    if (rc == RPC_OK) rc = job_id_param(call, &id, err);
+    if (rc != RPC_OK) return rc;
+    rc = daemon_job_finish(D(call), id, err);
+    if (rc != LD_OK) return fail(rc);
+    rc = daemon_job_get(D(call), id, 0, result, err);
+    return rc == LD_OK ? RPC_OK : fail(rc);
+}
+
+/* candidate.propose: params checked here (the texts themselves by the engine, per expression),
+ * then daemon_job_propose. */
+#define PROPOSE_MAX_EXPRS 256
+#define PROPOSE_NOTE_MAX 1000
+
+static int m_cand_propose(RpcCall *call, cJSON **result, char *err) {
+    int64_t id;
+    int rc = need_daemon(call, err);
+    if (rc == RPC_OK) rc = job_id_param(call, &id, err);
+    if (rc != RPC_OK) return rc;
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(call->params, "exprs");
+    int n = cJSON_GetArraySize(arr);
+    if (n < 1 || n > PROPOSE_MAX_EXPRS)
+        return ld_err(err, RPC_INVALID_PARAMS, "params.exprs: give 1..%d loss expressions, got %d",
+                      PROPOSE_MAX_EXPRS, n);
+    const char *source = rpc_param_str(call->params, "source"); /* checked by the daemon */
+    const char *note = rpc_param_str(call->params, "note");
+    if (note && strlen(note) > PROPOSE_NOTE_MAX)
+        return ld_err(err, RPC_INVALID_PARAMS, "params.note: longer than %d bytes", PROPOSE_NOTE_MAX);
+    const char **texts = calloc((size_t)n, sizeof *texts);
+    if (!texts) return ld_err(err, RPC_INTERNAL, "candidate.propose: out of memory");
+    int i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, arr) {
+        if (!cJSON_IsString(x)) {
+            free(texts);
+            return ld_err(err, RPC_INVALID_PARAMS, "params.exprs[%d]: expected a string", i);
+        }
+        if (strlen(x->valuestring) >= EXPR_TEXT_MAX) {
+            free(texts);
+            return ld_err(err, RPC_INVALID_PARAMS, "params.exprs[%d]: longer than %d bytes", i,
+                          EXPR_TEXT_MAX - 1);
+        }
+        texts[i++] = x->valuestring;
+    }
+    rc = daemon_job_propose(D(call), id, texts, n, source, note, result, err);
+    free(texts);
+    return rc == LD_OK ? RPC_OK : fail(rc);
+}
+
 /* ---- events.subscribe ------------------------------------------------------------------- */
 
 static int m_subscribe(RpcCall *call, cJSON **result, char *err) {
@@ -599,6 +651,9 @@ static const RpcParam p_export[] = {{"job_id", RPC_T_INT, 0},   {"cand", RPC_T_I
                                     {"expr", RPC_T_STRING, 0},  {"family", RPC_T_STRING, 0},
                                     {"format", RPC_T_STRING, 1}, {NULL, 0, 0}};
 static const RpcParam p_sub[] = {{"since", RPC_T_INT, 0}, {NULL, 0, 0}};
+static const RpcParam p_propose[] = {{"job_id", RPC_T_INT, 1},    {"exprs", RPC_T_ARRAY, 1},
+                                     {"source", RPC_T_STRING, 0}, {"note", RPC_T_STRING, 0},
+                                     {NULL, 0, 0}};
 
 const RpcMethod rpc_core_methods[] = {
     {"server.hello", m_hello, p_hello, RPC_READONLY, "protocol version and capabilities"},
@@ -612,11 +667,14 @@ const RpcMethod rpc_core_methods[] = {
     {"job.resume", m_job_resume, p_job, 0, "continue a paused job, or retry a failed one"},
     {"job.delete", m_job_delete, p_job, 0, "delete a finished job with its evaluations"},
     {"job.rename", m_job_rename, p_rename, 0, "set a job's name"},
+    {"job.finish", m_job_finish, p_job, 0, "end the search phase: final re-evaluation, then done"},
     {"job.failures", m_job_failures, p_failures, RPC_READONLY,
      "a job's failed and rejected evaluations by reason, with examples"},
     {"leaderboard.query", m_leaderboard, p_lb, RPC_READONLY, "ranked candidates of a job or family"},
     {"candidate.get", m_cand_get, p_cand, RPC_READONLY, "expression, lineage, evaluations, curves"},
     {"candidate.export", m_cand_export, p_export, RPC_READONLY, "source text of a candidate's loss"},
+    {"candidate.propose", m_cand_propose, p_propose, 0,
+     "hand loss expressions to a running job: accepted, duplicate or refused, each"},
     {"events.subscribe", m_subscribe, p_sub, RPC_READONLY, "stored then live event notifications"},
     {NULL, NULL, NULL, 0, NULL},
 };

@@ -108,7 +108,7 @@ int main(int argc, char **argv)
             if (c > 1)
                 cJSON_AddItemToArray(parents, cJSON_CreateNumber((double)(c - 1)));
             if (store_candidate_put(s, job, c, expr, ld_hash64(expr, strlen(expr)), 5, parents,
-                                    c > 1 ? "mutate" : "init", family_of(ta), NULL, err))
+                                    c > 1 ? "mutate" : "init", NULL, family_of(ta), NULL, err))
                 return die("candidate", err);
             cJSON_Delete(parents);
             double fit = 0;

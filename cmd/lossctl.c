@@ -505,6 +505,7 @@ typedef struct Table {
     const cJSON *tasks; /* first entry's metrics: {task: {metric: {...}}} */
     int ntask;
     int width[6];
+    int origin_w;       /* the ORIGIN column's width: the longest origin shown */
     const char *metric; /* first task's metric name */
 } Table;
 
@@ -522,7 +523,7 @@ static void table_header(Table *tb) {
         tb->width[tb->ntask++] = w;
         printf("  %-*.*s", w, w, t->string ? t->string : "?");
     }
-    printf("  EXPRESSION\n");
+    printf("  %-*s  EXPRESSION\n", tb->origin_w, "ORIGIN");
 }
 
 static void table_row(const Table *tb, const cJSON *e) {
@@ -551,7 +552,7 @@ static void table_row(const Table *tb, const cJSON *e) {
         const cJSON *mine = cJSON_GetObjectItemCaseSensitive(tm, t->string);
         n += printf("  %-*s", tb->width[i++], fmt_num(b1, sizeof b1, task_metric(mine, &mname)));
     }
-    n += printf("  ");
+    n += printf("  %-*s  ", tb->origin_w, ctl_str(e, "origin", "-"));
     char expr[EXPR_SHOW_MAX];
     int base = strcmp(ctl_str(e, "op", ""), "baseline") == 0;
     snprintf(expr, sizeof expr, "%s%s", ctl_str(e, "expr", "?"), base ? "  (baseline)" : "");
@@ -650,8 +651,13 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
     /* Task columns come from the first entry: one column per task, its main metric. */
     Table tb = {.job = job, .cols = term_cols(), .tasks = cJSON_GetObjectItemCaseSensitive(
                                                      cJSON_GetArrayItem(entries, 0), "metrics")};
+    const cJSON *e, *base = cJSON_GetObjectItemCaseSensitive(res, "baseline");
+    tb.origin_w = 6;
+    cJSON_ArrayForEach(e, entries) {
+        int w = (int)strlen(ctl_str(e, "origin", "-"));
+        if (w > tb.origin_w) tb.origin_w = w > 24 ? 24 : w;
+    }
     table_header(&tb);
-    const cJSON *e;
     int have_baseline = 0;
     cJSON_ArrayForEach(e, entries) {
         table_row(&tb, e);
@@ -659,7 +665,6 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
     }
     /* The baseline is what every fitness is measured against: the reply carries its row when
      * it is not among the entries (with its rank when it has one, store_leaderboard). */
-    const cJSON *base = cJSON_GetObjectItemCaseSensitive(res, "baseline");
     if (!have_baseline && cJSON_IsObject(base)) {
         printf("%4s\n", ctl_utf8() ? "⋮" : "...");
         table_row(&tb, base);
@@ -817,6 +822,7 @@ static int cmd_show(Ctl *ctl, int argc, char **argv) {
     outf("fitness    %s\n", fmt_num(b1, sizeof b1, num_or_nan(res, "fitness")));
     const cJSON *parents = cJSON_GetObjectItemCaseSensitive(res, "parents");
     const char *op = ctl_str(res, "op", NULL);
+    printf("origin     %s\n", ctl_str(res, "origin", "-"));
     printf("lineage    %s", op ? op : (cJSON_GetArraySize(parents) ? "from" : "initial population"));
     const cJSON *par;
     int np = 0;
@@ -973,6 +979,107 @@ static int cmd_pause(Ctl *ctl, int argc, char **argv) {
 }
 static int cmd_resume(Ctl *ctl, int argc, char **argv) {
     return job_transition(ctl, argc, argv, "job.resume");
+}
+static int cmd_finish(Ctl *ctl, int argc, char **argv) {
+    return job_transition(ctl, argc, argv, "job.finish");
+}
+
+/* ---- propose ------------------------------------------------------------------------------ */
+
+/* Appends the expressions of a file (one a line; blank lines and lines starting with '#'
+ * skipped; "-": stdin) to arr. Returns 0 or an exit status (message printed). */
+static int read_exprs(const char *path, cJSON *arr) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!f) return ctl_fail(2, "propose: --from %s: %s", path, strerror(errno));
+    char line[EXPR_SHOW_MAX];
+    int ln = 0, st = 0;
+    while (fgets(line, sizeof line, f)) {
+        ln++;
+        size_t n = strlen(line);
+        if (n == sizeof line - 1 && line[n - 1] != '\n') {
+            st = ctl_fail(2, "propose: %s:%d: longer than %zu bytes", path, ln, sizeof line - 2);
+            break;
+        }
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = 0;
+        const char *p = line + strspn(line, " \t");
+        if (!*p || *p == '#') continue;
+        cJSON_AddItemToArray(arr, cJSON_CreateString(p));
+    }
+    if (f != stdin) fclose(f);
+    return st;
+}
+
+static int cmd_propose(Ctl *ctl, int argc, char **argv) {
+    int64_t job;
+    cJSON *exprs = cJSON_CreateArray(), *res = NULL;
+    const char *source = NULL, *note = NULL;
+    int st = 0, only_exprs = 0;
+    if (argc < 2) {
+        cJSON_Delete(exprs);
+        return ctl_usage(find_command("propose"));
+    }
+    if (ctl_parse_id(argv[1], &job) != 0) {
+        cJSON_Delete(exprs);
+        return bad_arg("propose", argv[1], A_JOB);
+    }
+    /* expressions may start with '-' (-log(pt)): only the options below are options */
+    for (int i = 2; i < argc && !st; i++) {
+        const char *a = argv[i];
+        int valued = !only_exprs && (!strcmp(a, "--from") || !strcmp(a, "--source") || !strcmp(a, "--note"));
+        if (!only_exprs && !strcmp(a, "--")) {
+            only_exprs = 1;
+        } else if (valued && i + 1 >= argc) {
+            st = ctl_fail(2, "propose: option %s needs a value", a);
+        } else if (valued && !strcmp(a, "--from")) {
+            st = read_exprs(argv[++i], exprs);
+        } else if (valued && !strcmp(a, "--source")) {
+            source = argv[++i];
+        } else if (valued) {
+            note = argv[++i];
+        } else if (!only_exprs && a[0] == '-' && a[1] == '-') {
+            st = ctl_fail(2, "propose: unknown option %s", a);
+        } else {
+            cJSON_AddItemToArray(exprs, cJSON_CreateString(a));
+        }
+    }
+    if (!st && cJSON_GetArraySize(exprs) == 0) st = ctl_fail(2, "propose: no expressions given");
+    if (st) {
+        cJSON_Delete(exprs);
+        return st;
+    }
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddNumberToObject(p, "job_id", (double)job);
+    cJSON_AddItemToObject(p, "exprs", exprs);
+    if (source) cJSON_AddStringToObject(p, "source", source);
+    if (note) cJSON_AddStringToObject(p, "note", note);
+    char what[48];
+    snprintf(what, sizeof what, "job %lld", (long long)job);
+    st = ctl_call(ctl, "candidate.propose", p, what, &res);
+    if (st) return st;
+    if (ctl->json) {
+        ctl_print_json(res);
+    } else {
+        printf("job %lld, round %.0f: %.0f accepted, %.0f duplicates, %.0f refused\n",
+               (long long)job, ctl_num(res, "round", 0), ctl_num(res, "accepted", 0),
+               ctl_num(res, "duplicates", 0), ctl_num(res, "refused", 0));
+        const cJSON *x;
+        cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(res, "proposals")) {
+            const char *status = ctl_str(x, "status", "?");
+            char id[48] = "";
+            if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(x, "cand")))
+                snprintf(id, sizeof id, "%lld:%.0f", (long long)job, ctl_num(x, "cand", 0));
+            printf("  %-9s  %-8s  %s", status, id, ctl_str(x, "expr", "?"));
+            if (!strcmp(status, "duplicate"))
+                printf("  (%s as %s)", ctl_str(x, "why", "?"), ctl_str(x, "of_expr", "?"));
+            else if (!strcmp(status, "refused"))
+                printf("  (%s: %s)", ctl_str(x, "stage", "?"), ctl_str(x, "error", "?"));
+            putchar('\n');
+        }
+    }
+    /* a refused proposal is the daemon saying no to part of the request */
+    st = ctl_num(res, "refused", 0) > 0 ? 1 : 0;
+    cJSON_Delete(res);
+    return st;
 }
 
 /* job.delete, waiting up to 5 s while the daemon answers busy: a job just cancelled is still
@@ -1184,6 +1291,27 @@ static const CtlCommand commands[] = {
      "  run it stays failed with the new reason (lossctl jobs shows it).\n"
      "example:\n"
      "  lossctl resume 3\n"},
+    {"finish", cmd_finish, "JOB", "end a job's search: final re-evaluation, then done",
+     "  Ends the search phase of a queued, running or paused job: no more search rounds and no\n"
+     "  more proposals; the leaders' final re-evaluation runs, then the job is done. The way\n"
+     "  to end an evaluate-only job when your proposer has nothing more (docs/jobs.md).\n"
+     "example:\n"
+     "  lossctl finish 3\n"},
+    {"propose", cmd_propose, "JOB EXPR... [--from FILE] [--source LABEL] [--note TEXT]",
+     "hand loss expressions to a running job",
+     "  Each expression is parsed, checked for the job's family, canonicalised and looked up\n"
+     "  among the job's candidates; one line each says: accepted (the new candidate, trained\n"
+     "  from the next round through the fidelity ladder, counted against the budget),\n"
+     "  duplicate (of which candidate: same canonical form or same gradient signature) or\n"
+     "  refused (the parser's or checker's message). Exit status 1 when any was refused.\n"
+     "options:\n"
+     "  --from FILE     also one expression a line from FILE ('#' comments; '-' reads stdin)\n"
+     "  --source LABEL  who proposes (A-Z a-z 0-9 _ . -, default user): the leaderboard's\n"
+     "                  origin is proposed:LABEL\n"
+     "  --note TEXT     stored with the proposals\n"
+     "example:\n"
+     "  lossctl propose 3 '0.7*ce + 0.3*focal(2)' '-log(pt)' --source me\n"
+     "  lossctl propose 3 --from ideas.txt --source llm\n"},
     {"delete", cmd_delete, "JOB", "delete a finished job with its evaluations",
      "  Deletes a done, failed or cancelled job with its candidates, evaluations, saved state\n"
      "  and events (cancel a queued, running or paused job first). Its results no longer\n"

@@ -18,12 +18,16 @@
 #include "cli.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: lossd search JOB.json [--workers N] [--db FILE] [--seed N] [--quiet]\n"
+    fprintf(f, "usage: lossd search JOB.json [--workers N] [--db FILE] [--seed N] [--proposals FILE]\n"
+               "                    [--quiet]\n"
                "  runs a loss search (docs/jobs.md) and prints one JSON report on stdout\n"
                "  --workers N  training threads (default: the number of cores)\n"
                "  --db FILE    record the job, candidates, evaluations and state in FILE and\n"
                "               warm-start from the best losses earlier searches stored there\n"
                "  --seed N     override the job's seed\n"
+               "  --proposals FILE  proposals to hand the engine where they arrived in a daemon's\n"
+               "               job: JSON lines {\"point\": P, \"exprs\": [...], \"source\": \"S\"}\n"
+               "               (candidate.propose's reply gives the point; docs/jobs.md)\n"
                "  --quiet      no progress lines on stderr\n");
 }
 
@@ -178,8 +182,62 @@ static void append_baseline(const Search *s, cJSON *lb) {
     cJSON_Delete(all);
 }
 
+/* --proposals: JSON lines {point, exprs, source}, in arrival order, handed to the engine when it
+ * reaches each one's point (search_point), as the daemon's restart replays its stored ones. */
+typedef struct Proposals {
+    cJSON *lines; /* owned array of the file's objects */
+    int next;     /* first line not yet handed over */
+} Proposals;
+
+static int proposals_load(Proposals *p, const char *path, char *err) {
+    char *text = ld_read_file(path, NULL, err);
+    if (!text) return LD_EIO;
+    p->lines = cJSON_CreateArray();
+    int rc = LD_OK, ln = 0;
+    for (char *line = strtok(text, "\n"); line && rc == LD_OK; line = strtok(NULL, "\n")) {
+        ln++;
+        if (strspn(line, " \t\r") == strlen(line)) continue;
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(o, "point");
+        const cJSON *ex = cJSON_GetObjectItemCaseSensitive(o, "exprs");
+        if (!cJSON_IsNumber(pt) || pt->valuedouble < 0 || !cJSON_IsArray(ex))
+            rc = ld_err(err, LD_EINVAL, "%s:%d: expected {\"point\": N, \"exprs\": [...], "
+                        "\"source\": \"S\"}", path, ln);
+        if (rc == LD_OK) cJSON_AddItemToArray(p->lines, o);
+        else cJSON_Delete(o);
+    }
+    free(text);
+    return rc;
+}
+
+/* Hands over every line whose point the engine has reached. */
+static int proposals_due(Proposals *p, Search *s, char *err) {
+    SearchProposal *out = NULL;
+    int rc = LD_OK;
+    for (;;) {
+        const cJSON *o = cJSON_GetArrayItem(p->lines, p->next);
+        if (!o || cJSON_GetObjectItemCaseSensitive(o, "point")->valuedouble > (double)search_point(s))
+            break;
+        const cJSON *src = cJSON_GetObjectItemCaseSensitive(o, "source"), *x;
+        if (!out && !(out = malloc(sizeof *out))) {
+            rc = ld_err(err, LD_ENOMEM, "proposals: out of memory");
+            break;
+        }
+        cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(o, "exprs")) {
+            if (!cJSON_IsString(x)) continue;
+            rc = search_propose(s, x->valuestring, cJSON_IsString(src) ? src->valuestring : "user", out);
+            if (rc != LD_OK) break;
+        }
+        p->next++;
+        if (rc != LD_OK) break;
+    }
+    free(out);
+    return rc;
+}
+
 int search_main(int argc, char **argv) {
-    const char *job_path = NULL, *db_path = NULL;
+    const char *job_path = NULL, *db_path = NULL, *prop_path = NULL;
+    Proposals props = {0};
     int nworkers = ncores(), quiet = 0, have_seed = 0, status = 1;
     unsigned long long seed = 0;
     char err[LD_ERR_MAX] = "";
@@ -195,6 +253,8 @@ int search_main(int argc, char **argv) {
             nworkers = (int)v;
         } else if (!strcmp(a, "--db") && i + 1 < argc) {
             db_path = argv[++i];
+        } else if (!strcmp(a, "--proposals") && i + 1 < argc) {
+            prop_path = argv[++i];
         } else if (!strcmp(a, "--seed") && i + 1 < argc) {
             char *end;
             errno = 0;
@@ -258,6 +318,11 @@ int search_main(int argc, char **argv) {
         cJSON_DeleteItemFromObjectCaseSensitive(json, "seed");
         cJSON_AddStringToObject(json, "seed", b);
     }
+    if (prop_path && proposals_load(&props, prop_path, err) != LD_OK) {
+        fprintf(stderr, "lossd search: --proposals: %s\n", err);
+        status = 2;
+        goto done;
+    }
     base = dir_of(job_path);
     if (job_parse(json, base, engine_env(), &job, err) != LD_OK) {
         fprintf(stderr, "%s: %s\n", job_path, err);
@@ -294,6 +359,8 @@ int search_main(int argc, char **argv) {
         goto done;
     }
     search_set_worker_precheck(s, 1); /* run_one honours WorkItem.precheck */
+    /* with proposals, an evaluate-only job waits for them as in the daemon */
+    search_set_wait_for_proposals(s, props.lines != NULL);
     LookupCtx lctx = {&db, job};
     if (db.st) search_set_lookup(s, db_lookup, &lctx);
     double budget_s = job_budget_seconds(job);
@@ -303,8 +370,27 @@ int search_main(int argc, char **argv) {
         if (budget_s > 0 && (ld_now_ms() - t_start) / 1000.0 >= budget_s) search_stop(s, 0);
         const WorkItem *works;
         t0 = ld_now_ms();
-        int n = search_round(s, &works);
+        int prc = props.lines ? proposals_due(&props, s, err) : LD_OK;
+        int n = prc == LD_OK ? search_round(s, &works) : 0;
+        if (prc == LD_OK && n > 0 && props.lines) prc = proposals_due(&props, s, err);
         overhead_ms += ld_now_ms() - t0;
+        if (prc != LD_OK) {
+            fprintf(stderr, "lossd search: %s\n", err);
+            goto done;
+        }
+        if (n <= 0 && search_waiting(s)) {
+            /* the daemon's job would wait for more: the file has no more, as a user's job.finish */
+            const cJSON *o = cJSON_GetArrayItem(props.lines, props.next);
+            if (!o) {
+                search_stop(s, 0);
+                continue;
+            }
+            fprintf(stderr, "lossd search: --proposals: point %.0f never comes: the job waits "
+                    "for proposals at point %lld\n",
+                    cJSON_GetObjectItemCaseSensitive(o, "point")->valuedouble, (long long)search_point(s));
+            status = 2;
+            goto done;
+        }
         if (n <= 0) break;
         if (n > cap_results) {
             WorkOutcome *nr = realloc(results, (size_t)n * sizeof *nr);
@@ -427,6 +513,7 @@ done:
     store_close(db.st);
     if (warm) store_strv_free(warm, nwarm);
     cJSON_Delete(json);
+    cJSON_Delete(props.lines);
     free(results);
     free(text);
     free(base);

@@ -101,6 +101,22 @@ int daemon_job_resume_async(Daemon *d, int64_t job_id, DaemonSubmitDone done, vo
 int daemon_job_delete(Daemon *d, int64_t job_id, char *err);
 /* Renames a job (name NULL or empty: no name). LD_ENOTFOUND. */
 int daemon_job_rename(Daemon *d, int64_t job_id, const char *name, char *err);
+/* job.finish: ends the search phase of a queued, running or paused job (no more rounds of the
+ * search, no more proposals; the state does not change); the final re-evaluation runs, then the
+ * job is done. The stop is saved with the engine's state at once. LD_ENOTFOUND, LD_ESTATE (done,
+ * failed or cancelled), LD_EBUSY. */
+int daemon_job_finish(Daemon *d, int64_t job_id, char *err);
+/* Hands proposals to a queued, running or paused job (candidate.propose, docs/protocol.md):
+ * exprs[0..n) as the proposer wrote them, source their label (NULL: "user"; else 1..32 of
+ * A-Z a-z 0-9 _ . -, LD_EINVAL "params.source: ..." otherwise), note (may be NULL). Each is
+ * checked by the engine (search_propose) and stored with its arrival point before the reply, so
+ * a restart replays it identically. *out (owned): {job_id, round,
+ * accepted, duplicates, refused, proposals: [one per expression]}. LD_ENOTFOUND, LD_ESTATE
+ * (the job is done, failed or cancelled, or its search phase is over), LD_EBUSY (shutting
+ * down, a storage fault, or a restart's replay still catching up), or the store's error (then
+ * nothing was taken). */
+int daemon_job_propose(Daemon *d, int64_t job_id, const char *const *exprs, int n,
+                       const char *source, const char *note, cJSON **out, char *err);
 /* Number of jobs of a schedule that are queued, running or paused (schedule concurrency). */
 int daemon_schedule_active(Daemon *d, int64_t schedule_id);
 

@@ -47,6 +47,8 @@ struct DJob {
     double run_since_ms;   /* 0 when not running */
     int stopped;           /* search_stop called */
     int finished;          /* terminal state reached: free once inflight is 0 */
+    int waiting;           /* an evaluate-only job waits for proposals (search_waiting) */
+    int prop_counted;      /* job_proposals_ready counted its stored proposals */
 
     RoundBook book; /* the round's bookkeeping in the store (rounds.h), shared with lossd search */
 
@@ -757,9 +759,11 @@ int daemon_job_submit_async(Daemon *d, const DaemonSubmit *sub, DaemonSubmitDone
 /* ---- rounds ----------------------------------------------------------------------------- */
 
 static void job_complete(Daemon *d, DJob *j);
+static int job_proposals_ready(Daemon *d, DJob *j, char *err);
 
 /* Starts the engine's next round: stores its candidates and takes the results already stored
- * (a resumed round). Returns 1 when a round is open, 0 when the search is complete. */
+ * (a resumed round). Returns 1 when a round is open (or the job failed or stalled), 0 when the
+ * search is complete, 2 when an evaluate-only job waits for proposals. */
 static int round_begin(Daemon *d, DJob *j) {
     char err[LD_ERR_MAX];
     const WorkItem *works = NULL;
@@ -770,7 +774,21 @@ static int round_begin(Daemon *d, DJob *j) {
         search_stop(j->search, 1);
         j->save_due = 1;
     }
-    int n = search_round(j->search, &works);
+    /* a restart's replay: proposals stored at this point of the rounds, then at the open round */
+    uint64_t f0 = store_faults(d->store);
+    int rc = job_proposals_ready(d, j, err);
+    int n = rc == LD_OK ? search_round(j->search, &works) : 0;
+    if (rc == LD_OK && n > 0) rc = round_book_proposals(&j->book, j->search, err);
+    if (rc != LD_OK) {
+        if (store_faulted(d, f0)) job_stall(d, j, err);
+        else job_fail(d, j, err);
+        return 1;
+    }
+    if (n <= 0 && search_waiting(j->search)) {
+        if (!j->waiting) daemon_log("job %lld: waiting for proposals", (long long)j->id);
+        j->waiting = 1;
+        return 2;
+    }
     if (n <= 0) return 0;
     j->results = calloc((size_t)n, sizeof *j->results);
     j->wstate = calloc((size_t)n, 1);
@@ -781,8 +799,7 @@ static int round_begin(Daemon *d, DJob *j) {
     }
     j->works = works;
     j->nworks = n;
-    uint64_t f0 = store_faults(d->store);
-    int rc = store_begin(d->store, err);
+    rc = store_begin(d->store, err);
     if (rc == LD_OK) rc = round_book_candidates(&j->book, j->search, works, n, err);
     for (int i = 0; rc == LD_OK && i < n; i++) {
         int found = 0;
@@ -886,6 +903,203 @@ static void job_complete(Daemon *d, DJob *j) {
     j->finished = 1;
 }
 
+/* ---- proposals and job.finish ---------------------------------------------------------- */
+
+/* A queued, running or paused job, loaded when it is not (paused since before a restart: it
+ * stays paused). *out borrowed from the job list. */
+static int job_loaded(Daemon *d, int64_t job_id, DJob *j, DJob **out, char *err) {
+    *out = j;
+    if (j) return LD_OK;
+    int rc = job_load(d, job_id, &j, err);
+    if (rc != LD_OK) return rc;
+    j->next = d->jobs;
+    d->jobs = j;
+    *out = j;
+    return LD_OK;
+}
+
+/* The loaded job job_id when it is queued, running or paused (loaded from the store when it is
+ * not: paused since before a restart, it stays paused), for `what` ("finish", "take proposals");
+ * LD_ENOTFOUND, LD_ESTATE naming its state, LD_EBUSY (shutting down, a storage fault). */
+static int active_job(Daemon *d, int64_t job_id, const char *what, DJob **out, char *err) {
+    cJSON *row = NULL;
+    if (d->shutting_down) return ld_err(err, LD_EBUSY, "the server is shutting down");
+    int rc = store_job_get(d->store, job_id, &row, err);
+    if (rc == LD_ENOTFOUND) return ld_err(err, LD_ENOTFOUND, "job %lld: not found", (long long)job_id);
+    if (rc != LD_OK) return rc;
+    DJob *j = job_find(d, job_id);
+    if (j && j->finished) j = NULL;
+    JobState state = JOB_NSTATES;
+    if (j) state = j->state;
+    else if (job_state_parse(jstr(row, "state"), &state) != LD_OK) state = JOB_NSTATES;
+    cJSON_Delete(row);
+    if (state != JOB_QUEUED && state != JOB_RUNNING && state != JOB_PAUSED)
+        return ld_err(err, LD_ESTATE, "job %lld: cannot %s: it is %s", (long long)job_id, what,
+                      state == JOB_NSTATES ? "?" : job_state_name(state));
+    rc = job_loaded(d, job_id, j, &j, err);
+    if (rc != LD_OK) return ld_err(err, rc, "job %lld: cannot load it: %.200s", (long long)job_id, err);
+    if (j->stall[0])
+        return ld_err(err, LD_EBUSY, "job %lld: paused by a storage fault; it resumes by itself when "
+                      "writes succeed", (long long)job_id);
+    *out = j;
+    return LD_OK;
+}
+
+/* Gets a loaded job's engine ready for proposals, once after it is loaded or submitted: an
+ * evaluate-only engine waits for them, and the count of the job's stored proposals tells how
+ * many a restart must hand over again; then hands over those whose point the engine has reached
+ * (round_book_proposals; round_begin hands over the later ones as its rounds replay). */
+static int job_proposals_ready(Daemon *d, DJob *j, char *err) {
+    search_set_wait_for_proposals(j->search, 1);
+    if (!j->prop_counted) {
+        int rc = store_proposal_count(d->store, j->id, &j->book.nprop_stored, err);
+        if (rc != LD_OK) return rc;
+        j->prop_counted = 1;
+        if (j->book.nprop_stored > search_nproposed(j->search))
+            daemon_log("job %lld: %lld of its %lld stored proposals are handed over again where "
+                       "they arrived (round %lld on)", (long long)j->id,
+                       (long long)(j->book.nprop_stored - search_nproposed(j->search)),
+                       (long long)j->book.nprop_stored, (long long)j->round);
+    }
+    return round_book_proposals(&j->book, j->search, err);
+}
+
+int daemon_job_finish(Daemon *d, int64_t job_id, char *err) {
+    DJob *j = NULL;
+    int rc = active_job(d, job_id, "finish", &j, err);
+    if (rc != LD_OK) return rc;
+    search_stop(j->search, 0);
+    j->stopped = 1;
+    j->waiting = 0;
+    j->save_due = 1;
+    rc = job_save_state(d, j, err);
+    if (rc != LD_OK) return rc;
+    char e2[LD_ERR_MAX];
+    daemon_event(d, job_id, "job.finish", NULL, e2);
+    daemon_log("job %lld: finish asked: final re-evaluation next", (long long)job_id);
+    jobs_pump(d);
+    return LD_OK;
+}
+
+static const char *const proposal_status[] = {"accepted", "duplicate", "refused"};
+
+/* The reply's entry for one proposal (text as sent, p its fate in the engine s). Owned. */
+static cJSON *proposal_json(const Search *s, const char *text, const SearchProposal *p) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "expr", text);
+    cJSON_AddStringToObject(o, "status", proposal_status[p->status]);
+    if (p->status != PROPOSAL_REFUSED) cJSON_AddNumberToObject(o, "cand", (double)p->cand);
+    if (p->status == PROPOSAL_DUPLICATE) {
+        cJSON *c = search_candidate(s, p->cand);
+        const char *e = jstr(c, "expr");
+        if (e) cJSON_AddStringToObject(o, "of_expr", e);
+        cJSON_AddStringToObject(o, "why", p->why);
+        if (p->same_form_as >= 0) cJSON_AddNumberToObject(o, "same_form_as", (double)p->same_form_as);
+        const char *st = jstr(c, "status");
+        if (st && strcmp(st, "alive") && strcmp(st, "baseline")) { /* e.g. rejected before training */
+            cJSON_AddStringToObject(o, "of_status", st);
+            const char *why = jstr(c, "reason");
+            if (why) cJSON_AddStringToObject(o, "of_reason", why);
+        }
+        cJSON_Delete(c);
+    }
+    if (p->status == PROPOSAL_REFUSED) {
+        cJSON_AddStringToObject(o, "stage", p->why);
+        cJSON_AddStringToObject(o, "error", p->error);
+    }
+    if (p->canonical[0]) cJSON_AddStringToObject(o, "canonical", p->canonical);
+    return o;
+}
+
+int daemon_job_propose(Daemon *d, int64_t job_id, const char *const *exprs, int n,
+                       const char *source, const char *note, cJSON **out, char *err) {
+    cJSON *list = NULL;
+    SearchProposal *p = NULL;
+    int counts[3] = {0, 0, 0};
+    *out = NULL;
+    if (!source) source = "user";
+    size_t sl = strlen(source);
+    if (sl < 1 || sl > SEARCH_SOURCE_MAX ||
+        strspn(source, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") != sl)
+        return ld_err(err, LD_EINVAL, "params.source: 1..%d characters of A-Z a-z 0-9 _ . -, got "
+                      "'%.40s'", SEARCH_SOURCE_MAX, source);
+    DJob *j = NULL;
+    int rc = active_job(d, job_id, "take proposals", &j, err);
+    if (rc == LD_OK) rc = job_proposals_ready(d, j, err);
+    if (rc != LD_OK) return rc;
+    Search *s = j->search;
+    if (search_nproposed(s) < j->book.nprop_stored)
+        return ld_err(err, LD_EBUSY, "job %lld: still replaying its rounds after a restart (%lld of "
+                      "%lld stored proposals taken)%s; propose again in a moment", (long long)job_id,
+                      (long long)search_nproposed(s), (long long)j->book.nprop_stored,
+                      j->state == JOB_PAUSED ? ": resume it first" : "");
+    if (!search_accepts_proposals(s))
+        return ld_err(err, LD_ESTATE, "job %lld: takes no more proposals: its search phase is over "
+                      "(the budget is spent or the job was finished; the final re-evaluation runs "
+                      "next)", (long long)job_id);
+    p = malloc(sizeof *p);
+    list = cJSON_CreateArray();
+    if (!p || !list) {
+        rc = ld_err(err, LD_ENOMEM, "job %lld: out of memory", (long long)job_id);
+        goto done;
+    }
+    int64_t point = search_point(s), pseq0 = search_nproposed(s);
+    rc = store_begin(d->store, err);
+    for (int i = 0; rc == LD_OK && i < n; i++) {
+        rc = search_propose(s, exprs[i], source, p);
+        if (rc != LD_OK) {
+            ld_err(err, rc, "job %lld: proposal %d: out of memory", (long long)job_id, i);
+            break;
+        }
+        counts[p->status]++;
+        cJSON_AddItemToArray(list, proposal_json(s, exprs[i], p));
+        char detail[LD_ERR_MAX + 16];
+        if (p->status == PROPOSAL_REFUSED) snprintf(detail, sizeof detail, "%s: %s", p->why, p->error);
+        else snprintf(detail, sizeof detail, "%s", p->status == PROPOSAL_DUPLICATE ? p->why : "");
+        StoreProposal sp = {.job_id = job_id, .pseq = pseq0 + i, .point = point, .expr = exprs[i],
+                            .source = source, .note = note, .status = proposal_status[p->status],
+                            .cand = p->status == PROPOSAL_REFUSED ? -1 : p->cand, .detail = detail};
+        rc = store_proposal_put(d->store, &sp, err);
+    }
+    if (rc == LD_OK) {
+        cJSON *ev = cJSON_CreateObject();
+        cJSON_AddStringToObject(ev, "source", source);
+        cJSON_AddNumberToObject(ev, "round", (double)(point / 2));
+        cJSON_AddNumberToObject(ev, "accepted", counts[PROPOSAL_ACCEPTED]);
+        cJSON_AddNumberToObject(ev, "duplicates", counts[PROPOSAL_DUPLICATE]);
+        cJSON_AddNumberToObject(ev, "refused", counts[PROPOSAL_REFUSED]);
+        rc = daemon_event(d, job_id, "job.proposed", ev, err);
+    }
+    if (rc == LD_OK) rc = daemon_commit(d, err);
+    if (rc != LD_OK) {
+        /* the engine took what the store did not: reload the job from the store, as a restart
+         * would, and tell the proposer nothing was taken */
+        char why[LD_ERR_MAX];
+        snprintf(why, sizeof why, "%s", err);
+        job_stall(d, j, why); /* rolls back what is open */
+        ld_err(err, rc, "job %lld: the proposals were not taken: %.200s", (long long)job_id, why);
+        goto done;
+    }
+    j->book.nprop_stored = pseq0 + n;
+    if (counts[PROPOSAL_ACCEPTED] > 0) j->waiting = 0;
+    daemon_log("job %lld: %d proposals from %s: %d accepted, %d duplicates, %d refused",
+               (long long)job_id, n, source, counts[0], counts[1], counts[2]);
+    *out = cJSON_CreateObject();
+    cJSON_AddNumberToObject(*out, "job_id", (double)job_id);
+    cJSON_AddNumberToObject(*out, "round", (double)(point / 2));
+    cJSON_AddNumberToObject(*out, "point", (double)point);
+    cJSON_AddNumberToObject(*out, "accepted", counts[PROPOSAL_ACCEPTED]);
+    cJSON_AddNumberToObject(*out, "duplicates", counts[PROPOSAL_DUPLICATE]);
+    cJSON_AddNumberToObject(*out, "refused", counts[PROPOSAL_REFUSED]);
+    cJSON_AddItemToObject(*out, "proposals", list);
+    list = NULL;
+    jobs_pump(d);
+done:
+    free(p);
+    cJSON_Delete(list);
+    return rc;
+}
+
 /* ---- scheduling ------------------------------------------------------------------------- */
 
 static int job_runnable(const DJob *j) {
@@ -952,8 +1166,11 @@ static int jobs_advance(Daemon *d) {
         }
         if (j->state != JOB_RUNNING) continue;
         if (!j->works) {
+            if (j->waiting) continue; /* until a proposal, job.finish or a stop wakes it */
+            int rb = round_begin(d, j);
+            if (rb == 2) continue;
             changed = 1;
-            if (!round_begin(d, j)) {
+            if (!rb) {
                 job_complete(d, j);
                 continue;
             }
@@ -1131,6 +1348,7 @@ void jobs_tick(Daemon *d) {
         if (b > 0 && job_elapsed(j) >= b) {
             search_stop(j->search, 0);
             j->stopped = 1;
+            j->waiting = 0;
             j->save_due = 1; /* a replay must not cross the stop: see round_finish */
             daemon_log("job %lld: wall-clock budget of %.0f s reached", (long long)j->id, b);
         }

@@ -31,7 +31,7 @@ int round_book_candidates(RoundBook *b, const Search *s, const WorkItem *works, 
         const char *op = jstr(cj, "op");
         const cJSON *parents = cJSON_GetObjectItemCaseSensitive(cj, "parents");
         rc = store_candidate_put(b->store, b->job_id, w->cand, w->expr, h, size, parents,
-                                 op ? op : "search", b->family, NULL, err);
+                                 op ? op : "search", jstr(cj, "origin"), b->family, NULL, err);
         cJSON_Delete(cj);
     }
     return rc;
@@ -46,7 +46,7 @@ static int put_unsent(RoundBook *b, const Search *s, int64_t cand, char *err) {
     if (expr && hash)
         rc = store_candidate_put(b->store, b->job_id, cand, expr, strtoull(hash, NULL, 16),
                                  (int)jnum(c, "size", 0), cJSON_GetObjectItemCaseSensitive(c, "parents"),
-                                 op ? op : "search", b->family, NULL, err);
+                                 op ? op : "search", jstr(c, "origin"), b->family, NULL, err);
     cJSON_Delete(c);
     return rc;
 }
@@ -184,6 +184,38 @@ int round_book_close(RoundBook *b, const Search *s, int64_t round, int save_stat
         rc = store_job_update_progress(b->store, b->job_id, evals, best, snap, stats, err);
     cJSON_Delete(snap);
     *lb_out = lb;
+    return rc;
+}
+
+int round_book_proposals(RoundBook *b, Search *s, char *err) {
+    int64_t from = search_nproposed(s);
+    if (from >= b->nprop_stored) return LD_OK;
+    cJSON *rows = NULL;
+    int rc = store_proposals_from(b->store, b->job_id, from, &rows, err);
+    if (rc != LD_OK) return rc;
+    SearchProposal *p = malloc(sizeof *p);
+    const cJSON *r;
+    cJSON_ArrayForEach(r, rows) {
+        if (!p) {
+            rc = ld_err(err, LD_ENOMEM, "job %lld: replaying proposals: out of memory", (long long)b->job_id);
+            break;
+        }
+        const char *expr = jstr(r, "expr"), *src = jstr(r, "source");
+        if ((int64_t)jnum(r, "pseq", -1) != search_nproposed(s) || !expr) {
+            rc = ld_err(err, LD_EINVAL, "job %lld: stored proposal %lld: out of order or empty",
+                        (long long)b->job_id, (long long)jnum(r, "pseq", -1));
+            break;
+        }
+        if ((int64_t)jnum(r, "point", 0) > search_point(s)) break; /* arrived later */
+        rc = search_propose(s, expr, src ? src : "user", p);
+        if (rc != LD_OK) {
+            ld_err(err, rc, "job %lld: replaying proposal %lld: out of memory", (long long)b->job_id,
+                   (long long)jnum(r, "pseq", -1));
+            break;
+        }
+    }
+    free(p);
+    cJSON_Delete(rows);
     return rc;
 }
 

@@ -27,6 +27,7 @@ typedef struct RoundBook {
     double *fit_synced;
     int *tier_synced;
     int64_t nfit_synced;
+    int64_t nprop_stored; /* the job's stored proposals (the caller counts them when loading) */
 } RoundBook;
 
 /* Stores the candidates of the works (idempotent: a resumed round writes them again). */
@@ -53,6 +54,12 @@ int64_t *round_book_cands(const WorkItem *works, int nworks, int *n);
 int round_book_close(RoundBook *b, const Search *s, int64_t round, int save_state,
                      const int64_t *cands, int ncands, int64_t evals, double best,
                      const cJSON *stats, cJSON **lb, char *err);
+/* Hands the engine the job's stored proposals it has not taken yet (search_nproposed) whose
+ * arrival point it has reached (search_point), in order: after a restart they arrive where they
+ * first did. Call after search_restore and around search_round (before it, and after it opened
+ * a round). Reads only; LD_OK when there is nothing to hand. */
+int round_book_proposals(RoundBook *b, Search *s, char *err);
+
 /* After a rollback: forgets what it remembers as written. */
 void round_book_forget(RoundBook *b);
 void round_book_free(RoundBook *b); /* its memory, not b itself */

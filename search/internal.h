@@ -56,6 +56,7 @@ struct SearchJob {
     SearchTask hor[JOB_MAX_TASKS];    /* each freed through env->task_free */
     uint64_t seed;
     int warm_start;
+    int evaluate_only;                /* "mode": "evaluate_only": no variation (docs/jobs.md) */
     double parsimony;                 /* fitness penalty per node */
     int tune_every, tune_lambda;      /* coefficient tuning: every k rounds, lambda children */
     double tune_sigma;

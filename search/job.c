@@ -70,7 +70,7 @@ static const char *const term_names[TERM_COUNT] = {
 };
 
 static const char *const known_keys[] = {
-    "name",   "tasks",    "holdout", "baseline", "space",  "population", "children",
+    "name",   "tasks",    "holdout", "baseline", "space",  "population", "children", "mode",
     "tournament", "budget", "seeds", "fidelity", "final", "seed", "warm_start",
     "parsimony", "tune", "init", "seed_losses", "description", "family", "notes", NULL};
 
@@ -603,6 +603,13 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
         get_int(&p, tune, "lambda", "tune", 1, 100, &j->tune_lambda);
         get_num(&p, tune, "sigma", "tune", 0.001, 3, &j->tune_sigma);
     }
+    v = cJSON_GetObjectItemCaseSensitive(json, "mode");
+    if (v) {
+        const char *s = cJSON_IsString(v) ? v->valuestring : "";
+        if (!strcmp(s, "search")) j->evaluate_only = 0;
+        else if (!strcmp(s, "evaluate_only")) j->evaluate_only = 1;
+        else problem(&p, "mode: must be \"search\" or \"evaluate_only\"");
+    }
     v = cJSON_GetObjectItemCaseSensitive(json, "init");
     if (v) {
         const char *s = cJSON_IsString(v) ? v->valuestring : "";
@@ -802,6 +809,7 @@ cJSON *job_json(const SearchJob *j) {
     cJSON_AddNumberToObject(tu, "every", j->tune_every);
     cJSON_AddNumberToObject(tu, "lambda", j->tune_lambda);
     cJSON_AddNumberToObject(tu, "sigma", j->tune_sigma);
+    cJSON_AddStringToObject(o, "mode", j->evaluate_only ? "evaluate_only" : "search");
     cJSON_AddStringToObject(o, "init", j->init == INIT_SCRATCH ? "scratch"
                                         : j->init == INIT_SEEDS ? "seeds" : "mixed");
     cJSON *sl = cJSON_AddArrayToObject(o, "seed_losses");

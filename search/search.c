@@ -4,6 +4,7 @@
  * comparison on holdout tasks, and state that saves and restores at round boundaries. */
 #define _GNU_SOURCE /* qsort_r */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@ typedef struct Cand {
     int in_pop;
     int need_pre;   /* its level-0 works carry the pre-check */
     int has_t;      /* the expression uses t (never merged by signature) */
+    char *source;   /* a proposal's source label (origin "proposed:<source>"), else NULL */
 } Cand;
 
 /* Everything a round changes besides candidates, copied at the start of each round so that a
@@ -62,6 +64,7 @@ typedef struct Ctr {
     int cache_hits, signature_hits, rejections, promotions, tuned, generated, warm_used;
     int result_hits; /* results the caller's lookup already had (not trained) */
     int stopped, hard;
+    int stop_from; /* the first round a stop applies to: a stop asked mid-round spares that round */
     int final_issued;
     int final_more; /* the final evaluation's added seeds were issued (stable.c) */
     int horizon_issued, horizon_evals; /* final checks at the user's horizon (job.hor) */
@@ -70,6 +73,8 @@ typedef struct Ctr {
      * and the candidate; the _top pair counts only candidates at the top fidelity level. */
     int to_base, to_base_top;
     int64_t to_base_cand, to_base_top_cand;
+    int64_t proposed; /* proposals taken (search_propose calls), whatever their fate */
+    int prop_accepted, prop_duplicates, prop_refused;
 } Ctr;
 
 typedef struct WorkRef {
@@ -114,6 +119,8 @@ struct Search {
     int round_hits; /* lookup hits while building the open round */
     const char *const *warm;
     int nwarm;
+    int wait_props; /* an evaluate-only search waits for proposals (search_set_wait_for_proposals) */
+    int waiting;    /* the last round built was empty and the search waits */
 };
 
 /* ---- small helpers ---- */
@@ -210,6 +217,7 @@ static int htab_put(Search *s, uint64_t h, int idx) {
 
 static void cand_free(Cand *c) {
     expr_free(c->e);
+    free(c->source);
     free(c->text);
     free(c->reason);
     free(c->res);
@@ -389,9 +397,9 @@ static int round_consts(Expr *e) {
 /* Runs candidate tree e (takes it) through the admission pipeline: canonical form, the cache,
  * validity, gradient signature (reject or alias) and the pre-check. Returns the new candidate's
  * index when it is to be trained (not yet scheduled), else -1. */
-static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
-    char err[LD_ERR_MAX], text[EXPR_TEXT_MAX];
-    s->c.generated++;
+/* The canonical tree of e (takes e) with its constants kept to 6 digits; NULL when out of
+ * memory. */
+static Expr *canonical_of(Expr *e) {
     Expr *c = expr_canonical(e);
     expr_free(e);
     if (c && round_consts(c)) { /* folding can leave 0.30000000000000004: keep 6 digits */
@@ -399,6 +407,39 @@ static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
         expr_free(c);
         c = again;
     }
+    return c;
+}
+
+/* Computes candidate ci's gradient signature (cands[ci].sig allocated) and looks for an earlier
+ * trained or waiting candidate that trains alike (never for losses that use t): when there is
+ * one, ci becomes its alias and that one's index is returned; -1 when ci is new; -2 when the
+ * signature failed (err says why; the caller rejects ci). */
+static int signature_twin(Search *s, int ci, char *err) {
+    Cand *cd = &s->cands[ci];
+    double t0 = ld_now_ms();
+    int src = signature(s, cd->e, cd->sig, err);
+    s->sig_ms += ld_now_ms() - t0;
+    if (src != LD_OK) return -2;
+    unit(cd->sig, s->sig_n);
+    for (int i = 0; i < ci && !cd->has_t; i++) {
+        const Cand *o = &s->cands[i];
+        if (!o->sig || (o->status != ST_ALIVE && o->status != ST_BASELINE) || o->has_t)
+            continue;
+        if (same_direction(cd->sig, o->sig, s->sig_n)) {
+            cd->status = ST_ALIAS;
+            cd->alias_of = o->id;
+            free(cd->sig);
+            cd->sig = NULL;
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
+    char err[LD_ERR_MAX], text[EXPR_TEXT_MAX];
+    s->c.generated++;
+    Expr *c = canonical_of(e);
     if (!c) return -1;
     if (expr_print(c, text, sizeof text) < 0) {
         expr_free(c);
@@ -428,30 +469,18 @@ static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
         snprintf(err, sizeof err, "out of memory");
         goto reject;
     }
-    double t0 = ld_now_ms();
-    int src = signature(s, cd->e, cd->sig, err);
-    s->sig_ms += ld_now_ms() - t0;
-    if (src != LD_OK) goto reject;
-    unit(cd->sig, s->sig_n);
-    for (int i = 0; i < ci && !cd->has_t; i++) {
-        Cand *o = &s->cands[i];
-        if (!o->sig || (o->status != ST_ALIVE && o->status != ST_BASELINE) || o->has_t)
-            continue;
-        if (same_direction(cd->sig, o->sig, s->sig_n)) {
-            cd->status = ST_ALIAS;
-            cd->alias_of = o->id;
-            free(cd->sig);
-            cd->sig = NULL;
-            s->c.signature_hits++;
-            return -1;
-        }
+    int twin = signature_twin(s, ci, err);
+    if (twin == -2) goto reject;
+    if (twin >= 0) {
+        s->c.signature_hits++;
+        return -1;
     }
     if (s->worker_precheck) {
         /* in the worker with the candidate's first works (WorkItem.precheck): it costs as
          * much as a few hundred signatures and would otherwise hold up the round */
         cd->need_pre = 1;
     } else {
-        t0 = ld_now_ms();
+        double t0 = ld_now_ms();
         const SearchEnv *env = s->job->env;
         int prc = env->precheck(env->ctx, cd->e, s->job->family, s->C, err);
         s->pre_ms += ld_now_ms() - t0;
@@ -656,6 +685,29 @@ static int admit_text(Search *s, const char *text, const char *op, int check_ter
     return 1;
 }
 
+/* Schedules level 0 of every accepted proposal still waiting (an alive candidate never
+ * scheduled is one: every other is scheduled when admitted), oldest first. Their cost was
+ * reserved when they were accepted. */
+static int schedule_proposals(Search *s) {
+    int n = 0;
+    for (int i = 0; i < s->ncand; i++) {
+        const Cand *c = &s->cands[i];
+        if (c->status == ST_ALIVE && c->sched < 0 && c->source) {
+            schedule_level(s, i, 0);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Evaluations reserved by accepted proposals that wait for the next round. */
+static int proposals_reserved(const Search *s) {
+    int n = 0;
+    for (int i = 0; i < s->ncand; i++)
+        n += s->cands[i].status == ST_ALIVE && s->cands[i].sched < 0 && s->cands[i].source;
+    return n * level_cost(s, 0);
+}
+
 static void initial_round(Search *s) {
     const SearchJob *j = s->job;
     int want = j->population, made = 0, cost = level_cost(s, 0);
@@ -666,6 +718,12 @@ static void initial_round(Search *s) {
         if (ci < 0) continue; /* the same loss as the baseline, or refused */
         schedule_level(s, ci, 0);
         s->panel[s->npanel++] = ci;
+    }
+    schedule_proposals(s); /* proposals sent before the first round: reserved, so first */
+    if (j->evaluate_only) { /* no variation: the seed losses, then only what is proposed */
+        for (int i = 0; i < j->nseed_losses && can_afford(s, cost); i++)
+            admit_text(s, j->seed_losses[i], "seed", 0);
+        return;
     }
     if (j->warm_start)
         for (int i = 0; i < s->nwarm && made < want && can_afford(s, cost); i++) {
@@ -914,10 +972,12 @@ static void build_round(Search *s) {
     for (int i = 0; i < s->ncand; i++) s->cands[i].sched_prev = s->cands[i].sched;
     s->nworks = 0;
     s->round_hits = 0;
+    s->waiting = 0;
     if (s->c.phase == PH_SEARCH) {
         if (s->c.hard) {
             s->c.phase = PH_DONE;
-        } else if (s->c.stopped || s->c.evals >= s->job->budget_evals ||
+        } else if ((s->c.stopped && s->c.round >= s->c.stop_from) ||
+                   s->c.evals >= s->job->budget_evals ||
                    s->c.evals + s->c.result_hits >= 10 * s->job->budget_evals) {
             /* results from the lookup are free, but a search still ends */
             s->c.phase = PH_FINAL;
@@ -925,10 +985,19 @@ static void build_round(Search *s) {
             if (s->c.round == 0) {
                 initial_round(s);
             } else {
+                schedule_proposals(s); /* reserved when accepted: before anything else */
                 promotions(s);
-                children_round(s);
+                if (!s->job->evaluate_only) children_round(s);
             }
-            if (s->nworks == 0 && s->round_hits == 0) s->c.phase = PH_FINAL;
+            if (s->nworks == 0 && s->round_hits == 0) {
+                /* an evaluate-only job waits for what its proposer sends while a proposal fits
+                 * in the budget; building an empty round changed nothing */
+                if (s->job->evaluate_only && s->wait_props && !s->c.stopped &&
+                    can_afford(s, level_cost(s, 0)))
+                    s->waiting = 1;
+                else
+                    s->c.phase = PH_FINAL;
+            }
         }
     }
     if (s->c.phase == PH_FINAL && s->nworks == 0 && s->round_hits == 0) {
@@ -1192,8 +1261,134 @@ void search_set_lookup(Search *s, SearchLookupFn fn, void *ctx) {
 int search_done(const Search *s) { return s->c.phase == PH_DONE && !s->round_open; }
 
 void search_stop(Search *s, int hard) {
-    s->c.stopped = 1;
+    if (!s->c.stopped) {
+        s->c.stopped = 1;
+        /* the open round was built before the stop: a restored engine must rebuild it so */
+        s->c.stop_from = s->c.round + (s->round_open ? 1 : 0);
+    }
     if (hard) s->c.hard = 1;
+    s->waiting = 0;
+}
+
+/* ---- proposals (search.h) ---- */
+
+void search_set_wait_for_proposals(Search *s, int on) { s->wait_props = on ? 1 : 0; }
+
+int search_waiting(const Search *s) {
+    return s->waiting && !s->round_open && s->c.phase == PH_SEARCH;
+}
+
+int search_accepts_proposals(const Search *s) {
+    return s->c.phase == PH_SEARCH && !s->c.stopped && !s->c.hard;
+}
+
+int64_t search_point(const Search *s) { return 2 * (int64_t)s->c.round + (s->round_open ? 1 : 0); }
+
+int64_t search_nproposed(const Search *s) { return s->c.proposed; }
+
+static int refuse(Search *s, SearchProposal *out, const char *stage, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int refuse(Search *s, SearchProposal *out, const char *stage, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out->error, sizeof out->error, fmt, ap);
+    va_end(ap);
+    out->status = PROPOSAL_REFUSED;
+    out->why = stage;
+    s->c.prop_refused++;
+    return LD_OK;
+}
+
+int search_propose(Search *s, const char *text, const char *source, SearchProposal *out) {
+    char err[LD_ERR_MAX];
+    const SearchJob *j = s->job;
+    double t0 = ld_now_ms();
+    memset(out, 0, sizeof *out);
+    out->cand = out->same_form_as = -1;
+    s->c.proposed++;
+    if (!search_accepts_proposals(s))
+        return refuse(s, out, "state", "the search takes no more proposals (%s)",
+                      s->c.phase != PH_SEARCH ? "its search phase is over" : "it was stopped");
+    /* the proposer's own text is checked first, so messages point into what they wrote */
+    Expr *e = expr_parse(text, err);
+    if (!e) return refuse(s, out, "parse", "%s", err);
+    if (expr_check(e, j->family, err) != LD_OK) {
+        expr_free(e);
+        return refuse(s, out, "check", "%s", err);
+    }
+    Expr *c = canonical_of(e);
+    if (!c) return LD_ENOMEM;
+    if (expr_print(c, out->canonical, sizeof out->canonical) < 0) {
+        expr_free(c);
+        out->canonical[0] = 0;
+        return refuse(s, out, "limits", "longer than %d characters in canonical form", EXPR_TEXT_MAX);
+    }
+    uint64_t h = ld_hash64(out->canonical, strlen(out->canonical));
+    int dup = htab_find(s, h);
+    if (dup >= 0) {
+        expr_free(c);
+        out->status = PROPOSAL_DUPLICATE;
+        out->cand = s->cands[dup].id;
+        out->why = "same canonical form";
+        if (s->cands[dup].status == ST_ALIAS) { /* that one trains as another: name the other */
+            out->same_form_as = out->cand;
+            out->cand = s->cands[dup].alias_of;
+            out->why = "same gradient signature";
+        }
+        s->c.prop_duplicates++;
+        return LD_OK;
+    }
+    int size = expr_size(c), depth = expr_depth(c);
+    if (size > SEARCH_PROPOSAL_MAX_NODES || depth > SEARCH_PROPOSAL_MAX_DEPTH) {
+        expr_free(c);
+        return refuse(s, out, "limits", "%d nodes, depth %d in canonical form: a proposal may have "
+                      "at most %d nodes and depth %d", size, depth, SEARCH_PROPOSAL_MAX_NODES,
+                      SEARCH_PROPOSAL_MAX_DEPTH);
+    }
+    if (expr_check(c, j->family, err) != LD_OK) { /* folding can leave no output to train */
+        expr_free(c);
+        return refuse(s, out, "check", "canonical form %.80s: %s", out->canonical, err);
+    }
+    int cost = level_cost(s, 0), reserved = proposals_reserved(s);
+    if (!can_afford(s, reserved + cost)) {
+        expr_free(c);
+        return refuse(s, out, "budget", "budget.evaluations: %d of %d spent or reserved, a proposal "
+                      "needs %d (one level-0 run per selection task)", s->c.evals + reserved,
+                      j->budget_evals, cost);
+    }
+    int ci = cand_add(s, c, out->canonical, h, NULL, "proposed");
+    if (ci < 0) return LD_ENOMEM;
+    Cand *cd = &s->cands[ci];
+    cd->status = ST_REJECTED; /* until every check passed */
+    cd->source = strdup(source && *source ? source : "user");
+    cd->sig = malloc((size_t)s->sig_n * sizeof *cd->sig);
+    if (!cd->source || !cd->sig) return LD_ENOMEM;
+    out->cand = cd->id;
+    int twin = signature_twin(s, ci, err);
+    if (twin == -2) goto rejected;
+    if (twin >= 0) {
+        out->status = PROPOSAL_DUPLICATE;
+        out->cand = s->cands[twin].id;
+        out->why = "same gradient signature";
+        s->c.prop_duplicates++;
+        s->engine_ms += ld_now_ms() - t0;
+        return LD_OK;
+    }
+    /* here, not in a worker: the proposer hears at once that the loss cannot train */
+    if (j->env->precheck(j->env->ctx, cd->e, j->family, s->C, err) != LD_OK) goto rejected;
+    cd->status = ST_ALIVE; /* waits for the next round (schedule_proposals) */
+    out->status = PROPOSAL_ACCEPTED;
+    s->c.prop_accepted++;
+    s->engine_ms += ld_now_ms() - t0;
+    return LD_OK;
+rejected:
+    cd->status = ST_REJECTED;
+    cd->reason = strdup(err);
+    free(cd->sig);
+    cd->sig = NULL;
+    s->engine_ms += ld_now_ms() - t0;
+    return refuse(s, out, "precheck", "rejected before training: %s", err);
 }
 
 /* ---- construction ---- */
@@ -1504,6 +1699,19 @@ static cJSON *final_all_json(const Search *s, const Cand *c) {
     return fin;
 }
 
+/* Where a candidate came from: "proposed:<source>", "warm" (an earlier search's), "seed" (the
+ * job's own starting losses: baseline, panel, seed_losses, the family's textbook losses) or
+ * "search" (made by the engine). */
+static void cand_origin(const Cand *c, char *buf, size_t n) {
+    static const char *const seeds[] = {"baseline", "panel", "seed", "known"};
+    const char *o = "search";
+    for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++)
+        if (!strcmp(c->op, seeds[i])) o = "seed";
+    if (!strcmp(c->op, "warm")) o = "warm";
+    if (c->source) snprintf(buf, n, "proposed:%s", c->source);
+    else snprintf(buf, n, "%s", o);
+}
+
 static cJSON *entry_json(const Search *s, const Cand *c, int rank) {
     const SearchJob *j = s->job;
     const Cand *b = &s->cands[s->baseline];
@@ -1517,6 +1725,9 @@ static cJSON *entry_json(const Search *s, const Cand *c, int rank) {
     cJSON_AddNumberToObject(o, "size", c->size);
     cJSON_AddBoolToObject(o, "baseline", c->status == ST_BASELINE);
     cJSON_AddStringToObject(o, "op", c->op);
+    char origin[SEARCH_SOURCE_MAX + 16];
+    cand_origin(c, origin, sizeof origin);
+    cJSON_AddStringToObject(o, "origin", origin);
     cJSON *par = cJSON_AddArrayToObject(o, "parents");
     for (int q = 0; q < 2; q++)
         if (c->parents[q] >= 0) cJSON_AddItemToArray(par, cJSON_CreateNumber((double)c->parents[q]));
@@ -1602,8 +1813,8 @@ cJSON *search_stats(const Search *s) {
     cJSON_AddNumberToObject(o, "warm_used", s->c.warm_used);
     cJSON_AddNumberToObject(o, "result_cache_hits", s->c.result_hits);
     cJSON_AddNumberToObject(o, "candidates", s->ncand);
-    int trained = 0;
-    for (int i = 0; i < s->ncand; i++) trained += s->cands[i].status == ST_ALIVE;
+    int trained = 0; /* alive and scheduled: an accepted proposal waits unscheduled */
+    for (int i = 0; i < s->ncand; i++) trained += s->cands[i].status == ST_ALIVE && s->cands[i].sched >= 0;
     cJSON_AddNumberToObject(o, "trained_candidates", trained);
     /* Fewer wasted trainings: candidates that got a full-fidelity (top-level) run, and the share
      * of the proposed ones that never did (cache, signature, rejection, or stopped below). */
@@ -1623,9 +1834,16 @@ cJSON *search_stats(const Search *s) {
     if (s->c.to_base_top_cand >= 0 && s->c.to_base_top_cand < s->ncand)
         cJSON_AddStringToObject(o, "evals_to_baseline_top_expr",
                                 s->cands[s->c.to_base_top_cand].text);
-    cJSON_AddStringToObject(o, "phase", s->c.phase == PH_SEARCH  ? "search"
-                                        : s->c.phase == PH_FINAL ? "final"
-                                                                 : "done");
+    cJSON_AddStringToObject(o, "phase", search_waiting(s)        ? "waiting"
+                                        : s->c.phase == PH_SEARCH ? "search"
+                                        : s->c.phase == PH_FINAL  ? "final"
+                                                                  : "done");
+    cJSON *pj = cJSON_AddObjectToObject(o, "proposals");
+    cJSON_AddNumberToObject(pj, "received", (double)s->c.proposed);
+    cJSON_AddNumberToObject(pj, "accepted", s->c.prop_accepted);
+    cJSON_AddNumberToObject(pj, "duplicates", s->c.prop_duplicates);
+    cJSON_AddNumberToObject(pj, "refused", s->c.prop_refused);
+    cJSON_AddNumberToObject(pj, "waiting", proposals_reserved(s) / (level_cost(s, 0) > 0 ? level_cost(s, 0) : 1));
     cJSON_AddNumberToObject(o, "engine_s", s->engine_ms / 1000.0);
     cJSON_AddNumberToObject(o, "engine_signature_s", s->sig_ms / 1000.0);
     cJSON_AddNumberToObject(o, "engine_precheck_s", s->pre_ms / 1000.0);
@@ -1732,7 +1950,12 @@ cJSON *search_save(const Search *s) {
     cJSON_AddNumberToObject(ct, "warm_used", c->warm_used);
     cJSON_AddNumberToObject(ct, "result_hits", c->result_hits);
     cJSON_AddNumberToObject(ct, "stopped", s->c.stopped); /* a stop is never undone */
+    cJSON_AddNumberToObject(ct, "stop_from", s->c.stop_from);
     cJSON_AddNumberToObject(ct, "hard", s->c.hard);
+    cJSON_AddNumberToObject(ct, "proposed", (double)c->proposed);
+    cJSON_AddNumberToObject(ct, "prop_accepted", c->prop_accepted);
+    cJSON_AddNumberToObject(ct, "prop_duplicates", c->prop_duplicates);
+    cJSON_AddNumberToObject(ct, "prop_refused", c->prop_refused);
     cJSON_AddNumberToObject(ct, "final_issued", c->final_issued);
     cJSON_AddNumberToObject(ct, "final_more", c->final_more);
     cJSON_AddNumberToObject(ct, "horizon_issued", c->horizon_issued);
@@ -1754,6 +1977,7 @@ cJSON *search_save(const Search *s) {
         cJSON_AddNumberToObject(x, "born", cd->born);
         if (cd->alias_of >= 0) cJSON_AddNumberToObject(x, "alias", (double)cd->alias_of);
         if (cd->reason) cJSON_AddStringToObject(x, "reason", cd->reason);
+        if (cd->source) cJSON_AddStringToObject(x, "src", cd->source);
         int sched = s->round_open ? cd->sched_prev : cd->sched;
         cJSON_AddNumberToObject(x, "sched", sched);
         if (cd->status == ST_ALIVE || cd->status == ST_BASELINE) {
@@ -1857,6 +2081,12 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
     s->c.result_hits = get_i(ct, "result_hits", &ok_rh);
     s->c.stopped = get_i(ct, "stopped", &ok);
     s->c.hard = get_i(ct, "hard", &ok);
+    int ok_p = 1; /* states saved before proposals existed lack these: none, a stop from round 0 */
+    s->c.stop_from = get_i(ct, "stop_from", &ok_p);
+    s->c.proposed = (int64_t)get_i(ct, "proposed", &ok_p);
+    s->c.prop_accepted = get_i(ct, "prop_accepted", &ok_p);
+    s->c.prop_duplicates = get_i(ct, "prop_duplicates", &ok_p);
+    s->c.prop_refused = get_i(ct, "prop_refused", &ok_p);
     s->c.final_issued = get_i(ct, "final_issued", &ok);
     int ok_fm = 1; /* states saved before added final seeds existed lack it */
     s->c.final_more = get_i(ct, "final_more", &ok_fm);
@@ -1909,6 +2139,8 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
         if (cJSON_IsNumber(al)) c->alias_of = (int64_t)al->valuedouble;
         const cJSON *rs = cJSON_GetObjectItemCaseSensitive(x, "reason");
         if (cJSON_IsString(rs)) c->reason = strdup(rs->valuestring);
+        const cJSON *src = cJSON_GetObjectItemCaseSensitive(x, "src");
+        if (cJSON_IsString(src)) c->source = strdup(src->valuestring);
         if (!okc || c->status < ST_ALIVE || c->status > ST_ALIAS ||
             c->sched >= job->nlevels || (i == 0) != (c->status == ST_BASELINE)) {
             ld_err(err, LD_EINVAL, "search state: cands[%d]: bad fields", i);
@@ -2008,6 +2240,8 @@ fail:
 
 int64_t search_ncandidates(const Search *s) { return s->ncand; }
 
+int job_evaluate_only(const SearchJob *j) { return j->evaluate_only; }
+
 cJSON *search_candidate(const Search *s, int64_t cand) {
     static const char *const status_name[] = {"alive", "baseline", "rejected", "alias"};
     if (cand < 0 || cand >= s->ncand) return NULL;
@@ -2019,6 +2253,9 @@ cJSON *search_candidate(const Search *s, int64_t cand) {
     add_u64(o, "hash", c->hash);
     cJSON_AddNumberToObject(o, "size", c->size);
     cJSON_AddStringToObject(o, "op", c->op);
+    char origin[SEARCH_SOURCE_MAX + 16];
+    cand_origin(c, origin, sizeof origin);
+    cJSON_AddStringToObject(o, "origin", origin);
     cJSON *par = cJSON_AddArrayToObject(o, "parents");
     for (int q = 0; q < 2; q++)
         if (c->parents[q] >= 0) cJSON_AddItemToArray(par, cJSON_CreateNumber((double)c->parents[q]));

@@ -126,9 +126,72 @@ void search_set_worker_precheck(Search *s, int on);
 
 typedef int (*SearchLookupFn)(void *ctx, const WorkItem *w, uint64_t expr_hash, EvalResult *out);
 void search_set_lookup(Search *s, SearchLookupFn fn, void *ctx);
-/* The caller stops the search early (wall-clock budget, cancel): final re-evaluation on the
- * holdout tasks still happens in the rounds that follow unless hard is set. */
+/* The caller stops the search early (wall-clock budget, cancel, a user's job.finish): final
+ * re-evaluation on the holdout tasks still happens in the rounds that follow unless hard is
+ * set. A stop asked while a round is open takes effect from the next round, and the saved
+ * state says so, so a restored engine rebuilds the open round as it was. */
 void search_stop(Search *s, int hard);
+
+/* ---- proposals from outside the engine (docs/jobs.md, "Proposals") ----
+ * A person, a script or a model hands the engine loss expressions while it runs. Each goes
+ * through the checks every candidate meets (the family's checker, the canonical-form cache, the
+ * gradient signature, the pre-check), here and now, so the caller can answer at once; an
+ * accepted one is a candidate that waits for the next round to be built, where it is scheduled
+ * at fidelity level 0 before any promotion or child (its level-0 cost is reserved from
+ * budget.evaluations when it is accepted), then climbs the fidelity ladder like any other.
+ * Determinism: a proposal changes the engine only through its text and the point where it
+ * arrived (search_point), so a caller that stores both and hands them back at the same point
+ * after search_restore (the engine counts those it took: search_nproposed) gets the same
+ * search. */
+typedef enum SearchProposalStatus {
+    PROPOSAL_ACCEPTED = 0,
+    PROPOSAL_DUPLICATE = 1,
+    PROPOSAL_REFUSED = 2,
+} SearchProposalStatus;
+
+typedef struct SearchProposal {
+    SearchProposalStatus status;
+    int64_t cand;               /* accepted: the new candidate; duplicate: the one it repeats;
+                                 * refused by the signature or the pre-check: the candidate
+                                 * recorded as rejected; else -1 */
+    int64_t same_form_as;       /* duplicate: the candidate of the same canonical form when that
+                                 * one was itself merged by signature into cand; else -1 */
+    const char *why;            /* duplicate: "same canonical form" or "same gradient signature";
+                                 * refused: the stage ("parse", "check", "limits", "budget",
+                                 * "precheck", "state"); static */
+    char canonical[EXPR_TEXT_MAX]; /* the canonical form when the text parsed, else "" */
+    char error[LD_ERR_MAX];     /* refused: what, where, why (the parser's or checker's words) */
+} SearchProposal;
+
+/* A proposal's largest expression: the language's job limits (space.max_nodes and max_depth
+ * bound what the engine generates, not what a proposer may try). */
+#define SEARCH_PROPOSAL_MAX_NODES 200
+#define SEARCH_PROPOSAL_MAX_DEPTH 30
+#define SEARCH_SOURCE_MAX 32 /* a proposal's source label: [A-Za-z0-9_.-], 1..32 bytes */
+
+/* Takes one proposal: text as the proposer wrote it, source its label (origin
+ * "proposed:<source>"; borrowed, checked by the caller). Fills *out; returns LD_OK whatever the
+ * proposal's fate (out->status says it), or LD_ENOMEM. Refused with stage "state" when the
+ * search no longer takes proposals (search_accepts_proposals). */
+int search_propose(Search *s, const char *text, const char *source, SearchProposal *out);
+/* 1 while the search phase runs and no stop was asked: proposals can still be trained. */
+int search_accepts_proposals(const Search *s);
+/* Where the engine is in its sequence of rounds: 2 x rounds finished, + 1 while a round is
+ * open. A proposal stored with the point it arrived at replays identically when it is handed to
+ * the engine at that point again. */
+int64_t search_point(const Search *s);
+/* Proposals the engine has taken (every search_propose call, whatever its fate); a restored
+ * engine counts those its saved state holds. */
+int64_t search_nproposed(const Search *s);
+/* Waiting for proposals (evaluate-only jobs, docs/jobs.md): with this on, an evaluate-only
+ * search whose round would be empty while budget remains waits instead of moving on to its
+ * final evaluation: search_round returns 0 and search_done stays 0, until a proposal arrives or
+ * search_stop. Off (the default, lossd search): it moves on. Set it right after search_new /
+ * search_restore, the same way every time for a given job. */
+void search_set_wait_for_proposals(Search *s, int on);
+/* 1 when the engine waits for proposals (search_round returned 0 and the search is not done). */
+int search_waiting(const Search *s);
+int job_evaluate_only(const SearchJob *j);
 
 /* State at a round boundary, for resuming after a crash: owned JSON that search_restore takes
  * back to an engine that proposes exactly what the saved one would have. */

@@ -74,14 +74,15 @@
     X(SCHED_PAUSE, "UPDATE schedules SET paused = ?2 WHERE id = ?1")                              \
     X(SCHED_FIRE, "UPDATE schedules SET last_fire = ?2, next_fire = ?3 WHERE id = ?1")            \
     X(CAND_INSERT, "INSERT INTO candidates(job_id, cand, expr, hash, size, parents, op, family, " \
-                   "created) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "                         \
+                   "created, origin) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "                  \
+                   "coalesce(?10, " STORE_SQL_ORIGIN("?7") ")) "                                  \
                    "ON CONFLICT(job_id, cand) DO NOTHING")                                         \
     X(CAND_ID, "SELECT id, hash FROM candidates WHERE job_id = ?1 AND cand = ?2")                 \
     X(CAND_FITNESS, "UPDATE candidates SET fitness = ?3, tier = ?4 WHERE job_id = ?1 AND cand = ?2") \
     X(CAND_SET_FINAL, "UPDATE candidates SET final = ?3 WHERE job_id = ?1 AND cand = ?2")        \
     X(CAND_FINAL, "SELECT final FROM candidates WHERE job_id = ?1 AND cand = ?2")                 \
-    X(CAND_GET, "SELECT id, cand, expr, hash, size, op, family, fitness, parents, created "      \
-                "FROM candidates WHERE job_id = ?1 AND cand = ?2")                                \
+    X(CAND_GET, "SELECT id, cand, expr, hash, size, op, family, fitness, parents, created, "     \
+                "origin FROM candidates WHERE job_id = ?1 AND cand = ?2")                         \
     X(EVAL_PUT, "INSERT INTO evaluations(job_id, seq, candidate_id, task_id, expr_hash, seed, "  \
                 "steps, steps_run, status, metric, val, test, final_loss, metrics, curve, "      \
                 "wall_ms, error, created) "                                                        \
@@ -114,7 +115,8 @@
                     "AND e.seq > ?2 ORDER BY e.seq LIMIT ?3")                                     \
     X(EVALS_COUNT, "SELECT count(*) FROM evaluations WHERE job_id = ?1 "                          \
                    "AND status <> 'interrupted'")                                                  \
-    X(LB_JOB, "SELECT id, cand, expr, hash, size, op, family, fitness, parents FROM candidates " \
+    X(LB_JOB, "SELECT id, cand, expr, hash, size, op, family, fitness, parents, NULL, origin "  \
+              "FROM candidates "                                                                   \
               "WHERE job_id = ?1 AND fitness IS NOT NULL ORDER BY tier DESC, fitness DESC, cand LIMIT ?2")  \
     X(LB_CAND_TASKS, "SELECT e.task_id, t.hash, t.name, "                                        \
                      "(SELECT max(jt.holdout) FROM job_tasks jt WHERE jt.job_id = e.job_id "     \
@@ -127,7 +129,19 @@
     X(LB_FAMILY_METRIC, STORE_SQL_FAMILY_METRIC)                                                   \
     X(LB_FAMILY_EXPR, "SELECT (SELECT expr FROM candidates WHERE hash = ?1 LIMIT 1), "             \
                       "(SELECT count(DISTINCT job_id) FROM candidates WHERE hash = ?1)")          \
-    X(DB_SIZE, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")
+    X(DB_SIZE, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")     \
+    X(PROP_PUT, "INSERT INTO proposals(job_id, pseq, point, expr, source, note, status, cand, "  \
+                "detail, created) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")               \
+    X(PROP_COUNT, "SELECT count(*) FROM proposals WHERE job_id = ?1")                            \
+    X(PROP_FROM, "SELECT pseq, point, expr, source FROM proposals WHERE job_id = ?1 "            \
+                 "AND pseq >= ?2 ORDER BY pseq")
+
+/* A candidate's origin from the operation that made it (op, an SQL expression), for candidates
+ * stored without one: the losses a job starts from are "seed", earlier searches' "warm", the
+ * rest the search's (search.c's cand_origin gives the engine's, "proposed:<source>" included). */
+#define STORE_SQL_ORIGIN(op)                                                                       \
+    "CASE WHEN " op " IN ('baseline', 'panel', 'seed', 'known') THEN 'seed' "                     \
+    "WHEN " op " = 'warm' THEN 'warm' ELSE 'search' END"
 
 /* What the family ranking reads (store_leaderboard_family, store_warm_start; the ranking
  * itself is computed in store_results.c). ?1 family, ?2 metric or NULL, ?3 task hash or NULL.

@@ -191,6 +191,24 @@ static const char *const migrations[] = {
      * "final": at the search's recipe and, under "horizon", at the user's), which the
      * leaderboard and candidate.get show side by side (storage/leaderboard.c) */
     "ALTER TABLE candidates ADD COLUMN final TEXT;",
+    /* 6: proposals sent into a running job (candidate.propose), each with the point of the
+     * engine's rounds it arrived at, so a restart hands them to the engine at the same point
+     * (docs/jobs.md, "Proposals"); and each candidate's origin (search, seed, warm,
+     * proposed:<source>) */
+    "CREATE TABLE proposals ("
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  pseq INTEGER NOT NULL,"
+    "  point INTEGER NOT NULL,"
+    "  expr TEXT NOT NULL,"
+    "  source TEXT NOT NULL,"
+    "  note TEXT,"
+    "  status TEXT NOT NULL CHECK (status IN ('accepted', 'duplicate', 'refused')),"
+    "  cand INTEGER,"
+    "  detail TEXT,"
+    "  created REAL NOT NULL,"
+    "  PRIMARY KEY (job_id, pseq)) WITHOUT ROWID;"
+    "ALTER TABLE candidates ADD COLUMN origin TEXT;"
+    "UPDATE candidates SET origin = " STORE_SQL_ORIGIN("op") ";",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

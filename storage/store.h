@@ -124,10 +124,11 @@ int store_task_upsert(Store *s, uint64_t hash, const char *family, const char *n
 /* Stores a candidate of a job (idempotent on (job_id, cand): an existing row is kept and its id
  * returned). expr is the canonical text, hash expr_hash, parents a JSON array of job-local cand
  * ids (may be NULL), op the operation that made it ("init", "mutate", "crossover", "warm", ...),
- * family the task family name. row_id may be NULL. */
+ * origin where it came from ("search", "seed", "warm", "proposed:<source>"; NULL: from op, a
+ * proposal's source unknown), family the task family name. row_id may be NULL. */
 int store_candidate_put(Store *s, int64_t job_id, int64_t cand, const char *expr, uint64_t hash,
-                        int size, const cJSON *parents, const char *op, const char *family,
-                        int64_t *row_id, char *err);
+                        int size, const cJSON *parents, const char *op, const char *origin,
+                        const char *family, int64_t *row_id, char *err);
 /* Sets the candidate's fitness (NaN: NULL, unranked) and its rank tier (search_tier: higher
  * ranks first; -1: NULL, ranked after every tier). A job's leaderboard orders by tier, then
  * fitness, then cand: the engine's ranking (highest fidelity level reached first). set_fitness
@@ -151,6 +152,25 @@ void store_final_gains(cJSON *o, const cJSON *final);
  * evaluations: [{seq, task, task_hash, seed, steps, steps_run, status, metric, val, test,
  * final_loss, metrics, curve, wall_ms, error}] by seq}. LD_ENOTFOUND when absent. */
 int store_candidate_get(Store *s, int64_t job_id, int64_t cand, cJSON **out, char *err);
+
+/* ---- proposals (candidate.propose) ------------------------------------------------------ */
+
+/* One proposal sent into a running job, as the daemon stores it when it answers: pseq its
+ * number in the job (0, 1, ...: the order the engine took them), point the engine's point it
+ * arrived at (search_point), expr the text as sent, source its label, note (may be NULL),
+ * status "accepted" / "duplicate" / "refused", cand the candidate made or matched (-1: none),
+ * detail the reason or the refusal's message (may be NULL). */
+typedef struct StoreProposal {
+    int64_t job_id, pseq, point;
+    const char *expr, *source, *note, *status;
+    int64_t cand;
+    const char *detail;
+} StoreProposal;
+int store_proposal_put(Store *s, const StoreProposal *p, char *err);
+/* The number of proposals stored for the job. */
+int store_proposal_count(Store *s, int64_t job_id, int64_t *n, char *err);
+/* The job's proposals with pseq >= from, in order: owned array of {pseq, point, expr, source}. */
+int store_proposals_from(Store *s, int64_t job_id, int64_t from, cJSON **out, char *err);
 
 /* ---- evaluations ------------------------------------------------------------------------ */
 

@@ -45,8 +45,8 @@ static int cand_row(Store *s, int64_t job_id, int64_t cand, int64_t *row, int64_
 }
 
 int store_candidate_put(Store *s, int64_t job_id, int64_t cand, const char *expr, uint64_t hash,
-                        int size, const cJSON *parents, const char *op, const char *family,
-                        int64_t *row_id, char *err)
+                        int size, const cJSON *parents, const char *op, const char *origin,
+                        const char *family, int64_t *row_id, char *err)
 {
     char what[64];
     int own = 0, rc;
@@ -67,6 +67,7 @@ int store_candidate_put(Store *s, int64_t job_id, int64_t cand, const char *expr
     store_bind_text_(st, 7, op);
     store_bind_text_(st, 8, family);
     sqlite3_bind_double(st, 9, ld_wall_s());
+    store_bind_text_(st, 10, origin);
     rc = store_step_done_(s, st, 0, what, err);
     if (rc == LD_OK && row_id) {
         if (sqlite3_changes(s->db) == 1)
@@ -485,10 +486,11 @@ int store_evals_for_job(Store *s, int64_t job_id, int64_t since_seq, int limit, 
     return store_rows_array_(s, st, eval_row_cand, out, what, err);
 }
 
-int store_evals_count(Store *s, int64_t job_id, int64_t *n, char *err)
+/* *n = the count statement id selects for job_id (its ?1). */
+static int job_count(Store *s, int id, int64_t job_id, int64_t *n, const char *what, char *err)
 {
     *n = 0;
-    sqlite3_stmt *st = store_stmt_(s, ST_EVALS_COUNT, "count evaluations", err);
+    sqlite3_stmt *st = store_stmt_(s, id, what, err);
     if (!st)
         return LD_EIO;
     sqlite3_bind_int64(st, 1, job_id);
@@ -496,9 +498,14 @@ int store_evals_count(Store *s, int64_t job_id, int64_t *n, char *err)
     if (src == SQLITE_ROW)
         *n = sqlite3_column_int64(st, 0);
     else
-        rc = store_sqlerr_(s, src, "count evaluations", err);
+        rc = store_sqlerr_(s, src, what, err);
     sqlite3_reset(st);
     return rc;
+}
+
+int store_evals_count(Store *s, int64_t job_id, int64_t *n, char *err)
+{
+    return job_count(s, ST_EVALS_COUNT, job_id, n, "count evaluations", err);
 }
 
 /* ---- candidate detail ------------------------------------------------------------------- */
@@ -508,9 +515,9 @@ int store_evals_count(Store *s, int64_t job_id, int64_t *n, char *err)
 enum { CAND_HASH = 1, CAND_FAMILY = 2 };
 
 /* Adds a candidate's fields from a row selected as CAND_GET and LB_JOB do (id, cand, expr,
- * hash, size, op, family, fitness, parents[, created]): cand, expr, op, fitness and parents
- * (an empty array for none) always; hash and size with CAND_HASH; family and created with
- * CAND_FAMILY. */
+ * hash, size, op, family, fitness, parents, created, origin): cand, expr, op, origin, fitness
+ * and parents (an empty array for none) always; hash and size with CAND_HASH; family and
+ * created with CAND_FAMILY. */
 static void cand_fields(cJSON *o, sqlite3_stmt *st, int with)
 {
     cJSON_AddNumberToObject(o, "cand", (double)sqlite3_column_int64(st, 1));
@@ -520,6 +527,7 @@ static void cand_fields(cJSON *o, sqlite3_stmt *st, int with)
         cJSON_AddNumberToObject(o, "size", sqlite3_column_int(st, 4));
     }
     cJSON_AddItemToObject(o, "op", store_col_string_(st, 5));
+    cJSON_AddItemToObject(o, "origin", store_col_string_(st, 10));
     if (with & CAND_FAMILY)
         cJSON_AddItemToObject(o, "family", store_col_string_(st, 6));
     cJSON_AddItemToObject(o, "fitness", store_col_number_(st, 7));
@@ -981,4 +989,57 @@ void store_strv_free(char **v, int n)
     for (int i = 0; i < n; i++)
         free(v[i]);
     free(v);
+}
+
+/* ---- proposals -------------------------------------------------------------------------- */
+
+int store_proposal_put(Store *s, const StoreProposal *p, char *err)
+{
+    char what[64];
+    int own = 0, rc;
+    sqlite3_stmt *st;
+    snprintf(what, sizeof what, "store proposal %lld of job %lld", (long long)p->pseq,
+             (long long)p->job_id);
+    rc = store_wstmt_(s, ST_PROP_PUT, &own, &st, what, err);
+    if (rc != LD_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, p->job_id);
+    sqlite3_bind_int64(st, 2, p->pseq);
+    sqlite3_bind_int64(st, 3, p->point);
+    sqlite3_bind_text(st, 4, p->expr ? p->expr : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, p->source ? p->source : "user", -1, SQLITE_TRANSIENT);
+    store_bind_text_(st, 6, p->note);
+    sqlite3_bind_text(st, 7, p->status, -1, SQLITE_TRANSIENT);
+    if (p->cand >= 0)
+        sqlite3_bind_int64(st, 8, p->cand);
+    store_bind_text_(st, 9, p->detail);
+    sqlite3_bind_double(st, 10, ld_wall_s());
+    rc = store_step_done_(s, st, 1, what, err);
+    return store_wend_(s, own, rc, what, err);
+}
+
+int store_proposal_count(Store *s, int64_t job_id, int64_t *n, char *err)
+{
+    return job_count(s, ST_PROP_COUNT, job_id, n, "count proposals", err);
+}
+
+static cJSON *proposal_row(sqlite3_stmt *st)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "pseq", (double)sqlite3_column_int64(st, 0));
+    cJSON_AddNumberToObject(o, "point", (double)sqlite3_column_int64(st, 1));
+    cJSON_AddItemToObject(o, "expr", store_col_string_(st, 2));
+    cJSON_AddItemToObject(o, "source", store_col_string_(st, 3));
+    return o;
+}
+
+int store_proposals_from(Store *s, int64_t job_id, int64_t from, cJSON **out, char *err)
+{
+    *out = NULL;
+    sqlite3_stmt *st = store_stmt_(s, ST_PROP_FROM, "read proposals", err);
+    if (!st)
+        return LD_EIO;
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_int64(st, 2, from);
+    return store_rows_array_(s, st, proposal_row, out, "read proposals", err);
 }

@@ -192,7 +192,7 @@ static void test_alloc_failure_never_stores_null(void **state)
             if (rc == LD_OK) rc = store_job_insert(s, &j, &job, NULL, err);
             if (rc == LD_OK) rc = store_fault_arm(n); /* the nth allocation from here fails */
             for (int c = 1; rc == LD_OK && c <= 3; c++)
-                rc = store_candidate_put(s, job, c, expr, 42, 3, parents, op, fam, NULL, err);
+                rc = store_candidate_put(s, job, c, expr, 42, 3, parents, op, NULL, fam, NULL, err);
             store_close(s);
             _exit(rc == LD_OK ? 0 : 1);
         }

@@ -110,7 +110,7 @@ static void put_eval(Store *s, int64_t job, int64_t seq, int64_t cand, int64_t t
 static void put_cand(Store *s, int64_t job, int64_t cand, const char *expr, const char *parents)
 {
     cJSON *p = parents ? cJSON_Parse(parents) : NULL;
-    OK(store_candidate_put(s, job, cand, expr, ld_hash64(expr, strlen(expr)), 3, p, "mutate",
+    OK(store_candidate_put(s, job, cand, expr, ld_hash64(expr, strlen(expr)), 3, p, "mutate", NULL,
                            "classification", NULL, E));
     cJSON_Delete(p);
 }
@@ -257,8 +257,8 @@ static void test_evaluations(void **state)
     int64_t job = add_job(s, NULL), task = add_task(s, 9, "classification", "digits", 1);
     put_cand(s, job, 1, "ce", NULL);
     int64_t row1 = 0, row2 = 0;
-    OK(store_candidate_put(s, job, 1, "ce", 5, 1, NULL, "init", "classification", &row1, E));
-    OK(store_candidate_put(s, job, 1, "other", 5, 1, NULL, "init", "classification", &row2, E));
+    OK(store_candidate_put(s, job, 1, "ce", 5, 1, NULL, "init", NULL, "classification", &row1, E));
+    OK(store_candidate_put(s, job, 1, "other", 5, 1, NULL, "init", NULL, "classification", &row2, E));
     assert_int_equal(row1, row2); /* idempotent: the first one is kept */
 
     EvalResult r = result(0.9, 0.85), back;
@@ -367,7 +367,7 @@ static void test_evaluations(void **state)
 
     /* expression hashes with the top bit set survive the signed column, both ways */
     const uint64_t big = 0xfedcba9876543210ull;
-    OK(store_candidate_put(s, job, 2, "mse", big, 1, NULL, "init", "classification", NULL, E));
+    OK(store_candidate_put(s, job, 2, "mse", big, 1, NULL, "init", NULL, "classification", NULL, E));
     k = (StoreEvalKey){.job_id = job, .seq = 6, .cand = 2, .task_id = task, .seed = 8, .steps = 100};
     EvalResult r3 = result(0.95, 0.9);
     OK(store_eval_put(s, &k, &r3, NULL, E));
@@ -695,7 +695,7 @@ static void crash_child(const char *path, int how)
         _exit(11);
     if (store_task_upsert(s, 5, "classification", "digits", "accuracy", 1, NULL, &task, err))
         _exit(12);
-    if (store_candidate_put(s, job, 1, "ce", 1, 1, NULL, "init", "classification", NULL, err))
+    if (store_candidate_put(s, job, 1, "ce", 1, 1, NULL, "init", NULL, "classification", NULL, err))
         _exit(13);
     for (int seq = 0; seq < 20; seq++) { /* committed one by one */
         StoreEvalKey k = {.job_id = job, .seq = seq, .cand = 1, .task_id = task, .seed = 1,
@@ -986,7 +986,7 @@ static void test_disk_full(void **state)
         StoreJobNew j = {.spec = spec};
         if (store_open(path, 0, &s, err) || store_job_insert(s, &j, &job, NULL, err) ||
             store_task_upsert(s, 5, "classification", "digits", "accuracy", 1, NULL, &task, err) ||
-            store_candidate_put(s, job, 1, "ce", 1, 1, NULL, "init", "classification", NULL, err))
+            store_candidate_put(s, job, 1, "ce", 1, 1, NULL, "init", NULL, "classification", NULL, err))
             _exit(30);
         signal(SIGXFSZ, SIG_IGN);
         struct rlimit rl = {.rlim_cur = 2 * 1024 * 1024, .rlim_max = RLIM_INFINITY};

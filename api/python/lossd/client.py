@@ -280,6 +280,26 @@ class Client:
         """job.resume; returns the job summary."""
         return self.call("job.resume", job_id=int(job_id))
 
+    def finish(self, job_id):
+        """job.finish: ends the job's search phase (no more search rounds, no more proposals);
+        the final re-evaluation runs, then the job is done. For an evaluate-only job, the way to
+        say "that was my last proposal". Returns the job summary."""
+        return self.call("job.finish", job_id=int(job_id))
+
+    def propose(self, job_id, exprs, source=None, note=None):
+        """candidate.propose: hands loss expressions (a string or a list of them) to a queued,
+        running or paused job. Returns the reply: {job_id, round, point, accepted, duplicates,
+        refused, proposals}, one proposal per expression, in order, each {expr, status, ...}:
+        "accepted" with cand (the new candidate, trained from the job's next round), "duplicate"
+        with cand (the candidate it repeats), of_expr and why ("same canonical form" or "same
+        gradient signature"), or "refused" with stage (parse, check, limits, budget, precheck)
+        and error (the parser's or checker's message). source (default "user") labels them:
+        their leaderboard origin is "proposed:<source>"; note is stored with them."""
+        if isinstance(exprs, str):
+            exprs = [exprs]
+        return self.call("candidate.propose", job_id=int(job_id), exprs=[str(e) for e in exprs],
+                         source=source, note=note)
+
     def watch(self, job_id, timeout=None):
         """Follows a job until it ends, as an iterator of progress events (dicts).
 
@@ -337,7 +357,8 @@ class Client:
         what "mean" reads and its direction.
 
         as_frame=True returns a pandas DataFrame instead (pandas must be importable): one row
-        per entry with rank, job_id, cand, expr, fitness, mean, spread, size, op, and one
+        per entry with rank, job_id, cand, expr, fitness, mean, spread, size, op, origin
+        (search, seed, warm or proposed:<source>), and one
         column per task and metric ("digits.accuracy" the mean, "digits.accuracy.test" the
         test mean)."""
         if (job_id is None) == (family is None):
