@@ -1351,6 +1351,8 @@ int search_propose(Search *s, const char *text, const char *source, SearchPropos
         return refuse(s, out, "check", "canonical form %.80s: %s", out->canonical, err);
     }
     int cost = level_cost(s, 0), reserved = proposals_reserved(s);
+    if (s->c.round == 0 && !s->round_open) /* the first round also runs the baseline and panel */
+        reserved += level_cost(s, 0) * (1 + j->npanel);
     if (!can_afford(s, reserved + cost)) {
         expr_free(c);
         return refuse(s, out, "budget", "budget.evaluations: %d of %d spent or reserved, a proposal "
