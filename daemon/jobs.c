@@ -1456,6 +1456,8 @@ static cJSON *summary_from_row(Daemon *d, const cJSON *row, int full) {
     cJSON_AddNumberToObject(p, "elapsed_s", elapsed);
     cJSON_AddNumberToObject(p, "rate", elapsed > 0 ? evals / elapsed : 0);
     cJSON_AddNumberToObject(p, "round", j ? (double)j->round : jnum(stats, "round", NULL, 0));
+    /* an evaluate-only job between its proposer's batches: running, but nothing to train */
+    if (j && !j->finished && j->waiting && !j->works) cJSON_AddBoolToObject(p, "waiting", 1);
     const char *error = jstr(row, "error");
     char stalled[LD_ERR_MAX + 64];
     if (j && !j->finished && j->stall[0]) {

@@ -55,6 +55,9 @@ def test_evaluate_only(c, sock):
     w = wait_for(lambda: phase(c, jid) == "waiting")
     check("evaluate-only job waits for proposals after its seeds", w,
           json.dumps(c.job(jid).get("stats"))[:600])
+    g = c.job(jid)
+    check("a waiting job is running with progress.waiting", g["state"] == "running" and
+          g["progress"].get("waiting") is True, g["state"], g["progress"])
     exprs = ["0.5*ce + 0.5*focal(2)", "2*ce", "-log(pt)", "1*focal(2) + 0", "foo(1)", "phys",
              "ce - ce", "hinge +", "ce + ce"]
     r = c.propose(jid, exprs, source="test", note="tried as a new user would")
