@@ -49,7 +49,7 @@ def by_expr(reply):
 
 def test_evaluate_only(c, sock):
     """An evaluate-only job: the seed losses, then only what is proposed; waits between."""
-    job = {"name": "bring-your-own", "tasks": task(60), "mode": "evaluate_only",
+    job = {"name": "bring-your-own", "tasks": task(60), "mode": "evaluate_only", "baseline": "ce",
            "budget": {"evaluations": 12}, "seeds": 1, "final": {"top": 2, "seeds": 2},
            "seed_losses": ["focal(2)"], "seed": 3}
     jid = c.submit(job)
@@ -164,7 +164,8 @@ def test_errors(c):
 
 def test_lossctl(tmp, c, sock):
     """lossctl propose JOB EXPR... --from FILE --source LABEL, then lossctl leaderboard/show."""
-    job = {"name": "ctl", "tasks": task(40), "mode": "evaluate_only", "budget": {"evaluations": 10},
+    job = {"name": "ctl", "tasks": task(40), "mode": "evaluate_only", "baseline": "ce",
+           "budget": {"evaluations": 10},
            "seeds": 1, "final": {"top": 1, "seeds": 2}, "seed": 4}
     jid = c.submit(job)
     wait_for(lambda: phase(c, jid) == "waiting")
@@ -242,7 +243,8 @@ def test_replay(tmp):
     """A search job gets proposals mid-run; the daemon is killed with -9 right after the reply
     and restarted. Its final leaderboard must equal lossd search --proposals with the same
     arrival point (the daemon and lossd search run the same engine the same way)."""
-    job = {"name": "replay", "tasks": task(200), "budget": {"evaluations": 120}, "population": 8,
+    job = {"name": "replay", "tasks": task(200), "baseline": "ce", "budget": {"evaluations": 120},
+           "population": 8,
            "children": 6, "seeds": 1, "final": {"top": 2, "seeds": 2}, "seed": 11,
            "warm_start": False}
     jpath = os.path.join(tmp, "replay.job.json")
