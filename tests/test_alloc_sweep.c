@@ -118,7 +118,7 @@ static int workload(Store *s, int from, FILE *acks, char *err) {
             char e[64];
             expr_of(c, e, sizeof e);
             rc = store_candidate_put(s, job, c, e, (uint64_t)c * 977, 3, parents,
-                                     r == 0 ? "init" : "mutate", "classification", NULL, err);
+                                     r == 0 ? "init" : "mutate", NULL, "classification", NULL, err);
         }
         if (rc == LD_OK) rc = store_commit(s, err);
         else store_rollback(s);
