@@ -25,6 +25,8 @@ void dataset_free(Dataset *d) {
     free(d->x);
     free(d->label);
     free(d->y);
+    free(d->mean);
+    free(d->sd);
     memset(d, 0, sizeof *d);
 }
 
@@ -695,6 +697,39 @@ int data_prepare(const Table *tab, int classify, const DataPrep *p, Task *t, cha
         t->y_mean = 0;
         t->y_std = 1;
     }
+    if (p->pixel_noise > 0) {
+        /* Salt and pepper: a seeded random subset of distinct training values, each set to its
+         * column's training minimum or maximum (0 or 1 on pixels in [0, 1]). */
+        size_t nv = (size_t)nk * d, ncor = (size_t)llround((double)nv * p->pixel_noise);
+        float *lo = malloc(sizeof(float) * (size_t)d), *hi = malloc(sizeof(float) * (size_t)d);
+        uint32_t *vi = malloc(sizeof(uint32_t) * nv);
+        if (!lo || !hi || !vi) {
+            free(lo);
+            free(hi);
+            free(vi);
+            goto oom;
+        }
+        for (int j = 0; j < d; j++) lo[j] = hi[j] = trn->x[j];
+        for (size_t k = 0; k < nv; k++) {
+            float v = trn->x[k];
+            int j = (int)(k % (size_t)d);
+            if (v < lo[j]) lo[j] = v;
+            if (v > hi[j]) hi[j] = v;
+        }
+        for (size_t k = 0; k < nv; k++) vi[k] = (uint32_t)k;
+        for (size_t k = 0; k < ncor; k++) {
+            size_t r = k + rng_below(&tr_rng, (uint32_t)(nv - k));
+            uint32_t tmp = vi[k];
+            vi[k] = vi[r];
+            vi[r] = tmp;
+            int j = (int)(vi[k] % (uint32_t)d);
+            trn->x[vi[k]] = (rng_next(&tr_rng) & 1) ? hi[j] : lo[j];
+        }
+        free(lo);
+        free(hi);
+        free(vi);
+    }
+    if (p->raw) goto done;
     /* Feature standardisation with training statistics; constant columns get std 1. A missing
      * value (NaN, kept by the CSV reader under missing: "mean") is filled with its column's
      * training mean, so it standardises to 0; the statistics are those of the filled column. */
@@ -726,6 +761,13 @@ int data_prepare(const Table *tab, int classify, const DataPrep *p, Task *t, cha
                     float *v = &all[s]->x[(size_t)i * d + j];
                     *v = isnan(*v) ? 0.0f : (float)((*v - mean[j]) / sd[j]);
                 }
+    }
+    trn->mean = malloc(sizeof(float) * (size_t)d);
+    trn->sd = malloc(sizeof(float) * (size_t)d);
+    if (!trn->mean || !trn->sd) goto oom;
+    for (int j = 0; j < d; j++) {
+        trn->mean[j] = (float)mean[j];
+        trn->sd[j] = (float)sd[j];
     }
     goto done;
 oom:

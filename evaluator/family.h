@@ -62,8 +62,9 @@ typedef struct EvalFamily {
     const char *const *known;
     const char *const *panel;
     /* 1: the task is rows of a data set that task.c loads, splits and transforms (classify: the
-     * target is a class label); 0: the family builds its own data in load. */
-    int data_set, classify;
+     * target is a class label); 0: the family builds its own data in load. raw: the features are
+     * kept as read (no standardisation; the generative family's pixels). */
+    int data_set, classify, raw;
     /* inputs: for a family added at run time (eval_family_add), what it provides to the loss
      * language (LIN_*, lang/expr.h); a built-in family's name and inputs are its LANG_FAMILIES
      * row's (name must be the row's name).
@@ -117,6 +118,11 @@ typedef struct EvalFamily {
      * family gets (inspect.c: settings, every parameter group's initial and final values,
      * every step's loss, the curve). */
     cJSON *(*trace)(const Task *t, const struct EvalTrace *tr, int steps, const EvalResult *res);
+    /* Whether loss e can train task t, beyond the family's vocabulary (expr_check): the
+     * generative family refuses a GAN term on an autoencoder task, or bce_rec on data outside
+     * [0, 1]. Called before the loss is compiled for a run. LD_OK, or LD_EINVAL with err naming
+     * the part and why. NULL: every loss of the vocabulary. */
+    int (*check_loss)(const Task *t, const struct Expr *e, char *err);
 } EvalFamily;
 
 /* The probe batch of the built-in families, built from the inputs in they provide: logits

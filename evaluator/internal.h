@@ -15,6 +15,9 @@ typedef struct Dataset {
     float *x;   /* (n, d) features, row-major, owned */
     int *label; /* (n) class labels for classification/contrastive, else NULL; owned */
     float *y;   /* (n) targets for regression, else NULL; owned */
+    float *mean, *sd; /* training split: (d) the statistics its features (and the other splits')
+                         were standardised with, x = (raw - mean) / sd; NULL when the features are
+                         kept as read (DataPrep.raw) and in the other splits; owned */
 } Dataset;
 
 enum { ACT_RELU = 0, ACT_TANH = 1, ACT_GELU = 2 };
@@ -130,6 +133,9 @@ typedef struct DataPrep {
     double subsample;   /* fraction of the training split kept */
     int folds;          /* > 1: validation is fold `fold` of `folds` over the non-test rows */
     int fold, repeat;   /* which fold, and which shuffle of the non-test rows (repeat) */
+    int raw;            /* keep the features as read (no standardisation): the generative family */
+    double pixel_noise; /* fraction of the training split's feature values set at random to their
+                           column's training minimum or maximum (salt and pepper) */
 } DataPrep;
 
 /* Splits tab (borrowed) into t->train/val/test with the transforms of p; sets y_mean/y_std for

@@ -483,11 +483,15 @@ const float *mlp_forward(const Mlp *m, MlpActs *a, const float *x, int B) {
 }
 
 void mlp_backward(const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const float *dz, int B) {
+    mlp_backward_dx(m, a, g, x, dz, NULL, B);
+}
+
+void mlp_backward_dx(const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const float *dz, float *dx, int B) {
     const float *dout = dz;
     for (int l = m->nlin - 1; l >= 0; l--) {
         int C = m->dim[l], OC = m->dim[l + 1];
         const float *in = l > 0 ? a->post[l - 1] : x;
-        float *dinp = l > 0 ? a->dpost[l - 1] : NULL;
+        float *dinp = l > 0 ? a->dpost[l - 1] : dx;
         int relu = l > 0 && m->act == ACT_RELU;
         linear_backward(dinp, relu ? a->post[l - 1] : NULL, g->w[l], g->b[l], dout, in, m->w[l], B, C, OC, 0);
         if (l > 0) {

@@ -58,6 +58,9 @@ const float *mlp_forward(const Mlp *m, MlpActs *a, const float *x, int B);
  * g (a view bound with mlp_bind_like; no need to zero it first). The input gradient is not
  * computed. With relu, the forward leaves pre[] unwritten (the backward needs only post[]). */
 void mlp_backward(const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const float *dz, int B);
+/* The same, also writing the input gradient dx (B, dim0) (OVERWRITTEN): for a network whose input
+ * is another network's output (an autoencoder's decoder, a GAN's discriminator). */
+void mlp_backward_dx(const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const float *dz, float *dx, int B);
 
 /* ---- optimisers (optim.c) */
 

@@ -230,7 +230,7 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
         goto done;
     }
     int cls = (in & LIN_CLASS) != 0, reg = (in & LIN_PRED) && !(in & LIN_PHYS), direct = cls || reg;
-    double m0 = cls ? accuracy(b) : mse(b), m1 = m0;
+    double m0 = cls ? accuracy(b) : reg ? mse(b) : 0, m1 = m0; /* others (an autoencoder) have no y */
     int nz = b->B * b->C, ne = 2 * b->B * b->D;
     LossOut out;
     for (int step = 0; step < PRE_STEPS; step++) {

@@ -8,7 +8,7 @@
 
 #include "internal.h"
 
-#define FB_SUP (FB_CLS | FB_REG | FB_CON) /* families trained on a data set's rows */
+#define FB_SUP (FB_CLS | FB_REG | FB_CON | FB_GEN) /* families trained on a data set's rows */
 
 /* One key: its section ("" for the top level), name, type, range (numbers), the families that
  * read it, and, where a family's range differs from the others', why. A key may have one row
@@ -56,6 +56,8 @@ static const SpecKey spec_keys[] = {
     {"transform", "label_noise", SK_NUM, 0, 0.9, FB_ALL, NULL},
     {"transform", "outliers", SK_NUM, 0, 0.5, FB_ALL, NULL},
     {"transform", "subsample", SK_NUM, 0.001, 1, FB_ALL, NULL},
+    /* salt and pepper on the training split's features: the generative family's pixels */
+    {"transform", "pixel_noise", SK_NUM, 0, 0.9, FB_GEN, NULL},
 
     {"model", "hidden", SK_ARR, 0, 0, FB_ALL, NULL},
     {"model", "activation", SK_STR, 0, 0, FB_ALL, NULL},

@@ -219,6 +219,12 @@ static cJSON *sup_trace(const Task *t, const EvalTrace *tr, int steps, const Eva
     eval_trace_settings(o, t);
     cJSON_AddNumberToObject(o, "steps", steps);
     cJSON_AddItemToObject(o, "params", eval_json_floats(tr->group_init[0], m.nparams));
+    if (tr->group_final[0] && res->ok) /* bench/make_fixednet.py ships the trained classifier */
+        cJSON_AddItemToObject(o, "final_params", eval_json_floats(tr->group_final[0], m.nparams));
+    if (t->train.mean) { /* the standardisation: x = (raw - x_mean) / x_sd */
+        cJSON_AddItemToObject(o, "x_mean", eval_json_floats(t->train.mean, (size_t)t->train.d));
+        cJSON_AddItemToObject(o, "x_sd", eval_json_floats(t->train.sd, (size_t)t->train.d));
+    }
     cJSON_AddItemToObject(o, "batches", eval_json_ints(tr->batches, (size_t)res->steps * t->train_spec.batch));
     cJSON_AddItemToObject(o, "losses", eval_json_floats(tr->losses, (size_t)res->steps));
     const Dataset *sp[2] = {&t->train, &t->val};

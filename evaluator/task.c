@@ -161,7 +161,8 @@ static int parse_transform(const cJSON *tf, int family, DataPrep *p, char *err) 
     if ((rc = get_num(tf, "transform.", "imbalance", 0.001, 1, &p->imbalance, err)) ||
         (rc = get_num(tf, "transform.", "label_noise", 0, 0.9, &p->label_noise, err)) ||
         (rc = get_num(tf, "transform.", "outliers", 0, 0.5, &p->outliers, err)) ||
-        (rc = get_num(tf, "transform.", "subsample", 0.001, 1, &p->subsample, err)))
+        (rc = get_num(tf, "transform.", "subsample", 0.001, 1, &p->subsample, err)) ||
+        (rc = get_num(tf, "transform.", "pixel_noise", 0, 0.9, &p->pixel_noise, err)))
         return rc;
     int cls = eval_family(family)->classify;
     if (!cls && (p->imbalance < 1 || p->label_noise > 0))
@@ -324,7 +325,7 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
         family = family_parse(fam_s);
         if (family < 0)
             return ld_err(err, LD_EINVAL, "task: family: '%s' is not classification, regression, physics, "
-                                          "contrastive or rl", fam_s);
+                                          "contrastive, rl or generative", fam_s);
     }
     if (is_physics_data(data) && family != FAM_PHYSICS)
         return ld_err(err, LD_EINVAL, "task: data '%s' is a physics problem; family must be physics", data);
@@ -396,6 +397,7 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
         t->nclass = fam->classify ? tab.nclass : 1;
         t->data_info = data_info_json(&tab, missing);
         data_note(t, &tab, data);
+        prep.raw = fam->raw;
         if ((rc = data_prepare(&tab, fam->classify, &prep, t, err))) goto done;
     }
     if (fam->load && (rc = fam->load(t, spec, err))) goto done;
@@ -438,6 +440,7 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     if (prep.label_noise > 0) cJSON_AddNumberToObject(jt, "label_noise", prep.label_noise);
     if (prep.outliers > 0) cJSON_AddNumberToObject(jt, "outliers", prep.outliers);
     if (prep.subsample < 1) cJSON_AddNumberToObject(jt, "subsample", prep.subsample);
+    if (prep.pixel_noise > 0) cJSON_AddNumberToObject(jt, "pixel_noise", prep.pixel_noise);
     t->nfold = prep.folds > 1 ? prep.folds * repeats : 0; /* the other splits: make_folds */
     cJSON *js = cJSON_AddObjectToObject(n, "split");
     cJSON_AddNumberToObject(js, "val", prep.val);
@@ -471,6 +474,13 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
         cJSON *jd = cJSON_AddObjectToObject(n, "deploy");
         cJSON_AddStringToObject(jd, "precision", quant_precision_name(t->deploy));
         if (t->deploy_qat) cJSON_AddTrueToObject(jd, "qat");
+    }
+    for (const EvalSpecKey *k = fam->keys; k && k->key; k++) {
+        /* The family's own keys inside a common section (model.kind, train.d_steps) as given. */
+        cJSON *sect = *k->sect ? cJSON_GetObjectItemCaseSensitive(n, k->sect) : NULL;
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(spec, k->sect), k->key);
+        if (sect && v && !cJSON_GetObjectItemCaseSensitive(sect, k->key))
+            cJSON_AddItemToObject(sect, k->key, cJSON_Duplicate(v, 1));
     }
     if (fam->load) {
         /* Keys only the family's loader understands, sorted by name so the hash is stable. */

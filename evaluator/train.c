@@ -9,6 +9,12 @@
 
 #include "train.h"
 
+/* Bits TERM_* of the terms e reads. */
+static uint32_t term_bits(const Expr *e) {
+    if (!e) return 0;
+    return (e->op == EOP_TERM ? 1u << e->id : 0) | term_bits(e->a) | term_bits(e->b);
+}
+
 static int has_term(const Expr *e, int term) {
     if (!e) return 0;
     if (e->op == EOP_TERM && e->id == term) return 1;
@@ -271,8 +277,9 @@ int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, Eva
     int B, C, D;
     if (!f || !f->loss_shape) return ld_err(err, LD_EINVAL, "eval: task has no family");
     f->loss_shape(task, &B, &C, &D);
-    int rc = lossprog_new(loss, task->family, B, C, D, &lp, err);
-    TrainLoss tl = {.fn = lossprog_fn, .ctx = lp, .use_l2 = has_term(loss, TERM_L2)};
+    int rc = f->check_loss ? f->check_loss(task, loss, err) : LD_OK;
+    if (rc == LD_OK) rc = lossprog_new(loss, task->family, B, C, D, &lp, err);
+    TrainLoss tl = {.fn = lossprog_fn, .ctx = lp, .use_l2 = has_term(loss, TERM_L2), .terms = term_bits(loss)};
     if (rc == LD_OK) rc = train_run(task, &tl, opt, res, trace, err);
     lossprog_free(lp);
     return rc;

@@ -17,6 +17,8 @@ typedef struct TrainLoss {
     TrainLossFn fn;
     void *ctx;
     int use_l2; /* the loss reads the l2 term (the step may skip computing it otherwise) */
+    uint32_t terms; /* bits TERM_*: the terms it reads (a family skips computing the others' inputs,
+                       e.g. the generative family's perc) */
 } TrainLoss;
 
 #define TRAIN_MAX_GROUPS 4

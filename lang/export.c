@@ -77,6 +77,12 @@ static void fmt_num(double v, char *buf, size_t n) {
 
 static int shape(const Expr *e, int fam) { return expr_shape(e, fam); }
 
+/* Whether e reads the term (an autoencoder loss with perc gets a default feature network). */
+static int uses_term(const Expr *e, int term) {
+    if (!e) return 0;
+    return (e->op == EOP_TERM && e->id == term) || uses_term(e->a, term) || uses_term(e->b, term);
+}
+
 /* ---- Python (torch and numpy share the expression syntax; helpers differ) ---- */
 
 enum { PY_TORCH, PY_NUMPY, TEX };
@@ -310,7 +316,19 @@ static const char torch_prelude[] =
     "        return dgz - dx\n"
     "    if name == \"hinge_gan\":\n"
     "        return torch.clamp(1.0 - dx, min=0.0) + torch.clamp(1.0 + dgz, min=0.0)\n"
-    "    return F.softplus(-dx) + F.softplus(dgz)\n";
+    "    return F.softplus(-dx) + F.softplus(dgz)\n"
+    "\n"
+    "\n"
+    "def _digits_feat(path=None):\n"
+    "    # lossd's fixed digits feature network (perc): 64 pixels in [0, 1] -> 32 tanh features,\n"
+    "    # from data/digits_fixednet.json (LOSSD_DATADIR)\n"
+    "    import json, os\n"
+    "    path = path or os.path.join(os.environ.get(\"LOSSD_DATADIR\", \"data\"), \"digits_fixednet.json\")\n"
+    "    with open(path) as f:\n"
+    "        n = json.load(f)\n"
+    "    w0 = torch.tensor(n[\"w0\"]).reshape(n[\"inputs\"], n[\"hidden\"])\n"
+    "    b0 = torch.tensor(n[\"b0\"])\n"
+    "    return lambda v: torch.tanh(v @ w0.to(v.dtype) + b0.to(v.dtype))\n";
 
 static const char numpy_prelude[] =
     "import math\n"
@@ -429,7 +447,19 @@ static const char numpy_prelude[] =
     "        return dgz - dx\n"
     "    if name == \"hinge_gan\":\n"
     "        return np.maximum(1.0 - dx, 0.0) + np.maximum(1.0 + dgz, 0.0)\n"
-    "    return np.logaddexp(0.0, -dx) + np.logaddexp(0.0, dgz)\n";
+    "    return np.logaddexp(0.0, -dx) + np.logaddexp(0.0, dgz)\n"
+    "\n"
+    "\n"
+    "def _digits_feat(path=None):\n"
+    "    # lossd's fixed digits feature network (perc): 64 pixels in [0, 1] -> 32 tanh features,\n"
+    "    # from data/digits_fixednet.json (LOSSD_DATADIR)\n"
+    "    import json, os\n"
+    "    path = path or os.path.join(os.environ.get(\"LOSSD_DATADIR\", \"data\"), \"digits_fixednet.json\")\n"
+    "    with open(path) as f:\n"
+    "        n = json.load(f)\n"
+    "    w0 = np.array(n[\"w0\"], dtype=np.float64).reshape(n[\"inputs\"], n[\"hidden\"])\n"
+    "    b0 = np.array(n[\"b0\"], dtype=np.float64)\n"
+    "    return lambda v: np.tanh(v @ w0 + b0)\n";
 
 /* 1 if text calls the function named by the def at name (up to its '('): "NAME(" with no
  * identifier character before it. */
@@ -560,6 +590,21 @@ static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *c
         else
             sb_printf(b, "    logp, ret, adv, v, td, ent = (np.asarray(a, dtype=np.float64) for a in "
                          "(logp, ret, adv, v, td, ent))\n");
+    } else if (in & LIN_AE) {
+        sb_printf(b, "def lossd_loss%s(x, xh, t=0.0, l2=0.0, feat=None):\n", fn);
+        sb_printf(b, "    \"\"\"%s\n\n    generative (autoencoder): x inputs (B, C), xh reconstructions (B, C) "
+                     "(the decoder's sigmoid outputs on data in [0, 1]; bce_rec reads them as Bernoulli "
+                     "probabilities); feat the fixed feature network of perc, a function (B, C) -> (B, H) "
+                     "(default: lossd's digits network, _digits_feat). Returns the batch mean%s.\"\"\"\n",
+                  canon, torch ? " (differentiable)" : "");
+        if (torch)
+            sb_printf(b, "    t = torch.as_tensor(t, dtype=xh.dtype)\n"
+                         "    l2 = torch.as_tensor(l2, dtype=xh.dtype)\n"
+                         "    x = torch.as_tensor(x, dtype=xh.dtype)\n");
+        else
+            sb_printf(b, "    x = np.asarray(x, dtype=np.float64)\n"
+                         "    xh = np.asarray(xh, dtype=np.float64)\n");
+        if (uses_term(e, TERM_PERC)) sb_printf(b, "    feat = feat if feat is not None else _digits_feat()\n");
     } else {
         sb_printf(b, "def lossd_loss%s(emb, target=None, t=0.0, l2=0.0):\n", fn);
         sb_printf(b, "    \"\"\"%s\n\n    contrastive: emb (2B, D) embeddings of two views (rows i "
@@ -608,6 +653,21 @@ static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *c
                      "        x[i] = old - h\n"
                      "        down = lossd_loss_value(*x, **kwargs)\n"
                      "        x[i] = old\n"
+                     "        g[i] = (up - down) / (2 * h)\n"
+                     "    return g\n");
+    } else if (!torch && (in & LIN_AE)) {
+        sb_printf(b, "\n\n"
+                     "def lossd_grad(x, xh, h=1e-6, **kwargs):\n"
+                     "    \"\"\"d loss / d xh by central differences of lossd_loss_value (float64).\"\"\"\n"
+                     "    xh = np.array(xh, dtype=np.float64)\n"
+                     "    g = np.zeros_like(xh)\n"
+                     "    for i in np.ndindex(xh.shape):\n"
+                     "        old = xh[i]\n"
+                     "        xh[i] = old + h\n"
+                     "        up = lossd_loss_value(x, xh, **kwargs)\n"
+                     "        xh[i] = old - h\n"
+                     "        down = lossd_loss_value(x, xh, **kwargs)\n"
+                     "        xh[i] = old\n"
                      "        g[i] = (up - down) / (2 * h)\n"
                      "    return g\n");
     } else if (!torch) {

@@ -60,8 +60,14 @@ unsigned expr_inputs(const Expr *e) {
 LangVocab lang_vocab(int fam) {
     LangVocab v = {0};
     if (fam < 0 || fam >= fam_count) return v;
+    v = lang_vocab_inputs(fam_inputs[fam]);
     v.name = fam_names[fam];
-    v.inputs = fam_inputs[fam];
+    return v;
+}
+
+LangVocab lang_vocab_inputs(unsigned inputs) {
+    LangVocab v = {0};
+    v.inputs = inputs;
     for (int k = 0; k < VAR_COUNT; k++)
         if (provides(v.inputs, var_reads[k])) v.vars |= 1u << k;
     for (int k = 0; k < TERM_COUNT; k++)
@@ -650,7 +656,7 @@ int expr_node_shape(const Expr *e, unsigned inputs, int sa, int sb) {
     case EOP_NUM: return SH_CONST;
     case EOP_VAR:
         if (e->id == VAR_T) return SH_CONST;
-        return var_pc[e->id] && (inputs & LIN_CLASS) ? SH_CLASS : SH_SAMPLE;
+        return var_pc[e->id] && (inputs & (LIN_CLASS | LIN_AE)) ? SH_CLASS : SH_SAMPLE;
     case EOP_TERM: return TERM_IS_BATCH(e->id) ? SH_BATCH : SH_SAMPLE;
     case EOP_SUM: return SH_SAMPLE;
     default: return sa > sb ? sa : sb;
@@ -713,7 +719,8 @@ static int check_rec(const Expr *e, int fam, int *shape, int *dep, char *err) {
     if (e->op == EOP_SUM) {
         if (sa != SH_CLASS)
             return ld_err(err, LD_EINVAL,
-                          "sum() adds over classes and needs a per-class argument (z, p or y)");
+                          "sum() adds over classes and needs a per-class argument (z, p or y; x or xh "
+                          "over an autoencoder's features)");
     }
     *shape = expr_node_shape(e, fam_inputs[fam], sa, sb);
     return LD_OK;

@@ -18,6 +18,8 @@
                         a policy's logp and ent, a critic's v, and ret, adv, td */
 #define LIN_GAN 32u  /* a GAN's discriminator logits on a real sample (dx) and a generated one (dgz), fed
                         per sample (LossIn.var); the adversarial terms read LossIn.side */
+#define LIN_AE 64u  /* an autoencoder's input x (B, C) and its reconstruction xh (B, C), C features; the
+                       family computes perc (per sample) and feeds it (LossIn.sterm) */
 #define LIN_ANY 0u   /* read by every family: t; l2 comes from the trainer */
 
 /* The built-in task families: X(ID, name, inputs provided). A built-in family is its own file,
@@ -32,7 +34,8 @@
     X(REGRESSION, regression, LIN_PRED)                                                          \
     X(PHYSICS, physics, LIN_PRED | LIN_PHYS)                                                     \
     X(CONTRASTIVE, contrastive, LIN_EMB)                                                         \
-    X(RL, rl, LIN_RL)
+    X(RL, rl, LIN_RL)                                                                            \
+    X(GENERATIVE, generative, LIN_AE)
 
 #define LANG_FAM_ENUM_(id, ...) FAM_##id,
 enum { LANG_FAMILIES(LANG_FAM_ENUM_) FAM_COUNT };
@@ -44,6 +47,7 @@ enum { LANG_FAMILIES(LANG_FAM_ENUM_) FAM_COUNT };
 #define FB_PHY FAMBIT(FAM_PHYSICS)
 #define FB_CON FAMBIT(FAM_CONTRASTIVE)
 #define FB_RL FAMBIT(FAM_RL)
+#define FB_GEN FAMBIT(FAM_GENERATIVE)
 #define FB_ALL (~0u) /* every family, also those added at run time */
 
 /* A family added at run time (a test's or an out-of-tree family; evaluator/family.h's
@@ -66,6 +70,9 @@ typedef struct LangVocab {
     uint32_t vars, terms;
 } LangVocab;
 LangVocab lang_vocab(int fam);
+/* The variables and terms usable with the inputs in (LIN_*), for a part of a family (a model kind
+ * of the generative family provides a subset of the family's inputs); name is NULL. */
+LangVocab lang_vocab_inputs(unsigned inputs);
 
 /* Operators: X(ID, spelling, arity). Unary functions are written name(x); binary operators
  * infix, except min and max which are written min(a, b). NEG is unary minus. SUM is the
@@ -92,8 +99,8 @@ LangVocab lang_vocab(int fam);
     X(MAX, "max", 2)
 
 /* Variables: X(ID, spelling, inputs read, per_class). per_class variables are vectors over the
- * class axis (B x C) in a family that provides class logits; the others are one number per
- * sample (B). y is per-class (one-hot) with class logits and per-sample with predictions. t is
+ * class axis (B x C) in a family that provides class logits (or over the C features of an
+ * autoencoder's x and xh); the others are one number per sample (B). y is per-class (one-hot) with class logits and per-sample with predictions. t is
  * training progress in [0, 1]. */
 #define EXPR_VARS(X)                                                                             \
     X(Z, "z", LIN_CLASS, 1)                                                                      \
@@ -110,7 +117,9 @@ LangVocab lang_vocab(int fam);
     X(TD, "td", LIN_RL, 0)                                                                       \
     X(ENT, "ent", LIN_RL, 0)                                                                     \
     X(DX, "dx", LIN_GAN, 0)                                                                      \
-    X(DGZ, "dgz", LIN_GAN, 0)
+    X(DGZ, "dgz", LIN_GAN, 0)                                                                    \
+    X(XIN, "x", LIN_AE, 1)                                                                       \
+    X(XH, "xh", LIN_AE, 1)
 
 /* Named terms: X(ID, spelling, inputs read, has_param, default_param, batch, python, latex).
  * One row is everything the language knows of a term; every table of terms is expanded from here:
@@ -123,7 +132,7 @@ LangVocab lang_vocab(int fam);
  *   predictions), $s the class-axis sum with class logits (nothing otherwise), $S the class-axis
  *   sum always (".sum(dim=1)" / ".sum(axis=1)"), and "A$|B" reads A in a family with class logits
  *   and B in any other. The exported function's arguments and locals (z target logp logpt p pt y,
- *   f r, emb, logp ret adv v td ent, t l2 phys bc) follow the family's inputs.
+ *   f r, emb, logp ret adv v td ent, x xh feat, t l2 phys bc) follow the family's inputs.
  * - latex: the term in an exported LaTeX formula; $p is the parameter there too.
  * Each row's interpreter kernels are lang/lossprog.c's term_k_ID (forward, backward, and the shared
  * quantities it reads); the dispatch table is expanded from this list, so a row without its kernels
@@ -173,7 +182,13 @@ LangVocab lang_vocab(int fam);
     X(WGAN, "wgan", LIN_GAN, 0, 0.0, 0,                                                          \
       "_adv('wgan', dx, dgz, side)", "\\mathrm{wgan}")                                           \
     X(HINGE_GAN, "hinge_gan", LIN_GAN, 0, 0.0, 0,                                                \
-      "_adv('hinge_gan', dx, dgz, side)", "\\mathrm{hinge\\_gan}")
+      "_adv('hinge_gan', dx, dgz, side)", "\\mathrm{hinge\\_gan}")                               \
+    X(REC, "rec", LIN_AE, 0, 0.0, 0,                                                             \
+      "((xh - x) ** 2)$S", "\\mathrm{rec}")                                                      \
+    X(BCE_REC, "bce_rec", LIN_AE, 0, 0.0, 0,                                                     \
+      "(-(x * _glog(xh) + (1 - x) * _glog(1 - xh)))$S", "\\mathrm{bce\\_rec}")                   \
+    X(PERC, "perc", LIN_AE, 0, 0.0, 0,                                                           \
+      "((feat(xh) - feat(x)) ** 2)$S", "\\mathrm{perc}")
 
 #define EXPR_ENUM_(id, ...) EOP_##id,
 enum { EXPR_OPS(EXPR_ENUM_) EOP_COUNT };
@@ -192,7 +207,7 @@ enum { EXPR_TERMS(EXPR_ENUM_) TERM_COUNT };
 #define VAR_IS_OUTPUT(v)                                                                         \
     ((v) == VAR_Z || (v) == VAR_P || (v) == VAR_PT || (v) == VAR_F || (v) == VAR_R ||            \
      (v) == VAR_LOGP || (v) == VAR_V || (v) == VAR_TD || (v) == VAR_ENT || (v) == VAR_DX ||      \
-     (v) == VAR_DGZ)
+     (v) == VAR_DGZ || (v) == VAR_XH)
 /* Variables a family feeds as per-sample data (LossIn.var) rather than the program deriving them
  * from z, y or labels. */
 #define VAR_IS_FED(v) (((v) >= VAR_LOGP && (v) <= VAR_ENT) || (v) == VAR_DX || (v) == VAR_DGZ)

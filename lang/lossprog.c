@@ -164,6 +164,9 @@ struct LossProg {
     float *dz, *gp, *gpt, *glogpt;
     float *r; /* regression: f - y (B) */
     unsigned need_var;      /* bits VAR_*: fed variables the program reads */
+    int need_x;             /* autoencoder: reads the input x (LossIn.x) */
+    uint32_t need_sterm;    /* bits TERM_*: fed per-sample terms the program reads (LossIn.sterm) */
+    float *gsterm[TERM_COUNT]; /* (B) adjoints of the fed per-sample terms */
     float *gvar[VAR_COUNT]; /* (B) adjoints of the fed variables that depend on the model */
     /* contrastive: normalised embeddings u (2B,D), norms (2B), d/du (2B,D), d/demb (2B,D) */
     float *u, *nrm, *du, *demb;
@@ -189,6 +192,9 @@ typedef struct TermKernel {
 #define TK_LABEL 16u /* reads labels (always read with class logits) */
 #define TK_IAUX 32u /* keeps B ints in ins->iaux */
 #define TK_MAT 64u  /* keeps a (2B, 2B) matrix in ins->mat */
+#define TK_X 128u   /* autoencoder: reads the input x (LossIn.x) */
+#define TK_FED 256u /* a per-sample term the family computes: its value in LossIn.sterm[id], its
+                       adjoint to LossOut.g_sterm[id] */
 
 /* Every row's kernels, by TERM_* (defined with the kernels below). */
 static const TermKernel *const term_kernel[TERM_COUNT];
@@ -228,9 +234,12 @@ static int emit(LossProg *lp, const Expr *e, int cap) {
         if (needs & TK_EMB) lp->need_emb = 1;
         if ((needs & TK_LABEL) || cls) lp->need_label = 1;
         if (lp->in & (LIN_RL | LIN_GAN)) lp->need_var |= term_kernel[e->id]->vars;
+        if (needs & TK_X) lp->need_x = 1;
+        if (needs & TK_FED) lp->need_sterm |= 1u << e->id;
     } else if (e->op == EOP_VAR) {
         int v = e->id;
         in->dep = VAR_IS_OUTPUT(v);
+        if (v == VAR_XIN) lp->need_x = 1;
         if (VAR_IS_FED(v)) lp->need_var |= 1u << v;
         if (v == VAR_P || v == VAR_PT) lp->need_soft = 1;
         if (v == VAR_P) lp->need_gp = lp->need_pnorm = 1;
@@ -277,6 +286,8 @@ static void layout(LossProg *lp, LdArena *a, size_t *need) {
     lp->dz = take(a, need, fbytes(B * C));
     for (int v = 0; v < VAR_COUNT; v++)
         if (((lp->need_var >> v) & 1u) && VAR_IS_OUTPUT(v)) lp->gvar[v] = take(a, need, fbytes(B));
+    for (int k = 0; k < TERM_COUNT; k++)
+        if ((lp->need_sterm >> k) & 1u) lp->gsterm[k] = take(a, need, fbytes(B));
     if (lp->need_emb) {
         lp->u = take(a, need, fbytes(N * D));
         lp->nrm = take(a, need, fbytes(N));
@@ -308,7 +319,7 @@ int lossprog_new(const Expr *e, int family, int max_batch, int C, int D, LossPro
     unsigned inputs = lang_vocab(family).inputs; /* what the family feeds the program */
     if ((inputs & LIN_CLASS) && C < 2)
         return ld_err(err, LD_EINVAL, "lossprog: %s needs at least 2 classes, got %d", family_name(family), C);
-    if (!(inputs & (LIN_CLASS | LIN_EMB)) && C != 1)
+    if (!(inputs & (LIN_CLASS | LIN_EMB | LIN_AE)) && C != 1)
         return ld_err(err, LD_EINVAL, "lossprog: %s needs C == 1, got %d", family_name(family), C);
     if ((inputs & LIN_EMB) && D < 1)
         return ld_err(err, LD_EINVAL, "lossprog: %s needs embedding dims D >= 1", family_name(family));
@@ -1034,6 +1045,54 @@ DISTANCE_KERNELS(huber, huber(d, delta), dhuber(d, delta))
 DISTANCE_KERNELS(logcosh, logcosh(d), ftanh(d))
 #undef DISTANCE_KERNELS
 
+/* The autoencoder's terms, over its input x and reconstruction xh = z (B, C features): rec =
+ * sum_j (xh_j - x_j)^2; bce_rec = -sum_j [x_j log xh_j + (1 - x_j) log(1 - xh_j)], xh read as
+ * Bernoulli probabilities (the decoder's sigmoid outputs; the logs guarded as everywhere:
+ * log(max(v, 1e-12))); perc is computed by the family (a fixed network's features) and fed. */
+static void rec_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
+    int C = lp->C;
+    for (int i = 0; i < in->B; i++) {
+        const float *xh = in->z + (size_t)i * C, *x = in->x + (size_t)i * C;
+        float s = 0;
+        for (int j = 0; j < C; j++) s += (xh[j] - x[j]) * (xh[j] - x[j]);
+        ins->v[i] = s;
+    }
+}
+static void rec_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
+    int C = lp->C;
+    for (int i = 0; i < in->B; i++) {
+        const float *xh = in->z + (size_t)i * C, *x = in->x + (size_t)i * C;
+        float *dz = lp->dz + (size_t)i * C, g2 = 2.0f * ins->g[i];
+        for (int j = 0; j < C; j++) dz[j] += g2 * (xh[j] - x[j]);
+    }
+}
+static void bce_rec_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
+    int C = lp->C;
+    for (int i = 0; i < in->B; i++) {
+        const float *xh = in->z + (size_t)i * C, *x = in->x + (size_t)i * C;
+        float s = 0;
+        for (int j = 0; j < C; j++) s -= x[j] * g_log(xh[j]) + (1.0f - x[j]) * g_log(1.0f - xh[j]);
+        ins->v[i] = s;
+    }
+}
+static void bce_rec_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
+    int C = lp->C;
+    for (int i = 0; i < in->B; i++) {
+        const float *xh = in->z + (size_t)i * C, *x = in->x + (size_t)i * C;
+        float *dz = lp->dz + (size_t)i * C, gi = ins->g[i];
+        for (int j = 0; j < C; j++) dz[j] += gi * ((1.0f - x[j]) * g_dlog(1.0f - xh[j]) - x[j] * g_dlog(xh[j]));
+    }
+}
+/* Per-sample terms the family computes (perc): the value from in->sterm[id], the adjoint out to
+ * out->g_sterm[id]. */
+static void fed_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
+    memcpy(ins->v, in->sterm[ins->id], (size_t)in->B * sizeof(float));
+}
+static void fed_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
+    float *g = lp->gsterm[ins->id];
+    for (int i = 0; i < in->B; i++) g[i] += ins->g[i];
+}
+
 /* Batch terms the caller computes (l2, a family's own terms): the value in in->term[id], the
  * adjoint out to out->g_term[id]. */
 static void given_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) { ins->v[0] = in->term[ins->id]; }
@@ -1079,6 +1138,9 @@ static const TermKernel term_k_GAN = {gan_fwd, gan_bwd, 0, ADV_VARS};
 static const TermKernel term_k_NSGAN = {nsgan_fwd, nsgan_bwd, 0, ADV_VARS};
 static const TermKernel term_k_WGAN = {wgan_fwd, wgan_bwd, 0, ADV_VARS};
 static const TermKernel term_k_HINGE_GAN = {hinge_gan_fwd, hinge_gan_bwd, 0, ADV_VARS};
+static const TermKernel term_k_REC = {rec_fwd, rec_bwd, TK_OUT | TK_X, 0};
+static const TermKernel term_k_BCE_REC = {bce_rec_fwd, bce_rec_bwd, TK_OUT | TK_X, 0};
+static const TermKernel term_k_PERC = {fed_fwd, fed_bwd, TK_FED, 0};
 
 static const TermKernel *const term_kernel[TERM_COUNT] = {
 #define X_KERNEL(id, ...) [TERM_##id] = &term_k_##id,
@@ -1129,6 +1191,14 @@ static void bind_var(LossProg *lp, Ins *ins, const LossIn *in) {
         ins->v = lp->r;
         ins->g = lp->dz; /* dr/df = 1 */
         break;
+    case VAR_XH:
+        ins->v = (float *)in->z; /* read only */
+        ins->g = lp->dz;
+        break;
+    case VAR_XIN:
+        ins->v = (float *)in->x; /* read only */
+        ins->g = lp->zero_adj;
+        break;
     case VAR_T:
         ins->v = lp->zero_adj; /* rebound below */
         ins->g = lp->zero_adj;
@@ -1157,6 +1227,9 @@ int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
     if (lp->need_emb && !in->emb) goto bad;
     for (int v = 0; v < VAR_COUNT; v++)
         if (((lp->need_var >> v) & 1u) && !in->var[v]) goto bad;
+    if (lp->need_x && !in->x) goto bad;
+    for (int k = 0; k < TERM_COUNT; k++)
+        if (((lp->need_sterm >> k) & 1u) && !in->sterm[k]) goto bad;
 
     /* shared quantities */
     if (lp->need_soft) softmax_forward(lp, in);
@@ -1214,6 +1287,8 @@ int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
     if (lp->need_emb) memset(lp->du, 0, (size_t)2 * B * lp->D * sizeof(float));
     for (int v = 0; v < VAR_COUNT; v++)
         if (lp->gvar[v]) memset(lp->gvar[v], 0, (size_t)B * sizeof(float));
+    for (int k = 0; k < TERM_COUNT; k++)
+        if (lp->gsterm[k]) memset(lp->gsterm[k], 0, (size_t)B * sizeof(float));
     if (root->shape == SH_SAMPLE)
         for (int i = 0; i < B; i++) root->g[i] = 1.0f / (float)B;
     else
@@ -1264,6 +1339,11 @@ int lossprog_run(LossProg *lp, const LossIn *in, LossOut *out) {
         if (lp->gvar[v]) {
             out->g_var[v] = lp->gvar[v];
             bad_var |= !all_finite(lp->gvar[v], B);
+        }
+    for (int k = 0; k < TERM_COUNT; k++)
+        if (lp->gsterm[k]) {
+            out->g_sterm[k] = lp->gsterm[k];
+            bad_var |= !all_finite(lp->gsterm[k], B);
         }
     int bad = bad_var || !isfinite(out->loss) || !all_finite(out->g_term, TERM_COUNT) || !all_finite(lp->dz, B * C) ||
               (lp->need_emb && !all_finite(lp->demb, 2 * B * lp->D));

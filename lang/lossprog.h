@@ -27,6 +27,10 @@ typedef struct LossIn {
                                     where unused */
     int side;           /* LOSS_SIDE_*: which of a GAN's networks this loss trains; the
                            adversarial terms (TERM_IS_ADVERSARIAL) are that side's loss */
+    const float *x;     /* (B, C) the input an autoencoder reconstructs (LIN_AE); z is its
+                           reconstruction xh (B, C) */
+    const float *sterm[TERM_COUNT]; /* (B) values of per-sample terms the family computes
+                                       (TK_FED terms: the generative family's perc); NULL where unused */
 } LossIn;
 
 /* The sides of a GAN (LossIn.side). 0, the default of a zeroed LossIn, is the generator. */
@@ -42,6 +46,9 @@ typedef struct LossOut {
     const float *g_var[VAR_COUNT]; /* (B) d loss / d var[k] for the fed variables that depend on the
                                       model (VAR_IS_OUTPUT) and the loss reads; NULL otherwise. The
                                       family chains them into its model (rl: td's into v, -1). */
+    const float *g_sterm[TERM_COUNT]; /* (B) d loss / d sterm[k] for the fed per-sample terms the loss
+                                         reads; NULL otherwise. The family chains them (perc: back
+                                         through the fixed feature network into xh). */
 } LossOut;
 
 /* Compiles e for family with at most max_batch rows, C classes (1 for regression/physics) and

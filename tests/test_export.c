@@ -20,7 +20,7 @@
 #include "../search/internal.h"
 
 #define PY "/usr/bin/python3"
-#define MAXCASE 480
+#define MAXCASE 560
 #define NB 6
 #define NC 4
 #define ND 5
@@ -58,6 +58,9 @@ static const struct {
     {FAM_PHYSICS, "mse*(1 + phys) + bc^2 + l2*phys"},
     {FAM_CONTRASTIVE, "infonce(0.5)"},
     {FAM_CONTRASTIVE, "supcon(0.3) + 0.5*infonce + 0.1*l2"},
+    {FAM_GENERATIVE, "rec + 0.1*perc"},
+    {FAM_GENERATIVE, "0.5*bce_rec + sum(abs(xh - x)) + 0.01*l2"},
+    {FAM_GENERATIVE, "(1 - t)*rec + t*bce_rec + sum(x*log(xh))/10"},
 };
 
 /* The same bounded random trees as test_lossprog.c. */
@@ -109,6 +112,7 @@ static Expr *rand_tree(LdRng *r, int fam, int depth) {
 typedef struct Data {
     float z[NB * NC], y[NB], emb[2 * NB * ND];
     float rl[6 * NB]; /* rl: logp, ret, adv, v, td, ent (VAR_LOGP..VAR_ENT), NB each */
+    float x[NB * NC];  /* generative: the inputs x in [0, 1]; z holds the reconstructions xh */
     int label[NB];
 } Data;
 
@@ -127,6 +131,9 @@ static void make_data(void) {
         }
         for (int k = 0; k < 2 * NB * ND; k++) d->emb[k] = rng_normal(&r);
         for (int k = 0; k < 6 * NB; k++) d->rl[k] = rng_normal(&r);
+        for (int k = 0; k < NB * NC; k++) d->x[k] = (float)rng_uniform(&r);
+        if (f == FAM_GENERATIVE) /* reconstructions are probabilities */
+            for (int k = 0; k < NB * NC; k++) d->z[k] = 0.05f + 0.9f * (float)rng_uniform(&r);
         for (int i = 0; i < NB; i++) {
             d->rl[i] = -0.1f - 2.0f * (float)rng_uniform(&r);        /* logp < 0 */
             d->rl[5 * NB + i] = 0.1f + 0.6f * (float)rng_uniform(&r); /* ent > 0 */
@@ -146,7 +153,8 @@ static int run_case(Case *c) {
     char err[LD_ERR_MAX];
     Expr *e = expr_parse(c->src, err);
     assert_non_null(e);
-    int fam = c->fam, C = fam == FAM_CLASSIFICATION ? NC : 1, D = fam == FAM_CONTRASTIVE ? ND : 0;
+    int fam = c->fam, C = fam == FAM_CLASSIFICATION || fam == FAM_GENERATIVE ? NC : 1,
+        D = fam == FAM_CONTRASTIVE ? ND : 0;
     LossProg *lp = NULL;
     assert_int_equal(lossprog_new(e, fam, NB, C, D, &lp, err), LD_OK);
     Data *d = &data[fam];
@@ -154,13 +162,27 @@ static int run_case(Case *c) {
     LossIn in = {.B = NB, .t = T, .z = d->z, .label = reg ? NULL : d->label, .y = reg ? d->y : NULL,
                  .emb = fam == FAM_CONTRASTIVE ? d->emb : NULL, .term[TERM_L2] = L2, .term[TERM_PHYS] = PHYS, .term[TERM_BC] = BC};
     for (int v = VAR_LOGP; v <= VAR_ENT; v++) in.var[v] = d->rl + (v - VAR_LOGP) * NB;
+    /* generative: perc under the identity as the feature network (the Python side passes
+     * feat=lambda v: v), its adjoint chained into xh here */
+    float perc[NB];
+    for (int i = 0; i < NB; i++) {
+        perc[i] = 0;
+        for (int j = 0; j < NC; j++) perc[i] += (d->z[i * NC + j] - d->x[i * NC + j]) * (d->z[i * NC + j] - d->x[i * NC + j]);
+    }
+    if (fam == FAM_GENERATIVE) {
+        in.x = d->x;
+        in.sterm[TERM_PERC] = perc;
+    }
     LossOut out;
     int rc = lossprog_run(lp, &in, &out);
     c->loss = out.loss;
     int n = fam == FAM_CONTRASTIVE ? 2 * NB * ND : fam == FAM_RL ? 6 * NB : NB * C;
     const float *g = fam == FAM_CONTRASTIVE ? out.demb : out.dz;
     for (int k = 0; k < n && rc == LD_OK; k++) {
-        if (fam != FAM_RL) c->grad[k] = g[k];
+        if (fam == FAM_GENERATIVE) {
+            const float *gp = out.g_sterm[TERM_PERC];
+            c->grad[k] = g[k] + (gp ? gp[k / NC] * 2.0f * (d->z[k] - d->x[k]) : 0.0f);
+        } else if (fam != FAM_RL) c->grad[k] = g[k];
         else { /* d/d(logp ret adv v td ent); none for the targets ret and adv */
             const float *gv = out.g_var[VAR_LOGP + k / NB];
             c->grad[k] = gv ? gv[k % NB] : 0.0;
@@ -204,6 +226,7 @@ static void add_every_term_and_op(Case *cases, int *n) {
         [FAM_PHYSICS] = {"r", "phys"},
         [FAM_CONTRASTIVE] = {"infonce", "supcon(0.5)"},
         [FAM_RL] = {"v", "a2c"},
+        [FAM_GENERATIVE] = {"rec", "bce_rec + perc"},
     };
     static const char *const tname[TERM_COUNT] = {
 #define X(id, spelling, ...) spelling,
@@ -246,7 +269,9 @@ static void add_every_term_and_op(Case *cases, int *n) {
         const char *a = samp[fam][0], *b = samp[fam][1];
         for (int op = EOP_ADD; op < EOP_COUNT; op++) {
             int before = *n;
-            if (op == EOP_SUM) {
+            if (op == EOP_SUM && fam == FAM_GENERATIVE) {
+                add_case(cases, n, fam, "sum((xh - x)^2) + sum(abs(xh - 0.5))", 1);
+            } else if (op == EOP_SUM) {
                 if (fam != FAM_CLASSIFICATION) continue;
                 add_case(cases, n, fam, "sum(z)", 1);
                 add_case(cases, n, fam, "sum(p*y) + sum(z^2)/10", 1);
@@ -379,7 +404,13 @@ static const char driver[] =
     "            kw.update(phys=torch.tensor(D.PHYS, requires_grad=True), bc=torch.tensor(D.BC, requires_grad=True))\n"
     "            nkw.update(phys=D.PHYS, bc=D.BC)\n"
     "        lab = torch.tensor(d['label'])\n"
-    "        if fam == D.RL:\n"
+    "        if fam == D.GEN:\n"
+    "            xin = torch.tensor(d['x']).reshape(D.B, D.C)\n"
+    "            x = torch.tensor(d['z']).reshape(D.B, D.C)\n"
+    "            kw.update(feat=lambda v: v)\n"
+    "            nkw.update(feat=lambda v: v)\n"
+    "            tgt = xin\n"
+    "        elif fam == D.RL:\n"
     "            x = torch.tensor(d['rl']).reshape(6, D.B)\n"
     "            tgt = None\n"
     "        elif fam == 3:\n"
@@ -393,8 +424,8 @@ static const char driver[] =
     "            tgt = torch.tensor(d['y'])\n"
     "        nx = x.numpy().copy()\n"
     "        x.requires_grad_()\n"
-    "        args = list(x.unbind(0)) if fam == D.RL else [x, tgt]\n"
-    "        nargs = list(nx) if fam == D.RL else [nx, tgt.numpy()]\n"
+    "        args = list(x.unbind(0)) if fam == D.RL else [tgt, x] if fam == D.GEN else [x, tgt]\n"
+    "        nargs = list(nx) if fam == D.RL else [tgt.numpy(), nx] if fam == D.GEN else [nx, tgt.numpy()]\n"
     "        loss = getattr(lossd_torch, 'lossd_loss_%d' % k)(*args, **kw)\n"
     "        loss.backward()\n"
     "        g = (x.grad if x.grad is not None else torch.zeros_like(x)).reshape(-1).tolist()\n"
@@ -469,11 +500,12 @@ static void test_python_parity(void **state) {
     snprintf(path, sizeof path, "%s/driver.py", dir);
     FILE *fdr = fopen(path, "w");
     assert_true(fd && fdr);
-    fprintf(fd, "B = %d\nC = %d\nD = %d\nT = %.9g\nL2 = %.9g\nPHYS = %.9g\nBC = %.9g\nRL = %d\nDATA = {}\n", NB,
-            NC, ND, T, L2, PHYS, BC, FAM_RL);
+    fprintf(fd, "B = %d\nC = %d\nD = %d\nT = %.9g\nL2 = %.9g\nPHYS = %.9g\nBC = %.9g\nRL = %d\nGEN = %d\nDATA = {}\n",
+            NB, NC, ND, T, L2, PHYS, BC, FAM_RL, FAM_GENERATIVE);
     for (int f = 0; f < FAM_COUNT; f++) {
         fprintf(fd, "DATA[%d] = dict(", f);
-        write_floats(fd, "z", data[f].z, f == FAM_CLASSIFICATION ? NB * NC : NB);
+        write_floats(fd, "z", data[f].z, f == FAM_CLASSIFICATION || f == FAM_GENERATIVE ? NB * NC : NB);
+        write_floats(fd, "x", data[f].x, NB * NC);
         write_floats(fd, "y", data[f].y, NB);
         write_floats(fd, "emb", data[f].emb, 2 * NB * ND);
         write_floats(fd, "rl", data[f].rl, 6 * NB);

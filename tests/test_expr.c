@@ -215,7 +215,7 @@ static const struct {
     {FAM_CLASSIFICATION, "z", "the loss is a per-class vector: reduce it over classes with sum()"},
     {FAM_CLASSIFICATION, "ce*y", "the loss is a per-class vector: reduce it over classes with sum()"},
     {FAM_CLASSIFICATION, "sum(pt)",
-     "sum() adds over classes and needs a per-class argument (z, p or y)"},
+     "sum() adds over classes and needs a per-class argument (z, p or y; x or xh over an autoencoder's features)"},
     {FAM_CLASSIFICATION, "focal(pt)", "the parameter of 'focal' must depend only on t and numbers"},
     {FAM_CLASSIFICATION, "focal(ce)", "the parameter of 'focal' must depend only on t and numbers"},
     {FAM_CLASSIFICATION, "1 + t", "the loss does not depend on the model's output"},
@@ -227,7 +227,7 @@ static const struct {
     {FAM_REGRESSION, "(f - y)^2", NULL},
     {FAM_REGRESSION, "log(cosh(r))", NULL}, /* cosh is not a name: filtered out below */
     {FAM_REGRESSION, "ce", "term 'ce' is not available for regression tasks"},
-    {FAM_REGRESSION, "sum(r)", "sum() adds over classes and needs a per-class argument (z, p or y)"},
+    {FAM_REGRESSION, "sum(r)", "sum() adds over classes and needs a per-class argument (z, p or y; x or xh over an autoencoder's features)"},
     {FAM_REGRESSION, "pt", "variable 'pt' is not available for regression tasks"},
     {FAM_REGRESSION, "y^2", "the loss does not depend on the model's output"},
     {FAM_REGRESSION, "phys", "term 'phys' is not available for regression tasks"},
