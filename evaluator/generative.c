@@ -157,11 +157,13 @@ static int gen_check_loss(const Task *t, const Expr *e, char *err) {
     const GenTask *g = gen_task(t);
     char name[32];
     if (first_outside(e, lang_vocab_inputs(g->kind->inputs), name, sizeof name)) {
-        const char *other = "another model.kind";
+        const char *other = NULL;
         for (size_t i = 0; i < NKINDS; i++)
             if (gen_kinds[i].kind && gen_kinds[i].kind != g->kind) other = gen_kinds[i].name;
+        if (!other) return ld_err(err, LD_EINVAL, "'%s' is not available for generative tasks with model.kind \"%s\"",
+                                  name, g->kind->name);
         return ld_err(err, LD_EINVAL, "'%s' is not available for generative tasks with model.kind \"%s\" (it is "
-                                      "a %s term)", name, g->kind->name, other);
+                                      "a model.kind \"%s\" name)", name, g->kind->name, other);
     }
     if (uses_term(e, TERM_BCE_REC) && !g->unit)
         return ld_err(err, LD_EINVAL, "bce_rec is a Bernoulli likelihood of values in [0, 1], but %s (use rec)",
