@@ -655,39 +655,28 @@ static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *c
                      "        x[i] = old\n"
                      "        g[i] = (up - down) / (2 * h)\n"
                      "    return g\n");
-    } else if (!torch && (in & LIN_AE)) {
-        sb_printf(b, "\n\n"
-                     "def lossd_grad(x, xh, h=1e-6, **kwargs):\n"
-                     "    \"\"\"d loss / d xh by central differences of lossd_loss_value (float64).\"\"\"\n"
-                     "    xh = np.array(xh, dtype=np.float64)\n"
-                     "    g = np.zeros_like(xh)\n"
-                     "    for i in np.ndindex(xh.shape):\n"
-                     "        old = xh[i]\n"
-                     "        xh[i] = old + h\n"
-                     "        up = lossd_loss_value(x, xh, **kwargs)\n"
-                     "        xh[i] = old - h\n"
-                     "        down = lossd_loss_value(x, xh, **kwargs)\n"
-                     "        xh[i] = old\n"
-                     "        g[i] = (up - down) / (2 * h)\n"
-                     "    return g\n");
     } else if (!torch) {
-        const char *x = (in & LIN_CLASS) ? "z" : (in & LIN_EMB) ? "emb" : "f";
+        /* d loss / d the model's output: z, f or emb as the first argument, or an
+         * autoencoder's xh after its input x (the differentiated array is then named xh) */
+        int ae = (in & LIN_AE) != 0;
+        const char *x = (in & LIN_CLASS) ? "z" : (in & LIN_EMB) ? "emb" : ae ? "xh" : "f";
+        const char *v = ae ? "xh" : "x", *lead = ae ? "x, " : "";
         sb_printf(b,
                   "\n\n"
-                  "def lossd_grad(%s, *args, h=1e-6, **kwargs):\n"
+                  "def lossd_grad(%s%s, *args, h=1e-6, **kwargs):\n"
                   "    \"\"\"d loss / d %s by central differences of lossd_loss_value (float64).\"\"\"\n"
-                  "    x = np.array(%s, dtype=np.float64)\n"
-                  "    g = np.zeros_like(x)\n"
-                  "    for i in np.ndindex(x.shape):\n"
-                  "        old = x[i]\n"
-                  "        x[i] = old + h\n"
-                  "        up = lossd_loss_value(x, *args, **kwargs)\n"
-                  "        x[i] = old - h\n"
-                  "        down = lossd_loss_value(x, *args, **kwargs)\n"
-                  "        x[i] = old\n"
+                  "    %s = np.array(%s, dtype=np.float64)\n"
+                  "    g = np.zeros_like(%s)\n"
+                  "    for i in np.ndindex(%s.shape):\n"
+                  "        old = %s[i]\n"
+                  "        %s[i] = old + h\n"
+                  "        up = lossd_loss_value(%s%s, *args, **kwargs)\n"
+                  "        %s[i] = old - h\n"
+                  "        down = lossd_loss_value(%s%s, *args, **kwargs)\n"
+                  "        %s[i] = old\n"
                   "        g[i] = (up - down) / (2 * h)\n"
                   "    return g\n",
-                  x, x, x);
+                  lead, x, x, v, x, v, v, v, v, lead, v, v, lead, v, v);
     }
     py_emit(out, torch ? torch_prelude : numpy_prelude, &body);
     if (body.oom) out->oom = 1;
