@@ -41,6 +41,13 @@ else
     echo "== peer: PyTorch reference not available (needs $PEER/torch_proxy.py, python3-torch, python3-sklearn)"
 fi
 
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    echo "== autoencoder: digits 64-32-8-32-64, batch 64, 300 steps, rec, against its PyTorch reference (bench/bench_ae.py, one thread each)"
+    /usr/bin/python3 bench/bench_ae.py || echo "bench_ae.py failed (exit $?)"
+else
+    echo "== autoencoder: PyTorch reference not available (needs python3-torch)"
+fi
+
 echo "== storage: leaderboard queries over 100,000 stored evaluations (bench_store)"
 build/bench/bench_store || echo "bench_store failed (exit $?)"
 
