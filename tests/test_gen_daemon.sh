@@ -106,3 +106,4 @@ st=$?
 check "an unknown model.kind is refused at submit" $? "exit $st: $out"
 
 stop_daemon
+finish
