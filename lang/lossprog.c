@@ -1025,22 +1025,31 @@ static void rec_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, floa
     for (int i = 0; i < in->B; i++)
         rec_row_bwd(lp->dz + (size_t)i * C, in->z + (size_t)i * C, in->x + (size_t)i * C, 2.0f * ins->g[i], C);
 }
+static float bce_row(const float *restrict xh, const float *restrict x, int C) {
+    int C16 = C / 16 * 16;
+    float acc[16] = {0}, s = 0;
+    for (int j = 0; j < C16; j += 16)
+        for (int l = 0; l < 16; l++)
+            acc[l] -= x[j + l] * g_log(xh[j + l]) + (1.0f - x[j + l]) * g_log(1.0f - xh[j + l]);
+    for (int j = C16; j < C; j++) s -= x[j] * g_log(xh[j]) + (1.0f - x[j]) * g_log(1.0f - xh[j]);
+    for (int l = 0; l < 16; l++) s += acc[l];
+    return s;
+}
+static void bce_row_bwd(float *restrict dz, const float *restrict xh, const float *restrict x, float g, int C) {
+    int C16 = C / 16 * 16;
+    for (int j = 0; j < C16; j += 16)
+        for (int l = 0; l < 16; l++)
+            dz[j + l] += g * ((1.0f - x[j + l]) * g_dlog(1.0f - xh[j + l]) - x[j + l] * g_dlog(xh[j + l]));
+    for (int j = C16; j < C; j++) dz[j] += g * ((1.0f - x[j]) * g_dlog(1.0f - xh[j]) - x[j] * g_dlog(xh[j]));
+}
 static void bce_rec_fwd(LossProg *lp, Ins *ins, const LossIn *in, float prm) {
     int C = lp->C;
-    for (int i = 0; i < in->B; i++) {
-        const float *xh = in->z + (size_t)i * C, *x = in->x + (size_t)i * C;
-        float s = 0;
-        for (int j = 0; j < C; j++) s -= x[j] * g_log(xh[j]) + (1.0f - x[j]) * g_log(1.0f - xh[j]);
-        ins->v[i] = s;
-    }
+    for (int i = 0; i < in->B; i++) ins->v[i] = bce_row(in->z + (size_t)i * C, in->x + (size_t)i * C, C);
 }
 static void bce_rec_bwd(LossProg *lp, Ins *ins, const LossIn *in, LossOut *out, float prm) {
     int C = lp->C;
-    for (int i = 0; i < in->B; i++) {
-        const float *xh = in->z + (size_t)i * C, *x = in->x + (size_t)i * C;
-        float *dz = lp->dz + (size_t)i * C, gi = ins->g[i];
-        for (int j = 0; j < C; j++) dz[j] += gi * ((1.0f - x[j]) * g_dlog(1.0f - xh[j]) - x[j] * g_dlog(xh[j]));
-    }
+    for (int i = 0; i < in->B; i++)
+        bce_row_bwd(lp->dz + (size_t)i * C, in->z + (size_t)i * C, in->x + (size_t)i * C, ins->g[i], C);
 }
 /* Per-sample terms the family computes (perc): the value from in->sterm[id], the adjoint out to
  * out->g_sterm[id]. */
