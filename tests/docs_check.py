@@ -53,7 +53,7 @@ ELLIPSIS = ("...", "⋮", "…")
 DOCS_JOBS = os.path.join(ROOT, "tests", "docs_jobs")
 # loss-language names an expression may hold without parentheses (functions are any name followed
 # by "(")
-LOSS_NAMES = set("ce focal hinge poly1 smooth mse mae huber logcosh infonce supcon phys bc l2 entropy "
+LOSS_NAMES = set("ce focal hinge poly1 smooth mse mae huber logcosh infonce supcon phys bc l2 entropy rec bce_rec perc x xh "
                  "z p y pt f r t e".split())
 # schedules.md's story: the schedule is created at 00:50 and fires at 01:00 on 2030-01-15 (UTC)
 CLOCK_CREATED, CLOCK_FIRE = 1894668600, 1894669200
