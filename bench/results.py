@@ -492,6 +492,11 @@ def write_md(rows, trows, eff, elapsed):
     reading = load_reading()
     L.append(reading if reading else "(no reading yet)")
     L.append("")
+    for mark in AFTER_READING:  # the families' own rows, written by hand from their scripts
+        kept = load_section(mark, True)
+        if kept:
+            L.append(kept)
+            L.append("")
     with open(OUT, "w") as f:
         f.write("\n".join(L))
 
@@ -524,6 +529,12 @@ def load_reading():
 
 
 TPE_MARK = "## Against a tuned mixture: Optuna TPE"
+
+# Sections after the reading, each a family's row measured by its own script (bench/rl_results.py
+# and deploy_results.py, bench/ae_results.py) and written by hand: kept across reruns.
+AFTER_READING = ("## RL and deployment precision (issue 10)",
+                 "## At your recipe: do the winners hold over longer, wider training? (issue 17)",
+                 "## Generative: autoencoder (issue 9)")
 
 
 # The section of issue 12's measurements (bench/small/run.py and the rung bar's A/B), written by
