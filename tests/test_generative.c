@@ -521,6 +521,7 @@ static void test_pixel_noise(void **state) {
     cJSON *s = task_spec(n);
     const cJSON *pn = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(s, "transform"), "pixel_noise");
     assert_true(cJSON_IsNumber(pn) && pn->valuedouble == 0.3);
+    cJSON_Delete(s);
     task_free(c);
     task_free(n);
 }
