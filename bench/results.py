@@ -483,7 +483,7 @@ def write_md(rows, trows, eff, elapsed):
              "report), `OUT`. The searches are deterministic (same build, job and seed give the same "
              "leaderboard); only the wall times and the overhead shares vary with the machine's load.")
     L.append("")
-    for kept in (load_tpe_section(), load_section(SMALL_MARK, True)):
+    for kept in (load_tpe_section(), load_section(SMALL_MARK, True), load_section(GAN_MARK, True)):
         if kept:
             L.append(kept)
             L.append("")
@@ -540,6 +540,8 @@ AFTER_READING = ("## RL and deployment precision (issue 10)",
 # The section of issue 12's measurements (bench/small/run.py and the rung bar's A/B), written by
 # hand from their output and kept across reruns like the TPE section.
 SMALL_MARK = "## Small data and fewer wasted trainings"
+# bench/gan_results.py's GAN row (issue 9), measured by that script and kept across reruns here
+GAN_MARK = "## Generative: GAN (issue 9)"
 
 
 def load_tpe_section():

@@ -35,6 +35,8 @@ static int env_task_load(void *ctx, const cJSON *spec, const char *base_dir, Sea
     out->higher_better = task_higher_better(t);
     out->nfold = task_nfold(t);
     out->sig_len = eval_signature_len(out->family, out->outputs);
+    out->inputs = task_inputs(t);
+    out->baseline = task_baseline(t);
     out->hash = task_hash(t);
     snprintf(out->name, sizeof out->name, "%s", task_name(t));
     snprintf(out->metric, sizeof out->metric, "%s", task_metric(t));

@@ -22,6 +22,8 @@ int task_load_arg(const char *arg, Task **out, char *err);
 void task_free(Task *t);
 
 int task_family(const Task *t);
+unsigned task_inputs(const Task *t);         /* LIN_*: what it provides to the loss language */
+const char *task_baseline(const Task *t);    /* its default baseline if not its family's, else NULL */
 int task_outputs(const Task *t);            /* classes, or 1 for regression/physics */
 const char *task_name(const Task *t);       /* short label, e.g. "digits" */
 const char *task_metric(const Task *t);     /* name of the selection metric, e.g. "accuracy" */

@@ -72,6 +72,12 @@ typedef struct EvalFamily {
      * spec reader after spec.c's table of the keys families share. */
     unsigned inputs;
     const EvalSpecKey *keys;
+    /* What task t provides to the loss language when it is a subset of the family's inputs (the
+     * generative family: the model kind's); NULL: all of them. The search narrows a job's
+     * vocabulary to it (SearchTask.inputs). */
+    unsigned (*task_inputs)(const Task *t);
+    /* The default baseline of task t when it is not the family's (a GAN task's); NULL: none. */
+    const char *(*task_baseline)(const Task *t);
     /* After the data set (if any) is loaded: reads the family's own spec keys (already checked
      * by spec_check) into t and sets its defaults. NULL: nothing to read. Frees what it made
      * on failure. */

@@ -25,7 +25,7 @@ static const struct {
     const GenKind *kind; /* NULL: named but not built yet */
 } gen_kinds[] = {
     {"autoencoder", &gen_autoencoder},
-    {"gan", NULL},
+    {"gan", &gen_gan},
 };
 #define NKINDS (sizeof gen_kinds / sizeof gen_kinds[0])
 
@@ -137,6 +137,8 @@ static int gen_setup(Trainer *tr, char *err) { return kind_of(tr->task)->setup(t
 static int gen_step(Trainer *tr, float *loss) { return kind_of(tr->task)->step(tr, loss); }
 static double gen_curve_val(Trainer *tr, int last) { return kind_of(tr->task)->curve_val(tr, last); }
 static void gen_score(Trainer *tr, EvalResult *res) { kind_of(tr->task)->score(tr, res); }
+static unsigned gen_task_inputs(const Task *t) { return kind_of(t)->inputs; }
+static const char *gen_task_baseline(const Task *t) { return kind_of(t)->baseline; }
 
 /* The first variable or term of e the inputs do not provide, printed into name; 0 when none. */
 static int first_outside(const Expr *e, LangVocab v, char *name, size_t n) {
@@ -420,19 +422,21 @@ const GenKind gen_autoencoder = {
 
 /* At most 8 rows of 64 pixels: x a third 0, a third 1, the rest uniform in [0, 1]; xh (z) uniform
  * in (0.05, 0.95); perc of each pair under the fixed digits network (the squared distance itself
- * when its file is missing). One allocation, b->z, holds every buffer (the caller frees z). The
- * signature and the pre-check read d loss / d xh: perc's own share (its adjoint in g_sterm) is
- * not part of them. */
+ * when its file is missing). For the GAN kind's losses (LIN_GAN), each row also feeds the
+ * discriminator's logits dx (real) and dgz (generated), N(0, sd^2): probe.c reads a GAN loss's
+ * gradients in them on both sides (signature) and asks that it train one side the right way
+ * (pre-check). One allocation, b->z, holds every buffer (the caller frees z). An autoencoder
+ * loss's signature and pre-check read d loss / d xh: perc's own share (its adjoint in g_sterm)
+ * is not part of them. */
 static int gen_probe(EvalProbe *b, unsigned in, int B, int C, float sd, float l2, LdRng *r, char *err) {
-    (void)in;
     (void)C;
-    (void)sd;
     enum { PB = 8, PC = DIGITS_PIXELS, PH = 64 };
     if (B > PB) B = PB;
     memset(b, 0, sizeof *b);
-    float *mem = calloc((size_t)B * (2 * PC + 1 + 2 * PH), sizeof(float));
+    float *mem = calloc((size_t)B * (2 * PC + 1 + 2 * PH + 2), sizeof(float));
     if (!mem) return err ? ld_err(err, LD_ENOMEM, "probe: out of memory") : LD_ENOMEM;
     float *z = mem, *x = z + (size_t)B * PC, *perc = x + (size_t)B * PC, *hx = perc + B, *hxh = hx + (size_t)B * PH;
+    float *adv = hxh + (size_t)B * PH; /* (2, B): dx, dgz */
     for (int k = 0; k < B * PC; k++) {
         uint32_t c = rng_below(r, 3);
         x[k] = c == 0 ? 0.0f : c == 1 ? 1.0f : (float)rng_uniform(r);
@@ -452,6 +456,11 @@ static int gen_probe(EvalProbe *b, unsigned in, int B, int C, float sd, float l2
     b->z = z;
     b->in = (LossIn){.B = B, .t = 0.5f, .z = z, .x = x, .term[TERM_L2] = l2};
     b->in.sterm[TERM_PERC] = perc;
+    if (in & LIN_GAN) {
+        for (int k = 0; k < 2 * B; k++) adv[k] = sd * rng_normal(r);
+        b->in.var[VAR_DX] = adv;
+        b->in.var[VAR_DGZ] = adv + B;
+    }
     return LD_OK;
 }
 
@@ -462,12 +471,17 @@ static const EvalSpecKey gen_keys[] = {
     {"model", "latent", SK_INT, 1, 1024},  /* autoencoder: bottleneck units */
     {"model", "noise", SK_INT, 1, 1024},   /* gan: generator noise dims */
     {"train", "d_steps", SK_INT, 1, 100},  /* gan: discriminator steps per generator step */
+    {"", "gan", SK_OBJ, 0, 0},             /* the gan kind's own settings (gan.c) */
+    {"gan", "train", SK_STR, 0, 0},        /* generator, discriminator or both: what the task's loss trains */
+    {"gan", "other", SK_STR, 0, 0},        /* the other side's adversarial term (default nsgan) */
+    {"gan", "clip", SK_NUM, 0, 1},         /* wgan: the critic's weight clip (default 0.01; 0: none) */
     {NULL, NULL, 0, 0, 0},
 };
 
 /* The textbook losses the search's first population tries (autoencoder terms; a GAN job names
  * its own). */
-static const char *const gen_known[] = {"bce_rec", "rec + 0.1*perc", "0.5*rec + 0.5*bce_rec", "perc + rec", NULL};
+static const char *const gen_known[] = {"bce_rec", "rec + 0.1*perc", "0.5*rec + 0.5*bce_rec", "perc + rec",
+                                        "gan", "hinge_gan", "wgan", "0.5*nsgan + 0.5*hinge_gan", NULL};
 static const char *const gen_panel[] = {"rec", "bce_rec", "perc", NULL};
 
 const EvalFamily family_generative = {
@@ -492,4 +506,6 @@ const EvalFamily family_generative = {
     .score = gen_score,
     .probe = gen_probe,
     .check_loss = gen_check_loss,
+    .task_inputs = gen_task_inputs,
+    .task_baseline = gen_task_baseline,
 };

@@ -29,6 +29,7 @@ typedef struct GenTask {
 typedef struct GenKind {
     const char *name;
     unsigned inputs;
+    const char *baseline; /* the default baseline of its tasks (the family's is the autoencoder's) */
     const char *metrics[FAMILY_METRICS_MAX + 1];
     int (*load)(Task *t, const cJSON *spec, char *err);
     void (*unload)(Task *t);
@@ -40,7 +41,7 @@ typedef struct GenKind {
     void (*score)(Trainer *tr, EvalResult *res);
 } GenKind;
 
-extern const GenKind gen_autoencoder;
+extern const GenKind gen_autoencoder, gen_gan;
 
 /* The GenTask of a generative task. */
 static inline GenTask *gen_task(const Task *t) { return (GenTask *)t->own; }

@@ -130,6 +130,34 @@ int eval_signature_len(int family, int C) {
     return len;
 }
 
+/* A GAN loss's gradient on probe batch b (the generative family's hook feeds dx and dgz), for
+ * both sides: d/ddgz on the generator's, d/ddx and d/ddgz on the discriminator's (the side a task
+ * trains is the task's choice, so the signature holds both), then d/dl2, into v (3B + 1). LD_OK,
+ * or LD_EFAILED. */
+static int gan_grads(LossProg *lp, const EvalProbe *b, double *v) {
+    for (int side = LOSS_SIDE_G; side <= LOSS_SIDE_D; side++) {
+        LossIn in = b->in;
+        in.side = side;
+        LossOut o;
+        if (lossprog_run(lp, &in, &o) != LD_OK) return LD_EFAILED;
+        const float *gx = o.g_var[VAR_DX], *gz = o.g_var[VAR_DGZ];
+        for (int i = 0; i < b->B; i++) {
+            if (side == LOSS_SIDE_G) v[i] = gz ? gz[i] : 0.0;
+            else {
+                v[b->B + i] = gx ? gx[i] : 0.0;
+                v[2 * b->B + i] = gz ? gz[i] : 0.0;
+            }
+        }
+        if (side == LOSS_SIDE_G) v[3 * b->B] = o.g_term[TERM_L2];
+    }
+    return LD_OK;
+}
+
+/* A GAN loss on a batch that feeds dx and dgz: its signature and pre-check are gan_grads'. */
+static int is_gan(const Expr *e, const EvalProbe *b) {
+    return (expr_inputs(e) & LIN_GAN) && b->in.var[VAR_DX] && b->in.var[VAR_DGZ];
+}
+
 int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *err) {
     Batch own = {0};
     const Batch *shared = probe_batch(family, C);
@@ -140,6 +168,26 @@ int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *er
         return rc;
     const EvalProbe *b = shared ? &shared->p : &own.p;
     if ((rc = lossprog_new(e, family, b->B, b->C, b->D, &lp, err))) goto done;
+    if (is_gan(e, b)) { /* both sides' logit gradients, in the first 3B + 1 of the layout */
+        int len = 3 * b->B + 1;
+        if (!(vec = calloc((size_t)len, sizeof *vec))) {
+            rc = ld_err(err, LD_ENOMEM, "probe: out of memory");
+            goto done;
+        }
+        if (gan_grads(lp, b, vec) != LD_OK) {
+            rc = ld_err(err, LD_EFAILED, "the loss or its gradient is not finite on the probe batch");
+            goto done;
+        }
+        double norm = 0;
+        for (int k = 0; k < len; k++) norm += vec[k] * vec[k];
+        norm = sqrt(norm);
+        if (!(norm > 1e-30) || !isfinite(norm)) {
+            rc = ld_err(err, LD_EFAILED, "gradient is zero on the probe batch");
+            goto done;
+        }
+        for (int k = 0; k < n; k++) sig[k] = k < len ? (float)(vec[k] / norm) : 0.0f;
+        goto done;
+    }
     LossOut out;
     if (lossprog_run(lp, &b->in, &out) != LD_OK) {
         rc = ld_err(err, LD_EFAILED, "the loss or its gradient is not finite on the probe batch");
@@ -211,6 +259,26 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
     /* Direct optimisation of the outputs means something where the outputs alone decide the
      * metric: class logits (accuracy) or predictions without the family's own batch terms (mse). */
     unsigned in = lang_vocab(family).inputs;
+    if (is_gan(e, b)) {
+        /* a GAN loss must train a side the right way: descending it raises the discriminator's
+         * logit on generated rows (a generator's loss), or raises it on real rows and lowers it on
+         * generated ones (a discriminator's) */
+        double v[3 * PRE_B + 1], g = 0, dr = 0, dg = 0;
+        if (b->B > PRE_B || gan_grads(lp, b, v) != LD_OK) {
+            rc = ld_err(err, LD_EFAILED, "the loss or its gradient is not finite on the probe batch");
+            goto done;
+        }
+        for (int i = 0; i < b->B; i++) {
+            g -= v[i];
+            dr -= v[b->B + i];
+            dg += v[2 * b->B + i];
+        }
+        if (!(g > 0) && !(dr > 0 && dg > 0))
+            rc = ld_err(err, LD_EFAILED, "trains neither side of a GAN: descending it neither raises the "
+                                         "discriminator's logit on generated samples (a generator's loss) nor "
+                                         "separates real from generated ones (a discriminator's)");
+        goto done;
+    }
     if (in & LIN_RL) { /* a policy loss must move logp: up where the return or advantage is high */
         LossOut o;
         if (lossprog_run(lp, &b->in, &o) != LD_OK) {

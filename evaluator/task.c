@@ -578,6 +578,16 @@ void task_free(Task *t) {
 }
 
 int task_family(const Task *t) { return t->family; }
+
+unsigned task_inputs(const Task *t) {
+    const EvalFamily *f = eval_family(t->family);
+    return f && f->task_inputs ? f->task_inputs(t) : lang_vocab(t->family).inputs;
+}
+
+const char *task_baseline(const Task *t) {
+    const EvalFamily *f = eval_family(t->family);
+    return f && f->task_baseline ? f->task_baseline(t) : NULL;
+}
 int task_outputs(const Task *t) {
     return (t->family == FAM_CLASSIFICATION || t->family == FAM_CONTRASTIVE) ? t->nclass : 1;
 }

@@ -35,7 +35,7 @@
     X(PHYSICS, physics, LIN_PRED | LIN_PHYS)                                                     \
     X(CONTRASTIVE, contrastive, LIN_EMB)                                                         \
     X(RL, rl, LIN_RL)                                                                            \
-    X(GENERATIVE, generative, LIN_AE)
+    X(GENERATIVE, generative, LIN_AE | LIN_GAN)
 
 #define LANG_FAM_ENUM_(id, ...) FAM_##id,
 enum { LANG_FAMILIES(LANG_FAM_ENUM_) FAM_COUNT };

@@ -18,6 +18,10 @@
 #define JOB_SMALL_ROWS 500
 #define JOB_SMALL_FOLDS 5
 
+/* LD_OK when every variable and term of e is one the job's tasks provide (SearchJob.in_vars,
+ * in_terms), else LD_EINVAL with err naming the first that is not and the task. */
+int job_within_inputs(const SearchJob *j, const struct Expr *e, char *err);
+
 struct SearchJob {
     char name[64];
     const SearchEnv *env;       /* borrowed: loads tasks, probes losses */
@@ -32,6 +36,9 @@ struct SearchJob {
     uint32_t terms;             /* bit TERM_* allowed in new genes */
     uint32_t ops;               /* bit EOP_* allowed in free-form subtrees */
     uint32_t vars;              /* bit VAR_* allowed */
+    uint32_t in_terms, in_vars; /* bit TERM_*, VAR_*: what every task of the job provides (its
+                                   family's vocabulary, narrowed by SearchTask.inputs) */
+    int narrow;                 /* the task that narrowed it (-1: none), for messages */
     int max_nodes, max_depth;
     int population, children, tournament;
     int budget_evals;

@@ -249,6 +249,21 @@ static int name_bit(Problems *p, const char *s, const char *const *names, int n,
     return found;
 }
 
+int job_within_inputs(const SearchJob *j, const Expr *e, char *err) {
+    if (!e || j->family < 0) return LD_OK;
+    int var = e->op == EOP_VAR, term = e->op == EOP_TERM;
+    if ((var && !((j->in_vars >> e->id) & 1u)) || (term && !((j->in_terms >> e->id) & 1u))) {
+        char name[40];
+        Expr leaf = {.op = e->op, .id = e->id};
+        expr_print(&leaf, name, sizeof name);
+        const SearchTask *t = j->narrow >= 0 ? &j->tasks[j->narrow] : NULL;
+        return ld_err(err, LD_EINVAL, "%s '%s' is not available for task '%s' (its model does not provide it)",
+                      var ? "variable" : "term", name, t ? t->name : "?");
+    }
+    int rc = job_within_inputs(j, e->a, err);
+    return rc ? rc : job_within_inputs(j, e->b, err);
+}
+
 static void parse_names(Problems *p, const cJSON *arr, const char *where, int is_terms, int fam,
                         uint32_t *terms, uint32_t *ops, uint32_t *vars) {
     if (!cJSON_IsArray(arr)) {
@@ -502,6 +517,20 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
         }
     }
     int fam = j->family;
+    /* What every task provides: the family's inputs, narrowed by a task whose model reads only
+     * some of them (a generative task's model kind). */
+    j->narrow = -1;
+    if (fam >= 0) {
+        unsigned avail = lang_vocab(fam).inputs;
+        for (int i = 0; i < j->ntasks; i++)
+            if (j->tasks[i].inputs && (avail & ~j->tasks[i].inputs)) {
+                avail &= j->tasks[i].inputs;
+                j->narrow = i;
+            }
+        LangVocab tv = lang_vocab_inputs(avail);
+        j->in_terms = tv.terms & lang_vocab(fam).terms;
+        j->in_vars = tv.vars & lang_vocab(fam).vars;
+    }
     if (fam >= 0 && env->family(env->ctx, fam, &j->fam) != LD_OK) {
         problem(&p, "family: %s is not a family the search can serve", family_name(fam));
         fam = j->family = -1;
@@ -532,10 +561,9 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
     } else {
         terms = ops = vars = ~0u;
     }
-    if (fam >= 0) {
-        LangVocab voc = lang_vocab(fam); /* what the family provides */
-        terms &= voc.terms;
-        vars &= voc.vars;
+    if (fam >= 0) { /* what the tasks provide */
+        terms &= j->in_terms;
+        vars &= j->in_vars;
     }
     j->terms = terms;
     j->ops = ops & ~((1u << EOP_NUM) | (1u << EOP_VAR) | (1u << EOP_TERM));
@@ -622,8 +650,12 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
     /* expressions need the family to be checked */
     v = cJSON_GetObjectItemCaseSensitive(json, "baseline");
     const char *btext = fam >= 0 ? j->fam.baseline : NULL;
+    /* a task whose model provides only part of the family's inputs (a GAN) has a baseline of its
+     * own, which replaces the family's baseline and panel */
+    const char *own = fam >= 0 && j->ntasks > 0 ? j->tasks[0].baseline : NULL;
+    if (own) btext = own;
     cJSON *dflt = NULL; /* a job naming no baseline gets the family's panel (docs/jobs.md) */
-    for (int n = 0; !v && fam >= 0 && j->fam.baselines && j->fam.baselines[n]; n++) {
+    for (int n = 0; !v && !own && fam >= 0 && j->fam.baselines && j->fam.baselines[n]; n++) {
         if (!dflt) dflt = cJSON_CreateArray();
         if (dflt) cJSON_AddItemToArray(dflt, cJSON_CreateString(j->fam.baselines[n]));
     }
@@ -636,7 +668,8 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
             const cJSON *it = cJSON_GetArrayItem(v, i);
             char e2[LD_ERR_MAX] = "not a string", txt[EXPR_TEXT_MAX];
             Expr *e = cJSON_IsString(it) ? expr_parse(it->valuestring, e2) : NULL;
-            Expr *ce = e && expr_check(e, fam, e2) == LD_OK ? expr_canonical(e) : NULL;
+            Expr *ce = e && expr_check(e, fam, e2) == LD_OK && job_within_inputs(j, e, e2) == LD_OK
+                           ? expr_canonical(e) : NULL;
             if (!ce || expr_print(ce, txt, sizeof txt) < 0) problem(&p, "baseline[%d]: %s", i, e2);
             else j->panel[j->npanel++] = strdup(txt);
             expr_free(ce);
@@ -657,7 +690,7 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
     if (btext && fam >= 0) {
         char e2[LD_ERR_MAX];
         Expr *b = expr_parse(btext, e2);
-        if (!b || expr_check(b, fam, e2) != LD_OK) {
+        if (!b || expr_check(b, fam, e2) != LD_OK || job_within_inputs(j, b, e2) != LD_OK) {
             problem(&p, "baseline: %s", e2);
         } else {
             j->baseline = expr_canonical(b);
@@ -679,7 +712,7 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
                 const cJSON *it = cJSON_GetArrayItem(sl, i);
                 char e2[LD_ERR_MAX] = "not a string";
                 Expr *e = cJSON_IsString(it) ? expr_parse(it->valuestring, e2) : NULL;
-                if (e && fam >= 0 && expr_check(e, fam, e2) != LD_OK) {
+                if (e && fam >= 0 && (expr_check(e, fam, e2) != LD_OK || job_within_inputs(j, e, e2) != LD_OK)) {
                     expr_free(e);
                     e = NULL;
                 }

@@ -671,11 +671,14 @@ static int uses_allowed_terms(const Search *s, const Expr *e) {
     return uses_allowed_terms(s, e->a) && uses_allowed_terms(s, e->b);
 }
 
-/* Adds text as an initial candidate when it parses; returns 1 if it is to be trained. */
+/* Adds text as an initial candidate when it parses; returns 1 if it is to be trained.
+ * check_terms: 1, only with the terms the job allows; 2, only with what its tasks provide (a
+ * warm start from another job of the family may read another model kind's inputs). */
 static int admit_text(Search *s, const char *text, const char *op, int check_terms) {
     Expr *e = expr_parse(text, NULL);
     if (!e) return 0;
-    if (check_terms && !uses_allowed_terms(s, e)) {
+    if ((check_terms == 1 && !uses_allowed_terms(s, e)) ||
+        (check_terms == 2 && job_within_inputs(s->job, e, NULL) != LD_OK)) {
         expr_free(e);
         return 0;
     }
@@ -727,7 +730,7 @@ static void initial_round(Search *s) {
     }
     if (j->warm_start)
         for (int i = 0; i < s->nwarm && made < want && can_afford(s, cost); i++) {
-            int ok = admit_text(s, s->warm[i], "warm", 0);
+            int ok = admit_text(s, s->warm[i], "warm", 2);
             made += ok;
             s->c.warm_used += ok;
         }

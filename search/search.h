@@ -22,6 +22,12 @@ typedef struct SearchTask {
     int higher_better; /* of its selection metric */
     int nfold;         /* cross-validation splits (1: one split); seed s trains split s % nfold */
     int sig_len;       /* floats in one gradient signature of this task's family and outputs */
+    unsigned inputs;   /* LIN_*: what the task provides to the loss language, a subset of its
+                          family's (a generative task's model kind: an autoencoder's x and xh, a
+                          GAN's dx and dgz); 0: all of the family's */
+    const char *baseline; /* the loss a job on this task compares against when it names none and
+                             the task's model is not the family's default (a GAN: nsgan); NULL:
+                             the family's. Static, borrowed */
     uint64_t hash;     /* names the task in work items (WorkItem.task_hash) */
     char name[64];     /* short label, e.g. "digits" */
     char metric[32];   /* the selection metric, e.g. "accuracy" */

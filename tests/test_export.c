@@ -64,11 +64,26 @@ static const struct {
 };
 
 /* The same bounded random trees as test_lossprog.c. */
+/* What one task of family fam provides: the generative family's cases are its autoencoder's (a
+ * GAN loss exports with another signature, dx and dgz: tests/test_gan_terms.c checks those). */
+static LangVocab task_vocab(int fam) {
+    return fam == FAM_GENERATIVE ? lang_vocab_inputs(LIN_AE) : lang_vocab(fam);
+}
+
+/* Whether e reads only what one task of fam provides. */
+static int in_task_vocab(const Expr *e, int fam) {
+    if (!e) return 1;
+    LangVocab v = task_vocab(fam);
+    if (e->op == EOP_VAR && !((v.vars >> e->id) & 1u)) return 0;
+    if (e->op == EOP_TERM && !((v.terms >> e->id) & 1u)) return 0;
+    return in_task_vocab(e->a, fam) && in_task_vocab(e->b, fam);
+}
+
 static Expr *rand_leaf(LdRng *r, int fam) {
     for (;;) {
         uint32_t k = rng_below(r, 3);
         if (k == 0) return expr_num((double)(1 + (int)rng_below(r, 8)) / 4.0);
-        char err[LD_ERR_MAX];
+        char err[LD_ERR_MAX] = "";
         Expr *e;
         if (k == 1) {
             e = expr_var((int)rng_below(r, VAR_COUNT));
@@ -76,7 +91,7 @@ static Expr *rand_leaf(LdRng *r, int fam) {
             Expr *param = rng_below(r, 3) == 0 ? expr_num(0.25 + 0.25 * rng_below(r, 8)) : NULL;
             e = expr_term((int)rng_below(r, TERM_COUNT), param);
         }
-        int rc = expr_check(e, fam, err);
+        int rc = in_task_vocab(e, fam) ? expr_check(e, fam, err) : LD_EINVAL;
         if (rc == LD_OK || strstr(err, "does not depend") || (k == 1 && strstr(err, "per-class")))
             return e;
         expr_free(e);
@@ -208,7 +223,7 @@ static void add_case(Case *cases, int *n, int fam, const char *src, int required
     c->fam = fam;
     snprintf(c->src, sizeof c->src, "%s", src);
     Expr *e = expr_parse(src, err);
-    int ok = e && expr_check(e, fam, err) == LD_OK;
+    int ok = e && in_task_vocab(e, fam) && expr_check(e, fam, err) == LD_OK;
     expr_free(e);
     if (ok) ok = run_case(c) == LD_OK && fabs(c->loss) < 1e6;
     if (!ok && required) print_error("case '%s' (%s) does not run: %s\n", src, family_name(fam), err);
@@ -252,7 +267,7 @@ static void add_every_term_and_op(Case *cases, int *n) {
     int nterm = 0, nop[EOP_COUNT] = {0};
     for (int fam = 0; fam < FAM_COUNT; fam++) {
         for (int k = 0; k < TERM_COUNT; k++) {
-            if (!(lang_vocab(fam).terms & (1u << k))) continue;
+            if (!(task_vocab(fam).terms & (1u << k))) continue;
             /* a batch term alone does not depend on the output: add the family's own */
             const char *plus = k == TERM_L2 || (TERM_IS_BATCH(k) && fam != FAM_CONTRASTIVE) ? " + " : "";
             const char *base = *plus ? samp[fam][0] : "";
@@ -324,10 +339,11 @@ static void add_grammar_cases(Case *cases, int *n, int per_family) {
         for (int k = 0; k < TERM_COUNT; k++) {
             Expr *e = expr_term(k, NULL);
             char err[LD_ERR_MAX];
-            if (expr_check(e, fam, err) == LD_OK || strstr(err, "does not depend")) g.terms |= 1u << k;
+            if (in_task_vocab(e, fam) && (expr_check(e, fam, err) == LD_OK || strstr(err, "does not depend")))
+                g.terms |= 1u << k;
             expr_free(e);
         }
-        g.vars = lang_vocab(fam).vars;
+        g.vars = task_vocab(fam).vars;
         for (int op = EOP_ADD; op < EOP_COUNT; op++) g.ops |= 1u << op;
         int got = 0;
         for (int tries = 0; got < per_family && tries < 50 * per_family; tries++) {
