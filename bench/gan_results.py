@@ -17,27 +17,10 @@ import subprocess
 import sys
 import tempfile
 
+from rl_results import mean_sd, run_batch
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASELINE = "nsgan"
-
-
-def run_batch(lossd, task, losses, seeds, workers=2):
-    lines = [json.dumps({"loss": l, "seed": s, "id": "%d:%d" % (i, s)}) for i, l in enumerate(losses) for s in seeds]
-    out = subprocess.run(["nice", "-n", "19", lossd, "eval", "--task", task, "--batch", "-", "--workers",
-                          str(workers)], input="\n".join(lines) + "\n", capture_output=True, text=True,
-                         check=True).stdout
-    res = {}
-    for line in out.splitlines():
-        r = json.loads(line)
-        i, s = (int(x) for x in r["id"].split(":"))
-        res[(losses[i], s)] = r
-    return res
-
-
-def mean_sd(xs):
-    m = sum(xs) / len(xs)
-    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
-    return m, sd
 
 
 def main():
@@ -70,7 +53,7 @@ def main():
              board[0].get("fitness") if board else None))
     losses = [winner] + ([BASELINE] if winner != BASELINE else [])
     seeds = list(range(100, 100 + args.seeds))
-    res = run_batch(lossd, task, losses, seeds)
+    res = run_batch(lossd, task, losses, seeds)  # (run the script under nice: the machine is shared)
     print()
     print("| loss | test fid (mean ± sd, %d seeds) | test coverage (mean) | failed |" % len(seeds))
     print("|---|---|---|---|")

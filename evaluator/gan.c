@@ -227,17 +227,17 @@ static void real_batch(GanRun *r, const Dataset *d, LdRng *rng) {
                sizeof(float) * (size_t)r->P);
 }
 
-/* 0.5 * the sum of squared weights of m (the l2 term), or adds coef * w to g's weights. */
-static double weights_l2(const Mlp *m, const Mlp *g, float coef) {
+/* The l2 term of MLP m, as every family computes it (train.h): 0.5 * the sum of its squared
+ * weights (biases excluded). */
+static double mlp_l2(const Mlp *m) {
     double sum = 0;
-    for (int l = 0; l < m->nlin; l++) {
-        size_t nw = (size_t)m->dim[l] * m->dim[l + 1];
-        for (size_t k = 0; k < nw; k++) {
-            if (g) g->w[l][k] += coef * m->w[l][k];
-            else sum += (double)m->w[l][k] * m->w[l][k];
-        }
-    }
+    for (int l = 0; l < m->nlin; l++) sum = train_l2_add(sum, m->w[l], (size_t)m->dim[l] * m->dim[l + 1]);
     return 0.5 * sum;
+}
+
+/* Adds coef * w to g's weights (the l2 term's gradient; coef: LossOut.g_term[TERM_L2]). */
+static void mlp_l2_backward(const Mlp *m, Mlp *g, float coef) {
+    for (int l = 0; l < m->nlin; l++) train_l2_backward(g->w[l], m->w[l], (size_t)m->dim[l] * m->dim[l + 1], coef);
 }
 
 /* The loss of side on the batch's logits dx, dgz: the task's loss when it trains that side
@@ -256,7 +256,7 @@ static int side_loss(Trainer *tr, GanRun *r, int side, const float *dx, const fl
     LossIn in = {.B = r->B, .t = tr->t, .side = side};
     in.var[VAR_DX] = dx;
     in.var[VAR_DGZ] = dgz;
-    if (tr->use_l2) in.term[TERM_L2] = (float)weights_l2(m, NULL, 0);
+    if (tr->use_l2) in.term[TERM_L2] = (float)mlp_l2(m);
     LossOut out;
     int rc = train_loss(tr, &in, &out);
     *loss = out.loss;
@@ -281,7 +281,7 @@ static int d_update(Trainer *tr, GanRun *r, float *loss) {
     mlp_backward(&r->dis, &r->adr, &r->gdis, r->xr, gx, B);
     mlp_backward(&r->dis, &r->adg, &r->gdis2, r->xg, gz, B);
     for (size_t k = 0; k < r->dis.nparams; k++) r->grads_d[k] += r->grads_d2[k];
-    if (l2c != 0) weights_l2(&r->dis, &r->gdis, l2c);
+    if (l2c != 0) mlp_l2_backward(&r->dis, &r->gdis, l2c);
     train_group_step(tr, 1);
     if (r->clip) {
         float c = r->s->clip;
@@ -322,7 +322,7 @@ static int gan_step(Trainer *tr, float *loss) {
     mlp_backward_dx(&r->dis, &r->adg, &r->gdis2, r->xg, gz, r->dxg, B);
     for (size_t k = 0; k < (size_t)B * P; k++) r->dxg[k] *= r->xg[k] * (1.0f - r->xg[k]);
     mlp_backward(&r->gen, &r->ag, &r->ggen, r->zn, r->dxg, B);
-    if (l2c != 0) weights_l2(&r->gen, &r->ggen, l2c);
+    if (l2c != 0) mlp_l2_backward(&r->gen, &r->ggen, l2c);
     return LD_OK;
 }
 
