@@ -4,8 +4,8 @@
 # follows it to done, the leaderboard ranks its candidates against the baseline rec on the fixed
 # classifier's accuracy on reconstructions (higher is better), show prints one, the PyTorch and
 # NumPy exports are functions of x and xh that run and agree (perc through lossd's fixed digits
-# network read from data/); an autoencoder term in a classification job, an unknown model.kind
-# and the GAN kind (not built yet) are refused at submit with the reason.
+# network read from data/); an autoencoder term in a classification job and an unknown model.kind
+# are refused at submit with the reason (the GAN kind: tests/test_gan_daemon.sh).
 . "$(dirname "$0")/lib.sh" lossd_gen_daemon
 need_binaries
 SOCK="$TMP/s.sock"
