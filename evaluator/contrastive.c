@@ -146,6 +146,7 @@ static double con_knn_accuracy(const float *bank, const int *bank_lab, int nb, c
 
 typedef struct ConRun {
     const Task *t;
+    struct Trainer *tr;  /* the run's trainer: scoring forwards go through train_forward */
     const struct ConSpec *c;
     int B, D, d;
     Mlp net, grad;
@@ -185,7 +186,7 @@ static void con_embed(ConRun *r, const Dataset *ds, float *out) {
     int chunk = 2 * r->B;
     for (int i0 = 0; i0 < ds->n; i0 += chunk) {
         int m = ds->n - i0 < chunk ? ds->n - i0 : chunk;
-        const float *e = mlp_forward(&r->net, &r->acts, ds->x + (size_t)i0 * ds->d, m);
+        const float *e = train_forward(r->tr, &r->net, &r->acts, ds->x + (size_t)i0 * ds->d, m);
         memcpy(out + (size_t)i0 * r->D, e, sizeof(float) * (size_t)m * r->D);
     }
     con_normalise(out, ds->n, r->D);
@@ -235,7 +236,7 @@ static double con_alignment(ConRun *r, const Dataset *q, int *idx, uint64_t seed
         int m = q->n - i0 < r->B ? q->n - i0 : r->B;
         for (int j = 0; j < m; j++) idx[j] = i0 + j;
         con_make_views(r->views, r->labels, q, idx, m, r->c, &rng);
-        const float *e = mlp_forward(&r->net, &r->acts, r->views, 2 * m);
+        const float *e = train_forward(r->tr, &r->net, &r->acts, r->views, 2 * m);
         for (int j = 0; j < m; j++) {
             const float *a = e + (size_t)j * D, *b = e + (size_t)(m + j) * D;
             double na = 0, nb = 0, ab = 0;
@@ -283,7 +284,7 @@ static void con_next_batch(ConRun *r, int *idx, LdRng *rng) {
  * *loss, or LD_EFAILED when the loss or a gradient is not finite. */
 static int con_step_grad(ConRun *r, TrainLossFn fn, void *ctx, float tprog, float *loss) {
     memset(r->grad.params, 0, sizeof(float) * r->net.nparams);
-    const float *emb = mlp_forward(&r->net, &r->acts, r->views, 2 * r->B);
+    const float *emb = train_step_forward(r->tr, &r->net, &r->acts, r->views, 2 * r->B);
     /* z: the loss program wants a non-NULL output block even when no per-sample variable of
      * the contrastive family reads it; the embeddings serve (B floats, never read). */
     LossIn in = {.B = r->B, .t = tprog, .z = emb, .emb = emb, .label = r->labels,
@@ -293,7 +294,7 @@ static int con_step_grad(ConRun *r, TrainLossFn fn, void *ctx, float tprog, floa
     int rc = fn(ctx, &in, &out);
     *loss = out.loss;
     if (rc != LD_OK || !isfinite(out.loss)) return LD_EFAILED;
-    if (out.demb) mlp_backward(&r->net, &r->acts, &r->grad, r->views, out.demb, 2 * r->B);
+    if (out.demb) train_step_backward(r->tr, &r->net, &r->acts, &r->grad, r->views, out.demb, 2 * r->B);
     con_l2_backward(&r->net, &r->grad, out.g_term[TERM_L2]);
     for (size_t i = 0; i < r->net.nparams; i++)
         if (!isfinite(r->grad.params[i])) return LD_EFAILED;
@@ -354,8 +355,12 @@ static int con_setup(Trainer *tr, char *err) {
     if (!r) return ld_err(err, LD_ENOMEM, "contrastive: evaluation arena too small");
     int rc = con_run_bind(r, t, &tr->arena, ld_mix64(tr->seed, 0x636f6eULL), &params, &grads, err);
     if (rc != LD_OK) return rc;
+    r->tr = tr;
     tr->state = r;
-    return train_group(tr, params, grads, r->net.nparams, NULL, err);
+    /* deployed: the embedding network (bank and queries alike), int8 calibrated on the
+     * training rows; scoring forwards take 2B rows, as the step's */
+    rc = train_deployable(tr, &r->net, t->train.x, t->train.n, 2 * r->B, 2 * r->B, err);
+    return rc ? rc : train_group(tr, params, grads, r->net.nparams, NULL, err);
 }
 
 /* The next B rows of the epoch order, two augmented views of each, forward and backward. */
@@ -578,5 +583,6 @@ const EvalFamily family_contrastive = {
     .step = con_step,
     .curve_val = con_curve_val,
     .score = con_score,
+    .deploy = FAMILY_DEPLOY_PTQ | FAMILY_DEPLOY_QAT, /* the embedding network */
     .probe = eval_probe_std,
 };

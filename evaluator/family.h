@@ -129,7 +129,21 @@ typedef struct EvalFamily {
      * [0, 1]. Called before the loss is compiled for a run. LD_OK, or LD_EINVAL with err naming
      * the part and why. NULL: every loss of the vocabulary. */
     int (*check_loss)(const Task *t, const struct Expr *e, char *err);
+
+    /* ---- deployment (the task's deploy key; train.c's precision hook) */
+    /* FAMILY_DEPLOY_* bits: what the family's setup supports. PTQ: it registers the models it
+     * deploys (train_deployable) and scores through train_forward, so deploy.precision other
+     * than fp32 applies; QAT: it also runs each deployed model's training forward and backward
+     * through train_step_forward / train_step_backward, so deploy.qat applies. A task asking for
+     * what the family lacks is refused at load with deploy_why (NULL: a generic reason). */
+    unsigned deploy;
+    const char *deploy_why;
+    /* Whether task t can be deployed as its deploy key asks, beyond the bits (physics: a GELU
+     * network): LD_OK, or LD_EINVAL with err naming what and why. NULL: every task. */
+    int (*check_deploy)(const Task *t, char *err);
 } EvalFamily;
+
+enum { FAMILY_DEPLOY_PTQ = 1, FAMILY_DEPLOY_QAT = 2 };
 
 /* The probe batch of the built-in families, built from the inputs in they provide: logits
  * N(0, sd^2) and labels (LIN_CLASS; C < 2 becomes 10), predictions and targets N(0, 1)

@@ -367,9 +367,8 @@ static int phys_step_grad(PhysStep *st, TrainLossFn fn, void *ctx, float tprog, 
     return LD_OK;
 }
 
-/* Relative L2 error of the net against the exact solution u_ref on grid x (n <= net->maxn). */
-static double phys_solution_error(PhysNet *net, const float *x, const float *u_ref, int n) {
-    const float *u = pnet_forward(net, x, n);
+/* Relative L2 error of u (n) against the exact solution u_ref (n). */
+static double phys_rel_error(const float *u, const float *u_ref, int n) {
     double num = 0, den = 0;
     for (int i = 0; i < n; i++) {
         double d = (double)u[i] - u_ref[i];
@@ -377,6 +376,11 @@ static double phys_solution_error(PhysNet *net, const float *x, const float *u_r
         den += (double)u_ref[i] * u_ref[i];
     }
     return sqrt(num / (den > 0 ? den : 1.0));
+}
+
+/* Relative L2 error of the net against the exact solution u_ref on grid x (n <= net->maxn). */
+static double phys_solution_error(PhysNet *net, const float *x, const float *u_ref, int n) {
+    return phys_rel_error(pnet_forward(net, x, n), u_ref, n);
 }
 
 /* Mean squared (scaled) residual of the equation on grid x: how well u satisfies the physics. */
@@ -396,6 +400,9 @@ static double phys_grid_residual(PhysNet *net, const struct PhysProblem *p, cons
 typedef struct PhysRun {
     PhysNet net;
     PhysStep st;
+    Mlp pm;    /* the same parameters as an Mlp (mlp.h's layout is PhysNet's): the deployed model,
+                  a plain scalar-in scalar-out network on normalised inputs */
+    float *xn; /* (maxn) normalised inputs: the training points (int8 calibration), then a grid */
 } PhysRun;
 
 static void phys_loss_shape(const Task *t, int *B, int *C, int *D) {
@@ -411,7 +418,7 @@ static size_t phys_run_bytes(const Task *t, size_t *nparams) {
     pnet_shape(&net, &t->model);
     *nparams = net.nparam;
     return al64(sizeof(PhysRun)) + pnet_bytes(&t->model, maxn) + al64(3 * (size_t)maxn * sizeof(float)) +
-           al64((size_t)p->ncol * sizeof(float));
+           al64((size_t)p->ncol * sizeof(float)) + 2 * al64((size_t)maxn * sizeof(float));
 }
 
 /* The network from the run's RNG (LeCun-normal weights), its one parameter group. */
@@ -431,7 +438,15 @@ static int phys_setup(Trainer *tr, char *err) {
     s->st.res = arena_alloc(&tr->arena, (size_t)p->ncol * sizeof(float));
     if (!s->st.gu || !s->st.res) return ld_err(err, LD_ENOMEM, "physics: evaluation arena too small");
     tr->state = s;
-    return train_group(tr, s->net.param, s->net.grad, s->net.nparam, NULL, err);
+    if (t->deploy != QUANT_FP32) { /* int8 calibrates on the training points, normalised */
+        float *calib = arena_alloc(&tr->arena, (size_t)maxn * sizeof(float));
+        s->xn = arena_alloc(&tr->arena, (size_t)maxn * sizeof(float));
+        if (!calib || !s->xn) return ld_err(err, LD_ENOMEM, "physics: evaluation arena too small");
+        for (int i = 0; i < p->npts; i++) calib[i] = (p->x[i] - p->in_shift) * p->in_scale;
+        mlp_bind(&s->pm, &t->model, 1, 1, s->net.param);
+        rc = train_deployable(tr, &s->pm, calib, p->npts, maxn, 0, err);
+    }
+    return rc ? rc : train_group(tr, s->net.param, s->net.grad, s->net.nparam, NULL, err);
 }
 
 /* Full batch: every step sees every collocation, observation and boundary point. */
@@ -446,9 +461,27 @@ static double phys_curve_val(Trainer *tr, int last) {
     return phys_solution_error(&s->net, p->x_val, p->u_val, PHYS_GRID);
 }
 
+/* The deployed model's u on the n points x (train_deploying only): its plain forward on the
+ * normalised inputs. */
+static const float *phys_deployed_u(Trainer *tr, PhysRun *s, const float *x, int n) {
+    const struct PhysProblem *p = tr->task->phys;
+    for (int i = 0; i < n; i++) s->xn[i] = (x[i] - p->in_shift) * p->in_scale;
+    return train_forward(tr, &s->pm, NULL, s->xn, n);
+}
+
 static void phys_score(Trainer *tr, EvalResult *res) {
     PhysRun *s = tr->state;
     const struct PhysProblem *p = tr->task->phys;
+    if (train_deploying(tr)) {
+        /* The deployed model: its solution error only. The residual needs u' and u'', which a
+         * quantised network does not have (int8 is piecewise constant in x); the run reports
+         * the trained model's as residual_fp32. */
+        EvalMetric *m = &res->extra[res->nextra++];
+        snprintf(m->name, sizeof m->name, "solution_error");
+        m->val = phys_rel_error(phys_deployed_u(tr, s, p->x_val, PHYS_GRID), p->u_val, PHYS_GRID);
+        m->test = phys_rel_error(phys_deployed_u(tr, s, p->x_test, PHYS_GRID), p->u_test, PHYS_GRID);
+        return;
+    }
     double ev = phys_solution_error(&s->net, p->x_val, p->u_val, PHYS_GRID);
     double et = phys_solution_error(&s->net, p->x_test, p->u_test, PHYS_GRID);
     double rv = phys_grid_residual(&s->net, p, p->x_val, PHYS_GRID);
@@ -465,6 +498,17 @@ static void phys_score(Trainer *tr, EvalResult *res) {
     snprintf(m->name, sizeof m->name, "residual");
     m->val = rv;
     m->test = rt;
+}
+
+/* The deployed network is mlp.c's forward on the trained weights: its GELU is the tanh
+ * approximation, the physics network's is exact, so a GELU network would not deploy as trained. */
+static int phys_check_deploy(const Task *t, char *err) {
+    if (t->model.act == ACT_GELU)
+        return ld_err(err, LD_EINVAL, "task: deploy.precision \"%s\": a physics network with model.act \"gelu\" "
+                                      "cannot be deployed (the deployed forward's GELU is the tanh approximation, "
+                                      "the trained network's is exact); use \"tanh\"",
+                      quant_precision_name(t->deploy));
+    return LD_OK;
 }
 
 static const char *const phys_known[] = {"mse + 0.1*phys + bc", "mse + phys + bc",
@@ -506,6 +550,10 @@ const EvalFamily family_physics = {
     .curve_val = phys_curve_val,
     .score = phys_score,
     .probe = eval_probe_std,
+    .deploy = FAMILY_DEPLOY_PTQ,
+    .deploy_why = "its training forward carries u' and u'' through every layer, and a fake-quantised "
+                  "forward of those derivative streams is not implemented",
+    .check_deploy = phys_check_deploy,
 };
 
 /* ---------------------------------------------------------------------------------------------

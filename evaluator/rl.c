@@ -245,7 +245,7 @@ static int rl_setup(Trainer *tr, char *err) {
         r->epret[e] = 0;
     }
     tr->state = r;
-    int rc = train_deployable(tr, &r->actor, r->obs, r->N, r->R, err);
+    int rc = train_deployable(tr, &r->actor, r->obs, r->N, r->R, r->N, err);
     if (!rc) rc = train_group(tr, r->params_a, r->grads_a, r->actor.nparams, NULL, err);
     return rc ? rc : train_group(tr, r->params_c, r->grads_c, r->critic.nparams, NULL, err);
 }
@@ -308,7 +308,7 @@ static int rl_step(Trainer *tr, float *loss) {
     const RlSpec *s = r->s;
     const int A = r->A, T = r->T, N = r->N;
     collect(r, &tr->rng);
-    const float *z = mlp_forward(&r->actor, &r->acts_a, r->obs, N);
+    const float *z = train_step_forward(tr, &r->actor, &r->acts_a, r->obs, N);
     rl_policy_forward(r->lsm, r->logp, r->ent, z, r->action, N, A);
     memcpy(r->nv, mlp_forward(&r->critic, &r->acts_c, r->nobs, N), sizeof(float) * (size_t)N);
     /* the forward on obs comes second: its activations are the backward's */
@@ -332,7 +332,7 @@ static int rl_step(Trainer *tr, float *loss) {
     *loss = out.loss;
     if (rc != LD_OK) return LD_EFAILED;
     rl_policy_backward(r->dlogits, out.g_var[VAR_LOGP], out.g_var[VAR_ENT], r->lsm, r->action, N, A);
-    mlp_backward(&r->actor, &r->acts_a, &r->ga, r->obs, r->dlogits, N);
+    train_step_backward(tr, &r->actor, &r->acts_a, &r->ga, r->obs, r->dlogits, N);
     const float *gv = out.g_var[VAR_V], *gtd = out.g_var[VAR_TD];
     for (int i = 0; i < N; i++) r->dv[i] = (gv ? gv[i] : 0.0f) - (gtd ? gtd[i] : 0.0f);
     mlp_backward(&r->critic, &r->acts_c, &r->gc, r->obs, r->dv, N);
@@ -391,4 +391,6 @@ const EvalFamily family_rl = {
     .curve_val = rl_curve_val,
     .score = rl_score,
     .probe = eval_probe_std,
+    /* the policy is deployed (the critic only trains it); qat trains the policy's int8 model */
+    .deploy = FAMILY_DEPLOY_PTQ | FAMILY_DEPLOY_QAT,
 };

@@ -75,8 +75,6 @@ typedef struct SupRun {
     float *zall;         /* (max(val n, test n), C) outputs on a split */
     int zall_final;      /* zall holds the final model's outputs on the whole validation split */
     Dataset vsample;     /* the curve's sample of the validation split */
-    QuantQat qat;        /* deploy.qat: the int8 forward/backward of the last qat_steps steps */
-    int qat_steps;
 } SupRun;
 
 static void sup_loss_shape(const Task *t, int *B, int *C, int *D) {
@@ -95,8 +93,7 @@ static size_t sup_run_bytes(const Task *t, size_t *nparams) {
            train_al64(mlp_acts_floats(&m, B) * sizeof(float)) +
            train_al64(mlp_acts_floats(&m, EVAL_CHUNK) * sizeof(float)) +
            train_al64((size_t)B * d * sizeof(float)) + train_al64((size_t)B * sizeof(float)) +
-           2 * train_al64((size_t)B * sizeof(int)) + train_al64(((size_t)nbig * C + 1) * sizeof(float)) +
-           (t->deploy_qat ? quant_qat_arena_bytes(&m, B) : 0);
+           2 * train_al64((size_t)B * sizeof(int)) + train_al64(((size_t)nbig * C + 1) * sizeof(float));
 }
 
 static int sup_setup(Trainer *tr, char *err) {
@@ -133,13 +130,7 @@ static int sup_setup(Trainer *tr, char *err) {
     s->vsample = t->val;
     if (s->vsample.n > CURVE_ROWS) s->vsample.n = CURVE_ROWS;
     tr->state = s;
-    int rc = train_deployable(tr, &s->m, t->train.x, t->train.n, EVAL_CHUNK, err);
-    if (!rc && t->deploy_qat) { /* the last quarter of the steps trains the int8 model (STE) */
-        rc = quant_qat_init(&s->qat, &s->m, s->B, 0.01f, ar, err);
-        s->qat_steps = tr->steps / 4 > 1 ? tr->steps / 4 : 1;
-        tr->deploy[tr->ndeploy - 1].lo = s->qat.lo;
-        tr->deploy[tr->ndeploy - 1].hi = s->qat.hi;
-    }
+    int rc = train_deployable(tr, &s->m, t->train.x, t->train.n, EVAL_CHUNK, s->B, err);
     return rc ? rc : train_group(tr, params, grads, P, NULL, err);
 }
 
@@ -162,8 +153,7 @@ static int sup_step(Trainer *tr, float *loss) {
     const Mlp *m = &s->m;
     LossIn in = {.B = B, .t = tr->t, .label = s->classify ? s->lb : NULL, .y = s->classify ? NULL : s->yb};
     LossOut out;
-    const int qat = s->qat_steps && tr->step >= tr->steps - s->qat_steps;
-    in.z = qat ? quant_qat_forward(&s->qat, s->xb, B, 1) : mlp_forward(m, &s->acts, s->xb, B);
+    in.z = train_step_forward(tr, m, &s->acts, s->xb, B);
     if (tr->use_l2) {
         double sum = 0;
         for (int l = 0; l < m->nlin; l++) sum = train_l2_add(sum, m->w[l], (size_t)m->dim[l] * m->dim[l + 1]);
@@ -172,8 +162,7 @@ static int sup_step(Trainer *tr, float *loss) {
     int rc = train_loss(tr, &in, &out);
     *loss = out.loss;
     if (rc != LD_OK) return LD_EFAILED;
-    if (qat) quant_qat_backward(&s->qat, &s->g, out.dz, B); /* overwrites every gradient */
-    else mlp_backward(m, &s->acts, &s->g, s->xb, out.dz, B); /* overwrites every gradient */
+    train_step_backward(tr, m, &s->acts, &s->g, s->xb, out.dz, B); /* overwrites every gradient */
     if (tr->use_l2 && out.g_term[TERM_L2] != 0)
         for (int l = 0; l < m->nlin; l++)
             train_l2_backward(s->g.w[l], m->w[l], (size_t)m->dim[l] * m->dim[l + 1], out.g_term[TERM_L2]);
@@ -244,7 +233,8 @@ static cJSON *sup_trace(const Task *t, const EvalTrace *tr, int steps, const Eva
 #define SUPERVISED_HOOKS                                                                           \
     .rng_salt = 0xba7c, .lr_schedule = TRAIN_LR_CONSTANT, .loss_shape = sup_loss_shape,             \
     .run_bytes = sup_run_bytes, .setup = sup_setup, .step = sup_step, .curve_val = sup_curve_val,   \
-    .score = sup_score, .probe = eval_probe_std, .trace = sup_trace
+    .score = sup_score, .probe = eval_probe_std, .trace = sup_trace,                                \
+    .deploy = FAMILY_DEPLOY_PTQ | FAMILY_DEPLOY_QAT
 
 static const char *const cls_known[] = {
     "focal(2)", "0.5*ce + 0.5*focal(2)", "smooth(0.1)", "poly1(1)", "ce - 0.1*entropy",

@@ -149,9 +149,15 @@ static int parse_deploy(Task *t, const cJSON *d, char *err) {
     if (t->deploy_qat && t->deploy != QUANT_INT8)
         return ld_err(err, LD_EINVAL, "task: deploy.qat: quantisation-aware training simulates int8; it needs "
                                       "deploy.precision \"int8\", not \"%s\"", quant_precision_name(t->deploy));
-    if (t->deploy_qat && !(t->family == FAM_CLASSIFICATION || t->family == FAM_REGRESSION))
-        return ld_err(err, LD_EINVAL, "task: deploy.qat: quantisation-aware training is implemented for "
-                                      "classification and regression tasks only, not %s", family_name(t->family));
+    const EvalFamily *f = eval_family(t->family);
+    const char *reason = f->deploy_why ? f->deploy_why : "its setup registers no model with the precision hook";
+    if (t->deploy != QUANT_FP32 && !(f->deploy & FAMILY_DEPLOY_PTQ))
+        return ld_err(err, LD_EINVAL, "task: deploy.precision \"%s\": the %s family does not deploy its models (%s); "
+                                      "use \"fp32\"", quant_precision_name(t->deploy), f->name, reason);
+    if (t->deploy_qat && !(f->deploy & FAMILY_DEPLOY_QAT))
+        return ld_err(err, LD_EINVAL, "task: deploy.qat: the %s family has no quantisation-aware training (%s); "
+                                      "drop qat to score post-training int8", f->name, reason);
+    if (t->deploy != QUANT_FP32 && f->check_deploy) return f->check_deploy(t, err);
     return LD_OK;
 }
 

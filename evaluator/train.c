@@ -89,21 +89,51 @@ void train_group_step(Trainer *tr, int g) {
     optim_step(&tg->optim, tg->params, tg->grads);
 }
 
-/* THE PRECISION HOOK: scores the trained parameters as they would be deployed. Today every run
- * is scored at fp32, as trained. A precision transform goes here and nowhere else: quantise
- * every group's params (tr->group[i].params, n floats; keep a copy to restore), call
- * f->score, restore the params. */
-int train_deployable(Trainer *tr, const Mlp *m, const float *calib, int ncalib, int maxB, char *err) {
+/* THE PRECISION HOOK: the models a family deploys (train_deployable) are scored a second time
+ * as they would be deployed (train_score_deployed), and with deploy.qat they train the last
+ * quarter of the run through their fake-quantised int8 forward (train_step_forward). Families
+ * reach deployment only through these functions. */
+int train_deployable(Trainer *tr, const Mlp *m, const float *calib, int ncalib, int maxB, int trainB, char *err) {
     if (tr->ndeploy >= TRAIN_MAX_DEPLOY)
         return ld_err(err, LD_EINVAL, "train: more than %d deployable models", TRAIN_MAX_DEPLOY);
-    tr->deploy[tr->ndeploy++] = (TrainDeploy){.m = m, .calib = calib, .ncalib = ncalib, .maxB = maxB};
-    return LD_OK;
+    TrainDeploy *d = &tr->deploy[tr->ndeploy++];
+    *d = (TrainDeploy){.m = m, .calib = calib, .ncalib = ncalib, .maxB = maxB, .trainB = trainB};
+    if (!tr->task->deploy_qat) return LD_OK;
+    if (trainB < 1) return ld_err(err, LD_EINVAL, "train: deploy.qat needs the rows of the training forward");
+    if (arena_init(&d->qat_arena, quant_qat_arena_bytes(m, trainB) + 4096))
+        return ld_err(err, LD_ENOMEM, "train: out of memory for quantisation-aware training");
+    int rc = quant_qat_init(&d->qat, m, trainB, 0.01f, &d->qat_arena, err);
+    d->lo = d->qat.lo;
+    d->hi = d->qat.hi;
+    return rc;
 }
 
 const float *train_forward(Trainer *tr, const Mlp *m, MlpActs *a, const float *x, int B) {
-    for (int i = 0; i < tr->ndeploy; i++)
+    for (int i = 0; tr && i < tr->ndeploy; i++)
         if (tr->deploy[i].m == m && tr->deploy[i].q) return quant_mlp_forward(tr->deploy[i].q, x, B);
     return mlp_forward(m, a, x, B);
+}
+
+int train_deploying(const Trainer *tr) { return tr->ndeploy > 0 && tr->deploy[0].q != NULL; }
+
+/* m's deployment when this step trains it through its quantisation-aware model, else NULL. */
+static TrainDeploy *train_qat_of(Trainer *tr, const Mlp *m) {
+    if (!tr || tr->step < tr->qat_from) return NULL;
+    for (int i = 0; i < tr->ndeploy; i++)
+        if (tr->deploy[i].m == m && tr->deploy[i].qat.m) return &tr->deploy[i];
+    return NULL;
+}
+
+const float *train_step_forward(Trainer *tr, const Mlp *m, MlpActs *a, const float *x, int B) {
+    TrainDeploy *d = train_qat_of(tr, m);
+    return d ? quant_qat_forward(&d->qat, x, B, 1) : mlp_forward(m, a, x, B);
+}
+
+void train_step_backward(Trainer *tr, const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const float *dz,
+                         int B) {
+    TrainDeploy *d = train_qat_of(tr, m);
+    if (d) quant_qat_backward(&d->qat, g, dz, B);
+    else mlp_backward(m, a, g, x, dz, B);
 }
 
 /* At task->deploy other than fp32: scores at fp32, builds each deployable model's quantised copy
@@ -131,7 +161,10 @@ static void train_score_deployed(const EvalFamily *f, Trainer *tr, EvalResult *r
                      : quant_mlp_build(q, d->m, prec, d->calib, d->ncalib, d->maxB, &qa, err);
         if (rc == LD_OK) d->q = q;
     }
-    if (rc == LD_OK) f->score(tr, res);
+    if (rc == LD_OK) {
+        res->nextra = 0; /* the deployed model's metrics replace the fp32 ones under their names */
+        f->score(tr, res);
+    }
     for (int i = 0; i < tr->ndeploy; i++) tr->deploy[i].q = NULL;
     arena_free(&qa);
     if (rc != LD_OK) {
@@ -198,6 +231,7 @@ int train_run(const Task *task, const TrainLoss *loss, const EvalOpts *opt, Eval
     tr.trace = trace;
     tr.loss = *loss;
     tr.use_l2 = loss->use_l2;
+    tr.qat_from = task->deploy_qat ? steps - (steps / 4 > 1 ? steps / 4 : 1) : steps;
     mlp_blas_once();
     rng_seed(&tr.rng, ld_mix64(tr.seed, f->rng_salt));
 
@@ -263,6 +297,7 @@ int train_run(const Task *task, const TrainLoss *loss, const EvalOpts *opt, Eval
             res->test = res->extra[i].test;
         }
 done:
+    for (int i = 0; i < tr.ndeploy; i++) arena_free(&tr.deploy[i].qat_arena);
     arena_free(&tr.arena);
     res->wall_ms = ld_now_ms() - t0;
     return rc;

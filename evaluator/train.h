@@ -32,8 +32,11 @@ typedef struct TrainDeploy {
     const float *calib; /* (ncalib, m->dim[0]) */
     int ncalib, maxB;
     const float *lo, *hi; /* int8: input ranges of each linear layer tracked by quantisation-aware
-                             training (the family sets them); NULL: calibrate on calib */
+                             training (qat's); NULL: calibrate on calib */
     QuantMlp *q;
+    int trainB;           /* rows of the training forward (deploy.qat: the fake-quantised model's) */
+    QuantQat qat;         /* deploy.qat: the int8 forward/backward of the last quarter of the steps */
+    LdArena qat_arena;    /* its memory, the trainer's (freed after the run) */
 } TrainDeploy;
 
 /* One parameter group: a vector the family lays out as it likes (an MLP's weights and biases, a
@@ -74,17 +77,34 @@ typedef struct Trainer {
     TrainLoss loss;
     int ndeploy;
     TrainDeploy deploy[TRAIN_MAX_DEPLOY];
+    int qat_from;     /* deploy.qat: the first step trained through the fake-quantised models
+                         (the last quarter of the run); past the last step otherwise */
 } Trainer;
 
-/* For a family's setup: m is a model the task deploys (the policy, the classifier). At
- * task->deploy other than fp32 the precision hook quantises it (int8: activation ranges calibrated
- * on the ncalib rows of calib, read at scoring time) and scores the run again, with every
- * train_forward of m going through the quantised model; forwards take at most maxB rows.
- * LD_OK, or LD_EINVAL with err when TRAIN_MAX_DEPLOY are registered. */
-int train_deployable(Trainer *tr, const Mlp *m, const float *calib, int ncalib, int maxB, char *err);
+/* For a family's setup: m is a model the task deploys (the policy, the classifier, an embedding
+ * network). At task->deploy other than fp32 the precision hook quantises it (int8: activation
+ * ranges calibrated on the ncalib rows of calib, read at scoring time) and scores the run again,
+ * with every train_forward of m going through the quantised model; scoring forwards take at most
+ * maxB rows. trainB: the rows of the step's forward of m (train_step_forward); with deploy.qat
+ * the trainer binds m's quantisation-aware model for them here, and deploys from the ranges it
+ * tracked. LD_OK, or LD_EINVAL with err when TRAIN_MAX_DEPLOY are registered, LD_ENOMEM. */
+int train_deployable(Trainer *tr, const Mlp *m, const float *calib, int ncalib, int maxB, int trainB, char *err);
 /* For a family's curve_val and score: m's outputs (B, outputs) on x, B <= a->maxB: mlp_forward,
  * or the deployed model's forward while the precision hook scores. */
 const float *train_forward(Trainer *tr, const Mlp *m, MlpActs *a, const float *x, int B);
+/* Whether the precision hook is scoring the deployed models now (a family's score may leave out
+ * a metric the deployed model has no meaning for: physics' residual needs u''). */
+int train_deploying(const Trainer *tr);
+/* For a family's step: the training forward of a model and its backward (OVERWRITES every
+ * gradient in g, as mlp_backward). mlp_forward / mlp_backward, except in the last quarter of a
+ * deploy.qat run, where a deployable m trains through its fake-quantised int8 model with the
+ * straight-through estimator (quant.h, QuantQat; the ranges are observed on these batches).
+ * B <= the trainB m was registered with; the backward follows its forward on the same x. */
+const float *train_step_forward(Trainer *tr, const Mlp *m, MlpActs *a, const float *x, int B);
+void train_step_backward(Trainer *tr, const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const float *dz,
+                         int B);
+/* (train_forward, train_step_forward and train_step_backward take a NULL tr as a run outside the
+ * trainer, a test's: the fp32 model's mlp_forward / mlp_backward.) */
 
 /* For a family's setup: registers params/grads (n floats each, in the arena) as a parameter
  * group with its own optimiser (ts: its optimiser settings; NULL: the task's train_spec). The
