@@ -45,6 +45,9 @@ typedef struct EvalProbe {
      * VAR_ bit: the fed variables that depend on the family's model (rl: logp v td ent). */
     uint32_t sig_vars;
     LossIn in;
+    /* NULL, or adds the share of the per-sample terms the family feeds (in.sterm: the generative
+     * family's perc) to d loss / d z: dz (B, C) holds o->dz on entry, o is a run on in. */
+    void (*fed_grad)(const struct EvalProbe *b, const LossOut *o, float *dz);
 } EvalProbe;
 
 typedef struct EvalFamily {

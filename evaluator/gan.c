@@ -3,7 +3,11 @@
  * two parameter groups of the one trainer trained in alternation (train.d_steps discriminator
  * updates per generator update) on losses over the discriminator's logits dx (real) and dgz
  * (generated), scored on held-out samples by a Frechet distance in the fixed digits network's
- * feature space (an FID analogue) and the fixed classifier's class coverage. */
+ * feature space (an FID analogue) and the fixed classifier's class coverage. A loss that also
+ * reads the reconstruction inputs (x, xh, rec, bce_rec, perc: `nsgan + 10*rec`) adds an encoder
+ * E from the pixels to the noise space: xh = G(E(x)) on the real rows, the generator and the
+ * encoder trained together on that loss (the autoencoder + GAN hybrid of VAE-GAN and pix2pix's
+ * L1 + GAN; docs/families.md). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,10 +100,17 @@ typedef struct GanRun {
     const FixedNet *net;
     int B, P, NZ, N, H, K; /* batch, pixels, noise dims, scoring rows (the larger split), features, classes */
     int clip;              /* the discriminator's loss reads wgan: clip after its updates */
-    Mlp gen, dis, ggen, gdis, gdis2;
-    MlpActs ag, adr, adg, ac; /* generator (B), discriminator on real and generated (B), generator (chunk) */
-    float *params_g, *grads_g, *params_d, *grads_d, *grads_d2;
-    float *xr, *xg, *zn, *dxg;       /* (B, P), (B, P), (B, NZ), (B, P) */
+    int rec, rec_d;        /* the generator's / the discriminator's loss reads the reconstruction
+                              inputs: its batches add B reconstructions G(E(x)) of the real rows
+                              (rec: the encoder trains with the generator) */
+    int perc;              /* the task's loss reads perc */
+    Mlp gen, enc, dis, ggen, genc, gdis, gdis2;
+    MlpActs ag, ae, adr, adg, ac; /* generator (2B: noise rows, then encoded rows), encoder (B),
+                                     discriminator on real and generated (B), generator (chunk) */
+    float *params_g, *grads_g, *params_d, *grads_d, *grads_d2; /* _g: the generator's, then the encoder's */
+    float *xr, *xg, *zn, *dxg, *dzn; /* (B, P); (2B, P) generated rows then reconstructions; (2B, NZ)
+                                        the generator's inputs: noise, then E(xr); (2B, P); (2B, NZ) */
+    float *pv, *hx, *hxh, *pscratch; /* perc (B), fixed features of x and xh (B, H), 2 B H */
     float *gdx, *gdgz, *zeros;       /* (B) */
     float *zc;                       /* (GAN_CHUNK, NZ) */
     float *fr, *fg, *gen_rows;       /* (N, H) real and generated features; (N, P) generated samples */
@@ -128,8 +139,9 @@ static void gan_layout(GanRun *r, const Task *t, LdArena *a, size_t *need) {
     r->K = r->net ? r->net->k : 10;
     ModelSpec ms = gen_spec(t);
     mlp_bind(&r->gen, &ms, r->NZ, r->P, NULL);
+    mlp_bind(&r->enc, &ms, r->P, r->NZ, NULL);
     mlp_bind(&r->dis, &ms, r->P, 1, NULL);
-    size_t Pg = r->gen.nparams, Pd = r->dis.nparams;
+    size_t Pg = r->gen.nparams + r->enc.nparams, Pd = r->dis.nparams;
     int B = r->B, P = r->P, N = r->N, H = r->H;
 #define F(n) take(a, need, sizeof(float) * (size_t)(n))
 #define DB(n) take(a, need, sizeof(double) * (size_t)(n))
@@ -138,12 +150,18 @@ static void gan_layout(GanRun *r, const Task *t, LdArena *a, size_t *need) {
     r->params_d = F(Pd);
     r->grads_d = F(Pd);
     r->grads_d2 = F(Pd);
-    float *mg = F(mlp_acts_floats(&r->gen, B)), *mr = F(mlp_acts_floats(&r->dis, B));
+    float *mg = F(mlp_acts_floats(&r->gen, 2 * B)), *mr = F(mlp_acts_floats(&r->dis, B));
     float *mgz = F(mlp_acts_floats(&r->dis, B)), *mc = F(mlp_acts_floats(&r->gen, GAN_CHUNK));
+    float *me = F(mlp_acts_floats(&r->enc, B));
     r->xr = F((size_t)B * P);
-    r->xg = F((size_t)B * P);
-    r->zn = F((size_t)B * r->NZ);
-    r->dxg = F((size_t)B * P);
+    r->xg = F((size_t)2 * B * P);
+    r->zn = F((size_t)2 * B * r->NZ);
+    r->dxg = F((size_t)2 * B * P);
+    r->dzn = F((size_t)2 * B * r->NZ);
+    r->pv = F(B);
+    r->hx = F((size_t)B * H);
+    r->hxh = F((size_t)B * H);
+    r->pscratch = F((size_t)2 * B * H);
     r->gdx = F(B);
     r->gdgz = F(B);
     r->zeros = F(B);
@@ -163,11 +181,14 @@ static void gan_layout(GanRun *r, const Task *t, LdArena *a, size_t *need) {
 #undef DB
     if (!a || !r->work) return;
     mlp_bind(&r->gen, &ms, r->NZ, P, r->params_g);
+    mlp_bind(&r->enc, &ms, P, r->NZ, r->params_g + r->gen.nparams);
     mlp_bind(&r->dis, &ms, P, 1, r->params_d);
     mlp_bind_like(&r->ggen, &r->gen, r->grads_g);
+    mlp_bind_like(&r->genc, &r->enc, r->grads_g + r->gen.nparams);
     mlp_bind_like(&r->gdis, &r->dis, r->grads_d);
     mlp_bind_like(&r->gdis2, &r->dis, r->grads_d2);
-    mlp_acts_bind(&r->ag, &r->gen, B, mg);
+    mlp_acts_bind(&r->ag, &r->gen, 2 * B, mg);
+    mlp_acts_bind(&r->ae, &r->enc, B, me);
     mlp_acts_bind(&r->adr, &r->dis, B, mr);
     mlp_acts_bind(&r->adg, &r->dis, B, mgz);
     mlp_acts_bind(&r->ac, &r->gen, GAN_CHUNK, mc);
@@ -175,7 +196,7 @@ static void gan_layout(GanRun *r, const Task *t, LdArena *a, size_t *need) {
 
 static void gan_loss_shape(const Task *t, int *B, int *C, int *D) {
     *B = t->train_spec.batch;
-    *C = 1;
+    *C = t->train.d; /* x and xh of a loss that reads the reconstruction inputs; dx, dgz are per row */
     *D = 0;
 }
 
@@ -184,7 +205,7 @@ static size_t gan_run_bytes(const Task *t, size_t *nparams) {
     memset(&r, 0, sizeof r);
     size_t need = train_al64(sizeof(GanRun));
     gan_layout(&r, t, NULL, &need);
-    *nparams = r.gen.nparams + r.dis.nparams;
+    *nparams = r.gen.nparams + r.enc.nparams + r.dis.nparams;
     return need;
 }
 
@@ -202,10 +223,16 @@ static int gan_setup(Trainer *tr, char *err) {
     mlp_init(&r->gen, tr->seed);
     mlp_init(&r->dis, ld_mix64(tr->seed, 0xd15c));
     /* the discriminator trains on the task's loss only when gan.train names it */
-    int d_on_task = r->s->train & GAN_TRAIN_D;
+    int d_on_task = r->s->train & GAN_TRAIN_D, reads_rec = (tr->loss.inputs & LIN_AE) != 0;
     r->clip = r->s->clip > 0 && (d_on_task ? (tr->loss.terms >> TERM_WGAN) & 1u : r->s->other == TERM_WGAN);
+    r->rec = reads_rec && (r->s->train & GAN_TRAIN_G);
+    r->rec_d = reads_rec && d_on_task;
+    r->perc = (tr->loss.terms >> TERM_PERC) & 1u;
+    if (r->rec) mlp_init(&r->enc, ld_mix64(tr->seed, 0xe9c0));
     tr->state = r;
-    int rc = train_group(tr, r->params_g, r->grads_g, r->gen.nparams, NULL, err);
+    /* the generator's group holds the encoder only when it trains (a loss without reconstruction
+     * terms steps exactly what it did before the encoder existed) */
+    int rc = train_group(tr, r->params_g, r->grads_g, r->gen.nparams + (r->rec ? r->enc.nparams : 0), NULL, err);
     if (!rc) rc = train_group(tr, r->params_d, r->grads_d, r->dis.nparams, NULL, err);
     if (!rc) tr->group[1].manual = 1; /* stepped d_steps times inside each generator step */
     return rc;
@@ -219,6 +246,21 @@ static void generate(GanRun *r, Mlp *gen, MlpActs *acts, float *x, float *z, int
     for (size_t k = 0; k < (size_t)B * r->NZ; k++) z[k] = rng_normal(rng);
     const float *o = mlp_forward(gen, acts, z, B);
     for (size_t k = 0; k < (size_t)B * r->P; k++) x[k] = 1.0f / (1.0f + expf(-o[k]));
+}
+
+/* The generator's training forward: B rows from fresh noise into xg (as generate), and with
+ * rec B more, the reconstructions G(E(xr)) of the real batch, into xg + B P (the encoder's
+ * outputs in zn + B NZ; one forward of the generator over 2B rows). */
+static void generate_batch(GanRun *r, int rec, LdRng *rng) {
+    const int B = r->B;
+    if (!rec) {
+        generate(r, &r->gen, &r->ag, r->xg, r->zn, B, rng);
+        return;
+    }
+    for (size_t k = 0; k < (size_t)B * r->NZ; k++) r->zn[k] = rng_normal(rng);
+    memcpy(r->zn + (size_t)B * r->NZ, mlp_forward(&r->enc, &r->ae, r->xr, B), sizeof(float) * (size_t)B * r->NZ);
+    const float *o = mlp_forward(&r->gen, &r->ag, r->zn, 2 * B);
+    for (size_t k = 0; k < (size_t)2 * B * r->P; k++) r->xg[k] = 1.0f / (1.0f + expf(-o[k]));
 }
 
 static void real_batch(GanRun *r, const Dataset *d, LdRng *rng) {
@@ -242,10 +284,13 @@ static void mlp_l2_backward(const Mlp *m, Mlp *g, float coef) {
 
 /* The loss of side on the batch's logits dx, dgz: the task's loss when it trains that side
  * (gan.train), else the other side's adversarial term (gan.other). Its adjoints for dx and dgz in
- * *gx and *gz (zeros where the loss does not read one), and in *l2c the l2 term's (the trained
- * side's network m gives the term's value). LD_OK, or LD_EFAILED with the loss in *loss. */
-static int side_loss(Trainer *tr, GanRun *r, int side, const float *dx, const float *dgz, const Mlp *m,
-                     float *loss, const float **gx, const float **gz, float *l2c) {
+ * *gx and *gz (zeros where the loss does not read one), and in *l2c the l2 term's (l2: the term's
+ * value, the trained side's networks'). xh: the reconstructions (B, P) of the real batch r->xr
+ * when the loss reads them (x, xh, rec, bce_rec, perc), else NULL; then dxh, when not NULL,
+ * gets d loss / d xh (B, P), perc's share chained through the fixed network. LD_OK, or
+ * LD_EFAILED with the loss in *loss. */
+static int side_loss(Trainer *tr, GanRun *r, int side, const float *dx, const float *dgz, const float *xh,
+                     float *dxh, double l2, float *loss, const float **gx, const float **gz, float *l2c) {
     int bit = side == LOSS_SIDE_G ? GAN_TRAIN_G : GAN_TRAIN_D;
     *l2c = 0;
     if (!(r->s->train & bit)) {
@@ -256,13 +301,28 @@ static int side_loss(Trainer *tr, GanRun *r, int side, const float *dx, const fl
     LossIn in = {.B = r->B, .t = tr->t, .side = side};
     in.var[VAR_DX] = dx;
     in.var[VAR_DGZ] = dgz;
-    if (tr->use_l2) in.term[TERM_L2] = (float)mlp_l2(m);
+    if (xh) {
+        in.x = r->xr;
+        in.z = xh;
+        if (r->perc) {
+            fixednet_perc_forward(r->net, r->pv, r->hx, r->hxh, r->xr, xh, r->B);
+            in.sterm[TERM_PERC] = r->pv;
+        }
+    }
+    if (tr->use_l2) in.term[TERM_L2] = (float)l2;
     LossOut out;
     int rc = train_loss(tr, &in, &out);
     *loss = out.loss;
     *gx = out.g_var[VAR_DX] ? out.g_var[VAR_DX] : r->zeros;
     *gz = out.g_var[VAR_DGZ] ? out.g_var[VAR_DGZ] : r->zeros;
     if (tr->use_l2) *l2c = out.g_term[TERM_L2];
+    if (rc == LD_OK && xh && dxh) {
+        size_t n = (size_t)r->B * r->P;
+        if (out.dz) memcpy(dxh, out.dz, sizeof(float) * n);
+        else memset(dxh, 0, sizeof(float) * n);
+        if (r->perc && out.g_sterm[TERM_PERC])
+            fixednet_perc_backward(r->net, dxh, out.g_sterm[TERM_PERC], r->hx, r->hxh, r->pscratch, r->B);
+    }
     return rc;
 }
 
@@ -272,12 +332,14 @@ static int side_loss(Trainer *tr, GanRun *r, int side, const float *dx, const fl
 static int d_update(Trainer *tr, GanRun *r, float *loss) {
     const int B = r->B;
     real_batch(r, &tr->task->train, &tr->rng);
-    generate(r, &r->gen, &r->ag, r->xg, r->zn, B, &tr->rng);
+    generate_batch(r, r->rec_d, &tr->rng);
     const float *dx = mlp_forward(&r->dis, &r->adr, r->xr, B);
     const float *dgz = mlp_forward(&r->dis, &r->adg, r->xg, B);
-    const float *gx, *gz;
+    const float *gx, *gz, *xh = r->rec_d ? r->xg + (size_t)B * r->P : NULL;
     float l2c;
-    if (side_loss(tr, r, LOSS_SIDE_D, dx, dgz, &r->dis, loss, &gx, &gz, &l2c) != LD_OK) return LD_EFAILED;
+    if (side_loss(tr, r, LOSS_SIDE_D, dx, dgz, xh, NULL, tr->use_l2 ? mlp_l2(&r->dis) : 0, loss, &gx, &gz, &l2c) !=
+        LD_OK)
+        return LD_EFAILED;
     mlp_backward(&r->dis, &r->adr, &r->gdis, r->xr, gx, B);
     mlp_backward(&r->dis, &r->adg, &r->gdis2, r->xg, gz, B);
     for (size_t k = 0; k < r->dis.nparams; k++) r->grads_d[k] += r->grads_d2[k];
@@ -293,7 +355,9 @@ static int d_update(Trainer *tr, GanRun *r, float *loss) {
 
 /* One generator step: train.d_steps discriminator updates, then the generator's gradient
  * through the updated discriminator (dgz back through its input, the sigmoid and the
- * generator); the trainer steps the generator's group. The step's loss is the task's loss: the
+ * generator), with rec also the reconstructions' (d loss / d xh back through the sigmoid, the
+ * generator and the encoder: one backward of the generator over its 2B rows); the trainer steps
+ * the generator's group (generator and encoder). The step's loss is the task's loss: the
  * generator's when gan.train names it, else the mean of the discriminator's. */
 static int gan_step(Trainer *tr, float *loss) {
     GanRun *r = tr->state;
@@ -308,21 +372,31 @@ static int gan_step(Trainer *tr, float *loss) {
         dsum += dl;
     }
     real_batch(r, &tr->task->train, &tr->rng);
-    generate(r, &r->gen, &r->ag, r->xg, r->zn, B, &tr->rng);
+    generate_batch(r, r->rec, &tr->rng);
     const float *dx = mlp_forward(&r->dis, &r->adr, r->xr, B);
     const float *dgz = mlp_forward(&r->dis, &r->adg, r->xg, B);
-    const float *gx, *gz;
+    const float *gx, *gz, *xh = r->rec ? r->xg + (size_t)B * P : NULL;
     float gl = NAN, l2c;
-    int rc = side_loss(tr, r, LOSS_SIDE_G, dx, dgz, &r->gen, &gl, &gx, &gz, &l2c);
+    double l2 = tr->use_l2 ? mlp_l2(&r->gen) + (r->rec ? mlp_l2(&r->enc) : 0) : 0;
+    int rc = side_loss(tr, r, LOSS_SIDE_G, dx, dgz, xh, r->dxg + (size_t)B * P, l2, &gl, &gx, &gz, &l2c);
     *loss = (r->s->train & GAN_TRAIN_G) ? gl : (float)(dsum / r->g->d_steps);
     if (rc != LD_OK) {
         *loss = gl;
         return LD_EFAILED;
     }
+    int rows = r->rec ? 2 * B : B;
     mlp_backward_dx(&r->dis, &r->adg, &r->gdis2, r->xg, gz, r->dxg, B);
-    for (size_t k = 0; k < (size_t)B * P; k++) r->dxg[k] *= r->xg[k] * (1.0f - r->xg[k]);
-    mlp_backward(&r->gen, &r->ag, &r->ggen, r->zn, r->dxg, B);
-    if (l2c != 0) mlp_l2_backward(&r->gen, &r->ggen, l2c);
+    for (size_t k = 0; k < (size_t)rows * P; k++) r->dxg[k] *= r->xg[k] * (1.0f - r->xg[k]);
+    if (r->rec) {
+        mlp_backward_dx(&r->gen, &r->ag, &r->ggen, r->zn, r->dxg, r->dzn, rows);
+        mlp_backward(&r->enc, &r->ae, &r->genc, r->xr, r->dzn + (size_t)B * r->NZ, B);
+    } else {
+        mlp_backward(&r->gen, &r->ag, &r->ggen, r->zn, r->dxg, B);
+    }
+    if (l2c != 0) {
+        mlp_l2_backward(&r->gen, &r->ggen, l2c);
+        if (r->rec) mlp_l2_backward(&r->enc, &r->genc, l2c);
+    }
     return LD_OK;
 }
 
@@ -478,7 +552,7 @@ static void gan_score(Trainer *tr, EvalResult *res) {
 
 const GenKind gen_gan = {
     .name = "gan",
-    .inputs = LIN_GAN,
+    .inputs = LIN_GAN | LIN_AE,
     .baseline = "nsgan",
     .metrics = {"fid", "coverage", NULL},
     .load = gan_load,

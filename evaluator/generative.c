@@ -420,17 +420,36 @@ const GenKind gen_autoencoder = {
 
 /* ---- the search's probe batch (EvalFamily.probe) */
 
+enum { PB = 8, PC = DIGITS_PIXELS, PH = 64 };
+
+/* EvalProbe.fed_grad: perc's share of d loss / d xh, back through the fixed network's features
+ * of the probe batch (gen_probe's layout), or through the squared distance that stands in for
+ * perc without its file. */
+static void gen_probe_fed_grad(const EvalProbe *b, const LossOut *o, float *dz) {
+    const float *gp = o->g_sterm[TERM_PERC];
+    if (!gp) return;
+    int B = b->B;
+    const float *z = b->z, *x = z + (size_t)B * PC, *hx = x + (size_t)B * PC + B, *hxh = hx + (size_t)B * PH;
+    float scratch[2 * PB * PH]; /* the batch is shared by threads: the scratch is the caller's */
+    const FixedNet *net = fixednet_get(NULL);
+    if (net && net->d == PC && net->h <= PH) {
+        fixednet_perc_backward(net, dz, gp, hx, hxh, scratch, B);
+        return;
+    }
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < PC; j++) dz[i * PC + j] += 2.0f * gp[i] * (z[i * PC + j] - x[i * PC + j]);
+}
+
 /* At most 8 rows of 64 pixels: x a third 0, a third 1, the rest uniform in [0, 1]; xh (z) uniform
  * in (0.05, 0.95); perc of each pair under the fixed digits network (the squared distance itself
  * when its file is missing). For the GAN kind's losses (LIN_GAN), each row also feeds the
  * discriminator's logits dx (real) and dgz (generated), N(0, sd^2): probe.c reads a GAN loss's
  * gradients in them on both sides (signature) and asks that it train one side the right way
  * (pre-check). One allocation, b->z, holds every buffer (the caller frees z). An autoencoder
- * loss's signature and pre-check read d loss / d xh: perc's own share (its adjoint in g_sterm)
- * is not part of them. */
+ * loss's signature and pre-check read d loss / d xh with perc's share (fed_grad chains its
+ * adjoint back through the fixed network's features of the batch). */
 static int gen_probe(EvalProbe *b, unsigned in, int B, int C, float sd, float l2, LdRng *r, char *err) {
     (void)C;
-    enum { PB = 8, PC = DIGITS_PIXELS, PH = 64 };
     if (B > PB) B = PB;
     memset(b, 0, sizeof *b);
     float *mem = calloc((size_t)B * (2 * PC + 1 + 2 * PH + 2), sizeof(float));
@@ -456,6 +475,7 @@ static int gen_probe(EvalProbe *b, unsigned in, int B, int C, float sd, float l2
     b->z = z;
     b->in = (LossIn){.B = B, .t = 0.5f, .z = z, .x = x, .term[TERM_L2] = l2};
     b->in.sterm[TERM_PERC] = perc;
+    b->fed_grad = gen_probe_fed_grad;
     if (in & LIN_GAN) {
         for (int k = 0; k < 2 * B; k++) adv[k] = sd * rng_normal(r);
         b->in.var[VAR_DX] = adv;
@@ -478,10 +498,12 @@ static const EvalSpecKey gen_keys[] = {
     {NULL, NULL, 0, 0, 0},
 };
 
-/* The textbook losses the search's first population tries (autoencoder terms; a GAN job names
- * its own). */
+/* The textbook losses the search's first population tries, those a task's model kind reads:
+ * the autoencoder's, the GAN's and the GAN's with a reconstruction term (pix2pix's L1 + GAN in
+ * its squared form; a GAN task reads both kinds' inputs). */
 static const char *const gen_known[] = {"bce_rec", "rec + 0.1*perc", "0.5*rec + 0.5*bce_rec", "perc + rec",
-                                        "gan", "hinge_gan", "wgan", "0.5*nsgan + 0.5*hinge_gan", NULL};
+                                        "gan", "hinge_gan", "wgan", "0.5*nsgan + 0.5*hinge_gan",
+                                        "nsgan + 10*rec", NULL};
 static const char *const gen_panel[] = {"rec", "bce_rec", "perc", NULL};
 
 const EvalFamily family_generative = {

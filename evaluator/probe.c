@@ -130,17 +130,31 @@ int eval_signature_len(int family, int C) {
     return len;
 }
 
+/* d loss / d z of run o on b: o->dz, or with the family's fed terms (EvalProbe.fed_grad) a copy
+ * in buf (B*C) with their share added. NULL when the program has no dz. */
+static const float *probe_dz(const EvalProbe *b, const LossOut *o, float *buf) {
+    if (!o->dz || !b->fed_grad) return o->dz;
+    memcpy(buf, o->dz, sizeof(float) * (size_t)b->B * b->C);
+    b->fed_grad(b, o, buf);
+    return buf;
+}
+
 /* A GAN loss's gradient on probe batch b (the generative family's hook feeds dx and dgz), for
  * both sides: d/ddgz on the generator's, d/ddx and d/ddgz on the discriminator's (the side a task
- * trains is the task's choice, so the signature holds both), then d/dl2, into v (3B + 1). LD_OK,
- * or LD_EFAILED. */
-static int gan_grads(LossProg *lp, const EvalProbe *b, double *v) {
+ * trains is the task's choice, so the signature holds both), then d/dl2, into v (3B + 1). With
+ * rec (B*C, NULL: not wanted), also the generator side's d loss / d xh (a GAN loss that reads
+ * the reconstruction inputs; buf: B*C floats). LD_OK, or LD_EFAILED. */
+static int gan_grads(LossProg *lp, const EvalProbe *b, double *v, double *rec, float *buf) {
     for (int side = LOSS_SIDE_G; side <= LOSS_SIDE_D; side++) {
         LossIn in = b->in;
         in.side = side;
         LossOut o;
         if (lossprog_run(lp, &in, &o) != LD_OK) return LD_EFAILED;
         const float *gx = o.g_var[VAR_DX], *gz = o.g_var[VAR_DGZ];
+        if (side == LOSS_SIDE_G && rec) {
+            const float *dz = probe_dz(b, &o, buf);
+            for (int k = 0; k < b->B * b->C; k++) rec[k] = dz ? dz[k] : 0.0;
+        }
         for (int i = 0; i < b->B; i++) {
             if (side == LOSS_SIDE_G) v[i] = gz ? gz[i] : 0.0;
             else {
@@ -163,18 +177,22 @@ int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *er
     const Batch *shared = probe_batch(family, C);
     LossProg *lp = NULL;
     double *vec = NULL;
+    float *buf = NULL;
     int rc = LD_OK;
     if (!shared && (rc = batch_init(&own, family, PROBE_B, C, 2.0f, 1.0f, PROBE_SEED, err)))
         return rc;
     const EvalProbe *b = shared ? &shared->p : &own.p;
     if ((rc = lossprog_new(e, family, b->B, b->C, b->D, &lp, err))) goto done;
-    if (is_gan(e, b)) { /* both sides' logit gradients, in the first 3B + 1 of the layout */
-        int len = 3 * b->B + 1;
-        if (!(vec = calloc((size_t)len, sizeof *vec))) {
+    if (is_gan(e, b)) {
+        /* both sides' logit gradients, in the first 3B + 1 of the layout; a loss that also reads
+         * the reconstruction inputs (nsgan + 10*rec) then d loss / d xh, as much as fits in n */
+        int rec = (expr_inputs(e) & LIN_AE) && b->in.x, len = 3 * b->B + 1 + (rec ? b->B * b->C : 0);
+        if (!(vec = calloc((size_t)len, sizeof *vec)) ||
+            !(buf = malloc(sizeof(float) * (size_t)b->B * b->C))) {
             rc = ld_err(err, LD_ENOMEM, "probe: out of memory");
             goto done;
         }
-        if (gan_grads(lp, b, vec) != LD_OK) {
+        if (gan_grads(lp, b, vec, rec ? vec + 3 * b->B + 1 : NULL, buf) != LD_OK) {
             rc = ld_err(err, LD_EFAILED, "the loss or its gradient is not finite on the probe batch");
             goto done;
         }
@@ -198,7 +216,8 @@ int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *er
     int nz, len = sig_layout(b, &nz), ne = out.demb ? 2 * b->B * b->D : 0;
     len -= 2 * b->B * b->D - ne;
     vec = malloc((size_t)len * sizeof *vec);
-    if (!vec) {
+    buf = malloc(sizeof(float) * (size_t)b->B * b->C);
+    if (!vec || !buf) {
         rc = ld_err(err, LD_ENOMEM, "probe: out of memory");
         goto done;
     }
@@ -210,7 +229,8 @@ int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *er
             row++;
         }
     } else {
-        for (int k = 0; k < nz; k++) vec[k] = out.dz[k];
+        const float *dz = probe_dz(b, &out, buf);
+        for (int k = 0; k < nz; k++) vec[k] = dz[k];
     }
     for (int k = 0; k < ne; k++) vec[nz + k] = out.demb[k];
     vec[nz + ne] = out.g_term[TERM_L2];
@@ -226,6 +246,7 @@ int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *er
     for (int k = 0; k < n; k++) sig[k] = k < len ? (float)(vec[k] / norm) : 0.0f;
 done:
     free(vec);
+    free(buf);
     lossprog_free(lp);
     batch_free(&own);
     return rc;
@@ -253,9 +274,14 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
     Batch own;
     EvalProbe *b = &own.p;
     LossProg *lp = NULL;
+    float *buf = NULL; /* (B, C): d loss / d z with the family's fed terms (probe_dz) */
     int rc = batch_init(&own, family, PRE_B, C, 1.0f, 0.0f, PROBE_SEED + 1, err);
     if (rc) return rc;
     if ((rc = lossprog_new(e, family, b->B, b->C, b->D, &lp, err))) goto done;
+    if (!(buf = malloc(sizeof(float) * (size_t)b->B * b->C))) {
+        rc = ld_err(err, LD_ENOMEM, "probe: out of memory");
+        goto done;
+    }
     /* Direct optimisation of the outputs means something where the outputs alone decide the
      * metric: class logits (accuracy) or predictions without the family's own batch terms (mse). */
     unsigned in = lang_vocab(family).inputs;
@@ -264,7 +290,7 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
          * logit on generated rows (a generator's loss), or raises it on real rows and lowers it on
          * generated ones (a discriminator's) */
         double v[3 * PRE_B + 1], g = 0, dr = 0, dg = 0;
-        if (b->B > PRE_B || gan_grads(lp, b, v) != LD_OK) {
+        if (b->B > PRE_B || gan_grads(lp, b, v, NULL, NULL) != LD_OK) {
             rc = ld_err(err, LD_EFAILED, "the loss or its gradient is not finite on the probe batch");
             goto done;
         }
@@ -317,7 +343,7 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
         /* a step of fixed RMS size along the negative gradient */
         int emb = (in & LIN_EMB) != 0;
         float *x = emb ? b->emb : b->z;
-        const float *g = emb ? out.demb : out.dz;
+        const float *g = emb ? out.demb : probe_dz(b, &out, buf);
         int nx = emb ? ne : nz;
         double ss = 0;
         for (int k = 0; k < nx; k++) ss += (double)g[k] * g[k];
@@ -344,6 +370,7 @@ int eval_precheck(const Expr *e, int family, int C, char *err) {
                         m0, m1);
     }
 done:
+    free(buf);
     lossprog_free(lp);
     batch_free(&own);
     return rc;

@@ -315,7 +315,8 @@ int eval_run_traced(const Task *task, const Expr *loss, const EvalOpts *opt, Eva
     int rc = expr_check(loss, task->family, err); /* the family's vocabulary first, then the task's */
     if (rc == LD_OK && f->check_loss) rc = f->check_loss(task, loss, err);
     if (rc == LD_OK) rc = lossprog_new(loss, task->family, B, C, D, &lp, err);
-    TrainLoss tl = {.fn = lossprog_fn, .ctx = lp, .use_l2 = has_term(loss, TERM_L2), .terms = term_bits(loss)};
+    TrainLoss tl = {.fn = lossprog_fn, .ctx = lp, .use_l2 = has_term(loss, TERM_L2), .terms = term_bits(loss),
+                  .inputs = expr_inputs(loss)};
     if (rc == LD_OK) rc = train_run(task, &tl, opt, res, trace, err);
     lossprog_free(lp);
     return rc;

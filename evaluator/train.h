@@ -19,6 +19,8 @@ typedef struct TrainLoss {
     int use_l2; /* the loss reads the l2 term (the step may skip computing it otherwise) */
     uint32_t terms; /* bits TERM_*: the terms it reads (a family skips computing the others' inputs,
                        e.g. the generative family's perc) */
+    unsigned inputs; /* LIN_*: the inputs it reads (expr_inputs; a GAN trains its encoder only for a
+                        loss that reads the reconstruction inputs) */
 } TrainLoss;
 
 #define TRAIN_MAX_GROUPS 4

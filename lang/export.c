@@ -518,18 +518,30 @@ static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *c
     /* a GAN's loss: over the discriminator's logits, for one side (the family may provide other
      * inputs for its other model kinds: the loss's own variables and terms decide) */
     int gan = (in & LIN_GAN) && (!(in & ~LIN_GAN) || (expr_inputs(e) & LIN_GAN));
+    /* a GAN loss that also reads the reconstruction inputs (nsgan + 10*rec): x and xh follow */
+    int mix = gan && (in & LIN_AE) && (expr_inputs(e) & LIN_AE);
     if (gan) {
-        sb_printf(b, "def lossd_loss%s(dx, dgz, t=0.0, l2=0.0, side=\"generator\"):\n", fn);
+        sb_printf(b, "def lossd_loss%s(dx, dgz, %st=0.0, l2=0.0, side=\"generator\"%s):\n", fn,
+                  mix ? "x=None, xh=None, " : "", mix ? ", feat=None" : "");
         sb_printf(b, "    \"\"\"%s\n\n    GAN: dx the discriminator's logits on real samples (B), dgz on "
                      "generated samples G(z) (B);\n    side \"generator\" or \"discriminator\": the network "
-                     "this loss trains (gan, nsgan, wgan and hinge_gan\n    are that side's loss). Returns the "
+                     "this loss trains (gan, nsgan, wgan and hinge_gan\n    are that side's loss).%s Returns the "
                      "batch mean%s.\"\"\"\n",
-                  canon, torch ? " (differentiable)" : "");
+                  canon,
+                  mix ? "\n    x real rows (B, C) and xh their reconstructions G(E(x)) (B, C), paired row by row "
+                        "with\n    dx and dgz; feat the fixed feature network of perc (default: _digits_feat)."
+                      : "",
+                  torch ? " (differentiable)" : "");
         if (torch)
             sb_printf(b, "    t = torch.as_tensor(t, dtype=dgz.dtype)\n"
                          "    l2 = torch.as_tensor(l2, dtype=dgz.dtype)\n");
         else
             sb_printf(b, "    dx, dgz = (np.asarray(a, dtype=np.float64) for a in (dx, dgz))\n");
+        if (mix && torch) sb_printf(b, "    x = torch.as_tensor(x, dtype=xh.dtype)\n");
+        else if (mix)
+            sb_printf(b, "    x = np.asarray(x, dtype=np.float64)\n"
+                         "    xh = np.asarray(xh, dtype=np.float64)\n");
+        if (mix && uses_term(e, TERM_PERC)) sb_printf(b, "    feat = feat if feat is not None else _digits_feat()\n");
     } else if (in & LIN_CLASS) {
         sb_printf(b, "def lossd_loss%s(z, target, t=0.0, l2=0.0):\n", fn);
         sb_printf(b, "    \"\"\"%s\n\n    classification: z logits (B, C), target class indices (B); "

@@ -18,6 +18,7 @@
 
 #include "../evaluator/eval.h"
 #include "../evaluator/fixednet.h"
+#include "../evaluator/generative.h"
 #include "../evaluator/internal.h"
 #include "../lang/lossprog.h"
 
@@ -133,8 +134,8 @@ static void test_bad_losses(void **state) {
     } cases[] = {
         {0, "rec + 0.1*nsgan", "'nsgan' is not available for generative tasks with model.kind \"autoencoder\""},
         {0, "rec + dgz", "'dgz' is not available for generative tasks with model.kind \"autoencoder\""},
-        {1, "nsgan + 10*rec", "'rec' is not available for generative tasks with model.kind \"gan\""},
-        {1, "perc", "'perc' is not available for generative tasks with model.kind \"gan\""},
+        {1, "nsgan + 10*ce", "term 'ce' is not available for generative tasks"},
+        {1, "nsgan + y", "'y' is not available for generative tasks"},
         {1, "ce", "term 'ce' is not available for generative tasks"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -188,7 +189,7 @@ static void test_deterministic(void **state) {
     char err[LD_ERR_MAX];
     Task *t = load(GAN_TASK ", \"train\": {\"d_steps\": 2}}", err);
     assert_non_null(t);
-    Job a = {.t = t, .loss = "nsgan", .seed = 3, .steps = 60}, b = {.t = t, .loss = "hinge_gan + 0.01*dgz^2", .seed = 4, .steps = 60};
+    Job a = {.t = t, .loss = "nsgan", .seed = 3, .steps = 60}, b = {.t = t, .loss = "hinge_gan + 0.01*dgz^2 + rec + 0.1*perc", .seed = 4, .steps = 60};
     job_run(&a);
     job_run(&b);
     Job a2 = a, b2 = b;
@@ -199,7 +200,7 @@ static void test_deterministic(void **state) {
     pthread_join(th[1], NULL);
     printf("seed 3 nsgan: fid val %.6f test %.6f alone, %.6f %.6f in two threads\n", a.r.val, a.r.test, a2.r.val,
            a2.r.test);
-    printf("seed 4 hinge_gan + 0.01*dgz^2: fid val %.6f alone, %.6f in two threads\n", b.r.val, b2.r.val);
+    printf("seed 4 hinge_gan + 0.01*dgz^2 + rec + 0.1*perc: fid val %.6f alone, %.6f in two threads\n", b.r.val, b2.r.val);
     assert_true(a.r.ok && b.r.ok);
     assert_true(same_result(&a.r, &a2.r));
     assert_true(same_result(&b.r, &b2.r));
@@ -242,6 +243,11 @@ static void test_sides_and_terms(void **state) {
         {"{\"train\": \"discriminator\"}", "hinge_gan"},
         {"{\"train\": \"discriminator\", \"other\": \"wgan\", \"clip\": 0.05}", "wgan"},
         {"{\"train\": \"both\"}", "nsgan + 0.001*(dx^2 + dgz^2)"},
+        /* with reconstruction terms: the encoder trains with the generator */
+        {"{\"train\": \"generator\"}", "nsgan + 10*rec"},
+        {"{\"train\": \"generator\"}", "hinge_gan + bce_rec + 0.1*perc + 0.01*l2"},
+        {"{\"train\": \"both\"}", "nsgan + rec"},
+        {"{\"train\": \"discriminator\"}", "hinge_gan + 0.1*rec"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char json[512], err[LD_ERR_MAX];
@@ -387,12 +393,164 @@ static void test_probes(void **state) {
     for (int k = 0; k < 3; k++) free(s[k]);
 }
 
+/* ---- a GAN loss with reconstruction terms: the generator step's gradient (generator and
+ * encoder) against central differences, the discriminator held fixed (its learning rate 0) and
+ * the whole run state restored before each evaluation */
+
+static int lp_fn(void *ctx, const LossIn *in, LossOut *out) { return lossprog_run(ctx, in, out); }
+
+static uint32_t term_bits(const Expr *e) {
+    if (!e) return 0;
+    return (e->op == EOP_TERM ? 1u << e->id : 0) | term_bits(e->a) | term_bits(e->b);
+}
+
+typedef struct GanStep {
+    Task *t;
+    Expr *e;
+    LossProg *lp;
+    Trainer tr;
+    void *snap; /* the arena as setup left it */
+} GanStep;
+
+#define REC_SPEC                                                                                   \
+    "{\"family\": \"generative\", \"data\": \"builtin:digits\", \"model\": {\"kind\": \"gan\", \"noise\": 4, "  \
+    "\"hidden\": [12], \"activation\": \"tanh\"}, \"train\": {\"batch\": 5}}"
+
+static void gstep_open(GanStep *s, const char *spec, const char *loss) {
+    char err[LD_ERR_MAX];
+    memset(s, 0, sizeof *s);
+    s->t = load(spec, err);
+    if (!s->t) print_error("%s: %s\n", spec, err);
+    assert_non_null(s->t);
+    s->e = expr_parse(loss, err);
+    assert_non_null(s->e);
+    const EvalFamily *f = eval_family(FAM_GENERATIVE);
+    int B, C, D;
+    f->loss_shape(s->t, &B, &C, &D);
+    assert_int_equal(f->check_loss(s->t, s->e, err), LD_OK);
+    assert_int_equal(lossprog_new(s->e, FAM_GENERATIVE, B, C, D, &s->lp, err), LD_OK);
+    Trainer *tr = &s->tr;
+    tr->task = s->t;
+    tr->seed = 5;
+    tr->steps = 10;
+    tr->t = 0.25f;
+    tr->loss = (TrainLoss){.fn = lp_fn, .ctx = s->lp, .use_l2 = (term_bits(s->e) >> TERM_L2) & 1u,
+                           .terms = term_bits(s->e), .inputs = expr_inputs(s->e)};
+    tr->use_l2 = tr->loss.use_l2;
+    rng_seed(&tr->rng, 9);
+    size_t np = 0, need = f->run_bytes(s->t, &np);
+    need += 2 * (np * sizeof(float) + 64 * TRAIN_MAX_GROUPS) + 4096;
+    assert_int_equal(arena_init(&tr->arena, need), LD_OK);
+    if (f->setup(tr, err)) print_error("setup: %s\n", err);
+    assert_int_equal(tr->ngroups, 2);
+    tr->group[1].lr = 0; /* the discriminator's update leaves it as it is */
+    s->snap = malloc(tr->arena.cap);
+    memcpy(s->snap, tr->arena.base, tr->arena.cap);
+}
+
+static void gstep_close(GanStep *s) {
+    free(s->snap);
+    arena_free(&s->tr.arena);
+    lossprog_free(s->lp);
+    expr_free(s->e);
+    task_free(s->t);
+}
+
+/* The generator step from the saved state with parameter i of the generator's group moved by h. */
+static float gstep_at(GanStep *s, const LdRng *rng0, size_t i, float h) {
+    float l = NAN;
+    memcpy(s->tr.arena.base, s->snap, s->tr.arena.cap);
+    s->tr.group[0].params[i] += h;
+    s->tr.rng = *rng0;
+    assert_int_equal(eval_family(FAM_GENERATIVE)->step(&s->tr, &l), LD_OK);
+    return l;
+}
+
+static void test_rec_step_fd(void **state) {
+    (void)state;
+    static const char *const losses[] = {"nsgan + 10*rec", "hinge_gan + bce_rec + 0.1*perc + 0.01*l2",
+                                         "softplus(-dgz)*(1 + rec) + 0.5*perc"};
+    double worst = 0;
+    for (size_t q = 0; q < sizeof losses / sizeof *losses; q++) {
+        GanStep s;
+        gstep_open(&s, REC_SPEC, losses[q]);
+        TrainGroup *g = &s.tr.group[0];
+        LdRng rng0 = s.tr.rng;
+        gstep_at(&s, &rng0, 0, 0.0f);
+        float *grad = malloc(sizeof(float) * g->n);
+        memcpy(grad, g->grads, sizeof(float) * g->n);
+        /* the group holds the generator (noise 4 -> 12 -> 64) and then the encoder (64 -> 12 -> 4) */
+        size_t ngen = (4 * 12 + 12) + (12 * 64 + 64), nenc = (64 * 12 + 12) + (12 * 4 + 4);
+        if (g->n != ngen + nenc) print_error("generator group: %zu parameters, expected %zu\n", g->n, ngen + nenc);
+        assert_int_equal(g->n, ngen + nenc);
+        double enc_abs = 0;
+        for (size_t k = ngen; k < g->n; k++) enc_abs += fabs(grad[k]);
+        assert_true(enc_abs > 0); /* the reconstruction trains the encoder */
+        LdRng pick;
+        rng_seed(&pick, 31 + q);
+        for (int k = 0; k < 40; k++) {
+            /* half from the generator, half from the encoder */
+            size_t i = k % 2 ? ngen + rng_below(&pick, (uint32_t)nenc) : rng_below(&pick, (uint32_t)ngen);
+            float h = 3e-3f;
+            double up = gstep_at(&s, &rng0, i, h), down = gstep_at(&s, &rng0, i, -h);
+            double fd = (up - down) / (2 * h), d = fabs(fd - grad[i]) / fmax(0.05, fabs(grad[i]));
+            if (d > 3e-2)
+                print_error("%s: parameter %zu (%s): analytic %.6g, central difference %.6g\n", losses[q], i,
+                            i < ngen ? "generator" : "encoder", grad[i], fd);
+            assert_true(d <= 3e-2);
+            worst = fmax(worst, d);
+        }
+        free(grad);
+        gstep_close(&s);
+    }
+    printf("GAN + reconstruction generator step: 3 losses x 40 parameters (generator and encoder), worst scaled "
+           "difference to float32 central differences %.2g (tolerance 3e-2)\n", worst);
+}
+
+/* A GAN loss with reconstruction terms: its signature holds the reconstruction's gradient (so
+ * nsgan + 10*rec and nsgan are different candidates), and perc alone passes the pre-check (its
+ * gradient reaches xh through the fixed network). */
+static void test_rec_probes(void **state) {
+    (void)state;
+    int n = eval_signature_len(FAM_GENERATIVE, 64);
+    const char *sl[3] = {"nsgan", "nsgan + 10*rec", "nsgan + 10*perc"};
+    float *s[3];
+    for (int k = 0; k < 3; k++) {
+        char err[LD_ERR_MAX] = "";
+        s[k] = calloc((size_t)n, sizeof(float));
+        Expr *e = expr_parse(sl[k], err);
+        int rc = eval_signature(e, FAM_GENERATIVE, 64, s[k], n, err);
+        if (rc) print_error("signature %s: %s\n", sl[k], err);
+        assert_int_equal(rc, LD_OK);
+        expr_free(e);
+    }
+    double d01 = 0, d12 = 0;
+    for (int k = 0; k < n; k++) {
+        d01 += fabs(s[0][k] - s[1][k]);
+        d12 += fabs(s[1][k] - s[2][k]);
+    }
+    printf("signature L1 distance nsgan vs nsgan + 10*rec %.3f, nsgan + 10*rec vs nsgan + 10*perc %.3f\n", d01, d12);
+    assert_true(d01 > 0.1);
+    assert_true(d12 > 0.1);
+    for (int k = 0; k < 3; k++) free(s[k]);
+    static const char *const pass[] = {"perc", "nsgan + 10*rec", "nsgan + perc"};
+    for (size_t i = 0; i < sizeof pass / sizeof *pass; i++) {
+        char err[LD_ERR_MAX] = "";
+        Expr *e = expr_parse(pass[i], err);
+        int rc = eval_precheck(e, FAM_GENERATIVE, 64, err);
+        printf("precheck %-16s -> %s\n", pass[i], rc ? err : "passes");
+        assert_int_equal(rc, LD_OK);
+        expr_free(e);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_and_defaults), cmocka_unit_test(test_bad_specs),
         cmocka_unit_test(test_bad_losses),        cmocka_unit_test(test_frechet), cmocka_unit_test(test_frechet_floor),
         cmocka_unit_test(test_deterministic),     cmocka_unit_test(test_sides_and_terms),
         cmocka_unit_test(test_probes),            cmocka_unit_test(test_learns),
+        cmocka_unit_test(test_rec_step_fd),       cmocka_unit_test(test_rec_probes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
