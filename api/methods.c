@@ -417,7 +417,9 @@ static int metric_higher_better(const char *family, const char *metric) {
 }
 
 /* Parameters checked here, the rest (ranking, direction, spread, the baseline's row) is the
- * store's leaderboard (store_leaderboard). */
+ * store's leaderboard (store_leaderboard). A job's reply is kept as printed text (the store's
+ * memo of the job) until a write touches the job's candidates, evaluations or tasks: clients
+ * polling a leaderboard while workers train cost a lookup, not its queries and printing. */
 static int m_leaderboard(RpcCall *call, cJSON **result, char *err) {
     int rc = need_daemon(call, err);
     if (rc != RPC_OK) return rc;
@@ -431,6 +433,13 @@ static int m_leaderboard(RpcCall *call, cJSON **result, char *err) {
         return ld_err(err, RPC_INVALID_PARAMS, "params.k: must be 1..1000, got %lld", (long long)k);
     if (metric && !strcmp(metric, "fitness")) metric = NULL;
     StoreLbQuery q = {.family = family, .k = (int)k, .metric = metric};
+    char memo[128] = "";
+    if (!family) {
+        snprintf(memo, sizeof memo, "leaderboard.query k=%lld metric=%.80s", (long long)k,
+                 metric ? metric : "");
+        const char *text = store_memo_get(daemon_store(D(call)), rpc_param_int(call->params, "job_id", 0), memo);
+        if (text && (*result = cJSON_CreateRaw(text))) return RPC_OK;
+    }
     if (family) {
         if (family_parse(family) < 0)
             return ld_err(err, RPC_INVALID_PARAMS,
@@ -450,7 +459,15 @@ static int m_leaderboard(RpcCall *call, cJSON **result, char *err) {
     }
     if (q.family && metric) q.higher_better = metric_higher_better(q.family, metric);
     rc = store_leaderboard(daemon_store(D(call)), &q, result, err);
-    return rc == LD_OK ? RPC_OK : fail(rc);
+    if (rc != LD_OK) return fail(rc);
+    if (memo[0]) {
+        char *text = rpc_result_text(*result);
+        *result = text ? cJSON_CreateRaw(text) : NULL;
+        if (*result) store_memo_put(daemon_store(D(call)), q.job_id, memo, text);
+        free(text);
+        if (!*result) return ld_err(err, RPC_INTERNAL, "out of memory printing the leaderboard");
+    }
+    return RPC_OK;
 }
 
 /* ---- candidate.* ------------------------------------------------------------------------ */

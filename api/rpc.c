@@ -494,6 +494,16 @@ static char *finish_line(cJSON *obj, size_t *len) {
     return t;
 }
 
+char *rpc_result_text(cJSON *result) {
+    if (!result || exact_tree(result) != LD_OK) {
+        cJSON_Delete(result);
+        return NULL;
+    }
+    char *s = cJSON_PrintUnformatted(result);
+    cJSON_Delete(result);
+    return s;
+}
+
 /* id: a parsed id, a raw one (cJSON_Raw: the request's own text, echoed byte for byte) or NULL. */
 static cJSON *envelope(const cJSON *id) {
     cJSON *o = cJSON_CreateObject();

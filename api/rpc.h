@@ -149,6 +149,9 @@ size_t rpc_utf8_prefix(const char *s, size_t max);
 /* Owned reply lines ending in '\n'. id may be NULL (sent as null). */
 char *rpc_error_line(const cJSON *id, int code, const char *msg, size_t *len);
 char *rpc_result_line(const cJSON *id, cJSON *result, size_t *len); /* takes result */
+/* The text rpc_result_line prints for result (takes it; owned, NULL when out of memory): a
+ * handler that keeps a reply returns it later as cJSON_CreateRaw(text), printed byte for byte. */
+char *rpc_result_text(cJSON *result);
 /* A server notification {"jsonrpc":"2.0","method":method,"params":params}. Takes params. */
 char *rpc_notification_line(const char *method, cJSON *params, size_t *len);
 

@@ -18,7 +18,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_daemon import ROOT, Bench  # noqa: E402
+from bench_daemon import ROOT, Bench, schedstat  # noqa: E402
 
 KINDS = {
     "server.status": lambda rng, a: ("server.status", {}),
@@ -27,8 +27,11 @@ KINDS = {
 }
 
 
-def pipelined(sock, kind, a):
-    """a.clients connections, each sending a.batch requests of kind at once, for a.seconds."""
+def pipelined(sock, kind, a, pid):
+    """a.clients connections, each sending a.batch requests of kind at once, for a.seconds.
+    Also the loop thread's CPU time per request (schedstat of the daemon's main thread): on a
+    shared machine the requests per second follow the CPU share the loop gets, the CPU time
+    per request does not."""
     counts, errors = [0] * a.clients, [0] * a.clients
     stop = threading.Event()
 
@@ -61,6 +64,7 @@ def pipelined(sock, kind, a):
         s.close()
 
     th = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(a.clients)]
+    s0 = schedstat(pid)
     t0 = time.monotonic()
     for t in th:
         t.start()
@@ -69,8 +73,16 @@ def pipelined(sock, kind, a):
     for t in th:
         t.join(timeout=60)
     wall = time.monotonic() - t0
-    return {"kind": kind, "requests": sum(counts), "seconds": round(wall, 2),
-            "requests_per_s": round(sum(counts) / wall, 1), "errors": sum(errors)}
+    s1 = schedstat(pid)
+    n = sum(counts)
+    loop_cpu, loop_wait, workers = (s1[i] - s0[i] for i in range(3))
+    return {"kind": kind, "requests": n, "seconds": round(wall, 2),
+            "requests_per_s": round(n / wall, 1), "errors": sum(errors),
+            "loop_cpu_us_per_request": round(loop_cpu * 1e6 / n, 1) if n else None,
+            "requests_per_loop_cpu_s": round(n / loop_cpu, 1) if loop_cpu > 0 else None,
+            "loop_cpu_share": round(loop_cpu / wall, 3),
+            "loop_runqueue_wait_share": round(loop_wait / wall, 3),
+            "workers_cpu_share": round(workers / wall, 2)}
 
 
 def main():
@@ -104,16 +116,18 @@ def main():
         print("daemon pid %d" % b.proc.pid, flush=True)
         for kind in a.kinds.split(","):
             time.sleep(a.pause)
-            r = pipelined(sock, kind, a)
+            r = pipelined(sock, kind, a, b.proc.pid)
             r["workers_busy"] = c.call("server.status")["workers_busy"]
             out["kinds"].append(r)
         c.call("job.cancel", {"job_id": live})
     finally:
         b.cleanup()
-    print("%-20s %12s %8s %8s" % ("request", "requests/s", "errors", "busy"))
+    print("%-20s %12s %14s %10s %8s %8s" % ("request", "requests/s", "loop us/req",
+                                             "loop cpu", "workers", "errors"))
     for r in out["kinds"]:
-        print("%-20s %12.0f %8d %8d" % (r["kind"], r["requests_per_s"], r["errors"],
-                                         r["workers_busy"]))
+        print("%-20s %12.0f %14.1f %10.2f %8.2f %8d"
+              % (r["kind"], r["requests_per_s"], r["loop_cpu_us_per_request"] or 0,
+                 r["loop_cpu_share"], r["workers_cpu_share"], r["errors"]))
     print(json.dumps(out, separators=(",", ":")))
     return 1 if any(r["errors"] for r in out["kinds"]) else 0
 

@@ -1,6 +1,7 @@
 /* bench_store.c: fills a temporary database with 100,000 evaluations (200 jobs x 50 candidates x
  * 10 evaluations, one transaction per job) and times the two leaderboard queries (median and
- * p99 over repeated calls). Prints the query plans to stderr and one JSON line to stdout.
+ * p99 over repeated calls), then how many evaluations a second it stores with each commit
+ * synced, one per transaction and 8 or 64 to one (the daemon's group commits). Prints the query plans to stderr and one JSON line to stdout.
  * Usage: bench_store [--keep PATH] [jobs [queries]]   (defaults 200 and 200)
  * --keep PATH: build the database at PATH (which must not exist) and keep it, every job marked
  * "done" so that a daemon started on it serves the jobs without trying to resume them
@@ -45,6 +46,64 @@ static int die(const char *what, const char *err)
 {
     fprintf(stderr, "bench_store: %s: %s\n", what, err);
     return 1;
+}
+
+/* One stored evaluation as the daemon writes it: metric value v, a 20-point curve, 2 metrics. */
+static void fill_result(EvalResult *res, int fam, double v, int steps)
+{
+    memset(res, 0, sizeof *res);
+    res->ok = 1;
+    snprintf(res->metric, sizeof res->metric, "%s", fam ? "mse" : "accuracy");
+    res->val = v;
+    res->test = v + 0.01;
+    res->steps = steps;
+    res->wall_ms = 800;
+    res->final_loss = 0.3;
+    res->ncurve = 20;
+    for (int p = 0; p < 20; p++)
+        res->curve[p] = (EvalCurvePoint){.step = 10 * p, .loss = 1.0f / (float)(p + 1),
+                                         .val = (float)v};
+    res->nextra = 2;
+    snprintf(res->extra[0].name, sizeof res->extra[0].name, "%s", res->metric);
+    res->extra[0].val = v;
+    res->extra[0].test = v;
+    snprintf(res->extra[1].name, sizeof res->extra[1].name, "ece");
+    res->extra[1].val = 0.05;
+    res->extra[1].test = 0.06;
+}
+
+/* Group commits (the daemon's lossd serve --commit-ms): n evaluations of a new job written
+ * `per` to a transaction, each commit synced (synchronous = FULL, as the daemon runs).
+ * Returns evaluations per second, or -1 with err set. */
+static double commit_rate(Store *s, int64_t task_id, int per, int n, char *err)
+{
+    cJSON *spec = cJSON_CreateObject();
+    cJSON_AddNumberToObject(spec, "commit_bench", per);
+    StoreJobNew nj = {.spec = spec, .name = "commit-bench", .seed = 1, .budget_evals = n};
+    int64_t job = 0;
+    int rc = store_job_insert(s, &nj, &job, NULL, err);
+    cJSON_Delete(spec);
+    if (rc == LD_OK)
+        rc = store_candidate_put(s, job, 1, "ce", ld_hash64("ce", 2), 1, NULL, "init", NULL,
+                                 "classification", NULL, err);
+    if (rc != LD_OK)
+        return -1;
+    EvalResult res;
+    fill_result(&res, 0, 0.9, 200);
+    double t0 = ld_now_ms();
+    for (int i = 0; rc == LD_OK && i < n; i += per) {
+        rc = store_begin(s, err);
+        for (int k = i; rc == LD_OK && k < i + per && k < n; k++) {
+            StoreEvalKey key = {.job_id = job, .seq = k, .cand = 1, .task_id = task_id,
+                                .seed = (uint64_t)k, .steps = 200};
+            rc = store_eval_put(s, &key, &res, NULL, err);
+        }
+        if (rc == LD_OK)
+            rc = store_commit(s, err);
+        else
+            store_rollback(s);
+    }
+    return rc == LD_OK ? n / ((ld_now_ms() - t0) / 1000) : -1;
 }
 
 int main(int argc, char **argv)
@@ -119,25 +178,7 @@ int main(int argc, char **argv)
                 double v = fam ? 2.0 - quality + 0.1 * rng_uniform(&rng)
                                : 0.5 + 0.4 * quality + 0.05 * rng_uniform(&rng);
                 EvalResult res;
-                memset(&res, 0, sizeof res);
-                res.ok = 1;
-                snprintf(res.metric, sizeof res.metric, "%s", fam ? "mse" : "accuracy");
-                res.val = v;
-                res.test = v + 0.01;
-                res.steps = steps;
-                res.wall_ms = 800;
-                res.final_loss = 0.3;
-                res.ncurve = 20;
-                for (int p = 0; p < 20; p++)
-                    res.curve[p] = (EvalCurvePoint){.step = 10 * p, .loss = 1.0f / (float)(p + 1),
-                                                    .val = (float)v};
-                res.nextra = 2;
-                snprintf(res.extra[0].name, sizeof res.extra[0].name, "%s", res.metric);
-                res.extra[0].val = v;
-                res.extra[0].test = v;
-                snprintf(res.extra[1].name, sizeof res.extra[1].name, "ece");
-                res.extra[1].val = 0.05;
-                res.extra[1].test = 0.06;
+                fill_result(&res, fam, v, steps);
                 StoreEvalKey key = {.job_id = job, .seq = seq++, .cand = c,
                                     .task_id = task_id[task], .seed = seed, .steps = steps};
                 if (store_eval_put(s, &key, &res, NULL, err))
@@ -188,6 +229,13 @@ int main(int argc, char **argv)
         entries += cJSON_GetArraySize(lb);
         cJSON_Delete(lb);
     }
+    /* evaluations per second stored one per transaction, then 8 and 64 to one (not with
+     * --keep: the daemon's benches want the filled jobs only) */
+    static const int per[] = {1, 8, 64};
+    double rate[3] = {0, 0, 0};
+    for (int i = 0; !keep && i < 3; i++)
+        if ((rate[i] = commit_rate(s, task_id[0], per[i], per[i] == 1 ? 200 : 640, err)) < 0)
+            return die("group commits", err);
     int64_t bytes = 0;
     store_db_size(s, &bytes, err);
     if (keep) { /* finished jobs: a daemon on this database serves them and resumes none */
@@ -204,10 +252,12 @@ int main(int argc, char **argv)
            "\"fill_evals_per_s\":%.0f,\"db_bytes\":%lld,\"queries\":%d,"
            "\"leaderboard_job_ms\":{\"median\":%.3f,\"p99\":%.3f},"
            "\"leaderboard_family_ms\":{\"median\":%.3f,\"p99\":%.3f},"
-           "\"cpu_ms\":{\"job_median\":%.3f,\"family_median\":%.3f},\"entries\":%d}\n",
+           "\"cpu_ms\":{\"job_median\":%.3f,\"family_median\":%.3f},\"entries\":%d,"
+           "\"synced_evals_per_s\":{\"per_txn_1\":%.0f,\"per_txn_8\":%.0f,\"per_txn_64\":%.0f}}\n",
            (long long)nevals, njobs, fill_ms, nevals / (fill_ms / 1000), (long long)bytes, nq,
            quantile(tj, nq, 0.5), quantile(tj, nq, 0.99), quantile(tf, nq, 0.5),
-           quantile(tf, nq, 0.99), quantile(cj, nq, 0.5), quantile(cf, nq, 0.5), entries);
+           quantile(tf, nq, 0.99), quantile(cj, nq, 0.5), quantile(cf, nq, 0.5), entries, rate[0],
+           rate[1], rate[2]);
     free(tj);
     free(tf);
     free(cj);

@@ -17,6 +17,7 @@
 
 static void serve_usage(FILE *f) {
     fprintf(f, "usage: lossd serve [--socket PATH] [--db FILE] [--workers N] [--queue CONNINFO]\n"
+               "                   [--commit-ms MS]\n"
                "  --socket PATH  default $LOSSD_SOCKET, else $XDG_RUNTIME_DIR/lossd.sock, else /tmp/lossd-$UID.sock\n"
                "  --db FILE      default $XDG_DATA_HOME/lossd/lossd.db, else ~/.local/share/lossd/lossd.db\n"
                "  --workers N    evaluation threads (default: the number of cores); with --queue,\n"
@@ -24,7 +25,10 @@ static void serve_usage(FILE *f) {
                "  --queue CONNINFO  evaluate through a PostgreSQL queue (libpq conninfo or\n"
                "                 postgresql:// URI) by `lossd worker` processes\n"
                "                 on any host (docs/scale-out.md); keep passwords in ~/.pgpass,\n"
-               "                 $PGPASSFILE or a $PGSERVICE entry, never here\n");
+               "                 $PGPASSFILE or a $PGSERVICE entry, never here\n"
+               "  --commit-ms MS finished evaluations are stored in one transaction (one fsync) per\n"
+               "                 batch: at most 64 or what finished within MS (default 50; 0: one\n"
+               "                 transaction each); none counts or is reported before it is stored\n");
 }
 
 int serve_main(int argc, char **argv) {
@@ -37,7 +41,7 @@ int serve_main(int argc, char **argv) {
             return 0;
         }
         if (strcmp(a, "--socket") && strcmp(a, "--db") && strcmp(a, "--workers") &&
-            strcmp(a, "--queue")) {
+            strcmp(a, "--queue") && strcmp(a, "--commit-ms")) {
             fprintf(stderr, "lossd serve: unknown option '%s' (lossd serve --help)\n", a);
             return 2;
         }
@@ -57,6 +61,14 @@ int serve_main(int argc, char **argv) {
                 return 2;
             }
             cfg.workers = (int)n;
+        } else if (!strcmp(a, "--commit-ms")) {
+            char *end;
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || n < 0 || n > 10000) {
+                fprintf(stderr, "lossd serve: --commit-ms: expected 0..10000, got '%s'\n", argv[i]);
+                return 2;
+            }
+            cfg.commit_ms = n == 0 ? -1 : (int)n; /* 0: one transaction per evaluation */
         } else {
             fprintf(stderr, "lossd serve: unknown option '%s'\n", a);
             serve_usage(stderr);

@@ -37,6 +37,9 @@ typedef struct DaemonConfig {
     const DaemonWire *wire;  /* borrowed, outlives the daemon; NULL: no socket, no clients */
     const struct ExecutorMethods *executor; /* NULL: "threads" (executor.h) */
     const char *queue;       /* the executor's conninfo ("queue": lossd serve --queue) */
+    int commit_ms;           /* group commits: the longest a finished evaluation waits for its
+                              * batch's transaction (0: DAEMON_COMMIT_MS; < 0: one transaction
+                              * per evaluation); no client hears of it before */
 } DaemonConfig;
 
 /* Opens the store (taking its lock), binds the socket through the wire (refusing when a live

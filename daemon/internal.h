@@ -24,7 +24,17 @@ typedef struct JobLoad JobLoad; /* a stored job being loaded off the loop (jobs.
 int jobs_recover(Daemon *d, char *err); /* loads queued and running jobs at start-up */
 void jobs_pump(Daemon *d);              /* activates jobs, starts rounds, feeds the pool */
 void jobs_tick(Daemon *d);              /* once a second: wall-clock budgets */
-void jobs_on_done(void *ud, ExecItem *it); /* ExecDoneFn */
+/* A finished item joins the batch of results waiting for their commit (group commits: one
+ * transaction, one fsync, for up to DAEMON_BATCH_MAX results or what arrived within the
+ * daemon's commit_ms); a full batch is committed at once. Returns the items still waiting. */
+#define DAEMON_BATCH_MAX 64
+#define DAEMON_COMMIT_MS 50 /* lossd serve --commit-ms: the default */
+int jobs_on_done(Daemon *d, ExecItem *it);
+/* Commits the waiting results in one transaction, then lets them count (the job's evaluations,
+ * its round) and feeds the pool; when the commit fails nothing of them counts and their jobs
+ * stall (reloaded from the store, their works run again). Returns the results committed, -1
+ * when the commit failed. */
+int jobs_flush(Daemon *d);
 void jobs_on_dropped(Daemon *d, ExecItem *it); /* an item the pool never started; takes it */
 void jobs_shutdown(Daemon *d);          /* persists elapsed time of running jobs */
 void jobs_free_all(Daemon *d);
@@ -74,6 +84,11 @@ struct Daemon {
     int64_t evals_total; /* evaluations finished by this process */
     int loads;           /* jobs whose data is being parsed off the loop (jobs_parse_async) */
     JobLoad *loading;    /* stored jobs being loaded: recovered, resumed, retried */
+    ExecItem *batch, *batch_tail; /* finished items waiting for their commit (jobs_on_done) */
+    int nbatch;
+    int commit_ms;           /* the longest a result waits for its batch; 0: commit each one */
+    uv_timer_t commit_timer; /* armed while a batch waits */
+    int64_t commits, commit_results; /* batches committed and the results in them */
     int64_t db_bytes;    /* server.status's database size, measured at db_bytes_ms */
     double db_bytes_ms;
 

@@ -38,6 +38,7 @@ struct DJob {
     unsigned char *wstate;
     int cursor; /* first index that may still be W_PENDING */
     int ndone, inflight;
+    int batched; /* of the in-flight items, those finished and waiting for their commit */
 
     int64_t evals_done;
     double best_fitness;
@@ -1208,26 +1209,45 @@ void jobs_pump(Daemon *d) {
     d->pump_depth--;
 }
 
-void jobs_on_done(void *ud, ExecItem *it) {
-    Daemon *d = ud;
-    char err[LD_ERR_MAX];
+/* ---- results: group commits -------------------------------------------------------------- */
+
+/* Whether item it still belongs to j's open round (a cancel, a failure or a reload may have
+ * ended it since it was handed out). */
+static int item_current(const DJob *j, const ExecItem *it) {
+    return j && it->round == j->round && j->works && it->idx < j->nworks;
+}
+
+/* A finished item waits in d->batch until jobs_flush commits it with the others: nothing about
+ * it (the job's counts, the round's results) changes before its transaction committed, so a
+ * kill -9 loses only results no client heard of, and the restart runs their works again (the
+ * replay is deterministic). The batch is committed at once when it is full, when nothing else
+ * is in flight, when a run was stopped (a cancel or the shutdown: the client waits for it) or
+ * when a job's round can go on only after it (every work handed out and the rest of them
+ * waiting here): waiting longer would stall that job's search, not batch more results. */
+int jobs_on_done(Daemon *d, ExecItem *it) {
     DJob *j = job_find(d, it->work.job_id);
-    if (!j || it->round != j->round || !j->works || it->idx >= j->nworks) {
-        if (j) j->inflight--;
+    it->next = NULL;
+    if (d->batch_tail) d->batch_tail->next = it;
+    else d->batch = it;
+    d->batch_tail = it;
+    d->nbatch++;
+    if (j) j->batched++;
+    if (d->nbatch >= DAEMON_BATCH_MAX || it->out.status == WORK_CANCELLED ||
+        (d->pool && exec_pending(d->pool) == 0) ||
+        (item_current(j, it) && j->batched >= j->inflight && job_next_work(j) < 0))
+        jobs_flush(d);
+    return d->nbatch;
+}
+
+/* What a committed item changes: the job's counts and the round's results. */
+static void item_committed(Daemon *d, ExecItem *it, int inserted) {
+    DJob *j = job_find(d, it->work.job_id);
+    if (j) j->inflight--;
+    if (!item_current(j, it)) {
         exec_item_free(it);
         return;
     }
-    j->inflight--;
     const WorkItem *w = &j->works[it->idx];
-    int inserted = 0;
-    /* committed before anything reports it: a result that cannot be stored is not used */
-    if (round_book_outcome(&j->book, w, &it->out, &inserted, err) != LD_OK) {
-        daemon_log("job %lld: storing evaluation %lld: %s", (long long)j->id, (long long)w->seq, err);
-        exec_item_free(it);
-        job_stall(d, j, err);
-        jobs_pump(d);
-        return;
-    }
     if (it->out.status == WORK_CANCELLED) {
         /* stopped by the job's cancel or the shutdown: stored as "interrupted" (never a
          * failure, never a cached result), and the work is pending again (a restart runs it) */
@@ -1237,7 +1257,6 @@ void jobs_on_done(void *ud, ExecItem *it) {
         j->wstate[it->idx] = W_PENDING;
         if (it->idx < j->cursor) j->cursor = it->idx;
         exec_item_free(it);
-        jobs_pump(d);
         return;
     }
     if (inserted && it->out.status != WORK_REJECTED) j->evals_done++;
@@ -1249,7 +1268,53 @@ void jobs_on_done(void *ud, ExecItem *it) {
     if (j->ndone == j->nworks && j->inflight == 0 && !j->finished && !d->shutting_down &&
         (j->state == JOB_RUNNING || j->state == JOB_PAUSED))
         round_finish(d, j);
+}
+
+int jobs_flush(Daemon *d) {
+    char err[LD_ERR_MAX];
+    int inserted[DAEMON_BATCH_MAX], n = 0; /* jobs_on_done flushes a full batch */
+    ExecItem *list = d->batch;
+    d->batch = d->batch_tail = NULL;
+    d->nbatch = 0;
+    if (!list) return 0;
+    for (ExecItem *it = list; it; it = it->next) {
+        DJob *j = job_find(d, it->work.job_id);
+        if (j) j->batched = 0;
+    }
+    /* one transaction (one fsync) for the batch; a result that cannot be stored is not used */
+    int rc = store_begin(d->store, err);
+    for (ExecItem *it = list; rc == LD_OK && it; it = it->next, n++) {
+        DJob *j = job_find(d, it->work.job_id);
+        inserted[n] = 0;
+        if (item_current(j, it))
+            rc = round_book_outcome(&j->book, &j->works[it->idx], &it->out, &inserted[n], err);
+    }
+    if (rc == LD_OK) rc = daemon_commit(d, err);
+    else daemon_rollback(d);
+    if (rc == LD_OK) {
+        d->commits++;
+        d->commit_results += n;
+    }
+    n = 0;
+    while (list) {
+        ExecItem *it = list;
+        list = it->next;
+        it->next = NULL;
+        if (rc == LD_OK) {
+            item_committed(d, it, inserted[n++]);
+            continue;
+        }
+        DJob *j = job_find(d, it->work.job_id);
+        if (j) j->inflight--;
+        if (item_current(j, it)) {
+            daemon_log("job %lld: storing evaluation %lld: %s", (long long)j->id,
+                       (long long)j->works[it->idx].seq, err);
+            job_stall(d, j, err);
+        }
+        exec_item_free(it);
+    }
     jobs_pump(d);
+    return rc == LD_OK ? n : -1;
 }
 
 void jobs_on_dropped(Daemon *d, ExecItem *it) {
@@ -1371,6 +1436,13 @@ void jobs_shutdown(Daemon *d) {
 }
 
 void jobs_free_all(Daemon *d) {
+    while (d->batch) { /* never committed: the restart runs their works again */
+        ExecItem *it = d->batch;
+        d->batch = it->next;
+        exec_item_free(it);
+    }
+    d->batch_tail = NULL;
+    d->nbatch = 0;
     while (d->jobs) {
         DJob *j = d->jobs;
         d->jobs = j->next;

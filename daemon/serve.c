@@ -143,6 +143,7 @@ static void close_all_handles(Daemon *d);
 static void maybe_finish_shutdown(Daemon *d) {
     if (!d->shutting_down || d->exiting) return;
     if (d->pool && exec_pending(d->pool) > 0) return;
+    jobs_flush(d); /* the last results are stored before the jobs' progress */
     d->exiting = 1;
     d->exit_deadline_ms = ld_now_ms() + EXIT_GRACE_MS;
     jobs_shutdown(d);
@@ -179,10 +180,21 @@ static void on_signal(uv_signal_t *s, int signum) {
     daemon_request_shutdown(d);
 }
 
+static void on_commit_timer(uv_timer_t *t) {
+    Daemon *d = t->data;
+    jobs_flush(d);
+    if (d->shutting_down) maybe_finish_shutdown(d);
+}
+
+/* A finished evaluation waits for its batch's commit at most commit_ms (none while shutting
+ * down: what finishes then is committed at once). */
 static void on_pool_done(void *ud, ExecItem *it) {
     Daemon *d = ud;
     count_eval(d);
-    jobs_on_done(d, it);
+    if (jobs_on_done(d, it) > 0 && (d->commit_ms <= 0 || d->shutting_down)) jobs_flush(d);
+    if (d->nbatch == 0) uv_timer_stop(&d->commit_timer);
+    else if (!uv_is_active((uv_handle_t *)&d->commit_timer))
+        uv_timer_start(&d->commit_timer, on_commit_timer, (uint64_t)d->commit_ms, 0);
     if (d->shutting_down) maybe_finish_shutdown(d);
 }
 
@@ -209,6 +221,8 @@ static void close_all_handles(Daemon *d) {
         d->handles_open = 0;
         uv_timer_stop(&d->timer);
         uv_close((uv_handle_t *)&d->timer, NULL);
+        uv_timer_stop(&d->commit_timer);
+        uv_close((uv_handle_t *)&d->commit_timer, NULL);
         uv_signal_stop(&d->sigterm);
         uv_close((uv_handle_t *)&d->sigterm, NULL);
         uv_signal_stop(&d->sigint);
@@ -251,6 +265,11 @@ cJSON *daemon_status(Daemon *d) {
     cJSON_AddNumberToObject(o, "submits_loading", d->loads);
     cJSON_AddNumberToObject(o, "evals_per_s", evals_per_s(d));
     cJSON_AddNumberToObject(o, "evaluations_total", (double)d->evals_total);
+    /* group commits: transactions that stored finished evaluations, those evaluations, and the
+     * finished ones waiting for their batch's commit (not counted anywhere yet) */
+    cJSON_AddNumberToObject(o, "result_commits", (double)d->commits);
+    cJSON_AddNumberToObject(o, "results_committed", (double)d->commit_results);
+    cJSON_AddNumberToObject(o, "results_waiting", d->nbatch);
     cJSON_AddStringToObject(o, "db_path", d->db_path);
     /* the size costs a query and a stat: a pipelining client asking status thousands of times
      * a second gets one that is at most DB_BYTES_MAX_AGE_MS old */
@@ -308,11 +327,6 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
     if (store_events_trim(d->store, DAEMON_EVENTS_KEEP, e0) != LD_OK) daemon_log("events: %s", e0);
     rc = socket_listen(d, err);
     if (rc != LD_OK) goto fail;
-    ExecConfig xc = {.loop = &d->loop, .workers = d->nworkers, .done = on_pool_done, .ud = d,
-                     .queue = cfg->queue};
-    rc = cfg->executor ? cfg->executor->open(&xc, &d->pool, err) : exec_open("threads", &xc, &d->pool, err);
-    if (rc != LD_OK) goto fail;
-
     uv_timer_init(&d->loop, &d->timer);
     d->timer.data = d;
     uv_signal_init(&d->loop, &d->sigterm);
@@ -323,6 +337,14 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     uv_signal_start(&d->sigint, on_signal, SIGINT);
     uv_timer_start(&d->timer, on_timer, 1000, 1000);
+    d->commit_ms = cfg->commit_ms == 0 ? DAEMON_COMMIT_MS : cfg->commit_ms < 0 ? 0 : cfg->commit_ms;
+    uv_timer_init(&d->loop, &d->commit_timer);
+    d->commit_timer.data = d;
+
+    ExecConfig xc = {.loop = &d->loop, .workers = d->nworkers, .done = on_pool_done, .ud = d,
+                     .queue = cfg->queue};
+    rc = cfg->executor ? cfg->executor->open(&xc, &d->pool, err) : exec_open("threads", &xc, &d->pool, err);
+    if (rc != LD_OK) goto fail;
 
     rc = jobs_recover(d, err);
     if (rc != LD_OK) goto fail;

@@ -186,6 +186,16 @@ enum {
     ST_COUNT
 };
 
+/* Text derived from one job's rows (store_memo_get): kept until a write touches the job. */
+#define STORE_GEN_SLOTS 1024 /* write counters, a job's at job_id % STORE_GEN_SLOTS */
+#define STORE_MEMO_SLOTS 256
+#define STORE_MEMO_TEXT_MAX (1 << 20)
+typedef struct StoreMemo {
+    int64_t job_id;
+    uint64_t gen; /* the job's write counter when the text was made */
+    char *key, *text;
+} StoreMemo;
+
 struct Store {
     sqlite3 *db;
     char *path;
@@ -197,7 +207,19 @@ struct Store {
     ino_t ino;
     uint64_t faults; /* storage failures so far (store_faults) */
     sqlite3_stmt *st[ST_COUNT];
+    /* Writes per job slot: raised before every write of a job's candidates, evaluations,
+     * tasks or the job's deletion (store_touch_), so a memo made before it no longer matches.
+     * Jobs sharing a slot only drop each other's memos more often. */
+    uint64_t gen[STORE_GEN_SLOTS];
+    StoreMemo memo[STORE_MEMO_SLOTS];
 };
+
+/* Marks job_id's derived texts (store_memo_get) out of date: called by every write that may
+ * change what its leaderboard shows. */
+static inline void store_touch_(Store *s, int64_t job_id)
+{
+    s->gen[(uint64_t)job_id % STORE_GEN_SLOTS]++;
+}
 
 /* Returns the cached statement id, reset and with bindings cleared, or NULL with err set
  * ("store: what: prepare: why"). */

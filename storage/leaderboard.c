@@ -329,7 +329,7 @@ int store_leaderboard(Store *s, const StoreLbQuery *q, cJSON **out, char *err) {
         i++;
     }
     if (!base && !q->metric && n >= k) {
-        rc = store_leaderboard_job(s, q->job_id, LB_ALL, &all, err);
+        rc = store_leaderboard_job_op(s, q->job_id, LB_ALL, "baseline", &all, err);
         if (rc != LD_OK) goto done;
         cJSON_ArrayForEach(e, all) {
             if (is_baseline(e)) {

@@ -804,6 +804,10 @@ void store_close(Store *s)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
+    for (int i = 0; i < STORE_MEMO_SLOTS; i++) {
+        free(s->memo[i].key);
+        free(s->memo[i].text);
+    }
     if (s->db) {
         if (!sqlite3_get_autocommit(s->db))
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -814,6 +818,46 @@ void store_close(Store *s)
     free(s->path);
     free(s->real);
     free(s);
+}
+
+/* ---- memos ------------------------------------------------------------------------------ */
+
+static StoreMemo *memo_slot(Store *s, int64_t job_id, const char *key)
+{
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)job_id; /* FNV-1a over the key */
+    for (const char *p = key; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return &s->memo[h % STORE_MEMO_SLOTS];
+}
+
+const char *store_memo_get(Store *s, int64_t job_id, const char *key)
+{
+    if (!s || !key)
+        return NULL;
+    StoreMemo *m = memo_slot(s, job_id, key);
+    if (!m->text || m->job_id != job_id || strcmp(m->key, key) ||
+        m->gen != s->gen[(uint64_t)job_id % STORE_GEN_SLOTS])
+        return NULL;
+    return m->text;
+}
+
+void store_memo_put(Store *s, int64_t job_id, const char *key, const char *text)
+{
+    if (!s || !key || !text || strlen(text) > STORE_MEMO_TEXT_MAX || s->txn)
+        return; /* inside a transaction the rows may still be rolled back */
+    StoreMemo *m = memo_slot(s, job_id, key);
+    char *k = strdup(key), *t = strdup(text);
+    if (!k || !t) { /* a memo is an optimisation: without memory there is none */
+        free(k);
+        free(t);
+        return;
+    }
+    free(m->key);
+    free(m->text);
+    m->job_id = job_id;
+    m->gen = s->gen[(uint64_t)job_id % STORE_GEN_SLOTS];
+    m->key = k;
+    m->text = t;
 }
 
 /* ---- transactions ----------------------------------------------------------------------- */
@@ -946,6 +990,7 @@ int store_job_delete(Store *s, int64_t job_id, char *err)
     int own = 0, rc;
     sqlite3_stmt *st;
     snprintf(what, sizeof what, "delete job %lld", (long long)job_id);
+    store_touch_(s, job_id);
     rc = store_wstmt_(s, ST_JOB_EVENTS_DELETE, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
@@ -1174,6 +1219,7 @@ int store_job_add_task(Store *s, int64_t job_id, int idx, int64_t task_id, int h
     int own = 0, rc;
     snprintf(what, sizeof what, "add task %lld to job %lld", (long long)task_id, (long long)job_id);
     sqlite3_stmt *st;
+    store_touch_(s, job_id);
     rc = store_wstmt_(s, ST_JOB_ADD_TASK, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;

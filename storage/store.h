@@ -249,6 +249,10 @@ int store_state_get(Store *s, int64_t job_id, int64_t *round, cJSON **state, cha
  * test_mean, test_std}]}: per task, over seeds, the "ok" evaluations at the highest fidelity that candidate
  * reached on it (std: sample standard deviation, 0 when n is 1). */
 int store_leaderboard_job(Store *s, int64_t job_id, int k, cJSON **out, char *err);
+/* The entries of store_leaderboard_job(s, job_id, k) whose op is op (e.g. "baseline"), with
+ * their ranks, without the cost of the others' per-task numbers. */
+int store_leaderboard_job_op(Store *s, int64_t job_id, int k, const char *op, cJSON **out,
+                             char *err);
 /* The best distinct expressions across all jobs on tasks of family (k <= 0: 10). Ranking
  * (docs/storage.md): for each task of the family, every expression's mean validation value (of
  * metric, or of each task's selection metric when metric is NULL; metric may be any metric the
@@ -260,6 +264,13 @@ int store_leaderboard_job(Store *s, int64_t job_id, int k, cJSON **out, char *er
  * val_mean, test_mean}. */
 int store_leaderboard_family(Store *s, const char *family, int k, const char *metric,
                              int higher_better, cJSON **out, char *err);
+/* A memo of text derived from one job's stored rows (the leaderboard.query reply): what
+ * store_memo_put kept for (job_id, key), or NULL once any write touched the job's candidates,
+ * evaluations or tasks, or deleted it, since (or when it was dropped for another: a few
+ * hundred are kept). Borrowed until the next store call. Nothing is kept while a transaction
+ * is open (its rows may still be rolled back). */
+const char *store_memo_get(Store *s, int64_t job_id, const char *key);
+void store_memo_put(Store *s, int64_t job_id, const char *key, const char *text);
 /* The leaderboard's semantics in one place (storage/leaderboard.c): what the RPC handler,
  * lossctl, the HTML report and the Python client show, computed here and nowhere else. */
 typedef struct StoreLbQuery {

@@ -55,6 +55,7 @@ int store_candidate_put(Store *s, int64_t job_id, int64_t cand, const char *expr
     if (!expr || !*expr)
         return ld_err(err, LD_EINVAL, "store: %s: empty expression", what);
     sqlite3_stmt *st;
+    store_touch_(s, job_id);
     rc = store_wstmt_(s, ST_CAND_INSERT, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
@@ -91,6 +92,7 @@ int store_candidate_set_rank(Store *s, int64_t job_id, int64_t cand, double fitn
     snprintf(what, sizeof what, "set fitness of candidate %lld of job %lld", (long long)cand,
              (long long)job_id);
     sqlite3_stmt *st;
+    store_touch_(s, job_id);
     rc = store_wstmt_(s, ST_CAND_FITNESS, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
@@ -115,6 +117,7 @@ int store_candidate_set_final(Store *s, int64_t job_id, int64_t cand, const cJSO
     snprintf(what, sizeof what, "set final comparison of candidate %lld of job %lld",
              (long long)cand, (long long)job_id);
     sqlite3_stmt *st;
+    store_touch_(s, job_id);
     rc = store_wstmt_(s, ST_CAND_SET_FINAL, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
@@ -299,6 +302,7 @@ int store_eval_put(Store *s, const StoreEvalKey *k, const EvalResult *r, int *in
         *inserted = 0;
     snprintf(what, sizeof what, "insert evaluation %lld of job %lld", (long long)k->seq,
              (long long)k->job_id);
+    store_touch_(s, k->job_id);
     rc = store_wbegin_(s, &own, what, err);
     if (rc != LD_OK)
         return rc;
@@ -678,7 +682,11 @@ static int cand_tasks(Store *s, int64_t cand_id, cJSON *tasks, const char *what,
     return rc;
 }
 
-int store_leaderboard_job(Store *s, int64_t job_id, int k, cJSON **out, char *err)
+/* The job's first k ranked candidates as entries, or, with only_op, only those of that op
+ * among them (each with its rank in the whole ranking): the per-task aggregates, the costly
+ * part, are read for the entries kept. */
+static int lb_job_entries(Store *s, int64_t job_id, int k, const char *only_op, cJSON **out,
+                          char *err)
 {
     char what[64];
     int src, rc = LD_OK, rank = 0;
@@ -693,6 +701,11 @@ int store_leaderboard_job(Store *s, int64_t job_id, int k, cJSON **out, char *er
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int(st, 2, k > 0 ? k : 10);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *op = (const char *)sqlite3_column_text(st, 5);
+        if (only_op && (!op || strcmp(op, only_op))) {
+            rank++;
+            continue;
+        }
         cJSON *e = cJSON_CreateObject();
         cJSON_AddItemToArray(arr, e);
         cJSON_AddNumberToObject(e, "rank", ++rank);
@@ -711,6 +724,17 @@ int store_leaderboard_job(Store *s, int64_t job_id, int k, cJSON **out, char *er
     }
     *out = arr;
     return LD_OK;
+}
+
+int store_leaderboard_job(Store *s, int64_t job_id, int k, cJSON **out, char *err)
+{
+    return lb_job_entries(s, job_id, k, NULL, out, err);
+}
+
+int store_leaderboard_job_op(Store *s, int64_t job_id, int k, const char *op, cJSON **out,
+                             char *err)
+{
+    return lb_job_entries(s, job_id, k, op, out, err);
 }
 
 /* The family ranking (docs/storage.md). SQL reads one row per (task, expression) at its highest

@@ -65,9 +65,9 @@ class Conn:
 
 
 class Daemon:
-    """lossd serve on a socket and database in dir, with extra environment."""
+    """lossd serve on a socket and database in dir, with extra environment and options."""
 
-    def __init__(self, d, db, env=None, tag="d"):
+    def __init__(self, d, db, env=None, tag="d", args=()):
         self.sock = os.path.join(d, tag + ".sock")
         self.db = db
         self.logpath = os.path.join(d, tag + ".log")
@@ -77,7 +77,7 @@ class Daemon:
         e.update(env or {})
         self.log = open(self.logpath, "a")
         self.p = subprocess.Popen([lib.LOSSD, "serve", "--socket", self.sock, "--db", db,
-                                   "--workers", "2"], stdout=self.log, stderr=subprocess.STDOUT,
+                                   "--workers", "2", *args], stdout=self.log, stderr=subprocess.STDOUT,
                                   env=e)
         self.c = None
         for _ in range(300):
