@@ -142,6 +142,15 @@ int stable_collapsed(const double *v, int n, int higher_better, int *which);
  * baseline's on the same seeds. */
 int stable_needs_more(const double *cand, const double *base, int n, int higher_better);
 
+/* The final selection ranks a finalist by the mean of its per-seed relative gains over the
+ * reference (the baseline or the best panel loss, paired by seed) less STABLE_LCB_SE standard
+ * errors of that mean: a gain within the noise of its own seeds does not outrank the reference
+ * (whose gain over itself is 0 on every seed), and of two finalists with the same mean the one
+ * steadier across seeds ranks first. */
+#define STABLE_LCB_SE 1.0
+/* That lower bound over d[0..n): mean - STABLE_LCB_SE * sd / sqrt(n) (the mean for n < 2). */
+double stable_lower_bound(const double *d, int n);
+
 /* The 95% confidence interval of the mean of the n paired differences d (positive: the candidate
  * is better) into [*lo, *hi], by Student's t; returns the verdict: "better" when the interval lies
  * above 0, "worse" below, "within noise" when it holds 0 (also for n < 2, interval NaN). */

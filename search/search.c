@@ -1062,9 +1062,10 @@ static int final_have(const Search *s, const Cand *c) {
 }
 
 /* The final selection (docs/jobs.md, "Final selection"): the fitness of a candidate the final
- * evaluation re-trained, as cand_fitness but on its final seeds (fresh seeds at the top level,
- * validation split), against the baseline, or with a panel the better of the baseline and the
- * best panel loss, on the same seeds. The candidates of the top level were chosen on the few
+ * evaluation re-trained, on its final seeds (fresh seeds at the top level, validation split):
+ * its relative gain over the baseline, or with a panel the better of the baseline and the best
+ * panel loss, seed by seed on the same seeds, as the lower bound of its mean
+ * (stable_lower_bound). The candidates of the top level were chosen on the few
  * seeds of that level, so their fitness there is biased up by the choosing; fresh seeds are not.
  * NaN when the final evaluation ran on holdout tasks (a check, never selection), or is not in. */
 static double final_fitness(const Search *s, const Cand *c) {
@@ -1076,22 +1077,22 @@ static double final_fitness(const Search *s, const Cand *c) {
     if (j->ntasks > j->nsel || nc == 0 || nb == 0) return NAN;
     int ns = nc < nb ? nc : nb;
     if (np > 0 && np < ns) ns = np;
-    double sum = 0;
+    double score[STABLE_MAX_SEEDS] = {0}; /* per seed: the mean over tasks of the relative gain */
     for (int t = 0; t < s->nfin_tasks; t++) {
         int hb = j->tasks[s->fin_task0 + t].higher_better;
-        double v[STABLE_MAX_SEEDS], m = 0, r = 0, rp = 0;
-        final_vals(s, c, t, v);
-        for (int k = 0; k < ns; k++) m += v[k] / ns; /* a failed run (NaN) scores the task -1 */
-        final_vals(s, b, t, v);
-        for (int k = 0; k < ns; k++) r += v[k] / ns;
+        double v[STABLE_MAX_SEEDS], bv[STABLE_MAX_SEEDS], pv[STABLE_MAX_SEEDS], r = 0, rp = 0;
+        final_vals(s, c, t, v); /* a failed run (NaN) scores its seed -1 */
+        final_vals(s, b, t, bv);
+        for (int k = 0; k < ns; k++) r += bv[k] / ns;
+        const double *ref = bv; /* the reference: the better of the two by its mean */
         if (np > 0) {
-            final_vals(s, p, t, v);
-            for (int k = 0; k < ns; k++) rp += v[k] / ns;
-            if (isfinite(rp) && (!isfinite(r) || (hb ? rp > r : rp < r))) r = rp;
+            final_vals(s, p, t, pv);
+            for (int k = 0; k < ns; k++) rp += pv[k] / ns;
+            if (isfinite(rp) && (!isfinite(r) || (hb ? rp > r : rp < r))) ref = pv;
         }
-        sum += task_score(m, r, hb);
+        for (int k = 0; k < ns; k++) score[k] += task_score(v[k], ref[k], hb) / s->nfin_tasks;
     }
-    return sum / s->nfin_tasks - j->parsimony * c->size;
+    return stable_lower_bound(score, ns) - j->parsimony * c->size;
 }
 
 /* Brings done, fitness and the population up to date with the results stored so far. */

@@ -80,3 +80,10 @@ const char *stable_ci95(const double *d, int n, double *lo, double *hi) {
     *hi = m + half;
     return *lo > 0 ? "better" : *hi < 0 ? "worse" : "within noise";
 }
+
+double stable_lower_bound(const double *d, int n) {
+    double m, sd;
+    search_mean_sd(d, n, &m, &sd);
+    if (n < 2 || !isfinite(sd)) return m;
+    return m - STABLE_LCB_SE * sd / sqrt((double)n);
+}
