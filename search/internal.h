@@ -150,6 +150,9 @@ int stable_needs_more(const double *cand, const double *base, int n, int higher_
 #define STABLE_LCB_SE 1.0
 /* That lower bound over d[0..n): mean - STABLE_LCB_SE * sd / sqrt(n) (the mean for n < 2). */
 double stable_lower_bound(const double *d, int n);
+/* 1 when the gains d[0..n) are positive on average but their lower bound is not: a finalist
+ * that may beat the reference, within noise; the final re-evaluation gives it more seeds. */
+int stable_within_noise(const double *d, int n);
 
 /* The 95% confidence interval of the mean of the n paired differences d (positive: the candidate
  * is better) into [*lo, *hi], by Student's t; returns the verdict: "better" when the interval lies

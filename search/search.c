@@ -912,28 +912,34 @@ static int final_vals(const Search *s, const Cand *c, int t, double *v) {
     return c->fin_n;
 }
 
+static int final_scores(const Search *s, const Cand *c, double *score);
+
 /* Once the final evaluation is in: final.seeds more seeds for each candidate whose seeds
- * collapsed or spread much more than the baseline's (stable_needs_more), and for the baseline
- * so that the comparison stays paired. */
+ * collapsed or spread much more than the baseline's (stable_needs_more), or whose gain over the
+ * reference is positive but within the noise of its seeds (stable_within_noise), and for the
+ * baseline and the best panel loss so that the comparison stays paired. */
 static void final_more_round(Search *s) {
     const SearchJob *j = s->job;
     Cand *b = &s->cands[s->baseline];
-    int top = j->nlevels - 1, any = 0;
+    int top = j->nlevels - 1, any = 0, pb = panel_best(s);
     s->c.final_more = 1;
     if (!b->fin || s->fin_cap <= j->final_seeds) return;
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < s->ncand; i++) {
             Cand *c = &s->cands[i];
             if (!c->fin || c->fin_n != j->final_seeds) continue;
-            int more = 0;
-            if (pass == 0 && i != s->baseline) {
+            int more = 0, ref = i == s->baseline || i == pb;
+            if (pass == 0 && !ref) {
                 for (int t = 0; t < s->nfin_tasks && !more; t++) {
                     double v[STABLE_MAX_SEEDS], bv[STABLE_MAX_SEEDS];
                     int n = final_vals(s, c, t, v);
                     final_vals(s, b, t, bv);
                     more = stable_needs_more(v, bv, n, j->tasks[s->fin_task0 + t].higher_better);
                 }
-            } else if (pass == 1 && i == s->baseline) {
+                double g[STABLE_MAX_SEEDS];
+                int ng = final_scores(s, c, g);
+                more |= ng > 0 && stable_within_noise(g, ng);
+            } else if (pass == 1 && ref) {
                 more = any;
             }
             if (!more) continue;
@@ -1068,16 +1074,18 @@ static int final_have(const Search *s, const Cand *c) {
  * (stable_lower_bound). The candidates of the top level were chosen on the few
  * seeds of that level, so their fitness there is biased up by the choosing; fresh seeds are not.
  * NaN when the final evaluation ran on holdout tasks (a check, never selection), or is not in. */
-static double final_fitness(const Search *s, const Cand *c) {
+/* The per-seed gains of c on the final seeds into score (see final_fitness); their count, 0
+ * when they are not in (or the final evaluation ran on holdout tasks). */
+static int final_scores(const Search *s, const Cand *c, double *score) {
     const SearchJob *j = s->job;
     const Cand *b = &s->cands[s->baseline];
     int pb = panel_best(s);
     const Cand *p = pb >= 0 && pb != s->baseline ? &s->cands[pb] : NULL;
     int nc = final_have(s, c), nb = final_have(s, b), np = p ? final_have(s, p) : 0;
-    if (j->ntasks > j->nsel || nc == 0 || nb == 0) return NAN;
+    if (j->ntasks > j->nsel || nc == 0 || nb == 0) return 0;
     int ns = nc < nb ? nc : nb;
     if (np > 0 && np < ns) ns = np;
-    double score[STABLE_MAX_SEEDS] = {0}; /* per seed: the mean over tasks of the relative gain */
+    for (int k = 0; k < ns; k++) score[k] = 0; /* per seed: the mean over tasks of the gain */
     for (int t = 0; t < s->nfin_tasks; t++) {
         int hb = j->tasks[s->fin_task0 + t].higher_better;
         double v[STABLE_MAX_SEEDS], bv[STABLE_MAX_SEEDS], pv[STABLE_MAX_SEEDS], r = 0, rp = 0;
@@ -1092,7 +1100,13 @@ static double final_fitness(const Search *s, const Cand *c) {
         }
         for (int k = 0; k < ns; k++) score[k] += task_score(v[k], ref[k], hb) / s->nfin_tasks;
     }
-    return stable_lower_bound(score, ns) - j->parsimony * c->size;
+    return ns;
+}
+
+static double final_fitness(const Search *s, const Cand *c) {
+    double score[STABLE_MAX_SEEDS];
+    int ns = final_scores(s, c, score);
+    return ns ? stable_lower_bound(score, ns) - s->job->parsimony * c->size : NAN;
 }
 
 /* Brings done, fitness and the population up to date with the results stored so far. */

@@ -87,3 +87,9 @@ double stable_lower_bound(const double *d, int n) {
     if (n < 2 || !isfinite(sd)) return m;
     return m - STABLE_LCB_SE * sd / sqrt((double)n);
 }
+
+int stable_within_noise(const double *d, int n) {
+    double m, sd;
+    search_mean_sd(d, n, &m, &sd);
+    return m > 0 && !(stable_lower_bound(d, n) > 0);
+}

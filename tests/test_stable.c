@@ -275,8 +275,9 @@ static void test_final_selection(void **state) {
 }
 
 /* The final selection's lower bound: a finalist whose mean gain on its final seeds is positive
- * but within the noise of those seeds (hinge under g_noisy) ranks below the reference, here the
- * panel loss poly1(1); ranked by the mean gain alone it would lead. */
+ * but within the noise of those seeds (hinge under g_noisy) gets added seeds (and the baseline
+ * and the panel loss with it) and ranks below the reference, here the panel loss poly1(1);
+ * ranked by the mean gain alone it would lead. */
 static void test_noisy_finalist(void **state) {
     (void)state;
     const double steady[4] = {0.01, 0.012, 0.011, 0.009}, noisy[4] = {0.12, -0.06, 0.12, -0.06};
@@ -284,6 +285,10 @@ static void test_noisy_finalist(void **state) {
     if (fabs(low - want) > 1e-6) fail_msg("lower bound of the steady gains %g, want %g", low, want);
     if (!(stable_lower_bound(noisy, 4) < 0)) fail_msg("noisy gains: lower bound %g", stable_lower_bound(noisy, 4));
     assert_true(stable_lower_bound(noisy, 1) == 0.12);
+    assert_int_equal(stable_within_noise(noisy, 4), 1);
+    assert_int_equal(stable_within_noise(steady, 4), 0);
+    const double worse[3] = {-0.01, -0.02, -0.015};
+    assert_int_equal(stable_within_noise(worse, 3), 0);
     SearchJob *job = parse_job(
         "{\"tasks\":[\"builtin:digits\"],\"population\":10,\"children\":5,"
         "\"space\":{\"terms\":[\"ce\",\"hinge\",\"smooth\"]},"
@@ -308,6 +313,10 @@ static void test_noisy_finalist(void **state) {
         double f = cJSON_GetObjectItem(e, "fitness")->valuedouble;
         const cJSON *fin = cJSON_GetObjectItem(e, "final");
         if (!strcmp(expr, "poly1(1)")) rank_ref = r;
+        /* a gain within noise calls for final.seeds more seeds, for the reference losses too */
+        int nseeds = fin ? cJSON_GetObjectItem(fin, "seeds")->valueint : 0;
+        if ((strstr(expr, "hinge") || !strcmp(expr, "ce") || !strcmp(expr, "poly1(1)")) && fin && nseeds != 8)
+            fail_msg("%s: %d final seeds, want 4 + 4 added", expr, nseeds);
         if (!fin || !strstr(expr, "hinge")) continue;
         noisy_finalists++;
         double mean = cJSON_GetObjectItem(cJSON_GetObjectItem(fin, "vs_panel"), "mean_diff")->valuedouble;
