@@ -229,15 +229,25 @@ static void see_phase(const WorkItem *w, int n) {
     cJSON_Delete(st);
 }
 
+/* A search of the final-selection tests on digits (60 evaluations, 4 final seeds for the top 3);
+ * extra: more job keys, each with a leading comma. */
+static Search *small_search(const char *extra, SearchJob **job) {
+    char text[1024], err[LD_ERR_MAX] = "";
+    snprintf(text, sizeof text,
+             "{\"tasks\":[\"builtin:digits\"],\"population\":10,\"children\":5,"
+             "\"budget\":{\"evaluations\":60},\"fidelity\":{\"steps\":[50,200],\"promote\":0.5},"
+             "\"seeds\":1,\"final\":{\"top\":3,\"seeds\":4},\"seed\":11%s}", extra);
+    *job = parse_job(text);
+    Search *a = search_new(*job, NULL, 0, err);
+    if (!a) fail_msg("search_new: %s", err);
+    return a;
+}
+
 static void test_final_selection(void **state) {
     (void)state;
-    SearchJob *job = parse_job(
-        "{\"tasks\":[\"builtin:digits\"],\"population\":10,\"children\":5,"
-        "\"budget\":{\"evaluations\":60},\"fidelity\":{\"steps\":[50,200],\"promote\":0.5},"
-        "\"seeds\":1,\"final\":{\"top\":3,\"seeds\":4},\"seed\":11,\"baseline\":\"ce\"}");
+    SearchJob *job;
+    Search *a = small_search(",\"baseline\":\"ce\"", &job);
     char err[LD_ERR_MAX] = "";
-    Search *a = search_new(job, NULL, 0, err);
-    assert_non_null(a);
     g_lucky = 1;
     g_search = a;
     drive_with(a, 300, see_phase);
@@ -289,14 +299,8 @@ static void test_noisy_finalist(void **state) {
     assert_int_equal(stable_within_noise(steady, 4), 0);
     const double worse[3] = {-0.01, -0.02, -0.015};
     assert_int_equal(stable_within_noise(worse, 3), 0);
-    SearchJob *job = parse_job(
-        "{\"tasks\":[\"builtin:digits\"],\"population\":10,\"children\":5,"
-        "\"space\":{\"terms\":[\"ce\",\"hinge\",\"smooth\"]},"
-        "\"budget\":{\"evaluations\":60},\"fidelity\":{\"steps\":[50,200],\"promote\":0.5},"
-        "\"seeds\":1,\"final\":{\"top\":3,\"seeds\":4},\"seed\":11,\"baseline\":[\"ce\",\"poly1(1)\"]}");
-    char err[LD_ERR_MAX] = "";
-    Search *a = search_new(job, NULL, 0, err);
-    assert_non_null(a);
+    SearchJob *job;
+    Search *a = small_search(",\"space\":{\"terms\":[\"ce\",\"hinge\",\"smooth\"]},\"baseline\":[\"ce\",\"poly1(1)\"]", &job);
     memset(g_noisy_expr, 0, sizeof g_noisy_expr);
     memset(g_noisy_runs, 0, sizeof g_noisy_runs);
     g_noisy = 1;
