@@ -76,6 +76,18 @@ cJSON *work_item_json(const WorkItem *w) {
     cJSON_AddNumberToObject(o, "precheck_outputs", w->precheck_outputs);
     cJSON_AddStringToObject(o, "precision", w->precision);
     cJSON_AddStringToObject(o, "expr", w->expr);
+    if (w->nstop > 0) {
+        cJSON *st = cJSON_AddObjectToObject(o, "stop");
+        cJSON_AddNumberToObject(st, "points", w->stop_points);
+        cJSON_AddBoolToObject(st, "higher", w->stop_higher);
+        cJSON *bar = cJSON_AddArrayToObject(st, "bar");
+        for (int i = 0; i < w->nstop && i < EVAL_CURVE_MAX; i++) {
+            char b[32];
+            if (!isfinite(w->stop_bar[i])) snprintf(b, sizeof b, "null");
+            else snprintf(b, sizeof b, "%.9g", w->stop_bar[i]);
+            cJSON_AddItemToArray(bar, cJSON_CreateRaw(b));
+        }
+    }
     return o;
 }
 
@@ -86,6 +98,7 @@ cJSON *work_outcome_json(const WorkOutcome *o) {
     add_real(j, "job_id", (double)o->job_id);
     add_real(j, "seq", (double)o->seq);
     cJSON_AddStringToObject(j, "status", work_status_name(o->status));
+    if (r->stopped) cJSON_AddTrueToObject(j, "stopped");
     cJSON_AddStringToObject(j, "error", r->error);
     cJSON_AddStringToObject(j, "metric", r->metric);
     add_real(j, "val", r->val);
@@ -182,6 +195,21 @@ int work_item_from_json(const cJSON *j, WorkItem *out, char *err) {
     w.precheck_outputs = (int)v;
     TRY(get_str(j, "precision", w.precision, sizeof w.precision, err));
     TRY(get_str(j, "expr", w.expr, sizeof w.expr, err));
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "stop"), *b;
+    if (st) {
+        const cJSON *bar = cJSON_GetObjectItemCaseSensitive(st, "bar");
+        if (!cJSON_IsObject(st) || !cJSON_IsArray(bar) || cJSON_GetArraySize(bar) > EVAL_CURVE_MAX)
+            return ld_err(err, LD_EINVAL, "stop: expected {points, higher, bar: at most %d numbers}",
+                          EVAL_CURVE_MAX);
+        TRY(get_int(st, "points", 1, EVAL_CURVE_MAX, &v, err));
+        w.stop_points = (int)v;
+        w.stop_higher = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(st, "higher"));
+        cJSON_ArrayForEach(b, bar) {
+            if (!cJSON_IsNumber(b) && !cJSON_IsNull(b))
+                return ld_err(err, LD_EINVAL, "stop.bar[%d]: expected a number or null", w.nstop);
+            w.stop_bar[w.nstop++] = cJSON_IsNumber(b) ? (float)b->valuedouble : NAN;
+        }
+    }
     *out = w;
     return LD_OK;
 }
@@ -206,6 +234,7 @@ int work_outcome_from_json(const cJSON *j, WorkOutcome *out, char *err) {
         goto done;
     }
     r->ok = o->status == WORK_OK;
+    r->stopped = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "stopped"));
     if ((rc = get_str(j, "error", r->error, sizeof r->error, err)) != LD_OK) goto done;
     if ((rc = get_str(j, "metric", r->metric, sizeof r->metric, err)) != LD_OK) goto done;
     if ((rc = get_num(j, "val", &r->val, err)) != LD_OK) goto done;

@@ -42,6 +42,8 @@ typedef struct EvalResult {
     int ncurve;
     EvalCurvePoint curve[EVAL_CURVE_MAX];
     int cancelled; /* 1: stopped through EvalOpts.cancel (ok is 0, error "cancelled at step N") */
+    int stopped;   /* 1: stopped early by the work's stop bar (WorkItem.stop_bar): ok is 0, error
+                      "stopped early at step N: ...", steps the steps run */
     int nextra; /* every metric of the family, e.g. accuracy, balanced_accuracy, macro_f1, ece */
     EvalMetric extra[EVAL_EXTRA_MAX];
 } EvalResult;
@@ -59,6 +61,12 @@ typedef struct WorkItem {
     int precheck;        /* 1: run the pre-check first; a loss failing it is not trained */
     int precheck_outputs; /* model outputs the pre-check probes with (the job's first task's) */
     char precision[WORK_PRECISION_MAX]; /* "" : the family's default (fp32) */
+    /* Early stopping (docs/jobs.md, "Fewer wasted trainings"): stop_bar[i] is the bar at the
+     * run's curve point i (NaN: no check there). The run stops, failed with res.stopped, once
+     * its validation value is worse than the bar (stop_higher: higher is better) at stop_points
+     * consecutive points. nstop 0: never stops early. */
+    int nstop, stop_points, stop_higher;
+    float stop_bar[EVAL_CURVE_MAX];
     char expr[WORK_EXPR_MAX];           /* canonical expression text */
 } WorkItem;
 

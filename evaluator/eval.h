@@ -53,7 +53,18 @@ typedef struct EvalOpts {
      * shutdown): every family's loop reads it once per training step (well under 100 ms of
      * work on every built-in task), and a stopped run ends with res->cancelled = 1. */
     const volatile int *cancel;
+    /* Early stopping (WorkItem.stop_bar): nstop bars, one per curve point (NaN: no check); the
+     * run stops, failed with res->stopped = 1, once its best validation value so far is worse
+     * than the bar at stop_points consecutive points. NULL / 0: never. Borrowed. */
+    const float *stop_bar;
+    int nstop, stop_points, stop_higher;
 } EvalOpts;
+
+/* The early-stopping rule at curve point i (0-based) with validation value val: updates *best
+ * (the run's best value so far; start it at NaN) and *run (consecutive points whose best so far
+ * was worse than the bar; start at 0) and returns 1 when the run stops there. A NaN bar or value
+ * neither counts nor resets. */
+int eval_stop_early(const EvalOpts *opt, int i, double val, double *best, int *run);
 
 /* Trains a fresh model on task under loss and fills res. Returns LD_OK whenever the run
  * happened, including runs that failed (res->ok = 0, res->error says why); LD_EINVAL with err

@@ -56,6 +56,16 @@ static int train_stop(EvalResult *res, const EvalOpts *opt, int step, double los
     return 0;
 }
 
+int eval_stop_early(const EvalOpts *opt, int i, double val, double *best, int *run) {
+    if (!opt || !opt->stop_bar || opt->stop_points < 1 || !isfinite(val)) return 0;
+    if (!isfinite(*best) || (opt->stop_higher ? val > *best : val < *best)) *best = val;
+    double bar = i >= 0 && i < opt->nstop ? opt->stop_bar[i] : NAN;
+    if (!isfinite(bar)) return 0;
+    int worse = opt->stop_higher ? *best < bar : *best > bar;
+    *run = worse ? *run + 1 : 0;
+    return *run >= opt->stop_points;
+}
+
 int train_group(Trainer *tr, float *params, float *grads, size_t n, const TrainSpec *ts, char *err) {
     if (tr->ngroups >= TRAIN_MAX_GROUPS)
         return ld_err(err, LD_EINVAL, "train: more than %d parameter groups", TRAIN_MAX_GROUPS);
@@ -248,7 +258,8 @@ int train_run(const Task *task, const TrainLoss *loss, const EvalOpts *opt, Eval
 
     int every = train_curve_every(opt, steps);
     double seg_loss = 0, first_loss = 0;
-    int seg_n = 0;
+    int seg_n = 0, behind = 0;
+    double best_val = NAN;
     res->ok = 1;
     for (int step = 0; step < steps; step++) {
         tr.step = step;
@@ -278,6 +289,15 @@ int train_run(const Task *task, const TrainLoss *loss, const EvalOpts *opt, Eval
             res->final_loss = cp->loss;
             seg_loss = 0;
             seg_n = 0;
+            if (step < steps - 1 && eval_stop_early(opt, res->ncurve - 1, cp->val, &best_val, &behind)) {
+                res->ok = 0;
+                res->stopped = 1;
+                res->val = res->test = NAN;
+                snprintf(res->error, sizeof res->error,
+                         "stopped early at step %d: best validation %g behind the reference's curve (bar %g)",
+                         step + 1, best_val, (double)opt->stop_bar[res->ncurve - 1]);
+                break;
+            }
         }
     }
     for (int i = 0; i < tr.ngroups && res->ok; i++)

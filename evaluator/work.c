@@ -33,7 +33,9 @@ void eval_work_cancel(const Task *task, const WorkItem *w, const volatile int *c
     out->job_id = w->job_id;
     out->seq = w->seq;
     out->res.val = out->res.test = out->res.final_loss = NAN;
-    EvalOpts o = {.seed = w->seed, .steps = w->steps, .curve_every = 0, .cancel = cancel};
+    EvalOpts o = {.seed = w->seed, .steps = w->steps, .curve_every = 0, .cancel = cancel,
+                  .stop_bar = w->nstop > 0 ? w->stop_bar : NULL, .nstop = w->nstop,
+                  .stop_points = w->stop_points, .stop_higher = w->stop_higher};
     if (eval_run(task, e, &o, &out->res, err) != LD_OK) {
         out->res.ok = 0;
         out->res.val = out->res.test = NAN;

@@ -49,6 +49,7 @@ struct SearchJob {
     double level_frac[JOB_MAX_LEVELS];
     int level_seeds[JOB_MAX_LEVELS];
     double promote;                   /* fraction of a level promoted to the next */
+    double stop_early;                /* fidelity.stop_early: the early-stopping margin (screen.c); 0: off */
     int final_top, final_seeds;       /* holdout re-evaluation */
     /* Final checks at the user's horizon (docs/jobs.md, "At your horizon"): after the final
      * re-evaluation its losses train again on fresh seeds under the user's recipe. hor[t] is
@@ -168,6 +169,23 @@ const char *stable_ci95(const double *d, int n, double *lo, double *hi);
 #define SCREEN_RUNG_MIN 8 /* no bar until this many were promoted from the level */
 /* The bar over fit[0..n) (reordered; non-finite values left out); -INFINITY when n is 0. */
 double screen_rung_bar(double *fit, int n);
+
+/* Early stopping inside a run (docs/jobs.md, "Fewer wasted trainings"), a median-stopping rule
+ * against the references: a candidate's run at fidelity level l stops once its best validation
+ * value so far is worse than the reference's running average up to the same curve point by more
+ * than fidelity.stop_early (a fraction of that average), at SCREEN_STOP_POINTS consecutive points
+ * from SCREEN_STOP_FROM of the run on. The reference at a point is the best of the baseline's and
+ * the panel losses' running averages on the same task, seed and level, from rounds already
+ * finished (never the round's own results: the bar depends only on what every worker count and
+ * restart sees alike). The run's last point is never checked. */
+#define SCREEN_STOP_MARGIN 0.2 /* fidelity.stop_early's default */
+#define SCREEN_STOP_FROM 0.3
+#define SCREEN_STOP_POINTS 2
+/* Fills bar[0..n) from the reference curves ref[r * EVAL_CURVE_MAX + i] (nref of them, each
+ * with npts[r] validation values; NaN: missing) and returns n, the points every reference has
+ * (0: no reference, no stopping). */
+int screen_stop_bar(const float *ref, const int *npts, int nref, double margin, int higher_better,
+                    float *bar);
 
 /* ---- the model-based tuner (tune.c) ---- */
 

@@ -319,6 +319,7 @@ static void set_defaults(SearchJob *j) {
     j->level_frac[0] = 0.25;
     j->level_frac[1] = 1.0;
     j->promote = 0.33;
+    j->stop_early = SCREEN_STOP_MARGIN;
     j->final_top = 3;
     j->final_seeds = 5;
     j->seed = 1;
@@ -332,7 +333,7 @@ static void set_defaults(SearchJob *j) {
 
 static void parse_fidelity(Problems *p, SearchJob *j, const cJSON *f) {
     if (!f) goto seeds;
-    unknown_keys(p, f, "fidelity", (const char *const[]){"steps", "fractions", "promote", NULL});
+    unknown_keys(p, f, "fidelity", (const char *const[]){"steps", "fractions", "promote", "stop_early", NULL});
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(f, "steps");
     const cJSON *fr = cJSON_GetObjectItemCaseSensitive(f, "fractions");
     if (st && fr) problem(p, "fidelity: give steps or fractions, not both");
@@ -369,6 +370,9 @@ static void parse_fidelity(Problems *p, SearchJob *j, const cJSON *f) {
         }
     }
     get_num(p, f, "promote", "fidelity", 0.01, 1.0, &j->promote);
+    const cJSON *se = cJSON_GetObjectItemCaseSensitive(f, "stop_early");
+    if (cJSON_IsFalse(se)) j->stop_early = 0;
+    else get_num(p, f, "stop_early", "fidelity", 0.0, 10.0, &j->stop_early);
 seeds:
     for (int i = 0; i < j->nlevels; i++) j->level_seeds[i] = i == j->nlevels - 1 ? j->seeds : 1;
 }
@@ -817,6 +821,7 @@ cJSON *job_json(const SearchJob *j) {
         cJSON_AddItemToArray(fl, cJSON_CreateNumber(j->level_steps[0] ? j->level_steps[i]
                                                                         : j->level_frac[i]));
     cJSON_AddNumberToObject(f, "promote", j->promote);
+    cJSON_AddNumberToObject(f, "stop_early", j->stop_early);
     cJSON *fi = cJSON_AddObjectToObject(o, "final");
     cJSON_AddNumberToObject(fi, "top", j->final_top);
     cJSON_AddNumberToObject(fi, "seeds", j->final_seeds);

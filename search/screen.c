@@ -1,6 +1,7 @@
 /* screen.c: fewer wasted trainings (docs/jobs.md, "Fewer wasted trainings"): the rung bar that
  * stops a candidate at a fidelity level when its result there is not as good as what the
- * candidates already promoted from that level had. Pure functions over fitness values. */
+ * candidates already promoted from that level had; and the bar a run's learning curve must stay
+ * above so as not to be stopped early. Pure functions over fitness values and curves. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -20,4 +21,26 @@ double screen_rung_bar(double *fit, int n) {
     double q = SCREEN_RUNG_QUANTILE * (m - 1); /* interpolated quantile */
     int lo = (int)floor(q);
     return lo + 1 < m ? fit[lo] + (q - lo) * (fit[lo + 1] - fit[lo]) : fit[lo];
+}
+
+int screen_stop_bar(const float *ref, const int *npts, int nref, double margin, int higher_better,
+                    float *bar) {
+    int n = 0; /* the points every reference has */
+    for (int r = 0; r < nref; r++)
+        if (npts[r] > 0 && (n == 0 || npts[r] < n)) n = npts[r] < EVAL_CURVE_MAX ? npts[r] : EVAL_CURVE_MAX;
+    if (n == 0 || !(margin > 0)) return 0;
+    double sum[JOB_MAX_PANEL + 1] = {0};
+    for (int i = 0; i < n; i++) {
+        double best = NAN; /* the best running average */
+        for (int r = 0; r < nref && r <= JOB_MAX_PANEL; r++) {
+            sum[r] += npts[r] > 0 ? ref[r * EVAL_CURVE_MAX + i] : NAN;
+            double v = sum[r] / (i + 1);
+            if (isfinite(v) && (!isfinite(best) || (higher_better ? v > best : v < best))) best = v;
+        }
+        int early = i + 1 < SCREEN_STOP_FROM * n || i == n - 1; /* too soon to tell, or the end */
+        bar[i] = early || !isfinite(best) ? NAN
+                                          : (float)(higher_better ? best - margin * fabs(best)
+                                                                  : best + margin * fabs(best));
+    }
+    return n;
 }

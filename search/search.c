@@ -24,6 +24,13 @@ typedef struct Res {
     uint8_t ok, have;
 } Res;
 
+/* A reference loss's learning curve (validation values at the run's curve points), for early
+ * stopping (screen_stop_bar). n 0: none. */
+typedef struct RefCurve {
+    int n;
+    float val[EVAL_CURVE_MAX];
+} RefCurve;
+
 typedef struct Cand {
     int64_t id;
     Expr *e;        /* canonical tree */
@@ -51,6 +58,7 @@ typedef struct Cand {
     int need_pre;   /* its level-0 works carry the pre-check */
     int has_t;      /* the expression uses t (never merged by signature) */
     char *source;   /* a proposal's source label (origin "proposed:<source>"), else NULL */
+    RefCurve *ref;  /* [level][task][seed] like res: the baseline's and panel losses' curves */
 } Cand;
 
 /* Everything a round changes besides candidates, copied at the start of each round so that a
@@ -75,6 +83,10 @@ typedef struct Ctr {
     int64_t to_base_cand, to_base_top_cand;
     int64_t proposed; /* proposals taken (search_propose calls), whatever their fate */
     int prop_accepted, prop_duplicates, prop_refused;
+    /* early stopping (screen.c): runs stopped, the steps they did not run, and the steps of the
+     * search phase's level runs (run or saved) */
+    int early_stopped;
+    int64_t early_saved, level_steps;
 } Ctr;
 
 typedef struct WorkRef {
@@ -224,6 +236,7 @@ static void cand_free(Cand *c) {
     free(c->fin);
     free(c->hor);
     free(c->sig);
+    free(c->ref);
 }
 
 static int uses_t(const Expr *e);
@@ -315,6 +328,48 @@ static int signature(const Search *s, const Expr *e, float *sig, char *err) {
 static Res *ref_res(Search *s, const WorkRef *w);
 static void apply_round(Search *s);
 
+/* 1 when candidate ci is a reference of early stopping: the baseline or a panel loss. */
+static int is_ref(const Search *s, int ci) {
+    if (ci == s->baseline) return 1;
+    for (int q = 0; q < s->npanel; q++)
+        if (s->panel[q] == ci) return 1;
+    return 0;
+}
+
+static size_t slot(const Search *s, int l, int task, int k) {
+    return ((size_t)l * s->job->nsel + (size_t)task) * (size_t)s->nseed_max + (size_t)k;
+}
+
+/* Keeps the learning curve of reference ci's run at (level l, task, seed k). */
+static void ref_record(Search *s, int ci, int l, int task, int k, const EvalResult *r) {
+    Cand *c = &s->cands[ci];
+    if (!is_ref(s, ci) || !r->ok || r->ncurve < 1) return;
+    if (!c->ref) c->ref = calloc((size_t)s->job->nlevels * (size_t)s->job->nsel * (size_t)s->nseed_max, sizeof *c->ref);
+    if (!c->ref) return; /* out of memory: no early stopping against it */
+    RefCurve *rc = &c->ref[slot(s, l, task, k)];
+    rc->n = r->ncurve < EVAL_CURVE_MAX ? r->ncurve : EVAL_CURVE_MAX;
+    for (int i = 0; i < rc->n; i++) rc->val[i] = r->curve[i].val;
+}
+
+/* Early stopping (screen.c): w's stop bar, for candidate ci's run at (level l, task, seed k),
+ * from the references' curves of earlier rounds on the same slot. */
+static void stop_bar(const Search *s, int ci, int l, int task, int k, WorkItem *w) {
+    float ref[(JOB_MAX_PANEL + 1) * EVAL_CURVE_MAX];
+    int npts[JOB_MAX_PANEL + 1], nref = 0;
+    if (!(s->job->stop_early > 0) || is_ref(s, ci)) return;
+    for (int q = -1; q < s->npanel; q++) {
+        const Cand *c = &s->cands[q < 0 ? s->baseline : s->panel[q]];
+        if (!c->ref || c->ref[slot(s, l, task, k)].n < 1) continue;
+        const RefCurve *rc = &c->ref[slot(s, l, task, k)];
+        memcpy(ref + nref * EVAL_CURVE_MAX, rc->val, (size_t)rc->n * sizeof *rc->val);
+        npts[nref++] = rc->n;
+    }
+    int hb = s->job->tasks[task].higher_better;
+    w->nstop = screen_stop_bar(ref, npts, nref, s->job->stop_early, hb, w->stop_bar);
+    w->stop_points = SCREEN_STOP_POINTS;
+    w->stop_higher = hb;
+}
+
 /* Returns 1 when the caller's lookup had the result (stored, no work made), else 0. */
 static int push_work(Search *s, int ci, int level, int task, int k, uint64_t seed, int steps) {
     if (s->lookup) {
@@ -335,6 +390,7 @@ static int push_work(Search *s, int ci, int level, int task, int k, uint64_t see
             x->val = r.ok ? r.val : NAN;
             x->test = r.ok ? r.test : NAN;
             x->have = 1;
+            if (level >= 0) ref_record(s, ci, level, task, k, &r);
             s->c.result_hits++;
             s->round_hits++;
             return 1;
@@ -361,6 +417,7 @@ static int push_work(Search *s, int ci, int level, int task, int k, uint64_t see
     w->task_hash = job_task(s->job, task)->hash;
     w->precheck = level == 0 && s->cands[ci].need_pre;
     w->precheck_outputs = s->C;
+    if (level >= 0) stop_bar(s, ci, level, task, k, w);
     s->refs[s->nworks] = (WorkRef){ci, level, task, k};
     s->nworks++;
     return 0;
@@ -1241,6 +1298,15 @@ int search_finish_round(Search *s, const WorkOutcome *outs, int n, char *err) {
         x->val = ok ? r->val : NAN;
         x->test = ok ? r->test : NAN;
         x->have = 1;
+        const WorkRef *wr = &s->refs[i];
+        if (wr->level >= 0 && o->status != WORK_REJECTED) {
+            ref_record(s, wr->cand, wr->level, wr->task, wr->k, r);
+            s->c.level_steps += s->works[i].steps;
+            if (r->stopped && o->status == WORK_FAILED) {
+                s->c.early_stopped++;
+                s->c.early_saved += s->works[i].steps - r->steps;
+            }
+        }
     }
     /* fitness is measured against the baseline: a baseline that failed every run of its first
      * level on a selection task leaves nothing to measure against, so the search ends there */
@@ -1844,6 +1910,11 @@ cJSON *search_stats(const Search *s) {
     cJSON_AddNumberToObject(o, "full_candidates", full);
     add_num(o, "filtered_share", s->c.generated > 0 ? 1.0 - (double)full / s->c.generated : NAN);
     cJSON_AddNumberToObject(o, "stopped_below_top", trained - full - 1); /* trained, less the baseline */
+    /* early stopping inside runs (screen.c): runs stopped, steps not run, their share of the
+     * search phase's level steps */
+    cJSON_AddNumberToObject(o, "early_stopped", s->c.early_stopped);
+    cJSON_AddNumberToObject(o, "early_stop_steps_saved", (double)s->c.early_saved);
+    add_num(o, "early_stop_saved_share", s->c.level_steps > 0 ? (double)s->c.early_saved / (double)s->c.level_steps : NAN);
     cJSON_AddNumberToObject(o, "rounds", s->c.round);
     cJSON_AddNumberToObject(o, "evals_to_baseline", s->c.to_base);
     cJSON_AddNumberToObject(o, "evals_to_baseline_cand", (double)s->c.to_base_cand);
@@ -1984,6 +2055,9 @@ cJSON *search_save(const Search *s) {
     cJSON_AddNumberToObject(ct, "to_base_top", c->to_base_top);
     cJSON_AddNumberToObject(ct, "to_base_cand", (double)c->to_base_cand);
     cJSON_AddNumberToObject(ct, "to_base_top_cand", (double)c->to_base_top_cand);
+    cJSON_AddNumberToObject(ct, "early_stopped", c->early_stopped);
+    cJSON_AddNumberToObject(ct, "early_saved", (double)c->early_saved);
+    cJSON_AddNumberToObject(ct, "level_steps", (double)c->level_steps);
     add_u64(o, "job_seed", j->seed);
     cJSON *cs = cJSON_AddArrayToObject(o, "cands");
     for (int i = 0; i < ncand; i++) {
@@ -2018,6 +2092,23 @@ cJSON *search_save(const Search *s) {
                 for (int k = 0; k < fin_n; k++)
                     cJSON_AddItemToArray(fs, res_json(&cd->fin[t * s->fin_cap + k]));
             if (fin_n != j->final_seeds) cJSON_AddNumberToObject(x, "fin_n", fin_n);
+        }
+        if (cd->ref) { /* early stopping's reference curves: [level, task, seed, [values]] */
+            cJSON *ra = cJSON_AddArrayToObject(x, "ref");
+            for (int l = 0; l <= sched; l++)
+                for (int t = 0; t < j->nsel; t++)
+                    for (int k = 0; k < lvl_seeds(s, l); k++) {
+                        const RefCurve *rc = &cd->ref[slot(s, l, t, k)];
+                        if (rc->n < 1) continue;
+                        cJSON *e = cJSON_CreateArray();
+                        cJSON_AddItemToArray(e, cJSON_CreateNumber(l));
+                        cJSON_AddItemToArray(e, cJSON_CreateNumber(t));
+                        cJSON_AddItemToArray(e, cJSON_CreateNumber(k));
+                        cJSON *va = cJSON_CreateArray();
+                        for (int q = 0; q < rc->n; q++) cJSON_AddItemToArray(va, exact_num(rc->val[q]));
+                        cJSON_AddItemToArray(e, va);
+                        cJSON_AddItemToArray(ra, e);
+                    }
         }
         if (cd->hor && c->horizon_issued) { /* mid-round of the horizon round: none yet */
             cJSON *hs = cJSON_AddArrayToObject(x, "hor");
@@ -2124,6 +2215,13 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
         s->c.to_base = s->c.to_base_top = -1;
         s->c.to_base_cand = s->c.to_base_top_cand = -1;
     }
+    int ok_es = 1; /* states saved before early stopping existed lack these: none */
+    const cJSON *es = cJSON_GetObjectItemCaseSensitive(ct, "early_saved");
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(ct, "level_steps");
+    s->c.early_stopped = get_i(ct, "early_stopped", &ok_es);
+    s->c.early_saved = cJSON_IsNumber(es) ? (int64_t)es->valuedouble : 0;
+    s->c.level_steps = cJSON_IsNumber(ls) ? (int64_t)ls->valuedouble : 0;
+    if (!ok_es) s->c.early_stopped = 0;
     if (!ok || s->c.phase < PH_SEARCH || s->c.phase > PH_DONE || s->c.round < 0 ||
         s->c.evals < 0 || s->c.seq < 0) {
         ld_err(err, LD_EINVAL, "search state: a counter or the rng is missing or out of range");
@@ -2200,6 +2298,26 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
             for (int t = 0; t < s->nfin_tasks; t++)
                 for (int k = 0; k < c->fin_n; k++, r = r->next)
                     res_from_json(r, &c->fin[t * s->fin_cap + k]);
+        }
+        const cJSON *ra = cJSON_GetObjectItemCaseSensitive(x, "ref"), *re;
+        cJSON_ArrayForEach(re, ra) {
+            int l = (int)exact_get(cJSON_GetArrayItem(re, 0)), t = (int)exact_get(cJSON_GetArrayItem(re, 1));
+            int k = (int)exact_get(cJSON_GetArrayItem(re, 2));
+            const cJSON *va = cJSON_GetArrayItem(re, 3);
+            int nv = cJSON_GetArraySize(va);
+            if (l < 0 || l > c->sched || t < 0 || t >= job->nsel || k < 0 || k >= lvl_seeds(s, l) ||
+                nv < 1 || nv > EVAL_CURVE_MAX) {
+                ld_err(err, LD_EINVAL, "search state: cands[%d]: bad reference curve", i);
+                goto fail;
+            }
+            if (!c->ref) c->ref = calloc((size_t)job->nlevels * (size_t)job->nsel * (size_t)s->nseed_max, sizeof *c->ref);
+            if (!c->ref) {
+                ld_err(err, LD_ENOMEM, "search state: out of memory");
+                goto fail;
+            }
+            RefCurve *rc = &c->ref[slot(s, l, t, k)];
+            rc->n = nv;
+            for (int q = 0; q < nv; q++) rc->val[q] = (float)exact_get(cJSON_GetArrayItem(va, q));
         }
         const cJSON *hs = cJSON_GetObjectItemCaseSensitive(x, "hor");
         if (cJSON_IsArray(hs)) {

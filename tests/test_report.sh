@@ -9,10 +9,11 @@ need_binaries
 
 SOCK="$TMP/r.sock"
 start_daemon "$SOCK" "$TMP/r.db" "$TMP/r.log" || { bad "daemon starts" "$(tail -5 "$TMP/r.log")"; finish; }
+# early stopping off: every entry then has a metric to compare across the formats
 cat >"$TMP/job.json" <<'JOB'
 {"name": "report <test>", "tasks": [{"data": "builtin:digits", "train": {"steps": 40}}],
  "holdout": ["builtin:wine"], "budget": {"evaluations": 30}, "population": 6, "children": 6,
- "seeds": 1, "fidelity": {"steps": [20, 40]}, "final": {"top": 2, "seeds": 3}, "seed": 3}
+ "seeds": 1, "fidelity": {"steps": [20, 40], "stop_early": 0}, "final": {"top": 2, "seeds": 3}, "seed": 3}
 JOB
 J=$(ctl submit "$TMP/job.json")
 ctl watch "$J" >/dev/null 2>&1

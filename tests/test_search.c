@@ -1,5 +1,5 @@
 /* test_search.c: the search engine: job validation, the typed grammar, canonical dedup,
- * determinism and save/restore, selection and successive halving.
+ * determinism and save/restore, selection and successive halving, early stopping inside a run.
  *
  * The engine tests use a FAKE evaluator: a cheap deterministic function of the expression text,
  * seed and steps stands in for eval_run. That is deliberate and only here: it makes the engine's
@@ -696,6 +696,224 @@ static void test_fuzz_job_and_state(void **state) {
     job_free(job);
 }
 
+/* ---- fewer wasted trainings: early stopping inside a run (search/screen.c, docs/jobs.md) ----
+ * The early-stopping bar built from fixed reference curves, the trainer's stopping decisions on
+ * fixed curves, and the engine with early stopping on: bars only from earlier rounds' reference
+ * curves, never on the references' own runs, stopped runs counted in the stats, and the same works
+ * byte for byte whatever order outcomes arrive in and after a restore. The engine test's fake run
+ * has a learning curve and honours the work's stop bar through the trainer's own rule. */
+
+#define NAN_BAR(x) (!isfinite(x))
+
+static void test_stop_bar_fixed_curves(void **state) {
+    (void)state;
+    /* two references of 10 points, higher is better: the bar is the better running average
+     * less 20% of it, from 30% of the run on, never at the last point */
+    float ref[2 * EVAL_CURVE_MAX], bar[EVAL_CURVE_MAX];
+    int npts[2] = {10, 10};
+    for (int i = 0; i < 10; i++) {
+        ref[i] = 0.5f + 0.04f * (float)i;               /* 0.50 .. 0.86 */
+        ref[EVAL_CURVE_MAX + i] = i < 5 ? 0.8f : 0.1f;  /* better early, then worse */
+    }
+    int n = screen_stop_bar(ref, npts, 2, 0.2, 1, bar);
+    assert_int_equal(n, 10);
+    for (int i = 0; i < 10; i++) {
+        double a = 0, b = 0;
+        for (int q = 0; q <= i; q++) {
+            a += ref[q];
+            b += ref[EVAL_CURVE_MAX + q];
+        }
+        a /= i + 1;
+        b /= i + 1;
+        double want = 0.8 * (a > b ? a : b);
+        if (i < 2 || i == 9) {
+            if (!NAN_BAR(bar[i])) fail_msg("point %d: bar %g, expected none (too early or the end)", i, bar[i]);
+        } else if (fabs(bar[i] - want) > 1e-6) {
+            fail_msg("point %d: bar %.6f, expected %.6f", i, bar[i], want);
+        }
+    }
+    /* lower is better: the smaller running average plus 20% */
+    float lo[EVAL_CURVE_MAX] = {4, 4, 2, 2, 2, 2, 2, 2, 2, 2};
+    int n1 = 10;
+    assert_int_equal(screen_stop_bar(lo, &n1, 1, 0.2, 0, bar), 10);
+    if (fabs(bar[2] - 1.2 * (10.0 / 3.0)) > 1e-5) fail_msg("lower-better bar[2] %g, expected %g", bar[2], 1.2 * 10.0 / 3.0);
+    /* references of different lengths: the points both have */
+    int mixed[2] = {10, 6};
+    assert_int_equal(screen_stop_bar(ref, mixed, 2, 0.2, 1, bar), 6);
+    /* no reference, or the margin off: no stopping */
+    int none = 0;
+    assert_int_equal(screen_stop_bar(ref, &none, 1, 0.2, 1, bar), 0);
+    assert_int_equal(screen_stop_bar(ref, npts, 2, 0.0, 1, bar), 0);
+}
+
+/* Runs eval_stop_early over curve v[0..n); returns the point it stopped at, or -1. */
+static int stops_at(const EvalOpts *o, const double *v, int n) {
+    double best = NAN;
+    int run = 0;
+    for (int i = 0; i < n; i++)
+        if (eval_stop_early(o, i, v[i], &best, &run)) return i;
+    return -1;
+}
+
+static void test_stop_rule_decisions(void **state) {
+    (void)state;
+    float bar[6] = {NAN, 0.5f, 0.5f, 0.5f, 0.5f, NAN};
+    EvalOpts o = {.stop_bar = bar, .nstop = 6, .stop_points = 2, .stop_higher = 1};
+    /* clearly behind: below the bar at points 1 and 2, stops at 2 */
+    double behind[6] = {0.1, 0.2, 0.3, 0.3, 0.3, 0.3};
+    assert_int_equal(stops_at(&o, behind, 6), 2);
+    /* once ahead, a later dip does not stop it: the best value so far is what counts */
+    double dip[6] = {0.1, 0.6, 0.1, 0.1, 0.1, 0.1};
+    assert_int_equal(stops_at(&o, dip, 6), -1);
+    /* one point behind, then ahead: two consecutive points are needed */
+    double late[6] = {0.1, 0.4, 0.55, 0.55, 0.55, 0.55};
+    assert_int_equal(stops_at(&o, late, 6), -1);
+    /* NaN values neither count nor reset */
+    double gap[6] = {0.1, 0.4, NAN, 0.45, 0.5, 0.5};
+    assert_int_equal(stops_at(&o, gap, 6), 3);
+    /* lower is better */
+    float lbar[4] = {NAN, 2.0f, 2.0f, NAN};
+    EvalOpts lo = {.stop_bar = lbar, .nstop = 4, .stop_points = 1, .stop_higher = 0};
+    double high[4] = {5, 3, 2.5, 2.5};
+    assert_int_equal(stops_at(&lo, high, 4), 1);
+    double fine[4] = {5, 1.9, 3, 3};
+    assert_int_equal(stops_at(&lo, fine, 4), -1);
+    /* no bar: never */
+    EvalOpts off = {0};
+    assert_int_equal(stops_at(&off, behind, 6), -1);
+}
+
+
+/* The fake run: a final value from the expression's hash (a fifth of the losses are poor), a
+ * curve of 10 points rising to it, stopped by the work's bar through eval_stop_early. */
+static void fake_run(const WorkItem *w, EvalResult *r) {
+    memset(r, 0, sizeof *r);
+    snprintf(r->metric, sizeof r->metric, "accuracy");
+    uint64_t h = ld_hash64(w->expr, strlen(w->expr));
+    double v = h % 5 == 0 ? 0.3 : 0.6 + (double)(h % 100) / 1000.0;
+    if (!strcmp(w->expr, "ce")) v = 0.62;
+    v += (double)(ld_mix64(h, w->seed) % 100) / 10000.0;
+    EvalOpts o = {.stop_bar = w->nstop ? w->stop_bar : NULL, .nstop = w->nstop,
+                  .stop_points = w->stop_points, .stop_higher = w->stop_higher};
+    double best = NAN;
+    int run = 0;
+    r->ok = 1;
+    for (int i = 0; i < 10; i++) {
+        EvalCurvePoint *p = &r->curve[r->ncurve++];
+        p->step = (i + 1) * w->steps / 10;
+        p->val = (float)(v * (0.6 + 0.4 * (i + 1) / 10.0));
+        r->steps = p->step;
+        if (i < 9 && eval_stop_early(&o, i, p->val, &best, &run)) {
+            r->ok = 0;
+            r->stopped = 1;
+            r->val = r->test = NAN;
+            snprintf(r->error, sizeof r->error, "stopped early at step %d", p->step);
+            return;
+        }
+    }
+    r->val = v;
+    r->test = v - 0.01;
+}
+
+typedef struct Seen {
+    int bars, ref_bars, first_round_bars, stopped;
+} Seen;
+
+/* One round with the fake run; outcomes handed back in reverse when reverse is set. */
+static int one_round(Search *s, int reverse, Seen *seen, int round) {
+    const WorkItem *w;
+    int n = search_round(s, &w);
+    if (n == 0) return 0;
+    WorkOutcome *out = calloc((size_t)n, sizeof *out);
+    for (int i = 0; i < n; i++) {
+        if (seen && w[i].nstop > 0) {
+            seen->bars++;
+            if (!strcmp(w[i].expr, "ce") || !strcmp(w[i].expr, "focal(2)")) seen->ref_bars++;
+            if (round == 0) seen->first_round_bars++;
+        }
+        int k = reverse ? n - 1 - i : i;
+        out[k].seq = w[i].seq;
+        fake_run(&w[i], &out[k].res);
+        out[k].status = out[k].res.ok ? WORK_OK : WORK_FAILED;
+        if (seen) seen->stopped += out[k].res.stopped;
+    }
+    char err[LD_ERR_MAX] = "";
+    int rc = search_finish_round(s, out, n, err);
+    free(out);
+    if (rc != LD_OK) fail_msg("finish_round: %s", err);
+    return n;
+}
+
+
+static const char *job_stop =
+    "{\"tasks\":[\"builtin:digits\"],\"baseline\":[\"ce\",\"focal(2)\"],\"population\":12,"
+    "\"children\":6,\"budget\":{\"evaluations\":150},\"fidelity\":{\"steps\":[50,200],"
+    "\"promote\":0.34},\"seeds\":2,\"final\":{\"top\":2,\"seeds\":3},\"seed\":3}";
+
+static void test_stop_in_engine(void **state) {
+    (void)state;
+    SearchJob *j = job_from(job_stop);
+    char err[LD_ERR_MAX] = "";
+    Search *a = search_new(j, NULL, 0, err), *b = search_new(j, NULL, 0, err);
+    assert_non_null(a);
+    assert_non_null(b);
+    Seen seen = {0};
+    int rounds = 0;
+    for (;; rounds++) {
+        const WorkItem *wa, *wb;
+        int na = search_round(a, &wa), nb = search_round(b, &wb);
+        if (na != nb) fail_msg("round %d: %d works vs %d", rounds, na, nb);
+        if (na == 0) break;
+        if (memcmp(wa, wb, (size_t)na * sizeof *wa) != 0)
+            fail_msg("round %d: the works (with their stop bars) differ between outcome orders", rounds);
+        if (rounds == 6) { /* save, restore, and the restored engine goes on with the same works */
+            cJSON *st = search_save(b);
+            Search *c = search_restore(j, st, err);
+            cJSON_Delete(st);
+            if (!c) fail_msg("restore: %s", err);
+            search_free(b);
+            b = c;
+            nb = search_round(b, &wb);
+            if (nb != na || memcmp(wa, wb, (size_t)na * sizeof *wa) != 0)
+                fail_msg("round %d after restore: the works differ", rounds);
+        }
+        one_round(a, 0, &seen, rounds);
+        one_round(b, 1, NULL, rounds);
+    }
+    printf("# %d rounds: %d works with a stop bar (%d on the references, %d in round 0), %d stopped; "
+           "stats early_stopped %g, steps saved %g, share %g\n",
+           rounds, seen.bars, seen.ref_bars, seen.first_round_bars, seen.stopped, stat(a, "early_stopped"),
+           stat(a, "early_stop_steps_saved"), stat(a, "early_stop_saved_share"));
+    assert_true(seen.bars > 0);
+    assert_int_equal(seen.ref_bars, 0);         /* the references always run to the end */
+    assert_int_equal(seen.first_round_bars, 0); /* no reference curve yet */
+    assert_true(seen.stopped > 0);
+    assert_int_equal((int)stat(a, "early_stopped"), seen.stopped);
+    assert_true(stat(a, "early_stop_steps_saved") > 0);
+    assert_true(stat(b, "early_stopped") == stat(a, "early_stopped"));
+    cJSON *la = search_leaderboard(a, 0), *lb = search_leaderboard(b, 0);
+    char *ta = cJSON_PrintUnformatted(la), *tb = cJSON_PrintUnformatted(lb);
+    if (strcmp(ta, tb)) fail_msg("leaderboards differ between outcome orders and a restore");
+    free(ta);
+    free(tb);
+    cJSON_Delete(la);
+    cJSON_Delete(lb);
+    search_free(a);
+    search_free(b);
+    job_free(j);
+
+    /* fidelity.stop_early 0 (or false): no bars at all */
+    SearchJob *j0 = job_from("{\"tasks\":[\"builtin:digits\"],\"baseline\":\"ce\",\"budget\":{\"evaluations\":60},"
+                             "\"fidelity\":{\"steps\":[50,200],\"stop_early\":false},\"seed\":3}");
+    Search *z = search_new(j0, NULL, 0, err);
+    Seen s0 = {0};
+    for (int r = 0; one_round(z, 0, &s0, r) > 0; r++) {}
+    assert_int_equal(s0.bars, 0);
+    assert_int_equal((int)stat(z, "early_stopped"), 0);
+    search_free(z);
+    job_free(j0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_job_every_problem_named),
@@ -709,6 +927,9 @@ int main(void) {
         cmocka_unit_test(test_student_p),
         cmocka_unit_test(test_result_lookup),
         cmocka_unit_test(test_fuzz_job_and_state),
+        cmocka_unit_test(test_stop_bar_fixed_curves),
+        cmocka_unit_test(test_stop_rule_decisions),
+        cmocka_unit_test(test_stop_in_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

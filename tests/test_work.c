@@ -34,6 +34,12 @@ static void test_item_round_trip(void **state) {
     w.precheck_outputs = 10;
     snprintf(w.precision, sizeof w.precision, "bf16");
     snprintf(w.expr, sizeof w.expr, "0.7*ce + 0.3*focal(2)");
+    w.nstop = 4; /* an early-stopping bar: NaN (no check) travels as null, floats exactly */
+    w.stop_points = 2;
+    w.stop_higher = 1;
+    w.stop_bar[0] = w.stop_bar[3] = NAN;
+    w.stop_bar[1] = 0.5f;
+    w.stop_bar[2] = 1.0f / 3.0f;
     char *t = text_of(work_item_json(&w));
     cJSON *j = cJSON_Parse(t);
     char err[LD_ERR_MAX] = "";
@@ -68,6 +74,7 @@ static void test_outcome_round_trip(void **state) {
         o.status = (WorkStatus)s;
         EvalResult *r = &o.res;
         r->ok = s == WORK_OK;
+        r->stopped = s == WORK_FAILED;
         snprintf(r->error, sizeof r->error, "%s", s == WORK_OK ? "" : "non-finite loss at step 37");
         snprintf(r->metric, sizeof r->metric, "accuracy");
         r->val = s == WORK_OK ? 0.1 + 0.2 : NAN; /* 0.30000000000000004 must survive */
@@ -89,6 +96,7 @@ static void test_outcome_round_trip(void **state) {
         cJSON_Delete(j);
         assert_int_equal(back.status, o.status);
         assert_int_equal(back.res.ok, o.res.ok);
+        assert_int_equal(back.res.stopped, o.res.stopped);
         assert_int_equal(back.seq, 123);
         assert_string_equal(back.res.error, o.res.error);
         if (s == WORK_OK) {
