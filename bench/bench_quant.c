@@ -4,13 +4,17 @@
  * the fp32 forward, the fp16/bf16/int8 forwards (int8 on both kernels), the int8 model simulated in float and the int8
  * build (min/max calibration over 1079 rows, the training split's size, then quantisation), the
  * best of several interleaved rounds each (the machine may be shared), and prints one JSON line
- * with the ratios to fp32.
+ * with the ratios to fp32. Then the whole evaluation (`lossd eval`'s eval_run: load excluded;
+ * training, the fp32 scoring and, at int8, the precision hook's build and second scoring) of
+ * digits with that model under ce at fp32 and at int8 (and int8 with qat), interleaved, the best
+ * round each, and their ratio: a second JSON line.
  * Usage: bench_quant [rounds [reps]]   (defaults 30 and 100) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../evaluator/internal.h"
 #include "../evaluator/quant.h"
 
 #define SPLIT 359 /* 20% of 1797 rows, as the digits tasks' val and test splits */
@@ -42,6 +46,51 @@ static float run(Bench *bn, int v) {
         return bn->qb.in[0].scale;
     default: return quant_mlp_forward(&bn->q[v], bn->split, SPLIT)[0];
     }
+}
+
+/* The whole evaluation at fp32, int8 and int8 with qat: best of rounds interleaved rounds of
+ * reps evaluations each, in ms; prints one JSON line. LD_OK or an error with err. */
+static int bench_eval(int rounds, int reps, char *err) {
+    static const char *const names[] = {"fp32", "int8", "int8_qat"};
+    static const char *const deploy[] = {"", ", \"deploy\": {\"precision\": \"int8\"}",
+                                         ", \"deploy\": {\"precision\": \"int8\", \"qat\": true}"};
+    enum { NE = 3 };
+    Task *t[NE] = {0};
+    double ms[NE], acc[NE];
+    int rc = LD_OK;
+    Expr *ce = expr_parse("ce", err);
+    if (!ce) return LD_EINVAL;
+    for (int k = 0; k < NE && rc == LD_OK; k++) {
+        char js[256];
+        snprintf(js, sizeof js, "{\"data\": \"builtin:digits\", \"model\": {\"hidden\": [64], \"activation\": "
+                 "\"relu\"}%s}", deploy[k]);
+        cJSON *spec = cJSON_Parse(js);
+        rc = spec ? task_load(spec, NULL, &t[k], err) : LD_ENOMEM;
+        cJSON_Delete(spec);
+        ms[k] = INFINITY;
+    }
+    for (int r = 0; r < rounds && rc == LD_OK; r++)
+        for (int k = 0; k < NE && rc == LD_OK; k++) {
+            double t0 = ld_now_ms();
+            for (int i = 0; i < reps && rc == LD_OK; i++) {
+                EvalOpts o = {.seed = 1};
+                EvalResult res;
+                rc = eval_run(t[k], ce, &o, &res, err);
+                if (rc == LD_OK && !res.ok) rc = ld_err(err, LD_EFAILED, "%s", res.error);
+                acc[k] = res.test;
+            }
+            double per = (ld_now_ms() - t0) / reps;
+            ms[k] = per < ms[k] ? per : ms[k];
+        }
+    if (rc == LD_OK) {
+        printf("{\"bench\": \"quant_eval\", \"task\": \"digits\", \"model\": \"64-64-10 relu\", \"loss\": \"ce\", "
+               "\"steps\": %d, \"rounds\": %d, \"reps\": %d", t[0]->train_spec.steps, rounds, reps);
+        for (int k = 0; k < NE; k++) printf(", \"eval_%s_ms\": %.3f, \"test_accuracy_%s\": %.4f", names[k], ms[k], names[k], acc[k]);
+        printf(", \"eval_int8_over_fp32\": %.3f, \"eval_int8_qat_over_fp32\": %.3f}\n", ms[1] / ms[0], ms[2] / ms[0]);
+    }
+    for (int k = 0; k < NE; k++) task_free(t[k]);
+    expr_free(ce);
+    return rc;
 }
 
 int main(int argc, char **argv) {
@@ -115,5 +164,10 @@ int main(int argc, char **argv) {
     arena_free(&bn.b);
     free(params);
     table_free(&t);
+    int erounds = rounds / 3 > 1 ? rounds / 3 : 1, ereps = reps / 20 > 1 ? reps / 20 : 1;
+    if (bench_eval(erounds, ereps, err) != LD_OK) {
+        fprintf(stderr, "bench_quant: %s\n", err);
+        return 1;
+    }
     return 0;
 }
