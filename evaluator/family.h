@@ -44,6 +44,17 @@ typedef struct EvalProbe {
     /* 0: the signature reads d loss / d z; else d loss / d var (B each, in VAR_ order) for each
      * VAR_ bit: the fed variables that depend on the family's model (rl: logp v td ent). */
     uint32_t sig_vars;
+    /* The sig_vars bits whose gradients reach a second parameter group with an optimiser of its
+     * own (rl: v and td reach the critic, logp and ent the policy); 0: one group. Adam's update
+     * does not change when a group's gradient is scaled, so the signature scales each group's
+     * block to unit length (unless the loss reads l2, which couples the groups): losses that
+     * differ only in the weight of one group's part (a2c + td2, a2c + 0.5*td2) share it. */
+    uint32_t sig_group2;
+    /* A fixed weight for each sig_vars row (0: 1). rl weights ent's by 100: an entropy bonus is
+     * about a hundredth of the policy term's gradient, so unweighted, a2c and a2c - 0.01*ent
+     * would lie within the search's merge threshold though they train differently. A fixed
+     * weight keeps losses that are equal up to a group's scale equal. */
+    float sig_w[VAR_COUNT];
     LossIn in;
     /* NULL, or adds the share of the per-sample terms the family feeds (in.sterm: the generative
      * family's perc) to d loss / d z: dz (B, C) holds o->dz on entry, o is a run on in. */

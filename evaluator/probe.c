@@ -59,6 +59,8 @@ int eval_probe_std(EvalProbe *b, unsigned in, int B, int C, float sd, float l2, 
         }
         /* the signature: d/d(logp v td ent), the fed variables that depend on the model */
         b->sig_vars = 1u << VAR_LOGP | 1u << VAR_V | 1u << VAR_TD | 1u << VAR_ENT;
+        b->sig_group2 = 1u << VAR_V | 1u << VAR_TD; /* the critic's; logp and ent are the policy's */
+        b->sig_w[VAR_ENT] = 100.0f;
     }
     int reg = (in & LIN_PRED) != 0;
     float own = (in & LIN_PHYS) ? 1.0f : 0.0f;
@@ -172,6 +174,23 @@ static int is_gan(const Expr *e, const EvalProbe *b) {
     return (expr_inputs(e) & LIN_GAN) && b->in.var[VAR_DX] && b->in.var[VAR_DGZ];
 }
 
+/* Scales the rows of vec (sig_vars' gradients, B each, in VAR_ order) of each parameter group
+ * (b->sig_group2's and the others) to unit length; a group the loss does not reach stays 0. */
+static void group_scale(double *vec, const EvalProbe *b) {
+    double norm[2] = {0, 0};
+    for (int pass = 0; pass < 2; pass++)
+        for (int v = 0, row = 0; v < VAR_COUNT; v++) {
+            if (!(b->sig_vars >> v & 1u)) continue;
+            int g = b->sig_group2 >> v & 1u;
+            for (int i = 0; i < b->B; i++) {
+                double *x = &vec[row * b->B + i];
+                if (pass == 0) norm[g] += *x * *x;
+                else if (norm[g] > 1e-60) *x /= sqrt(norm[g]);
+            }
+            row++;
+        }
+}
+
 int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *err) {
     Batch own = {0};
     const Batch *shared = probe_batch(family, C);
@@ -225,9 +244,11 @@ int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *er
         int row = 0;
         for (int v = 0; v < VAR_COUNT; v++) {
             if (!(b->sig_vars >> v & 1u)) continue;
-            for (int i = 0; i < b->B; i++) vec[row * b->B + i] = out.g_var[v] ? out.g_var[v][i] : 0.0;
+            double w = b->sig_w[v] > 0 ? b->sig_w[v] : 1.0;
+            for (int i = 0; i < b->B; i++) vec[row * b->B + i] = out.g_var[v] ? w * out.g_var[v][i] : 0.0;
             row++;
         }
+        if (b->sig_group2 && out.g_term[TERM_L2] == 0) group_scale(vec, b);
     } else {
         const float *dz = probe_dz(b, &out, buf);
         for (int k = 0; k < nz; k++) vec[k] = dz[k];

@@ -369,9 +369,19 @@ static void rl_score(Trainer *tr, EvalResult *res) {
     res->extra[1].val = res->extra[1].test = steps_to_threshold(r);
 }
 
-/* The textbook losses the search's first population tries. */
-static const char *const rl_known[] = {"reinforce - 0.01*ent + 0.5*td2", "a2c + 0.5*td2",
-                                       "a2c - 0.01*(1 - t)*ent + 0.5*td2", "reinforce", NULL};
+/* The losses the search's first population tries: textbook ones, then the directions that
+ * matter once the weight of each network's part does not (each has its own Adam, which a
+ * gradient's scale does not change; probe.c's signature merges such losses): the entropy weight
+ * and its schedule over t, and the advantage's transform (a soft and a hard clip, as PPO-style
+ * objectives bound it). The critic's term is written td2: its weight cannot matter. */
+static const char *const rl_known[] = {"reinforce - 0.01*ent + td2",
+                                       "a2c + td2",
+                                       "a2c - 0.03*ent + td2",
+                                       "a2c - 0.05*(1 - t)*ent + td2",
+                                       "-logp*tanh(adv) - 0.01*ent + td2",
+                                       "-logp*max(min(adv, 2), -2) - 0.01*ent + td2",
+                                       "reinforce",
+                                       NULL};
 
 const EvalFamily family_rl = {
     .name = "rl",

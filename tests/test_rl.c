@@ -233,11 +233,61 @@ static void test_gradients(void **state) {
     printf("worst relative maxdiff %.2e (tolerance 2e-3)\n", worst);
 }
 
+/* Each network has its own Adam, whose update does not change when its gradient is scaled: a
+ * loss trains exactly as another that differs only in the weight of the policy's part or of the
+ * critic's (equal returns to the digit), and the search's gradient signature says so (each
+ * group's block scaled to unit length), so the search does not spend evaluations on those
+ * weights. The entropy weight, which changes the policy's gradient direction, is not merged;
+ * nor are losses reading l2 (one weight decay couples the two networks). */
+static void test_group_scale(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    Task *t = load("{\"data\": \"builtin:cartpole\", \"rl\": {\"val_episodes\": 4, \"test_episodes\": 4}}", err);
+    assert_non_null(t);
+    static const char *const same[] = {"a2c - 0.01*ent + td2", "a2c - 0.01*ent + 0.5*td2", "a2c - 0.01*ent + 3*td2",
+                                       "2*a2c - 0.02*ent + td2"};
+    EvalResult r0 = run(t, same[0], 5, 60);
+    enum { N = 256 };
+    static float sig[6][N];
+    for (int i = 0; i < 4; i++) {
+        EvalResult r = run(t, same[i], 5, 60);
+        Expr *e = expr_parse(same[i], err);
+        assert_int_equal(eval_signature(e, FAM_RL, 1, sig[i], N, err), LD_OK);
+        expr_free(e);
+        double d = 0;
+        for (int k = 0; k < N; k++) d = fmax(d, fabs(sig[i][k] - sig[0][k]));
+        printf("%-26s val %.2f test %.2f (first: %.2f %.2f), signature max diff %.2g\n", same[i], r.val, r.test, r0.val,
+               r0.test, d);
+        assert_true(r.val == r0.val && r.test == r0.test);
+        assert_true(d < 1e-6);
+    }
+    static const char *const other[] = {"a2c - 0.012*ent + td2", "a2c + td2", "a2c - 0.01*ent + td2 + 0.01*l2",
+                                        "a2c - 0.01*ent + 0.5*td2 + 0.01*l2"};
+    for (int i = 0; i < 4; i++) {
+        Expr *e = expr_parse(other[i], err);
+        assert_int_equal(eval_signature(e, FAM_RL, 1, sig[4], N, err), LD_OK);
+        expr_free(e);
+        const float *o = i < 3 ? sig[0] : sig[5];
+        double ab = 0, aa = 0, bb = 0;
+        for (int k = 0; k < N; k++) {
+            ab += (double)sig[4][k] * o[k];
+            aa += (double)sig[4][k] * sig[4][k];
+            bb += (double)o[k] * o[k];
+        }
+        double cosine = ab / sqrt(aa * bb);
+        printf("%-34s signature cosine 1 - %.3g with %s\n", other[i], 1 - cosine, i < 3 ? same[0] : other[2]);
+        assert_true(cosine < 0.9999); /* search.c's SIG_COS: not merged */
+        memcpy(sig[5], sig[4], sizeof sig[5]);
+    }
+    task_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_and_defaults), cmocka_unit_test(test_bad_specs),
         cmocka_unit_test(test_deterministic),     cmocka_unit_test(test_vocabulary),
         cmocka_unit_test(test_gradients),         cmocka_unit_test(test_learns),
+        cmocka_unit_test(test_group_scale),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
