@@ -55,6 +55,8 @@ def main():
     ap.add_argument("--search-seeds", type=int, default=2)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--acrobot-seeds", type=int, default=5)
+    ap.add_argument("--final-top", type=int, default=3)
+    ap.add_argument("--final-seeds", type=int, default=2)
     args = ap.parse_args()
     lossd = os.path.join(args.bin, "lossd")
     tmp = tempfile.mkdtemp(prefix="rl_results.")
@@ -65,13 +67,15 @@ def main():
     job = os.path.join(tmp, "job.json")
     json.dump({"name": "cartpole-results", "tasks": ["cartpole.task.json"], "population": 8, "children": 6,
                "budget": {"evaluations": args.evals}, "seeds": args.search_seeds,
-               "final": {"top": 3, "seeds": 2}, "seed": 7}, open(job, "w"))
+               "final": {"top": args.final_top, "seeds": args.final_seeds}, "seed": 7}, open(job, "w"))
     rep = json.loads(subprocess.run([lossd, "search", job], capture_output=True, text=True, check=True,
                                     cwd=tmp).stdout)
     stats = rep.get("stats", rep)
     winner = stats.get("best_expr") or rep["leaderboard"][0]["expr"]
     print("search: %d evaluations on cartpole (%d seeds each, validation episodes), winner: %s (fitness %s)"
           % (args.evals, args.search_seeds, winner, stats.get("best_fitness")))
+    for i, row in enumerate(rep.get("leaderboard", [])[:6]):
+        print("  leaderboard %d: %s (fitness %s)" % (i + 1, row.get("expr"), row.get("fitness")))
     losses = [winner] + [b for b in BASELINES if b != winner]
     seeds = list(range(100, 100 + args.seeds))
     res = run_batch(lossd, cp, losses, seeds)

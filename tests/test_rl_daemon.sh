@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test_rl_daemon.sh: an rl job through the real daemon, tried as a new user would: lossctl
-# submits a short CartPole search (and an int8-deployed one), watch follows it to done, the
-# leaderboard ranks its candidates, show prints one, the PyTorch and NumPy exports are functions
-# of logp, ret, adv, v, td, ent that run and agree; an rl term in a classification job and an
-# unknown deploy precision are refused at submit with the reason.
+# submits a short CartPole search (and int8-deployed rl, contrastive and physics ones), watch
+# follows it to done, the leaderboard ranks its candidates, show prints one, the PyTorch and NumPy
+# exports are functions of logp, ret, adv, v, td, ent that run and agree; an rl term in a
+# classification job, an unknown deploy precision and qat on physics are refused at submit with
+# the reason.
 . "$(dirname "$0")/lib.sh" lossd_rl_daemon
 need_binaries
 SOCK="$TMP/s.sock"
@@ -100,6 +101,32 @@ out=$(ctl show "$J8:$C8")
 echo "$out" | grep -q "return_fp32"
 check "its evaluations carry the fp32 return beside the deployed one" $? "$out"
 
+# int8 deployment of a contrastive and a physics task (deployed at the trainer's one hook):
+# each job runs to done, and its evaluations carry the fp32 metric beside the deployed one
+cat >"$TMP/con8.task.json" <<'JSON'
+{"data": "builtin:digits", "family": "contrastive", "model": {"hidden": [32], "embed_dim": 16},
+ "train": {"batch": 32, "steps": 40}, "deploy": {"precision": "int8", "qat": true}}
+JSON
+cat >"$TMP/osc8.task.json" <<'JSON'
+{"data": "builtin:oscillator", "train": {"steps": 100}, "deploy": {"precision": "int8"}}
+JSON
+for k in con8:knn_accuracy_fp32 osc8:solution_error_fp32; do
+    task=${k%%:*} want=${k#*:}
+    cat >"$TMP/$task.job.json" <<JSON
+{"name": "$task", "tasks": ["$task.task.json"], "population": 3, "children": 2,
+ "budget": {"evaluations": 4}, "seeds": 1, "final": {"top": 1, "seeds": 2}, "seed": 3}
+JSON
+    JD=$(ctl submit "$TMP/$task.job.json")
+    out=$(ctl watch "$JD" 2>&1)
+    st=$?
+    [ $st = 0 ] && echo "$out" | tail -1 | grep -q "done"
+    check "an int8-deployed $task job runs to done" $? "exit $st: $(echo "$out" | tail -3)"
+    CD=$(ctl --json leaderboard "$JD" --top 1 | json 'd["entries"][0]["cand"]')
+    out=$(ctl show "$JD:$CD")
+    echo "$out" | grep -q "$want"
+    check "its evaluations carry $want beside the deployed metric" $? "$out"
+done
+
 # refusals at submit
 cat >"$TMP/bad.job.json" <<'JSON'
 {"name": "bad", "tasks": ["builtin:digits"], "seed_losses": ["ce + reinforce"], "budget": {"evaluations": 4}}
@@ -116,6 +143,14 @@ out=$(ctl submit "$TMP/bad8.job.json" 2>&1)
 st=$?
 [ $st != 0 ] && echo "$out" | grep -q 'int4'
 check "an unknown deploy precision is refused at submit" $? "exit $st: $out"
+cat >"$TMP/badq.task.json" <<'JSON'
+{"data": "builtin:oscillator", "deploy": {"precision": "int8", "qat": true}}
+JSON
+sed 's/cartpole.task.json/badq.task.json/' "$TMP/rl.job.json" >"$TMP/badq.job.json"
+out=$(ctl submit "$TMP/badq.job.json" 2>&1)
+st=$?
+[ $st != 0 ] && echo "$out" | grep -q 'the physics family has no quantisation-aware training'
+check "deploy.qat on a physics task is refused at submit, saying why" $? "exit $st: $out"
 
 stop_daemon
 finish
