@@ -5,9 +5,11 @@ disjoint from training and from the validation episodes the search selected on),
 seed against the textbook baselines `a2c - 0.01*ent + 0.5*td2` (the family's baseline) and
 `reinforce` (REINFORCE on the n-step return, no critic loss), then transferred unchanged to
 Acrobot-v1. Kept short on purpose (the machine is shared): one search of --evals evaluations
-(--search-seeds seeds each), --seeds fresh seeds per loss; about a minute on 2 cores.
+(--search-seeds seeds each, every one at the task's full 400 updates), --seeds fresh seeds per
+loss; 5-10 minutes on 2 shared cores.
 
-Usage: bench/rl_results.py [--bin DIR] [--evals N] [--search-seeds N] [--seeds N] [--acrobot-seeds N]
+Usage: bench/rl_results.py [--bin DIR] [--evals N] [--search-seeds N] [--final-top N] [--final-seeds N]
+                           [--seeds N] [--acrobot-seeds N]
 Prints the search's winner, a markdown table and the paired differences."""
 import argparse
 import json
@@ -51,12 +53,12 @@ def paired(res, a, b, seeds, key="test"):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.environ.get("LOSSD_BIN", os.path.join(ROOT, "bin")))
-    ap.add_argument("--evals", type=int, default=80)
-    ap.add_argument("--search-seeds", type=int, default=2)
+    ap.add_argument("--evals", type=int, default=120)
+    ap.add_argument("--search-seeds", type=int, default=3)
     ap.add_argument("--seeds", type=int, default=10)
-    ap.add_argument("--acrobot-seeds", type=int, default=5)
-    ap.add_argument("--final-top", type=int, default=3)
-    ap.add_argument("--final-seeds", type=int, default=2)
+    ap.add_argument("--acrobot-seeds", type=int, default=10)
+    ap.add_argument("--final-top", type=int, default=4)
+    ap.add_argument("--final-seeds", type=int, default=4)
     args = ap.parse_args()
     lossd = os.path.join(args.bin, "lossd")
     tmp = tempfile.mkdtemp(prefix="rl_results.")
@@ -67,7 +69,11 @@ def main():
     job = os.path.join(tmp, "job.json")
     json.dump({"name": "cartpole-results", "tasks": ["cartpole.task.json"], "population": 8, "children": 6,
                "budget": {"evaluations": args.evals}, "seeds": args.search_seeds,
-               "final": {"top": args.final_top, "seeds": args.final_seeds}, "seed": 7}, open(job, "w"))
+               "final": {"top": args.final_top, "seeds": args.final_seeds}, "seed": 7,
+               # one fidelity level: a policy after a quarter of its updates says little about
+               # the one after all of them (advantage clipping trails at 100 updates and leads at
+               # 400), so every candidate trains for the task's full 400 updates
+               "fidelity": {"fractions": [1.0]}}, open(job, "w"))
     rep = json.loads(subprocess.run([lossd, "search", job], capture_output=True, text=True, check=True,
                                     cwd=tmp).stdout)
     stats = rep.get("stats", rep)
