@@ -115,6 +115,9 @@
                     "AND e.seq > ?2 ORDER BY e.seq LIMIT ?3")                                     \
     X(EVALS_COUNT, "SELECT count(*) FROM evaluations WHERE job_id = ?1 "                          \
                    "AND status <> 'interrupted'")                                                  \
+    X(EVALS_COUNTED, "SELECT count(*) FROM evaluations WHERE job_id = ?1 "                      \
+                     "AND status <> 'interrupted' "                                                \
+                     "AND (error IS NULL OR substr(error, 1, length(?2)) <> ?2)")                \
     X(LB_JOB, "SELECT id, cand, expr, hash, size, op, family, fitness, parents, NULL, origin "  \
               "FROM candidates "                                                                   \
               "WHERE job_id = ?1 AND fitness IS NOT NULL ORDER BY tier DESC, fitness DESC, cand LIMIT ?2")  \

@@ -440,24 +440,21 @@ int store_outcome_get_seq(Store *s, int64_t job_id, int64_t seq, int *found, Wor
 
 int store_count_evals(Store *s, int64_t job_id, int64_t *n, char *err)
 {
-    cJSON *evs = NULL;
-    int rc = store_evals_for_job(s, job_id, -1, 0, &evs, err);
-    if (rc != LD_OK)
-        return rc;
-    size_t np = strlen(STORE_REJECTED_PREFIX);
+    /* one indexed count: a restart used to read every evaluation, curves included, to count */
+    const char *what = "count evaluations";
     *n = 0;
-    const cJSON *ev;
-    cJSON_ArrayForEach(ev, evs) {
-        const cJSON *st = cJSON_GetObjectItemCaseSensitive(ev, "status");
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(ev, "error");
-        if (cJSON_IsString(st) && !strcmp(st->valuestring, "interrupted"))
-            continue;
-        if (cJSON_IsString(e) && !strncmp(e->valuestring, STORE_REJECTED_PREFIX, np))
-            continue;
-        (*n)++;
-    }
-    cJSON_Delete(evs);
-    return LD_OK;
+    sqlite3_stmt *st = store_stmt_(s, ST_EVALS_COUNTED, what, err);
+    if (!st)
+        return LD_EIO;
+    sqlite3_bind_int64(st, 1, job_id);
+    sqlite3_bind_text(st, 2, STORE_REJECTED_PREFIX, -1, SQLITE_STATIC);
+    int src = sqlite3_step(st), rc = LD_OK;
+    if (src == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else
+        rc = store_sqlerr_(s, src, what, err);
+    sqlite3_reset(st);
+    return rc;
 }
 
 int store_result_lookup(Store *s, uint64_t expr_hash, uint64_t task_hash, uint64_t seed, int steps,

@@ -454,6 +454,92 @@ static void test_leaderboard_job(void **state)
     store_close(s);
 }
 
+/* store_count_evals counts what a job's progress counts: neither interrupted runs nor
+ * candidates rejected before training. The baseline's row alone (store_leaderboard_job_op)
+ * equals its row in the whole ranking. A memo of a job's text is dropped by a write of its
+ * evaluations, candidates, tasks or its deletion, and only by those of that job. */
+static void test_counts_and_memos(void **state)
+{
+    char path[300];
+    Store *s = open_new(path, sizeof path);
+    int64_t job = add_job(s, NULL), other = add_job(s, NULL);
+    int64_t task = add_task(s, 21, "classification", "digits", 1);
+    OK(store_job_add_task(s, job, 0, task, 0, E));
+    OK(store_candidate_put(s, job, 0, "ce", 7, 1, NULL, "baseline", NULL, "classification", NULL, E));
+    put_cand(s, job, 1, "focal(2)", NULL);
+    put_cand(s, job, 2, "mse", NULL);
+    put_cand(s, other, 1, "ce", NULL);
+    put_eval(s, job, 0, 1, task, 1, 100, 0.9, 0.8);
+    put_eval(s, job, 1, 0, task, 1, 100, 0.7, 0.6);
+    StoreEvalKey k = {.job_id = job, .seq = 2, .cand = 2, .task_id = task, .seed = 1, .steps = 100};
+    WorkOutcome o;
+    memset(&o, 0, sizeof o);
+    o.status = WORK_REJECTED;
+    snprintf(o.res.error, sizeof o.res.error, "NaN loss on the probe batch");
+    OK(store_outcome_put(s, &k, &o, NULL, E));
+    k.seq = 3;
+    o.status = WORK_CANCELLED;
+    OK(store_outcome_put(s, &k, &o, NULL, E));
+    k.seq = 4;
+    o.status = WORK_FAILED;
+    OK(store_outcome_put(s, &k, &o, NULL, E));
+    int64_t n = -1;
+    OK(store_count_evals(s, job, &n, E));
+    assert_int_equal(n, 3); /* 2 ok + 1 failed; not the rejected one, not the interrupted one */
+    OK(store_count_evals(s, other, &n, E));
+    assert_int_equal(n, 0);
+
+    OK(store_candidate_set_fitness(s, job, 1, 0.9, E));
+    OK(store_candidate_set_fitness(s, job, 0, 0.7, E));
+    OK(store_candidate_set_fitness(s, job, 2, 0.8, E));
+    cJSON *all = NULL, *base = NULL;
+    OK(store_leaderboard_job(s, job, 10, &all, E));
+    OK(store_leaderboard_job_op(s, job, 10, "baseline", &base, E));
+    assert_int_equal(cJSON_GetArraySize(base), 1);
+    cJSON *want = cJSON_GetArrayItem(all, 2), *got = cJSON_GetArrayItem(base, 0);
+    assert_int_equal(cJSON_GetObjectItem(got, "rank")->valueint, 3);
+    assert_true(cJSON_Compare(want, got, 1));
+    cJSON_Delete(all);
+    cJSON_Delete(base);
+    OK(store_leaderboard_job_op(s, job, 2, "baseline", &base, E)); /* not among the first 2 */
+    assert_int_equal(cJSON_GetArraySize(base), 0);
+    cJSON_Delete(base);
+
+    /* memos */
+    assert_null(store_memo_get(s, job, "k"));
+    store_memo_put(s, job, "k", "text 1");
+    store_memo_put(s, other, "k", "other's");
+    assert_string_equal(store_memo_get(s, job, "k"), "text 1");
+    assert_null(store_memo_get(s, job, "k2"));
+    put_eval(s, other, 0, 1, task, 1, 100, 0.5, 0.5); /* another job's write */
+    assert_string_equal(store_memo_get(s, job, "k"), "text 1");
+    assert_null(store_memo_get(s, other, "k"));
+    put_eval(s, job, 5, 1, task, 2, 100, 0.9, 0.8);
+    assert_null(store_memo_get(s, job, "k"));
+    store_memo_put(s, job, "k", "text 2");
+    OK(store_candidate_set_fitness(s, job, 2, 0.95, E));
+    assert_null(store_memo_get(s, job, "k"));
+    store_memo_put(s, job, "k", "text 3");
+    put_cand(s, job, 3, "mae", NULL);
+    assert_null(store_memo_get(s, job, "k"));
+    store_memo_put(s, job, "k", "text 4");
+    cJSON *fin = cJSON_Parse("{\"verdict\":\"better\"}");
+    OK(store_candidate_set_final(s, job, 1, fin, E));
+    cJSON_Delete(fin);
+    assert_null(store_memo_get(s, job, "k"));
+    store_memo_put(s, job, "k", "text 5");
+    OK(store_job_add_task(s, job, 1, add_task(s, 22, "classification", "wine", 1), 1, E));
+    assert_null(store_memo_get(s, job, "k"));
+    store_memo_put(s, job, "k", "text 6");
+    OK(store_begin(s, E)); /* nothing is kept inside a transaction: it may be rolled back */
+    store_memo_put(s, other, "k", "uncommitted");
+    store_rollback(s);
+    assert_null(store_memo_get(s, other, "k"));
+    OK(store_job_delete(s, job, E));
+    assert_null(store_memo_get(s, job, "k"));
+    store_close(s);
+}
+
 /* Family leaderboard: percentile per task in the task's direction, averaged over tasks. */
 static void test_leaderboard_family_and_warm(void **state)
 {
@@ -1146,6 +1232,7 @@ int main(void)
         cmocka_unit_test(test_evaluations),
         cmocka_unit_test(test_leaderboard_job),
         cmocka_unit_test(test_leaderboard_family_and_warm),
+        cmocka_unit_test(test_counts_and_memos),
         cmocka_unit_test(test_search_state),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_schedules),
