@@ -167,8 +167,7 @@ static int m_job_list(RpcCall *call, cJSON **result, char *err) {
     const char *state = rpc_param_str(call->params, "state");
     if (state && !store_state_valid(state))
         return ld_err(err, RPC_INVALID_PARAMS,
-                      "params.state: '%.40s' is not a job state (queued, running, paused, done, "
-                      "failed, cancelled)", state);
+                      "params.state: '%.40s' is not a job state (" JOB_STATE_NAMES ")", state);
     cJSON *jobs = NULL;
     rc = daemon_job_list(D(call), state, &jobs, err);
     if (rc != LD_OK) return fail(rc);

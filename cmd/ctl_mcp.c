@@ -59,8 +59,8 @@ typedef struct McpTool {
 
 /* ---- the tools ------------------------------------------------------------------------------ */
 
-static const char *const states[] = {"queued", "running",   "paused", "done",
-                                     "failed", "cancelled", NULL};
+static const char *const states[] = {"queued", "running",   "paused",  "done",
+                                     "failed", "cancelled", "expired", NULL};
 static const char *const formats[] = {"pytorch", "numpy", "latex", "expr", NULL};
 
 static const McpArg list_jobs_args[] = {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../api/client.h"
+#include "../storage/store.h" /* the job states (JOB_STATE_LIST) */
 
 #define EXPR_SHOW_MAX 4096 /* longest expression text shown in a table row */
 
@@ -253,10 +254,10 @@ static int cmd_status(Ctl *ctl, int argc, char **argv) {
                ctl_num(res, "evaluations_total", 0));
         if (jobs)
             printf("jobs      %.0f running, %.0f queued, %.0f paused, %.0f done, %.0f failed, "
-                   "%.0f cancelled\n",
+                   "%.0f cancelled, %.0f expired\n",
                    ctl_num(jobs, "running", 0), ctl_num(jobs, "queued", 0),
                    ctl_num(jobs, "paused", 0), ctl_num(jobs, "done", 0), ctl_num(jobs, "failed", 0),
-                   ctl_num(jobs, "cancelled", 0));
+                   ctl_num(jobs, "cancelled", 0), ctl_num(jobs, "expired", 0));
         printf("database  %s (%.1f MiB)\n", ctl_str(res, "db_path", "?"),
                ctl_num(res, "db_bytes", 0) / 1048576.0);
         printf("clients   %.0f%s\n", ctl_num(res, "clients", 0),
@@ -278,11 +279,8 @@ static int cmd_jobs(Ctl *ctl, int argc, char **argv) {
     const char *state = opt(&a, "--state");
     if (a.npos == 1 && !state) state = a.pos[0];
     else if (a.npos != 0) return ctl_usage(find_command("jobs"));
-    static const char *const states[] = {"queued", "running", "paused", "done", "failed", "cancelled", NULL};
-    int known = !state;
-    for (int i = 0; states[i] && !known; i++) known = !strcmp(state, states[i]);
-    if (!known)
-        return bad_arg("jobs", state, "a state (queued, running, paused, done, failed, cancelled)");
+    if (state && !store_state_valid(state))
+        return bad_arg("jobs", state, "a state (" JOB_STATE_NAMES ")");
     if (state) {
         params = cJSON_CreateObject();
         cJSON_AddStringToObject(params, "state", state);
@@ -333,7 +331,8 @@ static int cmd_jobs(Ctl *ctl, int argc, char **argv) {
 /* ---- watch -------------------------------------------------------------------------------- */
 
 static int terminal_state(const char *s) {
-    return strcmp(s, "done") == 0 || strcmp(s, "failed") == 0 || strcmp(s, "cancelled") == 0;
+    JobState st;
+    return job_state_parse(s, &st) == LD_OK && st >= JOB_DONE;
 }
 
 /* Draws (TTY) or prints (otherwise) one progress report of a job summary. Borrows job. */

@@ -87,7 +87,8 @@ int daemon_job_submit_async(Daemon *d, const DaemonSubmit *sub, DaemonSubmitDone
 int daemon_job_get(Daemon *d, int64_t job_id, int full, cJSON **out, char *err);
 /* Owned array of summaries, newest first; state NULL: all. */
 int daemon_job_list(Daemon *d, const char *state, cJSON **out, char *err);
-/* action: "pause", "resume" or "cancel". LD_ESTATE for a transition the state does not allow.
+/* action: "pause", "resume" or "cancel", or "expire" (a schedule's until deadline: as cancel,
+ * but the job ends "expired"; not a client's action). LD_ESTATE for a transition the state does not allow.
  * resume also takes a failed job: it is loaded again from its stored state, as a restart would
  * (the job stays failed, with the new reason, when the cause persists). */
 int daemon_job_control(Daemon *d, int64_t job_id, const char *action, char *err);

@@ -1628,10 +1628,11 @@ static int control_check(Daemon *d, int64_t job_id, const char *action, JobState
             j = NULL;
         }
         *to = JOB_QUEUED;
-    } else if (!strcmp(action, "cancel")) {
+    } else if (!strcmp(action, "cancel") || !strcmp(action, "expire")) {
         if (!active && state != JOB_PAUSED)
-            return ld_err(err, LD_ESTATE, "job %lld: cannot cancel a job that is %s", (long long)job_id, sname);
-        *to = JOB_CANCELLED;
+            return ld_err(err, LD_ESTATE, "job %lld: cannot %s a job that is %s", (long long)job_id,
+                          action, sname);
+        *to = action[0] == 'c' ? JOB_CANCELLED : JOB_EXPIRED;
     } else {
         return ld_err(err, LD_EINVAL, "unknown action %s", action);
     }
@@ -1660,7 +1661,7 @@ static int control_apply(Daemon *d, int64_t job_id, DJob *j, JobState from, JobS
         if (to != JOB_QUEUED) job_save_state_now(d, j);
         rc = job_set_state(d, j, to, NULL, err);
         if (rc != LD_OK) return rc;
-        if (to == JOB_CANCELLED) {
+        if (to == JOB_CANCELLED || to == JOB_EXPIRED) {
             j->finished = 1;
             /* the executor gives back the job's items no worker has started */
             ExecItem *it = d->pool ? exec_cancel_job(d->pool, j->id) : NULL;

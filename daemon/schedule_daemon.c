@@ -486,8 +486,9 @@ static void apply(Daemon *d, Schedule *s, const ScheduleDecision *dec, int64_t n
     }
 }
 
-/* Runs past their `until` deadline that are still queued, running or paused are cancelled
- * (their results so far stay in the store); finished ones leave the watch list. */
+/* Runs past their `until` deadline that are still queued, running or paused end "expired"
+ * (stopped as a cancel stops them; their results so far stay in the store); finished ones
+ * leave the watch list. */
 static void enforce_deadlines(Daemon *d, int64_t now) {
     char e2[LD_ERR_MAX];
     int k = 0;
@@ -500,9 +501,9 @@ static void enforce_deadlines(Daemon *d, int64_t now) {
             if (state_active(cJSON_IsString(st) ? st->valuestring : NULL)) {
                 keep = 1;
                 if (now >= w.deadline) {
-                    if (daemon_job_control(d, w.job_id, "cancel", e2) == LD_OK) {
+                    if (daemon_job_control(d, w.job_id, "expire", e2) == LD_OK) {
                         daemon_log("schedule %" PRId64 ": job %" PRId64 " reached its until "
-                                   "deadline while %s: cancelled (its results so far are kept)",
+                                   "deadline while %s: expired (its results so far are kept)",
                                    w.schedule_id, w.job_id, st->valuestring);
                         keep = 0;
                     } else {

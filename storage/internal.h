@@ -28,7 +28,7 @@
     X(JOB_RENAME, "UPDATE jobs SET name = ?2 WHERE id = ?1")                                      \
     X(JOB_SET_STATE, "UPDATE jobs SET state = ?2, error = ?3, "                                   \
                      "started = CASE WHEN ?2 = 'running' AND started IS NULL THEN ?4 ELSE started END, " \
-                     "finished = CASE WHEN ?2 IN ('done', 'failed', 'cancelled') THEN ?4 "       \
+                     "finished = CASE WHEN ?2 IN ('done', 'failed', 'cancelled', 'expired') THEN ?4 " \
                      "WHEN ?2 IN ('queued', 'running', 'paused') THEN NULL ELSE finished END "   \
                      "WHERE id = ?1")                                                              \
     X(JOB_PROGRESS, "UPDATE jobs SET evals_done = ?2, best_fitness = ?3, "                        \

@@ -209,6 +209,13 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (job_id, pseq)) WITHOUT ROWID;"
     "ALTER TABLE candidates ADD COLUMN origin TEXT;"
     "UPDATE candidates SET origin = " STORE_SQL_ORIGIN("op") ";",
+    /* 7: the "expired" state (a schedule's run stopped at its until deadline). SQLite cannot
+     * alter a CHECK constraint; rewriting its text in the schema is the documented way for a
+     * change that leaves the stored rows valid as they are, and RESET reloads the schema */
+    "PRAGMA writable_schema = ON;"
+    "UPDATE sqlite_schema SET sql = replace(sql, '''failed'', ''cancelled'')', "
+    "  '''failed'', ''cancelled'', ''expired'')') WHERE type = 'table' AND name = 'jobs';"
+    "PRAGMA writable_schema = RESET;",
 };
 
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
@@ -903,13 +910,8 @@ int store_in_transaction(const Store *s) { return s && s->txn; }
 
 int store_state_valid(const char *state)
 {
-    static const char *const states[] = {"queued", "running", "paused", "done", "failed", "cancelled"};
-    if (!state)
-        return 0;
-    for (size_t i = 0; i < sizeof states / sizeof states[0]; i++)
-        if (strcmp(state, states[i]) == 0)
-            return 1;
-    return 0;
+    JobState st;
+    return job_state_parse(state, &st) == LD_OK;
 }
 
 /* Runs an INSERT (store_step_done_); *id (when not NULL) gets the new row's id. */

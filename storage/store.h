@@ -67,8 +67,9 @@ long long store_fault_fired(void); /* operations failed by it so far (0 when ina
 
 /* ---- jobs ------------------------------------------------------------------------------- */
 
-/* Job states, as stored: "queued" "running" "paused" "done" "failed" "cancelled". */
-int store_state_valid(const char *state); /* 1 if state is one of the above */
+/* Job states, as stored: JOB_STATE_LIST's names ("queued" ... "cancelled", "expired"). */
+int store_state_valid(const char *state); /* 1 if state is one of them */
+#define JOB_STATE_NAMES "queued, running, paused, done, failed, cancelled, expired"
 
 typedef struct StoreJobNew {
     const cJSON *spec;        /* normalised job (job_json); required; borrowed */
@@ -84,7 +85,7 @@ typedef struct StoreJobNew {
  * *job_id receives the existing id and *existed is set to 1 (else 0). existed may be NULL. */
 int store_job_insert(Store *s, const StoreJobNew *j, int64_t *job_id, int *existed, char *err);
 /* Sets the state; error (may be NULL) replaces the error column. "running" sets started (first
- * time only); "done" "failed" "cancelled" set finished. LD_ENOTFOUND, LD_EINVAL (bad state). */
+ * time only); "done" "failed" "cancelled" "expired" set finished. LD_ENOTFOUND, LD_EINVAL (bad state). */
 /* Deletes a job with everything stored under it: its candidates, evaluations (the cross-job
  * result sums drop them), saved engine state, task links and events. LD_ENOTFOUND. The caller
  * makes sure the job is not running. */
@@ -199,7 +200,8 @@ int store_eval_get_seq(Store *s, int64_t job_id, int64_t seq, int *found, EvalRe
 /* A job's state: an enum in memory, its name in the store and on the wire (docs/jobs.md). */
 #define JOB_STATE_LIST(X) \
     X(JOB_QUEUED, "queued") X(JOB_RUNNING, "running") X(JOB_PAUSED, "paused") \
-    X(JOB_DONE, "done") X(JOB_FAILED, "failed") X(JOB_CANCELLED, "cancelled")
+    X(JOB_DONE, "done") X(JOB_FAILED, "failed") X(JOB_CANCELLED, "cancelled") \
+    X(JOB_EXPIRED, "expired") /* a schedule's run stopped at its until deadline */
 typedef enum JobState {
 #define JOB_STATE_ENUM(e, s) e,
     JOB_STATE_LIST(JOB_STATE_ENUM)

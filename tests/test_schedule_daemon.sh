@@ -203,8 +203,10 @@ bs=$(job_field "$R4" 'd["progress"]["budget_s"]')
 [ "$bs" = 1795 ] || [ "$bs" = 1795.0 ]
 check "until 02:00 from 01:30:05 gives budget.seconds 1795" $? "got $bs"
 set_clock $((T0 + 4200 + 1)) # 02:00:01
-wait_for job_state_in "$R4" cancelled done
-check "the run is stopped at its until deadline" $? "state $(job_field "$R4" 'd["state"]')"
+wait_for job_state_in "$R4" expired
+check "the run is stopped at its until deadline and ends expired (not cancelled)" $? "state $(job_field "$R4" 'd["state"]')"
+grep -q "schedule $S4: job $R4 reached its until deadline while running: expired" "$LOG"
+check "the log says the run expired at its deadline" $? "$(grep "schedule $S4" "$LOG" | tail -2)"
 
 # ---- pause and resume ---------------------------------------------------------------------
 ctl schedule pause "$S1" >/dev/null

@@ -537,6 +537,9 @@ static void test_counts_and_memos(void **state)
     assert_null(store_memo_get(s, other, "k"));
     OK(store_job_delete(s, job, E));
     assert_null(store_memo_get(s, job, "k"));
+    char err[LD_ERR_MAX]; /* the CHECK constraint still refuses what is not a state */
+    OK(store_job_set_state(s, other, "expired", NULL, E));
+    assert_int_not_equal(store_job_set_state(s, other, "bogus", NULL, err), LD_OK);
     store_close(s);
 }
 
@@ -923,19 +926,22 @@ static void test_migration(void **state)
     OK(store_eval_get_seq(s, 1, 0, &found, &r, E));
     assert_int_equal(found, 1);
     NEAR(r.val, 0.5, 1e-12);
+    OK(store_job_set_state(s, 1, "expired", NULL, E)); /* version 7's state, on a v1 table */
     store_close(s);
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_stmt *st;
     sqlite3_prepare_v2(db, "SELECT (SELECT user_version FROM pragma_user_version), "
                            "(SELECT count(*) FROM results), "
                            "(SELECT n FROM result_stats WHERE expr_hash = 77), "
-                           "(SELECT count(*) FROM sqlite_master WHERE name = 'evaluations_family')",
+                           "(SELECT count(*) FROM sqlite_master WHERE name = 'evaluations_family'), "
+                           "(SELECT state || ' ' || (finished IS NOT NULL) FROM jobs WHERE id = 1)",
                        -1, &st, NULL);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_int_equal(sqlite3_column_int(st, 0), store_schema_version());
     assert_int_equal(sqlite3_column_int(st, 1), 1); /* the results view */
     assert_int_equal(sqlite3_column_int(st, 2), 1); /* result_stats backfilled */
     assert_int_equal(sqlite3_column_int(st, 3), 0); /* version 2's index dropped by version 3 */
+    assert_string_equal((const char *)sqlite3_column_text(st, 4), "expired 1");
     sqlite3_finalize(st);
     /* a database from a newer lossd is refused, untouched */
     sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL);

@@ -10,7 +10,7 @@ __all__ = ["Client", "LossdError", "LossdConnectionError", "default_socket", "pa
            "TERMINAL_STATES"]
 
 #: Job states after which nothing changes any more.
-TERMINAL_STATES = ("done", "failed", "cancelled")
+TERMINAL_STATES = ("done", "failed", "cancelled", "expired")
 
 # File names the daemon would open: made absolute before a job leaves this process, as lossctl
 # does (api/client.c, looks_like_file), so they do not depend on the daemon's directory.
@@ -308,7 +308,7 @@ class Client:
         protocol.md: "job.round" with data round, evaluations, budget, best_fitness, best_expr;
         "job.best" with cand, expr, fitness; "job.state" with state and from), each with "seq",
         "kind", "job_id", "time_s" and "data". The iterator ends after the event that puts the
-        job in a terminal state (done, failed or cancelled), or at once when the snapshot is
+        job in a terminal state (done, failed, cancelled or expired), or at once when the snapshot is
         already terminal. timeout (seconds) bounds the wait for each next event
         (LossdConnectionError when it passes). Uses its own connection."""
         job_id = int(job_id)
