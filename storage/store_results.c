@@ -438,25 +438,6 @@ int store_outcome_get_seq(Store *s, int64_t job_id, int64_t seq, int *found, Wor
     return LD_OK;
 }
 
-int store_count_evals(Store *s, int64_t job_id, int64_t *n, char *err)
-{
-    /* one indexed count: a restart used to read every evaluation, curves included, to count */
-    const char *what = "count evaluations";
-    *n = 0;
-    sqlite3_stmt *st = store_stmt_(s, ST_EVALS_COUNTED, what, err);
-    if (!st)
-        return LD_EIO;
-    sqlite3_bind_int64(st, 1, job_id);
-    sqlite3_bind_text(st, 2, STORE_REJECTED_PREFIX, -1, SQLITE_STATIC);
-    int src = sqlite3_step(st), rc = LD_OK;
-    if (src == SQLITE_ROW)
-        *n = sqlite3_column_int64(st, 0);
-    else
-        rc = store_sqlerr_(s, src, what, err);
-    sqlite3_reset(st);
-    return rc;
-}
-
 int store_result_lookup(Store *s, uint64_t expr_hash, uint64_t task_hash, uint64_t seed, int steps,
                         int *found, EvalResult *out, char *err)
 {
@@ -488,13 +469,17 @@ int store_evals_for_job(Store *s, int64_t job_id, int64_t since_seq, int limit, 
 }
 
 /* *n = the count statement id selects for job_id (its ?1). */
-static int job_count(Store *s, int id, int64_t job_id, int64_t *n, const char *what, char *err)
+/* A count over one job's rows: statement id with ?1 the job and ?2 text2 (when not NULL). */
+static int job_count(Store *s, int id, int64_t job_id, const char *text2, int64_t *n,
+                     const char *what, char *err)
 {
     *n = 0;
     sqlite3_stmt *st = store_stmt_(s, id, what, err);
     if (!st)
         return LD_EIO;
     sqlite3_bind_int64(st, 1, job_id);
+    if (text2)
+        sqlite3_bind_text(st, 2, text2, -1, SQLITE_STATIC);
     int src = sqlite3_step(st), rc = LD_OK;
     if (src == SQLITE_ROW)
         *n = sqlite3_column_int64(st, 0);
@@ -506,7 +491,14 @@ static int job_count(Store *s, int id, int64_t job_id, int64_t *n, const char *w
 
 int store_evals_count(Store *s, int64_t job_id, int64_t *n, char *err)
 {
-    return job_count(s, ST_EVALS_COUNT, job_id, n, "count evaluations", err);
+    return job_count(s, ST_EVALS_COUNT, job_id, NULL, n, "count evaluations", err);
+}
+
+int store_count_evals(Store *s, int64_t job_id, int64_t *n, char *err)
+{
+    /* one indexed count: a restart used to read every evaluation, curves included, to count */
+    return job_count(s, ST_EVALS_COUNTED, job_id, STORE_REJECTED_PREFIX, n, "count evaluations",
+                     err);
 }
 
 /* ---- candidate detail ------------------------------------------------------------------- */
@@ -1041,7 +1033,7 @@ int store_proposal_put(Store *s, const StoreProposal *p, char *err)
 
 int store_proposal_count(Store *s, int64_t job_id, int64_t *n, char *err)
 {
-    return job_count(s, ST_PROP_COUNT, job_id, n, "count proposals", err);
+    return job_count(s, ST_PROP_COUNT, job_id, NULL, n, "count proposals", err);
 }
 
 static cJSON *proposal_row(sqlite3_stmt *st)
