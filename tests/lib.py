@@ -84,6 +84,44 @@ def serving(tmp, client, workers=2, name="d"):
             print(open(logpath).read()[-3000:])
 
 
+def _load(name, path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+
+def exports_agree(folder, args, wrt, t=0.3, grad_tol=1e-5, relative=False, targets=()):
+    """Checks lossctl's two exports of one loss against each other: folder/n.py (--as numpy) and
+    folder/t.py (--as pytorch) give the same value at args (numpy arrays; within 1e-9 relative)
+    and the same gradient with respect to args[i] for i in wrt (within grad_tol, times
+    max(1, largest |gradient|) when relative); args[j] for j in targets (training targets) get
+    no gradient. Raises AssertionError saying what differed; prints the value. Without torch
+    only the numpy value is computed."""
+    import numpy as np
+    n = _load("n", os.path.join(folder, "n.py"))
+    v = n.lossd_loss_value(*args, t=t)
+    try:
+        import torch
+    except ImportError:
+        print("numpy only:", v)
+        return
+    tm = _load("t", os.path.join(folder, "t.py"))
+    tx = [torch.tensor(a, requires_grad=i in wrt) for i, a in enumerate(args)]
+    tv = tm.lossd_loss(*tx, t=t)
+    tv.backward()
+    assert abs(float(tv) - v) < 1e-9 * max(1, abs(v)), (float(tv), v)
+    for j in targets:
+        assert tx[j].grad is None or float(tx[j].grad.abs().max()) == 0, "target %d: a gradient" % j
+    g = np.asarray(n.lossd_grad(*args, t=t))
+    tg = [tx[i].grad.numpy() if tx[i].grad is not None else np.zeros_like(args[i]) for i in wrt]
+    tg = tg[0] if len(wrt) == 1 else np.stack(tg)
+    scale = max(1, np.max(np.abs(g))) if relative else 1
+    assert np.max(np.abs(g - tg)) < grad_tol * scale, np.max(np.abs(g - tg))
+    print("torch and numpy agree:", float(tv))
+
+
 def finish():
     print("%d passed, %d failed" % (passed, failed), flush=True)
     sys.exit(1 if failed else 0)

@@ -102,3 +102,87 @@ stop_daemon() {
     kill -9 "$DPID" 2>/dev/null
     wait "$DPID" 2>/dev/null
 }
+
+# ---- one family's job round trip through the daemon (test_gen_daemon.sh, test_gan_daemon.sh,
+# test_rl_daemon.sh): submit, watch, leaderboard, show, export, refusals ---------------------
+
+# daemon_up: starts lossd serve on $TMP/s.sock (sets SOCK) and $TMP/db.sqlite, log
+# $TMP/daemon.log; one check.
+daemon_up() {
+    SOCK="$TMP/s.sock"
+    start_daemon "$SOCK" "$TMP/db.sqlite" "$TMP/daemon.log"
+    check "daemon starts" $? "$(tail -5 "$TMP/daemon.log")"
+}
+
+# submit_watch JOBFILE ARTICLE KIND: submits JOBFILE (sets J to the job id) and follows it to
+# done; two checks, "submit ARTICLE KIND job prints a job id" and "watch follows the KIND job to
+# done".
+submit_watch() {
+    local out st
+    J=$(ctl submit "$1")
+    [[ "$J" =~ ^[0-9]+$ ]]
+    check "submit $2 $3 job prints a job id" $? "got: $J"
+    out=$(ctl watch "$J" 2>&1)
+    st=$?
+    [ $st = 0 ] && echo "$out" | tail -1 | grep -q "done"
+    check "watch follows the $3 job to done" $? "exit $st: $(echo "$out" | tail -3)"
+}
+
+# check_table NAME JOB [WORD]: `lossctl leaderboard JOB --top 3` prints a table (a RANK header,
+# and WORD in any case when given).
+check_table() {
+    local out
+    out=$(ctl leaderboard "$2" --top 3)
+    echo "$out" | head -1 | grep -q RANK && echo "$out" | grep -qi "${3:-RANK}"
+    check "$1" $? "$out"
+}
+
+# check_show NAME JOB:CAND WORD...: `lossctl show JOB:CAND` prints the candidate's expression
+# line and every WORD.
+check_show() {
+    local name=$1 out w st=0
+    out=$(ctl show "$2")
+    shift 2
+    echo "$out" | grep -q "^expression" || st=1
+    for w in "$@"; do echo "$out" | grep -q "$w" || st=1; done
+    check "$name" $st "$out"
+}
+
+# check_export NAME FILE TEXT ARGS...: `lossctl export ARGS...` into FILE, which must contain
+# TEXT (a fixed string: the exported function's signature).
+check_export() {
+    local name=$1 file=$2 text=$3
+    shift 3
+    ctl export "$@" >"$file"
+    grep -qF "$text" "$file"
+    check "$name" $? "$(head -30 "$file")"
+}
+
+# check_exports_agree PYTHON: $TMP/n.py (--as numpy) and $TMP/t.py (--as pytorch), exports of
+# one loss, agree: PYTHON (numpy as np and rng, a seeded generator, in scope) sets args, the
+# loss's arguments, and kw, the keywords of lib.py's exports_agree (wrt, the arguments whose
+# gradients are compared, and its tolerances). One check.
+check_exports_agree() {
+    local out
+    out=$("$PY" - "$TMP" "$1" <<'PY' 2>&1
+import sys
+sys.path.insert(0, "tests")
+import numpy as np
+import lib
+rng = np.random.default_rng(1)
+kw = {}
+exec(sys.argv[2])
+lib.exports_agree(sys.argv[1], args, **kw)
+PY
+)
+    check "the exported loss runs (numpy value = torch value, gradients agree)" $? "$out"
+}
+
+# check_refused NAME PATTERN JOBFILE: submitting JOBFILE fails with a message matching PATTERN.
+check_refused() {
+    local out st
+    out=$(ctl submit "$3" 2>&1)
+    st=$?
+    [ $st != 0 ] && echo "$out" | grep -q "$2"
+    check "$1" $? "exit $st: $out"
+}

@@ -10,9 +10,7 @@
 # refused at submit with the reason.
 . "$(dirname "$0")/lib.sh" lossd_gan_daemon
 need_binaries
-SOCK="$TMP/s.sock"
-start_daemon "$SOCK" "$TMP/db.sqlite" "$TMP/daemon.log"
-check "daemon starts" $? "$(tail -5 "$TMP/daemon.log")"
+daemon_up
 
 cat >"$TMP/gan.task.json" <<'JSON'
 {"name": "digits-gan", "family": "generative", "data": "builtin:digits", "model": {"kind": "gan"},
@@ -23,13 +21,7 @@ cat >"$TMP/gan.job.json" <<'JSON'
  "population": 6, "children": 4, "budget": {"evaluations": 16}, "seeds": 1,
  "final": {"top": 2, "seeds": 2}, "seed": 3}
 JSON
-J=$(ctl submit "$TMP/gan.job.json")
-[[ "$J" =~ ^[0-9]+$ ]]
-check "submit a GAN job prints a job id" $? "got: $J"
-out=$(ctl watch "$J" 2>&1)
-st=$?
-[ $st = 0 ] && echo "$out" | tail -1 | grep -q "done"
-check "watch follows the GAN job to done" $? "exit $st: $(echo "$out" | tail -3)"
+submit_watch "$TMP/gan.job.json" a GAN
 kind=$(job_field "$J" 'd["spec"]["tasks"][0]["model"]["kind"]')
 [ "$kind" = gan ]
 check "the job's task is a GAN (model.kind gan)" $? "got: $kind"
@@ -40,50 +32,17 @@ base=$(echo "$lb" | json '[e["expr"] for e in d["entries"] if e.get("op") == "ba
 metric=$(echo "$lb" | json 'd["entries"][0]["tasks"][0]["metric"]')
 [ "${n:-0}" -ge 2 ] && [ "$base" = '["nsgan"]' ] && [ "$metric" = fid ]
 check "leaderboard ranks GAN candidates by fid beside the GAN task's default baseline nsgan" $? "n=$n base=$base metric=$metric: $lb"
-out=$(ctl leaderboard "$J" --top 3)
-echo "$out" | head -1 | grep -q RANK && echo "$out" | grep -qi "fid"
-check "leaderboard prints a table by fid" $? "$out"
+check_table "leaderboard prints a table by fid" "$J" fid
 CAND=$(echo "$lb" | json 'd["entries"][0]["cand"]')
-out=$(ctl show "$J:$CAND")
-echo "$out" | grep -q "^expression" && echo "$out" | grep -q "fid" && echo "$out" | grep -q "coverage"
-check "show prints the candidate with its fid and coverage" $? "$out"
+check_show "show prints the candidate with its fid and coverage" "$J:$CAND" fid coverage
 
-ctl export "$J:$CAND" --as pytorch >"$TMP/t.py"
-grep -q 'def lossd_loss(dx, dgz, t=0.0, l2=0.0, side="generator"):' "$TMP/t.py"
-check "pytorch export is a function of dx, dgz and the side" $? "$(head -30 "$TMP/t.py")"
-ctl export "$J:$CAND" --as numpy >"$TMP/n.py"
-grep -q 'def lossd_loss_value(dx, dgz, t=0.0, l2=0.0, side="generator"):' "$TMP/n.py"
-check "numpy export is a function of dx, dgz and the side" $? "$(head -30 "$TMP/n.py")"
-out=$("$PY" - "$TMP" <<'PY' 2>&1
-import sys, importlib.util
-import numpy as np
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
-n = load("n", sys.argv[1] + "/n.py")
-rng = np.random.default_rng(1)
-dx, dgz = rng.normal(0, 2, 8), rng.normal(0, 2, 8)
-v = n.lossd_loss_value(dx, dgz, t=0.3)
-try:
-    import torch
-    tm = load("t", sys.argv[1] + "/t.py")
-    tx, tz = torch.tensor(dx, requires_grad=True), torch.tensor(dgz, requires_grad=True)
-    tv = tm.lossd_loss(tx, tz, t=0.3)
-    tv.backward()
-    assert abs(float(tv) - v) < 1e-9 * max(1, abs(v)), (float(tv), v)
-    g = n.lossd_grad(dx, dgz, t=0.3)
-    tg = np.stack([a.grad.numpy() if a.grad is not None else np.zeros(8) for a in (tx, tz)])
-    assert np.max(np.abs(g - tg)) < 1e-5, np.max(np.abs(g - tg))
-    print("torch and numpy agree:", float(tv))
-except ImportError:
-    print("numpy only:", v)
-PY
-)
-st=$?
-[ $st = 0 ]
-check "the exported loss runs (numpy value = torch value, gradients agree)" $? "$out"
+check_export "pytorch export is a function of dx, dgz and the side" "$TMP/t.py" \
+    'def lossd_loss(dx, dgz, t=0.0, l2=0.0, side="generator"):' "$J:$CAND" --as pytorch
+check_export "numpy export is a function of dx, dgz and the side" "$TMP/n.py" \
+    'def lossd_loss_value(dx, dgz, t=0.0, l2=0.0, side="generator"):' "$J:$CAND" --as numpy
+check_exports_agree '
+args = [rng.normal(0, 2, 8), rng.normal(0, 2, 8)]
+kw = dict(wrt=[0, 1])'
 
 # a mixture across kinds as the baseline: nsgan + 10*rec
 sed 's/"tasks"/"baseline": "nsgan + 10*rec", "tasks"/; s/"evaluations": 16/"evaluations": 8/' "$TMP/gan.job.json" \
@@ -136,10 +95,8 @@ check "the exported mixture runs (numpy = nsgan + 10*rec by hand = torch; d/dxh 
 
 # refusals at submit: a term no generative model provides, in a GAN job's baseline
 sed 's/"tasks"/"baseline": "nsgan + 10*hinge", "tasks"/' "$TMP/gan.job.json" >"$TMP/bad.job.json"
-out=$(ctl submit "$TMP/bad.job.json" 2>&1)
-st=$?
-[ $st != 0 ] && echo "$out" | grep -q "hinge"
-check "a classification term in a GAN job's baseline is refused at submit, naming it" $? "exit $st: $out"
+check_refused "a classification term in a GAN job's baseline is refused at submit, naming it" \
+    "hinge" "$TMP/bad.job.json"
 
 stop_daemon
 finish

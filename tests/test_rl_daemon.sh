@@ -7,9 +7,7 @@
 # the reason.
 . "$(dirname "$0")/lib.sh" lossd_rl_daemon
 need_binaries
-SOCK="$TMP/s.sock"
-start_daemon "$SOCK" "$TMP/db.sqlite" "$TMP/daemon.log"
-check "daemon starts" $? "$(tail -5 "$TMP/daemon.log")"
+daemon_up
 
 cat >"$TMP/cartpole.task.json" <<'JSON'
 {"data": "builtin:cartpole", "train": {"steps": 60}, "rl": {"val_episodes": 4, "test_episodes": 6}}
@@ -18,13 +16,7 @@ cat >"$TMP/rl.job.json" <<'JSON'
 {"name": "cartpole-short", "tasks": ["cartpole.task.json"], "population": 6, "children": 4,
  "budget": {"evaluations": 20}, "seeds": 1, "final": {"top": 2, "seeds": 2}, "seed": 3}
 JSON
-J=$(ctl submit "$TMP/rl.job.json")
-[[ "$J" =~ ^[0-9]+$ ]]
-check "submit an rl job prints a job id" $? "got: $J"
-out=$(ctl watch "$J" 2>&1)
-st=$?
-[ $st = 0 ] && echo "$out" | tail -1 | grep -q "done"
-check "watch follows the rl job to done" $? "exit $st: $(echo "$out" | tail -3)"
+submit_watch "$TMP/rl.job.json" an rl
 fam=$(job_field "$J" 'd["spec"]["family"]')
 [ "$fam" = rl ]
 check "the job's family is rl" $? "got: $fam"
@@ -36,53 +28,19 @@ base=$(echo "$lb" | json '[e["expr"] for e in d["entries"] if e.get("baseline")]
 check "leaderboard ranks rl candidates" $? "n=$n: $lb"
 echo "$lb" | grep -q 'a2c - 0.01\*ent + 0.5\*td2\|0.5\*td2 + a2c - 0.01\*ent\|a2c + 0.5\*td2 - 0.01\*ent'
 check "the family's baseline a2c - 0.01*ent + 0.5*td2 is on the leaderboard" $? "baseline: $base"
-out=$(ctl leaderboard "$J" --top 3)
-echo "$out" | head -1 | grep -q RANK
-check "leaderboard prints a table" $? "$out"
+check_table "leaderboard prints a table" "$J"
 CAND=$(echo "$lb" | json 'd["entries"][0]["cand"]')
-out=$(ctl show "$J:$CAND")
-echo "$out" | grep -q "^expression" && echo "$out" | grep -q "return"
-check "show prints the candidate with its return" $? "$out"
+check_show "show prints the candidate with its return" "$J:$CAND" return
 
-ctl export "$J:$CAND" --as pytorch >"$TMP/t.py"
-grep -q "def lossd_loss(logp, ret, adv, v, td, ent, t=0.0, l2=0.0):" "$TMP/t.py"
-check "pytorch export is a function of logp, ret, adv, v, td, ent" $? "$(head -30 "$TMP/t.py")"
-ctl export "$J:$CAND" --as numpy >"$TMP/n.py"
-grep -q "def lossd_loss_value(logp, ret, adv, v, td, ent, t=0.0, l2=0.0):" "$TMP/n.py"
-check "numpy export is a function of logp, ret, adv, v, td, ent" $? "$(head -30 "$TMP/n.py")"
-out=$("$PY" - "$TMP" <<'PY' 2>&1
-import sys, importlib.util
-import numpy as np
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m
-n = load("n", sys.argv[1] + "/n.py")
-rng = np.random.default_rng(1)
+check_export "pytorch export is a function of logp, ret, adv, v, td, ent" "$TMP/t.py" \
+    "def lossd_loss(logp, ret, adv, v, td, ent, t=0.0, l2=0.0):" "$J:$CAND" --as pytorch
+check_export "numpy export is a function of logp, ret, adv, v, td, ent" "$TMP/n.py" \
+    "def lossd_loss_value(logp, ret, adv, v, td, ent, t=0.0, l2=0.0):" "$J:$CAND" --as numpy
+check_exports_agree '
 B = 8
-x = [np.log(rng.uniform(0.05, 1, B)), rng.normal(size=B), rng.normal(size=B), rng.normal(size=B),
-     rng.normal(size=B), rng.uniform(0.1, 0.7, B)]
-v = n.lossd_loss_value(*x, t=0.3)
-try:
-    import torch
-    tm = load("t", sys.argv[1] + "/t.py")
-    tx = [torch.tensor(a, requires_grad=True) for a in x]
-    tv = tm.lossd_loss(*tx, t=0.3)
-    tv.backward()
-    assert abs(float(tv) - v) < 1e-9 * max(1, abs(v)), (float(tv), v)
-    assert tx[1].grad is None or float(tx[1].grad.abs().max()) == 0  # ret is a target
-    g = n.lossd_grad(*x, t=0.3)
-    tg = np.stack([a.grad.numpy() if a.grad is not None else np.zeros(B) for a in tx])
-    assert np.max(np.abs(g - tg)) < 1e-5, np.max(np.abs(g - tg))
-    print("torch and numpy agree:", float(tv))
-except ImportError:
-    print("numpy only:", v)
-PY
-)
-st=$?
-[ $st = 0 ]
-check "the exported loss runs (numpy value = torch value, gradients agree)" $? "$out"
+args = [np.log(rng.uniform(0.05, 1, B)), rng.normal(size=B), rng.normal(size=B), rng.normal(size=B),
+        rng.normal(size=B), rng.uniform(0.1, 0.7, B)]
+kw = dict(wrt=range(6), targets=[1])  # ret is a target'
 
 # int8 deployment of the same task: the deployed return selects, the fp32 one is kept
 cat >"$TMP/cartpole_int8.task.json" <<'JSON'
@@ -131,26 +89,20 @@ done
 cat >"$TMP/bad.job.json" <<'JSON'
 {"name": "bad", "tasks": ["builtin:digits"], "seed_losses": ["ce + reinforce"], "budget": {"evaluations": 4}}
 JSON
-out=$(ctl submit "$TMP/bad.job.json" 2>&1)
-st=$?
-[ $st != 0 ] && echo "$out" | grep -q "reinforce"
-check "an rl term in a classification job is refused, naming it" $? "exit $st: $out"
+check_refused "an rl term in a classification job is refused, naming it" \
+    "reinforce" "$TMP/bad.job.json"
 cat >"$TMP/bad8.task.json" <<'JSON'
 {"data": "builtin:digits", "deploy": {"precision": "int4"}}
 JSON
 sed 's/cartpole.task.json/bad8.task.json/' "$TMP/rl.job.json" >"$TMP/bad8.job.json"
-out=$(ctl submit "$TMP/bad8.job.json" 2>&1)
-st=$?
-[ $st != 0 ] && echo "$out" | grep -q 'int4'
-check "an unknown deploy precision is refused at submit" $? "exit $st: $out"
+check_refused "an unknown deploy precision is refused at submit" \
+    'int4' "$TMP/bad8.job.json"
 cat >"$TMP/badq.task.json" <<'JSON'
 {"data": "builtin:oscillator", "deploy": {"precision": "int8", "qat": true}}
 JSON
 sed 's/cartpole.task.json/badq.task.json/' "$TMP/rl.job.json" >"$TMP/badq.job.json"
-out=$(ctl submit "$TMP/badq.job.json" 2>&1)
-st=$?
-[ $st != 0 ] && echo "$out" | grep -q 'the physics family has no quantisation-aware training'
-check "deploy.qat on a physics task is refused at submit, saying why" $? "exit $st: $out"
+check_refused "deploy.qat on a physics task is refused at submit, saying why" \
+    'the physics family has no quantisation-aware training' "$TMP/badq.job.json"
 
 stop_daemon
 finish
