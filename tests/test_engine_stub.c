@@ -15,123 +15,14 @@
 
 #include "../search/search.h"
 
-/* What the stub was asked, so the test can see the engine used its interface. */
-typedef struct StubCtx {
-    int loads, frees, families, signatures, prechecks;
-    int family_ok; /* 0: the env refuses every family */
-} StubCtx;
+#include "stub_env.h"
 
 static const char *const stub_known[] = {"focal(2)", "smooth(0.1)", "0.5*ce + 0.5*hinge", NULL};
 static const char *const stub_panel[] = {"ce", "focal(2)", NULL};
 
-/* A task is any string "stub:NAME"; its outputs and steps are fixed, its hash is its name's. */
-static int stub_task_load(void *ctx, const cJSON *spec, const char *base_dir, SearchTask *out,
-                          char *err) {
-    StubCtx *c = ctx;
-    (void)base_dir;
-    c->loads++;
-    memset(out, 0, sizeof *out);
-    if (!cJSON_IsString(spec) || strncmp(spec->valuestring, "stub:", 5) != 0)
-        return ld_err(err, LD_EINVAL, "data: only stub:NAME tasks here");
-    const char *name = spec->valuestring + 5;
-    out->family = family_parse("classification");
-    out->outputs = 3;
-    out->steps = 100;
-    out->higher_better = 1;
-    out->nfold = 1;
-    out->sig_len = 8;
-    out->hash = ld_hash64(name, strlen(name));
-    snprintf(out->name, sizeof out->name, "%s", name);
-    snprintf(out->metric, sizeof out->metric, "accuracy");
-    return LD_OK;
-}
-
-static void stub_task_free(void *ctx, SearchTask *t) {
-    StubCtx *c = ctx;
-    c->frees++;
-    cJSON_Delete(t->spec);
-    t->spec = NULL;
-}
-
-static int stub_family(void *ctx, int fam, SearchFamily *out) {
-    StubCtx *c = ctx;
-    c->families++;
-    if (!c->family_ok) return LD_EINVAL;
-    (void)fam;
-    *out = (SearchFamily){.baseline = "ce", .known = stub_known, .panel = stub_panel};
-    return LD_OK;
-}
-
-static uint64_t text_hash(const Expr *e) {
-    char text[EXPR_TEXT_MAX];
-    if (expr_print(e, text, sizeof text) < 0) return 0;
-    return ld_hash64(text, strlen(text));
-}
-
-/* A signature from the text's hash: distinct losses point in distinct directions. */
-static int stub_signature(void *ctx, const Expr *e, int fam, int outputs, float *sig, int n,
-                          char *err) {
-    StubCtx *c = ctx;
-    (void)fam;
-    (void)outputs;
-    (void)err;
-    c->signatures++;
-    uint64_t h = text_hash(e);
-    for (int i = 0; i < n; i++) {
-        h = ld_mix64(h, (uint64_t)i);
-        sig[i] = (float)((double)(h >> 11) / 9007199254740992.0 - 0.5);
-    }
-    return LD_OK;
-}
-
-/* Turns away every loss with a hinge term: rejections before training go through the env. */
-static int stub_precheck(void *ctx, const Expr *e, int fam, int outputs, char *err) {
-    StubCtx *c = ctx;
-    char text[EXPR_TEXT_MAX];
-    (void)fam;
-    (void)outputs;
-    c->prechecks++;
-    if (expr_print(e, text, sizeof text) >= 0 && strstr(text, "hinge"))
-        return ld_err(err, LD_EFAILED, "does not improve accuracy when optimised directly");
-    return LD_OK;
-}
-
-static SearchEnv stub_env(StubCtx *c) {
-    return (SearchEnv){.ctx = c,
-                       .task_load = stub_task_load,
-                       .task_free = stub_task_free,
-                       .family = stub_family,
-                       .signature = stub_signature,
-                       .precheck = stub_precheck};
-}
-
 static const char *const JOB =
     "{\"tasks\":[\"stub:a\",\"stub:b\"],\"holdout\":[\"stub:c\"],\"population\":6,"
     "\"children\":4,\"budget\":{\"evaluations\":80},\"seed\":11,\"final\":{\"top\":2,\"seeds\":3}}";
-
-static SearchJob *stub_job(const SearchEnv *env, const char *text) {
-    char err[LD_ERR_MAX] = "";
-    cJSON *j = cJSON_Parse(text);
-    SearchJob *job = NULL;
-    if (job_parse(j, NULL, env, &job, err) != LD_OK) fail_msg("job_parse: %s", err);
-    cJSON_Delete(j);
-    return job;
-}
-
-/* A made-up training outcome: accuracy from the loss's text and the seed, so the search has
- * something to select on. */
-static void fake_outcomes(const WorkItem *w, int n, WorkOutcome *outs) {
-    for (int i = 0; i < n; i++) {
-        memset(&outs[i], 0, sizeof outs[i]);
-        outs[i].seq = w[i].seq;
-        outs[i].status = WORK_OK;
-        uint64_t h = ld_hash64(w[i].expr, strlen(w[i].expr));
-        double noise = (double)(ld_mix64(h, w[i].seed) % 1000) / 1e5;
-        outs[i].res.ok = 1;
-        outs[i].res.val = 0.6 + (double)(h % 1000) / 4000.0 + noise + w[i].steps / 1e4;
-        outs[i].res.test = outs[i].res.val - 0.01;
-    }
-}
 
 /* Steps s until done (or max_rounds); the rounds it ran. */
 static int run_rounds(Search *s, int max_rounds) {
@@ -160,7 +51,7 @@ static char *leaderboard_text(const Search *s) {
 static void test_engine_runs_on_stub_hooks(void **state) {
     (void)state;
     char err[LD_ERR_MAX] = "";
-    StubCtx c = {.family_ok = 1};
+    StubCtx c = {.family_ok = 1, .known = stub_known, .panel = stub_panel};
     SearchEnv env = stub_env(&c);
     SearchJob *job = stub_job(&env, JOB);
     assert_int_equal(c.loads, 3);
@@ -230,7 +121,7 @@ static void test_engine_runs_on_stub_hooks(void **state) {
 static void test_env_refuses(void **state) {
     (void)state;
     char err[LD_ERR_MAX] = "";
-    StubCtx c = {.family_ok = 0};
+    StubCtx c = {.family_ok = 0, .known = stub_known, .panel = stub_panel};
     SearchEnv env = stub_env(&c);
     SearchJob *job = NULL;
     cJSON *j = cJSON_Parse("{\"tasks\":[\"stub:a\",\"builtin:digits\"]}");

@@ -16,98 +16,12 @@
 
 #include "../search/search.h"
 
+#include "stub_env.h"
+
 static const char *const stub_known[] = {"focal(2)", "smooth(0.1)", NULL};
-
-static int stub_task_load(void *ctx, const cJSON *spec, const char *base_dir, SearchTask *out,
-                          char *err) {
-    (void)ctx;
-    (void)base_dir;
-    memset(out, 0, sizeof *out);
-    if (!cJSON_IsString(spec)) return ld_err(err, LD_EINVAL, "data: only stub:NAME tasks here");
-    const char *name = spec->valuestring + 5;
-    out->family = family_parse("classification");
-    out->outputs = 3;
-    out->steps = 100;
-    out->higher_better = 1;
-    out->nfold = 1;
-    out->sig_len = 8;
-    out->hash = ld_hash64(name, strlen(name));
-    snprintf(out->name, sizeof out->name, "%s", name);
-    snprintf(out->metric, sizeof out->metric, "accuracy");
-    return LD_OK;
-}
-
-static void stub_task_free(void *ctx, SearchTask *t) {
-    (void)ctx;
-    cJSON_Delete(t->spec);
-    t->spec = NULL;
-}
-
-static int stub_family(void *ctx, int fam, SearchFamily *out) {
-    (void)ctx;
-    (void)fam;
-    *out = (SearchFamily){.baseline = "ce", .known = stub_known, .panel = NULL};
-    return LD_OK;
-}
-
-/* A signature from the text's hash, except that k*ce for any k > 0 points as ce does (the
- * scale invariance the real signature sees). */
-static int stub_signature(void *ctx, const Expr *e, int fam, int outputs, float *sig, int n,
-                          char *err) {
-    char text[EXPR_TEXT_MAX];
-    (void)ctx;
-    (void)fam;
-    (void)outputs;
-    (void)err;
-    if (expr_print(e, text, sizeof text) < 0) return LD_EFAILED;
-    const char *key = text;
-    char *star = strstr(text, "*ce");
-    if (star && star[3] == 0 && strspn(text, "0123456789.") == (size_t)(star - text)) key = "ce";
-    uint64_t h = ld_hash64(key, strlen(key));
-    for (int i = 0; i < n; i++) {
-        h = ld_mix64(h, (uint64_t)i);
-        sig[i] = (float)((double)(h >> 11) / 9007199254740992.0 - 0.5);
-    }
-    return LD_OK;
-}
-
-static int stub_precheck(void *ctx, const Expr *e, int fam, int outputs, char *err) {
-    char text[EXPR_TEXT_MAX];
-    (void)ctx;
-    (void)fam;
-    (void)outputs;
-    if (expr_print(e, text, sizeof text) >= 0 && strstr(text, "hinge"))
-        return ld_err(err, LD_EFAILED, "does not improve accuracy when optimised directly");
-    return LD_OK;
-}
-
-static const SearchEnv env = {.task_load = stub_task_load,
-                              .task_free = stub_task_free,
-                              .family = stub_family,
-                              .signature = stub_signature,
-                              .precheck = stub_precheck};
-
-static SearchJob *stub_job(const char *text) {
-    char err[LD_ERR_MAX] = "";
-    cJSON *j = cJSON_Parse(text);
-    SearchJob *job = NULL;
-    if (job_parse(j, NULL, &env, &job, err) != LD_OK) fail_msg("job_parse: %s", err);
-    cJSON_Delete(j);
-    return job;
-}
-
-static void fake_outcomes(const WorkItem *w, int n, WorkOutcome *outs) {
-    for (int i = 0; i < n; i++) {
-        memset(&outs[i], 0, sizeof outs[i]);
-        outs[i].seq = w[i].seq;
-        outs[i].status = WORK_OK;
-        uint64_t h = ld_hash64(w[i].expr, strlen(w[i].expr));
-        outs[i].res.ok = 1;
-        outs[i].res.val = 0.6 + (double)(h % 1000) / 4000.0 + (double)(ld_mix64(h, w[i].seed) % 1000) / 1e5 +
-                          w[i].steps / 1e4;
-        outs[i].res.test = outs[i].res.val - 0.01;
-    }
-}
+/* The stub env every test here parses its jobs with (set in main). */
+static StubCtx stub_ctx = {.family_ok = 1, .scale_free = 1, .known = stub_known};
+static SearchEnv env;
 
 /* One batch of proposals with the point it arrives at. */
 typedef struct Batch {
@@ -197,7 +111,7 @@ static const char *const JOB =
 static void test_replay_gives_the_same_search(void **state) {
     (void)state;
     char err[LD_ERR_MAX] = "";
-    SearchJob *job = stub_job(JOB);
+    SearchJob *job = stub_job(&env, JOB);
     int next = 0;
     Search *a = run(job, search_new(job, NULL, 0, err), &next, -1, -1);
     assert_true(search_done(a));
@@ -229,7 +143,7 @@ static void test_replay_gives_the_same_search(void **state) {
 static void test_replies(void **state) {
     (void)state;
     char err[LD_ERR_MAX] = "";
-    SearchJob *job = stub_job("{\"tasks\":[\"stub:a\"],\"budget\":{\"evaluations\":20},\"seed\":2,"
+    SearchJob *job = stub_job(&env, "{\"tasks\":[\"stub:a\"],\"budget\":{\"evaluations\":20},\"seed\":2,"
                               "\"population\":4,\"children\":2,\"seeds\":1}");
     Search *s = search_new(job, NULL, 0, err);
     SearchProposal *p = malloc(sizeof *p);
@@ -281,7 +195,7 @@ static void test_replies(void **state) {
 static void test_evaluate_only_waits(void **state) {
     (void)state;
     char err[LD_ERR_MAX] = "";
-    SearchJob *job = stub_job("{\"tasks\":[\"stub:a\"],\"mode\":\"evaluate_only\",\"seeds\":1,"
+    SearchJob *job = stub_job(&env, "{\"tasks\":[\"stub:a\"],\"mode\":\"evaluate_only\",\"seeds\":1,"
                               "\"budget\":{\"evaluations\":10},\"seed_losses\":[\"focal(2)\"],"
                               "\"final\":{\"top\":1,\"seeds\":2}}");
     assert_true(job_evaluate_only(job));
@@ -333,7 +247,7 @@ static void test_evaluate_only_waits(void **state) {
 static void test_stop_mid_round_survives_save(void **state) {
     (void)state;
     char err[LD_ERR_MAX] = "";
-    SearchJob *job = stub_job(JOB);
+    SearchJob *job = stub_job(&env, JOB);
     Search *a = search_new(job, NULL, 0, err);
     const WorkItem *w;
     int n;
@@ -376,5 +290,6 @@ int main(void) {
         cmocka_unit_test(test_evaluate_only_waits),
         cmocka_unit_test(test_stop_mid_round_survives_save),
     };
+    env = stub_env(&stub_ctx);
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
