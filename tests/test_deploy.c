@@ -20,17 +20,9 @@
 #include "../evaluator/internal.h"
 #include "../evaluator/mlp.h"
 #include "../evaluator/quant.h"
+#include "eval_util.h"
 
 #define PY "/usr/bin/python3"
-
-static Task *load(const char *json, char *err) {
-    cJSON *s = cJSON_Parse(json);
-    assert_non_null(s);
-    Task *t = NULL;
-    int rc = task_load(s, NULL, &t, err);
-    cJSON_Delete(s);
-    return rc == LD_OK ? t : NULL;
-}
 
 static const EvalMetric *metric(const EvalResult *r, const char *name) {
     for (int i = 0; i < r->nextra; i++)
@@ -124,10 +116,10 @@ static void ref_int8(const char *kind, const Mlp *m, const float *calib, int nca
 static void test_int8_classification(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *t8 = load("{\"data\": \"builtin:digits\", \"model\": {\"hidden\": [16]}, \"deploy\": {\"precision\": "
-                    "\"int8\"}}",
-                    err);
-    Task *t32 = load("{\"data\": \"builtin:digits\", \"model\": {\"hidden\": [16]}}", err);
+    Task *t8 = task_from_json("{\"data\": \"builtin:digits\", \"model\": {\"hidden\": [16]}, \"deploy\": {\"precision\": "
+                              "\"int8\"}}",
+                              err);
+    Task *t32 = task_from_json("{\"data\": \"builtin:digits\", \"model\": {\"hidden\": [16]}}", err);
     assert_true(t8 && t32);
     assert_true(task_hash(t8) != task_hash(t32)); /* the deployment is part of the task */
     Expr *ce = expr_parse("ce", err);
@@ -189,7 +181,7 @@ static void test_precisions(void **state) {
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
             snprintf(js, sizeof js, specs[i], prec[k]);
 #pragma GCC diagnostic pop
-            Task *t = load(js, err);
+            Task *t = task_from_json(js, err);
             if (!t) printf("%s: %s\n", js, err);
             assert_non_null(t);
             Expr *e = expr_parse(losses[i], err);
@@ -219,12 +211,12 @@ static void test_precisions(void **state) {
 static void test_qat(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *ptq = load("{\"data\": \"builtin:digits\", \"model\": {\"hidden\": [16]}, \"deploy\": {\"precision\": "
-                     "\"int8\"}}",
-                     err);
-    Task *qat = load("{\"data\": \"builtin:digits\", \"model\": {\"hidden\": [16]}, \"deploy\": {\"precision\": "
-                     "\"int8\", \"qat\": true}}",
-                     err);
+    Task *ptq = task_from_json("{\"data\": \"builtin:digits\", \"model\": {\"hidden\": [16]}, \"deploy\": {\"precision\": "
+                               "\"int8\"}}",
+                               err);
+    Task *qat = task_from_json("{\"data\": \"builtin:digits\", \"model\": {\"hidden\": [16]}, \"deploy\": {\"precision\": "
+                               "\"int8\", \"qat\": true}}",
+                               err);
     assert_true(ptq && qat);
     assert_true(task_hash(ptq) != task_hash(qat));
     Expr *ce = expr_parse("ce", err);
@@ -273,7 +265,7 @@ static void test_refusals(void **state) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[LD_ERR_MAX] = "";
-        Task *t = load(cases[i].json, err);
+        Task *t = task_from_json(cases[i].json, err);
         if (t || !strstr(err, cases[i].want)) printf("case %zu: '%s', want '%s'\n", i, err, cases[i].want);
         assert_null(t);
         assert_non_null(strstr(err, cases[i].want));
@@ -283,7 +275,7 @@ static void test_refusals(void **state) {
 /* A run of json under loss at seed with every group's final parameters in *final (malloc'd). */
 static Task *run_traced(const char *json, const char *loss, uint64_t seed, EvalResult *r, float **final) {
     char err[LD_ERR_MAX];
-    Task *t = load(json, err);
+    Task *t = task_from_json(json, err);
     if (!t) printf("%s: %s\n", json, err);
     assert_non_null(t);
     Expr *e = expr_parse(loss, err);
@@ -399,7 +391,7 @@ static void test_qat_families(void **state) {
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
             snprintf(js, sizeof js, cases[i].json, q ? ", \"qat\": true" : "");
 #pragma GCC diagnostic pop
-            Task *t = load(js, err);
+            Task *t = task_from_json(js, err);
             if (!t) printf("%s: %s\n", js, err);
             assert_non_null(t);
             Expr *e = expr_parse(cases[i].loss, err);

@@ -14,17 +14,9 @@
 #include <cmocka.h>
 
 #include "family_toy.c" /* the family: its one file (linked in with the test, not the library) */
+#include "eval_util.h"
 
 static int toy; /* the family's id, from eval_family_add */
-
-static Task *load(const char *json, char *err) {
-    cJSON *spec = cJSON_Parse(json);
-    assert_non_null(spec);
-    Task *t = NULL;
-    int rc = task_load(spec, NULL, &t, err);
-    cJSON_Delete(spec);
-    return rc == LD_OK ? t : NULL;
-}
 
 static int run(const Task *t, const char *loss, uint64_t seed, const EvalOpts *base, EvalResult *res, char *err) {
     Expr *e = expr_parse(loss, err);
@@ -39,7 +31,7 @@ static int run(const Task *t, const char *loss, uint64_t seed, const EvalOpts *b
 static void test_trains(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *t = load("{\"family\":\"toy\",\"data\":\"toy:line\",\"toy\":{\"slope\":2,\"noise\":0.1}}", err);
+    Task *t = task_from_json("{\"family\":\"toy\",\"data\":\"toy:line\",\"toy\":{\"slope\":2,\"noise\":0.1}}", err);
     if (!t) print_error("load: %s\n", err);
     assert_non_null(t);
     assert_int_equal(task_family(t), toy);
@@ -71,15 +63,15 @@ static void test_trains(void **state) {
 static void test_language_and_spec(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    assert_null(load("{\"family\":\"toy\",\"data\":\"toy:line\",\"toy\":{\"slop\":2}}", err));
+    assert_null(task_from_json("{\"family\":\"toy\",\"data\":\"toy:line\",\"toy\":{\"slop\":2}}", err));
     printf("misspelled key: %s\n", err);
     assert_non_null(strstr(err, "did you mean 'slope'"));
-    assert_null(load("{\"family\":\"toy\",\"data\":\"toy:line\",\"toy\":{\"noise\":9}}", err));
+    assert_null(task_from_json("{\"family\":\"toy\",\"data\":\"toy:line\",\"toy\":{\"noise\":9}}", err));
     printf("out of range: %s\n", err);
     assert_non_null(strstr(err, "toy.noise"));
-    assert_null(load("{\"family\":\"toy\",\"data\":\"toy:line\",\"augment\":{}}", err));
+    assert_null(task_from_json("{\"family\":\"toy\",\"data\":\"toy:line\",\"augment\":{}}", err));
     printf("another family's key: %s\n", err);
-    Task *t = load("{\"family\":\"toy\",\"data\":\"toy:line\"}", err);
+    Task *t = task_from_json("{\"family\":\"toy\",\"data\":\"toy:line\"}", err);
     assert_non_null(t);
     EvalResult r;
     assert_int_equal(run(t, "ce", 1, NULL, &r, err), LD_EINVAL); /* class logits: not provided */

@@ -21,42 +21,12 @@
 #include "../evaluator/generative.h"
 #include "../evaluator/internal.h"
 #include "../lang/lossprog.h"
+#include "eval_util.h"
 
 /* evaluator/gan.c, exposed for this test */
 double gan_frechet(const double *m1, const double *c1, const double *m2, const double *c2, int H, double *work);
 
 #define GAN_TASK "{\"family\": \"generative\", \"data\": \"builtin:digits\", \"model\": {\"kind\": \"gan\"}"
-
-static Task *load(const char *json, char *err) {
-    cJSON *s = cJSON_Parse(json);
-    if (!s) print_error("bad JSON in the test: %s\n", json);
-    assert_non_null(s);
-    Task *t = NULL;
-    int rc = task_load(s, NULL, &t, err);
-    cJSON_Delete(s);
-    return rc == LD_OK ? t : NULL;
-}
-
-/* One run; rc_out gets eval_run's code (LD_EINVAL: the loss does not fit the task, with err). */
-static EvalResult run_rc(const Task *t, const char *loss, uint64_t seed, int steps, int *rc_out, char *err) {
-    Expr *e = expr_parse(loss, err);
-    assert_non_null(e);
-    EvalOpts o = {.seed = seed, .steps = steps};
-    EvalResult r;
-    *rc_out = eval_run(t, e, &o, &r, err);
-    expr_free(e);
-    return r;
-}
-
-static EvalResult run(const Task *t, const char *loss, uint64_t seed, int steps) {
-    char err[LD_ERR_MAX];
-    int rc;
-    EvalResult r = run_rc(t, loss, seed, steps, &rc, err);
-    if (rc) print_error("eval_run %s: %s\n", loss, err);
-    assert_int_equal(rc, LD_OK);
-    if (!r.ok) print_error("run %s failed: %s\n", loss, r.error);
-    return r;
-}
 
 static double metric(const EvalResult *r, const char *name, int test) {
     for (int i = 0; i < r->nextra; i++)
@@ -67,7 +37,7 @@ static double metric(const EvalResult *r, const char *name, int test) {
 static void test_load_and_defaults(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *t = load(GAN_TASK "}", err);
+    Task *t = task_from_json(GAN_TASK "}", err);
     if (!t) print_error("%s\n", err);
     assert_non_null(t);
     assert_string_equal(task_metric(t), "fid");
@@ -79,9 +49,9 @@ static void test_load_and_defaults(void **state) {
     free(txt);
     cJSON_Delete(spec);
     task_free(t);
-    t = load(GAN_TASK ", \"metric\": \"coverage\", \"gan\": {\"train\": \"both\", \"clip\": 0.05}, "
-                      "\"train\": {\"d_steps\": 3}}",
-             err);
+    t = task_from_json(GAN_TASK ", \"metric\": \"coverage\", \"gan\": {\"train\": \"both\", \"clip\": 0.05}, "
+                                "\"train\": {\"d_steps\": 3}}",
+                       err);
     if (!t) print_error("%s\n", err);
     assert_non_null(t);
     assert_string_equal(task_metric(t), "coverage");
@@ -110,7 +80,7 @@ static void test_bad_specs(void **state) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[LD_ERR_MAX] = "";
-        Task *t = load(cases[i].json, err);
+        Task *t = task_from_json(cases[i].json, err);
         printf("%-90.90s -> %s\n", cases[i].json, t ? "loaded" : err);
         if (t) task_free(t);
         assert_null(t);
@@ -124,8 +94,8 @@ static void test_bad_specs(void **state) {
 static void test_bad_losses(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *gan = load(GAN_TASK "}", err);
-    Task *ae = load("{\"family\": \"generative\", \"data\": \"builtin:digits\"}", err);
+    Task *gan = task_from_json(GAN_TASK "}", err);
+    Task *ae = task_from_json("{\"family\": \"generative\", \"data\": \"builtin:digits\"}", err);
     assert_non_null(gan);
     assert_non_null(ae);
     static const struct {
@@ -141,7 +111,7 @@ static void test_bad_losses(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc;
         err[0] = 0;
-        EvalResult r = run_rc(cases[i].on_gan ? gan : ae, cases[i].loss, 1, 2, &rc, err);
+        EvalResult r = run_loss_rc(cases[i].on_gan ? gan : ae, cases[i].loss, 1, 2, &rc, err);
         (void)r;
         printf("%-12s %-18s -> %s\n", cases[i].on_gan ? "gan" : "autoencoder", cases[i].loss, rc ? err : "ran");
         assert_int_not_equal(rc, LD_OK);
@@ -187,7 +157,7 @@ static int same_result(const EvalResult *a, const EvalResult *b) {
 static void test_deterministic(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *t = load(GAN_TASK ", \"train\": {\"d_steps\": 2}}", err);
+    Task *t = task_from_json(GAN_TASK ", \"train\": {\"d_steps\": 2}}", err);
     assert_non_null(t);
     Job a = {.t = t, .loss = "nsgan", .seed = 3, .steps = 60}, b = {.t = t, .loss = "hinge_gan + 0.01*dgz^2 + rec + 0.1*perc", .seed = 4, .steps = 60};
     job_run(&a);
@@ -217,9 +187,9 @@ static void test_deterministic(void **state) {
 static void test_learns(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *t = load(GAN_TASK "}", err);
+    Task *t = task_from_json(GAN_TASK "}", err);
     assert_non_null(t);
-    EvalResult r0 = run(t, "nsgan", 1, 1), r = run(t, "nsgan", 1, 0);
+    EvalResult r0 = run_loss(t, "nsgan", 1, 1), r = run_loss(t, "nsgan", 1, 0);
     double f0 = metric(&r0, "fid", 1), f1 = metric(&r, "fid", 1), c1 = metric(&r, "coverage", 1);
     printf("nsgan, seed 1: test fid %.4f after 1 step, %.4f after %d steps (%.0f ms); coverage %.2f -> %.2f\n", f0,
            f1, r.steps, r.wall_ms, metric(&r0, "coverage", 1), c1);
@@ -252,10 +222,10 @@ static void test_sides_and_terms(void **state) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char json[512], err[LD_ERR_MAX];
         snprintf(json, sizeof json, GAN_TASK ", \"gan\": %s}", cases[i].gan);
-        Task *t = load(json, err);
+        Task *t = task_from_json(json, err);
         if (!t) print_error("%s: %s\n", json, err);
         assert_non_null(t);
-        EvalResult r = run(t, cases[i].loss, 2, 150);
+        EvalResult r = run_loss(t, cases[i].loss, 2, 150);
         printf("gan %-58s loss %-30s fid %.4f coverage %.2f\n", cases[i].gan, cases[i].loss, metric(&r, "fid", 0),
                metric(&r, "coverage", 0));
         assert_true(r.ok);
@@ -330,7 +300,7 @@ static void feature_moments(const FixedNet *net, const float *x, int n, double *
 static void test_frechet_floor(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *t = load(GAN_TASK "}", err);
+    Task *t = task_from_json(GAN_TASK "}", err);
     assert_non_null(t);
     const FixedNet *net = fixednet_get(err);
     assert_non_null(net);

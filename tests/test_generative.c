@@ -22,30 +22,9 @@
 #include "../evaluator/fixednet.h"
 #include "../evaluator/generative.h"
 #include "../lang/lossprog.h"
+#include "eval_util.h"
 
 #define PY "/usr/bin/python3"
-
-static Task *load(const char *json, char *err) {
-    cJSON *s = cJSON_Parse(json);
-    assert_non_null(s);
-    Task *t = NULL;
-    int rc = task_load(s, NULL, &t, err);
-    cJSON_Delete(s);
-    return rc == LD_OK ? t : NULL;
-}
-
-static EvalResult run(const Task *t, const char *loss, uint64_t seed, int steps) {
-    char err[LD_ERR_MAX];
-    Expr *e = expr_parse(loss, err);
-    assert_non_null(e);
-    EvalOpts o = {.seed = seed, .steps = steps};
-    EvalResult r;
-    int rc = eval_run(t, e, &o, &r, err);
-    if (rc) print_error("eval_run: %s\n", err);
-    assert_int_equal(rc, LD_OK);
-    expr_free(e);
-    return r;
-}
 
 /* ---- the terms through the compiled program: central differences in xh and in perc */
 
@@ -154,7 +133,7 @@ static void test_fixednet_perc_fd(void **state) {
         worst = fmax(worst, d);
     }
     /* the classifier on clean digits test pixels is the accuracy the file records */
-    Task *t = load("{\"family\": \"generative\", \"data\": \"builtin:digits\"}", err);
+    Task *t = task_from_json("{\"family\": \"generative\", \"data\": \"builtin:digits\"}", err);
     assert_non_null(t);
     const Dataset *ts = &t->test;
     int hit = 0, *cls = malloc(sizeof(int) * (size_t)ts->n);
@@ -191,7 +170,7 @@ static uint32_t term_bits(const Expr *e) {
 static void step_open(StepRun *s, const char *spec, const char *loss) {
     char err[LD_ERR_MAX];
     memset(s, 0, sizeof *s);
-    s->t = load(spec, err);
+    s->t = task_from_json(spec, err);
     if (!s->t) print_error("%s\n", err);
     assert_non_null(s->t);
     s->e = expr_parse(loss, err);
@@ -415,12 +394,12 @@ static void *thread_run(void *arg) {
 static void test_runs(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *t = load("{\"family\": \"generative\", \"data\": \"builtin:digits\"}", err);
+    Task *t = task_from_json("{\"family\": \"generative\", \"data\": \"builtin:digits\"}", err);
     assert_non_null(t);
     assert_string_equal(task_metric(t), "rec_accuracy");
     assert_int_equal(task_higher_better(t), 1);
     assert_int_equal(task_steps(t), 300);
-    EvalResult r = run(t, "rec", 1, 0);
+    EvalResult r = run_loss(t, "rec", 1, 0);
     assert_true(r.ok);
     assert_int_equal(r.nextra, 2);
     print_message("digits 64-32-8-32-64, rec, 300 steps: rec_accuracy val %.4f test %.4f, rec_mse test %.4f\n", r.val,
@@ -447,7 +426,7 @@ static void test_runs(void **state) {
 
 static void expect_load_error(const char *json, const char *want) {
     char err[LD_ERR_MAX] = "";
-    Task *t = load(json, err);
+    Task *t = task_from_json(json, err);
     if (t || !strstr(err, want)) print_error("%s: got '%s', want '%s'\n", json, err, want);
     assert_null(t);
     assert_non_null(strstr(err, want));
@@ -455,7 +434,7 @@ static void expect_load_error(const char *json, const char *want) {
 
 static void expect_loss_error(const char *json, const char *loss, const char *want) {
     char err[LD_ERR_MAX] = "";
-    Task *t = load(json, err);
+    Task *t = task_from_json(json, err);
     assert_non_null(t);
     Expr *e = expr_parse(loss, err);
     assert_non_null(e);
@@ -491,10 +470,10 @@ static void test_bad_input(void **state) {
     expect_loss_error("{\"data\": \"builtin:digits\"}", "rec", "term 'rec' is not available for classification tasks");
     /* rec on features outside [0, 1]: linear outputs, rec_mse only */
     char err[LD_ERR_MAX];
-    Task *t = load("{\"family\": \"generative\", \"data\": \"builtin:wine\", \"train\": {\"steps\": 50}}", err);
+    Task *t = task_from_json("{\"family\": \"generative\", \"data\": \"builtin:wine\", \"train\": {\"steps\": 50}}", err);
     assert_non_null(t);
     assert_string_equal(task_metric(t), "rec_mse");
-    EvalResult r = run(t, "rec", 1, 0);
+    EvalResult r = run_loss(t, "rec", 1, 0);
     assert_true(r.ok && r.nextra == 1);
     task_free(t);
 }
@@ -504,9 +483,9 @@ static void test_bad_input(void **state) {
 static void test_pixel_noise(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *c = load("{\"family\": \"generative\", \"data\": \"builtin:digits\"}", err);
-    Task *n = load("{\"family\": \"generative\", \"data\": \"builtin:digits\", \"transform\": {\"pixel_noise\": 0.3}}",
-                   err);
+    Task *c = task_from_json("{\"family\": \"generative\", \"data\": \"builtin:digits\"}", err);
+    Task *n = task_from_json("{\"family\": \"generative\", \"data\": \"builtin:digits\", \"transform\": {\"pixel_noise\": 0.3}}",
+                             err);
     assert_true(c && n);
     size_t nv = (size_t)c->train.n * c->train.d, diff = 0, ext = 0;
     for (size_t k = 0; k < nv; k++) {

@@ -15,43 +15,22 @@
 
 #include "../evaluator/eval.h"
 #include "../lang/lossprog.h"
-
-static Task *load(const char *json, char *err) {
-    cJSON *s = cJSON_Parse(json);
-    assert_non_null(s);
-    Task *t = NULL;
-    int rc = task_load(s, NULL, &t, err);
-    cJSON_Delete(s);
-    return rc == LD_OK ? t : NULL;
-}
-
-static EvalResult run(const Task *t, const char *loss, uint64_t seed, int steps) {
-    char err[LD_ERR_MAX];
-    Expr *e = expr_parse(loss, err);
-    assert_non_null(e);
-    EvalOpts o = {.seed = seed, .steps = steps};
-    EvalResult r;
-    int rc = eval_run(t, e, &o, &r, err);
-    if (rc) printf("eval_run: %s\n", err);
-    assert_int_equal(rc, LD_OK);
-    expr_free(e);
-    return r;
-}
+#include "eval_util.h"
 
 static void test_load_and_defaults(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *t = load("{\"data\": \"builtin:cartpole\"}", err);
+    Task *t = task_from_json("{\"data\": \"builtin:cartpole\"}", err);
     assert_non_null(t);
     assert_int_equal(task_family(t), FAM_RL);
     assert_string_equal(task_metric(t), "return");
     assert_int_equal(task_higher_better(t), 1);
     assert_int_equal(task_steps(t), 400);
     task_free(t);
-    t = load("{\"data\": \"builtin:acrobot\", \"family\": \"rl\", \"metric\": \"steps_to_threshold\", "
-             "\"rl\": {\"gamma\": 0.98, \"lambda\": 1, \"envs\": 4, \"rollout\": 8, \"val_episodes\": 3, "
-             "\"test_episodes\": 5, \"threshold\": -150}}",
-             err);
+    t = task_from_json("{\"data\": \"builtin:acrobot\", \"family\": \"rl\", \"metric\": \"steps_to_threshold\", "
+                       "\"rl\": {\"gamma\": 0.98, \"lambda\": 1, \"envs\": 4, \"rollout\": 8, \"val_episodes\": 3, "
+                       "\"test_episodes\": 5, \"threshold\": -150}}",
+                       err);
     if (!t) printf("%s\n", err);
     assert_non_null(t);
     assert_int_equal(task_higher_better(t), 0);
@@ -82,7 +61,7 @@ static void test_bad_specs(void **state) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char err[LD_ERR_MAX] = "";
-        Task *t = load(cases[i].json, err);
+        Task *t = task_from_json(cases[i].json, err);
         if (t || !strstr(err, cases[i].want)) printf("case %zu: %s -> '%s', want '%s'\n", i, cases[i].json, err, cases[i].want);
         assert_null(t);
         assert_non_null(strstr(err, cases[i].want));
@@ -92,11 +71,11 @@ static void test_bad_specs(void **state) {
 static void test_deterministic(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *t = load("{\"data\": \"builtin:cartpole\", \"rl\": {\"val_episodes\": 3, \"test_episodes\": 4}}", err);
+    Task *t = task_from_json("{\"data\": \"builtin:cartpole\", \"rl\": {\"val_episodes\": 3, \"test_episodes\": 4}}", err);
     assert_non_null(t);
-    EvalResult a = run(t, "a2c - 0.01*ent + 0.5*td2", 3, 40);
-    EvalResult b = run(t, "a2c - 0.01*ent + 0.5*td2", 3, 40);
-    EvalResult c = run(t, "a2c - 0.01*ent + 0.5*td2", 4, 40);
+    EvalResult a = run_loss(t, "a2c - 0.01*ent + 0.5*td2", 3, 40);
+    EvalResult b = run_loss(t, "a2c - 0.01*ent + 0.5*td2", 3, 40);
+    EvalResult c = run_loss(t, "a2c - 0.01*ent + 0.5*td2", 4, 40);
     assert_true(a.ok && b.ok && c.ok);
     printf("seed 3: val %g test %g loss %.9g; seed 4: loss %.9g\n", a.val, a.test, a.final_loss, c.final_loss);
     assert_true(a.val == b.val && a.test == b.test && a.final_loss == b.final_loss);
@@ -116,9 +95,9 @@ static void test_deterministic(void **state) {
 static void test_learns(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *t = load("{\"data\": \"builtin:cartpole\"}", err);
+    Task *t = task_from_json("{\"data\": \"builtin:cartpole\"}", err);
     assert_non_null(t);
-    EvalResult r = run(t, "a2c - 0.01*ent + 0.5*td2", 2, 0);
+    EvalResult r = run_loss(t, "a2c - 0.01*ent + 0.5*td2", 2, 0);
     printf("a2c baseline, seed 2, 400 updates: val %.1f test %.1f, steps_to_threshold %g, %.0f ms\n", r.val,
            r.test, r.extra[1].val, r.wall_ms);
     assert_true(r.ok);
