@@ -389,7 +389,7 @@ typedef struct GanStep {
 static void gstep_open(GanStep *s, const char *spec, const char *loss) {
     char err[LD_ERR_MAX];
     memset(s, 0, sizeof *s);
-    s->t = load(spec, err);
+    s->t = task_from_json(spec, err);
     if (!s->t) print_error("%s: %s\n", spec, err);
     assert_non_null(s->t);
     s->e = expr_parse(loss, err);
