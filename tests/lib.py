@@ -8,8 +8,10 @@ test_*, so this module is imported, never run.
     lib.finish()          # prints the counts, exits non-zero when anything failed
 """
 import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -44,6 +46,120 @@ def check(name, cond, *detail):
         ok(name)
     else:
         bad(name, *detail)
+
+
+class Conn:
+    """One client connection to a daemon's socket, JSON-RPC 2.0 one message a line, with a line
+    reader (buf holds what was read past the last line)."""
+
+    def __init__(self, path, timeout=60):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.connect(path)
+        self.buf = b""
+        self.rid = 0
+
+    def send_raw(self, data):
+        self.s.sendall(data)
+
+    def send(self, obj):
+        self.send_raw((json.dumps(obj) + "\n").encode())
+
+    def line(self):
+        """The next message (raises EOFError when the daemon closed the connection)."""
+        while b"\n" not in self.buf:
+            chunk = self.s.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self.buf += chunk
+        ln, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(ln)
+
+    def reply(self):
+        """The next message that is not a notification."""
+        while True:
+            m = self.line()
+            if "method" not in m:
+                return m
+
+    def call(self, method, params=None, rid=None):
+        """Sends a request with id rid (default: this connection's next number) and returns the
+        next reply (notifications are skipped; a reply with another id is returned as it is)."""
+        if rid is None:
+            self.rid += 1
+            rid = self.rid
+        req = {"jsonrpc": "2.0", "id": rid, "method": method}
+        if params is not None:
+            req["params"] = params
+        self.send(req)
+        return self.reply()
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+
+class Daemon:
+    """lossd serve on dir/TAG.sock and the database db, with extra environment (LOSSD_FAULT and
+    LOSSD_FAULT_FILE are taken out of the inherited one) and options (args), its log dir/TAG.log
+    (appended to); connected (c, a Conn) once it answers server.hello, else c is None."""
+
+    def __init__(self, d, db, env=None, tag="d", args=()):
+        self.sock = os.path.join(d, tag + ".sock")
+        self.db = db
+        self.logpath = os.path.join(d, tag + ".log")
+        e = dict(os.environ)
+        e.pop("LOSSD_FAULT", None)
+        e.pop("LOSSD_FAULT_FILE", None)
+        e.update(env or {})
+        self.log = open(self.logpath, "a")
+        self.p = subprocess.Popen([LOSSD, "serve", "--socket", self.sock, "--db", db,
+                                   "--workers", "2", *args], stdout=self.log,
+                                  stderr=subprocess.STDOUT, env=e)
+        self.c = None
+        for _ in range(300):
+            if self.p.poll() is not None:
+                break
+            try:
+                self.c = Conn(self.sock, timeout=30)
+                self.c.call("server.hello")
+                return
+            except OSError:
+                self.c = None
+                time.sleep(0.05)
+
+    def up(self):
+        return self.c is not None
+
+    def call(self, method, params=None):
+        return self.c.call(method, params)
+
+    def kill9(self):
+        if self.c:
+            self.c.close()
+        self.p.kill()
+        self.p.wait()
+        self.log.close()
+
+    def stop(self):
+        if self.c:
+            self.c.close()
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+
+    def logtext(self):
+        try:
+            return open(self.logpath).read()
+        except OSError:
+            return ""
 
 
 @contextlib.contextmanager

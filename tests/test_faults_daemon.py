@@ -15,11 +15,8 @@ is ok, and the final leaderboard is the undisturbed run's.
 `tests/fault_sweep.sh` (this file with --all, or --step K for every Kth N) runs every N up to the
 undisturbed run's count and prints the counts docs/reliability.md reports.
 Uses $LOSSD_BIN/lossd; prints "N passed, N failed" last."""
-import json
 import os
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,99 +25,13 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
+# test_daemon_cancel.py, test_submit_load.py and test_load_paths.py import these from here
+from lib import Conn, Daemon  # noqa: E402,F401
 
 JOB = {"name": "faults", "seed": 7,
        "tasks": [{"data": "builtin:digits", "train": {"steps": 20}}],
        "budget": {"evaluations": 24}, "population": 4, "children": 2, "seeds": 1,
        "final": {"top": 2, "seeds": 2}}
-
-
-class Conn:
-    def __init__(self, path, timeout=30):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(timeout)
-        self.s.connect(path)
-        self.buf = b""
-        self.rid = 0
-
-    def call(self, method, params=None):
-        self.rid += 1
-        req = {"jsonrpc": "2.0", "id": self.rid, "method": method}
-        if params is not None:
-            req["params"] = params
-        self.s.sendall((json.dumps(req) + "\n").encode())
-        while True:
-            while b"\n" not in self.buf:
-                chunk = self.s.recv(65536)
-                if not chunk:
-                    raise EOFError("connection closed")
-                self.buf += chunk
-            ln, self.buf = self.buf.split(b"\n", 1)
-            m = json.loads(ln)
-            if m.get("id") == self.rid:
-                return m
-
-    def close(self):
-        self.s.close()
-
-
-class Daemon:
-    """lossd serve on a socket and database in dir, with extra environment and options."""
-
-    def __init__(self, d, db, env=None, tag="d", args=()):
-        self.sock = os.path.join(d, tag + ".sock")
-        self.db = db
-        self.logpath = os.path.join(d, tag + ".log")
-        e = dict(os.environ)
-        e.pop("LOSSD_FAULT", None)
-        e.pop("LOSSD_FAULT_FILE", None)
-        e.update(env or {})
-        self.log = open(self.logpath, "a")
-        self.p = subprocess.Popen([lib.LOSSD, "serve", "--socket", self.sock, "--db", db,
-                                   "--workers", "2", *args], stdout=self.log, stderr=subprocess.STDOUT,
-                                  env=e)
-        self.c = None
-        for _ in range(300):
-            if self.p.poll() is not None:
-                break
-            try:
-                self.c = Conn(self.sock)
-                self.c.call("server.hello")
-                return
-            except OSError:
-                self.c = None
-                time.sleep(0.05)
-
-    def up(self):
-        return self.c is not None
-
-    def call(self, method, params=None):
-        return self.c.call(method, params)
-
-    def kill9(self):
-        if self.c:
-            self.c.close()
-        self.p.kill()
-        self.p.wait()
-        self.log.close()
-
-    def stop(self):
-        if self.c:
-            self.c.close()
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.log.close()
-
-    def logtext(self):
-        try:
-            return open(self.logpath).read()
-        except OSError:
-            return ""
 
 
 def state(d, jid):

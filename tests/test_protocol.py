@@ -14,79 +14,9 @@ import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.environ.get("LOSSD_BIN", "bin")
-LOSSD = BIN if os.path.isabs(BIN) else os.path.join(ROOT, BIN)
-LOSSD = os.path.join(LOSSD, "lossd")
-
-passed = 0
-failed = 0
-
-
-def ok(name):
-    global passed
-    passed += 1
-    print("ok   " + name, flush=True)
-
-
-def bad(name, *detail):
-    global failed
-    failed += 1
-    print("FAIL " + name, flush=True)
-    for d in detail:
-        print("     " + str(d)[:2000], flush=True)
-
-
-def check(name, cond, *detail):
-    if cond:
-        ok(name)
-    else:
-        bad(name, *detail)
-
-
-class Conn:
-    """One client connection with a line reader."""
-
-    def __init__(self, path, timeout=60):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(timeout)
-        self.s.connect(path)
-        self.buf = b""
-
-    def send_raw(self, data):
-        self.s.sendall(data)
-
-    def send(self, obj):
-        self.send_raw((json.dumps(obj) + "\n").encode())
-
-    def line(self):
-        while b"\n" not in self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError("connection closed")
-            self.buf += chunk
-        ln, self.buf = self.buf.split(b"\n", 1)
-        return json.loads(ln)
-
-    def reply(self):
-        """The next message that is not a notification."""
-        while True:
-            m = self.line()
-            if "method" not in m:
-                return m
-
-    def call(self, method, params=None, rid=1):
-        req = {"jsonrpc": "2.0", "id": rid, "method": method}
-        if params is not None:
-            req["params"] = params
-        self.send(req)
-        return self.reply()
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib  # noqa: E402
+from lib import LOSSD, Conn, bad, check, ok  # noqa: E402
 
 
 def err_code(reply):
@@ -145,7 +75,7 @@ def main():
                 proc.wait()
                 bad("SIGTERM at the end: the daemon exits", "it did not within 30 s")
         log.close()
-        if failed:
+        if lib.failed:
             try:
                 print("---- daemon log (tail)")
                 print(open(os.path.join(tmp, "daemon.log")).read()[-3000:])
@@ -524,5 +454,4 @@ if __name__ == "__main__":
         main()
     except Exception as e:  # noqa: BLE001 - report, never hide
         bad("test harness", "%s: %s" % (type(e).__name__, e))
-    print("%d passed, %d failed" % (passed, failed))
-    sys.exit(1 if failed else 0)
+    lib.finish()
