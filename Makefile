@@ -129,17 +129,26 @@ install-pkgs:
 unit: all $(TESTS) $(BENCHES) $(BUILD)/tests/fuzz/driver.o $(FUZZ_DRIVERS)
 
 # The test command: unit and integration tests, then the same suite built with sanitizers.
-# tests/run.sh prints "N passed, N failed" as its last line.
+# Both builds compile at once on every core (the two sub-makes share one -j$(NPROC) job server);
+# tests/run.sh runs the programs of both suites $(NPROC) at a time and prints "N passed, N
+# failed" as its last line.
 ASAN_VARS := BUILD=build/asan BIN=build/asan/bin OPT=-O1 \
   SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 
 test: test-deps
-	$(MAKE) unit
-	$(MAKE) unit $(ASAN_VARS)
+	$(MAKE) -j$(NPROC) unit-both
 	tests/run.sh
 
-asan: deps
+.PHONY: unit-both unit-normal unit-asan
+unit-both: unit-normal unit-asan
+unit-normal:
+	$(MAKE) unit
+unit-asan:
 	$(MAKE) unit $(ASAN_VARS)
+
+asan: deps
+	$(MAKE) -j$(NPROC) unit $(ASAN_VARS)
 	tests/run.sh --asan-only
 
 bench: bench-deps
