@@ -119,7 +119,7 @@ class Daemon:
                                    "--workers", "2", *args], stdout=self.log,
                                   stderr=subprocess.STDOUT, env=e)
         self.c = None
-        for _ in range(300):
+        for _ in range(1200):  # up to 60 s
             if self.p.poll() is not None:
                 break
             try:

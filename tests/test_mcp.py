@@ -225,7 +225,7 @@ def propose_session(sock):
     names = {t["name"] for t in s.call("tools/list")["result"]["tools"]}
     check("--allow-write with a daemon that takes proposals lists propose_candidates",
           "propose_candidates" in names, sorted(names))
-    for _ in range(300):  # proposals go into a running job
+    for _ in range(1200):  # proposals go into a running job (up to 60 s)
         if c.call("job.get", job_id=job)["state"] == "running":
             break
         time.sleep(0.05)
