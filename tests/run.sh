@@ -185,6 +185,16 @@ print_ready() {
 }
 
 t0=$EPOCHREALTIME
+# Interrupted (^C, or a timeout above this script): stop the programs still running. Background
+# jobs of a script ignore SIGINT, so each job's timeout is told (it passes TERM on to its program).
+stop_all() {
+    local p
+    trap - INT TERM
+    for p in "${pid_of[@]}"; do pkill -TERM -P "$p" 2>/dev/null; done
+    echo "run.sh: interrupted"
+    exit 130
+}
+trap stop_all INT TERM
 for ((i = 0; i < n; i++)); do rm -f "$(result_file "$i")"; done
 for b in build build/asan; do rm -f "$b/logs/times.new"; done
 running=0
