@@ -20,10 +20,12 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 
-# Programs that start first on a clean checkout (no BUILD/logs/times yet): the longest ones of
-# the last measured run, longest first (notes: per-program times of `make test`).
-HEAVY="test_gan_daemon.sh test_doc_figures.sh test_docs.sh test_daemon.sh test_gen_daemon.sh
-       test_rl_daemon.sh test_families_doc.sh test_alloc_sweep test_search_cli.sh"
+# Programs that start first on a clean checkout (no BUILD/logs/times yet), as SUITE:NAME: the
+# longest of a measured run (CPU seconds, docs: notes of the CI work), longest first.
+HEAVY="asan:test_docs.sh asan:test_daemon.sh asan:test_alloc_sweep asan:test_families_doc.sh
+       unit:test_alloc_sweep unit:test_daemon.sh unit:test_generative unit:test_docs.sh
+       asan:test_gan_daemon.sh unit:test_export asan:test_rl_daemon.sh unit:test_families_doc.sh
+       asan:test_gen_daemon.sh asan:test_search_cli.sh"
 # Programs that must run with nothing beside them (documented above; empty is the goal).
 ALONE=""
 
@@ -100,7 +102,8 @@ esac
 n=${#J_PROG[@]}
 
 # Start order: known durations (BUILD/logs/times: "NAME SECONDS CPU_SECONDS" lines from the last
-# complete run) first, longest first; then the HEAVY list's order; then the rest in print order.
+# complete run) first, longest first; then the HEAVY list's order; then the rest in print order,
+# the sanitizer suite's first.
 declare -A known=()
 for b in build build/asan; do
     [ -f "$b/logs/times" ] || continue
@@ -113,8 +116,10 @@ weight() {
     local name=${J_NAME[$1]}
     if [ -n "${known[${J_BUILD[$1]}/$name]:-}" ]; then
         echo "$((1000000000 + 10#${known[${J_BUILD[$1]}/$name]}))"
-    elif [ -n "${heavy[$name]:-}" ]; then
-        echo "$((1000 - heavy[$name]))"
+    elif [ -n "${heavy[${J_LABEL[$1]}:$name]:-}" ]; then
+        echo "$((1000 - heavy[${J_LABEL[$1]}:$name]))"
+    elif [ "${J_LABEL[$1]}" = asan ]; then
+        echo 1 # a sanitizer build's program takes ~3 times its normal twin's time
     else
         echo 0
     fi
