@@ -221,15 +221,15 @@ static void test_gradients(void **state) {
 static void test_group_scale(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *t = load("{\"data\": \"builtin:cartpole\", \"rl\": {\"val_episodes\": 4, \"test_episodes\": 4}}", err);
+    Task *t = task_from_json("{\"data\": \"builtin:cartpole\", \"rl\": {\"val_episodes\": 4, \"test_episodes\": 4}}", err);
     assert_non_null(t);
     static const char *const same[] = {"a2c - 0.01*ent + td2", "a2c - 0.01*ent + 0.5*td2", "a2c - 0.01*ent + 3*td2",
                                        "2*a2c - 0.02*ent + td2"};
-    EvalResult r0 = run(t, same[0], 5, 60);
+    EvalResult r0 = run_loss(t, same[0], 5, 60);
     enum { N = 256 };
     static float sig[6][N];
     for (int i = 0; i < 4; i++) {
-        EvalResult r = run(t, same[i], 5, 60);
+        EvalResult r = run_loss(t, same[i], 5, 60);
         Expr *e = expr_parse(same[i], err);
         assert_int_equal(eval_signature(e, FAM_RL, 1, sig[i], N, err), LD_OK);
         expr_free(e);
