@@ -581,7 +581,7 @@ def fixture_cli(d):
     while the daemon was down."""
     d.submit(os.path.join(DOCS_JOBS, "test.job.json"), 1)
     d.wait_state(1, "done")
-    d.submit(os.path.join(ROOT, "examples", "demo.job.json"), 2)
+    d.submit(os.path.join(d.tmp, "work", "examples", "demo.job.json"), 2)
     d.ctl("pause", "2")  # resumed last, so its 160 s are spent while the examples run
     d.submit(os.path.join(DOCS_JOBS, "nightly.job.json"), 3)
     d.wait_state(3, "done")
@@ -629,7 +629,7 @@ def fixture_protocol(d):
         return
     fixture_cli(d)
     for want in (6, 7):
-        d.submit(os.path.join(ROOT, "examples", "demo.job.json"), want)
+        d.submit(os.path.join(d.tmp, "work", "examples", "demo.job.json"), want)
     d.ctl("cancel", "2")
     d.ctl("delete", "2")
 
@@ -650,8 +650,22 @@ class Checker:
         self.tmp = tempfile.mkdtemp(prefix="lossd_docs_")
         self.work = os.path.join(self.tmp, "work")  # the examples' current folder
         os.makedirs(self.work)
-        for name in ("examples", "data", "tests"):
+        for name in ("data", "tests"):
             os.symlink(os.path.join(ROOT, name), os.path.join(self.work, name))
+        # examples/ holds links to the repository's files, but demo.job.json is a copy whose
+        # wall-clock budget (160 s) is an hour: the docs show the demo jobs running while the
+        # examples run, and on a loaded machine (programs of both suites run side by side, the
+        # sanitizer build is slower) the examples took longer than 160 s, when the jobs went on
+        # to their final evaluations. No documented output shows the budget itself.
+        os.makedirs(os.path.join(self.work, "examples"))
+        for name in os.listdir(os.path.join(ROOT, "examples")):
+            src, dst = os.path.join(ROOT, "examples", name), os.path.join(self.work, "examples", name)
+            if name == "demo.job.json":
+                job = json.load(open(src))
+                job["budget"]["seconds"] = 3600
+                json.dump(job, open(dst, "w"), indent=2)
+            else:
+                os.symlink(src, dst)
         self.daemon = Daemon(bindir, self.tmp)
         self.fixtures_done = set()
         self.fixture_failed = None
