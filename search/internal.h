@@ -50,6 +50,7 @@ struct SearchJob {
     int level_seeds[JOB_MAX_LEVELS];
     double promote;                   /* fraction of a level promoted to the next */
     double stop_early;                /* fidelity.stop_early: the early-stopping margin (screen.c); 0: off */
+    int prescreen;                    /* fidelity.prescreen: the learned pre-screen (surrogate.c) */
     int final_top, final_seeds;       /* holdout re-evaluation */
     /* Final checks at the user's horizon (docs/jobs.md, "At your horizon"): after the final
      * re-evaluation its losses train again on fresh seeds under the user's recipe. hor[t] is
@@ -186,6 +187,50 @@ double screen_rung_bar(double *fit, int n);
  * (0: no reference, no stopping). */
 int screen_stop_bar(const float *ref, const int *npts, int nref, double margin, int higher_better,
                     float *bar);
+
+/* ---- the learned pre-screen (surrogate.c) ----
+ * From round 1 on, with fidelity.prescreen on, at each round boundary a ridge regression is fit
+ * from the features of every candidate that finished the first fidelity level (its tree's shape
+ * and its gradient signature against the references') to its fitness there (clamped below at
+ * SURR_CLAMP: a failed run's -1 would pull the fit); a new candidate from variation whose
+ * prediction plus SURR_Z residual standard deviations is below the median of those fitnesses is
+ * not trained (rejected, "pre-screen: ..."), except one in SURR_HOLDOUT of them (by expression
+ * hash), which is trained anyway so that the stats can say how often a skipped candidate would
+ * really have been worse than the median (the hit rate), next to the same share among the
+ * candidates it let through. No fit before SURR_MIN_TRAIN candidates finished the level. */
+#define SURR_MIN_TRAIN 32
+#define SURR_Z 1.0
+#define SURR_HOLDOUT 4
+#define SURR_RIDGE 0.05 /* ridge penalty per training row, on standardised features */
+#define SURR_CLAMP (-0.3)
+enum {
+    SURR_F_SIZE = 0,
+    SURR_F_DEPTH,
+    SURR_F_LOGNUM,                                 /* sum of log(1 + |c|) over its numbers */
+    SURR_F_COS_BASE,                               /* signature's cosine with the baseline's */
+    SURR_F_COS_BEST,                               /* its best cosine with a reference's */
+    SURR_F_SIG_MEAN, SURR_F_SIG_ABS, SURR_F_SIG_MAX, /* the (unit) signature's statistics */
+    SURR_F_OPS,                                    /* counts of each node kind, EOP_* */
+    SURR_F_TERMS = SURR_F_OPS + EOP_COUNT,         /* counts of each named term, TERM_* */
+    SURR_F_VARS = SURR_F_TERMS + TERM_COUNT,       /* counts of each variable, VAR_* */
+    SURR_NFEAT = SURR_F_VARS + VAR_COUNT
+};
+
+typedef struct Surrogate {
+    int n;                 /* training rows; 0: not fit */
+    double bias, resid_sd; /* the mean target; the residuals' standard deviation on the rows */
+    double mu[SURR_NFEAT], sd[SURR_NFEAT], w[SURR_NFEAT]; /* standardisation, weights */
+} Surrogate;
+
+/* The features of e (sig: its unit gradient signature of sig_n floats, or NULL; ref_sig[0..nref):
+ * the references' signatures, the baseline's first, entries may be NULL) into x[SURR_NFEAT]. */
+void surr_features(const struct Expr *e, const float *sig, const float *const *ref_sig, int nref,
+                   int sig_n, double *x);
+/* Fits m to the n rows of X (n x SURR_NFEAT, row-major) and targets y by ridge regression
+ * (penalty lambda x n). LD_OK, LD_EINVAL when n < 2, LD_EFAILED when the system is singular,
+ * LD_ENOMEM. */
+int surr_fit(Surrogate *m, const double *X, const double *y, int n, double lambda);
+double surr_predict(const Surrogate *m, const double *x);
 
 /* ---- the model-based tuner (tune.c) ---- */
 

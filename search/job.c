@@ -320,6 +320,7 @@ static void set_defaults(SearchJob *j) {
     j->level_frac[1] = 1.0;
     j->promote = 0.33;
     j->stop_early = SCREEN_STOP_MARGIN;
+    j->prescreen = 1;
     j->final_top = 3;
     j->final_seeds = 5;
     j->seed = 1;
@@ -333,7 +334,7 @@ static void set_defaults(SearchJob *j) {
 
 static void parse_fidelity(Problems *p, SearchJob *j, const cJSON *f) {
     if (!f) goto seeds;
-    unknown_keys(p, f, "fidelity", (const char *const[]){"steps", "fractions", "promote", "stop_early", NULL});
+    unknown_keys(p, f, "fidelity", (const char *const[]){"steps", "fractions", "promote", "stop_early", "prescreen", NULL});
     const cJSON *st = cJSON_GetObjectItemCaseSensitive(f, "steps");
     const cJSON *fr = cJSON_GetObjectItemCaseSensitive(f, "fractions");
     if (st && fr) problem(p, "fidelity: give steps or fractions, not both");
@@ -373,6 +374,9 @@ static void parse_fidelity(Problems *p, SearchJob *j, const cJSON *f) {
     const cJSON *se = cJSON_GetObjectItemCaseSensitive(f, "stop_early");
     if (cJSON_IsFalse(se)) j->stop_early = 0;
     else get_num(p, f, "stop_early", "fidelity", 0.0, 10.0, &j->stop_early);
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(f, "prescreen");
+    if (ps && !cJSON_IsBool(ps)) problem(p, "fidelity.prescreen: must be true or false");
+    else if (ps) j->prescreen = cJSON_IsTrue(ps);
 seeds:
     for (int i = 0; i < j->nlevels; i++) j->level_seeds[i] = i == j->nlevels - 1 ? j->seeds : 1;
 }
@@ -822,6 +826,7 @@ cJSON *job_json(const SearchJob *j) {
                                                                         : j->level_frac[i]));
     cJSON_AddNumberToObject(f, "promote", j->promote);
     cJSON_AddNumberToObject(f, "stop_early", j->stop_early);
+    cJSON_AddBoolToObject(f, "prescreen", j->prescreen);
     cJSON *fi = cJSON_AddObjectToObject(o, "final");
     cJSON_AddNumberToObject(fi, "top", j->final_top);
     cJSON_AddNumberToObject(fi, "seeds", j->final_seeds);

@@ -59,6 +59,8 @@ typedef struct Cand {
     int has_t;      /* the expression uses t (never merged by signature) */
     char *source;   /* a proposal's source label (origin "proposed:<source>"), else NULL */
     RefCurve *ref;  /* [level][task][seed] like res: the baseline's and panel losses' curves */
+    double pred, pbar; /* the pre-screen's prediction and the median it was held to (NaN: none) */
+    int hold;       /* predicted clearly worse but trained anyway, to measure the hit rate */
 } Cand;
 
 /* Everything a round changes besides candidates, copied at the start of each round so that a
@@ -87,6 +89,7 @@ typedef struct Ctr {
      * search phase's level runs (run or saved) */
     int early_stopped;
     int64_t early_saved, level_steps;
+    int surr_skipped; /* candidates the pre-screen kept from training (surrogate.c) */
 } Ctr;
 
 typedef struct WorkRef {
@@ -133,6 +136,8 @@ struct Search {
     int nwarm;
     int wait_props; /* an evaluate-only search waits for proposals (search_set_wait_for_proposals) */
     int waiting;    /* the last round built was empty and the search waits */
+    Surrogate surr; /* the pre-screen, fit at the open round's start (surr.n 0: none) */
+    double surr_bar; /* the median of its targets */
 };
 
 /* ---- small helpers ---- */
@@ -268,6 +273,7 @@ static int cand_add(Search *s, Expr *e, const char *text, uint64_t h, const int6
     c->sched = c->sched_prev = c->done = -1;
     for (int l = 0; l < JOB_MAX_LEVELS; l++) c->fit[l] = NAN;
     c->ffit = NAN;
+    c->pred = c->pbar = NAN;
     c->res = calloc((size_t)s->job->nlevels * (size_t)s->job->nsel * (size_t)s->nseed_max,
                     sizeof *c->res);
     if (!c->text || !c->res || htab_put(s, h, s->ncand) != LD_OK) {
@@ -493,6 +499,75 @@ static int signature_twin(Search *s, int ci, char *err) {
     return -1;
 }
 
+static int dbl_cmp(const void *x, const void *y) {
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* The features of candidate c for the pre-screen (surrogate.c). */
+static void cand_features(const Search *s, const Cand *c, double *x) {
+    const float *refs[JOB_MAX_PANEL + 1];
+    int nref = 0;
+    refs[nref++] = s->cands[s->baseline].sig;
+    for (int q = 0; q < s->npanel; q++) refs[nref++] = s->cands[s->panel[q]].sig;
+    surr_features(c->e, c->sig, refs, nref, s->sig_n, x);
+}
+
+/* Fits the pre-screen to the candidates that finished level 0 (at the start of a round, so it
+ * depends only on the rounds already finished). */
+static void surr_refit(Search *s) {
+    memset(&s->surr, 0, sizeof s->surr);
+    if (!s->job->prescreen || s->c.round == 0) return;
+    int n = 0;
+    for (int i = 0; i < s->ncand; i++) {
+        const Cand *c = &s->cands[i];
+        n += c->status == ST_ALIVE && c->sig && c->done >= 0 && isfinite(c->fit[0]);
+    }
+    if (n < SURR_MIN_TRAIN) return;
+    double *X = malloc((size_t)n * SURR_NFEAT * sizeof *X), *y = malloc((size_t)n * sizeof *y);
+    double *ys = malloc((size_t)n * sizeof *ys);
+    int m = 0;
+    for (int i = 0; X && y && ys && i < s->ncand; i++) {
+        const Cand *c = &s->cands[i];
+        if (!(c->status == ST_ALIVE && c->sig && c->done >= 0 && isfinite(c->fit[0]))) continue;
+        cand_features(s, c, X + (size_t)m * SURR_NFEAT);
+        y[m] = ys[m] = c->fit[0] < SURR_CLAMP ? SURR_CLAMP : c->fit[0];
+        m++;
+    }
+    if (m == n && surr_fit(&s->surr, X, y, n, SURR_RIDGE) == LD_OK) {
+        qsort(ys, (size_t)n, sizeof *ys, dbl_cmp); /* the median of the targets */
+        s->surr_bar = n % 2 ? ys[n / 2] : 0.5 * (ys[n / 2 - 1] + ys[n / 2]);
+    } else {
+        memset(&s->surr, 0, sizeof s->surr);
+    }
+    free(X);
+    free(y);
+    free(ys);
+}
+
+/* The pre-screen's verdict on a new candidate from variation: 1 (with err) when it is predicted
+ * clearly worse than the median and is not one held out to be trained anyway. */
+static int prescreened(Search *s, Cand *cd, const char *op, char *err) {
+    /* the job's own losses and what a person proposed are always trained */
+    static const char *const kept[] = {"panel", "known", "seed", "warm", NULL};
+    if (s->surr.n == 0 || !cd->sig || cd->source) return 0;
+    for (int i = 0; kept[i]; i++)
+        if (!strcmp(op, kept[i])) return 0;
+    double x[SURR_NFEAT];
+    cand_features(s, cd, x);
+    cd->pred = surr_predict(&s->surr, x);
+    cd->pbar = s->surr_bar;
+    if (!(cd->pred + SURR_Z * s->surr.resid_sd < s->surr_bar)) return 0;
+    if (cd->hash % SURR_HOLDOUT == 0) {
+        cd->hold = 1;
+        return 0;
+    }
+    s->c.surr_skipped++;
+    snprintf(err, LD_ERR_MAX, "pre-screen: predicted fitness %.3g (residual sd %.2g) below the median %.3g",
+             cd->pred, s->surr.resid_sd, s->surr_bar);
+    return 1;
+}
+
 static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
     char err[LD_ERR_MAX], text[EXPR_TEXT_MAX];
     s->c.generated++;
@@ -543,6 +618,7 @@ static int admit(Search *s, Expr *e, const int64_t *parents, const char *op) {
         s->pre_ms += ld_now_ms() - t0;
         if (prc != LD_OK) goto reject;
     }
+    if (prescreened(s, cd, op, err)) goto reject;
     cd->status = ST_ALIVE;
     return ci;
 reject:
@@ -1051,6 +1127,7 @@ static void build_round(Search *s) {
             if (s->c.round == 0) {
                 initial_round(s);
             } else {
+                surr_refit(s);
                 schedule_proposals(s); /* reserved when accepted: before anything else */
                 promotions(s);
                 if (!s->job->evaluate_only) children_round(s);
@@ -1915,6 +1992,34 @@ cJSON *search_stats(const Search *s) {
     cJSON_AddNumberToObject(o, "early_stopped", s->c.early_stopped);
     cJSON_AddNumberToObject(o, "early_stop_steps_saved", (double)s->c.early_saved);
     add_num(o, "early_stop_saved_share", s->c.level_steps > 0 ? (double)s->c.early_saved / (double)s->c.level_steps : NAN);
+    /* the learned pre-screen (surrogate.c): what it kept from training, and how often a candidate
+     * it would have skipped (the held-out ones, trained anyway) and one it let through finished
+     * the first level below the median it was held to */
+    cJSON *ps = cJSON_AddObjectToObject(o, "prescreen");
+    int held = 0, held_done = 0, held_worse = 0, thru_done = 0, thru_worse = 0;
+    for (int i = 0; i < s->ncand; i++) {
+        const Cand *c = &s->cands[i];
+        if (!isfinite(c->pred)) continue;
+        held += c->hold;
+        if (c->done < 0 || (c->status != ST_ALIVE)) continue;
+        int worse = !(c->fit[0] >= c->pbar);
+        if (c->hold) {
+            held_done++;
+            held_worse += worse;
+        } else {
+            thru_done++;
+            thru_worse += worse;
+        }
+    }
+    cJSON_AddNumberToObject(ps, "skipped", s->c.surr_skipped);
+    cJSON_AddNumberToObject(ps, "model_rows", s->surr.n);
+    cJSON_AddNumberToObject(ps, "held_out", held);
+    cJSON_AddNumberToObject(ps, "held_out_trained", held_done);
+    cJSON_AddNumberToObject(ps, "held_out_below_median", held_worse);
+    add_num(ps, "hit_rate", held_done > 0 ? (double)held_worse / held_done : NAN);
+    cJSON_AddNumberToObject(ps, "let_through_trained", thru_done);
+    cJSON_AddNumberToObject(ps, "let_through_below_median", thru_worse);
+    add_num(ps, "let_through_below_share", thru_done > 0 ? (double)thru_worse / thru_done : NAN);
     cJSON_AddNumberToObject(o, "rounds", s->c.round);
     cJSON_AddNumberToObject(o, "evals_to_baseline", s->c.to_base);
     cJSON_AddNumberToObject(o, "evals_to_baseline_cand", (double)s->c.to_base_cand);
@@ -2058,6 +2163,7 @@ cJSON *search_save(const Search *s) {
     cJSON_AddNumberToObject(ct, "early_stopped", c->early_stopped);
     cJSON_AddNumberToObject(ct, "early_saved", (double)c->early_saved);
     cJSON_AddNumberToObject(ct, "level_steps", (double)c->level_steps);
+    cJSON_AddNumberToObject(ct, "surr_skipped", c->surr_skipped);
     add_u64(o, "job_seed", j->seed);
     cJSON *cs = cJSON_AddArrayToObject(o, "cands");
     for (int i = 0; i < ncand; i++) {
@@ -2072,6 +2178,12 @@ cJSON *search_save(const Search *s) {
         if (cd->alias_of >= 0) cJSON_AddNumberToObject(x, "alias", (double)cd->alias_of);
         if (cd->reason) cJSON_AddStringToObject(x, "reason", cd->reason);
         if (cd->source) cJSON_AddStringToObject(x, "src", cd->source);
+        if (isfinite(cd->pred)) { /* the pre-screen's verdict, for its hit rate */
+            cJSON *pa = cJSON_AddArrayToObject(x, "pred");
+            cJSON_AddItemToArray(pa, exact_num(cd->pred));
+            cJSON_AddItemToArray(pa, exact_num(cd->pbar));
+            cJSON_AddItemToArray(pa, cJSON_CreateNumber(cd->hold));
+        }
         int sched = s->round_open ? cd->sched_prev : cd->sched;
         cJSON_AddNumberToObject(x, "sched", sched);
         if (cd->status == ST_ALIVE || cd->status == ST_BASELINE) {
@@ -2222,6 +2334,9 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
     s->c.early_saved = cJSON_IsNumber(es) ? (int64_t)es->valuedouble : 0;
     s->c.level_steps = cJSON_IsNumber(ls) ? (int64_t)ls->valuedouble : 0;
     if (!ok_es) s->c.early_stopped = 0;
+    int ok_sk = 1;
+    s->c.surr_skipped = get_i(ct, "surr_skipped", &ok_sk);
+    if (!ok_sk) s->c.surr_skipped = 0;
     if (!ok || s->c.phase < PH_SEARCH || s->c.phase > PH_DONE || s->c.round < 0 ||
         s->c.evals < 0 || s->c.seq < 0) {
         ld_err(err, LD_EINVAL, "search state: a counter or the rng is missing or out of range");
@@ -2259,6 +2374,12 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
         if (cJSON_IsString(rs)) c->reason = strdup(rs->valuestring);
         const cJSON *src = cJSON_GetObjectItemCaseSensitive(x, "src");
         if (cJSON_IsString(src)) c->source = strdup(src->valuestring);
+        const cJSON *pa = cJSON_GetObjectItemCaseSensitive(x, "pred");
+        if (cJSON_GetArraySize(pa) == 3) {
+            c->pred = exact_get(cJSON_GetArrayItem(pa, 0));
+            c->pbar = exact_get(cJSON_GetArrayItem(pa, 1));
+            c->hold = (int)exact_get(cJSON_GetArrayItem(pa, 2)) != 0;
+        }
         if (!okc || c->status < ST_ALIVE || c->status > ST_ALIAS ||
             c->sched >= job->nlevels || (i == 0) != (c->status == ST_BASELINE)) {
             ld_err(err, LD_EINVAL, "search state: cands[%d]: bad fields", i);

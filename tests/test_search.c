@@ -914,6 +914,125 @@ static void test_stop_in_engine(void **state) {
     job_free(j0);
 }
 
+
+/* ---- the learned pre-screen (search/surrogate.c) ---- */
+
+static void test_surrogate_linear(void **state) {
+    (void)state;
+    /* a known linear relation in three features (the others constant): the fit recovers it */
+    enum { N = 60 };
+    static double X[N * SURR_NFEAT], y[N];
+    memset(X, 0, sizeof X);
+    for (int i = 0; i < N; i++) {
+        double a = i % 7, b = (i * 3) % 11, c = (i * 5) % 13;
+        X[i * SURR_NFEAT + SURR_F_SIZE] = a;
+        X[i * SURR_NFEAT + SURR_F_DEPTH] = b;
+        X[i * SURR_NFEAT + SURR_F_COS_BASE] = c / 13.0;
+        y[i] = 0.1 + 0.02 * a - 0.01 * b + 0.3 * c / 13.0;
+    }
+    Surrogate m;
+    assert_int_equal(surr_fit(&m, X, y, N, 1e-9), LD_OK);
+    double x[SURR_NFEAT] = {0};
+    x[SURR_F_SIZE] = 3;
+    x[SURR_F_DEPTH] = 20; /* outside the rows' range: the relation, not a lookup */
+    x[SURR_F_COS_BASE] = 0.5;
+    double want = 0.1 + 0.06 - 0.2 + 0.15, got = surr_predict(&m, x);
+    printf("# linear relation: predicted %.6f, true %.6f, residual sd %.2g\n", got, want, m.resid_sd);
+    if (fabs(got - want) > 1e-4) fail_msg("predicted %.6f, expected %.6f", got, want);
+    assert_true(m.resid_sd < 1e-4);
+    /* the ridge penalty shrinks towards the mean; too few rows is refused */
+    assert_int_equal(surr_fit(&m, X, y, N, 10.0), LD_OK);
+    double mean = 0;
+    for (int i = 0; i < N; i++) mean += y[i] / N;
+    assert_true(fabs(surr_predict(&m, x) - mean) < fabs(want - mean));
+    assert_int_equal(surr_fit(&m, X, y, 1, 0.1), LD_EINVAL);
+    /* features: size, depth, counts and the signature's cosine with the reference */
+    Expr *e = expr_parse("ce + 0.5*focal(2)", NULL);
+    float sig[4] = {1, 0, 0, 0}, ref[4] = {0.6f, 0.8f, 0, 0};
+    const float *refs[1] = {ref};
+    double f[SURR_NFEAT];
+    surr_features(e, sig, refs, 1, 4, f);
+    assert_int_equal((int)f[SURR_F_SIZE], expr_size(e));
+    assert_int_equal((int)f[SURR_F_TERMS + TERM_FOCAL], 1);
+    assert_int_equal((int)f[SURR_F_TERMS + TERM_CE], 1);
+    assert_true(fabs(f[SURR_F_COS_BASE] - 0.6) < 1e-6);
+    expr_free(e);
+}
+
+static const char *job_prescreen =
+    "{\"tasks\":[\"builtin:digits\"],\"baseline\":\"ce\",\"population\":16,"
+    "\"children\":8,\"budget\":{\"evaluations\":400},\"fidelity\":{\"steps\":[50,200],"
+    "\"promote\":0.34},\"seeds\":2,\"final\":{\"top\":2,\"seeds\":3},\"seed\":5}";
+
+/* The pre-screen engages once enough candidates finished level 0, skips some, holds some out,
+ * and the search stays the same whatever order outcomes arrive in and after a restore. */
+static void test_prescreen_in_engine(void **state) {
+    (void)state;
+    SearchJob *j = job_from(job_prescreen);
+    char err[LD_ERR_MAX] = "";
+    Search *a = search_new(j, NULL, 0, err), *b = search_new(j, NULL, 0, err);
+    assert_non_null(a);
+    assert_non_null(b);
+    int rounds = 0;
+    for (;; rounds++) {
+        const WorkItem *wa, *wb;
+        int na = search_round(a, &wa), nb = search_round(b, &wb);
+        if (na != nb) fail_msg("round %d: %d works vs %d", rounds, na, nb);
+        if (na == 0) break;
+        if (memcmp(wa, wb, (size_t)na * sizeof *wa) != 0) fail_msg("round %d: the works differ", rounds);
+        if (rounds == 10) {
+            cJSON *st = search_save(b);
+            char *txt = cJSON_PrintUnformatted(st);
+            cJSON_Delete(st);
+            cJSON *st2 = cJSON_Parse(txt);
+            free(txt);
+            Search *c = search_restore(j, st2, err);
+            cJSON_Delete(st2);
+            if (!c) fail_msg("restore: %s", err);
+            search_free(b);
+            b = c;
+            nb = search_round(b, &wb);
+            if (nb != na || memcmp(wa, wb, (size_t)na * sizeof *wa) != 0)
+                fail_msg("round %d after restore: the works differ", rounds);
+        }
+        one_round(a, 0, NULL, rounds);
+        one_round(b, 1, NULL, rounds);
+    }
+    cJSON *sa = search_stats(a), *sb = search_stats(b);
+    const cJSON *pa = cJSON_GetObjectItem(sa, "prescreen"), *pb = cJSON_GetObjectItem(sb, "prescreen");
+    char *ta = cJSON_PrintUnformatted(pa), *tb = cJSON_PrintUnformatted(pb);
+    printf("# %d rounds; prescreen %s\n", rounds, ta);
+    if (strcmp(ta, tb)) fail_msg("pre-screen stats differ: %s vs %s", ta, tb);
+    assert_true(cJSON_GetObjectItem(pa, "skipped")->valuedouble > 0);
+    assert_true(cJSON_GetObjectItem(pa, "held_out_trained")->valuedouble > 0);
+    assert_true(cJSON_GetObjectItem(pa, "let_through_trained")->valuedouble > 0);
+    free(ta);
+    free(tb);
+    cJSON_Delete(sa);
+    cJSON_Delete(sb);
+    cJSON *la = search_leaderboard(a, 0), *lb = search_leaderboard(b, 0);
+    char *xa = cJSON_PrintUnformatted(la), *xb = cJSON_PrintUnformatted(lb);
+    if (strcmp(xa, xb)) fail_msg("leaderboards differ between outcome orders and a restore");
+    free(xa);
+    free(xb);
+    cJSON_Delete(la);
+    cJSON_Delete(lb);
+    search_free(a);
+    search_free(b);
+    job_free(j);
+    /* off: nothing predicted, nothing skipped */
+    SearchJob *j0 = job_from("{\"tasks\":[\"builtin:digits\"],\"baseline\":\"ce\",\"budget\":{\"evaluations\":300},"
+                             "\"fidelity\":{\"steps\":[50,200],\"prescreen\":false},\"seed\":5}");
+    Search *z = search_new(j0, NULL, 0, err);
+    for (int r = 0; one_round(z, 0, NULL, r) > 0; r++) {}
+    cJSON *sz = search_stats(z);
+    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetObjectItem(sz, "prescreen"), "skipped")->valuedouble, 0);
+    assert_int_equal((int)cJSON_GetObjectItem(cJSON_GetObjectItem(sz, "prescreen"), "held_out")->valuedouble, 0);
+    cJSON_Delete(sz);
+    search_free(z);
+    job_free(j0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_job_every_problem_named),
@@ -930,6 +1049,8 @@ int main(void) {
         cmocka_unit_test(test_stop_bar_fixed_curves),
         cmocka_unit_test(test_stop_rule_decisions),
         cmocka_unit_test(test_stop_in_engine),
+        cmocka_unit_test(test_surrogate_linear),
+        cmocka_unit_test(test_prescreen_in_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
