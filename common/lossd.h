@@ -45,6 +45,10 @@ uint64_t ld_mix64(uint64_t a, uint64_t b);
 uint64_t ld_hash64(const void *data, size_t n);
 
 /* Monotonic milliseconds (for durations) and wall-clock seconds since the epoch. */
+/* Mean and sample standard deviation (n - 1) of the finite values among x[0..n): NaN and NaN
+ * when there are none, sd 0 for one. The one way reports and selection compute them. */
+void ld_mean_sd(const double *x, int n, double *mean, double *sd);
+
 double ld_now_ms(void);
 double ld_wall_s(void);
 

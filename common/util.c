@@ -265,3 +265,17 @@ void ld_json_error(const char *text, const char *at, char *out, size_t n) {
     json_line_col(text, c, &line, &col);
     snprintf(out, n, "%d:%d: not valid JSON: %s", line, col, why);
 }
+
+void ld_mean_sd(const double *x, int n, double *mean, double *sd) {
+    double s = 0, ss = 0;
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(x[i])) {
+            s += x[i];
+            m++;
+        }
+    *mean = m ? s / m : NAN;
+    for (int i = 0; i < n; i++)
+        if (isfinite(x[i])) ss += (x[i] - *mean) * (x[i] - *mean);
+    *sd = m > 1 ? sqrt(ss / (m - 1)) : (m == 1 ? 0 : NAN);
+}

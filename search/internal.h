@@ -94,9 +94,6 @@ int job_level_steps(const SearchJob *j, int level, int task);
 
 /* Two-sided p-value of Student's t with df degrees of freedom (search.c). */
 double search_student_p(double t, int df);
-/* Mean and sample standard deviation of the finite values among x[0..n) (search.c): NaN and
- * NaN when there are none, sd 0 for one. */
-void search_mean_sd(const double *x, int n, double *mean, double *sd);
 
 /* ---- the typed grammar (variation.c) ---- */
 

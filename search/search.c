@@ -1647,17 +1647,13 @@ typedef struct Paired {
 static void paired(const double *d, int n, Paired *o) {
     memset(o, 0, sizeof *o);
     o->n = n;
-    double sum = 0;
     for (int i = 0; i < n; i++) {
-        sum += d[i];
         o->wins += d[i] > 0;
         o->losses += d[i] < 0;
         o->ties += d[i] == 0;
     }
-    o->mean = n ? sum / n : NAN;
-    double ss = 0;
-    for (int i = 0; i < n; i++) ss += (d[i] - o->mean) * (d[i] - o->mean);
-    o->sd = n > 1 ? sqrt(ss / (n - 1)) : NAN;
+    ld_mean_sd(d, n, &o->mean, &o->sd);
+    if (n < 2) o->sd = NAN;
     if (n > 1 && o->sd > 0) {
         o->t = o->mean / (o->sd / sqrt(n));
         o->p = search_student_p(o->t, n - 1);
@@ -1714,20 +1710,6 @@ static void add_num(cJSON *o, const char *k, double v) {
     else cJSON_AddNullToObject(o, k);
 }
 
-void search_mean_sd(const double *x, int n, double *mean, double *sd) {
-    double s = 0, ss = 0;
-    int m = 0;
-    for (int i = 0; i < n; i++)
-        if (isfinite(x[i])) {
-            s += x[i];
-            m++;
-        }
-    *mean = m ? s / m : NAN;
-    for (int i = 0; i < n; i++)
-        if (isfinite(x[i])) ss += (x[i] - *mean) * (x[i] - *mean);
-    *sd = m > 1 ? sqrt(ss / (m - 1)) : (m == 1 ? 0 : NAN);
-}
-
 static cJSON *paired_json(const Paired *p) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "n", p->n);
@@ -1765,8 +1747,8 @@ static int compare_into(cJSON *o, const SearchTask *tasks, int nt, const Res *cr
             y[k] = rb->ok ? rb->test : NAN;
         }
         double mx, sx, my, sy;
-        search_mean_sd(x, ns, &mx, &sx);
-        search_mean_sd(y, ns, &my, &sy);
+        ld_mean_sd(x, ns, &mx, &sx);
+        ld_mean_sd(y, ns, &my, &sy);
         int nd = 0;
         for (int k = 0; k < ns; k++) {
             if (!isfinite(x[k]) || !isfinite(y[k])) continue;
@@ -1907,9 +1889,9 @@ static cJSON *entry_json(const Search *s, const Cand *c, int rank) {
             bv[k] = rb->ok ? rb->val : NAN;
         }
         double mv, sv, mt, st, mb, sb;
-        search_mean_sd(v, ns, &mv, &sv);
-        search_mean_sd(te, ns, &mt, &st);
-        search_mean_sd(bv, ns, &mb, &sb);
+        ld_mean_sd(v, ns, &mv, &sv);
+        ld_mean_sd(te, ns, &mt, &st);
+        ld_mean_sd(bv, ns, &mb, &sb);
         const SearchTask *task = &j->tasks[t];
         int failed = 0;
         for (int k = 0; k < ns; k++) failed += !isfinite(v[k]);

@@ -49,8 +49,8 @@ int stable_collapsed(const double *v, int n, int higher_better, int *which) {
 int stable_needs_more(const double *cand, const double *base, int n, int higher_better) {
     if (stable_collapsed(cand, n, higher_better, NULL) > 0) return 1;
     double mc, sc, mb, sb;
-    search_mean_sd(cand, n, &mc, &sc);
-    search_mean_sd(base, n, &mb, &sb);
+    ld_mean_sd(cand, n, &mc, &sc);
+    ld_mean_sd(base, n, &mb, &sb);
     if (!isfinite(mc)) return 0;
     if (!isfinite(sb)) sb = 0; /* no finite baseline run: any spread of the candidate's is more */
     return sc > STABLE_MORE_VS_BASE * sb && sc > STABLE_MORE_REL * fabs(mc);
@@ -71,11 +71,9 @@ static double t975(int df) {
 const char *stable_ci95(const double *d, int n, double *lo, double *hi) {
     *lo = *hi = NAN;
     if (n < 2) return "within noise";
-    double m = 0, ss = 0;
-    for (int i = 0; i < n; i++) m += d[i];
-    m /= n;
-    for (int i = 0; i < n; i++) ss += (d[i] - m) * (d[i] - m);
-    double half = t975(n - 1) * sqrt(ss / (n - 1)) / sqrt((double)n);
+    double m, sd;
+    ld_mean_sd(d, n, &m, &sd);
+    double half = t975(n - 1) * sd / sqrt((double)n);
     *lo = m - half;
     *hi = m + half;
     return *lo > 0 ? "better" : *hi < 0 ? "worse" : "within noise";
@@ -83,13 +81,13 @@ const char *stable_ci95(const double *d, int n, double *lo, double *hi) {
 
 double stable_lower_bound(const double *d, int n) {
     double m, sd;
-    search_mean_sd(d, n, &m, &sd);
+    ld_mean_sd(d, n, &m, &sd);
     if (n < 2 || !isfinite(sd)) return m;
     return m - STABLE_LCB_SE * sd / sqrt((double)n);
 }
 
 int stable_within_noise(const double *d, int n) {
     double m, sd;
-    search_mean_sd(d, n, &m, &sd);
+    ld_mean_sd(d, n, &m, &sd);
     return m > 0 && !(stable_lower_bound(d, n) > 0);
 }

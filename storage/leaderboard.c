@@ -374,7 +374,7 @@ static double sign_test(int w, int l) {
 int store_paired_test(const cJSON *cand_evs, const cJSON *base_evs,
                       int (*keep)(void *ctx, const char *task, int *lower_better), void *ctx,
                       StorePaired *out) {
-    double d[STORE_PAIRED_MAX], sum = 0;
+    double d[STORE_PAIRED_MAX];
     int n = 0;
     const cJSON *e, *g;
     memset(out, 0, sizeof *out);
@@ -392,7 +392,6 @@ int store_paired_test(const cJSON *cand_evs, const cJSON *base_evs,
             if (lower) diff = -diff;
             if (!isfinite(diff)) break;
             d[n++] = diff;
-            sum += diff;
             out->wins += diff > 1e-12;
             out->losses += diff < -1e-12;
             out->ties += fabs(diff) <= 1e-12;
@@ -401,11 +400,9 @@ int store_paired_test(const cJSON *cand_evs, const cJSON *base_evs,
     }
     out->n = n;
     if (n == 0) return 0;
-    double mean = sum / n, ss = 0;
-    for (int i = 0; i < n; i++) ss += (d[i] - mean) * (d[i] - mean);
-    out->mean = mean;
-    out->sd = n > 1 ? sqrt(ss / (n - 1)) : NAN;
-    out->t = out->sd > 0 ? mean / (out->sd / sqrt(n)) : NAN;
+    ld_mean_sd(d, n, &out->mean, &out->sd);
+    if (n < 2) out->sd = NAN;
+    out->t = out->sd > 0 ? out->mean / (out->sd / sqrt(n)) : NAN;
     out->p = sign_test(out->wins, out->losses);
     return n;
 }
