@@ -124,6 +124,9 @@ def main():
             d["tpe_min"] = worst((tp[s][1] for s in JUDGE_SEEDS if tp[s]), default=None)
             d["failed"] = sum(1 for s in JUDGE_SEEDS if not lo[s]), sum(1 for s in JUDGE_SEEDS if not tp[s])
             d["pair"] = results.paired([lo[s][1] for s in seeds], [tp[s][1] for s in seeds], hb)
+            # what a pick's test mean would scatter by on other judging seeds: sd / sqrt(n)
+            d["lossd_noise"] = spread([lo[s][1] for s in JUDGE_SEEDS if lo[s]]) / len(JUDGE_SEEDS) ** 0.5
+            d["tpe_noise"] = spread([tp[s][1] for s in JUDGE_SEEDS if tp[s]]) / len(JUDGE_SEEDS) ** 0.5
         # pooled: every (search seed, judging seed) pair
         cand, base = [], []
         for d in per:
@@ -149,6 +152,9 @@ def main():
                      "best_single_test": bs_test,
                      "lossd_vs_single": vs_single("lossd"), "tpe_vs_single": vs_single("tpe"),
                      "singles": {l: mean([x[1] for x in J[l].values() if x]) for l in singles}})
+        if RAW:
+            with open(os.path.join(RAW, f"{key}.judged.json"), "w") as f:
+                json.dump({l: {str(k): v for k, v in J[l].items()} for l in J}, f, indent=1)
         print(f"[vs_optuna] {key} judged", file=sys.stderr)
     write(rows, time.time() - t_start)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -179,17 +185,23 @@ def section(rows, elapsed):
              "the validation split only. Both picks of search seed S are re-trained on seeds "
              "101-110 and judged on the test split; **± is the spread (sd) of the per-search test "
              "means across search seeds**; the paired columns pool every (search seed, judging seed) "
-             "pair, positive = lossd better. The best single textbook loss is chosen on the "
-             "validation split of the same judging runs.")
+             "pair, positive = lossd better. **Judging noise** is what one pick's test mean would "
+             "scatter by on other judging seeds (its sd over seeds 101-110 / √10, root mean square "
+             "over the row's picks): a spread across search seeds up to about TPE's plus this is "
+             "within what the judging can tell apart. lossd's pick is the leaderboard's first entry "
+             "not labelled collapsed, what its user would take: the baseline or a panel loss when "
+             "nothing the search found beat it on the final seeds. The best single textbook loss is "
+             "chosen on the validation split of the same judging runs.")
     L.append("")
-    L.append("| task (test metric) | lossd | TPE mixture | best single textbook loss | lossd − TPE (paired) | t | p | lossd wins |")
-    L.append("|---|---|---|---|---|---|---|---|")
+    L.append("| task (test metric) | lossd | TPE mixture | judging noise | best single textbook loss | lossd − TPE (paired) | t | p | lossd wins |")
+    L.append("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         lm = [d["lossd_test"] for d in r["per"]]
         tm = [d["tpe_test"] for d in r["per"]]
         pc = r["pooled"]
+        noise = mean([d["lossd_noise"] ** 2 for d in r["per"]] + [d["tpe_noise"] ** 2 for d in r["per"]]) ** 0.5
         L.append(f"| {r['title']} | {g(mean(lm))} ± {g(spread(lm), 2)} | {g(mean(tm))} ± {g(spread(tm), 2)} | "
-                 f"{g(r['best_single_test'])} ({code(r['best_single'])}) | {g(pc['diff'], 3)} | "
+                 f"{g(noise, 2)} | {g(r['best_single_test'])} ({code(r['best_single'])}) | {g(pc['diff'], 3)} | "
                  f"{ft(pc['t'])} | {fp(pc['p'])} | {pc['wins']}/{pc['n']} |")
     L.append("")
     L.append("Against the best single loss (paired by judging seed, pooled over search seeds):")
