@@ -1012,7 +1012,8 @@ static void final_round(Search *s) {
     if (!idx) return;
     int top = j->nlevels - 1, chosen = 0;
     for (int r = 0; r < n && chosen < j->final_top; r++) {
-        if (idx[r] == s->baseline) continue;
+        /* final.top counts the search's candidates: the best panel loss joins the final anyway */
+        if (idx[r] == s->baseline || !strcmp(s->cands[idx[r]].op, "panel")) continue;
         chosen++;
         int pb = panel_best(s);
         int list[3] = {idx[r], s->baseline, pb >= 0 && pb != s->baseline ? pb : -1};

@@ -547,10 +547,12 @@ static void test_panel(void **state) {
     free(ta);
     free(tb);
     cJSON *lb = search_leaderboard(a, 0);
-    int saw_panel_final = 0;
+    int saw_panel_final = 0, found_final = 0;
     const cJSON *e;
     cJSON_ArrayForEach(e, lb) {
         const char *ex = cJSON_GetObjectItem(e, "expr")->valuestring;
+        const char *op = cJSON_GetObjectItem(e, "op")->valuestring;
+        found_final += cJSON_GetObjectItem(e, "final") && strcmp(op, "panel") && strcmp(op, "baseline");
         double fit = cJSON_GetObjectItem(e, "fitness")->valuedouble;
         if (!strstr(ex, "focal") && fit > 0) fail_msg("%s has fitness %g above the panel's best (focal)", ex, fit);
         const cJSON *vp = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "final"), "vs_panel");
@@ -561,6 +563,8 @@ static void test_panel(void **state) {
         }
     }
     if (!saw_panel_final) fail_msg("no final comparison against the panel");
+    /* final.top counts the search's candidates: the panel loss that leads joins the final anyway */
+    if (found_final != 2) fail_msg("%d of the search's candidates in the final, want final.top 2", found_final);
     cJSON_Delete(lb);
     search_free(a);
     search_free(b);
