@@ -48,6 +48,13 @@ static int m_status(RpcCall *call, cJSON **result, char *err) {
     return RPC_OK;
 }
 
+static int m_workers(RpcCall *call, cJSON **result, char *err) {
+    int rc = need_daemon(call, err);
+    if (rc != RPC_OK) return rc;
+    *result = daemon_workers(D(call));
+    return RPC_OK;
+}
+
 static int m_shutdown(RpcCall *call, cJSON **result, char *err) {
     int rc = need_daemon(call, err);
     if (rc != RPC_OK) return rc;
@@ -674,6 +681,8 @@ static const RpcParam p_propose[] = {{"job_id", RPC_T_INT, 1},    {"exprs", RPC_
 const RpcMethod rpc_core_methods[] = {
     {"server.hello", m_hello, p_hello, RPC_READONLY, "protocol version and capabilities"},
     {"server.status", m_status, NULL, RPC_READONLY, "workers, queue, rates, jobs by state"},
+    {"server.workers", m_workers, NULL, RPC_READONLY,
+     "who evaluates: host, pid, threads, evaluations done, current leases"},
     {"server.shutdown", m_shutdown, NULL, 0, "finish running evaluations and exit"},
     {"job.submit", m_submit, p_submit, 0, "validate, store and start a job"},
     {"job.get", m_job_get, p_job, RPC_READONLY, "a job's state, progress and spec"},

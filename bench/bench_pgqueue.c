@@ -244,7 +244,8 @@ static void *serial_main(void *arg)
 }
 
 /* lossd's worker loop evaluates by sleeping and answers with a result of the usual size. */
-static int sleep_eval(void *ctx, const PgqItem *it, char **result, char **fp, char *reason)
+static int sleep_eval(void *ctx, const PgqItem *it, const volatile int *cancel, char **result,
+                      char **fp, char *reason)
 {
     char res[2048];
     evaluate(*(const int *)ctx);

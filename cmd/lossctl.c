@@ -271,6 +271,45 @@ static int cmd_status(Ctl *ctl, int argc, char **argv) {
 
 
 
+static int cmd_workers(Ctl *ctl, int argc, char **argv) {
+    cJSON *res = NULL;
+    int all = argc == 2 && !strcmp(argv[1], "--all");
+    if (argc != 1 && !all) return ctl_usage(find_command("workers"));
+    int st = ctl_call(ctl, "server.workers", NULL, NULL, &res);
+    if (st) return st;
+    if (ctl->json) {
+        ctl_print_json(res);
+        cJSON_Delete(res);
+        return 0;
+    }
+    printf("%-24s %-8s %-7s %-8s %-8s %s\n", "HOST", "PID", "THREADS", "EVALS", "STATE", "LEASES");
+    const cJSON *w;
+    cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(res, "workers")) {
+        const char *state = ctl_str(w, "state", "?");
+        if (!all && !strcmp(state, "stopped")) continue;
+        char leases[200] = "-";
+        int k = 0, n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(w, "leases"));
+        const cJSON *l;
+        cJSON_ArrayForEach(l, cJSON_GetObjectItemCaseSensitive(w, "leases")) {
+            if (k >= 3) break;
+            int at = k ? (int)strlen(leases) : 0;
+            snprintf(leases + at, sizeof leases - (size_t)at, "%sjob %.0f seq %.0f", k ? ", " : "",
+                     ctl_num(l, "job_id", 0), ctl_num(l, "seq", 0));
+            k++;
+        }
+        if (n > k) {
+            int at = (int)strlen(leases);
+            snprintf(leases + at, sizeof leases - (size_t)at, ", and %d more", n - k);
+        }
+        int local = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(w, "local"));
+        printf("%-24.24s %-8.0f %-7.0f %-8.0f %-8s %s%s\n", ctl_str(w, "host", "?"),
+               ctl_num(w, "pid", 0), ctl_num(w, "threads", 0), ctl_num(w, "evals_done", 0), state,
+               leases, local ? "  (the daemon's own threads)" : "");
+    }
+    cJSON_Delete(res);
+    return 0;
+}
+
 static int cmd_jobs(Ctl *ctl, int argc, char **argv) {
     static const char *const valued[] = {"--state", NULL};
     Args a;
@@ -1231,6 +1270,14 @@ static const CtlCommand commands[] = {
      "  Workers busy, evaluations queued and per second, jobs per state, database and clients.\n"
      "example:\n"
      "  lossctl status\n"},
+    {"workers", cmd_workers, "[--all]", "who evaluates: hosts, threads, evaluations, leases",
+     "  One line per worker process: host, pid, threads, evaluations done, state and the\n"
+     "  evaluations it holds now. The daemon's own threads are marked; with lossd serve --queue\n"
+     "  every `lossd worker` process is listed too (docs/scale-out.md).\n"
+     "options:\n"
+     "  --all  also workers that stopped\n"
+     "example:\n"
+     "  lossctl workers\n"},
     {"jobs", cmd_jobs, "[STATE]", "list jobs, newest first",
      "  Job id, state, evaluations done of the budget (final re-evaluations apart), best\n"
      "  fitness, elapsed time, name, and why a failed job failed.\n"

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "../api/rpc.h"
 #include "../api/server.h"
@@ -16,23 +17,28 @@
 /* ---- lossd serve ------------------------------------------------------------------------ */
 
 static void serve_usage(FILE *f) {
-    fprintf(f, "usage: lossd serve [--socket PATH] [--db FILE] [--workers N] [--queue CONNINFO]\n"
-               "                   [--commit-ms MS]\n"
+    fprintf(f, "usage: lossd serve [--socket PATH] [--db FILE] [--workers N] [--queue CONNINFO\n"
+               "                   [--schema NAME] [--lease SECONDS]] [--commit-ms MS]\n"
                "  --socket PATH  default $LOSSD_SOCKET, else $XDG_RUNTIME_DIR/lossd.sock, else /tmp/lossd-$UID.sock\n"
                "  --db FILE      default $XDG_DATA_HOME/lossd/lossd.db, else ~/.local/share/lossd/lossd.db\n"
-               "  --workers N    evaluation threads (default: the number of cores); with --queue,\n"
-               "                 8 x N evaluations are kept in the queue at once\n"
+               "  --workers N    evaluation threads (default: the number of cores); with --queue\n"
+               "                 they lease from the queue beside the remote workers (0: none)\n"
                "  --queue CONNINFO  evaluate through a PostgreSQL queue (libpq conninfo or\n"
                "                 postgresql:// URI) by `lossd worker` processes\n"
                "                 on any host (docs/scale-out.md); keep passwords in ~/.pgpass,\n"
                "                 $PGPASSFILE or a $PGSERVICE entry, never here\n"
                "  --commit-ms MS finished evaluations are stored in one transaction (one fsync) per\n"
                "                 batch: at most 64 or what finished within MS (default 50; 0: one\n"
-               "                 transaction each); none counts or is reported before it is stored\n");
+               "                 transaction each); none counts or is reported before it is stored\n"
+               "  --schema NAME  the queue's PostgreSQL schema (default lossd): one per daemon\n"
+               "                 when several daemons share a database; workers name it too\n"
+               "  --lease SECONDS  how long the daemon's own threads hold an evaluation without a\n"
+               "                 heartbeat (default 30): after a kill -9 others take it then\n");
 }
 
 int serve_main(int argc, char **argv) {
     DaemonConfig cfg = {0};
+    int workers_given = 0;
     char err[LD_ERR_MAX];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -41,7 +47,8 @@ int serve_main(int argc, char **argv) {
             return 0;
         }
         if (strcmp(a, "--socket") && strcmp(a, "--db") && strcmp(a, "--workers") &&
-            strcmp(a, "--queue") && strcmp(a, "--commit-ms")) {
+            strcmp(a, "--queue") && strcmp(a, "--commit-ms") && strcmp(a, "--schema") &&
+            strcmp(a, "--lease")) {
             fprintf(stderr, "lossd serve: unknown option '%s' (lossd serve --help)\n", a);
             return 2;
         }
@@ -53,14 +60,24 @@ int serve_main(int argc, char **argv) {
         if (!strcmp(a, "--socket")) cfg.socket_path = argv[++i];
         else if (!strcmp(a, "--db")) cfg.db_path = argv[++i];
         else if (!strcmp(a, "--queue")) cfg.queue = argv[++i];
-        else if (!strcmp(a, "--workers")) {
+        else if (!strcmp(a, "--schema")) cfg.queue_schema = argv[++i];
+        else if (!strcmp(a, "--lease")) {
+            char *end;
+            cfg.queue_lease = strtod(argv[++i], &end);
+            if (*end || !(cfg.queue_lease >= 1 && cfg.queue_lease <= 86400)) {
+                fprintf(stderr, "lossd serve: --lease: expected seconds in 1..86400, got '%s'\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(a, "--workers")) {
             char *end;
             long n = strtol(argv[++i], &end, 10);
-            if (*end || n < 1 || n > 256) {
-                fprintf(stderr, "lossd serve: --workers: expected 1..256, got '%s'\n", argv[i]);
+            if (*end || n < 0 || n > 256) {
+                fprintf(stderr, "lossd serve: --workers: expected 1..256 (0 with --queue), got '%s'\n",
+                        argv[i]);
                 return 2;
             }
             cfg.workers = (int)n;
+            workers_given = 1;
         } else if (!strcmp(a, "--commit-ms")) {
             char *end;
             long n = strtol(argv[++i], &end, 10);
@@ -84,7 +101,19 @@ int serve_main(int argc, char **argv) {
         fprintf(stderr, "lossd serve: --queue: %s\n", why);
         return 2;
     }
-    if (cfg.queue) cfg.executor = &exec_queue;
+    if ((cfg.queue_schema || cfg.queue_lease > 0) && !cfg.queue) {
+        fprintf(stderr, "lossd serve: --schema and --lease are the queue's: they need --queue\n");
+        return 2;
+    }
+    if (workers_given && cfg.workers == 0 && !cfg.queue) {
+        fprintf(stderr, "lossd serve: --workers 0: only with --queue (remote workers evaluate)\n");
+        return 2;
+    }
+    if (cfg.queue) {
+        cfg.executor = &exec_queue;
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg.queue_local = workers_given ? cfg.workers : online > 0 && online <= 256 ? (int)online : 1;
+    }
     const char *nosync = getenv("LOSSD_NOSYNC");
     if (nosync && *nosync == '1') cfg.store_flags |= STORE_NOSYNC;
     signal(SIGPIPE, SIG_IGN);

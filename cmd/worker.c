@@ -1,10 +1,10 @@
 /* worker.c: `lossd worker`: evaluates for a lossd daemon on any host, through the PostgreSQL
- * queue (issue 11, docs/scale-out.md); and `lossd workers`, which lists the queue's workers. Each leased item is decoded (work_item_from_json), its
- * task found by the hash it names (the normalised spec the daemon stored with pgq_task_put,
- * loaded once per process and checked to hash the same here), evaluated with eval_work, and
- * answered with work_outcome_json. Everything read from the queue is checked; a bad item fails
- * that evaluation with the reason and nothing else. Exit status: 0 after a stop (SIGTERM,
- * SIGINT), --max-evals or --idle-exit; 1 when the queue cannot be used; 2 on bad input. */
+ * queue (issue 11, docs/scale-out.md); and `lossd workers`, which lists the queue's workers.
+ * What an item means (its task by hash, data files by content, eval_work) is daemon/pgeval.h,
+ * shared with the daemon's own threads. Everything read from the queue is checked; a bad item
+ * fails that evaluation with the reason and nothing else. Exit status: 0 after a stop
+ * (SIGTERM, SIGINT), --max-evals or --idle-exit; 1 when the queue cannot be used; 2 on bad
+ * input. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,9 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../common/work.h"
+#include "../daemon/pgeval.h"
 #include "../daemon/pgworker.h"
-#include "../evaluator/eval.h"
 #include "../storage/pgqueue.h"
 #include "cli.h"
 
@@ -30,164 +29,16 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: lossd worker --queue CONNINFO [--threads N] [--schema NAME] [--lease SECONDS]\n"
-            "                    [--max-evals N] [--idle-exit SECONDS]\n"
+            "                    [--max-evals N] [--idle-exit SECONDS] [--data-dir DIR]\n"
             "  --queue      a libpq conninfo or postgresql:// URI (or $LOSSD_QUEUE); keep passwords\n"
             "               in ~/.pgpass, $PGPASSFILE or a $PGSERVICE entry, never here\n"
             "  --threads    evaluator threads (default: online cores)\n"
             "  --schema     the queue's PostgreSQL schema (default lossd, as the daemon's)\n"
             "  --lease      seconds a lease lasts without a heartbeat (default 30)\n"
             "  --max-evals  stop after this many results\n"
-            "  --idle-exit  stop once the queue has been empty this long\n");
-}
-
-/* ---- tasks, by the hash work items carry ------------------------------------------------- */
-
-typedef struct CachedTask {
-    uint64_t hash;
-    Task *task;              /* NULL when it could not be loaded: err says why */
-    char err[LD_ERR_MAX];
-} CachedTask;
-
-typedef struct Tasks {
-    pthread_mutex_t mu;
-    Pgq *q; /* its own connection: the worker loop's belongs to its I/O thread */
-    const char *conninfo;
-    PgqOpts qo;
-    CachedTask *e;
-    int n, cap;
-} Tasks;
-
-/* Loads the task stored under hash (once; a failure is remembered too). Writes the reason into
- * why and returns NULL when it cannot be had. Thread-safe. */
-static const Task *task_get(Tasks *ts, uint64_t hash, char *why)
-{
-    const Task *found = NULL;
-    pthread_mutex_lock(&ts->mu);
-    for (int i = 0; i < ts->n; i++)
-        if (ts->e[i].hash == hash) {
-            found = ts->e[i].task;
-            if (!found)
-                snprintf(why, LD_ERR_MAX, "%s", ts->e[i].err);
-            pthread_mutex_unlock(&ts->mu);
-            return found;
-        }
-    char hex[17], err[LD_ERR_MAX] = "", *text = NULL;
-    snprintf(hex, sizeof hex, "%016llx", (unsigned long long)hash);
-    Task *t = NULL;
-    int rc = ts->q ? LD_OK : pgq_open(ts->conninfo, &ts->qo, &ts->q, err);
-    if (rc == LD_OK)
-        rc = pgq_task_get(ts->q, hex, &text, err);
-    if (rc == LD_EIO) { /* a lost connection: reopen next time, do not remember the failure */
-        pgq_close(ts->q);
-        ts->q = NULL;
-        snprintf(why, LD_ERR_MAX, "task %s: %.200s", hex, err);
-        pthread_mutex_unlock(&ts->mu);
-        return NULL;
-    }
-    cJSON *spec = rc == LD_OK ? cJSON_Parse(text) : NULL;
-    if (rc == LD_OK && !spec)
-        rc = ld_err(err, LD_EINVAL, "its spec is not JSON");
-    if (rc == LD_OK)
-        rc = task_load(spec, NULL, &t, err);
-    if (rc == LD_OK && task_hash(t) != hash) {
-        rc = ld_err(err, LD_ESTATE,
-                    "its spec loads here as task %016llx (another lossd version, or data files "
-                    "that differ on this host)",
-                    (unsigned long long)task_hash(t));
-        task_free(t);
-        t = NULL;
-    }
-    cJSON_Delete(spec);
-    free(text);
-    if (ts->n == ts->cap) {
-        int cap = ts->cap ? 2 * ts->cap : 8;
-        CachedTask *p = realloc(ts->e, (size_t)cap * sizeof *p);
-        if (p) {
-            ts->e = p;
-            ts->cap = cap;
-        }
-    }
-    if (ts->n < ts->cap) {
-        CachedTask *c = &ts->e[ts->n++];
-        c->hash = hash;
-        c->task = t;
-        snprintf(c->err, sizeof c->err, "task %s: %.200s", hex, err);
-    } else if (t) { /* out of memory: use it once */
-        task_free(t);
-        t = NULL;
-        snprintf(err, sizeof err, "out of memory");
-    }
-    if (!t)
-        snprintf(why, LD_ERR_MAX, "task %s: %.200s", hex, err);
-    pthread_mutex_unlock(&ts->mu);
-    return t;
-}
-
-static void tasks_free(Tasks *ts)
-{
-    for (int i = 0; i < ts->n; i++)
-        task_free(ts->e[i].task);
-    free(ts->e);
-    pgq_close(ts->q);
-    pthread_mutex_destroy(&ts->mu);
-}
-
-/* ---- one evaluation ------------------------------------------------------------------------ */
-
-/* The part of an outcome that two runs of the same item must agree on: not its wall time. */
-static char *fingerprint(const WorkOutcome *o)
-{
-    char buf[LD_ERR_MAX + 160];
-    if (o->status == WORK_OK)
-        snprintf(buf, sizeof buf, "ok val=%.17g test=%.17g steps=%d loss=%.9g",
-                 o->res.val, o->res.test, o->res.steps, o->res.final_loss);
-    else
-        snprintf(buf, sizeof buf, "%s steps=%d %s", work_status_name(o->status), o->res.steps,
-                 o->res.error);
-    return strdup(buf);
-}
-
-static int work_eval(void *ctx, const PgqItem *it, char **result, char **fp, char *reason)
-{
-    Tasks *ts = ctx;
-    static WorkItem blank;
-    WorkItem *w = malloc(sizeof *w);
-    WorkOutcome *out = malloc(sizeof *out);
-    char err[LD_ERR_MAX];
-    int rc = w && out ? LD_OK : ld_err(reason, LD_ENOMEM, "out of memory");
-    cJSON *j = rc == LD_OK ? cJSON_Parse(it->item) : NULL;
-    if (rc == LD_OK) {
-        *w = blank;
-        rc = work_item_from_json(j, w, err);
-        if (rc != LD_OK)
-            ld_err(reason, rc, "work item: %.200s", err);
-    }
-    cJSON_Delete(j);
-    char hex[17];
-    if (rc == LD_OK) {
-        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)w->task_hash);
-        if (w->job_id != it->job_id || w->seq != it->seq || strcmp(hex, it->task_hash))
-            rc = ld_err(reason, LD_EINVAL,
-                        "work item: it says job %lld seq %lld task %s, its queue row job %lld "
-                        "seq %lld task %.20s",
-                        (long long)w->job_id, (long long)w->seq, hex, (long long)it->job_id,
-                        (long long)it->seq, it->task_hash);
-    }
-    const Task *t = rc == LD_OK ? task_get(ts, w->task_hash, reason) : NULL;
-    if (rc == LD_OK && !t)
-        rc = LD_ENOTFOUND;
-    if (rc == LD_OK) {
-        eval_work(t, w, out); /* parses and checks the expression like any input */
-        cJSON *oj = work_outcome_json(out);
-        *result = oj ? cJSON_PrintUnformatted(oj) : NULL;
-        cJSON_Delete(oj);
-        *fp = fingerprint(out);
-        if (!*result)
-            rc = ld_err(reason, LD_ENOMEM, "out of memory");
-    }
-    free(w);
-    free(out);
-    return rc;
+            "  --idle-exit  stop once the queue has been empty this long\n"
+            "  --data-dir   keep the tasks' CSV/.npy files fetched from the queue here, by their\n"
+            "               SHA-256 (default: a temporary directory removed at exit)\n");
 }
 
 /* ---- the command ---------------------------------------------------------------------------- */
@@ -206,7 +57,7 @@ static int num_arg(const char *opt, const char *s, double lo, double hi, double 
 
 int worker_main(int argc, char **argv)
 {
-    const char *conninfo = getenv("LOSSD_QUEUE"), *schema = NULL;
+    const char *conninfo = getenv("LOSSD_QUEUE"), *schema = NULL, *data_dir = NULL;
     double threads = 0, lease = 0, max_evals = 0, idle = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -223,6 +74,8 @@ int worker_main(int argc, char **argv)
             conninfo = v;
         } else if (!strcmp(a, "--schema")) {
             schema = v;
+        } else if (!strcmp(a, "--data-dir")) {
+            data_dir = v;
         } else if (!strcmp(a, "--threads")) {
             bad = num_arg(a, v, 1, 256, &threads);
         } else if (!strcmp(a, "--lease")) {
@@ -259,18 +112,21 @@ int worker_main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
 
     PgqOpts qo = {.schema = schema, .lease_s = lease};
-    Tasks ts = {.mu = PTHREAD_MUTEX_INITIALIZER, .conninfo = conninfo, .qo = qo};
-    ts.qo.flags = PGQ_WORKER;
+    PgeTasks *ts = NULL;
+    char err[LD_ERR_MAX];
+    if (pge_open(conninfo, &qo, data_dir, &ts, err) != LD_OK) {
+        fprintf(stderr, "lossd worker: %s\n", err);
+        return 1;
+    }
     PgwOpts o = {.threads = nthreads,
                  .max_evals = (long)max_evals,
                  .idle_exit_s = idle,
                  .stop = &stop_flag};
     PgwStats st = {0};
-    char err[LD_ERR_MAX];
     fprintf(stderr, "lossd worker: %d evaluator threads, queue schema %s\n", nthreads,
             schema ? schema : "lossd");
-    int rc = pgw_run(conninfo, &qo, &o, work_eval, &ts, &st, err);
-    tasks_free(&ts);
+    int rc = pgw_run(conninfo, &qo, &o, pge_eval, ts, &st, err);
+    pge_free(ts);
     if (rc != LD_OK) {
         fprintf(stderr, "lossd worker: %s\n", err);
         return 1;

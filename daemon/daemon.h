@@ -40,6 +40,9 @@ typedef struct DaemonConfig {
     int commit_ms;           /* group commits: the longest a finished evaluation waits for its
                               * batch's transaction (0: DAEMON_COMMIT_MS; < 0: one transaction
                               * per evaluation); no client hears of it before */
+    const char *queue_schema; /* its PostgreSQL schema (NULL: "lossd") */
+    int queue_local;         /* with a queue: the daemon's own evaluator threads (0: none) */
+    double queue_lease;      /* their lease in seconds (0: 30) */
 } DaemonConfig;
 
 /* Opens the store (taking its lock), binds the socket through the wire (refusing when a live
@@ -63,6 +66,9 @@ const char *daemon_refuse_writes(const Daemon *d);
 int64_t daemon_last_event_seq(const Daemon *d); /* newest stored event */
 void daemon_request_shutdown(Daemon *d); /* begins the graceful shutdown */
 cJSON *daemon_status(Daemon *d);         /* owned server.status result */
+/* Owned server.workers result: {executor: "threads" or "queue", workers: [...]} with one entry
+ * per worker process as executor.h's workers_json (this daemon's own threads marked local). */
+cJSON *daemon_workers(Daemon *d);
 
 typedef struct DaemonSubmit {
     const cJSON *job;         /* borrowed job object (docs/jobs.md) */

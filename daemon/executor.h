@@ -37,6 +37,12 @@ typedef struct ExecConfig {
     ExecDoneFn done;
     void *ud;
     const char *queue; /* the "queue" backend (daemon/pgexec.h): its libpq conninfo or URI */
+    const char *queue_schema; /* and the PostgreSQL schema holding its tables (NULL: "lossd") */
+    /* The "queue" backend runs this many evaluator threads of its own (leasing from the queue
+     * like any `lossd worker`; 0: only remote workers evaluate). The "threads" backend ignores
+     * it (workers is its thread count). */
+    int local_threads;
+    double queue_lease; /* seconds a local thread's lease lasts without a heartbeat; 0: 30 */
 } ExecConfig;
 
 typedef struct Executor Executor;
@@ -63,6 +69,10 @@ typedef struct ExecutorMethods {
     int (*workers)(const Executor *x);
     int (*busy)(const Executor *x);    /* items being evaluated now */
     int (*pending)(const Executor *x); /* items submitted and not yet handed back */
+    /* Who evaluates: an owned JSON array, one object per worker process (this one included):
+     * {host, pid, threads, evals_done, state, local (this process), leases: [{job_id, seq}]}.
+     * Never waits for a server (the queue's is a snapshot at most about a second old). */
+    cJSON *(*workers_json)(Executor *x);
 } ExecutorMethods;
 
 struct Executor {
@@ -82,8 +92,18 @@ static inline void exec_close(Executor *x) { x->m->close(x); }
 static inline int exec_workers(const Executor *x) { return x->m->workers(x); }
 static inline int exec_busy(const Executor *x) { return x->m->busy(x); }
 static inline int exec_pending(const Executor *x) { return x->m->pending(x); }
+static inline cJSON *exec_workers_json(Executor *x) { return x->m->workers_json(x); }
 void exec_item_free(ExecItem *it); /* NULL is fine */
 void exec_items_free(ExecItem *list); /* a list, as cancel_job and stop return */
+/* The in-flight bookkeeping every backend shares: moves the items of job_id (every item when
+ * job_id < 0) out of the list at *head, in order, and returns them as a list (owned by the
+ * caller) with their count in *n (may be NULL). tail (may be NULL) is kept pointing at the
+ * last item left. */
+ExecItem *exec_list_take(ExecItem **head, ExecItem **tail, int64_t job_id, int *n);
+
+/* A workers_json entry for this process (host, pid, threads, evals_done, state, local: true;
+ * the caller adds its "leases"): returns owned JSON. */
+cJSON *exec_local_worker_json(int threads, long evals_done, const char *state);
 
 /* The thread pool's methods (daemon/pool.c). */
 extern const ExecutorMethods exec_threads;

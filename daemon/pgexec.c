@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "pgeval.h"
 #include "pgexec.h"
 
 #define PGX_BATCH 64 /* items per publish, results per read */
@@ -32,6 +33,8 @@ struct Pgx {
     int ntasks, captasks;
     int closing;
     PgxStats st;
+    cJSON *workers;    /* the last pgq_workers listing (under mu), refreshed with each sweep */
+    int alive_threads; /* the threads of its alive workers (under mu) */
     /* the thread's own */
     Pgq *q;
     char *conninfo;
@@ -115,7 +118,11 @@ static int pass(Pgx *x)
         pthread_mutex_unlock(&x->mu);
         if (!t.hash)
             break;
-        rc = pgq_task_put(x->q, t.hash, t.spec, err);
+        char *stored = NULL; /* the spec with its data files stored by content */
+        rc = pge_spec_with_data(x->q, t.spec, &stored, err);
+        if (rc == LD_OK)
+            rc = pgq_task_put(x->q, t.hash, stored, err);
+        free(stored);
         if (rc != LD_OK && rc != LD_EIO) { /* refused for good: say so, items then fail */
             fprintf(x->log, "lossd: %s\n", err);
             rc = LD_OK;
@@ -203,9 +210,26 @@ static void *pgx_main(void *arg)
             else if (rq || ab)
                 fprintf(x->log, "lossd: queue sweep: %d expired leases requeued, %d abandoned\n",
                         rq, ab);
+            cJSON *ws = NULL;
+            if (rc == LD_OK && pgq_workers(x->q, &ws, err) != LD_OK)
+                ws = NULL; /* the listing stays as it was; a lost connection shows next pass */
             pthread_mutex_lock(&x->mu);
             x->st.requeued += rq;
             x->st.abandoned += ab;
+            if (ws) {
+                cJSON_Delete(x->workers);
+                x->workers = ws;
+                x->alive_threads = 0;
+                const cJSON *w;
+                cJSON_ArrayForEach(w, ws)
+                {
+                    const cJSON *state = cJSON_GetObjectItemCaseSensitive(w, "state");
+                    const cJSON *th = cJSON_GetObjectItemCaseSensitive(w, "threads");
+                    if (cJSON_IsString(state) && !strcmp(state->valuestring, "alive") &&
+                        cJSON_IsNumber(th))
+                        x->alive_threads += th->valueint;
+                }
+            }
             pthread_mutex_unlock(&x->mu);
         }
         if (rc == LD_EIO && reconnect(x) != LD_OK)
@@ -363,6 +387,22 @@ void pgx_stats(Pgx *x, PgxStats *st)
     pthread_mutex_unlock(&x->mu);
 }
 
+cJSON *pgx_workers(Pgx *x)
+{
+    pthread_mutex_lock(&x->mu);
+    cJSON *ws = x->workers ? cJSON_Duplicate(x->workers, 1) : cJSON_CreateArray();
+    pthread_mutex_unlock(&x->mu);
+    return ws;
+}
+
+int pgx_alive_threads(Pgx *x)
+{
+    pthread_mutex_lock(&x->mu);
+    int n = x->alive_threads;
+    pthread_mutex_unlock(&x->mu);
+    return n;
+}
+
 void pgx_close(Pgx *x)
 {
     if (!x)
@@ -381,6 +421,7 @@ void pgx_close(Pgx *x)
         free(x->tasks[i].spec);
     }
     free(x->tasks);
+    cJSON_Delete(x->workers);
     pgq_close(x->q);
     pthread_cond_destroy(&x->cv);
     pthread_mutex_destroy(&x->mu);

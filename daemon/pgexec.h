@@ -47,6 +47,11 @@ int pgx_task_put(Pgx *x, const char *task_hash, const char *spec, char *err);
 /* Cancels a job's work: items not yet published are dropped, published ones deleted from the
  * queue (a worker running one finds it gone). Any thread. */
 void pgx_cancel_job(Pgx *x, int64_t job_id);
+/* The queue's workers as pgq_workers lists them, read with each sweep (about once a second):
+ * an owned copy (an empty array before the first sweep). Any thread. */
+cJSON *pgx_workers(Pgx *x);
+/* The evaluator threads of the workers alive in that listing (0 before the first). Any thread. */
+int pgx_alive_threads(Pgx *x);
 /* Counters so far. Any thread. */
 void pgx_stats(Pgx *x, PgxStats *st);
 /* Publishes what was submitted, stops the thread, closes the queue, frees x (NULL is fine).
@@ -58,8 +63,13 @@ void pgx_close(Pgx *x);
  * outcomes come back on the loop as they arrive; cfg->queue is the conninfo. cancel_job and
  * stop take back every item of the job (every item) not yet handed back and delete the job's
  * rows (cancel only; after a stop, workers keep going and a restart collects their results);
- * a result arriving for an item taken back is ignored. workers() is cfg->workers (the daemon
- * keeps that many times its per-worker depth in the queue); busy() the items in the queue. */
+ * a result arriving for an item taken back is ignored. cfg->local_threads evaluator threads of
+ * this process lease from the same queue like any `lossd worker` (pgworker.h, pgeval.h: one
+ * path), at a lower priority than the loop; a stop cancels what they run and hands it back.
+ * cfg->queue_schema names the queue's schema (several daemons share one database, one schema
+ * each). workers() is the threads of the alive workers, local ones included (at least 1: the
+ * daemon keeps that many times its per-worker depth in the queue); busy() the items in the
+ * queue; workers_json() the queue's listing, this process's entry marked local. */
 extern const ExecutorMethods exec_queue;
 
 #endif

@@ -1,14 +1,20 @@
 /* pgexec_queue.c: the "queue" executor (executor.h) over the daemon's queue thread (pgexec.h):
- * submit publishes the item as work_item_json (the task's normalised spec stored first, once),
- * results arrive on the queue thread, are decoded there (work_outcome_from_json) and handed to
- * the loop through a uv_async, where each is matched with its item by (job_id, seq). The items
- * themselves stay on the loop thread; only decoded outcomes cross threads. */
+ * submit publishes the item as work_item_json (the task's normalised spec stored first, once,
+ * its data files by content), results arrive on the queue thread, are decoded there
+ * (work_outcome_from_json) and handed to the loop through a uv_async, where each is matched
+ * with its item by (job_id, seq). The items themselves stay on the loop thread; only decoded
+ * outcomes cross threads. The daemon's own evaluator threads are a worker loop (pgw_run) on a
+ * thread of their own, leasing from the same queue as remote workers. */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "pgeval.h"
 #include "pgexec.h"
+#include "pgworker.h"
 
 typedef struct QDone {
     struct QDone *next;
@@ -29,7 +35,28 @@ typedef struct QExec {
     int ntasks, captasks;
     ExecDoneFn done;
     void *ud;
+    /* the local worker loop: its thread, options and task cache */
+    pthread_t local_th;
+    int has_local, local_threads, local_nice;
+    volatile sig_atomic_t local_stop;
+    char *conninfo;
+    char schema[64];
+    PgqOpts qo;
+    PgeTasks *cache;
 } QExec;
+
+/* The local worker loop's thread: pgw_run until the executor stops. */
+static void *local_main(void *arg)
+{
+    QExec *q = arg;
+    char err[LD_ERR_MAX];
+    PgwOpts o = {.threads = q->local_threads, .stop = &q->local_stop, .cancel_on_stop = 1,
+                 .nice = q->local_nice};
+    PgwStats st;
+    if (pgw_run(q->conninfo, &q->qo, &o, pge_eval, q->cache, &st, err) != LD_OK)
+        fprintf(stderr, "lossd: the daemon's own queue workers: %s\n", err);
+    return NULL;
+}
 
 static void push_done(QExec *q, QDone *d)
 {
@@ -117,6 +144,8 @@ static void q_free(QExec *q)
     }
     exec_items_free(q->items);
     free(q->tasks);
+    pge_free(q->cache);
+    free(q->conninfo);
     pthread_mutex_destroy(&q->mu);
     pthread_cond_destroy(&q->cv);
     free(q);
@@ -134,17 +163,40 @@ static int q_open(const ExecConfig *cfg, Executor **out, char *err)
     q->base.m = &exec_queue;
     q->done = cfg->done;
     q->ud = cfg->ud;
-    q->nworkers = cfg->workers > 0 ? cfg->workers : 1;
+    q->local_threads = cfg->local_threads > 0 ? cfg->local_threads : 0;
+    q->nworkers = q->local_threads > 0 ? q->local_threads : 1;
+    q->local_nice = cfg->loop ? 5 : 0; /* as the thread pool's: the loop answers first */
+    if (cfg->queue_schema)
+        snprintf(q->schema, sizeof q->schema, "%s", cfg->queue_schema);
+    q->qo.schema = cfg->queue_schema ? q->schema : NULL;
+    q->qo.lease_s = cfg->queue_lease;
     pthread_mutex_init(&q->mu, NULL);
     pthread_cond_init(&q->cv, NULL);
-    int rc = pgx_start(cfg->queue, NULL, NULL, on_result, q, &q->x, err);
+    q->conninfo = strdup(cfg->queue);
+    if (!q->conninfo) {
+        q_free(q);
+        return ld_err(err, LD_ENOMEM, "queue executor: out of memory");
+    }
+    int rc = pgx_start(cfg->queue, &q->qo, NULL, on_result, q, &q->x, err);
+    if (rc == LD_OK && q->local_threads > 0)
+        rc = pge_open(q->conninfo, &q->qo, NULL, &q->cache, err);
+    if (rc == LD_OK && q->local_threads > 0) {
+        if (pthread_create(&q->local_th, NULL, local_main, q) == 0)
+            q->has_local = 1;
+        else
+            rc = ld_err(err, LD_ENOMEM, "queue executor: cannot start the local workers' thread");
+    }
     if (rc != LD_OK) {
+        pgx_close(q->x);
         q_free(q);
         return rc;
     }
     if (cfg->loop) {
         int urc = uv_async_init(cfg->loop, &q->async, on_async);
         if (urc != 0) {
+            q->local_stop = 1;
+            if (q->has_local)
+                pthread_join(q->local_th, NULL);
             pgx_close(q->x);
             q_free(q);
             return ld_err(err, LD_EIO, "queue executor: uv_async_init: %s", uv_strerror(urc));
@@ -213,19 +265,9 @@ static void q_submit(Executor *x, ExecItem *it)
 /* Takes back the items of job_id (all of them when job_id < 0) not yet handed back. */
 static ExecItem *take_back(QExec *q, int64_t job_id)
 {
-    ExecItem *out = NULL, **tail = &out, **pp = &q->items;
-    while (*pp) {
-        ExecItem *it = *pp;
-        if (job_id < 0 || it->work.job_id == job_id) {
-            *pp = it->next;
-            it->next = NULL;
-            *tail = it;
-            tail = &it->next;
-            q->pending--;
-        } else {
-            pp = &it->next;
-        }
-    }
+    int n = 0;
+    ExecItem *out = exec_list_take(&q->items, NULL, job_id, &n);
+    q->pending -= n;
     return out;
 }
 
@@ -240,6 +282,7 @@ static ExecItem *q_stop(Executor *x)
 {
     QExec *q = (QExec *)x;
     q->stopped = 1;
+    q->local_stop = 1; /* the local threads cancel what they run and hand it back */
     return take_back(q, -1);
 }
 
@@ -248,6 +291,10 @@ static void q_close(Executor *x)
     QExec *q = (QExec *)x;
     if (!q)
         return;
+    q->local_stop = 1;
+    if (q->has_local) /* before the queue thread goes: their leases are handed back */
+        pthread_join(q->local_th, NULL);
+    q->has_local = 0;
     pgx_close(q->x); /* publishes what was submitted: a restart finds it there */
     q->x = NULL;
     if (q->has_async)
@@ -256,7 +303,31 @@ static void q_close(Executor *x)
         q_free(q);
 }
 
-static int q_workers(const Executor *x) { return ((const QExec *)x)->nworkers; }
+static int q_workers(const Executor *x)
+{
+    const QExec *q = (const QExec *)x;
+    int alive = q->x ? pgx_alive_threads(q->x) : 0;
+    return alive > q->nworkers ? alive : q->nworkers;
+}
+
+static cJSON *q_workers_json(Executor *x)
+{
+    QExec *q = (QExec *)x;
+    cJSON *ws = q->x ? pgx_workers(q->x) : cJSON_CreateArray();
+    char host[256] = "?";
+    if (gethostname(host, sizeof host - 1) != 0)
+        snprintf(host, sizeof host, "?");
+    cJSON *w;
+    cJSON_ArrayForEach(w, ws)
+    {
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(w, "host");
+        const cJSON *pid = cJSON_GetObjectItemCaseSensitive(w, "pid");
+        int local = cJSON_IsString(h) && !strcmp(h->valuestring, host) && cJSON_IsNumber(pid) &&
+                    pid->valueint == (int)getpid();
+        cJSON_AddBoolToObject(w, "local", local);
+    }
+    return ws;
+}
 static int q_pending(const Executor *x) { return ((const QExec *)x)->pending; }
 
 const ExecutorMethods exec_queue = {
@@ -270,4 +341,5 @@ const ExecutorMethods exec_queue = {
     .workers = q_workers,
     .busy = q_pending,
     .pending = q_pending,
+    .workers_json = q_workers_json,
 };

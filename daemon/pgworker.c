@@ -6,6 +6,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@ typedef struct Slot {
     PgqItem item;      /* item.item owned */
     char *result, *fp; /* the callback's, owned */
     int rc;
+    volatile int cancel; /* raised (only) by the I/O thread while RUNNING: see PgwEvalFn */
     char reason[LD_ERR_MAX];
 } Slot;
 
@@ -26,7 +29,7 @@ typedef struct Loop {
     pthread_cond_t work; /* evaluators: a slot is ready, or quit */
     pthread_cond_t io;   /* the I/O thread: a slot is done */
     Slot *slots;
-    int nslots, quit, draining;
+    int nslots, quit, draining, nice;
     PgwEvalFn fn;
     void *ctx;
 } Loop;
@@ -44,6 +47,13 @@ static Slot *next_ready(Loop *l)
 static void *eval_main(void *arg)
 {
     Loop *l = arg;
+    if (l->nice) { /* best effort: a nicer evaluator is slower to finish, not wrong */
+        id_t tid = (id_t)syscall(SYS_gettid);
+        errno = 0;
+        int prio = getpriority(PRIO_PROCESS, tid);
+        if (errno == 0)
+            (void)setpriority(PRIO_PROCESS, tid, prio + l->nice);
+    }
     pthread_mutex_lock(&l->mu);
     for (;;) {
         Slot *s = NULL;
@@ -55,7 +65,7 @@ static void *eval_main(void *arg)
         pthread_mutex_unlock(&l->mu);
         s->reason[0] = 0;
         s->result = s->fp = NULL;
-        s->rc = l->fn(l->ctx, &s->item, &s->result, &s->fp, s->reason);
+        s->rc = l->fn(l->ctx, &s->item, &s->cancel, &s->result, &s->fp, s->reason);
         pthread_mutex_lock(&l->mu);
         s->state = SLOT_DONE;
         pthread_cond_signal(&l->io);
@@ -170,8 +180,12 @@ static int take_items(Loop *l, Pgq *q, int64_t wid, PgqItem *items, int n, PgwSt
     return rc;
 }
 
-/* Heartbeat: extends the leases and frees ready slots whose item is no longer ours. */
-static int beat(Loop *l, Pgq *q, int64_t wid, PgwStats *st)
+/* Raises the cancel flag of a running slot; caller holds mu. */
+static void slot_cancel(Slot *s) { __atomic_store_n(&s->cancel, 1, __ATOMIC_RELAXED); }
+
+/* Heartbeat: extends the leases, frees ready slots whose item is no longer ours and tells
+ * running ones to stop. */
+static int beat(Loop *l, Pgq *q, int64_t wid, PgwStats *st, FILE *log)
 {
     int64_t held[512];
     int n = 0;
@@ -188,6 +202,10 @@ static int beat(Loop *l, Pgq *q, int64_t wid, PgwStats *st)
         if (s->state == SLOT_READY && !mine) {
             slot_clear(s);
             st->gone++;
+        } else if (s->state == SLOT_RUNNING && !mine && !s->cancel) {
+            slot_cancel(s);
+            fprintf(log, "lossd worker: job %lld seq %lld is no longer ours (cancelled or re-leased): "
+                         "stopping it\n", (long long)s->item.job_id, (long long)s->item.seq);
         }
     }
     pthread_mutex_unlock(&l->mu);
@@ -218,7 +236,7 @@ int pgw_run(const char *conninfo, const PgqOpts *qopts, const PgwOpts *o, PgwEva
         return rc;
     }
 
-    Loop l = {.nslots = 2 * o->threads, .fn = fn, .ctx = ctx};
+    Loop l = {.nslots = 2 * o->threads, .fn = fn, .ctx = ctx, .nice = o->nice};
     l.slots = calloc((size_t)l.nslots, sizeof *l.slots);
     pthread_t *th = calloc((size_t)o->threads, sizeof *th);
     int nth = 0;
@@ -252,6 +270,13 @@ int pgw_run(const char *conninfo, const PgqOpts *qopts, const PgwOpts *o, PgwEva
         pthread_mutex_unlock(&l.mu);
         int qrc = LD_OK;
         for (int i = 0; i < ndone && qrc == LD_OK; i++) {
+            if (done[i]->rc == PGW_CANCELLED) { /* not a result: the item goes back */
+                pthread_mutex_lock(&l.mu);
+                slot_clear(done[i]);
+                pthread_mutex_unlock(&l.mu);
+                st.gone++;
+                continue;
+            }
             qrc = write_slot(q, st.worker_id, done[i], &st, log);
             if (qrc == LD_OK) {
                 pthread_mutex_lock(&l.mu);
@@ -272,6 +297,9 @@ int pgw_run(const char *conninfo, const PgqOpts *qopts, const PgwOpts *o, PgwEva
         if (stopping) {
             pthread_mutex_lock(&l.mu);
             l.draining = 1;
+            for (int k = 0; k < l.nslots && o->cancel_on_stop; k++)
+                if (l.slots[k].state == SLOT_RUNNING)
+                    slot_cancel(&l.slots[k]);
             pthread_mutex_unlock(&l.mu);
         }
         if ((stopping && nrunning == 0 && left == 0) ||
@@ -304,7 +332,7 @@ int pgw_run(const char *conninfo, const PgqOpts *qopts, const PgwOpts *o, PgwEva
         /* 4. heartbeat */
         double now = ld_now_ms() / 1000;
         if (qrc == LD_OK && now - last_beat >= beat_every) {
-            qrc = beat(&l, q, st.worker_id, &st);
+            qrc = beat(&l, q, st.worker_id, &st, log);
             last_beat = now;
         }
         if (nready + nrunning + left > 0)

@@ -17,9 +17,14 @@
  * callback checks everything in it). Runs on an evaluator thread, several at once: must be
  * thread-safe. Returns LD_OK with *result (malloc'd JSON object text, taken) and *fingerprint
  * (malloc'd text compared against a duplicate's, taken; NULL: the result text is compared), or
- * a negative code with a reason (LD_ERR_MAX): the evaluation then fails with that reason. */
-typedef int (*PgwEvalFn)(void *ctx, const PgqItem *item, char **result, char **fingerprint,
-                         char *reason);
+ * a negative code with a reason (LD_ERR_MAX): the evaluation then fails with that reason.
+ * *cancel is raised while it runs when the item is no longer this worker's (cancelled or
+ * re-leased: seen at a heartbeat) or, with PgwOpts.cancel_on_stop, when the worker stops: the
+ * callback may then return PGW_CANCELLED, and nothing is written (the item goes back to the
+ * queue when the worker stops or its lease runs out). */
+#define PGW_CANCELLED 1
+typedef int (*PgwEvalFn)(void *ctx, const PgqItem *item, const volatile int *cancel, char **result,
+                         char **fingerprint, char *reason);
 
 typedef struct PgwOpts {
     const char *host;   /* the workers table's host; NULL: gethostname() */
@@ -29,6 +34,9 @@ typedef struct PgwOpts {
     const volatile sig_atomic_t *stop; /* non-zero (a signal handler may set it): stop leasing,
                                         * finish and complete what runs, hand the rest back */
     FILE *log;                         /* mismatches, reconnects, failures; NULL: stderr */
+    int cancel_on_stop; /* a stop also cancels what runs (a daemon's own threads), instead of
+                         * finishing it (a `lossd worker` on SIGTERM) */
+    int nice;           /* added to each evaluator thread's nice value (0: none) */
 } PgwOpts;
 
 typedef struct PgwStats {

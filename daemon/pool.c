@@ -27,6 +27,7 @@ typedef struct Pool {
     ExecItem *todo_head, *todo_tail; /* submitted, not yet taken by a worker */
     ExecItem *done_head, *done_tail; /* finished, not yet handed back */
     int busy;    /* items a worker holds */
+    long evals_done; /* items the workers finished (under mu) */
     int pending; /* submitted and not yet handed back (caller's thread only) */
     int stop;
     ExecDoneFn done;
@@ -41,6 +42,27 @@ void exec_items_free(ExecItem *list) {
         free(list);
         list = next;
     }
+}
+
+ExecItem *exec_list_take(ExecItem **head, ExecItem **tail, int64_t job_id, int *n) {
+    ExecItem *out = NULL, **out_tail = &out, **pp = head, *last = NULL;
+    int k = 0;
+    while (*pp) {
+        ExecItem *it = *pp;
+        if (job_id < 0 || it->work.job_id == job_id) {
+            *pp = it->next;
+            it->next = NULL;
+            *out_tail = it;
+            out_tail = &it->next;
+            k++;
+        } else {
+            last = it;
+            pp = &it->next;
+        }
+    }
+    if (tail) *tail = last;
+    if (n) *n = k;
+    return out;
 }
 
 /* Workers run at a lower priority than the loop (Linux nice values are per thread; this is
@@ -82,6 +104,7 @@ static void *worker_main(void *arg) {
         pthread_mutex_lock(&p->mu);
         p->held[slot] = NULL;
         p->busy--;
+        p->evals_done++;
         if (p->done_tail) p->done_tail->next = it;
         else p->done_head = it;
         p->done_tail = it;
@@ -180,26 +203,13 @@ static void pool_submit(Executor *x, ExecItem *it) {
 
 static ExecItem *pool_cancel_job(Executor *x, int64_t job_id) {
     Pool *p = (Pool *)x;
-    ExecItem *out = NULL, **tail = &out;
+    int n = 0;
     pthread_mutex_lock(&p->mu);
-    ExecItem **pp = &p->todo_head;
-    p->todo_tail = NULL;
-    while (*pp) {
-        ExecItem *it = *pp;
-        if (it->work.job_id == job_id) {
-            *pp = it->next;
-            it->next = NULL;
-            *tail = it;
-            tail = &it->next;
-            p->pending--;
-        } else {
-            p->todo_tail = it;
-            pp = &it->next;
-        }
-    }
+    ExecItem *out = exec_list_take(&p->todo_head, &p->todo_tail, job_id, &n);
     for (int i = 0; i < p->started; i++)
         if (p->held[i] && p->held[i]->work.job_id == job_id) item_cancel(p->held[i]);
     pthread_mutex_unlock(&p->mu);
+    p->pending -= n;
     return out;
 }
 
@@ -215,17 +225,48 @@ static int pool_busy(const Executor *x) {
 
 static int pool_pending(const Executor *x) { return ((const Pool *)x)->pending; }
 
+cJSON *exec_local_worker_json(int threads, long evals_done, const char *state) {
+    char host[256] = "?";
+    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "?");
+    cJSON *w = cJSON_CreateObject();
+    cJSON_AddStringToObject(w, "host", host);
+    cJSON_AddNumberToObject(w, "pid", (double)getpid());
+    cJSON_AddNumberToObject(w, "threads", threads);
+    cJSON_AddNumberToObject(w, "evals_done", (double)evals_done);
+    cJSON_AddStringToObject(w, "state", state);
+    cJSON_AddTrueToObject(w, "local");
+    return w;
+}
+
+static cJSON *pool_workers_json(Executor *x) {
+    Pool *p = (Pool *)x;
+    cJSON *arr = cJSON_CreateArray();
+    pthread_mutex_lock(&p->mu);
+    cJSON *w = exec_local_worker_json(p->nthreads, p->evals_done, p->stop ? "stopped" : "alive");
+    cJSON *leases = cJSON_AddArrayToObject(w, "leases");
+    for (int i = 0; i < p->started; i++) {
+        if (!p->held[i]) continue;
+        cJSON *l = cJSON_CreateObject();
+        cJSON_AddNumberToObject(l, "job_id", (double)p->held[i]->work.job_id);
+        cJSON_AddNumberToObject(l, "seq", (double)p->held[i]->work.seq);
+        cJSON_AddItemToArray(leases, l);
+    }
+    pthread_mutex_unlock(&p->mu);
+    cJSON_AddItemToArray(arr, w);
+    return arr;
+}
+
 static ExecItem *pool_stop(Executor *x) {
     Pool *p = (Pool *)x;
     pthread_mutex_lock(&p->mu);
     p->stop = 1;
-    ExecItem *list = p->todo_head;
-    p->todo_head = p->todo_tail = NULL;
+    int n = 0;
+    ExecItem *list = exec_list_take(&p->todo_head, &p->todo_tail, -1, &n);
     for (int i = 0; i < p->started; i++)
         if (p->held[i]) item_cancel(p->held[i]);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    for (ExecItem *it = list; it; it = it->next) p->pending--;
+    p->pending -= n;
     return list;
 }
 
@@ -253,6 +294,7 @@ const ExecutorMethods exec_threads = {
     .workers = pool_workers,
     .busy = pool_busy,
     .pending = pool_pending,
+    .workers_json = pool_workers_json,
 };
 
 static const ExecutorMethods *const backends[] = {&exec_threads, NULL};

@@ -247,6 +247,13 @@ int daemon_add_tick(Daemon *d, DaemonTickFn fn, void *ud) {
     return LD_OK;
 }
 
+cJSON *daemon_workers(Daemon *d) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "executor", d->pool ? d->pool->m->name : "none");
+    cJSON_AddItemToObject(o, "workers", d->pool ? exec_workers_json(d->pool) : cJSON_CreateArray());
+    return o;
+}
+
 #define DB_BYTES_MAX_AGE_MS 100.0
 
 cJSON *daemon_status(Daemon *d) {
@@ -342,7 +349,8 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
     d->commit_timer.data = d;
 
     ExecConfig xc = {.loop = &d->loop, .workers = d->nworkers, .done = on_pool_done, .ud = d,
-                     .queue = cfg->queue};
+                     .queue = cfg->queue, .queue_schema = cfg->queue_schema,
+                     .local_threads = cfg->queue_local, .queue_lease = cfg->queue_lease};
     rc = cfg->executor ? cfg->executor->open(&xc, &d->pool, err) : exec_open("threads", &xc, &d->pool, err);
     if (rc != LD_OK) goto fail;
 

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # test_pg_serve.sh: lossd serve --queue end to end (issue 11) on a throwaway PostgreSQL cluster
-# (tests/pg_cluster.sh): a daemon whose executor is the queue and three `lossd worker` processes
-# finish a small digits job with the leaderboard the local thread pool gives (evaluations are
-# deterministic); the same again with one worker killed (kill -9) mid-job, its lease expiring to
-# another worker; and with the daemon killed (kill -9) mid-job and restarted on the same queue.
-# Skipped (one pass, with a note) when the PostgreSQL server binaries are missing.
+# (tests/pg_cluster.sh). Evaluations are deterministic, so every run must give the leaderboard
+# the local thread pool gives:
+# - the daemon's own thread leasing from the queue with 0, 1 and 5 `lossd worker` processes;
+#   lossctl workers lists them (and the daemon's own threads);
+# - a job cancelled while workers run its evaluations: the queue forgets it and the workers stop
+#   the running evaluations;
+# - with 3 workers, two of them killed (kill -9) while holding leases, then the daemon killed
+#   (kill -9) in the same job and restarted on the same database and queue;
+# - a second daemon on the same PostgreSQL database under its own --schema, running a job on a
+#   CSV file its worker cannot see: the data travels by content (SHA-256) through PostgreSQL.
+# Skipped (one pass, saying so) when the PostgreSQL server binaries are missing.
 . "$(dirname "$0")/lib.sh" test_pg_serve
 
 need_binaries
@@ -24,6 +30,19 @@ cat >"$TMP/job.json" <<'JOB'
              "train": {"steps": 300}}],
  "budget": {"evaluations": 9}, "population": 6, "children": 3, "seeds": 1,
  "final": {"top": 1, "seeds": 2}, "seed": 5, "warm_start": false, "baseline": "ce"}
+JOB
+# the job killed in the middle: evaluations long enough to be caught holding a lease
+sed -e 's/"steps": 300/"steps": 600/' -e 's/"pg-serve"/"pg-kill"/' "$TMP/job.json" >"$TMP/kill.json"
+# a slow job to cancel: each evaluation runs far longer than the test waits
+sed -e 's/"steps": 300/"steps": 2000000/' -e 's/"pg-serve"/"pg-cancel"/' "$TMP/job.json" >"$TMP/slow.json"
+# a user's CSV (a copy of the wine data) next to its job file, in a folder workers cannot see
+mkdir -p "$TMP/private"
+cp data/wine.csv "$TMP/private/mywine.csv"
+cat >"$TMP/private/csvjob.json" <<'JOB'
+{"name": "pg-csv", "tasks": [{"name": "mywine", "data": "mywine.csv", "model": {"hidden": [32]},
+             "train": {"steps": 300}}],
+ "budget": {"evaluations": 9}, "population": 6, "children": 3, "seeds": 1,
+ "final": {"top": 1, "seeds": 2}, "seed": 3, "warm_start": false, "baseline": "ce"}
 JOB
 
 # wait_state JOB STATE: waits (up to 3 min) for the job to reach STATE.
@@ -51,9 +70,10 @@ leaderboard_key() {
     ctl --json leaderboard "$1" --top 20 |
         json '"\n".join("%s %s %.9g %.9g" % (e["cand"], e["expr"], e["fitness"], e["mean"]) for e in d["entries"])'
 }
-# start_queue_daemon: lossd serve --queue on $SOCK/$DB (DPID).
+# start_queue_daemon [ARGS...]: lossd serve --queue on $SOCK/$DB (DPID), 2 s leases, one
+# thread of its own unless ARGS say otherwise.
 start_queue_daemon() {
-    "$LOSSD" serve --socket "$SOCK" --db "$DB" --workers 2 --queue "$CI" >>"$LOG" 2>&1 &
+    "$LOSSD" serve --socket "$SOCK" --db "$DB" --queue "$CI" --lease 2 --workers 1 "$@" >>"$LOG" 2>&1 &
     DPID=$!
     PIDS+=("$DPID")
     local i
@@ -64,90 +84,204 @@ start_queue_daemon() {
     done
     return 1
 }
-# start_worker N: a lossd worker with one thread and a 2 s lease (WPID[N]).
+# start_worker N [ARGS...]: a lossd worker with one thread and a 2 s lease (WPID[N]).
 WPID=()
 start_worker() {
-    "$LOSSD" worker --queue "$CI" --threads 1 --lease 2 >>"$TMP/worker$1.log" 2>&1 &
-    WPID[$1]=$!
+    local n=$1
+    shift
+    "$LOSSD" worker --queue "$CI" --threads 1 --lease 2 "$@" >>"$TMP/worker$n.log" 2>&1 &
+    WPID[$n]=$!
     PIDS+=("$!")
 }
+stop_workers() {
+    local w
+    for w in "$@"; do kill "${WPID[$w]}" 2>/dev/null; done
+    for w in "$@"; do wait "${WPID[$w]}" 2>/dev/null; done
+}
+# queue_field EXPR [ARGS...]: over lossd workers --json (d) read from the queue directly
+queue_field() {
+    local e=$1
+    shift
+    "$LOSSD" workers --queue "$CI" --json "$@" | json "$e" 2>/dev/null
+}
+# leases_of PID: leases the worker with that pid holds now
+leases_of() { queue_field "sum(len(w[\"leases\"]) for w in d[\"workers\"] if w[\"pid\"] == $1)"; }
+# wait_leases PID...: waits (up to 1 min) until each worker holds a lease
+wait_leases() {
+    local i p all
+    for i in $(seq 1 1200); do
+        all=1
+        for p in "$@"; do [ "$(leases_of "$p")" -ge 1 ] 2>/dev/null || all=0; done
+        [ $all = 1 ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
 
-# ---- the reference: the local thread pool ------------------------------------------------------
+# freeze_with_lease PID: stops (SIGSTOP) the worker at a moment it holds a lease, tried until it
+# does (up to 1 min): a frozen worker holds its leases until they run out.
+freeze_with_lease() {
+    local i
+    for i in $(seq 1 1200); do
+        if [ "$(leases_of "$1")" -ge 1 ] 2>/dev/null; then
+            kill -STOP "$1"
+            HELD=$(leases_of "$1")
+            [ "$HELD" -ge 1 ] 2>/dev/null && return 0
+            kill -CONT "$1"
+        fi
+        sleep 0.02
+    done
+    return 1
+}
+
+# ---- the references: the local thread pool -----------------------------------------------------
 SOCK="$TMP/local.sock" DB="$TMP/local.db" LOG="$TMP/local.log"
 start_daemon "$SOCK" "$DB" "$LOG" || { bad "the local daemon starts" "$(tail -5 "$LOG")"; finish; }
 JL=$(ctl submit "$TMP/job.json")
-wait_state "$JL" done
-check "the job finishes on the local thread pool" $? "$(tail -5 "$LOG")"
+JC=$(ctl submit "$TMP/private/csvjob.json")
+JLK=$(ctl submit "$TMP/kill.json")
+wait_state "$JL" done && wait_state "$JC" done && wait_state "$JLK" done
+check "the jobs finish on the local thread pool" $? "$(tail -5 "$LOG")"
 REF=$(leaderboard_key "$JL")
+REFCSV=$(leaderboard_key "$JC")
+REFK=$(leaderboard_key "$JLK")
+n=$(ctl --json workers | json 'd["executor"] + " " + str(len(d["workers"])) + " " + str(d["workers"][0]["threads"])')
+[ "$n" = "threads 1 2" ]
+check "lossctl workers: the thread pool is one local entry of 2 threads" $? "got: $n"
 stop_daemon
 
-# ---- the queue, three workers -----------------------------------------------------------------
+# ---- the daemon's own thread and 0, 1, 5 remote workers -----------------------------------------
 SOCK="$TMP/q.sock" DB="$TMP/q.db" LOG="$TMP/q.log"
 out=$("$LOSSD" serve --socket "$SOCK" --db "$DB" --queue "host=$TMP/pg password=x" 2>&1)
 [ $? = 2 ] && echo "$out" | grep -q "password"
 check "serve --queue refuses a password on the command line" $? "got: $out"
+out=$("$LOSSD" serve --socket "$SOCK" --db "$DB" --workers 0 2>&1)
+[ $? = 2 ] && echo "$out" | grep -q "only with --queue"
+check "serve --workers 0 needs --queue" $? "got: $out"
 start_queue_daemon || { bad "lossd serve --queue starts" "$(tail -5 "$LOG")"; finish; }
 ok "lossd serve --queue starts"
-for w in 1 2 3; do start_worker $w; done
-J1=$(ctl submit "$TMP/job.json")
-wait_state "$J1" done
-check "the job finishes through the queue with 3 workers" $? "$(tail -5 "$LOG")"
-got=$(leaderboard_key "$J1")
-[ -n "$REF" ] && [ "$got" = "$REF" ]
-check "its leaderboard equals the local thread pool's" $? "local:" "$REF" "queue:" "$got"
-# workers_field EXPR: over lossd workers --json (d), e.g. the workers' evaluations
-workers_field() { "$LOSSD" workers --queue "$CI" --json | json "$1" 2>/dev/null; }
-n=$(workers_field 'sum(w["evals_done"] for w in d["workers"])')
-want=$(job_field "$J1" 'd["progress"]["evaluations"]')
-[ "${n:-0}" -ge "${want:-1}" ] 2>/dev/null
-check "the workers did the evaluations" $? "lossd workers: $n evaluations, the job $want"
-
-# ---- kill -9 one worker mid-job ----------------------------------------------------------------
-# Workers 2 and 3 are held (SIGSTOP) so worker 1 takes the first items; it is killed once it
-# holds a lease, then the others go on and take its items when the lease expires (2 s).
-kill -STOP "${WPID[2]}" "${WPID[3]}"
-J2=$(ctl submit "$TMP/job.json")
-for i in $(seq 1 600); do
-    held=$(workers_field "[len(w[\"leases\"]) for w in d[\"workers\"] if w[\"pid\"] == ${WPID[1]}][0]")
-    [ "${held:-0}" -ge 1 ] 2>/dev/null && break
-    sleep 0.05
+for nw in 0 1 5; do
+    while [ "${#WPID[@]}" -lt "$nw" ]; do start_worker $((${#WPID[@]} + 1)); done
+    J=$(ctl submit "$TMP/job.json")
+    wait_state "$J" done
+    check "the job finishes with the daemon's thread and $nw remote workers" $? "$(tail -5 "$LOG")"
+    got=$(leaderboard_key "$J")
+    [ -n "$REF" ] && [ "$got" = "$REF" ]
+    check "its leaderboard equals the local thread pool's ($nw remote workers)" $? "local:" "$REF" "queue:" "$got"
+    if [ "$nw" = 0 ]; then
+        # the daemon's own thread did it all, through the queue
+        sleep 1.2 # the listing is a snapshot taken with each sweep (every second)
+        n=$(ctl --json workers | json '" ".join("%s %s %s" % (w["local"], w["threads"], w["evals_done"] >= 13) for w in d["workers"] if w["state"] == "alive")')
+        [ "$n" = "True 1 True" ]
+        check "lossctl workers: the daemon's own thread, 1 thread, did the job's evaluations" $? "got: $n"
+    fi
 done
-kill -9 "${WPID[1]}" 2>/dev/null
-wait "${WPID[1]}" 2>/dev/null
-kill -CONT "${WPID[2]}" "${WPID[3]}"
-at=$(job_field "$J2" '"%s %s" % (d["state"], d["progress"]["evaluations"])')
-[ "${at%% *}" = running ]
-check "the worker was killed mid-job" $? "the job was $at when the worker died"
-wait_state "$J2" done
-check "the job finishes after kill -9 of a worker mid-job" $? "$(tail -5 "$LOG")"
-got=$(leaderboard_key "$J2")
-[ "$got" = "$REF" ]
-check "its leaderboard still equals the local thread pool's" $? "local:" "$REF" "queue:" "$got"
-echo "     (the killed worker held ${held:-?} leases; the job was $at evaluations)"
+sleep 1.2
+n=$(ctl --json workers | json 'sorted(w["pid"] for w in d["workers"] if w["state"] == "alive" and not w["local"] and w["threads"] == 1)')
+want=$(printf '%s\n' "${WPID[@]}" | sort -n | paste -sd, | sed 's/,/, /g')
+[ "$n" = "[$want]" ]
+check "lossctl workers lists the 5 remote workers by pid" $? "got: $n" "want: [$want]"
+ctl workers >"$TMP/workers.txt" 2>&1 && grep -q "the daemon's own threads" "$TMP/workers.txt" &&
+    [ "$(grep -c " alive " "$TMP/workers.txt")" = 6 ]
+check "lossctl workers prints the 6 worker processes, the daemon's own marked" $? "$(cat "$TMP/workers.txt")"
+stop_workers 4 5
 
-# ---- kill -9 the daemon mid-job, restart it on the same database and queue ---------------------
-# one worker runs (the other held), so the job is slow enough to be killed in the middle
+# ---- cancel through the queue --------------------------------------------------------------------
+JX=$(ctl submit "$TMP/slow.json")
+wait_leases "${WPID[1]}" "${WPID[2]}"
+check "remote workers run the slow job's evaluations" $? "$(queue_field 'd')"
+ctl cancel "$JX" >/dev/null
+wait_state "$JX" cancelled
+check "the slow job is cancelled" $? "$(tail -5 "$LOG")"
+for _ in $(seq 1 600); do
+    n=$(queue_field 'd["queue"]["pending"] + d["queue"]["leased"]')
+    [ "$n" = 0 ] && break
+    sleep 0.1
+done
+[ "$n" = 0 ]
+check "the queue holds none of its evaluations" $? "pending + leased: $n"
+for _ in $(seq 1 600); do
+    grep -q "job $JX seq [0-9]* is no longer ours" "$TMP/worker1.log" "$TMP/worker2.log" && break
+    sleep 0.1
+done
+[ "$(grep -l "job $JX seq [0-9]* is no longer ours" "$TMP/worker1.log" "$TMP/worker2.log" | wc -l)" = 2 ]
+check "both workers stopped the running evaluations" $? "$(tail -n 3 "$TMP/worker1.log" "$TMP/worker2.log")"
+
+# ---- 3 workers: kill -9 two of them holding leases, then the daemon, in one job -------------------
+# Worker 3 is held (SIGSTOP); workers 1 and 2 are frozen at a moment each holds a lease and
+# killed, then the daemon (its own thread with it), before the job can end: the frozen leases
+# keep it running. Then the daemon starts again and worker 3 goes on.
 kill -STOP "${WPID[3]}"
-J3=$(ctl submit "$TMP/job.json")
-wait_evals "$J3" 1
+JK=$(ctl submit "$TMP/kill.json")
+HELD=0 held=
+freeze_with_lease "${WPID[1]}" && held=$HELD && freeze_with_lease "${WPID[2]}"
+check "workers 1 and 2 are caught holding leases of the job" $? "$(queue_field 'd')"
+held="$held and $HELD"
+kill -9 "${WPID[1]}" "${WPID[2]}" 2>/dev/null
+wait "${WPID[1]}" "${WPID[2]}" 2>/dev/null
+at=$(job_field "$JK" '"%s %s" % (d["state"], d["progress"]["evaluations"])')
 kill -9 "$DPID"
 wait "$DPID" 2>/dev/null
+[ "${at%% *}" = running ]
+check "two workers holding leases and the daemon were killed mid-job" $? "the job was $at"
+echo "     (the killed workers held $held leases; the job was $at evaluations)"
 kill -CONT "${WPID[3]}"
 start_queue_daemon
 check "the daemon restarts on the same queue" $? "$(tail -5 "$LOG")"
 # recovery loads the job off the loop, so the line follows the first answer: wait for it
-for _ in $(seq 1 200); do grep -q "job $J3: resuming" "$LOG" && break; sleep 0.05; done
-grep -q "job $J3: resuming" "$LOG"
+for _ in $(seq 1 200); do grep -q "job $JK: resuming" "$LOG" && break; sleep 0.05; done
+grep -q "job $JK: resuming" "$LOG"
 check "it resumes the job it was killed in" $? "$(tail -5 "$LOG")"
-wait_state "$J3" done
-check "the job finishes after kill -9 of the daemon mid-job" $? "$(tail -5 "$LOG")"
-got=$(leaderboard_key "$J3")
-[ "$got" = "$REF" ]
-check "its leaderboard still equals the local thread pool's" $? "local:" "$REF" "queue:" "$got"
+wait_state "$JK" done
+check "the job finishes after kill -9 of two workers and the daemon" $? "$(tail -5 "$LOG")"
+got=$(leaderboard_key "$JK")
+[ -n "$REFK" ] && [ "$got" = "$REFK" ]
+check "its leaderboard still equals the local thread pool's" $? "local:" "$REFK" "queue:" "$got"
+mm=$(queue_field 'd["queue"]["mismatches"]')
+[ "$mm" = 0 ]
+check "no late result disagreed with the first" $? "mismatches: $mm"
 
+# ---- a second daemon, its own schema, a CSV its worker cannot see ---------------------------------
+# Daemon 1 keeps running on schema lossd; daemon 2 uses schema other on the same database, with no
+# thread of its own. Its first job is job 1, as daemon 1's first was: one shared schema would mix them.
+SOCK1=$SOCK DPID1=$DPID
+SOCK="$TMP/b.sock" DB="$TMP/b.db" LOG="$TMP/b.log"
+start_queue_daemon --workers 0 --schema other || { bad "a second daemon starts on --schema other" "$(tail -5 "$LOG")"; finish; }
+ok "a second daemon starts on --schema other"
+JB=$(ctl submit "$TMP/private/csvjob.json")
+for _ in $(seq 1 600); do
+    n=$(queue_field 'd["queue"]["pending"]' --schema other)
+    [ "${n:-0}" -ge 1 ] 2>/dev/null && break
+    sleep 0.1
+done
+# the daemon has stored the task and its data in the queue: the file goes, the worker starts
+# elsewhere
+mv "$TMP/private" "$TMP/gone"
+mkdir -p "$TMP/elsewhere"
+(cd "$TMP/elsewhere" && exec "$LOSSD" worker --queue "$CI" --schema other --threads 1 --lease 2 \
+    >>"$TMP/worker_b.log" 2>&1) &
+WB=$!
+PIDS+=("$WB")
+wait_state "$JB" done
+check "the CSV job finishes on the other schema's worker" $? "$(tail -5 "$LOG")" "$(tail -5 "$TMP/worker_b.log")"
+got=$(leaderboard_key "$JB")
+[ "$JB" = "$JL" ] && [ -n "$REFCSV" ] && [ "$got" = "$REFCSV" ]
+check "job $JB (an id daemon 1 used too): the leaderboard the CSV gives on the local pool" $? "local:" "$REFCSV" "queue:" "$got"
+n=$(ctl --json failures "$JB" | json 'len(d["reasons"])')
+[ "$n" = 0 ]
+check "none of its evaluations failed" $? "$(ctl failures "$JB" 2>&1 | head -5)"
+n=$(ctl --json workers | json 'sorted(w["pid"] for w in d["workers"])')
+[ "$n" = "[$WB]" ]
+check "lossctl workers on the second daemon lists only its schema's worker" $? "got: $n"
+n=$(SOCK=$SOCK1 ctl --json workers | json "[w['pid'] for w in d['workers'] if w['pid'] == $WB]")
+[ "$n" = "[]" ]
+check "the first daemon's listing does not show it" $? "got: $n"
+kill "$WB"
+wait "$WB" 2>/dev/null
 stop_daemon
-for w in 2 3; do kill "${WPID[$w]}" 2>/dev/null; done
-for w in 2 3; do wait "${WPID[$w]}" 2>/dev/null; done
+SOCK=$SOCK1 DPID=$DPID1
+stop_daemon
+stop_workers 3
 tests/pg_cluster.sh stop "$TMP/pg"
 # sanitizer builds (LOSSD_BIN=build/asan/bin) report into the logs
 ! grep -h -m3 -E "AddressSanitizer|LeakSanitizer|runtime error" "$TMP"/*.log

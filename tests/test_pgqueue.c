@@ -849,7 +849,8 @@ typedef struct FakeEval {
     const char *schema;
 } FakeEval;
 
-static int fake_eval(void *ctx, const PgqItem *it, char **result, char **fp, char *reason)
+static int fake_eval(void *ctx, const PgqItem *it, const volatile int *cancel, char **result,
+                     char **fp, char *reason)
 {
     const FakeEval *f = ctx;
     struct timespec ts = {0, (long)f->sleep_ms * 1000000L};
