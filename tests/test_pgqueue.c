@@ -3,7 +3,10 @@
  * root): schema creation twice and from four connections at once, migrating a version 1 queue,
  * publish/lease/complete, four concurrent leasers never sharing an item, expired leases
  * re-leased, late duplicates ignored and mismatches recorded, cancel, malformed rows and results,
- * tasks by hash and their data by SHA-256, the workers listing. Without PostgreSQL's server
+ * tasks by hash and their data by SHA-256, the workers listing; the "queue" executor on its own
+ * (its own thread's outcomes equal eval_work, a CSV task by content, cancel stopping a running
+ * evaluation, stop handing it back, undecodable and failed results, a late mismatch never
+ * reaching the caller). Without PostgreSQL's server
  * binaries it says SKIPPED and counts one pass. Each test uses its own schema, so they do not
  * see each other's rows. */
 #include <setjmp.h>
@@ -1305,6 +1308,253 @@ static void test_worker_command(void **state)
     task_free(t);
 }
 
+/* ---- the "queue" executor on its own (executor.h, no daemon) -------------------------------- */
+
+typedef struct Got {
+    int n;
+    ExecItem *items[32];
+} Got;
+
+static void got_done(void *ud, ExecItem *it)
+{
+    Got *g = ud;
+    if (g->n < 32)
+        g->items[g->n++] = it;
+    else
+        exec_item_free(it);
+}
+
+/* Sweeps (no loop) until want items came back, up to 2 min. */
+static void sweep_until(Executor *x, Got *g, int want)
+{
+    for (int i = 0; i < 1200 && g->n < want; i++) {
+        exec_sweep(x, 0);
+        struct timespec ts = {0, 100 * 1000000L};
+        if (g->n < want)
+            nanosleep(&ts, NULL);
+    }
+    EQ_I(g->n, want);
+}
+
+static void got_clear(Got *g)
+{
+    for (int i = 0; i < g->n; i++)
+        exec_item_free(g->items[i]);
+    g->n = 0;
+}
+
+static ExecItem *new_item(const Task *t, int64_t job, int64_t seq, const char *expr, int steps)
+{
+    ExecItem *it = calloc(1, sizeof *it);
+    assert_non_null(it);
+    it->work = (WorkItem){.job_id = job, .seq = seq, .cand = seq, .task_hash = task_hash(t),
+                          .seed = 100 + (uint64_t)seq, .steps = steps};
+    snprintf(it->work.expr, sizeof it->work.expr, "%s", expr);
+    it->task = t;
+    it->idx = (int)seq;
+    return it;
+}
+
+/* Each outcome that came back equals eval_work of its item here, bit for bit. */
+static void outcomes_equal_local(Got *g)
+{
+    for (int i = 0; i < g->n; i++) {
+        const ExecItem *it = g->items[i];
+        WorkOutcome want;
+        eval_work(it->task, &it->work, &want);
+        EQ_I(it->out.status, want.status);
+        EQ_I(it->out.res.steps, want.res.steps);
+        if (want.status == WORK_OK &&
+            (it->out.res.val != want.res.val || it->out.res.test != want.res.test))
+            fail_msg("seq %lld (%s): through the queue val %.17g test %.17g, here %.17g %.17g",
+                     (long long)it->work.seq, it->work.expr, it->out.res.val, it->out.res.test,
+                     want.res.val, want.res.test);
+        if (want.status != WORK_OK)
+            assert_string_equal(it->out.res.error, want.res.error);
+    }
+}
+
+/* The executor's own thread (local_threads 1) evaluates a builtin task's and a CSV task's items
+ * (the CSV by content: stored with its SHA-256) as eval_work does here; lists itself as local;
+ * cancel_job takes a job's items back and stops the one running (the thread is free for the
+ * next item: it could not be otherwise within the test's time); stop and close hand a running
+ * item back to the queue. */
+static void test_exec_queue_local(void **state)
+{
+    Task *t = NULL, *csv = NULL;
+    OK(task_load_arg("builtin:digits", &t, E));
+    char dir[300], path[400];
+    snprintf(dir, sizeof dir, "%s/xq-data", cluster_dir);
+    snprintf(path, sizeof path, "%s/mywine.csv", dir);
+    char cmd[900];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp data/wine.csv %s", dir, path);
+    EQ_I(system(cmd), 0);
+    cJSON *cspec = cJSON_CreateObject();
+    cJSON_AddStringToObject(cspec, "data", path);
+    OK(task_load(cspec, NULL, &csv, E));
+    cJSON_Delete(cspec);
+
+    Got g = {0};
+    ExecConfig cfg = {.loop = NULL, .workers = 1, .done = got_done, .ud = &g, .queue = conninfo,
+                      .queue_schema = "s_xq", .local_threads = 1, .queue_lease = 2};
+    Executor *x = NULL;
+    OK(exec_queue.open(&cfg, &x, E));
+    static const char *const exprs[] = {"ce", "0.7*ce + 0.3*focal(2)", "ce + (", "smooth(0.1)"};
+    for (int i = 0; i < 4; i++)
+        exec_submit(x, new_item(i < 3 ? t : csv, 1, i, exprs[i], 40));
+    EQ_I(exec_pending(x), 4);
+    sweep_until(x, &g, 4);
+    outcomes_equal_local(&g);
+    got_clear(&g);
+    EQ_I(exec_pending(x), 0);
+    char hex[65];
+    size_t n = 0;
+    char *bytes = ld_read_file(path, &n, NULL);
+    assert_non_null(bytes);
+    pgq_sha256_hex(bytes, n, hex);
+    free(bytes);
+    EQ_I(sql_int("s_xq", "SELECT count(*) FROM task_data WHERE hash = '%s'", hex), 1);
+    EQ_I(sql_int("s_xq", "SELECT count(*) FROM tasks WHERE spec LIKE '%%\"data_sha256\"%%'"), 1);
+
+    /* the listing: this process, local, one thread, its evaluations (a snapshot: each sweep) */
+    int found = 0;
+    for (int i = 0; i < 100 && !found; i++) {
+        cJSON *ws = exec_workers_json(x);
+        const cJSON *w;
+        cJSON_ArrayForEach(w, ws)
+        {
+            found |= cJSON_IsTrue(cJSON_GetObjectItem(w, "local")) &&
+                     cJSON_GetObjectItem(w, "threads")->valueint == 1 &&
+                     cJSON_GetObjectItem(w, "evals_done")->valueint == 4;
+        }
+        cJSON_Delete(ws);
+        struct timespec ts = {0, 50 * 1000000L};
+        if (!found)
+            nanosleep(&ts, NULL);
+    }
+    assert_true(found);
+    EQ_I(exec_workers(x), 1);
+
+    /* cancel: job 2's evaluations would run for hours; one runs, two wait */
+    for (int i = 0; i < 3; i++)
+        exec_submit(x, new_item(t, 2, i, "ce", 100000000));
+    for (int i = 0; i < 1200; i++) {
+        if (sql_int("s_xq", "SELECT count(*) FROM work WHERE job_id = 2 AND worker_id IS NOT NULL"))
+            break;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    EQ_I(sql_int("s_xq", "SELECT count(*) FROM work WHERE job_id = 2 AND worker_id IS NOT NULL") >= 1, 1);
+    ExecItem *back = exec_cancel_job(x, 2);
+    int nback = 0;
+    for (ExecItem *it = back; it; it = it->next)
+        nback++;
+    exec_items_free(back);
+    EQ_I(nback, 3);
+    EQ_I(exec_pending(x), 0);
+    exec_submit(x, new_item(t, 3, 0, "ce", 40)); /* the one thread must be free for it */
+    sweep_until(x, &g, 1);
+    outcomes_equal_local(&g);
+    got_clear(&g);
+    EQ_I(sql_int("s_xq", "SELECT count(*) FROM work WHERE job_id = 2"), 0);
+    EQ_I(sql_int("s_xq", "SELECT count(*) FROM results WHERE job_id = 2"), 0);
+
+    /* stop while job 4's first item runs: both come back to the caller; close hands the running
+     * one back to the queue (its lease ended at once, not after it expires) */
+    for (int i = 0; i < 2; i++)
+        exec_submit(x, new_item(t, 4, i, "ce", 100000000));
+    for (int i = 0; i < 1200; i++) {
+        if (sql_int("s_xq", "SELECT count(*) FROM work WHERE job_id = 4 AND worker_id IS NOT NULL"))
+            break;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    back = exec_stop(x);
+    nback = 0;
+    for (ExecItem *it = back; it; it = it->next)
+        nback++;
+    exec_items_free(back);
+    EQ_I(nback, 2);
+    exec_close(x);
+    EQ_I(sql_int("s_xq", "SELECT count(*) FROM work WHERE job_id = 4 AND worker_id IS NULL"), 2);
+    EQ_I(sql_int("s_xq", "SELECT count(*) FROM results WHERE job_id = 4"), 0);
+    task_free(t);
+    task_free(csv);
+}
+
+/* What the executor makes of results it did not expect: a result that does not decode and a
+ * row the queue failed come back as failed outcomes with the reason; a late result that
+ * disagrees is refused by the queue (a mismatch, recorded) and never reaches the caller. No
+ * thread of its own here: the test plays the remote worker. */
+static void test_exec_queue_results(void **state)
+{
+    Task *t = NULL;
+    OK(task_load_arg("builtin:digits", &t, E));
+    Got g = {0};
+    ExecConfig cfg = {.loop = NULL, .workers = 1, .done = got_done, .ud = &g, .queue = conninfo,
+                      .queue_schema = "s_xr", .local_threads = 0};
+    Executor *x = NULL;
+    OK(exec_queue.open(&cfg, &x, E));
+    for (int i = 0; i < 3; i++)
+        exec_submit(x, new_item(t, 1, i, "ce", 40));
+    Pgq *w = open_q("s_xr", PGQ_WORKER, 0, 0);
+    int64_t a = register_worker(w, "hostA"), b = register_worker(w, "hostB");
+    PgqItem *items = NULL;
+    int n = 0;
+    for (int i = 0; i < 200 && n < 3; i++) { /* published by the executor's thread */
+        pgq_items_free(items, n);
+        items = NULL;
+        n = 0;
+        if (sql_int("s_xr", "SELECT count(*) FROM work") == 3)
+            OK(pgq_lease(w, a, 3, &items, &n, E));
+        struct timespec ts = {0, 50 * 1000000L};
+        if (n < 3)
+            nanosleep(&ts, NULL);
+    }
+    EQ_I(n, 3);
+    PgqCompletion c;
+    OK(pgq_complete(w, a, items[0].id, "{\"job_id\": 1}", NULL, &c, E)); /* not an outcome */
+    EQ_I(c.outcome, PGQ_DONE);
+    OK(pgq_fail(w, a, items[1].id, "task 0123: not stored in the queue", &c, E));
+    WorkOutcome o;
+    sweep_until(x, &g, 2);
+    for (int i = 0; i < 2; i++) {
+        const ExecItem *it = g.items[i];
+        EQ_I(it->out.status, WORK_FAILED);
+        if (it->work.seq == items[0].seq)
+            HAS(it->out.res.error, "does not decode");
+        else
+            HAS(it->out.res.error, "not stored in the queue");
+    }
+    got_clear(&g);
+    /* the third: a real result, then a late one from another worker that disagrees */
+    ExecItem *ref = new_item(t, 1, items[2].seq, "ce", 40);
+    eval_work(t, &ref->work, &o);
+    cJSON *oj = work_outcome_json(&o);
+    char *text = cJSON_PrintUnformatted(oj);
+    cJSON_Delete(oj);
+    OK(pgq_complete(w, a, items[2].id, text, "ok val=1", &c, E));
+    EQ_I(c.outcome, PGQ_DONE);
+    OK(pgq_complete(w, b, items[2].id, text, "ok val=2", &c, E));
+    EQ_I(c.outcome, PGQ_MISMATCH);
+    free(text);
+    sweep_until(x, &g, 1);
+    EQ_I(g.items[0]->out.status, WORK_OK);
+    assert_true(g.items[0]->out.res.val == o.res.val);
+    got_clear(&g);
+    struct timespec ts = {0, 300 * 1000000L}; /* any second delivery would come by now */
+    nanosleep(&ts, NULL);
+    exec_sweep(x, 0);
+    EQ_I(g.n, 0);
+    EQ_I(sql_int("s_xr", "SELECT count(*) FROM mismatches"), 1);
+    exec_item_free(ref);
+    pgq_items_free(items, n);
+    pgq_close(w);
+    exec_items_free(exec_stop(x));
+    exec_close(x);
+    task_free(t);
+}
+
 /* ---- the cluster ------------------------------------------------------------------------- */
 
 static const char *script(void)
@@ -1381,6 +1631,8 @@ int main(void)
         cmocka_unit_test(test_worker_stop),
         cmocka_unit_test(test_worker_reconnect), cmocka_unit_test(test_executor),
         cmocka_unit_test(test_worker_command),
+        cmocka_unit_test(test_exec_queue_local),
+        cmocka_unit_test(test_exec_queue_results),
     };
     return cmocka_run_group_tests_name("pgqueue", tests, start_cluster, stop_cluster);
 }
