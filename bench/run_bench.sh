@@ -62,3 +62,6 @@ build/bench/bench_quant || echo "bench_quant failed (exit $?)"
 
 echo "== PostgreSQL queue: lease round trip and queue cost per evaluation against a 50 ms evaluation (bench/pgqueue.sh)"
 bench/pgqueue.sh || echo "pgqueue.sh failed (exit $?)"
+
+echo "== PostgreSQL queue: evaluations/s of one search with 0, 1, 2, 4 worker processes (bench/pgqueue_scale.sh)"
+bench/pgqueue_scale.sh || echo "pgqueue_scale.sh failed (exit $?)"
