@@ -217,21 +217,18 @@ HELD=0 held=
 freeze_with_lease "${WPID[1]}" && held=$HELD && freeze_with_lease "${WPID[2]}"
 check "workers 1 and 2 are caught holding leases of the job" $? "$(queue_field 'd')"
 held="$held and $HELD"
-kill -9 "${WPID[1]}" "${WPID[2]}" 2>/dev/null
-wait "${WPID[1]}" "${WPID[2]}" 2>/dev/null
-at=$(job_field "$JK" '"%s %s" % (d["state"], d["progress"]["evaluations"])')
-kill -9 "$DPID"
-wait "$DPID" 2>/dev/null
-[ "${at%% *}" = running ]
-check "two workers holding leases and the daemon were killed mid-job" $? "the job was $at"
-echo "     (the killed workers held $held leases; the job was $at evaluations)"
+# at once, while worker 2's lease holds the job open (whether it did is checked below: the
+# restarted daemon resumes the job only if it had not ended)
+kill -9 "${WPID[1]}" "${WPID[2]}" "$DPID" 2>/dev/null
+wait "${WPID[1]}" "${WPID[2]}" "$DPID" 2>/dev/null
+echo "     (the killed workers held $held leases)"
 kill -CONT "${WPID[3]}"
 start_queue_daemon
 check "the daemon restarts on the same queue" $? "$(tail -5 "$LOG")"
 # recovery loads the job off the loop, so the line follows the first answer: wait for it
 for _ in $(seq 1 200); do grep -q "job $JK: resuming" "$LOG" && break; sleep 0.05; done
 grep -q "job $JK: resuming" "$LOG"
-check "it resumes the job it was killed in" $? "$(tail -5 "$LOG")"
+check "it resumes the job it was killed in (two workers and the daemon killed mid-job)" $? "$(tail -5 "$LOG")"
 wait_state "$JK" done
 check "the job finishes after kill -9 of two workers and the daemon" $? "$(tail -5 "$LOG")"
 got=$(leaderboard_key "$JK")
