@@ -1355,6 +1355,19 @@ static ExecItem *new_item(const Task *t, int64_t job, int64_t seq, const char *e
     return it;
 }
 
+/* Waits (up to 1 min) until a worker holds one of job's items in schema; fails otherwise. */
+static void wait_leased(const char *schema, int64_t job)
+{
+    for (int i = 0; i < 1200; i++) {
+        if (sql_int(schema, "SELECT count(*) FROM work WHERE job_id = %lld AND worker_id IS NOT NULL",
+                    (long long)job))
+            return;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("no worker leased an item of job %lld", (long long)job);
+}
+
 /* Each outcome that came back equals eval_work of its item here, bit for bit. */
 static void outcomes_equal_local(Got *g)
 {
@@ -1438,13 +1451,7 @@ static void test_exec_queue_local(void **state)
     /* cancel: job 2's evaluations would run for hours; one runs, two wait */
     for (int i = 0; i < 3; i++)
         exec_submit(x, new_item(t, 2, i, "ce", 100000000));
-    for (int i = 0; i < 1200; i++) {
-        if (sql_int("s_xq", "SELECT count(*) FROM work WHERE job_id = 2 AND worker_id IS NOT NULL"))
-            break;
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    EQ_I(sql_int("s_xq", "SELECT count(*) FROM work WHERE job_id = 2 AND worker_id IS NOT NULL") >= 1, 1);
+    wait_leased("s_xq", 2);
     ExecItem *back = exec_cancel_job(x, 2);
     int nback = 0;
     for (ExecItem *it = back; it; it = it->next)
@@ -1463,12 +1470,7 @@ static void test_exec_queue_local(void **state)
      * one back to the queue (its lease ended at once, not after it expires) */
     for (int i = 0; i < 2; i++)
         exec_submit(x, new_item(t, 4, i, "ce", 100000000));
-    for (int i = 0; i < 1200; i++) {
-        if (sql_int("s_xq", "SELECT count(*) FROM work WHERE job_id = 4 AND worker_id IS NOT NULL"))
-            break;
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    wait_leased("s_xq", 4);
     back = exec_stop(x);
     nback = 0;
     for (ExecItem *it = back; it; it = it->next)
