@@ -122,7 +122,7 @@ wait_leases() {
 # does (up to 1 min): a frozen worker holds its leases until they run out.
 freeze_with_lease() {
     local i
-    for i in $(seq 1 1200); do
+    for i in $(seq 1 600); do
         if [ "$(leases_of "$1")" -ge 1 ] 2>/dev/null; then
             kill -STOP "$1"
             HELD=$(leases_of "$1")
@@ -208,9 +208,12 @@ done
 check "both workers stopped the running evaluations" $? "$(tail -n 3 "$TMP/worker1.log" "$TMP/worker2.log")"
 
 # ---- 3 workers: kill -9 two of them holding leases, then the daemon, in one job -------------------
-# Worker 3 is held (SIGSTOP); workers 1 and 2 are frozen at a moment each holds a lease and
-# killed, then the daemon (its own thread with it), before the job can end: the frozen leases
-# keep it running. Then the daemon starts again and worker 3 goes on.
+# The daemon runs without a thread of its own here, so only workers 1 and 2 evaluate (worker 3
+# is held with SIGSTOP) and each holds leases while the job has work: they are frozen at a
+# moment each holds one and killed together with the daemon, before the job can end (the frozen
+# leases keep it open). Then the daemon starts again, with its own thread, and worker 3 goes on.
+stop_daemon
+start_queue_daemon --workers 0 || { bad "the daemon starts again with no thread of its own" "$(tail -5 "$LOG")"; finish; }
 kill -STOP "${WPID[3]}"
 JK=$(ctl submit "$TMP/kill.json")
 HELD=0 held=
