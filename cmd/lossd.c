@@ -13,7 +13,8 @@ static const struct {
     const char *help; /* options with their defaults, then an example */
 } commands[] = {
     {"serve", serve_main, "serve [--socket PATH] [--db FILE] [--workers N]   run the daemon",
-     "usage: lossd serve [--socket PATH] [--db FILE] [--workers N]\n"
+     "usage: lossd serve [--socket PATH] [--db FILE] [--workers N] [--commit-ms MS]\n"
+     "                   [--queue CONNINFO [--schema NAME] [--lease SECONDS]]\n"
      "  Runs the daemon: accepts jobs over a Unix socket (docs/protocol.md, lossctl), evaluates\n"
      "  them on worker threads and records everything in one SQLite file. Stops on SIGTERM or\n"
      "  SIGINT (or `lossctl shutdown`); a restart resumes the jobs that were running.\n"
@@ -29,6 +30,13 @@ static const struct {
      "                 (default 50; 0: one transaction each); none is counted or reported to\n"
      "                 a client before it is stored, so a crash loses only unreported ones,\n"
      "                 which the restart runs again\n"
+     "  --queue CONNINFO  evaluate through a PostgreSQL queue (libpq conninfo or postgresql://\n"
+     "                 URI; passwords in ~/.pgpass, $PGPASSFILE or $PGSERVICE, never here):\n"
+     "                 `lossd worker` processes on any host and the --workers threads here\n"
+     "                 (0: none) lease from it (docs/scale-out.md)\n"
+     "  --schema NAME  the queue's PostgreSQL schema (default lossd), one per daemon\n"
+     "  --lease SECONDS  how long this daemon's threads hold an evaluation without a\n"
+     "                 heartbeat (default 30)\n"
      "environment:\n"
      "  LOSSD_NOSYNC=1 do not fsync the database (tests only)\n"
      "example:\n"
