@@ -19,6 +19,7 @@
 static void serve_usage(FILE *f) {
     fprintf(f, "usage: lossd serve [--socket PATH] [--db FILE] [--workers N] [--queue CONNINFO\n"
                "                   [--schema NAME] [--lease SECONDS]] [--commit-ms MS]\n"
+               "                   [--result-cache]\n"
                "  --socket PATH  default $LOSSD_SOCKET, else $XDG_RUNTIME_DIR/lossd.sock, else /tmp/lossd-$UID.sock\n"
                "  --db FILE      default $XDG_DATA_HOME/lossd/lossd.db, else ~/.local/share/lossd/lossd.db\n"
                "  --workers N    evaluation threads (default: the number of cores); with --queue\n"
@@ -33,7 +34,9 @@ static void serve_usage(FILE *f) {
                "  --schema NAME  the queue's PostgreSQL schema (default lossd): one per daemon\n"
                "                 when several daemons share a database; workers name it too\n"
                "  --lease SECONDS  how long the daemon's own threads hold an evaluation without a\n"
-               "                 heartbeat (default 30): after a kill -9 others take it then\n");
+               "                 heartbeat (default 30): after a kill -9 others take it then\n"
+               "  --result-cache a work that a stored run of the same loss, task, seed and steps\n"
+               "                 answers is not trained again (default: every work is trained)\n");
 }
 
 int serve_main(int argc, char **argv) {
@@ -45,6 +48,10 @@ int serve_main(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             serve_usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--result-cache")) {
+            cfg.result_cache = 1;
+            continue;
         }
         if (strcmp(a, "--socket") && strcmp(a, "--db") && strcmp(a, "--workers") &&
             strcmp(a, "--queue") && strcmp(a, "--commit-ms") && strcmp(a, "--schema") &&

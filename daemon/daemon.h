@@ -43,6 +43,8 @@ typedef struct DaemonConfig {
     const char *queue_schema; /* its PostgreSQL schema (NULL: "lossd") */
     int queue_local;         /* with a queue: the daemon's own evaluator threads (0: none) */
     double queue_lease;      /* their lease in seconds (0: 30) */
+    int result_cache;        /* 1: a work a stored run answers (the cross-job result cache) is
+                              * not trained again; 0: every work is trained */
 } DaemonConfig;
 
 /* Opens the store (taking its lock), binds the socket through the wire (refusing when a live

@@ -89,6 +89,9 @@ struct Daemon {
     int commit_ms;           /* the longest a result waits for its batch; 0: commit each one */
     uv_timer_t commit_timer; /* armed while a batch waits */
     int64_t commits, commit_results; /* batches committed and the results in them */
+    int result_cache;        /* works may be answered by the cross-job result cache */
+    int64_t cache_hits;      /* works answered by the cross-job result cache, not trained */
+    int cache_pending;       /* a pass of jobs_pump put cache hits in the batch */
     int64_t db_bytes;    /* server.status's database size, measured at db_bytes_ms */
     double db_bytes_ms;
 

@@ -1132,6 +1132,32 @@ static DJob *pick_job(Daemon *d) {
     return NULL;
 }
 
+static void batch_add(Daemon *d, ExecItem *it);
+
+/* The cross-job result cache: a run of the same loss (expression hash) on the same task (its
+ * content hash) with the same seed and steps, stored by this job or any other, is not trained
+ * again. Its stored result becomes the item's outcome, and the item goes through the batch
+ * like a trained one, so it is stored as this job's own evaluation (with the work's seq) and
+ * the job's leaderboard is complete. Training is deterministic, so the search is the one it
+ * would have been without the cache. Not for a stored rejection (the pre-check runs again)
+ * nor a work with its own precision (the task hash does not carry it). Returns 1 on a hit. */
+static int cache_hit(Daemon *d, ExecItem *it) {
+    const WorkItem *w = &it->work;
+    char err[LD_ERR_MAX];
+    int found = 0;
+    if (!d->result_cache || w->precision[0]) return 0;
+    if (store_result_lookup(d->store, ld_hash64(w->expr, strlen(w->expr)), w->task_hash, w->seed,
+                            w->steps, &found, &it->out.res, err) != LD_OK || !found)
+        return 0;
+    if (!it->out.res.ok &&
+        !strncmp(it->out.res.error, STORE_REJECTED_PREFIX, strlen(STORE_REJECTED_PREFIX)))
+        return 0;
+    it->out.job_id = w->job_id;
+    it->out.seq = w->seq;
+    it->out.status = it->out.res.ok ? WORK_OK : WORK_FAILED;
+    return 1;
+}
+
 static int dispatch_one(Daemon *d, DJob *j) {
     int i = job_next_work(j);
     if (i < 0) return 0;
@@ -1144,6 +1170,11 @@ static int dispatch_one(Daemon *d, DJob *j) {
     it->task = engine_task(j->job, it->work.task);
     j->wstate[i] = W_RUNNING;
     j->inflight++;
+    if (cache_hit(d, it)) { /* committed with the batch after this pass (jobs_pump) */
+        d->cache_hits++;
+        batch_add(d, it);
+        return 1;
+    }
     d->wrr_left--;
     exec_submit(d->pool, it);
     return 1;
@@ -1185,10 +1216,13 @@ static int jobs_advance(Daemon *d) {
     return changed;
 }
 
+static int flush_items(Daemon *d);
+
 void jobs_pump(Daemon *d) {
     /* jobs_on_done and job control call this; never re-enter a pass already running */
     if (d->shutting_down || d->pump_depth > 0) return;
     d->pump_depth++;
+again:
     for (int pass = 0; pass < 1000; pass++) {
         int changed = jobs_advance(d);
         int cap = exec_workers(d->pool) * POOL_INFLIGHT_PER_WORKER;
@@ -1198,6 +1232,11 @@ void jobs_pump(Daemon *d) {
             changed = 1;
         }
         if (!changed) break;
+    }
+    /* results the cache gave this pass are committed now: their rounds may then go on */
+    if (d->cache_pending) {
+        d->cache_pending = 0;
+        if (flush_items(d) > 0) goto again;
     }
     /* free jobs that reached a terminal state with nothing in flight */
     DJob *j = d->jobs;
@@ -1224,7 +1263,7 @@ static int item_current(const DJob *j, const ExecItem *it) {
  * is in flight, when a run was stopped (a cancel or the shutdown: the client waits for it) or
  * when a job's round can go on only after it (every work handed out and the rest of them
  * waiting here): waiting longer would stall that job's search, not batch more results. */
-int jobs_on_done(Daemon *d, ExecItem *it) {
+static void batch_add(Daemon *d, ExecItem *it) {
     DJob *j = job_find(d, it->work.job_id);
     it->next = NULL;
     if (d->batch_tail) d->batch_tail->next = it;
@@ -1232,6 +1271,12 @@ int jobs_on_done(Daemon *d, ExecItem *it) {
     d->batch_tail = it;
     d->nbatch++;
     if (j) j->batched++;
+    d->cache_pending |= d->pump_depth > 0; /* added by a pass: jobs_pump commits it */
+}
+
+int jobs_on_done(Daemon *d, ExecItem *it) {
+    DJob *j = job_find(d, it->work.job_id);
+    batch_add(d, it);
     if (d->nbatch >= DAEMON_BATCH_MAX || it->out.status == WORK_CANCELLED ||
         (d->pool && exec_pending(d->pool) == 0) ||
         (item_current(j, it) && j->batched >= j->inflight && job_next_work(j) < 0))
@@ -1270,7 +1315,8 @@ static void item_committed(Daemon *d, ExecItem *it, int inserted) {
         round_finish(d, j);
 }
 
-int jobs_flush(Daemon *d) {
+/* Commits the batch and lets it count, without feeding the pool (jobs_flush does). */
+static int flush_items(Daemon *d) {
     char err[LD_ERR_MAX];
     int inserted[DAEMON_BATCH_MAX], n = 0; /* jobs_on_done flushes a full batch */
     ExecItem *list = d->batch;
@@ -1313,8 +1359,13 @@ int jobs_flush(Daemon *d) {
         }
         exec_item_free(it);
     }
-    jobs_pump(d);
     return rc == LD_OK ? n : -1;
+}
+
+int jobs_flush(Daemon *d) {
+    int n = flush_items(d);
+    jobs_pump(d);
+    return n;
 }
 
 void jobs_on_dropped(Daemon *d, ExecItem *it) {

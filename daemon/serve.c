@@ -277,6 +277,8 @@ cJSON *daemon_status(Daemon *d) {
     cJSON_AddNumberToObject(o, "result_commits", (double)d->commits);
     cJSON_AddNumberToObject(o, "results_committed", (double)d->commit_results);
     cJSON_AddNumberToObject(o, "results_waiting", d->nbatch);
+    /* works answered by the cross-job result cache (stored as the job's own, not trained) */
+    cJSON_AddNumberToObject(o, "result_cache_hits", (double)d->cache_hits);
     cJSON_AddStringToObject(o, "db_path", d->db_path);
     /* the size costs a query and a stat: a pipelining client asking status thousands of times
      * a second gets one that is at most DB_BYTES_MAX_AGE_MS old */
@@ -345,6 +347,7 @@ int daemon_open(const DaemonConfig *cfg, Daemon **out, char *err) {
     uv_signal_start(&d->sigint, on_signal, SIGINT);
     uv_timer_start(&d->timer, on_timer, 1000, 1000);
     d->commit_ms = cfg->commit_ms == 0 ? DAEMON_COMMIT_MS : cfg->commit_ms < 0 ? 0 : cfg->commit_ms;
+    d->result_cache = cfg->result_cache != 0;
     uv_timer_init(&d->loop, &d->commit_timer);
     d->commit_timer.data = d;
 
