@@ -42,25 +42,13 @@ args = [np.log(rng.uniform(0.05, 1, B)), rng.normal(size=B), rng.normal(size=B),
         rng.normal(size=B), rng.uniform(0.1, 0.7, B)]
 kw = dict(wrt=range(6), targets=[1])  # ret is a target'
 
-# int8 deployment of the same task: the deployed return selects, the fp32 one is kept
-cat >"$TMP/cartpole_int8.task.json" <<'JSON'
+# int8 deployment (at the trainer's one hook) of the same rl task, of a contrastive task (with
+# qat) and of a physics task: each job runs to done, and its evaluations carry the fp32 metric
+# beside the deployed one, which selects
+cat >"$TMP/rl8.task.json" <<'JSON'
 {"data": "builtin:cartpole", "train": {"steps": 60}, "rl": {"val_episodes": 4, "test_episodes": 6},
  "deploy": {"precision": "int8"}}
 JSON
-sed 's/cartpole.task.json/cartpole_int8.task.json/; s/cartpole-short/cartpole-int8/; s/"evaluations": 20/"evaluations": 8/' \
-    "$TMP/rl.job.json" >"$TMP/rl8.job.json"
-J8=$(ctl submit "$TMP/rl8.job.json")
-out=$(ctl watch "$J8" 2>&1)
-st=$?
-[ $st = 0 ] && echo "$out" | tail -1 | grep -q "done"
-check "an int8-deployed rl job runs to done" $? "exit $st: $(echo "$out" | tail -3)"
-C8=$(ctl --json leaderboard "$J8" --top 1 | json 'd["entries"][0]["cand"]')
-out=$(ctl show "$J8:$C8")
-echo "$out" | grep -q "return_fp32"
-check "its evaluations carry the fp32 return beside the deployed one" $? "$out"
-
-# int8 deployment of a contrastive and a physics task (deployed at the trainer's one hook):
-# each job runs to done, and its evaluations carry the fp32 metric beside the deployed one
 cat >"$TMP/con8.task.json" <<'JSON'
 {"data": "builtin:digits", "family": "contrastive", "model": {"hidden": [32], "embed_dim": 16},
  "train": {"batch": 32, "steps": 40}, "deploy": {"precision": "int8", "qat": true}}
@@ -68,7 +56,7 @@ JSON
 cat >"$TMP/osc8.task.json" <<'JSON'
 {"data": "builtin:oscillator", "train": {"steps": 100}, "deploy": {"precision": "int8"}}
 JSON
-for k in con8:knn_accuracy_fp32 osc8:solution_error_fp32; do
+for k in rl8:return_fp32 con8:knn_accuracy_fp32 osc8:solution_error_fp32; do
     task=${k%%:*} want=${k#*:}
     cat >"$TMP/$task.job.json" <<JSON
 {"name": "$task", "tasks": ["$task.task.json"], "population": 3, "children": 2,
