@@ -37,6 +37,7 @@ static int env_task_load(void *ctx, const cJSON *spec, const char *base_dir, Sea
     out->sig_len = eval_signature_len(out->family, out->outputs);
     out->inputs = task_inputs(t);
     out->baseline = task_baseline(t);
+    out->refused = task_refused_terms(t, &out->refused_why);
     out->hash = task_hash(t);
     snprintf(out->name, sizeof out->name, "%s", task_name(t));
     snprintf(out->metric, sizeof out->metric, "%s", task_metric(t));

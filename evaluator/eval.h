@@ -24,6 +24,7 @@ void task_free(Task *t);
 int task_family(const Task *t);
 unsigned task_inputs(const Task *t);         /* LIN_*: what it provides to the loss language */
 const char *task_baseline(const Task *t);    /* its default baseline if not its family's, else NULL */
+uint32_t task_refused_terms(const Task *t, const char **why); /* EvalFamily.task_refused, or 0 */
 int task_outputs(const Task *t);            /* classes, or 1 for regression/physics */
 const char *task_name(const Task *t);       /* short label, e.g. "digits" */
 const char *task_metric(const Task *t);     /* name of the selection metric, e.g. "accuracy" */

@@ -92,6 +92,11 @@ typedef struct EvalFamily {
     unsigned (*task_inputs)(const Task *t);
     /* The default baseline of task t when it is not the family's (a GAN task's); NULL: none. */
     const char *(*task_baseline)(const Task *t);
+    /* Terms (bits TERM_*) task t's inputs provide but its data cannot serve (the generative
+     * family's bce_rec on values outside [0, 1], perc on data that is not digits pixels), with the
+     * reason in *why (borrowed from the task); NULL: none. The search leaves them out of a job's
+     * vocabulary and refuses a job's loss that reads one at submit. */
+    uint32_t (*task_refused)(const Task *t, const char **why);
     /* After the data set (if any) is loaded: reads the family's own spec keys (already checked
      * by spec_check) into t and sets its defaults. NULL: nothing to read. Frees what it made
      * on failure. */

@@ -52,6 +52,29 @@ static int in_unit(const Task *t, const char *data, char *where, size_t n) {
     return 1;
 }
 
+/* transform.scale "minmax": each feature mapped to [0, 1] by the training rows' minimum and
+ * maximum (a constant feature to 0); the validation and test rows by the same map, clipped to
+ * [0, 1] (a value beyond the training range is the range's end). */
+static void minmax(Task *t) {
+    Dataset *sp[3] = {&t->train, &t->val, &t->test};
+    int d = t->train.d;
+    for (int j = 0; j < d; j++) {
+        float lo = INFINITY, hi = -INFINITY;
+        for (int i = 0; i < t->train.n; i++) {
+            float v = t->train.x[(size_t)i * d + j];
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        float span = hi > lo ? hi - lo : 0.0f;
+        for (int s = 0; s < 3; s++)
+            for (int i = 0; i < sp[s]->n; i++) {
+                float *v = &sp[s]->x[(size_t)i * d + j];
+                float u = span > 0 ? (*v - lo) / span : 0.0f;
+                *v = u < 0.0f ? 0.0f : u > 1.0f ? 1.0f : u;
+            }
+    }
+}
+
 static int gen_load(Task *t, const cJSON *spec, char *err) {
     const char *data = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(spec, "data"));
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(spec, "model");
@@ -90,8 +113,19 @@ static int gen_load(Task *t, const cJSON *spec, char *err) {
         for (int s = 0; s < 3; s++)
             for (size_t j = 0; j < (size_t)sp[s]->n * sp[s]->d; j++) sp[s]->x[j] /= DIGITS_MAX;
     }
+    const cJSON *tf = cJSON_GetObjectItemCaseSensitive(spec, "transform");
+    const char *scale = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(tf, "scale"));
+    if (scale && strcmp(scale, "none") && strcmp(scale, "minmax"))
+        return ld_err(err, LD_EINVAL, "task: transform.scale: '%.64s' is not a scaling (\"none\", the default: "
+                                      "values as read; \"minmax\": each feature to [0, 1] by the training rows' "
+                                      "minimum and maximum)", scale);
+    if (scale && !strcmp(scale, "minmax")) minmax(t);
     g->unit = in_unit(t, data ? data : "data", g->outside, sizeof g->outside);
     g->digits = g->unit && t->train.d == DIGITS_PIXELS;
+    if (!g->digits) /* gen_task_refused's reason, naming both terms when both are refused */
+        snprintf(g->why, sizeof g->why, "%s%s%sperc needs 64 features in [0, 1] (the digits network's), this data "
+                 "has %d", g->unit ? "" : "bce_rec needs values in [0, 1], but ", g->unit ? "" : g->outside,
+                 g->unit ? "" : "; ", t->train.d);
     /* Family defaults (the spec's model and train keys override them after this): the benchmark's
      * 64-32-8-32-64 autoencoder. */
     t->model.nhidden = 1;
@@ -140,6 +174,15 @@ static void gen_score(Trainer *tr, EvalResult *res) { kind_of(tr->task)->score(t
 static unsigned gen_task_inputs(const Task *t) { return kind_of(t)->inputs; }
 static const char *gen_task_baseline(const Task *t) { return kind_of(t)->baseline; }
 
+/* bce_rec on data outside [0, 1] and perc on data that is not digits pixels (gen_check_loss's
+ * refusals, at submit); why: gen_load's reason for the first of them. */
+static uint32_t gen_task_refused(const Task *t, const char **why) {
+    const GenTask *g = gen_task(t);
+    uint32_t out = (g->unit ? 0 : 1u << TERM_BCE_REC) | (g->digits ? 0 : 1u << TERM_PERC);
+    *why = out ? g->why : NULL;
+    return out;
+}
+
 /* The first variable or term of e the inputs do not provide, printed into name; 0 when none. */
 static int first_outside(const Expr *e, LangVocab v, char *name, size_t n) {
     if (!e) return 0;
@@ -169,7 +212,7 @@ static int gen_check_loss(const Task *t, const Expr *e, char *err) {
                                       "a model.kind \"%s\" name)", name, g->kind->name, other);
     }
     if (uses_term(e, TERM_BCE_REC) && !g->unit)
-        return ld_err(err, LD_EINVAL, "bce_rec is a Bernoulli likelihood of values in [0, 1], but %s (use rec)",
+        return ld_err(err, LD_EINVAL, "bce_rec is a Bernoulli likelihood of values in [0, 1], but %s (use rec, or transform.scale \"minmax\")",
                       g->outside);
     if (uses_term(e, TERM_PERC) && !g->digits)
         return ld_err(err, LD_EINVAL, "perc measures distances in the fixed digits network's features: it needs 64 "
@@ -491,6 +534,7 @@ static const EvalSpecKey gen_keys[] = {
     {"model", "latent", SK_INT, 1, 1024},  /* autoencoder: bottleneck units */
     {"model", "noise", SK_INT, 1, 1024},   /* gan: generator noise dims */
     {"train", "d_steps", SK_INT, 1, 100},  /* gan: discriminator steps per generator step */
+    {"transform", "scale", SK_STR, 0, 0},  /* none (default) or minmax: features to [0, 1] */
     {"", "gan", SK_OBJ, 0, 0},             /* the gan kind's own settings (gan.c) */
     {"gan", "train", SK_STR, 0, 0},        /* generator, discriminator or both: what the task's loss trains */
     {"gan", "other", SK_STR, 0, 0},        /* the other side's adversarial term (default nsgan) */
@@ -530,4 +574,5 @@ const EvalFamily family_generative = {
     .check_loss = gen_check_loss,
     .task_inputs = gen_task_inputs,
     .task_baseline = gen_task_baseline,
+    .task_refused = gen_task_refused,
 };

@@ -19,6 +19,7 @@ typedef struct GenTask {
     int unit;           /* every value of every split is in [0, 1]: outputs go through a sigmoid and
                            bce_rec is usable */
     char outside[200];  /* when !unit: where the first value outside [0, 1] is, for errors */
+    char why[400];      /* the reason of the terms the task refuses (EvalFamily.task_refused) */
     void *own;          /* the kind's own loaded data (its load/unload), NULL: none */
 } GenTask;
 

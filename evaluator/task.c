@@ -594,6 +594,12 @@ const char *task_baseline(const Task *t) {
     const EvalFamily *f = eval_family(t->family);
     return f && f->task_baseline ? f->task_baseline(t) : NULL;
 }
+
+uint32_t task_refused_terms(const Task *t, const char **why) {
+    const EvalFamily *f = eval_family(t->family);
+    *why = NULL;
+    return f && f->task_refused ? f->task_refused(t, why) : 0;
+}
 int task_outputs(const Task *t) {
     return (t->family == FAM_CLASSIFICATION || t->family == FAM_CONTRASTIVE) ? t->nclass : 1;
 }

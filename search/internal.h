@@ -39,6 +39,9 @@ struct SearchJob {
     uint32_t in_terms, in_vars; /* bit TERM_*, VAR_*: what every task of the job provides (its
                                    family's vocabulary, narrowed by SearchTask.inputs) */
     int narrow;                 /* the task that narrowed it (-1: none), for messages */
+    uint32_t refused;           /* bits TERM_*: terms a task refuses (SearchTask.refused), out of
+                                   in_terms; refused_task: the first such task, for messages */
+    int refused_task;
     int max_nodes, max_depth;
     int population, children, tournament;
     int budget_evals;

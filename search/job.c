@@ -252,6 +252,14 @@ static int name_bit(Problems *p, const char *s, const char *const *names, int n,
 int job_within_inputs(const SearchJob *j, const Expr *e, char *err) {
     if (!e || j->family < 0) return LD_OK;
     int var = e->op == EOP_VAR, term = e->op == EOP_TERM;
+    if (term && ((j->refused >> e->id) & 1u) && j->refused_task >= 0) {
+        char name[40];
+        Expr leaf = {.op = e->op, .id = e->id};
+        expr_print(&leaf, name, sizeof name);
+        const SearchTask *t = &j->tasks[j->refused_task];
+        return ld_err(err, LD_EINVAL, "term '%s' is not available for task '%s': %s", name, t->name,
+                      t->refused_why ? t->refused_why : "its data cannot serve it");
+    }
     if ((var && !((j->in_vars >> e->id) & 1u)) || (term && !((j->in_terms >> e->id) & 1u))) {
         char name[40];
         Expr leaf = {.op = e->op, .id = e->id};
@@ -538,6 +546,13 @@ int job_parse(const cJSON *json, const char *base_dir, const SearchEnv *env, Sea
         LangVocab tv = lang_vocab_inputs(avail);
         j->in_terms = tv.terms & lang_vocab(fam).terms;
         j->in_vars = tv.vars & lang_vocab(fam).vars;
+        j->refused_task = -1; /* terms a task's data cannot serve: out of the vocabulary too */
+        for (int i = 0; i < j->ntasks; i++)
+            if (j->tasks[i].refused & j->in_terms) {
+                if (j->refused_task < 0) j->refused_task = i;
+                j->refused |= j->tasks[i].refused & j->in_terms;
+            }
+        j->in_terms &= ~j->refused;
     }
     if (fam >= 0 && env->family(env->ctx, fam, &j->fam) != LD_OK) {
         problem(&p, "family: %s is not a family the search can serve", family_name(fam));

@@ -28,6 +28,9 @@ typedef struct SearchTask {
     const char *baseline; /* the loss a job on this task compares against when it names none and
                              the task's model is not the family's default (a GAN: nsgan); NULL:
                              the family's. Static, borrowed */
+    uint32_t refused;  /* bits TERM_*: terms its inputs provide but its data cannot serve (a generative
+                          task's bce_rec on values outside [0, 1]); 0: none */
+    const char *refused_why; /* why, for the message refusing a job's loss (borrowed from the task) */
     uint64_t hash;     /* names the task in work items (WorkItem.task_hash) */
     char name[64];     /* short label, e.g. "digits" */
     char metric[32];   /* the selection metric, e.g. "accuracy" */

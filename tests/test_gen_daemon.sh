@@ -59,6 +59,16 @@ JSON
 sed 's/ae.task.json/vae.task.json/' "$TMP/ae.job.json" >"$TMP/vae.job.json"
 check_refused "an unknown model.kind is refused at submit" \
     "model.kind: 'vae' is not a generative model" "$TMP/vae.job.json"
+# bce_rec on data outside [0, 1] (the wine features run to 1680): refused at submit, not when
+# the search evaluates it, with the task, the value and where it is
+cat >"$TMP/wine.task.json" <<'JSON'
+{"name": "wine-ae", "family": "generative", "data": "builtin:wine"}
+JSON
+sed 's/ae.task.json/wine.task.json/; s/"tasks"/"baseline": "rec + 0.1*bce_rec", "tasks"/' "$TMP/ae.job.json" \
+    >"$TMP/wine.job.json"
+check_refused "bce_rec on data outside [0, 1] is refused at submit with the reason" \
+    "term 'bce_rec' is not available for task 'wine-ae': bce_rec needs values in \[0, 1\], but builtin:wine: feature column" \
+    "$TMP/wine.job.json"
 
 stop_daemon
 finish
