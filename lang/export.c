@@ -305,30 +305,7 @@ static const char torch_prelude[] =
     "    pos = (lab[:, None] == lab[None, :]) & ~eye\n"
     "    return -(logprob.masked_fill(~pos, 0.0).sum(dim=1) / pos.sum(dim=1)).mean()\n"
     "\n"
-    "\n"
-    "def _adv(name, dx, dgz, side):\n"
-    "    # an adversarial term: the textbook loss of the side (network) the loss trains\n"
-    "    if side == \"generator\":\n"
-    "        return {\"gan\": -F.softplus(dgz), \"nsgan\": F.softplus(-dgz)}.get(name, -dgz)\n"
-    "    if side != \"discriminator\":\n"
-    "        raise ValueError(\"side must be 'generator' or 'discriminator', not %r\" % (side,))\n"
-    "    if name == \"wgan\":\n"
-    "        return dgz - dx\n"
-    "    if name == \"hinge_gan\":\n"
-    "        return torch.clamp(1.0 - dx, min=0.0) + torch.clamp(1.0 + dgz, min=0.0)\n"
-    "    return F.softplus(-dx) + F.softplus(dgz)\n"
-    "\n"
-    "\n"
-    "def _digits_feat(path=None):\n"
-    "    # lossd's fixed digits feature network (perc): 64 pixels in [0, 1] -> 32 tanh features,\n"
-    "    # from data/digits_fixednet.json (LOSSD_DATADIR)\n"
-    "    import json, os\n"
-    "    path = path or os.path.join(os.environ.get(\"LOSSD_DATADIR\", \"data\"), \"digits_fixednet.json\")\n"
-    "    with open(path) as f:\n"
-    "        n = json.load(f)\n"
-    "    w0 = torch.tensor(n[\"w0\"]).reshape(n[\"inputs\"], n[\"hidden\"])\n"
-    "    b0 = torch.tensor(n[\"b0\"])\n"
-    "    return lambda v: torch.tanh(v @ w0.to(v.dtype) + b0.to(v.dtype))\n";
+    "\n";
 
 static const char numpy_prelude[] =
     "import math\n"
@@ -436,18 +413,23 @@ static const char numpy_prelude[] =
     "    pos = (lab[:, None] == lab[None, :]) & ~np.eye(n, dtype=bool)\n"
     "    return -(np.where(pos, logprob, 0.0).sum(axis=1) / pos.sum(axis=1)).mean()\n"
     "\n"
-    "\n"
+    "\n";
+
+/* The generative family's helpers of both preludes, written once: the library's spellings are
+ * substituted (gen_helpers_args). %1$s softplus( ... ), %2$s and %3$s around max(., 0), %4$s and
+ * %5$s around an array from a list, %6$s the module of tanh, %7$s after w0 and b0 in the lambda. */
+static const char gen_helpers[] =
     "def _adv(name, dx, dgz, side):\n"
     "    # an adversarial term: the textbook loss of the side (network) the loss trains\n"
     "    if side == \"generator\":\n"
-    "        return {\"gan\": -np.logaddexp(0.0, dgz), \"nsgan\": np.logaddexp(0.0, -dgz)}.get(name, -dgz)\n"
+    "        return {\"gan\": -%1$sdgz), \"nsgan\": %1$s-dgz)}.get(name, -dgz)\n"
     "    if side != \"discriminator\":\n"
-    "        raise ValueError(\"side must be 'generator' or 'discriminator', not %r\" % (side,))\n"
+    "        raise ValueError(\"side must be 'generator' or 'discriminator', not %%r\" %% (side,))\n"
     "    if name == \"wgan\":\n"
     "        return dgz - dx\n"
     "    if name == \"hinge_gan\":\n"
-    "        return np.maximum(1.0 - dx, 0.0) + np.maximum(1.0 + dgz, 0.0)\n"
-    "    return np.logaddexp(0.0, -dx) + np.logaddexp(0.0, dgz)\n"
+    "        return %2$s1.0 - dx%3$s + %2$s1.0 + dgz%3$s\n"
+    "    return %1$s-dx) + %1$sdgz)\n"
     "\n"
     "\n"
     "def _digits_feat(path=None):\n"
@@ -457,9 +439,15 @@ static const char numpy_prelude[] =
     "    path = path or os.path.join(os.environ.get(\"LOSSD_DATADIR\", \"data\"), \"digits_fixednet.json\")\n"
     "    with open(path) as f:\n"
     "        n = json.load(f)\n"
-    "    w0 = np.array(n[\"w0\"], dtype=np.float64).reshape(n[\"inputs\"], n[\"hidden\"])\n"
-    "    b0 = np.array(n[\"b0\"], dtype=np.float64)\n"
-    "    return lambda v: np.tanh(v @ w0 + b0)\n";
+    "    w0 = %4$sn[\"w0\"]%5$s.reshape(n[\"inputs\"], n[\"hidden\"])\n"
+    "    b0 = %4$sn[\"b0\"]%5$s\n"
+    "    return lambda v: %6$s.tanh(v @ w0%7$s + b0%7$s)\n";
+
+/* The spellings gen_helpers takes, per library (PY_TORCH, PY_NUMPY). */
+static const char *const gen_helpers_args[2][7] = {
+    {"F.softplus(", "torch.clamp(", ", min=0.0)", "torch.tensor(", ")", "torch", ".to(v.dtype)"},
+    {"np.logaddexp(0.0, ", "np.maximum(", ", 0.0)", "np.array(", ", dtype=np.float64)", "np", ""},
+};
 
 /* 1 if text calls the function named by the def at name (up to its '('): "NAME(" with no
  * identifier character before it. */
@@ -690,8 +678,13 @@ static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *c
                   "    return g\n",
                   lead, x, x, v, x, v, v, v, v, lead, v, v, lead, v, v);
     }
-    py_emit(out, torch ? torch_prelude : numpy_prelude, &body);
-    if (body.oom) out->oom = 1;
+    Sb prelude = {0}; /* the library's prelude, then the generative helpers in its spelling */
+    const char *const *ga = gen_helpers_args[torch ? 0 : 1];
+    sb_printf(&prelude, "%s", torch ? torch_prelude : numpy_prelude);
+    sb_printf(&prelude, gen_helpers, ga[0], ga[1], ga[2], ga[3], ga[4], ga[5], ga[6]);
+    py_emit(out, prelude.s ? prelude.s : "", &body);
+    if (body.oom || prelude.oom) out->oom = 1;
+    free(prelude.s);
     free(body.s);
 }
 

@@ -627,6 +627,33 @@ static void test_text_formats(void **state) {
     s = export_of("mse + phys", FAM_PHYSICS, "numpy");
     assert_non_null(strstr(s, "def lossd_loss_value(f, target, t=0.0, l2=0.0, phys=0.0, bc=0.0):"));
     free(s);
+    /* the generative helpers (_adv, _digits_feat) are one template in lang/export.c with each
+     * library's spellings substituted: the lines that differ, in full */
+    static const char *const gen_torch[] = {
+        "        return {\"gan\": -F.softplus(dgz), \"nsgan\": F.softplus(-dgz)}.get(name, -dgz)\n",
+        "        return torch.clamp(1.0 - dx, min=0.0) + torch.clamp(1.0 + dgz, min=0.0)\n",
+        "    return F.softplus(-dx) + F.softplus(dgz)\n",
+        "    w0 = torch.tensor(n[\"w0\"]).reshape(n[\"inputs\"], n[\"hidden\"])\n    b0 = torch.tensor(n[\"b0\"])\n",
+        "    return lambda v: torch.tanh(v @ w0.to(v.dtype) + b0.to(v.dtype))\n",
+        "        raise ValueError(\"side must be 'generator' or 'discriminator', not %r\" % (side,))\n"};
+    static const char *const gen_numpy[] = {
+        "        return {\"gan\": -np.logaddexp(0.0, dgz), \"nsgan\": np.logaddexp(0.0, -dgz)}.get(name, -dgz)\n",
+        "        return np.maximum(1.0 - dx, 0.0) + np.maximum(1.0 + dgz, 0.0)\n",
+        "    return np.logaddexp(0.0, -dx) + np.logaddexp(0.0, dgz)\n",
+        "    w0 = np.array(n[\"w0\"], dtype=np.float64).reshape(n[\"inputs\"], n[\"hidden\"])\n"
+        "    b0 = np.array(n[\"b0\"], dtype=np.float64)\n",
+        "    return lambda v: np.tanh(v @ w0 + b0)\n",
+        "        raise ValueError(\"side must be 'generator' or 'discriminator', not %r\" % (side,))\n"};
+    for (int lib = 0; lib < 2; lib++) {
+        s = export_of("nsgan + 10*rec + perc", FAM_GENERATIVE, lib ? "numpy" : "pytorch");
+        for (size_t k = 0; k < sizeof gen_torch / sizeof *gen_torch; k++) {
+            const char *want = lib ? gen_numpy[k] : gen_torch[k];
+            if (!strstr(s, want)) print_error("%s export lacks the line\n%s--- in ---\n%s\n", lib ? "numpy" : "pytorch", want, s);
+            assert_non_null(strstr(s, want));
+        }
+        assert_null(strstr(s, "%"  "1$")); /* no template marker left */
+        free(s);
+    }
     /* every operator has a spelling in each format */
     for (int op = EOP_LOG; op < EOP_COUNT; op++) {
         Expr *e = expr_op(op, expr_var(op == EOP_SUM ? VAR_Z : VAR_PT),
