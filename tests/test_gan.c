@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -461,7 +462,7 @@ static void test_rec_step_fd(void **state) {
         for (int k = 0; k < 40; k++) {
             /* half from the generator, half from the encoder */
             size_t i = k % 2 ? ngen + rng_below(&pick, (uint32_t)nenc) : rng_below(&pick, (uint32_t)ngen);
-            float h = 3e-3f;
+            float h = 1e-2f; /* the loss is ~100 (10*rec over 64 pixels): float32 rounding / h must stay small */
             double up = gstep_at(&s, &rng0, i, h), down = gstep_at(&s, &rng0, i, -h);
             double fd = (up - down) / (2 * h), d = fabs(fd - grad[i]) / fmax(0.05, fabs(grad[i]));
             if (d > 3e-2)
@@ -475,6 +476,140 @@ static void test_rec_step_fd(void **state) {
     }
     printf("GAN + reconstruction generator step: 3 losses x 40 parameters (generator and encoder), worst scaled "
            "difference to float32 central differences %.2g (tolerance 3e-2)\n", worst);
+}
+
+/* The same generator step's loss and gradient (generator and encoder) from PyTorch autograd in
+ * float64: the networks rebuilt from the parameters, the step's real rows and noise replayed from
+ * its RNG, the loss from lossd's own PyTorch export of the mixture (x, xh beside dx, dgz). */
+#define PY "/usr/bin/python3"
+
+static int have_torch(void) {
+    if (access(PY, X_OK) != 0) return 0;
+    return system(PY " -c 'import torch' >/dev/null 2>&1") == 0;
+}
+
+static void write_list(FILE *f, const char *name, const float *v, size_t n) {
+    fprintf(f, "%s = [", name);
+    for (size_t k = 0; k < n; k++) fprintf(f, "%s%.9g", k ? "," : "", v[k]);
+    fprintf(f, "]\n");
+}
+
+static const char rec_driver[] =
+    "import sys, importlib\n"
+    "sys.path.insert(0, sys.argv[1])\n"
+    "import torch\n"
+    "torch.set_default_dtype(torch.float64)\n"
+    "import case as C\n"
+    "m = importlib.import_module('lossmod')\n"
+    "p = torch.tensor(C.params_g, requires_grad=True)\n"
+    "pd = torch.tensor(C.params_d)\n"
+    "def mlp(x, dims, prm, off):\n"
+    "    for l in range(len(dims) - 1):\n"
+    "        a, b = dims[l], dims[l + 1]\n"
+    "        w = prm[off:off + a * b].reshape(a, b); off += a * b\n"
+    "        x = x @ w + prm[off:off + b]; off += b\n"
+    "        if l < len(dims) - 2:\n"
+    "            x = torch.tanh(x)\n"
+    "    return x\n"
+    "z = torch.tensor(C.z).reshape(C.B, C.NZ)\n"
+    "x = torch.tensor(C.x).reshape(C.B, C.P)\n"
+    "xg = torch.sigmoid(mlp(z, C.gen, p, 0))\n"
+    "xh = torch.sigmoid(mlp(mlp(x, C.enc, p, C.ngen), C.gen, p, 0))\n"
+    "dx, dgz = mlp(x, C.dis, pd, 0)[:, 0], mlp(xg, C.dis, pd, 0)[:, 0]\n"
+    "l2 = 0.5 * sum((p[o:o + n] ** 2).sum() for o, n in C.weights)\n"
+    "feat = m._digits_feat(C.fixednet) if hasattr(m, '_digits_feat') else None\n"
+    "loss = m.lossd_loss(dx, dgz, x=x, xh=xh, t=C.T, l2=l2, side='generator', feat=feat)\n"
+    "loss.backward()\n"
+    "print(repr(float(loss)))\n"
+    "print(' '.join(repr(float(v)) for v in p.grad))\n";
+
+static void test_rec_step_torch(void **state) {
+    (void)state;
+    if (!have_torch()) {
+        print_message("skipping: " PY " with torch is not available\n");
+        skip();
+    }
+    static const char *const losses[] = {"nsgan + 10*rec + 0.1*perc + 0.01*l2", "hinge_gan*(1 + t) + bce_rec",
+                                         "softplus(-dgz)*(1 + rec) + 0.5*perc"};
+    enum { NZ = 4, H = 12, P = 64, B = 5 };
+    const size_t ngen = (NZ * H + H) + (H * P + P);
+    double worst = 0;
+    for (size_t q = 0; q < sizeof losses / sizeof *losses; q++) {
+        GanStep s;
+        gstep_open(&s, REC_SPEC, losses[q]);
+        LdRng rng0 = s.tr.rng;
+        float loss = gstep_at(&s, &rng0, 0, 0.0f);
+        TrainGroup *g = &s.tr.group[0], *gd = &s.tr.group[1];
+        /* the generator step's draws after the discriminator's (d_steps 1): B real rows and B
+         * noise rows for the discriminator's update, then the generator's */
+        LdRng rr = rng0;
+        const Dataset *tr = &s.t->train;
+        float xr[B * P], z[B * NZ];
+        for (int i = 0; i < B; i++) rng_below(&rr, (uint32_t)tr->n);
+        for (int k = 0; k < B * NZ; k++) rng_normal(&rr);
+        for (int i = 0; i < B; i++)
+            memcpy(xr + i * P, tr->x + (size_t)rng_below(&rr, (uint32_t)tr->n) * P, sizeof(float) * P);
+        for (int k = 0; k < B * NZ; k++) z[k] = rng_normal(&rr);
+        char dir[] = "/tmp/lossd_ganrec_XXXXXX", path[256], err[LD_ERR_MAX];
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof path, "%s/lossmod.py", dir);
+        FILE *f = fopen(path, "w");
+        char *code = expr_export(s.e, FAM_GENERATIVE, "pytorch", err);
+        assert_non_null(code);
+        fputs(code, f);
+        fclose(f);
+        free(code);
+        snprintf(path, sizeof path, "%s/case.py", dir);
+        f = fopen(path, "w");
+        fprintf(f, "B = %d\nNZ = %d\nP = %d\nT = %.9g\ngen = [%d, %d, %d]\nenc = [%d, %d, %d]\ndis = [%d, %d, 1]\n"
+                   "ngen = %zu\nfixednet = '%s/%s'\n",
+                B, NZ, P, s.tr.t, NZ, H, P, P, H, NZ, P, H, ngen, ld_data_dir(), FIXEDNET_FILE);
+        fprintf(f, "weights = [(0, %d), (%d, %d), (%zu, %d), (%zu, %d)]\n", NZ * H, NZ * H + H, H * P, ngen, P * H,
+                ngen + P * H + H, H * NZ); /* l2: the generator's and the encoder's weights */
+        write_list(f, "params_g", g->params, g->n);
+        write_list(f, "params_d", gd->params, gd->n);
+        write_list(f, "x", xr, B * P);
+        write_list(f, "z", z, B * NZ);
+        fclose(f);
+        snprintf(path, sizeof path, "%s/driver.py", dir);
+        f = fopen(path, "w");
+        fputs(rec_driver, f);
+        fclose(f);
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, PY " %s/driver.py %s 2>&1", dir, dir);
+        FILE *pp = popen(cmd, "r");
+        assert_non_null(pp);
+        static char line[1 << 20];
+        double tl = NAN, gmax = 0, gdiff = 0;
+        size_t ng = 0;
+        if (fgets(line, sizeof line, pp)) tl = strtod(line, NULL);
+        if (fgets(line, sizeof line, pp)) {
+            char *c = line;
+            for (; ng < g->n; ng++) {
+                char *end;
+                double v = strtod(c, &end);
+                if (end == c) break;
+                c = end;
+                gmax = fmax(gmax, fabs(v));
+                gdiff = fmax(gdiff, fabs(v - g->grads[ng]));
+            }
+        }
+        int st = pclose(pp);
+        double dl = fabs(tl - loss) / fmax(1.0, fabs(tl)), dg = gdiff / fmax(gmax, 1e-3);
+        printf("%-40s torch loss %.7g, lossd %.7g; gradient max diff %.3g of %.3g\n", losses[q], tl, loss, gdiff, gmax);
+        if (st || ng != g->n || !(dl < 1e-5) || !(dg < 1e-4))
+            print_error("%s: %zu of %zu gradients read (%s)\n", losses[q], ng, g->n, line);
+        assert_int_equal(st, 0);
+        assert_int_equal(ng, g->n);
+        assert_true(dl < 1e-5);
+        assert_true(dg < 1e-4);
+        worst = fmax(worst, dg);
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        (void)system(cmd);
+        gstep_close(&s);
+    }
+    printf("GAN + reconstruction generator step against PyTorch (float64, lossd's exported loss): 3 losses, worst "
+           "scaled gradient difference %.2g (tolerance 1e-4)\n", worst);
 }
 
 /* A GAN loss with reconstruction terms: its signature holds the reconstruction's gradient (so
@@ -520,7 +655,8 @@ int main(void) {
         cmocka_unit_test(test_bad_losses),        cmocka_unit_test(test_frechet), cmocka_unit_test(test_frechet_floor),
         cmocka_unit_test(test_deterministic),     cmocka_unit_test(test_sides_and_terms),
         cmocka_unit_test(test_probes),            cmocka_unit_test(test_learns),
-        cmocka_unit_test(test_rec_step_fd),       cmocka_unit_test(test_rec_probes),
+        cmocka_unit_test(test_rec_step_fd),       cmocka_unit_test(test_rec_step_torch),
+        cmocka_unit_test(test_rec_probes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
