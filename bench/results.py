@@ -472,6 +472,7 @@ def write_md(rows, trows, eff, elapsed):
     L.append("```")
     L.append("make")
     L.append("bench/results.sh          # every job, 2 workers, writes docs/results.md")
+    L.append("ROWS=generative bench/results.sh   # only the generative rows (bench/gen_results.py)")
     L.append(f"# what it runs, per job and search seed S in {' '.join(map(str, SEARCH_SEEDS))}:")
     L.append(f"nice -n 19 bin/lossd search bench/jobs/JOB.json --workers {WORKERS} --quiet --seed S")
     L.append(f"nice -n 19 bin/lossd eval --task TASK.json --loss 'WINNER' --seed K   "
@@ -531,7 +532,8 @@ def load_reading():
 TPE_MARK = "## Against a tuned mixture: Optuna TPE"
 
 # Sections after the reading, each a family's row measured by its own script (bench/rl_results.py
-# and deploy_results.py, bench/ae_results.py) and written by hand: kept across reruns.
+# and deploy_results.py written by hand; bench/gen_results.py rewrites the generative ones after
+# this script when bench/results.sh runs): kept across reruns.
 AFTER_READING = ("## RL and deployment precision (issue 10)",
                  "## At your recipe: do the winners hold over longer, wider training? (issue 17)",
                  "## Generative: autoencoder (issue 9)")
@@ -540,7 +542,8 @@ AFTER_READING = ("## RL and deployment precision (issue 10)",
 # The section of issue 12's measurements (bench/small/run.py and the rung bar's A/B), written by
 # hand from their output and kept across reruns like the TPE section.
 SMALL_MARK = "## Small data and fewer wasted trainings"
-# bench/gan_results.py's GAN row (issue 9), measured by that script and kept across reruns here
+# the GAN row (issue 9), written by bench/gen_results.py (bench/results.sh runs it after this
+# script) and kept across reruns here
 GAN_MARK = "## Generative: GAN (issue 9)"
 
 
