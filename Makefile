@@ -69,7 +69,16 @@ FUZZ_VARS := BUILD=build/fuzz BIN=build/fuzz/bin CC=clang OPT=-O1 EXTRA_CFLAGS=-
 .PHONY: fuzz fuzz-bins all deps test-deps bench-deps bench-optuna install-pkgs test unit asan bench demo install clean docs-check doc-figures
 all: $(BIN)/lossd $(BIN)/lossctl
 
-$(BUILD)/%.o: %.c
+# The flags every object was compiled with, in $(BUILD)/.cflags: rewritten when they change (this
+# Makefile's CFLAGS, a command line's OPT or SAN), so that every object is rebuilt with the new
+# ones (a mix of objects with and without -ffp-contract=off computes other floats).
+CFLAGS_FILE := $(BUILD)/.cflags
+ifneq ($(file < $(CFLAGS_FILE)),$(CC) $(CFLAGS))
+$(shell mkdir -p $(BUILD))
+$(file > $(CFLAGS_FILE),$(CC) $(CFLAGS))
+endif
+
+$(BUILD)/%.o: %.c $(CFLAGS_FILE)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
