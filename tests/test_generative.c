@@ -492,7 +492,7 @@ static void test_bad_input(void **state) {
 static void test_minmax(void **state) {
     (void)state;
     char err[LD_ERR_MAX];
-    Task *t = load("{\"family\": \"generative\", \"data\": \"builtin:wine\", \"transform\": {\"scale\": \"minmax\"}}",
+    Task *t = task_from_json("{\"family\": \"generative\", \"data\": \"builtin:wine\", \"transform\": {\"scale\": \"minmax\"}}",
                    err);
     if (!t) print_error("%s\n", err);
     assert_non_null(t);
@@ -513,7 +513,7 @@ static void test_minmax(void **state) {
     assert_int_equal(outside, 0);
     const char *why = NULL;
     assert_int_equal(task_refused_terms(t, &why), 1u << TERM_PERC); /* 13 features: not the digits network's */
-    EvalResult a = run(t, "rec", 1, 0), b = run(t, "bce_rec", 1, 0);
+    EvalResult a = run_loss(t, "rec", 1, 0), b = run_loss(t, "bce_rec", 1, 0);
     printf("wine, minmax: test rec_mse %.4f (rec), %.4f (bce_rec)\n", a.test, b.test);
     assert_true(a.ok && b.ok);
     assert_true(a.test < 0.05 && b.test < 0.05);
