@@ -161,7 +161,7 @@ is_alone() {
     return 1
 }
 
-passed=0 failed=0 failures=()
+passed=0 failed=0 failures=() failure_logs=()
 declare -A pid_of=()
 next_print=0
 
@@ -181,6 +181,7 @@ print_ready() {
         passed=$((passed + P)) failed=$((failed + F))
         if [ "$F" != 0 ]; then
             failures+=("${J_LABEL[$i]} $name (exit $rc, see $log)")
+            failure_logs+=("$log")
             tail -30 "$log"
         fi
         echo "${J_LABEL[$i]} $name: $P passed, $F failed ($secs s, cpu $cpu s)"
@@ -225,7 +226,13 @@ for b in build build/asan; do
     rm -f "$b/logs/times.new"
 done
 
-for f in "${failures[@]+"${failures[@]}"}"; do echo "FAILED: $f"; done
+# Each failure again, with the lines of its log that say what failed, right above the totals: a
+# CI that shows only the end of the output still shows which check failed and what it saw.
+for ((k = 0; k < ${#failures[@]}; k++)); do
+    echo "FAILED: ${failures[$k]}"
+    grep -E -A3 '^(FAIL|not ok)|\[  (FAILED|ERROR) +\]|[Ff]ailed:|ERROR: AddressSanitizer|runtime error:|Traceback' \
+        "${failure_logs[$k]}" | head -24 | sed 's/^/    /'
+done
 secs=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", b - a }')
 echo "run.sh: $n programs, $jobs at a time, $secs s"
 echo "$passed passed, $failed failed"
