@@ -231,6 +231,9 @@ void surr_features(const struct Expr *e, const float *sig, const float *const *r
  * LD_ENOMEM. */
 int surr_fit(Surrogate *m, const double *X, const double *y, int n, double lambda);
 double surr_predict(const Surrogate *m, const double *x);
+/* The cosine of two gradient signatures of n floats (0 when either is zero): the pre-screen's
+ * features and the signature cache's test of two losses training alike (search.c). */
+double surr_cosine(const float *a, const float *b, int n);
 
 /* ---- the model-based tuner (tune.c) ---- */
 

@@ -295,8 +295,6 @@ static int uses_t(const Expr *e) {
     return uses_t(e->a) || uses_t(e->b);
 }
 
-static double cosine(const float *a, const float *b, int n);
-
 /* Scales sig to unit length, so that the prefilter in same_direction is exact. */
 static void unit(float *sig, int n) {
     double nn = 0;
@@ -311,17 +309,7 @@ static int same_direction(const float *a, const float *b, int n) {
     const float lim = (float)sqrt(2 - 2 * SIG_COS) + 1e-4f;
     for (int i = 0; i < 16 && i < n; i++)
         if (fabsf(a[i] - b[i]) > lim) return 0;
-    return cosine(a, b, n) > SIG_COS;
-}
-
-static double cosine(const float *a, const float *b, int n) {
-    double ab = 0, aa = 0, bb = 0;
-    for (int i = 0; i < n; i++) {
-        ab += (double)a[i] * b[i];
-        aa += (double)a[i] * a[i];
-        bb += (double)b[i] * b[i];
-    }
-    return aa > 0 && bb > 0 ? ab / sqrt(aa * bb) : 0;
+    return surr_cosine(a, b, n) > SIG_COS;
 }
 
 /* The gradient signature of e through the env, into sig[0..sig_n). */

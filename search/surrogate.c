@@ -20,7 +20,7 @@ static void walk(const Expr *e, int depth, double *x, int *maxd) {
     walk(e->b, depth + 1, x, maxd);
 }
 
-static double cos_unit(const float *a, const float *b, int n) {
+double surr_cosine(const float *a, const float *b, int n) {
     double ab = 0, aa = 0, bb = 0;
     for (int i = 0; i < n; i++) {
         ab += (double)a[i] * b[i];
@@ -41,7 +41,7 @@ void surr_features(const Expr *e, const float *sig, const float *const *ref_sig,
     double best = -1, sum = 0, sabs = 0, mx = 0;
     for (int r = 0; r < nref; r++)
         if (ref_sig[r]) {
-            double c = cos_unit(sig, ref_sig[r], sig_n);
+            double c = surr_cosine(sig, ref_sig[r], sig_n);
             if (r == 0) x[SURR_F_COS_BASE] = c;
             if (c > best) best = c;
         }
