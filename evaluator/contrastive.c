@@ -393,90 +393,18 @@ static void con_score(Trainer *tr, EvalResult *res) {
 /* ---------------------------------------------------------------------------------------------
  * Loading */
 
-static int num_in(const cJSON *obj, const char *where, const char *key, double lo, double hi,
-                  double *v, char *err) {
-    const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-    if (!it) return 0;
-    double x = cJSON_IsNumber(it) ? cJSON_GetNumberValue(it) : NAN;
-    if (!(x >= lo && x <= hi))
-        return ld_err(err, LD_EINVAL, "%s.%s: expected a number in [%g, %g]", where, key, lo, hi);
-    *v = x;
-    return 1;
-}
-
-static int int_in(const cJSON *obj, const char *where, const char *key, int lo, int hi, int *v,
-                  char *err) {
-    double x = 0;
-    int rc = num_in(obj, where, key, lo, hi, &x, err);
-    if (rc == 1 && x != floor(x))
-        return ld_err(err, LD_EINVAL, "%s.%s: expected an integer in [%d, %d]", where, key, lo, hi);
-    if (rc == 1) *v = (int)x;
-    return rc;
-}
-
 /* Model and training defaults: d-64-32 relu embedding, Adam lr 1e-3, batch 64, 300 steps;
- * the spec's model/train keys override them. */
+ * the spec's model and train keys replace them (the readers task_load applies). */
 static int con_model_defaults(Task *t, const cJSON *spec, char *err) {
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(spec, "model");
-    const cJSON *train = cJSON_GetObjectItemCaseSensitive(spec, "train");
-    const cJSON *act = model ? cJSON_GetObjectItemCaseSensitive(model, "act") : NULL;
-    const cJSON *hid = model ? cJSON_GetObjectItemCaseSensitive(model, "hidden") : NULL;
-    if (!act && model) act = cJSON_GetObjectItemCaseSensitive(model, "activation");
-
     t->model.act = ACT_RELU;
-    if (act) {
-        const char *s = cJSON_GetStringValue(act);
-        if (s && strcmp(s, "relu") == 0) t->model.act = ACT_RELU;
-        else if (s && strcmp(s, "tanh") == 0) t->model.act = ACT_TANH;
-        else if (s && strcmp(s, "gelu") == 0) t->model.act = ACT_GELU;
-        else return ld_err(err, LD_EINVAL, "model.act: expected \"relu\", \"tanh\" or \"gelu\"");
-    }
-    if (hid) {
-        int n = cJSON_GetArraySize(hid);
-        if (!cJSON_IsArray(hid) || n > MODEL_MAX_HIDDEN)
-            return ld_err(err, LD_EINVAL, "model.hidden: expected an array of 0 to %d sizes",
-                          MODEL_MAX_HIDDEN);
-        for (int i = 0; i < n; i++) {
-            const cJSON *h = cJSON_GetArrayItem(hid, i);
-            double x = cJSON_IsNumber(h) ? cJSON_GetNumberValue(h) : NAN;
-            if (!(x == floor(x)) || x < 1 || x > 4096)
-                return ld_err(err, LD_EINVAL, "model.hidden[%d]: expected an integer in [1, 4096]",
-                              i);
-            t->model.hidden[i] = (int)x;
-        }
-        t->model.nhidden = n;
-    } else {
-        t->model.nhidden = 1;
-        t->model.hidden[0] = 64;
-    }
+    t->model.nhidden = 1;
+    t->model.hidden[0] = 64;
     t->model.embed_dim = 32;
-    if (int_in(model, "model", "embed_dim", 1, 1024, &t->model.embed_dim, err) < 0)
-        return LD_EINVAL;
-
-    TrainSpec *ts = &t->train_spec;
-    ts->optimizer = OPT_ADAM;
-    ts->lr = 1e-3f;
-    ts->momentum = 0.9f;
-    ts->beta1 = 0.9f;
-    ts->beta2 = 0.999f;
-    ts->adam_eps = 1e-8f;
-    ts->batch = 64;
-    ts->steps = 300;
-    if (train) {
-        double lr = ts->lr;
-        if (num_in(train, "train", "lr", 1e-8, 10.0, &lr, err) < 0) return LD_EINVAL;
-        ts->lr = (float)lr;
-        if (int_in(train, "train", "steps", 1, 10000000, &ts->steps, err) < 0) return LD_EINVAL;
-        if (int_in(train, "train", "batch", 2, 4096, &ts->batch, err) < 0) return LD_EINVAL;
-        const cJSON *o = cJSON_GetObjectItemCaseSensitive(train, "optimizer");
-        if (o) {
-            const char *s = cJSON_GetStringValue(o);
-            if (s && strcmp(s, "sgd") == 0) ts->optimizer = OPT_SGD;
-            else if (!s || strcmp(s, "adam") != 0)
-                return ld_err(err, LD_EINVAL, "train.optimizer: expected \"adam\" or \"sgd\"");
-        }
-    }
-    return LD_OK;
+    t->train_spec = (TrainSpec){.optimizer = OPT_ADAM, .lr = 1e-3f, .momentum = 0.9f, .beta1 = 0.9f,
+                                .beta2 = 0.999f, .adam_eps = 1e-8f, .batch = 64, .steps = 300};
+    int rc = task_read_model(t, cJSON_GetObjectItemCaseSensitive(spec, "model"), err);
+    if (rc != LD_OK) return rc;
+    return task_read_train(t, cJSON_GetObjectItemCaseSensitive(spec, "train"), err);
 }
 
 void con_task_free(Task *t) {
@@ -488,7 +416,6 @@ void con_task_free(Task *t) {
 int con_task_load(Task *t, const cJSON *spec, char *err) {
     const cJSON *aug = cJSON_GetObjectItemCaseSensitive(spec, "augment");
     struct ConSpec *c = NULL;
-    double v;
     int rc;
 
     const cJSON *knn = cJSON_GetObjectItemCaseSensitive(spec, "knn");
@@ -510,11 +437,13 @@ int con_task_load(Task *t, const cJSON *spec, char *err) {
     c->shift = 0;
     c->dropout = 0.3f;
     c->k = 5;
-    if ((rc = num_in(aug, "augment", "noise", 0.0, 10.0, &v, err)) < 0) goto fail;
-    if (rc) c->noise = (float)v;
-    if ((rc = num_in(aug, "augment", "dropout", 0.0, 0.95, &v, err)) < 0) goto fail;
-    if (rc) c->dropout = (float)v;
-    if ((rc = int_in(aug, "augment", "shift", 0, 3, &c->shift, err)) < 0) goto fail;
+    double noise = c->noise, dropout = c->dropout;
+    if ((rc = task_get_num(aug, "augment.", "noise", 0.0, 10.0, &noise, err)) ||
+        (rc = task_get_num(aug, "augment.", "dropout", 0.0, 0.95, &dropout, err)) ||
+        (rc = task_get_int(aug, "augment.", "shift", 0, 3, &c->shift, err)))
+        goto fail;
+    c->noise = (float)noise;
+    c->dropout = (float)dropout;
     if (c->shift > 0 && !c->side) {
         rc = ld_err(err, LD_EINVAL,
                     "augment.shift: pixel shifts need 8x8 images (64 features), not %d features",
@@ -531,7 +460,7 @@ int con_task_load(Task *t, const cJSON *spec, char *err) {
                 if (xv > c->hi[j]) c->hi[j] = xv;
             }
     }
-    if ((rc = int_in(knn, "knn", "k", 1, CON_KNN_MAX, &c->k, err)) < 0) goto fail;
+    if ((rc = task_get_int(knn, "knn.", "k", 1, CON_KNN_MAX, &c->k, err))) goto fail;
     t->con = c;
     t->family = FAM_CONTRASTIVE;
     snprintf(t->metric, sizeof t->metric, "knn_accuracy");

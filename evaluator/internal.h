@@ -81,6 +81,20 @@ void dataset_free(Dataset *d);
  * transform: unknown key 'flip'"), as are split.val = 0 and values out of range. Borrows spec. */
 int spec_check(const cJSON *spec, int family, char *err);
 
+/* task.c: the readers of a spec's values, shared by the families' loaders. An optional number
+ * (integer) key of obj (NULL: absent) in [lo, hi] is read into *v, which keeps its value when
+ * the key is absent; where is the key's section with its dot ("train.", "physics.") for the
+ * error ("task: physics.noise: -1 is out of range [0, 10]"). Return LD_OK or LD_EINVAL. */
+int task_get_num(const cJSON *obj, const char *where, const char *key, double lo, double hi, double *v,
+                 char *err);
+int task_get_int(const cJSON *obj, const char *where, const char *key, int lo, int hi, int *v, char *err);
+/* The spec's model and train objects (NULL: absent) over t's current settings (a family's
+ * defaults): the keys given replace them. task_load applies both after the family's load; a
+ * loader that checks the resulting model or training (physics refuses relu) calls them over its
+ * defaults first. Borrow the objects. */
+int task_read_model(Task *t, const cJSON *model, char *err);
+int task_read_train(Task *t, const cJSON *train, char *err);
+
 /* data.c: a loaded table before splitting. x (n, d) and y (n) are owned. For classification y
  * holds class ids 0..nclass-1 as floats. A missing feature value kept under DATA_MISSING_MEAN is
  * NaN in x (data_prepare fills it). */

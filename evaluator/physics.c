@@ -559,86 +559,23 @@ const EvalFamily family_physics = {
 /* ---------------------------------------------------------------------------------------------
  * Loading: the spec's physics object, family defaults, the fixed points of the task. */
 
-static int spec_number(const cJSON *obj, const char *key, double lo, double hi, double *v,
-                       char *err) {
-    const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-    if (!it) return LD_OK;
-    if (!cJSON_IsNumber(it))
-        return ld_err(err, LD_EINVAL, "physics.%s: expected a number", key);
-    double x = cJSON_GetNumberValue(it);
-    if (!(x >= lo && x <= hi))
-        return ld_err(err, LD_EINVAL, "physics.%s: %g is outside [%g, %g]", key, x, lo, hi);
-    *v = x;
-    return LD_OK;
-}
-
-static int spec_int(const cJSON *obj, const char *where, const char *key, int lo, int hi, int *v,
-                    char *err) {
-    const cJSON *it = obj ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
-    if (!it) return LD_OK;
-    double x = cJSON_IsNumber(it) ? cJSON_GetNumberValue(it) : NAN;
-    if (!(x == floor(x)) || x < lo || x > hi)
-        return ld_err(err, LD_EINVAL, "%s.%s: expected an integer in [%d, %d]", where, key, lo, hi);
-    *v = (int)x;
-    return LD_OK;
-}
-
 static int cmp_float(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return (x > y) - (x < y);
 }
 
-/* Reads the model and training parts a physics task cares about; relu is refused because the
- * second derivative the residual needs is zero almost everywhere. Defaults: 1-32-32-1 tanh,
- * Adam (peak lr 0.05 oscillator, 0.01 Poisson, cosine decay to a tenth), 1000 full-batch
- * steps. */
+/* The physics defaults: 1-32-32-1 tanh, Adam (peak lr 0.05 oscillator, 0.01 Poisson, cosine
+ * decay to a tenth), 1000 full-batch steps; the spec's model and train keys replace them (the
+ * readers task_load applies), and relu is refused because the second derivative the residual
+ * needs is zero almost everywhere. */
 static int phys_model_defaults(Task *t, const cJSON *spec, char *err) {
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(spec, "model");
     const cJSON *train = cJSON_GetObjectItemCaseSensitive(spec, "train");
-    const cJSON *act = model ? cJSON_GetObjectItemCaseSensitive(model, "act") : NULL;
-    const char *act_key = "model.act";
-    if (!act && model) {
-        act = cJSON_GetObjectItemCaseSensitive(model, "activation");
-        act_key = "model.activation";
-    }
-    const cJSON *hid = model ? cJSON_GetObjectItemCaseSensitive(model, "hidden") : NULL;
 
     t->model.act = ACT_TANH;
-    if (act) {
-        const char *s = cJSON_GetStringValue(act);
-        if (s && strcmp(s, "tanh") == 0) {
-            t->model.act = ACT_TANH;
-        } else if (s && strcmp(s, "gelu") == 0) {
-            t->model.act = ACT_GELU;
-        } else if (s && strcmp(s, "relu") == 0) {
-            return ld_err(err, LD_EINVAL,
-                          "%s: relu cannot be used for a physics task (its second derivative is "
-                          "zero, so the residual u'' carries no gradient); use tanh or gelu",
-                          act_key);
-        } else {
-            return ld_err(err, LD_EINVAL, "%s: expected \"tanh\" or \"gelu\"", act_key);
-        }
-    }
-    if (hid) {
-        int n = cJSON_GetArraySize(hid);
-        if (!cJSON_IsArray(hid) || n < 1 || n > MODEL_MAX_HIDDEN)
-            return ld_err(err, LD_EINVAL, "model.hidden: expected an array of 1 to %d sizes",
-                          MODEL_MAX_HIDDEN);
-        for (int i = 0; i < n; i++) {
-            const cJSON *h = cJSON_GetArrayItem(hid, i);
-            double x = cJSON_IsNumber(h) ? cJSON_GetNumberValue(h) : NAN;
-            if (!(x == floor(x)) || x < 1 || x > 1024)
-                return ld_err(err, LD_EINVAL, "model.hidden[%d]: expected an integer in [1, 1024]",
-                              i);
-            t->model.hidden[i] = (int)x;
-        }
-        t->model.nhidden = n;
-    } else {
-        t->model.nhidden = 2;
-        t->model.hidden[0] = t->model.hidden[1] = 32;
-    }
+    t->model.nhidden = 2;
+    t->model.hidden[0] = t->model.hidden[1] = 32;
     t->model.embed_dim = 0;
-
     TrainSpec *ts = &t->train_spec;
     ts->optimizer = OPT_ADAM;
     /* Peak rates measured over seeds 1-6 (docs/families.md): the oscillator's two periods fit
@@ -650,22 +587,21 @@ static int phys_model_defaults(Task *t, const cJSON *spec, char *err) {
     ts->adam_eps = 1e-8f;
     ts->steps = 1000;
     ts->batch = t->phys->nobs; /* full batch: every step sees every point */
-    if (train) {
-        double lr = ts->lr;
-        int rc = spec_number(train, "lr", 1e-8, 10.0, &lr, err);
-        if (rc != LD_OK) return ld_err(err, rc, "train.lr: expected a number in [1e-8, 10]");
-        ts->lr = (float)lr;
-        rc = spec_int(train, "train", "steps", 1, 10000000, &ts->steps, err);
-        if (rc != LD_OK) return rc;
-        const cJSON *o = cJSON_GetObjectItemCaseSensitive(train, "optimizer");
-        if (o) {
-            const char *s = cJSON_GetStringValue(o);
-            if (s && strcmp(s, "sgd") == 0) ts->optimizer = OPT_SGD;
-            else if (!s || strcmp(s, "adam") != 0)
-                return ld_err(err, LD_EINVAL, "train.optimizer: expected \"adam\" or \"sgd\"");
-        }
-    }
-    return LD_OK;
+
+    int rc = task_read_model(t, model, err);
+    if (rc != LD_OK) return rc;
+    if (t->model.act == ACT_RELU)
+        return ld_err(err, LD_EINVAL,
+                      "%s: relu cannot be used for a physics task (its second derivative is "
+                      "zero, so the residual u'' carries no gradient); use tanh or gelu",
+                      cJSON_GetObjectItemCaseSensitive(model, "act") ? "model.act" : "model.activation");
+    if (t->model.nhidden < 1)
+        return ld_err(err, LD_EINVAL, "model.hidden: a physics network needs 1 to %d hidden layers",
+                      MODEL_MAX_HIDDEN);
+    for (int i = 0; i < t->model.nhidden; i++)
+        if (t->model.hidden[i] > 1024)
+            return ld_err(err, LD_EINVAL, "model.hidden[%d]: expected an integer in [1, 1024]", i);
+    return task_read_train(t, train, err);
 }
 
 void phys_task_free(Task *t) {
@@ -713,11 +649,11 @@ int phys_task_load(Task *t, const cJSON *spec, char *err) {
     p->ncol = 64;
     p->nobs = 10;
     double seed = 1;
-    if ((rc = spec_number(ps, "noise", 0.0, 10.0, &p->noise, err)) != LD_OK) goto done;
-    if ((rc = spec_int(ps, "physics", "observations", 1, PHYS_MAX_POINTS / 2, &p->nobs, err)) !=
+    if ((rc = task_get_num(ps, "physics.", "noise", 0.0, 10.0, &p->noise, err)) != LD_OK) goto done;
+    if ((rc = task_get_int(ps, "physics.", "observations", 1, PHYS_MAX_POINTS / 2, &p->nobs, err)) !=
         LD_OK)
         goto done;
-    if ((rc = spec_int(ps, "physics", "collocation", 2, PHYS_MAX_POINTS / 2, &p->ncol, err)) !=
+    if ((rc = task_get_int(ps, "physics.", "collocation", 2, PHYS_MAX_POINTS / 2, &p->ncol, err)) !=
         LD_OK)
         goto done;
     /* The data seed: physics.seed, else the task's split.seed (the other families' data seed),
@@ -728,11 +664,11 @@ int phys_task_load(Task *t, const cJSON *spec, char *err) {
     if (cJSON_IsNumber(split_seed) && cJSON_GetNumberValue(split_seed) >= 0 &&
         cJSON_GetNumberValue(split_seed) <= 9007199254740992.0)
         seed = floor(cJSON_GetNumberValue(split_seed));
-    if ((rc = spec_number(ps, "seed", 0, 9007199254740992.0, &seed, err)) != LD_OK) goto done;
+    if ((rc = task_get_num(ps, "physics.", "seed", 0, 9007199254740992.0, &seed, err)) != LD_OK) goto done;
     p->seed = (uint64_t)seed;
     if (p->kind == PHYS_OSCILLATOR) {
-        if ((rc = spec_number(ps, "zeta", 0.0, 0.95, &p->zeta, err)) != LD_OK) goto done;
-        if ((rc = spec_number(ps, "omega", 0.01, 100.0, &p->omega, err)) != LD_OK) goto done;
+        if ((rc = task_get_num(ps, "physics.", "zeta", 0.0, 0.95, &p->zeta, err)) != LD_OK) goto done;
+        if ((rc = task_get_num(ps, "physics.", "omega", 0.01, 100.0, &p->omega, err)) != LD_OK) goto done;
     }
     const cJSON *dom = ps ? cJSON_GetObjectItemCaseSensitive(ps, "domain") : NULL;
     if (dom) {

@@ -24,8 +24,8 @@ static void resolve_path(char *buf, size_t n, const char *base_dir, const char *
     else snprintf(buf, n, "%s/%s", base_dir, path);
 }
 
-/* Reads an optional number key of obj into *v; range [lo, hi]. */
-static int get_num(const cJSON *obj, const char *where, const char *key, double lo, double hi, double *v,
+/* Contracts: internal.h. */
+int task_get_num(const cJSON *obj, const char *where, const char *key, double lo, double hi, double *v,
                    char *err) {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!it) return LD_OK;
@@ -38,9 +38,9 @@ static int get_num(const cJSON *obj, const char *where, const char *key, double 
     return LD_OK;
 }
 
-static int get_int(const cJSON *obj, const char *where, const char *key, int lo, int hi, int *v, char *err) {
+int task_get_int(const cJSON *obj, const char *where, const char *key, int lo, int hi, int *v, char *err) {
     double d = *v;
-    int rc = get_num(obj, where, key, lo, hi, &d, err);
+    int rc = task_get_num(obj, where, key, lo, hi, &d, err);
     if (rc) return rc;
     if (d != floor(d)) return ld_err(err, LD_EINVAL, "task: %s%s: expected an integer, found %g", where, key, d);
     *v = (int)d;
@@ -75,7 +75,7 @@ static double fnum(float v) {
 static const char *const act_names[] = {"relu", "tanh", "gelu"};
 static const char *const opt_names[] = {"adam", "sgd"};
 
-static int parse_model(Task *t, const cJSON *m, char *err) {
+int task_read_model(Task *t, const cJSON *m, char *err) {
     int rc;
     if (!m) return LD_OK;
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(m, "hidden");
@@ -104,10 +104,10 @@ static int parse_model(Task *t, const cJSON *m, char *err) {
             return ld_err(err, LD_EINVAL, "task: model.activation: '%s' is not relu, tanh or gelu", act);
         t->model.act = k;
     }
-    return get_int(m, "model.", "embed_dim", 1, 4096, &t->model.embed_dim, err);
+    return task_get_int(m, "model.", "embed_dim", 1, 4096, &t->model.embed_dim, err);
 }
 
-static int parse_train(Task *t, const cJSON *tr, char *err) {
+int task_read_train(Task *t, const cJSON *tr, char *err) {
     int rc;
     if (!tr) return LD_OK;
     TrainSpec *ts = &t->train_spec;
@@ -119,13 +119,13 @@ static int parse_train(Task *t, const cJSON *tr, char *err) {
         else return ld_err(err, LD_EINVAL, "task: train.optimizer: '%s' is not adam or sgd", opt);
     }
     double lr = ts->lr, mom = ts->momentum, b1 = ts->beta1, b2 = ts->beta2, eps = ts->adam_eps;
-    if ((rc = get_num(tr, "train.", "lr", 1e-8, 10, &lr, err)) ||
-        (rc = get_num(tr, "train.", "momentum", 0, 0.9999, &mom, err)) ||
-        (rc = get_num(tr, "train.", "beta1", 0, 0.9999, &b1, err)) ||
-        (rc = get_num(tr, "train.", "beta2", 0, 0.999999, &b2, err)) ||
-        (rc = get_num(tr, "train.", "eps", 1e-12, 1, &eps, err)) ||
-        (rc = get_int(tr, "train.", "batch", 1, 65536, &ts->batch, err)) ||
-        (rc = get_int(tr, "train.", "steps", 1, 10000000, &ts->steps, err)))
+    if ((rc = task_get_num(tr, "train.", "lr", 1e-8, 10, &lr, err)) ||
+        (rc = task_get_num(tr, "train.", "momentum", 0, 0.9999, &mom, err)) ||
+        (rc = task_get_num(tr, "train.", "beta1", 0, 0.9999, &b1, err)) ||
+        (rc = task_get_num(tr, "train.", "beta2", 0, 0.999999, &b2, err)) ||
+        (rc = task_get_num(tr, "train.", "eps", 1e-12, 1, &eps, err)) ||
+        (rc = task_get_int(tr, "train.", "batch", 1, 65536, &ts->batch, err)) ||
+        (rc = task_get_int(tr, "train.", "steps", 1, 10000000, &ts->steps, err)))
         return rc;
     ts->lr = (float)lr;
     ts->momentum = (float)mom;
@@ -164,11 +164,11 @@ static int parse_deploy(Task *t, const cJSON *d, char *err) {
 static int parse_transform(const cJSON *tf, int family, DataPrep *p, char *err) {
     int rc;
     if (!tf) return LD_OK;
-    if ((rc = get_num(tf, "transform.", "imbalance", 0.001, 1, &p->imbalance, err)) ||
-        (rc = get_num(tf, "transform.", "label_noise", 0, 0.9, &p->label_noise, err)) ||
-        (rc = get_num(tf, "transform.", "outliers", 0, 0.5, &p->outliers, err)) ||
-        (rc = get_num(tf, "transform.", "subsample", 0.001, 1, &p->subsample, err)) ||
-        (rc = get_num(tf, "transform.", "pixel_noise", 0, 0.9, &p->pixel_noise, err)))
+    if ((rc = task_get_num(tf, "transform.", "imbalance", 0.001, 1, &p->imbalance, err)) ||
+        (rc = task_get_num(tf, "transform.", "label_noise", 0, 0.9, &p->label_noise, err)) ||
+        (rc = task_get_num(tf, "transform.", "outliers", 0, 0.5, &p->outliers, err)) ||
+        (rc = task_get_num(tf, "transform.", "subsample", 0.001, 1, &p->subsample, err)) ||
+        (rc = task_get_num(tf, "transform.", "pixel_noise", 0, 0.9, &p->pixel_noise, err)))
         return rc;
     int cls = eval_family(family)->classify;
     if (!cls && (p->imbalance < 1 || p->label_noise > 0))
@@ -374,11 +374,11 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
     int repeats = 1;
     if (split) {
         double seed = 0;
-        if ((rc = get_num(split, "split.", "val", 0, 0.9, &prep.val, err)) ||
-            (rc = get_num(split, "split.", "test", 0, 0.9, &prep.test, err)) ||
-            (rc = get_num(split, "split.", "seed", 0, 9007199254740991.0, &seed, err)) ||
-            (rc = get_int(split, "split.", "folds", 1, TASK_MAX_FOLDS, &prep.folds, err)) ||
-            (rc = get_int(split, "split.", "repeats", 1, TASK_MAX_FOLDS, &repeats, err)))
+        if ((rc = task_get_num(split, "split.", "val", 0, 0.9, &prep.val, err)) ||
+            (rc = task_get_num(split, "split.", "test", 0, 0.9, &prep.test, err)) ||
+            (rc = task_get_num(split, "split.", "seed", 0, 9007199254740991.0, &seed, err)) ||
+            (rc = task_get_int(split, "split.", "folds", 1, TASK_MAX_FOLDS, &prep.folds, err)) ||
+            (rc = task_get_int(split, "split.", "repeats", 1, TASK_MAX_FOLDS, &repeats, err)))
             goto done;
         if (prep.folds * repeats > 32) {
             rc = ld_err(err, LD_EINVAL, "task: split: folds x repeats = %d is above 32", prep.folds * repeats);
@@ -407,7 +407,7 @@ int task_load(const cJSON *spec, const char *base_dir, Task **out, char *err) {
         if ((rc = data_prepare(&tab, fam->classify, &prep, t, err))) goto done;
     }
     if (fam->load && (rc = fam->load(t, spec, err))) goto done;
-    if ((rc = parse_model(t, model, err)) || (rc = parse_train(t, train, err))) goto done;
+    if ((rc = task_read_model(t, model, err)) || (rc = task_read_train(t, train, err))) goto done;
     if ((rc = parse_deploy(t, cJSON_GetObjectItemCaseSensitive(spec, "deploy"), err))) goto done;
     if (metric) {
         if (!metric_known(family, metric, &t->higher_better)) {
