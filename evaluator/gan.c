@@ -18,6 +18,8 @@
 
 #define GAN_CHUNK 128            /* generated rows per forward when scoring */
 #define GAN_SCORE_SEED 0x67616e5ull /* the scoring noise: the same for every run and candidate */
+#define GAN_CALIB_SEED 0x63616c6962ull /* int8 calibration noise (GAN_CALIB rows), likewise */
+#define GAN_CALIB 512
 
 /* Which side the task's loss (the searched expression) trains: gan.train. */
 enum { GAN_TRAIN_G = 1, GAN_TRAIN_D = 2, GAN_TRAIN_BOTH = 3 };
@@ -113,6 +115,7 @@ typedef struct GanRun {
     float *pv, *hx, *hxh, *pscratch; /* perc (B), fixed features of x and xh (B, H), 2 B H */
     float *gdx, *gdgz, *zeros;       /* (B) */
     float *zc;                       /* (GAN_CHUNK, NZ) */
+    float *zcal;                     /* (GAN_CALIB, NZ) the generator's int8 calibration noise */
     float *fr, *fg, *gen_rows;       /* (N, H) real and generated features; (N, P) generated samples */
     float *scratch;                  /* (GAN_CHUNK, H + K) */
     int *cls, *bidx;                 /* (N), (B) */
@@ -166,6 +169,7 @@ static void gan_layout(GanRun *r, const Task *t, LdArena *a, size_t *need) {
     r->gdgz = F(B);
     r->zeros = F(B);
     r->zc = F((size_t)GAN_CHUNK * r->NZ);
+    r->zcal = F((size_t)GAN_CALIB * r->NZ);
     r->fr = F((size_t)N * H);
     r->fg = F((size_t)N * H);
     r->gen_rows = F((size_t)N * P);
@@ -232,7 +236,13 @@ static int gan_setup(Trainer *tr, char *err) {
     tr->state = r;
     /* the generator's group holds the encoder only when it trains (a loss without reconstruction
      * terms steps exactly what it did before the encoder existed) */
-    int rc = train_group(tr, r->params_g, r->grads_g, r->gen.nparams + (r->rec ? r->enc.nparams : 0), NULL, err);
+    /* deployed: the generator, calibrated on noise drawn as training draws it */
+    LdRng crng;
+    rng_seed(&crng, GAN_CALIB_SEED);
+    for (size_t k = 0; k < (size_t)GAN_CALIB * r->NZ; k++) r->zcal[k] = rng_normal(&crng);
+    int rc = train_deployable(tr, &r->gen, r->zcal, GAN_CALIB, GAN_CHUNK, 2 * r->B, err);
+    if (!rc)
+        rc = train_group(tr, r->params_g, r->grads_g, r->gen.nparams + (r->rec ? r->enc.nparams : 0), NULL, err);
     if (!rc) rc = train_group(tr, r->params_d, r->grads_d, r->dis.nparams, NULL, err);
     if (!rc) tr->group[1].manual = 1; /* stepped d_steps times inside each generator step */
     return rc;
@@ -240,26 +250,29 @@ static int gan_setup(Trainer *tr, char *err) {
 
 /* ---- training */
 
-/* Samples (B, P) generated rows into xg from fresh noise zn: the generator's outputs, through a
- * sigmoid (the pixels are in [0, 1]). */
-static void generate(GanRun *r, Mlp *gen, MlpActs *acts, float *x, float *z, int B, LdRng *rng) {
+/* The generator's forward: train_step_forward in training, train_forward when scoring. */
+typedef const float *(*GanForward)(Trainer *tr, const Mlp *m, MlpActs *a, const float *x, int B);
+
+/* Samples (B, P) generated rows into x from fresh noise z: the generator's outputs (through fwd),
+ * through a sigmoid (the pixels are in [0, 1]). */
+static void generate(Trainer *tr, GanRun *r, GanForward fwd, MlpActs *acts, float *x, float *z, int B, LdRng *rng) {
     for (size_t k = 0; k < (size_t)B * r->NZ; k++) z[k] = rng_normal(rng);
-    const float *o = mlp_forward(gen, acts, z, B);
+    const float *o = fwd(tr, &r->gen, acts, z, B);
     for (size_t k = 0; k < (size_t)B * r->P; k++) x[k] = 1.0f / (1.0f + expf(-o[k]));
 }
 
 /* The generator's training forward: B rows from fresh noise into xg (as generate), and with
  * rec B more, the reconstructions G(E(xr)) of the real batch, into xg + B P (the encoder's
  * outputs in zn + B NZ; one forward of the generator over 2B rows). */
-static void generate_batch(GanRun *r, int rec, LdRng *rng) {
+static void generate_batch(Trainer *tr, GanRun *r, int rec, LdRng *rng) {
     const int B = r->B;
     if (!rec) {
-        generate(r, &r->gen, &r->ag, r->xg, r->zn, B, rng);
+        generate(tr, r, train_step_forward, &r->ag, r->xg, r->zn, B, rng);
         return;
     }
     for (size_t k = 0; k < (size_t)B * r->NZ; k++) r->zn[k] = rng_normal(rng);
     memcpy(r->zn + (size_t)B * r->NZ, mlp_forward(&r->enc, &r->ae, r->xr, B), sizeof(float) * (size_t)B * r->NZ);
-    const float *o = mlp_forward(&r->gen, &r->ag, r->zn, 2 * B);
+    const float *o = train_step_forward(tr, &r->gen, &r->ag, r->zn, 2 * B);
     for (size_t k = 0; k < (size_t)2 * B * r->P; k++) r->xg[k] = 1.0f / (1.0f + expf(-o[k]));
 }
 
@@ -332,7 +345,7 @@ static int side_loss(Trainer *tr, GanRun *r, int side, const float *dx, const fl
 static int d_update(Trainer *tr, GanRun *r, float *loss) {
     const int B = r->B;
     real_batch(r, &tr->task->train, &tr->rng);
-    generate_batch(r, r->rec_d, &tr->rng);
+    generate_batch(tr, r, r->rec_d, &tr->rng);
     const float *dx = mlp_forward(&r->dis, &r->adr, r->xr, B);
     const float *dgz = mlp_forward(&r->dis, &r->adg, r->xg, B);
     const float *gx, *gz, *xh = r->rec_d ? r->xg + (size_t)B * r->P : NULL;
@@ -372,7 +385,7 @@ static int gan_step(Trainer *tr, float *loss) {
         dsum += dl;
     }
     real_batch(r, &tr->task->train, &tr->rng);
-    generate_batch(r, r->rec, &tr->rng);
+    generate_batch(tr, r, r->rec, &tr->rng);
     const float *dx = mlp_forward(&r->dis, &r->adr, r->xr, B);
     const float *dgz = mlp_forward(&r->dis, &r->adg, r->xg, B);
     const float *gx, *gz, *xh = r->rec ? r->xg + (size_t)B * P : NULL;
@@ -388,10 +401,10 @@ static int gan_step(Trainer *tr, float *loss) {
     mlp_backward_dx(&r->dis, &r->adg, &r->gdis2, r->xg, gz, r->dxg, B);
     for (size_t k = 0; k < (size_t)rows * P; k++) r->dxg[k] *= r->xg[k] * (1.0f - r->xg[k]);
     if (r->rec) {
-        mlp_backward_dx(&r->gen, &r->ag, &r->ggen, r->zn, r->dxg, r->dzn, rows);
+        train_step_backward_dx(tr, &r->gen, &r->ag, &r->ggen, r->zn, r->dxg, r->dzn, rows);
         mlp_backward(&r->enc, &r->ae, &r->genc, r->xr, r->dzn + (size_t)B * r->NZ, B);
     } else {
-        mlp_backward(&r->gen, &r->ag, &r->ggen, r->zn, r->dxg, B);
+        train_step_backward(tr, &r->gen, &r->ag, &r->ggen, r->zn, r->dxg, B);
     }
     if (l2c != 0) {
         mlp_l2_backward(&r->gen, &r->ggen, l2c);
@@ -509,7 +522,7 @@ static void gan_metrics(Trainer *tr, GanRun *r, const Dataset *d, int test, doub
     for (int c0 = 0; c0 < n; c0 += GAN_CHUNK) {
         int m = n - c0 < GAN_CHUNK ? n - c0 : GAN_CHUNK;
         float *x = r->gen_rows + (size_t)c0 * P;
-        generate(r, &r->gen, &r->ac, x, r->zc, m, &rng);
+        generate(tr, r, train_forward, &r->ac, x, r->zc, m, &rng);
         fixednet_features(r->net, r->fg + (size_t)c0 * H, x, m);
         fixednet_features(r->net, r->fr + (size_t)c0 * H, d->x + (size_t)c0 * P, m);
         fixednet_classify(r->net, r->cls, x, r->scratch, m);
@@ -522,7 +535,6 @@ static void gan_metrics(Trainer *tr, GanRun *r, const Dataset *d, int test, doub
     int covered = 0;
     for (int k = 0; k < K && k < 64; k++) covered += counts[k] * 2 * K >= n;
     *cov = (double)covered / K;
-    (void)tr;
 }
 
 static double gan_curve_val(Trainer *tr, int last) {

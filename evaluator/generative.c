@@ -329,7 +329,11 @@ static int ae_setup(Trainer *tr, char *err) {
     r->vsample = t->val;
     if (r->vsample.n > CURVE_ROWS) r->vsample.n = CURVE_ROWS;
     tr->state = r;
-    return train_group(tr, r->params, r->grads, r->enc.nparams + r->dec.nparams, NULL, err);
+    /* deployed: the encoder (calibrated on the training rows) and the decoder behind it */
+    int rc = train_deployable(tr, &r->enc, t->train.x, t->train.n, EVAL_CHUNK, r->B, err);
+    if (rc == LD_OK) rc = train_deployable_behind(tr, &r->dec, &r->enc, EVAL_CHUNK, r->B, err);
+    if (rc == LD_OK) rc = train_group(tr, r->params, r->grads, r->enc.nparams + r->dec.nparams, NULL, err);
+    return rc;
 }
 
 /* xh (B, d) from the decoder's outputs a: sigmoid(a) on data in [0, 1], else a. */
@@ -380,8 +384,8 @@ static int ae_step(Trainer *tr, float *loss) {
         if (tr->trace && tr->trace->batches) tr->trace->batches[(size_t)tr->step * B + i] = row;
         memcpy(r->xb + (size_t)i * d, ds->x + (size_t)row * d, sizeof(float) * (size_t)d);
     }
-    const float *lat = mlp_forward(&r->enc, &r->ae, r->xb, B);
-    ae_output(r, r->xh, mlp_forward(&r->dec, &r->ad, lat, B), B);
+    const float *lat = train_step_forward(tr, &r->enc, &r->ae, r->xb, B);
+    ae_output(r, r->xh, train_step_forward(tr, &r->dec, &r->ad, lat, B), B);
     LossIn in = {.B = B, .t = tr->t, .z = r->xh, .x = r->xb};
     if (r->perc) {
         fixednet_perc_forward(r->net, r->pv, r->hx, r->hxh, r->xb, r->xh, B);
@@ -397,8 +401,8 @@ static int ae_step(Trainer *tr, float *loss) {
     if (r->perc && out.g_sterm[TERM_PERC])
         fixednet_perc_backward(r->net, r->dxh, out.g_sterm[TERM_PERC], r->hx, r->hxh, r->scratch, B);
     if (r->sigmoid) sigmoid_backward(r->dxh, r->xh, n);
-    mlp_backward_dx(&r->dec, &r->ad, &r->gdec, lat, r->dxh, r->dlat, B);
-    mlp_backward(&r->enc, &r->ae, &r->genc, r->xb, r->dlat, B);
+    train_step_backward_dx(tr, &r->dec, &r->ad, &r->gdec, lat, r->dxh, r->dlat, B);
+    train_step_backward(tr, &r->enc, &r->ae, &r->genc, r->xb, r->dlat, B);
     if (tr->use_l2 && out.g_term[TERM_L2] != 0) {
         weights_l2_grad(&r->enc, &r->genc, out.g_term[TERM_L2]);
         weights_l2_grad(&r->dec, &r->gdec, out.g_term[TERM_L2]);
@@ -575,4 +579,5 @@ const EvalFamily family_generative = {
     .task_inputs = gen_task_inputs,
     .task_baseline = gen_task_baseline,
     .task_refused = gen_task_refused,
+    .deploy = FAMILY_DEPLOY_PTQ | FAMILY_DEPLOY_QAT, /* the autoencoder's encoder and decoder, the GAN's generator */
 };

@@ -524,16 +524,23 @@ const float *quant_qat_forward(QuantQat *qat, const float *x, int B, int observe
 }
 
 void quant_qat_backward(QuantQat *qat, const Mlp *g, const float *dz, int B) {
+    quant_qat_backward_dx(qat, g, dz, NULL, NULL, B);
+}
+
+void quant_qat_backward_dx(QuantQat *qat, const Mlp *g, const float *dz, const float *x, float *dx, int B) {
     const Mlp *m = qat->m;
     const float *dout = dz;
     for (int l = m->nlin - 1; l >= 0; l--) {
         int C = m->dim[l], OC = m->dim[l + 1];
         memset(g->w[l], 0, sizeof(float) * (size_t)C * OC);
         memset(g->b[l], 0, sizeof(float) * (size_t)OC);
-        float *dxfq = l > 0 ? qat->dx : NULL;
+        float *dxfq = l > 0 ? qat->dx : dx;
         mlp_linear_backward(dxfq, g->w[l], g->b[l], dout, qat->xfq[l], qat->wfq.w[l], B, C, OC);
         quant_fake_channel_backward(g->w[l], g->w[l], m->w[l], qat->wscale[l], C, OC, 127);
-        if (l == 0) break;
+        if (l == 0) {
+            if (dx) quant_fake_backward(dx, dx, x, (size_t)B * C, qat->in[0].scale, qat->in[0].zero, 0, 255);
+            break;
+        }
         /* through the input's fake quantisation (STE), then the previous layer's activation */
         size_t n = (size_t)B * C;
         float *da = qat->acts.dpost[l - 1];

@@ -147,5 +147,10 @@ const float *quant_qat_forward(QuantQat *qat, const float *x, int B, int observe
  * in g (a view bound with mlp_bind_like) with those of the fp32 weights through the
  * straight-through estimator (zero where a weight's or an input's code was clamped). */
 void quant_qat_backward(QuantQat *qat, const Mlp *g, const float *dz, int B);
+/* The same, also writing the input gradient dx (B, dim[0]) (OVERWRITTEN) through the first
+ * layer's input fake quantisation (straight-through, zero where x's code was clamped): for a
+ * network whose input is another network's output (an autoencoder's decoder, a GAN generator
+ * fed by an encoder). x: the forward's input. */
+void quant_qat_backward_dx(QuantQat *qat, const Mlp *g, const float *dz, const float *x, float *dx, int B);
 
 #endif

@@ -118,6 +118,15 @@ int train_deployable(Trainer *tr, const Mlp *m, const float *calib, int ncalib, 
     return rc;
 }
 
+int train_deployable_behind(Trainer *tr, const Mlp *m, const Mlp *front, int maxB, int trainB, char *err) {
+    int i = 0;
+    while (i < tr->ndeploy && tr->deploy[i].m != front) i++;
+    if (i == tr->ndeploy) return ld_err(err, LD_EINVAL, "train: a model's front is not a deployable model");
+    int rc = train_deployable(tr, m, tr->deploy[i].calib, tr->deploy[i].ncalib, maxB, trainB, err);
+    tr->deploy[tr->ndeploy - 1].front = front;
+    return rc;
+}
+
 const float *train_forward(Trainer *tr, const Mlp *m, MlpActs *a, const float *x, int B) {
     for (int i = 0; tr && i < tr->ndeploy; i++)
         if (tr->deploy[i].m == m && tr->deploy[i].q) return quant_mlp_forward(tr->deploy[i].q, x, B);
@@ -146,6 +155,39 @@ void train_step_backward(Trainer *tr, const Mlp *m, MlpActs *a, const Mlp *g, co
     else mlp_backward(m, a, g, x, dz, B);
 }
 
+void train_step_backward_dx(Trainer *tr, const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const float *dz,
+                            float *dx, int B) {
+    TrainDeploy *d = train_qat_of(tr, m);
+    if (d) quant_qat_backward_dx(&d->qat, g, dz, x, dx, B);
+    else mlp_backward_dx(m, a, g, x, dz, dx, B);
+}
+
+/* d's calibration rows: its own, or (d->front) the front model's fp32 outputs of the front's
+ * rows, computed into memory from qa in chunks of d->maxB rows; NULL when qa is too small. */
+static const float *train_calib_rows(const TrainDeploy *d, LdArena *qa) {
+    if (!d->front) return d->calib;
+    const Mlp *f = d->front;
+    float *rows = arena_alloc(qa, sizeof(float) * (size_t)d->ncalib * f->dim[f->nlin]);
+    float *mem = arena_alloc(qa, sizeof(float) * mlp_acts_floats(f, d->maxB));
+    if (!rows || !mem) return NULL;
+    MlpActs a;
+    mlp_acts_bind(&a, f, d->maxB, mem);
+    for (int i = 0; i < d->ncalib; i += d->maxB) {
+        int B = d->ncalib - i < d->maxB ? d->ncalib - i : d->maxB;
+        const float *o = mlp_forward(f, &a, d->calib + (size_t)i * f->dim[0], B);
+        memcpy(rows + (size_t)i * f->dim[f->nlin], o, sizeof(float) * (size_t)B * f->dim[f->nlin]);
+    }
+    return rows;
+}
+
+/* Arena bytes train_calib_rows takes for d. */
+static size_t train_calib_bytes(const TrainDeploy *d) {
+    if (!d->front) return 0;
+    const Mlp *f = d->front;
+    return train_al64(sizeof(float) * (size_t)d->ncalib * f->dim[f->nlin]) +
+           train_al64(sizeof(float) * mlp_acts_floats(f, d->maxB));
+}
+
 /* At task->deploy other than fp32: scores at fp32, builds each deployable model's quantised copy
  * (quant.h; the trained parameters are not changed, so nothing needs restoring), scores again
  * through it, and keeps both: the deployed metrics under their names (so val and test, and the
@@ -159,16 +201,18 @@ static void train_score_deployed(const EvalFamily *f, Trainer *tr, EvalResult *r
     char err[LD_ERR_MAX] = "";
     size_t need = 4096;
     for (int i = 0; i < tr->ndeploy; i++)
-        need += quant_mlp_arena_bytes(tr->deploy[i].m, prec, tr->deploy[i].maxB) + train_al64(sizeof(QuantMlp));
+        need += quant_mlp_arena_bytes(tr->deploy[i].m, prec, tr->deploy[i].maxB) + train_al64(sizeof(QuantMlp)) +
+                train_calib_bytes(&tr->deploy[i]);
     int rc = tr->ndeploy ? arena_init(&qa, need) : LD_EINVAL;
     if (!tr->ndeploy)
         snprintf(err, sizeof err, "the %s family declares no deployable model", f->name);
     for (int i = 0; i < tr->ndeploy && rc == LD_OK; i++) {
         TrainDeploy *d = &tr->deploy[i];
         QuantMlp *q = arena_alloc(&qa, sizeof *q);
-        rc = !q    ? LD_ENOMEM
+        const float *calib = d->lo || prec != QUANT_INT8 ? d->calib : train_calib_rows(d, &qa);
+        rc = !q || (!d->lo && prec == QUANT_INT8 && !calib) ? LD_ENOMEM
              : d->lo ? quant_mlp_build_ranges(q, d->m, d->lo, d->hi, d->maxB, &qa, err)
-                     : quant_mlp_build(q, d->m, prec, d->calib, d->ncalib, d->maxB, &qa, err);
+                     : quant_mlp_build(q, d->m, prec, calib, d->ncalib, d->maxB, &qa, err);
         if (rc == LD_OK) d->q = q;
     }
     if (rc == LD_OK) {

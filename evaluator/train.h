@@ -36,6 +36,9 @@ typedef struct TrainDeploy {
     const float *lo, *hi; /* int8: input ranges of each linear layer tracked by quantisation-aware
                              training (qat's); NULL: calibrate on calib */
     QuantMlp *q;
+    const struct Mlp *front; /* NULL, or the deployed model whose outputs m takes (an autoencoder's
+                                encoder before its decoder): int8 calibrates m on front's fp32
+                                outputs of front's calibration rows (train_deployable_behind) */
     int trainB;           /* rows of the training forward (deploy.qat: the fake-quantised model's) */
     QuantQat qat;         /* deploy.qat: the int8 forward/backward of the last quarter of the steps */
     LdArena qat_arena;    /* its memory, the trainer's (freed after the run) */
@@ -91,6 +94,10 @@ typedef struct Trainer {
  * the trainer binds m's quantisation-aware model for them here, and deploys from the ranges it
  * tracked. LD_OK, or LD_EINVAL with err when TRAIN_MAX_DEPLOY are registered, LD_ENOMEM. */
 int train_deployable(Trainer *tr, const Mlp *m, const float *calib, int ncalib, int maxB, int trainB, char *err);
+/* The same for a model m that takes the outputs of front, a model registered before it (a
+ * decoder behind its encoder): int8 calibrates m's ranges on front's fp32 outputs of front's
+ * calibration rows, as an observer calibrating the whole float model would see them. */
+int train_deployable_behind(Trainer *tr, const Mlp *m, const Mlp *front, int maxB, int trainB, char *err);
 /* For a family's curve_val and score: m's outputs (B, outputs) on x, B <= a->maxB: mlp_forward,
  * or the deployed model's forward while the precision hook scores. */
 const float *train_forward(Trainer *tr, const Mlp *m, MlpActs *a, const float *x, int B);
@@ -105,6 +112,11 @@ int train_deploying(const Trainer *tr);
 const float *train_step_forward(Trainer *tr, const Mlp *m, MlpActs *a, const float *x, int B);
 void train_step_backward(Trainer *tr, const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const float *dz,
                          int B);
+/* train_step_backward also writing the input gradient dx (B, m->dim[0]) (OVERWRITTEN), as
+ * mlp_backward_dx: for a deployed model fed by another network (a decoder, a generator behind an
+ * encoder); under deploy.qat through the input's fake quantisation (straight-through). */
+void train_step_backward_dx(Trainer *tr, const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const float *dz,
+                            float *dx, int B);
 /* (train_forward, train_step_forward and train_step_backward take a NULL tr as a run outside the
  * trainer, a test's: the fp32 model's mlp_forward / mlp_backward.) */
 

@@ -171,8 +171,13 @@ static void test_precisions(void **state) {
         "{\"data\": \"builtin:poisson\", \"train\": {\"steps\": 200}, \"deploy\": {\"precision\": \"%s\"}}",
         "{\"data\": \"builtin:digits\", \"family\": \"contrastive\", \"train\": {\"steps\": 40}, "
         "\"deploy\": {\"precision\": \"%s\"}}",
+        "{\"data\": \"builtin:digits\", \"family\": \"generative\", \"metric\": \"rec_mse\", \"train\": "
+        "{\"steps\": 100}, \"deploy\": {\"precision\": \"%s\"}}",
+        "{\"data\": \"builtin:digits\", \"family\": \"generative\", \"model\": {\"kind\": \"gan\"}, "
+        "\"train\": {\"steps\": 100}, \"deploy\": {\"precision\": \"%s\"}}",
     };
-    static const char *const losses[] = {"ce", "mse", "a2c - 0.01*ent + 0.5*td2", "mse + phys + bc", "infonce(0.1)"};
+    static const char *const losses[] = {"ce",           "mse", "a2c - 0.01*ent + 0.5*td2", "mse + phys + bc",
+                                         "infonce(0.1)", "rec", "nsgan"};
     static const char *const prec[] = {"fp16", "bf16", "int8"};
     for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
         for (size_t k = 0; k < 3; k++) {
@@ -256,8 +261,6 @@ static void test_refusals(void **state) {
         {"{\"data\": \"builtin:oscillator\", \"model\": {\"act\": \"gelu\"}, \"deploy\": {\"precision\": "
          "\"fp16\"}}",
          "deploy.precision \"fp16\": a physics network with model.act \"gelu\" cannot be deployed"},
-        {"{\"data\": \"builtin:digits\", \"family\": \"generative\", \"deploy\": {\"precision\": \"int8\"}}",
-         "deploy.precision \"int8\": the generative family does not deploy its models"},
         {"{\"data\": \"builtin:digits\", \"deploy\": {\"precision\": \"int8\", \"qat\": 1}}",
          "deploy.qat: expected true or false"},
         {"{\"data\": \"builtin:digits\", \"deploy\": {\"precison\": \"int8\"}}", "did you mean 'precision'"},
@@ -368,7 +371,8 @@ static void test_contrastive_int8(void **state) {
     task_free(t);
 }
 
-/* deploy.qat at the trainer, on the families that train a deployed model through it: the first
+/* deploy.qat at the trainer, on the families that train a deployed model through it (contrastive,
+ * rl, the generative autoencoder and GAN; classification in test_qat): the first
  * three quarters of a QAT run are the post-training run's step for step (equal curve losses), the
  * last quarter differs, and the result carries both the deployed and the fp32 metrics. */
 static void test_qat_families(void **state) {
@@ -382,6 +386,12 @@ static void test_qat_families(void **state) {
         {"{\"data\": \"builtin:cartpole\", \"train\": {\"steps\": 40}, \"rl\": {\"val_episodes\": 3, "
          "\"test_episodes\": 3}, \"deploy\": {\"precision\": \"int8\"%s}}",
          "a2c - 0.01*ent + 0.5*td2", "return"},
+        {"{\"data\": \"builtin:digits\", \"family\": \"generative\", \"train\": {\"steps\": 40}, "
+         "\"deploy\": {\"precision\": \"int8\"%s}}",
+         "rec + 0.1*perc", "rec_accuracy"},
+        {"{\"data\": \"builtin:digits\", \"family\": \"generative\", \"model\": {\"kind\": \"gan\"}, "
+         "\"train\": {\"steps\": 40}, \"deploy\": {\"precision\": \"int8\"%s}}",
+         "nsgan + 10*rec", "fid"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         EvalResult r[2];
