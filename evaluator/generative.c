@@ -236,6 +236,8 @@ typedef struct AeRun {
     int *bidx, *cls;        /* (B) rows of the batch; (EVAL_CHUNK) classes */
     float *rec;             /* (EVAL_CHUNK, d) a chunk's reconstructions */
     Dataset vsample;        /* the curve's sample of the validation split */
+    int have_val;           /* the last curve point scored the whole validation split: */
+    double val_mse, val_acc; /* its metrics, for the score (taken once) */
 } AeRun;
 
 /* The decoder's shape: the encoder's hidden layers reversed. */
@@ -433,13 +435,25 @@ static double ae_curve_val(Trainer *tr, int last) {
     AeRun *r = tr->state;
     double mse, acc;
     ae_metrics(tr, r, last ? &tr->task->val : &r->vsample, &mse, &acc);
+    if (last) {
+        r->have_val = 1;
+        r->val_mse = mse;
+        r->val_acc = acc;
+    }
     return !strcmp(tr->task->metric, "rec_accuracy") ? acc : mse;
 }
 
 static void ae_score(Trainer *tr, EvalResult *res) {
     AeRun *r = tr->state;
     double mv, av, mt, at;
-    ae_metrics(tr, r, &tr->task->val, &mv, &av);
+    /* The last curve point scored these parameters on the whole validation split; a deployed
+     * model's score (train_deploying) scores its own. */
+    if (r->have_val && !train_deploying(tr)) {
+        mv = r->val_mse;
+        av = r->val_acc;
+    } else
+        ae_metrics(tr, r, &tr->task->val, &mv, &av);
+    r->have_val = 0;
     ae_metrics(tr, r, &tr->task->test, &mt, &at);
     snprintf(res->extra[0].name, sizeof res->extra[0].name, "rec_mse");
     res->extra[0].val = mv;
