@@ -178,13 +178,18 @@ double screen_rung_bar(double *fit, int n);
  * from SCREEN_STOP_FROM of the run on. The reference at a point is the best of the baseline's and
  * the panel losses' running averages on the same task, seed and level, from rounds already
  * finished (never the round's own results: the bar depends only on what every worker count and
- * restart sees alike). The run's last point is never checked. */
+ * restart sees alike). The run's last point is never checked. With fewer than SCREEN_STOP_REFS
+ * reference curves on the slot (a job with no panel: the baseline alone) there is no bar: one
+ * loss's curve is no median, and a loss whose curve has another shape loses early what it wins
+ * late (Poisson: bc + 0.01*huber(1) + 0.1*phys is 5 times behind mse at 40% of the run and 30
+ * times ahead at its end). */
 #define SCREEN_STOP_MARGIN 0.2 /* fidelity.stop_early's default */
+#define SCREEN_STOP_REFS 2
 #define SCREEN_STOP_FROM 0.3
 #define SCREEN_STOP_POINTS 2
 /* Fills bar[0..n) from the reference curves ref[r * EVAL_CURVE_MAX + i] (nref of them, each
  * with npts[r] validation values; NaN: missing) and returns n, the points every reference has
- * (0: no reference, no stopping). */
+ * (0: fewer than SCREEN_STOP_REFS references, no stopping). */
 int screen_stop_bar(const float *ref, const int *npts, int nref, double margin, int higher_better,
                     float *bar);
 

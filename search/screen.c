@@ -25,10 +25,13 @@ double screen_rung_bar(double *fit, int n) {
 
 int screen_stop_bar(const float *ref, const int *npts, int nref, double margin, int higher_better,
                     float *bar) {
-    int n = 0; /* the points every reference has */
+    int n = 0, have = 0; /* the points every reference has; the references with a curve */
     for (int r = 0; r < nref; r++)
-        if (npts[r] > 0 && (n == 0 || npts[r] < n)) n = npts[r] < EVAL_CURVE_MAX ? npts[r] : EVAL_CURVE_MAX;
-    if (n == 0 || !(margin > 0)) return 0;
+        if (npts[r] > 0) {
+            have++;
+            if (n == 0 || npts[r] < n) n = npts[r] < EVAL_CURVE_MAX ? npts[r] : EVAL_CURVE_MAX;
+        }
+    if (n == 0 || !(margin > 0) || have < SCREEN_STOP_REFS) return 0;
     double sum[JOB_MAX_PANEL + 1] = {0};
     for (int i = 0; i < n; i++) {
         double best = NAN; /* the best running average */

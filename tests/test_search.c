@@ -733,10 +733,16 @@ static void test_stop_bar_fixed_curves(void **state) {
         }
     }
     /* lower is better: the smaller running average plus 20% */
-    float lo[EVAL_CURVE_MAX] = {4, 4, 2, 2, 2, 2, 2, 2, 2, 2};
-    int n1 = 10;
-    assert_int_equal(screen_stop_bar(lo, &n1, 1, 0.2, 0, bar), 10);
+    float lo[2 * EVAL_CURVE_MAX] = {4, 4, 2, 2, 2, 2, 2, 2, 2, 2};
+    for (int i = 0; i < 10; i++) lo[EVAL_CURVE_MAX + i] = 5;
+    int n2[2] = {10, 10};
+    assert_int_equal(screen_stop_bar(lo, n2, 2, 0.2, 0, bar), 10);
     if (fabs(bar[2] - 1.2 * (10.0 / 3.0)) > 1e-5) fail_msg("lower-better bar[2] %g, expected %g", bar[2], 1.2 * 10.0 / 3.0);
+    /* one reference curve (a job without a panel), or a second one missing on the slot: no bar
+     * (SCREEN_STOP_REFS) */
+    int n1 = 10, nmiss[2] = {10, 0};
+    assert_int_equal(screen_stop_bar(lo, &n1, 1, 0.2, 0, bar), 0);
+    assert_int_equal(screen_stop_bar(lo, nmiss, 2, 0.2, 0, bar), 0);
     /* references of different lengths: the points both have */
     int mixed[2] = {10, 6};
     assert_int_equal(screen_stop_bar(ref, mixed, 2, 0.2, 1, bar), 6);
@@ -912,6 +918,17 @@ static void test_stop_in_engine(void **state) {
     assert_int_equal((int)stat(z, "early_stopped"), 0);
     search_free(z);
     job_free(j0);
+
+    /* the baseline alone (no panel), early stopping left on: one reference curve, no bars */
+    SearchJob *j1 = job_from("{\"tasks\":[\"builtin:digits\"],\"baseline\":\"ce\",\"budget\":{\"evaluations\":60},"
+                             "\"fidelity\":{\"steps\":[50,200]},\"seed\":3}");
+    Search *y = search_new(j1, NULL, 0, err);
+    Seen s1 = {0};
+    for (int r = 0; one_round(y, 0, &s1, r) > 0; r++) {}
+    assert_int_equal(s1.bars, 0);
+    assert_int_equal((int)stat(y, "early_stopped"), 0);
+    search_free(y);
+    job_free(j1);
 }
 
 
