@@ -908,27 +908,23 @@ static void test_stop_in_engine(void **state) {
     search_free(b);
     job_free(j);
 
-    /* fidelity.stop_early 0 (or false): no bars at all */
-    SearchJob *j0 = job_from("{\"tasks\":[\"builtin:digits\"],\"baseline\":\"ce\",\"budget\":{\"evaluations\":60},"
-                             "\"fidelity\":{\"steps\":[50,200],\"stop_early\":false},\"seed\":3}");
-    Search *z = search_new(j0, NULL, 0, err);
-    Seen s0 = {0};
-    for (int r = 0; one_round(z, 0, &s0, r) > 0; r++) {}
-    assert_int_equal(s0.bars, 0);
-    assert_int_equal((int)stat(z, "early_stopped"), 0);
-    search_free(z);
-    job_free(j0);
-
-    /* the baseline alone (no panel), early stopping left on: one reference curve, no bars */
-    SearchJob *j1 = job_from("{\"tasks\":[\"builtin:digits\"],\"baseline\":\"ce\",\"budget\":{\"evaluations\":60},"
-                             "\"fidelity\":{\"steps\":[50,200]},\"seed\":3}");
-    Search *y = search_new(j1, NULL, 0, err);
-    Seen s1 = {0};
-    for (int r = 0; one_round(y, 0, &s1, r) > 0; r++) {}
-    assert_int_equal(s1.bars, 0);
-    assert_int_equal((int)stat(y, "early_stopped"), 0);
-    search_free(y);
-    job_free(j1);
+    /* no bars at all: fidelity.stop_early false with a panel, and the baseline alone (no panel)
+     * with early stopping left on (one reference curve, SCREEN_STOP_REFS) */
+    const char *const off[] = {
+        "{\"tasks\":[\"builtin:digits\"],\"baseline\":[\"ce\",\"focal(2)\"],\"budget\":{\"evaluations\":60},"
+        "\"fidelity\":{\"steps\":[50,200],\"stop_early\":false},\"seed\":3}",
+        "{\"tasks\":[\"builtin:digits\"],\"baseline\":\"ce\",\"budget\":{\"evaluations\":60},"
+        "\"fidelity\":{\"steps\":[50,200]},\"seed\":3}"};
+    for (int q = 0; q < 2; q++) {
+        SearchJob *j0 = job_from(off[q]);
+        Search *z = search_new(j0, NULL, 0, err);
+        Seen s0 = {0};
+        for (int r = 0; one_round(z, 0, &s0, r) > 0; r++) {}
+        if (s0.bars != 0 || stat(z, "early_stopped") != 0)
+            fail_msg("job %d: %d works with a stop bar, %g stopped; expected none", q, s0.bars, stat(z, "early_stopped"));
+        search_free(z);
+        job_free(j0);
+    }
 }
 
 
