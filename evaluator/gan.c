@@ -17,9 +17,6 @@
 #include "generative.h"
 
 #define GAN_CHUNK 128            /* generated rows per forward when scoring */
-#define GAN_SCORE_SEED 0x67616e5ull /* the scoring noise: the same for every run and candidate */
-#define GAN_CALIB_SEED 0x63616c6962ull /* int8 calibration noise (GAN_CALIB rows), likewise */
-#define GAN_CALIB 512
 
 /* Which side the task's loss (the searched expression) trains: gan.train. */
 enum { GAN_TRAIN_G = 1, GAN_TRAIN_D = 2, GAN_TRAIN_BOTH = 3 };

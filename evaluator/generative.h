@@ -44,6 +44,14 @@ typedef struct GenKind {
 
 extern const GenKind gen_autoencoder, gen_gan;
 
+/* The GAN's fixed noise streams (rng_seed; a test replays them): a split's scoring noise is
+ * seeded ld_mix64(GAN_SCORE_SEED, 0 for validation, 1 for test), the same for every run and
+ * candidate; the generator's int8 calibration rows are the first GAN_CALIB noise rows of
+ * GAN_CALIB_SEED. */
+#define GAN_SCORE_SEED 0x67616e5ull
+#define GAN_CALIB_SEED 0x63616c6962ull
+#define GAN_CALIB 512
+
 /* The GenTask of a generative task. */
 static inline GenTask *gen_task(const Task *t) { return (GenTask *)t->own; }
 

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "../evaluator/generative.h"
 #include "../evaluator/internal.h"
 #include "../evaluator/mlp.h"
 #include "../evaluator/quant.h"
@@ -371,6 +372,178 @@ static void test_contrastive_int8(void **state) {
     task_free(t);
 }
 
+/* Writes m as the JSON member name (each member ending in a comma): dims, weights and biases,
+ * the int8 ranges lossd calibrated (q), act. */
+static void write_model(FILE *f, const char *name, const Mlp *m, const QuantMlp *q) {
+    fprintf(f, "\"%s\": {\"dims\": [", name);
+    for (int l = 0; l <= m->nlin; l++) fprintf(f, "%s%d", l ? ", " : "", m->dim[l]);
+    fprintf(f, "],\n");
+    for (int l = 0; l < m->nlin; l++) {
+        char nm[16];
+        snprintf(nm, sizeof nm, "w%d", l);
+        write_floats(f, nm, m->w[l], (size_t)m->dim[l] * m->dim[l + 1]);
+        snprintf(nm, sizeof nm, "b%d", l);
+        write_floats(f, nm, m->b[l], (size_t)m->dim[l + 1]);
+    }
+    write_floats(f, "lo", q->lo, (size_t)m->nlin);
+    write_floats(f, "hi", q->hi, (size_t)m->nlin);
+    fprintf(f, "\"act\": \"%s\"},\n", m->act == ACT_RELU ? "relu" : "tanh");
+}
+
+/* Runs tests/deploy_gen_ref.py on the case file written at path (then removed with its folder
+ * dir): the two metrics of the validation (v) and test (t) splits and the ranges' distance dr. */
+static void run_gen_ref(const char *dir, const char *path, double v[2], double t[2], double *dr) {
+    char cmd[512], line[512] = "";
+    snprintf(cmd, sizeof cmd, PY " tests/deploy_gen_ref.py %s", path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    v[0] = v[1] = t[0] = t[1] = *dr = -1;
+    while (fgets(line, sizeof line, p)) {
+        printf("reference: %s", line);
+        sscanf(line, "val %lf %lf test %lf %lf range_rel %lf", &v[0], &v[1], &t[0], &t[1], dr);
+    }
+    assert_int_equal(pclose(p), 0);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    (void)system(cmd);
+}
+
+/* The generative autoencoder at int8: the deployed encoder (calibrated on the training rows) and
+ * decoder (calibrated on the fp32 encoder's latents of them) reconstruct the splits; rec_mse and
+ * the fixed classifier's accuracy on the reconstructions equal NumPy's int8 forward of the same
+ * weights (tests/deploy_gen_ref.py), and the ranges NumPy calibrates equal lossd's. */
+static void test_generative_ae_int8(void **state) {
+    (void)state;
+    const char *js = "{\"data\": \"builtin:digits\", \"family\": \"generative\", \"model\": {\"hidden\": [32], "
+                     "\"latent\": 8}, \"train\": {\"steps\": 150}, \"deploy\": {\"precision\": \"int8\"}}";
+    EvalResult r;
+    float *final;
+    Task *t = run_traced(js, "rec + 0.1*perc", 1, &r, &final);
+    const EvalMetric *dm = metric(&r, "rec_mse"), *fm = metric(&r, "rec_mse_fp32");
+    const EvalMetric *da = metric(&r, "rec_accuracy"), *fa = metric(&r, "rec_accuracy_fp32");
+    assert_true(dm && fm && da && fa);
+    printf("autoencoder digits, rec + 0.1*perc, 150 steps, seed 1: rec_mse fp32 val %.6f test %.6f, int8 val %.6f "
+           "test %.6f; rec_accuracy fp32 %.4f / %.4f, int8 %.4f / %.4f\n",
+           fm->val, fm->test, dm->val, dm->test, fa->val, fa->test, da->val, da->test);
+    assert_true(r.val == da->val && r.test == da->test); /* selection on the deployed metric */
+    assert_true(dm->val != fm->val && fabs(dm->val - fm->val) < 0.1 * fm->val);
+    /* the trained encoder (8 latents) and decoder, one block in the first parameter group */
+    Mlp enc, dec;
+    mlp_bind(&enc, &t->model, t->train.d, 8, final);
+    mlp_bind(&dec, &t->model, 8, t->train.d, final + enc.nparams);
+    const int n = t->train.n;
+    char err[LD_ERR_MAX];
+    LdArena a = {0};
+    assert_int_equal(arena_init(&a, quant_mlp_arena_bytes(&enc, QUANT_INT8, 128) +
+                                        quant_mlp_arena_bytes(&dec, QUANT_INT8, 128) +
+                                        sizeof(float) * (mlp_acts_floats(&enc, 128) + (size_t)n * 8) + 8192),
+                     LD_OK);
+    QuantMlp qe, qd;
+    assert_int_equal(quant_mlp_build(&qe, &enc, QUANT_INT8, t->train.x, n, 128, &a, err), LD_OK);
+    float *lat = arena_alloc(&a, sizeof(float) * (size_t)n * 8);
+    MlpActs acts;
+    mlp_acts_bind(&acts, &enc, 128, arena_alloc(&a, sizeof(float) * mlp_acts_floats(&enc, 128)));
+    for (int i = 0; i < n; i += 128) { /* the trainer's chunks (train_calib_rows) */
+        int B = n - i < 128 ? n - i : 128;
+        memcpy(lat + (size_t)i * 8, mlp_forward(&enc, &acts, t->train.x + (size_t)i * t->train.d, B),
+               sizeof(float) * (size_t)B * 8);
+    }
+    assert_int_equal(quant_mlp_build(&qd, &dec, QUANT_INT8, lat, n, 128, &a, err), LD_OK);
+    char dir[] = "/tmp/lossd_deploy_XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/case.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"kind\": \"ae\", \"fixednet\": \"data/digits_fixednet.json\",\n");
+    write_model(f, "enc", &enc, &qe);
+    write_model(f, "dec", &dec, &qd);
+    write_floats(f, "calib", t->train.x, (size_t)n * t->train.d);
+    RefSplit sp[2] = {{t->val.x, t->val.n, t->val.label, NULL}, {t->test.x, t->test.n, t->test.label, NULL}};
+    write_split(f, "val", &sp[0], t->train.d);
+    write_split(f, "test", &sp[1], t->train.d);
+    fprintf(f, "\"end\": 0}\n");
+    fclose(f);
+    double v[2], tt[2], dr;
+    run_gen_ref(dir, path, v, tt, &dr);
+    printf("int8 rec_mse: lossd val %.9f test %.9f, NumPy %.9f %.9f; rec_accuracy lossd %.6f %.6f, NumPy %.6f %.6f "
+           "(ranges rel %.2g)\n",
+           dm->val, dm->test, v[0], tt[0], da->val, da->test, v[1], tt[1], dr);
+    assert_true(fabs(v[0] - dm->val) <= 1e-5 * dm->val && fabs(tt[0] - dm->test) <= 1e-5 * dm->test);
+    assert_true(fabs(v[1] - da->val) <= 1.01 / t->val.n && fabs(tt[1] - da->test) <= 1.01 / t->test.n);
+    assert_true(dr >= 0 && dr < 1e-5);
+    arena_free(&a);
+    free(final);
+    task_free(t);
+}
+
+/* The GAN at int8: the deployed generator (calibrated on GAN_CALIB rows of GAN_CALIB_SEED noise)
+ * makes each split's samples from the split's scoring noise; the Frechet distance and class
+ * coverage equal NumPy's on the int8 generator of the same weights. */
+static void test_generative_gan_int8(void **state) {
+    (void)state;
+    const char *js = "{\"data\": \"builtin:digits\", \"family\": \"generative\", \"model\": {\"kind\": \"gan\", "
+                     "\"noise\": 16, \"hidden\": [64]}, \"train\": {\"steps\": 300}, \"deploy\": {\"precision\": "
+                     "\"int8\"}}";
+    EvalResult r;
+    float *final;
+    Task *t = run_traced(js, "nsgan", 2, &r, &final);
+    const EvalMetric *df = metric(&r, "fid"), *ff = metric(&r, "fid_fp32");
+    const EvalMetric *dc = metric(&r, "coverage"), *fc = metric(&r, "coverage_fp32");
+    assert_true(df && ff && dc && fc);
+    printf("gan digits, nsgan, 300 steps, seed 2: fid fp32 val %.5f test %.5f, int8 val %.5f test %.5f; coverage "
+           "fp32 %.2f / %.2f, int8 %.2f / %.2f\n",
+           ff->val, ff->test, df->val, df->test, fc->val, fc->test, dc->val, dc->test);
+    assert_true(r.val == df->val && r.test == df->test);
+    assert_true(df->val != ff->val && fabs(df->val - ff->val) < 0.1 * ff->val);
+    enum { NZ = 16 };
+    Mlp gen; /* the generator is the first parameter group's first block */
+    mlp_bind(&gen, &t->model, NZ, t->train.d, final);
+    char err[LD_ERR_MAX];
+    LdArena a = {0};
+    assert_int_equal(arena_init(&a, quant_mlp_arena_bytes(&gen, QUANT_INT8, 128) + 4096), LD_OK);
+    float *calib = malloc(sizeof(float) * GAN_CALIB * NZ);
+    LdRng rng;
+    rng_seed(&rng, GAN_CALIB_SEED);
+    for (int k = 0; k < GAN_CALIB * NZ; k++) calib[k] = rng_normal(&rng);
+    QuantMlp q;
+    assert_int_equal(quant_mlp_build(&q, &gen, QUANT_INT8, calib, GAN_CALIB, 128, &a, err), LD_OK);
+    char dir[] = "/tmp/lossd_deploy_XXXXXX", path[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/case.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "{\"kind\": \"gan\", \"fixednet\": \"data/digits_fixednet.json\",\n");
+    write_model(f, "gen", &gen, &q);
+    write_floats(f, "calib", calib, (size_t)GAN_CALIB * NZ);
+    const Dataset *sp[2] = {&t->val, &t->test};
+    static const char *const names[2] = {"val", "test"};
+    for (int s = 0; s < 2; s++) { /* the split's scoring noise, as gan.c draws it */
+        char nm[32];
+        size_t nn = (size_t)sp[s]->n * NZ;
+        float *z = malloc(sizeof(float) * nn);
+        rng_seed(&rng, ld_mix64(GAN_SCORE_SEED, (uint64_t)s));
+        for (size_t k = 0; k < nn; k++) z[k] = rng_normal(&rng);
+        snprintf(nm, sizeof nm, "%s_noise", names[s]);
+        write_floats(f, nm, z, nn);
+        snprintf(nm, sizeof nm, "%s_x", names[s]);
+        write_floats(f, nm, sp[s]->x, (size_t)sp[s]->n * sp[s]->d);
+        free(z);
+    }
+    fprintf(f, "\"end\": 0}\n");
+    fclose(f);
+    double v[2], tt[2], dr;
+    run_gen_ref(dir, path, v, tt, &dr);
+    printf("int8 fid: lossd val %.9f test %.9f, NumPy %.9f %.9f; coverage lossd %.2f %.2f, NumPy %.2f %.2f (ranges "
+           "rel %.2g)\n",
+           df->val, df->test, v[0], tt[0], dc->val, dc->test, v[1], tt[1], dr);
+    assert_true(fabs(v[0] - df->val) <= 1e-4 * df->val && fabs(tt[0] - df->test) <= 1e-4 * df->test);
+    assert_true(v[1] == dc->val && tt[1] == dc->test);
+    assert_true(dr >= 0 && dr < 1e-5);
+    free(calib);
+    arena_free(&a);
+    free(final);
+    task_free(t);
+}
+
 /* deploy.qat at the trainer, on the families that train a deployed model through it (contrastive,
  * rl, the generative autoencoder and GAN; classification in test_qat): the first
  * three quarters of a QAT run are the post-training run's step for step (equal curve losses), the
@@ -439,6 +612,8 @@ int main(void) {
         cmocka_unit_test(test_physics_int8),
         cmocka_unit_test(test_contrastive_int8),
         cmocka_unit_test(test_qat_families),
+        cmocka_unit_test(test_generative_ae_int8),
+        cmocka_unit_test(test_generative_gan_int8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
