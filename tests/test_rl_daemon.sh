@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_rl_daemon.sh: an rl job through the real daemon, tried as a new user would: lossctl
-# submits a short CartPole search (and int8-deployed rl, contrastive and physics ones), watch
+# submits a short CartPole search (and int8-deployed rl, contrastive, physics, autoencoder and GAN
+# ones; the generative runs also on 1 and 2 threads, equal), watch
 # follows it to done, the leaderboard ranks its candidates, show prints one, the PyTorch and NumPy
 # exports are functions of logp, ret, adv, v, td, ent that run and agree; an rl term in a
 # classification job, an unknown deploy precision and qat on physics are refused at submit with
@@ -56,7 +57,16 @@ JSON
 cat >"$TMP/osc8.task.json" <<'JSON'
 {"data": "builtin:oscillator", "train": {"steps": 100}, "deploy": {"precision": "int8"}}
 JSON
-for k in rl8:return_fp32 con8:knn_accuracy_fp32 osc8:solution_error_fp32; do
+# the generative family: the autoencoder (encoder and decoder deployed) and the GAN (its
+# generator, with qat)
+cat >"$TMP/ae8.task.json" <<'JSON'
+{"family": "generative", "data": "builtin:digits", "train": {"steps": 60}, "deploy": {"precision": "int8"}}
+JSON
+cat >"$TMP/gan8.task.json" <<'JSON'
+{"family": "generative", "data": "builtin:digits", "model": {"kind": "gan"}, "train": {"steps": 60},
+ "deploy": {"precision": "int8", "qat": true}}
+JSON
+for k in rl8:return_fp32 con8:knn_accuracy_fp32 osc8:solution_error_fp32 ae8:rec_accuracy_fp32 gan8:fid_fp32; do
     task=${k%%:*} want=${k#*:}
     cat >"$TMP/$task.job.json" <<JSON
 {"name": "$task", "tasks": ["$task.task.json"], "population": 3, "children": 2,
@@ -71,6 +81,23 @@ JSON
     out=$(ctl show "$JD:$CD")
     echo "$out" | grep -q "$want"
     check "its evaluations carry $want beside the deployed metric" $? "$out"
+done
+
+# the deployed generative runs are the same on 1 and 2 threads (lossd eval --batch; wall time
+# aside): three losses each, int8 with qat
+printf '%s\n' '{"loss": "rec", "seed": 1, "id": 1}' '{"loss": "rec + 0.1*perc", "seed": 2, "id": 2}' \
+    '{"loss": "bce_rec", "seed": 3, "id": 3}' >"$TMP/ae.batch"
+printf '%s\n' '{"loss": "nsgan", "seed": 1, "id": 1}' '{"loss": "hinge_gan", "seed": 2, "id": 2}' \
+    '{"loss": "nsgan + 10*rec", "seed": 3, "id": 3}' >"$TMP/gan.batch"
+sed 's/"int8"}/"int8", "qat": true}/' "$TMP/ae8.task.json" >"$TMP/ae8q.task.json"
+for k in ae8q:ae gan8:gan; do
+    for w in 1 2; do
+        "$LOSSD" eval --task "$TMP/${k%%:*}.task.json" --batch "$TMP/${k#*:}.batch" --workers $w |
+            sed 's/"wall_ms":[0-9.e+-]*,//' | sort >"$TMP/$k.$w"
+    done
+    n=$(grep -c '"status":"ok".*"fid_fp32\|"status":"ok".*"rec_accuracy_fp32' "$TMP/$k.1")
+    cmp -s "$TMP/$k.1" "$TMP/$k.2" && [ "$n" = 3 ]
+    check "deployed ${k#*:} runs are equal on 1 and 2 threads" $? "ok with fp32 metrics: $n; $(diff "$TMP/$k.1" "$TMP/$k.2" | head -4)"
 done
 
 # refusals at submit
