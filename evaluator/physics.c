@@ -108,6 +108,8 @@ typedef struct PhysNet {
     size_t nparam;
     float *param, *grad;          /* (nparam) each */
     float *w[PN_MAX_LAYERS], *b[PN_MAX_LAYERS];   /* w (dim[l], dim[l+1]), b (dim[l+1]) */
+    float *wf[PN_MAX_LAYERS];     /* the trained weights (the l2 term's): w's, except while a
+                                     quantisation-aware step points w at fake-quantised copies */
     float *gw[PN_MAX_LAYERS], *gb[PN_MAX_LAYERS];
     float *h0;                    /* (3maxn, 1) input streams */
     float *a[PN_MAX_LAYERS];      /* (3maxn, dim[l+1]) pre-activations; a[nlayer-1] is u */
@@ -167,7 +169,7 @@ static int pnet_init(PhysNet *net, const ModelSpec *m, int act, float in_shift, 
     float *p = net->param, *g = net->grad;
     for (int l = 0; l < net->nlayer; l++) {
         int in = net->dim[l], out = net->dim[l + 1];
-        net->w[l] = p;
+        net->w[l] = net->wf[l] = p;
         net->gw[l] = g;
         p += (size_t)in * out;
         g += (size_t)in * out;
@@ -269,13 +271,13 @@ static void pnet_backward(PhysNet *net, const float *gu, int n) {
 /* l2 term: 0.5 * sum of squared weight-matrix entries (biases are not decayed). */
 static float pnet_l2(const PhysNet *net) {
     double s = 0;
-    for (int l = 0; l < net->nlayer; l++) s = train_l2_add(s, net->w[l], (size_t)net->dim[l] * net->dim[l + 1]);
+    for (int l = 0; l < net->nlayer; l++) s = train_l2_add(s, net->wf[l], (size_t)net->dim[l] * net->dim[l + 1]);
     return (float)(0.5 * s);
 }
 
 static void pnet_l2_backward(PhysNet *net, float g) {
     if (g == 0.0f) return;
-    for (int l = 0; l < net->nlayer; l++) train_l2_backward(net->gw[l], net->w[l], (size_t)net->dim[l] * net->dim[l + 1], g);
+    for (int l = 0; l < net->nlayer; l++) train_l2_backward(net->gw[l], net->wf[l], (size_t)net->dim[l] * net->dim[l + 1], g);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -402,6 +404,7 @@ typedef struct PhysRun {
     PhysStep st;
     Mlp pm;    /* the same parameters as an Mlp (mlp.h's layout is PhysNet's): the deployed model,
                   a plain scalar-in scalar-out network on normalised inputs */
+    Mlp gm;    /* the gradients as an Mlp view (deploy.qat's straight-through backward) */
     float *xn; /* (maxn) normalised inputs: the training points (int8 calibration), then a grid */
 } PhysRun;
 
@@ -444,7 +447,9 @@ static int phys_setup(Trainer *tr, char *err) {
         if (!calib || !s->xn) return ld_err(err, LD_ENOMEM, "physics: evaluation arena too small");
         for (int i = 0; i < p->npts; i++) calib[i] = (p->x[i] - p->in_shift) * p->in_scale;
         mlp_bind(&s->pm, &t->model, 1, 1, s->net.param);
-        rc = train_deployable(tr, &s->pm, calib, p->npts, maxn, 0, err);
+        mlp_bind_like(&s->gm, &s->pm, s->net.grad);
+        /* deploy.qat: weight-only (the streams u' and u'' need float activations) */
+        rc = train_deployable_weights(tr, &s->pm, calib, p->npts, maxn, err);
     }
     return rc ? rc : train_group(tr, s->net.param, s->net.grad, s->net.nparam, NULL, err);
 }
@@ -452,7 +457,15 @@ static int phys_setup(Trainer *tr, char *err) {
 /* Full batch: every step sees every collocation, observation and boundary point. */
 static int phys_step(Trainer *tr, float *loss) {
     PhysRun *s = tr->state;
-    return phys_step_grad(&s->st, tr->loss.fn, tr->loss.ctx, tr->t, loss);
+    if (tr->task->deploy == QUANT_FP32) return phys_step_grad(&s->st, tr->loss.fn, tr->loss.ctx, tr->t, loss);
+    /* deploy.qat's last quarter: the step's forward and backward (every stream) run on the
+     * weights as int8 will round them, the gradient passes to the trained ones straight through */
+    const Mlp *w = train_step_weights(tr, &s->pm);
+    for (int l = 0; l < s->net.nlayer; l++) s->net.w[l] = w->w[l];
+    int rc = phys_step_grad(&s->st, tr->loss.fn, tr->loss.ctx, tr->t, loss);
+    for (int l = 0; l < s->net.nlayer; l++) s->net.w[l] = s->net.wf[l];
+    train_step_weights_backward(tr, &s->pm, &s->gm);
+    return rc;
 }
 
 static double phys_curve_val(Trainer *tr, int last) {
@@ -550,9 +563,7 @@ const EvalFamily family_physics = {
     .curve_val = phys_curve_val,
     .score = phys_score,
     .probe = eval_probe_std,
-    .deploy = FAMILY_DEPLOY_PTQ,
-    .deploy_why = "its training forward carries u' and u'' through every layer, and a fake-quantised "
-                  "forward of those derivative streams is not implemented",
+    .deploy = FAMILY_DEPLOY_PTQ | FAMILY_DEPLOY_QAT, /* qat: weight-only (train_deployable_weights) */
     .check_deploy = phys_check_deploy,
 };
 

@@ -489,6 +489,29 @@ int quant_qat_init(QuantQat *qat, const Mlp *m, int maxB, float momentum, LdAren
     return LD_OK;
 }
 
+/* Layer l's weights fake-quantised per output channel into qat->wfq.w[l], the scales from their
+ * current max |w| / 127 into qat->wscale[l]. */
+static void qat_layer_weights(QuantQat *qat, int l) {
+    const Mlp *m = qat->m;
+    int C = m->dim[l], OC = m->dim[l + 1];
+    for (int j = 0; j < OC; j++) {
+        float amax = 0;
+        for (int c = 0; c < C; c++) amax = maxf(amax, fabsf(m->w[l][(size_t)c * OC + j]));
+        qat->wscale[l][j] = maxf(amax / 127.0f, FLT_EPSILON);
+    }
+    quant_fake_channel_forward(qat->wfq.w[l], m->w[l], qat->wscale[l], C, OC, 127);
+}
+
+void quant_qat_weights(QuantQat *qat) {
+    for (int l = 0; l < qat->m->nlin; l++) qat_layer_weights(qat, l);
+}
+
+void quant_qat_weights_backward(const QuantQat *qat, const Mlp *g) {
+    const Mlp *m = qat->m;
+    for (int l = 0; l < m->nlin; l++)
+        quant_fake_channel_backward(g->w[l], g->w[l], m->w[l], qat->wscale[l], m->dim[l], m->dim[l + 1], 127);
+}
+
 const float *quant_qat_forward(QuantQat *qat, const float *x, int B, int observe) {
     const Mlp *m = qat->m;
     if (qat->updates == 0) observe = 1;
@@ -508,12 +531,7 @@ const float *quant_qat_forward(QuantQat *qat, const float *x, int B, int observe
         }
         qat->in[l] = quant_affine_params(qat->lo[l], qat->hi[l]);
         quant_fake_forward(qat->xfq[l], in, n, qat->in[l].scale, qat->in[l].zero, 0, 255);
-        for (int j = 0; j < OC; j++) {
-            float amax = 0;
-            for (int c = 0; c < C; c++) amax = maxf(amax, fabsf(m->w[l][(size_t)c * OC + j]));
-            qat->wscale[l][j] = maxf(amax / 127.0f, FLT_EPSILON);
-        }
-        quant_fake_channel_forward(qat->wfq.w[l], m->w[l], qat->wscale[l], C, OC, 127);
+        qat_layer_weights(qat, l);
         float *z = l < m->nlin - 1 ? qat->acts.pre[l] : qat->acts.post[l];
         mlp_linear_forward(z, qat->xfq[l], qat->wfq.w[l], m->b[l], B, C, OC);
         if (l < m->nlin - 1) mlp_act_forward(qat->acts.post[l], z, B * OC, m->act);

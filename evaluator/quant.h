@@ -135,6 +135,17 @@ typedef struct QuantQat {
     float *dx;                             /* (maxB, max dim) scratch */
 } QuantQat;
 
+/* Weight-only quantisation-aware training, for a trainer whose forward is not an MLP forward on
+ * rows (physics: u, u' and u'' streams through every layer, which fake-quantised activations
+ * would cut, being piecewise constant in x): quant_qat_weights fake-quantises every layer's
+ * weights into qat->wfq.w[l] per output channel, with scales qat->wscale[l] from their current
+ * max |w| / 127 (as quant_qat_forward does); the caller runs its own forward and backward with
+ * them (biases float), then quant_qat_weights_backward passes g's weight gradients, taken with
+ * respect to the fake-quantised weights, to the fp32 weights through the straight-through
+ * estimator, in place (zero where a code was clamped: never, with max-abs scales). */
+void quant_qat_weights(QuantQat *qat);
+void quant_qat_weights_backward(const QuantQat *qat, const Mlp *g);
+
 size_t quant_qat_arena_bytes(const Mlp *m, int maxB);
 /* Binds qat to m with memory from a (quant_qat_arena_bytes); momentum in (0, 1]. LD_EINVAL for
  * a bad maxB or momentum, LD_ENOMEM for a small arena. */

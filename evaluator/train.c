@@ -104,6 +104,20 @@ void train_group_step(Trainer *tr, int g) {
  * as they would be deployed (train_score_deployed), and with deploy.qat they train the last
  * quarter of the run through their fake-quantised int8 forward (train_step_forward). Families
  * reach deployment only through these functions. */
+/* m's deployment when this step trains it through its quantisation-aware model, else NULL. */
+static TrainDeploy *train_qat_of(Trainer *tr, const Mlp *m) {
+    if (!tr || tr->step < tr->qat_from) return NULL;
+    for (int i = 0; i < tr->ndeploy; i++)
+        if (tr->deploy[i].m == m && tr->deploy[i].qat.m) return &tr->deploy[i];
+    return NULL;
+}
+
+/* The same for the whole fake-quantised forward (train_step_forward): not a weight-only model. */
+static TrainDeploy *train_qat_rows_of(Trainer *tr, const Mlp *m) {
+    TrainDeploy *d = train_qat_of(tr, m);
+    return d && !d->wonly ? d : NULL;
+}
+
 int train_deployable(Trainer *tr, const Mlp *m, const float *calib, int ncalib, int maxB, int trainB, char *err) {
     if (tr->ndeploy >= TRAIN_MAX_DEPLOY)
         return ld_err(err, LD_EINVAL, "train: more than %d deployable models", TRAIN_MAX_DEPLOY);
@@ -117,6 +131,29 @@ int train_deployable(Trainer *tr, const Mlp *m, const float *calib, int ncalib, 
     d->lo = d->qat.lo;
     d->hi = d->qat.hi;
     return rc;
+}
+
+int train_deployable_weights(Trainer *tr, const Mlp *m, const float *calib, int ncalib, int maxB, char *err) {
+    if (!tr->task->deploy_qat) return train_deployable(tr, m, calib, ncalib, maxB, 0, err);
+    int rc = train_deployable(tr, m, calib, ncalib, maxB, 1, err); /* binds the QuantQat of one row */
+    TrainDeploy *d = &tr->deploy[tr->ndeploy - 1];
+    d->lo = d->hi = NULL; /* activations were not trained quantised: int8 calibrates them on calib */
+    d->wonly = 1;
+    d->wview = *m;
+    for (int l = 0; l < m->nlin; l++) d->wview.w[l] = d->qat.wfq.w[l];
+    return rc;
+}
+
+const Mlp *train_step_weights(Trainer *tr, const Mlp *m) {
+    TrainDeploy *d = train_qat_of(tr, m);
+    if (!d || !d->wonly) return m;
+    quant_qat_weights(&d->qat);
+    return &d->wview;
+}
+
+void train_step_weights_backward(Trainer *tr, const Mlp *m, const Mlp *g) {
+    TrainDeploy *d = train_qat_of(tr, m);
+    if (d && d->wonly) quant_qat_weights_backward(&d->qat, g);
 }
 
 int train_deployable_behind(Trainer *tr, const Mlp *m, const Mlp *front, int maxB, int trainB, char *err) {
@@ -136,29 +173,22 @@ const float *train_forward(Trainer *tr, const Mlp *m, MlpActs *a, const float *x
 
 int train_deploying(const Trainer *tr) { return tr->ndeploy > 0 && tr->deploy[0].q != NULL; }
 
-/* m's deployment when this step trains it through its quantisation-aware model, else NULL. */
-static TrainDeploy *train_qat_of(Trainer *tr, const Mlp *m) {
-    if (!tr || tr->step < tr->qat_from) return NULL;
-    for (int i = 0; i < tr->ndeploy; i++)
-        if (tr->deploy[i].m == m && tr->deploy[i].qat.m) return &tr->deploy[i];
-    return NULL;
-}
 
 const float *train_step_forward(Trainer *tr, const Mlp *m, MlpActs *a, const float *x, int B) {
-    TrainDeploy *d = train_qat_of(tr, m);
+    TrainDeploy *d = train_qat_rows_of(tr, m);
     return d ? quant_qat_forward(&d->qat, x, B, 1) : mlp_forward(m, a, x, B);
 }
 
 void train_step_backward(Trainer *tr, const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const float *dz,
                          int B) {
-    TrainDeploy *d = train_qat_of(tr, m);
+    TrainDeploy *d = train_qat_rows_of(tr, m);
     if (d) quant_qat_backward(&d->qat, g, dz, B);
     else mlp_backward(m, a, g, x, dz, B);
 }
 
 void train_step_backward_dx(Trainer *tr, const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const float *dz,
                             float *dx, int B) {
-    TrainDeploy *d = train_qat_of(tr, m);
+    TrainDeploy *d = train_qat_rows_of(tr, m);
     if (d) quant_qat_backward_dx(&d->qat, g, dz, x, dx, B);
     else mlp_backward_dx(m, a, g, x, dz, dx, B);
 }

@@ -41,6 +41,8 @@ typedef struct TrainDeploy {
                                 outputs of front's calibration rows (train_deployable_behind) */
     int trainB;           /* rows of the training forward (deploy.qat: the fake-quantised model's) */
     QuantQat qat;         /* deploy.qat: the int8 forward/backward of the last quarter of the steps */
+    int wonly;            /* deploy.qat trains the weights only (train_deployable_weights) */
+    Mlp wview;            /* wonly: m with the fake-quantised weights and m's biases */
     LdArena qat_arena;    /* its memory, the trainer's (freed after the run) */
 } TrainDeploy;
 
@@ -98,6 +100,21 @@ int train_deployable(Trainer *tr, const Mlp *m, const float *calib, int ncalib, 
  * decoder behind its encoder): int8 calibrates m's ranges on front's fp32 outputs of front's
  * calibration rows, as an observer calibrating the whole float model would see them. */
 int train_deployable_behind(Trainer *tr, const Mlp *m, const Mlp *front, int maxB, int trainB, char *err);
+/* For a family whose training forward is its own, not m's forward on rows (physics: u, u' and
+ * u'' streams through the network's layers): m is deployed as by train_deployable (int8
+ * calibrated on calib), and deploy.qat trains its weights only: in the last quarter of the steps
+ * train_step_weights gives the step the weights fake-quantised as the int8 model will have them
+ * (per output channel, symmetric), its own forward and backward run with them while activations
+ * stay float (so derivatives in the inputs exist), and train_step_weights_backward passes the
+ * gradients to the fp32 weights (straight-through). */
+int train_deployable_weights(Trainer *tr, const Mlp *m, const float *calib, int ncalib, int maxB, char *err);
+/* m itself, or in a weight-only quantisation-aware step, a view of m with its weights
+ * fake-quantised now (biases m's; valid until the next call). */
+const Mlp *train_step_weights(Trainer *tr, const Mlp *m);
+/* After a step's backward with train_step_weights(tr, m)'s weights: g (a view like m) holds the
+ * gradients with respect to them; in a weight-only quantisation-aware step they pass to m's
+ * through the straight-through estimator (in place), else nothing changes. */
+void train_step_weights_backward(Trainer *tr, const Mlp *m, const Mlp *g);
 /* For a family's curve_val and score: m's outputs (B, outputs) on x, B <= a->maxB: mlp_forward,
  * or the deployed model's forward while the precision hook scores. */
 const float *train_forward(Trainer *tr, const Mlp *m, MlpActs *a, const float *x, int B);

@@ -256,9 +256,6 @@ static void test_refusals(void **state) {
          "deploy.precision \"int4\": unknown (expected one of \"fp32\", \"fp16\", \"bf16\", \"int8\")"},
         {"{\"data\": \"builtin:digits\", \"deploy\": {\"precision\": \"fp16\", \"qat\": true}}",
          "deploy.qat: quantisation-aware training simulates int8; it needs deploy.precision \"int8\", not \"fp16\""},
-        {"{\"data\": \"builtin:oscillator\", \"deploy\": {\"precision\": \"int8\", \"qat\": true}}",
-         "deploy.qat: the physics family has no quantisation-aware training (its training forward carries u' and "
-         "u''"},
         {"{\"data\": \"builtin:oscillator\", \"model\": {\"act\": \"gelu\"}, \"deploy\": {\"precision\": "
          "\"fp16\"}}",
          "deploy.precision \"fp16\": a physics network with model.act \"gelu\" cannot be deployed"},
@@ -544,8 +541,51 @@ static void test_generative_gan_int8(void **state) {
     task_free(t);
 }
 
+/* Weight-only quantisation-aware training (physics' scheme): quant_qat_weights gives exactly the
+ * weights the int8 model will have (its codes times its per-channel scales), and the
+ * straight-through backward passes every gradient unchanged (max-abs scales clamp no code). */
+static void test_qat_weights(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    ModelSpec ms = {.nhidden = 2, .hidden = {32, 32}, .act = ACT_TANH};
+    Mlp m, g;
+    size_t P = mlp_param_count(&ms, 1, 1);
+    float *p = malloc(sizeof(float) * P), *gp = malloc(sizeof(float) * P);
+    mlp_bind(&m, &ms, 1, 1, p);
+    mlp_init(&m, 7);
+    for (size_t k = 0; k < P; k++) p[k] += 0.01f * (float)(k % 7); /* biases too, not only zeros */
+    mlp_bind_like(&g, &m, gp);
+    LdArena a = {0};
+    assert_int_equal(arena_init(&a, quant_qat_arena_bytes(&m, 1) + 4096), LD_OK);
+    QuantQat qat;
+    assert_int_equal(quant_qat_init(&qat, &m, 1, 0.01f, &a, err), LD_OK);
+    quant_qat_weights(&qat);
+    int8_t q[32 * 32];
+    float scale[32];
+    int bad = 0, checked = 0;
+    for (int l = 0; l < m.nlin; l++) {
+        int C = m.dim[l], OC = m.dim[l + 1];
+        quant_weights_int8(q, scale, m.w[l], C, OC);
+        for (int c = 0; c < C; c++)
+            for (int j = 0; j < OC; j++, checked++) bad += qat.wfq.w[l][c * OC + j] != (float)q[c * OC + j] * scale[j];
+    }
+    for (size_t k = 0; k < P; k++) gp[k] = 1.0f + (float)k;
+    quant_qat_weights_backward(&qat, &g);
+    int moved = 0;
+    for (size_t k = 0; k < P; k++) moved += gp[k] != 1.0f + (float)k;
+    printf("weight-only qat: %d of %d fake-quantised weights differ from the int8 codes x scales; %d of %zu gradients "
+           "changed by the straight-through backward\n",
+           bad, checked, moved, P);
+    assert_int_equal(bad, 0);
+    assert_int_equal(moved, 0);
+    arena_free(&a);
+    free(p);
+    free(gp);
+}
+
 /* deploy.qat at the trainer, on the families that train a deployed model through it (contrastive,
- * rl, the generative autoencoder and GAN; classification in test_qat): the first
+ * rl, the generative autoencoder and GAN, physics with its weight-only scheme; classification in
+ * test_qat): the first
  * three quarters of a QAT run are the post-training run's step for step (equal curve losses), the
  * last quarter differs, and the result carries both the deployed and the fp32 metrics. */
 static void test_qat_families(void **state) {
@@ -565,6 +605,8 @@ static void test_qat_families(void **state) {
         {"{\"data\": \"builtin:digits\", \"family\": \"generative\", \"model\": {\"kind\": \"gan\"}, "
          "\"train\": {\"steps\": 40}, \"deploy\": {\"precision\": \"int8\"%s}}",
          "nsgan + 10*rec", "fid"},
+        {"{\"data\": \"builtin:poisson\", \"train\": {\"steps\": 40}, \"deploy\": {\"precision\": \"int8\"%s}}",
+         "mse + phys + bc", "solution_error"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         EvalResult r[2];
@@ -613,6 +655,7 @@ int main(void) {
         cmocka_unit_test(test_contrastive_int8),
         cmocka_unit_test(test_qat_families),
         cmocka_unit_test(test_generative_ae_int8),
+        cmocka_unit_test(test_qat_weights),
         cmocka_unit_test(test_generative_gan_int8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,7 +4,7 @@
 # ones; the generative runs also on 1 and 2 threads, equal), watch
 # follows it to done, the leaderboard ranks its candidates, show prints one, the PyTorch and NumPy
 # exports are functions of logp, ret, adv, v, td, ent that run and agree; an rl term in a
-# classification job, an unknown deploy precision and qat on physics are refused at submit with
+# classification job, an unknown deploy precision and qat at fp16 are refused at submit with
 # the reason.
 . "$(dirname "$0")/lib.sh" lossd_rl_daemon
 need_binaries
@@ -44,7 +44,7 @@ args = [np.log(rng.uniform(0.05, 1, B)), rng.normal(size=B), rng.normal(size=B),
 kw = dict(wrt=range(6), targets=[1])  # ret is a target'
 
 # int8 deployment (at the trainer's one hook) of the same rl task, of a contrastive task (with
-# qat) and of a physics task: each job runs to done, and its evaluations carry the fp32 metric
+# qat) and of a physics task (with its weight-only qat): each job runs to done, and its evaluations carry the fp32 metric
 # beside the deployed one, which selects
 cat >"$TMP/rl8.task.json" <<'JSON'
 {"data": "builtin:cartpole", "train": {"steps": 60}, "rl": {"val_episodes": 4, "test_episodes": 6},
@@ -55,7 +55,7 @@ cat >"$TMP/con8.task.json" <<'JSON'
  "train": {"batch": 32, "steps": 40}, "deploy": {"precision": "int8", "qat": true}}
 JSON
 cat >"$TMP/osc8.task.json" <<'JSON'
-{"data": "builtin:oscillator", "train": {"steps": 100}, "deploy": {"precision": "int8"}}
+{"data": "builtin:oscillator", "train": {"steps": 100}, "deploy": {"precision": "int8", "qat": true}}
 JSON
 # the generative family: the autoencoder (encoder and decoder deployed) and the GAN (its
 # generator, with qat)
@@ -113,11 +113,11 @@ sed 's/cartpole.task.json/bad8.task.json/' "$TMP/rl.job.json" >"$TMP/bad8.job.js
 check_refused "an unknown deploy precision is refused at submit" \
     'int4' "$TMP/bad8.job.json"
 cat >"$TMP/badq.task.json" <<'JSON'
-{"data": "builtin:oscillator", "deploy": {"precision": "int8", "qat": true}}
+{"data": "builtin:oscillator", "deploy": {"precision": "fp16", "qat": true}}
 JSON
 sed 's/cartpole.task.json/badq.task.json/' "$TMP/rl.job.json" >"$TMP/badq.job.json"
-check_refused "deploy.qat on a physics task is refused at submit, saying why" \
-    'the physics family has no quantisation-aware training' "$TMP/badq.job.json"
+check_refused "deploy.qat at another precision than int8 is refused at submit, saying why" \
+    'quantisation-aware training simulates int8' "$TMP/badq.job.json"
 
 stop_daemon
 finish
