@@ -57,7 +57,7 @@ echo "== lossd serve: leaderboard.query latency and 100 clients with 100,000 sto
 echo "== lossd serve: pipelined small requests (server.status, leaderboard.query) per second while a search trains (bench/bench_small.py)"
 /usr/bin/python3 bench/bench_small.py || echo "bench_small.py failed (exit $?)"
 
-echo "== deployed precision: a 360-row digits split through the fp16/bf16/int8 model against fp32, then a whole digits evaluation at int8 (and int8 with qat) against fp32 (bench_quant)"
+echo "== deployed precision: a 360-row digits split through the fp16/bf16/int8 model against fp32, then a whole evaluation at int8 (and int8 with qat) against fp32: digits, the generative autoencoder and GAN (bench_quant)"
 build/bench/bench_quant || echo "bench_quant failed (exit $?)"
 
 echo "== PostgreSQL queue: lease round trip and queue cost per evaluation against a 50 ms evaluation (bench/pgqueue.sh)"
