@@ -168,7 +168,8 @@ enum { FAMILY_DEPLOY_PTQ = 1, FAMILY_DEPLOY_QAT = 2 };
  * N(0, sd^2) and labels (LIN_CLASS; C < 2 becomes 10), predictions and targets N(0, 1)
  * (LIN_PRED), embeddings N(0, 1) of 8 dims with labels in 0..3 (LIN_EMB), the family's batch
  * terms phys = bc = 1 (LIN_PHYS), and rl's fed variables (LIN_RL: logp in [log 0.05, 0], ent in
- * [0.1, 0.7], the rest N(0, 1); the signature reads logp v td ent). */
+ * [0.1, 0.7], advn the batch's adv normalised (rl_advn), the rest N(0, 1); the signature reads
+ * logp v td ent). */
 int eval_probe_std(EvalProbe *b, unsigned in, int B, int C, float sd, float l2, LdRng *r, char *err);
 
 /* The family with id fam (FAM_*, or an id eval_family_add returned), or NULL. */

@@ -10,6 +10,7 @@
 #include "../common/lossd.h"
 #include "../lang/lossprog.h"
 #include "family.h"
+#include "rollout.h"
 
 #define PROBE_SEED 0x9e0be5eedULL
 #define PROBE_B 32
@@ -51,8 +52,9 @@ int eval_probe_std(EvalProbe *b, unsigned in, int B, int C, float sd, float l2, 
     }
     for (int k = 0; k < 2 * B * b->D; k++) b->emb[k] = rng_normal(r);
     if (in & LIN_RL) { /* log-probabilities in [log 0.05, 0], entropies in [0.1, 0.7], the rest N(0, 1) */
-        if (!(b->fed = calloc((size_t)6 * B, sizeof *b->fed))) return ld_err(err, LD_ENOMEM, "probe: out of memory");
+        if (!(b->fed = calloc((size_t)7 * B, sizeof *b->fed))) return ld_err(err, LD_ENOMEM, "probe: out of memory");
         for (int k = 0; k < 6 * B; k++) b->fed[k] = rng_normal(r);
+        rl_advn(b->fed + (size_t)6 * B, b->fed + (size_t)2 * B, B); /* advn: adv normalised */
         for (int i = 0; i < B; i++) {
             b->fed[i] = logf(0.05f + 0.95f * (float)rng_uniform(r));
             b->fed[5 * B + i] = 0.1f + 0.6f * (float)rng_uniform(r);
@@ -68,6 +70,7 @@ int eval_probe_std(EvalProbe *b, unsigned in, int B, int C, float sd, float l2, 
                      .y = reg ? b->y : NULL, .emb = b->emb, .term[TERM_L2] = l2,
                      .term[TERM_PHYS] = own, .term[TERM_BC] = own};
     for (int v = VAR_LOGP; v <= VAR_ENT && b->fed; v++) b->in.var[v] = b->fed + (size_t)(v - VAR_LOGP) * B;
+    if (b->fed) b->in.var[VAR_ADVN] = b->fed + (size_t)6 * B;
     return LD_OK;
 }
 

@@ -140,6 +140,7 @@ typedef struct RlRun {
     float *obs, *nobs;              /* (N, D) each step's observation and the one it led to */
     float *lsm, *dlogits;           /* (N, A) */
     float *reward, *logp, *ent, *v, *nv, *ret, *td, *adv, *dv; /* (N) */
+    float *advn; /* (N) the advantages normalised over the update (rl_advn) */
     float *slsm;                    /* (R, A) */
     float *eobs, *epret;            /* (E, D), (E): the training environments' observation, return */
     float *vobs, *vret;             /* (2K, D), (K): the evaluation's */
@@ -185,7 +186,7 @@ static void rl_layout(RlRun *r, const Task *t, LdArena *a, size_t *need) {
     r->nobs = F((size_t)N * D);
     r->lsm = F((size_t)N * A);
     r->dlogits = F((size_t)N * A);
-    float **vec[] = {&r->reward, &r->logp, &r->ent, &r->v, &r->nv, &r->ret, &r->td, &r->adv, &r->dv};
+    float **vec[] = {&r->reward, &r->logp, &r->ent, &r->v, &r->nv, &r->ret, &r->td, &r->adv, &r->dv, &r->advn};
     for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++) *vec[i] = F(N);
     r->slsm = F((size_t)R * A);
     r->eobs = F((size_t)E * D);
@@ -319,7 +320,9 @@ static int rl_step(Trainer *tr, float *loss) {
         rl_td(r->td + o, r->reward + o, r->v + o, r->nv + o, r->term + o, s->gamma, T);
         rl_gae(r->adv + o, r->td + o, r->term + o, r->trunc + o, s->gamma, s->lambda, T);
     }
+    rl_advn(r->advn, r->adv, N); /* over the whole update: every environment's transitions */
     LossIn in = {.B = N, .t = tr->t};
+    in.var[VAR_ADVN] = r->advn;
     in.var[VAR_LOGP] = r->logp;
     in.var[VAR_RET] = r->ret;
     in.var[VAR_ADV] = r->adv;

@@ -31,6 +31,15 @@ void rl_gae(float *adv, const float *td, const uint8_t *term, const uint8_t *tru
     }
 }
 
+void rl_advn(float *advn, const float *adv, int n) {
+    double m = 0, ss = 0;
+    for (int i = 0; i < n; i++) m += adv[i];
+    m = n > 0 ? m / n : 0;
+    for (int i = 0; i < n; i++) ss += ((double)adv[i] - m) * ((double)adv[i] - m);
+    double sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
+    for (int i = 0; i < n; i++) advn[i] = (float)(((double)adv[i] - m) / (sd + EXPR_ADVN_EPS));
+}
+
 void rl_policy_forward(float *lsm, float *logp, float *ent, const float *logits, const int *action, int B, int A) {
     for (int b = 0; b < B; b++) {
         const float *z = logits + (size_t)b * A;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "../common/lossd.h"
+#include "../lang/expr.h"
 
 /* A rollout is T consecutive transitions of one environment, possibly spanning episodes. For
  * step t: reward[t] = r_t, value[t] = V(s_t), next_value[t] = V(s_{t+1}) where s_{t+1} is the
@@ -30,6 +31,11 @@ void rl_td(float *td, const float *reward, const float *value, const float *next
  * lambda = 1 gives ret - value. adv may be td. */
 void rl_gae(float *adv, const float *td, const uint8_t *term, const uint8_t *trunc, float gamma, float lambda,
             int T);
+/* advn (n) = (adv - mean) / (sd + 1e-8) over the n advantages of one update (the loss language's
+ * advn: advantage normalisation as PPO and A2C implementations apply it), sd the sample standard
+ * deviation (divided by n - 1, as torch.std), sums in double, EXPR_ADVN_EPS (lang/expr.h); n = 1
+ * gives 0. advn may be adv. */
+void rl_advn(float *advn, const float *adv, int n);
 
 /* ---- a categorical policy over A actions from logits (B,A) */
 

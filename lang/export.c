@@ -78,6 +78,11 @@ static void fmt_num(double v, char *buf, size_t n) {
 static int shape(const Expr *e, int fam) { return expr_shape(e, fam); }
 
 /* Whether e reads the term (an autoencoder loss with perc gets a default feature network). */
+static int uses_var(const Expr *e, int var) {
+    if (!e) return 0;
+    return (e->op == EOP_VAR && e->id == var) || uses_var(e->a, var) || uses_var(e->b, var);
+}
+
 static int uses_term(const Expr *e, int term) {
     if (!e) return 0;
     return (e->op == EOP_TERM && e->id == term) || uses_term(e->a, term) || uses_term(e->b, term);
@@ -590,6 +595,9 @@ static void py_function(Sb *out, const Expr *e, int fam, int lang, const char *c
         else
             sb_printf(b, "    logp, ret, adv, v, td, ent = (np.asarray(a, dtype=np.float64) for a in "
                          "(logp, ret, adv, v, td, ent))\n");
+        if (uses_var(e, VAR_ADVN)) /* the batch's advantages normalised, as the rl family feeds advn */
+            sb_printf(b, "    advn = (adv - adv.mean()) / (adv.std(%s) + %g)\n", torch ? "" : "ddof=1",
+                      EXPR_ADVN_EPS);
     } else if (in & LIN_AE) {
         sb_printf(b, "def lossd_loss%s(x, xh, t=0.0, l2=0.0, feat=None):\n", fn);
         sb_printf(b, "    \"\"\"%s\n\n    generative (autoencoder): x inputs (B, C), xh reconstructions (B, C) "

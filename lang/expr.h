@@ -116,6 +116,7 @@ LangVocab lang_vocab_inputs(unsigned inputs);
     X(V, "v", LIN_RL, 0)                                                                         \
     X(TD, "td", LIN_RL, 0)                                                                       \
     X(ENT, "ent", LIN_RL, 0)                                                                     \
+    X(ADVN, "advn", LIN_RL, 0)                                                                   \
     X(DX, "dx", LIN_GAN, 0)                                                                      \
     X(DGZ, "dgz", LIN_GAN, 0)                                                                    \
     X(XIN, "x", LIN_AE, 1)                                                                       \
@@ -208,9 +209,12 @@ enum { EXPR_TERMS(EXPR_ENUM_) TERM_COUNT };
     ((v) == VAR_Z || (v) == VAR_P || (v) == VAR_PT || (v) == VAR_F || (v) == VAR_R ||            \
      (v) == VAR_LOGP || (v) == VAR_V || (v) == VAR_TD || (v) == VAR_ENT || (v) == VAR_DX ||      \
      (v) == VAR_DGZ || (v) == VAR_XH)
+/* advn = (adv - mean) / (sd + EXPR_ADVN_EPS) over one update's advantages, sd with n - 1 (the rl
+ * family computes it, evaluator/rollout.c's rl_advn; the exporters write the same in Python). */
+#define EXPR_ADVN_EPS 1e-8
 /* Variables a family feeds as per-sample data (LossIn.var) rather than the program deriving them
  * from z, y or labels. */
-#define VAR_IS_FED(v) (((v) >= VAR_LOGP && (v) <= VAR_ENT) || (v) == VAR_DX || (v) == VAR_DGZ)
+#define VAR_IS_FED(v) (((v) >= VAR_LOGP && (v) <= VAR_ENT) || (v) == VAR_ADVN || (v) == VAR_DX || (v) == VAR_DGZ)
 /* Terms whose meaning depends on the side a GAN's loss trains (LossIn.side): each is that side's
  * textbook loss (docs/loss-language.md, "Adversarial terms"). */
 #define TERM_IS_ADVERSARIAL(id)                                                                  \

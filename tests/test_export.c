@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "../api/rpc.h"
+#include "../evaluator/rollout.h"
 #include "../common/lossd.h"
 #include "../lang/lossprog.h"
 #include "../search/internal.h"
@@ -177,6 +178,9 @@ static int run_case(Case *c) {
     LossIn in = {.B = NB, .t = T, .z = d->z, .label = reg ? NULL : d->label, .y = reg ? d->y : NULL,
                  .emb = fam == FAM_CONTRASTIVE ? d->emb : NULL, .term[TERM_L2] = L2, .term[TERM_PHYS] = PHYS, .term[TERM_BC] = BC};
     for (int v = VAR_LOGP; v <= VAR_ENT; v++) in.var[v] = d->rl + (v - VAR_LOGP) * NB;
+    float advn[NB]; /* the rl family's normalised advantages; the export computes them from adv */
+    rl_advn(advn, d->rl + (VAR_ADV - VAR_LOGP) * NB, NB);
+    in.var[VAR_ADVN] = advn;
     /* generative: perc under the identity as the feature network (the Python side passes
      * feat=lambda v: v), its adjoint chained into xh here */
     float perc[NB];
@@ -280,6 +284,10 @@ static void add_every_term_and_op(Case *cases, int *n) {
                 add_case(cases, n, fam, src, 1);
             }
             nterm++;
+        }
+        if (fam == FAM_RL) { /* advn: a variable the export derives from adv */
+            add_case(cases, n, fam, "-logp*advn - 0.01*ent + 0.5*td2", 1);
+            add_case(cases, n, fam, "-logp*max(min(advn, 2), -2) + td2", 1);
         }
         const char *a = samp[fam][0], *b = samp[fam][1];
         for (int op = EOP_ADD; op < EOP_COUNT; op++) {

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "../evaluator/eval.h"
+#include "../evaluator/rollout.h"
 #include "../lang/lossprog.h"
 #include "eval_util.h"
 
@@ -160,6 +161,8 @@ static void test_gradients(void **state) {
         "-logp*adv + 0.5*(ret - v)^2 - 0.02*(1 - t)*ent",
         "exp(-t)*reinforce + log(1 + td^2) + abs(v)*0.1",
         "tanh(a2c) + sqrt(1 + td2)*0.3 - ent*ent",
+        "-logp*advn - 0.01*ent + 0.5*td2",
+        "-logp*max(min(advn, 2), -2) + log(1 + td2) + advn*v",
     };
     float val[VAR_COUNT][GB];
     LdRng r;
@@ -179,6 +182,8 @@ static void test_gradients(void **state) {
         assert_int_equal(lossprog_new(e, FAM_RL, GB, 1, 0, &lp, err), LD_OK);
         LossIn in = {.B = GB, .t = 0.3f};
         for (int k = VAR_LOGP; k <= VAR_ENT; k++) in.var[k] = val[k];
+        rl_advn(val[VAR_ADVN], val[VAR_ADV], GB);
+        in.var[VAR_ADVN] = val[VAR_ADVN];
         LossOut o;
         assert_int_equal(lossprog_run(lp, &in, &o), LD_OK);
         float g[VAR_COUNT][GB] = {{0}};
@@ -187,6 +192,7 @@ static void test_gradients(void **state) {
         /* ret and adv are data: no gradient comes back for them */
         assert_null(o.g_var[VAR_RET]);
         assert_null(o.g_var[VAR_ADV]);
+        assert_null(o.g_var[VAR_ADVN]); /* advn is data as adv is */
         double gmax = 1e-6, diff = 0;
         for (int k = VAR_LOGP; k <= VAR_ENT; k++)
             for (int i = 0; i < GB; i++) gmax = fmax(gmax, fabs(g[k][i]));
@@ -210,6 +216,17 @@ static void test_gradients(void **state) {
         expr_free(e);
     }
     printf("worst relative maxdiff %.2e (tolerance 2e-3)\n", worst);
+    /* advn itself: mean 0 and sample standard deviation 1 over the batch, the order kept */
+    double m = 0, ss = 0;
+    for (int i = 0; i < GB; i++) m += val[VAR_ADVN][i];
+    m /= GB;
+    for (int i = 0; i < GB; i++) ss += (val[VAR_ADVN][i] - m) * (val[VAR_ADVN][i] - m);
+    double sd = sqrt(ss / (GB - 1));
+    int order = 1;
+    for (int i = 1; i < GB; i++)
+        order &= (val[VAR_ADV][i] > val[VAR_ADV][0]) == (val[VAR_ADVN][i] > val[VAR_ADVN][0]);
+    printf("advn over %d advantages: mean %.2e, sd %.7f, order kept %d\n", GB, m, sd, order);
+    assert_true(fabs(m) < 1e-6 && fabs(sd - 1) < 1e-5 && order);
 }
 
 /* Each network has its own Adam, whose update does not change when its gradient is scaled: a
