@@ -59,6 +59,16 @@ static void write_split(FILE *f, const char *name, const RefSplit *s, int d) {
     fprintf(f, "],\n");
 }
 
+/* A fresh folder under /tmp (dir, a "/tmp/lossd_deploy_XXXXXX" buffer) and its case.json (path,
+ * 256 bytes) opened for writing. */
+static FILE *case_file(char *dir, char *path) {
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, 256, "%s/case.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    return f;
+}
+
 /* Builds m's int8 model calibrated on the ncalib rows of calib as lossd deploys it, writes the
  * weights, lossd's ranges, the calibration rows (with labels calib_y when not NULL: the k-NN
  * bank) and the val and test splits sp[2] for tests/deploy_ref.py, with kind and the extra JSON
@@ -71,12 +81,8 @@ static void ref_int8(const char *kind, const Mlp *m, const float *calib, int nca
     assert_int_equal(arena_init(&a, quant_mlp_arena_bytes(m, QUANT_INT8, 128) + 4096), LD_OK);
     QuantMlp q;
     assert_int_equal(quant_mlp_build(&q, m, QUANT_INT8, calib, ncalib, 128, &a, err), LD_OK);
-    char dir[] = "/tmp/lossd_deploy_XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char path[256], cmd[1024];
-    snprintf(path, sizeof path, "%s/case.json", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
+    char dir[] = "/tmp/lossd_deploy_XXXXXX", path[256], cmd[1024];
+    FILE *f = case_file(dir, path);
     fprintf(f, "{\n\"kind\": \"%s\", %s\n\"dims\": [", kind, extra);
     for (int l = 0; l <= m->nlin; l++) fprintf(f, "%s%d", l ? ", " : "", m->dim[l]);
     fprintf(f, "],\n");
@@ -293,6 +299,20 @@ static Task *run_traced(const char *json, const char *loss, uint64_t seed, EvalR
     return t;
 }
 
+/* run_traced, then the deployed metric name and its fp32 twin NAME_fp32 of the result in *d and
+ * *f (both must be there). */
+static Task *run_deployed(const char *json, const char *loss, uint64_t seed, const char *name, EvalResult *r,
+                          float **final, const EvalMetric **d, const EvalMetric **f) {
+    Task *t = run_traced(json, loss, seed, r, final);
+    char fp[40];
+    snprintf(fp, sizeof fp, "%s_fp32", name);
+    *d = metric(r, name);
+    *f = metric(r, fp);
+    if (!*d || !*f) printf("%s: no %s or %s in the result\n", json, name, fp);
+    assert_true(*d && *f);
+    return t;
+}
+
 /* Physics at int8: the deployed network is the trained one as a plain scalar MLP on normalised
  * inputs, calibrated on the training points; its solution error on the validation grid equals
  * NumPy's int8 forward on the same weights, its fp32 one the fp32 run's, and the residual (which
@@ -349,9 +369,9 @@ static void test_contrastive_int8(void **state) {
                      "\"train\": {\"batch\": 64, \"steps\": 100}, \"deploy\": {\"precision\": \"int8\"}}";
     EvalResult r;
     float *final;
-    Task *t = run_traced(js, "infonce(0.1)", 1, &r, &final);
-    const EvalMetric *d = metric(&r, "knn_accuracy"), *f = metric(&r, "knn_accuracy_fp32");
-    assert_true(d && f && metric(&r, "alignment_fp32") && metric(&r, "uniformity"));
+    const EvalMetric *d, *f;
+    Task *t = run_deployed(js, "infonce(0.1)", 1, "knn_accuracy", &r, &final, &d, &f);
+    assert_true(metric(&r, "alignment_fp32") && metric(&r, "uniformity"));
     printf("contrastive digits, 100 steps, seed 1: knn_accuracy fp32 val %.4f test %.4f, int8 val %.4f test %.4f\n",
            f->val, f->test, d->val, d->test);
     Mlp m;
@@ -414,10 +434,11 @@ static void test_generative_ae_int8(void **state) {
                      "\"latent\": 8}, \"train\": {\"steps\": 150}, \"deploy\": {\"precision\": \"int8\"}}";
     EvalResult r;
     float *final;
-    Task *t = run_traced(js, "rec + 0.1*perc", 1, &r, &final);
-    const EvalMetric *dm = metric(&r, "rec_mse"), *fm = metric(&r, "rec_mse_fp32");
-    const EvalMetric *da = metric(&r, "rec_accuracy"), *fa = metric(&r, "rec_accuracy_fp32");
-    assert_true(dm && fm && da && fa);
+    const EvalMetric *dm, *fm, *da, *fa;
+    Task *t = run_deployed(js, "rec + 0.1*perc", 1, "rec_mse", &r, &final, &dm, &fm);
+    da = metric(&r, "rec_accuracy");
+    fa = metric(&r, "rec_accuracy_fp32");
+    assert_true(da && fa);
     printf("autoencoder digits, rec + 0.1*perc, 150 steps, seed 1: rec_mse fp32 val %.6f test %.6f, int8 val %.6f "
            "test %.6f; rec_accuracy fp32 %.4f / %.4f, int8 %.4f / %.4f\n",
            fm->val, fm->test, dm->val, dm->test, fa->val, fa->test, da->val, da->test);
@@ -446,10 +467,7 @@ static void test_generative_ae_int8(void **state) {
     }
     assert_int_equal(quant_mlp_build(&qd, &dec, QUANT_INT8, lat, n, 128, &a, err), LD_OK);
     char dir[] = "/tmp/lossd_deploy_XXXXXX", path[256];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/case.json", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
+    FILE *f = case_file(dir, path);
     fprintf(f, "{\"kind\": \"ae\", \"fixednet\": \"data/digits_fixednet.json\",\n");
     write_model(f, "enc", &enc, &qe);
     write_model(f, "dec", &dec, &qd);
@@ -482,10 +500,10 @@ static void test_generative_gan_int8(void **state) {
                      "\"int8\"}}";
     EvalResult r;
     float *final;
-    Task *t = run_traced(js, "nsgan", 2, &r, &final);
-    const EvalMetric *df = metric(&r, "fid"), *ff = metric(&r, "fid_fp32");
+    const EvalMetric *df, *ff;
+    Task *t = run_deployed(js, "nsgan", 2, "fid", &r, &final, &df, &ff);
     const EvalMetric *dc = metric(&r, "coverage"), *fc = metric(&r, "coverage_fp32");
-    assert_true(df && ff && dc && fc);
+    assert_true(dc && fc);
     printf("gan digits, nsgan, 300 steps, seed 2: fid fp32 val %.5f test %.5f, int8 val %.5f test %.5f; coverage "
            "fp32 %.2f / %.2f, int8 %.2f / %.2f\n",
            ff->val, ff->test, df->val, df->test, fc->val, fc->test, dc->val, dc->test);
@@ -504,10 +522,7 @@ static void test_generative_gan_int8(void **state) {
     QuantMlp q;
     assert_int_equal(quant_mlp_build(&q, &gen, QUANT_INT8, calib, GAN_CALIB, 128, &a, err), LD_OK);
     char dir[] = "/tmp/lossd_deploy_XXXXXX", path[256];
-    assert_non_null(mkdtemp(dir));
-    snprintf(path, sizeof path, "%s/case.json", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
+    FILE *f = case_file(dir, path);
     fprintf(f, "{\"kind\": \"gan\", \"fixednet\": \"data/digits_fixednet.json\",\n");
     write_model(f, "gen", &gen, &q);
     write_floats(f, "calib", calib, (size_t)GAN_CALIB * NZ);
