@@ -307,6 +307,77 @@ int ctl_fail(int status, const char *fmt, ...) {
     return status;
 }
 
+/* The row of opts that s names ("--top", "--top=5" up to its '=', or an alias), or -1. */
+static int opt_row(const CtlOpt *opts, const char *s) {
+    size_t n = s[0] == '-' && s[1] == '-' ? strcspn(s, "=") : strlen(s);
+    for (int k = 0; opts && opts[k].name; k++) {
+        if (strlen(opts[k].name) == n && !strncmp(opts[k].name, s, n)) return k;
+        if (opts[k].alias && strlen(opts[k].alias) == n && !strncmp(opts[k].alias, s, n)) return k;
+    }
+    return -1;
+}
+
+int ctl_parse(const char *cmd, const CtlOpt *opts, int argc, char **argv, int first, CtlEach each,
+              void *ctx, CtlArgs *a) {
+    memset(a, 0, sizeof *a);
+    a->opts = opts;
+    int only_pos = 0, st = 0;
+    for (int i = first; i < argc && !st; i++) {
+        char *s = argv[i];
+        if (!only_pos && !strcmp(s, "--")) {
+            only_pos = 1;
+            continue;
+        }
+        int k = only_pos ? -1 : opt_row(opts, s);
+        int dashes = !only_pos && s[0] == '-' && s[1] == '-';
+        if (k < 0 && dashes) return ctl_fail(2, "%s: unknown option %.*s", cmd, (int)strcspn(s, "="), s);
+        if (k < 0) {
+            if (a->npos < CTL_MAX_POS) a->pos[a->npos] = s;
+            else if (!each) return ctl_fail(2, "%s: too many arguments", cmd);
+            a->npos++;
+            if (each) st = each(ctx, -1, s);
+            continue;
+        }
+        const char *eq = dashes ? strchr(s, '=') : NULL, *val = "";
+        if (opts[k].arg && eq) val = eq + 1;
+        else if (opts[k].arg && i + 1 < argc) val = argv[++i];
+        else if (opts[k].arg) return ctl_fail(2, "%s: option %s needs a value", cmd, opts[k].name);
+        else if (eq) return ctl_fail(2, "%s: option %s takes no value", cmd, opts[k].name);
+        if (k < CTL_MAX_OPTS) a->val[k] = val;
+        if (each) st = each(ctx, k, val);
+    }
+    if (a->npos > CTL_MAX_POS) a->npos = CTL_MAX_POS; /* each saw the rest */
+    return st;
+}
+
+const char *ctl_opt(const CtlArgs *a, const char *name) {
+    for (int k = 0; a->opts && a->opts[k].name && k < CTL_MAX_OPTS; k++)
+        if (!strcmp(a->opts[k].name, name)) return a->val[k];
+    return NULL;
+}
+
+void ctl_print_opts(FILE *f, const CtlOpt *opts) {
+    char head[CTL_MAX_OPTS][64];
+    int w = 0, n = 0;
+    for (; opts && opts[n].name && n < CTL_MAX_OPTS; n++) {
+        const CtlOpt *o = &opts[n];
+        int len = snprintf(head[n], sizeof head[n], "%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        if (len > w) w = len;
+    }
+    if (n == 0) return;
+    fprintf(f, "options:\n");
+    for (int k = 0; k < n; k++) {
+        const char *h = opts[k].help;
+        int first = 1;
+        do { /* one line of the help each turn */
+            size_t len = strcspn(h, "\n");
+            fprintf(f, "  %-*s  %.*s\n", w, first ? head[k] : "", (int)len, h);
+            h += len + (h[len] == '\n');
+            first = 0;
+        } while (*h);
+    }
+}
+
 int ctl_usage(const CtlCommand *cmd) {
     fprintf(stderr, "usage: lossctl %s %s\n", cmd->name, cmd->usage);
     return 2;

@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "../common/lossd.h"
@@ -49,15 +50,63 @@ typedef struct Ctl {
     Client *client;          /* opened by the first ctl_call */
 } Ctl;
 
+/* One option of a lossctl command: a row of the command's option table, which ends in a row
+ * whose name is NULL. The one parser (ctl_parse) and the command's help (its "options:"
+ * section, ctl_print_opts) both read the table. */
+typedef struct CtlOpt {
+    const char *name;  /* "--top" */
+    const char *alias; /* another spelling ("--output"), or NULL; the help names it */
+    const char *arg;   /* the value's name ("N"); NULL: a flag, which takes no value */
+    const char *help;  /* what it does and its default; lines joined by "\n" */
+} CtlOpt;
+
+#define CTL_MAX_OPTS 8 /* rows of one option table */
+#define CTL_MAX_POS 8  /* positional arguments ctl_parse keeps */
+
+/* What ctl_parse found: the positional arguments in order (borrowed from argv) and, per row of
+ * the table, the last value given ("" for a flag; NULL: not given). */
+typedef struct CtlArgs {
+    const CtlOpt *opts;
+    int npos;
+    char *pos[CTL_MAX_POS];
+    const char *val[CTL_MAX_OPTS];
+} CtlArgs;
+
+/* Sees each argument ctl_parse reads, in the order given: an option (opt: its row, val: its
+ * value or "") or a positional argument (opt: -1). Returns 0 to go on, or an exit status that
+ * ctl_parse stops with. */
+typedef int (*CtlEach)(void *ctx, int opt, const char *val);
+
+/* Parses argv[first..argc) of command cmd (named in errors) against opts (NULL: no options):
+ * "--name VALUE", "--name=VALUE", "ALIAS VALUE", a flag alone; "--" ends the options; every
+ * other argument is positional, including those starting with a single '-' ("-" for stdin, an
+ * expression such as "-log(pt)"). An unknown "--x", an option without its value, a value given
+ * to a flag, or more than CTL_MAX_POS positional arguments (without each) prints
+ * "lossctl: CMD: why" and returns 2. each (may be NULL) sees every argument in order. Returns
+ * 0 with *a filled, or the exit status. Borrows argv and opts (a keeps pointers into both). */
+int ctl_parse(const char *cmd, const CtlOpt *opts, int argc, char **argv, int first, CtlEach each,
+              void *ctx, CtlArgs *a);
+
+/* The value ctl_parse found for option name (NULL: not given, or no such row). */
+const char *ctl_opt(const CtlArgs *a, const char *name);
+
+/* Prints an option table as help lines to f: "  --top N   how many rows (default 10)", the
+ * descriptions aligned and their further lines indented to match. Nothing for NULL. */
+void ctl_print_opts(FILE *f, const CtlOpt *opts);
+
 /* One command (or command group) of lossctl: handler gets argv starting at the command's
- * name and returns the exit status: 0 success, 1 the daemon or connection failed, 2 bad usage. */
+ * name and returns the exit status: 0 success, 1 the daemon or connection failed, 2 bad usage.
+ * `lossctl help NAME` and `NAME --help` print usage, summary, help, the options and the
+ * example. */
 typedef struct CtlCommand {
     const char *name;
     int (*run)(Ctl *ctl, int argc, char **argv);
     const char *usage;   /* arguments, e.g. "JOB [--top N]" */
     const char *summary; /* one line for `lossctl help` */
-    const char *help;    /* `lossctl help NAME`, `NAME --help`: options, defaults, an example
-                          * (NULL: usage and summary only) */
+    const char *help;    /* what it does, lines indented by two spaces (NULL: usage and summary
+                          * only, the group prints its own) */
+    const CtlOpt *opts;  /* its options (NULL: none) */
+    const char *example; /* example lines */
 } CtlCommand;
 
 /* Calls method on the daemon (connecting first if needed). Takes params. Returns 0 with

@@ -482,19 +482,21 @@ static const RpcMethod mcp_methods[] = {
 
 /* ---- the loop ------------------------------------------------------------------------------ */
 
+const CtlOpt ctl_mcp_opts[] = {
+    {"--allow-write", NULL, NULL, "also offer submit_job and propose_candidates (default: read-only)"},
+    {0}};
+
 int ctl_mcp_main(Ctl *ctl, int argc, char **argv) {
     static const RpcMethod *const tables[] = {mcp_methods, NULL};
     Mcp m = {ctl, 0, NULL};
     char *line = NULL;
     size_t cap = 0;
     int status = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--allow-write") == 0)
-            m.allow_write = 1;
-        else
-            return ctl_fail(2, "mcp: unknown option %s (usage: lossctl mcp %s)", argv[i],
-                            CTL_MCP_USAGE);
-    }
+    CtlArgs a;
+    int misuse = ctl_parse("mcp", ctl_mcp_opts, argc, argv, 1, NULL, NULL, &a) != 0;
+    if (!misuse && a.npos > 0) misuse = ctl_fail(2, "mcp: unexpected argument %s", a.pos[0]);
+    if (misuse) return ctl_fail(2, "usage: lossctl mcp %s", CTL_MCP_USAGE);
+    m.allow_write = ctl_opt(&a, "--allow-write") != NULL;
     for (;;) {
         ssize_t n = getline(&line, &cap, stdin);
         if (n < 0)

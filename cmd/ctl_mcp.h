@@ -7,6 +7,7 @@
 #include "../api/client.h"
 
 #define CTL_MCP_USAGE "[--allow-write]"
+extern const CtlOpt ctl_mcp_opts[]; /* its options, for ctl_parse and lossctl help */
 
 /* argv[0] is "mcp". Serves MCP requests read from stdin (one JSON-RPC message per line) until
  * end of input, calling the daemon at ctl->socket_path for each tool; logs nothing on stdout

@@ -644,18 +644,22 @@ static void write_html(Report *r, FILE *f) {
 
 /* ---- the command --------------------------------------------------------------------------- */
 
+const CtlOpt ctl_report_opts[] = {
+    {"-o", "--output", "FILE.html",
+     "where to write it (default lossd-report-JOB.html; '-' for stdout;\n--output is the same)"},
+    {0}};
+
 int ctl_report_main(Ctl *ctl, int argc, char **argv) {
     Report r = {.ctl = ctl, .metric = "metric", .task = "?"};
     const char *out = NULL;
     char path[64];
     int status = 0;
     FILE *f = NULL;
-    for (int i = 1; i < argc; i++) {
-        if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc) out = argv[++i];
-        else if (r.job == 0 && ctl_parse_id(argv[i], &r.job) == 0) continue;
-        else return ctl_fail(2, "usage: lossctl report %s", CTL_REPORT_USAGE);
-    }
-    if (r.job == 0) return ctl_fail(2, "usage: lossctl report %s", CTL_REPORT_USAGE);
+    CtlArgs a;
+    if (ctl_parse("report", ctl_report_opts, argc, argv, 1, NULL, NULL, &a) != 0) return 2;
+    if (a.npos != 1 || ctl_parse_id(a.pos[0], &r.job) != 0)
+        return ctl_fail(2, "usage: lossctl report %s", CTL_REPORT_USAGE);
+    out = ctl_opt(&a, "-o");
     cJSON *p = cJSON_CreateObject();
     char what[48];
     snprintf(what, sizeof what, "job %lld", (long long)r.job);

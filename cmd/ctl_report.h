@@ -7,6 +7,7 @@
 #include "../api/client.h"
 
 #define CTL_REPORT_USAGE "JOB [-o FILE.html]"
+extern const CtlOpt ctl_report_opts[]; /* its options, for ctl_parse and lossctl help */
 
 /* argv[0] is "report"; writes FILE (default lossd-report-JOB.html; "-" for stdout) and prints
  * its name. Returns the exit status (0 ok, 1 daemon, connection or file error, 2 bad usage). */

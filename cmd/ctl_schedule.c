@@ -108,58 +108,33 @@ static void print_header(Widths w) {
 
 /* ---- commands ----------------------------------------------------------------------------- */
 
-/* The value of option name at argv[*i] ("--name V" or "--name=V"), advancing *i; NULL when
- * argv[*i] is another option. *bad is set when the option lacks its value. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name, int *bad) {
-    size_t n = strlen(name);
-    const char *s = argv[*i];
-    if (strncmp(s, name, n) != 0)
-        return NULL;
-    if (s[n] == '=')
-        return s + n + 1;
-    if (s[n] != '\0')
-        return NULL;
-    if (*i + 1 >= argc) {
-        *bad = 1;
-        return NULL;
-    }
-    return argv[++*i];
-}
+/* schedule add's options; row k's value is the schedule.create parameter params_of[k]. */
+static const CtlOpt add_opts[] = {
+    {"--cron", NULL, "EXPR", "when to fire (required)"},
+    {"--tz", NULL, "ZONE", "IANA zone name, e.g. Europe/Berlin (default: the daemon's zone)"},
+    {"--until", NULL, "HH:MM", "the wall-clock time by which each run must stop (default: none)"},
+    {"--catch-up", NULL, "once|skip", "fires missed while the daemon was down (default skip)"},
+    {"--concurrency", NULL, "forbid|allow", "may a fire start while a run still goes (default forbid)"},
+    {"--name", NULL, "NAME", "a label for lists and logs"},
+    {"--allow-overlap", NULL, NULL, "the same as --concurrency allow"},
+    {0}};
+static const char *const params_of[] = {"cron", "tz", "until", "catch_up", "concurrency", "name", NULL};
 
 static int cmd_add(Ctl *ctl, int argc, char **argv) {
-    static const char *const keys[] = {"--cron", "--tz", "--until", "--catch-up",
-                                       "--concurrency", "--name", NULL};
-    static const char *const params_of[] = {"cron", "tz", "until", "catch_up", "concurrency",
-                                            "name", NULL};
-    const char *val[6] = {0};
+    const char *const *val;
     const char *file = NULL;
-    int allow_overlap = 0, status;
+    int allow_overlap, status;
     cJSON *params = NULL, *job = NULL, *res = NULL;
-    for (int i = 2; i < argc; i++) {
-        const char *s = argv[i];
-        int bad = 0, matched = 0;
-        for (int k = 0; keys[k]; k++) {
-            const char *v = opt_value(argc, argv, &i, keys[k], &bad);
-            if (bad)
-                return ctl_fail(2, "schedule add: %s needs a value", keys[k]);
-            if (v) {
-                val[k] = v;
-                matched = 1;
-                break;
-            }
-        }
-        if (matched)
-            continue;
-        if (!strcmp(s, "--allow-overlap")) {
-            allow_overlap = 1;
-        } else if (s[0] == '-' && s[1] != '\0') {
-            return ctl_fail(2, "schedule add: unknown option %s", s);
-        } else if (!file) {
-            file = s;
-        } else {
-            return ctl_fail(2, "schedule add: one JOB.json only (got '%s' and '%s')", file, s);
-        }
-    }
+    CtlArgs a;
+    if (ctl_parse("schedule add", add_opts, argc, argv, 2, NULL, NULL, &a) != 0)
+        return 2;
+    if (a.npos > 1)
+        return ctl_fail(2, "schedule add: one JOB.json only (got '%s' and '%s')", a.pos[0], a.pos[1]);
+    file = a.npos ? a.pos[0] : NULL;
+    if (file && file[0] == '-' && file[1] != '\0')
+        return ctl_fail(2, "schedule add: unknown option %s", file);
+    val = a.val;
+    allow_overlap = val[6] != NULL;
     if (!val[0] || !file)
         return usage();
     if (allow_overlap && val[4] && strcmp(val[4], "allow"))
@@ -294,6 +269,8 @@ int ctl_schedule_main(Ctl *ctl, int argc, char **argv) {
     const char *sub = argv[1];
     if (!strcmp(sub, "help") || !strcmp(sub, "--help") || !strcmp(sub, "-h")) {
         fputs(usage_text, stdout);
+        printf("add's ");
+        ctl_print_opts(stdout, add_opts);
         return 0;
     }
     if (!strcmp(sub, "add"))

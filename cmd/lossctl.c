@@ -106,82 +106,46 @@ static int bad_arg(const char *cmd, const char *arg, const char *what) {
 #define A_JOB "a job id (a positive integer such as 3)"
 #define A_CAND "a candidate (JOB:CAND such as 3:17)"
 
-/* Options of one command: a tiny table-free parser. Flags with a value take it from the next
- * argument or after '='. Positional arguments are collected in order. */
-typedef struct Args {
-    int npos;
-    char *pos[8];
-    const char *opt_name[8];
-    const char *opt_val[8];
-    int nopt;
-} Args;
+/* The option tables of the commands (one row per option: name, alias, value, help), read by
+ * the one parser (ctl_parse) and printed by `lossctl help COMMAND`. */
+static const CtlOpt submit_opts[] = {
+    {"--token", NULL, "TOKEN", "client_token: the same token again returns the first job, starts nothing"},
+    {"--priority", NULL, "N", "1..100, the job's weight when jobs share the workers (default 1)"},
+    {0}};
+static const CtlOpt workers_opts[] = {{"--all", NULL, NULL, "also workers that stopped"}, {0}};
+static const CtlOpt jobs_opts[] = {
+    {"--state", NULL, "STATE",
+     "only jobs in STATE: " JOB_STATE_NAMES "\n"
+     "(default: every job; `lossctl jobs STATE` is the same)"},
+    {0}};
+static const CtlOpt watch_opts[] = {
+    {"--interval", NULL, "SECONDS", "how often to ask the daemon, > 0 (default 0.5)"}, {0}};
+static const CtlOpt leaderboard_opts[] = {
+    {"--family", NULL, "F", "every job of family F (classification, regression, physics, contrastive)"},
+    {"--top", NULL, "N", "how many rows (default 10)"},
+    {"--metric", NULL, "M",
+     "rank by metric M's mean over seeds, e.g. accuracy, balanced_accuracy\n(default: fitness)"},
+    {"--format", NULL, "F", "csv or jsonl: every field, one row per line, for scripts (default: a table)"},
+    {0}};
+static const CtlOpt export_opts[] = {
+    {"--as", "--format", "FORMAT", "pytorch, numpy, latex or expr (default pytorch; --format is the same)"},
+    {"--expr", NULL, "EXPR", "export this expression instead of a stored candidate (needs --family)"},
+    {"--family", NULL, "F", "the expression's family: classification, regression, physics,\ncontrastive"},
+    {0}};
+static const CtlOpt propose_opts[] = {
+    {"--from", NULL, "FILE", "also one expression a line from FILE ('#' comments; '-' reads stdin)"},
+    {"--source", NULL, "LABEL",
+     "who proposes (A-Z a-z 0-9 _ . -, default user): the leaderboard's\norigin is proposed:LABEL"},
+    {"--note", NULL, "TEXT", "stored with the proposals"},
+    {0}};
+static const CtlOpt failures_opts[] = {
+    {"--examples", NULL, "N", "examples per reason, 0..100 (default 3)"}, {0}};
 
-/* Parses argv[1..] into positionals and options. valued lists options that take a value
- * ("--top", ...), flags those that do not. Returns 0 or -1 (message printed). */
-static int parse_args(int argc, char **argv, const char *const *valued, const char *const *flags,
-                      Args *a) {
-    memset(a, 0, sizeof *a);
-    int only_pos = 0;
-    for (int i = 1; i < argc; i++) {
-        char *s = argv[i];
-        if (!only_pos && strcmp(s, "--") == 0) {
-            only_pos = 1;
-            continue;
-        }
-        if (!only_pos && s[0] == '-' && s[1] == '-') {
-            char name[64];
-            const char *eq = strchr(s, '=');
-            size_t n = eq ? (size_t)(eq - s) : strlen(s);
-            if (n >= sizeof name) n = sizeof name - 1;
-            memcpy(name, s, n);
-            name[n] = '\0';
-            const char *match = NULL;
-            int takes = 0;
-            for (int k = 0; valued && valued[k]; k++)
-                if (strcmp(valued[k], name) == 0) match = valued[k], takes = 1;
-            for (int k = 0; flags && flags[k]; k++)
-                if (strcmp(flags[k], name) == 0) match = flags[k];
-            if (!match) {
-                ctl_fail(2, "%s: unknown option %s", argv[0], name);
-                return -1;
-            }
-            if (a->nopt >= 8) {
-                ctl_fail(2, "%s: too many options", argv[0]);
-                return -1;
-            }
-            const char *val = NULL;
-            if (takes) {
-                if (eq)
-                    val = eq + 1;
-                else if (i + 1 < argc)
-                    val = argv[++i];
-                else {
-                    ctl_fail(2, "%s: option %s needs a value", argv[0], name);
-                    return -1;
-                }
-            } else if (eq) {
-                ctl_fail(2, "%s: option %s takes no value", argv[0], name);
-                return -1;
-            }
-            a->opt_name[a->nopt] = match;
-            a->opt_val[a->nopt++] = val ? val : "";
-            continue;
-        }
-        if (a->npos >= 8) {
-            ctl_fail(2, "%s: too many arguments", argv[0]);
-            return -1;
-        }
-        a->pos[a->npos++] = s;
-    }
-    return 0;
-}
-
-/* The last value given for option name, or NULL. */
-static const char *opt(const Args *a, const char *name) {
-    const char *v = NULL;
-    for (int i = 0; i < a->nopt; i++)
-        if (strcmp(a->opt_name[i], name) == 0) v = a->opt_val[i];
-    return v;
+/* Parses a command's arguments (argv[0] is its name) against its option table. Returns 0, or
+ * 2 after printing what was wrong and the command's usage line. */
+static int parse_cmd(int argc, char **argv, CtlArgs *a) {
+    const CtlCommand *c = find_command(argv[0]);
+    return ctl_parse(argv[0], c->opts, argc, argv, 1, NULL, NULL, a) ? ctl_usage(c) : 0;
 }
 
 /* Runs a call whose only parameter is job_id. Takes nothing; returns an exit status. */
@@ -196,14 +160,13 @@ static int call_job(Ctl *ctl, const char *method, int64_t job, cJSON **result) {
 /* ---- submit ------------------------------------------------------------------------------- */
 
 static int cmd_submit(Ctl *ctl, int argc, char **argv) {
-    static const char *const valued[] = {"--token", "--priority", NULL};
-    Args a;
+    CtlArgs a;
     cJSON *job = NULL, *params = NULL, *res = NULL;
     int status = 0;
     int64_t prio = 0;
-    if (parse_args(argc, argv, valued, NULL, &a) != 0) return 2;
+    if (parse_cmd(argc, argv, &a) != 0) return 2;
     if (a.npos != 1) return ctl_usage(find_command("submit"));
-    if (opt(&a, "--priority") && (ctl_parse_id(opt(&a, "--priority"), &prio) != 0 || prio > 100))
+    if (ctl_opt(&a, "--priority") && (ctl_parse_id(ctl_opt(&a, "--priority"), &prio) != 0 || prio > 100))
         return ctl_fail(2, "submit: --priority must be an integer 1..100");
 
     const char *file = a.pos[0];
@@ -212,7 +175,7 @@ static int cmd_submit(Ctl *ctl, int argc, char **argv) {
     params = cJSON_CreateObject();
     cJSON_AddItemToObject(params, "job", job);
     job = NULL;
-    if (opt(&a, "--token")) cJSON_AddStringToObject(params, "client_token", opt(&a, "--token"));
+    if (ctl_opt(&a, "--token")) cJSON_AddStringToObject(params, "client_token", ctl_opt(&a, "--token"));
     if (prio) cJSON_AddNumberToObject(params, "priority", (double)prio);
     status = ctl_call(ctl, "job.submit", params, file, &res);
     params = NULL;
@@ -273,8 +236,10 @@ static int cmd_status(Ctl *ctl, int argc, char **argv) {
 
 static int cmd_workers(Ctl *ctl, int argc, char **argv) {
     cJSON *res = NULL;
-    int all = argc == 2 && !strcmp(argv[1], "--all");
-    if (argc != 1 && !all) return ctl_usage(find_command("workers"));
+    CtlArgs a;
+    if (parse_cmd(argc, argv, &a) != 0) return 2;
+    if (a.npos != 0) return ctl_usage(find_command("workers"));
+    int all = ctl_opt(&a, "--all") != NULL;
     int st = ctl_call(ctl, "server.workers", NULL, NULL, &res);
     if (st) return st;
     if (ctl->json) {
@@ -311,11 +276,10 @@ static int cmd_workers(Ctl *ctl, int argc, char **argv) {
 }
 
 static int cmd_jobs(Ctl *ctl, int argc, char **argv) {
-    static const char *const valued[] = {"--state", NULL};
-    Args a;
+    CtlArgs a;
     cJSON *res = NULL, *params = NULL;
-    if (parse_args(argc, argv, valued, NULL, &a) != 0) return 2;
-    const char *state = opt(&a, "--state");
+    if (parse_cmd(argc, argv, &a) != 0) return 2;
+    const char *state = ctl_opt(&a, "--state");
     if (a.npos == 1 && !state) state = a.pos[0];
     else if (a.npos != 0) return ctl_usage(find_command("jobs"));
     if (state && !store_state_valid(state))
@@ -433,14 +397,13 @@ static void on_sigint(int sig) {
 }
 
 static int cmd_watch(Ctl *ctl, int argc, char **argv) {
-    static const char *const valued[] = {"--interval", NULL};
-    Args a;
+    CtlArgs a;
     int64_t job;
     cJSON *res = NULL;
-    if (parse_args(argc, argv, valued, NULL, &a) != 0) return 2;
+    if (parse_cmd(argc, argv, &a) != 0) return 2;
     if (a.npos != 1) return ctl_usage(find_command("watch"));
     if (ctl_parse_id(a.pos[0], &job) != 0) return bad_arg("watch", a.pos[0], A_JOB);
-    double interval = opt(&a, "--interval") ? atof(opt(&a, "--interval")) : 0.5;
+    double interval = ctl_opt(&a, "--interval") ? atof(ctl_opt(&a, "--interval")) : 0.5;
     if (!(interval > 0 && interval <= 3600)) return ctl_fail(2, "watch: --interval must be > 0");
     int tty = isatty(STDOUT_FILENO) && !ctl->json, utf8 = ctl_utf8();
     double last_evals = -1, shown = 0; /* shown: the largest search count printed */
@@ -624,13 +587,12 @@ static void print_gains(const cJSON *entries, long long job) {
 }
 
 static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
-    static const char *const valued[] = {"--top", "--family", "--metric", "--format", NULL};
-    Args a;
+    CtlArgs a;
     int64_t job = 0, top = 10;
     cJSON *res = NULL;
-    if (parse_args(argc, argv, valued, NULL, &a) != 0) return 2;
-    const char *family = opt(&a, "--family");
-    if (opt(&a, "--top") && ctl_parse_id(opt(&a, "--top"), &top) != 0)
+    if (parse_cmd(argc, argv, &a) != 0) return 2;
+    const char *family = ctl_opt(&a, "--family");
+    if (ctl_opt(&a, "--top") && ctl_parse_id(ctl_opt(&a, "--top"), &top) != 0)
         return ctl_fail(2, "leaderboard: --top must be a positive integer");
     if (a.npos > 1 || (a.npos == 0 && !family) || (a.npos == 1 && family))
         return ctl_usage(find_command("leaderboard"));
@@ -645,7 +607,7 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
         snprintf(what, sizeof what, "job %lld", (long long)job);
     }
     cJSON_AddNumberToObject(p, "k", (double)top);
-    if (opt(&a, "--metric")) cJSON_AddStringToObject(p, "metric", opt(&a, "--metric"));
+    if (ctl_opt(&a, "--metric")) cJSON_AddStringToObject(p, "metric", ctl_opt(&a, "--metric"));
     int st = ctl_call(ctl, "leaderboard.query", p, what, &res);
     if (st) return st;
     if (ctl->json) {
@@ -653,8 +615,8 @@ static int cmd_leaderboard(Ctl *ctl, int argc, char **argv) {
         cJSON_Delete(res);
         return 0;
     }
-    if (opt(&a, "--format")) { /* csv or jsonl, for spreadsheets and scripts */
-        st = ctl_format_entries(res, job, opt(&a, "--format"));
+    if (ctl_opt(&a, "--format")) { /* csv or jsonl, for spreadsheets and scripts */
+        st = ctl_format_entries(res, job, ctl_opt(&a, "--format"));
         cJSON_Delete(res);
         return st;
     }
@@ -835,10 +797,10 @@ done:
 }
 
 static int cmd_show(Ctl *ctl, int argc, char **argv) {
-    Args a;
+    CtlArgs a;
     int64_t job, cand;
     cJSON *res = NULL;
-    if (parse_args(argc, argv, NULL, NULL, &a) != 0) return 2;
+    if (parse_cmd(argc, argv, &a) != 0) return 2;
     int used = parse_cand(a.npos, a.pos, &job, &cand);
     if (a.npos >= 1 && !used) return bad_arg("show", a.pos[0], A_CAND);
     if (!used || used != a.npos) return ctl_usage(find_command("show"));
@@ -954,13 +916,12 @@ static int cmd_show(Ctl *ctl, int argc, char **argv) {
 /* ---- export --------------------------------------------------------------------------------- */
 
 static int cmd_export(Ctl *ctl, int argc, char **argv) {
-    static const char *const valued[] = {"--as", "--format", "--expr", "--family", NULL};
-    Args a;
+    CtlArgs a;
     int64_t job = 0, cand = 0;
     cJSON *res = NULL;
-    if (parse_args(argc, argv, valued, NULL, &a) != 0) return 2;
-    const char *fmt = opt(&a, "--as") ? opt(&a, "--as") : opt(&a, "--format");
-    const char *expr = opt(&a, "--expr"), *family = opt(&a, "--family");
+    if (parse_cmd(argc, argv, &a) != 0) return 2;
+    const char *fmt = ctl_opt(&a, "--as");
+    const char *expr = ctl_opt(&a, "--expr"), *family = ctl_opt(&a, "--family");
     int used = expr ? 0 : parse_cand(a.npos, a.pos, &job, &cand);
     if (!expr && a.npos >= 1 && !used) return bad_arg("export", a.pos[0], A_CAND);
     if (expr ? (a.npos != 0 || !family) : (!used || used != a.npos || family))
@@ -1047,44 +1008,40 @@ static int read_exprs(const char *path, cJSON *arr) {
     return st;
 }
 
-static int cmd_propose(Ctl *ctl, int argc, char **argv) {
+/* propose's arguments in order: the job, then expressions and --from files (their lines join
+ * the expressions where the option stands). */
+typedef struct ProposeArgs {
     int64_t job;
-    cJSON *exprs = cJSON_CreateArray(), *res = NULL;
-    const char *source = NULL, *note = NULL;
-    int st = 0, only_exprs = 0;
-    if (argc < 2) {
-        cJSON_Delete(exprs);
-        return ctl_usage(find_command("propose"));
+    int njob; /* 1 once the job was read */
+    cJSON *exprs;
+} ProposeArgs;
+
+static int propose_arg(void *ctx, int opt, const char *val) {
+    ProposeArgs *pa = ctx;
+    if (opt < 0 && !pa->njob) {
+        pa->njob = 1;
+        return ctl_parse_id(val, &pa->job) != 0 ? bad_arg("propose", val, A_JOB) : 0;
     }
-    if (ctl_parse_id(argv[1], &job) != 0) {
-        cJSON_Delete(exprs);
-        return bad_arg("propose", argv[1], A_JOB);
-    }
-    /* expressions may start with '-' (-log(pt)): only the options below are options */
-    for (int i = 2; i < argc && !st; i++) {
-        const char *a = argv[i];
-        int valued = !only_exprs && (!strcmp(a, "--from") || !strcmp(a, "--source") || !strcmp(a, "--note"));
-        if (!only_exprs && !strcmp(a, "--")) {
-            only_exprs = 1;
-        } else if (valued && i + 1 >= argc) {
-            st = ctl_fail(2, "propose: option %s needs a value", a);
-        } else if (valued && !strcmp(a, "--from")) {
-            st = read_exprs(argv[++i], exprs);
-        } else if (valued && !strcmp(a, "--source")) {
-            source = argv[++i];
-        } else if (valued) {
-            note = argv[++i];
-        } else if (!only_exprs && a[0] == '-' && a[1] == '-') {
-            st = ctl_fail(2, "propose: unknown option %s", a);
-        } else {
-            cJSON_AddItemToArray(exprs, cJSON_CreateString(a));
-        }
-    }
-    if (!st && cJSON_GetArraySize(exprs) == 0) st = ctl_fail(2, "propose: no expressions given");
+    if (opt < 0) cJSON_AddItemToArray(pa->exprs, cJSON_CreateString(val));
+    else if (!strcmp(propose_opts[opt].name, "--from")) return read_exprs(val, pa->exprs);
+    return 0;
+}
+
+static int cmd_propose(Ctl *ctl, int argc, char **argv) {
+    ProposeArgs pa = {.exprs = cJSON_CreateArray()};
+    cJSON *res = NULL;
+    CtlArgs a;
+    /* expressions may start with '-' (-log(pt)): only the options of the table are options */
+    int st = ctl_parse("propose", propose_opts, argc, argv, 1, propose_arg, &pa, &a);
+    if (!st && !pa.njob) st = ctl_usage(find_command("propose"));
+    if (!st && cJSON_GetArraySize(pa.exprs) == 0) st = ctl_fail(2, "propose: no expressions given");
     if (st) {
-        cJSON_Delete(exprs);
+        cJSON_Delete(pa.exprs);
         return st;
     }
+    int64_t job = pa.job;
+    cJSON *exprs = pa.exprs;
+    const char *source = ctl_opt(&a, "--source"), *note = ctl_opt(&a, "--note");
     cJSON *p = cJSON_CreateObject();
     cJSON_AddNumberToObject(p, "job_id", (double)job);
     cJSON_AddItemToObject(p, "exprs", exprs);
@@ -1174,14 +1131,13 @@ static int cmd_rename(Ctl *ctl, int argc, char **argv) {
 }
 
 static int cmd_failures(Ctl *ctl, int argc, char **argv) {
-    static const char *const valued[] = {"--examples", NULL};
-    Args a;
+    CtlArgs a;
     int64_t job, nex = 3;
     cJSON *res = NULL;
-    if (parse_args(argc, argv, valued, NULL, &a) != 0) return 2;
+    if (parse_cmd(argc, argv, &a) != 0) return 2;
     if (a.npos != 1) return ctl_usage(find_command("failures"));
     if (ctl_parse_id(a.pos[0], &job) != 0) return bad_arg("failures", a.pos[0], A_JOB);
-    const char *ex = opt(&a, "--examples");
+    const char *ex = ctl_opt(&a, "--examples");
     if (ex && (strcmp(ex, "0") && (ctl_parse_id(ex, &nex) != 0 || nex > 100)))
         return bad_arg("failures", ex, "a number of examples (0..100)");
     if (ex && !strcmp(ex, "0")) nex = 0;
@@ -1260,89 +1216,58 @@ static const CtlCommand commands[] = {
     {"submit", cmd_submit, "JOB.json [--token TOKEN] [--priority N]",
      "submit a search job; prints its id ('-' reads stdin)",
      "  Reads a job file (docs/jobs.md), makes its relative data paths absolute against the\n"
-     "  file's folder, sends it with job.submit and prints the new job's id.\n"
-     "options:\n"
-     "  --token TOKEN  client_token: the same token again returns the first job, starts nothing\n"
-     "  --priority N   1..100, the job's weight when jobs share the workers (default 1)\n"
-     "example:\n"
-     "  JOB=$(lossctl submit examples/demo.job.json)\n"},
+     "  file's folder, sends it with job.submit and prints the new job's id.\n",
+     submit_opts, "  JOB=$(lossctl submit examples/demo.job.json)\n"},
     {"status", cmd_status, "", "the daemon's state: workers, queue, jobs",
-     "  Workers busy, evaluations queued and per second, jobs per state, database and clients.\n"
-     "example:\n"
-     "  lossctl status\n"},
+     "  Workers busy, evaluations queued and per second, jobs per state, database and clients.\n",
+     NULL, "  lossctl status\n"},
     {"workers", cmd_workers, "[--all]", "who evaluates: hosts, threads, evaluations, leases",
      "  One line per worker process: host, pid, threads, evaluations done, state and the\n"
      "  evaluations it holds now. The daemon's own threads are marked; with lossd serve --queue\n"
-     "  every `lossd worker` process is listed too (docs/scale-out.md).\n"
-     "options:\n"
-     "  --all  also workers that stopped\n"
-     "example:\n"
-     "  lossctl workers\n"},
+     "  every `lossd worker` process is listed too (docs/scale-out.md).\n",
+     workers_opts, "  lossctl workers\n"},
     {"jobs", cmd_jobs, "[STATE]", "list jobs, newest first",
      "  Job id, state, evaluations done of the budget (final re-evaluations apart), best\n"
-     "  fitness, elapsed time, name, and why a failed job failed.\n"
-     "options:\n"
-     "  STATE, --state STATE  only jobs in STATE: queued running paused done failed cancelled\n"
-     "                        (default: every job)\n"
-     "example:\n"
-     "  lossctl jobs running\n"},
+     "  fitness, elapsed time, name, and why a failed job failed.\n",
+     jobs_opts, "  lossctl jobs running\n"},
     {"watch", cmd_watch, "JOB [--interval SECONDS]", "follow a job's progress until it ends",
      "  A progress line (a bar on a terminal, a line per change otherwise) until the job is\n"
-     "  done, failed or cancelled; exits 0 for done, 1 otherwise, 130 on Ctrl-C (the job goes on).\n"
-     "options:\n"
-     "  --interval SECONDS  how often to ask the daemon, > 0 (default 0.5)\n"
-     "example:\n"
-     "  lossctl watch 3 --interval 2\n"},
+     "  done, failed, cancelled or expired; exits 0 for done, 1 otherwise, 130 on Ctrl-C (the\n"
+     "  job goes on).\n",
+     watch_opts, "  lossctl watch 3 --interval 2\n"},
     {"leaderboard", cmd_leaderboard, "JOB | --family F  [--top N] [--metric M] [--format csv|jsonl]",
      "the best candidates of a job or of every job of a family",
      "  Rank, candidate (JOB:CAND), fitness, mean and spread of the selection metric over the\n"
-     "  tasks, one column per task, the expression.\n"
-     "options:\n"
-     "  --family F   every job of family F (classification, regression, physics, contrastive)\n"
-     "  --top N      how many rows (default 10)\n"
-     "  --metric M   rank by metric M's mean over seeds, e.g. accuracy, balanced_accuracy\n"
-     "               (default: fitness)\n"
-     "  --format F   csv or jsonl: every field, one row per line, for scripts (default: a table)\n"
-     "example:\n"
-     "  lossctl leaderboard 1 --top 5 --metric accuracy\n"},
+     "  tasks, one column per task, the expression.\n",
+     leaderboard_opts, "  lossctl leaderboard 1 --top 5 --metric accuracy\n"},
     {"show", cmd_show, "JOB:CAND | JOB CAND", "a candidate: expression, lineage, metrics, curve",
      "  The expression, its fitness, how it was made and its ancestors, every evaluation (task,\n"
-     "  seed, steps, metric, val, test, wall time), every metric and the learning curve.\n"
-     "example:\n"
-     "  lossctl show 1:17\n"},
+     "  seed, steps, metric, val, test, wall time), every metric and the learning curve.\n",
+     NULL, "  lossctl show 1:17\n"},
     {"export", cmd_export,
      "JOB:CAND | --expr EXPR --family F  [--as pytorch|numpy|latex|expr]",
      "a candidate (or any expression) as source code",
      "  Source a user can paste: a PyTorch function (differentiable), a NumPy function (value,\n"
-     "  and a numerical gradient), a LaTeX formula or the canonical expression.\n"
-     "options:\n"
-     "  --as FORMAT      pytorch, numpy, latex or expr (default pytorch; --format is the same)\n"
-     "  --expr EXPR      export this expression instead of a stored candidate (needs --family)\n"
-     "  --family F       the expression's family: classification, regression, physics,\n"
-     "                   contrastive\n"
-     "example:\n"
+     "  and a numerical gradient), a LaTeX formula or the canonical expression.\n",
+     export_opts,
      "  lossctl export 1:17 --as numpy > loss.py\n"
      "  lossctl export --expr 'mae + tanh(r)' --family regression --as latex\n"},
     {"cancel", cmd_cancel, "JOB", "cancel a job",
-     "  Stops a queued, running or paused job for good; its candidates stay readable.\n"
-     "example:\n"
+     "  Stops a queued, running or paused job for good; its candidates stay readable.\n", NULL,
      "  lossctl cancel 3\n"},
     {"pause", cmd_pause, "JOB", "pause a job",
-     "  Stops handing out the job's evaluations (running ones finish); resume goes on.\n"
-     "example:\n"
+     "  Stops handing out the job's evaluations (running ones finish); resume goes on.\n", NULL,
      "  lossctl pause 3\n"},
     {"resume", cmd_resume, "JOB", "resume a paused job, or retry a failed one",
      "  A paused job goes on where it stopped. A failed job (say its data file was missing) is\n"
      "  loaded again from its last saved state once the cause is fixed; if it still cannot\n"
-     "  run it stays failed with the new reason (lossctl jobs shows it).\n"
-     "example:\n"
-     "  lossctl resume 3\n"},
+     "  run it stays failed with the new reason (lossctl jobs shows it).\n",
+     NULL, "  lossctl resume 3\n"},
     {"finish", cmd_finish, "JOB", "end a job's search: final re-evaluation, then done",
      "  Ends the search phase of a queued, running or paused job: no more search rounds and no\n"
      "  more proposals; the leaders' final re-evaluation runs, then the job is done. The way\n"
-     "  to end an evaluate-only job when your proposer has nothing more (docs/jobs.md).\n"
-     "example:\n"
-     "  lossctl finish 3\n"},
+     "  to end an evaluate-only job when your proposer has nothing more (docs/jobs.md).\n",
+     NULL, "  lossctl finish 3\n"},
     {"propose", cmd_propose, "JOB EXPR... [--from FILE] [--source LABEL] [--note TEXT]",
      "hand loss expressions to a running job",
      "  Each expression is parsed, checked for the job's family, canonicalised and looked up\n"
@@ -1350,62 +1275,43 @@ static const CtlCommand commands[] = {
      "  from the next round through the fidelity ladder, counted against the budget),\n"
      "  duplicate (of which candidate: same canonical form or same gradient signature) or\n"
      "  refused (the parser's or checker's message). Exit status 1 when any was refused.\n"
-     "options:\n"
-     "  --from FILE     also one expression a line from FILE ('#' comments; '-' reads stdin)\n"
-     "  --source LABEL  who proposes (A-Z a-z 0-9 _ . -, default user): the leaderboard's\n"
-     "                  origin is proposed:LABEL\n"
-     "  --note TEXT     stored with the proposals\n"
-     "example:\n"
+     "  An expression may start with '-' (-log(pt)); after \"--\" anything is one.\n",
+     propose_opts,
      "  lossctl propose 3 '0.7*ce + 0.3*focal(2)' '-log(pt)' --source me\n"
      "  lossctl propose 3 --from ideas.txt --source llm\n"},
     {"delete", cmd_delete, "JOB", "delete a finished job with its evaluations",
-     "  Deletes a done, failed or cancelled job with its candidates, evaluations, saved state\n"
-     "  and events (cancel a queued, running or paused job first). Its results no longer\n"
-     "  count in family leaderboards or warm starts. Cannot be undone.\n"
-     "example:\n"
-     "  lossctl delete 3\n"},
+     "  Deletes a done, failed, cancelled or expired job with its candidates, evaluations,\n"
+     "  saved state and events (cancel a queued, running or paused job first). Its results no\n"
+     "  longer count in family leaderboards or warm starts. Cannot be undone.\n",
+     NULL, "  lossctl delete 3\n"},
     {"rename", cmd_rename, "JOB NAME", "set a job's name",
-     "  The name lossctl jobs shows; an empty NAME removes it.\n"
-     "example:\n"
-     "  lossctl rename 3 digits-baseline-v2\n"},
+     "  The name lossctl jobs shows; an empty NAME removes it.\n",
+     NULL, "  lossctl rename 3 digits-baseline-v2\n"},
     {"failures", cmd_failures, "JOB [--examples N]", "a job's failed and rejected evaluations by reason",
      "  Every stored evaluation that did not finish, grouped by reason (most frequent first),\n"
      "  with a few examples each: candidate, task, expression and the full message; then the\n"
-     "  counts of candidates the engine refused without storing them (too large, say).\n"
-     "options:\n"
-     "  --examples N  examples per reason, 0..100 (default 3)\n"
-     "example:\n"
-     "  lossctl failures 3 --examples 1\n"},
+     "  counts of candidates the engine refused without storing them (too large, say).\n",
+     failures_opts, "  lossctl failures 3 --examples 1\n"},
     {"shutdown", cmd_shutdown, "", "stop the daemon (it finishes running evaluations)",
-     "  Running jobs resume when the daemon starts again.\n"
-     "example:\n"
-     "  lossctl shutdown\n"},
+     "  Running jobs resume when the daemon starts again.\n", NULL, "  lossctl shutdown\n"},
 #ifdef CTL_HAVE_SCHEDULE
     {"schedule", ctl_schedule_main, CTL_SCHEDULE_USAGE, "cron schedules of jobs (lossctl schedule help)",
-     NULL},
+     NULL, NULL, NULL},
 #endif
     {"report", ctl_report_main, CTL_REPORT_USAGE, "a job's HTML report: plots, leaderboard, final test",
-     "  One self-contained HTML page of a job: its plots, leaderboard and final test.\n"
-     "options:\n"
-     "  -o FILE.html  where to write it (default lossd-report-JOB.html; '-' for stdout)\n"
-     "example:\n"
-     "  lossctl report 3 -o report.html\n"},
+     "  One self-contained HTML page of a job: its plots, leaderboard and final test.\n",
+     ctl_report_opts, "  lossctl report 3 -o report.html\n"},
     {"mcp", ctl_mcp_main, CTL_MCP_USAGE, "a Model Context Protocol server on stdin/stdout",
      "  Serves MCP (JSON-RPC 2.0, one message per line) so an assistant can list jobs, read\n"
-     "  leaderboards, show candidates and export losses through this daemon (docs/mcp.md).\n"
-     "options:\n"
-     "  --allow-write  also offer submit_job and propose_candidates (default: read-only)\n"
-     "example:\n"
-     "  lossctl mcp --allow-write\n"},
+     "  leaderboards, show candidates and export losses through this daemon (docs/mcp.md).\n",
+     ctl_mcp_opts, "  lossctl mcp --allow-write\n"},
     {"call", cmd_call, "METHOD [PARAMS_JSON]", "call any method, print the raw result",
-     "  Any JSON-RPC method of docs/protocol.md; the result is printed as one line of JSON.\n"
-     "example:\n"
+     "  Any JSON-RPC method of docs/protocol.md; the result is printed as one line of JSON.\n", NULL,
      "  lossctl call job.get '{\"job_id\": 1}'\n"},
     {"help", cmd_help, "[COMMAND]", "this list, or one command's usage",
      "  `lossctl help COMMAND` and `lossctl COMMAND --help` (or -h anywhere before a \"--\")\n"
-     "  print a command's options, defaults and an example.\n"
-     "example:\n"
-     "  lossctl help leaderboard\n"},
+     "  print a command's options, defaults and an example.\n",
+     NULL, "  lossctl help leaderboard\n"},
 };
 #define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
 
@@ -1438,6 +1344,8 @@ static int command_help(Ctl *ctl, const CtlCommand *c) {
 #endif
     printf("usage: lossctl %s %s\n  %s\n", c->name, c->usage, c->summary);
     if (c->help) printf("\n%s", c->help);
+    ctl_print_opts(stdout, c->opts);
+    if (c->example) printf("example:\n%s", c->example);
     return 0;
 }
 

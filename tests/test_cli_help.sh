@@ -57,6 +57,22 @@ expect "watch abc says why" 2 "" "watch: 'abc' is not a job id" "$CTL" --socket 
 expect "show x says why" 2 "" "show: 'x' is not a candidate \(JOB:CAND" "$CTL" --socket "$NOSOCK" show x
 expect "pause 0 says why" 2 "" "pause: '0' is not a job id" "$CTL" --socket "$NOSOCK" pause 0
 expect "unknown option exits 2" 2 "" "unknown option --bogus" "$CTL" --socket "$NOSOCK" jobs --bogus
+# one option table per command, one parser (ctl_parse): the same errors everywhere
+expect "an option without its value" 2 "" "jobs: option --state needs a value" "$CTL" --socket "$NOSOCK" jobs --state
+expect "a value given to a flag" 2 "" "workers: option --all takes no value" "$CTL" --socket "$NOSOCK" workers --all=1
+expect "report -o without its file" 2 "" "report: option -o needs a value" "$CTL" --socket "$NOSOCK" report 3 -o
+expect "report: unknown option" 2 "" "report: unknown option --out" "$CTL" --socket "$NOSOCK" report --out x 3
+expect "mcp: unknown option and its usage" 2 "" "usage: lossctl mcp \[--allow-write\]" "$CTL" --socket "$NOSOCK" mcp --bogus
+expect "propose: unknown option, an expression may start with -" 2 "" "propose: unknown option --bogus" \
+    "$CTL" --socket "$NOSOCK" propose 3 '-log(pt)' --bogus
+expect "schedule add: option without its value" 2 "" "schedule add: option --cron needs a value" \
+    "$CTL" --socket "$NOSOCK" schedule add --cron
+expect "--name=VALUE works as --name VALUE" 2 "" "watch: --interval must be > 0" \
+    "$CTL" --socket "$NOSOCK" watch 3 --interval=0
+# the help's options come from the same table: every state, schedule add's flags
+expect "jobs --help names every state" 0 "--state STATE .*expired" "" "$CTL" jobs --help
+expect "schedule help lists add's options" 0 "--allow-overlap +the same as --concurrency allow" "" "$CTL" schedule help
+expect "report --help names --output" 0 "--output is the same" "" "$CTL" report --help
 
 # ---- a broken job file says where and why -----------------------------------------------------
 printf '{\n  "name": "x",\n  "tasks": [{"data": "builtin:digits"},],\n}\n' >"$TMP/comma.json"
