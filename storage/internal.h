@@ -283,4 +283,26 @@ cJSON *store_hash_json_(uint64_t h);                  /* owned; 16 hex digits */
 cJSON *store_seed_json_(uint64_t seed);               /* owned; number, string above 2^53 */
 cJSON *store_number_(double v);                       /* owned; null for NaN */
 
+/* A row reader as data: each column a SELECT reads, in its order, is one row of a StoreCol
+ * table (the member's name and how the column becomes JSON), and one function reads them all. */
+typedef enum {
+    SCOL_INT,  /* integer column: a number */
+    SCOL_NUM,  /* store_col_number_: null for SQL NULL */
+    SCOL_STR,  /* store_col_string_ */
+    SCOL_JSON, /* store_col_json_ */
+    SCOL_BOOL, /* integer column: true or false */
+    SCOL_HASH, /* store_hash_json_ */
+    SCOL_SEED, /* store_seed_json_ */
+} StoreColKind;
+typedef struct StoreCol {
+    const char *name;
+    StoreColKind kind;
+} StoreCol;
+/* Adds columns first .. first + n - 1 of st's current row to o, column first + i as cols[i]
+ * says. Borrows st and cols; o gets the new members. */
+void store_cols_add_(cJSON *o, sqlite3_stmt *st, int first, const StoreCol *cols, int n);
+/* The same into a new object (owned; NULL when out of memory): a row reader is one call. */
+cJSON *store_row_json_(sqlite3_stmt *st, const StoreCol *cols, int n);
+#define STORE_NCOLS(cols) ((int)(sizeof(cols) / sizeof((cols)[0])))
+
 #endif

@@ -514,6 +514,32 @@ cJSON *store_seed_json_(uint64_t seed)
     return cJSON_CreateString(buf);
 }
 
+void store_cols_add_(cJSON *o, sqlite3_stmt *st, int first, const StoreCol *cols, int n)
+{
+    for (int k = 0; k < n; k++) {
+        int i = first + k;
+        cJSON *v = NULL;
+        switch (cols[k].kind) {
+        case SCOL_INT: v = cJSON_CreateNumber((double)sqlite3_column_int64(st, i)); break;
+        case SCOL_NUM: v = store_col_number_(st, i); break;
+        case SCOL_STR: v = store_col_string_(st, i); break;
+        case SCOL_JSON: v = store_col_json_(st, i); break;
+        case SCOL_BOOL: v = cJSON_CreateBool(sqlite3_column_int(st, i)); break;
+        case SCOL_HASH: v = store_hash_json_((uint64_t)sqlite3_column_int64(st, i)); break;
+        case SCOL_SEED: v = store_seed_json_((uint64_t)sqlite3_column_int64(st, i)); break;
+        }
+        cJSON_AddItemToObject(o, cols[k].name, v);
+    }
+}
+
+cJSON *store_row_json_(sqlite3_stmt *st, const StoreCol *cols, int n)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o)
+        store_cols_add_(o, st, 0, cols, n);
+    return o;
+}
+
 /* ---- open and close --------------------------------------------------------------------- */
 
 /* The database's real name: symlinks in path (and path itself, when it exists) resolved, so the
@@ -1047,23 +1073,13 @@ int store_job_update_progress(Store *s, int64_t job_id, int64_t evals_done, doub
     return store_wend_(s, own, rc, what, err);
 }
 
-/* Adds the job columns JOB_GET and JOB_LIST both select, state through best_fitness, read
- * from column c on. */
-static void job_columns(cJSON *o, sqlite3_stmt *st, int c)
-{
-    cJSON_AddItemToObject(o, "state", store_col_string_(st, c));
-    cJSON_AddNumberToObject(o, "priority", sqlite3_column_int(st, c + 1));
-    cJSON_AddItemToObject(o, "seed", store_seed_json_((uint64_t)sqlite3_column_int64(st, c + 2)));
-    cJSON_AddItemToObject(o, "created", store_col_number_(st, c + 3));
-    cJSON_AddItemToObject(o, "started", store_col_number_(st, c + 4));
-    cJSON_AddItemToObject(o, "finished", store_col_number_(st, c + 5));
-    cJSON_AddItemToObject(o, "schedule_id", store_col_number_(st, c + 6));
-    cJSON_AddItemToObject(o, "client_token", store_col_string_(st, c + 7));
-    cJSON_AddItemToObject(o, "error", store_col_string_(st, c + 8));
-    cJSON_AddNumberToObject(o, "evals_done", (double)sqlite3_column_int64(st, c + 9));
-    cJSON_AddNumberToObject(o, "budget_evals", (double)sqlite3_column_int64(st, c + 10));
-    cJSON_AddItemToObject(o, "best_fitness", store_col_number_(st, c + 11));
-}
+/* The job columns JOB_GET and JOB_LIST both select, state through best_fitness. */
+static const StoreCol job_cols[] = {
+    {"state", SCOL_STR},        {"priority", SCOL_INT},  {"seed", SCOL_SEED},
+    {"created", SCOL_NUM},      {"started", SCOL_NUM},   {"finished", SCOL_NUM},
+    {"schedule_id", SCOL_NUM},  {"client_token", SCOL_STR}, {"error", SCOL_STR},
+    {"evals_done", SCOL_INT},   {"budget_evals", SCOL_INT}, {"best_fitness", SCOL_NUM},
+};
 
 /* A job summary from a row in the order JOB_LIST selects. */
 static cJSON *job_summary(sqlite3_stmt *st)
@@ -1071,12 +1087,12 @@ static cJSON *job_summary(sqlite3_stmt *st)
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
-    cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
-    cJSON_AddItemToObject(o, "name", store_col_string_(st, 1));
-    job_columns(o, st, 2);
-    cJSON_AddItemToObject(o, "best_expr", store_col_string_(st, 14));
-    cJSON_AddItemToObject(o, "elapsed_s", store_col_number_(st, 15));
-    cJSON_AddItemToObject(o, "final_evaluations", store_col_number_(st, 16));
+    static const StoreCol head[] = {{"id", SCOL_INT}, {"name", SCOL_STR}};
+    static const StoreCol tail[] = {
+        {"best_expr", SCOL_STR}, {"elapsed_s", SCOL_NUM}, {"final_evaluations", SCOL_NUM}};
+    store_cols_add_(o, st, 0, head, STORE_NCOLS(head));
+    store_cols_add_(o, st, 2, job_cols, STORE_NCOLS(job_cols));
+    store_cols_add_(o, st, 14, tail, STORE_NCOLS(tail));
     return o;
 }
 
@@ -1105,12 +1121,11 @@ int store_job_get(Store *s, int64_t job_id, cJSON **out, char *err)
         rc = ld_err(err, LD_ENOMEM, "store: %s: out of memory", what);
         goto done;
     }
-    cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
-    cJSON_AddItemToObject(o, "name", store_col_string_(st, 1));
-    cJSON_AddItemToObject(o, "spec", store_col_json_(st, 2));
-    job_columns(o, st, 3);
-    cJSON_AddItemToObject(o, "leaderboard", store_col_json_(st, 15));
-    cJSON_AddItemToObject(o, "stats", store_col_json_(st, 16));
+    static const StoreCol head[] = {{"id", SCOL_INT}, {"name", SCOL_STR}, {"spec", SCOL_JSON}};
+    static const StoreCol tail[] = {{"leaderboard", SCOL_JSON}, {"stats", SCOL_JSON}};
+    store_cols_add_(o, st, 0, head, STORE_NCOLS(head));
+    store_cols_add_(o, st, 3, job_cols, STORE_NCOLS(job_cols));
+    store_cols_add_(o, st, 15, tail, STORE_NCOLS(tail));
     sqlite3_reset(st);
 
     st = store_stmt_(s, ST_JOB_TASKS, what, err);
@@ -1344,18 +1359,10 @@ int store_event_append(Store *s, int64_t job_id, const char *kind, const cJSON *
     return store_wend_(s, own, rc, what, err);
 }
 
-static cJSON *event_row(sqlite3_stmt *st)
-{
-    cJSON *e = cJSON_CreateObject();
-    if (!e)
-        return NULL;
-    cJSON_AddNumberToObject(e, "seq", (double)sqlite3_column_int64(st, 0));
-    cJSON_AddItemToObject(e, "time", store_col_number_(st, 1));
-    cJSON_AddItemToObject(e, "job", store_col_number_(st, 2));
-    cJSON_AddItemToObject(e, "kind", store_col_string_(st, 3));
-    cJSON_AddItemToObject(e, "data", store_col_json_(st, 4));
-    return e;
-}
+static const StoreCol event_cols[] = {
+    {"seq", SCOL_INT}, {"time", SCOL_NUM}, {"job", SCOL_NUM}, {"kind", SCOL_STR}, {"data", SCOL_JSON}};
+
+static cJSON *event_row(sqlite3_stmt *st) { return store_row_json_(st, event_cols, STORE_NCOLS(event_cols)); }
 
 int store_events_since(Store *s, int64_t since_seq, int limit, cJSON **out, char *err)
 {
@@ -1425,25 +1432,17 @@ int store_schedule_put(Store *s, const StoreSchedule *sc, int64_t *id, char *err
     return store_wend_(s, own, rc, what, err);
 }
 
+static const StoreCol schedule_cols[] = {
+    {"id", SCOL_INT},         {"name", SCOL_STR},        {"cron", SCOL_STR},
+    {"tz", SCOL_STR},         {"until", SCOL_NUM},       {"catch_up", SCOL_BOOL},
+    {"concurrency", SCOL_INT}, {"job", SCOL_JSON},       {"paused", SCOL_BOOL},
+    {"last_fire", SCOL_NUM},  {"next_fire", SCOL_NUM},   {"created", SCOL_NUM},
+    {"runs", SCOL_INT},
+};
+
 static cJSON *schedule_row(sqlite3_stmt *st)
 {
-    cJSON *o = cJSON_CreateObject();
-    if (!o)
-        return NULL;
-    cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
-    cJSON_AddItemToObject(o, "name", store_col_string_(st, 1));
-    cJSON_AddItemToObject(o, "cron", store_col_string_(st, 2));
-    cJSON_AddItemToObject(o, "tz", store_col_string_(st, 3));
-    cJSON_AddItemToObject(o, "until", store_col_number_(st, 4));
-    cJSON_AddBoolToObject(o, "catch_up", sqlite3_column_int(st, 5));
-    cJSON_AddNumberToObject(o, "concurrency", sqlite3_column_int(st, 6));
-    cJSON_AddItemToObject(o, "job", store_col_json_(st, 7));
-    cJSON_AddBoolToObject(o, "paused", sqlite3_column_int(st, 8));
-    cJSON_AddItemToObject(o, "last_fire", store_col_number_(st, 9));
-    cJSON_AddItemToObject(o, "next_fire", store_col_number_(st, 10));
-    cJSON_AddItemToObject(o, "created", store_col_number_(st, 11));
-    cJSON_AddNumberToObject(o, "runs", (double)sqlite3_column_int64(st, 12));
-    return o;
+    return store_row_json_(st, schedule_cols, STORE_NCOLS(schedule_cols));
 }
 
 /* id > 0: that schedule (LD_ENOTFOUND when absent) as an object; else all as an array. */

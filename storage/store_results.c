@@ -84,50 +84,50 @@ int store_candidate_set_fitness(Store *s, int64_t job_id, int64_t cand, double f
     return store_candidate_set_rank(s, job_id, cand, fitness, -1, err);
 }
 
-int store_candidate_set_rank(Store *s, int64_t job_id, int64_t cand, double fitness, int tier,
-                             char *err)
+/* The two updates of one stored candidate: its fitness and tier (ST_CAND_FITNESS: fitness, tier;
+ * a tier < 0 is stored as NULL) or its final comparison (ST_CAND_SET_FINAL: final). */
+static int cand_update(Store *s, int stmt, int64_t job_id, int64_t cand, double fitness, int tier,
+                       const cJSON *final, const char *what, char *err)
 {
-    char what[80];
     int own = 0, rc;
-    snprintf(what, sizeof what, "set fitness of candidate %lld of job %lld", (long long)cand,
-             (long long)job_id);
     sqlite3_stmt *st;
     store_touch_(s, job_id);
-    rc = store_wstmt_(s, ST_CAND_FITNESS, &own, &st, what, err);
+    rc = store_wstmt_(s, stmt, &own, &st, what, err);
     if (rc != LD_OK)
         return rc;
     sqlite3_bind_int64(st, 1, job_id);
     sqlite3_bind_int64(st, 2, cand);
-    store_bind_real_(st, 3, fitness);
-    if (tier >= 0)
-        sqlite3_bind_int(st, 4, tier);
-    else
-        sqlite3_bind_null(st, 4);
+    if (stmt == ST_CAND_SET_FINAL) {
+        store_bind_json_(st, 3, final);
+    } else {
+        store_bind_real_(st, 3, fitness);
+        if (tier >= 0)
+            sqlite3_bind_int(st, 4, tier);
+        else
+            sqlite3_bind_null(st, 4);
+    }
     rc = store_step_done_(s, st, 1, what, err);
     if (rc == LD_ENOTFOUND)
         ld_err(err, rc, "store: %s: no such candidate", what);
     return store_wend_(s, own, rc, what, err);
 }
 
+int store_candidate_set_rank(Store *s, int64_t job_id, int64_t cand, double fitness, int tier,
+                             char *err)
+{
+    char what[80];
+    snprintf(what, sizeof what, "set fitness of candidate %lld of job %lld", (long long)cand,
+             (long long)job_id);
+    return cand_update(s, ST_CAND_FITNESS, job_id, cand, fitness, tier, NULL, what, err);
+}
+
 int store_candidate_set_final(Store *s, int64_t job_id, int64_t cand, const cJSON *final,
                               char *err)
 {
     char what[80];
-    int own = 0, rc;
     snprintf(what, sizeof what, "set final comparison of candidate %lld of job %lld",
              (long long)cand, (long long)job_id);
-    sqlite3_stmt *st;
-    store_touch_(s, job_id);
-    rc = store_wstmt_(s, ST_CAND_SET_FINAL, &own, &st, what, err);
-    if (rc != LD_OK)
-        return rc;
-    sqlite3_bind_int64(st, 1, job_id);
-    sqlite3_bind_int64(st, 2, cand);
-    store_bind_json_(st, 3, final);
-    rc = store_step_done_(s, st, 1, what, err);
-    if (rc == LD_ENOTFOUND)
-        ld_err(err, rc, "store: %s: no such candidate", what);
-    return store_wend_(s, own, rc, what, err);
+    return cand_update(s, ST_CAND_SET_FINAL, job_id, cand, NAN, -1, final, what, err);
 }
 
 int store_candidate_final(Store *s, int64_t job_id, int64_t cand, cJSON **out, char *err)
@@ -266,23 +266,18 @@ static cJSON *eval_row_json(sqlite3_stmt *st, int with_cand)
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return NULL;
-    cJSON_AddNumberToObject(o, "seq", (double)sqlite3_column_int64(st, 0));
+    static const StoreCol seq[] = {{"seq", SCOL_INT}}, cand[] = {{"cand", SCOL_INT}};
+    static const StoreCol cols[] = {
+        {"task", SCOL_STR},     {"task_hash", SCOL_HASH}, {"seed", SCOL_SEED},
+        {"steps", SCOL_INT},    {"steps_run", SCOL_NUM},  {"status", SCOL_STR},
+        {"metric", SCOL_STR},   {"val", SCOL_NUM},        {"test", SCOL_NUM},
+        {"final_loss", SCOL_NUM}, {"metrics", SCOL_JSON}, {"curve", SCOL_JSON},
+        {"wall_ms", SCOL_NUM},  {"error", SCOL_STR},
+    };
+    store_cols_add_(o, st, 0, seq, 1);
     if (with_cand)
-        cJSON_AddNumberToObject(o, "cand", (double)sqlite3_column_int64(st, 15));
-    cJSON_AddItemToObject(o, "task", store_col_string_(st, 1));
-    cJSON_AddItemToObject(o, "task_hash", store_hash_json_((uint64_t)sqlite3_column_int64(st, 2)));
-    cJSON_AddItemToObject(o, "seed", store_seed_json_((uint64_t)sqlite3_column_int64(st, 3)));
-    cJSON_AddNumberToObject(o, "steps", sqlite3_column_int(st, 4));
-    cJSON_AddItemToObject(o, "steps_run", store_col_number_(st, 5));
-    cJSON_AddItemToObject(o, "status", store_col_string_(st, 6));
-    cJSON_AddItemToObject(o, "metric", store_col_string_(st, 7));
-    cJSON_AddItemToObject(o, "val", store_col_number_(st, 8));
-    cJSON_AddItemToObject(o, "test", store_col_number_(st, 9));
-    cJSON_AddItemToObject(o, "final_loss", store_col_number_(st, 10));
-    cJSON_AddItemToObject(o, "metrics", store_col_json_(st, 11));
-    cJSON_AddItemToObject(o, "curve", store_col_json_(st, 12));
-    cJSON_AddItemToObject(o, "wall_ms", store_col_number_(st, 13));
-    cJSON_AddItemToObject(o, "error", store_col_string_(st, 14));
+        store_cols_add_(o, st, 15, cand, 1);
+    store_cols_add_(o, st, 1, cols, STORE_NCOLS(cols));
     return o;
 }
 
@@ -1036,15 +1031,10 @@ int store_proposal_count(Store *s, int64_t job_id, int64_t *n, char *err)
     return job_count(s, ST_PROP_COUNT, job_id, NULL, n, "count proposals", err);
 }
 
-static cJSON *proposal_row(sqlite3_stmt *st)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "pseq", (double)sqlite3_column_int64(st, 0));
-    cJSON_AddNumberToObject(o, "point", (double)sqlite3_column_int64(st, 1));
-    cJSON_AddItemToObject(o, "expr", store_col_string_(st, 2));
-    cJSON_AddItemToObject(o, "source", store_col_string_(st, 3));
-    return o;
-}
+static const StoreCol proposal_cols[] = {
+    {"pseq", SCOL_INT}, {"point", SCOL_INT}, {"expr", SCOL_STR}, {"source", SCOL_STR}};
+
+static cJSON *proposal_row(sqlite3_stmt *st) { return store_row_json_(st, proposal_cols, STORE_NCOLS(proposal_cols)); }
 
 int store_proposals_from(Store *s, int64_t job_id, int64_t from, cJSON **out, char *err)
 {
