@@ -194,6 +194,17 @@ static void group_scale(double *vec, const EvalProbe *b) {
         }
 }
 
+/* The signature's end, for every family: sig[0..n) = vec[0..len) over its norm (zeros past
+ * len). A zero or non-finite norm is an error: the loss gives no direction to compare. */
+static int sig_normalise(const double *vec, int len, float *sig, int n, char *err) {
+    double norm = 0;
+    for (int k = 0; k < len; k++) norm += vec[k] * vec[k];
+    norm = sqrt(norm);
+    if (!(norm > 1e-30) || !isfinite(norm)) return ld_err(err, LD_EFAILED, "gradient is zero on the probe batch");
+    for (int k = 0; k < n; k++) sig[k] = k < len ? (float)(vec[k] / norm) : 0.0f;
+    return LD_OK;
+}
+
 int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *err) {
     Batch own = {0};
     const Batch *shared = probe_batch(family, C);
@@ -218,14 +229,7 @@ int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *er
             rc = ld_err(err, LD_EFAILED, "the loss or its gradient is not finite on the probe batch");
             goto done;
         }
-        double norm = 0;
-        for (int k = 0; k < len; k++) norm += vec[k] * vec[k];
-        norm = sqrt(norm);
-        if (!(norm > 1e-30) || !isfinite(norm)) {
-            rc = ld_err(err, LD_EFAILED, "gradient is zero on the probe batch");
-            goto done;
-        }
-        for (int k = 0; k < n; k++) sig[k] = k < len ? (float)(vec[k] / norm) : 0.0f;
+        rc = sig_normalise(vec, len, sig, n, err);
         goto done;
     }
     LossOut out;
@@ -260,14 +264,7 @@ int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *er
     vec[nz + ne] = out.g_term[TERM_L2];
     vec[nz + ne + 1] = out.g_term[TERM_PHYS];
     vec[nz + ne + 2] = out.g_term[TERM_BC];
-    double norm = 0;
-    for (int k = 0; k < len; k++) norm += vec[k] * vec[k];
-    norm = sqrt(norm);
-    if (!(norm > 1e-30) || !isfinite(norm)) {
-        rc = ld_err(err, LD_EFAILED, "gradient is zero on the probe batch");
-        goto done;
-    }
-    for (int k = 0; k < n; k++) sig[k] = k < len ? (float)(vec[k] / norm) : 0.0f;
+    rc = sig_normalise(vec, len, sig, n, err);
 done:
     free(vec);
     free(buf);
