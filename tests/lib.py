@@ -6,14 +6,21 @@ test_*, so this module is imported, never run.
     lib.check("name", condition, detail...)
     ...
     lib.finish()          # prints the counts, exits non-zero when anything failed
+
+A test of a running daemon: lib.run(prefix, body) gives body a fresh temporary directory;
+lib.start(tmp, tag) starts `lossd serve` on it (Daemon: call, kill9, stop, logtext);
+state, wait_state and board read a job over it, db_query reads the database file beside it.
 """
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -160,6 +167,65 @@ class Daemon:
             return open(self.logpath).read()
         except OSError:
             return ""
+
+
+def start(tmp, tag, env=None, args=()):
+    """A Daemon on tmp/TAG.db (socket tmp/TAG.sock), or None when it did not start; checked
+    ("the daemon TAG starts", with its log's tail on a failure)."""
+    d = Daemon(tmp, os.path.join(tmp, tag + ".db"), env, tag=tag, args=args)
+    check("the daemon %s starts" % tag, d.up(), d.logtext()[-2000:])
+    return d if d.up() else None
+
+
+def state(d, jid):
+    """job.get's result for job jid ({} on an error reply)."""
+    r = d.call("job.get", {"job_id": jid})
+    return r.get("result") or {}
+
+
+def wait_state(d, jid, states, timeout=120):
+    """Polls job jid until its state is one of states (at most timeout s); returns job.get's
+    result last seen."""
+    t_end = time.time() + timeout
+    s = {}
+    while time.time() < t_end:
+        s = state(d, jid)
+        if s.get("state") in states:
+            return s
+        time.sleep(0.05)
+    return s
+
+
+def board(d, jid, k=50):
+    """Job jid's leaderboard as (candidate, expression, fitness) of each entry."""
+    r = d.call("leaderboard.query", {"job_id": jid, "k": k})
+    es = (r.get("result") or {}).get("entries") or []
+    return [(e.get("cand"), e.get("expr"), e.get("fitness")) for e in es]
+
+
+def db_query(db, sql, params=(), all_rows=False):
+    """Reads the database file through a connection of its own (as another process would): the
+    first row of sql, or every row with all_rows."""
+    con = sqlite3.connect(db, timeout=10)
+    try:
+        cur = con.execute(sql, params)
+        return cur.fetchall() if all_rows else cur.fetchone()
+    finally:
+        con.close()
+
+
+def run(prefix, body):
+    """Runs body(tmp) in a new temporary directory (removed after) and ends the test with
+    finish(): an exception is a failure with its traceback, never a silent pass."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    try:
+        body(tmp)
+    except Exception as e:  # noqa: BLE001 - an exception is a failure, never a silent pass
+        import traceback
+        bad("the test itself raised %s" % type(e).__name__, traceback.format_exc())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        finish()
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ median; the assertions are on what is observable (steps run, states, counts), no
 Uses $LOSSD_BIN/lossd; prints "N passed, N failed" last."""
 import os
 import signal
-import sqlite3
 import statistics
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
-from test_faults_daemon import Conn, Daemon, state  # noqa: E402
+from lib import Daemon, state  # noqa: E402
 
 STEPS = 2000000
 # level 0 (20 steps) stores evaluations and candidates at once; level 1 keeps both workers busy
@@ -52,23 +51,16 @@ def wait_busy_long(d, hold=1.0, timeout=60):
 
 
 def rows(db, jid):
-    c = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=10)
-    try:
-        ev = c.execute("SELECT seq, status, steps, steps_run, error FROM evaluations "
-                       "WHERE job_id = ? ORDER BY seq", (jid,)).fetchall()
-        cands = c.execute("SELECT cand, expr FROM candidates WHERE job_id = ? ORDER BY cand",
-                          (jid,)).fetchall()
-    finally:
-        c.close()
+    ev = lib.db_query(db, "SELECT seq, status, steps, steps_run, error FROM evaluations "
+                      "WHERE job_id = ? ORDER BY seq", (jid,), True)
+    cands = lib.db_query(db, "SELECT cand, expr FROM candidates WHERE job_id = ? ORDER BY cand",
+                         (jid,), True)
     return ev, cands
 
 
 def start(tmp, tag):
-    """A daemon on tmp/TAG.db, or None (counted as a failure)."""
-    db = os.path.join(tmp, tag + ".db")
-    d = Daemon(tmp, db, tag=tag)
-    lib.check("daemon %s starts" % tag, d.up(), d.logtext())
-    return (d, db) if d.up() else (None, db)
+    """A daemon on tmp/TAG.db (checked: lib.start), or None; and the database's path."""
+    return lib.start(tmp, tag), os.path.join(tmp, tag + ".db")
 
 
 def test_cancel(tmp):

@@ -20,13 +20,11 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
-# test_daemon_cancel.py, test_submit_load.py and test_load_paths.py import these from here
-from lib import Conn, Daemon  # noqa: E402,F401
+from lib import Daemon, board, state, wait_state  # noqa: E402
 
 JOB = {"name": "faults", "seed": 7,
        "tasks": [{"data": "builtin:digits", "train": {"steps": 20}}],
@@ -34,37 +32,11 @@ JOB = {"name": "faults", "seed": 7,
        "final": {"top": 2, "seeds": 2}}
 
 
-def state(d, jid):
-    r = d.call("job.get", {"job_id": jid})
-    return r.get("result") or {}
-
-
-def wait_state(d, jid, states, timeout=120):
-    t_end = time.time() + timeout
-    s = {}
-    while time.time() < t_end:
-        s = state(d, jid)
-        if s.get("state") in states:
-            return s
-        time.sleep(0.05)
-    return s
-
-
-def board(d, jid):
-    r = d.call("leaderboard.query", {"job_id": jid, "k": 50})
-    es = (r.get("result") or {}).get("entries") or []
-    return [(e.get("cand"), e.get("expr"), e.get("fitness")) for e in es]
-
-
 def db_facts(db, jid):
     """(integrity_check, evaluation rows, {cand: expr}) read straight from the file."""
-    con = sqlite3.connect(db, timeout=10)
-    try:
-        integ = con.execute("PRAGMA integrity_check").fetchone()[0]
-        n = con.execute("SELECT count(*) FROM evaluations WHERE job_id = ?", (jid,)).fetchone()[0]
-        cands = dict(con.execute("SELECT cand, expr FROM candidates WHERE job_id = ?", (jid,)))
-    finally:
-        con.close()
+    integ = lib.db_query(db, "PRAGMA integrity_check")[0]
+    n = lib.db_query(db, "SELECT count(*) FROM evaluations WHERE job_id = ?", (jid,))[0]
+    cands = dict(lib.db_query(db, "SELECT cand, expr FROM candidates WHERE job_id = ?", (jid,), True))
     return integ, n, cands
 
 
@@ -379,94 +351,90 @@ def sample(ops, count):
     return sorted(set(1 + (ops - 1) * i // (count - 1) for i in range(count)))
 
 
-def main():
-    tmp = tempfile.mkdtemp(prefix="lossd-faults.")
+def sweep(tmp):
     full = "--all" in sys.argv or "--step" in sys.argv
     step = int(sys.argv[sys.argv.index("--step") + 1]) if "--step" in sys.argv else 1
-    try:
-        if not os.access(lib.LOSSD, os.X_OK):
-            lib.bad("lossd exists", "missing " + lib.LOSSD)
-            return
-        ref, ops = undisturbed(tmp)
-        if not ref:
-            return
-        print("undisturbed run: %d writes, syncs and truncates" % ops, flush=True)
-        test_disk_full_flag(tmp, ref)
-        long_ref = long_reference(tmp)  # the tmpfs and locked cases use the longer job
-        test_disk_full_tmpfs(tmp, long_ref)
-        test_locked_database(tmp, long_ref)
-        test_deleted_database(tmp)
-        test_fake_clock_overflow(tmp)
-        # fault injection: every N (--all) or a sample; persistent faults end in kill -9 and a
-        # restart, one-shot faults must be recovered from without one
-        first = int(sys.argv[sys.argv.index("--from") + 1]) if "--from" in sys.argv else 1
-        ns = (list(range(first, ops + 1, step)) if step > 0 else []) if full else sample(ops, 4)
-        # --time-limit S: stop the I/O sweep after S seconds and say how far it got
-        limit = float(sys.argv[sys.argv.index("--time-limit") + 1]) if "--time-limit" in sys.argv else 0
-        t0 = time.time()
-        runs = restarts = fails = done_n = 0
-        for n in ns:
-            if limit and time.time() - t0 > limit:
-                print("time limit of %.0f s reached: stopped after %d of %d N values (up to N=%d)"
-                      % (limit, done_n, len(ns), ns[done_n - 1] if done_n else 0), flush=True)
-                break
-            for persist in (True, False):
-                probs = run_fault(tmp, ref, n, persist, "f%d%s" % (n, "p" if persist else "t"))
-                runs += 1
-                restarts += 1 if persist else 0
-                if probs:
-                    fails += 1
-                    lib.bad("fault at operation %d (%s)" % (n, "from then on" if persist else "once"),
-                            *probs)
-                elif not full:
-                    lib.ok("fault at operation %d (%s): nothing lost, integrity ok, same leaderboard"
-                           % (n, "from then on, kill -9, restart" if persist else "once, recovered"))
-            done_n += 1
-            if full and done_n % 50 == 0:
-                print("... %d of %d N values, %d failed, %.0f s" % (done_n, len(ns), fails,
-                                                                    time.time() - t0), flush=True)
-        print("fault injection: %d N values of %d operations (every %d from %d), %d runs, %d restarts "
-              "after kill -9, %d leaderboards of %d entries compared, %d failed, %.0f s"
-              % (done_n, ops, step, first, runs, restarts, runs, len(ref), fails, time.time() - t0),
-              flush=True)
-        # allocation failures: the Nth SQLite allocation fails once
-        aref, allocs = undisturbed(tmp, "0,alloc", "aref")
-        step_a = int(sys.argv[sys.argv.index("--alloc-step") + 1]) if "--alloc-step" in sys.argv else 0
-        nas = list(range(1, allocs + 1, step_a)) if step_a else sample(allocs, 3)
-        afails = 0
-        t0 = time.time()
-        for n in nas:
-            probs = run_fault(tmp, ref, n, False, "a%d" % n, "alloc")
+    if not os.access(lib.LOSSD, os.X_OK):
+        lib.bad("lossd exists", "missing " + lib.LOSSD)
+        return
+    ref, ops = undisturbed(tmp)
+    if not ref:
+        return
+    print("undisturbed run: %d writes, syncs and truncates" % ops, flush=True)
+    test_disk_full_flag(tmp, ref)
+    long_ref = long_reference(tmp)  # the tmpfs and locked cases use the longer job
+    test_disk_full_tmpfs(tmp, long_ref)
+    test_locked_database(tmp, long_ref)
+    test_deleted_database(tmp)
+    test_fake_clock_overflow(tmp)
+    # fault injection: every N (--all) or a sample; persistent faults end in kill -9 and a
+    # restart, one-shot faults must be recovered from without one
+    first = int(sys.argv[sys.argv.index("--from") + 1]) if "--from" in sys.argv else 1
+    ns = (list(range(first, ops + 1, step)) if step > 0 else []) if full else sample(ops, 4)
+    # --time-limit S: stop the I/O sweep after S seconds and say how far it got
+    limit = float(sys.argv[sys.argv.index("--time-limit") + 1]) if "--time-limit" in sys.argv else 0
+    t0 = time.time()
+    runs = restarts = fails = done_n = 0
+    for n in ns:
+        if limit and time.time() - t0 > limit:
+            print("time limit of %.0f s reached: stopped after %d of %d N values (up to N=%d)"
+                  % (limit, done_n, len(ns), ns[done_n - 1] if done_n else 0), flush=True)
+            break
+        for persist in (True, False):
+            probs = run_fault(tmp, ref, n, persist, "f%d%s" % (n, "p" if persist else "t"))
+            runs += 1
+            restarts += 1 if persist else 0
             if probs:
-                afails += 1
-                lib.bad("allocation %d fails" % n, *probs)
+                fails += 1
+                lib.bad("fault at operation %d (%s)" % (n, "from then on" if persist else "once"),
+                        *probs)
             elif not full:
-                lib.ok("allocation %d fails (once): nothing lost, integrity ok, same leaderboard" % n)
-        print("allocation faults: %d N values of %d allocations, %d failed, %.0f s"
-              % (len(nas), allocs, afails, time.time() - t0), flush=True)
-        fails += afails
-        # kill -9 at moments spread over the search, no fault: the bar every fault must meet
-        nk = int(sys.argv[sys.argv.index("--kill9") + 1]) if "--kill9" in sys.argv else 2
-        kfails = 0
-        for i in range(nk):
-            delay = 0.1 + 1.2 * i / max(nk - 1, 1)  # noqa: E226
-            probs = run_kill9(tmp, ref, delay, "k%d" % i)
-            if probs:
-                kfails += 1
-                lib.bad("kill -9 at %.2f s" % delay, *probs)
-            elif not full:
-                lib.ok("kill -9 at %.2f s: nothing lost, integrity ok, same leaderboard" % delay)
-        print("kill -9: %d runs at moments from 0.1 to 1.3 s into the search, %d failed"
-              % (nk, kfails), flush=True)
-        if full:
-            lib.check("fault sweep: every run passed", fails == 0 and kfails == 0,
-                      "%d of %d fault runs and %d of %d kill -9 runs failed" % (fails, runs, kfails, nk))
-    except Exception as e:  # noqa: BLE001 - an exception is a failure, never a silent pass
-        import traceback
-        lib.bad("the test itself raised %s" % type(e).__name__, traceback.format_exc())
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        lib.finish()
+                lib.ok("fault at operation %d (%s): nothing lost, integrity ok, same leaderboard"
+                       % (n, "from then on, kill -9, restart" if persist else "once, recovered"))
+        done_n += 1
+        if full and done_n % 50 == 0:
+            print("... %d of %d N values, %d failed, %.0f s" % (done_n, len(ns), fails,
+                                                                time.time() - t0), flush=True)
+    print("fault injection: %d N values of %d operations (every %d from %d), %d runs, %d restarts "
+          "after kill -9, %d leaderboards of %d entries compared, %d failed, %.0f s"
+          % (done_n, ops, step, first, runs, restarts, runs, len(ref), fails, time.time() - t0),
+          flush=True)
+    # allocation failures: the Nth SQLite allocation fails once
+    aref, allocs = undisturbed(tmp, "0,alloc", "aref")
+    step_a = int(sys.argv[sys.argv.index("--alloc-step") + 1]) if "--alloc-step" in sys.argv else 0
+    nas = list(range(1, allocs + 1, step_a)) if step_a else sample(allocs, 3)
+    afails = 0
+    t0 = time.time()
+    for n in nas:
+        probs = run_fault(tmp, ref, n, False, "a%d" % n, "alloc")
+        if probs:
+            afails += 1
+            lib.bad("allocation %d fails" % n, *probs)
+        elif not full:
+            lib.ok("allocation %d fails (once): nothing lost, integrity ok, same leaderboard" % n)
+    print("allocation faults: %d N values of %d allocations, %d failed, %.0f s"
+          % (len(nas), allocs, afails, time.time() - t0), flush=True)
+    fails += afails
+    # kill -9 at moments spread over the search, no fault: the bar every fault must meet
+    nk = int(sys.argv[sys.argv.index("--kill9") + 1]) if "--kill9" in sys.argv else 2
+    kfails = 0
+    for i in range(nk):
+        delay = 0.1 + 1.2 * i / max(nk - 1, 1)  # noqa: E226
+        probs = run_kill9(tmp, ref, delay, "k%d" % i)
+        if probs:
+            kfails += 1
+            lib.bad("kill -9 at %.2f s" % delay, *probs)
+        elif not full:
+            lib.ok("kill -9 at %.2f s: nothing lost, integrity ok, same leaderboard" % delay)
+    print("kill -9: %d runs at moments from 0.1 to 1.3 s into the search, %d failed"
+          % (nk, kfails), flush=True)
+    if full:
+        lib.check("fault sweep: every run passed", fails == 0 and kfails == 0,
+                  "%d of %d fault runs and %d of %d kill -9 runs failed" % (fails, runs, kfails, nk))
+
+
+def main():
+    lib.run("lossd-faults.", sweep)
 
 
 if __name__ == "__main__":

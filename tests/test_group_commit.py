@@ -14,15 +14,13 @@ in nearly every moment) and checks:
 Uses $LOSSD_BIN/lossd, its own temporary directory, socket and database; prints "N passed,
 N failed" last."""
 import os
-import shutil
-import sqlite3
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
-from test_faults_daemon import Daemon, board, db_facts, state, wait_state  # noqa: E402
+from lib import Daemon, board, state, wait_state  # noqa: E402
+from test_faults_daemon import db_facts  # noqa: E402
 
 # rounds of 16 short trainings: a round's results arrive over a while and batch up
 JOB = {"name": "group-commit", "seed": 11,
@@ -33,20 +31,15 @@ JOB = {"name": "group-commit", "seed": 11,
 
 def stored(db, jid):
     """(evaluations stored and not interrupted, candidates stored) read from the file."""
-    con = sqlite3.connect(db, timeout=10)
-    try:
-        n = con.execute("SELECT count(*) FROM evaluations WHERE job_id = ? AND "
-                        "status <> 'interrupted'", (jid,)).fetchone()[0]
-        cands = {c for (c,) in con.execute("SELECT cand FROM candidates WHERE job_id = ?", (jid,))}
-    finally:
-        con.close()
+    n = lib.db_query(db, "SELECT count(*) FROM evaluations WHERE job_id = ? AND "
+                     "status <> 'interrupted'", (jid,))[0]
+    cands = {c for (c,) in lib.db_query(db, "SELECT cand FROM candidates WHERE job_id = ?", (jid,), True)}
     return n, cands
 
 
 def reference(tmp):
-    d = Daemon(tmp, os.path.join(tmp, "ref.db"), tag="ref")
-    if not d.up():
-        lib.bad("the reference daemon starts", d.logtext()[-2000:])
+    d = lib.start(tmp, "ref")
+    if not d:
         return None
     jid = d.call("job.submit", {"job": JOB})["result"]["job_id"]
     s = wait_state(d, jid, ("done", "failed"))
@@ -65,9 +58,8 @@ def run_killed(tmp, ref, kill_after, tag):
     """A run with --commit-ms 1000, polled and killed -9 once kill_after results are counted
     and some wait; then restarted with the default and finished."""
     db = os.path.join(tmp, tag + ".db")
-    d = Daemon(tmp, db, tag=tag, args=("--commit-ms", "1000"))
-    if not d.up():
-        lib.bad("%s: the daemon starts" % tag, d.logtext()[-2000:])
+    d = lib.start(tmp, tag, args=("--commit-ms", "1000"))
+    if not d:
         return
     jid = d.call("job.submit", {"job": JOB})["result"]["job_id"]
     early, polls, waiting, seen_waiting, acked, acked_cands, st = [], 0, 0, 0, 0, set(), {}
@@ -112,9 +104,8 @@ def run_killed(tmp, ref, kill_after, tag):
 
 
 def run_single(tmp):
-    d = Daemon(tmp, os.path.join(tmp, "one.db"), tag="one", args=("--commit-ms", "0"))
-    if not d.up():
-        lib.bad("--commit-ms 0: the daemon starts", d.logtext()[-2000:])
+    d = lib.start(tmp, "one", args=("--commit-ms", "0"))
+    if not d:
         return
     jid = d.call("job.submit", {"job": dict(JOB, budget={"evaluations": 32})})["result"]["job_id"]
     s = wait_state(d, jid, ("done", "failed"))
@@ -126,20 +117,16 @@ def run_single(tmp):
               st.get("result_commits", 0) == st.get("results_committed", 0) > 0, st)
 
 
+def body(tmp):
+    ref = reference(tmp)
+    if ref:
+        run_killed(tmp, ref, 8, "k1")
+        run_killed(tmp, ref, 40, "k2")
+    run_single(tmp)
+
+
 def main():
-    tmp = tempfile.mkdtemp(prefix="lossd_group_commit.")
-    try:
-        ref = reference(tmp)
-        if ref:
-            run_killed(tmp, ref, 8, "k1")
-            run_killed(tmp, ref, 40, "k2")
-        run_single(tmp)
-    except Exception as e:  # noqa: BLE001 - an exception is a failure, never a silent pass
-        import traceback
-        lib.bad("the test itself raised %s" % type(e).__name__, traceback.format_exc())
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        lib.finish()
+    lib.run("lossd_group_commit.", body)
 
 
 if __name__ == "__main__":

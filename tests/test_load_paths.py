@@ -17,7 +17,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
-from test_faults_daemon import Conn, Daemon  # noqa: E402
+from lib import Conn, Daemon  # noqa: E402
 from test_submit_load import write_csv  # noqa: E402
 import test_submit_load  # noqa: E402
 

@@ -16,7 +16,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib  # noqa: E402
-from test_faults_daemon import Conn, Daemon  # noqa: E402
+from lib import Conn, Daemon  # noqa: E402
 
 TARGET_BYTES = int(float(os.environ.get("LOAD_MB", "24")) * (1 << 20))
 
