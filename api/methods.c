@@ -48,9 +48,37 @@ static int m_status(RpcCall *call, cJSON **result, char *err) {
     return RPC_OK;
 }
 
+/* A server.workers answered once the queue's listing was read again (daemon_workers_refresh). */
+typedef struct WorkersReply {
+    Daemon *d;
+    cJSON *id;        /* the request's id (owned) */
+    RpcDeferred wait; /* the connection the reply goes to */
+} WorkersReply;
+
+static void workers_done(void *ud) {
+    WorkersReply *r = ud;
+    size_t n = 0;
+    char *line = rpc_result_line(r->id, daemon_workers(r->d), &n);
+    rpc_deferred_answer(r->wait, line, n);
+    free(line);
+    cJSON_Delete(r->id);
+    free(r);
+}
+
 static int m_workers(RpcCall *call, cJSON **result, char *err) {
     int rc = need_daemon(call, err);
     if (rc != RPC_OK) return rc;
+    /* the listing as the queue has it now, not as the last sweep (up to a second ago) saw it */
+    WorkersReply *r = call->client && call->id ? calloc(1, sizeof *r) : NULL;
+    if (r && (r->id = cJSON_Duplicate(call->id, 1))) {
+        r->d = D(call);
+        if (daemon_workers_refresh(D(call), workers_done, r)) {
+            r->wait = rpc_client_defer(call->client);
+            return RPC_DEFERRED;
+        }
+    }
+    if (r) cJSON_Delete(r->id);
+    free(r);
     *result = daemon_workers(D(call));
     return RPC_OK;
 }

@@ -71,6 +71,11 @@ cJSON *daemon_status(Daemon *d);         /* owned server.status result */
 /* Owned server.workers result: {executor: "threads" or "queue", workers: [...]} with one entry
  * per worker process as executor.h's workers_json (this daemon's own threads marked local). */
 cJSON *daemon_workers(Daemon *d);
+/* Makes the next daemon_workers current (the queue's listing read now, not at its next
+ * sweep): returns 1 when that takes a moment, and done(ud) is then called on the loop once it
+ * is (at the latest when the daemon stops); 0 when daemon_workers is current now (done is not
+ * called). */
+int daemon_workers_refresh(Daemon *d, void (*done)(void *ud), void *ud);
 
 typedef struct DaemonSubmit {
     const cJSON *job;         /* borrowed job object (docs/jobs.md) */

@@ -71,8 +71,13 @@ typedef struct ExecutorMethods {
     int (*pending)(const Executor *x); /* items submitted and not yet handed back */
     /* Who evaluates: an owned JSON array, one object per worker process (this one included):
      * {host, pid, threads, evals_done, state, local (this process), leases: [{job_id, seq}]}.
-     * Never waits for a server (the queue's is a snapshot at most about a second old). */
+     * Never waits for a server (the queue's is a snapshot at most about a second old, or as
+     * new as workers_refresh made it). */
     cJSON *(*workers_json)(Executor *x);
+    /* Makes the next workers_json current: returns 1 when that takes a moment (fn(ud) is
+     * called on the loop once it is; before close, at the latest), 0 when workers_json is
+     * current now (then fn is not called). NULL: always current (the thread pool). */
+    int (*workers_refresh)(Executor *x, void (*fn)(void *ud), void *ud);
 } ExecutorMethods;
 
 struct Executor {
@@ -93,6 +98,9 @@ static inline int exec_workers(const Executor *x) { return x->m->workers(x); }
 static inline int exec_busy(const Executor *x) { return x->m->busy(x); }
 static inline int exec_pending(const Executor *x) { return x->m->pending(x); }
 static inline cJSON *exec_workers_json(Executor *x) { return x->m->workers_json(x); }
+static inline int exec_workers_refresh(Executor *x, void (*fn)(void *ud), void *ud) {
+    return x->m->workers_refresh ? x->m->workers_refresh(x, fn, ud) : 0;
+}
 void exec_item_free(ExecItem *it); /* NULL is fine */
 void exec_items_free(ExecItem *list); /* a list, as cancel_job and stop return */
 /* The in-flight bookkeeping every backend shares: moves the items of job_id (every item when

@@ -35,6 +35,8 @@ struct Pgx {
     PgxStats st;
     cJSON *workers;    /* the last pgq_workers listing (under mu), refreshed with each sweep */
     int alive_threads; /* the threads of its alive workers (under mu) */
+    uint64_t list_asked, list_served; /* listings asked for (pgx_workers_refresh) and read */
+    int connected;     /* the thread holds a connection (under mu) */
     /* the thread's own */
     Pgq *q;
     char *conninfo;
@@ -43,6 +45,7 @@ struct Pgx {
     double poll_s, sweep_s;
     FILE *log;
     PgxResultFn fn;
+    void (*listed)(void *ud);
     void *ud;
 };
 
@@ -71,6 +74,7 @@ static int reconnect(Pgx *x)
     x->q = NULL;
     double wait = 0.5;
     pthread_mutex_lock(&x->mu);
+    x->connected = 0;
     while (!x->closing) {
         wait_s(x, wait);
         pthread_mutex_unlock(&x->mu);
@@ -78,6 +82,7 @@ static int reconnect(Pgx *x)
         pthread_mutex_lock(&x->mu);
         if (rc == LD_OK) {
             x->st.reconnects++;
+            x->connected = 1;
             pthread_mutex_unlock(&x->mu);
             fprintf(x->log, "lossd: the queue is back\n");
             return LD_OK;
@@ -171,6 +176,10 @@ static int pass(Pgx *x)
         int n = 0;
         rc = pgq_results(x->q, PGX_BATCH, &r, &n, err);
         int64_t ids[PGX_BATCH];
+        /* counted before they are handed over: whoever gets one sees it in the stats */
+        pthread_mutex_lock(&x->mu);
+        x->st.results += n;
+        pthread_mutex_unlock(&x->mu);
         for (int i = 0; i < n; i++) {
             x->fn(x->ud, &r[i]);
             ids[i] = r[i].work_id;
@@ -178,9 +187,6 @@ static int pass(Pgx *x)
         pgq_results_free(r, n);
         if (rc == LD_OK && n > 0)
             rc = pgq_results_ack(x->q, ids, n, err);
-        pthread_mutex_lock(&x->mu);
-        x->st.results += n;
-        pthread_mutex_unlock(&x->mu);
         if (n < PGX_BATCH)
             break;
     }
@@ -201,15 +207,21 @@ static void *pgx_main(void *arg)
     for (;;) {
         int rc = x->q ? pass(x) : LD_EIO;
         double now = ld_now_ms() / 1000;
-        if (rc == LD_OK && now - last_sweep >= x->sweep_s) {
+        pthread_mutex_lock(&x->mu);
+        uint64_t asked = x->list_asked; /* served by the listing read below */
+        pthread_mutex_unlock(&x->mu);
+        int sweep = rc == LD_OK && now - last_sweep >= x->sweep_s;
+        if (sweep || (rc == LD_OK && asked > x->list_served)) {
             int rq = 0, ab = 0;
-            rc = pgq_expire(x->q, &rq, &ab, err);
-            last_sweep = now;
-            if (rc != LD_OK)
-                fprintf(x->log, "lossd: %s\n", err);
-            else if (rq || ab)
-                fprintf(x->log, "lossd: queue sweep: %d expired leases requeued, %d abandoned\n",
-                        rq, ab);
+            if (sweep) {
+                rc = pgq_expire(x->q, &rq, &ab, err);
+                last_sweep = now;
+                if (rc != LD_OK)
+                    fprintf(x->log, "lossd: %s\n", err);
+                else if (rq || ab)
+                    fprintf(x->log, "lossd: queue sweep: %d expired leases requeued, %d abandoned\n",
+                            rq, ab);
+            }
             cJSON *ws = NULL;
             if (rc == LD_OK && pgq_workers(x->q, &ws, err) != LD_OK)
                 ws = NULL; /* the listing stays as it was; a lost connection shows next pass */
@@ -232,10 +244,18 @@ static void *pgx_main(void *arg)
             }
             pthread_mutex_unlock(&x->mu);
         }
+        if (asked > x->list_served) { /* read, or failed: the asker gets what there is */
+            pthread_mutex_lock(&x->mu);
+            x->list_served = asked;
+            pthread_mutex_unlock(&x->mu);
+            if (x->listed)
+                x->listed(x->ud);
+        }
         if (rc == LD_EIO && reconnect(x) != LD_OK)
             break; /* closing while the server is away: what is unpublished is lost */
         pthread_mutex_lock(&x->mu);
-        int idle = x->nsubs == 0 && x->ncancels == 0 && x->ntasks == 0;
+        int idle = x->nsubs == 0 && x->ncancels == 0 && x->ntasks == 0 &&
+                   x->list_asked == x->list_served;
         int done = x->closing && (rc != LD_OK || idle);
         if (!done && idle && !x->closing)
             wait_s(x, x->poll_s);
@@ -268,6 +288,7 @@ int pgx_start(const char *conninfo, const PgqOpts *qopts, const PgxOpts *o, PgxR
     x->sweep_s = o && o->sweep_s > 0 ? o->sweep_s : 1;
     x->log = o && o->log ? o->log : stderr;
     x->fn = fn;
+    x->listed = o ? o->listed : NULL;
     x->ud = ud;
     int rc = pgq_open(x->conninfo, &x->qo, &x->q, err);
     if (rc != LD_OK) {
@@ -277,6 +298,7 @@ int pgx_start(const char *conninfo, const PgqOpts *qopts, const PgxOpts *o, PgxR
     }
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
+    x->connected = 1;
     if (pthread_create(&x->th, NULL, pgx_main, x)) {
         pgq_close(x->q);
         pthread_cond_destroy(&x->cv);
@@ -393,6 +415,26 @@ cJSON *pgx_workers(Pgx *x)
     cJSON *ws = x->workers ? cJSON_Duplicate(x->workers, 1) : cJSON_CreateArray();
     pthread_mutex_unlock(&x->mu);
     return ws;
+}
+
+uint64_t pgx_workers_refresh(Pgx *x)
+{
+    uint64_t ticket = 0;
+    pthread_mutex_lock(&x->mu);
+    if (x->connected && !x->closing) {
+        ticket = ++x->list_asked;
+        pthread_cond_signal(&x->cv);
+    }
+    pthread_mutex_unlock(&x->mu);
+    return ticket;
+}
+
+int pgx_workers_fresh(Pgx *x, uint64_t ticket)
+{
+    pthread_mutex_lock(&x->mu);
+    int fresh = x->list_served >= ticket;
+    pthread_mutex_unlock(&x->mu);
+    return fresh;
 }
 
 int pgx_alive_threads(Pgx *x)

@@ -25,6 +25,9 @@ typedef struct PgxOpts {
     double poll_s;  /* how often the results are read when nothing wakes the thread; 0: 0.02 */
     double sweep_s; /* how often expired leases are swept (pgq_expire); 0: 1 */
     FILE *log;      /* reconnects, sweeps that found something, errors; NULL: stderr */
+    /* Called on the thread with pgx_start's ud once the listing a pgx_workers_refresh asked for
+     * is in place (or could not be read: the last one stays); NULL: none. */
+    void (*listed)(void *ud);
 } PgxOpts;
 
 typedef struct PgxStats {
@@ -50,6 +53,13 @@ void pgx_cancel_job(Pgx *x, int64_t job_id);
 /* The queue's workers as pgq_workers lists them, read with each sweep (about once a second):
  * an owned copy (an empty array before the first sweep). Any thread. */
 cJSON *pgx_workers(Pgx *x);
+/* Asks the thread to read the listing again now, instead of at the next sweep: returns a ticket
+ * (> 0) that pgx_workers_fresh accepts once a listing read after this call is in place (and
+ * o->listed is called), or 0 when the thread is not connected (the last listing is what there
+ * is). Any thread. */
+uint64_t pgx_workers_refresh(Pgx *x);
+/* 1 once the listing asked for with ticket is in place (or its reading failed). Any thread. */
+int pgx_workers_fresh(Pgx *x, uint64_t ticket);
 /* The evaluator threads of the workers alive in that listing (0 before the first). Any thread. */
 int pgx_alive_threads(Pgx *x);
 /* Counters so far. Any thread. */

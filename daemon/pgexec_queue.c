@@ -21,6 +21,14 @@ typedef struct QDone {
     WorkOutcome out;
 } QDone;
 
+/* A workers_refresh waiting for its listing (loop thread only). */
+typedef struct QRefresh {
+    struct QRefresh *next;
+    uint64_t ticket;
+    void (*fn)(void *ud);
+    void *ud;
+} QRefresh;
+
 typedef struct QExec {
     Executor base;
     uv_async_t async;
@@ -43,6 +51,7 @@ typedef struct QExec {
     char schema[64];
     PgqOpts qo;
     PgeTasks *cache;
+    QRefresh *refresh; /* waiting for a fresh listing (loop thread only) */
 } QExec;
 
 /* The local worker loop's thread: pgw_run until the executor stops. */
@@ -133,7 +142,36 @@ static int q_sweep(Executor *x, int wait)
     return n;
 }
 
-static void on_async(uv_async_t *h) { q_sweep(h->data, 0); }
+/* Answers the workers_refresh calls whose listing is in place (all of them with all set: the
+ * executor is stopping). */
+static void refresh_answer(QExec *q, int all)
+{
+    QRefresh **pp = &q->refresh;
+    while (*pp) {
+        QRefresh *r = *pp;
+        if (all || !q->x || pgx_workers_fresh(q->x, r->ticket)) {
+            *pp = r->next;
+            r->fn(r->ud);
+            free(r);
+        } else {
+            pp = &r->next;
+        }
+    }
+}
+
+static void on_async(uv_async_t *h)
+{
+    q_sweep(h->data, 0);
+    refresh_answer(h->data, 0);
+}
+
+/* On the queue thread: a listing asked for is in place; the loop answers its askers. */
+static void on_listed(void *ud)
+{
+    QExec *q = ud;
+    if (q->has_async)
+        uv_async_send(&q->async);
+}
 
 static void q_free(QExec *q)
 {
@@ -177,7 +215,8 @@ static int q_open(const ExecConfig *cfg, Executor **out, char *err)
         q_free(q);
         return ld_err(err, LD_ENOMEM, "queue executor: out of memory");
     }
-    int rc = pgx_start(cfg->queue, &q->qo, NULL, on_result, q, &q->x, err);
+    PgxOpts xo = {.listed = on_listed};
+    int rc = pgx_start(cfg->queue, &q->qo, &xo, on_result, q, &q->x, err);
     if (rc == LD_OK && q->local_threads > 0)
         rc = pge_open(q->conninfo, &q->qo, NULL, &q->cache, err);
     if (rc == LD_OK && q->local_threads > 0) {
@@ -283,6 +322,7 @@ static ExecItem *q_stop(Executor *x)
     QExec *q = (QExec *)x;
     q->stopped = 1;
     q->local_stop = 1; /* the local threads cancel what they run and hand it back */
+    refresh_answer(q, 1);
     return take_back(q, -1);
 }
 
@@ -291,6 +331,7 @@ static void q_close(Executor *x)
     QExec *q = (QExec *)x;
     if (!q)
         return;
+    refresh_answer(q, 1);
     q->local_stop = 1;
     if (q->has_local) /* before the queue thread goes: their leases are handed back */
         pthread_join(q->local_th, NULL);
@@ -328,6 +369,22 @@ static cJSON *q_workers_json(Executor *x)
     }
     return ws;
 }
+static int q_workers_refresh(Executor *x, void (*fn)(void *ud), void *ud)
+{
+    QExec *q = (QExec *)x;
+    QRefresh *r = q->has_async && !q->stopped && q->x ? calloc(1, sizeof *r) : NULL;
+    if (!r)
+        return 0; /* no loop to answer on, or out of memory: the listing as it is */
+    r->ticket = pgx_workers_refresh(q->x);
+    if (!r->ticket) { /* not connected: the last listing is all there is */
+        free(r);
+        return 0;
+    }
+    *r = (QRefresh){.next = q->refresh, .ticket = r->ticket, .fn = fn, .ud = ud};
+    q->refresh = r;
+    return 1;
+}
+
 static int q_pending(const Executor *x) { return ((const QExec *)x)->pending; }
 
 const ExecutorMethods exec_queue = {
@@ -342,4 +399,5 @@ const ExecutorMethods exec_queue = {
     .busy = q_pending,
     .pending = q_pending,
     .workers_json = q_workers_json,
+    .workers_refresh = q_workers_refresh,
 };

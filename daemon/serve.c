@@ -254,6 +254,10 @@ cJSON *daemon_workers(Daemon *d) {
     return o;
 }
 
+int daemon_workers_refresh(Daemon *d, void (*done)(void *ud), void *ud) {
+    return d->pool && !d->shutting_down ? exec_workers_refresh(d->pool, done, ud) : 0;
+}
+
 #define DB_BYTES_MAX_AGE_MS 100.0
 
 cJSON *daemon_status(Daemon *d) {

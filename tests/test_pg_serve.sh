@@ -118,16 +118,6 @@ wait_leases() {
     return 1
 }
 
-# retry FN: runs FN until it succeeds, up to 30 s (listings are snapshots; the machine may be
-# busy)
-retry() {
-    local i
-    for i in $(seq 1 60); do
-        "$@" && return 0
-        sleep 0.5
-    done
-    return 1
-}
 # freeze_with_lease PID: stops (SIGSTOP) the worker at a moment it holds a lease, tried until it
 # does (up to 1 min): a frozen worker holds its leases until they run out.
 freeze_with_lease() {
@@ -179,13 +169,13 @@ for nw in 0 1 5; do
     [ -n "$REF" ] && [ "$got" = "$REF" ]
     check "its leaderboard equals the local thread pool's ($nw remote workers)" $? "local:" "$REF" "queue:" "$got"
     if [ "$nw" = 0 ]; then
-        # the daemon's own thread did it all, through the queue
-        # the listing is a snapshot taken with each sweep (every second): retried
+        # the daemon's own thread did it all, through the queue (server.workers reads the
+        # queue's listing when asked: no waiting for the next sweep)
         own_listed() {
             n=$(ctl --json workers | json '" ".join("%s %s %s" % (w["local"], w["threads"], w["evals_done"] >= 13) for w in d["workers"] if w["state"] == "alive")')
             [ "$n" = "True 1 True" ]
         }
-        retry own_listed
+        own_listed
         check "lossctl workers: the daemon's own thread, 1 thread, did the job's evaluations" $? "got: $n"
     fi
 done
@@ -194,13 +184,13 @@ five_listed() {
     n=$(ctl --json workers | json 'sorted(w["pid"] for w in d["workers"] if w["state"] == "alive" and not w["local"] and w["threads"] == 1)')
     [ "$n" = "[$want]" ]
 }
-retry five_listed
+five_listed
 check "lossctl workers lists the 5 remote workers by pid" $? "got: $n" "want: [$want]"
 six_printed() {
     ctl workers >"$TMP/workers.txt" 2>&1 && grep -q "the daemon's own threads" "$TMP/workers.txt" &&
         [ "$(grep -c " alive " "$TMP/workers.txt")" = 6 ]
 }
-retry six_printed
+six_printed
 check "lossctl workers prints the 6 worker processes, the daemon's own marked" $? "$(cat "$TMP/workers.txt")"
 stop_workers 4 5
 
