@@ -481,19 +481,6 @@ static void test_rec_step_fd(void **state) {
 /* The same generator step's loss and gradient (generator and encoder) from PyTorch autograd in
  * float64: the networks rebuilt from the parameters, the step's real rows and noise replayed from
  * its RNG, the loss from lossd's own PyTorch export of the mixture (x, xh beside dx, dgz). */
-#define PY "/usr/bin/python3"
-
-static int have_torch(void) {
-    if (access(PY, X_OK) != 0) return 0;
-    return system(PY " -c 'import torch' >/dev/null 2>&1") == 0;
-}
-
-static void write_list(FILE *f, const char *name, const float *v, size_t n) {
-    fprintf(f, "%s = [", name);
-    for (size_t k = 0; k < n; k++) fprintf(f, "%s%.9g", k ? "," : "", v[k]);
-    fprintf(f, "]\n");
-}
-
 static const char rec_driver[] =
     "import sys, importlib\n"
     "sys.path.insert(0, sys.argv[1])\n"
@@ -525,8 +512,8 @@ static const char rec_driver[] =
 
 static void test_rec_step_torch(void **state) {
     (void)state;
-    if (!have_torch()) {
-        print_message("skipping: " PY " with torch is not available\n");
+    if (!torch_have()) {
+        print_message("skipping: " TORCH_PY " with torch is not available\n");
         skip();
     }
     static const char *const losses[] = {"nsgan + 10*rec + 0.1*perc + 0.01*l2", "hinge_gan*(1 + t) + bce_rec",
@@ -550,62 +537,20 @@ static void test_rec_step_torch(void **state) {
         for (int i = 0; i < B; i++)
             memcpy(xr + i * P, tr->x + (size_t)rng_below(&rr, (uint32_t)tr->n) * P, sizeof(float) * P);
         for (int k = 0; k < B * NZ; k++) z[k] = rng_normal(&rr);
-        char dir[] = "/tmp/lossd_ganrec_XXXXXX", path[256], err[LD_ERR_MAX];
-        assert_non_null(mkdtemp(dir));
-        snprintf(path, sizeof path, "%s/lossmod.py", dir);
-        FILE *f = fopen(path, "w");
-        char *code = expr_export(s.e, FAM_GENERATIVE, "pytorch", err);
-        assert_non_null(code);
-        fputs(code, f);
-        fclose(f);
-        free(code);
-        snprintf(path, sizeof path, "%s/case.py", dir);
-        f = fopen(path, "w");
+        char dir[] = "/tmp/lossd_ganrec_XXXXXX";
+        FILE *f = torch_case_open(dir, s.e, FAM_GENERATIVE);
         fprintf(f, "B = %d\nNZ = %d\nP = %d\nT = %.9g\ngen = [%d, %d, %d]\nenc = [%d, %d, %d]\ndis = [%d, %d, 1]\n"
                    "ngen = %zu\nfixednet = '%s/%s'\n",
                 B, NZ, P, s.tr.t, NZ, H, P, P, H, NZ, P, H, ngen, ld_data_dir(), FIXEDNET_FILE);
         fprintf(f, "weights = [(0, %d), (%d, %d), (%zu, %d), (%zu, %d)]\n", NZ * H, NZ * H + H, H * P, ngen, P * H,
                 ngen + P * H + H, H * NZ); /* l2: the generator's and the encoder's weights */
-        write_list(f, "params_g", g->params, g->n);
-        write_list(f, "params_d", gd->params, gd->n);
-        write_list(f, "x", xr, B * P);
-        write_list(f, "z", z, B * NZ);
+        torch_list(f, "params_g", g->params, g->n);
+        torch_list(f, "params_d", gd->params, gd->n);
+        torch_list(f, "x", xr, B * P);
+        torch_list(f, "z", z, B * NZ);
         fclose(f);
-        snprintf(path, sizeof path, "%s/driver.py", dir);
-        f = fopen(path, "w");
-        fputs(rec_driver, f);
-        fclose(f);
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, PY " %s/driver.py %s 2>&1", dir, dir);
-        FILE *pp = popen(cmd, "r");
-        assert_non_null(pp);
-        static char line[1 << 20];
-        double tl = NAN, gmax = 0, gdiff = 0;
-        size_t ng = 0;
-        if (fgets(line, sizeof line, pp)) tl = strtod(line, NULL);
-        if (fgets(line, sizeof line, pp)) {
-            char *c = line;
-            for (; ng < g->n; ng++) {
-                char *end;
-                double v = strtod(c, &end);
-                if (end == c) break;
-                c = end;
-                gmax = fmax(gmax, fabs(v));
-                gdiff = fmax(gdiff, fabs(v - g->grads[ng]));
-            }
-        }
-        int st = pclose(pp);
-        double dl = fabs(tl - loss) / fmax(1.0, fabs(tl)), dg = gdiff / fmax(gmax, 1e-3);
-        printf("%-40s torch loss %.7g, lossd %.7g; gradient max diff %.3g of %.3g\n", losses[q], tl, loss, gdiff, gmax);
-        if (st || ng != g->n || !(dl < 1e-5) || !(dg < 1e-4))
-            print_error("%s: %zu of %zu gradients read (%s)\n", losses[q], ng, g->n, line);
-        assert_int_equal(st, 0);
-        assert_int_equal(ng, g->n);
-        assert_true(dl < 1e-5);
-        assert_true(dg < 1e-4);
+        double dg = torch_case_check(dir, rec_driver, losses[q], loss, g->grads, g->n, 1);
         worst = fmax(worst, dg);
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        (void)system(cmd);
         gstep_close(&s);
     }
     printf("GAN + reconstruction generator step against PyTorch (float64, lossd's exported loss): 3 losses, worst "

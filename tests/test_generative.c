@@ -24,7 +24,6 @@
 #include "../lang/lossprog.h"
 #include "eval_util.h"
 
-#define PY "/usr/bin/python3"
 
 /* ---- the terms through the compiled program: central differences in xh and in perc */
 
@@ -255,17 +254,6 @@ static void test_step_fd(void **state) {
 
 /* The same step's gradient from PyTorch: the model rebuilt from the parameters, the loss from
  * lossd's own PyTorch export, the fixed network from the data file; float64. */
-static int have_torch(void) {
-    if (access(PY, X_OK) != 0) return 0;
-    return system(PY " -c 'import torch' >/dev/null 2>&1") == 0;
-}
-
-static void write_list(FILE *f, const char *name, const float *v, size_t n) {
-    fprintf(f, "%s = [", name);
-    for (size_t k = 0; k < n; k++) fprintf(f, "%s%.9g", k ? "," : "", v[k]);
-    fprintf(f, "]\n");
-}
-
 static const char torch_driver[] =
     "import sys, importlib\n"
     "sys.path.insert(0, sys.argv[1])\n"
@@ -295,8 +283,8 @@ static const char torch_driver[] =
 
 static void test_step_torch(void **state) {
     (void)state;
-    if (!have_torch()) {
-        print_message("skipping: " PY " with torch is not available\n");
+    if (!torch_have()) {
+        print_message("skipping: " TORCH_PY " with torch is not available\n");
         skip();
     }
     static const char *const losses[] = {"rec", "bce_rec", "rec + 0.1*perc", "0.3*perc + bce_rec + 0.01*l2",
@@ -308,17 +296,8 @@ static void test_step_torch(void **state) {
         TrainGroup *g = &s.tr.group[0];
         LdRng rng0 = s.tr.rng;
         float loss = step_at(&s, &rng0);
-        char dir[] = "/tmp/lossd_gen_XXXXXX", path[256], err[LD_ERR_MAX];
-        assert_non_null(mkdtemp(dir));
-        snprintf(path, sizeof path, "%s/lossmod.py", dir);
-        FILE *f = fopen(path, "w");
-        char *code = expr_export(s.e, FAM_GENERATIVE, "pytorch", err);
-        assert_non_null(code);
-        fputs(code, f);
-        fclose(f);
-        free(code);
-        snprintf(path, sizeof path, "%s/case.py", dir);
-        f = fopen(path, "w");
+        char dir[] = "/tmp/lossd_gen_XXXXXX";
+        FILE *f = torch_case_open(dir, s.e, FAM_GENERATIVE);
         const Task *t = s.t;
         int B = t->train_spec.batch, D = t->train.d, H = t->model.hidden[0], L = gen_task(t)->latent;
         fprintf(f, "B = %d\nD = %d\nT = %.9g\nenc = [%d, %d, %d]\ndec = [%d, %d, %d]\nfixednet = '%s/%s'\n", B, D,
@@ -326,47 +305,14 @@ static void test_step_torch(void **state) {
         /* the weights' offsets and sizes (l2 reads weights, not biases) */
         fprintf(f, "weights = [(0, %d), (%d, %d), (%d, %d), (%d, %d)]\n", D * H, D * H + H, H * L,
                 D * H + H + H * L + L, L * H, D * H + H + H * L + L + L * H + H, H * D);
-        write_list(f, "params", g->params, g->n);
+        torch_list(f, "params", g->params, g->n);
         float *xb = malloc(sizeof(float) * (size_t)B * D);
         for (int i = 0; i < B; i++) memcpy(xb + (size_t)i * D, t->train.x + (size_t)s.batches[i] * D, sizeof(float) * D);
-        write_list(f, "x", xb, (size_t)B * D);
+        torch_list(f, "x", xb, (size_t)B * D);
         free(xb);
         fclose(f);
-        snprintf(path, sizeof path, "%s/driver.py", dir);
-        f = fopen(path, "w");
-        fputs(torch_driver, f);
-        fclose(f);
-        char cmd[600];
-        snprintf(cmd, sizeof cmd, PY " %s/driver.py %s 2>&1", dir, dir);
-        FILE *p = popen(cmd, "r");
-        assert_non_null(p);
-        static char line[1 << 20];
-        double tl = NAN, gmax = 0, gdiff = 0;
-        size_t ng = 0;
-        if (fgets(line, sizeof line, p)) tl = strtod(line, NULL);
-        if (fgets(line, sizeof line, p)) {
-            char *c = line;
-            for (; ng < g->n; ng++) {
-                char *end;
-                double v = strtod(c, &end);
-                if (end == c) break;
-                c = end;
-                gmax = fmax(gmax, fabs(v));
-                gdiff = fmax(gdiff, fabs(v - g->grads[ng]));
-            }
-        }
-        int st = pclose(p);
-        double dl = fabs(tl - loss) / fmax(1.0, fabs(tl)), dg = gdiff / fmax(gmax, 1e-3);
-        if (st || ng != g->n || !(dl < 1e-5) || !(dg < 1e-4))
-            print_error("%s: torch loss %.9g, lossd %.9g; %zu of %zu gradients read, max diff %.3g of %.3g (%s)\n",
-                        losses[q], tl, loss, ng, g->n, gdiff, gmax, line);
-        assert_int_equal(st, 0);
-        assert_int_equal(ng, g->n);
-        assert_true(dl < 1e-5);
-        assert_true(dg < 1e-4);
+        double dg = torch_case_check(dir, torch_driver, losses[q], loss, g->grads, g->n, 0);
         worst = fmax(worst, dg);
-        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-        (void)system(cmd);
         step_close(&s);
     }
     print_message("training step against PyTorch (float64, lossd's exported loss): 5 losses, worst scaled "
