@@ -193,6 +193,12 @@ six_printed() {
 six_printed
 check "lossctl workers prints the 6 worker processes, the daemon's own marked" $? "$(cat "$TMP/workers.txt")"
 stop_workers 4 5
+# server.workers reads the queue's listing when asked: the two workers that just stopped (they
+# mark themselves stopped before exiting) show stopped at once, not after the next sweep
+n=$(ctl --json workers | json "sorted(w['pid'] for w in d['workers'] if w['state'] == 'stopped' and w['pid'] in (${WPID[4]}, ${WPID[5]}))")
+want45=$(printf '%s\n' "${WPID[4]}" "${WPID[5]}" | sort -n | paste -sd, | sed 's/,/, /g')
+[ "$n" = "[$want45]" ]
+check "lossctl workers right after workers 4 and 5 stopped shows them stopped" $? "got: $n" "want: [$want45]"
 
 # ---- cancel through the queue --------------------------------------------------------------------
 JX=$(ctl submit "$TMP/slow.json")
