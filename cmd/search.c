@@ -288,7 +288,7 @@ int search_main(int argc, char **argv) {
     Db db = {0};
     cJSON *json = NULL;
     char *text = NULL, *base = NULL, **warm = NULL;
-    int nwarm = 0;
+    int nwarm = 0, want_prior = 0;
     WorkOutcome *results = NULL;
     int cap_results = 0;
 
@@ -338,6 +338,7 @@ int search_main(int argc, char **argv) {
         cJSON *spec = job_json(job);
         cJSON *ws = cJSON_GetObjectItem(spec, "warm_start");
         int want_warm = cJSON_IsTrue(ws);
+        want_prior = want_warm;
         cJSON *pop = cJSON_GetObjectItem(spec, "population");
         int k = cJSON_IsNumber(pop) ? pop->valueint / 2 : 8;
         cJSON_Delete(spec);
@@ -359,6 +360,13 @@ int search_main(int argc, char **argv) {
         goto done;
     }
     search_set_worker_precheck(s, 1); /* run_one honours WorkItem.precheck */
+    if (db.st && want_prior) { /* what earlier jobs measured: the pre-screen's prior */
+        cJSON *prior = NULL;
+        if (store_prior_read(db.st, db.family, SEARCH_PRIOR_MAX, &prior, err) != LD_OK ||
+            search_set_prior(s, prior, err) != LD_OK)
+            fprintf(stderr, "lossd search: pre-screen prior: %s (continuing without)\n", err);
+        cJSON_Delete(prior);
+    }
     /* with proposals, an evaluate-only job waits for them as in the daemon */
     search_set_wait_for_proposals(s, props.lines != NULL);
     LookupCtx lctx = {&db, job};

@@ -602,6 +602,15 @@ static int submit_finish(Daemon *d, const DaemonSubmit *sub, SearchJob *sj, int6
     /* pre-checks run in the workers (eval_work honours WorkItem.precheck), off the
      * loop; lossd search does the same, so a job gives the same result in both */
     search_set_worker_precheck(s, 1);
+    if (want_warm && job_ntasks(sj) > 0) { /* what earlier jobs measured: the pre-screen's prior */
+        cJSON *prior = NULL;
+        char e2[LD_ERR_MAX];
+        if (store_prior_read(d->store, family_name(task_family(engine_task(sj, 0))), SEARCH_PRIOR_MAX,
+                             &prior, e2) != LD_OK ||
+            search_set_prior(s, prior, e2) != LD_OK)
+            daemon_log("pre-screen prior: %s (starting without)", e2);
+        cJSON_Delete(prior);
+    }
     state0 = search_save(s);
     if (!state0) {
         rc = ld_err(err, LD_ENOMEM, "cannot save the initial search state");

@@ -195,19 +195,36 @@ int screen_stop_bar(const float *ref, const int *npts, int nref, double margin, 
 
 /* ---- the learned pre-screen (surrogate.c) ----
  * From round 1 on, with fidelity.prescreen on, at each round boundary a ridge regression is fit
- * from the features of every candidate that finished the first fidelity level (its tree's shape
- * and its gradient signature against the references') to its fitness there (clamped below at
- * SURR_CLAMP: a failed run's -1 would pull the fit); a new candidate from variation whose
- * prediction plus SURR_Z residual standard deviations is below the median of those fitnesses is
- * not trained (rejected, "pre-screen: ..."), except one in SURR_HOLDOUT of them (by expression
- * hash), which is trained anyway so that the stats can say how often a skipped candidate would
- * really have been worse than the median (the hit rate), next to the same share among the
- * candidates it let through. No fit before SURR_MIN_TRAIN candidates finished the level. */
+ * from the features of every candidate that finished the first fidelity level (its tree's shape,
+ * its gradient signature against the references' and its tasks' features) to its fitness there
+ * (clamped below at SURR_CLAMP: a failed run's -1 would pull the fit), together with what earlier
+ * jobs in the database measured (search_set_prior: every stored candidate of the same family at
+ * its job's first level, its fitness relative to that job's reference on that task, weighted 1 on
+ * this job's own tasks at the same steps and SURR_PRIOR_W elsewhere); a new candidate from
+ * variation whose prediction plus SURR_Z residual standard deviations is below the median fitness
+ * of the rows measured here (this job's, and earlier jobs' on the same task and steps) is not
+ * trained (rejected, "pre-screen: ..."), except one in SURR_HOLDOUT of them (by expression hash),
+ * which is trained anyway so that the stats can say how often a skipped candidate would really
+ * have been worse than the median (the hit rate), next to the same share among the candidates it
+ * let through. No fit before SURR_MIN_TRAIN rows were measured here. */
 #define SURR_MIN_TRAIN 32
 #define SURR_Z 1.0
 #define SURR_HOLDOUT 4
-#define SURR_RIDGE 0.05 /* ridge penalty per training row, on standardised features */
+#define SURR_RIDGE 0.05 /* ridge penalty per unit of row weight, on standardised features */
 #define SURR_CLAMP (-0.3)
+#define SURR_PRIOR_W 0.5   /* weight of an earlier job's row on another task, or other steps */
+
+/* A task's features: what the store knows of it that changes how losses compare there. */
+enum {
+    SURR_T_ROWS = 0,  /* log(1 + rows), after transform.subsample (data_info.rows) */
+    SURR_T_INPUTS,    /* log(1 + input features) (data_info.features) */
+    SURR_T_STEPS,     /* log(steps) of the first fidelity level's runs */
+    SURR_T_NOISE,     /* transform.label_noise */
+    SURR_T_IMBALANCE, /* 1 - transform.imbalance (0 without it) */
+    SURR_T_OUTLIERS,  /* transform.outliers */
+    SURR_T_PIXELS,    /* transform.pixel_noise */
+    SURR_NTASKF
+};
 enum {
     SURR_F_SIZE = 0,
     SURR_F_DEPTH,
@@ -218,27 +235,79 @@ enum {
     SURR_F_OPS,                                    /* counts of each node kind, EOP_* */
     SURR_F_TERMS = SURR_F_OPS + EOP_COUNT,         /* counts of each named term, TERM_* */
     SURR_F_VARS = SURR_F_TERMS + TERM_COUNT,       /* counts of each variable, VAR_* */
-    SURR_NFEAT = SURR_F_VARS + VAR_COUNT
+    SURR_F_TASK = SURR_F_VARS + VAR_COUNT,         /* the task's features, SURR_T_* */
+    SURR_NFEAT = SURR_F_TASK + SURR_NTASKF
 };
+/* The model's inputs: the features, then for label noise, imbalance and outliers in turn, the
+ * row task's difference from this job's ("here") times each term count (how a term's effect
+ * changes with the corruption; zero on this job's own tasks). */
+#define SURR_NMIX 3
+#define SURR_NMODEL (SURR_NFEAT + SURR_NMIX * TERM_COUNT)
 
 typedef struct Surrogate {
     int n;                 /* training rows; 0: not fit */
-    double bias, resid_sd; /* the mean target; the residuals' standard deviation on the rows */
-    double mu[SURR_NFEAT], sd[SURR_NFEAT], w[SURR_NFEAT]; /* standardisation, weights */
+    double wsum;           /* their total weight */
+    double bias, resid_sd; /* the mean target; the residuals' (weighted) standard deviation */
+    double here[SURR_NTASKF]; /* this job's task features, which the interactions are taken from */
+    double mu[SURR_NMODEL], sd[SURR_NMODEL], w[SURR_NMODEL]; /* standardisation, weights */
 } Surrogate;
 
+/* Weighted sums over training rows (the fit needs nothing else): an earlier job's rows are
+ * summed once, this job's added at each refit. Owned by the caller (surr_sums_new, free()). */
+typedef struct SurrSums {
+    int n;
+    double W, sy, syy;
+    double here[SURR_NTASKF];
+    double s1[SURR_NMODEL], sxy[SURR_NMODEL];
+    double s2[SURR_NMODEL * SURR_NMODEL]; /* lower triangle, row-major */
+} SurrSums;
+
 /* The features of e (sig: its unit gradient signature of sig_n floats, or NULL; ref_sig[0..nref):
- * the references' signatures, the baseline's first, entries may be NULL) into x[SURR_NFEAT]. */
+ * the references' signatures, the baseline's first, entries may be NULL; tf: its task's features,
+ * SURR_NTASKF of them, or NULL: zeros) into x[SURR_NFEAT]. */
 void surr_features(const struct Expr *e, const float *sig, const float *const *ref_sig, int nref,
-                   int sig_n, double *x);
-/* Fits m to the n rows of X (n x SURR_NFEAT, row-major) and targets y by ridge regression
- * (penalty lambda x n). LD_OK, LD_EINVAL when n < 2, LD_EFAILED when the system is singular,
- * LD_ENOMEM. */
-int surr_fit(Surrogate *m, const double *X, const double *y, int n, double lambda);
+                   int sig_n, const double *tf, double *x);
+/* A task's features from its normalised spec (SearchTask.spec, the store's tasks.spec; NULL:
+ * zeros but the steps) and the steps of its first-level runs, into tf[SURR_NTASKF]. */
+void surr_task_features(const cJSON *spec, int steps, double *tf);
+/* Empty sums whose interactions are taken from here[SURR_NTASKF] (NULL: zeros); NULL when out of
+ * memory. */
+SurrSums *surr_sums_new(const double *here);
+void surr_sums_add(SurrSums *ss, const double *x, double y, double w);
+/* Fits m to the sums by ridge regression (penalty lambda x the total weight). LD_OK, LD_EINVAL
+ * with fewer than 2 rows, LD_EFAILED when the system is singular. */
+int surr_fit_sums(Surrogate *m, const SurrSums *ss, double lambda);
+/* The same over the n rows of X (n x SURR_NFEAT, row-major), targets y, weights w (NULL: 1),
+ * interactions from here (NULL: zeros); also LD_ENOMEM. */
+int surr_fit(Surrogate *m, const double *X, const double *y, const double *w, int n,
+             const double *here, double lambda);
 double surr_predict(const Surrogate *m, const double *x);
 /* The cosine of two gradient signatures of n floats (0 when either is zero): the pre-screen's
  * features and the signature cache's test of two losses training alike (search.c). */
 double surr_cosine(const float *a, const float *b, int n);
+
+/* A candidate's score on one task: its metric m's improvement over the reference's b, relative to
+ * it, signed so that higher is better, clamped to [-1, 1]; a failed run (m NaN) scores -1. What
+ * fitness averages over the tasks (search.c) and the prior's targets are. */
+double surr_task_score(double m, double b, int higher_better);
+
+/* An earlier job's stored candidate as a training row: its canonical text (owned), its task's
+ * features, its target (relative fitness, clamped below at SURR_CLAMP) and weight. */
+typedef struct SurrPriorRow {
+    char *expr;
+    double tf[SURR_NTASKF];
+    double y, w;
+} SurrPriorRow;
+/* The rows of prior (store_prior_read's JSON: {"tasks": [{hash, spec, higher_better}], "rows":
+ * [[group, task, steps, ref, n_ok, n_failed, val, expr], ...]}, borrowed), each target the
+ * candidate's task score against the best of its group's references (its job's baseline and
+ * panel losses at the same task and steps; a group without one gives no rows), weight 1 when its
+ * task hash is here_hash[i] and its steps here_steps[i] for some i < nhere, else SURR_PRIOR_W.
+ * Owned array in *out (surr_prior_free), count in *n. LD_OK, LD_EINVAL (with err) when prior is
+ * not of that shape, LD_ENOMEM. */
+int surr_prior_rows(const cJSON *prior, const uint64_t *here_hash, const int *here_steps, int nhere,
+                    SurrPriorRow **out, int *n, char *err);
+void surr_prior_free(SurrPriorRow *rows, int n);
 
 /* ---- the model-based tuner (tune.c) ---- */
 

@@ -137,7 +137,16 @@ struct Search {
     int wait_props; /* an evaluate-only search waits for proposals (search_set_wait_for_proposals) */
     int waiting;    /* the last round built was empty and the search waits */
     Surrogate surr; /* the pre-screen, fit at the open round's start (surr.n 0: none) */
-    double surr_bar; /* the median of its targets */
+    double surr_bar; /* the median of the targets measured here */
+    double here_tf[SURR_NTASKF]; /* the selection tasks' features (mean), at their first level */
+    /* Earlier jobs' rows (search_set_prior), saved with the state. Their sums and the targets
+     * of those measured here are made at the first refit (the references' signatures are known
+     * from round 1); prior_used counts the rows whose loss this job can train. */
+    SurrPriorRow *prior;
+    int nprior, prior_done, prior_used;
+    SurrSums *prior_sums;
+    double *prior_here_y; /* the targets of the rows of weight 1 (this job's tasks and steps) */
+    int nprior_here;
 };
 
 /* ---- small helpers ---- */
@@ -498,38 +507,82 @@ static void cand_features(const Search *s, const Cand *c, double *x) {
     int nref = 0;
     refs[nref++] = s->cands[s->baseline].sig;
     for (int q = 0; q < s->npanel; q++) refs[nref++] = s->cands[s->panel[q]].sig;
-    surr_features(c->e, c->sig, refs, nref, s->sig_n, x);
+    surr_features(c->e, c->sig, refs, nref, s->sig_n, s->here_tf, x);
 }
 
-/* Fits the pre-screen to the candidates that finished level 0 (at the start of a round, so it
- * depends only on the rounds already finished). */
+/* Makes the prior's sums (once, at the first refit): each row's loss parsed, checked against
+ * the job's family and inputs and probed for its signature like a candidate; rows that fail are
+ * left out. */
+static void prior_prepare(Search *s) {
+    s->prior_done = 1;
+    if (s->nprior == 0) return;
+    const float *refs[JOB_MAX_PANEL + 1];
+    int nref = 0;
+    refs[nref++] = s->cands[s->baseline].sig;
+    for (int q = 0; q < s->npanel; q++) refs[nref++] = s->cands[s->panel[q]].sig;
+    s->prior_sums = surr_sums_new(s->here_tf);
+    s->prior_here_y = malloc((size_t)s->nprior * sizeof *s->prior_here_y);
+    float *sig = malloc((size_t)s->sig_n * sizeof *sig);
+    if (!s->prior_sums || !s->prior_here_y || !sig) {
+        free(s->prior_sums);
+        s->prior_sums = NULL;
+        free(sig);
+        return;
+    }
+    for (int i = 0; i < s->nprior; i++) {
+        char err[LD_ERR_MAX];
+        const SurrPriorRow *r = &s->prior[i];
+        Expr *e = expr_parse(r->expr, NULL);
+        if (e && expr_check(e, s->job->family, err) == LD_OK && job_within_inputs(s->job, e, err) == LD_OK &&
+            signature(s, e, sig, err) == LD_OK) {
+            double x[SURR_NFEAT];
+            unit(sig, s->sig_n);
+            surr_features(e, sig, refs, nref, s->sig_n, r->tf, x);
+            surr_sums_add(s->prior_sums, x, r->y, r->w);
+            s->prior_used++;
+            if (r->w == 1) s->prior_here_y[s->nprior_here++] = r->y;
+        }
+        expr_free(e);
+    }
+    free(sig);
+}
+
+/* Fits the pre-screen to the candidates that finished level 0 and to the earlier jobs' rows (at
+ * the start of a round, so it depends only on the rounds already finished and the rows the job
+ * started with). */
 static void surr_refit(Search *s) {
     memset(&s->surr, 0, sizeof s->surr);
     if (!s->job->prescreen || s->c.round == 0) return;
+    if (!s->prior_done) prior_prepare(s);
     int n = 0;
     for (int i = 0; i < s->ncand; i++) {
         const Cand *c = &s->cands[i];
         n += c->status == ST_ALIVE && c->sig && c->done >= 0 && isfinite(c->fit[0]);
     }
-    if (n < SURR_MIN_TRAIN) return;
-    double *X = malloc((size_t)n * SURR_NFEAT * sizeof *X), *y = malloc((size_t)n * sizeof *y);
-    double *ys = malloc((size_t)n * sizeof *ys);
-    int m = 0;
-    for (int i = 0; X && y && ys && i < s->ncand; i++) {
+    if (n + s->nprior_here < SURR_MIN_TRAIN) return;
+    SurrSums *ss = surr_sums_new(s->here_tf);
+    double *ys = malloc(((size_t)n + (size_t)s->nprior_here) * sizeof *ys);
+    if (!ss || !ys) goto done;
+    if (s->prior_sums) memcpy(ss, s->prior_sums, sizeof *ss);
+    memcpy(ys, s->prior_here_y, (size_t)s->nprior_here * sizeof *ys);
+    int m = s->nprior_here;
+    for (int i = 0; i < s->ncand; i++) {
         const Cand *c = &s->cands[i];
         if (!(c->status == ST_ALIVE && c->sig && c->done >= 0 && isfinite(c->fit[0]))) continue;
-        cand_features(s, c, X + (size_t)m * SURR_NFEAT);
-        y[m] = ys[m] = c->fit[0] < SURR_CLAMP ? SURR_CLAMP : c->fit[0];
+        double x[SURR_NFEAT];
+        cand_features(s, c, x);
+        ys[m] = c->fit[0] < SURR_CLAMP ? SURR_CLAMP : c->fit[0];
+        surr_sums_add(ss, x, ys[m], 1);
         m++;
     }
-    if (m == n && surr_fit(&s->surr, X, y, n, SURR_RIDGE) == LD_OK) {
-        qsort(ys, (size_t)n, sizeof *ys, dbl_cmp); /* the median of the targets */
-        s->surr_bar = n % 2 ? ys[n / 2] : 0.5 * (ys[n / 2 - 1] + ys[n / 2]);
+    if (surr_fit_sums(&s->surr, ss, SURR_RIDGE) == LD_OK) {
+        qsort(ys, (size_t)m, sizeof *ys, dbl_cmp); /* the median of the targets measured here */
+        s->surr_bar = m % 2 ? ys[m / 2] : 0.5 * (ys[m / 2 - 1] + ys[m / 2]);
     } else {
         memset(&s->surr, 0, sizeof s->surr);
     }
-    free(X);
-    free(y);
+done:
+    free(ss);
     free(ys);
 }
 
@@ -635,15 +688,6 @@ static double mean_metric(const Search *s, Cand *c, int l, int t, int *failed) {
     return sum / n;
 }
 
-/* Score on one task: the improvement over the baseline, relative to it, signed so that higher
- * is better, clamped to [-1, 1]; a failed run scores -1. */
-static double task_score(double m, double b, int higher_better) {
-    if (!isfinite(m)) return -1;
-    double d = higher_better ? m - b : b - m;
-    double sc = isfinite(b) ? d / fmax(fabs(b), 1e-9) : (higher_better ? m : -m);
-    return sc < -1 ? -1 : sc > 1 ? 1 : sc;
-}
-
 /* What fitness at level l on task t is measured against: the baseline's mean, or with a panel
  * the best mean of the baseline and the panel losses that finished the level (on validation).
  * *who (may be NULL) gets the candidate index of that loss. */
@@ -670,7 +714,7 @@ static double cand_fitness(const Search *s, Cand *c, int l) {
         int f1 = 0;
         double m = mean_metric(s, c, l, t, &f1);
         double bm = ref_metric(s, l, t, NULL);
-        sum += task_score(m, bm, s->job->tasks[t].higher_better);
+        sum += surr_task_score(m, bm, s->job->tasks[t].higher_better);
     }
     return sum / s->job->nsel - s->job->parsimony * c->size;
 }
@@ -1221,7 +1265,7 @@ static int final_scores(const Search *s, const Cand *c, double *score) {
             for (int k = 0; k < ns; k++) rp += pv[k] / ns;
             if (isfinite(rp) && (!isfinite(r) || (hb ? rp > r : rp < r))) ref = pv;
         }
-        for (int k = 0; k < ns; k++) score[k] += task_score(v[k], ref[k], hb) / s->nfin_tasks;
+        for (int k = 0; k < ns; k++) score[k] += surr_task_score(v[k], ref[k], hb) / s->nfin_tasks;
     }
     return ns;
 }
@@ -1568,6 +1612,11 @@ static Search *alloc_engine(const SearchJob *job, char *err) {
         return NULL;
     }
     rng_seed(&s->c.rng, ld_mix64(job->seed, 0x5ea4c4ull));
+    for (int t = 0; t < job->nsel; t++) { /* the pre-screen's task features: the tasks' mean */
+        double tf[SURR_NTASKF];
+        surr_task_features(job->tasks[t].spec, job_level_steps(job, 0, t), tf);
+        for (int f = 0; f < SURR_NTASKF; f++) s->here_tf[f] += tf[f] / job->nsel;
+    }
     s->c.to_base = s->c.to_base_top = -1;
     s->c.to_base_cand = s->c.to_base_top_cand = -1;
     return s;
@@ -1609,6 +1658,19 @@ Search *search_new(const SearchJob *job, const char *const *warm, int n_warm, ch
     return s;
 }
 
+int search_set_prior(Search *s, const cJSON *prior, char *err) {
+    const SearchJob *j = s->job;
+    if (s->c.round > 0 || s->round_open || s->nprior > 0)
+        return ld_err(err, LD_ESTATE, "pre-screen prior: set only before the first round, once");
+    uint64_t hash[JOB_MAX_TASKS];
+    int steps[JOB_MAX_TASKS];
+    for (int t = 0; t < j->nsel; t++) {
+        hash[t] = j->tasks[t].hash;
+        steps[t] = job_level_steps(j, 0, t);
+    }
+    return surr_prior_rows(prior, hash, steps, j->nsel, &s->prior, &s->nprior, err);
+}
+
 void search_free(Search *s) {
     if (!s) return;
     for (int i = 0; i < s->ncand; i++) cand_free(&s->cands[i]);
@@ -1618,6 +1680,9 @@ void search_free(Search *s) {
     free(s->pop);
     free(s->works);
     free(s->refs);
+    surr_prior_free(s->prior, s->nprior);
+    free(s->prior_sums);
+    free(s->prior_here_y);
     if (s->nwarm > 0 && s->warm) {
         for (int i = 0; i < s->nwarm; i++) free((char *)s->warm[i]);
         free((void *)s->warm);
@@ -1886,7 +1951,7 @@ static cJSON *entry_json(const Search *s, const Cand *c, int rank) {
         for (int k = 0; k < ns; k++) failed += !isfinite(v[k]);
         int who = s->baseline;
         double ref = ref_metric(s, l, t, &who);
-        double score = task_score(failed ? NAN : mv, ref, task->higher_better);
+        double score = surr_task_score(failed ? NAN : mv, ref, task->higher_better);
         vs += score;
         cJSON *tj = cJSON_CreateObject();
         cJSON_AddStringToObject(tj, "task", task->name);
@@ -1984,6 +2049,11 @@ cJSON *search_stats(const Search *s) {
     }
     cJSON_AddNumberToObject(ps, "skipped", s->c.surr_skipped);
     cJSON_AddNumberToObject(ps, "model_rows", s->surr.n);
+    /* earlier jobs' rows: given, usable here (their loss trains in this job), and of those the
+     * ones measured on this job's own tasks at its first level's steps */
+    cJSON_AddNumberToObject(ps, "prior_rows", s->nprior);
+    cJSON_AddNumberToObject(ps, "prior_used", s->prior_used);
+    cJSON_AddNumberToObject(ps, "prior_here", s->nprior_here);
     cJSON_AddNumberToObject(ps, "held_out", held);
     cJSON_AddNumberToObject(ps, "held_out_trained", held_done);
     cJSON_AddNumberToObject(ps, "held_out_below_median", held_worse);
@@ -2209,6 +2279,18 @@ cJSON *search_save(const Search *s) {
         cJSON_AddItemToArray(r, cJSON_CreateString(rs[i].text));
         cJSON_AddItemToArray(r, cJSON_CreateNumber(rs[i].n));
         cJSON_AddItemToArray(rj, r);
+    }
+    if (s->nprior > 0) { /* earlier jobs' rows: a restored engine's pre-screen learns the same */
+        cJSON *pj = cJSON_AddArrayToObject(o, "prior");
+        for (int i = 0; i < s->nprior; i++) {
+            const SurrPriorRow *r = &s->prior[i];
+            cJSON *a = cJSON_CreateArray();
+            cJSON_AddItemToArray(a, exact_num(r->y));
+            cJSON_AddItemToArray(a, exact_num(r->w));
+            for (int f = 0; f < SURR_NTASKF; f++) cJSON_AddItemToArray(a, exact_num(r->tf[f]));
+            cJSON_AddItemToArray(a, cJSON_CreateString(r->expr));
+            cJSON_AddItemToArray(pj, a);
+        }
     }
     if (c->round == 0) { /* the first round still has to read the warm starts */
         cJSON *wj = cJSON_AddArrayToObject(o, "warm");
@@ -2451,6 +2533,32 @@ Search *search_restore(const SearchJob *job, const cJSON *st, char *err) {
         }
         s->warm = (const char *const *)copy;
         s->nwarm = nw;
+    }
+    const cJSON *pj = cJSON_GetObjectItemCaseSensitive(st, "prior");
+    int np = cJSON_IsArray(pj) ? cJSON_GetArraySize(pj) : 0;
+    if (np > 0) {
+        s->prior = calloc((size_t)np, sizeof *s->prior);
+        if (!s->prior) {
+            ld_err(err, LD_ENOMEM, "search state: out of memory");
+            goto fail;
+        }
+        cJSON_ArrayForEach(x, pj) {
+            SurrPriorRow *r = &s->prior[s->nprior];
+            const cJSON *ex = cJSON_GetArrayItem(x, 2 + SURR_NTASKF);
+            if (cJSON_GetArraySize(x) != 3 + SURR_NTASKF || !cJSON_IsString(ex)) {
+                ld_err(err, LD_EINVAL, "search state: prior[%d]: not [y, w, task features, expr]", s->nprior);
+                goto fail;
+            }
+            r->y = exact_get(cJSON_GetArrayItem(x, 0));
+            r->w = exact_get(cJSON_GetArrayItem(x, 1));
+            for (int f = 0; f < SURR_NTASKF; f++) r->tf[f] = exact_get(cJSON_GetArrayItem(x, 2 + f));
+            r->expr = strdup(ex->valuestring);
+            s->nprior++;
+            if (!r->expr) {
+                ld_err(err, LD_ENOMEM, "search state: out of memory");
+                goto fail;
+            }
+        }
     }
     const cJSON *rj = cJSON_GetObjectItemCaseSensitive(st, "reasons");
     cJSON_ArrayForEach(x, rj) {

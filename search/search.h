@@ -135,6 +135,15 @@ void search_set_worker_precheck(Search *s, int on);
 
 typedef int (*SearchLookupFn)(void *ctx, const WorkItem *w, uint64_t expr_hash, EvalResult *out);
 void search_set_lookup(Search *s, SearchLookupFn fn, void *ctx);
+/* Optional: what earlier jobs measured, for the learned pre-screen (docs/jobs.md, "The learned
+ * pre-screen"): prior is store_prior_read's JSON (borrowed; {"tasks": [...], "rows": [...]}),
+ * every stored candidate of the job's family at its job's first fidelity level with its task.
+ * The engine keeps what it needs and saves it with its state, so a restored engine learns from
+ * the same rows whatever the database holds by then. Call it right after search_new (before the
+ * first round), at most once. LD_OK, LD_ESTATE when a round was built or rows were already set,
+ * LD_EINVAL when prior is not of that shape, LD_ENOMEM; err says which. */
+int search_set_prior(Search *s, const cJSON *prior, char *err);
+#define SEARCH_PRIOR_MAX 2000 /* the rows a caller reads for it at most (store_prior_read's limit) */
 /* The caller stops the search early (wall-clock budget, cancel, a user's job.finish): final
  * re-evaluation on the holdout tasks still happens in the rounds that follow unless hard is
  * set. A stop asked while a round is open takes effect from the next round, and the saved

@@ -130,6 +130,7 @@
                      "GROUP BY e.task_id, e.steps ORDER BY e.task_id, e.steps DESC")             \
     X(LB_FAMILY, STORE_SQL_FAMILY)                                                                 \
     X(LB_FAMILY_METRIC, STORE_SQL_FAMILY_METRIC)                                                   \
+    X(PRIOR_ROWS, STORE_SQL_PRIOR)                                                                 \
     X(LB_FAMILY_EXPR, "SELECT (SELECT expr FROM candidates WHERE hash = ?1 LIMIT 1), "             \
                       "(SELECT count(DISTINCT job_id) FROM candidates WHERE hash = ?1)")          \
     X(DB_SIZE, "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()")     \
@@ -181,6 +182,26 @@
     "    AND e.status = 'ok' AND json_extract(m.value, '$.name') = ?2 "                          \
     "    AND json_extract(m.value, '$.val') IS NOT NULL) "                                         \
     "WHERE steps = top GROUP BY task_id, expr_hash"
+
+/* What the learned pre-screen learns from (store_prior_read): ?1 family, ?2 the most rows. Each
+ * earlier job's selection tasks of the family at the job's first fidelity level (its fewest steps
+ * with an "ok" run there), one row per candidate with a finished run there: the job, task row,
+ * task hash, direction, spec, steps, cand, whether it is a reference (the job's baseline or a
+ * panel loss), its expression, runs "ok", runs failed (not rejections before training), the mean
+ * validation value of the "ok" ones. Newest jobs first; within a job by task and cand. */
+#define STORE_SQL_PRIOR                                                                            \
+    "WITH lv AS (SELECT e.job_id, e.task_id, min(e.steps) AS steps FROM tasks t "                 \
+    "  JOIN evaluations e ON e.task_id = t.id AND e.status = 'ok' "                               \
+    "  JOIN job_tasks jt ON jt.job_id = e.job_id AND jt.task_id = t.id AND jt.holdout = 0 "       \
+    "  WHERE t.family = ?1 GROUP BY e.job_id, e.task_id) "                                        \
+    "SELECT lv.job_id, t.id, t.hash, t.higher_better, t.spec, lv.steps, c.cand, "                  \
+    "  c.op IN ('baseline', 'panel'), c.expr, sum(e.status = 'ok' AND e.val IS NOT NULL) AS nok, " \
+    "  sum(e.status = 'failed' AND coalesce(e.error, '') NOT LIKE '" STORE_REJECTED_PREFIX "%') AS nf, " \
+    "  avg(CASE WHEN e.status = 'ok' THEN e.val END) "                                            \
+    "FROM lv JOIN tasks t ON t.id = lv.task_id JOIN candidates c ON c.job_id = lv.job_id "        \
+    "  JOIN evaluations e ON e.candidate_id = c.id AND e.task_id = lv.task_id AND e.steps = lv.steps " \
+    "GROUP BY lv.job_id, lv.task_id, c.cand HAVING nok + nf > 0 "                                 \
+    "ORDER BY lv.job_id DESC, lv.task_id, c.cand LIMIT ?2"
 
 enum {
 #define STORE_STMT_ENUM(id, sql) ST_##id,

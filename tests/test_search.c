@@ -19,6 +19,7 @@
 #include "../daemon/engine.h"
 #include "../evaluator/eval.h"
 #include "../search/internal.h"
+#include "../storage/store.h"
 
 static SearchJob *job_from(const char *text) {
     char err[LD_ERR_MAX] = "";
@@ -944,7 +945,7 @@ static void test_surrogate_linear(void **state) {
         y[i] = 0.1 + 0.02 * a - 0.01 * b + 0.3 * c / 13.0;
     }
     Surrogate m;
-    assert_int_equal(surr_fit(&m, X, y, N, 1e-9), LD_OK);
+    assert_int_equal(surr_fit(&m, X, y, NULL, N, NULL, 1e-9), LD_OK);
     double x[SURR_NFEAT] = {0};
     x[SURR_F_SIZE] = 3;
     x[SURR_F_DEPTH] = 20; /* outside the rows' range: the relation, not a lookup */
@@ -954,17 +955,17 @@ static void test_surrogate_linear(void **state) {
     if (fabs(got - want) > 1e-4) fail_msg("predicted %.6f, expected %.6f", got, want);
     assert_true(m.resid_sd < 1e-4);
     /* the ridge penalty shrinks towards the mean; too few rows is refused */
-    assert_int_equal(surr_fit(&m, X, y, N, 10.0), LD_OK);
+    assert_int_equal(surr_fit(&m, X, y, NULL, N, NULL, 10.0), LD_OK);
     double mean = 0;
     for (int i = 0; i < N; i++) mean += y[i] / N;
     assert_true(fabs(surr_predict(&m, x) - mean) < fabs(want - mean));
-    assert_int_equal(surr_fit(&m, X, y, 1, 0.1), LD_EINVAL);
+    assert_int_equal(surr_fit(&m, X, y, NULL, 1, NULL, 0.1), LD_EINVAL);
     /* features: size, depth, counts and the signature's cosine with the reference */
     Expr *e = expr_parse("ce + 0.5*focal(2)", NULL);
     float sig[4] = {1, 0, 0, 0}, ref[4] = {0.6f, 0.8f, 0, 0};
     const float *refs[1] = {ref};
     double f[SURR_NFEAT];
-    surr_features(e, sig, refs, 1, 4, f);
+    surr_features(e, sig, refs, 1, 4, NULL, f);
     assert_int_equal((int)f[SURR_F_SIZE], expr_size(e));
     assert_int_equal((int)f[SURR_F_TERMS + TERM_FOCAL], 1);
     assert_int_equal((int)f[SURR_F_TERMS + TERM_CE], 1);
@@ -1046,6 +1047,133 @@ static void test_prescreen_in_engine(void **state) {
     job_free(j0);
 }
 
+static double stat_prescreen(const Search *s, const char *key) {
+    cJSON *st = search_stats(s);
+    double v = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "prescreen"), key)->valuedouble;
+    cJSON_Delete(st);
+    return v;
+}
+
+/* A stored earlier job feeds a new job's pre-screen (search_set_prior): the first job's works
+ * (fake outcomes) are stored as lossd search stores them, read back with store_prior_read, and
+ * handed to the second job's engines. The pre-screen then fits from round 1 (before this job has
+ * SURR_MIN_TRAIN results of its own), and the search stays the same whatever order outcomes
+ * arrive in and across a save and restore (the rows travel in the state). The fake outcomes are
+ * a hash of the text: nothing to learn, so only the plumbing is tested here (test_prior.c fits
+ * stored rows with a known relation). */
+static void test_prescreen_prior_in_engine(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX] = "", dir[] = "/tmp/test_search_prior.XXXXXX", path[64], cmd[96];
+    if (!mkdtemp(dir)) fail_msg("mkdtemp");
+    snprintf(path, sizeof path, "%s/x.db", dir);
+    Store *st = NULL;
+    if (store_open(path, STORE_NOSYNC, &st, err) != LD_OK) fail_msg("%s", err);
+    SearchJob *j1 = job_from(job_prescreen);
+    cJSON *spec = job_json(j1);
+    StoreJobNew jn = {.spec = spec, .name = "earlier", .seed = 5, .budget_evals = 400};
+    int64_t job_id = 0, task_id = 0;
+    const SearchTask *t0 = job_task(j1, 0);
+    if (store_job_insert(st, &jn, &job_id, NULL, err) != LD_OK ||
+        store_task_upsert(st, t0->hash, "classification", t0->name, t0->metric, 1, t0->spec, &task_id, err) != LD_OK ||
+        store_job_add_task(st, job_id, 0, task_id, 0, err) != LD_OK)
+        fail_msg("%s", err);
+    cJSON_Delete(spec);
+    Search *a = search_new(j1, NULL, 0, err);
+    int64_t stored = 0;
+    for (;;) {
+        const WorkItem *w;
+        int n = search_round(a, &w);
+        if (n == 0) break;
+        WorkOutcome *out = calloc((size_t)n, sizeof *out);
+        for (int i = 0; i < n; i++) {
+            out[i].seq = w[i].seq;
+            fake_run(&w[i], &out[i].res);
+            out[i].status = out[i].res.ok ? WORK_OK : WORK_FAILED;
+            for (; stored <= w[i].cand; stored++) { /* candidates are stored before their works */
+                cJSON *c = search_candidate(a, stored);
+                const char *ex = cJSON_GetObjectItem(c, "expr")->valuestring;
+                if (store_candidate_put(st, job_id, stored, ex, ld_hash64(ex, strlen(ex)), 1, NULL,
+                                        cJSON_GetObjectItem(c, "op")->valuestring, NULL, "classification",
+                                        NULL, err) != LD_OK)
+                    fail_msg("%s", err);
+                cJSON_Delete(c);
+            }
+            StoreEvalKey k = {.job_id = job_id, .seq = w[i].seq, .cand = w[i].cand, .task_id = task_id,
+                              .seed = w[i].seed, .steps = w[i].steps};
+            if (store_outcome_put(st, &k, &out[i], NULL, err) != LD_OK) fail_msg("%s", err);
+        }
+        if (search_finish_round(a, out, n, err) != LD_OK) fail_msg("%s", err);
+        free(out);
+    }
+    search_free(a);
+    cJSON *prior = NULL;
+    if (store_prior_read(st, "classification", SEARCH_PRIOR_MAX, &prior, err) != LD_OK) fail_msg("%s", err);
+    int nrows = cJSON_GetArraySize(cJSON_GetObjectItem(prior, "rows"));
+    store_close(st);
+
+    /* the new job: another seed of the same job */
+    cJSON *jj = cJSON_Parse(job_prescreen);
+    cJSON_ReplaceItemInObject(jj, "seed", cJSON_CreateNumber(6));
+    char *jt = cJSON_PrintUnformatted(jj);
+    cJSON_Delete(jj);
+    SearchJob *j2 = job_from(jt);
+    free(jt);
+    Search *b = search_new(j2, NULL, 0, err), *c = search_new(j2, NULL, 0, err), *z = search_new(j2, NULL, 0, err);
+    assert_int_equal(search_set_prior(b, prior, err), LD_OK);
+    assert_int_equal(search_set_prior(c, prior, err), LD_OK);
+    assert_int_equal(search_set_prior(c, prior, err), LD_ESTATE); /* once */
+    int rows_b = -1, rows_z = -1, rounds = 0;
+    for (;; rounds++) {
+        const WorkItem *wb, *wc;
+        int nb = search_round(b, &wb), nc = search_round(c, &wc);
+        if (nb != nc || memcmp(wb, wc, (size_t)nb * sizeof *wb) != 0)
+            fail_msg("round %d: the works differ between outcome orders or after a restore", rounds);
+        if (nb == 0) break;
+        if (rounds == 3) {
+            cJSON *sv = search_save(c);
+            Search *r = search_restore(j2, sv, err);
+            cJSON_Delete(sv);
+            if (!r) fail_msg("restore: %s", err);
+            search_free(c);
+            c = r;
+            nc = search_round(c, &wc);
+            if (nc != nb || memcmp(wb, wc, (size_t)nb * sizeof *wb) != 0)
+                fail_msg("round %d after restore: the works differ", rounds);
+        }
+        one_round(b, 0, NULL, rounds);
+        one_round(c, 1, NULL, rounds);
+        if (!search_done(z)) one_round(z, 0, NULL, rounds);
+        if (rounds == 1) { /* the fit made at round 1's start */
+            rows_b = (int)stat_prescreen(b, "model_rows");
+            rows_z = (int)stat_prescreen(z, "model_rows");
+        }
+    }
+    cJSON *sb = search_stats(b), *sc = search_stats(c);
+    char *tb = cJSON_PrintUnformatted(cJSON_GetObjectItem(sb, "prescreen"));
+    char *tc = cJSON_PrintUnformatted(cJSON_GetObjectItem(sc, "prescreen"));
+    printf("# earlier job: %d rows; new job: %d rows in round 1's fit with them, %d without; %s\n", nrows,
+           rows_b, rows_z, tb);
+    if (strcmp(tb, tc)) fail_msg("pre-screen stats differ: %s vs %s", tb, tc);
+    const cJSON *pb = cJSON_GetObjectItem(sb, "prescreen");
+    assert_true(nrows > 100);
+    assert_int_equal((int)cJSON_GetObjectItem(pb, "prior_rows")->valuedouble, nrows);
+    assert_int_equal((int)cJSON_GetObjectItem(pb, "prior_here")->valuedouble, nrows); /* same task, steps */
+    assert_true(rows_b >= nrows);
+    assert_int_equal(rows_z, 0);
+    free(tb);
+    free(tc);
+    cJSON_Delete(sb);
+    cJSON_Delete(sc);
+    cJSON_Delete(prior);
+    search_free(b);
+    search_free(c);
+    search_free(z);
+    job_free(j1);
+    job_free(j2);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fail_msg("%s", cmd);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_job_every_problem_named),
@@ -1064,6 +1192,7 @@ int main(void) {
         cmocka_unit_test(test_stop_in_engine),
         cmocka_unit_test(test_surrogate_linear),
         cmocka_unit_test(test_prescreen_in_engine),
+        cmocka_unit_test(test_prescreen_prior_in_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
