@@ -201,9 +201,9 @@ int screen_stop_bar(const float *ref, const int *npts, int nref, double margin, 
  * jobs in the database measured (search_set_prior: every stored candidate of the same family at
  * its job's first level, its fitness relative to that job's reference on that task, weighted 1 on
  * this job's own tasks at the same steps and SURR_PRIOR_W elsewhere); a new candidate from
- * variation whose prediction plus SURR_Z residual standard deviations is below the median fitness
- * of the rows measured here (this job's, and earlier jobs' on the same task and steps) is not
- * trained (rejected, "pre-screen: ..."), except one in SURR_HOLDOUT of them (by expression hash),
+ * variation whose prediction plus SURR_Z residual standard deviations is below the median of this
+ * job's first-level fitness (until it has SURR_MIN_TRAIN of them: of the rows measured here, its
+ * own and earlier jobs' on the same task and steps) is not trained (rejected, "pre-screen: ..."), except one in SURR_HOLDOUT of them (by expression hash),
  * which is trained anyway so that the stats can say how often a skipped candidate would really
  * have been worse than the median (the hit rate), next to the same share among the candidates it
  * let through. No fit before SURR_MIN_TRAIN rows were measured here. */

@@ -564,7 +564,7 @@ static void surr_refit(Search *s) {
     double *ys = malloc(((size_t)n + (size_t)s->nprior_here) * sizeof *ys);
     if (!ss || !ys) goto done;
     if (s->prior_sums) memcpy(ss, s->prior_sums, sizeof *ss);
-    memcpy(ys, s->prior_here_y, (size_t)s->nprior_here * sizeof *ys);
+    if (s->nprior_here > 0) memcpy(ys, s->prior_here_y, (size_t)s->nprior_here * sizeof *ys);
     int m = s->nprior_here;
     for (int i = 0; i < s->ncand; i++) {
         const Cand *c = &s->cands[i];
@@ -576,8 +576,12 @@ static void surr_refit(Search *s) {
         m++;
     }
     if (surr_fit_sums(&s->surr, ss, SURR_RIDGE) == LD_OK) {
-        qsort(ys, (size_t)m, sizeof *ys, dbl_cmp); /* the median of the targets measured here */
-        s->surr_bar = m % 2 ? ys[m / 2] : 0.5 * (ys[m / 2 - 1] + ys[m / 2]);
+        /* the median of this job's targets, or until it has SURR_MIN_TRAIN of them, of the
+         * targets measured here (its own and earlier jobs' on its tasks and steps) */
+        double *med = n >= SURR_MIN_TRAIN ? ys + s->nprior_here : ys;
+        int nm = n >= SURR_MIN_TRAIN ? n : m;
+        qsort(med, (size_t)nm, sizeof *med, dbl_cmp);
+        s->surr_bar = nm % 2 ? med[nm / 2] : 0.5 * (med[nm / 2 - 1] + med[nm / 2]);
     } else {
         memset(&s->surr, 0, sizeof s->surr);
     }
