@@ -166,8 +166,8 @@ const char *stable_ci95(const double *d, int n, double *lo, double *hi);
 /* The rung bar: a candidate in the top `fidelity.promote` fraction of level l goes on to level
  * l + 1 only when its fitness at level l reaches the SCREEN_RUNG_QUANTILE quantile of the level-l
  * fitness of the candidates already promoted from l (none promoted yet: no bar). */
-#define SCREEN_RUNG_QUANTILE 0.8
-#define SCREEN_RUNG_MIN 8 /* no bar until this many were promoted from the level */
+#define SCREEN_RUNG_QUANTILE 0.9
+#define SCREEN_RUNG_MIN 4 /* no bar until this many were promoted from the level */
 /* The bar over fit[0..n) (reordered; non-finite values left out); -INFINITY when n is 0. */
 double screen_rung_bar(double *fit, int n);
 
