@@ -1126,7 +1126,7 @@ static void test_prescreen_prior_in_engine(void **state) {
     for (;; rounds++) {
         const WorkItem *wb, *wc;
         int nb = search_round(b, &wb), nc = search_round(c, &wc);
-        if (nb != nc || memcmp(wb, wc, (size_t)nb * sizeof *wb) != 0)
+        if (nb != nc || (nb > 0 && memcmp(wb, wc, (size_t)nb * sizeof *wb) != 0))
             fail_msg("round %d: the works differ between outcome orders or after a restore", rounds);
         if (nb == 0) break;
         if (rounds == 3) {
