@@ -362,7 +362,8 @@ int search_main(int argc, char **argv) {
     search_set_worker_precheck(s, 1); /* run_one honours WorkItem.precheck */
     if (db.st && want_prior) { /* what earlier jobs measured: the pre-screen's prior */
         cJSON *prior = NULL;
-        if (store_prior_read(db.st, db.family, SEARCH_PRIOR_MAX, &prior, err) != LD_OK ||
+        if (store_prior_read(db.st, db.family, task_hash(engine_task(job, 0)), SEARCH_PRIOR_MAX, &prior,
+                             err) != LD_OK ||
             search_set_prior(s, prior, err) != LD_OK)
             fprintf(stderr, "lossd search: pre-screen prior: %s (continuing without)\n", err);
         cJSON_Delete(prior);

@@ -605,7 +605,8 @@ static int submit_finish(Daemon *d, const DaemonSubmit *sub, SearchJob *sj, int6
     if (want_warm && job_ntasks(sj) > 0) { /* what earlier jobs measured: the pre-screen's prior */
         cJSON *prior = NULL;
         char e2[LD_ERR_MAX];
-        if (store_prior_read(d->store, family_name(task_family(engine_task(sj, 0))), SEARCH_PRIOR_MAX,
+        const Task *t0 = engine_task(sj, 0);
+        if (store_prior_read(d->store, family_name(task_family(t0)), task_hash(t0), SEARCH_PRIOR_MAX,
                              &prior, e2) != LD_OK ||
             search_set_prior(s, prior, e2) != LD_OK)
             daemon_log("pre-screen prior: %s (starting without)", e2);

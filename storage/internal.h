@@ -183,12 +183,14 @@
     "    AND json_extract(m.value, '$.val') IS NOT NULL) "                                         \
     "WHERE steps = top GROUP BY task_id, expr_hash"
 
-/* What the learned pre-screen learns from (store_prior_read): ?1 family, ?2 the most rows. Each
+/* What the learned pre-screen learns from (store_prior_read): ?1 family, ?2 the most rows, ?3 a
+ * task hash whose rows come first (the new job's first task; NULL: none). Each
  * earlier job's selection tasks of the family at the job's first fidelity level (its fewest steps
  * with an "ok" run there), one row per candidate with a finished run there: the job, task row,
  * task hash, direction, spec, steps, cand, whether it is a reference (the job's baseline or a
  * panel loss), its expression, runs "ok", runs failed (not rejections before training), the mean
- * validation value of the "ok" ones. Newest jobs first; within a job by task and cand. */
+ * validation value of the "ok" ones. The task ?3's rows first, then newest jobs first; within a
+ * job by task and cand. */
 #define STORE_SQL_PRIOR                                                                            \
     "WITH lv AS (SELECT e.job_id, e.task_id, min(e.steps) AS steps FROM tasks t "                 \
     "  JOIN evaluations e ON e.task_id = t.id AND e.status = 'ok' "                               \
@@ -201,7 +203,7 @@
     "FROM lv JOIN tasks t ON t.id = lv.task_id JOIN candidates c ON c.job_id = lv.job_id "        \
     "  JOIN evaluations e ON e.candidate_id = c.id AND e.task_id = lv.task_id AND e.steps = lv.steps " \
     "GROUP BY lv.job_id, lv.task_id, c.cand HAVING nok + nf > 0 "                                 \
-    "ORDER BY lv.job_id DESC, lv.task_id, c.cand LIMIT ?2"
+    "ORDER BY t.hash IS ?3 DESC, lv.job_id DESC, lv.task_id, c.cand LIMIT ?2"
 
 enum {
 #define STORE_STMT_ENUM(id, sql) ST_##id,

@@ -238,12 +238,14 @@ int store_evals_count(Store *s, int64_t job_id, int64_t *n, char *err);
 
 /* What earlier jobs measured, for the learned pre-screen (search_set_prior, docs/jobs.md "The
  * learned pre-screen"): every stored job's selection tasks of family at the job's first fidelity
- * level, one row per candidate with a finished run there, newest jobs first, at most limit rows.
+ * level, one row per candidate with a finished run there, the rows on the task with hash
+ * task_hash first (the new job's first task; 0: none), then newest jobs first, at most limit rows.
  * Owned JSON in *out: {"tasks": [{"hash": 16 hex digits, "higher_better": 0|1, "spec": {...} or
  * null}], "rows": [[job, task (index into tasks), steps, ref (1: the job's baseline or a panel
  * loss), n_ok, n_failed, val (the mean over the ok runs, or null), expr], ...]}. Call it before
  * the job's own evaluations are stored (they would be read as an earlier job's). */
-int store_prior_read(Store *s, const char *family, int limit, cJSON **out, char *err);
+int store_prior_read(Store *s, const char *family, uint64_t task_hash, int limit, cJSON **out,
+                     char *err);
 
 /* ---- search state ----------------------------------------------------------------------- */
 

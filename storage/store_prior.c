@@ -6,7 +6,8 @@
 
 #include "internal.h"
 
-int store_prior_read(Store *s, const char *family, int limit, cJSON **out, char *err)
+int store_prior_read(Store *s, const char *family, uint64_t task_hash, int limit, cJSON **out,
+                     char *err)
 {
     const char *what = "pre-screen prior";
     int64_t *tid = NULL;
@@ -27,6 +28,8 @@ int store_prior_read(Store *s, const char *family, int limit, cJSON **out, char 
     }
     sqlite3_bind_text(st, 1, family, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 2, limit > 0 ? limit : 1);
+    if (task_hash)
+        sqlite3_bind_int64(st, 3, (int64_t)task_hash);
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t t = sqlite3_column_int64(st, 1);
         int ti = 0;

@@ -137,7 +137,7 @@ static void test_prior_store_and_targets(void **state) {
     put_earlier_job(s, NOISY_HASH, "digits-noisy", 0.3, 0, 15, hold); /* job 2: all four held out */
 
     cJSON *prior = NULL;
-    OK(store_prior_read(s, "classification", 1000, &prior, E));
+    OK(store_prior_read(s, "classification", 0, 1000, &prior, E));
     const cJSON *tasks = cJSON_GetObjectItem(prior, "tasks"), *rows = cJSON_GetObjectItem(prior, "rows");
     /* per job: ce, focal(2), the combinations, the failed one; no rejection, no holdout row */
     int want_rows = (2 + 14 + 1) + (2 + 15 + 1);
@@ -165,12 +165,16 @@ static void test_prior_store_and_targets(void **state) {
     assert_int_equal(failed_rows, 2);
     /* the limit keeps the newest job's rows */
     cJSON *few = NULL;
-    OK(store_prior_read(s, "classification", 5, &few, E));
+    OK(store_prior_read(s, "classification", 0, 5, &few, E));
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(few, "rows")), 5);
     assert_int_equal(cJSON_GetArrayItem(cJSON_GetArrayItem(cJSON_GetObjectItem(few, "rows"), 4), 0)->valueint, 2);
     cJSON_Delete(few);
+    /* ... unless the new job's task is named: its rows first (the older job's here) */
+    OK(store_prior_read(s, "classification", CLEAN_HASH, 5, &few, E));
+    assert_int_equal(cJSON_GetArrayItem(cJSON_GetArrayItem(cJSON_GetObjectItem(few, "rows"), 4), 0)->valueint, 1);
+    cJSON_Delete(few);
     cJSON *none = NULL;
-    OK(store_prior_read(s, "regression", 1000, &none, E));
+    OK(store_prior_read(s, "regression", 0, 1000, &none, E));
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(none, "rows")), 0);
     cJSON_Delete(none);
 

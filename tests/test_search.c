@@ -1107,7 +1107,7 @@ static void test_prescreen_prior_in_engine(void **state) {
     }
     search_free(a);
     cJSON *prior = NULL;
-    if (store_prior_read(st, "classification", SEARCH_PRIOR_MAX, &prior, err) != LD_OK) fail_msg("%s", err);
+    if (store_prior_read(st, "classification", 0, SEARCH_PRIOR_MAX, &prior, err) != LD_OK) fail_msg("%s", err);
     int nrows = cJSON_GetArraySize(cJSON_GetObjectItem(prior, "rows"));
     store_close(st);
 
