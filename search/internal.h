@@ -165,11 +165,17 @@ const char *stable_ci95(const double *d, int n, double *lo, double *hi);
 
 /* The rung bar: a candidate in the top `fidelity.promote` fraction of level l goes on to level
  * l + 1 only when its fitness at level l reaches the SCREEN_RUNG_QUANTILE quantile of the level-l
- * fitness of the candidates already promoted from l (none promoted yet: no bar). */
+ * fitness of the candidates already promoted from l (none promoted yet: no bar). A job of fewer
+ * than SCREEN_RUNG_SMALL evaluations promotes too few for that: it keeps the looser bar it had
+ * before 2026-12-07 (the SMALL_ quantile once SMALL_MIN were promoted), which its physics needs. */
 #define SCREEN_RUNG_QUANTILE 0.9
 #define SCREEN_RUNG_MIN 4 /* no bar until this many were promoted from the level */
-/* The bar over fit[0..n) (reordered; non-finite values left out); -INFINITY when n is 0. */
-double screen_rung_bar(double *fit, int n);
+#define SCREEN_RUNG_SMALL 100
+#define SCREEN_RUNG_SMALL_QUANTILE 0.8
+#define SCREEN_RUNG_SMALL_MIN 8
+/* The bar over fit[0..n) (reordered; non-finite values left out) for a job of fewer than
+ * SCREEN_RUNG_SMALL evaluations (small) or not; -INFINITY while too few were promoted. */
+double screen_rung_bar(double *fit, int n, int small);
 
 /* Early stopping inside a run (docs/jobs.md, "Fewer wasted trainings"), a median-stopping rule
  * against the references: a candidate's run at fidelity level l stops once its best validation

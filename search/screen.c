@@ -12,13 +12,13 @@ static int dcmp(const void *x, const void *y) {
     return a < b ? -1 : a > b;
 }
 
-double screen_rung_bar(double *fit, int n) {
+double screen_rung_bar(double *fit, int n, int small) {
     int m = 0;
     for (int i = 0; i < n; i++)
         if (isfinite(fit[i])) fit[m++] = fit[i];
-    if (m < SCREEN_RUNG_MIN) return -INFINITY; /* too few promoted to say what "good" is */
+    if (m < (small ? SCREEN_RUNG_SMALL_MIN : SCREEN_RUNG_MIN)) return -INFINITY; /* too few to say what "good" is */
     qsort(fit, (size_t)m, sizeof *fit, dcmp);
-    double q = SCREEN_RUNG_QUANTILE * (m - 1); /* interpolated quantile */
+    double q = (small ? SCREEN_RUNG_SMALL_QUANTILE : SCREEN_RUNG_QUANTILE) * (m - 1); /* interpolated quantile */
     int lo = (int)floor(q);
     return lo + 1 < m ? fit[lo] + (q - lo) * (fit[lo + 1] - fit[lo]) : fit[lo];
 }

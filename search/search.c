@@ -808,7 +808,8 @@ static void promotions(Search *s) {
             if (c->status == ST_ALIVE && c->done >= l) idx[n++] = i;
             if (c->status == ST_ALIVE && c->done >= l && c->sched > l) fp[np++] = c->fit[l];
         }
-        double bar = screen_rung_bar(fp, np); /* fixed for the round: promotions below do not move it */
+        /* fixed for the round: promotions below do not move it */
+        double bar = screen_rung_bar(fp, np, j->budget_evals < SCREEN_RUNG_SMALL);
         LevelCtx lc = {s, l};
         qsort_r(idx, (size_t)n, sizeof *idx, level_qcmp, &lc);
         int k = (int)floor(n * j->promote + 1e-9);

@@ -571,14 +571,22 @@ static void test_panel(void **state) {
     job_free(job);
 }
 
-/* The rung bar: no bar below SCREEN_RUNG_MIN promoted, then the interpolated quantile. */
+/* The rung bar: no bar below SCREEN_RUNG_MIN promoted, then the interpolated quantile; a small
+ * job's from SCREEN_RUNG_SMALL_MIN, at its own quantile. */
 static void test_rung_bar(void **state) {
     (void)state;
     double few[3] = {0.1, 0.2, 0.3};
-    assert_true(isinf(screen_rung_bar(few, 3)));
+    assert_true(isinf(screen_rung_bar(few, 3, 0)));
+    double six[6] = {1, 2, 3, 4, 5, 6};
+    assert_true(isinf(screen_rung_bar(six, 6, 1)));
+    assert_true(fabs(screen_rung_bar(six, 6, 0) - (1 + SCREEN_RUNG_QUANTILE * 5)) < 1e-12);
     double v[12] = {10, 1, 9, 2, 8, 3, 7, 4, 6, 5, NAN, INFINITY}; /* non-finite values left out */
-    double want = 1 + SCREEN_RUNG_QUANTILE * 9, got = screen_rung_bar(v, 12);
+    double want = 1 + SCREEN_RUNG_QUANTILE * 9, got = screen_rung_bar(v, 12, 0);
     if (fabs(got - want) > 1e-12) fail_msg("bar of 1..10: %g, want %g", got, want);
+    double w[10] = {10, 1, 9, 2, 8, 3, 7, 4, 6, 5};
+    want = 1 + SCREEN_RUNG_SMALL_QUANTILE * 9;
+    got = screen_rung_bar(w, 10, 1);
+    if (fabs(got - want) > 1e-12) fail_msg("small job's bar of 1..10: %g, want %g", got, want);
 }
 
 int main(void) {
