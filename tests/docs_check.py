@@ -698,13 +698,14 @@ class Checker:
         return p.returncode, p.stdout + p.stderr
 
     def run_tty(self, cmd, seconds=1.5):
-        """Runs cmd on a pseudo-terminal until it has drawn for `seconds`, then presses Ctrl-C;
-        returns (status, the lines it drew)."""
+        """Runs cmd on a pseudo-terminal until it has drawn for `seconds` after its first output
+        (up to a minute for that, on a loaded machine), then presses Ctrl-C; returns (status, the
+        lines it drew)."""
         pid, fd = pty.fork()
         if pid == 0:
             os.chdir(self.work)
             os.execve("/bin/bash", ["bash", "-c", "exec " + self.command_line(cmd)], self.daemon.env)
-        data, end, sent = b"", time.time() + seconds, False
+        data, end, sent, drawn = b"", time.time() + 60, False, False
         while True:
             r, _, _ = select.select([fd], [], [], 0.1)
             if r:
@@ -715,6 +716,8 @@ class Checker:
                 if not chunk:
                     break
                 data += chunk
+                if not drawn and strip_tty(data.decode("utf-8", "replace")):
+                    drawn, end = True, time.time() + seconds
             if not sent and time.time() > end:
                 os.kill(pid, signal.SIGINT)
                 sent, end = True, time.time() + 10
@@ -727,17 +730,30 @@ class Checker:
         return st, strip_tty(data.decode("utf-8", "replace"))
 
     def run_interrupted(self, words, seconds=1.6):
-        """Runs a lossctl command off a terminal for `seconds`, then sends it SIGINT (Ctrl-C);
-        returns (status, its non-blank output lines)."""
+        """Runs a lossctl command off a terminal for `seconds` after its first output line (up to
+        a minute for that, on a loaded machine), then sends it SIGINT (Ctrl-C); returns (status,
+        its non-blank output lines)."""
         p = subprocess.Popen([os.path.join(self.bindir, "lossctl")] + words[1:], cwd=self.work, env=self.daemon.env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        time.sleep(seconds)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        fd, data = p.stdout.fileno(), b""
+        end, first = time.time() + 60, True
+        while time.time() < end:
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if not r:
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+            if first and data.strip() and b"\n" in data:
+                first, end = False, time.time() + seconds
         p.send_signal(signal.SIGINT)
         try:
-            out, _ = p.communicate(timeout=10)
+            rest, _ = p.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             p.kill()
-            out, _ = p.communicate()
+            rest, _ = p.communicate()
+        out = (data + rest).decode("utf-8", "replace")
         st = p.returncode if p.returncode >= 0 else 128 - p.returncode
         return st, [l for l in out.splitlines() if l.strip()]
 

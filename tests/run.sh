@@ -21,11 +21,12 @@ set -u
 cd "$(dirname "$0")/.." || exit 1
 
 # Programs that start first on a clean checkout (no BUILD/logs/times yet), as SUITE:NAME: the
-# longest of a measured run (CPU seconds, docs: notes of the CI work), longest first.
-HEAVY="asan:test_docs.sh asan:test_daemon.sh asan:test_alloc_sweep asan:test_families_doc.sh
-       unit:test_alloc_sweep unit:test_daemon.sh unit:test_generative unit:test_docs.sh
-       asan:test_gan_daemon.sh unit:test_export asan:test_rl_daemon.sh unit:test_families_doc.sh
-       asan:test_gen_daemon.sh asan:test_search_cli.sh"
+# longest of a measured run (wall seconds of a clean clone's run on an idle machine), longest first.
+HEAVY="asan:test_horizon.py asan:test_pg_serve.sh asan:test_docs.sh asan:test_faults_daemon.py
+       asan:test_daemon.sh asan:test_alloc_sweep asan:test_schedule_daemon.sh asan:test_families_doc.sh
+       unit:test_alloc_sweep asan:test_report.sh asan:test_gan_daemon.sh asan:test_group_commit.py
+       unit:test_pg_serve.sh asan:test_golden_eval.sh asan:test_ranking.sh asan:test_gan
+       asan:test_search asan:test_load_paths.py unit:test_docs.sh"
 # Programs that must run with nothing beside them (documented above; empty is the goal).
 ALONE=""
 

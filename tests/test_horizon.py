@@ -24,12 +24,16 @@ import lib  # noqa: E402
 sys.path.insert(0, os.path.join(ROOT, "api", "python"))
 import lossd  # noqa: E402
 
-HSTEPS, HSEEDS, TOP = 1500, 4, 2
+# The checks are of plumbing (what runs, where it is stored, how it is shown), not of the gains'
+# size: the sanitizer build, three times slower, trains a shorter and narrower horizon.
+SAN = os.environ.get("LOSSD_SUITE") == "asan"
+HSTEPS, HSEEDS, TOP = (500 if SAN else 1500), 4, 2
+HHIDDEN = [128] if SAN else [256]
 JOB = {"name": "horizon", "tasks": [{"data": "builtin:digits", "train": {"steps": 60}}],
        "budget": {"evaluations": 24}, "population": 6, "children": 4, "seeds": 1,
        "fidelity": {"steps": [20, 60]}, "warm_start": False, "seed": 7,
        "final": {"top": TOP, "seeds": 3,
-                 "horizon": {"steps": HSTEPS, "model": {"hidden": [256]}, "seeds": HSEEDS}}}
+                 "horizon": {"steps": HSTEPS, "model": {"hidden": HHIDDEN}, "seeds": HSEEDS}}}
 
 
 def label_rule(sv, hv):
@@ -75,7 +79,7 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
 
-    def wait_done(self, job, timeout=300):
+    def wait_done(self, job, timeout=1800):  # bounds a hang only: a loaded machine is slow
         end = time.time() + timeout
         while time.time() < end:
             j = self.client().call("job.get", job_id=job)
@@ -120,7 +124,7 @@ def main():
         check("stats count the horizon runs: (top + baseline + best panel loss) x tasks x horizon seeds",
               st.get("horizon_evaluations") == n_final * HSEEDS, st.get("horizon_evaluations"))
         check("the normalised job keeps the horizon", info["spec"]["final"].get("horizon") ==
-              {"steps": HSTEPS, "model": {"hidden": [256]}, "seeds": HSEEDS}, info["spec"]["final"])
+              {"steps": HSTEPS, "model": {"hidden": HHIDDEN}, "seeds": HSEEDS}, info["spec"]["final"])
         names = [t["name"] for t in info["tasks"]]
         check("the horizon task is stored as digits@horizon, apart from the search's", names == ["digits", "digits@horizon"]
               and info["tasks"][1]["hash"] != info["tasks"][0]["hash"] and info["tasks"][1]["holdout"], info["tasks"])
@@ -137,7 +141,7 @@ def main():
                 lo, hi = g[side]["ci95"]
                 ok_shape &= lo is not None and hi is not None and lo <= g[side]["mean"] <= hi
                 ok_shape &= g[side]["verdict"] == ("better" if lo > 0 else "worse" if hi < 0 else "within noise")
-            ok_shape &= g["horizon"]["steps"] == [HSTEPS] and g["horizon"]["model"] == {"hidden": [256]}
+            ok_shape &= g["horizon"]["steps"] == [HSTEPS] and g["horizon"]["model"] == {"hidden": HHIDDEN}
             ok_shape &= g["label"] == label_rule(g["search"]["verdict"], g["horizon"]["verdict"])
         check("each gain's mean lies in its interval, the verdicts and labels follow the rule", ok_shape,
               [e["gains"] for e in with_gains])
@@ -181,10 +185,11 @@ def main():
         daemons.append(b)
         b.start()
         jb = b.client().submit(JOB)
-        b.wait_done(jb)
+        jb_info = b.wait_done(jb)
         got = finals(b.client(), jb)
-        check("1 worker gives the same final comparisons as 2 (search and horizon)", got == ref,
-              sorted(got), sorted(ref))
+        diff = [(k, got.get(k), ref.get(k)) for k in sorted(set(got) | set(ref)) if got.get(k) != ref.get(k)]
+        check("1 worker gives the same final comparisons as 2 (search and horizon)",
+              jb_info["state"] == "done" and not diff, jb_info["state"], diff[:1])
 
         # ---- kill -9 during the horizon round, restart: the same comparisons -----------------
         total = info["progress"]["evaluations"]
