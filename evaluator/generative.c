@@ -351,7 +351,14 @@ static void ae_output(const AeRun *r, float *restrict xh, const float *restrict 
     for (size_t k = n16; k < n; k++) xh[k] = fsigmoid(a[k]);
 }
 
-/* d (n) *= xh (1 - xh): back through the sigmoid outputs (restrict and chunks of 16: vectorised) */
+/* d (n) = g (n) * xh (1 - xh): back through the sigmoid outputs (restrict and chunks of 16:
+ * vectorised); g is d (in place) or another buffer (the copy and the product in one pass). */
+static void sigmoid_backward_g(float *restrict d, const float *g, const float *restrict xh, size_t n) {
+    size_t n16 = n / 16 * 16;
+    for (size_t c = 0; c < n16; c += 16)
+        for (int l = 0; l < 16; l++) d[c + l] = g[c + l] * (xh[c + l] * (1.0f - xh[c + l]));
+    for (size_t k = n16; k < n; k++) d[k] = g[k] * (xh[k] * (1.0f - xh[k]));
+}
 static void sigmoid_backward(float *restrict d, const float *restrict xh, size_t n) {
     size_t n16 = n / 16 * 16;
     for (size_t c = 0; c < n16; c += 16)
@@ -384,7 +391,10 @@ static int ae_step(Trainer *tr, float *loss) {
     for (int i = 0; i < B; i++) {
         int row = (int)rng_below(&tr->rng, (uint32_t)ds->n);
         if (tr->trace && tr->trace->batches) tr->trace->batches[(size_t)tr->step * B + i] = row;
-        memcpy(r->xb + (size_t)i * d, ds->x + (size_t)row * d, sizeof(float) * (size_t)d);
+        float *dst = r->xb + (size_t)i * d;
+        const float *src = ds->x + (size_t)row * d;
+        if (d == DIGITS_PIXELS) memcpy(dst, src, sizeof(float) * DIGITS_PIXELS); /* inlined: no call per row */
+        else memcpy(dst, src, sizeof(float) * (size_t)d);
     }
     const float *lat = train_step_forward(tr, &r->enc, &r->ae, r->xb, B);
     ae_output(r, r->xh, train_step_forward(tr, &r->dec, &r->ad, lat, B), B);
@@ -399,10 +409,14 @@ static int ae_step(Trainer *tr, float *loss) {
     *loss = out.loss;
     if (rc != LD_OK) return LD_EFAILED;
     size_t n = (size_t)B * d;
-    memcpy(r->dxh, out.dz, sizeof(float) * n);
-    if (r->perc && out.g_sterm[TERM_PERC])
-        fixednet_perc_backward(r->net, r->dxh, out.g_sterm[TERM_PERC], r->hx, r->hxh, r->scratch, B);
-    if (r->sigmoid) sigmoid_backward(r->dxh, r->xh, n);
+    int fed = r->perc && out.g_sterm[TERM_PERC];
+    if (r->sigmoid && !fed) {
+        sigmoid_backward_g(r->dxh, out.dz, r->xh, n);
+    } else {
+        memcpy(r->dxh, out.dz, sizeof(float) * n);
+        if (fed) fixednet_perc_backward(r->net, r->dxh, out.g_sterm[TERM_PERC], r->hx, r->hxh, r->scratch, B);
+        if (r->sigmoid) sigmoid_backward(r->dxh, r->xh, n);
+    }
     train_step_backward_dx(tr, &r->dec, &r->ad, &r->gdec, lat, r->dxh, r->dlat, B);
     train_step_backward(tr, &r->enc, &r->ae, &r->genc, r->xb, r->dlat, B);
     if (tr->use_l2 && out.g_term[TERM_L2] != 0) {

@@ -238,10 +238,38 @@ static void gemm16(float *c, int ldc, const float *a, int ars, int acs, const fl
     default: gemm16_ep(c, ldc, a, ars, acs, b, ldb, NULL, M, N, K, EP_MASK, aux); break;
     }
 }
+
+/* dst (16 rows of ldd) = src (16 rows of lds)^T, one 16 x 16 tile in registers: pairs, quads,
+ * then 128-bit lanes. */
+static void transpose16(float *dst, int ldd, const float *src, int lds) {
+    __m512 r[16], t[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int h = 0; h < 16; h += 8)
+        for (int i = 0; i < 4; i++) {
+            t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + 4 + i], 0x88);
+            t[h + 4 + i] = _mm512_shuffle_f32x4(r[h + i], r[h + 4 + i], 0xdd);
+        }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+    }
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + (size_t)i * ldd, r[i]);
+}
 #pragma GCC pop_options
 
 static int have_avx512(void) { return __builtin_cpu_supports("avx512f"); }
 #else
+static void transpose16(float *dst, int ldd, const float *src, int lds) {}
 static void gemm16(float *c, int ldc, const float *a, int ars, int acs, const float *b, int ldb,
                    const float *bias, int M, int N, int K, int ep, const float *aux) {}
 static int have_avx512(void) { return 0; }
@@ -269,6 +297,18 @@ static int use_small(int M, int N, int K) { return K <= SMALL_MAX_K && 2.0 * M *
 #else
 static int use_small(int M, int N, int K) { return 0; }
 #endif
+
+/* dst (cols, rows) = src (rows, cols)^T. A weight matrix's transpose is part of every backward
+ * (see linear_backward); element by element its strided stores cost as long as the 64x64x32
+ * product it feeds, so whole 16 x 16 tiles move through registers (AVX-512) and the rest one by
+ * one. Pure data movement: the values are the same either way. */
+static void transpose(float *restrict dst, const float *restrict src, int rows, int cols) {
+    int r16 = have_avx512() ? rows / 16 * 16 : 0, c16 = have_avx512() ? cols / 16 * 16 : 0;
+    for (int i = 0; i < r16; i += 16)
+        for (int j = 0; j < c16; j += 16) transpose16(dst + (size_t)j * rows + i, rows, src + (size_t)i * cols + j, cols);
+    for (int i = 0; i < rows; i++)
+        for (int j = i < r16 ? c16 : 0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
+}
 
 /* out (B,OC) = inp (B,C) @ w (C,OC) + b (OC), then relu when ep is EP_RELU */
 static void linear_forward(float *out, const float *inp, const float *w, const float *b, int B, int C,
@@ -300,8 +340,7 @@ static void linear_backward(float *dinp, const float *relu_out, float *dw, float
     if (dinp) {
         if (use_small(B, C, OC) && (size_t)C * OC <= SMALL_MAX_T) {
             /* w^T as rows, so the product streams contiguous rows like the forward. */
-            for (int c = 0; c < C; c++)
-                for (int j = 0; j < OC; j++) wt[(size_t)j * C + c] = w[(size_t)c * OC + j];
+            transpose(wt, w, C, OC);
             gemm(dinp, C, dout, OC, 1, wt, C, NULL, B, C, OC, relu_out ? EP_MASK : EP_STORE, relu_out);
         } else {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, C, OC, 1.0f, dout, OC, w, OC, 0.0f, dinp, C);
@@ -315,8 +354,7 @@ static void linear_backward(float *dinp, const float *relu_out, float *dw, float
          * the loads per FMA (0.83 -> ~0.5 us for 64x64x10), then a transposed copy. The sums run
          * over the batch in the same order, so dw is bit-identical. */
         gemm(wt, C, dout, 1, OC, inp, C, NULL, OC, C, B, EP_STORE, NULL);
-        for (int c = 0; c < C; c++)
-            for (int j = 0; j < OC; j++) dw[(size_t)c * OC + j] = wt[(size_t)j * C + c];
+        transpose(dw, wt, OC, C);
     } else if (use_small(C, OC, B))
         gemm(dw, OC, inp, 1, C, dout, OC, NULL, C, OC, B, add ? EP_ADD : EP_STORE, NULL);
     else
