@@ -239,11 +239,12 @@ static void gemm16(float *c, int ldc, const float *a, int ars, int acs, const fl
     }
 }
 
-/* dst (16 rows of ldd) = src (16 rows of lds)^T, one 16 x 16 tile in registers: pairs, quads,
- * then 128-bit lanes. */
-static void transpose16(float *dst, int ldd, const float *src, int lds) {
+/* dst (cc rows of ldd) = src (rr rows of lds, cc columns)^T, rr and cc at most 16: one tile in
+ * registers (masked loads and stores at the edges): pairs, quads, then 128-bit lanes. */
+static void transpose16(float *dst, int ldd, const float *src, int lds, int rr, int cc) {
     __m512 r[16], t[16];
-    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
+    __mmask16 cm = (__mmask16)((1u << cc) - 1), rm = (__mmask16)((1u << rr) - 1);
+    for (int i = 0; i < 16; i++) r[i] = i < rr ? _mm512_maskz_loadu_ps(cm, src + (size_t)i * lds) : _mm512_setzero_ps();
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
@@ -263,13 +264,13 @@ static void transpose16(float *dst, int ldd, const float *src, int lds) {
         r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
         r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
     }
-    for (int i = 0; i < 16; i++) _mm512_storeu_ps(dst + (size_t)i * ldd, r[i]);
+    for (int i = 0; i < cc; i++) _mm512_mask_storeu_ps(dst + (size_t)i * ldd, rm, r[i]);
 }
 #pragma GCC pop_options
 
 static int have_avx512(void) { return __builtin_cpu_supports("avx512f"); }
 #else
-static void transpose16(float *dst, int ldd, const float *src, int lds) {}
+static void transpose16(float *dst, int ldd, const float *src, int lds, int rr, int cc) {}
 static void gemm16(float *c, int ldc, const float *a, int ars, int acs, const float *b, int ldb,
                    const float *bias, int M, int N, int K, int ep, const float *aux) {}
 static int have_avx512(void) { return 0; }
@@ -300,14 +301,18 @@ static int use_small(int M, int N, int K) { return 0; }
 
 /* dst (cols, rows) = src (rows, cols)^T. A weight matrix's transpose is part of every backward
  * (see linear_backward); element by element its strided stores cost as long as the 64x64x32
- * product it feeds, so whole 16 x 16 tiles move through registers (AVX-512) and the rest one by
- * one. Pure data movement: the values are the same either way. */
+ * product it feeds, so tiles of up to 16 x 16 move through registers (AVX-512; else one by one).
+ * Pure data movement: the values are the same either way. */
 static void transpose(float *restrict dst, const float *restrict src, int rows, int cols) {
-    int r16 = have_avx512() ? rows / 16 * 16 : 0, c16 = have_avx512() ? cols / 16 * 16 : 0;
-    for (int i = 0; i < r16; i += 16)
-        for (int j = 0; j < c16; j += 16) transpose16(dst + (size_t)j * rows + i, rows, src + (size_t)i * cols + j, cols);
-    for (int i = 0; i < rows; i++)
-        for (int j = i < r16 ? c16 : 0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
+    if (!have_avx512()) {
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++) dst[(size_t)j * rows + i] = src[(size_t)i * cols + j];
+        return;
+    }
+    for (int i = 0; i < rows; i += 16)
+        for (int j = 0; j < cols; j += 16)
+            transpose16(dst + (size_t)j * rows + i, rows, src + (size_t)i * cols + j, cols,
+                        rows - i < 16 ? rows - i : 16, cols - j < 16 ? cols - j : 16);
 }
 
 /* out (B,OC) = inp (B,C) @ w (C,OC) + b (OC), then relu when ep is EP_RELU */
