@@ -427,7 +427,8 @@ static int ae_step(Trainer *tr, float *loss) {
 }
 
 /* Reconstruction mean squared error (per value) and the fixed classifier's accuracy on the
- * reconstructions (NaN without the fixed networks) over ds. */
+ * reconstructions (NaN without the fixed networks) over ds; mse or acc NULL: not computed (a
+ * curve point before the last needs only the task's metric). */
 static void ae_metrics(Trainer *tr, AeRun *r, const Dataset *ds, double *mse, double *acc) {
     double se = 0;
     int hit = 0;
@@ -435,26 +436,29 @@ static void ae_metrics(Trainer *tr, AeRun *r, const Dataset *ds, double *mse, do
         int B = ds->n - i < EVAL_CHUNK ? ds->n - i : EVAL_CHUNK;
         const float *x = ds->x + (size_t)i * r->d;
         ae_reconstruct(tr, r, &r->ee, &r->ed, x, r->rec, B);
-        for (size_t k = 0; k < (size_t)B * r->d; k++) se += (double)(r->rec[k] - x[k]) * (r->rec[k] - x[k]);
-        if (r->net && ds->label) {
+        if (mse) /* one chain of double additions in order: the same sum in every build */
+            for (size_t k = 0; k < (size_t)B * r->d; k++) se += (double)(r->rec[k] - x[k]) * (r->rec[k] - x[k]);
+        if (acc && r->net && ds->label) {
             fixednet_classify(r->net, r->cls, r->rec, r->scratch, B);
             for (int k = 0; k < B; k++) hit += r->cls[k] == ds->label[i + k];
         }
     }
-    *mse = se / ((double)ds->n * r->d);
-    *acc = r->net && ds->label ? (double)hit / ds->n : NAN;
+    if (mse) *mse = se / ((double)ds->n * r->d);
+    if (acc) *acc = r->net && ds->label ? (double)hit / ds->n : NAN;
 }
 
 static double ae_curve_val(Trainer *tr, int last) {
     AeRun *r = tr->state;
-    double mse, acc;
-    ae_metrics(tr, r, last ? &tr->task->val : &r->vsample, &mse, &acc);
+    double mse = NAN, acc = NAN;
+    int by_acc = !strcmp(tr->task->metric, "rec_accuracy");
+    ae_metrics(tr, r, last ? &tr->task->val : &r->vsample, last || !by_acc ? &mse : NULL,
+               last || by_acc ? &acc : NULL);
     if (last) {
         r->have_val = 1;
         r->val_mse = mse;
         r->val_acc = acc;
     }
-    return !strcmp(tr->task->metric, "rec_accuracy") ? acc : mse;
+    return by_acc ? acc : mse;
 }
 
 static void ae_score(Trainer *tr, EvalResult *res) {
