@@ -126,13 +126,24 @@ static int sig_layout(const EvalProbe *b, int *nz) {
     return *nz + 2 * b->B * b->D + 3;
 }
 
+/* Floats in a GAN loss's signature on b (eval_signature's GAN branch), 0 when b feeds no dx and
+ * dgz: both sides' logit gradients and d/dl2 (3B + 1), then, for a loss that reads the
+ * reconstruction inputs, d loss / d xh (B*C). */
+static int gan_sig_len(const EvalProbe *b, int rec) {
+    if (!b->in.var[VAR_DX] || !b->in.var[VAR_DGZ]) return 0;
+    return 3 * b->B + 1 + (rec && b->in.x ? b->B * b->C : 0);
+}
+
+/* The longest layout of the family's batch: a GAN mixture's (3B + 1 + B*C) is longer than the
+ * autoencoder's (B*C + 3), and a signature is cut to this length. */
 int eval_signature_len(int family, int C) {
     Batch own = {0};
     const Batch *shared = probe_batch(family, C);
     if (!shared && batch_init(&own, family, PROBE_B, C, 2.0f, 1.0f, PROBE_SEED, NULL) != LD_OK) return 0;
-    int nz, len = sig_layout(shared ? &shared->p : &own.p, &nz);
+    const EvalProbe *b = shared ? &shared->p : &own.p;
+    int nz, len = sig_layout(b, &nz), gan = gan_sig_len(b, 1);
     batch_free(&own);
-    return len;
+    return gan > len ? gan : len;
 }
 
 /* d loss / d z of run o on b: o->dz, or with the family's fed terms (EvalProbe.fed_grad) a copy
@@ -218,8 +229,9 @@ int eval_signature(const Expr *e, int family, int C, float *sig, int n, char *er
     if ((rc = lossprog_new(e, family, b->B, b->C, b->D, &lp, err))) goto done;
     if (is_gan(e, b)) {
         /* both sides' logit gradients, in the first 3B + 1 of the layout; a loss that also reads
-         * the reconstruction inputs (nsgan + 10*rec) then d loss / d xh, as much as fits in n */
-        int rec = (expr_inputs(e) & LIN_AE) && b->in.x, len = 3 * b->B + 1 + (rec ? b->B * b->C : 0);
+         * the reconstruction inputs (nsgan + 10*rec) then d loss / d xh (eval_signature_len
+         * makes room for all of it) */
+        int rec = (expr_inputs(e) & LIN_AE) && b->in.x, len = gan_sig_len(b, rec);
         if (!(vec = calloc((size_t)len, sizeof *vec)) ||
             !(buf = malloc(sizeof(float) * (size_t)b->B * b->C))) {
             rc = ld_err(err, LD_ENOMEM, "probe: out of memory");

@@ -574,12 +574,18 @@ static void test_rec_probes(void **state) {
         assert_int_equal(rc, LD_OK);
         expr_free(e);
     }
-    double d01 = 0, d12 = 0;
+    double d01 = 0, d12 = 0, tail = 0;
     for (int k = 0; k < n; k++) {
         d01 += fabs(s[0][k] - s[1][k]);
         d12 += fabs(s[1][k] - s[2][k]);
     }
-    printf("signature L1 distance nsgan vs nsgan + 10*rec %.3f, nsgan + 10*rec vs nsgan + 10*perc %.3f\n", d01, d12);
+    /* the whole d loss / d xh fits: the last row of the probe batch (8 rows of 64 pixels after
+     * the 3 * 8 + 1 logit gradients) is in the signature */
+    for (int k = n - 64; k < n; k++) tail += fabs(s[1][k]);
+    printf("signature of %d floats (want 3*8 + 1 + 8*64 = 537); L1 of the last xh row %.3g; L1 distance nsgan vs "
+           "nsgan + 10*rec %.3f, nsgan + 10*rec vs nsgan + 10*perc %.3f\n", n, tail, d01, d12);
+    assert_int_equal(n, 3 * 8 + 1 + 8 * 64);
+    assert_true(tail > 1e-3);
     assert_true(d01 > 0.1);
     assert_true(d12 > 0.1);
     for (int k = 0; k < 3; k++) free(s[k]);
