@@ -27,6 +27,8 @@ typedef struct GanSpec {
     int other;  /* TERM_*: the adversarial term the other side trains with (gan.other) */
     float clip; /* the discriminator's weights are clipped to [-clip, clip] after each of its
                    updates when its loss reads wgan (0: never) */
+    float gp;   /* WGAN-GP: when its loss reads wgan, the critic's loss adds gp times the gradient
+                   penalty (mlp_grad_penalty) instead of the clip (0: the clip) */
 } GanSpec;
 
 static const struct {
@@ -55,6 +57,7 @@ static int gan_load(Task *t, const cJSON *spec, char *err) {
     const char *side = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "train"));
     const char *other = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "other"));
     const cJSON *clip = cJSON_GetObjectItemCaseSensitive(o, "clip");
+    const cJSON *gp = cJSON_GetObjectItemCaseSensitive(o, "gp");
     if (side) {
         size_t i = 0;
         while (i < sizeof gan_sides / sizeof gan_sides[0] && strcmp(side, gan_sides[i].name)) i++;
@@ -75,6 +78,7 @@ static int gan_load(Task *t, const cJSON *spec, char *err) {
         s->other = gan_terms[i].term;
     }
     if (cJSON_IsNumber(clip)) s->clip = (float)clip->valuedouble; /* range: spec_check */
+    if (cJSON_IsNumber(gp)) s->gp = (float)gp->valuedouble;
     /* The kind's defaults (the spec's model and train keys override them after this). */
     t->model.nhidden = 1;
     t->model.hidden[0] = 64;
@@ -99,13 +103,15 @@ typedef struct GanRun {
     const FixedNet *net;
     int B, P, NZ, N, H, K; /* batch, pixels, noise dims, scoring rows (the larger split), features, classes */
     int clip;              /* the discriminator's loss reads wgan: clip after its updates */
+    int gp;                /* ... with gan.gp: the gradient penalty instead */
     int rec, rec_d;        /* the generator's / the discriminator's loss reads the reconstruction
                               inputs: its batches add B reconstructions G(E(x)) of the real rows
                               (rec: the encoder trains with the generator) */
     int perc;              /* the task's loss reads perc */
     Mlp gen, enc, dis, ggen, genc, gdis, gdis2;
-    MlpActs ag, ae, adr, adg, ac; /* generator (2B: noise rows, then encoded rows), encoder (B),
-                                     discriminator on real and generated (B), generator (chunk) */
+    MlpActs ag, ae, adr, adg, ac, ap; /* generator (2B: noise rows, then encoded rows), encoder (B),
+                                         discriminator on real and generated (B), generator (chunk),
+                                         discriminator on the penalty's interpolates (B) */
     float *params_g, *grads_g, *params_d, *grads_d, *grads_d2; /* _g: the generator's, then the encoder's */
     float *xr, *xg, *zn, *dxg, *dzn; /* (B, P); (2B, P) generated rows then reconstructions; (2B, NZ)
                                         the generator's inputs: noise, then E(xr); (2B, P); (2B, NZ) */
@@ -113,6 +119,7 @@ typedef struct GanRun {
     float *gdx, *gdgz, *zeros;       /* (B) */
     float *zc;                       /* (GAN_CHUNK, NZ) */
     float *zcal;                     /* (GAN_CALIB, NZ) the generator's int8 calibration noise */
+    float *xi, *gpbuf;               /* gan.gp: interpolates (B, P), mlp_grad_penalty's buffer */
     float *fr, *fg, *gen_rows;       /* (N, H) real and generated features; (N, P) generated samples */
     float *scratch;                  /* (GAN_CHUNK, H + K) */
     int *cls, *bidx;                 /* (N), (B) */
@@ -152,7 +159,9 @@ static void gan_layout(GanRun *r, const Task *t, LdArena *a, size_t *need) {
     r->grads_d2 = F(Pd);
     float *mg = F(mlp_acts_floats(&r->gen, 2 * B)), *mr = F(mlp_acts_floats(&r->dis, B));
     float *mgz = F(mlp_acts_floats(&r->dis, B)), *mc = F(mlp_acts_floats(&r->gen, GAN_CHUNK));
-    float *me = F(mlp_acts_floats(&r->enc, B));
+    float *me = F(mlp_acts_floats(&r->enc, B)), *mp = F(mlp_acts_floats(&r->dis, B));
+    r->xi = F((size_t)B * P);
+    r->gpbuf = F(mlp_grad_penalty_floats(&r->dis, B));
     r->xr = F((size_t)B * P);
     r->xg = F((size_t)2 * B * P);
     r->zn = F((size_t)2 * B * r->NZ);
@@ -193,6 +202,7 @@ static void gan_layout(GanRun *r, const Task *t, LdArena *a, size_t *need) {
     mlp_acts_bind(&r->adr, &r->dis, B, mr);
     mlp_acts_bind(&r->adg, &r->dis, B, mgz);
     mlp_acts_bind(&r->ac, &r->gen, GAN_CHUNK, mc);
+    mlp_acts_bind(&r->ap, &r->dis, B, mp);
 }
 
 static void gan_loss_shape(const Task *t, int *B, int *C, int *D) {
@@ -225,7 +235,12 @@ static int gan_setup(Trainer *tr, char *err) {
     mlp_init(&r->dis, ld_mix64(tr->seed, 0xd15c));
     /* the discriminator trains on the task's loss only when gan.train names it */
     int d_on_task = r->s->train & GAN_TRAIN_D, reads_rec = (tr->loss.inputs & LIN_AE) != 0;
-    r->clip = r->s->clip > 0 && (d_on_task ? (tr->loss.terms >> TERM_WGAN) & 1u : r->s->other == TERM_WGAN);
+    int wgan_d = d_on_task ? (tr->loss.terms >> TERM_WGAN) & 1u : r->s->other == TERM_WGAN;
+    r->gp = r->s->gp > 0 && wgan_d;
+    r->clip = r->s->clip > 0 && wgan_d && !r->gp;
+    if (r->gp && t->model.act != ACT_RELU)
+        return ld_err(err, LD_EINVAL, "gan: gan.gp: the gradient penalty is computed for relu hidden layers "
+                                      "(model.activation \"relu\", the default)");
     r->rec = reads_rec && (r->s->train & GAN_TRAIN_G);
     r->rec_d = reads_rec && d_on_task;
     r->perc = (tr->loss.terms >> TERM_PERC) & 1u;
@@ -353,6 +368,16 @@ static int d_update(Trainer *tr, GanRun *r, float *loss) {
     mlp_backward(&r->dis, &r->adr, &r->gdis, r->xr, gx, B);
     mlp_backward(&r->dis, &r->adg, &r->gdis2, r->xg, gz, B);
     for (size_t k = 0; k < r->dis.nparams; k++) r->grads_d[k] += r->grads_d2[k];
+    if (r->gp) { /* WGAN-GP: the penalty on x~ = e x + (1 - e) G(z) per row, e ~ U(0, 1) */
+        for (int i = 0; i < B; i++) {
+            float e = (float)rng_uniform(&tr->rng);
+            for (int p = 0; p < r->P; p++) {
+                size_t k = (size_t)i * r->P + p;
+                r->xi[k] = e * r->xr[k] + (1.0f - e) * r->xg[k];
+            }
+        }
+        *loss += (float)mlp_grad_penalty(&r->dis, &r->ap, &r->gdis2, &r->gdis, r->xi, B, r->s->gp, r->gpbuf);
+    }
     if (l2c != 0) mlp_l2_backward(&r->dis, &r->gdis, l2c);
     train_group_step(tr, 1);
     if (r->clip) {

@@ -582,6 +582,7 @@ static const EvalSpecKey gen_keys[] = {
     {"gan", "train", SK_STR, 0, 0},        /* generator, discriminator or both: what the task's loss trains */
     {"gan", "other", SK_STR, 0, 0},        /* the other side's adversarial term (default nsgan) */
     {"gan", "clip", SK_NUM, 0, 1},         /* wgan: the critic's weight clip (default 0.01; 0: none) */
+    {"gan", "gp", SK_NUM, 0, 1000},        /* wgan: the critic's gradient penalty weight (0, default: the clip) */
     {NULL, NULL, 0, 0, 0},
 };
 

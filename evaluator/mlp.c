@@ -544,3 +544,44 @@ void mlp_backward_dx(const Mlp *m, MlpActs *a, const Mlp *g, const float *x, con
         }
     }
 }
+
+size_t mlp_grad_penalty_floats(const Mlp *m, int B) {
+    int W = 0;
+    for (int l = 0; l <= m->nlin; l++) W = m->dim[l] > W ? m->dim[l] : W;
+    return (size_t)B * (1 + m->dim[0] + 2 * (size_t)W);
+}
+
+double mlp_grad_penalty(const Mlp *m, MlpActs *a, const Mlp *scratch, const Mlp *g, const float *x, int B,
+                        float coef, float *buf) {
+    int L = m->nlin, P = m->dim[0], W = 0;
+    for (int l = 0; l <= L; l++) W = m->dim[l] > W ? m->dim[l] : W;
+    float *ones = buf, *gx = ones + B, *c = gx + (size_t)B * P, *next = c + (size_t)B * W;
+    for (int i = 0; i < B; i++) ones[i] = 1.0f;
+    mlp_forward(m, a, x, B);
+    /* gx = d m / d x; a->dpost[l] = d m / d (layer l+1's input pre-activation), masked */
+    mlp_backward_dx(m, a, scratch, x, ones, gx, B);
+    double pen = 0;
+    for (int i = 0; i < B; i++) { /* c = u = d penalty / d gx */
+        const float *gi = gx + (size_t)i * P;
+        double n2 = 0;
+        for (int p = 0; p < P; p++) n2 += (double)gi[p] * gi[p];
+        double n = sqrt(n2), k = n > 0 ? 2.0 * coef / B * (n - 1.0) / n : 0.0;
+        pen += (n - 1.0) * (n - 1.0);
+        for (int p = 0; p < P; p++) c[(size_t)i * P + p] = (float)(k * gi[p]);
+    }
+    /* gx = dout_0 @ w0^T with dout_l = (dout_{l+1} @ w_{l+1}^T) masked, dout_{L-1} = 1: layer l's
+     * weights get c_{l-1}^T @ dout_l, and c_l = (c_{l-1} @ w_l) masked by relu's mask of layer l */
+    for (int l = 0; l < L; l++) {
+        int C = m->dim[l], OC = m->dim[l + 1];
+        const float *dout = l == L - 1 ? ones : a->dpost[l];
+        mlp_linear_backward(NULL, g->w[l], NULL, dout, c, m->w[l], B, C, OC);
+        if (l == L - 1) break;
+        mlp_linear_forward(next, c, m->w[l], NULL, B, C, OC);
+        const float *post = a->post[l];
+        for (size_t k = 0; k < (size_t)B * OC; k++) next[k] = post[k] > 0.0f ? next[k] : 0.0f;
+        float *t = c;
+        c = next;
+        next = t;
+    }
+    return coef * pen / B;
+}

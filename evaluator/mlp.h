@@ -62,6 +62,17 @@ void mlp_backward(const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const 
  * is another network's output (an autoencoder's decoder, a GAN's discriminator). */
 void mlp_backward_dx(const Mlp *m, MlpActs *a, const Mlp *g, const float *x, const float *dz, float *dx, int B);
 
+/* WGAN-GP's gradient penalty (Gulrajani et al. 2017) of a critic m with relu hidden layers and
+ * one output, on the B rows of x (B, dim0): returns coef / B * sum_i (|d m(x_i) / d x_i| - 1)^2
+ * and ADDS its gradient in m's weights into g's weights. The input gradient is linear in the
+ * weights once relu's masks are fixed (they are piecewise constant), so the gradient is one more
+ * masked forward (no biases) with an outer product per layer; the biases' is 0 (almost
+ * everywhere). a: acts for B rows, scratch: a gradient view like m (both overwritten);
+ * buf: mlp_grad_penalty_floats(m, B) floats. */
+double mlp_grad_penalty(const Mlp *m, MlpActs *a, const Mlp *scratch, const Mlp *g, const float *x, int B,
+                        float coef, float *buf);
+size_t mlp_grad_penalty_floats(const Mlp *m, int B);
+
 /* ---- optimisers (optim.c) */
 
 typedef struct Optim {

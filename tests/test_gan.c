@@ -182,6 +182,51 @@ static void test_deterministic(void **state) {
     task_free(t);
 }
 
+/* WGAN-GP (gan.gp): a wgan critic trained with the gradient penalty (its gradient is checked
+ * against central differences in test_mlp) instead of the clip: a finite result other than the
+ * clipped critic's, the same alone and in two threads; a non-relu critic is refused at the run's
+ * start, a negative weight at load. */
+static void test_wgan_gp(void **state) {
+    (void)state;
+    char err[LD_ERR_MAX];
+    Task *gp = task_from_json(GAN_TASK ", \"gan\": {\"other\": \"wgan\", \"gp\": 10}}", err);
+    Task *clip = task_from_json(GAN_TASK ", \"gan\": {\"other\": \"wgan\"}}", err);
+    assert_non_null(gp);
+    assert_non_null(clip);
+    Job a = {.t = gp, .loss = "wgan", .seed = 3, .steps = 80}, b = {.t = gp, .loss = "wgan + rec", .seed = 4, .steps = 80};
+    job_run(&a);
+    job_run(&b);
+    Job a2 = a, b2 = b;
+    pthread_t th[2];
+    assert_int_equal(pthread_create(&th[0], NULL, job_run, &a2), 0);
+    assert_int_equal(pthread_create(&th[1], NULL, job_run, &b2), 0);
+    pthread_join(th[0], NULL);
+    pthread_join(th[1], NULL);
+    EvalResult c = run_loss(clip, "wgan", 3, 80);
+    printf("wgan seed 3, 80 steps: gp fid val %.6f alone, %.6f in two threads; clip %.6f; wgan + rec %.6f / %.6f\n",
+           a.r.val, a2.r.val, c.val, b.r.val, b2.r.val);
+    assert_true(a.r.ok && b.r.ok && c.ok);
+    assert_true(isfinite(a.r.val) && isfinite(b.r.val));
+    assert_true(same_result(&a.r, &a2.r));
+    assert_true(same_result(&b.r, &b2.r));
+    assert_false(same_result(&a.r, &c));
+    task_free(gp);
+    task_free(clip);
+    Task *tanh_gp = task_from_json("{\"family\": \"generative\", \"data\": \"builtin:digits\", \"model\": {\"kind\": "
+                                   "\"gan\", \"activation\": \"tanh\"}, \"gan\": {\"other\": \"wgan\", \"gp\": 10}}", err);
+    assert_non_null(tanh_gp);
+    int rc;
+    run_loss_rc(tanh_gp, "wgan", 1, 5, &rc, err);
+    printf("tanh critic with gan.gp -> %s\n", rc ? err : "ran");
+    assert_int_not_equal(rc, LD_OK);
+    assert_non_null(strstr(err, "gan.gp"));
+    task_free(tanh_gp);
+    Task *neg = task_from_json(GAN_TASK ", \"gan\": {\"gp\": -1}}", err);
+    printf("gan.gp -1 -> %s\n", neg ? "loaded" : err);
+    assert_null(neg);
+    assert_non_null(strstr(err, "gan.gp: -1 is out of range"));
+}
+
 /* nsgan over the default 1000 steps: the generated digits' Frechet distance to the test digits
  * falls far below the untrained generator's, and the fixed classifier finds most classes among
  * them. */
@@ -608,6 +653,7 @@ int main(void) {
         cmocka_unit_test(test_probes),            cmocka_unit_test(test_learns),
         cmocka_unit_test(test_rec_step_fd),       cmocka_unit_test(test_rec_step_torch),
         cmocka_unit_test(test_rec_probes),
+        cmocka_unit_test(test_wgan_gp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
-/* test_mlp.c: finite-difference checks of every MLP layer's backward (linear, relu, tanh, gelu)
- * and of the whole network's parameter gradient under cross-entropy, llm.c style: each check
+/* test_mlp.c: finite-difference checks of every MLP layer's backward (linear, relu, tanh, gelu),
+ * of the whole network's parameter gradient under cross-entropy and of WGAN-GP's gradient penalty
+ * (mlp_grad_penalty), llm.c style: each check
  * prints maxdiff against its tolerance. Also the optimisers against hand-computed updates. */
 #include <math.h>
 #include <setjmp.h>
@@ -252,6 +253,57 @@ static void test_mlp_grad_linear(void **state) {
     mlp_check(ACT_RELU, "no hidden", 0, 0, 0);
 }
 
+/* WGAN-GP's penalty (mlp_grad_penalty): its weight gradient against central differences of the
+ * penalty itself, on a critic with two relu hidden layers; the biases' gradient is 0 (relu's
+ * masks are piecewise constant) and central differences of the biases agree. */
+static void test_grad_penalty(void **state) {
+    (void)state;
+    enum { B = 6, D = 5 };
+    ModelSpec s = {.nhidden = 2, .hidden = {7, 6}, .act = ACT_RELU};
+    Mlp m, g, sc;
+    mlp_bind(&m, &s, D, 1, NULL);
+    size_t P = m.nparams;
+    float *params = calloc(P, sizeof(float)), *grads = calloc(P, sizeof(float)), *scr = calloc(P, sizeof(float));
+    float *junk = calloc(P, sizeof(float)), *buf = calloc(mlp_grad_penalty_floats(&m, B), sizeof(float));
+    float *acts = calloc(mlp_acts_floats(&m, B), sizeof(float));
+    double *fd = calloc(P, sizeof(double));
+    mlp_bind(&m, &s, D, 1, params);
+    mlp_bind_like(&g, &m, grads);
+    mlp_bind_like(&sc, &m, scr);
+    mlp_init(&m, 11);
+    LdRng r;
+    rng_seed(&r, 5);
+    float x[B * D];
+    fill(x, B * D, &r, 1);
+    for (int l = 0; l < m.nlin; l++) fill(m.b[l], m.dim[l + 1], &r, 0.1f);
+    MlpActs a;
+    mlp_acts_bind(&a, &m, B, acts);
+    double pen = mlp_grad_penalty(&m, &a, &sc, &g, x, B, 10.0f, buf);
+    Mlp gj;
+    mlp_bind_like(&gj, &m, junk);
+    const float h = 1e-3f;
+    for (size_t k = 0; k < P; k++) {
+        float keep = params[k];
+        params[k] = keep + h;
+        double lp = mlp_grad_penalty(&m, &a, &sc, &gj, x, B, 10.0f, buf);
+        params[k] = keep - h;
+        double lm = mlp_grad_penalty(&m, &a, &sc, &gj, x, B, 10.0f, buf);
+        params[k] = keep;
+        fd[k] = (lp - lm) / (2 * h);
+    }
+    printf("penalty %.5f on %d rows\n", pen, B);
+    double md = check("grad penalty params", grads, fd, (int)P, 5e-3);
+    free(params);
+    free(grads);
+    free(scr);
+    free(junk);
+    free(buf);
+    free(acts);
+    free(fd);
+    assert_true(pen > 0);
+    assert_true(md <= 5e-3);
+}
+
 /* Init: He scale for relu layers, deterministic in the seed. */
 static void test_init(void **state) {
     (void)state;
@@ -306,6 +358,7 @@ int main(void) {
         cmocka_unit_test(test_mlp_grad_tanh),   cmocka_unit_test(test_mlp_grad_gelu),
         cmocka_unit_test(test_mlp_grad_relu),   cmocka_unit_test(test_mlp_grad_linear),
         cmocka_unit_test(test_init),            cmocka_unit_test(test_optim),
+        cmocka_unit_test(test_grad_penalty),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
