@@ -153,6 +153,19 @@ static int same_result(const EvalResult *a, const EvalResult *b) {
     return 1;
 }
 
+/* Runs a and b alone, then copies of them in two threads at once (into a2, b2). */
+static void run_alone_and_paired(Job *a, Job *b, Job *a2, Job *b2) {
+    job_run(a);
+    job_run(b);
+    *a2 = *a;
+    *b2 = *b;
+    pthread_t th[2];
+    assert_int_equal(pthread_create(&th[0], NULL, job_run, a2), 0);
+    assert_int_equal(pthread_create(&th[1], NULL, job_run, b2), 0);
+    pthread_join(th[0], NULL);
+    pthread_join(th[1], NULL);
+}
+
 /* The same seed gives bit-identical results run alone (one thread) and run beside another
  * evaluation (two threads at once); another seed gives another result. */
 static void test_deterministic(void **state) {
@@ -161,14 +174,8 @@ static void test_deterministic(void **state) {
     Task *t = task_from_json(GAN_TASK ", \"train\": {\"d_steps\": 2}}", err);
     assert_non_null(t);
     Job a = {.t = t, .loss = "nsgan", .seed = 3, .steps = 60}, b = {.t = t, .loss = "hinge_gan + 0.01*dgz^2 + rec + 0.1*perc", .seed = 4, .steps = 60};
-    job_run(&a);
-    job_run(&b);
-    Job a2 = a, b2 = b;
-    pthread_t th[2];
-    assert_int_equal(pthread_create(&th[0], NULL, job_run, &a2), 0);
-    assert_int_equal(pthread_create(&th[1], NULL, job_run, &b2), 0);
-    pthread_join(th[0], NULL);
-    pthread_join(th[1], NULL);
+    Job a2, b2;
+    run_alone_and_paired(&a, &b, &a2, &b2);
     printf("seed 3 nsgan: fid val %.6f test %.6f alone, %.6f %.6f in two threads\n", a.r.val, a.r.test, a2.r.val,
            a2.r.test);
     printf("seed 4 hinge_gan + 0.01*dgz^2 + rec + 0.1*perc: fid val %.6f alone, %.6f in two threads\n", b.r.val, b2.r.val);
@@ -194,14 +201,8 @@ static void test_wgan_gp(void **state) {
     assert_non_null(gp);
     assert_non_null(clip);
     Job a = {.t = gp, .loss = "wgan", .seed = 3, .steps = 80}, b = {.t = gp, .loss = "wgan + rec", .seed = 4, .steps = 80};
-    job_run(&a);
-    job_run(&b);
-    Job a2 = a, b2 = b;
-    pthread_t th[2];
-    assert_int_equal(pthread_create(&th[0], NULL, job_run, &a2), 0);
-    assert_int_equal(pthread_create(&th[1], NULL, job_run, &b2), 0);
-    pthread_join(th[0], NULL);
-    pthread_join(th[1], NULL);
+    Job a2, b2;
+    run_alone_and_paired(&a, &b, &a2, &b2);
     EvalResult c = run_loss(clip, "wgan", 3, 80);
     printf("wgan seed 3, 80 steps: gp fid val %.6f alone, %.6f in two threads; clip %.6f; wgan + rec %.6f / %.6f\n",
            a.r.val, a2.r.val, c.val, b.r.val, b2.r.val);
