@@ -31,8 +31,9 @@ cat >"$TMP/job.json" <<'JOB'
  "budget": {"evaluations": 9}, "population": 6, "children": 3, "seeds": 1,
  "final": {"top": 1, "seeds": 2}, "seed": 5, "warm_start": false, "baseline": "ce"}
 JOB
-# the job killed in the middle: evaluations long enough to be caught holding a lease
-sed -e 's/"steps": 300/"steps": 600/' -e 's/"pg-serve"/"pg-kill"/' "$TMP/job.json" >"$TMP/kill.json"
+# the job killed in the middle: evaluations long enough to be caught holding a lease (each poll
+# of the listing reads the queue afresh, so a lease must last several polls)
+sed -e 's/"steps": 300/"steps": 2000/' -e 's/"pg-serve"/"pg-kill"/' "$TMP/job.json" >"$TMP/kill.json"
 # a slow job to cancel: each evaluation runs far longer than the test waits
 sed -e 's/"steps": 300/"steps": 2000000/' -e 's/"pg-serve"/"pg-cancel"/' "$TMP/job.json" >"$TMP/slow.json"
 # a user's CSV (a copy of the wine data) next to its job file, in a folder workers cannot see
@@ -214,8 +215,9 @@ for _ in $(seq 1 600); do
 done
 [ "$n" = 0 ]
 check "the queue holds none of its evaluations" $? "pending + leased: $n"
-for _ in $(seq 1 600); do
-    grep -q "job $JX seq [0-9]* is no longer ours" "$TMP/worker1.log" "$TMP/worker2.log" && break
+# each worker notices at its own next heartbeat: wait for both
+for _ in $(seq 1 1200); do
+    [ "$(grep -l "job $JX seq [0-9]* is no longer ours" "$TMP/worker1.log" "$TMP/worker2.log" | wc -l)" = 2 ] && break
     sleep 0.1
 done
 [ "$(grep -l "job $JX seq [0-9]* is no longer ours" "$TMP/worker1.log" "$TMP/worker2.log" | wc -l)" = 2 ]
